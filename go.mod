@@ -1,0 +1,3 @@
+module github.com/sluice-mail/sluice
+
+go 1.24
