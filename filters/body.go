@@ -1,0 +1,127 @@
+package filters
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Body holds a message body as it streams in from the MTA: in memory up to
+// a limit, and in a temporary file beyond it, so that a 50 MB message costs
+// the daemon a file, not 50 MB of memory.
+//
+// The temporary file is unlinked as soon as it is created: it has no name
+// from then on, so it disappears when the Body is closed or the process
+// dies, whatever path the session takes (end of message, abort, client
+// disconnect, crash).
+type Body struct {
+	memLimit int64
+	dir      string
+
+	mem  []byte
+	file *os.File
+	size int64
+	err  error
+}
+
+// NewBody returns an empty body that keeps up to memLimit bytes in memory
+// and spills the rest to a temporary file in dir ("" means os.TempDir).
+func NewBody(memLimit int64, dir string) *Body {
+	return &Body{memLimit: memLimit, dir: dir}
+}
+
+// Write appends p to the body. After a failed spill (disk full, no
+// permission) the body is marked broken: Write keeps returning the error
+// and Err reports it, so filters can tell a complete body from a partial one.
+func (b *Body) Write(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.file == nil && b.size+int64(len(p)) <= b.memLimit {
+		b.mem = append(b.mem, p...)
+		b.size += int64(len(p))
+		return len(p), nil
+	}
+	if b.file == nil {
+		if err := b.spill(); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
+	n, err := b.file.WriteAt(p, b.size)
+	b.size += int64(n)
+	if err != nil {
+		b.err = fmt.Errorf("body: write temp file: %w", err)
+		return n, b.err
+	}
+	return n, nil
+}
+
+func (b *Body) spill() error {
+	f, err := os.CreateTemp(b.dir, "sluice-body-")
+	if err != nil {
+		return fmt.Errorf("body: create temp file: %w", err)
+	}
+	// Unlink at once: the open descriptor keeps the data reachable, and no
+	// path of the session can leave the file behind.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return fmt.Errorf("body: unlink temp file: %w", err)
+	}
+	if _, err := f.WriteAt(b.mem, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("body: write temp file: %w", err)
+	}
+	b.file = f
+	b.mem = nil
+	return nil
+}
+
+// Size returns the number of bytes received.
+func (b *Body) Size() int64 { return b.size }
+
+// Spilled reports whether the body went to a temporary file.
+func (b *Body) Spilled() bool { return b.file != nil }
+
+// Err returns the error that broke the body, if any: the body then holds
+// only what was stored before it.
+func (b *Body) Err() error { return b.err }
+
+// Reader returns a reader over the whole body from its start. Several
+// readers may be used one after another; each starts at the beginning.
+func (b *Body) Reader() io.Reader {
+	if b.file != nil {
+		return io.NewSectionReader(b.file, 0, b.size)
+	}
+	return io.NewSectionReader(bytesReaderAt(b.mem), 0, int64(len(b.mem)))
+}
+
+// Close releases the body's memory and temporary file. It is safe to call
+// more than once.
+func (b *Body) Close() error {
+	b.mem = nil
+	b.size = 0
+	if b.file == nil {
+		return nil
+	}
+	err := b.file.Close()
+	b.file = nil
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("body: close temp file: %w", err)
+	}
+	return nil
+}
+
+type bytesReaderAt []byte
+
+func (r bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(r)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,131 @@
+// Package filters defines what every sluice filter implements and the one
+// message model and verdict type that flow through the pipeline.
+//
+// A filter is a plain Go value behind the small Filter interface: it says at
+// which stages of the SMTP transaction it wants to look at the message, and at
+// each of those stages it returns a Verdict. Filters know nothing of sockets
+// or of the milter protocol; the milter package turns MTA callbacks into a
+// Message and turns the pipeline's combined Verdict back into milter replies.
+// That keeps every filter testable with nothing but a Message literal.
+//
+// # Stages
+//
+// The stages follow the SMTP transaction as the MTA reports it over milter:
+//
+//	Connect   the client connected (Message.Conn is filled in)
+//	Helo      HELO/EHLO was given (Conn.Helo)
+//	MailFrom  MAIL FROM (Message.From)
+//	RcptTo    each RCPT TO (the recipient is the last of Message.Rcpts)
+//	Headers   end of the header block (Message.Headers)
+//	EOM       end of message (Message.Body, if any filter asked for it)
+//
+// Header edits can only be carried out at end of message (the milter protocol
+// allows modifications only then), so edits returned at earlier stages are
+// kept and applied at end of message, unless the message is refused.
+//
+// # Precedence
+//
+// When filters disagree, the strongest action wins, in this order:
+//
+//	Reject > Tempfail > Quarantine > Discard > Accept > Continue
+//
+// Refusing beats delivering, a temporary refusal beats a silent one, and
+// quarantine (the message is kept, on hold) beats discard (the message is
+// gone): when in doubt sluice prefers the outcome that loses no mail. Between
+// two filters returning the same action, the first in configured order
+// provides the reply.
+package filters
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Stage is a point in the SMTP transaction at which filters run.
+type Stage uint8
+
+// The stages, in the order the MTA reports them.
+const (
+	StageConnect Stage = iota
+	StageHelo
+	StageMailFrom
+	StageRcptTo
+	StageHeaders
+	StageEOM
+	numStages
+)
+
+var stageNames = [numStages]string{"connect", "helo", "mail", "rcpt", "headers", "eom"}
+
+// String returns the stage's name as used in logs, metrics and config.
+func (s Stage) String() string {
+	if s < numStages {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("stage(%d)", uint8(s))
+}
+
+// Stages is a set of stages.
+type Stages uint8
+
+// StagesOf returns the set holding the given stages.
+func StagesOf(list ...Stage) Stages {
+	var s Stages
+	for _, st := range list {
+		s |= 1 << st
+	}
+	return s
+}
+
+// Has reports whether st is in the set.
+func (s Stages) Has(st Stage) bool { return s&(1<<st) != 0 }
+
+// String lists the stages in transaction order, e.g. "mail,eom".
+func (s Stages) String() string {
+	var names []string
+	for st := Stage(0); st < numStages; st++ {
+		if s.Has(st) {
+			names = append(names, st.String())
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// Needs says what a filter wants from the MTA. The milter edge negotiates
+// only the protocol steps that some enabled filter needs, so a filter that
+// does not read the body costs no body round trips.
+type Needs struct {
+	// Stages lists the stages at which Check is called.
+	Stages Stages
+	// Headers is set when the filter reads Message.Headers.
+	Headers bool
+	// Body is set when the filter reads Message.Body.
+	Body bool
+}
+
+// Filter is one step of the pipeline.
+//
+// Check is called once per message at each stage in Needs().Stages (at
+// StageRcptTo once per recipient). It must honour ctx: the pipeline gives
+// each call a deadline and moves on without the filter when it passes. An
+// error or a panic never stops the message: the filter's failure policy
+// decides what happens instead.
+//
+// Check may be called concurrently for different messages; a filter keeps
+// any per-message state in the Message it is given, not in itself.
+type Filter interface {
+	// Name identifies the filter in logs, metrics and replies.
+	Name() string
+	// Needs says at which stages the filter runs and what it reads.
+	Needs() Needs
+	// Check looks at the message at the given stage and returns a verdict.
+	Check(ctx context.Context, stage Stage, m *Message) (Verdict, error)
+}
+
+// Closer is implemented by filters that hold resources (files, stores,
+// connections). Close is called once the pipeline that holds the filter is
+// no longer used, e.g. after a reload replaced it and its last session ended.
+type Closer interface {
+	Close() error
+}

@@ -1,0 +1,119 @@
+package filters
+
+import (
+	"bytes"
+	"io"
+	"net/netip"
+	"strings"
+)
+
+// Conn describes the SMTP client connection. It lives as long as the
+// connection: every message of one SMTP session shares it.
+type Conn struct {
+	// Hostname is the client's name as the MTA reports it, e.g.
+	// "mail.example.com", or "[192.0.2.1]" when it has none.
+	Hostname string
+	// Family is "tcp4", "tcp6", "unix" or "unknown".
+	Family string
+	// Addr and Port are the client's address; Addr is invalid for
+	// non-IP families.
+	Addr netip.Addr
+	Port uint16
+	// Helo is the HELO/EHLO argument; empty until the client gave one.
+	Helo string
+	// Macros holds the macros the MTA sent at connect and HELO, merged.
+	Macros map[string]string
+}
+
+// Address is an envelope address with its ESMTP parameters.
+type Address struct {
+	// Addr is the address without angle brackets; "" is the null sender.
+	Addr string
+	// Args are the ESMTP parameters as sent, e.g. "SIZE=1234".
+	Args []string
+}
+
+// Header is one header field as the MTA delivered it: the name with its
+// original case and the raw value (folding kept, nothing decoded).
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Message is what the filters see of one message. The milter edge fills it
+// in as the transaction goes on; at each stage only the parts up to that
+// stage are present.
+type Message struct {
+	// Conn is the connection the message arrived on.
+	Conn *Conn
+	// QueueID is the MTA's queue id (macro "i"); empty until the MTA
+	// sent it (Postfix sends it from RCPT TO on).
+	QueueID string
+	// From is the envelope sender.
+	From Address
+	// Rcpts are the envelope recipients the MTA accepted so far. At
+	// StageRcptTo the last one is the recipient being checked.
+	Rcpts []Address
+	// Headers are the header fields in arrival order; duplicates kept.
+	Headers []Header
+	// Body is the message body; nil when no filter asked for it.
+	Body *Body
+	// Macros holds the macros the MTA sent since MAIL FROM, merged.
+	Macros map[string]string
+}
+
+// Macro returns the value of an MTA macro, looking at message macros first
+// and connection macros second. Names may be given with or without braces:
+// "client_addr" finds "{client_addr}".
+func (m *Message) Macro(name string) (string, bool) {
+	alt := name
+	if strings.HasPrefix(name, "{") && strings.HasSuffix(name, "}") {
+		alt = name[1 : len(name)-1]
+	} else if len(name) > 1 {
+		alt = "{" + name + "}"
+	}
+	for _, macros := range []map[string]string{m.Macros, m.connMacros()} {
+		if v, ok := macros[name]; ok {
+			return v, true
+		}
+		if v, ok := macros[alt]; ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (m *Message) connMacros() map[string]string {
+	if m.Conn == nil {
+		return nil
+	}
+	return m.Conn.Macros
+}
+
+// Header returns the value of the first field named name (case-insensitive).
+func (m *Message) Header(name string) (string, bool) {
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+// Raw returns the message as RFC 5322 text: the header fields with CRLF
+// line ends, a blank line, and the body as received. Folded values keep
+// their folding. Reading it does not consume the body.
+func (m *Message) Raw() io.Reader {
+	var hdr bytes.Buffer
+	for _, h := range m.Headers {
+		hdr.WriteString(h.Name)
+		hdr.WriteString(": ")
+		hdr.WriteString(h.Value)
+		hdr.WriteString("\r\n")
+	}
+	hdr.WriteString("\r\n")
+	if m.Body == nil {
+		return &hdr
+	}
+	return io.MultiReader(&hdr, m.Body.Reader())
+}

@@ -1,0 +1,309 @@
+package filters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// FailurePolicy says what happens to a message when a filter fails: returns
+// an error, panics or runs past its timeout.
+type FailurePolicy uint8
+
+const (
+	// FailAccept ignores the failed filter: the message goes on as if it
+	// had said Continue. Mail keeps flowing when a filter breaks.
+	FailAccept FailurePolicy = iota
+	// FailTempfail refuses the message with a 4xx reply, so the client
+	// retries later, when the filter may work again.
+	FailTempfail
+)
+
+// String returns the policy's config name.
+func (p FailurePolicy) String() string {
+	if p == FailTempfail {
+		return "tempfail"
+	}
+	return "accept"
+}
+
+// ParseFailurePolicy parses "accept" or "tempfail".
+func ParseFailurePolicy(s string) (FailurePolicy, error) {
+	switch s {
+	case "accept":
+		return FailAccept, nil
+	case "tempfail":
+		return FailTempfail, nil
+	}
+	return 0, fmt.Errorf("unknown failure policy %q (want accept or tempfail)", s)
+}
+
+// Failure kinds, as reported in Decision.Failure.
+const (
+	FailureError   = "error"
+	FailurePanic   = "panic"
+	FailureTimeout = "timeout"
+)
+
+// Step is one filter in the pipeline with how it is run.
+type Step struct {
+	Filter Filter
+	// Timeout bounds each Check call; 0 means no bound.
+	Timeout time.Duration
+	// OnFailure applies when Check fails.
+	OnFailure FailurePolicy
+}
+
+// Decision records what one filter decided at one stage.
+type Decision struct {
+	Filter   string
+	Stage    Stage
+	Verdict  Verdict
+	Duration time.Duration
+	// Failure is "" when the filter answered, else FailureError,
+	// FailurePanic or FailureTimeout; Err holds the cause.
+	Failure string
+	Err     error
+}
+
+// Observer is told about every filter decision, e.g. to count it in
+// metrics. It must be safe for concurrent use.
+type Observer interface {
+	FilterDecided(Decision)
+}
+
+// Pipeline runs filters in configured order.
+type Pipeline struct {
+	steps    []Step
+	observer Observer
+}
+
+// NewPipeline returns a pipeline of the given steps. observer may be nil.
+func NewPipeline(steps []Step, observer Observer) *Pipeline {
+	return &Pipeline{steps: steps, observer: observer}
+}
+
+// Steps returns the pipeline's steps in order.
+func (p *Pipeline) Steps() []Step { return p.steps }
+
+// Needs returns the union of what the pipeline's filters need.
+func (p *Pipeline) Needs() Needs {
+	var n Needs
+	for _, s := range p.steps {
+		fn := s.Filter.Needs()
+		n.Stages |= fn.Stages
+		n.Headers = n.Headers || fn.Headers
+		n.Body = n.Body || fn.Body
+	}
+	return n
+}
+
+// Close closes every filter that holds resources, returning the first error.
+func (p *Pipeline) Close() error {
+	var errs []error
+	for _, s := range p.steps {
+		if c, ok := s.Filter.(Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close filter %s: %w", s.Filter.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StageResult is the pipeline's combined answer at one stage.
+type StageResult struct {
+	// Verdict is the strongest verdict of the stage, with the edits of
+	// every filter that let the message through.
+	Verdict Verdict
+	// Filter names the filter whose verdict won ("" for Continue).
+	Filter string
+	// Decisions lists each filter's own answer, in order.
+	Decisions []Decision
+}
+
+// Run asks every filter that wants stage about m, in configured order, and
+// combines the answers by precedence. A Reject ends the stage early: no
+// later filter can override it.
+func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult {
+	var res StageResult
+	for _, s := range p.steps {
+		if !s.Filter.Needs().Stages.Has(stage) {
+			continue
+		}
+		d := p.runOne(ctx, s, stage, m)
+		res.Decisions = append(res.Decisions, d)
+		if p.observer != nil {
+			p.observer.FilterDecided(d)
+		}
+		v := d.Verdict
+		res.Verdict.Edits = append(res.Verdict.Edits, v.Edits...)
+		if v.Action > res.Verdict.Action {
+			res.Verdict.Action = v.Action
+			res.Verdict.Reply = v.Reply
+			res.Verdict.Reason = v.Reason
+			res.Filter = d.Filter
+		}
+		if v.Action == Reject {
+			break
+		}
+	}
+	edits := res.Verdict.Edits
+	res.Verdict.Edits = nil
+	if Delivers(res.Verdict.Action) {
+		res.Verdict.Edits = edits
+	}
+	return res
+}
+
+// Delivers reports whether a message with this action reaches its
+// recipients, so that header edits still matter.
+func Delivers(a Action) bool {
+	return a == Continue || a == Accept || a == Quarantine
+}
+
+// runOne calls one filter with its timeout, turning errors, panics and
+// timeouts into the step's failure policy.
+func (p *Pipeline) runOne(ctx context.Context, s Step, stage Stage, m *Message) Decision {
+	name := s.Filter.Name()
+	start := time.Now()
+	v, failure, err := call(ctx, s, stage, m)
+	d := Decision{Filter: name, Stage: stage, Verdict: v, Duration: time.Since(start), Failure: failure, Err: err}
+	if failure != "" {
+		d.Verdict = failureVerdict(s.OnFailure, name, failure)
+		return d
+	}
+	if err := checkVerdict(v); err != nil {
+		d.Failure, d.Err = FailureError, err
+		d.Verdict = failureVerdict(s.OnFailure, name, FailureError)
+	}
+	return d
+}
+
+type callResult struct {
+	v        Verdict
+	err      error
+	panicked any
+	stack    []byte
+}
+
+// call runs Check. With a timeout it runs in its own goroutine so that a
+// filter that ignores its context cannot hold the session past the
+// deadline; the goroutine ends whenever Check returns.
+func call(ctx context.Context, s Step, stage Stage, m *Message) (Verdict, string, error) {
+	if s.Timeout <= 0 {
+		r := protect(ctx, s.Filter, stage, m)
+		return classify(r, false)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	done := make(chan callResult, 1)
+	go func() { done <- protect(ctx, s.Filter, stage, m) }()
+	select {
+	case r := <-done:
+		return classify(r, ctx.Err() != nil)
+	case <-ctx.Done():
+		return Verdict{}, FailureTimeout, fmt.Errorf("filter %s at %s: no answer within %s", s.Filter.Name(), stage, s.Timeout)
+	}
+}
+
+func classify(r callResult, expired bool) (Verdict, string, error) {
+	switch {
+	case r.panicked != nil:
+		return Verdict{}, FailurePanic, fmt.Errorf("panic: %v\n%s", r.panicked, r.stack)
+	case r.err != nil && expired && errors.Is(r.err, context.DeadlineExceeded):
+		return Verdict{}, FailureTimeout, r.err
+	case r.err != nil:
+		return Verdict{}, FailureError, r.err
+	}
+	return r.v, "", nil
+}
+
+func protect(ctx context.Context, f Filter, stage Stage, m *Message) (r callResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			r = callResult{panicked: p, stack: debug.Stack()}
+		}
+	}()
+	v, err := f.Check(ctx, stage, m)
+	return callResult{v: v, err: err}
+}
+
+// checkVerdict rejects verdicts the edge could not carry out.
+func checkVerdict(v Verdict) error {
+	if v.Action >= numActions {
+		return fmt.Errorf("invalid action %d", v.Action)
+	}
+	if v.Reply != nil && (v.Action == Reject || v.Action == Tempfail) {
+		if err := v.Reply.Validate(); err != nil {
+			return fmt.Errorf("invalid reply: %w", err)
+		}
+		if (v.Action == Reject) != (v.Reply.Code >= 500) {
+			return fmt.Errorf("reply %d does not fit action %s", v.Reply.Code, v.Action)
+		}
+	}
+	for _, e := range v.Edits {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func failureVerdict(p FailurePolicy, filter, kind string) Verdict {
+	if p == FailTempfail {
+		r := Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary filter failure, try again later"}
+		return Verdict{Action: Tempfail, Reply: &r, Reason: fmt.Sprintf("filter %s failed (%s)", filter, kind)}
+	}
+	return Verdict{Action: Continue, Reason: fmt.Sprintf("filter %s failed (%s), ignored", filter, kind)}
+}
+
+// Outcome gathers a message's verdicts across stages: the strongest action
+// so far, who decided it, and the edits to make at end of message.
+type Outcome struct {
+	Action Action
+	Reply  *Reply
+	Reason string
+	// Filter names the filter whose verdict set Action.
+	Filter string
+	// Edits are kept in the order the filters returned them.
+	Edits []HeaderEdit
+	// Decisions of every filter at every stage, for the log.
+	Decisions []Decision
+}
+
+// Add merges a stage's result into the outcome.
+func (o *Outcome) Add(r StageResult) {
+	o.Decisions = append(o.Decisions, r.Decisions...)
+	o.Edits = append(o.Edits, r.Verdict.Edits...)
+	if r.Verdict.Action > o.Action {
+		o.Action = r.Verdict.Action
+		o.Reply = r.Verdict.Reply
+		o.Reason = r.Verdict.Reason
+		o.Filter = r.Filter
+	}
+	if !Delivers(o.Action) {
+		o.Edits = nil
+	}
+}
+
+// Final reports whether the outcome ends the message before end of
+// message, so the edge replies now. Quarantine and header edits wait for
+// end of message, the only point where the milter protocol allows them; an
+// Accept with edits pending therefore waits too, and later stages run no
+// filters (see Settled).
+func (o *Outcome) Final() bool {
+	switch o.Action {
+	case Discard, Tempfail, Reject:
+		return true
+	case Accept:
+		return len(o.Edits) == 0
+	}
+	return false
+}
+
+// Settled reports whether the action is decided, so later stages need not
+// ask the filters any more.
+func (o *Outcome) Settled() bool { return o.Action != Continue && o.Action != Quarantine }

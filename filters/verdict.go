@@ -1,0 +1,240 @@
+package filters
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Action is what a filter wants done with the message. The values are
+// ordered by precedence: when filters disagree the greater value wins.
+type Action uint8
+
+// The actions, weakest first.
+const (
+	// Continue: no objection; later stages and filters decide.
+	Continue Action = iota
+	// Accept: deliver the message without asking any filter at later
+	// stages. Edits gathered so far are applied.
+	Accept
+	// Discard: tell the client the message was accepted, then drop it.
+	Discard
+	// Quarantine: accept the message but have the MTA hold it (Postfix's
+	// hold queue, Sendmail's quarantine). Applied at end of message.
+	Quarantine
+	// Tempfail: refuse with a 4xx reply; the client retries later.
+	Tempfail
+	// Reject: refuse with a 5xx reply.
+	Reject
+	numActions
+)
+
+var actionNames = [numActions]string{"continue", "accept", "discard", "quarantine", "tempfail", "reject"}
+
+// String returns the action's name as used in logs, metrics and config.
+func (a Action) String() string {
+	if a < numActions {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", uint8(a))
+}
+
+// ParseAction returns the action with the given name.
+func ParseAction(s string) (Action, error) {
+	for i, n := range actionNames {
+		if n == s {
+			return Action(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown action %q (want one of %s)", s, strings.Join(actionNames[:], ", "))
+}
+
+// Actions returns every action, weakest first.
+func Actions() []Action {
+	out := make([]Action, numActions)
+	for i := range out {
+		out[i] = Action(i)
+	}
+	return out
+}
+
+// Verdict is a filter's answer at one stage.
+type Verdict struct {
+	// Action is what the filter wants done.
+	Action Action
+	// Reply is the SMTP reply for Reject and Tempfail; nil means the
+	// default reply for the action. It is ignored for other actions.
+	Reply *Reply
+	// Reason says why, for the log and, with Quarantine, the MTA's
+	// quarantine reason.
+	Reason string
+	// Edits are header changes to make at end of message. They are kept
+	// when the message is delivered (Continue, Accept, Quarantine) and
+	// dropped when it is refused or discarded.
+	Edits []HeaderEdit
+}
+
+// Reply is an SMTP reply sent to the client through the MTA.
+type Reply struct {
+	// Code is the three-digit SMTP reply code, 4xx or 5xx (RFC 5321 4.2).
+	Code int
+	// Enhanced is the enhanced status code (RFC 3463), e.g. "5.7.1". Its
+	// class must match the first digit of Code. Empty means none.
+	Enhanced string
+	// Text is the human-readable part: one line, printable ASCII.
+	Text string
+}
+
+// DefaultReply returns the reply sent for a Reject or Tempfail verdict that
+// carries none of its own.
+func DefaultReply(a Action) Reply {
+	if a == Tempfail {
+		return Reply{Code: 451, Enhanced: "4.7.1", Text: "Service unavailable, try again later"}
+	}
+	return Reply{Code: 550, Enhanced: "5.7.1", Text: "Message rejected"}
+}
+
+// maxReplyText bounds the reply text so that code, enhanced status and text
+// stay well inside SMTP's 512-octet reply line (RFC 5321 4.5.3.1.5).
+const maxReplyText = 400
+
+// Validate checks that r can be sent to an SMTP client as it is.
+func (r Reply) Validate() error {
+	if r.Code < 400 || r.Code > 599 {
+		return fmt.Errorf("reply code %d: must be 4xx or 5xx", r.Code)
+	}
+	if r.Enhanced != "" {
+		if err := validateEnhanced(r.Enhanced, r.Code/100); err != nil {
+			return err
+		}
+	}
+	if r.Text == "" {
+		return fmt.Errorf("reply text is empty")
+	}
+	if len(r.Text) > maxReplyText {
+		return fmt.Errorf("reply text is %d bytes long, at most %d allowed", len(r.Text), maxReplyText)
+	}
+	for i := 0; i < len(r.Text); i++ {
+		c := r.Text[i]
+		if c < 0x20 || c > 0x7e {
+			return fmt.Errorf("reply text has a control or non-ASCII byte 0x%02x at offset %d: it must be one line of printable ASCII", c, i)
+		}
+	}
+	return nil
+}
+
+// validateEnhanced checks an RFC 3463 status code: class "." subject "."
+// detail, where class is 2, 4 or 5, subject 1-3 digits and detail 1-3 digits.
+func validateEnhanced(s string, class int) error {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("enhanced status %q: want class.subject.detail", s)
+	}
+	for i, p := range parts {
+		if p == "" || len(p) > 3 {
+			return fmt.Errorf("enhanced status %q: part %d must be 1 to 3 digits", s, i+1)
+		}
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				return fmt.Errorf("enhanced status %q: part %d must be digits", s, i+1)
+			}
+		}
+	}
+	if parts[0] != strconv.Itoa(class) {
+		return fmt.Errorf("enhanced status %q: class %s does not match reply code class %d", s, parts[0], class)
+	}
+	return nil
+}
+
+// String formats the reply as the client sees it, e.g.
+// "550 5.7.1 Sender banned".
+func (r Reply) String() string {
+	if r.Enhanced == "" {
+		return fmt.Sprintf("%d %s", r.Code, r.Text)
+	}
+	return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text)
+}
+
+// ParseReply parses a reply written as in the config file:
+// "550 5.7.1 Some text" or "451 Some text".
+func ParseReply(s string) (Reply, error) {
+	code, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
+	n, err := strconv.Atoi(code)
+	if err != nil || len(code) != 3 {
+		return Reply{}, fmt.Errorf("reply %q: must start with a three-digit code", s)
+	}
+	r := Reply{Code: n}
+	rest = strings.TrimSpace(rest)
+	if first, after, _ := strings.Cut(rest, " "); strings.Count(first, ".") == 2 && first[0] >= '0' && first[0] <= '9' {
+		r.Enhanced = first
+		rest = strings.TrimSpace(after)
+	}
+	r.Text = rest
+	if err := r.Validate(); err != nil {
+		return Reply{}, fmt.Errorf("reply %q: %w", s, err)
+	}
+	return r, nil
+}
+
+// EditKind says what a HeaderEdit does.
+type EditKind uint8
+
+// The kinds of header edit, matching what the milter protocol can do.
+const (
+	// AddHeader appends a field at the end of the header block.
+	AddHeader EditKind = iota
+	// InsertHeader inserts a field at position Index (0 is the top).
+	InsertHeader
+	// ChangeHeader replaces the Index-th field named Name (1-based,
+	// counting only fields of that name, case-insensitively).
+	ChangeHeader
+	// DeleteHeader removes the Index-th field named Name (1-based).
+	DeleteHeader
+)
+
+var editNames = [...]string{"add", "insert", "change", "delete"}
+
+// String returns the kind's name.
+func (k EditKind) String() string {
+	if int(k) < len(editNames) {
+		return editNames[k]
+	}
+	return fmt.Sprintf("edit(%d)", uint8(k))
+}
+
+// HeaderEdit is one change to the message's header block.
+type HeaderEdit struct {
+	Kind  EditKind
+	Name  string
+	Value string
+	// Index: see the EditKind constants.
+	Index int
+}
+
+// Validate checks that the edit is well formed: a field name of printable
+// ASCII without colon (RFC 5322 2.2) and a value with no NUL and no bare
+// line breaks except folding.
+func (e HeaderEdit) Validate() error {
+	if e.Name == "" {
+		return fmt.Errorf("header edit: empty field name")
+	}
+	for i := 0; i < len(e.Name); i++ {
+		c := e.Name[i]
+		if c <= 0x20 || c >= 0x7f || c == ':' {
+			return fmt.Errorf("header edit: field name %q has invalid byte 0x%02x", e.Name, c)
+		}
+	}
+	if strings.IndexByte(e.Value, 0) >= 0 {
+		return fmt.Errorf("header edit %s: value has a NUL byte", e.Name)
+	}
+	if e.Kind > DeleteHeader {
+		return fmt.Errorf("header edit %s: unknown kind %d", e.Name, e.Kind)
+	}
+	if (e.Kind == ChangeHeader || e.Kind == DeleteHeader) && e.Index < 1 {
+		return fmt.Errorf("header edit %s %s: index %d, must be 1 or more", e.Kind, e.Name, e.Index)
+	}
+	if e.Kind == InsertHeader && e.Index < 0 {
+		return fmt.Errorf("header edit insert %s: negative index %d", e.Name, e.Index)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package milter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"sync"
+	"time"
+)
+
+// conn wraps one MTA connection. It does two things go-milter v0.5.0 cannot:
+//
+//   - It reads the packet framing of what go-milter reads, to keep the ESMTP
+//     parameters of MAIL FROM and RCPT TO. go-milter passes handlers only the
+//     address (the first string of SMFIC_MAIL/SMFIC_RCPT); the parameters
+//     follow it as further NUL-terminated strings in the same packet.
+//   - It tells the server when the session goroutine is done with it: go-milter
+//     closes the connection as the very last step of its session loop, so
+//     Close marks the point after which the session's state may be freed.
+//
+// go-milter reads the 4-byte length and then the payload straight from the
+// connection, with no buffering of its own, so by the time it dispatches a
+// packet to a handler this wrapper has seen all of it.
+type conn struct {
+	net.Conn
+
+	// frame parser state; used only by the session goroutine (Read).
+	hdr      [4]byte
+	hdrN     int
+	left     uint32
+	code     byte
+	capture  bool
+	buf      []byte
+	lastArgs []string
+
+	// onWrite runs after each successful write, in the session goroutine.
+	onWrite func()
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func newConn(c net.Conn) *conn {
+	return &conn{Conn: c, done: make(chan struct{})}
+}
+
+// maxCapture bounds what is kept of a MAIL/RCPT packet; real ones are a few
+// hundred bytes, and go-milter itself refuses packets over 1 MiB.
+const maxCapture = 64 << 10
+
+// Read implements net.Conn, watching packet boundaries as data goes by.
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.feed(p[:n])
+	return n, err
+}
+
+func (c *conn) feed(b []byte) {
+	for len(b) > 0 {
+		if c.hdrN < 4 {
+			k := copy(c.hdr[c.hdrN:], b)
+			c.hdrN += k
+			b = b[k:]
+			if c.hdrN == 4 {
+				c.left = binary.BigEndian.Uint32(c.hdr[:])
+				c.code = 0
+				c.buf = c.buf[:0]
+				if c.left == 0 {
+					// go-milter rejects such a packet and closes; start over.
+					c.hdrN = 0
+				}
+			}
+			continue
+		}
+		if c.code == 0 {
+			c.code = b[0]
+			c.capture = (c.code == 'M' || c.code == 'R') && c.left <= maxCapture
+			b = b[1:]
+			c.left--
+			if c.left == 0 {
+				c.packetDone()
+			}
+			continue
+		}
+		k := len(b)
+		if uint32(k) > c.left {
+			k = int(c.left)
+		}
+		if c.capture {
+			c.buf = append(c.buf, b[:k]...)
+		}
+		b = b[k:]
+		c.left -= uint32(k)
+		if c.left == 0 {
+			c.packetDone()
+		}
+	}
+}
+
+func (c *conn) packetDone() {
+	if c.capture {
+		c.lastArgs = esmtpArgs(c.buf)
+	}
+	c.hdrN = 0
+	c.capture = false
+}
+
+// esmtpArgs returns the strings after the first one in a MAIL/RCPT payload.
+func esmtpArgs(b []byte) []string {
+	parts := bytes.Split(b, []byte{0})
+	var args []string
+	for _, p := range parts[1:] {
+		if len(p) > 0 {
+			args = append(args, string(p))
+		}
+	}
+	return args
+}
+
+// takeArgs returns the ESMTP parameters of the last MAIL/RCPT packet.
+func (c *conn) takeArgs() []string {
+	a := c.lastArgs
+	c.lastArgs = nil
+	return a
+}
+
+// Write implements net.Conn.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err == nil && c.onWrite != nil {
+		c.onWrite()
+	}
+	return n, err
+}
+
+// Close implements net.Conn. go-milter calls it once its session loop has
+// ended; it is the session's last act.
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() { close(c.done) })
+	return err
+}
+
+// interrupt makes the session's pending and future reads and writes fail at
+// once, so go-milter's loop ends and closes the connection itself. The
+// server uses it instead of Close so that the session goroutine stays the
+// only one that frees session state.
+func (c *conn) interrupt() {
+	c.Conn.SetDeadline(time.Unix(1, 0))
+}
+
+// oneConnListener hands one connection to a go-milter Server. Serving each
+// connection with its own go-milter Server lets the server bind the handler
+// to its connection and choose the negotiated options per connection (from
+// the config in force when it arrived). The second Accept blocks until the
+// session has ended, then go-milter's Serve returns.
+type oneConnListener struct {
+	c    *conn
+	once sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	var first bool
+	l.once.Do(func() { first = true })
+	if first {
+		return l.c, nil
+	}
+	<-l.c.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error   { return nil }
+func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }

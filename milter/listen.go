@@ -1,0 +1,181 @@
+package milter
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Address is a listener address in Postfix's milter syntax, so that what an
+// administrator writes in smtpd_milters can be pasted into sluice's config:
+//
+//	unix:/run/sluice/sluice.sock
+//	inet:127.0.0.1:7357
+//	inet6:[::1]:7357
+type Address struct {
+	// Network is "unix", "tcp4" or "tcp6".
+	Network string
+	// Addr is the socket path or host:port.
+	Addr string
+}
+
+// String returns the address in Postfix syntax.
+func (a Address) String() string {
+	switch a.Network {
+	case "unix":
+		return "unix:" + a.Addr
+	case "tcp6":
+		return "inet6:" + a.Addr
+	}
+	return "inet:" + a.Addr
+}
+
+// ParseAddress parses a listener address in Postfix syntax. A host is
+// required for inet and inet6: sluice never listens on all interfaces
+// unless told so explicitly (e.g. "inet:0.0.0.0:7357").
+func ParseAddress(s string) (Address, error) {
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return Address{}, fmt.Errorf("listener %q: want unix:/path, inet:host:port or inet6:[host]:port", s)
+	}
+	switch kind {
+	case "unix", "local":
+		if !filepath.IsAbs(rest) {
+			return Address{}, fmt.Errorf("listener %q: socket path must be absolute", s)
+		}
+		if len(rest) > 107 {
+			return Address{}, fmt.Errorf("listener %q: socket path longer than 107 bytes", s)
+		}
+		return Address{Network: "unix", Addr: filepath.Clean(rest)}, nil
+	case "inet", "inet6":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return Address{}, fmt.Errorf("listener %q: %w", s, err)
+		}
+		if host == "" {
+			return Address{}, fmt.Errorf("listener %q: host is missing (write e.g. inet:127.0.0.1:7357)", s)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return Address{}, fmt.Errorf("listener %q: bad port %q", s, port)
+		}
+		network := "tcp4"
+		if kind == "inet6" {
+			network = "tcp6"
+			if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+				return Address{}, fmt.Errorf("listener %q: inet6 needs an IPv6 host", s)
+			}
+		} else if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			return Address{}, fmt.Errorf("listener %q: inet needs an IPv4 host (use inet6:[%s]:%s)", s, host, port)
+		}
+		return Address{Network: network, Addr: net.JoinHostPort(host, port)}, nil
+	}
+	return Address{}, fmt.Errorf("listener %q: unknown kind %q (want unix, inet or inet6)", s, kind)
+}
+
+// UnixOptions sets the owner and permissions of a unix socket, so that the
+// MTA's user can connect (Postfix's smtpd runs as "postfix").
+type UnixOptions struct {
+	// Mode is the socket's permission bits, e.g. 0660.
+	Mode os.FileMode
+	// Group, when set, becomes the socket's group (name or numeric id).
+	Group string
+}
+
+// Listen opens a listener. For a unix socket an existing file at the path
+// is replaced only if it is a socket nobody answers on (left behind by a
+// crash); a live socket means another daemon runs there, and that is an
+// error rather than a silent takeover.
+func Listen(a Address, opts UnixOptions) (net.Listener, error) {
+	if a.Network != "unix" {
+		ln, err := net.Listen(a.Network, a.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", a, err)
+		}
+		return ln, nil
+	}
+	if err := removeStaleSocket(a.Addr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", a, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(a.Addr), 0o755); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", a, err)
+	}
+	ln, err := net.Listen("unix", a.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", a, err)
+	}
+	// Close removes the socket file; that is what we want at shutdown.
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := setSocketAccess(a.Addr, opts); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen %s: %w", a, err)
+	}
+	return ln, nil
+}
+
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; not touching it", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use by another process", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
+}
+
+func setSocketAccess(path string, opts UnixOptions) error {
+	if opts.Group != "" {
+		gid, err := lookupGroup(opts.Group)
+		if err != nil {
+			return err
+		}
+		if err := os.Chown(path, -1, gid); err != nil {
+			return fmt.Errorf("chgrp %s: %w", opts.Group, err)
+		}
+	}
+	mode := opts.Mode
+	if mode == 0 {
+		mode = 0o660
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	return nil
+}
+
+func lookupGroup(g string) (int, error) {
+	if id, err := strconv.Atoi(g); err == nil {
+		return id, nil
+	}
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, fmt.Errorf("group %q: %w", g, err)
+	}
+	id, err := strconv.Atoi(grp.Gid)
+	if err != nil {
+		return 0, fmt.Errorf("group %q: non-numeric gid %q", g, grp.Gid)
+	}
+	return id, nil
+}

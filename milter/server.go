@@ -1,0 +1,306 @@
+// Package milter is sluice's protocol edge: it speaks the milter protocol to
+// Postfix and Sendmail with github.com/emersion/go-milter v0.5.0, builds the
+// one message model the filters see (filters.Message), runs the pipeline at
+// each stage and turns its verdicts back into milter replies. No other
+// package of sluice knows the protocol.
+//
+// go-milter v0.5.0 has traps, seen with Postfix 3.7 and Sendmail 8.17:
+//
+//   - It replaces its macro map at every macro packet, and Postfix sends an
+//     empty one at HELO. The session merges each stage's macros itself.
+//   - After a reply whose Continue() is false it builds a new handler, losing
+//     connection and HELO data for the next message of the same SMTP
+//     session. Every reply sluice sends reports Continue() true (the bytes
+//     on the wire are the same), and the handler factory returns the same
+//     session anyway; the session resets per-message state itself at MAIL
+//     FROM, at end of message and on abort.
+//   - It speaks protocol version 2 and handles no SMFIC_UNKNOWN; sluice
+//     asks the MTA not to send unknown commands or DATA.
+//   - It hands handlers the MAIL/RCPT address only; the ESMTP parameters are
+//     read off the wire by a thin connection wrapper (see conn).
+package milter
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Config is what a session needs from the daemon's configuration. A
+// connection keeps the Config in force when it arrived for its whole life,
+// so a reload never changes the rules in the middle of a message.
+type Config struct {
+	// Pipeline holds the filters; it must not be nil.
+	Pipeline *filters.Pipeline
+	// BodyMemoryLimit is how much of a body is kept in memory before the
+	// rest goes to a temporary file.
+	BodyMemoryLimit int64
+	// TempDir holds spilled bodies; "" means the system default.
+	TempDir string
+	// OnFailure applies when sluice itself fails on a message (a panic in
+	// the session, not in a filter).
+	OnFailure filters.FailurePolicy
+}
+
+// Observer is told about sessions and messages, e.g. to count them in
+// metrics. It must be safe for concurrent use.
+type Observer interface {
+	SessionOpened()
+	SessionClosed()
+	MessageDone(Summary)
+	// SessionPanic counts a panic recovered at the session boundary.
+	SessionPanic()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) SessionOpened()      {}
+func (nopObserver) SessionClosed()      {}
+func (nopObserver) MessageDone(Summary) {}
+func (nopObserver) SessionPanic()       {}
+
+// Server accepts milter connections from MTAs.
+type Server struct {
+	logger   *slog.Logger
+	observer Observer
+	current  atomic.Pointer[configRef]
+
+	// ctx is cancelled when Shutdown gives up waiting; sessions pass it to
+	// filters so that their work stops too.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	draining  bool
+	wg        sync.WaitGroup
+}
+
+// NewServer returns a server using cfg for new connections. logger and
+// observer may be nil.
+func NewServer(cfg Config, logger *slog.Logger, observer Observer) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if observer == nil {
+		observer = nopObserver{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		logger:    logger,
+		observer:  observer,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+	s.current.Store(newConfigRef(cfg, logger))
+	return s
+}
+
+// SetConfig makes cfg the config of connections that arrive from now on.
+// Connections already open keep theirs; the old pipeline is closed when the
+// last of them ends.
+func (s *Server) SetConfig(cfg Config) {
+	old := s.current.Swap(newConfigRef(cfg, s.logger))
+	old.release()
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("milter server closed")
+
+// Serve accepts connections on ln until Shutdown. It always closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors or similar: wait and retry rather than
+				// stop serving mail.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.logger.Warn("accept failed, retrying", "listener", ln.Addr().String(), "err", err, "wait", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if !s.startSession(c) {
+			c.Close()
+			return ErrServerClosed
+		}
+	}
+}
+
+func (s *Server) startSession(raw net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	ref := s.acquire()
+	sess := newSession(s, ref, newConn(raw))
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.observer.SessionOpened()
+		sess.serve()
+		s.observer.SessionClosed()
+		ref.release()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+	return true
+}
+
+// Shutdown stops accepting connections and waits for sessions to finish
+// the message they are in, closing each as soon as it is between messages.
+// When ctx ends first, the remaining sessions are cut off (the MTA then
+// applies its milter default action to those messages) and Shutdown
+// returns ctx's error once they are gone.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for sess := range s.sessions {
+		sess.drain()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		s.current.Load().release()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.c.interrupt()
+	}
+	s.mu.Unlock()
+	<-done
+	s.current.Load().release()
+	return ctx.Err()
+}
+
+// Sessions returns the number of open sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+func (s *Server) acquire() *configRef {
+	for {
+		r := s.current.Load()
+		if r.acquire() {
+			return r
+		}
+		// r was replaced and fully released between Load and acquire; the
+		// next Load sees its successor.
+	}
+}
+
+// configRef counts the sessions using a Config so that its pipeline is
+// closed only when nobody uses it any more. The server's own reference is
+// dropped when the config is replaced or the server shuts down.
+type configRef struct {
+	cfg    Config
+	logger *slog.Logger
+	mu     sync.Mutex
+	refs   int
+	once   sync.Once
+}
+
+func newConfigRef(cfg Config, logger *slog.Logger) *configRef {
+	return &configRef{cfg: cfg, logger: logger, refs: 1}
+}
+
+func (r *configRef) acquire() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refs == 0 {
+		return false
+	}
+	r.refs++
+	return true
+}
+
+func (r *configRef) release() {
+	r.mu.Lock()
+	r.refs--
+	last := r.refs == 0
+	r.mu.Unlock()
+	if last {
+		r.once.Do(func() {
+			if err := r.cfg.Pipeline.Close(); err != nil {
+				r.logger.Error("closing pipeline", "err", err)
+			}
+		})
+	}
+}
+
+// options returns the milter options to negotiate for cfg: only the steps
+// some filter needs. Connect, HELO, MAIL and RCPT are always asked for:
+// they are one packet each and feed the per-message log line.
+func options(cfg Config) (gomilter.OptAction, gomilter.OptProtocol) {
+	need := cfg.Pipeline.Needs()
+	// go-milter's own client refuses actions beyond 0x3f; these are all
+	// sluice uses.
+	actions := gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine
+	proto := gomilter.OptNoUnknown | gomilter.OptNoData
+	if !need.Headers && !need.Body {
+		proto |= gomilter.OptNoHeaders
+	}
+	if !need.Stages.Has(filters.StageHeaders) && !need.Headers {
+		proto |= gomilter.OptNoEOH
+	}
+	if !need.Body {
+		proto |= gomilter.OptNoBody
+	}
+	return actions, proto
+}

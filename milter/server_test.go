@@ -1,0 +1,468 @@
+package milter_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/filtertest"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+// startServer runs a sluice milter server on a loopback port with the given
+// filters and returns its address.
+func startServer(t *testing.T, cfg milter.Config) (*milter.Server, string) {
+	t.Helper()
+	srv := milter.NewServer(cfg, nil, nil)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	return srv, ln.Addr().String()
+}
+
+func pipeline(fs ...filters.Filter) *filters.Pipeline {
+	steps := make([]filters.Step, len(fs))
+	for i, f := range fs {
+		steps[i] = filters.Step{Filter: f, Timeout: 2 * time.Second}
+	}
+	return filters.NewPipeline(steps, nil)
+}
+
+func dial(t *testing.T, addr string) *gomilter.ClientSession {
+	t.Helper()
+	c := gomilter.NewClientWithOptions("tcp4", addr, gomilter.ClientOptions{
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
+		ActionMask:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// must returns a checker for a client call's (action, error) pair.
+func must(t *testing.T) func(*gomilter.Action, error) *gomilter.Action {
+	return func(act *gomilter.Action, err error) *gomilter.Action {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return act
+	}
+}
+
+// sendMessage sends one message (MAIL to end of body) and returns the
+// modifications and the final action.
+func sendMessage(t *testing.T, s *gomilter.ClientSession, from, rcpt string, hdr [][2]string, body string) ([]gomilter.ModifyAction, *gomilter.Action) {
+	t.Helper()
+	s.Macros(gomilter.CodeMail, "i", "")
+	if act := must(t)(s.Mail(from, []string{"SIZE=100", "BODY=8BITMIME"})); act.Code != gomilter.ActContinue {
+		return nil, act
+	}
+	s.Macros(gomilter.CodeRcpt, "i", "QID"+rcpt)
+	if act := must(t)(s.Rcpt(rcpt, nil)); act.Code != gomilter.ActContinue {
+		return nil, act
+	}
+	for _, h := range hdr {
+		if act := must(t)(s.HeaderField(h[0], h[1])); act.Code != gomilter.ActContinue {
+			return nil, act
+		}
+	}
+	if act := must(t)(s.HeaderEnd()); act.Code != gomilter.ActContinue {
+		return nil, act
+	}
+	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mods, act
+}
+
+// The same SMTP session carries several messages: accepted, rejected at end
+// of message, rejected at MAIL FROM, accepted again. Each must still see the
+// connection's client address and HELO (go-milter would otherwise build a
+// fresh handler after the first non-continue reply).
+func TestSeveralMessagesKeepConnectionData(t *testing.T) {
+	rejectSender := &filtertest.Fixed{FilterName: "mailcheck", At: filters.StagesOf(filters.StageMailFrom)}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(&senderReject{bad: "bad@example.net"}, &filtertest.Script{}, rejectSender)})
+	s := dial(t, addr)
+	s.Macros(gomilter.CodeConn, "j", "mx.example", "{client_addr}", "192.0.2.7")
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	s.Macros(gomilter.CodeHelo) // Postfix sends an empty macro packet here
+	must(t)(s.Helo("helo.example"))
+
+	want := "client=192.0.2.7 helo=helo.example"
+	steps := []struct {
+		from, rcpt string
+		code       gomilter.ActionCode
+		smtp       int
+		header     bool
+	}{
+		{"a@example.org", "ok@lab.example", gomilter.ActAccept, 0, true},
+		{"a@example.org", "reject@lab.example", gomilter.ActReplyCode, 550, false},
+		{"bad@example.net", "ok@lab.example", gomilter.ActReplyCode, 550, false},
+		{"a@example.org", "tempfail@lab.example", gomilter.ActReplyCode, 451, false},
+		{"a@example.org", "discard@lab.example", gomilter.ActDiscard, 0, false},
+		{"a@example.org", "ok2@lab.example", gomilter.ActAccept, 0, true},
+	}
+	for i, st := range steps {
+		mods, act := sendMessage(t, s, st.from, st.rcpt, [][2]string{{"Subject", "hi"}}, "body\r\n")
+		if act.Code != st.code || act.SMTPCode != st.smtp {
+			t.Fatalf("message %d: got action %c %d %q, want %c %d", i, act.Code, act.SMTPCode, act.SMTPText, st.code, st.smtp)
+		}
+		if st.code == gomilter.ActReplyCode && st.smtp == 550 && !strings.Contains(act.SMTPText, "5.7.1") {
+			t.Errorf("message %d: reply %q lacks the enhanced status", i, act.SMTPText)
+		}
+		var got string
+		for _, m := range mods {
+			if m.Code == gomilter.ActAddHeader && m.HeaderName == "X-Sluice-Test" {
+				got = m.HeaderValue
+			}
+		}
+		if st.header && got != want {
+			t.Errorf("message %d: header %q, want %q", i, got, want)
+		}
+		if !st.header && got != "" {
+			t.Errorf("message %d: refused message got header %q", i, got)
+		}
+	}
+	if n := rejectSender.Calls(); n != 5 {
+		// Every message that reached MAIL FROM past the first filter...
+		// except the one senderReject refused first (reject stops the stage).
+		t.Errorf("mail-stage filter ran %d times, want 5", n)
+	}
+}
+
+// senderReject rejects one envelope sender at MAIL FROM.
+type senderReject struct{ bad string }
+
+func (f *senderReject) Name() string { return "senderreject" }
+func (f *senderReject) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageMailFrom)}
+}
+func (f *senderReject) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	if m.From.Addr == f.bad {
+		return filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 550, Enhanced: "5.7.1", Text: "Sender banned"}}, nil
+	}
+	return filters.Verdict{}, nil
+}
+
+// recorder keeps a copy of what it saw at end of message.
+type recorder struct {
+	mu       sync.Mutex
+	msgs     []filters.Message
+	bodies   [][]byte
+	spilled  []bool
+	needBody bool
+}
+
+func (r *recorder) Name() string { return "recorder" }
+func (r *recorder) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true, Body: r.needBody}
+}
+func (r *recorder) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cp := *m
+	cp.Headers = append([]filters.Header(nil), m.Headers...)
+	cp.Macros = map[string]string{}
+	for k, v := range m.Macros {
+		cp.Macros[k] = v
+	}
+	conn := *m.Conn
+	cp.Conn = &conn
+	r.msgs = append(r.msgs, cp)
+	var body []byte
+	spilled := false
+	if m.Body != nil {
+		body, _ = io.ReadAll(m.Body.Reader())
+		spilled = m.Body.Spilled()
+	}
+	r.bodies = append(r.bodies, body)
+	r.spilled = append(r.spilled, spilled)
+	return filters.Verdict{}, nil
+}
+
+func TestMessageModel(t *testing.T) {
+	rec := &recorder{needBody: true}
+	tmp := t.TempDir()
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(rec), BodyMemoryLimit: 1024, TempDir: tmp})
+	s := dial(t, addr)
+	s.Macros(gomilter.CodeConn, "j", "mx.example", "{daemon_name}", "smtpd")
+	must(t)(s.Conn("[192.0.2.9]", gomilter.FamilyInet6, 25, "2001:db8::9"))
+	s.Macros(gomilter.CodeHelo)
+	must(t)(s.Helo("h.example"))
+
+	hdrs := [][2]string{
+		{"Received", "from a by b"},
+		{"subject", "Grüße"},
+		{"X-Empty", ""},
+		{"Received", "from c by d"},
+		{"X-Folded", "one\n\ttwo"},
+	}
+	big := strings.Repeat("0123456789abcdef\r\n", 1000) // 18 kB: spills past 1 kB
+	_, act := sendMessage(t, s, "", "u@lab.example", hdrs, big)
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("action %c", act.Code)
+	}
+	_, act = sendMessage(t, s, "x@example.org", "v@lab.example", hdrs[:1], "small\r\n")
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("action %c", act.Code)
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.msgs) != 2 {
+		t.Fatalf("recorded %d messages", len(rec.msgs))
+	}
+	m := rec.msgs[0]
+	if len(m.Headers) != len(hdrs) {
+		t.Fatalf("headers %v", m.Headers)
+	}
+	for i, h := range hdrs {
+		if m.Headers[i].Name != h[0] || m.Headers[i].Value != h[1] {
+			t.Errorf("header %d: got %q: %q, want %q: %q", i, m.Headers[i].Name, m.Headers[i].Value, h[0], h[1])
+		}
+	}
+	if m.From.Addr != "" {
+		t.Errorf("null sender came through as %q", m.From.Addr)
+	}
+	if got := strings.Join(m.From.Args, " "); got != "SIZE=100 BODY=8BITMIME" {
+		t.Errorf("ESMTP args %q", got)
+	}
+	if m.Conn.Addr.String() != "2001:db8::9" || m.Conn.Family != "tcp6" || m.Conn.Helo != "h.example" {
+		t.Errorf("conn %+v", m.Conn)
+	}
+	if v, ok := m.Macro("daemon_name"); !ok || v != "smtpd" {
+		t.Errorf("connect macro lost after empty HELO macros: %q %v", v, ok)
+	}
+	if m.QueueID != "QIDu@lab.example" {
+		t.Errorf("queue id %q", m.QueueID)
+	}
+	if string(rec.bodies[0]) != big || !rec.spilled[0] {
+		t.Errorf("big body: %d bytes, spilled %v", len(rec.bodies[0]), rec.spilled[0])
+	}
+	if string(rec.bodies[1]) != "small\r\n" || rec.spilled[1] {
+		t.Errorf("small body %q spilled %v", rec.bodies[1], rec.spilled[1])
+	}
+	if len(rec.msgs[1].Headers) != 1 || rec.msgs[1].Conn.Helo != "h.example" {
+		t.Errorf("second message: %+v", rec.msgs[1])
+	}
+	entries, _ := os.ReadDir(tmp)
+	if len(entries) != 0 {
+		t.Errorf("temp files left: %v", entries)
+	}
+}
+
+// Only the protocol steps filters need are negotiated.
+func TestNegotiatesOnlyNeededSteps(t *testing.T) {
+	tests := []struct {
+		name   string
+		f      filters.Filter
+		noBody bool
+		noHdrs bool
+	}{
+		{"header-adder", &filtertest.Script{}, true, true},
+		{"body-reader", &recorder{needBody: true}, false, false},
+		{"header-reader", &recorder{}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startServer(t, milter.Config{Pipeline: pipeline(tc.f)})
+			s := dial(t, addr)
+			if got := s.ProtocolOption(gomilter.OptNoBody); got != tc.noBody {
+				t.Errorf("NoBody = %v, want %v", got, tc.noBody)
+			}
+			if got := s.ProtocolOption(gomilter.OptNoHeaders); got != tc.noHdrs {
+				t.Errorf("NoHeaders = %v, want %v", got, tc.noHdrs)
+			}
+		})
+	}
+}
+
+func TestFilterFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		f      *filtertest.Fixed
+		policy filters.FailurePolicy
+		want   gomilter.ActionCode
+	}{
+		{"error-accept", &filtertest.Fixed{Err: filtertest.ErrTest}, filters.FailAccept, gomilter.ActAccept},
+		{"error-tempfail", &filtertest.Fixed{Err: filtertest.ErrTest}, filters.FailTempfail, gomilter.ActReplyCode},
+		{"panic-accept", &filtertest.Fixed{Panic: "boom"}, filters.FailAccept, gomilter.ActAccept},
+		{"timeout-accept", &filtertest.Fixed{Delay: time.Minute, IgnoreContext: true}, filters.FailAccept, gomilter.ActAccept},
+		{"timeout-tempfail", &filtertest.Fixed{Delay: time.Minute}, filters.FailTempfail, gomilter.ActReplyCode},
+		{"bad-reply", &filtertest.Fixed{Verdict: filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 250, Text: "ok"}}}, filters.FailAccept, gomilter.ActAccept},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.FilterName = tc.name
+			tc.f.At = filters.StagesOf(filters.StageEOM)
+			p := filters.NewPipeline([]filters.Step{{Filter: tc.f, Timeout: 200 * time.Millisecond, OnFailure: tc.policy}}, nil)
+			_, addr := startServer(t, milter.Config{Pipeline: p})
+			s := dial(t, addr)
+			must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+			must(t)(s.Helo("h"))
+			for i := 0; i < 2; i++ { // the session survives the failure
+				_, act := sendMessage(t, s, "a@b", "c@d", nil, "x\r\n")
+				if act.Code != tc.want {
+					t.Fatalf("message %d: action %c, want %c", i, act.Code, tc.want)
+				}
+				if act.Code == gomilter.ActReplyCode && act.SMTPCode != 451 {
+					t.Fatalf("reply %d %s", act.SMTPCode, act.SMTPText)
+				}
+			}
+		})
+	}
+}
+
+// Shutdown lets a message in flight finish, then closes; no temp file and
+// no goroutine is left behind.
+func TestGracefulShutdown(t *testing.T) {
+	before := runtime.NumGoroutine()
+	tmp := t.TempDir()
+	slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 300 * time.Millisecond, NeedBody: true,
+		Verdict: filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Slow", Value: "done"}}}}
+	srv := milter.NewServer(milter.Config{Pipeline: pipeline(slow), BodyMemoryLimit: 16, TempDir: tmp}, nil, nil)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	idle := dial(t, ln.Addr().String()) // a second, idle session
+	must(t)(idle.Conn("c", gomilter.FamilyInet, 1, "192.0.2.2"))
+
+	s := dial(t, ln.Addr().String())
+	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+	must(t)(s.Helo("h"))
+	must(t)(s.Mail("a@b", nil))
+	must(t)(s.Rcpt("c@d", nil))
+	must(t)(s.HeaderEnd())
+	must(t)(s.BodyChunk(bytes.Repeat([]byte("x"), 4096)))
+	for srv.Sessions() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+
+	type result struct {
+		mods []gomilter.ModifyAction
+		act  *gomilter.Action
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		mods, act, err := s.End()
+		res <- result{mods, act, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // the filter is now working on it
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	r := <-res
+	if r.err != nil || r.act.Code != gomilter.ActAccept || len(r.mods) != 1 || r.mods[0].HeaderValue != "done" {
+		t.Fatalf("in-flight message: %+v %+v %v", r.mods, r.act, r.err)
+	}
+	if err := <-served; err != milter.ErrServerClosed {
+		t.Errorf("Serve returned %v", err)
+	}
+	if _, err := net.DialTimeout("tcp4", ln.Addr().String(), time.Second); err == nil {
+		t.Error("listener still accepts after shutdown")
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("temp files left: %v", entries)
+	}
+	s.Close()
+	idle.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestUnixListenerReplacesOnlyStaleSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "sl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "m.sock")
+	a, err := milter.ParseAddress("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := milter.Listen(a, milter.UnixOptions{Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("socket mode: %v %v", fi, err)
+	}
+	if _, err := milter.Listen(a, milter.UnixOptions{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second listen on a live socket: %v", err)
+	}
+	// Simulate a crash: the file stays, nobody answers.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	ln2, err := milter.Listen(a, milter.UnixOptions{})
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	ln2.Close()
+	os.WriteFile(path, []byte("x"), 0o600)
+	if _, err := milter.Listen(a, milter.UnixOptions{}); err == nil {
+		t.Fatal("a regular file was replaced by a socket")
+	}
+}
+
+func TestParseAddress(t *testing.T) {
+	good := map[string]string{
+		"unix:/run/sluice/sluice.sock": "unix:/run/sluice/sluice.sock",
+		"inet:127.0.0.1:7357":          "inet:127.0.0.1:7357",
+		"inet6:[::1]:7357":             "inet6:[::1]:7357",
+		"inet:localhost:7357":          "inet:localhost:7357",
+	}
+	for in, want := range good {
+		a, err := milter.ParseAddress(in)
+		if err != nil || a.String() != want {
+			t.Errorf("%s: %v %v", in, a, err)
+		}
+	}
+	for _, bad := range []string{"", "/run/x.sock", "unix:relative.sock", "inet:7357", "inet::7357", "inet:127.0.0.1:99999", "inet6:127.0.0.1:25", "inet:[::1]:25", "tcp:127.0.0.1:1"} {
+		if _, err := milter.ParseAddress(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

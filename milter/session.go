@@ -1,0 +1,479 @@
+package milter
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// session is one MTA connection: one SMTP client session, possibly several
+// messages. It implements go-milter's Milter interface. All callbacks run
+// in go-milter's session goroutine, one at a time.
+type session struct {
+	srv *Server
+	ref *configRef
+	cfg Config
+	c   *conn
+	log *slog.Logger
+
+	conn     filters.Conn
+	connDone filters.Outcome // verdicts at connect and HELO
+	msg      *filters.Message
+	out      filters.Outcome
+	start    time.Time
+
+	// mu guards busy and draining, shared with Server.Shutdown.
+	mu       sync.Mutex
+	busy     bool // inside a message
+	draining bool
+	// endPending marks that the reply being written ends the message.
+	endPending bool
+}
+
+func newSession(srv *Server, ref *configRef, c *conn) *session {
+	s := &session{srv: srv, ref: ref, cfg: ref.cfg, c: c, log: srv.logger}
+	c.onWrite = s.wrote
+	return s
+}
+
+// serve runs go-milter on the connection until it ends.
+func (s *session) serve() {
+	actions, proto := options(s.cfg)
+	gs := &gomilter.Server{
+		NewMilter: func() gomilter.Milter { return s },
+		Actions:   actions,
+		Protocol:  proto,
+	}
+	// Serve returns once the session loop has closed the connection.
+	gs.Serve(&oneConnListener{c: s.c})
+	<-s.c.done
+	s.resetMessage()
+}
+
+// drain asks the session to close as soon as it is between messages.
+func (s *session) drain() {
+	s.mu.Lock()
+	s.draining = true
+	busy := s.busy
+	s.mu.Unlock()
+	if !busy {
+		s.c.interrupt()
+	}
+}
+
+// wrote runs after each packet written to the MTA.
+func (s *session) wrote() {
+	if !s.endPending {
+		return
+	}
+	s.endPending = false
+	s.mu.Lock()
+	s.busy = false
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		s.c.interrupt()
+	}
+}
+
+func (s *session) setBusy() {
+	s.mu.Lock()
+	s.busy = true
+	s.mu.Unlock()
+}
+
+// guard recovers a panic in a callback: the session survives, the panic is
+// logged and counted, and the message gets the failure policy's answer.
+func (s *session) guard(resp *gomilter.Response, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	s.srv.observer.SessionPanic()
+	s.log.Error("panic in milter session", "queue_id", s.queueID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	*err = nil
+	if s.cfg.OnFailure == filters.FailTempfail {
+		r := filters.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary filter failure, try again later"}
+		*resp = s.finish(filters.Tempfail, &r, "internal error")
+		return
+	}
+	*resp = s.finish(filters.Accept, nil, "internal error")
+}
+
+func (s *session) queueID() string {
+	if s.msg != nil {
+		return s.msg.QueueID
+	}
+	return ""
+}
+
+// Connect implements gomilter.Milter.
+func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	s.conn = filters.Conn{Hostname: host, Family: family, Port: port, Macros: map[string]string{}}
+	if a, ok := netip.AddrFromSlice(addr); ok {
+		s.conn.Addr = a.Unmap()
+	}
+	mergeMacros(s.conn.Macros, m.Macros)
+	s.log = s.srv.logger.With("client", clientString(&s.conn))
+	return s.runConn(filters.StageConnect), nil
+}
+
+// Helo implements gomilter.Milter.
+func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	s.conn.Helo = name
+	if s.conn.Macros == nil {
+		s.conn.Macros = map[string]string{}
+	}
+	mergeMacros(s.conn.Macros, m.Macros)
+	return s.runConn(filters.StageHelo), nil
+}
+
+// runConn runs a connection stage. Its verdict holds for every message of
+// the connection: a final one is replied now (the MTA then refuses the
+// client's commands itself), a quarantine is applied to each message.
+func (s *session) runConn(stage filters.Stage) gomilter.Response {
+	if s.connDone.Final() {
+		return reply(s.connDone.Action, s.connDone.Reply)
+	}
+	msg := &filters.Message{Conn: &s.conn}
+	res := s.cfg.Pipeline.Run(s.srv.ctx, stage, msg)
+	s.connDone.Add(res)
+	if s.connDone.Final() {
+		s.logConnection(stage)
+		return reply(s.connDone.Action, s.connDone.Reply)
+	}
+	return continueReply
+}
+
+// MailFrom implements gomilter.Milter. It starts a new message.
+func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	s.resetMessage()
+	s.setBusy()
+	s.start = time.Now()
+	s.msg = &filters.Message{
+		Conn:   &s.conn,
+		From:   filters.Address{Addr: from, Args: s.c.takeArgs()},
+		Macros: map[string]string{},
+	}
+	s.out = filters.Outcome{}
+	s.out.Add(filters.StageResult{Verdict: filters.Verdict{Action: s.connDone.Action, Reply: s.connDone.Reply, Reason: s.connDone.Reason, Edits: s.connDone.Edits}, Filter: s.connDone.Filter})
+	s.mergeMessageMacros(m.Macros)
+	if s.out.Final() {
+		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
+	}
+	return s.runMessage(filters.StageMailFrom), nil
+}
+
+// RcptTo implements gomilter.Milter. A Reject or Tempfail here refuses
+// only this recipient; the message goes on for the others.
+func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	if s.msg == nil {
+		return continueReply, nil
+	}
+	s.mergeMessageMacros(m.Macros)
+	s.msg.Rcpts = append(s.msg.Rcpts, filters.Address{Addr: rcpt, Args: s.c.takeArgs()})
+	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(filters.StageRcptTo) {
+		return continueReply, nil
+	}
+	res := s.cfg.Pipeline.Run(s.srv.ctx, filters.StageRcptTo, s.msg)
+	if a := res.Verdict.Action; a == filters.Reject || a == filters.Tempfail {
+		s.out.Decisions = append(s.out.Decisions, res.Decisions...)
+		s.msg.Rcpts = s.msg.Rcpts[:len(s.msg.Rcpts)-1]
+		s.log.Info("recipient refused", "queue_id", s.msg.QueueID, "rcpt", rcpt, "verdict", a.String(), "filter", res.Filter, "reason", res.Verdict.Reason)
+		return reply(a, res.Verdict.Reply), nil
+	}
+	return s.apply(res), nil
+}
+
+// Header implements gomilter.Milter: fields are kept raw, in order.
+func (s *session) Header(name, value string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	if s.msg == nil {
+		return continueReply, nil
+	}
+	s.mergeMessageMacros(m.Macros)
+	s.msg.Headers = append(s.msg.Headers, filters.Header{Name: name, Value: value})
+	return continueReply, nil
+}
+
+// Headers implements gomilter.Milter (end of headers).
+func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	if s.msg == nil {
+		return continueReply, nil
+	}
+	s.mergeMessageMacros(m.Macros)
+	return s.runMessage(filters.StageHeaders), nil
+}
+
+// BodyChunk implements gomilter.Milter.
+func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	if s.msg == nil {
+		return continueReply, nil
+	}
+	if s.msg.Body == nil {
+		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir)
+	}
+	if s.msg.Body.Err() != nil {
+		return continueReply, nil
+	}
+	if _, err := s.msg.Body.Write(chunk); err != nil {
+		// Filters see Body.Err and treat the body as incomplete; the
+		// message itself is in the MTA's hands and is not lost.
+		s.log.Error("storing message body", "queue_id", s.msg.QueueID, "err", err)
+	}
+	return continueReply, nil
+}
+
+// Body implements gomilter.Milter (end of message).
+func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error) {
+	defer s.guard(&resp, &err)
+	if s.msg == nil {
+		return continueReply, nil
+	}
+	s.mergeMessageMacros(m.Macros)
+	if s.msg.Body == nil && s.cfg.Pipeline.Needs().Body {
+		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir) // empty body
+	}
+	if !s.out.Settled() {
+		s.out.Add(s.cfg.Pipeline.Run(s.srv.ctx, filters.StageEOM, s.msg))
+	}
+	action := s.out.Action
+	if filters.Delivers(action) {
+		if err := s.applyEdits(m); err != nil {
+			return nil, err
+		}
+		if action == filters.Quarantine {
+			reason := "sluice: " + s.out.Filter
+			if s.out.Reason != "" {
+				reason += ": " + s.out.Reason
+			}
+			if err := m.Quarantine(sanitizeLine(reason)); err != nil {
+				return nil, fmt.Errorf("quarantine: %w", err)
+			}
+		}
+		action = max(action, filters.Accept)
+	}
+	return s.finish(action, s.out.Reply, s.out.Reason), nil
+}
+
+// Abort implements gomilter.Milter: the MTA gave up on the message (client
+// RSET, disconnect, or another milter's reject).
+func (s *session) Abort(m *gomilter.Modifier) error {
+	if s.msg != nil {
+		s.logMessage(filters.Continue, nil, "aborted by MTA", true)
+	}
+	s.resetMessage()
+	return nil
+}
+
+// runMessage runs a message stage and answers the MTA.
+func (s *session) runMessage(stage filters.Stage) gomilter.Response {
+	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(stage) {
+		return continueReply
+	}
+	return s.apply(s.cfg.Pipeline.Run(s.srv.ctx, stage, s.msg))
+}
+
+func (s *session) apply(res filters.StageResult) gomilter.Response {
+	s.out.Add(res)
+	if s.out.Final() {
+		return s.finish(s.out.Action, s.out.Reply, s.out.Reason)
+	}
+	return continueReply
+}
+
+// finish ends the message with a final reply and logs it.
+func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomilter.Response {
+	if s.msg != nil {
+		s.logMessage(a, r, reason, false)
+	}
+	s.endPending = true
+	s.resetMessage()
+	return reply(a, r)
+}
+
+func (s *session) applyEdits(m *gomilter.Modifier) error {
+	for _, e := range s.out.Edits {
+		value := e.Value
+		var err error
+		switch e.Kind {
+		case filters.AddHeader:
+			err = m.AddHeader(e.Name, value)
+		case filters.InsertHeader:
+			err = m.InsertHeader(e.Index, e.Name, value)
+		case filters.ChangeHeader:
+			err = m.ChangeHeader(e.Index, e.Name, value)
+		case filters.DeleteHeader:
+			// An empty value deletes the field (smfi_chgheader).
+			err = m.ChangeHeader(e.Index, e.Name, "")
+		}
+		if err != nil {
+			return fmt.Errorf("%s header %s: %w", e.Kind, e.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *session) resetMessage() {
+	if s.msg != nil && s.msg.Body != nil {
+		if err := s.msg.Body.Close(); err != nil {
+			s.log.Warn("releasing message body", "err", err)
+		}
+	}
+	s.msg = nil
+	s.out = filters.Outcome{}
+	s.mu.Lock()
+	if !s.endPending {
+		s.busy = false
+	}
+	draining := s.draining && !s.busy
+	s.mu.Unlock()
+	if draining && !s.endPending {
+		s.c.interrupt()
+	}
+}
+
+func (s *session) mergeMessageMacros(src map[string]string) {
+	mergeMacros(s.msg.Macros, src)
+	// Postfix sends the queue id from RCPT on, Sendmail from MAIL and drops
+	// it by end of message: keep the first one seen.
+	if s.msg.QueueID == "" {
+		if id := src["i"]; id != "" {
+			s.msg.QueueID = id
+		}
+	}
+}
+
+func mergeMacros(dst, src map[string]string) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+func clientString(c *filters.Conn) string {
+	if c.Addr.IsValid() {
+		return fmt.Sprintf("%s[%s]", c.Hostname, c.Addr)
+	}
+	return c.Hostname
+}
+
+// logConnection logs a connection-level refusal.
+func (s *session) logConnection(stage filters.Stage) {
+	s.log.Info("connection refused", "stage", stage.String(), "helo", s.conn.Helo,
+		"verdict", s.connDone.Action.String(), "reply", replyString(s.connDone.Action, s.connDone.Reply),
+		"filter", s.connDone.Filter, "reason", s.connDone.Reason, "filters", decisionsString(s.connDone.Decisions))
+}
+
+// logMessage writes the one summary line per message.
+func (s *session) logMessage(a filters.Action, r *filters.Reply, reason string, aborted bool) {
+	m := s.msg
+	rcpts := make([]string, len(m.Rcpts))
+	for i, r := range m.Rcpts {
+		rcpts[i] = r.Addr
+	}
+	var size int64
+	if m.Body != nil {
+		size = m.Body.Size()
+	}
+	sum := Summary{
+		QueueID:   m.QueueID,
+		Client:    clientString(&s.conn),
+		Helo:      s.conn.Helo,
+		From:      m.From.Addr,
+		Rcpts:     rcpts,
+		Action:    a,
+		Aborted:   aborted,
+		Filter:    s.out.Filter,
+		Reason:    reason,
+		Decisions: append(append([]filters.Decision(nil), s.connDone.Decisions...), s.out.Decisions...),
+		Duration:  time.Since(s.start),
+		BodySize:  size,
+	}
+	verdict := a.String()
+	if aborted {
+		verdict = "aborted"
+	}
+	attrs := []any{
+		"queue_id", sum.QueueID, "client", sum.Client, "helo", sum.Helo,
+		"from", sum.From, "rcpts", strings.Join(rcpts, ","), "verdict", verdict,
+	}
+	if rs := replyString(a, r); rs != "" {
+		attrs = append(attrs, "reply", rs)
+	}
+	if sum.Filter != "" && a != filters.Continue {
+		attrs = append(attrs, "decided_by", sum.Filter)
+	}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	attrs = append(attrs, "filters", decisionsString(sum.Decisions), "size", size, "duration", sum.Duration.Round(time.Microsecond).String())
+	s.srv.logger.Info("message", attrs...)
+	s.srv.observer.MessageDone(sum)
+}
+
+// Summary describes how one message ended.
+type Summary struct {
+	QueueID, Client, Helo, From string
+	Rcpts                       []string
+	// Action is the final verdict (Accept for delivered mail).
+	Action filters.Action
+	// Aborted is set when the MTA abandoned the message.
+	Aborted bool
+	// Filter decided the action; Reason says why.
+	Filter, Reason string
+	Decisions      []filters.Decision
+	Duration       time.Duration
+	BodySize       int64
+}
+
+func decisionsString(ds []filters.Decision) string {
+	var b strings.Builder
+	for i, d := range ds {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s@%s=%s", d.Filter, d.Stage, d.Verdict.Action)
+		if d.Failure != "" {
+			fmt.Fprintf(&b, "!%s", d.Failure)
+		}
+		fmt.Fprintf(&b, "(%s)", d.Duration.Round(time.Microsecond))
+	}
+	return b.String()
+}
+
+func replyString(a filters.Action, r *filters.Reply) string {
+	if a != filters.Reject && a != filters.Tempfail {
+		return ""
+	}
+	if r == nil {
+		d := filters.DefaultReply(a)
+		r = &d
+	}
+	return r.String()
+}
+
+// sanitizeLine makes s safe for a one-line protocol field.
+func sanitizeLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
