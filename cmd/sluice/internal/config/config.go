@@ -1,0 +1,382 @@
+// Package config reads sluice's YAML configuration file.
+//
+// The file is strict: an unknown key, a value of the wrong type or a bad
+// value is an error that names the file, the line and the key, because a
+// typo in a mail filter's config silently changes what happens to mail.
+// Every key has a default, so sluice runs with no file at all; the defaults
+// are those of Default and are listed in docs/configuration.md.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	// Listen lists the milter sockets, in Postfix syntax.
+	Listen []Listener `yaml:"listen"`
+	// Log sets the log format and level.
+	Log Log `yaml:"log"`
+	// Metrics configures the Prometheus HTTP listener.
+	Metrics Metrics `yaml:"metrics"`
+	// ShutdownTimeout is how long SIGTERM waits for messages in flight.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StateDir holds state files of filters (stores, seen lists).
+	StateDir string `yaml:"state_dir"`
+	// Body sets how message bodies are held.
+	Body Body `yaml:"body"`
+	// FilterDefaults apply to every filter that does not set its own.
+	FilterDefaults FilterDefaults `yaml:"filter_defaults"`
+	// Filters is the pipeline, in order.
+	Filters []Filter `yaml:"filters"`
+
+	// File is the path the config was read from; "" for the defaults.
+	File string `yaml:"-"`
+}
+
+// Listener is one milter socket.
+type Listener struct {
+	// Address is "unix:/path", "inet:host:port" or "inet6:[host]:port".
+	Address string `yaml:"address"`
+	// Mode is the unix socket's permission bits, octal (default "0660").
+	Mode FileMode `yaml:"mode,omitempty"`
+	// Group is the unix socket's group, e.g. "postfix".
+	Group string `yaml:"group,omitempty"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "text" or "json".
+	Format string `yaml:"format"`
+	// Level is "debug", "info", "warn" or "error".
+	Level string `yaml:"level"`
+}
+
+// Metrics configures the HTTP listener serving /metrics and /healthz.
+type Metrics struct {
+	// Listen is host:port; "" turns the listener off.
+	Listen string `yaml:"listen"`
+}
+
+// Body configures message body storage.
+type Body struct {
+	// MemoryLimit is how much of a body is kept in memory; the rest goes
+	// to a temporary file.
+	MemoryLimit Size `yaml:"memory_limit"`
+	// TempDir holds the temporary files; "" means $TMPDIR or /tmp.
+	TempDir string `yaml:"temp_dir"`
+}
+
+// FilterDefaults are the timeout and failure policy of filters.
+type FilterDefaults struct {
+	// Timeout bounds each filter call.
+	Timeout time.Duration `yaml:"timeout"`
+	// OnFailure is "accept" or "tempfail".
+	OnFailure string `yaml:"on_failure"`
+}
+
+// Filter is one pipeline entry.
+type Filter struct {
+	// Type selects the filter implementation.
+	Type string `yaml:"type"`
+	// Name identifies this entry in logs and metrics; default: Type.
+	Name string `yaml:"name,omitempty"`
+	// Timeout and OnFailure override FilterDefaults.
+	Timeout   time.Duration `yaml:"timeout,omitempty"`
+	OnFailure string        `yaml:"on_failure,omitempty"`
+	// Options are the filter's own settings, checked by the filter.
+	Options yaml.Node `yaml:"options,omitempty"`
+
+	line int
+}
+
+// Default returns the configuration used when no file is given.
+func Default() *Config {
+	return &Config{
+		Listen:          []Listener{{Address: "inet:127.0.0.1:7357"}},
+		Log:             Log{Format: "text", Level: "info"},
+		Metrics:         Metrics{Listen: "127.0.0.1:7358"},
+		ShutdownTimeout: 30 * time.Second,
+		StateDir:        "/var/lib/sluice",
+		Body:            Body{MemoryLimit: 1 << 20},
+		FilterDefaults:  FilterDefaults{Timeout: 10 * time.Second, OnFailure: "accept"},
+	}
+}
+
+// Error is a config error at a place in the file.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(":")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "%d:", e.Line)
+	}
+	if b.Len() > 0 {
+		b.WriteString(" ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load reads and checks the file at path. An empty path returns the
+// defaults. Filter options are checked by building each filter with reg
+// (and closing it again); see Build.
+func Load(path string, reg filters.Registry) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, reg)
+}
+
+// Parse reads a config from data; file names it in errors.
+func Parse(file string, data []byte, reg filters.Registry) (*Config, error) {
+	cfg := Default()
+	cfg.File = file
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(file, err)
+	}
+	if doc.Kind == 0 { // empty file: defaults
+		return cfg, cfg.check(reg, nil)
+	}
+	root := doc.Content[0]
+	if err := checkKeys(file, root, reflect.TypeOf(*cfg), ""); err != nil {
+		return nil, err
+	}
+	// A present but empty filters list or listen list replaces the default.
+	if err := root.Decode(cfg); err != nil {
+		return nil, yamlError(file, err)
+	}
+	for i := range cfg.Filters {
+		cfg.Filters[i].line = itemLine(root, "filters", i)
+	}
+	return cfg, cfg.check(reg, root)
+}
+
+// check validates values, building the filters to let them check theirs.
+func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
+	at := func(key string, err error) error {
+		return &Error{File: c.File, Line: keyLine(root, key), Key: key, Err: err}
+	}
+	if len(c.Listen) == 0 {
+		return at("listen", errors.New("at least one listener is needed"))
+	}
+	seen := map[string]bool{}
+	for i, l := range c.Listen {
+		key := fmt.Sprintf("listen[%d]", i)
+		a, err := milter.ParseAddress(l.Address)
+		if err != nil {
+			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: err}
+		}
+		if seen[a.String()] {
+			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: fmt.Errorf("%s is listed twice", a)}
+		}
+		seen[a.String()] = true
+		if a.Network != "unix" && (l.Mode != 0 || l.Group != "") {
+			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: errors.New("mode and group apply to unix sockets only")}
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return at("log.format", fmt.Errorf("%q: want text or json", c.Log.Format))
+	}
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		return at("log.level", err)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {
+			return at("metrics.listen", err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		return at("shutdown_timeout", errors.New("must be positive"))
+	}
+	if c.Body.MemoryLimit < 0 {
+		return at("body.memory_limit", errors.New("must not be negative"))
+	}
+	if c.FilterDefaults.Timeout <= 0 {
+		return at("filter_defaults.timeout", errors.New("must be positive"))
+	}
+	if _, err := filters.ParseFailurePolicy(c.FilterDefaults.OnFailure); err != nil {
+		return at("filter_defaults.on_failure", err)
+	}
+	names := map[string]bool{}
+	for i, f := range c.Filters {
+		fail := func(key string, err error) error {
+			return &Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d]%s", i, key), Err: err}
+		}
+		if f.Type == "" {
+			return fail(".type", errors.New("missing"))
+		}
+		name := f.EntryName()
+		if names[name] {
+			return fail(".name", fmt.Errorf("%q is used twice; give each entry its own name", name))
+		}
+		names[name] = true
+		if f.Timeout < 0 {
+			return fail(".timeout", errors.New("must not be negative"))
+		}
+		if f.OnFailure != "" {
+			if _, err := filters.ParseFailurePolicy(f.OnFailure); err != nil {
+				return fail(".on_failure", err)
+			}
+		}
+		if _, ok := reg[f.Type]; !ok {
+			return fail(".type", fmt.Errorf("unknown filter type %q (known: %s)", f.Type, strings.Join(reg.Types(), ", ")))
+		}
+	}
+	return nil
+}
+
+// EntryName is the filter's name in this pipeline.
+func (f *Filter) EntryName() string {
+	if f.Name != "" {
+		return f.Name
+	}
+	return f.Type
+}
+
+// ParseLevel parses a log level name.
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "debug":
+		return LevelDebug, nil
+	case "info":
+		return LevelInfo, nil
+	case "warn":
+		return LevelWarn, nil
+	case "error":
+		return LevelError, nil
+	}
+	return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
+}
+
+// Level mirrors slog's levels without importing slog here.
+type Level int
+
+// The log levels, as slog numbers them.
+const (
+	LevelDebug Level = -4
+	LevelInfo  Level = 0
+	LevelWarn  Level = 4
+	LevelError Level = 8
+)
+
+func splitHostPort(s string) (string, int, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", 0, fmt.Errorf("%q: want host:port", s)
+	}
+	port, err := strconv.Atoi(s[i+1:])
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return s[:i], port, nil
+}
+
+// Marshal returns the effective config as YAML, defaults filled in.
+func (c *Config) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return b.Bytes(), nil
+}
+
+// Size is a byte count written as a number or with a unit: "512KiB",
+// "1MiB", "10MB", "1GiB".
+type Size int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a size such as 1048576 or \"1MiB\"", n.Line)
+	}
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
+
+// ParseSize parses a size such as "1MiB".
+func ParseSize(s string) (Size, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+	}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			mult = u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q: want e.g. 1048576, \"512KiB\" or \"1MiB\"", s)
+	}
+	return Size(n * mult), nil
+}
+
+// FileMode is a permission mode written in octal, e.g. "0660".
+type FileMode os.FileMode
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseUint(strings.TrimPrefix(n.Value, "0o"), 8, 32)
+	if n.Kind != yaml.ScalarNode || err != nil || v > 0o777 {
+		return fmt.Errorf("line %d: mode %q: want octal permissions such as \"0660\"", n.Line, n.Value)
+	}
+	*m = FileMode(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (m FileMode) MarshalYAML() (any, error) { return fmt.Sprintf("%04o", uint32(m)), nil }

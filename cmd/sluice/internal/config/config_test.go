@@ -1,0 +1,151 @@
+package config_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/filters/filtertest"
+)
+
+func TestDefaultsWithoutFile(t *testing.T) {
+	c, err := config.Load("", filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen[0].Address != "inet:127.0.0.1:7357" || c.ShutdownTimeout != 30*time.Second || c.Body.MemoryLimit != 1<<20 {
+		t.Errorf("defaults: %+v", c)
+	}
+	// An empty file means the defaults too.
+	c2, err := config.Parse("empty.yml", nil, filtertest.Registry())
+	if err != nil || c2.Listen[0].Address != c.Listen[0].Address {
+		t.Errorf("empty file: %+v %v", c2, err)
+	}
+}
+
+func TestParseGood(t *testing.T) {
+	src := `# sample
+listen:
+  - address: unix:/run/sluice/sluice.sock
+    mode: "0660"
+    group: "0"
+  - address: inet6:[::1]:7357
+log:
+  format: json
+  level: debug
+metrics:
+  listen: 127.0.0.1:9999
+shutdown_timeout: 5s
+body:
+  memory_limit: 512KiB
+filter_defaults:
+  timeout: 3s
+  on_failure: tempfail
+filters:
+  - type: script
+    name: tagger
+    timeout: 1s
+    options:
+      header: X-Tag
+  - type: sleep
+`
+	c, err := config.Parse("s.yml", []byte(src), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen[0].Mode != 0o660 || c.Listen[1].Address != "inet6:[::1]:7357" || c.Body.MemoryLimit != 512<<10 || c.Log.Format != "json" {
+		t.Errorf("parsed: %+v", c)
+	}
+	p, err := config.Build(c, filtertest.Registry(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := p.Steps()
+	if len(steps) != 2 || steps[0].Filter.Name() != "tagger" || steps[0].Timeout != time.Second || steps[1].Timeout != 3*time.Second {
+		t.Errorf("steps: %+v", steps)
+	}
+	out, err := c.Marshal()
+	if err != nil || !strings.Contains(string(out), "header: X-Tag") || !strings.Contains(string(out), `mode: "0660"`) {
+		t.Errorf("marshal: %s %v", out, err)
+	}
+	// The printed config reads back to the same thing.
+	c2, err := config.Parse("again.yml", out, filtertest.Registry())
+	if err != nil {
+		t.Fatalf("re-reading printed config: %v\n%s", err, out)
+	}
+	if c2.Body.MemoryLimit != c.Body.MemoryLimit || len(c2.Filters) != 2 {
+		t.Errorf("round trip: %+v", c2)
+	}
+}
+
+// Every bad input is an error naming the file, the line and the key.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unknown top key", "listen:\n  - address: inet:127.0.0.1:1\nlisen: x\n", "bad.yml:3: lisen: unknown key"},
+		{"unknown nested key", "log:\n  format: text\n  colour: yes\n", "bad.yml:3: log.colour: unknown key"},
+		{"wrong type", "shutdown_timeout: soon\n", "bad.yml:1:"},
+		{"bad duration value", "shutdown_timeout: -1s\n", "bad.yml:1: shutdown_timeout: must be positive"},
+		{"bad format", "log:\n  format: xml\n", "bad.yml:2: log.format:"},
+		{"bad level", "log:\n  level: loud\n", "bad.yml:2: log.level:"},
+		{"bad listener", "listen:\n  - address: inet:127.0.0.1:1\n  - address: tcp:1.2.3.4:5\n", "bad.yml:3: listen[1]:"},
+		{"duplicate listener", "listen:\n  - address: inet:127.0.0.1:1\n  - address: inet:127.0.0.1:1\n", "bad.yml:3: listen[1]: inet:127.0.0.1:1 is listed twice"},
+		{"mode on inet", "listen:\n  - address: inet:127.0.0.1:1\n    mode: \"0600\"\n", "bad.yml:2: listen[0]: mode and group"},
+		{"bad mode", "listen:\n  - address: unix:/tmp/x.sock\n    mode: rwx\n", "bad.yml:3:"},
+		{"no listeners", "listen: []\n", "bad.yml:1: listen: at least one"},
+		{"bad size", "body:\n  memory_limit: lots\n", "bad.yml:2:"},
+		{"bad policy", "filter_defaults:\n  on_failure: pray\n", "bad.yml:2: filter_defaults.on_failure:"},
+		{"unknown filter", "filters:\n  - type: nope\n", "bad.yml:2: filters[0].type: unknown filter type"},
+		{"missing type", "filters:\n  - name: x\n", "bad.yml:2: filters[0].type: missing"},
+		{"duplicate name", "filters:\n  - type: script\n  - type: script\n", "bad.yml:3: filters[1].name:"},
+		{"unknown filter key", "filters:\n  - type: script\n    colour: red\n", "bad.yml:3: filters[0].colour: unknown key"},
+		{"syntax", "listen: [\n", "bad.yml:"},
+		{"list for scalar", "log:\n  format: [a, b]\n", "bad.yml:2: log.format: want a single value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("bad.yml", []byte(tc.src), filtertest.Registry())
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.src)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %q, want prefix %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Filter options are checked strictly by Build, with file and line.
+func TestBuildOptionErrors(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"filters:\n  - type: script\n    options:\n      header: X-A\n      hedaer: X-B\n", "bad.yml:5: filters[0].options.hedaer: unknown key"},
+		{"filters:\n  - type: sleep\n    options:\n      delay: forever\n", "bad.yml:4:"},
+	}
+	for _, tc := range tests {
+		c, err := config.Parse("bad.yml", []byte(tc.src), filtertest.Registry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = config.Build(c, filtertest.Registry(), slog.New(slog.DiscardHandler), nil)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("error %v, want prefix %q", err, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	good := map[string]config.Size{"0": 0, "1024": 1024, "1KiB": 1024, "2 MiB": 2 << 20, "10MB": 10e6, "1GiB": 1 << 30, "5B": 5}
+	for in, want := range good {
+		if got, err := config.ParseSize(in); err != nil || got != want {
+			t.Errorf("%q: %d %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "1TB", "99999999999GiB"} {
+		if _, err := config.ParseSize(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

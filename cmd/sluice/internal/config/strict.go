@@ -1,0 +1,229 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+var (
+	nodeType        = reflect.TypeOf(yaml.Node{})
+	durationType    = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
+
+// checkKeys walks node against the Go type it will be decoded into and
+// reports the first key the type does not have, with its line. yaml.v3's
+// Node.Decode has no strict mode of its own.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nodeType || t == durationType || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a mapping of keys")}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			f, ok := fieldByTag(t, k.Value)
+			key := join(path, k.Value)
+			if !ok {
+				return &Error{File: file, Line: k.Line, Key: key, Err: fmt.Errorf("unknown key (known: %s)", strings.Join(tagNames(t), ", "))}
+			}
+			if err := checkKeys(file, v, f.Type, key); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a list")}
+		}
+		for i, item := range n.Content {
+			if err := checkKeys(file, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a mapping")}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			return &Error{File: file, Line: n.Line, Key: path, Err: fmt.Errorf("want a single value (%s), not a list or mapping", t.Kind())}
+		}
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if tagName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func tagName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if tag == "-" {
+		return ""
+	}
+	if tag == "" {
+		return strings.ToLower(f.Name)
+	}
+	return tag
+}
+
+func tagNames(t reflect.Type) []string {
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		if n := tagName(t.Field(i)); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError turns a yaml.v3 error into an Error with file and line.
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	m := yamlLine.FindStringSubmatch(msgs[0])
+	if m == nil {
+		return &Error{File: file, Err: err}
+	}
+	line, _ := strconv.Atoi(m[1])
+	return &Error{File: file, Line: line, Err: errors.New(m[2])}
+}
+
+// keyLine finds the line of a dotted key in the document; 0 if absent.
+func keyLine(root *yaml.Node, key string) int {
+	n := root
+	line := 0
+	for _, part := range strings.Split(key, ".") {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line = n.Content[i].Line
+				next = n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return line
+}
+
+// itemLine finds the line of item i of the list under key.
+func itemLine(root *yaml.Node, key string, i int) int {
+	if root == nil || root.Kind != yaml.MappingNode {
+		return 0
+	}
+	for j := 0; j+1 < len(root.Content); j += 2 {
+		if root.Content[j].Value == key {
+			list := root.Content[j+1]
+			if list.Kind == yaml.SequenceNode && i < len(list.Content) {
+				return list.Content[i].Line
+			}
+			return root.Content[j].Line
+		}
+	}
+	return 0
+}
+
+// Build creates the pipeline the config describes. Each filter decodes its
+// own options strictly; an error names the file and line of the entry.
+func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Observer) (*filters.Pipeline, error) {
+	defPolicy, err := filters.ParseFailurePolicy(c.FilterDefaults.OnFailure)
+	if err != nil {
+		return nil, err
+	}
+	var steps []filters.Step
+	fail := func(err error) (*filters.Pipeline, error) {
+		filters.NewPipeline(steps, nil).Close()
+		return nil, err
+	}
+	for i := range c.Filters {
+		f := &c.Filters[i]
+		key := fmt.Sprintf("filters[%d].options", i)
+		name := f.EntryName()
+		decode := func(v any) error {
+			if f.Options.Kind == 0 {
+				return nil
+			}
+			t := reflect.TypeOf(v)
+			if t.Kind() != reflect.Pointer {
+				return fmt.Errorf("decode target must be a pointer, got %s", t)
+			}
+			if err := checkKeys(c.File, &f.Options, t.Elem(), key); err != nil {
+				return err
+			}
+			if err := f.Options.Decode(v); err != nil {
+				return yamlError(c.File, err)
+			}
+			return nil
+		}
+		env := filters.Env{Name: name, Logger: logger.With("filter", name)}
+		filter, err := reg.Build(f.Type, env, decode)
+		if err != nil {
+			var ce *Error
+			if errors.As(err, &ce) {
+				return fail(err)
+			}
+			return fail(&Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d] (%s)", i, name), Err: err})
+		}
+		step := filters.Step{Filter: filter, Timeout: c.FilterDefaults.Timeout, OnFailure: defPolicy}
+		if f.Timeout > 0 {
+			step.Timeout = f.Timeout
+		}
+		if f.OnFailure != "" {
+			step.OnFailure, _ = filters.ParseFailurePolicy(f.OnFailure)
+		}
+		steps = append(steps, step)
+	}
+	return filters.NewPipeline(steps, obs), nil
+}

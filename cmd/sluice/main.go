@@ -1,0 +1,160 @@
+// Command sluice is a mail-filtering daemon for Postfix and Sendmail that
+// speaks the milter protocol. See docs/ for how to run it.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// defaultConfigPath is read when --config is not given; when it does not
+// exist sluice runs on built-in defaults.
+const defaultConfigPath = "/etc/sluice/sluice.yml"
+
+func main() {
+	root := newRootCmd(registry())
+	if err := root.Execute(); err != nil {
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.err != nil {
+			fmt.Fprintln(os.Stderr, "sluice:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitError carries a specific exit status out of a command; err may be
+// nil when the status says it all (e.g. classify's verdict).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+// cli holds what every command shares: the global flags and the filter
+// registry.
+type cli struct {
+	configPath string
+	configSet  bool
+	reg        filters.Registry
+}
+
+func newRootCmd(reg filters.Registry) *cobra.Command {
+	c := &cli{reg: reg}
+	root := &cobra.Command{
+		Use:   "sluice",
+		Short: "A mail filter for Postfix and Sendmail (milter)",
+		Long: `sluice is a mail-filtering daemon that speaks the milter protocol. Postfix
+(smtpd_milters) or Sendmail (INPUT_MAIL_FILTER) hand it each message; a
+pipeline of filters decides whether it is delivered, tagged, held,
+discarded or refused.
+
+Configuration is one YAML file (--config, default ` + defaultConfigPath + `;
+built-in defaults when that file does not exist). See docs/configuration.md.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			c.configSet = cmd.Flags().Changed("config")
+		},
+	}
+	root.PersistentFlags().StringVar(&c.configPath, "config", defaultConfigPath, "configuration file")
+	root.AddCommand(c.newServeCmd(), newVersionCmd(), c.newConfigCmd())
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
+	})
+	return root
+}
+
+// loadConfig reads the config named by --config (or the positional FILE
+// of a command). A missing default file means built-in defaults; a
+// missing file the user named is an error.
+func (c *cli) loadConfig(file string) (*config.Config, error) {
+	path := c.configPath
+	explicit := c.configSet
+	if file != "" {
+		path, explicit = file, true
+	}
+	cfg, err := config.Load(path, c.reg)
+	if err != nil && !explicit && errors.Is(err, fs.ErrNotExist) {
+		return config.Default(), nil
+	}
+	return cfg, err
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of sluice",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "sluice %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}
+
+func (c *cli) newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with the configuration file",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Check a configuration file and print the effective configuration",
+		Long: `Check reads the configuration (FILE, else --config), builds every filter
+to check its options, and prints the effective configuration with all
+defaults filled in. Errors name the file, the line and the key, and the
+exit status is 1.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := ""
+			if len(args) == 1 {
+				file = args[0]
+			}
+			cfg, err := c.loadConfig(file)
+			if err != nil {
+				return err
+			}
+			p, err := config.Build(cfg, c.reg, slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				return err
+			}
+			if err := p.Close(); err != nil {
+				return err
+			}
+			out, err := cfg.Marshal()
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/metrics"
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+func (c *cli) newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the milter daemon",
+		Long: `Serve runs the milter daemon in the foreground (no forking: run it under
+systemd or another supervisor). It logs to standard error.
+
+Signals:
+  SIGHUP           reload the configuration; a broken file is logged and
+                   the running configuration stays
+  SIGTERM, SIGINT  stop accepting connections, let messages in flight
+                   finish (up to shutdown_timeout), then exit 0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sigs := make(chan os.Signal, 4)
+			signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(sigs)
+			d := &daemon{cli: c, stderr: cmd.ErrOrStderr()}
+			return d.run(cmd.Context(), sigs, nil)
+		},
+	}
+}
+
+// daemon is a running `sluice serve`.
+type daemon struct {
+	cli    *cli
+	stderr io.Writer
+
+	cfg      *config.Config
+	logger   *slog.Logger
+	level    *slog.LevelVar
+	metrics  *metrics.Metrics
+	promReg  *prometheus.Registry
+	srv      *milter.Server
+	httpSrv  *http.Server
+	serveErr chan error
+}
+
+// ready tells tests where the daemon listens once it does.
+type ready struct {
+	Milter  []net.Addr
+	Metrics net.Addr
+}
+
+// run starts the daemon and serves until a stop signal or ctx ends. Signals
+// arrive on sigs so that tests can drive reloads and shutdowns directly.
+func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(ready)) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg, err := d.cli.loadConfig("")
+	if err != nil {
+		return err
+	}
+	d.cfg = cfg
+	d.level = new(slog.LevelVar)
+	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
+	d.logger = newLogger(d.stderr, cfg.Log.Format, d.level)
+	// go-milter logs through the standard log package; route it to slog.
+	slog.SetDefault(d.logger)
+
+	d.promReg = prometheus.NewRegistry()
+	d.metrics = metrics.New(d.promReg, version, runtime.Version())
+	pipeline, err := config.Build(cfg, d.cli.reg, d.logger, d.metrics)
+	if err != nil {
+		return err
+	}
+	d.srv = milter.NewServer(d.milterConfig(cfg, pipeline), d.logger, d.metrics)
+
+	var info ready
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		pipeline.Close()
+	}
+	for _, l := range cfg.Listen {
+		a, _ := milter.ParseAddress(l.Address) // checked by config
+		ln, err := milter.Listen(a, milter.UnixOptions{Mode: os.FileMode(l.Mode), Group: l.Group})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		lns = append(lns, ln)
+		info.Milter = append(info.Milter, ln.Addr())
+	}
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		info.Metrics = ln.Addr()
+		d.httpSrv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := d.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.logger.Error("metrics listener failed", "err", err)
+			}
+		}()
+	}
+	d.serveErr = make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { d.serveErr <- d.srv.Serve(ln) }(ln)
+	}
+	d.logger.Info("sluice started", "version", version, "config", cfg.File, "listen", addrStrings(info.Milter), "filters", len(cfg.Filters))
+	if onReady != nil {
+		onReady(info)
+	}
+
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			d.logger.Info("stopping", "signal", sig.String(), "deadline", d.cfg.ShutdownTimeout.String())
+			return d.shutdown()
+		case <-ctx.Done():
+			d.logger.Info("stopping", "reason", ctx.Err().Error())
+			return d.shutdown()
+		case err := <-d.serveErr:
+			if errors.Is(err, milter.ErrServerClosed) {
+				continue
+			}
+			// A listener died: without it mail is not filtered. Stop and
+			// let the supervisor restart us rather than limp on.
+			d.logger.Error("milter listener failed", "err", err)
+			d.shutdown()
+			return fmt.Errorf("milter listener: %w", err)
+		}
+	}
+}
+
+func (d *daemon) milterConfig(cfg *config.Config, p *filters.Pipeline) milter.Config {
+	policy, _ := filters.ParseFailurePolicy(cfg.FilterDefaults.OnFailure)
+	return milter.Config{
+		Pipeline:        p,
+		BodyMemoryLimit: int64(cfg.Body.MemoryLimit),
+		TempDir:         cfg.Body.TempDir,
+		OnFailure:       policy,
+	}
+}
+
+// reload reads the config again and swaps it in for new connections. On
+// any error the running config stays, and the failure is logged and
+// counted, so a typo in an edit never takes the mail flow down.
+func (d *daemon) reload() {
+	cfg, err := d.cli.loadConfig("")
+	var pipeline *filters.Pipeline
+	if err == nil {
+		pipeline, err = config.Build(cfg, d.cli.reg, d.logger, d.metrics)
+	}
+	if err != nil {
+		d.metrics.Reloaded(false)
+		d.logger.Error("config reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	d.srv.SetConfig(d.milterConfig(cfg, pipeline))
+	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
+	for _, change := range restartOnly(d.cfg, cfg) {
+		d.logger.Warn("config change needs a restart to take effect", "key", change)
+	}
+	d.cfg = cfg
+	d.metrics.Reloaded(true)
+	d.logger.Info("config reloaded", "config", cfg.File, "filters", len(cfg.Filters))
+}
+
+// restartOnly lists changed keys that a reload cannot apply: sockets are
+// bound once at start.
+func restartOnly(old, cur *config.Config) []string {
+	var keys []string
+	if fmt.Sprint(old.Listen) != fmt.Sprint(cur.Listen) {
+		keys = append(keys, "listen")
+	}
+	if old.Metrics != cur.Metrics {
+		keys = append(keys, "metrics.listen")
+	}
+	if old.Log.Format != cur.Log.Format {
+		keys = append(keys, "log.format")
+	}
+	return keys
+}
+
+func (d *daemon) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	err := d.srv.Shutdown(ctx)
+	if err != nil {
+		d.logger.Warn("shutdown deadline passed; sessions still in flight were cut off", "err", err)
+	}
+	if d.httpSrv != nil {
+		hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer hcancel()
+		d.httpSrv.Shutdown(hctx)
+	}
+	d.logger.Info("sluice stopped")
+	// Running out of time is not a failure of the daemon: exit 0.
+	return nil
+}
+
+func (d *daemon) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.promReg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelError)}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func mustLevel(s string) config.Level {
+	l, err := config.ParseLevel(s)
+	if err != nil {
+		return config.LevelInfo
+	}
+	return l
+}
+
+func addrStrings(as []net.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Network() + ":" + a.String()
+	}
+	return out
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters/filtertest"
+)
+
+// syncBuffer is a log sink safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testDaemon struct {
+	sigs   chan os.Signal
+	done   chan error
+	info   ready
+	log    *syncBuffer
+	config string
+}
+
+// startDaemon runs the daemon in-process on the config text, with the test
+// filters registered, and waits until it listens.
+func startDaemon(t *testing.T, configText string) *testDaemon {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	td := &testDaemon{sigs: make(chan os.Signal, 1), done: make(chan error, 1), log: &syncBuffer{}, config: path}
+	c := &cli{configPath: path, configSet: true, reg: filtertest.Registry()}
+	d := &daemon{cli: c, stderr: td.log}
+	readyCh := make(chan ready, 1)
+	go func() { td.done <- d.run(context.Background(), td.sigs, func(r ready) { readyCh <- r }) }()
+	select {
+	case td.info = <-readyCh:
+	case err := <-td.done:
+		t.Fatalf("daemon did not start: %v\n%s", err, td.log)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	t.Cleanup(func() {
+		select {
+		case td.sigs <- syscall.SIGTERM:
+			<-td.done
+		case <-td.done:
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", td.log)
+		}
+	})
+	return td
+}
+
+func (td *testDaemon) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	// The channel holds one signal: a second send waits until the daemon
+	// took the first. Callers wait for the log line that shows it acted.
+	td.sigs <- sig
+}
+
+func (td *testDaemon) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + td.info.Metrics.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// addedHeader sends one message through the daemon and returns the name
+// and value of the header the script filter added.
+func (td *testDaemon) addedHeader(t *testing.T) (string, string) {
+	t.Helper()
+	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
+		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	steps := []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) { return s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1") },
+		func() (*gomilter.Action, error) { return s.Helo("h.example") },
+		func() (*gomilter.Action, error) { return s.Mail("a@example.org", nil) },
+		func() (*gomilter.Action, error) { return s.Rcpt("b@lab.example", nil) },
+		func() (*gomilter.Action, error) { return s.HeaderField("Subject", "x") },
+		func() (*gomilter.Action, error) { return s.HeaderEnd() },
+	}
+	for _, step := range steps {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mods, act, err := s.BodyReadFrom(strings.NewReader("hello\r\n"))
+	if err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("end: %v %v", act, err)
+	}
+	for _, m := range mods {
+		if m.Code == gomilter.ActAddHeader {
+			return m.HeaderName, m.HeaderValue
+		}
+	}
+	return "", ""
+}
+
+const daemonConfig = `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+log:
+  level: debug
+shutdown_timeout: 5s
+filters:
+  - type: script
+    options:
+      header: %s
+`
+
+func TestReloadKeepsRunningConfigOnError(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	if name, _ := td.addedHeader(t); name != "X-First" {
+		t.Fatalf("header %q", name)
+	}
+
+	// A good edit applies to the next connection.
+	os.WriteFile(td.config, []byte(strings.Replace(daemonConfig, "%s", "X-Second", 1)), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	if name, _ := td.addedHeader(t); name != "X-Second" {
+		t.Fatalf("after reload: header %q", name)
+	}
+
+	// A broken edit is logged and counted; the running config stays.
+	os.WriteFile(td.config, []byte("filters:\n  - type: script\n    options:\n      bogus: 1\n"), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reload failed") })
+	if !strings.Contains(td.log.String(), "sluice.yml:4: filters[0].options.bogus: unknown key") {
+		t.Errorf("reload error does not name file, line and key:\n%s", td.log)
+	}
+	if name, _ := td.addedHeader(t); name != "X-Second" {
+		t.Fatalf("after broken reload: header %q", name)
+	}
+	m := td.metrics(t)
+	for _, want := range []string{
+		`sluice_config_reloads_total{result="failed"} 1`,
+		`sluice_config_reloads_total{result="ok"} 1`,
+		`sluice_config_last_reload_successful 0`,
+		`sluice_messages_total{verdict="accept"} 3`,
+		`sluice_filter_decisions_total{filter="script",stage="eom",verdict="continue"} 3`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	resp, err := http.Get("http://" + td.info.Metrics.String() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz: %v %v", resp, err)
+	}
+}
+
+// SIGTERM lets the message in flight finish, then the daemon exits 0.
+func TestShutdownWaitsForMessageInFlight(t *testing.T) {
+	tmp := t.TempDir()
+	cfg := `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+body:
+  memory_limit: 16
+  temp_dir: ` + tmp + `
+filters:
+  - type: sleep
+    options:
+      delay: 400ms
+`
+	td := startDaemon(t, cfg)
+	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, ActionMask: gomilter.OptAddHeader,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")
+	s.Helo("h")
+	s.Mail("a@b", nil)
+	s.Rcpt("c@d", nil)
+	s.HeaderEnd()
+	s.BodyChunk(bytes.Repeat([]byte("y"), 1000))
+	type end struct {
+		act *gomilter.Action
+		err error
+	}
+	ended := make(chan end, 1)
+	go func() {
+		_, act, err := s.End()
+		ended <- end{act, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	td.sigs <- syscall.SIGTERM
+	e := <-ended
+	if e.err != nil || e.act.Code != gomilter.ActAccept {
+		t.Fatalf("message in flight: %v %v", e.act, e.err)
+	}
+	select {
+	case err := <-td.done:
+		if err != nil {
+			t.Fatalf("daemon exit: %v", err)
+		}
+		td.done <- nil // for Cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("shutdown took %s", time.Since(start))
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("temp files left: %v", entries)
+	}
+}
+
+func TestConfigCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	os.WriteFile(good, []byte("filters:\n  - type: script\n"), 0o644)
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("log:\n  level: chatty\n"), 0o644)
+
+	run := func(args ...string) (string, error) {
+		root := newRootCmd(filtertest.Registry())
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(args)
+		err := root.Execute()
+		return out.String(), err
+	}
+	out, err := run("config", "check", good)
+	if err != nil || !strings.Contains(out, "type: script") || !strings.Contains(out, "shutdown_timeout: 30s") {
+		t.Errorf("good config: %v\n%s", err, out)
+	}
+	_, err = run("--config", bad, "config", "check")
+	if err == nil || !strings.Contains(err.Error(), "bad.yml:2: log.level") {
+		t.Errorf("bad config: %v", err)
+	}
+	_, err = run("--config", filepath.Join(dir, "missing.yml"), "config", "check")
+	if err == nil {
+		t.Error("a missing config file named by the user was accepted")
+	}
+	out, err = run("version")
+	if err != nil || !strings.HasPrefix(out, "sluice ") {
+		t.Errorf("version: %q %v", out, err)
+	}
+	out, err = run("completion", "bash")
+	if err != nil || !strings.Contains(out, "bash completion") {
+		t.Errorf("completion: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
