@@ -85,6 +85,13 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	// go-milter logs through the standard log package; route it to slog.
 	slog.SetDefault(d.logger)
 
+	if cfg.Body.TempDir != "" {
+		// Spilled bodies must have somewhere to go before the first big
+		// message arrives, not fail then.
+		if err := os.MkdirAll(cfg.Body.TempDir, 0o700); err != nil {
+			return fmt.Errorf("body.temp_dir: %w", err)
+		}
+	}
 	d.promReg = prometheus.NewRegistry()
 	d.metrics = metrics.New(d.promReg, version, runtime.Version())
 	pipeline, err := config.Build(cfg, d.cli.reg, d.logger, d.metrics)

@@ -1,0 +1,44 @@
+# sluice — build, run and test.
+#
+#   make run    build and serve with testdata/sluice.yml (state under ./var)
+#   make test   everything: vet, format check, unit, fuzz and end-to-end tests
+#   make bench  benchmarks (see docs/benchmarks.md)
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+# End-to-end tests start real Postfix, Sendmail and Prometheus; give them time.
+TESTFLAGS ?= -race -timeout 40m
+FUZZTIME ?= 60s
+
+.PHONY: all build run test check unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
+
+run: build
+	mkdir -p var/lib var/tmp
+	./bin/sluice serve --config testdata/sluice.yml
+
+test: check unit fuzz
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test $(TESTFLAGS) ./...
+
+# Bounded fuzzing of the parsers and the milter server; the seed corpora
+# also run in 'unit' as plain tests.
+fuzz:
+	$(GO) test ./milter -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(FUZZTIME)
+
+bench:
+	testdata/bench/milter-throughput.sh
+
+clean:
+	rm -rf bin var
