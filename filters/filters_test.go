@@ -1,0 +1,310 @@
+package filters_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/filtertest"
+)
+
+func fixed(name string, a filters.Action, text string) *filtertest.Fixed {
+	v := filters.Verdict{Action: a, Reason: name}
+	switch a {
+	case filters.Reject:
+		v.Reply = &filters.Reply{Code: 550, Enhanced: "5.7.1", Text: text}
+	case filters.Tempfail:
+		v.Reply = &filters.Reply{Code: 451, Enhanced: "4.7.1", Text: text}
+	}
+	v.Edits = []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-" + name, Value: "1"}}
+	return &filtertest.Fixed{FilterName: name, At: filters.StagesOf(filters.StageEOM), Verdict: v}
+}
+
+func TestPrecedence(t *testing.T) {
+	A := filters.Accept
+	tests := []struct {
+		actions []filters.Action
+		want    filters.Action
+		winner  string
+		edits   int
+	}{
+		{[]filters.Action{filters.Continue, filters.Continue}, filters.Continue, "", 2},
+		{[]filters.Action{A, filters.Continue}, A, "f0", 2},
+		{[]filters.Action{A, filters.Discard}, filters.Discard, "f1", 0},
+		{[]filters.Action{filters.Discard, filters.Quarantine}, filters.Quarantine, "f1", 2},
+		{[]filters.Action{filters.Quarantine, filters.Tempfail}, filters.Tempfail, "f1", 0},
+		{[]filters.Action{filters.Tempfail, filters.Reject, A}, filters.Reject, "f1", 0},
+		{[]filters.Action{filters.Reject, filters.Tempfail}, filters.Reject, "f0", 0},
+		// Same action: the first in order gives the reply.
+		{[]filters.Action{filters.Tempfail, filters.Tempfail}, filters.Tempfail, "f0", 0},
+		{[]filters.Action{filters.Quarantine, A, filters.Continue}, filters.Quarantine, "f0", 3},
+	}
+	for _, tc := range tests {
+		var steps []filters.Step
+		var fs []*filtertest.Fixed
+		for i, a := range tc.actions {
+			f := fixed("f"+string(rune('0'+i)), a, "from f"+string(rune('0'+i)))
+			fs = append(fs, f)
+			steps = append(steps, filters.Step{Filter: f})
+		}
+		p := filters.NewPipeline(steps, nil)
+		res := p.Run(context.Background(), filters.StageEOM, &filters.Message{})
+		if res.Verdict.Action != tc.want || res.Filter != tc.winner || len(res.Verdict.Edits) != tc.edits {
+			t.Errorf("%v: got %s by %q with %d edits, want %s by %q with %d", tc.actions, res.Verdict.Action, res.Filter, len(res.Verdict.Edits), tc.want, tc.winner, tc.edits)
+		}
+		if res.Verdict.Reply != nil && res.Verdict.Reply.Text != "from "+tc.winner {
+			t.Errorf("%v: reply %q from the wrong filter", tc.actions, res.Verdict.Reply.Text)
+		}
+		// A reject stops the stage: later filters are not asked.
+		for i, a := range tc.actions {
+			if a == filters.Reject {
+				for _, later := range fs[i+1:] {
+					if later.Calls() != 0 {
+						t.Errorf("%v: %s ran after a reject", tc.actions, later.FilterName)
+					}
+				}
+				break
+			}
+		}
+	}
+}
+
+func TestOutcomeAcrossStages(t *testing.T) {
+	var o filters.Outcome
+	o.Add(filters.StageResult{Verdict: filters.Verdict{Action: filters.Quarantine, Edits: []filters.HeaderEdit{{Name: "X-A"}}}, Filter: "a"})
+	if o.Final() || o.Settled() {
+		t.Error("quarantine must wait for end of message")
+	}
+	o.Add(filters.StageResult{Verdict: filters.Verdict{Action: filters.Accept}, Filter: "b"})
+	if o.Action != filters.Quarantine || o.Filter != "a" {
+		t.Errorf("accept overrode quarantine: %+v", o)
+	}
+	var acc filters.Outcome
+	acc.Add(filters.StageResult{Verdict: filters.Verdict{Action: filters.Accept, Edits: []filters.HeaderEdit{{Name: "X-A"}}}})
+	if acc.Final() || !acc.Settled() {
+		t.Error("accept with edits pending must wait for end of message, asking no more filters")
+	}
+	o.Add(filters.StageResult{Verdict: filters.Verdict{Action: filters.Reject}, Filter: "c"})
+	if !o.Final() || len(o.Edits) != 0 {
+		t.Errorf("reject: final %v, edits %v", o.Final(), o.Edits)
+	}
+}
+
+func TestFailurePolicies(t *testing.T) {
+	tests := []struct {
+		name    string
+		f       *filtertest.Fixed
+		policy  filters.FailurePolicy
+		want    filters.Action
+		failure string
+	}{
+		{"error", &filtertest.Fixed{Err: filtertest.ErrTest}, filters.FailAccept, filters.Continue, filters.FailureError},
+		{"error-tempfail", &filtertest.Fixed{Err: filtertest.ErrTest}, filters.FailTempfail, filters.Tempfail, filters.FailureError},
+		{"panic", &filtertest.Fixed{Panic: errors.New("boom")}, filters.FailTempfail, filters.Tempfail, filters.FailurePanic},
+		{"timeout", &filtertest.Fixed{Delay: time.Second}, filters.FailAccept, filters.Continue, filters.FailureTimeout},
+		{"deaf-timeout", &filtertest.Fixed{Delay: time.Second, IgnoreContext: true}, filters.FailAccept, filters.Continue, filters.FailureTimeout},
+		{"invalid-reply", &filtertest.Fixed{Verdict: filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 451, Text: "x"}}}, filters.FailAccept, filters.Continue, filters.FailureError},
+		{"invalid-edit", &filtertest.Fixed{Verdict: filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "Bad Name"}}}}, filters.FailAccept, filters.Continue, filters.FailureError},
+		{"ok", &filtertest.Fixed{Verdict: filters.Verdict{Action: filters.Discard}}, filters.FailTempfail, filters.Discard, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.FilterName = tc.name
+			tc.f.At = filters.StagesOf(filters.StageMailFrom)
+			var seen []filters.Decision
+			obs := observerFunc(func(d filters.Decision) { seen = append(seen, d) })
+			p := filters.NewPipeline([]filters.Step{{Filter: tc.f, Timeout: 50 * time.Millisecond, OnFailure: tc.policy}}, obs)
+			start := time.Now()
+			res := p.Run(context.Background(), filters.StageMailFrom, &filters.Message{})
+			if time.Since(start) > 500*time.Millisecond {
+				t.Errorf("a hung filter held the stage for %s", time.Since(start))
+			}
+			if res.Verdict.Action != tc.want {
+				t.Errorf("action %s, want %s", res.Verdict.Action, tc.want)
+			}
+			if len(seen) != 1 || seen[0].Failure != tc.failure {
+				t.Errorf("observed %+v, want failure %q", seen, tc.failure)
+			}
+			if tc.want == filters.Tempfail && (res.Verdict.Reply == nil || res.Verdict.Reply.Code != 451) {
+				t.Errorf("tempfail reply %+v", res.Verdict.Reply)
+			}
+		})
+	}
+}
+
+type observerFunc func(filters.Decision)
+
+func (f observerFunc) FilterDecided(d filters.Decision) { f(d) }
+
+func TestStagesSkipFiltersThatDoNotAsk(t *testing.T) {
+	f := fixed("late", filters.Reject, "no")
+	p := filters.NewPipeline([]filters.Step{{Filter: f}}, nil)
+	res := p.Run(context.Background(), filters.StageMailFrom, &filters.Message{})
+	if res.Verdict.Action != filters.Continue || f.Calls() != 0 || len(res.Decisions) != 0 {
+		t.Errorf("a filter ran at a stage it did not ask for: %+v", res)
+	}
+	if got := p.Needs().Stages.String(); got != "eom" {
+		t.Errorf("needs %q", got)
+	}
+}
+
+func TestReplyValidation(t *testing.T) {
+	good := []filters.Reply{
+		{Code: 550, Enhanced: "5.7.1", Text: "Sender banned. Please use legitimate domain to send email."},
+		{Code: 451, Enhanced: "4.3.0", Text: "Try later"},
+		{Code: 554, Text: "No enhanced code"},
+		{Code: 550, Enhanced: "5.100.999", Text: "100% spam"},
+	}
+	for _, r := range good {
+		if err := r.Validate(); err != nil {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
+	bad := []filters.Reply{
+		{Code: 250, Text: "ok"},
+		{Code: 600, Text: "x"},
+		{Code: 550, Enhanced: "4.7.1", Text: "class mismatch"},
+		{Code: 451, Enhanced: "5.7.1", Text: "class mismatch"},
+		{Code: 550, Enhanced: "5.7", Text: "short"},
+		{Code: 550, Enhanced: "5.7.1234", Text: "long detail"},
+		{Code: 550, Enhanced: "5.x.1", Text: "letters"},
+		{Code: 550, Text: ""},
+		{Code: 550, Text: "two\r\nlines"},
+		{Code: 550, Text: "nul\x00byte"},
+		{Code: 550, Text: "tab\there"},
+		{Code: 550, Text: "non-ASCII é"},
+		{Code: 550, Text: strings.Repeat("x", 401)},
+	}
+	for _, r := range bad {
+		if err := r.Validate(); err == nil {
+			t.Errorf("%+v accepted", r)
+		}
+	}
+}
+
+func TestParseReply(t *testing.T) {
+	r, err := filters.ParseReply("550 5.7.1 Sender banned")
+	if err != nil || r.Code != 550 || r.Enhanced != "5.7.1" || r.Text != "Sender banned" {
+		t.Errorf("%+v %v", r, err)
+	}
+	r, err = filters.ParseReply("451 Try 4.5 later")
+	if err != nil || r.Enhanced != "" || r.Text != "Try 4.5 later" {
+		t.Errorf("%+v %v", r, err)
+	}
+	for _, bad := range []string{"", "abc text", "55 5.7.1 x", "550 4.7.1 mismatch", "550 5.7.1", "250 ok"} {
+		if _, err := filters.ParseReply(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestMessageModel(t *testing.T) {
+	m := &filters.Message{
+		Conn: &filters.Conn{Macros: map[string]string{"{client_addr}": "192.0.2.1", "j": "mx"}},
+		Headers: []filters.Header{
+			{Name: "Received", Value: "one"},
+			{Name: "Subject", Value: "Grüße, 世界"},
+			{Name: "X-Empty", Value: ""},
+			{Name: "received", Value: "two"},
+			{Name: "X-Folded", Value: "a\r\n\tb"},
+		},
+		Macros: map[string]string{"i": "ABC123", "j": "override"},
+	}
+	if v, _ := m.Header("RECEIVED"); v != "one" {
+		t.Errorf("first Received: %q", v)
+	}
+	if v, ok := m.Header("x-empty"); !ok || v != "" {
+		t.Errorf("empty header: %q %v", v, ok)
+	}
+	if _, ok := m.Header("Missing"); ok {
+		t.Error("missing header found")
+	}
+	for _, name := range []string{"client_addr", "{client_addr}"} {
+		if v, ok := m.Macro(name); !ok || v != "192.0.2.1" {
+			t.Errorf("macro %s: %q", name, v)
+		}
+	}
+	if v, _ := m.Macro("j"); v != "override" {
+		t.Errorf("message macros must win over connection macros: %q", v)
+	}
+	m.Body = filters.NewBody(4, "")
+	m.Body.Write([]byte("body\r\n"))
+	defer m.Body.Close()
+	raw, _ := io.ReadAll(m.Raw())
+	want := "Received: one\r\nSubject: Grüße, 世界\r\nX-Empty: \r\nreceived: two\r\nX-Folded: a\r\n\tb\r\n\r\nbody\r\n"
+	if string(raw) != want {
+		t.Errorf("raw:\n%q\nwant\n%q", raw, want)
+	}
+	// Raw can be read again.
+	raw2, _ := io.ReadAll(m.Raw())
+	if string(raw2) != want {
+		t.Error("second Raw differs")
+	}
+}
+
+func TestBodySpill(t *testing.T) {
+	dir := t.TempDir()
+	b := filters.NewBody(10, dir)
+	b.Write([]byte("12345"))
+	if b.Spilled() {
+		t.Fatal("spilled too early")
+	}
+	b.Write([]byte("67890"))
+	if b.Spilled() {
+		t.Fatal("spilled at exactly the limit")
+	}
+	b.Write([]byte("X"))
+	if !b.Spilled() || b.Size() != 11 {
+		t.Fatalf("spilled %v size %d", b.Spilled(), b.Size())
+	}
+	big := strings.Repeat("y", 1<<20)
+	b.Write([]byte(big))
+	got, _ := io.ReadAll(b.Reader())
+	if string(got) != "1234567890X"+big {
+		t.Fatalf("content differs after spill (%d bytes)", len(got))
+	}
+	// The spill file is unlinked at once: nothing shows in the directory
+	// even while the body is open.
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("spill file visible: %v", entries)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+func TestBodySpillFailure(t *testing.T) {
+	b := filters.NewBody(4, "/nonexistent/dir/for/sluice")
+	b.Write([]byte("1234"))
+	if _, err := b.Write([]byte("5")); err == nil || b.Err() == nil {
+		t.Fatal("spill into a missing directory did not fail")
+	}
+	if _, err := b.Write([]byte("6")); err == nil {
+		t.Fatal("a broken body accepted more data")
+	}
+	got, _ := io.ReadAll(b.Reader())
+	if string(got) != "1234" {
+		t.Errorf("what was stored before the failure: %q", got)
+	}
+	b.Close()
+}
+
+func TestParseAction(t *testing.T) {
+	for _, a := range filters.Actions() {
+		got, err := filters.ParseAction(a.String())
+		if err != nil || got != a {
+			t.Errorf("%s: %v %v", a, got, err)
+		}
+	}
+	if _, err := filters.ParseAction("maybe"); err == nil {
+		t.Error("unknown action accepted")
+	}
+}
