@@ -16,6 +16,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/sluice-mail/sluice/filters/filtertest"
+	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
 // syncBuffer is a log sink safe for the daemon's goroutines.
@@ -298,5 +299,23 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The daemon's metrics pass promtool's lint, and a real Prometheus scrapes
+// them: sluice_messages_total is there after mail has flowed.
+func TestMetricsScrapedByPrometheus(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	for i := 0; i < 3; i++ {
+		td.addedHeader(t)
+	}
+	mtatest.CheckMetrics(t, []byte(td.metrics(t)))
+	prom := mtatest.StartPrometheus(t, td.info.Metrics.String())
+	got := prom.WaitForSeries(t, `sluice_messages_total{verdict="accept"}`, 30*time.Second)
+	if got != 3 {
+		t.Errorf("Prometheus sees sluice_messages_total{verdict=\"accept\"} = %v, want 3", got)
+	}
+	if v := prom.WaitForSeries(t, `sluice_build_info`, 10*time.Second); v != 1 {
+		t.Errorf("sluice_build_info = %v", v)
 	}
 }
