@@ -1,0 +1,717 @@
+package main
+
+// These tests keep the administrator documentation true. They read the
+// Markdown files and compare them with the code they describe: every
+// configuration key of config.Config with docs/configuration.md (and the
+// documented defaults with config.Default), every metric that metrics.New
+// registers with docs/metrics.md, and every relative link of README.md and
+// docs/ with the files and headings it points at. Conventions the tests
+// rely on:
+//
+//   - configuration.md documents each key in a table row whose first cell is
+//     the key's dotted path in backticks (`listen[].address`), and whose
+//     "Default" cell starts with the default as a literal in backticks;
+//   - metrics.md documents each metric in a table row whose first cell is
+//     the metric name in backticks, with "Type" and "Labels" cells;
+//   - a YAML block of sluice configuration is any yaml block in
+//     configuration.md, or one whose first line is "# sluice.yml".
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/metrics"
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+// repoRoot is the repository root as seen from this package's directory,
+// where go test runs.
+const repoRoot = "../.."
+
+func readDoc(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, rel))
+	if err != nil {
+		t.Fatalf("read %s: %v", rel, err)
+	}
+	return string(b)
+}
+
+// mdTable is one Markdown table: its header cells and its rows.
+type mdTable struct {
+	header []string
+	rows   []mdRow
+}
+
+type mdRow struct {
+	line  int
+	cells []string
+}
+
+// column returns the index of the header cell named name, or -1.
+func (t mdTable) column(name string) int {
+	for i, h := range t.header {
+		if strings.EqualFold(h, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// cell returns cell i of the row, or "" when the row is shorter.
+func (r mdRow) cell(i int) string {
+	if i < 0 || i >= len(r.cells) {
+		return ""
+	}
+	return r.cells[i]
+}
+
+// mdTables returns the tables of a Markdown text, outside code blocks.
+func mdTables(text string) []mdTable {
+	var tables []mdTable
+	var cur *mdTable
+	inFence := false
+	for i, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(trimmed, "|") {
+			cur = nil
+			continue
+		}
+		cells := splitRow(trimmed)
+		if cur == nil {
+			tables = append(tables, mdTable{header: cells})
+			cur = &tables[len(tables)-1]
+			continue
+		}
+		if isSeparator(cells) {
+			continue
+		}
+		cur.rows = append(cur.rows, mdRow{line: i + 1, cells: cells})
+	}
+	return tables
+}
+
+func splitRow(line string) []string {
+	line = strings.ReplaceAll(line, `\|`, "\x00")
+	line = strings.TrimSuffix(strings.TrimPrefix(line, "|"), "|")
+	cells := strings.Split(line, "|")
+	for i, c := range cells {
+		cells[i] = strings.TrimSpace(strings.ReplaceAll(c, "\x00", "|"))
+	}
+	return cells
+}
+
+func isSeparator(cells []string) bool {
+	for _, c := range cells {
+		if strings.Trim(c, "-: ") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+var codeSpan = regexp.MustCompile("`([^`]+)`")
+
+// onlyCode returns the content of a cell that is exactly one code span.
+func onlyCode(cell string) (string, bool) {
+	m := codeSpan.FindStringSubmatch(cell)
+	if m == nil || m[0] != cell {
+		return "", false
+	}
+	return m[1], true
+}
+
+// codeSpans returns the contents of every code span in s.
+func codeSpans(s string) []string {
+	var out []string
+	for _, m := range codeSpan.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// Key kinds found by configKeys.
+const (
+	kindValue   = "value"   // a single value: string, number, duration, options mapping
+	kindList    = "list"    // a list of mappings, e.g. listen
+	kindMapping = "mapping" // a mapping of keys, e.g. log
+)
+
+var (
+	yamlNodeType    = reflect.TypeOf(yaml.Node{})
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
+
+// isMapping reports whether the config decoder treats t as a mapping of
+// keys it checks one by one (see config's strict key walk). yaml.Node
+// (filter options) and types that decode themselves are single values.
+func isMapping(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && t != yamlNodeType && !reflect.PointerTo(t).Implements(unmarshalerType)
+}
+
+// configKeys walks the yaml tags of t and records every key path with its
+// kind: "log.level", "listen[].address", "filters[].options".
+func configKeys(t reflect.Type, prefix string, keys map[string]string) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft.Kind() == reflect.Slice && isMapping(ft.Elem()):
+			keys[path] = kindList
+			configKeys(ft.Elem(), path+"[]", keys)
+		case isMapping(ft):
+			keys[path] = kindMapping
+			configKeys(ft, path, keys)
+		default:
+			keys[path] = kindValue
+		}
+	}
+}
+
+func allConfigKeys(t *testing.T) map[string]string {
+	t.Helper()
+	keys := map[string]string{}
+	configKeys(reflect.TypeOf(config.Config{}), "", keys)
+	// Guard against a walk that finds nothing and so checks nothing.
+	for _, k := range []string{"listen[].address", "body.memory_limit", "filters[].options", "log.level"} {
+		if _, ok := keys[k]; !ok {
+			t.Fatalf("walking config.Config did not find %s; found %v", k, sortedKeys(keys))
+		}
+	}
+	return keys
+}
+
+var keyPath = regexp.MustCompile(`^[a-z0-9_]+(\[\])?(\.[a-z0-9_]+(\[\])?)*$`)
+
+// docKey is one key documented in a table of configuration.md.
+type docKey struct {
+	line    int
+	def     string // the Default cell
+	hasDef  bool   // the table has a Default column
+	present bool
+}
+
+func documentedKeys(t *testing.T, text string) map[string]docKey {
+	t.Helper()
+	doc := map[string]docKey{}
+	for _, tbl := range mdTables(text) {
+		defCol := tbl.column("Default")
+		for _, r := range tbl.rows {
+			k, ok := onlyCode(r.cell(0))
+			if !ok || !keyPath.MatchString(k) {
+				continue
+			}
+			if prev, dup := doc[k]; dup {
+				t.Errorf("docs/configuration.md:%d: %s is documented twice (also line %d)", r.line, k, prev.line)
+			}
+			doc[k] = docKey{line: r.line, def: r.cell(defCol), hasDef: defCol >= 0, present: true}
+		}
+	}
+	return doc
+}
+
+// TestDocConfigKeys: every key of config.Config is documented, and every
+// documented key exists. Mappings that only group keys (log, body) need
+// no row of their own; lists (listen, filters) do.
+func TestDocConfigKeys(t *testing.T) {
+	keys := allConfigKeys(t)
+	doc := documentedKeys(t, readDoc(t, "docs/configuration.md"))
+	for _, k := range sortedKeys(keys) {
+		if keys[k] != kindMapping && !doc[k].present {
+			t.Errorf("docs/configuration.md does not document config key %s (%s): add a table row with `%s` in the first column", k, keys[k], k)
+		}
+	}
+	for _, k := range sortedKeys(doc) {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("docs/configuration.md:%d documents %s, which is not a key of config.Config", doc[k].line, k)
+		}
+	}
+}
+
+// TestDocConfigDefaults: the documented default of every single-value key
+// outside lists, set explicitly in a config file, gives exactly
+// config.Default(): the docs cannot claim a default the code does not have.
+func TestDocConfigDefaults(t *testing.T) {
+	keys := allConfigKeys(t)
+	doc := documentedKeys(t, readDoc(t, "docs/configuration.md"))
+	checked := 0
+	for _, k := range sortedKeys(keys) {
+		if keys[k] != kindValue || strings.Contains(k, "[]") || !doc[k].present {
+			continue // missing rows are TestDocConfigKeys' business
+		}
+		d := doc[k]
+		spans := codeSpans(d.def)
+		if !d.hasDef || len(spans) == 0 || !strings.HasPrefix(d.def, "`") {
+			t.Errorf("docs/configuration.md:%d: the Default cell of %s must start with the default in backticks, got %q", d.line, k, d.def)
+			continue
+		}
+		text := yamlFor(k, spans[0])
+		got, err := config.Parse("default of "+k, []byte(text), registry())
+		if err != nil {
+			t.Errorf("docs/configuration.md:%d: documented default of %s does not parse: %v\n%s", d.line, k, err, text)
+			continue
+		}
+		if want := config.Default(); !reflect.DeepEqual(normalize(got), normalize(want)) {
+			t.Errorf("docs/configuration.md:%d: documented default of %s is `%s`, but config.Default() differs:\n doc: %+v\ncode: %+v", d.line, k, spans[0], normalize(got), normalize(want))
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no documented default was checked")
+	}
+}
+
+// yamlFor writes a config file setting the dotted key to the raw YAML
+// scalar value.
+func yamlFor(key, value string) string {
+	var b strings.Builder
+	parts := strings.Split(key, ".")
+	for i, p := range parts {
+		b.WriteString(strings.Repeat("  ", i))
+		b.WriteString(p)
+		b.WriteString(":")
+		if i == len(parts)-1 {
+			b.WriteString(" ")
+			b.WriteString(value)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func normalize(c *config.Config) *config.Config {
+	n := *c
+	n.File = ""
+	if len(n.Filters) == 0 {
+		n.Filters = nil
+	}
+	return &n
+}
+
+// yamlBlock is a fenced ```yaml block of a Markdown file.
+type yamlBlock struct {
+	file string
+	line int
+	text string
+}
+
+func yamlBlocks(file, text string) []yamlBlock {
+	var blocks []yamlBlock
+	var cur *yamlBlock
+	for i, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && strings.HasPrefix(trimmed, "```yaml"):
+			cur = &yamlBlock{file: file, line: i + 1}
+		case cur != nil && strings.HasPrefix(trimmed, "```"):
+			blocks = append(blocks, *cur)
+			cur = nil
+		case cur != nil:
+			cur.text += line + "\n"
+		}
+	}
+	return blocks
+}
+
+// TestDocConfigExamples: the sluice configuration examples in the docs
+// are valid, and a complete example (one that sets every top-level key)
+// shows exactly the built-in defaults.
+func TestDocConfigExamples(t *testing.T) {
+	blocks := yamlBlocks("docs/configuration.md", readDoc(t, "docs/configuration.md"))
+	for _, f := range []string{"README.md", "docs/postfix.md", "docs/sendmail.md", "docs/filters.md", "docs/metrics.md"} {
+		for _, b := range yamlBlocks(f, readDoc(t, f)) {
+			if strings.HasPrefix(b.text, "# sluice.yml") {
+				blocks = append(blocks, b)
+			}
+		}
+	}
+	var top []string
+	for k := range allConfigKeys(t) {
+		if !strings.ContainsAny(k, ".[") {
+			top = append(top, k)
+		}
+	}
+	sort.Strings(top)
+	complete := 0
+	for _, b := range blocks {
+		cfg, err := config.Parse(fmt.Sprintf("%s, example at line %d, line", b.file, b.line), []byte(b.text), registry())
+		if err != nil {
+			t.Errorf("%s: the example at line %d is not a valid configuration: %v", b.file, b.line, err)
+			continue
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(b.text), &m); err != nil {
+			t.Errorf("%s:%d: %v", b.file, b.line, err)
+			continue
+		}
+		all := true
+		for _, k := range top {
+			if _, ok := m[k]; !ok {
+				all = false
+			}
+		}
+		if !all {
+			continue
+		}
+		complete++
+		if want := config.Default(); !reflect.DeepEqual(normalize(cfg), normalize(want)) {
+			t.Errorf("%s: the complete example at line %d is not the built-in defaults:\n doc: %+v\ncode: %+v", b.file, b.line, normalize(cfg), normalize(want))
+		}
+	}
+	if complete == 0 {
+		t.Errorf("docs/configuration.md has no example that sets every top-level key (%s)", strings.Join(top, ", "))
+	}
+}
+
+// describingRegisterer records the name of every metric described by the
+// collectors registered through it, so that metrics without any series
+// yet (a vector never used) are known too, then registers them for real.
+type describingRegisterer struct {
+	reg   *prometheus.Registry
+	names []string
+	err   error
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (r *describingRegisterer) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		c.Describe(ch)
+		close(ch)
+	}()
+	for d := range ch {
+		m := descName.FindStringSubmatch(d.String())
+		if m == nil {
+			r.err = fmt.Errorf("cannot read the metric name from %s", d)
+			continue
+		}
+		r.names = append(r.names, m[1])
+	}
+	return r.reg.Register(c)
+}
+
+func (r *describingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *describingRegisterer) Unregister(c prometheus.Collector) bool { return r.reg.Unregister(c) }
+
+// registeredMetric is what the registry knows of one sluice metric.
+type registeredMetric struct {
+	typ      string          // "counter", "gauge", "histogram"; "" if no series
+	labels   map[string]bool // label names of its series
+	gathered bool
+}
+
+// sluiceMetrics creates the daemon's metrics on a fresh registry, feeds
+// every observer method once so that vectors have series, and returns
+// what was registered, without the Go runtime and process metrics.
+func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
+	t.Helper()
+	rec := &describingRegisterer{reg: prometheus.NewRegistry()}
+	m := metrics.New(rec, "test", runtime.Version())
+	if rec.err != nil {
+		t.Fatal(rec.err)
+	}
+	m.SessionOpened()
+	m.SessionClosed()
+	m.SessionPanic()
+	m.MessageDone(milter.Summary{Action: filters.Accept, Duration: time.Millisecond})
+	m.FilterDecided(filters.Decision{Filter: "f", Stage: filters.StageEOM, Verdict: filters.Verdict{Action: filters.Continue}, Duration: time.Millisecond, Failure: filters.FailureTimeout})
+	m.Reloaded(false)
+
+	out := map[string]*registeredMetric{}
+	for _, n := range rec.names {
+		if strings.HasPrefix(n, "go_") || strings.HasPrefix(n, "process_") {
+			continue
+		}
+		out[n] = &registeredMetric{labels: map[string]bool{}}
+	}
+	families, err := rec.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		rm, ok := out[fam.GetName()]
+		if !ok {
+			continue
+		}
+		rm.gathered = true
+		rm.typ = strings.ToLower(fam.GetType().String())
+		for _, s := range fam.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				rm.labels[lp.GetName()] = true
+			}
+		}
+	}
+	if _, ok := out["sluice_messages_total"]; !ok {
+		t.Fatalf("metrics.New registered no sluice_messages_total; registered: %v", rec.names)
+	}
+	return out
+}
+
+// TestDocMetrics: every metric metrics.New registers is documented in
+// docs/metrics.md with its type and labels, every documented metric is
+// registered, and every sluice_* name mentioned in README.md or docs/
+// exists.
+func TestDocMetrics(t *testing.T) {
+	reg := sluiceMetrics(t)
+	text := readDoc(t, "docs/metrics.md")
+
+	type docMetric struct {
+		line         int
+		typ, labels  string
+		typCol, lCol bool
+	}
+	doc := map[string]docMetric{}
+	for _, tbl := range mdTables(text) {
+		if tbl.column("Metric") != 0 {
+			continue
+		}
+		tc, lc := tbl.column("Type"), tbl.column("Labels")
+		for _, r := range tbl.rows {
+			name, ok := onlyCode(r.cell(0))
+			if !ok {
+				t.Errorf("docs/metrics.md:%d: first cell %q is not a metric name in backticks", r.line, r.cell(0))
+				continue
+			}
+			if prev, dup := doc[name]; dup {
+				t.Errorf("docs/metrics.md:%d: %s is documented twice (also line %d)", r.line, name, prev.line)
+			}
+			doc[name] = docMetric{line: r.line, typ: r.cell(tc), labels: r.cell(lc), typCol: tc >= 0, lCol: lc >= 0}
+		}
+	}
+
+	for _, name := range sortedKeys(reg) {
+		d, ok := doc[name]
+		if !ok {
+			t.Errorf("docs/metrics.md does not document %s: add a row to a table whose first column is Metric", name)
+			continue
+		}
+		rm := reg[name]
+		if !rm.gathered {
+			t.Logf("%s has no series after feeding every observer method; only its name is checked", name)
+			continue
+		}
+		if !d.typCol || d.typ != rm.typ {
+			t.Errorf("docs/metrics.md:%d: %s is a %s, the doc says %q", d.line, name, rm.typ, d.typ)
+		}
+		docLabels := map[string]bool{}
+		for _, l := range codeSpans(d.labels) {
+			docLabels[l] = true
+		}
+		if !d.lCol || !reflect.DeepEqual(docLabels, rm.labels) {
+			t.Errorf("docs/metrics.md:%d: %s has labels %v, the doc lists %v", d.line, name, sortedKeys(rm.labels), sortedKeys(docLabels))
+		}
+	}
+	for _, name := range sortedKeys(doc) {
+		if _, ok := reg[name]; !ok {
+			t.Errorf("docs/metrics.md:%d documents %s, which metrics.New does not register", doc[name].line, name)
+		}
+	}
+
+	// Names in prose, queries and alert rules, anywhere in the docs.
+	mention := regexp.MustCompile(`\bsluice_[a-z0-9_]+`)
+	for _, f := range docFiles(t) {
+		for i, line := range strings.Split(readDoc(t, f), "\n") {
+			for _, n := range mention.FindAllString(line, -1) {
+				if !knownSeries(reg, n) {
+					t.Errorf("%s:%d mentions %s, which metrics.New does not register", f, i+1, n)
+				}
+			}
+		}
+	}
+}
+
+// knownSeries reports whether name is a registered metric or one of the
+// series a registered histogram exposes.
+func knownSeries(reg map[string]*registeredMetric, name string) bool {
+	if _, ok := reg[name]; ok {
+		return true
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if rm, ok := reg[strings.TrimSuffix(name, suffix)]; ok && strings.HasSuffix(name, suffix) && rm.typ == "histogram" {
+			return true
+		}
+	}
+	return false
+}
+
+// docFiles lists README.md and the Markdown files of docs/, relative to
+// the repository root.
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	files := []string{"README.md"}
+	matches, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range matches {
+		rel, err := filepath.Rel(repoRoot, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.ToSlash(rel))
+	}
+	return files
+}
+
+// TestDocReadme: the README names the two commands a newcomer needs.
+func TestDocReadme(t *testing.T) {
+	readme := readDoc(t, "README.md")
+	for _, want := range []string{"make run", "make test"} {
+		if !regexp.MustCompile(`\b` + want + `\b`).MatchString(readme) {
+			t.Errorf("README.md does not mention %q", want)
+		}
+	}
+	// The commands it names must exist in the Makefile.
+	makefile := readDoc(t, "Makefile")
+	for _, target := range []string{"run", "test"} {
+		if !regexp.MustCompile(`(?m)^` + target + `:`).MatchString(makefile) {
+			t.Errorf("Makefile has no %q target, but README.md tells people to run it", target)
+		}
+	}
+}
+
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// TestDocLinks: every relative link in README.md and docs/ points at a
+// file that exists, and a link with a #fragment into a Markdown file at a
+// heading that exists.
+func TestDocLinks(t *testing.T) {
+	links := 0
+	for _, f := range docFiles(t) {
+		text := readDoc(t, f)
+		for i, line := range strings.Split(stripCode(text), "\n") {
+			for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				links++
+				path, frag, _ := strings.Cut(target, "#")
+				file := f
+				if path != "" {
+					file = filepath.ToSlash(filepath.Join(filepath.Dir(f), path))
+				}
+				if _, err := os.Stat(filepath.Join(repoRoot, file)); err != nil {
+					t.Errorf("%s:%d: link %q: %s does not exist", f, i+1, target, file)
+					continue
+				}
+				if frag == "" || !strings.HasSuffix(file, ".md") {
+					continue
+				}
+				if !headingSlugs(readDoc(t, file))[frag] {
+					t.Errorf("%s:%d: link %q: %s has no heading #%s", f, i+1, target, file, frag)
+				}
+			}
+		}
+	}
+	if links == 0 {
+		t.Fatal("no links found in README.md and docs/; is the link pattern broken?")
+	}
+}
+
+// stripCode blanks fenced code blocks and code spans, which may contain
+// text that only looks like a link, keeping line numbers.
+func stripCode(text string) string {
+	lines := strings.Split(text, "\n")
+	inFence := false
+	for i, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inFence = !inFence
+			lines[i] = ""
+			continue
+		}
+		if inFence {
+			lines[i] = ""
+			continue
+		}
+		lines[i] = codeSpan.ReplaceAllString(line, "``")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// headingSlugs returns the anchors GitHub generates for the headings of a
+// Markdown text: lower case, punctuation dropped, spaces as hyphens, and
+// -1, -2... for repeats.
+func headingSlugs(text string) map[string]bool {
+	slugs := map[string]bool{}
+	seen := map[string]int{}
+	inFence := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inFence = !inFence
+			continue
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b bytes.Buffer
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r == ' ':
+				b.WriteByte('-')
+			case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 0x7f:
+				b.WriteRune(r)
+			}
+		}
+		slug := b.String()
+		if n := seen[slug]; n > 0 {
+			slugs[fmt.Sprintf("%s-%d", slug, n)] = true
+		} else {
+			slugs[slug] = true
+		}
+		seen[slug]++
+	}
+	return slugs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
