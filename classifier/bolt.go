@@ -1,0 +1,701 @@
+package classifier
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket and key names of the bbolt file. The format version is checked on
+// every open so an incompatible future layout fails loudly.
+var (
+	bucketTokens  = []byte("tokens")
+	bucketDigests = []byte("digests")
+	bucketMeta    = []byte("meta")
+	keyVersion    = []byte("version")
+	keyTotals     = []byte("totals")
+)
+
+const formatVersion = "1"
+
+// BoltOptions configure a bbolt store. The zero value gives the defaults.
+type BoltOptions struct {
+	// LockTimeout bounds how long an operation waits for another process
+	// holding the file (a CLI training batch, or a daemon slow to let go).
+	// After it, the operation fails with ErrBusy. Default 10 s.
+	LockTimeout time.Duration
+	// PollInterval is how often a process holding the file open for
+	// reading checks whether another process waits to write, and if so
+	// lets go. It bounds the extra wait of a writer. Default 50 ms.
+	PollInterval time.Duration
+	// NoSync skips fsync on commit. Only for tests and benchmarks: a
+	// crash can then lose or corrupt the store.
+	NoSync bool
+	// Logger receives the rare events worth logging (a failed poll).
+	// Default: discarded.
+	Logger interface {
+		Warn(msg string, args ...any)
+	}
+}
+
+// BoltStore is the embedded Store on a bbolt file. See the package comment
+// for how several processes share the file.
+type BoltStore struct {
+	path string
+	opts BoltOptions
+	lock *os.File // PATH.lock, the writers' turnstile
+
+	// mu guards db and every use of the turnstile lock. Readers hold it
+	// shared while they read through db; writers hold it exclusively for
+	// the whole write, so within a process writes are serialised and
+	// never overlap a read.
+	mu     sync.RWMutex
+	db     *bolt.DB // read-only handle, nil while closed
+	closed bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (creating if needed) the bbolt store at path with default
+// options.
+func Open(path string) (*BoltStore, error) {
+	return OpenBolt(path, BoltOptions{})
+}
+
+// OpenBolt opens (creating if needed) the bbolt store at path.
+func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 10 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 50 * time.Millisecond
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+	if err != nil {
+		return nil, fmt.Errorf("open store lock: %w", err)
+	}
+	s := &BoltStore{
+		path: path,
+		opts: opts,
+		lock: lock,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	// A first write transaction creates the file and buckets, or checks
+	// the format of an existing file.
+	err = s.update(context.Background(), func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keyVersion); v != nil && string(v) != formatVersion {
+			return fmt.Errorf("store format version %q, want %q", v, formatVersion)
+		}
+		if err := meta.Put(keyVersion, []byte(formatVersion)); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketTokens); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucketIfNotExists(bucketDigests)
+		return err
+	})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	go s.poll()
+	return s, nil
+}
+
+// Path returns the file name of the store.
+func (s *BoltStore) Path() string { return s.path }
+
+// poll closes the read-only handle when another process waits to write. A
+// writer holds the turnstile exclusively while it waits for the file, so a
+// failed non-blocking shared lock on the turnstile means "someone waits".
+func (s *BoltStore) poll() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.RLock()
+		if s.db == nil || s.closed {
+			s.mu.RUnlock()
+			continue
+		}
+		// Only holders of mu's write lock take the turnstile, so a shared
+		// try-lock here cannot clash with this process's own lock.
+		got, err := flockTry(s.lock, syscall.LOCK_SH)
+		if got {
+			err = funlock(s.lock)
+		}
+		s.mu.RUnlock()
+		if err != nil && s.opts.Logger != nil {
+			s.opts.Logger.Warn("classifier store: lock poll failed", "path", s.path, "err", err)
+		}
+		if got || err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.db != nil {
+			s.db.Close()
+			s.db = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// view runs fn in a read transaction on the shared read-only handle,
+// opening it first if needed.
+func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errors.New("store closed")
+	}
+	if s.db != nil {
+		defer s.mu.RUnlock()
+		return s.db.View(fn)
+	}
+	s.mu.RUnlock()
+	// No handle: open one and read through it under the exclusive lock,
+	// so a writer of this process cannot close it in between.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("store closed")
+	}
+	if s.db == nil {
+		if err := s.reopenLocked(ctx); err != nil {
+			return err
+		}
+	}
+	return s.db.View(fn)
+}
+
+// reopenLocked opens the read-only handle, passing through the turnstile
+// so a waiting writer goes first. The caller holds mu exclusively.
+func (s *BoltStore) reopenLocked(ctx context.Context) error {
+	if err := flockWait(ctx, s.lock, syscall.LOCK_SH, s.opts.LockTimeout); err != nil {
+		return err
+	}
+	defer funlock(s.lock)
+	db, err := bolt.Open(s.path, 0o660, &bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("open %s read-only: %w", s.path, ErrBusy)
+		}
+		return fmt.Errorf("open %s read-only: %w", s.path, err)
+	}
+	s.db = db
+	return nil
+}
+
+// update runs fn in a write transaction: it takes the turnstile, opens the
+// file read-write, commits, and closes again, so the file is held
+// exclusively only for the length of one transaction.
+func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("store closed")
+	}
+	if s.db != nil {
+		s.db.Close()
+		s.db = nil
+	}
+	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
+		return err
+	}
+	defer funlock(s.lock)
+	db, err := bolt.Open(s.path, 0o660, &bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("open %s: %w", s.path, ErrBusy)
+		}
+		return fmt.Errorf("open %s: %w", s.path, err)
+	}
+	err = db.Update(fn)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", s.path, cerr)
+	}
+	return err
+}
+
+// Close releases the store. It waits for running operations.
+func (s *BoltStore) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.db != nil {
+		err = s.db.Close()
+		s.db = nil
+	}
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	if cerr := s.lock.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// encodeCounts packs counts as three uvarints: most tokens have tiny counts,
+// so this is 3 to 6 bytes against 12 for fixed width.
+func encodeCounts(c Counts) []byte {
+	b := make([]byte, 0, 12)
+	b = binary.AppendUvarint(b, uint64(c.Spam))
+	b = binary.AppendUvarint(b, uint64(c.Ham))
+	return binary.AppendUvarint(b, uint64(c.LastSeen))
+}
+
+func decodeCounts(b []byte) (Counts, error) {
+	var v [3]uint64
+	for i := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 || x > 1<<32-1 {
+			return Counts{}, errors.New("corrupt token counts")
+		}
+		v[i] = x
+		b = b[n:]
+	}
+	return Counts{Spam: uint32(v[0]), Ham: uint32(v[1]), LastSeen: Date(v[2])}, nil
+}
+
+func encodeTotals(t Totals) []byte {
+	b := binary.AppendUvarint(nil, uint64(t.Spam))
+	return binary.AppendUvarint(b, uint64(t.Ham))
+}
+
+func decodeTotals(b []byte) Totals {
+	if b == nil {
+		return Totals{}
+	}
+	s, n := binary.Uvarint(b)
+	if n <= 0 {
+		return Totals{}
+	}
+	h, _ := binary.Uvarint(b[n:])
+	return Totals{Spam: uint32(s), Ham: uint32(h)}
+}
+
+// Lookup implements Store.
+func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
+	var tot Totals
+	counts := make([]Counts, len(tokens))
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		tot = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+		// One cursor and one key buffer for all tokens: Bucket.Get would
+		// allocate a cursor, and []byte(tok) a key, per token.
+		cur := tx.Bucket(bucketTokens).Cursor()
+		var key []byte
+		for i, tok := range tokens {
+			key = append(key[:0], tok...)
+			k, v := cur.Seek(key)
+			if v == nil || !bytes.Equal(k, key) {
+				continue
+			}
+			c, err := decodeCounts(v)
+			if err != nil {
+				return fmt.Errorf("token %q: %w", tok, err)
+			}
+			counts[i] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return Totals{}, nil, fmt.Errorf("lookup: %w", err)
+	}
+	return tot, counts, nil
+}
+
+// Learn implements Store. All ops go in one write transaction: a caller
+// training many messages should pass them in batches of a few hundred, so
+// each transaction (and the time other processes wait) stays short.
+//
+// Token changes of the whole batch are summed first and written in key
+// order: bbolt splits nodes only at commit, so inserting thousands of keys
+// in random order into one transaction costs a memmove per insert across
+// an ever larger node.
+func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error) {
+	out := make([]Outcome, len(ops))
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		toks := tx.Bucket(bucketTokens)
+		digs := tx.Bucket(bucketDigests)
+		tot := decodeTotals(meta.Get(keyTotals))
+		deltas := tokenDeltas{}
+		for i, op := range ops {
+			if op.Class != Spam && op.Class != Ham {
+				return fmt.Errorf("learn: bad class %v", op.Class)
+			}
+			prev := None
+			if v := digs.Get(op.Digest[:]); len(v) == 1 {
+				prev = Class(v[0])
+			}
+			plan := planLearn(prev, op.Class, op.Unlearn)
+			out[i] = plan.outcome
+			if plan.remove != None {
+				deltas.add(op.Tokens, plan.remove, -1, op.Date)
+				tot = addTotal(tot, plan.remove, -1)
+			}
+			if plan.add != None {
+				deltas.add(op.Tokens, plan.add, +1, op.Date)
+				tot = addTotal(tot, plan.add, +1)
+			}
+			var err error
+			switch {
+			case plan.record == None && prev != None:
+				err = digs.Delete(op.Digest[:])
+			case plan.record != None && plan.record != prev:
+				err = digs.Put(append([]byte(nil), op.Digest[:]...), []byte{byte(plan.record)})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := deltas.apply(toks); err != nil {
+			return err
+		}
+		return meta.Put(keyTotals, encodeTotals(tot))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("learn: %w", err)
+	}
+	return out, nil
+}
+
+// tokenDelta is the summed change of one token over a learn batch.
+type tokenDelta struct {
+	spam, ham int
+	date      Date
+}
+
+type tokenDeltas map[string]*tokenDelta
+
+func (d tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
+	for _, tok := range tokens {
+		if tok == "" || len(tok) > bolt.MaxKeySize {
+			continue
+		}
+		td := d[tok]
+		if td == nil {
+			td = &tokenDelta{}
+			d[tok] = td
+		}
+		if c == Spam {
+			td.spam += delta
+		} else {
+			td.ham += delta
+		}
+		td.date = max(td.date, day)
+	}
+}
+
+// apply writes the deltas in key order. A token whose counts both drop to
+// zero is deleted; a decrement of an unknown token is ignored.
+func (d tokenDeltas) apply(b *bolt.Bucket) error {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, tok := range keys {
+		td := d[tok]
+		key := []byte(tok)
+		var cur Counts
+		if v := b.Get(key); v != nil {
+			var err error
+			if cur, err = decodeCounts(v); err != nil {
+				return fmt.Errorf("token %q: %w", tok, err)
+			}
+		} else if td.spam <= 0 && td.ham <= 0 {
+			continue
+		}
+		cur.Spam = addClamp(cur.Spam, td.spam)
+		cur.Ham = addClamp(cur.Ham, td.ham)
+		cur.LastSeen = max(cur.LastSeen, td.date)
+		var err error
+		if cur.Spam == 0 && cur.Ham == 0 {
+			err = b.Delete(key)
+		} else {
+			err = b.Put(key, encodeCounts(cur))
+		}
+		if err != nil {
+			return fmt.Errorf("token %q: %w", tok, err)
+		}
+	}
+	return nil
+}
+
+// learnPlan is what one learn op does: remove the message's tokens from one
+// class, add them to one, and what the digest records afterwards.
+type learnPlan struct {
+	outcome     Outcome
+	remove, add Class
+	record      Class
+}
+
+// planLearn decides a learn op from the class the message was learned in
+// before (None if never). Shared by every Store so they agree exactly.
+func planLearn(prev, class Class, unlearn bool) learnPlan {
+	switch {
+	case unlearn && prev == class:
+		return learnPlan{outcome: Unlearned, remove: class, record: None}
+	case unlearn:
+		return learnPlan{outcome: NotLearned, record: prev}
+	case prev == class:
+		return learnPlan{outcome: AlreadyLearned, record: prev}
+	case prev == None:
+		return learnPlan{outcome: Learned, add: class, record: class}
+	default:
+		return learnPlan{outcome: Moved, remove: prev, add: class, record: class}
+	}
+}
+
+// addTotal adds delta to the count of class c, never going below zero.
+func addTotal(t Totals, c Class, delta int) Totals {
+	switch c {
+	case Spam:
+		t.Spam = addClamp(t.Spam, delta)
+	case Ham:
+		t.Ham = addClamp(t.Ham, delta)
+	}
+	return t
+}
+
+func addClamp(v uint32, delta int) uint32 {
+	n := int64(v) + int64(delta)
+	if n < 0 {
+		return 0
+	}
+	if n > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(n)
+}
+
+// Add implements Store.
+func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		toks := tx.Bucket(bucketTokens)
+		digs := tx.Bucket(bucketDigests)
+		tot := decodeTotals(meta.Get(keyTotals))
+		tot.Spam = addClamp(tot.Spam, int(batch.Totals.Spam))
+		tot.Ham = addClamp(tot.Ham, int(batch.Totals.Ham))
+		if err := meta.Put(keyTotals, encodeTotals(tot)); err != nil {
+			return err
+		}
+		// Key order, for the reason given at Learn.
+		recs := slices.Clone(batch.Records)
+		slices.SortStableFunc(recs, func(a, b Record) int { return strings.Compare(a.Token, b.Token) })
+		for _, r := range recs {
+			if r.Token == "" || len(r.Token) > bolt.MaxKeySize {
+				return fmt.Errorf("bad token %q", r.Token)
+			}
+			key := []byte(r.Token)
+			var cur Counts
+			if v := toks.Get(key); v != nil {
+				var err error
+				if cur, err = decodeCounts(v); err != nil {
+					return fmt.Errorf("token %q: %w", r.Token, err)
+				}
+			}
+			cur.Spam = addClamp(cur.Spam, int(r.Spam))
+			cur.Ham = addClamp(cur.Ham, int(r.Ham))
+			cur.LastSeen = max(cur.LastSeen, r.LastSeen)
+			if cur.Spam == 0 && cur.Ham == 0 {
+				continue
+			}
+			if err := toks.Put(key, encodeCounts(cur)); err != nil {
+				return fmt.Errorf("token %q: %w", r.Token, err)
+			}
+		}
+		for _, d := range batch.Digests {
+			if d.Class != Spam && d.Class != Ham {
+				return fmt.Errorf("digest %s: bad class %v", d.Digest, d.Class)
+			}
+			if err := digs.Put(append([]byte(nil), d.Digest[:]...), []byte{byte(d.Class)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	return nil
+}
+
+// Walk implements Store. fn runs inside a read transaction: a long walk
+// delays writers, which is acceptable for dump and export.
+func (s *BoltStore) Walk(ctx context.Context, fn func(Record) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTokens).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			cnt, err := decodeCounts(v)
+			if err != nil {
+				return fmt.Errorf("token %q: %w", k, err)
+			}
+			if err := fn(Record{Token: string(k), Counts: cnt}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// WalkDigests implements Store.
+func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDigests).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != len(Digest{}) || len(v) != 1 {
+				return fmt.Errorf("corrupt digest entry %x", k)
+			}
+			var d DigestClass
+			copy(d.Digest[:], k)
+			d.Class = Class(v[0])
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Stats implements Store.
+func (s *BoltStore) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		st.Totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+		st.Digests = tx.Bucket(bucketDigests).Stats().KeyN
+		st.Bytes = tx.Size()
+		c := tx.Bucket(bucketTokens).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			cnt, err := decodeCounts(v)
+			if err != nil {
+				return fmt.Errorf("token %q: %w", k, err)
+			}
+			st.Tokens++
+			if cnt.Spam+cnt.Ham == 1 {
+				st.Singular++
+			}
+			if cnt.LastSeen != 0 && (st.Oldest == 0 || cnt.LastSeen < st.Oldest) {
+				st.Oldest = cnt.LastSeen
+			}
+			st.Newest = max(st.Newest, cnt.LastSeen)
+		}
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}
+
+// Prune implements Store.
+func (s *BoltStore) Prune(ctx context.Context, opts PruneOptions) (int, error) {
+	if opts.Before == 0 && opts.MaxCount == 0 {
+		return 0, nil
+	}
+	n := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		// Collect first: deleting under a bbolt cursor can skip keys.
+		var doomed [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			cnt, err := decodeCounts(v)
+			if err != nil {
+				return fmt.Errorf("token %q: %w", k, err)
+			}
+			if pruneMatch(cnt, opts) {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(doomed)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	return n, nil
+}
+
+// metaKey maps a Meta key into the meta bucket, apart from the keys the
+// store itself keeps there.
+func metaKey(key string) []byte { return []byte("m:" + key) }
+
+// Meta implements Store.
+func (s *BoltStore) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bucketMeta).Get(metaKey(key)))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("meta %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetMeta implements Store.
+func (s *BoltStore) SetMeta(ctx context.Context, key, value string) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if value == "" {
+			return tx.Bucket(bucketMeta).Delete(metaKey(key))
+		}
+		return tx.Bucket(bucketMeta).Put(metaKey(key), []byte(value))
+	})
+	if err != nil {
+		return fmt.Errorf("set meta %s: %w", key, err)
+	}
+	return nil
+}
+
+// pruneMatch reports whether a token matches prune criteria: with both
+// criteria set it must match both (old and rare), with one it must match
+// that one.
+func pruneMatch(c Counts, o PruneOptions) bool {
+	old := o.Before != 0 && c.LastSeen < o.Before
+	rare := o.MaxCount != 0 && c.Spam+c.Ham <= o.MaxCount
+	switch {
+	case o.Before != 0 && o.MaxCount != 0:
+		return old && rare
+	case o.Before != 0:
+		return old
+	default:
+		return rare
+	}
+}

@@ -1,0 +1,62 @@
+package classifier
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Digest identifies a learned message. See MessageDigest.
+type Digest [sha256.Size]byte
+
+// String returns the digest in hex.
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// ParseDigest parses the hex form written by Digest.String.
+func ParseDigest(s string) (Digest, error) {
+	var d Digest
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(d) {
+		return d, fmt.Errorf("bad digest %q", s)
+	}
+	copy(d[:], b)
+	return d, nil
+}
+
+// MessageDigest returns the identity of a message for learning. The same
+// message must get the same digest when it is learned at SMTP time by the
+// daemon and later retrained from a mailbox by the user, so the digest
+// leaves out what delivery adds or rewrites: trace fields (Received,
+// Return-Path, Delivered-To), mailbox bookkeeping (Status, X-UID ...), spam
+// verdict fields, an mbox From_ line, and CRLF versus LF line ends.
+func MessageDigest(raw []byte) Digest {
+	raw = skipMboxFromLine(raw)
+	fields, body := parseHeader(raw)
+	h := sha256.New()
+	for _, f := range fields {
+		if f.name == "received" || f.name == "return-path" || skipHeader(f.name) {
+			continue
+		}
+		h.Write([]byte(f.name))
+		h.Write([]byte{':'})
+		h.Write([]byte(strings.Join(strings.Fields(f.value), " ")))
+		h.Write([]byte{'\n'})
+	}
+	h.Write([]byte{'\n'})
+	body = bytes.TrimRight(body, "\r\n")
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		h.Write(bytes.TrimSuffix(line, []byte("\r")))
+		h.Write([]byte{'\n'})
+	}
+	var d Digest
+	h.Sum(d[:0])
+	return d
+}

@@ -1,0 +1,77 @@
+// Package classifier is sluice's Bayesian spam classifier: a MIME-aware
+// tokenizer, Robinson/Fisher scoring as bogofilter does it, and a token
+// store. It knows nothing of milters; the CLI (sluice train, classify, db)
+// and the Bayes filter are built on the API below.
+//
+// # Use
+//
+//	st, err := classifier.Open(path)               // bbolt store, created if missing
+//	c, err := classifier.NewForStore(ctx, st, p)   // p: Params, zero value = defaults
+//	res, err := c.Classify(ctx, r)                 // res.Verdict, res.Spamicity, res.Reason
+//	res, err := c.Explain(ctx, r)                  // plus res.Clues, the deciding tokens
+//	out, err := c.Train(ctx, r, classifier.Spam)   // Learned, AlreadyLearned or Moved
+//	out, err := c.Untrain(ctx, r, classifier.Spam) // Unlearned or NotLearned
+//
+// Bulk training prepares messages with Prepare and learns them with Learn in
+// batches of a few hundred: one store transaction per batch.
+// Export/Import move a store losslessly through a text format;
+// ImportBogoutil reads bogofilter's "bogoutil -d" word list. The store
+// interface also has Stats, Walk (dump), Prune.
+//
+// # Tokens
+//
+// The tokenizer walks every MIME part (go-message's multipart reader),
+// decodes quoted-printable and base64, converts charsets to UTF-8 (unknown
+// ones best effort: valid UTF-8 kept, else read as windows-1252), turns HTML
+// into its visible text plus the hosts of links and images ("url:host"),
+// tags words of selected header fields ("subj:", "from:", "to:", "rcvd:",
+// ...), and for binary parts keeps only type and file name. Broken MIME
+// yields what can be read; work per message is bounded (TokenizerOptions).
+// Each distinct token counts once per message.
+//
+// Stores imported from bogofilter use DialectBogofilter, a tokenizer that
+// reproduces bogofilter's tokens, so imported training keeps working.
+//
+// # Scoring
+//
+// Each token gets Robinson's f(w) = (s*x + n*p(w)) / (s + n), with p(w) the
+// token's spam frequency over spam plus ham frequency, n its message count,
+// x = RobX and s = RobS. Tokens with |f(w) - 0.5| < MinDev are dropped; the
+// rest are combined with Fisher's inverse chi-square method into a
+// spamicity in [0,1]. At or above SpamCutoff the verdict is spam, at or
+// below HamCutoff ham, otherwise unsure. Until MinSpam spam and MinHam ham
+// messages have been learned, the verdict is unsure with a Reason.
+//
+// # Learning
+//
+// The store keeps a SHA-256 digest (MessageDigest, which ignores trace and
+// delivery fields) and the class of every learned message: learning the
+// same message again in the same class is a no-op, learning it in the other
+// class moves its counts (bogofilter's -Sn/-Ns), and unlearning removes it.
+//
+// # Sharing the store between the daemon and the CLI
+//
+// bbolt takes an exclusive flock for a read-write open and a shared one
+// for a read-only open, held until close, so a daemon holding the file
+// open read-write would lock the CLI out entirely. BoltStore therefore
+// never keeps the file open for writing:
+//
+//   - reads (classification) go through a read-only handle that stays open
+//     between messages, so classifying costs no open;
+//   - every write (Learn, Add, Prune) takes PATH.lock exclusively (the
+//     turnstile), opens the file read-write, commits one transaction, and
+//     closes it again;
+//   - a process with a read-only handle checks the turnstile every
+//     PollInterval (50 ms) and closes its handle when a writer waits; its
+//     next read passes through the turnstile and reopens once the writer is
+//     done.
+//
+// So "sluice train" works while the daemon runs: the CLI's batches wait at
+// most one poll interval plus the reads in flight, and the daemon's
+// classifications wait at most one training batch (BoltOptions.LockTimeout
+// bounds both, then ErrBusy). The alternative, training through the
+// daemon over a control socket, would make the CLI depend on a running
+// daemon and on a protocol; the turnstile needs neither, and a daemon that
+// learns (auto-learn) uses the same path. Both processes need write access
+// to PATH and PATH.lock.
+package classifier

@@ -1,0 +1,323 @@
+package classifier
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The export format is line-oriented text, one record per line, fields
+// separated by one space:
+//
+//	sluice-classifier-export 1
+//	dialect sluice
+//	totals SPAM HAM
+//	t TOKEN SPAM HAM LASTSEEN
+//	d DIGEST spam|ham
+//
+// TOKEN is written as is unless it contains a space, a control character,
+// invalid UTF-8, or starts with a double quote; then it is a Go-quoted
+// string (strconv.Quote). LASTSEEN is YYYYMMDD, 0 if unknown. Importing an
+// export into an empty store reproduces the store exactly; importing into
+// a non-empty one adds the counts.
+const exportHeader = "sluice-classifier-export 1"
+
+// importBatch is how many records one import transaction writes.
+const importBatch = 20000
+
+// Export writes the whole store in the export format.
+func Export(ctx context.Context, s Store, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	st, err := s.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	d, err := s.Meta(ctx, MetaDialect)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	dialect, err := ParseDialect(d)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	fmt.Fprintf(bw, "%s\ndialect %s\ntotals %d %d\n", exportHeader, dialect, st.Spam, st.Ham)
+	err = s.Walk(ctx, func(r Record) error {
+		_, err := fmt.Fprintf(bw, "t %s %d %d %d\n", quoteToken(r.Token), r.Spam, r.Ham, r.LastSeen)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("export tokens: %w", err)
+	}
+	err = s.WalkDigests(ctx, func(d DigestClass) error {
+		_, err := fmt.Fprintf(bw, "d %s %s\n", d.Digest, d.Class)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("export digests: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
+
+func quoteToken(t string) string {
+	if t == "" || t[0] == '"' || !utf8.ValidString(t) {
+		return strconv.Quote(t)
+	}
+	for _, r := range t {
+		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
+			return strconv.Quote(t)
+		}
+	}
+	return t
+}
+
+// ImportStats say what an import read.
+type ImportStats struct {
+	Tokens  int
+	Digests int
+	Totals  Totals
+}
+
+// Import reads the export format and adds it to the store. The store's
+// dialect must be unset (empty store) or equal to the export's.
+func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
+	var st ImportStats
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line := 0
+	var b Batch
+	flush := func() error {
+		if len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) {
+			return nil
+		}
+		if err := s.Add(ctx, b); err != nil {
+			return err
+		}
+		b = Batch{}
+		return nil
+	}
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if line == 1 {
+			if text != exportHeader {
+				return st, fmt.Errorf("import: line 1: not a sluice classifier export (want %q)", exportHeader)
+			}
+			continue
+		}
+		if text == "" {
+			continue
+		}
+		kind, rest, _ := strings.Cut(text, " ")
+		var err error
+		switch kind {
+		case "dialect":
+			err = checkDialect(ctx, s, rest)
+		case "totals":
+			var t Totals
+			t, err = parseTotals(rest)
+			b.Totals.Spam += t.Spam
+			b.Totals.Ham += t.Ham
+			st.Totals = t
+		case "t":
+			var rec Record
+			rec, err = parseTokenLine(rest)
+			b.Records = append(b.Records, rec)
+			st.Tokens++
+		case "d":
+			var dc DigestClass
+			dc, err = parseDigestLine(rest)
+			b.Digests = append(b.Digests, dc)
+			st.Digests++
+		default:
+			err = fmt.Errorf("unknown record %q", kind)
+		}
+		if err != nil {
+			return st, fmt.Errorf("import: line %d: %w", line, err)
+		}
+		if len(b.Records)+len(b.Digests) >= importBatch {
+			if err := flush(); err != nil {
+				return st, fmt.Errorf("import: line %d: %w", line, err)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return st, fmt.Errorf("import: line %d: %w", line, err)
+	}
+	if line == 0 {
+		return st, errors.New("import: empty input")
+	}
+	if err := flush(); err != nil {
+		return st, fmt.Errorf("import: %w", err)
+	}
+	return st, nil
+}
+
+// checkDialect makes sure counts of one dialect are not mixed into a store
+// of another, and records the dialect in a store that has none yet.
+func checkDialect(ctx context.Context, s Store, want string) error {
+	wd, err := ParseDialect(want)
+	if err != nil {
+		return err
+	}
+	cur, err := s.Meta(ctx, MetaDialect)
+	if err != nil {
+		return err
+	}
+	if cur == "" {
+		st, err := s.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Tokens > 0 && wd != DialectSluice {
+			return fmt.Errorf("store has %d tokens of dialect sluice, import is %s", st.Tokens, wd)
+		}
+		if wd == DialectSluice {
+			return nil
+		}
+		return s.SetMeta(ctx, MetaDialect, string(wd))
+	}
+	cd, err := ParseDialect(cur)
+	if err != nil {
+		return err
+	}
+	if cd != wd {
+		return fmt.Errorf("store dialect is %s, import is %s", cd, wd)
+	}
+	return nil
+}
+
+func parseTotals(s string) (Totals, error) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return Totals{}, fmt.Errorf("totals: want 2 fields, got %d", len(f))
+	}
+	sp, err1 := strconv.ParseUint(f[0], 10, 32)
+	hm, err2 := strconv.ParseUint(f[1], 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return Totals{}, fmt.Errorf("totals: %w", err)
+	}
+	return Totals{Spam: uint32(sp), Ham: uint32(hm)}, nil
+}
+
+func parseTokenLine(s string) (Record, error) {
+	var tok string
+	if strings.HasPrefix(s, `"`) {
+		q, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return Record{}, fmt.Errorf("token: %w", err)
+		}
+		tok, _ = strconv.Unquote(q)
+		s = s[len(q):]
+	} else {
+		var ok bool
+		tok, s, ok = strings.Cut(s, " ")
+		if !ok {
+			return Record{}, errors.New("token line: missing counts")
+		}
+	}
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return Record{}, fmt.Errorf("token %q: want 3 numbers, got %d", tok, len(f))
+	}
+	return parseCounts(tok, f)
+}
+
+// parseCounts parses "SPAM HAM DATE" fields.
+func parseCounts(tok string, f []string) (Record, error) {
+	sp, err1 := strconv.ParseUint(f[0], 10, 32)
+	hm, err2 := strconv.ParseUint(f[1], 10, 32)
+	dt, err3 := strconv.ParseUint(f[2], 10, 32)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Record{}, fmt.Errorf("token %q: %w", tok, err)
+	}
+	if tok == "" {
+		return Record{}, errors.New("empty token")
+	}
+	return Record{Token: tok, Counts: Counts{Spam: uint32(sp), Ham: uint32(hm), LastSeen: Date(dt)}}, nil
+}
+
+func parseDigestLine(s string) (DigestClass, error) {
+	hex, class, ok := strings.Cut(s, " ")
+	if !ok {
+		return DigestClass{}, errors.New("digest line: missing class")
+	}
+	d, err := ParseDigest(hex)
+	if err != nil {
+		return DigestClass{}, err
+	}
+	c, err := ParseClass(class)
+	if err != nil {
+		return DigestClass{}, err
+	}
+	return DigestClass{Digest: d, Class: c}, nil
+}
+
+// ImportBogoutil reads a bogofilter word list as written by "bogoutil -d"
+// (lines "TOKEN SPAMCOUNT HAMCOUNT YYYYMMDD", the message counts on the
+// ".MSG_COUNT" line) and adds it to the store, which must be empty or
+// already of the bogofilter dialect: bogofilter's tokens differ from this
+// package's own, so the store is marked DialectBogofilter and NewForStore
+// then tokenises as bogofilter does. Other "."-prefixed lines
+// (.WORDLIST_VERSION, .ENCODING, .ROBX) are bogofilter's bookkeeping and
+// are skipped.
+func ImportBogoutil(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
+	var st ImportStats
+	if err := checkDialect(ctx, s, string(DialectBogofilter)); err != nil {
+		return st, fmt.Errorf("import bogoutil: %w", err)
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line := 0
+	var b Batch
+	for sc.Scan() {
+		line++
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) == 3 {
+			// Word lists without timestamps (bogoutil -d of a list
+			// built with timestamps off) have no date column.
+			f = append(f, "0")
+		}
+		if len(f) != 4 {
+			return st, fmt.Errorf("import bogoutil: line %d: want TOKEN SPAM HAM DATE, got %d fields", line, len(f))
+		}
+		rec, err := parseCounts(f[0], f[1:])
+		if err != nil {
+			return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
+		}
+		switch {
+		case rec.Token == ".MSG_COUNT":
+			b.Totals.Spam += rec.Spam
+			b.Totals.Ham += rec.Ham
+			st.Totals = Totals{Spam: rec.Spam, Ham: rec.Ham}
+			continue
+		case strings.HasPrefix(rec.Token, "."):
+			continue
+		}
+		b.Records = append(b.Records, rec)
+		st.Tokens++
+		if len(b.Records) >= importBatch {
+			if err := s.Add(ctx, b); err != nil {
+				return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
+			}
+			b = Batch{}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
+	}
+	if err := s.Add(ctx, b); err != nil {
+		return st, fmt.Errorf("import bogoutil: %w", err)
+	}
+	return st, nil
+}

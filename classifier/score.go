@@ -1,0 +1,387 @@
+package classifier
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+)
+
+// Params are the scoring parameters. The zero value of a field means its
+// default (see DefaultParams); to really use 0 for a cutoff or minimum, set it
+// to a tiny positive number or see the field's doc.
+type Params struct {
+	// RobX is the probability assumed for a token never seen before
+	// (Robinson's x). Default 0.52, bogofilter's.
+	RobX float64
+	// RobS is the weight of RobX against the observed counts (Robinson's
+	// s): the higher, the more messages a token must have been seen in
+	// before its own ratio counts. Default 0.0178, bogofilter's.
+	RobS float64
+	// MinDev drops tokens whose probability is within MinDev of 0.5:
+	// neutral words only dilute the Fisher combination. Default 0.375.
+	MinDev float64
+	// SpamCutoff: spamicity at or above it is spam. Default 0.99.
+	SpamCutoff float64
+	// HamCutoff: spamicity at or below it is ham; between the cutoffs is
+	// unsure. Default 0.45. A negative value means 0 (nothing below
+	// SpamCutoff is ever ham except an exact 0).
+	HamCutoff float64
+	// MinSpam and MinHam are how many spam and ham messages must have been
+	// learned before a verdict other than unsure is given: with a handful
+	// of messages the counts say little. Default 10 each; negative means 0.
+	MinSpam, MinHam int
+	// Limits bound the tokenizer's work per message.
+	Limits TokenizerOptions
+}
+
+// DefaultParams are the defaults. robx, robs and min_dev are bogofilter's,
+// which held up in cross-validation on the training part of the
+// SpamAssassin corpus; the cutoffs are bogofilter's too (see
+// docs and the accuracy tool, classifier/internal/accuracy).
+func DefaultParams() Params {
+	return Params{
+		RobX:       0.52,
+		RobS:       0.0178,
+		MinDev:     0.375,
+		SpamCutoff: 0.99,
+		HamCutoff:  0.45,
+		MinSpam:    10,
+		MinHam:     10,
+	}
+}
+
+func (p Params) withDefaults() Params {
+	d := DefaultParams()
+	if p.RobX == 0 {
+		p.RobX = d.RobX
+	}
+	if p.RobS == 0 {
+		p.RobS = d.RobS
+	}
+	if p.MinDev == 0 {
+		p.MinDev = d.MinDev
+	}
+	if p.SpamCutoff == 0 {
+		p.SpamCutoff = d.SpamCutoff
+	}
+	switch {
+	case p.HamCutoff == 0:
+		p.HamCutoff = d.HamCutoff
+	case p.HamCutoff < 0:
+		p.HamCutoff = 0
+	}
+	switch {
+	case p.MinSpam == 0:
+		p.MinSpam = d.MinSpam
+	case p.MinSpam < 0:
+		p.MinSpam = 0
+	}
+	switch {
+	case p.MinHam == 0:
+		p.MinHam = d.MinHam
+	case p.MinHam < 0:
+		p.MinHam = 0
+	}
+	return p
+}
+
+// Validate reports parameters out of range.
+func (p Params) Validate() error {
+	p = p.withDefaults()
+	switch {
+	case p.RobX <= 0 || p.RobX >= 1:
+		return fmt.Errorf("robx %v: must be in (0,1)", p.RobX)
+	case p.RobS <= 0:
+		return fmt.Errorf("robs %v: must be > 0", p.RobS)
+	case p.MinDev < 0 || p.MinDev >= 0.5:
+		return fmt.Errorf("min_dev %v: must be in [0,0.5)", p.MinDev)
+	case p.SpamCutoff <= 0 || p.SpamCutoff > 1:
+		return fmt.Errorf("spam_cutoff %v: must be in (0,1]", p.SpamCutoff)
+	case p.HamCutoff > p.SpamCutoff:
+		return fmt.Errorf("ham_cutoff %v above spam_cutoff %v", p.HamCutoff, p.SpamCutoff)
+	}
+	return nil
+}
+
+// Verdict is the classification of a message.
+type Verdict uint8
+
+// Verdicts. The numbers are bogofilter's exit codes, which the CLI reuses.
+const (
+	VerdictSpam   Verdict = 0
+	VerdictHam    Verdict = 1
+	VerdictUnsure Verdict = 2
+)
+
+// String returns "spam", "ham" or "unsure".
+func (v Verdict) String() string {
+	switch v {
+	case VerdictSpam:
+		return "spam"
+	case VerdictHam:
+		return "ham"
+	}
+	return "unsure"
+}
+
+// Clue is one token's part in a verdict.
+type Clue struct {
+	Token     string
+	Spam, Ham uint32  // learned counts
+	Prob      float64 // Robinson's f(w): the token's spam probability
+}
+
+// Result is the classification of a message.
+type Result struct {
+	// Spamicity is the combined score in [0,1]: near 1 spam, near 0 ham.
+	Spamicity float64
+	Verdict   Verdict
+	// Reason explains an unsure verdict that is not due to the score
+	// (not enough training); empty otherwise.
+	Reason string
+	// Tokens is the number of distinct tokens of the message; Used is
+	// how many of them were far enough from neutral to count.
+	Tokens, Used int
+	// Clues are the tokens that decided, most decisive first; only
+	// filled by Explain.
+	Clues []Clue
+	// Truncated is set when a tokenizer bound was hit.
+	Truncated bool
+	// Totals are the learned message counts the score is based on.
+	Totals Totals
+}
+
+// Classifier scores and learns messages against a Store. It is safe for
+// concurrent use.
+type Classifier struct {
+	store  Store
+	params Params
+	tok    *Tokenizer
+}
+
+// New returns a Classifier on store. Params are taken with defaults filled
+// in; see Params.Validate to check them first.
+func New(store Store, p Params) *Classifier {
+	p = p.withDefaults()
+	return &Classifier{store: store, params: p, tok: NewTokenizer(p.Limits)}
+}
+
+// NewForStore is New with the tokenizer dialect taken from the store
+// (MetaDialect): a store imported from bogofilter is read and trained with
+// the bogofilter dialect. A dialect set in p.Limits must match the store's.
+func NewForStore(ctx context.Context, store Store, p Params) (*Classifier, error) {
+	v, err := store.Meta(ctx, MetaDialect)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: %w", err)
+	}
+	d, err := ParseDialect(v)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: store: %w", err)
+	}
+	if p.Limits.Dialect != "" && p.Limits.Dialect != d {
+		return nil, fmt.Errorf("classifier: store holds %s tokens, configured dialect is %s", d, p.Limits.Dialect)
+	}
+	p.Limits.Dialect = d
+	return New(store, p), nil
+}
+
+// Params returns the parameters in use, defaults filled in.
+func (c *Classifier) Params() Params { return c.params }
+
+// Store returns the store the classifier uses.
+func (c *Classifier) Store() Store { return c.store }
+
+// Tokenizer returns the tokenizer the classifier uses.
+func (c *Classifier) Tokenizer() *Tokenizer { return c.tok }
+
+// Classify reads a message from r and scores it.
+func (c *Classifier) Classify(ctx context.Context, r io.Reader) (Result, error) {
+	m, err := c.tok.Tokenize(r)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.ClassifyMessage(ctx, m, false)
+}
+
+// Explain is Classify with Result.Clues filled in.
+func (c *Classifier) Explain(ctx context.Context, r io.Reader) (Result, error) {
+	m, err := c.tok.Tokenize(r)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.ClassifyMessage(ctx, m, true)
+}
+
+// ClassifyMessage scores an already tokenised message, with clues if
+// explain is set.
+func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain bool) (Result, error) {
+	tot, counts, err := c.store.Lookup(ctx, m.Tokens)
+	if err != nil {
+		return Result{}, fmt.Errorf("classify: %w", err)
+	}
+	res := Score(c.params, tot, m.Tokens, counts, explain)
+	res.Truncated = m.Truncated
+	return res, nil
+}
+
+// TokenProb is Robinson's f(w) for a token seen in s of S learned spam and h
+// of H learned ham: the ratio of its spam and ham frequencies, pulled
+// towards robx by robs when it has been seen in few messages.
+func TokenProb(p Params, tot Totals, s, h uint32) float64 {
+	n := float64(s) + float64(h)
+	if n == 0 {
+		return p.RobX
+	}
+	fs := float64(s) / float64(max(tot.Spam, 1))
+	fh := float64(h) / float64(max(tot.Ham, 1))
+	pw := fs / (fs + fh)
+	return (p.RobS*p.RobX + n*pw) / (p.RobS + n)
+}
+
+// Score combines token counts into a Result. tokens and counts are parallel
+// (as returned by Store.Lookup). Exposed for tools that score many messages
+// against counts they hold themselves.
+func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool) Result {
+	p = p.withDefaults()
+	res := Result{Tokens: len(tokens), Totals: tot}
+	var lnF, ln1F float64
+	var clues []Clue
+	for i, cnt := range counts {
+		f := TokenProb(p, tot, cnt.Spam, cnt.Ham)
+		if math.Abs(f-0.5) < p.MinDev {
+			continue
+		}
+		res.Used++
+		lnF += math.Log(f)
+		ln1F += math.Log1p(-f)
+		if explain {
+			clues = append(clues, Clue{Token: tokens[i], Spam: cnt.Spam, Ham: cnt.Ham, Prob: f})
+		}
+	}
+	if res.Used == 0 {
+		res.Spamicity = 0.5
+	} else {
+		// Fisher's method as Robinson applies it: under the hypothesis
+		// that the f(w) are uniform, -2 sum ln f is chi-square with 2n
+		// degrees of freedom. Evidence against "ham-like" and against
+		// "spam-like" are combined into one score.
+		df := 2 * res.Used
+		hamEvidence := chi2Q(-2*lnF, df)
+		spamEvidence := chi2Q(-2*ln1F, df)
+		res.Spamicity = (1 + hamEvidence - spamEvidence) / 2
+	}
+	res.Spamicity = min(max(res.Spamicity, 0), 1)
+	switch {
+	case res.Spamicity >= p.SpamCutoff:
+		res.Verdict = VerdictSpam
+	case res.Spamicity <= p.HamCutoff:
+		res.Verdict = VerdictHam
+	default:
+		res.Verdict = VerdictUnsure
+	}
+	if int(tot.Spam) < p.MinSpam || int(tot.Ham) < p.MinHam {
+		res.Verdict = VerdictUnsure
+		res.Reason = fmt.Sprintf("not enough training: %d spam and %d ham learned, need %d and %d",
+			tot.Spam, tot.Ham, p.MinSpam, p.MinHam)
+	}
+	if explain {
+		slices.SortFunc(clues, func(a, b Clue) int {
+			return cmp.Or(
+				cmp.Compare(math.Abs(b.Prob-0.5), math.Abs(a.Prob-0.5)),
+				cmp.Compare(a.Token, b.Token))
+		})
+		res.Clues = clues
+	}
+	return res
+}
+
+// chi2Q is the upper tail of the chi-square distribution with df (even)
+// degrees of freedom: Q = exp(-m) * sum_{i<df/2} m^i/i!, m = x/2. Summed in
+// log space because m reaches hundreds for a long message and exp(-m)
+// underflows.
+func chi2Q(x float64, df int) float64 {
+	if x <= 0 {
+		return 1
+	}
+	m := x / 2
+	lnM := math.Log(m)
+	term := -m // ln of the i-th term
+	acc := term
+	for i := 1; i < df/2; i++ {
+		term += lnM - math.Log(float64(i))
+		acc = logAdd(acc, term)
+		// Past the peak (i > m) the terms shrink geometrically; once
+		// they are far below the sum they no longer change it.
+		if float64(i) > m && term < acc-40 {
+			break
+		}
+	}
+	return min(math.Exp(acc), 1)
+}
+
+// logAdd returns ln(e^a + e^b) without overflow.
+func logAdd(a, b float64) float64 {
+	if a < b {
+		a, b = b, a
+	}
+	return a + math.Log1p(math.Exp(b-a))
+}
+
+// Train learns a message read from r as class (Spam or Ham). Learning a
+// message again in the same class changes nothing; learning it in the
+// other class moves it.
+func (c *Classifier) Train(ctx context.Context, r io.Reader, class Class) (Outcome, error) {
+	return c.learnOne(ctx, r, class, false)
+}
+
+// Untrain removes a message previously learned as class.
+func (c *Classifier) Untrain(ctx context.Context, r io.Reader, class Class) (Outcome, error) {
+	return c.learnOne(ctx, r, class, true)
+}
+
+func (c *Classifier) learnOne(ctx context.Context, r io.Reader, class Class, unlearn bool) (Outcome, error) {
+	op, err := c.Prepare(r, class, unlearn)
+	if err != nil {
+		return 0, err
+	}
+	out, err := c.store.Learn(ctx, []LearnOp{op})
+	if err != nil {
+		return 0, err
+	}
+	return out[0], nil
+}
+
+// Prepare tokenises a message into a LearnOp dated today, for Learn. Bulk
+// training prepares many messages and learns them in batches, which is
+// much faster than one Train per message (one commit per batch).
+func (c *Classifier) Prepare(r io.Reader, class Class, unlearn bool) (LearnOp, error) {
+	if class != Spam && class != Ham {
+		return LearnOp{}, fmt.Errorf("prepare: bad class %v", class)
+	}
+	raw, _, err := c.tok.read(r)
+	if err != nil {
+		return LearnOp{}, err
+	}
+	return c.PrepareBytes(raw, class, unlearn), nil
+}
+
+// PrepareBytes is Prepare for a message held in memory.
+func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp {
+	m := c.tok.TokenizeBytes(raw)
+	return LearnOp{
+		Digest:  MessageDigest(raw[:min(len(raw), c.tok.opts.MaxBytes)]),
+		Class:   class,
+		Unlearn: unlearn,
+		Tokens:  m.Tokens,
+		Date:    DateOf(time.Now()),
+	}
+}
+
+// Learn applies prepared learn ops in one store transaction.
+func (c *Classifier) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error) {
+	return c.store.Learn(ctx, ops)
+}

@@ -1,0 +1,175 @@
+package classifier
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChi2Q(t *testing.T) {
+	tests := []struct {
+		x    float64
+		df   int
+		want float64
+	}{
+		{0, 10, 1},
+		{-1, 4, 1},
+		{3, 2, math.Exp(-1.5)},
+		{6, 4, math.Exp(-3) * (1 + 3)},
+		{10, 6, math.Exp(-5) * (1 + 5 + 12.5)},
+		{2000, 2, 0}, // exp(-1000) underflows to 0, as it should
+	}
+	for _, tc := range tests {
+		if got := chi2Q(tc.x, tc.df); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("chi2Q(%v, %d) = %v, want %v", tc.x, tc.df, got, tc.want)
+		}
+	}
+	// Many degrees of freedom: x at the mean gives about one half, where a
+	// naive exp(-m) would underflow and give 0.
+	if got := chi2Q(2000, 2000); got < 0.4 || got > 0.6 {
+		t.Errorf("chi2Q(2000, 2000) = %v, want about 0.5", got)
+	}
+}
+
+func TestScore(t *testing.T) {
+	p := DefaultParams()
+	tot := Totals{Spam: 100, Ham: 100}
+	spammy := []Counts{{Spam: 50}, {Spam: 40, Ham: 1}, {Spam: 30}}
+	hammy := []Counts{{Ham: 50}, {Ham: 40, Spam: 1}, {Ham: 30}}
+	neutral := []Counts{{Spam: 10, Ham: 10}, {}}
+	toks := []string{"a", "b", "c"}
+
+	r := Score(p, tot, toks, spammy, false)
+	if r.Verdict != VerdictSpam || r.Spamicity < 0.99 || r.Used != 3 {
+		t.Errorf("spammy: %+v", r)
+	}
+	r = Score(p, tot, toks, hammy, false)
+	if r.Verdict != VerdictHam || r.Spamicity > 0.01 {
+		t.Errorf("hammy: %+v", r)
+	}
+	r = Score(p, tot, toks[:2], neutral, false)
+	if r.Verdict != VerdictUnsure || r.Spamicity != 0.5 || r.Used != 0 || r.Reason != "" {
+		t.Errorf("neutral: %+v", r)
+	}
+	// Not enough training: unsure with a reason, whatever the score.
+	r = Score(p, Totals{Spam: 3, Ham: 100}, toks, spammy, false)
+	if r.Verdict != VerdictUnsure || !strings.Contains(r.Reason, "not enough training") || r.Spamicity < 0.99 {
+		t.Errorf("little training: %+v", r)
+	}
+	// Explain: clues most decisive first.
+	r = Score(p, tot, []string{"weak", "strong"}, []Counts{{Spam: 2}, {Spam: 90}}, true)
+	if len(r.Clues) != 2 || r.Clues[0].Token != "strong" || r.Clues[0].Spam != 90 {
+		t.Errorf("clues %+v, want strong first", r.Clues)
+	}
+	if got := TokenProb(p, tot, 0, 0); got != p.RobX {
+		t.Errorf("unseen token prob %v, want robx", got)
+	}
+	// Ratios, not raw counts: a token in 10% of 1000 ham and 10% of 100
+	// spam is neutral.
+	if got := TokenProb(p, Totals{Spam: 100, Ham: 1000}, 10, 100); math.Abs(got-0.5) > 0.01 {
+		t.Errorf("equal frequencies: %v, want 0.5", got)
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	if err := (Params{}).Validate(); err != nil {
+		t.Errorf("defaults invalid: %v", err)
+	}
+	bad := []Params{{RobX: 1.5}, {MinDev: 0.6}, {SpamCutoff: 0.3, HamCutoff: 0.4}, {RobS: -1}}
+	for _, p := range bad {
+		if err := p.Validate(); err == nil {
+			t.Errorf("%+v: no error", p)
+		}
+	}
+}
+
+// TestClassifierTrainClassify trains on the fixture corpus through the
+// public API and checks verdicts, outcomes and explanations.
+func TestClassifierTrainClassify(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix := filepath.Join("..", "testdata", "classifier")
+	res, err := c.Classify(ctx, bytes.NewReader(readFixture(t, "html.eml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != VerdictUnsure || res.Reason == "" {
+		t.Errorf("untrained: %+v, want unsure with a reason", res)
+	}
+	var ops []LearnOp
+	for _, class := range []Class{Spam, Ham} {
+		files, _ := filepath.Glob(filepath.Join(fix, "train", class.String(), "*.eml"))
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, c.PrepareBytes(raw, class, false))
+		}
+	}
+	out, err := c.Learn(ctx, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o != Learned {
+			t.Fatalf("op %d: %v", i, o)
+		}
+	}
+	for _, tc := range []struct {
+		file string
+		want Verdict
+	}{{"spam-0.eml", VerdictSpam}, {"spam-3.eml", VerdictSpam}, {"ham-1.eml", VerdictHam}, {"ham-4.eml", VerdictHam}} {
+		raw, err := os.ReadFile(filepath.Join(fix, "check", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Explain(ctx, bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verdict != tc.want || res.Reason != "" || len(res.Clues) == 0 {
+			t.Errorf("%s: %v %.4f reason %q clues %d, want %v", tc.file, res.Verdict, res.Spamicity, res.Reason, len(res.Clues), tc.want)
+		}
+	}
+	// A spam fixture trained again: no-op; as ham: moved; unlearned.
+	raw, _ := os.ReadFile(filepath.Join(fix, "train", "spam", "00.eml"))
+	for _, step := range []struct {
+		class   Class
+		unlearn bool
+		want    Outcome
+	}{{Spam, false, AlreadyLearned}, {Ham, false, Moved}, {Ham, true, Unlearned}, {Ham, true, NotLearned}} {
+		var o Outcome
+		if step.unlearn {
+			o, err = c.Untrain(ctx, bytes.NewReader(raw), step.class)
+		} else {
+			o, err = c.Train(ctx, bytes.NewReader(raw), step.class)
+		}
+		if err != nil || o != step.want {
+			t.Errorf("train %v unlearn=%v: %v %v, want %v", step.class, step.unlearn, o, err, step.want)
+		}
+	}
+	tot, _, err := st.Lookup(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot != (Totals{Spam: 24, Ham: 25}) {
+		t.Errorf("totals %+v, want 24 spam 25 ham", tot)
+	}
+	if _, err := NewForStore(ctx, st, Params{Limits: TokenizerOptions{Dialect: DialectBogofilter}}); err == nil {
+		t.Error("bogofilter dialect on a sluice store: no error")
+	}
+}

@@ -1,0 +1,199 @@
+package classifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Class is what a message is learned as.
+type Class uint8
+
+// Classes. The zero value is no class, used for "not learned".
+const (
+	None Class = iota
+	Spam
+	Ham
+)
+
+// String returns "spam", "ham" or "none".
+func (c Class) String() string {
+	switch c {
+	case Spam:
+		return "spam"
+	case Ham:
+		return "ham"
+	}
+	return "none"
+}
+
+// ParseClass parses "spam" or "ham".
+func ParseClass(s string) (Class, error) {
+	switch s {
+	case "spam":
+		return Spam, nil
+	case "ham":
+		return Ham, nil
+	}
+	return None, fmt.Errorf("unknown class %q (want spam or ham)", s)
+}
+
+// Date is a calendar day as the number YYYYMMDD, the form bogofilter keeps
+// and dumps; it orders correctly as a number.
+type Date uint32
+
+// DateOf returns the UTC day of t.
+func DateOf(t time.Time) Date {
+	y, m, d := t.UTC().Date()
+	return Date(y*10000 + int(m)*100 + d)
+}
+
+// Time returns midnight UTC of the day, or the zero Time for an invalid Date.
+func (d Date) Time() time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC)
+}
+
+// Counts are what a store knows of one token: in how many learned spam and
+// ham messages it occurred, and the last day it was learned or unlearned.
+type Counts struct {
+	Spam, Ham uint32
+	LastSeen  Date
+}
+
+// Totals are the numbers of learned spam and ham messages.
+type Totals struct {
+	Spam, Ham uint32
+}
+
+// Record is one token and its counts, as walked, exported and imported.
+type Record struct {
+	Token string
+	Counts
+}
+
+// LearnOp asks a store to learn or unlearn one message.
+type LearnOp struct {
+	Digest  Digest
+	Class   Class // Spam or Ham
+	Unlearn bool
+	Tokens  []string // distinct tokens of the message
+	Date    Date     // recorded as the tokens' last-seen day
+}
+
+// Outcome says what a LearnOp did.
+type Outcome uint8
+
+// Outcomes of learning.
+const (
+	// Learned: the message was new and is now learned in the class.
+	Learned Outcome = iota + 1
+	// AlreadyLearned: the message was already learned in this class;
+	// nothing changed.
+	AlreadyLearned
+	// Moved: the message was learned in the other class; it was
+	// unlearned there and learned in this one (bogofilter's -Sn / -Ns).
+	Moved
+	// Unlearned: the message was learned in this class and is removed.
+	Unlearned
+	// NotLearned: unlearn of a message not learned in this class;
+	// nothing changed.
+	NotLearned
+)
+
+// String returns the outcome in words.
+func (o Outcome) String() string {
+	switch o {
+	case Learned:
+		return "learned"
+	case AlreadyLearned:
+		return "already learned"
+	case Moved:
+		return "moved"
+	case Unlearned:
+		return "unlearned"
+	case NotLearned:
+		return "not learned"
+	}
+	return "unknown"
+}
+
+// Stats describe a store.
+type Stats struct {
+	Totals
+	Tokens   int   // distinct tokens
+	Digests  int   // learned messages remembered
+	Bytes    int64 // size on disk, 0 if not applicable
+	Oldest   Date  // earliest last-seen day of a token, 0 if none
+	Newest   Date  // latest last-seen day of a token, 0 if none
+	Singular int   // tokens seen in only one message (spam+ham == 1)
+}
+
+// PruneOptions select tokens to delete. With one criterion set, tokens
+// matching it are deleted; with both, only tokens matching both.
+type PruneOptions struct {
+	// Before deletes tokens last seen before this day (0: no age limit).
+	Before Date
+	// MaxCount deletes tokens whose spam+ham count is at most this
+	// (0: no count limit). Combined with Before, only old tokens with
+	// low counts go, which is the usual way to shrink a store.
+	MaxCount uint32
+}
+
+// Batch is a raw write used by import: counts are added to what the store
+// has, digests are set. Import into an empty store therefore reproduces
+// the exported one exactly.
+type Batch struct {
+	Totals  Totals
+	Records []Record
+	Digests []DigestClass
+}
+
+// DigestClass is a learned-message digest and its class.
+type DigestClass struct {
+	Digest Digest
+	Class  Class
+}
+
+// MetaDialect is the Meta key holding the tokenizer dialect of the counts
+// in a store: "" or "sluice" for this package's tokenizer, "bogofilter" for
+// a word list imported from bogofilter, whose tokens only a
+// bogofilter-compatible tokenizer reproduces.
+const MetaDialect = "dialect"
+
+// ErrBusy is returned when the store stays locked by another process for
+// longer than the store's lock timeout.
+var ErrBusy = errors.New("store busy: locked by another process")
+
+// Store keeps token counts. Implementations must be safe for concurrent use
+// by several goroutines. The bbolt store (Open) is the default; a network
+// store (Redis) can implement the same interface and pass the same contract
+// tests (package classifier/storetest).
+type Store interface {
+	// Lookup returns the totals and, for each token, its counts (zero for
+	// unknown tokens), in one consistent read.
+	Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error)
+	// Learn applies learn and unlearn operations, each atomically and
+	// with the semantics of Outcome, and returns one outcome per op.
+	Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
+	// Add applies a raw batch (import).
+	Add(ctx context.Context, b Batch) error
+	// Walk calls fn for each token in byte order of the token, and
+	// stops at the first error fn returns.
+	Walk(ctx context.Context, fn func(Record) error) error
+	// WalkDigests calls fn for each learned-message digest.
+	WalkDigests(ctx context.Context, fn func(DigestClass) error) error
+	// Stats returns the size of the store.
+	Stats(ctx context.Context) (Stats, error)
+	// Prune deletes tokens and returns how many.
+	Prune(ctx context.Context, opts PruneOptions) (int, error)
+	// Meta returns a store-wide setting ("" if unset); SetMeta sets it.
+	// The classifier keeps the tokenizer dialect there (MetaDialect).
+	Meta(ctx context.Context, key string) (string, error)
+	SetMeta(ctx context.Context, key, value string) error
+	// Close releases the store.
+	Close() error
+}

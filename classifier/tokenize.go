@@ -1,0 +1,156 @@
+package classifier
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// TokenizerOptions bound the work done on one message. The zero value of a
+// field means its default.
+type TokenizerOptions struct {
+	// MaxBytes is how much of a message is read; the rest is ignored.
+	// Spam signals sit in the headers and the first parts, so a cap costs
+	// little accuracy and keeps a 50 MB attachment from costing 50 MB of work.
+	// Default 1 MiB.
+	MaxBytes int
+	// MaxTokens caps the number of distinct tokens taken from a message.
+	// Default 20000.
+	MaxTokens int
+	// MaxDepth caps MIME nesting (multipart inside message/rfc822 inside
+	// multipart ...). Default 8.
+	MaxDepth int
+	// MaxParts caps the number of MIME parts walked. Default 256.
+	MaxParts int
+	// Dialect selects the tokenizer; default DialectSluice.
+	Dialect Dialect
+}
+
+// Defaults for TokenizerOptions.
+const (
+	DefaultMaxBytes  = 1 << 20
+	DefaultMaxTokens = 20000
+	DefaultMaxDepth  = 8
+	DefaultMaxParts  = 256
+)
+
+func (o TokenizerOptions) withDefaults() TokenizerOptions {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = DefaultMaxTokens
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.MaxParts <= 0 {
+		o.MaxParts = DefaultMaxParts
+	}
+	if o.Dialect == "" {
+		o.Dialect = DialectSluice
+	}
+	return o
+}
+
+// Tokenizer turns a message into the set of tokens the classifier scores.
+// It is safe for concurrent use.
+type Tokenizer struct {
+	opts TokenizerOptions
+}
+
+// NewTokenizer returns a Tokenizer with the given bounds.
+func NewTokenizer(opts TokenizerOptions) *Tokenizer {
+	return &Tokenizer{opts: opts.withDefaults()}
+}
+
+// Message is a tokenised message.
+type Message struct {
+	// Tokens are the distinct tokens of the message, sorted. Each counts
+	// once however often it occurs (bogofilter does the same; repeating a
+	// word must not push the score).
+	Tokens []string
+	// Truncated is set when a bound (bytes, tokens, parts, depth) was hit.
+	Truncated bool
+}
+
+// Tokenize reads at most MaxBytes of a message from r and returns its tokens.
+// Broken MIME never fails: whatever can be read is tokenised. The only
+// errors are read errors from r.
+func (t *Tokenizer) Tokenize(r io.Reader) (Message, error) {
+	raw, truncated, err := t.read(r)
+	if err != nil {
+		return Message{}, err
+	}
+	msg := t.TokenizeBytes(raw)
+	msg.Truncated = msg.Truncated || truncated
+	return msg, nil
+}
+
+// read reads at most MaxBytes of a message.
+func (t *Tokenizer) read(r io.Reader) ([]byte, bool, error) {
+	raw, truncated, err := readCapped(r, t.opts.MaxBytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("read message: %w", err)
+	}
+	return raw, truncated, nil
+}
+
+// TokenizeBytes tokenises a message held in memory. Only the first MaxBytes
+// are looked at.
+func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
+	truncated := false
+	if len(raw) > t.opts.MaxBytes {
+		raw = raw[:t.opts.MaxBytes]
+		truncated = true
+	}
+	w := walker{
+		opts: t.opts,
+		set:  make(map[string]struct{}, 512),
+		bogo: t.opts.Dialect == DialectBogofilter,
+	}
+	if body := skipMboxFromLine(raw); len(body) != len(raw) {
+		if w.bogo {
+			// bogofilter reads the From_ line as a header line.
+			w.bogoWords(string(raw[:len(raw)-len(body)]), "head:")
+		}
+		raw = body
+	}
+	w.message(raw, 0, true)
+	toks := make([]string, 0, len(w.set))
+	for tok := range w.set {
+		toks = append(toks, tok)
+	}
+	slices.Sort(toks)
+	return Message{Tokens: toks, Truncated: truncated || w.truncated}
+}
+
+// readCapped reads up to max bytes from r and reports whether more followed.
+// The rest of r is not read: the caller owns r and decides whether to drain it.
+func readCapped(r io.Reader, max int) ([]byte, bool, error) {
+	var b bytes.Buffer
+	n, err := b.ReadFrom(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, false, err
+	}
+	buf := b.Bytes()
+	if n > int64(max) {
+		return buf[:max], true, nil
+	}
+	return buf, false, nil
+}
+
+// skipMboxFromLine drops a leading mbox "From " separator line: message files
+// cut out of an mbox (and the SpamAssassin corpus) start with one, and it is
+// not a header field.
+func skipMboxFromLine(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return raw
+	}
+	i := bytes.IndexByte(raw, '\n')
+	if i < 0 {
+		return nil
+	}
+	return raw[i+1:]
+}

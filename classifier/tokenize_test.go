@@ -1,0 +1,206 @@
+package classifier
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "classifier", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestTokenizeFixtures(t *testing.T) {
+	tests := []struct {
+		file   string
+		want   []string // must be among the tokens
+		absent []string // must not be
+	}{
+		{"qp.eml", []string{"célèbre", "coupee", "superlongwordjoined", "subj:quoted", "subj:printable", "cte:quoted-printable"},
+			[]string{"c=c3", "coup", "superlongw"}},
+		{"base64.eml", []string{"unmistakable", "payload", "cte:base64"}, []string{"vghpcybib2r5"}},
+		{"latin1.eml", []string{"grüße", "münchen", "straße", "charset:iso-8859-1"}, nil},
+		{"koi8r.eml", []string{"привет", "мир", "кодировки", "charset:koi8-r"}, nil},
+		{"sjis.eml", []string{"日本", "本語", "メー", "charset:shift_jis"}, nil},
+		{"html.eml", []string{"cheap", "viagra", "save", "click", "url:click.spammer-host.example", "url:spammer-host.example",
+			"url:images.cdn-host.example", "url:cdn-host.example", "mailto:orders@shop.example", "ctype:text/html"},
+			[]string{"trackingsecret", "hidden", "break", "amp", "href", "iagra"}},
+		{"nested.eml", []string{"alternativeplainword", "alternativehtmlword", "forwardedplainword", "forwardedhtmlword",
+			"forwarded", "ctype:application/pdf", "ext:pdf", "name:invoice-2024.pdf", "ctype:message/rfc822", "ctype:multipart/alternative"},
+			[]string{"preamble", "binarystuffnotokens", "from:carol", "from:inner.example"}},
+		{"broken-noboundary.eml", []string{"boundarylessword", "survives", "mime:noboundary"}, nil},
+		{"broken-base64.eml", []string{"truncated", "readablewords", "before"}, nil},
+		{"broken-headers.eml", []string{"rcvd:mail.relay.example", "rcvd:192.0.2.7", "from:müller", "subj:café", "subj:nulbyte",
+			"colon", "bodyword", "nul"}, []string{"hdr:x-ignored"}},
+		{"bare-cr.eml", []string{"from:cr@oldmac.example", "subj:carriage", "classicmacword"}, nil},
+		{"rfc2047.eml", []string{"from:jürgen", "subj:grüße", "subj:angebote", "plain"},
+			[]string{"hdr:x-spam-status", "hdr:x-sluice-bayes", "spamicity=1.000000", "yes"}},
+		{"unknown-charset.eml", []string{"déjà", "naïve", "façade"}, nil},
+		{"bad-encoding.eml", []string{"rawencodedword", "readable", "cte:x-uuencode-weird"}, nil},
+		{"mbox-from.eml", []string{"mboxbodyword", "from:alice@sender.example", "from:sender.example"}, []string{"sender@mbox.example", "mbox.example"}},
+	}
+	tk := NewTokenizer(TokenizerOptions{})
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			m, err := tk.Tokenize(bytes.NewReader(readFixture(t, tc.file)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.IsSorted(m.Tokens) {
+				t.Error("tokens not sorted")
+			}
+			set := map[string]bool{}
+			for _, tok := range m.Tokens {
+				if set[tok] {
+					t.Errorf("token %q twice", tok)
+				}
+				set[tok] = true
+			}
+			for _, w := range tc.want {
+				if !set[w] {
+					t.Errorf("missing token %q; got %q", w, m.Tokens)
+				}
+			}
+			for _, a := range tc.absent {
+				if set[a] {
+					t.Errorf("unexpected token %q", a)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenizeBounds(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Subject: many words\n\n")
+	for i := range 5000 {
+		b.WriteString("word")
+		b.WriteString(strings.Repeat("x", i%30))
+		b.WriteString(string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + " ")
+	}
+	raw := []byte(b.String())
+
+	m := NewTokenizer(TokenizerOptions{MaxTokens: 100}).TokenizeBytes(raw)
+	if len(m.Tokens) != 100 || !m.Truncated {
+		t.Errorf("MaxTokens 100: %d tokens, truncated %v", len(m.Tokens), m.Truncated)
+	}
+	m, err := NewTokenizer(TokenizerOptions{MaxBytes: 64}).Tokenize(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Truncated || len(m.Tokens) > 12 {
+		t.Errorf("MaxBytes 64: %d tokens, truncated %v", len(m.Tokens), m.Truncated)
+	}
+	m = NewTokenizer(TokenizerOptions{}).TokenizeBytes(raw)
+	if m.Truncated {
+		t.Error("default bounds truncated a 100 KB message")
+	}
+
+	// Deep nesting stops at MaxDepth instead of recursing on.
+	var nest strings.Builder
+	depth := 50
+	for i := range depth {
+		nest.WriteString("Content-Type: multipart/mixed; boundary=\"b" + string(rune('A'+i%26)) + string(rune('a'+i/26)) + "\"\n\n")
+		nest.WriteString("--b" + string(rune('A'+i%26)) + string(rune('a'+i/26)) + "\n")
+	}
+	nest.WriteString("Content-Type: text/plain\n\ndeepestword\n")
+	m = NewTokenizer(TokenizerOptions{MaxDepth: 5}).TokenizeBytes([]byte(nest.String()))
+	if !m.Truncated || slices.Contains(m.Tokens, "deepestword") {
+		t.Errorf("MaxDepth 5 on depth %d: truncated %v, tokens %q", depth, m.Truncated, m.Tokens)
+	}
+	m = NewTokenizer(TokenizerOptions{MaxDepth: 60, MaxParts: 100}).TokenizeBytes([]byte(nest.String()))
+	if !slices.Contains(m.Tokens, "deepestword") {
+		t.Errorf("MaxDepth 60 on depth %d: deepest word missing: %q", depth, m.Tokens)
+	}
+}
+
+func TestTokenizeBogofilterDialect(t *testing.T) {
+	raw := readFixture(t, "mbox-from.eml")
+	m := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter}).TokenizeBytes(raw)
+	want := []string{"head:From", "head:mbox.example", "from:Alice", "from:sender.example", "to:rcpt.example",
+		"subj:Mbox", "subj:separator", "head:Date", "head:Message-ID", "head:Content-Type", "head:text", "mboxbodyword"}
+	for _, w := range want {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, a := range []string{"head:2024", "head:10", "ctype:text/plain", "from:alice@sender.example"} {
+		if slices.Contains(m.Tokens, a) {
+			t.Errorf("unexpected %q", a)
+		}
+	}
+	var got []string
+	w := walker{opts: TokenizerOptions{}.withDefaults(), set: map[string]struct{}{}, bogo: true}
+	w.bogoWords("Price $20.50 at 10.0.0.1, x9 ab abc a-b- don't 12345abc", "")
+	for k := range w.set {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	if want := []string{"$20.50", "10.0.0.1", "Price", "a-b", "abc", "don't"}; !slices.Equal(got, want) {
+		t.Errorf("bogoWords: %q, want %q", got, want)
+	}
+}
+
+func TestMessageDigest(t *testing.T) {
+	base := "From: a@example.org\nSubject: hi\n\nbody line\n"
+	same := []string{
+		"Received: from x by y\nReturn-Path: <a@example.org>\n" + base,
+		strings.ReplaceAll(base, "\n", "\r\n"),
+		"From a@example.org  Mon Jan  1 00:00:00 2024\n" + base,
+		"X-Sluice-Bayes: Spam, spamicity=0.99\nDelivered-To: me@example.net\n" + base + "\n\n",
+	}
+	d := MessageDigest([]byte(base))
+	for _, s := range same {
+		if got := MessageDigest([]byte(s)); got != d {
+			t.Errorf("digest of %q differs from the plain message's", s)
+		}
+	}
+	for _, s := range []string{strings.Replace(base, "hi", "ho", 1), strings.Replace(base, "body", "Body", 1)} {
+		if MessageDigest([]byte(s)) == d {
+			t.Errorf("digest of changed message %q equals the original's", s)
+		}
+	}
+	p, err := ParseDigest(d.String())
+	if err != nil || p != d {
+		t.Errorf("ParseDigest(String()) = %v, %v", p, err)
+	}
+}
+
+func FuzzTokenize(f *testing.F) {
+	dir := filepath.Join("..", "testdata", "classifier")
+	names, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	sluice := NewTokenizer(TokenizerOptions{MaxBytes: 1 << 16, MaxTokens: 2000})
+	bogo := NewTokenizer(TokenizerOptions{MaxBytes: 1 << 16, MaxTokens: 2000, Dialect: DialectBogofilter})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, tk := range []*Tokenizer{sluice, bogo} {
+			m := tk.TokenizeBytes(raw)
+			if len(m.Tokens) > 2000 {
+				t.Fatalf("%d tokens, cap 2000", len(m.Tokens))
+			}
+			for i, tok := range m.Tokens {
+				if tok == "" {
+					t.Fatal("empty token")
+				}
+				if i > 0 && m.Tokens[i-1] >= tok {
+					t.Fatalf("tokens not sorted and distinct at %d: %q %q", i, m.Tokens[i-1], tok)
+				}
+			}
+		}
+		MessageDigest(raw)
+	})
+}

@@ -1,0 +1,270 @@
+package classifier
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Token length bounds, in bytes. Shorter words are mostly noise ("a", "of");
+// longer runs are base64 blobs, hashes or glued-together junk whose exact
+// value never repeats, so they only grow the store.
+const (
+	minTokenLen = 2
+	maxTokenLen = 40
+)
+
+// headerPrefix returns the prefix of the tokens of a header field, and
+// false for fields whose values are not tokenised. A word in a Subject says
+// something else than the same word in a body, so the two are kept apart.
+// Fields not listed contribute only their name (as "hdr:"): the set of
+// fields a mailer writes is a fingerprint of the mailer.
+func headerPrefix(name string) (string, bool) {
+	switch name {
+	case "subject":
+		return "subj:", true
+	case "from", "sender":
+		return "from:", true
+	case "reply-to":
+		return "rply:", true
+	case "to", "cc":
+		return "to:", true
+	case "return-path":
+		return "rtrn:", true
+	case "received":
+		return "rcvd:", true
+	case "message-id":
+		return "mid:", true
+	case "x-mailer", "user-agent", "x-mimeole":
+		return "mua:", true
+	case "list-id", "list-unsubscribe":
+		return "list:", true
+	case "precedence":
+		return "prec:", true
+	case "x-priority", "x-msmail-priority", "importance":
+		return "prio:", true
+	case "organization":
+		return "org:", true
+	}
+	return "", false
+}
+
+// skipHeader reports whether a field must not be tokenised at all: verdicts
+// of spam filters (our own and others', which would teach the classifier to
+// agree with itself when a delivered message is retrained) and mailbox
+// bookkeeping added after delivery.
+func skipHeader(name string) bool {
+	switch name {
+	case "x-sluice-bayes", "x-bogosity", "status", "x-status", "x-keywords", "x-uid",
+		"content-length", "lines", "x-uidl", "delivered-to", "x-original-to":
+		return true
+	}
+	return strings.HasPrefix(name, "x-spam") || strings.HasPrefix(name, "x-sluice")
+}
+
+// headerTokens tokenises the top-level header fields.
+func (w *walker) headerTokens(fields []field) {
+	for _, f := range fields {
+		if skipHeader(f.name) {
+			continue
+		}
+		if f.name == "content-type" || f.name == "content-transfer-encoding" {
+			// MIME fields are tokenised by the entity walk.
+			continue
+		}
+		prefix, ok := headerPrefix(f.name)
+		if !ok {
+			if len(f.name) <= maxTokenLen {
+				w.add("hdr:" + f.name)
+			}
+			continue
+		}
+		v := decodeHeaderValue(f.value)
+		w.words(v, prefix)
+		w.urls(v)
+	}
+}
+
+// text tokenises plain text: its words and the hosts of the URLs in it.
+func (w *walker) text(s string) {
+	if w.bogo {
+		w.bogoWords(s, "")
+		return
+	}
+	w.words(s, "")
+	w.urls(s)
+}
+
+// isWordRune reports whether r can be part of a word. Besides letters and
+// digits, a few punctuation marks join words: apostrophes (don't), hyphens
+// (e-mail), dots (hosts, numbers), @ (addresses), $ (prices) and _.
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			r == '\'' || r == '-' || r == '.' || r == '@' || r == '$' || r == '_'
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+}
+
+// isCJK reports whether r belongs to a script written without spaces between
+// words; such runs are tokenised as overlapping character pairs.
+func isCJK(r rune) bool {
+	if r < 0x2e80 {
+		// Below the CJK radicals block: Latin, Greek, Cyrillic, Arabic ...
+		return false
+	}
+	if r >= 0x3040 && r <= 0x30ff {
+		// Hiragana and Katakana blocks, with the prolonged sound mark
+		// U+30FC, which Unicode puts in no script of its own.
+		return true
+	}
+	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hangul, r)
+}
+
+// words splits s into word tokens with the given prefix.
+func (w *walker) words(s string, prefix string) {
+	start := -1
+	for i, r := range s {
+		cjk := isCJK(r)
+		if !cjk && r != utf8.RuneError && isWordRune(r) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			w.word(s[start:i], prefix)
+			start = -1
+		}
+		if cjk {
+			w.cjkPair(s, i, prefix)
+		}
+	}
+	if start >= 0 {
+		w.word(s[start:], prefix)
+	}
+}
+
+// cjkPair adds the pair of CJK characters starting at byte offset i of s, or
+// the single character when the next one is not CJK.
+func (w *walker) cjkPair(s string, i int, prefix string) {
+	_, n := utf8.DecodeRuneInString(s[i:])
+	r2, n2 := utf8.DecodeRuneInString(s[i+n:])
+	if n2 > 0 && isCJK(r2) {
+		w.add(prefix + s[i:i+n+n2])
+		return
+	}
+	w.add(prefix + s[i:i+n])
+}
+
+// word normalises one candidate word and adds it.
+func (w *walker) word(tok string, prefix string) {
+	tok = strings.Trim(tok, "'-.@_")
+	if len(tok) < minTokenLen || len(tok) > maxTokenLen {
+		return
+	}
+	if allDigits(tok) && len(tok) > 4 && ipv4Len(tok) != len(tok) {
+		// Long numbers are phone numbers, dates, IDs: never seen twice.
+		// IPv4 addresses do recur (relays, link targets).
+		return
+	}
+	w.buf = appendLower(append(w.buf[:0], prefix...), tok)
+	w.addBuf()
+	if at := strings.IndexByte(tok, '@'); at >= 0 && at+1 < len(tok) {
+		// The domain of an address recurs where the full address does not.
+		w.buf = appendLower(append(w.buf[:0], prefix...), tok[at+1:])
+		w.addBuf()
+	}
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendLower appends s lower-cased to b.
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return append(b, strings.ToLower(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// urls adds a "url:" token for the host of each URL in s, and one for its
+// last two labels, so links to a spammer's domain count whatever the
+// subdomain or path.
+func (w *walker) urls(s string) {
+	for {
+		j := indexURL(s)
+		if j < 0 {
+			return
+		}
+		s = s[j:]
+		if k := strings.Index(s[:min(len(s), 8)], "://"); k >= 0 {
+			s = s[k+3:]
+		}
+		end := 0
+		for end < len(s) && isHostByte(s[end]) {
+			end++
+		}
+		w.host(s[:end])
+		if len(s) == 0 {
+			return
+		}
+		// Every round consumes at least one byte, so the loop ends.
+		s = s[max(end, 1):]
+	}
+}
+
+// indexURL returns the index of the next "http://", "https://" or "www." in s
+// (ASCII case-insensitively), or -1.
+func indexURL(s string) int {
+	for i := 0; i+4 <= len(s); i++ {
+		c := s[i] | 0x20
+		if c == 'h' && i+7 <= len(s) && strings.EqualFold(s[i:i+4], "http") {
+			r := s[i+4:]
+			if strings.HasPrefix(r, "://") || len(r) >= 4 && (r[0]|0x20) == 's' && r[1:4] == "://" {
+				return i
+			}
+		}
+		if c == 'w' && strings.EqualFold(s[i:i+4], "www.") && (i == 0 || !isHostByte(s[i-1])) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isHostByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.'
+}
+
+// host adds the tokens of a URL host.
+func (w *walker) host(h string) {
+	h = strings.ToLower(strings.Trim(h, ".-"))
+	if len(h) < 3 || len(h) > 253 {
+		return
+	}
+	if len(h) <= maxTokenLen {
+		w.add("url:" + h)
+	}
+	// Last two labels: "click.mailer.example.com" -> "example.com".
+	if i := strings.LastIndexByte(h, '.'); i > 0 {
+		if j := strings.LastIndexByte(h[:i], '.'); j >= 0 && len(h)-j-1 <= maxTokenLen {
+			w.add("url:" + h[j+1:])
+		}
+	}
+}
