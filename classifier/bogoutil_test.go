@@ -82,10 +82,7 @@ func TestImportBogoutil(t *testing.T) {
 	if st.Totals != (classifier.Totals{Spam: uint32(len(spam)), Ham: uint32(len(ham))}) || st.Tokens < 50 {
 		t.Fatalf("import: %+v, want totals %d/%d and tokens", st, len(spam), len(ham))
 	}
-	// bogofilter's defaults, and no minimum training (bogofilter has none).
-	p := classifier.DefaultParams()
-	p.MinSpam, p.MinHam = -1, -1
-	c, err := classifier.NewForStore(ctx, store, p)
+	c, err := classifier.NewForStore(ctx, store, classifier.BogofilterParams())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 	}
 	w := walker{
 		opts: t.opts,
-		set:  make(map[string]struct{}, 512),
+		set:  make(map[string]struct{}, 1024),
 		bogo: t.opts.Dialect == DialectBogofilter,
 	}
 	if body := skipMboxFromLine(raw); len(body) != len(raw) {

@@ -159,7 +159,7 @@ func (w *walker) cjkPair(s string, i int, prefix string) {
 
 // word normalises one candidate word and adds it.
 func (w *walker) word(tok string, prefix string) {
-	tok = strings.Trim(tok, "'-.@_")
+	tok = trimJoiners(tok)
 	if len(tok) < minTokenLen || len(tok) > maxTokenLen {
 		return
 	}
@@ -175,6 +175,20 @@ func (w *walker) word(tok string, prefix string) {
 		w.buf = appendLower(append(w.buf[:0], prefix...), tok[at+1:])
 		w.addBuf()
 	}
+}
+
+// trimJoiners strips the punctuation that joins words ('-.@_) from both
+// ends of a word: "e-mail" keeps its hyphen, "--" and "end." lose theirs.
+func trimJoiners(s string) string {
+	isJoiner := func(c byte) bool { return c == '\'' || c == '-' || c == '.' || c == '@' || c == '_' }
+	i, j := 0, len(s)
+	for i < j && isJoiner(s[i]) {
+		i++
+	}
+	for j > i && isJoiner(s[j-1]) {
+		j--
+	}
+	return s[i:j]
 }
 
 func allDigits(s string) bool {
