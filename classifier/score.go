@@ -221,6 +221,12 @@ func (c *Classifier) Classify(ctx context.Context, r io.Reader) (Result, error) 
 	return c.ClassifyMessage(ctx, m, false)
 }
 
+// ClassifyBytes scores a message held in memory (as the milter has it),
+// with clues if explain is set.
+func (c *Classifier) ClassifyBytes(ctx context.Context, raw []byte, explain bool) (Result, error) {
+	return c.ClassifyMessage(ctx, c.tok.TokenizeBytes(raw), explain)
+}
+
 // Explain is Classify with Result.Clues filled in.
 func (c *Classifier) Explain(ctx context.Context, r io.Reader) (Result, error) {
 	m, err := c.tok.Tokenize(r)

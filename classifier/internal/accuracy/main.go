@@ -326,12 +326,11 @@ func runSluice(train, test []sample, p classifier.Params, workers int) (*report,
 	res := make([]scored, len(test))
 	start = time.Now()
 	err = parallel(len(test), workers, func(k int) error {
-		f, err := os.Open(test[k].path)
+		raw, err := os.ReadFile(test[k].path)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		r, err := c.Classify(ctx, f)
+		r, err := c.ClassifyBytes(ctx, raw, false)
 		if err != nil {
 			return fmt.Errorf("%s: %w", test[k].rel, err)
 		}
