@@ -466,3 +466,22 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+// A discard decided at connect is carried into each message: Postfix does
+// not allow DISCARD as a connect or HELO reply.
+func TestDiscardAtConnectAppliesPerMessage(t *testing.T) {
+	f := &filtertest.Fixed{FilterName: "conndiscard", At: filters.StagesOf(filters.StageConnect), Verdict: filters.Verdict{Action: filters.Discard}}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(f)})
+	s := dial(t, addr)
+	if act := must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")); act.Code != gomilter.ActContinue {
+		t.Fatalf("connect reply %c, want continue", act.Code)
+	}
+	if act := must(t)(s.Helo("h")); act.Code != gomilter.ActContinue {
+		t.Fatalf("helo reply %c, want continue", act.Code)
+	}
+	for i := 0; i < 2; i++ {
+		if act := must(t)(s.Mail("a@b", nil)); act.Code != gomilter.ActDiscard {
+			t.Fatalf("message %d: MAIL reply %c, want discard", i, act.Code)
+		}
+	}
+}

@@ -140,17 +140,33 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Respons
 	return s.runConn(filters.StageHelo), nil
 }
 
+// run runs the pipeline at a stage and logs every filter failure with
+// the queue id, so an administrator can find the message it concerned.
+func (s *session) run(stage filters.Stage, m *filters.Message) filters.StageResult {
+	res := s.cfg.Pipeline.Run(s.srv.ctx, stage, m)
+	for _, d := range res.Decisions {
+		if d.Failure != "" {
+			s.log.Error("filter failed", "queue_id", m.QueueID, "filter", d.Filter, "stage", stage.String(),
+				"failure", d.Failure, "err", d.Err, "applied", d.Verdict.Action.String())
+		}
+	}
+	return res
+}
+
 // runConn runs a connection stage. Its verdict holds for every message of
 // the connection: a final one is replied now (the MTA then refuses the
 // client's commands itself), a quarantine is applied to each message.
 func (s *session) runConn(stage filters.Stage) gomilter.Response {
-	if s.connDone.Final() {
+	if s.connDone.Final() && s.connDone.Action != filters.Discard {
 		return reply(s.connDone.Action, s.connDone.Reply)
 	}
 	msg := &filters.Message{Conn: &s.conn}
-	res := s.cfg.Pipeline.Run(s.srv.ctx, stage, msg)
+	res := s.run(stage, msg)
 	s.connDone.Add(res)
-	if s.connDone.Final() {
+	// Postfix refuses DISCARD at connect and HELO ("not allowed for
+	// connect or helo") and would apply milter_default_action instead,
+	// so a discard there is carried into each message (see MailFrom).
+	if s.connDone.Final() && s.connDone.Action != filters.Discard {
 		s.logConnection(stage)
 		return reply(s.connDone.Action, s.connDone.Reply)
 	}
@@ -189,7 +205,7 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(filters.StageRcptTo) {
 		return continueReply, nil
 	}
-	res := s.cfg.Pipeline.Run(s.srv.ctx, filters.StageRcptTo, s.msg)
+	res := s.run(filters.StageRcptTo, s.msg)
 	if a := res.Verdict.Action; a == filters.Reject || a == filters.Tempfail {
 		s.out.Decisions = append(s.out.Decisions, res.Decisions...)
 		s.msg.Rcpts = s.msg.Rcpts[:len(s.msg.Rcpts)-1]
@@ -251,7 +267,7 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir) // empty body
 	}
 	if !s.out.Settled() {
-		s.out.Add(s.cfg.Pipeline.Run(s.srv.ctx, filters.StageEOM, s.msg))
+		s.out.Add(s.run(filters.StageEOM, s.msg))
 	}
 	action := s.out.Action
 	if filters.Delivers(action) {
@@ -287,7 +303,7 @@ func (s *session) runMessage(stage filters.Stage) gomilter.Response {
 	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(stage) {
 		return continueReply
 	}
-	return s.apply(s.cfg.Pipeline.Run(s.srv.ctx, stage, s.msg))
+	return s.apply(s.run(stage, s.msg))
 }
 
 func (s *session) apply(res filters.StageResult) gomilter.Response {
