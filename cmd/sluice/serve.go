@@ -39,12 +39,17 @@ Signals:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sigs := make(chan os.Signal, 4)
-			signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+			signalNotify(sigs)
 			defer signal.Stop(sigs)
 			d := &daemon{cli: c, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context(), sigs, nil)
 		},
 	}
+}
+
+// signalNotify subscribes c to the signals the daemon acts on.
+func signalNotify(c chan<- os.Signal) {
+	signal.Notify(c, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 }
 
 // daemon is a running `sluice serve`.
