@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 TESTFLAGS ?= -race -timeout 40m
 FUZZTIME ?= 60s
 
-.PHONY: all build run test check unit fuzz bench clean
+.PHONY: all build run test check unit fuzz bench bench-accuracy clean
 
 all: build
 
@@ -39,6 +39,13 @@ fuzz:
 
 bench:
 	testdata/bench/milter-throughput.sh
+	$(GO) test -run '^$$' -bench PeakRSS -benchtime 1x ./cmd/sluice
+	$(GO) test -run '^$$' -bench . ./classifier
+
+# Accuracy and speed against bogofilter on the SpamAssassin corpus
+# (downloaded once into testdata/cache/).
+bench-accuracy:
+	$(GO) run ./classifier/internal/accuracy -cv
 
 clean:
 	rm -rf bin var
