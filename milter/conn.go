@@ -28,6 +28,7 @@ type conn struct {
 	hdr      [4]byte
 	hdrN     int
 	left     uint32
+	haveCode bool
 	code     byte
 	capture  bool
 	buf      []byte
@@ -63,7 +64,7 @@ func (c *conn) feed(b []byte) {
 			b = b[k:]
 			if c.hdrN == 4 {
 				c.left = binary.BigEndian.Uint32(c.hdr[:])
-				c.code = 0
+				c.haveCode = false
 				c.buf = c.buf[:0]
 				if c.left == 0 {
 					// go-milter rejects such a packet and closes; start over.
@@ -72,7 +73,8 @@ func (c *conn) feed(b []byte) {
 			}
 			continue
 		}
-		if c.code == 0 {
+		if !c.haveCode {
+			c.haveCode = true
 			c.code = b[0]
 			c.capture = (c.code == 'M' || c.code == 'R') && c.left <= maxCapture
 			b = b[1:]

@@ -57,6 +57,9 @@ func (s *session) serve() {
 	// Serve returns once the session loop has closed the connection.
 	gs.Serve(&oneConnListener{c: s.c})
 	<-s.c.done
+	if s.msg != nil {
+		s.logMessage(filters.Continue, nil, "connection lost", true)
+	}
 	s.resetMessage()
 }
 
@@ -177,6 +180,12 @@ func (s *session) runConn(stage filters.Stage) gomilter.Response {
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guard(&resp, &err)
 	s.resetMessage()
+	// go-milter collects header fields in a map it clears only on abort;
+	// the Modifier hands us that same map, so empty it per message or a
+	// long SMTP session would grow it without bound.
+	for k := range m.Headers {
+		delete(m.Headers, k)
+	}
 	s.setBusy()
 	s.start = time.Now()
 	s.msg = &filters.Message{
