@@ -38,7 +38,9 @@ func (s *syncBuffer) String() string {
 }
 
 type testDaemon struct {
-	sigs   chan os.Signal
+	stopOnce sync.Once
+	exitErr  error
+	sigs     chan os.Signal
 	done   chan error
 	info   ready
 	log    *syncBuffer
@@ -66,16 +68,22 @@ func startDaemon(t *testing.T, configText string) *testDaemon {
 		t.Fatal("daemon did not start in time")
 	}
 	t.Cleanup(func() {
-		select {
-		case td.sigs <- syscall.SIGTERM:
-			<-td.done
-		case <-td.done:
-		}
+		td.stop()
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", td.log)
 		}
 	})
 	return td
+}
+
+// stop sends SIGTERM and waits for the daemon to exit; it returns the
+// daemon's exit error. Safe to call more than once.
+func (td *testDaemon) stop() error {
+	td.stopOnce.Do(func() {
+		td.sigs <- syscall.SIGTERM
+		td.exitErr = <-td.done
+	})
+	return td.exitErr
 }
 
 func (td *testDaemon) signal(t *testing.T, sig os.Signal) {
@@ -231,17 +239,17 @@ filters:
 	}()
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
-	td.sigs <- syscall.SIGTERM
+	stopped := make(chan error, 1)
+	go func() { stopped <- td.stop() }()
 	e := <-ended
 	if e.err != nil || e.act.Code != gomilter.ActAccept {
 		t.Fatalf("message in flight: %v %v", e.act, e.err)
 	}
 	select {
-	case err := <-td.done:
+	case err := <-stopped:
 		if err != nil {
 			t.Fatalf("daemon exit: %v", err)
 		}
-		td.done <- nil // for Cleanup
 	case <-time.After(5 * time.Second):
 		t.Fatal("daemon did not stop")
 	}
