@@ -40,6 +40,7 @@ fuzz:
 bench:
 	testdata/bench/milter-throughput.sh
 	$(GO) test -run '^$$' -bench PeakRSS -benchtime 1x ./cmd/sluice
+	$(GO) test -run '^$$' -bench PostfixEndToEnd -benchtime 5x -timeout 30m ./cmd/sluice
 	$(GO) test -run '^$$' -bench . ./classifier
 
 # Accuracy and speed against bogofilter on the SpamAssassin corpus

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -430,6 +431,10 @@ func (s *session) logMessage(a filters.Action, r *filters.Reply, reason string, 
 		Duration:  time.Since(s.start),
 		BodySize:  size,
 	}
+	s.srv.observer.MessageDone(sum)
+	if !s.srv.logger.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
 	verdict := a.String()
 	if aborted {
 		verdict = "aborted"
@@ -449,7 +454,6 @@ func (s *session) logMessage(a filters.Action, r *filters.Reply, reason string, 
 	}
 	attrs = append(attrs, "filters", decisionsString(sum.Decisions), "size", size, "duration", sum.Duration.Round(time.Microsecond).String())
 	s.srv.logger.Info("message", attrs...)
-	s.srv.observer.MessageDone(sum)
 }
 
 // Summary describes how one message ended.

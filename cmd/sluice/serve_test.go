@@ -49,7 +49,7 @@ type testDaemon struct {
 
 // startDaemon runs the daemon in-process on the config text, with the test
 // filters registered, and waits until it listens.
-func startDaemon(t *testing.T, configText string) *testDaemon {
+func startDaemon(t testing.TB, configText string) *testDaemon {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sluice.yml")
 	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
@@ -93,7 +93,7 @@ func (td *testDaemon) signal(t *testing.T, sig os.Signal) {
 	td.sigs <- sig
 }
 
-func (td *testDaemon) metrics(t *testing.T) string {
+func (td *testDaemon) metrics(t testing.TB) string {
 	t.Helper()
 	resp, err := http.Get("http://" + td.info.Metrics.String() + "/metrics")
 	if err != nil {
