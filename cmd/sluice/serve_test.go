@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -108,7 +111,13 @@ func (td *testDaemon) metrics(t testing.TB) string {
 // and value of the header the script filter added.
 func (td *testDaemon) addedHeader(t *testing.T) (string, string) {
 	t.Helper()
-	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
+	return addedHeaderAt(t, td.info.Milter[0])
+}
+
+// addedHeaderAt is addedHeader through the listener at a.
+func addedHeaderAt(t *testing.T, a net.Addr) (string, string) {
+	t.Helper()
+	c := gomilter.NewClientWithOptions(a.Network(), a.String(), gomilter.ClientOptions{
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
 	})
@@ -325,5 +334,45 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	}
 	if v := prom.WaitForSeries(t, `sluice_build_info`, 10*time.Second); v != 1 {
 		t.Errorf("sluice_build_info = %v", v)
+	}
+}
+
+// Several listeners serve at once, and the JSON log has one summary line
+// per message with what each filter decided.
+func TestSeveralListenersAndJSONSummary(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	td := startDaemon(t, `listen:
+  - address: unix:`+sock+`
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+log:
+  format: json
+filters:
+  - type: script
+`)
+	if len(td.info.Milter) != 2 {
+		t.Fatalf("listening on %v", td.info.Milter)
+	}
+	for _, a := range td.info.Milter {
+		if name, _ := addedHeaderAt(t, a); name != "X-Sluice-Test" {
+			t.Errorf("listener %s: header %q", a, name)
+		}
+	}
+	var summaries []map[string]any
+	for _, line := range strings.Split(td.log.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "message" {
+			summaries = append(summaries, rec)
+		}
+	}
+	if len(summaries) != 2 {
+		t.Fatalf("%d summary lines, want 2:\n%s", len(summaries), td.log)
+	}
+	for _, s := range summaries {
+		if s["verdict"] != "accept" || s["from"] != "a@example.org" || s["rcpts"] != "b@lab.example" ||
+			!strings.HasPrefix(fmt.Sprint(s["filters"]), "script@eom=continue(") || s["duration"] == nil {
+			t.Errorf("summary line %v", s)
+		}
 	}
 }
