@@ -44,10 +44,10 @@ type testDaemon struct {
 	stopOnce sync.Once
 	exitErr  error
 	sigs     chan os.Signal
-	done   chan error
-	info   ready
-	log    *syncBuffer
-	config string
+	done     chan error
+	info     ready
+	log      *syncBuffer
+	config   string
 }
 
 // startDaemon runs the daemon in-process on the config text, with the test
