@@ -13,6 +13,14 @@ type Env struct {
 	Name string
 	// Logger is the daemon's logger, already tagged with the filter name.
 	Logger *slog.Logger
+	// StateDir is the directory for the filter's state files (the config's
+	// state_dir), e.g. the default place of a token store.
+	StateDir string
+	// Observer receives measurements specific to a filter type. It is the
+	// daemon's metrics sink, built once and kept across reloads; a filter
+	// asserts it to its own observer interface (e.g. bayes.Observer) and
+	// measures nothing when it is nil or does not implement it.
+	Observer any
 }
 
 // Factory builds a filter from its config section. decode fills a struct

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/metrics"
 	"github.com/sluice-mail/sluice/filters"
@@ -458,6 +459,10 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.MessageDone(milter.Summary{Action: filters.Accept, Duration: time.Millisecond})
 	m.FilterDecided(filters.Decision{Filter: "f", Stage: filters.StageEOM, Verdict: filters.Verdict{Action: filters.Continue}, Duration: time.Millisecond, Failure: filters.FailureTimeout})
 	m.Reloaded(false)
+	m.BayesClassified("bayes", "spam", 0.99, time.Millisecond)
+	m.BayesSkipped("bayes")
+	m.BayesAutolearned("bayes", "spam")
+	m.BayesStore("bayes", classifier.Stats{Tokens: 10, Bytes: 4096})
 
 	out := map[string]*registeredMetric{}
 	for _, n := range rec.names {

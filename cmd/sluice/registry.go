@@ -1,9 +1,14 @@
 package main
 
-import "github.com/sluice-mail/sluice/filters"
+import (
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/bayes"
+)
 
 // registry lists the filters this binary ships, by the type name used in
 // the config file. Adding a filter is one import and one line here.
 func registry() filters.Registry {
-	return filters.Registry{}
+	return filters.Registry{
+		"bayes": bayes.Factory(version),
+	}
 }

@@ -207,7 +207,9 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 			}
 			return nil
 		}
-		env := filters.Env{Name: name, Logger: logger.With("filter", name)}
+		// obs is the daemon's metrics: besides the pipeline's observer it
+		// implements the observers of filter types (see filters.Env).
+		env := filters.Env{Name: name, Logger: logger.With("filter", name), StateDir: c.StateDir, Observer: obs}
 		filter, err := reg.Build(f.Type, env, decode)
 		if err != nil {
 			var ce *Error

@@ -7,14 +7,20 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/milter"
 )
 
-// Metrics implements milter.Observer and filters.Observer.
+// Metrics implements milter.Observer, filters.Observer and the observers
+// of filter types (bayes.Observer). Filters get it through filters.Env;
+// it is created once, so its series survive reloads that rebuild filters.
 type Metrics struct {
 	sessions         prometheus.Counter
 	sessionsInFlight prometheus.Gauge
@@ -26,11 +32,20 @@ type Metrics struct {
 	filterDuration   *prometheus.HistogramVec
 	reloads          *prometheus.CounterVec
 	reloadOK         prometheus.Gauge
+
+	bayesMessages      *prometheus.CounterVec
+	bayesSpamicity     *prometheus.HistogramVec
+	bayesDuration      *prometheus.HistogramVec
+	bayesAutolearned   *prometheus.CounterVec
+	bayesStoreBytes    *prometheus.GaugeVec
+	bayesStoreTokens   *prometheus.GaugeVec
+	bayesStoreMessages *prometheus.GaugeVec
 }
 
 var (
 	_ milter.Observer  = (*Metrics)(nil)
 	_ filters.Observer = (*Metrics)(nil)
+	_ bayes.Observer   = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -79,6 +94,36 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 			Name: "sluice_config_last_reload_successful",
 			Help: "1 if the last configuration reload worked, 0 if it failed and the previous configuration is still in force.",
 		}),
+		bayesMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_bayes_messages_total",
+			Help: "Messages seen by a bayes filter, by filter and verdict (spam, ham, unsure, skipped).",
+		}, []string{"filter", "verdict"}),
+		bayesSpamicity: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_bayes_spamicity",
+			Help:    "Spamicity of the messages a bayes filter classified, by filter.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999},
+		}, []string{"filter"}),
+		bayesDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_bayes_classify_duration_seconds",
+			Help:    "Time a bayes filter took to tokenise and score a message, by filter.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}, []string{"filter"}),
+		bayesAutolearned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_bayes_autolearned_total",
+			Help: "Messages a bayes filter learned by itself, by filter and class (spam, ham).",
+		}, []string{"filter", "class"}),
+		bayesStoreBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_bayes_store_bytes",
+			Help: "Size of a bayes filter's token store on disk, by filter.",
+		}, []string{"filter"}),
+		bayesStoreTokens: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_bayes_store_tokens",
+			Help: "Distinct tokens in a bayes filter's token store, by filter.",
+		}, []string{"filter"}),
+		bayesStoreMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_bayes_store_messages",
+			Help: "Messages learned in a bayes filter's token store, by filter and class (spam, ham).",
+		}, []string{"filter", "class"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sluice_build_info",
@@ -98,6 +143,8 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	m.messages.WithLabelValues("aborted")
 	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
+		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
+		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -146,4 +193,29 @@ func (m *Metrics) Reloaded(ok bool) {
 	}
 	m.reloads.WithLabelValues("failed").Inc()
 	m.reloadOK.Set(0)
+}
+
+// BayesClassified implements bayes.Observer.
+func (m *Metrics) BayesClassified(filter, verdict string, spamicity float64, took time.Duration) {
+	m.bayesMessages.WithLabelValues(filter, verdict).Inc()
+	m.bayesSpamicity.WithLabelValues(filter).Observe(spamicity)
+	m.bayesDuration.WithLabelValues(filter).Observe(took.Seconds())
+}
+
+// BayesSkipped implements bayes.Observer.
+func (m *Metrics) BayesSkipped(filter string) {
+	m.bayesMessages.WithLabelValues(filter, "skipped").Inc()
+}
+
+// BayesAutolearned implements bayes.Observer.
+func (m *Metrics) BayesAutolearned(filter, class string) {
+	m.bayesAutolearned.WithLabelValues(filter, class).Inc()
+}
+
+// BayesStore implements bayes.Observer.
+func (m *Metrics) BayesStore(filter string, st classifier.Stats) {
+	m.bayesStoreBytes.WithLabelValues(filter).Set(float64(st.Bytes))
+	m.bayesStoreTokens.WithLabelValues(filter).Set(float64(st.Tokens))
+	m.bayesStoreMessages.WithLabelValues(filter, "spam").Set(float64(st.Spam))
+	m.bayesStoreMessages.WithLabelValues(filter, "ham").Set(float64(st.Ham))
 }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// trainedDB returns a store trained on the fixtures.
+func trainedDB(t *testing.T) string {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "bayes.db")
+	trainFixtures(t, db)
+	return db
+}
+
+// The exit status with one message is bogofilter's: 0 spam, 1 ham,
+// 2 unsure, 3 error.
+func TestClassifyExitStatus(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	// A configuration whose bayes filter needs far more training than the
+	// store has: every verdict is unsure.
+	needMore := filepath.Join(dir, "need-more.yml")
+	os.WriteFile(needMore, []byte("filters:\n  - type: bayes\n    options:\n      min_spam: 1000\n"), 0o644)
+	empty := filepath.Join(dir, "empty.eml")
+	os.WriteFile(empty, nil, 0o644)
+	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		out   string // regexp of stdout
+	}{
+		{"spam", "", []string{"classify", "--db", db, fixture("check", "spam.eml")}, 0, `^.*spam\.eml: spam, spamicity=(0\.9\d{5}|1\.000000)\n$`},
+		{"ham", "", []string{"classify", "--db", db, fixture("check", "ham.eml")}, 1, `: ham, spamicity=0\.[0-2]\d{5}\n$`},
+		{"unsure", "", []string{"--config", needMore, "classify", "--db", db, fixture("check", "spam.eml")}, 2, `: unsure, spamicity=\S+ \(not enough training: 14 spam and 14 ham learned, need 1000 and 10\)\n$`},
+		{"stdin spam", string(spam), []string{"classify", "--db", db, "--format", "tsv"}, 0, `^-\t(0\.9\d{5}|1\.000000)\tspam\n$`},
+		{"empty message", "", []string{"classify", "--db", db, "--format", "tsv", empty}, 3, `\tempty\.eml\t-\terror\n$|empty\.eml\t-\terror\n$`},
+		{"missing file", "", []string{"classify", "--db", db, filepath.Join(dir, "nope.eml")}, 3, `nope\.eml: error: `},
+		{"missing store", "", []string{"classify", "--db", filepath.Join(dir, "nope.db"), fixture("check", "spam.eml")}, 3, `^$`},
+		{"bad format", "", []string{"classify", "--db", db, "--format", "xml", fixture("check", "spam.eml")}, 3, `^$`},
+		{"bad flag", "", []string{"classify", "--db", db, "--verbose", fixture("check", "spam.eml")}, 3, `^$`},
+		{"explain with tsv", "", []string{"classify", "--db", db, "--format", "tsv", "--explain", fixture("check", "spam.eml")}, 3, `^$`},
+		{"several, all fine", "", []string{"classify", "--db", db, fixture("check", "spam.eml"), fixture("check", "ham.eml")}, 0, `spam, .*\n.*ham, `},
+		{"several, one broken", "", []string{"classify", "--db", db, fixture("check", "ham.eml"), empty}, 3, `ham, .*\n.*empty\.eml: error`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, tc.stdin, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit status %d, want %d\n%+v", r.code, tc.code, r)
+			}
+			if !regexp.MustCompile(tc.out).MatchString(r.stdout) {
+				t.Errorf("stdout %q does not match %q", r.stdout, tc.out)
+			}
+			if tc.code == 3 && r.stderr == "" {
+				t.Error("an error without a message on stderr")
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nope.db")); err == nil {
+		t.Error("classify created a store")
+	}
+}
+
+func TestClassifyTSVOverMboxMaildirDirList(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+	ham, _ := os.ReadFile(fixture("check", "ham.eml"))
+	mbox := filepath.Join(dir, "in.mbox")
+	os.WriteFile(mbox, []byte("From a@b Mon Jan  1 10:00:00 2024\n"+string(spam)+"\nFrom a@b Mon Jan  1 10:00:00 2024\n"+string(ham)+"\n"), 0o644)
+	md := filepath.Join(dir, "tree", "Maildir")
+	os.MkdirAll(filepath.Join(md, "cur"), 0o755)
+	os.MkdirAll(filepath.Join(md, "new"), 0o755)
+	os.WriteFile(filepath.Join(md, "new", "1.host"), spam, 0o644)
+	os.WriteFile(filepath.Join(md, "cur", "2.host:2,S"), ham, 0o644)
+	os.WriteFile(filepath.Join(dir, "tree", "z.eml"), spam, 0o644)
+	// A file name with a tab stays in its column.
+	tabbed := filepath.Join(dir, "a\tb.eml")
+	os.WriteFile(tabbed, ham, 0o644)
+	list := filepath.Join(dir, "list")
+	os.WriteFile(list, []byte(tabbed+"\n"), 0o644)
+
+	r := runCLI(t, "", "classify", "--db", db, "--format", "tsv", "--list", list, mbox, filepath.Join(dir, "tree"))
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			t.Fatalf("line %q has %d columns", line, len(f))
+		}
+		if s, err := strconv.ParseFloat(f[1], 64); err != nil || s < 0 || s > 1 || len(f[1]) != 8 {
+			t.Errorf("spamicity %q", f[1])
+		}
+		rel := strings.TrimPrefix(f[0], dir+"/")
+		got = append(got, rel+" "+f[2])
+	}
+	want := []string{
+		`a\tb.eml ham`,
+		"in.mbox#1 spam",
+		"in.mbox#2 ham",
+		"tree/Maildir/new/1.host spam",
+		"tree/Maildir/cur/2.host:2,S ham",
+		"tree/z.eml spam",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestClassifyJSONExplain(t *testing.T) {
+	db := trainedDB(t)
+	r := runCLI(t, "", "classify", "--db", db, "--format", "json", "--explain", fixture("check", "spam.eml"), fixture("check", "ham.eml"))
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), r.stdout)
+	}
+	for i, want := range []string{"spam", "ham"} {
+		var l jsonLine
+		if err := json.Unmarshal([]byte(lines[i]), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Verdict != want || l.Spamicity == nil || l.Tokens == 0 || l.Used == 0 || len(l.Clues) == 0 || !strings.HasSuffix(l.Path, want+".eml") {
+			t.Errorf("line %d: %+v", i, l)
+		}
+		// The clues decided: for spam they lean to spam, for ham to ham.
+		for _, c := range l.Clues[:3] {
+			if (want == "spam") != (c.Prob > 0.5) {
+				t.Errorf("%s: clue %+v leans the wrong way", want, c)
+			}
+		}
+	}
+	// text --explain lists tokens under the verdict line.
+	r = runCLI(t, "", "classify", "--db", db, "--explain", fixture("check", "spam.eml"))
+	if r.code != 0 || !regexp.MustCompile(`(?m)^  0\.9\d{5} +\d+ +0  "\S+"$`).MatchString(r.stdout) {
+		t.Errorf("text explain: %+v", r)
+	}
+}

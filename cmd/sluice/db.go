@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/filters/bayes"
+)
+
+// bayesType is the filter type whose options name the store.
+const bayesType = "bayes"
+
+// storeFlags are the flags every store command shares.
+type storeFlags struct {
+	db string
+}
+
+// add defines --db on cmd, for its subcommands too when persistent.
+func (f *storeFlags) add(cmd *cobra.Command, persistent bool) {
+	flags := cmd.Flags()
+	if persistent {
+		flags = cmd.PersistentFlags()
+	}
+	flags.StringVar(&f.db, "db", "", "token store `FILE` (default: the db of the first bayes filter of the config, else <state_dir>/bayes.db)")
+}
+
+// bayesSetup is what the CLI takes from the configuration: the store path
+// and the options of the first bayes filter, so that training and
+// classifying from the command line tokenise and score exactly as the
+// daemon does.
+type bayesSetup struct {
+	db  string
+	cfg bayes.Config
+}
+
+// bayesSetup reads the config (--config) for the store path and options.
+// dbFlag, when set, overrides the path.
+func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
+	cfg, err := c.loadConfig("")
+	if err != nil {
+		return bayesSetup{}, err
+	}
+	var s bayesSetup
+	for i, f := range cfg.Filters {
+		if f.Type != bayesType {
+			continue
+		}
+		if f.Options.Kind != 0 {
+			if err := f.Options.Decode(&s.cfg); err != nil {
+				return bayesSetup{}, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
+			}
+		}
+		break
+	}
+	s.db = s.cfg.DBPath(cfg.StateDir)
+	if dbFlag != "" {
+		s.db = dbFlag
+	}
+	return s, nil
+}
+
+// openStore opens the store. A command that only reads must not create
+// an empty store where the user mistyped a path: existing says so.
+func (s bayesSetup) openStore(existing bool) (*classifier.BoltStore, error) {
+	if existing {
+		if _, err := os.Stat(s.db); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("no token store at %s (train one with sluice train, or give --db)", s.db)
+			}
+			return nil, err
+		}
+	}
+	st, err := classifier.Open(s.db)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (c *cli) newDBCmd() *cobra.Command {
+	var sf storeFlags
+	cmd := &cobra.Command{
+		Use:   "db",
+		Short: "Inspect and maintain the Bayes token store",
+		Long: `db works on the token store of the bayes filter: the file named by --db,
+else the db option of the first bayes filter of the configuration, else
+<state_dir>/bayes.db. It is safe while the daemon runs. See
+docs/training.md.`,
+	}
+	sf.add(cmd, true)
+	cmd.AddCommand(c.newDBStatsCmd(&sf), c.newDBDumpCmd(&sf), c.newDBPruneCmd(&sf), c.newDBExportCmd(&sf), c.newDBImportCmd(&sf))
+	return cmd
+}
+
+// withStore runs fn on the store named by the flags and closes it.
+func (c *cli) withStore(sf *storeFlags, existing bool, fn func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error) error {
+	setup, err := c.bayesSetup(sf.db)
+	if err != nil {
+		return err
+	}
+	st, err := setup.openStore(existing)
+	if err != nil {
+		return err
+	}
+	err = fn(context.Background(), setup, st)
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", setup.db, cerr)
+	}
+	return err
+}
+
+func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Print the size of the token store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error {
+				s, err := st.Stats(ctx)
+				if err != nil {
+					return err
+				}
+				dialect, err := st.Meta(ctx, classifier.MetaDialect)
+				if err != nil {
+					return err
+				}
+				if dialect == "" {
+					dialect = string(classifier.DialectSluice)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "store:     %s\n", setup.db)
+				fmt.Fprintf(w, "dialect:   %s\n", dialect)
+				fmt.Fprintf(w, "messages:  %d spam, %d ham\n", s.Spam, s.Ham)
+				fmt.Fprintf(w, "tokens:    %d (%d seen in one message only)\n", s.Tokens, s.Singular)
+				fmt.Fprintf(w, "digests:   %d learned messages remembered\n", s.Digests)
+				fmt.Fprintf(w, "size:      %d bytes\n", s.Bytes)
+				if s.Oldest != 0 {
+					fmt.Fprintf(w, "last seen: %s to %s\n", dateString(s.Oldest), dateString(s.Newest))
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func dateString(d classifier.Date) string {
+	if t := d.Time(); !t.IsZero() {
+		return t.Format(time.DateOnly)
+	}
+	return strconv.Itoa(int(d))
+}
+
+func (c *cli) newDBDumpCmd(sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dump",
+		Short: "List every token with its counts",
+		Long: `Dump lists the tokens of the store, one per line, in byte order:
+
+  TOKEN<TAB>SPAM<TAB>HAM<TAB>LASTSEEN
+
+SPAM and HAM are the numbers of learned spam and ham messages the token
+occurred in, LASTSEEN the day it was last learned (YYYYMMDD). A token with
+white space or control characters is written as a Go-quoted string. Dump
+is for reading and grepping; to move a store, use export and import.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st *classifier.BoltStore) error {
+				w := bufio.NewWriter(cmd.OutOrStdout())
+				err := st.Walk(ctx, func(r classifier.Record) error {
+					_, err := fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", dumpToken(r.Token), r.Spam, r.Ham, r.LastSeen)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return w.Flush()
+			})
+		},
+	}
+}
+
+func dumpToken(t string) string {
+	if t == "" || t[0] == '"' || strings.IndexFunc(t, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar }) >= 0 {
+		return strconv.Quote(t)
+	}
+	return t
+}
+
+func (c *cli) newDBPruneCmd(sf *storeFlags) *cobra.Command {
+	var days int
+	var maxCount uint32
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Delete old or rare tokens",
+		Long: `Prune deletes tokens to keep the store small. With --older-than, tokens
+not learned for that many days go; with --max-count, tokens seen in at
+most that many messages go; with both, only tokens that match both (old
+and rare), which is the usual way to shrink a store without losing what
+it knows.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if days <= 0 && maxCount == 0 {
+				return errors.New("prune: give --older-than DAYS, --max-count N, or both")
+			}
+			var opts classifier.PruneOptions
+			if days > 0 {
+				opts.Before = classifier.DateOf(time.Now().AddDate(0, 0, -days))
+			}
+			opts.MaxCount = maxCount
+			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error {
+				n, err := st.Prune(ctx, opts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pruned %d tokens from %s\n", n, setup.db)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().IntVar(&days, "older-than", 0, "delete tokens last learned more than `DAYS` days ago")
+	cmd.Flags().Uint32Var(&maxCount, "max-count", 0, "delete tokens seen in at most `N` messages (spam+ham)")
+	return cmd
+}
+
+func (c *cli) newDBExportCmd(sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "export [FILE]",
+		Short: "Write the whole store as text (standard output without FILE)",
+		Long: `Export writes every token, the message counts and the digests of learned
+messages in a text format that "sluice db import" reads back losslessly:
+the way to move a store to another machine or another version of sluice.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st *classifier.BoltStore) error {
+				if len(args) == 0 || args[0] == "-" {
+					return classifier.Export(ctx, st, cmd.OutOrStdout())
+				}
+				f, err := os.Create(args[0])
+				if err != nil {
+					return err
+				}
+				if err := classifier.Export(ctx, st, f); err != nil {
+					f.Close()
+					return err
+				}
+				return f.Close()
+			})
+		},
+	}
+}
+
+func (c *cli) newDBImportCmd(sf *storeFlags) *cobra.Command {
+	var bogoutil bool
+	cmd := &cobra.Command{
+		Use:   "import [--bogoutil] [FILE]",
+		Short: "Add an export or a bogofilter word list to the store",
+		Long: `Import reads FILE (standard input without FILE, or with "-") and adds its
+counts to the store, creating the store if needed.
+
+Without --bogoutil, FILE is the output of "sluice db export"; imported
+into an empty store it reproduces the exported one exactly.
+
+With --bogoutil, FILE is a bogofilter word list dumped by
+"bogoutil -d wordlist.db". The store must be empty or already hold an
+imported bogofilter list: it is marked as bogofilter's, and sluice then
+tokenises and scores as bogofilter does (see docs/training.md). Restart or
+reload the daemon after importing into the store it uses.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in io.Reader = cmd.InOrStdin()
+			name := "standard input"
+			if len(args) == 1 && args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in, name = f, args[0]
+			}
+			return c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error {
+				var s classifier.ImportStats
+				var err error
+				if bogoutil {
+					s, err = classifier.ImportBogoutil(ctx, st, in)
+				} else {
+					s, err = classifier.Import(ctx, st, in)
+				}
+				if err != nil {
+					return fmt.Errorf("import %s: %w", name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "imported %d tokens, %d digests, %d spam and %d ham messages into %s\n",
+					s.Tokens, s.Digests, s.Totals.Spam, s.Totals.Ham, setup.db)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&bogoutil, "bogoutil", false, `FILE is a bogofilter word list from "bogoutil -d"`)
+	return cmd
+}

@@ -1,0 +1,195 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func collect(t *testing.T, path string, stdin string) []Message {
+	t.Helper()
+	var got []Message
+	err := Walk(path, strings.NewReader(stdin), func(m Message) error {
+		got = append(got, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func write(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func summary(ms []Message) string {
+	var b strings.Builder
+	for _, m := range ms {
+		if m.Err != nil {
+			fmt.Fprintf(&b, "%s: error %v\n", m.Name, m.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %q\n", m.Name, m.Data)
+	}
+	return b.String()
+}
+
+const mboxrd = "From alice@example.org Mon Jan  1 10:00:00 2024\n" +
+	"Subject: one\n\n" +
+	"first body\n" +
+	">From the start, quoted once\n" +
+	">>From quoted twice\n" +
+	"> From not a from line\n" +
+	"From inside a paragraph is not a separator\n" +
+	"\n" +
+	"From bob@example.org Mon Jan  1 11:00:00 2024\n" +
+	"Subject: two\n\n" +
+	"second body\n" +
+	"\n" +
+	"From carol@example.org Mon Jan  1 12:00:00 2024\n" +
+	"Subject: three\r\n\r\n" +
+	"third body, CRLF\r\n" +
+	"\r\n"
+
+func TestMboxrd(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "box.mbox")
+	write(t, path, mboxrd)
+	got := collect(t, path, "")
+	want := path + "#1: \"Subject: one\\n\\nfirst body\\nFrom the start, quoted once\\n>From quoted twice\\n> From not a from line\\nFrom inside a paragraph is not a separator\\n\"\n" +
+		path + "#2: \"Subject: two\\n\\nsecond body\\n\"\n" +
+		path + "#3: \"Subject: three\\r\\n\\r\\nthird body, CRLF\\r\\n\"\n"
+	if summary(got) != want {
+		t.Errorf("got\n%s\nwant\n%s", summary(got), want)
+	}
+	var total int64
+	for _, m := range got {
+		total += m.Size
+	}
+	if total != int64(len(mboxrd)) {
+		t.Errorf("sizes add up to %d, the file has %d bytes", total, len(mboxrd))
+	}
+}
+
+// An mbox of one message is named like a plain file, so that a message
+// piped in by procmail (with its From_ line) is reported as "-".
+func TestMboxOfOne(t *testing.T) {
+	got := collect(t, Stdin, "From x@y Mon Jan  1 10:00:00 2024\nSubject: hi\n\nbody\n")
+	if summary(got) != "-: \"Subject: hi\\n\\nbody\\n\"\n" {
+		t.Errorf("got %s", summary(got))
+	}
+}
+
+func TestPlainFileAndStdin(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "msg.eml")
+	// A "From " line later in a plain message does not make it an mbox.
+	write(t, path, "Subject: x\n\nbody\n\nFrom here on it is text\n")
+	if got := summary(collect(t, path, "")); got != path+": \"Subject: x\\n\\nbody\\n\\nFrom here on it is text\\n\"\n" {
+		t.Errorf("file: %s", got)
+	}
+	if got := summary(collect(t, Stdin, "Subject: y\n\nz\n")); got != "-: \"Subject: y\\n\\nz\\n\"\n" {
+		t.Errorf("stdin: %s", got)
+	}
+	if got := collect(t, Stdin, ""); len(got) != 1 || !errors.Is(got[0].Err, ErrEmpty) {
+		t.Errorf("empty stdin: %s", summary(got))
+	}
+}
+
+func TestMaildirAndDirectories(t *testing.T) {
+	root := t.TempDir()
+	md := filepath.Join(root, "Maildir")
+	write(t, filepath.Join(md, "cur", "1700000001.M1.host:2,S"), "Subject: cur1\n\nx\n")
+	write(t, filepath.Join(md, "new", "1700000002.M2.host"), "Subject: new1\n\nx\n")
+	write(t, filepath.Join(md, "tmp", "1700000003.M3.host"), "Subject: in delivery\n\nx\n")
+	write(t, filepath.Join(md, "dovecot-uidlist"), "3 V1 N4\n")
+	write(t, filepath.Join(md, ".Spam", "cur", "1700000004.M4.host:2,S"), "Subject: spam folder\n\nx\n")
+	write(t, filepath.Join(md, "cur", ".hidden"), "Subject: hidden\n\nx\n")
+	write(t, filepath.Join(root, "archive", "2023", "a.eml"), "Subject: a\n\nx\n")
+	write(t, filepath.Join(root, "archive", "2023", "box"), "From a@b Mon Jan  1 10:00:00 2024\nSubject: m1\n\nx\n\nFrom a@b Mon Jan  1 10:00:00 2024\nSubject: m2\n\nx\n")
+	write(t, filepath.Join(root, "archive", "b.eml"), "Subject: b\n\nx\n")
+	write(t, filepath.Join(root, "archive", ".DS_Store"), "junk")
+	if err := os.Symlink(root, filepath.Join(root, "archive", "loop")); err != nil {
+		t.Fatal(err)
+	}
+
+	subjects := func(ms []Message) []string {
+		var s []string
+		for _, m := range ms {
+			if m.Err != nil {
+				t.Errorf("%s: %v", m.Name, m.Err)
+				continue
+			}
+			line, _, _ := strings.Cut(string(m.Data), "\n")
+			s = append(s, strings.TrimPrefix(line, "Subject: "))
+		}
+		return s
+	}
+	// A maildir is new/ then cur/; never tmp/, metadata, or Maildir++
+	// subfolders.
+	if got := fmt.Sprint(subjects(collect(t, md, ""))); got != "[new1 cur1]" {
+		t.Errorf("maildir: %s", got)
+	}
+	// A Maildir++ folder is read when named.
+	if got := fmt.Sprint(subjects(collect(t, filepath.Join(md, ".Spam"), ""))); got != "[spam folder]" {
+		t.Errorf(".Spam: %s", got)
+	}
+	// A directory is walked in name order; dot entries and symlinked
+	// directories are skipped; mbox files inside are split.
+	got := collect(t, root, "")
+	if s := fmt.Sprint(subjects(got)); s != "[new1 cur1 a m1 m2 b]" {
+		t.Errorf("tree: %s", s)
+	}
+	if got[3].Name != filepath.Join(root, "archive", "2023", "box")+"#1" {
+		t.Errorf("name %q", got[3].Name)
+	}
+
+	var sizes int64
+	for _, m := range got {
+		sizes += m.Size
+	}
+	if total := TotalSize([]string{root, Stdin}); total != sizes {
+		t.Errorf("TotalSize %d, messages read %d bytes", total, sizes)
+	}
+}
+
+func TestErrorsAreReportedAndWalkGoesOn(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "a.eml"), "Subject: a\n\nx\n")
+	write(t, filepath.Join(root, "b.eml"), "")
+	write(t, filepath.Join(root, "c.eml"), "Subject: c\n\nx\n")
+	got := collect(t, root, "")
+	if len(got) != 3 || got[0].Err != nil || !errors.Is(got[1].Err, ErrEmpty) || got[2].Err != nil {
+		t.Errorf("got %s", summary(got))
+	}
+	missing := filepath.Join(root, "nope")
+	got = collect(t, missing, "")
+	if len(got) != 1 || got[0].Name != missing || !errors.Is(got[0].Err, fs.ErrNotExist) {
+		t.Errorf("missing path: %s", summary(got))
+	}
+	// An error from the callback stops the walk.
+	stop := errors.New("stop")
+	n := 0
+	err := Walk(root, nil, func(Message) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("walk went on after the callback failed: %v, %d calls", err, n)
+	}
+}
+
+func TestReadList(t *testing.T) {
+	got, err := ReadList(strings.NewReader("a.eml\r\n\n dir with space /\nlast"))
+	if err != nil || fmt.Sprintf("%q", got) != `["a.eml" " dir with space /" "last"]` {
+		t.Errorf("%q %v", got, err)
+	}
+}

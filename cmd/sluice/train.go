@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
+	"github.com/sluice-mail/sluice/filters/bayes"
+)
+
+// trainBatch is how many messages one store transaction learns: large
+// enough that commits do not dominate, small enough that the daemon's
+// classifications wait only briefly for each (see package classifier).
+const trainBatch = 200
+
+func (c *cli) newTrainCmd() *cobra.Command {
+	var (
+		sf             storeFlags
+		spam, ham      bool
+		unlearn        bool
+		list           string
+		progressPeriod = 100 * time.Millisecond
+	)
+	cmd := &cobra.Command{
+		Use:                   "train --db FILE (--spam|--ham) [--unlearn] [--list LISTFILE] [PATH...]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Learn messages as spam or ham",
+		Long: `Train learns the messages at each PATH as spam (--spam) or ham (--ham).
+A PATH is a message file, an mbox, a maildir, or a directory, read
+recursively; "-" or no PATH at all reads one message (or an mbox) from
+standard input. --list reads more paths from LISTFILE, one per line
+("-" for standard input).
+
+Learning a message again in the same class changes nothing; learning it in
+the other class moves it there (a misfiled message is retrained by simply
+training it as what it is). --unlearn removes messages learned in the
+class. Training works while the daemon runs.
+
+On a terminal a progress bar shows on standard error; a summary line goes
+to standard output. Messages that cannot be read are reported on standard
+error, the others are still learned, and the exit status is then 1.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			class := classifier.Spam
+			if ham {
+				class = classifier.Ham
+			}
+			paths, err := inputPaths(args, list, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			setup, err := c.bayesSetup(sf.db)
+			if err != nil {
+				return err
+			}
+			st, err := setup.openStore(false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			t := &trainer{class: class, unlearn: unlearn, errw: cmd.ErrOrStderr()}
+			if t.c, err = bayesClassifier(st, setup); err != nil {
+				return err
+			}
+			if isTerminal(cmd.ErrOrStderr()) {
+				t.bar = &progressBar{w: cmd.ErrOrStderr(), total: mailbox.TotalSize(paths), every: progressPeriod, start: time.Now()}
+			}
+			ctx := cmd.Context()
+			for _, p := range paths {
+				if err := mailbox.Walk(p, cmd.InOrStdin(), func(m mailbox.Message) error { return t.add(ctx, m) }); err != nil {
+					t.clearBar()
+					return err
+				}
+			}
+			if err := t.flush(ctx); err != nil {
+				t.clearBar()
+				return err
+			}
+			t.clearBar()
+			fmt.Fprintln(cmd.OutOrStdout(), t.summary())
+			if t.errors > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	sf.add(cmd, false)
+	cmd.Flags().BoolVar(&spam, "spam", false, "learn the messages as spam")
+	cmd.Flags().BoolVar(&ham, "ham", false, "learn the messages as ham")
+	cmd.Flags().BoolVar(&unlearn, "unlearn", false, "remove the messages from the class instead")
+	cmd.Flags().StringVar(&list, "list", "", "read paths from `LISTFILE`, one per line (- for standard input)")
+	cmd.MarkFlagsMutuallyExclusive("spam", "ham")
+	cmd.MarkFlagsOneRequired("spam", "ham")
+	return cmd
+}
+
+// bayesClassifier is the classifier the daemon's bayes filter would use
+// on st: same tokenizer limits (so digests and tokens match) and
+// parameters.
+func bayesClassifier(st classifier.Store, setup bayesSetup) (*classifier.Classifier, error) {
+	c, err := bayes.NewClassifier(context.Background(), st, setup.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setup.db, err)
+	}
+	return c, nil
+}
+
+// inputPaths returns the PATH arguments and the paths of the list file;
+// standard input when there are none.
+func inputPaths(args []string, list string, stdin io.Reader) ([]string, error) {
+	var paths []string
+	if list != "" {
+		var r io.Reader = stdin
+		if list != mailbox.Stdin {
+			f, err := os.Open(list)
+			if err != nil {
+				return nil, fmt.Errorf("--list: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		ps, err := mailbox.ReadList(r)
+		if err != nil {
+			return nil, fmt.Errorf("--list %s: %w", list, err)
+		}
+		paths = ps
+	}
+	paths = append(paths, args...)
+	if len(paths) == 0 && list == "" {
+		paths = []string{mailbox.Stdin}
+	}
+	stdinUses := 0
+	if list == mailbox.Stdin {
+		stdinUses++
+	}
+	for _, p := range paths {
+		if p == mailbox.Stdin {
+			stdinUses++
+		}
+	}
+	if stdinUses > 1 {
+		return nil, errors.New(`standard input ("-") can be read only once`)
+	}
+	return paths, nil
+}
+
+// trainer learns messages in batches and counts what happened.
+type trainer struct {
+	c       *classifier.Classifier
+	class   classifier.Class
+	unlearn bool
+	errw    io.Writer
+	bar     *progressBar
+
+	batch    []classifier.LearnOp
+	read     int
+	errors   int
+	outcomes map[classifier.Outcome]int
+}
+
+func (t *trainer) add(ctx context.Context, m mailbox.Message) error {
+	t.bar.add(m.Size)
+	if m.Err != nil {
+		t.errors++
+		t.clearBar()
+		fmt.Fprintf(t.errw, "sluice train: %s: %v\n", m.Name, m.Err)
+		return nil
+	}
+	t.read++
+	t.batch = append(t.batch, t.c.PrepareBytes(m.Data, t.class, t.unlearn))
+	if len(t.batch) >= trainBatch {
+		return t.flush(ctx)
+	}
+	return nil
+}
+
+func (t *trainer) flush(ctx context.Context) error {
+	if len(t.batch) == 0 {
+		return nil
+	}
+	outs, err := t.c.Learn(ctx, t.batch)
+	if err != nil {
+		return fmt.Errorf("learning %d messages: %w", len(t.batch), err)
+	}
+	if t.outcomes == nil {
+		t.outcomes = map[classifier.Outcome]int{}
+	}
+	for _, o := range outs {
+		t.outcomes[o]++
+	}
+	t.batch = t.batch[:0]
+	return nil
+}
+
+func (t *trainer) clearBar() {
+	if t.bar != nil {
+		t.bar.clear()
+	}
+}
+
+// summary is the one line train prints, e.g. "28 messages: 26 learned as
+// spam, 1 already learned, 1 moved from ham to spam, 0 errors".
+func (t *trainer) summary() string {
+	other := classifier.Ham
+	if t.class == classifier.Ham {
+		other = classifier.Spam
+	}
+	o := t.outcomes
+	var parts []string
+	if t.unlearn {
+		parts = []string{
+			fmt.Sprintf("%d unlearned from %s", o[classifier.Unlearned], t.class),
+			fmt.Sprintf("%d not learned as %s", o[classifier.NotLearned], t.class),
+		}
+	} else {
+		parts = []string{
+			fmt.Sprintf("%d learned as %s", o[classifier.Learned], t.class),
+			fmt.Sprintf("%d already learned", o[classifier.AlreadyLearned]),
+			fmt.Sprintf("%d moved from %s to %s", o[classifier.Moved], other, t.class),
+		}
+	}
+	parts = append(parts, plural(t.errors, "error", "errors"))
+	return fmt.Sprintf("%s: %s", plural(t.read, "message", "messages"), strings.Join(parts, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// a progress bar that redraws itself is welcome. Writing one to /dev/null,
+// also a character device, costs nothing.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar redraws one line: a bar by bytes read (when the total is
+// known), the messages so far and the rate. A nil bar does nothing.
+type progressBar struct {
+	w     io.Writer
+	total int64
+	every time.Duration
+	start time.Time
+
+	bytes int64
+	n     int
+	drawn time.Time
+}
+
+func (p *progressBar) add(size int64) {
+	if p == nil {
+		return
+	}
+	p.bytes += size
+	p.n++
+	if now := time.Now(); now.Sub(p.drawn) >= p.every {
+		p.drawn = now
+		p.draw(now)
+	}
+}
+
+func (p *progressBar) draw(now time.Time) {
+	const width = 30
+	rate := float64(p.n) / max(now.Sub(p.start).Seconds(), 1e-3)
+	if p.total <= 0 {
+		fmt.Fprintf(p.w, "\r%d messages, %.0f/s", p.n, rate)
+		return
+	}
+	frac := min(float64(p.bytes)/float64(p.total), 1)
+	filled := int(frac * width)
+	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% %d messages, %.0f/s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), frac*100, p.n, rate)
+}
+
+// clear erases the bar's line so that other output starts clean.
+func (p *progressBar) clear() {
+	if p != nil && !p.drawn.IsZero() {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = time.Time{}
+	}
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/filtertest"
+)
+
+// bayesFixtures holds the messages the CLI and daemon tests learn.
+const bayesFixtures = "../../testdata/bayes"
+
+func fixture(parts ...string) string {
+	return filepath.Join(append([]string{bayesFixtures}, parts...)...)
+}
+
+// testRegistry is the shipped registry plus the test filters.
+func testRegistry() filters.Registry {
+	reg := registry()
+	for k, v := range filtertest.Registry() {
+		reg[k] = v
+	}
+	return reg
+}
+
+// cliResult is what one run of the command line gave.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs sluice with args in-process, stdin as its standard input,
+// and returns its output and exit status as main would set it.
+func runCLI(t *testing.T, stdin string, args ...string) cliResult {
+	t.Helper()
+	root := newRootCmd(testRegistry())
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	err := root.Execute()
+	r := cliResult{stdout: out.String(), stderr: errb.String()}
+	if err != nil {
+		r.code = exitCode(err)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.err != nil {
+			r.stderr += "sluice: " + err.Error() + "\n"
+		}
+	}
+	return r
+}
+
+// trainFixtures trains a new store at db on the fixtures.
+func trainFixtures(t *testing.T, db string) {
+	t.Helper()
+	for _, class := range []string{"spam", "ham"} {
+		r := runCLI(t, "", "train", "--db", db, "--"+class, fixture(class))
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "14 messages: 14 learned as "+class) {
+			t.Fatalf("train %s: %+v", class, r)
+		}
+	}
+}
+
+func TestTrainRelearnMoveUnlearn(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bayes.db")
+	trainFixtures(t, db)
+
+	// Learning the same messages again is a no-op.
+	r := runCLI(t, "", "train", "--db", db, "--ham", fixture("ham"))
+	if want := "14 messages: 0 learned as ham, 14 already learned, 0 moved from spam to ham, 0 errors\n"; r.stdout != want || r.code != 0 {
+		t.Errorf("relearn: %+v, want %q", r, want)
+	}
+	stats := func() string {
+		t.Helper()
+		r := runCLI(t, "", "db", "stats", "--db", db)
+		if r.code != 0 {
+			t.Fatalf("stats: %+v", r)
+		}
+		m := regexp.MustCompile(`messages: +(\d+ spam, \d+ ham)`).FindStringSubmatch(r.stdout)
+		if m == nil {
+			t.Fatalf("stats output: %q", r.stdout)
+		}
+		return m[1]
+	}
+	if got := stats(); got != "14 spam, 14 ham" {
+		t.Fatalf("after relearn: %s", got)
+	}
+
+	// A misfiled message: learned as spam, then trained as ham, moves.
+	msg := fixture("check", "ham.eml")
+	r = runCLI(t, "", "train", "--db", db, "--spam", msg)
+	if !strings.HasPrefix(r.stdout, "1 message: 1 learned as spam,") {
+		t.Errorf("learn: %+v", r)
+	}
+	r = runCLI(t, "", "train", "--db", db, "--ham", msg)
+	if want := "1 message: 0 learned as ham, 0 already learned, 1 moved from spam to ham, 0 errors\n"; r.stdout != want {
+		t.Errorf("move: %q, want %q", r.stdout, want)
+	}
+	if got := stats(); got != "14 spam, 15 ham" {
+		t.Errorf("after move: %s", got)
+	}
+	// The same message from standard input, with an mbox From_ line and
+	// CRLF line ends, as procmail pipes it, is the same message.
+	raw, _ := os.ReadFile(msg)
+	crlf := "From alice@lab.example Mon Jan  1 10:00:00 2024\r\n" + strings.ReplaceAll(string(raw), "\n", "\r\n")
+	r = runCLI(t, crlf, "train", "--db", db, "--ham")
+	if !strings.Contains(r.stdout, "1 already learned") {
+		t.Errorf("stdin relearn: %+v", r)
+	}
+
+	// Unlearning removes it; unlearning again finds nothing.
+	r = runCLI(t, "", "train", "--db", db, "--ham", "--unlearn", msg)
+	if want := "1 message: 1 unlearned from ham, 0 not learned as ham, 0 errors\n"; r.stdout != want {
+		t.Errorf("unlearn: %q", r.stdout)
+	}
+	r = runCLI(t, "", "train", "--db", db, "--ham", "--unlearn", msg)
+	if !strings.Contains(r.stdout, "0 unlearned from ham, 1 not learned as ham") {
+		t.Errorf("unlearn twice: %q", r.stdout)
+	}
+	if got := stats(); got != "14 spam, 14 ham" {
+		t.Errorf("after unlearn: %s", got)
+	}
+}
+
+func TestTrainInputs(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	spam, _ := filepath.Glob(fixture("spam", "*.eml"))
+	ham, _ := filepath.Glob(fixture("ham", "*.eml"))
+
+	// An mbox of the first five spam messages, one with a body line the
+	// writer had to quote.
+	special, _ := os.ReadFile(spam[0])
+	special = append(special, "From the desk of the director\n"...)
+	specialPath := filepath.Join(dir, "special.eml")
+	os.WriteFile(specialPath, special, 0o644)
+	var mbox strings.Builder
+	for i, p := range spam[:5] {
+		raw, _ := os.ReadFile(p)
+		if i == 0 {
+			raw = bytes.Replace(special, []byte("\nFrom the desk"), []byte("\n>From the desk"), 1)
+		}
+		mbox.WriteString("From spammer@example.com Mon Jan  1 10:00:00 2024\n")
+		mbox.Write(raw)
+		mbox.WriteString("\n")
+	}
+	mboxPath := filepath.Join(dir, "spam.mbox")
+	os.WriteFile(mboxPath, []byte(mbox.String()), 0o644)
+	// A maildir of the next five.
+	md := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(md, sub), 0o755)
+	}
+	for i, p := range spam[5:10] {
+		raw, _ := os.ReadFile(p)
+		sub := []string{"cur", "new"}[i%2]
+		os.WriteFile(filepath.Join(md, sub, filepath.Base(p)+":2,S"), raw, 0o644)
+	}
+	// A list file naming the rest, plus a path that does not exist.
+	list := filepath.Join(dir, "list")
+	os.WriteFile(list, []byte(strings.Join(spam[10:], "\n")+"\n\n"+filepath.Join(dir, "missing.eml")+"\n"), 0o644)
+
+	r := runCLI(t, "", "train", "--db", db, "--spam", "--list", list, mboxPath, md)
+	if r.code != 1 {
+		t.Errorf("a missing path gives status %d, want 1", r.code)
+	}
+	if want := "14 messages: 14 learned as spam, 0 already learned, 0 moved from ham to spam, 1 error\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+	if !strings.Contains(r.stderr, "missing.eml") {
+		t.Errorf("the missing file is not reported: %q", r.stderr)
+	}
+
+	// The same spam again, as plain files, is already known: the mbox
+	// copies were read (and unquoted) as the messages they hold.
+	r = runCLI(t, "", "train", "--db", db, "--spam", specialPath, spam[1], spam[2], spam[3], spam[4], md)
+	if !strings.HasPrefix(r.stdout, "10 messages: 0 learned as spam, 10 already learned") {
+		t.Errorf("relearn: %+v", r)
+	}
+
+	// --list - reads the list from standard input.
+	r = runCLI(t, strings.Join(ham, "\n"), "train", "--db", db, "--ham", "--list", "-")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "14 messages: 14 learned as ham") {
+		t.Errorf("list from stdin: %+v", r)
+	}
+	// Standard input as list and as message at once cannot work.
+	r = runCLI(t, "", "train", "--db", db, "--ham", "--list", "-", "-")
+	if r.code == 0 || !strings.Contains(r.stderr, "only once") {
+		t.Errorf("stdin twice: %+v", r)
+	}
+}
+
+func TestTrainUsage(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bayes.db")
+	for _, args := range [][]string{
+		{"train", "--db", db, fixture("spam")},
+		{"train", "--db", db, "--spam", "--ham", fixture("spam")},
+	} {
+		r := runCLI(t, "", args...)
+		if r.code == 0 {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a usage error created the store")
+	}
+}
+
+// The store path defaults to the db option of the config's first bayes
+// filter, else to bayes.db in state_dir.
+func TestDBDefaultsFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.MkdirAll(state, 0o755)
+	named := filepath.Join(dir, "named.db")
+	withFilter := filepath.Join(dir, "with-filter.yml")
+	os.WriteFile(withFilter, []byte("state_dir: "+state+"\nfilters:\n  - type: script\n  - type: bayes\n    options:\n      db: "+named+"\n"), 0o644)
+	stateOnly := filepath.Join(dir, "state-only.yml")
+	os.WriteFile(stateOnly, []byte("state_dir: "+state+"\n"), 0o644)
+
+	msg := fixture("check", "spam.eml")
+	if r := runCLI(t, "", "--config", withFilter, "train", "--spam", msg); r.code != 0 {
+		t.Fatalf("train: %+v", r)
+	}
+	if _, err := os.Stat(named); err != nil {
+		t.Errorf("the filter's db was not used: %v", err)
+	}
+	if r := runCLI(t, "", "--config", stateOnly, "train", "--spam", msg); r.code != 0 {
+		t.Fatalf("train: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(state, "bayes.db")); err != nil {
+		t.Errorf("<state_dir>/bayes.db was not used: %v", err)
+	}
+	// --db wins over the config.
+	other := filepath.Join(dir, "other.db")
+	if r := runCLI(t, "", "--config", withFilter, "train", "--spam", "--db", other, msg); r.code != 0 {
+		t.Fatalf("train: %+v", r)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("--db was not used: %v", err)
+	}
+	// A broken config is an error, not a silent default.
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("filters:\n  - type: bayes\n    options:\n      db: [x]\n"), 0o644)
+	if r := runCLI(t, "", "--config", bad, "train", "--spam", msg); r.code == 0 {
+		t.Errorf("broken config accepted: %+v", r)
+	}
+}
+
+func TestProgressBar(t *testing.T) {
+	var b bytes.Buffer
+	if isTerminal(&b) {
+		t.Fatal("a buffer is a terminal")
+	}
+	p := &progressBar{w: &b, total: 1000, every: 0, start: time.Now().Add(-time.Second)}
+	p.add(250)
+	p.add(250)
+	if !regexp.MustCompile(`\r\[#{15}\.{15}\]  50% 2 messages, \d+/s$`).MatchString(b.String()) {
+		t.Errorf("bar %q", b.String())
+	}
+	p.clear()
+	if !strings.HasSuffix(b.String(), "\r\033[K") {
+		t.Errorf("clear %q", b.String())
+	}
+	var nilBar *progressBar
+	nilBar.add(1) // no bar: nothing happens
+	// /dev/null is a character device like a terminal; writing the bar
+	// there is harmless.
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if !isTerminal(null) {
+		t.Error("character device not recognised")
+	}
+}

@@ -1,0 +1,522 @@
+package bayes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/bayes"
+)
+
+const fixtures = "../../testdata/bayes"
+
+// trainedStore returns a store in a temporary directory that learned the
+// fixtures of testdata/bayes/ham and testdata/bayes/spam.
+func trainedStore(t testing.TB) *classifier.BoltStore {
+	t.Helper()
+	st, err := classifier.OpenBolt(filepath.Join(t.TempDir(), "bayes.db"), classifier.BoltOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := classifier.New(st, classifier.Params{})
+	var ops []classifier.LearnOp
+	for _, class := range []classifier.Class{classifier.Spam, classifier.Ham} {
+		files, _ := filepath.Glob(filepath.Join(fixtures, class.String(), "*.eml"))
+		if len(files) < 12 {
+			t.Fatalf("%d %s fixtures", len(files), class)
+		}
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, c.PrepareBytes(raw, class, false))
+		}
+	}
+	if _, err := c.Learn(context.Background(), ops); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// msg builds a message as the milter edge would: header fields and a body.
+func msg(queueID string, headers []filters.Header, body string) *filters.Message {
+	b := filters.NewBody(1<<20, "")
+	b.Write([]byte(body))
+	return &filters.Message{QueueID: queueID, Headers: headers, Body: b}
+}
+
+func spamMessage() *filters.Message {
+	return msg("4Q1SPAM", []filters.Header{
+		{Name: "From", Value: "promo@casino-royal.example"},
+		{Name: "To", Value: "bob@lab.example"},
+		{Name: "Subject", Value: "Claim your free casino bonus now"},
+		{Name: "Content-Type", Value: "text/plain; charset=us-ascii"},
+	}, "Winner! Claim your free prize tonight. Cheap pills, guaranteed loan approval,\r\n"+
+		"double your bitcoin, unclaimed funds, lottery jackpot. Click here now to unsubscribe.\r\n")
+}
+
+func hamMessage() *filters.Message {
+	return msg("4Q2HAM", []filters.Header{
+		{Name: "From", Value: "alice@lab.example"},
+		{Name: "To", Value: "bob@lab.example"},
+		{Name: "Subject", Value: "Notes from the design review"},
+		{Name: "Content-Type", Value: "text/plain; charset=us-ascii"},
+	}, "Hi team, the review of the parser patch is done. The benchmark numbers for the\r\n"+
+		"storage migration look good; the release branch build is green. Meeting agenda for\r\n"+
+		"thursday: deploy to staging, regression tests, feedback on the design document.\r\n")
+}
+
+// options decodes YAML filter options, as the config file gives them.
+func options(t testing.TB, text string) bayes.Config {
+	t.Helper()
+	var c bayes.Config
+	if err := yaml.Unmarshal([]byte(text), &c); err != nil {
+		t.Fatalf("options %q: %v", text, err)
+	}
+	return c
+}
+
+func newFilter(t testing.TB, st classifier.Store, opts string, obs any) *bayes.Filter {
+	t.Helper()
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.DiscardHandler), StateDir: t.TempDir(), Observer: obs}
+	f, err := bayes.New(env, options(t, opts), "1.2.3", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func check(t *testing.T, f *bayes.Filter, m *filters.Message) filters.Verdict {
+	t.Helper()
+	v, err := f.Check(context.Background(), filters.StageEOM, m)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	return v
+}
+
+// added returns the value of the field the verdict adds, unfolded, "" if
+// none.
+func added(v filters.Verdict, name string) string {
+	for _, e := range v.Edits {
+		if e.Kind == filters.AddHeader && e.Name == name {
+			return strings.ReplaceAll(e.Value, "\n", "")
+		}
+	}
+	return ""
+}
+
+func TestVerdictsAndActions(t *testing.T) {
+	st := trainedStore(t)
+	// One store shared by several filters, as after a reload: only the
+	// last filter closes it.
+	hdrSpam := regexp.MustCompile(`^Spam, spamicity=(0\.9\d{5}|1\.000000), queue_id=4Q1SPAM, version=1\.2\.3$`)
+	hdrHam := regexp.MustCompile(`^Ham, spamicity=0\.[0-2]\d{5}, queue_id=4Q2HAM, version=1\.2\.3$`)
+	tests := []struct {
+		name    string
+		opts    string
+		m       *filters.Message
+		action  filters.Action
+		reply   string // Reply.String(), "" for none
+		header  *regexp.Regexp
+		noEdits bool
+	}{
+		{"ham is tagged", "", hamMessage(), filters.Continue, "", hdrHam, false},
+		{"spam is rejected by default", "", spamMessage(), filters.Reject, "550 5.7.1 Message classified as spam", nil, true},
+		{"spam tag", "spam: {action: tag}", spamMessage(), filters.Continue, "", hdrSpam, false},
+		{"spam tempfail", "spam: {action: tempfail}", spamMessage(), filters.Tempfail, "451 4.7.1 Message classified as spam, try again later", nil, true},
+		{"spam quarantine keeps the header", "spam: {action: quarantine}", spamMessage(), filters.Quarantine, "", hdrSpam, false},
+		{"spam discard", "spam: {action: discard}", spamMessage(), filters.Discard, "", nil, true},
+		{"reply template", `spam: {action: reject, reply: "554 5.7.1 Spam (spamicity {spamicity}, queue id {queue_id})"}`,
+			spamMessage(), filters.Reject, "", nil, true},
+		{"ham reject is possible", "ham: {action: reject}", hamMessage(), filters.Reject, "550 5.7.1 Message classified as ham", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFilter(t, nopCloser{st}, tc.opts, nil)
+			v := check(t, f, tc.m)
+			if v.Action != tc.action {
+				t.Fatalf("action %s, want %s (reason %q)", v.Action, tc.action, v.Reason)
+			}
+			if tc.reply != "" && (v.Reply == nil || v.Reply.String() != tc.reply) {
+				t.Errorf("reply %v, want %q", v.Reply, tc.reply)
+			}
+			if tc.header != nil && !tc.header.MatchString(added(v, "X-Sluice-Bayes")) {
+				t.Errorf("header %q does not match %s; edits %+v", added(v, "X-Sluice-Bayes"), tc.header, v.Edits)
+			}
+			if tc.noEdits && len(v.Edits) != 0 {
+				t.Errorf("a %s carries edits %+v", v.Action, v.Edits)
+			}
+			if !strings.HasPrefix(v.Reason, "bayes: ") {
+				t.Errorf("reason %q", v.Reason)
+			}
+		})
+	}
+	t.Cleanup(func() { st.Close() })
+}
+
+// nopCloser shares one store between filters of a test.
+type nopCloser struct{ classifier.Store }
+
+func (nopCloser) Close() error { return nil }
+
+func TestReplyTemplate(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, st, `spam: {action: reject, reply: "554 5.7.1 Spam (spamicity {spamicity}, queue id {queue_id}, {verdict})"}`, nil)
+	v := check(t, f, spamMessage())
+	re := regexp.MustCompile(`^554 5\.7\.1 Spam \(spamicity (0\.9\d{5}|1\.000000), queue id 4Q1SPAM, Spam\)$`)
+	if v.Action != filters.Reject || v.Reply == nil || !re.MatchString(v.Reply.String()) {
+		t.Fatalf("verdict %+v reply %v", v, v.Reply)
+	}
+	if err := v.Reply.Validate(); err != nil {
+		t.Error(err)
+	}
+	// A queue id with bytes a reply cannot carry is made printable.
+	m := spamMessage()
+	m.QueueID = "Q\x01é"
+	v = check(t, f, m)
+	if err := v.Reply.Validate(); err != nil || !strings.Contains(v.Reply.Text, "queue id Q???") {
+		t.Errorf("reply %q: %v", v.Reply.Text, err)
+	}
+}
+
+func TestCustomHeader(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, st, `
+header:
+  name: X-Bogosity
+  format: "{verdict}, tests=bogofilter, spamicity={spamicity}, version={version}"
+`, nil)
+	v := check(t, f, hamMessage())
+	got := added(v, "X-Bogosity")
+	if !regexp.MustCompile(`^Ham, tests=bogofilter, spamicity=0\.\d{6}, version=1\.2\.3$`).MatchString(got) {
+		t.Errorf("X-Bogosity: %q (edits %+v)", got, v.Edits)
+	}
+	if added(v, "X-Sluice-Bayes") != "" {
+		t.Error("default header added too")
+	}
+}
+
+// A verdict field the message arrives with is deleted, all of them, from
+// the last to the first, and ours is added; the forged one is not scored.
+func TestForgedHeaderReplaced(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, st, "spam: {action: tag}", nil)
+	m := spamMessage()
+	m.Headers = append([]filters.Header{{Name: "x-sluice-bayes", Value: "Ham, spamicity=0.000000"}}, m.Headers...)
+	m.Headers = append(m.Headers, filters.Header{Name: "X-Sluice-Bayes", Value: "Ham"})
+	v := check(t, f, m)
+	want := []filters.HeaderEdit{
+		{Kind: filters.DeleteHeader, Name: "X-Sluice-Bayes", Index: 2},
+		{Kind: filters.DeleteHeader, Name: "X-Sluice-Bayes", Index: 1},
+	}
+	if len(v.Edits) != 3 || v.Edits[0] != want[0] || v.Edits[1] != want[1] || !strings.HasPrefix(v.Edits[2].Value, "Spam,") {
+		t.Errorf("edits %+v", v.Edits)
+	}
+	for _, e := range v.Edits {
+		if err := e.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestSizeSkip(t *testing.T) {
+	st := trainedStore(t)
+	obs := &recorder{}
+	f := newFilter(t, st, "max_size: 200", obs)
+	v := check(t, f, spamMessage())
+	got := added(v, "X-Sluice-Bayes")
+	if v.Action != filters.Continue || !regexp.MustCompile(`^Skipped, size=\d+, max_size=200, queue_id=4Q1SPAM, version=1\.2\.3$`).MatchString(got) {
+		t.Errorf("verdict %+v, header %q", v, got)
+	}
+	if obs.skipped != 1 || len(obs.classified) != 0 {
+		t.Errorf("observer: %+v", obs)
+	}
+	// max_size: 0 is no limit at all.
+	f = newFilter(t, nopCloser{st}, "max_size: 0", nil)
+	if v := check(t, f, spamMessage()); v.Action != filters.Reject {
+		t.Errorf("max_size 0: %s", v.Action)
+	}
+}
+
+// An empty store knows nothing: every message is unsure, with the reason,
+// and an unsure message is only tagged.
+func TestNotEnoughTraining(t *testing.T) {
+	st, err := classifier.OpenBolt(filepath.Join(t.TempDir(), "empty.db"), classifier.BoltOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFilter(t, st, "", nil)
+	v := check(t, f, spamMessage())
+	if v.Action != filters.Continue || !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Unsure, spamicity=") {
+		t.Fatalf("verdict %+v", v)
+	}
+	if !strings.Contains(v.Reason, "bayes: unsure") || !strings.Contains(v.Reason, "not enough training") {
+		t.Errorf("reason %q does not say why", v.Reason)
+	}
+}
+
+// failingStore fails every lookup, as a store on a broken disk would.
+type failingStore struct{ classifier.Store }
+
+var errDisk = errors.New("read tokens: input/output error")
+
+func (failingStore) Lookup(context.Context, []string) (classifier.Totals, []classifier.Counts, error) {
+	return classifier.Totals{}, nil, errDisk
+}
+
+// A store error is a filter failure: the step's failure policy decides.
+func TestStoreErrorFollowsPolicy(t *testing.T) {
+	st := trainedStore(t)
+	for _, tc := range []struct {
+		policy filters.FailurePolicy
+		action filters.Action
+		reply  string
+	}{
+		{filters.FailTempfail, filters.Tempfail, "451 4.3.0 Temporary filter failure, try again later"},
+		{filters.FailAccept, filters.Continue, ""},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			f := newFilter(t, failingStore{nopCloser{st}}, "", nil)
+			if _, err := f.Check(context.Background(), filters.StageEOM, spamMessage()); !errors.Is(err, errDisk) {
+				t.Fatalf("Check error %v, want the store's", err)
+			}
+			p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: 5 * time.Second, OnFailure: tc.policy}}, nil)
+			res := p.Run(context.Background(), filters.StageEOM, spamMessage())
+			if res.Verdict.Action != tc.action || len(res.Decisions) != 1 || res.Decisions[0].Failure != filters.FailureError {
+				t.Fatalf("result %+v", res)
+			}
+			if tc.reply != "" && res.Verdict.Reply.String() != tc.reply {
+				t.Errorf("reply %v", res.Verdict.Reply)
+			}
+			if len(res.Verdict.Edits) != 0 {
+				t.Errorf("a failed classification added %+v", res.Verdict.Edits)
+			}
+		})
+	}
+	st.Close()
+}
+
+func TestIncompleteBodyIsAnError(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, st, "", nil)
+	m := spamMessage()
+	b := filters.NewBody(0, filepath.Join(t.TempDir(), "missing-dir"))
+	b.Write([]byte("spill fails"))
+	if b.Err() == nil {
+		t.Fatal("body did not break")
+	}
+	m.Body = b
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestAutolearn(t *testing.T) {
+	st := trainedStore(t)
+	obs := &recorder{}
+	f := newFilter(t, st, "spam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}", obs)
+	before, _ := st.Stats(context.Background())
+	v := check(t, f, spamMessage())
+	if h := added(v, "X-Sluice-Bayes"); !strings.HasSuffix(h, ", autolearn=spam") {
+		t.Errorf("header %q does not record the auto-learning", h)
+	}
+	v = check(t, f, hamMessage())
+	if h := added(v, "X-Sluice-Bayes"); !strings.HasSuffix(h, ", autolearn=ham") {
+		t.Errorf("header %q does not record the auto-learning", h)
+	}
+	after, _ := st.Stats(context.Background())
+	if after.Spam != before.Spam+1 || after.Ham != before.Ham+1 {
+		t.Errorf("totals %+v -> %+v", before.Totals, after.Totals)
+	}
+	// The same message again is already learned: nothing changes and the
+	// header says nothing.
+	v = check(t, f, spamMessage())
+	if h := added(v, "X-Sluice-Bayes"); strings.Contains(h, "autolearn") {
+		t.Errorf("relearned: %q", h)
+	}
+	if obs.autolearned["spam"] != 1 || obs.autolearned["ham"] != 1 {
+		t.Errorf("observer: %+v", obs.autolearned)
+	}
+	// Off by default.
+	f = newFilter(t, nopCloser{st}, "spam: {action: tag}", nil)
+	m := spamMessage()
+	m.Headers[2].Value = "Another free casino bonus"
+	if h := added(check(t, f, m), "X-Sluice-Bayes"); strings.Contains(h, "autolearn") {
+		t.Errorf("auto-learned without autolearn: %q", h)
+	}
+}
+
+// recorder is an Observer.
+type recorder struct {
+	mu          sync.Mutex
+	classified  []string
+	skipped     int
+	autolearned map[string]int
+	stores      []classifier.Stats
+}
+
+func (r *recorder) BayesClassified(filter, verdict string, spamicity float64, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.classified = append(r.classified, fmt.Sprintf("%s %s %.2f %t", filter, verdict, spamicity, took > 0))
+}
+
+func (r *recorder) BayesSkipped(filter string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.skipped++
+}
+
+func (r *recorder) BayesAutolearned(filter, class string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.autolearned == nil {
+		r.autolearned = map[string]int{}
+	}
+	r.autolearned[class]++
+}
+
+func (r *recorder) BayesStore(filter string, st classifier.Stats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stores = append(r.stores, st)
+}
+
+func (r *recorder) storeCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.stores)
+}
+
+func TestObserver(t *testing.T) {
+	st := trainedStore(t)
+	obs := &recorder{}
+	f := newFilter(t, st, "stats_interval: 20ms", obs)
+	check(t, f, spamMessage())
+	check(t, f, hamMessage())
+	want := []string{"bayes spam 1.00 true", "bayes ham 0.00 true"}
+	if fmt.Sprint(obs.classified) != fmt.Sprint(want) {
+		t.Errorf("classified %q, want %q", obs.classified, want)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for obs.storeCount() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if obs.storeCount() < 2 {
+		t.Fatalf("store measured %d times in 5s at a 20ms interval", obs.storeCount())
+	}
+	s := obs.stores[0]
+	if s.Tokens == 0 || s.Bytes == 0 || s.Spam != 14 || s.Ham != 14 {
+		t.Errorf("store stats %+v", s)
+	}
+	// Close stops the measurements.
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := obs.storeCount()
+	time.Sleep(100 * time.Millisecond)
+	if obs.storeCount() != n {
+		t.Error("store still measured after Close")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ opts, want string }{
+		{"spam: {action: bounce}", `spam.action: unknown action "bounce"`},
+		{"unsure: {action: tag, reply: '550 no'}", "unsure.reply: only reject and tempfail"},
+		{"spam: {action: reject, reply: '451 4.7.1 later'}", "spam.reply:"},
+		{"spam: {action: tempfail, reply: '550 5.7.1 no'}", "does not fit action tempfail"},
+		{"spam: {action: reject, reply: '550 5.7.1 Spam {score}'}", "unknown placeholder {score}"},
+		{"header: {format: '{verdict} {level}'}", "header.format: unknown placeholder {level}"},
+		{"header: {format: \"Spam\\u00e9\"}", "header.format: byte 0xc3"},
+		{"header: {name: 'X-Bad: name'}", "header.name:"},
+		{"robx: 1.5", "robx"},
+		{"robs: 0", "robs 0: must be above 0"},
+		{"ham_cutoff: 0.95\nspam_cutoff: 0.9", "ham_cutoff"},
+		{"min_spam: -3", "min_spam -3"},
+		{"autolearn: {spam: 1.5}", "autolearn.spam"},
+		{"autolearn: {ham: 1}", "autolearn.ham"},
+		{"stats_interval: -1s", "stats_interval"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.opts, func(t *testing.T) {
+			dir := t.TempDir()
+			env := filters.Env{Name: "bayes", StateDir: dir}
+			_, err := bayes.Open(env, options(t, tc.opts), "v")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+			// A bad config creates no store file.
+			if _, err := os.Stat(filepath.Join(dir, bayes.DefaultDBName)); err == nil {
+				t.Error("store created for a bad config")
+			}
+		})
+	}
+}
+
+func TestParams(t *testing.T) {
+	def := classifier.DefaultParams()
+	p, err := options(t, "").Params(classifier.DialectSluice)
+	if err != nil || p.RobX != def.RobX || p.SpamCutoff != def.SpamCutoff || p.MinSpam != def.MinSpam {
+		t.Errorf("defaults: %+v %v", p, err)
+	}
+	bogo := classifier.BogofilterParams()
+	p, err = options(t, "").Params(classifier.DialectBogofilter)
+	if err != nil || p != bogo {
+		t.Errorf("bogofilter store: %+v %v", p, err)
+	}
+	p, err = options(t, "spam_cutoff: 0.99\nham_cutoff: 0\nmin_spam: 0\nmin_ham: 3\nmin_dev: 0\nmax_bytes: 64KiB\nmax_tokens: 500").Params(classifier.DialectSluice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Explicit zeros are passed in the form the classifier reads as zero.
+	if p.SpamCutoff != 0.99 || p.HamCutoff >= 0 || p.MinSpam >= 0 || p.MinHam != 3 || p.MinDev <= 0 || p.MinDev > 1e-9 ||
+		p.Limits.MaxBytes != 64<<10 || p.Limits.MaxTokens != 500 {
+		t.Errorf("params %+v", p)
+	}
+}
+
+func TestDBPath(t *testing.T) {
+	if got := options(t, "").DBPath("/var/lib/sluice"); got != "/var/lib/sluice/bayes.db" {
+		t.Errorf("default db %q", got)
+	}
+	if got := options(t, "db: /srv/tokens.db").DBPath("/var/lib/sluice"); got != "/srv/tokens.db" {
+		t.Errorf("db %q", got)
+	}
+}
+
+// Open creates the store at <state_dir>/bayes.db and Close releases it.
+func TestOpenDefaultStore(t *testing.T) {
+	dir := t.TempDir()
+	f, err := bayes.Open(filters.Env{Name: "b", StateDir: dir}, bayes.Config{}, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bayes.db")); err != nil {
+		t.Error(err)
+	}
+	if f.Name() != "b" || !f.Needs().Body || !f.Needs().Stages.Has(filters.StageEOM) {
+		t.Errorf("name %q needs %+v", f.Name(), f.Needs())
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+}
