@@ -17,18 +17,17 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
-
-	"github.com/sluice-mail/sluice/filters/filtertest"
 )
 
-// The test binary doubles as a daemon with the test filters registered
-// when this variable names a config file: the memory benchmarks measure a
-// daemon process of its own, not the benchmark's client.
+// The test binary doubles as a daemon with the shipped and the test
+// filters registered when this variable names a config file: the memory
+// benchmarks measure a daemon process of its own, not the benchmark's
+// client.
 const daemonEnv = "SLUICE_TEST_DAEMON_CONFIG"
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(daemonEnv); path != "" {
-		c := &cli{configPath: path, configSet: true, reg: filtertest.Registry()}
+		c := &cli{configPath: path, configSet: true, reg: testRegistry()}
 		d := &daemon{cli: c, stderr: os.Stderr}
 		sigs := make(chan os.Signal, 1)
 		signalNotify(sigs)

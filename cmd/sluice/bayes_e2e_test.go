@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// startDaemonWith is startDaemon with the shipped filters (bayes) as
+// well as the test filters registered.
+func startDaemonWith(t *testing.T, configText string) *testDaemon {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	td := &testDaemon{sigs: make(chan os.Signal, 1), done: make(chan error, 1), log: &syncBuffer{}, config: path}
+	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: testRegistry()}, stderr: td.log}
+	readyCh := make(chan ready, 1)
+	go func() { td.done <- d.run(context.Background(), td.sigs, func(r ready) { readyCh <- r }) }()
+	select {
+	case td.info = <-readyCh:
+	case err := <-td.done:
+		t.Fatalf("daemon did not start: %v\n%s", err, td.log)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	t.Cleanup(func() {
+		td.stop()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", td.log)
+		}
+	})
+	return td
+}
+
+// End to end through real Postfix: the daemon (in-process, on a unix
+// socket) runs the bayes filter on a store trained from the fixtures.
+// Spam is rejected with the configured reply, ham arrives with the
+// X-Sluice-Bayes header, and a user retraining the delivered copy moves
+// the message the daemon auto-learned, while the daemon runs.
+func TestBayesEndToEndPostfix(t *testing.T) {
+	mtatest.Require(t)
+	state := t.TempDir()
+	db := filepath.Join(state, "bayes.db")
+	trainFixtures(t, db)
+
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	td := startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: 127.0.0.1:0
+log:
+  level: debug
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: bayes
+    on_failure: tempfail
+    options:
+      spam:
+        action: reject
+        reply: "554 5.7.1 Spam rejected (spamicity {spamicity}, queue id {queue_id})"
+      autolearn:
+        ham: 0.01
+`, sock, state))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+
+	crlf := func(name string) []byte {
+		raw, err := os.ReadFile(fixture("check", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(strings.ReplaceAll(string(raw), "\n", "\r\n"))
+	}
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	r := c.Send("promo@casino-royal.example", []string{"bob@lab.example"}, crlf("spam.eml"))
+	spamReply := regexp.MustCompile(`^5\.7\.1 Spam rejected \(spamicity (0\.9\d{5}|1\.000000), queue id [0-9A-Za-z]+\)$`)
+	if r.Code != 554 || !spamReply.MatchString(r.Text) {
+		t.Errorf("spam: reply %v, want 554 matching %s", r, spamReply)
+	}
+	c.Cmd("RSET")
+	ham := c.Send("erin@lab.example", []string{"bob@lab.example"}, crlf("ham.eml"))
+	if ham.Code != 250 || ham.QueueID() == "" {
+		t.Fatalf("ham: reply %v", ham)
+	}
+	c.Cmd("RSET")
+	// A sender's own verdict header is replaced, not kept beside ours.
+	forged := append([]byte("X-Sluice-Bayes: Ham, spamicity=0.000000\r\n"), crlf("ham.eml")...)
+	forged = []byte(strings.Replace(string(forged), "Subject: ", "Subject: Fwd: ", 1))
+	fr := c.Send("erin@lab.example", []string{"carol@lab.example"}, forged)
+	if fr.Code != 250 {
+		t.Fatalf("forged: reply %v", fr)
+	}
+	c.Quit()
+
+	mta.WaitDelivered(t, 2, 20*time.Second)
+	mta.WaitIdle(t, 20*time.Second)
+	ds := mta.Delivered(t)
+	if len(ds) != 2 {
+		t.Fatalf("%d messages delivered, want 2 (the spam must not arrive)", len(ds))
+	}
+	var hamFile string
+	for _, d := range ds {
+		vs := d.Values("X-Sluice-Bayes")
+		if len(vs) != 1 {
+			t.Errorf("to %s: X-Sluice-Bayes %q, want exactly one", d.Recipient(), vs)
+			continue
+		}
+		got := strings.ReplaceAll(vs[0], "\n", "")
+		switch d.Recipient() {
+		case "bob@lab.example":
+			hamFile = d.File
+			want := regexp.MustCompile(`^Ham, spamicity=0\.0\d{5}, queue_id=` + ham.QueueID() + `, version=` + regexp.QuoteMeta(version) + `, autolearn=ham$`)
+			if !want.MatchString(got) {
+				t.Errorf("ham header %q does not match %s", got, want)
+			}
+		case "carol@lab.example":
+			if !strings.HasPrefix(got, "Ham, spamicity=") || !strings.Contains(got, "queue_id="+fr.QueueID()) {
+				t.Errorf("forwarded ham header %q", got)
+			}
+		default:
+			t.Errorf("unexpected delivery to %s", d.Recipient())
+		}
+	}
+	if hamFile == "" {
+		t.Fatal("the ham message was not delivered")
+	}
+
+	// The user decides the delivered ham was spam after all and trains
+	// the copy from the Maildir, with the MTA's trace fields and the
+	// verdict header: it is the message the daemon learned, so it moves.
+	tr := runCLI(t, "", "train", "--db", db, "--spam", hamFile)
+	if want := "1 message: 0 learned as spam, 0 already learned, 1 moved from ham to spam, 0 errors\n"; tr.code != 0 || tr.stdout != want {
+		t.Errorf("retraining the delivered copy: %+v, want %q", tr, want)
+	}
+
+	m := td.metrics(t)
+	for _, want := range []string{
+		`sluice_bayes_messages_total{filter="bayes",verdict="spam"} 1`,
+		`sluice_bayes_messages_total{filter="bayes",verdict="ham"} 2`,
+		`sluice_bayes_autolearned_total{class="ham",filter="bayes"} 2`, // the forwarded copy is another message
+		`sluice_bayes_spamicity_count{filter="bayes"} 3`,
+		`sluice_bayes_classify_duration_seconds_count{filter="bayes"} 3`,
+		`sluice_bayes_store_messages{class="spam",filter="bayes"} 14`,
+		`sluice_messages_total{verdict="reject"} 1`,
+		`sluice_messages_total{verdict="accept"} 2`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^sluice_bayes_store_tokens\{filter="bayes"\} [1-9]\d*$`).MatchString(m) {
+		t.Error("metrics lack the store's token count")
+	}
+}
