@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,5 +165,69 @@ filters:
 	}
 	if !regexp.MustCompile(`(?m)^sluice_bayes_store_tokens\{filter="bayes"\} [1-9]\d*$`).MatchString(m) {
 		t.Error("metrics lack the store's token count")
+	}
+}
+
+// The daemon keeps the store open between messages; training from the
+// command line meanwhile works and the daemon sees it; a reload rebuilds
+// the filter on the same store, and the metrics go on counting.
+func TestBayesDaemonTrainingAndReload(t *testing.T) {
+	state := t.TempDir()
+	db := filepath.Join(state, "bayes.db")
+	trainFixtures(t, db)
+	cfg := func(header string) string {
+		return fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: bayes
+    options:
+      stats_interval: 50ms
+      header:
+        name: %s
+`, state, header)
+	}
+	td := startDaemonWith(t, cfg("X-First"))
+	verdict := regexp.MustCompile(`^(Spam|Ham|Unsure), spamicity=`)
+	if name, value := td.addedHeader(t); name != "X-First" || !verdict.MatchString(value) {
+		t.Fatalf("header %q: %q", name, value)
+	}
+
+	// Train while the daemon holds the store; it then reports the new
+	// totals without a reload.
+	if r := runCLI(t, "", "train", "--db", db, "--spam", fixture("check", "spam.eml")); r.code != 0 || !strings.HasPrefix(r.stdout, "1 message: 1 learned") {
+		t.Fatalf("train while the daemon runs: %+v", r)
+	}
+	waitFor(t, func() bool {
+		return strings.Contains(td.metrics(t), `sluice_bayes_store_messages{class="spam",filter="bayes"} 15`)
+	})
+
+	os.WriteFile(td.config, []byte(cfg("X-Second")), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	if name, value := td.addedHeader(t); name != "X-Second" || !verdict.MatchString(value) {
+		t.Fatalf("after reload: header %q: %q", name, value)
+	}
+	// The new filter reads the store too: training goes on working.
+	if r := runCLI(t, "", "train", "--db", db, "--ham", fixture("check", "ham.eml")); r.code != 0 {
+		t.Fatalf("train after reload: %+v", r)
+	}
+	if name, _ := td.addedHeader(t); name != "X-Second" {
+		t.Fatalf("after training: header %q", name)
+	}
+	m := td.metrics(t)
+	total := 0
+	for _, v := range []string{"spam", "ham", "unsure"} {
+		re := regexp.MustCompile(`sluice_bayes_messages_total\{filter="bayes",verdict="` + v + `"\} (\d+)`)
+		if mm := re.FindStringSubmatch(m); mm != nil {
+			n, _ := strconv.Atoi(mm[1])
+			total += n
+		}
+	}
+	if total != 3 {
+		t.Errorf("sluice_bayes_messages_total adds up to %d across the reload, want 3", total)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters/bayes"
@@ -58,7 +60,15 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 			continue
 		}
 		if f.Options.Kind != 0 {
-			if err := f.Options.Decode(&s.cfg); err != nil {
+			// Strictly, as the daemon reads them: a misspelt option must
+			// not silently train with other limits than the daemon's.
+			text, err := yaml.Marshal(&f.Options)
+			if err == nil {
+				dec := yaml.NewDecoder(bytes.NewReader(text))
+				dec.KnownFields(true)
+				err = dec.Decode(&s.cfg)
+			}
+			if err != nil {
 				return bayesSetup{}, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
 			}
 		}

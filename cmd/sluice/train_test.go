@@ -253,6 +253,12 @@ func TestDBDefaultsFromConfig(t *testing.T) {
 	if r := runCLI(t, "", "--config", bad, "train", "--spam", msg); r.code == 0 {
 		t.Errorf("broken config accepted: %+v", r)
 	}
+	// So is a misspelt option: training with other limits than the
+	// daemon's would learn other tokens.
+	os.WriteFile(bad, []byte("filters:\n  - type: bayes\n    options:\n      max_token: 10\n"), 0o644)
+	if r := runCLI(t, "", "--config", bad, "train", "--spam", msg); r.code == 0 || !strings.Contains(r.stderr, "max_token") {
+		t.Errorf("misspelt option accepted: %+v", r)
+	}
 }
 
 func TestProgressBar(t *testing.T) {
