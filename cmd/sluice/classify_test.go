@@ -40,7 +40,7 @@ func TestClassifyExitStatus(t *testing.T) {
 	}{
 		{"spam", "", []string{"classify", "--db", db, fixture("check", "spam.eml")}, 0, `^.*spam\.eml: spam, spamicity=(0\.9\d{5}|1\.000000)\n$`},
 		{"ham", "", []string{"classify", "--db", db, fixture("check", "ham.eml")}, 1, `: ham, spamicity=0\.[0-2]\d{5}\n$`},
-		{"unsure", "", []string{"--config", needMore, "classify", "--db", db, fixture("check", "spam.eml")}, 2, `: unsure, spamicity=\S+ \(not enough training: 14 spam and 14 ham learned, need 1000 and 10\)\n$`},
+		{"unsure", "", []string{"--config", needMore, "classify", "--db", db, fixture("check", "spam.eml")}, 2, `: unsure, spamicity=\S+ \(not enough training[^)]*1000[^)]*\)\n$`},
 		{"stdin spam", string(spam), []string{"classify", "--db", db, "--format", "tsv"}, 0, `^-\t(0\.9\d{5}|1\.000000)\tspam\n$`},
 		{"empty message", "", []string{"classify", "--db", db, "--format", "tsv", empty}, 3, `\tempty\.eml\t-\terror\n$|empty\.eml\t-\terror\n$`},
 		{"missing file", "", []string{"classify", "--db", db, filepath.Join(dir, "nope.eml")}, 3, `nope\.eml: error: `},
