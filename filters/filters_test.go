@@ -308,3 +308,64 @@ func TestParseAction(t *testing.T) {
 		t.Error("unknown action accepted")
 	}
 }
+
+func TestApplyEdits(t *testing.T) {
+	base := func() []filters.Header {
+		return []filters.Header{{"Received", "r1"}, {"From", "a"}, {"received", "r2"}, {"Subject", "s"}}
+	}
+	tests := []struct {
+		name  string
+		edits []filters.HeaderEdit
+		want  string
+	}{
+		{"add", []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-A", Value: "1"}}, "Received=r1 From=a received=r2 Subject=s X-A=1"},
+		{"insert top", []filters.HeaderEdit{{Kind: filters.InsertHeader, Name: "X-A", Value: "1", Index: 0}}, "X-A=1 Received=r1 From=a received=r2 Subject=s"},
+		{"insert middle", []filters.HeaderEdit{{Kind: filters.InsertHeader, Name: "X-A", Value: "1", Index: 2}}, "Received=r1 From=a X-A=1 received=r2 Subject=s"},
+		{"insert past end", []filters.HeaderEdit{{Kind: filters.InsertHeader, Name: "X-A", Value: "1", Index: 99}}, "Received=r1 From=a received=r2 Subject=s X-A=1"},
+		{"change second of name", []filters.HeaderEdit{{Kind: filters.ChangeHeader, Name: "RECEIVED", Value: "new", Index: 2}}, "Received=r1 From=a received=new Subject=s"},
+		{"change missing adds", []filters.HeaderEdit{{Kind: filters.ChangeHeader, Name: "Date", Value: "d", Index: 1}}, "Received=r1 From=a received=r2 Subject=s Date=d"},
+		{"delete first", []filters.HeaderEdit{{Kind: filters.DeleteHeader, Name: "received", Index: 1}}, "From=a received=r2 Subject=s"},
+		{"change to empty deletes", []filters.HeaderEdit{{Kind: filters.ChangeHeader, Name: "Subject", Index: 1}}, "Received=r1 From=a received=r2"},
+		{"delete missing", []filters.HeaderEdit{{Kind: filters.DeleteHeader, Name: "X-None", Index: 1}}, "Received=r1 From=a received=r2 Subject=s"},
+		{"sequence", []filters.HeaderEdit{
+			{Kind: filters.DeleteHeader, Name: "Received", Index: 1},
+			{Kind: filters.ChangeHeader, Name: "Received", Value: "only", Index: 1},
+			{Kind: filters.InsertHeader, Name: "X-Top", Value: "t", Index: 0},
+		}, "X-Top=t From=a received=only Subject=s"},
+	}
+	for _, tc := range tests {
+		got := filters.ApplyEdits(base(), tc.edits)
+		var parts []string
+		for _, h := range got {
+			parts = append(parts, h.Name+"="+h.Value)
+		}
+		if s := strings.Join(parts, " "); s != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, s, tc.want)
+		}
+	}
+}
+
+// A later filter sees the header edits of an earlier one.
+func TestLaterFiltersSeeEdits(t *testing.T) {
+	first := &filtertest.Fixed{FilterName: "first", At: filters.StagesOf(filters.StageEOM),
+		Verdict: filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-First", Value: "yes"}}}}
+	var seen string
+	second := checkFunc(func(m *filters.Message) { seen, _ = m.Header("X-First") })
+	p := filters.NewPipeline([]filters.Step{{Filter: first}, {Filter: second}}, nil)
+	m := &filters.Message{}
+	p.Run(context.Background(), filters.StageEOM, m)
+	if seen != "yes" {
+		t.Errorf("second filter saw X-First=%q", seen)
+	}
+}
+
+type checkFunc func(*filters.Message)
+
+func (f checkFunc) Name() string { return "check" }
+func (f checkFunc) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true}
+}
+func (f checkFunc) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	f(m)
+	return filters.Verdict{}, nil
+}

@@ -117,3 +117,52 @@ func (m *Message) Raw() io.Reader {
 	}
 	return io.MultiReader(&hdr, m.Body.Reader())
 }
+
+// ApplyEdits returns headers with edits made, in order, with the meaning
+// the milter protocol gives them (see EditKind): the result is the header
+// block the MTA delivers after it carries out the same edits. Edits that
+// point past the existing fields change nothing, as in the MTAs. The input
+// slice may be modified.
+func ApplyEdits(headers []Header, edits []HeaderEdit) []Header {
+	for _, e := range edits {
+		switch e.Kind {
+		case AddHeader:
+			headers = append(headers, Header{Name: e.Name, Value: e.Value})
+		case InsertHeader:
+			i := min(max(e.Index, 0), len(headers))
+			headers = append(headers, Header{})
+			copy(headers[i+1:], headers[i:])
+			headers[i] = Header{Name: e.Name, Value: e.Value}
+		case ChangeHeader, DeleteHeader:
+			i := nthField(headers, e.Name, e.Index)
+			if i < 0 {
+				// smfi_chgheader: changing a field that does not exist
+				// adds it; deleting one does nothing.
+				if e.Kind == ChangeHeader && e.Value != "" {
+					headers = append(headers, Header{Name: e.Name, Value: e.Value})
+				}
+				continue
+			}
+			if e.Kind == DeleteHeader || e.Value == "" {
+				headers = append(headers[:i], headers[i+1:]...)
+				continue
+			}
+			headers[i].Value = e.Value
+		}
+	}
+	return headers
+}
+
+// nthField returns the position of the n-th (1-based) field named name,
+// case-insensitively, or -1.
+func nthField(headers []Header, name string, n int) int {
+	for i, h := range headers {
+		if strings.EqualFold(h.Name, name) {
+			n--
+			if n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}

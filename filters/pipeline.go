@@ -140,6 +140,11 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 		}
 		v := d.Verdict
 		res.Verdict.Edits = append(res.Verdict.Edits, v.Edits...)
+		// Later filters see the message as it will be delivered: a
+		// repaired or tagged header is what the next filter reads.
+		if Delivers(v.Action) {
+			m.Headers = ApplyEdits(m.Headers, v.Edits)
+		}
 		if v.Action > res.Verdict.Action {
 			res.Verdict.Action = v.Action
 			res.Verdict.Reply = v.Reply
