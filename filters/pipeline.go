@@ -141,8 +141,10 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 		v := d.Verdict
 		res.Verdict.Edits = append(res.Verdict.Edits, v.Edits...)
 		// Later filters see the message as it will be delivered: a
-		// repaired or tagged header is what the next filter reads.
-		if Delivers(v.Action) {
+		// repaired or tagged header is what the next filter reads. Before
+		// the header block is complete the edge applies edits itself once
+		// it is (an added field goes after the fields still to come).
+		if Delivers(v.Action) && stage >= StageHeaders {
 			m.Headers = ApplyEdits(m.Headers, v.Edits)
 		}
 		if v.Action > res.Verdict.Action {

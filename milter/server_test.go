@@ -485,3 +485,27 @@ func TestDiscardAtConnectAppliesPerMessage(t *testing.T) {
 		}
 	}
 }
+
+// An edit decided at MAIL FROM is applied to the model once the header
+// block is complete, in the place the MTA will put it.
+func TestEarlyEditsAppliedAfterHeaders(t *testing.T) {
+	early := &filtertest.Fixed{FilterName: "early", At: filters.StagesOf(filters.StageMailFrom),
+		Verdict: filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Early", Value: "1"}}}}
+	rec := &recorder{}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(early, rec)})
+	s := dial(t, addr)
+	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+	mods, act := sendMessage(t, s, "a@b", "c@d", [][2]string{{"Subject", "s"}, {"From", "f"}}, "x\r\n")
+	if act.Code != gomilter.ActAccept || len(mods) != 1 || mods[0].HeaderName != "X-Early" {
+		t.Fatalf("action %c mods %+v", act.Code, mods)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var names []string
+	for _, h := range rec.msgs[0].Headers {
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, ","); got != "Subject,From,X-Early" {
+		t.Errorf("model headers %s, want Subject,From,X-Early", got)
+	}
+}

@@ -31,6 +31,9 @@ type session struct {
 	connDone filters.Outcome // verdicts at connect and HELO
 	msg      *filters.Message
 	out      filters.Outcome
+	// hdrDone is set once edits from stages before the end of the header
+	// block have been applied to msg.Headers.
+	hdrDone bool
 	start    time.Time
 
 	// mu guards busy and draining, shared with Server.Shutdown.
@@ -243,6 +246,7 @@ func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (resp go
 		return continueReply, nil
 	}
 	s.mergeMessageMacros(m.Macros)
+	s.completeHeaders()
 	return s.runMessage(filters.StageHeaders), nil
 }
 
@@ -273,6 +277,7 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 		return continueReply, nil
 	}
 	s.mergeMessageMacros(m.Macros)
+	s.completeHeaders()
 	if s.msg.Body == nil && s.cfg.Pipeline.Needs().Body {
 		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir) // empty body
 	}
@@ -306,6 +311,17 @@ func (s *session) Abort(m *gomilter.Modifier) error {
 	}
 	s.resetMessage()
 	return nil
+}
+
+// completeHeaders applies the edits decided before the header block was
+// complete (at connect, HELO, MAIL, RCPT), the way the MTA will apply them
+// at end of message, so filters at later stages read the delivered header.
+func (s *session) completeHeaders() {
+	if s.hdrDone {
+		return
+	}
+	s.hdrDone = true
+	s.msg.Headers = filters.ApplyEdits(s.msg.Headers, s.out.Edits)
 }
 
 // runMessage runs a message stage and answers the MTA.
@@ -364,6 +380,7 @@ func (s *session) resetMessage() {
 	}
 	s.msg = nil
 	s.out = filters.Outcome{}
+	s.hdrDone = false
 	s.mu.Lock()
 	if !s.endPending {
 		s.busy = false
