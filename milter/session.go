@@ -34,7 +34,7 @@ type session struct {
 	// hdrDone is set once edits from stages before the end of the header
 	// block have been applied to msg.Headers.
 	hdrDone bool
-	start    time.Time
+	start   time.Time
 
 	// mu guards busy and draining, shared with Server.Shutdown.
 	mu       sync.Mutex
