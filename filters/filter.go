@@ -102,6 +102,15 @@ type Needs struct {
 	Headers bool
 	// Body is set when the filter reads Message.Body.
 	Body bool
+	// Final marks a filter that records the outcome rather than decides
+	// it, such as an archive: at each of its stages it runs after every
+	// other filter whatever their configured order, still runs after a
+	// Reject ended the stage for the others, and at end of message runs
+	// even when an earlier stage settled the message with an Accept that
+	// has edits pending (the only settled outcome for which the MTA still
+	// sends the message). It reads the outcome in Message.Decided. Its
+	// verdict counts by precedence like any other.
+	Final bool
 }
 
 // Filter is one step of the pipeline.

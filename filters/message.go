@@ -60,7 +60,27 @@ type Message struct {
 	Body *Body
 	// Macros holds the macros the MTA sent since MAIL FROM, merged.
 	Macros map[string]string
+	// Decided is the outcome so far: the strongest verdict of the filters
+	// that have run, at earlier stages and earlier in this one. The milter
+	// edge sets it before each stage and the pipeline updates it after
+	// each filter, so a filter that must know what the others decided (an
+	// archive, see Needs.Final) reads it here. Filters must not change it.
+	Decided Decided
 }
+
+// Decided is the outcome of a message so far, as Message.Decided holds it.
+type Decided struct {
+	// Action is the strongest action so far (Continue if none).
+	Action Action
+	// Filter names the filter whose verdict set Action; Reason is its
+	// reason.
+	Filter string
+	Reason string
+}
+
+// Settled reports whether the action is decided, so that only Final
+// filters are still asked (see Outcome.Settled).
+func (d Decided) Settled() bool { return d.Action != Continue && d.Action != Quarantine }
 
 // Macro returns the value of an MTA macro, looking at message macros first
 // and connection macros second. Names may be given with or without braces:

@@ -96,6 +96,7 @@ func (p *Pipeline) Needs() Needs {
 		n.Stages |= fn.Stages
 		n.Headers = n.Headers || fn.Headers
 		n.Body = n.Body || fn.Body
+		n.Final = n.Final || fn.Final
 	}
 	return n
 }
@@ -126,35 +127,45 @@ type StageResult struct {
 
 // Run asks every filter that wants stage about m, in configured order, and
 // combines the answers by precedence. A Reject ends the stage early: no
-// later filter can override it.
+// later filter can override it. Final filters (see Needs.Final) run after
+// the others, also after a Reject; when m.Decided is already settled on
+// entry, only they run. m.Decided is updated after each filter.
 func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult {
 	var res StageResult
-	for _, s := range p.steps {
-		if !s.Filter.Needs().Stages.Has(stage) {
-			continue
-		}
-		d := p.runOne(ctx, s, stage, m)
-		res.Decisions = append(res.Decisions, d)
-		if p.observer != nil {
-			p.observer.FilterDecided(d)
-		}
-		v := d.Verdict
-		res.Verdict.Edits = append(res.Verdict.Edits, v.Edits...)
-		// Later filters see the message as it will be delivered: a
-		// repaired or tagged header is what the next filter reads. Before
-		// the header block is complete the edge applies edits itself once
-		// it is (an added field goes after the fields still to come).
-		if Delivers(v.Action) && stage >= StageHeaders {
-			m.Headers = ApplyEdits(m.Headers, v.Edits)
-		}
-		if v.Action > res.Verdict.Action {
-			res.Verdict.Action = v.Action
-			res.Verdict.Reply = v.Reply
-			res.Verdict.Reason = v.Reason
-			res.Filter = d.Filter
-		}
-		if v.Action == Reject {
-			break
+	closed := m.Decided.Settled()
+	for _, final := range []bool{false, true} {
+		for _, s := range p.steps {
+			n := s.Filter.Needs()
+			if !n.Stages.Has(stage) || n.Final != final || (closed && !final) {
+				continue
+			}
+			d := p.runOne(ctx, s, stage, m)
+			res.Decisions = append(res.Decisions, d)
+			if p.observer != nil {
+				p.observer.FilterDecided(d)
+			}
+			v := d.Verdict
+			res.Verdict.Edits = append(res.Verdict.Edits, v.Edits...)
+			// Later filters see the message as it will be delivered: a
+			// repaired or tagged header is what the next filter reads.
+			// Before the header block is complete the edge applies edits
+			// itself once it is (an added field goes after the fields
+			// still to come).
+			if Delivers(v.Action) && stage >= StageHeaders {
+				m.Headers = ApplyEdits(m.Headers, v.Edits)
+			}
+			if v.Action > res.Verdict.Action {
+				res.Verdict.Action = v.Action
+				res.Verdict.Reply = v.Reply
+				res.Verdict.Reason = v.Reason
+				res.Filter = d.Filter
+			}
+			if v.Action > m.Decided.Action {
+				m.Decided = Decided{Action: v.Action, Filter: d.Filter, Reason: v.Reason}
+			}
+			if v.Action == Reject {
+				closed = true
+			}
 		}
 	}
 	edits := res.Verdict.Edits
@@ -309,6 +320,12 @@ func (o *Outcome) Final() bool {
 		return len(o.Edits) == 0
 	}
 	return false
+}
+
+// Decided returns the outcome so far as filters see it in
+// Message.Decided.
+func (o *Outcome) Decided() Decided {
+	return Decided{Action: o.Action, Filter: o.Filter, Reason: o.Reason}
 }
 
 // Settled reports whether the action is decided, so later stages need not

@@ -149,7 +149,10 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Respons
 
 // run runs the pipeline at a stage and logs every filter failure with
 // the queue id, so an administrator can find the message it concerned.
-func (s *session) run(stage filters.Stage, m *filters.Message) filters.StageResult {
+// sofar is the outcome before the stage, which filters see in
+// Message.Decided.
+func (s *session) run(stage filters.Stage, m *filters.Message, sofar filters.Decided) filters.StageResult {
+	m.Decided = sofar
 	res := s.cfg.Pipeline.Run(s.srv.ctx, stage, m)
 	for _, d := range res.Decisions {
 		if d.Failure != "" {
@@ -168,7 +171,7 @@ func (s *session) runConn(stage filters.Stage) gomilter.Response {
 		return reply(s.connDone.Action, s.connDone.Reply)
 	}
 	msg := &filters.Message{Conn: &s.conn}
-	res := s.run(stage, msg)
+	res := s.run(stage, msg, s.connDone.Decided())
 	s.connDone.Add(res)
 	// Postfix refuses DISCARD at connect and HELO ("not allowed for
 	// connect or helo") and would apply milter_default_action instead,
@@ -218,7 +221,7 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(filters.StageRcptTo) {
 		return continueReply, nil
 	}
-	res := s.run(filters.StageRcptTo, s.msg)
+	res := s.run(filters.StageRcptTo, s.msg, s.out.Decided())
 	if a := res.Verdict.Action; a == filters.Reject || a == filters.Tempfail {
 		s.out.Decisions = append(s.out.Decisions, res.Decisions...)
 		s.msg.Rcpts = s.msg.Rcpts[:len(s.msg.Rcpts)-1]
@@ -281,8 +284,10 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	if s.msg.Body == nil && s.cfg.Pipeline.Needs().Body {
 		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir) // empty body
 	}
-	if !s.out.Settled() {
-		s.out.Add(s.run(filters.StageEOM, s.msg))
+	// Final filters (an archive) run even when an earlier stage settled
+	// the message, so that they see every message that reaches its end.
+	if !s.out.Settled() || s.cfg.Pipeline.Needs().Final {
+		s.out.Add(s.run(filters.StageEOM, s.msg, s.out.Decided()))
 	}
 	action := s.out.Action
 	if filters.Delivers(action) {
@@ -329,7 +334,7 @@ func (s *session) runMessage(stage filters.Stage) gomilter.Response {
 	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(stage) {
 		return continueReply
 	}
-	return s.apply(s.run(stage, s.msg))
+	return s.apply(s.run(stage, s.msg, s.out.Decided()))
 }
 
 func (s *session) apply(res filters.StageResult) gomilter.Response {
