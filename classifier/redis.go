@@ -1,0 +1,808 @@
+package classifier
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrUnavailable is wrapped by the errors of a network store that cannot
+// be reached or does not answer in time (refused or lost connections,
+// timeouts, a server still loading its data or without a master). The
+// Bayes filter lets such messages pass tagged "store unavailable" instead
+// of failing; other errors (a corrupt store) are failures.
+var ErrUnavailable = errors.New("store unavailable")
+
+// RedisOptions configure a Redis store.
+type RedisOptions struct {
+	// Addrs are host:port addresses: of the server, of the Sentinels
+	// (MasterName set), or of some Cluster nodes (Cluster set).
+	// Default 127.0.0.1:6379.
+	Addrs []string
+	// MasterName selects Redis Sentinel: the Sentinels at Addrs are
+	// asked for the current master of this name.
+	MasterName string
+	// Cluster selects Redis Cluster.
+	Cluster bool
+	// Username and Password authenticate to Redis (AUTH); empty for
+	// none. SentinelUsername and SentinelPassword to the Sentinels.
+	Username, Password                 string
+	SentinelUsername, SentinelPassword string
+	// DB is the database number; Cluster has only 0.
+	DB int
+	// KeyPrefix names the store: its keys are {PREFIX}:meta,
+	// {PREFIX}:tokens and {PREFIX}:digests. Default "sluice".
+	KeyPrefix string
+	// TLS, when not nil, connects with TLS.
+	TLS *tls.Config
+	// Timeout bounds connecting and each read round trip (classifying a
+	// message is one). Default 1 s.
+	Timeout time.Duration
+	// WriteTimeout bounds each write round trip (a training batch, an
+	// import batch). Default 30 s. A write that times out may still
+	// have been applied: learning the same messages again is a no-op.
+	WriteTimeout time.Duration
+	// PoolSize is the most connections kept per server; callers beyond
+	// it wait for a free one, at most Timeout. Default 10 per CPU.
+	PoolSize int
+	// Observer, if not nil, is told about every round trip.
+	Observer RedisObserver
+}
+
+// RedisObserver is told about the Redis store's round trips, for metrics.
+// It must be safe for concurrent use.
+type RedisObserver interface {
+	// RedisRoundTrip reports one request/reply exchange: op names the
+	// store operation ("lookup", "learn", "add", "scan", "meta",
+	// "stats", "prune", "script_load"), err is nil if it worked.
+	RedisRoundTrip(op string, took time.Duration, err error)
+}
+
+// RedisPoolStats describe the connection pool (summed over the nodes of a
+// Cluster). The counters count since the store was opened.
+type RedisPoolStats struct {
+	Hits     uint64 // a free connection was in the pool
+	Misses   uint64 // a new connection had to be made
+	Timeouts uint64 // waited for a free connection in vain
+	Total    int    // connections open now
+	Idle     int    // of which idle
+}
+
+// RedisStore is a Store on Redis, shared by every sluice of a site: one
+// sluice per MTA, all reading and training the same counts.
+//
+// Layout: three hashes under the hash tag of the prefix, so that in a
+// Cluster they live in one slot and every operation, a transaction or a
+// script, can touch all three (see docs/scaling.md for why one slot is
+// enough):
+//
+//	{sluice}:meta     version, spam, ham (the totals), m:KEY (Meta)
+//	{sluice}:tokens   TOKEN -> "SPAM HAM LASTSEEN"
+//	{sluice}:digests  DIGEST (32 bytes) -> "1" (spam) or "2" (ham)
+//
+// Classifying a message is one round trip (a MULTI/EXEC of two HMGETs).
+// Learning runs one Lua script per message, so each message is learned
+// atomically; a batch of messages is one pipelined round trip. The client
+// connects lazily and reconnects by itself: while Redis is down, calls
+// fail quickly with ErrUnavailable and a background probe redials about
+// once a second.
+type RedisStore struct {
+	rdb        redis.UniversalClient
+	opts       RedisOptions
+	meta       string
+	tokens     string
+	digests    string
+	keys       []string // meta, tokens, digests: KEYS of the scripts
+	addrString string
+}
+
+// OpenRedis returns a store on the Redis that opts name. It does not
+// connect: the first operation does, so a daemon starts even while Redis
+// is down. Use Ping to check the connection.
+func OpenRedis(opts RedisOptions) (*RedisStore, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = "sluice"
+	}
+	if len(opts.Addrs) == 0 {
+		opts.Addrs = []string{"127.0.0.1:6379"}
+	}
+	if strings.ContainsAny(opts.KeyPrefix, "{}") {
+		return nil, fmt.Errorf("redis key prefix %q: must not contain { or }", opts.KeyPrefix)
+	}
+	if opts.Cluster && opts.MasterName != "" {
+		return nil, errors.New("redis: cluster and sentinel master name exclude each other")
+	}
+	if opts.Cluster && opts.DB != 0 {
+		return nil, fmt.Errorf("redis: db %d: Redis Cluster has only database 0", opts.DB)
+	}
+	if opts.DB < 0 {
+		return nil, fmt.Errorf("redis: db %d: must not be negative", opts.DB)
+	}
+	if opts.Cluster || opts.MasterName != "" {
+		// Several addresses only make sense for these two.
+	} else if len(opts.Addrs) != 1 {
+		return nil, fmt.Errorf("redis: %d addresses for a single server (set cluster or a sentinel master name for several)", len(opts.Addrs))
+	}
+	u := &redis.UniversalOptions{
+		Addrs:            opts.Addrs,
+		MasterName:       opts.MasterName,
+		Username:         opts.Username,
+		Password:         opts.Password,
+		SentinelUsername: opts.SentinelUsername,
+		SentinelPassword: opts.SentinelPassword,
+		DB:               opts.DB,
+		TLSConfig:        opts.TLS,
+		ClientName:       "sluice",
+		DialTimeout:      opts.Timeout,
+		// One dial attempt per call: while Redis is down a call fails
+		// at once, and the pool's own probe redials in the background.
+		DialerRetries: 1,
+		ReadTimeout:   opts.WriteTimeout,
+		WriteTimeout:  opts.WriteTimeout,
+		// The context of each call carries its deadline (Timeout or
+		// WriteTimeout), so the socket deadlines follow it.
+		ContextTimeoutEnabled: true,
+		// No retries: a write script retried after a lost reply could be
+		// applied twice (imports add counts), and a classification that
+		// fails passes the message tagged; the next one reconnects.
+		MaxRetries:  -1,
+		PoolSize:    opts.PoolSize,
+		PoolTimeout: opts.Timeout,
+		// RESP2: RESP3's client-side-caching push messages are not used.
+		Protocol:        2,
+		DisableIdentity: true,
+	}
+	// go-redis logs through one logger per process; send its lines
+	// (dial failures, Sentinel switching masters) to the daemon's log.
+	redis.SetLogger(redisLog{})
+	var rdb redis.UniversalClient
+	switch {
+	case opts.Cluster:
+		rdb = redis.NewClusterClient(u.Cluster())
+	case opts.MasterName != "":
+		rdb = redis.NewFailoverClient(u.Failover())
+	default:
+		rdb = redis.NewClient(u.Simple())
+	}
+	tag := "{" + opts.KeyPrefix + "}"
+	s := &RedisStore{
+		rdb:     rdb,
+		opts:    opts,
+		meta:    tag + ":meta",
+		tokens:  tag + ":tokens",
+		digests: tag + ":digests",
+	}
+	s.keys = []string{s.meta, s.tokens, s.digests}
+	s.addrString = s.describe()
+	return s, nil
+}
+
+// redisLog passes go-redis's log lines to the default slog logger, which
+// the daemon sets to its own: a change of master at Info, the rest (one
+// line per failed dial while Redis is down) at Debug.
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelDebug
+	if strings.Contains(msg, "new master") {
+		level = slog.LevelInfo
+	}
+	slog.Default().Log(ctx, level, "redis client: "+msg)
+}
+
+// describe names the store for messages, without credentials.
+func (s *RedisStore) describe() string {
+	scheme := "redis"
+	if s.opts.TLS != nil {
+		scheme = "rediss"
+	}
+	q := "prefix=" + s.opts.KeyPrefix
+	switch {
+	case s.opts.Cluster:
+		q += "&cluster=true"
+	case s.opts.MasterName != "":
+		q += "&sentinel=" + s.opts.MasterName
+	}
+	return fmt.Sprintf("%s://%s/%d?%s", scheme, strings.Join(s.opts.Addrs, ","), s.opts.DB, q)
+}
+
+// String returns the store's address as a redis:// URL, without
+// credentials.
+func (s *RedisStore) String() string { return s.addrString }
+
+// Close implements Store.
+func (s *RedisStore) Close() error {
+	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("close %s: %w", s, err)
+	}
+	return nil
+}
+
+// PoolStats returns the state of the connection pool.
+func (s *RedisStore) PoolStats() RedisPoolStats {
+	p := s.rdb.PoolStats()
+	return RedisPoolStats{
+		Hits: uint64(p.Hits), Misses: uint64(p.Misses), Timeouts: uint64(p.Timeouts),
+		Total: int(p.TotalConns), Idle: int(p.IdleConns),
+	}
+}
+
+// call runs one round trip with the read or write deadline, reports it to
+// the observer and wraps its error.
+func (s *RedisStore) call(ctx context.Context, op string, write bool, fn func(ctx context.Context) error) error {
+	timeout := s.opts.Timeout
+	if write {
+		timeout = s.opts.WriteTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	err := fn(ctx)
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	if s.opts.Observer != nil {
+		s.opts.Observer.RedisRoundTrip(op, time.Since(start), err)
+	}
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
+
+// wrap adds the operation and store to err, and ErrUnavailable when the
+// error means Redis cannot serve right now rather than that something is
+// wrong with the request or the data.
+func (s *RedisStore) wrap(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("redis %s on %s: %w: %w", op, s, ErrUnavailable, err)
+	}
+	return fmt.Errorf("redis %s on %s: %w", op, s, err)
+}
+
+// unavailable reports whether err means Redis is unreachable, slow or not
+// ready to serve.
+func unavailable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted),
+		errors.As(err, &ne):
+		return true
+	}
+	// Server states that pass: loading the dataset after a restart, a
+	// long script running, no master or a resharding cluster, a replica
+	// that was the master before a failover, too many clients.
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "NOREPLICAS", "ERR max number of clients"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Ping checks that Redis answers.
+func (s *RedisStore) Ping(ctx context.Context) error {
+	return s.call(ctx, "ping", false, func(ctx context.Context) error {
+		return s.rdb.Ping(ctx).Err()
+	})
+}
+
+// checkVersion checks the format version read from the meta hash.
+func checkVersion(v any) error {
+	if v == nil {
+		return nil
+	}
+	if str, _ := v.(string); str != redisFormatVersion {
+		return fmt.Errorf("store format version %v, want %s", v, redisFormatVersion)
+	}
+	return nil
+}
+
+// Lookup implements Store: one round trip, a MULTI/EXEC with the totals
+// and all tokens, so the counts are one consistent read even while
+// another sluice trains.
+func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
+	var meta, toks *redis.SliceCmd
+	err := s.call(ctx, "lookup", false, func(ctx context.Context) error {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
+			if len(tokens) > 0 {
+				toks = p.HMGet(ctx, s.tokens, tokens...)
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return Totals{}, nil, fmt.Errorf("lookup: %w", err)
+	}
+	mv := meta.Val()
+	if err := checkVersion(mv[0]); err != nil {
+		return Totals{}, nil, fmt.Errorf("lookup on %s: %w", s, err)
+	}
+	tot, err := parseRedisTotals(mv[1], mv[2])
+	if err != nil {
+		return Totals{}, nil, fmt.Errorf("lookup on %s: %w", s, err)
+	}
+	counts := make([]Counts, len(tokens))
+	if toks == nil {
+		return tot, counts, nil
+	}
+	vals := toks.Val()
+	if len(vals) != len(tokens) {
+		return Totals{}, nil, fmt.Errorf("lookup on %s: %d values for %d tokens", s, len(vals), len(tokens))
+	}
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		c, err := parseRedisCounts(str)
+		if err != nil {
+			return Totals{}, nil, fmt.Errorf("lookup on %s: token %q: %w", s, tokens[i], err)
+		}
+		counts[i] = c
+	}
+	return tot, counts, nil
+}
+
+// parseRedisCounts parses "SPAM HAM LASTSEEN".
+func parseRedisCounts(v string) (Counts, error) {
+	var n [3]uint64
+	rest := v
+	for i := range n {
+		var field string
+		if i < 2 {
+			var ok bool
+			field, rest, ok = strings.Cut(rest, " ")
+			if !ok {
+				return Counts{}, fmt.Errorf("corrupt token counts %q", v)
+			}
+		} else {
+			field = rest
+		}
+		x, err := strconv.ParseUint(field, 10, 32)
+		if err != nil {
+			return Counts{}, fmt.Errorf("corrupt token counts %q", v)
+		}
+		n[i] = x
+	}
+	return Counts{Spam: uint32(n[0]), Ham: uint32(n[1]), LastSeen: Date(n[2])}, nil
+}
+
+func parseRedisTotals(spam, ham any) (Totals, error) {
+	var t Totals
+	for i, v := range []any{spam, ham} {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		x, err := strconv.ParseUint(str, 10, 32)
+		if err != nil {
+			return Totals{}, fmt.Errorf("corrupt message count %q", str)
+		}
+		if i == 0 {
+			t.Spam = uint32(x)
+		} else {
+			t.Ham = uint32(x)
+		}
+	}
+	return t, nil
+}
+
+// Learn implements Store. Each op is one run of a Lua script, atomic on
+// its own; the ops of a call go out as one pipeline, and Redis runs them
+// in order, so later ops of the batch see the digests of earlier ones.
+// A client that dies half way through a batch leaves the messages before
+// the cut learned and the others not: never a message half counted.
+func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error) {
+	args := make([][]any, len(ops))
+	for i, op := range ops {
+		if op.Class != Spam && op.Class != Ham {
+			return nil, fmt.Errorf("learn: bad class %v", op.Class)
+		}
+		a := make([]any, 0, 14+len(op.Tokens))
+		a = append(a, string(op.Digest[:]), uint32(op.Date))
+		for _, prev := range []Class{None, Spam, Ham} {
+			p := planLearn(prev, op.Class, op.Unlearn)
+			a = append(a, int(p.outcome), int(p.remove), int(p.add), int(p.record))
+		}
+		for _, tok := range op.Tokens {
+			// As the bbolt store: the empty token is never counted.
+			if tok != "" {
+				a = append(a, tok)
+			}
+		}
+		args[i] = a
+	}
+	res, err := s.runScripts(ctx, "learn", scriptLearn, args)
+	if err != nil {
+		return nil, fmt.Errorf("learn: %w", err)
+	}
+	out := make([]Outcome, len(ops))
+	for i, r := range res {
+		n, ok := r.(int64)
+		if !ok || n < int64(Learned) || n > int64(NotLearned) {
+			return nil, fmt.Errorf("learn on %s: unexpected script result %v", s, r)
+		}
+		out[i] = Outcome(n)
+	}
+	return out, nil
+}
+
+// runScripts runs script once per argument list, all in one pipeline,
+// and returns the results in order. Scripts go by SHA-1 (EVALSHA); if
+// Redis does not have the script (after a restart or a failover, or
+// SCRIPT FLUSH), it is loaded and the runs that were refused are sent
+// again, in their order.
+func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script, args [][]any) ([]any, error) {
+	res := make([]any, len(args))
+	todo := make([]int, len(args))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt > 0 {
+			err := s.call(ctx, "script_load", false, func(ctx context.Context) error {
+				return sc.Load(ctx, s.rdb).Err()
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		cmds := make([]*redis.Cmd, len(todo))
+		err := s.call(ctx, op, true, func(ctx context.Context) error {
+			s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for j, i := range todo {
+					cmds[j] = sc.EvalSha(ctx, p, s.keys, args[i]...)
+				}
+				return nil
+			})
+			// The first error of a run, unless it only lacks the script.
+			for _, c := range cmds {
+				if e := c.Err(); e != nil && !redis.HasErrorPrefix(e, "NOSCRIPT") {
+					return e
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		var again []int
+		for j, i := range todo {
+			if cmds[j].Err() != nil {
+				again = append(again, i)
+				continue
+			}
+			res[i] = cmds[j].Val()
+		}
+		if len(again) > 0 && attempt > 0 {
+			return nil, fmt.Errorf("redis %s on %s: script still missing after loading it", op, s)
+		}
+		todo = again
+	}
+	return res, nil
+}
+
+// addChunk bounds the records of one Add script: Redis serves nobody else
+// while a script runs, and 5000 records take a few milliseconds.
+const addChunk = 5000
+
+// Add implements Store. Each chunk of 5000 records is added atomically;
+// the totals and digests go with the first chunk.
+func (s *RedisStore) Add(ctx context.Context, b Batch) error {
+	for _, r := range b.Records {
+		if r.Token == "" {
+			return fmt.Errorf("add: bad token %q", r.Token)
+		}
+	}
+	for _, d := range b.Digests {
+		if d.Class != Spam && d.Class != Ham {
+			return fmt.Errorf("add: digest %s: bad class %v", d.Digest, d.Class)
+		}
+	}
+	var args [][]any
+	recs := b.Records
+	first := true
+	for first || len(recs) > 0 {
+		n := min(len(recs), addChunk)
+		a := make([]any, 0, 3+4*n)
+		if first {
+			a = append(a, b.Totals.Spam, b.Totals.Ham, n)
+		} else {
+			a = append(a, 0, 0, n)
+		}
+		for _, r := range recs[:n] {
+			a = append(a, r.Token, r.Spam, r.Ham, uint32(r.LastSeen))
+		}
+		if first {
+			for _, d := range b.Digests {
+				a = append(a, string(d.Digest[:]), int(d.Class))
+			}
+		}
+		args = append(args, a)
+		recs = recs[n:]
+		first = false
+	}
+	if _, err := s.runScripts(ctx, "add", scriptAdd, args); err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	return nil
+}
+
+// scanCount is the COUNT hint of HSCAN: fields per round trip.
+const scanCount = 2000
+
+// scanHash calls fn for every field and value of a hash. Like every SCAN
+// it is not a snapshot: a field that exists throughout is seen at least
+// once, possibly twice when Redis resizes the hash meanwhile; fields added
+// or removed during the scan may or may not be seen.
+func (s *RedisStore) scanHash(ctx context.Context, key string, fn func(field, value string) error) error {
+	var cursor uint64
+	for {
+		var kv []string
+		err := s.call(ctx, "scan", false, func(ctx context.Context) error {
+			var err error
+			kv, cursor, err = s.rdb.HScan(ctx, key, cursor, "", scanCount).Result()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if err := fn(kv[i], kv[i+1]); err != nil {
+				return err
+			}
+		}
+		if cursor == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// records reads every token, sorted and without the duplicates a scan can
+// return.
+func (s *RedisStore) records(ctx context.Context) ([]Record, error) {
+	var recs []Record
+	err := s.scanHash(ctx, s.tokens, func(tok, val string) error {
+		c, err := parseRedisCounts(val)
+		if err != nil {
+			return fmt.Errorf("token %q: %w", tok, err)
+		}
+		recs = append(recs, Record{Token: tok, Counts: c})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(recs, func(a, b Record) int { return strings.Compare(a.Token, b.Token) })
+	// Of a token seen twice, the later value is the newer.
+	out := recs[:0]
+	for i, r := range recs {
+		if i+1 < len(recs) && recs[i+1].Token == r.Token {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Walk implements Store. Redis keeps no order, so the tokens are read
+// into memory (about 60 bytes each) and sorted before fn sees the first.
+// The walk is not a snapshot: stop training for an exact export.
+func (s *RedisStore) Walk(ctx context.Context, fn func(Record) error) error {
+	recs, err := s.records(ctx)
+	if err != nil {
+		return fmt.Errorf("walk: %w", err)
+	}
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WalkDigests implements Store, in byte order of the digests.
+func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
+	var ds []DigestClass
+	err := s.scanHash(ctx, s.digests, func(k, v string) error {
+		if len(k) != len(Digest{}) || (v != "1" && v != "2") {
+			return fmt.Errorf("corrupt digest entry %x", k)
+		}
+		var d DigestClass
+		copy(d.Digest[:], k)
+		d.Class = Class(v[0] - '0')
+		ds = append(ds, d)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk digests: %w", err)
+	}
+	slices.SortFunc(ds, func(a, b DigestClass) int { return strings.Compare(string(a.Digest[:]), string(b.Digest[:])) })
+	ds = slices.CompactFunc(ds, func(a, b DigestClass) bool { return a.Digest == b.Digest })
+	for _, d := range ds {
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Size returns what Stats does without reading every token, in one round
+// trip: totals, the number of tokens and digests, and Bytes, the memory
+// Redis estimates for the store's keys (MEMORY USAGE, sampled). The Bayes
+// filter measures the store with it every stats_interval.
+func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
+	var meta *redis.SliceCmd
+	var ntok, ndig *redis.IntCmd
+	var mem [3]*redis.IntCmd
+	err := s.call(ctx, "stats", false, func(ctx context.Context) error {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
+			ntok = p.HLen(ctx, s.tokens)
+			ndig = p.HLen(ctx, s.digests)
+			for i, k := range s.keys {
+				mem[i] = p.MemoryUsage(ctx, k)
+			}
+			return nil
+		})
+		// MEMORY USAGE of a missing key is a nil reply.
+		if errors.Is(err, redis.Nil) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	mv := meta.Val()
+	if err := checkVersion(mv[0]); err != nil {
+		return Stats{}, fmt.Errorf("stats on %s: %w", s, err)
+	}
+	var st Stats
+	if st.Totals, err = parseRedisTotals(mv[1], mv[2]); err != nil {
+		return Stats{}, fmt.Errorf("stats on %s: %w", s, err)
+	}
+	st.Tokens = int(ntok.Val())
+	st.Digests = int(ndig.Val())
+	for _, m := range mem {
+		st.Bytes += m.Val()
+	}
+	return st, nil
+}
+
+// Stats implements Store: Size, plus the ages and singular tokens, which
+// take a scan of every token.
+func (s *RedisStore) Stats(ctx context.Context) (Stats, error) {
+	st, err := s.Size(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	recs, err := s.records(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	st.Tokens = len(recs)
+	for _, r := range recs {
+		if r.Spam+r.Ham == 1 {
+			st.Singular++
+		}
+		if r.LastSeen != 0 && (st.Oldest == 0 || r.LastSeen < st.Oldest) {
+			st.Oldest = r.LastSeen
+		}
+		st.Newest = max(st.Newest, r.LastSeen)
+	}
+	return st, nil
+}
+
+// pruneChunk is how many candidates one prune script checks and deletes.
+const pruneChunk = 1000
+
+// Prune implements Store. A scan finds the candidates; a script per chunk
+// checks each again and deletes it, so a token that training counted in
+// the meantime is not lost.
+func (s *RedisStore) Prune(ctx context.Context, opts PruneOptions) (int, error) {
+	if opts.Before == 0 && opts.MaxCount == 0 {
+		return 0, nil
+	}
+	var cands []string
+	err := s.scanHash(ctx, s.tokens, func(tok, val string) error {
+		c, err := parseRedisCounts(val)
+		if err != nil {
+			return fmt.Errorf("token %q: %w", tok, err)
+		}
+		if pruneMatch(c, opts) {
+			cands = append(cands, tok)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	n := 0
+	for len(cands) > 0 {
+		k := min(len(cands), pruneChunk)
+		a := make([]any, 0, 2+k)
+		a = append(a, uint32(opts.Before), opts.MaxCount)
+		for _, c := range cands[:k] {
+			a = append(a, c)
+		}
+		cands = cands[k:]
+		res, err := s.runScripts(ctx, "prune", scriptPrune, [][]any{a})
+		if err != nil {
+			return n, fmt.Errorf("prune: %w", err)
+		}
+		d, _ := res[0].(int64)
+		n += int(d)
+	}
+	return n, nil
+}
+
+// Meta implements Store.
+func (s *RedisStore) Meta(ctx context.Context, key string) (string, error) {
+	var v []any
+	err := s.call(ctx, "meta", false, func(ctx context.Context) error {
+		var err error
+		v, err = s.rdb.HMGet(ctx, s.meta, "version", "m:"+key).Result()
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("meta %s: %w", key, err)
+	}
+	if err := checkVersion(v[0]); err != nil {
+		return "", fmt.Errorf("meta %s on %s: %w", key, s, err)
+	}
+	str, _ := v[1].(string)
+	return str, nil
+}
+
+// SetMeta implements Store.
+func (s *RedisStore) SetMeta(ctx context.Context, key, value string) error {
+	_, err := s.runScripts(ctx, "meta", scriptSetMeta, [][]any{{"m:" + key, value}})
+	if err != nil {
+		return fmt.Errorf("set meta %s: %w", key, err)
+	}
+	return nil
+}
+
+// Exists reports whether the store has ever been written (its format
+// version is set): the CLI's read-only commands refuse an empty store at
+// a mistyped address.
+func (s *RedisStore) Exists(ctx context.Context) (bool, error) {
+	var n int64
+	err := s.call(ctx, "meta", false, func(ctx context.Context) error {
+		var err error
+		n, err = s.rdb.Exists(ctx, s.meta).Result()
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}

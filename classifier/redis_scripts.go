@@ -1,0 +1,223 @@
+package classifier
+
+import (
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Redis store changes counts only through these Lua scripts. Redis runs
+// a script atomically: no other command runs while it does, and its writes
+// reach the AOF and the replicas as one unit, so a message is counted fully
+// or not at all whatever happens to the client. A script is not rolled
+// back if it fails half way, though, so every script reads and checks all
+// it needs first and writes only when nothing can fail any more.
+//
+// Each script checks the store's format version in the meta hash and sets
+// it on the first write, as the bbolt store does in its meta bucket.
+//
+// Counts of a token are the text "SPAM HAM LASTSEEN" (decimal): readable
+// with redis-cli, and parsed by the scripts and by Go the same way.
+
+// luaPrelude is shared by the scripts: the version check and helpers.
+// KEYS[1] is always the meta hash.
+const luaPrelude = `
+local MAX = 4294967295
+local v = redis.call('HGET', KEYS[1], 'version')
+if v and v ~= 'FORMAT_VERSION' then
+  return redis.error_reply('sluice store format version ' .. v .. ', want FORMAT_VERSION')
+end
+local function parse(val)
+  local s, h, d = string.match(val, '^(%d+) (%d+) (%d+)$')
+  if not s then return nil end
+  return tonumber(s), tonumber(h), tonumber(d)
+end
+local function clamp(n)
+  if n < 0 then return 0 end
+  if n > MAX then return MAX end
+  return n
+end
+local function fmt(s, h, d)
+  return string.format('%d %d %d', s, h, d)
+end
+local function total(field)
+  return tonumber(redis.call('HGET', KEYS[1], field) or '0') or 0
+end
+`
+
+// luaLearn learns or unlearns one message.
+//
+// KEYS: meta, tokens, digests.
+// ARGV[1] digest (32 raw bytes), ARGV[2] date (YYYYMMDD), ARGV[3..14] the
+// plan for each class the message may have been learned in before (none,
+// spam, ham): outcome, class to remove, class to add, class recorded
+// afterwards; ARGV[15..] the tokens. The plans come from planLearn, so the
+// script cannot disagree with the bbolt store on what an op does.
+//
+// Returns the outcome.
+const luaLearn = luaPrelude + `
+local prev = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') or 0
+if prev < 0 or prev > 2 then
+  return redis.error_reply('corrupt digest entry')
+end
+local base = 3 + prev * 4
+local outcome = tonumber(ARGV[base])
+local remove = tonumber(ARGV[base + 1])
+local add = tonumber(ARGV[base + 2])
+local record = tonumber(ARGV[base + 3])
+local date = tonumber(ARGV[2])
+if remove ~= 0 or add ~= 0 then
+  -- Read and check every token first: nothing is written if one is corrupt.
+  local cur = {}
+  for i = 15, #ARGV do
+    local val = redis.call('HGET', KEYS[2], ARGV[i])
+    if val then
+      local s, h, d = parse(val)
+      if not s then
+        return redis.error_reply('corrupt counts of token ' .. ARGV[i])
+      end
+      cur[i] = {s, h, d}
+    end
+  end
+  for i = 15, #ARGV do
+    local c = cur[i]
+    -- Unlearning a token the store does not know changes nothing.
+    if c or add ~= 0 then
+      c = c or {0, 0, 0}
+      local s, h, d = c[1], c[2], c[3]
+      if remove == 1 then s = clamp(s - 1) elseif remove == 2 then h = clamp(h - 1) end
+      if add == 1 then s = clamp(s + 1) elseif add == 2 then h = clamp(h + 1) end
+      if date > d then d = date end
+      if s == 0 and h == 0 then
+        redis.call('HDEL', KEYS[2], ARGV[i])
+      else
+        redis.call('HSET', KEYS[2], ARGV[i], fmt(s, h, d))
+      end
+    end
+  end
+  local ts, th = total('spam'), total('ham')
+  if remove == 1 then ts = clamp(ts - 1) elseif remove == 2 then th = clamp(th - 1) end
+  if add == 1 then ts = clamp(ts + 1) elseif add == 2 then th = clamp(th + 1) end
+  redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
+end
+if record ~= prev then
+  if record == 0 then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+  else
+    redis.call('HSET', KEYS[3], ARGV[1], tostring(record))
+  end
+end
+if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
+return outcome
+`
+
+// luaAdd adds a raw batch (import): counts are summed, the later last-seen
+// day kept, digests set.
+//
+// KEYS: meta, tokens, digests.
+// ARGV[1], ARGV[2] the spam and ham totals to add; ARGV[3] the number of
+// records n; then n times TOKEN SPAM HAM LASTSEEN; then pairs of DIGEST
+// CLASS up to the end.
+//
+// Returns the number of records written.
+const luaAdd = luaPrelude + `
+local n = tonumber(ARGV[3])
+local cur = {}
+for i = 0, n - 1 do
+  local tok = ARGV[4 + i * 4]
+  local val = redis.call('HGET', KEYS[2], tok)
+  if val then
+    local s, h, d = parse(val)
+    if not s then
+      return redis.error_reply('corrupt counts of token ' .. tok)
+    end
+    cur[tok] = {s, h, d}
+  end
+end
+local written = 0
+for i = 0, n - 1 do
+  local at = 4 + i * 4
+  local tok = ARGV[at]
+  local c = cur[tok] or {0, 0, 0}
+  local s = clamp(c[1] + tonumber(ARGV[at + 1]))
+  local h = clamp(c[2] + tonumber(ARGV[at + 2]))
+  local d = math.max(c[3], tonumber(ARGV[at + 3]))
+  -- A token repeated within the batch sums as well.
+  cur[tok] = {s, h, d}
+  if s ~= 0 or h ~= 0 then
+    redis.call('HSET', KEYS[2], tok, fmt(s, h, d))
+    written = written + 1
+  end
+end
+for i = 4 + n * 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+local ts = clamp(total('spam') + tonumber(ARGV[1]))
+local th = clamp(total('ham') + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
+if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
+return written
+`
+
+// luaPrune deletes the candidate tokens that still match the criteria:
+// between the scan that found them and this script, training may have
+// counted them again.
+//
+// KEYS: meta, tokens.
+// ARGV[1] before (0: no age limit), ARGV[2] max count (0: no count
+// limit), ARGV[3..] the candidates.
+//
+// Returns the number of tokens deleted.
+const luaPrune = luaPrelude + `
+local before, maxc = tonumber(ARGV[1]), tonumber(ARGV[2])
+local doomed = {}
+for i = 3, #ARGV do
+  local val = redis.call('HGET', KEYS[2], ARGV[i])
+  if val then
+    local s, h, d = parse(val)
+    if not s then
+      return redis.error_reply('corrupt counts of token ' .. ARGV[i])
+    end
+    local old = before ~= 0 and d < before
+    local rare = maxc ~= 0 and s + h <= maxc
+    local match
+    if before ~= 0 and maxc ~= 0 then match = old and rare
+    elseif before ~= 0 then match = old
+    else match = rare end
+    if match then doomed[#doomed + 1] = ARGV[i] end
+  end
+end
+for _, tok in ipairs(doomed) do
+  redis.call('HDEL', KEYS[2], tok)
+end
+return #doomed
+`
+
+// luaSetMeta sets (or with an empty value deletes) a store-wide setting.
+//
+// KEYS: meta. ARGV[1] field, ARGV[2] value.
+const luaSetMeta = luaPrelude + `
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
+return 1
+`
+
+// redisFormatVersion is the layout of the keys; scripts refuse a store of
+// another version.
+const redisFormatVersion = "1"
+
+// Compiled scripts. go-redis computes their SHA-1 once.
+var (
+	scriptLearn   = newScript(luaLearn)
+	scriptAdd     = newScript(luaAdd)
+	scriptPrune   = newScript(luaPrune)
+	scriptSetMeta = newScript(luaSetMeta)
+)
+
+func newScript(src string) *redis.Script {
+	return redis.NewScript(strings.ReplaceAll(src, "FORMAT_VERSION", redisFormatVersion))
+}

@@ -1,0 +1,396 @@
+package classifier_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/redistest"
+	"github.com/sluice-mail/sluice/classifier/storetest"
+)
+
+// redisPrefixes hands out a new key prefix per store, so that the contract
+// tests get an empty store each on one server.
+var redisPrefixes atomic.Int64
+
+func openRedisStore(t testing.TB, opts classifier.RedisOptions) *classifier.RedisStore {
+	t.Helper()
+	if opts.KeyPrefix == "" {
+		opts.KeyPrefix = fmt.Sprintf("test%d", redisPrefixes.Add(1))
+	}
+	st, err := classifier.OpenRedis(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// The contract of package storetest against a real redis-server, in each
+// of the three deployments a site may run.
+func TestRedisStoreContract(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.Run(t, func(t *testing.T) classifier.Store {
+		return openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
+	})
+}
+
+func TestRedisStoreContractSentinel(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	storetest.Run(t, func(t *testing.T) classifier.Store {
+		return openRedisStore(t, classifier.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName})
+	})
+}
+
+// In a Cluster every operation's keys must share a slot; the contract
+// passing there shows they do (Redis refuses CROSSSLOT scripts and
+// transactions). Stores of different prefixes land on different nodes.
+func TestRedisStoreContractCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	storetest.Run(t, func(t *testing.T) classifier.Store {
+		return openRedisStore(t, classifier.RedisOptions{Addrs: cl.Addrs, Cluster: true})
+	})
+}
+
+// countingObserver counts round trips by operation.
+type countingObserver struct {
+	mu     sync.Mutex
+	trips  map[string]int
+	errors map[string]int
+}
+
+func (o *countingObserver) RedisRoundTrip(op string, _ time.Duration, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.trips == nil {
+		o.trips, o.errors = map[string]int{}, map[string]int{}
+	}
+	o.trips[op]++
+	if err != nil {
+		o.errors[op]++
+	}
+}
+
+func (o *countingObserver) get(op string) (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.trips[op], o.errors[op]
+}
+
+// Classifying a message is one round trip, however many tokens it has;
+// learning a batch of messages is one as well.
+func TestRedisRoundTrips(t *testing.T) {
+	srv := redistest.Start(t)
+	obs := &countingObserver{}
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, Observer: obs})
+	defer st.Close()
+	ctx := context.Background()
+	toks := make([]string, 5000)
+	for i := range toks {
+		toks[i] = fmt.Sprintf("tok%05d", i)
+	}
+	// The first learn also loads the script into Redis; count from the
+	// second on.
+	if _, err := st.Learn(ctx, []classifier.LearnOp{{Class: classifier.Ham, Tokens: []string{"warm-up"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var ops []classifier.LearnOp
+	for i := range 50 {
+		op := classifier.LearnOp{Class: classifier.Spam, Tokens: toks[i*10 : i*10+500], Date: 20240101}
+		op.Digest[0] = byte(i)
+		ops = append(ops, op)
+	}
+	if _, err := st.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := obs.get("learn"); n != 3 {
+		t.Errorf("learning 50 messages took %d round trips, want 1", n-2)
+	}
+	tot, counts, err := st.Lookup(ctx, toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := obs.get("lookup"); n != 1 {
+		t.Errorf("looking up %d tokens took %d round trips, want 1", len(toks), n)
+	}
+	if tot.Spam != 50 || counts[0].Spam != 1 || counts[499].Spam != 50 || counts[4999].Spam != 0 {
+		t.Errorf("totals %+v, counts %+v %+v %+v", tot, counts[0], counts[499], counts[4999])
+	}
+}
+
+// After Redis lost its script cache (restart, failover, SCRIPT FLUSH) the
+// store loads the script again and the batch is learned in order.
+func TestRedisScriptReload(t *testing.T) {
+	srv := redistest.Start(t)
+	obs := &countingObserver{}
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, Observer: obs})
+	defer st.Close()
+	ctx := context.Background()
+	op := classifier.LearnOp{Class: classifier.Ham, Tokens: []string{"a"}, Date: 20240101}
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client(t).ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	again := op
+	again.Class = classifier.Spam
+	out, err := st.Learn(ctx, []classifier.LearnOp{op, again, again})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []classifier.Outcome{classifier.AlreadyLearned, classifier.Moved, classifier.AlreadyLearned}
+	if fmt.Sprint(out) != fmt.Sprint(want) {
+		t.Errorf("outcomes after SCRIPT FLUSH %v, want %v", out, want)
+	}
+	// Once for the first learn, once after the flush.
+	if n, _ := obs.get("script_load"); n != 2 {
+		t.Errorf("script loaded %d times, want 2", n)
+	}
+}
+
+// Redis down or hung: operations fail within the timeout with
+// ErrUnavailable; once Redis is back the same store works again, with no
+// reopening.
+func TestRedisUnavailableAndReconnect(t *testing.T) {
+	srv := redistest.Start(t)
+	const timeout = 300 * time.Millisecond
+	obs := &countingObserver{}
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, Timeout: timeout, WriteTimeout: timeout, Observer: obs})
+	defer st.Close()
+	ctx := context.Background()
+	learnOne := func(b byte) error {
+		op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"x"}, Date: 20240101}
+		op.Digest[0] = b
+		_, err := st.Learn(ctx, []classifier.LearnOp{op})
+		return err
+	}
+	if err := learnOne(1); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		for i := range 5 {
+			start := time.Now()
+			_, _, err := st.Lookup(ctx, []string{"x"})
+			took := time.Since(start)
+			if !errors.Is(err, classifier.ErrUnavailable) {
+				t.Errorf("%s, lookup %d: %v, want ErrUnavailable", what, i, err)
+			}
+			if took > timeout+200*time.Millisecond {
+				t.Errorf("%s, lookup %d took %v, timeout is %v", what, i, took, timeout)
+			}
+		}
+		if err := learnOne(2); !errors.Is(err, classifier.ErrUnavailable) {
+			t.Errorf("%s, learn: %v, want ErrUnavailable", what, err)
+		}
+	}
+
+	srv.Pause(t)
+	check("redis hung")
+	srv.Resume(t)
+	waitLookup(t, st, 1)
+
+	srv.Kill(t)
+	check("redis killed")
+	srv.Restart(t) // empty: nothing was persisted
+	waitLookup(t, st, 0)
+	if err := learnOne(3); err != nil {
+		t.Errorf("learn after restart: %v", err)
+	}
+	if _, e := obs.get("lookup"); e < 10 {
+		t.Errorf("observer saw %d failed lookups, want at least 10", e)
+	}
+}
+
+// waitLookup waits (at most 10 s) until a lookup works and finds spam
+// totals of want: the store reconnects by itself.
+func waitLookup(t *testing.T, st classifier.Store, want uint32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tot, _, err := st.Lookup(context.Background(), []string{"x"})
+		if err == nil {
+			if tot.Spam != want {
+				t.Fatalf("after reconnecting: spam total %d, want %d", tot.Spam, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("store did not reconnect within 10 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A corrupt value is an error, not "unavailable": the filter must not
+// pass mail silently because of it, and a learn touching it changes
+// nothing at all.
+func TestRedisCorruptValue(t *testing.T) {
+	srv := redistest.Start(t)
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "corrupt"})
+	defer st.Close()
+	ctx := context.Background()
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"good", "bad"}, Date: 20240101}
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client(t).HSet(ctx, "{corrupt}:tokens", "bad", "garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := st.Lookup(ctx, []string{"good", "bad"})
+	if err == nil || errors.Is(err, classifier.ErrUnavailable) {
+		t.Errorf("lookup of a corrupt token: %v, want a plain error", err)
+	}
+	op.Digest[0] = 1
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err == nil {
+		t.Error("learn over a corrupt token: no error")
+	}
+	_, c, _ := st.Lookup(ctx, []string{"good"})
+	tot, _ := st.Size(ctx)
+	if c[0].Spam != 1 || tot.Spam != 1 {
+		t.Errorf("a failed learn changed counts: good %+v, totals %+v", c[0], tot.Totals)
+	}
+}
+
+// A store written in another layout is refused.
+func TestRedisFormatVersion(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	if err := srv.Client(t).HSet(ctx, "{future}:meta", "version", "9").Err(); err != nil {
+		t.Fatal(err)
+	}
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "future"})
+	defer st.Close()
+	if _, _, err := st.Lookup(ctx, []string{"a"}); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Errorf("lookup on a version 9 store: %v", err)
+	}
+	if _, err := st.Learn(ctx, []classifier.LearnOp{{Class: classifier.Ham, Tokens: []string{"a"}}}); err == nil {
+		t.Error("learn on a version 9 store: no error")
+	}
+}
+
+// Moving a store between bbolt and Redis through export and import is
+// lossless in both directions: the exports are byte for byte the same.
+func TestRedisMigrateFromAndToBolt(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	bolt := openTestStore(t, filepath.Join(t.TempDir(), "db"))
+	defer bolt.Close()
+	c := classifier.New(bolt, classifier.Params{})
+	for _, class := range []string{"spam", "ham"} {
+		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", class, "*.eml"))
+		if len(files) == 0 {
+			t.Fatalf("no %s fixtures", class)
+		}
+		cl, _ := classifier.ParseClass(class)
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Learn(ctx, []classifier.LearnOp{c.PrepareBytes(raw, cl, false)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var fromBolt bytes.Buffer
+	if err := classifier.Export(ctx, bolt, &fromBolt); err != nil {
+		t.Fatal(err)
+	}
+	rs := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
+	defer rs.Close()
+	if _, err := classifier.Import(ctx, rs, bytes.NewReader(fromBolt.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var fromRedis bytes.Buffer
+	if err := classifier.Export(ctx, rs, &fromRedis); err != nil {
+		t.Fatal(err)
+	}
+	if fromBolt.String() != fromRedis.String() {
+		t.Fatalf("export of the Redis store differs from the bbolt export it was imported from")
+	}
+	back := openTestStore(t, filepath.Join(t.TempDir(), "db"))
+	defer back.Close()
+	if _, err := classifier.Import(ctx, back, bytes.NewReader(fromRedis.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := classifier.Export(ctx, back, &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != fromBolt.String() {
+		t.Fatal("bbolt -> Redis -> bbolt changed the export")
+	}
+	lines := strings.Count(fromBolt.String(), "\nt ")
+	if lines < 100 {
+		t.Errorf("the migrated store has only %d tokens; the fixtures should give more", lines)
+	}
+	// Both stores classify alike.
+	cr := classifier.New(rs, classifier.Params{})
+	checks, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "check", "*.eml"))
+	for _, f := range checks {
+		raw, _ := os.ReadFile(f)
+		a, err1 := c.ClassifyBytes(ctx, raw, false)
+		b, err2 := cr.ClassifyBytes(ctx, raw, false)
+		if err1 != nil || err2 != nil || a.Spamicity != b.Spamicity {
+			t.Errorf("%s: bbolt %v %v, Redis %v %v", filepath.Base(f), a.Spamicity, err1, b.Spamicity, err2)
+		}
+	}
+}
+
+// A bogofilter word list imports into Redis as into bbolt: the same
+// export, dialect and verdicts.
+func TestRedisImportBogoutil(t *testing.T) {
+	needBogofilter(t)
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	fix := filepath.Join("..", "testdata", "classifier")
+	spam, _ := filepath.Glob(filepath.Join(fix, "train", "spam", "*.eml"))
+	ham, _ := filepath.Glob(filepath.Join(fix, "train", "ham", "*.eml"))
+	bdir := t.TempDir()
+	for _, args := range [][]string{
+		append([]string{"-d", bdir, "-s", "-B"}, spam...),
+		append([]string{"-d", bdir, "-n", "-B"}, ham...),
+	} {
+		if out, err := exec.Command("bogofilter", args...).CombinedOutput(); err != nil {
+			t.Fatalf("bogofilter: %v\n%s", err, out)
+		}
+	}
+	dump, err := exec.Command("bogoutil", "-d", filepath.Join(bdir, "wordlist.db")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bolt := openTestStore(t, filepath.Join(t.TempDir(), "db"))
+	defer bolt.Close()
+	rs := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
+	defer rs.Close()
+	var exports [2]bytes.Buffer
+	for i, st := range []classifier.Store{bolt, rs} {
+		is, err := classifier.ImportBogoutil(ctx, st, bytes.NewReader(dump))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if is.Totals.Spam != uint32(len(spam)) || is.Tokens < 50 {
+			t.Fatalf("import: %+v", is)
+		}
+		if err := classifier.Export(ctx, st, &exports[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if exports[0].String() != exports[1].String() {
+		t.Error("bogoutil import into Redis differs from the import into bbolt")
+	}
+	if d, _ := rs.Meta(ctx, classifier.MetaDialect); d != string(classifier.DialectBogofilter) {
+		t.Errorf("dialect %q after bogoutil import into Redis", d)
+	}
+}

@@ -1,0 +1,363 @@
+// Package redistest runs real Redis servers for tests: a single server, a
+// Sentinel watching one, or a Cluster, each on loopback ports with its data
+// in a temporary directory, stopped when the test ends. It is a test
+// helper; import it only from _test.go files.
+//
+//	srv := redistest.Start(t)          // redis-server on 127.0.0.1:PORT
+//	st, _ := classifier.OpenRedis(classifier.RedisOptions{Addrs: []string{srv.Addr}})
+//	srv.Kill(t)                         // Redis gone (SIGKILL)
+//	srv.Restart(t)                      // back on the same port, empty
+//	srv.Pause(t); srv.Resume(t)         // hung, then answering again
+//
+// The servers keep nothing on disk (no RDB snapshots, no AOF). redis-server
+// and redis-cli come from the Debian packages redis-server and redis-tools,
+// installed through testdata/install-deps.sh when missing. Where that is
+// impossible (not root, no network) the test is skipped, or fails under
+// CI=true.
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Require makes sure redis-server and redis-cli can be run, installing
+// them if needed; otherwise the test is skipped (failed under CI=true).
+func Require(t testing.TB) {
+	t.Helper()
+	_, e1 := exec.LookPath("redis-server")
+	_, e2 := exec.LookPath("redis-cli")
+	if e1 == nil && e2 == nil {
+		return
+	}
+	script, err := installScript()
+	if err != nil {
+		Unavailable(t, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "bash", script, "redis-server", "redis-tools").CombinedOutput()
+	if err != nil {
+		Unavailable(t, "cannot install redis-server and redis-tools: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		Unavailable(t, "redis-server not found after installing it: %v", err)
+	}
+}
+
+// Unavailable reports that Redis cannot be had: a failure under CI=true,
+// where a test must never pass by skipping, a skip elsewhere.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	reason := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("required under CI=true: %s", reason)
+	}
+	t.Skipf("skipped: %s", reason)
+}
+
+// installScript locates testdata/install-deps.sh from this source file, so
+// tests of any package find it.
+func installScript() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("locate testdata/install-deps.sh: no caller information")
+	}
+	// This file is classifier/redistest/redistest.go.
+	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "install-deps.sh")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("locate testdata/install-deps.sh: %w", err)
+	}
+	return p, nil
+}
+
+// Server is one redis-server process.
+type Server struct {
+	// Addr is host:port.
+	Addr string
+	Port int
+	Dir  string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// freePort returns a loopback port that is free, and whose Cluster bus
+// port (port+10000) is free as well.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		p := 20000 + rand.IntN(30000)
+		l1, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l2, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p+10000))
+		l1.Close()
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		return p
+	}
+	t.Fatal("no free loopback port pair found in 100 tries")
+	return 0
+}
+
+// Start runs a redis-server on a free loopback port. extra are more
+// command-line options ("--maxmemory", "10mb").
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	Require(t)
+	dir, err := os.MkdirTemp("", "sluice-redis-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	port := freePort(t)
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir}
+	s.args = append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log"),
+	}, extra...)
+	s.start(t)
+	t.Cleanup(func() {
+		s.stop(syscall.SIGKILL)
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "redis.log")); err == nil {
+				t.Logf("redis-server %s log:\n%s", s.Addr, tail(b, 4000))
+			}
+		}
+	})
+	return s
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command("redis-server", s.args...)
+	s.cmd.Dir = s.Dir
+	if err := s.cmd.Start(); err != nil {
+		Unavailable(t, "start redis-server: %v", err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		cmd.Wait()
+		close(done)
+	}(s.cmd, s.done)
+	waitPing(t, s.Addr, s.done)
+}
+
+// waitPing waits until the server at addr answers PING, at most 10 s.
+func waitPing(t testing.TB, addr string, exited <-chan struct{}) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Ping(context.Background()).Err()
+		if err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("redis-server on %s exited during start-up: %v", addr, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s does not answer: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Server) stop(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	// A stopped (paused) process does not die of SIGTERM until resumed.
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.cmd.Process.Signal(sig)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// Kill ends the server abruptly (SIGKILL), as a crash or a pulled cable
+// would: connections are reset, new ones refused.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	s.stop(syscall.SIGKILL)
+}
+
+// Restart starts the server again on the same port and directory. It
+// comes back empty (nothing is persisted) and without loaded scripts.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop(syscall.SIGKILL)
+	s.start(t)
+}
+
+// Pause stops the process (SIGSTOP): connections stay open and requests
+// get no answer, as from a server stuck in a long command or swapping.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Resume continues a paused server.
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Client returns a go-redis client for the server, closed at the end of
+// the test.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Info returns the fields of one INFO section ("memory", "stats").
+func (s *Server) Info(t testing.TB, section string) map[string]string {
+	t.Helper()
+	text, err := s.Client(t).Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatalf("INFO %s: %v", section, err)
+	}
+	return ParseInfo(text)
+}
+
+// ParseInfo parses the "key:value" lines of an INFO reply.
+func ParseInfo(text string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && !strings.HasPrefix(k, "#") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Cluster is a Redis Cluster of masters without replicas.
+type Cluster struct {
+	Nodes []*Server
+	// Addrs are the nodes' addresses, the seeds a client needs.
+	Addrs []string
+}
+
+// StartCluster starts n (at least 3) cluster-enabled servers and joins
+// them into one cluster with redis-cli, the slots spread evenly.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	for range n {
+		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000")
+		c.Nodes = append(c.Nodes, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	// Every node must agree that the cluster is up before clients start.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Nodes {
+		cl := s.Client(t)
+		for {
+			info, err := cl.ClusterInfo(context.Background()).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ready: %v %s", s.Addr, err, info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// Sentinel is a Redis master watched by one Sentinel.
+type Sentinel struct {
+	Master *Server
+	// Addr is the Sentinel's address.
+	Addr       string
+	MasterName string
+	sentinel   *Server
+}
+
+// StartSentinel starts a master and a Sentinel that monitors it under the
+// name "sluice-master".
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	master := Start(t)
+	dir, err := os.MkdirTemp("", "sluice-sentinel-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	port := freePort(t)
+	const name = "sluice-master"
+	conf := fmt.Sprintf(`port %d
+bind 127.0.0.1
+dir %s
+logfile %s
+sentinel monitor %s 127.0.0.1 %d 1
+sentinel down-after-milliseconds %s 1000
+`, port, dir, filepath.Join(dir, "sentinel.log"), name, master.Port, name)
+	path := filepath.Join(dir, "sentinel.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sn := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir, args: []string{path, "--sentinel"}}
+	sn.start(t)
+	t.Cleanup(func() { sn.stop(syscall.SIGKILL) })
+	// The Sentinel knows the master as soon as it has read its config.
+	c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	if _, err := c.GetMasterAddrByName(context.Background(), name).Result(); err != nil {
+		t.Fatalf("sentinel does not know %s: %v", name, err)
+	}
+	return &Sentinel{Master: master, Addr: sn.Addr, MasterName: name, sentinel: sn}
+}
