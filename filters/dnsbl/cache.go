@@ -1,0 +1,212 @@
+package dnsbl
+
+import (
+	"container/list"
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// answer is what a DNS query for one name and type gave, as the cache
+// keeps it.
+type answer struct {
+	// addrs are the A records of an A query.
+	addrs []netip.Addr
+	// txt is the text of the TXT records of a TXT query, one string per
+	// record (its character-strings joined).
+	txt []string
+	// nx is set for a negative answer: NXDOMAIN, or NOERROR without a
+	// record of the type asked for (NODATA).
+	nx bool
+	// fail is the error kind when the query failed ("" otherwise), err
+	// the cause.
+	fail string
+	err  error
+	// ttl is how long the answer may be cached; 0 means not at all.
+	ttl time.Duration
+}
+
+// cacheKey names one cached answer.
+type cacheKey struct {
+	name  string // query name, lower case, without the final dot
+	qtype uint16
+}
+
+// source says how a lookup got its answer.
+type source uint8
+
+const (
+	fromNetwork source = iota // this lookup's own query
+	fromCache                 // a cached answer
+	fromFlight                // the answer of a query another lookup had in flight
+)
+
+// cache holds DNS answers for their TTL, in a bounded LRU, and coalesces
+// concurrent lookups of one name into one query. It is safe for concurrent
+// use and may be shared by several filters (see Shared).
+type cache struct {
+	now func() time.Time
+
+	mu       sync.Mutex
+	max      int
+	lru      *list.List // of *cacheEntry, most recently used first
+	items    map[cacheKey]*list.Element
+	inflight map[cacheKey]*flight
+}
+
+type cacheEntry struct {
+	key     cacheKey
+	ans     answer
+	expires time.Time
+}
+
+// flight is a query in progress; done is closed once ans is set.
+type flight struct {
+	done    chan struct{}
+	ans     answer
+	waiters int
+}
+
+func newCache(max int, now func() time.Time) *cache {
+	if now == nil {
+		now = time.Now
+	}
+	return &cache{
+		now:      now,
+		max:      max,
+		lru:      list.New(),
+		items:    map[cacheKey]*list.Element{},
+		inflight: map[cacheKey]*flight{},
+	}
+}
+
+// setMax changes the bound, evicting the least recently used entries that
+// no longer fit.
+func (c *cache) setMax(max int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+	c.evictLocked()
+}
+
+func (c *cache) evictLocked() {
+	for c.lru.Len() > c.max {
+		e := c.lru.Back()
+		c.lru.Remove(e)
+		delete(c.items, e.Value.(*cacheEntry).key)
+	}
+}
+
+// len returns the number of cached answers, expired ones included until
+// they are looked up or evicted.
+func (c *cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
+
+// waiting returns how many lookups wait for the query in flight for k
+// (the one that started it included); 0 when none is in flight.
+func (c *cache) waiting(k cacheKey) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.inflight[k]; f != nil {
+		return f.waiters
+	}
+	return 0
+}
+
+// lookup returns the answer for k: from the cache while its TTL lasts,
+// else from the query already in flight for k, else from fetch, which it
+// runs in a goroutine of its own. fetch must end by itself in bounded
+// time (the resolver's timeouts); it does not get ctx, because other
+// lookups may be waiting for its answer after this caller gave up. The
+// answer is cached for its ttl. lookup returns early with ctx's error
+// when ctx ends first.
+func (c *cache) lookup(ctx context.Context, k cacheKey, fetch func() answer) (answer, source, error) {
+	c.mu.Lock()
+	if e, ok := c.items[k]; ok {
+		ce := e.Value.(*cacheEntry)
+		if c.now().Before(ce.expires) {
+			c.lru.MoveToFront(e)
+			c.mu.Unlock()
+			return ce.ans, fromCache, nil
+		}
+		c.lru.Remove(e)
+		delete(c.items, k)
+	}
+	src := fromFlight
+	f := c.inflight[k]
+	if f == nil {
+		src = fromNetwork
+		f = &flight{done: make(chan struct{})}
+		c.inflight[k] = f
+		go c.run(k, f, fetch)
+	}
+	f.waiters++
+	c.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.ans, src, nil
+	case <-ctx.Done():
+		return answer{}, src, ctx.Err()
+	}
+}
+
+// run carries out one query and hands its answer to every waiter.
+func (c *cache) run(k cacheKey, f *flight, fetch func() answer) {
+	ans := fetch()
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if ans.ttl > 0 && c.max > 0 {
+		if e, ok := c.items[k]; ok {
+			c.lru.Remove(e)
+		}
+		c.items[k] = c.lru.PushFront(&cacheEntry{key: k, ans: ans, expires: c.now().Add(ans.ttl)})
+		c.evictLocked()
+	}
+	f.ans = ans
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// Shared holds what dnsbl filters keep across configuration reloads: the
+// answer cache of each filter entry, by name, so that a reload does not
+// throw away answers that are still valid and query every list again.
+// One Shared serves every filter the daemon builds from one registry; it
+// is safe for concurrent use.
+type Shared struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	caches map[string]sharedCache
+}
+
+type sharedCache struct {
+	servers string // the resolver the answers came from
+	c       *cache
+}
+
+// NewShared returns an empty Shared.
+func NewShared() *Shared {
+	return &Shared{now: time.Now, caches: map[string]sharedCache{}}
+}
+
+// cache returns the cache of the filter entry name, bounded to size
+// answers. The cache survives as long as the entry keeps its name and its
+// servers: answers from other servers may differ (a list that refuses
+// queries through one resolver answers through another), so a changed
+// server list starts afresh.
+func (s *Shared) cache(name, servers string, size int) *cache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc, ok := s.caches[name]; ok && sc.servers == servers {
+		sc.c.setMax(size)
+		return sc.c
+	}
+	c := newCache(size, s.now)
+	s.caches[name] = sharedCache{servers: servers, c: c}
+	return c
+}

@@ -1,0 +1,698 @@
+package dnsbl
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Config is the filter's options, as written under options: in the
+// configuration file. The zero value of every field means its default;
+// docs/dnsbl.md lists them.
+type Config struct {
+	// Servers are the resolvers to ask, as host:port ("127.0.0.1:53",
+	// "[::1]:53"); a host without port means port 53. Default: the
+	// nameservers of /etc/resolv.conf.
+	Servers []string `yaml:"servers"`
+	// Timeout bounds each query attempt; default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Attempts is how many times a query is tried (each time at the next
+	// server) before it counts as failed; default 2.
+	Attempts int `yaml:"attempts"`
+	// CacheSize bounds the cached answers; default 10000.
+	CacheSize int `yaml:"cache_size"`
+	// MaxTTL caps how long an answer is cached, whatever its TTL;
+	// default 1h.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// FailureTTL is how long a failed query is remembered (not retried);
+	// nil means 30s, 0 not at all.
+	FailureTTL *time.Duration `yaml:"failure_ttl"`
+	// ProbeInterval is how often each list's test entry is queried; nil
+	// means 5m, 0 turns the probes off.
+	ProbeInterval *time.Duration `yaml:"probe_interval"`
+	// SkipPrivate skips clients on loopback, private, shared (CGNAT) and
+	// link-local addresses; nil means true.
+	SkipPrivate *bool `yaml:"skip_private"`
+	// TrustedNetworks are more networks whose clients are not checked,
+	// in CIDR notation.
+	TrustedNetworks []string `yaml:"trusted_networks"`
+	// SkipAuthenticated skips senders that authenticated with SMTP AUTH
+	// (the MTA's {auth_authen} macro is set); nil means true.
+	SkipAuthenticated *bool `yaml:"skip_authenticated"`
+	// IPStage is when the client address is checked: "connect" (default)
+	// or "mail".
+	IPStage string `yaml:"ip_stage"`
+	// Header is the field added for each listing of a zone whose action
+	// is tag; default X-Sluice-DNSBL.
+	Header string `yaml:"header"`
+	// Score sets what the summed score of the tag listings does.
+	Score ScoreConfig `yaml:"score"`
+	// Zones are the lists to check, in order.
+	Zones []ZoneConfig `yaml:"zones"`
+}
+
+// ScoreConfig is what the summed score of a message's tag listings does.
+type ScoreConfig struct {
+	// Header is the field carrying the score; default X-Sluice-DNSBL-Score.
+	Header string `yaml:"header"`
+	// Threshold: a message whose score reaches it gets Action. 0 (the
+	// default) means the score only goes into the header.
+	Threshold float64 `yaml:"threshold"`
+	// Action is reject (default), tempfail or quarantine.
+	Action string `yaml:"action"`
+	// Reply is the SMTP reply for reject and tempfail.
+	Reply string `yaml:"reply"`
+}
+
+// ZoneConfig is one list.
+type ZoneConfig struct {
+	// Zone is the list's DNS zone, e.g. "zen.spamhaus.org".
+	Zone string `yaml:"zone"`
+	// Type is "ip" (default: the client address is looked up) or
+	// "domain" (domains are looked up, see Check).
+	Type string `yaml:"type"`
+	// Family, for ip lists: "any" (default), "ipv4" or "ipv6".
+	Family string `yaml:"family"`
+	// Check, for domain lists: which domains, of "sender" (envelope
+	// sender), "header_from" and "helo"; default sender and header_from.
+	Check []string `yaml:"check"`
+	// Codes maps the answers that count as a listing (an address or a
+	// prefix inside 127.0.0.0/8) to a reason. Default: every answer in
+	// 127.0.0.0/8 except the refusal codes.
+	Codes map[string]string `yaml:"codes"`
+	// Action is reject (default), tempfail or tag.
+	Action string `yaml:"action"`
+	// Reply is the SMTP reply for reject and tempfail.
+	Reply string `yaml:"reply"`
+	// TXT looks up the list's TXT record for the reason text.
+	TXT bool `yaml:"txt"`
+	// Score is what a tag listing adds to the message's score; default 1.
+	Score *float64 `yaml:"score"`
+	// Probe queries the list's test entry every probe_interval; nil
+	// means true.
+	Probe *bool `yaml:"probe"`
+}
+
+// Defaults.
+const (
+	DefaultTimeout         = 2 * time.Second
+	DefaultAttempts        = 2
+	DefaultCacheSize       = 10000
+	DefaultMaxTTL          = time.Hour
+	DefaultFailureTTL      = 30 * time.Second
+	DefaultProbeInterval   = 5 * time.Minute
+	DefaultHeader          = "X-Sluice-DNSBL"
+	DefaultScoreHeader     = "X-Sluice-DNSBL-Score"
+	DefaultIPRejectReply   = "554 5.7.1 Service unavailable; client [{listed}] blocked using {zone} ({reason})"
+	DefaultIPTempfailReply = "451 4.7.1 Service unavailable; client [{listed}] listed in {zone} ({reason}), try again later"
+	DefaultDomainReject    = "554 5.7.1 Domain {listed} blocked using {zone} ({reason})"
+	DefaultDomainTempfail  = "451 4.7.1 Domain {listed} listed in {zone} ({reason}), try again later"
+	DefaultScoreReply      = "554 5.7.1 Listed on too many blocklists (score {score})"
+	DefaultScoreTempfail   = "451 4.7.1 Listed on too many blocklists (score {score}), try again later"
+)
+
+// Limits of the options, so that a typo cannot make one message cost
+// minutes or the cache eat the memory.
+const (
+	maxAttempts  = 5
+	maxTimeout   = 30 * time.Second
+	maxCacheSize = 10_000_000
+	maxZones     = 50
+)
+
+// resolvConf is where the default servers come from.
+const resolvConf = "/etc/resolv.conf"
+
+// zoneKind says what a list lists.
+type zoneKind uint8
+
+const (
+	ipList zoneKind = iota
+	domainList
+)
+
+// zoneAction is what a listing does.
+type zoneAction uint8
+
+const (
+	actReject zoneAction = iota
+	actTempfail
+	actTag
+)
+
+var zoneActionNames = []string{"reject", "tempfail", "tag"}
+
+func (a zoneAction) String() string { return zoneActionNames[a] }
+
+// Targets of domain lists.
+const (
+	targetSender     = "sender"
+	targetHeaderFrom = "header_from"
+	targetHelo       = "helo"
+)
+
+// codeRule is one configured return code: answers inside prefix count,
+// with reason.
+type codeRule struct {
+	prefix netip.Prefix
+	reason string
+}
+
+// zone is a checked ZoneConfig.
+type zone struct {
+	name   string // lower case, no final dot
+	kind   zoneKind
+	v4, v6 bool     // ip lists: families looked up
+	checks []string // domain lists: targets, in order
+	codes  []codeRule
+	action zoneAction
+	reply  filters.Reply // code and enhanced status
+	text   template      // reply text
+	txt    bool
+	score  float64
+	probe  bool
+
+	// lastWarn (unix nanoseconds) limits warnings about failed lookups
+	// to one per warnEvery, so a dead list cannot flood the log.
+	lastWarn atomic.Int64
+}
+
+// checks reports whether a domain list looks up target.
+func (z *zone) checksTarget(target string) bool {
+	for _, c := range z.checks {
+		if c == target {
+			return true
+		}
+	}
+	return false
+}
+
+// settings is a checked Config, ready for use.
+type settings struct {
+	servers       []string
+	timeout       time.Duration
+	attempts      int
+	cacheSize     int
+	maxTTL        time.Duration
+	failureTTL    time.Duration
+	probeInterval time.Duration
+	skipPrivate   bool
+	trusted       []netip.Prefix
+	skipAuth      bool
+	ipAtMail      bool
+	header        string
+	scoreHeader   string
+	threshold     float64
+	scoreAction   filters.Action
+	scoreReply    filters.Reply
+	scoreText     template
+	zones         []*zone
+}
+
+// check validates c and fills in defaults.
+func (c Config) check() (settings, error) {
+	s := settings{
+		timeout:       c.Timeout,
+		attempts:      c.Attempts,
+		cacheSize:     c.CacheSize,
+		maxTTL:        c.MaxTTL,
+		failureTTL:    DefaultFailureTTL,
+		probeInterval: DefaultProbeInterval,
+		skipPrivate:   true,
+		skipAuth:      true,
+		header:        c.Header,
+		scoreHeader:   c.Score.Header,
+		threshold:     c.Score.Threshold,
+	}
+	var err error
+	if s.servers, err = serverList(c.Servers); err != nil {
+		return s, err
+	}
+	switch {
+	case s.timeout == 0:
+		s.timeout = DefaultTimeout
+	case s.timeout < 0 || s.timeout > maxTimeout:
+		return s, fmt.Errorf("timeout %s: must be above 0 and at most %s", s.timeout, maxTimeout)
+	}
+	switch {
+	case s.attempts == 0:
+		s.attempts = DefaultAttempts
+	case s.attempts < 0 || s.attempts > maxAttempts:
+		return s, fmt.Errorf("attempts %d: must be 1 to %d", s.attempts, maxAttempts)
+	}
+	switch {
+	case s.cacheSize == 0:
+		s.cacheSize = DefaultCacheSize
+	case s.cacheSize < 0 || s.cacheSize > maxCacheSize:
+		return s, fmt.Errorf("cache_size %d: must be 1 to %d", s.cacheSize, maxCacheSize)
+	}
+	switch {
+	case s.maxTTL == 0:
+		s.maxTTL = DefaultMaxTTL
+	case s.maxTTL < 0:
+		return s, errors.New("max_ttl: must not be negative")
+	}
+	if c.FailureTTL != nil {
+		if *c.FailureTTL < 0 || *c.FailureTTL > 5*time.Minute {
+			// RFC 2308 section 7: a server failure may be cached for at
+			// most five minutes.
+			return s, fmt.Errorf("failure_ttl %s: must be 0 to 5m", *c.FailureTTL)
+		}
+		s.failureTTL = *c.FailureTTL
+	}
+	if c.ProbeInterval != nil {
+		if *c.ProbeInterval < 0 || *c.ProbeInterval > 0 && *c.ProbeInterval < time.Second/10 {
+			return s, fmt.Errorf("probe_interval %s: must be 0 (off) or at least 100ms", *c.ProbeInterval)
+		}
+		s.probeInterval = *c.ProbeInterval
+	}
+	if c.SkipPrivate != nil {
+		s.skipPrivate = *c.SkipPrivate
+	}
+	if c.SkipAuthenticated != nil {
+		s.skipAuth = *c.SkipAuthenticated
+	}
+	for i, n := range c.TrustedNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(n))
+			if aerr != nil {
+				return s, fmt.Errorf("trusted_networks[%d] %q: want a network such as 192.0.2.0/24 or an address", i, n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		s.trusted = append(s.trusted, p.Masked())
+	}
+	switch c.IPStage {
+	case "", "connect":
+	case "mail":
+		s.ipAtMail = true
+	default:
+		return s, fmt.Errorf("ip_stage %q: want connect or mail", c.IPStage)
+	}
+	if s.header == "" {
+		s.header = DefaultHeader
+	}
+	if err := (filters.HeaderEdit{Name: s.header}).Validate(); err != nil {
+		return s, fmt.Errorf("header: %w", err)
+	}
+	if s.scoreHeader == "" {
+		s.scoreHeader = DefaultScoreHeader
+	}
+	if err := (filters.HeaderEdit{Name: s.scoreHeader}).Validate(); err != nil {
+		return s, fmt.Errorf("score.header: %w", err)
+	}
+	if strings.EqualFold(s.header, s.scoreHeader) {
+		return s, errors.New("score.header: must differ from header")
+	}
+	if err := c.Score.check(&s); err != nil {
+		return s, fmt.Errorf("score.%w", err)
+	}
+	if len(c.Zones) == 0 {
+		return s, errors.New("zones: at least one list is needed")
+	}
+	if len(c.Zones) > maxZones {
+		return s, fmt.Errorf("zones: %d lists, at most %d allowed", len(c.Zones), maxZones)
+	}
+	seen := map[string]bool{}
+	for i, zc := range c.Zones {
+		z, err := zc.check()
+		if err != nil {
+			return s, fmt.Errorf("zones[%d].%w", i, err)
+		}
+		key := fmt.Sprint(z.kind, z.name)
+		if seen[key] {
+			return s, fmt.Errorf("zones[%d].zone: %s is listed twice", i, z.name)
+		}
+		seen[key] = true
+		s.zones = append(s.zones, z)
+	}
+	return s, nil
+}
+
+func (sc ScoreConfig) check(s *settings) error {
+	if sc.Threshold < 0 {
+		return fmt.Errorf("threshold %v: must not be negative", sc.Threshold)
+	}
+	if sc.Threshold == 0 {
+		if sc.Action != "" || sc.Reply != "" {
+			return errors.New("action: set threshold too, or the score never acts")
+		}
+		return nil
+	}
+	reply := sc.Reply
+	switch sc.Action {
+	case "", "reject":
+		s.scoreAction = filters.Reject
+		if reply == "" {
+			reply = DefaultScoreReply
+		}
+	case "tempfail":
+		s.scoreAction = filters.Tempfail
+		if reply == "" {
+			reply = DefaultScoreTempfail
+		}
+	case "quarantine":
+		s.scoreAction = filters.Quarantine
+		if reply != "" {
+			return errors.New("reply: quarantine sends no reply")
+		}
+		return nil
+	default:
+		return fmt.Errorf("action %q: want reject, tempfail or quarantine", sc.Action)
+	}
+	r, text, err := parseReply(reply, s.scoreAction == filters.Reject, scorePlaceholders)
+	if err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	s.scoreReply, s.scoreText = r, text
+	return nil
+}
+
+// Placeholders of the reply templates.
+var (
+	zonePlaceholders  = []string{"zone", "listed", "code", "reason"}
+	scorePlaceholders = []string{"score", "threshold", "zones"}
+)
+
+// parseReply parses a reply with placeholders in its text and checks that
+// its code fits the action (5xx for reject, 4xx for tempfail).
+func parseReply(s string, reject bool, names []string) (filters.Reply, template, error) {
+	r, err := filters.ParseReply(s)
+	if err != nil {
+		return r, nil, err
+	}
+	if reject != (r.Code >= 500) {
+		want := "4xx for tempfail"
+		if reject {
+			want = "5xx for reject"
+		}
+		return r, nil, fmt.Errorf("%q: the code must be %s", s, want)
+	}
+	t, err := parseTemplate(r.Text, names)
+	if err != nil {
+		return r, nil, fmt.Errorf("%q: %w", s, err)
+	}
+	return r, t, nil
+}
+
+func (zc ZoneConfig) check() (*zone, error) {
+	z := &zone{score: 1, probe: true}
+	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(zc.Zone), "."))
+	if name == "" {
+		return nil, errors.New("zone: missing")
+	}
+	if _, ok := dns.IsDomainName(name); !ok || len(name) > maxName-64 || !strings.Contains(name, ".") {
+		return nil, fmt.Errorf("zone %q: not a DNS zone name such as zen.spamhaus.org", zc.Zone)
+	}
+	z.name = name
+	switch zc.Type {
+	case "", "ip":
+		z.kind = ipList
+		if len(zc.Check) > 0 {
+			return nil, errors.New("check: only domain lists check domains; ip lists check the client address")
+		}
+		switch zc.Family {
+		case "", "any":
+			z.v4, z.v6 = true, true
+		case "ipv4":
+			z.v4 = true
+		case "ipv6":
+			z.v6 = true
+		default:
+			return nil, fmt.Errorf("family %q: want any, ipv4 or ipv6", zc.Family)
+		}
+	case "domain":
+		z.kind = domainList
+		if zc.Family != "" {
+			return nil, errors.New("family: only ip lists have an address family")
+		}
+		z.checks = zc.Check
+		if len(z.checks) == 0 {
+			z.checks = []string{targetSender, targetHeaderFrom}
+		}
+		seen := map[string]bool{}
+		for _, c := range z.checks {
+			switch c {
+			case targetSender, targetHeaderFrom, targetHelo:
+			default:
+				return nil, fmt.Errorf("check %q: want sender, header_from or helo", c)
+			}
+			if seen[c] {
+				return nil, fmt.Errorf("check: %s is given twice", c)
+			}
+			seen[c] = true
+		}
+	default:
+		return nil, fmt.Errorf("type %q: want ip or domain", zc.Type)
+	}
+	for code, reason := range zc.Codes {
+		p, err := parseCode(code)
+		if err != nil {
+			return nil, fmt.Errorf("codes: %w", err)
+		}
+		z.codes = append(z.codes, codeRule{prefix: p, reason: sanitize(reason, maxReason)})
+	}
+	// The most specific rule decides, so "127.0.0.0/24: generic" and
+	// "127.0.0.2: specific" can be combined; ties in address order keep
+	// it deterministic.
+	sort.Slice(z.codes, func(i, j int) bool {
+		a, b := z.codes[i].prefix, z.codes[j].prefix
+		if a.Bits() != b.Bits() {
+			return a.Bits() > b.Bits()
+		}
+		return a.Addr().Less(b.Addr())
+	})
+
+	switch zc.Action {
+	case "", "reject":
+		z.action = actReject
+	case "tempfail":
+		z.action = actTempfail
+	case "tag":
+		z.action = actTag
+	default:
+		return nil, fmt.Errorf("action %q: want reject, tempfail or tag", zc.Action)
+	}
+	if z.action == actTag {
+		if zc.Reply != "" {
+			return nil, errors.New("reply: only reject and tempfail send a reply, the action is tag")
+		}
+	} else {
+		reply := zc.Reply
+		if reply == "" {
+			reply = defaultReply(z.kind, z.action)
+		}
+		r, text, err := parseReply(reply, z.action == actReject, zonePlaceholders)
+		if err != nil {
+			return nil, fmt.Errorf("reply: %w", err)
+		}
+		z.reply, z.text = r, text
+	}
+	if zc.Score != nil {
+		if *zc.Score < 0 {
+			return nil, fmt.Errorf("score %v: must not be negative", *zc.Score)
+		}
+		if z.action != actTag {
+			return nil, errors.New("score: only tag listings add to the score")
+		}
+		z.score = *zc.Score
+	}
+	z.txt = zc.TXT
+	if zc.Probe != nil {
+		z.probe = *zc.Probe
+	}
+	return z, nil
+}
+
+func defaultReply(k zoneKind, a zoneAction) string {
+	switch {
+	case k == ipList && a == actReject:
+		return DefaultIPRejectReply
+	case k == ipList:
+		return DefaultIPTempfailReply
+	case a == actReject:
+		return DefaultDomainReject
+	}
+	return DefaultDomainTempfail
+}
+
+var (
+	loopback8 = netip.MustParsePrefix("127.0.0.0/8")
+	// refusalCodes are answers lists give to say "I will not answer
+	// you" rather than "listed": Spamhaus answers 127.255.255.252 to
+	// 127.255.255.255 for typing errors, public resolvers and queries
+	// over quota; URIBL answers 127.0.0.1, which RFC 5782 section 5 says
+	// no list may list.
+	refusalRange = netip.MustParsePrefix("127.255.255.0/24")
+	refusalOne   = netip.MustParseAddr("127.0.0.1")
+)
+
+// isRefusal reports whether a is an answer that refuses the query.
+func isRefusal(a netip.Addr) bool {
+	return refusalRange.Contains(a) || a == refusalOne
+}
+
+// parseCode parses a return code written as an address or a prefix
+// inside 127.0.0.0/8 that is not a refusal code.
+func parseCode(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, fmt.Errorf("%q: want an address such as 127.0.0.2 or a prefix such as 127.0.1.0/24", s)
+		}
+		p = p.Masked()
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return p, fmt.Errorf("%q: want an address such as 127.0.0.2 or a prefix such as 127.0.1.0/24", s)
+		}
+		p = netip.PrefixFrom(a, 32)
+	}
+	if !p.Addr().Is4() || p.Bits() < 8 || !loopback8.Contains(p.Addr()) {
+		return p, fmt.Errorf("%q: a listing code must be inside 127.0.0.0/8", s)
+	}
+	if refusalRange.Overlaps(p) || p.Contains(refusalOne) {
+		return p, fmt.Errorf("%q: 127.0.0.1 and 127.255.255.0/24 are the codes lists use to refuse queries, never listings", s)
+	}
+	return p, nil
+}
+
+// serverList checks the configured servers or reads the default ones.
+func serverList(list []string) ([]string, error) {
+	if len(list) == 0 {
+		cc, err := dns.ClientConfigFromFile(resolvConf)
+		if err != nil {
+			return nil, fmt.Errorf("servers: none configured, and reading %s: %w", resolvConf, err)
+		}
+		for _, s := range cc.Servers {
+			list = append(list, netJoin(s, cc.Port))
+		}
+		if len(list) == 0 {
+			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver", resolvConf)
+		}
+		return list, nil
+	}
+	out := make([]string, 0, len(list))
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		host, port := s, "53"
+		if a, err := netip.ParseAddrPort(s); err == nil {
+			host, port = a.Addr().String(), strconv.Itoa(int(a.Port()))
+		} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+			host = s[1 : len(s)-1]
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil || port == "0" {
+			return nil, fmt.Errorf("servers[%d] %q: want an IP address with optional port, e.g. 127.0.0.1:53 or [::1]:53", i, s)
+		}
+		out = append(out, netJoin(a.String(), port))
+	}
+	return out, nil
+}
+
+func netJoin(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
+}
+
+// template is a text with {name} placeholders.
+type template []templatePart
+
+type templatePart struct {
+	lit  string
+	name string // placeholder; "" for a literal
+}
+
+// parseTemplate splits s into literals and placeholders, refusing names
+// not in allowed: a typo must not reach the client as literal braces.
+func parseTemplate(s string, allowed []string) (template, error) {
+	var t template
+	for s != "" {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			t = append(t, templatePart{lit: s})
+			break
+		}
+		if i > 0 {
+			t = append(t, templatePart{lit: s[:i]})
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return nil, fmt.Errorf("unclosed { in %q", s)
+		}
+		name := s[i+1 : i+j]
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return nil, fmt.Errorf("unknown placeholder {%s} (known: {%s})", name, strings.Join(allowed, "}, {"))
+		}
+		t = append(t, templatePart{name: name})
+		s = s[i+j+1:]
+	}
+	return t, nil
+}
+
+func (t template) render(values map[string]string) string {
+	var b strings.Builder
+	for _, p := range t {
+		if p.name == "" {
+			b.WriteString(p.lit)
+		} else {
+			b.WriteString(values[p.name])
+		}
+	}
+	return b.String()
+}
+
+// Bounds of texts that come from the lists themselves.
+const (
+	maxReason    = 200 // reason text in headers and replies
+	maxReplyText = 400 // what filters.Reply accepts
+)
+
+// sanitize makes s one line of printable ASCII of at most max bytes:
+// TXT records may hold anything, and replies and header fields may not.
+func sanitize(s string, max int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\r' || r == '\n' || r == ' ':
+			space = b.Len() > 0
+			continue
+		case r < 0x20 || r == 0x7f:
+			continue
+		case r > 0x7e:
+			r = '?'
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		if b.Len() >= max {
+			break
+		}
+	}
+	out := b.String()
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
+}

@@ -1,0 +1,701 @@
+// Package dnsbl checks the SMTP client's address against DNS blocklists
+// (DNSBLs) and the sender's domains against domain lists (RHSBLs), as
+// described by RFC 5782, with github.com/miekg/dns.
+//
+// A listing can refuse the client at connect (or at MAIL FROM), refuse
+// the message, or only tag it: a header field per listing and a score,
+// the sum of the listings' weights, which may itself refuse or hold the
+// message once it reaches a threshold.
+//
+// DNS must never stall the mail flow, so every lookup is bounded (a
+// per-attempt timeout, a few attempts), all lists are asked in parallel,
+// and a lookup that fails (timeout, SERVFAIL, network error, a list
+// refusing the query) counts as "not listed": the filter fails open, and
+// logs and counts the failure instead. Answers are cached for their TTL
+// (negative ones for the SOA minimum, RFC 2308), in a bounded LRU shared
+// by every session and kept across configuration reloads (see Shared);
+// concurrent lookups of one name make one query.
+//
+// Metrics go through Observer, which the daemon's metrics implement; this
+// package does not know Prometheus.
+package dnsbl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Observer is told what the filter does, for metrics. It must be safe for
+// concurrent use. filter is the filter's name in the pipeline, zone the
+// list's zone.
+type Observer interface {
+	// DNSBLLookup reports one check of an address or domain against a
+	// list, with its result: "listed", "not_listed" or "error".
+	DNSBLLookup(filter, zone, result string)
+	// DNSBLListed reports a listing with one of the return codes that
+	// count, e.g. "127.0.0.2".
+	DNSBLListed(filter, zone, code string)
+	// DNSBLError reports a lookup (A or TXT) that failed, by kind (see
+	// the Kind constants).
+	DNSBLError(filter, zone, kind string)
+	// DNSBLCacheHit reports a lookup answered from the cache.
+	DNSBLCacheHit(filter, zone string)
+	// DNSBLQuery reports the time one query to the resolvers took, all
+	// attempts included.
+	DNSBLQuery(filter, zone string, took time.Duration)
+	// DNSBLHealth reports the result of a probe of the list's test entry:
+	// up is true when the list answered it as listed.
+	DNSBLHealth(filter, zone string, up bool)
+}
+
+// Factory returns the filters.Factory for type "dnsbl". Filters built by
+// it keep their caches in shared, which the daemon creates once so that
+// cached answers survive reloads.
+func Factory(shared *Shared) filters.Factory {
+	return func(env filters.Env, decode func(v any) error) (filters.Filter, error) {
+		var cfg Config
+		if err := decode(&cfg); err != nil {
+			return nil, err
+		}
+		return New(env, cfg, shared)
+	}
+}
+
+// Filter is the DNS blocklist filter. It implements filters.Filter and
+// filters.Closer.
+type Filter struct {
+	name  string
+	log   *slog.Logger
+	obs   Observer
+	s     settings
+	res   *resolver
+	cache *cache
+	needs filters.Needs
+	tags  bool // some list tags
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var (
+	_ filters.Filter = (*Filter)(nil)
+	_ filters.Closer = (*Filter)(nil)
+)
+
+// New checks cfg and returns the filter. Its cache comes from shared
+// (by the filter's name) when shared is not nil, else it has its own. It
+// starts probing the lists' test entries until Close.
+func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
+	s, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	f := &Filter{
+		name: env.Name,
+		log:  env.Logger,
+		s:    s,
+		res:  newResolver(s.servers, s.timeout, s.attempts),
+		done: make(chan struct{}),
+	}
+	if f.name == "" {
+		f.name = "dnsbl"
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.obs, _ = env.Observer.(Observer)
+	if f.obs == nil {
+		f.obs = nopObserver{}
+	}
+	if shared == nil {
+		shared = NewShared()
+	}
+	f.cache = shared.cache(f.name, strings.Join(s.servers, " "), s.cacheSize)
+	f.needs = s.needs()
+	for _, z := range s.zones {
+		f.tags = f.tags || z.action == actTag
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	probing := false
+	for _, z := range s.zones {
+		probing = probing || z.probe
+	}
+	if s.probeInterval > 0 && probing {
+		go f.probeLoop(ctx)
+	} else {
+		close(f.done)
+	}
+	return f, nil
+}
+
+// needs works out the stages: the client address at connect (or MAIL),
+// envelope sender and HELO domains at MAIL, the header From domain and
+// the tagging at the end of the header block, the only stage that sees
+// the header fields the tags must replace.
+func (s settings) needs() filters.Needs {
+	var n filters.Needs
+	for _, z := range s.zones {
+		switch {
+		case z.kind == ipList && s.ipAtMail:
+			n.Stages |= filters.StagesOf(filters.StageMailFrom)
+		case z.kind == ipList:
+			n.Stages |= filters.StagesOf(filters.StageConnect)
+		default:
+			if z.checksTarget(targetSender) || z.checksTarget(targetHelo) {
+				n.Stages |= filters.StagesOf(filters.StageMailFrom)
+			}
+			if z.checksTarget(targetHeaderFrom) {
+				n.Stages |= filters.StagesOf(filters.StageHeaders)
+			}
+		}
+		if z.action == actTag {
+			n.Stages |= filters.StagesOf(filters.StageHeaders)
+		}
+	}
+	n.Headers = n.Stages.Has(filters.StageHeaders)
+	return n
+}
+
+// Name implements filters.Filter.
+func (f *Filter) Name() string { return f.name }
+
+// Needs implements filters.Filter.
+func (f *Filter) Needs() filters.Needs { return f.needs }
+
+// Close stops the probes. The cache stays with the Shared it came from.
+func (f *Filter) Close() error {
+	f.closeOnce.Do(func() {
+		f.cancel()
+		<-f.done
+	})
+	return nil
+}
+
+// job is one name to look up in one list.
+type job struct {
+	z *zone
+	// what names the checked item in logs and headers: "client",
+	// "helo", "sender" or "from".
+	what string
+	// item is the address or domain checked, as shown to people.
+	item  string
+	qname string
+}
+
+// result is what a job found.
+type result struct {
+	job
+	listed bool
+	codes  []netip.Addr // the codes that count, sorted
+}
+
+// Check implements filters.Filter.
+func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	if m.Conn == nil {
+		return filters.Verdict{}, nil
+	}
+	switch stage {
+	case filters.StageConnect:
+		if f.s.ipAtMail || f.trusted(m.Conn) {
+			return filters.Verdict{}, nil
+		}
+		block, tag := f.split(f.ipJobs(m.Conn.Addr))
+		f.prefetch(tag)
+		return f.block(ctx, block)
+	case filters.StageMailFrom:
+		if f.trusted(m.Conn) || f.authenticated(m) {
+			return filters.Verdict{}, nil
+		}
+		var jobs []job
+		if f.s.ipAtMail {
+			jobs = f.ipJobs(m.Conn.Addr)
+		}
+		jobs = append(jobs, f.domainJobs(m, targetSender, targetHelo)...)
+		block, tag := f.split(jobs)
+		f.prefetch(tag)
+		return f.block(ctx, block)
+	case filters.StageHeaders:
+		return f.checkHeaders(ctx, m)
+	}
+	return filters.Verdict{}, nil
+}
+
+// split separates the jobs of refusing lists from those of tagging ones.
+func (f *Filter) split(jobs []job) (block, tag []job) {
+	for _, j := range jobs {
+		if j.z.action == actTag {
+			tag = append(tag, j)
+		} else {
+			block = append(block, j)
+		}
+	}
+	return block, tag
+}
+
+// checkHeaders checks the header From domains, then gathers every tag
+// listing of the message (mostly from the cache: the client and envelope
+// lookups were started at earlier stages) into header fields and the
+// score.
+func (f *Filter) checkHeaders(ctx context.Context, m *filters.Message) (filters.Verdict, error) {
+	var edits []filters.HeaderEdit
+	if f.tags {
+		// A sender must not be able to pass off its own verdict: fields
+		// of our names the message came with go.
+		edits = f.removeOwn(m.Headers)
+	}
+	if f.trusted(m.Conn) || f.authenticated(m) {
+		return filters.Verdict{Edits: edits}, nil
+	}
+	block, tag := f.split(f.domainJobs(m, targetHeaderFrom))
+	v, err := f.block(ctx, block)
+	if err != nil || v.Action != filters.Continue || !f.tags {
+		return v, err
+	}
+	// The earlier stages' tag lookups, again: the answers are cached or
+	// still in flight, so this costs no new queries.
+	earlier := append(f.ipJobs(m.Conn.Addr), f.domainJobs(m, targetSender, targetHelo)...)
+	_, earlierTag := f.split(earlier)
+	results, err := f.run(ctx, append(earlierTag, tag...))
+	if err != nil {
+		return filters.Verdict{}, err
+	}
+	return f.tag(ctx, results, edits)
+}
+
+// ipJobs returns the lookups of addr in the ip lists of its family.
+func (f *Filter) ipJobs(addr netip.Addr) []job {
+	if !addr.IsValid() {
+		return nil
+	}
+	addr = addr.Unmap()
+	rev := reverseIP(addr)
+	var jobs []job
+	for _, z := range f.s.zones {
+		if z.kind != ipList || addr.Is4() && !z.v4 || addr.Is6() && !z.v6 {
+			continue
+		}
+		if q, ok := queryName(rev, z.name); ok {
+			jobs = append(jobs, job{z: z, what: "client", item: addr.String(), qname: q})
+		}
+	}
+	return jobs
+}
+
+// domainJobs returns the lookups of the message's domains of the given
+// targets in the domain lists that check them.
+func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
+	var jobs []job
+	for _, target := range targets {
+		var what string
+		var domains []string
+		switch target {
+		case targetSender:
+			what = "sender"
+			if d, ok := addressDomain(m.From.Addr); ok {
+				domains = []string{d}
+			}
+		case targetHelo:
+			what = "helo"
+			if d, ok := normalizeDomain(m.Conn.Helo); ok {
+				domains = []string{d}
+			}
+		case targetHeaderFrom:
+			what = "from"
+			// Only the first From field: a message with several is
+			// malformed (RFC 5322 3.6), and the first is what most
+			// mail readers show.
+			if v, ok := m.Header("From"); ok {
+				domains = fromDomains(v)
+			}
+		}
+		for _, z := range f.s.zones {
+			if z.kind != domainList || !z.checksTarget(target) {
+				continue
+			}
+			for _, d := range domains {
+				if q, ok := queryName(d, z.name); ok {
+					jobs = append(jobs, job{z: z, what: what, item: d, qname: q})
+				}
+			}
+		}
+	}
+	return jobs
+}
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598):
+// like private addresses, never a client a public list can know.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// trusted reports whether the client is not to be checked: no IP address
+// (local submission), a loopback, private, shared or link-local address
+// (unless skip_private is off), or a trusted network.
+func (f *Filter) trusted(c *filters.Conn) bool {
+	a := c.Addr
+	if !a.IsValid() {
+		return true
+	}
+	a = a.Unmap()
+	if f.s.skipPrivate && (a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || cgnat.Contains(a)) {
+		return true
+	}
+	for _, p := range f.s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticated reports whether the sender authenticated with SMTP AUTH
+// and such senders are not checked. The MTA sets {auth_authen} from MAIL
+// FROM on; at connect it is not known yet.
+func (f *Filter) authenticated(m *filters.Message) bool {
+	if !f.s.skipAuth {
+		return false
+	}
+	v, _ := m.Macro("auth_authen")
+	return v != ""
+}
+
+// run looks up every job in parallel and returns the results in job
+// order. It returns an error only when ctx ends first.
+func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
+	results := make([]result, len(jobs))
+	if len(jobs) == 1 {
+		results[0] = f.check(ctx, jobs[0])
+	} else {
+		var wg sync.WaitGroup
+		for i := range jobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = f.check(ctx, jobs[i])
+			}()
+		}
+		wg.Wait()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dnsbl lookups: %w", err)
+	}
+	return results, nil
+}
+
+// check looks up one job and reports it.
+func (f *Filter) check(ctx context.Context, j job) result {
+	r := result{job: j}
+	ans, src, err := f.lookup(ctx, j.z, j.qname, dns.TypeA)
+	if err != nil {
+		return r // ctx ended; run reports it
+	}
+	if src == fromCache {
+		f.obs.DNSBLCacheHit(f.name, j.z.name)
+	}
+	listed, codes, kind, err := classify(j.z, ans)
+	switch {
+	case kind != "":
+		f.obs.DNSBLLookup(f.name, j.z.name, "error")
+		f.obs.DNSBLError(f.name, j.z.name, kind)
+		f.warn(j.z, j, kind, err)
+	case listed:
+		f.obs.DNSBLLookup(f.name, j.z.name, "listed")
+		for _, c := range codes {
+			f.obs.DNSBLListed(f.name, j.z.name, c.String())
+		}
+		r.listed, r.codes = true, codes
+	default:
+		f.obs.DNSBLLookup(f.name, j.z.name, "not_listed")
+	}
+	return r
+}
+
+// lookup returns the answer for qname from the cache or the resolvers.
+// The query itself does not depend on ctx: other lookups may wait for it
+// after this one gave up, and the resolver's timeouts bound it.
+func (f *Filter) lookup(ctx context.Context, z *zone, qname string, qtype uint16) (answer, source, error) {
+	return f.cache.lookup(ctx, cacheKey{name: qname, qtype: qtype}, func() answer {
+		start := time.Now()
+		ans := f.res.query(context.Background(), qname, qtype, f.s.maxTTL, f.s.failureTTL)
+		f.obs.DNSBLQuery(f.name, z.name, time.Since(start))
+		return ans
+	})
+}
+
+// prefetch starts the lookups of jobs whose answers are needed at a later
+// stage, without waiting for them, so that their time overlaps with the
+// rest of the SMTP transaction.
+func (f *Filter) prefetch(jobs []job) {
+	for _, j := range jobs {
+		ctx, cancel := context.WithCancel(context.Background())
+		// A cancelled context returns at once; the query goes on and
+		// its answer lands in the cache.
+		cancel()
+		f.lookup(ctx, j.z, j.qname, dns.TypeA)
+	}
+}
+
+// classify reads an A answer as the zone defines listings. kind is the
+// error kind when the answer is no answer.
+func classify(z *zone, ans answer) (listed bool, codes []netip.Addr, kind string, err error) {
+	if ans.fail != "" {
+		return false, nil, ans.fail, ans.err
+	}
+	if ans.nx {
+		return false, nil, "", nil
+	}
+	for _, a := range ans.addrs {
+		if isRefusal(a) {
+			return false, nil, KindListRefused, fmt.Errorf("%s answered %s: the list refuses the query (public resolver or over quota?)", z.name, a)
+		}
+		if !a.Is4() || !loopback8.Contains(a) {
+			return false, nil, KindBadAnswer, fmt.Errorf("%s answered %s, outside 127.0.0.0/8: not a listing (a resolver rewriting answers?)", z.name, a)
+		}
+	}
+	for _, a := range ans.addrs {
+		if len(z.codes) == 0 || z.rule(a) != nil {
+			codes = append(codes, a)
+		}
+	}
+	sort.Slice(codes, func(i, j int) bool { return codes[i].Less(codes[j]) })
+	codes = dedup(codes)
+	return len(codes) > 0, codes, "", nil
+}
+
+func dedup(as []netip.Addr) []netip.Addr {
+	out := as[:0]
+	for i, a := range as {
+		if i == 0 || a != as[i-1] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// rule returns the most specific code rule containing a, or nil.
+func (z *zone) rule(a netip.Addr) *codeRule {
+	for i := range z.codes {
+		if z.codes[i].prefix.Contains(a) {
+			return &z.codes[i]
+		}
+	}
+	return nil
+}
+
+// reason returns why r is listed: the list's TXT record when the zone
+// asks for it and has one, else the configured reasons of its codes, else
+// the codes themselves.
+func (f *Filter) reason(ctx context.Context, r result) string {
+	if r.z.txt {
+		ans, src, err := f.lookup(ctx, r.z, r.qname, dns.TypeTXT)
+		if err == nil {
+			if src == fromCache {
+				f.obs.DNSBLCacheHit(f.name, r.z.name)
+			}
+			if ans.fail != "" {
+				f.obs.DNSBLError(f.name, r.z.name, ans.fail)
+				f.log.Debug("dnsbl: TXT lookup failed; using the code's reason", "zone", r.z.name, "kind", ans.fail, "err", ans.err)
+			} else if text := sanitize(strings.Join(ans.txt, " "), maxReason); text != "" {
+				return text
+			}
+		}
+	}
+	var reasons []string
+	for _, c := range r.codes {
+		reason := c.String()
+		if rule := r.z.rule(c); rule != nil && rule.reason != "" {
+			reason = rule.reason
+		}
+		if !contains(reasons, reason) {
+			reasons = append(reasons, reason)
+		}
+	}
+	return strings.Join(reasons, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// block looks up jobs of refusing lists and refuses when one lists:
+// reject beats tempfail, and between equals the first list in configured
+// order provides the reply.
+func (f *Filter) block(ctx context.Context, jobs []job) (filters.Verdict, error) {
+	if len(jobs) == 0 {
+		return filters.Verdict{}, nil
+	}
+	results, err := f.run(ctx, jobs)
+	if err != nil {
+		return filters.Verdict{}, err
+	}
+	var best *result
+	var all []string
+	for i := range results {
+		r := &results[i]
+		if !r.listed {
+			continue
+		}
+		all = append(all, describe(*r))
+		if best == nil || r.z.action < best.z.action {
+			best = r
+		}
+	}
+	if best == nil {
+		return filters.Verdict{}, nil
+	}
+	reason := f.reason(ctx, *best)
+	reply := best.z.reply
+	reply.Text = sanitize(best.z.text.render(map[string]string{
+		"zone": best.z.name, "listed": best.item, "code": best.codes[0].String(), "reason": reason,
+	}), maxReplyText)
+	action := filters.Reject
+	if best.z.action == actTempfail {
+		action = filters.Tempfail
+	}
+	f.log.Debug("dnsbl: listed", "listings", strings.Join(all, "; "), "action", action.String())
+	return filters.Verdict{Action: action, Reply: &reply, Reason: "dnsbl: " + strings.Join(all, "; ") + ": " + reason}, nil
+}
+
+// describe says what a listing is, for the log: "client 192.0.2.1 in
+// zen.example (127.0.0.2)".
+func describe(r result) string {
+	codes := make([]string, len(r.codes))
+	for i, c := range r.codes {
+		codes[i] = c.String()
+	}
+	return fmt.Sprintf("%s %s in %s (%s)", r.what, r.item, r.z.name, strings.Join(codes, ","))
+}
+
+// tag turns the tag listings into header fields and the score, and
+// applies the score's action when it reaches the threshold.
+func (f *Filter) tag(ctx context.Context, results []result, edits []filters.HeaderEdit) (filters.Verdict, error) {
+	var score float64
+	var zones, all []string
+	for _, r := range results {
+		if !r.listed {
+			continue
+		}
+		score += r.z.score
+		if !contains(zones, r.z.name) {
+			zones = append(zones, r.z.name)
+		}
+		all = append(all, describe(r))
+		codes := make([]string, len(r.codes))
+		for i, c := range r.codes {
+			codes[i] = c.String()
+		}
+		reason := strings.NewReplacer(`"`, "'", `\`, "/").Replace(f.reason(ctx, r))
+		value := fmt.Sprintf("%s; %s=%s; code=%s; score=%s; reason=\"%s\"",
+			r.z.name, r.what, r.item, strings.Join(codes, ","), formatScore(r.z.score), reason)
+		edits = append(edits, filters.HeaderEdit{Kind: filters.AddHeader, Name: f.s.header, Value: fold(f.s.header, value)})
+	}
+	if len(all) == 0 {
+		return filters.Verdict{Edits: edits}, nil
+	}
+	edits = append(edits, filters.HeaderEdit{Kind: filters.AddHeader, Name: f.s.scoreHeader, Value: formatScore(score)})
+	reason := fmt.Sprintf("dnsbl: score %s: %s", formatScore(score), strings.Join(all, "; "))
+	v := filters.Verdict{Reason: reason, Edits: edits}
+	if f.s.threshold > 0 && score >= f.s.threshold {
+		v.Action = f.s.scoreAction
+		if v.Action == filters.Reject || v.Action == filters.Tempfail {
+			reply := f.s.scoreReply
+			reply.Text = sanitize(f.s.scoreText.render(map[string]string{
+				"score": formatScore(score), "threshold": formatScore(f.s.threshold), "zones": strings.Join(zones, ", "),
+			}), maxReplyText)
+			v.Reply = &reply
+		}
+	}
+	f.log.Debug("dnsbl: tagged", "score", score, "listings", strings.Join(all, "; "), "action", v.Action.String())
+	return v, nil
+}
+
+func formatScore(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+
+// removeOwn returns the edits that delete the fields of our names in hs,
+// the last first so that the indexes of the others stay valid.
+func (f *Filter) removeOwn(hs []filters.Header) []filters.HeaderEdit {
+	var edits []filters.HeaderEdit
+	for _, name := range []string{f.s.header, f.s.scoreHeader} {
+		n := 0
+		for _, h := range hs {
+			if strings.EqualFold(h.Name, name) {
+				n++
+			}
+		}
+		for i := n; i >= 1; i-- {
+			edits = append(edits, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: name, Index: i})
+		}
+	}
+	return edits
+}
+
+// maxLine is where header values are folded (RFC 5322 2.1.1 recommends
+// lines of at most 78 characters).
+const maxLine = 78
+
+// fold folds a header value after its "; " separators so that lines stay
+// near maxLine. Folding uses a bare LF and a tab: Postfix takes header
+// values from a milter with LF line ends.
+func fold(name, value string) string {
+	parts := strings.Split(value, "; ")
+	var b strings.Builder
+	col := len(name) + 2
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(';')
+			col++
+			if col+1+len(p) > maxLine {
+				b.WriteString("\n\t")
+				col = 8
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(p)
+		col += len(p)
+	}
+	return b.String()
+}
+
+// warnEvery limits warnings about failed lookups to one per list and
+// interval; the others are logged at debug level. The errors metric
+// counts them all.
+const warnEvery = time.Minute
+
+func (f *Filter) warn(z *zone, j job, kind string, err error) {
+	now := time.Now().UnixNano()
+	last := z.lastWarn.Load()
+	if now-last < int64(warnEvery) || !z.lastWarn.CompareAndSwap(last, now) {
+		f.log.Debug("dnsbl: lookup failed; treated as not listed", "zone", z.name, j.what, j.item, "kind", kind, "err", err)
+		return
+	}
+	f.log.Warn("dnsbl: lookup failed; treated as not listed (further failures of this list are logged at debug level for a minute)",
+		"zone", z.name, j.what, j.item, "kind", kind, "err", err)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) DNSBLLookup(string, string, string)       {}
+func (nopObserver) DNSBLListed(string, string, string)       {}
+func (nopObserver) DNSBLError(string, string, string)        {}
+func (nopObserver) DNSBLCacheHit(string, string)             {}
+func (nopObserver) DNSBLQuery(string, string, time.Duration) {}
+func (nopObserver) DNSBLHealth(string, string, bool)         {}

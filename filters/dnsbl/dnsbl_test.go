@@ -1,0 +1,746 @@
+package dnsbl
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
+)
+
+// The tests run against a real DNS server on 127.0.0.1 (package
+// dnsbltest, built on miekg/dns), serving the zone bl.test and friends.
+
+func TestListedIPv4RejectsAtConnect(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{
+		Zone:  "bl.test",
+		Codes: map[string]string{"127.0.0.2": "spam source", "127.0.0.4": "exploited host"},
+		Reply: "550 5.7.1 Go away: {listed} is on {zone} ({reason}, code {code})",
+	}), nil)
+
+	if got := e.f.Needs(); !got.Stages.Has(filters.StageConnect) || got.Stages.Has(filters.StageHeaders) || got.Headers {
+		t.Errorf("Needs %+v: want the connect stage only", got)
+	}
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if v.Action != filters.Reject || v.Reply == nil {
+		t.Fatalf("verdict %+v, want reject with a reply", v)
+	}
+	if want := "550 5.7.1 Go away: 192.0.2.1 is on bl.test (spam source, code 127.0.0.2)"; v.Reply.String() != want {
+		t.Errorf("reply %q, want %q", v.Reply, want)
+	}
+	if !strings.Contains(v.Reason, "client 192.0.2.1 in bl.test (127.0.0.2)") {
+		t.Errorf("reason %q does not name the listing", v.Reason)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != 1 {
+		t.Errorf("%d queries at the server, want 1", n)
+	}
+	for _, k := range []string{"lookup bl.test listed", "listed bl.test 127.0.0.2"} {
+		if e.obs.get(k) != 1 {
+			t.Errorf("observer: %s = %d, want 1 (%s)", k, e.obs.get(k), e.obs)
+		}
+	}
+	// The default reply names the list, as Postfix's reject_rbl_client does.
+	e2 := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	v = e2.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if want := "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using bl.test (127.0.0.2)"; v.Reply == nil || v.Reply.String() != want {
+		t.Errorf("default reply %v, want %q", v.Reply, want)
+	}
+}
+
+func TestListedIPv6(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	// 2001:db8::1 reversed nibble by nibble (RFC 5782 2.4), written out
+	// by hand rather than computed by the code under test.
+	name := "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl6.test"
+	srv.AddA(name, 300, "127.0.0.3")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl6.test", Action: "tempfail"}), nil)
+	v := e.check(t, filters.StageConnect, conn("2001:db8::1"))
+	if v.Action != filters.Tempfail || v.Reply == nil || v.Reply.Code != 451 {
+		t.Fatalf("verdict %+v, want tempfail 451", v)
+	}
+	if !strings.Contains(v.Reply.Text, "[2001:db8::1]") || !strings.Contains(v.Reply.Text, "bl6.test") {
+		t.Errorf("reply %q does not name the address and the list", v.Reply)
+	}
+	if n := srv.Count(name, dns.TypeA); n != 1 {
+		t.Errorf("queries for %s: %d, want 1; all queries: %v", name, n, srv.Queries())
+	}
+	// An IPv4-only list is not asked about IPv6 clients.
+	e4 := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "v4only.test", Family: "ipv4"}), nil)
+	if v := e4.check(t, filters.StageConnect, conn("2001:db8::1")); v.Action != filters.Continue {
+		t.Errorf("ipv4 list, IPv6 client: %+v", v)
+	}
+	for _, q := range srv.Queries() {
+		if strings.HasSuffix(q.Name, "v4only.test") {
+			t.Errorf("IPv4-only list asked %s", q.Name)
+		}
+	}
+}
+
+func TestNotListed(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	v := e.check(t, filters.StageConnect, conn("192.0.2.9"))
+	if v.Action != filters.Continue {
+		t.Fatalf("NXDOMAIN: verdict %+v, want continue", v)
+	}
+	if e.obs.get("lookup bl.test not_listed") != 1 || srv.Count("9.2.0.192.bl.test", dns.TypeA) != 1 {
+		t.Errorf("observer %s, queries %v", e.obs, srv.Queries())
+	}
+	// A code the zone does not count is no listing either.
+	srv.AddA("8.2.0.192.bl.test", 300, "127.0.0.10")
+	e2 := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test", Codes: map[string]string{"127.0.0.2": "x"}}), nil)
+	if v := e2.check(t, filters.StageConnect, conn("192.0.2.8")); v.Action != filters.Continue {
+		t.Errorf("unlisted code: verdict %+v, want continue", v)
+	}
+}
+
+// 127.255.255.254 is Spamhaus's "query via public resolver" answer: an
+// error, never a listing.
+func TestRefusalCodeIsAnError(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.255.255.254")
+	srv.AddA("2.2.0.192.bl.test", 300, "127.0.0.1")
+	srv.AddA("3.2.0.192.bl.test", 300, "192.0.2.200")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
+			t.Errorf("%s: verdict %+v, want continue", ip, v)
+		}
+	}
+	if e.obs.get("error bl.test list_refused") != 2 || e.obs.get("error bl.test bad_answer") != 1 || e.obs.get("lookup bl.test error") != 3 {
+		t.Errorf("observer: %s", e.obs)
+	}
+	if e.obs.get("lookup bl.test listed") != 0 {
+		t.Error("a refusal code counted as listing")
+	}
+	if !strings.Contains(e.log.String(), "refuses the query") {
+		t.Errorf("the refusal is not logged:\n%s", e.log)
+	}
+}
+
+// A server that never answers: the check ends within the configured
+// timeouts and the client is not refused.
+func TestTimeoutFailsOpen(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.SetBehaviour("1.2.0.192.bl.test", dnsbltest.Drop)
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Timeout = 200 * time.Millisecond
+	cfg.Attempts = 2
+	e := newEnv(t, srv, cfg, nil)
+	start := time.Now()
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	took := time.Since(start)
+	if v.Action != filters.Continue {
+		t.Fatalf("verdict %+v, want continue (fail open)", v)
+	}
+	// Two attempts of 200 ms each: at least 400 ms (it did wait), and
+	// well within the 10 s default filter timeout.
+	if took < 400*time.Millisecond || took > 3*time.Second {
+		t.Errorf("took %s, want about 400ms", took)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != 2 {
+		t.Errorf("%d queries, want 2 (attempts)", n)
+	}
+	if e.obs.get("error bl.test timeout") != 1 || e.obs.get("lookup bl.test error") != 1 {
+		t.Errorf("observer: %s", e.obs)
+	}
+	// The failure is remembered for failure_ttl: the next check does not
+	// wait again.
+	start = time.Now()
+	e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("second check took %s; the cached failure should answer at once", took)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != 2 {
+		t.Errorf("%d queries after the second check, want still 2", n)
+	}
+	e.clock.Advance(DefaultFailureTTL + time.Second)
+	e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != 4 {
+		t.Errorf("%d queries after failure_ttl, want 4", n)
+	}
+}
+
+// The pipeline's deadline cuts a lookup short; the filter then reports
+// the context's error, which the pipeline turns into its failure policy.
+func TestContextDeadline(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.SetBehaviour("1.2.0.192.bl.test", dnsbltest.Drop)
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Timeout = 2 * time.Second
+	e := newEnv(t, srv, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := e.f.Check(ctx, filters.StageConnect, conn("192.0.2.1"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err %v, want the deadline", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("returned after %s, past the 100ms deadline", took)
+	}
+}
+
+func TestServfailFailsOpen(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.SetBehaviour("1.2.0.192.bl.test", dnsbltest.ServFail)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Fatalf("verdict %+v, want continue", v)
+	}
+	if e.obs.get("error bl.test servfail") != 1 {
+		t.Errorf("observer: %s", e.obs)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != DefaultAttempts {
+		t.Errorf("%d queries, want %d", n, DefaultAttempts)
+	}
+	if !strings.Contains(e.log.String(), "SERVFAIL") {
+		t.Errorf("SERVFAIL not logged:\n%s", e.log)
+	}
+}
+
+// A server whose answers no longer reach us: connection refused, counted
+// as a network error, not listed.
+func TestStoppedServerFailsOpen(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	srv.Stop()
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Fatalf("verdict %+v, want continue", v)
+	}
+	if e.obs.get("error bl.test network")+e.obs.get("error bl.test timeout") != 1 {
+		t.Errorf("observer: %s", e.obs)
+	}
+}
+
+func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 300, "127.0.0.2")
+	srv.SetBehaviour(name, dnsbltest.Truncate)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Fatalf("verdict %+v, want reject from the TCP answer", v)
+	}
+	if u, c := srv.CountNet(name, dns.TypeA, "udp"), srv.CountNet(name, dns.TypeA, "tcp"); u != 1 || c != 1 {
+		t.Errorf("%d UDP and %d TCP queries, want 1 and 1", u, c)
+	}
+}
+
+func TestTTLExpiry(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 60, "127.0.0.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	count := func() int { return srv.Count(name, dns.TypeA) }
+
+	e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e.clock.Advance(59 * time.Second)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject || count() != 1 {
+		t.Fatalf("at 59s of a 60s TTL: %v, %d queries; want the cached listing, 1 query", v.Action, count())
+	}
+	if e.obs.get("cachehit bl.test") != 1 {
+		t.Errorf("observer: %s", e.obs)
+	}
+	// The list delists the address; once the TTL has run out, the
+	// cache must not keep the stale listing.
+	srv.Remove(name)
+	e.clock.Advance(2 * time.Second)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue || count() != 2 {
+		t.Fatalf("at 61s: %v, %d queries; want a new query finding no listing", v.Action, count())
+	}
+
+	// max_ttl caps a long TTL.
+	srv.AddA("2.2.0.192.bl.test", 86400, "127.0.0.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.MaxTTL = 10 * time.Second
+	e2 := newEnv(t, srv, cfg, nil)
+	e2.check(t, filters.StageConnect, conn("192.0.2.2"))
+	e2.clock.Advance(11 * time.Second)
+	e2.check(t, filters.StageConnect, conn("192.0.2.2"))
+	if n := srv.Count("2.2.0.192.bl.test", dns.TypeA); n != 2 {
+		t.Errorf("max_ttl 10s: %d queries after 11s, want 2", n)
+	}
+}
+
+// RFC 2308: a negative answer is cached for min(SOA TTL, SOA MINIMUM);
+// without an SOA it is not cached.
+func TestNegativeCaching(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.SetNegativeTTL(300, 30)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	name := "7.2.0.192.bl.test"
+	e.check(t, filters.StageConnect, conn("192.0.2.7"))
+	e.clock.Advance(29 * time.Second)
+	e.check(t, filters.StageConnect, conn("192.0.2.7"))
+	if n := srv.Count(name, dns.TypeA); n != 1 {
+		t.Fatalf("within the SOA minimum: %d queries, want 1", n)
+	}
+	e.clock.Advance(2 * time.Second)
+	e.check(t, filters.StageConnect, conn("192.0.2.7"))
+	if n := srv.Count(name, dns.TypeA); n != 2 {
+		t.Fatalf("after the SOA minimum: %d queries, want 2", n)
+	}
+	// The SOA's own TTL bounds it when it is the smaller one.
+	srv.SetNegativeTTL(5, 3600)
+	e.clock.Advance(time.Hour)
+	e.check(t, filters.StageConnect, conn("192.0.2.7")) // 3
+	e.clock.Advance(6 * time.Second)
+	e.check(t, filters.StageConnect, conn("192.0.2.7")) // 4
+	if n := srv.Count(name, dns.TypeA); n != 4 {
+		t.Errorf("SOA TTL 5s: %d queries, want 4", n)
+	}
+	// No SOA: not cached at all.
+	srv.SetNegativeTTL(0, 0)
+	e.clock.Advance(time.Hour)
+	e.check(t, filters.StageConnect, conn("192.0.2.7"))
+	e.check(t, filters.StageConnect, conn("192.0.2.7"))
+	if n := srv.Count(name, dns.TypeA); n != 6 {
+		t.Errorf("no SOA: %d queries, want 6", n)
+	}
+}
+
+// 100 concurrent checks of one address make one query. The answer has TTL
+// 0, so nothing is cached: only coalescing can keep it to one query.
+func TestCoalescing(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 0, "127.0.0.2")
+	gate := make(chan struct{})
+	srv.Hold(name, gate)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+
+	const n = 100
+	verdicts := make([]filters.Verdict, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			verdicts[i], errs[i] = e.f.Check(ctx, filters.StageConnect, conn("192.0.2.1"))
+		}()
+	}
+	key := cacheKey{name: name, qtype: dns.TypeA}
+	waitFor(t, "100 lookups waiting for one query", func() bool { return e.f.cache.waiting(key) == n })
+	close(gate)
+	wg.Wait()
+	for i := range verdicts {
+		if errs[i] != nil || verdicts[i].Action != filters.Reject {
+			t.Fatalf("check %d: %+v, %v", i, verdicts[i], errs[i])
+		}
+	}
+	if got := srv.Count(name, dns.TypeA); got != 1 {
+		t.Errorf("%d queries at the server for %d concurrent checks, want 1", got, n)
+	}
+	// TTL 0: the next check asks again.
+	e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if got := srv.Count(name, dns.TypeA); got != 2 {
+		t.Errorf("after the coalesced query: %d queries, want 2 (TTL 0 is not cached)", got)
+	}
+}
+
+func TestSkips(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	for _, ip := range []string{"1.0.0.127", "3.2.1.10", "1.1.16.172", "1.0.168.192", "1.1.254.169", "1.0.64.100", "5.2.0.192", "6.2.0.192"} {
+		srv.AddA(ip+".bl.test", 300, "127.0.0.2")
+	}
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	for _, ip := range []string{"127.0.0.1", "10.1.2.3", "172.16.1.1", "192.168.0.1", "169.254.1.1", "100.64.0.1", "::1", "fe80::1", "fd00::1"} {
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
+			t.Errorf("%s: %+v, want continue (skipped)", ip, v)
+		}
+	}
+	// No IP address at all (a local submission over a unix socket).
+	if v := e.check(t, filters.StageConnect, conn("")); v.Action != filters.Continue {
+		t.Errorf("no address: %+v", v)
+	}
+	if q := srv.Queries(); len(q) != 0 {
+		t.Errorf("queries for skipped clients: %v", q)
+	}
+
+	// Tests (and admins) can turn the private skip off and add trusted
+	// networks of their own.
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.SkipPrivate = ptr(false)
+	cfg.TrustedNetworks = []string{"192.0.2.4/31", "192.0.2.6"}
+	e2 := newEnv(t, srv, cfg, nil)
+	if v := e2.check(t, filters.StageConnect, conn("127.0.0.1")); v.Action != filters.Reject {
+		t.Errorf("loopback with skip_private off: %+v, want reject", v)
+	}
+	for _, ip := range []string{"192.0.2.5", "192.0.2.6"} {
+		if v := e2.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
+			t.Errorf("trusted %s: %+v", ip, v)
+		}
+	}
+
+	// Authenticated senders are skipped from MAIL FROM on, when the MTA
+	// says who they are.
+	cfg = baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.IPStage = "mail"
+	e3 := newEnv(t, srv, cfg, nil)
+	m := message("192.0.2.5", "client.example", "a@example.org", "")
+	if got := e3.f.Needs().Stages; got.Has(filters.StageConnect) || !got.Has(filters.StageMailFrom) {
+		t.Errorf("ip_stage mail: stages %s", got)
+	}
+	if v := e3.check(t, filters.StageConnect, m); v.Action != filters.Continue {
+		t.Errorf("ip_stage mail, at connect: %+v", v)
+	}
+	m.Macros["{auth_authen}"] = "alice"
+	if v := e3.check(t, filters.StageMailFrom, m); v.Action != filters.Continue {
+		t.Errorf("authenticated: %+v, want continue", v)
+	}
+	if n := srv.Count("5.2.0.192.bl.test", dns.TypeA); n != 0 {
+		t.Errorf("authenticated sender looked up %d times", n)
+	}
+	m.Macros["{auth_authen}"] = ""
+	if v := e3.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+		t.Errorf("not authenticated, at mail: %+v, want reject", v)
+	}
+}
+
+func TestDomainLists(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	srv.AddA("phish.example.dbl.test", 300, "127.0.1.4")
+	srv.AddTXT("phish.example.dbl.test", 300, "Phishing domain, see https://dbl.test/phish.example")
+	srv.AddA("bad-helo.example.helo.test", 300, "127.0.0.2")
+	cfg := baseConfig(srv,
+		ZoneConfig{Zone: "dbl.test", Type: "domain", Codes: map[string]string{"127.0.1.2": "spam domain", "127.0.1.0/24": "listed domain"}},
+		ZoneConfig{Zone: "helo.test", Type: "domain", Check: []string{"helo"}, Action: "tag", Score: ptr(2.5)},
+		ZoneConfig{Zone: "dbl2.test", Type: "domain", Check: []string{"header_from"}, Action: "tag", TXT: true},
+	)
+	e := newEnv(t, srv, cfg, nil)
+	needs := e.f.Needs()
+	if needs.Stages.Has(filters.StageConnect) || !needs.Stages.Has(filters.StageMailFrom) || !needs.Stages.Has(filters.StageHeaders) || !needs.Headers {
+		t.Errorf("Needs %+v", needs)
+	}
+
+	// Envelope sender listed: refused at MAIL FROM with a reply naming
+	// the domain and the list.
+	m := message("192.0.2.1", "mx.example", "Bob@Spammer.Example", "")
+	v := e.check(t, filters.StageMailFrom, m)
+	if want := "554 5.7.1 Domain spammer.example blocked using dbl.test (spam domain)"; v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != want {
+		t.Errorf("listed sender: %+v, want reply %q", v, want)
+	}
+
+	// Header From listed in a refusing list: refused at the end of the
+	// headers, the most specific code rule giving the reason.
+	m = message("192.0.2.1", "mx.example", "bob@fine.example", `"Bank" <security@phish.example>`)
+	if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Continue {
+		t.Errorf("clean sender at mail: %+v", v)
+	}
+	v = e.check(t, filters.StageHeaders, m)
+	if want := "554 5.7.1 Domain phish.example blocked using dbl.test (listed domain)"; v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != want {
+		t.Errorf("listed From: %+v, want reply %q", v, want)
+	}
+
+	// HELO listed in a tag list, and the From domain in another one with
+	// its TXT reason: header fields and the summed score.
+	srv.AddA("phish.example.dbl2.test", 300, "127.0.0.2")
+	srv.AddTXT("phish.example.dbl2.test", 300, "Phishing\x01 domain \"quoted\"")
+	m = message("192.0.2.1", "Bad-Helo.Example", "bob@fine.example", "x <a@phish.example>")
+	e2 := newEnv(t, srv, baseConfig(srv,
+		ZoneConfig{Zone: "helo.test", Type: "domain", Check: []string{"helo"}, Action: "tag", Score: ptr(2.5)},
+		ZoneConfig{Zone: "dbl2.test", Type: "domain", Check: []string{"header_from"}, Action: "tag", TXT: true},
+	), nil)
+	if v := e2.check(t, filters.StageMailFrom, m); v.Action != filters.Continue || len(v.Edits) != 0 {
+		t.Errorf("tag list at mail: %+v, want continue without edits", v)
+	}
+	v = e2.check(t, filters.StageHeaders, m)
+	if v.Action != filters.Continue {
+		t.Fatalf("tag lists: %+v", v)
+	}
+	var got []string
+	for _, ed := range v.Edits {
+		got = append(got, ed.Kind.String()+" "+ed.Name+": "+ed.Value)
+	}
+	want := []string{
+		"add X-Sluice-DNSBL: helo.test; helo=bad-helo.example; code=127.0.0.2; score=2.5;\n\treason=\"127.0.0.2\"",
+		"add X-Sluice-DNSBL: dbl2.test; from=phish.example; code=127.0.0.2; score=1;\n\treason=\"Phishing domain 'quoted'\"",
+		"add X-Sluice-DNSBL-Score: 3.5",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("edits:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, ed := range v.Edits {
+		if err := ed.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+	// The HELO lookup started at MAIL FROM; at the headers it came from
+	// the cache.
+	if n := srv.Count("bad-helo.example.helo.test", dns.TypeA); n != 1 {
+		t.Errorf("HELO looked up %d times, want 1", n)
+	}
+}
+
+func TestScoreThresholdAndForgedHeaders(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.a.test", 300, "127.0.0.2")
+	srv.AddA("1.2.0.192.b.test", 300, "127.0.0.3")
+	cfg := baseConfig(srv,
+		ZoneConfig{Zone: "a.test", Action: "tag"},
+		ZoneConfig{Zone: "b.test", Action: "tag", Score: ptr(1.5)},
+	)
+	cfg.Score = ScoreConfig{Threshold: 2.5, Reply: "550 5.7.1 Score {score} reached {threshold} on {zones}"}
+	e := newEnv(t, srv, cfg, nil)
+	m := message("192.0.2.1", "mx.example", "a@example.org", "")
+	if v := e.check(t, filters.StageConnect, m); v.Action != filters.Continue {
+		t.Fatalf("tag lists at connect: %+v", v)
+	}
+	v := e.check(t, filters.StageHeaders, m)
+	if want := "550 5.7.1 Score 2.5 reached 2.5 on a.test, b.test"; v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != want {
+		t.Errorf("score: %+v, want %q", v, want)
+	}
+
+	// Below the threshold the message is tagged, and fields of our names
+	// the sender put in are deleted first.
+	cfg.Score = ScoreConfig{Threshold: 3, Action: "quarantine"}
+	e2 := newEnv(t, srv, cfg, nil)
+	m = message("192.0.2.1", "mx.example", "a@example.org", "")
+	m.Headers = append(m.Headers,
+		filters.Header{Name: "X-Sluice-DNSBL", Value: "forged 1"},
+		filters.Header{Name: "x-sluice-dnsbl-score", Value: "0"},
+		filters.Header{Name: "X-Sluice-DNSBL", Value: "forged 2"})
+	v = e2.check(t, filters.StageHeaders, m)
+	if v.Action != filters.Continue || len(v.Edits) != 6 {
+		t.Fatalf("below threshold: %+v", v)
+	}
+	after := filters.ApplyEdits(append([]filters.Header(nil), m.Headers...), v.Edits)
+	var names []string
+	for _, h := range after {
+		names = append(names, h.Name+"="+strings.SplitN(h.Value, ";", 2)[0])
+	}
+	if want := "Subject=test X-Sluice-DNSBL=a.test X-Sluice-DNSBL=b.test X-Sluice-DNSBL-Score=2.5"; strings.Join(names, " ") != want {
+		t.Errorf("header after edits: %s, want %s", strings.Join(names, " "), want)
+	}
+	// A third listing reaches 3: quarantined, tags kept.
+	srv.AddA("1.2.0.192.c.test", 300, "127.0.0.2")
+	cfg.Zones = append(cfg.Zones, ZoneConfig{Zone: "c.test", Action: "tag"})
+	e3 := newEnv(t, srv, cfg, nil)
+	v = e3.check(t, filters.StageHeaders, message("192.0.2.1", "", "", ""))
+	if v.Action != filters.Quarantine || len(v.Edits) != 4 || !strings.Contains(v.Reason, "score 3.5") {
+		t.Errorf("quarantine by score: %+v", v)
+	}
+}
+
+func TestTXTReasonInReply(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.AddTXT("1.2.0.192.bl.test", 300, strings.Repeat("Listed, see https://bl.test/lookup?ip=192.0.2.1 ", 20))
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test", TXT: true, Codes: map[string]string{"127.0.0.2": "fallback"}}), nil)
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if v.Reply == nil || !strings.Contains(v.Reply.Text, "(Listed, see https://bl.test/lookup?ip=192.0.2.1 Listed") {
+		t.Fatalf("reply %v does not carry the TXT reason", v.Reply)
+	}
+	if err := v.Reply.Validate(); err != nil {
+		t.Errorf("reply with a long TXT reason: %v", err)
+	}
+	// No TXT record: the code's reason.
+	srv.AddA("2.2.0.192.bl.test", 300, "127.0.0.2")
+	v = e.check(t, filters.StageConnect, conn("192.0.2.2"))
+	if v.Reply == nil || !strings.HasSuffix(v.Reply.Text, "(fallback)") {
+		t.Errorf("reply %v, want the code's reason", v.Reply)
+	}
+}
+
+// The cache of a filter entry survives a reload (a new filter of the same
+// name from the same Shared) unless the servers change.
+func TestCacheSharedAcrossReloads(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 300, "127.0.0.2")
+	shared := NewShared()
+	clock := newFakeClock()
+	shared.now = clock.Now
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	e1 := newEnv(t, srv, cfg, shared)
+	e1.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e1.f.Close()
+
+	cfg.Zones[0].Reply = "550 5.7.1 New reply for {listed}"
+	e2 := newEnv(t, srv, cfg, shared)
+	v := e2.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if v.Reply == nil || v.Reply.String() != "550 5.7.1 New reply for 192.0.2.1" {
+		t.Errorf("after reload: %v", v.Reply)
+	}
+	if n := srv.Count(name, dns.TypeA); n != 1 || e2.obs.get("cachehit bl.test") != 1 {
+		t.Errorf("after reload: %d queries (want 1), %s", n, e2.obs)
+	}
+	if e1.f.cache != e2.f.cache {
+		t.Error("the reloaded filter has a new cache")
+	}
+
+	// Another server list: answers from the old one are not reused.
+	srv2 := dnsbltest.Start(t)
+	cfg.Servers = []string{srv2.Addr}
+	e3 := newEnv(t, srv2, cfg, shared)
+	if v := e3.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Errorf("new servers: %+v, want their (empty) answer", v)
+	}
+	// Another entry name has its own cache.
+	f4, err := New(filters.Env{Name: "other"}, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f4.Close()
+	if f4.cache == e2.f.cache {
+		t.Error("two entries share one cache")
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.CacheSize = 2
+	e := newEnv(t, srv, cfg, nil)
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.3"} {
+		e.check(t, filters.StageConnect, conn(ip))
+	}
+	if n := e.f.cache.len(); n != 2 {
+		t.Errorf("cache holds %d answers, bound 2", n)
+	}
+	// .2 was the least recently used and went; .1 is still there.
+	e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e.check(t, filters.StageConnect, conn("192.0.2.2"))
+	if a, b := srv.Count("1.2.0.192.bl.test", dns.TypeA), srv.Count("2.2.0.192.bl.test", dns.TypeA); a != 1 || b != 2 {
+		t.Errorf("queries: .1 %d (want 1), .2 %d (want 2)", a, b)
+	}
+}
+
+func TestParallelZones(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	gate := make(chan struct{})
+	var zones []ZoneConfig
+	for _, z := range []string{"a.test", "b.test", "c.test"} {
+		zones = append(zones, ZoneConfig{Zone: z})
+		srv.Hold("1.2.0.192."+z, gate)
+	}
+	e := newEnv(t, srv, baseConfig(srv, zones...), nil)
+	done := make(chan filters.Verdict, 1)
+	go func() {
+		v, _ := e.f.Check(context.Background(), filters.StageConnect, conn("192.0.2.1"))
+		done <- v
+	}()
+	// All three queries are at the server before any is answered.
+	waitFor(t, "three queries in flight at once", func() bool { return len(srv.Queries()) == 3 })
+	close(gate)
+	select {
+	case v := <-done:
+		if v.Action != filters.Continue {
+			t.Errorf("verdict %+v", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("check did not return")
+	}
+}
+
+func TestProbes(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
+	srv.AddA("test.dbl.test", 300, "127.0.1.2")
+	srv.AddA("2.0.0.127.dead.test", 300, "127.255.255.254")
+	cfg := baseConfig(srv,
+		ZoneConfig{Zone: "bl.test"},
+		ZoneConfig{Zone: "dbl.test", Type: "domain"},
+		ZoneConfig{Zone: "dead.test"},
+		ZoneConfig{Zone: "quiet.test", Probe: ptr(false)},
+	)
+	cfg.ProbeInterval = dur(100 * time.Millisecond)
+	e := newEnv(t, srv, cfg, nil)
+	waitFor(t, "two probe rounds", func() bool { return e.obs.get("health dead.test down") >= 2 })
+	if e.obs.get("health bl.test up") == 0 || e.obs.get("health dbl.test up") == 0 {
+		t.Errorf("observer: %s", e.obs)
+	}
+	if strings.Count(e.log.String(), "fails its health probe") != 1 {
+		t.Errorf("want one warning for the refusing list:\n%s", e.log)
+	}
+	// The list goes away: its health goes down.
+	srv.Remove("2.0.0.127.bl.test")
+	waitFor(t, "bl.test down", func() bool { return e.obs.get("health bl.test down") > 0 })
+	for _, q := range srv.Queries() {
+		if strings.HasSuffix(q.Name, "quiet.test") {
+			t.Errorf("probed a list with probe: false: %s", q.Name)
+		}
+	}
+	// Close stops the probes.
+	e.f.Close()
+	n := len(srv.Queries())
+	time.Sleep(200 * time.Millisecond)
+	if m := len(srv.Queries()); m != n {
+		t.Errorf("%d probe queries after Close", m-n)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	ok := ZoneConfig{Zone: "bl.test"}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no zones", func(c *Config) { c.Zones = nil }, "zones: at least one"},
+		{"bad server", func(c *Config) { c.Servers = []string{"dns.example"} }, "servers[0]"},
+		{"timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout"},
+		{"attempts", func(c *Config) { c.Attempts = 9 }, "attempts 9"},
+		{"failure_ttl", func(c *Config) { c.FailureTTL = dur(time.Hour) }, "failure_ttl"},
+		{"trusted", func(c *Config) { c.TrustedNetworks = []string{"nope"} }, "trusted_networks[0]"},
+		{"ip_stage", func(c *Config) { c.IPStage = "rcpt" }, "ip_stage"},
+		{"header", func(c *Config) { c.Header = "X Bad" }, "header:"},
+		{"same headers", func(c *Config) { c.Score.Header = "x-sluice-dnsbl" }, "must differ"},
+		{"score action without threshold", func(c *Config) { c.Score.Action = "reject" }, "score.action"},
+		{"score action", func(c *Config) { c.Score = ScoreConfig{Threshold: 1, Action: "discard"} }, "score.action"},
+		{"zone name", func(c *Config) { c.Zones[0].Zone = "bl" }, "zones[0].zone"},
+		{"zone type", func(c *Config) { c.Zones[0].Type = "uri" }, "zones[0].type"},
+		{"family on domain", func(c *Config) { c.Zones[0].Type = "domain"; c.Zones[0].Family = "ipv4" }, "zones[0].family"},
+		{"check on ip", func(c *Config) { c.Zones[0].Check = []string{"helo"} }, "zones[0].check"},
+		{"check target", func(c *Config) { c.Zones[0].Type = "domain"; c.Zones[0].Check = []string{"rcpt"} }, "zones[0].check"},
+		{"refusal code", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.255.255.254": "x"} }, "refuse queries"},
+		{"127.0.0.1 code", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.0/24": "x"} }, "refuse queries"},
+		{"code outside 127/8", func(c *Config) { c.Zones[0].Codes = map[string]string{"10.0.0.2": "x"} }, "inside 127.0.0.0/8"},
+		{"code syntax", func(c *Config) { c.Zones[0].Codes = map[string]string{"two": "x"} }, "want an address"},
+		{"action", func(c *Config) { c.Zones[0].Action = "discard" }, "zones[0].action"},
+		{"reply on tag", func(c *Config) { c.Zones[0].Action = "tag"; c.Zones[0].Reply = "550 x" }, "zones[0].reply"},
+		{"reply code", func(c *Config) { c.Zones[0].Reply = "451 4.7.1 later" }, "5xx for reject"},
+		{"placeholder", func(c *Config) { c.Zones[0].Reply = "550 5.7.1 {ip} listed" }, "unknown placeholder {ip}"},
+		{"score on reject", func(c *Config) { c.Zones[0].Score = ptr(2.0) }, "only tag listings"},
+		{"twice", func(c *Config) { c.Zones = append(c.Zones, ok) }, "listed twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(srv, ok)
+			cfg.Zones = []ZoneConfig{ok}
+			tc.edit(&cfg)
+			f, err := New(filters.Env{}, cfg, nil)
+			if err == nil {
+				f.Close()
+				t.Fatalf("no error, want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServersList(t *testing.T) {
+	got, err := serverList([]string{"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353", "[2001:db8::53]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "127.0.0.1:53 127.0.0.1:5353 [::1]:53 [::1]:5353 [2001:db8::53]:53"
+	if strings.Join(got, " ") != want {
+		t.Errorf("servers %v, want %s", got, want)
+	}
+}

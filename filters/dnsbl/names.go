@@ -1,0 +1,146 @@
+package dnsbl
+
+import (
+	"net/mail"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// reverseIP returns the labels under which a DNSxL lists addr: the four
+// octets of an IPv4 address in reverse order, "192.0.2.1" giving
+// "1.2.0.192" (RFC 5782 section 2.1), and the 32 nibbles of an IPv6
+// address in reverse order, in hex, dot-separated (section 2.4).
+func reverseIP(a netip.Addr) string {
+	if a.Is4() {
+		b := a.As4()
+		var sb strings.Builder
+		for i := 3; i >= 0; i-- {
+			sb.WriteString(strconv.Itoa(int(b[i])))
+			if i > 0 {
+				sb.WriteByte('.')
+			}
+		}
+		return sb.String()
+	}
+	const hex = "0123456789abcdef"
+	b := a.As16()
+	out := make([]byte, 0, 63)
+	for i := 15; i >= 0; i-- {
+		out = append(out, hex[b[i]&0xf], '.', hex[b[i]>>4])
+		if i > 0 {
+			out = append(out, '.')
+		}
+	}
+	return string(out)
+}
+
+// maxName is the longest domain name in presentation form without the
+// final dot (RFC 1035 2.3.4: 255 octets on the wire).
+const maxName = 253
+
+// queryName joins labels and zone, or reports that the result is not a
+// valid query name (too long).
+func queryName(labels, zone string) (string, bool) {
+	n := labels + "." + zone
+	return n, len(n) <= maxName
+}
+
+// normalizeDomain returns d as an RHSBL query needs it: lower case, no
+// final dot, internationalised labels in their ASCII form (RFC 5891), and
+// only letters, digits, hyphens and underscores in labels of 1 to 63
+// bytes. It refuses address literals and single-label names, which no
+// domain list lists.
+func normalizeDomain(d string) (string, bool) {
+	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	if d == "" || strings.HasPrefix(d, "[") {
+		return "", false
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			a, err := idna.Lookup.ToASCII(d)
+			if err != nil {
+				return "", false
+			}
+			d = a
+			break
+		}
+	}
+	d = strings.ToLower(d)
+	if len(d) > maxName || !strings.Contains(d, ".") {
+		return "", false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+		}
+	}
+	// A name of digits and dots only is an IPv4 address given as a
+	// domain (a bare HELO argument); it is not a domain to look up.
+	if _, err := netip.ParseAddr(d); err == nil {
+		return "", false
+	}
+	return d, true
+}
+
+// addressDomain returns the normalized domain of an address such as
+// "alice@Example.ORG"; false for the null sender, an address without
+// domain, or a domain literal.
+func addressDomain(addr string) (string, bool) {
+	addr = strings.Trim(strings.TrimSpace(addr), "<>")
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return "", false
+	}
+	return normalizeDomain(addr[at+1:])
+}
+
+// maxFromDomains bounds the domains checked in one From field: RFC 5322
+// allows several authors, and a forged header must not fan out into
+// hundreds of queries.
+const maxFromDomains = 5
+
+// fromDomains returns the distinct domains of the addresses in a From
+// header value, at most maxFromDomains. A value net/mail cannot parse
+// (an unknown charset in the display name, stray syntax) is scanned for
+// anything that looks like an address instead: a spammer's broken From
+// should not escape the check.
+func fromDomains(value string) []string {
+	value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
+	var addrs []string
+	if list, err := mail.ParseAddressList(value); err == nil {
+		for _, a := range list {
+			addrs = append(addrs, a.Address)
+		}
+	} else {
+		for _, f := range strings.FieldsFunc(value, func(r rune) bool {
+			return r == ' ' || r == '\t' || r == ',' || r == '<' || r == '>' || r == '"' || r == '(' || r == ')'
+		}) {
+			if strings.Contains(f, "@") {
+				addrs = append(addrs, f)
+			}
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		d, ok := addressDomain(a)
+		if !ok || seen[d] {
+			continue
+		}
+		seen[d] = true
+		out = append(out, d)
+		if len(out) == maxFromDomains {
+			break
+		}
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package dnsbl
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// maxProbes bounds the probes in flight at once.
+const maxProbes = 8
+
+// Test entries every list must answer as listed (RFC 5782 section 5):
+// 127.0.0.2 in IPv4 lists, ::FFFF:7F00:2 in IPv6 lists and the name
+// "test" in domain lists.
+var (
+	testIPv4 = netip.MustParseAddr("127.0.0.2")
+	testIPv6 = netip.MustParseAddr("::ffff:127.0.0.2")
+)
+
+const testDomain = "test"
+
+// probeName returns the name of a zone's test entry.
+func probeName(z *zone) string {
+	switch {
+	case z.kind == domainList:
+		return testDomain + "." + z.name
+	case z.v4:
+		return reverseIP(testIPv4) + "." + z.name
+	}
+	return reverseIP(testIPv6) + "." + z.name
+}
+
+// probeLoop probes every list now and then every probe interval, until
+// ctx ends.
+func (f *Filter) probeLoop(ctx context.Context) {
+	defer close(f.done)
+	up := map[*zone]bool{}
+	var mu sync.Mutex
+	t := time.NewTicker(f.s.probeInterval)
+	defer t.Stop()
+	for {
+		sem := make(chan struct{}, maxProbes)
+		var wg sync.WaitGroup
+		for _, z := range f.s.zones {
+			if !z.probe {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				ok, err := f.probe(ctx, z)
+				if ctx.Err() != nil {
+					return // closing: the failure is ours, not the list's
+				}
+				f.obs.DNSBLHealth(f.name, z.name, ok)
+				mu.Lock()
+				was, seen := up[z]
+				up[z] = ok
+				mu.Unlock()
+				switch {
+				case !ok && (was || !seen):
+					f.log.Warn("dnsbl: list fails its health probe; its lookups may all fail or miss", "zone", z.name, "probe", probeName(z), "err", err)
+				case ok && seen && !was:
+					f.log.Info("dnsbl: list passes its health probe again", "zone", z.name)
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe queries a list's test entry, past the cache, and reports whether
+// the list answered it as listed.
+func (f *Filter) probe(ctx context.Context, z *zone) (bool, error) {
+	name := probeName(z)
+	ans := f.res.query(ctx, name, dns.TypeA, f.s.maxTTL, 0)
+	if ans.fail != "" {
+		return false, fmt.Errorf("%s: %s", ans.fail, ans.err)
+	}
+	if ans.nx {
+		return false, fmt.Errorf("%s is not listed: the list is empty, gone, or the zone name is wrong", name)
+	}
+	for _, a := range ans.addrs {
+		if isRefusal(a) {
+			return false, fmt.Errorf("%s answered %s: the list refuses our queries (public resolver or over quota?)", name, a)
+		}
+		if !a.Is4() || !loopback8.Contains(a) {
+			return false, fmt.Errorf("%s answered %s, outside 127.0.0.0/8", name, a)
+		}
+	}
+	return true, nil
+}

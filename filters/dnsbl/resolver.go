@@ -1,0 +1,232 @@
+package dnsbl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Error kinds, as counted in the errors metric and logged.
+const (
+	// KindTimeout: no answer within the timeout.
+	KindTimeout = "timeout"
+	// KindNetwork: the query could not be sent or the answer not read
+	// (e.g. connection refused: no server listening).
+	KindNetwork = "network"
+	// KindServfail: the resolver answered SERVFAIL.
+	KindServfail = "servfail"
+	// KindRefused: the resolver answered REFUSED.
+	KindRefused = "refused"
+	// KindRcode: the resolver answered with another error code.
+	KindRcode = "rcode"
+	// KindListRefused: the list answered with a code that means it
+	// refuses the query (127.255.255.0/24, or 127.0.0.1), typically
+	// because it came through a public resolver or over quota.
+	KindListRefused = "list_refused"
+	// KindBadAnswer: an answer that cannot be a listing (an address
+	// outside 127.0.0.0/8) or does not match the question.
+	KindBadAnswer = "bad_answer"
+)
+
+// ednsSize is the UDP payload size advertised with EDNS0: large enough for
+// any DNSxL answer with its TXT record, small enough to avoid IP
+// fragmentation (the 2020 DNS flag day value).
+const ednsSize = 1232
+
+// resolver sends queries to the configured servers: UDP first, TCP when
+// the UDP answer is truncated (RFC 7766), each attempt bounded by timeout,
+// attempts spread over the servers in turn.
+type resolver struct {
+	servers  []string
+	timeout  time.Duration
+	attempts int
+	udp, tcp dns.Client
+	next     atomic.Uint32
+}
+
+func newResolver(servers []string, timeout time.Duration, attempts int) *resolver {
+	r := &resolver{servers: servers, timeout: timeout, attempts: attempts}
+	r.udp = dns.Client{Net: "udp", Timeout: timeout}
+	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
+	return r
+}
+
+// query asks for name (lower case, no final dot) of type qtype. It tries
+// up to r.attempts times, each time at the next server, and returns the
+// first answer that is not a failure, or the last failure. TTLs are
+// capped at maxTTL; a failure is cached for failTTL. ctx may cut it short.
+func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL, failTTL time.Duration) answer {
+	start := int(r.next.Add(1) - 1)
+	var last answer
+	for i := 0; i < r.attempts; i++ {
+		server := r.servers[(start+i)%len(r.servers)]
+		last = r.ask(ctx, server, name, qtype, maxTTL)
+		if last.fail == "" || ctx.Err() != nil {
+			break
+		}
+	}
+	if last.fail != "" {
+		last.ttl = failTTL
+	}
+	return last
+}
+
+// ask sends one query to one server, over TCP again if the UDP answer
+// was truncated, and interprets the answer.
+func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, maxTTL time.Duration) answer {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = true
+	m.SetEdns0(ednsSize, false)
+	resp, err := r.exchange(ctx, &r.udp, server, m)
+	if err == nil && resp.Truncated {
+		// The whole answer did not fit a datagram; it must be asked for
+		// again over TCP (RFC 7766 section 5). A partial answer is not
+		// used: its records may be missing the code that matters.
+		m.Id = dns.Id()
+		resp, err = r.exchange(ctx, &r.tcp, server, m)
+	}
+	if err != nil {
+		return failure(ctx, server, name, err)
+	}
+	if len(resp.Question) != 1 || !strings.EqualFold(strings.TrimSuffix(resp.Question[0].Name, "."), name) || resp.Question[0].Qtype != qtype {
+		return answer{fail: KindBadAnswer, err: fmt.Errorf("%s: answer to another question", server)}
+	}
+	return interpret(resp, name, qtype, server, maxTTL)
+}
+
+// exchange runs one query over one transport within r.timeout. The
+// connection is closed when ctx ends, so a filter being closed does not
+// wait for a dead server.
+func (r *resolver) exchange(ctx context.Context, c *dns.Client, server string, m *dns.Msg) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	co, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer co.Close()
+	stop := context.AfterFunc(ctx, func() { co.Close() })
+	defer stop()
+	resp, _, err := c.ExchangeWithConnContext(ctx, m, co)
+	if err != nil && ctx.Err() != nil {
+		// Closing the connection on expiry shows as "use of closed
+		// connection"; report the expiry instead.
+		return nil, ctx.Err()
+	}
+	return resp, err
+}
+
+// failure turns a transport error into a failed answer.
+func failure(ctx context.Context, server, name string, err error) answer {
+	kind := KindNetwork
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		kind = KindTimeout
+	case errors.Is(err, dns.ErrId):
+		kind = KindBadAnswer
+	case ctx.Err() != nil:
+		// The caller gave up (the filter is being closed): report it as
+		// it is, not as a fault of the server.
+		err = ctx.Err()
+	}
+	return answer{fail: kind, err: fmt.Errorf("query %s at %s: %w", name, server, err)}
+}
+
+// interpret reads a DNS answer: records of the asked type, a negative
+// answer with its caching time (RFC 2308), or a failure code.
+func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL time.Duration) answer {
+	switch resp.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+	case dns.RcodeServerFailure:
+		return answer{fail: KindServfail, err: fmt.Errorf("query %s at %s: SERVFAIL", name, server)}
+	case dns.RcodeRefused:
+		return answer{fail: KindRefused, err: fmt.Errorf("query %s at %s: REFUSED", name, server)}
+	default:
+		return answer{fail: KindRcode, err: fmt.Errorf("query %s at %s: %s", name, server, dns.RcodeToString[resp.Rcode])}
+	}
+	var a answer
+	ttl := uint32(1<<31 - 1)
+	if resp.Rcode == dns.RcodeSuccess {
+		for _, rr := range resp.Answer {
+			h := rr.Header()
+			switch v := rr.(type) {
+			case *dns.A:
+				if qtype != dns.TypeA {
+					continue
+				}
+				if ip, ok := netip.AddrFromSlice(v.A); ok {
+					a.addrs = append(a.addrs, ip.Unmap())
+				}
+			case *dns.TXT:
+				if qtype != dns.TypeTXT {
+					continue
+				}
+				var b strings.Builder
+				for _, part := range v.Txt {
+					b.WriteString(unescapeTXT(part))
+				}
+				a.txt = append(a.txt, b.String())
+			case *dns.CNAME:
+				// The resolver followed an alias; its TTL bounds the
+				// answer's too.
+			default:
+				continue
+			}
+			ttl = min(ttl, h.Ttl)
+		}
+	}
+	if len(a.addrs) == 0 && len(a.txt) == 0 {
+		// NXDOMAIN or NODATA. RFC 2308 section 5: cache it for the
+		// smaller of the SOA record's TTL and its MINIMUM field; without
+		// an SOA, do not cache it at all.
+		a.nx = true
+		ttl = 0
+		for _, rr := range resp.Ns {
+			if soa, ok := rr.(*dns.SOA); ok {
+				ttl = min(soa.Hdr.Ttl, soa.Minttl)
+				break
+			}
+		}
+	}
+	a.ttl = min(time.Duration(ttl)*time.Second, maxTTL)
+	return a
+}
+
+// unescapeTXT undoes the presentation-format escaping miekg/dns applies to
+// TXT strings it unpacks: "\"" and "\\" for quote and backslash, "\DDD"
+// (three decimal digits) for unprintable bytes.
+func unescapeTXT(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')
+			if n < 256 {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i+1])
+		i++
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
