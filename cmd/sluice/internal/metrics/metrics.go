@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/bayes"
+	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/milter"
 )
 
@@ -40,12 +41,20 @@ type Metrics struct {
 	bayesStoreBytes    *prometheus.GaugeVec
 	bayesStoreTokens   *prometheus.GaugeVec
 	bayesStoreMessages *prometheus.GaugeVec
+
+	dnsblLookups   *prometheus.CounterVec
+	dnsblListed    *prometheus.CounterVec
+	dnsblErrors    *prometheus.CounterVec
+	dnsblCacheHits *prometheus.CounterVec
+	dnsblDuration  *prometheus.HistogramVec
+	dnsblUp        *prometheus.GaugeVec
 }
 
 var (
 	_ milter.Observer  = (*Metrics)(nil)
 	_ filters.Observer = (*Metrics)(nil)
 	_ bayes.Observer   = (*Metrics)(nil)
+	_ dnsbl.Observer   = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -125,6 +134,31 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 			Help: "Messages learned in a bayes filter's token store, by filter and class (spam, ham).",
 		}, []string{"filter", "class"}),
 	}
+	m.dnsblLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_dnsbl_lookups_total",
+		Help: "Checks of an address or domain against a DNS list, by filter, zone and result (listed, not_listed, error).",
+	}, []string{"filter", "zone", "result"})
+	m.dnsblListed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_dnsbl_listed_total",
+		Help: "Listings found in a DNS list, by filter, zone and return code.",
+	}, []string{"filter", "zone", "code"})
+	m.dnsblErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_dnsbl_errors_total",
+		Help: "DNS list lookups that failed and counted as not listed, by filter, zone and kind.",
+	}, []string{"filter", "zone", "kind"})
+	m.dnsblCacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_dnsbl_cache_hits_total",
+		Help: "DNS list lookups answered from the cache, by filter and zone.",
+	}, []string{"filter", "zone"})
+	m.dnsblDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_dnsbl_query_duration_seconds",
+		Help:    "Time a DNS list query took at the resolvers, retries included, by filter and zone.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+	}, []string{"filter", "zone"})
+	m.dnsblUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_dnsbl_list_up",
+		Help: "1 if the DNS list answered its last health probe (test entry 127.0.0.2 or \"test\") as listed, 0 if not.",
+	}, []string{"filter", "zone"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sluice_build_info",
 		Help:        "Always 1; labels carry the sluice and Go versions.",
@@ -145,6 +179,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
 		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages,
+		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -218,4 +253,38 @@ func (m *Metrics) BayesStore(filter string, st classifier.Stats) {
 	m.bayesStoreTokens.WithLabelValues(filter).Set(float64(st.Tokens))
 	m.bayesStoreMessages.WithLabelValues(filter, "spam").Set(float64(st.Spam))
 	m.bayesStoreMessages.WithLabelValues(filter, "ham").Set(float64(st.Ham))
+}
+
+// DNSBLLookup implements dnsbl.Observer.
+func (m *Metrics) DNSBLLookup(filter, zone, result string) {
+	m.dnsblLookups.WithLabelValues(filter, zone, result).Inc()
+}
+
+// DNSBLListed implements dnsbl.Observer.
+func (m *Metrics) DNSBLListed(filter, zone, code string) {
+	m.dnsblListed.WithLabelValues(filter, zone, code).Inc()
+}
+
+// DNSBLError implements dnsbl.Observer.
+func (m *Metrics) DNSBLError(filter, zone, kind string) {
+	m.dnsblErrors.WithLabelValues(filter, zone, kind).Inc()
+}
+
+// DNSBLCacheHit implements dnsbl.Observer.
+func (m *Metrics) DNSBLCacheHit(filter, zone string) {
+	m.dnsblCacheHits.WithLabelValues(filter, zone).Inc()
+}
+
+// DNSBLQuery implements dnsbl.Observer.
+func (m *Metrics) DNSBLQuery(filter, zone string, took time.Duration) {
+	m.dnsblDuration.WithLabelValues(filter, zone).Observe(took.Seconds())
+}
+
+// DNSBLHealth implements dnsbl.Observer.
+func (m *Metrics) DNSBLHealth(filter, zone string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.dnsblUp.WithLabelValues(filter, zone).Set(v)
 }
