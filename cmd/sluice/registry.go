@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/bayes"
+	"github.com/sluice-mail/sluice/filters/dnsbl"
 )
 
 // registry lists the filters this binary ships, by the type name used in
@@ -10,5 +11,6 @@ import (
 func registry() filters.Registry {
 	return filters.Registry{
 		"bayes": bayes.Factory(version),
+		"dnsbl": dnsbl.Factory(dnsbl.NewShared()),
 	}
 }
