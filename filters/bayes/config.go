@@ -20,6 +20,15 @@ import (
 type Config struct {
 	// DB is the path of the token store; default <state_dir>/bayes.db.
 	DB string `yaml:"db"`
+	// Store is "bbolt" (default: the file DB) or "redis" (the server of
+	// Redis, shared by several sluice instances).
+	Store string `yaml:"store"`
+	// Redis configures the Redis store.
+	Redis RedisConfig `yaml:"redis"`
+	// StoreUnavailable is what happens to a message when a Redis store
+	// cannot be reached in time: "tag" (default: deliver it tagged
+	// "Unsure, store unavailable") or "fail" (on_failure decides).
+	StoreUnavailable string `yaml:"store_unavailable"`
 
 	// Scoring parameters; nil means the classifier's default (or
 	// bogofilter's, for a store imported from bogofilter).
@@ -215,6 +224,7 @@ type settings struct {
 	learnSpam     float64          // 0: off
 	learnHam      float64          // -1: off
 	statsInterval time.Duration
+	failUnavail   bool // store_unavailable: fail
 }
 
 type verdictAction struct {
@@ -236,6 +246,10 @@ func (c Config) check(stateDir string) (settings, error) {
 	if s.statsInterval == 0 {
 		s.statsInterval = defaultStatsEvery
 	}
+	if err := c.checkStore(); err != nil {
+		return s, err
+	}
+	s.failUnavail = c.StoreUnavailable == "fail"
 	if s.headerName == "" {
 		s.headerName = DefaultHeaderName
 	}
@@ -286,6 +300,28 @@ func (c Config) check(stateDir string) (settings, error) {
 		s.learnHam = *a
 	}
 	return s, nil
+}
+
+// checkStore validates the choice of store and its options.
+func (c Config) checkStore() error {
+	switch c.StoreUnavailable {
+	case "", "tag", "fail":
+	default:
+		return fmt.Errorf("store_unavailable %q: want tag or fail", c.StoreUnavailable)
+	}
+	switch c.Store {
+	case "", StoreBolt:
+		if c.Redis.set() {
+			return errors.New("redis: options of the Redis store need store: redis")
+		}
+		return nil
+	case StoreRedis:
+		if c.DB != "" {
+			return errors.New("db: a file name, but store is redis")
+		}
+		return c.Redis.check()
+	}
+	return fmt.Errorf("store %q: want %s or %s", c.Store, StoreBolt, StoreRedis)
 }
 
 func (vc VerdictConfig) check(v classifier.Verdict, def Action) (verdictAction, error) {

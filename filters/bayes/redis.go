@@ -1,0 +1,335 @@
+package bayes
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-mail/sluice/classifier"
+)
+
+// Store kinds, the values of the store option.
+const (
+	StoreBolt  = "bbolt"
+	StoreRedis = "redis"
+)
+
+// RedisConfig is the redis: section of the options, used with store:
+// redis. docs/bayes.md lists the keys, docs/scaling.md how to deploy.
+type RedisConfig struct {
+	// Addrs are host:port addresses: one server, the Sentinels (with
+	// SentinelMaster), or seed nodes of a Cluster (with Cluster).
+	Addrs []string `yaml:"addrs"`
+	// Username for Redis ACLs; empty for the default user.
+	Username string `yaml:"username"`
+	// PasswordFile or PasswordEnv hold the password (AUTH); at most one.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	// DB is the database number (0 in a Cluster).
+	DB int `yaml:"db"`
+	// KeyPrefix names the store's keys; default "sluice".
+	KeyPrefix string `yaml:"key_prefix"`
+	// SentinelMaster is the master's name at the Sentinels.
+	SentinelMaster string `yaml:"sentinel_master"`
+	// SentinelPasswordFile holds the Sentinels' password, if they have
+	// one.
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
+	// Cluster selects Redis Cluster.
+	Cluster bool `yaml:"cluster"`
+	// TLS connects with TLS.
+	TLS RedisTLSConfig `yaml:"tls"`
+	// Timeout bounds connecting and each lookup; default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+	// WriteTimeout bounds each training round trip; default 30s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PoolSize is the most connections per Redis server; default 10 per
+	// CPU.
+	PoolSize int `yaml:"pool_size"`
+}
+
+// RedisTLSConfig configures TLS to Redis.
+type RedisTLSConfig struct {
+	// Enabled turns TLS on with the system's CAs; setting any other key
+	// turns it on as well.
+	Enabled bool `yaml:"enabled"`
+	// CAFile holds the CA certificates that sign the server's
+	// certificate; default the system's.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name checked in the server's certificate;
+	// default the host of the address.
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are a client certificate, for servers that
+	// ask for one (tls-auth-clients).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// set reports whether any key of the section is set.
+func (r RedisConfig) set() bool {
+	return len(r.Addrs) > 0 || r.Username != "" || r.PasswordFile != "" || r.PasswordEnv != "" || r.DB != 0 ||
+		r.KeyPrefix != "" || r.SentinelMaster != "" || r.SentinelPasswordFile != "" || r.Cluster ||
+		r.TLS != (RedisTLSConfig{}) || r.Timeout != 0 || r.WriteTimeout != 0 || r.PoolSize != 0
+}
+
+// check validates the section without reading files.
+func (r RedisConfig) check() error {
+	if len(r.Addrs) == 0 {
+		return errors.New("redis.addrs: at least one host:port needed with store: redis")
+	}
+	for _, a := range r.Addrs {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Errorf("redis.addrs: %q is not host:port", a)
+		}
+	}
+	switch {
+	case r.PasswordFile != "" && r.PasswordEnv != "":
+		return errors.New("redis: password_file and password_env exclude each other")
+	case r.Cluster && r.SentinelMaster != "":
+		return errors.New("redis: cluster and sentinel_master exclude each other")
+	case r.Cluster && r.DB != 0:
+		return fmt.Errorf("redis.db %d: Redis Cluster has only database 0", r.DB)
+	case r.DB < 0:
+		return fmt.Errorf("redis.db %d: must not be negative", r.DB)
+	case !r.Cluster && r.SentinelMaster == "" && len(r.Addrs) > 1:
+		return errors.New("redis.addrs: several addresses need cluster: true or sentinel_master")
+	case strings.ContainsAny(r.KeyPrefix, "{}"):
+		return fmt.Errorf("redis.key_prefix %q: must not contain { or }", r.KeyPrefix)
+	case r.Timeout < 0 || r.WriteTimeout < 0:
+		return errors.New("redis.timeout and redis.write_timeout must not be negative")
+	case r.PoolSize < 0:
+		return errors.New("redis.pool_size must not be negative")
+	case (r.TLS.CertFile == "") != (r.TLS.KeyFile == ""):
+		return errors.New("redis.tls: cert_file and key_file go together")
+	}
+	return nil
+}
+
+// Options turns the section into store options, reading the password and
+// certificate files.
+func (r RedisConfig) Options() (classifier.RedisOptions, error) {
+	if err := r.check(); err != nil {
+		return classifier.RedisOptions{}, err
+	}
+	o := classifier.RedisOptions{
+		Addrs:        r.Addrs,
+		MasterName:   r.SentinelMaster,
+		Cluster:      r.Cluster,
+		Username:     r.Username,
+		DB:           r.DB,
+		KeyPrefix:    r.KeyPrefix,
+		Timeout:      r.Timeout,
+		WriteTimeout: r.WriteTimeout,
+		PoolSize:     r.PoolSize,
+	}
+	var err error
+	switch {
+	case r.PasswordFile != "":
+		if o.Password, err = readSecret(r.PasswordFile); err != nil {
+			return o, fmt.Errorf("redis.password_file: %w", err)
+		}
+	case r.PasswordEnv != "":
+		v, ok := os.LookupEnv(r.PasswordEnv)
+		if !ok {
+			return o, fmt.Errorf("redis.password_env: %s is not set", r.PasswordEnv)
+		}
+		o.Password = v
+	}
+	if r.SentinelPasswordFile != "" {
+		if o.SentinelPassword, err = readSecret(r.SentinelPasswordFile); err != nil {
+			return o, fmt.Errorf("redis.sentinel_password_file: %w", err)
+		}
+	}
+	if r.TLS.on() {
+		if o.TLS, err = r.TLS.config(); err != nil {
+			return o, fmt.Errorf("redis.tls: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// readSecret reads a password file; a trailing line end is not part of
+// the password.
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// on reports whether TLS is used: enabled, or any other key set.
+func (c RedisTLSConfig) on() bool { return c != (RedisTLSConfig{}) }
+
+func (c RedisTLSConfig) config() (*tls.Config, error) {
+	tc := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", c.CAFile)
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// IsRedisURL reports whether s is a redis:// or rediss:// URL rather than
+// a file name.
+func IsRedisURL(s string) bool {
+	return strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://")
+}
+
+// ParseRedisURL reads the command line's form of a Redis store:
+//
+//	redis://[USER@]HOST:PORT[,HOST:PORT...][/DB][?KEY=VALUE&...]
+//
+// rediss:// turns TLS on. The keys are those of the redis: section:
+// key_prefix (or prefix), sentinel_master (or sentinel), cluster,
+// password_file, password_env, timeout, write_timeout, pool_size,
+// tls_ca_file, tls_server_name. A password written in the URL
+// (USER:PASSWORD@) is refused: command lines are visible to every user of
+// the machine.
+func ParseRedisURL(s string) (RedisConfig, error) {
+	var r RedisConfig
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "redis" && scheme != "rediss") {
+		return r, fmt.Errorf("%q: not a redis:// or rediss:// URL", s)
+	}
+	r.TLS.Enabled = scheme == "rediss"
+	// The host list may hold commas, which net/url does not take in a
+	// host, so the authority is split off by hand.
+	rest, query, _ := strings.Cut(rest, "?")
+	authority, path, _ := strings.Cut(rest, "/")
+	if user, hosts, ok := strings.Cut(authority, "@"); ok {
+		if strings.Contains(user, ":") {
+			return r, fmt.Errorf("%s: no password in the URL, please (anyone can read command lines); use password_file or password_env", redact(s))
+		}
+		r.Username, authority = user, hosts
+	}
+	if authority == "" {
+		return r, fmt.Errorf("%q: no host", s)
+	}
+	r.Addrs = strings.Split(authority, ",")
+	if path != "" {
+		db, err := strconv.Atoi(path)
+		if err != nil {
+			return r, fmt.Errorf("%q: database %q is not a number", s, path)
+		}
+		r.DB = db
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return r, fmt.Errorf("%q: %w", s, err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		var err error
+		switch k {
+		case "prefix", "key_prefix":
+			r.KeyPrefix = v
+		case "sentinel", "sentinel_master":
+			r.SentinelMaster = v
+		case "cluster":
+			r.Cluster, err = strconv.ParseBool(v)
+		case "password_file":
+			r.PasswordFile = v
+		case "password_env":
+			r.PasswordEnv = v
+		case "timeout":
+			r.Timeout, err = time.ParseDuration(v)
+		case "write_timeout":
+			r.WriteTimeout, err = time.ParseDuration(v)
+		case "pool_size":
+			r.PoolSize, err = strconv.Atoi(v)
+		case "tls_ca_file":
+			r.TLS.CAFile = v
+		case "tls_server_name":
+			r.TLS.ServerName = v
+		default:
+			err = errors.New("unknown parameter")
+		}
+		if err != nil {
+			return r, fmt.Errorf("%q: %s=%q: %w", s, k, v, err)
+		}
+	}
+	if err := r.check(); err != nil {
+		return r, fmt.Errorf("%q: %w", s, err)
+	}
+	return r, nil
+}
+
+// redact hides what follows the scheme up to the @ of a URL.
+func redact(s string) string {
+	scheme, rest, _ := strings.Cut(s, "://")
+	if _, after, ok := strings.Cut(rest, "@"); ok {
+		return scheme + "://***@" + after
+	}
+	return s
+}
+
+// StoreName is how messages name the store: the bbolt file or the Redis
+// URL (without credentials).
+func (c Config) StoreName(stateDir string) string {
+	if c.Store != StoreRedis {
+		return c.DBPath(stateDir)
+	}
+	scheme := "redis"
+	if c.Redis.TLS.on() {
+		scheme = "rediss"
+	}
+	prefix := c.Redis.KeyPrefix
+	if prefix == "" {
+		prefix = "sluice"
+	}
+	q := "prefix=" + prefix
+	if c.Redis.Cluster {
+		q += "&cluster=true"
+	}
+	if c.Redis.SentinelMaster != "" {
+		q += "&sentinel=" + c.Redis.SentinelMaster
+	}
+	return fmt.Sprintf("%s://%s/%d?%s", scheme, strings.Join(c.Redis.Addrs, ","), c.Redis.DB, q)
+}
+
+// OpenStore opens the store the options name: the bbolt file, created if
+// missing, or Redis (which is not contacted yet: see classifier.OpenRedis).
+// obs, if not nil, sees the Redis round trips.
+func (c Config) OpenStore(stateDir string, log *slog.Logger, obs classifier.RedisObserver) (classifier.Store, error) {
+	switch c.Store {
+	case "", StoreBolt:
+		opts := classifier.BoltOptions{}
+		if log != nil {
+			opts.Logger = log
+		}
+		st, err := classifier.OpenBolt(c.DBPath(stateDir), opts)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	case StoreRedis:
+		o, err := c.Redis.Options()
+		if err != nil {
+			return nil, err
+		}
+		o.Observer = obs
+		return classifier.OpenRedis(o)
+	}
+	return nil, fmt.Errorf("store %q: want %s or %s", c.Store, StoreBolt, StoreRedis)
+}
