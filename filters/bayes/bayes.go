@@ -8,7 +8,10 @@
 // The store is a classifier.BoltStore, opened once when the filter is
 // built. The daemon only reads it between messages; "sluice train" and
 // auto-learning write through the store's turnstile (see package
-// classifier), so training works while the daemon runs.
+// classifier), so training works while the daemon runs. With store: redis
+// it is a classifier.RedisStore that every sluice of a site shares; when
+// Redis cannot be reached in time, messages pass tagged "Unsure, store
+// unavailable" (see Check).
 //
 // Metrics go through Observer, which the daemon's metrics implement; this
 // package does not know Prometheus.
@@ -16,11 +19,14 @@ package bayes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
@@ -44,6 +50,52 @@ type Observer interface {
 	BayesStore(filter string, st classifier.Stats)
 }
 
+// StoreObserver is told about a network (Redis) store, for metrics. The
+// daemon's metrics implement it beside Observer. It must be safe for
+// concurrent use.
+type StoreObserver interface {
+	// BayesStoreUnavailable reports a message passed unclassified
+	// because the store could not be reached in time.
+	BayesStoreUnavailable(filter string)
+	// BayesRedisRoundTrip reports one round trip to Redis: the store
+	// operation ("lookup", "learn", ...), its time, and its error.
+	BayesRedisRoundTrip(filter, op string, took time.Duration, err error)
+	// BayesRedisPool reports the connection pool: Total and Idle as they
+	// are now, Hits, Misses and Timeouts as increments since the last
+	// report.
+	BayesRedisPool(filter string, st classifier.RedisPoolStats)
+}
+
+// roundTrips passes a store's round trips to a StoreObserver under the
+// filter's name.
+type roundTrips struct {
+	obs    StoreObserver
+	filter string
+}
+
+func (r roundTrips) RedisRoundTrip(op string, took time.Duration, err error) {
+	r.obs.BayesRedisRoundTrip(r.filter, op, took, err)
+}
+
+// poolStatser is a store with a connection pool (Redis).
+type poolStatser interface {
+	PoolStats() classifier.RedisPoolStats
+}
+
+// sizer is a store that can tell its size without reading every token
+// (Redis); Stats is used otherwise.
+type sizer interface {
+	Size(ctx context.Context) (classifier.Stats, error)
+}
+
+// poolStatsEvery is how often the pool of a Redis store is reported.
+const poolStatsEvery = 10 * time.Second
+
+// unavailableLogEvery spaces the warnings about an unreachable store: at
+// a few hundred messages a second one line per message would bury the
+// log; the metric counts them all.
+const unavailableLogEvery = 10 * time.Second
+
 // Factory returns the filters.Factory for type "bayes". version is
 // sluice's version, written into the header.
 func Factory(version string) filters.Factory {
@@ -58,15 +110,14 @@ func Factory(version string) filters.Factory {
 
 // Open checks cfg, opens the store it names, and returns the filter.
 func Open(env filters.Env, cfg Config, version string) (*Filter, error) {
-	s, err := cfg.check(env.StateDir)
-	if err != nil {
+	if _, err := cfg.check(env.StateDir); err != nil {
 		return nil, err
 	}
-	opts := classifier.BoltOptions{}
-	if env.Logger != nil {
-		opts.Logger = env.Logger
+	var rt classifier.RedisObserver
+	if so, ok := env.Observer.(StoreObserver); ok {
+		rt = roundTrips{obs: so, filter: filterName(env)}
 	}
-	st, err := classifier.OpenBolt(s.db, opts)
+	st, err := cfg.OpenStore(env.StateDir, env.Logger, rt)
 	if err != nil {
 		return nil, fmt.Errorf("db: %w", err)
 	}
@@ -83,11 +134,18 @@ func Open(env filters.Env, cfg Config, version string) (*Filter, error) {
 type Filter struct {
 	name    string
 	version string
+	cfg     Config
 	s       settings
-	c       *classifier.Classifier
-	store   classifier.Store
-	obs     Observer
-	log     *slog.Logger
+	// c is nil until the store could be read: a Redis store down when
+	// the filter is built is read again for each message (classifier).
+	c     atomic.Pointer[classifier.Classifier]
+	store classifier.Store
+	obs   Observer
+	sobs  StoreObserver
+	log   *slog.Logger
+	// lastWarn is when an unreachable store was last logged (UnixNano).
+	lastWarn atomic.Int64
+	lastPool classifier.RedisPoolStats // used by measureStore only
 
 	closeOnce sync.Once
 	closeErr  error
@@ -107,33 +165,63 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 	if err != nil {
 		return nil, err
 	}
-	c, err := NewClassifier(context.Background(), st, cfg)
-	if err != nil {
-		return nil, err
-	}
 	f := &Filter{
-		name:    env.Name,
+		name:    filterName(env),
 		version: version,
+		cfg:     cfg,
 		s:       s,
-		c:       c,
 		store:   st,
 		log:     env.Logger,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if f.name == "" {
-		f.name = "bayes"
-	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c, err := NewClassifier(ctx, st, cfg)
+	cancel()
+	switch {
+	case errors.Is(err, classifier.ErrUnavailable):
+		// Starting (or reloading) while Redis is down must not stop
+		// the daemon: messages pass tagged until Redis answers.
+		f.log.Warn("bayes: store unavailable, messages pass unclassified until it answers", "err", err)
+	case err != nil:
+		return nil, err
+	default:
+		f.c.Store(c)
+	}
 	f.obs, _ = env.Observer.(Observer)
+	f.sobs, _ = env.Observer.(StoreObserver)
 	if f.obs == nil {
 		close(f.done)
 		return f, nil
 	}
 	go f.measureStore()
 	return f, nil
+}
+
+// filterName is the filter's name in the pipeline, "bayes" if unnamed.
+func filterName(env filters.Env) string {
+	if env.Name == "" {
+		return "bayes"
+	}
+	return env.Name
+}
+
+// classifier returns the classifier, building it first if the store could
+// not be read before. Concurrent messages may each try; the first to
+// succeed wins, and none waits for another's attempt.
+func (f *Filter) classifier(ctx context.Context) (*classifier.Classifier, error) {
+	if c := f.c.Load(); c != nil {
+		return c, nil
+	}
+	c, err := NewClassifier(ctx, f.store, f.cfg)
+	if err != nil {
+		return nil, err
+	}
+	f.c.CompareAndSwap(nil, c)
+	return f.c.Load(), nil
 }
 
 // NewClassifier returns a classifier on st with the parameters of cfg
@@ -159,8 +247,9 @@ func NewClassifier(ctx context.Context, st classifier.Store, cfg Config) (*class
 	return c, nil
 }
 
-// Classifier returns the classifier the filter uses.
-func (f *Filter) Classifier() *classifier.Classifier { return f.c }
+// Classifier returns the classifier the filter uses, nil while the store
+// has not answered yet.
+func (f *Filter) Classifier() *classifier.Classifier { return f.c.Load() }
 
 // Name implements filters.Filter.
 func (f *Filter) Name() string { return f.name }
@@ -185,25 +274,56 @@ func (f *Filter) Close() error {
 // measureStore reports the store's size now and every stats interval.
 // Stats walks every token, so it runs on its own schedule rather than
 // per message or per scrape.
+// A Redis store is measured by Size, which does not read every token, and
+// its connection pool every poolStatsEvery.
 func (f *Filter) measureStore() {
 	defer close(f.done)
 	t := time.NewTicker(f.s.statsInterval)
 	defer t.Stop()
+	var poolTick <-chan time.Time
+	ps, _ := f.store.(poolStatser)
+	if ps != nil && f.sobs != nil {
+		pt := time.NewTicker(poolStatsEvery)
+		defer pt.Stop()
+		poolTick = pt.C
+		f.reportPool(ps)
+	}
+	measure := f.store.Stats
+	if sz, ok := f.store.(sizer); ok {
+		measure = sz.Size
+	}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), f.s.statsInterval)
-		st, err := f.store.Stats(ctx)
+		st, err := measure(ctx)
 		cancel()
 		if err != nil {
 			f.log.Warn("bayes: measuring the store failed", "err", err)
 		} else {
 			f.obs.BayesStore(f.name, st)
 		}
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
+		for wait := true; wait; {
+			select {
+			case <-f.stop:
+				return
+			case <-poolTick:
+				f.reportPool(ps)
+			case <-t.C:
+				wait = false
+			}
 		}
 	}
+}
+
+// reportPool reports the pool's counters as increments since the last
+// report, so they add up across reloads (each builds a new pool).
+func (f *Filter) reportPool(ps poolStatser) {
+	cur := ps.PoolStats()
+	d := cur
+	d.Hits -= f.lastPool.Hits
+	d.Misses -= f.lastPool.Misses
+	d.Timeouts -= f.lastPool.Timeouts
+	f.lastPool = cur
+	f.sobs.BayesRedisPool(f.name, d)
 }
 
 // Check implements filters.Filter.
@@ -250,10 +370,13 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	}
 
 	start := time.Now()
-	res, err := f.c.Classify(ctx, own.Raw())
+	res, err := f.classify(ctx, own.Raw())
 	took := time.Since(start)
 	if err != nil {
-		return filters.Verdict{}, err
+		if f.s.failUnavail || !errors.Is(err, classifier.ErrUnavailable) {
+			return filters.Verdict{}, err
+		}
+		return f.unavailable(m.QueueID, forged, err), nil
 	}
 	if f.obs != nil {
 		f.obs.BayesClassified(f.name, res.Verdict.String(), res.Spamicity, took)
@@ -294,6 +417,45 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	return filters.Verdict{Reason: reason, Edits: f.header(forged, value)}, nil
 }
 
+// classify scores the message. The store must answer before the pipeline's
+// deadline for the filter, so that a store that hangs still leaves time to
+// tag the message: the store gets the time left minus a tenth (at most
+// 100 ms) and its own timeout, whichever ends first.
+func (f *Filter) classify(ctx context.Context, raw io.Reader) (classifier.Result, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		margin := min(time.Until(dl)/10, 100*time.Millisecond)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
+		defer cancel()
+	}
+	c, err := f.classifier(ctx)
+	if err != nil {
+		return classifier.Result{}, err
+	}
+	return c.Classify(ctx, raw)
+}
+
+// unavailable is the verdict for a message the store could not be asked
+// about: delivered, with the header saying why it was not classified, and
+// none of the actions (a site whose Redis is down must not reject mail as
+// unsure).
+func (f *Filter) unavailable(queueID string, forged []int, err error) filters.Verdict {
+	if f.sobs != nil {
+		f.sobs.BayesStoreUnavailable(f.name)
+	}
+	now := time.Now().UnixNano()
+	if last := f.lastWarn.Load(); now-last >= int64(unavailableLogEvery) && f.lastWarn.CompareAndSwap(last, now) {
+		f.log.Warn("bayes: store unavailable, messages pass unclassified", "queue_id", queueID, "err", err)
+	} else {
+		f.log.Debug("bayes: store unavailable, message passed unclassified", "queue_id", queueID, "err", err)
+	}
+	if queueID == "" {
+		queueID = "unknown"
+	}
+	value := fmt.Sprintf("Unsure, store unavailable, queue_id=%s, version=%s", asciiOnly(queueID), asciiOnly(f.version))
+	return filters.Verdict{Reason: "bayes: store unavailable", Edits: f.header(forged, value)}
+}
+
 // maxReplyText keeps a rendered reply inside what filters.Reply allows.
 const maxReplyText = 400
 
@@ -325,7 +487,7 @@ func (f *Filter) autolearnClass(res classifier.Result) classifier.Class {
 // failure is logged, not returned: the message was classified, and
 // learning is a bonus.
 func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classifier.Class) bool {
-	out, err := f.c.Train(ctx, m.Raw(), class)
+	out, err := f.c.Load().Train(ctx, m.Raw(), class)
 	if err != nil {
 		f.log.Warn("bayes: auto-learning failed", "queue_id", m.QueueID, "class", class.String(), "err", err)
 		return false

@@ -1,0 +1,362 @@
+package bayes_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/redistest"
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/bayes"
+)
+
+// storeObs records what a Redis store reports through bayes.StoreObserver.
+type storeObs struct {
+	mu sync.Mutex
+	obsCounts
+}
+
+type obsCounts struct {
+	unavailable int
+	trips       map[string]int
+	failed      map[string]int
+	pool        []classifier.RedisPoolStats
+	stores      []classifier.Stats
+}
+
+func (o *storeObs) BayesStoreUnavailable(filter string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.unavailable++
+}
+
+func (o *storeObs) BayesRedisRoundTrip(filter, op string, took time.Duration, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.trips == nil {
+		o.trips, o.failed = map[string]int{}, map[string]int{}
+	}
+	o.trips[op]++
+	if err != nil {
+		o.failed[op]++
+	}
+}
+
+func (o *storeObs) BayesRedisPool(filter string, st classifier.RedisPoolStats) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pool = append(o.pool, st)
+}
+
+// The bayes.Observer side, so that the filter measures the store.
+func (o *storeObs) BayesClassified(string, string, float64, time.Duration) {}
+func (o *storeObs) BayesSkipped(string)                                    {}
+func (o *storeObs) BayesAutolearned(string, string)                        {}
+func (o *storeObs) BayesStore(filter string, st classifier.Stats) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stores = append(o.stores, st)
+}
+
+func (o *storeObs) snapshot() obsCounts {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := obsCounts{unavailable: o.unavailable, trips: map[string]int{}, failed: map[string]int{}}
+	for k, v := range o.trips {
+		c.trips[k] = v
+	}
+	for k, v := range o.failed {
+		c.failed[k] = v
+	}
+	c.pool = append(c.pool, o.pool...)
+	c.stores = append(c.stores, o.stores...)
+	return c
+}
+
+// redisTrained copies the trained bbolt store of the fixtures into Redis
+// under prefix, through export and import.
+func redisTrained(t *testing.T, addr, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	bolt := trainedStore(t)
+	defer bolt.Close()
+	var buf bytes.Buffer
+	if err := classifier.Export(ctx, bolt, &buf); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := classifier.OpenRedis(classifier.RedisOptions{Addrs: []string{addr}, KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if _, err := classifier.Import(ctx, rs, &buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func redisOptions(addr, prefix, extra string) string {
+	return "store: redis\nredis:\n  addrs: [" + addr + "]\n  key_prefix: " + prefix + "\n  timeout: 300ms\n" + extra
+}
+
+// With Redis down or hung the filter answers within its store timeout,
+// tags the message "Unsure, store unavailable" whatever the unsure action,
+// and counts it; with Redis back it classifies again, same filter.
+func TestRedisStoreUnavailableTags(t *testing.T) {
+	srv := redistest.Start(t)
+	redisTrained(t, srv.Addr, "fo")
+	obs := &storeObs{}
+	env := filters.Env{Name: "bayes", StateDir: t.TempDir(), Observer: obs}
+	f, err := bayes.Open(env, options(t, redisOptions(srv.Addr, "fo", "")+"unsure: {action: reject}\n"), "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v := check(t, f, spamMessage()); v.Action != filters.Reject {
+		t.Fatalf("spam with Redis up: %+v", v)
+	}
+	for _, outage := range []struct {
+		name        string
+		start, stop func(testing.TB)
+	}{
+		{"hung", srv.Pause, srv.Resume},
+		{"killed", srv.Kill, srv.Restart},
+	} {
+		outage.start(t)
+		before := obs.snapshot().unavailable
+		for range 3 {
+			start := time.Now()
+			v := check(t, f, hamMessage())
+			if took := time.Since(start); took > 800*time.Millisecond {
+				t.Errorf("%s: the filter took %v with a 300ms store timeout", outage.name, took)
+			}
+			want := "Unsure, store unavailable, queue_id=4Q2HAM, version=1.2.3"
+			if v.Action != filters.Continue || added(v, "X-Sluice-Bayes") != want || v.Reason != "bayes: store unavailable" {
+				t.Errorf("%s: verdict %+v, want Continue with %q", outage.name, v, want)
+			}
+		}
+		if n := obs.snapshot().unavailable - before; n != 3 {
+			t.Errorf("%s: %d messages counted unavailable, want 3", outage.name, n)
+		}
+		outage.stop(t)
+	}
+	// The restarted Redis is empty: retrain it, and the filter, never
+	// reopened, scores with what it finds.
+	redisTrained(t, srv.Addr, "fo")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := check(t, f, spamMessage())
+		if v.Action == filters.Reject {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no spam verdict 10 s after Redis came back: %+v", v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := obs.snapshot(); s.trips["lookup"] < 8 || s.failed["lookup"] < 6 {
+		t.Errorf("round trips seen: %v, failed %v", s.trips, s.failed)
+	}
+}
+
+// store_unavailable: fail hands the failure to the pipeline's policy.
+func TestRedisStoreUnavailableFail(t *testing.T) {
+	srv := redistest.Start(t)
+	f, err := bayes.Open(filters.Env{StateDir: t.TempDir()}, options(t, redisOptions(srv.Addr, "ff", "store_unavailable: fail\n")), "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv.Kill(t)
+	p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: 5 * time.Second, OnFailure: filters.FailTempfail}}, nil)
+	res := p.Run(context.Background(), filters.StageEOM, hamMessage())
+	if res.Verdict.Action != filters.Tempfail || res.Decisions[0].Failure != filters.FailureError {
+		t.Errorf("result %+v, want tempfail by policy", res)
+	}
+}
+
+// A filter built while Redis is down (daemon start, reload) works: it
+// tags until Redis answers, then reads the store's dialect and classifies.
+func TestRedisDownAtStart(t *testing.T) {
+	srv := redistest.Start(t)
+	redisTrained(t, srv.Addr, "ds")
+	srv.Kill(t)
+	f, err := bayes.Open(filters.Env{StateDir: t.TempDir()}, options(t, redisOptions(srv.Addr, "ds", "")), "v")
+	if err != nil {
+		t.Fatalf("open while Redis is down: %v", err)
+	}
+	defer f.Close()
+	if f.Classifier() != nil {
+		t.Error("a classifier without having read the store")
+	}
+	if v := check(t, f, spamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Unsure, store unavailable") {
+		t.Errorf("verdict %+v", v)
+	}
+	srv.Restart(t)
+	redisTrained(t, srv.Addr, "ds")
+	deadline := time.Now().Add(10 * time.Second)
+	for check(t, f, spamMessage()).Action != filters.Reject {
+		if time.Now().After(deadline) {
+			t.Fatal("no spam verdict 10 s after Redis came up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The pipeline's timeout shorter than the store's: the filter still
+// answers itself, before the pipeline gives up on it.
+func TestRedisHungWithinFilterTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	redisTrained(t, srv.Addr, "ht")
+	f, err := bayes.Open(filters.Env{StateDir: t.TempDir()}, options(t, "store: redis\nredis: {addrs: ["+srv.Addr+"], key_prefix: ht, timeout: 5s}\n"), "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v := check(t, f, hamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Ham,") {
+		t.Fatalf("with Redis up: %+v", v)
+	}
+	srv.Pause(t)
+	defer srv.Resume(t)
+	p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: 400 * time.Millisecond, OnFailure: filters.FailTempfail}}, nil)
+	res := p.Run(context.Background(), filters.StageEOM, hamMessage())
+	if res.Decisions[0].Failure != "" || res.Verdict.Action != filters.Continue ||
+		!strings.HasPrefix(added(res.Verdict, "X-Sluice-Bayes"), "Unsure, store unavailable") {
+		t.Errorf("result %+v, want the filter's own unavailable tag within the step timeout", res)
+	}
+}
+
+// The filter measures a Redis store without scanning it, and reports its
+// connection pool.
+func TestRedisStoreMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	redisTrained(t, srv.Addr, "me")
+	obs := &storeObs{}
+	f, err := bayes.Open(filters.Env{StateDir: t.TempDir(), Observer: obs}, options(t, redisOptions(srv.Addr, "me", "stats_interval: 50ms\n")), "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		check(t, f, hamMessage())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(obs.snapshot().stores) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.Close()
+	s := obs.snapshot()
+	if len(s.stores) < 2 || s.stores[len(s.stores)-1].Spam != 14 || s.stores[len(s.stores)-1].Tokens < 100 {
+		t.Fatalf("store measurements %+v", s.stores)
+	}
+	if s.trips["scan"] != 0 || s.trips["stats"] < 2 {
+		t.Errorf("measuring took round trips %v: want stats, no scans", s.trips)
+	}
+	if s.trips["lookup"] != 5 {
+		t.Errorf("%d lookups for 5 messages", s.trips["lookup"])
+	}
+	if len(s.pool) == 0 {
+		t.Fatal("no pool report")
+	}
+}
+
+func TestRedisConfig(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
+	t.Setenv("SLUICE_TEST_REDIS_PW", "fromenv")
+	good := []struct {
+		opts string
+		want func(o classifier.RedisOptions) bool
+	}{
+		{"store: redis\nredis: {addrs: [10.0.0.1:6379], password_file: " + pw + "}", func(o classifier.RedisOptions) bool {
+			return o.Password == "s3cret" && len(o.Addrs) == 1
+		}},
+		{"store: redis\nredis: {addrs: [10.0.0.1:6379], password_env: SLUICE_TEST_REDIS_PW, db: 3, key_prefix: site}", func(o classifier.RedisOptions) bool {
+			return o.Password == "fromenv" && o.DB == 3 && o.KeyPrefix == "site"
+		}},
+		{"store: redis\nredis: {addrs: [a:26379, b:26379], sentinel_master: mymaster}", func(o classifier.RedisOptions) bool {
+			return o.MasterName == "mymaster" && len(o.Addrs) == 2
+		}},
+		{"store: redis\nredis: {addrs: [a:7000, b:7000, c:7000], cluster: true, tls: {enabled: true}}", func(o classifier.RedisOptions) bool {
+			return o.Cluster && o.TLS != nil
+		}},
+	}
+	for _, tc := range good {
+		cfg := options(t, tc.opts)
+		o, err := cfg.Redis.Options()
+		if err != nil || !tc.want(o) {
+			t.Errorf("%s: %+v %v", tc.opts, o, err)
+		}
+	}
+	bad := []struct{ opts, want string }{
+		{"store: redis", "redis.addrs"},
+		{"store: redis\nredis: {addrs: [nohost]}", "not host:port"},
+		{"store: redis\nredis: {addrs: [a:1, b:2]}", "several addresses"},
+		{"store: redis\nredis: {addrs: [a:1], cluster: true, db: 2}", "only database 0"},
+		{"store: redis\nredis: {addrs: [a:1], password_file: x, password_env: Y}", "exclude each other"},
+		{"store: redis\nredis: {addrs: [a:1], key_prefix: 'a{b}'}", "key_prefix"},
+		{"store: redis\ndb: /x.db\nredis: {addrs: [a:1]}", "store is redis"},
+		{"redis: {addrs: [a:1]}", "need store: redis"},
+		{"store: mysql", `store "mysql"`},
+		{"store_unavailable: ignore", "store_unavailable"},
+	}
+	for _, tc := range bad {
+		_, err := bayes.Open(filters.Env{StateDir: dir}, options(t, tc.opts), "v")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.opts, err, tc.want)
+		}
+	}
+	if _, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordFile: filepath.Join(dir, "missing")}).Options(); err == nil {
+		t.Error("missing password file: no error")
+	}
+}
+
+func TestParseRedisURL(t *testing.T) {
+	good := []struct {
+		url  string
+		want bayes.RedisConfig
+	}{
+		{"redis://127.0.0.1:6379", bayes.RedisConfig{Addrs: []string{"127.0.0.1:6379"}}},
+		{"redis://10.0.0.5:6379/2?prefix=site&timeout=250ms", bayes.RedisConfig{Addrs: []string{"10.0.0.5:6379"}, DB: 2, KeyPrefix: "site", Timeout: 250 * time.Millisecond}},
+		{"rediss://sluice@a:26379,b:26379?sentinel=mymaster&password_file=/etc/pw&tls_ca_file=/ca.pem",
+			bayes.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, Username: "sluice", SentinelMaster: "mymaster", PasswordFile: "/etc/pw",
+				TLS: bayes.RedisTLSConfig{Enabled: true, CAFile: "/ca.pem"}}},
+		{"redis://a:7000,b:7000,c:7000/?cluster=true&password_env=RP", bayes.RedisConfig{Addrs: []string{"a:7000", "b:7000", "c:7000"}, Cluster: true, PasswordEnv: "RP"}},
+	}
+	for _, tc := range good {
+		got, err := bayes.ParseRedisURL(tc.url)
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		if strings.Join(got.Addrs, ",") != strings.Join(tc.want.Addrs, ",") {
+			t.Errorf("%s: addrs %q", tc.url, got.Addrs)
+		}
+		got.Addrs, tc.want.Addrs = nil, nil
+		if got.Username != tc.want.Username || got.DB != tc.want.DB || got.KeyPrefix != tc.want.KeyPrefix ||
+			got.SentinelMaster != tc.want.SentinelMaster || got.Cluster != tc.want.Cluster || got.PasswordFile != tc.want.PasswordFile ||
+			got.PasswordEnv != tc.want.PasswordEnv || got.Timeout != tc.want.Timeout || got.TLS != tc.want.TLS {
+			t.Errorf("%s:\n got %+v\nwant %+v", tc.url, got, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		"http://a:1", "redis://", "redis://a:1/x", "redis://a:1?color=red", "redis://user:secret@a:1",
+		"redis://a:1,b:2", "redis://a:1?cluster=maybe",
+	} {
+		_, err := bayes.ParseRedisURL(bad)
+		if err == nil {
+			t.Errorf("%s: no error", bad)
+		} else if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows the password: %v", bad, err)
+		}
+	}
+	cfg := bayes.Config{Store: bayes.StoreRedis, Redis: bayes.RedisConfig{Addrs: []string{"a:1"}, Cluster: true}}
+	if got := cfg.StoreName(""); got != "redis://a:1/0?prefix=sluice&cluster=true" {
+		t.Errorf("StoreName %q", got)
+	}
+}
