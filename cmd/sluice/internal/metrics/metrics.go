@@ -42,6 +42,12 @@ type Metrics struct {
 	bayesStoreTokens   *prometheus.GaugeVec
 	bayesStoreMessages *prometheus.GaugeVec
 
+	bayesUnavailable *prometheus.CounterVec
+	redisRoundTrip   *prometheus.HistogramVec
+	redisErrors      *prometheus.CounterVec
+	redisPoolConns   *prometheus.GaugeVec
+	redisPoolGets    *prometheus.CounterVec
+
 	dnsblLookups   *prometheus.CounterVec
 	dnsblListed    *prometheus.CounterVec
 	dnsblErrors    *prometheus.CounterVec
@@ -51,10 +57,11 @@ type Metrics struct {
 }
 
 var (
-	_ milter.Observer  = (*Metrics)(nil)
-	_ filters.Observer = (*Metrics)(nil)
-	_ bayes.Observer   = (*Metrics)(nil)
-	_ dnsbl.Observer   = (*Metrics)(nil)
+	_ milter.Observer     = (*Metrics)(nil)
+	_ filters.Observer    = (*Metrics)(nil)
+	_ bayes.Observer      = (*Metrics)(nil)
+	_ bayes.StoreObserver = (*Metrics)(nil)
+	_ dnsbl.Observer      = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -159,6 +166,27 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		Name: "sluice_dnsbl_list_up",
 		Help: "1 if the DNS list answered its last health probe (test entry 127.0.0.2 or \"test\") as listed, 0 if not.",
 	}, []string{"filter", "zone"})
+	m.bayesUnavailable = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_bayes_store_unavailable_total",
+		Help: "Messages a bayes filter passed unclassified because its store could not be reached in time, by filter.",
+	}, []string{"filter"})
+	m.redisRoundTrip = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_bayes_redis_round_trip_seconds",
+		Help:    "Round trips of a bayes filter to its Redis store, by filter and operation, failed ones included.",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
+	}, []string{"filter", "op"})
+	m.redisErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_bayes_redis_errors_total",
+		Help: "Failed round trips of a bayes filter to its Redis store, by filter and operation.",
+	}, []string{"filter", "op"})
+	m.redisPoolConns = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_bayes_redis_pool_connections",
+		Help: "Connections of a bayes filter's Redis pool, by filter and state (idle, in_use).",
+	}, []string{"filter", "state"})
+	m.redisPoolGets = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_bayes_redis_pool_gets_total",
+		Help: "Connections taken from a bayes filter's Redis pool, by filter and result (hit, miss, timeout).",
+	}, []string{"filter", "result"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sluice_build_info",
 		Help:        "Always 1; labels carry the sluice and Go versions.",
@@ -179,6 +207,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
 		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages,
+		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -253,6 +282,28 @@ func (m *Metrics) BayesStore(filter string, st classifier.Stats) {
 	m.bayesStoreTokens.WithLabelValues(filter).Set(float64(st.Tokens))
 	m.bayesStoreMessages.WithLabelValues(filter, "spam").Set(float64(st.Spam))
 	m.bayesStoreMessages.WithLabelValues(filter, "ham").Set(float64(st.Ham))
+}
+
+// BayesStoreUnavailable implements bayes.StoreObserver.
+func (m *Metrics) BayesStoreUnavailable(filter string) {
+	m.bayesUnavailable.WithLabelValues(filter).Inc()
+}
+
+// BayesRedisRoundTrip implements bayes.StoreObserver.
+func (m *Metrics) BayesRedisRoundTrip(filter, op string, took time.Duration, err error) {
+	m.redisRoundTrip.WithLabelValues(filter, op).Observe(took.Seconds())
+	if err != nil {
+		m.redisErrors.WithLabelValues(filter, op).Inc()
+	}
+}
+
+// BayesRedisPool implements bayes.StoreObserver.
+func (m *Metrics) BayesRedisPool(filter string, st classifier.RedisPoolStats) {
+	m.redisPoolConns.WithLabelValues(filter, "idle").Set(float64(st.Idle))
+	m.redisPoolConns.WithLabelValues(filter, "in_use").Set(float64(max(st.Total-st.Idle, 0)))
+	m.redisPoolGets.WithLabelValues(filter, "hit").Add(float64(st.Hits))
+	m.redisPoolGets.WithLabelValues(filter, "miss").Add(float64(st.Misses))
+	m.redisPoolGets.WithLabelValues(filter, "timeout").Add(float64(st.Timeouts))
 }
 
 // DNSBLLookup implements dnsbl.Observer.
