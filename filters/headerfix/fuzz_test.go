@@ -1,0 +1,176 @@
+package headerfix
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// fuzzHeaders decodes a fuzz input into header fields: fields are
+// separated by 0x1e, and a field's name from its value by the first 0x1f.
+// The seed corpus in testdata/fuzz/FuzzRepair uses the same encoding.
+func fuzzHeaders(block string) []filters.Header {
+	if block == "" {
+		return nil
+	}
+	var out []filters.Header
+	for _, f := range strings.Split(block, "\x1e") {
+		name, value, _ := strings.Cut(f, "\x1f")
+		out = append(out, filters.Header{Name: name, Value: value})
+	}
+	return out
+}
+
+// content is what a repair must keep: every field's name, a colon and its
+// value, in order, without whitespace and line-end characters (splitting
+// moves a name from inside a value to a field of its own, and removes the
+// whitespace around the cut).
+func content(hs []filters.Header) string {
+	var b strings.Builder
+	for _, h := range hs {
+		for _, s := range []string{h.Name, ":", h.Value} {
+			for i := 0; i < len(s); i++ {
+				switch s[i] {
+				case ' ', '\t', '\r', '\n', 0:
+				default:
+					b.WriteByte(s[i])
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// strays counts the stray line ends and NULs in fields that Repair works
+// on: a CRLF pair counts once, folding does not count.
+func strays(hs []filters.Header) int {
+	n := 0
+	for _, h := range hs {
+		if !validName(h.Name) {
+			continue
+		}
+		v := h.Value
+		for i := 0; i < len(v); i++ {
+			switch v[i] {
+			case 0:
+				n++
+			case '\r':
+				if i+1 < len(v) && v[i+1] == '\n' {
+					if i+2 < len(v) && (v[i+2] == ' ' || v[i+2] == '\t') {
+						i++
+						continue
+					}
+					i++
+				}
+				n++
+			case '\n':
+				if i+1 < len(v) && (v[i+1] == ' ' || v[i+1] == '\t') {
+					continue
+				}
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func FuzzRepair(f *testing.F) {
+	for _, s := range []string{
+		"Date\x1f" + "Fri, 8 Sep 2017 13:44:33 -0400 (EDT)\rFrom: \"Example Name\" <example@example.com>\x1eSubject\x1fx",
+		"Date\x1fFri, 8 Sep 2017 13:44:33 -0400 (EDT) From: a@b\x1eFrom\x1falice@example.org",
+		"Subject\x1fa\n b\r\n\tc\x1eX\x1fp\rY: q\nZ: r\r\n\x00",
+		"Message-ID\x1f<a@b> Date: 8 Sep 2017 13:44 EDT Content-Transfer-Encoding: base64 X: 1",
+	} {
+		f.Add(s)
+	}
+	m := &filters.Message{QueueID: "Q1", From: filters.Address{Addr: "alice@example.org"}}
+	f.Fuzz(func(t *testing.T, block string) {
+		in := fuzzHeaders(block)
+		orig := append([]filters.Header(nil), in...)
+		res := Repair(in)
+		if !reflect.DeepEqual(in, orig) {
+			t.Fatal("Repair modified its input")
+		}
+		out := res.Headers()
+
+		// Idempotent.
+		again := Repair(out)
+		if len(again.Fixes) != 0 || !reflect.DeepEqual(again.Headers(), out) {
+			t.Fatalf("second pass changed %q: %v", out, again.Fixes)
+		}
+		// Nothing but stray line ends, NULs and whitespace removed or
+		// added, and every stray one reported.
+		if content(in) != content(out) {
+			t.Fatalf("content changed:\n in %q\nout %q", in, out)
+		}
+		if strays(out) != 0 {
+			t.Fatalf("stray line ends left in %q", out)
+		}
+		reported := 0
+		for _, fx := range res.Fixes {
+			if fx.Kind != SplitMerged {
+				reported++
+			}
+			if fx.Kind.IsSplit() && !validName(fx.NewField) {
+				t.Fatalf("split off an invalid name: %+v", fx)
+			}
+		}
+		if strays(in) != reported {
+			t.Fatalf("%d stray characters in %q, %d reported: %v", strays(in), in, reported, res.Fixes)
+		}
+
+		// The edits are valid, make every name's values the repaired
+		// ones, and leave nothing to repair. Both MTAs match names in
+		// ASCII only and pass no others to a milter, while ApplyEdits
+		// folds Unicode case (the Kelvin sign matches "k"), so inputs
+		// with non-ASCII names stop here.
+		for _, h := range in {
+			for i := 0; i < len(h.Name); i++ {
+				if h.Name[i] >= 0x80 {
+					return
+				}
+			}
+		}
+		drop := invented(in, res, m)
+		es := edits(in, res, drop)
+		for _, e := range es {
+			if err := e.Validate(); err != nil {
+				t.Fatalf("invalid edit %+v: %v", e, err)
+			}
+		}
+		after := filters.ApplyEdits(append([]filters.Header(nil), in...), es)
+		var want []filters.Header
+		for _, fd := range res.Fields {
+			if fd.SplitOff || !drop[fd.Source] {
+				want = append(want, fd.Header)
+			}
+		}
+		if got, w := byName(after), byName(want); !reflect.DeepEqual(got, w) {
+			t.Fatalf("values by name after the edits:\n got %q\nwant %q", got, w)
+		}
+		if r := Repair(after); len(r.Fixes) != 0 {
+			t.Fatalf("edited header still needs %v", r.Fixes)
+		}
+	})
+}
+
+// byName groups values by lower-case field name, in order, for the
+// fields a header edit can address. An empty value stands for the single
+// space that edits write instead (see changeValue).
+func byName(hs []filters.Header) map[string][]string {
+	out := map[string][]string{}
+	for _, h := range hs {
+		if !validName(h.Name) {
+			continue
+		}
+		v := h.Value
+		if v == " " {
+			v = ""
+		}
+		k := strings.ToLower(h.Name)
+		out[k] = append(out[k], v)
+	}
+	return out
+}

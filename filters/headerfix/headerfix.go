@@ -1,0 +1,240 @@
+// Package headerfix repairs header lines that end in a bare CR or a bare
+// LF instead of CRLF.
+//
+// RFC 5321 (2.3.8) and RFC 5322 (2.2) allow only CRLF as a line end, but
+// real clients send bare CR and bare LF, and programs disagree on what
+// they mean: one reader sees "Date: ...\rFrom: ..." as one Date field,
+// another as a Date and a From field. The filter decides once, and the
+// delivered message, the archive and the classifier then agree.
+//
+// What the filter can see depends on the MTA; docs/headerfix.md records
+// what Postfix 3.7 and Sendmail 8.17 hand to a milter for each kind of line
+// end. In short: Postfix ends a line at a bare LF and turns a bare CR into
+// a space; Sendmail refuses both unless told otherwise, and then keeps
+// them in the value. Repair handles the bare characters and, for fields
+// with a strict syntax such as Date, the space Postfix leaves.
+//
+// At the end of the header block the filter repairs the header (policy
+// fix), refuses the message (reject), only marks it (tag) or does nothing
+// (off). Repairs are header edits (see plan.go for why they are changes,
+// adds and deletes only), so the pipeline applies them to the message
+// model too and every later filter sees the repaired header.
+//
+// Metrics go through Observer, which the daemon's metrics implement.
+package headerfix
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Observer is told what the filter finds, for metrics. It must be safe for
+// concurrent use. filter is the filter's name in the pipeline.
+type Observer interface {
+	// HeaderfixFound reports one repair found in a message, by kind (see
+	// Kind.String), whether or not the policy let the filter make it.
+	HeaderfixFound(filter, kind string)
+	// HeaderfixMessage reports a message that needed repair and what the
+	// filter did: "fix", "tag", "reject", or "too_many" when it had more
+	// stray line ends than it repairs (see MaxSplits).
+	HeaderfixMessage(filter, action string)
+}
+
+// MaxSplits bounds the fields the filter splits off in one message. A
+// header with more is left as it is and only marked: thousands of header
+// edits for one message would be abuse of the MTA, not repair.
+const MaxSplits = 64
+
+// Factory is the filters.Factory for type "headerfix".
+func Factory(env filters.Env, decode func(v any) error) (filters.Filter, error) {
+	var cfg Config
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	return New(env, cfg)
+}
+
+// Filter is the header line-end repair filter. It implements
+// filters.Filter.
+type Filter struct {
+	name string
+	s    settings
+	obs  Observer
+	log  *slog.Logger
+}
+
+var _ filters.Filter = (*Filter)(nil)
+
+// New checks cfg and returns the filter.
+func New(env filters.Env, cfg Config) (*Filter, error) {
+	s, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	f := &Filter{name: env.Name, s: s, log: env.Logger}
+	if f.name == "" {
+		f.name = "headerfix"
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.obs, _ = env.Observer.(Observer)
+	return f, nil
+}
+
+// Name implements filters.Filter.
+func (f *Filter) Name() string { return f.name }
+
+// Needs implements filters.Filter: the header fields, at the end of the
+// header block, so that filters after it at that stage and at end of
+// message read the repaired header, and so that a reject comes before the
+// body is sent. Policy off asks for nothing.
+func (f *Filter) Needs() filters.Needs {
+	if f.s.policy == PolicyOff {
+		return filters.Needs{}
+	}
+	return filters.Needs{Stages: filters.StagesOf(filters.StageHeaders), Headers: true}
+}
+
+// Check implements filters.Filter.
+func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	if stage != filters.StageHeaders || f.s.policy == PolicyOff {
+		return filters.Verdict{}, nil
+	}
+	res := Repair(m.Headers)
+	if len(res.Fixes) == 0 {
+		return filters.Verdict{}, nil
+	}
+	drop := invented(m.Headers, res, m)
+	summary := summarize(res.Fixes, m.Headers, drop)
+	if f.obs != nil {
+		for _, fx := range res.Fixes {
+			f.obs.HeaderfixFound(f.name, fx.Kind.String())
+		}
+	}
+	splits := 0
+	for _, fx := range res.Fixes {
+		if fx.Kind.IsSplit() {
+			splits++
+		}
+	}
+
+	action := f.s.policy.String()
+	var v filters.Verdict
+	switch {
+	case f.s.policy == PolicyReject:
+		r := f.s.reply
+		v = filters.Verdict{Action: f.s.action, Reply: &r, Reason: "headerfix: " + summary}
+	case f.s.policy == PolicyTag:
+		v = filters.Verdict{Reason: "headerfix: found " + summary, Edits: f.trace("not repaired: " + summary)}
+	case splits > MaxSplits:
+		action = "too_many"
+		note := fmt.Sprintf("not repaired: %d fields to split off, more than %d", splits, MaxSplits)
+		v = filters.Verdict{Reason: "headerfix: " + note, Edits: f.trace(note)}
+	default:
+		es := edits(m.Headers, res, drop)
+		v = filters.Verdict{Reason: "headerfix: repaired " + summary, Edits: append(es, f.trace(summary)...)}
+	}
+	if f.obs != nil {
+		f.obs.HeaderfixMessage(f.name, action)
+	}
+	f.log.Info("headerfix: stray line ends in header", "queue_id", m.QueueID, "action", action, "repairs", summary)
+	return v, nil
+}
+
+// trace returns the edit that adds the trace field, if one is configured.
+func (f *Filter) trace(value string) []filters.HeaderEdit {
+	if f.s.trace == "" {
+		return nil
+	}
+	return []filters.HeaderEdit{{Kind: filters.AddHeader, Name: f.s.trace, Value: fold(len(f.s.trace)+2, value)}}
+}
+
+// Bounds on the trace field, so that it stays a short, readable line or
+// two whatever the message holds.
+const (
+	maxSummaryItems = 8
+	maxSummaryName  = 40
+)
+
+// summarize describes the repairs in words, e.g. "split Date/From, CR to
+// space in Subject". Repeats are counted ("(x3)"), names are shortened,
+// and only the first few kinds of repair are named.
+func summarize(fixes []Fix, in []filters.Header, drop map[int]bool) string {
+	var items []string
+	count := map[string]int{}
+	add := func(s string) {
+		if count[s] == 0 {
+			items = append(items, s)
+		}
+		count[s]++
+	}
+	for _, fx := range fixes {
+		switch fx.Kind {
+		case SplitCR, SplitLF, SplitMerged:
+			add("split " + short(fx.Field) + "/" + short(fx.NewField))
+		case SpaceCR:
+			add("CR to space in " + short(fx.Field))
+		case SpaceLF:
+			add("LF to space in " + short(fx.Field))
+		case SpaceNUL:
+			add("NUL to space in " + short(fx.Field))
+		}
+	}
+	for i, h := range in {
+		if drop[i] {
+			add("dropped " + short(h.Name) + " added by MTA")
+		}
+	}
+	var b strings.Builder
+	for i, it := range items {
+		if i == maxSummaryItems {
+			fmt.Fprintf(&b, ", and %d more", len(items)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(it)
+		if n := count[it]; n > 1 {
+			fmt.Fprintf(&b, " (x%d)", n)
+		}
+	}
+	return b.String()
+}
+
+// short shortens a field name for the summary. Names are printable ASCII
+// (validName), so cutting bytes cuts no character in half.
+func short(name string) string {
+	if len(name) > maxSummaryName {
+		return name[:maxSummaryName] + "..."
+	}
+	return name
+}
+
+// fold breaks a comma-separated value into lines of at most 78
+// characters (RFC 5322 2.1.1) after commas, with a tab before each
+// continuation line. first is the room the field name takes on the first
+// line.
+func fold(first int, value string) string {
+	parts := strings.SplitAfter(value, ", ")
+	var b strings.Builder
+	line := first
+	for i, p := range parts {
+		if i > 0 && line+len(p) > 78 {
+			// Move the space that ended the previous part to the fold.
+			s := b.String()
+			b.Reset()
+			b.WriteString(strings.TrimSuffix(s, " "))
+			b.WriteString("\n\t")
+			line = 1
+		}
+		b.WriteString(p)
+		line += len(p)
+	}
+	return b.String()
+}

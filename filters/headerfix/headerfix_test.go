@@ -1,0 +1,384 @@
+package headerfix_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/headerfix"
+)
+
+const (
+	exDate = "Fri, 8 Sep 2017 13:44:33 -0400 (EDT)"
+	exFrom = `"Example Name" <example@example.com>`
+)
+
+func hs(kv ...string) []filters.Header {
+	var out []filters.Header
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, filters.Header{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+func newFilter(t *testing.T, cfg headerfix.Config, obs any) *headerfix.Filter {
+	t.Helper()
+	f, err := headerfix.New(filters.Env{Name: "hf", Observer: obs}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func msg(headers []filters.Header) *filters.Message {
+	return &filters.Message{
+		QueueID: "343D9988691",
+		From:    filters.Address{Addr: "alice@example.org"},
+		Rcpts:   []filters.Address{{Addr: "bob@lab.example"}},
+		Headers: headers,
+	}
+}
+
+// check runs the filter at the end of the header block and returns its
+// verdict and the header as the MTA delivers it after the edits.
+func check(t *testing.T, f *headerfix.Filter, m *filters.Message) (filters.Verdict, []filters.Header) {
+	t.Helper()
+	v, err := f.Check(context.Background(), filters.StageHeaders, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range v.Edits {
+		if err := e.Validate(); err != nil {
+			t.Errorf("invalid edit %+v: %v", e, err)
+		}
+	}
+	after := filters.ApplyEdits(append([]filters.Header(nil), m.Headers...), v.Edits)
+	return v, after
+}
+
+func TestFilterEdits(t *testing.T) {
+	pfMsgID := "<20261123142326.343D9988691@postfix.test>"
+	tests := []struct {
+		name  string
+		in    []filters.Header
+		edits []filters.HeaderEdit
+		after []filters.Header
+	}{
+		{
+			// Postfix turned the CR into a space and, seeing no From,
+			// added one (and a Message-Id) at the end, visible to the
+			// milter. The made-up From gets the real value.
+			name: "Postfix, bare CR",
+			in:   hs("Date", exDate+" From: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From, dropped From added by MTA"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", exFrom,
+				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
+		},
+		{
+			// Sendmail keeps the CR and hides the From it made up; an
+			// added From replaces that one (see plan.go).
+			name: "Sendmail, bare CR",
+			in:   hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "From", Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "From", exFrom, "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
+			name: "Sendmail, bare LF",
+			in:   hs("Date", exDate+"\nFrom: "+exFrom, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "From", Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "From", exFrom, "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
+			name:  "CRLF: nothing to do",
+			in:    hs("Date", exDate, "From", exFrom, "Subject", "x"),
+			after: hs("Date", exDate, "From", exFrom, "Subject", "x"),
+		},
+		{
+			// Each Received field keeps its place among the Received
+			// fields: the chain stays in order.
+			name: "Received chain",
+			in:   hs("Received", "from a by b\rReceived: from c by a", "Received", "from d by c", "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Received", Index: 1, Value: "from a by b"},
+				{Kind: filters.ChangeHeader, Name: "Received", Index: 2, Value: "from c by a"},
+				{Kind: filters.AddHeader, Name: "Received", Value: "from d by c"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Received/Received"},
+			},
+			after: hs("Received", "from a by b", "Received", "from c by a", "Subject", "x", "Received", "from d by c",
+				"X-Sluice-Repaired", "split Received/Received"),
+		},
+		{
+			// A From before the broken field is the client's own: the
+			// split-off one is kept beside it.
+			name: "a second From of the client's is kept",
+			in:   hs("From", "a@example.org", "Date", exDate+"\rFrom: "+exFrom),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "From", Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("From", "a@example.org", "Date", exDate, "From", exFrom, "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
+			name: "a later From that is not the envelope sender is kept",
+			in:   hs("Date", exDate+" From: "+exFrom, "From", "carol@example.org"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "From", Value: "carol@example.org"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("Date", exDate, "From", exFrom, "From", "carol@example.org", "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
+			name: "a made-up Message-Id carries the queue id",
+			in:   hs("Subject", "x\rMessage-ID: <abc@example.org>", "Message-Id", pfMsgID, "X-Other", "1"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x"},
+				{Kind: filters.ChangeHeader, Name: "Message-Id", Index: 1, Value: "<abc@example.org>"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Subject/Message-ID, dropped Message-Id added by MTA"},
+			},
+			after: hs("Subject", "x", "Message-Id", "<abc@example.org>", "X-Other", "1",
+				"X-Sluice-Repaired", "split Subject/Message-ID, dropped Message-Id added by MTA"),
+		},
+		{
+			name: "spaces, and an empty value that must not become a delete",
+			in:   hs("Subject", "a\rb", "X-A", "\rX-B: b", "X-N", "n\x00"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "a b"},
+				{Kind: filters.ChangeHeader, Name: "X-A", Index: 1, Value: " "},
+				{Kind: filters.ChangeHeader, Name: "X-N", Index: 1, Value: "n "},
+				{Kind: filters.AddHeader, Name: "X-B", Value: "b"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "CR to space in Subject, split X-A/X-B, NUL to space in X-N"},
+			},
+			after: hs("Subject", "a b", "X-A", " ", "X-N", "n ", "X-B", "b",
+				"X-Sluice-Repaired", "CR to space in Subject, split X-A/X-B, NUL to space in X-N"),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFilter(t, headerfix.Config{}, nil)
+			v, after := check(t, f, msg(tc.in))
+			if v.Action != filters.Continue {
+				t.Errorf("action %v, want continue", v.Action)
+			}
+			if !reflect.DeepEqual(v.Edits, tc.edits) {
+				t.Errorf("edits:\n got %+v\nwant %+v", v.Edits, tc.edits)
+			}
+			if !reflect.DeepEqual(after, tc.after) {
+				t.Errorf("after the edits:\n got %q\nwant %q", after, tc.after)
+			}
+			// The repaired header needs nothing more.
+			v2, _ := check(t, f, msg(after))
+			if len(v2.Edits) > 0 || v2.Action != filters.Continue {
+				t.Errorf("second pass: %+v", v2)
+			}
+		})
+	}
+}
+
+func TestFilterPolicies(t *testing.T) {
+	broken := hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x")
+	empty := ""
+	other := "X-Fixed"
+
+	t.Run("reject with the default reply", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{Policy: "reject"}, nil)
+		v, _ := check(t, f, msg(broken))
+		if v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != headerfix.DefaultReply || len(v.Edits) > 0 {
+			t.Errorf("verdict %+v (reply %v)", v, v.Reply)
+		}
+		if !strings.Contains(v.Reason, "split Date/From") {
+			t.Errorf("reason %q", v.Reason)
+		}
+	})
+	t.Run("reject with a 4xx reply is a tempfail", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{Policy: "reject", Reply: "451 4.6.0 Fix your line ends"}, nil)
+		v, _ := check(t, f, msg(broken))
+		if v.Action != filters.Tempfail || v.Reply.String() != "451 4.6.0 Fix your line ends" {
+			t.Errorf("verdict %+v (reply %v)", v, v.Reply)
+		}
+	})
+	t.Run("tag adds the trace field only", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{Policy: "tag"}, nil)
+		v, after := check(t, f, msg(broken))
+		want := append(append([]filters.Header(nil), broken...), filters.Header{Name: "X-Sluice-Repaired", Value: "not repaired: split Date/From"})
+		if v.Action != filters.Continue || !reflect.DeepEqual(after, want) {
+			t.Errorf("verdict %+v, after %q", v, after)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{Policy: "off"}, nil)
+		if n := f.Needs(); n != (filters.Needs{}) {
+			t.Errorf("needs %+v, want nothing", n)
+		}
+		v, _ := check(t, f, msg(broken))
+		if !reflect.DeepEqual(v, filters.Verdict{}) {
+			t.Errorf("verdict %+v", v)
+		}
+	})
+	t.Run("fix without trace field", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{TraceHeader: &empty}, nil)
+		_, after := check(t, f, msg(broken))
+		if want := hs("Date", exDate, "Subject", "x", "From", exFrom); !reflect.DeepEqual(after, want) {
+			t.Errorf("after %q, want %q", after, want)
+		}
+	})
+	t.Run("trace field of another name", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{TraceHeader: &other}, nil)
+		_, after := check(t, f, msg(broken))
+		if last := after[len(after)-1]; last.Name != "X-Fixed" || last.Value != "split Date/From" {
+			t.Errorf("last field %+v", last)
+		}
+	})
+	t.Run("needs and other stages", func(t *testing.T) {
+		f := newFilter(t, headerfix.Config{}, nil)
+		n := f.Needs()
+		if !n.Headers || n.Body || n.Stages != filters.StagesOf(filters.StageHeaders) {
+			t.Errorf("needs %+v", n)
+		}
+		v, err := f.Check(context.Background(), filters.StageEOM, msg(broken))
+		if err != nil || !reflect.DeepEqual(v, filters.Verdict{}) {
+			t.Errorf("at eom: %+v, %v", v, err)
+		}
+		if f.Name() != "hf" {
+			t.Errorf("name %q", f.Name())
+		}
+	})
+}
+
+func TestConfigErrors(t *testing.T) {
+	empty := ""
+	bad := "X Bad"
+	for _, tc := range []struct {
+		cfg  headerfix.Config
+		want string
+	}{
+		{headerfix.Config{Policy: "repair"}, `policy "repair"`},
+		{headerfix.Config{Policy: "reject", Reply: "250 ok"}, "reply"},
+		{headerfix.Config{Policy: "reject", Reply: "550 5.6.0 caf\u00e9"}, "reply"},
+		{headerfix.Config{Reply: "550 5.6.0 No"}, "only used with policy reject"},
+		{headerfix.Config{TraceHeader: &bad}, "trace_header"},
+		{headerfix.Config{Policy: "tag", TraceHeader: &empty}, "policy tag needs a trace_header"},
+	} {
+		_, err := headerfix.New(filters.Env{}, tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+type countingObserver struct {
+	mu       sync.Mutex
+	found    map[string]int
+	messages map[string]int
+}
+
+func (o *countingObserver) HeaderfixFound(filter, kind string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.found[filter+"/"+kind]++
+}
+
+func (o *countingObserver) HeaderfixMessage(filter, action string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.messages[filter+"/"+action]++
+}
+
+func TestObserver(t *testing.T) {
+	obs := &countingObserver{found: map[string]int{}, messages: map[string]int{}}
+	f := newFilter(t, headerfix.Config{}, obs)
+	check(t, f, msg(hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "a\nb\x00")))
+	check(t, f, msg(hs("Date", exDate+" From: "+exFrom)))
+	check(t, f, msg(hs("Subject", "fine")))
+	wantFound := map[string]int{"hf/split_cr": 1, "hf/space_lf": 1, "hf/space_nul": 1, "hf/split_merged": 1}
+	wantMessages := map[string]int{"hf/fix": 2}
+	if !reflect.DeepEqual(obs.found, wantFound) || !reflect.DeepEqual(obs.messages, wantMessages) {
+		t.Errorf("found %v, messages %v; want %v, %v", obs.found, obs.messages, wantFound, wantMessages)
+	}
+
+	// A header that would need more splits than MaxSplits is marked, not
+	// repaired.
+	var b strings.Builder
+	b.WriteString("start")
+	for i := 0; i <= headerfix.MaxSplits; i++ {
+		fmt.Fprintf(&b, "\rX-%d: v", i)
+	}
+	v, after := check(t, f, msg(hs("X-Many", b.String())))
+	want := fmt.Sprintf("not repaired: %d fields to split off, more than %d", headerfix.MaxSplits+1, headerfix.MaxSplits)
+	if len(after) != 2 || after[0].Value != b.String() || !strings.HasPrefix(after[1].Value, "not repaired:") ||
+		strings.ReplaceAll(after[1].Value, "\n\t", " ") != want {
+		t.Errorf("too many splits: verdict %+v, after %q", v, after)
+	}
+	if obs.messages["hf/too_many"] != 1 {
+		t.Errorf("messages %v", obs.messages)
+	}
+}
+
+// recorder is a later filter of the pipeline: it keeps the header it is
+// shown at each stage.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[filters.Stage][]filters.Header
+}
+
+func (r *recorder) Name() string { return "recorder" }
+func (r *recorder) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageHeaders, filters.StageEOM), Headers: true}
+}
+func (r *recorder) Check(_ context.Context, st filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[st] = append([]filters.Header(nil), m.Headers...)
+	return filters.Verdict{}, nil
+}
+
+// A filter after headerfix, at the end of the header block and at end of
+// message (the Bayes filter, an archive), reads the repaired header.
+func TestPipelineLaterFilterSeesRepair(t *testing.T) {
+	hf, err := headerfix.Factory(filters.Env{Name: "headerfix"}, func(v any) error {
+		*(v.(*headerfix.Config)) = headerfix.Config{Policy: "fix"}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{seen: map[filters.Stage][]filters.Header{}}
+	p := filters.NewPipeline([]filters.Step{{Filter: hf}, {Filter: rec}}, nil)
+	m := msg(hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x"))
+	var out filters.Outcome
+	out.Add(p.Run(context.Background(), filters.StageHeaders, m))
+	out.Add(p.Run(context.Background(), filters.StageEOM, m))
+	want := hs("Date", exDate, "Subject", "x", "From", exFrom, "X-Sluice-Repaired", "split Date/From")
+	for _, st := range []filters.Stage{filters.StageHeaders, filters.StageEOM} {
+		if got := rec.seen[st]; !reflect.DeepEqual(got, want) {
+			t.Errorf("recorder at %v saw %q, want %q", st, got, want)
+		}
+	}
+	for _, d := range out.Decisions {
+		if d.Failure != "" {
+			t.Errorf("%s failed: %v", d.Filter, d.Err)
+		}
+	}
+	// The edits the edge sends the MTA at end of message are the same.
+	if got := filters.ApplyEdits(hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x"), out.Edits); !reflect.DeepEqual(got, want) {
+		t.Errorf("edits for the MTA give %q", got)
+	}
+}

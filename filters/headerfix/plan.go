@@ -1,0 +1,154 @@
+package headerfix
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Turning a repaired header block into header edits.
+//
+// The obvious edits, "change the broken field and insert the split-off
+// field after it", cannot be carried out faithfully: an insert index
+// counts fields the milter never sees, and how many depends on the MTA
+// (observed, see docs/headerfix.md). Postfix counts its own Received:
+// field, which it hides from the milter. Sendmail counts its own Received:
+// and the slots of its default fields (Date, From, Message-Id, Resent-*),
+// whether or not it used them, and hides all of them. Change and delete
+// indexes, on the other hand, count only the fields of one name the milter
+// saw, in both MTAs, and an added field goes after every field the milter
+// saw. So the edits here use only those: for each field name, the values
+// of that name are made to be the repaired ones, in order, by changing the
+// fields that exist, adding any extra at the end of the header and
+// deleting any left over. Every field keeps its place among the fields of
+// its name (which is what matters for Received: chains), a split-off field
+// that has no field of its name after it lands at the end of the header,
+// and filters.ApplyEdits predicts the result.
+//
+// Sendmail's add has one more rule (its milter code and observation
+// agree): adding a field whose name has a default slot that Sendmail
+// filled in itself puts the value into that slot instead. A From: that a
+// bare CR had hidden therefore replaces the From: Sendmail made up because
+// it saw none, rather than sitting next to it.
+
+// invented returns the positions of input fields that the MTA made up only
+// because a repaired line end had hidden the original: a field named like
+// one split off, the only one of its name, after the field it was split
+// from, with the value the MTA would have given it. Postfix adds Date:,
+// From: and Message-Id: at the end of the header of mail from local
+// clients when they are missing (local_header_rewrite_clients), and shows
+// them to the milter. Sendmail adds the same fields but hides them; see
+// above.
+func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool {
+	var out map[int]bool
+	for _, f := range res.Fields {
+		if !f.SplitOff {
+			continue
+		}
+		name := strings.ToLower(f.Name)
+		if name != "from" && name != "date" && name != "message-id" {
+			continue
+		}
+		var same []int
+		for i, h := range in {
+			if strings.EqualFold(h.Name, name) {
+				same = append(same, i)
+			}
+		}
+		if len(same) != 1 || same[0] <= f.Source || !madeUp(name, in[same[0]].Value, m) {
+			continue
+		}
+		if out == nil {
+			out = map[int]bool{}
+		}
+		out[same[0]] = true
+	}
+	return out
+}
+
+// madeUp reports whether value is what the MTA writes into a field it
+// adds: From: is the envelope sender, Message-Id: holds the queue id
+// (Postfix writes <YYYYMMDDhhmmss.QUEUEID@myhostname>), and Date: is a
+// date.
+func madeUp(name, value string, m *filters.Message) bool {
+	v := strings.TrimSpace(value)
+	switch name {
+	case "from":
+		a := m.From.Addr
+		return a != "" && (strings.EqualFold(v, a) || strings.EqualFold(v, "<"+a+">"))
+	case "message-id":
+		return m.QueueID != "" && strings.Contains(v, m.QueueID) && msgIDPrefix(v) == len(v)
+	case "date":
+		return dateTimePrefix(v) == len(v)
+	}
+	return false
+}
+
+// edits returns the header edits that turn in into the repaired block,
+// leaving out the fields in drop. See the comment at the top of the file.
+func edits(in []filters.Header, res Result, drop map[int]bool) []filters.HeaderEdit {
+	type slot struct {
+		name  string // as written in the message
+		value string
+		pos   int // position in the wanted block
+	}
+	have := map[string][]slot{}
+	var names []string // lower-case, in order of first appearance
+	seen := map[string]bool{}
+	note := func(key string) {
+		if !seen[key] {
+			seen[key] = true
+			names = append(names, key)
+		}
+	}
+	for i, h := range in {
+		if !validName(h.Name) {
+			continue
+		}
+		key := strings.ToLower(h.Name)
+		note(key)
+		have[key] = append(have[key], slot{name: h.Name, value: h.Value, pos: i})
+	}
+	want := map[string][]slot{}
+	for i, f := range res.Fields {
+		if !validName(f.Name) || !f.SplitOff && drop[f.Source] {
+			continue
+		}
+		key := strings.ToLower(f.Name)
+		note(key)
+		want[key] = append(want[key], slot{name: f.Name, value: f.Value, pos: i})
+	}
+
+	var changes, deletes []filters.HeaderEdit
+	var adds []slot
+	for _, key := range names {
+		h, w := have[key], want[key]
+		for k := 0; k < len(h) && k < len(w); k++ {
+			if h[k].value != w[k].value {
+				changes = append(changes, filters.HeaderEdit{Kind: filters.ChangeHeader, Name: h[k].name, Index: k + 1, Value: changeValue(w[k].value)})
+			}
+		}
+		for k := len(h); k > len(w); k-- {
+			deletes = append(deletes, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: h[k-1].name, Index: k})
+		}
+		if len(w) > len(h) {
+			adds = append(adds, w[len(h):]...)
+		}
+	}
+	slices.SortFunc(adds, func(a, b slot) int { return a.pos - b.pos })
+	out := append(changes, deletes...)
+	for _, a := range adds {
+		out = append(out, filters.HeaderEdit{Kind: filters.AddHeader, Name: a.name, Value: a.value})
+	}
+	return out
+}
+
+// changeValue keeps an empty value from turning a change into a delete:
+// the milter protocol deletes a field whose new value is empty.
+func changeValue(v string) string {
+	if v == "" {
+		return " "
+	}
+	return v
+}

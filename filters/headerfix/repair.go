@@ -1,0 +1,248 @@
+package headerfix
+
+import (
+	"strings"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Kind says what a repair found and what it did about it.
+type Kind uint8
+
+// The kinds of repair. A CRLF pair that is not folding counts as LF: what
+// matters to a reader is that a line ends there.
+const (
+	// SplitCR: a bare CR ended the field early; the text after it was a
+	// header field of its own and became one.
+	SplitCR Kind = iota
+	// SplitLF: the same for a bare LF (or a CRLF not followed by
+	// whitespace).
+	SplitLF
+	// SplitMerged: the MTA had already turned the line end into a space
+	// (Postfix does so with a bare CR); a field with a strict syntax,
+	// such as Date, was valid up to that space and followed by a header
+	// field, which became its own field again.
+	SplitMerged
+	// SpaceCR: a bare CR not followed by a header field became a space.
+	SpaceCR
+	// SpaceLF: the same for a bare LF (or a CRLF not followed by
+	// whitespace).
+	SpaceLF
+	// SpaceNUL: a NUL byte became a space.
+	SpaceNUL
+	numKinds
+)
+
+var kindNames = [numKinds]string{"split_cr", "split_lf", "split_merged", "space_cr", "space_lf", "space_nul"}
+
+// String returns the kind's name as used in metrics and logs.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Kinds returns every kind, in the order of the constants.
+func Kinds() []Kind {
+	ks := make([]Kind, numKinds)
+	for i := range ks {
+		ks[i] = Kind(i)
+	}
+	return ks
+}
+
+// IsSplit reports whether the repair created a field.
+func (k Kind) IsSplit() bool { return k <= SplitMerged }
+
+// Fix is one repair made to a header block.
+type Fix struct {
+	Kind Kind
+	// Field is the name of the field the stray character was in, as
+	// written in the message.
+	Field string
+	// Index is that field's position in the input (0 is the first).
+	Index int
+	// NewField names the field split off, for the split kinds.
+	NewField string
+}
+
+// Field is one field of a repaired header block.
+type Field struct {
+	filters.Header
+	// Source is the position in the input of the field this one comes
+	// from.
+	Source int
+	// SplitOff is set for a field cut out of its source field; the
+	// source field's own first part has it unset.
+	SplitOff bool
+}
+
+// Result is a repaired header block.
+type Result struct {
+	// Fields are the repaired fields in order: each split-off field
+	// follows the part of its source field before it.
+	Fields []Field
+	// Fixes lists the repairs in the order they were made.
+	Fixes []Fix
+}
+
+// Headers returns the repaired fields as plain header fields.
+func (r Result) Headers() []filters.Header {
+	hs := make([]filters.Header, len(r.Fields))
+	for i, f := range r.Fields {
+		hs[i] = f.Header
+	}
+	return hs
+}
+
+// Repair finds bare CR, bare LF and NUL bytes in the header values and
+// repairs them, returning the repaired block with what was done. The
+// input is not modified.
+//
+// Both MTAs hand a folded value to the milter with a bare LF before each
+// continuation line ("a\n b"); that, and CRLF followed by a space or tab,
+// is valid folding and kept. Any other CR or LF is stray. When the text
+// after a stray line end is a header field ("Name: value"), that text
+// becomes a field of its own; otherwise the stray character becomes a
+// space. A NUL byte becomes a space. A field whose syntax is strict (Date,
+// Message-ID and a few more, see strictFields) that is valid only up to
+// whitespace followed by a header field is split there: that is what
+// Postfix leaves of a line that ended in a bare CR. Fields whose name is
+// not a valid field name are left alone, since no header edit could
+// address them.
+//
+// Repair is idempotent: repairing its output changes nothing. It removes
+// nothing but the stray characters it reports and, where it splits, the
+// whitespace around the cut. It takes time linear in the size of the
+// header.
+func Repair(headers []filters.Header) Result {
+	var r Result
+	for i, h := range headers {
+		if !validName(h.Name) {
+			r.Fields = append(r.Fields, Field{Header: h, Source: i})
+			continue
+		}
+		for _, p := range r.splitStray(i, h) {
+			r.splitMerged(i, p)
+		}
+	}
+	return r
+}
+
+// splitStray cuts one field at its stray line ends. The first part keeps
+// the field's name.
+func (r *Result) splitStray(idx int, h filters.Header) []Field {
+	if !strings.ContainsAny(h.Value, "\r\n\x00") {
+		return []Field{{Header: h, Source: idx}}
+	}
+	var parts []Field
+	cur := Field{Header: filters.Header{Name: h.Name}, Source: idx}
+	var b strings.Builder
+	v := h.Value
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c == 0 {
+			b.WriteByte(' ')
+			r.Fixes = append(r.Fixes, Fix{Kind: SpaceNUL, Field: cur.Name, Index: idx})
+			i++
+			continue
+		}
+		if c != '\r' && c != '\n' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		n := 1
+		if c == '\r' && i+1 < len(v) && v[i+1] == '\n' {
+			n = 2
+		}
+		next := i + n
+		if c == '\n' || n == 2 {
+			if next < len(v) && (v[next] == ' ' || v[next] == '\t') {
+				// Folding: keep it as it is.
+				b.WriteString(v[i:next])
+				i = next
+				continue
+			}
+		}
+		lf := c == '\n' || n == 2
+		if name, start, ok := fieldAt(v[next:]); ok {
+			kind := SplitCR
+			if lf {
+				kind = SplitLF
+			}
+			r.Fixes = append(r.Fixes, Fix{Kind: kind, Field: cur.Name, Index: idx, NewField: name})
+			cur.Value = b.String()
+			parts = append(parts, cur)
+			b.Reset()
+			cur = Field{Header: filters.Header{Name: name}, Source: idx, SplitOff: true}
+			i = next + start
+			continue
+		}
+		kind := SpaceCR
+		if lf {
+			kind = SpaceLF
+		}
+		r.Fixes = append(r.Fixes, Fix{Kind: kind, Field: cur.Name, Index: idx})
+		b.WriteByte(' ')
+		i = next
+	}
+	cur.Value = b.String()
+	return append(parts, cur)
+}
+
+// splitMerged appends f to the result, split where a field of strict
+// syntax swallowed the next field (see strictFields).
+func (r *Result) splitMerged(idx int, f Field) {
+	for {
+		first, name, rest, ok := unmerge(f.Name, f.Value)
+		if !ok {
+			break
+		}
+		r.Fixes = append(r.Fixes, Fix{Kind: SplitMerged, Field: f.Name, Index: idx, NewField: name})
+		f.Value = first
+		r.Fields = append(r.Fields, f)
+		f = Field{Header: filters.Header{Name: name, Value: rest}, Source: idx, SplitOff: true}
+	}
+	r.Fields = append(r.Fields, f)
+}
+
+// fieldAt reports whether s starts with a header field: a field name (RFC
+// 5322 2.2: printable ASCII except colon), a colon, and then a space, a
+// tab, a line end or nothing. Requiring the blank after the colon keeps
+// text such as "http://..." or "10:30" from being taken for a field;
+// real fields are written "Name: value". It returns the name and where
+// the value starts (after the colon and any spaces and tabs).
+func fieldAt(s string) (name string, start int, ok bool) {
+	i := 0
+	for i < len(s) && isFtext(s[i]) {
+		i++
+	}
+	if i == 0 || i >= len(s) || s[i] != ':' {
+		return "", 0, false
+	}
+	j := i + 1
+	if j < len(s) && s[j] != ' ' && s[j] != '\t' && s[j] != '\r' && s[j] != '\n' {
+		return "", 0, false
+	}
+	for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+		j++
+	}
+	return s[:i], j, true
+}
+
+func isFtext(c byte) bool { return c >= 33 && c <= 126 && c != ':' }
+
+// validName reports whether s is a field name a header edit can carry.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isFtext(s[i]) {
+			return false
+		}
+	}
+	return true
+}

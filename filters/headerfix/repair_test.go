@@ -1,0 +1,254 @@
+package headerfix
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// The values below are written as the MTAs hand them to a milter (see
+// docs/headerfix.md): no leading space, folding as a bare LF before the
+// continuation line, a stray CR or LF kept by Sendmail when it is told to
+// accept them, and a bare CR turned into a space by Postfix.
+
+const (
+	exDate = "Fri, 8 Sep 2017 13:44:33 -0400 (EDT)"
+	exFrom = `"Example Name" <example@example.com>`
+)
+
+func hs(kv ...string) []filters.Header {
+	var out []filters.Header
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, filters.Header{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+func TestRepair(t *testing.T) {
+	long := strings.Repeat("abcdefghij ", 120)
+	tests := []struct {
+		name  string
+		in    []filters.Header
+		want  []filters.Header
+		kinds []Kind
+	}{
+		{
+			name: "CRLF variant: two fields, nothing to do",
+			in:   hs("Date", exDate, "From", exFrom, "Subject", "x"),
+			want: hs("Date", exDate, "From", exFrom, "Subject", "x"),
+		},
+		{
+			name:  "bare CR variant as Sendmail delivers it",
+			in:    hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			want:  hs("Date", exDate, "From", exFrom, "Subject", "x"),
+			kinds: []Kind{SplitCR},
+		},
+		{
+			name:  "bare LF variant as Sendmail delivers it",
+			in:    hs("Date", exDate+"\nFrom: "+exFrom, "Subject", "x"),
+			want:  hs("Date", exDate, "From", exFrom, "Subject", "x"),
+			kinds: []Kind{SplitLF},
+		},
+		{
+			name:  "bare CR variant as Postfix delivers it: the CR is a space",
+			in:    hs("Date", exDate+" From: "+exFrom, "Subject", "x", "Message-Id", "<20261123142326.343D9988691@postfix.test>", "From", "alice@example.org"),
+			want:  hs("Date", exDate, "From", exFrom, "Subject", "x", "Message-Id", "<20261123142326.343D9988691@postfix.test>", "From", "alice@example.org"),
+			kinds: []Kind{SplitMerged},
+		},
+		{
+			name: "folded fields are valid",
+			in:   hs("Subject", "a\n b\n\tc", "X-A", "p\r\n q", "Received", "from a\n\tby b; "+exDate),
+			want: hs("Subject", "a\n b\n\tc", "X-A", "p\r\n q", "Received", "from a\n\tby b; "+exDate),
+		},
+		{
+			name: "RFC 2047 words, UTF-8 values and long lines are valid",
+			in:   hs("Subject", "=?UTF-8?B?w6TDtsO8?= =?ISO-8859-1?Q?caf=E9?=", "X-U", "äö € 日本", "X-Long", long),
+			want: hs("Subject", "=?UTF-8?B?w6TDtsO8?= =?ISO-8859-1?Q?caf=E9?=", "X-U", "äö € 日本", "X-Long", long),
+		},
+		{
+			name: "several broken lines in one header block",
+			in: hs("Subject", "a\n b", "X-B", "p\r q", "X-C", "p\rX-D: q\rX-E: r", "Date", exDate+"\nMessage-ID: <1@x>",
+				"X-F", "end"),
+			want: hs("Subject", "a\n b", "X-B", "p  q", "X-C", "p", "X-D", "q", "X-E", "r", "Date", exDate,
+				"Message-ID", "<1@x>", "X-F", "end"),
+			kinds: []Kind{SpaceCR, SplitCR, SplitCR, SplitLF},
+		},
+		{
+			name:  "bare CR at the end of the last field",
+			in:    hs("Subject", "x", "X-Last", "v\r"),
+			want:  hs("Subject", "x", "X-Last", "v "),
+			kinds: []Kind{SpaceCR},
+		},
+		{
+			name:  "bare LF at the end of a field (Sendmail, LF before CRLF)",
+			in:    hs("Subject", "x\n"),
+			want:  hs("Subject", "x "),
+			kinds: []Kind{SpaceLF},
+		},
+		{
+			name:  "NUL bytes become spaces",
+			in:    hs("Subject", "x\x00y", "X-N", "a\x00"),
+			want:  hs("Subject", "x y", "X-N", "a "),
+			kinds: []Kind{SpaceNUL, SpaceNUL},
+		},
+		{
+			name:  "CRLF inside a value that is not folding",
+			in:    hs("X-A", "a\r\nX-B: b", "X-C", "c\r\nd"),
+			want:  hs("X-A", "a", "X-B", "b", "X-C", "c d"),
+			kinds: []Kind{SplitLF, SpaceLF},
+		},
+		{
+			name:  "two CRs in a row",
+			in:    hs("Subject", "x\r\rX-Y: z"),
+			want:  hs("Subject", "x ", "X-Y", "z"),
+			kinds: []Kind{SpaceCR, SplitCR},
+		},
+		{
+			name:  "text that is not a field is not split",
+			in:    hs("Subject", "see\rhttp://example.com/ at\r10:30", "X-A", "a\r: b", "X-B", "b\rno colon here"),
+			want:  hs("Subject", "see http://example.com/ at 10:30", "X-A", "a : b", "X-B", "b no colon here"),
+			kinds: []Kind{SpaceCR, SpaceCR, SpaceCR, SpaceCR},
+		},
+		{
+			name:  "CR before folding whitespace",
+			in:    hs("Subject", "x\r y"),
+			want:  hs("Subject", "x  y"),
+			kinds: []Kind{SpaceCR},
+		},
+		{
+			name:  "split-off field with folding and an empty value",
+			in:    hs("X-A", "a\rX-B: b\n c\rX-C:"),
+			want:  hs("X-A", "a", "X-B", "b\n c", "X-C", ""),
+			kinds: []Kind{SplitCR, SplitCR},
+		},
+		{
+			name:  "field that is empty before the split",
+			in:    hs("X-A", "\rX-B: b"),
+			want:  hs("X-A", "", "X-B", "b"),
+			kinds: []Kind{SplitCR},
+		},
+		{
+			name: "Postfix merge in a free-text field cannot be told from text",
+			in:   hs("Subject", "x  X-Y: z", "To", "a@example.org Cc: b@example.org"),
+			want: hs("Subject", "x  X-Y: z", "To", "a@example.org Cc: b@example.org"),
+		},
+		{
+			name: "strict fields merged with the next field, Postfix style",
+			in: hs("Message-ID", "<a@b> Date: "+exDate+" From: x", "Content-Transfer-Encoding", "base64 X-A: 1",
+				"MIME-Version", "1.0 (generated) Content-Type: text/plain", "References", "<1@a> <2@a>\n <3@a> X-B: 2"),
+			want: hs("Message-ID", "<a@b>", "Date", exDate, "From", "x", "Content-Transfer-Encoding", "base64", "X-A", "1",
+				"MIME-Version", "1.0 (generated)", "Content-Type", "text/plain", "References", "<1@a> <2@a>\n <3@a>", "X-B", "2"),
+			kinds: []Kind{SplitMerged, SplitMerged, SplitMerged, SplitMerged, SplitMerged},
+		},
+		{
+			name: "valid strict fields are left alone",
+			in: hs("Date", exDate, "Date", "8 Sep 17 13:44 EDT", "Date", "Fri,\n 8 Sep 2017 13:44:33 +0000 (UTC) (x)",
+				"Message-ID", "<a@b> (c)", "MIME-Version", "1.0"),
+			want: hs("Date", exDate, "Date", "8 Sep 17 13:44 EDT", "Date", "Fri,\n 8 Sep 2017 13:44:33 +0000 (UTC) (x)",
+				"Message-ID", "<a@b> (c)", "MIME-Version", "1.0"),
+		},
+		{
+			name: "a strict field that is invalid anyway is not guessed at",
+			in:   hs("Date", "Fri, 8 Sep 2017 13:44:33 From: x", "Date", "yesterday X-A: 1", "Date", exDate+"X-A: 1"),
+			want: hs("Date", "Fri, 8 Sep 2017 13:44:33 From: x", "Date", "yesterday X-A: 1", "Date", exDate+"X-A: 1"),
+		},
+		{
+			name:  "a split-off strict field is checked too",
+			in:    hs("Subject", "hi\rDate: "+exDate+" From: x"),
+			want:  hs("Subject", "hi", "Date", exDate, "From", "x"),
+			kinds: []Kind{SplitCR, SplitMerged},
+		},
+		{
+			name: "fields with invalid names are left alone",
+			in:   hs("Bad Name", "a\rX: b", "", "c\rY: d"),
+			want: hs("Bad Name", "a\rX: b", "", "c\rY: d"),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]filters.Header(nil), tc.in...)
+			res := Repair(in)
+			if !reflect.DeepEqual(in, tc.in) {
+				t.Fatal("Repair modified its input")
+			}
+			got := res.Headers()
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("headers:\n got %q\nwant %q", got, tc.want)
+			}
+			var kinds []Kind
+			for _, f := range res.Fixes {
+				kinds = append(kinds, f.Kind)
+			}
+			if !reflect.DeepEqual(kinds, tc.kinds) {
+				t.Errorf("fixes %v, want kinds %v", res.Fixes, tc.kinds)
+			}
+			again := Repair(got)
+			if len(again.Fixes) > 0 || !reflect.DeepEqual(again.Headers(), got) {
+				t.Errorf("not idempotent: second pass %v -> %q", again.Fixes, again.Headers())
+			}
+		})
+	}
+}
+
+func TestRepairReportsSources(t *testing.T) {
+	res := Repair(hs("Subject", "s", "Date", exDate+"\rFrom: "+exFrom+"\rX-A: 1"))
+	want := []Field{
+		{Header: filters.Header{Name: "Subject", Value: "s"}, Source: 0},
+		{Header: filters.Header{Name: "Date", Value: exDate}, Source: 1},
+		{Header: filters.Header{Name: "From", Value: exFrom}, Source: 1, SplitOff: true},
+		{Header: filters.Header{Name: "X-A", Value: "1"}, Source: 1, SplitOff: true},
+	}
+	if !reflect.DeepEqual(res.Fields, want) {
+		t.Errorf("fields:\n got %+v\nwant %+v", res.Fields, want)
+	}
+	wantFixes := []Fix{
+		{Kind: SplitCR, Field: "Date", Index: 1, NewField: "From"},
+		{Kind: SplitCR, Field: "From", Index: 1, NewField: "X-A"},
+	}
+	if !reflect.DeepEqual(res.Fixes, wantFixes) {
+		t.Errorf("fixes:\n got %+v\nwant %+v", res.Fixes, wantFixes)
+	}
+}
+
+func TestKindNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, k := range Kinds() {
+		s := k.String()
+		if s == "" || s == "unknown" || seen[s] {
+			t.Errorf("kind %d has name %q", k, s)
+		}
+		seen[s] = true
+	}
+	if got := Kind(200).String(); got != "unknown" {
+		t.Errorf("Kind(200) = %q", got)
+	}
+}
+
+func TestDateTimePrefix(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{exDate, len(exDate)},
+		{exDate + " From: x", len(exDate) + 1},
+		{"Fri, 08 Sep 2017 13:44:33 GMT", 29},
+		{"8 Sep 2017 13:44 -0400", 22},
+		{"Fri, 8 Sep 2017 13:44:33 -0400 (EDT (nested) \\) x)  ", 52},
+		{"8 Sep 2017 13:44:33 Z", 21},
+		{"8 Sep 2017 13:44:33 J", -1},
+		{"Fri 8 Sep 2017 13:44:33 -0400", -1},
+		{"8 Sept 2017 13:44:33 -0400", -1},
+		{"8 Sep 2017 13:44:33 -04000", -1},
+		{"8 Sep 2017 13:44:33", -1},
+		{"8 Sep 2017 13 -0400", -1},
+		{"", -1},
+		{"(unclosed", -1},
+	}
+	for _, tc := range tests {
+		if got := dateTimePrefix(tc.in); got != tc.want {
+			t.Errorf("dateTimePrefix(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
