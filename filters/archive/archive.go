@@ -1,0 +1,232 @@
+// Package archive is the archive filter: at end of message, after every
+// other filter has decided, it appends a copy of the message to an mbox
+// (or delivers it into a maildir) chosen by the message's verdict, so
+// that an administrator can find false positives and retrain from them.
+//
+// The copy is the message as the MTA will deliver it: the header fields
+// in order with the edits of earlier filters applied (a verdict header,
+// repaired fields), then the body. On top the archive records what the
+// mailbox copy would not show: the queue id, the envelope recipients and
+// the verdict, in X-Sluice-* fields, and the envelope sender in the mbox
+// "From " line. See docs/archive.md.
+//
+// The filter is a Final filter (filters.Needs.Final): it runs last at end
+// of message whatever its place in the configuration, also when a filter
+// rejected the message, and reads the outcome in Message.Decided. It
+// never changes the outcome; a failed write is an error, and the entry's
+// failure policy decides what happens to the message (by default it is
+// delivered).
+package archive
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Observer is told what the filter writes, for metrics. It must be safe
+// for concurrent use. filter is the filter's name, target the verdict key
+// of the target (spam, ham, reject, default ...).
+type Observer interface {
+	// ArchiveAppended reports one copy written: its size and the time
+	// the append took, locks and fsync included.
+	ArchiveAppended(filter, target string, bytes int64, took time.Duration)
+	// ArchiveFailed reports one copy that could not be written.
+	ArchiveFailed(filter, target string)
+}
+
+// Factory is the filters.Factory for type "archive".
+func Factory(env filters.Env, decode func(v any) error) (filters.Filter, error) {
+	var cfg Config
+	if err := decode(&cfg); err != nil {
+		return nil, err
+	}
+	return New(env, cfg)
+}
+
+// Filter is the archive filter.
+type Filter struct {
+	name string
+	s    settings
+	app  *Appender
+	obs  Observer
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+var _ filters.Filter = (*Filter)(nil)
+
+// New checks cfg and returns the filter. It creates no file; directories
+// and archives are created with the first message that goes there. An
+// mbox with a fixed path that a sluice process left with a half-written
+// record (it died while appending) is repaired now.
+func New(env filters.Env, cfg Config) (*Filter, error) {
+	s, err := cfg.check(env.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	f := &Filter{name: env.Name, s: s, log: env.Logger, now: time.Now}
+	if f.name == "" {
+		f.name = "archive"
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.obs, _ = env.Observer.(Observer)
+	f.app = NewAppender(s.lockTimeout, f.log)
+	if s.format == FormatMbox {
+		for _, t := range s.targets {
+			if p, ok := t.static(); ok {
+				if err := f.app.Repair(context.Background(), p); err != nil {
+					f.log.Warn("archive: checking for an incomplete record failed", "path", p, "err", err)
+				}
+			}
+		}
+	}
+	return f, nil
+}
+
+// Name implements filters.Filter.
+func (f *Filter) Name() string { return f.name }
+
+// Needs implements filters.Filter: the whole message at end of message,
+// after the other filters.
+func (f *Filter) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true, Body: true, Final: true}
+}
+
+// verdictOf returns the targets key for m, or "" when no target takes it.
+func (f *Filter) verdictOf(m *filters.Message) string {
+	switch a := m.Decided.Action; a {
+	case filters.Reject, filters.Tempfail, filters.Discard, filters.Quarantine:
+		if _, ok := f.s.targets[a.String()]; ok {
+			return a.String()
+		}
+	}
+	if v, ok := m.Header(f.s.verdictHeader); ok {
+		word := strings.ToLower(strings.TrimRight(firstWord(v), ",;"))
+		switch word {
+		case "spam", "ham", "unsure":
+			if _, ok := f.s.targets[word]; ok {
+				return word
+			}
+		}
+	}
+	if _, ok := f.s.targets["default"]; ok {
+		return "default"
+	}
+	return ""
+}
+
+func firstWord(s string) string {
+	fs := strings.Fields(s)
+	if len(fs) == 0 {
+		return ""
+	}
+	return fs[0]
+}
+
+// copySet is one file to write and the recipients recorded in it.
+type copySet struct {
+	path  string
+	rcpts []string
+}
+
+// copies renders the target template for m: one copy, or one per path
+// when the template names the recipient.
+func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at time.Time) []copySet {
+	values := map[string]string{
+		"verdict": verdict,
+		"action":  deliveredAction(m.Decided.Action),
+		"date":    at.Format("2006-01-02"),
+		"year":    at.Format("2006"),
+		"month":   at.Format("01"),
+		"day":     at.Format("02"),
+	}
+	all := make([]string, len(m.Rcpts))
+	for i, r := range m.Rcpts {
+		all[i] = r.Addr
+	}
+	if !t.perRcpt {
+		return []copySet{{path: t.render(values), rcpts: all}}
+	}
+	if len(all) == 0 {
+		all = []string{""}
+	}
+	var out []copySet
+	index := map[string]int{}
+	for _, r := range all {
+		local, domain, _ := strings.Cut(r, "@")
+		values["rcpt"], values["rcpt_local"], values["rcpt_domain"] = r, local, domain
+		p := t.render(values)
+		if i, ok := index[p]; ok {
+			out[i].rcpts = append(out[i].rcpts, r)
+			continue
+		}
+		index[p] = len(out)
+		out = append(out, copySet{path: p, rcpts: []string{r}})
+	}
+	return out
+}
+
+// Check implements filters.Filter. It always answers Continue; an error
+// means some copy could not be written (nothing partial is left behind).
+func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	if stage != filters.StageEOM {
+		return filters.Verdict{}, nil
+	}
+	verdict := f.verdictOf(m)
+	if verdict == "" {
+		return filters.Verdict{}, nil
+	}
+	if m.Body != nil && m.Body.Err() != nil {
+		// Archiving part of a message would pass off a mangled copy as
+		// what was delivered.
+		if f.obs != nil {
+			f.obs.ArchiveFailed(f.name, verdict)
+		}
+		return filters.Verdict{}, fmt.Errorf("archive: message body incomplete: %w", m.Body.Err())
+	}
+	at := f.now()
+	var errs []error
+	for _, c := range f.copies(f.s.targets[verdict], verdict, m, at) {
+		e := envelope{from: m.From.Addr, to: c.rcpts, queueID: m.QueueID, verdict: verdict, decided: m.Decided, at: at}
+		start := time.Now()
+		var n int64
+		var err error
+		if f.s.format == FormatMaildir {
+			n, err = f.app.AppendMaildir(ctx, c.path, func(w *bufio.Writer) error {
+				lw := newLineWriter(w, false)
+				if _, err := lw.Write([]byte("Return-Path: <" + headerSafe(m.From.Addr, true) + ">\r\n")); err != nil {
+					return err
+				}
+				return writeMessage(ctx, lw, e, m)
+			})
+		} else {
+			n, err = f.app.AppendMbox(ctx, c.path, func(w *bufio.Writer) error {
+				if _, err := w.WriteString(fromLineFor(e)); err != nil {
+					return err
+				}
+				return writeMessage(ctx, newLineWriter(w, true), e, m)
+			})
+		}
+		if err != nil {
+			errs = append(errs, err)
+			if f.obs != nil {
+				f.obs.ArchiveFailed(f.name, verdict)
+			}
+			continue
+		}
+		if f.obs != nil {
+			f.obs.ArchiveAppended(f.name, verdict, n, time.Since(start))
+		}
+		f.log.Debug("archive: copy written", "queue_id", m.QueueID, "target", verdict, "path", c.path, "bytes", n)
+	}
+	return filters.Verdict{}, errors.Join(errs...)
+}

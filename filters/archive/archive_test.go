@@ -1,0 +1,580 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// The test binary doubles as a second and third writer process for the
+// cross-process locking test when this variable is set (see TestMain).
+const appenderEnv = "SLUICE_ARCHIVE_TEST_APPEND"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(appenderEnv); spec != "" {
+		os.Exit(childAppend(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// childAppend appends N records tagged TAG to PATH: spec is "PATH|TAG|N".
+func childAppend(spec string) int {
+	parts := strings.Split(spec, "|")
+	n, _ := strconv.Atoi(parts[2])
+	f, err := New(filters.Env{Name: "child"}, Config{Targets: map[string]string{"default": parts[0]}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for i := 0; i < n; i++ {
+		m := testMessage(fmt.Sprintf("%s-%d", parts[1], i), childBody(parts[1], i, "\r\n"))
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// childBody is the body a child writer appends: every third one larger
+// than the write buffer, so that a record takes several write calls and
+// unlocked writers would interleave.
+func childBody(tag string, i int, eol string) string {
+	return strings.Repeat(fmt.Sprintf("body of %s %d%s", tag, i, eol), 1+(i%3/2)*8000) + "From the child" + eol
+}
+
+func testMessage(qid, body string, headers ...filters.Header) *filters.Message {
+	b := filters.NewBody(1<<20, "")
+	b.Write([]byte(body))
+	if headers == nil {
+		headers = []filters.Header{{Name: "Subject", Value: "message " + qid}, {Name: "Message-ID", Value: "<" + qid + "@example.org>"}}
+	}
+	return &filters.Message{
+		QueueID: qid,
+		From:    filters.Address{Addr: "alice@example.org"},
+		Rcpts:   []filters.Address{{Addr: "bob@lab.example"}, {Addr: "carol@lab.example"}},
+		Headers: headers,
+		Body:    b,
+	}
+}
+
+func newFilter(t *testing.T, cfg Config, obs Observer) *Filter {
+	t.Helper()
+	f, err := New(filters.Env{Name: "archive", StateDir: t.TempDir(), Observer: obs}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func readRecords(t *testing.T, path string) []Record {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	var recs []Record
+	if err := ReadMbox(fh, func(r Record) error {
+		recs = append(recs, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// countingObserver counts what the filter reports.
+type countingObserver struct {
+	mu       sync.Mutex
+	appended map[string]int
+	bytes    map[string]int64
+	failed   map[string]int
+}
+
+func newObserver() *countingObserver {
+	return &countingObserver{appended: map[string]int{}, bytes: map[string]int64{}, failed: map[string]int{}}
+}
+
+func (o *countingObserver) ArchiveAppended(filter, target string, n int64, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.appended[target]++
+	o.bytes[target] += n
+}
+
+func (o *countingObserver) ArchiveFailed(filter, target string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed[target]++
+}
+
+func TestRecordFormat(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a", "b", "spam.mbox")
+	obs := newObserver()
+	f := newFilter(t, Config{Targets: map[string]string{"spam": path}}, obs)
+	f.now = func() time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 0, time.Local) }
+	m := testMessage("4QID", "Hello\r\nFrom the start\r\n>From quoted\r\nend", filters.Header{Name: "Subject", Value: "folded\r\n\tsubject"},
+		filters.Header{Name: "X-Sluice-Bayes", Value: "Spam, spamicity=0.999"})
+	m.Decided = filters.Decided{Action: filters.Continue}
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "From alice@example.org Wed Mar  4 05:06:07 2026\n" +
+		"X-Sluice-Queue-ID: 4QID\n" +
+		"X-Sluice-Envelope-To: bob@lab.example\n" +
+		"X-Sluice-Envelope-To: carol@lab.example\n" +
+		"X-Sluice-Verdict: spam; action=accept\n" +
+		"Subject: folded\n\tsubject\n" +
+		"X-Sluice-Bayes: Spam, spamicity=0.999\n" +
+		"\n" +
+		"Hello\n>From the start\n>>From quoted\nend\n" +
+		"\n"
+	if string(got) != want {
+		t.Errorf("record:\n%s\nwant:\n%s", got, want)
+	}
+	for _, d := range []string{filepath.Join(dir, "a"), filepath.Join(dir, "a", "b")} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != dirMode&^umask() {
+			t.Errorf("%s: %v %v, want mode %o", d, fi.Mode(), err, dirMode&^umask())
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != fileMode&^umask() {
+		t.Errorf("mbox mode %v", fi.Mode())
+	}
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dot-lock left behind: %v", err)
+	}
+	if obs.appended["spam"] != 1 || obs.bytes["spam"] != int64(len(want)) {
+		t.Errorf("observer: %v %v", obs.appended, obs.bytes)
+	}
+}
+
+func umask() os.FileMode {
+	dir, _ := os.MkdirTemp("", "umask")
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, "d")
+	os.Mkdir(p, 0o777)
+	fi, _ := os.Stat(p)
+	return 0o777 &^ fi.Mode().Perm()
+}
+
+func TestVerdictSelection(t *testing.T) {
+	all := map[string]string{}
+	for _, v := range Verdicts {
+		all[v] = "/x/" + v
+	}
+	classOnly := map[string]string{"spam": "/x/spam", "ham": "/x/ham", "default": "/x/default"}
+	tests := []struct {
+		targets map[string]string
+		action  filters.Action
+		header  string
+		want    string
+	}{
+		{all, filters.Continue, "Spam, spamicity=1", "spam"},
+		{all, filters.Accept, "Ham, spamicity=0", "ham"},
+		{all, filters.Continue, "Unsure, spamicity=0.5", "unsure"},
+		{all, filters.Continue, "Skipped, size=1", "default"},
+		{all, filters.Continue, "", "default"},
+		{all, filters.Reject, "", "reject"},
+		{all, filters.Tempfail, "", "tempfail"},
+		{all, filters.Discard, "", "discard"},
+		{all, filters.Quarantine, "Spam, spamicity=1", "quarantine"},
+		// Without a target for the action, the class decides.
+		{classOnly, filters.Quarantine, "Spam, spamicity=1", "spam"},
+		{classOnly, filters.Reject, "", "default"},
+		{classOnly, filters.Continue, "Unsure", "default"},
+		{map[string]string{"spam": "/x/spam"}, filters.Continue, "Ham", ""},
+	}
+	for _, tc := range tests {
+		f := newFilter(t, Config{Targets: tc.targets}, nil)
+		m := &filters.Message{Decided: filters.Decided{Action: tc.action}}
+		if tc.header != "" {
+			m.Headers = []filters.Header{{Name: "x-sluice-bayes", Value: tc.header}}
+		}
+		if got := f.verdictOf(m); got != tc.want {
+			t.Errorf("%v, action %s, header %q: %q, want %q", keys(tc.targets), tc.action, tc.header, got, tc.want)
+		}
+	}
+}
+
+func keys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// A rejected message is archived with who rejected it and why; a message
+// no target takes is not archived at all.
+func TestRejectedAndUnmatched(t *testing.T) {
+	dir := t.TempDir()
+	f := newFilter(t, Config{Targets: map[string]string{"reject": filepath.Join(dir, "rejected.mbox")}}, nil)
+	m := testMessage("R1", "spam body\r\n")
+	m.Decided = filters.Decided{Action: filters.Reject, Filter: "bayes", Reason: `bayes: spam, "quoted" \ and` + "\r\n" + `new line`}
+	if v, err := f.Check(context.Background(), filters.StageEOM, m); err != nil || v.Action != filters.Continue || len(v.Edits) != 0 {
+		t.Fatalf("Check: %+v %v", v, err)
+	}
+	recs := readRecords(t, filepath.Join(dir, "rejected.mbox"))
+	if len(recs) != 1 {
+		t.Fatalf("%d records", len(recs))
+	}
+	want := `X-Sluice-Verdict: reject; action=reject; filter=bayes; reason="bayes: spam, \"quoted\" \\ and__new line"` + "\n"
+	if !bytes.Contains(recs[0].Message, []byte(want)) {
+		t.Errorf("record lacks %q:\n%s", want, recs[0].Message)
+	}
+	ham := testMessage("H1", "ham\r\n")
+	if _, err := f.Check(context.Background(), filters.StageEOM, ham); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readRecords(t, filepath.Join(dir, "rejected.mbox"))); n != 1 {
+		t.Errorf("a message no target takes was archived: %d records", n)
+	}
+}
+
+func TestPerRecipientCopies(t *testing.T) {
+	dir := t.TempDir()
+	f := newFilter(t, Config{Targets: map[string]string{"default": filepath.Join(dir, "{rcpt_domain}", "{rcpt_local}-{verdict}.mbox")}}, nil)
+	m := testMessage("Q2", "x\r\n")
+	m.Rcpts = []filters.Address{{Addr: "bob@lab.example"}, {Addr: "../../evil@lab.example"}, {Addr: "Bob@LAB.example"}}
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	bob := readRecords(t, filepath.Join(dir, "lab.example", "bob-default.mbox"))
+	if len(bob) != 1 || bytes.Count(bob[0].Message, []byte(FieldEnvelopeTo)) != 2 {
+		t.Errorf("bob's copy: %d records", len(bob))
+	}
+	evil := readRecords(t, filepath.Join(dir, "lab.example", "_._.._evil-default.mbox"))
+	if len(evil) != 1 {
+		t.Errorf("traversal recipient: %d records", len(evil))
+	}
+	var files []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 2 {
+		t.Errorf("files written: %v", files)
+	}
+}
+
+func TestMaildir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spam")
+	f := newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"spam": dir}}, nil)
+	m := testMessage("M1", "From here\r\nbody\r\n", filters.Header{Name: "X-Sluice-Bayes", Value: "Spam"})
+	m.From.Addr = ""
+	for i := 0; i < 3; i++ {
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	news, _ := os.ReadDir(filepath.Join(dir, "new"))
+	tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
+	if len(news) != 3 || len(tmps) != 0 {
+		t.Fatalf("new/ %d files, tmp/ %d files", len(news), len(tmps))
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "new", news[0].Name()))
+	want := "Return-Path: <>\nX-Sluice-Queue-ID: M1\nX-Sluice-Envelope-To: bob@lab.example\nX-Sluice-Envelope-To: carol@lab.example\nX-Sluice-Verdict: spam; action=accept\nX-Sluice-Bayes: Spam\n\nFrom here\nbody\n"
+	if string(got) != want {
+		t.Errorf("maildir file:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Appends from goroutines of this process and from two other processes
+// to one mbox never interleave: every record is whole.
+func TestConcurrentAppendsAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "all.mbox")
+	const perWriter = 60
+	var cmds []*exec.Cmd
+	for _, tag := range []string{"p1", "p2"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), appenderEnv+"="+path+"|"+tag+"|"+strconv.Itoa(perWriter))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*perWriter)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				tag := fmt.Sprintf("g%d-%d", g, i)
+				body := strings.Repeat("line of "+tag+"\r\n", 1+(i%4/3)*9000) + "From inside " + tag + "\r\n"
+				if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(tag, body)); err != nil {
+					errs <- err
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("child writer: %v", err)
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, path)
+	if len(recs) != 6*perWriter {
+		t.Fatalf("%d records, want %d", len(recs), 6*perWriter)
+	}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		qid := headerOf(r.Message, FieldQueueID)
+		if seen[qid] {
+			t.Errorf("record %s twice", qid)
+		}
+		seen[qid] = true
+		_, body, _ := bytes.Cut(r.Message, []byte("\n\n"))
+		var want string
+		if strings.HasPrefix(qid, "p") {
+			tag, n, _ := strings.Cut(qid, "-")
+			i, _ := strconv.Atoi(n)
+			want = childBody(tag, i, "\n")
+		} else {
+			i, _ := strconv.Atoi(qid[strings.IndexByte(qid, '-')+1:])
+			want = strings.Repeat("line of "+qid+"\n", 1+(i%4/3)*9000) + "From inside " + qid + "\n"
+		}
+		if string(body) != want {
+			t.Errorf("record %s: body %q, want %q", qid, body, want)
+		}
+	}
+	checkWithPython(t, path, len(recs))
+}
+
+func headerOf(msg []byte, name string) string {
+	for _, line := range strings.Split(string(msg), "\n") {
+		if line == "" {
+			break
+		}
+		if k, v, ok := strings.Cut(line, ": "); ok && strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// checkWithPython parses the mbox with Python's mailbox module, an
+// independent reader, and checks the count and that each message it
+// returns, unquoted, is the one ReadMbox returns.
+func checkWithPython(t *testing.T, path string, want int) {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is needed to check the mbox with an independent parser")
+		}
+		t.Skip("python3 not installed: the mbox is not checked with Python's mailbox module")
+	}
+	script := `
+import json, mailbox, re, sys
+box = mailbox.mbox(sys.argv[1], create=False)
+out = []
+for key in box.iterkeys():
+    raw = box.get_bytes(key)
+    out.append(re.sub(rb'(?m)^>(>*From )', rb'\1', raw).decode('latin-1'))
+json.dump(out, sys.stdout)
+`
+	cmd := exec.Command(py, "-c", script, path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, stderr.String())
+	}
+	var msgs []string
+	if err := json.Unmarshal(out, &msgs); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, path)
+	if len(msgs) != want || len(recs) != want {
+		t.Fatalf("python reads %d messages, ReadMbox %d, want %d", len(msgs), len(recs), want)
+	}
+	for i, m := range msgs {
+		if m != string(recs[i].Message) {
+			t.Errorf("message %d: python %q, ReadMbox %q", i, m, recs[i].Message)
+		}
+	}
+}
+
+// failingBody makes the body reader fail half way, after part of the
+// record was written.
+func TestFailedAppendLeavesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	app := NewAppender(time.Second, nil)
+	ctx := context.Background()
+	write := func(s string) func(w *bufio.Writer) error {
+		return func(w *bufio.Writer) error { _, err := w.WriteString(s); return err }
+	}
+	if _, err := app.AppendMbox(ctx, path, write("From a Thu Jan  1 00:00:00 1970\nfirst\n")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	_, err := app.AppendMbox(ctx, path, func(w *bufio.Writer) error {
+		w.WriteString("From b Thu Jan  1 00:00:00 1970\n")
+		w.Write(bytes.Repeat([]byte("partial\n"), 20000)) // beyond the buffer: on disk
+		w.Flush()
+		return errors.New("disk on fire")
+	})
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("append error %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Errorf("the failed record left %d bytes behind", len(after)-len(before))
+	}
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dot-lock left behind: %v", err)
+	}
+
+	// A cancelled context stops the copy of a body, and the record goes.
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := f.Check(cctx, filters.StageEOM, testMessage("C", strings.Repeat("x\r\n", 100000))); err == nil {
+		t.Error("append with a cancelled context succeeded")
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("a cancelled append left bytes behind")
+	}
+}
+
+// An mbox that does not end in an empty line (written by something else)
+// gets the missing line ends before the next record.
+func TestSeparatorRepair(t *testing.T) {
+	for _, tail := range []string{"no newline", "one newline\n", "two\n\n"} {
+		path := filepath.Join(t.TempDir(), "x.mbox")
+		os.WriteFile(path, []byte("From x Thu Jan  1 00:00:00 1970\n"+tail), 0o600)
+		f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+		if _, err := f.Check(context.Background(), filters.StageEOM, testMessage("S", "b\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		recs := readRecords(t, path)
+		if len(recs) != 2 || headerOf(recs[1].Message, FieldQueueID) != "S" {
+			t.Errorf("after %q: %d records", tail, len(recs))
+		}
+	}
+}
+
+// A sluice process that died while appending leaves its dot-lock, which
+// records the length before the append: the next writer (or New, for a
+// fixed path) cuts the half-written record off.
+func TestDeadWriterRolledBack(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, via := range []string{"append", "new"} {
+		path := filepath.Join(t.TempDir(), "x.mbox")
+		good := "From a Thu Jan  1 00:00:00 1970\nSubject: whole\n\nwhole\n\n"
+		os.WriteFile(path, []byte(good+"From b Thu Jan  1 00:00:00 1970\nSubject: half\n\nhal"), 0o600)
+		h := thisProcess()
+		h.pid = dead.Process.Pid
+		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)))), 0o600)
+		f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+		if via == "new" {
+			got, _ := os.ReadFile(path)
+			if string(got) != good {
+				t.Errorf("New did not repair: %q", got)
+			}
+		}
+		if _, err := f.Check(context.Background(), filters.StageEOM, testMessage("N", "new\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		recs := readRecords(t, path)
+		if len(recs) != 2 || string(recs[0].Raw) != good[:len(good)-1] || headerOf(recs[1].Message, FieldQueueID) != "N" {
+			t.Errorf("%s: records %q", via, recs)
+		}
+	}
+}
+
+// A dot-lock held by another program is waited for, up to lock_timeout;
+// one held by this very process id but from an earlier start (a restarted
+// daemon with the same pid) is stale.
+func TestForeignDotLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	os.WriteFile(path+".lock", nil, 0o600) // as procmail or mutt make it
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}, LockTimeout: 300 * time.Millisecond}, nil)
+	start := time.Now()
+	_, err := f.Check(context.Background(), filters.StageEOM, testMessage("L", "x\r\n"))
+	if err == nil || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("append under a foreign lock: %v after %v", err, time.Since(start))
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 0 {
+		t.Error("wrote under a foreign lock")
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		os.Remove(path + ".lock")
+	}()
+	f2 := newFilter(t, Config{Targets: map[string]string{"default": path}, LockTimeout: 5 * time.Second}, nil)
+	if _, err := f2.Check(context.Background(), filters.StageEOM, testMessage("L2", "x\r\n")); err != nil {
+		t.Fatalf("after the lock went away: %v", err)
+	}
+
+	h := thisProcess()
+	h.start++ // same pid, another start: a previous life of this daemon
+	os.WriteFile(path+".lock", []byte(h.dotLockContent(0)), 0o600)
+	if _, err := f2.Check(context.Background(), filters.StageEOM, testMessage("L3", "x\r\n")); err != nil {
+		t.Fatalf("stale lock of an earlier process with our pid: %v", err)
+	}
+	// It recorded length 0: the record of L2 was not acknowledged by it
+	// and is rolled back with it.
+	if recs := readRecords(t, path); len(recs) != 1 || headerOf(recs[0].Message, FieldQueueID) != "L3" {
+		t.Errorf("records after the stale lock: %d", len(recs))
+	}
+}
+
+func TestRemoveRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	for _, q := range []string{"A", "B", "C", "B"} {
+		if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(q, "From "+q+"\r\n\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := readRecords(t, path)
+	n, err := f.app.RemoveRecords(context.Background(), path, func(r Record) bool { return headerOf(r.Message, FieldQueueID) == "B" })
+	if err != nil || n != 2 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+	after := readRecords(t, path)
+	if len(after) != 2 || !bytes.Equal(after[0].Raw, before[0].Raw) || !bytes.Equal(after[1].Raw, before[2].Raw) {
+		t.Errorf("after removal: %q", after)
+	}
+	if n, err := f.app.RemoveRecords(context.Background(), path, func(Record) bool { return false }); n != 0 || err != nil {
+		t.Errorf("removing nothing: %d %v", n, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("files left: %v", entries)
+	}
+	checkWithPython(t, path, 2)
+}

@@ -1,0 +1,242 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the filter's options, as written under options: in the
+// configuration file. docs/archive.md lists them with their defaults.
+type Config struct {
+	// Format is "mbox" (mboxrd, the default) or "maildir".
+	Format string `yaml:"format"`
+	// Targets maps a verdict (see Verdicts) to a path template: an mbox
+	// file, or a maildir directory. Relative paths are relative to the
+	// daemon's state_dir.
+	Targets map[string]string `yaml:"targets"`
+	// VerdictHeader is the field whose first word says spam, ham or
+	// unsure; default X-Sluice-Bayes, the bayes filter's.
+	VerdictHeader string `yaml:"verdict_header"`
+	// LockTimeout bounds the wait for an mbox's locks; default 5s.
+	LockTimeout time.Duration `yaml:"lock_timeout"`
+}
+
+// Defaults.
+const (
+	DefaultVerdictHeader = "X-Sluice-Bayes"
+	DefaultLockTimeout   = 5 * time.Second
+)
+
+// Verdicts are the keys of Config.Targets, in the order a message is
+// matched against them: its action if the message was refused, discarded
+// or held (reject, tempfail, discard, quarantine), then the class in the
+// verdict header (spam, ham, unsure), then default.
+var Verdicts = []string{"reject", "tempfail", "discard", "quarantine", "spam", "ham", "unsure", "default"}
+
+// Placeholders a path template may use, in braces. {verdict} is the
+// matched key of targets, {action} the message's action (accept for
+// delivered mail), {date} the day as 2006-01-02 with {year}, {month},
+// {day} its parts (local time), {rcpt} a recipient address, {rcpt_local}
+// and {rcpt_domain} its two halves. A template with a recipient
+// placeholder writes one copy per recipient (recipients that render to
+// the same path share one).
+var Placeholders = []string{"verdict", "action", "date", "year", "month", "day", "rcpt", "rcpt_local", "rcpt_domain"}
+
+// Formats.
+const (
+	FormatMbox    = "mbox"
+	FormatMaildir = "maildir"
+)
+
+// settings is a checked Config.
+type settings struct {
+	format        string
+	targets       map[string]pathTemplate
+	verdictHeader string
+	lockTimeout   time.Duration
+}
+
+func (c Config) check(stateDir string) (settings, error) {
+	s := settings{format: c.Format, verdictHeader: c.VerdictHeader, lockTimeout: c.LockTimeout, targets: map[string]pathTemplate{}}
+	switch s.format {
+	case "":
+		s.format = FormatMbox
+	case FormatMbox, FormatMaildir:
+	default:
+		return s, fmt.Errorf("format %q: want mbox or maildir", c.Format)
+	}
+	if s.verdictHeader == "" {
+		s.verdictHeader = DefaultVerdictHeader
+	}
+	if strings.ContainsAny(s.verdictHeader, ": \t\r\n") {
+		return s, fmt.Errorf("verdict_header %q: not a header field name", s.verdictHeader)
+	}
+	if s.lockTimeout < 0 {
+		return s, errors.New("lock_timeout: must not be negative")
+	}
+	if s.lockTimeout == 0 {
+		s.lockTimeout = DefaultLockTimeout
+	}
+	if len(c.Targets) == 0 {
+		return s, errors.New("targets: at least one verdict needs a path")
+	}
+	keys := make([]string, 0, len(c.Targets))
+	for k := range c.Targets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !isVerdict(k) {
+			return s, fmt.Errorf("targets: unknown verdict %q (want one of %s)", k, strings.Join(Verdicts, ", "))
+		}
+		t, err := parsePathTemplate(c.Targets[k], stateDir)
+		if err != nil {
+			return s, fmt.Errorf("targets.%s: %w", k, err)
+		}
+		s.targets[k] = t
+	}
+	return s, nil
+}
+
+func isVerdict(k string) bool {
+	for _, v := range Verdicts {
+		if v == k {
+			return true
+		}
+	}
+	return false
+}
+
+// pathTemplate is a target path with placeholders, parsed once when the
+// config is read, so that an unknown placeholder is a config error.
+type pathTemplate struct {
+	raw   string
+	parts []tmplPart
+	// perRcpt is set when a recipient placeholder is used.
+	perRcpt bool
+}
+
+type tmplPart struct {
+	literal string
+	field   string // placeholder name when literal is ""
+}
+
+func parsePathTemplate(s, stateDir string) (pathTemplate, error) {
+	t := pathTemplate{raw: s}
+	if s == "" {
+		return t, errors.New("empty path")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return t, fmt.Errorf("path %q has a control character", s)
+		}
+	}
+	if !filepath.IsAbs(s) {
+		if stateDir == "" {
+			return t, fmt.Errorf("path %q is relative and there is no state_dir", s)
+		}
+		s = filepath.Join(stateDir, s)
+	}
+	s = filepath.Clean(s)
+	if s == "/" {
+		return t, errors.New("path is the root directory")
+	}
+	rest := s
+	for rest != "" {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			if strings.IndexByte(rest, '}') >= 0 {
+				return t, fmt.Errorf("path %q: '}' without '{'", t.raw)
+			}
+			t.parts = append(t.parts, tmplPart{literal: rest})
+			break
+		}
+		if strings.IndexByte(rest[:i], '}') >= 0 {
+			return t, fmt.Errorf("path %q: '}' without '{'", t.raw)
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return t, fmt.Errorf("path %q: '{' without '}'", t.raw)
+		}
+		if i > 0 {
+			t.parts = append(t.parts, tmplPart{literal: rest[:i]})
+		}
+		name := rest[i+1 : i+j]
+		if !isPlaceholder(name) {
+			return t, fmt.Errorf("path %q: unknown placeholder {%s} (known: {%s})", t.raw, name, strings.Join(Placeholders, "}, {"))
+		}
+		if strings.HasPrefix(name, "rcpt") {
+			t.perRcpt = true
+		}
+		t.parts = append(t.parts, tmplPart{field: name})
+		rest = rest[i+j+1:]
+	}
+	return t, nil
+}
+
+func isPlaceholder(name string) bool {
+	for _, p := range Placeholders {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// static returns the path when the template has no placeholders.
+func (t pathTemplate) static() (string, bool) {
+	if len(t.parts) == 1 && t.parts[0].field == "" {
+		return t.parts[0].literal, true
+	}
+	return "", false
+}
+
+// render fills in the placeholders. Every value is passed through
+// pathSafe, so whatever a sender puts in an address stays inside one
+// path component: no "/", no "." or "..", no control characters.
+func (t pathTemplate) render(values map[string]string) string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.field == "" {
+			b.WriteString(p.literal)
+			continue
+		}
+		b.WriteString(pathSafe(values[p.field]))
+	}
+	return b.String()
+}
+
+// maxComponent bounds one substituted value, well under NAME_MAX (255).
+const maxComponent = 100
+
+// pathSafe turns s into a string that is safe as (part of) one path
+// component: ASCII letters are lower-cased, letters, digits and
+// ".+-=_@" are kept, every other byte becomes "_", a leading "." becomes
+// "_" (so neither "." nor ".." nor a hidden file can result), and the
+// result is at most maxComponent bytes and never empty.
+func pathSafe(s string) string {
+	b := make([]byte, 0, min(len(s), maxComponent))
+	for i := 0; i < len(s) && len(b) < maxComponent; i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '.' || c == '+' || c == '-' || c == '=' || c == '_' || c == '@':
+		default:
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	if b[0] == '.' {
+		b[0] = '_'
+	}
+	return string(b)
+}

@@ -1,0 +1,299 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// lineWriter turns message text as the MTA hands it to a milter (CRLF line
+// ends) into the text of a local mailbox: CRLF becomes LF (a CR that is
+// not followed by LF is kept as it is), and, with quote set, every line
+// that matches ">*From " gets one more ">" in front (mboxrd: a reader
+// takes one ">" off such lines and gets the original back, and no line of
+// the message can pass for the "From " line that separates messages).
+//
+// It works on a stream: a CR or the start of a line split across two
+// Write calls is held back until the next byte decides what it is.
+type lineWriter struct {
+	w     *bufio.Writer
+	quote bool
+
+	atStart bool   // at the start of a line
+	head    []byte // start of the line held back: '>'s and a prefix of "From "
+	cr      bool   // a CR was the last byte seen
+	last    byte   // last byte written
+	n       int64  // bytes written
+}
+
+func newLineWriter(w *bufio.Writer, quote bool) *lineWriter {
+	return &lineWriter{w: w, quote: quote, atStart: true, last: '\n'}
+}
+
+const fromLine = "From "
+
+func (l *lineWriter) put(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	l.last = p[len(p)-1]
+	return err
+}
+
+func (l *lineWriter) putByte(c byte) error {
+	l.n++
+	l.last = c
+	return l.w.WriteByte(c)
+}
+
+// Write implements io.Writer.
+func (l *lineWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if l.cr {
+			l.cr = false
+			if p[0] == '\n' {
+				if err := l.newline(); err != nil {
+					return 0, err
+				}
+				p = p[1:]
+				continue
+			}
+			if err := l.putByte('\r'); err != nil {
+				return 0, err
+			}
+		}
+		if l.atStart && l.quote {
+			c := p[0]
+			if len(l.head) == 0 && c != '>' && c != 'F' {
+				// The common case: the line cannot be a "From " line.
+				l.atStart = false
+			} else if l.matchesNext(c) {
+				l.head = append(l.head, c)
+				p = p[1:]
+				if l.headComplete() {
+					if err := l.putByte('>'); err != nil {
+						return 0, err
+					}
+					if err := l.put(l.head); err != nil {
+						return 0, err
+					}
+					l.head = l.head[:0]
+					l.atStart = false
+				}
+				continue
+			}
+			// Not a "From " line: write what was held back, then go on
+			// with c as ordinary text.
+			if err := l.put(l.head); err != nil {
+				return 0, err
+			}
+			l.head = l.head[:0]
+		}
+		l.atStart = false
+		i := indexCRLF(p)
+		if i < 0 {
+			if err := l.put(p); err != nil {
+				return 0, err
+			}
+			break
+		}
+		if err := l.put(p[:i]); err != nil {
+			return 0, err
+		}
+		if p[i] == '\n' {
+			if err := l.newline(); err != nil {
+				return 0, err
+			}
+			p = p[i+1:]
+			continue
+		}
+		// A CR: decided by the next byte, which may be in the next Write.
+		if i+1 == len(p) {
+			l.cr = true
+			break
+		}
+		if p[i+1] == '\n' {
+			if err := l.newline(); err != nil {
+				return 0, err
+			}
+			p = p[i+2:]
+			continue
+		}
+		if err := l.putByte('\r'); err != nil {
+			return 0, err
+		}
+		p = p[i+1:]
+	}
+	return total, nil
+}
+
+func (l *lineWriter) newline() error {
+	l.atStart = true
+	return l.putByte('\n')
+}
+
+// matchesNext reports whether c extends the held-back start of line
+// towards ">*From ".
+func (l *lineWriter) matchesNext(c byte) bool {
+	gt := 0
+	for gt < len(l.head) && l.head[gt] == '>' {
+		gt++
+	}
+	k := len(l.head) - gt // bytes of "From " matched so far
+	if k == 0 && c == '>' {
+		return true
+	}
+	return k < len(fromLine) && c == fromLine[k]
+}
+
+func (l *lineWriter) headComplete() bool {
+	return bytes.HasSuffix(l.head, []byte(fromLine))
+}
+
+func indexCRLF(p []byte) int {
+	for i, c := range p {
+		if c == '\r' || c == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// finish writes what is held back and ends the text with a line end if it
+// does not have one: an mbox message must end with a complete line.
+func (l *lineWriter) finish() error {
+	if l.cr {
+		l.cr = false
+		if err := l.putByte('\r'); err != nil {
+			return err
+		}
+	}
+	if err := l.put(l.head); err != nil {
+		return err
+	}
+	l.head = l.head[:0]
+	if l.last != '\n' {
+		return l.newline()
+	}
+	return nil
+}
+
+// envelope is what the archive records about a message besides its text.
+type envelope struct {
+	from    string
+	to      []string
+	queueID string
+	verdict string
+	decided filters.Decided
+	at      time.Time
+}
+
+// Field names the archive adds at the top of the header. They start with
+// X-Sluice-, which the classifier leaves out of tokens and message
+// digests, so an archived copy trains as the message the daemon saw.
+const (
+	FieldQueueID    = "X-Sluice-Queue-ID"
+	FieldEnvelopeTo = "X-Sluice-Envelope-To"
+	FieldVerdict    = "X-Sluice-Verdict"
+)
+
+// fromLineFor returns the mbox separator line: "From ", the envelope
+// sender ("MAILER-DAEMON" for the null sender, as local delivery agents
+// write it) and the time in asctime(3) form.
+func fromLineFor(e envelope) string {
+	sender := headerSafe(e.from, true)
+	if sender == "" {
+		sender = "MAILER-DAEMON"
+	}
+	return "From " + sender + " " + e.at.Format("Mon Jan _2 15:04:05 2006") + "\n"
+}
+
+// maxReason bounds the reason recorded in the verdict field, so the field
+// stays one reasonable line.
+const maxReason = 200
+
+// archiveFields returns the fields the archive puts on top of the header.
+func archiveFields(e envelope) []filters.Header {
+	var hs []filters.Header
+	if e.queueID != "" {
+		hs = append(hs, filters.Header{Name: FieldQueueID, Value: headerSafe(e.queueID, true)})
+	}
+	for _, r := range e.to {
+		hs = append(hs, filters.Header{Name: FieldEnvelopeTo, Value: headerSafe(r, true)})
+	}
+	v := e.verdict + "; action=" + deliveredAction(e.decided.Action)
+	if e.decided.Filter != "" {
+		v += "; filter=" + headerSafe(e.decided.Filter, true)
+	}
+	if e.decided.Reason != "" {
+		reason := headerSafe(e.decided.Reason, false)
+		if len(reason) > maxReason {
+			reason = reason[:maxReason]
+		}
+		v += "; reason=\"" + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(reason) + "\""
+	}
+	return append(hs, filters.Header{Name: FieldVerdict, Value: v})
+}
+
+// deliveredAction names the action as the log does: a message nobody
+// objected to is accepted.
+func deliveredAction(a filters.Action) string {
+	if a == filters.Continue {
+		return filters.Accept.String()
+	}
+	return a.String()
+}
+
+// headerSafe keeps a value the archive writes on one line: control
+// characters (and, with noSpace, spaces) become "_".
+func headerSafe(s string, noSpace bool) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (noSpace && r == ' ') {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// writeMessage writes the archive's fields, the message's header fields
+// and its body through lw.
+func writeMessage(ctx context.Context, lw *lineWriter, e envelope, m *filters.Message) error {
+	for _, h := range append(archiveFields(e), m.Headers...) {
+		if _, err := fmt.Fprintf(lw, "%s: %s\r\n", h.Name, h.Value); err != nil {
+			return err
+		}
+	}
+	if _, err := lw.Write([]byte("\r\n")); err != nil {
+		return err
+	}
+	if m.Body != nil {
+		if _, err := io.Copy(lw, ctxReader{ctx, m.Body.Reader()}); err != nil {
+			return err
+		}
+	}
+	return lw.finish()
+}
+
+// ctxReader stops a long copy when the filter's deadline passes: the
+// session may go on without the filter then, and the append is rolled
+// back rather than finished behind its back.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

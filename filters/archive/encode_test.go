@@ -1,0 +1,171 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// quoteAll runs text through a lineWriter in chunks of the given sizes
+// (cycled), so that CRs and line starts fall on chunk boundaries.
+func quoteAll(t *testing.T, text string, quote bool, chunks []int) string {
+	t.Helper()
+	var out bytes.Buffer
+	bw := bufio.NewWriter(&out)
+	lw := newLineWriter(bw, quote)
+	p := []byte(text)
+	for i := 0; len(p) > 0; i++ {
+		n := min(chunks[i%len(chunks)], len(p))
+		if _, err := lw.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if err := lw.finish(); err != nil {
+		t.Fatal(err)
+	}
+	bw.Flush()
+	if lw.n != int64(out.Len()) {
+		t.Errorf("counted %d bytes, wrote %d", lw.n, out.Len())
+	}
+	return out.String()
+}
+
+func TestLineWriter(t *testing.T) {
+	tests := []struct {
+		in, quoted, plain string
+	}{
+		{"a\r\nb\r\n", "a\nb\n", "a\nb\n"},
+		{"no final line end", "no final line end\n", "no final line end\n"},
+		{"", "", ""},
+		{"From me\r\n", ">From me\n", "From me\n"},
+		{"x\r\nFrom here\r\n>From there\r\n>>From everywhere\r\n", "x\n>From here\n>>From there\n>>>From everywhere\n", "x\nFrom here\n>From there\n>>From everywhere\n"},
+		// Not "From " lines: no space, lower case, not at the start, a
+		// '>' with text between.
+		{"From\r\nfrom x\r\n From x\r\nFromage\r\n> From x\r\n>x>From y\r\n", "From\nfrom x\n From x\nFromage\n> From x\n>x>From y\n", ""},
+		// A bare CR stays, also before LF-less text and at the very end;
+		// CR CR LF is a CR then a line end.
+		{"a\rb\r\r\nc\r", "a\rb\r\nc\r\n", "a\rb\r\nc\r\n"},
+		// A bare LF ends a line too, and a "From " after it is quoted.
+		{"a\nFrom x\n", "a\n>From x\n", "a\nFrom x\n"},
+		{"From ", ">From \n", "From \n"},
+		{">>Fr", ">>Fr\n", ">>Fr\n"},
+		{"\r\n\r\nFrom x", "\n\n>From x\n", "\n\nFrom x\n"},
+	}
+	chunkings := [][]int{{1 << 20}, {1}, {2}, {3}, {5, 1, 7}}
+	for _, tc := range tests {
+		for _, ch := range chunkings {
+			if got := quoteAll(t, tc.in, true, ch); got != tc.quoted {
+				t.Errorf("quote %q in chunks %v: %q, want %q", tc.in, ch, got, tc.quoted)
+			}
+			if tc.plain == "" && tc.in != "" {
+				continue
+			}
+			if got := quoteAll(t, tc.in, false, ch); got != tc.plain {
+				t.Errorf("plain %q in chunks %v: %q, want %q", tc.in, ch, got, tc.plain)
+			}
+		}
+	}
+}
+
+// Quoting then unquoting gives back the text with LF line ends, whatever
+// the text: random lines built from the pieces that matter.
+func TestQuoteRoundTrip(t *testing.T) {
+	pieces := []string{"From ", ">", ">>", "From", "F", "x", " ", "\r", "\r\n", "\n", ">From ", "rom "}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 2000; i++ {
+		var b strings.Builder
+		for j := rng.IntN(30); j >= 0; j-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		in := b.String() + "\r\n"
+		want := strings.ReplaceAll(in, "\r\n", "\n")
+		quoted := quoteAll(t, in, true, []int{1 + rng.IntN(7)})
+		for _, line := range strings.SplitAfter(quoted, "\n") {
+			if strings.HasPrefix(line, "From ") {
+				t.Fatalf("%q quoted to %q: an unquoted From line remains", in, quoted)
+			}
+		}
+		if got := string(unquote([]byte("From x\n" + quoted))); got != want {
+			t.Fatalf("round trip of %q: %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPathSafe(t *testing.T) {
+	tests := map[string]string{
+		"bob@lab.example":           "bob@lab.example",
+		"Bob.Smith+tag@Lab.EXAMPLE": "bob.smith+tag@lab.example",
+		"../../etc/passwd":          "_._.._etc_passwd",
+		"..":                        "_.",
+		".":                         "_",
+		".hidden":                   "_hidden",
+		"":                          "_",
+		"a/b":                       "a_b",
+		"a\r\nb\x00c\x7f":           "a__b_c_",
+		"\"john doe\"@x":            "_john_doe_@x",
+		"ü@x":                       "__@x",
+		strings.Repeat("a", 300):    strings.Repeat("a", maxComponent),
+	}
+	for in, want := range tests {
+		got := pathSafe(in)
+		if got != want {
+			t.Errorf("pathSafe(%q) = %q, want %q", in, got, want)
+		}
+		if got == "." || got == ".." || strings.ContainsAny(got, "/\x00\r\n") {
+			t.Errorf("pathSafe(%q) = %q is not a safe component", in, got)
+		}
+	}
+}
+
+func TestPathTemplate(t *testing.T) {
+	tp, err := parsePathTemplate("archive/{verdict}/{year}-{month}/{rcpt_domain}/{rcpt_local}.mbox", "/var/lib/sluice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tp.perRcpt {
+		t.Error("recipient placeholders not noticed")
+	}
+	got := tp.render(map[string]string{"verdict": "spam", "year": "2026", "month": "01", "rcpt_domain": "..", "rcpt_local": "../../root/x"})
+	if want := "/var/lib/sluice/archive/spam/2026-01/_./_._.._root_x.mbox"; got != want {
+		t.Errorf("render: %q, want %q", got, want)
+	}
+	if p, ok := tp.static(); ok {
+		t.Errorf("a template with placeholders is static: %q", p)
+	}
+	st, _ := parsePathTemplate("/a/b.mbox", "")
+	if p, ok := st.static(); !ok || p != "/a/b.mbox" {
+		t.Errorf("static: %q %v", p, ok)
+	}
+	for _, bad := range []string{"", "/a/{nope}.mbox", "/a/{verdict.mbox", "/a/verdict}.mbox", "/a/}{verdict}", "/a\n/b", "rel.mbox", "/"} {
+		if _, err := parsePathTemplate(bad, ""); err == nil {
+			t.Errorf("template %q accepted", bad)
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	good := Config{Targets: map[string]string{"spam": "/a/spam.mbox", "reject": "/a/r.mbox"}}
+	s, err := good.check("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.format != FormatMbox || s.verdictHeader != DefaultVerdictHeader || s.lockTimeout != DefaultLockTimeout {
+		t.Errorf("defaults: %+v", s)
+	}
+	for name, c := range map[string]Config{
+		"no targets":             {},
+		"bad verdict":            {Targets: map[string]string{"junk": "/a"}},
+		"bad format":             {Format: "mh", Targets: map[string]string{"spam": "/a"}},
+		"bad header":             {VerdictHeader: "X Bad", Targets: map[string]string{"spam": "/a"}},
+		"negative lock":          {LockTimeout: -1, Targets: map[string]string{"spam": "/a"}},
+		"bad template":           {Targets: map[string]string{"spam": "/a/{x}"}},
+		"relative, no state_dir": {Targets: map[string]string{"spam": "a.mbox"}},
+	} {
+		if _, err := c.check(""); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// pathLocks serialises the appends of one process to one file: sessions
+// of the daemon wait here, cheaply and in order, instead of polling the
+// dot-lock against each other. Entries are removed when unused, so a
+// path template with recipients does not grow the map without bound.
+type pathLocks struct {
+	mu sync.Mutex
+	m  map[string]*pathLock
+}
+
+type pathLock struct {
+	ch   chan struct{} // holds one token while locked
+	refs int
+}
+
+// lock waits for path's lock, or until ctx ends.
+func (p *pathLocks) lock(ctx context.Context, path string) (unlock func(), err error) {
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = map[string]*pathLock{}
+	}
+	l := p.m[path]
+	if l == nil {
+		l = &pathLock{ch: make(chan struct{}, 1)}
+		p.m[path] = l
+	}
+	l.refs++
+	p.mu.Unlock()
+	release := func() {
+		p.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(p.m, path)
+		}
+		p.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-l.ch
+		release()
+	}, nil
+}
+
+// lockHolder identifies this process in the dot-locks it creates: its pid
+// and start time (so that a process that got the pid of a dead holder,
+// as a restarted daemon in a container does, is not taken for it) and
+// the host.
+type lockHolder struct {
+	pid   int
+	start uint64
+	host  string
+}
+
+func thisProcess() lockHolder {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	pid := os.Getpid()
+	start, _ := processStart(pid)
+	return lockHolder{pid: pid, start: start, host: strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, host)}
+}
+
+// dotLockContent is what sluice writes into a dot-lock: who holds it and
+// how long the mbox was before the append. If the holder dies in the
+// middle of an append, the next sluice writer finds the lock, sees the
+// process is gone, and cuts the mbox back to that length, so a
+// half-written record never stays in the mbox.
+func (h lockHolder) dotLockContent(size int64) string {
+	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d\n", h.pid, h.start, h.host, size)
+}
+
+// sluiceLock is a parsed sluice dot-lock.
+type sluiceLock struct {
+	pid   int
+	start uint64
+	host  string
+	size  int64
+}
+
+func parseDotLock(b []byte) (sluiceLock, bool) {
+	var l sluiceLock
+	fields := strings.Fields(string(b))
+	if len(fields) != 5 || fields[0] != "sluice" {
+		return l, false
+	}
+	seen := 0
+	for _, f := range fields[1:] {
+		k, v, _ := strings.Cut(f, "=")
+		var err error
+		switch k {
+		case "pid":
+			l.pid, err = strconv.Atoi(v)
+		case "start":
+			l.start, err = strconv.ParseUint(v, 10, 64)
+		case "host":
+			l.host = v
+		case "size":
+			l.size, err = strconv.ParseInt(v, 10, 64)
+		default:
+			return l, false
+		}
+		if err != nil {
+			return l, false
+		}
+		seen++
+	}
+	return l, seen == 4 && l.pid > 0 && l.size >= 0
+}
+
+// staleLockAge is how old a dot-lock that sluice cannot attribute to a
+// process must be before it is removed: procmail's default lock timeout
+// (LOCKTIMEOUT, 1024 s). No archive append takes that long.
+const staleLockAge = 1024 * time.Second
+
+// errLockBusy says another holder has the dot-lock.
+var errLockBusy = errors.New("dot-lock held by another process")
+
+// tryDotLock makes one attempt at path.lock. The lock file is created
+// with O_EXCL, which is atomic on local file systems, the way Postfix's
+// local(8) and procmail create it. A stale lock is broken (see
+// staleLock). Once the lock is ours, prepare is called with the length a
+// dead sluice holder recorded (-1 if there was none) and returns the
+// length of the mbox to record in our lock.
+func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (int64, error)) (bool, error) {
+	rollback := int64(-1)
+	for attempt := 0; attempt < 3; attempt++ {
+		f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if err == nil {
+			n, serr := prepare(rollback)
+			if serr == nil {
+				_, serr = f.WriteString(h.dotLockContent(n))
+			}
+			if cerr := f.Close(); serr == nil {
+				serr = cerr
+			}
+			if serr != nil {
+				os.Remove(lockPath)
+				return false, fmt.Errorf("dot-lock %s: %w", lockPath, serr)
+			}
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return false, fmt.Errorf("dot-lock %s: %w", lockPath, err)
+		}
+		stale, size, serr := h.staleLock(lockPath)
+		if serr != nil {
+			return false, serr
+		}
+		if !stale {
+			return false, errLockBusy
+		}
+		if err := os.Remove(lockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("remove stale dot-lock %s: %w", lockPath, err)
+		}
+		if size >= 0 {
+			rollback = size
+		}
+	}
+	return false, errLockBusy
+}
+
+// staleLock reports whether the dot-lock at path may be broken, and the
+// rollback length a sluice lock carries (-1 for other locks). A sluice
+// lock is stale when its process no longer exists on this host; any
+// other lock when it is older than staleLockAge.
+func (h lockHolder) staleLock(path string) (bool, int64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, -1, nil // gone meanwhile: just try again
+	}
+	if err != nil {
+		return false, -1, fmt.Errorf("read dot-lock %s: %w", path, err)
+	}
+	if l, ok := parseDotLock(b); ok && l.host == h.host {
+		if alive(l.pid, l.start) {
+			return false, -1, nil
+		}
+		return true, l.size, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist), -1, nil
+	}
+	return time.Since(fi.ModTime()) > staleLockAge, -1, nil
+}
+
+// alive reports whether the process pid exists and, when its start time
+// can be read, started at start.
+func alive(pid int, start uint64) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	if st, ok := processStart(pid); ok && start != 0 {
+		return st == start
+	}
+	return true
+}
+
+// processStart returns the start time of process pid in clock ticks after
+// boot, field 22 of /proc/PID/stat (proc(5)); false where /proc cannot
+// tell.
+func processStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	return v, err == nil
+}
+
+// tryKernelLocks takes flock(2) and a POSIX record lock on the whole file
+// without waiting. flock is what other sluice processes use; the record
+// lock (an open-file-description lock, so that it also works between
+// goroutines) is what mutt, procmail and Postfix's local(8) take on
+// Linux by default.
+func tryKernelLocks(f *os.File) error {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return err
+	}
+	if err := recordLock(f); err != nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return err
+	}
+	return nil
+}
+
+// wouldBlock reports whether a lock error means "held by someone else".
+func wouldBlock(err error) bool {
+	return errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || errors.Is(err, errLockBusy)
+}
+
+// backoff returns the pause before the next attempt to get a lock: short
+// at first, then growing to 50 ms.
+func backoff(attempt int) time.Duration {
+	return min(time.Millisecond<<min(attempt, 6), 50*time.Millisecond)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,327 @@
+package archive
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Modes of what the archive creates. Archived mail is as private as a
+// mailbox: the group may read (e.g. an admin group that retrains), others
+// may not.
+const (
+	dirMode  = 0o750
+	fileMode = 0o640
+)
+
+// Appender writes records into mbox files and maildirs safely: many
+// goroutines and processes may append to the same mbox at once, each
+// record is written whole or not at all, and it is on disk (fsync) when
+// Append returns. The zero value is not usable; use NewAppender.
+type Appender struct {
+	locks   pathLocks
+	holder  lockHolder
+	timeout time.Duration
+	log     *slog.Logger
+	seq     atomic.Uint64 // maildir file names
+}
+
+// NewAppender returns an appender that waits at most lockTimeout for an
+// mbox's locks. log receives warnings (a rolled-back record); nil
+// discards them.
+func NewAppender(lockTimeout time.Duration, log *slog.Logger) *Appender {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log}
+}
+
+// lockedMbox is an mbox file with every lock held.
+type lockedMbox struct {
+	f    *os.File
+	path string
+	size int64 // length before the append
+}
+
+func (l *lockedMbox) unlock() {
+	// The dot-lock goes first: the kernel locks, released by Close, keep
+	// other sluice writers out until it is gone.
+	os.Remove(l.path + ".lock")
+	l.f.Close()
+}
+
+// lockMbox opens (creating it if needed) and locks the mbox at path:
+// flock and a record lock, then the dot-lock path.lock. Other programs
+// take these in different orders (mutt: kernel locks first; procmail and
+// Postfix: the dot-lock first), so whoever cannot get the dot-lock while
+// holding the kernel locks lets go of everything and tries again a little
+// later, and two of them can never wait for each other.
+//
+// A dot-lock left behind by a sluice process that died in the middle of an
+// append tells how long the mbox was before it: the mbox is cut back to
+// that, removing the half-written record.
+func (a *Appender) lockMbox(ctx context.Context, path string) (*lockedMbox, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	var last error
+	for attempt := 0; ; attempt++ {
+		l, err := a.tryLockMbox(path)
+		if err == nil {
+			return l, nil
+		}
+		if !wouldBlock(err) {
+			return nil, err
+		}
+		last = err
+		if err := sleepCtx(ctx, backoff(attempt)); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("lock %s: not obtained within %s: %w", path, a.timeout, last)
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+	}
+}
+
+func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	if err := tryKernelLocks(f); err != nil {
+		f.Close()
+		if wouldBlock(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// While this process waited, the file at path may have been replaced
+	// ("sluice archive move" rewrites it, logrotate renames it): the
+	// lock must be on the file that is there now.
+	if same, err := samePath(f, path); err != nil || !same {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, errLockBusy
+	}
+	l := &lockedMbox{f: f, path: path}
+	_, err = a.holder.tryDotLock(path+".lock", func(rollback int64) (int64, error) {
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		size := fi.Size()
+		if rollback >= 0 && rollback < size {
+			if err := cutBack(f, rollback); err != nil {
+				return 0, err
+			}
+			a.log.Warn("archive: removed the incomplete record of a sluice process that died while appending",
+				"path", path, "bytes", size-rollback)
+			size = rollback
+		}
+		l.size = size
+		return size, nil
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func samePath(f *os.File, path string) (bool, error) {
+	a, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+	b, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(a, b), nil
+}
+
+// cutBack truncates f to size and makes that durable.
+func cutBack(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// separator returns what must precede a new record so that its "From "
+// line follows an empty line: nothing for an empty file or one ending in
+// "\n\n", else the missing line ends.
+func separator(f *os.File, size int64) ([]byte, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	tail := make([]byte, min(size, 2))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	switch {
+	case len(tail) == 2 && tail[0] == '\n' && tail[1] == '\n':
+		return nil, nil
+	case tail[len(tail)-1] == '\n':
+		return []byte("\n"), nil
+	}
+	return []byte("\n\n"), nil
+}
+
+// AppendMbox appends one record to the mbox at path, creating the file
+// and its directories if needed. write writes the record: the "From "
+// line and the quoted message, ending in a line end; AppendMbox adds the
+// empty line that ends it. The record is fsync'd before AppendMbox
+// returns. If anything fails, the file is cut back to its length before
+// the append, so it never holds part of a record. It returns the bytes
+// appended.
+func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bufio.Writer) error) (int64, error) {
+	unlock, err := a.locks.lock(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer unlock()
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	l, err := a.lockMbox(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer l.unlock()
+	n, err := appendLocked(l, write)
+	if err != nil {
+		if cerr := cutBack(l.f, l.size); cerr != nil {
+			return 0, fmt.Errorf("archive %s: %w; cutting the partial record back failed too: %v", path, err, cerr)
+		}
+		return 0, fmt.Errorf("archive %s: %w (nothing kept)", path, err)
+	}
+	return n, nil
+}
+
+func appendLocked(l *lockedMbox, write func(w *bufio.Writer) error) (int64, error) {
+	sep, err := separator(l.f, l.size)
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(l.f, 64<<10)
+	bw.Write(sep)
+	if err := write(bw); err != nil {
+		return 0, err
+	}
+	bw.WriteByte('\n')
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	if err := l.f.Sync(); err != nil {
+		return 0, fmt.Errorf("fsync: %w", err)
+	}
+	fi, err := l.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size() - l.size, nil
+}
+
+// AppendMaildir delivers one message into the maildir dir (creating it
+// with tmp/, new/ and cur/ if needed) the way delivery agents do: written
+// and fsync'd in tmp/, then renamed into new/, and new/ fsync'd, so a
+// reader never sees part of a message. write writes the message with LF
+// line ends. It returns the bytes written.
+func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
+			return 0, fmt.Errorf("archive %s: %w", dir, err)
+		}
+	}
+	now := time.Now()
+	name := strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
+		"P" + strconv.Itoa(a.holder.pid) + "Q" + strconv.FormatUint(a.seq.Add(1), 10) + "." + maildirHost(a.holder.host)
+	tmp := filepath.Join(dir, "tmp", name)
+	n, err := writeSynced(tmp, write)
+	if err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	if err := ctx.Err(); err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	if err := syncDir(filepath.Join(dir, "new")); err != nil {
+		return 0, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	return n, nil
+}
+
+func writeSynced(path string, write func(w *bufio.Writer) error) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return 0, err
+	}
+	cw := &countWriter{w: f}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return cw.n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// maildirHost writes the host name as maildir(5) asks: "/" and ":" would
+// break the file name, so they are written \057 and \072.
+func maildirHost(h string) string {
+	out := make([]byte, 0, len(h))
+	for i := 0; i < len(h); i++ {
+		switch h[i] {
+		case '/':
+			out = append(out, `\057`...)
+		case ':':
+			out = append(out, `\072`...)
+		default:
+			out = append(out, h[i])
+		}
+	}
+	return string(out)
+}

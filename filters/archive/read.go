@@ -1,0 +1,211 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// Record is one message of an mbox as it is stored.
+type Record struct {
+	// Raw is the record as stored: the "From " line and the quoted
+	// message, ending in a line end, without the empty line that
+	// separates it from the next record.
+	Raw []byte
+	// Message is the message: no "From " line, and one ">" taken off
+	// every ">From ", ">>From " ... line (mboxrd).
+	Message []byte
+}
+
+// From returns the record's "From " line without its line end.
+func (r Record) From() string {
+	line, _, _ := bytes.Cut(r.Raw, []byte("\n"))
+	return string(line)
+}
+
+// ReadMbox calls fn for each record of the mbox read from r, in order. A
+// record starts at a "From " line at the start of the input or after an
+// empty line; the empty line before it belongs to the mbox, not to the
+// message. Input before the first "From " line is not an mbox: it is an
+// error.
+func ReadMbox(r io.Reader, fn func(Record) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		cur   []byte
+		inRec bool
+		blank = true
+		// pendingBlank: an empty line was read and held back; it is
+		// part of the message unless a "From " line follows.
+		pendingBlank bool
+		n            int
+	)
+	emit := func() error {
+		if !inRec {
+			return nil
+		}
+		n++
+		rec := Record{Raw: cur, Message: unquote(cur)}
+		cur = nil
+		return fn(rec)
+	}
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			switch {
+			case blank && bytes.HasPrefix(line, []byte(fromLine)):
+				pendingBlank = false
+				if err := emit(); err != nil {
+					return err
+				}
+				inRec = true
+				cur = append(cur, line...)
+			case !inRec:
+				return fmt.Errorf("mbox: line %q before the first \"From \" line", truncate(line, 40))
+			default:
+				if pendingBlank {
+					cur = append(cur, '\n')
+					pendingBlank = false
+				}
+				if bytes.Equal(line, []byte("\n")) {
+					pendingBlank = true
+				} else {
+					cur = append(cur, line...)
+				}
+			}
+			blank = bytes.Equal(line, []byte("\n"))
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("mbox after record %d: %w", n, err)
+		}
+	}
+	return emit()
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// unquote returns the message of a stored record: without its "From "
+// line and with one ">" taken off each quoted "From " line.
+func unquote(raw []byte) []byte {
+	_, rest, _ := bytes.Cut(raw, []byte("\n"))
+	out := make([]byte, 0, len(rest))
+	for len(rest) > 0 {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i+1], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if isQuotedFrom(line) {
+			line = line[1:]
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
+func isQuotedFrom(line []byte) bool {
+	i := 0
+	for i < len(line) && line[i] == '>' {
+		i++
+	}
+	return i > 0 && bytes.HasPrefix(line[i:], []byte(fromLine))
+}
+
+// Repair removes a half-written record that a sluice process left at the
+// end of the mbox at path when it died while appending (its dot-lock
+// still names it and the length to go back to). It does nothing when the
+// file or such a lock does not exist.
+func (a *Appender) Repair(ctx context.Context, path string) error {
+	if _, err := os.Stat(path + ".lock"); err != nil {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	unlock, err := a.locks.lock(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	l, err := a.lockMbox(ctx, path)
+	if err != nil {
+		return err
+	}
+	l.unlock()
+	return nil
+}
+
+// RemoveRecords rewrites the mbox at path without the records for which
+// drop returns true, and returns how many it dropped. It holds the same
+// locks as an append, writes the new mbox next to the old one and renames
+// it into place, so a crash leaves either the old or the new file. Writers
+// that were waiting for the lock notice the file was replaced and append
+// to the new one.
+func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Record) bool) (int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	unlock, err := a.locks.lock(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer unlock()
+	l, err := a.lockMbox(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer l.unlock()
+	fi, err := l.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".sluice-tmp-"+strconv.Itoa(a.holder.pid))
+	dropped := 0
+	_, err = writeSynced(tmp, func(w *bufio.Writer) error {
+		return ReadMbox(io.NewSectionReader(l.f, 0, l.size), func(r Record) error {
+			if drop(r) {
+				dropped++
+				return nil
+			}
+			w.Write(r.Raw)
+			return w.WriteByte('\n')
+		})
+	})
+	if err == nil && dropped == 0 {
+		os.Remove(tmp)
+		return 0, nil
+	}
+	if err == nil {
+		err = os.Chmod(tmp, fi.Mode().Perm())
+	}
+	if err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			// Keep the owner (the daemon's user) when root runs this.
+			os.Chown(tmp, int(st.Uid), int(st.Gid))
+		}
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	return dropped, nil
+}
