@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/milter"
@@ -54,6 +55,11 @@ type Metrics struct {
 	dnsblCacheHits *prometheus.CounterVec
 	dnsblDuration  *prometheus.HistogramVec
 	dnsblUp        *prometheus.GaugeVec
+
+	archiveMessages *prometheus.CounterVec
+	archiveBytes    *prometheus.CounterVec
+	archiveErrors   *prometheus.CounterVec
+	archiveDuration *prometheus.HistogramVec
 }
 
 var (
@@ -62,6 +68,7 @@ var (
 	_ bayes.Observer      = (*Metrics)(nil)
 	_ bayes.StoreObserver = (*Metrics)(nil)
 	_ dnsbl.Observer      = (*Metrics)(nil)
+	_ archive.Observer    = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -187,6 +194,23 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		Name: "sluice_bayes_redis_pool_gets_total",
 		Help: "Connections taken from a bayes filter's Redis pool, by filter and result (hit, miss, timeout).",
 	}, []string{"filter", "result"})
+	m.archiveMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_archive_messages_total",
+		Help: "Message copies an archive filter wrote, by filter and target (the verdict key: spam, ham, reject, default ...).",
+	}, []string{"filter", "target"})
+	m.archiveBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_archive_bytes_total",
+		Help: "Bytes an archive filter wrote, by filter and target.",
+	}, []string{"filter", "target"})
+	m.archiveErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_archive_errors_total",
+		Help: "Message copies an archive filter could not write (nothing partial kept), by filter and target.",
+	}, []string{"filter", "target"})
+	m.archiveDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_archive_append_duration_seconds",
+		Help:    "Time an archive filter took to write one copy, locks and fsync included, by filter.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12),
+	}, []string{"filter"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sluice_build_info",
 		Help:        "Always 1; labels carry the sluice and Go versions.",
@@ -209,6 +233,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages,
 		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
+		m.archiveMessages, m.archiveBytes, m.archiveErrors, m.archiveDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -338,4 +363,16 @@ func (m *Metrics) DNSBLHealth(filter, zone string, up bool) {
 		v = 1
 	}
 	m.dnsblUp.WithLabelValues(filter, zone).Set(v)
+}
+
+// ArchiveAppended implements archive.Observer.
+func (m *Metrics) ArchiveAppended(filter, target string, bytes int64, took time.Duration) {
+	m.archiveMessages.WithLabelValues(filter, target).Inc()
+	m.archiveBytes.WithLabelValues(filter, target).Add(float64(bytes))
+	m.archiveDuration.WithLabelValues(filter).Observe(took.Seconds())
+}
+
+// ArchiveFailed implements archive.Observer.
+func (m *Metrics) ArchiveFailed(filter, target string) {
+	m.archiveErrors.WithLabelValues(filter, target).Inc()
 }
