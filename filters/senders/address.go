@@ -1,0 +1,275 @@
+package senders
+
+import (
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// Name is an address or a host name in the form rules are compared in.
+type Name struct {
+	// Local is the local part: unquoted, lower case, with a BATV tag
+	// removed. Empty for host names.
+	Local string
+	// Domain is the domain or host name: lower case, without trailing
+	// dot, an internationalised name in its ASCII (punycode) form.
+	Domain string
+	// Null is set for the null sender <>.
+	Null bool
+	// Literal is set when Domain is an address literal such as
+	// [192.0.2.1]; domain rules never match one.
+	Literal bool
+	// raw is set when Domain is not a valid internationalised name and
+	// is compared as given, lower-cased; see patternSet.match.
+	raw bool
+}
+
+// idnaProfile maps names as for a DNS lookup (RFC 5891 section 5, with
+// UTS 46 mapping: case, width, compatibility forms), but allows the
+// underscore and other characters that real host names carry.
+var idnaProfile = idna.New(idna.MapForLookup(), idna.StrictDomainName(false), idna.Transitional(false))
+
+// ParseAddress returns the compared form of an envelope or header
+// address. It accepts angle brackets, a source route (RFC 5321 section
+// 4.1.2: "@relay1,@relay2:user@domain", whose route is ignored as RFC 5321
+// appendix C asks), a quoted local part, and a BATV-tagged local part
+// ("prvs=TAG=user", or "prvs=user=TAG" as some senders write it), which is
+// compared as the plain user. "" and "<>" are the null sender.
+func ParseAddress(s string) Name {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	if s == "" {
+		return Name{Null: true}
+	}
+	if s[0] == '@' {
+		i := strings.IndexByte(s, ':')
+		if i < 0 {
+			return Name{}
+		}
+		s = s[i+1:]
+	}
+	local, domain, ok := splitAddress(s)
+	if !ok {
+		return Name{}
+	}
+	n := parseDomain(domain)
+	n.Local = stripBATV(lower(local))
+	return n
+}
+
+// ParseHost returns the compared form of a host name: a HELO argument or
+// the client's name. An address literal ("[192.0.2.1]") is marked Literal.
+func ParseHost(s string) Name {
+	return parseDomain(strings.TrimSpace(s))
+}
+
+// splitAddress splits an address at the "@" between the local part and
+// the domain, unquoting a quoted local part (RFC 5321 section 4.1.2).
+// Without "@" the whole address is the local part.
+func splitAddress(s string) (local, domain string, ok bool) {
+	if s[0] == '"' {
+		var b strings.Builder
+		for i := 1; i < len(s); i++ {
+			switch c := s[i]; c {
+			case '\\':
+				i++
+				if i < len(s) {
+					b.WriteByte(s[i])
+				}
+			case '"':
+				rest := s[i+1:]
+				if rest == "" {
+					return b.String(), "", true
+				}
+				if rest[0] != '@' {
+					return "", "", false
+				}
+				return b.String(), rest[1:], true
+			default:
+				b.WriteByte(c)
+			}
+		}
+		return "", "", false // unterminated quote
+	}
+	i := strings.LastIndexByte(s, '@')
+	if i < 0 {
+		return s, "", true
+	}
+	return s[:i], s[i+1:], true
+}
+
+// parseDomain normalises a domain: trailing dots, case, IDN.
+func parseDomain(d string) Name {
+	d = strings.TrimRight(d, ".")
+	if d == "" {
+		return Name{}
+	}
+	if d[0] == '[' {
+		return Name{Domain: lower(d), Literal: true}
+	}
+	if isASCII(d) {
+		return Name{Domain: lower(d)}
+	}
+	a, err := idnaProfile.ToASCII(d)
+	if err != nil || a == "" {
+		return Name{Domain: strings.ToLower(d), raw: true}
+	}
+	return Name{Domain: a}
+}
+
+// unicodeForm returns the Unicode form of an internationalised ASCII name,
+// or "" when it has no punycode label or cannot be decoded.
+func unicodeForm(ascii string) string {
+	if !strings.Contains(ascii, "xn--") {
+		return ""
+	}
+	u, err := idnaProfile.ToUnicode(ascii)
+	if err != nil || u == ascii {
+		return ""
+	}
+	return u
+}
+
+// stripBATV returns the user of a BATV-tagged local part (draft-levine-
+// smtp-batv, "prvs=TAG=user"), so that the bounce-address tag a sender's
+// MTA adds does not hide the address from address rules. Some senders
+// swap the fields ("prvs=user=TAG"); the tag is recognised by its form,
+// a key digit, a three-digit day and six hex digits of hash.
+func stripBATV(local string) string {
+	rest, ok := strings.CutPrefix(local, "prvs=")
+	if !ok {
+		return local
+	}
+	first, after, ok := strings.Cut(rest, "=")
+	if !ok || first == "" || after == "" {
+		return local
+	}
+	i := strings.LastIndexByte(rest, '=')
+	last, before := rest[i+1:], rest[:i]
+	switch {
+	case batvTag(first, true):
+		return after
+	case batvTag(last, true):
+		return before
+	case batvTag(first, false):
+		return after
+	case batvTag(last, false) && before != "":
+		return before
+	}
+	// The draft's order: the tag comes first.
+	return after
+}
+
+// batvTag reports whether s looks like a BATV prvs tag: strictly, the
+// draft's ten characters (four digits, six hex digits); loosely, 8 to 16
+// hex digits, as other implementations write it.
+func batvTag(s string, strict bool) bool {
+	if strict {
+		if len(s) != 10 {
+			return false
+		}
+		for i := 0; i < 4; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return isHex(s[4:])
+	}
+	return len(s) >= 8 && len(s) <= 16 && isHex(s)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// lower lower-cases s, without allocating when it already is.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= utf8.RuneSelf {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// Limits on what is read of the From: header fields, so that a message
+// with thousands of addresses costs no more than a normal one.
+const (
+	maxFromFields    = 8
+	maxFromAddresses = 16
+)
+
+// headerAddresses returns the addresses of a From: field value (RFC 5322
+// section 3.6.2 allows a list), at most max of them. A value net/mail
+// cannot parse (a forged or broken field) is scanned for <...> and
+// word@word instead: a malformed field must not be a way around the rules.
+func headerAddresses(value string, max int) []string {
+	value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
+		// Display names do not matter here; do not fail on a charset
+		// the standard library does not know.
+		CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+	}}
+	var out []string
+	if list, err := p.ParseList(value); err == nil {
+		for _, a := range list {
+			if len(out) == max {
+				break
+			}
+			out = append(out, a.Address)
+		}
+		return out
+	}
+	// Angle-bracketed addresses first, as a reader's mail client shows
+	// them.
+	rest := value
+	for len(out) < max {
+		i := strings.IndexByte(rest, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '>')
+		if j < 0 {
+			break
+		}
+		if a := strings.TrimSpace(rest[i+1 : i+j]); a != "" {
+			out = append(out, a)
+		}
+		rest = rest[i+j+1:]
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, w := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == ';' }) {
+		if len(out) == max {
+			break
+		}
+		w = strings.Trim(w, `()"'`)
+		if strings.Contains(w, "@") {
+			out = append(out, w)
+		}
+	}
+	return out
+}

@@ -1,0 +1,480 @@
+package senders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Observer is told what the filter does, for metrics. It must be safe for
+// concurrent use. filter is the filter's name in the pipeline.
+type Observer interface {
+	// SenderRulesLoaded reports rules put in force: when the filter is
+	// built (start, SIGHUP) and when a changed file was reloaded.
+	SenderRulesLoaded(filter string, rules int)
+	// SenderRulesReloaded reports the result of reloading a changed
+	// rules file; after a failure the previous rules stay in force.
+	SenderRulesReloaded(filter string, ok bool)
+	// SenderWatchNewDomain reports a domain seen for the first time
+	// matching a WATCH pattern (the pattern as written in the file).
+	SenderWatchNewDomain(filter, pattern string)
+}
+
+// Config is the filter's options, as written under options: in the
+// configuration file; docs/senders.md lists them.
+type Config struct {
+	// Files are the rules files, read in order.
+	Files []FileConfig `yaml:"files"`
+	// WatchAll makes every rule act as a WATCH rule too.
+	WatchAll bool `yaml:"watch_all"`
+	// ReloadInterval is how often the files are checked for changes;
+	// nil means DefaultReloadInterval, 0 turns the check off.
+	ReloadInterval *time.Duration `yaml:"reload_interval"`
+	// SeenFile remembers the domains WATCH rules have seen; default
+	// <state_dir>/<filter name>.seen.
+	SeenFile string `yaml:"seen_file"`
+	// SeenLimit bounds the entries of the seen file; the oldest go
+	// first. 0 means DefaultSeenLimit.
+	SeenLimit int `yaml:"seen_limit"`
+	// RejectReply is the reply of REJECT rules; default DefaultReject.
+	RejectReply string `yaml:"reject_reply"`
+}
+
+// FileConfig is one rules file: a path, or a mapping with the path and
+// the subjects its untagged rules apply to.
+type FileConfig struct {
+	Path string `yaml:"path"`
+	// Match lists subjects: mail_from, header_from, helo, client_name.
+	// Empty means mail_from and header_from.
+	Match []string `yaml:"match"`
+}
+
+// UnmarshalYAML accepts "PATH" or "{path: PATH, match: [...]}", strictly.
+func (f *FileConfig) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		f.Path = n.Value
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			switch k.Value {
+			case "path":
+				if v.Kind != yaml.ScalarNode {
+					return fmt.Errorf("line %d: path: want a file name", v.Line)
+				}
+				f.Path = v.Value
+			case "match":
+				if v.Kind != yaml.SequenceNode {
+					return fmt.Errorf("line %d: match: want a list such as [mail_from, header_from]", v.Line)
+				}
+				for _, item := range v.Content {
+					if item.Kind != yaml.ScalarNode {
+						return fmt.Errorf("line %d: match: want subject names", item.Line)
+					}
+					f.Match = append(f.Match, item.Value)
+				}
+			default:
+				return fmt.Errorf("line %d: files: unknown key %q (known: path, match)", k.Line, k.Value)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: files: want a file name or a mapping with path and match", n.Line)
+}
+
+// Defaults.
+const (
+	DefaultReloadInterval = 2 * time.Second
+	DefaultSeenLimit      = 100000
+	DefaultReject         = "550 5.7.1 Access denied"
+	minReloadInterval     = 100 * time.Millisecond
+)
+
+// RulesFiles returns the files with their scopes.
+func (c Config) RulesFiles() ([]File, error) {
+	if len(c.Files) == 0 {
+		return nil, errors.New("files: give at least one rules file")
+	}
+	out := make([]File, 0, len(c.Files))
+	for i, fc := range c.Files {
+		if fc.Path == "" {
+			return nil, fmt.Errorf("files[%d]: path is empty", i)
+		}
+		sc := DefaultScope
+		if len(fc.Match) > 0 {
+			sc = 0
+			for _, name := range fc.Match {
+				s, err := ParseSubject(name)
+				if err != nil {
+					return nil, fmt.Errorf("files[%d].match: %w", i, err)
+				}
+				sc |= ScopeOf(s)
+			}
+		}
+		out = append(out, File{Path: fc.Path, Scope: sc})
+	}
+	return out, nil
+}
+
+// SeenPath returns the seen file of a filter: SeenFile, or <name>.seen
+// in stateDir.
+func (c Config) SeenPath(stateDir, name string) string {
+	if c.SeenFile != "" {
+		return c.SeenFile
+	}
+	if name == "" {
+		name = "senders"
+	}
+	return filepath.Join(stateDir, name+".seen")
+}
+
+// settings is a checked Config.
+type settings struct {
+	files    []File
+	watchAll bool
+	interval time.Duration
+	seenPath string
+	limit    int
+	reject   filters.Reply
+}
+
+func (c Config) check(stateDir, name string) (settings, error) {
+	s := settings{watchAll: c.WatchAll, interval: DefaultReloadInterval, limit: DefaultSeenLimit}
+	var err error
+	if s.files, err = c.RulesFiles(); err != nil {
+		return s, err
+	}
+	if c.ReloadInterval != nil {
+		s.interval = *c.ReloadInterval
+		if s.interval != 0 && s.interval < minReloadInterval {
+			return s, fmt.Errorf("reload_interval: %s: want 0 (off) or at least %s", s.interval, minReloadInterval)
+		}
+	}
+	if c.SeenFile == "" && strings.ContainsAny(name, `/\`) {
+		return s, fmt.Errorf("seen_file: the filter name %q cannot be a file name; set seen_file", name)
+	}
+	s.seenPath = c.SeenPath(stateDir, name)
+	if c.SeenLimit < 0 {
+		return s, errors.New("seen_limit: must not be negative")
+	}
+	if c.SeenLimit > 0 {
+		s.limit = c.SeenLimit
+	}
+	reply := c.RejectReply
+	if reply == "" {
+		reply = DefaultReject
+	}
+	if s.reject, err = filters.ParseReply(reply); err != nil {
+		return s, fmt.Errorf("reject_reply: %w", err)
+	}
+	if s.reject.Code/100 != 5 {
+		return s, fmt.Errorf("reject_reply: %q: want a 5xx reply (ERROR:\"4xx ...\" rules tempfail)", reply)
+	}
+	return s, nil
+}
+
+// Factory returns the filters.Factory for type "senders". The filters it
+// builds share their seen files, so that the filter a reload builds and
+// the one still finishing its sessions agree on which domains are new.
+func Factory() filters.Factory {
+	shared := NewShared()
+	return func(env filters.Env, decode func(v any) error) (filters.Filter, error) {
+		var cfg Config
+		if err := decode(&cfg); err != nil {
+			return nil, err
+		}
+		return New(env, cfg, shared)
+	}
+}
+
+// Filter is the senders filter. It implements filters.Filter and
+// filters.Closer.
+type Filter struct {
+	name  string
+	s     settings
+	log   *slog.Logger
+	obs   Observer
+	seen  *seenStore
+	rules atomic.Pointer[Rules]
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+var (
+	_ filters.Filter = (*Filter)(nil)
+	_ filters.Closer = (*Filter)(nil)
+)
+
+// New loads the rules files of cfg and returns the filter. shared may be
+// nil when no other filter shares the seen file.
+func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
+	name := env.Name
+	if name == "" {
+		name = "senders"
+	}
+	s, err := cfg.check(env.StateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rs, err := Load(s.files)
+	if err != nil {
+		return nil, err
+	}
+	if rs.HasWatch() || s.watchAll {
+		// Without its directory the seen file cannot be written and every
+		// restart would report every watched domain again: say so now.
+		dir := filepath.Dir(s.seenPath)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				err = fmt.Errorf("directory %s does not exist", dir)
+			}
+			return nil, fmt.Errorf("seen_file %s (where WATCH rules remember the domains they saw): %w", s.seenPath, err)
+		}
+	}
+	if shared == nil {
+		shared = NewShared()
+	}
+	seen, err := shared.openSeen(s.seenPath, s.limit, log)
+	if err != nil {
+		return nil, err
+	}
+	f := &Filter{name: name, s: s, log: log, seen: seen, stop: make(chan struct{}), done: make(chan struct{})}
+	f.obs, _ = env.Observer.(Observer)
+	f.rules.Store(rs)
+	f.logLoaded(rs, "senders: rules loaded")
+	if f.obs != nil {
+		f.obs.SenderRulesLoaded(f.name, rs.Len())
+	}
+	if s.interval > 0 {
+		go f.watchFiles()
+	} else {
+		close(f.done)
+	}
+	return f, nil
+}
+
+// maxLoggedNotes bounds the skipped lines logged one by one.
+const maxLoggedNotes = 10
+
+func (f *Filter) logLoaded(rs *Rules, msg string) {
+	notes := rs.Notes()
+	f.log.Info(msg, "rules", rs.Len(), "files", strings.Join(rs.Files(), ","), "skipped_lines", len(notes))
+	for i, n := range notes {
+		if i == maxLoggedNotes {
+			f.log.Debug("senders: more skipped lines not shown", "count", len(notes)-i)
+			break
+		}
+		if strings.Contains(n.Text, "hidden by") {
+			f.log.Warn("senders: rule has no effect", "line", n.String())
+			continue
+		}
+		f.log.Debug("senders: line skipped", "line", n.String())
+	}
+}
+
+// Rules returns the rules in force.
+func (f *Filter) Rules() *Rules { return f.rules.Load() }
+
+// watchFiles reloads the rules when a file changes. A file that cannot
+// be used is reported once per change; the rules in force stay.
+func (f *Filter) watchFiles() {
+	defer close(f.done)
+	t := time.NewTicker(f.s.interval)
+	defer t.Stop()
+	var failed []stamp
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		cur := f.rules.Load()
+		now := cur.current()
+		if sameStamps(now, cur.stamps) || failed != nil && sameStamps(now, failed) {
+			continue
+		}
+		rs, err := Load(f.s.files)
+		if err != nil {
+			failed = now
+			f.log.Error("senders: a rules file changed but cannot be used; the rules in force stay", "err", err)
+			if f.obs != nil {
+				f.obs.SenderRulesReloaded(f.name, false)
+			}
+			continue
+		}
+		failed = nil
+		f.rules.Store(rs)
+		f.logLoaded(rs, "senders: rules reloaded")
+		if f.obs != nil {
+			f.obs.SenderRulesReloaded(f.name, true)
+			f.obs.SenderRulesLoaded(f.name, rs.Len())
+		}
+	}
+}
+
+// Name implements filters.Filter.
+func (f *Filter) Name() string { return f.name }
+
+// Needs implements filters.Filter: the envelope sender (with HELO and
+// client name) at MAIL FROM, the From: field at the end of the header.
+func (f *Filter) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageMailFrom, filters.StageHeaders), Headers: true}
+}
+
+// Close stops watching the files and releases the seen file, writing it
+// if this was its last user.
+func (f *Filter) Close() error {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		<-f.done
+		f.seen.release()
+	})
+	return nil
+}
+
+// Check implements filters.Filter. HELO and client-name rules are
+// checked with the envelope sender, at MAIL FROM: the reply then refuses
+// the message, not the connection, and the log line names the sender.
+func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	rs := f.rules.Load()
+	var buf [4]Match
+	ms := buf[:0]
+	switch stage {
+	case filters.StageMailFrom:
+		if rs.Uses(MailFrom) {
+			ms = append(ms, rs.Match(MailFrom, m.From.Addr))
+		}
+		if m.Conn != nil {
+			if rs.Uses(Helo) && m.Conn.Helo != "" {
+				ms = append(ms, rs.Match(Helo, m.Conn.Helo))
+			}
+			if rs.Uses(ClientName) && m.Conn.Hostname != "" {
+				ms = append(ms, rs.Match(ClientName, m.Conn.Hostname))
+			}
+		}
+	case filters.StageHeaders:
+		if !rs.Uses(HeaderFrom) {
+			return filters.Verdict{}, nil
+		}
+		fields := 0
+		for _, h := range m.Headers {
+			if !strings.EqualFold(h.Name, "From") {
+				continue
+			}
+			if fields++; fields > maxFromFields {
+				break
+			}
+			for _, a := range headerAddresses(h.Value, maxFromAddresses) {
+				ms = append(ms, rs.Match(HeaderFrom, a))
+			}
+		}
+	default:
+		return filters.Verdict{}, nil
+	}
+	f.noteWatches(ms, m)
+	return f.verdict(ms, m), nil
+}
+
+// noteWatches reports the domains matching WATCH rules for the first
+// time.
+func (f *Filter) noteWatches(ms []Match, m *filters.Message) {
+	for i := range ms {
+		mt := &ms[i]
+		if mt.Name.Domain == "" {
+			continue
+		}
+		for _, r := range mt.Watch {
+			f.noteNew(r, mt, m)
+		}
+		if f.s.watchAll && mt.Rule != nil {
+			f.noteNew(mt.Rule, mt, m)
+		}
+	}
+}
+
+func (f *Filter) noteNew(r *Rule, mt *Match, m *filters.Message) {
+	if !f.seen.add(r.Key, mt.Name.Domain, time.Now()) {
+		return
+	}
+	f.log.Info(fmt.Sprintf("new sender domain matching %s: %s", r.Key, mt.Name.Domain),
+		"rule", r.Where(), "subject", mt.Subject.String(), "queue_id", m.QueueID)
+	if f.obs != nil {
+		f.obs.SenderWatchNewDomain(f.name, r.Key)
+	}
+}
+
+// verdict combines the matches of a stage: the strongest action wins,
+// as between filters; at equal strength the first match.
+func (f *Filter) verdict(ms []Match, m *filters.Message) filters.Verdict {
+	var out filters.Verdict
+	for i := range ms {
+		mt := &ms[i]
+		if mt.Rule == nil {
+			continue
+		}
+		v := f.ruleVerdict(mt)
+		f.log.Debug("senders: rule matched", "queue_id", m.QueueID, "subject", mt.Subject.String(),
+			"name", Describe(mt.Name), "rule", mt.Rule.String())
+		if out.Reason == "" || v.Action > out.Action {
+			out = v
+		}
+	}
+	return out
+}
+
+func (f *Filter) ruleVerdict(mt *Match) filters.Verdict {
+	r := mt.Rule
+	reason := fmt.Sprintf("%s %s matches %s (%s): %s", mt.Subject, Describe(mt.Name), r.Key, r.Where(), r.Value)
+	v := filters.Verdict{Reason: reason}
+	switch r.Action {
+	case Reject, Tempfail:
+		v.Action = filters.Reject
+		if r.Action == Tempfail {
+			v.Action = filters.Tempfail
+		}
+		rep := f.s.reject
+		if r.Reply != nil {
+			rep = *r.Reply
+		}
+		v.Reply = &rep
+	case Discard:
+		v.Action = filters.Discard
+	case Quarantine:
+		v.Action = filters.Quarantine
+		v.Reason = reason + ": " + r.Reason
+	}
+	return v
+}
+
+// Describe returns a name in compared form as a person reads it: the
+// address, "<>" for the null sender, or the host name.
+func Describe(n Name) string {
+	switch {
+	case n.Null:
+		return "<>"
+	case n.Local != "" && n.Domain != "":
+		return n.Local + "@" + n.Domain
+	case n.Local != "":
+		return n.Local
+	}
+	return n.Domain
+}

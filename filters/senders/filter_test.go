@@ -1,0 +1,485 @@
+package senders
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// recorder is an Observer that remembers what it was told.
+type recorder struct {
+	mu       sync.Mutex
+	loaded   []int
+	reloads  []bool
+	newByPat map[string]int
+}
+
+func (r *recorder) SenderRulesLoaded(filter string, rules int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loaded = append(r.loaded, rules)
+}
+
+func (r *recorder) SenderRulesReloaded(filter string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reloads = append(r.reloads, ok)
+}
+
+func (r *recorder) SenderWatchNewDomain(filter, pattern string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.newByPat == nil {
+		r.newByPat = map[string]int{}
+	}
+	r.newByPat[pattern]++
+}
+
+func (r *recorder) newDomains(pattern string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newByPat[pattern]
+}
+
+func (r *recorder) reloadResults() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]bool(nil), r.reloads...)
+}
+
+// logBuffer collects log output from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type testFilter struct {
+	*Filter
+	obs   *recorder
+	log   *logBuffer
+	state string
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newTestFilter builds a filter on cfg in a fresh state directory.
+func newTestFilter(t *testing.T, cfg Config, shared *Shared, state string) *testFilter {
+	t.Helper()
+	if state == "" {
+		state = t.TempDir()
+	}
+	tf := &testFilter{obs: &recorder{}, log: &logBuffer{}, state: state}
+	env := filters.Env{
+		Name:     "senders",
+		Logger:   slog.New(slog.NewTextHandler(tf.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		StateDir: state,
+		Observer: tf.obs,
+	}
+	f, err := New(env, cfg, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf.Filter = f
+	t.Cleanup(func() { f.Close() })
+	return tf
+}
+
+func message(from, helo, host string, headers ...string) *filters.Message {
+	m := &filters.Message{
+		Conn: &filters.Conn{Hostname: host, Helo: helo, Family: "tcp4", Addr: netip.MustParseAddr("192.0.2.7")},
+		From: filters.Address{Addr: from},
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		m.Headers = append(m.Headers, filters.Header{Name: headers[i], Value: headers[i+1]})
+	}
+	return m
+}
+
+func check(t *testing.T, f *Filter, stage filters.Stage, m *filters.Message) filters.Verdict {
+	t.Helper()
+	v, err := f.Check(context.Background(), stage, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func replyOf(v filters.Verdict) string {
+	if v.Reply == nil {
+		return ""
+	}
+	return v.Reply.String()
+}
+
+func accessConfig() Config {
+	return Config{Files: []FileConfig{{Path: accessFile}, {Path: "../../testdata/senders/hosts", Match: []string{"helo", "client_name"}}}}
+}
+
+func TestFilterVerdicts(t *testing.T) {
+	f := newTestFilter(t, accessConfig(), nil, "")
+	tests := []struct {
+		from, helo, host string
+		action           filters.Action
+		reply            string
+	}{
+		{"bob@linkedinmail.com", "mx.example", "mx.example", filters.Discard, ""},
+		{"bob@linkedin-mail.com", "mx.example", "mx.example", filters.Reject, "550 Sender banned. Please use legitimate domain to send email."},
+		{"bob@adpmail.com", "mx.example", "mx.example", filters.Reject, "550 5.7.1 Sender banned"},
+		{"bob@spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob@ok.spam.example", "mx.example", "mx.example", filters.Continue, ""},
+		{"bob@slow.example", "mx.example", "mx.example", filters.Tempfail, "451 4.7.1 Greylisted, try again later"},
+		{"bob@hold.example", "mx.example", "mx.example", filters.Quarantine, ""},
+		{"bob@skip.example", "mx.example", "mx.example", filters.Continue, ""},
+		{"", "mx.example", "mx.example", filters.Reject, "550 5.7.1 We send no mail, so we take no bounces"},
+		{"bob@fine.example", "mx.example", "mx.example", filters.Continue, ""},
+		// HELO and client name, from the hosts file and Helo: tags; the
+		// strongest verdict of the stage wins.
+		{"bob@fine.example", "dialup.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob@fine.example", "mx.example", "pool-7.dynamic.example", filters.Reject, "554 5.7.1 Dynamic address, use your provider's relay"},
+		{"bob@linkedinmail.com", "mx.example", "pool-7.dynamic.example", filters.Reject, "554 5.7.1 Dynamic address, use your provider's relay"},
+		{"bob@fine.example", "[192.0.2.7]", "[192.0.2.7]", filters.Continue, ""},
+	}
+	for _, tt := range tests {
+		v := check(t, f.Filter, filters.StageMailFrom, message(tt.from, tt.helo, tt.host))
+		if v.Action != tt.action || replyOf(v) != tt.reply {
+			t.Errorf("from %q helo %q client %q: %s %q (%s), want %s %q", tt.from, tt.helo, tt.host, v.Action, replyOf(v), v.Reason, tt.action, tt.reply)
+		}
+	}
+	v := check(t, f.Filter, filters.StageMailFrom, message("bob@hold.example", "", ""))
+	if !strings.Contains(v.Reason, "needs a look") || !strings.Contains(v.Reason, "access:24") {
+		t.Errorf("quarantine reason %q: want the rule's reason and place", v.Reason)
+	}
+	v = check(t, f.Filter, filters.StageMailFrom, message("bob@mx.spam.example", "", ""))
+	if want := "mail_from bob@mx.spam.example matches spam.example (" + accessFile + ":20): REJECT\t\t# the whole zone"; v.Reason != want {
+		t.Errorf("reason %q, want %q", v.Reason, want)
+	}
+}
+
+// The header From: is checked at the end of the header block: every
+// address of every From: field, the strongest verdict winning.
+func TestFilterHeaderFrom(t *testing.T) {
+	f := newTestFilter(t, accessConfig(), nil, "")
+	tests := []struct {
+		headers []string
+		action  filters.Action
+	}{
+		{[]string{"From", "PayPal <service@paypa1.example>"}, filters.Reject},
+		{[]string{"from", "=?utf-8?q?Service?= <service@PAYPA1.example.>"}, filters.Reject},
+		{[]string{"From", "Alice <alice@fine.example>"}, filters.Continue},
+		{[]string{"From", "Alice <alice@fine.example>", "Subject", "x", "From", "bob@linkedinmail.com"}, filters.Discard},
+		{[]string{"From", "alice@fine.example, bob@spam.example"}, filters.Reject},
+		{[]string{"From", "broken \"quote <x@spam.example>"}, filters.Reject},
+		{[]string{"Sender", "x@spam.example"}, filters.Continue},
+		{[]string{"From", "x@linkedin.biz"}, filters.Continue}, // From: tag: the envelope only
+	}
+	for _, tt := range tests {
+		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))
+		if v.Action != tt.action {
+			t.Errorf("headers %q: %s (%s), want %s", tt.headers, v.Action, v.Reason, tt.action)
+		}
+	}
+	// The envelope stage does not look at the header, nor the header
+	// stage at the envelope.
+	if v := check(t, f.Filter, filters.StageMailFrom, message("ok@fine.example", "", "", "From", "x@spam.example")); v.Action != filters.Continue {
+		t.Errorf("mail stage judged the header: %s", v.Action)
+	}
+	if v := check(t, f.Filter, filters.StageHeaders, message("x@spam.example", "", "", "From", "ok@fine.example")); v.Action != filters.Continue {
+		t.Errorf("header stage judged the envelope: %s", v.Action)
+	}
+	if n := f.Needs(); !n.Stages.Has(filters.StageMailFrom) || !n.Stages.Has(filters.StageHeaders) || !n.Headers || n.Body {
+		t.Errorf("needs %+v", n)
+	}
+}
+
+// REJECT uses reject_reply; ERROR rules their own reply.
+func TestFilterRejectReply(t *testing.T) {
+	cfg := accessConfig()
+	cfg.RejectReply = "554 5.7.1 Your domain is not welcome here"
+	f := newTestFilter(t, cfg, nil, "")
+	v := check(t, f.Filter, filters.StageMailFrom, message("x@spam.example", "", ""))
+	if replyOf(v) != cfg.RejectReply {
+		t.Errorf("reply %q", replyOf(v))
+	}
+}
+
+// A new domain matching a WATCH rule is logged and counted once: not
+// again for the next message, nor by the filter a reload builds, nor
+// after a restart. Watching never blocks.
+func TestFilterWatchOnce(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "emalsrv.* WATCH\n/^complains\\./ WATCH\nups.com WATCH\nlinkedinmail.com DISCARD\n")
+	cfg := Config{Files: []FileConfig{{Path: rules}}}
+	state := t.TempDir()
+	shared := NewShared()
+	f := newTestFilter(t, cfg, shared, state)
+
+	send := func(f *testFilter, from string) filters.Action {
+		t.Helper()
+		return check(t, f.Filter, filters.StageMailFrom, message(from, "", "")).Action
+	}
+	if a := send(f, "a@emalsrv.ups.com"); a != filters.Continue {
+		t.Errorf("a WATCH match gave %s", a)
+	}
+	send(f, "b@EMALSRV.ups.com.")
+	send(f, "c@emalsrv.fedex.com")
+	if got := f.obs.newDomains("emalsrv.*"); got != 2 {
+		t.Errorf("emalsrv.* counted %d new domains, want 2", got)
+	}
+	if got := f.obs.newDomains("ups.com"); got != 1 {
+		t.Errorf("ups.com counted %d new domains, want 1", got)
+	}
+	log := f.log.String()
+	if n := strings.Count(log, "new sender domain matching emalsrv.*: emalsrv.ups.com"); n != 1 {
+		t.Errorf("%d log lines for emalsrv.ups.com, want 1:\n%s", n, log)
+	}
+	if !strings.Contains(log, "new sender domain matching emalsrv.*: emalsrv.fedex.com") {
+		t.Errorf("no log line for emalsrv.fedex.com:\n%s", log)
+	}
+
+	// A reload builds a second filter on the same shared state while the
+	// first still finishes its sessions: neither reports a known domain.
+	f2 := newTestFilter(t, cfg, shared, state)
+	send(f2, "d@emalsrv.ups.com")
+	send(f, "e@emalsrv.fedex.com")
+	send(f2, "f@complains.example")
+	send(f, "g@complains.example")
+	if f2.obs.newDomains("emalsrv.*") != 0 || f.obs.newDomains("emalsrv.*") != 2 {
+		t.Errorf("known domains reported again across the reload")
+	}
+	if got := f.obs.newDomains(`/^complains\./`) + f2.obs.newDomains(`/^complains\./`); got != 1 {
+		t.Errorf("complains.example reported %d times, want 1", got)
+	}
+	f.Close()
+	f2.Close()
+
+	// A restart: a fresh Shared reads the seen file.
+	data, err := os.ReadFile(filepath.Join(state, "senders.seen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\temalsrv.ups.com\temalsrv.*\n", "\temalsrv.fedex.com\temalsrv.*\n", "\tcomplains.example\t/^complains\\./\n", "\temalsrv.ups.com\tups.com\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("seen file lacks %q:\n%s", want, data)
+		}
+	}
+	f3 := newTestFilter(t, cfg, NewShared(), state)
+	send(f3, "h@emalsrv.ups.com")
+	send(f3, "i@complains.example")
+	send(f3, "j@emalsrv.dhl.com")
+	if got := f3.obs.newDomains("emalsrv.*"); got != 1 {
+		t.Errorf("after a restart emalsrv.* counted %d new domains, want 1 (emalsrv.dhl.com)", got)
+	}
+	if got := f3.obs.newDomains(`/^complains\./`); got != 0 {
+		t.Errorf("after a restart complains.example was reported again")
+	}
+}
+
+// watch_all makes every matching rule a watch rule; the null sender and
+// address literals have no domain to report.
+func TestFilterWatchAll(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "*.linkedinmail.* REJECT\nFrom:<> REJECT\n* OK\n")
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}, WatchAll: true}, nil, "")
+	for _, from := range []string{"a@x.linkedinmail.com", "b@x.linkedinmail.com", "c@y.linkedinmail.net", "<>", "d@[192.0.2.1]"} {
+		check(t, f.Filter, filters.StageMailFrom, message(from, "", ""))
+	}
+	if got := f.obs.newDomains("*.linkedinmail.*"); got != 2 {
+		t.Errorf("*.linkedinmail.* counted %d new domains, want 2", got)
+	}
+	if got := f.obs.newDomains("From:<>"); got != 0 {
+		t.Errorf("the null sender was counted as a domain")
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An edited file is reloaded without a signal; a broken edit is reported
+// with file and line, once, and the rules in force stay until the file
+// is fixed.
+func TestFilterReloadOnChange(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "spam.example REJECT\n")
+	interval := 100 * time.Millisecond
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}, ReloadInterval: &interval}, nil, "")
+	verdict := func(from string) filters.Action {
+		return check(t, f.Filter, filters.StageMailFrom, message(from, "", "")).Action
+	}
+	if verdict("x@new.example") != filters.Continue || verdict("x@spam.example") != filters.Reject {
+		t.Fatal("initial rules not in force")
+	}
+
+	writeFile(t, rules, "spam.example REJECT\nnew.example DISCARD\n")
+	waitUntil(t, "the reload", func() bool { return f.Rules().Len() == 2 })
+	if verdict("x@new.example") != filters.Discard {
+		t.Error("the new rule does not apply after the reload")
+	}
+
+	writeFile(t, rules, "spam.example REJECT\nnew.example DISCARD\nbroken.example REJEKT\n")
+	waitUntil(t, "the failed reload", func() bool { return strings.Contains(f.log.String(), "cannot be used") })
+	if !strings.Contains(f.log.String(), rules+`:3: unknown action \"REJEKT\"`) {
+		t.Errorf("the failure does not name file, line and reason:\n%s", f.log)
+	}
+	if verdict("x@new.example") != filters.Discard || f.Rules().Len() != 2 {
+		t.Error("a broken edit replaced the rules in force")
+	}
+	time.Sleep(5 * interval)
+	if n := strings.Count(f.log.String(), "cannot be used"); n != 1 {
+		t.Errorf("the same broken file was reported %d times", n)
+	}
+
+	// A file replaced by rename, as editors and config managers do.
+	tmp := filepath.Join(dir, "rules.new")
+	writeFile(t, tmp, "spam.example OK\n")
+	if err := os.Rename(tmp, rules); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the reload after the fix", func() bool { return f.Rules().Len() == 1 })
+	if verdict("x@spam.example") != filters.Continue || verdict("x@new.example") != filters.Continue {
+		t.Error("the fixed file is not in force")
+	}
+	if got := f.obs.reloadResults(); len(got) != 3 || !got[0] || got[1] || !got[2] {
+		t.Errorf("reload results %v, want [true false true]", got)
+	}
+
+	// A deleted file is an error too; the rules stay.
+	os.Remove(rules)
+	waitUntil(t, "the report of the missing file", func() bool { return strings.Count(f.log.String(), "cannot be used") == 2 })
+	if verdict("x@spam.example") != filters.Continue || f.Rules().Len() != 1 {
+		t.Error("a deleted file changed the rules in force")
+	}
+}
+
+// With reload_interval 0 only a rebuild (SIGHUP) reads the files again.
+func TestFilterReloadOff(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "spam.example REJECT\n")
+	off := time.Duration(0)
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}, ReloadInterval: &off}, nil, "")
+	writeFile(t, rules, "spam.example REJECT\nnew.example DISCARD\n")
+	time.Sleep(3 * minReloadInterval)
+	if f.Rules().Len() != 1 {
+		t.Error("rules reloaded with reload_interval 0")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "spam.example REJECT\n")
+	watch := filepath.Join(dir, "watch")
+	writeFile(t, watch, "emalsrv.* WATCH\n")
+	short := 10 * time.Millisecond
+	tests := []struct {
+		name  string
+		cfg   Config
+		state string
+		want  string
+	}{
+		{"no files", Config{}, dir, "give at least one rules file"},
+		{"empty path", Config{Files: []FileConfig{{}}}, dir, "files[0]: path is empty"},
+		{"bad subject", Config{Files: []FileConfig{{Path: rules, Match: []string{"mail"}}}}, dir, `files[0].match: unknown subject "mail"`},
+		{"missing file", Config{Files: []FileConfig{{Path: rules + ".nope"}}}, dir, "no such file"},
+		{"short interval", Config{Files: []FileConfig{{Path: rules}}, ReloadInterval: &short}, dir, "reload_interval: 10ms"},
+		{"negative limit", Config{Files: []FileConfig{{Path: rules}}, SeenLimit: -1}, dir, "seen_limit"},
+		{"bad reply", Config{Files: []FileConfig{{Path: rules}}, RejectReply: "451 4.7.1 later"}, dir, "want a 5xx reply"},
+		{"bad reply text", Config{Files: []FileConfig{{Path: rules}}, RejectReply: "550"}, dir, "reject_reply"},
+		{"watch without state dir", Config{Files: []FileConfig{{Path: watch}}}, filepath.Join(dir, "missing"), "directory " + filepath.Join(dir, "missing") + " does not exist"},
+		{"watch_all without state dir", Config{Files: []FileConfig{{Path: rules}}, WatchAll: true}, filepath.Join(dir, "missing"), "does not exist"},
+	}
+	for _, tt := range tests {
+		_, err := New(filters.Env{Name: "senders", StateDir: tt.state}, tt.cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	// Without WATCH rules the state directory is not needed.
+	f, err := New(filters.Env{Name: "senders", StateDir: filepath.Join(dir, "missing")}, Config{Files: []FileConfig{{Path: rules}}}, nil)
+	if err != nil {
+		t.Fatalf("rules without WATCH need no state directory: %v", err)
+	}
+	f.Close()
+	// A malformed rules file fails the build with every bad line.
+	bad := filepath.Join(dir, "bad")
+	writeFile(t, bad, "ok.example OK\nbad.example NOPE\n")
+	_, err = New(filters.Env{StateDir: dir}, Config{Files: []FileConfig{{Path: bad}}}, nil)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Lines[0].Line != 2 || pe.Lines[0].File != bad {
+		t.Errorf("malformed file: %v", err)
+	}
+}
+
+// files entries are a path or a mapping, read strictly.
+func TestFileConfigYAML(t *testing.T) {
+	var cfg Config
+	text := "files:\n  - /etc/mail/access\n  - path: /etc/sluice/hosts\n    match: [helo, client_name]\nwatch_all: true\nreload_interval: 5s\n"
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	files, err := cfg.RulesFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0] != (File{"/etc/mail/access", DefaultScope}) || files[1] != (File{"/etc/sluice/hosts", ScopeOf(Helo, ClientName)}) {
+		t.Errorf("files %+v", files)
+	}
+	if !cfg.WatchAll || cfg.ReloadInterval == nil || *cfg.ReloadInterval != 5*time.Second {
+		t.Errorf("config %+v", cfg)
+	}
+	for text, want := range map[string]string{
+		"files:\n  - path: /x\n    mtach: [helo]\n": `line 3: files: unknown key "mtach"`,
+		"files:\n  - path: [a]\n":                   "line 2: path: want a file name",
+		"files:\n  - path: /x\n    match: helo\n":   "line 3: match: want a list",
+		"files:\n  - [a, b]\n":                      "line 2: files: want a file name or a mapping",
+	} {
+		var c Config
+		err := yaml.Unmarshal([]byte(text), &c)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", text, err, want)
+		}
+	}
+	if got := (Config{}).SeenPath("/var/lib/sluice", "senders"); got != "/var/lib/sluice/senders.seen" {
+		t.Errorf("default seen file %s", got)
+	}
+}

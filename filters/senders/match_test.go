@@ -1,0 +1,358 @@
+package senders
+
+import (
+	"testing"
+)
+
+// matchCase looks value up as subj and expects the rule of line want (0:
+// no deciding rule) and the WATCH rules of the lines in watch.
+type matchCase struct {
+	subj  Subject
+	value string
+	want  int
+	watch []int
+}
+
+func checkMatches(t *testing.T, rs *Rules, cases []matchCase) {
+	t.Helper()
+	for _, c := range cases {
+		m := rs.Match(c.subj, c.value)
+		got := 0
+		if m.Rule != nil {
+			got = m.Rule.Line
+		}
+		var watch []int
+		for _, w := range m.Watch {
+			watch = append(watch, w.Line)
+		}
+		if got != c.want || !sameInts(watch, c.watch) {
+			t.Errorf("%s %q (compared as %q): rule from line %d, watch %v; want line %d, watch %v", c.subj, c.value, Describe(m.Name), got, watch, c.want, c.watch)
+		}
+	}
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func compile(t *testing.T, text string, scope Scope) *Rules {
+	t.Helper()
+	rs, err := Compile(Source{Name: "t", Data: []byte(text), Scope: scope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// A domain entry matches the domain and every sub-domain, as in
+// Sendmail; ".domain" only the sub-domains; nothing matches a name that
+// merely ends in the same letters.
+func TestMatchSubdomains(t *testing.T) {
+	rs := loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "bob@linkedinmail.com", 16, nil},
+		{MailFrom, "bob@mx.linkedinmail.com", 16, nil},
+		{MailFrom, "bob@a.b.c.linkedinmail.com", 16, nil},
+		{MailFrom, "bob@notlinkedinmail.com", 0, nil},
+		{MailFrom, "bob@linkedinmail.com.au", 0, nil},
+		{MailFrom, "bob@subs.example", 0, nil},
+		{MailFrom, "bob@mx.subs.example", 22, nil},
+		{MailFrom, "bob@a.mx.subs.example", 22, nil},
+	})
+}
+
+// The most specific entry wins: an address before its domain, a domain
+// before its parents, the local part last, as Sendmail looks them up.
+func TestMatchMostSpecific(t *testing.T) {
+	rs := loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@spam.example", 20, nil},
+		{MailFrom, "x@www.spam.example", 20, nil},
+		{MailFrom, "x@ok.spam.example", 21, nil},     // OK overrides the broader block
+		{MailFrom, "x@a.b.ok.spam.example", 21, nil}, // and covers its sub-domains
+		{MailFrom, "ceo@partner.example", 30, nil},   // the address before its domain
+		{MailFrom, "cfo@partner.example", 31, nil},
+		{MailFrom, "abuse@elsewhere.example", 33, nil}, // user@: any domain
+		{MailFrom, "abuse@spam.example", 20, nil},      // ... but after the domain
+		{MailFrom, "x@relay.example", 25, nil},
+		{MailFrom, "x@a.skip.example", 26, nil},
+	})
+	// Literal keys before patterns: the parent domain linkedinmail.com
+	// beats the glob *.linkedinmail.*.
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@mx.linkedinmail.com", 16, nil},
+		{MailFrom, "x@mx.linkedinmail.net", 39, nil},
+	})
+}
+
+func TestMatchGlobsAndRegexes(t *testing.T) {
+	rs := loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@linkedin-secure.com", 40, nil},
+		{MailFrom, "x@linkedin-.com", 40, nil},
+		{MailFrom, "x@linkedin-a.b.com", 40, nil}, // * spans dots
+		{MailFrom, "x@linkedin-secure.net", 0, nil},
+		{MailFrom, "x@mylinkedin-secure.com", 0, nil}, // globs are anchored
+		{MailFrom, "x@emalsrv.ups.com", 41, []int{37}},
+		{MailFrom, "x@complains.linkedin.com", 41, []int{38}},
+		{MailFrom, "x@EMALSRV.Example.", 41, []int{37}},
+		{MailFrom, "x@mx.emalsrv.ups.com", 0, nil},
+		{MailFrom, "x@emalsrvups.com", 0, nil},
+	})
+
+	// Among globs the one with more literal characters wins, wherever
+	// it is written; globs before regular expressions; regular
+	// expressions in file order.
+	rs = compile(t, `*.example.* REJECT
+mail.example.* OK
+/^mail\./ DISCARD
+/^m/ REJECT
+mail?.test QUARANTINE:q
+/^mail\d\./ OK
+*.net WATCH
+/\.net$/ WATCH
+`, DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@mail.example.org", 2, nil},
+		{MailFrom, "x@www.example.org", 1, nil},
+		{MailFrom, "x@mail.other.org", 3, nil},
+		{MailFrom, "x@mx.other.org", 4, nil},
+		{MailFrom, "x@mail1.test", 5, nil},
+		{MailFrom, "x@mail12.test", 4, nil},
+		{MailFrom, "x@mail.net", 3, []int{7, 8}}, // every matching WATCH rule
+		{MailFrom, "x@other.org", 0, nil},
+	})
+}
+
+// Names are compared in punycode, whichever form the rule and the sender
+// use; regular expressions also see the Unicode form.
+func TestMatchIDN(t *testing.T) {
+	rs := loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@xn--bcher-kva.test", 46, nil},
+		{MailFrom, "x@bücher.test", 46, nil},
+		{MailFrom, "x@BÜCHER.TEST", 46, nil},
+		{MailFrom, "x@mx.bücher.test", 46, nil},
+		{MailFrom, "x@bücher。test", 46, nil}, // an ideographic full stop is a dot (UTS 46)
+		{MailFrom, "x@bücher.example", 45, nil},
+		{MailFrom, "x@buecher.test", 0, nil},
+	})
+	rs = compile(t, "/^раураl\\./ REJECT\n*.xn--80aa0cbo65f.* DISCARD\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@раураl.com", 1, nil}, // Cyrillic look-alike of paypal
+		{MailFrom, "x@xn--l-7sba6dbr.com", 1, nil},
+		{MailFrom, "x@paypal.com", 0, nil},
+		{MailFrom, "x@mx.пример.рф", 0, nil},
+	})
+	if n := ParseAddress("x@пример.рф"); n.Domain != "xn--e1afmkfd.xn--p1ai" {
+		t.Errorf("пример.рф compared as %q", n.Domain)
+	}
+}
+
+// The null sender matches only a <> rule, never a domain rule or a
+// pattern, however broad.
+func TestMatchNullSender(t *testing.T) {
+	rs := compile(t, "* REJECT\n/.*/ REJECT\nexample.com DISCARD\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "", 0, nil},
+		{MailFrom, "<>", 0, nil},
+		{MailFrom, " <> ", 0, nil},
+		{MailFrom, "x@example.com", 3, nil},
+		{MailFrom, "x@other.org", 1, nil},
+	})
+	rs = loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "<>", 34, nil},
+		{HeaderFrom, "<>", 0, nil},
+	})
+}
+
+func TestMatchNormalisation(t *testing.T) {
+	rs := loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		// Case and trailing dots.
+		{MailFrom, "X@Spam.Example.", 20, nil},
+		{MailFrom, "x@slow.example", 23, nil},
+		{MailFrom, "CEO@PARTNER.EXAMPLE", 30, nil},
+		// Quoted local parts.
+		{MailFrom, `"john doe"@quoted.example`, 29, nil},
+		{MailFrom, `"John Doe"@Quoted.Example`, 29, nil},
+		{MailFrom, `"ceo"@partner.example`, 30, nil},
+		{MailFrom, `"john\ doe"@quoted.example`, 29, nil},
+		// Angle brackets and source routes (RFC 5321 4.1.2).
+		{MailFrom, "<ceo@partner.example>", 30, nil},
+		{MailFrom, "<@relay.example:ceo@partner.example>", 30, nil},
+		{MailFrom, "@a.example,@b.example:x@spam.example", 20, nil},
+		// BATV, both orders, and look-alikes that are no BATV tag.
+		{MailFrom, "prvs=1234abcdef=ceo@partner.example", 30, nil},
+		{MailFrom, "prvs=ceo=1234abcdef@partner.example", 30, nil},
+		{MailFrom, "PRVS=0123ABCDEF=CEO@Partner.Example", 30, nil},
+		{MailFrom, "prvs=17987b1a3c=ceo@partner.example", 30, nil},
+		{MailFrom, "prvs=ceo=17987b1a3c@partner.example", 30, nil},
+		{MailFrom, "prvs=ceo@partner.example", 31, nil},
+		{MailFrom, "prvs=1234abcdef=newsletter+x@shop.example", 32, nil},
+		// Sub-addresses: user+*@ matches a detail, user@ with or without.
+		{MailFrom, "newsletter+spring@shop.example", 32, nil},
+		{MailFrom, "newsletter@shop.example", 0, nil},
+		{MailFrom, "ceo+x@partner.example", 30, nil},
+		{MailFrom, "abuse+x@anywhere.example", 33, nil},
+		// Address literals are compared whole.
+		{MailFrom, "x@[192.0.2.1]", 0, nil},
+		// A local part alone.
+		{MailFrom, "abuse", 33, nil},
+	})
+	batv := []struct{ in, want string }{
+		{"prvs=1234abcdef=alice", "alice"},
+		{"prvs=alice=1234abcdef", "alice"},
+		{"prvs=0123456789=a=b", "a=b"},
+		{"prvs=a=b=0123456789", "a=b"},
+		{"prvs=xyz=alice", "alice"}, // the draft's order when neither looks like a tag
+		{"prvs==alice", "prvs==alice"},
+		{"prvs=alice", "prvs=alice"},
+		{"alice", "alice"},
+	}
+	for _, b := range batv {
+		if got := stripBATV(b.in); got != b.want {
+			t.Errorf("stripBATV(%q) = %q, want %q", b.in, got, b.want)
+		}
+	}
+	rs = compile(t, "[192.0.2.1] REJECT\n* DISCARD\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@[192.0.2.1]", 1, nil},
+		{MailFrom, "x@[192.0.2.2]", 0, nil},
+		{Helo, "[192.0.2.1]", 0, nil}, // outside the file's scope
+	})
+}
+
+// Tags and file scopes decide which subjects a rule is about.
+func TestMatchScopes(t *testing.T) {
+	rs := loadAccess(t)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@linkedin.biz", 19, nil},
+		{HeaderFrom, "x@linkedin.biz", 0, nil},
+		{HeaderFrom, "x@paypa1.example", 42, nil},
+		{MailFrom, "x@paypa1.example", 0, nil},
+		{Helo, "Friend.Example.", 43, nil},
+		{Helo, "dialup.example", 44, nil},
+		{Helo, "spam.example", 0, nil},
+		{ClientName, "localhost", 7, nil},
+		{ClientName, "localhost.localdomain", 6, nil},
+		{ClientName, "spam.example", 0, nil},
+		{HeaderFrom, "x@spam.example", 20, nil},
+	})
+	if rs.Uses(Helo) != true || rs.Uses(ClientName) != true {
+		t.Error("Uses misses the tagged subjects")
+	}
+
+	// A file's scope applies to its untagged rules; tags still win.
+	hosts, err := Compile(
+		Source{Name: "senders", Data: []byte("spam.example REJECT\n"), Scope: ScopeOf(MailFrom)},
+		Source{Name: "hosts", Data: []byte("dialup.example REJECT\nFrom:x.example DISCARD\n"), Scope: ScopeOf(Helo, ClientName)},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMatches(t, hosts, []matchCase{
+		{MailFrom, "a@spam.example", 1, nil},
+		{HeaderFrom, "a@spam.example", 0, nil},
+		{Helo, "spam.example", 0, nil},
+		{Helo, "pool-1.dialup.example", 1, nil},
+		{ClientName, "pool-1.dialup.example", 1, nil},
+		{MailFrom, "a@pool-1.dialup.example", 0, nil},
+		{MailFrom, "a@x.example", 2, nil},
+	})
+	if hosts.Uses(HeaderFrom) {
+		t.Error("no rule is about header_from, but Uses says so")
+	}
+}
+
+// WATCH rules never decide; every one that matches is reported, literal
+// keys too, alongside the deciding rule.
+func TestMatchWatch(t *testing.T) {
+	rs := compile(t, `ups.com WATCH
+ups.com OK
+mx.ups.com WATCH
+From:ups.com WATCH
+emalsrv.* WATCH
+`, DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "a@emalsrv.mx.ups.com", 2, []int{3, 1, 4, 5}},
+		{HeaderFrom, "a@emalsrv.mx.ups.com", 2, []int{3, 1, 5}},
+		{MailFrom, "a@ups.com", 2, []int{1, 4}},
+	})
+	if !rs.HasWatch() {
+		t.Error("HasWatch is false")
+	}
+}
+
+func TestParseAddress(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Name
+	}{
+		{"Alice@Example.COM", Name{Local: "alice", Domain: "example.com"}},
+		{"<>", Name{Null: true}},
+		{"", Name{Null: true}},
+		{"<alice@example.com.>", Name{Local: "alice", Domain: "example.com"}},
+		{`"a@b"@example.com`, Name{Local: "a@b", Domain: "example.com"}},
+		{"@relay:alice@example.com", Name{Local: "alice", Domain: "example.com"}},
+		{"@relay-without-colon", Name{}},
+		{"alice@[IPv6:2001:DB8::1]", Name{Local: "alice", Domain: "[ipv6:2001:db8::1]", Literal: true}},
+		{"alice@", Name{Local: "alice"}},
+		{"alice@-Ü.example", Name{Local: "alice", Domain: "-ü.example", raw: true}}, // not valid IDNA: compared as written
+	}
+	for _, tt := range tests {
+		if got := ParseAddress(tt.in); got != tt.want {
+			t.Errorf("ParseAddress(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// The From: field is read as mail clients read it: display names,
+// groups, several addresses, encoded words; a field net/mail refuses is
+// still searched for addresses.
+func TestHeaderAddresses(t *testing.T) {
+	tests := []struct {
+		value string
+		want  []string
+	}{
+		{"Alice <alice@example.com>", []string{"alice@example.com"}},
+		{"alice@example.com", []string{"alice@example.com"}},
+		{"\"Bank, Support\" <help@bank.example>, bob@x.example", []string{"help@bank.example", "bob@x.example"}},
+		{"=?utf-8?q?PayPal?= <service@paypa1.example>", []string{"service@paypa1.example"}},
+		{"=?x-unknown?q?PayPal?= <service@paypa1.example>", []string{"service@paypa1.example"}},
+		{"Alice\r\n <alice@example.com>", []string{"alice@example.com"}},
+		{"PayPal <service@paypal.com> <real@evil.example>", []string{"service@paypal.com", "real@evil.example"}},
+		{"broken \"quote <a@b.example>", []string{"a@b.example"}},
+		{"no address here", nil},
+		{"(comment) a@b.example (x", []string{"a@b.example"}},
+	}
+	for _, tt := range tests {
+		got := headerAddresses(tt.value, maxFromAddresses)
+		if len(got) != len(tt.want) {
+			t.Errorf("%q: %q, want %q", tt.value, got, tt.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Errorf("%q: %q, want %q", tt.value, got, tt.want)
+				break
+			}
+		}
+	}
+	var many string
+	for i := 0; i < 100; i++ {
+		many += "a@b.example, "
+	}
+	if got := headerAddresses(many+"c@d.example", maxFromAddresses); len(got) != maxFromAddresses {
+		t.Errorf("%d addresses read from a field with 101, want at most %d", len(got), maxFromAddresses)
+	}
+}

@@ -1,0 +1,303 @@
+package senders
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const accessFile = "../../testdata/senders/access"
+
+func loadAccess(t *testing.T) *Rules {
+	t.Helper()
+	rs, err := Load([]File{{Path: accessFile, Scope: DefaultScope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// ruleAt returns the rule written on the given line of the access file.
+func ruleAt(t *testing.T, rs *Rules, line int) *Rule {
+	t.Helper()
+	for i := range rs.rules {
+		if rs.rules[i].Line == line {
+			return &rs.rules[i]
+		}
+	}
+	t.Fatalf("no rule from line %d", line)
+	return nil
+}
+
+// The sample access file is written as administrators write them:
+// comments, blank lines, tabs and spaces, quotes, Sendmail entries for
+// other purposes, and every action.
+func TestParseAccessFile(t *testing.T) {
+	rs := loadAccess(t)
+	mf := ScopeOf(MailFrom)
+	tests := []struct {
+		line   int
+		key    string
+		action Action
+		reply  string // "" for none
+		scope  Scope
+		tagged bool
+	}{
+		{6, "Connect:localhost.localdomain", OK, "", ScopeOf(ClientName), true},
+		{7, "Connect:localhost", OK, "", ScopeOf(ClientName), true},
+		{16, "linkedinmail.com", Discard, "", DefaultScope, false},
+		{17, "linkedin-mail.com", Reject, "550 Sender banned. Please use legitimate domain to send email.", DefaultScope, false},
+		{18, "adpmail.com", Reject, "550 5.7.1 Sender banned", DefaultScope, false},
+		{19, "From:linkedin.biz", Reject, "", mf, true},
+		{20, "spam.example", Reject, "", DefaultScope, false},
+		{21, "ok.spam.example", OK, "", DefaultScope, false},
+		{22, ".subs.example", Reject, "", DefaultScope, false},
+		{23, "Slow.Example.", Tempfail, "451 4.7.1 Greylisted, try again later", DefaultScope, false},
+		{24, "hold.example", Quarantine, "", DefaultScope, false},
+		{25, "relay.example", OK, "", DefaultScope, false},
+		{26, "skip.example", Skip, "", DefaultScope, false},
+		{29, `"john doe"@quoted.example`, Reject, "", DefaultScope, false},
+		{30, "ceo@partner.example", OK, "", DefaultScope, false},
+		{32, "newsletter+*@shop.example", Discard, "", DefaultScope, false},
+		{33, "abuse@", OK, "", DefaultScope, false},
+		{34, "From:<>", Reject, "550 5.7.1 We send no mail, so we take no bounces", mf, true},
+		{37, "emalsrv.*", Watch, "", DefaultScope, false},
+		{39, "*.linkedinmail.*", Reject, "", DefaultScope, false},
+		{41, `/^(emalsrv|complains)\./`, Reject, "550 5.7.1 Phishing campaign", DefaultScope, false},
+		{42, "HeaderFrom:paypa1.example", Reject, "", ScopeOf(HeaderFrom), true},
+		{43, "Helo:friend.example", OK, "", ScopeOf(Helo), true},
+		{46, "bücher.test", Reject, "", DefaultScope, false},
+	}
+	for _, tt := range tests {
+		r := ruleAt(t, rs, tt.line)
+		reply := ""
+		if r.Reply != nil {
+			reply = r.Reply.String()
+		}
+		if r.Key != tt.key || r.Action != tt.action || reply != tt.reply || r.Scope != tt.scope || r.Tagged != tt.tagged {
+			t.Errorf("line %d: got key %q action %s reply %q scope %s tagged %v, want %q %s %q %s %v",
+				tt.line, r.Key, r.Action, reply, r.Scope, r.Tagged, tt.key, tt.action, tt.reply, tt.scope, tt.tagged)
+		}
+		if r.File != accessFile {
+			t.Errorf("line %d: file %q", tt.line, r.File)
+		}
+	}
+	if got := ruleAt(t, rs, 24).Reason; got != "needs a look" {
+		t.Errorf("QUARANTINE reason %q", got)
+	}
+	if got := ruleAt(t, rs, 23).norm; got != "slow.example" {
+		t.Errorf("Slow.Example. compared as %q", got)
+	}
+	if got := ruleAt(t, rs, 46).norm; got != "xn--bcher-kva.test" {
+		t.Errorf("bücher.test compared as %q, want punycode", got)
+	}
+	if got := ruleAt(t, rs, 29).local; got != "john doe" {
+		t.Errorf("quoted local part compared as %q", got)
+	}
+
+	// Lines for other Sendmail checks are skipped, each noted.
+	skipped := map[int]string{8: "IP address", 9: "GreetPause", 10: "ClientRate", 11: "To:", 12: "IP address", 13: "IPv6"}
+	notes := map[int]string{}
+	for _, n := range rs.Notes() {
+		if n.File != accessFile {
+			t.Errorf("note %v: wrong file", n)
+		}
+		notes[n.Line] = n.Text
+	}
+	for line, want := range skipped {
+		if !strings.Contains(notes[line], want) {
+			t.Errorf("line %d: note %q, want one mentioning %q", line, notes[line], want)
+		}
+	}
+	if len(notes) != len(skipped) {
+		t.Errorf("notes %v, want exactly lines %v", notes, skipped)
+	}
+	if rs.Len() != 29 {
+		t.Errorf("%d rules, want 29 (46 lines less 7 comments, 4 blank and 6 skipped)", rs.Len())
+	}
+}
+
+func TestParseLineForms(t *testing.T) {
+	tests := []struct {
+		line   string
+		key    string
+		action Action
+		reply  string
+	}{
+		{"example.com REJECT", "example.com", Reject, ""},
+		{"example.com\treject", "example.com", Reject, ""},
+		{"example.com   DISCARD   # trailing comment", "example.com", Discard, ""},
+		{`example.com ERROR:"550 Go away"`, "example.com", Reject, "550 Go away"},
+		{`example.com ERROR:"550 Go away" # why`, "example.com", Reject, "550 Go away"},
+		{`example.com ERROR:550 Go away # this is text, not a comment`, "example.com", Reject, "550 Go away # this is text, not a comment"},
+		{"example.com ERROR:5.7.1:550 Go away", "example.com", Reject, "550 5.7.1 Go away"},
+		{`example.com ERROR:"5.7.1:550 Go away"`, "example.com", Reject, "550 5.7.1 Go away"},
+		{`example.com ERROR:"550 5.7.1 Go away"`, "example.com", Reject, "550 5.7.1 Go away"},
+		{`example.com ERROR:"421 4.7.0 Later"`, "example.com", Tempfail, "421 4.7.0 Later"},
+		{`example.com ERROR:4.7.1:451 Later`, "example.com", Tempfail, "451 4.7.1 Later"},
+		{`example.com ERROR:"550 say \"hi\""`, "example.com", Reject, `550 say "hi"`},
+		{"example.com QUARANTINE:look at it", "example.com", Quarantine, ""},
+		{"example.com OK", "example.com", OK, ""},
+		{"example.com Relay", "example.com", OK, ""},
+		{"example.com SKIP", "example.com", Skip, ""},
+		{"example.com WATCH", "example.com", Watch, ""},
+		{`"a b\"c"@example.com REJECT`, `"a b\"c"@example.com`, Reject, ""},
+		{`/a"b/ REJECT`, `/a"b/`, Reject, ""},
+		{"From:/^x\\./ REJECT", "From:/^x\\./", Reject, ""},
+		{"\xef\xbb\xbfexample.com REJECT", "example.com", Reject, ""}, // a byte order mark
+		{"example.com REJECT\r", "example.com", Reject, ""},           // CRLF line ends
+	}
+	for _, tt := range tests {
+		rs, err := Compile(Source{Name: "f", Data: []byte(tt.line + "\n"), Scope: DefaultScope})
+		if err != nil {
+			t.Errorf("%q: %v", tt.line, err)
+			continue
+		}
+		if rs.Len() != 1 {
+			t.Errorf("%q: %d rules", tt.line, rs.Len())
+			continue
+		}
+		r := rs.rules[0]
+		reply := ""
+		if r.Reply != nil {
+			reply = r.Reply.String()
+		}
+		if r.Key != tt.key || r.Action != tt.action || reply != tt.reply || r.Line != 1 {
+			t.Errorf("%q: got key %q action %s reply %q line %d, want %q %s %q", tt.line, r.Key, r.Action, reply, r.Line, tt.key, tt.action, tt.reply)
+		}
+	}
+}
+
+// Every malformed line is reported with its file, its line and why.
+func TestParseMalformedLines(t *testing.T) {
+	tests := []struct {
+		line, reason string
+	}{
+		{"example.com", "missing action"},
+		{"example.com   ", "missing action"},
+		{"example.com REJEKT", `unknown action "REJEKT"`},
+		{"example.com REJECT please", `unexpected text "please" after REJECT`},
+		{"example.com ERROR:", "want a reply code and text"},
+		{`example.com ERROR:"550`, "unterminated quote"},
+		{`example.com ERROR:"550 x" y`, `unexpected text "y"`},
+		{`example.com ERROR:"250 fine"`, "must be 4xx or 5xx"},
+		{`example.com ERROR:"550"`, "reply text is empty"},
+		{`example.com ERROR:"55 x"`, "want a reply code"},
+		{`example.com ERROR:4.7.1:550 x`, "class 4 does not match"},
+		{"example.com ERROR:\"550 caf\xc3\xa9\"", "non-ASCII"},
+		{"example.com QUARANTINE:", "needs a reason"},
+		{"Form:example.com REJECT", `unknown tag "Form:"`},
+		{"From: REJECT", "missing key"},
+		{"exa..mple.com REJECT", "empty label"},
+		{".example.com. . REJECT", `unknown action "."`},
+		{"exa mple.com REJECT", `unknown action "mple.com"`},
+		{"ex!ample.com REJECT", "not allowed in a domain name"},
+		{"/unclosed REJECT", "must end with /"},
+		{"/a(b/ REJECT", "bad regular expression"},
+		{"// REJECT", "empty regular expression"},
+		{"*..example REJECT", "empty label"},
+		{"*.exa$mple REJECT", "not allowed"},
+		{"b*cher.tëst? REJECT", "mixes a wildcard with non-ASCII"},
+		{"*@example.com REJECT", "patterns match domain names only"},
+		{"@example.com REJECT", "no local part"},
+		{`"unterminated@example.com REJECT`, "unterminated quote"},
+		{`"a"b@example.com REJECT`, "bad address"},
+		{"Helo:<> REJECT", "null envelope sender"},
+		{"xn--a.example REJECT", "bad domain"},
+		{strings.Repeat("a", 250) + ".example REJECT", "longer than 253"},
+	}
+	for _, tt := range tests {
+		data := "# first line\n\n" + tt.line + "\n"
+		_, err := Compile(Source{Name: "/etc/mail/access", Data: []byte(data), Scope: DefaultScope})
+		var pe *ParseError
+		if !errors.As(err, &pe) || len(pe.Lines) != 1 {
+			t.Errorf("%q: error %v, want one malformed line", tt.line, err)
+			continue
+		}
+		l := pe.Lines[0]
+		if l.File != "/etc/mail/access" || l.Line != 3 || !strings.Contains(l.Reason, tt.reason) {
+			t.Errorf("%q: %v, want /etc/mail/access:3 and %q", tt.line, l, tt.reason)
+		}
+		if want := "/etc/mail/access:3: "; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: message %q does not start with %q", tt.line, err, want)
+		}
+	}
+}
+
+// All malformed lines of all files are reported at once, so that one
+// round of fixes is enough, up to a bound.
+func TestParseErrorListsEveryLine(t *testing.T) {
+	a := "ok.example OK\nbad1\nok2.example REJECT\nbad2.example NOPE\n"
+	b := "\n\nfine.example DISCARD\n/x( REJECT\n"
+	_, err := Compile(Source{Name: "a", Data: []byte(a), Scope: DefaultScope}, Source{Name: "b", Data: []byte(b), Scope: DefaultScope})
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v", err)
+	}
+	var got []string
+	for _, l := range pe.Lines {
+		got = append(got, fmt.Sprintf("%s:%d", l.File, l.Line))
+	}
+	if strings.Join(got, " ") != "a:2 a:4 b:4" {
+		t.Errorf("reported %v, want a:2 a:4 b:4", got)
+	}
+
+	var many strings.Builder
+	for i := 0; i < maxLineErrors+5; i++ {
+		many.WriteString("broken\n")
+	}
+	_, err = Compile(Source{Name: "m", Data: []byte(many.String()), Scope: DefaultScope})
+	if !errors.As(err, &pe) || len(pe.Lines) != maxLineErrors || pe.More != 5 || !strings.HasSuffix(err.Error(), "and 5 more malformed lines") {
+		t.Errorf("with %d bad lines: %v", maxLineErrors+5, err)
+	}
+}
+
+func TestParseLongLine(t *testing.T) {
+	data := "a.example REJECT\n" + strings.Repeat("x", maxLine+10) + " REJECT\n"
+	_, err := Compile(Source{Name: "f", Data: []byte(data), Scope: DefaultScope})
+	if err == nil || !strings.Contains(err.Error(), "f:2: line longer than") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope")
+	_, err := Load([]File{{Path: path, Scope: DefaultScope}})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %v, want one naming %s", err, path)
+	}
+}
+
+// An earlier rule with the same key counts; the hidden one is noted.
+// A tagged rule beats an untagged one with the same key, in either order.
+func TestDuplicateKeys(t *testing.T) {
+	data := "dup.example REJECT\ndup.example OK\nFrom:dup.example DISCARD\ntag.example DISCARD\nFrom:tag.example OK\nFrom:tag.example REJECT\n"
+	rs, err := Compile(Source{Name: "f", Data: []byte(data), Scope: DefaultScope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hidden []string
+	for _, n := range rs.Notes() {
+		hidden = append(hidden, n.String())
+	}
+	want := []string{
+		"f:2: dup.example is hidden by f:1, which has the same key; the first one counts",
+		"f:6: From:tag.example is hidden by f:5, which has the same key; the first one counts",
+	}
+	if strings.Join(hidden, "\n") != strings.Join(want, "\n") {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(hidden, "\n"), strings.Join(want, "\n"))
+	}
+	check := func(subj Subject, addr string, line int) {
+		t.Helper()
+		m := rs.Match(subj, addr)
+		if m.Rule == nil || m.Rule.Line != line {
+			t.Errorf("%s %s: rule %v, want line %d", subj, addr, m.Rule, line)
+		}
+	}
+	check(MailFrom, "a@dup.example", 3)   // tagged beats untagged
+	check(HeaderFrom, "a@dup.example", 1) // From: is the envelope only
+	check(MailFrom, "a@tag.example", 5)
+	check(HeaderFrom, "a@tag.example", 4)
+}

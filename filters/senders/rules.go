@@ -1,0 +1,365 @@
+package senders
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// File is a rules file to load and the subjects its untagged rules apply
+// to.
+type File struct {
+	Path  string
+	Scope Scope
+}
+
+// Rules is a compiled set of rules files. It is immutable and safe for
+// concurrent use.
+type Rules struct {
+	rules []Rule
+	// Literal keys, each mapped to a slot. Domains hold both "example.com"
+	// (the domain and its sub-domains) and ".example.com" (sub-domains
+	// only) keys.
+	addrs      map[addrKey]int32
+	plusAddrs  map[addrKey]int32 // user+*@domain, keyed by user
+	domains    map[string]int32
+	locals     map[string]int32
+	plusLocals map[string]int32 // user+*@, keyed by user
+	null       int32            // slot of <>, or -1
+	slots      []slot
+	pats       patternSet
+	uses       Scope
+	notes      []Note
+	stamps     []stamp
+}
+
+type addrKey struct{ local, domain string }
+
+// slot holds the rules of one literal key: per subject the deciding rule
+// (index+1, 0 for none), and the WATCH rules.
+type slot struct {
+	decide [numSubjects]int32
+	watch  []int32
+}
+
+// stamp identifies the version of a file that was read.
+type stamp struct {
+	path  string
+	size  int64
+	mtime time.Time
+	ino   uint64
+	ctime int64
+	err   string
+}
+
+func stampOf(path string, fi os.FileInfo, err error) stamp {
+	if err != nil {
+		return stamp{path: path, err: err.Error()}
+	}
+	st := stamp{path: path, size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+		st.ctime = sys.Ctim.Nano()
+	}
+	return st
+}
+
+// Load reads and compiles the rules files. Malformed lines make it fail
+// with a *ParseError listing them with file and line.
+func Load(files []File) (*Rules, error) {
+	srcs := make([]Source, 0, len(files))
+	stamps := make([]stamp, 0, len(files))
+	for _, f := range files {
+		fh, err := os.Open(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("rules file: %w", err)
+		}
+		fi, err := fh.Stat()
+		var data []byte
+		if err == nil {
+			data, err = io.ReadAll(fh)
+		}
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("rules file %s: %w", f.Path, err)
+		}
+		// The stamp is taken before reading: a write that lands during
+		// the read shows as a change at the next check.
+		stamps = append(stamps, stampOf(f.Path, fi, nil))
+		srcs = append(srcs, Source{Name: f.Path, Data: data, Scope: f.Scope})
+	}
+	rs, err := Compile(srcs...)
+	if err != nil {
+		return nil, err
+	}
+	rs.stamps = stamps
+	return rs, nil
+}
+
+// Compile parses and compiles rules files given as text.
+func Compile(srcs ...Source) (*Rules, error) {
+	var (
+		rules []Rule
+		notes []Note
+		perr  ParseError
+	)
+	for _, src := range srcs {
+		rules, notes = parseSource(src, rules, &perr, notes)
+	}
+	if len(perr.Lines) > 0 {
+		return nil, &perr
+	}
+	rs := &Rules{
+		rules:      rules,
+		addrs:      map[addrKey]int32{},
+		plusAddrs:  map[addrKey]int32{},
+		domains:    map[string]int32{},
+		locals:     map[string]int32{},
+		plusLocals: map[string]int32{},
+		null:       -1,
+		notes:      notes,
+	}
+	for i := range rs.rules {
+		r := &rs.rules[i]
+		rs.uses |= r.Scope
+		var s *slot
+		switch r.kind {
+		case keyAddress:
+			s = slotOf(rs, rs.addrs, addrKey{r.local, r.norm})
+		case keyPlusAddress:
+			s = slotOf(rs, rs.plusAddrs, addrKey{r.local, r.norm})
+		case keyDomain:
+			s = slotOf(rs, rs.domains, r.norm)
+		case keySubdomains:
+			s = slotOf(rs, rs.domains, "."+r.norm)
+		case keyLocal:
+			s = slotOf(rs, rs.locals, r.local)
+		case keyPlusLocal:
+			s = slotOf(rs, rs.plusLocals, r.local)
+		case keyNull:
+			if rs.null < 0 {
+				rs.null = int32(len(rs.slots))
+				rs.slots = append(rs.slots, slot{})
+			}
+			s = &rs.slots[rs.null]
+		default:
+			continue // patterns: below
+		}
+		rs.place(s, i)
+	}
+	rs.pats = buildPatterns(rs.rules)
+	return rs, nil
+}
+
+// slotOf returns the slot of key in m, creating it.
+func slotOf[K comparable](rs *Rules, m map[K]int32, key K) *slot {
+	idx, ok := m[key]
+	if !ok {
+		idx = int32(len(rs.slots))
+		m[key] = idx
+		rs.slots = append(rs.slots, slot{})
+	}
+	return &rs.slots[idx]
+}
+
+// place puts rule i into its key's slot. For each subject the first rule
+// wins, except that a tagged rule beats an untagged one; a rule that wins
+// for no subject is noted as hidden.
+func (rs *Rules) place(s *slot, i int) {
+	r := &rs.rules[i]
+	if r.Action == Watch {
+		s.watch = append(s.watch, int32(i))
+		return
+	}
+	used := false
+	var by *Rule
+	for subj := Subject(0); subj < numSubjects; subj++ {
+		if !r.Scope.Has(subj) {
+			continue
+		}
+		cur := s.decide[subj]
+		if cur == 0 || r.Tagged && !rs.rules[cur-1].Tagged {
+			s.decide[subj] = int32(i + 1)
+			used = true
+			continue
+		}
+		by = &rs.rules[cur-1]
+	}
+	if !used && by != nil {
+		rs.notes = append(rs.notes, Note{File: r.File, Line: r.Line,
+			Text: fmt.Sprintf("%s is hidden by %s:%d, which has the same key; the first one counts", r.Key, by.File, by.Line)})
+	}
+}
+
+// Len returns the number of rules.
+func (rs *Rules) Len() int { return len(rs.rules) }
+
+// Uses reports whether any rule applies to the subject, so that callers
+// can skip looking up subjects no rule is about.
+func (rs *Rules) Uses(s Subject) bool { return rs.uses.Has(s) }
+
+// HasWatch reports whether any rule is a WATCH rule.
+func (rs *Rules) HasWatch() bool {
+	for i := range rs.rules {
+		if rs.rules[i].Action == Watch {
+			return true
+		}
+	}
+	return false
+}
+
+// Notes returns the lines that were read but are not used: Sendmail
+// entries about other things than senders, and entries hidden by an
+// earlier one with the same key.
+func (rs *Rules) Notes() []Note { return rs.notes }
+
+// Files returns the paths the rules were loaded from.
+func (rs *Rules) Files() []string {
+	out := make([]string, len(rs.stamps))
+	for i, st := range rs.stamps {
+		out[i] = st.path
+	}
+	return out
+}
+
+// current stats the files the rules came from.
+func (rs *Rules) current() []stamp {
+	out := make([]stamp, len(rs.stamps))
+	for i, st := range rs.stamps {
+		fi, err := os.Stat(st.path)
+		out[i] = stampOf(st.path, fi, err)
+	}
+	return out
+}
+
+func sameStamps(a, b []stamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].path != b[i].path || a[i].size != b[i].size || !a[i].mtime.Equal(b[i].mtime) ||
+			a[i].ino != b[i].ino || a[i].ctime != b[i].ctime || a[i].err != b[i].err {
+			return false
+		}
+	}
+	return true
+}
+
+// Match is the result of looking up one subject.
+type Match struct {
+	Subject Subject
+	// Name is the subject in compared form.
+	Name Name
+	// Rule is the rule that decides, nil when none matches.
+	Rule *Rule
+	// Watch lists the WATCH rules that match.
+	Watch []*Rule
+}
+
+// Match looks up a subject: an address for MailFrom and HeaderFrom, a
+// host name for Helo and ClientName.
+func (rs *Rules) Match(subj Subject, value string) Match {
+	if subj.isAddress() {
+		return rs.MatchName(subj, ParseAddress(value))
+	}
+	return rs.MatchName(subj, ParseHost(value))
+}
+
+// MatchName looks up a subject already in compared form. The order, the
+// first deciding rule winning:
+//
+//  1. the address: user+detail@domain, user+*@domain, user@domain;
+//  2. the domain, then each parent domain from the longest: .parent
+//     (sub-domains only) before parent;
+//  3. the local part: user+detail@, user+*@, user@;
+//  4. globs, the one with most literal characters first;
+//  5. regular expressions, in file order.
+//
+// Rules of every step are still visited for WATCH rules.
+func (rs *Rules) MatchName(subj Subject, n Name) Match {
+	m := Match{Subject: subj, Name: n}
+	if n.Null {
+		if subj == MailFrom && rs.null >= 0 {
+			rs.visit(&m, rs.null)
+		}
+		return m
+	}
+	addr := subj.isAddress() && n.Local != ""
+	user, plus := n.Local, false
+	if i := strings.IndexByte(n.Local, '+'); i > 0 {
+		user, plus = n.Local[:i], true
+	}
+	domain := n.Domain
+	if n.Literal {
+		// An address literal is compared as a whole, never as a domain
+		// with parents.
+		if idx, ok := rs.domains[domain]; ok {
+			rs.visit(&m, idx)
+		}
+		domain = ""
+	}
+	if addr && domain != "" {
+		if idx, ok := rs.addrs[addrKey{n.Local, domain}]; ok {
+			rs.visit(&m, idx)
+		}
+		if plus {
+			if idx, ok := rs.plusAddrs[addrKey{user, domain}]; ok {
+				rs.visit(&m, idx)
+			}
+			if idx, ok := rs.addrs[addrKey{user, domain}]; ok {
+				rs.visit(&m, idx)
+			}
+		}
+	}
+	if domain != "" {
+		if idx, ok := rs.domains[domain]; ok {
+			rs.visit(&m, idx)
+		}
+		for i := 0; i < len(domain); i++ {
+			if domain[i] != '.' {
+				continue
+			}
+			if idx, ok := rs.domains[domain[i:]]; ok {
+				rs.visit(&m, idx)
+			}
+			if idx, ok := rs.domains[domain[i+1:]]; ok {
+				rs.visit(&m, idx)
+			}
+		}
+	}
+	if addr {
+		if idx, ok := rs.locals[n.Local]; ok {
+			rs.visit(&m, idx)
+		}
+		if plus {
+			if idx, ok := rs.plusLocals[user]; ok {
+				rs.visit(&m, idx)
+			}
+			if idx, ok := rs.locals[user]; ok {
+				rs.visit(&m, idx)
+			}
+		}
+	}
+	if domain != "" {
+		rs.pats.match(rs.rules, &m, subj, domain, n.raw)
+	}
+	return m
+}
+
+// visit applies a literal key's slot to m.
+func (rs *Rules) visit(m *Match, idx int32) {
+	s := &rs.slots[idx]
+	if m.Rule == nil {
+		if d := s.decide[m.Subject]; d != 0 {
+			m.Rule = &rs.rules[d-1]
+		}
+	}
+	for _, w := range s.watch {
+		if r := &rs.rules[w]; r.Scope.Has(m.Subject) {
+			m.Watch = append(m.Watch, r)
+		}
+	}
+}
