@@ -5,6 +5,7 @@ import (
 	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/filters/headerfix"
+	"github.com/sluice-mail/sluice/filters/senders"
 )
 
 // registry lists the filters this binary ships, by the type name used in
@@ -14,5 +15,6 @@ func registry() filters.Registry {
 		"bayes":     bayes.Factory(version),
 		"dnsbl":     dnsbl.Factory(dnsbl.NewShared()),
 		"headerfix": headerfix.Factory,
+		"senders":   senders.Factory(),
 	}
 }
