@@ -117,6 +117,23 @@ func (c *cache) waiting(k cacheKey) int {
 	return 0
 }
 
+// get returns the cached answer for k, if there is one still valid,
+// without waiting for anything.
+func (c *cache) get(k cacheKey) (answer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[k]
+	if !ok {
+		return answer{}, false
+	}
+	ce := e.Value.(*cacheEntry)
+	if !c.now().Before(ce.expires) {
+		return answer{}, false
+	}
+	c.lru.MoveToFront(e)
+	return ce.ans, true
+}
+
 // lookup returns the answer for k: from the cache while its TTL lasts,
 // else from the query already in flight for k, else from fetch, which it
 // runs in a goroutine of its own. fetch must end by itself in bounded

@@ -669,6 +669,9 @@ const (
 // sanitize makes s one line of printable ASCII of at most max bytes:
 // TXT records may hold anything, and replies and header fields may not.
 func sanitize(s string, max int) string {
+	if len(s) <= max && clean(s) {
+		return s
+	}
 	var b strings.Builder
 	space := false
 	for _, r := range s {
@@ -695,4 +698,16 @@ func sanitize(s string, max int) string {
 		out = out[:max]
 	}
 	return out
+}
+
+// clean reports whether s is already what sanitize makes of it: printable
+// ASCII, no leading, trailing or repeated spaces.
+func clean(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' ') {
+			return false
+		}
+	}
+	return true
 }

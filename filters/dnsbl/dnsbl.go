@@ -371,15 +371,26 @@ func (f *Filter) authenticated(m *filters.Message) bool {
 	return v != ""
 }
 
-// run looks up every job in parallel and returns the results in job
-// order. It returns an error only when ctx ends first.
+// run looks up every job and returns the results in job order: cached
+// answers at once, the others in parallel. It returns an error only when
+// ctx ends first.
 func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
 	results := make([]result, len(jobs))
-	if len(jobs) == 1 {
-		results[0] = f.check(ctx, jobs[0])
-	} else {
+	var pending []int
+	for i, j := range jobs {
+		if ans, ok := f.cache.get(cacheKey{name: j.qname, qtype: dns.TypeA}); ok {
+			results[i] = f.report(j, ans, fromCache)
+			continue
+		}
+		pending = append(pending, i)
+	}
+	switch len(pending) {
+	case 0:
+	case 1:
+		results[pending[0]] = f.check(ctx, jobs[pending[0]])
+	default:
 		var wg sync.WaitGroup
-		for i := range jobs {
+		for _, i := range pending {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -396,11 +407,16 @@ func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
 
 // check looks up one job and reports it.
 func (f *Filter) check(ctx context.Context, j job) result {
-	r := result{job: j}
 	ans, src, err := f.lookup(ctx, j.z, j.qname, dns.TypeA)
 	if err != nil {
-		return r // ctx ended; run reports it
+		return result{job: j} // ctx ended; run reports it
 	}
+	return f.report(j, ans, src)
+}
+
+// report classifies the answer of a job, counts and logs it.
+func (f *Filter) report(j job, ans answer, src source) result {
+	r := result{job: j}
 	if src == fromCache {
 		f.obs.DNSBLCacheHit(f.name, j.z.name)
 	}
