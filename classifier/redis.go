@@ -505,10 +505,10 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 }
 
 // addChunk bounds the records of one Add script: Redis serves nobody else
-// while a script runs, and 5000 records take a few milliseconds.
-const addChunk = 5000
+// while a script runs, and 2000 records take a few milliseconds.
+const addChunk = 2000
 
-// Add implements Store. Each chunk of 5000 records is added atomically;
+// Add implements Store. Each chunk of 2000 records is added atomically;
 // the totals and digests go with the first chunk.
 func (s *RedisStore) Add(ctx context.Context, b Batch) error {
 	for _, r := range b.Records {

@@ -43,6 +43,28 @@ end
 local function total(field)
   return tonumber(redis.call('HGET', KEYS[1], field) or '0') or 0
 end
+-- Commands take at most CHUNK fields at a time: unpack is bounded by the
+-- Lua stack, and one HMGET or HSET of many fields costs far less than a
+-- call per field.
+local CHUNK = 500
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+    for j = 1, #part do out[i + j - 1] = part[j] end
+  end
+  return out
+end
+local function hset(key, pairs)
+  for i = 1, #pairs, 2 * CHUNK do
+    redis.call('HSET', key, unpack(pairs, i, math.min(i + 2 * CHUNK - 1, #pairs)))
+  end
+end
+local function hdel(key, fields)
+  for i = 1, #fields, CHUNK do
+    redis.call('HDEL', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+  end
+end
 `
 
 // luaLearn learns or unlearns one message.
@@ -67,34 +89,35 @@ local add = tonumber(ARGV[base + 2])
 local record = tonumber(ARGV[base + 3])
 local date = tonumber(ARGV[2])
 if remove ~= 0 or add ~= 0 then
+  local toks = {}
+  for i = 15, #ARGV do toks[#toks + 1] = ARGV[i] end
   -- Read and check every token first: nothing is written if one is corrupt.
-  local cur = {}
-  for i = 15, #ARGV do
-    local val = redis.call('HGET', KEYS[2], ARGV[i])
-    if val then
-      local s, h, d = parse(val)
-      if not s then
-        return redis.error_reply('corrupt counts of token ' .. ARGV[i])
-      end
-      cur[i] = {s, h, d}
-    end
-  end
-  for i = 15, #ARGV do
-    local c = cur[i]
+  local vals = hmget(KEYS[2], toks)
+  local sets, dels = {}, {}
+  for i, tok in ipairs(toks) do
+    local val = vals[i]
     -- Unlearning a token the store does not know changes nothing.
-    if c or add ~= 0 then
-      c = c or {0, 0, 0}
-      local s, h, d = c[1], c[2], c[3]
+    if val or add ~= 0 then
+      local s, h, d = 0, 0, 0
+      if val then
+        s, h, d = parse(val)
+        if not s then
+          return redis.error_reply('corrupt counts of token ' .. tok)
+        end
+      end
       if remove == 1 then s = clamp(s - 1) elseif remove == 2 then h = clamp(h - 1) end
       if add == 1 then s = clamp(s + 1) elseif add == 2 then h = clamp(h + 1) end
       if date > d then d = date end
       if s == 0 and h == 0 then
-        redis.call('HDEL', KEYS[2], ARGV[i])
+        dels[#dels + 1] = tok
       else
-        redis.call('HSET', KEYS[2], ARGV[i], fmt(s, h, d))
+        sets[#sets + 1] = tok
+        sets[#sets + 1] = fmt(s, h, d)
       end
     end
   end
+  hset(KEYS[2], sets)
+  hdel(KEYS[2], dels)
   local ts, th = total('spam'), total('ham')
   if remove == 1 then ts = clamp(ts - 1) elseif remove == 2 then th = clamp(th - 1) end
   if add == 1 then ts = clamp(ts + 1) elseif add == 2 then th = clamp(th + 1) end
@@ -122,36 +145,40 @@ return outcome
 // Returns the number of records written.
 const luaAdd = luaPrelude + `
 local n = tonumber(ARGV[3])
+local toks = {}
+for i = 0, n - 1 do toks[i + 1] = ARGV[4 + i * 4] end
+local vals = hmget(KEYS[2], toks)
 local cur = {}
-for i = 0, n - 1 do
-  local tok = ARGV[4 + i * 4]
-  local val = redis.call('HGET', KEYS[2], tok)
-  if val then
-    local s, h, d = parse(val)
+for i, tok in ipairs(toks) do
+  if vals[i] and not cur[tok] then
+    local s, h, d = parse(vals[i])
     if not s then
       return redis.error_reply('corrupt counts of token ' .. tok)
     end
     cur[tok] = {s, h, d}
   end
 end
+local sets = {}
 local written = 0
-for i = 0, n - 1 do
-  local at = 4 + i * 4
-  local tok = ARGV[at]
+for i, tok in ipairs(toks) do
+  local at = 4 + (i - 1) * 4
   local c = cur[tok] or {0, 0, 0}
   local s = clamp(c[1] + tonumber(ARGV[at + 1]))
   local h = clamp(c[2] + tonumber(ARGV[at + 2]))
   local d = math.max(c[3], tonumber(ARGV[at + 3]))
-  -- A token repeated within the batch sums as well.
+  -- A token repeated within the batch sums as well; HSET keeps the
+  -- last value given for a field.
   cur[tok] = {s, h, d}
   if s ~= 0 or h ~= 0 then
-    redis.call('HSET', KEYS[2], tok, fmt(s, h, d))
+    sets[#sets + 1] = tok
+    sets[#sets + 1] = fmt(s, h, d)
     written = written + 1
   end
 end
-for i = 4 + n * 4, #ARGV, 2 do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
-end
+hset(KEYS[2], sets)
+local digs = {}
+for i = 4 + n * 4, #ARGV do digs[#digs + 1] = ARGV[i] end
+hset(KEYS[3], digs)
 local ts = clamp(total('spam') + tonumber(ARGV[1]))
 local th = clamp(total('ham') + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
@@ -171,8 +198,11 @@ return written
 const luaPrune = luaPrelude + `
 local before, maxc = tonumber(ARGV[1]), tonumber(ARGV[2])
 local doomed = {}
+local cands = {}
+for i = 3, #ARGV do cands[#cands + 1] = ARGV[i] end
+local vals = hmget(KEYS[2], cands)
 for i = 3, #ARGV do
-  local val = redis.call('HGET', KEYS[2], ARGV[i])
+  local val = vals[i - 2]
   if val then
     local s, h, d = parse(val)
     if not s then
@@ -187,9 +217,7 @@ for i = 3, #ARGV do
     if match then doomed[#doomed + 1] = ARGV[i] end
   end
 end
-for _, tok in ipairs(doomed) do
-  redis.call('HDEL', KEYS[2], tok)
-end
+hdel(KEYS[2], doomed)
 return #doomed
 `
 
