@@ -235,8 +235,21 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 }
 
 // split separates the jobs of refusing lists from those of tagging ones.
+// A name is looked up in a list once: when the envelope sender, the HELO
+// name and the From field share a domain, the first of them stands for
+// all, and a tag list's score counts it once.
 func (f *Filter) split(jobs []job) (block, tag []job) {
+	type key struct {
+		z     *zone
+		qname string
+	}
+	seen := make(map[key]bool, len(jobs))
 	for _, j := range jobs {
+		k := key{j.z, j.qname}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		if j.z.action == actTag {
 			tag = append(tag, j)
 		} else {
@@ -268,8 +281,8 @@ func (f *Filter) checkHeaders(ctx context.Context, m *filters.Message) (filters.
 	// The earlier stages' tag lookups, again: the answers are cached or
 	// still in flight, so this costs no new queries.
 	earlier := append(f.ipJobs(m.Conn.Addr), f.domainJobs(m, targetSender, targetHelo)...)
-	_, earlierTag := f.split(earlier)
-	results, err := f.run(ctx, append(earlierTag, tag...))
+	_, all := f.split(append(earlier, tag...))
+	results, err := f.run(ctx, all)
 	if err != nil {
 		return filters.Verdict{}, err
 	}

@@ -483,6 +483,18 @@ func TestDomainLists(t *testing.T) {
 	if n := srv.Count("bad-helo.example.helo.test", dns.TypeA); n != 1 {
 		t.Errorf("HELO looked up %d times, want 1", n)
 	}
+
+	// One domain as envelope sender and From: one listing, counted once.
+	e3 := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl2.test", Type: "domain", Action: "tag"}), nil)
+	m = message("192.0.2.1", "mx.example", "a@Phish.Example", "b@phish.example")
+	e3.check(t, filters.StageMailFrom, m)
+	v = e3.check(t, filters.StageHeaders, m)
+	if len(v.Edits) != 2 || v.Edits[1].Value != "1" || !strings.HasPrefix(v.Edits[0].Value, "dbl2.test; sender=phish.example;") {
+		t.Errorf("same domain as sender and From: %+v", v.Edits)
+	}
+	if got := e3.obs.get("lookup dbl2.test listed"); got != 1 {
+		t.Errorf("same domain as sender and From checked %d times, want 1", got)
+	}
 }
 
 func TestScoreThresholdAndForgedHeaders(t *testing.T) {
