@@ -141,14 +141,7 @@ type copySet struct {
 // copies renders the target template for m: one copy, or one per path
 // when the template names the recipient.
 func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at time.Time) []copySet {
-	values := map[string]string{
-		"verdict": verdict,
-		"action":  deliveredAction(m.Decided.Action),
-		"date":    at.Format("2006-01-02"),
-		"year":    at.Format("2006"),
-		"month":   at.Format("01"),
-		"day":     at.Format("02"),
-	}
+	values := templateValues(verdict, deliveredAction(m.Decided.Action), at)
 	all := make([]string, len(m.Rcpts))
 	for i, r := range m.Rcpts {
 		all[i] = r.Addr
@@ -162,8 +155,7 @@ func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at t
 	var out []copySet
 	index := map[string]int{}
 	for _, r := range all {
-		local, domain, _ := strings.Cut(r, "@")
-		values["rcpt"], values["rcpt_local"], values["rcpt_domain"] = r, local, domain
+		setRcpt(values, r)
 		p := t.render(values)
 		if i, ok := index[p]; ok {
 			out[i].rcpts = append(out[i].rcpts, r)
@@ -173,6 +165,66 @@ func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at t
 		out = append(out, copySet{path: p, rcpts: []string{r}})
 	}
 	return out
+}
+
+// templateValues returns the values of the path placeholders but the
+// recipient's.
+func templateValues(verdict, action string, at time.Time) map[string]string {
+	return map[string]string{
+		"verdict": verdict,
+		"action":  action,
+		"date":    at.Format("2006-01-02"),
+		"year":    at.Format("2006"),
+		"month":   at.Format("01"),
+		"day":     at.Format("02"),
+	}
+}
+
+func setRcpt(values map[string]string, rcpt string) {
+	local, domain, _ := strings.Cut(rcpt, "@")
+	values["rcpt"], values["rcpt_local"], values["rcpt_domain"] = rcpt, local, domain
+}
+
+// TargetPath returns the mbox into which an archive with this config
+// would have written rec had its verdict been verdict: the target's
+// template rendered with the record's date (from its "From " line), its
+// action and its first recipient (a copy per recipient holds the
+// recipients of one path). "sluice archive move" uses it.
+func (c Config) TargetPath(stateDir, verdict string, rec Record) (string, error) {
+	s, err := c.check(stateDir)
+	if err != nil {
+		return "", err
+	}
+	if s.format != FormatMbox {
+		return "", fmt.Errorf("the archive's format is %s, not mbox", s.format)
+	}
+	t, ok := s.targets[verdict]
+	if !ok {
+		var have []string
+		for _, v := range Verdicts {
+			if _, ok := s.targets[v]; ok {
+				have = append(have, v)
+			}
+		}
+		return "", fmt.Errorf("no archive target for %q (the configuration has %s)", verdict, strings.Join(have, ", "))
+	}
+	at, ok := rec.Time()
+	if !ok {
+		at = time.Now()
+	}
+	action := "accept"
+	if v := HeaderValues(rec.Message, FieldVerdict); len(v) > 0 {
+		for _, part := range strings.Split(v[0], ";") {
+			if a, ok := strings.CutPrefix(strings.TrimSpace(part), "action="); ok {
+				action = a
+			}
+		}
+	}
+	values := templateValues(verdict, action, at)
+	if rcpts := HeaderValues(rec.Message, FieldEnvelopeTo); len(rcpts) > 0 {
+		setRcpt(values, rcpts[0])
+	}
+	return t.render(values), nil
 }
 
 // Check implements filters.Filter. It always answers Continue; an error

@@ -382,8 +382,8 @@ func headerOf(msg []byte, name string) string {
 }
 
 // checkWithPython parses the mbox with Python's mailbox module, an
-// independent reader, and checks the count and that each message it
-// returns, unquoted, is the one ReadMbox returns.
+// independent reader (testdata/archive/mbox2json.py), and checks the
+// count and that each message it returns is the one ReadMbox returns.
 func checkWithPython(t *testing.T, path string, want int) {
 	t.Helper()
 	py, err := exec.LookPath("python3")
@@ -393,23 +393,14 @@ func checkWithPython(t *testing.T, path string, want int) {
 		}
 		t.Skip("python3 not installed: the mbox is not checked with Python's mailbox module")
 	}
-	script := `
-import json, mailbox, re, sys
-box = mailbox.mbox(sys.argv[1], create=False)
-out = []
-for key in box.iterkeys():
-    raw = box.get_bytes(key)
-    out.append(re.sub(rb'(?m)^>(>*From )', rb'\1', raw).decode('latin-1'))
-json.dump(out, sys.stdout)
-`
-	cmd := exec.Command(py, "-c", script, path)
+	cmd := exec.Command(py, "../../testdata/archive/mbox2json.py", path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, stderr.String())
 	}
-	var msgs []string
+	var msgs []struct{ From, Message string }
 	if err := json.Unmarshal(out, &msgs); err != nil {
 		t.Fatal(err)
 	}
@@ -418,8 +409,8 @@ json.dump(out, sys.stdout)
 		t.Fatalf("python reads %d messages, ReadMbox %d, want %d", len(msgs), len(recs), want)
 	}
 	for i, m := range msgs {
-		if m != string(recs[i].Message) {
-			t.Errorf("message %d: python %q, ReadMbox %q", i, m, recs[i].Message)
+		if m.Message != string(recs[i].Message) || "From "+m.From != recs[i].From() {
+			t.Errorf("message %d: python %q %q, ReadMbox %q %q", i, m.From, m.Message, recs[i].From(), recs[i].Message)
 		}
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // Record is one message of an mbox as it is stored.
@@ -28,6 +30,69 @@ type Record struct {
 func (r Record) From() string {
 	line, _, _ := bytes.Cut(r.Raw, []byte("\n"))
 	return string(line)
+}
+
+// Time returns the time in the record's "From " line, read in local time
+// as the archive writes it.
+func (r Record) Time() (time.Time, bool) {
+	line := strings.TrimRight(r.From(), " \r")
+	const layout = "Mon Jan _2 15:04:05 2006"
+	if len(line) < len(layout) {
+		return time.Time{}, false
+	}
+	t, err := time.ParseInLocation(layout, line[len(line)-len(layout):], time.Local)
+	return t, err == nil
+}
+
+// QueueID returns the queue id the archive recorded in the record, or "".
+func (r Record) QueueID() string {
+	if v := HeaderValues(r.Message, FieldQueueID); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// HeaderValues returns the values of the header fields named name
+// (case-insensitive) in the header block of the message msg, in order,
+// unfolded (continuation lines joined, line ends removed) and trimmed.
+// The header block ends at the first empty line.
+func HeaderValues(msg []byte, name string) []string {
+	var (
+		out     []string
+		current *strings.Builder
+	)
+	flush := func() {
+		if current != nil {
+			out = append(out, strings.TrimSpace(current.String()))
+			current = nil
+		}
+	}
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if current != nil {
+				current.Write(line)
+			}
+			continue
+		}
+		flush()
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(strings.TrimSpace(string(k)), name) {
+			current = &strings.Builder{}
+			current.Write(v)
+		}
+	}
+	flush()
+	return out
 }
 
 // ReadMbox calls fn for each record of the mbox read from r, in order. A
