@@ -27,10 +27,12 @@ func (c *cli) newTrainCmd() *cobra.Command {
 		spam, ham      bool
 		unlearn        bool
 		list           string
+		messageIDs     []string
+		queueIDs       []string
 		progressPeriod = 100 * time.Millisecond
 	)
 	cmd := &cobra.Command{
-		Use:                   "train --db FILE (--spam|--ham) [--unlearn] [--list LISTFILE] [PATH...]",
+		Use:                   "train --db FILE (--spam|--ham) [--unlearn] [--message-id ID]... [--queue-id ID]... [--list LISTFILE] [PATH...]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Learn messages as spam or ham",
 		Long: `Train learns the messages at each PATH as spam (--spam) or ham (--ham).
@@ -43,6 +45,15 @@ Learning a message again in the same class changes nothing; learning it in
 the other class moves it there (a misfiled message is retrained by simply
 training it as what it is). --unlearn removes messages learned in the
 class. Training works while the daemon runs.
+
+--message-id and --queue-id pick messages out of the PATHs: those with
+that Message-ID, or with that queue id in the X-Sluice-Queue-ID field the
+archive filter records. Both may be repeated; a message matching any of
+them is learned, the others are skipped. If none matches, nothing is
+learned and the exit status is 1. Retraining a message found in the spam
+archive as ham is thus one command:
+
+  sluice train --ham --queue-id 4XyZ1n2Kq7z /var/lib/sluice/archive/spam.mbox
 
 On a terminal a progress bar shows on standard error; a summary line goes
 to standard output. Messages that cannot be read are reported on standard
@@ -65,7 +76,8 @@ error, the others are still learned, and the exit status is then 1.`,
 				return err
 			}
 			defer st.Close()
-			t := &trainer{class: class, unlearn: unlearn, errw: cmd.ErrOrStderr()}
+			t := &trainer{class: class, unlearn: unlearn, errw: cmd.ErrOrStderr(),
+				sel: mailbox.Select{MessageIDs: messageIDs, QueueIDs: queueIDs}}
 			if t.c, err = bayesClassifier(st, setup); err != nil {
 				return err
 			}
@@ -84,6 +96,9 @@ error, the others are still learned, and the exit status is then 1.`,
 				return err
 			}
 			t.clearBar()
+			if !t.sel.All() && t.read == 0 {
+				return fmt.Errorf("no message with %s in %s", describeSelect(t.sel), strings.Join(paths, ", "))
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), t.summary())
 			if t.errors > 0 {
 				return &exitError{code: 1}
@@ -96,6 +111,8 @@ error, the others are still learned, and the exit status is then 1.`,
 	cmd.Flags().BoolVar(&ham, "ham", false, "learn the messages as ham")
 	cmd.Flags().BoolVar(&unlearn, "unlearn", false, "remove the messages from the class instead")
 	cmd.Flags().StringVar(&list, "list", "", "read paths from `LISTFILE`, one per line (- for standard input)")
+	cmd.Flags().StringArrayVar(&messageIDs, "message-id", nil, "learn only the messages with this Message-ID (repeatable)")
+	cmd.Flags().StringArrayVar(&queueIDs, "queue-id", nil, "learn only the archived messages with this queue id (repeatable)")
 	cmd.MarkFlagsMutuallyExclusive("spam", "ham")
 	cmd.MarkFlagsOneRequired("spam", "ham")
 	return cmd
@@ -158,6 +175,8 @@ type trainer struct {
 	unlearn bool
 	errw    io.Writer
 	bar     *progressBar
+	// sel picks the messages to learn; the others are skipped.
+	sel mailbox.Select
 
 	batch    []classifier.LearnOp
 	read     int
@@ -171,6 +190,9 @@ func (t *trainer) add(ctx context.Context, m mailbox.Message) error {
 		t.errors++
 		t.clearBar()
 		fmt.Fprintf(t.errw, "sluice train: %s: %v\n", m.Name, m.Err)
+		return nil
+	}
+	if !t.sel.Match(m.Data) {
 		return nil
 	}
 	t.read++

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
+	"github.com/sluice-mail/sluice/filters/archive"
+)
+
+// archiveType is the config type of the archive filter.
+const archiveType = "archive"
+
+func (c *cli) newArchiveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "archive",
+		Short: "Find and move messages in the mbox archives of the archive filter",
+	}
+	cmd.AddCommand(c.newArchiveShowCmd(), c.newArchiveMoveCmd())
+	return cmd
+}
+
+// selectFlags are the --message-id and --queue-id flags.
+type selectFlags struct {
+	messageIDs, queueIDs []string
+}
+
+func (s *selectFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&s.messageIDs, "message-id", nil, "pick the messages with this Message-ID (repeatable)")
+	cmd.Flags().StringArrayVar(&s.queueIDs, "queue-id", nil, "pick the messages with this queue id (repeatable)")
+}
+
+func (s *selectFlags) selector() (mailbox.Select, error) {
+	sel := mailbox.Select{MessageIDs: s.messageIDs, QueueIDs: s.queueIDs}
+	if sel.All() {
+		return sel, errors.New("give --queue-id or --message-id")
+	}
+	return sel, nil
+}
+
+func (c *cli) newArchiveShowCmd() *cobra.Command {
+	var sf selectFlags
+	cmd := &cobra.Command{
+		Use:                   "show (--queue-id ID | --message-id ID)... MBOX...",
+		DisableFlagsInUseLine: true,
+		Short:                 "Print archived messages picked by queue id or Message-ID",
+		Long: `Show prints the records of the MBOX files that have one of the queue ids
+(the X-Sluice-Queue-ID field the archive writes) or Message-IDs, as they
+are stored: an mbox on standard output, which "sluice classify" and
+"sluice train" read from standard input. The exit status is 1 when no
+message matched.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sel, err := sf.selector()
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			n := 0
+			for _, path := range args {
+				err := readArchive(path, func(r archive.Record) error {
+					if !sel.Match(r.Message) {
+						return nil
+					}
+					n++
+					w.Write(r.Raw)
+					return w.WriteByte('\n')
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("no message with %s in %s", describeSelect(sel), strings.Join(args, ", "))
+			}
+			return nil
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}
+
+func (c *cli) newArchiveMoveCmd() *cobra.Command {
+	var (
+		sf selectFlags
+		to string
+	)
+	cmd := &cobra.Command{
+		Use:                   "move (--queue-id ID | --message-id ID)... --to VERDICT|PATH MBOX...",
+		DisableFlagsInUseLine: true,
+		Short:                 "Move archived messages to the archive of another verdict",
+		Long: `Move takes the records with one of the queue ids or Message-IDs out of
+the MBOX files and appends them to another mbox: --to names a verdict
+(spam, ham, unsure, reject ...), resolved through the targets of the first
+archive filter of the configuration as the filter would have chosen the
+file for that verdict, or a path (anything with a "/").
+
+Each record is appended to its new mbox first, under the same locks the
+daemon takes, and only then removed from the old one, so a failure
+half-way leaves a copy in both rather than in neither. The daemon may
+keep archiving meanwhile. Move does not train: pair it with "sluice train"
+(see docs/training.md). The exit status is 1 when no message matched.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sel, err := sf.selector()
+			if err != nil {
+				return err
+			}
+			if to == "" {
+				return errors.New("--to is required")
+			}
+			dest, err := c.archiveDestination(to)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			app := archive.NewAppender(30*time.Second, nil)
+			total := 0
+			for _, src := range args {
+				n, err := moveRecords(ctx, cmd.OutOrStdout(), app, src, sel, dest)
+				if err != nil {
+					return err
+				}
+				total += n
+			}
+			if total == 0 {
+				return fmt.Errorf("no message with %s in %s", describeSelect(sel), strings.Join(args, ", "))
+			}
+			return nil
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "the verdict (or mbox `PATH`) to move the messages to")
+	return cmd
+}
+
+// archiveDestination returns how --to picks the mbox for a record.
+func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error), error) {
+	if strings.Contains(to, "/") {
+		return func(archive.Record) (string, error) { return to, nil }, nil
+	}
+	cfg, err := c.loadConfig("")
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range cfg.Filters {
+		if f.Type != archiveType {
+			continue
+		}
+		var ac archive.Config
+		if f.Options.Kind != 0 {
+			// Strictly, as the daemon reads them.
+			text, err := yaml.Marshal(&f.Options)
+			if err == nil {
+				dec := yaml.NewDecoder(bytes.NewReader(text))
+				dec.KnownFields(true)
+				err = dec.Decode(&ac)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
+			}
+		}
+		stateDir := cfg.StateDir
+		return func(r archive.Record) (string, error) {
+			p, err := ac.TargetPath(stateDir, to, r)
+			if err != nil {
+				return "", fmt.Errorf("--to %s: %w", to, err)
+			}
+			return p, nil
+		}, nil
+	}
+	return nil, fmt.Errorf("--to %s: the configuration %s has no archive filter; give a path instead", to, cfg.File)
+}
+
+// moveRecords appends the picked records of src to their destinations and
+// then removes them from src. It reports each move on standard output.
+func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src string, sel mailbox.Select, dest func(archive.Record) (string, error)) (int, error) {
+	type picked struct {
+		rec  archive.Record
+		dest string
+	}
+	var moves []picked
+	err := readArchive(src, func(r archive.Record) error {
+		if !sel.Match(r.Message) {
+			return nil
+		}
+		d, err := dest(r)
+		if err != nil {
+			return err
+		}
+		if sameFile(d, src) {
+			return fmt.Errorf("%s: the message is already in %s", src, d)
+		}
+		moves = append(moves, picked{r, d})
+		return nil
+	})
+	if err != nil || len(moves) == 0 {
+		return 0, err
+	}
+	for _, m := range moves {
+		raw := m.rec.Raw
+		if _, err := app.AppendMbox(ctx, m.dest, func(w *bufio.Writer) error {
+			_, err := w.Write(raw)
+			return err
+		}); err != nil {
+			return 0, err
+		}
+	}
+	// A record is identified by its exact bytes: the one appended above.
+	moved := map[string]int{}
+	for _, m := range moves {
+		moved[string(m.rec.Raw)]++
+	}
+	n, err := app.RemoveRecords(ctx, src, func(r archive.Record) bool {
+		if moved[string(r.Raw)] > 0 {
+			moved[string(r.Raw)]--
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return 0, fmt.Errorf("copied to the new archive, but removing from %s failed: %w", src, err)
+	}
+	for _, m := range moves {
+		id := m.rec.QueueID()
+		if id == "" {
+			id = strings.Join(archive.HeaderValues(m.rec.Message, "Message-ID"), " ")
+		}
+		fmt.Fprintf(out, "moved %s from %s to %s\n", id, src, m.dest)
+	}
+	return n, nil
+}
+
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
+
+// readArchive reads the records of the mbox at path.
+func readArchive(path string, fn func(archive.Record) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := archive.ReadMbox(f, fn); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// describeSelect says what --message-id and --queue-id asked for.
+func describeSelect(sel mailbox.Select) string {
+	var parts []string
+	for _, id := range sel.MessageIDs {
+		parts = append(parts, "Message-ID "+id)
+	}
+	for _, id := range sel.QueueIDs {
+		parts = append(parts, "queue id "+id)
+	}
+	return strings.Join(parts, " or ")
+}

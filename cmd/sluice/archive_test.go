@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/archive"
+)
+
+// archiveFixture archives fixture messages into dir the way the daemon
+// does, with the given verdicts: one record per message, queue ids
+// Q0, Q1, ...
+func archiveFixture(t *testing.T, dir string, msgs []string, verdicts []string) {
+	t.Helper()
+	f, err := archive.New(filters.Env{Name: "archive", StateDir: dir}, archive.Config{Targets: map[string]string{
+		"spam": "spam.mbox", "ham": "ham.mbox", "unsure": "unsure.mbox",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range msgs {
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr, body, _ := strings.Cut(strings.ReplaceAll(string(raw), "\n", "\r\n"), "\r\n\r\n")
+		m := &filters.Message{QueueID: fmt.Sprintf("Q%d", i), From: filters.Address{Addr: "sender@example.org"},
+			Rcpts: []filters.Address{{Addr: "bob@lab.example"}}, Body: filters.NewBody(1<<20, "")}
+		for _, line := range strings.Split(hdr, "\r\n") {
+			if line[0] == ' ' || line[0] == '\t' {
+				m.Headers[len(m.Headers)-1].Value += "\r\n" + line
+				continue
+			}
+			k, v, _ := strings.Cut(line, ":")
+			m.Headers = append(m.Headers, filters.Header{Name: k, Value: strings.TrimPrefix(v, " ")})
+		}
+		m.Headers = append(m.Headers, filters.Header{Name: "X-Sluice-Bayes", Value: verdicts[i] + ", spamicity=0.5"})
+		m.Body.Write([]byte(body))
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func countRecords(t *testing.T, path string) []string {
+	t.Helper()
+	var ids []string
+	if err := readArchive(path, func(r archive.Record) error {
+		ids = append(ids, r.QueueID())
+		return nil
+	}); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// Retraining by queue id from an archive: only the picked message is
+// learned, and one learned in the other class moves.
+func TestArchiveTrainBySelection(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	trainFixtures(t, db)
+	// Q0 and Q1 are fixtures the store learned as ham; they were filed as
+	// spam.
+	archiveFixture(t, dir, []string{fixture("ham", "00.eml"), fixture("ham", "01.eml"), fixture("check", "unsure.eml")}, []string{"Spam", "Spam", "Spam"})
+	spam := filepath.Join(dir, "spam.mbox")
+
+	r := runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", "Q1", spam)
+	if want := "1 message: 0 learned as spam, 0 already learned, 1 moved from ham to spam, 0 errors\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("train --queue-id: %+v, want %q", r, want)
+	}
+	r = runCLI(t, "", "train", "--db", db, "--ham", "--queue-id", "Q1", "--queue-id", "Q2", spam)
+	if want := "2 messages: 1 learned as ham, 0 already learned, 1 moved from spam to ham, 0 errors\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("train two queue ids: %+v, want %q", r, want)
+	}
+	msgID := strings.Join(archive.HeaderValues(mustRead(t, fixture("ham", "00.eml")), "Message-ID"), "")
+	if msgID == "" {
+		t.Fatal("fixture has no Message-ID")
+	}
+	r = runCLI(t, "", "train", "--db", db, "--ham", "--message-id", strings.Trim(msgID, "<>"), spam)
+	if want := "1 message: 0 learned as ham, 1 already learned, 0 moved from spam to ham, 0 errors\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("train --message-id: %+v, want %q", r, want)
+	}
+	r = runCLI(t, "", "train", "--db", db, "--ham", "--queue-id", "NOPE", spam)
+	if r.code != 1 || !strings.Contains(r.stderr, "no message with queue id NOPE in "+spam) {
+		t.Errorf("no match: %+v", r)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestArchiveShowAndMove(t *testing.T) {
+	dir := t.TempDir()
+	archiveFixture(t, dir, []string{fixture("ham", "00.eml"), fixture("ham", "01.eml"), fixture("spam", "00.eml")}, []string{"Spam", "Spam", "Spam"})
+	spam, ham := filepath.Join(dir, "spam.mbox"), filepath.Join(dir, "ham.mbox")
+	before := mustRead(t, spam)
+
+	r := runCLI(t, "", "archive", "show", "--queue-id", "Q1", spam)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "From sender@example.org ") || strings.Count(r.stdout, "\nX-Sluice-Queue-ID: ") != 1 || !strings.Contains(r.stdout, "X-Sluice-Queue-ID: Q1\n") {
+		t.Errorf("show: %+v", r)
+	}
+	if !strings.Contains(string(before), r.stdout) {
+		t.Error("show does not print the record as stored")
+	}
+	if r := runCLI(t, "", "archive", "show", "--queue-id", "Q9", spam); r.code != 1 {
+		t.Errorf("show without a match: %+v", r)
+	}
+	if r := runCLI(t, "", "archive", "show", spam); r.code != 1 || !strings.Contains(r.stderr, "--queue-id or --message-id") {
+		t.Errorf("show without selection: %+v", r)
+	}
+
+	// --to a verdict goes through the configuration's archive filter.
+	cfg := filepath.Join(dir, "sluice.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nfilters:\n  - type: archive\n    options:\n      targets:\n        spam: spam.mbox\n        ham: ham.mbox\n", dir)), 0o644)
+	r = runCLI(t, "", "--config", cfg, "archive", "move", "--queue-id", "Q1", "--to", "ham", spam)
+	if r.code != 0 || r.stdout != "moved Q1 from "+spam+" to "+ham+"\n" {
+		t.Fatalf("move: %+v", r)
+	}
+	if got := countRecords(t, spam); strings.Join(got, ",") != "Q0,Q2" {
+		t.Errorf("spam archive after the move: %v", got)
+	}
+	if got := countRecords(t, ham); strings.Join(got, ",") != "Q1" {
+		t.Errorf("ham archive after the move: %v", got)
+	}
+	// The record moved byte for byte.
+	if !strings.Contains(string(before), string(mustRead(t, ham))) {
+		t.Error("the moved record changed")
+	}
+	if r := runCLI(t, "", "--config", cfg, "archive", "move", "--queue-id", "Q0", "--to", "unsure", spam); r.code != 1 || !strings.Contains(r.stderr, `no archive target for "unsure"`) {
+		t.Errorf("move to a verdict without target: %+v", r)
+	}
+	if r := runCLI(t, "", "--config", cfg, "archive", "move", "--queue-id", "Q0", "--to", "spam", spam); r.code != 1 || !strings.Contains(r.stderr, "already in") {
+		t.Errorf("move onto itself: %+v", r)
+	}
+	// --to a path needs no configuration.
+	other := filepath.Join(dir, "sub", "other.mbox")
+	if r := runCLI(t, "", "archive", "move", "--queue-id", "Q0", "--queue-id", "Q2", "--to", other, spam); r.code != 0 {
+		t.Fatalf("move to a path: %+v", r)
+	}
+	if got := countRecords(t, other); strings.Join(got, ",") != "Q0,Q2" {
+		t.Errorf("moved to a path: %v", got)
+	}
+	if got := countRecords(t, spam); len(got) != 0 {
+		t.Errorf("left in spam: %v", got)
+	}
+}
