@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/filters/headerfix"
@@ -12,6 +13,7 @@ import (
 // the config file. Adding a filter is one import and one line here.
 func registry() filters.Registry {
 	return filters.Registry{
+		"archive":   archive.Factory,
 		"bayes":     bayes.Factory(version),
 		"dnsbl":     dnsbl.Factory(dnsbl.NewShared()),
 		"headerfix": headerfix.Factory,
