@@ -22,8 +22,11 @@ import (
 // concurrent use. filter is the filter's name in the pipeline.
 type Observer interface {
 	// SenderRulesLoaded reports rules put in force: when the filter is
-	// built (start, SIGHUP) and when a changed file was reloaded.
-	SenderRulesLoaded(filter string, rules int)
+	// built (start, SIGHUP) and when a changed file was reloaded. watch
+	// lists the keys of the WATCH rules, so that their counters exist
+	// (at 0) before the first new domain: an alert on their increase
+	// then sees the first one too.
+	SenderRulesLoaded(filter string, rules int, watch []string)
 	// SenderRulesReloaded reports the result of reloading a changed
 	// rules file; after a failure the previous rules stay in force.
 	SenderRulesReloaded(filter string, ok bool)
@@ -173,17 +176,26 @@ func (c Config) check(stateDir, name string) (settings, error) {
 	if c.SeenLimit > 0 {
 		s.limit = c.SeenLimit
 	}
+	if s.reject, err = c.Reject(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Reject returns the reply of REJECT rules: RejectReply, or DefaultReject.
+func (c Config) Reject() (filters.Reply, error) {
 	reply := c.RejectReply
 	if reply == "" {
 		reply = DefaultReject
 	}
-	if s.reject, err = filters.ParseReply(reply); err != nil {
-		return s, fmt.Errorf("reject_reply: %w", err)
+	r, err := filters.ParseReply(reply)
+	if err != nil {
+		return r, fmt.Errorf("reject_reply: %w", err)
 	}
-	if s.reject.Code/100 != 5 {
-		return s, fmt.Errorf("reject_reply: %q: want a 5xx reply (ERROR:\"4xx ...\" rules tempfail)", reply)
+	if r.Code/100 != 5 {
+		return r, fmt.Errorf("reject_reply: %q: want a 5xx reply (ERROR:\"4xx ...\" rules tempfail)", reply)
 	}
-	return s, nil
+	return r, nil
 }
 
 // Factory returns the filters.Factory for type "senders". The filters it
@@ -262,7 +274,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	f.rules.Store(rs)
 	f.logLoaded(rs, "senders: rules loaded")
 	if f.obs != nil {
-		f.obs.SenderRulesLoaded(f.name, rs.Len())
+		f.obs.SenderRulesLoaded(f.name, rs.Len(), rs.WatchKeys())
 	}
 	if s.interval > 0 {
 		go f.watchFiles()
@@ -326,7 +338,7 @@ func (f *Filter) watchFiles() {
 		f.logLoaded(rs, "senders: rules reloaded")
 		if f.obs != nil {
 			f.obs.SenderRulesReloaded(f.name, true)
-			f.obs.SenderRulesLoaded(f.name, rs.Len())
+			f.obs.SenderRulesLoaded(f.name, rs.Len(), rs.WatchKeys())
 		}
 	}
 }
@@ -367,7 +379,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 			if rs.Uses(Helo) && m.Conn.Helo != "" {
 				ms = append(ms, rs.Match(Helo, m.Conn.Helo))
 			}
-			if rs.Uses(ClientName) && m.Conn.Hostname != "" {
+			// Postfix reports a client without (verified) reverse name
+			// as "unknown": that is no name.
+			if rs.Uses(ClientName) && m.Conn.Hostname != "" && m.Conn.Hostname != "unknown" {
 				ms = append(ms, rs.Match(ClientName, m.Conn.Hostname))
 			}
 		}
@@ -431,7 +445,7 @@ func (f *Filter) verdict(ms []Match, m *filters.Message) filters.Verdict {
 		if mt.Rule == nil {
 			continue
 		}
-		v := f.ruleVerdict(mt)
+		v := Verdict(mt, f.s.reject)
 		f.log.Debug("senders: rule matched", "queue_id", m.QueueID, "subject", mt.Subject.String(),
 			"name", Describe(mt.Name), "rule", mt.Rule.String())
 		if out.Reason == "" || v.Action > out.Action {
@@ -441,8 +455,14 @@ func (f *Filter) verdict(ms []Match, m *filters.Message) filters.Verdict {
 	return out
 }
 
-func (f *Filter) ruleVerdict(mt *Match) filters.Verdict {
+// Verdict returns the filter's answer to a match: the action and reply of
+// its deciding rule, with reject as the reply of REJECT rules. A match
+// without deciding rule, an OK and a SKIP rule give Continue.
+func Verdict(mt *Match, reject filters.Reply) filters.Verdict {
 	r := mt.Rule
+	if r == nil {
+		return filters.Verdict{}
+	}
 	reason := fmt.Sprintf("%s %s matches %s (%s): %s", mt.Subject, Describe(mt.Name), r.Key, r.Where(), r.Value)
 	v := filters.Verdict{Reason: reason}
 	switch r.Action {
@@ -451,7 +471,7 @@ func (f *Filter) ruleVerdict(mt *Match) filters.Verdict {
 		if r.Action == Tempfail {
 			v.Action = filters.Tempfail
 		}
-		rep := f.s.reject
+		rep := reject
 		if r.Reply != nil {
 			rep = *r.Reply
 		}

@@ -22,14 +22,16 @@ import (
 type recorder struct {
 	mu       sync.Mutex
 	loaded   []int
+	watch    [][]string
 	reloads  []bool
 	newByPat map[string]int
 }
 
-func (r *recorder) SenderRulesLoaded(filter string, rules int) {
+func (r *recorder) SenderRulesLoaded(filter string, rules int, watch []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.loaded = append(r.loaded, rules)
+	r.watch = append(r.watch, watch)
 }
 
 func (r *recorder) SenderRulesReloaded(filter string, ok bool) {
@@ -220,6 +222,23 @@ func TestFilterHeaderFrom(t *testing.T) {
 	}
 }
 
+// Client names: Postfix's "unknown" and bracketed addresses are no names.
+func TestFilterClientName(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules")
+	writeFile(t, rules, "Connect:* REJECT\n")
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}}, nil, "")
+	for host, want := range map[string]filters.Action{
+		"mx.example":  filters.Reject,
+		"unknown":     filters.Continue,
+		"[192.0.2.7]": filters.Continue,
+		"":            filters.Continue,
+	} {
+		if v := check(t, f.Filter, filters.StageMailFrom, message("a@b.example", "h.example", host)); v.Action != want {
+			t.Errorf("client %q: %s, want %s", host, v.Action, want)
+		}
+	}
+}
+
 // REJECT uses reject_reply; ERROR rules their own reply.
 func TestFilterRejectReply(t *testing.T) {
 	cfg := accessConfig()
@@ -257,6 +276,9 @@ func TestFilterWatchOnce(t *testing.T) {
 	}
 	if got := f.obs.newDomains("ups.com"); got != 1 {
 		t.Errorf("ups.com counted %d new domains, want 1", got)
+	}
+	if got := f.obs.watch; len(got) != 1 || strings.Join(got[0], " ") != `emalsrv.* /^complains\./ ups.com` {
+		t.Errorf("watch keys reported at load: %q", got)
 	}
 	log := f.log.String()
 	if n := strings.Count(log, "new sender domain matching emalsrv.*: emalsrv.ups.com"); n != 1 {

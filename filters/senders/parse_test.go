@@ -195,7 +195,7 @@ func TestParseMalformedLines(t *testing.T) {
 		{"exa mple.com REJECT", `unknown action "mple.com"`},
 		{"ex!ample.com REJECT", "not allowed in a domain name"},
 		{"/unclosed REJECT", "must end with /"},
-		{"/a(b/ REJECT", "bad regular expression"},
+		{"/a(b/ REJECT", "bad regular expression /a(b/: error parsing regexp: missing closing ): `a(b`"},
 		{"// REJECT", "empty regular expression"},
 		{"*..example REJECT", "empty label"},
 		{"*.exa$mple REJECT", "not allowed"},

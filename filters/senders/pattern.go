@@ -21,6 +21,11 @@ import (
 // compileRegex compiles a rules file regular expression. Names are
 // compared in lower case, so matching ignores case.
 func compileRegex(expr string) (*regexp.Regexp, error) {
+	// Parse alone first, so that an error quotes the expression as the
+	// administrator wrote it.
+	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
+		return nil, err
+	}
 	return regexp.Compile("(?i)" + expr)
 }
 

@@ -202,13 +202,20 @@ func (rs *Rules) Len() int { return len(rs.rules) }
 func (rs *Rules) Uses(s Subject) bool { return rs.uses.Has(s) }
 
 // HasWatch reports whether any rule is a WATCH rule.
-func (rs *Rules) HasWatch() bool {
+func (rs *Rules) HasWatch() bool { return len(rs.WatchKeys()) > 0 }
+
+// WatchKeys returns the keys of the WATCH rules as written, each once, in
+// file order.
+func (rs *Rules) WatchKeys() []string {
+	var keys []string
+	seen := map[string]bool{}
 	for i := range rs.rules {
-		if rs.rules[i].Action == Watch {
-			return true
+		if r := &rs.rules[i]; r.Action == Watch && !seen[r.Key] {
+			seen[r.Key] = true
+			keys = append(keys, r.Key)
 		}
 	}
-	return false
+	return keys
 }
 
 // Notes returns the lines that were read but are not used: Sendmail

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/senders"
+)
+
+const sendersType = "senders"
+
+func (c *cli) newSendersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "senders",
+		Short: "Work with the rules files of the senders filter",
+	}
+	cmd.AddCommand(c.newSendersTestCmd())
+	return cmd
+}
+
+func (c *cli) newSendersTestCmd() *cobra.Command {
+	var (
+		helo, client, filter string
+		files, match         []string
+	)
+	cmd := &cobra.Command{
+		Use:                   "test ADDRESS [--helo NAME] [--client-name NAME] [--filter NAME] [--file FILE... [--match SUBJECTS]]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Show which sender rule matches, and what it does",
+		Long: `test looks ADDRESS up as the envelope sender (mail_from) and as the
+address of a From: header field (header_from), and the names given with
+--helo and --client-name, in the rules files of each senders filter of
+the configuration, as the daemon would, and prints for each the rule that
+decides (file:line, key and action), what the filter then does, and the
+WATCH rules that match, with whether the domain is new to them. It reads
+the files as they are now, so it also tests an edit before the daemon
+picks it up. "<>" is the null sender.
+
+--filter picks one senders filter by name; --file tests rules files
+instead of the configuration's (their untagged rules apply to the
+subjects of --match, default mail_from,header_from).
+
+Exit status 0, or 1 when the configuration or a rules file cannot be
+read (the error names the file and the line).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			setups, err := c.sendersSetups(filter, files, match)
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			for i, s := range setups {
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				if err := s.test(w, args[0], helo, client); err != nil {
+					w.Flush()
+					return err
+				}
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&helo, "helo", "", "also look up `NAME` as the HELO name")
+	cmd.Flags().StringVar(&client, "client-name", "", "also look up `NAME` as the client's host name")
+	cmd.Flags().StringVar(&filter, "filter", "", "test only the senders filter of this `NAME`")
+	cmd.Flags().StringArrayVar(&files, "file", nil, "test this rules `FILE` instead of the configuration's (repeatable)")
+	cmd.Flags().StringSliceVar(&match, "match", nil, "subjects of the untagged rules of --file files (mail_from, header_from, helo, client_name)")
+	return cmd
+}
+
+// sendersSetup is what the test command needs of one senders filter.
+type sendersSetup struct {
+	name     string // the filter's; "" for --file files
+	files    []senders.File
+	seen     string // "" when there is no seen file to consult
+	watchAll bool
+	reject   filters.Reply
+}
+
+// sendersSetups reads the senders filters of the configuration, or makes
+// one of --file files.
+func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup, error) {
+	if len(files) > 0 {
+		fc := make([]senders.FileConfig, len(files))
+		for i, f := range files {
+			fc[i] = senders.FileConfig{Path: f, Match: match}
+		}
+		sf, err := senders.Config{Files: fc}.RulesFiles()
+		if err != nil {
+			return nil, fmt.Errorf("--match: %w", err)
+		}
+		reject, _ := senders.Config{}.Reject()
+		return []sendersSetup{{files: sf, reject: reject}}, nil
+	}
+	if len(match) > 0 {
+		return nil, fmt.Errorf("--match applies to --file files only")
+	}
+	cfg, err := c.loadConfig("")
+	if err != nil {
+		return nil, err
+	}
+	var out []sendersSetup
+	for i, f := range cfg.Filters {
+		if f.Type != sendersType || only != "" && f.EntryName() != only {
+			continue
+		}
+		var sc senders.Config
+		if f.Options.Kind != 0 {
+			// Strictly, as the daemon reads them.
+			text, err := yaml.Marshal(&f.Options)
+			if err == nil {
+				dec := yaml.NewDecoder(bytes.NewReader(text))
+				dec.KnownFields(true)
+				err = dec.Decode(&sc)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
+			}
+		}
+		sf, err := sc.RulesFiles()
+		if err != nil {
+			return nil, fmt.Errorf("%s: filters[%d].options.%w", cfg.File, i, err)
+		}
+		reject, err := sc.Reject()
+		if err != nil {
+			return nil, fmt.Errorf("%s: filters[%d].options.%w", cfg.File, i, err)
+		}
+		out = append(out, sendersSetup{name: f.EntryName(), files: sf, seen: sc.SeenPath(cfg.StateDir, f.EntryName()), watchAll: sc.WatchAll, reject: reject})
+	}
+	if len(out) == 0 {
+		where := cfg.File
+		if where == "" {
+			where = "the built-in configuration"
+		}
+		if only != "" {
+			return nil, fmt.Errorf("%s has no senders filter named %q", where, only)
+		}
+		return nil, fmt.Errorf("%s has no senders filter; name rules files with --file", where)
+	}
+	return out, nil
+}
+
+// test prints the lookups of one filter.
+func (s sendersSetup) test(w io.Writer, address, helo, client string) error {
+	rs, err := senders.Load(s.files)
+	if err != nil {
+		return err
+	}
+	var seen *senders.SeenList
+	if s.seen != "" {
+		// Only to say whether a domain is new; a seen file that cannot be
+		// read just leaves that out.
+		seen, _ = senders.ReadSeen(s.seen)
+	}
+	paths := make([]string, len(s.files))
+	for i, f := range s.files {
+		paths[i] = f.Path
+	}
+	if s.name != "" {
+		fmt.Fprintf(w, "filter %s: ", s.name)
+	}
+	fmt.Fprintf(w, "%d rules from %s\n", rs.Len(), strings.Join(paths, ", "))
+	lookups := []struct {
+		subj  senders.Subject
+		value string
+	}{{senders.MailFrom, address}}
+	if n := senders.ParseAddress(address); !n.Null {
+		lookups = append(lookups, struct {
+			subj  senders.Subject
+			value string
+		}{senders.HeaderFrom, address})
+	}
+	if helo != "" {
+		lookups = append(lookups, struct {
+			subj  senders.Subject
+			value string
+		}{senders.Helo, helo})
+	}
+	if client != "" {
+		lookups = append(lookups, struct {
+			subj  senders.Subject
+			value string
+		}{senders.ClientName, client})
+	}
+	for _, l := range lookups {
+		m := rs.Match(l.subj, l.value)
+		fmt.Fprintf(w, "%s %s\n", l.subj, senders.Describe(m.Name))
+		if m.Rule == nil {
+			fmt.Fprintln(w, "  rule    none matches")
+		} else {
+			fmt.Fprintf(w, "  rule    %s\n", m.Rule)
+		}
+		fmt.Fprintf(w, "  action  %s\n", sendersAction(&m, s.reject))
+		watch := m.Watch
+		if s.watchAll && m.Rule != nil {
+			watch = append(watch, m.Rule)
+		}
+		for _, r := range watch {
+			fmt.Fprintf(w, "  watch   %s%s\n", r, seenNote(seen, r.Key, m.Name.Domain))
+		}
+	}
+	return nil
+}
+
+// sendersAction says what the filter does with a match.
+func sendersAction(m *senders.Match, reject filters.Reply) string {
+	v := senders.Verdict(m, reject)
+	switch v.Action {
+	case filters.Reject, filters.Tempfail:
+		return v.Action.String() + ": " + v.Reply.String()
+	case filters.Quarantine:
+		return "quarantine: " + m.Rule.Reason
+	case filters.Discard:
+		return "discard (the client gets 250, nothing is delivered)"
+	}
+	switch {
+	case m.Rule == nil:
+		return "continue"
+	case m.Rule.Action == senders.OK:
+		return "continue (OK: less specific rules do not apply)"
+	}
+	return "continue (SKIP: no rule decides)"
+}
+
+func seenNote(seen *senders.SeenList, pattern, domain string) string {
+	switch {
+	case domain == "":
+		return ""
+	case seen == nil:
+		return " (domain " + domain + ")"
+	}
+	if t, ok := seen.FirstSeen(pattern, domain); ok {
+		return " (domain " + domain + " seen since " + t.UTC().Format(time.RFC3339) + ")"
+	}
+	return " (domain " + domain + " is new: the daemon reports it)"
+}
