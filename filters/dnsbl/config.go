@@ -234,7 +234,7 @@ func (c Config) check() (settings, error) {
 		threshold:     c.Score.Threshold,
 	}
 	var err error
-	if s.servers, err = serverList(c.Servers); err != nil {
+	if s.servers, err = serverList(c.Servers, resolvConf); err != nil {
 		return s, err
 	}
 	switch {
@@ -569,18 +569,19 @@ func parseCode(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// serverList checks the configured servers or reads the default ones.
-func serverList(list []string) ([]string, error) {
+// serverList checks the configured servers or reads the default ones from
+// the resolv.conf file at path.
+func serverList(list []string, path string) ([]string, error) {
 	if len(list) == 0 {
-		cc, err := dns.ClientConfigFromFile(resolvConf)
+		cc, err := dns.ClientConfigFromFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("servers: none configured, and reading %s: %w", resolvConf, err)
+			return nil, fmt.Errorf("servers: none configured, and reading %s: %w", path, err)
 		}
 		for _, s := range cc.Servers {
 			list = append(list, netJoin(s, cc.Port))
 		}
 		if len(list) == 0 {
-			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver", resolvConf)
+			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver", path)
 		}
 		return list, nil
 	}

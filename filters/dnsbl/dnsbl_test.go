@@ -3,6 +3,8 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -747,12 +749,35 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestServersList(t *testing.T) {
-	got, err := serverList([]string{"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353", "[2001:db8::53]"})
+	got, err := serverList([]string{"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353", "[2001:db8::53]"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "127.0.0.1:53 127.0.0.1:5353 [::1]:53 [::1]:5353 [2001:db8::53]:53"
 	if strings.Join(got, " ") != want {
 		t.Errorf("servers %v, want %s", got, want)
+	}
+}
+
+// Without servers, the nameservers of resolv.conf are used.
+func TestDefaultServers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	conf := "# local resolver first\nnameserver 127.0.0.53\nnameserver ::1\noptions edns0 trust-ad\nsearch example.org\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := serverList(nil, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "127.0.0.53:53 [::1]:53"; strings.Join(got, " ") != want {
+		t.Errorf("servers %v, want %s", got, want)
+	}
+	os.WriteFile(path, []byte("search example.org\n"), 0o644)
+	if _, err := serverList(nil, path); err == nil || !strings.Contains(err.Error(), "names no nameserver") {
+		t.Errorf("resolv.conf without nameserver: %v", err)
+	}
+	if _, err := serverList(nil, filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("missing resolv.conf: no error")
 	}
 }
