@@ -3,12 +3,17 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"github.com/miekg/dns"
 
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
@@ -194,6 +199,62 @@ filters:
 		t.Error("the failed lookup is not logged")
 	}
 	waitFor(t, func() bool { return dnsblMetric(td.metrics(t), "sluice_dnsbl_list_up", `zone="bl.test"`) == 0 })
+}
+
+// The daemon keeps a dnsbl entry's cache across a reload: the answer
+// looked up before SIGHUP is not asked for again after it, while the new
+// configuration (here its reply) applies at once.
+func TestDNSBLReloadKeepsCache(t *testing.T) {
+	dnsSrv := dnsbltest.Start(t)
+	const name = "1.2.0.192.bl.test"
+	dnsSrv.AddA(name, 3600, "127.0.0.2")
+	cfg := func(word string) string {
+		return fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+filters:
+  - type: dnsbl
+    options:
+      servers: ["%s"]
+      probe_interval: 0s
+      zones:
+        - zone: bl.test
+          reply: "554 5.7.1 %s {listed}"
+`, dnsSrv.Addr, word)
+	}
+	td := startDaemonWith(t, cfg("before"))
+	connect := func() string {
+		t.Helper()
+		a := td.info.Milter[0]
+		c := gomilter.NewClientWithOptions(a.Network(), a.String(), gomilter.ClientOptions{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+		s, err := c.Session()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		act, err := s.Conn("client.example", gomilter.FamilyInet, 25, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d %s", act.SMTPCode, act.SMTPText)
+	}
+	if got := connect(); got != "554 5.7.1 before 192.0.2.1" {
+		t.Fatalf("before the reload: %q", got)
+	}
+	os.WriteFile(td.config, []byte(cfg("after")), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	if got := connect(); got != "554 5.7.1 after 192.0.2.1" {
+		t.Errorf("after the reload: %q", got)
+	}
+	if n := dnsSrv.Count(name, dns.TypeA); n != 1 {
+		t.Errorf("%d queries for %s across the reload, want 1 (the cache survives)", n, name)
+	}
+	if got := dnsblMetric(td.metrics(t), "sluice_dnsbl_cache_hits_total", `zone="bl.test"`); got != 1 {
+		t.Errorf("cache hits %v, want 1", got)
+	}
 }
 
 func grepLines(text, substr string) string {
