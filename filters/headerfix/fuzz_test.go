@@ -85,75 +85,87 @@ func FuzzRepair(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	m := &filters.Message{QueueID: "Q1", From: filters.Address{Addr: "alice@example.org"}}
 	f.Fuzz(func(t *testing.T, block string) {
-		in := fuzzHeaders(block)
-		orig := append([]filters.Header(nil), in...)
-		res := Repair(in)
-		if !reflect.DeepEqual(in, orig) {
-			t.Fatal("Repair modified its input")
+		for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
+			checkRepair(t, fuzzHeaders(block), p)
 		}
-		out := res.Headers()
+	})
+}
 
-		// Idempotent.
-		again := Repair(out)
-		if len(again.Fixes) != 0 || !reflect.DeepEqual(again.Headers(), out) {
-			t.Fatalf("second pass changed %q: %v", out, again.Fixes)
-		}
-		// Nothing but stray line ends, NULs and whitespace removed or
-		// added, and every stray one reported.
-		if content(in) != content(out) {
-			t.Fatalf("content changed:\n in %q\nout %q", in, out)
-		}
-		if strays(out) != 0 {
-			t.Fatalf("stray line ends left in %q", out)
-		}
-		reported := 0
-		for _, fx := range res.Fixes {
-			if fx.Kind != SplitMerged {
-				reported++
-			}
-			if fx.Kind.IsSplit() && !validName(fx.NewField) {
-				t.Fatalf("split off an invalid name: %+v", fx)
-			}
-		}
-		if strays(in) != reported {
-			t.Fatalf("%d stray characters in %q, %d reported: %v", strays(in), in, reported, res.Fixes)
-		}
+func checkRepair(t *testing.T, in []filters.Header, p Placement) {
+	m := &filters.Message{QueueID: "Q1", From: filters.Address{Addr: "alice@example.org"}}
+	orig := append([]filters.Header(nil), in...)
+	res := Repair(in, p)
+	if !reflect.DeepEqual(in, orig) {
+		t.Fatal("Repair modified its input")
+	}
+	out := res.Headers()
 
-		// The edits are valid, make every name's values the repaired
-		// ones, and leave nothing to repair. Both MTAs match names in
-		// ASCII only and pass no others to a milter, while ApplyEdits
-		// folds Unicode case (the Kelvin sign matches "k"), so inputs
-		// with non-ASCII names stop here.
-		for _, h := range in {
-			for i := 0; i < len(h.Name); i++ {
-				if h.Name[i] >= 0x80 {
-					return
+	// Idempotent.
+	again := Repair(out, p)
+	if len(again.Fixes) != 0 || !reflect.DeepEqual(again.Headers(), out) {
+		t.Fatalf("placement %d: second pass changed %q: %v", p, out, again.Fixes)
+	}
+	// Nothing but stray line ends, NULs and whitespace removed or added,
+	// and every stray one reported.
+	if content(in) != content(out) {
+		t.Fatalf("placement %d: content changed:\n in %q\nout %q", p, in, out)
+	}
+	if strays(out) != 0 {
+		t.Fatalf("placement %d: stray line ends left in %q", p, out)
+	}
+	reported := 0
+	for _, fx := range res.Fixes {
+		if fx.Kind != SplitMerged {
+			reported++
+		}
+		if fx.Kind.IsSplit() && !validName(fx.NewField) {
+			t.Fatalf("split off an invalid name: %+v", fx)
+		}
+	}
+	if strays(in) != reported {
+		t.Fatalf("placement %d: %d stray characters in %q, %d reported: %v", p, strays(in), in, reported, res.Fixes)
+	}
+
+	// The edits are valid, make every name's values the repaired ones,
+	// and leave nothing to repair. Both MTAs match names in ASCII only
+	// and pass no others to a milter, while ApplyEdits folds Unicode case
+	// (the Kelvin sign matches "k"), so inputs with non-ASCII names stop
+	// here.
+	for _, h := range in {
+		for i := 0; i < len(h.Name); i++ {
+			if h.Name[i] >= 0x80 {
+				return
+			}
+		}
+	}
+	drop := invented(in, res, m)
+	es := edits(in, res, drop)
+	for _, e := range es {
+		if err := e.Validate(); err != nil {
+			t.Fatalf("invalid edit %+v: %v", e, err)
+		}
+		if p == AddsBeforeSameName && e.Kind == filters.AddHeader {
+			for _, h := range in {
+				if strings.EqualFold(h.Name, e.Name) {
+					t.Fatalf("add of %s, a name the header has, with placement AddsBeforeSameName", e.Name)
 				}
 			}
 		}
-		drop := invented(in, res, m)
-		es := edits(in, res, drop)
-		for _, e := range es {
-			if err := e.Validate(); err != nil {
-				t.Fatalf("invalid edit %+v: %v", e, err)
-			}
+	}
+	after := filters.ApplyEdits(append([]filters.Header(nil), in...), es)
+	var want []filters.Header
+	for _, fd := range res.Fields {
+		if fd.SplitOff || !drop[fd.Source] {
+			want = append(want, fd.Header)
 		}
-		after := filters.ApplyEdits(append([]filters.Header(nil), in...), es)
-		var want []filters.Header
-		for _, fd := range res.Fields {
-			if fd.SplitOff || !drop[fd.Source] {
-				want = append(want, fd.Header)
-			}
-		}
-		if got, w := byName(after), byName(want); !reflect.DeepEqual(got, w) {
-			t.Fatalf("values by name after the edits:\n got %q\nwant %q", got, w)
-		}
-		if r := Repair(after); len(r.Fixes) != 0 {
-			t.Fatalf("edited header still needs %v", r.Fixes)
-		}
-	})
+	}
+	if got, w := byName(after), byName(want); !reflect.DeepEqual(got, w) {
+		t.Fatalf("values by name after the edits:\n got %q\nwant %q", got, w)
+	}
+	if r := Repair(after, p); len(r.Fixes) != 0 {
+		t.Fatalf("edited header still needs %v", r.Fixes)
+	}
 }
 
 // byName groups values by lower-case field name, in order, for the

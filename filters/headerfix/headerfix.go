@@ -105,7 +105,7 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 	if stage != filters.StageHeaders || f.s.policy == PolicyOff {
 		return filters.Verdict{}, nil
 	}
-	res := Repair(m.Headers)
+	res := Repair(m.Headers, placementOf(m))
 	if len(res.Fixes) == 0 {
 		return filters.Verdict{}, nil
 	}
@@ -144,6 +144,15 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 	}
 	f.log.Info("headerfix: stray line ends in header", "queue_id", m.QueueID, "action", action, "repairs", summary)
 	return v, nil
+}
+
+// placementOf tells Postfix, which sends its name and version in macro v
+// by default (milter_macro_v), from other MTAs.
+func placementOf(m *filters.Message) Placement {
+	if v, _ := m.Macro("v"); strings.HasPrefix(v, "Postfix") {
+		return AppendsAtEnd
+	}
+	return AddsBeforeSameName
 }
 
 // trace returns the edit that adds the trace field, if one is configured.

@@ -34,13 +34,24 @@ func newFilter(t *testing.T, cfg headerfix.Config, obs any) *headerfix.Filter {
 	return f
 }
 
+// msg returns a message as Sendmail reports it: its connect macros do
+// not include v.
 func msg(headers []filters.Header) *filters.Message {
 	return &filters.Message{
+		Conn:    &filters.Conn{Macros: map[string]string{"j": "mx.lab.example", "{daemon_name}": "MTA"}},
 		QueueID: "343D9988691",
 		From:    filters.Address{Addr: "alice@example.org"},
 		Rcpts:   []filters.Address{{Addr: "bob@lab.example"}},
 		Headers: headers,
 	}
+}
+
+// postfixMsg returns a message as Postfix reports it, with its name and
+// version in macro v.
+func postfixMsg(headers []filters.Header) *filters.Message {
+	m := msg(headers)
+	m.Conn.Macros = map[string]string{"j": "mx.lab.example", "v": "Postfix 3.7.11"}
+	return m
 }
 
 // check runs the filter at the end of the header block and returns its
@@ -63,17 +74,19 @@ func check(t *testing.T, f *headerfix.Filter, m *filters.Message) (filters.Verdi
 func TestFilterEdits(t *testing.T) {
 	pfMsgID := "<20261123142326.343D9988691@postfix.test>"
 	tests := []struct {
-		name  string
-		in    []filters.Header
-		edits []filters.HeaderEdit
-		after []filters.Header
+		name    string
+		postfix bool
+		in      []filters.Header
+		edits   []filters.HeaderEdit
+		after   []filters.Header
 	}{
 		{
 			// Postfix turned the CR into a space and, seeing no From,
 			// added one (and a Message-Id) at the end, visible to the
 			// milter. The made-up From gets the real value.
-			name: "Postfix, bare CR",
-			in:   hs("Date", exDate+" From: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org"),
+			name:    "Postfix, bare CR",
+			postfix: true,
+			in:      hs("Date", exDate+" From: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org"),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
 				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
@@ -112,8 +125,9 @@ func TestFilterEdits(t *testing.T) {
 		{
 			// Each Received field keeps its place among the Received
 			// fields: the chain stays in order.
-			name: "Received chain",
-			in:   hs("Received", "from a by b\rReceived: from c by a", "Received", "from d by c", "Subject", "x"),
+			name:    "Received chain, Postfix",
+			postfix: true,
+			in:      hs("Received", "from a by b\rReceived: from c by a", "Received", "from d by c", "Subject", "x"),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Received", Index: 1, Value: "from a by b"},
 				{Kind: filters.ChangeHeader, Name: "Received", Index: 2, Value: "from c by a"},
@@ -124,10 +138,23 @@ func TestFilterEdits(t *testing.T) {
 				"X-Sluice-Repaired", "split Received/Received"),
 		},
 		{
+			// Sendmail would put an added Received above its own: the CR
+			// becomes a space.
+			name: "Received chain, Sendmail",
+			in:   hs("Received", "from a by b\rReceived: from c by a", "Received", "from d by c", "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Received", Index: 1, Value: "from a by b Received: from c by a"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "CR to space in Received"},
+			},
+			after: hs("Received", "from a by b Received: from c by a", "Received", "from d by c", "Subject", "x",
+				"X-Sluice-Repaired", "CR to space in Received"),
+		},
+		{
 			// A From before the broken field is the client's own: the
 			// split-off one is kept beside it.
-			name: "a second From of the client's is kept",
-			in:   hs("From", "a@example.org", "Date", exDate+"\rFrom: "+exFrom),
+			name:    "a second From of the client's is kept",
+			postfix: true,
+			in:      hs("From", "a@example.org", "Date", exDate+"\rFrom: "+exFrom),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
 				{Kind: filters.AddHeader, Name: "From", Value: exFrom},
@@ -136,8 +163,9 @@ func TestFilterEdits(t *testing.T) {
 			after: hs("From", "a@example.org", "Date", exDate, "From", exFrom, "X-Sluice-Repaired", "split Date/From"),
 		},
 		{
-			name: "a later From that is not the envelope sender is kept",
-			in:   hs("Date", exDate+" From: "+exFrom, "From", "carol@example.org"),
+			name:    "a later From that is not the envelope sender is kept",
+			postfix: true,
+			in:      hs("Date", exDate+" From: "+exFrom, "From", "carol@example.org"),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
 				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
@@ -147,8 +175,9 @@ func TestFilterEdits(t *testing.T) {
 			after: hs("Date", exDate, "From", exFrom, "From", "carol@example.org", "X-Sluice-Repaired", "split Date/From"),
 		},
 		{
-			name: "a made-up Message-Id carries the queue id",
-			in:   hs("Subject", "x\rMessage-ID: <abc@example.org>", "Message-Id", pfMsgID, "X-Other", "1"),
+			name:    "a made-up Message-Id carries the queue id",
+			postfix: true,
+			in:      hs("Subject", "x\rMessage-ID: <abc@example.org>", "Message-Id", pfMsgID, "X-Other", "1"),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x"},
 				{Kind: filters.ChangeHeader, Name: "Message-Id", Index: 1, Value: "<abc@example.org>"},
@@ -174,7 +203,11 @@ func TestFilterEdits(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFilter(t, headerfix.Config{}, nil)
-			v, after := check(t, f, msg(tc.in))
+			mk := msg
+			if tc.postfix {
+				mk = postfixMsg
+			}
+			v, after := check(t, f, mk(tc.in))
 			if v.Action != filters.Continue {
 				t.Errorf("action %v, want continue", v.Action)
 			}
@@ -185,7 +218,7 @@ func TestFilterEdits(t *testing.T) {
 				t.Errorf("after the edits:\n got %q\nwant %q", after, tc.after)
 			}
 			// The repaired header needs nothing more.
-			v2, _ := check(t, f, msg(after))
+			v2, _ := check(t, f, mk(after))
 			if len(v2.Edits) > 0 || v2.Action != filters.Continue {
 				t.Errorf("second pass: %+v", v2)
 			}
@@ -306,7 +339,7 @@ func TestObserver(t *testing.T) {
 	obs := &countingObserver{found: map[string]int{}, messages: map[string]int{}}
 	f := newFilter(t, headerfix.Config{}, obs)
 	check(t, f, msg(hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "a\nb\x00")))
-	check(t, f, msg(hs("Date", exDate+" From: "+exFrom)))
+	check(t, f, postfixMsg(hs("Date", exDate+" From: "+exFrom)))
 	check(t, f, msg(hs("Subject", "fine")))
 	wantFound := map[string]int{"hf/split_cr": 1, "hf/space_lf": 1, "hf/space_nul": 1, "hf/split_merged": 1}
 	wantMessages := map[string]int{"hf/fix": 2}

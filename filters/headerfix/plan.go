@@ -15,22 +15,25 @@ import (
 // (observed, see docs/headerfix.md). Postfix counts its own Received:
 // field, which it hides from the milter. Sendmail counts its own Received:
 // and the slots of its default fields (Date, From, Message-Id, Resent-*),
-// whether or not it used them, and hides all of them. Change and delete
-// indexes, on the other hand, count only the fields of one name the milter
-// saw, in both MTAs, and an added field goes after every field the milter
-// saw. So the edits here use only those: for each field name, the values
-// of that name are made to be the repaired ones, in order, by changing the
-// fields that exist, adding any extra at the end of the header and
-// deleting any left over. Every field keeps its place among the fields of
-// its name (which is what matters for Received: chains), a split-off field
-// that has no field of its name after it lands at the end of the header,
-// and filters.ApplyEdits predicts the result.
+// used or not, and hides all of them. Change and delete indexes, on the
+// other hand, count only the fields of one name that the milter saw, in
+// both MTAs. So the edits here use only changes, deletes and adds: for
+// each field name, the values of that name are made to be the repaired
+// ones, in order, by changing the fields that exist, adding any extra and
+// deleting any left over.
 //
-// Sendmail's add has one more rule (its milter code and observation
-// agree): adding a field whose name has a default slot that Sendmail
-// filled in itself puts the value into that slot instead. A From: that a
-// bare CR had hidden therefore replaces the From: Sendmail made up because
-// it saw none, rather than sitting next to it.
+// Where an added field goes differs. Postfix puts it at the end of the
+// header, so every field keeps its place among the fields of its name
+// (which is what matters for a Received: chain) and filters.ApplyEdits
+// predicts the result exactly. Sendmail (its milter code and observation
+// agree) puts it into the default field of that name if Sendmail made one
+// up itself, else before the first field of that name, else at the end.
+// The first rule is welcome: a From: that a bare CR had hidden replaces
+// the From: Sendmail made up because it saw none. The second would put a
+// split-off field before the fields of its name, and a Received: above
+// Sendmail's own; Repair does not make such splits for an MTA other than
+// Postfix (see Placement), so with Sendmail an add is always of a name
+// the header lacks, and only its position can differ from the model.
 
 // invented returns the positions of input fields that the MTA made up only
 // because a repaired line end had hidden the original: a field named like

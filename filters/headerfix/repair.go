@@ -96,6 +96,25 @@ func (r Result) Headers() []filters.Header {
 	return hs
 }
 
+// Placement says where the MTA puts a field that a milter adds. It
+// decides which splits the filter can carry out faithfully (see plan.go):
+// both MTAs add a field of a name the header does not have yet the same
+// way (at the end, or with Sendmail into the field it made up itself),
+// but only Postfix puts a field that joins others of its name after them.
+type Placement uint8
+
+const (
+	// AppendsAtEnd: every added field goes at the end of the header
+	// (Postfix, observed).
+	AppendsAtEnd Placement = iota
+	// AddsBeforeSameName: an added field goes before the first field of
+	// its name, the MTA's own hidden Received: included, or fills a
+	// default field the MTA made up (Sendmail 8.17, observed and in its
+	// milter code). This is also assumed for an MTA sluice does not
+	// recognize.
+	AddsBeforeSameName
+)
+
 // Repair finds bare CR, bare LF and NUL bytes in the header values and
 // repairs them, returning the repaired block with what was done. The
 // input is not modified.
@@ -106,33 +125,64 @@ func (r Result) Headers() []filters.Header {
 // after a stray line end is a header field ("Name: value"), that text
 // becomes a field of its own; otherwise the stray character becomes a
 // space. A NUL byte becomes a space. A field whose syntax is strict (Date,
-// Message-ID and a few more, see strictFields) that is valid only up to
-// whitespace followed by a header field is split there: that is what
-// Postfix leaves of a line that ended in a bare CR. Fields whose name is
-// not a valid field name are left alone, since no header edit could
-// address them.
+// Received, Message-ID and a few more, see strictFields) that is valid
+// only up to whitespace followed by a header field is split there: that
+// is what Postfix leaves of a line that ended in a bare CR. Fields whose
+// name is not a valid field name are left alone, since no header edit
+// could address them.
 //
-// Repair is idempotent: repairing its output changes nothing. It removes
-// nothing but the stray characters it reports and, where it splits, the
-// whitespace around the cut. It takes time linear in the size of the
-// header.
-func Repair(headers []filters.Header) Result {
-	var r Result
-	for i, h := range headers {
-		if !validName(h.Name) {
-			r.Fields = append(r.Fields, Field{Header: h, Source: i})
-			continue
-		}
-		for _, p := range r.splitStray(i, h) {
-			r.splitMerged(i, p)
+// With AddsBeforeSameName, a field is not split off when the header
+// already has a field of its name (from the input or split off before)
+// or when it is a Received: field, since the MTA would not put it after
+// the field it came from: the stray character becomes a space instead,
+// and a merged strict field stays as it is.
+//
+// Repair is idempotent: repairing its output with the same placement
+// changes nothing. It removes nothing but the stray characters it reports
+// and, where it splits, the whitespace around the cut. It takes time
+// linear in the size of the header.
+func Repair(headers []filters.Header, p Placement) Result {
+	rp := repairer{placement: p, names: map[string]bool{}}
+	for _, h := range headers {
+		if validName(h.Name) {
+			rp.names[strings.ToLower(h.Name)] = true
 		}
 	}
-	return r
+	for i, h := range headers {
+		if !validName(h.Name) {
+			rp.r.Fields = append(rp.r.Fields, Field{Header: h, Source: i})
+			continue
+		}
+		for _, part := range rp.splitStray(i, h) {
+			rp.splitMerged(i, part)
+		}
+	}
+	return rp.r
+}
+
+type repairer struct {
+	r         Result
+	placement Placement
+	// names holds the lower-case names of the fields in the header,
+	// split-off ones included.
+	names map[string]bool
+}
+
+// maySplit reports whether a field named name may be split off, and
+// records the name if so.
+func (rp *repairer) maySplit(name string) bool {
+	key := strings.ToLower(name)
+	if rp.placement == AddsBeforeSameName && (rp.names[key] || key == "received") {
+		return false
+	}
+	rp.names[key] = true
+	return true
 }
 
 // splitStray cuts one field at its stray line ends. The first part keeps
 // the field's name.
-func (r *Result) splitStray(idx int, h filters.Header) []Field {
+func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
+	r := &rp.r
 	if !strings.ContainsAny(h.Value, "\r\n\x00") {
 		return []Field{{Header: h, Source: idx}}
 	}
@@ -167,7 +217,7 @@ func (r *Result) splitStray(idx int, h filters.Header) []Field {
 			}
 		}
 		lf := c == '\n' || n == 2
-		if name, start, ok := fieldAt(v[next:]); ok {
+		if name, start, ok := fieldAt(v[next:]); ok && rp.maySplit(name) {
 			kind := SplitCR
 			if lf {
 				kind = SplitLF
@@ -194,10 +244,11 @@ func (r *Result) splitStray(idx int, h filters.Header) []Field {
 
 // splitMerged appends f to the result, split where a field of strict
 // syntax swallowed the next field (see strictFields).
-func (r *Result) splitMerged(idx int, f Field) {
+func (rp *repairer) splitMerged(idx int, f Field) {
+	r := &rp.r
 	for {
 		first, name, rest, ok := unmerge(f.Name, f.Value)
-		if !ok {
+		if !ok || !rp.maySplit(name) {
 			break
 		}
 		r.Fixes = append(r.Fixes, Fix{Kind: SplitMerged, Field: f.Name, Index: idx, NewField: name})

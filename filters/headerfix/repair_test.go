@@ -143,11 +143,24 @@ func TestRepair(t *testing.T) {
 			kinds: []Kind{SplitMerged, SplitMerged, SplitMerged, SplitMerged, SplitMerged},
 		},
 		{
+			name: "Received chain merged by Postfix",
+			in: hs("Received", "from b.example (b [192.0.2.1]) by a.example; "+exDate+" Received: from c.example by b.example; "+exDate,
+				"Received", `from "x;y" (c; d) by c; `+exDate+" X-A: 1"),
+			want: hs("Received", "from b.example (b [192.0.2.1]) by a.example; "+exDate, "Received", "from c.example by b.example; "+exDate,
+				"Received", `from "x;y" (c; d) by c; `+exDate, "X-A", "1"),
+			kinds: []Kind{SplitMerged, SplitMerged},
+		},
+		{
+			name: "Received fields that are not valid are not guessed at",
+			in:   hs("Received", "from a by b X-A: 1", "Received", "from a by b; yesterday X-A: 1", "Received", `from "a; b X-A: 1`),
+			want: hs("Received", "from a by b X-A: 1", "Received", "from a by b; yesterday X-A: 1", "Received", `from "a; b X-A: 1`),
+		},
+		{
 			name: "valid strict fields are left alone",
 			in: hs("Date", exDate, "Date", "8 Sep 17 13:44 EDT", "Date", "Fri,\n 8 Sep 2017 13:44:33 +0000 (UTC) (x)",
-				"Message-ID", "<a@b> (c)", "MIME-Version", "1.0"),
+				"Message-ID", "<a@b> (c)", "MIME-Version", "1.0", "Received", "(qmail 1 invoked by uid 0); 8 Sep 2017 13:44:33 -0000"),
 			want: hs("Date", exDate, "Date", "8 Sep 17 13:44 EDT", "Date", "Fri,\n 8 Sep 2017 13:44:33 +0000 (UTC) (x)",
-				"Message-ID", "<a@b> (c)", "MIME-Version", "1.0"),
+				"Message-ID", "<a@b> (c)", "MIME-Version", "1.0", "Received", "(qmail 1 invoked by uid 0); 8 Sep 2017 13:44:33 -0000"),
 		},
 		{
 			name: "a strict field that is invalid anyway is not guessed at",
@@ -169,7 +182,7 @@ func TestRepair(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := append([]filters.Header(nil), tc.in...)
-			res := Repair(in)
+			res := Repair(in, AppendsAtEnd)
 			if !reflect.DeepEqual(in, tc.in) {
 				t.Fatal("Repair modified its input")
 			}
@@ -184,7 +197,7 @@ func TestRepair(t *testing.T) {
 			if !reflect.DeepEqual(kinds, tc.kinds) {
 				t.Errorf("fixes %v, want kinds %v", res.Fixes, tc.kinds)
 			}
-			again := Repair(got)
+			again := Repair(got, AppendsAtEnd)
 			if len(again.Fixes) > 0 || !reflect.DeepEqual(again.Headers(), got) {
 				t.Errorf("not idempotent: second pass %v -> %q", again.Fixes, again.Headers())
 			}
@@ -192,8 +205,64 @@ func TestRepair(t *testing.T) {
 	}
 }
 
+// With an MTA that adds a field before the first one of its name
+// (Sendmail), a field joins no others of its name and no Received: is
+// split off; the line end becomes a space instead.
+func TestRepairAddsBeforeSameName(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    []filters.Header
+		want  []filters.Header
+		kinds []Kind
+	}{
+		{
+			name:  "a new name is split off",
+			in:    hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			want:  hs("Date", exDate, "From", exFrom, "Subject", "x"),
+			kinds: []Kind{SplitCR},
+		},
+		{
+			name:  "a name the header has is not",
+			in:    hs("Date", exDate+"\rFrom: "+exFrom, "From", "a@example.org", "X-A", "1\rX-B: 2\rX-b: 3"),
+			want:  hs("Date", exDate+" From: "+exFrom, "From", "a@example.org", "X-A", "1", "X-B", "2 X-b: 3"),
+			kinds: []Kind{SpaceCR, SplitCR, SpaceCR},
+		},
+		{
+			name:  "Received is not",
+			in:    hs("Received", "from b by a; "+exDate+"\rReceived: from c by b; "+exDate, "Subject", "x\nReceived: y"),
+			want:  hs("Received", "from b by a; "+exDate+" Received: from c by b; "+exDate, "Subject", "x Received: y"),
+			kinds: []Kind{SpaceCR, SpaceLF},
+		},
+		{
+			name:  "a merged strict field stays merged when its neighbour's name is taken",
+			in:    hs("Date", exDate+" From: "+exFrom, "From", "a@example.org", "Message-ID", "<a@b> X-C: 1"),
+			want:  hs("Date", exDate+" From: "+exFrom, "From", "a@example.org", "Message-ID", "<a@b>", "X-C", "1"),
+			kinds: []Kind{SplitMerged},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Repair(tc.in, AddsBeforeSameName)
+			got := res.Headers()
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("headers:\n got %q\nwant %q", got, tc.want)
+			}
+			var kinds []Kind
+			for _, f := range res.Fixes {
+				kinds = append(kinds, f.Kind)
+			}
+			if !reflect.DeepEqual(kinds, tc.kinds) {
+				t.Errorf("fixes %v, want kinds %v", res.Fixes, tc.kinds)
+			}
+			if again := Repair(got, AddsBeforeSameName); len(again.Fixes) > 0 {
+				t.Errorf("not idempotent: %v", again.Fixes)
+			}
+		})
+	}
+}
+
 func TestRepairReportsSources(t *testing.T) {
-	res := Repair(hs("Subject", "s", "Date", exDate+"\rFrom: "+exFrom+"\rX-A: 1"))
+	res := Repair(hs("Subject", "s", "Date", exDate+"\rFrom: "+exFrom+"\rX-A: 1"), AppendsAtEnd)
 	want := []Field{
 		{Header: filters.Header{Name: "Subject", Value: "s"}, Source: 0},
 		{Header: filters.Header{Name: "Date", Value: exDate}, Source: 1},

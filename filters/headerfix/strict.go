@@ -17,6 +17,7 @@ import "strings"
 // 3.2.2), or -1 when s does not start with the field's syntax at all. It
 // reads s once, from the start, so unmerge takes linear time.
 var strictFields = map[string]func(s string) int{
+	"received":                  receivedPrefix,
 	"date":                      dateTimePrefix,
 	"resent-date":               dateTimePrefix,
 	"message-id":                msgIDPrefix,
@@ -194,6 +195,46 @@ func dateTimePrefix(s string) int {
 		return -1
 	}
 	return cfws(s, i)
+}
+
+// receivedPrefix measures a Received: field (RFC 5322 3.6.7): tokens up
+// to a semicolon, then a date-time. A chain of Received: fields is where a
+// relay that ends lines in bare CR does the most harm, and the date-time
+// at the end gives the field a clear end.
+func receivedPrefix(s string) int {
+	i := 0
+	for i < len(s) && s[i] != ';' {
+		switch s[i] {
+		case '(':
+			j, ok := comment(s, i)
+			if !ok {
+				return -1
+			}
+			i = j
+		case '"':
+			j := i + 1
+			for j < len(s) && s[j] != '"' {
+				if s[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(s) {
+				return -1
+			}
+			i = j + 1
+		default:
+			i++
+		}
+	}
+	if i >= len(s) {
+		return -1
+	}
+	p := dateTimePrefix(s[i+1:])
+	if p < 0 {
+		return -1
+	}
+	return i + 1 + p
 }
 
 // msgID returns the position after an RFC 5322 msg-id ("<" id ">") at
