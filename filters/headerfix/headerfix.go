@@ -230,20 +230,18 @@ func short(name string) string {
 // continuation line. first is the room the field name takes on the first
 // line.
 func fold(first int, value string) string {
-	parts := strings.SplitAfter(value, ", ")
-	var b strings.Builder
-	line := first
-	for i, p := range parts {
-		if i > 0 && line+len(p) > 78 {
-			// Move the space that ended the previous part to the fold.
-			s := b.String()
-			b.Reset()
-			b.WriteString(strings.TrimSuffix(s, " "))
-			b.WriteString("\n\t")
-			line = 1
+	var lines []string
+	line := ""
+	for i, p := range strings.Split(value, ", ") {
+		if i > 0 {
+			if first+len(line)+2+len(p) > 78 {
+				lines = append(lines, line+",")
+				line, first = p, 1
+				continue
+			}
+			line += ", "
 		}
-		b.WriteString(p)
-		line += len(p)
+		line += p
 	}
-	return b.String()
+	return strings.Join(append(lines, line), "\n\t")
 }

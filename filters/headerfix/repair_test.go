@@ -321,3 +321,37 @@ func TestDateTimePrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestSummaryFolded(t *testing.T) {
+	var fixes []Fix
+	for i := 0; i < 12; i++ {
+		fixes = append(fixes, Fix{Kind: SplitCR, Field: "X-Field-" + strings.Repeat("n", i*2), NewField: "Y"})
+	}
+	fixes = append(fixes, Fix{Kind: SpaceCR, Field: "Subject"}, Fix{Kind: SpaceCR, Field: "Subject"})
+	sum := summarize(fixes, nil, nil)
+	if !strings.HasSuffix(sum, ", and 5 more") || !strings.Contains(sum, "split X-Field-") {
+		t.Errorf("summary %q", sum)
+	}
+	if got := summarize(fixes[12:], nil, nil); got != "CR to space in Subject (x2)" {
+		t.Errorf("summary %q", got)
+	}
+	name := "X-Sluice-Repaired"
+	folded := fold(len(name)+2, sum)
+	for i, line := range strings.Split(folded, "\n") {
+		n := len(line)
+		if i == 0 {
+			n += len(name) + 2
+		} else if !strings.HasPrefix(line, "\t") {
+			t.Errorf("continuation line %q does not start with a tab", line)
+		}
+		if n > 78 {
+			t.Errorf("line %d is %d characters long: %q", i, n, line)
+		}
+	}
+	if back := strings.ReplaceAll(folded, ",\n\t", ", "); back != sum {
+		t.Errorf("unfolded %q, want %q", back, sum)
+	}
+	if err := (filters.HeaderEdit{Kind: filters.AddHeader, Name: name, Value: folded}).Validate(); err != nil {
+		t.Error(err)
+	}
+}
