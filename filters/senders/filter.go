@@ -306,13 +306,15 @@ func (f *Filter) logLoaded(rs *Rules, msg string) {
 // Rules returns the rules in force.
 func (f *Filter) Rules() *Rules { return f.rules.Load() }
 
-// watchFiles reloads the rules when a file changes. A file that cannot
-// be used is reported once per change; the rules in force stay.
+// watchFiles reloads the rules when a file changes. A changed file is
+// read once it stayed the same for one interval, so that a file being
+// written in place is not read half-way. A file that cannot be used is
+// reported once per change; the rules in force stay.
 func (f *Filter) watchFiles() {
 	defer close(f.done)
 	t := time.NewTicker(f.s.interval)
 	defer t.Stop()
-	var failed []stamp
+	var failed, pending []stamp
 	for {
 		select {
 		case <-f.stop:
@@ -322,8 +324,14 @@ func (f *Filter) watchFiles() {
 		cur := f.rules.Load()
 		now := cur.current()
 		if sameStamps(now, cur.stamps) || failed != nil && sameStamps(now, failed) {
+			pending = nil
 			continue
 		}
+		if !sameStamps(now, pending) {
+			pending = now
+			continue
+		}
+		pending = nil
 		rs, err := Load(f.s.files)
 		if err != nil {
 			failed = now

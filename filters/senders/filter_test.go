@@ -86,9 +86,16 @@ type testFilter struct {
 	state string
 }
 
+// writeFile replaces path by a complete new file, as a careful
+// administrator does (a file written in place is covered by the filter
+// waiting until it stays the same, which a test cannot time).
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -403,6 +410,11 @@ func TestFilterReloadOnChange(t *testing.T) {
 	if got := f.obs.reloadResults(); len(got) != 3 || !got[0] || got[1] || !got[2] {
 		t.Errorf("reload results %v, want [true false true]", got)
 	}
+	f.obs.mu.Lock()
+	if got := f.obs.loaded; len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 1 {
+		t.Errorf("rules loaded %v, want [1 2 1]", got)
+	}
+	f.obs.mu.Unlock()
 
 	// A deleted file is an error too; the rules stay.
 	os.Remove(rules)

@@ -1,0 +1,61 @@
+package senders
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzCompile feeds arbitrary rules files and names: compiling either
+// fails with line errors or gives rules whose lookups never panic and
+// agree with themselves.
+//
+//	go test -fuzz FuzzCompile ./filters/senders/
+func FuzzCompile(f *testing.F) {
+	access, err := os.ReadFile(accessFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(access), "bob@emalsrv.ups.com")
+	f.Add("emalsrv.* WATCH\n/^(a|b)+\\./ REJECT\n", "x@a.b.example")
+	f.Add(".example REJECT\n\"q u\"@x.example OK\n", `"q u"@X.Example.`)
+	f.Add("From:<> DISCARD\n*.?* OK\n", "<>")
+	f.Add("bücher.test ERROR:4.7.1:451 later\n", "prvs=1234abcdef=a@BÜCHER.test")
+	f.Fuzz(func(t *testing.T, rules, addr string) {
+		rs, err := Compile(Source{Name: "f", Data: []byte(rules), Scope: ScopeOf(MailFrom, HeaderFrom, Helo, ClientName)})
+		if err != nil {
+			pe, ok := err.(*ParseError)
+			if !ok || len(pe.Lines) == 0 || !strings.HasPrefix(err.Error(), "f:") {
+				t.Fatalf("error %v is not a list of line errors", err)
+			}
+			return
+		}
+		for s := Subject(0); s < numSubjects; s++ {
+			m1 := rs.Match(s, addr)
+			m2 := rs.MatchName(s, m1.Name)
+			if m1.Rule != m2.Rule || len(m1.Watch) != len(m2.Watch) {
+				t.Fatalf("%s %q: looking up the compared form %+v decides otherwise", s, addr, m1.Name)
+			}
+			if m1.Rule != nil && !m1.Rule.Scope.Has(s) {
+				t.Fatalf("%s %q: rule %v is not about this subject", s, addr, m1.Rule)
+			}
+		}
+	})
+}
+
+// FuzzParseAddress: parsing is idempotent on the compared form.
+func FuzzParseAddress(f *testing.F) {
+	for _, s := range []string{"<>", "Bob@Example.COM.", `"a b"@x.example`, "@r1,@r2:u@d.example", "prvs=u=0123abcdef@x", "u@bücher.test", "u@[192.0.2.1]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := ParseAddress(s)
+		if n.Null || n.Local == "" || n.Domain == "" || strings.Contains(n.Domain, "@") || n.raw || n.Literal || strings.ContainsAny(n.Local, "\"\\@ ") || strings.HasPrefix(n.Local, "prvs=") {
+			return
+		}
+		again := ParseAddress(n.Local + "@" + n.Domain)
+		if again.Domain != n.Domain {
+			t.Fatalf("%q: domain %q compares as %q the second time", s, n.Domain, again.Domain)
+		}
+	})
+}
