@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
+	"github.com/sluice-mail/sluice/filters/headerfix"
 	"github.com/sluice-mail/sluice/milter"
 )
 
@@ -60,6 +61,9 @@ type Metrics struct {
 	archiveBytes    *prometheus.CounterVec
 	archiveErrors   *prometheus.CounterVec
 	archiveDuration *prometheus.HistogramVec
+
+	headerfixRepairs  *prometheus.CounterVec
+	headerfixMessages *prometheus.CounterVec
 }
 
 var (
@@ -69,6 +73,7 @@ var (
 	_ bayes.StoreObserver = (*Metrics)(nil)
 	_ dnsbl.Observer      = (*Metrics)(nil)
 	_ archive.Observer    = (*Metrics)(nil)
+	_ headerfix.Observer  = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -211,6 +216,14 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		Help:    "Time an archive filter took to write one copy, locks and fsync included, by filter.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12),
 	}, []string{"filter"})
+	m.headerfixRepairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_headerfix_repairs_total",
+		Help: "Stray line ends a headerfix filter found in headers, by filter and kind (split_cr, split_lf, split_merged, space_cr, space_lf, space_nul).",
+	}, []string{"filter", "kind"})
+	m.headerfixMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_headerfix_messages_total",
+		Help: "Messages whose header a headerfix filter found stray line ends in, by filter and action (fix, tag, reject, too_many).",
+	}, []string{"filter", "action"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sluice_build_info",
 		Help:        "Always 1; labels carry the sluice and Go versions.",
@@ -234,6 +247,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
 		m.archiveMessages, m.archiveBytes, m.archiveErrors, m.archiveDuration,
+		m.headerfixRepairs, m.headerfixMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -375,4 +389,14 @@ func (m *Metrics) ArchiveAppended(filter, target string, bytes int64, took time.
 // ArchiveFailed implements archive.Observer.
 func (m *Metrics) ArchiveFailed(filter, target string) {
 	m.archiveErrors.WithLabelValues(filter, target).Inc()
+}
+
+// HeaderfixFound implements headerfix.Observer.
+func (m *Metrics) HeaderfixFound(filter, kind string) {
+	m.headerfixRepairs.WithLabelValues(filter, kind).Inc()
+}
+
+// HeaderfixMessage implements headerfix.Observer.
+func (m *Metrics) HeaderfixMessage(filter, action string) {
+	m.headerfixMessages.WithLabelValues(filter, action).Inc()
 }
