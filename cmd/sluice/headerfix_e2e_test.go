@@ -1,0 +1,597 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/archive"
+	"github.com/sluice-mail/sluice/milter"
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// Tests of the headerfix filter through real MTAs, and of the MTA
+// behaviour it is built on (docs/headerfix.md records the same facts).
+
+const (
+	headerfixDate = "Fri, 8 Sep 2017 13:44:33 -0400 (EDT)"
+	headerfixFrom = `"Example Name" <example@example.com>`
+	// headerfixSender is the envelope sender of every test message: the
+	// value an MTA gives a From: field it makes up.
+	headerfixSender = "alice@example.org"
+)
+
+// headerfixVariants are the three ways the Date: line of the same message
+// can end, as raw SMTP data.
+var headerfixVariants = map[string]string{
+	"cr":   "Date: " + headerfixDate + "\rFrom: " + headerfixFrom + "\r\nSubject: line ends\r\n\r\nBody.\r\n",
+	"lf":   "Date: " + headerfixDate + "\nFrom: " + headerfixFrom + "\r\nSubject: line ends\r\n\r\nBody.\r\n",
+	"crlf": "Date: " + headerfixDate + "\r\nFrom: " + headerfixFrom + "\r\nSubject: line ends\r\n\r\nBody.\r\n",
+}
+
+// headerfixSendmailRelaxed makes Sendmail accept bare CR ("U") and bare LF
+// ("G") in DATA, which Debian's Sendmail refuses by default since the
+// SMTP smuggling fixes. The harness has no access map, so the srv_features
+// ruleset returns the flags for every client.
+var headerfixSendmailRelaxed = []string{"LOCAL_RULESETS\nSsrv_features\nR$*\t$# U G"}
+
+// headerfixRecorder is a filter that keeps the header fields it is shown
+// at end of message, per first recipient, and makes the header edits it
+// is told to for a recipient.
+type headerfixRecorder struct {
+	mu    sync.Mutex
+	seen  map[string][]filters.Header
+	edits map[string][]filters.HeaderEdit
+}
+
+func newHeaderfixRecorder() *headerfixRecorder {
+	return &headerfixRecorder{seen: map[string][]filters.Header{}, edits: map[string][]filters.HeaderEdit{}}
+}
+
+func (r *headerfixRecorder) Name() string { return "recorder" }
+
+func (r *headerfixRecorder) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true}
+}
+
+func (r *headerfixRecorder) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(m.Rcpts) == 0 {
+		return filters.Verdict{}, nil
+	}
+	key := m.Rcpts[0].Addr
+	r.seen[key] = append([]filters.Header(nil), m.Headers...)
+	return filters.Verdict{Edits: r.edits[key]}, nil
+}
+
+func (r *headerfixRecorder) headers(rcpt string) ([]filters.Header, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, ok := r.seen[rcpt]
+	return h, ok
+}
+
+// headerfixMTA starts Postfix or Sendmail wired to the milter spec.
+func headerfixMTA(t *testing.T, kind, spec string) *mtatest.MTA {
+	t.Helper()
+	switch kind {
+	case "postfix":
+		return mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec})
+	case "sendmail":
+		return mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec})
+	case "sendmail-relaxed":
+		return mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec, ExtraConfig: headerfixSendmailRelaxed})
+	}
+	t.Fatalf("unknown MTA %q", kind)
+	return nil
+}
+
+// headerfixSend sends one message to rcpt on a connection of its own
+// (Sendmail closes the connection when it refuses a bare CR or LF) and
+// returns the reply to the end of data.
+func headerfixSend(t *testing.T, mta *mtatest.MTA, rcpt, raw string) mtatest.Reply {
+	t.Helper()
+	c := mtatest.DialSMTP(t, mta.Addr())
+	defer c.Close()
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	return c.Send(headerfixSender, []string{rcpt}, []byte(raw))
+}
+
+// headerfixDelivered returns the delivered copy for rcpt.
+func headerfixDelivered(t *testing.T, ds []mtatest.Delivered, rcpt string) mtatest.Delivered {
+	t.Helper()
+	for _, d := range ds {
+		if d.Recipient() == rcpt {
+			return d
+		}
+	}
+	t.Fatalf("nothing delivered to %s", rcpt)
+	return mtatest.Delivered{}
+}
+
+// headerfixFields lists a delivered header as "Name: value" lines, for
+// comparisons and failure messages.
+func headerfixFields(fs []mtatest.Field) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Name + ": " + f.Value
+	}
+	return out
+}
+
+// TestHeaderfixMTAObservations re-checks, with a filter that only
+// records, what Postfix and Sendmail hand a milter for the three line-end
+// variants and where they put edited fields. The headerfix filter is built
+// on these facts; if an MTA update changes one, this test says which.
+func TestHeaderfixMTAObservations(t *testing.T) {
+	mtatest.Require(t)
+	for _, kind := range []string{"postfix", "sendmail", "sendmail-relaxed"} {
+		t.Run(kind, func(t *testing.T) {
+			rec := newHeaderfixRecorder()
+			srv := milter.NewServer(milter.Config{Pipeline: filters.NewPipeline([]filters.Step{{Filter: rec}}, nil), BodyMemoryLimit: 1 << 20}, nil, nil)
+			ln, spec := mtatest.MilterListener(t, "tcp")
+			go srv.Serve(ln)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+			})
+			mta := headerfixMTA(t, kind, spec)
+
+			// Where an inserted field lands, and which Received: a
+			// change of the first one hits.
+			rec.edits["ins1@lab.example"] = []filters.HeaderEdit{{Kind: filters.InsertHeader, Index: 1, Name: "X-Ins", Value: "1"}}
+			rec.edits["chg@lab.example"] = []filters.HeaderEdit{{Kind: filters.ChangeHeader, Index: 1, Name: "Received", Value: "changed"}}
+			msgs := map[string]string{
+				"cr":   headerfixVariants["cr"],
+				"lf":   headerfixVariants["lf"],
+				"crlf": headerfixVariants["crlf"],
+				"fold": "Subject: a\r\n b\r\n\tc\r\n\r\nBody.\r\n",
+				"nul":  "Subject: x\x00y\r\n\r\nBody.\r\n",
+				"ins1": "A: 1\r\nB: 2\r\n\r\nBody.\r\n",
+				"chg":  "Received: from x by y; " + headerfixDate + "\r\nA: 1\r\n\r\nBody.\r\n",
+			}
+			refused := map[string]string{}
+			if kind == "sendmail" {
+				refused["cr"] = "421 4.5.0 Bare carriage return (CR) not allowed"
+				refused["lf"] = "421 4.5.0 Bare linefeed (LF) not allowed"
+			}
+			names := slices.Sorted(func(yield func(string) bool) {
+				for k := range msgs {
+					if !yield(k) {
+						return
+					}
+				}
+			})
+			delivered := 0
+			for _, k := range names {
+				r := headerfixSend(t, mta, k+"@lab.example", msgs[k])
+				if want, ok := refused[k]; ok {
+					if r.String() != want {
+						t.Errorf("%s: reply %q, want %q", k, r.String(), want)
+					}
+					continue
+				}
+				if r.Code != 250 {
+					t.Fatalf("%s: reply %v", k, r)
+				}
+				delivered++
+			}
+			mta.WaitDelivered(t, delivered, 30*time.Second)
+			mta.WaitIdle(t, 30*time.Second)
+			ds := mta.Delivered(t)
+			seen := func(k string) []filters.Header {
+				h, ok := rec.headers(k + "@lab.example")
+				if !ok {
+					t.Fatalf("%s: the milter saw no header", k)
+				}
+				return h
+			}
+			value := func(hs []filters.Header, name string) []string {
+				var vs []string
+				for _, h := range hs {
+					if strings.EqualFold(h.Name, name) {
+						vs = append(vs, h.Value)
+					}
+				}
+				return vs
+			}
+			expect := func(k, what string, got, want any) {
+				t.Helper()
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: %s: got %q, want %q", k, what, got, want)
+				}
+			}
+
+			// Every MTA: CRLF is two fields, folding reaches the milter as
+			// LF plus the continuation's whitespace.
+			expect("crlf", "milter Date", value(seen("crlf"), "Date"), []string{headerfixDate})
+			expect("crlf", "milter From", value(seen("crlf"), "From"), []string{headerfixFrom})
+			expect("fold", "milter Subject", value(seen("fold"), "Subject"), []string{"a\n b\n\tc"})
+			expect("fold", "delivered Subject", headerfixDelivered(t, ds, "fold@lab.example").Values("Subject"), []string{"a\n b\n\tc"})
+
+			// Both MTAs count their own Received: in an insert index but
+			// hide it from the milter and from change indexes.
+			ins := headerfixFields(headerfixDelivered(t, ds, "ins1@lab.example").Header)
+			i := slices.IndexFunc(ins, func(s string) bool { return strings.HasPrefix(s, "X-Ins: ") })
+			if i < 1 || !strings.Contains(ins[i-1], "by "+mta.Hostname()) {
+				t.Errorf("ins1: X-Ins not right below the MTA's Received:\n%s", strings.Join(ins, "\n"))
+			}
+			chg := headerfixDelivered(t, ds, "chg@lab.example")
+			rcv := chg.Values("Received")
+			if len(rcv) != 2 || !strings.Contains(rcv[0], "by "+mta.Hostname()) || rcv[1] != "changed" {
+				t.Errorf("chg: Received fields %q, want the MTA's own and \"changed\"", rcv)
+			}
+			if got := value(seen("chg"), "Received"); len(got) != 1 {
+				t.Errorf("chg: the milter saw Received fields %q, want only the client's", got)
+			}
+
+			switch kind {
+			case "postfix":
+				// A bare CR becomes a space, in the milter's view and in the
+				// mailbox; Postfix adds the From it did not see, at the end,
+				// where the milter sees it.
+				merged := headerfixDate + " From: " + headerfixFrom
+				expect("cr", "milter Date", value(seen("cr"), "Date"), []string{merged})
+				expect("cr", "milter From", value(seen("cr"), "From"), []string{headerfixSender})
+				d := headerfixDelivered(t, ds, "cr@lab.example")
+				expect("cr", "delivered Date", d.Values("Date"), []string{merged})
+				expect("cr", "delivered From", d.Values("From"), []string{headerfixSender})
+				// A bare LF ends the line.
+				expect("lf", "milter Date", value(seen("lf"), "Date"), []string{headerfixDate})
+				expect("lf", "milter From", value(seen("lf"), "From"), []string{headerfixFrom})
+				expect("lf", "delivered From", headerfixDelivered(t, ds, "lf@lab.example").Values("From"), []string{headerfixFrom})
+				// A NUL cuts the value off.
+				expect("nul", "milter Subject", value(seen("nul"), "Subject"), []string{"x"})
+				expect("nul", "delivered Subject", headerfixDelivered(t, ds, "nul@lab.example").Values("Subject"), []string{"x"})
+				// Insert index 1 goes above the first field the milter saw.
+				if i+1 >= len(ins) || ins[i+1] != "A: 1" {
+					t.Errorf("ins1: X-Ins not right above A:\n%s", strings.Join(ins, "\n"))
+				}
+			case "sendmail":
+				expect("nul", "milter Subject", value(seen("nul"), "Subject"), []string{"xy"})
+				expect("nul", "delivered Subject", headerfixDelivered(t, ds, "nul@lab.example").Values("Subject"), []string{"xy"})
+				// Insert index 1 goes above the Date: Sendmail added and the
+				// milter never saw: hidden fields count.
+				if i+1 >= len(ins) || !strings.HasPrefix(ins[i+1], "Date: ") || slices.Index(ins, "A: 1") < i+2 {
+					t.Errorf("ins1: X-Ins not above Sendmail's own Date:\n%s", strings.Join(ins, "\n"))
+				}
+			case "sendmail-relaxed":
+				// The bare CR and LF stay in the value; the From Sendmail
+				// adds because it saw none is not shown to the milter.
+				expect("cr", "milter Date", value(seen("cr"), "Date"), []string{headerfixDate + "\rFrom: " + headerfixFrom})
+				expect("cr", "milter From", value(seen("cr"), "From"), []string(nil))
+				d := headerfixDelivered(t, ds, "cr@lab.example")
+				expect("cr", "delivered Date", d.Values("Date"), []string{headerfixDate + "\rFrom: " + headerfixFrom})
+				expect("cr", "delivered From", d.Values("From"), []string{headerfixSender})
+				expect("lf", "milter Date", value(seen("lf"), "Date"), []string{headerfixDate + "\nFrom: " + headerfixFrom})
+				expect("lf", "milter From", value(seen("lf"), "From"), []string(nil))
+				// Sendmail indents the line after the LF: the From: line
+				// becomes part of the Date field.
+				d = headerfixDelivered(t, ds, "lf@lab.example")
+				expect("lf", "delivered Date", d.Values("Date"), []string{headerfixDate + "\n From: " + headerfixFrom})
+				expect("lf", "delivered From", d.Values("From"), []string{headerfixSender})
+			}
+		})
+	}
+}
+
+// headerfixDaemon runs the daemon in-process on the config text with the
+// shipped filters, the archive and a recorder type "hfrecorder" (a filter
+// placed after headerfix that records what it is shown).
+func headerfixDaemon(t *testing.T, configText string, rec *headerfixRecorder) *testDaemon {
+	t.Helper()
+	reg := registry()
+	reg["hfrecorder"] = func(filters.Env, func(any) error) (filters.Filter, error) { return rec, nil }
+	if _, ok := reg["archive"]; !ok {
+		reg["archive"] = archive.Factory
+	}
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	td := &testDaemon{sigs: make(chan os.Signal, 1), done: make(chan error, 1), log: &syncBuffer{}, config: path}
+	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: reg}, stderr: td.log}
+	readyCh := make(chan ready, 1)
+	go func() { td.done <- d.run(context.Background(), td.sigs, func(r ready) { readyCh <- r }) }()
+	select {
+	case td.info = <-readyCh:
+	case err := <-td.done:
+		t.Fatalf("daemon did not start: %v\n%s", err, td.log)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	t.Cleanup(func() {
+		td.stop()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", td.log)
+		}
+	})
+	return td
+}
+
+// headerfixArchived reads the archive's maildir copy for rcpt and returns
+// its header without the fields the archive itself puts on top.
+func headerfixArchived(t *testing.T, dir, rcpt string) []mtatest.Field {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := mtatest.ParseDelivered([]byte(strings.ReplaceAll(string(raw), "\r\n", "\n")))
+		if !slices.Contains(d.Values(archive.FieldEnvelopeTo), rcpt) {
+			continue
+		}
+		var out []mtatest.Field
+		for _, fd := range d.Header {
+			if strings.HasPrefix(fd.Name, "X-Sluice-") && fd.Name != "X-Sluice-Repaired" || fd.Name == "Return-Path" {
+				continue
+			}
+			out = append(out, fd)
+		}
+		return out
+	}
+	t.Fatalf("no archived copy for %s in %s", rcpt, dir)
+	return nil
+}
+
+// headerfixOwnFields drops the fields the MTA adds at delivery and its own
+// Received: (the first one), leaving what the message brought and the
+// milter edited.
+func headerfixOwnFields(d mtatest.Delivered) []mtatest.Field {
+	var out []mtatest.Field
+	ownReceived := false
+	for _, f := range d.Header {
+		switch strings.ToLower(f.Name) {
+		case "return-path", "x-original-to", "delivered-to":
+			continue
+		case "received":
+			if !ownReceived {
+				ownReceived = true
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// End to end: the daemon with headerfix, a recording filter after it and
+// the archive, through real Postfix and through Sendmail told to accept
+// bare CR and LF. A Date: line ending in a bare CR arrives as separate,
+// correct Date: and From: fields with no made-up From:, and so do the LF
+// and CRLF variants; the later filter and the archive see the same
+// header the mailbox gets.
+func TestHeaderfixEndToEnd(t *testing.T) {
+	mtatest.Require(t)
+	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
+		t.Run(kind, func(t *testing.T) {
+			state := t.TempDir()
+			archiveDir := filepath.Join(state, "archive")
+			var listen, spec string
+			if kind == "postfix" {
+				sock := filepath.Join(socketDir(t), "sluice.sock")
+				listen = fmt.Sprintf("address: unix:%s\n    mode: \"0666\"", sock)
+				spec = "unix:" + sock
+			} else {
+				listen = "address: inet:127.0.0.1:0"
+			}
+			rec := newHeaderfixRecorder()
+			td := headerfixDaemon(t, fmt.Sprintf(`listen:
+  - %s
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: headerfix
+  - type: hfrecorder
+  - type: archive
+    options:
+      format: maildir
+      targets:
+        default: %s
+`, listen, state, archiveDir), rec)
+			if spec == "" {
+				spec = "inet:" + td.info.Milter[0].String()
+			}
+			mta := headerfixMTA(t, kind, spec)
+
+			msgs := map[string]string{
+				"cr":   headerfixVariants["cr"],
+				"lf":   headerfixVariants["lf"],
+				"crlf": headerfixVariants["crlf"],
+				// Several broken lines, and a Received: chain broken in the
+				// middle, in one header block.
+				"many": "Received: from b.example by a.example; " + headerfixDate + "\rReceived: from c.example by b.example; " + headerfixDate +
+					"\r\nReceived: from d.example by c.example; " + headerfixDate +
+					"\r\nMessage-ID: <many@example.com>\rDate: " + headerfixDate + "\nFrom: " + headerfixFrom +
+					"\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\n folded\r\nX-Note: half\rway\r\n\r\nBody.\r\n",
+			}
+			for _, k := range []string{"cr", "lf", "crlf", "many"} {
+				if r := headerfixSend(t, mta, k+"@lab.example", msgs[k]); r.Code != 250 {
+					t.Fatalf("%s: reply %v", k, r)
+				}
+			}
+			mta.WaitDelivered(t, len(msgs), 30*time.Second)
+			mta.WaitIdle(t, 30*time.Second)
+			ds := mta.Delivered(t)
+
+			for _, k := range []string{"cr", "lf", "crlf"} {
+				d := headerfixDelivered(t, ds, k+"@lab.example")
+				fields := strings.Join(headerfixFields(d.Header), "\n")
+				if got := d.Values("Date"); !reflect.DeepEqual(got, []string{headerfixDate}) {
+					t.Errorf("%s: Date fields %q, want one %q\n%s", k, got, headerfixDate, fields)
+				}
+				if got := d.Values("From"); !reflect.DeepEqual(got, []string{headerfixFrom}) {
+					t.Errorf("%s: From fields %q, want one %q (none made up)\n%s", k, got, headerfixFrom, fields)
+				}
+				if got := d.Values("Subject"); !reflect.DeepEqual(got, []string{"line ends"}) {
+					t.Errorf("%s: Subject fields %q\n%s", k, got, fields)
+				}
+				if strings.Contains(string(d.Raw), "\r") {
+					t.Errorf("%s: a CR is left in the delivered message:\n%q", k, d.Raw)
+				}
+				for _, f := range d.Header {
+					if f.Name == "" {
+						t.Errorf("%s: delivered header has a line that is no field: %q", k, f.Raw)
+					}
+				}
+				repaired := d.Values("X-Sluice-Repaired")
+				// Postfix already split the LF variant itself.
+				needed := k == "cr" || k == "lf" && kind != "postfix"
+				switch {
+				case needed && len(repaired) != 1:
+					t.Errorf("%s: X-Sluice-Repaired %q, want one", k, repaired)
+				case needed && !strings.HasPrefix(repaired[0], "split Date/From"):
+					t.Errorf("%s: X-Sluice-Repaired %q", k, repaired[0])
+				case !needed && len(repaired) != 0:
+					t.Errorf("%s: X-Sluice-Repaired %q on a message that needed no repair", k, repaired)
+				}
+			}
+
+			many := headerfixDelivered(t, ds, "many@lab.example")
+			fields := strings.Join(headerfixFields(many.Header), "\n")
+			// Postfix gets the whole chain back in order. Sendmail would
+			// put an added Received: above its own, so there the bare CR
+			// inside the chain became a space instead.
+			rcv := many.Values("Received")
+			hop := func(from, by string) string { return "from " + from + " by " + by + "; " + headerfixDate }
+			wantRcv := []string{hop("b.example", "a.example"), hop("c.example", "b.example"), hop("d.example", "c.example")}
+			if kind != "postfix" {
+				wantRcv = []string{wantRcv[0] + " Received: " + wantRcv[1], wantRcv[2]}
+			}
+			if len(rcv) < 1 || !strings.Contains(rcv[0], "by "+mta.Hostname()) || !reflect.DeepEqual(rcv[1:], wantRcv) {
+				t.Errorf("many: Received fields %q, want the MTA's and then %q\n%s", rcv, wantRcv, fields)
+			}
+			for name, want := range map[string][]string{
+				"Message-ID": {"<many@example.com>"},
+				"Date":       {headerfixDate},
+				"From":       {headerfixFrom},
+				"Subject":    {"=?UTF-8?Q?caf=C3=A9?=\n folded"},
+				"X-Note":     {"half way"},
+			} {
+				if got := many.Values(name); !reflect.DeepEqual(got, want) {
+					t.Errorf("many: %s fields %q, want %q\n%s", name, got, want, fields)
+				}
+			}
+
+			// The filter after headerfix and the archive saw what was
+			// delivered. With Sendmail, the fields Sendmail adds itself are
+			// never shown to filters, and an added From: takes the place of
+			// the one Sendmail made up, so there only the values of each
+			// field name are compared.
+			for _, k := range []string{"cr", "lf", "crlf", "many"} {
+				rcpt := k + "@lab.example"
+				d := headerfixOwnFields(headerfixDelivered(t, ds, rcpt))
+				arch := headerfixArchived(t, archiveDir, rcpt)
+				seen, ok := rec.headers(rcpt)
+				if !ok {
+					t.Fatalf("%s: the recorder saw nothing", k)
+				}
+				var seenFields []mtatest.Field
+				for _, h := range seen {
+					seenFields = append(seenFields, mtatest.Field{Name: h.Name, Value: h.Value})
+				}
+				if kind == "postfix" {
+					want := headerfixFields(d)
+					if got := headerfixFields(seenFields); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: later filter saw\n%s\nmailbox has\n%s", k, strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					if got := headerfixFields(arch); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: archive has\n%s\nmailbox has\n%s", k, strings.Join(got, "\n"), strings.Join(want, "\n"))
+					}
+					continue
+				}
+				for _, f := range append(seenFields, arch...) {
+					if got, want := headerfixValues(arch, f.Name), headerfixValues(d, f.Name); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: %s: archive has %q, mailbox %q", k, f.Name, got, want)
+					}
+					if got, want := headerfixValues(seenFields, f.Name), headerfixValues(d, f.Name); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: %s: later filter saw %q, mailbox has %q", k, f.Name, got, want)
+					}
+				}
+			}
+
+			// Postfix: the CR variant and, in "many", the Received chain
+			// and the Message-ID line, all merged by Postfix. Sendmail:
+			// the bare characters: two CRs and two LFs before a field, one
+			// CR inside X-Note and one in the Received chain.
+			metrics := td.metrics(t)
+			want := []string{
+				`sluice_headerfix_messages_total{action="fix",filter="headerfix"} 2`,
+				`sluice_headerfix_repairs_total{filter="headerfix",kind="split_merged"} 3`,
+			}
+			if kind != "postfix" {
+				want = []string{
+					`sluice_headerfix_messages_total{action="fix",filter="headerfix"} 3`,
+					`sluice_headerfix_repairs_total{filter="headerfix",kind="split_cr"} 2`,
+					`sluice_headerfix_repairs_total{filter="headerfix",kind="split_lf"} 2`,
+					`sluice_headerfix_repairs_total{filter="headerfix",kind="space_cr"} 2`,
+				}
+			}
+			for _, w := range want {
+				if !strings.Contains(metrics, w) {
+					t.Errorf("metrics lack %s", w)
+				}
+			}
+		})
+	}
+}
+
+func headerfixValues(fs []mtatest.Field, name string) []string {
+	var vs []string
+	for _, f := range fs {
+		if strings.EqualFold(f.Name, name) {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
+}
+
+// Policy reject refuses the message with the configured reply, through
+// Postfix, and lets a clean message through.
+func TestHeaderfixEndToEndReject(t *testing.T) {
+	mtatest.Require(t)
+	rec := newHeaderfixRecorder()
+	td := headerfixDaemon(t, `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+filters:
+  - type: headerfix
+    options:
+      policy: reject
+      reply: "554 5.6.0 Header line ends in a bare CR or LF; see RFC 5322 2.2"
+`, rec)
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + td.info.Milter[0].String()})
+	r := headerfixSend(t, mta, "cr@lab.example", headerfixVariants["cr"])
+	if r.Code != 554 || r.Text != "5.6.0 Header line ends in a bare CR or LF; see RFC 5322 2.2" {
+		t.Errorf("bare CR: reply %v", r)
+	}
+	if r := headerfixSend(t, mta, "crlf@lab.example", headerfixVariants["crlf"]); r.Code != 250 {
+		t.Errorf("CRLF: reply %v", r)
+	}
+	ds := mta.WaitDelivered(t, 1, 30*time.Second)
+	mta.WaitIdle(t, 30*time.Second)
+	if ds = mta.Delivered(t); len(ds) != 1 || ds[0].Recipient() != "crlf@lab.example" {
+		t.Errorf("delivered %d messages, want only the CRLF one", len(ds))
+	}
+}
