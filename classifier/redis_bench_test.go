@@ -140,7 +140,9 @@ func BenchmarkRedisVsBoltClassify(b *testing.B) {
 		ops[i] = tok.PrepareBytes(m.raw, class, false)
 	}
 	trainAll(b, bolt, ops)
+	stats0 := srv.Info(b, "commandstats")
 	trainAll(b, rs, ops)
+	stats1 := srv.Info(b, "commandstats")
 	st, err := rs.Size(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -172,6 +174,7 @@ func BenchmarkRedisVsBoltClassify(b *testing.B) {
 		redisPar += trp
 		passes++
 	}
+	stats2 := srv.Info(b, "commandstats")
 	lookups, failed := obs.get("lookup")
 	if failed != 0 {
 		b.Fatalf("%d lookups failed", failed)
@@ -186,8 +189,24 @@ func BenchmarkRedisVsBoltClassify(b *testing.B) {
 	b.ReportMetric(rate(redisPar)/rate(boltPar), "redis/bbolt_par")
 	b.ReportMetric(float64(lookups-lookups0)/(2*n), "round_trips/msg")
 	b.ReportMetric(float64(used)/float64(st.Tokens+st.Digests), "redis_B/entry")
+	// Redis's own time (its one thread) per lookup, a MULTI/EXEC whose
+	// EXEC runs the HMGETs, and per learned message, one EVALSHA.
+	b.ReportMetric(float64(cmdUsec(stats2, "exec")-cmdUsec(stats1, "exec"))/float64(lookups-lookups0), "redis_us/lookup")
+	b.ReportMetric(float64(cmdUsec(stats1, "evalsha")-cmdUsec(stats0, "evalsha"))/float64(len(ops)), "redis_us/learn")
 	b.Logf("train %d, test %d messages (%d workers in the parallel passes); Redis store: %d tokens, %d digests, used_memory +%d bytes (%.1f MB)",
 		len(train), len(test), workers, st.Tokens, st.Digests, used, float64(used)/1e6)
+}
+
+// cmdUsec returns the microseconds Redis spent in a command, from INFO
+// commandstats ("cmdstat_exec:calls=3,usec=120,...").
+func cmdUsec(stats map[string]string, cmd string) int64 {
+	for _, f := range strings.Split(stats["cmdstat_"+cmd], ",") {
+		if v, ok := strings.CutPrefix(f, "usec="); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func atoi(b *testing.B, s string) int64 {

@@ -177,7 +177,8 @@ func waitPing(t testing.TB, addr string, exited <-chan struct{}) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := c.Ping(context.Background()).Err()
-		if err == nil {
+		// A server with a password answers too, with a refusal.
+		if err == nil || redis.HasErrorPrefix(err, "NOAUTH") {
 			return
 		}
 		select {
