@@ -35,20 +35,22 @@ func (f *storeFlags) add(cmd *cobra.Command, persistent bool) {
 	if persistent {
 		flags = cmd.PersistentFlags()
 	}
-	flags.StringVar(&f.db, "db", "", "token store `FILE` (default: the db of the first bayes filter of the config, else <state_dir>/bayes.db)")
+	flags.StringVar(&f.db, "db", "", "token store `FILE` or redis://HOST:PORT[/DB][?prefix=...] URL (default: the store of the first bayes filter of the config, else <state_dir>/bayes.db)")
 }
 
-// bayesSetup is what the CLI takes from the configuration: the store path
-// and the options of the first bayes filter, so that training and
-// classifying from the command line tokenise and score exactly as the
-// daemon does.
+// bayesSetup is what the CLI takes from the configuration: the store
+// (a bbolt file or Redis) and the options of the first bayes filter, so
+// that training and classifying from the command line tokenise and score
+// exactly as the daemon does.
 type bayesSetup struct {
-	db  string
-	cfg bayes.Config
+	db       string // the store's name for messages: path or redis:// URL
+	cfg      bayes.Config
+	stateDir string
 }
 
-// bayesSetup reads the config (--config) for the store path and options.
-// dbFlag, when set, overrides the path.
+// bayesSetup reads the config (--config) for the store and options.
+// dbFlag, when set, overrides the store: a file name, or a redis:// URL
+// (see bayes.ParseRedisURL).
 func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 	cfg, err := c.loadConfig("")
 	if err != nil {
@@ -74,27 +76,51 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 		}
 		break
 	}
-	s.db = s.cfg.DBPath(cfg.StateDir)
-	if dbFlag != "" {
-		s.db = dbFlag
+	switch {
+	case bayes.IsRedisURL(dbFlag):
+		r, err := bayes.ParseRedisURL(dbFlag)
+		if err != nil {
+			return bayesSetup{}, fmt.Errorf("--db: %w", err)
+		}
+		s.cfg.Store, s.cfg.Redis, s.cfg.DB = bayes.StoreRedis, r, ""
+	case dbFlag != "":
+		s.cfg.Store, s.cfg.Redis, s.cfg.DB = bayes.StoreBolt, bayes.RedisConfig{}, dbFlag
 	}
+	s.stateDir = cfg.StateDir
+	s.db = s.cfg.StoreName(cfg.StateDir)
 	return s, nil
 }
 
 // openStore opens the store. A command that only reads must not create
-// an empty store where the user mistyped a path: existing says so.
-func (s bayesSetup) openStore(existing bool) (*classifier.BoltStore, error) {
-	if existing {
+// an empty store where the user mistyped a path or a key prefix: existing
+// says so.
+func (s bayesSetup) openStore(existing bool) (classifier.Store, error) {
+	noStore := fmt.Errorf("no token store at %s (train one with sluice train, or give --db)", s.db)
+	if existing && s.cfg.Store != bayes.StoreRedis {
 		if _, err := os.Stat(s.db); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("no token store at %s (train one with sluice train, or give --db)", s.db)
+				return nil, noStore
 			}
 			return nil, err
 		}
 	}
-	st, err := classifier.Open(s.db)
+	st, err := s.cfg.OpenStore(s.stateDir, nil, nil)
 	if err != nil {
 		return nil, err
+	}
+	if ex, ok := st.(interface {
+		Exists(context.Context) (bool, error)
+	}); ok && existing {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		found, err := ex.Exists(ctx)
+		cancel()
+		if err == nil && !found {
+			err = noStore
+		}
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	return st, nil
 }
@@ -104,10 +130,10 @@ func (c *cli) newDBCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
 		Short: "Inspect and maintain the Bayes token store",
-		Long: `db works on the token store of the bayes filter: the file named by --db,
-else the db option of the first bayes filter of the configuration, else
-<state_dir>/bayes.db. It is safe while the daemon runs. See
-docs/training.md.`,
+		Long: `db works on the token store of the bayes filter: the file or the Redis
+URL (redis://HOST:PORT[/DB][?prefix=NAME]) named by --db, else the store of
+the first bayes filter of the configuration, else <state_dir>/bayes.db. It
+is safe while the daemon runs. See docs/training.md and docs/scaling.md.`,
 	}
 	sf.add(cmd, true)
 	cmd.AddCommand(c.newDBStatsCmd(&sf), c.newDBDumpCmd(&sf), c.newDBPruneCmd(&sf), c.newDBExportCmd(&sf), c.newDBImportCmd(&sf))
@@ -115,7 +141,7 @@ docs/training.md.`,
 }
 
 // withStore runs fn on the store named by the flags and closes it.
-func (c *cli) withStore(sf *storeFlags, existing bool, fn func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error) error {
+func (c *cli) withStore(sf *storeFlags, existing bool, fn func(ctx context.Context, setup bayesSetup, st classifier.Store) error) error {
 	setup, err := c.bayesSetup(sf.db)
 	if err != nil {
 		return err
@@ -137,7 +163,7 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 		Short: "Print the size of the token store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error {
+			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				s, err := st.Stats(ctx)
 				if err != nil {
 					return err
@@ -186,7 +212,7 @@ white space or control characters is written as a Go-quoted string. Dump
 is for reading and grepping; to move a store, use export and import.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st *classifier.BoltStore) error {
+			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st classifier.Store) error {
 				w := bufio.NewWriter(cmd.OutOrStdout())
 				err := st.Walk(ctx, func(r classifier.Record) error {
 					_, err := fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", dumpToken(r.Token), r.Spam, r.Ham, r.LastSeen)
@@ -229,7 +255,7 @@ it knows.`,
 				opts.Before = classifier.DateOf(time.Now().AddDate(0, 0, -days))
 			}
 			opts.MaxCount = maxCount
-			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error {
+			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				n, err := st.Prune(ctx, opts)
 				if err != nil {
 					return err
@@ -253,7 +279,7 @@ messages in a text format that "sluice db import" reads back losslessly:
 the way to move a store to another machine or another version of sluice.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st *classifier.BoltStore) error {
+			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st classifier.Store) error {
 				if len(args) == 0 || args[0] == "-" {
 					return classifier.Export(ctx, st, cmd.OutOrStdout())
 				}
@@ -299,7 +325,7 @@ reload the daemon after importing into the store it uses.`,
 				defer f.Close()
 				in, name = f, args[0]
 			}
-			return c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st *classifier.BoltStore) error {
+			return c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				var s classifier.ImportStats
 				var err error
 				if bogoutil {
