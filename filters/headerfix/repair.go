@@ -142,19 +142,18 @@ const (
 // and, where it splits, the whitespace around the cut. It takes time
 // linear in the size of the header.
 func Repair(headers []filters.Header, p Placement) Result {
-	rp := repairer{placement: p, names: map[string]bool{}}
-	for _, h := range headers {
-		if validName(h.Name) {
-			rp.names[strings.ToLower(h.Name)] = true
-		}
-	}
+	rp := repairer{placement: p, headers: headers}
+	rp.r.Fields = make([]Field, 0, len(headers))
 	for i, h := range headers {
-		if !validName(h.Name) {
+		switch {
+		case !validName(h.Name):
 			rp.r.Fields = append(rp.r.Fields, Field{Header: h, Source: i})
-			continue
-		}
-		for _, part := range rp.splitStray(i, h) {
-			rp.splitMerged(i, part)
+		case !strings.ContainsAny(h.Value, "\r\n\x00"):
+			rp.splitMerged(i, Field{Header: h, Source: i})
+		default:
+			for _, part := range rp.splitStray(i, h) {
+				rp.splitMerged(i, part)
+			}
 		}
 	}
 	return rp.r
@@ -163,14 +162,23 @@ func Repair(headers []filters.Header, p Placement) Result {
 type repairer struct {
 	r         Result
 	placement Placement
+	headers   []filters.Header
 	// names holds the lower-case names of the fields in the header,
-	// split-off ones included.
+	// split-off ones included; it is made at the first split.
 	names map[string]bool
 }
 
 // maySplit reports whether a field named name may be split off, and
 // records the name if so.
 func (rp *repairer) maySplit(name string) bool {
+	if rp.names == nil {
+		rp.names = map[string]bool{}
+		for _, h := range rp.headers {
+			if validName(h.Name) {
+				rp.names[strings.ToLower(h.Name)] = true
+			}
+		}
+	}
 	key := strings.ToLower(name)
 	if rp.placement == AddsBeforeSameName && (rp.names[key] || key == "received") {
 		return false
@@ -183,9 +191,6 @@ func (rp *repairer) maySplit(name string) bool {
 // the field's name.
 func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 	r := &rp.r
-	if !strings.ContainsAny(h.Value, "\r\n\x00") {
-		return []Field{{Header: h, Source: idx}}
-	}
 	var parts []Field
 	cur := Field{Header: filters.Header{Name: h.Name}, Source: idx}
 	var b strings.Builder

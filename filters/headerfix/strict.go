@@ -16,23 +16,36 @@ import "strings"
 // the field's syntax followed by comments and whitespace (CFWS, RFC 5322
 // 3.2.2), or -1 when s does not start with the field's syntax at all. It
 // reads s once, from the start, so unmerge takes linear time.
-var strictFields = map[string]func(s string) int{
-	"received":                  receivedPrefix,
-	"date":                      dateTimePrefix,
-	"resent-date":               dateTimePrefix,
-	"message-id":                msgIDPrefix,
-	"resent-message-id":         msgIDPrefix,
-	"content-id":                msgIDPrefix,
-	"in-reply-to":               msgIDListPrefix,
-	"references":                msgIDListPrefix,
-	"mime-version":              mimeVersionPrefix,
-	"content-transfer-encoding": tokenPrefix,
+var strictFields = []struct {
+	name   string
+	prefix func(s string) int
+}{
+	{"Received", receivedPrefix},
+	{"Date", dateTimePrefix},
+	{"Resent-Date", dateTimePrefix},
+	{"Message-ID", msgIDPrefix},
+	{"Resent-Message-ID", msgIDPrefix},
+	{"Content-ID", msgIDPrefix},
+	{"In-Reply-To", msgIDListPrefix},
+	{"References", msgIDListPrefix},
+	{"MIME-Version", mimeVersionPrefix},
+	{"Content-Transfer-Encoding", tokenPrefix},
+}
+
+// strictPrefix returns the prefix function of a strict field, or nil.
+func strictPrefix(name string) func(string) int {
+	for _, f := range strictFields {
+		if strings.EqualFold(f.name, name) {
+			return f.prefix
+		}
+	}
+	return nil
 }
 
 // unmerge splits the value of a strict field that runs on into another
 // header field: value = first + whitespace + name + ":" + rest.
 func unmerge(name, value string) (first, newName, rest string, ok bool) {
-	prefix := strictFields[strings.ToLower(name)]
+	prefix := strictPrefix(name)
 	if prefix == nil {
 		return "", "", "", false
 	}
@@ -122,9 +135,8 @@ var (
 )
 
 func oneOf(w string, list []string) bool {
-	w = strings.ToLower(w)
 	for _, x := range list {
-		if w == x {
+		if strings.EqualFold(w, x) {
 			return true
 		}
 	}
