@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/filters/headerfix"
+	"github.com/sluice-mail/sluice/filters/senders"
 	"github.com/sluice-mail/sluice/milter"
 )
 
@@ -64,6 +65,11 @@ type Metrics struct {
 
 	headerfixRepairs  *prometheus.CounterVec
 	headerfixMessages *prometheus.CounterVec
+
+	senderNewDomains *prometheus.CounterVec
+	senderRules      *prometheus.GaugeVec
+	senderReloads    *prometheus.CounterVec
+	senderReloadOK   *prometheus.GaugeVec
 }
 
 var (
@@ -74,6 +80,7 @@ var (
 	_ dnsbl.Observer      = (*Metrics)(nil)
 	_ archive.Observer    = (*Metrics)(nil)
 	_ headerfix.Observer  = (*Metrics)(nil)
+	_ senders.Observer    = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -224,6 +231,22 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		Name: "sluice_headerfix_messages_total",
 		Help: "Messages whose header a headerfix filter found stray line ends in, by filter and action (fix, tag, reject, too_many).",
 	}, []string{"filter", "action"})
+	m.senderNewDomains = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_sender_watch_new_domains_total",
+		Help: "Sender domains seen for the first time matching a WATCH pattern of a senders filter, by filter and pattern (the rule's key as written).",
+	}, []string{"filter", "pattern"})
+	m.senderRules = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_sender_rules",
+		Help: "Rules in force in a senders filter, by filter.",
+	}, []string{"filter"})
+	m.senderReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_sender_rules_reloads_total",
+		Help: "Reloads of changed rules files of a senders filter, by filter and result (ok, failed).",
+	}, []string{"filter", "result"})
+	m.senderReloadOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sluice_sender_rules_last_reload_successful",
+		Help: "1 if the rules files of a senders filter last loaded fine, 0 if a changed file could not be used and the previous rules are still in force.",
+	}, []string{"filter"})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sluice_build_info",
 		Help:        "Always 1; labels carry the sluice and Go versions.",
@@ -248,6 +271,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
 		m.archiveMessages, m.archiveBytes, m.archiveErrors, m.archiveDuration,
 		m.headerfixRepairs, m.headerfixMessages,
+		m.senderNewDomains, m.senderRules, m.senderReloads, m.senderReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -399,4 +423,33 @@ func (m *Metrics) HeaderfixFound(filter, kind string) {
 // HeaderfixMessage implements headerfix.Observer.
 func (m *Metrics) HeaderfixMessage(filter, action string) {
 	m.headerfixMessages.WithLabelValues(filter, action).Inc()
+}
+
+// SenderRulesLoaded implements senders.Observer. The series of every
+// WATCH pattern and both reload results are created at 0, so that
+// increase() in an alert sees their first event.
+func (m *Metrics) SenderRulesLoaded(filter string, rules int, watch []string) {
+	m.senderRules.WithLabelValues(filter).Set(float64(rules))
+	m.senderReloadOK.WithLabelValues(filter).Set(1)
+	for _, r := range []string{"ok", "failed"} {
+		m.senderReloads.WithLabelValues(filter, r)
+	}
+	for _, p := range watch {
+		m.senderNewDomains.WithLabelValues(filter, p)
+	}
+}
+
+// SenderRulesReloaded implements senders.Observer.
+func (m *Metrics) SenderRulesReloaded(filter string, ok bool) {
+	if ok {
+		m.senderReloads.WithLabelValues(filter, "ok").Inc()
+		return
+	}
+	m.senderReloads.WithLabelValues(filter, "failed").Inc()
+	m.senderReloadOK.WithLabelValues(filter).Set(0)
+}
+
+// SenderWatchNewDomain implements senders.Observer.
+func (m *Metrics) SenderWatchNewDomain(filter, pattern string) {
+	m.senderNewDomains.WithLabelValues(filter, pattern).Inc()
 }
