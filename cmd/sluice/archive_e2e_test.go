@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
@@ -797,4 +799,84 @@ filters:
 	if q, v := archiveField(fields, "X-Sluice-Queue-ID"), archiveField(fields, "X-Sluice-Bayes"); len(q) != 1 || q[0] != r2.QueueID() || len(v) != 1 || !strings.HasPrefix(v[0], "Ham, ") {
 		t.Errorf("the next copy: queue id %q (want %s), verdict %q", q, r2.QueueID(), v)
 	}
+}
+
+// BenchmarkPostfixEndToEndArchive is acceptance 6, end to end: the cost
+// the archive adds to mail flowing through real Postfix. smtp-source sends
+// 2000 messages of ~5 KB over 8 sessions to the discard transport, through
+// two sluice daemons (processes of their own) that differ only in the
+// archive filter: both run the script filter, one also archives every
+// message to one mbox with fsync. Rounds alternate between the two so that
+// machine noise hits both alike; it reports the median rate of each and
+// their ratio.
+//
+//	go test -run '^$' -bench PostfixEndToEndArchive -benchtime 5x ./cmd/sluice
+func BenchmarkPostfixEndToEndArchive(b *testing.B) {
+	mtatest.Require(b)
+	source, err := exec.LookPath("smtp-source")
+	if err != nil {
+		source = "/usr/sbin/smtp-source"
+	}
+	mbox := filepath.Join(b.TempDir(), "bench.mbox")
+	base := `listen:
+  - address: inet:%s
+metrics:
+  listen: ""
+log:
+  level: warn
+filters:
+  - type: script
+`
+	setups := []struct {
+		name  string
+		extra string
+	}{
+		{"plain", ""},
+		{"archive", "  - type: archive\n    options:\n      targets:\n        default: " + mbox + "\n"},
+	}
+	mtas := make([]*mtatest.MTA, len(setups))
+	for i, s := range setups {
+		child := startChildConfig(b, func(addr string) string { return fmt.Sprintf(base, addr) + s.extra })
+		mtas[i] = mtatest.StartPostfix(b, mtatest.PostfixOptions{Milter: "inet:" + child.addr, DefaultAction: "tempfail",
+			ExtraConfig: []string{"smtpd_client_connection_count_limit = 0", "smtpd_client_message_rate_limit = 0"}})
+	}
+	const sessions, messages, size = 8, 2000, 5000
+	rates := make([][]float64, len(setups))
+	for n := 0; n < b.N; n++ {
+		for i, s := range setups {
+			start := time.Now()
+			cmd := exec.Command(source, "-s", strconv.Itoa(sessions), "-m", strconv.Itoa(messages), "-l", strconv.Itoa(size),
+				"-f", "bench@example.org", "-t", "sink@discard.example", mtas[i].Addr())
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("smtp-source against %s: %v\n%s", s.name, err, out)
+			}
+			mtas[i].WaitIdle(b, 5*time.Minute)
+			rates[i] = append(rates[i], messages/time.Since(start).Seconds())
+		}
+	}
+	recs := 0
+	f, err := os.Open(mbox)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := archiveReadAll(f, &recs); err != nil {
+		b.Fatal(err)
+	}
+	if recs != b.N*messages {
+		b.Fatalf("the archive holds %d messages, want %d", recs, b.N*messages)
+	}
+	plain, arch := median(rates[0]), median(rates[1])
+	b.ReportMetric(plain, "plain-msgs/s")
+	b.ReportMetric(arch, "archive-msgs/s")
+	b.ReportMetric(arch/plain, "archive/plain")
+	b.Logf("rates per round (msgs/s): plain %s, archive %s", fmtRates(rates[0]), fmtRates(rates[1]))
+}
+
+// archiveReadAll counts the records of an mbox.
+func archiveReadAll(r io.Reader, n *int) error {
+	return archive.ReadMbox(r, func(archive.Record) error {
+		*n++
+		return nil
+	})
 }
