@@ -476,3 +476,34 @@ func TestRedisMatchesBolt(t *testing.T) {
 	}
 	same("prune")
 }
+
+// Sentinel failover: the master dies, the Sentinel promotes the replica,
+// and the same store goes on with what was learned, on the new master,
+// without being reopened.
+func TestRedisSentinelFailover(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName, Timeout: 300 * time.Millisecond})
+	defer st.Close()
+	ctx := context.Background()
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"x"}, Date: 20240101}
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	sn.WaitReplicated(t)
+	sn.Master.Kill(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for sn.MasterAddr(t) != sn.Replica.Addr {
+		if time.Now().After(deadline) {
+			t.Fatal("the Sentinel did not promote the replica within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitLookup(t, st, 1)
+	op.Digest[0] = 1
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatalf("learn after failover: %v", err)
+	}
+	if tot, _, err := st.Lookup(ctx, []string{"x"}); err != nil || tot.Spam != 2 {
+		t.Errorf("after failover: totals %+v, %v; want 2 spam", tot, err)
+	}
+}

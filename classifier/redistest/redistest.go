@@ -319,20 +319,23 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	return c
 }
 
-// Sentinel is a Redis master watched by one Sentinel.
+// Sentinel is a Redis master with one replica, watched by one Sentinel
+// that promotes the replica when the master has been down for a second.
 type Sentinel struct {
-	Master *Server
+	Master  *Server
+	Replica *Server
 	// Addr is the Sentinel's address.
 	Addr       string
 	MasterName string
 	sentinel   *Server
 }
 
-// StartSentinel starts a master and a Sentinel that monitors it under the
-// name "sluice-master".
+// StartSentinel starts a master, its replica, and a Sentinel that
+// monitors them under the name "sluice-master".
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	master := Start(t)
+	replica := Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
 	dir, err := os.MkdirTemp("", "sluice-sentinel-")
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +349,8 @@ dir %s
 logfile %s
 sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s 1000
-`, port, dir, filepath.Join(dir, "sentinel.log"), name, master.Port, name)
+sentinel failover-timeout %s 10000
+`, port, dir, filepath.Join(dir, "sentinel.log"), name, master.Port, name, name)
 	path := filepath.Join(dir, "sentinel.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -360,5 +364,26 @@ sentinel down-after-milliseconds %s 1000
 	if _, err := c.GetMasterAddrByName(context.Background(), name).Result(); err != nil {
 		t.Fatalf("sentinel does not know %s: %v", name, err)
 	}
-	return &Sentinel{Master: master, Addr: sn.Addr, MasterName: name, sentinel: sn}
+	return &Sentinel{Master: master, Replica: replica, Addr: sn.Addr, MasterName: name, sentinel: sn}
+}
+
+// MasterAddr returns the address the Sentinel gives for the master now.
+func (s *Sentinel) MasterAddr(t testing.TB) string {
+	t.Helper()
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	hp, err := c.GetMasterAddrByName(context.Background(), s.MasterName).Result()
+	if err != nil || len(hp) != 2 {
+		t.Fatalf("sentinel: master of %s: %v %v", s.MasterName, hp, err)
+	}
+	return net.JoinHostPort(hp[0], hp[1])
+}
+
+// WaitReplicated waits until the replica has everything the master has.
+func (s *Sentinel) WaitReplicated(t testing.TB) {
+	t.Helper()
+	n, err := s.Master.Client(t).Wait(context.Background(), 1, 10*time.Second).Result()
+	if err != nil || n < 1 {
+		t.Fatalf("WAIT for the replica: %d %v", n, err)
+	}
 }
