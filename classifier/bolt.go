@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,19 @@ type BoltOptions struct {
 	// NoSync skips fsync on commit. Only for tests and benchmarks: a
 	// crash can then lose or corrupt the store.
 	NoSync bool
+	// IndexTokens is the largest store, in tokens, of which a process
+	// that classifies many messages keeps an in-memory index (see
+	// tokenIndex): about 27 bytes per token, built by reading the whole
+	// store once, and again after another process writes (this process's
+	// own writes update it). A larger store is read token by token from
+	// the file. Default DefaultIndexTokens (about 55 MB at most); negative
+	// turns the index off.
+	IndexTokens int
+	// IndexAfter is how many tokens a process looks up through the file
+	// before it builds the index: a CLI classifying one message reads a
+	// few hundred tokens and would waste the scan, a daemon passes the
+	// default, DefaultIndexAfter, within a few dozen messages.
+	IndexAfter int
 	// Logger receives the rare events worth logging (a failed poll).
 	// Default: discarded.
 	Logger interface {
@@ -61,7 +75,17 @@ type BoltStore struct {
 	// never overlap a read.
 	mu     sync.RWMutex
 	db     *bolt.DB // read-only handle, nil while closed
+	dbFile fileID   // the file behind db
 	closed bool
+
+	// The in-memory index of the token counts. Readers load it under mu
+	// (shared) and use it if it matches their transaction; it is built
+	// by one reader at a time (idxMu) and patched by writers, who hold mu
+	// exclusively.
+	idx      atomic.Pointer[tokenIndex]
+	idxMu    sync.Mutex
+	idxSkip  int          // transaction ID whose store was too large to index; under idxMu
+	lookedUp atomic.Int64 // tokens looked up by this process
 
 	stop chan struct{}
 	done chan struct{}
@@ -80,6 +104,12 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 50 * time.Millisecond
+	}
+	if opts.IndexTokens == 0 {
+		opts.IndexTokens = DefaultIndexTokens
+	}
+	if opts.IndexAfter <= 0 {
+		opts.IndexAfter = DefaultIndexAfter
 	}
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
 	if err != nil {
@@ -154,12 +184,34 @@ func (s *BoltStore) poll() {
 			continue
 		}
 		s.mu.Lock()
-		if s.db != nil {
-			s.db.Close()
-			s.db = nil
-		}
+		s.closeReaderLocked()
 		s.mu.Unlock()
 	}
+}
+
+// closeReaderLocked closes the read-only handle, if open. The caller holds
+// mu exclusively. The index stays: it is checked against the transaction ID
+// of every read.
+func (s *BoltStore) closeReaderLocked() error {
+	var err error
+	if s.db != nil {
+		err = s.db.Close()
+		s.db = nil
+	}
+	return err
+}
+
+// identify returns the identity of the file behind a handle.
+func identify(db *bolt.DB) (fileID, error) {
+	fi, err := os.Stat(db.Path())
+	if err != nil {
+		return fileID{}, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, errors.New("no file identity")
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
 // view runs fn in a read transaction on the shared read-only handle,
@@ -204,7 +256,12 @@ func (s *BoltStore) reopenLocked(ctx context.Context) error {
 		}
 		return fmt.Errorf("open %s read-only: %w", s.path, err)
 	}
-	s.db = db
+	id, err := identify(db)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("open %s read-only: %w", s.path, err)
+	}
+	s.db, s.dbFile = db, id
 	return nil
 }
 
@@ -212,15 +269,19 @@ func (s *BoltStore) reopenLocked(ctx context.Context) error {
 // file read-write, commits, and closes again, so the file is held
 // exclusively only for the length of one transaction.
 func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return s.updateThen(ctx, fn, nil)
+}
+
+// updateThen is update, and after a successful commit calls committed with
+// the file's identity and the transaction ID, still holding mu
+// exclusively (no reader runs).
+func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, committed func(fileID, int)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("store closed")
 	}
-	if s.db != nil {
-		s.db.Close()
-		s.db = nil
-	}
+	s.closeReaderLocked()
 	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
 		return err
 	}
@@ -232,7 +293,18 @@ func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) erro
 		}
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
-	err = db.Update(fn)
+	var txid int
+	err = db.Update(func(tx *bolt.Tx) error {
+		txid = tx.ID()
+		return fn(tx)
+	})
+	if err == nil && committed != nil {
+		if id, ierr := identify(db); ierr == nil {
+			committed(id, txid)
+		} else {
+			s.idx.Store(nil)
+		}
+	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", s.path, cerr)
 	}
@@ -247,11 +319,7 @@ func (s *BoltStore) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
-	if s.db != nil {
-		err = s.db.Close()
-		s.db = nil
-	}
+	err := s.closeReaderLocked()
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
@@ -300,25 +368,57 @@ func decodeTotals(b []byte) Totals {
 	return Totals{Spam: uint32(s), Ham: uint32(h)}
 }
 
-// Lookup implements Store.
+// Lookup implements Store. A process that has looked up IndexAfter
+// tokens reads counts from its in-memory index (see tokenIndex);
+// otherwise, or when the store is too large to index, every token is read
+// from the file in one transaction, in the order given, which for the
+// sorted tokens of a Message walks the B+tree from left to right.
 func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
 	var tot Totals
 	counts := make([]Counts, len(tokens))
+	s.lookedUp.Add(int64(len(tokens)))
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		tot = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
 		// One cursor and one key buffer for all tokens: Bucket.Get would
 		// allocate a cursor, and []byte(tok) a key, per token.
-		cur := tx.Bucket(bucketTokens).Cursor()
+		var cur *bolt.Cursor
 		var key []byte
-		for i, tok := range tokens {
-			key = append(key[:0], tok...)
+		read := func(i int) error {
+			if cur == nil {
+				cur = tx.Bucket(bucketTokens).Cursor()
+			}
+			key = append(key[:0], tokens[i]...)
 			k, v := cur.Seek(key)
 			if v == nil || !bytes.Equal(k, key) {
-				continue
+				return nil
 			}
 			c, err := decodeCounts(v)
 			if err != nil {
-				return fmt.Errorf("token %q: %w", tok, err)
+				return fmt.Errorf("token %q: %w", tokens[i], err)
+			}
+			counts[i] = c
+			return nil
+		}
+		idx, err := s.index(tx)
+		if err != nil {
+			return err
+		}
+		if idx == nil {
+			tot = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+			for i := range tokens {
+				if err := read(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		tot = idx.totals
+		for i, tok := range tokens {
+			c, ok := idx.get(tok)
+			if !ok {
+				if err := read(i); err != nil {
+					return err
+				}
+				continue
 			}
 			counts[i] = c
 		}
@@ -328,6 +428,64 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 		return Totals{}, nil, fmt.Errorf("lookup: %w", err)
 	}
 	return tot, counts, nil
+}
+
+// index returns the in-memory index if it matches the transaction, building
+// it if this process has looked up enough tokens to make that worth it, or
+// nil to read from the file. The caller holds mu (shared or exclusive), so
+// the handle and the file's identity cannot change meanwhile.
+func (s *BoltStore) index(tx *bolt.Tx) (*tokenIndex, error) {
+	valid := func(x *tokenIndex) bool { return x != nil && x.txid == tx.ID() && x.file == s.dbFile }
+	if x := s.idx.Load(); valid(x) {
+		return x, nil
+	}
+	if s.opts.IndexTokens < 0 || s.lookedUp.Load() < int64(s.opts.IndexAfter) {
+		return nil, nil
+	}
+	// One reader builds; the others read the file meanwhile.
+	if !s.idxMu.TryLock() {
+		return nil, nil
+	}
+	defer s.idxMu.Unlock()
+	if x := s.idx.Load(); valid(x) {
+		return x, nil
+	}
+	if s.idxSkip == tx.ID() {
+		return nil, nil
+	}
+	x, err := buildIndex(tx, s.dbFile, s.opts.IndexTokens)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if x == nil {
+		s.idxSkip = tx.ID()
+		return nil, nil
+	}
+	s.idx.Store(x)
+	return x, nil
+}
+
+// patchIndex brings the index up to date with a write of this process:
+// the tokens it changed, and the totals. If the index was not of the
+// version just before the write (another process wrote in between), it is
+// dropped, to be rebuilt. The caller holds mu exclusively.
+func (s *BoltStore) patchIndex(file fileID, txid int, changed []Record, tot Totals) {
+	x := s.idx.Load()
+	if x == nil {
+		return
+	}
+	if x.file != file || x.txid != txid-1 {
+		s.idx.Store(nil)
+		return
+	}
+	for _, r := range changed {
+		if !x.set(r.Token, r.Counts) {
+			s.idx.Store(nil) // grew past IndexTokens
+			return
+		}
+	}
+	x.totals = tot
+	x.txid = txid
 }
 
 // Learn implements Store. All ops go in one write transaction: a caller
@@ -340,7 +498,9 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 // an ever larger node.
 func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error) {
 	out := make([]Outcome, len(ops))
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	var changed []Record
+	var newTot Totals
+	err := s.updateThen(ctx, func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		toks := tx.Bucket(bucketTokens)
 		digs := tx.Bucket(bucketDigests)
@@ -375,10 +535,14 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 				return err
 			}
 		}
-		if err := deltas.apply(toks); err != nil {
+		var err error
+		if changed, err = deltas.apply(toks); err != nil {
 			return err
 		}
+		newTot = tot
 		return meta.Put(keyTotals, encodeTotals(tot))
+	}, func(file fileID, txid int) {
+		s.patchIndex(file, txid, changed, newTot)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("learn: %w", err)
@@ -413,14 +577,17 @@ func (d tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
 	}
 }
 
-// apply writes the deltas in key order. A token whose counts both drop to
-// zero is deleted; a decrement of an unknown token is ignored.
-func (d tokenDeltas) apply(b *bolt.Bucket) error {
+// apply writes the deltas in key order and returns the new counts of the
+// tokens it changed. A token whose counts both drop to zero is deleted
+// (and returned with zero counts); a decrement of an unknown token is
+// ignored.
+func (d tokenDeltas) apply(b *bolt.Bucket) ([]Record, error) {
 	keys := make([]string, 0, len(d))
 	for k := range d {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	changed := make([]Record, 0, len(keys))
 	for _, tok := range keys {
 		td := d[tok]
 		key := []byte(tok)
@@ -428,7 +595,7 @@ func (d tokenDeltas) apply(b *bolt.Bucket) error {
 		if v := b.Get(key); v != nil {
 			var err error
 			if cur, err = decodeCounts(v); err != nil {
-				return fmt.Errorf("token %q: %w", tok, err)
+				return nil, fmt.Errorf("token %q: %w", tok, err)
 			}
 		} else if td.spam <= 0 && td.ham <= 0 {
 			continue
@@ -439,14 +606,16 @@ func (d tokenDeltas) apply(b *bolt.Bucket) error {
 		var err error
 		if cur.Spam == 0 && cur.Ham == 0 {
 			err = b.Delete(key)
+			cur = Counts{}
 		} else {
 			err = b.Put(key, encodeCounts(cur))
 		}
 		if err != nil {
-			return fmt.Errorf("token %q: %w", tok, err)
+			return nil, fmt.Errorf("token %q: %w", tok, err)
 		}
+		changed = append(changed, Record{Token: tok, Counts: cur})
 	}
-	return nil
+	return changed, nil
 }
 
 // learnPlan is what one learn op does: remove the message's tokens from one

@@ -3,6 +3,7 @@ package classifier_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -99,4 +100,126 @@ func TestBoltStoreBusy(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The store contract again, with the in-memory index built from the first
+// lookup on, so that every read goes through it and every Learn patches it.
+func TestBoltStoreContractIndexed(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) classifier.Store {
+		s, err := classifier.OpenBolt(filepath.Join(t.TempDir(), "db"),
+			classifier.BoltOptions{NoSync: true, LockTimeout: 5 * time.Second, IndexAfter: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// indexedStores opens the same file three times: one reads through an index
+// built at once, one never indexes (the reference), one is another
+// process's writer.
+func indexedStores(t *testing.T, indexTokens int) (indexed, plain, other *classifier.BoltStore) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "db")
+	open := func(o classifier.BoltOptions) *classifier.BoltStore {
+		o.NoSync, o.LockTimeout = true, 5*time.Second
+		s, err := classifier.OpenBolt(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(classifier.BoltOptions{IndexAfter: 1, IndexTokens: indexTokens}),
+		open(classifier.BoltOptions{IndexTokens: -1}),
+		open(classifier.BoltOptions{IndexTokens: -1})
+}
+
+// sameLookup checks that two stores return the same totals and counts.
+func sameLookup(t *testing.T, step string, a, b classifier.Store, toks []string) {
+	t.Helper()
+	ctx := context.Background()
+	ta, ca, err := a.Lookup(ctx, toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, cb, err := b.Lookup(ctx, toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ta != tb {
+		t.Errorf("%s: totals %+v, want %+v", step, ta, tb)
+	}
+	for i := range toks {
+		if ca[i] != cb[i] {
+			t.Errorf("%s: token %q: counts %+v, want %+v", step, toks[i], ca[i], cb[i])
+		}
+	}
+}
+
+// The index follows every kind of change: this process's learning (which
+// patches it, including tokens deleted by unlearning), another process's
+// learning, import and pruning (which make it stale, so it is rebuilt).
+func TestBoltStoreIndexFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	indexed, plain, other := indexedStores(t, 0)
+	var toks []string
+	for i := range 300 {
+		toks = append(toks, fmt.Sprintf("tok%03d", i))
+	}
+	op := func(n int, c classifier.Class, unlearn bool, tokens []string) classifier.LearnOp {
+		o := classifier.LearnOp{Class: c, Unlearn: unlearn, Tokens: tokens, Date: classifier.Date(20240100 + n%28 + 1)}
+		o.Digest[0], o.Digest[1] = byte(n), byte(n>>8)
+		return o
+	}
+	learn := func(s *classifier.BoltStore, ops ...classifier.LearnOp) {
+		t.Helper()
+		if _, err := s.Learn(ctx, ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameLookup(t, "empty store", indexed, plain, toks)
+	learn(other, op(1, classifier.Spam, false, toks[:200]), op(2, classifier.Ham, false, toks[100:]))
+	sameLookup(t, "after another process learned", indexed, plain, toks)
+	learn(indexed, op(3, classifier.Spam, false, toks[50:150]))
+	sameLookup(t, "after this process learned", indexed, plain, toks)
+	learn(indexed, op(3, classifier.Ham, false, toks[50:150])) // moved
+	learn(indexed, op(1, classifier.Spam, true, toks[:200]))   // unlearned: tok000..tok049 vanish
+	sameLookup(t, "after this process moved and unlearned", indexed, plain, toks)
+	if _, c, _ := indexed.Lookup(ctx, toks[:1]); c[0] != (classifier.Counts{}) {
+		t.Errorf("unlearned token: %+v, want zero counts", c[0])
+	}
+	learn(indexed, op(4, classifier.Spam, false, append([]string{"brand-new"}, toks[:10]...)))
+	sameLookup(t, "after this process added tokens", indexed, plain, append([]string{"brand-new"}, toks...))
+	err := other.Add(ctx, classifier.Batch{Totals: classifier.Totals{Spam: 5}, Records: []classifier.Record{
+		{Token: "imported", Counts: classifier.Counts{Spam: 5, LastSeen: 20240301}},
+		{Token: "tok299", Counts: classifier.Counts{Ham: 7}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameLookup(t, "after an import", indexed, plain, append([]string{"imported"}, toks...))
+	if _, err := indexed.Prune(ctx, classifier.PruneOptions{MaxCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sameLookup(t, "after pruning", indexed, plain, append([]string{"imported", "brand-new"}, toks...))
+	learn(indexed, op(5, classifier.Ham, false, toks))
+	sameLookup(t, "after learning once more", indexed, plain, toks)
+}
+
+// A store larger than IndexTokens is read from the file, and gives the same
+// answers.
+func TestBoltStoreIndexCap(t *testing.T) {
+	ctx := context.Background()
+	indexed, plain, _ := indexedStores(t, 50)
+	var toks []string
+	for i := range 120 {
+		toks = append(toks, fmt.Sprintf("w%d", i))
+	}
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: toks, Date: 20240101}
+	if _, err := plain.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	sameLookup(t, "store over the cap", indexed, plain, append(toks, "unknown"))
+	sameLookup(t, "store over the cap, again", indexed, plain, append(toks, "unknown"))
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 )
 
 // Digest identifies a learned message. See MessageDigest.
@@ -33,15 +32,22 @@ func ParseDigest(s string) (Digest, error) {
 // verdict fields, an mbox From_ line, and CRLF versus LF line ends.
 func MessageDigest(raw []byte) Digest {
 	raw = skipMboxFromLine(raw)
-	fields, body := parseHeader(raw)
+	fields, body, _ := parseHeader(raw, nil)
 	h := sha256.New()
 	for _, f := range fields {
-		if f.name == "received" || f.name == "return-path" || skipHeader(f.name) {
+		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) {
 			continue
 		}
-		h.Write([]byte(f.name))
+		h.Write(f.name)
 		h.Write([]byte{':'})
-		h.Write([]byte(strings.Join(strings.Fields(f.value), " ")))
+		// Words joined by single spaces: folding and white space
+		// changes in transit do not change the digest.
+		for i, word := range bytes.Fields(f.value) {
+			if i > 0 {
+				h.Write([]byte{' '})
+			}
+			h.Write(word)
+		}
 		h.Write([]byte{'\n'})
 	}
 	h.Write([]byte{'\n'})

@@ -153,7 +153,14 @@ type Clue struct {
 type Result struct {
 	// Spamicity is the combined score in [0,1]: near 1 spam, near 0 ham.
 	Spamicity float64
-	Verdict   Verdict
+	// LogOdds is ln(Spamicity / (1 - Spamicity)) computed from the
+	// logarithms of the chi-square tails, so it keeps its precision where
+	// Spamicity, a float64, rounds to exactly 0 or 1: a clear spam is
+	// around +40 and a very clear one +700, both Spamicity 1. It orders
+	// messages as an exact Spamicity would (for ROC curves, or for a
+	// threshold beyond float64 resolution). 0 when no token counted.
+	LogOdds float64
+	Verdict Verdict
 	// Reason explains an unsure verdict that is not due to the score
 	// (not enough training); empty otherwise.
 	Reason string
@@ -293,6 +300,11 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 		hamEvidence := chi2Q(-2*lnF, df)
 		spamEvidence := chi2Q(-2*ln1F, df)
 		res.Spamicity = (1 + hamEvidence - spamEvidence) / 2
+		// The same in logarithms: spamicity is (H + (1-S)) / 2 and
+		// 1 - spamicity is ((1-H) + S) / 2.
+		lnH, ln1H := chi2LogTails(-2*lnF, df)
+		lnS, ln1S := chi2LogTails(-2*ln1F, df)
+		res.LogOdds = logAdd(lnH, ln1S) - logAdd(ln1H, lnS)
 	}
 	res.Spamicity = min(max(res.Spamicity, 0), 1)
 	switch {
@@ -343,10 +355,65 @@ func chi2Q(x float64, df int) float64 {
 	return min(math.Exp(acc), 1)
 }
 
+// chi2LogTails returns ln Q and ln(1-Q) for the chi-square distribution
+// with df (even, > 0) degrees of freedom at x, each accurate when it is
+// tiny, where chi2Q's result rounds to 0 or 1. With m = x/2 and k = df/2,
+// Q is the probability that a Poisson variable of mean m is below k and
+// 1-Q that it is k or more; the smaller tail is summed term by term (in
+// logs, from its largest term outwards, until the terms no longer matter)
+// and the other is its complement.
+func chi2LogTails(x float64, df int) (lnQ, lnP float64) {
+	k := df / 2
+	if x <= 0 || k < 1 {
+		return 0, math.Inf(-1)
+	}
+	m := x / 2
+	lnM := math.Log(m)
+	if m < float64(k) {
+		// 1-Q = sum over i >= k of e^-m m^i / i!; the terms shrink
+		// from the first, by m/(i+1) each.
+		lg, _ := math.Lgamma(float64(k) + 1)
+		term := -m + float64(k)*lnM - lg
+		acc := term
+		for i := k + 1; i < k+1_000_000; i++ {
+			term += lnM - math.Log(float64(i))
+			acc = logAdd(acc, term)
+			if term < acc-40 {
+				break
+			}
+		}
+		return log1mExp(acc), acc
+	}
+	// Q = sum over i < k; the terms grow up to the last, i = k-1, and
+	// shrink going down from it by i/m each.
+	lg, _ := math.Lgamma(float64(k))
+	term := -m + float64(k-1)*lnM - lg
+	acc := term
+	for i := k - 1; i >= 1; i-- {
+		term += math.Log(float64(i)) - lnM
+		acc = logAdd(acc, term)
+		if term < acc-40 {
+			break
+		}
+	}
+	return acc, log1mExp(acc)
+}
+
+// log1mExp returns ln(1 - e^a) for a <= 0, accurately at both ends.
+func log1mExp(a float64) float64 {
+	if a > -math.Ln2 {
+		return math.Log(-math.Expm1(a))
+	}
+	return math.Log1p(-math.Exp(a))
+}
+
 // logAdd returns ln(e^a + e^b) without overflow.
 func logAdd(a, b float64) float64 {
 	if a < b {
 		a, b = b, a
+	}
+	if math.IsInf(b, -1) {
+		return a
 	}
 	return a + math.Log1p(math.Exp(b-a))
 }

@@ -173,3 +173,67 @@ func TestClassifierTrainClassify(t *testing.T) {
 		t.Error("bogofilter dialect on a sluice store: no error")
 	}
 }
+
+// chi2LogTails agrees with chi2Q where chi2Q is accurate, on both sides of
+// the mean, and stays finite where chi2Q rounds to 0 or 1.
+func TestChi2LogTails(t *testing.T) {
+	for _, df := range []int{2, 10, 60, 400} {
+		for _, x := range []float64{0.5, 3, 10, 40, 80, 300, 500} {
+			q := chi2Q(x, df)
+			lnQ, lnP := chi2LogTails(x, df)
+			if math.Abs(math.Exp(lnQ)-q) > 1e-9 || math.Abs(math.Exp(lnP)-(1-q)) > 1e-9 {
+				t.Errorf("x=%v df=%d: exp(lnQ)=%v exp(lnP)=%v, chi2Q=%v", x, df, math.Exp(lnQ), math.Exp(lnP), q)
+			}
+		}
+	}
+	// Far in the upper tail Q underflows but its logarithm does not.
+	lnQ, lnP := chi2LogTails(5000, 10)
+	if lnQ > -2000 || lnQ < -3000 || lnP != 0 {
+		t.Errorf("x=5000 df=10: lnQ=%v lnP=%v", lnQ, lnP)
+	}
+	// Far in the lower tail 1-Q underflows likewise.
+	lnQ, lnP = chi2LogTails(0.001, 400)
+	if lnQ != 0 || lnP > -1000 {
+		t.Errorf("x=0.001 df=400: lnQ=%v lnP=%v", lnQ, lnP)
+	}
+}
+
+// LogOdds is the log-odds of Spamicity where Spamicity is not rounded, and
+// keeps ordering messages whose Spamicity is exactly 1 or 0.
+func TestScoreLogOdds(t *testing.T) {
+	p := DefaultParams()
+	tot := Totals{Spam: 1000, Ham: 1000}
+	counts := func(spam, ham, n int) []Counts {
+		var c []Counts
+		for range n {
+			c = append(c, Counts{Spam: uint32(spam), Ham: uint32(ham)})
+		}
+		return c
+	}
+	toks := func(n int) []string { return make([]string, n) }
+	// Moderate evidence: spamicity strictly inside (0,1).
+	for _, c := range [][]Counts{append(counts(30, 1, 2), counts(1, 30, 2)...), append(counts(40, 1, 3), counts(1, 30, 1)...)} {
+		r := Score(p, tot, toks(len(c)), c, false)
+		want := math.Log(r.Spamicity / (1 - r.Spamicity))
+		if r.Spamicity <= 0 || r.Spamicity >= 1 || math.Abs(r.LogOdds-want) > 1e-6*math.Max(1, math.Abs(want)) {
+			t.Errorf("spamicity %v: LogOdds %v, want %v", r.Spamicity, r.LogOdds, want)
+		}
+	}
+	// Strong evidence: more of it still ranks higher after Spamicity has
+	// reached exactly 1 (or 0 for ham).
+	prevSpam, prevHam := 0.0, 0.0
+	for _, n := range []int{20, 40, 80, 160} {
+		s := Score(p, tot, toks(n), counts(500, 1, n), false)
+		h := Score(p, tot, toks(n), counts(1, 500, n), false)
+		if s.LogOdds <= prevSpam || h.LogOdds >= prevHam || math.IsInf(s.LogOdds, 0) || math.IsInf(h.LogOdds, 0) {
+			t.Errorf("%d tokens: spam LogOdds %v (before %v), ham %v (before %v)", n, s.LogOdds, prevSpam, h.LogOdds, prevHam)
+		}
+		prevSpam, prevHam = s.LogOdds, h.LogOdds
+		if n == 160 && (s.Spamicity != 1 || h.Spamicity != 0) {
+			t.Errorf("160 tokens: spamicity %v and %v, expected rounding to 1 and 0", s.Spamicity, h.Spamicity)
+		}
+	}
+	if r := Score(p, tot, nil, nil, false); r.LogOdds != 0 || r.Spamicity != 0.5 {
+		t.Errorf("no tokens: %+v", r)
+	}
+}

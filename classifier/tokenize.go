@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
+	"sync"
 )
 
 // TokenizerOptions bound the work done on one message. The zero value of a
@@ -58,12 +58,20 @@ func (o TokenizerOptions) withDefaults() TokenizerOptions {
 // It is safe for concurrent use.
 type Tokenizer struct {
 	opts TokenizerOptions
+	// walkers keeps the scratch memory of finished messages (token arena,
+	// hash table, buffers) for the next one: a daemon tokenises message
+	// after message, and reusing it saves most of the allocation.
+	walkers sync.Pool
 }
 
 // NewTokenizer returns a Tokenizer with the given bounds.
 func NewTokenizer(opts TokenizerOptions) *Tokenizer {
 	return &Tokenizer{opts: opts.withDefaults()}
 }
+
+// maxPooledArena is the largest token arena kept for reuse: one huge
+// message must not pin its memory for the life of the process.
+const maxPooledArena = 256 << 10
 
 // Message is a tokenised message.
 type Message struct {
@@ -105,25 +113,29 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 		raw = raw[:t.opts.MaxBytes]
 		truncated = true
 	}
-	w := walker{
-		opts: t.opts,
-		set:  make(map[string]struct{}, 1024),
-		bogo: t.opts.Dialect == DialectBogofilter,
+	w, _ := t.walkers.Get().(*walker)
+	if w == nil {
+		w = newWalker(t.opts)
 	}
+	defer t.release(w)
 	if body := skipMboxFromLine(raw); len(body) != len(raw) {
 		if w.bogo {
 			// bogofilter reads the From_ line as a header line.
-			w.bogoWords(string(raw[:len(raw)-len(body)]), "head:")
+			w.bogoWords(raw[:len(raw)-len(body)], "head:")
 		}
 		raw = body
 	}
 	w.message(raw, 0, true)
-	toks := make([]string, 0, len(w.set))
-	for tok := range w.set {
-		toks = append(toks, tok)
+	return Message{Tokens: w.set.sorted(), Truncated: truncated || w.truncated}
+}
+
+// release returns a walker to the pool, unless it grew too large to keep.
+func (t *Tokenizer) release(w *walker) {
+	if cap(w.set.arena) > maxPooledArena {
+		return
 	}
-	slices.Sort(toks)
-	return Message{Tokens: toks, Truncated: truncated || w.truncated}
+	w.reset()
+	t.walkers.Put(w)
 }
 
 // readCapped reads up to max bytes from r and reports whether more followed.

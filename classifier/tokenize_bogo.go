@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -47,10 +48,14 @@ func (w *walker) bogoHeader(f field, part bool) {
 		w.bogoWords(decodeHeaderValue(f.value), "mime:")
 		return
 	}
-	switch f.name {
+	switch name := string(f.name); name {
 	case "to", "cc", "from", "return-path", "subject", "received":
-		tag := f.name + ":"
-		switch f.name {
+		tag := ""
+		switch name {
+		case "to":
+			tag = "to:"
+		case "from":
+			tag = "from:"
 		case "cc":
 			tag = "to:"
 		case "return-path":
@@ -61,7 +66,7 @@ func (w *walker) bogoHeader(f field, part bool) {
 			tag = "rcvd:"
 		}
 		v := decodeHeaderValue(f.value)
-		if f.name == "received" {
+		if name == "received" {
 			v = dropReceivedIDs(v)
 		}
 		w.bogoWords(v, tag)
@@ -76,17 +81,17 @@ func (w *walker) bogoHeader(f field, part bool) {
 
 // dropReceivedIDs removes the "id XXX" queue IDs of a Received field: they
 // never repeat (bogofilter drops them too).
-func dropReceivedIDs(v string) string {
-	fs := strings.Fields(v)
+func dropReceivedIDs(v []byte) []byte {
+	fs := bytes.Fields(v)
 	out := fs[:0]
 	for i := 0; i < len(fs); i++ {
-		if fs[i] == "id" && i+1 < len(fs) {
+		if string(fs[i]) == "id" && i+1 < len(fs) {
 			i++
 			continue
 		}
 		out = append(out, fs[i])
 	}
-	return strings.Join(out, " ")
+	return bytes.Join(out, []byte(" "))
 }
 
 // Byte classes of bogofilter's token grammar (in the C locale, where bytes
@@ -115,7 +120,7 @@ func bogoBack(c byte) bool {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // bogoWords splits s into bogofilter tokens with the given tag.
-func (w *walker) bogoWords(s string, tag string) {
+func (w *walker) bogoWords(s []byte, tag string) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -163,17 +168,17 @@ func (w *walker) bogoWords(s string, tag string) {
 	}
 }
 
-func (w *walker) bogoAdd(tag, tok string) {
+func (w *walker) bogoAdd(tag string, tok []byte) {
 	if len(tok) > bogoMaxToken {
 		return
 	}
 	w.buf = append(append(w.buf[:0], tag...), tok...)
-	w.addBuf()
+	w.add(w.buf)
 }
 
 // ipv4Len returns the length of a dotted-quad IPv4 address at the start of
 // s, or 0.
-func ipv4Len(s string) int {
+func ipv4Len(s []byte) int {
 	i := 0
 	for part := 0; part < 4; part++ {
 		if part > 0 {
@@ -198,32 +203,32 @@ func ipv4Len(s string) int {
 // bogoHTML tokenises HTML as bogofilter does: visible text, plus the inside
 // of <a>, <img> and <font> tags (where link targets are); other tags and
 // comments are dropped.
-func (w *walker) bogoHTML(s string) {
-	z := html.NewTokenizer(strings.NewReader(s))
+func (w *walker) bogoHTML(s []byte) {
+	z := html.NewTokenizer(bytes.NewReader(s))
 	z.SetMaxBuf(len(s) + 4096)
-	var text strings.Builder
+	var text []byte
 	for {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
-			w.bogoWords(text.String(), "")
+			w.bogoWords(text, "")
 			return
 		case html.TextToken:
 			// Raw, not unescaped: bogofilter sees "&nbsp;" as the
 			// word "nbsp".
-			text.Write(z.Raw())
+			text = append(text, z.Raw()...)
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, _ := z.TagName()
 			switch string(name) {
 			case "a", "img", "font":
-				raw := string(z.Raw())
-				if i := strings.IndexAny(raw, " \t\r\n"); i >= 0 {
-					w.bogoWords(strings.TrimSuffix(raw[i:], ">"), "")
+				raw := z.Raw()
+				if i := bytes.IndexAny(raw, " \t\r\n"); i >= 0 {
+					w.bogoWords(bytes.TrimSuffix(raw[i:], []byte(">")), "")
 				}
 			case "p", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "title", "table",
 				"center", "dd", "dt", "iframe", "input", "select", "td", "textarea", "th",
 				"div", "blockquote", "pre", "dir", "dl", "fieldset", "legend", "form", "menu", "ol", "ul":
-				text.WriteByte(' ')
+				text = append(text, ' ')
 			}
 		}
 	}

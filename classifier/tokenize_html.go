@@ -1,19 +1,18 @@
 package classifier
 
 import (
-	"strings"
+	"bytes"
 
 	"golang.org/x/net/html"
 )
 
-// html tokenises an HTML body: the visible text, plus the hosts of link
+// htmlText tokenises an HTML body: the visible text, plus the hosts of link
 // targets and image sources, which a reader never sees but which are the
 // most stable part of a spam run.
-func (w *walker) html(s string) {
-	z := html.NewTokenizer(strings.NewReader(s))
+func (w *walker) htmlText(s []byte) {
+	z := html.NewTokenizer(bytes.NewReader(s))
 	z.SetMaxBuf(len(s) + 4096)
-	var text strings.Builder
-	text.Grow(len(s) / 2)
+	text := w.html[:0]
 	hidden := 0 // depth inside <script>, <style>: not text a reader sees
 	for {
 		tt := z.Next()
@@ -21,11 +20,14 @@ func (w *walker) html(s string) {
 		case html.ErrorToken:
 			// io.EOF, or a tokenizer error on garbage: either way, the
 			// text so far is what there is.
-			w.text(text.String())
+			if cap(text) <= maxPooledArena {
+				w.html = text
+			}
+			w.text(text)
 			return
 		case html.TextToken:
 			if hidden == 0 {
-				text.Write(z.Text())
+				text = append(text, z.Text()...)
 			}
 		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
 			name, hasAttr := z.TagName()
@@ -41,14 +43,14 @@ func (w *walker) html(s string) {
 				// write "V<b></b>iagra" to split a word for filters
 				// that would see two.
 			default:
-				text.WriteByte(' ')
+				text = append(text, ' ')
 			}
 			for hasAttr {
 				var key, val []byte
 				key, val, hasAttr = z.TagAttr()
 				switch string(key) {
 				case "href", "src", "action", "background":
-					w.link(string(val))
+					w.link(val)
 				}
 			}
 		case html.CommentToken:
@@ -59,10 +61,10 @@ func (w *walker) html(s string) {
 }
 
 // link adds the tokens of a link target or resource URL.
-func (w *walker) link(u string) {
-	u = strings.TrimSpace(u)
+func (w *walker) link(u []byte) {
+	u = bytes.TrimSpace(u)
 	switch {
-	case len(u) > 7 && strings.EqualFold(u[:7], "mailto:"):
+	case len(u) > 7 && bytes.EqualFold(u[:7], []byte("mailto:")):
 		w.words(u[7:], "mailto:")
 	default:
 		w.urls(u)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io"
 	"mime"
-	"mime/quotedprintable"
 	"strings"
 	"unicode/utf8"
 
@@ -14,54 +13,72 @@ import (
 	"golang.org/x/text/encoding/charmap"
 )
 
-// walker collects the tokens of one message. It is used once and thrown
-// away; every loop in it is bounded by the size of the (capped) input or by
-// the part and depth caps.
+// walker collects the tokens of one message. Tokenizer keeps finished
+// walkers in a pool and resets them, so their buffers serve message after
+// message; every loop in it is bounded by the size of the (capped) input or
+// by the part and depth caps.
 type walker struct {
 	opts      TokenizerOptions
-	set       map[string]struct{}
+	set       *tokenSet
 	parts     int
 	truncated bool
-	buf       []byte // scratch for building a token without allocating
 	bogo      bool   // DialectBogofilter
+	buf       []byte // scratch for building one token
+	names     []byte // arena of lower-cased header field names
+	html      []byte // scratch for the visible text of an HTML part
+	partBufs  [][]byte
+	pairs     bool   // the current run of words forms pairs (see pair)
+	prev      []byte // the previous word of the run, for pairs
+	pairBuf   []byte // scratch for building a pair
+}
+
+func newWalker(opts TokenizerOptions) *walker {
+	return &walker{opts: opts, set: newTokenSet(), bogo: opts.Dialect == DialectBogofilter}
+}
+
+// reset prepares the walker for another message.
+func (w *walker) reset() {
+	w.set.reset()
+	w.parts = 0
+	w.truncated = false
+	w.names = w.names[:0]
 }
 
 // add records one token, respecting the token cap.
-func (w *walker) add(tok string) {
-	if _, ok := w.set[tok]; ok {
+func (w *walker) add(tok []byte) {
+	if w.set.len() >= w.opts.MaxTokens {
+		if !w.set.has(tok) {
+			w.truncated = true
+		}
 		return
 	}
-	if len(w.set) >= w.opts.MaxTokens {
-		w.truncated = true
-		return
-	}
-	w.set[tok] = struct{}{}
+	w.set.add(tok)
 }
 
-// addBuf adds the token held in w.buf. The map lookup with string(w.buf)
-// does not allocate; only a new token is copied into a string.
-func (w *walker) addBuf() {
-	if _, ok := w.set[string(w.buf)]; ok {
-		return
-	}
-	if len(w.set) >= w.opts.MaxTokens {
-		w.truncated = true
-		return
-	}
-	w.set[string(w.buf)] = struct{}{}
+// add2 records the token prefix+s.
+func (w *walker) add2(prefix, s string) {
+	w.buf = append(append(w.buf[:0], prefix...), s...)
+	w.add(w.buf)
 }
 
-// field is one header field: lower-cased name and unfolded raw value.
+// field is one header field. value is the raw value: leading and trailing
+// white space trimmed, but folded lines still folded (CRLF or LF and the
+// white space after), which splits words just as unfolding would; see
+// unfold for where the difference matters.
 type field struct {
-	name    string
-	value   string
-	rawName string // as written, for the bogofilter dialect
+	name    []byte // lower-cased
+	rawName []byte // as written, for the bogofilter dialect
+	value   []byte
 }
+
+func (f field) is(name string) bool { return string(f.name) == name }
 
 // message tokenises a message (top level or message/rfc822 part): its header
 // fields, then its body as a MIME entity.
 func (w *walker) message(raw []byte, depth int, top bool) {
-	fields, body := parseHeader(raw)
+	var fields []field
+	var body []byte
+	fields, body, w.names = parseHeader(raw, w.names)
 	if w.bogo {
 		for _, f := range fields {
 			w.bogoHeader(f, false)
@@ -72,7 +89,7 @@ func (w *walker) message(raw []byte, depth int, top bool) {
 		// Headers of an attached or forwarded message: its subject is
 		// content, its trace fields are someone else's path.
 		for _, f := range fields {
-			if f.name == "subject" {
+			if f.is("subject") {
 				w.words(decodeHeaderValue(f.value), "")
 			}
 		}
@@ -88,11 +105,11 @@ func (w *walker) entity(fields []field, body []byte, depth int) {
 		return
 	}
 	ctype, params := contentType(fields)
-	cte := strings.ToLower(strings.TrimSpace(headerGet(fields, "content-transfer-encoding")))
+	cte := lowerASCII(bytes.TrimSpace(headerGet(fields, "content-transfer-encoding")))
 	if !w.bogo {
-		w.add("ctype:" + ctype)
+		w.add2("ctype:", ctype)
 		if cte != "" && cte != "7bit" {
-			w.add("cte:" + cte)
+			w.add2("cte:", cte)
 		}
 	}
 	switch {
@@ -103,14 +120,14 @@ func (w *walker) entity(fields []field, body []byte, depth int) {
 	case strings.HasPrefix(ctype, "text/"):
 		cs := strings.ToLower(params["charset"])
 		if cs != "" && cs != "us-ascii" && cs != "utf-8" && !w.bogo {
-			w.add("charset:" + cs)
+			w.add2("charset:", cs)
 		}
 		text := toUTF8(decodeTransfer(cte, body), cs)
 		switch {
 		case w.bogo && ctype == "text/html":
 			w.bogoHTML(text)
 		case ctype == "text/html":
-			w.html(text)
+			w.htmlText(text)
 		default:
 			w.text(text)
 		}
@@ -129,7 +146,7 @@ func (w *walker) entity(fields []field, body []byte, depth int) {
 func (w *walker) multipart(body []byte, boundary string, depth int) {
 	if boundary == "" {
 		if !w.bogo {
-			w.add("mime:noboundary")
+			w.add2("mime:", "noboundary")
 		}
 		w.text(toUTF8(body, ""))
 		return
@@ -144,15 +161,17 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		p, err := mr.NextPart()
 		if err != nil {
 			if err != io.EOF && !w.bogo {
-				w.add("mime:broken")
+				w.add2("mime:", "broken")
 			}
 			break
 		}
 		// The whole message is already capped in memory, so reading a
-		// part fully is bounded by that cap.
-		pb, _ := io.ReadAll(p)
+		// part fully is bounded by that cap. Each nesting depth has its
+		// own buffer: the part is done with before the next is read.
+		pb := w.readPart(p, depth)
 		n++
-		pf := headerFields(p.Header)
+		var pf []field
+		pf, w.names = headerFields(p.Header, w.names)
 		if w.bogo {
 			for _, f := range pf {
 				w.bogoHeader(f, true)
@@ -165,80 +184,120 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 	}
 }
 
+// readPart reads a part into the buffer kept for its depth.
+func (w *walker) readPart(r io.Reader, depth int) []byte {
+	for len(w.partBufs) <= depth {
+		w.partBufs = append(w.partBufs, nil)
+	}
+	b := bytes.NewBuffer(w.partBufs[depth][:0])
+	b.ReadFrom(r) // a read error ends the part; what was read is kept
+	if b.Cap() <= maxPooledArena {
+		w.partBufs[depth] = b.Bytes()
+	}
+	return b.Bytes()
+}
+
 // attachmentName adds the tokens of a non-text part's file name.
 func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	name := ctParams["name"]
-	if d := headerGet(fields, "content-disposition"); d != "" {
-		if _, p, err := mime.ParseMediaType(d); err == nil && p["filename"] != "" {
+	if d := headerGet(fields, "content-disposition"); d != nil {
+		if _, p, err := mime.ParseMediaType(string(unfold(d))); err == nil && p["filename"] != "" {
 			name = p["filename"]
 		}
 	}
 	if name == "" {
 		return
 	}
-	name = decodeHeaderValue(name)
-	w.words(name, "name:")
-	if i := strings.LastIndexByte(name, '.'); i >= 0 && len(name)-i <= 8 {
-		w.add("ext:" + strings.ToLower(name[i+1:]))
+	nb := decodeHeaderValue([]byte(name))
+	w.words(nb, "name:")
+	if i := bytes.LastIndexByte(nb, '.'); i >= 0 && len(nb)-i <= 8 {
+		w.add2("ext:", strings.ToLower(string(nb[i+1:])))
 	}
 }
 
-// parseHeader splits raw into header fields and body. It is lenient where
-// real mail is broken: LF or CRLF line ends, bare CR line ends when the
-// message has no LF at all, 8-bit bytes, and a line that is neither a field
-// nor a continuation, which (as Postfix's cleanup does) starts the body.
-func parseHeader(raw []byte) ([]field, []byte) {
+// parseHeader splits raw into header fields and body, appending the fields'
+// lower-cased names to names. It is lenient where real mail is broken: LF
+// or CRLF line ends, bare CR line ends when the message has no LF at all,
+// 8-bit bytes, and a line that is neither a field nor a continuation, which
+// (as Postfix's cleanup does) starts the body. Field values are slices of
+// raw.
+func parseHeader(raw []byte, names []byte) ([]field, []byte, []byte) {
 	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') >= 0 {
 		raw = bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
 	}
-	var fields []field
-	var cur []byte
+	fields := make([]field, 0, 32)
+	start, end := -1, -1 // the current field: raw[start:end], folds included
 	flush := func() {
-		if cur == nil {
+		if start < 0 {
 			return
 		}
+		cur := raw[start:end]
 		i := bytes.IndexByte(cur, ':')
-		name := string(bytes.TrimSpace(cur[:i]))
+		name := bytes.TrimSpace(cur[:i])
+		n0 := len(names)
+		names = appendLowerASCII(names, name)
 		fields = append(fields, field{
-			name:    strings.ToLower(name),
-			value:   string(bytes.TrimSpace(cur[i+1:])),
+			name:    names[n0:len(names):len(names)],
+			value:   bytes.TrimSpace(cur[i+1:]),
 			rawName: name,
 		})
-		cur = nil
+		start = -1
 	}
-	rest := raw
-	for len(rest) > 0 {
-		line := rest
-		next := []byte(nil)
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, next = rest[:i], rest[i+1:]
+	pos := 0
+	for pos < len(raw) {
+		lineEnd, next := len(raw), len(raw)
+		if i := bytes.IndexByte(raw[pos:], '\n'); i >= 0 {
+			lineEnd, next = pos+i, pos+i+1
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
+		line := bytes.TrimSuffix(raw[pos:lineEnd], []byte("\r"))
 		if len(line) == 0 {
 			flush()
-			return fields, next
+			return fields, raw[next:], names
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if cur != nil {
-				cur = append(cur, ' ')
-				cur = append(cur, bytes.TrimSpace(line)...)
-				rest = next
+			if start >= 0 {
+				end = pos + len(line)
+				pos = next
 				continue
 			}
 			// A continuation with nothing to continue: not a header.
 			flush()
-			return fields, rest
+			return fields, raw[pos:], names
 		}
 		if !isFieldLine(line) {
 			flush()
-			return fields, rest
+			return fields, raw[pos:], names
 		}
 		flush()
-		cur = append([]byte(nil), line...)
-		rest = next
+		start, end = pos, pos+len(line)
+		pos = next
 	}
 	flush()
-	return fields, nil
+	return fields, nil, names
+}
+
+// unfold joins the lines of a folded field value with single spaces, the
+// form MIME parameter parsing and RFC 2047 decoding expect.
+func unfold(v []byte) []byte {
+	if bytes.IndexByte(v, '\n') < 0 {
+		return v
+	}
+	out := make([]byte, 0, len(v))
+	for i := 0; len(v) > 0; i++ {
+		line := v
+		if j := bytes.IndexByte(v, '\n'); j >= 0 {
+			line, v = v[:j], v[j+1:]
+		} else {
+			v = nil
+		}
+		if i == 0 {
+			out = append(out, bytes.TrimSuffix(line, []byte("\r"))...)
+			continue
+		}
+		out = append(out, ' ')
+		out = append(out, bytes.TrimSpace(line)...)
+	}
+	return bytes.TrimSpace(out)
 }
 
 // isFieldLine reports whether line starts with a field name and a colon
@@ -261,33 +320,84 @@ func isFieldLine(line []byte) bool {
 	return true
 }
 
-// headerFields converts a go-message part header to fields.
-func headerFields(h textproto.Header) []field {
+// headerFields converts a go-message part header to fields, copying names
+// and values into names.
+func headerFields(h textproto.Header, names []byte) ([]field, []byte) {
 	var out []field
 	fs := h.Fields()
 	for fs.Next() {
-		out = append(out, field{name: strings.ToLower(fs.Key()), value: strings.TrimSpace(fs.Value()), rawName: fs.Key()})
+		k := fs.Key()
+		n0 := len(names)
+		names = append(names, k...)
+		raw := names[n0:len(names):len(names)]
+		n1 := len(names)
+		names = appendLowerASCII(names, raw)
+		lower := names[n1:len(names):len(names)]
+		n2 := len(names)
+		names = append(names, strings.TrimSpace(fs.Value())...)
+		out = append(out, field{name: lower, rawName: raw, value: names[n2:len(names):len(names)]})
 	}
-	return out
+	return out, names
 }
 
-func headerGet(fields []field, name string) string {
+// headerGet returns the value of the first field called name, or nil.
+func headerGet(fields []field, name string) []byte {
 	for _, f := range fields {
-		if f.name == name {
+		if f.is(name) {
+			if f.value == nil {
+				return []byte{}
+			}
 			return f.value
 		}
 	}
-	return ""
+	return nil
+}
+
+// appendLowerASCII appends b with ASCII letters lower-cased.
+func appendLowerASCII(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// lowerASCII returns b as a string with ASCII letters lower-cased. The
+// common values (content transfer encodings) are returned without
+// allocating.
+func lowerASCII(b []byte) string {
+	var tmp [32]byte
+	if len(b) <= len(tmp) {
+		l := appendLowerASCII(tmp[:0], b)
+		switch string(l) {
+		case "":
+			return ""
+		case "7bit":
+			return "7bit"
+		case "8bit":
+			return "8bit"
+		case "base64":
+			return "base64"
+		case "quoted-printable":
+			return "quoted-printable"
+		case "binary":
+			return "binary"
+		}
+	}
+	return string(appendLowerASCII(nil, b))
 }
 
 // contentType returns the media type of an entity, lower-cased, and its
 // parameters. A missing or unparsable type is text/plain (RFC 2045 section
 // 5.2), so a broken header still gets its body read as text.
 func contentType(fields []field) (string, map[string]string) {
-	v := headerGet(fields, "content-type")
-	if v == "" {
-		return "text/plain", map[string]string{}
+	raw := headerGet(fields, "content-type")
+	if len(raw) == 0 {
+		return "text/plain", nil
 	}
+	v := string(unfold(raw))
 	t, params, err := mime.ParseMediaType(v)
 	if err != nil {
 		// ParseMediaType fails on a bad parameter but we still want the
@@ -321,17 +431,14 @@ func looseParams(v string) map[string]string {
 
 // decodeTransfer undoes a Content-Transfer-Encoding. Bad input is decoded as
 // far as it goes: a truncated or corrupt base64 body yields its readable
-// prefix, an unknown encoding is taken as is.
+// prefix, a broken quoted-printable escape is kept as it is, an unknown
+// encoding is taken as is.
 func decodeTransfer(cte string, body []byte) []byte {
 	switch cte {
 	case "base64":
 		return decodeBase64Lenient(body)
 	case "quoted-printable":
-		out, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
-		if len(out) == 0 && len(body) > 0 {
-			return body
-		}
-		return out
+		return decodeQP(body)
 	default:
 		return body
 	}
@@ -359,22 +466,77 @@ func decodeBase64Lenient(body []byte) []byte {
 	return out[:n]
 }
 
+// decodeQP decodes quoted-printable (RFC 2045 section 6.7) leniently: "="
+// and two hex digits (either case) is a byte, "=" at the end of a line
+// (white space allowed after it, as some encoders leave) joins the lines,
+// and any other "=" is kept as it is rather than ending the text.
+func decodeQP(b []byte) []byte {
+	i := bytes.IndexByte(b, '=')
+	if i < 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i >= 0 {
+		out = append(out, b[:i]...)
+		b = b[i+1:]
+		switch {
+		case len(b) >= 2 && unhex(b[0]) >= 0 && unhex(b[1]) >= 0:
+			out = append(out, byte(unhex(b[0])<<4|unhex(b[1])))
+			b = b[2:]
+		default:
+			j := 0
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t') {
+				j++
+			}
+			switch {
+			case j < len(b) && b[j] == '\n':
+				b = b[j+1:]
+			case j+1 < len(b) && b[j] == '\r' && b[j+1] == '\n':
+				b = b[j+2:]
+			case j == len(b):
+				b = nil
+			default:
+				out = append(out, '=')
+			}
+		}
+		i = bytes.IndexByte(b, '=')
+	}
+	return append(out, b...)
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	}
+	return -1
+}
+
 // toUTF8 converts text in the named charset to UTF-8. An unknown or missing
 // charset is best effort: valid UTF-8 is kept, anything else is read as
 // windows-1252 (a superset of ISO-8859-1's printable range, and what most
-// unlabeled 8-bit mail is), so the message is never dropped.
-func toUTF8(b []byte, cs string) string {
+// unlabeled 8-bit mail is), so the message is never dropped. Text that is
+// pure ASCII in an ASCII-compatible charset is returned as it is, without
+// the cost of a decoder.
+func toUTF8(b []byte, cs string) []byte {
 	switch cs {
 	case "", "us-ascii", "utf-8", "utf8":
 		if utf8.Valid(b) {
-			return string(b)
+			return b
 		}
 		return latin1(b)
+	}
+	if isASCII(b) && asciiCompatible(cs) {
+		return b
 	}
 	r, err := charset.Reader(cs, bytes.NewReader(b))
 	if err != nil {
 		if utf8.Valid(b) {
-			return string(b)
+			return b
 		}
 		return latin1(b)
 	}
@@ -382,28 +544,50 @@ func toUTF8(b []byte, cs string) string {
 	if err != nil && len(out) == 0 {
 		return latin1(b)
 	}
-	return string(out)
+	return out
 }
 
-func latin1(b []byte) string {
+// asciiCompatible reports whether ASCII bytes mean ASCII characters in a
+// charset. The exceptions are the 7-bit stateful encodings (ISO-2022-JP,
+// UTF-7, HZ), where ASCII bytes encode other characters, and the wide ones.
+func asciiCompatible(cs string) bool {
+	for _, p := range []string{"iso-2022", "csiso2022", "utf-7", "utf7", "utf-16", "utf-32", "ucs", "hz", "unicode"} {
+		if strings.HasPrefix(cs, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func latin1(b []byte) []byte {
 	out, err := charmap.Windows1252.NewDecoder().Bytes(b)
 	if err != nil {
-		return strings.ToValidUTF8(string(b), " ")
+		return bytes.ToValidUTF8(b, []byte(" "))
 	}
-	return string(out)
+	return out
 }
 
 // decodeHeaderValue decodes RFC 2047 encoded words and makes raw 8-bit
 // header bytes (RFC 6532 UTF-8, or legacy unlabeled 8-bit) valid UTF-8.
-func decodeHeaderValue(v string) string {
-	if strings.Contains(v, "=?") {
+// A plain value is returned as it is.
+func decodeHeaderValue(v []byte) []byte {
+	if bytes.Contains(v, []byte("=?")) {
 		dec := mime.WordDecoder{CharsetReader: charset.Reader}
-		if s, err := dec.DecodeHeader(v); err == nil {
-			v = s
+		if s, err := dec.DecodeHeader(string(unfold(v))); err == nil {
+			v = []byte(s)
 		}
 	}
-	if !utf8.ValidString(v) {
-		return latin1([]byte(v))
+	if !utf8.Valid(v) {
+		return latin1(v)
 	}
 	return v
 }

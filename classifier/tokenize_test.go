@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,7 +97,9 @@ func TestTokenizeBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Truncated || len(m.Tokens) > 12 {
+	// 64 bytes hold a subject and a few words: at most a dozen words and
+	// their pairs.
+	if !m.Truncated || len(m.Tokens) > 24 {
 		t.Errorf("MaxBytes 64: %d tokens, truncated %v", len(m.Tokens), m.Truncated)
 	}
 	m = NewTokenizer(TokenizerOptions{}).TokenizeBytes(raw)
@@ -137,13 +140,9 @@ func TestTokenizeBogofilterDialect(t *testing.T) {
 			t.Errorf("unexpected %q", a)
 		}
 	}
-	var got []string
-	w := walker{opts: TokenizerOptions{}.withDefaults(), set: map[string]struct{}{}, bogo: true}
-	w.bogoWords("Price $20.50 at 10.0.0.1, x9 ab abc a-b- don't 12345abc", "")
-	for k := range w.set {
-		got = append(got, k)
-	}
-	slices.Sort(got)
+	w := newWalker(TokenizerOptions{Dialect: DialectBogofilter}.withDefaults())
+	w.bogoWords([]byte("Price $20.50 at 10.0.0.1, x9 ab abc a-b- don't 12345abc"), "")
+	got := w.set.sorted()
 	if want := []string{"$20.50", "10.0.0.1", "Price", "a-b", "abc", "don't"}; !slices.Equal(got, want) {
 		t.Errorf("bogoWords: %q, want %q", got, want)
 	}
@@ -203,4 +202,78 @@ func FuzzTokenize(f *testing.F) {
 		}
 		MessageDigest(raw)
 	})
+}
+
+// Words of three bytes or more form pairs with the previous such word of
+// the same run; shorter words are skipped without breaking the chain. The
+// subject pairs too, the other header fields do not, and a pair never
+// spans two runs (two fields, or a subject and a body).
+func TestTokenizePairs(t *testing.T) {
+	raw := "From: Mail Sender <a@b.example>\nSubject: Cheap Meds Online\nMessage-ID: <x9Ab7.unique@mta.example>\n\n" +
+		"Click on the link to remove yourself, 12345678 now!\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range []string{"click the", "the link", "link remove", "remove yourself", "yourself now",
+		"subj:cheap meds", "subj:meds online", "mid:mta.example"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, a := range []string{"click on", "on the", "link to", "yourself 12345678", "online click",
+		"from:mail sender", "mid:x9ab7.unique", "mid:x9ab7.unique@mta.example"} {
+		if slices.Contains(m.Tokens, a) {
+			t.Errorf("unexpected %q", a)
+		}
+	}
+}
+
+// decodeQP keeps what it cannot decode instead of cutting the text there.
+func TestDecodeQP(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"caf=C3=A9", "café"},
+		{"lower =c3=a9 case", "lower é case"},
+		{"soft=\nbreak, soft=\r\nCRLF, soft=  \nspaces", "softbreak, softCRLF, softspaces"},
+		{"bad =ZZ escape and a = sign", "bad =ZZ escape and a = sign"},
+		{"end=", "end"},
+		{"end=4", "end=4"},
+		{"no escapes", "no escapes"},
+	}
+	for _, tc := range tests {
+		if got := string(decodeQP([]byte(tc.in))); got != tc.want {
+			t.Errorf("decodeQP(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The packed-key sort of the token set orders tokens exactly as a string
+// sort does, also for tokens that share long prefixes, are prefixes of one
+// another, or hold NUL bytes, and past 65536 tokens.
+func TestTokenSetSorted(t *testing.T) {
+	for _, n := range []int{0, 1, 500, 70000} {
+		s := newTokenSet()
+		var want []string
+		r := rand.New(rand.NewPCG(uint64(n), 7))
+		for range n {
+			var b []byte
+			switch r.IntN(4) {
+			case 0:
+				b = []byte("rcvd:")
+			case 1:
+				b = []byte("url:www.")
+			}
+			for range r.IntN(9) {
+				b = append(b, "ab\x00z"[r.IntN(4)])
+			}
+			if s.add(b) {
+				want = append(want, string(b))
+			}
+		}
+		slices.Sort(want)
+		if got := s.sorted(); !slices.Equal(got, want) {
+			t.Errorf("%d tokens: sorted differs from a string sort", n)
+		}
+		s.reset()
+		if s.len() != 0 || len(s.sorted()) != 0 {
+			t.Errorf("reset left %d tokens", s.len())
+		}
+	}
 }

@@ -1,30 +1,33 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
+	"slices"
 
 	"github.com/sluice-mail/sluice/classifier"
 )
 
-// Costs used to pick cutoffs in cross-validation: a lost ham (false
-// positive) is far worse than a spam let through, which is worse than an
-// unsure verdict that a human or a later rule handles.
+// Cutoffs are chosen false-positive first: a lost ham is far worse than a
+// spam let through, so among the cutoffs of a grid point only those with
+// the fewest false positives (zero, if any cutoff gets there) count, and
+// among them the lowest cost of false negatives and unsure verdicts wins.
+// A spam let through costs more than an unsure verdict, which a human or a
+// later rule handles.
 const (
-	costFP     = 50
 	costFN     = 5
 	costUnsure = 1
 )
 
 // Candidate values searched by crossValidate.
 var (
-	gridRobX    = []float64{0.4, 0.45, 0.5, 0.52, 0.55, 0.6}
-	gridRobS    = []float64{0.0178, 0.05, 0.1, 0.2, 0.5, 1}
-	gridMinDev  = []float64{0.1, 0.2, 0.3, 0.375, 0.4, 0.45}
-	gridSpamCut = []float64{0.9, 0.95, 0.99, 0.995, 0.999}
-	gridHamCut  = []float64{0.05, 0.1, 0.2, 0.3, 0.45, 0.5}
+	gridRobX    = []float64{0.4, 0.45, 0.5, 0.52, 0.55, 0.6, 0.65}
+	gridRobS    = []float64{0.0178, 0.05, 0.1, 0.2, 0.3, 0.5, 1}
+	gridMinDev  = []float64{0.1, 0.2, 0.3, 0.35, 0.375, 0.4, 0.425, 0.45}
+	gridSpamCut = []float64{0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999}
+	gridHamCut  = []float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5}
 )
 
 // cvMessage is a training message with its out-of-fold token counts.
@@ -35,11 +38,90 @@ type cvMessage struct {
 	totals classifier.Totals
 }
 
+// cvPoint is the outcome of one grid point.
+type cvPoint struct {
+	p            classifier.Params
+	fp, fn, uns  int
+	cost         int
+	auc          float64
+	scores       []scored
+	spam, nTotal int
+}
+
+// better orders grid points: fewer false positives, then lower cost, then
+// higher AUC.
+func (a cvPoint) better(b cvPoint) bool {
+	return cmp.Or(cmp.Compare(a.fp, b.fp), cmp.Compare(a.cost, b.cost), cmp.Compare(b.auc, a.auc)) < 0
+}
+
 // crossValidate picks parameters by 5-fold cross-validation on the training
 // set only: every training message is scored against counts learned from
-// the other four folds, for each point of a grid; the point with the lowest
-// cost (then the highest AUC) wins.
-func crossValidate(train []sample, diag bool) (classifier.Params, error) {
+// the other four folds, for each point of a grid, and the best point (see
+// cvPoint.better) wins.
+func crossValidate(train []sample, msgs []cvMessage) (classifier.Params, error) {
+	var pts []classifier.Params
+	for _, x := range gridRobX {
+		for _, s := range gridRobS {
+			for _, d := range gridMinDev {
+				p := classifier.DefaultParams()
+				p.RobX, p.RobS, p.MinDev = x, s, d
+				p.MinHam, p.MinSpam = -1, -1
+				pts = append(pts, p)
+			}
+		}
+	}
+	results := make([]cvPoint, len(pts))
+	err := parallel(len(pts), runtime.GOMAXPROCS(0), func(i int) error {
+		results[i] = evaluate(pts[i], msgs)
+		results[i].scores = nil
+		return nil
+	})
+	if err != nil {
+		return classifier.Params{}, err
+	}
+	slices.SortFunc(results, func(a, b cvPoint) int {
+		if a.better(b) {
+			return -1
+		}
+		if b.better(a) {
+			return 1
+		}
+		return 0
+	})
+	fmt.Printf("cross-validation on %d training messages (%d spam), %d grid points; best:\n",
+		len(msgs), results[0].spam, len(pts))
+	for _, r := range results[:min(5, len(results))] {
+		printPoint(r)
+	}
+	byAUC := slices.Clone(results)
+	slices.SortFunc(byAUC, func(a, b cvPoint) int { return cmp.Compare(b.auc, a.auc) })
+	fmt.Println("highest AUC:")
+	for _, r := range byAUC[:min(3, len(byAUC))] {
+		printPoint(r)
+	}
+	d := evaluate(defaultsFor(), msgs)
+	fmt.Print("package defaults: ")
+	printPoint(d)
+	return results[0].p, nil
+}
+
+// defaultsFor returns DefaultParams without the training minimums, as the
+// cross-validation scores them.
+func defaultsFor() classifier.Params {
+	p := classifier.DefaultParams()
+	p.MinHam, p.MinSpam = -1, -1
+	return p
+}
+
+func printPoint(r cvPoint) {
+	fmt.Printf("  robx=%g robs=%g min_dev=%g spam_cutoff=%g ham_cutoff=%g: fp %d, fn %d, unsure %d (%.2f%%), cost %d, (1-AUC)%% %.4f\n",
+		r.p.RobX, r.p.RobS, r.p.MinDev, r.p.SpamCutoff, r.p.HamCutoff, r.fp, r.fn, r.uns,
+		100*float64(r.uns)/float64(r.nTotal), r.cost, 100*(1-r.auc))
+}
+
+// cvMessages tokenises the training set and gives every message the counts
+// of the four folds it is not in.
+func cvMessages(train []sample) ([]cvMessage, error) {
 	tok := classifier.NewTokenizer(classifier.TokenizerOptions{})
 	toks := make([][]string, len(train))
 	err := parallel(len(train), runtime.GOMAXPROCS(0), func(k int) error {
@@ -51,9 +133,8 @@ func crossValidate(train []sample, diag bool) (classifier.Params, error) {
 		return nil
 	})
 	if err != nil {
-		return classifier.Params{}, err
+		return nil, err
 	}
-
 	// All-training counts, and per-fold counts to subtract.
 	type sh struct{ s, h uint32 }
 	total := map[string]sh{}
@@ -95,97 +176,119 @@ func crossValidate(train []sample, diag bool) (classifier.Params, error) {
 		m.totals = classifier.Totals{Spam: allTot.Spam - foldTot[s.fold].Spam, Ham: allTot.Ham - foldTot[s.fold].Ham}
 		msgs[k] = m
 	}
+	return msgs, nil
+}
 
-	type point struct {
-		p    classifier.Params
-		cost int
-		auc  float64
-		fp   int
-		fn   int
-		uns  int
-	}
-	var pts []classifier.Params
-	for _, x := range gridRobX {
-		for _, s := range gridRobS {
-			for _, d := range gridMinDev {
-				p := classifier.DefaultParams()
-				p.RobX, p.RobS, p.MinDev = x, s, d
-				p.MinHam, p.MinSpam = -1, -1
-				pts = append(pts, p)
-			}
+// evaluate scores every message with p's robx, robs and min_dev, and picks
+// the cutoffs of the grid that are best for them.
+func evaluate(p classifier.Params, msgs []cvMessage) cvPoint {
+	res := make([]scored, len(msgs))
+	nSpam := 0
+	for k, m := range msgs {
+		r := classifier.Score(p, m.totals, m.tokens, m.counts, false)
+		res[k] = scored{spam: m.spam, score: r.Spamicity, rank: r.LogOdds}
+		if m.spam {
+			nSpam++
 		}
 	}
-	results := make([]point, len(pts))
-	err = parallel(len(pts), runtime.GOMAXPROCS(0), func(i int) error {
-		p := pts[i]
-		res := make([]scored, len(msgs))
-		for k, m := range msgs {
-			r := classifier.Score(p, m.totals, m.tokens, m.counts, false)
-			res[k] = scored{spam: m.spam, score: r.Spamicity}
-		}
-		best := point{cost: math.MaxInt}
-		for _, sc := range gridSpamCut {
-			for _, hc := range gridHamCut {
-				fp, fn, uns := 0, 0, 0
-				for _, r := range res {
-					switch {
-					case r.score >= sc:
-						if !r.spam {
-							fp++
-						}
-					case r.score <= hc:
-						if r.spam {
-							fn++
-						}
-					default:
-						uns++
+	best := cvPoint{fp: len(msgs) + 1}
+	for _, sc := range gridSpamCut {
+		for _, hc := range gridHamCut {
+			pt := cvPoint{p: p, spam: nSpam, nTotal: len(msgs)}
+			pt.p.SpamCutoff, pt.p.HamCutoff = sc, hc
+			for _, r := range res {
+				switch {
+				case r.score >= sc:
+					if !r.spam {
+						pt.fp++
 					}
-				}
-				cost := costFP*fp + costFN*fn + costUnsure*uns
-				if cost < best.cost {
-					q := p
-					q.SpamCutoff, q.HamCutoff = sc, hc
-					best = point{p: q, cost: cost, fp: fp, fn: fn, uns: uns}
+				case r.score <= hc:
+					if r.spam {
+						pt.fn++
+					}
+				default:
+					pt.uns++
 				}
 			}
-		}
-		best.auc = auc(res)
-		results[i] = best
-		return nil
-	})
-	if err != nil {
-		return classifier.Params{}, err
-	}
-	best := results[0]
-	for _, r := range results[1:] {
-		if r.cost < best.cost || r.cost == best.cost && r.auc > best.auc {
-			best = r
+			pt.cost = costFN*pt.fn + costUnsure*pt.uns
+			if pt.better(best) {
+				best = pt
+			}
 		}
 	}
-	fmt.Printf("cross-validation on %d training messages, %d grid points: best cost %d (fp %d, fn %d, unsure %d), (1-AUC)%% %.4f\n",
-		len(msgs), len(pts), best.cost, best.fp, best.fn, best.uns, 100*(1-best.auc))
-	if diag {
-		printDiag(train, msgs, best.p)
-	}
-	return best.p, nil
+	best.auc = auc(res, func(s scored) float64 { return s.rank })
+	best.scores = res
+	return best
 }
 
 // printDiag lists the training messages that cross-validation misfiled or
 // left unsure with the chosen parameters, to look at when working on the
-// tokenizer. Only training messages: the test set is never looked at.
+// tokenizer, and the ham that ranks highest and the spam that ranks lowest.
+// Only training messages: the test set is never looked at.
 func printDiag(train []sample, msgs []cvMessage, p classifier.Params) {
+	type item struct {
+		k int
+		r classifier.Result
+	}
+	var items []item
 	for k, m := range msgs {
 		r := classifier.Score(p, m.totals, m.tokens, m.counts, true)
-		bad := r.Verdict == classifier.VerdictUnsure ||
-			m.spam && r.Verdict == classifier.VerdictHam ||
-			!m.spam && r.Verdict == classifier.VerdictSpam
-		if !bad {
-			continue
-		}
+		items = append(items, item{k, r})
+	}
+	show := func(it item) {
+		m := msgs[it.k]
 		var clues []string
-		for _, c := range r.Clues[:min(len(r.Clues), 12)] {
+		for _, c := range it.r.Clues[:min(len(it.r.Clues), 12)] {
 			clues = append(clues, fmt.Sprintf("%s(%d/%d)", c.Token, c.Spam, c.Ham))
 		}
-		fmt.Printf("diag %s spam=%v score=%.4f used=%d/%d %v\n", train[k].rel, m.spam, r.Spamicity, r.Used, r.Tokens, clues)
+		fmt.Printf("diag %s spam=%v score=%.4f logodds=%.1f used=%d/%d %v\n", train[it.k].rel, m.spam,
+			it.r.Spamicity, it.r.LogOdds, it.r.Used, it.r.Tokens, clues)
+	}
+	for _, it := range items {
+		m := msgs[it.k]
+		if it.r.Verdict == classifier.VerdictUnsure || m.spam && it.r.Verdict == classifier.VerdictHam ||
+			!m.spam && it.r.Verdict == classifier.VerdictSpam {
+			show(it)
+		}
+	}
+	// Each message's share of the misordered (spam, ham) pairs that make
+	// up 1-AUC: for a ham, the spam ranked at or below it; for a spam,
+	// the ham ranked at or above it.
+	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(b.r.LogOdds, a.r.LogOdds) })
+	type share struct {
+		it    item
+		pairs float64
+	}
+	var shares []share
+	for _, it := range items {
+		pairs := 0.0
+		for _, o := range items {
+			if msgs[o.k].spam == msgs[it.k].spam {
+				continue
+			}
+			ham, spam := it, o
+			if msgs[it.k].spam {
+				ham, spam = o, it
+			}
+			switch {
+			case ham.r.LogOdds > spam.r.LogOdds:
+				pairs++
+			case ham.r.LogOdds == spam.r.LogOdds:
+				pairs += 0.5
+			}
+		}
+		if pairs > 0 {
+			shares = append(shares, share{it, pairs})
+		}
+	}
+	slices.SortFunc(shares, func(a, b share) int { return cmp.Compare(b.pairs, a.pairs) })
+	total := 0.0
+	for _, s := range shares {
+		total += s.pairs
+	}
+	fmt.Printf("diag: %d messages in misordered pairs (%.0f pairs counted from both sides); the largest shares:\n", len(shares), total)
+	for _, s := range shares[:min(len(shares), 25)] {
+		fmt.Printf("%6.0f ", s.pairs)
+		show(s.it)
 	}
 }

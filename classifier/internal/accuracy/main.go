@@ -1,18 +1,26 @@
 // Command accuracy measures the classifier on the SpamAssassin public corpus
 // and, in the same run, bogofilter on the same split, and prints both side
-// by side.
+// by side with the targets of the classifier's issue.
 //
 // The split is fixed: a message is in the test set iff the SHA-1 of its path
 // relative to the corpus data directory (e.g. "spam-1/00001.<md5>.txt"),
 // read as a 160-bit number, is 0 modulo 5. The rest is the training set.
 // Parameters are only ever chosen on the training set: with -cv, a 5-fold
 // cross-validation inside it searches robx, robs and min_dev and picks the
-// cutoffs; the test set is scored once, with the chosen (or given)
-// parameters.
+// cutoffs; the test set is scored once per round, with the chosen (or
+// given) parameters.
+//
+// Throughput: the test set is scored in several rounds; each round scores
+// it with sluice on one worker, with sluice on -workers workers, and with
+// one bogofilter process in bulk mode (-b, file names on stdin), one after
+// the other so that a busy machine slows all three alike. Every sluice
+// round opens the store afresh, so its token cache starts empty, as it
+// would for a test set never seen before. File reads are timed for both
+// programs. The reported rate is the median over the rounds.
 //
 // Usage:
 //
-//	go run ./classifier/internal/accuracy [-data DIR] [-cv] [-bogofilter=false]
+//	go run ./classifier/internal/accuracy [-data DIR] [-cv] [-rounds N] [-workers N] [-bogofilter=false]
 //
 // Without -data, testdata/corpus/fetch-spamassassin.sh fetches the corpus
 // into testdata/cache/.
@@ -25,12 +33,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -71,15 +79,21 @@ func main() {
 func run() error {
 	data := flag.String("data", "", "corpus data directory (default: fetch into testdata/cache)")
 	cv := flag.Bool("cv", false, "choose parameters by 5-fold cross-validation on the training set")
-	diag := flag.Bool("diag", false, "with -cv, list training messages misfiled in cross-validation")
+	diag := flag.Bool("diag", false, "list the training messages that cross-validation misfiles or misorders with the parameters, and stop")
 	bogo := flag.Bool("bogofilter", true, "also run bogofilter on the same split")
 	robx := flag.Float64("robx", 0, "robx (0: default)")
 	robs := flag.Float64("robs", 0, "robs (0: default)")
 	minDev := flag.Float64("min-dev", 0, "min_dev (0: default)")
 	spamCut := flag.Float64("spam-cutoff", 0, "spam cutoff (0: default)")
 	hamCut := flag.Float64("ham-cutoff", 0, "ham cutoff (0: default)")
-	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "parallel scoring workers")
+	workers := flag.Int("workers", max(2, runtime.GOMAXPROCS(0)), "workers of the parallel sluice scoring run")
+	rounds := flag.Int("rounds", 5, "scoring rounds; throughput is the median over them")
+	speedOnly := flag.Bool("speed-only", false, "print only throughput, not the test set's accuracy (for speed work, which must not look at test results)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
 	flag.Parse()
+	if *rounds < 1 || *workers < 1 {
+		return errors.New("-rounds and -workers must be at least 1")
+	}
 
 	if *data == "" {
 		d, err := fetchCorpus()
@@ -104,13 +118,20 @@ func run() error {
 		*data, len(samples), len(train), countSpam(train), len(test), countSpam(test))
 
 	p := classifier.DefaultParams()
-	p.MinHam, p.MinSpam = -1, -1
-	if *cv {
-		p, err = crossValidate(train, *diag)
-		if err != nil {
+	var msgs []cvMessage
+	if *cv || *diag {
+		if msgs, err = cvMessages(train); err != nil {
 			return err
 		}
 	}
+	if *cv {
+		if p, err = crossValidate(train, msgs); err != nil {
+			return err
+		}
+	}
+	// The training set is far above any minimum; a test message is
+	// never unsure for lack of training.
+	p.MinHam, p.MinSpam = -1, -1
 	setIf(&p.RobX, *robx)
 	setIf(&p.RobS, *robs)
 	setIf(&p.MinDev, *minDev)
@@ -118,19 +139,79 @@ func run() error {
 	setIf(&p.HamCutoff, *hamCut)
 	fmt.Printf("parameters: robx=%g robs=%g min_dev=%g spam_cutoff=%g ham_cutoff=%g\n",
 		p.RobX, p.RobS, p.MinDev, p.SpamCutoff, p.HamCutoff)
+	if *diag {
+		printDiag(train, msgs, p)
+		return nil
+	}
 
-	ours, err := runSluice(train, test, p, *workers)
+	dir, err := os.MkdirTemp("", "sluice-accuracy-")
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(dir)
+	dbPath := filepath.Join(dir, "sluice.db")
+	trainSecs, err := trainSluice(dbPath, train, p, *workers)
+	if err != nil {
+		return err
+	}
+	ours := &report{name: "sluice", trainRate: float64(len(train)) / trainSecs}
 	var bog *report
+	bogDir := filepath.Join(dir, "bogofilter")
 	if *bogo {
-		bog, err = runBogofilter(train, test)
+		secs, err := trainBogofilter(bogDir, train)
 		if err != nil {
 			return err
 		}
+		bog = &report{name: "bogofilter -b", trainRate: float64(len(train)) / secs}
 	}
-	printReports(ours, bog)
+
+	if *cpuprofile != "" {
+		prof, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var first []scored
+	for r := range *rounds {
+		for _, w := range []int{1, *workers} {
+			res, secs, err := scoreSluice(dbPath, test, p, w)
+			if err != nil {
+				return err
+			}
+			if first == nil {
+				first = res
+			} else if !slices.Equal(first, res) {
+				return fmt.Errorf("round %d, %d workers: scores differ from the first round", r+1, w)
+			}
+			rate := float64(len(test)) / secs
+			if w == 1 {
+				ours.rates1 = append(ours.rates1, rate)
+			} else {
+				ours.ratesN = append(ours.ratesN, rate)
+			}
+		}
+		if bog != nil {
+			res, secs, err := scoreBogofilter(bogDir, test)
+			if err != nil {
+				return err
+			}
+			if r == 0 {
+				bog.summarise(res)
+			}
+			bog.rates1 = append(bog.rates1, float64(len(test))/secs)
+		}
+	}
+	ours.summarise(first)
+	if *speedOnly {
+		printSpeed(ours, bog, *workers)
+		return nil
+	}
+	printReport(ours, bog, *workers, *rounds)
 	return nil
 }
 
@@ -212,25 +293,25 @@ func loadSplit(data string) ([]sample, error) {
 	return out, nil
 }
 
-// report is the outcome of one classifier on the test set.
-type report struct {
-	name               string
-	auc                float64
-	fp, fn, unsure     int
-	ham, spam          int
-	trainRate, rate    float64 // messages per second
-	trainSecs, scoreSe float64
-}
-
 // scored is one test message's score.
 type scored struct {
 	spam    bool
-	score   float64
+	score   float64 // spamicity as the program reports it
+	rank    float64 // what the program's order is: sluice's log-odds, bogofilter's spamicity
 	verdict classifier.Verdict
 }
 
-func summarise(name string, res []scored) *report {
-	r := &report{name: name}
+// report is the outcome of one classifier on the test set.
+type report struct {
+	name           string
+	auc, aucScore  float64 // by rank, and by the reported spamicity
+	fp, fn, unsure int
+	ham, spam      int
+	trainRate      float64   // messages per second
+	rates1, ratesN []float64 // scoring messages per second, per round
+}
+
+func (r *report) summarise(res []scored) {
 	for _, s := range res {
 		if s.spam {
 			r.spam++
@@ -247,20 +328,20 @@ func summarise(name string, res []scored) *report {
 			r.unsure++
 		}
 	}
-	r.auc = auc(res)
-	return r
+	r.auc = auc(res, func(s scored) float64 { return s.rank })
+	r.aucScore = auc(res, func(s scored) float64 { return s.score })
 }
 
 // auc is the area under the ROC curve: the probability that a random spam
-// scores above a random ham, ties counting half (Mann-Whitney U).
-func auc(res []scored) float64 {
+// ranks above a random ham, ties counting half (Mann-Whitney U).
+func auc(res []scored, key func(scored) float64) float64 {
 	sorted := slices.Clone(res)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].score < sorted[j].score })
+	sort.Slice(sorted, func(i, j int) bool { return key(sorted[i]) < key(sorted[j]) })
 	var rankSum float64
 	nSpam, nHam := 0, 0
 	for i := 0; i < len(sorted); {
 		j := i
-		for j < len(sorted) && sorted[j].score == sorted[i].score {
+		for j < len(sorted) && key(sorted[j]) == key(sorted[i]) {
 			j++
 		}
 		avg := float64(i+1+j) / 2 // average 1-based rank of the tie group
@@ -281,22 +362,17 @@ func auc(res []scored) float64 {
 	return u / float64(nSpam*nHam)
 }
 
-// runSluice trains a fresh bbolt store on the training set and scores the
-// test set, timing both with file reads included, as bogofilter's are.
-func runSluice(train, test []sample, p classifier.Params, workers int) (*report, error) {
-	dir, err := os.MkdirTemp("", "sluice-accuracy-")
+// trainSluice trains a new bbolt store on the training set, preparing
+// messages on workers goroutines and learning them in batches, as "sluice
+// train" does, and returns the seconds it took, file reads included.
+func trainSluice(path string, train []sample, p classifier.Params, workers int) (float64, error) {
+	store, err := classifier.OpenBolt(path, classifier.BoltOptions{})
 	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	store, err := classifier.OpenBolt(filepath.Join(dir, "db"), classifier.BoltOptions{})
-	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer store.Close()
 	c := classifier.New(store, p)
 	ctx := context.Background()
-
 	start := time.Now()
 	const batch = 500
 	for i := 0; i < len(train); i += batch {
@@ -315,16 +391,29 @@ func runSluice(train, test []sample, p classifier.Params, workers int) (*report,
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		if _, err := c.Learn(ctx, ops); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	trainSecs := time.Since(start).Seconds()
+	return time.Since(start).Seconds(), nil
+}
 
+// scoreSluice opens the store (so its cache starts empty) and scores the
+// test set from memory, as the milter does, on workers goroutines. It
+// returns the scores and the seconds the scoring took, file reads
+// included.
+func scoreSluice(path string, test []sample, p classifier.Params, workers int) ([]scored, float64, error) {
+	store, err := classifier.OpenBolt(path, classifier.BoltOptions{})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer store.Close()
+	c := classifier.New(store, p)
+	ctx := context.Background()
 	res := make([]scored, len(test))
-	start = time.Now()
+	start := time.Now()
 	err = parallel(len(test), workers, func(k int) error {
 		raw, err := os.ReadFile(test[k].path)
 		if err != nil {
@@ -334,18 +423,10 @@ func runSluice(train, test []sample, p classifier.Params, workers int) (*report,
 		if err != nil {
 			return fmt.Errorf("%s: %w", test[k].rel, err)
 		}
-		res[k] = scored{spam: test[k].spam, score: r.Spamicity, verdict: r.Verdict}
+		res[k] = scored{spam: test[k].spam, score: r.Spamicity, rank: r.LogOdds, verdict: r.Verdict}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	scoreSecs := time.Since(start).Seconds()
-	rep := summarise(fmt.Sprintf("sluice (%d workers)", workers), res)
-	rep.trainSecs, rep.scoreSe = trainSecs, scoreSecs
-	rep.trainRate = float64(len(train)) / trainSecs
-	rep.rate = float64(len(test)) / scoreSecs
-	return rep, nil
+	return res, time.Since(start).Seconds(), err
 }
 
 // parallel runs fn(0..n-1) on workers goroutines and returns the first
@@ -369,26 +450,32 @@ func parallel(n, workers int, fn func(int) error) error {
 	return errors.Join(errs...)
 }
 
-// runBogofilter trains bogofilter in bulk mode (-B) on the training set and
-// scores the test set in bulk mode (-b, names on stdin), with its default
-// parameters.
-func runBogofilter(train, test []sample) (*report, error) {
-	if _, err := exec.LookPath("bogofilter"); err != nil {
-		root, rerr := moduleRoot()
-		if rerr != nil {
-			return nil, rerr
-		}
-		cmd := exec.Command("bash", filepath.Join(root, "testdata/install-deps.sh"), "bogofilter")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("install bogofilter: %w", err)
-		}
+// needBogofilter installs bogofilter through the project's installer.
+func needBogofilter() error {
+	if _, err := exec.LookPath("bogofilter"); err == nil {
+		return nil
 	}
-	dir, err := os.MkdirTemp("", "bogofilter-accuracy-")
+	root, err := moduleRoot()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer os.RemoveAll(dir)
+	cmd := exec.Command("bash", filepath.Join(root, "testdata/install-deps.sh"), "bogofilter")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("install bogofilter: %w", err)
+	}
+	return nil
+}
+
+// trainBogofilter trains bogofilter in bulk mode (-B) on the training set,
+// with its default parameters, and returns the seconds it took.
+func trainBogofilter(dir string, train []sample) (float64, error) {
+	if err := needBogofilter(); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
 	var spamFiles, hamFiles []string
 	for _, s := range train {
 		if s.spam {
@@ -406,41 +493,47 @@ func runBogofilter(train, test []sample) (*report, error) {
 		for i := 0; i < len(reg.files); i += 1000 {
 			args := append([]string{"-d", dir, reg.flag, "-B"}, reg.files[i:min(i+1000, len(reg.files))]...)
 			if out, err := exec.Command("bogofilter", args...).CombinedOutput(); err != nil {
-				return nil, fmt.Errorf("bogofilter %s: %w: %s", reg.flag, err, out)
+				return 0, fmt.Errorf("bogofilter %s: %w: %s", reg.flag, err, out)
 			}
 		}
 	}
-	trainSecs := time.Since(start).Seconds()
+	return time.Since(start).Seconds(), nil
+}
 
+// scoreBogofilter scores the test set with one bogofilter process in bulk
+// mode (-b, names on stdin) and returns the scores in test order and the
+// seconds it took.
+func scoreBogofilter(dir string, test []sample) ([]scored, float64, error) {
 	var list strings.Builder
-	byPath := map[string]sample{}
-	for _, s := range test {
+	index := map[string]int{}
+	for i, s := range test {
 		list.WriteString(s.path + "\n")
-		byPath[s.path] = s
+		index[s.path] = i
 	}
-	start = time.Now()
+	start := time.Now()
 	cmd := exec.Command("bogofilter", "-d", dir, "-b", "-T")
 	cmd.Stdin = strings.NewReader(list.String())
 	out, err := cmd.Output()
 	// bogofilter's exit status is the verdict of the last message.
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() <= 2) {
-		return nil, fmt.Errorf("bogofilter -b: %w", err)
+		return nil, 0, fmt.Errorf("bogofilter -b: %w", err)
 	}
-	scoreSecs := time.Since(start).Seconds()
-	var res []scored
+	secs := time.Since(start).Seconds()
+	res := make([]scored, len(test))
+	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("bogofilter output %q", line)
+			return nil, 0, fmt.Errorf("bogofilter output %q", line)
 		}
-		s, ok := byPath[f[0]]
+		i, ok := index[f[0]]
 		if !ok {
-			return nil, fmt.Errorf("bogofilter output for unknown path %q", f[0])
+			return nil, 0, fmt.Errorf("bogofilter output for unknown path %q", f[0])
 		}
 		score, err := strconv.ParseFloat(f[2], 64)
 		if err != nil {
-			return nil, fmt.Errorf("bogofilter output %q: %w", line, err)
+			return nil, 0, fmt.Errorf("bogofilter output %q: %w", line, err)
 		}
 		v := classifier.VerdictUnsure
 		switch f[1] {
@@ -449,45 +542,114 @@ func runBogofilter(train, test []sample) (*report, error) {
 		case "H":
 			v = classifier.VerdictHam
 		}
-		res = append(res, scored{spam: s.spam, score: score, verdict: v})
+		res[i] = scored{spam: test[i].spam, score: score, rank: score, verdict: v}
+		n++
 	}
-	if len(res) != len(test) {
-		return nil, fmt.Errorf("bogofilter scored %d of %d messages", len(res), len(test))
+	if n != len(test) {
+		return nil, 0, fmt.Errorf("bogofilter scored %d of %d messages", n, len(test))
 	}
-	rep := summarise("bogofilter -b", res)
-	rep.trainSecs, rep.scoreSe = trainSecs, scoreSecs
-	rep.trainRate = float64(len(train)) / trainSecs
-	rep.rate = float64(len(test)) / scoreSecs
-	return rep, nil
+	return res, secs, nil
 }
 
-func printReports(reps ...*report) {
-	var rs []*report
-	for _, r := range reps {
-		if r != nil {
-			rs = append(rs, r)
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Targets of the issue (classifier: accuracy benchmark).
+const (
+	targetOneMinusAUC = 0.017 // percent
+	targetUnsure      = 3.3   // percent
+	targetSpeedup     = 2.0   // times bogofilter -b
+)
+
+// printSpeed prints the throughput only.
+func printSpeed(ours, bog *report, workers int) {
+	fmt.Printf("sluice training msgs/s %.0f; scoring msgs/s, median (min-max): 1 worker %.0f (%.0f-%.0f), %d workers %.0f (%.0f-%.0f)\n",
+		ours.trainRate, median(ours.rates1), slices.Min(ours.rates1), slices.Max(ours.rates1),
+		workers, median(ours.ratesN), slices.Min(ours.ratesN), slices.Max(ours.ratesN))
+	if bog != nil {
+		b := median(bog.rates1)
+		fmt.Printf("bogofilter -b training msgs/s %.0f; scoring msgs/s %.0f (%.0f-%.0f); sluice/bogofilter: 1 worker %.2fx, %d workers %.2fx\n",
+			bog.trainRate, b, slices.Min(bog.rates1), slices.Max(bog.rates1), median(ours.rates1)/b, workers, median(ours.ratesN)/b)
+	}
+}
+
+// printReport prints the side-by-side table and the targets.
+func printReport(ours, bog *report, workers, rounds int) {
+	pct := func(n, of int) string { return fmt.Sprintf("%d (%.2f%%)", n, 100*float64(n)/float64(of)) }
+	rate := func(xs []float64) string {
+		if len(xs) == 0 {
+			return "-"
 		}
+		return fmt.Sprintf("%.0f (%.0f-%.0f)", median(xs), slices.Min(xs), slices.Max(xs))
+	}
+	type col struct {
+		name string
+		r    *report
+	}
+	cols := []col{{"sluice", ours}}
+	if bog != nil {
+		cols = append(cols, col{"bogofilter -b", bog})
 	}
 	row := func(label string, f func(r *report) string) {
-		fmt.Printf("%-22s", label)
-		for _, r := range rs {
-			fmt.Printf(" %22s", f(r))
+		fmt.Printf("%-38s", label)
+		for _, c := range cols {
+			fmt.Printf(" %24s", f(c.r))
 		}
 		fmt.Println()
 	}
+	fmt.Println()
+	fmt.Printf("== Results on the test split (%d ham, %d spam), scoring rounds: %d ==\n", ours.ham, ours.spam, rounds)
 	row("", func(r *report) string { return r.name })
 	row("ROC AUC", func(r *report) string { return fmt.Sprintf("%.6f", r.auc) })
 	row("(1-AUC)%", func(r *report) string { return fmt.Sprintf("%.4f", 100*(1-r.auc)) })
-	row("false positives", func(r *report) string {
-		return fmt.Sprintf("%d (%.2f%%)", r.fp, 100*float64(r.fp)/float64(r.ham))
-	})
-	row("false negatives", func(r *report) string {
-		return fmt.Sprintf("%d (%.2f%%)", r.fn, 100*float64(r.fn)/float64(r.spam))
-	})
-	row("unsure", func(r *report) string {
-		return fmt.Sprintf("%d (%.2f%%)", r.unsure, 100*float64(r.unsure)/float64(r.ham+r.spam))
-	})
+	row("(1-AUC)% on the printed spamicity", func(r *report) string { return fmt.Sprintf("%.4f", 100*(1-r.aucScore)) })
+	row("false positives (ham called spam)", func(r *report) string { return pct(r.fp, r.ham) })
+	row("false negatives (spam called ham)", func(r *report) string { return pct(r.fn, r.spam) })
+	row("unsure", func(r *report) string { return pct(r.unsure, r.ham+r.spam) })
 	row("training msgs/s", func(r *report) string { return fmt.Sprintf("%.0f", r.trainRate) })
-	row("scoring msgs/s", func(r *report) string { return fmt.Sprintf("%.0f", r.rate) })
-	slog.Debug("done")
+	row("scoring msgs/s, 1 worker / 1 process", func(r *report) string { return rate(r.rates1) })
+	row(fmt.Sprintf("scoring msgs/s, %d workers", workers), func(r *report) string { return rate(r.ratesN) })
+	fmt.Println("(msgs/s: median over the rounds, min-max in brackets; file reads included.")
+	fmt.Println(" sluice's AUC ranks by Result.LogOdds, its spamicity without rounding to 0 or 1;")
+	fmt.Println(" the printed-spamicity row ranks both by the spamicity they report, ties counting half.)")
+
+	fmt.Println()
+	fmt.Println("== Targets ==")
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT MET"
+	}
+	target := func(label, value string, ok bool) {
+		fmt.Printf("%-50s %-26s %s\n", label, value, met(ok))
+	}
+	oneMinus := 100 * (1 - ours.auc)
+	target(fmt.Sprintf("(1-AUC)%% <= %.3f", targetOneMinusAUC), fmt.Sprintf("%.4f", oneMinus), oneMinus <= targetOneMinusAUC)
+	target("false positives = 0", strconv.Itoa(ours.fp), ours.fp == 0)
+	unsure := 100 * float64(ours.unsure) / float64(ours.ham+ours.spam)
+	target(fmt.Sprintf("unsure <= %.1f%%", targetUnsure), fmt.Sprintf("%.2f%%", unsure), unsure <= targetUnsure)
+	if bog == nil {
+		fmt.Println("(false negatives and throughput targets need the bogofilter run)")
+		return
+	}
+	target(fmt.Sprintf("false negatives <= bogofilter's (%d)", bog.fn), strconv.Itoa(ours.fn), ours.fn <= bog.fn)
+	b := median(bog.rates1)
+	for _, m := range []struct {
+		label string
+		rates []float64
+	}{{"1 worker", ours.rates1}, {fmt.Sprintf("%d workers", workers), ours.ratesN}} {
+		x := median(m.rates) / b
+		target(fmt.Sprintf("scoring >= %.0fx bogofilter -b, sluice on %s", targetSpeedup, m.label),
+			fmt.Sprintf("%.2fx (%.0f vs %.0f msgs/s)", x, median(m.rates), b), x >= targetSpeedup)
+	}
 }

@@ -1,0 +1,207 @@
+package classifier
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// DefaultIndexTokens is the default of BoltOptions.IndexTokens.
+const DefaultIndexTokens = 2_000_000
+
+// DefaultIndexAfter is the default of BoltOptions.IndexAfter: about 40
+// messages.
+const DefaultIndexAfter = 16384
+
+// indexLoad is the most slots of the index that are in use; at 3/4 a
+// lookup of an unknown token probes about 8 slots (a cache line or two).
+const indexLoad = 0.75
+
+// fileID identifies the file behind a bbolt handle, so an index is never
+// applied to a store file that replaced the one it was built from (a
+// re-import under the same name).
+type fileID struct{ dev, ino uint64 }
+
+// tokenIndex is an in-memory copy of the token counts of one version of the
+// store, keyed by a 64-bit hash of the token rather than the token itself
+// (20 bytes per slot, about 27 per token). A lookup costs one or two cache
+// lines where a B+tree descent in the file costs a dozen key comparisons
+// and several cache misses; with a few hundred tokens per message, most of
+// them rare, that is most of the cost of classifying.
+//
+// Two tokens of the store with the same hash are both marked ambiguous and
+// read from the file. An unknown token whose hash equals that of a stored
+// one would get that token's counts; at 2^-64 per lookup and store token,
+// that is about once in 10^13 lookups against a million-token store.
+//
+// The index belongs to one version of the file: the bbolt transaction ID it
+// was built at, or patched to by this process's own writes (Learn). Any
+// other write makes the IDs differ and the index is rebuilt.
+type tokenIndex struct {
+	file   fileID
+	txid   int
+	seed   maphash.Seed
+	slots  []indexSlot
+	n      int
+	max    int                 // most tokens this index may hold
+	dup    map[uint64]struct{} // hashes shared by tokens of the store
+	totals Totals
+}
+
+// indexSlot is one token: its hash (split in two so that the slot packs
+// into 20 bytes) and counts. A hash of 0 marks an empty slot; a token
+// whose hash is 0 is stored as 1.
+type indexSlot struct {
+	hashHi, hashLo uint32
+	spam, ham      uint32
+	seen           Date
+}
+
+func (sl *indexSlot) hash() uint64 { return uint64(sl.hashHi)<<32 | uint64(sl.hashLo) }
+
+func (sl *indexSlot) counts() Counts { return Counts{Spam: sl.spam, Ham: sl.ham, LastSeen: sl.seen} }
+
+func (sl *indexSlot) setCounts(c Counts) { sl.spam, sl.ham, sl.seen = c.Spam, c.Ham, c.LastSeen }
+
+func newTokenIndex(file fileID, txid, expect, limit int) *tokenIndex {
+	x := &tokenIndex{file: file, txid: txid, seed: maphash.MakeSeed(), max: limit, dup: map[uint64]struct{}{}}
+	// A little room above the expected count, so that the last inserts
+	// do not trigger a rehash.
+	x.slots = make([]indexSlot, int(float64(max(expect, 1024))/indexLoad)+64)
+	return x
+}
+
+func (x *tokenIndex) hash(tok string) uint64 {
+	h := maphash.String(x.seed, tok)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// home is the first slot of hash h: the high 64 bits of h*len(slots),
+// which spreads h over the table without a power-of-two size.
+func (x *tokenIndex) home(h uint64) int {
+	hi, _ := bits.Mul64(h, uint64(len(x.slots)))
+	return int(hi)
+}
+
+// find returns the slot of hash h, or of the empty slot where it would go,
+// and whether it is there. Linear probing; the table is never full, so the
+// loop ends at an empty slot.
+func (x *tokenIndex) find(h uint64) (int, bool) {
+	hi, lo := uint32(h>>32), uint32(h)
+	for i := x.home(h); ; {
+		sl := &x.slots[i]
+		if sl.hashLo == lo && sl.hashHi == hi {
+			return i, true
+		}
+		if sl.hashLo == 0 && sl.hashHi == 0 {
+			return i, false
+		}
+		if i++; i == len(x.slots) {
+			i = 0
+		}
+	}
+}
+
+// get returns the counts of tok (zero if the store does not have it), and
+// false if tok shares its hash with another token and must be read from
+// the file.
+func (x *tokenIndex) get(tok string) (Counts, bool) {
+	h := x.hash(tok)
+	if len(x.dup) > 0 {
+		if _, ok := x.dup[h]; ok {
+			return Counts{}, false
+		}
+	}
+	if i, ok := x.find(h); ok {
+		return x.slots[i].counts(), true
+	}
+	return Counts{}, true
+}
+
+// insert adds a token of the store while building. It reports false when
+// the index would exceed its maximum.
+func (x *tokenIndex) insert(tok []byte, c Counts) bool {
+	h := maphash.Bytes(x.seed, tok)
+	if h == 0 {
+		h = 1
+	}
+	i, found := x.find(h)
+	if found {
+		x.dup[h] = struct{}{}
+		return true
+	}
+	return x.place(i, h, c)
+}
+
+// set records the new counts of a token after this process wrote them
+// (zero counts: the token was deleted).
+func (x *tokenIndex) set(tok string, c Counts) bool {
+	h := x.hash(tok)
+	if _, ok := x.dup[h]; ok {
+		return true
+	}
+	if i, found := x.find(h); found {
+		x.slots[i].setCounts(c)
+		return true
+	} else if c == (Counts{}) {
+		return true
+	} else {
+		return x.place(i, h, c)
+	}
+}
+
+// place fills the empty slot i, growing the table when it gets too full.
+func (x *tokenIndex) place(i int, h uint64, c Counts) bool {
+	if x.n >= x.max {
+		return false
+	}
+	x.slots[i] = indexSlot{hashHi: uint32(h >> 32), hashLo: uint32(h)}
+	x.slots[i].setCounts(c)
+	x.n++
+	if float64(x.n) > indexLoad*float64(len(x.slots)) {
+		x.grow()
+	}
+	return true
+}
+
+// grow rehashes into a table half as large again.
+func (x *tokenIndex) grow() {
+	old := x.slots
+	x.slots = make([]indexSlot, len(old)+len(old)/2+1)
+	for k := range old {
+		if h := old[k].hash(); h != 0 {
+			i, _ := x.find(h)
+			x.slots[i] = old[k]
+		}
+	}
+}
+
+// buildIndex reads every token of the store in tx. It returns nil if the
+// store has more than max tokens.
+func buildIndex(tx *bolt.Tx, file fileID, limit int) (*tokenIndex, error) {
+	b := tx.Bucket(bucketTokens)
+	// KeyN walks the pages, not the keys: a small cost next to the scan,
+	// and it sizes the table right the first time.
+	n := b.Stats().KeyN
+	if n > limit {
+		return nil, nil
+	}
+	x := newTokenIndex(file, tx.ID(), n, limit)
+	x.totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		cnt, err := decodeCounts(v)
+		if err != nil {
+			return nil, fmt.Errorf("token %q: %w", k, err)
+		}
+		if !x.insert(k, cnt) {
+			return nil, nil
+		}
+	}
+	return x, nil
+}

@@ -1,0 +1,116 @@
+package classifier
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// Tokens that share a hash are read from the file, not answered with one
+// another's counts; tokens set by a writer are found; zero counts read as
+// absent.
+func TestTokenIndexDuplicateHashes(t *testing.T) {
+	x := newTokenIndex(fileID{}, 1, 10, 1000)
+	x.insert([]byte("a"), Counts{Spam: 1})
+	// The same token twice stands for two tokens with one hash.
+	x.insert([]byte("b"), Counts{Spam: 2})
+	x.insert([]byte("b"), Counts{Ham: 3})
+	if c, ok := x.get("a"); !ok || c.Spam != 1 {
+		t.Errorf("a: %+v %v", c, ok)
+	}
+	if _, ok := x.get("b"); ok {
+		t.Error("b: a hash shared by two tokens was answered from the index")
+	}
+	if !x.set("b", Counts{Spam: 9}) {
+		t.Fatal("set failed")
+	}
+	if _, ok := x.get("b"); ok {
+		t.Error("b: set made an ambiguous hash unambiguous")
+	}
+	if c, ok := x.get("c"); !ok || c != (Counts{}) {
+		t.Errorf("unknown token: %+v %v", c, ok)
+	}
+}
+
+// The table grows past its first size and keeps every token; a maximum is
+// enforced.
+func TestTokenIndexGrowAndMax(t *testing.T) {
+	x := newTokenIndex(fileID{}, 1, 0, 5000)
+	for i := range 5000 {
+		if !x.insert([]byte(fmt.Sprint(i)), Counts{Spam: uint32(i), LastSeen: 20240101}) {
+			t.Fatalf("insert %d refused below the maximum", i)
+		}
+	}
+	for i := range 5000 {
+		if c, ok := x.get(fmt.Sprint(i)); !ok || c.Spam != uint32(i) || c.LastSeen != 20240101 {
+			t.Fatalf("token %d: %+v %v", i, c, ok)
+		}
+	}
+	if x.set("one more", Counts{Ham: 1}) {
+		t.Error("set past the maximum succeeded")
+	}
+	if !x.set("0", Counts{Ham: 1}) {
+		t.Error("updating a token at the maximum failed")
+	}
+	if float64(x.n) > indexLoad*float64(len(x.slots)) {
+		t.Errorf("%d tokens in %d slots: fuller than %v", x.n, len(x.slots), indexLoad)
+	}
+}
+
+// The index is built after IndexAfter tokens, patched (not rebuilt) by this
+// process's writes, and rebuilt after another process's.
+func TestBoltStoreIndexLifecycle(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := OpenBolt(path, BoltOptions{NoSync: true, IndexAfter: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := OpenBolt(path, BoltOptions{NoSync: true, IndexTokens: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	learn := func(st *BoltStore, n byte, toks ...string) {
+		t.Helper()
+		op := LearnOp{Class: Spam, Tokens: toks, Date: 20240101}
+		op.Digest[0] = n
+		if _, err := st.Learn(ctx, []LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookup := func(toks ...string) []Counts {
+		t.Helper()
+		_, c, err := s.Lookup(ctx, toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	learn(s, 1, "a", "b")
+	lookup("a", "b")
+	if s.idx.Load() != nil {
+		t.Fatal("index built before IndexAfter tokens were looked up")
+	}
+	lookup("a")
+	first := s.idx.Load()
+	if first == nil {
+		t.Fatal("no index after IndexAfter tokens")
+	}
+	learn(s, 2, "b", "c")
+	if c := lookup("a", "b", "c"); c[1].Spam != 2 || c[2].Spam != 1 {
+		t.Errorf("after own learn: %+v", c)
+	}
+	if s.idx.Load() != first {
+		t.Error("own write rebuilt the index instead of patching it")
+	}
+	learn(other, 3, "c", "d")
+	if c := lookup("c", "d"); c[0].Spam != 2 || c[1].Spam != 1 {
+		t.Errorf("after another process's learn: %+v", c)
+	}
+	if x := s.idx.Load(); x == first || x == nil {
+		t.Error("index not rebuilt after another process wrote")
+	}
+}
