@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/archive"
 )
@@ -154,5 +156,71 @@ func TestArchiveShowAndMove(t *testing.T) {
 	}
 	if got := countRecords(t, spam); len(got) != 0 {
 		t.Errorf("left in spam: %v", got)
+	}
+}
+
+// TestDocArchive: docs/archive.md documents exactly the options of the
+// filter and its path placeholders, and its configuration examples are
+// valid.
+func TestDocArchive(t *testing.T) {
+	text := readDoc(t, "docs/archive.md")
+	want := map[string]bool{}
+	ct := reflect.TypeOf(archive.Config{})
+	for i := 0; i < ct.NumField(); i++ {
+		want[strings.Split(ct.Field(i).Tag.Get("yaml"), ",")[0]] = true
+	}
+	placeholders := map[string]bool{}
+	for _, p := range archive.Placeholders {
+		placeholders["{"+p+"}"] = true
+	}
+	gotOpts, gotPh := map[string]bool{}, map[string]bool{}
+	for _, tbl := range mdTables(text) {
+		switch {
+		case tbl.column("Option") == 0:
+			for _, r := range tbl.rows {
+				name, ok := onlyCode(r.cell(0))
+				if !ok || !want[name] {
+					t.Errorf("docs/archive.md:%d: %q is not an option of the archive filter", r.line, r.cell(0))
+				}
+				gotOpts[name] = true
+			}
+		case tbl.column("Placeholder") == 0:
+			for _, r := range tbl.rows {
+				for _, p := range codeSpans(r.cell(0)) {
+					if !placeholders[p] {
+						t.Errorf("docs/archive.md:%d: %s is not a placeholder", r.line, p)
+					}
+					gotPh[p] = true
+				}
+			}
+		}
+	}
+	for k := range want {
+		if !gotOpts[k] {
+			t.Errorf("docs/archive.md does not document option %s", k)
+		}
+	}
+	for k := range placeholders {
+		if !gotPh[k] {
+			t.Errorf("docs/archive.md does not document placeholder %s", k)
+		}
+	}
+	for _, v := range archive.Verdicts {
+		if !strings.Contains(text, "`"+v+"`") {
+			t.Errorf("docs/archive.md does not name the verdict %s", v)
+		}
+	}
+	n := 0
+	for _, b := range yamlBlocks("docs/archive.md", text) {
+		if !strings.HasPrefix(b.text, "# sluice.yml") {
+			continue
+		}
+		n++
+		if _, err := config.Parse(fmt.Sprintf("docs/archive.md, example at line %d", b.line), []byte(b.text), registry()); err != nil {
+			t.Errorf("docs/archive.md:%d: %v", b.line, err)
+		}
+	}
+	if n == 0 {
+		t.Error("docs/archive.md has no configuration example")
 	}
 }
