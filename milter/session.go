@@ -21,20 +21,13 @@ import (
 // messages. It implements go-milter's Milter interface. All callbacks run
 // in go-milter's session goroutine, one at a time.
 type session struct {
-	srv *Server
-	ref *configRef
-	cfg Config
-	c   *conn
-	log *slog.Logger
-
-	conn     filters.Conn
-	connDone filters.Outcome // verdicts at connect and HELO
-	msg      *filters.Message
-	out      filters.Outcome
-	// hdrDone is set once edits from stages before the end of the header
-	// block have been applied to msg.Headers.
-	hdrDone bool
-	start   time.Time
+	// flow holds the connection, the message and the outcome, and runs
+	// the pipeline; the session adds the protocol around it.
+	flow
+	srv   *Server
+	ref   *configRef
+	c     *conn
+	start time.Time
 
 	// mu guards busy and draining, shared with Server.Shutdown.
 	mu       sync.Mutex
@@ -45,7 +38,7 @@ type session struct {
 }
 
 func newSession(srv *Server, ref *configRef, c *conn) *session {
-	s := &session{srv: srv, ref: ref, cfg: ref.cfg, c: c, log: srv.logger}
+	s := &session{flow: flow{cfg: ref.cfg, ctx: srv.ctx, log: srv.logger}, srv: srv, ref: ref, c: c}
 	c.onWrite = s.wrote
 	return s
 }
@@ -147,40 +140,18 @@ func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Respons
 	return s.runConn(filters.StageHelo), nil
 }
 
-// run runs the pipeline at a stage and logs every filter failure with
-// the queue id, so an administrator can find the message it concerned.
-// sofar is the outcome before the stage, which filters see in
-// Message.Decided.
-func (s *session) run(stage filters.Stage, m *filters.Message, sofar filters.Decided) filters.StageResult {
-	m.Decided = sofar
-	res := s.cfg.Pipeline.Run(s.srv.ctx, stage, m)
-	for _, d := range res.Decisions {
-		if d.Failure != "" {
-			s.log.Error("filter failed", "queue_id", m.QueueID, "filter", d.Filter, "stage", stage.String(),
-				"failure", d.Failure, "err", d.Err, "applied", d.Verdict.Action.String())
-		}
-	}
-	return res
-}
-
 // runConn runs a connection stage. Its verdict holds for every message of
 // the connection: a final one is replied now (the MTA then refuses the
 // client's commands itself), a quarantine is applied to each message.
 func (s *session) runConn(stage filters.Stage) gomilter.Response {
-	if s.connDone.Final() && s.connDone.Action != filters.Discard {
-		return reply(s.connDone.Action, s.connDone.Reply)
+	refused, now := s.connStage(stage)
+	if !refused {
+		return continueReply
 	}
-	msg := &filters.Message{Conn: &s.conn}
-	res := s.run(stage, msg, s.connDone.Decided())
-	s.connDone.Add(res)
-	// Postfix refuses DISCARD at connect and HELO ("not allowed for
-	// connect or helo") and would apply milter_default_action instead,
-	// so a discard there is carried into each message (see MailFrom).
-	if s.connDone.Final() && s.connDone.Action != filters.Discard {
+	if now {
 		s.logConnection(stage)
-		return reply(s.connDone.Action, s.connDone.Reply)
 	}
-	return continueReply
+	return reply(s.connDone.Action, s.connDone.Reply)
 }
 
 // MailFrom implements gomilter.Milter. It starts a new message.
@@ -195,18 +166,12 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Res
 	}
 	s.setBusy()
 	s.start = time.Now()
-	s.msg = &filters.Message{
-		Conn:   &s.conn,
-		From:   filters.Address{Addr: from, Args: s.c.takeArgs()},
-		Macros: map[string]string{},
-	}
-	s.out = filters.Outcome{}
-	s.out.Add(filters.StageResult{Verdict: filters.Verdict{Action: s.connDone.Action, Reply: s.connDone.Reply, Reason: s.connDone.Reason, Edits: s.connDone.Edits}, Filter: s.connDone.Filter})
+	s.startMessage(filters.Address{Addr: from, Args: s.c.takeArgs()})
 	s.mergeMessageMacros(m.Macros)
-	if s.out.Final() {
+	if s.out.Final() || s.messageStage(filters.StageMailFrom) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
 	}
-	return s.runMessage(filters.StageMailFrom), nil
+	return continueReply, nil
 }
 
 // RcptTo implements gomilter.Milter. A Reject or Tempfail here refuses
@@ -217,18 +182,16 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 		return continueReply, nil
 	}
 	s.mergeMessageMacros(m.Macros)
-	s.msg.Rcpts = append(s.msg.Rcpts, filters.Address{Addr: rcpt, Args: s.c.takeArgs()})
-	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(filters.StageRcptTo) {
-		return continueReply, nil
-	}
-	res := s.run(filters.StageRcptTo, s.msg, s.out.Decided())
-	if a := res.Verdict.Action; a == filters.Reject || a == filters.Tempfail {
-		s.out.Decisions = append(s.out.Decisions, res.Decisions...)
-		s.msg.Rcpts = s.msg.Rcpts[:len(s.msg.Rcpts)-1]
+	res, refused, final := s.rcptStage(filters.Address{Addr: rcpt, Args: s.c.takeArgs()})
+	if refused {
+		a := res.Verdict.Action
 		s.log.Info("recipient refused", "queue_id", s.msg.QueueID, "rcpt", rcpt, "verdict", a.String(), "filter", res.Filter, "reason", res.Verdict.Reason)
 		return reply(a, res.Verdict.Reply), nil
 	}
-	return s.apply(res), nil
+	if final {
+		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
+	}
+	return continueReply, nil
 }
 
 // Header implements gomilter.Milter: fields are kept raw, in order.
@@ -250,7 +213,10 @@ func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (resp go
 	}
 	s.mergeMessageMacros(m.Macros)
 	s.completeHeaders()
-	return s.runMessage(filters.StageHeaders), nil
+	if s.messageStage(filters.StageHeaders) {
+		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
+	}
+	return continueReply, nil
 }
 
 // BodyChunk implements gomilter.Milter.
@@ -259,15 +225,7 @@ func (s *session) BodyChunk(chunk []byte, m *gomilter.Modifier) (resp gomilter.R
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	if s.msg.Body == nil {
-		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir)
-	}
-	if s.msg.Body.Err() != nil {
-		return continueReply, nil
-	}
-	if _, err := s.msg.Body.Write(chunk); err != nil {
-		// Filters see Body.Err and treat the body as incomplete; the
-		// message itself is in the MTA's hands and is not lost.
+	if err := s.bodyChunk(chunk); err != nil {
 		s.log.Error("storing message body", "queue_id", s.msg.QueueID, "err", err)
 	}
 	return continueReply, nil
@@ -280,30 +238,16 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 		return continueReply, nil
 	}
 	s.mergeMessageMacros(m.Macros)
-	s.completeHeaders()
-	if s.msg.Body == nil && s.cfg.Pipeline.Needs().Body {
-		s.msg.Body = filters.NewBody(s.cfg.BodyMemoryLimit, s.cfg.TempDir) // empty body
-	}
-	// Final filters (an archive) run even when an earlier stage settled
-	// the message, so that they see every message that reaches its end.
-	if !s.out.Settled() || s.cfg.Pipeline.Needs().Final {
-		s.out.Add(s.run(filters.StageEOM, s.msg, s.out.Decided()))
-	}
-	action := s.out.Action
+	action := s.endOfMessage()
 	if filters.Delivers(action) {
 		if err := s.applyEdits(m); err != nil {
 			return nil, err
 		}
 		if action == filters.Quarantine {
-			reason := "sluice: " + s.out.Filter
-			if s.out.Reason != "" {
-				reason += ": " + s.out.Reason
-			}
-			if err := m.Quarantine(sanitizeLine(reason)); err != nil {
+			if err := m.Quarantine(s.quarantineReason()); err != nil {
 				return nil, fmt.Errorf("quarantine: %w", err)
 			}
 		}
-		action = max(action, filters.Accept)
 	}
 	return s.finish(action, s.out.Reply, s.out.Reason), nil
 }
@@ -316,33 +260,6 @@ func (s *session) Abort(m *gomilter.Modifier) error {
 	}
 	s.resetMessage()
 	return nil
-}
-
-// completeHeaders applies the edits decided before the header block was
-// complete (at connect, HELO, MAIL, RCPT), the way the MTA will apply them
-// at end of message, so filters at later stages read the delivered header.
-func (s *session) completeHeaders() {
-	if s.hdrDone {
-		return
-	}
-	s.hdrDone = true
-	s.msg.Headers = filters.ApplyEdits(s.msg.Headers, s.out.Edits)
-}
-
-// runMessage runs a message stage and answers the MTA.
-func (s *session) runMessage(stage filters.Stage) gomilter.Response {
-	if s.out.Settled() || !s.cfg.Pipeline.Needs().Stages.Has(stage) {
-		return continueReply
-	}
-	return s.apply(s.run(stage, s.msg, s.out.Decided()))
-}
-
-func (s *session) apply(res filters.StageResult) gomilter.Response {
-	s.out.Add(res)
-	if s.out.Final() {
-		return s.finish(s.out.Action, s.out.Reply, s.out.Reason)
-	}
-	return continueReply
 }
 
 // finish ends the message with a final reply and logs it.
@@ -378,14 +295,9 @@ func (s *session) applyEdits(m *gomilter.Modifier) error {
 }
 
 func (s *session) resetMessage() {
-	if s.msg != nil && s.msg.Body != nil {
-		if err := s.msg.Body.Close(); err != nil {
-			s.log.Warn("releasing message body", "err", err)
-		}
+	if err := s.clearMessage(); err != nil {
+		s.log.Warn("releasing message body", "err", err)
 	}
-	s.msg = nil
-	s.out = filters.Outcome{}
-	s.hdrDone = false
 	s.mu.Lock()
 	if !s.endPending {
 		s.busy = false

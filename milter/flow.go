@@ -1,0 +1,176 @@
+package milter
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// flow is the part of a session that knows nothing of the protocol: the
+// connection and the message as the filters see them, the pipeline run at
+// each stage, and after each stage the decision whether the message goes
+// on or ends. A session drives it from go-milter's callbacks and Replay
+// drives it from a message file, so that a dry run (sluice test) decides
+// what the daemon decides by running the very same code.
+type flow struct {
+	cfg Config
+	ctx context.Context
+	log *slog.Logger
+
+	conn     filters.Conn
+	connDone filters.Outcome // verdicts at connect and HELO
+	msg      *filters.Message
+	out      filters.Outcome
+	// hdrDone is set once edits from stages before the end of the header
+	// block have been applied to msg.Headers.
+	hdrDone bool
+}
+
+// run runs the pipeline at a stage and logs every filter failure with
+// the queue id, so an administrator can find the message it concerned.
+// sofar is the outcome before the stage, which filters see in
+// Message.Decided.
+func (f *flow) run(stage filters.Stage, m *filters.Message, sofar filters.Decided) filters.StageResult {
+	m.Decided = sofar
+	res := f.cfg.Pipeline.Run(f.ctx, stage, m)
+	for _, d := range res.Decisions {
+		if d.Failure != "" {
+			f.log.Error("filter failed", "queue_id", m.QueueID, "filter", d.Filter, "stage", stage.String(),
+				"failure", d.Failure, "err", d.Err, "applied", d.Verdict.Action.String())
+		}
+	}
+	return res
+}
+
+// connStage runs a connection stage (connect or HELO). Its verdict holds
+// for every message of the connection. refused reports that the
+// connection is refused with connDone's action and reply; now, that this
+// stage decided it (an earlier one did if not).
+func (f *flow) connStage(stage filters.Stage) (refused, now bool) {
+	if f.connDone.Final() && f.connDone.Action != filters.Discard {
+		return true, false
+	}
+	msg := &filters.Message{Conn: &f.conn}
+	res := f.run(stage, msg, f.connDone.Decided())
+	f.connDone.Add(res)
+	// Postfix refuses DISCARD at connect and HELO ("not allowed for
+	// connect or helo") and would apply milter_default_action instead,
+	// so a discard there is carried into each message (see startMessage).
+	if f.connDone.Final() && f.connDone.Action != filters.Discard {
+		return true, true
+	}
+	return false, false
+}
+
+// startMessage begins a message at MAIL FROM. The outcome starts from
+// the connection's verdicts; when those already end the message (a
+// discard at connect), out.Final() says so before any stage runs.
+func (f *flow) startMessage(from filters.Address) {
+	f.msg = &filters.Message{
+		Conn:   &f.conn,
+		From:   from,
+		Macros: map[string]string{},
+	}
+	f.out = filters.Outcome{}
+	f.out.Add(filters.StageResult{Verdict: filters.Verdict{Action: f.connDone.Action, Reply: f.connDone.Reply, Reason: f.connDone.Reason, Edits: f.connDone.Edits}, Filter: f.connDone.Filter})
+	f.hdrDone = false
+}
+
+// messageStage runs a message stage (MAIL, end of headers) if the
+// message is not settled and some filter wants the stage. It reports
+// whether the message ends now, with out's action and reply.
+func (f *flow) messageStage(stage filters.Stage) bool {
+	if f.out.Settled() || !f.cfg.Pipeline.Needs().Stages.Has(stage) {
+		return false
+	}
+	f.out.Add(f.run(stage, f.msg, f.out.Decided()))
+	return f.out.Final()
+}
+
+// rcptStage adds a recipient and runs the RCPT stage. A Reject or
+// Tempfail refuses only this recipient (refused, with res's verdict and
+// reply): it is dropped from the message, which goes on for the others.
+// final reports that the message ends now, with out's action and reply.
+func (f *flow) rcptStage(rcpt filters.Address) (res filters.StageResult, refused, final bool) {
+	f.msg.Rcpts = append(f.msg.Rcpts, rcpt)
+	if f.out.Settled() || !f.cfg.Pipeline.Needs().Stages.Has(filters.StageRcptTo) {
+		return res, false, false
+	}
+	res = f.run(filters.StageRcptTo, f.msg, f.out.Decided())
+	if a := res.Verdict.Action; a == filters.Reject || a == filters.Tempfail {
+		f.out.Decisions = append(f.out.Decisions, res.Decisions...)
+		f.msg.Rcpts = f.msg.Rcpts[:len(f.msg.Rcpts)-1]
+		return res, true, false
+	}
+	f.out.Add(res)
+	return res, false, f.out.Final()
+}
+
+// completeHeaders applies the edits decided before the header block was
+// complete (at connect, HELO, MAIL, RCPT), the way the MTA will apply them
+// at end of message, so filters at later stages read the delivered header.
+func (f *flow) completeHeaders() {
+	if f.hdrDone {
+		return
+	}
+	f.hdrDone = true
+	f.msg.Headers = filters.ApplyEdits(f.msg.Headers, f.out.Edits)
+}
+
+// bodyChunk stores a piece of the body. An error leaves the body marked
+// incomplete (Body.Err); filters treat it so, and the message itself is
+// in the MTA's hands and not lost.
+func (f *flow) bodyChunk(chunk []byte) error {
+	if f.msg.Body == nil {
+		f.msg.Body = filters.NewBody(f.cfg.BodyMemoryLimit, f.cfg.TempDir)
+	}
+	if f.msg.Body.Err() != nil {
+		return nil
+	}
+	_, err := f.msg.Body.Write(chunk)
+	return err
+}
+
+// endOfMessage runs the end-of-message stage and returns the action the
+// message ends with: Accept for delivered mail, Quarantine for held mail
+// (the MTA is told to hold it), else Discard, Tempfail or Reject. Mail
+// that is delivered gets out.Edits.
+func (f *flow) endOfMessage() filters.Action {
+	f.completeHeaders()
+	if f.msg.Body == nil && f.cfg.Pipeline.Needs().Body {
+		f.msg.Body = filters.NewBody(f.cfg.BodyMemoryLimit, f.cfg.TempDir) // empty body
+	}
+	// Final filters (an archive) run even when an earlier stage settled
+	// the message, so that they see every message that reaches its end.
+	if !f.out.Settled() || f.cfg.Pipeline.Needs().Final {
+		f.out.Add(f.run(filters.StageEOM, f.msg, f.out.Decided()))
+	}
+	action := f.out.Action
+	if filters.Delivers(action) {
+		action = max(action, filters.Accept)
+	}
+	return action
+}
+
+// quarantineReason is the reason the MTA records with a held message.
+func (f *flow) quarantineReason() string {
+	reason := "sluice: " + f.out.Filter
+	if f.out.Reason != "" {
+		reason += ": " + f.out.Reason
+	}
+	return sanitizeLine(reason)
+}
+
+// clearMessage forgets the message, releasing its body. The returned
+// error concerns the body's temporary file only.
+func (f *flow) clearMessage() error {
+	var err error
+	if f.msg != nil && f.msg.Body != nil {
+		err = f.msg.Body.Close()
+	}
+	f.msg = nil
+	f.out = filters.Outcome{}
+	f.hdrDone = false
+	return err
+}

@@ -1,0 +1,323 @@
+package milter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// Transaction is one message as an MTA reports it to a milter: the input
+// of Replay.
+type Transaction struct {
+	// Conn is the client connection: its address and name, the HELO
+	// argument ("" when the client gave none) and the macros the MTA
+	// sends at connect and HELO.
+	Conn filters.Conn
+	// From and Rcpts are the envelope.
+	From  filters.Address
+	Rcpts []filters.Address
+	// QueueID is the MTA's queue id, "" for none. Filters see it from the
+	// first RCPT TO on, as Postfix sends it (macro i).
+	QueueID string
+	// Macros are the message macros the MTA sends with MAIL FROM.
+	Macros map[string]string
+	// Headers are the header fields as an MTA hands them to a milter; see
+	// ParseMessage.
+	Headers []filters.Header
+	// Body is the body with CRLF line ends; nil for none.
+	Body io.Reader
+}
+
+// Result is how a session would have ended the message of a Transaction.
+type Result struct {
+	// Action is the verdict the MTA is given: Accept for delivered mail
+	// (with or without edits), Quarantine for mail delivered on hold,
+	// Discard, Tempfail or Reject.
+	Action filters.Action
+	// Reply is the SMTP reply of a Reject or Tempfail, the default reply
+	// when the filter gave none; nil for the other actions.
+	Reply *filters.Reply
+	// Filter names the filter whose verdict decided the action, Reason
+	// says why ("" when no filter objected).
+	Filter, Reason string
+	// Stage is where the message ended: a connection refused at connect
+	// or HELO, a message decided at MAIL, RCPT or end of header, or
+	// StageEOM.
+	Stage filters.Stage
+	// Edits are the header edits sent to the MTA at end of message, in
+	// order; none unless the message is delivered.
+	Edits []filters.HeaderEdit
+	// Headers is the header block the MTA delivers: the fields of the
+	// Transaction with Edits made. Fields the MTA itself adds (its
+	// Received:) are not in it, as a milter never sees them.
+	Headers []filters.Header
+	// Quarantine is the reason the MTA records with a held message.
+	Quarantine string
+	// Refused lists the recipients refused one at a time at RCPT TO. The
+	// message went on for the others; when none was left the message
+	// ends at RCPT TO with the action and reply of the first refusal of
+	// the strongest kind (a tempfail when some recipient was only
+	// deferred: the client will try again).
+	Refused []Refusal
+	// Decisions are the answers of every filter at every stage, in the
+	// order they ran.
+	Decisions []filters.Decision
+	// HeadersSent and BodySent say whether the MTA hands the header
+	// fields and the body over at all: sluice asks for them only when a
+	// filter of the pipeline reads them.
+	HeadersSent, BodySent bool
+}
+
+// Refusal is one recipient refused at RCPT TO.
+type Refusal struct {
+	Rcpt   string
+	Action filters.Action
+	Reply  filters.Reply
+	Filter string
+	Reason string
+}
+
+// chunkSize is the most body the MTAs send in one milter packet
+// (MILTER_CHUNK_SIZE in libmilter and Postfix).
+const chunkSize = 65535
+
+// Replay runs one message through cfg's pipeline offline, stage by stage,
+// the way a session does when an MTA reports the message over milter, and
+// returns how the session would have ended it. It runs the session's own
+// per-stage code (see flow): the same stages are asked, in the same order,
+// with the same header and body steps negotiated away, and the same rules
+// end a message early. Filter failures are logged to logger (nil: none).
+// Replay does not close cfg.Pipeline.
+func Replay(ctx context.Context, cfg Config, tx Transaction, logger *slog.Logger) (Result, error) {
+	if len(tx.Rcpts) == 0 {
+		return Result{}, fmt.Errorf("replay: no recipient")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &flow{cfg: cfg, ctx: ctx, log: logger}
+	defer f.clearMessage()
+	_, proto := options(cfg)
+	res := Result{HeadersSent: proto&gomilter.OptNoHeaders == 0, BodySent: proto&gomilter.OptNoBody == 0}
+
+	// The client's HELO is not known at connect.
+	f.conn = tx.Conn
+	f.conn.Helo = ""
+	f.conn.Macros = maps.Clone(tx.Conn.Macros)
+	if f.conn.Macros == nil {
+		f.conn.Macros = map[string]string{}
+	}
+	if refused, _ := f.connStage(filters.StageConnect); refused {
+		return f.connRefused(res, filters.StageConnect), nil
+	}
+	if tx.Conn.Helo != "" {
+		f.conn.Helo = tx.Conn.Helo
+		if refused, _ := f.connStage(filters.StageHelo); refused {
+			return f.connRefused(res, filters.StageHelo), nil
+		}
+	}
+
+	f.startMessage(tx.From)
+	mergeMacros(f.msg.Macros, tx.Macros)
+	if f.out.Final() || f.messageStage(filters.StageMailFrom) {
+		return f.ended(res, filters.StageMailFrom), nil
+	}
+	for _, rcpt := range tx.Rcpts {
+		if tx.QueueID != "" && f.msg.QueueID == "" {
+			f.msg.QueueID = tx.QueueID
+			f.msg.Macros["i"] = tx.QueueID
+		}
+		sr, refused, final := f.rcptStage(rcpt)
+		if refused {
+			res.Refused = append(res.Refused, Refusal{Rcpt: rcpt.Addr, Action: sr.Verdict.Action,
+				Reply: replyOf(sr.Verdict.Action, sr.Verdict.Reply), Filter: sr.Filter, Reason: sr.Verdict.Reason})
+			continue
+		}
+		if final {
+			return f.ended(res, filters.StageRcptTo), nil
+		}
+	}
+	if len(f.msg.Rcpts) == 0 {
+		return f.allRefused(res), nil
+	}
+
+	if res.HeadersSent {
+		f.msg.Headers = append(f.msg.Headers, tx.Headers...)
+	}
+	if proto&gomilter.OptNoEOH == 0 {
+		f.completeHeaders()
+		if f.messageStage(filters.StageHeaders) {
+			return f.ended(res, filters.StageHeaders), nil
+		}
+	}
+	if res.BodySent && tx.Body != nil {
+		buf := make([]byte, chunkSize)
+		for {
+			n, err := io.ReadFull(tx.Body, buf)
+			if n > 0 {
+				if err := f.bodyChunk(buf[:n]); err != nil {
+					f.log.Error("storing message body", "queue_id", f.msg.QueueID, "err", err)
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				return Result{}, fmt.Errorf("replay: reading the body: %w", err)
+			}
+		}
+	}
+	action := f.endOfMessage()
+	res = f.ended(res, filters.StageEOM)
+	res.Action = action
+	if filters.Delivers(action) {
+		res.Edits = f.out.Edits
+		res.Headers = filters.ApplyEdits(cloneHeaders(tx.Headers), res.Edits)
+	}
+	if action == filters.Quarantine {
+		res.Quarantine = f.quarantineReason()
+	}
+	return res, nil
+}
+
+// connRefused is the result of a connection refused at stage.
+func (f *flow) connRefused(res Result, stage filters.Stage) Result {
+	o := f.connDone
+	res.Action, res.Reply, res.Filter, res.Reason = o.Action, replyPtr(o.Action, o.Reply), o.Filter, o.Reason
+	res.Stage = stage
+	res.Decisions = o.Decisions
+	return res
+}
+
+// ended is the result of a message that ended at stage with out's
+// verdict. Only an Accept can end a message early and still deliver it,
+// and then with no edits pending (see filters.Outcome.Final).
+func (f *flow) ended(res Result, stage filters.Stage) Result {
+	o := f.out
+	res.Action, res.Reply, res.Filter, res.Reason = o.Action, replyPtr(o.Action, o.Reply), o.Filter, o.Reason
+	res.Stage = stage
+	res.Decisions = append(append([]filters.Decision(nil), f.connDone.Decisions...), o.Decisions...)
+	return res
+}
+
+// allRefused is the result of a message whose every recipient was
+// refused: the MTA refuses the DATA that follows, and the client keeps
+// the deferred recipients for a later try.
+func (f *flow) allRefused(res Result) Result {
+	res = f.ended(res, filters.StageRcptTo)
+	pick := res.Refused[0]
+	for _, r := range res.Refused {
+		if r.Action == filters.Tempfail {
+			pick = r
+			break
+		}
+	}
+	reply := pick.Reply
+	res.Action, res.Reply, res.Filter, res.Reason = pick.Action, &reply, pick.Filter, pick.Reason
+	return res
+}
+
+func replyOf(a filters.Action, r *filters.Reply) filters.Reply {
+	if r == nil {
+		return filters.DefaultReply(a)
+	}
+	return *r
+}
+
+func replyPtr(a filters.Action, r *filters.Reply) *filters.Reply {
+	if a != filters.Reject && a != filters.Tempfail {
+		return nil
+	}
+	reply := replyOf(a, r)
+	return &reply
+}
+
+func cloneHeaders(hs []filters.Header) []filters.Header {
+	return append([]filters.Header(nil), hs...)
+}
+
+// ParseMessage splits an RFC 5322 message into header fields and body the
+// way Postfix and Sendmail hand them to a milter: the field name as
+// written; the value without the whitespace after the colon, a folded
+// value with a bare LF before each continuation line (its leading
+// whitespace kept); the body with CRLF line ends and a final line end.
+// A leading mbox "From " line is skipped. As in Postfix, a line in the
+// header block that is neither a field nor a continuation ends the header
+// and begins the body.
+func ParseMessage(raw []byte) (headers []filters.Header, body []byte) {
+	rest := raw
+	if bytes.HasPrefix(rest, []byte("From ")) {
+		_, after, _ := bytes.Cut(rest, []byte("\n"))
+		rest = after
+	}
+	for len(rest) > 0 {
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		text := bytes.TrimSuffix(line, []byte("\r"))
+		if len(text) == 0 {
+			// The blank line between header and body.
+			rest = after
+			if !found {
+				rest = nil
+			}
+			break
+		}
+		if (text[0] == ' ' || text[0] == '\t') && len(headers) > 0 {
+			h := &headers[len(headers)-1]
+			h.Value += "\n" + string(text)
+		} else if name, value, ok := fieldOf(text); ok {
+			headers = append(headers, filters.Header{Name: name, Value: value})
+		} else {
+			break
+		}
+		rest = after
+		if !found {
+			rest = nil
+		}
+	}
+	return headers, crlf(rest)
+}
+
+// fieldOf splits "Name: value". The name is printable ASCII without
+// space or colon (RFC 5322 2.2); Postfix also accepts spaces between the
+// name and the colon, which it drops.
+func fieldOf(line []byte) (name, value string, ok bool) {
+	n, v, found := bytes.Cut(line, []byte(":"))
+	if !found {
+		return "", "", false
+	}
+	n = bytes.TrimRight(n, " \t")
+	if len(n) == 0 {
+		return "", "", false
+	}
+	for _, c := range n {
+		if c <= ' ' || c >= 0x7f {
+			return "", "", false
+		}
+	}
+	return string(n), string(bytes.TrimLeft(v, " \t")), true
+}
+
+// crlf gives every line of b a CRLF end, as SMTP carries it.
+func crlf(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(b)+len(b)/32+2)
+	for len(b) > 0 {
+		line, after, found := bytes.Cut(b, []byte("\n"))
+		out = append(out, bytes.TrimSuffix(line, []byte("\r"))...)
+		out = append(out, '\r', '\n')
+		if !found {
+			break
+		}
+		b = after
+	}
+	return out
+}
