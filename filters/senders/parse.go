@@ -198,7 +198,7 @@ func splitLine(line string) (key, value, reason string) {
 			inQuote = !inQuote
 		case (c == ' ' || c == '\t') && !inQuote:
 			value = strings.TrimSpace(line[i:])
-			if value == "" {
+			if value == "" || value[0] == '#' {
 				return "", "", "missing action after the key"
 			}
 			return line[:i], value, ""

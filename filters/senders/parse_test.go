@@ -177,6 +177,7 @@ func TestParseMalformedLines(t *testing.T) {
 	}{
 		{"example.com", "missing action"},
 		{"example.com   ", "missing action"},
+		{"example.com   # REJECT", "missing action"},
 		{"example.com REJEKT", `unknown action "REJEKT"`},
 		{"example.com REJECT please", `unexpected text "please" after REJECT`},
 		{"example.com ERROR:", "want a reply code and text"},

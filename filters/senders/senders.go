@@ -83,7 +83,7 @@ func ScopeOf(subjects ...Subject) Scope {
 
 // DefaultScope is the scope of a file whose configuration names none: the
 // envelope sender and the header From:.
-var DefaultScope = ScopeOf(MailFrom, HeaderFrom)
+const DefaultScope = Scope(1<<MailFrom | 1<<HeaderFrom)
 
 // Has reports whether s is in the set.
 func (sc Scope) Has(s Subject) bool { return sc&(1<<s) != 0 }
