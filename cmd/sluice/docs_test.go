@@ -18,6 +18,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -463,6 +464,9 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.BayesSkipped("bayes")
 	m.BayesAutolearned("bayes", "spam")
 	m.BayesStore("bayes", classifier.Stats{Tokens: 10, Bytes: 4096})
+	m.BayesStoreUnavailable("bayes")
+	m.BayesRedisRoundTrip("bayes", "lookup", time.Millisecond, errors.New("redis down"))
+	m.BayesRedisPool("bayes", classifier.RedisPoolStats{Hits: 1, Total: 2, Idle: 1})
 
 	out := map[string]*registeredMetric{}
 	for _, n := range rec.names {
