@@ -373,7 +373,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	res, err := f.classify(ctx, own.Raw())
 	took := time.Since(start)
 	if err != nil {
-		if f.s.failUnavail || !errors.Is(err, classifier.ErrUnavailable) {
+		// A session that ended (or a pipeline that gave up) is no store
+		// outage: only the store's own deadline or failure counts.
+		if f.s.failUnavail || !errors.Is(err, classifier.ErrUnavailable) || ctx.Err() != nil {
 			return filters.Verdict{}, err
 		}
 		return f.unavailable(m.QueueID, forged, err), nil

@@ -223,7 +223,7 @@ func TestRedisHungWithinFilterTimeout(t *testing.T) {
 	}
 	srv.Pause(t)
 	defer srv.Resume(t)
-	p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: 400 * time.Millisecond, OnFailure: filters.FailTempfail}}, nil)
+	p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: time.Second, OnFailure: filters.FailTempfail}}, nil)
 	res := p.Run(context.Background(), filters.StageEOM, hamMessage())
 	if res.Decisions[0].Failure != "" || res.Verdict.Action != filters.Continue ||
 		!strings.HasPrefix(added(res.Verdict, "X-Sluice-Bayes"), "Unsure, store unavailable") {
@@ -358,5 +358,29 @@ func TestParseRedisURL(t *testing.T) {
 	cfg := bayes.Config{Store: bayes.StoreRedis, Redis: bayes.RedisConfig{Addrs: []string{"a:1"}, Cluster: true}}
 	if got := cfg.StoreName(""); got != "redis://a:1/0?prefix=sluice&cluster=true" {
 		t.Errorf("StoreName %q", got)
+	}
+}
+
+// A session that ends while Redis hangs is not counted as an outage: the
+// filter returns the error and tags nothing.
+func TestRedisAbortedSessionNotUnavailable(t *testing.T) {
+	srv := redistest.Start(t)
+	redisTrained(t, srv.Addr, "ab")
+	obs := &storeObs{}
+	f, err := bayes.Open(filters.Env{StateDir: t.TempDir(), Observer: obs}, options(t, redisOptions(srv.Addr, "ab", "")), "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv.Pause(t)
+	defer srv.Resume(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	v, err := f.Check(ctx, filters.StageEOM, hamMessage())
+	if err == nil || len(v.Edits) != 0 {
+		t.Errorf("check in an aborted session: %+v, %v; want an error", v, err)
+	}
+	if n := obs.snapshot().unavailable; n != 0 {
+		t.Errorf("%d messages counted unavailable", n)
 	}
 }
