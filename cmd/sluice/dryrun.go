@@ -1,0 +1,636 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net/mail"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/archive"
+	"github.com/sluice-mail/sluice/filters/bayes"
+	"github.com/sluice-mail/sluice/filters/senders"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+// Exit statuses of sluice test. Verdicts are ordered as their precedence,
+// so that with several messages the status is that of the strongest
+// verdict; 1 and 2 keep their meaning of every sluice command (error,
+// usage).
+const (
+	testExitAccept     = 0
+	testExitError      = 1
+	testExitDiscard    = 10
+	testExitQuarantine = 11
+	testExitTempfail   = 12
+	testExitReject     = 13
+)
+
+func testExitCode(a filters.Action) int {
+	switch a {
+	case filters.Discard:
+		return testExitDiscard
+	case filters.Quarantine:
+		return testExitQuarantine
+	case filters.Tempfail:
+		return testExitTempfail
+	case filters.Reject:
+		return testExitReject
+	}
+	return testExitAccept
+}
+
+// testFlags are the options of sluice test.
+type testFlags struct {
+	from       string
+	fromSet    bool
+	rcpts      []string
+	clientIP   string
+	clientName string
+	helo       string
+	queueID    string
+	mta        string
+	macros     []string
+	format     string
+	archive    bool
+}
+
+func (c *cli) newTestCmd() *cobra.Command {
+	var tf testFlags
+	cmd := &cobra.Command{
+		Use:   "test [flags] [MESSAGE...]",
+		Short: "Show what the configured filters would do with a message (dry run)",
+		Long: `Test runs the configured pipeline offline on each MESSAGE (a message file,
+mbox, maildir or directory, as for train; "-" or none reads standard input)
+exactly as the daemon would for a message an MTA hands it: the same filters
+in the same order with the same stores, through the same per-stage code. It
+prints what each filter decided at each stage and why, the header edits,
+and the final verdict with the SMTP reply the client would get.
+
+The envelope comes from the flags; without --from the sender is the
+message's Return-Path or From address, without --rcpt the recipients are
+the addresses in To and Cc.
+
+Nothing is learned and nothing is archived: bayes auto-learning is off, an
+archive filter writes into a scratch directory that is removed (the paths
+it would have used are shown), a senders filter's seen list is a scratch
+copy. --archive lets archive filters write their copies for real.
+
+Exit status: 0 delivered (accept), 10 discard, 11 quarantine, 12 tempfail,
+13 reject; with several messages the strongest of them. 1 is an error (a
+broken configuration, a message that could not be read), 2 a usage error.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tf.fromSet = cmd.Flags().Changed("from")
+			code, err := c.dryRun(cmd, args, tf)
+			if err != nil || code != 0 {
+				return &exitError{code: code, err: err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&tf.from, "from", "", "envelope sender (MAIL FROM); \"\" is the null sender")
+	f.StringArrayVar(&tf.rcpts, "rcpt", nil, "envelope recipient (RCPT TO); repeat for several")
+	f.StringVar(&tf.clientIP, "client-ip", "127.0.0.1", "address of the SMTP client")
+	f.StringVar(&tf.clientName, "client-name", "localhost", "name of the SMTP client as the MTA reports it (\"unknown\" when it has none)")
+	f.StringVar(&tf.helo, "helo", "", "HELO/EHLO argument (default: the client name)")
+	f.StringVar(&tf.queueID, "queue-id", "", "the MTA's queue id, as filters see it from RCPT TO on")
+	f.StringVar(&tf.mta, "mta", "postfix", "MTA whose view to give the filters: postfix or sendmail")
+	f.StringArrayVar(&tf.macros, "macro", nil, "MTA macro NAME=VALUE, e.g. {auth_authen}=alice; repeat for several")
+	f.StringVar(&tf.format, "format", "text", "output format: text or json")
+	f.BoolVar(&tf.archive, "archive", false, "let archive filters write their copies")
+	return cmd
+}
+
+// dryRun runs sluice test and returns its exit status.
+func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, error) {
+	if tf.format != "text" && tf.format != "json" {
+		return 2, fmt.Errorf("--format %q: want text or json", tf.format)
+	}
+	conn, err := tf.conn()
+	if err != nil {
+		return 2, err
+	}
+	paths, err := inputPaths(args, "", cmd.InOrStdin())
+	if err != nil {
+		return testExitError, err
+	}
+	cfg, err := c.loadConfig("")
+	if err != nil {
+		return testExitError, err
+	}
+	scratch, err := os.MkdirTemp("", "sluice-test-")
+	if err != nil {
+		return testExitError, fmt.Errorf("scratch directory: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	archiveDir := filepath.Join(scratch, "archive")
+	reg := dryRunRegistry(c.reg, scratch, archiveDir, tf.archive)
+	// Filters log what the daemon would log; only their warnings and
+	// errors matter here, and they must not mix with the report.
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	pipeline, err := config.Build(cfg, reg, logger, nil)
+	if err != nil {
+		return testExitError, err
+	}
+	defer pipeline.Close()
+	policy, _ := filters.ParseFailurePolicy(cfg.FilterDefaults.OnFailure)
+	// Spilled bodies go to the system's temporary directory: the
+	// daemon's body.temp_dir may not exist, or not be writable by the
+	// user running the test, and does not change any verdict.
+	mcfg := milter.Config{Pipeline: pipeline, BodyMemoryLimit: int64(cfg.Body.MemoryLimit), OnFailure: policy}
+
+	w := bufio.NewWriter(cmd.OutOrStdout())
+	defer w.Flush()
+	var report func(testReport) error
+	if tf.format == "json" {
+		enc := json.NewEncoder(w)
+		report = func(r testReport) error { return enc.Encode(r) }
+	} else {
+		first := true
+		report = func(r testReport) error {
+			if !first {
+				w.WriteString("\n")
+			}
+			first = false
+			return r.writeText(w)
+		}
+	}
+
+	status := testExitAccept
+	failed := false
+	for _, p := range paths {
+		err := mailbox.Walk(p, cmd.InOrStdin(), func(m mailbox.Message) error {
+			if m.Err != nil {
+				failed = true
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %v\n", m.Name, m.Err)
+				return report(testReport{Message: m.Name, Error: m.Err.Error()})
+			}
+			tx, err := tf.transaction(conn, m.Data)
+			if err != nil {
+				failed = true
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %v\n", m.Name, err)
+				return report(testReport{Message: m.Name, Error: err.Error()})
+			}
+			res, err := milter.Replay(cmd.Context(), mcfg, tx, logger)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+			r := newTestReport(m.Name, tx, res)
+			if !tf.archive {
+				r.WouldArchive, err = scratchCopies(archiveDir)
+				if err != nil {
+					return err
+				}
+			}
+			status = max(status, testExitCode(res.Action))
+			return report(r)
+		})
+		if err != nil {
+			return testExitError, err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return testExitError, err
+	}
+	if failed {
+		return testExitError, nil
+	}
+	return status, nil
+}
+
+// conn builds the client connection from the flags, with the macros the
+// chosen MTA sends at connect and HELO (docs/postfix.md, docs/sendmail.md).
+func (tf testFlags) conn() (filters.Conn, error) {
+	conn := filters.Conn{Hostname: tf.clientName, Helo: tf.helo, Family: "unknown", Macros: map[string]string{}}
+	if conn.Helo == "" {
+		conn.Helo = tf.clientName
+	}
+	if tf.clientIP != "" {
+		a, err := netip.ParseAddr(tf.clientIP)
+		if err != nil {
+			return conn, fmt.Errorf("--client-ip: %w", err)
+		}
+		conn.Addr = a.Unmap()
+		conn.Family = "tcp4"
+		if conn.Addr.Is6() {
+			conn.Family = "tcp6"
+		}
+		conn.Macros["{client_addr}"] = conn.Addr.String()
+	}
+	conn.Macros["{client_name}"] = tf.clientName
+	switch tf.mta {
+	case "postfix":
+		// Postfix sends its name and version in v by default
+		// (milter_macro_v); headerfix tells the MTAs apart by it.
+		conn.Macros["v"] = "Postfix"
+	case "sendmail":
+	default:
+		return conn, fmt.Errorf("--mta %q: want postfix or sendmail", tf.mta)
+	}
+	for _, kv := range tf.macros {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return conn, fmt.Errorf("--macro %q: want NAME=VALUE", kv)
+		}
+		conn.Macros[k] = v
+	}
+	return conn, nil
+}
+
+// transaction is the SMTP transaction of one message: the envelope from
+// the flags or, failing them, from the message's header.
+func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transaction, error) {
+	headers, body := milter.ParseMessage(raw)
+	tx := milter.Transaction{Conn: conn, QueueID: tf.queueID, Headers: headers, Body: strings.NewReader(string(body))}
+	tx.Conn.Macros = maps.Clone(conn.Macros)
+	from := tf.from
+	if !tf.fromSet {
+		from = senderOf(headers)
+	}
+	tx.From = filters.Address{Addr: from}
+	rcpts := tf.rcpts
+	if len(rcpts) == 0 {
+		rcpts = recipientsOf(headers)
+	}
+	if len(rcpts) == 0 {
+		return tx, errors.New("no recipient: the message has no To or Cc address; give --rcpt")
+	}
+	for _, r := range rcpts {
+		tx.Rcpts = append(tx.Rcpts, filters.Address{Addr: strings.Trim(r, "<>")})
+	}
+	return tx, nil
+}
+
+// senderOf is the envelope sender a message shows: its Return-Path, else
+// the address of its From.
+func senderOf(hs []filters.Header) string {
+	for _, name := range []string{"Return-Path", "From"} {
+		for _, h := range hs {
+			if !strings.EqualFold(h.Name, name) {
+				continue
+			}
+			v := strings.TrimSpace(strings.ReplaceAll(h.Value, "\n", ""))
+			if v == "<>" {
+				return ""
+			}
+			if a, err := mail.ParseAddress(v); err == nil {
+				return a.Address
+			}
+		}
+	}
+	return ""
+}
+
+// recipientsOf lists the addresses of a message's To and Cc fields.
+func recipientsOf(hs []filters.Header) []string {
+	var out []string
+	for _, h := range hs {
+		if !strings.EqualFold(h.Name, "To") && !strings.EqualFold(h.Name, "Cc") {
+			continue
+		}
+		list, err := mail.ParseAddressList(strings.ReplaceAll(h.Value, "\n", ""))
+		if err != nil {
+			continue
+		}
+		for _, a := range list {
+			out = append(out, a.Address)
+		}
+	}
+	return out
+}
+
+// dryRunRegistry returns reg with the factories of the filters that keep
+// lasting state replaced by ones that leave it alone: a bayes filter
+// does not auto-learn, a senders filter records new domains in a scratch
+// copy of its seen file, and an archive filter writes under archiveDir
+// unless writeArchive is set. The filters are otherwise built from their
+// options as the daemon builds them, and decide as they do there.
+func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, writeArchive bool) filters.Registry {
+	out := maps.Clone(reg)
+	if _, ok := reg["bayes"]; ok {
+		out["bayes"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+			var cfg bayes.Config
+			if err := decode(&cfg); err != nil {
+				return nil, err
+			}
+			cfg.Autolearn = bayes.AutolearnConfig{}
+			return bayes.Open(env, cfg, version)
+		}
+	}
+	if _, ok := reg["senders"]; ok {
+		out["senders"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+			var cfg senders.Config
+			if err := decode(&cfg); err != nil {
+				return nil, err
+			}
+			name := env.Name
+			if name == "" {
+				name = "senders"
+			}
+			seen := filepath.Join(scratch, "senders-"+strings.ReplaceAll(name, "/", "_")+".seen")
+			if err := copyIfExists(cfg.SeenPath(env.StateDir, name), seen); err != nil {
+				return nil, err
+			}
+			cfg.SeenFile = seen
+			// One message needs no watching of the rules files.
+			var never time.Duration
+			cfg.ReloadInterval = &never
+			return senders.New(env, cfg, nil)
+		}
+	}
+	if _, ok := reg["archive"]; ok && !writeArchive {
+		out["archive"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+			var cfg archive.Config
+			if err := decode(&cfg); err != nil {
+				return nil, err
+			}
+			// Every target moves below archiveDir, where its path
+			// minus that prefix is the one the daemon would use (a
+			// relative state_dir taken from the current directory).
+			targets := map[string]string{}
+			for k, t := range cfg.Targets {
+				if !filepath.IsAbs(t) {
+					abs, err := filepath.Abs(filepath.Join(env.StateDir, t))
+					if err != nil {
+						return nil, err
+					}
+					t = abs
+				}
+				targets[k] = filepath.Join(archiveDir, t)
+			}
+			cfg.Targets = targets
+			return archive.New(env, cfg)
+		}
+	}
+	return out
+}
+
+// copyIfExists copies the file at src to dst; a missing src is no error.
+func copyIfExists(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("scratch copy of %s: %w", src, err)
+	}
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		return fmt.Errorf("scratch copy of %s: %w", src, err)
+	}
+	return nil
+}
+
+// scratchCopies lists the archive copies written under dir during one
+// message, as the paths the daemon would have written (an mbox file, or a
+// maildir for a file in its new/ or cur/), and empties dir for the next.
+func scratchCopies(dir string) ([]string, error) {
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == dir {
+			return fs.SkipAll
+		}
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".lock") {
+			return err
+		}
+		real := strings.TrimPrefix(p, dir)
+		if parent := filepath.Base(filepath.Dir(real)); parent == "new" || parent == "cur" {
+			real = filepath.Dir(filepath.Dir(real)) + "/ (maildir)"
+		}
+		if !slices.Contains(paths, real) {
+			paths = append(paths, real)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archive scratch directory: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("archive scratch directory: %w", err)
+	}
+	return paths, nil
+}
+
+// testReport is what sluice test prints for one message; its JSON form is
+// one line of --format json.
+type testReport struct {
+	Message string `json:"message"`
+	// Error is set when the message could not be tested.
+	Error     string         `json:"error,omitempty"`
+	Envelope  *testEnvelope  `json:"envelope,omitempty"`
+	Decisions []testDecision `json:"decisions,omitempty"`
+	// Verdict is accept, quarantine, discard, tempfail or reject.
+	Verdict    string       `json:"verdict,omitempty"`
+	Stage      string       `json:"stage,omitempty"`
+	Filter     string       `json:"filter,omitempty"`
+	Reason     string       `json:"reason,omitempty"`
+	Reply      string       `json:"reply,omitempty"`
+	Quarantine string       `json:"quarantine,omitempty"`
+	Refused    []testRefuse `json:"refused_rcpts,omitempty"`
+	Edits      []testEdit   `json:"edits,omitempty"`
+	// HeadersSent and BodySent: whether the MTA hands them over with
+	// this pipeline (only when a filter reads them).
+	HeadersSent  bool     `json:"headers_sent"`
+	BodySent     bool     `json:"body_sent"`
+	WouldArchive []string `json:"would_archive,omitempty"`
+}
+
+type testEnvelope struct {
+	ClientIP   string            `json:"client_ip,omitempty"`
+	ClientName string            `json:"client_name"`
+	Helo       string            `json:"helo"`
+	From       string            `json:"from"`
+	Rcpts      []string          `json:"rcpts"`
+	QueueID    string            `json:"queue_id,omitempty"`
+	Macros     map[string]string `json:"macros,omitempty"`
+}
+
+type testDecision struct {
+	Filter string `json:"filter"`
+	Stage  string `json:"stage"`
+	// Action is the verdict the pipeline used: for a failed call, the
+	// one its failure policy gave.
+	Action     string     `json:"action"`
+	Reason     string     `json:"reason,omitempty"`
+	Reply      string     `json:"reply,omitempty"`
+	Edits      []testEdit `json:"edits,omitempty"`
+	DurationMS float64    `json:"duration_ms"`
+	Failure    string     `json:"failure,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+type testEdit struct {
+	// Kind is add, insert, change or delete.
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	Value string `json:"value,omitempty"`
+	// Index: insert position, or which field of that name (from 1).
+	Index int `json:"index,omitempty"`
+}
+
+type testRefuse struct {
+	Rcpt   string `json:"rcpt"`
+	Action string `json:"action"`
+	Reply  string `json:"reply"`
+	Filter string `json:"filter"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func newTestReport(name string, tx milter.Transaction, res milter.Result) testReport {
+	r := testReport{
+		Message: name,
+		Envelope: &testEnvelope{ClientName: tx.Conn.Hostname, Helo: tx.Conn.Helo, From: tx.From.Addr,
+			QueueID: tx.QueueID, Macros: tx.Conn.Macros},
+		Verdict: res.Action.String(), Stage: res.Stage.String(), Filter: res.Filter, Reason: res.Reason,
+		Quarantine: res.Quarantine, HeadersSent: res.HeadersSent, BodySent: res.BodySent,
+	}
+	if tx.Conn.Addr.IsValid() {
+		r.Envelope.ClientIP = tx.Conn.Addr.String()
+	}
+	for _, a := range tx.Rcpts {
+		r.Envelope.Rcpts = append(r.Envelope.Rcpts, a.Addr)
+	}
+	if res.Reply != nil {
+		r.Reply = res.Reply.String()
+	}
+	for _, d := range res.Decisions {
+		td := testDecision{Filter: d.Filter, Stage: d.Stage.String(), Action: d.Verdict.Action.String(), Reason: d.Verdict.Reason,
+			Edits: testEdits(d.Verdict.Edits), DurationMS: float64(d.Duration.Microseconds()) / 1000, Failure: d.Failure}
+		if d.Err != nil {
+			td.Error = d.Err.Error()
+		}
+		if a := d.Verdict.Action; a == filters.Reject || a == filters.Tempfail {
+			reply := filters.DefaultReply(a)
+			if d.Verdict.Reply != nil {
+				reply = *d.Verdict.Reply
+			}
+			td.Reply = reply.String()
+		}
+		r.Decisions = append(r.Decisions, td)
+	}
+	for _, rf := range res.Refused {
+		r.Refused = append(r.Refused, testRefuse{Rcpt: rf.Rcpt, Action: rf.Action.String(), Reply: rf.Reply.String(), Filter: rf.Filter, Reason: rf.Reason})
+	}
+	r.Edits = testEdits(res.Edits)
+	return r
+}
+
+func testEdits(es []filters.HeaderEdit) []testEdit {
+	var out []testEdit
+	for _, e := range es {
+		te := testEdit{Kind: e.Kind.String(), Name: e.Name, Value: e.Value}
+		if e.Kind != filters.AddHeader {
+			te.Index = e.Index
+		}
+		out = append(out, te)
+	}
+	return out
+}
+
+// writeText prints the report for a person.
+func (r testReport) writeText(w io.Writer) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("message:  %s\n", r.Message)
+	if r.Error != "" {
+		p("error:    %s\n", r.Error)
+		return nil
+	}
+	e := r.Envelope
+	client := e.ClientName
+	if e.ClientIP != "" {
+		client += " [" + e.ClientIP + "]"
+	}
+	p("client:   %s, HELO %s\n", client, e.Helo)
+	p("from:     <%s>\n", e.From)
+	p("to:       <%s>\n", strings.Join(e.Rcpts, ">, <"))
+	if !r.HeadersSent {
+		p("          (no filter reads the header: the MTA sends no header fields)\n")
+	}
+	p("filters:\n")
+	if len(r.Decisions) == 0 {
+		p("  (no filter ran)\n")
+	}
+	for _, d := range r.Decisions {
+		p("  %-8s %-12s %-10s %8.3fms", d.Stage, d.Filter, d.Action, d.DurationMS)
+		if d.Failure != "" {
+			p("  FAILED (%s): %s", d.Failure, oneLine(d.Error))
+		}
+		if d.Reply != "" {
+			p("  %s", d.Reply)
+		}
+		if d.Reason != "" {
+			p("  -- %s", oneLine(d.Reason))
+		}
+		p("\n")
+		for _, ed := range d.Edits {
+			p("      %s\n", ed.text())
+		}
+	}
+	for _, rf := range r.Refused {
+		p("refused:  <%s> %s by %s: %s", rf.Rcpt, rf.Action, rf.Filter, rf.Reply)
+		if rf.Reason != "" {
+			p(" -- %s", oneLine(rf.Reason))
+		}
+		p("\n")
+	}
+	if len(r.Edits) > 0 {
+		p("header edits sent to the MTA:\n")
+		for _, ed := range r.Edits {
+			p("  %s\n", ed.text())
+		}
+	}
+	for _, a := range r.WouldArchive {
+		p("archive:  would write %s (dry run: not written; --archive writes it)\n", a)
+	}
+	verdict := r.Verdict
+	if r.Filter != "" {
+		verdict += " by " + r.Filter
+	}
+	p("verdict:  %s at %s\n", verdict, r.Stage)
+	if r.Reason != "" {
+		p("reason:   %s\n", oneLine(r.Reason))
+	}
+	switch r.Verdict {
+	case "reject", "tempfail":
+		p("reply:    %s\n", r.Reply)
+	case "quarantine":
+		p("reply:    250 (accepted, then held by the MTA: %s)\n", r.Quarantine)
+	case "discard":
+		p("reply:    250 (accepted, then dropped)\n")
+	default:
+		p("reply:    250 (delivered)\n")
+	}
+	return nil
+}
+
+func (e testEdit) text() string {
+	switch e.Kind {
+	case "add":
+		return fmt.Sprintf("add     %s: %s", e.Name, oneLine(e.Value))
+	case "insert":
+		return fmt.Sprintf("insert  %s: %s (at position %d)", e.Name, oneLine(e.Value), e.Index)
+	case "change":
+		return fmt.Sprintf("change  %s #%d to: %s", e.Name, e.Index, oneLine(e.Value))
+	}
+	return fmt.Sprintf("delete  %s #%d", e.Name, e.Index)
+}
+
+// oneLine shows folding and stray line breaks of a value visibly.
+var oneLineReplacer = strings.NewReplacer("\r\n", `\r\n`, "\n", `\n`, "\r", `\r`)
+
+func oneLine(s string) string { return oneLineReplacer.Replace(s) }

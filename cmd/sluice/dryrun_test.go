@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+// dryRunConfig writes a config file for sluice test and returns its path.
+func dryRunConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func dryRunMessage(to string) string {
+	return "From: alice@example.org\nTo: " + to + "\nSubject: test\nMessage-ID: <1@example.org>\n\nHello.\n"
+}
+
+// Every verdict has its exit status, and the report names the filter,
+// the stage, the reply and the edits.
+func TestDryRunVerdicts(t *testing.T) {
+	cfg := dryRunConfig(t, `filters:
+  - type: script
+    name: rules
+`)
+	tests := []struct {
+		rcpt string
+		code int
+		want []string
+	}{
+		{"ok@lab.example", 0, []string{"eom      rules        continue", "add     X-Sluice-Test: client=192.0.2.5 helo=mx.example.net",
+			"header edits sent to the MTA:", "verdict:  accept at eom", "reply:    250 (delivered)"}},
+		{"reject@lab.example", 13, []string{"verdict:  reject by rules at eom", "reply:    550 5.7.1 Rejected by test filter", "reason:   recipient reject@lab.example"}},
+		{"tempfail@lab.example", 12, []string{"verdict:  tempfail by rules at eom", "reply:    451 4.7.1 Deferred by test filter"}},
+		{"quarantine@lab.example", 11, []string{"verdict:  quarantine by rules at eom", "held by the MTA: sluice: rules: held by test filter"}},
+		{"discard@lab.example", 10, []string{"verdict:  discard by rules at eom", "250 (accepted, then dropped)"}},
+	}
+	for _, tc := range tests {
+		r := runCLI(t, dryRunMessage(tc.rcpt), "test", "--config", cfg, "--client-ip", "192.0.2.5", "--helo", "mx.example.net")
+		if r.code != tc.code {
+			t.Errorf("%s: exit %d, want %d\n%s%s", tc.rcpt, r.code, tc.code, r.stdout, r.stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.rcpt, w, r.stdout)
+			}
+		}
+		if tc.code != 0 && strings.Contains(r.stdout, "header edits") {
+			t.Errorf("%s: a message not delivered shows edits:\n%s", tc.rcpt, r.stdout)
+		}
+	}
+
+	// Several messages: one JSON line each, and the strongest verdict's
+	// status. The envelope comes from the headers.
+	dir := t.TempDir()
+	for _, to := range []string{"ok@lab.example", "quarantine@lab.example", "discard@lab.example"} {
+		os.WriteFile(filepath.Join(dir, to+".eml"), []byte(dryRunMessage(to)), 0o644)
+	}
+	r := runCLI(t, "", "test", "--config", cfg, "--format", "json", "--queue-id", "QID1", dir)
+	if r.code != 11 {
+		t.Errorf("three messages: exit %d, want 11 (quarantine)\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, want 3:\n%s", len(lines), r.stdout)
+	}
+	// Files are read in name order: discard, ok, quarantine.
+	var rep testReport
+	if err := json.Unmarshal([]byte(lines[1]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != "accept" || rep.Envelope.From != "alice@example.org" || strings.Join(rep.Envelope.Rcpts, ",") != "ok@lab.example" ||
+		rep.Envelope.QueueID != "QID1" || len(rep.Edits) != 1 || rep.Edits[0].Name != "X-Sluice-Test" || len(rep.Decisions) != 1 ||
+		rep.Decisions[0].Filter != "rules" || rep.Decisions[0].Stage != "eom" || rep.HeadersSent || rep.BodySent {
+		t.Errorf("JSON report %+v", rep)
+	}
+
+	// Usage errors and unreadable input.
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--format", "xml"}, 2},
+		{[]string{"--client-ip", "nowhere"}, 2},
+		{[]string{"--mta", "exim"}, 2},
+		{[]string{"--nosuchflag"}, 2},
+		{[]string{filepath.Join(dir, "missing.eml")}, 1},
+	} {
+		r := runCLI(t, dryRunMessage("ok@lab.example"), append([]string{"test", "--config", cfg}, tc.args...)...)
+		if r.code != tc.code {
+			t.Errorf("sluice test %v: exit %d, want %d\n%s", tc.args, r.code, tc.code, r.stderr)
+		}
+	}
+	r = runCLI(t, "Subject: nobody\n\nx\n", "test", "--config", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, "give --rcpt") {
+		t.Errorf("message without recipients: %+v", r)
+	}
+}
+
+// A dry run changes no lasting state: bayes does not auto-learn, the
+// senders filter's seen file is not written and the archive filter
+// writes no copy, unless --archive asks for it. The same configuration
+// run for real (the daemon's registry) does change all three, so the
+// test would see a dry run that did.
+func TestDryRunLeavesStateAlone(t *testing.T) {
+	state := t.TempDir()
+	db := filepath.Join(state, "bayes.db")
+	trainFixtures(t, db)
+	rules := filepath.Join(t.TempDir(), "access")
+	os.WriteFile(rules, []byte("watched.*\tWATCH\n"), 0o644)
+	cfgPath := dryRunConfig(t, `state_dir: `+state+`
+filters:
+  - type: senders
+    options:
+      files: [`+rules+`]
+  - type: bayes
+    options:
+      autolearn:
+        spam: 0.5
+        ham: 0.5
+  - type: archive
+    options:
+      targets:
+        default: copies/all.mbox
+`)
+	stats := func() string {
+		t.Helper()
+		r := runCLI(t, "", "db", "stats", "--db", db)
+		m := regexp.MustCompile(`messages: +(\d+ spam, \d+ ham)`).FindStringSubmatch(r.stdout)
+		if r.code != 0 || m == nil {
+			t.Fatalf("db stats: %+v", r)
+		}
+		return m[1]
+	}
+	before := stats()
+	seen := filepath.Join(state, "senders.seen")
+	mbox := filepath.Join(state, "copies", "all.mbox")
+	ham, err := os.ReadFile(fixture("check", "ham.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := runCLI(t, string(ham), "test", "--config", cfgPath, "--from", "news@watched.example", "--rcpt", "bob@lab.example")
+	if r.code != 0 {
+		t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, w := range []string{"eom      bayes", "add     X-Sluice-Bayes: Ham", "archive:  would write " + mbox} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("dry run output lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "autolearn=") {
+		t.Errorf("dry run auto-learned:\n%s", r.stdout)
+	}
+	if got := stats(); got != before {
+		t.Errorf("store after the dry run: %s, before: %s", got, before)
+	}
+	for _, p := range []string{seen, filepath.Dir(mbox)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("dry run left %s (stat: %v)", p, err)
+		}
+	}
+
+	r = runCLI(t, string(ham), "test", "--config", cfgPath, "--archive", "--from", "news@watched.example", "--rcpt", "bob@lab.example")
+	if r.code != 0 || strings.Contains(r.stdout, "would write") {
+		t.Fatalf("dry run with --archive: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if data, err := os.ReadFile(mbox); err != nil || !strings.Contains(string(data), "X-Sluice-Bayes: Ham") {
+		t.Errorf("--archive wrote no copy to %s: %v", mbox, err)
+	}
+	if got := stats(); got != before {
+		t.Errorf("store after the dry run with --archive: %s, before: %s", got, before)
+	}
+
+	// The same configuration run for real learns and records.
+	c := &cli{configPath: cfgPath, configSet: true, reg: testRegistry()}
+	cfg, err := c.loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := config.Build(cfg, c.reg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := testFlags{from: "news@watched.example", fromSet: true, rcpts: []string{"bob@lab.example"}, clientIP: "127.0.0.1", clientName: "localhost", mta: "postfix"}
+	conn, _ := tf.conn()
+	tx, err := tf.transaction(conn, ham)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := milter.Replay(context.Background(), milter.Config{Pipeline: p}, tx, nil)
+	p.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Edits) == 0 || !strings.Contains(res.Edits[len(res.Edits)-1].Value, "autolearn=ham") {
+		t.Errorf("the real pipeline did not auto-learn: %+v", res.Edits)
+	}
+	if got := stats(); got == before {
+		t.Errorf("the real pipeline left the store at %s", got)
+	}
+	if _, err := os.Stat(seen); err != nil {
+		t.Errorf("the real pipeline wrote no seen file: %v", err)
+	}
+}
