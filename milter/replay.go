@@ -243,29 +243,43 @@ func cloneHeaders(hs []filters.Header) []filters.Header {
 	return append([]filters.Header(nil), hs...)
 }
 
+// MTA names an MTA whose way of handing a message to a milter
+// ParseMessage follows.
+type MTA uint8
+
+// The MTAs, as observed with Postfix 3.7 and Sendmail 8.17 (see
+// docs/headerfix.md).
+const (
+	Postfix MTA = iota
+	Sendmail
+)
+
 // ParseMessage splits an RFC 5322 message into header fields and body the
-// way Postfix and Sendmail hand them to a milter: the field name as
-// written; the value without the whitespace after the colon, a folded
-// value with a bare LF before each continuation line (its leading
-// whitespace kept); the body with CRLF line ends and a final line end.
-// A leading mbox "From " line is skipped. As in Postfix, a line in the
-// header block that is neither a field nor a continuation ends the header
-// and begins the body.
-func ParseMessage(raw []byte) (headers []filters.Header, body []byte) {
+// way the MTA hands them to a milter: the field name as written; the
+// value without the whitespace after the colon, a folded value with a
+// bare LF before each continuation line (its leading whitespace kept);
+// the body with CRLF line ends and a final line end. A leading mbox
+// "From " line is skipped. As in Postfix, a line in the header block that
+// is neither a field nor a continuation ends the header and begins the
+// body.
+//
+// Stray characters in a header line are treated as the MTA treats them:
+// both drop CRs at the end of a line; Postfix turns any other CR into a
+// space and loses the rest of a line after a NUL, Sendmail keeps a CR
+// (when configured to accept it at all) and drops a NUL. A bare LF ends
+// a line in both. ParseMessage does not add the Date:, From: and
+// Message-Id: fields an MTA adds to a message that lacks them.
+func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 	rest := raw
 	if bytes.HasPrefix(rest, []byte("From ")) {
-		_, after, _ := bytes.Cut(rest, []byte("\n"))
-		rest = after
+		_, rest, _ = bytes.Cut(rest, []byte("\n"))
 	}
 	for len(rest) > 0 {
-		line, after, found := bytes.Cut(rest, []byte("\n"))
-		text := bytes.TrimSuffix(line, []byte("\r"))
+		line, after, _ := bytes.Cut(rest, []byte("\n"))
+		text := headerLine(line, mta)
 		if len(text) == 0 {
 			// The blank line between header and body.
 			rest = after
-			if !found {
-				rest = nil
-			}
 			break
 		}
 		if (text[0] == ' ' || text[0] == '\t') && len(headers) > 0 {
@@ -277,11 +291,20 @@ func ParseMessage(raw []byte) (headers []filters.Header, body []byte) {
 			break
 		}
 		rest = after
-		if !found {
-			rest = nil
-		}
 	}
 	return headers, crlf(rest)
+}
+
+// headerLine is a line of the header block as mta passes it on.
+func headerLine(line []byte, mta MTA) []byte {
+	line = bytes.TrimRight(line, "\r")
+	if mta == Postfix {
+		if i := bytes.IndexByte(line, 0); i >= 0 {
+			line = line[:i]
+		}
+		return bytes.ReplaceAll(line, []byte("\r"), []byte(" "))
+	}
+	return bytes.ReplaceAll(line, []byte{0}, nil)
 }
 
 // fieldOf splits "Name: value". The name is printable ASCII without

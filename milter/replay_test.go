@@ -298,7 +298,7 @@ func replayEnding(r milter.Result) ending {
 
 func TestReplayDeliveredHeaders(t *testing.T) {
 	p := filters.NewPipeline([]filters.Step{{Filter: subjectTagger{}}}, nil)
-	hdrs, body := milter.ParseMessage([]byte("From: a@example.org\nSubject: Hi\nX-Drop: x\n\nbody\n"))
+	hdrs, body := milter.ParseMessage([]byte("From: a@example.org\nSubject: Hi\nX-Drop: x\n\nbody\n"), milter.Postfix)
 	res, err := milter.Replay(context.Background(), milter.Config{Pipeline: p},
 		milter.Transaction{From: filters.Address{Addr: "a@example.org"}, Rcpts: []filters.Address{{Addr: "b@lab.example"}}, QueueID: "Q1",
 			Headers: hdrs, Body: bytes.NewReader(body)}, nil)
@@ -316,19 +316,32 @@ func TestReplayDeliveredHeaders(t *testing.T) {
 }
 
 func TestParseMessage(t *testing.T) {
+	h := func(kv ...string) []filters.Header {
+		var out []filters.Header
+		for i := 0; i+1 < len(kv); i += 2 {
+			out = append(out, filters.Header{Name: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
 	tests := []struct {
 		raw  string
+		mta  milter.MTA
 		hdrs []filters.Header
 		body string
 	}{
-		{"Subject: a\r\nX-F:  one\r\n\ttwo\r\n  three\r\n\r\nline1\r\nline2", []filters.Header{{Name: "Subject", Value: "a"}, {Name: "X-F", Value: "one\n\ttwo\n  three"}}, "line1\r\nline2\r\n"},
-		{"From someone@example.org Mon Jan  1 00:00:00 2024\nSubject: b\n\nx\n\ny\n", []filters.Header{{Name: "Subject", Value: "b"}}, "x\r\n\r\ny\r\n"},
-		{"Subject: c\nnot a field\nmore\n", []filters.Header{{Name: "Subject", Value: "c"}}, "not a field\r\nmore\r\n"},
-		{"Subject : spaced\nEmpty:\n", []filters.Header{{Name: "Subject", Value: "spaced"}, {Name: "Empty", Value: ""}}, ""},
-		{"", nil, ""},
+		{"Subject: a\r\nX-F:  one\r\n\ttwo\r\n  three\r\n\r\nline1\r\nline2", milter.Postfix, h("Subject", "a", "X-F", "one\n\ttwo\n  three"), "line1\r\nline2\r\n"},
+		{"From someone@example.org Mon Jan  1 00:00:00 2024\nSubject: b\n\nx\n\ny\n", milter.Postfix, h("Subject", "b"), "x\r\n\r\ny\r\n"},
+		{"Subject: c\nnot a field\nmore\n", milter.Postfix, h("Subject", "c"), "not a field\r\nmore\r\n"},
+		{"Subject : spaced\nEmpty:\n", milter.Postfix, h("Subject", "spaced", "Empty", ""), ""},
+		{"", milter.Postfix, nil, ""},
+		// The observations of docs/headerfix.md.
+		{"X-B: p\r q\r\nX-C: p\rX-D: q\r\nX-F: end\r\r\nSubject: x\x00y\r\n\r\nb\rc\r\n", milter.Postfix,
+			h("X-B", "p  q", "X-C", "p X-D: q", "X-F", "end", "Subject", "x"), "b\rc\r\n"},
+		{"X-B: p\r q\r\nX-F: end\r\r\nSubject: x\x00y\r\n\r\n", milter.Sendmail,
+			h("X-B", "p\r q", "X-F", "end", "Subject", "xy"), ""},
 	}
 	for _, tc := range tests {
-		hdrs, body := milter.ParseMessage([]byte(tc.raw))
+		hdrs, body := milter.ParseMessage([]byte(tc.raw), tc.mta)
 		if !reflect.DeepEqual(hdrs, tc.hdrs) || string(body) != tc.body {
 			t.Errorf("ParseMessage(%q) = %q, %q; want %q, %q", tc.raw, hdrs, body, tc.hdrs, tc.body)
 		}

@@ -256,7 +256,11 @@ func (tf testFlags) conn() (filters.Conn, error) {
 // transaction is the SMTP transaction of one message: the envelope from
 // the flags or, failing them, from the message's header.
 func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transaction, error) {
-	headers, body := milter.ParseMessage(raw)
+	mta := milter.Postfix
+	if tf.mta == "sendmail" {
+		mta = milter.Sendmail
+	}
+	headers, body := milter.ParseMessage(raw, mta)
 	tx := milter.Transaction{Conn: conn, QueueID: tf.queueID, Headers: headers, Body: strings.NewReader(string(body))}
 	tx.Conn.Macros = maps.Clone(conn.Macros)
 	from := tf.from
