@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,48 +141,76 @@ const staleLockAge = 1024 * time.Second
 // errLockBusy says another holder has the dot-lock.
 var errLockBusy = errors.New("dot-lock held by another process")
 
-// tryDotLock makes one attempt at path.lock. The lock file is created
-// with O_EXCL, which is atomic on local file systems, the way Postfix's
-// local(8) and procmail create it. A stale lock is broken (see
-// staleLock). Once the lock is ours, prepare is called with the length a
-// dead sluice holder recorded (-1 if there was none) and returns the
-// length of the mbox to record in our lock.
-func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (int64, error)) (bool, error) {
-	rollback := int64(-1)
-	for attempt := 0; attempt < 3; attempt++ {
-		f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-		if err == nil {
-			n, serr := prepare(rollback)
-			if serr == nil {
-				_, serr = f.WriteString(h.dotLockContent(n))
-			}
-			if cerr := f.Close(); serr == nil {
-				serr = cerr
-			}
-			if serr != nil {
-				os.Remove(lockPath)
-				return false, fmt.Errorf("dot-lock %s: %w", lockPath, serr)
-			}
-			return true, nil
+// tryDotLock makes one attempt at the dot-lock lockPath. The lock is
+// written in full to a temporary file first and then linked to its name,
+// which fails if the name exists: so a lock file never exists without its
+// content, even if the process dies in between (a lock created empty and
+// filled afterwards could be left empty, and then look like another
+// program's). A stale lock (see staleLock) is repaired and replaced by
+// ours with a rename, so the mbox is never without a lock meanwhile;
+// the caller holds the kernel locks, which keep other sluice writers out.
+//
+// prepare is called with the length a dead sluice holder recorded (-1 when
+// there is none; then it must not change the file) and returns the length
+// of the mbox to record in our lock.
+func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (int64, error)) error {
+	n, err := prepare(-1)
+	if err != nil {
+		return err
+	}
+	tmp, err := h.writeLockTemp(lockPath, n)
+	if err != nil {
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	defer func() { os.Remove(tmp) }()
+	err = os.Link(tmp, lockPath)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	stale, rollback, err := h.staleLock(lockPath)
+	if err != nil {
+		return err
+	}
+	if !stale {
+		return errLockBusy
+	}
+	if rollback >= 0 {
+		if n, err = prepare(rollback); err != nil {
+			return err
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			return false, fmt.Errorf("dot-lock %s: %w", lockPath, err)
-		}
-		stale, size, serr := h.staleLock(lockPath)
-		if serr != nil {
-			return false, serr
-		}
-		if !stale {
-			return false, errLockBusy
-		}
-		if err := os.Remove(lockPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, fmt.Errorf("remove stale dot-lock %s: %w", lockPath, err)
-		}
-		if size >= 0 {
-			rollback = size
+		os.Remove(tmp)
+		if tmp, err = h.writeLockTemp(lockPath, n); err != nil {
+			return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 		}
 	}
-	return false, errLockBusy
+	if err := os.Rename(tmp, lockPath); err != nil {
+		return fmt.Errorf("replace stale dot-lock %s: %w", lockPath, err)
+	}
+	return nil
+}
+
+// writeLockTemp writes our lock content into a new hidden file next to
+// lockPath and returns its name.
+func (h lockHolder) writeLockTemp(lockPath string, size int64) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString(h.dotLockContent(size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o640)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // staleLock reports whether the dot-lock at path may be broken, and the

@@ -113,7 +113,7 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		return nil, errLockBusy
 	}
 	l := &lockedMbox{f: f, path: path}
-	_, err = a.holder.tryDotLock(path+".lock", func(rollback int64) (int64, error) {
+	err = a.holder.tryDotLock(path+".lock", func(rollback int64) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err
