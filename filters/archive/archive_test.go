@@ -489,6 +489,8 @@ func TestDeadWriterRolledBack(t *testing.T) {
 		h := thisProcess()
 		h.pid = dead.Process.Pid
 		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)))), 0o600)
+		// The lock it was about to take next time, never linked.
+		os.WriteFile(filepath.Join(filepath.Dir(path), ".x.mbox.lock-123"), []byte(h.dotLockContent(0)), 0o600)
 		f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
 		if via == "new" {
 			got, _ := os.ReadFile(path)
@@ -502,6 +504,9 @@ func TestDeadWriterRolledBack(t *testing.T) {
 		recs := readRecords(t, path)
 		if len(recs) != 2 || string(recs[0].Raw) != good[:len(good)-1] || headerOf(recs[1].Message, FieldQueueID) != "N" {
 			t.Errorf("%s: records %q", via, recs)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+			t.Errorf("%s: files left: %v", via, entries)
 		}
 	}
 }

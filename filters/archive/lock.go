@@ -177,6 +177,15 @@ func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (in
 	if !stale {
 		return errLockBusy
 	}
+	// Lock files in the making exist only while their writer holds the
+	// kernel locks, which we hold now: any other is a dead writer's.
+	if old, _ := filepath.Glob(filepath.Join(filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-*")); len(old) > 0 {
+		for _, o := range old {
+			if o != tmp {
+				os.Remove(o)
+			}
+		}
+	}
 	if rollback >= 0 {
 		if n, err = prepare(rollback); err != nil {
 			return err
