@@ -1,0 +1,307 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// sendersE2ERules are the rules of the end-to-end tests: an access file as
+// an administrator fighting a campaign writes it.
+const sendersE2ERules = `# look-alike domains
+linkedin-mail.com	ERROR:"550 Sender banned. Please use legitimate domain to send email."
+linkedinmail.com	DISCARD
+banned.example		REJECT
+ok.banned.example	OK
+phish.example		REJECT
+HeaderFrom:paypa1.example	ERROR:"550 5.7.1 Forged PayPal"
+Helo:dialup.example	ERROR:5.7.1:550 No dial-up clients
+emalsrv.*		WATCH
+`
+
+// sendersConfig is a daemon config with one senders filter on a unix
+// socket Postfix can reach.
+func sendersConfig(sock, state, rules, extra string) string {
+	return fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: 127.0.0.1:0
+log:
+  level: debug
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: senders
+    options:
+      files:
+        - %s
+%s`, sock, state, rules, extra)
+}
+
+// sendersMessage is a message with the given header From:.
+func sendersMessage(from, to, subject string) []byte {
+	return []byte("From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + subject + "@client.example>\r\n\r\nHello.\r\n")
+}
+
+// sendersMetric returns the value of one series in the daemon's metrics,
+// or -1 when it is absent.
+func sendersMetric(t *testing.T, td *testDaemon, series string) float64 {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	m := re.FindStringSubmatch(td.metrics(t))
+	if m == nil {
+		return -1
+	}
+	var v float64
+	fmt.Sscan(m[1], &v)
+	return v
+}
+
+const sendersWatchSeries = `sluice_sender_watch_new_domains_total{filter="senders",pattern="emalsrv.*"}`
+
+// End to end through real Postfix: a banned envelope sender is refused at
+// MAIL FROM with the file's own reply, a DISCARD sender gets 250 and
+// nothing arrives, a forged header From: is refused at the end of the
+// header block, an OK entry lets a sub-domain of a blocked domain through,
+// a HELO rule refuses, and WATCH matches arrive and are counted once per
+// new domain, also across a restart.
+func TestSendersEndToEndPostfix(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, sendersE2ERules)
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	cfg := sendersConfig(sock, state, rules, "")
+	td := startDaemonWith(t, cfg)
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+	if got := sendersMetric(t, td, sendersWatchSeries); got != 0 {
+		t.Errorf("before any mail the WATCH counter is %v, want 0 (it must exist for alerts)", got)
+	}
+
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	mailFrom := func(from string, code int, text string) {
+		t.Helper()
+		r := c.Cmd("MAIL FROM:<" + from + ">")
+		if r.Code != code || !strings.Contains(r.Text, text) {
+			t.Errorf("MAIL FROM:<%s>: %v, want %d with %q", from, r, code, text)
+		}
+		c.Cmd("RSET")
+	}
+	// Refused at MAIL FROM, before any recipient or data, with the
+	// file's text; a BATV-tagged and an upper-case form too.
+	mailFrom("bob@linkedin-mail.com", 550, "Sender banned. Please use legitimate domain to send email.")
+	mailFrom("prvs=1234abcdef=bob@LinkedIn-Mail.COM.", 550, "Sender banned. Please use legitimate domain to send email.")
+	mailFrom("x@banned.example", 550, "5.7.1 Access denied")
+
+	send := func(from, header, rcpt, subject string) mtatest.Reply {
+		t.Helper()
+		r := c.Send(from, []string{rcpt}, sendersMessage(header, rcpt, subject))
+		c.Cmd("RSET")
+		return r
+	}
+	// DISCARD: the client is told all is well.
+	if r := send("news@linkedinmail.com", "news@linkedinmail.com", "discard@lab.example", "discard"); r.Code != 250 {
+		t.Errorf("discarded sender: %v, want 250", r)
+	}
+	// The header From: is checked at the end of the header block.
+	if r := send("alice@client.example", "Support <help@phish.example>", "header@lab.example", "header"); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
+		t.Errorf("header From: in a blocked domain: %v, want 550 Access denied", r)
+	}
+	if r := send("alice@client.example", "=?utf-8?q?PayPal?= <service@paypa1.example>", "header2@lab.example", "header2"); r.Code != 550 || !strings.Contains(r.Text, "Forged PayPal") {
+		t.Errorf("header From: with HeaderFrom: tag: %v", r)
+	}
+	// OK overrides the broader block.
+	if r := send("x@mx.ok.banned.example", "x@mx.ok.banned.example", "ok@lab.example", "ok"); r.Code != 250 {
+		t.Errorf("sender under an OK entry: %v, want 250", r)
+	}
+	// WATCH never blocks; two domains, one of them twice.
+	for i, from := range []string{"a@emalsrv.ups.com", "b@EMALSRV.ups.com", "c@emalsrv.fedex.com"} {
+		rcpt := fmt.Sprintf("watch%d@lab.example", i+1)
+		if r := send(from, from, rcpt, fmt.Sprintf("watch%d", i+1)); r.Code != 250 {
+			t.Errorf("watched sender %s: %v, want 250", from, r)
+		}
+	}
+	c.Quit()
+
+	// A HELO rule refuses the client's messages at MAIL FROM.
+	c = mtatest.DialSMTP(t, mta.Addr())
+	c.Cmd("EHLO dialup.example")
+	mailFrom("x@client.example", 550, "5.7.1 No dial-up clients")
+	c.Quit()
+
+	mta.WaitDelivered(t, 4, 20*time.Second)
+	mta.WaitIdle(t, 20*time.Second)
+	var got []string
+	for _, d := range mta.Delivered(t) {
+		got = append(got, d.Recipient())
+	}
+	slices.Sort(got)
+	if want := []string{"ok@lab.example", "watch1@lab.example", "watch2@lab.example", "watch3@lab.example"}; !slices.Equal(got, want) {
+		t.Errorf("delivered to %v, want %v: refused and discarded mail must not arrive", got, want)
+	}
+
+	if got := sendersMetric(t, td, sendersWatchSeries); got != 2 {
+		t.Errorf("%s = %v, want 2 (emalsrv.ups.com and emalsrv.fedex.com)", sendersWatchSeries, got)
+	}
+	log := td.log.String()
+	for _, d := range []string{"emalsrv.ups.com", "emalsrv.fedex.com"} {
+		if n := strings.Count(log, "new sender domain matching emalsrv.*: "+d); n != 1 {
+			t.Errorf("%d log lines for the new domain %s, want 1", n, d)
+		}
+	}
+	for series, want := range map[string]float64{
+		`sluice_filter_decisions_total{filter="senders",stage="mail",verdict="reject"}`:    4,
+		`sluice_filter_decisions_total{filter="senders",stage="mail",verdict="discard"}`:   1,
+		`sluice_filter_decisions_total{filter="senders",stage="headers",verdict="reject"}`: 2,
+		`sluice_messages_total{verdict="discard"}`:                                         1,
+		`sluice_sender_rules{filter="senders"}`:                                            8,
+	} {
+		if got := sendersMetric(t, td, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	mtatest.CheckMetrics(t, []byte(td.metrics(t)))
+
+	// Restart: the seen file keeps the domains; only a new one counts.
+	if err := td.stop(); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := os.ReadFile(filepath.Join(state, "senders.seen"))
+	if err != nil || !strings.Contains(string(seen), "\temalsrv.fedex.com\temalsrv.*\n") {
+		t.Fatalf("seen file after stop: %v\n%s", err, seen)
+	}
+	td = startDaemonWith(t, cfg)
+	c = mtatest.DialSMTP(t, mta.Addr())
+	c.Cmd("EHLO client.example")
+	for i, from := range []string{"d@emalsrv.ups.com", "e@emalsrv.dhl.com"} {
+		if r := send(from, from, fmt.Sprintf("again%d@lab.example", i), fmt.Sprintf("again%d", i)); r.Code != 250 {
+			t.Errorf("after restart, %s: %v", from, r)
+		}
+	}
+	c.Quit()
+	mta.WaitDelivered(t, 6, 20*time.Second)
+	if got := sendersMetric(t, td, sendersWatchSeries); got != 1 {
+		t.Errorf("after restart %s = %v, want 1 (emalsrv.dhl.com only)", sendersWatchSeries, got)
+	}
+	if strings.Contains(td.log.String(), "new sender domain matching emalsrv.*: emalsrv.ups.com") {
+		t.Error("a domain seen before the restart was reported again")
+	}
+}
+
+// An edited rules file applies to the next message without restart; a
+// broken edit keeps the rules in force; SIGHUP reloads the files too.
+func TestSendersEndToEndReload(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, "spam.example REJECT\n")
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	td := startDaemonWith(t, sendersConfig(sock, dir, rules, "      reload_interval: 100ms\n"))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+
+	c := mtatest.DialSMTP(t, mta.Addr())
+	c.Cmd("EHLO client.example")
+	mailFrom := func(from string) mtatest.Reply {
+		t.Helper()
+		r := c.Cmd("MAIL FROM:<" + from + ">")
+		c.Cmd("RSET")
+		return r
+	}
+	if r := mailFrom("x@new.example"); r.Code != 250 {
+		t.Fatalf("before the edit: %v", r)
+	}
+	countLog := func(s string) int { return strings.Count(td.log.String(), s) }
+
+	// Edit while the daemon runs, in the same SMTP session.
+	sendersWriteFile(t, rules, "spam.example REJECT\nnew.example ERROR:\"550 5.7.1 Added while running\"\n")
+	waitFor(t, func() bool { return countLog("senders: rules reloaded") == 1 })
+	if r := mailFrom("x@new.example"); r.Code != 550 || !strings.Contains(r.Text, "Added while running") {
+		t.Errorf("after the edit: %v, want the new rule's 550", r)
+	}
+
+	// A broken edit: logged with file and line, the rules in force stay.
+	sendersWriteFile(t, rules, "spam.example REJECT\nnew.example OK\nhalf-written.example ERR\n")
+	waitFor(t, func() bool { return countLog("cannot be used") == 1 })
+	if want := rules + `:3: unknown action \"ERR\"`; !strings.Contains(td.log.String(), want) {
+		t.Errorf("the log does not name file, line and reason (%s)", want)
+	}
+	if r := mailFrom("x@new.example"); r.Code != 550 || !strings.Contains(r.Text, "Added while running") {
+		t.Errorf("after a broken edit: %v, want the rule in force", r)
+	}
+	if r := mailFrom("x@spam.example"); r.Code != 550 {
+		t.Errorf("after a broken edit, spam.example: %v", r)
+	}
+	if got := sendersMetric(t, td, `sluice_sender_rules_last_reload_successful{filter="senders"}`); got != 0 {
+		t.Errorf("last_reload_successful = %v after a broken edit", got)
+	}
+
+	// The fix applies.
+	sendersWriteFile(t, rules, "spam.example REJECT\nnew.example OK\n")
+	waitFor(t, func() bool { return countLog("senders: rules reloaded") == 2 })
+	if r := mailFrom("x@new.example"); r.Code != 250 {
+		t.Errorf("after the fix: %v", r)
+	}
+	for series, want := range map[string]float64{
+		`sluice_sender_rules_last_reload_successful{filter="senders"}`:        1,
+		`sluice_sender_rules_reloads_total{filter="senders",result="ok"}`:     2,
+		`sluice_sender_rules_reloads_total{filter="senders",result="failed"}`: 1,
+		`sluice_sender_rules{filter="senders"}`:                               2,
+	} {
+		if got := sendersMetric(t, td, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+
+	c.Quit()
+
+	// With the check turned off, SIGHUP rebuilds the filter and reads the
+	// file, for new connections, as any configuration reload; a later
+	// edit waits for the next signal.
+	sendersWriteFile(t, rules, "spam.example REJECT\nnew.example DISCARD\nsighup.example REJECT\n")
+	os.WriteFile(td.config, []byte(sendersConfig(sock, dir, rules, "      reload_interval: 0s\n")), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return countLog("config reloaded") == 1 })
+	c = mtatest.DialSMTP(t, mta.Addr())
+	c.Cmd("EHLO client.example")
+	if r := mailFrom("x@sighup.example"); r.Code != 550 {
+		t.Errorf("after SIGHUP: %v, want 550", r)
+	}
+	c.Quit()
+	sendersWriteFile(t, rules, "spam.example REJECT\n")
+	time.Sleep(500 * time.Millisecond)
+	c = mtatest.DialSMTP(t, mta.Addr())
+	c.Cmd("EHLO client.example")
+	if r := mailFrom("x@sighup.example"); r.Code != 550 {
+		t.Errorf("with reload_interval 0s an edit applied without SIGHUP: %v", r)
+	}
+	c.Quit()
+	mta.AssertNothingDelivered(t, 5*time.Second)
+}
+
+// sendersWriteFile replaces path by a complete new file, as editors and
+// configuration managers do.
+func sendersWriteFile(t *testing.T, path, text string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
