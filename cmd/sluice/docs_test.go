@@ -467,6 +467,8 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.BayesStoreUnavailable("bayes")
 	m.BayesRedisRoundTrip("bayes", "lookup", time.Millisecond, errors.New("redis down"))
 	m.BayesRedisPool("bayes", classifier.RedisPoolStats{Hits: 1, Total: 2, Idle: 1})
+	m.ArchiveAppended("archive", "spam", 4096, time.Millisecond)
+	m.ArchiveFailed("archive", "spam")
 
 	out := map[string]*registeredMetric{}
 	for _, n := range rec.names {
