@@ -20,12 +20,14 @@ type File struct {
 // concurrent use.
 type Rules struct {
 	rules []Rule
-	// Literal keys, each mapped to a slot. Domains hold both "example.com"
-	// (the domain and its sub-domains) and ".example.com" (sub-domains
-	// only) keys.
+	// Literal keys, each mapped to a slot. A domain maps to a pair of
+	// slots: the rules of "example.com" (the domain and its sub-domains)
+	// and of ".example.com" (sub-domains only), so that a lookup costs one
+	// map access per label.
 	addrs      map[addrKey]int32
 	plusAddrs  map[addrKey]int32 // user+*@domain, keyed by user
-	domains    map[string]int32
+	domains    map[string]int32  // index into dslots
+	dslots     []domainSlots
 	locals     map[string]int32
 	plusLocals map[string]int32 // user+*@, keyed by user
 	null       int32            // slot of <>, or -1
@@ -37,6 +39,9 @@ type Rules struct {
 }
 
 type addrKey struct{ local, domain string }
+
+// domainSlots are the slots of a domain's two kinds of rules; -1 for none.
+type domainSlots struct{ self, sub int32 }
 
 // slot holds the rules of one literal key: per subject the deciding rule
 // (index+1, 0 for none), and the WATCH rules.
@@ -131,10 +136,8 @@ func Compile(srcs ...Source) (*Rules, error) {
 			s = slotOf(rs, rs.addrs, addrKey{r.local, r.norm})
 		case keyPlusAddress:
 			s = slotOf(rs, rs.plusAddrs, addrKey{r.local, r.norm})
-		case keyDomain:
-			s = slotOf(rs, rs.domains, r.norm)
-		case keySubdomains:
-			s = slotOf(rs, rs.domains, "."+r.norm)
+		case keyDomain, keySubdomains:
+			s = rs.domainSlot(r.norm, r.kind == keySubdomains)
 		case keyLocal:
 			s = slotOf(rs, rs.locals, r.local)
 		case keyPlusLocal:
@@ -163,6 +166,26 @@ func slotOf[K comparable](rs *Rules, m map[K]int32, key K) *slot {
 		rs.slots = append(rs.slots, slot{})
 	}
 	return &rs.slots[idx]
+}
+
+// domainSlot returns the slot of the domain's rules of one kind, creating
+// it.
+func (rs *Rules) domainSlot(domain string, sub bool) *slot {
+	di, ok := rs.domains[domain]
+	if !ok {
+		di = int32(len(rs.dslots))
+		rs.domains[domain] = di
+		rs.dslots = append(rs.dslots, domainSlots{-1, -1})
+	}
+	at := &rs.dslots[di].self
+	if sub {
+		at = &rs.dslots[di].sub
+	}
+	if *at < 0 {
+		*at = int32(len(rs.slots))
+		rs.slots = append(rs.slots, slot{})
+	}
+	return &rs.slots[*at]
 }
 
 // place puts rule i into its key's slot. For each subject the first rule
@@ -303,8 +326,8 @@ func (rs *Rules) MatchName(subj Subject, n Name) Match {
 	if n.Literal {
 		// An address literal is compared as a whole, never as a domain
 		// with parents.
-		if idx, ok := rs.domains[domain]; ok {
-			rs.visit(&m, idx)
+		if di, ok := rs.domains[domain]; ok {
+			rs.visitDomain(&m, di, false)
 		}
 		domain = ""
 	}
@@ -322,18 +345,15 @@ func (rs *Rules) MatchName(subj Subject, n Name) Match {
 		}
 	}
 	if domain != "" {
-		if idx, ok := rs.domains[domain]; ok {
-			rs.visit(&m, idx)
+		if di, ok := rs.domains[domain]; ok {
+			rs.visitDomain(&m, di, false)
 		}
 		for i := 0; i < len(domain); i++ {
 			if domain[i] != '.' {
 				continue
 			}
-			if idx, ok := rs.domains[domain[i:]]; ok {
-				rs.visit(&m, idx)
-			}
-			if idx, ok := rs.domains[domain[i+1:]]; ok {
-				rs.visit(&m, idx)
+			if di, ok := rs.domains[domain[i+1:]]; ok {
+				rs.visitDomain(&m, di, true)
 			}
 		}
 	}
@@ -354,6 +374,18 @@ func (rs *Rules) MatchName(subj Subject, n Name) Match {
 		rs.pats.match(rs.rules, &m, subj, domain, n.raw)
 	}
 	return m
+}
+
+// visitDomain applies the rules of a domain to m: for a parent of the
+// name (parent set) the sub-domain-only rules first, then the others.
+func (rs *Rules) visitDomain(m *Match, di int32, parent bool) {
+	ds := rs.dslots[di]
+	if parent && ds.sub >= 0 {
+		rs.visit(m, ds.sub)
+	}
+	if ds.self >= 0 {
+		rs.visit(m, ds.self)
+	}
 }
 
 // visit applies a literal key's slot to m.
