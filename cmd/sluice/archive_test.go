@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -160,8 +161,8 @@ func TestArchiveShowAndMove(t *testing.T) {
 }
 
 // TestDocArchive: docs/archive.md documents exactly the options of the
-// filter and its path placeholders, and its configuration examples are
-// valid.
+// filter and its path placeholders, and the configuration examples there
+// and in docs/training.md are valid, filter options included.
 func TestDocArchive(t *testing.T) {
 	text := readDoc(t, "docs/archive.md")
 	want := map[string]bool{}
@@ -211,14 +212,26 @@ func TestDocArchive(t *testing.T) {
 		}
 	}
 	n := 0
-	for _, b := range yamlBlocks("docs/archive.md", text) {
+	blocks := append(yamlBlocks("docs/archive.md", text), yamlBlocks("docs/training.md", readDoc(t, "docs/training.md"))...)
+	for _, b := range blocks {
 		if !strings.HasPrefix(b.text, "# sluice.yml") {
 			continue
 		}
 		n++
-		if _, err := config.Parse(fmt.Sprintf("docs/archive.md, example at line %d", b.line), []byte(b.text), registry()); err != nil {
-			t.Errorf("docs/archive.md:%d: %v", b.line, err)
+		cfg, err := config.Parse(fmt.Sprintf("%s, example at line %d", b.file, b.line), []byte(b.text), registry())
+		if err != nil {
+			t.Errorf("%s:%d: %v", b.file, b.line, err)
+			continue
 		}
+		// Build the filters too, which checks their options; in a
+		// state_dir of the test's own, where a bayes store may be made.
+		cfg.StateDir = t.TempDir()
+		p, err := config.Build(cfg, registry(), slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Errorf("%s:%d: %v", b.file, b.line, err)
+			continue
+		}
+		p.Close()
 	}
 	if n == 0 {
 		t.Error("docs/archive.md has no configuration example")
