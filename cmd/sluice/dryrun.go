@@ -107,8 +107,8 @@ broken configuration, a message that could not be read), 2 a usage error.`,
 	f.StringVar(&tf.from, "from", "", "envelope sender (MAIL FROM); \"\" is the null sender")
 	f.StringArrayVar(&tf.rcpts, "rcpt", nil, "envelope recipient (RCPT TO); repeat for several")
 	f.StringVar(&tf.clientIP, "client-ip", "127.0.0.1", "address of the SMTP client")
-	f.StringVar(&tf.clientName, "client-name", "localhost", "name of the SMTP client as the MTA reports it (\"unknown\" when it has none)")
-	f.StringVar(&tf.helo, "helo", "", "HELO/EHLO argument (default: the client name)")
+	f.StringVar(&tf.clientName, "client-name", "unknown", "verified host name of the SMTP client; \"unknown\" for none")
+	f.StringVar(&tf.helo, "helo", "", "HELO/EHLO argument (default: the client name, or [address] without one)")
 	f.StringVar(&tf.queueID, "queue-id", "", "the MTA's queue id, as filters see it from RCPT TO on")
 	f.StringVar(&tf.mta, "mta", "postfix", "MTA whose view to give the filters: postfix or sendmail")
 	f.StringArrayVar(&tf.macros, "macro", nil, "MTA macro NAME=VALUE, e.g. {auth_authen}=alice; repeat for several")
@@ -215,11 +215,14 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 }
 
 // conn builds the client connection from the flags, with the macros the
-// chosen MTA sends at connect and HELO (docs/postfix.md, docs/sendmail.md).
+// chosen MTA sends at connect and HELO (see milter/mtatest/doc.go). A
+// client without a name is reported as Postfix reports it: the host name
+// is the address in brackets, {client_name} is "unknown".
 func (tf testFlags) conn() (filters.Conn, error) {
-	conn := filters.Conn{Hostname: tf.clientName, Helo: tf.helo, Family: "unknown", Macros: map[string]string{}}
-	if conn.Helo == "" {
-		conn.Helo = tf.clientName
+	conn := filters.Conn{Hostname: tf.clientName, Family: "unknown", Macros: map[string]string{}}
+	unnamed := tf.clientName == "" || tf.clientName == "unknown"
+	if unnamed {
+		conn.Hostname = "unknown"
 	}
 	if tf.clientIP != "" {
 		a, err := netip.ParseAddr(tf.clientIP)
@@ -232,8 +235,18 @@ func (tf testFlags) conn() (filters.Conn, error) {
 			conn.Family = "tcp6"
 		}
 		conn.Macros["{client_addr}"] = conn.Addr.String()
+		if unnamed {
+			conn.Hostname = "[" + conn.Addr.String() + "]"
+		}
 	}
 	conn.Macros["{client_name}"] = tf.clientName
+	if unnamed {
+		conn.Macros["{client_name}"] = "unknown"
+	}
+	conn.Helo = tf.helo
+	if conn.Helo == "" {
+		conn.Helo = conn.Hostname
+	}
 	switch tf.mta {
 	case "postfix":
 		// Postfix sends its name and version in v by default
