@@ -183,7 +183,10 @@ type EditKind uint8
 const (
 	// AddHeader appends a field at the end of the header block.
 	AddHeader EditKind = iota
-	// InsertHeader inserts a field at position Index (0 is the top).
+	// InsertHeader inserts a field at position Index among the fields the
+	// MTA showed sluice (0 is the top; the MTA's own Received: field,
+	// which milters do not see, stays above it). With Sendmail the exact
+	// place may differ where Sendmail adds default fields of its own.
 	InsertHeader
 	// ChangeHeader replaces the Index-th field named Name (1-based,
 	// counting only fields of that name, case-insensitively).

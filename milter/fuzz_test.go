@@ -511,7 +511,7 @@ func (h *fuzzHarness) wellFormedSession(t *testing.T) {
 		// The reader runs after the filter that added X-Fuzz-Headers and
 		// sees it: later filters see earlier filters' edits.
 		"h 0 X-Fuzz-Seen: headers=4 body=300 spilled=true",
-		"i 0 X-Fuzz-Echo: sender@example.org",
+		"i 1 X-Fuzz-Echo: sender@example.org",
 		"m 1 Subject: seen",
 		"h 0 X-Sluice-Test: client=192.0.2.1 helo=check.example",
 	}

@@ -249,7 +249,8 @@ func sessionEnding(t *testing.T, p *filters.Pipeline, tx milter.Transaction, bod
 		case gomilter.ActAddHeader:
 			e.Edits = append(e.Edits, fmt.Sprintf("add %s: %q", m.HeaderName, m.HeaderValue))
 		case gomilter.ActInsertHeader:
-			e.Edits = append(e.Edits, fmt.Sprintf("insert %d %s: %q", m.HeaderIndex, m.HeaderName, m.HeaderValue))
+			// On the wire the MTA's hidden Received: field is index 0.
+			e.Edits = append(e.Edits, fmt.Sprintf("insert %d %s: %q", m.HeaderIndex-1, m.HeaderName, m.HeaderValue))
 		case gomilter.ActChangeHeader:
 			e.Edits = append(e.Edits, fmt.Sprintf("change %d %s: %q", m.HeaderIndex, m.HeaderName, m.HeaderValue))
 		default:

@@ -280,7 +280,11 @@ func (s *session) applyEdits(m *gomilter.Modifier) error {
 		case filters.AddHeader:
 			err = m.AddHeader(e.Name, value)
 		case filters.InsertHeader:
-			err = m.InsertHeader(e.Index, e.Name, value)
+			// Postfix 3.7 and Sendmail 8.17 count their own Received:
+			// field, which milters never see, as index 0 (observed; see
+			// docs/headerfix.md). The model's index counts the fields
+			// sluice saw, so position i there is i+1 for the MTA.
+			err = m.InsertHeader(e.Index+1, e.Name, value)
 		case filters.ChangeHeader:
 			err = m.ChangeHeader(e.Index, e.Name, value)
 		case filters.DeleteHeader:
