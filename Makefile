@@ -42,6 +42,7 @@ bench:
 	$(GO) test -run '^$$' -bench PeakRSS -benchtime 1x ./cmd/sluice
 	$(GO) test -run '^$$' -bench PostfixEndToEnd -benchtime 5x -timeout 30m ./cmd/sluice
 	$(GO) test -run '^$$' -bench . ./classifier
+	$(GO) test -run '^$$' -bench Append -benchtime 3000x ./filters/archive
 
 # Accuracy and speed against bogofilter on the SpamAssassin corpus
 # (downloaded once into testdata/cache/).
