@@ -49,10 +49,16 @@ func TestDBStatsDumpExportImport(t *testing.T) {
 	if dump.code != 0 || len(lines) != tokens {
 		t.Fatalf("dump: %d lines for %d tokens (%+v)", len(lines), tokens, dump.stderr)
 	}
-	line := regexp.MustCompile(`^\S+\t\d+\t\d+\t\d{8}$`)
+	// A token with white space (word pairs) is Go-quoted, as documented.
+	line := regexp.MustCompile(`^(\S+|"(?:[^"\\]|\\.)*")\t\d+\t\d+\t\d{8}$`)
 	for _, l := range lines {
 		if !line.MatchString(l) {
 			t.Fatalf("dump line %q", l)
+		}
+		if tok, _, _ := strings.Cut(l, "\t"); strings.HasPrefix(tok, `"`) {
+			if _, err := strconv.Unquote(tok); err != nil {
+				t.Fatalf("dump line %q: quoted token does not unquote: %v", l, err)
+			}
 		}
 	}
 
