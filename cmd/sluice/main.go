@@ -84,7 +84,7 @@ built-in defaults when that file does not exist). See docs/configuration.md.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&c.configPath, "config", defaultConfigPath, "configuration file")
-	root.AddCommand(c.newServeCmd(), newVersionCmd(), c.newConfigCmd(), c.newTrainCmd(), c.newClassifyCmd(), c.newDBCmd(), c.newArchiveCmd(), c.newSendersCmd(), c.newTestCmd())
+	root.AddCommand(c.newServeCmd(), newVersionCmd(), c.newConfigCmd(), c.newTrainCmd(), c.newClassifyCmd(), c.newDBCmd(), c.newArchiveCmd(), c.newSendersCmd(), c.newTestCmd(), newGenManCmd())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
 	})
