@@ -151,7 +151,9 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 
 			// Where an inserted field lands, and which Received: a
 			// change of the first one hits.
-			rec.edits["ins1@lab.example"] = []filters.HeaderEdit{{Kind: filters.InsertHeader, Index: 1, Name: "X-Ins", Value: "1"}}
+			// Model index 0 (the top of the fields the milter saw) goes
+			// out as wire index 1: the edge skips the MTA's own Received:.
+			rec.edits["ins1@lab.example"] = []filters.HeaderEdit{{Kind: filters.InsertHeader, Index: 0, Name: "X-Ins", Value: "1"}}
 			rec.edits["chg@lab.example"] = []filters.HeaderEdit{{Kind: filters.ChangeHeader, Index: 1, Name: "Received", Value: "changed"}}
 			msgs := map[string]string{
 				"cr":   headerfixVariants["cr"],
@@ -255,14 +257,14 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 				// A NUL cuts the value off.
 				expect("nul", "milter Subject", value(seen("nul"), "Subject"), []string{"x"})
 				expect("nul", "delivered Subject", headerfixDelivered(t, ds, "nul@lab.example").Values("Subject"), []string{"x"})
-				// Insert index 1 goes above the first field the milter saw.
+				// Wire index 1 goes above the first field the milter saw.
 				if i+1 >= len(ins) || ins[i+1] != "A: 1" {
 					t.Errorf("ins1: X-Ins not right above A:\n%s", strings.Join(ins, "\n"))
 				}
 			case "sendmail":
 				expect("nul", "milter Subject", value(seen("nul"), "Subject"), []string{"xy"})
 				expect("nul", "delivered Subject", headerfixDelivered(t, ds, "nul@lab.example").Values("Subject"), []string{"xy"})
-				// Insert index 1 goes above the Date: Sendmail added and the
+				// Wire index 1 goes above the Date: Sendmail added and the
 				// milter never saw: hidden fields count.
 				if i+1 >= len(ins) || !strings.HasPrefix(ins[i+1], "Date: ") || slices.Index(ins, "A: 1") < i+2 {
 					t.Errorf("ins1: X-Ins not above Sendmail's own Date:\n%s", strings.Join(ins, "\n"))
