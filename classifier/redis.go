@@ -55,6 +55,11 @@ type RedisOptions struct {
 	// PoolSize is the most connections kept per server; callers beyond
 	// it wait for a free one, at most Timeout. Default 10 per CPU.
 	PoolSize int
+	// CacheTokens is how many token counts the process keeps between
+	// lookups (about 40 bytes each), valid until the store is next
+	// written (see redisCache). Default DefaultRedisCacheTokens;
+	// negative turns the cache off.
+	CacheTokens int
 	// Observer, if not nil, is told about every round trip.
 	Observer RedisObserver
 }
@@ -86,11 +91,13 @@ type RedisPoolStats struct {
 // script, can touch all three (see docs/scaling.md for why one slot is
 // enough):
 //
-//	{sluice}:meta     version, spam, ham (the totals), m:KEY (Meta)
+//	{sluice}:meta     version, spam, ham (the totals), gen, m:KEY (Meta)
 //	{sluice}:tokens   TOKEN -> "SPAM HAM LASTSEEN"
 //	{sluice}:digests  DIGEST (32 bytes) -> "1" (spam) or "2" (ham)
 //
-// Classifying a message is one round trip (a MULTI/EXEC of two HMGETs).
+// Classifying a message is one round trip (a MULTI/EXEC of two HMGETs),
+// for the tokens the process has not cached (see redisCache); the first
+// lookup after a write to the store may take two.
 // Learning runs one Lua script per message, so each message is learned
 // atomically; a batch of messages is one pipelined round trip. The client
 // connects lazily and reconnects by itself: while Redis is down, calls
@@ -104,6 +111,7 @@ type RedisStore struct {
 	digests    string
 	keys       []string // meta, tokens, digests: KEYS of the scripts
 	addrString string
+	cache      *redisCache // nil if off
 }
 
 // OpenRedis returns a store on the Redis that opts name. It does not
@@ -118,6 +126,9 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 	}
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "sluice"
+	}
+	if opts.CacheTokens == 0 {
+		opts.CacheTokens = DefaultRedisCacheTokens
 	}
 	if len(opts.Addrs) == 0 {
 		opts.Addrs = []string{"127.0.0.1:6379"}
@@ -187,6 +198,7 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 		meta:    tag + ":meta",
 		tokens:  tag + ":tokens",
 		digests: tag + ":digests",
+		cache:   newRedisCache(opts.CacheTokens),
 	}
 	s.keys = []string{s.meta, s.tokens, s.digests}
 	s.addrString = s.describe()
@@ -318,51 +330,93 @@ func checkVersion(v any) error {
 }
 
 // Lookup implements Store: one round trip, a MULTI/EXEC with the totals
-// and all tokens, so the counts are one consistent read even while
-// another sluice trains.
+// and the tokens, so the counts are one consistent read even while
+// another sluice trains. Tokens whose counts the process has cached for
+// the store's current generation are not asked for; if the generation
+// changed since they were cached, a second round trip asks for all.
 func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
+	counts := make([]Counts, len(tokens))
+	ask := make([]int, 0, len(tokens))
+	gen := ""
+	if s.cache != nil {
+		gen, ask = s.cache.get(tokens, counts, ask)
+	} else {
+		for i := range tokens {
+			ask = append(ask, i)
+		}
+	}
+	tot, now, err := s.fetch(ctx, tokens, ask, counts)
+	if err != nil {
+		return Totals{}, nil, err
+	}
+	if s.cache == nil {
+		return tot, counts, nil
+	}
+	if now != gen && len(ask) < len(tokens) {
+		// Cached counts of an older generation: ask for everything.
+		ask = ask[:0]
+		for i := range tokens {
+			ask = append(ask, i)
+		}
+		if tot, now, err = s.fetch(ctx, tokens, ask, counts); err != nil {
+			return Totals{}, nil, err
+		}
+	}
+	s.cache.put(now, tokens, counts, ask)
+	return tot, counts, nil
+}
+
+// fetch reads the totals, the store's generation and the counts of
+// tokens[i] for each i in idx (into counts[i]) in one MULTI/EXEC.
+func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, counts []Counts) (Totals, string, error) {
 	var meta, toks *redis.SliceCmd
 	err := s.call(ctx, "lookup", false, func(ctx context.Context) error {
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
-			if len(tokens) > 0 {
-				toks = p.HMGet(ctx, s.tokens, tokens...)
+			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen")
+			if len(idx) > 0 {
+				fields := make([]string, len(idx))
+				for j, i := range idx {
+					fields[j] = tokens[i]
+				}
+				toks = p.HMGet(ctx, s.tokens, fields...)
 			}
 			return nil
 		})
 		return err
 	})
 	if err != nil {
-		return Totals{}, nil, fmt.Errorf("lookup: %w", err)
+		return Totals{}, "", fmt.Errorf("lookup: %w", err)
 	}
 	mv := meta.Val()
 	if err := checkVersion(mv[0]); err != nil {
-		return Totals{}, nil, fmt.Errorf("lookup on %s: %w", s, err)
+		return Totals{}, "", fmt.Errorf("lookup on %s: %w", s, err)
 	}
 	tot, err := parseRedisTotals(mv[1], mv[2])
 	if err != nil {
-		return Totals{}, nil, fmt.Errorf("lookup on %s: %w", s, err)
+		return Totals{}, "", fmt.Errorf("lookup on %s: %w", s, err)
 	}
-	counts := make([]Counts, len(tokens))
+	gen, _ := mv[3].(string)
 	if toks == nil {
-		return tot, counts, nil
+		return tot, gen, nil
 	}
 	vals := toks.Val()
-	if len(vals) != len(tokens) {
-		return Totals{}, nil, fmt.Errorf("lookup on %s: %d values for %d tokens", s, len(vals), len(tokens))
+	if len(vals) != len(idx) {
+		return Totals{}, "", fmt.Errorf("lookup on %s: %d values for %d tokens", s, len(vals), len(idx))
 	}
-	for i, v := range vals {
+	for j, v := range vals {
+		i := idx[j]
 		str, ok := v.(string)
 		if !ok {
+			counts[i] = Counts{}
 			continue
 		}
 		c, err := parseRedisCounts(str)
 		if err != nil {
-			return Totals{}, nil, fmt.Errorf("lookup on %s: token %q: %w", s, tokens[i], err)
+			return Totals{}, "", fmt.Errorf("lookup on %s: token %q: %w", s, tokens[i], err)
 		}
 		counts[i] = c
 	}
-	return tot, counts, nil
+	return tot, gen, nil
 }
 
 // parseRedisCounts parses "SPAM HAM LASTSEEN".

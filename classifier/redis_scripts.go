@@ -60,6 +60,17 @@ local function hset(key, pairs)
     redis.call('HSET', key, unpack(pairs, i, math.min(i + 2 * CHUNK - 1, #pairs)))
   end
 end
+-- bump gives the store a new generation: lookups compare it with that of
+-- their cached counts (see redisCache). The server's clock makes a
+-- generation unique even across a restart or a failover that lost writes;
+-- one more than the last keeps it rising if the clock goes back.
+local function bump()
+  local t = redis.call('TIME')
+  local g = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
+  if g <= last then g = last + 1 end
+  redis.call('HSET', KEYS[1], 'gen', string.format('%d', g))
+end
 local function hdel(key, fields)
   for i = 1, #fields, CHUNK do
     redis.call('HDEL', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
@@ -122,6 +133,7 @@ if remove ~= 0 or add ~= 0 then
   if remove == 1 then ts = clamp(ts - 1) elseif remove == 2 then th = clamp(th - 1) end
   if add == 1 then ts = clamp(ts + 1) elseif add == 2 then th = clamp(th + 1) end
   redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
+  bump()
 end
 if record ~= prev then
   if record == 0 then
@@ -182,6 +194,7 @@ hset(KEYS[3], digs)
 local ts = clamp(total('spam') + tonumber(ARGV[1]))
 local th = clamp(total('ham') + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
+bump()
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
 return written
 `
@@ -218,6 +231,7 @@ for i = 3, #ARGV do
   end
 end
 hdel(KEYS[2], doomed)
+if #doomed > 0 then bump() end
 return #doomed
 `
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -420,6 +421,17 @@ func TestRedisMatchesBolt(t *testing.T) {
 		if ex[0].String() != ex[1].String() {
 			t.Fatalf("%s: the stores differ (bbolt %d bytes of export, Redis %d)", phase, ex[0].Len(), ex[1].Len())
 		}
+		// Lookups agree too, through the Redis store's cache, which
+		// holds counts from the lookups of the previous phases.
+		toks := make([]string, 2000)
+		for i := range toks {
+			toks[i] = fmt.Sprintf("w%d", (i*7+len(phase))%3100)
+		}
+		t1, c1, err1 := bolt.Lookup(ctx, toks)
+		t2, c2, err2 := rs.Lookup(ctx, toks)
+		if err1 != nil || err2 != nil || t1 != t2 || !slices.Equal(c1, c2) {
+			t.Fatalf("%s: lookups differ: bbolt %+v %v, Redis %+v %v", phase, t1, err1, t2, err2)
+		}
 	}
 	word := func() string { return fmt.Sprintf("w%d", r.IntN(3000)) }
 	// Thirty messages, each always with the same tokens, learned and
@@ -506,4 +518,57 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if tot, _, err := st.Lookup(ctx, []string{"x"}); err != nil || tot.Spam != 2 {
 		t.Errorf("after failover: totals %+v, %v; want 2 spam", tot, err)
 	}
+}
+
+// Two stores on one Redis stand for two hosts. Each caches counts; a
+// write by the other is seen by the next lookup all the same (two round
+// trips then), and lookups of one generation are one round trip.
+func TestRedisCacheFollowsOtherWriters(t *testing.T) {
+	srv := redistest.Start(t)
+	obs := &countingObserver{}
+	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "two", Observer: obs})
+	defer a.Close()
+	b := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "two"})
+	defer b.Close()
+	ctx := context.Background()
+	learn := func(st classifier.Store, n byte, class classifier.Class, toks ...string) {
+		t.Helper()
+		op := classifier.LearnOp{Class: class, Tokens: toks, Date: 20240101}
+		op.Digest[0] = n
+		if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	look := func(wantTrips int, want ...uint32) {
+		t.Helper()
+		before, _ := obs.get("lookup")
+		tot, c, err := a.Lookup(ctx, []string{"x", "y", "z"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []uint32{tot.Spam, tot.Ham, c[0].Spam, c[0].Ham, c[1].Spam, c[1].Ham, c[2].Spam, c[2].Ham}
+		if !slices.Equal(got, want) {
+			t.Errorf("totals and counts %v, want %v", got, want)
+		}
+		if after, _ := obs.get("lookup"); after-before != wantTrips {
+			t.Errorf("lookup took %d round trips, want %d", after-before, wantTrips)
+		}
+	}
+	learn(b, 1, classifier.Spam, "x", "y")
+	look(1, 1, 0, 1, 0, 1, 0, 0, 0) // nothing cached yet
+	look(1, 1, 0, 1, 0, 1, 0, 0, 0) // all cached, same generation
+	learn(b, 2, classifier.Ham, "y", "z")
+	look(2, 1, 1, 1, 0, 1, 1, 0, 1) // cached counts are stale: ask again
+	look(1, 1, 1, 1, 0, 1, 1, 0, 1)
+	if _, err := b.Prune(ctx, classifier.PruneOptions{MaxCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	look(2, 1, 1, 0, 0, 1, 1, 0, 0)
+	learn(b, 2, classifier.Ham, "y", "z") // already learned: no change, same generation
+	look(1, 1, 1, 0, 0, 1, 1, 0, 0)
+	imp := classifier.Batch{Records: []classifier.Record{{Token: "x", Counts: classifier.Counts{Spam: 5, LastSeen: 20240101}}}}
+	if err := b.Add(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	look(2, 1, 1, 5, 0, 1, 1, 0, 0)
 }
