@@ -53,6 +53,9 @@ type RedisConfig struct {
 	// PoolSize is the most connections per Redis server; default 10 per
 	// CPU.
 	PoolSize int `yaml:"pool_size"`
+	// CacheTokens is how many token counts each sluice keeps between
+	// lookups; default classifier.DefaultRedisCacheTokens, -1 for none.
+	CacheTokens int `yaml:"cache_tokens"`
 }
 
 // RedisTLSConfig configures TLS to Redis.
@@ -76,7 +79,7 @@ type RedisTLSConfig struct {
 func (r RedisConfig) set() bool {
 	return len(r.Addrs) > 0 || r.Username != "" || r.PasswordFile != "" || r.PasswordEnv != "" || r.DB != 0 ||
 		r.KeyPrefix != "" || r.SentinelMaster != "" || r.SentinelPasswordFile != "" || r.Cluster ||
-		r.TLS != (RedisTLSConfig{}) || r.Timeout != 0 || r.WriteTimeout != 0 || r.PoolSize != 0
+		r.TLS != (RedisTLSConfig{}) || r.Timeout != 0 || r.WriteTimeout != 0 || r.PoolSize != 0 || r.CacheTokens != 0
 }
 
 // check validates the section without reading files.
@@ -106,6 +109,8 @@ func (r RedisConfig) check() error {
 		return errors.New("redis.timeout and redis.write_timeout must not be negative")
 	case r.PoolSize < 0:
 		return errors.New("redis.pool_size must not be negative")
+	case r.CacheTokens < -1:
+		return errors.New("redis.cache_tokens: a number of tokens, or -1 for no cache")
 	case (r.TLS.CertFile == "") != (r.TLS.KeyFile == ""):
 		return errors.New("redis.tls: cert_file and key_file go together")
 	}
@@ -128,6 +133,7 @@ func (r RedisConfig) Options() (classifier.RedisOptions, error) {
 		Timeout:      r.Timeout,
 		WriteTimeout: r.WriteTimeout,
 		PoolSize:     r.PoolSize,
+		CacheTokens:  r.CacheTokens,
 	}
 	var err error
 	switch {
@@ -203,7 +209,7 @@ func IsRedisURL(s string) bool {
 // rediss:// turns TLS on. The keys are those of the redis: section:
 // key_prefix (or prefix), sentinel_master (or sentinel), cluster,
 // password_file, password_env, timeout, write_timeout, pool_size,
-// tls_ca_file, tls_server_name. A password written in the URL
+// cache_tokens, tls_ca_file, tls_server_name. A password written in the URL
 // (USER:PASSWORD@) is refused: command lines are visible to every user of
 // the machine.
 func ParseRedisURL(s string) (RedisConfig, error) {
@@ -258,6 +264,8 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 			r.WriteTimeout, err = time.ParseDuration(v)
 		case "pool_size":
 			r.PoolSize, err = strconv.Atoi(v)
+		case "cache_tokens":
+			r.CacheTokens, err = strconv.Atoi(v)
 		case "tls_ca_file":
 			r.TLS.CAFile = v
 		case "tls_server_name":
