@@ -179,20 +179,21 @@ func TestRedisTwoDaemonsShareStore(t *testing.T) {
 	if len(fields) != 3 || fields[1] != strconv.FormatFloat(after, 'f', 6, 64) {
 		t.Errorf("sluice classify on the store says %q, daemon b %.6f", cl.stdout, after)
 	}
-	// Both daemons report the store's totals: 19 spam now.
+	// Both daemons report the store's totals: 19 spam now. Daemon a
+	// classified once (one round trip); b twice, the second time after
+	// the training, when its cached counts were of an older generation
+	// of the store and were read again (two round trips).
 	for name, d := range map[string]*testDaemon{"a": a, "b": b} {
 		waitFor(t, func() bool {
 			return strings.Contains(d.metrics(t), `sluice_bayes_store_messages{class="spam",filter="bayes"} 19`)
 		})
+		trips := map[string]int{"a": 1, "b": 3}[name]
 		m := d.metrics(t)
 		for _, want := range []string{
-			`sluice_bayes_redis_round_trip_seconds_count{filter="bayes",op="lookup"} 2`,
+			fmt.Sprintf(`sluice_bayes_redis_round_trip_seconds_count{filter="bayes",op="lookup"} %d`, trips),
 			`sluice_bayes_redis_pool_gets_total{filter="bayes",result="hit"}`,
 			`sluice_bayes_redis_pool_connections{filter="bayes",state="idle"}`,
 		} {
-			if name == "a" && strings.Contains(want, "} 2") {
-				want = strings.Replace(want, "} 2", "} 1", 1)
-			}
 			if !strings.Contains(m, want) {
 				t.Errorf("daemon %s: metrics lack %s", name, want)
 			}
