@@ -569,7 +569,10 @@ func (r testReport) writeText(w io.Writer) error {
 	}
 	e := r.Envelope
 	client := e.ClientName
-	if e.ClientIP != "" {
+	switch {
+	case e.ClientIP != "" && e.ClientName == "["+e.ClientIP+"]":
+		client += " (no host name)"
+	case e.ClientIP != "":
 		client += " [" + e.ClientIP + "]"
 	}
 	p("client:   %s, HELO %s\n", client, e.Helo)
