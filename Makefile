@@ -3,6 +3,7 @@
 #   make run    build and serve with testdata/sluice.yml (state under ./var)
 #   make test   everything: vet, format check, unit, fuzz and end-to-end tests
 #   make bench  benchmarks (see docs/benchmarks.md)
+#   make deb    Debian package in bin/ (see docs/install.md)
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -11,7 +12,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 TESTFLAGS ?= -race -timeout 40m
 FUZZTIME ?= 60s
 
-.PHONY: all build run test check unit fuzz bench bench-accuracy clean
+.PHONY: all build run test check unit fuzz bench bench-accuracy deb clean
 
 all: build
 
@@ -48,6 +49,11 @@ bench:
 # (downloaded once into testdata/cache/).
 bench-accuracy:
 	$(GO) run ./classifier/internal/accuracy -cv
+
+# The package of the binary, man pages, completions, systemd unit and
+# default configuration, built with nfpm through the Go module proxy.
+deb:
+	GO=$(GO) testdata/deb/build.sh bin $(VERSION)
 
 clean:
 	rm -rf bin var
