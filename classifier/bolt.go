@@ -398,7 +398,7 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 			counts[i] = c
 			return nil
 		}
-		idx, err := s.index(tx)
+		idx, err := s.index(tx, false)
 		if err != nil {
 			return err
 		}
@@ -412,15 +412,10 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 			return nil
 		}
 		tot = idx.totals
-		for i, tok := range tokens {
-			c, ok := idx.get(tok)
-			if !ok {
-				if err := read(i); err != nil {
-					return err
-				}
-				continue
+		for _, i := range idx.getAll(tokens, counts) {
+			if err := read(i); err != nil {
+				return err
 			}
-			counts[i] = c
 		}
 		return nil
 	})
@@ -432,9 +427,10 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 
 // index returns the in-memory index if it matches the transaction, building
 // it if this process has looked up enough tokens to make that worth it, or
-// nil to read from the file. The caller holds mu (shared or exclusive), so
-// the handle and the file's identity cannot change meanwhile.
-func (s *BoltStore) index(tx *bolt.Tx) (*tokenIndex, error) {
+// nil to read from the file. While one reader builds, the others read from
+// the file, unless wait is set. The caller holds mu (shared or exclusive),
+// so the handle and the file's identity cannot change meanwhile.
+func (s *BoltStore) index(tx *bolt.Tx, wait bool) (*tokenIndex, error) {
 	valid := func(x *tokenIndex) bool { return x != nil && x.txid == tx.ID() && x.file == s.dbFile }
 	if x := s.idx.Load(); valid(x) {
 		return x, nil
@@ -442,8 +438,9 @@ func (s *BoltStore) index(tx *bolt.Tx) (*tokenIndex, error) {
 	if s.opts.IndexTokens < 0 || s.lookedUp.Load() < int64(s.opts.IndexAfter) {
 		return nil, nil
 	}
-	// One reader builds; the others read the file meanwhile.
-	if !s.idxMu.TryLock() {
+	if wait {
+		s.idxMu.Lock()
+	} else if !s.idxMu.TryLock() {
 		return nil, nil
 	}
 	defer s.idxMu.Unlock()
@@ -463,6 +460,25 @@ func (s *BoltStore) index(tx *bolt.Tx) (*tokenIndex, error) {
 	}
 	s.idx.Store(x)
 	return x, nil
+}
+
+// BuildIndex builds the in-memory index of the token counts now, rather
+// than after IndexAfter token lookups: a daemon calls it at start so that
+// its first messages are as fast as the rest. It does nothing if the index
+// is off or the store has more than IndexTokens tokens.
+func (s *BoltStore) BuildIndex(ctx context.Context) error {
+	if s.opts.IndexTokens < 0 {
+		return nil
+	}
+	s.lookedUp.Add(int64(s.opts.IndexAfter))
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		_, err := s.index(tx, true)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("build index: %w", err)
+	}
+	return nil
 }
 
 // patchIndex brings the index up to date with a write of this process:

@@ -114,3 +114,29 @@ func TestBoltStoreIndexLifecycle(t *testing.T) {
 		t.Error("index not rebuilt after another process wrote")
 	}
 }
+
+// BuildIndex builds the index at once, and not when it is turned off.
+func TestBoltStoreBuildIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	for _, tc := range []struct {
+		tokens int
+		want   bool
+	}{{0, true}, {-1, false}, {1, false}} {
+		s, err := OpenBolt(path, BoltOptions{NoSync: true, IndexTokens: tc.tokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := LearnOp{Class: Ham, Tokens: []string{"x", "y"}, Date: 20240101}
+		if _, err := s.Learn(ctx, []LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BuildIndex(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.idx.Load() != nil; got != tc.want {
+			t.Errorf("IndexTokens %d: index built %v, want %v", tc.tokens, got, tc.want)
+		}
+		s.Close()
+	}
+}

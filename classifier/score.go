@@ -296,15 +296,17 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 		// that the f(w) are uniform, -2 sum ln f is chi-square with 2n
 		// degrees of freedom. Evidence against "ham-like" and against
 		// "spam-like" are combined into one score.
+		//
+		// With H = Q(-2 sum ln f) and S = Q(-2 sum ln(1-f)), spamicity
+		// is (1 + H - S) / 2 = (H + (1-S)) / 2, and 1 - spamicity is
+		// ((1-H) + S) / 2. Both are computed from the logarithms of the
+		// tails, which stay exact where H or S round to 0 or 1.
 		df := 2 * res.Used
-		hamEvidence := chi2Q(-2*lnF, df)
-		spamEvidence := chi2Q(-2*ln1F, df)
-		res.Spamicity = (1 + hamEvidence - spamEvidence) / 2
-		// The same in logarithms: spamicity is (H + (1-S)) / 2 and
-		// 1 - spamicity is ((1-H) + S) / 2.
 		lnH, ln1H := chi2LogTails(-2*lnF, df)
 		lnS, ln1S := chi2LogTails(-2*ln1F, df)
-		res.LogOdds = logAdd(lnH, ln1S) - logAdd(ln1H, lnS)
+		lnSpam, lnHam := logAdd(lnH, ln1S), logAdd(ln1H, lnS)
+		res.Spamicity = (math.Exp(lnH) + math.Exp(ln1S)) / 2
+		res.LogOdds = lnSpam - lnHam
 	}
 	res.Spamicity = min(max(res.Spamicity, 0), 1)
 	switch {
@@ -331,37 +333,18 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 	return res
 }
 
-// chi2Q is the upper tail of the chi-square distribution with df (even)
-// degrees of freedom: Q = exp(-m) * sum_{i<df/2} m^i/i!, m = x/2. Summed in
-// log space because m reaches hundreds for a long message and exp(-m)
-// underflows.
-func chi2Q(x float64, df int) float64 {
-	if x <= 0 {
-		return 1
-	}
-	m := x / 2
-	lnM := math.Log(m)
-	term := -m // ln of the i-th term
-	acc := term
-	for i := 1; i < df/2; i++ {
-		term += lnM - math.Log(float64(i))
-		acc = logAdd(acc, term)
-		// Past the peak (i > m) the terms shrink geometrically; once
-		// they are far below the sum they no longer change it.
-		if float64(i) > m && term < acc-40 {
-			break
-		}
-	}
-	return min(math.Exp(acc), 1)
-}
-
-// chi2LogTails returns ln Q and ln(1-Q) for the chi-square distribution
-// with df (even, > 0) degrees of freedom at x, each accurate when it is
-// tiny, where chi2Q's result rounds to 0 or 1. With m = x/2 and k = df/2,
-// Q is the probability that a Poisson variable of mean m is below k and
-// 1-Q that it is k or more; the smaller tail is summed term by term (in
-// logs, from its largest term outwards, until the terms no longer matter)
-// and the other is its complement.
+// chi2LogTails returns ln Q and ln(1-Q) for the upper tail Q of the
+// chi-square distribution with df (even, > 0) degrees of freedom at x,
+// each accurate when it is tiny. With m = x/2 and k = df/2, Q is the
+// probability that a Poisson variable of mean m is below k:
+//
+//	Q = e^-m * sum_{i<k} m^i/i!    1-Q = e^-m * sum_{i>=k} m^i/i!
+//
+// The smaller tail is summed from its largest term outwards, as a sum of
+// ratios to that term (each term is the previous one times i/m or
+// m/(i+1)), until the terms no longer change the sum; the other tail is
+// its complement. Exact logarithms matter because for a long message
+// e^-m underflows and Q rounds to 0 or 1.
 func chi2LogTails(x float64, df int) (lnQ, lnP float64) {
 	k := df / 2
 	if x <= 0 || k < 1 {
@@ -369,34 +352,36 @@ func chi2LogTails(x float64, df int) (lnQ, lnP float64) {
 	}
 	m := x / 2
 	lnM := math.Log(m)
+	// The terms shrink geometrically once past the peak; 1e-17 of the
+	// sum is below float64 resolution. The bound on i keeps the loop
+	// finite whatever the input.
+	const eps = 1e-17
 	if m < float64(k) {
-		// 1-Q = sum over i >= k of e^-m m^i / i!; the terms shrink
-		// from the first, by m/(i+1) each.
+		// 1-Q: the first term, i = k, is the largest.
 		lg, _ := math.Lgamma(float64(k) + 1)
-		term := -m + float64(k)*lnM - lg
-		acc := term
+		sum, term := 1.0, 1.0
 		for i := k + 1; i < k+1_000_000; i++ {
-			term += lnM - math.Log(float64(i))
-			acc = logAdd(acc, term)
-			if term < acc-40 {
+			term *= m / float64(i)
+			sum += term
+			if term < eps*sum {
 				break
 			}
 		}
-		return log1mExp(acc), acc
+		lnP = -m + float64(k)*lnM - lg + math.Log(sum)
+		return log1mExp(lnP), lnP
 	}
-	// Q = sum over i < k; the terms grow up to the last, i = k-1, and
-	// shrink going down from it by i/m each.
+	// Q: the last term, i = k-1, is the largest.
 	lg, _ := math.Lgamma(float64(k))
-	term := -m + float64(k-1)*lnM - lg
-	acc := term
+	sum, term := 1.0, 1.0
 	for i := k - 1; i >= 1; i-- {
-		term += math.Log(float64(i)) - lnM
-		acc = logAdd(acc, term)
-		if term < acc-40 {
+		term *= float64(i) / m
+		sum += term
+		if term < eps*sum {
 			break
 		}
 	}
-	return acc, log1mExp(acc)
+	lnQ = -m + float64(k-1)*lnM - lg + math.Log(sum)
+	return lnQ, log1mExp(lnQ)
 }
 
 // log1mExp returns ln(1 - e^a) for a <= 0, accurately at both ends.

@@ -11,28 +11,36 @@ import (
 	"time"
 )
 
-func TestChi2Q(t *testing.T) {
+func TestChi2LogTailsValues(t *testing.T) {
 	tests := []struct {
 		x    float64
 		df   int
-		want float64
+		want float64 // Q
 	}{
 		{0, 10, 1},
 		{-1, 4, 1},
 		{3, 2, math.Exp(-1.5)},
 		{6, 4, math.Exp(-3) * (1 + 3)},
 		{10, 6, math.Exp(-5) * (1 + 5 + 12.5)},
-		{2000, 2, 0}, // exp(-1000) underflows to 0, as it should
+		{20, 6, math.Exp(-10) * (1 + 10 + 50)},
+		{1, 8, math.Exp(-0.5) * (1 + 0.5 + 0.125 + 0.125/6)},
 	}
 	for _, tc := range tests {
-		if got := chi2Q(tc.x, tc.df); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("chi2Q(%v, %d) = %v, want %v", tc.x, tc.df, got, tc.want)
+		lnQ, lnP := chi2LogTails(tc.x, tc.df)
+		if q := math.Exp(lnQ); math.Abs(q-tc.want) > 1e-12 {
+			t.Errorf("Q(%v, %d) = %v, want %v", tc.x, tc.df, q, tc.want)
+		}
+		if p := math.Exp(lnP); math.Abs(p-(1-tc.want)) > 1e-12 {
+			t.Errorf("1-Q(%v, %d) = %v, want %v", tc.x, tc.df, p, 1-tc.want)
 		}
 	}
-	// Many degrees of freedom: x at the mean gives about one half, where a
-	// naive exp(-m) would underflow and give 0.
-	if got := chi2Q(2000, 2000); got < 0.4 || got > 0.6 {
-		t.Errorf("chi2Q(2000, 2000) = %v, want about 0.5", got)
+	// exp(-1000) underflows; its logarithm does not.
+	if lnQ, _ := chi2LogTails(2000, 2); math.Abs(lnQ+1000) > 1e-9 {
+		t.Errorf("ln Q(2000, 2) = %v, want -1000", lnQ)
+	}
+	// Many degrees of freedom: x at the mean gives about one half.
+	if lnQ, _ := chi2LogTails(2000, 2000); math.Exp(lnQ) < 0.4 || math.Exp(lnQ) > 0.6 {
+		t.Errorf("Q(2000, 2000) = %v, want about 0.5", math.Exp(lnQ))
 	}
 }
 
@@ -174,15 +182,14 @@ func TestClassifierTrainClassify(t *testing.T) {
 	}
 }
 
-// chi2LogTails agrees with chi2Q where chi2Q is accurate, on both sides of
-// the mean, and stays finite where chi2Q rounds to 0 or 1.
+// Q and 1-Q from chi2LogTails add up to 1 on both sides of the mean, and
+// stay finite where one of them underflows.
 func TestChi2LogTails(t *testing.T) {
 	for _, df := range []int{2, 10, 60, 400} {
 		for _, x := range []float64{0.5, 3, 10, 40, 80, 300, 500} {
-			q := chi2Q(x, df)
 			lnQ, lnP := chi2LogTails(x, df)
-			if math.Abs(math.Exp(lnQ)-q) > 1e-9 || math.Abs(math.Exp(lnP)-(1-q)) > 1e-9 {
-				t.Errorf("x=%v df=%d: exp(lnQ)=%v exp(lnP)=%v, chi2Q=%v", x, df, math.Exp(lnQ), math.Exp(lnP), q)
+			if s := math.Exp(lnQ) + math.Exp(lnP); math.Abs(s-1) > 1e-12 {
+				t.Errorf("x=%v df=%d: Q + (1-Q) = %v", x, df, s)
 			}
 		}
 	}
@@ -229,8 +236,8 @@ func TestScoreLogOdds(t *testing.T) {
 			t.Errorf("%d tokens: spam LogOdds %v (before %v), ham %v (before %v)", n, s.LogOdds, prevSpam, h.LogOdds, prevHam)
 		}
 		prevSpam, prevHam = s.LogOdds, h.LogOdds
-		if n == 160 && (s.Spamicity != 1 || h.Spamicity != 0) {
-			t.Errorf("160 tokens: spamicity %v and %v, expected rounding to 1 and 0", s.Spamicity, h.Spamicity)
+		if n == 160 && (s.Spamicity != 1 || h.Spamicity > 1e-100) {
+			t.Errorf("160 tokens: spamicity %v and %v, expected 1 (rounded) and about 0", s.Spamicity, h.Spamicity)
 		}
 	}
 	if r := Score(p, tot, nil, nil, false); r.LogOdds != 0 || r.Spamicity != 0.5 {

@@ -27,9 +27,10 @@ type walker struct {
 	names     []byte // arena of lower-cased header field names
 	html      []byte // scratch for the visible text of an HTML part
 	partBufs  [][]byte
-	pairs     bool   // the current run of words forms pairs (see pair)
-	prev      []byte // the previous word of the run, for pairs
-	pairBuf   []byte // scratch for building a pair
+	fieldBufs [][]field // header fields of the entity at each depth
+	pairs     bool      // the current run of words forms pairs (see pair)
+	prev      []byte    // the previous word of the run, for pairs
+	pairBuf   []byte    // scratch for building a pair
 }
 
 func newWalker(opts TokenizerOptions) *walker {
@@ -78,7 +79,8 @@ func (f field) is(name string) bool { return string(f.name) == name }
 func (w *walker) message(raw []byte, depth int, top bool) {
 	var fields []field
 	var body []byte
-	fields, body, w.names = parseHeader(raw, w.names)
+	fields, body, w.names = parseHeader(w.fieldsAt(depth), raw, w.names)
+	w.fieldBufs[depth] = fields
 	if w.bogo {
 		for _, f := range fields {
 			w.bogoHeader(f, false)
@@ -171,7 +173,8 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		pb := w.readPart(p, depth)
 		n++
 		var pf []field
-		pf, w.names = headerFields(p.Header, w.names)
+		pf, w.names = headerFields(w.fieldsAt(depth+1), p.Header, w.names)
+		w.fieldBufs[depth+1] = pf
 		if w.bogo {
 			for _, f := range pf {
 				w.bogoHeader(f, true)
@@ -182,6 +185,17 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 	if n == 0 {
 		w.text(toUTF8(body, ""))
 	}
+}
+
+// fieldsAt returns the (emptied) buffer for the header fields of an
+// entity at the given depth. One entity per depth is being walked at any
+// time, so each depth needs one buffer; the caller stores the buffer back
+// after appending to it.
+func (w *walker) fieldsAt(depth int) []field {
+	for len(w.fieldBufs) <= depth {
+		w.fieldBufs = append(w.fieldBufs, nil)
+	}
+	return w.fieldBufs[depth][:0]
 }
 
 // readPart reads a part into the buffer kept for its depth.
@@ -215,17 +229,16 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	}
 }
 
-// parseHeader splits raw into header fields and body, appending the fields'
-// lower-cased names to names. It is lenient where real mail is broken: LF
+// parseHeader splits raw into header fields, appended to fields, and body,
+// appending the fields' lower-cased names to names. It is lenient where real mail is broken: LF
 // or CRLF line ends, bare CR line ends when the message has no LF at all,
 // 8-bit bytes, and a line that is neither a field nor a continuation, which
 // (as Postfix's cleanup does) starts the body. Field values are slices of
 // raw.
-func parseHeader(raw []byte, names []byte) ([]field, []byte, []byte) {
+func parseHeader(fields []field, raw []byte, names []byte) ([]field, []byte, []byte) {
 	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') >= 0 {
 		raw = bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
 	}
-	fields := make([]field, 0, 32)
 	start, end := -1, -1 // the current field: raw[start:end], folds included
 	flush := func() {
 		if start < 0 {
@@ -320,10 +333,9 @@ func isFieldLine(line []byte) bool {
 	return true
 }
 
-// headerFields converts a go-message part header to fields, copying names
-// and values into names.
-func headerFields(h textproto.Header, names []byte) ([]field, []byte) {
-	var out []field
+// headerFields converts a go-message part header to fields, appended to
+// out, copying names and values into names.
+func headerFields(out []field, h textproto.Header, names []byte) ([]field, []byte) {
 	fs := h.Fields()
 	for fs.Next() {
 		k := fs.Key()

@@ -277,3 +277,47 @@ func TestTokenSetSorted(t *testing.T) {
 		}
 	}
 }
+
+// The HTML scanner keeps visible text with its character references
+// decoded, tokenises link targets in any quoting, and takes broken markup
+// without losing the text around it.
+func TestTokenizeHTMLScanner(t *testing.T) {
+	body := `<HTML><Style>p { color: red }</STYLE><SCRIPT>document.write("<b>scripted</b>")</SCRIPT>
+<p>caf&eacute; &#233;clair &#x65;xtra &amp;&nbsp;more &bogus; 3 < 4 and 5 <6
+<A HREF=http://bare.host.example/x>one</a> <img src='https://single.host.example/p.gif'>
+<a title="x > y" href = "http://spaced.host.example">two</a><br/>joined<b></b>word
+<!-- comment with <a href="http://hidden.example">tags</a> --><!DOCTYPE x><?php x ?>after
+<a href="http://unterminated.example`
+	raw := "Content-Type: text/html\n\n" + body
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range []string{"café", "éclair", "extra", "more", "and", "url:bare.host.example",
+		"url:single.host.example", "url:spaced.host.example", "url:unterminated.example", "joinedword", "after", "two",
+		"bogus"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, a := range []string{"scripted", "color", "red", "url:hidden.example", "comment", "php", "eacute"} {
+		if slices.Contains(m.Tokens, a) {
+			t.Errorf("unexpected %q", a)
+		}
+	}
+}
+
+// BenchmarkTokenize tokenises the hand-made fixtures (plain, HTML, MIME,
+// charsets) in turn. Reported per message.
+func BenchmarkTokenize(b *testing.B) {
+	names, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "*", "*", "*.eml"))
+	more, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "*.eml"))
+	var msgs [][]byte
+	size := 0
+	for _, n := range append(names, more...) {
+		msgs = append(msgs, readFixture(b, strings.TrimPrefix(n, filepath.Join("..", "testdata", "classifier")+"/")))
+		size += len(msgs[len(msgs)-1])
+	}
+	tk := NewTokenizer(TokenizerOptions{})
+	b.SetBytes(int64(size / len(msgs)))
+	for i := 0; b.Loop(); i++ {
+		tk.TokenizeBytes(msgs[i%len(msgs)])
+	}
+}

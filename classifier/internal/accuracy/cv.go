@@ -59,26 +59,7 @@ func (a cvPoint) better(b cvPoint) bool {
 // the other four folds, for each point of a grid, and the best point (see
 // cvPoint.better) wins.
 func crossValidate(train []sample, msgs []cvMessage) (classifier.Params, error) {
-	var pts []classifier.Params
-	for _, x := range gridRobX {
-		for _, s := range gridRobS {
-			for _, d := range gridMinDev {
-				p := classifier.DefaultParams()
-				p.RobX, p.RobS, p.MinDev = x, s, d
-				p.MinHam, p.MinSpam = -1, -1
-				pts = append(pts, p)
-			}
-		}
-	}
-	results := make([]cvPoint, len(pts))
-	err := parallel(len(pts), runtime.GOMAXPROCS(0), func(i int) error {
-		results[i] = evaluate(pts[i], msgs)
-		results[i].scores = nil
-		return nil
-	})
-	if err != nil {
-		return classifier.Params{}, err
-	}
+	results := gridSearch(msgs)
 	slices.SortFunc(results, func(a, b cvPoint) int {
 		if a.better(b) {
 			return -1
@@ -89,7 +70,7 @@ func crossValidate(train []sample, msgs []cvMessage) (classifier.Params, error) 
 		return 0
 	})
 	fmt.Printf("cross-validation on %d training messages (%d spam), %d grid points; best:\n",
-		len(msgs), results[0].spam, len(pts))
+		len(msgs), results[0].spam, len(results))
 	for _, r := range results[:min(5, len(results))] {
 		printPoint(r)
 	}
@@ -122,32 +103,48 @@ func printPoint(r cvPoint) {
 // cvMessages tokenises the training set and gives every message the counts
 // of the four folds it is not in.
 func cvMessages(train []sample) ([]cvMessage, error) {
+	d, err := newCVData(train)
+	if err != nil {
+		return nil, err
+	}
+	return d.messages(func(int) bool { return true }, -1), nil
+}
+
+// shCounts are a token's spam and ham counts.
+type shCounts struct{ s, h uint32 }
+
+// cvData holds the tokens of the training set and per-fold counts, from
+// which the counts of any set of folds follow.
+type cvData struct {
+	train   []sample
+	toks    [][]string
+	total   map[string]shCounts
+	folds   [5]map[string]shCounts
+	foldTot [5]classifier.Totals
+	allTot  classifier.Totals
+}
+
+func newCVData(train []sample) (*cvData, error) {
 	tok := classifier.NewTokenizer(classifier.TokenizerOptions{})
-	toks := make([][]string, len(train))
+	d := &cvData{train: train, toks: make([][]string, len(train)), total: map[string]shCounts{}}
 	err := parallel(len(train), runtime.GOMAXPROCS(0), func(k int) error {
 		raw, err := os.ReadFile(train[k].path)
 		if err != nil {
 			return err
 		}
-		toks[k] = tok.TokenizeBytes(raw).Tokens
+		d.toks[k] = tok.TokenizeBytes(raw).Tokens
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	// All-training counts, and per-fold counts to subtract.
-	type sh struct{ s, h uint32 }
-	total := map[string]sh{}
-	var folds [5]map[string]sh
-	var foldTot [5]classifier.Totals
-	var allTot classifier.Totals
-	for i := range folds {
-		folds[i] = map[string]sh{}
+	for i := range d.folds {
+		d.folds[i] = map[string]shCounts{}
 	}
 	for k, s := range train {
-		f := folds[s.fold]
-		for _, t := range toks[k] {
-			a, b := total[t], f[t]
+		f := d.folds[s.fold]
+		for _, t := range d.toks[k] {
+			a, b := d.total[t], f[t]
 			if s.spam {
 				a.s++
 				b.s++
@@ -155,28 +152,157 @@ func cvMessages(train []sample) ([]cvMessage, error) {
 				a.h++
 				b.h++
 			}
-			total[t], f[t] = a, b
+			d.total[t], f[t] = a, b
 		}
 		if s.spam {
-			foldTot[s.fold].Spam++
-			allTot.Spam++
+			d.foldTot[s.fold].Spam++
+			d.allTot.Spam++
 		} else {
-			foldTot[s.fold].Ham++
-			allTot.Ham++
+			d.foldTot[s.fold].Ham++
+			d.allTot.Ham++
 		}
 	}
-	msgs := make([]cvMessage, len(train))
-	for k, s := range train {
-		m := cvMessage{spam: s.spam, tokens: toks[k], counts: make([]classifier.Counts, len(toks[k]))}
-		f := folds[s.fold]
-		for i, t := range toks[k] {
-			a, b := total[t], f[t]
-			m.counts[i] = classifier.Counts{Spam: a.s - b.s, Ham: a.h - b.h}
+	return d, nil
+}
+
+// messages returns the training messages for which keep(fold) is true,
+// each with the counts of the training set minus its own fold and minus
+// fold excl (-1: none).
+func (d *cvData) messages(keep func(fold int) bool, excl int) []cvMessage {
+	var msgs []cvMessage
+	for k, s := range d.train {
+		if !keep(s.fold) {
+			continue
 		}
-		m.totals = classifier.Totals{Spam: allTot.Spam - foldTot[s.fold].Spam, Ham: allTot.Ham - foldTot[s.fold].Ham}
-		msgs[k] = m
+		m := cvMessage{spam: s.spam, tokens: d.toks[k], counts: make([]classifier.Counts, len(d.toks[k]))}
+		own := d.folds[s.fold]
+		var other map[string]shCounts
+		tot := classifier.Totals{Spam: d.allTot.Spam - d.foldTot[s.fold].Spam, Ham: d.allTot.Ham - d.foldTot[s.fold].Ham}
+		if excl >= 0 && excl != s.fold {
+			other = d.folds[excl]
+			tot.Spam -= d.foldTot[excl].Spam
+			tot.Ham -= d.foldTot[excl].Ham
+		}
+		for i, t := range d.toks[k] {
+			a, b, c := d.total[t], own[t], other[t]
+			m.counts[i] = classifier.Counts{Spam: a.s - b.s - c.s, Ham: a.h - b.h - c.h}
+		}
+		m.totals = tot
+		msgs = append(msgs, m)
 	}
-	return msgs, nil
+	return msgs
+}
+
+// nestedCV judges ways of choosing parameters, not parameters: for each
+// fold, a procedure chooses parameters by cross-validation on the other
+// four folds alone, and the fold is then scored with them. What the
+// procedures get on the folds they did not see is what to expect of them on
+// new mail (and on the test set).
+func nestedCV(train []sample) error {
+	d, err := newCVData(train)
+	if err != nil {
+		return err
+	}
+	type procedure struct {
+		name   string
+		choose func([]cvPoint) cvPoint
+	}
+	procs := []procedure{
+		{"fewest false positives, then cost, then AUC", func(r []cvPoint) cvPoint {
+			return slices.MinFunc(r, func(a, b cvPoint) int {
+				if a.better(b) {
+					return -1
+				}
+				if b.better(a) {
+					return 1
+				}
+				return 0
+			})
+		}},
+		{"highest AUC, then cutoffs by fewest false positives and cost", func(r []cvPoint) cvPoint {
+			return slices.MaxFunc(r, func(a, b cvPoint) int { return cmp.Compare(a.auc, b.auc) })
+		}},
+	}
+	type outcome struct {
+		fp, fn, uns, n int
+		aucs           []float64
+		chosen         []string
+	}
+	outs := make([]outcome, len(procs))
+	for o := range 5 {
+		inner := d.messages(func(f int) bool { return f != o }, o)
+		outer := d.messages(func(f int) bool { return f == o }, -1)
+		results := gridSearch(inner)
+		for pi, pr := range procs {
+			best := pr.choose(results)
+			pt := evaluateAt(best.p, outer)
+			out := &outs[pi]
+			out.fp += pt.fp
+			out.fn += pt.fn
+			out.uns += pt.uns
+			out.n += len(outer)
+			out.aucs = append(out.aucs, pt.auc)
+			out.chosen = append(out.chosen, fmt.Sprintf("%g/%g/%g/%g/%g", best.p.RobX, best.p.RobS, best.p.MinDev, best.p.SpamCutoff, best.p.HamCutoff))
+		}
+	}
+	fmt.Printf("nested cross-validation on %d training messages (robx/robs/min_dev/spam_cutoff/ham_cutoff chosen per fold):\n", len(train))
+	for pi, pr := range procs {
+		out := outs[pi]
+		mean := 0.0
+		for _, a := range out.aucs {
+			mean += a
+		}
+		mean /= float64(len(out.aucs))
+		fmt.Printf("  %s: fp %d, fn %d, unsure %d (%.2f%%), mean (1-AUC)%% %.4f; chosen %v\n",
+			pr.name, out.fp, out.fn, out.uns, 100*float64(out.uns)/float64(out.n), 100*(1-mean), out.chosen)
+	}
+	return nil
+}
+
+// gridSearch evaluates every point of the grid on msgs.
+func gridSearch(msgs []cvMessage) []cvPoint {
+	var pts []classifier.Params
+	for _, x := range gridRobX {
+		for _, s := range gridRobS {
+			for _, d := range gridMinDev {
+				p := defaultsFor()
+				p.RobX, p.RobS, p.MinDev = x, s, d
+				pts = append(pts, p)
+			}
+		}
+	}
+	results := make([]cvPoint, len(pts))
+	parallel(len(pts), runtime.GOMAXPROCS(0), func(i int) error {
+		results[i] = evaluate(pts[i], msgs)
+		results[i].scores = nil
+		return nil
+	})
+	return results
+}
+
+// evaluateAt scores msgs with p, cutoffs included.
+func evaluateAt(p classifier.Params, msgs []cvMessage) cvPoint {
+	pt := cvPoint{p: p, nTotal: len(msgs)}
+	res := make([]scored, len(msgs))
+	for k, m := range msgs {
+		r := classifier.Score(p, m.totals, m.tokens, m.counts, false)
+		res[k] = scored{spam: m.spam, score: r.Spamicity, rank: r.LogOdds}
+		switch {
+		case m.spam:
+			pt.spam++
+			if r.Verdict == classifier.VerdictHam {
+				pt.fn++
+			}
+		case r.Verdict == classifier.VerdictSpam:
+			pt.fp++
+		}
+		if r.Verdict == classifier.VerdictUnsure {
+			pt.uns++
+		}
+	}
+	pt.cost = costFN*pt.fn + costUnsure*pt.uns
+	pt.auc = auc(res, func(s scored) float64 { return s.rank })
+	return pt
 }
 
 // evaluate scores every message with p's robx, robs and min_dev, and picks
