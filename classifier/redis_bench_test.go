@@ -169,6 +169,7 @@ func BenchmarkRedisVsBoltClassify(b *testing.B) {
 	workers := runtime.GOMAXPROCS(0)
 	var boltSeq, redisSeq, boltPar, redisPar time.Duration
 	lookups0, _ := obs.get("lookup")
+	cpu0 := redisCPU(b, srv)
 	passes := 0
 	b.ResetTimer()
 	for b.Loop() {
@@ -192,6 +193,7 @@ func BenchmarkRedisVsBoltClassify(b *testing.B) {
 		passes++
 	}
 	stats2 := srv.Info(b, "commandstats")
+	cpu := redisCPU(b, srv) - cpu0
 	lookups, failed := obs.get("lookup")
 	if failed != 0 {
 		b.Fatalf("%d lookups failed", failed)
@@ -210,8 +212,26 @@ func BenchmarkRedisVsBoltClassify(b *testing.B) {
 	// EXEC runs the HMGETs, and per learned message, one EVALSHA.
 	b.ReportMetric(float64(cmdUsec(stats2, "exec")-cmdUsec(stats1, "exec"))/float64(lookups-lookups0), "redis_us/lookup")
 	b.ReportMetric(float64(cmdUsec(stats1, "evalsha")-cmdUsec(stats0, "evalsha"))/float64(len(ops)), "redis_us/learn")
+	// All the CPU time of redis-server per lookup: reading and parsing
+	// the request and writing the reply as well as the commands.
+	b.ReportMetric(cpu.Seconds()*1e6/float64(lookups-lookups0), "redis_cpu_us/lookup")
 	b.Logf("train %d, test %d messages (%d workers in the parallel passes); Redis store: %d tokens, %d digests, used_memory +%d bytes (%.1f MB)",
 		len(train), len(test), workers, st.Tokens, st.Digests, used, float64(used)/1e6)
+}
+
+// redisCPU returns the CPU time redis-server has used (INFO cpu).
+func redisCPU(b *testing.B, srv *redistest.Server) time.Duration {
+	b.Helper()
+	info := srv.Info(b, "cpu")
+	var total float64
+	for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
+		v, err := strconv.ParseFloat(info[k], 64)
+		if err != nil {
+			b.Fatalf("INFO cpu %s: %q", k, info[k])
+		}
+		total += v
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // cmdUsec returns the microseconds Redis spent in a command, from INFO
