@@ -78,7 +78,8 @@ func TestDebPackage(t *testing.T) {
 	contents := debRun(t, "dpkg-deb", "-c", deb)
 	for _, want := range []string{"./usr/bin/sluice", "./etc/sluice/sluice.yml", "./lib/systemd/system/sluice.service",
 		"./usr/share/man/man8/sluice.8.gz", "./usr/share/man/man8/sluice-serve.8.gz", "./usr/share/man/man8/sluice-test.8.gz",
-		"./usr/share/bash-completion/completions/sluice", "./usr/share/doc/sluice/copyright", "./usr/share/doc/sluice/install.md"} {
+		"./usr/share/bash-completion/completions/sluice", "./usr/share/doc/sluice/copyright", "./usr/share/doc/sluice/install.md",
+		"./usr/share/doc/sluice/grafana-dashboard.json", "./usr/share/doc/sluice/alerts/sluice.yml", "./usr/share/doc/sluice/alerts/senders.yml"} {
 		if !regexp.MustCompile(`(?m) ` + regexp.QuoteMeta(want) + `$`).MatchString(contents) {
 			t.Errorf("the package lacks %s", want)
 		}

@@ -51,10 +51,9 @@ gzip -9n "$stage"/man/*.8
 "$stage/sluice" completion fish >"$stage/completion/sluice.fish"
 
 cp "$here/nfpm.yaml" "$here/sluice.yml" "$here/sluice.service" "$here/postinst" "$here/prerm" "$here/postrm" "$stage/"
-cp "$root"/docs/*.md "$stage/doc/"
-for f in grafana-dashboard.json alerts.yml; do
-	if [ -f "$root/docs/$f" ]; then cp "$root/docs/$f" "$stage/doc/"; fi
-done
+cp "$root"/docs/*.md "$root/docs/grafana-dashboard.json" "$stage/doc/"
+mkdir -p "$stage/alerts"
+cp "$root"/docs/alerts/*.yml "$stage/alerts/"
 # Debian Policy 12.5: the licence, as /usr/share/doc/PACKAGE/copyright.
 {
 	echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"

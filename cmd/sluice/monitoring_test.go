@@ -1,0 +1,433 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-mail/sluice/classifier/redistest"
+	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// The monitoring kit in docs/: the Grafana dashboard and the Prometheus
+// alert rules.
+var (
+	monitoringDashboard = filepath.Join(repoRoot, "docs", "grafana-dashboard.json")
+	monitoringRules     = []string{
+		filepath.Join(repoRoot, "docs", "alerts", "sluice.yml"),
+		filepath.Join(repoRoot, "docs", "alerts", "senders.yml"),
+	}
+)
+
+// Series that Prometheus makes itself, not sluice: the scrape's up and
+// the alerts of the rules.
+var monitoringPrometheusSeries = []string{"up", "ALERTS"}
+
+// The alert rules pass promtool's checks with every lint, their unit tests
+// pass, every alert of sluice.yml has a test, and the alerts the
+// operations guide promises exist.
+func TestMonitoringAlertRules(t *testing.T) {
+	mtatest.CheckRules(t, monitoringRules[0])
+	tool := mtatest.Promtool(t)
+	cmd := exec.Command(tool, "test", "rules", "alerts_test.yml")
+	cmd.Dir = filepath.Join(repoRoot, "testdata", "alerts")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	tests, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "alerts", "alerts_test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := map[string]bool{}
+	for _, m := range regexp.MustCompile(`alertname: (\S+)`).FindAllStringSubmatch(string(tests), -1) {
+		tested[m[1]] = true
+	}
+	alerts := map[string]bool{}
+	for _, file := range monitoringRules {
+		for _, r := range monitoringRuleList(t, file) {
+			alerts[r.Alert] = true
+			if file == monitoringRules[0] && !tested[r.Alert] {
+				t.Errorf("alert %s has no test in testdata/alerts/alerts_test.yml", r.Alert)
+			}
+		}
+	}
+	for _, want := range []string{"SluiceDown", "SluiceFilterFailing", "SluiceDNSBLListDown", "SluiceDNSBLListRefusing",
+		"SluiceBayesStoreUnavailable", "SluiceArchiveFailing", "SluiceNewSenderDomain"} {
+		if !alerts[want] {
+			t.Errorf("no alert %s in docs/alerts/", want)
+		}
+	}
+}
+
+type monitoringRule struct {
+	Alert string `yaml:"alert"`
+	Expr  string `yaml:"expr"`
+}
+
+func monitoringRuleList(t *testing.T, file string) []monitoringRule {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Groups []struct {
+			Rules []monitoringRule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	var out []monitoringRule
+	for _, g := range doc.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
+}
+
+// dashboard is the part of Grafana's dashboard model the tests read.
+type dashboard struct {
+	Title      string           `json:"title"`
+	UID        string           `json:"uid"`
+	Schema     int              `json:"schemaVersion"`
+	Panels     []dashboardPanel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name string `json:"name"`
+			Type string `json:"type"`
+		} `json:"list"`
+	} `json:"templating"`
+}
+
+type dashboardPanel struct {
+	ID         int    `json:"id"`
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource *struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	} `json:"datasource"`
+	GridPos struct{ H, W, X, Y int } `json:"gridPos"`
+	Targets []struct {
+		Expr  string `json:"expr"`
+		RefID string `json:"refId"`
+	} `json:"targets"`
+}
+
+func loadDashboard(t *testing.T) dashboard {
+	t.Helper()
+	data, err := os.ReadFile(monitoringDashboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("%s: %v", monitoringDashboard, err)
+	}
+	return d
+}
+
+// The dashboard is a well-formed Grafana dashboard: unique panel ids,
+// panels inside the 24-column grid without overlapping, every query panel
+// on the dashboard's Prometheus data source variable, every variable it
+// uses defined, and a panel for each topic the operations guide names.
+func TestMonitoringDashboard(t *testing.T) {
+	d := loadDashboard(t)
+	if d.Title == "" || d.UID == "" || d.Schema < 30 || len(d.Panels) == 0 {
+		t.Fatalf("dashboard: title %q, uid %q, schemaVersion %d, %d panels", d.Title, d.UID, d.Schema, len(d.Panels))
+	}
+	vars := map[string]bool{"__rate_interval": true, "__interval": true, "__range": true}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = true
+	}
+	ids := map[int]bool{}
+	type cell struct{ x, y int }
+	used := map[cell]string{}
+	var titles []string
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v outside the 24-column grid", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := used[cell{x, y}]; ok {
+					t.Errorf("panels %q and %q overlap at %d,%d", other, p.Title, x, y)
+				}
+				used[cell{x, y}] = p.Title
+			}
+		}
+		if p.Type == "row" {
+			continue
+		}
+		titles = append(titles, p.Title)
+		if p.Datasource == nil || p.Datasource.Type != "prometheus" || p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: data source %+v, want the ${datasource} variable", p.Title, p.Datasource)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		refs := map[string]bool{}
+		for _, tg := range p.Targets {
+			if tg.Expr == "" || tg.RefID == "" || refs[tg.RefID] {
+				t.Errorf("panel %q: query %q with refId %q", p.Title, tg.Expr, tg.RefID)
+			}
+			refs[tg.RefID] = true
+			for _, m := range regexp.MustCompile(`\$\{?(\w+)`).FindAllStringSubmatch(tg.Expr, -1) {
+				if !vars[m[1]] {
+					t.Errorf("panel %q uses the undefined variable $%s", p.Title, m[1])
+				}
+			}
+		}
+	}
+	// The topics of docs/install.md and the issue that asked for the
+	// dashboard, each by a word of a panel title.
+	for _, topic := range []string{"by verdict", "Refusals", "Filter time", "errors and timeouts", "List health", "Lookup errors",
+		"Redis round trips", "Classification time", "Archive errors", "watched sender domains"} {
+		if !slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, topic) }) {
+			t.Errorf("no dashboard panel about %q (panels: %v)", topic, titles)
+		}
+	}
+}
+
+// monitoringQueries returns every PromQL expression of the dashboard and
+// the alert rules, by where it comes from.
+func monitoringQueries(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range loadDashboard(t).Panels {
+		for _, tg := range p.Targets {
+			out["dashboard panel "+p.Title+" "+tg.RefID] = tg.Expr
+		}
+	}
+	for _, file := range monitoringRules {
+		for _, r := range monitoringRuleList(t, file) {
+			out["alert "+r.Alert] = r.Expr
+		}
+	}
+	return out
+}
+
+var metricName = regexp.MustCompile(`\b(sluice_[a-z0-9_]+|up|ALERTS)\b`)
+
+// Every metric the dashboard and the alert rules use exists on the
+// /metrics of a daemon running every filter after some mail (and some
+// trouble: a listed client, a list refusing queries, a Redis store that
+// hangs, an archive that cannot be written). Then a real Prometheus
+// scrapes that daemon and runs every dashboard query and alert
+// expression: all must be valid, and the dashboard's return data.
+func TestMonitoringMetricsExist(t *testing.T) {
+	mtatest.Require(t)
+	state := t.TempDir()
+	trainFixtures(t, filepath.Join(state, "bayes.db"))
+	if err := os.WriteFile(filepath.Join(state, "blocked"), []byte("a file where the archive wants a directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(t.TempDir(), "access")
+	os.WriteFile(rules, []byte("watched.*\tWATCH\nbanned.example\tREJECT\n"), 0o644)
+	dns := dnsbltest.Start(t)
+	dns.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
+	// A list that answers everything with its "refused" code.
+	for _, c := range []string{"1", "2", "3"} {
+		dns.AddA(c+".0.0.127.refuse.test", 300, "127.255.255.254")
+	}
+	rds := redistest.Start(t)
+	td := startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: dnsbl
+    options:
+      servers: ["%s"]
+      timeout: 300ms
+      attempts: 1
+      probe_interval: 200ms
+      skip_private: false
+      zones:
+        - zone: bl.test
+        - zone: refuse.test
+          action: tag
+  - type: senders
+    options:
+      files: [%s]
+  - type: headerfix
+  - type: bayes
+    name: bayes-redis
+    options:
+      store: redis
+      redis:
+        addrs: [%s]
+        key_prefix: monitoring
+        timeout: 200ms
+      stats_interval: 100ms
+      header:
+        name: X-Redis-Bayes
+  - type: bayes
+    name: bayes-local
+    options:
+      stats_interval: 100ms
+      autolearn:
+        ham: 0.5
+  - type: archive
+    options:
+      targets:
+        default: copies/all.mbox
+  - type: archive
+    name: archive-broken
+    options:
+      targets:
+        default: blocked/all.mbox
+`, state, dns.Addr, rules, rds.Addr))
+
+	ham, err := os.ReadFile(fixture("check", "ham.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs, body := monitoringSplit(ham)
+	broken := append([][2]string{{"Date", "Fri, 8 Sep 2017 13:44:33 -0400\rX-Stray: merged"}}, hdrs...)
+	a := td.info.Milter[0]
+	monitoringSend(t, a, "127.0.0.1", "news@watched.example", broken, body) // watch, repair, autolearn, archives
+	monitoringSend(t, a, "127.0.0.1", "alice@example.org", hdrs, body)      // cached lookups
+	monitoringSend(t, a, "127.0.0.2", "alice@example.org", hdrs, body)      // listed: refused at connect
+	monitoringSend(t, a, "127.0.0.3", "bob@banned.example", hdrs, body)     // refused sender
+	rds.Pause(t)
+	monitoringSend(t, a, "127.0.0.1", "carol@example.org", hdrs, body) // Redis hangs: unclassified
+	rds.Resume(t)
+	time.Sleep(300 * time.Millisecond) // a store measurement and a probe round
+
+	exposition := td.metrics(t)
+	present := map[string]bool{}
+	for _, line := range strings.Split(exposition, "\n") {
+		if name, _, ok := strings.Cut(line, "{"); ok && !strings.HasPrefix(line, "#") {
+			present[name] = true
+		} else if name, _, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "#") {
+			present[name] = true
+		}
+	}
+	queries := monitoringQueries(t)
+	used := map[string][]string{}
+	for where, expr := range queries {
+		for _, m := range metricName.FindAllString(expr, -1) {
+			used[m] = append(used[m], where)
+		}
+	}
+	if len(used) < 20 {
+		t.Fatalf("only %d metric names found in the dashboard and rules: %v", len(used), used)
+	}
+	for _, name := range sortedKeys(used) {
+		if slices.Contains(monitoringPrometheusSeries, name) {
+			continue
+		}
+		if !present[name] {
+			t.Errorf("%s (used by %s) is not on the daemon's /metrics", name, strings.Join(used[name], ", "))
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("/metrics:\n%s", grepLines(exposition, "sluice_"))
+	}
+
+	// A real Prometheus runs every query.
+	prom := mtatest.StartPrometheus(t, td.info.Metrics.String())
+	prom.WaitForSeries(t, `sluice_build_info`, 30*time.Second)
+	prom.WaitForSeries(t, `count_over_time(sluice_build_info[1m]) >= 3`, 30*time.Second)
+	expand := strings.NewReplacer("$job", "sluice", "$instance", ".*", "$__rate_interval", "1m", "${datasource}", "")
+	var names []string
+	for where := range queries {
+		names = append(names, where)
+	}
+	sort.Strings(names)
+	for _, where := range names {
+		expr := expand.Replace(queries[where])
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := prom.Query(ctx, expr)
+		cancel()
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			continue
+		}
+		if !strings.HasPrefix(where, "dashboard ") || strings.Contains(expr, "ALERTS") {
+			continue
+		}
+		if samples, err := res.Vector(); err != nil || len(samples) == 0 {
+			t.Errorf("%s returns no data (%v): %s", where, err, expr)
+		}
+	}
+}
+
+// monitoringSplit splits a message file into header fields and body.
+func monitoringSplit(raw []byte) ([][2]string, string) {
+	head, body, _ := strings.Cut(string(raw), "\n\n")
+	var hdrs [][2]string
+	for _, line := range strings.Split(head, "\n") {
+		if (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t")) && len(hdrs) > 0 {
+			hdrs[len(hdrs)-1][1] += "\n" + line
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			hdrs = append(hdrs, [2]string{k, strings.TrimSpace(v)})
+		}
+	}
+	return hdrs, strings.ReplaceAll(body, "\n", "\r\n")
+}
+
+// monitoringSend sends one message through the milter at a as an MTA
+// would for a client at clientIP, up to where sluice ends it.
+func monitoringSend(t *testing.T, a fmt.Stringer, clientIP, from string, hdrs [][2]string, body string) {
+	t.Helper()
+	c := gomilter.NewClientWithOptions("tcp", a.String(), gomilter.ClientOptions{
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	next := func(act *gomilter.Action, err error) bool {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return act.Code == gomilter.ActContinue
+	}
+	if !next(s.Conn("client.example", gomilter.FamilyInet, 4000, clientIP)) || !next(s.Helo("client.example")) ||
+		!next(s.Mail(from, nil)) {
+		return
+	}
+	s.Macros(gomilter.CodeRcpt, "i", "MON"+strings.ReplaceAll(clientIP, ".", ""))
+	if !next(s.Rcpt("bob@lab.example", nil)) {
+		return
+	}
+	for _, h := range hdrs {
+		if !next(s.HeaderField(h[0], h[1])) {
+			return
+		}
+	}
+	if !next(s.HeaderEnd()) {
+		return
+	}
+	if _, _, err := s.BodyReadFrom(strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+}
