@@ -25,9 +25,16 @@
 // ones best effort: valid UTF-8 kept, else read as windows-1252), turns HTML
 // into its visible text plus the hosts of links and images ("url:host"),
 // tags words of selected header fields ("subj:", "from:", "to:", "rcvd:",
-// ...), and for binary parts keeps only type and file name. Broken MIME
-// yields what can be read; work per message is bounded (TokenizerOptions).
-// Each distinct token counts once per message.
+// ...; of Message-ID only the domain), and for binary parts keeps only type
+// and file name. Words of three bytes or more in the body and the subject
+// also form pairs with the previous such word ("click here", "subj:cheap
+// meds"); shorter words are skipped without breaking the chain. Broken
+// MIME yields what can be read; work per message is bounded
+// (TokenizerOptions). Each distinct token counts once per message.
+//
+// The tokenizer keeps its scratch memory between messages (tokens go into
+// one byte arena behind an open-addressing table), so a message costs a
+// handful of allocations whatever its number of words.
 //
 // Stores imported from bogofilter use DialectBogofilter, a tokenizer that
 // reproduces bogofilter's tokens, so imported training keeps working.
@@ -41,6 +48,15 @@
 // spamicity in [0,1]. At or above SpamCutoff the verdict is spam, at or
 // below HamCutoff ham, otherwise unsure. Until MinSpam spam and MinHam ham
 // messages have been learned, the verdict is unsure with a Reason.
+// Result.LogOdds is the spamicity's log-odds, computed from the logarithms
+// of the chi-square tails, so it keeps ordering messages whose spamicity
+// rounds to exactly 0 or 1.
+//
+// The defaults (DefaultParams: robx 0.55, robs 0.3, min_dev 0.45, cutoffs
+// 0.8 and 0.2, at least 10 spam and 10 ham learned) were chosen by
+// cross-validation on the training part of the SpamAssassin corpus,
+// false positives first; see DefaultParams. A store imported from
+// bogofilter is best scored with BogofilterParams.
 //
 // # Learning
 //
@@ -65,6 +81,16 @@
 //     PollInterval (50 ms) and closes its handle when a writer waits; its
 //     next read passes through the turnstile and reopens once the writer is
 //     done.
+//
+// A process that classifies many messages (more than
+// BoltOptions.IndexAfter tokens looked up, or after BuildIndex) keeps an
+// in-memory index of the token counts, keyed by 64-bit hashes (about 27
+// bytes per token, up to BoltOptions.IndexTokens tokens): a lookup is then
+// a probe of a table instead of a B+tree descent in the file, which is most
+// of the cost of classifying a message. The index belongs to one bbolt
+// transaction ID of one file: this process's own Learn updates it, any
+// other write makes it stale, and it is rebuilt by reading the store once
+// (about 0.1 s per million tokens).
 //
 // So "sluice train" works while the daemon runs: the CLI's batches wait at
 // most one poll interval plus the reads in flight, and the daemon's
