@@ -46,7 +46,8 @@ const (
 // real Postfix over the packaged socket, then remove and purge it and
 // check what is left. It changes the machine (a package, a system user)
 // and cleans up after itself, also on failure; it refuses to run where a
-// sluice package other than its own is installed.
+// sluice package other than its own, or a sluice installed by hand, is
+// found.
 func TestDebPackage(t *testing.T) {
 	mtatest.Require(t, "postfix", "systemd", "adduser")
 	if out, err := exec.Command("dpkg-query", "-W", "-f=${Status} ${Version}", "sluice").Output(); err == nil {
@@ -56,6 +57,16 @@ func TestDebPackage(t *testing.T) {
 		}
 	}
 	debPurge(t)
+	// A sluice installed from source has the same user, configuration
+	// and state directory, which purging the test's package would delete.
+	for _, p := range []string{"/etc/sluice", "/var/lib/sluice", "/var/spool/postfix/sluice"} {
+		if _, err := os.Lstat(p); err == nil {
+			mtatest.Unavailable(t, "%s exists without the test's package (sluice installed from source?); not touching it", p)
+		}
+	}
+	if _, err := user.Lookup("sluice"); err == nil {
+		mtatest.Unavailable(t, "a user sluice exists without the test's package; not touching it")
+	}
 	t.Cleanup(func() {
 		debPurge(t)
 		os.RemoveAll("/etc/sluice") // the administrator's file of the last step
