@@ -48,7 +48,7 @@ bench:
 # Accuracy and speed against bogofilter on the SpamAssassin corpus
 # (downloaded once into testdata/cache/).
 bench-accuracy:
-	$(GO) run ./classifier/internal/accuracy -cv
+	$(GO) run ./classifier/internal/accuracy -cv -roc docs/roc.svg
 
 # The package of the binary, man pages, completions, systemd unit and
 # default configuration, built with nfpm through the Go module proxy.

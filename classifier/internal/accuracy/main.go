@@ -89,6 +89,7 @@ func run() error {
 	hamCut := flag.Float64("ham-cutoff", 0, "ham cutoff (0: default)")
 	workers := flag.Int("workers", max(2, runtime.GOMAXPROCS(0)), "workers of the parallel sluice scoring run")
 	rounds := flag.Int("rounds", 5, "scoring rounds; throughput is the median over them")
+	rocPath := flag.String("roc", "", "write the ROC curves of sluice and bogofilter to this SVG file")
 	speedOnly := flag.Bool("speed-only", false, "print only throughput, not the test set's accuracy (for speed work, which must not look at test results)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
 	flag.Parse()
@@ -180,7 +181,7 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var first []scored
+	var first, bogFirst []scored
 	for r := range *rounds {
 		for _, w := range []int{1, *workers} {
 			res, secs, openSecs, err := scoreSluice(dbPath, test, p, w)
@@ -210,6 +211,7 @@ func run() error {
 			}
 			if r == 0 {
 				bog.summarise(res)
+				bogFirst = res
 			}
 			bog.rates1 = append(bog.rates1, float64(len(test))/secs)
 		}
@@ -220,6 +222,16 @@ func run() error {
 		return nil
 	}
 	printReport(ours, bog, *workers, *rounds)
+	if *rocPath != "" {
+		series := []rocSeries{{name: fmt.Sprintf("sluice (AUC %.6f)", ours.auc), colour: "#1f77b4", pts: rocCurve(first)}}
+		if bog != nil {
+			series = append(series, rocSeries{name: fmt.Sprintf("bogofilter -b (AUC %.6f)", bog.auc), colour: "#d62728", pts: rocCurve(bogFirst)})
+		}
+		if err := writeROC(*rocPath, series); err != nil {
+			return err
+		}
+		fmt.Println("ROC plot written to", *rocPath)
+	}
 	return nil
 }
 
