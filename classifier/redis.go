@@ -56,9 +56,9 @@ type RedisOptions struct {
 	// it wait for a free one, at most Timeout. Default 10 per CPU.
 	PoolSize int
 	// CacheTokens is how many token counts the process keeps between
-	// lookups (about 55 bytes each), valid until the store is next
-	// written (see redisCache). Default DefaultRedisCacheTokens;
-	// negative turns the cache off.
+	// lookups (24 bytes each, rounded up to a power of two), valid until
+	// the store is next written (see redisCache). Default
+	// DefaultRedisCacheTokens; negative turns the cache off.
 	CacheTokens int
 	// Observer, if not nil, is told about every round trip.
 	Observer RedisObserver

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"sync"
 )
 
@@ -24,28 +25,57 @@ const DefaultRedisCacheTokens = 1 << 19
 // cache it asks again for all its tokens (a second round trip) and the
 // cache starts over.
 //
-// Entries are keyed by a 64-bit hash of the token, not the token: no copy
-// of the token is kept, and a map of integers is several times faster to
-// probe than one of strings. Two tokens with the same hash would share
-// counts; at 2^-64 per pair that is about once in 10^8 years of a busy
-// site's lookups.
-//
-// Eviction is by halves: new entries go to cur; when cur is full it
-// becomes old and a new cur starts; a hit in old moves to cur. So the
-// cache holds at most 2*half entries (about 55 bytes each, measured).
+// The cache is a table of fixed size, set-associative: a token's hash
+// picks a bucket of cacheWays slots, which holds it or not; a new token
+// in a full bucket replaces one of the slots. Looking a token up reads one
+// or two cache lines, several times faster than a Go map of that size,
+// and the table never grows. Slots are keyed by a 64-bit hash of the
+// token, not the token: two tokens with the same hash would share counts,
+// at 2^-64 per pair about once in 10^8 years of a busy site's lookups.
+// Starting over for a new generation is a new epoch number, not a clear:
+// slots of older epochs count as empty.
 type redisCache struct {
-	seed     maphash.Seed
-	mu       sync.Mutex
-	gen      string // generation of the entries; "" none
-	half     int
-	cur, old map[uint64]Counts
+	seed  maphash.Seed
+	mu    sync.Mutex
+	gen   string // generation of the entries; "" none
+	epoch uint32 // slots of other epochs are empty
+	slots []cacheSlot
+	mask  uint64 // len(slots)-1
 }
 
-func newRedisCache(max int) *redisCache {
-	if max <= 0 {
+// cacheWays is the number of slots per bucket: 8 slots of 24 bytes are
+// three cache lines.
+const cacheWays = 8
+
+// cacheSlot is one cached token: its hash, counts, and the epoch it
+// belongs to.
+type cacheSlot struct {
+	hashHi, hashLo uint32
+	spam, ham      uint32
+	seen           Date
+	epoch          uint32
+}
+
+func newRedisCache(size int) *redisCache {
+	if size <= 0 {
 		return nil
 	}
-	return &redisCache{seed: maphash.MakeSeed(), half: max/2 + 1, cur: map[uint64]Counts{}}
+	n := 1 << bits.Len(uint(size-1)) // a power of two, at least size
+	n = max(n, cacheWays)
+	return &redisCache{seed: maphash.MakeSeed(), epoch: 1, slots: make([]cacheSlot, n), mask: uint64(n - 1)}
+}
+
+// find returns the slot of hash h, or nil.
+func (c *redisCache) find(h uint64) *cacheSlot {
+	hi, lo := uint32(h>>32), uint32(h)
+	b := (h & c.mask) &^ (cacheWays - 1)
+	for j := range uint64(cacheWays) {
+		s := &c.slots[b+j]
+		if s.epoch == c.epoch && s.hashLo == lo && s.hashHi == hi {
+			return s
+		}
+	}
+	return nil
 }
 
 // get fills counts[i] for every cached tokens[i] and returns the
@@ -58,14 +88,9 @@ func (c *redisCache) get(tokens []string, counts []Counts, miss []int) (string, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, k := range keys {
-		if v, ok := c.cur[k]; ok {
-			counts[i] = v
-			continue
-		}
-		if v, ok := c.old[k]; ok {
-			counts[i] = v
-			c.putLocked(k, v)
+	for i, h := range keys {
+		if s := c.find(h); s != nil {
+			counts[i] = Counts{Spam: s.spam, Ham: s.ham, LastSeen: s.seen}
 			continue
 		}
 		miss = append(miss, i)
@@ -86,21 +111,37 @@ func (c *redisCache) put(gen string, tokens []string, counts []Counts, idx []int
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		c.gen = gen
-		c.cur = map[uint64]Counts{}
-		c.old = nil
+		c.epoch++
+		if c.epoch == 0 {
+			// After 2^32 generations the epoch numbers come round:
+			// clear, so that no slot of the last round passes for new.
+			clear(c.slots)
+			c.epoch = 1
+		}
 	}
 	if gen == "" {
 		return
 	}
 	for j, i := range idx {
-		c.putLocked(keys[j], counts[i])
+		h := keys[j]
+		s := c.find(h)
+		if s == nil {
+			s = c.victim(h)
+		}
+		v := counts[i]
+		*s = cacheSlot{hashHi: uint32(h >> 32), hashLo: uint32(h), spam: v.Spam, ham: v.Ham, seen: v.LastSeen, epoch: c.epoch}
 	}
 }
 
-func (c *redisCache) putLocked(k uint64, v Counts) {
-	if len(c.cur) >= c.half {
-		c.old = c.cur
-		c.cur = make(map[uint64]Counts, c.half)
+// victim returns the slot of h's bucket to write a new token to: an empty
+// one (or one of an older epoch), else one picked by other bits of the
+// hash, so that the tokens of a bucket take turns.
+func (c *redisCache) victim(h uint64) *cacheSlot {
+	b := (h & c.mask) &^ (cacheWays - 1)
+	for j := range uint64(cacheWays) {
+		if s := &c.slots[b+j]; s.epoch != c.epoch {
+			return s
+		}
 	}
-	c.cur[k] = v
+	return &c.slots[b+(h>>40)%cacheWays]
 }

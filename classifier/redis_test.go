@@ -406,7 +406,9 @@ func TestRedisMatchesBolt(t *testing.T) {
 	ctx := context.Background()
 	bolt := openTestStore(t, filepath.Join(t.TempDir(), "db"))
 	defer bolt.Close()
-	rs := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
+	// A cache far smaller than the lookups, so that tokens are evicted
+	// and replaced all the time.
+	rs := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, CacheTokens: 256})
 	defer rs.Close()
 	stores := []classifier.Store{bolt, rs}
 	r := rand.New(rand.NewPCG(11, 12))
