@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -292,23 +293,19 @@ func TestRedisPostfixStoreDown(t *testing.T) {
 	}
 }
 
-// redisTrainHelperEnv, when set, makes TestRedisTrainHelperProcess run
-// sluice with the arguments it holds (separated by newlines) and exit:
-// the training run that TestRedisTrainKilledMidway kills.
-const redisTrainHelperEnv = "SLUICE_TEST_REDIS_TRAIN_ARGS"
-
-func TestRedisTrainHelperProcess(t *testing.T) {
-	args := os.Getenv(redisTrainHelperEnv)
-	if args == "" {
-		t.Skip("not a test: the sluice train process of TestRedisTrainKilledMidway")
+// redisBuildSluice builds the sluice command into a temporary directory
+// and returns the binary's path: the training run that
+// TestRedisTrainKilledMidway kills is a real sluice process.
+func redisBuildSluice(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	root := newRootCmd(testRegistry())
-	root.SetArgs(strings.Split(args, "\n"))
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(exitCode(err))
-	}
-	os.Exit(0)
+	return bin
 }
 
 // redisMbox writes n distinct messages into one mbox and returns its path.
@@ -344,8 +341,13 @@ func TestRedisTrainKilledMidway(t *testing.T) {
 	const total = 4000
 	mbox := redisMbox(t, total)
 	url := redisURL(srv, "kill")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRedisTrainHelperProcess$")
-	cmd.Env = append(os.Environ(), redisTrainHelperEnv+"="+strings.Join([]string{"train", "--db", url, "--spam", mbox}, "\n"))
+	// A configuration without a bayes filter: the default options, as
+	// the test's own tokenising below assumes.
+	cfg := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+t.TempDir()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(redisBuildSluice(t), "--config", cfg, "train", "--db", url, "--spam", mbox)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
