@@ -9,7 +9,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 # End-to-end tests start real Postfix, Sendmail and Prometheus; give them time.
-TESTFLAGS ?= -race -timeout 40m
+TESTFLAGS ?= -race -count=1 -timeout 40m
 FUZZTIME ?= 60s
 
 .PHONY: all build run test check unit fuzz bench bench-accuracy deb clean
