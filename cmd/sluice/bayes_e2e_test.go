@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,28 +18,7 @@ import (
 // well as the test filters registered.
 func startDaemonWith(t *testing.T, configText string) *testDaemon {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "sluice.yml")
-	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	td := &testDaemon{sigs: make(chan os.Signal, 1), done: make(chan error, 1), log: &syncBuffer{}, config: path}
-	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: testRegistry()}, stderr: td.log}
-	readyCh := make(chan ready, 1)
-	go func() { td.done <- d.run(context.Background(), td.sigs, func(r ready) { readyCh <- r }) }()
-	select {
-	case td.info = <-readyCh:
-	case err := <-td.done:
-		t.Fatalf("daemon did not start: %v\n%s", err, td.log)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not start in time")
-	}
-	t.Cleanup(func() {
-		td.stop()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", td.log)
-		}
-	})
-	return td
+	return startDaemonReg(t, configText, testRegistry())
 }
 
 // End to end through real Postfix: the daemon (in-process, on a unix

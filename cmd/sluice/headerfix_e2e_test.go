@@ -296,31 +296,7 @@ func headerfixDaemon(t *testing.T, configText string, rec *headerfixRecorder) *t
 	t.Helper()
 	reg := registry()
 	reg["hfrecorder"] = func(filters.Env, func(any) error) (filters.Filter, error) { return rec, nil }
-	if _, ok := reg["archive"]; !ok {
-		reg["archive"] = archive.Factory
-	}
-	path := filepath.Join(t.TempDir(), "sluice.yml")
-	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	td := &testDaemon{sigs: make(chan os.Signal, 1), done: make(chan error, 1), log: &syncBuffer{}, config: path}
-	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: reg}, stderr: td.log}
-	readyCh := make(chan ready, 1)
-	go func() { td.done <- d.run(context.Background(), td.sigs, func(r ready) { readyCh <- r }) }()
-	select {
-	case td.info = <-readyCh:
-	case err := <-td.done:
-		t.Fatalf("daemon did not start: %v\n%s", err, td.log)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not start in time")
-	}
-	t.Cleanup(func() {
-		td.stop()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", td.log)
-		}
-	})
-	return td
+	return startDaemonReg(t, configText, reg)
 }
 
 // headerfixArchived reads the archive's maildir copy for rcpt and returns

@@ -18,6 +18,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/filtertest"
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
@@ -54,13 +55,18 @@ type testDaemon struct {
 // filters registered, and waits until it listens.
 func startDaemon(t testing.TB, configText string) *testDaemon {
 	t.Helper()
+	return startDaemonReg(t, configText, filtertest.Registry())
+}
+
+// startDaemonReg is startDaemon with the filters of reg.
+func startDaemonReg(t testing.TB, configText string, reg filters.Registry) *testDaemon {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "sluice.yml")
 	if err := os.WriteFile(path, []byte(configText), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	td := &testDaemon{sigs: make(chan os.Signal, 1), done: make(chan error, 1), log: &syncBuffer{}, config: path}
-	c := &cli{configPath: path, configSet: true, reg: filtertest.Registry()}
-	d := &daemon{cli: c, stderr: td.log}
+	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: reg}, stderr: td.log}
 	readyCh := make(chan ready, 1)
 	go func() { td.done <- d.run(context.Background(), td.sigs, func(r ready) { readyCh <- r }) }()
 	select {
