@@ -5,14 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,14 +46,9 @@ type childDaemon struct {
 
 func startChild(tb testing.TB, memLimit string) *childDaemon {
 	tb.Helper()
-	dir := tb.TempDir()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := fmt.Sprintf(`listen:
+	tmp := filepath.Join(tb.TempDir(), "tmp")
+	return startChildConfig(tb, func(addr string) string {
+		return fmt.Sprintf(`listen:
   - address: inet:%s
 metrics:
   listen: ""
@@ -66,32 +59,8 @@ body:
   temp_dir: %s
 filters:
   - type: sleep
-`, addr, memLimit, filepath.Join(dir, "tmp"))
-	path := filepath.Join(dir, "sluice.yml")
-	os.WriteFile(path, []byte(cfg), 0o644)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), daemonEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+`, addr, memLimit, tmp)
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp4", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("child daemon not listening: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return &childDaemon{cmd: cmd, addr: addr}
 }
 
 // memKB reads a field such as VmRSS or VmHWM (peak) of the child, in kB.
