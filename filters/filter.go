@@ -126,7 +126,8 @@ type Needs struct {
 type Filter interface {
 	// Name identifies the filter in logs, metrics and replies.
 	Name() string
-	// Needs says at which stages the filter runs and what it reads.
+	// Needs says at which stages the filter runs and what it reads. It is
+	// asked once, when the pipeline is built, and must not change after.
 	Needs() Needs
 	// Check looks at the message at the given stage and returns a verdict.
 	Check(ctx context.Context, stage Stage, m *Message) (Verdict, error)

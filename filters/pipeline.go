@@ -78,28 +78,31 @@ type Observer interface {
 type Pipeline struct {
 	steps    []Step
 	observer Observer
+	// needs holds each step's Needs and all their union, asked once: the
+	// edge consults them at every stage of every message.
+	needs []Needs
+	all   Needs
 }
 
 // NewPipeline returns a pipeline of the given steps. observer may be nil.
 func NewPipeline(steps []Step, observer Observer) *Pipeline {
-	return &Pipeline{steps: steps, observer: observer}
+	p := &Pipeline{steps: steps, observer: observer, needs: make([]Needs, len(steps))}
+	for i, s := range steps {
+		fn := s.Filter.Needs()
+		p.needs[i] = fn
+		p.all.Stages |= fn.Stages
+		p.all.Headers = p.all.Headers || fn.Headers
+		p.all.Body = p.all.Body || fn.Body
+		p.all.Final = p.all.Final || fn.Final
+	}
+	return p
 }
 
 // Steps returns the pipeline's steps in order.
 func (p *Pipeline) Steps() []Step { return p.steps }
 
 // Needs returns the union of what the pipeline's filters need.
-func (p *Pipeline) Needs() Needs {
-	var n Needs
-	for _, s := range p.steps {
-		fn := s.Filter.Needs()
-		n.Stages |= fn.Stages
-		n.Headers = n.Headers || fn.Headers
-		n.Body = n.Body || fn.Body
-		n.Final = n.Final || fn.Final
-	}
-	return n
-}
+func (p *Pipeline) Needs() Needs { return p.all }
 
 // Close closes every filter that holds resources, returning the first error.
 func (p *Pipeline) Close() error {
@@ -134,8 +137,8 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 	var res StageResult
 	closed := m.Decided.Settled()
 	for _, final := range []bool{false, true} {
-		for _, s := range p.steps {
-			n := s.Filter.Needs()
+		for i, s := range p.steps {
+			n := p.needs[i]
 			if !n.Stages.Has(stage) || n.Final != final || (closed && !final) {
 				continue
 			}
