@@ -134,6 +134,11 @@ func run() error {
 			return err
 		}
 	}
+	if *cv && *bogo {
+		if err := cvBogofilter(train); err != nil {
+			return err
+		}
+	}
 	// The training set is far above any minimum; a test message is
 	// never unsure for lack of training.
 	p.MinHam, p.MinSpam = -1, -1
