@@ -69,7 +69,8 @@ type RedisOptions struct {
 type RedisObserver interface {
 	// RedisRoundTrip reports one request/reply exchange: op names the
 	// store operation ("lookup", "learn", "add", "scan", "meta",
-	// "stats", "prune", "script_load"), err is nil if it worked.
+	// "stats", "prune", "script_load", "load": the cache reading the
+	// whole store), err is nil if it worked.
 	RedisRoundTrip(op string, took time.Duration, err error)
 }
 
@@ -109,9 +110,11 @@ type RedisStore struct {
 	meta       string
 	tokens     string
 	digests    string
-	keys       []string // meta, tokens, digests: KEYS of the scripts
+	log        string
+	keys       []string // meta, tokens, digests, log: KEYS of the scripts
 	addrString string
 	cache      *redisCache // nil if off
+	loader     redisLoader
 }
 
 // OpenRedis returns a store on the Redis that opts name. It does not
@@ -198,9 +201,11 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 		meta:    tag + ":meta",
 		tokens:  tag + ":tokens",
 		digests: tag + ":digests",
+		log:     tag + ":log",
 		cache:   newRedisCache(opts.CacheTokens),
 	}
-	s.keys = []string{s.meta, s.tokens, s.digests}
+	s.keys = []string{s.meta, s.tokens, s.digests, s.log}
+	s.loader.init()
 	s.addrString = s.describe()
 	return s, nil
 }
@@ -239,8 +244,9 @@ func (s *RedisStore) describe() string {
 // credentials.
 func (s *RedisStore) String() string { return s.addrString }
 
-// Close implements Store.
+// Close implements Store. It waits for a load of the cache to stop.
 func (s *RedisStore) Close() error {
+	s.loader.stop()
 	if err := s.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("close %s: %w", s, err)
 	}
@@ -329,51 +335,137 @@ func checkVersion(v any) error {
 	return nil
 }
 
-// Lookup implements Store: one round trip, a MULTI/EXEC with the totals
-// and the tokens, so the counts are one consistent read even while
-// another sluice trains. Tokens whose counts the process has cached for
-// the store's current generation are not asked for; if the generation
-// changed since they were cached, a second round trip asks for all.
+// Lookup implements Store: one round trip, a MULTI/EXEC that reads the
+// totals, the store's generation, the change log since the generation of
+// the process's cache, and the counts of the tokens the cache cannot
+// answer (none once the cache holds the whole store), so the counts are
+// one consistent read even while another sluice trains. Only when the log
+// does not cover the writes since the cache's generation, and the lookup
+// took counts from the cache, does it take a second round trip (see
+// redisCache).
 func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
 	counts := make([]Counts, len(tokens))
-	ask := make([]int, 0, len(tokens))
-	gen := ""
-	if s.cache != nil {
-		gen, ask = s.cache.get(tokens, counts, ask)
-	} else {
-		for i := range tokens {
-			ask = append(ask, i)
+	if s.cache == nil {
+		ask := make([]int, len(tokens))
+		for i := range ask {
+			ask[i] = i
 		}
+		r, err := s.fetch(ctx, tokens, ask, counts, "")
+		if err != nil {
+			return Totals{}, nil, err
+		}
+		return r.tot, counts, nil
 	}
-	tot, now, err := s.fetch(ctx, tokens, ask, counts)
+	s.startLoad()
+	v := s.cache.get(tokens, counts)
+	r, err := s.fetch(ctx, tokens, v.ask, counts, v.gen)
 	if err != nil {
 		return Totals{}, nil, err
 	}
-	if s.cache == nil {
-		return tot, counts, nil
+	if r.gen == v.gen {
+		s.cache.update(v, r.gen, nil, counts, v.ask)
+		return r.tot, counts, nil
 	}
-	if now != gen && len(ask) < len(tokens) {
-		// Cached counts of an older generation: ask for everything.
-		ask = ask[:0]
-		for i := range tokens {
-			ask = append(ask, i)
+	if v.gen != "" && r.logCovers(v.gen) {
+		// Counts taken from the cache get what the log says since.
+		if len(v.ask) < len(tokens) {
+			applyLog(s.cache, r.log, tokens, v, counts)
 		}
-		if tot, now, err = s.fetch(ctx, tokens, ask, counts); err != nil {
+		s.cache.update(v, r.gen, r.log, counts, v.ask)
+		return r.tot, counts, nil
+	}
+	v2, ok := s.cache.reset(v, r.gen)
+	s.loader.pending.Store(true)
+	if len(v.ask) < len(tokens) {
+		// Cached counts of an older generation: ask for everything.
+		all := make([]int, len(tokens))
+		for i := range all {
+			all[i] = i
+		}
+		if r, err = s.fetch(ctx, tokens, all, counts, ""); err != nil {
 			return Totals{}, nil, err
 		}
+		v.ask = all
 	}
-	s.cache.put(now, tokens, counts, ask)
-	return tot, counts, nil
+	if ok && r.gen == v2.gen {
+		v2.hashes = v.hashes
+		s.cache.update(v2, r.gen, nil, counts, v.ask)
+	}
+	return r.tot, counts, nil
 }
 
-// fetch reads the totals, the store's generation and the counts of
-// tokens[i] for each i in idx (into counts[i]) in one MULTI/EXEC.
-func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, counts []Counts) (Totals, string, error) {
+// applyLog sets counts[i] of every token that the lookup took from the
+// cache (not in v.ask) and that the log changed, to its last value there.
+func applyLog(c *redisCache, log []logEntry, tokens []string, v cacheView, counts []Counts) {
+	changed := map[uint64]Counts{}
+	for _, e := range log {
+		for k, tok := range e.toks {
+			changed[c.hash(tok)] = e.counts[k]
+		}
+	}
+	asked := make([]bool, len(tokens))
+	for _, i := range v.ask {
+		asked[i] = true
+	}
+	for i, h := range v.hashes {
+		if cnt, ok := changed[h]; ok && !asked[i] {
+			counts[i] = cnt
+		}
+	}
+}
+
+// lookupReply is what one lookup round trip read.
+type lookupReply struct {
+	tot Totals
+	gen string // "" if the store was never written
+	// log is the change log after the generation asked for, complete
+	// if logOK.
+	log   []logEntry
+	logOK bool
+}
+
+// logCovers reports whether the log read leads from generation from to the
+// store's, without a gap.
+func (r *lookupReply) logCovers(from string) bool {
+	if !r.logOK || len(r.log) == 0 {
+		return false
+	}
+	prev := from
+	for _, e := range r.log {
+		if e.prev != prev {
+			return false
+		}
+		prev = e.gen
+	}
+	return prev == r.gen
+}
+
+// logRead is the most change log entries a lookup reads; a cache further
+// behind starts over.
+const logRead = 64
+
+// fetch reads, in one MULTI/EXEC, the totals, the store's generation, the
+// change log after generation since (unless since is ""), and the counts
+// of tokens[i] for each i in idx (into counts[i]).
+func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, counts []Counts, since string) (lookupReply, error) {
 	var meta *redis.SliceCmd
 	var toks *redis.StringSliceCmd
+	var logCmd *redis.XMessageSliceCmd
+	// Without tokens to read, no MULTI/EXEC is needed: the log entries
+	// up to the generation read exist when it is read (one script
+	// writes both), and later ones are ignored.
+	pipelined := s.rdb.TxPipelined
+	if len(idx) == 0 {
+		pipelined = s.rdb.Pipelined
+	}
 	err := s.call(ctx, "lookup", false, func(ctx context.Context) error {
-		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := pipelined(ctx, func(p redis.Pipeliner) error {
 			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen")
+			if since != "" {
+				// Entry IDs are generations: "GEN-1" is just after
+				// entry "GEN-0".
+				logCmd = p.XRangeN(ctx, s.log, since+"-1", "+", logRead+1)
+			}
 			if len(idx) > 0 {
 				// Read as strings, a missing field as "" (no stored
 				// value is empty): cheaper than HMGet's []any.
@@ -390,23 +482,26 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 		return err
 	})
 	if err != nil {
-		return Totals{}, "", fmt.Errorf("lookup: %w", err)
+		return lookupReply{}, fmt.Errorf("lookup: %w", err)
 	}
+	var r lookupReply
 	mv := meta.Val()
 	if err := checkVersion(mv[0]); err != nil {
-		return Totals{}, "", fmt.Errorf("lookup on %s: %w", s, err)
+		return lookupReply{}, fmt.Errorf("lookup on %s: %w", s, err)
 	}
-	tot, err := parseRedisTotals(mv[1], mv[2])
-	if err != nil {
-		return Totals{}, "", fmt.Errorf("lookup on %s: %w", s, err)
+	if r.tot, err = parseRedisTotals(mv[1], mv[2]); err != nil {
+		return lookupReply{}, fmt.Errorf("lookup on %s: %w", s, err)
 	}
-	gen, _ := mv[3].(string)
+	r.gen, _ = mv[3].(string)
+	if logCmd != nil && r.gen != since {
+		r.log, r.logOK = parseRedisLog(logCmd.Val(), r.gen)
+	}
 	if toks == nil {
-		return tot, gen, nil
+		return r, nil
 	}
 	vals := toks.Val()
 	if len(vals) != len(idx) {
-		return Totals{}, "", fmt.Errorf("lookup on %s: %d values for %d tokens", s, len(vals), len(idx))
+		return lookupReply{}, fmt.Errorf("lookup on %s: %d values for %d tokens", s, len(vals), len(idx))
 	}
 	for j, v := range vals {
 		i := idx[j]
@@ -416,11 +511,58 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 		}
 		c, err := parseRedisCounts(v)
 		if err != nil {
-			return Totals{}, "", fmt.Errorf("lookup on %s: token %q: %w", s, tokens[i], err)
+			return lookupReply{}, fmt.Errorf("lookup on %s: token %q: %w", s, tokens[i], err)
 		}
 		counts[i] = c
 	}
-	return tot, gen, nil
+	return r, nil
+}
+
+// parseRedisLog parses the change log entries up to generation gen (later
+// ones, written after the other reads of the transaction cannot be, are
+// ignored). It reports false if it cannot use them: too many, or one it
+// cannot parse (the cache then starts over, which is always safe).
+func parseRedisLog(msgs []redis.XMessage, gen string) ([]logEntry, bool) {
+	if len(msgs) > logRead {
+		return nil, false
+	}
+	var out []logEntry
+	for _, m := range msgs {
+		g, ok := strings.CutSuffix(m.ID, "-0")
+		if !ok {
+			return nil, false
+		}
+		prev, _ := m.Values["p"].(string)
+		packed, _ := m.Values["c"].(string)
+		e := logEntry{prev: prev, gen: g}
+		for packed != "" {
+			n, rest, ok := strings.Cut(packed, ":")
+			if !ok {
+				return nil, false
+			}
+			l, err := strconv.Atoi(n)
+			if err != nil || l < 0 || l+1 > len(rest) || rest[l] != ' ' {
+				return nil, false
+			}
+			tok := rest[:l]
+			val, after, ok := strings.Cut(rest[l+1:], "\n")
+			if !ok {
+				return nil, false
+			}
+			c, err := parseRedisCounts(val)
+			if err != nil {
+				return nil, false
+			}
+			e.toks = append(e.toks, tok)
+			e.counts = append(e.counts, c)
+			packed = after
+		}
+		out = append(out, e)
+		if g == gen {
+			return out, true
+		}
+	}
+	return out, false
 }
 
 // parseRedisCounts parses "SPAM HAM LASTSEEN".
@@ -615,11 +757,11 @@ const scanCount = 2000
 // it is not a snapshot: a field that exists throughout is seen at least
 // once, possibly twice when Redis resizes the hash meanwhile; fields added
 // or removed during the scan may or may not be seen.
-func (s *RedisStore) scanHash(ctx context.Context, key string, fn func(field, value string) error) error {
+func (s *RedisStore) scanHash(ctx context.Context, op, key string, fn func(field, value string) error) error {
 	var cursor uint64
 	for {
 		var kv []string
-		err := s.call(ctx, "scan", false, func(ctx context.Context) error {
+		err := s.call(ctx, op, false, func(ctx context.Context) error {
 			var err error
 			kv, cursor, err = s.rdb.HScan(ctx, key, cursor, "", scanCount).Result()
 			return err
@@ -645,7 +787,7 @@ func (s *RedisStore) scanHash(ctx context.Context, key string, fn func(field, va
 // return.
 func (s *RedisStore) records(ctx context.Context) ([]Record, error) {
 	var recs []Record
-	err := s.scanHash(ctx, s.tokens, func(tok, val string) error {
+	err := s.scanHash(ctx, "scan", s.tokens, func(tok, val string) error {
 		c, err := parseRedisCounts(val)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", tok, err)
@@ -687,7 +829,7 @@ func (s *RedisStore) Walk(ctx context.Context, fn func(Record) error) error {
 // WalkDigests implements Store, in byte order of the digests.
 func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
 	var ds []DigestClass
-	err := s.scanHash(ctx, s.digests, func(k, v string) error {
+	err := s.scanHash(ctx, "scan", s.digests, func(k, v string) error {
 		if len(k) != len(Digest{}) || (v != "1" && v != "2") {
 			return fmt.Errorf("corrupt digest entry %x", k)
 		}
@@ -717,7 +859,7 @@ func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error
 func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
 	var meta *redis.SliceCmd
 	var ntok, ndig *redis.IntCmd
-	var mem [3]*redis.IntCmd
+	var mem [4]*redis.IntCmd
 	err := s.call(ctx, "stats", false, func(ctx context.Context) error {
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
@@ -788,7 +930,7 @@ func (s *RedisStore) Prune(ctx context.Context, opts PruneOptions) (int, error) 
 		return 0, nil
 	}
 	var cands []string
-	err := s.scanHash(ctx, s.tokens, func(tok, val string) error {
+	err := s.scanHash(ctx, "scan", s.tokens, func(tok, val string) error {
 		c, err := parseRedisCounts(val)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", tok, err)

@@ -1,147 +1,419 @@
 package classifier
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"math/bits"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// DefaultRedisCacheTokens is the default of RedisOptions.CacheTokens.
-const DefaultRedisCacheTokens = 1 << 19
+// DefaultRedisCacheTokens is the default of RedisOptions.CacheTokens: as
+// many tokens as the bbolt store's in-memory index holds by default.
+const DefaultRedisCacheTokens = DefaultIndexTokens
 
-// redisCache keeps the counts of recently looked-up tokens (known or not)
-// in the process, so that a lookup asks Redis only for the tokens it has
-// not seen lately: most tokens of a message are header and common words
-// that the previous messages had too. Fewer fields per HMGET cost Redis
-// and the client less, at no extra round trip.
+// cacheLoad is the most slots of a cache table that are in use: at 3/4 a
+// probe for an absent token reads a cache line or two.
+const cacheLoad = 0.75
+
+// redisCache keeps token counts of the Redis store in the process, keyed
+// by a 64-bit hash of the token (20 bytes a slot, about 27 a token), so
+// that a lookup asks Redis for as few tokens as possible.
 //
-// The entries are valid for one generation of the store: every script
-// that changes counts sets the meta field "gen" to a new value (the
-// server's clock in microseconds, or one more than the last), and each
-// lookup reads it in the same MULTI/EXEC as the tokens. Entries are used
-// only when that generation equals theirs, so a lookup never mixes counts
-// from before and after a write, on this host or any other. The first
-// lookup after a write sees a new generation; if it took counts from the
-// cache it asks again for all its tokens (a second round trip) and the
-// cache starts over.
+// It is in one of two modes:
 //
-// The cache is a table of fixed size, set-associative: a token's hash
-// picks a bucket of cacheWays slots, which holds it or not; a new token
-// in a full bucket replaces one of the slots. Looking a token up reads one
-// or two cache lines, several times faster than a Go map of that size,
-// and the table never grows. Slots are keyed by a 64-bit hash of the
-// token, not the token: two tokens with the same hash would share counts,
-// at 2^-64 per pair about once in 10^8 years of a busy site's lookups.
-// Starting over for a new generation is a new epoch number, not a clear:
-// slots of older epochs count as empty.
+//   - complete: it holds every token of the store, as read by a scan of the
+//     whole store (see RedisStore.load), so a token it does not have is
+//     unknown to the store and a lookup asks Redis for no token at all;
+//   - partial: it holds the tokens of recent lookups, known or not, and a
+//     lookup asks Redis for the others. When it is full it starts over.
+//
+// The counts are those of one generation of the store (gen): every script
+// that changes counts sets the meta field "gen" to a new value, and each
+// lookup reads it in the same MULTI/EXEC as anything else. A lookup also
+// reads the store's change log from the cache's generation on: each
+// learned message appends the new counts of its tokens there (see
+// luaLearn). When the log covers every write between the cache's
+// generation and the store's, the lookup applies it to its own counts and
+// to the cache, which is then current again; so what another host trains
+// counts at the next lookup, still in one round trip. When it does not
+// (raw adds and prunes do not log, the log is trimmed, or the cache is
+// too far behind), the cache starts over, partial; a lookup that had taken
+// counts from it asks again for all its tokens (a second round trip), and
+// a new load is started.
+//
+// Two tokens with the same hash share counts; at 2^-64 per pair that is
+// about once in 10^13 lookups of a million-token store.
 type redisCache struct {
-	seed  maphash.Seed
-	mu    sync.Mutex
-	gen   string // generation of the entries; "" none
-	epoch uint32 // slots of other epochs are empty
-	slots []cacheSlot
-	mask  uint64 // len(slots)-1
-}
+	seed maphash.Seed
+	max  int // most tokens held
 
-// cacheWays is the number of slots per bucket: 8 slots of 24 bytes are
-// three cache lines.
-const cacheWays = 8
-
-// cacheSlot is one cached token: its hash, counts, and the epoch it
-// belongs to.
-type cacheSlot struct {
-	hashHi, hashLo uint32
-	spam, ham      uint32
-	seen           Date
-	epoch          uint32
+	mu       sync.Mutex
+	gen      string // generation of the counts; "" none
+	complete bool
+	ver      uint64 // changes whenever the table is replaced or emptied
+	slots    []indexSlot
+	n        int // slots in use
 }
 
 func newRedisCache(size int) *redisCache {
 	if size <= 0 {
 		return nil
 	}
-	n := 1 << bits.Len(uint(size-1)) // a power of two, at least size
-	n = max(n, cacheWays)
-	return &redisCache{seed: maphash.MakeSeed(), epoch: 1, slots: make([]cacheSlot, n), mask: uint64(n - 1)}
+	return &redisCache{seed: maphash.MakeSeed(), max: size}
 }
 
-// find returns the slot of hash h, or nil.
-func (c *redisCache) find(h uint64) *cacheSlot {
-	hi, lo := uint32(h>>32), uint32(h)
-	b := (h & c.mask) &^ (cacheWays - 1)
-	for j := range uint64(cacheWays) {
-		s := &c.slots[b+j]
-		if s.epoch == c.epoch && s.hashLo == lo && s.hashHi == hi {
-			return s
-		}
+func (c *redisCache) hash(tok string) uint64 {
+	h := maphash.String(c.seed, tok)
+	if h == 0 {
+		h = 1 // 0 marks an empty slot
 	}
-	return nil
+	return h
 }
 
-// get fills counts[i] for every cached tokens[i] and returns the
-// generation of those counts and the indexes of the other tokens,
-// appended to miss.
-func (c *redisCache) get(tokens []string, counts []Counts, miss []int) (string, []int) {
-	keys := make([]uint64, len(tokens))
+// cacheView is what a lookup took from the cache.
+type cacheView struct {
+	gen    string
+	ver    uint64
+	hashes []uint64 // of every token
+	ask    []int    // indexes of the tokens to ask Redis for
+}
+
+// get fills counts[i] for every tokens[i] the cache can answer and returns
+// the generation of those counts and the indexes of the others.
+func (c *redisCache) get(tokens []string, counts []Counts) cacheView {
+	v := cacheView{hashes: make([]uint64, len(tokens))}
 	for i, tok := range tokens {
-		keys[i] = maphash.String(c.seed, tok)
+		v.hashes[i] = c.hash(tok)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, h := range keys {
-		if s := c.find(h); s != nil {
-			counts[i] = Counts{Spam: s.spam, Ham: s.ham, LastSeen: s.seen}
-			continue
+	v.gen, v.ver = c.gen, c.ver
+	if c.gen == "" {
+		v.ask = make([]int, len(tokens))
+		for i := range v.ask {
+			v.ask[i] = i
 		}
-		miss = append(miss, i)
+		return v
 	}
-	return c.gen, miss
+	for i, h := range v.hashes {
+		if k, ok := c.find(h); ok {
+			counts[i] = c.slots[k].counts()
+		} else if !c.complete {
+			v.ask = append(v.ask, i)
+		}
+	}
+	return v
 }
 
-// put records the counts of the tokens at the given indexes, read at
-// generation gen. Entries of another generation are dropped first; a
-// store without a generation (never written by this version) is not
-// cached.
-func (c *redisCache) put(gen string, tokens []string, counts []Counts, idx []int) {
-	keys := make([]uint64, len(idx))
-	for j, i := range idx {
-		keys[j] = maphash.String(c.seed, tokens[i])
+// find returns the slot of hash h, or of the empty slot where it would go,
+// and whether it is there. Linear probing; the table is never full.
+func (c *redisCache) find(h uint64) (int, bool) {
+	if len(c.slots) == 0 {
+		return 0, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		c.gen = gen
-		c.epoch++
-		if c.epoch == 0 {
-			// After 2^32 generations the epoch numbers come round:
-			// clear, so that no slot of the last round passes for new.
-			clear(c.slots)
-			c.epoch = 1
+	hi, lo := uint32(h>>32), uint32(h)
+	i, _ := bits.Mul64(h, uint64(len(c.slots)))
+	for {
+		sl := &c.slots[i]
+		if sl.hashLo == lo && sl.hashHi == hi {
+			return int(i), true
+		}
+		if sl.hashLo == 0 && sl.hashHi == 0 {
+			return int(i), false
+		}
+		if i++; i == uint64(len(c.slots)) {
+			i = 0
 		}
 	}
-	if gen == "" {
+}
+
+// set records the counts of hash h. A partial cache that is full starts
+// over; a complete one that would exceed its maximum becomes partial.
+func (c *redisCache) set(h uint64, cnt Counts) {
+	if len(c.slots) == 0 {
+		// A partial table starts small and grows up to the maximum.
+		c.slots = make([]indexSlot, tableSize(min(c.max, 1<<16)))
+	}
+	i, ok := c.find(h)
+	if ok {
+		c.slots[i].setCounts(cnt)
 		return
 	}
-	for j, i := range idx {
-		h := keys[j]
-		s := c.find(h)
-		if s == nil {
-			s = c.victim(h)
-		}
-		v := counts[i]
-		*s = cacheSlot{hashHi: uint32(h >> 32), hashLo: uint32(h), spam: v.Spam, ham: v.Ham, seen: v.LastSeen, epoch: c.epoch}
+	if c.n >= c.max {
+		c.empty()
+		i, _ = c.find(h)
+	}
+	c.slots[i] = indexSlot{hashHi: uint32(h >> 32), hashLo: uint32(h)}
+	c.slots[i].setCounts(cnt)
+	c.n++
+	if float64(c.n) > cacheLoad*float64(len(c.slots)) {
+		c.grow()
 	}
 }
 
-// victim returns the slot of h's bucket to write a new token to: an empty
-// one (or one of an older epoch), else one picked by other bits of the
-// hash, so that the tokens of a bucket take turns.
-func (c *redisCache) victim(h uint64) *cacheSlot {
-	b := (h & c.mask) &^ (cacheWays - 1)
-	for j := range uint64(cacheWays) {
-		if s := &c.slots[b+j]; s.epoch != c.epoch {
-			return s
+// empty drops every entry: the cache becomes partial.
+func (c *redisCache) empty() {
+	clear(c.slots)
+	c.n = 0
+	c.complete = false
+	c.ver++
+}
+
+// grow rehashes into a table half as large again.
+func (c *redisCache) grow() {
+	old := c.slots
+	c.slots = make([]indexSlot, len(old)+len(old)/2+1)
+	for k := range old {
+		if h := old[k].hash(); h != 0 {
+			i, _ := c.find(h)
+			c.slots[i] = old[k]
 		}
 	}
-	return &c.slots[b+(h>>40)%cacheWays]
+}
+
+// logEntry is one learned message of the store's change log: the
+// generation before and after it, and the new counts of its tokens.
+type logEntry struct {
+	prev, gen string
+	toks      []string
+	counts    []Counts
+}
+
+// update brings the cache from generation v.gen to gen: it applies the
+// change log (which the caller checked covers every write between the
+// two) if the cache is still where the lookup found it, then records the
+// counts fetched at gen for the tokens at the indexes ask. A cache that
+// has moved on meanwhile is left alone.
+func (c *redisCache) update(v cacheView, gen string, log []logEntry, counts []Counts, ask []int) {
+	if gen == "" {
+		return // a store never written has nothing to cache
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ver != v.ver {
+		return
+	}
+	switch c.gen {
+	case v.gen:
+		for _, e := range log {
+			for k, tok := range e.toks {
+				c.set(c.hash(tok), e.counts[k])
+			}
+		}
+		c.gen = gen
+	case gen:
+	default:
+		return
+	}
+	if c.complete {
+		return
+	}
+	for _, i := range ask {
+		c.set(v.hashes[i], counts[i])
+	}
+}
+
+// reset empties the cache for generation gen, unless it has moved on
+// since the lookup took v. It returns the view of the empty cache.
+func (c *redisCache) reset(v cacheView, gen string) (cacheView, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ver != v.ver {
+		return cacheView{}, false
+	}
+	c.empty()
+	c.gen = gen
+	return cacheView{gen: gen, ver: c.ver}, true
+}
+
+// RedisCacheStatus describes a Redis store's cache of token counts (see
+// RedisOptions.CacheTokens).
+type RedisCacheStatus struct {
+	Tokens   int  // token counts held
+	Complete bool // every token of the store is held: lookups ask Redis for none
+	// Loads is the number of loads of the whole store that completed,
+	// LoadTime how long the last one took.
+	Loads    int
+	LoadTime time.Duration
+}
+
+// CacheStatus returns the state of the cache (zero if it is off).
+func (s *RedisStore) CacheStatus() RedisCacheStatus {
+	if s.cache == nil {
+		return RedisCacheStatus{}
+	}
+	var st RedisCacheStatus
+	s.cache.mu.Lock()
+	st.Tokens, st.Complete = s.cache.n, s.cache.complete
+	s.cache.mu.Unlock()
+	s.loader.mu.Lock()
+	st.Loads, st.LoadTime = s.loader.loads, s.loader.took
+	s.loader.mu.Unlock()
+	return st
+}
+
+// install replaces the table by a complete one of generation gen. The
+// next lookup brings it up to date through the change log.
+func (c *redisCache) install(gen string, slots []indexSlot, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slots, c.n, c.gen, c.complete = slots, n, gen, true
+	c.ver++
+}
+
+// tableBuilder fills a complete table during a load, outside the lock.
+type tableBuilder struct {
+	c     *redisCache
+	slots []indexSlot
+	n     int
+}
+
+func (c *redisCache) builder(expect int) *tableBuilder {
+	return &tableBuilder{c: c, slots: make([]indexSlot, tableSize(min(expect+expect/4+1024, c.max)))}
+}
+
+// add records a token of the store; false if the cache would exceed its
+// maximum.
+func (b *tableBuilder) add(tok string, cnt Counts) bool {
+	tmp := redisCache{slots: b.slots}
+	h := b.c.hash(tok)
+	i, ok := tmp.find(h)
+	if !ok {
+		if b.n >= b.c.max {
+			return false
+		}
+		b.n++
+	}
+	b.slots[i] = indexSlot{hashHi: uint32(h >> 32), hashLo: uint32(h)}
+	b.slots[i].setCounts(cnt)
+	if float64(b.n) > cacheLoad*float64(len(b.slots)) {
+		tmp.n = b.n
+		tmp.grow()
+		b.slots = tmp.slots
+	}
+	return true
+}
+
+// loadEvery is the least time between two loads of the cache.
+const loadEvery = time.Minute
+
+// loadTimeout bounds a load: the scan of a store of millions of tokens
+// takes seconds.
+const loadTimeout = 5 * time.Minute
+
+// redisLoader runs the loads of the cache (RedisStore.load) in the
+// background, one at a time and at most once per loadEvery: the first
+// lookup starts one, and so does a lookup after which the cache started
+// over.
+type redisLoader struct {
+	pending atomic.Bool // a load is wanted
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	running bool
+	last    time.Time
+	loads   int           // completed
+	took    time.Duration // by the last completed
+}
+
+func (l *redisLoader) init() {
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.pending.Store(true)
+}
+
+// stop cancels a load and waits for it to end.
+func (l *redisLoader) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// startLoad starts a load of the cache if one is wanted and allowed now.
+func (s *RedisStore) startLoad() {
+	l := &s.loader
+	if !l.pending.Load() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running || l.ctx.Err() != nil || (!l.last.IsZero() && time.Since(l.last) < loadEvery) {
+		return
+	}
+	l.pending.Store(false)
+	l.running = true
+	l.last = time.Now()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, loadTimeout)
+		defer cancel()
+		start := time.Now()
+		err := s.load(ctx)
+		if err != nil {
+			l.pending.Store(true)
+			slog.Debug("bayes store cache not loaded", "store", s.String(), "err", err)
+		}
+		l.mu.Lock()
+		l.running = false
+		if err == nil {
+			l.loads++
+			l.took = time.Since(start)
+		}
+		l.mu.Unlock()
+	}()
+}
+
+// errCacheTooSmall: the store has more tokens than the cache may hold.
+var errCacheTooSmall = errors.New("store larger than the cache (redis cache_tokens)")
+
+// load reads every token of the store into a new table and makes it the
+// cache, complete, at the generation read before the scan. The scan is not
+// a snapshot: tokens written meanwhile may be read old or new. The first
+// lookup after the load applies the change log from that generation on,
+// which gives every token changed since its value at the store's current
+// generation; if the log does not reach back that far, the cache starts
+// over and a load is tried again later.
+func (s *RedisStore) load(ctx context.Context) error {
+	var gen *redis.StringCmd
+	var n *redis.IntCmd
+	err := s.call(ctx, "load", false, func(ctx context.Context) error {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			gen = p.HGet(ctx, s.meta, "gen")
+			n = p.HLen(ctx, s.tokens)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if gen.Val() == "" {
+		return errors.New("store not written yet")
+	}
+	if int(n.Val()) > s.cache.max {
+		return errCacheTooSmall
+	}
+	b := s.cache.builder(int(n.Val()))
+	err = s.scanHash(ctx, "load", s.tokens, func(tok, val string) error {
+		c, err := parseRedisCounts(val)
+		if err != nil {
+			return fmt.Errorf("token %q: %w", tok, err)
+		}
+		if !b.add(tok, c) {
+			return errCacheTooSmall
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.cache.install(gen.Val(), b.slots, b.n)
+	return nil
 }

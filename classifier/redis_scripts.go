@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -60,15 +61,23 @@ local function hset(key, pairs)
     redis.call('HSET', key, unpack(pairs, i, math.min(i + 2 * CHUNK - 1, #pairs)))
   end
 end
--- bump gives the store a new generation: lookups compare it with that of
--- their cached counts (see redisCache). The server's clock makes a
--- generation unique even across a restart or a failover that lost writes;
--- one more than the last keeps it rising if the clock goes back.
-local function bump()
+-- nextgen returns the store's generation ('0' if none) and a new one:
+-- lookups compare it with that of their cached counts (see redisCache).
+-- The server's clock makes a generation unique even across a restart or a
+-- failover that lost writes; one more than the last keeps it rising if the
+-- clock goes back.
+local function nextgen()
   local t = redis.call('TIME')
   local g = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local last = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
+  local prev = redis.call('HGET', KEYS[1], 'gen') or '0'
+  local last = tonumber(prev) or 0
   if g <= last then g = last + 1 end
+  return prev, g
+end
+-- bump gives the store a new generation without a change log entry:
+-- caches that see it start over.
+local function bump()
+  local _, g = nextgen()
   redis.call('HSET', KEYS[1], 'gen', string.format('%d', g))
 end
 local function hdel(key, fields)
@@ -80,12 +89,20 @@ end
 
 // luaLearn learns or unlearns one message.
 //
-// KEYS: meta, tokens, digests.
+// KEYS: meta, tokens, digests, log.
 // ARGV[1] digest (32 raw bytes), ARGV[2] date (YYYYMMDD), ARGV[3..14] the
 // plan for each class the message may have been learned in before (none,
 // spam, ham): outcome, class to remove, class to add, class recorded
 // afterwards; ARGV[15..] the tokens. The plans come from planLearn, so the
 // script cannot disagree with the bbolt store on what an op does.
+//
+// A message that changes counts gets the store a new generation and
+// appends the new counts of its tokens to the change log, a stream whose
+// entry IDs are the generations ("GEN-0"), so that the other hosts' caches
+// follow it without reading the tokens again (see redisCache). An entry's
+// fields: p, the generation before; c, the changes, one "LEN:TOKEN SPAM
+// HAM LASTSEEN\n" per token ("0 0 0" for a token now gone). The stream
+// keeps about LOG_LEN entries.
 //
 // Returns the outcome.
 const luaLearn = luaPrelude + `
@@ -100,6 +117,15 @@ local add = tonumber(ARGV[base + 2])
 local record = tonumber(ARGV[base + 3])
 local date = tonumber(ARGV[2])
 if remove ~= 0 or add ~= 0 then
+  -- The new generation must also follow the log's last entry (an ID that
+  -- does not would make XADD fail after the writes).
+  local prevgen, g = nextgen()
+  local top = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+  if top[1] then
+    local ms = tonumber(string.match(top[1][1], '^(%d+)')) or 0
+    if g <= ms then g = ms + 1 end
+  end
+  local changes = {}
   local toks = {}
   for i = 15, #ARGV do toks[#toks + 1] = ARGV[i] end
   -- Read and check every token first: nothing is written if one is corrupt.
@@ -121,9 +147,12 @@ if remove ~= 0 or add ~= 0 then
       if date > d then d = date end
       if s == 0 and h == 0 then
         dels[#dels + 1] = tok
+        changes[#changes + 1] = #tok .. ':' .. tok .. ' 0 0 0\n'
       else
+        local val = fmt(s, h, d)
         sets[#sets + 1] = tok
-        sets[#sets + 1] = fmt(s, h, d)
+        sets[#sets + 1] = val
+        changes[#changes + 1] = #tok .. ':' .. tok .. ' ' .. val .. '\n'
       end
     end
   end
@@ -133,7 +162,11 @@ if remove ~= 0 or add ~= 0 then
   if remove == 1 then ts = clamp(ts - 1) elseif remove == 2 then th = clamp(th - 1) end
   if add == 1 then ts = clamp(ts + 1) elseif add == 2 then th = clamp(th + 1) end
   redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
-  bump()
+  local gs = string.format('%d', g)
+  redis.call('HSET', KEYS[1], 'gen', gs)
+  -- pcall: a failure here must not stop the script after its writes; a
+  -- missing entry only makes the caches start over.
+  redis.pcall('XADD', KEYS[4], 'MAXLEN', '~', 'LOG_LEN', gs .. '-0', 'p', prevgen, 'c', table.concat(changes))
 end
 if record ~= prev then
   if record == 0 then
@@ -248,6 +281,10 @@ if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
 return 1
 `
 
+// redisLogLen is about how many learned messages the change log keeps (a
+// few kB each). A cache more than that behind starts over.
+const redisLogLen = 256
+
 // redisFormatVersion is the layout of the keys; scripts refuse a store of
 // another version.
 const redisFormatVersion = "1"
@@ -261,5 +298,6 @@ var (
 )
 
 func newScript(src string) *redis.Script {
+	src = strings.ReplaceAll(src, "LOG_LEN", strconv.Itoa(redisLogLen))
 	return redis.NewScript(strings.ReplaceAll(src, "FORMAT_VERSION", redisFormatVersion))
 }

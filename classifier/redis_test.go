@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,14 +402,24 @@ func TestRedisImportBogoutil(t *testing.T) {
 // Redis store exactly the bbolt store's contents (compared through their
 // exports), with messages and batches larger than the chunks the scripts
 // work in.
+//
+// It runs with a cache far smaller than the lookups, so that tokens are
+// evicted and replaced all the time, and with the default cache, which
+// loads the whole store and follows the learning through the change log.
 func TestRedisMatchesBolt(t *testing.T) {
+	for _, size := range []int{256, 0} {
+		t.Run(fmt.Sprintf("cache_tokens=%d", size), func(t *testing.T) {
+			testRedisMatchesBolt(t, size)
+		})
+	}
+}
+
+func testRedisMatchesBolt(t *testing.T, cacheTokens int) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	bolt := openTestStore(t, filepath.Join(t.TempDir(), "db"))
 	defer bolt.Close()
-	// A cache far smaller than the lookups, so that tokens are evicted
-	// and replaced all the time.
-	rs := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, CacheTokens: 256})
+	rs := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, CacheTokens: cacheTokens})
 	defer rs.Close()
 	stores := []classifier.Store{bolt, rs}
 	r := rand.New(rand.NewPCG(11, 12))
@@ -471,6 +482,20 @@ func TestRedisMatchesBolt(t *testing.T) {
 			t.Fatalf("round %d: outcomes differ:\nbbolt %v\nRedis %v", round, outs[0], outs[1])
 		}
 		same(fmt.Sprintf("round %d", round))
+		if round == 0 && cacheTokens == 0 {
+			// The first lookup started the load of the whole store.
+			deadline := time.Now().Add(10 * time.Second)
+			for !rs.CacheStatus().Complete {
+				if time.Now().After(deadline) {
+					t.Fatal("the cache did not load the store within 10 s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	// Learning is in the change log: a complete cache stays complete.
+	if st := rs.CacheStatus(); st.Complete != (cacheTokens == 0) {
+		t.Errorf("after learning, cache status %+v", st)
 	}
 	var b classifier.Batch
 	b.Totals = classifier.Totals{Spam: 3, Ham: 4}
@@ -523,12 +548,22 @@ func TestRedisSentinelFailover(t *testing.T) {
 }
 
 // Two stores on one Redis stand for two hosts. Each caches counts; a
-// write by the other is seen by the next lookup all the same (two round
-// trips then), and lookups of one generation are one round trip.
+// learn by the other is seen by the next lookup all the same, in one round
+// trip through the change log, whether the cache holds the whole store or
+// only what was looked up; writes that do not log (raw adds, prunes) and a
+// cache too far behind the log cost two round trips.
 func TestRedisCacheFollowsOtherWriters(t *testing.T) {
+	for _, size := range []int{0, 2} {
+		t.Run(fmt.Sprintf("cache_tokens=%d", size), func(t *testing.T) {
+			testCacheFollowsOtherWriters(t, size)
+		})
+	}
+}
+
+func testCacheFollowsOtherWriters(t *testing.T, cacheTokens int) {
 	srv := redistest.Start(t)
 	obs := &countingObserver{}
-	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "two", Observer: obs})
+	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "two", Observer: obs, CacheTokens: cacheTokens})
 	defer a.Close()
 	b := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "two"})
 	defer b.Close()
@@ -558,14 +593,42 @@ func TestRedisCacheFollowsOtherWriters(t *testing.T) {
 	}
 	learn(b, 1, classifier.Spam, "x", "y")
 	look(1, 1, 0, 1, 0, 1, 0, 0, 0) // nothing cached yet
+	// The first lookup started a load of the whole store; with room for
+	// two tokens only it fails, and the cache stays partial.
+	deadline := time.Now().Add(10 * time.Second)
+	for cacheTokens == 0 && !a.CacheStatus().Complete {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache did not load the store within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := a.CacheStatus(); st.Complete != (cacheTokens == 0) {
+		t.Fatalf("cache status %+v with room for %d tokens", st, cacheTokens)
+	}
+	hmget := func() int {
+		var n int
+		for _, f := range strings.Split(srv.Info(t, "commandstats")["cmdstat_hmget"], ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				n, _ = strconv.Atoi(v)
+			}
+		}
+		return n
+	}
+	h0 := hmget()
 	look(1, 1, 0, 1, 0, 1, 0, 0, 0) // all cached, same generation
+	if cacheTokens == 0 {
+		// A complete cache reads the totals only: z is unknown.
+		if n := hmget() - h0; n != 1 {
+			t.Errorf("lookup with the whole store cached: %d HMGETs, want 1 (the totals)", n)
+		}
+	}
 	learn(b, 2, classifier.Ham, "y", "z")
-	look(2, 1, 1, 1, 0, 1, 1, 0, 1) // cached counts are stale: ask again
+	look(1, 1, 1, 1, 0, 1, 1, 0, 1) // the change log brings the new counts
 	look(1, 1, 1, 1, 0, 1, 1, 0, 1)
 	if _, err := b.Prune(ctx, classifier.PruneOptions{MaxCount: 1}); err != nil {
 		t.Fatal(err)
 	}
-	look(2, 1, 1, 0, 0, 1, 1, 0, 0)
+	look(2, 1, 1, 0, 0, 1, 1, 0, 0)       // not in the log: ask again
 	learn(b, 2, classifier.Ham, "y", "z") // already learned: no change, same generation
 	look(1, 1, 1, 0, 0, 1, 1, 0, 0)
 	imp := classifier.Batch{Records: []classifier.Record{{Token: "x", Counts: classifier.Counts{Spam: 5, LastSeen: 20240101}}}}
@@ -573,4 +636,24 @@ func TestRedisCacheFollowsOtherWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	look(2, 1, 1, 5, 0, 1, 1, 0, 0)
+	look(1, 1, 1, 5, 0, 1, 1, 0, 0)
+	// More learned messages than a lookup reads of the log: ask again.
+	for i := range 70 {
+		learn(b, byte(10+i), classifier.Spam, "z")
+	}
+	look(2, 71, 1, 5, 0, 1, 1, 70, 0)
+	// A message unlearned on the other host: its tokens' counts go to
+	// zero (x is deleted from the store) in one round trip.
+	learn(b, 3, classifier.Spam, "x", "q")
+	look(1, 72, 1, 6, 0, 1, 1, 70, 0)
+	op := classifier.LearnOp{Class: classifier.Spam, Unlearn: true, Tokens: []string{"x", "q"}, Date: 20240102}
+	op.Digest[0] = 3
+	if _, err := b.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	look(1, 71, 1, 5, 0, 1, 1, 70, 0)
+	tot, c, err := a.Lookup(ctx, []string{"q"})
+	if err != nil || tot.Spam != 71 || c[0] != (classifier.Counts{}) {
+		t.Errorf("unlearned token q: totals %+v, counts %+v, %v; want 71 spam and no counts", tot, c[0], err)
+	}
 }
