@@ -331,7 +331,11 @@ func (l *redisLoader) init() {
 
 // stop cancels a load and waits for it to end.
 func (l *redisLoader) stop() {
+	// Under the lock: a load starting at this moment either sees the
+	// cancellation or is counted before Wait.
+	l.mu.Lock()
 	l.cancel()
+	l.mu.Unlock()
 	l.wg.Wait()
 }
 
