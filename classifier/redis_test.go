@@ -591,10 +591,11 @@ func testCacheFollowsOtherWriters(t *testing.T, cacheTokens int) {
 			t.Errorf("lookup took %d round trips, want %d", after-before, wantTrips)
 		}
 	}
-	learn(b, 1, classifier.Spam, "x", "y")
+	learn(b, 1, classifier.Spam, "x", "y", "p1", "p2", "p3")
 	look(1, 1, 0, 1, 0, 1, 0, 0, 0) // nothing cached yet
 	// The first lookup started a load of the whole store; with room for
-	// two tokens only it fails, and the cache stays partial.
+	// two tokens only it fails (the store has five), and the cache stays
+	// partial.
 	deadline := time.Now().Add(10 * time.Second)
 	for cacheTokens == 0 && !a.CacheStatus().Complete {
 		if time.Now().After(deadline) {
