@@ -44,8 +44,12 @@
 // Each token gets Robinson's f(w) = (s*x + n*p(w)) / (s + n), with p(w) the
 // token's spam frequency over spam plus ham frequency, n its message count,
 // x = RobX and s = RobS. Tokens with |f(w) - 0.5| < MinDev are dropped; the
-// rest are combined with Fisher's inverse chi-square method into a
-// spamicity in [0,1]. At or above SpamCutoff the verdict is spam, at or
+// rest are combined with Fisher's inverse chi-square method. With
+// CombineFisher (bogofilter's way) that one test over all the tokens is
+// the score; with CombineSplit (the default) the header-field tokens and
+// the body tokens also get a test each, and the score is the mean of the
+// whole-message log-odds and the mean of the two parts' (see Score). The
+// spamicity is in [0,1]: at or above SpamCutoff the verdict is spam, at or
 // below HamCutoff ham, otherwise unsure. Until MinSpam spam and MinHam ham
 // messages have been learned, the verdict is unsure with a Reason.
 // Result.LogOdds is the spamicity's log-odds, computed from the logarithms
@@ -53,9 +57,9 @@
 // rounds to exactly 0 or 1.
 //
 // The defaults (DefaultParams: robx 0.55, robs 0.3, min_dev 0.45, cutoffs
-// 0.8 and 0.2, at least 10 spam and 10 ham learned) were chosen by
-// cross-validation on the training part of the SpamAssassin corpus,
-// false positives first; see DefaultParams. A store imported from
+// 0.975 and 0.1, CombineSplit, at least 10 spam and 10 ham learned) were
+// chosen by cross-validation on the training part of the SpamAssassin
+// corpus, false positives first; see DefaultParams. A store imported from
 // bogofilter is best scored with BogofilterParams.
 //
 // # Learning

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,43 +28,62 @@ type Params struct {
 	// in three messages of one class and none of the other, or is as
 	// one-sided as that.
 	MinDev float64
-	// SpamCutoff: spamicity at or above it is spam. Default 0.8
+	// SpamCutoff: spamicity at or above it is spam. Default 0.975
 	// (bogofilter: 0.99).
 	SpamCutoff float64
 	// HamCutoff: spamicity at or below it is ham; between the cutoffs is
-	// unsure. Default 0.2 (bogofilter: 0.45). A negative value means 0
+	// unsure. Default 0.1 (bogofilter: 0.45). A negative value means 0
 	// (nothing below SpamCutoff is ever ham except an exact 0).
 	HamCutoff float64
 	// MinSpam and MinHam are how many spam and ham messages must have been
 	// learned before a verdict other than unsure is given: with a handful
 	// of messages the counts say little. Default 10 each; negative means 0.
 	MinSpam, MinHam int
+	// Combine is how token probabilities become one score: CombineSplit
+	// (the default) or CombineFisher (bogofilter's). Empty means the
+	// default.
+	Combine string
 	// Limits bound the tokenizer's work per message.
 	Limits TokenizerOptions
 }
 
+// Ways of combining token probabilities (Params.Combine).
+const (
+	// CombineFisher is Robinson's use of Fisher's method over all the
+	// tokens of the message, as bogofilter scores.
+	CombineFisher = "fisher"
+	// CombineSplit is Fisher's method three times: over all the tokens,
+	// over the tokens of the header fields alone and over the rest (the
+	// body) alone; the score is the mean of the whole-message log-odds
+	// and the mean of the two parts' log-odds. See Score.
+	CombineSplit = "split"
+)
+
 // DefaultParams returns the defaults. They were chosen by 5-fold
 // cross-validation on the training part of the SpamAssassin corpus split
 // (classifier/internal/accuracy -cv), never on its test part, over a grid
-// of robx, robs, min_dev and cutoffs, false positives first: among the
-// points with the fewest false positives (none) the one with the lowest
-// cost of false negatives (5 each) and unsure verdicts (1 each). Nested
-// cross-validation (-nested) checked that choosing this way holds up on
-// folds the choice did not see. Compared with bogofilter's defaults (robx
-// 0.52, robs 0.0178, min_dev 0.375, cutoffs 0.99/0.45) they trust rare
-// tokens less (robs 0.3) and count only clearly one-sided tokens (min_dev
-// 0.45), which lets both cutoffs sit further from the middle (0.8/0.2)
-// without losing ham. Sites that want even fewer spam verdicts on
-// borderline mail can raise SpamCutoff.
+// of robx, robs, min_dev and cutoffs. bogofilter went through the same
+// folds, and the targets relative to it decided first: no false
+// positive, no more false negatives than bogofilter, at most half its
+// unsure verdicts; among the points meeting them, the lowest cost of false
+// negatives (5 each) and unsure verdicts (1 each). Nested cross-validation
+// (-nested) checked that choosing this way holds up on folds the choice did
+// not see. Compared with bogofilter's defaults (robx 0.52, robs 0.0178,
+// min_dev 0.375, cutoffs 0.99/0.45) they trust rare tokens less (robs 0.3)
+// and count only clearly one-sided tokens (min_dev 0.45); with
+// CombineSplit that lets the ham cutoff sit far lower (0.1) without more
+// unsure verdicts. Sites that want even fewer spam verdicts on borderline
+// mail can raise SpamCutoff.
 func DefaultParams() Params {
 	return Params{
 		RobX:       0.55,
 		RobS:       0.3,
 		MinDev:     0.45,
-		SpamCutoff: 0.8,
-		HamCutoff:  0.2,
+		SpamCutoff: 0.975,
+		HamCutoff:  0.1,
 		MinSpam:    10,
 		MinHam:     10,
+		Combine:    CombineSplit,
 	}
 }
 
@@ -71,7 +91,8 @@ func DefaultParams() Params {
 // imported from bogofilter that should score exactly as bogofilter did.
 // MinSpam and MinHam are off, as bogofilter has no such minimum.
 func BogofilterParams() Params {
-	return Params{RobX: 0.52, RobS: 0.0178, MinDev: 0.375, SpamCutoff: 0.99, HamCutoff: 0.45, MinSpam: -1, MinHam: -1}
+	return Params{RobX: 0.52, RobS: 0.0178, MinDev: 0.375, SpamCutoff: 0.99, HamCutoff: 0.45, MinSpam: -1, MinHam: -1,
+		Combine: CombineFisher}
 }
 
 func (p Params) withDefaults() Params {
@@ -87,6 +108,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.SpamCutoff == 0 {
 		p.SpamCutoff = d.SpamCutoff
+	}
+	if p.Combine == "" {
+		p.Combine = d.Combine
 	}
 	switch {
 	case p.HamCutoff == 0:
@@ -123,6 +147,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("spam_cutoff %v: must be in (0,1]", p.SpamCutoff)
 	case p.HamCutoff > p.SpamCutoff:
 		return fmt.Errorf("ham_cutoff %v above spam_cutoff %v", p.HamCutoff, p.SpamCutoff)
+	case p.Combine != CombineSplit && p.Combine != CombineFisher:
+		return fmt.Errorf("combine %q: must be %s or %s", p.Combine, CombineSplit, CombineFisher)
 	}
 	return nil
 }
@@ -278,42 +304,55 @@ func TokenProb(p Params, tot Totals, s, h uint32) float64 {
 // Score combines token counts into a Result. tokens and counts are parallel
 // (as returned by Store.Lookup). Exposed for tools that score many messages
 // against counts they hold themselves.
+//
+// With CombineSplit, Fisher's method runs over all the tokens and also over
+// the header-field tokens (see HeaderToken) and the other tokens apart;
+// LogOdds is the mean of the whole-message log-odds and of the mean of the
+// two parts' log-odds, and Spamicity follows from it. Where the header and
+// the body disagree, both tails of the one whole-message test are tiny and
+// its score collapses towards 0.5, whichever side's evidence is the
+// stronger; the hard cases are just such messages (a newsletter from a
+// known list with a sales pitch in its body, spam relayed through a list).
+// Each part scored on its own keeps the strength of its evidence, so their
+// mean says which side outweighs the other, and averaging with the whole
+// message keeps Fisher's answer where the parts agree. Five-fold
+// cross-validation on the training part of the SpamAssassin corpus split,
+// same parameters: (1-AUC)% 0.0230 with CombineFisher, 0.0163 with
+// CombineSplit.
 func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool) Result {
 	p = p.withDefaults()
 	res := Result{Tokens: len(tokens), Totals: tot}
-	var lnF, ln1F float64
+	var all, hdr, body fisherSum
+	split := p.Combine == CombineSplit
 	var clues []Clue
 	for i, cnt := range counts {
 		f := TokenProb(p, tot, cnt.Spam, cnt.Ham)
 		if math.Abs(f-0.5) < p.MinDev {
 			continue
 		}
-		res.Used++
-		lnF += math.Log(f)
-		ln1F += math.Log1p(-f)
+		all.add(f)
+		if split {
+			if HeaderToken(tokens[i]) {
+				hdr.add(f)
+			} else {
+				body.add(f)
+			}
+		}
 		if explain {
 			clues = append(clues, Clue{Token: tokens[i], Spam: cnt.Spam, Ham: cnt.Ham, Prob: f})
 		}
 	}
-	if res.Used == 0 {
-		res.Spamicity = 0.5
-	} else {
-		// Fisher's method as Robinson applies it: under the hypothesis
-		// that the f(w) are uniform, -2 sum ln f is chi-square with 2n
-		// degrees of freedom. Evidence against "ham-like" and against
-		// "spam-like" are combined into one score.
-		//
-		// With H = Q(-2 sum ln f) and S = Q(-2 sum ln(1-f)), spamicity
-		// is (1 + H - S) / 2 = (H + (1-S)) / 2, and 1 - spamicity is
-		// ((1-H) + S) / 2. Both are computed from the logarithms of the
-		// tails, which stay exact where H or S round to 0 or 1.
-		df := 2 * res.Used
-		lnH, ln1H := chi2LogTails(-2*lnF, df)
-		lnS, ln1S := chi2LogTails(-2*ln1F, df)
-		lnSpam, lnHam := logAdd(lnH, ln1S), logAdd(ln1H, lnS)
-		res.Spamicity = (math.Exp(lnH) + math.Exp(ln1S)) / 2
-		res.LogOdds = lnSpam - lnHam
+	res.Used = all.n
+	res.LogOdds = all.logOdds()
+	if split && hdr.n > 0 && body.n > 0 {
+		// With one part empty the other is the whole message and the
+		// mean would only repeat it.
+		res.LogOdds = (res.LogOdds + (hdr.logOdds()+body.logOdds())/2) / 2
 	}
+	// Spamicity is the logistic function of LogOdds: for CombineFisher
+	// that is (H + 1 - S) / 2 (see fisherSum.logOdds) without its
+	// rounding to 0 or 1 mattering, as LogOdds keeps the precision.
+	res.Spamicity = 1 / (1 + math.Exp(-res.LogOdds))
 	res.Spamicity = min(max(res.Spamicity, 0), 1)
 	switch {
 	case res.Spamicity >= p.SpamCutoff:
@@ -337,6 +376,53 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 		res.Clues = clues
 	}
 	return res
+}
+
+// fisherSum accumulates the token probabilities of one Fisher test.
+type fisherSum struct {
+	lnF, ln1F float64 // sums of ln f and ln(1-f)
+	n         int
+}
+
+func (s *fisherSum) add(f float64) {
+	s.n++
+	s.lnF += math.Log(f)
+	s.ln1F += math.Log1p(-f)
+}
+
+// logOdds is ln(spamicity / (1 - spamicity)) of the test, 0 without
+// tokens.
+//
+// Fisher's method as Robinson applies it: under the hypothesis that the
+// f(w) are uniform, -2 sum ln f is chi-square with 2n degrees of freedom.
+// Evidence against "ham-like" and against "spam-like" are combined into one
+// score. With H = Q(-2 sum ln f) and S = Q(-2 sum ln(1-f)), spamicity is
+// (1 + H - S) / 2 = (H + (1-S)) / 2, and 1 - spamicity is ((1-H) + S) / 2.
+// Both are computed from the logarithms of the tails, which stay exact
+// where H or S round to 0 or 1.
+func (s *fisherSum) logOdds() float64 {
+	if s.n == 0 {
+		return 0
+	}
+	df := 2 * s.n
+	lnH, ln1H := chi2LogTails(-2*s.lnF, df)
+	lnS, ln1S := chi2LogTails(-2*s.ln1F, df)
+	return logAdd(lnH, ln1S) - logAdd(ln1H, lnS)
+}
+
+// HeaderToken reports whether a token of the sluice dialect comes from a
+// header field (its prefix is one of the header prefixes: "subj:",
+// "rcvd:", "hdr:", ...), as CombineSplit divides a message.
+func HeaderToken(t string) bool {
+	c := strings.IndexByte(t, ':')
+	if c < 2 || c > 4 {
+		return false
+	}
+	switch t[:c] {
+	case "subj", "from", "rply", "to", "rtrn", "rcvd", "mid", "mua", "list", "prec", "prio", "org", "hdr":
+		return true
+	}
+	return false
 }
 
 // chi2LogTails returns ln Q and ln(1-Q) for the upper tail Q of the

@@ -3,6 +3,7 @@ package classifier
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -242,5 +243,113 @@ func TestScoreLogOdds(t *testing.T) {
 	}
 	if r := Score(p, tot, nil, nil, false); r.LogOdds != 0 || r.Spamicity != 0.5 {
 		t.Errorf("no tokens: %+v", r)
+	}
+}
+
+// TestScoreSplit checks CombineSplit against its definition, built from
+// CombineFisher scores of the whole message and of its two parts.
+func TestScoreSplit(t *testing.T) {
+	tot := Totals{Spam: 500, Ham: 500}
+	fisher := DefaultParams()
+	fisher.Combine = CombineFisher
+	split := DefaultParams()
+	if split.Combine != CombineSplit {
+		t.Fatalf("default combine %q, want %q", split.Combine, CombineSplit)
+	}
+	// A clear ham header (a list's Received chain and List-Id), a long
+	// body of spammy words, and a neutral token.
+	var toks []string
+	var counts []Counts
+	var hToks, bToks []string
+	var hCounts, bCounts []Counts
+	add := func(tok string, c Counts) {
+		toks, counts = append(toks, tok), append(counts, c)
+		if HeaderToken(tok) {
+			hToks, hCounts = append(hToks, tok), append(hCounts, c)
+		} else {
+			bToks, bCounts = append(bToks, tok), append(bCounts, c)
+		}
+	}
+	for i := range 4 {
+		add(fmt.Sprintf("rcvd:relay%d.example.org", i), Counts{Ham: 200})
+	}
+	add("list:users.example.org", Counts{Ham: 150, Spam: 1})
+	for i := range 40 {
+		add(fmt.Sprintf("offer%d", i), Counts{Spam: 30, Ham: 1})
+	}
+	add("the", Counts{Spam: 400, Ham: 400})
+
+	all := Score(fisher, tot, toks, counts, false)
+	h := Score(fisher, tot, hToks, hCounts, false)
+	b := Score(fisher, tot, bToks, bCounts, false)
+	if h.Used != 5 || b.Used != 40 || all.Used != 45 {
+		t.Fatalf("used: all %d, header %d, body %d", all.Used, h.Used, b.Used)
+	}
+	got := Score(split, tot, toks, counts, false)
+	want := (all.LogOdds + (h.LogOdds+b.LogOdds)/2) / 2
+	if math.Abs(got.LogOdds-want) > 1e-9*math.Max(1, math.Abs(want)) {
+		t.Errorf("split LogOdds %v, want %v (all %v, header %v, body %v)", got.LogOdds, want, all.LogOdds, h.LogOdds, b.LogOdds)
+	}
+	if wantS := 1 / (1 + math.Exp(-want)); math.Abs(got.Spamicity-wantS) > 1e-12 {
+		t.Errorf("split spamicity %v, want %v", got.Spamicity, wantS)
+	}
+	// Header and body disagree, and the body's evidence is the stronger:
+	// one test over everything drifts towards the middle, the split score
+	// follows the stronger part.
+	if !(b.LogOdds > -h.LogOdds && h.LogOdds < 0) {
+		t.Fatalf("fixture: header %v, body %v; want a clear ham header and a stronger spam body", h.LogOdds, b.LogOdds)
+	}
+	if !(got.LogOdds > all.LogOdds) {
+		t.Errorf("split %v not above fisher %v", got.LogOdds, all.LogOdds)
+	}
+	if got.Used != all.Used {
+		t.Errorf("split used %d, fisher %d", got.Used, all.Used)
+	}
+	// With one part empty, split is the whole-message score.
+	onlyBody := Score(split, tot, bToks, bCounts, false)
+	if onlyBody.LogOdds != b.LogOdds || onlyBody.Spamicity != b.Spamicity {
+		t.Errorf("body only: split %+v, fisher %+v", onlyBody, b)
+	}
+}
+
+// TestHeaderToken keeps HeaderToken in step with the tokenizer's header
+// prefixes: every prefix the tokenizer gives a header field counts as
+// header, and the body's own prefixes do not.
+func TestHeaderToken(t *testing.T) {
+	for _, name := range []string{"subject", "from", "sender", "reply-to", "to", "cc", "return-path", "received",
+		"message-id", "x-mailer", "user-agent", "x-mimeole", "list-id", "list-unsubscribe", "precedence",
+		"x-priority", "importance", "organization"} {
+		prefix, ok := headerPrefix(name)
+		if !ok {
+			t.Errorf("%s: no header prefix", name)
+			continue
+		}
+		if !HeaderToken(prefix + "word") {
+			t.Errorf("%s: %q is not a header token", name, prefix+"word")
+		}
+	}
+	for _, tok := range []string{"hdr:x-mailing-list", "subj:free", "to:example.org"} {
+		if !HeaderToken(tok) {
+			t.Errorf("%q: not a header token", tok)
+		}
+	}
+	for _, tok := range []string{"click here", "url:example.org", "ctype:text/html", "cte:base64", "charset:big5",
+		"ext:pdf", "mime:broken", "mailto:remove", "http", "to", ":x", "a:b"} {
+		if HeaderToken(tok) {
+			t.Errorf("%q: counted as a header token", tok)
+		}
+	}
+	// The tokenizer's own header tokens, from a message.
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: cheap pills\r\nX-Odd: 1\r\n\r\nbody words here\r\n"))
+	var hdr, body int
+	for _, tok := range m.Tokens {
+		if HeaderToken(tok) {
+			hdr++
+		} else {
+			body++
+		}
+	}
+	if hdr < 3 || body < 3 {
+		t.Errorf("tokens %q: %d header, %d body", m.Tokens, hdr, body)
 	}
 }

@@ -39,6 +39,8 @@ type Config struct {
 	HamCutoff  *float64 `yaml:"ham_cutoff"`
 	MinSpam    *int     `yaml:"min_spam"`
 	MinHam     *int     `yaml:"min_ham"`
+	// Combine is "split" or "fisher" (see classifier.Params.Combine).
+	Combine string `yaml:"combine"`
 
 	// MaxBytes and MaxTokens bound the tokenizer's work per message.
 	MaxBytes  Size `yaml:"max_bytes"`
@@ -171,6 +173,13 @@ func (c Config) Params(dialect classifier.Dialect) (classifier.Params, error) {
 	}
 	if err := pos("spam_cutoff", c.SpamCutoff, &p.SpamCutoff); err != nil {
 		return p, err
+	}
+	switch c.Combine {
+	case "":
+	case classifier.CombineSplit, classifier.CombineFisher:
+		p.Combine = c.Combine
+	default:
+		return p, fmt.Errorf("combine %q: must be %s or %s", c.Combine, classifier.CombineSplit, classifier.CombineFisher)
 	}
 	if c.MinDev != nil {
 		p.MinDev = *c.MinDev
