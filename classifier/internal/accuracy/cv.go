@@ -57,23 +57,54 @@ func (a cvPoint) better(b cvPoint) bool {
 	return cmp.Or(cmp.Compare(a.fp, b.fp), cmp.Compare(a.cost, b.cost), cmp.Compare(b.auc, a.auc)) < 0
 }
 
+// targets are the targets for sluice relative to bogofilter, as
+// rates measured by putting bogofilter through the same cross-validation:
+// no false positive, no more false negatives than bogofilter, at most half
+// its unsure verdicts. The zero value sets no targets.
+type targets struct {
+	set           bool
+	fnRate, unsRt float64 // largest allowed share of messages
+}
+
+// meets reports whether pt meets the targets.
+func (t targets) meets(pt cvPoint) bool {
+	n := float64(pt.nTotal)
+	return t.set && pt.fp == 0 && float64(pt.fn) <= t.fnRate*n && float64(pt.uns) <= t.unsRt*n
+}
+
+// order compares grid points for choosing: with targets, the points that
+// meet them come first, and among those the lowest cost; otherwise (and
+// among the rest) cvPoint.better.
+func (t targets) order(a, b cvPoint) int {
+	ma, mb := t.meets(a), t.meets(b)
+	switch {
+	case ma && !mb:
+		return -1
+	case mb && !ma:
+		return 1
+	}
+	if a.better(b) {
+		return -1
+	}
+	if b.better(a) {
+		return 1
+	}
+	return 0
+}
+
 // crossValidate picks parameters by 5-fold cross-validation on the training
 // set only: every training message is scored against counts learned from
 // the other four folds, for each point of a grid, and the best point (see
 // cvPoint.better) wins.
-func crossValidate(train []sample, msgs []cvMessage) (classifier.Params, error) {
-	results := gridSearch(msgs)
-	slices.SortFunc(results, func(a, b cvPoint) int {
-		if a.better(b) {
-			return -1
-		}
-		if b.better(a) {
-			return 1
-		}
-		return 0
-	})
+func crossValidate(train []sample, msgs []cvMessage, tg targets) (classifier.Params, error) {
+	results := gridSearch(msgs, tg)
+	slices.SortFunc(results, tg.order)
 	fmt.Printf("cross-validation on %d training messages (%d spam), %d grid points; best:\n",
 		len(msgs), results[0].spam, len(results))
+	if tg.set {
+		fmt.Printf("  (targets from bogofilter on the same folds: no false positive, at most %.0f false negatives, at most %.0f unsure; met by the first %d)\n",
+			tg.fnRate*float64(len(msgs)), tg.unsRt*float64(len(msgs)), countFunc(results, tg.meets))
+	}
 	for _, r := range results[:min(5, len(results))] {
 		printPoint(r)
 	}
@@ -83,10 +114,10 @@ func crossValidate(train []sample, msgs []cvMessage) (classifier.Params, error) 
 	for _, r := range byAUC[:min(3, len(byAUC))] {
 		printPoint(r)
 	}
-	d := evaluate(defaultsFor(), msgs)
+	d := evaluate(defaultsFor(), msgs, tg)
 	fmt.Print("package defaults: ")
 	printPoint(d)
-	spread(evaluate(results[0].p, msgs), results[0].p)
+	spread(evaluate(results[0].p, msgs, tg), results[0].p)
 	return results[0].p, nil
 }
 
@@ -252,14 +283,18 @@ func (d *cvData) messages(keep func(fold int) bool, excl int) []cvMessage {
 // four folds alone, and the fold is then scored with them. What the
 // procedures get on the folds they did not see is what to expect of them on
 // new mail (and on the test set).
-func nestedCV(train []sample) error {
+//
+// With targets (from bogofilter on the outer folds), a third procedure
+// chooses among the grid points that meet them (see targets.order).
+func nestedCV(train []sample, tg targets) error {
 	d, err := newCVData(train)
 	if err != nil {
 		return err
 	}
 	type procedure struct {
-		name   string
-		choose func([]cvPoint) cvPoint
+		name    string
+		choose  func([]cvPoint) cvPoint
+		targets bool // choose from the grid searched with the targets
 	}
 	procs := []procedure{
 		{"fewest false positives, then cost, then AUC", func(r []cvPoint) cvPoint {
@@ -272,10 +307,15 @@ func nestedCV(train []sample) error {
 				}
 				return 0
 			})
-		}},
+		}, false},
 		{"highest AUC, then cutoffs by fewest false positives and cost", func(r []cvPoint) cvPoint {
 			return slices.MaxFunc(r, func(a, b cvPoint) int { return cmp.Compare(a.auc, b.auc) })
-		}},
+		}, false},
+	}
+	if tg.set {
+		procs = append(procs, procedure{"the issue's targets relative to bogofilter, then cost", func(r []cvPoint) cvPoint {
+			return slices.MinFunc(r, tg.order)
+		}, true})
 	}
 	type outcome struct {
 		fp, fn, uns, n int
@@ -286,9 +326,16 @@ func nestedCV(train []sample) error {
 	for o := range 5 {
 		inner := d.messages(func(f int) bool { return f != o }, o)
 		outer := d.messages(func(f int) bool { return f == o }, -1)
-		results := gridSearch(inner)
+		results := gridSearch(inner, targets{})
+		var withTargets []cvPoint
+		if tg.set {
+			withTargets = gridSearch(inner, tg)
+		}
 		for pi, pr := range procs {
 			best := pr.choose(results)
+			if pr.targets {
+				best = pr.choose(withTargets)
+			}
 			pt := evaluateAt(best.p, outer)
 			out := &outs[pi]
 			out.fp += pt.fp
@@ -313,8 +360,19 @@ func nestedCV(train []sample) error {
 	return nil
 }
 
+// countFunc counts the points for which f is true.
+func countFunc(pts []cvPoint, f func(cvPoint) bool) int {
+	n := 0
+	for _, p := range pts {
+		if f(p) {
+			n++
+		}
+	}
+	return n
+}
+
 // gridSearch evaluates every point of the grid on msgs.
-func gridSearch(msgs []cvMessage) []cvPoint {
+func gridSearch(msgs []cvMessage, tg targets) []cvPoint {
 	var pts []classifier.Params
 	for _, x := range gridRobX {
 		for _, s := range gridRobS {
@@ -327,7 +385,7 @@ func gridSearch(msgs []cvMessage) []cvPoint {
 	}
 	results := make([]cvPoint, len(pts))
 	parallel(len(pts), runtime.GOMAXPROCS(0), func(i int) error {
-		results[i] = evaluate(pts[i], msgs)
+		results[i] = evaluate(pts[i], msgs, tg)
 		results[i].scores = nil
 		return nil
 	})
@@ -360,8 +418,8 @@ func evaluateAt(p classifier.Params, msgs []cvMessage) cvPoint {
 }
 
 // evaluate scores every message with p's robx, robs and min_dev, and picks
-// the cutoffs of the grid that are best for them.
-func evaluate(p classifier.Params, msgs []cvMessage) cvPoint {
+// the cutoffs of the grid that are best for them (see targets.order).
+func evaluate(p classifier.Params, msgs []cvMessage, tg targets) cvPoint {
 	res := make([]scored, len(msgs))
 	nSpam := 0
 	for k, m := range msgs {
@@ -391,7 +449,7 @@ func evaluate(p classifier.Params, msgs []cvMessage) cvPoint {
 				}
 			}
 			pt.cost = costFN*pt.fn + costUnsure*pt.uns
-			if pt.better(best) {
+			if tg.order(pt, best) < 0 {
 				best = pt
 			}
 		}
@@ -479,10 +537,10 @@ func printDiag(train []sample, msgs []cvMessage, p classifier.Params) {
 // the cross-validation figures of sluice's parameters next to what
 // bogofilter does on the same folds, as a second comparison that does not
 // depend on the one test split.
-func cvBogofilter(train []sample) error {
+func cvBogofilter(train []sample) (targets, error) {
 	dir, err := os.MkdirTemp("", "sluice-accuracy-cv-")
 	if err != nil {
-		return err
+		return targets{}, err
 	}
 	defer os.RemoveAll(dir)
 	var all []scored
@@ -497,11 +555,11 @@ func cvBogofilter(train []sample) error {
 		}
 		fold := filepath.Join(dir, strconv.Itoa(o))
 		if _, err := trainBogofilter(fold, in); err != nil {
-			return err
+			return targets{}, err
 		}
 		res, _, err := scoreBogofilter(fold, out)
 		if err != nil {
-			return err
+			return targets{}, err
 		}
 		all = append(all, res...)
 	}
@@ -509,5 +567,6 @@ func cvBogofilter(train []sample) error {
 	r.summarise(all)
 	fmt.Printf("bogofilter, same folds, its defaults: fp %d, fn %d, unsure %d (%.2f%%), (1-AUC)%% %.4f\n",
 		r.fp, r.fn, r.unsure, 100*float64(r.unsure)/float64(len(all)), 100*(1-r.auc))
-	return nil
+	n := float64(len(all))
+	return targets{set: true, fnRate: float64(r.fn) / n, unsRt: float64(r.unsure) / 2 / n}, nil
 }

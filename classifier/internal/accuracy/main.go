@@ -120,7 +120,13 @@ func run() error {
 		*data, len(samples), len(train), countSpam(train), len(test), countSpam(test))
 
 	if *nested {
-		return nestedCV(train)
+		var tg targets
+		if *bogo {
+			if tg, err = cvBogofilter(train); err != nil {
+				return err
+			}
+		}
+		return nestedCV(train, tg)
 	}
 	p := classifier.DefaultParams()
 	var msgs []cvMessage
@@ -129,13 +135,14 @@ func run() error {
 			return err
 		}
 	}
-	if *cv {
-		if p, err = crossValidate(train, msgs); err != nil {
+	var tg targets
+	if *cv && *bogo {
+		if tg, err = cvBogofilter(train); err != nil {
 			return err
 		}
 	}
-	if *cv && *bogo {
-		if err := cvBogofilter(train); err != nil {
+	if *cv {
+		if p, err = crossValidate(train, msgs, tg); err != nil {
 			return err
 		}
 	}
