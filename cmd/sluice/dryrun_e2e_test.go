@@ -108,7 +108,7 @@ filters:
 		{"greylisted sender", filepath.Join(repoRoot, "testdata", "classifier", "html.eml"), "127.0.0.1", "alice@slow.example", []string{"bob@lab.example"}, "tempfail", ""},
 		{"banned sender", filepath.Join(repoRoot, "testdata", "classifier", "qp.eml"), "127.0.0.1", "alice@banned.example", []string{"bob@lab.example"}, "reject", ""},
 		{"held sender, two recipients", fixture("check", "ham.eml"), "127.0.0.1", "alice@hold.example", []string{"bob@lab.example", "carol@lab.example"}, "quarantine", ""},
-		{"spam from a held sender", filepath.Join(repoRoot, "testdata", "classifier", "nested.eml"), "127.0.0.1", "alice@hold.example", []string{"bob@lab.example"}, "reject", ""},
+		{"spam from a held sender", fixture("check", "spam.eml"), "127.0.0.1", "alice@hold.example", []string{"bob@lab.example"}, "reject", ""},
 		{"tagged client", fixture("check", "ham.eml"), "127.0.0.4", "erin@lab.example", []string{"bob@lab.example"}, "accept", "X-Sluice-DNSBL"},
 		{"listed client", filepath.Join(repoRoot, "testdata", "classifier", "base64.eml"), "127.0.0.2", "alice@sender.example", []string{"bob@lab.example"}, "reject", ""},
 		{"watched sender, two recipients", fixture("check", "ham.eml"), "127.0.0.1", "news@watched.example", []string{"bob@lab.example", "dave@lab.example"}, "accept", "X-Sluice-Bayes"},
