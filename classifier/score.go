@@ -181,6 +181,13 @@ type Clue struct {
 	Prob      float64 // Robinson's f(w): the token's spam probability
 }
 
+// Part is the score of one part of a message (see Result.Parts).
+type Part struct {
+	Name      string  // "header" or "body"
+	Used      int     // tokens of the part that counted
+	Spamicity float64 // of the part's tokens alone
+}
+
 // Result is the classification of a message.
 type Result struct {
 	// Spamicity is the combined score in [0,1]: near 1 spam, near 0 ham.
@@ -202,6 +209,10 @@ type Result struct {
 	// Clues are the tokens that decided, most decisive first; only
 	// filled by Explain.
 	Clues []Clue
+	// Parts are the scores of the header-field tokens and of the body
+	// tokens on their own ("header", then "body"), with CombineSplit
+	// when both parts have tokens that count; only filled by Explain.
+	Parts []Part
 	// Truncated is set when a tokenizer bound was hit.
 	Truncated bool
 	// Totals are the learned message counts the score is based on.
@@ -347,13 +358,16 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 	if split && hdr.n > 0 && body.n > 0 {
 		// With one part empty the other is the whole message and the
 		// mean would only repeat it.
-		res.LogOdds = (res.LogOdds + (hdr.logOdds()+body.logOdds())/2) / 2
+		hl, bl := hdr.logOdds(), body.logOdds()
+		res.LogOdds = (res.LogOdds + (hl+bl)/2) / 2
+		if explain {
+			res.Parts = []Part{{"header", hdr.n, logistic(hl)}, {"body", body.n, logistic(bl)}}
+		}
 	}
 	// Spamicity is the logistic function of LogOdds: for CombineFisher
 	// that is (H + 1 - S) / 2 (see fisherSum.logOdds) without its
 	// rounding to 0 or 1 mattering, as LogOdds keeps the precision.
-	res.Spamicity = 1 / (1 + math.Exp(-res.LogOdds))
-	res.Spamicity = min(max(res.Spamicity, 0), 1)
+	res.Spamicity = logistic(res.LogOdds)
 	switch {
 	case res.Spamicity >= p.SpamCutoff:
 		res.Verdict = VerdictSpam
@@ -376,6 +390,11 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 		res.Clues = clues
 	}
 	return res
+}
+
+// logistic returns the probability of log-odds x, in [0,1].
+func logistic(x float64) float64 {
+	return min(max(1/(1+math.Exp(-x)), 0), 1)
 }
 
 // fisherSum accumulates the token probabilities of one Fisher test.

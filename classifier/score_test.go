@@ -305,6 +305,14 @@ func TestScoreSplit(t *testing.T) {
 	if got.Used != all.Used {
 		t.Errorf("split used %d, fisher %d", got.Used, all.Used)
 	}
+	// Explain reports the parts as scored alone.
+	ex := Score(split, tot, toks, counts, true)
+	if len(ex.Parts) != 2 || ex.Parts[0] != (Part{"header", h.Used, h.Spamicity}) || ex.Parts[1] != (Part{"body", b.Used, b.Spamicity}) {
+		t.Errorf("parts %+v, want header %v/%d and body %v/%d", ex.Parts, h.Spamicity, h.Used, b.Spamicity, b.Used)
+	}
+	if ex.LogOdds != got.LogOdds || len(got.Parts) != 0 {
+		t.Errorf("explain changed the score (%v, %v) or parts without explain %+v", ex.LogOdds, got.LogOdds, got.Parts)
+	}
 	// With one part empty, split is the whole-message score.
 	onlyBody := Score(split, tot, bToks, bCounts, false)
 	if onlyBody.LogOdds != b.LogOdds || onlyBody.Spamicity != b.Spamicity {

@@ -190,6 +190,9 @@ func (t textResult) result(name string, res classifier.Result) error {
 		return nil
 	}
 	fmt.Fprintf(t.w, "  %d tokens, %d used; learned from %d spam and %d ham\n", res.Tokens, res.Used, res.Totals.Spam, res.Totals.Ham)
+	for _, p := range res.Parts {
+		fmt.Fprintf(t.w, "  %s alone: spamicity=%s, %d used\n", p.Name, spamicity(p.Spamicity), p.Used)
+	}
 	fmt.Fprintf(t.w, "  %-8s %6s %6s  %s\n", "prob", "spam", "ham", "token")
 	for _, cl := range res.Clues {
 		if _, err := fmt.Fprintf(t.w, "  %.6f %6d %6d  %s\n", cl.Prob, cl.Spam, cl.Ham, strconv.Quote(cl.Token)); err != nil {
@@ -217,6 +220,13 @@ type jsonLine struct {
 	Used      int        `json:"used,omitempty"`
 	Truncated bool       `json:"truncated,omitempty"`
 	Clues     []jsonClue `json:"clues,omitempty"`
+	Parts     []jsonPart `json:"parts,omitempty"`
+}
+
+type jsonPart struct {
+	Name      string  `json:"name"`
+	Spamicity float64 `json:"spamicity"`
+	Used      int     `json:"used"`
 }
 
 type jsonClue struct {
@@ -232,6 +242,9 @@ func (j jsonResult) result(name string, res classifier.Result) error {
 		Tokens: res.Tokens, Used: res.Used, Truncated: res.Truncated}
 	for _, c := range res.Clues {
 		line.Clues = append(line.Clues, jsonClue{Token: c.Token, Spam: c.Spam, Ham: c.Ham, Prob: c.Prob})
+	}
+	for _, p := range res.Parts {
+		line.Parts = append(line.Parts, jsonPart{Name: p.Name, Spamicity: p.Spamicity, Used: p.Used})
 	}
 	return j.enc.Encode(line)
 }

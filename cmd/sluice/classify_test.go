@@ -136,6 +136,15 @@ func TestClassifyJSONExplain(t *testing.T) {
 		if l.Verdict != want || l.Spamicity == nil || l.Tokens == 0 || l.Used == 0 || len(l.Clues) == 0 || !strings.HasSuffix(l.Path, want+".eml") {
 			t.Errorf("line %d: %+v", i, l)
 		}
+		// Header and body alone, each leaning the message's way.
+		if len(l.Parts) != 2 || l.Parts[0].Name != "header" || l.Parts[1].Name != "body" {
+			t.Errorf("line %d: parts %+v", i, l.Parts)
+		}
+		for _, p := range l.Parts {
+			if p.Used == 0 || (want == "spam") != (p.Spamicity > 0.5) {
+				t.Errorf("%s: part %+v", want, p)
+			}
+		}
 		// The clues decided: for spam they lean to spam, for ham to ham.
 		for _, c := range l.Clues[:3] {
 			if (want == "spam") != (c.Prob > 0.5) {
@@ -145,7 +154,8 @@ func TestClassifyJSONExplain(t *testing.T) {
 	}
 	// text --explain lists tokens under the verdict line.
 	r = runCLI(t, "", "classify", "--db", db, "--explain", fixture("check", "spam.eml"))
-	if r.code != 0 || !regexp.MustCompile(`(?m)^  0\.9\d{5} +\d+ +0  "\S+"$`).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`(?m)^  0\.9\d{5} +\d+ +0  "\S+"$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^  header alone: spamicity=\d\.\d{6}, \d+ used\n  body alone: spamicity=\d\.\d{6}, \d+ used$`).MatchString(r.stdout) {
 		t.Errorf("text explain: %+v", r)
 	}
 }
