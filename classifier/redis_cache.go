@@ -54,8 +54,8 @@ type redisCache struct {
 	seed maphash.Seed
 	max  int // most tokens held
 
-	mu       sync.Mutex
-	gen      string // generation of the counts; "" none
+	mu       sync.RWMutex // lookups read the table together
+	gen      string       // generation of the counts; "" none
 	complete bool
 	ver      uint64 // changes whenever the table is replaced or emptied
 	slots    []indexSlot
@@ -92,8 +92,8 @@ func (c *redisCache) get(tokens []string, counts []Counts) cacheView {
 	for i, tok := range tokens {
 		v.hashes[i] = c.hash(tok)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	v.gen, v.ver = c.gen, c.ver
 	if c.gen == "" {
 		v.ask = make([]int, len(tokens))
@@ -250,9 +250,9 @@ func (s *RedisStore) CacheStatus() RedisCacheStatus {
 		return RedisCacheStatus{}
 	}
 	var st RedisCacheStatus
-	s.cache.mu.Lock()
+	s.cache.mu.RLock()
 	st.Tokens, st.Complete = s.cache.n, s.cache.complete
-	s.cache.mu.Unlock()
+	s.cache.mu.RUnlock()
 	s.loader.mu.Lock()
 	st.Loads, st.LoadTime = s.loader.loads, s.loader.took
 	s.loader.mu.Unlock()
