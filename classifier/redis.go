@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -115,6 +116,11 @@ type RedisStore struct {
 	addrString string
 	cache      *redisCache // nil if off
 	loader     redisLoader
+	// noLog is set once Redis refused to let this user read the change
+	// log (an ACL without xrange): lookups then stop asking for it and
+	// the cache starts over whenever another host writes, as it would
+	// without a log, instead of every lookup failing.
+	noLog atomic.Bool
 }
 
 // OpenRedis returns a store on the Redis that opts name. It does not
@@ -317,6 +323,12 @@ func unavailable(err error) bool {
 	return false
 }
 
+// logRefused reports whether err is Redis refusing the user the change
+// log's XRANGE by its ACL.
+func logRefused(err error) bool {
+	return redis.HasErrorPrefix(err, "NOPERM") && strings.Contains(strings.ToLower(err.Error()), "xrange")
+}
+
 // Ping checks that Redis answers.
 func (s *RedisStore) Ping(ctx context.Context) error {
 	return s.call(ctx, "ping", false, func(ctx context.Context) error {
@@ -359,6 +371,11 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 	s.startLoad()
 	v := s.cache.get(tokens, counts)
 	r, err := s.fetch(ctx, tokens, v.ask, counts, v.gen)
+	if err != nil && logRefused(err) && !s.noLog.Swap(true) {
+		slog.Warn("bayes store: Redis refuses this user XRANGE; the cache starts over whenever another host learns (grant +xrange, see the ACL in docs/scaling.md)",
+			"store", s.String(), "err", err)
+		r, err = s.fetch(ctx, tokens, v.ask, counts, v.gen)
+	}
 	if err != nil {
 		return Totals{}, nil, err
 	}
@@ -461,7 +478,7 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 	err := s.call(ctx, "lookup", false, func(ctx context.Context) error {
 		_, err := pipelined(ctx, func(p redis.Pipeliner) error {
 			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen")
-			if since != "" {
+			if since != "" && !s.noLog.Load() {
 				// Entry IDs are generations: "GEN-1" is just after
 				// entry "GEN-0".
 				logCmd = p.XRangeN(ctx, s.log, since+"-1", "+", logRead+1)

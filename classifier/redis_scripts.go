@@ -118,9 +118,11 @@ local record = tonumber(ARGV[base + 3])
 local date = tonumber(ARGV[2])
 if remove ~= 0 or add ~= 0 then
   -- The new generation must also follow the log's last entry (an ID that
-  -- does not would make XADD fail after the writes).
+  -- does not would make XADD fail after the writes). pcall: a user whose
+  -- ACL has no stream commands learns without the log (an error reply is
+  -- a table without [1]).
   local prevgen, g = nextgen()
-  local top = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
+  local top = redis.pcall('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
   if top[1] then
     local ms = tonumber(string.match(top[1][1], '^(%d+)')) or 0
     if g <= ms then g = ms + 1 end

@@ -658,3 +658,48 @@ func testCacheFollowsOtherWriters(t *testing.T, cacheTokens int) {
 		t.Errorf("unlearned token q: totals %+v, counts %+v, %v; want 71 spam and no counts", tot, c[0], err)
 	}
 }
+
+// A user whose ACL lacks the change log's commands (XADD, XRANGE) still
+// learns and classifies: learning skips the log, and lookups, once Redis
+// has refused the log's XRANGE, stop asking for it and see what other hosts
+// learn by starting the cache over.
+func TestRedisWithoutLogCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
+		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
+		"+client|setname", "+select").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog", Username: "nolog", Password: "nolog-pw"})
+	defer a.Close()
+	admin := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog"})
+	defer admin.Close()
+	learn := func(st classifier.Store, n byte, toks ...string) {
+		t.Helper()
+		op := classifier.LearnOp{Class: classifier.Spam, Tokens: toks, Date: 20240101}
+		op.Digest[0] = n
+		out, err := st.Learn(ctx, []classifier.LearnOp{op})
+		if err != nil || out[0] != classifier.Learned {
+			t.Fatalf("learn %d: %v %v", n, out, err)
+		}
+	}
+	look := func(wantSpam, wantX uint32) {
+		t.Helper()
+		tot, c, err := a.Lookup(ctx, []string{"x", "y"})
+		if err != nil {
+			t.Fatalf("lookup as a user without XRANGE: %v", err)
+		}
+		if tot.Spam != wantSpam || c[0].Spam != wantX {
+			t.Errorf("lookup: %d spam learned, x in %d; want %d and %d", tot.Spam, c[0].Spam, wantSpam, wantX)
+		}
+	}
+	learn(a, 1, "x", "y") // XADD refused inside the script: learned all the same
+	look(1, 1)
+	look(1, 1)
+	learn(admin, 2, "x") // logged, but this user may not read the log
+	look(2, 2)
+	learn(admin, 3, "x", "z")
+	look(3, 3)
+	look(3, 3)
+}
