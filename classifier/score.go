@@ -341,12 +341,13 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 		if math.Abs(f-0.5) < p.MinDev {
 			continue
 		}
-		all.add(f)
+		lnF, ln1F := math.Log(f), math.Log1p(-f)
+		all.add(lnF, ln1F)
 		if split {
 			if HeaderToken(tokens[i]) {
-				hdr.add(f)
+				hdr.add(lnF, ln1F)
 			} else {
-				body.add(f)
+				body.add(lnF, ln1F)
 			}
 		}
 		if explain {
@@ -403,10 +404,11 @@ type fisherSum struct {
 	n         int
 }
 
-func (s *fisherSum) add(f float64) {
+// add counts a token with ln f and ln(1-f).
+func (s *fisherSum) add(lnF, ln1F float64) {
 	s.n++
-	s.lnF += math.Log(f)
-	s.ln1F += math.Log1p(-f)
+	s.lnF += lnF
+	s.ln1F += ln1F
 }
 
 // logOdds is ln(spamicity / (1 - spamicity)) of the test, 0 without

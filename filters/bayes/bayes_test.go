@@ -489,6 +489,20 @@ func TestParams(t *testing.T) {
 		p.Limits.MaxBytes != 64<<10 || p.Limits.MaxTokens != 500 {
 		t.Errorf("params %+v", p)
 	}
+	// combine: split by default, fisher for a bogofilter store, either
+	// when set, anything else refused.
+	if p, _ := options(t, "").Params(classifier.DialectSluice); p.Combine != classifier.CombineSplit {
+		t.Errorf("default combine %q", p.Combine)
+	}
+	if p, err := options(t, "combine: fisher").Params(classifier.DialectSluice); err != nil || p.Combine != classifier.CombineFisher {
+		t.Errorf("combine: fisher: %q %v", p.Combine, err)
+	}
+	if p, err := options(t, "combine: split").Params(classifier.DialectBogofilter); err != nil || p.Combine != classifier.CombineSplit {
+		t.Errorf("combine: split on a bogofilter store: %q %v", p.Combine, err)
+	}
+	if _, err := options(t, "combine: average").Params(classifier.DialectSluice); err == nil || !strings.Contains(err.Error(), `combine "average"`) {
+		t.Errorf("combine: average: %v", err)
+	}
 }
 
 func TestDBPath(t *testing.T) {

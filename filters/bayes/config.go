@@ -174,12 +174,8 @@ func (c Config) Params(dialect classifier.Dialect) (classifier.Params, error) {
 	if err := pos("spam_cutoff", c.SpamCutoff, &p.SpamCutoff); err != nil {
 		return p, err
 	}
-	switch c.Combine {
-	case "":
-	case classifier.CombineSplit, classifier.CombineFisher:
-		p.Combine = c.Combine
-	default:
-		return p, fmt.Errorf("combine %q: must be %s or %s", c.Combine, classifier.CombineSplit, classifier.CombineFisher)
+	if c.Combine != "" {
+		p.Combine = c.Combine // checked by Params.Validate
 	}
 	if c.MinDev != nil {
 		p.MinDev = *c.MinDev
