@@ -95,7 +95,7 @@ func (t targets) order(a, b cvPoint) int {
 // crossValidate picks parameters by 5-fold cross-validation on the training
 // set only: every training message is scored against counts learned from
 // the other four folds, for each point of a grid, and the best point (see
-// cvPoint.better) wins.
+// targets.order) wins.
 func crossValidate(train []sample, msgs []cvMessage, tg targets) (classifier.Params, error) {
 	results := gridSearch(msgs, tg)
 	slices.SortFunc(results, tg.order)
@@ -298,15 +298,7 @@ func nestedCV(train []sample, tg targets) error {
 	}
 	procs := []procedure{
 		{"fewest false positives, then cost, then AUC", func(r []cvPoint) cvPoint {
-			return slices.MinFunc(r, func(a, b cvPoint) int {
-				if a.better(b) {
-					return -1
-				}
-				if b.better(a) {
-					return 1
-				}
-				return 0
-			})
+			return slices.MinFunc(r, targets{}.order)
 		}, false},
 		{"highest AUC, then cutoffs by fewest false positives and cost", func(r []cvPoint) cvPoint {
 			return slices.MaxFunc(r, func(a, b cvPoint) int { return cmp.Compare(a.auc, b.auc) })
