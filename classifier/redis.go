@@ -347,22 +347,18 @@ func checkVersion(v any) error {
 	return nil
 }
 
-// Lookup implements Store: one round trip, a MULTI/EXEC that reads the
-// totals, the store's generation, the change log since the generation of
-// the process's cache, and the counts of the tokens the cache cannot
-// answer (none once the cache holds the whole store), so the counts are
-// one consistent read even while another sluice trains. Only when the log
-// does not cover the writes since the cache's generation, and the lookup
-// took counts from the cache, does it take a second round trip (see
-// redisCache).
+// Lookup implements Store: one round trip (a MULTI/EXEC when it reads
+// tokens, see fetch) that reads the totals, the store's generation, the
+// change log since the generation of the process's cache, and the counts
+// of the tokens the cache cannot answer (none once the cache holds the
+// whole store), so the counts are one consistent read even while another
+// sluice trains. Only when the log does not cover the writes since the
+// cache's generation, and the lookup took counts from the cache, does it
+// take a second round trip (see redisCache).
 func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
 	counts := make([]Counts, len(tokens))
 	if s.cache == nil {
-		ask := make([]int, len(tokens))
-		for i := range ask {
-			ask[i] = i
-		}
-		r, err := s.fetch(ctx, tokens, ask, counts, "")
+		r, err := s.fetch(ctx, tokens, allIndexes(len(tokens)), counts, "")
 		if err != nil {
 			return Totals{}, nil, err
 		}
@@ -395,10 +391,7 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 	s.loader.pending.Store(true)
 	if len(v.ask) < len(tokens) {
 		// Cached counts of an older generation: ask for everything.
-		all := make([]int, len(tokens))
-		for i := range all {
-			all[i] = i
-		}
+		all := allIndexes(len(tokens))
 		if r, err = s.fetch(ctx, tokens, all, counts, ""); err != nil {
 			return Totals{}, nil, err
 		}
@@ -409,6 +402,15 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 		s.cache.update(v2, r.gen, nil, counts, v.ask)
 	}
 	return r.tot, counts, nil
+}
+
+// allIndexes returns 0, 1, ..., n-1: every token of a lookup.
+func allIndexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 // applyLog sets counts[i] of every token that the lookup took from the

@@ -96,10 +96,7 @@ func (c *redisCache) get(tokens []string, counts []Counts) cacheView {
 	defer c.mu.RUnlock()
 	v.gen, v.ver = c.gen, c.ver
 	if c.gen == "" {
-		v.ask = make([]int, len(tokens))
-		for i := range v.ask {
-			v.ask[i] = i
-		}
+		v.ask = allIndexes(len(tokens))
 		return v
 	}
 	for i, h := range v.hashes {
