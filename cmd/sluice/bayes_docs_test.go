@@ -41,10 +41,12 @@ func bayesOptionKeys(t reflect.Type, prefix string, keys map[string]bool) {
 	}
 }
 
-func bayesOptionRows(t *testing.T) map[string]string {
+// docOptionRows returns the options table of a filter's doc page (the
+// table whose first column is "Option"): option to Default cell.
+func docOptionRows(t *testing.T, path string) map[string]string {
 	t.Helper()
 	rows := map[string]string{}
-	for _, tbl := range mdTables(readDoc(t, "docs/bayes.md")) {
+	for _, tbl := range mdTables(readDoc(t, path)) {
 		if tbl.column("Option") != 0 {
 			continue
 		}
@@ -52,14 +54,14 @@ func bayesOptionRows(t *testing.T) map[string]string {
 		for _, r := range tbl.rows {
 			k, ok := onlyCode(r.cell(0))
 			if !ok {
-				t.Errorf("docs/bayes.md:%d: option cell %q is not one code span", r.line, r.cell(0))
+				t.Errorf("%s:%d: option cell %q is not one code span", path, r.line, r.cell(0))
 				continue
 			}
 			rows[k] = r.cell(def)
 		}
 	}
 	if len(rows) == 0 {
-		t.Fatal("docs/bayes.md has no options table")
+		t.Fatalf("%s has no options table", path)
 	}
 	return rows
 }
@@ -72,7 +74,7 @@ func TestDocBayesOptions(t *testing.T) {
 			t.Fatalf("walking bayes.Config did not find %s: %v", k, keys)
 		}
 	}
-	rows := bayesOptionRows(t)
+	rows := docOptionRows(t, "docs/bayes.md")
 	for k := range keys {
 		if _, ok := rows[k]; !ok {
 			t.Errorf("docs/bayes.md does not document option %s", k)

@@ -168,31 +168,6 @@ func TestSendersTestCommandErrors(t *testing.T) {
 	}
 }
 
-// sendersDocRows returns the options table of docs/senders.md: option to
-// Default cell.
-func sendersDocRows(t *testing.T) map[string]string {
-	t.Helper()
-	rows := map[string]string{}
-	for _, tbl := range mdTables(readDoc(t, "docs/senders.md")) {
-		if tbl.column("Option") != 0 {
-			continue
-		}
-		def := tbl.column("Default")
-		for _, r := range tbl.rows {
-			k, ok := onlyCode(r.cell(0))
-			if !ok {
-				t.Errorf("docs/senders.md:%d: option cell %q is not one code span", r.line, r.cell(0))
-				continue
-			}
-			rows[k] = r.cell(def)
-		}
-	}
-	if len(rows) == 0 {
-		t.Fatal("docs/senders.md has no options table")
-	}
-	return rows
-}
-
 func TestDocSendersOptions(t *testing.T) {
 	keys := map[string]bool{}
 	ct := reflect.TypeOf(senders.Config{})
@@ -205,7 +180,7 @@ func TestDocSendersOptions(t *testing.T) {
 		name, _, _ := strings.Cut(ft.Field(i).Tag.Get("yaml"), ",")
 		keys["files[]."+name] = true
 	}
-	rows := sendersDocRows(t)
+	rows := docOptionRows(t, "docs/senders.md")
 	for k := range keys {
 		if _, ok := rows[k]; !ok {
 			t.Errorf("docs/senders.md does not document option %s", k)
