@@ -78,6 +78,18 @@ func (b *Body) spill() error {
 	return nil
 }
 
+// snapshot returns a Body with b's content so far that b's later Write
+// and Close leave alone: bytes already stored are never rewritten, and
+// reads from a temporary file that b has since closed fail cleanly.
+func (b *Body) snapshot() *Body {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.mem = b.mem[:len(b.mem):len(b.mem)]
+	return &c
+}
+
 // Size returns the number of bytes received.
 func (b *Body) Size() int64 { return b.size }
 

@@ -3,7 +3,9 @@ package filters
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -108,6 +110,26 @@ func (m *Message) connMacros() map[string]string {
 		return nil
 	}
 	return m.Conn.Macros
+}
+
+// snapshot returns a copy of m that later changes to m do not reach: its
+// own header, recipient and macro lists, its own Conn, and a Body that
+// shares only the stored bytes, which are never changed once written. A
+// filter that overruns its timeout reads the copy while the edge moves
+// on; sharing m would be a data race, and a map read racing a map write
+// is a fatal error that stops the daemon.
+func (m *Message) snapshot() *Message {
+	c := *m
+	c.Rcpts = slices.Clone(m.Rcpts)
+	c.Headers = slices.Clone(m.Headers)
+	c.Macros = maps.Clone(m.Macros)
+	if m.Conn != nil {
+		conn := *m.Conn
+		conn.Macros = maps.Clone(m.Conn.Macros)
+		c.Conn = &conn
+	}
+	c.Body = m.Body.snapshot()
+	return &c
 }
 
 // Header returns the value of the first field named name (case-insensitive).

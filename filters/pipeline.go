@@ -212,7 +212,10 @@ type callResult struct {
 
 // call runs Check. With a timeout it runs in its own goroutine so that a
 // filter that ignores its context cannot hold the session past the
-// deadline; the goroutine ends whenever Check returns.
+// deadline; the goroutine ends whenever Check returns. That goroutine gets
+// its own copy of the message: after a timeout the edge goes on changing
+// m (edits, macros, recipients, freeing the body) while the filter may
+// still read it.
 func call(ctx context.Context, s Step, stage Stage, m *Message) (Verdict, string, error) {
 	if s.Timeout <= 0 {
 		r := protect(ctx, s.Filter, stage, m)
@@ -221,7 +224,8 @@ func call(ctx context.Context, s Step, stage Stage, m *Message) (Verdict, string
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	done := make(chan callResult, 1)
-	go func() { done <- protect(ctx, s.Filter, stage, m) }()
+	own := m.snapshot()
+	go func() { done <- protect(ctx, s.Filter, stage, own) }()
 	select {
 	case r := <-done:
 		return classify(r, ctx.Err() != nil)

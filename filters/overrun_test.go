@@ -1,0 +1,88 @@
+package filters_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// lateReader ignores its context: it waits for release, then reads the
+// whole message and reports what it saw.
+type lateReader struct {
+	release chan struct{}
+	seen    chan string
+}
+
+func (*lateReader) Name() string { return "late" }
+func (*lateReader) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true, Body: true}
+}
+func (l *lateReader) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	<-l.release
+	var hdrs []string
+	for _, h := range m.Headers {
+		hdrs = append(hdrs, h.Name+"="+h.Value)
+	}
+	body, err := io.ReadAll(m.Body.Reader())
+	l.seen <- fmt.Sprintf("headers=%s rcpts=%d macro=%s conn=%s helo=%s body=%q err=%v",
+		strings.Join(hdrs, ","), len(m.Rcpts), m.Macros["k"], m.Conn.Macros["c"], m.Conn.Helo, body, err)
+	return filters.Verdict{}, nil
+}
+
+// A filter that runs past its timeout goes on running in its own
+// goroutine while the edge moves on with the message: it changes header
+// values in place, adds recipients of the next message, merges macros and
+// frees the body. The late filter must keep reading the message as it was
+// when it was called, never the session's changing one: sharing it is a
+// data race, and a map read racing a map write is a fatal error that ends
+// the whole daemon.
+func TestOverrunFilterReadsItsOwnCopy(t *testing.T) {
+	l := &lateReader{release: make(chan struct{}), seen: make(chan string, 1)}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(l.release)
+		}
+	}
+	t.Cleanup(release)
+	// The filter never answers before release, so any timeout expires;
+	// the shortest one keeps the test quick.
+	p := filters.NewPipeline([]filters.Step{{Filter: l, Timeout: time.Nanosecond}}, nil)
+	body := filters.NewBody(1<<10, t.TempDir())
+	body.Write([]byte("hello"))
+	conn := &filters.Conn{Helo: "h1", Macros: map[string]string{"c": "old"}}
+	m := &filters.Message{
+		Conn:    conn,
+		Rcpts:   []filters.Address{{Addr: "a@example.org"}},
+		Headers: []filters.Header{{Name: "Subject", Value: "old"}},
+		Macros:  map[string]string{"k": "old"},
+		Body:    body,
+	}
+	res := p.Run(context.Background(), filters.StageEOM, m)
+	if len(res.Decisions) != 1 || res.Decisions[0].Failure != filters.FailureTimeout {
+		t.Fatalf("decisions %+v, want one timeout", res.Decisions)
+	}
+
+	// What the session does next, while the late filter still runs.
+	m.Headers = filters.ApplyEdits(m.Headers, []filters.HeaderEdit{{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "new"}})
+	m.Rcpts = append(m.Rcpts, filters.Address{Addr: "b@example.org"})
+	m.Macros["k"] = "new"
+	conn.Macros["c"] = "new"
+	conn.Helo = "h2"
+	if err := m.Body.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	release()
+	got := <-l.seen
+	want := `headers=Subject=old rcpts=1 macro=old conn=old helo=h1 body="hello" err=<nil>`
+	if got != want {
+		t.Errorf("late filter read\n%s\nwant\n%s", got, want)
+	}
+}
