@@ -3,6 +3,7 @@ package milter
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -20,8 +21,11 @@ type flow struct {
 
 	conn     filters.Conn
 	connDone filters.Outcome // verdicts at connect and HELO
-	msg      *filters.Message
-	out      filters.Outcome
+	// atConnect is connDone as the connect stage left it, for a HELO
+	// that comes again.
+	atConnect filters.Outcome
+	msg       *filters.Message
+	out       filters.Outcome
 	// hdrDone is set once edits from stages before the end of the header
 	// block have been applied to msg.Headers.
 	hdrDone bool
@@ -51,9 +55,22 @@ func (f *flow) connStage(stage filters.Stage) (refused, now bool) {
 	if f.connDone.Final() && f.connDone.Action != filters.Discard {
 		return true, false
 	}
+	if stage == filters.StageHelo {
+		// A client may say HELO again (EHLO after STARTTLS, or after
+		// RSET) and the MTA reports each one: what filters decide about
+		// the latest replaces what they decided about an earlier one,
+		// so that its edits and hold do not pile up. Clipping makes the
+		// stage's appends copy instead of writing into atConnect.
+		f.connDone = f.atConnect
+		f.connDone.Edits = slices.Clip(f.connDone.Edits)
+		f.connDone.Decisions = slices.Clip(f.connDone.Decisions)
+	}
 	msg := &filters.Message{Conn: &f.conn}
 	res := f.run(stage, msg, f.connDone.Decided())
 	f.connDone.Add(res)
+	if stage == filters.StageConnect {
+		f.atConnect = f.connDone
+	}
 	// Postfix refuses DISCARD at connect and HELO ("not allowed for
 	// connect or helo") and would apply milter_default_action instead,
 	// so a discard there is carried into each message (see startMessage).
