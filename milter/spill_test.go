@@ -1,0 +1,111 @@
+package milter_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/milter"
+)
+
+// bodyWatcher reports, for each message, how much body it could read and
+// whether the body was marked broken, and tags delivered mail.
+type bodyWatcher struct {
+	mu   sync.Mutex
+	seen []bodySeen
+}
+
+type bodySeen struct {
+	read    int64
+	readErr error
+	broken  bool
+}
+
+func (*bodyWatcher) Name() string { return "bodywatch" }
+func (*bodyWatcher) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Body: true}
+}
+func (w *bodyWatcher) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	n, err := io.Copy(io.Discard, m.Body.Reader())
+	w.mu.Lock()
+	w.seen = append(w.seen, bodySeen{read: n, readErr: err, broken: m.Body.Err() != nil})
+	w.mu.Unlock()
+	return filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Seen", Value: "yes"}}}, nil
+}
+
+// mountTmpfs mounts a tmpfs of the given size on a fresh directory and
+// unmounts it when the test ends. Without the privilege to mount, the test
+// is skipped, except under CI, where that is a failure.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v", err)
+		}
+		t.Skipf("mount tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		// Detach, so that a leaked spill file cannot keep the mount behind.
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+func freeBytes(t *testing.T, dir string) uint64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Bfree * uint64(st.Bsize)
+}
+
+// A body too big for memory and for the spill directory's file system:
+// the message is still delivered with its edits (the MTA holds the whole
+// message; sluice only loses its own copy), the filter is told the body
+// is incomplete, the space is given back, and the next message of the
+// same connection is whole again.
+func TestBodySpillOntoFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, "64k")
+	free := freeBytes(t, dir)
+	w := &bodyWatcher{}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(w), BodyMemoryLimit: 1024, TempDir: dir})
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Helo("client.example"))
+
+	big := strings.Repeat("0123456789abcdef\r\n", 256<<10/18) // 256 kB, four times the file system
+	for i, body := range []string{big, "small\r\n"} {
+		mods, act := sendMessage(t, s, "a@example.org", "b@example.org", [][2]string{{"Subject", "hi"}}, body)
+		if act.Code != gomilter.ActAccept {
+			t.Fatalf("message %d: action %c, want accept", i, act.Code)
+		}
+		if len(mods) != 1 || mods[0].HeaderName != "X-Seen" {
+			t.Errorf("message %d: modifications %+v, want the filter's header", i, mods)
+		}
+	}
+	if got := freeBytes(t, dir); got != free {
+		t.Errorf("spill file system has %d bytes free after the messages, %d before", got, free)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) != 2 {
+		t.Fatalf("filter saw %d messages: %+v", len(w.seen), w.seen)
+	}
+	if got := w.seen[0]; got.readErr != nil || !got.broken || got.read == 0 || got.read >= int64(len(big)) {
+		t.Errorf("big message: filter saw %+v, want a readable partial body marked broken", got)
+	}
+	if got, want := w.seen[1], (bodySeen{read: 7}); got != want {
+		t.Errorf("next message: filter saw %+v, want %+v", got, want)
+	}
+}
