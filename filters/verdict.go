@@ -215,8 +215,8 @@ type HeaderEdit struct {
 }
 
 // Validate checks that the edit is well formed: a field name of printable
-// ASCII without colon (RFC 5322 2.2) and a value with no NUL and no bare
-// line breaks except folding.
+// ASCII without colon (RFC 5322 2.2) and a value with no NUL whose only
+// line breaks are folding (LF or CRLF followed by a space or tab).
 func (e HeaderEdit) Validate() error {
 	if e.Name == "" {
 		return fmt.Errorf("header edit: empty field name")
@@ -230,6 +230,9 @@ func (e HeaderEdit) Validate() error {
 	if strings.IndexByte(e.Value, 0) >= 0 {
 		return fmt.Errorf("header edit %s: value has a NUL byte", e.Name)
 	}
+	if i := unfoldedBreak(e.Value); i >= 0 {
+		return fmt.Errorf("header edit %s: value has a line break at offset %d that is not folding (a break must be LF or CRLF followed by a space or tab)", e.Name, i)
+	}
 	if e.Kind > DeleteHeader {
 		return fmt.Errorf("header edit %s: unknown kind %d", e.Name, e.Kind)
 	}
@@ -240,4 +243,23 @@ func (e HeaderEdit) Validate() error {
 		return fmt.Errorf("header edit insert %s: negative index %d", e.Name, e.Index)
 	}
 	return nil
+}
+
+// unfoldedBreak returns the offset of the first line break in v that is not
+// folding, or -1. Anything else would end the field early, and what follows
+// would read as a field of its own.
+func unfoldedBreak(v string) int {
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '\r':
+			if i+1 >= len(v) || v[i+1] != '\n' {
+				return i
+			}
+		case '\n':
+			if i+1 >= len(v) || (v[i+1] != ' ' && v[i+1] != '\t') {
+				return i
+			}
+		}
+	}
+	return -1
 }

@@ -1,0 +1,42 @@
+package filters_test
+
+import (
+	"testing"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// A header value may span lines only by folding: a line break followed by
+// a space or tab. Any other line break would end the field early, and what
+// follows it would read as a field of its own (a header injected from,
+// say, a subject line copied into a tag) in every copy of the message
+// sluice writes itself, such as an archive.
+func TestHeaderEditValueLineBreaks(t *testing.T) {
+	tests := []struct {
+		value string
+		ok    bool
+	}{
+		{"plain", true},
+		{"", true},
+		{"one\n\ttwo", true},
+		{"one\r\n two", true},
+		{"one\n two\n\tthree", true},
+		{"x\r\nBcc: evil@example.net", false},
+		{"x\nBcc: evil@example.net", false},
+		{"x\rBcc: evil@example.net", false},
+		{"x\r\tfolded with a bare CR", false},
+		{"ends in a break\n", false},
+		{"ends in a break\r\n", false},
+		{"\n starts with a fold", true},
+		{"nul\x00", false},
+	}
+	for _, tc := range tests {
+		for _, kind := range []filters.EditKind{filters.AddHeader, filters.InsertHeader, filters.ChangeHeader} {
+			e := filters.HeaderEdit{Kind: kind, Name: "X-Tag", Value: tc.value, Index: 1}
+			err := e.Validate()
+			if (err == nil) != tc.ok {
+				t.Errorf("%s %q: error %v, want ok=%v", kind, tc.value, err, tc.ok)
+			}
+		}
+	}
+}
