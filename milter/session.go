@@ -95,19 +95,36 @@ func (s *session) setBusy() {
 // guard recovers a panic in a callback: the session survives, the panic is
 // logged and counted, and the message gets the failure policy's answer.
 func (s *session) guard(resp *gomilter.Response, err *error) {
-	p := recover()
-	if p == nil {
-		return
+	if p := recover(); p != nil {
+		*resp, *err = s.recovered(p, false), nil
 	}
+}
+
+// guardRcpt is guard for RcptTo, where a reply concerns one recipient.
+func (s *session) guardRcpt(resp *gomilter.Response, err *error) {
+	if p := recover(); p != nil {
+		*resp, *err = s.recovered(p, true), nil
+	}
+}
+
+// recovered handles a panic recovered in a callback; rcpt tells that the
+// callback was RcptTo.
+func (s *session) recovered(p any, rcpt bool) gomilter.Response {
 	s.srv.observer.SessionPanic()
 	s.log.Error("panic in milter session", "queue_id", s.queueID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-	*err = nil
-	if s.cfg.OnFailure == filters.FailTempfail {
-		r := filters.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary filter failure, try again later"}
-		*resp = s.finish(filters.Tempfail, &r, "internal error")
-		return
+	if s.cfg.OnFailure != filters.FailTempfail {
+		return s.finish(filters.Accept, nil, "internal error")
 	}
-	*resp = s.finish(filters.Accept, nil, "internal error")
+	r := filters.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary filter failure, try again later"}
+	if rcpt && s.msg != nil {
+		// The MTA takes a refusal at RCPT for this recipient only and
+		// goes on with the message for the others. Keep the message and
+		// its tempfail, so that it ends refused at end of message instead
+		// of going through unfiltered.
+		s.out.Add(filters.StageResult{Verdict: filters.Verdict{Action: filters.Tempfail, Reply: &r, Reason: "internal error"}})
+		return reply(filters.Tempfail, &r)
+	}
+	return s.finish(filters.Tempfail, &r, "internal error")
 }
 
 func (s *session) queueID() string {
@@ -177,7 +194,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Res
 // RcptTo implements gomilter.Milter. A Reject or Tempfail here refuses
 // only this recipient; the message goes on for the others.
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
-	defer s.guard(&resp, &err)
+	defer s.guardRcpt(&resp, &err)
 	if s.msg == nil {
 		return continueReply, nil
 	}
