@@ -40,3 +40,22 @@ func TestHeaderEditValueLineBreaks(t *testing.T) {
 		}
 	}
 }
+
+// The milter protocol carries an edit's index in 32 bits (and the edge
+// sends an insert's index plus one). A larger index must be refused, not
+// wrapped around to a small one that changes or deletes another field or
+// inserts at the top.
+func TestHeaderEditIndexFitsTheProtocol(t *testing.T) {
+	for _, kind := range []filters.EditKind{filters.InsertHeader, filters.ChangeHeader, filters.DeleteHeader} {
+		for _, idx := range []int{1 << 32, 1<<32 + 1, 1 << 31} {
+			e := filters.HeaderEdit{Kind: kind, Name: "Subject", Value: "x", Index: idx}
+			if err := e.Validate(); err == nil {
+				t.Errorf("%s at index %d accepted", kind, idx)
+			}
+		}
+		e := filters.HeaderEdit{Kind: kind, Name: "Subject", Value: "x", Index: 1000}
+		if err := e.Validate(); err != nil {
+			t.Errorf("%s at index 1000: %v", kind, err)
+		}
+	}
+}

@@ -242,8 +242,16 @@ func (e HeaderEdit) Validate() error {
 	if e.Kind == InsertHeader && e.Index < 0 {
 		return fmt.Errorf("header edit insert %s: negative index %d", e.Name, e.Index)
 	}
+	if e.Index > maxEditIndex {
+		return fmt.Errorf("header edit %s %s: index %d, at most %d", e.Kind, e.Name, e.Index, maxEditIndex)
+	}
 	return nil
 }
+
+// maxEditIndex keeps an edit's index, and an insert's index plus one (see
+// the milter edge), inside the protocol's 32-bit field and below its sign
+// bit, so that it never wraps around to another position.
+const maxEditIndex = 1<<31 - 2
 
 // unfoldedBreak returns the offset of the first line break in v that is not
 // folding, or -1. Anything else would end the field early, and what follows
