@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters/bayes"
@@ -61,18 +59,10 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 		if f.Type != bayesType {
 			continue
 		}
-		if f.Options.Kind != 0 {
-			// Strictly, as the daemon reads them: a misspelt option must
-			// not silently train with other limits than the daemon's.
-			text, err := yaml.Marshal(&f.Options)
-			if err == nil {
-				dec := yaml.NewDecoder(bytes.NewReader(text))
-				dec.KnownFields(true)
-				err = dec.Decode(&s.cfg)
-			}
-			if err != nil {
-				return bayesSetup{}, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
-			}
+		// Strictly, as the daemon reads them: a misspelt option must not
+		// silently train with other limits than the daemon's.
+		if err := cfg.DecodeOptions(i, &s.cfg); err != nil {
+			return bayesSetup{}, err
 		}
 		break
 	}
