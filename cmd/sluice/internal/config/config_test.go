@@ -111,6 +111,10 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate name", "filters:\n  - type: script\n  - type: script\n", "bad.yml:3: filters[1].name:"},
 		{"unknown filter key", "filters:\n  - type: script\n    colour: red\n", "bad.yml:3: filters[0].colour: unknown key"},
 		{"syntax", "listen: [\n", "bad.yml:"},
+		{"second document", "log:\n  level: info\n---\nlog:\n  level: debug\n", "bad.yml:4: a second YAML document"},
+		{"second document after empty first", "---\n---\nlog:\n  level: debug\n", "bad.yml:3: a second YAML document"},
+		{"third document", "log:\n  level: info\n---\n---\nlog:\n  level: debug\n", "bad.yml:5: a second YAML document"},
+		{"broken second document", "log:\n  level: info\n---\nlog: [\n", "bad.yml:"},
 		{"list for scalar", "log:\n  format: [a, b]\n", "bad.yml:2: log.format: want a single value"},
 	}
 	for _, tc := range tests {
@@ -155,5 +159,17 @@ func TestParseSize(t *testing.T) {
 		if _, err := config.ParseSize(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Document markers around the one document are fine: only a second
+// document with content is refused.
+func TestParseDocumentMarkers(t *testing.T) {
+	c, err := config.Parse("s.yml", []byte("---\nlog:\n  level: debug\n...\n---\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "debug" {
+		t.Errorf("log.level %q, want debug", c.Log.Level)
 	}
 }
