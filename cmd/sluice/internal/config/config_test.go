@@ -115,6 +115,8 @@ func TestParseErrors(t *testing.T) {
 		{"second document after empty first", "---\n---\nlog:\n  level: debug\n", "bad.yml:3: a second YAML document"},
 		{"third document", "log:\n  level: info\n---\n---\nlog:\n  level: debug\n", "bad.yml:5: a second YAML document"},
 		{"broken second document", "log:\n  level: info\n---\nlog: [\n", "bad.yml:"},
+		{"empty filter entry", "filters:\n  - type: script\n  -\n", "bad.yml:3: filters[1]: empty entry"},
+		{"empty listener entry", "listen:\n  - \n", "bad.yml:2: listen[0]: empty entry"},
 		{"list for scalar", "log:\n  format: [a, b]\n", "bad.yml:2: log.format: want a single value"},
 	}
 	for _, tc := range tests {

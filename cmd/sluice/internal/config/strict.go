@@ -76,8 +76,19 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.SequenceNode {
 			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a list")}
 		}
+		elem := t.Elem()
+		for elem.Kind() == reflect.Pointer {
+			elem = elem.Elem()
+		}
 		for i, item := range n.Content {
-			if err := checkKeys(file, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			key := fmt.Sprintf("%s[%d]", path, i)
+			// yaml.v3 drops a null item of a list of mappings: a lone
+			// "-" (an entry whose lines were commented out) would
+			// vanish from the pipeline without a word.
+			if elem.Kind() == reflect.Struct && elem != nodeType && item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+				return &Error{File: file, Line: item.Line, Key: key, Err: errors.New("empty entry")}
+			}
+			if err := checkKeys(file, item, t.Elem(), key); err != nil {
 				return err
 			}
 		}
