@@ -224,6 +224,10 @@ func dumpToken(t string) string {
 	return t
 }
 
+// maxPruneDays bounds --older-than: about 1900 years, so that the cut-off
+// day stays well after year 1 whatever today is.
+const maxPruneDays = 700000
+
 func (c *cli) newDBPruneCmd(sf *storeFlags) *cobra.Command {
 	var days int
 	var maxCount uint32
@@ -237,8 +241,14 @@ and rare), which is the usual way to shrink a store without losing what
 it knows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if days <= 0 && maxCount == 0 {
+			if days == 0 && maxCount == 0 {
 				return errors.New("prune: give --older-than DAYS, --max-count N, or both")
+			}
+			// A negative age must not be dropped (with --max-count, rare
+			// tokens of any age would go), and a day before year 1 is no
+			// Date: it wrapped round to one after every token.
+			if days < 0 || days > maxPruneDays {
+				return fmt.Errorf("prune: --older-than %d: want 1 to %d days", days, maxPruneDays)
 			}
 			var opts classifier.PruneOptions
 			if days > 0 {
