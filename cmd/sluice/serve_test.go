@@ -407,3 +407,25 @@ func TestReloadRefusesMissingTempDir(t *testing.T) {
 		}
 	}
 }
+
+// Without --config, a missing default file means the built-in defaults,
+// but a default file that is a dangling symlink is an error: the admin
+// put a configuration there, and running without its filters would pass
+// mail unfiltered.
+func TestDefaultConfigDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.yml")
+	c := &cli{configPath: missing, reg: filtertest.Registry()}
+	cfg, err := c.loadConfig("")
+	if err != nil || cfg.File != "" {
+		t.Fatalf("missing default file: %v, %+v; want the built-in defaults", err, cfg)
+	}
+	link := filepath.Join(dir, "sluice.yml")
+	if err := os.Symlink(filepath.Join(dir, "not-mounted", "sluice.yml"), link); err != nil {
+		t.Fatal(err)
+	}
+	c = &cli{configPath: link, reg: filtertest.Registry()}
+	if _, err := c.loadConfig(""); err == nil || !strings.Contains(err.Error(), link) {
+		t.Errorf("dangling symlink as default file: %v; want an error naming %s", err, link)
+	}
+}
