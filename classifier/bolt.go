@@ -224,7 +224,7 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 	}
 	if s.db != nil {
 		defer s.mu.RUnlock()
-		return s.db.View(fn)
+		return s.noPanic(func() error { return s.db.View(fn) })
 	}
 	s.mu.RUnlock()
 	// No handle: open one and read through it under the exclusive lock,
@@ -239,7 +239,7 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 			return err
 		}
 	}
-	return s.db.View(fn)
+	return s.noPanic(func() error { return s.db.View(fn) })
 }
 
 // reopenLocked opens the read-only handle, passing through the turnstile
@@ -249,7 +249,11 @@ func (s *BoltStore) reopenLocked(ctx context.Context) error {
 		return err
 	}
 	defer funlock(s.lock)
-	db, err := bolt.Open(s.path, 0o660, &bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
+	var db *bolt.DB
+	err := s.noPanic(func() (err error) {
+		db, err = bolt.Open(s.path, 0o660, &bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("open %s read-only: %w", s.path, ErrBusy)
@@ -286,7 +290,11 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 		return err
 	}
 	defer funlock(s.lock)
-	db, err := bolt.Open(s.path, 0o660, &bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
+	var db *bolt.DB
+	err := s.noPanic(func() (err error) {
+		db, err = bolt.Open(s.path, 0o660, &bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("open %s: %w", s.path, ErrBusy)
@@ -294,9 +302,13 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
 	var txid int
-	err = db.Update(func(tx *bolt.Tx) error {
-		txid = tx.ID()
-		return fn(tx)
+	// A panic must not skip db.Close below: the handle holds the file's
+	// lock, and every later write of this process would wait for it.
+	err = s.noPanic(func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			txid = tx.ID()
+			return fn(tx)
+		})
 	})
 	if err == nil && committed != nil {
 		if id, ierr := identify(db); ierr == nil {
@@ -309,6 +321,21 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 		err = fmt.Errorf("close %s: %w", s.path, cerr)
 	}
 	return err
+}
+
+// noPanic runs fn, which reads or writes the file through bbolt, and
+// turns a panic into an error wrapping ErrDamaged. bbolt trusts the pages
+// it reads and panics on garbage (a bad disk, a stray write, a file that
+// is no store) instead of returning an error; a command must then fail
+// with a message, and the daemon must keep its locks consistent. bbolt
+// rolls its transaction back when fn panics, so the handle stays usable.
+func (s *BoltStore) noPanic(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: %w: %v", s.path, ErrDamaged, r)
+		}
+	}()
+	return fn()
 }
 
 // Close releases the store. It waits for running operations.

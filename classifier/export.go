@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,18 +15,25 @@ import (
 // The export format is line-oriented text, one record per line, fields
 // separated by one space:
 //
-//	sluice-classifier-export 1
+//	sluice-classifier-export 2
 //	dialect sluice
 //	totals SPAM HAM
 //	t TOKEN SPAM HAM LASTSEEN
 //	d DIGEST spam|ham
+//	end TOKENS DIGESTS
 //
 // TOKEN is written as is unless it contains a space, a control character,
 // invalid UTF-8, or starts with a double quote; then it is a Go-quoted
-// string (strconv.Quote). LASTSEEN is YYYYMMDD, 0 if unknown. Importing an
-// export into an empty store reproduces the store exactly; importing into
-// a non-empty one adds the counts.
-const exportHeader = "sluice-classifier-export 1"
+// string (strconv.Quote). LASTSEEN is YYYYMMDD, 0 if unknown. The end
+// line, with the numbers of t and d lines, tells a complete export from
+// one cut short at a line boundary. Importing an export into an empty
+// store reproduces the store exactly; importing into a non-empty one adds
+// the counts.
+const exportHeader = "sluice-classifier-export 2"
+
+// exportHeaderV1 starts exports of earlier versions, which have no end
+// line; they are still read, without the check for completeness.
+const exportHeaderV1 = "sluice-classifier-export 1"
 
 // importBatch is how many records one import transaction writes.
 const importBatch = 20000
@@ -46,7 +54,9 @@ func Export(ctx context.Context, s Store, w io.Writer) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	fmt.Fprintf(bw, "%s\ndialect %s\ntotals %d %d\n", exportHeader, dialect, st.Spam, st.Ham)
+	var tokens, digests int
 	err = s.Walk(ctx, func(r Record) error {
+		tokens++
 		_, err := fmt.Fprintf(bw, "t %s %d %d %d\n", quoteToken(r.Token), r.Spam, r.Ham, r.LastSeen)
 		return err
 	})
@@ -54,12 +64,14 @@ func Export(ctx context.Context, s Store, w io.Writer) error {
 		return fmt.Errorf("export tokens: %w", err)
 	}
 	err = s.WalkDigests(ctx, func(d DigestClass) error {
+		digests++
 		_, err := fmt.Fprintf(bw, "d %s %s\n", d.Digest, d.Class)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("export digests: %w", err)
 	}
+	fmt.Fprintf(bw, "end %d %d\n", tokens, digests)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -87,17 +99,49 @@ type ImportStats struct {
 
 // Import reads the export format and adds it to the store. The store's
 // dialect must be unset (empty store) or equal to the export's.
+//
+// Import reads and checks all of r before it writes anything, so that a
+// damaged or truncated export changes nothing and can be imported again
+// once fixed without counting anything twice. r is kept meanwhile in an
+// unlinked temporary file (in $TMPDIR), as large as the export. Only a
+// failing store can leave an import half done; the error says so.
 func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
+	spool, err := os.CreateTemp("", "sluice-import-*")
+	if err != nil {
+		return ImportStats{}, fmt.Errorf("import: %w", err)
+	}
+	defer spool.Close()
+	// Unlinked at once: nothing is left behind, whatever happens.
+	if err := os.Remove(spool.Name()); err != nil {
+		return ImportStats{}, fmt.Errorf("import: %w", err)
+	}
+	if _, err := importLines(ctx, nil, io.TeeReader(r, spool)); err != nil {
+		return ImportStats{}, err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return ImportStats{}, fmt.Errorf("import: %w", err)
+	}
+	return importLines(ctx, s, spool)
+}
+
+// importLines reads an export from r and adds it to s; with s nil it
+// only checks r.
+func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	line := 0
+	needEnd, sawEnd := false, false
 	var b Batch
 	flush := func() error {
-		if len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) {
+		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{})) {
+			b = Batch{}
 			return nil
 		}
 		if err := s.Add(ctx, b); err != nil {
+			if st.Tokens+st.Digests > len(b.Records)+len(b.Digests) {
+				err = fmt.Errorf("%w (the store holds part of the import now)", err)
+			}
 			return err
 		}
 		b = Batch{}
@@ -107,7 +151,11 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 		line++
 		text := sc.Text()
 		if line == 1 {
-			if text != exportHeader {
+			switch text {
+			case exportHeader:
+				needEnd = true
+			case exportHeaderV1:
+			default:
 				return st, fmt.Errorf("import: line 1: not a sluice classifier export (want %q)", exportHeader)
 			}
 			continue
@@ -115,11 +163,18 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 		if text == "" {
 			continue
 		}
+		if sawEnd {
+			return st, fmt.Errorf("import: line %d: a record after the end line", line)
+		}
 		kind, rest, _ := strings.Cut(text, " ")
 		var err error
 		switch kind {
 		case "dialect":
-			err = checkDialect(ctx, s, rest)
+			if s == nil {
+				_, err = ParseDialect(rest)
+			} else {
+				err = checkDialect(ctx, s, rest)
+			}
 		case "totals":
 			var t Totals
 			t, err = parseTotals(rest)
@@ -136,6 +191,9 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 			dc, err = parseDigestLine(rest)
 			b.Digests = append(b.Digests, dc)
 			st.Digests++
+		case "end":
+			sawEnd = true
+			err = checkEnd(rest, st)
 		default:
 			err = fmt.Errorf("unknown record %q", kind)
 		}
@@ -154,10 +212,25 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	if line == 0 {
 		return st, errors.New("import: empty input")
 	}
+	if needEnd && !sawEnd {
+		return st, fmt.Errorf("import: the export is truncated: it ends at line %d without its end line", line)
+	}
 	if err := flush(); err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
 	return st, nil
+}
+
+// checkEnd checks the end line "TOKENS DIGESTS" against what was read.
+func checkEnd(s string, st ImportStats) error {
+	var tokens, digests int
+	if n, err := fmt.Sscanf(s, "%d %d", &tokens, &digests); n != 2 || err != nil || strings.Count(s, " ") != 1 {
+		return fmt.Errorf("end line %q: want two numbers", s)
+	}
+	if tokens != st.Tokens || digests != st.Digests {
+		return fmt.Errorf("end line says %d tokens and %d digests, the export has %d and %d", tokens, digests, st.Tokens, st.Digests)
+	}
+	return nil
 }
 
 // checkDialect makes sure counts of one dialect are not mixed into a store

@@ -168,6 +168,11 @@ const MetaDialect = "dialect"
 // longer than the store's lock timeout.
 var ErrBusy = errors.New("store busy: locked by another process")
 
+// ErrDamaged is returned when the store's file is not a valid store: its
+// pages hold garbage. Restore a backup, or import an export into a new
+// store.
+var ErrDamaged = errors.New("store file is damaged")
+
 // Store keeps token counts. Implementations must be safe for concurrent use
 // by several goroutines. The bbolt store (Open) is the default; a network
 // store (Redis) can implement the same interface and pass the same contract

@@ -18,6 +18,8 @@ import (
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/filters/bayes"
+	"github.com/sluice-mail/sluice/filters/dnsbl"
+	"github.com/sluice-mail/sluice/filters/headerfix"
 )
 
 // bayesOptionKeys walks the yaml tags of bayes.Config: "robx",
@@ -157,4 +159,40 @@ func dedent(text string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The options tables of docs/dnsbl.md and docs/headerfix.md list exactly
+// the options of the filters' Config: every key a user can write is
+// documented, and every documented key is one the filter reads (a key
+// only in the docs would be refused as unknown).
+func TestDocFilterOptions(t *testing.T) {
+	pages := []struct {
+		path string
+		cfg  any
+		some string // a key the walk must find, so that it checks something
+	}{
+		{"docs/dnsbl.md", dnsbl.Config{}, "zones[].zone"},
+		{"docs/headerfix.md", headerfix.Config{}, "trace_header"},
+	}
+	for _, p := range pages {
+		t.Run(p.path, func(t *testing.T) {
+			keys := map[string]string{}
+			configKeys(reflect.TypeOf(p.cfg), "", keys)
+			if _, ok := keys[p.some]; !ok {
+				t.Fatalf("walking %T did not find %s: %v", p.cfg, p.some, sortedKeys(keys))
+			}
+			rows := docOptionRows(t, p.path)
+			for _, k := range sortedKeys(keys) {
+				// A mapping is documented through its keys.
+				if _, ok := rows[k]; !ok && keys[k] != kindMapping {
+					t.Errorf("%s does not document option %s", p.path, k)
+				}
+			}
+			for _, k := range sortedKeys(rows) {
+				if _, ok := keys[k]; !ok {
+					t.Errorf("%s documents %s, which is not an option of %T", p.path, k, p.cfg)
+				}
+			}
+		})
+	}
 }

@@ -159,3 +159,56 @@ func TestClassifyJSONExplain(t *testing.T) {
 		t.Errorf("text explain: %+v", r)
 	}
 }
+
+// damageStore overwrites every page of the bbolt file at db but the two
+// meta pages, as a bad disk or a stray write would: the file still opens,
+// its pages are garbage.
+func damageStore(t *testing.T, db string) {
+	t.Helper()
+	data, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = 4096
+	if len(data) < 3*page {
+		t.Fatalf("store of %d bytes: too small to damage", len(data))
+	}
+	for p := 2 * page; p+page <= len(data); p += page {
+		for i := p + 16; i < p+page; i++ {
+			data[i] = 0xff
+		}
+	}
+	if err := os.WriteFile(db, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged store is an error naming the store (exit status 3 for
+// classify, 1 for the others), not a crash: a panic exits with status 2,
+// which a procmail recipe would read as "unsure".
+func TestDamagedStore(t *testing.T) {
+	db := trainedDB(t)
+	damageStore(t, db)
+	msg := fixture("check", "spam.eml")
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"classify", "--db", db, msg}, statusError},
+		{[]string{"db", "stats", "--db", db}, 1},
+		{[]string{"db", "dump", "--db", db}, 1},
+		{[]string{"db", "export", "--db", db}, 1},
+		{[]string{"train", "--ham", "--db", db, msg}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args[:2], " "), func(t *testing.T) {
+			r := runCLI(t, "", tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit status %d, want %d\n%+v", r.code, tc.code, r)
+			}
+			if !strings.Contains(r.stderr, db) || !strings.Contains(r.stderr, "damaged") {
+				t.Errorf("stderr does not say that %s is damaged: %q", db, r.stderr)
+			}
+		})
+	}
+}

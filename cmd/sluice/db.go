@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters/bayes"
@@ -61,18 +59,10 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 		if f.Type != bayesType {
 			continue
 		}
-		if f.Options.Kind != 0 {
-			// Strictly, as the daemon reads them: a misspelt option must
-			// not silently train with other limits than the daemon's.
-			text, err := yaml.Marshal(&f.Options)
-			if err == nil {
-				dec := yaml.NewDecoder(bytes.NewReader(text))
-				dec.KnownFields(true)
-				err = dec.Decode(&s.cfg)
-			}
-			if err != nil {
-				return bayesSetup{}, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
-			}
+		// Strictly, as the daemon reads them: a misspelt option must not
+		// silently train with other limits than the daemon's.
+		if err := cfg.DecodeOptions(i, &s.cfg); err != nil {
+			return bayesSetup{}, err
 		}
 		break
 	}
@@ -234,6 +224,10 @@ func dumpToken(t string) string {
 	return t
 }
 
+// maxPruneDays bounds --older-than: about 1900 years, so that the cut-off
+// day stays well after year 1 whatever today is.
+const maxPruneDays = 700000
+
 func (c *cli) newDBPruneCmd(sf *storeFlags) *cobra.Command {
 	var days int
 	var maxCount uint32
@@ -247,8 +241,14 @@ and rare), which is the usual way to shrink a store without losing what
 it knows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if days <= 0 && maxCount == 0 {
+			if days == 0 && maxCount == 0 {
 				return errors.New("prune: give --older-than DAYS, --max-count N, or both")
+			}
+			// A negative age must not be dropped (with --max-count, rare
+			// tokens of any age would go), and a day before year 1 is no
+			// Date: it wrapped round to one after every token.
+			if days < 0 || days > maxPruneDays {
+				return fmt.Errorf("prune: --older-than %d: want 1 to %d days", days, maxPruneDays)
 			}
 			var opts classifier.PruneOptions
 			if days > 0 {

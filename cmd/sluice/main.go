@@ -102,6 +102,12 @@ func (c *cli) loadConfig(file string) (*config.Config, error) {
 	}
 	cfg, err := config.Load(path, c.reg)
 	if err != nil && !explicit && errors.Is(err, fs.ErrNotExist) {
+		// A symlink whose target is gone (a configuration on a mount
+		// that is not there) is not "no file": running on the defaults
+		// would pass mail unfiltered.
+		if _, lerr := os.Lstat(path); lerr == nil {
+			return nil, fmt.Errorf("%s is a symlink to a missing file: %w", path, err)
+		}
 		return config.Default(), nil
 	}
 	return cfg, err

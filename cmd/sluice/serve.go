@@ -186,6 +186,9 @@ func (d *daemon) milterConfig(cfg *config.Config, p *filters.Pipeline) milter.Co
 // counted, so a typo in an edit never takes the mail flow down.
 func (d *daemon) reload() {
 	cfg, err := d.cli.loadConfig("")
+	if err == nil {
+		err = checkTempDir(cfg.Body.TempDir)
+	}
 	var pipeline *filters.Pipeline
 	if err == nil {
 		pipeline, err = config.Build(cfg, d.cli.reg, d.logger, d.metrics)
@@ -203,6 +206,23 @@ func (d *daemon) reload() {
 	d.cfg = cfg
 	d.metrics.Reloaded(true)
 	d.logger.Info("config reloaded", "config", cfg.File, "filters", len(cfg.Filters))
+}
+
+// checkTempDir makes sure that body.temp_dir names a directory. A reload
+// does not create it (start does): otherwise every message larger than
+// body.memory_limit would fail under the new configuration.
+func checkTempDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", dir)
+	}
+	if err != nil {
+		return fmt.Errorf("body.temp_dir: %w (a reload does not create it)", err)
+	}
+	return nil
 }
 
 // restartOnly lists changed keys that a reload cannot apply: sockets are

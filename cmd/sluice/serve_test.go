@@ -382,3 +382,50 @@ filters:
 		}
 	}
 }
+
+// A reload naming a body.temp_dir that does not exist (or is not a
+// directory) fails and keeps the running configuration: sluice creates
+// the directory only at start, and with the new value every message
+// larger than body.memory_limit would fail.
+func TestReloadRefusesMissingTempDir(t *testing.T) {
+	tmp := t.TempDir()
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	for i, dir := range []string{filepath.Join(tmp, "missing"), filepath.Join(tmp, "file")} {
+		if i == 1 {
+			os.WriteFile(dir, nil, 0o600)
+		}
+		cfg := strings.Replace(daemonConfig, "%s", "X-Second", 1) + "body:\n  temp_dir: " + dir + "\n"
+		os.WriteFile(td.config, []byte(cfg), 0o644)
+		td.signal(t, syscall.SIGHUP)
+		want := fmt.Sprintf(`sluice_config_reloads_total{result="failed"} %d`, i+1)
+		waitFor(t, func() bool { return strings.Contains(td.metrics(t), want) })
+		if !strings.Contains(td.log.String(), "body.temp_dir") {
+			t.Errorf("the reload error does not name body.temp_dir:\n%s", td.log)
+		}
+		if name, _ := td.addedHeader(t); name != "X-First" {
+			t.Errorf("temp_dir %s: after the failed reload: header %q, want the running X-First", dir, name)
+		}
+	}
+}
+
+// Without --config, a missing default file means the built-in defaults,
+// but a default file that is a dangling symlink is an error: the admin
+// put a configuration there, and running without its filters would pass
+// mail unfiltered.
+func TestDefaultConfigDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.yml")
+	c := &cli{configPath: missing, reg: filtertest.Registry()}
+	cfg, err := c.loadConfig("")
+	if err != nil || cfg.File != "" {
+		t.Fatalf("missing default file: %v, %+v; want the built-in defaults", err, cfg)
+	}
+	link := filepath.Join(dir, "sluice.yml")
+	if err := os.Symlink(filepath.Join(dir, "not-mounted", "sluice.yml"), link); err != nil {
+		t.Fatal(err)
+	}
+	c = &cli{configPath: link, reg: filtertest.Registry()}
+	if _, err := c.loadConfig(""); err == nil || !strings.Contains(err.Error(), link) {
+		t.Errorf("dangling symlink as default file: %v; want an error naming %s", err, link)
+	}
+}

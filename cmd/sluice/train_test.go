@@ -254,10 +254,18 @@ func TestDBDefaultsFromConfig(t *testing.T) {
 		t.Errorf("broken config accepted: %+v", r)
 	}
 	// So is a misspelt option: training with other limits than the
-	// daemon's would learn other tokens.
-	os.WriteFile(bad, []byte("filters:\n  - type: bayes\n    options:\n      max_token: 10\n"), 0o644)
-	if r := runCLI(t, "", "--config", bad, "train", "--spam", msg); r.code == 0 || !strings.Contains(r.stderr, "max_token") {
-		t.Errorf("misspelt option accepted: %+v", r)
+	// daemon's would learn other tokens. The error names the file, the
+	// line and the key as the daemon's does, not a line of the options
+	// counted from their own start.
+	os.WriteFile(bad, []byte("state_dir: "+state+"\nfilters:\n  - type: script\n  - type: bayes\n    options:\n      robx: 0.5\n      max_token: 10\n"), 0o644)
+	want := bad + ":7: filters[1].options.max_token: unknown key"
+	if r := runCLI(t, "", "--config", bad, "train", "--spam", msg); r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("misspelt option: want an error containing %q, got %+v", want, r)
+	}
+	os.WriteFile(bad, []byte("filters:\n  - type: bayes\n    options:\n      max_bytes: 10\n      max_size: lots\n"), 0o644)
+	want = bad + ":5: filters[0].options.max_size: "
+	if r := runCLI(t, "", "--config", bad, "classify", msg); r.code != statusError || !strings.Contains(r.stderr, want) {
+		t.Errorf("bad option value: want status 3 and an error containing %q, got %+v", want, r)
 	}
 }
 

@@ -87,22 +87,36 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown top key", "listen:\n  - address: inet:127.0.0.1:1\nlisen: x\n", "bad.yml:3: lisen: unknown key"},
 		{"unknown nested key", "log:\n  format: text\n  colour: yes\n", "bad.yml:3: log.colour: unknown key"},
-		{"wrong type", "shutdown_timeout: soon\n", "bad.yml:1:"},
+		{"wrong type", "shutdown_timeout: soon\n", "bad.yml:1: shutdown_timeout: \"soon\": want a duration with a unit"},
+		{"duration without unit", "filter_defaults:\n  timeout: 30\n", "bad.yml:2: filter_defaults.timeout: \"30\": want a duration with a unit"},
+		{"duration overflow", "shutdown_timeout: 99999999h\n", "bad.yml:1: shutdown_timeout: \"99999999h\": want a duration"},
+		{"duration list", "shutdown_timeout: [1s]\n", "bad.yml:1: shutdown_timeout: want a duration"},
+		{"filter timeout", "filters:\n  - type: script\n    timeout: 5\n", "bad.yml:3: filters[0].timeout: \"5\": want a duration"},
+		{"string for list", "filters: script\n", "bad.yml:1: filters: want a list"},
 		{"bad duration value", "shutdown_timeout: -1s\n", "bad.yml:1: shutdown_timeout: must be positive"},
 		{"bad format", "log:\n  format: xml\n", "bad.yml:2: log.format:"},
 		{"bad level", "log:\n  level: loud\n", "bad.yml:2: log.level:"},
 		{"bad listener", "listen:\n  - address: inet:127.0.0.1:1\n  - address: tcp:1.2.3.4:5\n", "bad.yml:3: listen[1]:"},
 		{"duplicate listener", "listen:\n  - address: inet:127.0.0.1:1\n  - address: inet:127.0.0.1:1\n", "bad.yml:3: listen[1]: inet:127.0.0.1:1 is listed twice"},
 		{"mode on inet", "listen:\n  - address: inet:127.0.0.1:1\n    mode: \"0600\"\n", "bad.yml:2: listen[0]: mode and group"},
-		{"bad mode", "listen:\n  - address: unix:/tmp/x.sock\n    mode: rwx\n", "bad.yml:3:"},
+		{"bad mode", "listen:\n  - address: unix:/tmp/x.sock\n    mode: rwx\n", "bad.yml:3: listen[0].mode: mode \"rwx\": want octal"},
+		{"mode too large", "listen:\n  - address: unix:/tmp/x.sock\n    mode: \"01777\"\n", "bad.yml:3: listen[0].mode: mode \"01777\""},
 		{"no listeners", "listen: []\n", "bad.yml:1: listen: at least one"},
-		{"bad size", "body:\n  memory_limit: lots\n", "bad.yml:2:"},
+		{"bad size", "body:\n  memory_limit: lots\n", "bad.yml:2: body.memory_limit: bad size \"lots\""},
+		{"negative size", "body:\n  memory_limit: -1\n", "bad.yml:2: body.memory_limit: bad size \"-1\""},
+		{"size list", "body:\n  memory_limit: [1]\n", "bad.yml:2: body.memory_limit: want a size"},
 		{"bad policy", "filter_defaults:\n  on_failure: pray\n", "bad.yml:2: filter_defaults.on_failure:"},
 		{"unknown filter", "filters:\n  - type: nope\n", "bad.yml:2: filters[0].type: unknown filter type"},
 		{"missing type", "filters:\n  - name: x\n", "bad.yml:2: filters[0].type: missing"},
 		{"duplicate name", "filters:\n  - type: script\n  - type: script\n", "bad.yml:3: filters[1].name:"},
 		{"unknown filter key", "filters:\n  - type: script\n    colour: red\n", "bad.yml:3: filters[0].colour: unknown key"},
 		{"syntax", "listen: [\n", "bad.yml:"},
+		{"second document", "log:\n  level: info\n---\nlog:\n  level: debug\n", "bad.yml:4: a second YAML document"},
+		{"second document after empty first", "---\n---\nlog:\n  level: debug\n", "bad.yml:3: a second YAML document"},
+		{"third document", "log:\n  level: info\n---\n---\nlog:\n  level: debug\n", "bad.yml:5: a second YAML document"},
+		{"broken second document", "log:\n  level: info\n---\nlog: [\n", "bad.yml:"},
+		{"empty filter entry", "filters:\n  - type: script\n  -\n", "bad.yml:3: filters[1]: empty entry"},
+		{"empty listener entry", "listen:\n  - \n", "bad.yml:2: listen[0]: empty entry"},
 		{"list for scalar", "log:\n  format: [a, b]\n", "bad.yml:2: log.format: want a single value"},
 	}
 	for _, tc := range tests {
@@ -122,7 +136,7 @@ func TestParseErrors(t *testing.T) {
 func TestBuildOptionErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"filters:\n  - type: script\n    options:\n      header: X-A\n      hedaer: X-B\n", "bad.yml:5: filters[0].options.hedaer: unknown key"},
-		{"filters:\n  - type: sleep\n    options:\n      delay: forever\n", "bad.yml:4:"},
+		{"filters:\n  - type: sleep\n    options:\n      delay: forever\n", "bad.yml:4: filters[0].options.delay: \"forever\": want a duration"},
 	}
 	for _, tc := range tests {
 		c, err := config.Parse("bad.yml", []byte(tc.src), filtertest.Registry())
@@ -147,5 +161,17 @@ func TestParseSize(t *testing.T) {
 		if _, err := config.ParseSize(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Document markers around the one document are fine: only a second
+// document with content is refused.
+func TestParseDocumentMarkers(t *testing.T) {
+	c, err := config.Parse("s.yml", []byte("---\nlog:\n  level: debug\n...\n---\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != "debug" {
+		t.Errorf("log.level %q, want debug", c.Log.Level)
 	}
 }

@@ -31,10 +31,29 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == nodeType || t == durationType || reflect.PointerTo(t).Implements(unmarshalerType) {
+	if t == nodeType {
 		return nil
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if t == durationType {
+		// yaml.v3 says "cannot unmarshal !!int `30` into time.Duration"
+		// without the key; a unit-less number is the usual mistake.
+		if n.Kind != yaml.ScalarNode {
+			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a duration such as 30s, not a list or mapping")}
+		}
+		if _, err := time.ParseDuration(n.Value); err != nil {
+			return &Error{File: file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a duration with a unit, such as 30s or 1m30s", n.Value)}
+		}
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		// Decode the value alone so that its error names the key, not
+		// only the line, as the decoding of the whole document would.
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			return &Error{File: file, Line: n.Line, Key: path, Err: valueError(err)}
+		}
 		return nil
 	}
 	switch t.Kind() {
@@ -57,8 +76,19 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.SequenceNode {
 			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a list")}
 		}
+		elem := t.Elem()
+		for elem.Kind() == reflect.Pointer {
+			elem = elem.Elem()
+		}
 		for i, item := range n.Content {
-			if err := checkKeys(file, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			key := fmt.Sprintf("%s[%d]", path, i)
+			// yaml.v3 drops a null item of a list of mappings: a lone
+			// "-" (an entry whose lines were commented out) would
+			// vanish from the pipeline without a word.
+			if elem.Kind() == reflect.Struct && elem != nodeType && item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+				return &Error{File: file, Line: item.Line, Key: key, Err: errors.New("empty entry")}
+			}
+			if err := checkKeys(file, item, t.Elem(), key); err != nil {
 				return err
 			}
 		}
@@ -75,8 +105,25 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return &Error{File: file, Line: n.Line, Key: path, Err: fmt.Errorf("want a single value (%s), not a list or mapping", t.Kind())}
 		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			return &Error{File: file, Line: n.Line, Key: path, Err: valueError(err)}
+		}
 	}
 	return nil
+}
+
+// valueError is the message of a decoding error of one value, without
+// yaml.v3's "line N:" prefix: the Error around it gives the line.
+func valueError(err error) error {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		msg = m[2]
+	}
+	return errors.New(msg)
 }
 
 func join(path, key string) string {
@@ -189,24 +236,8 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 	}
 	for i := range c.Filters {
 		f := &c.Filters[i]
-		key := fmt.Sprintf("filters[%d].options", i)
 		name := f.EntryName()
-		decode := func(v any) error {
-			if f.Options.Kind == 0 {
-				return nil
-			}
-			t := reflect.TypeOf(v)
-			if t.Kind() != reflect.Pointer {
-				return fmt.Errorf("decode target must be a pointer, got %s", t)
-			}
-			if err := checkKeys(c.File, &f.Options, t.Elem(), key); err != nil {
-				return err
-			}
-			if err := f.Options.Decode(v); err != nil {
-				return yamlError(c.File, err)
-			}
-			return nil
-		}
+		decode := func(v any) error { return c.DecodeOptions(i, v) }
 		// obs is the daemon's metrics: besides the pipeline's observer it
 		// implements the observers of filter types (see filters.Env).
 		env := filters.Env{Name: name, Logger: logger.With("filter", name), StateDir: c.StateDir, Observer: obs}
@@ -228,4 +259,26 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 		steps = append(steps, step)
 	}
 	return filters.NewPipeline(steps, obs), nil
+}
+
+// DecodeOptions decodes the options of filter entry i into v, a pointer,
+// as strictly as Build does for the daemon: an unknown key, a value of
+// the wrong type or a bad value is an Error naming the file, the line and
+// the key. The CLI reads the bayes filter's options through it.
+func (c *Config) DecodeOptions(i int, v any) error {
+	f := &c.Filters[i]
+	if f.Options.Kind == 0 {
+		return nil
+	}
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return fmt.Errorf("decode target must be a pointer, got %v", t)
+	}
+	if err := checkKeys(c.File, &f.Options, t.Elem(), fmt.Sprintf("filters[%d].options", i)); err != nil {
+		return err
+	}
+	if err := f.Options.Decode(v); err != nil {
+		return yamlError(c.File, err)
+	}
+	return nil
 }
