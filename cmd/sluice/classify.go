@@ -48,7 +48,7 @@ prints one result per message:
 
 Exit status with one message: 0 spam, 1 ham, 2 unsure, 3 error, as
 bogofilter's. With several: 0, or 3 if any message could not be
-classified.`,
+classified. With none (an empty directory, mbox or list): 3.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := c.classify(cmd, args, sf, format, explain, list)
 			if err != nil || code != 0 {
@@ -134,6 +134,13 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 		return statusError, err
 	}
 	switch {
+	case n == 0:
+		// No verdict to report; a script expecting one message must
+		// not read the 0 of "all fine" as spam.
+		if len(paths) == 0 {
+			return statusError, fmt.Errorf("no messages: --list %s names no path", list)
+		}
+		return statusError, fmt.Errorf("no messages found in %s", strings.Join(paths, ", "))
 	case n == 1 && failed == 0:
 		return verdictExit(last), nil
 	case failed > 0:

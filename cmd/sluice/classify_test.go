@@ -30,6 +30,8 @@ func TestClassifyExitStatus(t *testing.T) {
 	empty := filepath.Join(dir, "empty.eml")
 	os.WriteFile(empty, nil, 0o644)
 	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+	emptyDir := filepath.Join(dir, "no-mail")
+	os.Mkdir(emptyDir, 0o755)
 
 	tests := []struct {
 		name  string
@@ -50,6 +52,10 @@ func TestClassifyExitStatus(t *testing.T) {
 		{"explain with tsv", "", []string{"classify", "--db", db, "--format", "tsv", "--explain", fixture("check", "spam.eml")}, 3, `^$`},
 		{"several, all fine", "", []string{"classify", "--db", db, fixture("check", "spam.eml"), fixture("check", "ham.eml")}, 0, `spam, .*\n.*ham, `},
 		{"several, one broken", "", []string{"classify", "--db", db, fixture("check", "ham.eml"), empty}, 3, `ham, .*\n.*empty\.eml: error`},
+		// No message at all is no verdict: 0 would read as spam to a
+		// script that expects one message.
+		{"empty directory", "", []string{"classify", "--db", db, emptyDir}, 3, `^$`},
+		{"empty list", "\n", []string{"classify", "--db", db, "--list", "-"}, 3, `^$`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
