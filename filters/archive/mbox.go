@@ -54,7 +54,7 @@ type lockedMbox struct {
 func (l *lockedMbox) unlock() {
 	// The dot-lock goes first: the kernel locks, released by Close, keep
 	// other sluice writers out until it is gone.
-	os.Remove(l.path + ".lock")
+	os.Remove(l.path + lockSuffix)
 	l.f.Close()
 }
 
@@ -113,7 +113,7 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		return nil, fmt.Errorf("%s was replaced while we waited for its lock: %w", path, errLockBusy)
 	}
 	l := &lockedMbox{f: f, path: path}
-	err = a.holder.tryDotLock(path+".lock", func(rollback int64) (int64, error) {
+	err = a.holder.tryDotLock(path+lockSuffix, func(rollback int64) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err
