@@ -499,6 +499,23 @@ func TestDomainLists(t *testing.T) {
 	}
 }
 
+// Trailing dots do not change a domain (senders compares it so too):
+// "spammer.example.." is checked as spammer.example, in the envelope and
+// in the From field, and is no way around a domain list.
+func TestTrailingDotsDoNotEvadeDomainLists(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender", "header_from"}}), nil)
+	m := message("192.0.2.1", "mx.example", "bob@spammer.example..", "")
+	if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+		t.Errorf("sender with trailing dots: %+v, want reject", v)
+	}
+	m = message("192.0.2.1", "mx.example", "bob@fine.example", "<bob@Spammer.Example...>")
+	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+		t.Errorf("From with trailing dots: %+v, want reject", v)
+	}
+}
+
 func TestScoreThresholdAndForgedHeaders(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	srv.AddA("1.2.0.192.a.test", 300, "127.0.0.2")
