@@ -587,6 +587,35 @@ func TestForeignDotLock(t *testing.T) {
 	}
 }
 
+// Rotation needs no signal (docs/archive.md): once the mbox is renamed,
+// the next copy goes to a new file at the path, and the rotated file
+// keeps exactly what it had.
+func TestRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	ctx := context.Background()
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("A", "a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("B", "b\r\n")); err != nil {
+		t.Fatalf("append after rotation: %v", err)
+	}
+	if old, _ := os.ReadFile(path + ".1"); !bytes.Equal(old, rotated) {
+		t.Errorf("the rotated mbox changed:\n%q\nwant\n%q", old, rotated)
+	}
+	recs := readRecords(t, path)
+	if len(recs) != 1 || headerOf(recs[0].Message, FieldQueueID) != "B" {
+		t.Errorf("the new mbox holds %d records, want B alone", len(recs))
+	}
+}
+
 func TestRemoveRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.mbox")
 	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
