@@ -278,6 +278,45 @@ func TestPerRecipientCopies(t *testing.T) {
 	}
 }
 
+// A recipient chooses the name of its copy's mbox: it must not be able
+// to name the dot-lock of another recipient's mbox. Otherwise mail to
+// bob.lock@ (a catch-all takes any local part) creates an mbox where
+// bob's archive takes its lock, and bob's copies fail until that file is
+// 17 minutes old, when it is taken for a stale lock and replaced.
+func TestRecipientCannotNameADotLock(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Targets: map[string]string{"default": filepath.Join(dir, "{rcpt_domain}", "{rcpt_local}")}, LockTimeout: 200 * time.Millisecond}
+	f := newFilter(t, cfg, nil)
+	ctx := context.Background()
+	for i, rcpt := range []string{"bob.lock@lab.example", "bob@lab.example", "bob.lock@lab.example", "bob@lab.example"} {
+		m := testMessage(fmt.Sprintf("L%d", i), "x\r\n")
+		m.Rcpts = []filters.Address{{Addr: rcpt}}
+		if _, err := f.Check(ctx, filters.StageEOM, m); err != nil {
+			t.Fatalf("copy %d for %s: %v", i, rcpt, err)
+		}
+	}
+	bob := readRecords(t, filepath.Join(dir, "lab.example", "bob"))
+	if len(bob) != 2 || headerOf(bob[0].Message, FieldQueueID) != "L1" || headerOf(bob[1].Message, FieldQueueID) != "L3" {
+		t.Errorf("bob's mbox holds %d records, want L1 and L3", len(bob))
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "lab.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other []Record
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".lock") {
+			t.Errorf("a recipient's mbox is named like a dot-lock: %s", e.Name())
+		}
+		if e.Name() != "bob" {
+			other = append(other, readRecords(t, filepath.Join(dir, "lab.example", e.Name()))...)
+		}
+	}
+	if len(other) != 2 || headerOf(other[0].Message, FieldQueueID) != "L0" || headerOf(other[1].Message, FieldQueueID) != "L2" {
+		t.Errorf("bob.lock's copies: %d records, want L0 and L2", len(other))
+	}
+}
+
 func TestMaildir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spam")
 	f := newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"spam": dir}}, nil)
@@ -545,6 +584,35 @@ func TestForeignDotLock(t *testing.T) {
 	// and is rolled back with it.
 	if recs := readRecords(t, path); len(recs) != 1 || headerOf(recs[0].Message, FieldQueueID) != "L3" {
 		t.Errorf("records after the stale lock: %d", len(recs))
+	}
+}
+
+// Rotation needs no signal (docs/archive.md): once the mbox is renamed,
+// the next copy goes to a new file at the path, and the rotated file
+// keeps exactly what it had.
+func TestRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	ctx := context.Background()
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("A", "a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("B", "b\r\n")); err != nil {
+		t.Fatalf("append after rotation: %v", err)
+	}
+	if old, _ := os.ReadFile(path + ".1"); !bytes.Equal(old, rotated) {
+		t.Errorf("the rotated mbox changed:\n%q\nwant\n%q", old, rotated)
+	}
+	recs := readRecords(t, path)
+	if len(recs) != 1 || headerOf(recs[0].Message, FieldQueueID) != "B" {
+		t.Errorf("the new mbox holds %d records, want B alone", len(recs))
 	}
 }
 

@@ -207,8 +207,22 @@ func (t pathTemplate) render(values map[string]string) string {
 		}
 		b.WriteString(pathSafe(values[p.field]))
 	}
-	return b.String()
+	out := b.String()
+	// PATH.lock is the dot-lock of the mbox PATH (see lockMbox). A value
+	// must not make a path end in ".lock": a recipient such as
+	// bob.lock@ could otherwise create a file where the archive takes
+	// bob's lock, and bob's copies would fail until that file looked
+	// stale and was replaced. Unless the template itself ends so, such a
+	// path ends in "_lock" instead.
+	last := t.parts[len(t.parts)-1]
+	if strings.HasSuffix(out, lockSuffix) && !strings.HasSuffix(last.literal, lockSuffix) {
+		out = out[:len(out)-len(lockSuffix)] + "_" + lockSuffix[1:]
+	}
+	return out
 }
+
+// lockSuffix is what a dot-lock adds to the path of its mbox.
+const lockSuffix = ".lock"
 
 // maxComponent bounds one substituted value, well under NAME_MAX (255).
 const maxComponent = 100

@@ -135,6 +135,22 @@ func TestPathTemplate(t *testing.T) {
 	if p, ok := tp.static(); ok {
 		t.Errorf("a template with placeholders is static: %q", p)
 	}
+	// No value can make a path that of another mbox's dot-lock; a
+	// template that itself ends in ".lock" is taken as written.
+	for _, c := range []struct{ tmpl, local, want string }{
+		{"/a/{rcpt_local}", "bob.lock", "/a/bob_lock"},
+		{"/a/{rcpt_local}lock", "bob.", "/a/bob_lock"},
+		{"/a/{rcpt_local}.lock", "bob", "/a/bob.lock"},
+		{"/a/{rcpt_local}", "bob.locks", "/a/bob.locks"},
+	} {
+		tl, err := parsePathTemplate(c.tmpl, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tl.render(map[string]string{"rcpt_local": c.local}); got != c.want {
+			t.Errorf("%s with rcpt_local %q: %q, want %q", c.tmpl, c.local, got, c.want)
+		}
+	}
 	st, _ := parsePathTemplate("/a/b.mbox", "")
 	if p, ok := st.static(); !ok || p != "/a/b.mbox" {
 		t.Errorf("static: %q %v", p, ok)

@@ -138,8 +138,11 @@ func parseDotLock(b []byte) (sluiceLock, bool) {
 // (LOCKTIMEOUT, 1024 s). No archive append takes that long.
 const staleLockAge = 1024 * time.Second
 
-// errLockBusy says another holder has the dot-lock.
-var errLockBusy = errors.New("dot-lock held by another process")
+// errLockBusy says another holder has one of the mbox's locks, or the
+// file was replaced while we waited: trying again may succeed. Any other
+// error (no permission, a full disk) would only repeat, and is returned
+// at once.
+var errLockBusy = errors.New("held by another process")
 
 // tryDotLock makes one attempt at the dot-lock lockPath. The lock is
 // written in full to a temporary file first and then linked to its name,
@@ -175,7 +178,7 @@ func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (in
 		return err
 	}
 	if !stale {
-		return errLockBusy
+		return fmt.Errorf("dot-lock %s: %w", lockPath, errLockBusy)
 	}
 	// Lock files in the making exist only while their writer holds the
 	// kernel locks, which we hold now: any other is a dead writer's.
@@ -297,9 +300,11 @@ func tryKernelLocks(f *os.File) error {
 	return nil
 }
 
-// wouldBlock reports whether a lock error means "held by someone else".
+// wouldBlock reports whether an error of flock(2) or fcntl(2) locking
+// means "held by someone else". Only for those calls: elsewhere EACCES
+// means no permission.
 func wouldBlock(err error) bool {
-	return errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || errors.Is(err, errLockBusy)
+	return errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
 }
 
 // backoff returns the pause before the next attempt to get a lock: short

@@ -54,7 +54,7 @@ type lockedMbox struct {
 func (l *lockedMbox) unlock() {
 	// The dot-lock goes first: the kernel locks, released by Close, keep
 	// other sluice writers out until it is gone.
-	os.Remove(l.path + ".lock")
+	os.Remove(l.path + lockSuffix)
 	l.f.Close()
 }
 
@@ -77,7 +77,7 @@ func (a *Appender) lockMbox(ctx context.Context, path string) (*lockedMbox, erro
 		if err == nil {
 			return l, nil
 		}
-		if !wouldBlock(err) {
+		if !errors.Is(err, errLockBusy) {
 			return nil, err
 		}
 		last = err
@@ -98,7 +98,7 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 	if err := tryKernelLocks(f); err != nil {
 		f.Close()
 		if wouldBlock(err) {
-			return nil, err
+			return nil, fmt.Errorf("lock %s: %w (%w)", path, errLockBusy, err)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -110,10 +110,10 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, errLockBusy
+		return nil, fmt.Errorf("%s was replaced while we waited for its lock: %w", path, errLockBusy)
 	}
 	l := &lockedMbox{f: f, path: path}
-	err = a.holder.tryDotLock(path+".lock", func(rollback int64) (int64, error) {
+	err = a.holder.tryDotLock(path+lockSuffix, func(rollback int64) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err

@@ -196,7 +196,7 @@ func isQuotedFrom(line []byte) bool {
 // still names it and the length to go back to). It does nothing when the
 // file or such a lock does not exist.
 func (a *Appender) Repair(ctx context.Context, path string) error {
-	if _, err := os.Stat(path + ".lock"); err != nil {
+	if _, err := os.Stat(path + lockSuffix); err != nil {
 		return nil
 	}
 	if _, err := os.Stat(path); err != nil {

@@ -254,9 +254,11 @@ func (f *Filter) Classifier() *classifier.Classifier { return f.c.Load() }
 // Name implements filters.Filter.
 func (f *Filter) Name() string { return f.name }
 
-// Needs implements filters.Filter: the whole message, at end of message.
+// Needs implements filters.Filter: the header at the end of the header
+// block, to delete forged verdict fields (see Check), and the whole
+// message at end of message, to classify it.
 func (f *Filter) Needs() filters.Needs {
-	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true, Body: true}
+	return filters.Needs{Stages: filters.StagesOf(filters.StageHeaders, filters.StageEOM), Headers: true, Body: true}
 }
 
 // Close stops the store measurements and closes the store.
@@ -328,7 +330,23 @@ func (f *Filter) reportPool(ps poolStatser) {
 
 // Check implements filters.Filter.
 func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Message) (filters.Verdict, error) {
-	if stage != filters.StageEOM {
+	switch stage {
+	case filters.StageHeaders:
+		// Fields of our name the message came with go now, apart from
+		// the classification: if that fails, the message may still be
+		// delivered (on_failure accept), and a sender's own verdict must
+		// not reach Sieve rules or the archive's verdict_header then.
+		var forged []int
+		n := 0
+		for _, h := range m.Headers {
+			if strings.EqualFold(h.Name, f.s.headerName) {
+				n++
+				forged = append(forged, n)
+			}
+		}
+		return filters.Verdict{Edits: f.deletes(forged)}, nil
+	case filters.StageEOM:
+	default:
 		return filters.Verdict{}, nil
 	}
 	if m.Body != nil && m.Body.Err() != nil {
@@ -462,14 +480,20 @@ func (f *Filter) unavailable(queueID string, forged []int, err error) filters.Ve
 const maxReplyText = 400
 
 // header returns the edits that delete the fields of our name the message
-// came with and add ours. Deleting from the last to the first keeps the
-// indexes of the ones still to delete valid.
+// came with (see deletes) and add ours.
 func (f *Filter) header(forged []int, value string) []filters.HeaderEdit {
+	return append(f.deletes(forged), filters.HeaderEdit{Kind: filters.AddHeader, Name: f.s.headerName, Value: fold(f.s.headerName, value)})
+}
+
+// deletes returns the edits that delete the fields of our name at the
+// 1-based indexes forged, the last first so that the indexes of the ones
+// still to delete stay valid.
+func (f *Filter) deletes(forged []int) []filters.HeaderEdit {
 	var edits []filters.HeaderEdit
 	for i := len(forged) - 1; i >= 0; i-- {
 		edits = append(edits, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: f.s.headerName, Index: forged[i]})
 	}
-	return append(edits, filters.HeaderEdit{Kind: filters.AddHeader, Name: f.s.headerName, Value: fold(f.s.headerName, value)})
+	return edits
 }
 
 // autolearnClass says whether res is confident enough to learn from.

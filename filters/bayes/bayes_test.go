@@ -234,6 +234,63 @@ func TestForgedHeaderReplaced(t *testing.T) {
 	}
 }
 
+// A forged verdict field goes even when the classification fails: with
+// on_failure accept the message is delivered, and a Sieve rule or the
+// archive (verdict_header) must not read the sender's "Ham" as sluice's.
+// The milter flow is followed: the header and end-of-message stages on
+// one Message, their outcomes merged, and the merged edits applied to
+// the header as the MTA received it.
+func TestForgedHeaderRemovedWhenClassificationFails(t *testing.T) {
+	st := trainedStore(t)
+	defer st.Close()
+	for _, tc := range []struct {
+		name  string
+		store classifier.Store
+		want  []string // the values of the field as delivered
+	}{
+		{"store fails", failingStore{nopCloser{st}}, nil},
+		{"store works", nopCloser{st}, []string{"Spam,"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFilter(t, tc.store, "spam: {action: tag}", nil)
+			m := spamMessage()
+			m.Headers = append([]filters.Header{{Name: "x-sluice-bayes", Value: "Ham, spamicity=0.000000"}}, m.Headers...)
+			m.Headers = append(m.Headers, filters.Header{Name: "X-Sluice-Bayes", Value: "Ham"})
+			received := append([]filters.Header(nil), m.Headers...)
+
+			p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: 5 * time.Second, OnFailure: filters.FailAccept}}, nil)
+			var out filters.Outcome
+			for _, stage := range []filters.Stage{filters.StageHeaders, filters.StageEOM} {
+				if f.Needs().Stages.Has(stage) {
+					out.Add(p.Run(context.Background(), stage, m))
+				}
+			}
+			if out.Action != filters.Continue {
+				t.Fatalf("outcome %s, want continue", out.Action)
+			}
+			var got []string
+			for _, h := range filters.ApplyEdits(received, out.Edits) {
+				if strings.EqualFold(h.Name, "X-Sluice-Bayes") {
+					got = append(got, h.Value)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("delivered X-Sluice-Bayes fields %q, want %d (edits %+v)", got, len(tc.want), out.Edits)
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("field %d is %q, want it to start with %q", i, got[i], w)
+				}
+			}
+			for _, h := range m.Headers {
+				if strings.EqualFold(h.Name, "X-Sluice-Bayes") && strings.HasPrefix(h.Value, "Ham") {
+					t.Errorf("a later filter (the archive) still reads the forged field %q", h.Value)
+				}
+			}
+		})
+	}
+}
+
 func TestSizeSkip(t *testing.T) {
 	st := trainedStore(t)
 	obs := &recorder{}

@@ -523,6 +523,21 @@ func (z *zone) rule(a netip.Addr) *codeRule {
 	return nil
 }
 
+// reasonContext bounds the TXT lookups that word a reply or a header
+// field. They only improve the text, while the listing is already known:
+// a list whose TXT answers hang must not keep the filter past its time
+// limit, where the pipeline would go on without its verdict. They get the
+// time left but a share kept for answering (a quarter, at most a
+// second); without a deadline the resolver's timeouts bound them.
+func reasonContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(dl)/4, time.Second)
+	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
 // reason returns why r is listed: the list's TXT record when the zone
 // asks for it and has one, else the configured reasons of its codes, else
 // the codes themselves.
@@ -539,6 +554,8 @@ func (f *Filter) reason(ctx context.Context, r result) string {
 			} else if text := sanitize(strings.Join(ans.txt, " "), maxReason); text != "" {
 				return text
 			}
+		} else {
+			f.log.Debug("dnsbl: no TXT answer in time; using the code's reason", "zone", r.z.name, "err", err)
 		}
 	}
 	var reasons []string
@@ -589,7 +606,9 @@ func (f *Filter) block(ctx context.Context, jobs []job) (filters.Verdict, error)
 	if best == nil {
 		return filters.Verdict{}, nil
 	}
-	reason := f.reason(ctx, *best)
+	rctx, cancel := reasonContext(ctx)
+	reason := f.reason(rctx, *best)
+	cancel()
 	reply := best.z.reply
 	reply.Text = sanitize(best.z.text.render(map[string]string{
 		"zone": best.z.name, "listed": best.item, "code": best.codes[0].String(), "reason": reason,
@@ -615,6 +634,8 @@ func describe(r result) string {
 // tag turns the tag listings into header fields and the score, and
 // applies the score's action when it reaches the threshold.
 func (f *Filter) tag(ctx context.Context, results []result, edits []filters.HeaderEdit) (filters.Verdict, error) {
+	ctx, cancel := reasonContext(ctx)
+	defer cancel()
 	var score float64
 	var zones, all []string
 	for _, r := range results {

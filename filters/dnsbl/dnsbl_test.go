@@ -499,6 +499,23 @@ func TestDomainLists(t *testing.T) {
 	}
 }
 
+// Trailing dots do not change a domain (senders compares it so too):
+// "spammer.example.." is checked as spammer.example, in the envelope and
+// in the From field, and is no way around a domain list.
+func TestTrailingDotsDoNotEvadeDomainLists(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender", "header_from"}}), nil)
+	m := message("192.0.2.1", "mx.example", "bob@spammer.example..", "")
+	if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+		t.Errorf("sender with trailing dots: %+v, want reject", v)
+	}
+	m = message("192.0.2.1", "mx.example", "bob@fine.example", "<bob@Spammer.Example...>")
+	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+		t.Errorf("From with trailing dots: %+v, want reject", v)
+	}
+}
+
 func TestScoreThresholdAndForgedHeaders(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	srv.AddA("1.2.0.192.a.test", 300, "127.0.0.2")
@@ -566,6 +583,56 @@ func TestTXTReasonInReply(t *testing.T) {
 	v = e.check(t, filters.StageConnect, conn("192.0.2.2"))
 	if v.Reply == nil || !strings.HasSuffix(v.Reply.Text, "(fallback)") {
 		t.Errorf("reply %v, want the code's reason", v.Reply)
+	}
+}
+
+// The TXT record only words the reply: a list whose TXT answers hang
+// must not keep the filter past its time limit, which would let a listed
+// client through (on_failure accept) or refuse a clean one (tempfail).
+// The refusal comes in time, with the code's reason; tag lists keep
+// their header fields the same way.
+func TestSlowTXTDoesNotCostTheListing(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.SetNegativeTTL(0, 0) // "no TXT record" is not cached: it is asked again
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.AddA("9.2.0.192.tag.test", 300, "127.0.0.2")
+	cfg := baseConfig(srv,
+		ZoneConfig{Zone: "bl.test", TXT: true, Codes: map[string]string{"127.0.0.2": "fallback"}},
+		ZoneConfig{Zone: "tag.test", TXT: true, Action: "tag", Codes: map[string]string{"127.0.0.2": "tag fallback"}},
+	)
+	cfg.Timeout = 30 * time.Second // a held query outlives the filter's limit
+	cfg.Attempts = 1
+	e := newEnv(t, srv, cfg, nil)
+	// The A answers are cached before the TXT queries start to hang.
+	e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e.check(t, filters.StageHeaders, message("192.0.2.9", "mx.example", "bob@fine.example", ""))
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	srv.Hold("1.2.0.192.bl.test", gate)
+	srv.Hold("9.2.0.192.tag.test", gate)
+
+	p := filters.NewPipeline([]filters.Step{{Filter: e.f, Timeout: 2 * time.Second, OnFailure: filters.FailAccept}}, nil)
+	res := p.Run(context.Background(), filters.StageConnect, conn("192.0.2.1"))
+	if len(res.Decisions) != 1 || res.Decisions[0].Failure != "" {
+		t.Fatalf("decisions %+v: the filter failed", res.Decisions)
+	}
+	if res.Verdict.Action != filters.Reject || res.Verdict.Reply == nil || !strings.HasSuffix(res.Verdict.Reply.Text, "(fallback)") {
+		t.Errorf("verdict %+v, want reject with the code's reason", res.Verdict)
+	}
+
+	res = p.Run(context.Background(), filters.StageHeaders, message("192.0.2.9", "mx.example", "bob@fine.example", ""))
+	if len(res.Decisions) != 1 || res.Decisions[0].Failure != "" {
+		t.Fatalf("tag list: decisions %+v: the filter failed", res.Decisions)
+	}
+	found := false
+	for _, ed := range res.Verdict.Edits {
+		found = found || ed.Kind == filters.AddHeader && strings.Contains(ed.Value, `reason="tag fallback"`)
+	}
+	if !found {
+		t.Errorf("tag list: edits %+v, want a field with the code's reason", res.Verdict.Edits)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeTXT) + srv.Count("9.2.0.192.tag.test", dns.TypeTXT); n != 4 {
+		t.Errorf("%d TXT queries, want 4 (the test did not exercise held TXT lookups)", n)
 	}
 }
 

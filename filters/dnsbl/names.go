@@ -49,12 +49,14 @@ func queryName(labels, zone string) (string, bool) {
 }
 
 // normalizeDomain returns d as an RHSBL query needs it: lower case, no
-// final dot, internationalised labels in their ASCII form (RFC 5891), and
+// final dots, internationalised labels in their ASCII form (RFC 5891), and
 // only letters, digits, hyphens and underscores in labels of 1 to 63
 // bytes. It refuses address literals and single-label names, which no
 // domain list lists.
 func normalizeDomain(d string) (string, bool) {
-	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	// All final dots: "spammer.example.." names spammer.example as much
+	// as "spammer.example." does, and must not slip past the lists.
+	d = strings.TrimRight(strings.TrimSpace(d), ".")
 	if d == "" || strings.HasPrefix(d, "[") {
 		return "", false
 	}

@@ -33,6 +33,8 @@ func TestDomains(t *testing.T) {
 	}{
 		{"Example.ORG", "example.org", true},
 		{"example.org.", "example.org", true},
+		{"Example.ORG...", "example.org", true},
+		{".", "", false},
 		{"mail_1.example.org", "mail_1.example.org", true},
 		{"bücher.example", "xn--bcher-kva.example", true},
 		{"localhost", "", false},

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -106,7 +107,9 @@ func splitAddress(s string) (local, domain string, ok bool) {
 
 // parseDomain normalises a domain: trailing dots, case, IDN.
 func parseDomain(d string) Name {
-	d = strings.TrimRight(d, ".")
+	// Blanks between the final dots too: "spam.example ." must compare as
+	// spam.example, as it does once its dot is gone.
+	d = strings.TrimRightFunc(d, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
 	if d == "" {
 		return Name{}
 	}

@@ -180,6 +180,7 @@ func TestMatchNormalisation(t *testing.T) {
 	checkMatches(t, rs, []matchCase{
 		// Case and trailing dots.
 		{MailFrom, "X@Spam.Example.", 20, nil},
+		{MailFrom, "x@spam.example . ", 20, nil},
 		{MailFrom, "x@slow.example", 23, nil},
 		{MailFrom, "CEO@PARTNER.EXAMPLE", 30, nil},
 		// Quoted local parts.

@@ -1,0 +1,153 @@
+package archive
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needCapability fails the test under CI, where the runner is expected to
+// have what the test needs, and skips it elsewhere.
+func needCapability(t *testing.T, what string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Skipf("skipped: %s: %v (run as root, or with CI=true to make this a failure)", what, err)
+}
+
+// unprivilegedUID is the user the permission tests act as when run as
+// root: nobody.
+const unprivilegedUID = 65534
+
+// asUnprivileged runs fn with permission checks as the daemon's own,
+// unprivileged user meets them. Run as root, it sets the file-system uid
+// of the current thread only (setfsuid(2)) and keeps the goroutine on
+// that thread, so the rest of the test binary stays root.
+func asUnprivileged(t *testing.T, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		fn()
+		return
+	}
+	runtime.LockOSThread()
+	prev, _, _ := syscall.RawSyscall(syscall.SYS_SETFSUID, unprivilegedUID, 0, 0)
+	defer func() {
+		syscall.RawSyscall(syscall.SYS_SETFSUID, prev, 0, 0)
+		runtime.UnlockOSThread()
+	}()
+	fn()
+}
+
+// A permission error is not a lock held by someone else: the append must
+// fail at once with it, not wait out lock_timeout for every message and
+// then report a lock that was never contended.
+func TestPermissionDeniedFailsAtOnce(t *testing.T) {
+	// Can this test take away its own permissions?
+	ro := filepath.Join(searchableTempDir(t), "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ro, readOnlyDirMode()); err != nil {
+		t.Fatal(err)
+	}
+	var perr error
+	asUnprivileged(t, func() { perr = os.WriteFile(filepath.Join(ro, "probe"), nil, 0o600) })
+	if perr == nil {
+		needCapability(t, "acting as an unprivileged user", errors.New("a file could be created in a read-only directory"))
+	}
+
+	write := func(w *bufio.Writer) error {
+		_, err := w.WriteString("From a Thu Jan  1 00:00:00 1970\nbody\n")
+		return err
+	}
+	cases := []struct {
+		name        string
+		dirWritable bool
+		mbox        bool // an mbox exists
+		mboxMode    os.FileMode
+	}{
+		{"directory not writable, no mbox yet", false, false, 0},
+		{"mbox not writable", true, true, 0o444},
+		{"mbox writable, directory not (no room for the dot-lock)", false, true, 0o666},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(searchableTempDir(t), "archive")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "x.mbox")
+			if c.mbox {
+				if err := os.WriteFile(path, nil, c.mboxMode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, c.mboxMode); err != nil {
+					t.Fatal(err)
+				}
+				if os.Geteuid() == 0 && c.mboxMode&0o200 != 0 {
+					if err := os.Chown(path, unprivilegedUID, unprivilegedUID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			switch {
+			case c.dirWritable && os.Geteuid() == 0:
+				if err := os.Chown(dir, unprivilegedUID, unprivilegedUID); err != nil {
+					t.Fatal(err)
+				}
+			case !c.dirWritable:
+				if err := os.Chmod(dir, readOnlyDirMode()); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(dir, 0o755) })
+			}
+
+			// With a retry loop the append would give up after the lock
+			// timeout, saying the lock was not obtained.
+			app := NewAppender(2*time.Second, nil)
+			var err error
+			asUnprivileged(t, func() { _, err = app.AppendMbox(context.Background(), path, write) })
+			if !errors.Is(err, fs.ErrPermission) {
+				t.Fatalf("append error %v, want a permission error", err)
+			}
+			if strings.Contains(err.Error(), "not obtained") {
+				t.Errorf("a permission error was retried as a busy lock: %v", err)
+			}
+			if _, err := os.Stat(path + ".lock"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("dot-lock left behind: %v", err)
+			}
+		})
+	}
+}
+
+// searchableTempDir returns a temporary directory that the unprivileged
+// user can reach: t.TempDir makes its parent private to the owner.
+func searchableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// readOnlyDirMode is the mode of a directory the unprivileged user may
+// search but not write: as root the directory stays root's, otherwise
+// it loses its write bits.
+func readOnlyDirMode() os.FileMode {
+	if os.Geteuid() == 0 {
+		return 0o755
+	}
+	return 0o555
+}

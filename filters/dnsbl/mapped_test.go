@@ -1,0 +1,46 @@
+package dnsbl
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
+)
+
+// An IPv4 client that reaches a dual-stack listener shows as an
+// IPv4-mapped IPv6 address (::ffff:192.0.2.1). It is an IPv4 client: it
+// is looked up in IPv4 lists by its four octets, never by the nibbles of
+// the mapped form, which no list holds, and a mapped private address is
+// skipped like the plain one.
+func TestIPv4MappedClient(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	e := newEnv(t, srv, baseConfig(srv,
+		ZoneConfig{Zone: "bl.test", Family: "ipv4"},
+		ZoneConfig{Zone: "bl6.test", Family: "ipv6"},
+	), nil)
+
+	v := e.check(t, filters.StageConnect, conn("::ffff:192.0.2.1"))
+	if v.Action != filters.Reject {
+		t.Fatalf("mapped listed client: verdict %+v, want reject", v)
+	}
+	if v.Reply == nil || !strings.Contains(v.Reply.Text, "[192.0.2.1]") {
+		t.Errorf("reply %v does not name the client in its IPv4 form", v.Reply)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != 1 {
+		t.Errorf("queries for 1.2.0.192.bl.test: %d, want 1; all: %v", n, srv.Queries())
+	}
+
+	if v := e.check(t, filters.StageConnect, conn("::ffff:10.1.2.3")); v.Action != filters.Continue {
+		t.Errorf("mapped private client: verdict %+v, want continue", v)
+	}
+	// The one name asked about, whatever the record type.
+	for _, q := range srv.Queries() {
+		if q.Name != "1.2.0.192.bl.test" {
+			t.Errorf("unexpected query %s", q.Name)
+		}
+	}
+}
