@@ -80,6 +80,7 @@ func run() error {
 	data := flag.String("data", "", "corpus data directory (default: fetch into testdata/cache)")
 	cv := flag.Bool("cv", false, "choose parameters by 5-fold cross-validation on the training set")
 	diag := flag.Bool("diag", false, "list the training messages that cross-validation misfiles or misorders with the parameters, and stop")
+	chooseOnly := flag.Bool("choose-only", false, "with -cv: print the parameters cross-validation chooses and stop, before the test split is scored")
 	nested := flag.Bool("nested", false, "judge parameter-choosing procedures by nested cross-validation on the training set, and stop")
 	bogo := flag.Bool("bogofilter", true, "also run bogofilter on the same split")
 	robx := flag.Float64("robx", 0, "robx (0: default)")
@@ -144,6 +145,12 @@ func run() error {
 	if *cv {
 		if p, err = crossValidate(train, msgs, tg); err != nil {
 			return err
+		}
+		if *chooseOnly {
+			// A change to the tokenizer or the scoring is judged here,
+			// and the defaults set from this, before the test split
+			// says anything about it.
+			return nil
 		}
 	}
 	// The training set is far above any minimum; a test message is
