@@ -106,22 +106,41 @@ type ImportStats struct {
 // unlinked temporary file (in $TMPDIR), as large as the export. Only a
 // failing store can leave an import half done; the error says so.
 func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
-	spool, err := os.CreateTemp("", "sluice-import-*")
+	spool, err := spoolChecked(r, "import", func(r io.Reader) error {
+		_, err := importLines(ctx, nil, r)
+		return err
+	})
 	if err != nil {
-		return ImportStats{}, fmt.Errorf("import: %w", err)
-	}
-	defer spool.Close()
-	// Unlinked at once: nothing is left behind, whatever happens.
-	if err := os.Remove(spool.Name()); err != nil {
-		return ImportStats{}, fmt.Errorf("import: %w", err)
-	}
-	if _, err := importLines(ctx, nil, io.TeeReader(r, spool)); err != nil {
 		return ImportStats{}, err
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return ImportStats{}, fmt.Errorf("import: %w", err)
-	}
+	defer spool.Close()
 	return importLines(ctx, s, spool)
+}
+
+// spoolChecked copies r into an unlinked temporary file (in $TMPDIR)
+// while check reads it, and returns the file positioned at its start once
+// check accepted all of it, so that an import can check its whole input
+// before it writes anything and then read it again. what prefixes the
+// errors of the file itself; check's errors are returned as they are.
+func spoolChecked(r io.Reader, what string, check func(io.Reader) error) (*os.File, error) {
+	spool, err := os.CreateTemp("", "sluice-import-*")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	// Unlinked at once: nothing is left behind, whatever happens.
+	if err := os.Remove(spool.Name()); err != nil {
+		spool.Close()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := check(io.TeeReader(r, spool)); err != nil {
+		spool.Close()
+		return nil, err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		spool.Close()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return spool, nil
 }
 
 // importLines reads an export from r and adds it to s; with s nil it
@@ -341,15 +360,48 @@ func parseDigestLine(s string) (DigestClass, error) {
 // then tokenises as bogofilter does. Other "."-prefixed lines
 // (.WORDLIST_VERSION, .ENCODING, .ROBX) are bogofilter's bookkeeping and
 // are skipped.
+//
+// Like Import, it reads and checks all of r (kept meanwhile in an unlinked
+// temporary file) before it writes anything, the dialect mark included:
+// a malformed line anywhere changes nothing, and the list can be imported
+// again once fixed without counting anything twice.
 func ImportBogoutil(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
-	var st ImportStats
-	if err := checkDialect(ctx, s, string(DialectBogofilter)); err != nil {
-		return st, fmt.Errorf("import bogoutil: %w", err)
+	spool, err := spoolChecked(r, "import bogoutil", func(r io.Reader) error {
+		_, err := bogoutilLines(ctx, nil, r)
+		return err
+	})
+	if err != nil {
+		return ImportStats{}, err
 	}
+	defer spool.Close()
+	if err := checkDialect(ctx, s, string(DialectBogofilter)); err != nil {
+		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
+	}
+	return bogoutilLines(ctx, s, spool)
+}
+
+// bogoutilLines reads a bogoutil word list from r and adds it to s; with
+// s nil it only checks r.
+func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
+	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	line := 0
 	var b Batch
+	flush := func() error {
+		if s == nil {
+			b = Batch{}
+			return nil
+		}
+		if err := s.Add(ctx, b); err != nil {
+			if st.Tokens > len(b.Records) {
+				err = fmt.Errorf("%w (the store holds part of the import now)", err)
+			}
+			return err
+		}
+		b = Batch{}
+		return nil
+	}
 	for sc.Scan() {
 		line++
 		f := strings.Fields(sc.Text())
@@ -380,16 +432,15 @@ func ImportBogoutil(ctx context.Context, s Store, r io.Reader) (ImportStats, err
 		b.Records = append(b.Records, rec)
 		st.Tokens++
 		if len(b.Records) >= importBatch {
-			if err := s.Add(ctx, b); err != nil {
+			if err := flush(); err != nil {
 				return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
 			}
-			b = Batch{}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
 	}
-	if err := s.Add(ctx, b); err != nil {
+	if err := flush(); err != nil {
 		return st, fmt.Errorf("import bogoutil: %w", err)
 	}
 	return st, nil

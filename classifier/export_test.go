@@ -102,3 +102,55 @@ func TestImportFormat1(t *testing.T) {
 		t.Fatalf("format 1: %+v, %v", s, err)
 	}
 }
+
+// A bogoutil word list with a malformed line after the first write batch
+// is refused with the line's number and changes nothing, not even the
+// store's dialect, so that importing the fixed list afterwards counts
+// nothing twice.
+func TestImportBogoutilAllOrNothing(t *testing.T) {
+	const n = 25000 // more than one import batch
+	var b strings.Builder
+	b.WriteString(".MSG_COUNT 3 4 20240101\n")
+	for i := range n {
+		fmt.Fprintf(&b, "tok%06d 1 0 20240101\n", i)
+	}
+	good := b.String()
+	bad := good + "broken 1\n" + "last 0 1 20240101\n"
+	badLine := n + 2
+
+	ctx := context.Background()
+	st, err := classifier.Open(filepath.Join(t.TempDir(), "dst.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(bad))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d:", badLine)) {
+		t.Errorf("error %v, want one naming line %d", err, badLine)
+	}
+	s, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Tokens != 0 || s.Spam != 0 || s.Ham != 0 {
+		t.Errorf("a refused import changed the store: %+v", s)
+	}
+	if d, err := st.Meta(ctx, classifier.MetaDialect); err != nil || d != "" {
+		t.Errorf("a refused import set the dialect to %q (%v)", d, err)
+	}
+
+	is, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(good))
+	if err != nil || is.Tokens != n {
+		t.Fatalf("the good list: %+v, %v", is, err)
+	}
+	s, err = st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Tokens != n || s.Spam != 3 || s.Ham != 4 {
+		t.Errorf("after the good list: %+v, want %d tokens, 3 spam and 4 ham", s, n)
+	}
+	if d, err := st.Meta(ctx, classifier.MetaDialect); err != nil || d != string(classifier.DialectBogofilter) {
+		t.Errorf("dialect %q (%v), want bogofilter", d, err)
+	}
+}

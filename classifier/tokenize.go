@@ -83,6 +83,10 @@ type Message struct {
 	Truncated bool
 }
 
+// MaxBytes returns how much of a message the tokenizer looks at, so that a
+// caller reading many messages need hold no more of each.
+func (t *Tokenizer) MaxBytes() int { return t.opts.MaxBytes }
+
 // Tokenize reads at most MaxBytes of a message from r and returns its tokens.
 // Broken MIME never fails: whatever can be read is tokenised. The only
 // errors are read errors from r.

@@ -111,7 +111,9 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 		last      classifier.Verdict
 	)
 	for _, p := range paths {
-		err := mailbox.Walk(p, cmd.InOrStdin(), func(m mailbox.Message) error {
+		// The classifier reads only the first MaxBytes of a message:
+		// holding more of a huge one would only cost memory.
+		err := mailbox.WalkCapped(p, cmd.InOrStdin(), cl.Tokenizer().MaxBytes(), func(m mailbox.Message) error {
 			n++
 			if m.Err != nil {
 				failed++

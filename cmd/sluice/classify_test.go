@@ -218,3 +218,53 @@ func TestDamagedStore(t *testing.T) {
 		})
 	}
 }
+
+// A message longer than max_bytes in the middle of an mbox is classified
+// on its first max_bytes and said to be truncated, and the messages
+// around it are read as if it were short: its rest, a line longer than
+// the read buffer and a "From " line inside included, is read through to
+// find the next message.
+func TestClassifyHugeMessageInMbox(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "small.yml")
+	os.WriteFile(conf, []byte("filters:\n  - type: bayes\n    options:\n      max_bytes: 8KiB\n"), 0o644)
+	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+	ham, _ := os.ReadFile(fixture("check", "ham.eml"))
+	huge := string(spam) + "\n" + strings.Repeat("filler line of the huge message\n", 10000) +
+		strings.Repeat("z", 200<<10) + "\nFrom a line in the body\n"
+	sep := "From a@b Mon Jan  1 10:00:00 2024\n"
+	mbox := filepath.Join(dir, "in.mbox")
+	os.WriteFile(mbox, []byte(sep+string(ham)+"\n"+sep+huge+"\n"+sep+string(ham)+"\n"), 0o644)
+	hamFile := filepath.Join(dir, "ham.eml")
+	os.WriteFile(hamFile, ham, 0o644)
+	hugeFile := filepath.Join(dir, "huge.eml")
+	os.WriteFile(hugeFile, []byte(huge), 0o644)
+
+	r := runCLI(t, "", "--config", conf, "classify", "--db", db, "--format", "json", mbox, hamFile, hugeFile)
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d lines, want 5: %q", len(lines), r.stdout)
+	}
+	got := make([]jsonLine, len(lines))
+	for i, line := range lines {
+		if err := json.Unmarshal([]byte(line), &got[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[1].Verdict != "spam" || !got[1].Truncated || !strings.HasSuffix(got[1].Path, "#2") {
+		t.Errorf("the huge message: %+v, want spam and truncated", got[1])
+	}
+	// The huge message as a file of its own: the same result.
+	if got[4].Truncated != got[1].Truncated || *got[4].Spamicity != *got[1].Spamicity || got[4].Tokens != got[1].Tokens {
+		t.Errorf("the huge message in the mbox %+v, as a file %+v", got[1], got[4])
+	}
+	for _, i := range []int{0, 2} {
+		if got[i].Verdict != "ham" || got[i].Truncated || *got[i].Spamicity != *got[3].Spamicity || got[i].Tokens != got[3].Tokens {
+			t.Errorf("message %d of the mbox: %+v, want as the file %+v", i+1, got[i], got[3])
+		}
+	}
+}

@@ -86,7 +86,11 @@ error, the others are still learned, and the exit status is then 1.`,
 			}
 			ctx := cmd.Context()
 			for _, p := range paths {
-				if err := mailbox.Walk(p, cmd.InOrStdin(), func(m mailbox.Message) error { return t.add(ctx, m) }); err != nil {
+				// The classifier reads only the first MaxBytes of a
+				// message: holding more of a huge one would only cost
+				// memory.
+				err := mailbox.WalkCapped(p, cmd.InOrStdin(), t.c.Tokenizer().MaxBytes(), func(m mailbox.Message) error { return t.add(ctx, m) })
+				if err != nil {
 					t.clearBar()
 					return err
 				}

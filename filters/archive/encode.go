@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -237,7 +238,13 @@ func archiveFields(e envelope) []filters.Header {
 	if e.decided.Reason != "" {
 		reason := headerSafe(e.decided.Reason, false)
 		if len(reason) > maxReason {
-			reason = reason[:maxReason]
+			// Cut before the character that straddles the limit, so
+			// the field stays valid UTF-8.
+			n := maxReason
+			for n > 0 && !utf8.RuneStart(reason[n]) {
+				n--
+			}
+			reason = reason[:n]
 		}
 		v += "; reason=\"" + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(reason) + "\""
 	}

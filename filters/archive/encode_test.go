@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // quoteAll runs text through a lineWriter in chunks of the given sizes
@@ -182,6 +185,38 @@ func TestConfigCheck(t *testing.T) {
 	} {
 		if _, err := c.check(""); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// A long reason is cut to maxReason bytes at a character boundary: a cut
+// through a multi-byte character would leave invalid UTF-8 in the
+// verdict field, which mail readers and Sieve show as garbage.
+func TestReasonCutOnRuneBoundary(t *testing.T) {
+	for pad := range 4 {
+		// "é" and "€" are 2 and 3 bytes; with every padding one of
+		// them straddles byte maxReason.
+		reason := strings.Repeat("x", pad) + strings.Repeat("é€", maxReason)
+		e := envelope{verdict: "reject", decided: filters.Decided{Action: filters.Reject, Filter: "bayes", Reason: reason}}
+		var v string
+		for _, h := range archiveFields(e) {
+			if h.Name == FieldVerdict {
+				v = h.Value
+			}
+		}
+		_, quoted, ok := strings.Cut(v, `reason="`)
+		if !ok {
+			t.Fatalf("pad %d: no reason in %q", pad, v)
+		}
+		got := strings.TrimSuffix(quoted, `"`)
+		if !utf8.ValidString(got) {
+			t.Errorf("pad %d: reason %q is not valid UTF-8", pad, got)
+		}
+		if len(got) > maxReason || len(got) < maxReason-utf8.UTFMax {
+			t.Errorf("pad %d: reason of %d bytes, want at most %d and not much less", pad, len(got), maxReason)
+		}
+		if !strings.HasPrefix(reason, got) {
+			t.Errorf("pad %d: reason %q is not a prefix of the original", pad, got)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -150,4 +151,59 @@ func readOnlyDirMode() os.FileMode {
 		return 0o755
 	}
 	return 0o555
+}
+
+// Once the message is renamed into new/ it is delivered: if the fsync of
+// new/ then fails, the append must not report a failure, or the caller
+// (a tempfail retry) archives the message a second time. The failure is
+// logged instead. new/ without read permission makes the directory
+// unopenable for the fsync while the rename into it still works.
+func TestMaildirSyncFailureAfterRenameIsNoFailure(t *testing.T) {
+	md := filepath.Join(searchableTempDir(t), "md")
+	for _, d := range []struct {
+		sub  string
+		mode os.FileMode
+	}{{"", 0o777}, {"tmp", 0o777}, {"cur", 0o777}, {"new", 0o333}} {
+		path := filepath.Join(md, d.sub)
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, d.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(md, "new"), 0o755) })
+	var perr error
+	asUnprivileged(t, func() { _, perr = os.Open(filepath.Join(md, "new")) })
+	if perr == nil {
+		needCapability(t, "acting as an unprivileged user", errors.New("a directory without read permission could be opened"))
+	}
+
+	var logs strings.Builder
+	app := NewAppender(2*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
+	var n int64
+	var err error
+	asUnprivileged(t, func() {
+		n, err = app.AppendMaildir(context.Background(), md, func(w *bufio.Writer) error {
+			_, err := w.WriteString("Subject: x\n\nbody\n")
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatalf("append reported %v, though the message is in new/", err)
+	}
+	if n != int64(len("Subject: x\n\nbody\n")) {
+		t.Errorf("append reported %d bytes", n)
+	}
+	os.Chmod(filepath.Join(md, "new"), 0o755)
+	entries, err := os.ReadDir(filepath.Join(md, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("%d messages in new/, want 1", len(entries))
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "fsync") {
+		t.Errorf("no warning about the failed fsync logged: %q", logs.String())
+	}
 }

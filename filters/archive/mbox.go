@@ -239,7 +239,9 @@ func appendLocked(l *lockedMbox, write func(w *bufio.Writer) error) (int64, erro
 // with tmp/, new/ and cur/ if needed) the way delivery agents do: written
 // and fsync'd in tmp/, then renamed into new/, and new/ fsync'd, so a
 // reader never sees part of a message. write writes the message with LF
-// line ends. It returns the bytes written.
+// line ends. It returns the bytes written. Once the rename is done the
+// message counts as delivered: a failed fsync of new/ is logged, not
+// returned.
 func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
@@ -264,7 +266,12 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		return 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	if err := syncDir(filepath.Join(dir, "new")); err != nil {
-		return 0, fmt.Errorf("archive %s: %w", dir, err)
+		// The message is in new/ and readers see it: reporting a
+		// failure now would make the caller archive it again (a
+		// tempfail retry). Only a crash before the directory reaches
+		// the disk could still lose it.
+		a.log.Warn("archive: message delivered to maildir, but its directory could not be fsync'd",
+			"maildir", dir, "file", name, "err", err)
 	}
 	return n, nil
 }

@@ -385,9 +385,16 @@ func (f *Filter) authenticated(m *filters.Message) bool {
 }
 
 // run looks up every job and returns the results in job order: cached
-// answers at once, the others in parallel. It returns an error only when
-// ctx ends first.
+// answers at once, the others in parallel. The lookups end when all but a
+// share of ctx's time is used up (see marginContext): a list that has not
+// answered by then counts as failed, that is as not listed, so that what
+// the other lists found (a listing that refuses, the tags, the deletion
+// of forged fields) still reaches the pipeline before its time limit,
+// where it would go on without any of it. run returns an error only when
+// ctx itself ends first.
 func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
+	lctx, cancel := marginContext(ctx)
+	defer cancel()
 	results := make([]result, len(jobs))
 	var pending []int
 	for i, j := range jobs {
@@ -400,14 +407,14 @@ func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
 	switch len(pending) {
 	case 0:
 	case 1:
-		results[pending[0]] = f.check(ctx, jobs[pending[0]])
+		results[pending[0]] = f.check(lctx, jobs[pending[0]])
 	default:
 		var wg sync.WaitGroup
 		for _, i := range pending {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = f.check(ctx, jobs[i])
+				results[i] = f.check(lctx, jobs[i])
 			}()
 		}
 		wg.Wait()
@@ -418,11 +425,16 @@ func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
 	return results, nil
 }
 
-// check looks up one job and reports it.
+// check looks up one job and reports it. A lookup still unanswered when
+// ctx ends is a failure of kind timeout; its query goes on, and its
+// answer lands in the cache for the next message.
 func (f *Filter) check(ctx context.Context, j job) result {
 	ans, src, err := f.lookup(ctx, j.z, j.qname, dns.TypeA)
 	if err != nil {
-		return result{job: j} // ctx ended; run reports it
+		f.obs.DNSBLLookup(f.name, j.z.name, "error")
+		f.obs.DNSBLError(f.name, j.z.name, KindTimeout)
+		f.warn(j.z, j, KindTimeout, fmt.Errorf("no answer within the filter's time limit: %w", err))
+		return result{job: j}
 	}
 	return f.report(j, ans, src)
 }
@@ -523,13 +535,13 @@ func (z *zone) rule(a netip.Addr) *codeRule {
 	return nil
 }
 
-// reasonContext bounds the TXT lookups that word a reply or a header
-// field. They only improve the text, while the listing is already known:
-// a list whose TXT answers hang must not keep the filter past its time
+// marginContext bounds the lookups of one step: the A lookups that find
+// listings (see run) and the TXT lookups that word a reply or a header
+// field. A list whose answers hang must not keep the filter past its time
 // limit, where the pipeline would go on without its verdict. They get the
 // time left but a share kept for answering (a quarter, at most a
 // second); without a deadline the resolver's timeouts bound them.
-func reasonContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func marginContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
@@ -606,7 +618,7 @@ func (f *Filter) block(ctx context.Context, jobs []job) (filters.Verdict, error)
 	if best == nil {
 		return filters.Verdict{}, nil
 	}
-	rctx, cancel := reasonContext(ctx)
+	rctx, cancel := marginContext(ctx)
 	reason := f.reason(rctx, *best)
 	cancel()
 	reply := best.z.reply
@@ -634,7 +646,7 @@ func describe(r result) string {
 // tag turns the tag listings into header fields and the score, and
 // applies the score's action when it reaches the threshold.
 func (f *Filter) tag(ctx context.Context, results []result, edits []filters.HeaderEdit) (filters.Verdict, error) {
-	ctx, cancel := reasonContext(ctx)
+	ctx, cancel := marginContext(ctx)
 	defer cancel()
 	var score float64
 	var zones, all []string

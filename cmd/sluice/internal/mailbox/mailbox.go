@@ -36,8 +36,14 @@ type Message struct {
 	// Name identifies the message: the file's path, or "PATH#N" for the
 	// N-th message (from 1) of an mbox holding more than one.
 	Name string
-	// Data is the message without an mbox "From " line, unquoted.
+	// Data is the message without an mbox "From " line, unquoted. Read
+	// with a bound (see ReadCapped), it holds at most that many bytes and
+	// one more.
 	Data []byte
+	// Truncated is set when the message is longer than Data: the bound
+	// cut it. The byte past the bound that Data still holds tells a
+	// consumer bounded the same way that the message was longer.
+	Truncated bool
 	// Size is how many bytes of input the message took (with its mbox
 	// separator), for progress reports.
 	Size int64
@@ -53,8 +59,13 @@ const Stdin = "-"
 // directories that cannot be read are reported through fn as a Message
 // with Err set. Walk returns the first error fn returns, and stops there.
 func Walk(path string, stdin io.Reader, fn func(Message) error) error {
+	return WalkCapped(path, stdin, 0, fn)
+}
+
+// WalkCapped is Walk with each message's Data bounded as ReadCapped does.
+func WalkCapped(path string, stdin io.Reader, maxBytes int, fn func(Message) error) error {
 	if path == Stdin {
-		return Read(Stdin, stdin, fn)
+		return ReadCapped(Stdin, stdin, maxBytes, fn)
 	}
 	return files(path, func(file string, err error) error {
 		if err != nil {
@@ -65,7 +76,7 @@ func Walk(path string, stdin io.Reader, fn func(Message) error) error {
 			return fn(Message{Name: file, Err: err})
 		}
 		defer f.Close()
-		return Read(file, f, fn)
+		return ReadCapped(file, f, maxBytes, fn)
 	})
 }
 
@@ -148,7 +159,17 @@ var ErrEmpty = errors.New("empty message")
 
 // Read reads one message or an mbox from r, naming messages after name.
 func Read(name string, r io.Reader, fn func(Message) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	return ReadCapped(name, r, 0, fn)
+}
+
+// ReadCapped is Read holding at most maxBytes+1 bytes of each message in
+// memory (0: no bound): a consumer that looks only at the first maxBytes,
+// like the classifier's tokenizer, gets what it would get from the whole
+// message, while one huge message in an mbox cannot exhaust memory. The
+// rest of a longer message is read and dropped, so the next message of an
+// mbox is still found, and Truncated is set.
+func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) error {
+	br := bufio.NewReaderSize(r, readBuffer)
 	head, err := br.Peek(5)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fn(Message{Name: name, Err: err})
@@ -157,43 +178,114 @@ func Read(name string, r io.Reader, fn func(Message) error) error {
 		return fn(Message{Name: name, Err: ErrEmpty})
 	}
 	if string(head) != "From " {
-		data, err := io.ReadAll(br)
-		if err != nil {
-			return fn(Message{Name: name, Err: err})
-		}
-		return fn(Message{Name: name, Data: data, Size: int64(len(data))})
+		return fn(readPlain(name, br, maxBytes))
 	}
-	return readMbox(name, br, fn)
+	return readMbox(name, br, maxBytes, fn)
+}
+
+// readBuffer is the size of the read buffer, and so the longest piece of
+// a line held at once: a longer line is read in pieces.
+const readBuffer = 64 << 10
+
+// readPlain reads a file that is one message.
+func readPlain(name string, r io.Reader, maxBytes int) Message {
+	if maxBytes <= 0 {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return Message{Name: name, Err: err}
+		}
+		return Message{Name: name, Data: data, Size: int64(len(data))}
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(maxBytes)+1))
+	if err != nil {
+		return Message{Name: name, Err: err}
+	}
+	rest, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return Message{Name: name, Err: err}
+	}
+	return Message{Name: name, Data: data, Size: int64(len(data)) + rest, Truncated: rest > 0}
+}
+
+// held is the part of an mbox message kept in memory: all of it up to
+// limit bytes (0: no limit), how long the whole message is, and its last
+// bytes, which decide whether a line end is trimmed off (see trimmed).
+type held struct {
+	buf   bytes.Buffer
+	limit int
+	total int64
+	tail  []byte // the last 3 bytes at most
+}
+
+func (h *held) write(p []byte) {
+	h.total += int64(len(p))
+	h.tail = append(h.tail, p[max(len(p)-3, 0):]...)
+	h.tail = h.tail[max(len(h.tail)-3, 0):]
+	if h.limit > 0 {
+		p = p[:min(len(p), max(h.limit-h.buf.Len(), 0))]
+	}
+	h.buf.Write(p)
+}
+
+func (h *held) reset() {
+	h.buf.Reset()
+	h.total = 0
+	h.tail = h.tail[:0]
+}
+
+// trimmed returns how many bytes of line end at the message's end belong
+// to the mbox, not to the message: the empty line before the next "From "
+// line, or at the end of the input one that follows another line end.
+func (h *held) trimmed(last bool) int64 {
+	if last && !bytes.HasSuffix(h.tail, []byte("\n\n")) && !bytes.HasSuffix(h.tail, []byte("\n\r\n")) {
+		return 0
+	}
+	switch {
+	case bytes.HasSuffix(h.tail, []byte("\r\n")):
+		return 2
+	case bytes.HasSuffix(h.tail, []byte("\n")):
+		return 1
+	}
+	return 0
 }
 
 // readMbox splits an mbox. A message is passed on only once the next one
 // starts or the input ends, so that an mbox of one message is named like a
-// plain file.
-func readMbox(name string, br *bufio.Reader, fn func(Message) error) error {
+// plain file. Lines are read in pieces of at most readBuffer bytes, so
+// that a message without line ends cannot be held whole either.
+func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) error) error {
 	var (
 		pending *Message
-		cur     bytes.Buffer
+		cur     held
 		size    int64
 		n       int
 		inMsg   bool
 		blank   = true // the line before was empty (or there was none)
+		// Where the current piece is in its line: at the start, in a
+		// separator line (dropped), or in a line whose start decided
+		// what happens to the rest.
+		lineStart = true
+		inSep     bool
+		lineBlank bool
 	)
+	if maxBytes > 0 {
+		cur.limit = maxBytes + 1
+	}
 	flush := func(last bool) error {
 		if !inMsg {
 			return nil
 		}
-		data := bytes.Clone(cur.Bytes())
-		// The empty line before the next "From " belongs to the mbox, not
-		// to the message.
-		if !last || bytes.HasSuffix(data, []byte("\n\n")) || bytes.HasSuffix(data, []byte("\n\r\n")) {
-			data = trimOneNewline(data)
-		}
+		// The trimmed line end is at the end: a message longer than
+		// what is held keeps all of that as its start.
+		length := cur.total - cur.trimmed(last)
+		data := bytes.Clone(cur.buf.Bytes()[:min(int64(cur.buf.Len()), length)])
+		truncated := length > int64(len(data))
 		n++
-		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size}
+		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size, Truncated: truncated}
 		if len(data) == 0 {
 			m.Data, m.Err = nil, ErrEmpty
 		}
-		cur.Reset()
+		cur.reset()
 		size = 0
 		if pending != nil {
 			if err := fn(*pending); err != nil {
@@ -204,27 +296,34 @@ func readMbox(name string, br *bufio.Reader, fn func(Message) error) error {
 		return nil
 	}
 	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			size += int64(len(line))
-			switch {
-			case blank && bytes.HasPrefix(line, []byte("From ")):
-				if err := flush(false); err != nil {
-					return err
+		piece, err := br.ReadSlice('\n')
+		if len(piece) > 0 {
+			size += int64(len(piece))
+			if lineStart {
+				inSep = blank && bytes.HasPrefix(piece, []byte("From "))
+				lineBlank = true
+				if inSep {
+					if err := flush(false); err != nil {
+						return err
+					}
+					inMsg = true
+				} else if isQuotedFrom(piece) {
+					piece = piece[1:]
 				}
-				inMsg = true
-			case inMsg:
-				if isQuotedFrom(line) {
-					line = line[1:]
-				}
-				cur.Write(line)
 			}
-			blank = len(bytes.TrimRight(line, "\r\n")) == 0
+			if inMsg && !inSep {
+				cur.write(piece)
+			}
+			lineBlank = lineBlank && len(bytes.TrimRight(piece, "\r\n")) == 0
+			lineStart = piece[len(piece)-1] == '\n'
+			if lineStart {
+				blank = lineBlank
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			if pending != nil {
 				if err := fn(*pending); err != nil {
 					return err
@@ -253,16 +352,6 @@ func isQuotedFrom(line []byte) bool {
 		i++
 	}
 	return i > 0 && bytes.HasPrefix(line[i:], []byte("From "))
-}
-
-func trimOneNewline(b []byte) []byte {
-	if bytes.HasSuffix(b, []byte("\r\n")) {
-		return b[:len(b)-2]
-	}
-	if bytes.HasSuffix(b, []byte("\n")) {
-		return b[:len(b)-1]
-	}
-	return b
 }
 
 // ReadList reads a list of paths, one per line, as --list takes them.
