@@ -25,7 +25,10 @@
 // ones best effort: valid UTF-8 kept, else read as windows-1252), turns HTML
 // into its visible text plus the hosts of links and images ("url:host"),
 // tags words of selected header fields ("subj:", "from:", "to:", "rcvd:",
-// ...; of Message-ID only the domain), and for binary parts keeps only type
+// ...; of Message-ID only the domain), adds tokens of the header's shape
+// (the networks of the oldest public address of the Received chain,
+// "rnet:"; the shape and zone of the Date, "date:"; a fingerprint of the
+// order of the first fields, "ord:"), and for binary parts keeps only type
 // and file name. Words of three bytes or more in the body and the subject
 // also form pairs with the previous such word ("click here", "subj:cheap
 // meds"); shorter words are skipped without breaking the chain. Broken

@@ -433,14 +433,16 @@ func (s *fisherSum) logOdds() float64 {
 
 // HeaderToken reports whether a token of the sluice dialect comes from a
 // header field (its prefix is one of the header prefixes: "subj:",
-// "rcvd:", "hdr:", ...), as CombineSplit divides a message.
+// "rcvd:", "hdr:", ..., or of the header's shape, see shapeTokens), as
+// CombineSplit divides a message.
 func HeaderToken(t string) bool {
 	c := strings.IndexByte(t, ':')
 	if c < 2 || c > 4 {
 		return false
 	}
 	switch t[:c] {
-	case "subj", "from", "rply", "to", "rtrn", "rcvd", "mid", "mua", "list", "prec", "prio", "org", "hdr":
+	case "subj", "from", "rply", "to", "rtrn", "rcvd", "mid", "mua", "list", "prec", "prio", "org", "hdr",
+		"rnet", "date", "ord":
 		return true
 	}
 	return false

@@ -336,7 +336,7 @@ func TestHeaderToken(t *testing.T) {
 			t.Errorf("%s: %q is not a header token", name, prefix+"word")
 		}
 	}
-	for _, tok := range []string{"hdr:x-mailing-list", "subj:free", "to:example.org"} {
+	for _, tok := range []string{"hdr:x-mailing-list", "subj:free", "to:example.org", "rnet:192.0", "date:+0200", "ord:0123abcd"} {
 		if !HeaderToken(tok) {
 			t.Errorf("%q: not a header token", tok)
 		}

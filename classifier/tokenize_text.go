@@ -63,7 +63,8 @@ func skipHeader(name string) bool {
 	return strings.HasPrefix(name, "x-spam") || strings.HasPrefix(name, "x-sluice")
 }
 
-// headerTokens tokenises the top-level header fields.
+// headerTokens tokenises the top-level header fields, and adds the tokens
+// of the header's shape (see shapeTokens).
 func (w *walker) headerTokens(fields []field) {
 	for _, f := range fields {
 		name := string(f.name)
@@ -94,6 +95,7 @@ func (w *walker) headerTokens(fields []field) {
 		w.words(v, prefix)
 		w.urls(v)
 	}
+	w.shapeTokens(fields)
 }
 
 // text tokenises plain text: its words and the hosts of the URLs in it.
