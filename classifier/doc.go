@@ -59,7 +59,7 @@
 // of the chi-square tails, so it keeps ordering messages whose spamicity
 // rounds to exactly 0 or 1.
 //
-// The defaults (DefaultParams: robx 0.55, robs 0.3, min_dev 0.45, cutoffs
+// The defaults (DefaultParams: robx 0.52, robs 0.3, min_dev 0.45, cutoffs
 // 0.975 and 0.1, CombineSplit, at least 10 spam and 10 ham learned) were
 // chosen by cross-validation on the training part of the SpamAssassin
 // corpus, false positives first; see DefaultParams. A store imported from
