@@ -62,7 +62,8 @@ const (
 // DefaultParams returns the defaults. They were chosen by 5-fold
 // cross-validation on the training part of the SpamAssassin corpus split
 // (classifier/internal/accuracy -cv), never on its test part, over a grid
-// of robx, robs, min_dev and cutoffs. bogofilter went through the same
+// of robx, robs, min_dev and cutoffs, counting over five ways of dealing
+// the training messages into folds (24,145 scorings). bogofilter went through the same
 // folds, and the targets relative to it decided first: no false
 // positive, no more false negatives than bogofilter, at most half its
 // unsure verdicts; among the points meeting them, the lowest cost of false

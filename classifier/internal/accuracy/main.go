@@ -80,6 +80,7 @@ func run() error {
 	data := flag.String("data", "", "corpus data directory (default: fetch into testdata/cache)")
 	cv := flag.Bool("cv", false, "choose parameters by 5-fold cross-validation on the training set")
 	diag := flag.Bool("diag", false, "list the training messages that cross-validation misfiles or misorders with the parameters, and stop")
+	repeats := flag.Int("repeats", 5, "with -cv: deal the training set into five folds this many ways (the split's own and others) and choose over all of them")
 	chooseOnly := flag.Bool("choose-only", false, "with -cv: print the parameters cross-validation chooses and stop, before the test split is scored")
 	nested := flag.Bool("nested", false, "judge parameter-choosing procedures by nested cross-validation on the training set, and stop")
 	bogo := flag.Bool("bogofilter", true, "also run bogofilter on the same split")
@@ -94,8 +95,8 @@ func run() error {
 	speedOnly := flag.Bool("speed-only", false, "print only throughput, not the test set's accuracy (for speed work, which must not look at test results)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
 	flag.Parse()
-	if *rounds < 1 || *workers < 1 {
-		return errors.New("-rounds and -workers must be at least 1")
+	if *rounds < 1 || *workers < 1 || *repeats < 1 {
+		return errors.New("-rounds, -workers and -repeats must be at least 1")
 	}
 
 	if *data == "" {
@@ -132,7 +133,11 @@ func run() error {
 	p := classifier.DefaultParams()
 	var msgs []cvMessage
 	if *cv || *diag {
-		if msgs, err = cvMessages(train); err != nil {
+		n := 1
+		if *cv {
+			n = *repeats
+		}
+		if msgs, err = cvMessages(train, n); err != nil {
 			return err
 		}
 	}
@@ -164,7 +169,7 @@ func run() error {
 	fmt.Printf("parameters: robx=%g robs=%g min_dev=%g spam_cutoff=%g ham_cutoff=%g\n",
 		p.RobX, p.RobS, p.MinDev, p.SpamCutoff, p.HamCutoff)
 	if *diag {
-		printDiag(train, msgs, p)
+		printDiag(train, msgs[:len(train)], p)
 		return nil
 	}
 
