@@ -121,7 +121,15 @@ func crossValidate(train []sample, msgs []cvMessage, tg targets) (classifier.Par
 	d := evaluate(defaultsFor(), msgs, tg)
 	fmt.Print("package defaults: ")
 	printPoint(d)
-	spread(evaluate(results[0].p, msgs, tg), results[0].p)
+	chosen := evaluate(results[0].p, msgs, tg)
+	if n := len(train); len(msgs) > n {
+		fmt.Print("(1-AUC)% of each dealing with these parameters (the split's own folds first):")
+		for i := 0; i+n <= len(chosen.scores); i += n {
+			fmt.Printf(" %.4f", 100*(1-auc(chosen.scores[i:i+n], func(s scored) float64 { return s.rank })))
+		}
+		fmt.Println()
+	}
+	spread(chosen, results[0].p)
 	return results[0].p, nil
 }
 
@@ -198,8 +206,8 @@ func printPoint(r cvPoint) {
 //
 // One way of dealing is not enough to choose by. The split's own folds
 // were used for every decision about the tokenizer and the scoring, and
-// on them (1-AUC)% was 0.0135 with the defaults; four other dealings of
-// the same training messages gave 0.0174 to 0.0471, because a handful of
+// on them (1-AUC)% was 0.0135 with the defaults; the four other dealings
+// below give 0.0172 to 0.0272 (and others tried up to 0.0471), because a handful of
 // messages (a spam rant sent through a web form, a vendor's newsletter
 // labelled ham) score very differently depending on which of their
 // relatives share their fold. Counting false positives, false negatives
