@@ -105,7 +105,13 @@ func TestFirstIPv4(t *testing.T) {
 		{"", [4]int{}, false},
 	}
 	for _, tc := range tests {
-		got, ok := firstIPv4([]byte(tc.in))
+		ip, ok := firstIPv4([]byte(tc.in))
+		var got [4]int
+		if ok {
+			for i, b := range ip.As4() {
+				got[i] = int(b)
+			}
+		}
 		if ok != tc.ok || ok && got != tc.want {
 			t.Errorf("firstIPv4(%q) = %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)
 		}
