@@ -157,13 +157,9 @@ func isMaildir(dir string) bool {
 // learn.
 var ErrEmpty = errors.New("empty message")
 
-// Read reads one message or an mbox from r, naming messages after name.
-func Read(name string, r io.Reader, fn func(Message) error) error {
-	return ReadCapped(name, r, 0, fn)
-}
-
-// ReadCapped is Read holding at most maxBytes+1 bytes of each message in
-// memory (0: no bound): a consumer that looks only at the first maxBytes,
+// ReadCapped reads one message or an mbox from r, naming messages after
+// name, holding at most maxBytes+1 bytes of each message in memory (0: no
+// bound): a consumer that looks only at the first maxBytes,
 // like the classifier's tokenizer, gets what it would get from the whole
 // message, while one huge message in an mbox cannot exhaust memory. The
 // rest of a longer message is read and dropped, so the next message of an
