@@ -557,8 +557,10 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 				return fmt.Errorf("learn: bad class %v", op.Class)
 			}
 			prev := None
-			if v := digs.Get(op.Digest[:]); len(v) == 1 {
+			var prevFeatures []byte
+			if v := digs.Get(op.Digest[:]); len(v) >= 1 {
 				prev = Class(v[0])
+				prevFeatures = v[1:]
 			}
 			plan := planLearn(prev, op.Class, op.Unlearn)
 			out[i] = plan.outcome
@@ -574,8 +576,14 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 			switch {
 			case plan.record == None && prev != None:
 				err = digs.Delete(op.Digest[:])
-			case plan.record != None && plan.record != prev:
-				err = digs.Put(append([]byte(nil), op.Digest[:]...), []byte{byte(plan.record)})
+			case plan.record != None && (plan.record != prev || len(prevFeatures) == 0 && len(op.Features) > 0):
+				// A message learned before it had features gets them
+				// when learned again.
+				f := op.Features
+				if len(f) == 0 {
+					f = prevFeatures
+				}
+				err = digs.Put(append([]byte(nil), op.Digest[:]...), digestValue(plan.record, f))
 			}
 			if err != nil {
 				return err
@@ -594,6 +602,12 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 		return nil, fmt.Errorf("learn: %w", err)
 	}
 	return out, nil
+}
+
+// digestValue is what the digests bucket keeps for a learned message: its
+// class in one byte, then its encoded n-gram features, if any.
+func digestValue(c Class, features []byte) []byte {
+	return append([]byte{byte(c)}, features...)
 }
 
 // tokenDelta is the summed change of one token over a learn batch.
@@ -769,7 +783,7 @@ func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
 			if d.Class != Spam && d.Class != Ham {
 				return fmt.Errorf("digest %s: bad class %v", d.Digest, d.Class)
 			}
-			if err := digs.Put(append([]byte(nil), d.Digest[:]...), []byte{byte(d.Class)}); err != nil {
+			if err := digs.Put(append([]byte(nil), d.Digest[:]...), digestValue(d.Class, d.Features)); err != nil {
 				return err
 			}
 		}
@@ -807,12 +821,15 @@ func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error)
 	return s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDigests).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != len(Digest{}) || len(v) != 1 {
+			if len(k) != len(Digest{}) || len(v) < 1 {
 				return fmt.Errorf("corrupt digest entry %x", k)
 			}
 			var d DigestClass
 			copy(d.Digest[:], k)
 			d.Class = Class(v[0])
+			if len(v) > 1 {
+				d.Features = slices.Clone(v[1:])
+			}
 			if err := fn(d); err != nil {
 				return err
 			}

@@ -43,9 +43,20 @@ type Params struct {
 	// (the default) or CombineFisher (bogofilter's). Empty means the
 	// default.
 	Combine string
+	// Ngram is whether the n-gram model (see ngram.go) is averaged with
+	// the token score once it has been fitted on at least MinSpam spam
+	// and MinHam ham: NgramOn (the default) or NgramOff. Empty means the
+	// default. Only stores of the sluice dialect have the model.
+	Ngram string
 	// Limits bound the tokenizer's work per message.
 	Limits TokenizerOptions
 }
+
+// Values of Params.Ngram.
+const (
+	NgramOn  = "on"
+	NgramOff = "off"
+)
 
 // Ways of combining token probabilities (Params.Combine).
 const (
@@ -87,6 +98,7 @@ func DefaultParams() Params {
 		MinSpam:    10,
 		MinHam:     10,
 		Combine:    CombineSplit,
+		Ngram:      NgramOn,
 	}
 }
 
@@ -95,7 +107,7 @@ func DefaultParams() Params {
 // MinSpam and MinHam are off, as bogofilter has no such minimum.
 func BogofilterParams() Params {
 	return Params{RobX: 0.52, RobS: 0.0178, MinDev: 0.375, SpamCutoff: 0.99, HamCutoff: 0.45, MinSpam: -1, MinHam: -1,
-		Combine: CombineFisher}
+		Combine: CombineFisher, Ngram: NgramOff}
 }
 
 func (p Params) withDefaults() Params {
@@ -114,6 +126,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.Combine == "" {
 		p.Combine = d.Combine
+	}
+	if p.Ngram == "" {
+		p.Ngram = d.Ngram
 	}
 	switch {
 	case p.HamCutoff == 0:
@@ -152,6 +167,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("ham_cutoff %v above spam_cutoff %v", p.HamCutoff, p.SpamCutoff)
 	case p.Combine != CombineSplit && p.Combine != CombineFisher:
 		return fmt.Errorf("combine %q: must be %s or %s", p.Combine, CombineSplit, CombineFisher)
+	case p.Ngram != NgramOn && p.Ngram != NgramOff:
+		return fmt.Errorf("ngram %q: must be %s or %s", p.Ngram, NgramOn, NgramOff)
 	}
 	return nil
 }
@@ -186,7 +203,7 @@ type Clue struct {
 
 // Part is the score of one part of a message (see Result.Parts).
 type Part struct {
-	Name      string  // "header" or "body"
+	Name      string  // "header", "body" or "ngram"
 	Used      int     // tokens of the part that counted
 	Spamicity float64 // of the part's tokens alone
 }
@@ -214,8 +231,14 @@ type Result struct {
 	Clues []Clue
 	// Parts are the scores of the header-field tokens and of the body
 	// tokens on their own ("header", then "body"), with CombineSplit
-	// when both parts have tokens that count; only filled by Explain.
+	// when both parts have tokens that count, then the n-gram model's
+	// ("ngram") when it was averaged in; only filled by Explain.
 	Parts []Part
+	// TokenLogOdds is the log-odds of the token counts alone when the
+	// n-gram model was averaged in (see BlendNgram); 0 otherwise.
+	TokenLogOdds float64
+	// Ngram is set when the n-gram model was averaged in.
+	Ngram bool
 	// Truncated is set when a tokenizer bound was hit.
 	Truncated bool
 	// Totals are the learned message counts the score is based on.
@@ -228,6 +251,7 @@ type Classifier struct {
 	store  Store
 	params Params
 	tok    *Tokenizer
+	model  modelCache
 }
 
 // New returns a Classifier on store. Params are taken with defaults filled
@@ -298,6 +322,15 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain boo
 	}
 	res := Score(c.params, tot, m.Tokens, counts, explain)
 	res.Truncated = m.Truncated
+	if c.params.Ngram == NgramOn && c.tok.opts.Dialect == DialectSluice && m.Features != nil {
+		model, err := c.model.get(ctx, c.store)
+		if err != nil {
+			return Result{}, fmt.Errorf("classify: %w", err)
+		}
+		if model != nil && model.Spam >= max(c.params.MinSpam, 1) && model.Ham >= max(c.params.MinHam, 1) {
+			res = BlendNgram(c.params, res, model.LogOdds(m.Features), len(m.Features), explain)
+		}
+	}
 	return res, nil
 }
 
@@ -372,6 +405,20 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 	// Spamicity is the logistic function of LogOdds: for CombineFisher
 	// that is (H + 1 - S) / 2 (see fisherSum.logOdds) without its
 	// rounding to 0 or 1 mattering, as LogOdds keeps the precision.
+	res.decide(p)
+	if explain {
+		slices.SortFunc(clues, func(a, b Clue) int {
+			return cmp.Or(
+				cmp.Compare(math.Abs(b.Prob-0.5), math.Abs(a.Prob-0.5)),
+				cmp.Compare(a.Token, b.Token))
+		})
+		res.Clues = clues
+	}
+	return res
+}
+
+// decide sets Spamicity from LogOdds, and the verdict.
+func (res *Result) decide(p Params) {
 	res.Spamicity = logistic(res.LogOdds)
 	switch {
 	case res.Spamicity >= p.SpamCutoff:
@@ -381,19 +428,26 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 	default:
 		res.Verdict = VerdictUnsure
 	}
-	if int(tot.Spam) < p.MinSpam || int(tot.Ham) < p.MinHam {
+	if tot := res.Totals; int(tot.Spam) < p.MinSpam || int(tot.Ham) < p.MinHam {
 		res.Verdict = VerdictUnsure
 		res.Reason = fmt.Sprintf("not enough training: %d spam and %d ham learned, need %d and %d",
 			tot.Spam, tot.Ham, p.MinSpam, p.MinHam)
 	}
+}
+
+// BlendNgram averages the n-gram model's log-odds for the message into a
+// token score from Score (see blendNgram) and decides the verdict again.
+// features is the number of the message's n-grams, for Explain.
+func BlendNgram(p Params, res Result, ngramLogOdds float64, features int, explain bool) Result {
+	p = p.withDefaults()
 	if explain {
-		slices.SortFunc(clues, func(a, b Clue) int {
-			return cmp.Or(
-				cmp.Compare(math.Abs(b.Prob-0.5), math.Abs(a.Prob-0.5)),
-				cmp.Compare(a.Token, b.Token))
-		})
-		res.Clues = clues
+		res.Parts = append(res.Parts, Part{"ngram", features, logistic(ngramLogOdds)})
 	}
+	res.TokenLogOdds = res.LogOdds
+	res.Ngram = true
+	res.LogOdds = blendNgram(res.LogOdds, ngramLogOdds)
+	res.Reason = ""
+	res.decide(p)
 	return res
 }
 
@@ -563,13 +617,17 @@ func (c *Classifier) Prepare(r io.Reader, class Class, unlearn bool) (LearnOp, e
 // PrepareBytes is Prepare for a message held in memory.
 func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp {
 	m := c.tok.TokenizeBytes(raw)
-	return LearnOp{
+	op := LearnOp{
 		Digest:  MessageDigest(raw[:min(len(raw), c.tok.opts.MaxBytes)]),
 		Class:   class,
 		Unlearn: unlearn,
 		Tokens:  m.Tokens,
 		Date:    DateOf(time.Now()),
 	}
+	if m.Features != nil {
+		op.Features = EncodeFeatures(m.Features)
+	}
+	return op
 }
 
 // Learn applies prepared learn ops in one store transaction.

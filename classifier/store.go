@@ -82,6 +82,9 @@ type LearnOp struct {
 	Unlearn bool
 	Tokens  []string // distinct tokens of the message
 	Date    Date     // recorded as the tokens' last-seen day
+	// Features are the message's encoded n-grams (EncodeFeatures), kept
+	// with its digest while it is learned, for FitNgram; nil if none.
+	Features []byte
 }
 
 // Outcome says what a LearnOp did.
@@ -156,6 +159,10 @@ type Batch struct {
 type DigestClass struct {
 	Digest Digest
 	Class  Class
+	// Features are the message's encoded n-grams, nil if the store
+	// has none for it (learned before the n-gram model existed, or
+	// imported from bogofilter).
+	Features []byte
 }
 
 // MetaDialect is the Meta key holding the tokenizer dialect of the counts

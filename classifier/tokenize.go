@@ -81,6 +81,9 @@ type Message struct {
 	Tokens []string
 	// Truncated is set when a bound (bytes, tokens, parts, depth) was hit.
 	Truncated bool
+	// Features are the message's n-grams (NgramFeatures), for the
+	// sluice dialect only; nil for the bogofilter dialect.
+	Features []uint32
 }
 
 // MaxBytes returns how much of a message the tokenizer looks at, so that a
@@ -129,8 +132,15 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 		}
 		raw = body
 	}
+	var feats []uint32
+	if !w.bogo {
+		feats = NgramFeatures(raw)
+		if feats == nil {
+			feats = []uint32{}
+		}
+	}
 	w.message(raw, 0, true)
-	return Message{Tokens: w.set.sorted(), Truncated: truncated || w.truncated}
+	return Message{Tokens: w.set.sorted(), Truncated: truncated || w.truncated, Features: feats}
 }
 
 // release returns a walker to the pool, unless it grew too large to keep.

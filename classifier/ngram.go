@@ -1,0 +1,317 @@
+package classifier
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The n-gram model is a second opinion next to the token counts: a
+// logistic regression over which 4-byte sequences occur in the first
+// ngramBytes bytes of the raw message (header first, so mostly the
+// header and the start of the body, before any decoding). Byte sequences
+// see what words do not (header layout, encodings, HTML and punctuation
+// habits), and a regression weighs them against each other where counting
+// each on its own cannot: counted naively, the same byte sequences rank
+// worse than the token counts by a factor of ten. Averaging the two
+// opinions halves the misordered ham-spam pairs of cross-validation on the
+// training part of the SpamAssassin corpus split (see DefaultParams).
+//
+// A regression depends on the order it sees messages in, and "sluice
+// train --ham DIR; sluice train --spam DIR" would teach it one class after
+// the other. So the store keeps each learned message's set of n-grams (its
+// features, about 6 KB) with its digest, and the model is fitted afresh
+// from all of them (Refit) after each training run: the same learned
+// messages give the same model whatever order they came in, and unlearning
+// a message removes it exactly.
+const (
+	ngramBytes = 3000    // bytes of the message looked at
+	ngramBits  = 20      // features hash into 1<<ngramBits weights
+	ngramRate  = 0.02    // learning rate of the fit
+	ngramEpoch = 5       // passes over the learned messages per fit
+	ngramScale = 2.0     // model log-odds = ngramScale * weights·features
+	ngramMagic = "ngr1 " // start of an encoded model
+)
+
+// MetaModel and MetaModelID are the Meta keys of the fitted n-gram model
+// and of an identifier that changes with it, which a classifier polls to
+// see that the model it caches is stale.
+const (
+	MetaModel   = "ngram-model"
+	MetaModelID = "ngram-model-id"
+)
+
+// NgramFeatures returns the distinct features of a raw message, sorted:
+// the hashes of every 4-byte sequence in its first ngramBytes bytes, with
+// an mbox "From " line skipped and carriage returns dropped, so that a
+// file with LF line ends and the CRLF message an MTA passes give the same
+// features.
+func NgramFeatures(raw []byte) []uint32 {
+	raw = skipMboxFromLine(raw)
+	buf := make([]byte, 0, ngramBytes)
+	for i := 0; i < len(raw) && len(buf) < ngramBytes; {
+		j := bytes.IndexByte(raw[i:], '\r')
+		if j < 0 {
+			j = len(raw) - i
+		}
+		j = min(j, ngramBytes-len(buf))
+		buf = append(buf, raw[i:i+j]...)
+		i += j + 1 // past the CR (or past the end)
+	}
+	if len(buf) < 4 {
+		return nil
+	}
+	f := make([]uint32, 0, len(buf)-3)
+	for i := 0; i+4 <= len(buf); i++ {
+		// Multiplicative hashing of the four bytes as one number: the
+		// top bits of the product mix all of them.
+		f = append(f, (binary.LittleEndian.Uint32(buf[i:])*0x9E3779B1)>>(32-ngramBits))
+	}
+	slices.Sort(f)
+	return slices.Compact(f)
+}
+
+// EncodeFeatures packs sorted distinct features as varint gaps.
+func EncodeFeatures(f []uint32) []byte {
+	b := make([]byte, 0, 2*len(f))
+	prev := uint32(0)
+	for _, v := range f {
+		b = binary.AppendUvarint(b, uint64(v-prev))
+		prev = v
+	}
+	return b
+}
+
+// DecodeFeatures unpacks EncodeFeatures.
+func DecodeFeatures(b []byte) ([]uint32, error) {
+	f := make([]uint32, 0, len(b)/2)
+	prev := uint64(0)
+	for len(b) > 0 {
+		d, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, errors.New("features: bad varint")
+		}
+		b = b[n:]
+		prev += d
+		if prev >= 1<<ngramBits || (len(f) > 0 && d == 0) {
+			return nil, errors.New("features: out of range")
+		}
+		f = append(f, uint32(prev))
+	}
+	return f, nil
+}
+
+// NgramModel is a fitted n-gram model.
+type NgramModel struct {
+	w         []float32
+	Spam, Ham int // learned messages it was fitted on
+}
+
+// Example is one learned message for Fit.
+type Example struct {
+	Digest   Digest
+	Spam     bool
+	Features []uint32
+}
+
+// FitNgram fits the model to learned messages by stochastic gradient
+// descent on the logistic loss: ngramEpoch passes in an order that only
+// depends on the messages' digests, so the same messages always give the
+// same model.
+func FitNgram(ex []Example) *NgramModel {
+	ex = slices.Clone(ex)
+	slices.SortFunc(ex, func(a, b Example) int { return bytes.Compare(a.Digest[:], b.Digest[:]) })
+	m := &NgramModel{w: make([]float32, 1<<ngramBits)}
+	for _, e := range ex {
+		if e.Spam {
+			m.Spam++
+		} else {
+			m.Ham++
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range ngramEpoch {
+		rng.Shuffle(len(ex), func(i, j int) { ex[i], ex[j] = ex[j], ex[i] })
+		for _, e := range ex {
+			y := 0.0
+			if e.Spam {
+				y = 1
+			}
+			d := float32(ngramRate * (y - logistic(m.dot(e.Features))))
+			for _, j := range e.Features {
+				m.w[j] += d
+			}
+		}
+	}
+	return m
+}
+
+func (m *NgramModel) dot(f []uint32) float64 {
+	s := 0.0
+	for _, j := range f {
+		s += float64(m.w[j&(1<<ngramBits-1)])
+	}
+	return s
+}
+
+// LogOdds is the model's log-odds that a message with features f is spam.
+func (m *NgramModel) LogOdds(f []uint32) float64 {
+	return ngramScale * m.dot(f)
+}
+
+// MarshalBinary encodes the model.
+func (m *NgramModel) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, len(ngramMagic)+16+4*len(m.w))
+	b = append(b, ngramMagic...)
+	b = binary.LittleEndian.AppendUint32(b, ngramBits)
+	b = binary.LittleEndian.AppendUint32(b, uint32(m.Spam))
+	b = binary.LittleEndian.AppendUint32(b, uint32(m.Ham))
+	for _, v := range m.w {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes MarshalBinary.
+func (m *NgramModel) UnmarshalBinary(b []byte) error {
+	h := len(ngramMagic) + 12
+	if len(b) < h || string(b[:len(ngramMagic)]) != ngramMagic {
+		return errors.New("ngram model: not a model")
+	}
+	if bits := binary.LittleEndian.Uint32(b[len(ngramMagic):]); bits != ngramBits || len(b) != h+4<<ngramBits {
+		return fmt.Errorf("ngram model: %d bytes for %d bits, want %d bits", len(b), bits, ngramBits)
+	}
+	m.Spam = int(binary.LittleEndian.Uint32(b[len(ngramMagic)+4:]))
+	m.Ham = int(binary.LittleEndian.Uint32(b[len(ngramMagic)+8:]))
+	m.w = make([]float32, 1<<ngramBits)
+	for i := range m.w {
+		v := math.Float32frombits(binary.LittleEndian.Uint32(b[h+4*i:]))
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return errors.New("ngram model: weight not a number")
+		}
+		m.w[i] = v
+	}
+	return nil
+}
+
+// modelID names a model blob: it changes whenever the model does.
+func modelID(blob []byte) string {
+	h := sha256.Sum256(blob)
+	return fmt.Sprintf("%x", h[:12])
+}
+
+// blendNgram averages the token score (log-odds a) with the n-gram
+// model's (log-odds b) as probabilities, and returns the log-odds of the
+// mean, computed from logarithms so that it keeps its precision where the
+// mean rounds to 0 or 1. Averaging probabilities rather than adding
+// log-odds means a message is only as sure as the less sure of two
+// agreeing opinions allows: one model's extreme score cannot carry a ham
+// far past the spam cutoff on its own.
+func blendNgram(a, b float64) float64 {
+	// ln p = -ln(1+e^-x); ln(1-p) = -ln(1+e^x).
+	lnP := logAdd(-softplus(-a), -softplus(-b))
+	lnQ := logAdd(-softplus(a), -softplus(b))
+	return lnP - lnQ
+}
+
+// softplus is ln(1+e^x) without overflow.
+func softplus(x float64) float64 {
+	if x > 0 {
+		return x + math.Log1p(math.Exp(-x))
+	}
+	return math.Log1p(math.Exp(x))
+}
+
+// modelCheckEvery is how often a classifier looks whether the store's
+// n-gram model changed: a refit by "sluice train" reaches a running
+// daemon within this time, at the cost of one small read per interval.
+const modelCheckEvery = time.Second
+
+// modelCache holds a classifier's copy of the store's n-gram model.
+type modelCache struct {
+	mu      sync.Mutex
+	checked time.Time
+	id      string
+	m       *NgramModel
+}
+
+// get returns the store's current model, nil if it has none.
+func (c *modelCache) get(ctx context.Context, s Store) (*NgramModel, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if !c.checked.IsZero() && now.Sub(c.checked) < modelCheckEvery && now.After(c.checked) {
+		return c.m, nil
+	}
+	id, err := s.Meta(ctx, MetaModelID)
+	if err != nil {
+		return nil, fmt.Errorf("ngram model: %w", err)
+	}
+	if id != c.id || c.checked.IsZero() {
+		var m *NgramModel
+		if id != "" {
+			blob, err := s.Meta(ctx, MetaModel)
+			if err != nil {
+				return nil, fmt.Errorf("ngram model: %w", err)
+			}
+			m = new(NgramModel)
+			if err := m.UnmarshalBinary([]byte(blob)); err != nil {
+				return nil, err
+			}
+		}
+		c.m, c.id = m, id
+	}
+	c.checked = now
+	return c.m, nil
+}
+
+// Refit fits the n-gram model on the features of every message the store
+// has learned and stores it, or removes the model if no learned message
+// has features. It reads the features in one pass and writes once, so a
+// daemon classifying meanwhile keeps the old model until the new one is
+// in. It returns the model (nil if none).
+func Refit(ctx context.Context, s Store) (*NgramModel, error) {
+	var ex []Example
+	err := s.WalkDigests(ctx, func(d DigestClass) error {
+		if d.Features == nil {
+			return nil
+		}
+		f, err := DecodeFeatures(d.Features)
+		if err != nil {
+			return fmt.Errorf("digest %s: %w", d.Digest, err)
+		}
+		ex = append(ex, Example{Digest: d.Digest, Spam: d.Class == Spam, Features: f})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("refit: %w", err)
+	}
+	if len(ex) == 0 {
+		if err := s.SetMeta(ctx, MetaModelID, ""); err != nil {
+			return nil, fmt.Errorf("refit: %w", err)
+		}
+		if err := s.SetMeta(ctx, MetaModel, ""); err != nil {
+			return nil, fmt.Errorf("refit: %w", err)
+		}
+		return nil, nil
+	}
+	m := FitNgram(ex)
+	blob, _ := m.MarshalBinary()
+	// The model before its id: a reader that sees the new id then reads
+	// the new model.
+	if err := s.SetMeta(ctx, MetaModel, string(blob)); err != nil {
+		return nil, fmt.Errorf("refit: %w", err)
+	}
+	if err := s.SetMeta(ctx, MetaModelID, modelID(blob)); err != nil {
+		return nil, fmt.Errorf("refit: %w", err)
+	}
+	return m, nil
+}
