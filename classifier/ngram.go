@@ -202,6 +202,14 @@ func (m *NgramModel) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
+// NgramUsable reports whether a model fitted on spam and ham messages
+// has seen enough of both to be averaged in: as many as the token counts
+// need (MinSpam, MinHam), and at least one of each.
+func NgramUsable(p Params, spam, ham int) bool {
+	p = p.withDefaults()
+	return spam >= max(p.MinSpam, 1) && ham >= max(p.MinHam, 1)
+}
+
 // modelID names a model blob: it changes whenever the model does.
 func modelID(blob []byte) string {
 	h := sha256.Sum256(blob)

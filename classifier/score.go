@@ -322,12 +322,12 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain boo
 	}
 	res := Score(c.params, tot, m.Tokens, counts, explain)
 	res.Truncated = m.Truncated
-	if c.params.Ngram == NgramOn && c.tok.opts.Dialect == DialectSluice && m.Features != nil {
+	if c.NgramOn() && m.Features != nil {
 		model, err := c.model.get(ctx, c.store)
 		if err != nil {
 			return Result{}, fmt.Errorf("classify: %w", err)
 		}
-		if model != nil && model.Spam >= max(c.params.MinSpam, 1) && model.Ham >= max(c.params.MinHam, 1) {
+		if model != nil && NgramUsable(c.params, model.Spam, model.Ham) {
 			res = BlendNgram(c.params, res, model.LogOdds(m.Features), len(m.Features), explain)
 		}
 	}
@@ -628,6 +628,22 @@ func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp
 		op.Features = EncodeFeatures(m.Features)
 	}
 	return op
+}
+
+// NgramOn reports whether the classifier uses the n-gram model: it is on
+// in the parameters and the store is of the sluice dialect.
+func (c *Classifier) NgramOn() bool {
+	return c.params.Ngram == NgramOn && c.tok.opts.Dialect == DialectSluice
+}
+
+// Refit fits the store's n-gram model afresh on every learned message's
+// features (see Refit), after training. It does nothing, and returns nil,
+// when the n-gram model is off or the store is of the bogofilter dialect.
+func (c *Classifier) Refit(ctx context.Context) (*NgramModel, error) {
+	if !c.NgramOn() {
+		return nil, nil
+	}
+	return Refit(ctx, c.store)
 }
 
 // Learn applies prepared learn ops in one store transaction.

@@ -126,7 +126,7 @@ the first bayes filter of the configuration, else <state_dir>/bayes.db. It
 is safe while the daemon runs. See docs/training.md and docs/scaling.md.`,
 	}
 	sf.add(cmd, true)
-	cmd.AddCommand(c.newDBStatsCmd(&sf), c.newDBDumpCmd(&sf), c.newDBPruneCmd(&sf), c.newDBExportCmd(&sf), c.newDBImportCmd(&sf))
+	cmd.AddCommand(c.newDBStatsCmd(&sf), c.newDBDumpCmd(&sf), c.newDBPruneCmd(&sf), c.newDBExportCmd(&sf), c.newDBImportCmd(&sf), c.newDBRefitCmd(&sf))
 	return cmd
 }
 
@@ -336,6 +336,15 @@ reload the daemon after importing into the store it uses.`,
 				if err != nil {
 					return fmt.Errorf("import %s: %w", name, err)
 				}
+				if !bogoutil {
+					c, err := bayesClassifier(st, setup)
+					if err != nil {
+						return err
+					}
+					if _, err := c.Refit(ctx); err != nil {
+						return fmt.Errorf("import %s: %w", name, err)
+					}
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "imported %d tokens, %d digests, %d spam and %d ham messages into %s\n",
 					s.Tokens, s.Digests, s.Totals.Spam, s.Totals.Ham, setup.db)
 				return nil
@@ -344,4 +353,39 @@ reload the daemon after importing into the store it uses.`,
 	}
 	cmd.Flags().BoolVar(&bogoutil, "bogoutil", false, `FILE is a bogofilter word list from "bogoutil -d"`)
 	return cmd
+}
+
+func (c *cli) newDBRefitCmd(sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "refit",
+		Short: "Fit the n-gram model again on every learned message",
+		Long: `Refit fits the n-gram model afresh on the n-grams of every message the
+store has learned, and stores it. "sluice train" and "sluice db import"
+do this themselves; refit is for messages the daemon learned by itself
+(auto_learn), which only join the model at the next fit. The daemon
+picks up the new model within a second.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+				cl, err := bayesClassifier(st, setup)
+				if err != nil {
+					return err
+				}
+				m, err := cl.Refit(ctx)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				switch {
+				case !cl.NgramOn():
+					fmt.Fprintln(w, "the n-gram model is off (bayes.ngram: off, or a store imported from bogofilter); nothing to fit")
+				case m == nil:
+					fmt.Fprintln(w, "no learned message has n-grams; the store has no n-gram model")
+				default:
+					fmt.Fprintf(w, "n-gram model fitted on %d spam and %d ham messages\n", m.Spam, m.Ham)
+				}
+				return nil
+			})
+		},
+	}
 }

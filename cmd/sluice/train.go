@@ -99,6 +99,15 @@ error, the others are still learned, and the exit status is then 1.`,
 				t.clearBar()
 				return err
 			}
+			if t.changed() {
+				// The n-gram model is fitted on all learned messages at
+				// once, so that the order of training runs does not
+				// matter (see classifier/ngram.go).
+				if _, err := t.c.Refit(ctx); err != nil {
+					t.clearBar()
+					return err
+				}
+			}
 			t.clearBar()
 			if !t.sel.All() && t.read == 0 {
 				return fmt.Errorf("no message with %s in %s", describeSelect(t.sel), strings.Join(paths, ", "))
@@ -223,6 +232,14 @@ func (t *trainer) flush(ctx context.Context) error {
 	}
 	t.batch = t.batch[:0]
 	return nil
+}
+
+// changed reports whether any message was learned, moved or unlearned,
+// or learned again (which may add the n-gram features of a message
+// learned before the store kept them).
+func (t *trainer) changed() bool {
+	o := t.outcomes
+	return o[classifier.Learned]+o[classifier.Moved]+o[classifier.Unlearned]+o[classifier.AlreadyLearned] > 0
 }
 
 func (t *trainer) clearBar() {

@@ -41,6 +41,8 @@ type Config struct {
 	MinHam     *int     `yaml:"min_ham"`
 	// Combine is "split" or "fisher" (see classifier.Params.Combine).
 	Combine string `yaml:"combine"`
+	// Ngram is "on" or "off" (see classifier.Params.Ngram).
+	Ngram string `yaml:"ngram"`
 
 	// MaxBytes and MaxTokens bound the tokenizer's work per message.
 	MaxBytes  Size `yaml:"max_bytes"`
@@ -176,6 +178,9 @@ func (c Config) Params(dialect classifier.Dialect) (classifier.Params, error) {
 	}
 	if c.Combine != "" {
 		p.Combine = c.Combine // checked by Params.Validate
+	}
+	if c.Ngram != "" {
+		p.Ngram = c.Ngram // checked by Params.Validate
 	}
 	if c.MinDev != nil {
 		p.MinDev = *c.MinDev

@@ -41,6 +41,20 @@ type cvMessage struct {
 	tokens []string
 	counts []classifier.Counts
 	totals classifier.Totals
+	// ngram is the log-odds of the n-gram model fitted on the same
+	// folds as the counts; hasNgram says whether the model is averaged
+	// in (as the classifier would: see classifier.NgramUsable).
+	ngram    float64
+	hasNgram bool
+}
+
+// score scores m with p as the classifier would.
+func (m cvMessage) score(p classifier.Params, explain bool) classifier.Result {
+	r := classifier.Score(p, m.totals, m.tokens, m.counts, explain)
+	if m.hasNgram && p.Ngram != classifier.NgramOff {
+		r = classifier.BlendNgram(p, r, m.ngram, 0, explain)
+	}
+	return r
 }
 
 // cvPoint is the outcome of one grid point.
@@ -221,6 +235,7 @@ func cvMessages(train []sample, repeats int) ([]cvMessage, error) {
 	msgs := d.messages(func(int) bool { return true }, -1)
 	for r := 1; r < repeats; r++ {
 		dr := countFolds(redeal(train, r), d.toks)
+		dr.feats, dr.digests = d.feats, d.digests
 		msgs = append(msgs, dr.messages(func(int) bool { return true }, -1)...)
 	}
 	return msgs, nil
@@ -246,6 +261,8 @@ type shCounts struct{ s, h uint32 }
 type cvData struct {
 	train   []sample
 	toks    [][]string
+	feats   [][]uint32          // n-gram features, nil for the bogofilter dialect
+	digests []classifier.Digest // as the store learns them
 	total   map[string]shCounts
 	folds   [5]map[string]shCounts
 	foldTot [5]classifier.Totals
@@ -255,18 +272,76 @@ type cvData struct {
 func newCVData(train []sample) (*cvData, error) {
 	tok := classifier.NewTokenizer(classifier.TokenizerOptions{})
 	toks := make([][]string, len(train))
+	feats := make([][]uint32, len(train))
+	digests := make([]classifier.Digest, len(train))
 	err := parallel(len(train), runtime.GOMAXPROCS(0), func(k int) error {
 		raw, err := os.ReadFile(train[k].path)
 		if err != nil {
 			return err
 		}
-		toks[k] = tok.TokenizeBytes(raw).Tokens
+		m := tok.TokenizeBytes(raw)
+		toks[k], feats[k] = m.Tokens, m.Features
+		digests[k] = classifier.MessageDigest(raw[:min(len(raw), tok.MaxBytes())])
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return countFolds(train, toks), nil
+	d := countFolds(train, toks)
+	d.feats, d.digests = feats, digests
+	return d, nil
+}
+
+// ngramScores returns, for each training message for which keep(fold) is
+// true, the log-odds of an n-gram model fitted on the training set minus
+// its own fold and minus fold excl (-1: none), in the order of messages.
+func (d *cvData) ngramScores(keep func(fold int) bool, excl int) []cvNgram {
+	models := map[int]*classifier.NgramModel{}
+	for f := range 5 {
+		if !keep(f) || f == excl {
+			continue
+		}
+		var ex []classifier.Example
+		for k, s := range d.train {
+			if s.fold != f && s.fold != excl {
+				ex = append(ex, classifier.Example{Digest: d.digests[k], Spam: s.spam, Features: d.feats[k]})
+			}
+		}
+		models[f] = classifier.FitNgram(dedupExamples(ex))
+	}
+	var out []cvNgram
+	for k, s := range d.train {
+		if !keep(s.fold) {
+			continue
+		}
+		m := models[s.fold]
+		if m == nil || d.feats[k] == nil {
+			out = append(out, cvNgram{})
+			continue
+		}
+		out = append(out, cvNgram{m.LogOdds(d.feats[k]), classifier.NgramUsable(defaultsFor(), m.Spam, m.Ham)})
+	}
+	return out
+}
+
+// cvNgram is one message's n-gram log-odds and whether it counts.
+type cvNgram struct {
+	logOdds float64
+	ok      bool
+}
+
+// dedupExamples keeps the first example of each digest, as a store learns
+// a message once however often it is trained.
+func dedupExamples(ex []classifier.Example) []classifier.Example {
+	seen := map[classifier.Digest]bool{}
+	out := ex[:0:0]
+	for _, e := range ex {
+		if !seen[e.Digest] {
+			seen[e.Digest] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // countFolds adds up the per-fold counts of the tokenised training set.
@@ -323,6 +398,11 @@ func (d *cvData) messages(keep func(fold int) bool, excl int) []cvMessage {
 		}
 		m.totals = tot
 		msgs = append(msgs, m)
+	}
+	if d.feats != nil {
+		for i, n := range d.ngramScores(keep, excl) {
+			msgs[i].ngram, msgs[i].hasNgram = n.logOdds, n.ok
+		}
 	}
 	return msgs
 }
@@ -438,7 +518,7 @@ func evaluateAt(p classifier.Params, msgs []cvMessage) cvPoint {
 	pt := cvPoint{p: p, nTotal: len(msgs)}
 	res := make([]scored, len(msgs))
 	for k, m := range msgs {
-		r := classifier.Score(p, m.totals, m.tokens, m.counts, false)
+		r := m.score(p, false)
 		res[k] = scored{spam: m.spam, score: r.Spamicity, rank: r.LogOdds}
 		switch {
 		case m.spam:
@@ -464,7 +544,7 @@ func evaluate(p classifier.Params, msgs []cvMessage, tg targets) cvPoint {
 	res := make([]scored, len(msgs))
 	nSpam := 0
 	for k, m := range msgs {
-		r := classifier.Score(p, m.totals, m.tokens, m.counts, false)
+		r := m.score(p, false)
 		res[k] = scored{spam: m.spam, score: r.Spamicity, rank: r.LogOdds}
 		if m.spam {
 			nSpam++
@@ -511,7 +591,7 @@ func printDiag(train []sample, msgs []cvMessage, p classifier.Params) {
 	}
 	var items []item
 	for k, m := range msgs {
-		r := classifier.Score(p, m.totals, m.tokens, m.counts, true)
+		r := m.score(p, true)
 		items = append(items, item{k, r})
 	}
 	show := func(it item) {

@@ -10,7 +10,7 @@ import (
 
 // TestCVMatchesStore checks that cross-validation scores a message exactly
 // as a store trained on the other folds through the real path (Prepare,
-// Learn, BuildIndex, ClassifyBytes) would. Cross-validation adds and
+// Learn, Refit, BuildIndex, ClassifyBytes) would, n-gram model included. Cross-validation adds and
 // subtracts per-fold counts instead of training five stores; if the two
 // ever differ (a tokenizer bound, deduplication by digest, the store's
 // index), the parameters it chooses are chosen for a classifier that does
@@ -41,7 +41,7 @@ func TestCVMatchesStore(t *testing.T) {
 				continue
 			}
 			out = append(out, s)
-			want = append(want, classifier.Score(p, msgs[k].totals, msgs[k].tokens, msgs[k].counts, false))
+			want = append(want, msgs[k].score(p, false))
 		}
 		db := filepath.Join(t.TempDir(), "sluice.db")
 		if _, err := trainSluice(db, in, p, 2); err != nil {
@@ -55,6 +55,9 @@ func TestCVMatchesStore(t *testing.T) {
 			if math.Abs(got[i].rank-want[i].LogOdds) > 1e-9 || got[i].verdict != want[i].Verdict {
 				t.Errorf("fold %d, %s: store gives log-odds %v (%v), cross-validation %v (%v)",
 					o, out[i].rel, got[i].rank, got[i].verdict, want[i].LogOdds, want[i].Verdict)
+			}
+			if !want[i].Ngram {
+				t.Errorf("fold %d, %s: the n-gram model was not averaged in; the comparison leaves it out", o, out[i].rel)
 			}
 			if want[i].Used == 0 {
 				t.Errorf("fold %d, %s: no token counted; the comparison says nothing", o, out[i].rel)

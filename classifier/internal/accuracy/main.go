@@ -443,6 +443,9 @@ func trainSluice(path string, train []sample, p classifier.Params, workers int) 
 			return 0, err
 		}
 	}
+	if _, err := c.Refit(ctx); err != nil {
+		return 0, err
+	}
 	return time.Since(start).Seconds(), nil
 }
 
