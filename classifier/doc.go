@@ -59,11 +59,19 @@
 // of the chi-square tails, so it keeps ordering messages whose spamicity
 // rounds to exactly 0 or 1.
 //
-// The defaults (DefaultParams: robx 0.52, robs 0.3, min_dev 0.45, cutoffs
-// 0.975 and 0.1, CombineSplit, at least 10 spam and 10 ham learned) were
-// chosen by cross-validation on the training part of the SpamAssassin
-// corpus, false positives first; see DefaultParams. A store imported from
-// bogofilter is best scored with BogofilterParams.
+// Next to the token counts, an n-gram model (a logistic regression over
+// the 4-byte sequences at the start of the raw message, see ngram.go)
+// gives a second opinion, and the spamicity is the mean of the two
+// opinions' probabilities (BlendNgram). The model is fitted afresh from the
+// n-grams the store keeps with every learned message's digest (Refit),
+// after each training run, so training order does not matter.
+//
+// The defaults (DefaultParams: robx 0.45, robs 0.5, min_dev 0.45, cutoffs
+// 0.95 and 0.1, CombineSplit, the n-gram model on, at least 10 spam and 10
+// ham learned) were chosen by cross-validation on the training part of the
+// SpamAssassin corpus, false positives first; see DefaultParams. A store
+// imported from bogofilter is best scored with BogofilterParams, which has
+// no n-gram model.
 //
 // # Learning
 //

@@ -246,6 +246,7 @@ const modelCheckEvery = time.Second
 // modelCache holds a classifier's copy of the store's n-gram model.
 type modelCache struct {
 	mu      sync.Mutex
+	every   time.Duration // 0: modelCheckEvery; negative: every call (tests)
 	checked time.Time
 	id      string
 	m       *NgramModel
@@ -256,7 +257,11 @@ func (c *modelCache) get(ctx context.Context, s Store) (*NgramModel, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if !c.checked.IsZero() && now.Sub(c.checked) < modelCheckEvery && now.After(c.checked) {
+	every := c.every
+	if every == 0 {
+		every = modelCheckEvery
+	}
+	if !c.checked.IsZero() && now.Sub(c.checked) < every && !now.Before(c.checked) {
 		return c.m, nil
 	}
 	id, err := s.Meta(ctx, MetaModelID)

@@ -1,0 +1,248 @@
+package classifier
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNgramFeatures(t *testing.T) {
+	lf := "From: a@example.org\nSubject: cheap pills\n\nBuy now.\nBuy now.\n"
+	f := NgramFeatures([]byte(lf))
+	if len(f) == 0 || !slices.IsSorted(f) || len(slices.Compact(slices.Clone(f))) != len(f) {
+		t.Fatalf("features %v: want sorted, distinct, non-empty", f)
+	}
+	for _, v := range f {
+		if v >= 1<<ngramBits {
+			t.Fatalf("feature %d out of range", v)
+		}
+	}
+	// What an MTA passes (CRLF) and what a file holds (LF), with or
+	// without an mbox From_ line, are the same message.
+	crlf := strings.ReplaceAll(lf, "\n", "\r\n")
+	mbox := "From a@example.org Mon Nov 23 10:00:00 2026\n" + lf
+	for name, v := range map[string]string{"crlf": crlf, "mbox": mbox} {
+		if g := NgramFeatures([]byte(v)); !slices.Equal(g, f) {
+			t.Errorf("%s: features differ from the LF message's", name)
+		}
+	}
+	// Repeating a sequence adds nothing; another word adds features.
+	if g := NgramFeatures([]byte(lf + "Buy now.\n")); !slices.Equal(g, f) {
+		t.Error("repeated text changed the features")
+	}
+	if g := NgramFeatures([]byte(lf + "Unsubscribe here.\n")); len(g) <= len(f) {
+		t.Error("new text added no feature")
+	}
+	// Only the first ngramBytes bytes count.
+	long := bytes.Repeat([]byte("abcdefgh"), ngramBytes/8)
+	if !slices.Equal(NgramFeatures(append(slices.Clone(long), "zzzz tail"...)), NgramFeatures(long)) {
+		t.Error("bytes past the limit changed the features")
+	}
+	for _, short := range []string{"", "abc", "\r\r\r\r\r"} {
+		if g := NgramFeatures([]byte(short)); len(g) != 0 {
+			t.Errorf("%q: features %v, want none", short, g)
+		}
+	}
+}
+
+func TestFeaturesEncoding(t *testing.T) {
+	f := NgramFeatures(readFixture(t, "html.eml"))
+	b := EncodeFeatures(f)
+	g, err := DecodeFeatures(b)
+	if err != nil || !slices.Equal(f, g) {
+		t.Fatalf("round trip: %v, equal %v", err, slices.Equal(f, g))
+	}
+	if len(b) > 3*len(f) {
+		t.Errorf("%d features take %d bytes", len(f), len(b))
+	}
+	for name, bad := range map[string][]byte{
+		"cut varint":   {0x80},
+		"out of range": EncodeFeatures([]uint32{1 << ngramBits}),
+		"repeated":     {5, 0},
+	} {
+		if _, err := DecodeFeatures(bad); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// fixtureExamples reads the classifier training fixtures.
+func fixtureExamples(t *testing.T) []Example {
+	t.Helper()
+	var ex []Example
+	for _, class := range []Class{Spam, Ham} {
+		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", class.String(), "*.eml"))
+		if len(files) < 10 {
+			t.Fatalf("%d %s fixtures", len(files), class)
+		}
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex = append(ex, Example{Digest: MessageDigest(raw), Spam: class == Spam, Features: NgramFeatures(raw)})
+		}
+	}
+	return ex
+}
+
+func TestFitNgram(t *testing.T) {
+	ex := fixtureExamples(t)
+	m := FitNgram(ex)
+	if m.Spam == 0 || m.Ham == 0 || m.Spam+m.Ham != len(ex) {
+		t.Fatalf("fitted on %d spam %d ham of %d", m.Spam, m.Ham, len(ex))
+	}
+	for _, e := range ex {
+		if lo := m.LogOdds(e.Features); (lo > 0) != e.Spam {
+			t.Errorf("%x (spam %v): log-odds %.2f after fitting on it", e.Digest[:4], e.Spam, lo)
+		}
+	}
+	// The same messages in another order give the same model, bit for
+	// bit: training runs may come in any order.
+	shuffled := slices.Clone(ex)
+	rand.New(rand.NewPCG(7, 7)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	a, _ := m.MarshalBinary()
+	b, _ := FitNgram(shuffled).MarshalBinary()
+	if !bytes.Equal(a, b) {
+		t.Error("another order of the same messages gave another model")
+	}
+	var back NgramModel
+	if err := back.UnmarshalBinary(a); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := back.MarshalBinary(); !bytes.Equal(a, c) || back.Spam != m.Spam || back.Ham != m.Ham {
+		t.Error("model changed in a marshal round trip")
+	}
+	bad := slices.Clone(a)
+	copy(bad[len(bad)-4:], []byte{0, 0, 0xc0, 0x7f}) // a NaN weight
+	for name, blob := range map[string][]byte{"cut": a[:len(a)-1], "magic": []byte("xxxx" + string(a[4:])), "nan": bad, "empty": nil} {
+		if err := new(NgramModel).UnmarshalBinary(blob); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestBlendNgram(t *testing.T) {
+	logit := func(p float64) float64 { return math.Log(p / (1 - p)) }
+	for _, c := range [][2]float64{{0, 0}, {2, -1}, {-3, -0.5}, {5, 5}, {-4, 4}} {
+		pa, pb := logistic(c[0]), logistic(c[1])
+		if got, want := blendNgram(c[0], c[1]), logit((pa+pb)/2); math.Abs(got-want) > 1e-9 {
+			t.Errorf("blend(%v, %v) = %v, want %v", c[0], c[1], got, want)
+		}
+		if blendNgram(c[0], c[1]) != blendNgram(c[1], c[0]) {
+			t.Errorf("blend(%v, %v) not symmetric", c[0], c[1])
+		}
+	}
+	// Where the mean of the probabilities rounds to 1 the log-odds keep
+	// their order; two opposite certainties cancel out.
+	if a, b := blendNgram(800, 60), blendNgram(800, 70); !(b > a && a > 50) {
+		t.Errorf("blend(800, 60) = %v, blend(800, 70) = %v: want increasing, above 50", a, b)
+	}
+	if v := blendNgram(800, -800); math.Abs(v) > 1e-9 {
+		t.Errorf("blend(800, -800) = %v, want 0", v)
+	}
+	// One sure opinion against a neutral one gives at most ln 3: the
+	// mean of 1 and 0.5.
+	if v := blendNgram(800, 0); v > 2 {
+		t.Errorf("blend(800, 0) = %v: one model alone must not make a message sure", v)
+	}
+}
+
+// Training ham then spam, or spam then ham, in any number of runs, gives
+// the same model; a refit reaches a classifier already running; the
+// classifier averages it in only when it is on and fitted on enough mail.
+func TestNgramThroughStore(t *testing.T) {
+	ctx := context.Background()
+	fix := filepath.Join("..", "testdata", "classifier", "train")
+	train := func(t *testing.T, st Store, c *Classifier, classes ...Class) {
+		for _, class := range classes {
+			files, _ := filepath.Glob(filepath.Join(fix, class.String(), "*.eml"))
+			var ops []LearnOp
+			for _, f := range files {
+				raw, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ops = append(ops, c.PrepareBytes(raw, class, false))
+			}
+			if _, err := c.Learn(ctx, ops); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Refit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	open := func(t *testing.T, p Params) (*BoltStore, *Classifier) {
+		st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		c, err := NewForStore(ctx, st, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.model.every = -1
+		return st, c
+	}
+	s1, c1 := open(t, Params{})
+	s2, c2 := open(t, Params{})
+	// The daemon's classifier is made before any training.
+	running, err := NewForStore(ctx, s1, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running.model.every = -1
+	msg := readFixture(t, "html.eml")
+	if r, err := running.ClassifyBytes(ctx, msg, false); err != nil || r.Ngram {
+		t.Fatalf("untrained store: ngram %v, %v", r.Ngram, err)
+	}
+	train(t, s1, c1, Ham, Spam)
+	train(t, s2, c2, Spam, Ham)
+	id1, _ := s1.Meta(ctx, MetaModelID)
+	id2, _ := s2.Meta(ctx, MetaModelID)
+	if id1 == "" || id1 != id2 {
+		t.Errorf("model ids %q and %q: want the same non-empty model whatever the training order", id1, id2)
+	}
+	r, err := running.ClassifyBytes(ctx, msg, true)
+	if err != nil || !r.Ngram || r.TokenLogOdds == r.LogOdds {
+		t.Fatalf("after training: ngram %v, token log-odds %v, log-odds %v, %v", r.Ngram, r.TokenLogOdds, r.LogOdds, err)
+	}
+	if n := len(r.Parts); n == 0 || r.Parts[n-1].Name != "ngram" || r.Parts[n-1].Used == 0 {
+		t.Errorf("explain parts %+v: want the n-gram part last", r.Parts)
+	}
+	// Unlearning every spam leaves a model of one class, not used.
+	files, _ := filepath.Glob(filepath.Join(fix, "spam", "*.eml"))
+	var ops []LearnOp
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		ops = append(ops, c1.PrepareBytes(raw, Spam, true))
+	}
+	if _, err := c1.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c1.Refit(ctx)
+	if err != nil || m == nil || m.Spam != 0 {
+		t.Fatalf("refit after unlearning spam: %+v, %v", m, err)
+	}
+	if r, _ := running.ClassifyBytes(ctx, msg, false); r.Ngram {
+		t.Error("a model without spam was averaged in")
+	}
+	// Off in the parameters: not fitted, not used.
+	_, off := open(t, Params{Ngram: NgramOff})
+	train(t, nil, off, Ham, Spam)
+	if id, _ := off.Store().Meta(ctx, MetaModelID); id != "" {
+		t.Error("ngram off: a model was fitted")
+	}
+	if r, _ := off.ClassifyBytes(ctx, msg, false); r.Ngram {
+		t.Error("ngram off: the model was averaged in")
+	}
+}
