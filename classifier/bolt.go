@@ -576,9 +576,12 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 			switch {
 			case plan.record == None && prev != None:
 				err = digs.Delete(op.Digest[:])
-			case plan.record != None && (plan.record != prev || len(prevFeatures) == 0 && len(op.Features) > 0):
+			case plan.record != None && (plan.record != prev ||
+				plan.outcome == AlreadyLearned && len(prevFeatures) == 0 && len(op.Features) > 0):
 				// A message learned before it had features gets them
-				// when learned again.
+				// when learned again in its class. An unlearn in the
+				// other class (NotLearned) changes nothing, features
+				// included.
 				f := op.Features
 				if len(f) == 0 {
 					f = prevFeatures

@@ -3,6 +3,7 @@ package classifier
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -19,16 +20,21 @@ import (
 //	dialect sluice
 //	totals SPAM HAM
 //	t TOKEN SPAM HAM LASTSEEN
-//	d DIGEST spam|ham
+//	d DIGEST spam|ham [FEATURES]
 //	end TOKENS DIGESTS
 //
 // TOKEN is written as is unless it contains a space, a control character,
 // invalid UTF-8, or starts with a double quote; then it is a Go-quoted
-// string (strconv.Quote). LASTSEEN is YYYYMMDD, 0 if unknown. The end
+// string (strconv.Quote). LASTSEEN is YYYYMMDD, 0 if unknown. FEATURES is
+// the learned message's encoded n-grams (DigestClass.Features) in standard
+// base64 with padding (RFC 4648, section 4), present only if the store has
+// features for the digest; exports written before the n-gram model have
+// none, and import as they are. (A sluice of that time refuses a digest
+// line with features, as an unknown class, rather than drop them.) The end
 // line, with the numbers of t and d lines, tells a complete export from
 // one cut short at a line boundary. Importing an export into an empty
 // store reproduces the store exactly; importing into a non-empty one adds
-// the counts.
+// the counts and sets the digests, with their features.
 const exportHeader = "sluice-classifier-export 2"
 
 // exportHeaderV1 starts exports of earlier versions, which have no end
@@ -37,6 +43,10 @@ const exportHeaderV1 = "sluice-classifier-export 1"
 
 // importBatch is how many records one import transaction writes.
 const importBatch = 20000
+
+// importBatchBytes bounds the features of one import transaction: at about
+// 6 KB a message, 20000 digests would hold 120 MB in memory at once.
+const importBatchBytes = 16 << 20
 
 // Export writes the whole store in the export format.
 func Export(ctx context.Context, s Store, w io.Writer) error {
@@ -63,9 +73,16 @@ func Export(ctx context.Context, s Store, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("export tokens: %w", err)
 	}
+	var line []byte
 	err = s.WalkDigests(ctx, func(d DigestClass) error {
 		digests++
-		_, err := fmt.Fprintf(bw, "d %s %s\n", d.Digest, d.Class)
+		line = fmt.Appendf(line[:0], "d %s %s", d.Digest, d.Class)
+		if len(d.Features) > 0 {
+			line = append(line, ' ')
+			line = base64.StdEncoding.AppendEncode(line, d.Features)
+		}
+		line = append(line, '\n')
+		_, err := bw.Write(line)
 		return err
 	})
 	if err != nil {
@@ -152,9 +169,10 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	line := 0
 	needEnd, sawEnd := false, false
 	var b Batch
+	featureBytes := 0 // of the digests in b
 	flush := func() error {
 		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{})) {
-			b = Batch{}
+			b, featureBytes = Batch{}, 0
 			return nil
 		}
 		if err := s.Add(ctx, b); err != nil {
@@ -163,7 +181,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 			}
 			return err
 		}
-		b = Batch{}
+		b, featureBytes = Batch{}, 0
 		return nil
 	}
 	for sc.Scan() {
@@ -208,7 +226,12 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		case "d":
 			var dc DigestClass
 			dc, err = parseDigestLine(rest)
+			if s == nil {
+				// Checking only: the features need not be kept.
+				dc.Features = nil
+			}
 			b.Digests = append(b.Digests, dc)
+			featureBytes += len(dc.Features)
 			st.Digests++
 		case "end":
 			sawEnd = true
@@ -219,7 +242,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		if err != nil {
 			return st, fmt.Errorf("import: line %d: %w", line, err)
 		}
-		if len(b.Records)+len(b.Digests) >= importBatch {
+		if len(b.Records)+len(b.Digests) >= importBatch || featureBytes >= importBatchBytes {
 			if err := flush(); err != nil {
 				return st, fmt.Errorf("import: line %d: %w", line, err)
 			}
@@ -336,20 +359,36 @@ func parseCounts(tok string, f []string) (Record, error) {
 	return Record{Token: tok, Counts: Counts{Spam: uint32(sp), Ham: uint32(hm), LastSeen: Date(dt)}}, nil
 }
 
+// parseDigestLine parses "DIGEST CLASS [FEATURES]".
 func parseDigestLine(s string) (DigestClass, error) {
-	hex, class, ok := strings.Cut(s, " ")
-	if !ok {
+	f := strings.Split(s, " ")
+	switch {
+	case len(f) < 2:
 		return DigestClass{}, errors.New("digest line: missing class")
+	case len(f) > 3:
+		return DigestClass{}, fmt.Errorf("digest line: want 2 or 3 fields, got %d", len(f))
 	}
-	d, err := ParseDigest(hex)
+	d, err := ParseDigest(f[0])
 	if err != nil {
 		return DigestClass{}, err
 	}
-	c, err := ParseClass(class)
+	c, err := ParseClass(f[1])
 	if err != nil {
 		return DigestClass{}, err
 	}
-	return DigestClass{Digest: d, Class: c}, nil
+	dc := DigestClass{Digest: d, Class: c}
+	if len(f) == 3 {
+		// Strict: only the encoding Export writes, so that export,
+		// import and export again give the same bytes.
+		dc.Features, err = base64.StdEncoding.Strict().DecodeString(f[2])
+		if err != nil {
+			return DigestClass{}, fmt.Errorf("digest %s: features: %w", d, err)
+		}
+		if len(dc.Features) == 0 {
+			return DigestClass{}, fmt.Errorf("digest %s: empty features field", d)
+		}
+	}
+	return dc, nil
 }
 
 // ImportBogoutil reads a bogofilter word list as written by "bogoutil -d"

@@ -3,7 +3,9 @@ package classifier_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,5 +154,175 @@ func TestImportBogoutilAllOrNothing(t *testing.T) {
 	}
 	if d, err := st.Meta(ctx, classifier.MetaDialect); err != nil || d != string(classifier.DialectBogofilter) {
 		t.Errorf("dialect %q (%v), want bogofilter", d, err)
+	}
+}
+
+// digestsOf returns what WalkDigests gives for each digest.
+func digestsOf(t *testing.T, st classifier.Store) map[classifier.Digest]classifier.DigestClass {
+	t.Helper()
+	out := map[classifier.Digest]classifier.DigestClass{}
+	err := st.WalkDigests(context.Background(), func(d classifier.DigestClass) error {
+		out[d.Digest] = d
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The features of learned messages go through export and import unchanged:
+// a digest line carries them in standard base64 when the message has any,
+// and exporting the imported store gives the same bytes.
+func TestExportImportFeatures(t *testing.T) {
+	ctx := context.Background()
+	src := openTestStore(t, filepath.Join(t.TempDir(), "src.db"))
+	defer src.Close()
+	c := classifier.New(src, classifier.Params{})
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", "*", "*.eml"))
+	if len(files) < 10 {
+		t.Fatalf("only %d training fixtures", len(files))
+	}
+	var ops []classifier.LearnOp
+	for i, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := c.PrepareBytes(raw, classifier.Class(1+i%2), false)
+		if i%5 == 0 {
+			op.Features = nil // learned before the n-gram model
+		}
+		ops = append(ops, op)
+	}
+	// One blob of every byte value, whatever the encoder makes.
+	odd := classifier.LearnOp{Class: classifier.Ham, Tokens: []string{"odd"}, Date: 20240101}
+	odd.Digest[0] = 0xff
+	for b := range 256 {
+		odd.Features = append(odd.Features, byte(b))
+	}
+	ops = append(ops, odd)
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	var first bytes.Buffer
+	if err := classifier.Export(ctx, src, &first); err != nil {
+		t.Fatal(err)
+	}
+
+	// The digest lines: three fields with features, two without.
+	want := digestsOf(t, src)
+	withFeatures := 0
+	for _, l := range strings.Split(first.String(), "\n") {
+		f := strings.Split(l, " ")
+		if f[0] != "d" {
+			continue
+		}
+		d, err := classifier.ParseDigest(f[1])
+		if err != nil {
+			t.Fatalf("digest line %q: %v", l, err)
+		}
+		w := want[d]
+		switch {
+		case len(w.Features) == 0 && len(f) != 3:
+			t.Errorf("digest %s has no features, its line has %d fields: %q", d, len(f), l)
+		case len(w.Features) > 0 && (len(f) != 4 || f[3] != base64.StdEncoding.EncodeToString(w.Features)):
+			t.Errorf("digest %s: line %.80q... does not end in the base64 of its %d bytes of features", d, l, len(w.Features))
+		case len(w.Features) > 0:
+			withFeatures++
+		}
+	}
+	if wantN := len(ops) - (len(files)+4)/5; withFeatures != wantN {
+		t.Errorf("%d digest lines with features, want %d", withFeatures, wantN)
+	}
+
+	dst := openTestStore(t, filepath.Join(t.TempDir(), "dst.db"))
+	defer dst.Close()
+	is, err := classifier.Import(ctx, dst, bytes.NewReader(first.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.Digests != len(ops) {
+		t.Errorf("imported %d digests, want %d", is.Digests, len(ops))
+	}
+	var second bytes.Buffer
+	if err := classifier.Export(ctx, dst, &second); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.Bytes(), second.Bytes()) {
+		t.Error("export of the imported store differs from the export imported")
+	}
+	got := digestsOf(t, dst)
+	for d, w := range want {
+		g := got[d]
+		if g.Class != w.Class || !bytes.Equal(g.Features, w.Features) || (w.Features == nil) != (g.Features == nil) {
+			t.Errorf("digest %s after import: %v with %d bytes of features, want %v with %d", d, g.Class, len(g.Features), w.Class, len(w.Features))
+		}
+	}
+}
+
+// Digest lines without features, as every export before the n-gram model
+// has them, import as digests without features.
+func TestImportDigestsWithoutFeatures(t *testing.T) {
+	a := classifier.MessageDigest([]byte("a"))
+	b := classifier.MessageDigest([]byte("b"))
+	feats := []byte{3, 1, 4, 1, 5}
+	for _, tc := range []struct{ name, text string }{
+		{"format 2", fmt.Sprintf("sluice-classifier-export 2\ndialect sluice\ntotals 1 1\nt hello 1 1 20240101\nd %s spam\nd %s ham %s\nend 1 2\n",
+			a, b, base64.StdEncoding.EncodeToString(feats))},
+		{"format 1", fmt.Sprintf("sluice-classifier-export 1\ndialect sluice\ntotals 1 1\nt hello 1 1 20240101\nd %s spam\nd %s ham %s\n",
+			a, b, base64.StdEncoding.EncodeToString(feats))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openTestStore(t, filepath.Join(t.TempDir(), "db"))
+			defer st.Close()
+			if _, err := classifier.Import(context.Background(), st, strings.NewReader(tc.text)); err != nil {
+				t.Fatal(err)
+			}
+			got := digestsOf(t, st)
+			if d := got[a]; len(got) != 2 || d.Class != classifier.Spam || d.Features != nil {
+				t.Errorf("digest without features imported as %+v (of %d digests)", d, len(got))
+			}
+			if d := got[b]; d.Class != classifier.Ham || !bytes.Equal(d.Features, feats) {
+				t.Errorf("digest with features imported as %+v", d)
+			}
+		})
+	}
+}
+
+// A digest line with malformed features is refused with its line number,
+// and the import writes nothing, even with a write batch's worth of lines
+// before it.
+func TestImportBadFeatures(t *testing.T) {
+	const n = 25000 // more than one import batch
+	text := exportOf(t, n)
+	lines := strings.SplitAfter(text, "\n")
+	// lines: header, dialect, totals, n tokens, 2 digests, end, "".
+	at := 3 + n // the first digest line, 0-based
+	d, _, _ := strings.Cut(strings.TrimPrefix(lines[at], "d "), " ")
+	tests := []struct{ name, line, want string }{
+		{"not base64", "d " + d + " spam no*base64\n", "features"},
+		{"missing padding", "d " + d + " spam QUJDRA\n", "features"},
+		{"non-zero padding bits", "d " + d + " spam QUJDRB==\n", "features"},
+		{"empty field", "d " + d + " spam \n", "empty features"},
+		{"four fields", "d " + d + " spam QUJD QUJD\n", "want 2 or 3 fields"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := strings.Join(lines[:at], "") + tc.line + strings.Join(lines[at+1:], "")
+			s, err := importInto(t, bad)
+			prefix := fmt.Sprintf("line %d: ", at+1)
+			if err == nil || !strings.Contains(err.Error(), prefix) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one with %q and %q", err, prefix, tc.want)
+			}
+			if s.Tokens != 0 || s.Digests != 0 || s.Spam != 0 || s.Ham != 0 {
+				t.Errorf("a refused import changed the store: %+v", s)
+			}
+		})
+	}
+	// The same line with good features imports.
+	good := strings.Join(lines[:at], "") + "d " + d + " spam QUJDRA==\n" + strings.Join(lines[at+1:], "")
+	if s, err := importInto(t, good); err != nil || s.Digests != 2 {
+		t.Errorf("the line with good features: %+v, %v", s, err)
 	}
 }

@@ -42,7 +42,8 @@ type RedisOptions struct {
 	// DB is the database number; Cluster has only 0.
 	DB int
 	// KeyPrefix names the store: its keys are {PREFIX}:meta,
-	// {PREFIX}:tokens and {PREFIX}:digests. Default "sluice".
+	// {PREFIX}:tokens, {PREFIX}:digests, {PREFIX}:features and
+	// {PREFIX}:log. Default "sluice".
 	KeyPrefix string
 	// TLS, when not nil, connects with TLS.
 	TLS *tls.Config
@@ -88,14 +89,20 @@ type RedisPoolStats struct {
 // RedisStore is a Store on Redis, shared by every sluice of a site: one
 // sluice per MTA, all reading and training the same counts.
 //
-// Layout: three hashes under the hash tag of the prefix, so that in a
-// Cluster they live in one slot and every operation, a transaction or a
-// script, can touch all three (see docs/scaling.md for why one slot is
-// enough):
+// Layout: four hashes and a stream under the hash tag of the prefix, so
+// that in a Cluster they live in one slot and every operation, a
+// transaction or a script, can touch all of them (see docs/scaling.md for
+// why one slot is enough):
 //
-//	{sluice}:meta     version, spam, ham (the totals), gen, m:KEY (Meta)
-//	{sluice}:tokens   TOKEN -> "SPAM HAM LASTSEEN"
-//	{sluice}:digests  DIGEST (32 bytes) -> "1" (spam) or "2" (ham)
+//	{sluice}:meta      version, spam, ham (the totals), gen, m:KEY (Meta)
+//	{sluice}:tokens    TOKEN -> "SPAM HAM LASTSEEN"
+//	{sluice}:digests   DIGEST (32 bytes) -> "1" (spam) or "2" (ham)
+//	{sluice}:features  DIGEST -> the learned message's encoded n-grams
+//	{sluice}:log       the change log (see luaLearn)
+//
+// The features have a hash of their own rather than sharing the digest's
+// value: a store written before they existed keeps its layout (and format
+// version), and counting or sizing the digests does not read them.
 //
 // Classifying a message is one round trip (a MULTI/EXEC of two HMGETs),
 // for the tokens the process has not cached (see redisCache); the first
@@ -112,7 +119,8 @@ type RedisStore struct {
 	tokens     string
 	digests    string
 	log        string
-	keys       []string // meta, tokens, digests, log: KEYS of the scripts
+	features   string
+	keys       []string // meta, tokens, digests, log, features: KEYS of the scripts
 	addrString string
 	cache      *redisCache // nil if off
 	loader     redisLoader
@@ -202,15 +210,16 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 	}
 	tag := "{" + opts.KeyPrefix + "}"
 	s := &RedisStore{
-		rdb:     rdb,
-		opts:    opts,
-		meta:    tag + ":meta",
-		tokens:  tag + ":tokens",
-		digests: tag + ":digests",
-		log:     tag + ":log",
-		cache:   newRedisCache(opts.CacheTokens),
+		rdb:      rdb,
+		opts:     opts,
+		meta:     tag + ":meta",
+		tokens:   tag + ":tokens",
+		digests:  tag + ":digests",
+		log:      tag + ":log",
+		features: tag + ":features",
+		cache:    newRedisCache(opts.CacheTokens),
 	}
-	s.keys = []string{s.meta, s.tokens, s.digests, s.log}
+	s.keys = []string{s.meta, s.tokens, s.digests, s.log, s.features}
 	s.loader.init()
 	s.addrString = s.describe()
 	return s, nil
@@ -639,12 +648,15 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		if op.Class != Spam && op.Class != Ham {
 			return nil, fmt.Errorf("learn: bad class %v", op.Class)
 		}
-		a := make([]any, 0, 14+len(op.Tokens))
+		a := make([]any, 0, 15+len(op.Tokens))
 		a = append(a, string(op.Digest[:]), uint32(op.Date))
 		for _, prev := range []Class{None, Spam, Ham} {
 			p := planLearn(prev, op.Class, op.Unlearn)
 			a = append(a, int(p.outcome), int(p.remove), int(p.add), int(p.record))
 		}
+		// Sent as bytes, nil as the empty string the script takes for
+		// "no features".
+		a = append(a, op.Features)
 		for _, tok := range op.Tokens {
 			// As the bbolt store: the empty token is never counted.
 			if tok != "" {
@@ -723,12 +735,19 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 	return res, nil
 }
 
-// addChunk bounds the records of one Add script: Redis serves nobody else
-// while a script runs, and 2000 records take a few milliseconds.
+// addChunk bounds the records, or the digests, of one Add script: Redis
+// serves nobody else while a script runs, and 2000 records take a few
+// milliseconds.
 const addChunk = 2000
 
-// Add implements Store. Each chunk of 2000 records is added atomically;
-// the totals and digests go with the first chunk.
+// addFeatureBytes bounds the features of the digests of one Add script
+// (unless one digest alone has more): a learned message's features are
+// about 6 KB, so 2000 digests would make one script copy 12 MB.
+const addFeatureBytes = 1 << 20
+
+// Add implements Store. Each chunk of 2000 records, and then each chunk of
+// digests (2000, or fewer with 1 MB of features), is added atomically; the
+// totals go with the first chunk.
 func (s *RedisStore) Add(ctx context.Context, b Batch) error {
 	for _, r := range b.Records {
 		if r.Token == "" {
@@ -741,27 +760,39 @@ func (s *RedisStore) Add(ctx context.Context, b Batch) error {
 		}
 	}
 	var args [][]any
-	recs := b.Records
-	first := true
-	for first || len(recs) > 0 {
+	tot := b.Totals
+	// chunk starts the arguments of one script: the totals go with the
+	// first, zeros with the others.
+	chunk := func(records, digests int) []any {
+		a := make([]any, 0, 3+4*records+3*digests)
+		a = append(a, tot.Spam, tot.Ham, records)
+		tot = Totals{}
+		return a
+	}
+	for recs := b.Records; len(recs) > 0; {
 		n := min(len(recs), addChunk)
-		a := make([]any, 0, 3+4*n)
-		if first {
-			a = append(a, b.Totals.Spam, b.Totals.Ham, n)
-		} else {
-			a = append(a, 0, 0, n)
-		}
+		a := chunk(n, 0)
 		for _, r := range recs[:n] {
 			a = append(a, r.Token, r.Spam, r.Ham, uint32(r.LastSeen))
 		}
-		if first {
-			for _, d := range b.Digests {
-				a = append(a, string(d.Digest[:]), int(d.Class))
-			}
-		}
 		args = append(args, a)
 		recs = recs[n:]
-		first = false
+	}
+	for digs := b.Digests; len(digs) > 0; {
+		n, size := 0, 0
+		for n < len(digs) && n < addChunk && (n == 0 || size+len(digs[n].Features) <= addFeatureBytes) {
+			size += len(digs[n].Features)
+			n++
+		}
+		a := chunk(0, n)
+		for _, d := range digs[:n] {
+			a = append(a, string(d.Digest[:]), int(d.Class), d.Features)
+		}
+		args = append(args, a)
+		digs = digs[n:]
+	}
+	if len(args) == 0 {
+		args = append(args, chunk(0, 0)) // totals alone
 	}
 	if _, err := s.runScripts(ctx, "add", scriptAdd, args); err != nil {
 		return fmt.Errorf("add: %w", err)
@@ -769,20 +800,25 @@ func (s *RedisStore) Add(ctx context.Context, b Batch) error {
 	return nil
 }
 
-// scanCount is the COUNT hint of HSCAN: fields per round trip.
-const scanCount = 2000
+// scanCount is the COUNT hint of HSCAN: fields per round trip. Features
+// are about 6 KB each, so fewer of them go in one round trip, to keep it
+// well within the read timeout.
+const (
+	scanCount         = 2000
+	scanCountFeatures = 200
+)
 
 // scanHash calls fn for every field and value of a hash. Like every SCAN
 // it is not a snapshot: a field that exists throughout is seen at least
 // once, possibly twice when Redis resizes the hash meanwhile; fields added
 // or removed during the scan may or may not be seen.
-func (s *RedisStore) scanHash(ctx context.Context, op, key string, fn func(field, value string) error) error {
+func (s *RedisStore) scanHash(ctx context.Context, op, key string, count int64, fn func(field, value string) error) error {
 	var cursor uint64
 	for {
 		var kv []string
 		err := s.call(ctx, op, false, func(ctx context.Context) error {
 			var err error
-			kv, cursor, err = s.rdb.HScan(ctx, key, cursor, "", scanCount).Result()
+			kv, cursor, err = s.rdb.HScan(ctx, key, cursor, "", count).Result()
 			return err
 		})
 		if err != nil {
@@ -806,7 +842,7 @@ func (s *RedisStore) scanHash(ctx context.Context, op, key string, fn func(field
 // return.
 func (s *RedisStore) records(ctx context.Context) ([]Record, error) {
 	var recs []Record
-	err := s.scanHash(ctx, "scan", s.tokens, func(tok, val string) error {
+	err := s.scanHash(ctx, "scan", s.tokens, scanCount, func(tok, val string) error {
 		c, err := parseRedisCounts(val)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", tok, err)
@@ -845,10 +881,13 @@ func (s *RedisStore) Walk(ctx context.Context, fn func(Record) error) error {
 	return nil
 }
 
-// WalkDigests implements Store, in byte order of the digests.
+// WalkDigests implements Store, in byte order of the digests. The digests
+// and then their features are read into memory first. Like Walk it is not
+// a snapshot: a message learned or unlearned meanwhile may be seen without
+// its features, and features of a digest not seen are left out.
 func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
 	var ds []DigestClass
-	err := s.scanHash(ctx, "scan", s.digests, func(k, v string) error {
+	err := s.scanHash(ctx, "scan", s.digests, scanCount, func(k, v string) error {
 		if len(k) != len(Digest{}) || (v != "1" && v != "2") {
 			return fmt.Errorf("corrupt digest entry %x", k)
 		}
@@ -863,6 +902,24 @@ func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error
 	}
 	slices.SortFunc(ds, func(a, b DigestClass) int { return strings.Compare(string(a.Digest[:]), string(b.Digest[:])) })
 	ds = slices.CompactFunc(ds, func(a, b DigestClass) bool { return a.Digest == b.Digest })
+	feats := map[Digest][]byte{}
+	err = s.scanHash(ctx, "scan", s.features, scanCountFeatures, func(k, v string) error {
+		if len(k) != len(Digest{}) {
+			return fmt.Errorf("corrupt features entry %x", k)
+		}
+		// The scripts never store "": a digest without features has
+		// no field.
+		if v != "" {
+			feats[Digest([]byte(k))] = []byte(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk digests: %w", err)
+	}
+	for i := range ds {
+		ds[i].Features = feats[ds[i].Digest]
+	}
 	for _, d := range ds {
 		if err := fn(d); err != nil {
 			return err
@@ -878,7 +935,7 @@ func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error
 func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
 	var meta *redis.SliceCmd
 	var ntok, ndig *redis.IntCmd
-	var mem [4]*redis.IntCmd
+	mem := make([]*redis.IntCmd, len(s.keys))
 	err := s.call(ctx, "stats", false, func(ctx context.Context) error {
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
@@ -949,7 +1006,7 @@ func (s *RedisStore) Prune(ctx context.Context, opts PruneOptions) (int, error) 
 		return 0, nil
 	}
 	var cands []string
-	err := s.scanHash(ctx, "scan", s.tokens, func(tok, val string) error {
+	err := s.scanHash(ctx, "scan", s.tokens, scanCount, func(tok, val string) error {
 		c, err := parseRedisCounts(val)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", tok, err)

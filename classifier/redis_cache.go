@@ -402,7 +402,7 @@ func (s *RedisStore) load(ctx context.Context) error {
 		return errCacheTooSmall
 	}
 	b := s.cache.builder(int(n.Val()))
-	err = s.scanHash(ctx, "load", s.tokens, func(tok, val string) error {
+	err = s.scanHash(ctx, "load", s.tokens, scanCount, func(tok, val string) error {
 		c, err := parseRedisCounts(val)
 		if err != nil {
 			return fmt.Errorf("token %q: %w", tok, err)

@@ -19,6 +19,9 @@ import (
 //
 // Counts of a token are the text "SPAM HAM LASTSEEN" (decimal): readable
 // with redis-cli, and parsed by the scripts and by Go the same way.
+//
+// Every script gets the same KEYS: meta, tokens, digests, log, features.
+// All share the prefix's hash tag, so in a Cluster they are in one slot.
 
 // luaPrelude is shared by the scripts: the version check and helpers.
 // KEYS[1] is always the meta hash.
@@ -89,12 +92,20 @@ end
 
 // luaLearn learns or unlearns one message.
 //
-// KEYS: meta, tokens, digests, log.
+// KEYS: meta, tokens, digests, log, features.
 // ARGV[1] digest (32 raw bytes), ARGV[2] date (YYYYMMDD), ARGV[3..14] the
 // plan for each class the message may have been learned in before (none,
 // spam, ham): outcome, class to remove, class to add, class recorded
-// afterwards; ARGV[15..] the tokens. The plans come from planLearn, so the
-// script cannot disagree with the bbolt store on what an op does.
+// afterwards; ARGV[15] the message's encoded n-gram features ("" if none);
+// ARGV[16..] the tokens. The plans come from planLearn, so the script
+// cannot disagree with the bbolt store on what an op does.
+//
+// The features go in the features hash, under the digest, with the same
+// rules as the bbolt store's digest values: a new message keeps the
+// features it comes with (none if it has none); a message learned again in
+// its class gets the op's features only if it has none yet; a moved
+// message takes the op's features, or keeps its own if the op has none;
+// an unlearned message loses them with its digest.
 //
 // A message that changes counts gets the store a new generation and
 // appends the new counts of its tokens to the change log, a stream whose
@@ -129,7 +140,7 @@ if remove ~= 0 or add ~= 0 then
   end
   local changes = {}
   local toks = {}
-  for i = 15, #ARGV do toks[#toks + 1] = ARGV[i] end
+  for i = 16, #ARGV do toks[#toks + 1] = ARGV[i] end
   -- Read and check every token first: nothing is written if one is corrupt.
   local vals = hmget(KEYS[2], toks)
   local sets, dels = {}, {}
@@ -170,24 +181,38 @@ if remove ~= 0 or add ~= 0 then
   -- missing entry only makes the caches start over.
   redis.pcall('XADD', KEYS[4], 'MAXLEN', '~', 'LOG_LEN', gs .. '-0', 'p', prevgen, 'c', table.concat(changes))
 end
-if record ~= prev then
-  if record == 0 then
+local feats = ARGV[15]
+if record == 0 then
+  if prev ~= 0 then
     redis.call('HDEL', KEYS[3], ARGV[1])
-  else
-    redis.call('HSET', KEYS[3], ARGV[1], tostring(record))
+    redis.call('HDEL', KEYS[5], ARGV[1])
   end
+elseif record ~= prev then
+  redis.call('HSET', KEYS[3], ARGV[1], tostring(record))
+  if feats ~= '' then
+    redis.call('HSET', KEYS[5], ARGV[1], feats)
+  elseif prev == 0 then
+    -- A new message has only the features it comes with. An older
+    -- sluice, which knows no features hash, may have unlearned it and
+    -- left some behind.
+    redis.call('HDEL', KEYS[5], ARGV[1])
+  end
+elseif outcome == OUTCOME_ALREADY_LEARNED and feats ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[1]) == 0 then
+  redis.call('HSET', KEYS[5], ARGV[1], feats)
 end
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
 return outcome
 `
 
 // luaAdd adds a raw batch (import): counts are summed, the later last-seen
-// day kept, digests set.
+// day kept, digests set with their features.
 //
-// KEYS: meta, tokens, digests.
+// KEYS: meta, tokens, digests, log, features.
 // ARGV[1], ARGV[2] the spam and ham totals to add; ARGV[3] the number of
-// records n; then n times TOKEN SPAM HAM LASTSEEN; then pairs of DIGEST
-// CLASS up to the end.
+// records n; then n times TOKEN SPAM HAM LASTSEEN; then triples of DIGEST
+// CLASS FEATURES up to the end, FEATURES "" for a digest without: as in
+// the bbolt store, setting a digest replaces its features, so it then has
+// none.
 //
 // Returns the number of records written.
 const luaAdd = luaPrelude + `
@@ -224,8 +249,26 @@ for i, tok in ipairs(toks) do
 end
 hset(KEYS[2], sets)
 local digs = {}
-for i = 4 + n * 4, #ARGV do digs[#digs + 1] = ARGV[i] end
+-- The last features given for a digest win, as its last class does.
+local last, order = {}, {}
+for i = 4 + n * 4, #ARGV - 2, 3 do
+  digs[#digs + 1] = ARGV[i]
+  digs[#digs + 1] = ARGV[i + 1]
+  if not last[ARGV[i]] then order[#order + 1] = ARGV[i] end
+  last[ARGV[i]] = ARGV[i + 2]
+end
+local fsets, fdels = {}, {}
+for _, d in ipairs(order) do
+  if last[d] == '' then
+    fdels[#fdels + 1] = d
+  else
+    fsets[#fsets + 1] = d
+    fsets[#fsets + 1] = last[d]
+  end
+end
 hset(KEYS[3], digs)
+hset(KEYS[5], fsets)
+hdel(KEYS[5], fdels)
 local ts = clamp(total('spam') + tonumber(ARGV[1]))
 local th = clamp(total('ham') + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
@@ -271,6 +314,9 @@ return #doomed
 `
 
 // luaSetMeta sets (or with an empty value deletes) a store-wide setting.
+// A value may be large and binary (the n-gram model, MetaModel, is about
+// 4 MB of float32s): Lua strings hold any bytes, NULs included, and Redis
+// takes bulk strings up to proto-max-bulk-len (512 MB by default).
 //
 // KEYS: meta. ARGV[1] field, ARGV[2] value.
 const luaSetMeta = luaPrelude + `
@@ -301,5 +347,6 @@ var (
 
 func newScript(src string) *redis.Script {
 	src = strings.ReplaceAll(src, "LOG_LEN", strconv.Itoa(redisLogLen))
+	src = strings.ReplaceAll(src, "OUTCOME_ALREADY_LEARNED", strconv.Itoa(int(AlreadyLearned)))
 	return redis.NewScript(strings.ReplaceAll(src, "FORMAT_VERSION", redisFormatVersion))
 }

@@ -265,6 +265,66 @@ func TestRedisCorruptValue(t *testing.T) {
 	}
 }
 
+// A learned message's features live in {PREFIX}:features under its raw
+// digest, byte for byte, and go with the digest: unlearning leaves no field
+// behind, and a field an older sluice left behind (it unlearns without
+// knowing the hash) is not taken for the features of the message learned
+// again without any. Size counts their memory.
+func TestRedisFeaturesKey(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "feat"})
+	defer st.Close()
+	rc := srv.Client(t)
+	const key = "{feat}:features"
+	feats := bytes.Repeat([]byte("\x00\r\n\xff binary "), 20000) // 200 kB
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"a"}, Date: 20240101, Features: feats}
+	op.Digest[0] = 1
+	learnOne := func(op classifier.LearnOp, want classifier.Outcome) {
+		t.Helper()
+		out, err := st.Learn(ctx, []classifier.LearnOp{op})
+		if err != nil || out[0] != want {
+			t.Fatalf("learn: %v %v, want %v", out, err, want)
+		}
+	}
+	learnOne(op, classifier.Learned)
+	v, err := rc.HGet(ctx, key, string(op.Digest[:])).Result()
+	if err != nil || v != string(feats) {
+		t.Fatalf("features field: %d bytes, %v; want the %d bytes learned", len(v), err, len(feats))
+	}
+	size, err := st.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size.Bytes < int64(len(feats)) || size.Digests != 1 {
+		t.Errorf("size %+v: want the %d bytes of features counted, and 1 digest", size, len(feats))
+	}
+
+	op.Unlearn = true
+	learnOne(op, classifier.Unlearned)
+	if n, err := rc.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Errorf("features hash after unlearning its only message: exists %d, %v", n, err)
+	}
+
+	if err := rc.HSet(ctx, key, string(op.Digest[:]), "left behind").Err(); err != nil {
+		t.Fatal(err)
+	}
+	op.Unlearn, op.Features = false, nil
+	learnOne(op, classifier.Learned)
+	err = st.WalkDigests(ctx, func(d classifier.DigestClass) error {
+		if d.Features != nil {
+			t.Errorf("digest %s learned without features has %q", d.Digest, d.Features)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rc.HLen(ctx, key).Result(); err != nil || n != 0 {
+		t.Errorf("features hash after learning a message without features: %d fields, %v", n, err)
+	}
+}
+
 // A store written in another layout is refused.
 func TestRedisFormatVersion(t *testing.T) {
 	srv := redistest.Start(t)
@@ -454,6 +514,7 @@ func testRedisMatchesBolt(t *testing.T, cacheTokens int) {
 	// agree for consistent messages, not for a digest reused with other
 	// tokens, which real messages cannot do.)
 	msgs := make([][]string, 30)
+	feats := make([][]byte, len(msgs))
 	for i := range msgs {
 		seen := map[string]bool{}
 		for range 1 + r.IntN(1500) {
@@ -462,6 +523,10 @@ func testRedisMatchesBolt(t *testing.T, cacheTokens int) {
 				msgs[i] = append(msgs[i], w)
 			}
 		}
+		feats[i] = make([]byte, 1+r.IntN(9000))
+		for j := range feats[i] {
+			feats[i][j] = byte(r.Uint32())
+		}
 	}
 	for round := range 6 {
 		var ops []classifier.LearnOp
@@ -469,6 +534,11 @@ func testRedisMatchesBolt(t *testing.T, cacheTokens int) {
 			m := r.IntN(len(msgs))
 			op := classifier.LearnOp{Class: classifier.Class(1 + r.IntN(2)), Unlearn: r.IntN(4) == 0, Date: classifier.Date(20240101 + round), Tokens: msgs[m]}
 			op.Digest[0] = byte(m)
+			// Features come with most ops, not all: a message learned
+			// before the n-gram model, or from a caller without them.
+			if r.IntN(3) != 0 {
+				op.Features = feats[m]
+			}
 			ops = append(ops, op)
 		}
 		var outs [2][]classifier.Outcome
@@ -501,6 +571,16 @@ func testRedisMatchesBolt(t *testing.T, cacheTokens int) {
 	b.Totals = classifier.Totals{Spam: 3, Ham: 4}
 	for range 4500 {
 		b.Records = append(b.Records, classifier.Record{Token: word(), Counts: classifier.Counts{Spam: uint32(r.IntN(3)), Ham: uint32(r.IntN(3)), LastSeen: classifier.Date(20230101 + r.IntN(20))}})
+	}
+	// Digests old and new, with features or without, more of them than
+	// one Add script of the Redis store takes.
+	for i := range 600 {
+		d := classifier.DigestClass{Class: classifier.Class(1 + r.IntN(2))}
+		d.Digest[0], d.Digest[1] = byte(i%40), byte(i/40)
+		if r.IntN(3) != 0 {
+			d.Features = feats[r.IntN(len(feats))]
+		}
+		b.Digests = append(b.Digests, d)
 	}
 	for _, st := range stores {
 		if err := st.Add(ctx, b); err != nil {

@@ -13,7 +13,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -32,7 +34,10 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"LastSeen", testLastSeen},
 		{"AddWalkStats", testAddWalkStats},
 		{"Prune", testPrune},
+		{"Features", testFeatures},
+		{"FeaturesAdd", testFeaturesAdd},
 		{"Meta", testMeta},
+		{"MetaLarge", testMetaLarge},
 		{"ExportImport", testExportImport},
 		{"Concurrent", testConcurrent},
 	}
@@ -295,15 +300,248 @@ func testMeta(t *testing.T, s classifier.Store) {
 	}
 }
 
+// blob returns n bytes (n >= 16) for features or a Meta value: the bytes
+// that text handling mangles first (NUL, CR, LF, space, a Lua pattern
+// character, invalid UTF-8), then pseudo-random ones from seed, so that
+// blobs of different seeds differ and a store must keep each exactly.
+func blob(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	copy(b, "\x00\r\n %\xff\xfe\x80\"'\\")
+	return b
+}
+
+// checkDigests compares what WalkDigests returns with want, features byte
+// for byte: a digest without features must have nil ones.
+func checkDigests(t *testing.T, s classifier.Store, step string, want map[classifier.Digest]classifier.DigestClass) {
+	t.Helper()
+	got := map[classifier.Digest]classifier.DigestClass{}
+	var order []classifier.Digest
+	err := s.WalkDigests(context.Background(), func(d classifier.DigestClass) error {
+		if _, dup := got[d.Digest]; dup {
+			t.Errorf("%s: digest %s walked twice", step, d.Digest)
+		}
+		got[d.Digest] = d
+		order = append(order, d.Digest)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: walk digests: %v", step, err)
+	}
+	if !slices.IsSortedFunc(order, func(a, b classifier.Digest) int { return bytes.Compare(a[:], b[:]) }) {
+		t.Errorf("%s: digests not walked in byte order", step)
+	}
+	for d, w := range want {
+		g, ok := got[d]
+		switch {
+		case !ok:
+			t.Errorf("%s: digest %s missing, want it as %v", step, d, w.Class)
+		case g.Class != w.Class:
+			t.Errorf("%s: digest %s is %v, want %v", step, d, g.Class, w.Class)
+		case w.Features == nil && g.Features != nil:
+			t.Errorf("%s: digest %s has %d bytes of features, want none (nil)", step, d, len(g.Features))
+		case !bytes.Equal(g.Features, w.Features):
+			t.Errorf("%s: digest %s features differ: got %d bytes %.16q..., want %d bytes %.16q...",
+				step, d, len(g.Features), g.Features, len(w.Features), w.Features)
+		}
+	}
+	for d, g := range got {
+		if _, ok := want[d]; !ok {
+			t.Errorf("%s: unexpected digest %s (%v)", step, d, g.Class)
+		}
+	}
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("%s: stats: %v", step, err)
+	}
+	if st.Digests != len(want) {
+		t.Errorf("%s: stats count %d digests, want %d", step, st.Digests, len(want))
+	}
+}
+
+// Features are kept with the learned digest by the rules of the bbolt
+// store's digest values, step by step and within one batch.
+func testFeatures(t *testing.T, s classifier.Store) {
+	const (
+		spam, ham = classifier.Spam, classifier.Ham
+	)
+	f1, f2, f3, f4 := blob(1, 300), blob(2, 40), blob(3, 12000), blob(4, 6000)
+	toks := []string{"feat-a", "feat-b"}
+	want := map[classifier.Digest]classifier.DigestClass{}
+	steps := []struct {
+		name     string
+		msg      int
+		class    classifier.Class
+		unlearn  bool
+		features []byte
+		outcome  classifier.Outcome
+		// What the store records for msg afterwards: class None for
+		// nothing, features nil for none.
+		recClass    classifier.Class
+		recFeatures []byte
+	}{
+		{"learn with features", 1, spam, false, f1, classifier.Learned, spam, f1},
+		{"learn without features", 2, spam, false, nil, classifier.Learned, spam, nil},
+		{"learn another without features", 3, ham, false, nil, classifier.Learned, ham, nil},
+		{"again with other features", 1, spam, false, f2, classifier.AlreadyLearned, spam, f1},
+		{"again without features", 1, spam, false, nil, classifier.AlreadyLearned, spam, f1},
+		{"again, empty non-nil features", 1, spam, false, []byte{}, classifier.AlreadyLearned, spam, f1},
+		{"again, gaining features", 2, spam, false, f3, classifier.AlreadyLearned, spam, f3},
+		{"unlearn in the other class", 3, spam, true, f2, classifier.NotLearned, ham, nil},
+		{"unlearn in the other class, with features", 1, ham, true, f4, classifier.NotLearned, spam, f1},
+		{"move with features", 1, ham, false, f4, classifier.Moved, ham, f4},
+		{"move without features", 1, spam, false, nil, classifier.Moved, spam, f4},
+		{"move, neither has features", 3, spam, false, nil, classifier.Moved, spam, nil},
+		{"move, gaining features", 3, ham, false, f2, classifier.Moved, ham, f2},
+		{"unlearn", 1, spam, true, f4, classifier.Unlearned, classifier.None, nil},
+		{"learn again after unlearn, without features", 1, ham, false, nil, classifier.Learned, ham, nil},
+		{"unlearn without features", 2, spam, true, nil, classifier.Unlearned, classifier.None, nil},
+		{"learn again after unlearn, with features", 2, ham, false, f2, classifier.Learned, ham, f2},
+		{"unlearn an unknown message", 9, spam, true, f1, classifier.NotLearned, classifier.None, nil},
+	}
+	for _, st := range steps {
+		out := learn(t, s, classifier.LearnOp{
+			Digest: digest(st.msg), Class: st.class, Unlearn: st.unlearn, Tokens: toks, Date: 20240301, Features: st.features,
+		})
+		if out[0] != st.outcome {
+			t.Errorf("%s: outcome %v, want %v", st.name, out[0], st.outcome)
+		}
+		if st.recClass == classifier.None {
+			delete(want, digest(st.msg))
+		} else {
+			want[digest(st.msg)] = classifier.DigestClass{Digest: digest(st.msg), Class: st.recClass, Features: st.recFeatures}
+		}
+		checkDigests(t, s, st.name, want)
+	}
+	// Within one batch each op sees the digests the ops before it left.
+	out := learn(t, s,
+		classifier.LearnOp{Digest: digest(4), Class: spam, Tokens: toks, Date: 20240302, Features: f2},
+		classifier.LearnOp{Digest: digest(4), Class: ham, Tokens: toks, Date: 20240302},
+		classifier.LearnOp{Digest: digest(5), Class: ham, Tokens: toks, Date: 20240302},
+		classifier.LearnOp{Digest: digest(5), Class: ham, Tokens: toks, Date: 20240302, Features: f1},
+		classifier.LearnOp{Digest: digest(6), Class: spam, Tokens: toks, Date: 20240302, Features: f3},
+		classifier.LearnOp{Digest: digest(6), Class: spam, Unlearn: true, Tokens: toks, Date: 20240302},
+		classifier.LearnOp{Digest: digest(6), Class: spam, Tokens: toks, Date: 20240302},
+	)
+	wantOut := []classifier.Outcome{classifier.Learned, classifier.Moved, classifier.Learned, classifier.AlreadyLearned,
+		classifier.Learned, classifier.Unlearned, classifier.Learned}
+	if !slices.Equal(out, wantOut) {
+		t.Errorf("batch: outcomes %v, want %v", out, wantOut)
+	}
+	want[digest(4)] = classifier.DigestClass{Digest: digest(4), Class: ham, Features: f2}
+	want[digest(5)] = classifier.DigestClass{Digest: digest(5), Class: ham, Features: f1}
+	want[digest(6)] = classifier.DigestClass{Digest: digest(6), Class: spam}
+	checkDigests(t, s, "batch", want)
+}
+
+// Add sets a digest's class and features, replacing what the store had,
+// features included, and keeps many large features exactly.
+func testFeaturesAdd(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	f1, f2, f3 := blob(21, 700), blob(22, 9000), blob(23, 64)
+	learn(t, s,
+		classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"x"}, Date: 20240101, Features: f1},
+		classifier.LearnOp{Digest: digest(2), Class: classifier.Ham, Tokens: []string{"x"}, Date: 20240101, Features: f1},
+	)
+	want := map[classifier.Digest]classifier.DigestClass{
+		digest(1): {Digest: digest(1), Class: classifier.Ham, Features: f2},  // replaced
+		digest(2): {Digest: digest(2), Class: classifier.Ham},                // features dropped
+		digest(3): {Digest: digest(3), Class: classifier.Spam, Features: f3}, // new
+		digest(4): {Digest: digest(4), Class: classifier.Spam},               // new, none
+		digest(5): {Digest: digest(5), Class: classifier.Ham},                // given twice, the last wins
+		digest(6): {Digest: digest(6), Class: classifier.Spam, Features: f1}, // given twice, the last wins
+	}
+	b := classifier.Batch{Digests: []classifier.DigestClass{
+		want[digest(1)], want[digest(2)], want[digest(3)], want[digest(4)],
+		{Digest: digest(5), Class: classifier.Spam, Features: f2}, want[digest(5)],
+		{Digest: digest(6), Class: classifier.Ham}, want[digest(6)],
+	}}
+	// More features than one write of a network store may carry at once
+	// (megabytes), each different.
+	for i := range 400 {
+		d := classifier.DigestClass{Digest: digest(1000 + i), Class: classifier.Class(1 + i%2), Features: blob(uint64(1000+i), 8000+i)}
+		b.Digests = append(b.Digests, d)
+		want[d.Digest] = d
+	}
+	if err := s.Add(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	checkDigests(t, s, "add", want)
+	// Learning keeps to the same rules after Add: no features yet, so
+	// learning again in the class gives them.
+	out := learn(t, s, classifier.LearnOp{Digest: digest(2), Class: classifier.Ham, Tokens: []string{"x"}, Date: 20240101, Features: f3})
+	if out[0] != classifier.AlreadyLearned {
+		t.Errorf("learn after add: %v, want already learned", out[0])
+	}
+	want[digest(2)] = classifier.DigestClass{Digest: digest(2), Class: classifier.Ham, Features: f3}
+	checkDigests(t, s, "learn after add", want)
+}
+
+// A large binary Meta value (the n-gram model, MetaModel, is about 4 MB
+// of float32s) comes back byte for byte, and can be replaced and cleared.
+func testMetaLarge(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	if err := s.SetMeta(ctx, "small", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range [][]byte{blob(31, 4<<20), blob(32, 4<<20+3)} {
+		if err := s.SetMeta(ctx, classifier.MetaModel, string(v)); err != nil {
+			t.Fatalf("value %d: set: %v", i, err)
+		}
+		got, err := s.Meta(ctx, classifier.MetaModel)
+		if err != nil {
+			t.Fatalf("value %d: get: %v", i, err)
+		}
+		if got != string(v) {
+			t.Errorf("value %d: got %d bytes back for %d, equal up to byte %d", i, len(got), len(v), commonPrefix(got, string(v)))
+		}
+	}
+	if v, err := s.Meta(ctx, "small"); err != nil || v != "v" {
+		t.Errorf("other key after the large value: %q, %v", v, err)
+	}
+	// The store goes on working with the large value in it.
+	learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"m"}, Date: 20240101})
+	if tot, c := lookup(t, s, "m"); tot.Spam != 1 || c[0].Spam != 1 {
+		t.Errorf("lookup with a large meta value: totals %+v counts %+v", tot, c[0])
+	}
+	if err := s.SetMeta(ctx, classifier.MetaModel, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Meta(ctx, classifier.MetaModel); err != nil || v != "" {
+		t.Errorf("cleared large value: %d bytes, %v", len(v), err)
+	}
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
 func testExportImport(t *testing.T, s classifier.Store) {
 	ctx := context.Background()
+	feats := blob(10, 5000)
 	learn(t, s,
-		classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"a", "b", `"quoted"`, "tab\there", "é"}, Date: 20240101},
+		classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"a", "b", `"quoted"`, "tab\there", "é"}, Date: 20240101, Features: feats},
 		classifier.LearnOp{Digest: digest(2), Class: classifier.Ham, Tokens: []string{"b", "c"}, Date: 20240202},
 	)
 	var first bytes.Buffer
 	if err := classifier.Export(ctx, s, &first); err != nil {
 		t.Fatal(err)
+	}
+	// Message 1's digest line carries its features, message 2's has none.
+	for _, l := range strings.Split(first.String(), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 1 && f[0] == "d" && f[1] == digest(1).String() && len(f) != 4,
+			len(f) > 1 && f[0] == "d" && f[1] == digest(2).String() && len(f) != 3:
+			t.Errorf("export digest line %q: features missing or where there are none", l)
+		}
 	}
 	// Round trip through a second, empty store of the same kind is not
 	// possible here (one store per test), so clear this one by unlearning
@@ -333,6 +571,10 @@ func testExportImport(t *testing.T, s classifier.Store) {
 	if first.String() != second.String() {
 		t.Errorf("export after import differs:\n%s\n---\n%s", first.String(), second.String())
 	}
+	checkDigests(t, s, "after import", map[classifier.Digest]classifier.DigestClass{
+		digest(1): {Digest: digest(1), Class: classifier.Spam, Features: feats},
+		digest(2): {Digest: digest(2), Class: classifier.Ham},
+	})
 	// The digests came back too: learning message 1 as spam is a no-op.
 	out := learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"a"}, Date: 20240101})
 	if out[0] != classifier.AlreadyLearned {
