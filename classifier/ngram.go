@@ -248,12 +248,17 @@ type modelCache struct {
 	mu      sync.Mutex
 	every   time.Duration // 0: modelCheckEvery; negative: every call (tests)
 	checked time.Time
+	loaded  bool // id and m hold what the store had at a check
 	id      string
 	m       *NgramModel
+	lastErr error
 }
 
-// get returns the store's current model, nil if it has none.
-func (c *modelCache) get(ctx context.Context, s Store) (*NgramModel, error) {
+// get returns the store's current model, nil if it has none. When the
+// store cannot be read, the model held so far stays in use (the token
+// score alone if none) until the next check: a store slow to hand over a
+// model must not fail or delay every message. The error is kept for err.
+func (c *modelCache) get(ctx context.Context, s Store) *NgramModel {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -262,28 +267,48 @@ func (c *modelCache) get(ctx context.Context, s Store) (*NgramModel, error) {
 		every = modelCheckEvery
 	}
 	if !c.checked.IsZero() && now.Sub(c.checked) < every && !now.Before(c.checked) {
-		return c.m, nil
-	}
-	id, err := s.Meta(ctx, MetaModelID)
-	if err != nil {
-		return nil, fmt.Errorf("ngram model: %w", err)
-	}
-	if id != c.id || c.checked.IsZero() {
-		var m *NgramModel
-		if id != "" {
-			blob, err := s.Meta(ctx, MetaModel)
-			if err != nil {
-				return nil, fmt.Errorf("ngram model: %w", err)
-			}
-			m = new(NgramModel)
-			if err := m.UnmarshalBinary([]byte(blob)); err != nil {
-				return nil, err
-			}
-		}
-		c.m, c.id = m, id
+		return c.m
 	}
 	c.checked = now
-	return c.m, nil
+	m, id, err := c.load(ctx, s)
+	c.lastErr = err
+	if err == nil {
+		c.m, c.id = m, id
+	}
+	return c.m
+}
+
+// load reads the model if its id changed since the last load.
+func (c *modelCache) load(ctx context.Context, s Store) (*NgramModel, string, error) {
+	id, err := s.Meta(ctx, MetaModelID)
+	if err != nil {
+		return nil, "", fmt.Errorf("ngram model: %w", err)
+	}
+	if id == c.id && c.loaded {
+		return c.m, id, nil
+	}
+	c.loaded = true
+	if id == "" {
+		return nil, "", nil
+	}
+	blob, err := s.Meta(ctx, MetaModel)
+	if err != nil {
+		c.loaded = false
+		return nil, "", fmt.Errorf("ngram model: %w", err)
+	}
+	m := new(NgramModel)
+	if err := m.UnmarshalBinary([]byte(blob)); err != nil {
+		c.loaded = false
+		return nil, "", err
+	}
+	return m, id, nil
+}
+
+// err returns the error of the last check, nil if it succeeded.
+func (c *modelCache) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
 }
 
 // Refit fits the n-gram model on the features of every message the store

@@ -3,6 +3,7 @@ package classifier
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -244,5 +245,69 @@ func TestNgramThroughStore(t *testing.T) {
 	}
 	if r, _ := off.ClassifyBytes(ctx, msg, false); r.Ngram {
 		t.Error("ngram off: the model was averaged in")
+	}
+}
+
+// metaFailing is a store whose Meta fails while fail is set.
+type metaFailing struct {
+	Store
+	fail bool
+}
+
+func (s *metaFailing) Meta(ctx context.Context, key string) (string, error) {
+	if s.fail && (key == MetaModelID || key == MetaModel) {
+		return "", errors.New("store too slow")
+	}
+	return s.Store.Meta(ctx, key)
+}
+
+// A store that cannot hand over the model leaves the model read before in
+// use, and says why; classification does not fail.
+func TestNgramModelReadFails(t *testing.T) {
+	ctx := context.Background()
+	bs, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	st := &metaFailing{Store: bs}
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.model.every = -1
+	var ops []LearnOp
+	for _, e := range []Class{Spam, Ham} {
+		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", e.String(), "*.eml"))
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			ops = append(ops, c.PrepareBytes(raw, e, false))
+		}
+	}
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msg := readFixture(t, "html.eml")
+	want, err := c.ClassifyBytes(ctx, msg, false)
+	if err != nil || !want.Ngram || c.ModelErr() != nil {
+		t.Fatalf("model readable: ngram %v, %v, model error %v", want.Ngram, err, c.ModelErr())
+	}
+	st.fail = true
+	got, err := c.ClassifyBytes(ctx, msg, false)
+	if err != nil || got.LogOdds != want.LogOdds || c.ModelErr() == nil {
+		t.Errorf("model unreadable: log-odds %v (want %v), %v, model error %v", got.LogOdds, want.LogOdds, err, c.ModelErr())
+	}
+	// A classifier that never read the model scores with the tokens alone.
+	fresh, _ := NewForStore(ctx, st, Params{})
+	if r, err := fresh.ClassifyBytes(ctx, msg, false); err != nil || r.Ngram || fresh.ModelErr() == nil {
+		t.Errorf("fresh classifier, model unreadable: ngram %v, %v, model error %v", r.Ngram, err, fresh.ModelErr())
+	}
+	st.fail = false
+	fresh.model.every = -1
+	if r, _ := fresh.ClassifyBytes(ctx, msg, false); !r.Ngram || fresh.ModelErr() != nil {
+		t.Errorf("store readable again: ngram %v, model error %v", r.Ngram, fresh.ModelErr())
 	}
 }

@@ -330,11 +330,7 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain boo
 	res := Score(c.params, tot, m.Tokens, counts, explain)
 	res.Truncated = m.Truncated
 	if c.NgramOn() && m.Features != nil {
-		model, err := c.model.get(ctx, c.store)
-		if err != nil {
-			return Result{}, fmt.Errorf("classify: %w", err)
-		}
-		if model != nil && NgramUsable(c.params, model.Spam, model.Ham) {
+		if model := c.model.get(ctx, c.store); model != nil && NgramUsable(c.params, model.Spam, model.Ham) {
 			res = BlendNgram(c.params, res, model.LogOdds(m.Features), len(m.Features), explain)
 		}
 	}
@@ -636,6 +632,11 @@ func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp
 	}
 	return op
 }
+
+// ModelErr returns why the n-gram model could not be read from the store
+// at the last check, nil if it could. Meanwhile the model read before
+// stays in use.
+func (c *Classifier) ModelErr() error { return c.model.err() }
 
 // NgramOn reports whether the classifier uses the n-gram model: it is on
 // in the parameters and the store is of the sluice dialect.

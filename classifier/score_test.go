@@ -71,7 +71,7 @@ func TestScore(t *testing.T) {
 		t.Errorf("little training: %+v", r)
 	}
 	// Explain: clues most decisive first.
-	r = Score(p, tot, []string{"weak", "strong"}, []Counts{{Spam: 4}, {Spam: 90}}, true)
+	r = Score(p, tot, []string{"weak", "strong"}, []Counts{{Spam: 8}, {Spam: 90}}, true)
 	if len(r.Clues) != 2 || r.Clues[0].Token != "strong" || r.Clues[0].Spam != 90 {
 		t.Errorf("clues %+v, want strong first", r.Clues)
 	}

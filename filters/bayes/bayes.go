@@ -303,6 +303,11 @@ func (f *Filter) measureStore() {
 		} else {
 			f.obs.BayesStore(f.name, st)
 		}
+		if c := f.c.Load(); c != nil {
+			if err := c.ModelErr(); err != nil {
+				f.log.Warn("bayes: reading the n-gram model failed; the one read before stays in use", "err", err)
+			}
+		}
 		for wait := true; wait; {
 			select {
 			case <-f.stop:
