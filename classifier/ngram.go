@@ -55,28 +55,58 @@ const (
 // file with LF line ends and the CRLF message an MTA passes give the same
 // features.
 func NgramFeatures(raw []byte) []uint32 {
-	raw = skipMboxFromLine(raw)
-	buf := make([]byte, 0, ngramBytes)
-	for i := 0; i < len(raw) && len(buf) < ngramBytes; {
-		j := bytes.IndexByte(raw[i:], '\r')
-		if j < 0 {
-			j = len(raw) - i
-		}
-		j = min(j, ngramBytes-len(buf))
-		buf = append(buf, raw[i:i+j]...)
-		i += j + 1 // past the CR (or past the end)
+	var seen ngramSeen
+	f := seen.features(raw)
+	slices.Sort(f)
+	return f
+}
+
+// ngramSeen is a bit per possible feature, for finding a message's
+// distinct features without sorting them (scoring needs no order, and a
+// sort costs more than the rest of the work). All bits are clear between
+// uses.
+type ngramSeen []uint64
+
+// features returns the distinct features of raw (see NgramFeatures) in
+// the order they first occur, nil if raw has fewer than four bytes.
+func (s *ngramSeen) features(raw []byte) []uint32 {
+	if *s == nil {
+		*s = make(ngramSeen, 1<<ngramBits/64)
 	}
-	if len(buf) < 4 {
+	bits := *s
+	raw = skipMboxFromLine(raw)
+	f := make([]uint32, 0, min(len(raw), ngramBytes))
+	// win holds the last four bytes, the newest in the top byte: the
+	// little-endian number of the four bytes in message order.
+	var win uint32
+	n := 0
+	for _, b := range raw {
+		if b == '\r' {
+			continue
+		}
+		if n == ngramBytes {
+			break
+		}
+		win = win>>8 | uint32(b)<<24
+		n++
+		if n < 4 {
+			continue
+		}
+		// Multiplicative hashing: the top bits of the product mix all
+		// four bytes.
+		v := (win * 0x9E3779B1) >> (32 - ngramBits)
+		if w, m := v/64, uint64(1)<<(v%64); bits[w]&m == 0 {
+			bits[w] |= m
+			f = append(f, v)
+		}
+	}
+	for _, v := range f {
+		bits[v/64] = 0
+	}
+	if len(f) == 0 {
 		return nil
 	}
-	f := make([]uint32, 0, len(buf)-3)
-	for i := 0; i+4 <= len(buf); i++ {
-		// Multiplicative hashing of the four bytes as one number: the
-		// top bits of the product mix all of them.
-		f = append(f, (binary.LittleEndian.Uint32(buf[i:])*0x9E3779B1)>>(32-ngramBits))
-	}
-	slices.Sort(f)
-	return slices.Compact(f)
+	return f
 }
 
 // EncodeFeatures packs sorted distinct features as varint gaps.

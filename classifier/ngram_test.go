@@ -311,3 +311,38 @@ func TestNgramModelReadFails(t *testing.T) {
 		t.Errorf("store readable again: ngram %v, model error %v", r.Ngram, fresh.ModelErr())
 	}
 }
+
+// BenchmarkNgram measures what the n-gram model adds to scoring one
+// message: its features and their weights.
+func BenchmarkNgram(b *testing.B) {
+	// Fixtures one after the other: varied text, as a real message has.
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", "*", "*.eml"))
+	var raw []byte
+	for _, f := range files {
+		m, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw = append(raw, m...)
+	}
+	if len(raw) < ngramBytes {
+		b.Fatalf("%d bytes of fixtures", len(raw))
+	}
+	m := &NgramModel{w: make([]float32, 1<<ngramBits)}
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := range m.w {
+		m.w[i] = float32(r.NormFloat64())
+	}
+	b.Run("features", func(b *testing.B) {
+		for range b.N {
+			NgramFeatures(raw)
+		}
+	})
+	f := NgramFeatures(raw)
+	b.Logf("%d features", len(f))
+	b.Run("logodds", func(b *testing.B) {
+		for range b.N {
+			m.LogOdds(f)
+		}
+	})
+}

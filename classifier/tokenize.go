@@ -81,8 +81,9 @@ type Message struct {
 	Tokens []string
 	// Truncated is set when a bound (bytes, tokens, parts, depth) was hit.
 	Truncated bool
-	// Features are the message's n-grams (NgramFeatures), for the
-	// sluice dialect only; nil for the bogofilter dialect.
+	// Features are the message's distinct n-grams (NgramFeatures), in
+	// no particular order, for the sluice dialect only; nil for the
+	// bogofilter dialect.
 	Features []uint32
 }
 
@@ -134,7 +135,7 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 	}
 	var feats []uint32
 	if !w.bogo {
-		feats = NgramFeatures(raw)
+		feats = w.seen.features(raw)
 		if feats == nil {
 			feats = []uint32{}
 		}

@@ -30,6 +30,7 @@ type walker struct {
 	fieldBufs [][]field // header fields of the entity at each depth
 	pairs     bool      // the current run of words forms pairs (see pair)
 	prev      []byte    // the previous word of the run, for pairs
+	seen      ngramSeen // scratch for the n-gram features
 	pairBuf   []byte    // scratch for building a pair
 }
 

@@ -280,6 +280,8 @@ func newCVData(train []sample) (*cvData, error) {
 			return err
 		}
 		m := tok.TokenizeBytes(raw)
+		// Sorted, as the store keeps them: the fit sums in this order.
+		slices.Sort(m.Features)
 		toks[k], feats[k] = m.Tokens, m.Features
 		digests[k] = classifier.MessageDigest(raw[:min(len(raw), tok.MaxBytes())])
 		return nil
