@@ -341,6 +341,14 @@ func (c *modelCache) err() error {
 	return c.lastErr
 }
 
+// StoredModel returns the store's n-gram model and its id, nil and "" if
+// it has none.
+func StoredModel(ctx context.Context, s Store) (*NgramModel, string, error) {
+	var c modelCache
+	m, id, err := c.load(ctx, s)
+	return m, id, err
+}
+
 // Refit fits the n-gram model on the features of every message the store
 // has learned and stores it, or removes the model if no learned message
 // has features. It reads the features in one pass and writes once, so a

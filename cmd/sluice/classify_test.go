@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -142,13 +143,31 @@ func TestClassifyJSONExplain(t *testing.T) {
 		if l.Verdict != want || l.Spamicity == nil || l.Tokens == 0 || l.Used == 0 || len(l.Clues) == 0 || !strings.HasSuffix(l.Path, want+".eml") {
 			t.Errorf("line %d: %+v", i, l)
 		}
-		// Header and body alone, each leaning the message's way.
-		if len(l.Parts) != 2 || l.Parts[0].Name != "header" || l.Parts[1].Name != "body" {
-			t.Errorf("line %d: parts %+v", i, l.Parts)
+		// Header, body and n-gram model alone. The body and the n-gram
+		// model lean the message's way. The spam's header has one token
+		// that counts, its recipient (to:bob@lab.example, in 6 ham of the
+		// training and no spam), so the header part is that token's
+		// probability, on the ham side.
+		if len(l.Parts) != 3 || l.Parts[0].Name != "header" || l.Parts[1].Name != "body" || l.Parts[2].Name != "ngram" {
+			t.Fatalf("line %d: parts %+v", i, l.Parts)
 		}
-		for _, p := range l.Parts {
+		for _, p := range l.Parts[1:] {
 			if p.Used == 0 || (want == "spam") != (p.Spamicity > 0.5) {
 				t.Errorf("%s: part %+v", want, p)
+			}
+		}
+		if h := l.Parts[0]; want == "ham" && (h.Used == 0 || h.Spamicity > 0.5) {
+			t.Errorf("ham: header part %+v", h)
+		}
+		if h := l.Parts[0]; want == "spam" {
+			var clue *jsonClue
+			for k, c := range l.Clues {
+				if strings.HasPrefix(c.Token, "to:bob@") {
+					clue = &l.Clues[k]
+				}
+			}
+			if h.Used != 1 || clue == nil || math.Abs(h.Spamicity-clue.Prob) > 1e-9 || clue.Prob > 0.5 {
+				t.Errorf("spam: header part %+v, recipient clue %+v", h, clue)
 			}
 		}
 		// The clues decided: for spam they lean to spam, for ham to ham.

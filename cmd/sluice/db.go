@@ -171,6 +171,15 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 				fmt.Fprintf(w, "messages:  %d spam, %d ham\n", s.Spam, s.Ham)
 				fmt.Fprintf(w, "tokens:    %d (%d seen in one message only)\n", s.Tokens, s.Singular)
 				fmt.Fprintf(w, "digests:   %d learned messages remembered\n", s.Digests)
+				m, id, err := classifier.StoredModel(ctx, st)
+				switch {
+				case err != nil:
+					fmt.Fprintf(w, "ngram:     unreadable: %v\n", err)
+				case m == nil:
+					fmt.Fprintln(w, "ngram:     no model")
+				default:
+					fmt.Fprintf(w, "ngram:     model %s fitted on %d spam and %d ham\n", id, m.Spam, m.Ham)
+				}
 				fmt.Fprintf(w, "size:      %d bytes\n", s.Bytes)
 				if s.Oldest != 0 {
 					fmt.Fprintf(w, "last seen: %s to %s\n", dateString(s.Oldest), dateString(s.Newest))

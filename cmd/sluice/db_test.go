@@ -162,3 +162,97 @@ func TestDBImportBogoutil(t *testing.T) {
 		t.Errorf("mixed dialects accepted: %+v", r)
 	}
 }
+
+// The n-gram model: fitted by train, by import and by db refit, the same
+// whatever the order of training, shown by db stats and used by classify;
+// off in the configuration, neither fitted nor used.
+func TestDBRefit(t *testing.T) {
+	dir := t.TempDir()
+	modelLine := regexp.MustCompile(`^model ([0-9a-f]{24}) fitted on (\d+) spam and (\d+) ham$`)
+	model := func(db string) (id, counts string) {
+		t.Helper()
+		m := modelLine.FindStringSubmatch(statsField(t, db, "ngram"))
+		if m == nil {
+			t.Fatalf("%s: ngram %q", db, statsField(t, db, "ngram"))
+		}
+		return m[1], m[2] + "/" + m[3]
+	}
+	db := trainedDB(t) // spam first, then ham
+	id, counts := model(db)
+	if counts != "14/14" {
+		t.Errorf("model fitted on %s, want 14/14", counts)
+	}
+	// Ham first, then spam, in two runs per class: the same model.
+	other := filepath.Join(dir, "other.db")
+	for _, class := range []string{"ham", "spam"} {
+		files, _ := filepath.Glob(filepath.Join(fixture(class), "*.eml"))
+		for _, part := range [][]string{files[:5], files[5:]} {
+			if r := runCLI(t, "", append([]string{"train", "--db", other, "--" + class}, part...)...); r.code != 0 {
+				t.Fatalf("train: %+v", r)
+			}
+		}
+	}
+	if id2, _ := model(other); id2 != id {
+		t.Errorf("training order changed the model: %s vs %s", id2, id)
+	}
+	explain := func(db string, args ...string) string {
+		t.Helper()
+		r := runCLI(t, "", append([]string{"classify", "--db", db, "--format", "json", "--explain"}, append(args, fixture("check"))...)...)
+		if r.stdout == "" {
+			t.Fatalf("classify: %+v", r)
+		}
+		return r.stdout
+	}
+	before := explain(db)
+	if !strings.Contains(before, `"name":"ngram"`) {
+		t.Fatalf("classify --explain shows no n-gram part:\n%s", before)
+	}
+	// A refit of the same messages changes nothing.
+	r := runCLI(t, "", "db", "refit", "--db", db)
+	if r.code != 0 || r.stdout != "n-gram model fitted on 14 spam and 14 ham messages\n" {
+		t.Errorf("refit: %+v", r)
+	}
+	if again, _ := model(db); again != id || explain(db) != before {
+		t.Error("a refit of the same messages changed the model or the scores")
+	}
+	// Unlearning changes the model; learning back restores it exactly.
+	spam := filepath.Join(fixture("spam"), "00.eml")
+	if r := runCLI(t, "", "train", "--db", db, "--spam", "--unlearn", spam); r.code != 0 {
+		t.Fatalf("unlearn: %+v", r)
+	}
+	if id3, counts := model(db); id3 == id || counts != "13/14" {
+		t.Errorf("after unlearning one spam: model %s fitted on %s", id3, counts)
+	}
+	if r := runCLI(t, "", "train", "--db", db, "--spam", spam); r.code != 0 {
+		t.Fatalf("learn: %+v", r)
+	}
+	if id4, _ := model(db); id4 != id {
+		t.Errorf("learning the spam back gave model %s, want %s", id4, id)
+	}
+	// An export carries the n-grams; the imported store fits the same
+	// model and scores the same.
+	exp := runCLI(t, "", "db", "export", "--db", db)
+	copyDB := filepath.Join(dir, "copy.db")
+	if r := runCLI(t, exp.stdout, "db", "import", "--db", copyDB); r.code != 0 {
+		t.Fatalf("import: %+v", r)
+	}
+	if idc, _ := model(copyDB); idc != id || explain(copyDB) != before {
+		t.Errorf("imported store: model %s (want %s) or scores differ", idc, id)
+	}
+	// ngram: off in the configuration: not used, not fitted.
+	off := filepath.Join(dir, "off.yml")
+	os.WriteFile(off, []byte("filters:\n  - type: bayes\n    options:\n      ngram: \"off\"\n"), 0o644)
+	if out := explain(db, "--config", off); strings.Contains(out, `"name":"ngram"`) {
+		t.Errorf("ngram off: classify shows an n-gram part:\n%s", out)
+	}
+	offDB := filepath.Join(dir, "off.db")
+	if r := runCLI(t, "", "train", "--config", off, "--db", offDB, "--spam", fixture("spam")); r.code != 0 {
+		t.Fatalf("train with ngram off: %+v", r)
+	}
+	if got := statsField(t, offDB, "ngram"); got != "no model" {
+		t.Errorf("ngram off: stats say %q", got)
+	}
+	if r := runCLI(t, "", "db", "refit", "--config", off, "--db", offDB); r.code != 0 || !strings.Contains(r.stdout, "the n-gram model is off") {
+		t.Errorf("refit with ngram off: %+v", r)
+	}
+}
