@@ -122,7 +122,12 @@ func EncodeFeatures(f []uint32) []byte {
 
 // DecodeFeatures unpacks EncodeFeatures.
 func DecodeFeatures(b []byte) ([]uint32, error) {
-	f := make([]uint32, 0, len(b)/2)
+	return appendDecoded(make([]uint32, 0, len(b)/2), b)
+}
+
+// appendDecoded unpacks EncodeFeatures onto f.
+func appendDecoded(f []uint32, b []byte) ([]uint32, error) {
+	n0 := len(f)
 	prev := uint64(0)
 	for len(b) > 0 {
 		d, n := binary.Uvarint(b)
@@ -131,7 +136,7 @@ func DecodeFeatures(b []byte) ([]uint32, error) {
 		}
 		b = b[n:]
 		prev += d
-		if prev >= 1<<ngramBits || (len(f) > 0 && d == 0) {
+		if prev >= 1<<ngramBits || (len(f) > n0 && d == 0) {
 			return nil, errors.New("features: out of range")
 		}
 		f = append(f, uint32(prev))
@@ -150,6 +155,11 @@ type Example struct {
 	Digest   Digest
 	Spam     bool
 	Features []uint32
+	// Encoded are the features as EncodeFeatures packs them, used when
+	// Features is nil: a fit over a large store holds each message's
+	// features in this form, about a third of the memory, and unpacks
+	// them as it goes.
+	Encoded []byte
 }
 
 // FitNgram fits the model to learned messages by stochastic gradient
@@ -168,15 +178,22 @@ func FitNgram(ex []Example) *NgramModel {
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	var scratch []uint32
 	for range ngramEpoch {
 		rng.Shuffle(len(ex), func(i, j int) { ex[i], ex[j] = ex[j], ex[i] })
 		for _, e := range ex {
+			f := e.Features
+			if f == nil {
+				// Checked when read (Refit): cannot fail here.
+				scratch, _ = appendDecoded(scratch[:0], e.Encoded)
+				f = scratch
+			}
 			y := 0.0
 			if e.Spam {
 				y = 1
 			}
-			d := float32(ngramRate * (y - logistic(m.dot(e.Features))))
-			for _, j := range e.Features {
+			d := float32(ngramRate * (y - logistic(m.dot(f))))
+			for _, j := range f {
 				m.w[j] += d
 			}
 		}
@@ -278,6 +295,7 @@ type modelCache struct {
 	mu      sync.Mutex
 	every   time.Duration // 0: modelCheckEvery; negative: every call (tests)
 	checked time.Time
+	busy    bool // a goroutine is reading the store
 	loaded  bool // id and m hold what the store had at a check
 	id      string
 	m       *NgramModel
@@ -290,48 +308,69 @@ type modelCache struct {
 // model must not fail or delay every message. The error is kept for err.
 func (c *modelCache) get(ctx context.Context, s Store) *NgramModel {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now()
 	every := c.every
 	if every == 0 {
 		every = modelCheckEvery
 	}
-	if !c.checked.IsZero() && now.Sub(c.checked) < every && !now.Before(c.checked) {
+	fresh := !c.checked.IsZero() && now.Sub(c.checked) < every && !now.Before(c.checked)
+	if !c.loaded && !fresh {
+		// Until a model has been read once, messages wait for it (as
+		// they wait for the token counts) rather than go without it.
+		defer c.mu.Unlock()
+		m, id, err := loadModel(ctx, s, "", false, nil)
+		c.checked, c.lastErr = now, err
+		if err == nil {
+			c.m, c.id, c.loaded = m, id, true
+		}
 		return c.m
 	}
+	if fresh || c.busy {
+		// Another message is reading the store meanwhile: go on with
+		// the model held, rather than wait for a 4 MB read.
+		m := c.m
+		c.mu.Unlock()
+		return m
+	}
+	c.busy = true
+	id, loaded, m0 := c.id, c.loaded, c.m
+	c.mu.Unlock()
+
+	m, newID, err := loadModel(ctx, s, id, loaded, m0)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = false
 	c.checked = now
-	m, id, err := c.load(ctx, s)
 	c.lastErr = err
 	if err == nil {
-		c.m, c.id = m, id
+		c.m, c.id, c.loaded = m, newID, true
 	}
 	return c.m
 }
 
-// load reads the model if its id changed since the last load.
-func (c *modelCache) load(ctx context.Context, s Store) (*NgramModel, string, error) {
-	id, err := s.Meta(ctx, MetaModelID)
+// loadModel reads the store's model unless its id is still id (and a
+// model was loaded before), in which case it returns m as it is.
+func loadModel(ctx context.Context, s Store, id string, loaded bool, m *NgramModel) (*NgramModel, string, error) {
+	newID, err := s.Meta(ctx, MetaModelID)
 	if err != nil {
 		return nil, "", fmt.Errorf("ngram model: %w", err)
 	}
-	if id == c.id && c.loaded {
-		return c.m, id, nil
+	if loaded && newID == id {
+		return m, id, nil
 	}
-	c.loaded = true
-	if id == "" {
+	if newID == "" {
 		return nil, "", nil
 	}
 	blob, err := s.Meta(ctx, MetaModel)
 	if err != nil {
-		c.loaded = false
 		return nil, "", fmt.Errorf("ngram model: %w", err)
 	}
-	m := new(NgramModel)
+	m = new(NgramModel)
 	if err := m.UnmarshalBinary([]byte(blob)); err != nil {
-		c.loaded = false
 		return nil, "", err
 	}
-	return m, id, nil
+	return m, newID, nil
 }
 
 // err returns the error of the last check, nil if it succeeded.
@@ -344,9 +383,7 @@ func (c *modelCache) err() error {
 // StoredModel returns the store's n-gram model and its id, nil and "" if
 // it has none.
 func StoredModel(ctx context.Context, s Store) (*NgramModel, string, error) {
-	var c modelCache
-	m, id, err := c.load(ctx, s)
-	return m, id, err
+	return loadModel(ctx, s, "", false, nil)
 }
 
 // Refit fits the n-gram model on the features of every message the store
@@ -356,15 +393,16 @@ func StoredModel(ctx context.Context, s Store) (*NgramModel, string, error) {
 // in. It returns the model (nil if none).
 func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 	var ex []Example
+	var scratch []uint32
 	err := s.WalkDigests(ctx, func(d DigestClass) error {
 		if d.Features == nil {
 			return nil
 		}
-		f, err := DecodeFeatures(d.Features)
-		if err != nil {
+		var err error
+		if scratch, err = appendDecoded(scratch[:0], d.Features); err != nil {
 			return fmt.Errorf("digest %s: %w", d.Digest, err)
 		}
-		ex = append(ex, Example{Digest: d.Digest, Spam: d.Class == Spam, Features: f})
+		ex = append(ex, Example{Digest: d.Digest, Spam: d.Class == Spam, Encoded: d.Features})
 		return nil
 	})
 	if err != nil {

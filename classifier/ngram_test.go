@@ -346,3 +346,73 @@ func BenchmarkNgram(b *testing.B) {
 		}
 	})
 }
+
+// Classifying on several goroutines while the model is refitted: no
+// race (go test -race), no error, and the model always averaged in.
+func TestNgramConcurrentRefit(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.model.every = -1
+	var ops []LearnOp
+	for _, class := range []Class{Spam, Ham} {
+		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", class.String(), "*.eml"))
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			ops = append(ops, c.PrepareBytes(raw, class, false))
+		}
+	}
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msg := readFixture(t, "html.eml")
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				r, err := c.ClassifyBytes(ctx, msg, false)
+				if err == nil && !r.Ngram {
+					err = errors.New("classified without the model")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	// Unlearn and learn one spam back, refitting each time.
+	for i := range 6 {
+		op := ops[0]
+		op.Unlearn = i%2 == 0
+		if _, err := c.Learn(ctx, []LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Refit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
