@@ -89,6 +89,8 @@ type BoltStore struct {
 
 	stop chan struct{}
 	done chan struct{}
+	// modelSeen is the n-gram model id read with the latest lookup.
+	modelSeen modelSeen
 }
 
 // Open opens (creating if needed) the bbolt store at path with default
@@ -428,6 +430,7 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 			counts[i] = c
 			return nil
 		}
+		s.modelSeen.seeBytes(tx.Bucket(bucketMeta).Get(metaKey(MetaModelID)))
 		idx, err := s.index(tx, false)
 		if err != nil {
 			return err
@@ -951,3 +954,6 @@ func pruneMatch(c Counts, o PruneOptions) bool {
 		return rare
 	}
 }
+
+// seenModelID implements modelIDSeer.
+func (s *BoltStore) seenModelID() (string, bool) { return s.modelSeen.get() }

@@ -290,6 +290,44 @@ func softplus(x float64) float64 {
 // daemon within this time, at the cost of one small read per interval.
 const modelCheckEvery = time.Second
 
+// modelIDSeer is a store that reads the n-gram model's id in the same read
+// as the counts of every Lookup (one more field of the same transaction),
+// so that a classifier learns of a new model together with the counts of
+// the training that made it: a message scored after "sluice train"
+// returns scores as "sluice classify" does, on any host.
+type modelIDSeer interface {
+	seenModelID() (id string, ok bool)
+}
+
+// modelSeen keeps the id a store read with its latest lookup.
+type modelSeen struct {
+	mu sync.Mutex
+	id string
+	ok bool
+}
+
+func (m *modelSeen) see(id string) {
+	m.mu.Lock()
+	m.id, m.ok = id, true
+	m.mu.Unlock()
+}
+
+// seeBytes is see without a string allocation when the id is unchanged.
+func (m *modelSeen) seeBytes(id []byte) {
+	m.mu.Lock()
+	if !m.ok || m.id != string(id) {
+		m.id = string(id)
+	}
+	m.ok = true
+	m.mu.Unlock()
+}
+
+func (m *modelSeen) get() (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.id, m.ok
+}
+
 // modelCache holds a classifier's copy of the store's n-gram model.
 type modelCache struct {
 	mu      sync.Mutex
@@ -314,6 +352,13 @@ func (c *modelCache) get(ctx context.Context, s Store) *NgramModel {
 		every = modelCheckEvery
 	}
 	fresh := !c.checked.IsZero() && now.Sub(c.checked) < every && !now.Before(c.checked)
+	if seer, ok := s.(modelIDSeer); ok && c.loaded {
+		// The lookup just before read the id: no need to ask, and no
+		// need to wait a second to see a change.
+		if id, ok := seer.seenModelID(); ok {
+			fresh = id == c.id
+		}
+	}
 	if !c.loaded && !fresh {
 		// Until a model has been read once, messages wait for it (as
 		// they wait for the token counts) rather than go without it.

@@ -196,12 +196,13 @@ func TestNgramThroughStore(t *testing.T) {
 	}
 	s1, c1 := open(t, Params{})
 	s2, c2 := open(t, Params{})
-	// The daemon's classifier is made before any training.
+	// The daemon's classifier is made before any training. It keeps
+	// the default check interval: the store's lookups bring the model's
+	// id, so it sees each refit on the next message, not a second later.
 	running, err := NewForStore(ctx, s1, Params{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	running.model.every = -1
 	msg := readFixture(t, "html.eml")
 	if r, err := running.ClassifyBytes(ctx, msg, false); err != nil || r.Ngram {
 		t.Fatalf("untrained store: ngram %v, %v", r.Ngram, err)

@@ -129,6 +129,8 @@ type RedisStore struct {
 	// the cache starts over whenever another host writes, as it would
 	// without a log, instead of every lookup failing.
 	noLog atomic.Bool
+	// modelSeen is the n-gram model id read with the latest lookup.
+	modelSeen modelSeen
 }
 
 // OpenRedis returns a store on the Redis that opts name. It does not
@@ -488,7 +490,7 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 	}
 	err := s.call(ctx, "lookup", false, func(ctx context.Context) error {
 		_, err := pipelined(ctx, func(p redis.Pipeliner) error {
-			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen")
+			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen", "m:"+MetaModelID)
 			if since != "" && !s.noLog.Load() {
 				// Entry IDs are generations: "GEN-1" is just after
 				// entry "GEN-0".
@@ -521,6 +523,8 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 		return lookupReply{}, fmt.Errorf("lookup on %s: %w", s, err)
 	}
 	r.gen, _ = mv[3].(string)
+	id, _ := mv[4].(string)
+	s.modelSeen.see(id)
 	if logCmd != nil && r.gen != since {
 		r.log, r.logOK = parseRedisLog(logCmd.Val(), r.gen)
 	}
@@ -1082,3 +1086,6 @@ func (s *RedisStore) Exists(ctx context.Context) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// seenModelID implements modelIDSeer.
+func (s *RedisStore) seenModelID() (string, bool) { return s.modelSeen.get() }

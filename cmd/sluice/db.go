@@ -372,7 +372,7 @@ func (c *cli) newDBRefitCmd(sf *storeFlags) *cobra.Command {
 store has learned, and stores it. "sluice train" and "sluice db import"
 do this themselves; refit is for messages the daemon learned by itself
 (auto_learn), which only join the model at the next fit. The daemon
-picks up the new model within a second.`,
+reads the new model with the next message it classifies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
