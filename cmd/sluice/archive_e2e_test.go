@@ -713,7 +713,15 @@ func TestArchiveRetrainByQueueID(t *testing.T) {
 	db := filepath.Join(state, "bayes.db")
 	trainFixtures(t, db)
 	hamFile := "../../testdata/archive/newsletter.eml"
-	if r := runCLI(t, "", "classify", "--db", db, hamFile); r.code != statusSpam {
+	// The scenario needs a ham the store gets wrong. With the n-gram
+	// model averaged in, this store calls the newsletter unsure (0.76),
+	// so the daemon and the command line score with the token counts
+	// alone (ngram: off), which call it spam.
+	cliConf := filepath.Join(state, "cli.yml")
+	if err := os.WriteFile(cliConf, []byte("filters:\n  - type: bayes\n    options:\n      ngram: \"off\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, "", "classify", "--config", cliConf, "--db", db, hamFile); r.code != statusSpam {
 		t.Fatalf("precondition: the newsletter classifies as %+v, want spam", r)
 	}
 	sock := filepath.Join(socketDir(t), "sluice.sock")
@@ -733,6 +741,7 @@ filters:
         unsure: archive/unsure.mbox
   - type: bayes
     options:
+      ngram: "off"
       spam:
         action: tag
       autolearn:
@@ -767,7 +776,7 @@ filters:
 	}
 
 	// One command: relearn it as ham, found by queue id.
-	tr := runCLI(t, "", "train", "--db", db, "--ham", "--queue-id", qid, spam)
+	tr := runCLI(t, "", "train", "--config", cliConf, "--db", db, "--ham", "--queue-id", qid, spam)
 	if want := "1 message: 0 learned as ham, 0 already learned, 1 moved from spam to ham, 0 errors\n"; tr.code != 0 || tr.stdout != want {
 		t.Fatalf("train --ham --queue-id: %+v, want %q", tr, want)
 	}
@@ -775,7 +784,7 @@ filters:
 	if show.code != 0 {
 		t.Fatalf("archive show: %+v", show)
 	}
-	if cl := runCLI(t, show.stdout, "classify", "--db", db, "--explain"); cl.code != statusHam || !strings.HasPrefix(cl.stdout, "-: ham, spamicity=") {
+	if cl := runCLI(t, show.stdout, "classify", "--config", cliConf, "--db", db, "--explain"); cl.code != statusHam || !strings.HasPrefix(cl.stdout, "-: ham, spamicity=") {
 		t.Errorf("classify after retraining: %+v, want ham", cl)
 	}
 	if mv := runCLI(t, "", "--config", td.config, "archive", "move", "--queue-id", qid, "--to", "ham", spam); mv.code != 0 {
