@@ -97,12 +97,20 @@ filters:
 	// space: headerfix splits the merged field again.
 	merged := filepath.Join(t.TempDir(), "merged-date.eml")
 	os.WriteFile(merged, []byte("From: erin@lab.example\r\nTo: bob@lab.example\r\nDate: Fri, 8 Sep 2017 13:44:33 -0400\rSubject: meeting notes\r\n"+
-		"Message-ID: <merged@lab.example>\r\n\r\nThe notes from today's meeting are attached to the wiki page.\r\n"), 0o644)
+		"Message-ID: <merged@lab.example>\r\n\r\nThe notes from today's meeting are attached to the wiki page.\r\n"+
+		// Words of the ham the store learned, so that the message is
+		// ham and delivered (with only the sentence above, both the
+		// token counts and the n-gram model have too little to go on:
+		// unsure).
+		"Test disk thursday agenda call notes alert results hotel proposal.\r\n"+
+		"Commit tests agenda tracker answer proposal notes hotel build project thursday.\r\n"), 0o644)
 
 	cases := []dryRunCase{
 		{"ham", fixture("check", "ham.eml"), "127.0.0.1", "erin@lab.example", []string{"bob@lab.example"}, "accept", "X-Sluice-Bayes"},
 		{"spam", fixture("check", "spam.eml"), "127.0.0.1", "promo@casino-royal.example", []string{"bob@lab.example"}, "reject", ""},
-		{"short message", fixture("check", "unsure.eml"), "127.0.0.1", "someone@elsewhere.example", []string{"bob@lab.example"}, "accept", "X-Sluice-Bayes"},
+		// One token that counts, on the ham side, and an n-gram model
+		// of 28 messages near 0.5: unsure.
+		{"short message", fixture("check", "unsure.eml"), "127.0.0.1", "someone@elsewhere.example", []string{"bob@lab.example"}, "quarantine", ""},
 		{"unsure", filepath.Join(repoRoot, "testdata", "classifier", "koi8r.eml"), "127.0.0.1", "alice@sender.example", []string{"bob@lab.example"}, "quarantine", ""},
 		{"discarded sender", filepath.Join(repoRoot, "testdata", "archive", "newsletter.eml"), "127.0.0.1", "offers@garden-club.example", []string{"bob@lab.example"}, "discard", ""},
 		{"greylisted sender", filepath.Join(repoRoot, "testdata", "classifier", "html.eml"), "127.0.0.1", "alice@slow.example", []string{"bob@lab.example"}, "tempfail", ""},
