@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/storetest"
 )
 
 // benchWord returns the i-th word of a synthetic vocabulary.
@@ -82,6 +83,7 @@ func benchClassify(b *testing.B, opts classifier.BoltOptions) {
 	const tokens = 1_000_000
 	st := storeWithTokensOpts(b, tokens, opts)
 	defer st.Close()
+	storetest.AddNgramModel(b, st, 2000)
 	if err := st.BuildIndex(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -99,8 +101,8 @@ func benchClassify(b *testing.B, opts classifier.BoltOptions) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if res.Used == 0 {
-			b.Fatal("no token of the message was found in the store")
+		if res.Used == 0 || !res.Ngram {
+			b.Fatalf("no token of the message was found in the store, or no n-gram model (%v)", res.Ngram)
 		}
 	}
 }

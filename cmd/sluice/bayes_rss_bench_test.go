@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/storetest"
 )
 
 // rssWord is the i-th word of the benchmark vocabulary (letters only).
@@ -51,6 +52,9 @@ func writeBigStore(tb testing.TB, path string, n int) {
 			tb.Fatal(err)
 		}
 	}
+	// Learned messages with their n-grams, and the model fitted on them,
+	// which the daemon holds in memory too.
+	storetest.AddNgramModel(tb, st, 2000)
 }
 
 // startChildConfig runs the test binary as a daemon (see TestMain) on the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/storetest"
 	"github.com/sluice-mail/sluice/filters"
 )
 
@@ -46,6 +47,7 @@ func bigStore(b *testing.B, n int) *classifier.BoltStore {
 			b.Fatal(err)
 		}
 	}
+	storetest.AddNgramModel(b, st, 2000)
 	return st
 }
 
@@ -95,8 +97,8 @@ func BenchmarkFilter5KB1M(b *testing.B) {
 		msgs := all[:n]
 		b.Run(fmt.Sprintf("msgs=%d/check", n), func(b *testing.B) {
 			f := newFilter(b, openStore(b, path), "spam: {action: tag}", nil)
-			if res, _ := f.Classifier().Classify(ctx, msgs[0].Raw()); res.Used == 0 {
-				b.Fatal("no token of the message is in the store")
+			if res, _ := f.Classifier().Classify(ctx, msgs[0].Raw()); res.Used == 0 || !res.Ngram {
+				b.Fatalf("no token of the message is in the store, or no n-gram model (%v)", res.Ngram)
 			}
 			b.SetBytes(size)
 			for i := 0; b.Loop(); i++ {
