@@ -229,18 +229,27 @@ func (m *NgramModel) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes MarshalBinary.
 func (m *NgramModel) UnmarshalBinary(b []byte) error {
+	return m.unmarshal(string(b))
+}
+
+// unmarshal decodes a model from the string a store's Meta returns,
+// without a copy of its 4 MB as a byte slice.
+func (m *NgramModel) unmarshal(b string) error {
+	u32 := func(i int) uint32 {
+		return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
+	}
 	h := len(ngramMagic) + 12
-	if len(b) < h || string(b[:len(ngramMagic)]) != ngramMagic {
+	if len(b) < h || b[:len(ngramMagic)] != ngramMagic {
 		return errors.New("ngram model: not a model")
 	}
-	if bits := binary.LittleEndian.Uint32(b[len(ngramMagic):]); bits != ngramBits || len(b) != h+4<<ngramBits {
+	if bits := u32(len(ngramMagic)); bits != ngramBits || len(b) != h+4<<ngramBits {
 		return fmt.Errorf("ngram model: %d bytes for %d bits, want %d bits", len(b), bits, ngramBits)
 	}
-	m.Spam = int(binary.LittleEndian.Uint32(b[len(ngramMagic)+4:]))
-	m.Ham = int(binary.LittleEndian.Uint32(b[len(ngramMagic)+8:]))
+	m.Spam = int(u32(len(ngramMagic) + 4))
+	m.Ham = int(u32(len(ngramMagic) + 8))
 	m.w = make([]float32, 1<<ngramBits)
 	for i := range m.w {
-		v := math.Float32frombits(binary.LittleEndian.Uint32(b[h+4*i:]))
+		v := math.Float32frombits(u32(h + 4*i))
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return errors.New("ngram model: weight not a number")
 		}
@@ -412,7 +421,7 @@ func loadModel(ctx context.Context, s Store, id string, loaded bool, m *NgramMod
 		return nil, "", fmt.Errorf("ngram model: %w", err)
 	}
 	m = new(NgramModel)
-	if err := m.UnmarshalBinary([]byte(blob)); err != nil {
+	if err := m.unmarshal(blob); err != nil {
 		return nil, "", err
 	}
 	return m, newID, nil
