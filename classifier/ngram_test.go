@@ -74,11 +74,43 @@ func TestFeaturesEncoding(t *testing.T) {
 	}
 }
 
-// fixtureExamples reads the classifier training fixtures.
+// fixtureExamples reads the classifier training fixtures as the store
+// would hand them to FitNgram.
 func fixtureExamples(t *testing.T) []Example {
 	t.Helper()
 	var ex []Example
-	for _, class := range []Class{Spam, Ham} {
+	for _, op := range fixtureOps(t, New(nil, Params{}), Spam, Ham) {
+		f, err := DecodeFeatures(op.Features)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex = append(ex, Example{Digest: op.Digest, Spam: op.Class == Spam, Features: f})
+	}
+	return ex
+}
+
+// newBoltClassifier opens an empty bbolt store in a temporary directory
+// and a classifier on it with p.
+func newBoltClassifier(t *testing.T, p Params) (*BoltStore, *Classifier) {
+	t.Helper()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := NewForStore(context.Background(), st, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, c
+}
+
+// fixtureOps prepares the classifier training fixtures of each class as
+// learn ops, in the order of classes.
+func fixtureOps(t *testing.T, c *Classifier, classes ...Class) []LearnOp {
+	t.Helper()
+	var ops []LearnOp
+	for _, class := range classes {
 		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", class.String(), "*.eml"))
 		if len(files) < 10 {
 			t.Fatalf("%d %s fixtures", len(files), class)
@@ -88,10 +120,10 @@ func fixtureExamples(t *testing.T) []Example {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ex = append(ex, Example{Digest: MessageDigest(raw), Spam: class == Spam, Features: NgramFeatures(raw)})
+			ops = append(ops, c.PrepareBytes(raw, class, false))
 		}
 	}
-	return ex
+	return ops
 }
 
 func TestFitNgram(t *testing.T) {
@@ -161,19 +193,9 @@ func TestBlendNgram(t *testing.T) {
 // classifier averages it in only when it is on and fitted on enough mail.
 func TestNgramThroughStore(t *testing.T) {
 	ctx := context.Background()
-	fix := filepath.Join("..", "testdata", "classifier", "train")
-	train := func(t *testing.T, st Store, c *Classifier, classes ...Class) {
+	train := func(t *testing.T, c *Classifier, classes ...Class) {
 		for _, class := range classes {
-			files, _ := filepath.Glob(filepath.Join(fix, class.String(), "*.eml"))
-			var ops []LearnOp
-			for _, f := range files {
-				raw, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ops = append(ops, c.PrepareBytes(raw, class, false))
-			}
-			if _, err := c.Learn(ctx, ops); err != nil {
+			if _, err := c.Learn(ctx, fixtureOps(t, c, class)); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := c.Refit(ctx); err != nil {
@@ -182,15 +204,7 @@ func TestNgramThroughStore(t *testing.T) {
 		}
 	}
 	open := func(t *testing.T, p Params) (*BoltStore, *Classifier) {
-		st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		c, err := NewForStore(ctx, st, p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, c := newBoltClassifier(t, p)
 		c.model.every = -1
 		return st, c
 	}
@@ -207,8 +221,8 @@ func TestNgramThroughStore(t *testing.T) {
 	if r, err := running.ClassifyBytes(ctx, msg, false); err != nil || r.Ngram {
 		t.Fatalf("untrained store: ngram %v, %v", r.Ngram, err)
 	}
-	train(t, s1, c1, Ham, Spam)
-	train(t, s2, c2, Spam, Ham)
+	train(t, c1, Ham, Spam)
+	train(t, c2, Spam, Ham)
 	id1, _ := s1.Meta(ctx, MetaModelID)
 	id2, _ := s2.Meta(ctx, MetaModelID)
 	if id1 == "" || id1 != id2 {
@@ -222,11 +236,9 @@ func TestNgramThroughStore(t *testing.T) {
 		t.Errorf("explain parts %+v: want the n-gram part last", r.Parts)
 	}
 	// Unlearning every spam leaves a model of one class, not used.
-	files, _ := filepath.Glob(filepath.Join(fix, "spam", "*.eml"))
-	var ops []LearnOp
-	for _, f := range files {
-		raw, _ := os.ReadFile(f)
-		ops = append(ops, c1.PrepareBytes(raw, Spam, true))
+	ops := fixtureOps(t, c1, Spam)
+	for i := range ops {
+		ops[i].Unlearn = true
 	}
 	if _, err := c1.Learn(ctx, ops); err != nil {
 		t.Fatal(err)
@@ -240,7 +252,7 @@ func TestNgramThroughStore(t *testing.T) {
 	}
 	// Off in the parameters: not fitted, not used.
 	_, off := open(t, Params{Ngram: NgramOff})
-	train(t, nil, off, Ham, Spam)
+	train(t, off, Ham, Spam)
 	if id, _ := off.Store().Meta(ctx, MetaModelID); id != "" {
 		t.Error("ngram off: a model was fitted")
 	}
@@ -266,26 +278,14 @@ func (s *metaFailing) Meta(ctx context.Context, key string) (string, error) {
 // use, and says why; classification does not fail.
 func TestNgramModelReadFails(t *testing.T) {
 	ctx := context.Background()
-	bs, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	bs, _ := newBoltClassifier(t, Params{})
 	st := &metaFailing{Store: bs}
 	c, err := NewForStore(ctx, st, Params{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.model.every = -1
-	var ops []LearnOp
-	for _, e := range []Class{Spam, Ham} {
-		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", e.String(), "*.eml"))
-		for _, f := range files {
-			raw, _ := os.ReadFile(f)
-			ops = append(ops, c.PrepareBytes(raw, e, false))
-		}
-	}
-	if _, err := c.Learn(ctx, ops); err != nil {
+	if _, err := c.Learn(ctx, fixtureOps(t, c, Spam, Ham)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Refit(ctx); err != nil {
@@ -353,24 +353,9 @@ func BenchmarkNgram(b *testing.B) {
 // race (go test -race), no error, and the model always averaged in.
 func TestNgramConcurrentRefit(t *testing.T) {
 	ctx := context.Background()
-	st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	c, err := NewForStore(ctx, st, Params{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := newBoltClassifier(t, Params{})
 	c.model.every = -1
-	var ops []LearnOp
-	for _, class := range []Class{Spam, Ham} {
-		files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "train", class.String(), "*.eml"))
-		for _, f := range files {
-			raw, _ := os.ReadFile(f)
-			ops = append(ops, c.PrepareBytes(raw, class, false))
-		}
-	}
+	ops := fixtureOps(t, c, Spam, Ham)
 	if _, err := c.Learn(ctx, ops); err != nil {
 		t.Fatal(err)
 	}
