@@ -28,10 +28,15 @@ import (
 // A regression depends on the order it sees messages in, and "sluice
 // train --ham DIR; sluice train --spam DIR" would teach it one class after
 // the other. So the store keeps each learned message's set of n-grams (its
-// features, about 6 KB) with its digest, and the model is fitted afresh
+// features, about 3 kB) with its digest, and the model is fitted afresh
 // from all of them (Refit) after each training run: the same learned
 // messages give the same model whatever order they came in, and unlearning
 // a message removes it exactly.
+//
+// The constants were tried on cross-validation over the training part:
+// rates 0.005 and 0.05, 2 and 10 passes, 1,500 and 6,000 bytes, 3- and
+// 5-byte sequences, 4 M weights, and the body's first bytes added to the
+// header's all did as well or worse.
 const (
 	ngramBytes = 3000    // bytes of the message looked at
 	ngramBits  = 20      // features hash into 1<<ngramBits weights
@@ -42,8 +47,8 @@ const (
 )
 
 // MetaModel and MetaModelID are the Meta keys of the fitted n-gram model
-// and of an identifier that changes with it, which a classifier polls to
-// see that the model it caches is stale.
+// and of an identifier that changes with it, which every lookup reads
+// (see modelIDSeer) so that a classifier sees that its model is stale.
 const (
 	MetaModel   = "ngram-model"
 	MetaModelID = "ngram-model-id"
