@@ -369,9 +369,10 @@ func (c *modelCache) get(ctx context.Context, s Store) *NgramModel {
 	if seer, ok := s.(modelIDSeer); ok && c.loaded {
 		// The lookup just before read the id: no need to ask, and no
 		// need to wait a second to see a change.
-		if id, ok := seer.seenModelID(); ok {
+		if id, ok := seer.seenModelID(); ok && c.lastErr == nil {
 			fresh = id == c.id
 		}
+		// After a failed read, the next try waits for the interval.
 	}
 	if !c.loaded && !fresh {
 		// Until a model has been read once, messages wait for it (as

@@ -403,3 +403,61 @@ func TestNgramConcurrentRefit(t *testing.T) {
 		}
 	}
 }
+
+// metaCounting is a bbolt store (so its lookups bring the model's id)
+// whose model reads fail while fail is set, counting them.
+type metaCounting struct {
+	*BoltStore
+	fail  bool
+	reads int
+}
+
+func (s *metaCounting) Meta(ctx context.Context, key string) (string, error) {
+	if key == MetaModelID || key == MetaModel {
+		s.reads++
+		if s.fail {
+			return "", errors.New("store too slow")
+		}
+	}
+	return s.BoltStore.Meta(ctx, key)
+}
+
+// A new model that cannot be read is tried again once per interval, not
+// on every message.
+func TestNgramModelReadRetries(t *testing.T) {
+	ctx := context.Background()
+	bs, trainer := newBoltClassifier(t, Params{})
+	st := &metaCounting{BoltStore: bs}
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.model.every = time.Hour
+	msg := readFixture(t, "html.eml")
+	if _, err := c.ClassifyBytes(ctx, msg, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainer.Learn(ctx, fixtureOps(t, trainer, Spam, Ham)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainer.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.fail, st.reads = true, 0
+	for range 5 {
+		if r, err := c.ClassifyBytes(ctx, msg, false); err != nil || r.Ngram {
+			t.Fatalf("model unreadable: ngram %v, %v", r.Ngram, err)
+		}
+	}
+	if st.reads != 1 || c.ModelErr() == nil {
+		t.Errorf("%d model reads for 5 messages, model error %v: want one failed read", st.reads, c.ModelErr())
+	}
+	// Readable again: the next interval brings it.
+	st.fail = false
+	c.model.mu.Lock()
+	c.model.checked = time.Now().Add(-2 * time.Hour)
+	c.model.mu.Unlock()
+	if r, err := c.ClassifyBytes(ctx, msg, false); err != nil || !r.Ngram || c.ModelErr() != nil {
+		t.Errorf("after the interval: ngram %v, %v, model error %v", r.Ngram, err, c.ModelErr())
+	}
+}
