@@ -61,7 +61,7 @@ const (
 // features.
 func NgramFeatures(raw []byte) []uint32 {
 	var seen ngramSeen
-	f := seen.features(raw)
+	f := seen.features(skipMboxFromLine(raw))
 	slices.Sort(f)
 	return f
 }
@@ -72,14 +72,14 @@ func NgramFeatures(raw []byte) []uint32 {
 // uses.
 type ngramSeen []uint64
 
-// features returns the distinct features of raw (see NgramFeatures) in
-// the order they first occur, nil if raw has fewer than four bytes.
+// features returns the distinct features of raw (see NgramFeatures; an
+// mbox From_ line already skipped) in the order they first occur, nil if
+// raw has fewer than four bytes.
 func (s *ngramSeen) features(raw []byte) []uint32 {
 	if *s == nil {
 		*s = make(ngramSeen, 1<<ngramBits/64)
 	}
 	bits := *s
-	raw = skipMboxFromLine(raw)
 	f := make([]uint32, 0, min(len(raw), ngramBytes))
 	// win holds the last four bytes, the newest in the top byte: the
 	// little-endian number of the four bytes in message order.

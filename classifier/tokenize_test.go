@@ -200,6 +200,24 @@ func FuzzTokenize(f *testing.F) {
 				}
 			}
 		}
+		// The n-grams: distinct, in range, the same as NgramFeatures
+		// sorted, the same without carriage returns, and packed
+		// losslessly.
+		m := sluice.TokenizeBytes(raw)
+		f := slices.Clone(m.Features)
+		slices.Sort(f)
+		if len(slices.Compact(slices.Clone(f))) != len(f) || (len(f) > 0 && f[len(f)-1] >= 1<<ngramBits) {
+			t.Fatalf("features not distinct or out of range: %v", f)
+		}
+		if g := NgramFeatures(raw[:min(len(raw), 1<<16)]); !slices.Equal(f, g) {
+			t.Fatalf("tokenizer's features differ from NgramFeatures: %d vs %d", len(f), len(g))
+		}
+		if g := NgramFeatures(bytes.ReplaceAll(raw[:min(len(raw), 1<<16)], []byte("\r"), nil)); !slices.Equal(f, g) {
+			t.Fatal("carriage returns changed the features")
+		}
+		if d, err := DecodeFeatures(EncodeFeatures(f)); err != nil || !slices.Equal(d, f) {
+			t.Fatalf("features do not survive packing: %v", err)
+		}
 		MessageDigest(raw)
 	})
 }
