@@ -634,6 +634,22 @@ func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp
 	return op
 }
 
+// Model returns the n-gram model the classifier averages in, as read from
+// the store by the latest classification; nil if none is (none fitted, not
+// enough messages, the model off, or nothing classified yet).
+func (c *Classifier) Model() *NgramModel {
+	if !c.NgramOn() {
+		return nil
+	}
+	c.model.mu.Lock()
+	m := c.model.m
+	c.model.mu.Unlock()
+	if m == nil || !NgramUsable(c.params, m.Spam, m.Ham) {
+		return nil
+	}
+	return m
+}
+
 // ModelErr returns why the n-gram model could not be read from the store
 // at the last check, nil if it could. Meanwhile the model read before
 // stays in use.

@@ -48,6 +48,10 @@ type Observer interface {
 	// BayesStore reports the size of the store, measured every
 	// stats_interval.
 	BayesStore(filter string, st classifier.Stats)
+	// BayesNgram reports, with the store's size, how many spam and ham
+	// messages the n-gram model in use was fitted on (0 and 0 when none
+	// is averaged in).
+	BayesNgram(filter string, spam, ham int)
 }
 
 // StoreObserver is told about a network (Redis) store, for metrics. The
@@ -307,6 +311,11 @@ func (f *Filter) measureStore() {
 			if err := c.ModelErr(); err != nil {
 				f.log.Warn("bayes: reading the n-gram model failed; the one read before stays in use", "err", err)
 			}
+			spam, ham := 0, 0
+			if m := c.Model(); m != nil {
+				spam, ham = m.Spam, m.Ham
+			}
+			f.obs.BayesNgram(f.name, spam, ham)
 		}
 		for wait := true; wait; {
 			select {

@@ -48,6 +48,10 @@ func trainedStore(t testing.TB) *classifier.BoltStore {
 	if _, err := c.Learn(context.Background(), ops); err != nil {
 		t.Fatal(err)
 	}
+	// As "sluice train" does: the n-gram model is fitted after learning.
+	if _, err := c.Refit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return st
 }
 
@@ -425,6 +429,7 @@ type recorder struct {
 	skipped     int
 	autolearned map[string]int
 	stores      []classifier.Stats
+	ngram       [][2]int // spam and ham of the model in use, per report
 }
 
 func (r *recorder) BayesClassified(filter, verdict string, spamicity float64, took time.Duration) {
@@ -454,6 +459,12 @@ func (r *recorder) BayesStore(filter string, st classifier.Stats) {
 	r.stores = append(r.stores, st)
 }
 
+func (r *recorder) BayesNgram(filter string, spam, ham int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ngram = append(r.ngram, [2]int{spam, ham})
+}
+
 func (r *recorder) storeCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -481,6 +492,12 @@ func TestObserver(t *testing.T) {
 	if s.Tokens == 0 || s.Bytes == 0 || s.Spam != 14 || s.Ham != 14 {
 		t.Errorf("store stats %+v", s)
 	}
+	// The n-gram model the filter averages in: fitted on all 28.
+	obs.mu.Lock()
+	if n := obs.ngram; len(n) == 0 || n[len(n)-1] != [2]int{14, 14} {
+		t.Errorf("n-gram model reports %v, want the last [14 14]", n)
+	}
+	obs.mu.Unlock()
 	// Close stops the measurements.
 	if err := f.Close(); err != nil {
 		t.Fatal(err)

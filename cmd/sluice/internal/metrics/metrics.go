@@ -44,6 +44,7 @@ type Metrics struct {
 	bayesStoreBytes    *prometheus.GaugeVec
 	bayesStoreTokens   *prometheus.GaugeVec
 	bayesStoreMessages *prometheus.GaugeVec
+	bayesNgram         *prometheus.GaugeVec
 
 	bayesUnavailable *prometheus.CounterVec
 	redisRoundTrip   *prometheus.HistogramVec
@@ -159,6 +160,10 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 			Name: "sluice_bayes_store_messages",
 			Help: "Messages learned in a bayes filter's token store, by filter and class (spam, ham).",
 		}, []string{"filter", "class"}),
+		bayesNgram: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_bayes_ngram_messages",
+			Help: "Messages the n-gram model a bayes filter averages in was fitted on, by filter and class (spam, ham); 0 when it averages in none.",
+		}, []string{"filter", "class"}),
 	}
 	m.dnsblLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_dnsbl_lookups_total",
@@ -266,7 +271,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
-		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages,
+		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram,
 		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
 		m.archiveMessages, m.archiveBytes, m.archiveErrors, m.archiveDuration,
@@ -345,6 +350,12 @@ func (m *Metrics) BayesStore(filter string, st classifier.Stats) {
 	m.bayesStoreTokens.WithLabelValues(filter).Set(float64(st.Tokens))
 	m.bayesStoreMessages.WithLabelValues(filter, "spam").Set(float64(st.Spam))
 	m.bayesStoreMessages.WithLabelValues(filter, "ham").Set(float64(st.Ham))
+}
+
+// BayesNgram implements bayes.Observer.
+func (m *Metrics) BayesNgram(filter string, spam, ham int) {
+	m.bayesNgram.WithLabelValues(filter, "spam").Set(float64(spam))
+	m.bayesNgram.WithLabelValues(filter, "ham").Set(float64(ham))
 }
 
 // BayesStoreUnavailable implements bayes.StoreObserver.
