@@ -430,7 +430,7 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 			counts[i] = c
 			return nil
 		}
-		s.modelSeen.seeBytes(tx.Bucket(bucketMeta).Get(metaKey(MetaModelID)))
+		s.modelSeen.seeBytes(tx.Bucket(bucketMeta).Get(keyModelID))
 		idx, err := s.index(tx, false)
 		if err != nil {
 			return err
@@ -911,6 +911,9 @@ func (s *BoltStore) Prune(ctx context.Context, opts PruneOptions) (int, error) {
 // metaKey maps a Meta key into the meta bucket, apart from the keys the
 // store itself keeps there.
 func metaKey(key string) []byte { return []byte("m:" + key) }
+
+// keyModelID is the n-gram model id's key, read by every Lookup.
+var keyModelID = metaKey(MetaModelID)
 
 // Meta implements Store.
 func (s *BoltStore) Meta(ctx context.Context, key string) (string, error) {
