@@ -299,9 +299,9 @@ func softplus(x float64) float64 {
 	return math.Log1p(math.Exp(x))
 }
 
-// modelCheckEvery is how often a classifier looks whether the store's
-// n-gram model changed: a refit by "sluice train" reaches a running
-// daemon within this time, at the cost of one small read per interval.
+// modelCheckEvery is how often a classifier asks a store whose lookups do
+// not bring the model's id (see modelIDSeer) whether the model changed,
+// and how long it waits to try again after a model could not be read.
 const modelCheckEvery = time.Second
 
 // modelIDSeer is a store that reads the n-gram model's id in the same read
