@@ -580,11 +580,13 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 			case plan.record == None && prev != None:
 				err = digs.Delete(op.Digest[:])
 			case plan.record != None && (plan.record != prev ||
-				plan.outcome == AlreadyLearned && len(prevFeatures) == 0 && len(op.Features) > 0):
-				// A message learned before it had features gets them
-				// when learned again in its class. An unlearn in the
-				// other class (NotLearned) changes nothing, features
-				// included.
+				plan.outcome == AlreadyLearned && len(op.Features) > 0 && !bytes.Equal(prevFeatures, op.Features)):
+				// A message learned again in its class takes the
+				// features this version finds in it: one learned before
+				// the store kept features, or by a version that found
+				// others, is brought up to date by training it again.
+				// An unlearn in the other class (NotLearned) changes
+				// nothing, features included.
 				f := op.Features
 				if len(f) == 0 {
 					f = prevFeatures

@@ -53,6 +53,39 @@ func TestNgramFeatures(t *testing.T) {
 	}
 }
 
+// A tokenised message's features are its byte sequences' and its
+// tokens', each once; the tokens' depend on the token alone.
+func TestWordFeatures(t *testing.T) {
+	raw := readFixture(t, "html.eml")
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes(raw)
+	words := WordFeatures(m.Tokens)
+	if len(words) == 0 || !slices.IsSorted(words) || len(slices.Compact(slices.Clone(words))) != len(words) {
+		t.Fatalf("word features %v: want sorted, distinct, non-empty", words)
+	}
+	if len(words) < len(m.Tokens)*9/10 {
+		t.Errorf("%d tokens hash to only %d features", len(m.Tokens), len(words))
+	}
+	want := slices.Concat(NgramFeatures(raw), words)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	got := slices.Clone(m.Features)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("message has %d features, want %d: the byte sequences' and the tokens'", len(got), len(want))
+	}
+	a := WordFeatures([]string{"viagra", "subj:cheap"})
+	b := WordFeatures([]string{"subj:cheap", "viagra", "viagra"})
+	if len(a) != 2 || !slices.Equal(a, b) {
+		t.Errorf("word features %v and %v: want the same two", a, b)
+	}
+	if slices.Equal(WordFeatures([]string{"viagra"}), WordFeatures([]string{"viagrb"})) {
+		t.Error("two tokens a byte apart share a feature")
+	}
+	if len(WordFeatures(nil)) != 0 {
+		t.Error("no tokens gave features")
+	}
+}
+
 func TestFeaturesEncoding(t *testing.T) {
 	f := NgramFeatures(readFixture(t, "html.eml"))
 	b := EncodeFeatures(f)
@@ -323,13 +356,15 @@ func BenchmarkNgram(b *testing.B) {
 	for i := range m.w {
 		m.w[i] = float32(r.NormFloat64())
 	}
+	toks := NewTokenizer(TokenizerOptions{}).TokenizeBytes(raw).Tokens
 	b.Run("features", func(b *testing.B) {
 		var seen ngramSeen // as the tokenizer keeps one per walker
 		for range b.N {
-			seen.features(raw)
+			seen.features(raw, toks)
 		}
 	})
-	f := NgramFeatures(raw)
+	var seen ngramSeen
+	f := seen.features(raw, toks)
 	b.Logf("%d features", len(f))
 	b.Run("logodds", func(b *testing.B) {
 		for range b.N {

@@ -103,7 +103,7 @@ end
 // The features go in the features hash, under the digest, with the same
 // rules as the bbolt store's digest values: a new message keeps the
 // features it comes with (none if it has none); a message learned again in
-// its class gets the op's features only if it has none yet; a moved
+// its class takes the op's features if the op has some; a moved
 // message takes the op's features, or keeps its own if the op has none;
 // an unlearned message loses them with its digest.
 //
@@ -197,7 +197,7 @@ elseif record ~= prev then
     -- left some behind.
     redis.call('HDEL', KEYS[5], ARGV[1])
   end
-elseif outcome == OUTCOME_ALREADY_LEARNED and feats ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[1]) == 0 then
+elseif outcome == OUTCOME_ALREADY_LEARNED and feats ~= '' then
   redis.call('HSET', KEYS[5], ARGV[1], feats)
 end
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end

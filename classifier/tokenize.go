@@ -81,8 +81,9 @@ type Message struct {
 	Tokens []string
 	// Truncated is set when a bound (bytes, tokens, parts, depth) was hit.
 	Truncated bool
-	// Features are the message's distinct n-grams (NgramFeatures), in
-	// no particular order, for the sluice dialect only; nil for the
+	// Features are the message's distinct features for the n-gram
+	// model (NgramFeatures and the WordFeatures of Tokens), in no
+	// particular order, for the sluice dialect only; nil for the
 	// bogofilter dialect.
 	Features []uint32
 }
@@ -133,15 +134,16 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 		}
 		raw = body
 	}
+	w.message(raw, 0, true)
+	toks := w.set.sorted()
 	var feats []uint32
 	if !w.bogo {
-		feats = w.seen.features(raw)
+		feats = w.seen.features(raw, toks)
 		if feats == nil {
 			feats = []uint32{}
 		}
 	}
-	w.message(raw, 0, true)
-	return Message{Tokens: w.set.sorted(), Truncated: truncated || w.truncated, Features: feats}
+	return Message{Tokens: toks, Truncated: truncated || w.truncated, Features: feats}
 }
 
 // release returns a walker to the pool, unless it grew too large to keep.

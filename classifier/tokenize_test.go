@@ -200,19 +200,22 @@ func FuzzTokenize(f *testing.F) {
 				}
 			}
 		}
-		// The n-grams: distinct, in range, the same as NgramFeatures
-		// sorted, the same without carriage returns, and packed
-		// losslessly.
+		// The features: distinct, in range, the same as NgramFeatures
+		// and WordFeatures of the tokens together, the byte sequences'
+		// the same without carriage returns, and packed losslessly.
 		m := sluice.TokenizeBytes(raw)
 		f := slices.Clone(m.Features)
 		slices.Sort(f)
 		if len(slices.Compact(slices.Clone(f))) != len(f) || (len(f) > 0 && f[len(f)-1] >= 1<<ngramBits) {
 			t.Fatalf("features not distinct or out of range: %v", f)
 		}
-		if g := NgramFeatures(raw[:min(len(raw), 1<<16)]); !slices.Equal(f, g) {
-			t.Fatalf("tokenizer's features differ from NgramFeatures: %d vs %d", len(f), len(g))
+		bytesF := NgramFeatures(raw[:min(len(raw), 1<<16)])
+		want := slices.Concat(bytesF, WordFeatures(m.Tokens))
+		slices.Sort(want)
+		if want = slices.Compact(want); !slices.Equal(f, want) {
+			t.Fatalf("tokenizer's features differ from NgramFeatures and WordFeatures: %d vs %d", len(f), len(want))
 		}
-		if g := NgramFeatures(bytes.ReplaceAll(raw[:min(len(raw), 1<<16)], []byte("\r"), nil)); !slices.Equal(f, g) {
+		if g := NgramFeatures(bytes.ReplaceAll(raw[:min(len(raw), 1<<16)], []byte("\r"), nil)); !slices.Equal(bytesF, g) {
 			t.Fatal("carriage returns changed the features")
 		}
 		if d, err := DecodeFeatures(EncodeFeatures(f)); err != nil || !slices.Equal(d, f) {
