@@ -368,8 +368,8 @@ func (c *cli) newDBRefitCmd(sf *storeFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "refit",
 		Short: "Fit the n-gram model again on every learned message",
-		Long: `Refit fits the n-gram model afresh on the n-grams of every message the
-store has learned, and stores it. "sluice train" and "sluice db import"
+		Long: `Refit fits the n-gram model afresh on the features (byte sequences and
+tokens) of every message the store has learned, and stores it. "sluice train" and "sluice db import"
 do this themselves; refit is for messages the daemon learned by itself
 (auto_learn), which only join the model at the next fit. The daemon
 reads the new model with the next message it classifies.`,
@@ -389,7 +389,7 @@ reads the new model with the next message it classifies.`,
 				case !cl.NgramOn():
 					fmt.Fprintln(w, "the n-gram model is off (bayes.ngram: off, or a store imported from bogofilter); nothing to fit")
 				case m == nil:
-					fmt.Fprintln(w, "no learned message has n-grams; the store has no n-gram model")
+					fmt.Fprintln(w, "no learned message has features; the store has no n-gram model")
 				default:
 					fmt.Fprintf(w, "n-gram model fitted on %d spam and %d ham messages\n", m.Spam, m.Ham)
 				}
