@@ -29,7 +29,7 @@ import (
 // A regression depends on the order it sees messages in, and "sluice
 // train --ham DIR; sluice train --spam DIR" would teach it one class after
 // the other. So the store keeps each learned message's set of features
-// (about 4 kB) with its digest, and the model is fitted afresh from all of
+// (about 3.5 kB) with its digest, and the model is fitted afresh from all of
 // them (Refit) after each training run: the same learned messages give the
 // same model whatever order they came in, and unlearning a message removes
 // it exactly. Even in a fixed order, which order it is still shows in the
@@ -42,7 +42,9 @@ import (
 // header's, features scaled by the message's feature count, and the mean
 // of the weights over the last passes all did as well or worse; the
 // tokens as features and the mean of 3 fits each helped on every dealing
-// of the folds, and 5 or 8 fits no more than 3.
+// of the folds, and 5 or 8 fits no more than 3. With the tokens in, rate
+// 0.01, 8 passes, and weighing the model 0.4 or 0.6 in the mean with the
+// token score (blendNgram) did no better either.
 const (
 	ngramBytes = 3000    // bytes of the message looked at
 	ngramBits  = 20      // features hash into 1<<ngramBits weights
