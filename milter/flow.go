@@ -2,6 +2,7 @@ package milter
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -29,6 +30,43 @@ type flow struct {
 	// hdrDone is set once edits from stages before the end of the header
 	// block have been applied to msg.Headers.
 	hdrDone bool
+	// hdrBytes is the size of msg's header block so far.
+	hdrBytes int
+}
+
+// maxHeaderBytes bounds the header block of one message, which sluice
+// keeps in memory (bodies spill to disk, headers do not). Postfix bounds
+// each field (header_size_limit) but not their number, so without a bound
+// one client could make a session hold most of message_size_limit as
+// small fields. Real header blocks are a few kB; other MTAs refuse far
+// smaller ones than this (Exchange: 256 kB).
+const maxHeaderBytes = 1 << 20
+
+// headerTooLarge is the reply to a message whose header block is larger
+// than maxHeaderBytes: permanent, as sending it again cannot help.
+var headerTooLarge = filters.Reply{Code: 552, Enhanced: "5.3.4", Text: "Message header too large"}
+
+// addHeaders adds fields to the message's header block. Once the block is
+// larger than maxHeaderBytes (counting each field as "Name: value" and a
+// line end) the fields are not kept and the message is refused with
+// headerTooLarge: it reports whether the message ends now, with out's
+// action and reply, as messageStage does. No filter sees a header block
+// cut short, in which a field the filters would remove (a forged verdict
+// header) could hide past the cut.
+func (f *flow) addHeaders(hs ...filters.Header) bool {
+	for _, h := range hs {
+		f.hdrBytes += len(h.Name) + len(h.Value) + 4
+	}
+	if f.hdrBytes <= maxHeaderBytes {
+		f.msg.Headers = append(f.msg.Headers, hs...)
+		return false
+	}
+	f.msg.Headers = nil
+	f.out.Add(filters.StageResult{Verdict: filters.Verdict{
+		Action: filters.Reject, Reply: &headerTooLarge,
+		Reason: fmt.Sprintf("header block larger than %d bytes", maxHeaderBytes),
+	}})
+	return f.out.Final()
 }
 
 // run runs the pipeline at a stage and logs every filter failure with
@@ -92,6 +130,7 @@ func (f *flow) startMessage(from filters.Address) {
 	f.out = filters.Outcome{}
 	f.out.Add(filters.StageResult{Verdict: filters.Verdict{Action: f.connDone.Action, Reply: f.connDone.Reply, Reason: f.connDone.Reason, Edits: f.connDone.Edits}, Filter: f.connDone.Filter})
 	f.hdrDone = false
+	f.hdrBytes = 0
 }
 
 // messageStage runs a message stage (MAIL, end of headers) if the

@@ -148,8 +148,8 @@ func Replay(ctx context.Context, cfg Config, tx Transaction, logger *slog.Logger
 		return f.allRefused(res), nil
 	}
 
-	if res.HeadersSent {
-		f.msg.Headers = append(f.msg.Headers, tx.Headers...)
+	if res.HeadersSent && f.addHeaders(tx.Headers...) {
+		return f.ended(res, filters.StageHeaders), nil
 	}
 	if proto&gomilter.OptNoEOH == 0 {
 		f.completeHeaders()

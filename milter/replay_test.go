@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,6 +111,15 @@ func replayCases() []replayCase {
 		{Name: "X-Folded", Value: "one\n\ttwo"},
 	}
 	addEdit := []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Early", Value: "mail"}}
+	// Header blocks just under and just over the bound of 1 MiB (each
+	// field counts as "Name: value" and a line end).
+	bigHeaders := func(n int) []filters.Header {
+		hs := slices.Clone(hdrs)
+		for range n {
+			hs = append(hs, filters.Header{Name: "X-Pad", Value: strings.Repeat("p", 3990)})
+		}
+		return hs
+	}
 	return []replayCase{
 		{name: "script accepts with a header", steps: steps(&filtertest.Script{}), rcpts: []string{"ok@lab.example"}, want: "accept"},
 		{name: "script rejects", steps: steps(&filtertest.Script{}), rcpts: []string{"reject@lab.example"}, want: "reject"},
@@ -137,6 +147,13 @@ func replayCases() []replayCase {
 		{name: "filter error with tempfail policy", steps: func() []filters.Step {
 			return []filters.Step{{Filter: &filtertest.Fixed{FilterName: "broken", At: filters.StagesOf(filters.StageEOM), Err: filtertest.ErrTest}, OnFailure: filters.FailTempfail}}
 		}, rcpts: []string{"ok@lab.example"}, want: "tempfail"},
+		{name: "header block under the bound", steps: steps(subjectTagger{}, &filtertest.Script{}),
+			rcpts: []string{"ok@lab.example"}, hdrs: bigHeaders(262), body: "b\r\n", want: "accept"},
+		{name: "header block over the bound is refused", steps: steps(subjectTagger{}, &filtertest.Script{}, &finalRecorder{}),
+			rcpts: []string{"ok@lab.example"}, hdrs: bigHeaders(263), body: "b\r\n", want: "reject"},
+		{name: "header block over the bound is refused after an accept at MAIL",
+			steps: steps(fixed("allow", filters.StageMailFrom, filters.Verdict{Action: filters.Accept, Edits: addEdit}), &finalRecorder{}),
+			rcpts: []string{"ok@lab.example"}, hdrs: bigHeaders(263), body: "b\r\n", want: "reject"},
 		{name: "reject at end of header skips the end", steps: steps(fixed("hdr", filters.StageHeaders, filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 554, Text: "No"}}), &finalRecorder{}),
 			rcpts: []string{"ok@lab.example"}, hdrs: hdrs, body: "b\r\n", want: "reject"},
 	}

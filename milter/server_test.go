@@ -509,3 +509,33 @@ func TestEarlyEditsAppliedAfterHeaders(t *testing.T) {
 		t.Errorf("model headers %s, want Subject,From,X-Early", got)
 	}
 }
+
+// A header block over 1 MiB is refused for good as its fields arrive,
+// before the filters see it cut short; the session then takes the next
+// message as usual.
+func TestHeaderBlockBound(t *testing.T) {
+	reader := &filtertest.Fixed{FilterName: "reader", At: filters.StagesOf(filters.StageEOM), NeedHeaders: true}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(reader, &filtertest.Script{})})
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Helo("helo.example"))
+
+	big := make([][2]string, 300)
+	for i := range big {
+		big[i] = [2]string{"X-Pad", strings.Repeat("p", 3990)}
+	}
+	_, act := sendMessage(t, s, "alice@example.org", "ok@lab.example", big, "body\r\n")
+	if act.Code != gomilter.ActReplyCode || act.SMTPCode != 552 || !strings.Contains(act.SMTPText, "5.3.4 Message header too large") {
+		t.Fatalf("huge header block: action %c %d %q, want a 552 5.3.4 reply", act.Code, act.SMTPCode, act.SMTPText)
+	}
+	if err := s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	mods, act := sendMessage(t, s, "alice@example.org", "ok@lab.example", big[:200], "body\r\n")
+	if act.Code != gomilter.ActAccept && act.Code != gomilter.ActContinue {
+		t.Fatalf("next message, 800 kB of header: action %c %d %q, want accept", act.Code, act.SMTPCode, act.SMTPText)
+	}
+	if len(mods) == 0 {
+		t.Error("next message: the script filter added no header")
+	}
+}

@@ -218,7 +218,13 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (resp gomilte
 		return continueReply, nil
 	}
 	s.mergeMessageMacros(m.Macros)
-	s.msg.Headers = append(s.msg.Headers, filters.Header{Name: name, Value: value})
+	// go-milter also collects every field in the Modifier's map, for the
+	// end of headers, where sluice does not use it: keep only the fields
+	// in the message, so that a large header block is held once.
+	clear(m.Headers)
+	if s.addHeaders(filters.Header{Name: name, Value: value}) {
+		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
+	}
 	return continueReply, nil
 }
 
