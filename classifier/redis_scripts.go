@@ -197,7 +197,9 @@ elseif record ~= prev then
     -- left some behind.
     redis.call('HDEL', KEYS[5], ARGV[1])
   end
-elseif outcome == OUTCOME_ALREADY_LEARNED and feats ~= '' then
+elseif outcome == OUTCOME_ALREADY_LEARNED and feats ~= '' and redis.call('HGET', KEYS[5], ARGV[1]) ~= feats then
+  -- Compared first: a folder trained again every day must not rewrite
+  -- (and replicate, and append to the AOF) every message's features.
   redis.call('HSET', KEYS[5], ARGV[1], feats)
 end
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
