@@ -222,15 +222,15 @@ func FitNgram(ex []Example) *NgramModel {
 			m.Ham++
 		}
 	}
-	fits := make([][]float32, ngramBags)
+	fits := make([]*NgramModel, ngramBags)
 	var wg sync.WaitGroup
 	for i := range fits {
 		wg.Go(func() { fits[i] = fitOrder(slices.Clone(ex), uint64(i+1)) })
 	}
 	wg.Wait()
 	// Summed in a fixed order: float addition is not associative.
-	for _, w := range fits {
-		for j, v := range w {
+	for _, fit := range fits {
+		for j, v := range fit.w {
 			m.w[j] += v
 		}
 	}
@@ -242,8 +242,8 @@ func FitNgram(ex []Example) *NgramModel {
 
 // fitOrder is one fit of ngramEpoch passes over ex, shuffled before each
 // pass by a generator seeded with seed.
-func fitOrder(ex []Example, seed uint64) []float32 {
-	w := make([]float32, 1<<ngramBits)
+func fitOrder(ex []Example, seed uint64) *NgramModel {
+	m := &NgramModel{w: make([]float32, 1<<ngramBits)}
 	rng := rand.New(rand.NewPCG(seed, 2))
 	var scratch []uint32
 	for range ngramEpoch {
@@ -259,17 +259,13 @@ func fitOrder(ex []Example, seed uint64) []float32 {
 			if e.Spam {
 				y = 1
 			}
-			s := 0.0
+			d := float32(ngramRate * (y - logistic(m.dot(f))))
 			for _, j := range f {
-				s += float64(w[j])
-			}
-			d := float32(ngramRate * (y - logistic(s)))
-			for _, j := range f {
-				w[j] += d
+				m.w[j] += d
 			}
 		}
 	}
-	return w
+	return m
 }
 
 func (m *NgramModel) dot(f []uint32) float64 {
