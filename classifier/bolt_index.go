@@ -127,24 +127,48 @@ func (x *tokenIndex) get(tok string) (Counts, bool) {
 }
 
 // getAll fills counts[i] for each tokens[i] and returns the indexes of the
-// tokens that must be read from the file (see get). All hashes are
-// computed before the first probe: the probes are then independent loads
-// from a table much larger than the CPU cache, which the CPU overlaps.
+// tokens that must be read from the file (see get).
+//
+// The table is much larger than the CPU cache, so each token's first slot
+// is a cache miss. Probing token after token would take those misses one
+// at a time: whether a probe goes on depends on the slot it loaded, and
+// the CPU cannot run ahead of a branch it has yet to resolve. So the
+// tokens go in batches: first each token's home slot is copied out, loads
+// that depend on nothing loaded and so overlap; then the copies are
+// compared, and only a token whose home slot holds another hash probes
+// on, from a line now in cache.
 func (x *tokenIndex) getAll(tokens []string, counts []Counts) []int {
+	const batch = 32
 	var ask []int
-	hashes := make([]uint64, len(tokens))
-	for i, tok := range tokens {
-		hashes[i] = x.hash(tok)
-	}
-	for i, h := range hashes {
-		if len(x.dup) > 0 {
-			if _, ok := x.dup[h]; ok {
-				ask = append(ask, i)
-				continue
-			}
+	var hashes [batch]uint64
+	var homes [batch]indexSlot
+	for start := 0; start < len(tokens); start += batch {
+		n := min(batch, len(tokens)-start)
+		for j := range n {
+			hashes[j] = x.hash(tokens[start+j])
 		}
-		if k, ok := x.find(h); ok {
-			counts[i] = x.slots[k].counts()
+		for j := range n {
+			homes[j] = x.slots[x.home(hashes[j])]
+		}
+		for j := range n {
+			i, h := start+j, hashes[j]
+			if len(x.dup) > 0 {
+				if _, ok := x.dup[h]; ok {
+					ask = append(ask, i)
+					continue
+				}
+			}
+			sl := &homes[j]
+			switch {
+			case sl.hash() == h:
+				counts[i] = sl.counts()
+			case sl.hashHi == 0 && sl.hashLo == 0:
+				// Not in the store.
+			default:
+				if k, ok := x.find(h); ok {
+					counts[i] = x.slots[k].counts()
+				}
+			}
 		}
 	}
 	return ask
