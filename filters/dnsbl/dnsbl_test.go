@@ -595,6 +595,18 @@ func TestTrailingDotsDoNotEvadeDomainLists(t *testing.T) {
 	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
 		t.Errorf("From with trailing dots: %+v, want reject", v)
 	}
+	// UTS 46 maps the ideographic, full-width and half-width full stops
+	// to '.': each is a final dot too.
+	for _, dot := range []string{"。", "．", "｡"} {
+		m := message("192.0.2.1", "mx.example", "bob@spammer.example"+dot, "")
+		if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+			t.Errorf("sender bob@spammer.example%s: %+v, want reject", dot, v)
+		}
+		m = message("192.0.2.1", "mx.example", "bob@fine.example", "Bank <bob@spammer.example"+dot+">")
+		if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+			t.Errorf("From bob@spammer.example%s: %+v, want reject", dot, v)
+		}
+	}
 }
 
 func TestScoreThresholdAndForgedHeaders(t *testing.T) {

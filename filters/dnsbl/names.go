@@ -48,6 +48,13 @@ func queryName(labels, zone string) (string, bool) {
 	return n, len(n) <= maxName
 }
 
+// idnaProfile maps an internationalised name to its ASCII form for a
+// query. It leaves out idna.Lookup's STD3 and hyphen rules, which the
+// ASCII path does not apply either ("mail_1.example.org" is looked up, so
+// "mail_1.bücher.example" must be too); normalizeDomain's label check
+// decides which characters a query may hold.
+var idnaProfile = idna.New(idna.MapForLookup(), idna.StrictDomainName(false), idna.CheckHyphens(false), idna.Transitional(false))
+
 // normalizeDomain returns d as an RHSBL query needs it: lower case, no
 // final dots, internationalised labels in their ASCII form (RFC 5891), and
 // only letters, digits, hyphens and underscores in labels of 1 to 63
@@ -62,11 +69,13 @@ func normalizeDomain(d string) (string, bool) {
 	}
 	for i := 0; i < len(d); i++ {
 		if d[i] >= 0x80 {
-			a, err := idna.Lookup.ToASCII(d)
+			a, err := idnaProfile.ToASCII(d)
 			if err != nil {
 				return "", false
 			}
-			d = a
+			// UTS 46 maps the ideographic and full-width full stops to
+			// '.': "spammer.example。" ends in a dot only now.
+			d = strings.TrimRight(a, ".")
 			break
 		}
 	}

@@ -37,6 +37,15 @@ func TestDomains(t *testing.T) {
 		{".", "", false},
 		{"mail_1.example.org", "mail_1.example.org", true},
 		{"bücher.example", "xn--bcher-kva.example", true},
+		// UTS 46 full stops: a final one is a final dot.
+		{"spammer.example。", "spammer.example", true},
+		{"spammer.example．｡", "spammer.example", true},
+		{"Bücher.example。", "xn--bcher-kva.example", true},
+		// An internationalised name is held to the same label rules as
+		// an ASCII one, no stricter.
+		{"mail_1.bücher.example", "mail_1.xn--bcher-kva.example", true},
+		{"ab--cd.bücher.example", "ab--cd.xn--bcher-kva.example", true},
+		{"bad domain.bücher.example", "", false},
 		{"localhost", "", false},
 		{"[192.0.2.1]", "", false},
 		{"192.0.2.1", "", false},

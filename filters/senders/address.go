@@ -123,6 +123,12 @@ func parseDomain(d string) Name {
 	if err != nil || a == "" {
 		return Name{Domain: strings.ToLower(d), raw: true}
 	}
+	// UTS 46 maps the ideographic and full-width full stops to '.', so
+	// "spam.example。" ends in a dot only now; it names spam.example.
+	a = strings.TrimRightFunc(a, func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
+	if a == "" {
+		return Name{}
+	}
 	return Name{Domain: a}
 }
 

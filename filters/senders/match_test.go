@@ -357,3 +357,17 @@ func TestHeaderAddresses(t *testing.T) {
 		t.Errorf("%d addresses read from a field with 101, want at most %d", len(got), maxFromAddresses)
 	}
 }
+
+// UTS 46 maps the ideographic, full-width and half-width full stops to
+// '.', so "spam.example。" is spam.example with a final dot, and matches
+// what spam.example matches, in the envelope and in the From field.
+func TestFinalFullStopIsADot(t *testing.T) {
+	rs := compile(t, "spam.example REJECT\nbücher.test REJECT\n", DefaultScope)
+	for _, v := range []string{"x@spam.example。", "x@spam.example．", "x@spam.example｡", "x@bücher.test。", "x@ＳＰＡＭ.example。", "x@spam.example。 ."} {
+		for _, subj := range []Subject{MailFrom, HeaderFrom} {
+			if m := rs.Match(subj, v); m.Rule == nil {
+				t.Errorf("%s %q (compared as %q): no rule matched", subj, v, m.Name.Domain)
+			}
+		}
+	}
+}
