@@ -371,3 +371,28 @@ func TestFinalFullStopIsADot(t *testing.T) {
 		}
 	}
 }
+
+// An address key on an address literal matches that address, and the
+// address decides before the literal's own rule, as for any domain.
+func TestAddressOnLiteral(t *testing.T) {
+	rs := compile(t, "user@[192.0.2.1] REJECT\nuser+*@[192.0.2.2] REJECT\n[192.0.2.1] OK\n", DefaultScope)
+	for _, tc := range []struct {
+		addr   string
+		action string
+	}{
+		{"user@[192.0.2.1]", "REJECT"},
+		{"User@[192.0.2.1]", "REJECT"},
+		{"other@[192.0.2.1]", "OK"},
+		{"user+tag@[192.0.2.2]", "REJECT"},
+		{"user@[192.0.2.3]", ""},
+	} {
+		m := rs.Match(MailFrom, tc.addr)
+		got := ""
+		if m.Rule != nil {
+			got = m.Rule.Action.String()
+		}
+		if got != tc.action {
+			t.Errorf("%s: %q, want %q", tc.addr, got, tc.action)
+		}
+	}
+}

@@ -323,14 +323,8 @@ func (rs *Rules) MatchName(subj Subject, n Name) Match {
 		user, plus = n.Local[:i], true
 	}
 	domain := n.Domain
-	if n.Literal {
-		// An address literal is compared as a whole, never as a domain
-		// with parents.
-		if di, ok := rs.domains[domain]; ok {
-			rs.visitDomain(&m, di, false)
-		}
-		domain = ""
-	}
+	// An address on an address literal (user@[192.0.2.1]) is looked up
+	// like any other address.
 	if addr && domain != "" {
 		if idx, ok := rs.addrs[addrKey{n.Local, domain}]; ok {
 			rs.visit(&m, idx)
@@ -343,6 +337,14 @@ func (rs *Rules) MatchName(subj Subject, n Name) Match {
 				rs.visit(&m, idx)
 			}
 		}
+	}
+	if n.Literal {
+		// An address literal is compared as a whole, never as a domain
+		// with parents.
+		if di, ok := rs.domains[domain]; ok {
+			rs.visitDomain(&m, di, false)
+		}
+		domain = ""
 	}
 	if domain != "" {
 		if di, ok := rs.domains[domain]; ok {
