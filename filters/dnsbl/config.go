@@ -405,13 +405,33 @@ func parseReply(s string, reject bool, names []string) (filters.Reply, template,
 	return r, t, nil
 }
 
+// zoneName reports whether name (lower case, no final dot) is a host-name
+// style zone: labels of 1 to 63 letters, digits, hyphens and underscores,
+// no label starting or ending with a hyphen. dns.IsDomainName accepts
+// nearly any bytes, so a typo ("zen.spamhaus.org, bl.spamcop.net",
+// "bl.example:53") would be a list that never answers.
+func zoneName(name string) bool {
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (zc ZoneConfig) check() (*zone, error) {
 	z := &zone{score: 1, probe: true}
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(zc.Zone), "."))
 	if name == "" {
 		return nil, errors.New("zone: missing")
 	}
-	if _, ok := dns.IsDomainName(name); !ok || len(name) > maxName-64 || !strings.Contains(name, ".") {
+	if !zoneName(name) || len(name) > maxName-64 || !strings.Contains(name, ".") {
 		return nil, fmt.Errorf("zone %q: not a DNS zone name such as zen.spamhaus.org", zc.Zone)
 	}
 	z.name = name
