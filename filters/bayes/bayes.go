@@ -456,12 +456,8 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 // tag the message: the store gets the time left minus a tenth (at most
 // 100 ms) and its own timeout, whichever ends first.
 func (f *Filter) classify(ctx context.Context, raw io.Reader) (classifier.Result, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		margin := min(time.Until(dl)/10, 100*time.Millisecond)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
-		defer cancel()
-	}
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
 	c, err := f.classifier(ctx)
 	if err != nil {
 		return classifier.Result{}, err
@@ -523,10 +519,26 @@ func (f *Filter) autolearnClass(res classifier.Result) classifier.Class {
 	return classifier.None
 }
 
+// beforeDeadline returns ctx ending a tenth of the time left (at most
+// 100 ms) before its deadline, so that a store that is slow to answer
+// still leaves the filter time to return its verdict.
+func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := min(time.Until(dl)/10, 100*time.Millisecond)
+	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
 // autolearn learns the message and reports whether the store changed. A
 // failure is logged, not returned: the message was classified, and
-// learning is a bonus.
+// learning is a bonus. A store slow to write gives up before the
+// filter's deadline (see beforeDeadline): the verdict already reached
+// must not be lost to the pipeline's timeout and its on_failure.
 func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classifier.Class) bool {
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
 	out, err := f.c.Load().Train(ctx, m.Raw(), class)
 	if err != nil {
 		f.log.Warn("bayes: auto-learning failed", "queue_id", m.QueueID, "class", class.String(), "err", err)

@@ -422,6 +422,31 @@ func TestAutolearn(t *testing.T) {
 	}
 }
 
+// slowLearnStore answers lookups at once, but its writes outlast any
+// deadline: a Redis store under write load (its write_timeout defaults to
+// 30 s, a filter's timeout to 10 s).
+type slowLearnStore struct{ classifier.Store }
+
+func (slowLearnStore) Learn(ctx context.Context, _ []classifier.LearnOp) ([]classifier.Outcome, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Auto-learning that the store is too slow to finish gives up before the
+// filter's deadline: the verdict reached in time stands, rather than the
+// pipeline's timeout and on_failure deciding, and the header does not
+// claim the message was learned.
+func TestSlowAutolearnKeepsVerdict(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, slowLearnStore{nopCloser{st}}, "autolearn: {spam: 0.9}", nil)
+	p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: time.Second, OnFailure: filters.FailAccept}}, nil)
+	res := p.Run(context.Background(), filters.StageEOM, spamMessage())
+	if res.Verdict.Action != filters.Reject {
+		d := res.Decisions[0]
+		t.Fatalf("verdict %s (failure %q: %v), want reject", res.Verdict.Action, d.Failure, d.Err)
+	}
+}
+
 // recorder is an Observer.
 type recorder struct {
 	mu          sync.Mutex
@@ -517,6 +542,8 @@ func TestConfigErrors(t *testing.T) {
 		{"spam: {action: tempfail, reply: '550 5.7.1 no'}", "does not fit action tempfail"},
 		{"spam: {action: reject, reply: '550 5.7.1 Spam {score}'}", "unknown placeholder {score}"},
 		{"header: {format: '{verdict} {level}'}", "header.format: unknown placeholder {level}"},
+		{"header: {format: '{verdict}, spamicity={spamicity'}", "header.format: unclosed placeholder \"{spamicity\""},
+		{"spam: {action: reject, reply: '550 5.7.1 Spam (score {spamicity)'}", "spam.reply: unclosed placeholder"},
 		{"header: {format: \"Spam\\u00e9\"}", "header.format: byte 0xc3"},
 		{"header: {name: 'X-Bad: name'}", "header.name:"},
 		{"robx: 1.5", "robx"},

@@ -23,6 +23,11 @@ func parseTemplate(s string) (template, error) {
 	for s != "" {
 		i := strings.IndexByte(s, '{')
 		j := strings.IndexByte(s[max(i, 0):], '}')
+		if i >= 0 && j < 0 && i+1 < len(s) && isNameByte(s[i+1]) {
+			// "{spamicity" is a placeholder with its brace missing, not
+			// text to send as it is; a "{" before anything else is text.
+			return nil, fmt.Errorf("unclosed placeholder %q", s[i:])
+		}
 		if i < 0 || j < 0 {
 			t = append(t, templatePart{literal: s})
 			break
@@ -39,6 +44,9 @@ func parseTemplate(s string) (template, error) {
 	}
 	return t, nil
 }
+
+// isNameByte reports whether c may be in a placeholder's name.
+func isNameByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }
 
 func isPlaceholder(name string) bool {
 	for _, p := range placeholders {

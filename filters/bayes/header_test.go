@@ -42,7 +42,7 @@ func TestTemplate(t *testing.T) {
 	if got != "Spam, x=0.5 Q??X-Evil: 1/v {" {
 		t.Errorf("render: %q", got)
 	}
-	for _, bad := range []string{"{nope}", "tab\there", "{verdict}{}"} {
+	for _, bad := range []string{"{nope}", "tab\there", "{verdict}{}", "{verdict", "x={spamicity) y"} {
 		if _, err := parseTemplate(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
