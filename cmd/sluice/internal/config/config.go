@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"strconv"
@@ -314,15 +315,17 @@ const (
 )
 
 func splitHostPort(s string) (string, int, error) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return "", 0, fmt.Errorf("%q: want host:port", s)
+	// net.SplitHostPort, as the listener that will use the address does:
+	// "::1", "[::1]" or "host:80:80" must fail here, not at the next start.
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: want host:port ([::1]:port for IPv6)", s)
 	}
-	port, err := strconv.Atoi(s[i+1:])
+	port, err := strconv.Atoi(p)
 	if err != nil || port < 0 || port > 65535 {
 		return "", 0, fmt.Errorf("%q: bad port", s)
 	}
-	return s[:i], port, nil
+	return host, port, nil
 }
 
 // Marshal returns the effective config as YAML, defaults filled in.

@@ -96,6 +96,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration value", "shutdown_timeout: -1s\n", "bad.yml:1: shutdown_timeout: must be positive"},
 		{"bad format", "log:\n  format: xml\n", "bad.yml:2: log.format:"},
 		{"bad level", "log:\n  level: loud\n", "bad.yml:2: log.level:"},
+		{"metrics without port", "metrics:\n  listen: localhost\n", "bad.yml:2: metrics.listen:"},
+		{"metrics IPv6 without brackets", "metrics:\n  listen: \"::1\"\n", "bad.yml:2: metrics.listen:"},
+		{"metrics IPv6 without port", "metrics:\n  listen: \"[::1]\"\n", "bad.yml:2: metrics.listen:"},
+		{"metrics two ports", "metrics:\n  listen: \"127.0.0.1:80:80\"\n", "bad.yml:2: metrics.listen:"},
+		{"metrics bad port", "metrics:\n  listen: \"127.0.0.1:http\"\n", "bad.yml:2: metrics.listen:"},
 		{"bad listener", "listen:\n  - address: inet:127.0.0.1:1\n  - address: tcp:1.2.3.4:5\n", "bad.yml:3: listen[1]:"},
 		{"duplicate listener", "listen:\n  - address: inet:127.0.0.1:1\n  - address: inet:127.0.0.1:1\n", "bad.yml:3: listen[1]: inet:127.0.0.1:1 is listed twice"},
 		{"mode on inet", "listen:\n  - address: inet:127.0.0.1:1\n    mode: \"0600\"\n", "bad.yml:2: listen[0]: mode and group"},
@@ -173,5 +178,15 @@ func TestParseDocumentMarkers(t *testing.T) {
 	}
 	if c.Log.Level != "debug" {
 		t.Errorf("log.level %q, want debug", c.Log.Level)
+	}
+}
+
+// The forms of metrics.listen that net.Listen takes are accepted (the
+// ones it refuses are in TestParseErrors).
+func TestMetricsListenForms(t *testing.T) {
+	for _, v := range []string{"[::1]:7358", ":7358", "127.0.0.1:0", "localhost:9"} {
+		if _, err := config.Parse("x.yml", []byte("metrics:\n  listen: \""+v+"\"\n"), filtertest.Registry()); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
