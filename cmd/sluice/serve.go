@@ -185,7 +185,16 @@ func (d *daemon) milterConfig(cfg *config.Config, p *filters.Pipeline) milter.Co
 // any error the running config stays, and the failure is logged and
 // counted, so a typo in an edit never takes the mail flow down.
 func (d *daemon) reload() {
-	cfg, err := d.cli.loadConfig("")
+	var cfg *config.Config
+	var err error
+	if d.cfg.File != "" {
+		// The daemon runs on a file: that file gone (moved away while
+		// edited, an upgrade half done) is an error like a broken one,
+		// never the built-in defaults, which have no filters.
+		cfg, err = config.Load(d.cfg.File, d.cli.reg)
+	} else {
+		cfg, err = d.cli.loadConfig("")
+	}
 	if err == nil {
 		err = checkTempDir(cfg.Body.TempDir)
 	}

@@ -408,6 +408,49 @@ func TestReloadRefusesMissingTempDir(t *testing.T) {
 	}
 }
 
+// A daemon started on the default config file (no --config) whose file
+// then disappears keeps its configuration at SIGHUP: the defaults a
+// missing default file means at start have no filters, and reloading
+// them would pass mail unfiltered.
+func TestReloadWithDefaultFileGone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(path, []byte(strings.Replace(daemonConfig, "%s", "X-First", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	sigs := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	readyCh := make(chan ready, 1)
+	d := &daemon{cli: &cli{configPath: path, configSet: false, reg: filtertest.Registry()}, stderr: log}
+	go func() { done <- d.run(context.Background(), sigs, func(r ready) { readyCh <- r }) }()
+	var info ready
+	select {
+	case info = <-readyCh:
+	case err := <-done:
+		t.Fatalf("daemon did not start: %v\n%s", err, log)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not start in time")
+	}
+	defer func() { sigs <- syscall.SIGTERM; <-done }()
+	if name, _ := addedHeaderAt(t, info.Milter[0]); name != "X-First" {
+		t.Fatalf("header %q", name)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	sigs <- syscall.SIGHUP
+	waitFor(t, func() bool {
+		s := log.String()
+		return strings.Contains(s, "config reload failed") || strings.Contains(s, "config reloaded")
+	})
+	if !strings.Contains(log.String(), "config reload failed") {
+		t.Errorf("reload with the file gone did not fail:\n%s", log)
+	}
+	if name, _ := addedHeaderAt(t, info.Milter[0]); name != "X-First" {
+		t.Errorf("after SIGHUP with the config file gone: header %q, want X-First", name)
+	}
+}
+
 // Without --config, a missing default file means the built-in defaults,
 // but a default file that is a dangling symlink is an error: the admin
 // put a configuration there, and running without its filters would pass
