@@ -109,7 +109,10 @@ func (f *Filter) verdictOf(m *filters.Message) string {
 			return a.String()
 		}
 	}
-	if v, ok := m.Header(f.s.verdictHeader); ok {
+	// On mail that is not delivered the filters' header edits were not
+	// applied (Pipeline.Run): a verdict field there is the sender's own,
+	// and a forged "Ham" must not put refused spam in the ham archive.
+	if v, ok := m.Header(f.s.verdictHeader); ok && filters.Delivers(m.Decided.Action) {
 		word := strings.ToLower(strings.TrimRight(firstWord(v), ",;"))
 		switch word {
 		case "spam", "ham", "unsure":

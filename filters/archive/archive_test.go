@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/filtertest"
 )
 
 // The test binary doubles as a second and third writer process for the
@@ -641,4 +642,114 @@ func TestRemoveRecords(t *testing.T) {
 		t.Errorf("files left: %v", entries)
 	}
 	checkWithPython(t, path, 2)
+}
+
+// Spam a filter rejects keeps the sender's forged "X-Sluice-Bayes: Ham":
+// the Bayes filter's edits (delete the forged field, add its own) are not
+// applied to mail that is not delivered. Without a reject target the
+// message must not be archived as ham by that forged field, where ham is
+// retrained from.
+func TestRefusedMailIgnoresVerdictField(t *testing.T) {
+	dir := t.TempDir()
+	arch := newFilter(t, Config{Targets: map[string]string{
+		"spam": filepath.Join(dir, "spam.mbox"), "ham": filepath.Join(dir, "ham.mbox")}}, nil)
+	bayes := &filtertest.Fixed{FilterName: "bayes", At: filters.StagesOf(filters.StageEOM), NeedBody: true, NeedHeaders: true,
+		Verdict: filters.Verdict{Action: filters.Reject, Reason: "bayes: spam", Edits: []filters.HeaderEdit{
+			{Kind: filters.DeleteHeader, Name: "X-Sluice-Bayes", Index: 1},
+			{Kind: filters.AddHeader, Name: "X-Sluice-Bayes", Value: "Spam, spamicity=0.99"}}}}
+	p := filters.NewPipeline([]filters.Step{{Filter: bayes}, {Filter: arch}}, nil)
+	m := testMessage("F1", "buy now\r\n", filters.Header{Name: "Subject", Value: "cheap"},
+		filters.Header{Name: "X-Sluice-Bayes", Value: "Ham, spamicity=0.0001"})
+	res := p.Run(context.Background(), filters.StageEOM, m)
+	if res.Verdict.Action != filters.Reject {
+		t.Fatalf("outcome %s", res.Verdict.Action)
+	}
+	for _, d := range res.Decisions {
+		if d.Err != nil {
+			t.Fatal(d.Err)
+		}
+	}
+	for _, name := range []string{"ham.mbox", "spam.mbox"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("rejected message archived in %s by the sender's verdict field", name)
+		}
+	}
+	// Delivered mail is still sorted by the field the filters left.
+	m = testMessage("F2", "hello\r\n", filters.Header{Name: "Subject", Value: "hi"},
+		filters.Header{Name: "X-Sluice-Bayes", Value: "Ham, spamicity=0.0001"})
+	if _, err := arch.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	if recs := readRecords(t, filepath.Join(dir, "ham.mbox")); len(recs) != 1 {
+		t.Errorf("delivered ham: %d records in ham.mbox", len(recs))
+	}
+}
+
+// An append whose context ends after the record was written but before
+// it was committed (the filter's time ran out during the flush or the
+// fsync of a large message) is cut back: the pipeline went on without
+// this copy, and with on_failure tempfail the message comes back and is
+// archived again.
+func TestMboxAppendCutBackAfterDeadline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	app := NewAppender(time.Second, nil)
+	if _, err := app.AppendMbox(context.Background(), path, func(w *bufio.Writer) error {
+		_, err := w.WriteString("From a Thu Jan  1 00:00:00 1970\nSubject: first\n\nbody\n")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := app.AppendMbox(ctx, path, func(w *bufio.Writer) error {
+		w.WriteString("From b Thu Jan  1 00:00:00 1970\nSubject: late\n\nbody\n")
+		cancel()
+		return nil
+	})
+	if err == nil {
+		t.Error("append whose context ended before the commit succeeded")
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, before) {
+		t.Errorf("mbox after the late append:\n%q\nwant\n%q", got, before)
+	}
+}
+
+// Breaking a dead writer's lock on DIR/spam removes that writer's lock
+// files in the making, but not those of the mbox DIR/spam.lock-x (a
+// recipient's local part can name one), whose names share the prefix.
+func TestStaleLockCleanupSparesOtherMboxes(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	h := thisProcess()
+	h.pid = dead.Process.Pid
+	if err := os.WriteFile(filepath.Join(dir, "spam")+".lock", []byte(h.dotLockContent(0)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadTemp := filepath.Join(dir, ".spam.lock-4242")     // the dead writer's
+	other := filepath.Join(dir, ".spam.lock-x.lock-4242") // DIR/spam.lock-x's, not yet linked
+	for _, p := range []string{deadTemp, other} {
+		if err := os.WriteFile(p, []byte(thisProcess().dotLockContent(0)), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFilter(t, Config{Targets: map[string]string{"default": filepath.Join(dir, "{rcpt_local}")}}, nil)
+	m := testMessage("S", "x\r\n")
+	m.Rcpts = m.Rcpts[:1]
+	m.Rcpts[0].Addr = "spam@example.org"
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	if recs := readRecords(t, filepath.Join(dir, "spam")); len(recs) != 1 {
+		t.Errorf("%d records in spam", len(recs))
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("the lock in the making of another mbox was removed: %v", err)
+	}
+	if _, err := os.Stat(deadTemp); err == nil {
+		t.Error("the dead writer's lock in the making was left")
+	}
 }

@@ -182,13 +182,7 @@ func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (in
 	}
 	// Lock files in the making exist only while their writer holds the
 	// kernel locks, which we hold now: any other is a dead writer's.
-	if old, _ := filepath.Glob(filepath.Join(filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-*")); len(old) > 0 {
-		for _, o := range old {
-			if o != tmp {
-				os.Remove(o)
-			}
-		}
-	}
+	removeLockTemps(lockPath, tmp)
 	if rollback >= 0 {
 		if n, err = prepare(rollback); err != nil {
 			return err
@@ -322,5 +316,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// removeLockTemps removes the lock files in the making of lockPath other
+// than keep: the names os.CreateTemp gave them in writeLockTemp, the
+// prefix and then digits only. The mbox "spam.lock-x" has lock files in
+// the making ".spam.lock-x.lock-123" that share the prefix of spam's and
+// are not spam's to remove; a glob would also read the mbox's name as a
+// pattern.
+func removeLockTemps(lockPath, keep string) {
+	dir, prefix := filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		if p := filepath.Join(dir, e.Name()); p != keep {
+			os.Remove(p)
+		}
 	}
 }

@@ -202,6 +202,12 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 	}
 	defer l.unlock()
 	n, err := appendLocked(l, write)
+	if err == nil {
+		// The filter's time ran out during the flush or fsync: the
+		// pipeline has gone on without this copy (and a tempfail brings
+		// the message back), so it must not stay either.
+		err = ctx.Err()
+	}
 	if err != nil {
 		if cerr := cutBack(l.f, l.size); cerr != nil {
 			return 0, fmt.Errorf("archive %s: %w; cutting the partial record back failed too: %v", path, err, cerr)
