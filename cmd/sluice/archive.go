@@ -196,7 +196,9 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 		dest string
 	}
 	var moves []picked
-	err := readArchive(src, func(r archive.Record) error {
+	// Under the append locks: a record half written by a daemon that died
+	// or is appending now must not be copied.
+	err := app.ReadRecords(ctx, src, func(r archive.Record) error {
 		if !sel.Match(r.Message) {
 			return nil
 		}
@@ -236,6 +238,10 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 	})
 	if err != nil {
 		return 0, fmt.Errorf("copied to the new archive, but removing from %s failed: %w", src, err)
+	}
+	if n != len(moves) {
+		// Another process removed some of them meanwhile.
+		return n, fmt.Errorf("copied %d messages, but only %d were still in %s to remove", len(moves), n, src)
 	}
 	for _, m := range moves {
 		id := m.rec.QueueID()

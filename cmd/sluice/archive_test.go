@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/archive"
 )
@@ -235,5 +239,58 @@ func TestDocArchive(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("docs/archive.md has no configuration example")
+	}
+}
+
+// archive move reads the source under the append locks: the half record
+// a daemon left when it died mid-append (its dot-lock names it) is cut
+// off, not copied into the destination as a truncated message.
+func TestArchiveMoveSkipsHalfWrittenRecord(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "spam.mbox"), filepath.Join(dir, "ham.mbox")
+	good := "From a Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: A\n\nwhole\n\n"
+	half := "From b Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: B\nSubject: half\n\nthe first li"
+	if err := os.WriteFile(src, []byte(good+half), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, host)
+	lock := fmt.Sprintf("sluice pid=%d start=1 host=%s size=%d\n", dead.Process.Pid, host, len(good))
+	if err := os.WriteFile(src+".lock", []byte(lock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := archive.NewAppender(time.Second, nil)
+	var out strings.Builder
+	n, err := moveRecords(context.Background(), &out, app, src, mailbox.Select{QueueIDs: []string{"B"}},
+		func(archive.Record) (string, error) { return dst, nil })
+	if err != nil || n != 0 {
+		t.Errorf("moved %d, err %v, output %q; want nothing moved", n, err, out.String())
+	}
+	if got, err := os.ReadFile(dst); err == nil && bytes.Contains(got, []byte("the first li")) {
+		t.Errorf("the half-written record was copied into %s:\n%q", dst, got)
+	}
+	if got, _ := os.ReadFile(src); string(got) != good {
+		t.Errorf("source after the move: %q, want the whole record only", got)
+	}
+	// The whole record moves.
+	n, err = moveRecords(context.Background(), &out, app, src, mailbox.Select{QueueIDs: []string{"A"}},
+		func(archive.Record) (string, error) { return dst, nil })
+	if err != nil || n != 1 {
+		t.Fatalf("moved %d, err %v", n, err)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Contains(got, []byte("whole")) {
+		t.Errorf("destination %q", got)
 	}
 }

@@ -215,6 +215,30 @@ func (a *Appender) Repair(ctx context.Context, path string) error {
 	return nil
 }
 
+// ReadRecords reads the records of the mbox at path under the locks an
+// append takes, after removing a dead writer's half-written record (see
+// Repair): fn sees whole records only, never an append in progress or
+// one cut short by a crash.
+func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record) error) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
+	unlock, err := a.locks.lock(ctx, path)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer unlock()
+	l, err := a.lockMbox(ctx, path)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer l.unlock()
+	if err := ReadMbox(io.NewSectionReader(l.f, 0, l.size), fn); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
 // RemoveRecords rewrites the mbox at path without the records for which
 // drop returns true, and returns how many it dropped. It holds the same
 // locks as an append, writes the new mbox next to the old one and renames
