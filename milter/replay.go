@@ -259,7 +259,7 @@ const (
 // value without the whitespace after the colon, a folded value with a
 // bare LF before each continuation line (its leading whitespace kept);
 // the body with CRLF line ends and a final line end. A leading mbox
-// "From " line is skipped. As in Postfix, a line in the header block that
+// "From " line is skipped (a leading "From :" field is not). As in Postfix, a line in the header block that
 // is neither a field nor a continuation ends the header and begins the
 // body.
 //
@@ -272,7 +272,13 @@ const (
 func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 	rest := raw
 	if bytes.HasPrefix(rest, []byte("From ")) {
-		_, rest, _ = bytes.Cut(rest, []byte("\n"))
+		// "From : alice@example.org" is a field (a blank may precede the
+		// colon); an mbox line never is, as the text before its first
+		// colon holds blanks.
+		first, after, _ := bytes.Cut(rest, []byte("\n"))
+		if _, _, ok := fieldOf(headerLine(first, mta)); !ok {
+			rest = after
+		}
 	}
 	for len(rest) > 0 {
 		line, after, _ := bytes.Cut(rest, []byte("\n"))

@@ -351,6 +351,8 @@ func TestParseMessage(t *testing.T) {
 		{"From someone@example.org Mon Jan  1 00:00:00 2024\nSubject: b\n\nx\n\ny\n", milter.Postfix, h("Subject", "b"), "x\r\n\r\ny\r\n"},
 		{"Subject: c\nnot a field\nmore\n", milter.Postfix, h("Subject", "c"), "not a field\r\nmore\r\n"},
 		{"Subject : spaced\nEmpty:\n", milter.Postfix, h("Subject", "spaced", "Empty", ""), ""},
+		{"From : alice@example.org\r\nSubject: hi\r\n\r\nbody\r\n", milter.Postfix, h("From", "alice@example.org", "Subject", "hi"), "body\r\n"},
+		{"From MAILER-DAEMON Fri Jul  8 12:08:34 2011\r\nFrom: a@example.org\r\n\r\n", milter.Postfix, h("From", "a@example.org"), ""},
 		{"", milter.Postfix, nil, ""},
 		// The observations of docs/headerfix.md.
 		{"X-B: p\r q\r\nX-C: p\rX-D: q\r\nX-F: end\r\r\nSubject: x\x00y\r\n\r\nb\rc\r\n", milter.Postfix,
