@@ -1,9 +1,13 @@
 package milter_test
 
 import (
+	"context"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gomilter "github.com/emersion/go-milter"
 
@@ -58,5 +62,78 @@ func TestSessionPanicAtRcptTempfailsTheMessage(t *testing.T) {
 	_, act = sendMessage(t, s, "a@example.org", "b@example.org", nil, "x\r\n")
 	if act.Code != gomilter.ActAccept {
 		t.Errorf("next message: action %c, want accept", act.Code)
+	}
+}
+
+// summaries records the summary of each message.
+type summaries struct {
+	mu   sync.Mutex
+	sums []milter.Summary
+}
+
+func (o *summaries) SessionOpened() {}
+func (o *summaries) SessionClosed() {}
+func (o *summaries) SessionPanic()  {}
+func (o *summaries) MessageDone(s milter.Summary) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sums = append(o.sums, s)
+}
+
+// The recipient whose RCPT panicked got a 451 and the MTA dropped it: it
+// is not one of the message's recipients in the log line (the summary)
+// or for the filters at end of message, as a recipient a filter refuses
+// is not.
+func TestSessionPanicAtRcptDropsTheRecipient(t *testing.T) {
+	obs := &panickyObserver{}
+	rcpt := &filtertest.Fixed{FilterName: "rcpt", At: filters.StagesOf(filters.StageRcptTo)}
+	p := filters.NewPipeline([]filters.Step{{Filter: rcpt}}, obs)
+	sums := &summaries{}
+	srv := milter.NewServer(milter.Config{Pipeline: p, OnFailure: filters.FailTempfail}, nil, sums)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}()
+	s := dial(t, ln.Addr().String())
+	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+	obs.armed.Store(true)
+	must(t)(s.Mail("a@example.org", nil))
+	if act := must(t)(s.Rcpt("refused@example.org", nil)); act.SMTPCode != 451 {
+		t.Fatalf("want 451, got %c %d", act.Code, act.SMTPCode)
+	}
+	must(t)(s.Rcpt("kept@example.org", nil))
+	must(t)(s.HeaderEnd())
+	if _, _, err := s.BodyReadFrom(strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Bounded wait for the summary.
+	for i := 0; i < 500; i++ {
+		sums.mu.Lock()
+		n := len(sums.sums)
+		sums.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sums.mu.Lock()
+	defer sums.mu.Unlock()
+	if len(sums.sums) != 1 {
+		t.Fatalf("%d message summaries, want 1", len(sums.sums))
+	}
+	if got := strings.Join(sums.sums[0].Rcpts, ","); got != "kept@example.org" {
+		t.Errorf("message recipients %q, want only kept@example.org", got)
 	}
 }

@@ -101,9 +101,16 @@ func (s *session) guard(resp *gomilter.Response, err *error) {
 }
 
 // guardRcpt is guard for RcptTo, where a reply concerns one recipient.
-func (s *session) guardRcpt(resp *gomilter.Response, err *error) {
+// n is the number of recipients the message had before this one (-1
+// without a message): a recipient the panic refuses is taken off again,
+// as a recipient a filter refuses is, so that the log line and the
+// filters at end of message see only those the MTA kept.
+func (s *session) guardRcpt(resp *gomilter.Response, err *error, n int) {
 	if p := recover(); p != nil {
 		*resp, *err = s.recovered(p, true), nil
+		if s.cfg.OnFailure == filters.FailTempfail && n >= 0 && s.msg != nil && len(s.msg.Rcpts) > n {
+			s.msg.Rcpts = s.msg.Rcpts[:n]
+		}
 	}
 }
 
@@ -194,7 +201,11 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Res
 // RcptTo implements gomilter.Milter. A Reject or Tempfail here refuses
 // only this recipient; the message goes on for the others.
 func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
-	defer s.guardRcpt(&resp, &err)
+	n := -1
+	if s.msg != nil {
+		n = len(s.msg.Rcpts)
+	}
+	defer s.guardRcpt(&resp, &err, n)
 	if s.msg == nil {
 		return continueReply, nil
 	}
