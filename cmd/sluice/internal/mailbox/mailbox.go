@@ -27,9 +27,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
+
+// separatorLine is an mbox separator as delivery agents write it: "From ",
+// the envelope sender, and a ctime(3) date ("Mon Jan  1 00:00:00 2024").
+var separatorLine = regexp.MustCompile(`^From \S+ +[A-Z][a-z]{2} +[A-Z][a-z]{2} +\d{1,2} +\d{1,2}:\d{2}`)
 
 // Message is one message read from a path.
 type Message struct {
@@ -126,17 +131,34 @@ func files(path string, visit func(file string, err error) error) error {
 	return nil
 }
 
-// flatFiles lists the files of a maildir's new/ or cur/.
+// flatFiles lists the files of a maildir's new/ or cur/. A symbolic link
+// to a file is followed (mairix and mu build maildirs of links); a
+// dangling one is reported.
 func flatFiles(dir string, visit func(file string, err error) error) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return visit(dir, err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if err := visit(filepath.Join(dir, e.Name()), nil); err != nil {
+		p := filepath.Join(dir, e.Name())
+		if e.Type()&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(p)
+			if err != nil {
+				if err := visit(p, err); err != nil {
+					return err
+				}
+				continue
+			}
+			if !fi.Mode().IsRegular() {
+				continue
+			}
+		} else if !e.Type().IsRegular() {
+			continue
+		}
+		if err := visit(p, nil); err != nil {
 			return err
 		}
 	}
@@ -296,7 +318,11 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		if len(piece) > 0 {
 			size += int64(len(piece))
 			if lineStart {
-				inSep = blank && bytes.HasPrefix(piece, []byte("From "))
+				// After the first message, only a line that looks like an
+				// envelope separator (sender, then an asctime date) starts
+				// another: one message piped with its From_ line but with
+				// an unquoted "From my point of view" paragraph is one.
+				inSep = blank && bytes.HasPrefix(piece, []byte("From ")) && (!inMsg || separatorLine.Match(piece))
 				lineBlank = true
 				if inSep {
 					if err := flush(false); err != nil {

@@ -91,6 +91,53 @@ func TestMboxOfOne(t *testing.T) {
 	}
 }
 
+// A message piped with its From_ line by a delivery agent that does not
+// quote the body (procmail, pipe(8) without the > flag) is one message,
+// even with a paragraph starting "From " after an empty line; a real
+// separator after it still starts another message.
+func TestUnquotedFromParagraph(t *testing.T) {
+	one := "From x@y Mon Jan  1 10:00:00 2024\nSubject: hi\n\nbody\n\nFrom my point of view, fine.\n\nFrom: no one\n"
+	got := collect(t, Stdin, one)
+	if summary(got) != "-: \"Subject: hi\\n\\nbody\\n\\nFrom my point of view, fine.\\n\\nFrom: no one\\n\"\n" {
+		t.Errorf("got %s", summary(got))
+	}
+	two := one + "\nFrom z@y Tue Jan  2 10:00:00 2024\nSubject: two\n\nx\n"
+	if got := collect(t, Stdin, two); len(got) != 2 || !strings.HasPrefix(string(got[1].Data), "Subject: two") {
+		t.Errorf("got %s", summary(got))
+	}
+}
+
+// A maildir of symbolic links to messages (as mairix and mu build) is
+// read through the links; a dangling link is reported, and the walk goes
+// on.
+func TestMaildirOfSymlinks(t *testing.T) {
+	root := t.TempDir()
+	msg := filepath.Join(root, "store", "1.eml")
+	write(t, msg, "Subject: linked\n\nx\n")
+	md := filepath.Join(root, "results")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(md, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(msg, filepath.Join(md, "cur", "1700000001.M1.host:2,S")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "gone.eml"), filepath.Join(md, "cur", "1700000002.M2.host:2,S")); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, md, "")
+	if len(got) != 2 {
+		t.Fatalf("maildir of links: %d messages\n%s", len(got), summary(got))
+	}
+	if got[0].Err != nil || string(got[0].Data) != "Subject: linked\n\nx\n" {
+		t.Errorf("linked message: %s", summary(got[:1]))
+	}
+	if got[1].Err == nil {
+		t.Errorf("dangling link not reported: %s", summary(got[1:]))
+	}
+}
+
 func TestPlainFileAndStdin(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "msg.eml")
