@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -170,8 +172,9 @@ type resultWriter interface {
 func spamicity(f float64) string { return strconv.FormatFloat(f, 'f', 6, 64) }
 
 // tsvField keeps a path on its line and in its column: tabs and line
-// breaks in a file name are written as \t, \n and \r.
-var tsvField = strings.NewReplacer("\t", `\t`, "\n", `\n`, "\r", `\r`)
+// breaks in a file name are written as \t, \n and \r, and a backslash as
+// \\, so that "a<TAB>b" and a file named `a\tb` print differently.
+var tsvField = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
 
 type tsvResult struct{ w io.Writer }
 
@@ -220,16 +223,20 @@ type jsonResult struct{ enc *json.Encoder }
 
 // jsonLine is one line of --format json.
 type jsonLine struct {
-	Path      string     `json:"path"`
-	Verdict   string     `json:"verdict"` // spam, ham, unsure or error
-	Spamicity *float64   `json:"spamicity,omitempty"`
-	Reason    string     `json:"reason,omitempty"`
-	Error     string     `json:"error,omitempty"`
-	Tokens    int        `json:"tokens,omitempty"`
-	Used      int        `json:"used,omitempty"`
-	Truncated bool       `json:"truncated,omitempty"`
-	Clues     []jsonClue `json:"clues,omitempty"`
-	Parts     []jsonPart `json:"parts,omitempty"`
+	Path string `json:"path"`
+	// PathBase64 is the path's bytes when they are not UTF-8 (a Latin-1
+	// file name): JSON strings cannot hold them, and path has U+FFFD in
+	// their place.
+	PathBase64 string     `json:"path_base64,omitempty"`
+	Verdict    string     `json:"verdict"` // spam, ham, unsure or error
+	Spamicity  *float64   `json:"spamicity,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Tokens     int        `json:"tokens,omitempty"`
+	Used       int        `json:"used,omitempty"`
+	Truncated  bool       `json:"truncated,omitempty"`
+	Clues      []jsonClue `json:"clues,omitempty"`
+	Parts      []jsonPart `json:"parts,omitempty"`
 }
 
 type jsonPart struct {
@@ -247,7 +254,7 @@ type jsonClue struct {
 
 func (j jsonResult) result(name string, res classifier.Result) error {
 	s := res.Spamicity
-	line := jsonLine{Path: name, Verdict: res.Verdict.String(), Spamicity: &s, Reason: res.Reason,
+	line := jsonLine{Path: name, PathBase64: pathBase64(name), Verdict: res.Verdict.String(), Spamicity: &s, Reason: res.Reason,
 		Tokens: res.Tokens, Used: res.Used, Truncated: res.Truncated}
 	for _, c := range res.Clues {
 		line.Clues = append(line.Clues, jsonClue{Token: c.Token, Spam: c.Spam, Ham: c.Ham, Prob: c.Prob})
@@ -259,5 +266,13 @@ func (j jsonResult) result(name string, res classifier.Result) error {
 }
 
 func (j jsonResult) failed(name string, err error) error {
-	return j.enc.Encode(jsonLine{Path: name, Verdict: "error", Error: err.Error()})
+	return j.enc.Encode(jsonLine{Path: name, PathBase64: pathBase64(name), Verdict: "error", Error: err.Error()})
+}
+
+// pathBase64 is name in base64 when it is not UTF-8, else "".
+func pathBase64(name string) string {
+	if utf8.ValidString(name) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(name))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"os"
@@ -285,5 +286,70 @@ func TestClassifyHugeMessageInMbox(t *testing.T) {
 		if got[i].Verdict != "ham" || got[i].Truncated || *got[i].Spamicity != *got[3].Spamicity || got[i].Tokens != got[3].Tokens {
 			t.Errorf("message %d of the mbox: %+v, want as the file %+v", i+1, got[i], got[3])
 		}
+	}
+}
+
+// A backslash in a TSV path is written \\, so that a file named with a
+// tab and one named with a backslash and a "t" print apart and each can
+// be read back.
+func TestClassifyTSVEscapesBackslash(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	ham, err := os.ReadFile(fixture("check", "ham.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := filepath.Join(dir, "a\tb.eml")
+	backslash := filepath.Join(dir, `a\tb.eml`)
+	for _, p := range []string{tab, backslash} {
+		if err := os.WriteFile(p, ham, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCLI(t, "", "classify", "--db", db, "--format", "tsv", tab, backslash)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%+v", r)
+	}
+	want := []string{strings.ReplaceAll(dir, `\`, `\\`) + `/a\tb.eml`, strings.ReplaceAll(dir, `\`, `\\`) + `/a\\tb.eml`}
+	for i, l := range lines {
+		if p, _, _ := strings.Cut(l, "\t"); p != want[i] {
+			t.Errorf("line %d: path %q, want %q", i+1, p, want[i])
+		}
+	}
+}
+
+// A path that is not UTF-8 cannot be a JSON string; its bytes are given
+// in path_base64 as well.
+func TestClassifyJSONNonUTF8Path(t *testing.T) {
+	db := trainedDB(t)
+	p := filepath.Join(t.TempDir(), "Entw\xfcrfe.eml")
+	ham, err := os.ReadFile(fixture("check", "ham.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, ham, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "classify", "--db", db, "--format", "json", p)
+	var l struct {
+		Path       string `json:"path"`
+		PathBase64 string `json:"path_base64"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
+		t.Fatalf("%v: %+v", err, r)
+	}
+	raw, err := base64.StdEncoding.DecodeString(l.PathBase64)
+	if err != nil || string(raw) != p {
+		t.Errorf("path_base64 %q (%q, %v), want the bytes of %q", l.PathBase64, raw, err, p)
+	}
+	// A UTF-8 path has none.
+	q := filepath.Join(t.TempDir(), "Entwürfe.eml")
+	if err := os.WriteFile(q, ham, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "classify", "--db", db, "--format", "json", q)
+	if strings.Contains(r.stdout, "path_base64") || !strings.Contains(r.stdout, `"path":"`+q+`"`) {
+		t.Errorf("UTF-8 path: %s", r.stdout)
 	}
 }
