@@ -860,7 +860,7 @@ func (s *BoltStore) Stats(ctx context.Context) (Stats, error) {
 				return fmt.Errorf("token %q: %w", k, err)
 			}
 			st.Tokens++
-			if cnt.Spam+cnt.Ham == 1 {
+			if uint64(cnt.Spam)+uint64(cnt.Ham) == 1 {
 				st.Singular++
 			}
 			if cnt.LastSeen != 0 && (st.Oldest == 0 || cnt.LastSeen < st.Oldest) {
@@ -946,10 +946,12 @@ func (s *BoltStore) SetMeta(ctx context.Context, key, value string) error {
 
 // pruneMatch reports whether a token matches prune criteria: with both
 // criteria set it must match both (old and rare), with one it must match
-// that one.
+// that one. A token whose last-seen day is unknown (0: imported from a
+// word list without dates) is not old: pruning by age must not empty a
+// store just imported from such a list.
 func pruneMatch(c Counts, o PruneOptions) bool {
-	old := o.Before != 0 && c.LastSeen < o.Before
-	rare := o.MaxCount != 0 && c.Spam+c.Ham <= o.MaxCount
+	old := o.Before != 0 && c.LastSeen != 0 && c.LastSeen < o.Before
+	rare := o.MaxCount != 0 && uint64(c.Spam)+uint64(c.Ham) <= uint64(o.MaxCount)
 	switch {
 	case o.Before != 0 && o.MaxCount != 0:
 		return old && rare

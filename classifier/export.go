@@ -443,7 +443,10 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	}
 	for sc.Scan() {
 		line++
-		f := strings.Fields(sc.Text())
+		// Blanks and tabs only: bogofilter's tokens are bytes, and may
+		// hold a no-break space (U+00A0) or an ideographic space (U+3000),
+		// which strings.Fields would split at.
+		f := strings.FieldsFunc(sc.Text(), func(r rune) bool { return r == ' ' || r == '\t' })
 		if len(f) == 0 {
 			continue
 		}

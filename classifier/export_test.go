@@ -326,3 +326,29 @@ func TestImportBadFeatures(t *testing.T) {
 		t.Errorf("the line with good features: %+v, %v", s, err)
 	}
 }
+
+// bogofilter's tokens are bytes: a no-break space or an ideographic space
+// inside one is part of the token, not a column separator, and such a
+// word list imports whole.
+func TestImportBogoutilUnicodeSpaceInToken(t *testing.T) {
+	dump := ".ENCODING 2 0 20261205\n.MSG_COUNT 1 0 20261205\n.WORDLIST_VERSION 20040500 0 20261205\n" +
+		"and 1 0 20261205\ncaf\u00e9\u3000tokyo 1 0 20261205\nwonderful\u00a0offer 1 0 20261205\n" +
+		"tabbed\t2\t1\t20261205\n"
+	ctx := context.Background()
+	st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	is, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(dump))
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	_, c, err := st.Lookup(ctx, []string{"wonderful\u00a0offer", "caf\u00e9\u3000tokyo", "tabbed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.Tokens != 4 || c[0].Spam != 1 || c[1].Spam != 1 || c[2].Spam != 2 || c[2].Ham != 1 {
+		t.Errorf("tokens %d, counts %+v", is.Tokens, c)
+	}
+}

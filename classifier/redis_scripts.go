@@ -301,7 +301,7 @@ for i = 3, #ARGV do
     if not s then
       return redis.error_reply('corrupt counts of token ' .. ARGV[i])
     end
-    local old = before ~= 0 and d < before
+    local old = before ~= 0 and d ~= 0 and d < before
     local rare = maxc ~= 0 and s + h <= maxc
     local match
     if before ~= 0 and maxc ~= 0 then match = old and rare

@@ -250,6 +250,11 @@ func testPrune(t *testing.T, s classifier.Store) {
 		{Token: "old-common", Counts: classifier.Counts{Spam: 50, Ham: 50, LastSeen: 20200101}},
 		{Token: "new-rare", Counts: classifier.Counts{Ham: 1, LastSeen: 20250101}},
 		{Token: "new-common", Counts: classifier.Counts{Ham: 9, LastSeen: 20250101}},
+		// Last seen on an unknown day (a word list imported without
+		// dates): never old, and rare only by its counts.
+		{Token: "undated", Counts: classifier.Counts{Spam: 3, Ham: 1}},
+		// Counts whose sum passes 2^32 are not rare.
+		{Token: "huge", Counts: classifier.Counts{Spam: 4294967295, Ham: 1, LastSeen: 20250101}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +272,7 @@ func testPrune(t *testing.T, s classifier.Store) {
 	if n, err := s.Prune(ctx, classifier.PruneOptions{Before: 20240101, MaxCount: 1}); err != nil || n != 1 {
 		t.Errorf("prune old and rare: %d, %v; want 1", n, err)
 	}
-	if got := remaining(); !slices.Equal(got, []string{"new-common", "new-rare", "old-common"}) {
+	if got := remaining(); !slices.Equal(got, []string{"huge", "new-common", "new-rare", "old-common", "undated"}) {
 		t.Errorf("after old-and-rare prune: %q", got)
 	}
 	if n, err := s.Prune(ctx, classifier.PruneOptions{MaxCount: 1}); err != nil || n != 1 {
@@ -276,8 +281,14 @@ func testPrune(t *testing.T, s classifier.Store) {
 	if n, err := s.Prune(ctx, classifier.PruneOptions{Before: 20240101}); err != nil || n != 1 {
 		t.Errorf("prune old: %d, %v; want 1", n, err)
 	}
-	if got := remaining(); !slices.Equal(got, []string{"new-common"}) {
+	if got := remaining(); !slices.Equal(got, []string{"huge", "new-common", "undated"}) {
 		t.Errorf("after prunes: %q", got)
+	}
+	if n, err := s.Prune(ctx, classifier.PruneOptions{MaxCount: 4}); err != nil || n != 1 {
+		t.Errorf("prune by count: %d, %v; want 1 (undated)", n, err)
+	}
+	if got := remaining(); !slices.Equal(got, []string{"huge", "new-common"}) {
+		t.Errorf("after the prune by count: %q", got)
 	}
 }
 
