@@ -806,74 +806,108 @@ func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
 // Walk implements Store. fn runs inside a read transaction: a long walk
 // delays writers, which is acceptable for dump and export.
 func (s *BoltStore) Walk(ctx context.Context, fn func(Record) error) error {
-	return s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTokens).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			cnt, err := decodeCounts(v)
-			if err != nil {
-				return fmt.Errorf("token %q: %w", k, err)
-			}
-			if err := fn(Record{Token: string(k), Counts: cnt}); err != nil {
-				return err
-			}
+	return s.view(ctx, func(tx *bolt.Tx) error { return walkTx(ctx, tx, fn) })
+}
+
+func walkTx(ctx context.Context, tx *bolt.Tx, fn func(Record) error) error {
+	c := tx.Bucket(bucketTokens).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return nil
-	})
+		cnt, err := decodeCounts(v)
+		if err != nil {
+			return fmt.Errorf("token %q: %w", k, err)
+		}
+		if err := fn(Record{Token: string(k), Counts: cnt}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WalkDigests implements Store.
 func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
-	return s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDigests).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != len(Digest{}) || len(v) < 1 {
-				return fmt.Errorf("corrupt digest entry %x", k)
-			}
-			var d DigestClass
-			copy(d.Digest[:], k)
-			d.Class = Class(v[0])
-			if len(v) > 1 {
-				d.Features = slices.Clone(v[1:])
-			}
-			if err := fn(d); err != nil {
-				return err
-			}
+	return s.view(ctx, func(tx *bolt.Tx) error { return walkDigestsTx(tx, fn) })
+}
+
+func walkDigestsTx(tx *bolt.Tx, fn func(DigestClass) error) error {
+	c := tx.Bucket(bucketDigests).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != len(Digest{}) || len(v) < 1 {
+			return fmt.Errorf("corrupt digest entry %x", k)
 		}
-		return nil
-	})
+		var d DigestClass
+		copy(d.Digest[:], k)
+		d.Class = Class(v[0])
+		if len(v) > 1 {
+			d.Features = slices.Clone(v[1:])
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stats implements Store.
 func (s *BoltStore) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		st.Totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
-		st.Digests = tx.Bucket(bucketDigests).Stats().KeyN
-		st.Bytes = tx.Size()
-		c := tx.Bucket(bucketTokens).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			cnt, err := decodeCounts(v)
-			if err != nil {
-				return fmt.Errorf("token %q: %w", k, err)
-			}
-			st.Tokens++
-			if uint64(cnt.Spam)+uint64(cnt.Ham) == 1 {
-				st.Singular++
-			}
-			if cnt.LastSeen != 0 && (st.Oldest == 0 || cnt.LastSeen < st.Oldest) {
-				st.Oldest = cnt.LastSeen
-			}
-			st.Newest = max(st.Newest, cnt.LastSeen)
-		}
-		return nil
+		var err error
+		st, err = statsTx(tx)
+		return err
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	return st, nil
+}
+
+func statsTx(tx *bolt.Tx) (Stats, error) {
+	var st Stats
+	st.Totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+	st.Digests = tx.Bucket(bucketDigests).Stats().KeyN
+	st.Bytes = tx.Size()
+	c := tx.Bucket(bucketTokens).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		cnt, err := decodeCounts(v)
+		if err != nil {
+			return Stats{}, fmt.Errorf("token %q: %w", k, err)
+		}
+		st.Tokens++
+		if uint64(cnt.Spam)+uint64(cnt.Ham) == 1 {
+			st.Singular++
+		}
+		if cnt.LastSeen != 0 && (st.Oldest == 0 || cnt.LastSeen < st.Oldest) {
+			st.Oldest = cnt.LastSeen
+		}
+		st.Newest = max(st.Newest, cnt.LastSeen)
+	}
+	return st, nil
+}
+
+// snapshot implements snapshotter: fn reads one version of the store, in
+// one read transaction, however much is learned meanwhile.
+func (s *BoltStore) snapshot(ctx context.Context, fn func(exportSource) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error { return fn(boltSnapshot{tx}) })
+}
+
+// boltSnapshot reads a store through one read transaction.
+type boltSnapshot struct{ tx *bolt.Tx }
+
+func (b boltSnapshot) Stats(context.Context) (Stats, error) { return statsTx(b.tx) }
+
+func (b boltSnapshot) Meta(_ context.Context, key string) (string, error) {
+	return string(b.tx.Bucket(bucketMeta).Get(metaKey(key))), nil
+}
+
+func (b boltSnapshot) Walk(ctx context.Context, fn func(Record) error) error {
+	return walkTx(ctx, b.tx, fn)
+}
+
+func (b boltSnapshot) WalkDigests(_ context.Context, fn func(DigestClass) error) error {
+	return walkDigestsTx(b.tx, fn)
 }
 
 // Prune implements Store.

@@ -48,8 +48,34 @@ const importBatch = 20000
 // 6 KB a message, 20000 digests would hold 120 MB in memory at once.
 const importBatchBytes = 16 << 20
 
-// Export writes the whole store in the export format.
+// exportSource is what Export reads of a store.
+type exportSource interface {
+	Stats(ctx context.Context) (Stats, error)
+	Meta(ctx context.Context, key string) (string, error)
+	Walk(ctx context.Context, fn func(Record) error) error
+	WalkDigests(ctx context.Context, fn func(DigestClass) error) error
+}
+
+// snapshotter is a store that can show a reader one version of itself:
+// an export taken while messages are learned then has totals, tokens and
+// digests that agree (a digest exported without its message's tokens
+// would make that message "already learned" after an import, and
+// unlearning it would take counts from others).
+type snapshotter interface {
+	snapshot(ctx context.Context, fn func(exportSource) error) error
+}
+
+// Export writes the whole store in the export format: for bbolt, one
+// version of it (see snapshotter); a Redis walk is no snapshot (see
+// RedisStore.Walk), and an exact export of one needs training stopped.
 func Export(ctx context.Context, s Store, w io.Writer) error {
+	if sn, ok := s.(snapshotter); ok {
+		return sn.snapshot(ctx, func(src exportSource) error { return export(ctx, src, w) })
+	}
+	return export(ctx, s, w)
+}
+
+func export(ctx context.Context, s exportSource, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	st, err := s.Stats(ctx)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sluice-mail/sluice/classifier"
@@ -350,5 +351,58 @@ func TestImportBogoutilUnicodeSpaceInToken(t *testing.T) {
 	}
 	if is.Tokens != 4 || c[0].Spam != 1 || c[1].Spam != 1 || c[2].Spam != 2 || c[2].Ham != 1 {
 		t.Errorf("tokens %d, counts %+v", is.Tokens, c)
+	}
+}
+
+// A bbolt export taken while messages are learned is one version of the
+// store: its totals, token counts and digests agree.
+func TestBoltExportIsASnapshot(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t, filepath.Join(t.TempDir(), "db"))
+	defer st.Close()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"common", fmt.Sprint("u", i)}, Date: 20240101}
+			copy(op.Digest[:], fmt.Sprint("msg", i))
+			if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for try := 0; try < 50; try++ {
+		var buf bytes.Buffer
+		if err := classifier.Export(ctx, st, &buf); err != nil {
+			t.Fatal(err)
+		}
+		var totals, common, tokens, digests int
+		for _, l := range strings.Split(buf.String(), "\n") {
+			f := strings.Fields(l)
+			switch {
+			case len(f) == 3 && f[0] == "totals":
+				fmt.Sscan(f[1], &totals)
+			case len(f) == 5 && f[0] == "t":
+				tokens++
+				if f[1] == "common" {
+					fmt.Sscan(f[2], &common)
+				}
+			case len(f) >= 3 && f[0] == "d":
+				digests++
+			}
+		}
+		// Each message has "common" and a token of its own.
+		if totals != common || common != digests || (totals > 0 && tokens != totals+1) {
+			t.Fatalf("export %d: totals %d, common %d, %d tokens, %d digests", try, totals, common, tokens, digests)
+		}
 	}
 }
