@@ -618,10 +618,22 @@ func digestValue(c Class, features []byte) []byte {
 	return append([]byte{byte(c)}, features...)
 }
 
-// tokenDelta is the summed change of one token over a learn batch.
+// tokenDelta is the summed change of one token over a learn batch, and the
+// lowest each running sum went (0 or below): each op's change is clamped
+// at zero in turn, as Learn promises and the Redis script does, and the
+// sum alone cannot tell "-1 then +1" on a count of 0 (which ends at 1)
+// from "+1 then -1" (which ends at 0).
 type tokenDelta struct {
-	spam, ham int
-	date      Date
+	spam, ham       int
+	spamLow, hamLow int
+	date            Date
+}
+
+// inTurn returns v after changes summing to sum, whose running sum was at
+// lowest low, each clamped at zero: the clamp adds back what the lowest
+// point went below zero.
+func inTurn(v uint32, sum, low int) uint32 {
+	return addClamp(v, sum+max(0, -low-int(v)))
 }
 
 type tokenDeltas map[string]*tokenDelta
@@ -638,8 +650,10 @@ func (d tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
 		}
 		if c == Spam {
 			td.spam += delta
+			td.spamLow = min(td.spamLow, td.spam)
 		} else {
 			td.ham += delta
+			td.hamLow = min(td.hamLow, td.ham)
 		}
 		td.date = max(td.date, day)
 	}
@@ -679,12 +693,12 @@ func (d tokenDeltas) apply(b *bolt.Bucket) ([]Record, error) {
 			if cur, err = decodeCounts(v); err != nil {
 				return nil, fmt.Errorf("token %q: %w", tok, err)
 			}
-		} else if td.spam <= 0 && td.ham <= 0 {
+		} else if inTurn(0, td.spam, td.spamLow) == 0 && inTurn(0, td.ham, td.hamLow) == 0 {
 			arena = arena[:n0]
 			continue
 		}
-		cur.Spam = addClamp(cur.Spam, td.spam)
-		cur.Ham = addClamp(cur.Ham, td.ham)
+		cur.Spam = inTurn(cur.Spam, td.spam, td.spamLow)
+		cur.Ham = inTurn(cur.Ham, td.ham, td.hamLow)
 		cur.LastSeen = max(cur.LastSeen, td.date)
 		var err error
 		if cur.Spam == 0 && cur.Ham == 0 {

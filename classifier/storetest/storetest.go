@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"LookupEmpty", testLookupEmpty},
 		{"LearnOutcomes", testLearnOutcomes},
 		{"BatchSameDigest", testBatchSameDigest},
+		{"BatchClampsEachOp", testBatchClampsEachOp},
 		{"LastSeen", testLastSeen},
 		{"AddWalkStats", testAddWalkStats},
 		{"Prune", testPrune},
@@ -177,6 +178,39 @@ func testBatchSameDigest(t *testing.T, s classifier.Store) {
 	for _, c := range cnt {
 		if c.Spam != 1 || c.Ham != 1 {
 			t.Errorf("counts %+v, want 1/1", c)
+		}
+	}
+}
+
+// A batch's ops change the counts one after the other, each clamped at
+// zero: after a prune took a token away, a batch that moves a message out
+// of spam and learns another as spam leaves the token at spam 1, as the
+// two ops in separate batches would (the summed change, 0, would lose the
+// second message's count).
+func testBatchClampsEachOp(t *testing.T, s classifier.Store) {
+	old := classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"x", "y"}, Date: 20200101}
+	gone := classifier.LearnOp{Digest: digest(2), Class: classifier.Spam, Tokens: []string{"z"}, Date: 20200101}
+	learn(t, s, old, gone)
+	if n, err := s.Prune(context.Background(), classifier.PruneOptions{Before: 20240101}); err != nil || n != 3 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	moved := old
+	moved.Class, moved.Date = classifier.Ham, 20250101
+	fresh := classifier.LearnOp{Digest: digest(3), Class: classifier.Spam, Tokens: []string{"x"}, Date: 20250101}
+	// Unlearning a message whose token was pruned, then learning another
+	// with that token: spam 1, not nothing.
+	unlearn := gone
+	unlearn.Unlearn = true
+	again := classifier.LearnOp{Digest: digest(4), Class: classifier.Spam, Tokens: []string{"z"}, Date: 20250101}
+	out := learn(t, s, moved, fresh, unlearn, again)
+	want := []classifier.Outcome{classifier.Moved, classifier.Learned, classifier.Unlearned, classifier.Learned}
+	if !slices.Equal(out, want) {
+		t.Errorf("outcomes %v, want %v", out, want)
+	}
+	_, cnt := lookup(t, s, "x", "y", "z")
+	for i, want := range []classifier.Counts{{Spam: 1, Ham: 1}, {Ham: 1}, {Spam: 1}} {
+		if got := cnt[i]; got.Spam != want.Spam || got.Ham != want.Ham {
+			t.Errorf("token %d: %+v, want spam %d ham %d", i, got, want.Spam, want.Ham)
 		}
 	}
 }
