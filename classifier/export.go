@@ -186,12 +186,18 @@ func spoolChecked(r io.Reader, what string, check func(io.Reader) error) (*os.Fi
 	return spool, nil
 }
 
+// maxExportLine bounds a line of an export. The longest a store can
+// write is a digest with every feature: 2^20 distinct features below
+// 2^20 packed as varint gaps take at most about 1 MiB, 1.4 MiB in
+// base64.
+const maxExportLine = 4 << 20
+
 // importLines reads an export from r and adds it to s; with s nil it
 // only checks r.
 func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	var st ImportStats
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	sc.Buffer(make([]byte, 64*1024), maxExportLine)
 	line := 0
 	needEnd, sawEnd := false, false
 	var b Batch
@@ -275,7 +281,8 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return st, fmt.Errorf("import: line %d: %w", line, err)
+		// The line that failed was not counted.
+		return st, fmt.Errorf("import: line %d: %w", line+1, err)
 	}
 	if line == 0 {
 		return st, errors.New("import: empty input")
@@ -506,7 +513,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
+		return st, fmt.Errorf("import bogoutil: line %d: %w", line+1, err)
 	}
 	if err := flush(); err != nil {
 		return st, fmt.Errorf("import bogoutil: %w", err)

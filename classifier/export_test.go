@@ -406,3 +406,43 @@ func TestBoltExportIsASnapshot(t *testing.T) {
 		}
 	}
 }
+
+// A digest with every feature the model has (the longest line an export
+// can hold) is imported back; a line longer than any export writes is
+// refused with its own line number.
+func TestExportImportLargestFeatures(t *testing.T) {
+	ctx := context.Background()
+	src := openTestStore(t, filepath.Join(t.TempDir(), "src"))
+	defer src.Close()
+	f := make([]uint32, 0, 1<<20)
+	for v := uint32(0); v < 1<<20; v++ {
+		f = append(f, v)
+	}
+	var d classifier.Digest
+	copy(d[:], "big")
+	feats := classifier.EncodeFeatures(f)
+	if err := src.Add(ctx, classifier.Batch{Totals: classifier.Totals{Spam: 1}, Digests: []classifier.DigestClass{{Digest: d, Class: classifier.Spam, Features: feats}}}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := classifier.Export(ctx, src, &buf); err != nil {
+		t.Fatal(err)
+	}
+	dst := openTestStore(t, filepath.Join(t.TempDir(), "dst"))
+	defer dst.Close()
+	if _, err := classifier.Import(ctx, dst, bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	if err := dst.WalkDigests(ctx, func(dc classifier.DigestClass) error { got = dc.Features; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, feats) {
+		t.Errorf("features after import: %d bytes, want %d", len(got), len(feats))
+	}
+	// Line 4 (the digest) made longer than any export writes.
+	long := strings.Replace(buf.String(), "d ", "d "+strings.Repeat("A", 4<<20), 1)
+	if _, err := classifier.Import(ctx, dst, strings.NewReader(long)); err == nil || !strings.Contains(err.Error(), "line 4:") {
+		t.Errorf("over-long line: %v, want an error naming line 4", err)
+	}
+}
