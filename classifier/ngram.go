@@ -180,8 +180,13 @@ func appendDecoded(f []uint32, b []byte) ([]uint32, error) {
 			return nil, errors.New("features: bad varint")
 		}
 		b = b[n:]
+		// The gap is checked before it is added: a gap near 2^64 would
+		// wrap prev round to a smaller feature.
+		if d >= 1<<ngramBits || (len(f) > n0 && d == 0) {
+			return nil, errors.New("features: out of range")
+		}
 		prev += d
-		if prev >= 1<<ngramBits || (len(f) > n0 && d == 0) {
+		if prev >= 1<<ngramBits {
 			return nil, errors.New("features: out of range")
 		}
 		f = append(f, uint32(prev))

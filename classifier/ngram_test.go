@@ -100,6 +100,8 @@ func TestFeaturesEncoding(t *testing.T) {
 		"cut varint":   {0x80},
 		"out of range": EncodeFeatures([]uint32{1 << ngramBits}),
 		"repeated":     {5, 0},
+		// 5, then a gap of 2^64-3 that would wrap round to 2.
+		"wrapping gap": {5, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 3},
 	} {
 		if _, err := DecodeFeatures(bad); err == nil {
 			t.Errorf("%s: no error", name)

@@ -527,6 +527,11 @@ func chi2LogTails(x float64, df int) (lnQ, lnP float64) {
 	if x <= 0 || k < 1 {
 		return 0, math.Inf(-1)
 	}
+	if math.IsInf(x, 1) {
+		// A token probability of exactly 0 or 1 (a tiny robs): the
+		// upper tail is 0, and the sums below would give Inf - Inf.
+		return math.Inf(-1), 0
+	}
 	m := x / 2
 	lnM := math.Log(m)
 	// The terms shrink geometrically once past the peak; 1e-17 of the

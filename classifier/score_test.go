@@ -361,3 +361,20 @@ func TestHeaderToken(t *testing.T) {
 		t.Errorf("tokens %q: %d header, %d body", m.Tokens, hdr, body)
 	}
 }
+
+// A robs small enough to pass Validate makes a token seen in one class
+// exactly 0 or 1: the score stays a number.
+func TestScoreTinyRobS(t *testing.T) {
+	p := Params{RobS: 1e-17, MinSpam: -1, MinHam: -1}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("robs 1e-17 refused: %v", err)
+	}
+	r := Score(p, Totals{Spam: 10, Ham: 10}, []string{"a", "b"}, []Counts{{Spam: 1}, {Ham: 3}}, false)
+	if math.IsNaN(r.LogOdds) || math.IsNaN(r.Spamicity) {
+		t.Errorf("LogOdds %v, Spamicity %v", r.LogOdds, r.Spamicity)
+	}
+	r = Score(p, Totals{Spam: 10, Ham: 10}, []string{"a", "b"}, []Counts{{Spam: 1}, {Spam: 3}}, false)
+	if r.Verdict != VerdictSpam {
+		t.Errorf("two spam tokens: %+v", r)
+	}
+}
