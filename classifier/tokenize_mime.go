@@ -57,8 +57,14 @@ func (w *walker) add(tok []byte) {
 	w.set.add(tok)
 }
 
-// add2 records the token prefix+s.
+// add2 records the token prefix+s. A value longer than maxTokenLen (a
+// sender's made-up content type or charset of kilobytes) is the token
+// prefix+"long": one learnable token rather than a one-off key of any
+// size in the store.
 func (w *walker) add2(prefix, s string) {
+	if len(s) > maxTokenLen {
+		s = "long"
+	}
 	w.buf = append(append(w.buf[:0], prefix...), s...)
 	w.add(w.buf)
 }

@@ -342,3 +342,23 @@ func BenchmarkTokenize(b *testing.B) {
 		tk.TokenizeBytes(msgs[i%len(msgs)])
 	}
 }
+
+// Tokens made of header values (content type, transfer encoding, charset)
+// are bounded like words: a value of kilobytes is one "long" token.
+func TestMIMEValueTokensBounded(t *testing.T) {
+	long := strings.Repeat("z", 5000)
+	raw := "Content-Type: multipart/mixed; boundary=b\n\n" +
+		"--b\nContent-Type: text/plain; charset=\"" + long + "\"\nContent-Transfer-Encoding: " + long + "\n\nhello\n" +
+		"--b\nContent-Type: application/" + long + "\n\nx\n--b--\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, tok := range m.Tokens {
+		if len(tok) > maxTokenLen+len("charset:") {
+			t.Errorf("%d-byte token %.24q...", len(tok), tok)
+		}
+	}
+	for _, want := range []string{"ctype:long", "cte:long", "charset:long", "hello"} {
+		if !slices.Contains(m.Tokens, want) {
+			t.Errorf("no token %q in %q", want, m.Tokens)
+		}
+	}
+}
