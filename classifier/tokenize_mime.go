@@ -86,7 +86,9 @@ func (f field) is(name string) bool { return string(f.name) == name }
 func (w *walker) message(raw []byte, depth int, top bool) {
 	var fields []field
 	var body []byte
-	fields, body, w.names = parseHeader(w.fieldsAt(depth), raw, w.names)
+	var dropped bool
+	fields, body, w.names, dropped = parseHeader(w.fieldsAt(depth), raw, w.names, maxHeaderFields)
+	w.truncated = w.truncated || dropped
 	w.fieldBufs[depth] = fields
 	if w.bogo {
 		for _, f := range fields {
@@ -236,13 +238,21 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	}
 }
 
+// maxHeaderFields bounds the fields the tokenizer keeps of one header
+// block. A megabyte of "a:" lines is 350,000 fields of 72 bytes each
+// plus their names; real mail has tens, a long trace a few hundred.
+const maxHeaderFields = 1000
+
 // parseHeader splits raw into header fields, appended to fields, and body,
-// appending the fields' lower-cased names to names. It is lenient where real mail is broken: LF
-// or CRLF line ends, bare CR line ends when the message has no LF at all,
-// 8-bit bytes, and a line that is neither a field nor a continuation, which
-// (as Postfix's cleanup does) starts the body. Field values are slices of
-// raw.
-func parseHeader(fields []field, raw []byte, names []byte) ([]field, []byte, []byte) {
+// appending the fields' lower-cased names to names. It is lenient where
+// real mail is broken: LF or CRLF line ends, bare CR line ends when the
+// message has no LF at all, 8-bit bytes, and a line that is neither a
+// field nor a continuation, which (as Postfix's cleanup does) starts the
+// body. Field values are slices of raw. With limit above 0, fields past
+// the first limit are not kept (the header is still read to its end) and
+// dropped is set.
+func parseHeader(fields []field, raw []byte, names []byte, limit int) (_ []field, body []byte, _ []byte, dropped bool) {
+	n0 := len(fields)
 	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') >= 0 {
 		raw = bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
 	}
@@ -252,16 +262,20 @@ func parseHeader(fields []field, raw []byte, names []byte) ([]field, []byte, []b
 			return
 		}
 		cur := raw[start:end]
+		start = -1
+		if limit > 0 && len(fields)-n0 >= limit {
+			dropped = true
+			return
+		}
 		i := bytes.IndexByte(cur, ':')
 		name := bytes.TrimSpace(cur[:i])
-		n0 := len(names)
+		nn := len(names)
 		names = appendLowerASCII(names, name)
 		fields = append(fields, field{
-			name:    names[n0:len(names):len(names)],
+			name:    names[nn:len(names):len(names)],
 			value:   bytes.TrimSpace(cur[i+1:]),
 			rawName: name,
 		})
-		start = -1
 	}
 	pos := 0
 	for pos < len(raw) {
@@ -272,7 +286,7 @@ func parseHeader(fields []field, raw []byte, names []byte) ([]field, []byte, []b
 		line := bytes.TrimSuffix(raw[pos:lineEnd], []byte("\r"))
 		if len(line) == 0 {
 			flush()
-			return fields, raw[next:], names
+			return fields, raw[next:], names, dropped
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if start >= 0 {
@@ -282,18 +296,18 @@ func parseHeader(fields []field, raw []byte, names []byte) ([]field, []byte, []b
 			}
 			// A continuation with nothing to continue: not a header.
 			flush()
-			return fields, raw[pos:], names
+			return fields, raw[pos:], names, dropped
 		}
 		if !isFieldLine(line) {
 			flush()
-			return fields, raw[pos:], names
+			return fields, raw[pos:], names, dropped
 		}
 		flush()
 		start, end = pos, pos+len(line)
 		pos = next
 	}
 	flush()
-	return fields, nil, names
+	return fields, nil, names, dropped
 }
 
 // unfold joins the lines of a folded field value with single spaces, the

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -360,5 +361,31 @@ func TestMIMEValueTokensBounded(t *testing.T) {
 		if !slices.Contains(m.Tokens, want) {
 			t.Errorf("no token %q in %q", want, m.Tokens)
 		}
+	}
+}
+
+// A header block of hundreds of thousands of tiny fields costs memory in
+// proportion to what is kept, not to the field count: past
+// maxHeaderFields the fields are skipped (and the message marked
+// truncated), and the body is still found and read.
+func TestHeaderFieldCountBounded(t *testing.T) {
+	raw := []byte(strings.Repeat("a:\n", (256<<10)/3) + "Subject: late\n\nbodyword\n")
+	tk := NewTokenizer(TokenizerOptions{})
+	tk.TokenizeBytes(raw) // warm the pooled buffers
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m := tk.TokenizeBytes(raw)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8*uint64(len(raw)) {
+		t.Errorf("%d-byte message allocated %d bytes", len(raw), got)
+	}
+	if !m.Truncated || !slices.Contains(m.Tokens, "bodyword") {
+		t.Errorf("truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
+	// Up to the bound, every field counts.
+	m = tk.TokenizeBytes([]byte(strings.Repeat("X-A: b\n", maxHeaderFields-1) + "Subject: kept\n\nx\n"))
+	if m.Truncated || !slices.Contains(m.Tokens, "subj:kept") {
+		t.Errorf("at the bound: truncated %v, tokens %q", m.Truncated, m.Tokens)
 	}
 }
