@@ -8,9 +8,12 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
+	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/unicode"
 )
 
 // walker collects the tokens of one message. Tokenizer keeps finished
@@ -566,18 +569,58 @@ func toUTF8(b []byte, cs string) []byte {
 	if isASCII(b) && asciiCompatible(cs) {
 		return b
 	}
-	r, err := charset.Reader(cs, bytes.NewReader(b))
-	if err != nil {
+	enc := charsetEncoding(cs)
+	if enc == nil {
+		// Unknown: best effort.
 		if utf8.Valid(b) {
 			return b
 		}
 		return latin1(b)
 	}
-	out, err := io.ReadAll(r)
+	out, err := enc.NewDecoder().Bytes(b)
 	if err != nil && len(out) == 0 {
 		return latin1(b)
 	}
 	return out
+}
+
+// charsetEncoding finds the decoder of a MIME charset name (lower case)
+// as go-message's charset package does: IANA names, their "cs" aliases,
+// then the WHATWG names. Unlike it, it refuses WHATWG's "replacement"
+// encoding, which the WHATWG maps ISO-2022-KR and ISO-2022-CN to and
+// which turns a whole text into one U+FFFD: the caller's best effort
+// (the bytes read as ASCII, UTF-8 or Latin-1) keeps at least the ASCII
+// words. nil for an unknown charset.
+func charsetEncoding(cs string) encoding.Encoding {
+	switch cs {
+	case "ansi_x3.110-1983":
+		return charmap.ISO8859_1
+	case "x-utf_8j":
+		return unicode.UTF8
+	}
+	if e, err := ianaindex.MIME.Encoding(cs); err == nil && e != nil {
+		return e
+	}
+	if e, err := ianaindex.MIME.Encoding("cs" + cs); err == nil && e != nil {
+		return e
+	}
+	if e, err := htmlindex.Get(cs); err == nil && e != nil && e != encoding.Replacement {
+		return e
+	}
+	return nil
+}
+
+// wordCharsetReader decodes the text of an RFC 2047 encoded word for
+// mime.WordDecoder. It never fails: an encoded word in an unknown charset
+// gets toUTF8's best effort rather than leaving the whole field undecoded,
+// and the decoding is one call on a few bytes, where charset.Reader set up
+// a streaming decoder and io.Copy a 32 KB buffer for each word.
+func wordCharsetReader(cs string, r io.Reader) (io.Reader, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(toUTF8(b, strings.ToLower(cs))), nil
 }
 
 // asciiCompatible reports whether ASCII bytes mean ASCII characters in a
@@ -614,7 +657,7 @@ func latin1(b []byte) []byte {
 // A plain value is returned as it is.
 func decodeHeaderValue(v []byte) []byte {
 	if bytes.Contains(v, []byte("=?")) {
-		dec := mime.WordDecoder{CharsetReader: charset.Reader}
+		dec := mime.WordDecoder{CharsetReader: wordCharsetReader}
 		if s, err := dec.DecodeHeader(string(unfold(v))); err == nil {
 			v = []byte(s)
 		}

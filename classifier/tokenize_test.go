@@ -389,3 +389,41 @@ func TestHeaderFieldCountBounded(t *testing.T) {
 		t.Errorf("at the bound: truncated %v, tokens %q", m.Truncated, m.Tokens)
 	}
 }
+
+// A charset the decoders would turn into nothing (ISO-2022-KR and -CN map
+// to WHATWG's "replacement" encoding, one U+FFFD for the whole text) or
+// do not know still yields the words that can be read, in a body and in
+// encoded words; an unknown charset in one encoded word does not leave
+// the others undecoded.
+func TestCharsetBestEffort(t *testing.T) {
+	cases := []struct{ raw, want string }{
+		{"Content-Type: text/plain; charset=iso-2022-kr\n\nbuy cheap pills now\n", "cheap"},
+		{"Content-Type: text/plain; charset=ISO-2022-CN\n\nbuy cheap pills now\n", "cheap"},
+		{"Subject: =?iso-2022-kr?Q?cheap_pills?=\n\nhello\n", "subj:cheap"},
+		{"Subject: =?x-unknown?B?Y2hlYXAgcGlsbHM=?=\n\nhello\n", "subj:cheap"},
+		{"Subject: =?utf-8?Q?caf=C3=A9?= and =?x-unknown?Q?pills?=\n\nhello\n", "subj:café"},
+		{"Subject: =?koi8-r?B?8NLJ18XU?=\n\nhello\n", "subj:привет"},
+	}
+	for _, tc := range cases {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(tc.raw))
+		if !slices.Contains(m.Tokens, tc.want) {
+			t.Errorf("%q: missing %q; got %q", tc.raw, tc.want, m.Tokens)
+		}
+	}
+}
+
+// Encoded words cost in proportion to their size: each used to set up a
+// streaming decoder and a 32 KB copy buffer, 2,500 times the message.
+func TestEncodedWordsAllocation(t *testing.T) {
+	raw := []byte("Subject: " + strings.Repeat("=?koi8-r?q?ab?= ", (32<<10)/16) + "\n\nbody\n")
+	tk := NewTokenizer(TokenizerOptions{})
+	tk.TokenizeBytes(raw)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tk.TokenizeBytes(raw)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64*uint64(len(raw)) {
+		t.Errorf("%d-byte message allocated %d bytes (%dx)", len(raw), got, got/uint64(len(raw)))
+	}
+}
