@@ -166,7 +166,8 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		return
 	}
 	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
-	n := 0
+	n, broken := 0, 0
+	lastErr := ""
 	for {
 		if w.parts >= w.opts.MaxParts {
 			w.truncated = true
@@ -174,11 +175,27 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		}
 		p, err := mr.NextPart()
 		if err != nil {
-			if err != io.EOF && !w.bogo {
+			if err == io.EOF {
+				break
+			}
+			if !w.bogo {
 				w.add2("mime:", "broken")
 			}
-			break
+			// The body ends without its closing boundary (a message cut
+			// short): every part was read, and the reader says so again
+			// at each call.
+			if strings.HasSuffix(err.Error(), "NextPart: EOF") || err.Error() == lastErr || broken >= w.opts.MaxParts {
+				break
+			}
+			// A part whose header go-message cannot parse (a line
+			// without a colon, no header at all, an 8-bit field name)
+			// must not hide the parts after it: read on from the next
+			// boundary.
+			broken++
+			lastErr = err.Error()
+			continue
 		}
+		lastErr = ""
 		// The whole message is already capped in memory, so reading a
 		// part fully is bounded by that cap. Each nesting depth has its
 		// own buffer: the part is done with before the next is read.
@@ -194,7 +211,10 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		}
 		w.entity(pf, pb, depth+1)
 	}
-	if n == 0 {
+	if n == 0 || broken > 0 {
+		// Nothing parsed, or a part lost to its broken header: what it
+		// said is somewhere in the body, read as text (tokens count
+		// once, so the parts that were read add nothing twice).
 		w.text(toUTF8(body, ""))
 	}
 }

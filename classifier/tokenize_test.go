@@ -427,3 +427,34 @@ func TestEncodedWordsAllocation(t *testing.T) {
 		t.Errorf("%d-byte message allocated %d bytes (%dx)", len(raw), got, got/uint64(len(raw)))
 	}
 }
+
+// A part whose header go-message cannot parse hides neither its own
+// words nor the parts after it. A multipart body that only lacks its
+// closing boundary (a message cut short) is read part by part, not again
+// as text.
+func TestBrokenPartHeaderKeepsParts(t *testing.T) {
+	for name, bad := range map[string]string{
+		"no colon":        "Content-Type: text/plain\nthis line has no colon\n\nsecondpartword\n",
+		"no header":       "secondpartword and more text\n",
+		"8-bit field key": "Contént-Type: text/plain\n\nsecondpartword\n",
+	} {
+		raw := "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n" +
+			"--b\nContent-Type: text/plain\n\nfirstpartword\n" +
+			"--b\n" + bad +
+			"--b\nContent-Type: text/html\n\n<p>thirdpartword <a href=\"http://spam-host.example/\">x</a>\n" +
+			"--b--\n"
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+		for _, w := range []string{"firstpartword", "secondpartword", "thirdpartword", "url:spam-host.example", "mime:broken"} {
+			if !slices.Contains(m.Tokens, w) {
+				t.Errorf("%s: missing %q; got %q", name, w, m.Tokens)
+			}
+		}
+	}
+	cut := "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n" +
+		"--b\nContent-Type: text/plain\nX-Note: partheaderword\n\nfirstpartword\n" +
+		"--b\nContent-Type: text/plain\n\nsecondpartword, and then the message ends\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(cut))
+	if !slices.Contains(m.Tokens, "secondpartword") || slices.Contains(m.Tokens, "partheaderword") {
+		t.Errorf("cut short: %q", m.Tokens)
+	}
+}
