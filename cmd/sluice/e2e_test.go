@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,23 @@ func TestEndToEnd(t *testing.T) {
 				if !strings.HasPrefix(d.Recipient(), "ok") {
 					t.Errorf("unexpected delivery to %s", d.Recipient())
 				}
+			}
+
+			// The queue id reaches the end of the message: Sendmail, with
+			// its own macro lists after MAIL FROM (docs/sendmail.md),
+			// sends it at MAIL FROM only, and sluice keeps it.
+			accepted := 0
+			for _, line := range strings.Split(td.log.String(), "\n") {
+				if !strings.Contains(line, "msg=message") || !strings.Contains(line, "verdict=accept") {
+					continue
+				}
+				accepted++
+				if !regexp.MustCompile(`queue_id=[0-9A-Za-z]`).MatchString(line) {
+					t.Errorf("accepted message logged without its queue id: %s", line)
+				}
+			}
+			if accepted != 2 {
+				t.Errorf("%d accepted messages logged, want 2:\n%s", accepted, td.log)
 			}
 
 			metrics := td.metrics(t)

@@ -130,13 +130,12 @@ define(\`confDONT_BLAME_SENDMAIL', \`TrustStickyBit')dnl
 define(\`confLOG_LEVEL', \`14')dnl
 define(\`confMILTER_LOG_LEVEL', \`14')dnl
 dnl Macros sent to the milter: Sendmail's defaults plus the client's address,
-dnl name and port at connect and the queue id (i) at every later stage.
+dnl name and port at connect, as docs/sendmail.md advises; ENVRCPT, EOH and
+dnl EOM keep Sendmail's own lists, so the queue id (i) arrives at MAIL FROM
+dnl only, and the tests show that sluice keeps it for the later stages.
 define(\`confMILTER_MACROS_CONNECT', \`\`j, _, {daemon_name}, {if_name}, {if_addr}, {client_addr}, {client_name}, {client_port}'')dnl
 define(\`confMILTER_MACROS_HELO', \`\`{tls_version}, {cipher}, {cipher_bits}, {cert_subject}, {cert_issuer}'')dnl
 define(\`confMILTER_MACROS_ENVFROM', \`\`i, {auth_type}, {auth_authen}, {auth_ssf}, {auth_author}, {mail_mailer}, {mail_host}, {mail_addr}'')dnl
-define(\`confMILTER_MACROS_ENVRCPT', \`\`i, {rcpt_mailer}, {rcpt_host}, {rcpt_addr}'')dnl
-define(\`confMILTER_MACROS_EOH', \`i')dnl
-define(\`confMILTER_MACROS_EOM', \`\`i, {msg_id}'')dnl
 dnl Only the loopback listener: no MSA on port 587.
 FEATURE(\`no_default_msa')dnl
 FEATURE(\`nocanonify')dnl
