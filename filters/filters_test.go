@@ -369,3 +369,53 @@ func (f checkFunc) Check(_ context.Context, _ filters.Stage, m *filters.Message)
 	f(m)
 	return filters.Verdict{}, nil
 }
+
+// headerSeer records the header names it sees and answers with action.
+type headerSeer struct {
+	action filters.Action
+	seen   []string
+}
+
+func (*headerSeer) Name() string { return "seer" }
+func (*headerSeer) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true}
+}
+func (s *headerSeer) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	s.seen = nil
+	for _, h := range m.Headers {
+		s.seen = append(s.seen, h.Name)
+	}
+	return filters.Verdict{Action: s.action}, nil
+}
+
+// A Discard's edits reach the MTA when a later filter quarantines the
+// message instead; the later filters, and the message afterwards, see
+// them too, so that what they read is what is held.
+func TestDiscardEditsSeenLater(t *testing.T) {
+	disc := &filtertest.Fixed{FilterName: "disc", At: filters.StagesOf(filters.StageEOM),
+		Verdict: filters.Verdict{Action: filters.Discard,
+			Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Disc", Value: "1"}}}}
+	seer := &headerSeer{action: filters.Quarantine}
+	p := filters.NewPipeline([]filters.Step{{Filter: disc}, {Filter: seer}}, nil)
+	m := &filters.Message{Headers: []filters.Header{{Name: "Subject", Value: "s"}}}
+	res := p.Run(context.Background(), filters.StageEOM, m)
+	if res.Verdict.Action != filters.Quarantine {
+		t.Fatalf("action %s", res.Verdict.Action)
+	}
+	var want, after []string
+	for _, h := range filters.ApplyEdits([]filters.Header{{Name: "Subject", Value: "s"}}, res.Verdict.Edits) {
+		want = append(want, h.Name)
+	}
+	for _, h := range m.Headers {
+		after = append(after, h.Name)
+	}
+	if strings.Join(want, ",") != "Subject,X-Disc" {
+		t.Fatalf("the MTA gets %v", want)
+	}
+	if strings.Join(seer.seen, ",") != strings.Join(want, ",") {
+		t.Errorf("later filter saw %v, the MTA holds %v", seer.seen, want)
+	}
+	if strings.Join(after, ",") != strings.Join(want, ",") {
+		t.Errorf("message headers after the stage %v, the MTA holds %v", after, want)
+	}
+}

@@ -153,8 +153,10 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 			// repaired or tagged header is what the next filter reads.
 			// Before the header block is complete the edge applies edits
 			// itself once it is (an added field goes after the fields
-			// still to come).
-			if Delivers(v.Action) && stage >= StageHeaders {
+			// still to come). A Discard's edits count too: they stay in
+			// the stage's edits, and reach the MTA, when a later filter
+			// quarantines the message instead.
+			if (Delivers(v.Action) || v.Action == Discard) && stage >= StageHeaders {
 				m.Headers = ApplyEdits(m.Headers, v.Edits)
 			}
 			if v.Action > res.Verdict.Action {
