@@ -212,6 +212,8 @@ func TestMessageModel(t *testing.T) {
 			{Name: "X-Empty", Value: ""},
 			{Name: "received", Value: "two"},
 			{Name: "X-Folded", Value: "a\r\n\tb"},
+			// As the MTAs hand folded values to a milter.
+			{Name: "X-Milter-Folded", Value: "c\n\td\n e"},
 		},
 		Macros: map[string]string{"i": "ABC123", "j": "override"},
 	}
@@ -236,7 +238,8 @@ func TestMessageModel(t *testing.T) {
 	m.Body.Write([]byte("body\r\n"))
 	defer m.Body.Close()
 	raw, _ := io.ReadAll(m.Raw())
-	want := "Received: one\r\nSubject: Grüße, 世界\r\nX-Empty: \r\nreceived: two\r\nX-Folded: a\r\n\tb\r\n\r\nbody\r\n"
+	want := "Received: one\r\nSubject: Grüße, 世界\r\nX-Empty: \r\nreceived: two\r\nX-Folded: a\r\n\tb\r\n" +
+		"X-Milter-Folded: c\r\n\td\r\n e\r\n\r\nbody\r\n"
 	if string(raw) != want {
 		t.Errorf("raw:\n%q\nwant\n%q", raw, want)
 	}

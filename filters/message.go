@@ -144,13 +144,15 @@ func (m *Message) Header(name string) (string, bool) {
 
 // Raw returns the message as RFC 5322 text: the header fields with CRLF
 // line ends, a blank line, and the body as received. Folded values keep
-// their folding. Reading it does not consume the body.
+// their folding, with CRLF before each continuation line as on the wire
+// (the MTAs hand a milter a bare LF there). Reading it does not consume
+// the body.
 func (m *Message) Raw() io.Reader {
 	var hdr bytes.Buffer
 	for _, h := range m.Headers {
 		hdr.WriteString(h.Name)
 		hdr.WriteString(": ")
-		hdr.WriteString(h.Value)
+		writeFolded(&hdr, h.Value)
 		hdr.WriteString("\r\n")
 	}
 	hdr.WriteString("\r\n")
@@ -158,6 +160,21 @@ func (m *Message) Raw() io.Reader {
 		return &hdr
 	}
 	return io.MultiReader(&hdr, m.Body.Reader())
+}
+
+// writeFolded writes a header value with CRLF before each continuation
+// line, whether the value has LF or CRLF there.
+func writeFolded(b *bytes.Buffer, v string) {
+	for {
+		i := strings.IndexByte(v, '\n')
+		if i < 0 {
+			b.WriteString(v)
+			return
+		}
+		b.WriteString(strings.TrimSuffix(v[:i], "\r"))
+		b.WriteString("\r\n")
+		v = v[i+1:]
+	}
 }
 
 // ApplyEdits returns headers with edits made, in order, with the meaning
