@@ -335,11 +335,23 @@ func (f *Filter) measureStore() {
 func (f *Filter) reportPool(ps poolStatser) {
 	cur := ps.PoolStats()
 	d := cur
-	d.Hits -= f.lastPool.Hits
-	d.Misses -= f.lastPool.Misses
-	d.Timeouts -= f.lastPool.Timeouts
+	d.Hits = since(cur.Hits, f.lastPool.Hits)
+	d.Misses = since(cur.Misses, f.lastPool.Misses)
+	d.Timeouts = since(cur.Timeouts, f.lastPool.Timeouts)
 	f.lastPool = cur
 	f.sobs.BayesRedisPool(f.name, d)
+}
+
+// since is how much a pool counter grew from last to cur. go-redis keeps
+// its counters in 32 bits, and a cluster's summed counters drop when a
+// node leaves: a counter below its last value started again, and what it
+// counts now is all new (a wrap is under-counted by what was left below
+// 2^32, rather than read as 2^64 gets at once).
+func since(cur, last uint64) uint64 {
+	if cur < last {
+		return cur
+	}
+	return cur - last
 }
 
 // Check implements filters.Filter.

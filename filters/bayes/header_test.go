@@ -1,8 +1,13 @@
 package bayes
 
 import (
+	"math"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/classifier"
 )
 
 func TestFold(t *testing.T) {
@@ -46,5 +51,34 @@ func TestTemplate(t *testing.T) {
 		if _, err := parseTemplate(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+type fakePool struct{ st classifier.RedisPoolStats }
+
+func (p *fakePool) PoolStats() classifier.RedisPoolStats { return p.st }
+
+type poolRecorder struct{ hits []uint64 }
+
+func (*poolRecorder) BayesStoreUnavailable(string)                             {}
+func (*poolRecorder) BayesRedisRoundTrip(string, string, time.Duration, error) {}
+func (r *poolRecorder) BayesRedisPool(_ string, st classifier.RedisPoolStats) {
+	r.hits = append(r.hits, st.Hits)
+}
+
+// Pool counters are reported as increments. go-redis's wrap at 2^32 (or a
+// cluster node leaving the sum) is a counter that started again, never an
+// increment of 2^64.
+func TestPoolIncrements(t *testing.T) {
+	rec := &poolRecorder{}
+	f := &Filter{name: "bayes", sobs: rec}
+	p := &fakePool{st: classifier.RedisPoolStats{Hits: math.MaxUint32 - 10}}
+	f.reportPool(p)
+	p.st.Hits = math.MaxUint32 - 4
+	f.reportPool(p)
+	p.st.Hits = 5 // wrapped
+	f.reportPool(p)
+	if want := []uint64{math.MaxUint32 - 10, 6, 5}; !slices.Equal(rec.hits, want) {
+		t.Errorf("increments %v, want %v", rec.hits, want)
 	}
 }
