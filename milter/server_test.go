@@ -539,3 +539,39 @@ func TestHeaderBlockBound(t *testing.T) {
 		t.Error("next message: the script filter added no header")
 	}
 }
+
+// quarantineIP quarantines every message of connections from one address.
+type quarantineIP struct{ addr string }
+
+func (quarantineIP) Name() string { return "ip" }
+func (quarantineIP) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageConnect)}
+}
+func (q quarantineIP) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	if m.Conn.Addr.String() == q.addr {
+		return filters.Verdict{Action: filters.Quarantine, Reason: "listed"}, nil
+	}
+	return filters.Verdict{}, nil
+}
+
+// A second connect on the same milter session starts a new client: the
+// first one's connect verdict does not carry over to its messages.
+func TestSecondConnectStartsClean(t *testing.T) {
+	p := filters.NewPipeline([]filters.Step{{Filter: quarantineIP{"192.0.2.1"}}}, nil)
+	_, addr := startServer(t, milter.Config{Pipeline: p})
+	s := dial(t, addr)
+	must(t)(s.Conn("bad", gomilter.FamilyInet, 1, "192.0.2.1"))
+	must(t)(s.Conn("good", gomilter.FamilyInet, 1, "192.0.2.2"))
+	must(t)(s.Mail("a@example.org", nil))
+	must(t)(s.Rcpt("b@example.org", nil))
+	must(t)(s.HeaderEnd())
+	mods, act, err := s.BodyReadFrom(strings.NewReader("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Code == gomilter.ActQuarantine {
+			t.Errorf("the second client's message was quarantined for the first client (%c)", act.Code)
+		}
+	}
+}

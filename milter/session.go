@@ -144,6 +144,9 @@ func (s *session) queueID() string {
 // Connect implements gomilter.Milter.
 func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guard(&resp, &err)
+	// A new connection on the same milter session (the protocol allows
+	// it) starts clean: the last client's verdicts are not this one's.
+	s.connDone, s.atConnect = filters.Outcome{}, filters.Outcome{}
 	s.conn = filters.Conn{Hostname: host, Family: family, Port: port, Macros: map[string]string{}}
 	if a, ok := netip.AddrFromSlice(addr); ok {
 		s.conn.Addr = a.Unmap()
