@@ -179,6 +179,15 @@ func skipMboxFromLine(raw []byte) []byte {
 	}
 	i := bytes.IndexByte(raw, '\n')
 	if i < 0 {
+		i = len(raw)
+	}
+	// "From : alice@example.org" is a From field (a blank may precede
+	// the colon); a separator line never is, as the text before its
+	// first colon holds blanks.
+	if isFieldLine(bytes.TrimSuffix(raw[:i], []byte("\r"))) {
+		return raw
+	}
+	if i == len(raw) {
 		return nil
 	}
 	return raw[i+1:]

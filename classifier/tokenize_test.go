@@ -458,3 +458,22 @@ func TestBrokenPartHeaderKeepsParts(t *testing.T) {
 		t.Errorf("cut short: %q", m.Tokens)
 	}
 }
+
+// A message starting with an mbox separator loses that line; one starting
+// with a From field written with a blank before the colon keeps it, in
+// its tokens and its digest.
+func TestMboxFromLineOrFromField(t *testing.T) {
+	tk := NewTokenizer(TokenizerOptions{})
+	sep := tk.TokenizeBytes([]byte("From alice@example.org Mon Jan  1 10:00:00 2024\nSubject: hi\n\nbody\n"))
+	if slices.Contains(sep.Tokens, "from:alice@example.org") || !slices.Contains(sep.Tokens, "subj:hi") {
+		t.Errorf("separator line: %q", sep.Tokens)
+	}
+	field := "From : alice@example.org\nSubject: hi\n\nbody\n"
+	m := tk.TokenizeBytes([]byte(field))
+	if !slices.ContainsFunc(m.Tokens, func(s string) bool { return strings.HasPrefix(s, "from:") }) {
+		t.Errorf("From field lost: %q", m.Tokens)
+	}
+	if MessageDigest([]byte(field)) == MessageDigest([]byte("Subject: hi\n\nbody\n")) {
+		t.Error("the From field is not part of the digest")
+	}
+}
