@@ -708,7 +708,13 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 		err := s.call(ctx, op, true, func(ctx context.Context) error {
 			s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, i := range todo {
-					cmds[j] = sc.EvalSha(ctx, p, s.keys, args[i]...)
+					a := make([]any, 0, 3+len(s.keys)+len(args[i]))
+					a = append(a, "evalsha", sc.Hash(), len(s.keys))
+					for _, k := range s.keys {
+						a = append(a, k)
+					}
+					cmds[j] = redis.NewCmd(ctx, append(a, args[i]...)...)
+					p.Process(ctx, noRetryCmd{cmds[j]})
 				}
 				return nil
 			})
@@ -738,6 +744,15 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 	}
 	return res, nil
 }
+
+// noRetryCmd keeps go-redis from sending a script again after an error
+// such as a lost reply: MaxRetries covers the single-server and Sentinel
+// clients, but the Cluster client sends a failed pipeline again on its
+// own, and a write script applied twice (an import) counts twice.
+// MOVED and ASK redirects are still followed.
+type noRetryCmd struct{ *redis.Cmd }
+
+func (noRetryCmd) NoRetry() bool { return true }
 
 // addChunk bounds the records, or the digests, of one Add script: Redis
 // serves nobody else while a script runs, and 2000 records take a few
