@@ -88,7 +88,10 @@ func (r RedisConfig) check() error {
 		return errors.New("redis.addrs: at least one host:port needed with store: redis")
 	}
 	for _, a := range r.Addrs {
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+		_, port, err := net.SplitHostPort(a)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 1 || n > 65535 {
+			// A bad port would only show as an outage at every dial.
 			return fmt.Errorf("redis.addrs: %q is not host:port", a)
 		}
 	}
@@ -146,6 +149,9 @@ func (r RedisConfig) Options() (classifier.RedisOptions, error) {
 		if !ok {
 			return o, fmt.Errorf("redis.password_env: %s is not set", r.PasswordEnv)
 		}
+		if v == "" {
+			return o, fmt.Errorf("redis.password_env: %s is empty", r.PasswordEnv)
+		}
 		o.Password = v
 	}
 	if r.SentinelPasswordFile != "" {
@@ -162,13 +168,19 @@ func (r RedisConfig) Options() (classifier.RedisOptions, error) {
 }
 
 // readSecret reads a password file; a trailing line end is not part of
-// the password.
+// the password. An empty one is an error: a secret not provisioned yet
+// would otherwise mean no password, and the server's NOAUTH refusal would
+// not name the file.
 func readSecret(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s: empty", path)
+	}
+	return s, nil
 }
 
 // on reports whether TLS is used: enabled, or any other key set.

@@ -297,6 +297,9 @@ func TestRedisConfig(t *testing.T) {
 	bad := []struct{ opts, want string }{
 		{"store: redis", "redis.addrs"},
 		{"store: redis\nredis: {addrs: [nohost]}", "not host:port"},
+		{"store: redis\nredis: {addrs: ['127.0.0.1:6379x']}", "not host:port"},
+		{"store: redis\nredis: {addrs: ['127.0.0.1:99999']}", "not host:port"},
+		{"store: redis\nredis: {addrs: ['127.0.0.1:0']}", "not host:port"},
 		{"store: redis\nredis: {addrs: [a:1, b:2]}", "several addresses"},
 		{"store: redis\nredis: {addrs: [a:1], cluster: true, db: 2}", "only database 0"},
 		{"store: redis\nredis: {addrs: [a:1], password_file: x, password_env: Y}", "exclude each other"},
@@ -314,6 +317,25 @@ func TestRedisConfig(t *testing.T) {
 	}
 	if _, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordFile: filepath.Join(dir, "missing")}).Options(); err == nil {
 		t.Error("missing password file: no error")
+	}
+	// A password file with nothing in it is not "no password".
+	for name, content := range map[string]string{"empty": "", "newline": "\n", "crlf": "\r\n"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordFile: p}).Options()
+		if err == nil || !strings.Contains(err.Error(), "password_file") {
+			t.Errorf("password file %q: %v, password %q; want a password_file error", content, err, o.Password)
+		}
+		_, err = (bayes.RedisConfig{Addrs: []string{"a:1"}, SentinelMaster: "m", SentinelPasswordFile: p}).Options()
+		if err == nil || !strings.Contains(err.Error(), "sentinel_password_file") {
+			t.Errorf("sentinel password file %q: %v", content, err)
+		}
+	}
+	t.Setenv("SLUICE_EMPTY_PW", "")
+	if _, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordEnv: "SLUICE_EMPTY_PW"}).Options(); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty password variable: %v", err)
 	}
 }
 
@@ -347,7 +369,7 @@ func TestParseRedisURL(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"http://a:1", "redis://", "redis://a:1/x", "redis://a:1?color=red", "redis://user:secret@a:1",
-		"redis://a:1,b:2", "redis://a:1?cluster=maybe",
+		"redis://a:1,b:2", "redis://a:1?cluster=maybe", "redis://127.0.0.1:6379x", "redis://127.0.0.1:99999",
 	} {
 		_, err := bayes.ParseRedisURL(bad)
 		if err == nil {
