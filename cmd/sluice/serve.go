@@ -38,18 +38,51 @@ Signals:
                    finish (up to shutdown_timeout), then exit 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sigs := make(chan os.Signal, 4)
-			signalNotify(sigs)
-			defer signal.Stop(sigs)
+			sigs := make(chan os.Signal)
+			defer signalNotify(sigs)()
 			d := &daemon{cli: c, stderr: cmd.ErrOrStderr()}
 			return d.run(cmd.Context(), sigs, nil)
 		},
 	}
 }
 
-// signalNotify subscribes c to the signals the daemon acts on.
-func signalNotify(c chan<- os.Signal) {
-	signal.Notify(c, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+// signalNotify delivers the signals the daemon acts on to c, stop signals
+// first, and returns a func that ends the delivery. SIGHUP and the stop
+// signals are caught on channels of their own: signal.Notify drops a
+// signal whose channel is full, and a burst of SIGHUPs during a slow
+// reload must not crowd out the SIGTERM after it. SIGHUPs that arrive
+// while one waits merge into it; a reload reads the file as it is then.
+func signalNotify(c chan<- os.Signal) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	term := make(chan os.Signal, 2)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		for {
+			var sig os.Signal
+			select {
+			case sig = <-term:
+			default:
+				select {
+				case sig = <-term:
+				case sig = <-hup:
+				case <-done:
+					return
+				}
+			}
+			select {
+			case c <- sig:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		signal.Stop(term)
+		close(done)
+	}
 }
 
 // daemon is a running `sluice serve`.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -471,4 +472,53 @@ func TestDefaultConfigDanglingSymlink(t *testing.T) {
 	if _, err := c.loadConfig(""); err == nil || !strings.Contains(err.Error(), link) {
 		t.Errorf("dangling symlink as default file: %v; want an error naming %s", err, link)
 	}
+}
+
+// A burst of SIGHUPs while the daemon is busy (a slow reload) does not
+// crowd out the SIGTERM after it: signal.Notify drops a signal whose
+// channel is full. The stop comes at the latest after the one SIGHUP
+// already on its way, and the others merge.
+func TestSIGTERMAfterSIGHUPBurst(t *testing.T) {
+	// Keeps the test process alive whatever reaches it.
+	guard := make(chan os.Signal, 64)
+	signal.Notify(guard, syscall.SIGHUP, syscall.SIGTERM)
+	defer signal.Stop(guard)
+	c := make(chan os.Signal) // nobody reads while the burst arrives
+	stop := signalNotify(c)
+	defer stop()
+	pid := os.Getpid()
+	for range 10 {
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the SIGTERM was delivered (SIGHUPs pending at once
+	// merge in the kernel; each one delivered reached both channels).
+	for delivered := false; !delivered; {
+		select {
+		case sig := <-guard:
+			delivered = sig == syscall.SIGTERM
+		case <-time.After(5 * time.Second):
+			t.Fatal("SIGTERM not delivered")
+		}
+	}
+	var got []string
+	for len(got) < 3 {
+		select {
+		case sig := <-c:
+			got = append(got, sig.String())
+			if sig == syscall.SIGTERM {
+				if len(got) > 2 {
+					t.Errorf("signals read: %v; want the stop among the first two", got)
+				}
+				return
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("SIGTERM lost; read %v", got)
+		}
+	}
+	t.Errorf("signals read: %v; want the stop among the first two", got)
 }
