@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -111,13 +112,41 @@ func Listen(a Address, opts UnixOptions) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	// Close removes the socket file; that is what we want at shutdown.
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	if err := setSocketAccess(a.Addr, opts); err != nil {
-		ln.Close()
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	fi, err := os.Lstat(a.Addr)
+	if err != nil {
+		ul.Close()
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	return ln, nil
+	own := &unixListener{UnixListener: ul, path: a.Addr, file: fi}
+	if err := setSocketAccess(a.Addr, opts); err != nil {
+		own.Close()
+		return nil, fmt.Errorf("listen %s: %w", a, err)
+	}
+	return own, nil
+}
+
+// unixListener removes its socket file when it is closed, if the file at
+// the path is still the one it bound. Go's own unlink on close removes
+// whatever is there by then: after the file was deleted while the daemon
+// ran (a tmp cleaner, an rm), that may be the live socket of the daemon
+// started since, or a file that is not a socket at all.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	file fs.FileInfo
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, lerr := os.Lstat(l.path); lerr == nil && os.SameFile(fi, l.file) {
+			os.Remove(l.path)
+		}
+	})
+	return err
 }
 
 func removeStaleSocket(path string) error {

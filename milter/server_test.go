@@ -433,9 +433,17 @@ func TestUnixListenerReplacesOnlyStaleSocket(t *testing.T) {
 	if _, err := milter.Listen(a, milter.UnixOptions{}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second listen on a live socket: %v", err)
 	}
-	// Simulate a crash: the file stays, nobody answers.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
+	if _, err := os.Lstat(path); err == nil {
+		t.Fatal("Close left the socket file")
+	}
+	// Simulate a crash: a socket file stays, nobody answers.
+	raw, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetUnlinkOnClose(false)
+	raw.Close()
 	ln2, err := milter.Listen(a, milter.UnixOptions{})
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
@@ -573,5 +581,44 @@ func TestSecondConnectStartsClean(t *testing.T) {
 		if m.Code == gomilter.ActQuarantine {
 			t.Errorf("the second client's message was quarantined for the first client (%c)", act.Code)
 		}
+	}
+}
+
+// Closing a unix listener removes its own socket file only: not the live
+// socket of a daemon started at the same path after the file was deleted,
+// and not a file put there since.
+func TestUnixListenerCloseRemovesOnlyItsOwnFile(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "sluice-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "m.sock")
+	a, err := milter.ParseAddress("unix:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := milter.Listen(a, milter.UnixOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path) // the first daemon's socket file is gone
+	second, err := milter.Listen(a, milter.UnixOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close() // the first daemon stops
+	if c, err := net.Dial("unix", path); err != nil {
+		t.Fatalf("stopping the first daemon cut off the second: %v", err)
+	} else {
+		c.Close()
+	}
+	os.Remove(path)
+	if err := os.WriteFile(path, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second.Close()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "precious\n" {
+		t.Errorf("Close removed a file that is not its socket: %q, %v", b, err)
 	}
 }
