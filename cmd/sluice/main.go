@@ -85,6 +85,15 @@ built-in defaults when that file does not exist). See docs/configuration.md.`,
 	}
 	root.PersistentFlags().StringVar(&c.configPath, "config", defaultConfigPath, "configuration file")
 	root.AddCommand(c.newServeCmd(), newVersionCmd(), c.newConfigCmd(), c.newTrainCmd(), c.newClassifyCmd(), c.newDBCmd(), c.newArchiveCmd(), c.newSendersCmd(), c.newTestCmd(), newGenManCmd())
+	// Cobra refuses an unknown command at the top level only: "sluice
+	// config chek FILE" printed the help of "config" and exited 0, so a
+	// "config check && reload" script went ahead unchecked.
+	for _, sub := range root.Commands() {
+		if sub.HasSubCommands() && !sub.Runnable() {
+			sub.Args = cobra.NoArgs
+			sub.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
 	})

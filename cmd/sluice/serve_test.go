@@ -522,3 +522,21 @@ func TestSIGTERMAfterSIGHUPBurst(t *testing.T) {
 	}
 	t.Errorf("signals read: %v; want the stop among the first two", got)
 }
+
+// A mistyped subcommand is an error at every level, not the parent's help
+// and exit 0: "sluice config chek FILE && systemctl reload sluice" must
+// not go ahead. The parent alone still prints its help.
+func TestUnknownSubcommandFails(t *testing.T) {
+	for _, args := range [][]string{{"foo"}, {"config", "chek", "/etc/sluice/sluice.yml"},
+		{"senders", "tset", "a@example.org"}, {"archive", "shwo", "/var/mail/spam"}, {"db", "stat"}} {
+		r := runCLI(t, "", args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "unknown command") {
+			t.Errorf("sluice %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	for _, parent := range []string{"config", "db", "senders", "archive"} {
+		if r := runCLI(t, "", parent); r.code != 0 || !strings.Contains(r.stdout, "Available Commands") {
+			t.Errorf("sluice %s: exit %d, stdout %q", parent, r.code, r.stdout)
+		}
+	}
+}
