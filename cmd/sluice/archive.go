@@ -185,7 +185,11 @@ func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error
 			return p, nil
 		}, nil
 	}
-	return nil, fmt.Errorf("--to %s: the configuration %s has no archive filter; give a path instead", to, cfg.File)
+	name := "the configuration " + cfg.File
+	if cfg.File == "" {
+		name = "the built-in configuration"
+	}
+	return nil, fmt.Errorf("--to %s: %s has no archive filter; give a path instead", to, name)
 }
 
 // moveRecords appends the picked records of src to their destinations and
@@ -207,7 +211,8 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 			return err
 		}
 		if sameFile(d, src) {
-			return fmt.Errorf("%s: the message is already in %s", src, d)
+			// ReadRecords names src.
+			return fmt.Errorf("the message is already in %s", d)
 		}
 		moves = append(moves, picked{r, d})
 		return nil

@@ -294,3 +294,20 @@ func TestArchiveMoveSkipsHalfWrittenRecord(t *testing.T) {
 		t.Errorf("destination %q", got)
 	}
 }
+
+// Error messages of archive move name things once, and the configuration
+// by what it is.
+func TestArchiveMoveErrorMessages(t *testing.T) {
+	c := &cli{configPath: filepath.Join(t.TempDir(), "missing.yml"), reg: testRegistry()}
+	if _, err := c.archiveDestination("spam"); err == nil || !strings.Contains(err.Error(), "the built-in configuration has no archive filter") {
+		t.Errorf("no configuration file: %v", err)
+	}
+	src := filepath.Join(t.TempDir(), "a.mbox")
+	if err := os.WriteFile(src, []byte("From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q1\nSubject: hi\n\nbody\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "archive", "move", "--queue-id", "Q1", "--to", src, src)
+	if r.code != 1 || strings.Count(r.stderr, src) != 2 || !strings.Contains(r.stderr, "already in") {
+		t.Errorf("move into the same file: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

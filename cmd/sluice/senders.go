@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -92,11 +93,15 @@ func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup,
 	if len(files) > 0 {
 		fc := make([]senders.FileConfig, len(files))
 		for i, f := range files {
+			if f == "" {
+				return nil, errors.New("--file: empty path")
+			}
 			fc[i] = senders.FileConfig{Path: f, Match: match}
 		}
 		sf, err := senders.Config{Files: fc}.RulesFiles()
 		if err != nil {
-			return nil, fmt.Errorf("--match: %w", err)
+			// What is left to go wrong here is the file or --match.
+			return nil, fmt.Errorf("--file, --match: %w", err)
 		}
 		reject, _ := senders.Config{}.Reject()
 		return []sendersSetup{{files: sf, reject: reject}}, nil

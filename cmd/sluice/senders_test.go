@@ -366,3 +366,15 @@ func TestDocSendersMetrics(t *testing.T) {
 		}
 	}
 }
+
+// An empty --file is named as such, not blamed on a --match not given.
+func TestSendersTestEmptyFile(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules")
+	if err := os.WriteFile(rules, []byte("example.org REJECT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "senders", "test", "a@example.org", "--file", rules, "--file", "")
+	if r.code != 1 || !strings.Contains(r.stderr, "--file: empty path") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
