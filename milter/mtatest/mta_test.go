@@ -73,11 +73,13 @@ func (l *milterLog) first(stage string) (map[string]string, bool) {
 // headerMilter adds "X-Mtatest-Milter: queue-id=<i macro>" at the end of
 // every message, and quarantines messages whose subject asks for it.
 // go-milter makes one per connection, and a fresh one after each message it
-// accepts.
+// accepts. Sendmail, with its own macro lists, sends i at MAIL FROM only
+// (docs/sendmail.md): the milter keeps it from there, as sluice does.
 type headerMilter struct {
 	milter.NoOpMilter
 	log        *milterLog
 	quarantine bool
+	queueID    string
 }
 
 func (h *headerMilter) Connect(host, family string, port uint16, addr net.IP, m *milter.Modifier) (milter.Response, error) {
@@ -88,6 +90,7 @@ func (h *headerMilter) Connect(host, family string, port uint16, addr net.IP, m 
 func (h *headerMilter) MailFrom(from string, m *milter.Modifier) (milter.Response, error) {
 	h.log.add("mail", m.Macros)
 	h.quarantine = false
+	h.queueID = m.Macros["i"]
 	return milter.RespContinue, nil
 }
 
@@ -104,7 +107,11 @@ func (h *headerMilter) Headers(hdr textproto.MIMEHeader, m *milter.Modifier) (mi
 
 func (h *headerMilter) Body(m *milter.Modifier) (milter.Response, error) {
 	h.log.add("eom", m.Macros)
-	if err := m.AddHeader(headerName, "queue-id="+m.Macros["i"]); err != nil {
+	id := m.Macros["i"]
+	if id == "" {
+		id = h.queueID
+	}
+	if err := m.AddHeader(headerName, "queue-id="+id); err != nil {
 		return nil, err
 	}
 	if h.quarantine {
