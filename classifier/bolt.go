@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -293,11 +295,19 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 	}
 	defer funlock(s.lock)
 	var db *bolt.DB
+	_, serr := os.Stat(s.path)
+	created := errors.Is(serr, fs.ErrNotExist)
 	err := s.noPanic(func() (err error) {
 		db, err = bolt.Open(s.path, 0o660, &bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
 		return err
 	})
 	if err != nil {
+		if created {
+			// A store whose creation failed (a full disk) must not stay
+			// half written, to fail every later open; the lock file,
+			// held exclusively, keeps anyone else from it meanwhile.
+			os.Remove(s.path)
+		}
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("open %s: %w", s.path, ErrBusy)
 		}
@@ -331,7 +341,14 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 // is no store) instead of returning an error; a command must then fail
 // with a message, and the daemon must keep its locks consistent. bbolt
 // rolls its transaction back when fn panics, so the handle stays usable.
+//
+// A file shorter than its pages say (cut short by a full disk or an
+// interrupted copy) makes bbolt read past the end of its mapping: a
+// SIGBUS or SIGSEGV that would kill the process with no word of which
+// file. SetPanicOnFault turns that into a panic here too, for this
+// goroutine while fn runs.
 func (s *BoltStore) noPanic(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: %w: %v", s.path, ErrDamaged, r)
