@@ -169,6 +169,9 @@ func (s *BoltStore) poll() {
 			return
 		case <-t.C:
 		}
+		if !s.lockFileHeld() {
+			s.renewLockFile()
+		}
 		s.mu.RLock()
 		if s.db == nil || s.closed {
 			s.mu.RUnlock()
@@ -190,6 +193,46 @@ func (s *BoltStore) poll() {
 		s.mu.Lock()
 		s.closeReaderLocked()
 		s.mu.Unlock()
+	}
+}
+
+// lockFileHeld reports whether the lock file at the store's path is still
+// the one this process locks. Deleted (a cleanup of the state directory,
+// an rm) or replaced, it is one other processes lock and this one would
+// never see: their writes would wait on this process's read handle
+// forever, as it never closed for them.
+func (s *BoltStore) lockFileHeld() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return true
+	}
+	held, err1 := s.lock.Stat()
+	named, err2 := os.Stat(s.path + ".lock")
+	return err1 != nil || err2 == nil && os.SameFile(held, named)
+}
+
+// renewLockFile opens the lock file at the path again (creating it) in
+// place of the one that is gone, and closes the read handle so that a
+// writer already waiting on the new file gets in.
+func (s *BoltStore) renewLockFile() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	lock, err := os.OpenFile(s.path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+	if err != nil {
+		if s.opts.Logger != nil {
+			s.opts.Logger.Warn("classifier store: reopening the lock file failed", "path", s.path+".lock", "err", err)
+		}
+		return
+	}
+	s.closeReaderLocked()
+	s.lock.Close()
+	s.lock = lock
+	if s.opts.Logger != nil {
+		s.opts.Logger.Warn("classifier store: the lock file was removed or replaced; using the one at its path now", "path", s.path+".lock")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -222,4 +223,36 @@ func TestBoltStoreIndexCap(t *testing.T) {
 	}
 	sameLookup(t, "store over the cap", indexed, plain, append(toks, "unknown"))
 	sameLookup(t, "store over the cap, again", indexed, plain, append(toks, "unknown"))
+}
+
+// A lock file removed while a daemon has the store open (a cleanup of the
+// state directory) does not lock writers out until a restart: the daemon
+// notices, takes the new lock file at the path, and lets a writer waiting
+// on it in.
+func TestBoltStoreLockFileRemoved(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bayes.db")
+	opts := classifier.BoltOptions{LockTimeout: 2 * time.Second}
+	daemon, err := classifier.OpenBolt(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer daemon.Close()
+	if _, _, err := daemon.Lookup(ctx, []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path + ".lock"); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := classifier.OpenBolt(path, opts)
+	if err != nil {
+		t.Fatalf("open after the lock file was removed: %v", err)
+	}
+	defer cli.Close()
+	if _, err := cli.Learn(ctx, []classifier.LearnOp{{Class: classifier.Spam, Tokens: []string{"x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, c, err := daemon.Lookup(ctx, []string{"x"}); err != nil || c[0].Spam != 1 {
+		t.Errorf("the daemon after the write: %+v, %v", c, err)
+	}
 }
