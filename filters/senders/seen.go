@@ -1,7 +1,6 @@
 package senders
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -54,12 +53,10 @@ func ReadSeen(path string) (*SeenList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seen file: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	n := 0
-	for sc.Scan() {
+	for line := range strings.Lines(string(data)) {
 		n++
-		line := sc.Text()
+		line = strings.TrimSuffix(line, "\n")
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -76,9 +73,6 @@ func ReadSeen(path string) (*SeenList, error) {
 			continue
 		}
 		l.add(seenKey{pattern, domain}, t, 0)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("seen file %s: %w", path, err)
 	}
 	return l, nil
 }
@@ -258,10 +252,16 @@ func (s *seenStore) flush() {
 	if err != nil {
 		// Kept in memory and written with the next change or at close.
 		s.dirty = true
-		if err.Error() != s.lastErr {
+		// The same failure, whatever temporary file it hit.
+		key := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			key = pe.Op + ": " + pe.Err.Error()
+		}
+		if key != s.lastErr {
 			s.log.Error("senders: writing the seen file failed; new domains are remembered in memory only until it works", "err", err)
 		}
-		s.lastErr = err.Error()
+		s.lastErr = key
 		return
 	}
 	s.lastErr = ""
