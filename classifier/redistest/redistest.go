@@ -158,6 +158,9 @@ func (s *Server) start(t testing.TB) {
 	t.Helper()
 	s.cmd = exec.Command("redis-server", s.args...)
 	s.cmd.Dir = s.Dir
+	// A test binary that dies (a timeout panic skips the cleanups) takes
+	// its redis-server with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		Unavailable(t, "start redis-server: %v", err)
 	}

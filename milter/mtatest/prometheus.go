@@ -181,6 +181,9 @@ func startPrometheusOnce(t testing.TB, dir, configPath string, try int) (p *Prom
 	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
+	// A test binary that dies (a timeout panic skips the cleanups) takes
+	// its Prometheus with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, false, fmt.Errorf("start %s: %w", prometheusBin, err)
 	}

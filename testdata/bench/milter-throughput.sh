@@ -21,7 +21,14 @@ cd "$(dirname "$0")/../.."
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT INT TERM
 
-go test ./milter -run '^$' -bench '^BenchmarkThroughput$' -count "$count" -benchtime "$benchtime" | tee "$raw"
+# Not a pipe into tee: sh has no pipefail, and a failing benchmark must
+# fail the script.
+if ! go test ./milter -run '^$' -bench '^BenchmarkThroughput$' -count "$count" -benchtime "$benchtime" >"$raw" 2>&1; then
+	cat "$raw"
+	echo "milter-throughput.sh: the benchmark failed" >&2
+	exit 1
+fi
+cat "$raw"
 
 echo
 # Lines look like:
@@ -62,6 +69,7 @@ END {
 	fail = 0
 	split("unix inet", nets, " ")
 	split("1 8", concs, " ")
+	shown = 0
 	for (a = 1; a <= 2; a++) for (c = 1; c <= 2; c++) {
 		net = nets[a]; conc = concs[c]
 		if (!((net SUBSEP conc) in rows)) continue
@@ -73,6 +81,11 @@ END {
 		ok = (r >= target) ? "ok" : "MISSED"
 		if (r < target) fail = 1
 		printf "%-5s %-4s %12.0f %12.0f %12.0f %7.2fx %15.2fx  %s\n", net, conc, s, b, bs, r, rs, ok
+		shown++
+	}
+	if (shown == 0) {
+		print "no benchmark results" > "/dev/stderr"
+		exit 1
 	}
 	printf "(msgs/s, medians of %d runs; ratio = sluice/bare, target >= %.1fx)\n", cnt["sluice" SUBSEP "unix" SUBSEP "1"], target
 	exit fail

@@ -33,10 +33,12 @@ if [ ! -x "$bin" ]; then
     trap 'rm -rf "$tmp"' EXIT
     # Same lock as install-deps.sh: apt must not run twice at once.
     (
-      flock 9
+      flock -w 900 9
       cd "$tmp"
       if ! apt-get download -q "sendmail-bin=$version" >/dev/null 2>&1; then
-        apt-get update -q >/dev/null
+        # The same marker as install-deps.sh: one update per boot.
+        apt-get -q -o DPkg::Lock::Timeout=300 update >/dev/null
+        touch /tmp/sluice-apt-updated
         apt-get download -q "sendmail-bin=$version" >/dev/null
       fi
     ) 9>/tmp/sluice-install-deps.lock
