@@ -296,11 +296,7 @@ func (s *BoltStore) reopenLocked(ctx context.Context) error {
 		return err
 	}
 	defer funlock(s.lock)
-	var db *bolt.DB
-	err := s.noPanic(func() (err error) {
-		db, err = bolt.Open(s.path, 0o660, &bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
-		return err
-	})
+	db, err := s.openBolt(&bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return fmt.Errorf("open %s read-only: %w", s.path, ErrBusy)
@@ -337,13 +333,9 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 		return err
 	}
 	defer funlock(s.lock)
-	var db *bolt.DB
 	_, serr := os.Stat(s.path)
 	created := errors.Is(serr, fs.ErrNotExist)
-	err := s.noPanic(func() (err error) {
-		db, err = bolt.Open(s.path, 0o660, &bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
-		return err
-	})
+	db, err := s.openBolt(&bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
 	if err != nil {
 		if created {
 			// A store whose creation failed (a full disk) must not stay
@@ -376,6 +368,36 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 		err = fmt.Errorf("close %s: %w", s.path, cerr)
 	}
 	return err
+}
+
+// openBolt opens the store file with bbolt under noPanic. bbolt locks the
+// file before it reads a page; if reading one panics (a file cut short),
+// Open returns no handle to close, and the lock would stay held until the
+// process exits, keeping every other process's writers out, and this
+// process from the file even once it is restored. So the file is caught
+// as bbolt opens it, and unlocked and closed then.
+func (s *BoltStore) openBolt(o *bolt.Options) (*bolt.DB, error) {
+	var f *os.File
+	o.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		var err error
+		f, err = os.OpenFile(name, flag, perm)
+		return f, err
+	}
+	var db *bolt.DB
+	err := s.noPanic(func() (err error) {
+		db, err = bolt.Open(s.path, 0o660, o)
+		return err
+	})
+	if err != nil && db == nil && f != nil {
+		// After an ordinary error bbolt has closed it already, and these
+		// fail harmlessly. After a panic its mapping of the file is left
+		// (bbolt's to remove, and unreachable), and a mapping keeps the
+		// open file, and so its flock, alive past Close: the lock is
+		// released explicitly.
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}
+	return db, err
 }
 
 // noPanic runs fn, which reads or writes the file through bbolt, and
