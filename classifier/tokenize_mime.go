@@ -264,7 +264,18 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 // maxHeaderFields bounds the fields the tokenizer keeps of one header
 // block. A megabyte of "a:" lines is 350,000 fields of 72 bytes each
 // plus their names; real mail has tens, a long trace a few hundred.
-const maxHeaderFields = 1000
+// maxMIMEFieldsPast more are kept past it if they are MIME fields.
+const (
+	maxHeaderFields   = 1000
+	maxMIMEFieldsPast = 16
+)
+
+// mimeField reports whether a field name is one that says how to read
+// the body: Content-* or MIME-Version.
+func mimeField(name []byte) bool {
+	return len(name) >= 8 && strings.EqualFold(string(name[:8]), "content-") ||
+		strings.EqualFold(string(name), "mime-version")
+}
 
 // parseHeader splits raw into header fields, appended to fields, and body,
 // appending the fields' lower-cased names to names. It is lenient where
@@ -286,12 +297,18 @@ func parseHeader(fields []field, raw []byte, names []byte, limit int) (_ []field
 		}
 		cur := raw[start:end]
 		start = -1
-		if limit > 0 && len(fields)-n0 >= limit {
-			dropped = true
-			return
-		}
 		i := bytes.IndexByte(cur, ':')
 		name := bytes.TrimSpace(cur[:i])
+		if limit > 0 && len(fields)-n0 >= limit {
+			// Past the bound, the fields that say how to read the body
+			// are still kept (a few): a thousand junk fields in front of
+			// them must not make a base64 body unreadable.
+			if len(fields)-n0 >= limit+maxMIMEFieldsPast || !mimeField(name) {
+				dropped = true
+				return
+			}
+			dropped = true
+		}
 		nn := len(names)
 		names = appendLowerASCII(names, name)
 		fields = append(fields, field{

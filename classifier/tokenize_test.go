@@ -383,6 +383,14 @@ func TestHeaderFieldCountBounded(t *testing.T) {
 	if !m.Truncated || !slices.Contains(m.Tokens, "bodyword") {
 		t.Errorf("truncated %v, tokens %q", m.Truncated, m.Tokens)
 	}
+	// The MIME fields after a thousand junk ones still say how to read
+	// the body.
+	hidden := strings.Repeat("X-A: b\n", maxHeaderFields) + "MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" +
+		"aGlkZGVuYmFzZTY0d29yZCBoZXJl\n"
+	m = tk.TokenizeBytes([]byte(hidden))
+	if !m.Truncated || !slices.Contains(m.Tokens, "hiddenbase64word") {
+		t.Errorf("MIME fields past the bound: truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
 	// Up to the bound, every field counts.
 	m = tk.TokenizeBytes([]byte(strings.Repeat("X-A: b\n", maxHeaderFields-1) + "Subject: kept\n\nx\n"))
 	if m.Truncated || !slices.Contains(m.Tokens, "subj:kept") {
