@@ -109,9 +109,12 @@ func (f *Filter) verdictOf(m *filters.Message) string {
 			return a.String()
 		}
 	}
-	// On mail that is not delivered the filters' header edits were not
-	// applied (Pipeline.Run): a verdict field there is the sender's own,
-	// and a forged "Ham" must not put refused spam in the ham archive.
+	// On refused or discarded mail the verdict field may be the
+	// sender's own: the filter that writes it (and removes forged ones)
+	// may not have run, as a refusal before it ends the message, or its
+	// edits were dropped along with its own refusal. A forged "Ham" must
+	// not put refused spam in the ham archive, which ham is retrained
+	// from; such mail goes to its action's target or to default.
 	if v, ok := m.Header(f.s.verdictHeader); ok && filters.Delivers(m.Decided.Action) {
 		word := strings.ToLower(strings.TrimRight(firstWord(v), ",;"))
 		switch word {
