@@ -93,6 +93,7 @@ type BoltStore struct {
 	done chan struct{}
 	// modelSeen is the n-gram model id read with the latest lookup.
 	modelSeen modelSeen
+	renewErr  string // the last failure of renewLockFile, logged once
 }
 
 // Open opens (creating if needed) the bbolt store at path with default
@@ -223,11 +224,14 @@ func (s *BoltStore) renewLockFile() {
 	}
 	lock, err := os.OpenFile(s.path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
 	if err != nil {
-		if s.opts.Logger != nil {
+		// Tried again at every poll; said once until it changes.
+		if s.opts.Logger != nil && err.Error() != s.renewErr {
 			s.opts.Logger.Warn("classifier store: reopening the lock file failed", "path", s.path+".lock", "err", err)
 		}
+		s.renewErr = err.Error()
 		return
 	}
+	s.renewErr = ""
 	s.closeReaderLocked()
 	s.lock.Close()
 	s.lock = lock

@@ -47,11 +47,12 @@ Signals:
 }
 
 // signalNotify delivers the signals the daemon acts on to c, stop signals
-// first, and returns a func that ends the delivery. SIGHUP and the stop
-// signals are caught on channels of their own: signal.Notify drops a
-// signal whose channel is full, and a burst of SIGHUPs during a slow
-// reload must not crowd out the SIGTERM after it. SIGHUPs that arrive
-// while one waits merge into it; a reload reads the file as it is then.
+// first (one replaces a SIGHUP still waiting to be taken), and returns a
+// func that ends the delivery. SIGHUP and the stop signals are caught on
+// channels of their own: signal.Notify drops a signal whose channel is
+// full, and a burst of SIGHUPs during a slow reload must not crowd out
+// the SIGTERM after it. SIGHUPs that arrive while one waits merge into
+// it; a reload reads the file as it is then.
 func signalNotify(c chan<- os.Signal) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	term := make(chan os.Signal, 2)
@@ -71,10 +72,17 @@ func signalNotify(c chan<- os.Signal) (stop func()) {
 					return
 				}
 			}
-			select {
-			case c <- sig:
-			case <-done:
-				return
+		deliver:
+			for {
+				select {
+				case c <- sig:
+					break deliver
+				case t := <-term:
+					// A stop replaces a reload not yet taken.
+					sig = t
+				case <-done:
+					return
+				}
 			}
 		}
 	}()

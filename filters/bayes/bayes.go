@@ -577,11 +577,14 @@ func verdictWord(v classifier.Verdict) string {
 	return "Unsure"
 }
 
-// headerSize is the size of the header block as Message.Raw writes it.
+// headerSize is the size of the header block as Message.Raw writes it:
+// "Name: value" and CRLF per field, a bare LF inside a folded value
+// written as CRLF, and the blank line.
 func headerSize(hs []filters.Header) int64 {
 	n := int64(2)
 	for _, h := range hs {
 		n += int64(len(h.Name) + 2 + len(h.Value) + 2)
+		n += int64(strings.Count(h.Value, "\n") - strings.Count(h.Value, "\r\n"))
 	}
 	return n
 }

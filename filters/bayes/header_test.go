@@ -1,6 +1,7 @@
 package bayes
 
 import (
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/filters"
 )
 
 func TestFold(t *testing.T) {
@@ -80,5 +82,17 @@ func TestPoolIncrements(t *testing.T) {
 	f.reportPool(p)
 	if want := []uint64{math.MaxUint32 - 10, 6, 5}; !slices.Equal(rec.hits, want) {
 		t.Errorf("increments %v, want %v", rec.hits, want)
+	}
+}
+
+// headerSize counts what Message.Raw writes.
+func TestHeaderSizeIsRaw(t *testing.T) {
+	hs := []filters.Header{{Name: "Subject", Value: "a\n\tb\r\n c"}, {Name: "X", Value: ""}}
+	raw, err := io.ReadAll((&filters.Message{Headers: hs}).Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := headerSize(hs); got != int64(len(raw)) {
+		t.Errorf("headerSize %d, Raw writes %d bytes: %q", got, len(raw), raw)
 	}
 }

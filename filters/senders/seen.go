@@ -56,7 +56,7 @@ func ReadSeen(path string) (*SeenList, error) {
 	n := 0
 	for line := range strings.Lines(string(data)) {
 		n++
-		line = strings.TrimSuffix(line, "\n")
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line == "" || line[0] == '#' {
 			continue
 		}

@@ -74,3 +74,17 @@ func TestSeenDiskFullLoggedOnce(t *testing.T) {
 		t.Errorf("the same failure (disk full) logged %d times:\n%s", n, logs.String())
 	}
 }
+
+// A seen file with CRLF line ends (edited on another system) is read as
+// with LF ones.
+func TestSeenFileCRLF(t *testing.T) {
+	seen := filepath.Join(t.TempDir(), "senders.seen")
+	writeFile(t, seen, strings.ReplaceAll(seenHeader+"2026-03-01T10:02:03Z\ta.example\tp\n", "\n", "\r\n"))
+	l, err := ReadSeen(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.FirstSeen("p", "a.example"); !ok {
+		t.Error("a.example not read from a CRLF seen file")
+	}
+}
