@@ -39,9 +39,12 @@ if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   echo "postfix postfix/mailname string sluice-test.example" | debconf-set-selections
 fi
+# One left by a run that was killed carries the marker line, and is
+# removed like one of ours.
 policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\n# Put here by sluice testdata/install-deps.sh while it installs.\nexit 101\n' >"$policy"
+mark='# Put here by sluice tests while they install.'
+if [ ! -e "$policy" ] || grep -qxF "$mark" "$policy"; then
+  printf '#!/bin/sh\n%s\nexit 101\n' "$mark" >"$policy"
   chmod 755 "$policy"
   trap 'rm -f "$policy"' EXIT
 fi
