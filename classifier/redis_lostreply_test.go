@@ -1,8 +1,8 @@
 package classifier_test
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -35,14 +35,34 @@ func (p *replyDropper) serve() {
 			c.Close()
 			continue
 		}
-		go func() { io.Copy(s, c); s.Close() }()
+		// Only the reply to a script is dropped: a reply lost on a
+		// connection that just sent EVALSHA, not a slot refresh's.
+		var sentScript atomic.Bool
+		go func() {
+			defer s.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) {
+						sentScript.Store(true)
+					}
+					if _, err := s.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
 		go func() {
 			defer c.Close()
 			buf := make([]byte, 64<<10)
 			for {
 				n, err := s.Read(buf)
 				if n > 0 {
-					if p.armed.CompareAndSwap(true, false) {
+					if sentScript.Swap(false) && p.armed.CompareAndSwap(true, false) {
 						p.drops.Add(1)
 						s.Close()
 						return
