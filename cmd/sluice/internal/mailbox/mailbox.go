@@ -278,6 +278,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		size    int64
 		n       int
 		inMsg   bool
+		strict  bool   // the first separator has a ctime date (see below)
 		blank   = true // the line before was empty (or there was none)
 		// Where the current piece is in its line: at the start, in a
 		// separator line (dropped), or in a line whose start decided
@@ -322,7 +323,14 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 				// envelope separator (sender, then an asctime date) starts
 				// another: one message piped with its From_ line but with
 				// an unquoted "From my point of view" paragraph is one.
-				inSep = blank && bytes.HasPrefix(piece, []byte("From ")) && (!inMsg || separatorLine.Match(piece))
+				// A file whose first separator has another date form (some
+				// exporters write one) is split at every "From " line, as
+				// before: its writer's separators are not ours to judge.
+				from := blank && bytes.HasPrefix(piece, []byte("From "))
+				if from && !inMsg {
+					strict = separatorLine.Match(piece)
+				}
+				inSep = from && (!inMsg || !strict || separatorLine.Match(piece))
 				lineBlank = true
 				if inSep {
 					if err := flush(false); err != nil {

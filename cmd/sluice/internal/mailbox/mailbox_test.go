@@ -107,6 +107,16 @@ func TestUnquotedFromParagraph(t *testing.T) {
 	}
 }
 
+// An mbox whose separators carry another date form than ctime's (as some
+// exporters write) is split at every "From " line after an empty line.
+func TestMboxOtherDateForm(t *testing.T) {
+	box := "From a@example.org Sat, 13 Jan 2024 10:00:00 +0000\nSubject: one\n\nx\n\n" +
+		"From b@example.org Sun, 14 Jan 2024 10:00:00 +0000\nSubject: two\n\ny\n"
+	if got := collect(t, Stdin, box); len(got) != 2 || !strings.HasPrefix(string(got[1].Data), "Subject: two") {
+		t.Errorf("got %s", summary(got))
+	}
+}
+
 // A maildir of symbolic links to messages (as mairix and mu build) is
 // read through the links; a dangling link is reported, and the walk goes
 // on.
