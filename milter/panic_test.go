@@ -1,8 +1,6 @@
 package milter_test
 
 import (
-	"context"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,23 +87,8 @@ func TestSessionPanicAtRcptDropsTheRecipient(t *testing.T) {
 	rcpt := &filtertest.Fixed{FilterName: "rcpt", At: filters.StagesOf(filters.StageRcptTo)}
 	p := filters.NewPipeline([]filters.Step{{Filter: rcpt}}, obs)
 	sums := &summaries{}
-	srv := milter.NewServer(milter.Config{Pipeline: p, OnFailure: filters.FailTempfail}, nil, sums)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	}()
-	s := dial(t, ln.Addr().String())
+	_, addr := startServerObserved(t, milter.Config{Pipeline: p, OnFailure: filters.FailTempfail}, sums)
+	s := dial(t, addr)
 	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
 	obs.armed.Store(true)
 	must(t)(s.Mail("a@example.org", nil))

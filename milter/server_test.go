@@ -24,7 +24,13 @@ import (
 // filters and returns its address.
 func startServer(t *testing.T, cfg milter.Config) (*milter.Server, string) {
 	t.Helper()
-	srv := milter.NewServer(cfg, nil, nil)
+	return startServerObserved(t, cfg, nil)
+}
+
+// startServerObserved is startServer with an observer of the server.
+func startServerObserved(t *testing.T, cfg milter.Config, obs milter.Observer) (*milter.Server, string) {
+	t.Helper()
+	srv := milter.NewServer(cfg, nil, obs)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -412,17 +418,25 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-func TestUnixListenerReplacesOnlyStaleSocket(t *testing.T) {
+// socketAddress returns a unix socket address in a new directory under
+// /tmp (short enough for a socket path).
+func socketAddress(t *testing.T) (milter.Address, string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "sl-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "m.sock")
 	a, err := milter.ParseAddress("unix:" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, path
+}
+
+func TestUnixListenerReplacesOnlyStaleSocket(t *testing.T) {
+	a, path := socketAddress(t)
 	ln, err := milter.Listen(a, milter.UnixOptions{Mode: 0o666})
 	if err != nil {
 		t.Fatal(err)
@@ -588,16 +602,7 @@ func TestSecondConnectStartsClean(t *testing.T) {
 // socket of a daemon started at the same path after the file was deleted,
 // and not a file put there since.
 func TestUnixListenerCloseRemovesOnlyItsOwnFile(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "sluice-sock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "m.sock")
-	a, err := milter.ParseAddress("unix:" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, path := socketAddress(t)
 	first, err := milter.Listen(a, milter.UnixOptions{})
 	if err != nil {
 		t.Fatal(err)
