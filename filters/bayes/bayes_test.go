@@ -490,6 +490,12 @@ func (r *recorder) BayesNgram(filter string, spam, ham int) {
 	r.ngram = append(r.ngram, [2]int{spam, ham})
 }
 
+func (r *recorder) ngramCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ngram)
+}
+
 func (r *recorder) storeCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -506,12 +512,14 @@ func TestObserver(t *testing.T) {
 	if fmt.Sprint(obs.classified) != fmt.Sprint(want) {
 		t.Errorf("classified %q, want %q", obs.classified, want)
 	}
+	// Two rounds of reports, each the store's size and then the model's:
+	// the first ran at start, before the messages loaded the model.
 	deadline := time.Now().Add(5 * time.Second)
-	for obs.storeCount() < 2 && time.Now().Before(deadline) {
+	for (obs.storeCount() < 2 || obs.ngramCount() < 2) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if obs.storeCount() < 2 {
-		t.Fatalf("store measured %d times in 5s at a 20ms interval", obs.storeCount())
+	if obs.storeCount() < 2 || obs.ngramCount() < 2 {
+		t.Fatalf("store measured %d times, model %d times in 5s at a 20ms interval", obs.storeCount(), obs.ngramCount())
 	}
 	s := obs.stores[0]
 	if s.Tokens == 0 || s.Bytes == 0 || s.Spam != 14 || s.Ham != 14 {
