@@ -240,11 +240,36 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			kind = SpaceLF
 		}
 		r.Fixes = append(r.Fixes, Fix{Kind: kind, Field: cur.Name, Index: idx})
-		b.WriteByte(' ')
+		if lf && next < len(v) && joinedLen(cur.Name, b.String(), v[next:]) > maxLineLen {
+			// Two lines the MTA writes apart, each within the limit,
+			// must not become one line beyond it: fold instead.
+			b.WriteString("\n ")
+		} else {
+			b.WriteByte(' ')
+		}
 		i = next
 	}
 	cur.Value = b.String()
 	return append(parts, cur)
+}
+
+// maxLineLen is the longest line RFC 5322 section 2.1.1 allows, without
+// its CRLF.
+const maxLineLen = 998
+
+// joinedLen is the length of the line that joining the value written so
+// far (done, of the field name) and the rest of the value with a space
+// would make: done's last line, the space, and rest up to its next line
+// break.
+func joinedLen(name, done, rest string) int {
+	n := len(done) + len(name) + 2
+	if i := strings.LastIndexByte(done, '\n'); i >= 0 {
+		n = len(done) - i - 1
+	}
+	if j := strings.IndexAny(rest, "\r\n"); j >= 0 {
+		rest = rest[:j]
+	}
+	return n + 1 + len(rest)
 }
 
 // splitMerged appends f to the result, split where a field of strict

@@ -355,3 +355,43 @@ func TestSummaryFolded(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// longestLine is the longest line of the field as written: "Name: " and
+// its value's lines.
+func longestLine(name, v string) int {
+	m := 0
+	for i, l := range strings.Split(v, "\n") {
+		n := len(strings.TrimSuffix(l, "\r"))
+		if i == 0 {
+			n += len(name) + 2
+		}
+		m = max(m, n)
+	}
+	return m
+}
+
+// A stray LF between two lines of 900 bytes (each within RFC 5322's 998,
+// as the MTA writes them) is not joined into one line of 1,800: it is
+// kept as folding. Short lines are still joined with a space.
+func TestStrayLFKeepsLinesShort(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
+		{strings.Repeat("a", 900) + "\r\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
+		{"c\nd", "c d"},
+	} {
+		for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
+			res := Repair(hs("Subject", tc.value), p)
+			if len(res.Fields) != 1 || res.Fields[0].Value != tc.want {
+				t.Errorf("placement %d, %.20q...: %d fields, value %.40q...", p, tc.value, len(res.Fields), res.Fields[0].Value)
+				continue
+			}
+			if n := longestLine("Subject", res.Fields[0].Value); n > 998 {
+				t.Errorf("placement %d: a line of %d bytes", p, n)
+			}
+			// The repair is idempotent.
+			if again := Repair(hs("Subject", res.Fields[0].Value), p); len(again.Fixes) != 0 {
+				t.Errorf("placement %d: repairing again fixes %v", p, again.Fixes)
+			}
+		}
+	}
+}
