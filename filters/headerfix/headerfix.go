@@ -44,10 +44,15 @@ type Observer interface {
 	HeaderfixMessage(filter, action string)
 }
 
-// MaxSplits bounds the fields the filter splits off in one message. A
-// header with more is left as it is and only marked: thousands of header
-// edits for one message would be abuse of the MTA, not repair.
-const MaxSplits = 64
+// MaxSplits bounds the fields the filter splits off in one message, and
+// MaxEdits the header edits a repair may take. A header that needs more
+// is left as it is and only marked: thousands of header edits for one
+// message (a stray CR in each of thousands of fields) would be abuse of
+// the MTA, not repair.
+const (
+	MaxSplits = 64
+	MaxEdits  = 256
+)
 
 // Factory is the filters.Factory for type "headerfix".
 func Factory(env filters.Env, decode func(v any) error) (filters.Filter, error) {
@@ -137,6 +142,12 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 		v = filters.Verdict{Reason: "headerfix: " + note, Edits: f.trace(note)}
 	default:
 		es := edits(m.Headers, res, drop)
+		if len(es) > MaxEdits {
+			action = "too_many"
+			note := fmt.Sprintf("not repaired: %d header edits, more than %d", len(es), MaxEdits)
+			v = filters.Verdict{Reason: "headerfix: " + note, Edits: f.trace(note)}
+			break
+		}
 		v = filters.Verdict{Reason: "headerfix: repaired " + summary, Edits: append(es, f.trace(summary)...)}
 	}
 	if f.obs != nil {

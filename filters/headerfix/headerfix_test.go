@@ -363,6 +363,21 @@ func TestObserver(t *testing.T) {
 	if obs.messages["hf/too_many"] != 1 {
 		t.Errorf("messages %v", obs.messages)
 	}
+
+	// Nor is one that would need more edits than MaxEdits: a stray CR in
+	// each of many fields is one change each.
+	var many []filters.Header
+	for i := 0; i <= headerfix.MaxEdits; i++ {
+		many = append(many, filters.Header{Name: fmt.Sprintf("X-%d", i), Value: "a\rb"})
+	}
+	v, after = check(t, f, msg(many))
+	want = fmt.Sprintf("not repaired: %d header edits, more than %d", headerfix.MaxEdits+1, headerfix.MaxEdits)
+	if len(after) != len(many)+1 || after[0].Value != "a\rb" || strings.ReplaceAll(after[len(after)-1].Value, "\n\t", " ") != want {
+		t.Errorf("too many edits: verdict %+v, last field %q", v, after[len(after)-1])
+	}
+	if obs.messages["hf/too_many"] != 2 {
+		t.Errorf("messages %v", obs.messages)
+	}
 }
 
 // recorder is a later filter of the pipeline: it keeps the header it is
