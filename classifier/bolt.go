@@ -116,7 +116,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.IndexAfter <= 0 {
 		opts.IndexAfter = DefaultIndexAfter
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+	lock, err := openLockFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store lock: %w", err)
 	}
@@ -197,6 +197,11 @@ func (s *BoltStore) poll() {
 	}
 }
 
+// openLockFile opens (creating) the lock file of the store at path.
+func openLockFile(path string) (*os.File, error) {
+	return os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+}
+
 // lockFileHeld reports whether the lock file at the store's path is still
 // the one this process locks. Deleted (a cleanup of the state directory,
 // an rm) or replaced, it is one other processes lock and this one would
@@ -222,7 +227,7 @@ func (s *BoltStore) renewLockFile() {
 	if s.closed {
 		return
 	}
-	lock, err := os.OpenFile(s.path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+	lock, err := openLockFile(s.path)
 	if err != nil {
 		// Tried again at every poll; said once until it changes.
 		if s.opts.Logger != nil && err.Error() != s.renewErr {

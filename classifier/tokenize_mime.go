@@ -299,15 +299,13 @@ func parseHeader(fields []field, raw []byte, names []byte, limit int) (_ []field
 		start = -1
 		i := bytes.IndexByte(cur, ':')
 		name := bytes.TrimSpace(cur[:i])
-		if limit > 0 && len(fields)-n0 >= limit {
-			// Past the bound, the fields that say how to read the body
-			// are still kept (a few): a thousand junk fields in front of
-			// them must not make a base64 body unreadable.
-			if len(fields)-n0 >= limit+maxMIMEFieldsPast || !mimeField(name) {
-				dropped = true
-				return
-			}
+		// Past the bound, the fields that say how to read the body are
+		// still kept (a few): a thousand junk fields in front of them
+		// must not make a base64 body unreadable.
+		if kept := len(fields) - n0; limit > 0 && kept >= limit &&
+			(kept >= limit+maxMIMEFieldsPast || !mimeField(name)) {
 			dropped = true
+			return
 		}
 		nn := len(names)
 		names = appendLowerASCII(names, name)

@@ -406,20 +406,17 @@ func parseReply(s string, reject bool, names []string) (filters.Reply, template,
 }
 
 // zoneName reports whether name (lower case, no final dot) is a host-name
-// style zone: labels of 1 to 63 letters, digits, hyphens and underscores,
-// no label starting or ending with a hyphen. dns.IsDomainName accepts
-// nearly any bytes, so a typo ("zen.spamhaus.org, bl.spamcop.net",
-// "bl.example:53") would be a list that never answers.
+// style zone: labels as a queried domain's (labelsOK), none starting or
+// ending with a hyphen. dns.IsDomainName accepts nearly any bytes, so a
+// typo ("zen.spamhaus.org, bl.spamcop.net", "bl.example:53") would be a
+// list that never answers.
 func zoneName(name string) bool {
+	if !labelsOK(name) {
+		return false
+	}
 	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+		if label[0] == '-' || label[len(label)-1] == '-' {
 			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
 		}
 	}
 	return true

@@ -83,16 +83,8 @@ func normalizeDomain(d string) (string, bool) {
 	if len(d) > maxName || !strings.Contains(d, ".") {
 		return "", false
 	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 {
-			return "", false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return "", false
-			}
-		}
+	if !labelsOK(d) {
+		return "", false
 	}
 	// A name of digits and dots only is an IPv4 address given as a
 	// domain (a bare HELO argument); it is not a domain to look up.
@@ -100,6 +92,23 @@ func normalizeDomain(d string) (string, bool) {
 		return "", false
 	}
 	return d, true
+}
+
+// labelsOK reports whether every label of d (lower case) has 1 to 63
+// letters, digits, hyphens and underscores.
+func labelsOK(d string) bool {
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // addressDomain returns the normalized domain of an address such as
