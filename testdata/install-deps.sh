@@ -7,9 +7,8 @@
 # may have gone stale since: a point release removes the old .debs).
 # Packages that ship a daemon (redis-server, prometheus, postfix) must not
 # start it or enable it at boot: the tests start their own, on loopback,
-# and a system Prometheus would listen on every interface. A policy-rc.d
-# that denies service starts is put in place for the install when the
-# machine has none. Must run as root; prints nothing on success unless
+# and a system Prometheus would listen on every interface
+# (no-service-starts.sh). Must run as root; prints nothing on success unless
 # something was installed.
 set -euo pipefail
 [ $# -gt 0 ] || exit 0
@@ -39,20 +38,12 @@ if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   echo "postfix postfix/mailname string sluice-test.example" | debconf-set-selections
 fi
-# One left by a run that was killed carries the marker line, and is
-# removed like one of ours.
-policy=/usr/sbin/policy-rc.d
-mark='# Put here by sluice tests while they install.'
-if [ ! -e "$policy" ] || grep -qxF "$mark" "$policy"; then
-  printf '#!/bin/sh\n%s\nexit 101\n' "$mark" >"$policy"
-  chmod 755 "$policy"
-  trap 'rm -f "$policy"' EXIT
-fi
+nostart="$(dirname "$0")/no-service-starts.sh"
 echo "install-deps.sh: installing ${missing[*]}" >&2
-if ! "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+if ! "$nostart" "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; then
   [ "$updated" = no ] || exit 1
   echo "install-deps.sh: install failed; updating the package lists and trying again" >&2
   "${apt[@]}" update >/dev/null
   touch "$marker"
-  "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
+  "$nostart" "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
