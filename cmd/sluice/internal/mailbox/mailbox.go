@@ -144,7 +144,9 @@ func flatFiles(dir string, visit func(file string, err error) error) error {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if e.Type()&fs.ModeSymlink != 0 {
+		mode := e.Type()
+		if mode&fs.ModeSymlink != 0 {
+			// Only links cost a stat: a maildir may hold many files.
 			fi, err := os.Stat(p)
 			if err != nil {
 				if err := visit(p, err); err != nil {
@@ -152,10 +154,9 @@ func flatFiles(dir string, visit func(file string, err error) error) error {
 				}
 				continue
 			}
-			if !fi.Mode().IsRegular() {
-				continue
-			}
-		} else if !e.Type().IsRegular() {
+			mode = fi.Mode()
+		}
+		if !mode.IsRegular() {
 			continue
 		}
 		if err := visit(p, nil); err != nil {
