@@ -494,8 +494,8 @@ func decodeTotals(b []byte) Totals {
 // Lookup implements Store. A process that has looked up IndexAfter
 // tokens reads counts from its in-memory index (see tokenIndex);
 // otherwise, or when the store is too large to index, every token is read
-// from the file in one transaction, in the order given, which for the
-// sorted tokens of a Message walks the B+tree from left to right.
+// from the file in one transaction, in byte order, which walks the B+tree
+// from left to right.
 func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
 	var tot Totals
 	counts := make([]Counts, len(tokens))
@@ -528,7 +528,7 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 		}
 		if idx == nil {
 			tot = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
-			for i := range tokens {
+			for _, i := range byteOrder(tokens) {
 				if err := read(i); err != nil {
 					return err
 				}
@@ -547,6 +547,21 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 		return Totals{}, nil, fmt.Errorf("lookup: %w", err)
 	}
 	return tot, counts, nil
+}
+
+// byteOrder returns the indexes of tokens in the byte order of the tokens.
+// The classifier scores tokens in the order they occur in the message;
+// read in that order, every token would be a descent to a leaf far from
+// the last one.
+func byteOrder(tokens []string) []int {
+	order := make([]int, len(tokens))
+	for i := range order {
+		order[i] = i
+	}
+	if !slices.IsSorted(tokens) {
+		slices.SortFunc(order, func(a, b int) int { return strings.Compare(tokens[a], tokens[b]) })
+	}
+	return order
 }
 
 // index returns the in-memory index if it matches the transaction, building

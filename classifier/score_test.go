@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,105 @@ func TestScoreTinyRobS(t *testing.T) {
 	r = Score(p, Totals{Spam: 10, Ham: 10}, []string{"a", "b"}, []Counts{{Spam: 1}, {Spam: 3}}, false)
 	if r.Verdict != VerdictSpam {
 		t.Errorf("two spam tokens: %+v", r)
+	}
+}
+
+// The classifier scores tokens in the order they occur, not sorted (see
+// Classifier.Classify): the same tokens, the same counts, and the same
+// result but for the last bits of the sums, from the in-memory index and
+// from the file alike.
+func TestClassifyUnsortedTokens(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	fix := filepath.Join("..", "testdata", "classifier")
+	var stores []*BoltStore
+	for _, o := range []BoltOptions{{IndexAfter: 1}, {IndexTokens: -1}} {
+		o.NoSync, o.LockTimeout = true, 5*time.Second
+		st, err := OpenBolt(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		stores = append(stores, st)
+	}
+	c := New(stores[0], Params{MinSpam: -1, MinHam: -1})
+	var ops []LearnOp
+	for _, class := range []Class{Spam, Ham} {
+		files, _ := filepath.Glob(filepath.Join(fix, "train", class.String(), "*.eml"))
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, c.PrepareBytes(raw, class, false))
+		}
+	}
+	if len(ops) < 20 {
+		t.Fatalf("%d training fixtures", len(ops))
+	}
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[0].BuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(fix, "check", "*.eml"))
+	if len(files) < 5 {
+		t.Fatalf("%d check fixtures", len(files))
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sorted := c.tok.TokenizeBytes(raw)
+		plain := c.tok.tokenize(raw, false)
+		if slices.IsSorted(plain.Tokens) {
+			t.Errorf("%s: tokens in message order are sorted; the test shows nothing", f)
+		}
+		if got := slices.Sorted(slices.Values(plain.Tokens)); !slices.Equal(got, sorted.Tokens) {
+			t.Errorf("%s: tokens in message order differ from the sorted tokens", f)
+		}
+		if a, b := slices.Sorted(slices.Values(plain.Features)), slices.Sorted(slices.Values(sorted.Features)); !slices.Equal(a, b) {
+			t.Errorf("%s: features differ", f)
+		}
+		want, err := c.ClassifyMessage(ctx, sorted, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range stores {
+			// Counts come back in the order asked, from the index
+			// and from the file.
+			_, wantCounts, err := st.Lookup(ctx, sorted.Tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, counts, err := st.Lookup(ctx, plain.Tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			known := 0
+			for k, tok := range plain.Tokens {
+				j, _ := slices.BinarySearch(sorted.Tokens, tok)
+				if counts[k] != wantCounts[j] {
+					t.Errorf("%s, store %d: %q: counts %+v, want %+v", f, i, tok, counts[k], wantCounts[j])
+				}
+				if counts[k] != (Counts{}) {
+					known++
+				}
+			}
+			if known == 0 {
+				t.Errorf("%s, store %d: no token known", f, i)
+			}
+			got, err := New(st, Params{MinSpam: -1, MinHam: -1}).ClassifyBytes(ctx, raw, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Verdict != want.Verdict || got.Used != want.Used || got.Tokens != want.Tokens ||
+				math.Abs(got.LogOdds-want.LogOdds) > 1e-9*max(1, math.Abs(want.LogOdds)) {
+				t.Errorf("%s, store %d: %v %v used %d of %d, want %v %v used %d of %d", f, i,
+					got.Verdict, got.LogOdds, got.Used, got.Tokens, want.Verdict, want.LogOdds, want.Used, want.Tokens)
+			}
+		}
 	}
 }

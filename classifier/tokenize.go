@@ -75,7 +75,9 @@ const maxPooledArena = 256 << 10
 
 // Message is a tokenised message.
 type Message struct {
-	// Tokens are the distinct tokens of the message, sorted. Each counts
+	// Tokens are the distinct tokens of the message, sorted (in the
+	// order they occur in a Message the classifier made for itself to
+	// score). Each counts
 	// once however often it occurs (bogofilter does the same; repeating a
 	// word must not push the score).
 	Tokens []string
@@ -96,11 +98,16 @@ func (t *Tokenizer) MaxBytes() int { return t.opts.MaxBytes }
 // Broken MIME never fails: whatever can be read is tokenised. The only
 // errors are read errors from r.
 func (t *Tokenizer) Tokenize(r io.Reader) (Message, error) {
+	return t.tokenizeReader(r, true)
+}
+
+// tokenizeReader is Tokenize, with the tokens sorted only if sorted is set.
+func (t *Tokenizer) tokenizeReader(r io.Reader, sorted bool) (Message, error) {
 	raw, truncated, err := t.read(r)
 	if err != nil {
 		return Message{}, err
 	}
-	msg := t.TokenizeBytes(raw)
+	msg := t.tokenize(raw, sorted)
 	msg.Truncated = msg.Truncated || truncated
 	return msg, nil
 }
@@ -117,6 +124,14 @@ func (t *Tokenizer) read(r io.Reader) ([]byte, bool, error) {
 // TokenizeBytes tokenises a message held in memory. Only the first MaxBytes
 // are looked at.
 func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
+	return t.tokenize(raw, true)
+}
+
+// tokenize is TokenizeBytes, with the tokens sorted only if sorted is set.
+// Scoring needs no order (see Classifier.Classify), and sorting is about a
+// sixth of the time it takes to classify a message; learning, exports and
+// callers of the exported methods get sorted tokens.
+func (t *Tokenizer) tokenize(raw []byte, sorted bool) Message {
 	truncated := false
 	if len(raw) > t.opts.MaxBytes {
 		raw = raw[:t.opts.MaxBytes]
@@ -135,7 +150,12 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 		raw = body
 	}
 	w.message(raw, 0, true)
-	toks := w.set.sorted()
+	var toks []string
+	if sorted {
+		toks = w.set.sorted()
+	} else {
+		toks = w.set.unsorted()
+	}
 	var feats []uint32
 	if !w.bogo {
 		feats = w.seen.features(raw, toks)

@@ -95,6 +95,17 @@ func (s *tokenSet) grow() {
 	}
 }
 
+// unsorted returns the tokens in the order they were first added, as
+// slices of one string.
+func (s *tokenSet) unsorted() []string {
+	all := string(s.arena)
+	out := make([]string, len(s.ents))
+	for i, e := range s.ents {
+		out[i] = all[e.off : e.off+e.n]
+	}
+	return out
+}
+
 // sorted returns the tokens in byte order, as slices of one string.
 //
 // Sorting orders packed keys: the first six bytes of a token as a
