@@ -205,6 +205,14 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// The first timed round would otherwise read the test files from
+	// disk and every later one (and bogofilter's first) from the page
+	// cache.
+	for _, s := range test {
+		if _, err := os.ReadFile(s.path); err != nil {
+			return err
+		}
+	}
 	var first, bogFirst []scored
 	for r := range *rounds {
 		for _, w := range []int{1, *workers} {
@@ -625,6 +633,20 @@ const (
 	targetSpeedup     = 2.0   // times bogofilter -b
 )
 
+// roundRatios describes the ratios of a and b round by round: on a shared
+// machine the speed of both drifts from round to round, and a ratio of
+// two runs one after the other is steadier than either.
+func roundRatios(a, b []float64) string {
+	var xs []float64
+	for i := range min(len(a), len(b)) {
+		xs = append(xs, a[i]/b[i])
+	}
+	if len(xs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("median %.2fx, %.2fx-%.2fx", median(xs), slices.Min(xs), slices.Max(xs))
+}
+
 // printSpeed prints the throughput only.
 func printSpeed(ours, bog *report, workers int) {
 	r := func(xs []float64) string {
@@ -634,9 +656,9 @@ func printSpeed(ours, bog *report, workers int) {
 		ours.trainRate, median(ours.openMS), r(ours.rates1), workers, r(ours.ratesN), r(ours.cold1), r(ours.coldN))
 	if bog != nil {
 		b := median(bog.rates1)
-		fmt.Printf("bogofilter -b: training msgs/s %.0f; scoring msgs/s %s; sluice/bogofilter: 1 worker %.2fx (%.2fx with open+index), %d workers %.2fx (%.2fx)\n",
+		fmt.Printf("bogofilter -b: training msgs/s %.0f; scoring msgs/s %s; sluice/bogofilter: 1 worker %.2fx (%.2fx with open+index), %d workers %.2fx (%.2fx); round by round, 1 worker: %s\n",
 			bog.trainRate, r(bog.rates1), median(ours.rates1)/b, median(ours.cold1)/b,
-			workers, median(ours.ratesN)/b, median(ours.coldN)/b)
+			workers, median(ours.ratesN)/b, median(ours.coldN)/b, roundRatios(ours.rates1, bog.rates1))
 	}
 }
 
@@ -713,6 +735,7 @@ func printReport(ours, bog *report, workers, rounds int) {
 		return
 	}
 	target(fmt.Sprintf("false negatives <= bogofilter's (%d)", bog.fn), strconv.Itoa(ours.fn), ours.fn <= bog.fn)
+	fmt.Printf("(side by side per round, sluice with 1 worker / bogofilter: %s)\n", roundRatios(ours.rates1, bog.rates1))
 	b := median(bog.rates1)
 	for _, m := range []struct {
 		label string
