@@ -80,6 +80,11 @@ func (a cvPoint) better(b cvPoint) bool {
 type targets struct {
 	set           bool
 	fnRate, unsRt float64 // largest allowed share of messages
+	// fnFirst orders the points that meet the targets by their false
+	// negatives before their cost: the issue asks for as few false
+	// negatives as bogofilter and caps the unsure verdicts, where the
+	// cost trades one against the other.
+	fnFirst bool
 }
 
 // meets reports whether pt meets the targets.
@@ -98,6 +103,8 @@ func (t targets) order(a, b cvPoint) int {
 		return -1
 	case mb && !ma:
 		return 1
+	case ma && mb && t.fnFirst && a.fn != b.fn:
+		return cmp.Compare(a.fn, b.fn)
 	}
 	if a.better(b) {
 		return -1
@@ -423,22 +430,26 @@ func nestedCV(train []sample, tg targets) error {
 		return err
 	}
 	type procedure struct {
-		name    string
-		choose  func([]cvPoint) cvPoint
-		targets bool // choose from the grid searched with the targets
+		name   string
+		choose func([]cvPoint) cvPoint
+		tg     targets // the grid's cutoffs are chosen by these
 	}
 	procs := []procedure{
 		{"fewest false positives, then cost, then AUC", func(r []cvPoint) cvPoint {
 			return slices.MinFunc(r, targets{}.order)
-		}, false},
+		}, targets{}},
 		{"highest AUC, then cutoffs by fewest false positives and cost", func(r []cvPoint) cvPoint {
 			return slices.MaxFunc(r, func(a, b cvPoint) int { return cmp.Compare(a.auc, b.auc) })
-		}, false},
+		}, targets{}},
 	}
+	costFirst, fnFirst := tg, tg
+	costFirst.fnFirst, fnFirst.fnFirst = false, true
 	if tg.set {
 		procs = append(procs, procedure{"the issue's targets relative to bogofilter, then cost", func(r []cvPoint) cvPoint {
-			return slices.MinFunc(r, tg.order)
-		}, true})
+			return slices.MinFunc(r, costFirst.order)
+		}, costFirst}, procedure{"the issue's targets, then fewest false negatives, then cost", func(r []cvPoint) cvPoint {
+			return slices.MinFunc(r, fnFirst.order)
+		}, fnFirst})
 	}
 	type outcome struct {
 		fp, fn, uns, n int
@@ -449,16 +460,12 @@ func nestedCV(train []sample, tg targets) error {
 	for o := range 5 {
 		inner := d.messages(func(f int) bool { return f != o }, o)
 		outer := d.messages(func(f int) bool { return f == o }, -1)
-		results := gridSearch(inner, targets{})
-		var withTargets []cvPoint
-		if tg.set {
-			withTargets = gridSearch(inner, tg)
-		}
+		grids := map[targets][]cvPoint{}
 		for pi, pr := range procs {
-			best := pr.choose(results)
-			if pr.targets {
-				best = pr.choose(withTargets)
+			if grids[pr.tg] == nil {
+				grids[pr.tg] = gridSearch(inner, pr.tg)
 			}
+			best := pr.choose(grids[pr.tg])
 			pt := evaluateAt(best.p, outer)
 			out := &outs[pi]
 			out.fp += pt.fp
