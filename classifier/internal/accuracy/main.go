@@ -90,7 +90,7 @@ func run() error {
 	spamCut := flag.Float64("spam-cutoff", 0, "spam cutoff (0: default)")
 	hamCut := flag.Float64("ham-cutoff", 0, "ham cutoff (0: default)")
 	workers := flag.Int("workers", max(2, runtime.GOMAXPROCS(0)), "workers of the parallel sluice scoring run")
-	rounds := flag.Int("rounds", 5, "scoring rounds; throughput is the median over them")
+	rounds := flag.Int("rounds", 11, "scoring rounds; throughput is the median over them")
 	rocPath := flag.String("roc", "", "write the ROC curves of sluice and bogofilter to this SVG file")
 	speedOnly := flag.Bool("speed-only", false, "print only throughput, not the test set's accuracy (for speed work, which must not look at test results)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
