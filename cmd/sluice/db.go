@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -292,15 +293,7 @@ the way to move a store to another machine or another version of sluice.`,
 				if len(args) == 0 || args[0] == "-" {
 					return classifier.Export(ctx, st, cmd.OutOrStdout())
 				}
-				f, err := os.Create(args[0])
-				if err != nil {
-					return err
-				}
-				if err := classifier.Export(ctx, st, f); err != nil {
-					f.Close()
-					return err
-				}
-				return f.Close()
+				return exportToFile(args[0], func(w io.Writer) error { return classifier.Export(ctx, st, w) })
 			})
 		},
 	}
@@ -398,4 +391,71 @@ message it classifies.`,
 			})
 		},
 	}
+}
+
+// exportToFile writes an export to path. A new or regular file is written
+// beside itself and renamed over path once complete and synced, so an
+// export that fails (a full disk, a damaged store) leaves the previous
+// export, often the only backup of a store, as it was, and no half
+// export under its name. A new file is readable by its owner only: an
+// export holds words and addresses of the mail it learned from. A FIFO or
+// a device (/dev/stdout) is written in place.
+func exportToFile(path string, export func(io.Writer) error) (err error) {
+	target := path
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		// Replace the file a link points to, not the link.
+		target = p
+	}
+	perm := os.FileMode(0o600)
+	if fi, err := os.Stat(target); err == nil {
+		if !fi.Mode().IsRegular() {
+			f, err := os.OpenFile(target, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			if err := export(f); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}
+		perm = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(target)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	if err = export(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("export %s: sync: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), target); err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		// The rename is durable once the directory is synced; the export
+		// itself is complete either way.
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func statsField(t *testing.T, db, field string) string {
@@ -254,5 +256,71 @@ func TestDBRefit(t *testing.T) {
 	}
 	if r := runCLI(t, "", "db", "refit", "--config", off, "--db", offDB); r.code != 0 || !strings.Contains(r.stdout, "the n-gram model is off") {
 		t.Errorf("refit with ngram off: %+v", r)
+	}
+}
+
+// An export to a file that fails part way (here at a damaged token record)
+// leaves the previous export as it was, with no half export or temporary
+// file beside it; one that succeeds replaces it and keeps its mode, and a
+// new export file is readable by its owner only.
+func TestDBExportReplacesWholeOrNothing(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "backup.txt")
+	if r := runCLI(t, "", "db", "export", "--db", db, exp); r.code != 0 {
+		t.Fatalf("export: %+v", r)
+	}
+	if fi, err := os.Stat(exp); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new export: %v, mode %v, want 0600", err, fi.Mode())
+	}
+	good, _ := os.ReadFile(exp)
+	if len(good) == 0 {
+		t.Fatal("empty export")
+	}
+	os.Chmod(exp, 0o640)
+
+	damage := func(put bool) {
+		t.Helper()
+		bdb, err := bolt.Open(db, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bdb.Close()
+		err = bdb.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("tokens"))
+			if put {
+				// Late in byte order, so the export is well under way
+				// when it meets the damage.
+				return b.Put([]byte("zzzz-damaged"), []byte{0xff})
+			}
+			return b.Delete([]byte("zzzz-damaged"))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(true)
+	r := runCLI(t, "", "db", "export", "--db", db, exp)
+	if r.code == 0 || !strings.Contains(r.stderr, "zzzz-damaged") {
+		t.Fatalf("export of a damaged store: %+v", r)
+	}
+	if got, _ := os.ReadFile(exp); string(got) != string(good) {
+		t.Errorf("failed export changed the previous one: %d bytes, was %d", len(got), len(good))
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 1 {
+		t.Errorf("files beside the export after a failure: %v", names)
+	}
+
+	// Repaired, the export replaces the old one and keeps its mode.
+	damage(false)
+	os.WriteFile(exp, []byte("old\n"), 0o640)
+	if r := runCLI(t, "", "db", "export", "--db", db, exp); r.code != 0 {
+		t.Fatalf("export: %+v", r)
+	}
+	if got, _ := os.ReadFile(exp); string(got) != string(good) {
+		t.Errorf("export after repair: %d bytes, want %d", len(got), len(good))
+	}
+	if fi, _ := os.Stat(exp); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v after replacing, want 0640", fi.Mode())
 	}
 }
