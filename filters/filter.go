@@ -133,6 +133,16 @@ type Filter interface {
 	Check(ctx context.Context, stage Stage, m *Message) (Verdict, error)
 }
 
+// FieldOwner is implemented by filters that add header fields of their
+// own and delete the fields of those names a message came with, so that a
+// sender cannot pass off a verdict of its own. No two filters of a
+// pipeline may own one name: the later filter would delete the earlier
+// one's fields as forged. The daemon refuses such a configuration.
+type FieldOwner interface {
+	// OwnedFields returns the names of the fields the filter owns.
+	OwnedFields() []string
+}
+
 // Closer is implemented by filters that hold resources (files, stores,
 // connections). Close is called once the pipeline that holds the filter is
 // no longer used, e.g. after a reload replaced it and its last session ended.

@@ -540,3 +540,50 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		}
 	}
 }
+
+// Two filters that own one header field name are refused: the later one
+// deletes the fields of that name before adding its own, the earlier
+// one's among them, so a Sieve rule would never see the first verdict.
+func TestConfigCheckSharedHeaderField(t *testing.T) {
+	dir := t.TempDir()
+	check := func(src string) error {
+		file := filepath.Join(dir, "sluice.yml")
+		if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		root := newRootCmd(registry())
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs([]string{"config", "check", file})
+		return root.Execute()
+	}
+	const dnsbl = "  - type: dnsbl\n    name: %s\n    options:\n      servers: [\"127.0.0.1:53\"]\n      probe_interval: 0s\n      zones:\n        - zone: %s\n          action: tag\n%s"
+	two := "state_dir: " + dir + "\nfilters:\n" +
+		fmt.Sprintf(dnsbl, "dnsbl", "a.test", "") +
+		fmt.Sprintf(dnsbl, "dnsbl-score", "b.test", "")
+	err := check(two)
+	if err == nil || !strings.Contains(err.Error(), "sluice.yml:11") || !strings.Contains(err.Error(), "X-Sluice-DNSBL") ||
+		!strings.Contains(err.Error(), "filter dnsbl (line 3)") {
+		t.Errorf("two dnsbl entries with the same fields: %v", err)
+	}
+	// Fields of other names (the score field's name differs in case only:
+	// still the same field) are fine once every name differs.
+	renamed := "state_dir: " + dir + "\nfilters:\n" +
+		fmt.Sprintf(dnsbl, "dnsbl", "a.test", "") +
+		fmt.Sprintf(dnsbl, "dnsbl-score", "b.test", "      header: X-Sluice-DNSBL-B\n      score:\n        header: x-sluice-dnsbl-score\n")
+	if err := check(renamed); err == nil || !strings.Contains(err.Error(), "x-sluice-dnsbl-score") {
+		t.Errorf("score fields differing in case only: %v", err)
+	}
+	renamed = strings.Replace(renamed, "header: x-sluice-dnsbl-score", "header: X-Sluice-DNSBL-B-Score", 1)
+	if err := check(renamed); err != nil {
+		t.Errorf("entries with fields of their own: %v", err)
+	}
+	// Two bayes entries likewise.
+	bayes := "state_dir: " + dir + "\nfilters:\n  - type: bayes\n  - type: bayes\n    name: bayes-2\n"
+	if err := check(bayes); err == nil || !strings.Contains(err.Error(), "X-Sluice-Bayes") {
+		t.Errorf("two bayes entries with the same field: %v", err)
+	}
+	if err := check(bayes + "    options:\n      header:\n        name: X-Sluice-Bayes-2\n"); err != nil {
+		t.Errorf("bayes entries with fields of their own: %v", err)
+	}
+}

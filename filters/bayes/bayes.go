@@ -261,6 +261,9 @@ func (f *Filter) Name() string { return f.name }
 // Needs implements filters.Filter: the header at the end of the header
 // block, to delete forged verdict fields (see Check), and the whole
 // message at end of message, to classify it.
+// OwnedFields implements filters.FieldOwner: the verdict field.
+func (f *Filter) OwnedFields() []string { return []string{f.s.headerName} }
+
 func (f *Filter) Needs() filters.Needs {
 	return filters.Needs{Stages: filters.StagesOf(filters.StageHeaders, filters.StageEOM), Headers: true, Body: true}
 }

@@ -176,6 +176,10 @@ func (f *Filter) Name() string { return f.name }
 // Needs implements filters.Filter.
 func (f *Filter) Needs() filters.Needs { return f.needs }
 
+// OwnedFields implements filters.FieldOwner: the tag and score fields,
+// which every entry deletes from the message, tagging or not.
+func (f *Filter) OwnedFields() []string { return []string{f.s.header, f.s.scoreHeader} }
+
 // Close stops the probes. The cache stays with the Shared it came from.
 func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {

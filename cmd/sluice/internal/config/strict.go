@@ -234,6 +234,12 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 		filters.NewPipeline(steps, nil).Close()
 		return nil, err
 	}
+	// owner of each owned header field, by lower-cased name.
+	type owner struct {
+		name string
+		line int
+	}
+	owners := map[string]owner{}
 	for i := range c.Filters {
 		f := &c.Filters[i]
 		name := f.EntryName()
@@ -248,6 +254,19 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 				return fail(err)
 			}
 			return fail(&Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d] (%s)", i, name), Err: err})
+		}
+		if fo, ok := filter.(filters.FieldOwner); ok {
+			for _, field := range fo.OwnedFields() {
+				key := strings.ToLower(field)
+				if o, dup := owners[key]; dup {
+					if cl, ok := filter.(filters.Closer); ok {
+						cl.Close()
+					}
+					return fail(&Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d] (%s)", i, name),
+						Err: fmt.Errorf("adds header field %s, which filter %s (line %d) adds too; each deletes the other's as forged, so give one of them another field name", field, o.name, o.line)})
+				}
+				owners[key] = owner{name, f.line}
+			}
 		}
 		step := filters.Step{Filter: filter, Timeout: c.FilterDefaults.Timeout, OnFailure: defPolicy}
 		if f.Timeout > 0 {
