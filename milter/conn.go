@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,10 @@ import (
 //   - It tells the server when the session goroutine is done with it: go-milter
 //     closes the connection as the very last step of its session loop, so
 //     Close marks the point after which the session's state may be freed.
+//   - It bounds each read and write with a deadline. go-milter sets none, so
+//     a peer that stalls (half a packet sent, a reply never read) would
+//     hold the session, its goroutine and the pipeline of its config for
+//     ever.
 //
 // go-milter reads the 4-byte length and then the payload straight from the
 // connection, with no buffering of its own, so by the time it dispatches a
@@ -37,12 +42,17 @@ type conn struct {
 	// onWrite runs after each successful write, in the session goroutine.
 	onWrite func()
 
+	// timeout bounds each read and write; interrupted is set once
+	// interrupt has run, so that no later deadline undoes it.
+	timeout     time.Duration
+	interrupted atomic.Bool
+
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-func newConn(c net.Conn) *conn {
-	return &conn{Conn: c, done: make(chan struct{})}
+func newConn(c net.Conn, timeout time.Duration) *conn {
+	return &conn{Conn: c, timeout: timeout, done: make(chan struct{})}
 }
 
 // maxCapture bounds what is kept of a MAIL/RCPT packet; real ones are a few
@@ -51,6 +61,7 @@ const maxCapture = 64 << 10
 
 // Read implements net.Conn, watching packet boundaries as data goes by.
 func (c *conn) Read(p []byte) (int, error) {
+	c.extend(c.Conn.SetReadDeadline)
 	n, err := c.Conn.Read(p)
 	c.feed(p[:n])
 	return n, err
@@ -128,6 +139,7 @@ func (c *conn) takeArgs() []string {
 
 // Write implements net.Conn.
 func (c *conn) Write(p []byte) (int, error) {
+	c.extend(c.Conn.SetWriteDeadline)
 	n, err := c.Conn.Write(p)
 	if err == nil && c.onWrite != nil {
 		c.onWrite()
@@ -148,7 +160,19 @@ func (c *conn) Close() error {
 // server uses it instead of Close so that the session goroutine stays the
 // only one that frees session state.
 func (c *conn) interrupt() {
+	c.interrupted.Store(true)
 	c.Conn.SetDeadline(time.Unix(1, 0))
+}
+
+// extend moves a deadline (set is SetReadDeadline or SetWriteDeadline) to
+// timeout from now. interrupt may run at any moment in between: it sets
+// its flag before its deadline, and extend checks the flag after setting
+// its own, so the deadline in the past always wins.
+func (c *conn) extend(set func(time.Time) error) {
+	set(time.Now().Add(c.timeout))
+	if c.interrupted.Load() {
+		set(time.Unix(1, 0))
+	}
 }
 
 // oneConnListener hands one connection to a go-milter Server. Serving each

@@ -49,7 +49,16 @@ type Config struct {
 	// OnFailure applies when sluice itself fails on a message (a panic in
 	// the session, not in a filter).
 	OnFailure filters.FailurePolicy
+	// IOTimeout ends a session when the MTA sends nothing, or takes no
+	// reply, for that long; 0 means DefaultIOTimeout.
+	IOTimeout time.Duration
 }
+
+// DefaultIOTimeout is libmilter's default timeout (smfi_settimeout): longer
+// than any pause an MTA makes between two packets of a live session
+// (Postfix's smtpd_timeout, Sendmail's command timeouts), so only a peer
+// that is stuck is cut off.
+const DefaultIOTimeout = 7210 * time.Second
 
 // Observer is told about sessions and messages, e.g. to count them in
 // metrics. It must be safe for concurrent use.
@@ -172,7 +181,11 @@ func (s *Server) startSession(raw net.Conn) bool {
 		return false
 	}
 	ref := s.acquire()
-	sess := newSession(s, ref, newConn(raw))
+	timeout := ref.cfg.IOTimeout
+	if timeout <= 0 {
+		timeout = DefaultIOTimeout
+	}
+	sess := newSession(s, ref, newConn(raw, timeout))
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	go func() {
