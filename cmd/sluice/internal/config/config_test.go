@@ -92,6 +92,10 @@ func TestParseErrors(t *testing.T) {
 		{"duration overflow", "shutdown_timeout: 99999999h\n", "bad.yml:1: shutdown_timeout: \"99999999h\": want a duration"},
 		{"duration list", "shutdown_timeout: [1s]\n", "bad.yml:1: shutdown_timeout: want a duration"},
 		{"filter timeout", "filters:\n  - type: script\n    timeout: 5\n", "bad.yml:3: filters[0].timeout: \"5\": want a duration"},
+		// time.ParseDuration takes a bare 0, yaml.v3 does not: the key
+		// must be named all the same.
+		{"duration bare zero", "filters:\n  - type: script\n    timeout: 0\n", "bad.yml:3: filters[0].timeout: \"0\": want a duration"},
+		{"duration bare signed zero", "shutdown_timeout: -0\n", "bad.yml:1: shutdown_timeout: \"-0\": want a duration"},
 		{"string for list", "filters: script\n", "bad.yml:1: filters: want a list"},
 		{"bad duration value", "shutdown_timeout: -1s\n", "bad.yml:1: shutdown_timeout: must be positive"},
 		{"bad format", "log:\n  format: xml\n", "bad.yml:2: log.format:"},
@@ -142,6 +146,7 @@ func TestBuildOptionErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"filters:\n  - type: script\n    options:\n      header: X-A\n      hedaer: X-B\n", "bad.yml:5: filters[0].options.hedaer: unknown key"},
 		{"filters:\n  - type: sleep\n    options:\n      delay: forever\n", "bad.yml:4: filters[0].options.delay: \"forever\": want a duration"},
+		{"filters:\n  - type: sleep\n    options:\n      delay: 0\n", "bad.yml:4: filters[0].options.delay: \"0\": want a duration"},
 	}
 	for _, tc := range tests {
 		c, err := config.Parse("bad.yml", []byte(tc.src), filtertest.Registry())

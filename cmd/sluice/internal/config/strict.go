@@ -43,7 +43,10 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a duration such as 30s, not a list or mapping")}
 		}
-		if _, err := time.ParseDuration(n.Value); err != nil {
+		// time.ParseDuration takes a bare 0, but yaml.v3 decodes only a
+		// string into a duration and refuses 0 as an !!int, again
+		// without the key: refuse it here, where the key is known.
+		if _, err := time.ParseDuration(n.Value); err != nil || n.ShortTag() != "!!str" {
 			return &Error{File: file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a duration with a unit, such as 30s or 1m30s", n.Value)}
 		}
 		return nil
