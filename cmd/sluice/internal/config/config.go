@@ -243,6 +243,12 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 	if c.ShutdownTimeout <= 0 {
 		return at("shutdown_timeout", errors.New("must be positive"))
 	}
+	if c.StateDir == "" {
+		// Filters join their file names to it: "" would put the token
+		// store and seen files in the working directory (/ under
+		// systemd), a new empty store there scoring every message unsure.
+		return at("state_dir", errors.New("must not be empty"))
+	}
 	if c.Body.MemoryLimit < 0 {
 		return at("body.memory_limit", errors.New("must not be negative"))
 	}

@@ -111,6 +111,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad mode", "listen:\n  - address: unix:/tmp/x.sock\n    mode: rwx\n", "bad.yml:3: listen[0].mode: mode \"rwx\": want octal"},
 		{"mode too large", "listen:\n  - address: unix:/tmp/x.sock\n    mode: \"01777\"\n", "bad.yml:3: listen[0].mode: mode \"01777\""},
 		{"no listeners", "listen: []\n", "bad.yml:1: listen: at least one"},
+		{"empty state_dir", "state_dir: \"\"\n", "bad.yml:1: state_dir: must not be empty"},
 		{"bad size", "body:\n  memory_limit: lots\n", "bad.yml:2: body.memory_limit: bad size \"lots\""},
 		{"negative size", "body:\n  memory_limit: -1\n", "bad.yml:2: body.memory_limit: bad size \"-1\""},
 		{"size list", "body:\n  memory_limit: [1]\n", "bad.yml:2: body.memory_limit: want a size"},
