@@ -1,7 +1,9 @@
 package config_test
 
 import (
+	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +196,40 @@ func TestMetricsListenForms(t *testing.T) {
 		if _, err := config.Parse("x.yml", []byte("metrics:\n  listen: \""+v+"\"\n"), filtertest.Registry()); err != nil {
 			t.Errorf("%s: %v", v, err)
 		}
+	}
+}
+
+// A node that aliases repeat is checked once, not once per alias: nested
+// aliases ("billion laughs") in a few hundred bytes would otherwise keep
+// the strict key walk going for hours, ahead of yaml.v3's own limit on
+// aliasing, and hang config check, the start and a reload.
+func TestAliasBomb(t *testing.T) {
+	const levels = 9
+	var src strings.Builder
+	src.WriteString("filters:\n  - type: script\n    options:\n")
+	fields := make([]reflect.StructField, levels)
+	typ := reflect.TypeOf("")
+	for i := range levels {
+		item := "x"
+		if i > 0 {
+			item = fmt.Sprintf("*l%d", i-1)
+		}
+		fmt.Fprintf(&src, "      l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(item+", ", 10), ", "))
+		typ = reflect.SliceOf(typ)
+		fields[i] = reflect.StructField{Name: fmt.Sprintf("L%d", i), Type: typ, Tag: reflect.StructTag(fmt.Sprintf(`yaml:"l%d"`, i))}
+	}
+	c, err := config.Parse("bomb.yml", []byte(src.String()), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.DecodeOptions(0, reflect.New(reflect.StructOf(fields)).Interface()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "excessive aliasing") {
+			t.Errorf("error %v, want yaml.v3's excessive aliasing", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still checking the options after 10s:\n%s", src.String())
 	}
 }

@@ -25,12 +25,38 @@ var (
 // reports the first key the type does not have, with its line. yaml.v3's
 // Node.Decode has no strict mode of its own.
 func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
+	w := keyWalker{file: file, checked: map[checkedNode]bool{}}
+	return w.walk(n, t, path)
+}
+
+// keyWalker is one walk of checkKeys.
+type keyWalker struct {
+	file string
+	// checked holds the nodes already walked, by the type they were
+	// walked against. Aliases repeat a node without copying it: nested
+	// ones ("billion laughs") make a few hundred bytes a tree of a
+	// billion nodes, and walking each repeat would keep the walk going
+	// for hours before yaml.v3's own limit on aliasing is reached. The
+	// walk stops at the first error, so a node in here passed.
+	checked map[checkedNode]bool
+}
+
+type checkedNode struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if w.checked[checkedNode{n, t}] {
+		return nil
+	}
+	w.checked[checkedNode{n, t}] = true
 	if t == nodeType {
 		return nil
 	}
@@ -41,13 +67,13 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		// yaml.v3 says "cannot unmarshal !!int `30` into time.Duration"
 		// without the key; a unit-less number is the usual mistake.
 		if n.Kind != yaml.ScalarNode {
-			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a duration such as 30s, not a list or mapping")}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: errors.New("want a duration such as 30s, not a list or mapping")}
 		}
 		// time.ParseDuration takes a bare 0, but yaml.v3 decodes only a
 		// string into a duration and refuses 0 as an !!int, again
 		// without the key: refuse it here, where the key is known.
 		if _, err := time.ParseDuration(n.Value); err != nil || n.ShortTag() != "!!str" {
-			return &Error{File: file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a duration with a unit, such as 30s or 1m30s", n.Value)}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a duration with a unit, such as 30s or 1m30s", n.Value)}
 		}
 		return nil
 	}
@@ -55,29 +81,29 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 		// Decode the value alone so that its error names the key, not
 		// only the line, as the decoding of the whole document would.
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			return &Error{File: file, Line: n.Line, Key: path, Err: valueError(err)}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: valueError(err)}
 		}
 		return nil
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a mapping of keys")}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: errors.New("want a mapping of keys")}
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			f, ok := fieldByTag(t, k.Value)
 			key := join(path, k.Value)
 			if !ok {
-				return &Error{File: file, Line: k.Line, Key: key, Err: fmt.Errorf("unknown key (known: %s)", strings.Join(tagNames(t), ", "))}
+				return &Error{File: w.file, Line: k.Line, Key: key, Err: fmt.Errorf("unknown key (known: %s)", strings.Join(tagNames(t), ", "))}
 			}
-			if err := checkKeys(file, v, f.Type, key); err != nil {
+			if err := w.walk(v, f.Type, key); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a list")}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: errors.New("want a list")}
 		}
 		elem := t.Elem()
 		for elem.Kind() == reflect.Pointer {
@@ -89,27 +115,27 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 			// "-" (an entry whose lines were commented out) would
 			// vanish from the pipeline without a word.
 			if elem.Kind() == reflect.Struct && elem != nodeType && item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
-				return &Error{File: file, Line: item.Line, Key: key, Err: errors.New("empty entry")}
+				return &Error{File: w.file, Line: item.Line, Key: key, Err: errors.New("empty entry")}
 			}
-			if err := checkKeys(file, item, t.Elem(), key); err != nil {
+			if err := w.walk(item, t.Elem(), key); err != nil {
 				return err
 			}
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			return &Error{File: file, Line: n.Line, Key: path, Err: errors.New("want a mapping")}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: errors.New("want a mapping")}
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkKeys(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+			if err := w.walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
 				return err
 			}
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
-			return &Error{File: file, Line: n.Line, Key: path, Err: fmt.Errorf("want a single value (%s), not a list or mapping", t.Kind())}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("want a single value (%s), not a list or mapping", t.Kind())}
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			return &Error{File: file, Line: n.Line, Key: path, Err: valueError(err)}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: valueError(err)}
 		}
 	}
 	return nil
