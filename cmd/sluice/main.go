@@ -156,6 +156,13 @@ exit status is 1.`,
 			if err != nil {
 				return err
 			}
+			// serve creates a missing body.temp_dir, but one that is not
+			// a directory stops it, and a reload too.
+			if dir := cfg.Body.TempDir; dir != "" {
+				if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+					return fmt.Errorf("body.temp_dir: %s is not a directory", dir)
+				}
+			}
 			p, err := config.Build(cfg, c.reg, slog.New(slog.DiscardHandler), nil)
 			if err != nil {
 				return err

@@ -315,6 +315,31 @@ func TestConfigCheckCommand(t *testing.T) {
 	}
 }
 
+// config check refuses a body.temp_dir that is not a directory, as
+// serve (which cannot create it) and a reload do: a file that passes the
+// check must not then fail at the SIGHUP the check is run before.
+func TestConfigCheckTempDirNotADirectory(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	path := filepath.Join(dir, "sluice.yml")
+	os.WriteFile(path, []byte("body:\n  temp_dir: "+file+"\n"), 0o644)
+	root := newRootCmd(filtertest.Registry())
+	root.SetOut(io.Discard)
+	root.SetArgs([]string{"config", "check", path})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "body.temp_dir") {
+		t.Errorf("config check with body.temp_dir a file: error %v, want one naming body.temp_dir", err)
+	}
+	// A missing directory passes: serve creates it.
+	os.WriteFile(path, []byte("body:\n  temp_dir: "+filepath.Join(dir, "missing")+"\n"), 0o644)
+	root = newRootCmd(filtertest.Registry())
+	root.SetOut(io.Discard)
+	root.SetArgs([]string{"config", "check", path})
+	if err := root.Execute(); err != nil {
+		t.Errorf("config check with a missing body.temp_dir: %v", err)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
