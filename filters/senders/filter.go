@@ -71,8 +71,15 @@ func (f *FileConfig) UnmarshalYAML(n *yaml.Node) error {
 		f.Path = n.Value
 		return nil
 	case yaml.MappingNode:
+		// yaml.v3 leaves duplicate keys to the decoder of the mapping,
+		// which this is: a second path would replace the first.
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if line, ok := seen[k.Value]; ok {
+				return fmt.Errorf("line %d: files: key %q already defined at line %d", k.Line, k.Value, line)
+			}
+			seen[k.Value] = k.Line
 			switch k.Value {
 			case "path":
 				if v.Kind != yaml.ScalarNode {

@@ -517,3 +517,19 @@ func TestFileConfigYAML(t *testing.T) {
 		t.Errorf("default seen file %s", got)
 	}
 }
+
+// A key given twice in an entry of files is an error, as a key given twice
+// anywhere else in the configuration is: the second path used to replace
+// the first without a word, and a second match list to add to the first.
+func TestFileConfigDuplicateKey(t *testing.T) {
+	for src, want := range map[string]string{
+		"files:\n  - path: /etc/mail/access\n    path: /etc/sluice/hosts\n":                `line 3: files: key "path" already defined at line 2`,
+		"files:\n  - path: /etc/sluice/hosts\n    match: [helo]\n    match: [mail_from]\n": `line 4: files: key "match" already defined at line 3`,
+	} {
+		var c Config
+		err := yaml.Unmarshal([]byte(src), &c)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q, for\n%s", err, want, src)
+		}
+	}
+}
