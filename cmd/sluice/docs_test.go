@@ -399,6 +399,75 @@ func TestDocConfigExamples(t *testing.T) {
 	}
 }
 
+// TestDocReloadKeys: the section on SIGHUP puts every key either in the
+// list of those a reload applies or in the list of those that need a
+// restart, so that an administrator knows what a reload does with it.
+func TestDocReloadKeys(t *testing.T) {
+	keys := allConfigKeys(t)
+	text := readDoc(t, "docs/configuration.md")
+	_, section, ok := strings.Cut(text, "\n## Signals, reload and shutdown\n")
+	if !ok {
+		t.Fatal("docs/configuration.md has no section \"Signals, reload and shutdown\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	// A list belongs to the paragraph before it.
+	lists := map[string]map[string]bool{"reload": {}, "restart": {}}
+	var para strings.Builder
+	kind, inList := "", false
+	for _, line := range strings.Split(section, "\n") {
+		switch {
+		case strings.HasPrefix(line, "- "):
+			if !inList {
+				inList = true
+				kind = ""
+				if strings.Contains(para.String(), "applies at once") {
+					kind = "reload"
+				} else if strings.Contains(para.String(), "need a restart") {
+					kind = "restart"
+				}
+			}
+			for _, k := range codeSpans(line) {
+				if _, isKey := keys[k]; isKey && kind != "" {
+					lists[kind][k] = true
+				}
+			}
+		case strings.HasPrefix(line, "  ") && inList:
+			// the continuation of an item
+		case strings.TrimSpace(line) == "":
+			if inList {
+				inList = false
+				para.Reset()
+			}
+		default:
+			inList = false
+			para.WriteString(line + " ")
+		}
+	}
+	if len(lists["reload"]) == 0 || len(lists["restart"]) == 0 {
+		t.Fatalf("found no list of keys a reload applies or of keys that need a restart: %v", lists)
+	}
+	listed := func(kind, k string) bool {
+		for l := range lists[kind] {
+			if k == l || strings.HasPrefix(k, l+".") || strings.HasPrefix(k, l+"[]") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range sortedKeys(keys) {
+		if keys[k] == kindMapping {
+			continue
+		}
+		reload, restart := listed("reload", k), listed("restart", k)
+		switch {
+		case !reload && !restart:
+			t.Errorf("docs/configuration.md, Signals, reload and shutdown: %s is neither among the keys a reload applies nor among those that need a restart", k)
+		case reload && restart:
+			t.Errorf("docs/configuration.md, Signals, reload and shutdown: %s is both among the keys a reload applies and among those that need a restart", k)
+		}
+	}
+}
+
 // describingRegisterer records the name of every metric described by the
 // collectors registered through it, so that metrics without any series
 // yet (a vector never used) are known too, then registers them for real.
