@@ -88,6 +88,11 @@ func TestParseErrors(t *testing.T) {
 		name, src, want string
 	}{
 		{"unknown top key", "listen:\n  - address: inet:127.0.0.1:1\nlisen: x\n", "bad.yml:3: lisen: unknown key"},
+		// A key with nothing after it would keep its default: metrics on
+		// where "" turns them off.
+		{"string without value", "metrics:\n  listen:\n", "bad.yml:2: metrics.listen: no value"},
+		{"duration without value", "shutdown_timeout:\n", "bad.yml:1: shutdown_timeout: no value"},
+		{"filter timeout without value", "filters:\n  - type: script\n    timeout: ~\n", "bad.yml:3: filters[0].timeout: no value"},
 		{"unknown nested key", "log:\n  format: text\n  colour: yes\n", "bad.yml:3: log.colour: unknown key"},
 		{"wrong type", "shutdown_timeout: soon\n", "bad.yml:1: shutdown_timeout: \"soon\": want a duration with a unit"},
 		{"duration without unit", "filter_defaults:\n  timeout: 30\n", "bad.yml:2: filter_defaults.timeout: \"30\": want a duration with a unit"},
@@ -149,6 +154,7 @@ func TestBuildOptionErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
 		{"filters:\n  - type: script\n    options:\n      header: X-A\n      hedaer: X-B\n", "bad.yml:5: filters[0].options.hedaer: unknown key"},
 		{"filters:\n  - type: sleep\n    options:\n      delay: forever\n", "bad.yml:4: filters[0].options.delay: \"forever\": want a duration"},
+		{"filters:\n  - type: script\n    options:\n      header:\n", "bad.yml:4: filters[0].options.header: no value"},
 		{"filters:\n  - type: sleep\n    options:\n      delay: 0\n", "bad.yml:4: filters[0].options.delay: \"0\": want a duration"},
 	}
 	for _, tc := range tests {

@@ -61,6 +61,16 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		return nil
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		// A key with nothing after it ("listen:") decodes as no value
+		// at all, so a setting keeps its default: the metrics stay on
+		// where the administrator meant "" to turn them off. An empty
+		// section or list is fine.
+		switch {
+		case t.Kind() == reflect.String:
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: errors.New(`no value: write "" for an empty one, or leave the key out for the default`)}
+		case t == durationType || t.Kind() >= reflect.Bool && t.Kind() <= reflect.Float64:
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: errors.New("no value: write one, or leave the key out for the default")}
+		}
 		return nil
 	}
 	if t == durationType {
