@@ -10,7 +10,8 @@
 //   - any other file is one message;
 //   - a directory with cur/ and new/ subdirectories is a maildir: the
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
-//     progress and is left alone);
+//     progress and is left alone); one renamed or deleted by a mail client
+//     while the walk runs is read under its new name, or skipped;
 //   - any other directory is walked recursively, in name order;
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
@@ -72,11 +73,24 @@ func WalkCapped(path string, stdin io.Reader, maxBytes int, fn func(Message) err
 	if path == Stdin {
 		return ReadCapped(Stdin, stdin, maxBytes, fn)
 	}
-	return files(path, func(file string, err error) error {
+	return files(path, func(file string, inMaildir bool, err error) error {
 		if err != nil {
 			return fn(Message{Name: file, Err: err})
 		}
 		f, err := os.Open(file)
+		if inMaildir && errors.Is(err, fs.ErrNotExist) {
+			// A mail client renamed or deleted the message since its
+			// directory was listed: a live folder is no error.
+			moved, rerr := renamedInMaildir(file)
+			if rerr != nil {
+				return fn(Message{Name: file, Err: rerr})
+			}
+			if moved == "" {
+				return nil
+			}
+			file = moved
+			f, err = os.Open(file)
+		}
 		if err != nil {
 			return fn(Message{Name: file, Err: err})
 		}
@@ -85,16 +99,20 @@ func WalkCapped(path string, stdin io.Reader, maxBytes int, fn func(Message) err
 	})
 }
 
+// visitFunc is called for every file found, or with the error that kept a
+// file or directory from being listed. inMaildir is set for the files of a
+// maildir's new/ and cur/, which mail clients rename at any time.
+type visitFunc func(file string, inMaildir bool, err error) error
+
 // files calls visit for every file at path, by the rules of the package
-// comment, or with the error that kept a file or directory from being
-// listed.
-func files(path string, visit func(file string, err error) error) error {
+// comment.
+func files(path string, visit visitFunc) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return visit(path, err)
+		return visit(path, false, err)
 	}
 	if !fi.IsDir() {
-		return visit(path, nil)
+		return visit(path, false, nil)
 	}
 	if isMaildir(path) {
 		for _, sub := range []string{"new", "cur"} {
@@ -106,7 +124,7 @@ func files(path string, visit func(file string, err error) error) error {
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return visit(path, err)
+		return visit(path, false, err)
 	}
 	for _, e := range entries { // ReadDir sorts by name
 		if strings.HasPrefix(e.Name(), ".") {
@@ -116,13 +134,13 @@ func files(path string, visit func(file string, err error) error) error {
 		fi, err := os.Stat(p) // follows a symlink to a file
 		switch {
 		case err != nil:
-			err = visit(p, err)
+			err = visit(p, false, err)
 		case fi.IsDir() && e.Type()&fs.ModeSymlink != 0:
 			// Not followed: a link back up would loop.
 		case fi.IsDir():
 			err = files(p, visit)
 		case fi.Mode().IsRegular():
-			err = visit(p, nil)
+			err = visit(p, false, nil)
 		}
 		if err != nil {
 			return err
@@ -134,10 +152,10 @@ func files(path string, visit func(file string, err error) error) error {
 // flatFiles lists the files of a maildir's new/ or cur/. A symbolic link
 // to a file is followed (mairix and mu build maildirs of links); a
 // dangling one is reported.
-func flatFiles(dir string, visit func(file string, err error) error) error {
+func flatFiles(dir string, visit visitFunc) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return visit(dir, err)
+		return visit(dir, false, err)
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
@@ -149,7 +167,7 @@ func flatFiles(dir string, visit func(file string, err error) error) error {
 			// Only links cost a stat: a maildir may hold many files.
 			fi, err := os.Stat(p)
 			if err != nil {
-				if err := visit(p, err); err != nil {
+				if err := visit(p, true, err); err != nil {
 					return err
 				}
 				continue
@@ -159,11 +177,34 @@ func flatFiles(dir string, visit func(file string, err error) error) error {
 		if !mode.IsRegular() {
 			continue
 		}
-		if err := visit(p, nil); err != nil {
+		if err := visit(p, true, nil); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// renamedInMaildir returns the name that the maildir message listed as
+// file has now, or "" if it is gone. A reader moves a message from new/ to
+// cur/ once it has seen it, and renames it in cur/ when its flags change;
+// the unique name before the ":" stays. A message that left new/ is not
+// looked for: cur/ is listed after new/ and holds it then.
+func renamedInMaildir(file string) (string, error) {
+	dir, name := filepath.Split(file)
+	if filepath.Base(dir) != "cur" {
+		return "", nil
+	}
+	uniq, _, _ := strings.Cut(name, ":")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if n := e.Name(); n == uniq || strings.HasPrefix(n, uniq+":") {
+			return filepath.Join(dir, n), nil
+		}
+	}
+	return "", nil
 }
 
 func isMaildir(dir string) bool {
@@ -412,7 +453,7 @@ func TotalSize(paths []string) int64 {
 		if p == Stdin {
 			continue
 		}
-		files(p, func(file string, err error) error {
+		files(p, func(file string, _ bool, err error) error {
 			if fi, serr := os.Stat(file); err == nil && serr == nil {
 				total += fi.Size()
 			}

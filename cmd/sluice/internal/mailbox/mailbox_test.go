@@ -250,3 +250,55 @@ func TestReadList(t *testing.T) {
 		t.Errorf("%q %v", got, err)
 	}
 }
+
+// A mail client or IMAP server renames maildir files while a walk reads
+// them: a message read moves from new/ to cur/, and a flag change in cur/
+// renames "UNIQ:2,S" to "UNIQ:2,RS". Such a message is read once under
+// its new name, and one expunged meanwhile is skipped: neither is an
+// error, as a nightly train of a live folder would otherwise fail.
+func TestMaildirRenamedDuringWalk(t *testing.T) {
+	md := filepath.Join(t.TempDir(), "Maildir")
+	write(t, filepath.Join(md, "new", "1.M1.host"), "Subject: new1\n\nx\n")
+	write(t, filepath.Join(md, "new", "2.M2.host"), "Subject: new2, then read\n\nx\n")
+	write(t, filepath.Join(md, "cur", "3.M3.host:2,"), "Subject: cur3\n\nx\n")
+	write(t, filepath.Join(md, "cur", "4.M4.host:2,"), "Subject: cur4, then flagged\n\nx\n")
+	write(t, filepath.Join(md, "cur", "5.M5.host:2,S"), "Subject: cur5, then expunged\n\nx\n")
+	rename := func(from, to string) {
+		t.Helper()
+		if err := os.Rename(filepath.Join(md, from), filepath.Join(md, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	err := Walk(md, nil, func(m Message) error {
+		if m.Err != nil {
+			got = append(got, m.Name+": error "+m.Err.Error())
+			return nil
+		}
+		got = append(got, strings.TrimPrefix(m.Name, md+"/")+": "+strings.SplitN(string(m.Data), "\n", 2)[0])
+		switch {
+		case strings.HasSuffix(m.Name, "1.M1.host"):
+			// After new/ was listed: 2 is read and flagged.
+			rename("new/2.M2.host", "cur/2.M2.host:2,S")
+		case strings.HasSuffix(m.Name, "3.M3.host:2,"):
+			// After cur/ was listed.
+			rename("cur/4.M4.host:2,", "cur/4.M4.host:2,RS")
+			if err := os.Remove(filepath.Join(md, "cur", "5.M5.host:2,S")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"new/1.M1.host: Subject: new1",
+		"cur/2.M2.host:2,S: Subject: new2, then read",
+		"cur/3.M3.host:2,: Subject: cur3",
+		"cur/4.M4.host:2,RS: Subject: cur4, then flagged",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
