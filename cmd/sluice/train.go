@@ -44,7 +44,7 @@ standard input. --list reads more paths from LISTFILE, one per line
 Learning a message again in the same class changes nothing; learning it in
 the other class moves it there (a misfiled message is retrained by simply
 training it as what it is). --unlearn removes messages learned in the
-class. Training works while the daemon runs.
+class; it needs an existing store. Training works while the daemon runs.
 
 --message-id and --queue-id pick messages out of the PATHs: those with
 that Message-ID, or with that queue id in the X-Sluice-Queue-ID field the
@@ -71,7 +71,9 @@ error, the others are still learned, and the exit status is then 1.`,
 			if err != nil {
 				return err
 			}
-			st, err := setup.openStore(false)
+			// Learning creates a missing store; unlearning from one would
+			// only hide a mistyped path behind "0 unlearned".
+			st, err := setup.openStore(unlearn)
 			if err != nil {
 				return err
 			}

@@ -297,3 +297,17 @@ func TestProgressBar(t *testing.T) {
 		t.Error("character device not recognised")
 	}
 }
+
+// --unlearn removes what a store learned: with no store at the path
+// there is nothing to remove, and an empty store must not be created
+// where the path was mistyped (as classify does not create one either).
+func TestTrainUnlearnNeedsAStore(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "typo.db")
+	r := runCLI(t, "", "train", "--db", db, "--spam", "--unlearn", fixture("check", "spam.eml"))
+	if r.code != 1 || !strings.Contains(r.stderr, "no token store at "+db) {
+		t.Errorf("unlearn from a missing store: %+v, want status 1 and \"no token store\"", r)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("--unlearn created a store")
+	}
+}
