@@ -34,6 +34,8 @@ func TestClassifyExitStatus(t *testing.T) {
 	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
 	emptyDir := filepath.Join(dir, "no-mail")
 	os.Mkdir(emptyDir, 0o755)
+	emptyDB := filepath.Join(dir, "empty.db")
+	os.WriteFile(emptyDB, nil, 0o640)
 
 	tests := []struct {
 		name  string
@@ -49,6 +51,10 @@ func TestClassifyExitStatus(t *testing.T) {
 		{"empty message", "", []string{"classify", "--db", db, "--format", "tsv", empty}, 3, `\tempty\.eml\t-\terror\n$|empty\.eml\t-\terror\n$`},
 		{"missing file", "", []string{"classify", "--db", db, filepath.Join(dir, "nope.eml")}, 3, `nope\.eml: error: `},
 		{"missing store", "", []string{"classify", "--db", filepath.Join(dir, "nope.db"), fixture("check", "spam.eml")}, 3, `^$`},
+		// An empty file (touched, or made by "install /dev/null" for its
+		// owner and mode) is no store either: classify must not write one
+		// into it and answer unsure for want of training.
+		{"empty store file", "", []string{"classify", "--db", emptyDB, fixture("check", "spam.eml")}, 3, `^$`},
 		{"bad format", "", []string{"classify", "--db", db, "--format", "xml", fixture("check", "spam.eml")}, 3, `^$`},
 		{"bad flag", "", []string{"classify", "--db", db, "--verbose", fixture("check", "spam.eml")}, 3, `^$`},
 		{"explain with tsv", "", []string{"classify", "--db", db, "--format", "tsv", "--explain", fixture("check", "spam.eml")}, 3, `^$`},
@@ -75,6 +81,9 @@ func TestClassifyExitStatus(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "nope.db")); err == nil {
 		t.Error("classify created a store")
+	}
+	if fi, err := os.Stat(emptyDB); err != nil || fi.Size() != 0 {
+		t.Errorf("classify wrote into an empty file: %v", err)
 	}
 }
 

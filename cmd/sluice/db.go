@@ -88,11 +88,18 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 func (s bayesSetup) openStore(existing bool) (classifier.Store, error) {
 	noStore := fmt.Errorf("no token store at %s (train one with sluice train, or give --db)", s.db)
 	if existing && s.cfg.Store != bayes.StoreRedis {
-		if _, err := os.Stat(s.db); err != nil {
+		fi, err := os.Stat(s.db)
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, noStore
 			}
 			return nil, err
+		}
+		// An empty file (touched, or made with "install /dev/null" for its
+		// owner and mode) holds no store yet: opening it would write one,
+		// and classify would answer unsure for want of training.
+		if fi.Mode().IsRegular() && fi.Size() == 0 {
+			return nil, noStore
 		}
 	}
 	st, err := s.cfg.OpenStore(s.stateDir, nil, nil)
