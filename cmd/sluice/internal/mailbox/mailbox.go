@@ -10,8 +10,9 @@
 //   - any other file is one message;
 //   - a directory with cur/ and new/ subdirectories is a maildir: the
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
-//     progress and is left alone); one renamed or deleted by a mail client
-//     while the walk runs is read under its new name, or skipped;
+//     progress and is left alone), except those flagged T (marked for
+//     deletion); one renamed or deleted by a mail client while the walk
+//     runs is read under its new name, or skipped;
 //   - any other directory is walked recursively, in name order;
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
@@ -85,7 +86,7 @@ func WalkCapped(path string, stdin io.Reader, maxBytes int, fn func(Message) err
 			if rerr != nil {
 				return fn(Message{Name: file, Err: rerr})
 			}
-			if moved == "" {
+			if moved == "" || trashed(moved) {
 				return nil
 			}
 			file = moved
@@ -174,7 +175,7 @@ func flatFiles(dir string, visit visitFunc) error {
 			}
 			mode = fi.Mode()
 		}
-		if !mode.IsRegular() {
+		if !mode.IsRegular() || trashed(p) {
 			continue
 		}
 		if err := visit(p, true, nil); err != nil {
@@ -205,6 +206,17 @@ func renamedInMaildir(file string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// trashed reports whether the maildir message file carries the T flag
+// (":2,...T..."): marked for deletion and not yet expunged. IMAP clients
+// without the MOVE command move a message by copying it and marking the
+// original \Deleted, which Dovecot and Courier store as T; a ham moved
+// out of a Junk folder sits there so marked until the folder is expunged,
+// and must not be learned as spam.
+func trashed(file string) bool {
+	_, info, ok := strings.Cut(filepath.Base(file), ":2,")
+	return ok && strings.IndexByte(info, 'T') >= 0
 }
 
 func isMaildir(dir string) bool {

@@ -173,6 +173,11 @@ func TestMaildirAndDirectories(t *testing.T) {
 	write(t, filepath.Join(md, "dovecot-uidlist"), "3 V1 N4\n")
 	write(t, filepath.Join(md, ".Spam", "cur", "1700000004.M4.host:2,S"), "Subject: spam folder\n\nx\n")
 	write(t, filepath.Join(md, "cur", ".hidden"), "Subject: hidden\n\nx\n")
+	// Marked for deletion (IMAP \Deleted), as a client that cannot MOVE
+	// leaves the message it moved to another folder.
+	write(t, filepath.Join(md, "cur", "1700000005.M5.host:2,ST"), "Subject: moved away\n\nx\n")
+	// A T elsewhere in the name is no flag.
+	write(t, filepath.Join(md, "cur", "1700000006.M6.hostT:2,S"), "Subject: cur2\n\nx\n")
 	write(t, filepath.Join(root, "archive", "2023", "a.eml"), "Subject: a\n\nx\n")
 	write(t, filepath.Join(root, "archive", "2023", "box"), "From a@b Mon Jan  1 10:00:00 2024\nSubject: m1\n\nx\n\nFrom a@b Mon Jan  1 10:00:00 2024\nSubject: m2\n\nx\n")
 	write(t, filepath.Join(root, "archive", "b.eml"), "Subject: b\n\nx\n")
@@ -195,7 +200,7 @@ func TestMaildirAndDirectories(t *testing.T) {
 	}
 	// A maildir is new/ then cur/; never tmp/, metadata, or Maildir++
 	// subfolders.
-	if got := fmt.Sprint(subjects(collect(t, md, ""))); got != "[new1 cur1]" {
+	if got := fmt.Sprint(subjects(collect(t, md, ""))); got != "[new1 cur1 cur2]" {
 		t.Errorf("maildir: %s", got)
 	}
 	// A Maildir++ folder is read when named.
@@ -205,11 +210,11 @@ func TestMaildirAndDirectories(t *testing.T) {
 	// A directory is walked in name order; dot entries and symlinked
 	// directories are skipped; mbox files inside are split.
 	got := collect(t, root, "")
-	if s := fmt.Sprint(subjects(got)); s != "[new1 cur1 a m1 m2 b]" {
+	if s := fmt.Sprint(subjects(got)); s != "[new1 cur1 cur2 a m1 m2 b]" {
 		t.Errorf("tree: %s", s)
 	}
-	if got[3].Name != filepath.Join(root, "archive", "2023", "box")+"#1" {
-		t.Errorf("name %q", got[3].Name)
+	if got[4].Name != filepath.Join(root, "archive", "2023", "box")+"#1" {
+		t.Errorf("name %q", got[4].Name)
 	}
 
 	var sizes int64
