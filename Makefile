@@ -34,9 +34,12 @@ unit:
 	$(GO) test $(TESTFLAGS) ./...
 
 # Bounded fuzzing of the parsers and the milter server; the seed corpora
-# also run in 'unit' as plain tests.
+# also run in 'unit' as plain tests. Shrinking each new input may take a
+# minute by default, and inputs here expand to whole sessions: with it
+# bounded, the time goes to fuzzing (about 6,000 inputs in 40 s, against
+# 1,400 in 60 s).
 fuzz:
-	$(GO) test ./milter -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./milter -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 
 bench:
 	testdata/bench/milter-throughput.sh
