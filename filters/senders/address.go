@@ -54,6 +54,10 @@ func ParseAddress(s string) Name {
 			return Name{}
 		}
 		s = s[i+1:]
+		if s == "" {
+			// A source route to no address ("<@a:>").
+			return Name{}
+		}
 	}
 	local, domain, ok := splitAddress(s)
 	if !ok {
