@@ -134,6 +134,20 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		f.Close()
 		return nil, err
 	}
+	// The length was measured before the dot-lock was ours. A writer
+	// that takes only the dot-lock (dotlockfile and cat, Dovecot with
+	// mbox_write_locks = dotlock) is not kept out by the kernel locks,
+	// and may have appended and unlocked in between: cutting back to
+	// that length would take its record with ours. Now that nobody can
+	// write, check, and try again if the mbox grew.
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != l.size {
+		l.unlock()
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s grew while we took its dot-lock: %w", path, errLockBusy)
+	}
 	return l, nil
 }
 
