@@ -521,6 +521,29 @@ func TestSeparatorRepair(t *testing.T) {
 	}
 }
 
+// An mbox emptied the way shells make it easy, "echo > spam.mbox", holds
+// one empty line; the archive's next record follows it (after the line
+// end it adds so that a "From " line follows an empty line). The
+// archive's reader, which "sluice archive" and the move use, must still
+// read the records: the empty lines before the first one are no message.
+func TestMboxStartingWithEmptyLines(t *testing.T) {
+	for _, start := range []string{"\n", "\n\n\n"} {
+		path := filepath.Join(t.TempDir(), "x.mbox")
+		os.WriteFile(path, []byte(start), 0o600)
+		f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+		for _, qid := range []string{"E1", "E2"} {
+			if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(qid, "b\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		recs := readRecords(t, path)
+		if len(recs) != 2 || headerOf(recs[0].Message, FieldQueueID) != "E1" || headerOf(recs[1].Message, FieldQueueID) != "E2" {
+			t.Errorf("after %q: %d records", start, len(recs))
+		}
+		checkWithPython(t, path, 2)
+	}
+}
+
 // A sluice process that died while appending leaves its dot-lock, which
 // records the length before the append: the next writer (or New, for a
 // fixed path) cuts the half-written record off.

@@ -98,8 +98,8 @@ func HeaderValues(msg []byte, name string) []string {
 // ReadMbox calls fn for each record of the mbox read from r, in order. A
 // record starts at a "From " line at the start of the input or after an
 // empty line; the empty line before it belongs to the mbox, not to the
-// message. Input before the first "From " line is not an mbox: it is an
-// error.
+// message. Empty lines before the first "From " line are skipped; any
+// other input before it is not an mbox: it is an error.
 func ReadMbox(r io.Reader, fn func(Record) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
@@ -131,6 +131,10 @@ func ReadMbox(r io.Reader, fn func(Record) error) error {
 				}
 				inRec = true
 				cur = append(cur, line...)
+			case !inRec && bytes.Equal(line, []byte("\n")):
+				// Empty lines before the first record are no message:
+				// an mbox emptied with "echo > FILE" holds one, and the
+				// next append adds another before its "From " line.
 			case !inRec:
 				return fmt.Errorf("mbox: line %q before the first \"From \" line", truncate(line, 40))
 			default:
