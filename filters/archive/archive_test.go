@@ -674,6 +674,41 @@ func TestRemoveRecords(t *testing.T) {
 	checkWithPython(t, path, 2)
 }
 
+// An mbox path may be a symbolic link, e.g. to an archive kept on
+// another disk. Removing records must rewrite the file it points to: a
+// new file put in place of the link would leave the removed records in
+// the real mbox, where "sluice archive move" had just copied them from,
+// and the daemon would go on appending to a file nobody looks at.
+func TestRemoveRecordsThroughSymlink(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "x.mbox")
+	link := filepath.Join(t.TempDir(), "x.mbox")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	f := newFilter(t, Config{Targets: map[string]string{"default": link}}, nil)
+	for _, q := range []string{"A", "B"} {
+		if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(q, "b\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := f.app.RemoveRecords(context.Background(), link, func(r Record) bool { return headerOf(r.Message, FieldQueueID) == "B" })
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if recs := readRecords(t, real); len(recs) != 1 || headerOf(recs[0].Message, FieldQueueID) != "A" {
+		t.Errorf("the mbox the link points to holds %d records, want A alone", len(recs))
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(link)); len(entries) != 1 {
+		t.Errorf("files left next to the link: %v", entries)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(real)); len(entries) != 1 {
+		t.Errorf("files left next to the mbox: %v", entries)
+	}
+}
+
 // Spam a filter rejects keeps the sender's forged "X-Sluice-Bayes: Ham":
 // the Bayes filter's edits (delete the forged field, add its own) are not
 // applied to mail that is not delivered. Without a reject target the

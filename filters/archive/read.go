@@ -267,7 +267,14 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 	if err != nil {
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".sluice-tmp-"+strconv.Itoa(a.holder.pid))
+	// The new file replaces the mbox itself, not a symbolic link to it
+	// (an archive kept on another disk): renamed over the link, it would
+	// leave the dropped records in the mbox the link pointed to.
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".sluice-tmp-"+strconv.Itoa(a.holder.pid))
 	dropped := 0
 	_, err = writeSynced(tmp, func(w *bufio.Writer) error {
 		return ReadMbox(io.NewSectionReader(l.f, 0, l.size), func(r Record) error {
@@ -291,10 +298,10 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 			// Keep the owner (the daemon's user) when root runs this.
 			os.Chown(tmp, int(st.Uid), int(st.Gid))
 		}
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, target)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = syncDir(filepath.Dir(target))
 	}
 	if err != nil {
 		os.Remove(tmp)
