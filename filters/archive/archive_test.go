@@ -674,6 +674,34 @@ func TestRemoveRecords(t *testing.T) {
 	checkWithPython(t, path, 2)
 }
 
+// A removal killed while it wrote the new mbox leaves its temporary file,
+// named after its pid. A later removal with the same pid (every "docker
+// run ... sluice archive move" is pid 1) must replace it, not fail on it
+// for good.
+func TestRemoveRecordsAfterKilledRemoval(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	for _, q := range []string{"A", "B"} {
+		if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(q, "b\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leftover := filepath.Join(filepath.Dir(path), ".x.mbox.sluice-tmp-"+strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(leftover, []byte("From half a copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := f.app.RemoveRecords(context.Background(), path, func(r Record) bool { return headerOf(r.Message, FieldQueueID) == "B" })
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+	if recs := readRecords(t, path); len(recs) != 1 || headerOf(recs[0].Message, FieldQueueID) != "A" {
+		t.Errorf("the mbox holds %d records, want A alone", len(recs))
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
+		t.Errorf("files left: %v", entries)
+	}
+}
+
 // An mbox path may be a symbolic link, e.g. to an archive kept on
 // another disk. Removing records must rewrite the file it points to: a
 // new file put in place of the link would leave the removed records in

@@ -275,6 +275,13 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".sluice-tmp-"+strconv.Itoa(a.holder.pid))
+	// A file of that name is what a removal with our pid left when it
+	// was killed (no other can run: we hold the locks). Every "docker
+	// run ... sluice archive move" has pid 1, so it would stay in the
+	// way of all later ones.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
 	dropped := 0
 	_, err = writeSynced(tmp, func(w *bufio.Writer) error {
 		return ReadMbox(io.NewSectionReader(l.f, 0, l.size), func(r Record) error {
