@@ -421,25 +421,34 @@ func headerOf(msg []byte, name string) string {
 	return ""
 }
 
+// needTool returns the path of program, installing its Debian package
+// pkg as the other test dependencies are (as root) when it is missing.
+// Without it the test is skipped, or fails under CI.
+func needTool(t *testing.T, program, pkg, why string) string {
+	t.Helper()
+	path, err := exec.LookPath(program)
+	if err == nil {
+		return path
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	out, ierr := exec.CommandContext(ctx, "bash", "../../testdata/install-deps.sh", pkg).CombinedOutput()
+	cancel()
+	if path, err = exec.LookPath(program); err != nil {
+		msg := fmt.Sprintf("%s is needed %s (install-deps.sh %s: %v %s)", program, why, pkg, ierr, bytes.TrimSpace(out))
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
 // checkWithPython parses the mbox with Python's mailbox module, an
 // independent reader (testdata/archive/mbox2json.py), and checks the
 // count and that each message it returns is the one ReadMbox returns.
 func checkWithPython(t *testing.T, path string, want int) {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		// Installed as the other test dependencies are (as root).
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		out, ierr := exec.CommandContext(ctx, "bash", "../../testdata/install-deps.sh", "python3").CombinedOutput()
-		cancel()
-		if py, err = exec.LookPath("python3"); err != nil {
-			msg := fmt.Sprintf("python3 is needed to check the mbox with an independent parser (install-deps.sh python3: %v %s)", ierr, bytes.TrimSpace(out))
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
+	py := needTool(t, "python3", "python3", "to check the mbox with an independent parser")
 	cmd := exec.Command(py, "../../testdata/archive/mbox2json.py", path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

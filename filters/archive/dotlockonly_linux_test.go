@@ -26,10 +26,7 @@ import (
 // writer locks, appends and unlocks meanwhile. strace then fails the child's
 // first fsync with EIO, so that the child cuts its record back.
 func TestDotLockOnlyWriterNotCutBack(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		needCapability(t, "strace(1) to delay a system call", err)
-	}
+	strace := needTool(t, "strace", "strace", "to delay a system call of the child")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "spam.mbox")
 	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
