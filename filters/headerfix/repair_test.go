@@ -395,3 +395,26 @@ func TestStrayLFKeepsLinesShort(t *testing.T) {
 		}
 	}
 }
+
+// A continuation line is valid folding, whatever it holds: every reader
+// takes it as part of the field above. Postfix's merge leaves a space
+// where the bare CR was, never a line break, so a strict field whose
+// continuation line reads like a header field is not split there: that
+// would make a new field (a second From:) out of text that every program
+// before sluice read as part of the Date.
+func TestRepairKeepsFoldedContinuation(t *testing.T) {
+	in := hs("Date", exDate+"\n From: mallory@example.net", "Message-ID", "<a@b>\r\n\tBcc: x@example.net",
+		"Received", "from a by b; "+exDate+"\n\tReceived: from c by d; "+exDate, "From", exFrom)
+	for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
+		res := Repair(in, p)
+		if got := res.Headers(); !reflect.DeepEqual(got, in) || len(res.Fixes) != 0 {
+			t.Errorf("placement %d: folded fields changed:\n got %q\nwant %q\nfixes %v", p, got, in, res.Fixes)
+		}
+	}
+	// A space on the line, as Postfix leaves it, is still split.
+	res := Repair(hs("Date", exDate+"\n (EDT) From: "+exFrom), AppendsAtEnd)
+	want := hs("Date", exDate+"\n (EDT)", "From", exFrom)
+	if got := res.Headers(); !reflect.DeepEqual(got, want) {
+		t.Errorf("merge after a fold:\n got %q\nwant %q", got, want)
+	}
+}

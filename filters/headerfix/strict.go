@@ -53,6 +53,16 @@ func unmerge(name, value string) (first, newName, rest string, ok bool) {
 	if p <= 0 || p >= len(value) || !isWSP(value[p-1]) {
 		return "", "", "", false
 	}
+	// Postfix leaves a space where the bare CR was. Text at the start of
+	// a continuation line is valid folding, part of this field for every
+	// reader: making a field of it would add one nobody saw.
+	k := p
+	for k > 0 && isWSP(value[k-1]) {
+		k--
+	}
+	if strings.ContainsAny(value[k:p], "\r\n") {
+		return "", "", "", false
+	}
 	n, start, ok := fieldAt(value[p:])
 	if !ok {
 		return "", "", "", false
