@@ -259,15 +259,16 @@ const maxLineLen = 998
 
 // joinedLen is the length of the line that joining the value written so
 // far (done, of the field name) and the rest of the value with a space
-// would make: done's last line, the space, and rest up to its next line
-// break.
+// would make: done's last line, the space, and rest up to its next LF.
+// A bare CR in rest does not end the line: the MTA writes it inside one,
+// and unless a field follows it, it becomes a space that joins the two.
 func joinedLen(name, done, rest string) int {
 	n := len(done) + len(name) + 2
 	if i := strings.LastIndexByte(done, '\n'); i >= 0 {
 		n = len(done) - i - 1
 	}
-	if j := strings.IndexAny(rest, "\r\n"); j >= 0 {
-		rest = rest[:j]
+	if j := strings.IndexByte(rest, '\n'); j >= 0 {
+		rest = strings.TrimSuffix(rest[:j], "\r")
 	}
 	return n + 1 + len(rest)
 }

@@ -372,17 +372,23 @@ func longestLine(name, v string) int {
 
 // A stray LF between two lines of 900 bytes (each within RFC 5322's 998,
 // as the MTA writes them) is not joined into one line of 1,800: it is
-// kept as folding. Short lines are still joined with a space.
+// kept as folding. Short lines are still joined with a space. A bare CR
+// ends no line (the MTA writes it inside one), so a line after the LF
+// reaches to the next LF, past any bare CR.
 func TestStrayLFKeepsLinesShort(t *testing.T) {
 	for _, tc := range []struct{ value, want string }{
 		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
 		{strings.Repeat("a", 900) + "\r\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
 		{"c\nd", "c d"},
+		// A bare CR that becomes a space does not end the line: the
+		// line after the LF runs on past it.
+		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 50) + "\r" + strings.Repeat("c", 900),
+			strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 50) + " " + strings.Repeat("c", 900)},
 	} {
 		for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
 			res := Repair(hs("Subject", tc.value), p)
 			if len(res.Fields) != 1 || res.Fields[0].Value != tc.want {
-				t.Errorf("placement %d, %.20q...: %d fields, value %.40q...", p, tc.value, len(res.Fields), res.Fields[0].Value)
+				t.Errorf("placement %d, %.20q...: %d fields, value %.40q..., longest line %d bytes", p, tc.value, len(res.Fields), res.Fields[0].Value, longestLine("Subject", res.Fields[0].Value))
 				continue
 			}
 			if n := longestLine("Subject", res.Fields[0].Value); n > 998 {
