@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/headerfix"
@@ -428,5 +429,48 @@ func TestPipelineLaterFilterSeesRepair(t *testing.T) {
 	// The edits the edge sends the MTA at end of message are the same.
 	if got := filters.ApplyEdits(hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x"), out.Edits); !reflect.DeepEqual(got, want) {
 		t.Errorf("edits for the MTA give %q", got)
+	}
+}
+
+// The work of one message is linear in the size of its header, including
+// the messages that are only marked because they need too many splits.
+// The header here is as large as the milter edge accepts (1 MiB): five
+// Date fields with thousands of merged dates each, Postfix style, and
+// tens of thousands of other fields. Matching every split-off Date
+// against every field took seconds; the check may take at most a few
+// times what Repair alone takes.
+func TestCheckWorkIsLinear(t *testing.T) {
+	merged := strings.Repeat("8 Sep 2017 13:44 +0000 Date: ", 3400) + "8 Sep 2017 13:44 +0000"
+	var in []filters.Header
+	size := 0
+	for range 5 {
+		in = append(in, filters.Header{Name: "Date", Value: merged})
+		size += len("Date: \r\n") + len(merged)
+	}
+	for size+len("X: a\r\n") <= 1<<20 {
+		in = append(in, filters.Header{Name: "X", Value: "a"})
+		size += len("X: a\r\n")
+	}
+	m := postfixMsg(in)
+	f := newFilter(t, headerfix.Config{}, nil)
+
+	repair := time.Duration(1<<63 - 1)
+	for range 3 {
+		start := time.Now()
+		headerfix.Repair(in, headerfix.AppendsAtEnd)
+		repair = min(repair, time.Since(start))
+	}
+	start := time.Now()
+	v, err := f.Check(context.Background(), filters.StageHeaders, m)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(v.Reason, "not repaired") {
+		t.Errorf("reason %q, want not repaired", v.Reason)
+	}
+	t.Logf("check %v, repair %v", took, repair)
+	if limit := 10*repair + 100*time.Millisecond; took > limit {
+		t.Errorf("check took %v, more than %v (Repair alone takes %v)", took, limit, repair)
 	}
 }

@@ -44,28 +44,50 @@ import (
 // them to the milter. Sendmail adds the same fields but hides them; see
 // above.
 func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool {
+	// The candidate of each name: the position of the only field of that
+	// name, if the MTA could have made it up, else -1. It is worked out
+	// once per name, not per split-off field: a header can have
+	// thousands of both, and the product would cost seconds.
+	cand := map[string]int{}
+	for _, f := range res.Fields {
+		if !f.SplitOff {
+			continue
+		}
+		switch name := strings.ToLower(f.Name); name {
+		case "from", "date", "message-id":
+			cand[name] = -1
+		}
+	}
+	if len(cand) == 0 {
+		return nil
+	}
+	count := map[string]int{}
+	for i, h := range in {
+		for name := range cand {
+			if strings.EqualFold(h.Name, name) {
+				count[name]++
+				cand[name] = i
+			}
+		}
+	}
+	for name, i := range cand {
+		if count[name] != 1 || !madeUp(name, in[i].Value, m) {
+			cand[name] = -1
+		}
+	}
 	var out map[int]bool
 	for _, f := range res.Fields {
 		if !f.SplitOff {
 			continue
 		}
-		name := strings.ToLower(f.Name)
-		if name != "from" && name != "date" && name != "message-id" {
-			continue
-		}
-		var same []int
-		for i, h := range in {
-			if strings.EqualFold(h.Name, name) {
-				same = append(same, i)
-			}
-		}
-		if len(same) != 1 || same[0] <= f.Source || !madeUp(name, in[same[0]].Value, m) {
+		i, ok := cand[strings.ToLower(f.Name)]
+		if !ok || i <= f.Source {
 			continue
 		}
 		if out == nil {
 			out = map[int]bool{}
 		}
-		out[same[0]] = true
+		out[i] = true
 	}
 	return out
 }
