@@ -156,8 +156,15 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 	var a answer
 	ttl := uint32(1<<31 - 1)
 	if resp.Rcode == dns.RcodeSuccess {
+		owners := chain(resp.Answer, name)
 		for _, rr := range resp.Answer {
 			h := rr.Header()
+			if !owners[strings.ToLower(h.Name)] {
+				// A record of another name is no answer to this
+				// question: a server that adds the list's listed
+				// test entry to every answer must not list everyone.
+				continue
+			}
 			switch v := rr.(type) {
 			case *dns.A:
 				if qtype != dns.TypeA {
@@ -199,6 +206,29 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 	}
 	a.ttl = min(time.Duration(ttl)*time.Second, maxTTL)
 	return a
+}
+
+// chain returns the names whose records answer a question for name
+// (no final dot): name itself and the targets of the CNAMEs
+// the resolver followed from it, lower case and fully qualified. The
+// records may come in any order; each round adds at least one name, so
+// there are at most as many rounds as CNAMEs.
+func chain(rrs []dns.RR, name string) map[string]bool {
+	owners := map[string]bool{strings.ToLower(dns.Fqdn(name)): true}
+	for added := true; added; {
+		added = false
+		for _, rr := range rrs {
+			c, ok := rr.(*dns.CNAME)
+			if !ok || !owners[strings.ToLower(c.Hdr.Name)] {
+				continue
+			}
+			if t := strings.ToLower(c.Target); !owners[t] {
+				owners[t] = true
+				added = true
+			}
+		}
+	}
+	return owners
 }
 
 // unescapeTXT undoes the presentation-format escaping miekg/dns applies to

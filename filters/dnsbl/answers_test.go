@@ -1,0 +1,78 @@
+package dnsbl
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// answerServer runs a DNS server on a 127.0.0.1 UDP port that answers
+// every query with the records answer returns for its name, for answers
+// package dnsbltest does not give.
+func answerServer(t *testing.T, answer func(qname string) []dns.RR) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = answer(r.Question[0].Name)
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	s.NotifyStartedFunc = func() { close(started) }
+	go s.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { s.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func mustRR(t *testing.T, s string) dns.RR {
+	t.Helper()
+	rr, err := dns.NewRR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rr
+}
+
+// Only records of the name asked count, directly or through the CNAMEs
+// the resolver followed: a server that answers every query with a record
+// of another name (here the list's listed test entry) does not list
+// everyone.
+func TestAnswerRecordsOfAnotherName(t *testing.T) {
+	addr := answerServer(t, func(qname string) []dns.RR {
+		switch qname {
+		case "1.2.0.192.bl.test.":
+			// An alias, followed: the listing counts.
+			return []dns.RR{
+				mustRR(t, "1.2.0.192.bl.test. 300 IN CNAME listed.bl.test."),
+				mustRR(t, "listed.bl.test. 300 IN A 127.0.0.2"),
+			}
+		case "2.2.0.192.bl.test.":
+			// An alias, and an A record of a name outside the chain.
+			return []dns.RR{
+				mustRR(t, "2.2.0.192.bl.test. 300 IN CNAME clean.bl.test."),
+				mustRR(t, "listed.bl.test. 300 IN A 127.0.0.2"),
+			}
+		}
+		return []dns.RR{mustRR(t, "2.0.0.127.bl.test. 300 IN A 127.0.0.2")}
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("listed through a CNAME: %+v, want reject", v)
+	}
+	for _, ip := range []string{"192.0.2.2", "192.0.2.3"} {
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
+			t.Errorf("%s, answered with a record of another name: %+v, want continue", ip, v)
+		}
+	}
+}
