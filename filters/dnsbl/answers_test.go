@@ -2,6 +2,7 @@ package dnsbl
 
 import (
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,5 +75,35 @@ func TestAnswerRecordsOfAnotherName(t *testing.T) {
 		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
 			t.Errorf("%s, answered with a record of another name: %+v, want continue", ip, v)
 		}
+	}
+}
+
+// A TTL with its top bit set is 0 (RFC 2181 section 8): such an answer is
+// not cached, where capping it at max_ttl kept it for an hour.
+func TestAnswerTTLTopBitSet(t *testing.T) {
+	var mu sync.Mutex
+	asked := 0
+	addr := answerServer(t, func(qname string) []dns.RR {
+		if qname != "1.2.0.192.bl.test." {
+			return []dns.RR{mustRR(t, "2.0.0.127.bl.test. 300 IN A 127.0.0.2")}
+		}
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		rr := mustRR(t, qname+" 300 IN A 127.0.0.2")
+		rr.Header().Ttl = 1 << 31
+		return []dns.RR{rr}
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	for range 2 {
+		if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+			t.Fatalf("listed: %+v, want reject", v)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 2 {
+		t.Errorf("the server was asked %d times for two connections, want 2 (not cached)", asked)
 	}
 }

@@ -188,7 +188,7 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 			default:
 				continue
 			}
-			ttl = min(ttl, h.Ttl)
+			ttl = min(ttl, ttlOf(h.Ttl))
 		}
 	}
 	if len(a.addrs) == 0 && len(a.txt) == 0 {
@@ -199,13 +199,23 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 		ttl = 0
 		for _, rr := range resp.Ns {
 			if soa, ok := rr.(*dns.SOA); ok {
-				ttl = min(soa.Hdr.Ttl, soa.Minttl)
+				ttl = min(ttlOf(soa.Hdr.Ttl), ttlOf(soa.Minttl))
 				break
 			}
 		}
 	}
 	a.ttl = min(time.Duration(ttl)*time.Second, maxTTL)
 	return a
+}
+
+// ttlOf reads a TTL as RFC 2181 section 8 says: one with its top bit set
+// is 0, so such an answer is not cached at all (capping it at max_ttl
+// would keep it for an hour).
+func ttlOf(v uint32) uint32 {
+	if v >= 1<<31 {
+		return 0
+	}
+	return v
 }
 
 // chain returns the names whose records answer a question for name
