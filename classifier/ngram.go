@@ -519,7 +519,23 @@ func StoredModel(ctx context.Context, s Store) (*NgramModel, string, error) {
 // daemon classifying meanwhile keeps the old model until the new one is
 // in. It returns the model (nil if none).
 func Refit(ctx context.Context, s Store) (*NgramModel, error) {
-	var ex []Example
+	r, err := readRefit(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return r.fitAndStore(ctx)
+}
+
+// refit is a refit between its read of the learned messages and its fit
+// and write: Refit's two steps, apart so that a test can learn in between.
+type refit struct {
+	s  Store
+	ex []Example
+}
+
+// readRefit reads the features of every learned message.
+func readRefit(ctx context.Context, s Store) (*refit, error) {
+	r := &refit{s: s}
 	var scratch []uint32
 	err := s.WalkDigests(ctx, func(d DigestClass) error {
 		if d.Features == nil {
@@ -529,13 +545,19 @@ func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 		if scratch, err = appendDecoded(scratch[:0], d.Features); err != nil {
 			return fmt.Errorf("digest %s: %w", d.Digest, err)
 		}
-		ex = append(ex, Example{Digest: d.Digest, Spam: d.Class == Spam, Encoded: d.Features})
+		r.ex = append(r.ex, Example{Digest: d.Digest, Spam: d.Class == Spam, Encoded: d.Features})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("refit: %w", err)
 	}
-	if len(ex) == 0 {
+	return r, nil
+}
+
+// fitAndStore fits the model on what readRefit read and stores it.
+func (r *refit) fitAndStore(ctx context.Context) (*NgramModel, error) {
+	s := r.s
+	if len(r.ex) == 0 {
 		if err := s.SetMeta(ctx, MetaModelID, ""); err != nil {
 			return nil, fmt.Errorf("refit: %w", err)
 		}
@@ -544,7 +566,7 @@ func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 		}
 		return nil, nil
 	}
-	m := FitNgram(ex)
+	m := FitNgram(r.ex)
 	blob, _ := m.MarshalBinary()
 	// The model before its id: a reader that sees the new id then reads
 	// the new model.
