@@ -27,6 +27,11 @@ var (
 	bucketMeta    = []byte("meta")
 	keyVersion    = []byte("version")
 	keyTotals     = []byte("totals")
+	// The learn generation (see Store.WalkLearned), and the one the
+	// stored n-gram model was fitted at (Store.SetModel): uvarints,
+	// absent for 0.
+	keyLearnGen = []byte("learngen")
+	keyModelGen = []byte("modelgen")
 )
 
 const formatVersion = "1"
@@ -661,6 +666,7 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 		digs := tx.Bucket(bucketDigests)
 		tot := decodeTotals(meta.Get(keyTotals))
 		deltas := tokenDeltas{}
+		learned := false // a digest or its features changed
 		for i, op := range ops {
 			if op.Class != Spam && op.Class != Ham {
 				return fmt.Errorf("learn: bad class %v", op.Class)
@@ -685,6 +691,7 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 			switch {
 			case plan.record == None && prev != None:
 				err = digs.Delete(op.Digest[:])
+				learned = true
 			case plan.record != None && (plan.record != prev ||
 				plan.outcome == AlreadyLearned && len(op.Features) > 0 && !bytes.Equal(prevFeatures, op.Features)):
 				// A message learned again in its class takes the
@@ -698,8 +705,14 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 					f = prevFeatures
 				}
 				err = digs.Put(append([]byte(nil), op.Digest[:]...), digestValue(plan.record, f))
+				learned = true
 			}
 			if err != nil {
+				return err
+			}
+		}
+		if learned {
+			if err := bumpLearnGen(meta); err != nil {
 				return err
 			}
 		}
@@ -915,6 +928,9 @@ func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
 				return err
 			}
 		}
+		if len(batch.Digests) > 0 {
+			return bumpLearnGen(meta)
+		}
 		return nil
 	})
 	if err != nil {
@@ -949,6 +965,42 @@ func walkTx(ctx context.Context, tx *bolt.Tx, fn func(Record) error) error {
 // WalkDigests implements Store.
 func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
 	return s.view(ctx, func(tx *bolt.Tx) error { return walkDigestsTx(tx, fn) })
+}
+
+// WalkLearned implements Store: the generation and the digests are of one
+// read transaction.
+func (s *BoltStore) WalkLearned(ctx context.Context, fn func(DigestClass) error) (uint64, error) {
+	var gen uint64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		if gen, err = decodeGen(tx.Bucket(bucketMeta).Get(keyLearnGen)); err != nil {
+			return err
+		}
+		return walkDigestsTx(tx, fn)
+	})
+	return gen, err
+}
+
+// bumpLearnGen raises the learn generation by one, in the caller's write
+// transaction.
+func bumpLearnGen(meta *bolt.Bucket) error {
+	gen, err := decodeGen(meta.Get(keyLearnGen))
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyLearnGen, binary.AppendUvarint(nil, gen+1))
+}
+
+// decodeGen decodes a generation, 0 if absent.
+func decodeGen(b []byte) (uint64, error) {
+	if b == nil {
+		return 0, nil
+	}
+	g, n := binary.Uvarint(b)
+	if n != len(b) {
+		return 0, errors.New("corrupt generation")
+	}
+	return g, nil
 }
 
 func walkDigestsTx(tx *bolt.Tx, fn func(DigestClass) error) error {
@@ -1096,6 +1148,38 @@ func (s *BoltStore) SetMeta(ctx context.Context, key, value string) error {
 		return fmt.Errorf("set meta %s: %w", key, err)
 	}
 	return nil
+}
+
+// SetModel implements Store: the check and both values are one write
+// transaction.
+func (s *BoltStore) SetModel(ctx context.Context, gen uint64, model, id string) (bool, error) {
+	stored := false
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		cur, err := decodeGen(meta.Get(keyModelGen))
+		if err != nil {
+			return err
+		}
+		if cur > gen {
+			return nil
+		}
+		for _, kv := range [][2]string{{MetaModel, model}, {MetaModelID, id}} {
+			if kv[1] == "" {
+				err = meta.Delete(metaKey(kv[0]))
+			} else {
+				err = meta.Put(metaKey(kv[0]), []byte(kv[1]))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		stored = true
+		return meta.Put(keyModelGen, binary.AppendUvarint(nil, gen))
+	})
+	if err != nil {
+		return false, fmt.Errorf("set model: %w", err)
+	}
+	return stored, nil
 }
 
 // pruneMatch reports whether a token matches prune criteria: with both

@@ -478,6 +478,12 @@ func (c *modelCache) get(ctx context.Context, s Store) *NgramModel {
 
 // loadModel reads the store's model unless its id is still id (and a
 // model was loaded before), in which case it returns m as it is.
+//
+// The id and the model are two reads, the id first. A store writes both
+// at once (SetModel), so the model read is the id's or a newer one: at
+// worst a refit in between leaves the new model under the old id, which
+// the next check sees as a change and reads again. The other order could
+// keep an old model under the new id until the next refit.
 func loadModel(ctx context.Context, s Store, id string, loaded bool, m *NgramModel) (*NgramModel, string, error) {
 	newID, err := s.Meta(ctx, MetaModelID)
 	if err != nil {
@@ -518,6 +524,13 @@ func StoredModel(ctx context.Context, s Store) (*NgramModel, string, error) {
 // has features. It reads the features in one pass and writes once, so a
 // daemon classifying meanwhile keeps the old model until the new one is
 // in. It returns the model (nil if none).
+//
+// Refits may run at once (two "sluice train" runs, or one beside the
+// daemon's refit after auto-learning), and one that read the learned
+// messages before another may finish fitting after it. The store keeps
+// the model of the later read (Store.SetModel, by the learn generation
+// of Store.WalkLearned), and Refit then returns that model: the store's
+// model never goes back to one that misses messages another refit had.
 func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 	r, err := readRefit(ctx, s)
 	if err != nil {
@@ -529,15 +542,16 @@ func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 // refit is a refit between its read of the learned messages and its fit
 // and write: Refit's two steps, apart so that a test can learn in between.
 type refit struct {
-	s  Store
-	ex []Example
+	s   Store
+	gen uint64 // the store's learn generation when read
+	ex  []Example
 }
 
 // readRefit reads the features of every learned message.
 func readRefit(ctx context.Context, s Store) (*refit, error) {
 	r := &refit{s: s}
 	var scratch []uint32
-	err := s.WalkDigests(ctx, func(d DigestClass) error {
+	gen, err := s.WalkLearned(ctx, func(d DigestClass) error {
 		if d.Features == nil {
 			return nil
 		}
@@ -551,30 +565,31 @@ func readRefit(ctx context.Context, s Store) (*refit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("refit: %w", err)
 	}
+	r.gen = gen
 	return r, nil
 }
 
-// fitAndStore fits the model on what readRefit read and stores it.
+// fitAndStore fits the model on what readRefit read and stores it, unless
+// the store has a model of a later read; it returns the store's model.
 func (r *refit) fitAndStore(ctx context.Context) (*NgramModel, error) {
-	s := r.s
-	if len(r.ex) == 0 {
-		if err := s.SetMeta(ctx, MetaModelID, ""); err != nil {
-			return nil, fmt.Errorf("refit: %w", err)
-		}
-		if err := s.SetMeta(ctx, MetaModel, ""); err != nil {
-			return nil, fmt.Errorf("refit: %w", err)
-		}
-		return nil, nil
+	var m *NgramModel
+	var blob []byte
+	id := ""
+	if len(r.ex) > 0 {
+		m = FitNgram(r.ex)
+		blob, _ = m.MarshalBinary()
+		id = modelID(blob)
 	}
-	m := FitNgram(r.ex)
-	blob, _ := m.MarshalBinary()
-	// The model before its id: a reader that sees the new id then reads
-	// the new model.
-	if err := s.SetMeta(ctx, MetaModel, string(blob)); err != nil {
+	stored, err := r.s.SetModel(ctx, r.gen, string(blob), id)
+	if err != nil {
 		return nil, fmt.Errorf("refit: %w", err)
 	}
-	if err := s.SetMeta(ctx, MetaModelID, modelID(blob)); err != nil {
-		return nil, fmt.Errorf("refit: %w", err)
+	if !stored {
+		// A refit that read later wrote its model first: it stays.
+		m, _, err = StoredModel(ctx, r.s)
+		if err != nil {
+			return nil, fmt.Errorf("refit: %w", err)
+		}
 	}
 	return m, nil
 }

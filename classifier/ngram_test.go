@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/sluice-mail/sluice/classifier/redistest"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -486,4 +487,91 @@ func TestNgramModelReadRetries(t *testing.T) {
 	if r, err := c.ClassifyBytes(ctx, msg, false); err != nil || !r.Ngram || c.ModelErr() != nil {
 		t.Errorf("after the interval: ngram %v, %v, model error %v", r.Ngram, err, c.ModelErr())
 	}
+}
+
+// Two refits at once (two "sluice train" runs, or one beside the daemon's
+// auto-learning) where the one that read the learned messages first
+// writes its model last: the store must keep the model of the later read,
+// which has the message learned in between, and not go back to one
+// without it until some next refit. On both stores, step by step.
+func TestRefitInterleaved(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) {
+		st, _ := newBoltClassifier(t, Params{})
+		testRefitInterleaved(t, st)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "interleaved"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		testRefitInterleaved(t, st)
+	})
+}
+
+func testRefitInterleaved(t *testing.T, st Store) {
+	ctx := context.Background()
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := fixtureOps(t, c, Spam, Ham)
+	late := ops[len(ops)-1]
+	if _, err := c.Learn(ctx, ops[:len(ops)-1]); err != nil {
+		t.Fatal(err)
+	}
+	// The first run reads the learned messages...
+	first, err := readRefit(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ... while it fits, a second run learns one more message and
+	// refits, all of it ...
+	if _, err := c.Learn(ctx, []LearnOp{late}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Refit(ctx, st)
+	if err != nil || fittedOn(want) != len(ops) {
+		t.Fatalf("second refit: model of %d messages, %v", fittedOn(want), err)
+	}
+	wantBlob, _ := want.MarshalBinary()
+	// ... and then the first run writes what it fitted.
+	m, err := first.fitAndStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fittedOn(m); n != len(ops) {
+		t.Errorf("first refit returned a model of %d messages, want the store's, of %d", n, len(ops))
+	}
+	got, id, err := StoredModel(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fittedOn(got); n != len(ops) {
+		t.Errorf("stored model fitted on %d messages, want %d: the refit that read before the last learn wrote over the one that read after it", n, len(ops))
+	}
+	if id != modelID(wantBlob) {
+		t.Errorf("stored model id %s, want %s (the later read's model)", id, modelID(wantBlob))
+	}
+	// Unlearning a message and refitting replaces the model as ever.
+	un := late
+	un.Unlearn = true
+	if _, err := c.Learn(ctx, []LearnOp{un}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Refit(ctx, st); err != nil || fittedOn(m) != len(ops)-1 {
+		t.Fatalf("refit after unlearning: model of %d messages, %v", fittedOn(m), err)
+	}
+	if got, _, err := StoredModel(ctx, st); err != nil || fittedOn(got) != len(ops)-1 {
+		t.Errorf("stored model after unlearning: of %d messages, %v", fittedOn(got), err)
+	}
+}
+
+// fittedOn is the number of messages m was fitted on, 0 for no model.
+func fittedOn(m *NgramModel) int {
+	if m == nil {
+		return 0
+	}
+	return m.Spam + m.Ham
 }

@@ -94,7 +94,9 @@ type RedisPoolStats struct {
 // transaction or a script, can touch all of them (see docs/scaling.md for
 // why one slot is enough):
 //
-//	{sluice}:meta      version, spam, ham (the totals), gen, m:KEY (Meta)
+//	{sluice}:meta      version, spam, ham (the totals), gen, lgen and
+//	                   mgen (the learn generation and the model's, see
+//	                   luaSetModel), m:KEY (Meta)
 //	{sluice}:tokens    TOKEN -> "SPAM HAM LASTSEEN"
 //	{sluice}:digests   DIGEST (32 bytes) -> "1" (spam) or "2" (ham)
 //	{sluice}:features  DIGEST -> the learned message's encoded n-grams
@@ -947,6 +949,31 @@ func (s *RedisStore) WalkDigests(ctx context.Context, fn func(DigestClass) error
 	return nil
 }
 
+// WalkLearned implements Store. The generation is read before the walk,
+// which is no snapshot (see WalkDigests): the walk has every change up to
+// it, and maybe some later ones, partly.
+func (s *RedisStore) WalkLearned(ctx context.Context, fn func(DigestClass) error) (uint64, error) {
+	var v []any
+	err := s.call(ctx, "meta", false, func(ctx context.Context) error {
+		var err error
+		v, err = s.rdb.HMGet(ctx, s.meta, "version", "lgen").Result()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("walk learned: %w", err)
+	}
+	if err := checkVersion(v[0]); err != nil {
+		return 0, fmt.Errorf("walk learned on %s: %w", s, err)
+	}
+	var gen uint64
+	if g, ok := v[1].(string); ok {
+		if gen, err = strconv.ParseUint(g, 10, 64); err != nil {
+			return 0, fmt.Errorf("walk learned on %s: learn generation %q", s, g)
+		}
+	}
+	return gen, s.WalkDigests(ctx, fn)
+}
+
 // Size returns what Stats does without reading every token, in one round
 // trip: totals, the number of tokens and digests, and Bytes, the memory
 // Redis estimates for the store's keys (MEMORY USAGE, sampled). The Bayes
@@ -1084,6 +1111,19 @@ func (s *RedisStore) SetMeta(ctx context.Context, key, value string) error {
 		return fmt.Errorf("set meta %s: %w", key, err)
 	}
 	return nil
+}
+
+// SetModel implements Store: the check and both values are one script.
+func (s *RedisStore) SetModel(ctx context.Context, gen uint64, model, id string) (bool, error) {
+	res, err := s.runScripts(ctx, "meta", scriptSetModel, [][]any{{strconv.FormatUint(gen, 10), model, id}})
+	if err != nil {
+		return false, fmt.Errorf("set model: %w", err)
+	}
+	n, ok := res[0].(int64)
+	if !ok || n < 0 || n > 1 {
+		return false, fmt.Errorf("set model on %s: unexpected script result %v", s, res[0])
+	}
+	return n == 1, nil
 }
 
 // Exists reports whether the store has ever been written (its format

@@ -83,6 +83,11 @@ local function bump()
   local _, g = nextgen()
   redis.call('HSET', KEYS[1], 'gen', string.format('%d', g))
 end
+-- learned raises the learn generation, 'lgen' (see Store.WalkLearned):
+-- called by every write of the digests or features hashes.
+local function learned()
+  redis.call('HINCRBY', KEYS[1], 'lgen', 1)
+end
 local function hdel(key, fields)
   for i = 1, #fields, CHUNK do
     redis.call('HDEL', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
@@ -186,8 +191,10 @@ if record == 0 then
   if prev ~= 0 then
     redis.call('HDEL', KEYS[3], ARGV[1])
     redis.call('HDEL', KEYS[5], ARGV[1])
+    learned()
   end
 elseif record ~= prev then
+  learned()
   redis.call('HSET', KEYS[3], ARGV[1], tostring(record))
   if feats ~= '' then
     redis.call('HSET', KEYS[5], ARGV[1], feats)
@@ -201,6 +208,7 @@ elseif outcome == OUTCOME_ALREADY_LEARNED and feats ~= '' and redis.call('HGET',
   -- Compared first: a folder trained again every day must not rewrite
   -- (and replicate, and append to the AOF) every message's features.
   redis.call('HSET', KEYS[5], ARGV[1], feats)
+  learned()
 end
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
 return outcome
@@ -271,6 +279,7 @@ end
 hset(KEYS[3], digs)
 hset(KEYS[5], fsets)
 hdel(KEYS[5], fdels)
+if #order > 0 then learned() end
 local ts = clamp(total('spam') + tonumber(ARGV[1]))
 local th = clamp(total('ham') + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
@@ -331,6 +340,31 @@ if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
 return 1
 `
 
+// luaSetModel writes the n-gram model and its id, unless the store has a
+// model fitted at a later learn generation (see Store.SetModel). The
+// generation of the stored model is the meta field 'mgen'.
+//
+// KEYS: meta. ARGV[1] the learn generation the model was fitted at,
+// ARGV[2] the model, ARGV[3] its id (both "": no model).
+//
+// Returns 1 if it wrote, 0 if a later model stays.
+const luaSetModel = luaPrelude + `
+local gen = tonumber(ARGV[1])
+if not gen then
+  return redis.error_reply('bad model generation ' .. ARGV[1])
+end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'mgen') or '0') or 0
+if cur > gen then return 0 end
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], 'm:MODEL_BLOB_KEY', 'm:MODEL_ID_KEY')
+else
+  redis.call('HSET', KEYS[1], 'm:MODEL_BLOB_KEY', ARGV[2], 'm:MODEL_ID_KEY', ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'mgen', ARGV[1])
+if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
+return 1
+`
+
 // redisLogLen is about how many learned messages the change log keeps (a
 // few kB each). A cache more than that behind starts over.
 const redisLogLen = 256
@@ -341,14 +375,17 @@ const redisFormatVersion = "1"
 
 // Compiled scripts. go-redis computes their SHA-1 once.
 var (
-	scriptLearn   = newScript(luaLearn)
-	scriptAdd     = newScript(luaAdd)
-	scriptPrune   = newScript(luaPrune)
-	scriptSetMeta = newScript(luaSetMeta)
+	scriptLearn    = newScript(luaLearn)
+	scriptAdd      = newScript(luaAdd)
+	scriptPrune    = newScript(luaPrune)
+	scriptSetMeta  = newScript(luaSetMeta)
+	scriptSetModel = newScript(luaSetModel)
 )
 
 func newScript(src string) *redis.Script {
 	src = strings.ReplaceAll(src, "LOG_LEN", strconv.Itoa(redisLogLen))
 	src = strings.ReplaceAll(src, "OUTCOME_ALREADY_LEARNED", strconv.Itoa(int(AlreadyLearned)))
+	src = strings.ReplaceAll(src, "MODEL_BLOB_KEY", MetaModel)
+	src = strings.ReplaceAll(src, "MODEL_ID_KEY", MetaModelID)
 	return redis.NewScript(strings.ReplaceAll(src, "FORMAT_VERSION", redisFormatVersion))
 }

@@ -198,14 +198,30 @@ type Store interface {
 	Walk(ctx context.Context, fn func(Record) error) error
 	// WalkDigests calls fn for each learned-message digest.
 	WalkDigests(ctx context.Context, fn func(DigestClass) error) error
+	// WalkLearned is WalkDigests, and returns the store's learn
+	// generation as of the start of the walk. The generation is a
+	// number that every change of the learned digests or their
+	// features (by Learn or Add) raises, in the same atomic write as
+	// the change; it starts at 0. A model fitted on the walk has every
+	// change up to that generation (and may have later ones).
+	WalkLearned(ctx context.Context, fn func(DigestClass) error) (gen uint64, err error)
 	// Stats returns the size of the store.
 	Stats(ctx context.Context) (Stats, error)
 	// Prune deletes tokens and returns how many.
 	Prune(ctx context.Context, opts PruneOptions) (int, error)
 	// Meta returns a store-wide setting ("" if unset); SetMeta sets it.
 	// The classifier keeps the tokenizer dialect there (MetaDialect).
+	// The n-gram model is read with Meta but written with SetModel.
 	Meta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error
+	// SetModel writes the n-gram model and its id (the Meta values of
+	// MetaModel and MetaModelID; both "" to remove the model) in one
+	// atomic write, as fitted on a WalkLearned of generation gen, and
+	// returns true; unless the store holds a model written with a later
+	// generation, and then it changes nothing and returns false. So of
+	// two refits at once, the model of the later read stays, whichever
+	// writes last; and no reader sees a model with another model's id.
+	SetModel(ctx context.Context, gen uint64, model, id string) (stored bool, err error)
 	// Close releases the store.
 	Close() error
 }

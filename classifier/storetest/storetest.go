@@ -39,6 +39,8 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"FeaturesAdd", testFeaturesAdd},
 		{"Meta", testMeta},
 		{"MetaLarge", testMetaLarge},
+		{"LearnGen", testLearnGen},
+		{"SetModel", testSetModel},
 		{"ExportImport", testExportImport},
 		{"Concurrent", testConcurrent},
 	}
@@ -558,6 +560,142 @@ func testMetaLarge(t *testing.T, s classifier.Store) {
 	}
 	if v, err := s.Meta(ctx, classifier.MetaModel); err != nil || v != "" {
 		t.Errorf("cleared large value: %d bytes, %v", len(v), err)
+	}
+}
+
+// learnGen returns the learn generation and the digests WalkLearned
+// walks.
+func learnGen(t *testing.T, s classifier.Store, step string) (uint64, int) {
+	t.Helper()
+	n := 0
+	g, err := s.WalkLearned(context.Background(), func(classifier.DigestClass) error { n++; return nil })
+	if err != nil {
+		t.Fatalf("%s: walk learned: %v", step, err)
+	}
+	return g, n
+}
+
+// Every change of the learned digests or of their features raises the
+// learn generation that WalkLearned returns; nothing lowers it.
+func testLearnGen(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	f1, f2 := blob(51, 200), blob(52, 300)
+	op := func(msg int, class classifier.Class, unlearn bool, features []byte) classifier.LearnOp {
+		return classifier.LearnOp{Digest: digest(msg), Class: class, Unlearn: unlearn, Tokens: []string{"g"}, Date: 20240401, Features: features}
+	}
+	prev, n := learnGen(t, s, "empty store")
+	if prev != 0 || n != 0 {
+		t.Errorf("empty store: generation %d, %d digests; want 0, 0", prev, n)
+	}
+	steps := []struct {
+		name    string
+		op      classifier.LearnOp
+		add     bool // an Add of digest 9 instead of op
+		rises   bool
+		digests int
+	}{
+		{"learn", op(1, classifier.Spam, false, f1), false, true, 1},
+		{"learn without features", op(2, classifier.Ham, false, nil), false, true, 2},
+		{"learn again, same features", op(1, classifier.Spam, false, f1), false, false, 2},
+		{"learn again, no features", op(1, classifier.Spam, false, nil), false, false, 2},
+		{"learn again, other features", op(1, classifier.Spam, false, f2), false, true, 2},
+		{"unlearn in the other class", op(1, classifier.Ham, true, f1), false, false, 2},
+		{"move", op(1, classifier.Ham, false, nil), false, true, 2},
+		{"unlearn", op(2, classifier.Ham, true, nil), false, true, 1},
+		{"unlearn an unknown message", op(3, classifier.Ham, true, nil), false, false, 1},
+		{"add digests", classifier.LearnOp{}, true, true, 2},
+	}
+	for _, st := range steps {
+		if !st.add {
+			learn(t, s, st.op)
+		} else if err := s.Add(ctx, classifier.Batch{Digests: []classifier.DigestClass{{Digest: digest(9), Class: classifier.Spam, Features: f1}}}); err != nil {
+			t.Fatal(err)
+		}
+		g, n := learnGen(t, s, st.name)
+		switch {
+		case g < prev:
+			t.Errorf("%s: generation went back from %d to %d", st.name, prev, g)
+		case st.rises && g == prev:
+			t.Errorf("%s: generation stayed %d: a refit that read before could replace the model of one that read after", st.name, g)
+		}
+		if n != st.digests {
+			t.Errorf("%s: walked %d digests, want %d", st.name, n, st.digests)
+		}
+		prev = g
+	}
+	// Counts alone (Add of records, Prune) are no concern of the model;
+	// they may leave the generation, but not lower it.
+	if err := s.Add(ctx, classifier.Batch{Records: []classifier.Record{{Token: "r", Counts: classifier.Counts{Spam: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, classifier.PruneOptions{MaxCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := learnGen(t, s, "add records, prune"); g < prev {
+		t.Errorf("add records, prune: generation went back from %d to %d", prev, g)
+	}
+}
+
+// SetModel writes the model and its id together, and refuses to replace
+// a model fitted at a later learn generation: of two refits at once, the
+// model of the later read stays, whichever writes last.
+func testSetModel(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	model := func(step, wantModel, wantID string) {
+		t.Helper()
+		m, err1 := s.Meta(ctx, classifier.MetaModel)
+		id, err2 := s.Meta(ctx, classifier.MetaModelID)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v", step, err1, err2)
+		}
+		if m != wantModel || id != wantID {
+			t.Errorf("%s: model %.20q with id %q, want %.20q with id %q", step, m, id, wantModel, wantID)
+		}
+	}
+	set := func(step string, gen uint64, m, id string, want bool) {
+		t.Helper()
+		ok, err := s.SetModel(ctx, gen, m, id)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if ok != want {
+			t.Errorf("%s: stored %v, want %v", step, ok, want)
+		}
+	}
+	// An empty store takes a model of generation 0.
+	g0, _ := learnGen(t, s, "empty store")
+	set("first model", g0, "m0", "id0", true)
+	model("first model", "m0", "id0")
+	learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"x"}, Date: 20240401, Features: blob(61, 100)})
+	g1, _ := learnGen(t, s, "after a learn")
+	if g1 <= g0 {
+		t.Fatalf("learn generation %d after a learn, %d before", g1, g0)
+	}
+	// Refit B read after the learn and writes first; refit A read before
+	// it and writes last: B's model stays.
+	set("later read", g1, "mB", "idB", true)
+	set("earlier read, written last", g0, "mA", "idA", false)
+	model("after both", "mB", "idB")
+	// The same generation again replaces it (the same messages).
+	set("same generation", g1, "mB2", "idB2", true)
+	model("same generation", "mB2", "idB2")
+	// Removing the model follows the same rule.
+	set("remove, earlier read", g0, "", "", false)
+	model("remove, earlier read", "mB2", "idB2")
+	learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Unlearn: true, Tokens: []string{"x"}, Date: 20240401})
+	g2, _ := learnGen(t, s, "after an unlearn")
+	set("remove", g2, "", "", true)
+	model("removed", "", "")
+	set("earlier read after the removal", g1, "mC", "idC", false)
+	model("earlier read after the removal", "", "")
+	// A model of 4 MB of any bytes comes back exactly.
+	big := string(blob(62, 4<<20))
+	set("large model", g2, big, "idBig", true)
+	if m, err := s.Meta(ctx, classifier.MetaModel); err != nil || m != big {
+		t.Errorf("large model: %d bytes back for %d, equal up to byte %d, %v", len(m), len(big), commonPrefix(m, big), err)
+	}
+	if id, err := s.Meta(ctx, classifier.MetaModelID); err != nil || id != "idBig" {
+		t.Errorf("large model: id %q, %v", id, err)
 	}
 }
 
