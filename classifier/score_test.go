@@ -119,17 +119,7 @@ func TestClassifierTrainClassify(t *testing.T) {
 	if res.Verdict != VerdictUnsure || res.Reason == "" {
 		t.Errorf("untrained: %+v, want unsure with a reason", res)
 	}
-	var ops []LearnOp
-	for _, class := range []Class{Spam, Ham} {
-		files, _ := filepath.Glob(filepath.Join(fix, "train", class.String(), "*.eml"))
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ops = append(ops, c.PrepareBytes(raw, class, false))
-		}
-	}
+	ops := fixtureOps(t, c, Spam, Ham)
 	out, err := c.Learn(ctx, ops)
 	if err != nil {
 		t.Fatal(err)
@@ -399,17 +389,7 @@ func TestClassifyUnsortedTokens(t *testing.T) {
 		stores = append(stores, st)
 	}
 	c := New(stores[0], Params{MinSpam: -1, MinHam: -1})
-	var ops []LearnOp
-	for _, class := range []Class{Spam, Ham} {
-		files, _ := filepath.Glob(filepath.Join(fix, "train", class.String(), "*.eml"))
-		for _, f := range files {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ops = append(ops, c.PrepareBytes(raw, class, false))
-		}
-	}
+	ops := fixtureOps(t, c, Spam, Ham)
 	if len(ops) < 20 {
 		t.Fatalf("%d training fixtures", len(ops))
 	}
