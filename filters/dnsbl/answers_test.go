@@ -16,15 +16,24 @@ import (
 // package dnsbltest does not give.
 func answerServer(t *testing.T, answer func(qname string) []dns.RR) string {
 	t.Helper()
+	return rawServer(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = answer(r.Question[0].Name)
+		return m
+	})
+}
+
+// rawServer runs a DNS server on a 127.0.0.1 UDP port that sends back
+// whatever reply makes of each query.
+func rawServer(t *testing.T, reply func(r *dns.Msg) *dns.Msg) string {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Answer = answer(r.Question[0].Name)
-		w.WriteMsg(m)
+		w.WriteMsg(reply(r))
 	})}
 	started := make(chan struct{})
 	s.NotifyStartedFunc = func() { close(started) }
@@ -105,5 +114,20 @@ func TestAnswerTTLTopBitSet(t *testing.T) {
 	defer mu.Unlock()
 	if asked != 2 {
 		t.Errorf("the server was asked %d times for two connections, want 2 (not cached)", asked)
+	}
+}
+
+// A query sent back with records added, its QR bit still clear, is no
+// answer: whatever it says, the client is not listed.
+func TestAnswerThatIsAQuery(t *testing.T) {
+	addr := rawServer(t, func(r *dns.Msg) *dns.Msg {
+		m := r.Copy()
+		m.Answer = []dns.RR{mustRR(t, r.Question[0].Name+" 300 IN A 127.0.0.2")}
+		return m
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action == filters.Reject {
+		t.Errorf("an echoed query listed the client: %+v", v)
 	}
 }

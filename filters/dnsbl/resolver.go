@@ -96,6 +96,11 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 	if err != nil {
 		return failure(ctx, server, name, err)
 	}
+	if !resp.Response {
+		// The query itself, echoed back (a reflector, or a loop in the
+		// network), with whatever records were added to it: no answer.
+		return answer{fail: KindBadAnswer, err: fmt.Errorf("%s: a query, not an answer", server)}
+	}
 	if len(resp.Question) != 1 || !strings.EqualFold(strings.TrimSuffix(resp.Question[0].Name, "."), name) || resp.Question[0].Qtype != qtype {
 		return answer{fail: KindBadAnswer, err: fmt.Errorf("%s: answer to another question", server)}
 	}
