@@ -93,6 +93,16 @@ func signalNotify(c chan<- os.Signal) (stop func()) {
 	}
 }
 
+// Time limits of the metrics listener. Prometheus reads each answer at
+// once and scrapes again within a minute or so; a client that stops
+// reading, or keeps a connection open without asking, must not hold a
+// file descriptor and a goroutine for ever. ReadHeaderTimeout does not
+// cover either: it starts only with the first byte of a request.
+var (
+	metricsWriteTimeout = 30 * time.Second
+	metricsIdleTimeout  = 2 * time.Minute
+)
+
 // daemon is a running `sluice serve`.
 type daemon struct {
 	cli    *cli
@@ -171,7 +181,12 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 		info.Metrics = ln.Addr()
-		d.httpSrv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		d.httpSrv = &http.Server{
+			Handler:           d.httpHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      metricsWriteTimeout,
+			IdleTimeout:       metricsIdleTimeout,
+		}
 		go func() {
 			if err := d.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.logger.Error("metrics listener failed", "err", err)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -610,5 +612,75 @@ func TestConfigCheckSharedHeaderField(t *testing.T) {
 	}
 	if err := check(bayes + "    options:\n      header:\n        name: X-Sluice-Bayes-2\n"); err != nil {
 		t.Errorf("bayes entries with fields of their own: %v", err)
+	}
+}
+
+// setMetricsTimeouts shortens the metrics listener's time limits for one
+// test.
+func setMetricsTimeouts(t *testing.T, write, idle time.Duration) {
+	t.Helper()
+	oldWrite, oldIdle := metricsWriteTimeout, metricsIdleTimeout
+	metricsWriteTimeout, metricsIdleTimeout = write, idle
+	t.Cleanup(func() { metricsWriteTimeout, metricsIdleTimeout = oldWrite, oldIdle })
+}
+
+// A scrape client that keeps its keep-alive connection open without a
+// further request does not hold it (a file descriptor and a goroutine
+// each) for ever: the daemon closes it after the idle time limit.
+func TestMetricsListenerClosesIdleConnections(t *testing.T) {
+	setMetricsTimeouts(t, 5*time.Second, 300*time.Millisecond)
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	c, err := net.Dial("tcp", td.info.Metrics.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: sluice\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("idle connection still open after 5s (idle limit 300ms): %v", err)
+		}
+	}
+	if !bytes.HasPrefix(got, []byte("HTTP/1.1 200 ")) || !bytes.HasSuffix(got, []byte("\r\n\r\nok\n")) {
+		t.Errorf("answer %q", got)
+	}
+}
+
+// A scrape client that asks and then stops reading does not hold the
+// connection and its handler for ever: once the answers fill the socket
+// buffers, the write time limit ends the connection.
+func TestMetricsListenerDropsStalledReader(t *testing.T) {
+	setMetricsTimeouts(t, 300*time.Millisecond, 5*time.Second)
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	size := len(td.metrics(t))
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(td.info.Metrics.String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadBuffer(4096)
+	// Pipelined requests whose answers far exceed what loopback socket
+	// buffers hold (a few MB).
+	n := 16<<20/size + 1
+	req := strings.Repeat("GET /metrics HTTP/1.1\r\nHost: sluice\r\n\r\n", n)
+	go io.WriteString(c, req)
+	time.Sleep(time.Second) // the server's writes block, past their limit
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	read, err := io.Copy(io.Discard, c)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after %d bytes: %v (the daemon still writes to a client that stalled)", read, err)
+	}
+	if read >= int64(n*size) {
+		t.Errorf("read %d bytes, all %d answers: the write limit did not end the connection", read, n)
 	}
 }
