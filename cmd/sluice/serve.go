@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -116,6 +117,9 @@ type daemon struct {
 	srv      *milter.Server
 	httpSrv  *http.Server
 	serveErr chan error
+	// stopping is set once shutdown begins: the milter listeners are
+	// closed from then on, so /healthz must no longer say ok.
+	stopping atomic.Bool
 }
 
 // ready tells tests where the daemon listens once it does.
@@ -307,6 +311,7 @@ func restartOnly(old, cur *config.Config) []string {
 }
 
 func (d *daemon) shutdown() error {
+	d.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
 	err := d.srv.Shutdown(ctx)
@@ -328,6 +333,11 @@ func (d *daemon) httpHandler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(d.promReg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelError)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if d.stopping.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "stopping\n")
+			return
+		}
 		io.WriteString(w, "ok\n")
 	})
 	return mux

@@ -684,3 +684,63 @@ func TestMetricsListenerDropsStalledReader(t *testing.T) {
 		t.Errorf("read %d bytes, all %d answers: the write limit did not end the connection", read, n)
 	}
 }
+
+// /healthz stops answering ok once the daemon stops: its milter listeners
+// are closed then, while messages in flight finish (up to
+// shutdown_timeout), and a supervisor or balancer must not take it for a
+// working milter.
+func TestHealthzNotOKWhileStopping(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	health := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + td.info.Metrics.String() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := health(); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("healthz while running: %d %q", code, body)
+	}
+	// A message in flight keeps the daemon draining.
+	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, ActionMask: gomilter.OptAddHeader,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")
+	s.Helo("h")
+	if _, err := s.Mail("a@b", nil); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- td.stop() }()
+	waitFor(t, func() bool {
+		c, err := net.DialTimeout("tcp", td.info.Milter[0].String(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil // the milter listener is closed
+	})
+	if code, body := health(); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz while stopping: %d %q, want 503", code, body)
+	}
+	s.Rcpt("c@d", nil)
+	s.HeaderEnd()
+	if _, act, err := s.End(); err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("message in flight: %v %v", act, err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("daemon exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
