@@ -296,3 +296,49 @@ func TestDNSBLDocExamples(t *testing.T) {
 		t.Errorf("found %d configuration examples in docs/dnsbl.md, want at least 2", n)
 	}
 }
+
+// A list whose zone a reload removes, or renames (a typo put right),
+// loses its sluice_dnsbl_list_up series once the old configuration is
+// closed: the series of a zone no longer used would report the list down
+// for ever, and SluiceDNSBLListDown fire until a restart. The lists that
+// stay keep theirs.
+func TestDNSBLReloadDropsHealthOfRemovedZone(t *testing.T) {
+	dnsSrv := dnsbltest.Start(t)
+	dnsSrv.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
+	cfg := func(zones ...string) string {
+		s := fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+filters:
+  - type: dnsbl
+    options:
+      servers: ["%s"]
+      probe_interval: 100ms
+      zones:
+`, dnsSrv.Addr)
+		for _, z := range zones {
+			s += "        - zone: " + z + "\n"
+		}
+		return s
+	}
+	td := startDaemonWith(t, cfg("bl.test", "bl.tset"))
+	waitFor(t, func() bool {
+		m := td.metrics(t)
+		return dnsblMetric(m, "sluice_dnsbl_list_up", `zone="bl.tset"`) == 0 &&
+			dnsblMetric(m, "sluice_dnsbl_list_up", `zone="bl.test"`) == 1
+	})
+	os.WriteFile(td.config, []byte(cfg("bl.test")), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	// No session holds the old configuration: it is closed at once.
+	time.Sleep(300 * time.Millisecond) // a few probe rounds of the new one
+	m := td.metrics(t)
+	if v := dnsblMetric(m, "sluice_dnsbl_list_up", `zone="bl.tset"`); v != -1 {
+		t.Errorf("the removed zone still has sluice_dnsbl_list_up %v:\n%s", v, grepLines(m, "sluice_dnsbl_list_up"))
+	}
+	if v := dnsblMetric(m, "sluice_dnsbl_list_up", `zone="bl.test"`); v != 1 {
+		t.Errorf("the zone kept has sluice_dnsbl_list_up %v, want 1", v)
+	}
+}

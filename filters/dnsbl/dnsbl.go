@@ -57,6 +57,12 @@ type Observer interface {
 	// DNSBLHealth reports the result of a probe of the list's test entry:
 	// up is true when the list answered it as listed.
 	DNSBLHealth(filter, zone string, up bool)
+	// DNSBLProbing reports that a filter starts probing a list (on, from
+	// New) or has stopped (off, from Close, after its last DNSBLHealth).
+	// A reload builds the new filter before it closes the old one, so a
+	// list that nothing probes any more is one the configuration dropped,
+	// and its health is no longer worth reporting.
+	DNSBLProbing(filter, zone string, on bool)
 }
 
 // Factory returns the filters.Factory for type "dnsbl". Filters built by
@@ -87,6 +93,7 @@ type Filter struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
+	probing   bool // the probe loop runs, told to obs by DNSBLProbing
 }
 
 var (
@@ -135,6 +142,12 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		probing = probing || z.probe
 	}
 	if s.probeInterval > 0 && probing {
+		f.probing = true
+		for _, z := range s.zones {
+			if z.probe {
+				f.obs.DNSBLProbing(f.name, z.name, true)
+			}
+		}
 		go f.probeLoop(ctx)
 	} else {
 		close(f.done)
@@ -185,6 +198,13 @@ func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		f.cancel()
 		<-f.done
+		if f.probing {
+			for _, z := range f.s.zones {
+				if z.probe {
+					f.obs.DNSBLProbing(f.name, z.name, false)
+				}
+			}
+		}
 	})
 	return nil
 }
@@ -765,3 +785,4 @@ func (nopObserver) DNSBLError(string, string, string)        {}
 func (nopObserver) DNSBLCacheHit(string, string)             {}
 func (nopObserver) DNSBLQuery(string, string, time.Duration) {}
 func (nopObserver) DNSBLHealth(string, string, bool)         {}
+func (nopObserver) DNSBLProbing(string, string, bool)        {}

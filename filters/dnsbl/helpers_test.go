@@ -75,6 +75,14 @@ func (r *recorder) DNSBLHealth(filter, zone string, up bool) {
 	}
 }
 
+func (r *recorder) DNSBLProbing(filter, zone string, on bool) {
+	if on {
+		r.inc("probing " + zone + " on")
+	} else {
+		r.inc("probing " + zone + " off")
+	}
+}
+
 // get returns the count of key.
 func (r *recorder) get(key string) int {
 	r.mu.Lock()

@@ -7,6 +7,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,11 @@ type Metrics struct {
 	dnsblCacheHits *prometheus.CounterVec
 	dnsblDuration  *prometheus.HistogramVec
 	dnsblUp        *prometheus.GaugeVec
+	// dnsblProbers counts the filters probing each list, by filter and
+	// zone: a reload runs the old and the new filter side by side for a
+	// while, and a list's health series goes only when neither probes it.
+	dnsblMu      sync.Mutex
+	dnsblProbers map[[2]string]int
 
 	archiveMessages *prometheus.CounterVec
 	archiveBytes    *prometheus.CounterVec
@@ -186,6 +192,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		Help:    "Time a DNS list query took at the resolvers, retries included, by filter and zone.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
 	}, []string{"filter", "zone"})
+	m.dnsblProbers = map[[2]string]int{}
 	m.dnsblUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_dnsbl_list_up",
 		Help: "1 if the DNS list answered its last health probe (test entry 127.0.0.2 or \"test\") as listed, 0 if not.",
@@ -412,6 +419,24 @@ func (m *Metrics) DNSBLHealth(filter, zone string, up bool) {
 		v = 1
 	}
 	m.dnsblUp.WithLabelValues(filter, zone).Set(v)
+}
+
+// DNSBLProbing implements dnsbl.Observer. The health series of a list
+// that no filter probes any more (its zone removed or renamed by a
+// reload) is deleted: left behind, it would report the list down, or up,
+// for ever.
+func (m *Metrics) DNSBLProbing(filter, zone string, on bool) {
+	m.dnsblMu.Lock()
+	defer m.dnsblMu.Unlock()
+	k := [2]string{filter, zone}
+	if on {
+		m.dnsblProbers[k]++
+		return
+	}
+	if m.dnsblProbers[k]--; m.dnsblProbers[k] <= 0 {
+		delete(m.dnsblProbers, k)
+		m.dnsblUp.DeleteLabelValues(filter, zone)
+	}
 }
 
 // ArchiveAppended implements archive.Observer.
