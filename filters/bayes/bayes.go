@@ -437,7 +437,13 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		reason += ": " + res.Reason
 	}
 	value := f.s.headerFormat.render(values)
-	if class := f.autolearnClass(res); class != classifier.None {
+	va := f.s.actions[res.Verdict]
+	// A message we tempfail is not taken: it comes back, and is learned
+	// then. Learning it now would learn it once per attempt whenever the
+	// attempts differ, as they do where the MTA adds fields of its own
+	// (Postfix gives mail from local clients without Message-Id and Date
+	// new ones, with the queue id and time, at each attempt).
+	if class := f.autolearnClass(res); class != classifier.None && va.action != Tempfail {
 		if f.autolearn(ctx, &own, class) {
 			value += ", autolearn=" + class.String()
 		}
@@ -445,7 +451,6 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	f.log.Debug("bayes: classified", "queue_id", m.QueueID, "verdict", res.Verdict.String(), "spamicity", res.Spamicity,
 		"tokens", res.Tokens, "used", res.Used, "truncated", res.Truncated, "reason", res.Reason, "took", took)
 
-	va := f.s.actions[res.Verdict]
 	switch va.action {
 	case Reject, Tempfail:
 		r := va.reply

@@ -643,3 +643,28 @@ func TestOpenDefaultStore(t *testing.T) {
 		t.Errorf("second close: %v", err)
 	}
 }
+
+// A message the filter tempfails is not taken: its sender sends it again,
+// and Postfix gives a submission without Message-Id and Date (mail from
+// local clients) new ones on each attempt, with the queue id and the time
+// in them. Learning it at each attempt would learn one spam as many times
+// as it was tried; it is learned when it is taken.
+func TestAutolearnNotOnTempfail(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, st, "spam: {action: tempfail}\nautolearn: {spam: 0.9}", nil)
+	before, _ := st.Stats(context.Background())
+	for i, qid := range []string{"4Q1AAAA", "4Q1BBBB"} {
+		m := spamMessage()
+		m.QueueID = qid
+		m.Headers = append(m.Headers,
+			filters.Header{Name: "Date", Value: fmt.Sprintf("Mon, 3 Mar 2025 10:0%d:00 +0100 (CET)", i)},
+			filters.Header{Name: "Message-Id", Value: fmt.Sprintf("<2025030310%02d00.%s@mx.lab.example>", i, qid)})
+		if v := check(t, f, m); v.Action != filters.Tempfail {
+			t.Fatalf("attempt %d: verdict %+v, want tempfail", i+1, v)
+		}
+	}
+	after, _ := st.Stats(context.Background())
+	if after.Spam != before.Spam {
+		t.Errorf("spam learned %d times over two attempts of one tempfailed message", after.Spam-before.Spam)
+	}
+}
