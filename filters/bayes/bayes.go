@@ -438,12 +438,14 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	}
 	value := f.s.headerFormat.render(values)
 	va := f.s.actions[res.Verdict]
-	// A message we tempfail is not taken: it comes back, and is learned
-	// then. Learning it now would learn it once per attempt whenever the
+	// A message we tempfail, or an earlier filter of the stage already
+	// tempfailed, is not taken: it comes back, and is learned then.
+	// Learning it now would learn it once per attempt whenever the
 	// attempts differ, as they do where the MTA adds fields of its own
 	// (Postfix gives mail from local clients without Message-Id and Date
 	// new ones, with the queue id and time, at each attempt).
-	if class := f.autolearnClass(res); class != classifier.None && va.action != Tempfail {
+	refused := va.action == Tempfail || m.Decided.Action == filters.Tempfail
+	if class := f.autolearnClass(res); class != classifier.None && !refused {
 		if f.autolearn(ctx, &own, class) {
 			value += ", autolearn=" + class.String()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/bayes"
+	"github.com/sluice-mail/sluice/filters/filtertest"
 )
 
 const fixtures = "../../testdata/bayes"
@@ -644,6 +645,18 @@ func TestOpenDefaultStore(t *testing.T) {
 	}
 }
 
+// retriedSpam is the spam message at one attempt: Postfix gives mail from
+// local clients without Message-Id and Date new ones at each, with the
+// queue id and the time.
+func retriedSpam(attempt int, qid string) *filters.Message {
+	m := spamMessage()
+	m.QueueID = qid
+	m.Headers = append(m.Headers,
+		filters.Header{Name: "Date", Value: fmt.Sprintf("Mon, 3 Mar 2025 10:0%d:00 +0100 (CET)", attempt)},
+		filters.Header{Name: "Message-Id", Value: fmt.Sprintf("<2025030310%02d00.%s@mx.lab.example>", attempt, qid)})
+	return m
+}
+
 // A message the filter tempfails is not taken: its sender sends it again,
 // and Postfix gives a submission without Message-Id and Date (mail from
 // local clients) new ones on each attempt, with the queue id and the time
@@ -654,13 +667,30 @@ func TestAutolearnNotOnTempfail(t *testing.T) {
 	f := newFilter(t, st, "spam: {action: tempfail}\nautolearn: {spam: 0.9}", nil)
 	before, _ := st.Stats(context.Background())
 	for i, qid := range []string{"4Q1AAAA", "4Q1BBBB"} {
-		m := spamMessage()
-		m.QueueID = qid
-		m.Headers = append(m.Headers,
-			filters.Header{Name: "Date", Value: fmt.Sprintf("Mon, 3 Mar 2025 10:0%d:00 +0100 (CET)", i)},
-			filters.Header{Name: "Message-Id", Value: fmt.Sprintf("<2025030310%02d00.%s@mx.lab.example>", i, qid)})
-		if v := check(t, f, m); v.Action != filters.Tempfail {
+		if v := check(t, f, retriedSpam(i, qid)); v.Action != filters.Tempfail {
 			t.Fatalf("attempt %d: verdict %+v, want tempfail", i+1, v)
+		}
+	}
+	after, _ := st.Stats(context.Background())
+	if after.Spam != before.Spam {
+		t.Errorf("spam learned %d times over two attempts of one tempfailed message", after.Spam-before.Spam)
+	}
+}
+
+// The same holds when an earlier filter of the stage (or its on_failure)
+// has tempfailed the message already: the filter still runs, but the
+// message is not taken whatever it decides.
+func TestAutolearnNotWhenTempfailedBefore(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, st, "spam: {action: tag}\nautolearn: {spam: 0.9}", nil)
+	before, _ := st.Stats(context.Background())
+	refuse := &filtertest.Fixed{FilterName: "greylist", At: filters.StagesOf(filters.StageEOM),
+		Verdict: filters.Verdict{Action: filters.Tempfail, Reason: "try again"}}
+	p := filters.NewPipeline([]filters.Step{{Filter: refuse}, {Filter: f, Timeout: 5 * time.Second}}, nil)
+	for i, qid := range []string{"4Q1AAAA", "4Q1BBBB"} {
+		res := p.Run(context.Background(), filters.StageEOM, retriedSpam(i, qid))
+		if res.Verdict.Action != filters.Tempfail || len(res.Decisions) != 2 || res.Decisions[1].Failure != "" {
+			t.Fatalf("attempt %d: result %+v", i+1, res)
 		}
 	}
 	after, _ := st.Stats(context.Background())
