@@ -336,9 +336,21 @@ func unavailable(err error) bool {
 	return false
 }
 
-// logRefused reports whether err is Redis refusing the user the change
-// log's XRANGE by its ACL.
-func logRefused(err error) bool {
+// errLogRefused marks a lookup that failed because Redis refuses this user
+// the change log's XRANGE by its ACL (see RedisStore.noLog).
+var errLogRefused = errors.New("change log refused (no +xrange)")
+
+// logRefused reports whether err, the error of a lookup that asked for the
+// change log, is Redis refusing the user its XRANGE. In a MULTI, Redis
+// refuses the command as it is queued and then the whole transaction,
+// and go-redis reports only the EXECABORT: so the log alone is asked for
+// again, to see whether it was the command refused.
+func (s *RedisStore) logRefused(ctx context.Context, err error) bool {
+	if redis.HasErrorPrefix(err, "EXECABORT") {
+		err = s.call(ctx, "lookup", false, func(ctx context.Context) error {
+			return s.rdb.XRangeN(ctx, s.log, "+", "+", 1).Err()
+		})
+	}
 	return redis.HasErrorPrefix(err, "NOPERM") && strings.Contains(strings.ToLower(err.Error()), "xrange")
 }
 
@@ -380,7 +392,7 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 	s.startLoad()
 	v := s.cache.get(tokens, counts)
 	r, err := s.fetch(ctx, tokens, v.ask, counts, v.gen)
-	if err != nil && logRefused(err) && !s.noLog.Swap(true) {
+	if errors.Is(err, errLogRefused) && !s.noLog.Swap(true) {
 		slog.Warn("bayes store: Redis refuses this user XRANGE; the cache starts over whenever another host learns (grant +xrange, see the ACL in docs/scaling.md)",
 			"store", s.String(), "err", err)
 		r, err = s.fetch(ctx, tokens, v.ask, counts, v.gen)
@@ -514,6 +526,9 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 		return err
 	})
 	if err != nil {
+		if logCmd != nil && s.logRefused(ctx, err) {
+			return lookupReply{}, fmt.Errorf("lookup: %w: %w", errLogRefused, err)
+		}
 		return lookupReply{}, fmt.Errorf("lookup: %w", err)
 	}
 	var r lookupReply

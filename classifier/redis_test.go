@@ -783,3 +783,51 @@ func TestRedisWithoutLogCommands(t *testing.T) {
 	look(3, 3)
 	look(3, 3)
 }
+
+// A lookup that reads tokens is a MULTI/EXEC, and Redis refuses a whole
+// transaction with EXECABORT when it refuses one of its commands: without
+// XRANGE the user must still classify when the cache lacks some of a
+// message's tokens, as it does until the store is loaded, or always when
+// the store has more tokens than the cache may hold.
+func TestRedisWithoutLogCommandsTransaction(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
+		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
+		"+client|setname", "+select").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Room for four tokens, and the store has five: it is never loaded,
+	// so the cache stays partial.
+	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog", Username: "nolog", Password: "nolog-pw", CacheTokens: 4})
+	defer a.Close()
+	admin := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog"})
+	defer admin.Close()
+	learn := func(n byte, toks ...string) {
+		t.Helper()
+		op := classifier.LearnOp{Class: classifier.Spam, Tokens: toks, Date: 20240101}
+		op.Digest[0] = n
+		if _, err := admin.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	look := func(wantSpam, wantFirst uint32, toks ...string) {
+		t.Helper()
+		tot, c, err := a.Lookup(ctx, toks)
+		if err != nil {
+			t.Fatalf("lookup of %q as a user without XRANGE: %v", toks, err)
+		}
+		if tot.Spam != wantSpam || c[0].Spam != wantFirst {
+			t.Errorf("lookup of %q: %d spam learned, %s in %d; want %d and %d", toks, tot.Spam, toks[0], c[0].Spam, wantSpam, wantFirst)
+		}
+	}
+	learn(1, "a", "b", "c", "d", "e")
+	look(1, 1, "a")      // nothing cached: no log to ask for
+	look(1, 1, "a", "b") // b is not cached: tokens and log in one MULTI
+	learn(2, "b")
+	look(2, 2, "b", "c")
+	look(2, 1, "c", "z")
+	if st := a.CacheStatus(); st.Complete {
+		t.Errorf("cache status %+v: the store has more tokens than it may hold", st)
+	}
+}
