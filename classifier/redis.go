@@ -392,9 +392,14 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 	s.startLoad()
 	v := s.cache.get(tokens, counts)
 	r, err := s.fetch(ctx, tokens, v.ask, counts, v.gen)
-	if errors.Is(err, errLogRefused) && !s.noLog.Swap(true) {
-		slog.Warn("bayes store: Redis refuses this user XRANGE; the cache starts over whenever another host learns (grant +xrange, see the ACL in docs/scaling.md)",
-			"store", s.String(), "err", err)
+	if errors.Is(err, errLogRefused) {
+		// Every lookup that asked for the log before noLog was set is
+		// refused the same way, and asks again without it; only the
+		// first one warns.
+		if !s.noLog.Swap(true) {
+			slog.Warn("bayes store: Redis refuses this user XRANGE; the cache starts over whenever another host learns (grant +xrange, see the ACL in docs/scaling.md)",
+				"store", s.String(), "err", err)
+		}
 		r, err = s.fetch(ctx, tokens, v.ask, counts, v.gen)
 	}
 	if err != nil {

@@ -831,3 +831,86 @@ func TestRedisWithoutLogCommandsTransaction(t *testing.T) {
 		t.Errorf("cache status %+v: the store has more tokens than it may hold", st)
 	}
 }
+
+// refusalGate holds the first lookup round trip that Redis failed until a
+// second one has failed too, so that two lookups were both sent before
+// either could react to the failure.
+type refusalGate struct {
+	mu     sync.Mutex
+	failed int
+	second chan struct{}
+}
+
+func (g *refusalGate) RedisRoundTrip(op string, _ time.Duration, err error) {
+	if op != "lookup" || err == nil {
+		return
+	}
+	g.mu.Lock()
+	g.failed++
+	n := g.failed
+	g.mu.Unlock()
+	switch n {
+	case 1:
+		select {
+		case <-g.second:
+		case <-time.After(10 * time.Second):
+		}
+	case 2:
+		close(g.second)
+	}
+}
+
+// Lookups that were already on their way when Redis first refused the log
+// to a user without XRANGE are asked again without it, like the first:
+// every one of them succeeds, not just the one that noticed first.
+func TestRedisWithoutLogCommandsConcurrent(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
+		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
+		"+client|setname", "+select").Err(); err != nil {
+		t.Fatal(err)
+	}
+	gate := &refusalGate{second: make(chan struct{})}
+	// Room for one token, so that the store is never loaded and every
+	// lookup below is a MULTI/EXEC.
+	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog", Username: "nolog", Password: "nolog-pw", Observer: gate, CacheTokens: 1})
+	defer a.Close()
+	admin := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog"})
+	defer admin.Close()
+	learn := func(n byte) {
+		t.Helper()
+		op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"x", "p"}, Date: 20240101}
+		op.Digest[0] = n
+		if _, err := admin.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	learn(1)
+	// The cache now has a generation, so the next lookups ask for the
+	// log since it.
+	if _, _, err := a.Lookup(ctx, []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	learn(2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			tot, c, err := a.Lookup(ctx, []string{"x", "y"})
+			if err == nil && (tot.Spam != 2 || c[0].Spam != 2) {
+				err = fmt.Errorf("%d spam learned, x in %d; want 2 and 2", tot.Spam, c[0].Spam)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("lookup in flight when Redis refused the log: %v", err)
+		}
+	}
+	gate.mu.Lock()
+	defer gate.mu.Unlock()
+	if gate.failed < 2 {
+		t.Errorf("%d lookup round trips refused, want 2 or more (the test did not run both lookups at once)", gate.failed)
+	}
+}
