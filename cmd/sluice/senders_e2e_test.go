@@ -305,3 +305,39 @@ func sendersWriteFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// A senders filter that a reload removes takes its series with it: left
+// behind, a broken rules file's last_reload_successful 0 would keep
+// SluiceSenderRulesBroken firing until a restart. The filter that stays
+// keeps its series.
+func TestSendersReloadDropsSeriesOfRemovedFilter(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, "spam.example REJECT\n")
+	two := "  - type: senders\n    name: senders-b\n    options:\n      files:\n        - " + rules + "\n"
+	cfg := sendersConfig(filepath.Join(socketDir(t), "sluice.sock"), dir, rules, "")
+	td := startDaemonWith(t, cfg+two)
+	for _, f := range []string{"senders", "senders-b"} {
+		if got := sendersMetric(t, td, `sluice_sender_rules{filter="`+f+`"}`); got != 1 {
+			t.Fatalf("sluice_sender_rules of %s = %v, want 1", f, got)
+		}
+	}
+	os.WriteFile(td.config, []byte(cfg), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	// No session holds the old configuration: it is closed at once.
+	waitFor(t, func() bool {
+		return sendersMetric(t, td, `sluice_sender_rules_last_reload_successful{filter="senders-b"}`) == -1
+	})
+	for _, series := range []string{
+		`sluice_sender_rules{filter="senders-b"}`,
+		`sluice_sender_rules_reloads_total{filter="senders-b",result="failed"}`,
+	} {
+		if got := sendersMetric(t, td, series); got != -1 {
+			t.Errorf("%s = %v after the filter was removed", series, got)
+		}
+	}
+	if got := sendersMetric(t, td, `sluice_sender_rules_last_reload_successful{filter="senders"}`); got != 1 {
+		t.Errorf("the filter kept: last_reload_successful = %v, want 1", got)
+	}
+}

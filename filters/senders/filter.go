@@ -33,6 +33,11 @@ type Observer interface {
 	// SenderWatchNewDomain reports a domain seen for the first time
 	// matching a WATCH pattern (the pattern as written in the file).
 	SenderWatchNewDomain(filter, pattern string)
+	// SenderFilter reports that a filter was built (on) or closed: a
+	// reload runs the old and the new filter of a name side by side for
+	// a while, and only when no filter of a name is left are its series
+	// stale.
+	SenderFilter(filter string, on bool)
 }
 
 // Config is the filter's options, as written under options: in the
@@ -281,6 +286,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	f.rules.Store(rs)
 	f.logLoaded(rs, "senders: rules loaded")
 	if f.obs != nil {
+		f.obs.SenderFilter(f.name, true)
 		f.obs.SenderRulesLoaded(f.name, rs.Len(), rs.WatchKeys())
 	}
 	if s.interval > 0 {
@@ -374,6 +380,10 @@ func (f *Filter) Close() error {
 		close(f.stop)
 		<-f.done
 		f.seen.release()
+		if f.obs != nil {
+			// After the file watcher, the last to report.
+			f.obs.SenderFilter(f.name, false)
+		}
 	})
 	return nil
 }

@@ -25,6 +25,7 @@ type recorder struct {
 	watch    [][]string
 	reloads  []bool
 	newByPat map[string]int
+	filters  int // built and not closed
 }
 
 func (r *recorder) SenderRulesLoaded(filter string, rules int, watch []string) {
@@ -38,6 +39,16 @@ func (r *recorder) SenderRulesReloaded(filter string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reloads = append(r.reloads, ok)
+}
+
+func (r *recorder) SenderFilter(filter string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.filters++
+	} else {
+		r.filters--
+	}
 }
 
 func (r *recorder) SenderWatchNewDomain(filter, pattern string) {

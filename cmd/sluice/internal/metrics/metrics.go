@@ -77,6 +77,10 @@ type Metrics struct {
 	senderRules      *prometheus.GaugeVec
 	senderReloads    *prometheus.CounterVec
 	senderReloadOK   *prometheus.GaugeVec
+	// senderFilters counts the senders filters of each name, for the
+	// same reason as dnsblProbers.
+	senderMu      sync.Mutex
+	senderFilters map[string]int
 }
 
 var (
@@ -193,6 +197,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
 	}, []string{"filter", "zone"})
 	m.dnsblProbers = map[[2]string]int{}
+	m.senderFilters = map[string]int{}
 	m.dnsblUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_dnsbl_list_up",
 		Help: "1 if the DNS list answered its last health probe (test entry 127.0.0.2 or \"test\") as listed, 0 if not.",
@@ -473,6 +478,29 @@ func (m *Metrics) SenderRulesLoaded(filter string, rules int, watch []string) {
 	for _, p := range watch {
 		m.senderNewDomains.WithLabelValues(filter, p)
 	}
+}
+
+// SenderFilter implements senders.Observer. The series of a filter name
+// that no filter has any more (removed or renamed by a reload) are
+// deleted: left behind, a broken rules file's
+// sluice_sender_rules_last_reload_successful 0 would keep its alert
+// firing until a restart.
+func (m *Metrics) SenderFilter(filter string, on bool) {
+	m.senderMu.Lock()
+	defer m.senderMu.Unlock()
+	if on {
+		m.senderFilters[filter]++
+		return
+	}
+	if m.senderFilters[filter]--; m.senderFilters[filter] > 0 {
+		return
+	}
+	delete(m.senderFilters, filter)
+	l := prometheus.Labels{"filter": filter}
+	m.senderRules.DeletePartialMatch(l)
+	m.senderReloadOK.DeletePartialMatch(l)
+	m.senderReloads.DeletePartialMatch(l)
+	m.senderNewDomains.DeletePartialMatch(l)
 }
 
 // SenderRulesReloaded implements senders.Observer.
