@@ -739,6 +739,18 @@ func testCacheFollowsOtherWriters(t *testing.T, cacheTokens int) {
 	}
 }
 
+// addNoLogUser adds the user "nolog" (password "nolog-pw") for the keys
+// of prefix "nolog", allowed everything a store needs but the change
+// log's commands (XADD, XRANGE).
+func addNoLogUser(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	if err := srv.Client(t).Do(context.Background(), "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
+		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
+		"+client|setname", "+select").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A user whose ACL lacks the change log's commands (XADD, XRANGE) still
 // learns and classifies: learning skips the log, and lookups, once Redis
 // has refused the log's XRANGE, stop asking for it and see what other hosts
@@ -746,11 +758,7 @@ func testCacheFollowsOtherWriters(t *testing.T, cacheTokens int) {
 func TestRedisWithoutLogCommands(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
-		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
-		"+client|setname", "+select").Err(); err != nil {
-		t.Fatal(err)
-	}
+	addNoLogUser(t, srv)
 	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog", Username: "nolog", Password: "nolog-pw"})
 	defer a.Close()
 	admin := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog"})
@@ -792,11 +800,7 @@ func TestRedisWithoutLogCommands(t *testing.T) {
 func TestRedisWithoutLogCommandsTransaction(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
-		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
-		"+client|setname", "+select").Err(); err != nil {
-		t.Fatal(err)
-	}
+	addNoLogUser(t, srv)
 	// Room for four tokens, and the store has five: it is never loaded,
 	// so the cache stays partial.
 	a := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "nolog", Username: "nolog", Password: "nolog-pw", CacheTokens: 4})
@@ -866,11 +870,7 @@ func (g *refusalGate) RedisRoundTrip(op string, _ time.Duration, err error) {
 func TestRedisWithoutLogCommandsConcurrent(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	if err := srv.Client(t).Do(ctx, "ACL", "SETUSER", "nolog", "on", ">nolog-pw", "~{nolog}:*", "resetchannels",
-		"-@all", "+@hash", "+exists", "+multi", "+exec", "+evalsha", "+script|load", "+time", "+ping", "+hello",
-		"+client|setname", "+select").Err(); err != nil {
-		t.Fatal(err)
-	}
+	addNoLogUser(t, srv)
 	gate := &refusalGate{second: make(chan struct{})}
 	// Room for one token, so that the store is never loaded and every
 	// lookup below is a MULTI/EXEC.

@@ -232,16 +232,7 @@ filters:
       delay: 400ms
 `
 	td := startDaemon(t, cfg)
-	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
-		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, ActionMask: gomilter.OptAddHeader,
-	})
-	s, err := c.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")
-	s.Helo("h")
+	s := milterSession(t, td)
 	s.Mail("a@b", nil)
 	s.Rcpt("c@d", nil)
 	s.HeaderEnd()
@@ -705,16 +696,7 @@ func TestHealthzNotOKWhileStopping(t *testing.T) {
 		t.Fatalf("healthz while running: %d %q", code, body)
 	}
 	// A message in flight keeps the daemon draining.
-	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
-		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, ActionMask: gomilter.OptAddHeader,
-	})
-	s, err := c.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")
-	s.Helo("h")
+	s := milterSession(t, td)
 	if _, err := s.Mail("a@b", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -743,4 +725,22 @@ func TestHealthzNotOKWhileStopping(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("daemon did not stop")
 	}
+}
+
+// milterSession opens a milter session with the daemon's first listener,
+// as an MTA that adds header fields does, past its connect and HELO; it is
+// closed when the test ends.
+func milterSession(t *testing.T, td *testDaemon) *gomilter.ClientSession {
+	t.Helper()
+	c := gomilter.NewClientWithOptions("tcp", td.info.Milter[0].String(), gomilter.ClientOptions{
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, ActionMask: gomilter.OptAddHeader,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")
+	s.Helo("h")
+	return s
 }
