@@ -489,6 +489,50 @@ func TestNgramModelReadRetries(t *testing.T) {
 	}
 }
 
+// LoadModel reads the model before the first message, which then finds
+// it held; a failed read is reported and the messages go on without it.
+func TestLoadModel(t *testing.T) {
+	ctx := context.Background()
+	bs, trainer := newBoltClassifier(t, Params{})
+	if _, err := trainer.Learn(ctx, fixtureOps(t, trainer, Spam, Ham)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainer.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := &metaCounting{BoltStore: bs}
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.model.every = time.Hour
+	if err := c.LoadModel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.reads != 2 {
+		t.Errorf("LoadModel read the model id and model %d times, want 2", st.reads)
+	}
+	st.reads = 0
+	if r, err := c.ClassifyBytes(ctx, readFixture(t, "html.eml"), false); err != nil || !r.Ngram {
+		t.Fatalf("after LoadModel: ngram %v, %v", r.Ngram, err)
+	}
+	if st.reads != 0 {
+		t.Errorf("the first message read the model %d times after LoadModel", st.reads)
+	}
+
+	st.fail = true
+	c, err = NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LoadModel(ctx); err == nil {
+		t.Error("LoadModel of an unreadable model: no error")
+	}
+	if r, err := c.ClassifyBytes(ctx, readFixture(t, "html.eml"), false); err != nil || r.Ngram {
+		t.Errorf("model unreadable: ngram %v, %v", r.Ngram, err)
+	}
+}
+
 // Two refits at once (two "sluice train" runs, or one beside the daemon's
 // auto-learning) where the one that read the learned messages first
 // writes its model last: the store must keep the model of the later read,

@@ -665,6 +665,19 @@ func (c *Classifier) Model() *NgramModel {
 // stays in use.
 func (c *Classifier) ModelErr() error { return c.model.err() }
 
+// LoadModel reads the store's n-gram model now, as a daemon does at start,
+// rather than during the first message, which would wait for a read of
+// 4 MB. It returns the read's error (ModelErr); the classifier scores
+// with the token counts alone until a later read succeeds. It does
+// nothing when the model is off.
+func (c *Classifier) LoadModel(ctx context.Context) error {
+	if !c.NgramOn() {
+		return nil
+	}
+	c.model.get(ctx, c.store)
+	return c.model.err()
+}
+
 // NgramOn reports whether the classifier uses the n-gram model: it is on
 // in the parameters and the store is of the sluice dialect.
 func (c *Classifier) NgramOn() bool {

@@ -183,8 +183,8 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	c, err := NewClassifier(ctx, st, cfg)
-	cancel()
 	switch {
 	case errors.Is(err, classifier.ErrUnavailable):
 		// Starting (or reloading) while Redis is down must not stop
@@ -193,6 +193,13 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 	case err != nil:
 		return nil, err
 	default:
+		// Read the n-gram model now, so that the first message after a
+		// start or reload does not wait for it. A model that cannot be
+		// read is tried again later; meanwhile messages are scored on
+		// the token counts alone.
+		if err := c.LoadModel(ctx); err != nil {
+			f.log.Warn("bayes: n-gram model not read, scoring on token counts until it is", "err", err)
+		}
 		f.c.Store(c)
 	}
 	f.obs, _ = env.Observer.(Observer)

@@ -457,11 +457,11 @@ func trainSluice(path string, train []sample, p classifier.Params, workers int) 
 	return time.Since(start).Seconds(), nil
 }
 
-// scoreSluice opens the store and builds its in-memory index, as a daemon
-// does when it starts, and scores the test set from memory, as the milter
-// does, on workers goroutines. It returns the scores, the seconds the
-// scoring took (file reads included) and the seconds opening and indexing
-// took.
+// scoreSluice opens the store, builds its in-memory index and reads its
+// n-gram model, as a daemon does when it starts, and scores the test set
+// from memory, as the milter does, on workers goroutines. It returns the
+// scores, the seconds the scoring took (file reads included) and the
+// seconds the start took.
 func scoreSluice(path string, test []sample, p classifier.Params, workers int) ([]scored, float64, float64, error) {
 	ctx := context.Background()
 	start := time.Now()
@@ -473,8 +473,11 @@ func scoreSluice(path string, test []sample, p classifier.Params, workers int) (
 	if err := store.BuildIndex(ctx); err != nil {
 		return nil, 0, 0, err
 	}
-	openSecs := time.Since(start).Seconds()
 	c := classifier.New(store, p)
+	if err := c.LoadModel(ctx); err != nil {
+		return nil, 0, 0, err
+	}
+	openSecs := time.Since(start).Seconds()
 	res := make([]scored, len(test))
 	start = time.Now()
 	err = parallel(len(test), workers, func(k int) error {
@@ -707,7 +710,8 @@ func printReport(ours, bog *report, workers, rounds int) {
 		return fmt.Sprintf("%.0f", median(r.openMS))
 	})
 	fmt.Println("(msgs/s: median over the rounds, min-max in brackets; file reads included. Each sluice")
-	fmt.Println(" round opens the store and builds its token index first, as a daemon does at start;")
+	fmt.Println(" round opens the store, builds its token index and reads its n-gram model first, as")
+	fmt.Println(" a daemon does at start;")
 	fmt.Println(" the plain rows time the scoring after that, the open+index rows include it.")
 	fmt.Println(" bogofilter's time includes its process start and database open.")
 	fmt.Println(" sluice's AUC ranks by Result.LogOdds, its spamicity without rounding to 0 or 1; the")
