@@ -120,3 +120,48 @@ func TestSessionPanicAtRcptDropsTheRecipient(t *testing.T) {
 		t.Errorf("message recipients %q, want only kept@example.org", got)
 	}
 }
+
+// stagePanicObserver panics at the next decision of its stage once armed.
+type stagePanicObserver struct {
+	stage filters.Stage
+	armed atomic.Bool
+}
+
+func (o *stagePanicObserver) FilterDecided(d filters.Decision) {
+	if d.Stage == o.stage && o.armed.Swap(false) {
+		panic("observer broke")
+	}
+}
+
+// A panic in the session at connect or HELO, under on_failure accept. An
+// accept there (SMFIR_ACCEPT) would make the MTA stop asking sluice for
+// the whole connection: every later message would go through unfiltered
+// and unlogged. The connection goes on instead, and its messages are
+// filtered as usual.
+func TestSessionPanicAtConnectionStageKeepsFiltering(t *testing.T) {
+	for _, stage := range []filters.Stage{filters.StageConnect, filters.StageHelo} {
+		t.Run(stage.String(), func(t *testing.T) {
+			obs := &stagePanicObserver{stage: stage}
+			conn := &filtertest.Fixed{FilterName: "conn", At: filters.StagesOf(filters.StageConnect, filters.StageHelo)}
+			eom := &filtertest.Fixed{FilterName: "eom", At: filters.StagesOf(filters.StageEOM),
+				Verdict: filters.Verdict{Action: filters.Reject, Reason: "test"}}
+			p := filters.NewPipeline([]filters.Step{{Filter: conn}, {Filter: eom}}, obs)
+			_, addr := startServer(t, milter.Config{Pipeline: p, OnFailure: filters.FailAccept})
+			s := dial(t, addr)
+			obs.armed.Store(true)
+			if act := must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")); act.Code != gomilter.ActContinue {
+				t.Fatalf("connect: action %c, want continue", act.Code)
+			}
+			if act := must(t)(s.Helo("h")); act.Code != gomilter.ActContinue {
+				t.Fatalf("HELO: action %c, want continue", act.Code)
+			}
+			if obs.armed.Load() {
+				t.Fatal("the observer did not panic")
+			}
+			_, act := sendMessage(t, s, "a@example.org", "b@example.org", nil, "x\r\n")
+			if act.Code != gomilter.ActReplyCode || act.SMTPCode != 550 {
+				t.Errorf("message after the panic: action %c %d, want the filter's 550", act.Code, act.SMTPCode)
+			}
+		})
+	}
+}

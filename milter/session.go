@@ -100,6 +100,14 @@ func (s *session) guard(resp *gomilter.Response, err *error) {
 	}
 }
 
+// guardConn is guard for Connect and Helo, whose reply concerns the whole
+// connection rather than one message.
+func (s *session) guardConn(resp *gomilter.Response, err *error) {
+	if p := recover(); p != nil {
+		*resp, *err = s.recoveredConn(p), nil
+	}
+}
+
 // guardRcpt is guard for RcptTo, where a reply concerns one recipient.
 // n is the number of recipients the message had before this one (-1
 // without a message): a recipient the panic refuses is taken off again,
@@ -117,12 +125,11 @@ func (s *session) guardRcpt(resp *gomilter.Response, err *error, n int) {
 // recovered handles a panic recovered in a callback; rcpt tells that the
 // callback was RcptTo.
 func (s *session) recovered(p any, rcpt bool) gomilter.Response {
-	s.srv.observer.SessionPanic()
-	s.log.Error("panic in milter session", "queue_id", s.queueID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	s.notePanic(p)
 	if s.cfg.OnFailure != filters.FailTempfail {
 		return s.finish(filters.Accept, nil, "internal error")
 	}
-	r := filters.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary filter failure, try again later"}
+	r := panicReply
 	if rcpt && s.msg != nil {
 		// The MTA takes a refusal at RCPT for this recipient only and
 		// goes on with the message for the others. Keep the message and
@@ -134,6 +141,30 @@ func (s *session) recovered(p any, rcpt bool) gomilter.Response {
 	return s.finish(filters.Tempfail, &r, "internal error")
 }
 
+// recoveredConn handles a panic recovered in Connect or Helo. Under the
+// accept policy the connection goes on: an accept at this point
+// (SMFIR_ACCEPT) would make the MTA stop consulting sluice for the whole
+// connection, so every later message of it would go through unfiltered
+// and unlogged, not just the one the policy means. Its messages are
+// filtered as usual from MAIL FROM on.
+func (s *session) recoveredConn(p any) gomilter.Response {
+	s.notePanic(p)
+	if s.cfg.OnFailure != filters.FailTempfail {
+		return continueReply
+	}
+	r := panicReply
+	return s.finish(filters.Tempfail, &r, "internal error")
+}
+
+// panicReply refuses what a panic concerned under the tempfail policy.
+var panicReply = filters.Reply{Code: 451, Enhanced: "4.3.0", Text: "Temporary filter failure, try again later"}
+
+// notePanic logs and counts a panic recovered in a callback.
+func (s *session) notePanic(p any) {
+	s.srv.observer.SessionPanic()
+	s.log.Error("panic in milter session", "queue_id", s.queueID(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+}
+
 func (s *session) queueID() string {
 	if s.msg != nil {
 		return s.msg.QueueID
@@ -143,7 +174,7 @@ func (s *session) queueID() string {
 
 // Connect implements gomilter.Milter.
 func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (resp gomilter.Response, err error) {
-	defer s.guard(&resp, &err)
+	defer s.guardConn(&resp, &err)
 	// A new connection on the same milter session (the protocol allows
 	// it) starts clean: the last client's verdicts are not this one's.
 	s.connDone, s.atConnect = filters.Outcome{}, filters.Outcome{}
@@ -158,7 +189,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 
 // Helo implements gomilter.Milter.
 func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
-	defer s.guard(&resp, &err)
+	defer s.guardConn(&resp, &err)
 	s.conn.Helo = name
 	if s.conn.Macros == nil {
 		s.conn.Macros = map[string]string{}
