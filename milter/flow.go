@@ -32,6 +32,9 @@ type flow struct {
 	hdrDone bool
 	// hdrBytes is the size of msg's header block so far.
 	hdrBytes int
+	// shown holds the header fields as the MTA handed them over, before
+	// any edit, once the header block is complete (see mtaEdits).
+	shown []filters.Header
 }
 
 // maxHeaderBytes bounds the header block of one message, which sluice
@@ -131,6 +134,7 @@ func (f *flow) startMessage(from filters.Address) {
 	f.out.Add(filters.StageResult{Verdict: filters.Verdict{Action: f.connDone.Action, Reply: f.connDone.Reply, Reason: f.connDone.Reason, Edits: f.connDone.Edits}, Filter: f.connDone.Filter})
 	f.hdrDone = false
 	f.hdrBytes = 0
+	f.shown = nil
 }
 
 // messageStage runs a message stage (MAIL, end of headers) if the
@@ -171,7 +175,20 @@ func (f *flow) completeHeaders() {
 		return
 	}
 	f.hdrDone = true
+	// ApplyEdits, here and in the pipeline, edits the slice in place.
+	f.shown = slices.Clone(f.msg.Headers)
 	f.msg.Headers = filters.ApplyEdits(f.msg.Headers, f.out.Edits)
+}
+
+// deliveredEdits returns the header edits to send the MTA for a message
+// it delivers: out.Edits as both MTAs apply them alike (see mtaEdits).
+func (f *flow) deliveredEdits() []filters.HeaderEdit {
+	if !headersSent(f.cfg) || !countsDiffer(f.out.Edits) {
+		// Without the header, which fields the edits address is not
+		// known here: they go as they are.
+		return f.out.Edits
+	}
+	return mtaEdits(f.shown, f.out.Edits)
 }
 
 // bodyChunk stores a piece of the body. An error leaves the body marked
@@ -228,5 +245,6 @@ func (f *flow) clearMessage() error {
 	f.msg = nil
 	f.out = filters.Outcome{}
 	f.hdrDone = false
+	f.shown = nil
 	return err
 }

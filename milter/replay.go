@@ -178,7 +178,7 @@ func Replay(ctx context.Context, cfg Config, tx Transaction, logger *slog.Logger
 	res = f.ended(res, filters.StageEOM)
 	res.Action = action
 	if filters.Delivers(action) {
-		res.Edits = f.out.Edits
+		res.Edits = f.deliveredEdits()
 		res.Headers = filters.ApplyEdits(cloneHeaders(tx.Headers), res.Edits)
 	}
 	if action == filters.Quarantine {

@@ -306,7 +306,7 @@ func options(cfg Config) (gomilter.OptAction, gomilter.OptProtocol) {
 	// sluice uses.
 	actions := gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine
 	proto := gomilter.OptNoUnknown | gomilter.OptNoData
-	if !need.Headers && !need.Body {
+	if !headersSent(cfg) {
 		proto |= gomilter.OptNoHeaders
 	}
 	if !need.Stages.Has(filters.StageHeaders) && !need.Headers {
@@ -316,4 +316,12 @@ func options(cfg Config) (gomilter.OptAction, gomilter.OptProtocol) {
 		proto |= gomilter.OptNoBody
 	}
 	return actions, proto
+}
+
+// headersSent reports whether the MTA is asked for the header fields:
+// only when a filter reads them, or reads the body (whose filters read
+// the header too, e.g. for its MIME structure).
+func headersSent(cfg Config) bool {
+	need := cfg.Pipeline.Needs()
+	return need.Headers || need.Body
 }

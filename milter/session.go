@@ -341,7 +341,7 @@ func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomi
 }
 
 func (s *session) applyEdits(m *gomilter.Modifier) error {
-	for _, e := range s.out.Edits {
+	for _, e := range s.deliveredEdits() {
 		value := e.Value
 		var err error
 		switch e.Kind {

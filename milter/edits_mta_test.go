@@ -1,0 +1,162 @@
+package milter_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/milter"
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// editsBySubject answers at end of message with the header edits listed
+// for the message's Subject.
+type editsBySubject struct {
+	name  string
+	edits map[string][]filters.HeaderEdit
+}
+
+func (f *editsBySubject) Name() string { return f.name }
+
+func (f *editsBySubject) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true}
+}
+
+func (f *editsBySubject) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	subject, _ := m.Header("Subject")
+	return filters.Verdict{Edits: f.edits[subject]}, nil
+}
+
+// Two filters edit fields of the same name. The second one's index counts
+// the fields as the first one left them, as filters see them. Sendmail
+// keeps counting a field deleted through the milter (Postfix does not),
+// so sent as they are, "delete X-T 1, change X-T 1" changed the deleted
+// field back into the header with Sendmail, and "delete X-T 1, delete X-T
+// 1" deleted only one field. Both MTAs must deliver what the filters saw.
+func TestHeaderEditsAfterDeleteLandAlikeInBothMTAs(t *testing.T) {
+	del1 := filters.HeaderEdit{Kind: filters.DeleteHeader, Name: "X-T", Index: 1}
+	first := &editsBySubject{name: "first", edits: map[string][]filters.HeaderEdit{
+		"delete then change": {del1},
+		"delete twice":       {del1},
+	}}
+	second := &editsBySubject{name: "second", edits: map[string][]filters.HeaderEdit{
+		"delete then change": {{Kind: filters.ChangeHeader, Name: "X-T", Index: 1, Value: "changed"}},
+		"delete twice":       {del1},
+	}}
+	want := map[string][]string{
+		"delete then change": {"changed", "c"},
+		"delete twice":       {"c"},
+	}
+	for _, name := range []string{"postfix", "sendmail"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p := filters.NewPipeline([]filters.Step{{Filter: first}, {Filter: second}}, nil)
+			srv := milter.NewServer(milter.Config{Pipeline: p}, nil, nil)
+			ln, spec := mtatest.MilterListener(t, "unix")
+			go srv.Serve(ln)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+			})
+			var mta *mtatest.MTA
+			if name == "postfix" {
+				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec})
+			} else {
+				mta = mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec})
+			}
+
+			c := mtatest.DialSMTP(t, mta.Addr())
+			c.Cmd("EHLO client.example")
+			for _, subject := range []string{"delete then change", "delete twice"} {
+				raw := "From: alice@lab.example\r\nTo: bob@lab.example\r\nSubject: " + subject + "\r\n" +
+					"X-T: a\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nX-T: b\r\n" +
+					"Message-ID: <edits@mtatest.example>\r\nX-T: c\r\n\r\nbody\r\n"
+				if r := c.Send("alice@lab.example", []string{"bob@lab.example"}, []byte(raw)); r.Code != 250 {
+					t.Fatalf("%s: %v", subject, r)
+				}
+			}
+			c.Quit()
+			for _, d := range mta.WaitDelivered(t, len(want), 30*time.Second) {
+				subject := d.Get("Subject")
+				if got := d.Values("X-T"); !slices.Equal(got, want[subject]) {
+					t.Errorf("%q: X-T fields %q, want %q", subject, got, want[subject])
+				}
+			}
+		})
+	}
+}
+
+// The edits Replay reports are the ones the MTA is sent. Where filters
+// edit a name again after a deletion or an addition of that name, they
+// are sent as their net effect: changes of the fields the MTA showed
+// first, then deletions (the last of each name first), then the fields
+// filters made, so that no index is read after a deletion or an addition
+// of its name, and the header delivered is still the one the filters
+// saw.
+func TestReplaySendsEditsCountedAlike(t *testing.T) {
+	shown := []filters.Header{
+		{Name: "Subject", Value: "s"}, {Name: "X-T", Value: "a"}, {Name: "Date", Value: "d"},
+		{Name: "X-T", Value: "b"}, {Name: "X-T", Value: "c"},
+	}
+	edit := func(k filters.EditKind, name string, index int, value string) filters.HeaderEdit {
+		return filters.HeaderEdit{Kind: k, Name: name, Index: index, Value: value}
+	}
+	tests := []struct {
+		name          string
+		first, second []filters.HeaderEdit
+		want          []filters.HeaderEdit
+	}{{
+		name:   "untouched names keep the filters' order",
+		first:  []filters.HeaderEdit{edit(filters.AddHeader, "X-A", 0, "1"), edit(filters.DeleteHeader, "X-T", 3, "")},
+		second: []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 1, ""), edit(filters.ChangeHeader, "Subject", 1, "t")},
+		want:   []filters.HeaderEdit{edit(filters.AddHeader, "X-A", 0, "1"), edit(filters.DeleteHeader, "X-T", 3, ""), edit(filters.DeleteHeader, "X-T", 1, ""), edit(filters.ChangeHeader, "Subject", 1, "t")},
+	}, {
+		name:   "delete then change",
+		first:  []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 1, "")},
+		second: []filters.HeaderEdit{edit(filters.ChangeHeader, "X-T", 1, "changed")},
+		want:   []filters.HeaderEdit{edit(filters.ChangeHeader, "X-T", 2, "changed"), edit(filters.DeleteHeader, "X-T", 1, "")},
+	}, {
+		name:   "delete twice",
+		first:  []filters.HeaderEdit{edit(filters.DeleteHeader, "x-t", 1, "")},
+		second: []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 1, "")},
+		want:   []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 2, ""), edit(filters.DeleteHeader, "X-T", 1, "")},
+	}, {
+		name:   "a made field edited again",
+		first:  []filters.HeaderEdit{edit(filters.AddHeader, "X-T", 0, "new"), edit(filters.InsertHeader, "X-I", 1, "ins")},
+		second: []filters.HeaderEdit{edit(filters.ChangeHeader, "X-T", 4, "newer"), edit(filters.DeleteHeader, "X-T", 1, ""), edit(filters.ChangeHeader, "X-Gone", 1, "")},
+		want: []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 1, ""), edit(filters.AddHeader, "X-T", 0, "newer"),
+			// Above X-T a, deleted by now: right below Subject.
+			edit(filters.InsertHeader, "X-I", 1, "ins")},
+	}, {
+		name:   "a made field deleted again",
+		first:  []filters.HeaderEdit{edit(filters.AddHeader, "X-T", 0, "new"), edit(filters.DeleteHeader, "Date", 1, "")},
+		second: []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 4, ""), edit(filters.ChangeHeader, "X-T", 2, "b2")},
+		want:   []filters.HeaderEdit{edit(filters.ChangeHeader, "X-T", 2, "b2"), edit(filters.DeleteHeader, "Date", 1, "")},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first := &editsBySubject{name: "first", edits: map[string][]filters.HeaderEdit{"s": tt.first}}
+			second := &editsBySubject{name: "second", edits: map[string][]filters.HeaderEdit{"s": tt.second}}
+			p := filters.NewPipeline([]filters.Step{{Filter: first}, {Filter: second}}, nil)
+			tx := milter.Transaction{
+				From:    filters.Address{Addr: "a@example.org"},
+				Rcpts:   []filters.Address{{Addr: "b@example.org"}},
+				Headers: slices.Clone(shown),
+			}
+			res, err := milter.Replay(context.Background(), milter.Config{Pipeline: p}, tx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(res.Edits, tt.want) {
+				t.Errorf("edits sent\n%v\nwant\n%v", res.Edits, tt.want)
+			}
+			model := filters.ApplyEdits(slices.Clone(shown), append(slices.Clone(tt.first), tt.second...))
+			if got := filters.ApplyEdits(slices.Clone(shown), res.Edits); !slices.Equal(got, model) {
+				t.Errorf("the edits sent make\n%v\nthe filters saw\n%v", got, model)
+			}
+		})
+	}
+}
