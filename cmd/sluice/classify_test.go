@@ -362,3 +362,31 @@ func TestClassifyJSONNonUTF8Path(t *testing.T) {
 		t.Errorf("UTF-8 path: %s", r.stdout)
 	}
 }
+
+// A command line that names classify is a classify invocation even when
+// cobra settles on no command: an unknown flag before the word (which
+// cobra takes to consume the word as its value) or --config without its
+// value gave 1 (ham) or the help with 0 (spam) to a procmail recipe.
+func TestClassifyMisplacedFlagIsError(t *testing.T) {
+	db := trainedDB(t)
+	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+	msg := fixture("check", "spam.eml")
+	for _, args := range [][]string{
+		{"--bogus", "classify", "--db", db, msg},
+		{"--bogus", "classify", msg},
+		{"--bogus", "classify"},
+		{"-x", "classify", "--db", db, msg},
+		{"--config", "classify", "--db", db, msg},
+		{"--config", "classify", msg},
+		{"--config", "classify"},
+	} {
+		r := runCLI(t, string(spam), args...)
+		if r.code != statusError || !strings.HasPrefix(r.stderr, "sluice: classify: ") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("sluice %s: exit %d, stderr %q; want %d and one error line", strings.Join(args, " "), r.code, r.stderr, statusError)
+		}
+	}
+	// Asking for the help is no error.
+	if r := runCLI(t, "", "--help", "classify"); r.code != 0 || r.stderr != "" {
+		t.Errorf("sluice --help classify: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,13 +26,64 @@ const defaultConfigPath = "/etc/sluice/sluice.yml"
 
 func main() {
 	root := newRootCmd(registry())
-	if err := root.Execute(); err != nil {
+	if err := run(root, os.Args[1:]); err != nil {
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.err != nil {
 			fmt.Fprintln(os.Stderr, "sluice:", err)
 		}
 		os.Exit(exitCode(err))
 	}
+}
+
+// run executes the command line args and returns what main reports; an
+// *exitError carries an exit status other than 1.
+func run(root *cobra.Command, args []string) error {
+	if args == nil {
+		// Cobra reads os.Args for a nil slice.
+		args = []string{}
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if help, _ := root.Flags().GetBool("help"); help && err == nil {
+		return nil // the help asked for ("sluice --help classify")
+	}
+	if cmd == root {
+		if i := classifyWord(args); i >= 0 {
+			return misplacedClassify(root, args[:i], err)
+		}
+	}
+	return err
+}
+
+// classifyWord is the index of the word classify in args, before any
+// "--", or -1.
+func classifyWord(args []string) int {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "classify" {
+			return i
+		}
+	}
+	return -1
+}
+
+// misplacedClassify is the error of a command line that names classify
+// but on which cobra settled on no command: a flag before the word that
+// sluice does not know ("sluice --bogus classify"), which cobra takes to
+// consume the next word as its value, or --config without its value
+// ("sluice --config $UNSET classify"). Cobra's own outcome, an unknown
+// command (1) or the help (0), reads as ham or spam to a procmail recipe;
+// classify's convention, bogofilter's, is 3 for any error. before is the
+// part of the command line ahead of the word, err what cobra returned.
+func misplacedClassify(root *cobra.Command, before []string, err error) error {
+	if perr := root.ParseFlags(before); perr != nil {
+		err = perr
+	} else if err == nil {
+		err = fmt.Errorf("no command ran: %q took classify as its value", strings.Join(before, " "))
+	}
+	return &exitError{code: statusError, err: fmt.Errorf("classify: %w", err)}
 }
 
 // exitError carries a specific exit status out of a command; err may be

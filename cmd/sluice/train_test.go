@@ -45,8 +45,7 @@ func runCLI(t *testing.T, stdin string, args ...string) cliResult {
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	err := root.Execute()
+	err := run(root, args)
 	r := cliResult{stdout: out.String(), stderr: errb.String()}
 	if err != nil {
 		r.code = exitCode(err)
