@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -853,5 +855,62 @@ func TestStaleLockCleanupSparesOtherMboxes(t *testing.T) {
 	}
 	if _, err := os.Stat(deadTemp); err == nil {
 		t.Error("the dead writer's lock in the making was left")
+	}
+}
+
+// Maildir file names are unique per Appender only: two appenders of one
+// process (the archive filters of the pipelines before and after a
+// reload) can make the same name in the same microsecond. The second
+// message must get another name, not replace the first in new/, and a
+// name taken in tmp/ must not fail the copy.
+func TestMaildirNameCollision(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "md")
+	fixed := time.Unix(1700000000, 123456000)
+	newApp := func() *Appender {
+		a := NewAppender(time.Second, nil)
+		a.now = func() time.Time { return fixed }
+		return a
+	}
+	deliver := func(a *Appender, body string) {
+		t.Helper()
+		if _, err := a.AppendMaildir(context.Background(), dir, func(w *bufio.Writer) error {
+			_, err := w.WriteString("Subject: " + body + "\n\n" + body + "\n")
+			return err
+		}); err != nil {
+			t.Fatalf("append %s: %v", body, err)
+		}
+	}
+	deliver(newApp(), "one")
+	deliver(newApp(), "two")
+	// Another writer's message in the making under the name the next
+	// appender tries first.
+	taken := filepath.Join(dir, "tmp", newApp().maildirName())
+	if err := os.WriteFile(taken, []byte("Subject: other\n\nin the making\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deliver(newApp(), "three")
+
+	entries, err := os.ReadDir(filepath.Join(dir, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, "new", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, string(b))
+	}
+	sort.Strings(bodies)
+	want := []string{"Subject: one\n\none\n", "Subject: three\n\nthree\n", "Subject: two\n\ntwo\n"}
+	if !slices.Equal(bodies, want) {
+		t.Errorf("new/ holds %q, want %q", bodies, want)
+	}
+	if b, err := os.ReadFile(taken); err != nil || !strings.Contains(string(b), "in the making") {
+		t.Errorf("the other writer's file in tmp/: %q, %v", b, err)
+	}
+	if tmps, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmps) != 1 {
+		t.Errorf("tmp/ holds %d files, want only the other writer's", len(tmps))
 	}
 }

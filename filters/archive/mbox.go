@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ type Appender struct {
 	timeout time.Duration
 	log     *slog.Logger
 	seq     atomic.Uint64 // maildir file names
+	now     func() time.Time
 }
 
 // NewAppender returns an appender that waits at most lockTimeout for an
@@ -41,7 +43,7 @@ func NewAppender(lockTimeout time.Duration, log *slog.Logger) *Appender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log}
+	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log, now: time.Now}
 }
 
 // lockedMbox is an mbox file with every lock held.
@@ -257,31 +259,50 @@ func appendLocked(l *lockedMbox, write func(w *bufio.Writer) error) (int64, erro
 
 // AppendMaildir delivers one message into the maildir dir (creating it
 // with tmp/, new/ and cur/ if needed) the way delivery agents do: written
-// and fsync'd in tmp/, then renamed into new/, and new/ fsync'd, so a
-// reader never sees part of a message. write writes the message with LF
-// line ends. It returns the bytes written. Once the rename is done the
-// message counts as delivered: a failed fsync of new/ is logged, not
-// returned.
+// and fsync'd in tmp/, then linked into new/ and removed from tmp/, and
+// new/ fsync'd, so a reader never sees part of a message. write writes
+// the message with LF line ends. It returns the bytes written. Once the
+// message is in new/ it counts as delivered: a failed fsync of new/ is
+// logged, not returned.
+//
+// File names are unique per Appender only (each filter of each pipeline
+// a reload builds has its own, all with this process's pid), and a file
+// name may come back in a container whose sluice is always pid 1: a name
+// already taken in tmp/ or new/ is passed over for the next one, never
+// written over.
 func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
 			return 0, fmt.Errorf("archive %s: %w", dir, err)
 		}
 	}
-	now := time.Now()
-	name := strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
-		"P" + strconv.Itoa(a.holder.pid) + "Q" + strconv.FormatUint(a.seq.Add(1), 10) + "." + maildirHost(a.holder.host)
-	tmp := filepath.Join(dir, "tmp", name)
-	n, err := writeSynced(tmp, write)
+	var (
+		name, tmp string
+		n         int64
+		err       error
+	)
+	for attempt := 0; ; attempt++ {
+		name = a.maildirName()
+		tmp = filepath.Join(dir, "tmp", name)
+		// writeSynced creates the file exclusively: on a name that is
+		// taken, it fails before write is called.
+		n, err = writeSynced(tmp, write)
+		if !errors.Is(err, fs.ErrExist) || attempt == maildirNameAttempts {
+			break
+		}
+	}
 	if err != nil {
-		os.Remove(tmp)
+		if !errors.Is(err, fs.ErrExist) {
+			os.Remove(tmp)
+		}
 		return 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	if err := ctx.Err(); err != nil {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, "new", name)); err != nil {
+	name, err = a.linkNew(dir, tmp, name)
+	if err != nil {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
@@ -294,6 +315,46 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 			"maildir", dir, "file", name, "err", err)
 	}
 	return n, nil
+}
+
+// maildirNameAttempts bounds the names tried for one message; each later
+// one has a higher sequence number, so only a broken clock or directory
+// uses them up.
+const maildirNameAttempts = 10
+
+// maildirName returns a new file name as maildir(5) describes it: the
+// time, the pid, a sequence number and the host.
+func (a *Appender) maildirName() string {
+	now := a.now()
+	return strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
+		"P" + strconv.Itoa(a.holder.pid) + "Q" + strconv.FormatUint(a.seq.Add(1), 10) + "." + maildirHost(a.holder.host)
+}
+
+// linkNew gives the message written at tmp its name in new/ and removes
+// it from tmp/; it returns the name in new/. link(2), as qmail delivers,
+// because rename(2) silently replaces a file of the same name, another
+// message; a taken name is passed over for a new one.
+func (a *Appender) linkNew(dir, tmp, name string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		err := os.Link(tmp, filepath.Join(dir, "new", name))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		if attempt == maildirNameAttempts {
+			return "", fmt.Errorf("no free name in new/ after %d attempts: %w", attempt+1, err)
+		}
+		name = a.maildirName()
+	}
+	if err := os.Remove(tmp); err != nil {
+		// The message is delivered; the leftover in tmp/ is never read
+		// as mail, and reported so that it can be removed.
+		a.log.Warn("archive: message delivered to maildir, but its file in tmp/ could not be removed",
+			"maildir", dir, "file", name, "err", err)
+	}
+	return name, nil
 }
 
 func writeSynced(path string, write func(w *bufio.Writer) error) (int64, error) {
