@@ -29,10 +29,11 @@ const debTestVersion = "0.0.0~pkgtest"
 
 // Paths of the installed package.
 const (
-	debUnit    = "/lib/systemd/system/sluice.service"
-	debConfig  = "/etc/sluice/sluice.yml"
-	debSocket  = "/var/spool/postfix/sluice/sluice.sock"
-	debMetrics = "127.0.0.1:7358"
+	debUnit   = "/lib/systemd/system/sluice.service"
+	debConfig = "/etc/sluice/sluice.yml"
+	debSocket = "/var/spool/postfix/sluice/sluice.sock"
+	// The packaged configuration's metrics listener.
+	debMetricsListen = "listen: 127.0.0.1:7358"
 	// dpkg and the test's apt-get calls share the lock of
 	// testdata/install-deps.sh, as tests of other packages run at the
 	// same time.
@@ -146,7 +147,21 @@ func TestDebPackage(t *testing.T) {
 	}
 
 	// Run the daemon as the unit says, without systemd, and one message
-	// through Postfix over the packaged socket.
+	// through Postfix over the packaged socket. The metrics port of the
+	// packaged configuration may be taken (by "make run", whose
+	// configuration uses it too): the daemon gets a free one, as an
+	// administrator would edit it, and logs which.
+	conf, err := os.ReadFile(debConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(conf), debMetricsListen) != 1 {
+		t.Fatalf("%s does not have one %q", debConfig, debMetricsListen)
+	}
+	conf = []byte(strings.Replace(string(conf), debMetricsListen, "listen: 127.0.0.1:0", 1))
+	if err := os.WriteFile(debConfig, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	unit := debParseUnit(t, debUnit)
 	d := debStartDaemon(t, unit, u)
 	fi, err := os.Stat(debSocket)
@@ -171,7 +186,7 @@ func TestDebPackage(t *testing.T) {
 	if got.Get("Subject") != "packaged" || got.Get("Date") != "Fri, 8 Sep 2017 13:44:33 -0400" {
 		t.Errorf("delivered with Date %q, Subject %q: headerfix did not run", got.Get("Date"), got.Get("Subject"))
 	}
-	if metrics := debGet(t, "http://"+debMetrics+"/metrics"); !strings.Contains(metrics, `sluice_messages_total{verdict="accept"} 1`) {
+	if metrics := debGet(t, "http://"+d.metrics+"/metrics"); !strings.Contains(metrics, `sluice_messages_total{verdict="accept"} 1`) {
 		t.Errorf("metrics of the packaged daemon lack the message:\n%s", grepLines(metrics, "sluice_messages_total"))
 	}
 	d.stop(t)
@@ -324,17 +339,18 @@ func debParseUnit(t *testing.T, path string) map[string][]string {
 
 // debDaemon is the packaged daemon started as its unit says.
 type debDaemon struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan error
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	done    chan error
+	metrics string // host:port of its metrics listener
 }
 
 // debStartDaemon does what systemd does for the unit's [Service]: it
 // makes RuntimeDirectory and StateDirectory (owned by User, with their
 // modes), runs ExecStart as User and Group with User's supplementary
 // groups and UMask, with a clean environment, and waits until the socket
-// and the metrics answer. The runtime directory goes when the test ends,
-// as at a stop.
+// and the metrics listener, whose address the daemon logs, answer. The
+// runtime directory goes when the test ends, as at a stop.
 func debStartDaemon(t *testing.T, unit map[string][]string, u *user.User) *debDaemon {
 	t.Helper()
 	if unit["User"][0] != "sluice" || unit["Group"][0] != "sluice" {
@@ -392,8 +408,11 @@ func debStartDaemon(t *testing.T, unit map[string][]string, u *user.User) *debDa
 			t.Fatalf("the packaged daemon exited: %v\n%s", err, d.log.String())
 		default:
 		}
-		if _, err := os.Stat(debSocket); err == nil {
-			if resp, err := http.Get("http://" + debMetrics + "/healthz"); err == nil {
+		if m := regexp.MustCompile(`msg="sluice started" .* metrics=(\S+)`).FindStringSubmatch(d.log.String()); m != nil {
+			d.metrics = m[1]
+		}
+		if _, err := os.Stat(debSocket); err == nil && d.metrics != "" {
+			if resp, err := http.Get("http://" + d.metrics + "/healthz"); err == nil {
 				resp.Body.Close()
 				break
 			}

@@ -201,7 +201,13 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	for _, ln := range lns {
 		go func(ln net.Listener) { d.serveErr <- d.srv.Serve(ln) }(ln)
 	}
-	d.logger.Info("sluice started", "version", version, "config", cfg.File, "listen", addrStrings(info.Milter), "filters", len(cfg.Filters))
+	started := []any{"version", version, "config", cfg.File, "listen", addrStrings(info.Milter), "filters", len(cfg.Filters)}
+	if info.Metrics != nil {
+		// The bound address: with port 0 in metrics.listen, the only
+		// place it shows.
+		started = append(started, "metrics", info.Metrics.String())
+	}
+	d.logger.Info("sluice started", started...)
 	if onReady != nil {
 		onReady(info)
 	}
