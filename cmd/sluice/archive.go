@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,18 +59,24 @@ func (c *cli) newArchiveShowCmd() *cobra.Command {
 		Long: `Show prints the records of the MBOX files that have one of the queue ids
 (the X-Sluice-Queue-ID field the archive writes) or Message-IDs, as they
 are stored: an mbox on standard output, which "sluice classify" and
-"sluice train" read from standard input. The exit status is 1 when no
-message matched.`,
+"sluice train" read from standard input. It reads under the locks the
+daemon takes to append, so it shows whole records only. The exit status
+is 1 when no message matched.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sel, err := sf.selector()
 			if err != nil {
 				return err
 			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			app := archive.NewAppender(30*time.Second, nil)
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			n := 0
 			for _, path := range args {
-				err := readArchive(path, func(r archive.Record) error {
+				err := readArchiveLocked(ctx, app, path, cmd.ErrOrStderr(), func(r archive.Record) error {
 					if !sel.Match(r.Message) {
 						return nil
 					}
@@ -264,7 +272,27 @@ func sameFile(a, b string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
-// readArchive reads the records of the mbox at path.
+// readArchiveLocked reads the records of the mbox at path under the locks
+// an append takes, so that neither a record the daemon is appending nor
+// the half record of a daemon that died while appending (which is cut
+// off first) is read: printed, it would be trained on as a whole message.
+// The locks need write access to the mbox and its directory; a reader
+// that may only read (a group given read access, a read-only copy) gets
+// the records as the file holds them now, with a warning.
+func readArchiveLocked(ctx context.Context, app *archive.Appender, path string, warn io.Writer, fn func(archive.Record) error) error {
+	called := false
+	err := app.ReadRecords(ctx, path, func(r archive.Record) error {
+		called = true
+		return fn(r)
+	})
+	if err == nil || called || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+		return err
+	}
+	fmt.Fprintf(warn, "sluice: warning: reading %s without its locks (%v): a record being appended now may show cut short\n", path, err)
+	return readArchive(path, fn)
+}
+
+// readArchive reads the records of the mbox at path, without locks.
 func readArchive(path string, fn func(archive.Record) error) error {
 	f, err := os.Open(path)
 	if err != nil {

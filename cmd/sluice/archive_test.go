@@ -246,31 +246,9 @@ func TestDocArchive(t *testing.T) {
 // a daemon left when it died mid-append (its dot-lock names it) is cut
 // off, not copied into the destination as a truncated message.
 func TestArchiveMoveSkipsHalfWrittenRecord(t *testing.T) {
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "spam.mbox"), filepath.Join(dir, "ham.mbox")
-	good := "From a Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: A\n\nwhole\n\n"
-	half := "From b Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: B\nSubject: half\n\nthe first li"
-	if err := os.WriteFile(src, []byte(good+half), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	host = strings.Map(func(r rune) rune {
-		if r <= ' ' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, host)
-	lock := fmt.Sprintf("sluice pid=%d start=1 host=%s size=%d\n", dead.Process.Pid, host, len(good))
-	if err := os.WriteFile(src+".lock", []byte(lock), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	good := deadWriterMbox(t, src)
 	app := archive.NewAppender(time.Second, nil)
 	var out strings.Builder
 	n, err := moveRecords(context.Background(), &out, app, src, mailbox.Select{QueueIDs: []string{"B"}},
@@ -293,6 +271,54 @@ func TestArchiveMoveSkipsHalfWrittenRecord(t *testing.T) {
 	if got, _ := os.ReadFile(dst); !bytes.Contains(got, []byte("whole")) {
 		t.Errorf("destination %q", got)
 	}
+}
+
+// archive show reads under the append locks too: the half record of a
+// daemon that died mid-append is not printed (and piped into sluice
+// train as a whole message).
+func TestArchiveShowSkipsHalfWrittenRecord(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "spam.mbox")
+	good := deadWriterMbox(t, src)
+	r := runCLI(t, "", "archive", "show", "--queue-id", "A", "--queue-id", "B", src)
+	if r.code != 0 || r.stdout != good || r.stderr != "" {
+		t.Errorf("show A and B: %+v; want only the whole record A", r)
+	}
+	r = runCLI(t, "", "archive", "show", "--queue-id", "B", src)
+	if r.code != 1 || strings.Contains(r.stdout, "the first li") {
+		t.Errorf("show B: %+v; want no message", r)
+	}
+}
+
+// deadWriterMbox writes at path an mbox holding the whole record A, then
+// the start of record B that a sluice process was appending when it died:
+// its dot-lock names it and the length of the mbox before B. It returns
+// record A as stored.
+func deadWriterMbox(t *testing.T, path string) string {
+	t.Helper()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	good := "From a Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: A\n\nwhole\n\n"
+	half := "From b Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: B\nSubject: half\n\nthe first li"
+	if err := os.WriteFile(path, []byte(good+half), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host = strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, host)
+	lock := fmt.Sprintf("sluice pid=%d start=1 host=%s size=%d\n", dead.Process.Pid, host, len(good))
+	if err := os.WriteFile(path+".lock", []byte(lock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return good
 }
 
 // Error messages of archive move name things once, and the configuration
