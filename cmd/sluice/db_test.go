@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -322,5 +323,34 @@ func TestDBExportReplacesWholeOrNothing(t *testing.T) {
 	}
 	if fi, _ := os.Stat(exp); fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v after replacing, want 0640", fi.Mode())
+	}
+}
+
+// docs/install.md has the administrator import a bogofilter word list as
+// root and then give the store to the daemon's user: every file the
+// import creates must be in that chown. A lock file left to root (mode
+// 0640) keeps the daemon, which opens it for writing, from the store.
+func TestDocInstallImportChownsEveryStoreFile(t *testing.T) {
+	doc := readDoc(t, "docs/install.md")
+	imp := regexp.MustCompile(`(?m)^\s*sluice db import --db (/var/lib/sluice/)(\S+) --bogoutil \S+$`).FindStringSubmatch(doc)
+	chown := regexp.MustCompile(`(?m)^\s*chown sluice:sluice (.+)$`).FindStringSubmatch(doc)
+	if imp == nil || chown == nil {
+		t.Fatal("docs/install.md has no 'sluice db import --db /var/lib/sluice/...' followed by a chown")
+	}
+	dir := t.TempDir()
+	dump := filepath.Join(t.TempDir(), "wordlist.txt")
+	os.WriteFile(dump, []byte(".MSG_COUNT 20 30 20240101\ncasino 15 0 20240101\n"), 0o644)
+	if r := runCLI(t, "", "db", "import", "--db", filepath.Join(dir, imp[2]), "--bogoutil", dump); r.code != 0 {
+		t.Fatalf("import: %+v", r)
+	}
+	owned := strings.Fields(chown[1])
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !slices.Contains(owned, imp[1]+e.Name()) {
+			t.Errorf("the import creates %s, which the chown of docs/install.md (%s) leaves to root", imp[1]+e.Name(), chown[1])
+		}
 	}
 }
