@@ -1,0 +1,304 @@
+package main
+
+// These tests keep the command lines in README.md and docs/ true to the
+// command tree of newRootCmd, in the manner of docs_test.go: every
+// command a reader can run is documented with every flag it has, and
+// every `sluice ...` command line the docs show names commands and flags
+// that exist.
+
+import (
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// docCommand is one command line of the docs, from the word sluice on.
+type docCommand struct {
+	file string
+	line int
+	args []string
+}
+
+// shellEnd matches the words that end a command on a shell line.
+var shellEnd = regexp.MustCompile(`^(\||\|\||&&|;|>|>>|<|2>|2>&1|#|\)|&)`)
+
+// docCommands returns the sluice command lines of the docs: the lines of
+// fenced blocks and the code spans of prose in which a word "sluice" (or
+// a path ending in /sluice) is followed by one of the top-level commands
+// of root or by a flag. "sluice train: PATH: reason", an error message,
+// is not a command line.
+func docCommands(t *testing.T, root *cobra.Command) []docCommand {
+	t.Helper()
+	var out []docCommand
+	add := func(file string, line int, text string) {
+		words := strings.Fields(text)
+		for i := 0; i < len(words); i++ {
+			w := strings.Trim(words[i], "`$(")
+			if w != "sluice" && !strings.HasSuffix(w, "bin/sluice") || i+1 >= len(words) {
+				continue
+			}
+			next, _, _ := strings.Cut(words[i+1], "=")
+			if !isCommand(root, next) && root.PersistentFlags().Lookup(strings.TrimPrefix(next, "--")) == nil {
+				continue
+			}
+			var args []string
+			for _, a := range words[i+1:] {
+				if shellEnd.MatchString(a) {
+					break
+				}
+				args = append(args, strings.TrimRight(a, "`"))
+			}
+			out = append(out, docCommand{file: file, line: line, args: args})
+			return
+		}
+	}
+	for _, f := range docFiles(t) {
+		inFence := false
+		lang := ""
+		for i, line := range strings.Split(readDoc(t, f), "\n") {
+			trimmed := strings.TrimSpace(line)
+			if strings.HasPrefix(trimmed, "```") {
+				inFence = !inFence
+				lang = strings.TrimPrefix(trimmed, "```")
+				continue
+			}
+			switch {
+			case inFence && (lang == "yaml" || lang == "json" || lang == "promql"):
+			case inFence:
+				add(f, i+1, line)
+			default:
+				for _, span := range codeSpans(line) {
+					add(f, i+1, span)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func isCommand(root *cobra.Command, name string) bool {
+	for _, c := range root.Commands() {
+		if c.Name() == name || c.HasAlias(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDocCommandLines: every sluice command line in README.md and docs/
+// runs a command that exists, with flags that command has.
+func TestDocCommandLines(t *testing.T) {
+	root := newRootCmd(registry())
+	lines := docCommands(t, root)
+	if len(lines) < 20 {
+		t.Fatalf("found only %d sluice command lines in the docs; is the pattern broken?", len(lines))
+	}
+	for _, dc := range lines {
+		cmd := root
+		positional := false
+		for i := 0; i < len(dc.args); i++ {
+			// A synopsis writes choices as (--spam|--ham) or
+			// stats|dump, and optional parts in brackets.
+			a := strings.TrimRight(strings.TrimLeft(dc.args[i], "[("), "]).")
+			if a == "--" {
+				break
+			}
+			alts := strings.Split(a, "|")
+			if strings.HasPrefix(a, "--") && len(a) > 2 {
+				for _, alt := range alts {
+					name, _, hasValue := strings.Cut(strings.TrimPrefix(alt, "--"), "=")
+					f := cmd.Flag(name)
+					if f == nil {
+						t.Errorf("%s:%d: %q: %s has no flag --%s", dc.file, dc.line, strings.Join(dc.args, " "), cmd.CommandPath(), name)
+						continue
+					}
+					if !hasValue && f.NoOptDefVal == "" && len(alts) == 1 {
+						i++ // the flag's value
+					}
+				}
+				continue
+			}
+			if strings.HasPrefix(a, "-") || a == "" {
+				continue // -h, a shorthand, or "-" for standard input
+			}
+			if !positional && cmd.HasSubCommands() {
+				var sub *cobra.Command
+				for _, alt := range alts {
+					if sub = findSub(cmd, alt); sub == nil {
+						t.Errorf("%s:%d: %q: %s has no command %q", dc.file, dc.line, strings.Join(dc.args, " "), cmd.CommandPath(), alt)
+					}
+				}
+				if len(alts) == 1 && sub != nil {
+					cmd = sub
+					continue
+				}
+				// Several commands, or none: check the flags that
+				// follow against the group, whose own flags they
+				// inherit.
+			}
+			positional = true
+		}
+	}
+}
+
+func findSub(cmd *cobra.Command, name string) *cobra.Command {
+	for _, c := range cmd.Commands() {
+		if c.Name() == name || c.HasAlias(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// TestDocCommands: every command a user can run is shown in the docs,
+// and every flag of it is named in a page that shows the command.
+func TestDocCommands(t *testing.T) {
+	root := newRootCmd(registry())
+	lines := docCommands(t, root)
+	texts := map[string]string{}
+	for _, f := range docFiles(t) {
+		texts[f] = readDoc(t, f)
+	}
+	// shownIn lists the files with a command line that runs cmd.
+	shownIn := func(cmd *cobra.Command) map[string]bool {
+		want := strings.Fields(strings.TrimPrefix(cmd.CommandPath(), "sluice"))
+		files := map[string]bool{}
+		for _, dc := range lines {
+			var words []string
+			for _, a := range dc.args {
+				if !strings.HasPrefix(a, "-") {
+					words = append(words, a)
+				}
+			}
+			if len(words) >= len(want) && strings.Join(words[:len(want)], " ") == strings.Join(want, " ") {
+				files[dc.file] = true
+			}
+		}
+		return files
+	}
+	var walk func(cmd *cobra.Command)
+	checked := 0
+	walk = func(cmd *cobra.Command) {
+		for _, sub := range cmd.Commands() {
+			if sub.Hidden || sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			walk(sub)
+		}
+		if cmd == root {
+			return
+		}
+		// A group (config, db, archive, senders) is shown through the
+		// lines of its commands, and its flags are theirs too.
+		files := shownIn(cmd)
+		if len(files) == 0 {
+			t.Errorf("no page of the docs shows the command %q", cmd.CommandPath())
+			return
+		}
+		checked++
+		cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Hidden || f.Name == "help" {
+				return
+			}
+			for file := range files {
+				if strings.Contains(texts[file], "--"+f.Name) {
+					return
+				}
+			}
+			t.Errorf("%s has the flag --%s, which no page showing the command names (%v)", cmd.CommandPath(), f.Name, sortedKeys(files))
+		})
+	}
+	walk(root)
+	if checked < 10 {
+		t.Fatalf("checked only %d commands", checked)
+	}
+}
+
+// TestDocExitStatuses: the exit statuses the docs give for sluice
+// classify (docs/training.md, and the bogofilter note of docs/install.md)
+// and sluice test (docs/install.md) are those of the code, usage errors
+// included.
+func TestDocExitStatuses(t *testing.T) {
+	classify := map[string]int{"spam": statusSpam, "ham": statusHam, "unsure": statusUnsure, "error": statusError}
+	training := readDoc(t, "docs/training.md")
+	_, section, ok := strings.Cut(training, "\n### Exit status\n")
+	if !ok {
+		t.Fatal(`docs/training.md has no section "Exit status"`)
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	got := map[string]int{}
+	for _, tbl := range mdTables(section) {
+		if tbl.column("Status") != 0 {
+			continue
+		}
+		for _, r := range tbl.rows {
+			code, err := strconv.Atoi(r.cell(0))
+			word, _, _ := strings.Cut(r.cell(1), " ")
+			if err != nil {
+				t.Errorf("docs/training.md, Exit status: %q is not a status", r.cell(0))
+				continue
+			}
+			got[word] = code
+		}
+	}
+	if !reflect.DeepEqual(got, classify) {
+		t.Errorf("docs/training.md gives the exit statuses of sluice classify as %v, the code's are %v", got, classify)
+	}
+	install := readDoc(t, "docs/install.md")
+	bogo := regexp.MustCompile(`same exit statuses \(([^)]*)\)`).FindStringSubmatch(install)
+	if bogo == nil {
+		t.Fatal("docs/install.md no longer names the exit statuses of sluice classify")
+	}
+	got = map[string]int{}
+	for _, part := range strings.Split(bogo[1], ", ") {
+		code, word, _ := strings.Cut(part, " ")
+		n, err := strconv.Atoi(code)
+		if err != nil {
+			t.Errorf("docs/install.md: %q is not a status and its meaning", part)
+		}
+		got[word] = n
+	}
+	if !reflect.DeepEqual(got, classify) {
+		t.Errorf("docs/install.md gives the exit statuses of sluice classify as %v, the code's are %v", got, classify)
+	}
+
+	// sluice test: "- The exit status is the verdict: `0` delivered, ...".
+	_, item, ok := strings.Cut(install, "\n- The exit status is the verdict:")
+	if !ok {
+		t.Fatal("docs/install.md no longer lists the exit statuses of sluice test")
+	}
+	item, _, _ = strings.Cut(item, "\n\n")
+	item, _, _ = strings.Cut(item, "\n- ")
+	want := map[string]int{
+		"delivered":  testExitCode(filters.Accept),
+		"discard":    testExitCode(filters.Discard),
+		"quarantine": testExitCode(filters.Quarantine),
+		"tempfail":   testExitCode(filters.Tempfail),
+		"reject":     testExitCode(filters.Reject),
+		"error":      testExitError,
+		"usage":      2,
+	}
+	got = map[string]int{}
+	for _, m := range regexp.MustCompile("`(\\d+)`(?: means an| a)? (\\w+)").FindAllStringSubmatch(strings.Join(strings.Fields(item), " "), -1) {
+		n, _ := strconv.Atoi(m[1])
+		got[m[2]] = n
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("docs/install.md gives the exit statuses of sluice test as %v, the code's are %v", got, want)
+	}
+
+	// Usage errors exit as documented.
+	if r := runCLI(t, "", "classify", "--no-such-flag"); r.code != classify["error"] {
+		t.Errorf("sluice classify with an unknown flag exits %d, docs/training.md says %d", r.code, classify["error"])
+	}
+	if r := runCLI(t, "", "test", "--no-such-flag"); r.code != want["usage"] {
+		t.Errorf("sluice test with an unknown flag exits %d, docs/install.md says %d", r.code, want["usage"])
+	}
+}
