@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/metrics"
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/milter"
 )
 
@@ -474,10 +476,14 @@ func TestDocReloadKeys(t *testing.T) {
 type describingRegisterer struct {
 	reg   *prometheus.Registry
 	names []string
+	help  map[string]string // metric name to help text
 	err   error
 }
 
-var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+var (
+	descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+	descHelp = regexp.MustCompile(`help: ("(?:[^"\\]|\\.)*")`)
+)
 
 func (r *describingRegisterer) Register(c prometheus.Collector) error {
 	ch := make(chan *prometheus.Desc)
@@ -492,6 +498,17 @@ func (r *describingRegisterer) Register(c prometheus.Collector) error {
 			continue
 		}
 		r.names = append(r.names, m[1])
+		if h := descHelp.FindStringSubmatch(d.String()); h != nil {
+			help, err := strconv.Unquote(h[1])
+			if err != nil {
+				r.err = fmt.Errorf("cannot read the help text from %s: %v", d, err)
+				continue
+			}
+			if r.help == nil {
+				r.help = map[string]string{}
+			}
+			r.help[m[1]] = help
+		}
 	}
 	return r.reg.Register(c)
 }
@@ -510,6 +527,7 @@ func (r *describingRegisterer) Unregister(c prometheus.Collector) bool { return 
 type registeredMetric struct {
 	typ      string          // "counter", "gauge", "histogram"; "" if no series
 	labels   map[string]bool // label names of its series
+	help     string
 	gathered bool
 }
 
@@ -544,7 +562,7 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 		if strings.HasPrefix(n, "go_") || strings.HasPrefix(n, "process_") {
 			continue
 		}
-		out[n] = &registeredMetric{labels: map[string]bool{}}
+		out[n] = &registeredMetric{labels: map[string]bool{}, help: rec.help[n]}
 	}
 	families, err := rec.reg.Gather()
 	if err != nil {
@@ -639,6 +657,131 @@ func TestDocMetrics(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// docMetricMeanings returns the Meaning cell of every metric row of
+// docs/metrics.md.
+func docMetricMeanings(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, tbl := range mdTables(readDoc(t, "docs/metrics.md")) {
+		if tbl.column("Metric") != 0 {
+			continue
+		}
+		mc := tbl.column("Meaning")
+		for _, r := range tbl.rows {
+			if name, ok := onlyCode(r.cell(0)); ok {
+				out[name] = r.cell(mc)
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("docs/metrics.md has no metric with a Meaning cell")
+	}
+	return out
+}
+
+// helpValues matches a list of label values in a help text, such as
+// "(ok, failed)" or "kind (error, panic, timeout)".
+var helpValues = regexp.MustCompile(`\(([a-z_]+(?:, [a-z_]+)+)\)`)
+
+// TestDocMetricValues: the label values a metric's help text lists, and
+// those the code defines for the metrics of the pipeline, are each named
+// in backticks in the metric's row of docs/metrics.md.
+func TestDocMetricValues(t *testing.T) {
+	reg := sluiceMetrics(t)
+	meaning := docMetricMeanings(t)
+	values := map[string][]string{}
+	for _, name := range sortedKeys(reg) {
+		for _, m := range helpValues.FindAllStringSubmatch(reg[name].help, -1) {
+			values[name] = append(values[name], strings.Split(m[1], ", ")...)
+		}
+	}
+	var stages []string
+	for st := filters.Stage(0); !strings.HasPrefix(st.String(), "stage("); st++ {
+		stages = append(stages, st.String())
+	}
+	var actions []string
+	for _, a := range filters.Actions() {
+		actions = append(actions, a.String())
+	}
+	values["sluice_filter_decisions_total"] = append(stages, actions...)
+	values["sluice_filter_failures_total"] = append(values["sluice_filter_failures_total"], filters.FailureError, filters.FailurePanic, filters.FailureTimeout)
+	values["sluice_dnsbl_errors_total"] = []string{dnsbl.KindTimeout, dnsbl.KindNetwork, dnsbl.KindServfail, dnsbl.KindRefused, dnsbl.KindRcode, dnsbl.KindListRefused, dnsbl.KindBadAnswer}
+	if len(values) < 10 {
+		t.Fatalf("found label values for only %d metrics: %v", len(values), values)
+	}
+	for _, name := range sortedKeys(values) {
+		named := map[string]bool{}
+		for _, v := range codeSpans(meaning[name]) {
+			named[v] = true
+		}
+		for _, v := range values[name] {
+			if !named[v] {
+				t.Errorf("docs/metrics.md: the row of %s does not name its label value `%s` (help: %q)", name, v, reg[name].help)
+			}
+		}
+	}
+}
+
+// labelValue matches what may be a label value in the Meaning cell of a
+// metric, as opposed to a signal name or a query.
+var labelValue = regexp.MustCompile(`^[a-z_]+$`)
+
+// TestDocMetricsAtStart: the series that docs/metrics.md says exist from
+// start-up, at 0, are exactly those a fresh metrics.New has, and none of
+// them is labelled with a filter ("series labelled with a filter appear
+// at the filter's first call").
+func TestDocMetricsAtStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.New(reg, "test", runtime.Version())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{} // metric to the values of its one label
+	for _, fam := range families {
+		name := fam.GetName()
+		if !strings.HasPrefix(name, "sluice_") {
+			continue
+		}
+		for _, s := range fam.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				if lp.GetName() == "filter" {
+					t.Errorf("%s{filter=%q} exists at start-up; docs/metrics.md says series with a filter appear at its first call", name, lp.GetValue())
+				}
+			}
+			if c := s.GetCounter(); c != nil && c.GetValue() != 0 {
+				t.Errorf("%s starts at %v, not 0", name, c.GetValue())
+			}
+			if len(s.GetLabel()) == 1 && name != "sluice_build_info" {
+				got[name] = append(got[name], s.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	text := readDoc(t, "docs/metrics.md")
+	para := regexp.MustCompile("Series for every `verdict` of `sluice_messages_total` and both `result`s of\\s+`sluice_config_reloads_total` exist from start-up with value 0")
+	if !para.MatchString(text) {
+		t.Fatal("docs/metrics.md no longer says which series exist from start-up; update this test with it")
+	}
+	meaning := docMetricMeanings(t)
+	for _, name := range []string{"sluice_messages_total", "sluice_config_reloads_total"} {
+		var doc []string
+		for _, v := range codeSpans(meaning[name]) {
+			if labelValue.MatchString(v) && !strings.HasPrefix(v, "sluice_") {
+				doc = append(doc, v)
+			}
+		}
+		sort.Strings(doc)
+		sort.Strings(got[name])
+		if !reflect.DeepEqual(doc, got[name]) {
+			t.Errorf("docs/metrics.md names the values %v for %s, but the series at start-up are %v", doc, name, got[name])
+		}
+		delete(got, name)
+	}
+	for _, name := range sortedKeys(got) {
+		t.Errorf("%s has series at start-up (%v), which docs/metrics.md does not say", name, got[name])
 	}
 }
 
