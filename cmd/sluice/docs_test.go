@@ -401,11 +401,11 @@ func TestDocConfigExamples(t *testing.T) {
 	}
 }
 
-// TestDocReloadKeys: the section on SIGHUP puts every key either in the
-// list of those a reload applies or in the list of those that need a
-// restart, so that an administrator knows what a reload does with it.
-func TestDocReloadKeys(t *testing.T) {
-	keys := allConfigKeys(t)
+// docReloadLists reads the section on SIGHUP of configuration.md: the
+// keys listed after "applies at once" (kind "reload") and after "need a
+// restart" (kind "restart").
+func docReloadLists(t *testing.T, keys map[string]string) map[string]map[string]bool {
+	t.Helper()
 	text := readDoc(t, "docs/configuration.md")
 	_, section, ok := strings.Cut(text, "\n## Signals, reload and shutdown\n")
 	if !ok {
@@ -448,6 +448,15 @@ func TestDocReloadKeys(t *testing.T) {
 	if len(lists["reload"]) == 0 || len(lists["restart"]) == 0 {
 		t.Fatalf("found no list of keys a reload applies or of keys that need a restart: %v", lists)
 	}
+	return lists
+}
+
+// TestDocReloadKeys: the section on SIGHUP puts every key either in the
+// list of those a reload applies or in the list of those that need a
+// restart, so that an administrator knows what a reload does with it.
+func TestDocReloadKeys(t *testing.T) {
+	keys := allConfigKeys(t)
+	lists := docReloadLists(t, keys)
 	listed := func(kind, k string) bool {
 		for l := range lists[kind] {
 			if k == l || strings.HasPrefix(k, l+".") || strings.HasPrefix(k, l+"[]") {
@@ -466,6 +475,79 @@ func TestDocReloadKeys(t *testing.T) {
 			t.Errorf("docs/configuration.md, Signals, reload and shutdown: %s is neither among the keys a reload applies nor among those that need a restart", k)
 		case reload && restart:
 			t.Errorf("docs/configuration.md, Signals, reload and shutdown: %s is both among the keys a reload applies and among those that need a restart", k)
+		}
+	}
+}
+
+// TestDocReloadBehaviour: what the section on SIGHUP says of each key is
+// what the daemon does: a reload that changes a key listed as needing a
+// restart warns with that key (restartOnly), and one that changes a key
+// listed as applied at once does not.
+func TestDocReloadBehaviour(t *testing.T) {
+	keys := allConfigKeys(t)
+	lists := docReloadLists(t, keys)
+	base := func() *config.Config {
+		c := config.Default()
+		c.Filters = []config.Filter{{Type: "headerfix"}}
+		return c
+	}
+	// One change per key; a key without one fails the test, so that a
+	// new key gets one.
+	change := map[string]func(c *config.Config){
+		"listen":                     func(c *config.Config) { c.Listen = append(c.Listen, config.Listener{Address: "inet:127.0.0.1:7359"}) },
+		"listen[].address":           func(c *config.Config) { c.Listen[0].Address = "inet:127.0.0.1:7359" },
+		"listen[].mode":              func(c *config.Config) { c.Listen[0] = config.Listener{Address: "unix:/run/s.sock", Mode: 0o600} },
+		"listen[].group":             func(c *config.Config) { c.Listen[0] = config.Listener{Address: "unix:/run/s.sock", Group: "postfix"} },
+		"log.format":                 func(c *config.Config) { c.Log.Format = "json" },
+		"log.level":                  func(c *config.Config) { c.Log.Level = "debug" },
+		"metrics.listen":             func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:7359" },
+		"shutdown_timeout":           func(c *config.Config) { c.ShutdownTimeout = time.Second },
+		"state_dir":                  func(c *config.Config) { c.StateDir = "/srv/sluice" },
+		"body.memory_limit":          func(c *config.Config) { c.Body.MemoryLimit = 0 },
+		"body.temp_dir":              func(c *config.Config) { c.Body.TempDir = "/srv/tmp" },
+		"filter_defaults.timeout":    func(c *config.Config) { c.FilterDefaults.Timeout = time.Second },
+		"filter_defaults.on_failure": func(c *config.Config) { c.FilterDefaults.OnFailure = "tempfail" },
+		"filters":                    func(c *config.Config) { c.Filters = nil },
+		"filters[].type":             func(c *config.Config) { c.Filters[0].Type = "senders" },
+		"filters[].name":             func(c *config.Config) { c.Filters[0].Name = "repair" },
+		"filters[].timeout":          func(c *config.Config) { c.Filters[0].Timeout = time.Second },
+		"filters[].on_failure":       func(c *config.Config) { c.Filters[0].OnFailure = "tempfail" },
+		"filters[].options":          func(c *config.Config) { c.Filters[0].Options = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} },
+	}
+	listed := func(kind, k string) bool {
+		for l := range lists[kind] {
+			if k == l || strings.HasPrefix(k, l+".") || strings.HasPrefix(k, l+"[]") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, k := range sortedKeys(keys) {
+		if keys[k] == kindMapping {
+			continue
+		}
+		f, ok := change[k]
+		if !ok {
+			t.Errorf("no change for config key %s: add one to this test", k)
+			continue
+		}
+		old, cur := base(), base()
+		f(cur)
+		if reflect.DeepEqual(old, cur) {
+			t.Errorf("the change for %s changes nothing", k)
+			continue
+		}
+		warned := restartOnly(old, cur)
+		switch {
+		case listed("restart", k) && len(warned) == 0:
+			t.Errorf("docs/configuration.md says %s needs a restart, but a reload that changes it applies it without a warning", k)
+		case listed("reload", k) && len(warned) > 0:
+			t.Errorf("docs/configuration.md says a reload applies %s at once, but a reload that changes it warns that %v need a restart", k, warned)
+		}
+		for _, w := range warned {
+			if !lists["restart"][w] {
+				t.Errorf("a reload warns that %s needs a restart, a key docs/configuration.md does not list as such", w)
+			}
 		}
 	}
 }
