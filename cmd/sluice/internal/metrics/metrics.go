@@ -160,7 +160,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		}, []string{"filter", "class"}),
 		bayesStoreBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_bayes_store_bytes",
-			Help: "Size of a bayes filter's token store on disk, by filter.",
+			Help: "Size of a bayes filter's token store, by filter: the file on disk, or the memory Redis estimates for a Redis store.",
 		}, []string{"filter"}),
 		bayesStoreTokens: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_bayes_store_tokens",
