@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -273,36 +271,21 @@ func sameFile(a, b string) bool {
 }
 
 // readArchiveLocked reads the records of the mbox at path under the locks
-// an append takes, so that neither a record the daemon is appending nor
-// the half record of a daemon that died while appending (which is cut
-// off first) is read: printed, it would be trained on as a whole message.
-// The locks need write access to the mbox and its directory; a reader
-// that may only read (a group given read access, a read-only copy) gets
-// the records as the file holds them now, with a warning.
+// a reader takes (see archive.Appender.ReadLocked), so that neither a
+// record the daemon is appending nor the half record of a daemon that
+// died while appending is read: printed, it would be trained on as a
+// whole message. A user who may only read the archive cannot make its
+// dot-lock, and is told that a writer that takes only the dot-lock is not
+// kept out.
 func readArchiveLocked(ctx context.Context, app *archive.Appender, path string, warn io.Writer, fn func(archive.Record) error) error {
-	called := false
-	err := app.ReadRecords(ctx, path, func(r archive.Record) error {
-		called = true
-		return fn(r)
+	return app.ReadLocked(ctx, path, func(err error) {
+		fmt.Fprintf(warn, "sluice: warning: reading %s without its dot-lock (%v): a record appended now by a program that takes only the dot-lock may show cut short\n", path, err)
+	}, func(r io.Reader) error {
+		if err := archive.ReadMbox(r, fn); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
 	})
-	if err == nil || called || !(errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
-		return err
-	}
-	fmt.Fprintf(warn, "sluice: warning: reading %s without its locks (%v): a record being appended now may show cut short\n", path, err)
-	return readArchive(path, fn)
-}
-
-// readArchive reads the records of the mbox at path, without locks.
-func readArchive(path string, fn func(archive.Record) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := archive.ReadMbox(f, fn); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }
 
 // describeSelect says what --message-id and --queue-id asked for.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A reader that may read an archive but not take its locks (a group with
@@ -34,10 +35,123 @@ func TestArchiveShowWithoutWriteAccess(t *testing.T) {
 	r := runCLI(t, "", "archive", "show", "--queue-id", "A", src)
 	syscall.RawSyscall(syscall.SYS_SETFSUID, prev, 0, 0)
 	runtime.UnlockOSThread()
-	if r.code != 0 || r.stdout != rec || !strings.Contains(r.stderr, "without its locks") {
+	if r.code != 0 || r.stdout != rec || !strings.Contains(r.stderr, "without its dot-lock") {
 		t.Errorf("show as a reader without write access: %+v", r)
 	}
 	if _, err := os.Stat(src + ".lock"); err == nil {
 		t.Error("a dot-lock was left behind")
+	}
+}
+
+// asNobody runs fn with the file-system uid of nobody (setfsuid(2), this
+// thread only), in dir made searchable by others: a reader that may read
+// an archive but not write to it. Only root can do that.
+func asNobody(t *testing.T, dir string, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as another user")
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const nobody = 65534
+	prev, _, _ := syscall.RawSyscall(syscall.SYS_SETFSUID, nobody, 0, 0)
+	defer syscall.RawSyscall(syscall.SYS_SETFSUID, prev, 0, 0)
+	fn()
+}
+
+// A reader who cannot make the dot-lock still takes the kernel locks:
+// a record the daemon is appending (it holds them) is waited for, not
+// shown cut short.
+func TestArchiveShowWithoutWriteAccessWaitsForWriter(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "spam.mbox")
+	good := "From a Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: A\n\nwhole\n\n"
+	head := "From b Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: B\n\nthe first li"
+	rest := "ne\n\n"
+	if err := os.WriteFile(src, []byte(good+head), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The writer, in the middle of its append, holds flock(2) as sluice
+	// does.
+	w, err := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := syscall.Flock(int(w.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	time.AfterFunc(300*time.Millisecond, func() {
+		_, err := w.WriteString(rest)
+		syscall.Flock(int(w.Fd()), syscall.LOCK_UN)
+		done <- err
+	})
+	var r cliResult
+	asNobody(t, dir, func() {
+		r = runCLI(t, "", "archive", "show", "--queue-id", "A", "--queue-id", "B", src)
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 0 || r.stdout != good+head+rest || !strings.Contains(r.stderr, "without its dot-lock") {
+		t.Errorf("show as a reader without write access, during an append: %+v", r)
+	}
+}
+
+// A reader who cannot cut off the half record of a daemon that died
+// while appending does not show it either: it stops where the dead
+// writer's dot-lock says the mbox ended.
+func TestArchiveShowWithoutWriteAccessSkipsHalfWrittenRecord(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "spam.mbox")
+	good := deadWriterMbox(t, src)
+	for _, p := range []string{src, src + ".lock"} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r cliResult
+	asNobody(t, dir, func() {
+		r = runCLI(t, "", "archive", "show", "--queue-id", "A", "--queue-id", "B", src)
+	})
+	if r.code != 0 || r.stdout != good || !strings.Contains(r.stderr, "without its dot-lock") {
+		t.Errorf("show as a reader without write access, after a dead writer: %+v; want only record A", r)
+	}
+}
+
+// Readers share the mbox: one that holds a read lock (Dovecot reads an
+// mbox under an fcntl read lock, others under a shared flock) does not
+// keep archive show waiting.
+func TestArchiveShowBesideAnotherReader(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "spam.mbox")
+	rec := "From a Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: A\n\nwhole\n\n"
+	if err := os.WriteFile(src, []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_RDLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := runCLI(t, "", "archive", "show", "--queue-id", "A", src)
+	if r.code != 0 || r.stdout != rec || r.stderr != "" {
+		t.Errorf("show beside another reader: %+v", r)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("show waited %s for another reader", d)
 	}
 }

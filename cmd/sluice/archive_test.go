@@ -54,6 +54,19 @@ func archiveFixture(t *testing.T, dir string, msgs []string, verdicts []string) 
 	}
 }
 
+// readArchive reads the records of the mbox at path, without locks.
+func readArchive(path string, fn func(archive.Record) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := archive.ReadMbox(f, fn); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
 func countRecords(t *testing.T, path string) []string {
 	t.Helper()
 	var ids []string

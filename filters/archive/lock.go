@@ -284,10 +284,21 @@ func processStart(pid int) (uint64, bool) {
 // goroutines) is what mutt, procmail and Postfix's local(8) take on
 // Linux by default.
 func tryKernelLocks(f *os.File) error {
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	return tryKernelLocksOf(f, syscall.LOCK_EX, syscall.F_WRLCK)
+}
+
+// tryKernelReadLocks takes the shared forms of the locks tryKernelLocks
+// takes: they keep writers out but not other readers (Dovecot, for one,
+// reads an mbox under an fcntl read lock), and need no write access.
+func tryKernelReadLocks(f *os.File) error {
+	return tryKernelLocksOf(f, syscall.LOCK_SH, syscall.F_RDLCK)
+}
+
+func tryKernelLocksOf(f *os.File, flockHow int, recordType int16) error {
+	if err := syscall.Flock(int(f.Fd()), flockHow|syscall.LOCK_NB); err != nil {
 		return err
 	}
-	if err := recordLock(f); err != nil {
+	if err := recordLock(f, recordType); err != nil {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		return err
 	}

@@ -11,7 +11,9 @@ import (
 // when some other descriptor of the same file is closed in this process.
 const fOFDSetlk = 37
 
-func recordLock(f *os.File) error {
-	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+// recordLock takes a record lock of type typ (F_WRLCK or F_RDLCK) on the
+// whole file without waiting.
+func recordLock(f *os.File, typ int16) error {
+	lk := syscall.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
 	return syscall.FcntlFlock(f.Fd(), fOFDSetlk, &lk)
 }

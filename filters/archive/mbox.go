@@ -51,12 +51,17 @@ type lockedMbox struct {
 	f    *os.File
 	path string
 	size int64 // length before the append
+	// noDotLock is set for a reader that could not make the dot-lock
+	// (see tryReadLock): the one at path+lockSuffix is not ours.
+	noDotLock bool
 }
 
 func (l *lockedMbox) unlock() {
 	// The dot-lock goes first: the kernel locks, released by Close, keep
 	// other sluice writers out until it is gone.
-	os.Remove(l.path + lockSuffix)
+	if !l.noDotLock {
+		os.Remove(l.path + lockSuffix)
+	}
 	l.f.Close()
 }
 
@@ -71,23 +76,33 @@ func (l *lockedMbox) unlock() {
 // append tells how long the mbox was before it: the mbox is cut back to
 // that, removing the half-written record.
 func (a *Appender) lockMbox(ctx context.Context, path string) (*lockedMbox, error) {
+	var l *lockedMbox
+	err := a.retryLock(ctx, path, func(context.Context) error {
+		var err error
+		l, err = a.tryLockMbox(path)
+		return err
+	})
+	return l, err
+}
+
+// retryLock calls try until it returns anything but errLockBusy, waiting
+// a little longer each time, for at most the appender's lock timeout;
+// try gets a context that ends then.
+func (a *Appender) retryLock(ctx context.Context, path string, try func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	var last error
 	for attempt := 0; ; attempt++ {
-		l, err := a.tryLockMbox(path)
-		if err == nil {
-			return l, nil
-		}
+		err := try(ctx)
 		if !errors.Is(err, errLockBusy) {
-			return nil, err
+			return err
 		}
 		last = err
 		if err := sleepCtx(ctx, backoff(attempt)); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("lock %s: not obtained within %s: %w", path, a.timeout, last)
+				return fmt.Errorf("lock %s: not obtained within %s: %w", path, a.timeout, last)
 			}
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return fmt.Errorf("lock %s: %w", path, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -241,6 +242,144 @@ func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record)
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// ReadLocked calls read with the contents of the mbox at path, held still
+// for the call: read sees whole records only, never an append in progress
+// or the half record of a sluice process that died while appending.
+//
+// It takes the locks an append takes, in their shared form where they
+// have one: flock(2) and fcntl(2) read locks, which keep writers out but
+// not other readers, and the dot-lock, which has no shared form and keeps
+// out writers that take only it (dotlockfile(1), Dovecot with
+// mbox_write_locks = dotlock). A dead sluice writer's half record is cut
+// off first, under the exclusive locks, as the next append would.
+//
+// The dot-lock needs write access to the mbox's directory, which a user
+// who may only read the mbox (a group given read access, a read-only file
+// system) lacks. Then read is called under the kernel locks alone, after
+// a dot-lock someone else holds is gone, and without a dead sluice
+// writer's half record; warn is called first with the reason, since a
+// writer that takes only the dot-lock is not kept out.
+func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error), read func(r io.Reader) error) error {
+	var (
+		l *lockedMbox
+		// noDotLock is why this user may not make the dot-lock, once
+		// an attempt has shown it.
+		noDotLock error
+	)
+	err := a.retryLock(ctx, path, func(ctx context.Context) error {
+		var err error
+		l, err = a.tryReadLock(path, noDotLock == nil)
+		if errors.Is(err, errDeadWriter) {
+			// Cut the half record off under a writer's locks, then
+			// read under a reader's.
+			if err = a.Repair(ctx, path); err == nil {
+				return fmt.Errorf("%s: %w", path, errLockBusy)
+			}
+		}
+		if noDotLock == nil && mayNotWrite(err) {
+			noDotLock = err
+			l, err = a.tryReadLock(path, false)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer l.unlock()
+	if noDotLock != nil && warn != nil {
+		warn(noDotLock)
+	}
+	return read(io.NewSectionReader(l.f, 0, l.size))
+}
+
+// mayNotWrite reports whether err says this user may not make a dot-lock
+// or cut an mbox back: no write access, or a read-only file system.
+func mayNotWrite(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+// errDeadWriter says the mbox ends in the half record of a sluice process
+// that died while appending, which only a writer's locks allow to cut off.
+var errDeadWriter = errors.New("ends in the half record of a sluice process that died while appending")
+
+// tryReadLock makes one attempt at a reader's locks on the mbox at path
+// (see ReadLocked): the shared kernel locks, then, if dotLock is set, the
+// dot-lock. Without the dot-lock, a dot-lock held by a live process makes
+// it wait, and a dead sluice writer's one bounds what is read to the
+// length it recorded.
+func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := tryKernelReadLocks(f); err != nil {
+		f.Close()
+		if wouldBlock(err) {
+			return nil, fmt.Errorf("lock %s: %w (%w)", path, errLockBusy, err)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// The file at path may have been replaced while we waited (see
+	// tryLockMbox).
+	if same, err := samePath(f, path); err != nil || !same {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s was replaced while we waited for its lock: %w", path, errLockBusy)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	l := &lockedMbox{f: f, path: path, size: fi.Size()}
+	if !dotLock {
+		return a.boundWithoutDotLock(l)
+	}
+	err = a.holder.tryDotLock(path+lockSuffix, func(rollback int64) (int64, error) {
+		if rollback >= 0 && rollback < l.size {
+			return 0, errDeadWriter
+		}
+		return l.size, nil
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	// A writer that takes only the dot-lock may have appended between
+	// the Stat above and our dot-lock (see tryLockMbox).
+	if fi, err := f.Stat(); err != nil || fi.Size() != l.size {
+		l.unlock()
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s grew while we took its dot-lock: %w", path, errLockBusy)
+	}
+	return l, nil
+}
+
+// boundWithoutDotLock prepares l, under the kernel read locks only, for
+// a reader that may not make the dot-lock: it waits while another
+// process holds one, and stops before the half record of a dead sluice
+// writer, which it may not cut off.
+func (a *Appender) boundWithoutDotLock(l *lockedMbox) (*lockedMbox, error) {
+	l.noDotLock = true
+	stale, rollback, err := a.holder.staleLock(l.path + lockSuffix)
+	if err != nil {
+		l.f.Close()
+		return nil, err
+	}
+	if !stale {
+		l.f.Close()
+		return nil, fmt.Errorf("dot-lock %s%s: %w", l.path, lockSuffix, errLockBusy)
+	}
+	if rollback >= 0 && rollback < l.size {
+		l.size = rollback
+	}
+	return l, nil
 }
 
 // RemoveRecords rewrites the mbox at path without the records for which
