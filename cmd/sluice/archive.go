@@ -70,7 +70,7 @@ is 1 when no message matched.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			app := archive.NewAppender(30*time.Second, nil)
+			app := archive.NewAppender(mboxLockTimeout, nil)
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			n := 0
 			for _, path := range args {
@@ -136,7 +136,7 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			app := archive.NewAppender(30*time.Second, nil)
+			app := archive.NewAppender(mboxLockTimeout, nil)
 			total := 0
 			for _, src := range args {
 				n, err := moveRecords(ctx, cmd.OutOrStdout(), app, src, sel, dest)
@@ -269,6 +269,11 @@ func sameFile(a, b string) bool {
 	fb, err2 := os.Stat(b)
 	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
+
+// mboxLockTimeout is how long a command waits for the locks of an mbox: an
+// append holds them for milliseconds, so a longer wait means a stuck
+// holder, which the error then names.
+const mboxLockTimeout = 30 * time.Second
 
 // readArchiveLocked reads the records of the mbox at path under the locks
 // a reader takes (see archive.Appender.ReadLocked), so that neither a

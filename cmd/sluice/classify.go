@@ -112,10 +112,11 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 		n, failed int
 		last      classifier.Verdict
 	)
+	// The classifier reads only the first MaxBytes of a message: holding
+	// more of a huge one would only cost memory.
+	rd := mboxReader(cmd, "classify", cl.Tokenizer().MaxBytes())
 	for _, p := range paths {
-		// The classifier reads only the first MaxBytes of a message:
-		// holding more of a huge one would only cost memory.
-		err := mailbox.WalkCapped(p, cmd.InOrStdin(), cl.Tokenizer().MaxBytes(), func(m mailbox.Message) error {
+		err := rd.Walk(ctx, p, func(m mailbox.Message) error {
 			n++
 			if m.Err != nil {
 				failed++

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
+	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/filters/bayes"
 )
 
@@ -87,11 +88,17 @@ error, the others are still learned, and the exit status is then 1.`,
 				t.bar = &progressBar{w: cmd.ErrOrStderr(), total: mailbox.TotalSize(paths), every: progressPeriod, start: time.Now()}
 			}
 			ctx := cmd.Context()
+			// The classifier reads only the first MaxBytes of a
+			// message: holding more of a huge one would only cost
+			// memory.
+			rd := mboxReader(cmd, "train", t.c.Tokenizer().MaxBytes())
+			warn := rd.Warn
+			rd.Warn = func(path string, err error) {
+				t.clearBar()
+				warn(path, err)
+			}
 			for _, p := range paths {
-				// The classifier reads only the first MaxBytes of a
-				// message: holding more of a huge one would only cost
-				// memory.
-				err := mailbox.WalkCapped(p, cmd.InOrStdin(), t.c.Tokenizer().MaxBytes(), func(m mailbox.Message) error { return t.add(ctx, m) })
+				err := rd.Walk(ctx, p, func(m mailbox.Message) error { return t.add(ctx, m) })
 				if err != nil {
 					t.clearBar()
 					return err
@@ -131,6 +138,23 @@ error, the others are still learned, and the exit status is then 1.`,
 	cmd.MarkFlagsMutuallyExclusive("spam", "ham")
 	cmd.MarkFlagsOneRequired("spam", "ham")
 	return cmd
+}
+
+// mboxReader is how train and classify read their paths: an mbox under
+// the locks its writers take, as archive show reads one, so that a record
+// the archive filter (or a delivery agent) is appending, or the half
+// record of one that died, is not read as a message cut short. The
+// warning names the command.
+func mboxReader(cmd *cobra.Command, command string, maxBytes int) mailbox.Reader {
+	errw := cmd.ErrOrStderr()
+	return mailbox.Reader{
+		Stdin:    cmd.InOrStdin(),
+		MaxBytes: maxBytes,
+		Locks:    archive.NewAppender(mboxLockTimeout, nil),
+		Warn: func(path string, err error) {
+			fmt.Fprintf(errw, "sluice %s: warning: reading %s without its dot-lock (%v): a message appended now by a program that takes only the dot-lock may be read cut short\n", command, path, err)
+		},
+	}
 }
 
 // bayesClassifier is the classifier the daemon's bayes filter would use

@@ -17,12 +17,15 @@
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
 //     named, never as part of ~/Maildir;
-//   - "-" is standard input, read as a file.
+//   - "-" is standard input, read as a file;
+//   - an mbox file is read under the locks its writers take when the
+//     caller asks for it (see Reader.Locks), as train and classify do.
 package mailbox
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +35,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-mail/sluice/filters/archive"
 )
 
 // separatorLine is an mbox separator as delivery agents write it: "From ",
@@ -71,6 +76,33 @@ func Walk(path string, stdin io.Reader, fn func(Message) error) error {
 
 // WalkCapped is Walk with each message's Data bounded as ReadCapped does.
 func WalkCapped(path string, stdin io.Reader, maxBytes int, fn func(Message) error) error {
+	return Reader{Stdin: stdin, MaxBytes: maxBytes}.Walk(context.Background(), path, fn)
+}
+
+// Reader says how Walk reads.
+type Reader struct {
+	// Stdin is what the path "-" reads.
+	Stdin io.Reader
+	// MaxBytes bounds each message's Data as ReadCapped does (0: no
+	// bound).
+	MaxBytes int
+	// Locks, when set, reads each mbox file (not standard input, nor a
+	// maildir's messages) under the locks its writers take, through
+	// archive.Appender.ReadLocked: the daemon's archive filter, a local
+	// delivery agent or Dovecot may be appending to it, and a record read
+	// in the middle of an append, or left half written by a writer that
+	// died, would be read as a whole message cut short. A file whose
+	// locks cannot be had in time is reported as unreadable.
+	Locks *archive.Appender
+	// Warn is told when an mbox is read without its dot-lock, which this
+	// user may not make (see archive.Appender.ReadLocked).
+	Warn func(path string, err error)
+}
+
+// Walk calls fn for every message at path, as the package function Walk
+// does.
+func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) error {
+	stdin, maxBytes := r.Stdin, r.MaxBytes
 	if path == Stdin {
 		return ReadCapped(Stdin, stdin, maxBytes, fn)
 	}
@@ -96,8 +128,44 @@ func WalkCapped(path string, stdin io.Reader, maxBytes int, fn func(Message) err
 			return fn(Message{Name: file, Err: err})
 		}
 		defer f.Close()
+		if r.Locks != nil && !inMaildir && isMboxFile(f) {
+			return r.readLocked(ctx, file, fn)
+		}
 		return ReadCapped(file, f, maxBytes, fn)
 	})
+}
+
+// isMboxFile reports whether f is a regular file that starts as an mbox
+// does (see ReadCapped). A pipe or device named on the command line is
+// read as it is: it has no writers to lock out.
+func isMboxFile(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	head := make([]byte, 5)
+	n, _ := f.ReadAt(head, 0)
+	return string(head[:n]) == "From "
+}
+
+// readLocked reads the mbox file under its writers' locks. An error
+// before the first message (the locks not had in time) is reported as
+// the file's; one after comes from fn, and stops the walk.
+func (r Reader) readLocked(ctx context.Context, file string, fn func(Message) error) error {
+	read := false
+	warn := func(err error) {
+		if r.Warn != nil {
+			r.Warn(file, err)
+		}
+	}
+	err := r.Locks.ReadLocked(ctx, file, warn, func(rd io.Reader) error {
+		read = true
+		return ReadCapped(file, rd, r.MaxBytes, fn)
+	})
+	if err != nil && !read {
+		return fn(Message{Name: file, Err: err})
+	}
+	return err
 }
 
 // visitFunc is called for every file found, or with the error that kept a
