@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -912,5 +913,54 @@ func TestMaildirNameCollision(t *testing.T) {
 	}
 	if tmps, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmps) != 1 {
 		t.Errorf("tmp/ holds %d files, want only the other writer's", len(tmps))
+	}
+}
+
+// A long read (a training run, or "sluice archive show" into a pager that
+// stopped reading) must not hold the daemon's appends off: ReadLocked
+// holds the locks only to find the length to read, and the read sees the
+// mbox as it was then.
+func TestReadLockedDoesNotHoldAppendsOff(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	ctx := context.Background()
+	record := func(s string) func(w *bufio.Writer) error {
+		return func(w *bufio.Writer) error {
+			_, err := w.WriteString("From " + s + " Thu Jan  1 00:00:00 1970\n" + s + "\n")
+			return err
+		}
+	}
+	daemon := NewAppender(200*time.Millisecond, nil)
+	if _, err := daemon.AppendMbox(ctx, path, record("first")); err != nil {
+		t.Fatal(err)
+	}
+	reader := NewAppender(time.Second, nil)
+	var read []string
+	err := reader.ReadLocked(ctx, path, nil, func(r io.Reader) error {
+		// The daemon appends while the reader is still reading.
+		if _, err := daemon.AppendMbox(ctx, path, record("second")); err != nil {
+			return fmt.Errorf("append during the read: %w", err)
+		}
+		return ReadMbox(r, func(rec Record) error {
+			read = append(read, string(rec.Message))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"first\n"}; !slices.Equal(read, want) {
+		t.Errorf("read %q, want %q", read, want)
+	}
+	var all []string
+	if err := reader.ReadLocked(ctx, path, nil, func(r io.Reader) error {
+		return ReadMbox(r, func(rec Record) error {
+			all = append(all, string(rec.Message))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"first\n", "second\n"}; !slices.Equal(all, want) {
+		t.Errorf("after the read the mbox holds %q, want %q", all, want)
 	}
 }

@@ -244,9 +244,21 @@ func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record)
 	return nil
 }
 
-// ReadLocked calls read with the contents of the mbox at path, held still
-// for the call: read sees whole records only, never an append in progress
-// or the half record of a sluice process that died while appending.
+// ReadLocked calls read with the contents of the mbox at path as they
+// were at one moment: whole records only, never an append in progress or
+// the half record of a sluice process that died while appending.
+//
+// The locks are held only to find that moment, not for the read: read
+// may take minutes (a training run over a large archive, or a pager
+// that stops reading "sluice archive show"), and the daemon's archive
+// filter must not wait that long to append. What read gets is the file
+// up to the length it had under the locks, through a handle opened then:
+// appends only add beyond it, a failed append cuts back only what it
+// added, and "sluice archive move" replaces the file rather than
+// rewriting it, which leaves the handle on the old one. (A program that
+// rewrites an mbox in place, such as an IMAP server expunging, can
+// still change what is read; it does so under the same locks, and only
+// in a folder it serves.)
 //
 // It takes the locks an append takes, in their shared form where they
 // have one: flock(2) and fcntl(2) read locks, which keep writers out but
@@ -287,11 +299,40 @@ func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error)
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", path, err)
 	}
-	defer l.unlock()
+	// A second handle, without locks: the locks go with l's. While they
+	// are held the path names l's file, which nobody can replace.
+	snap, err := os.Open(path)
+	if err == nil {
+		if err = sameFiles(snap, l.f); err != nil {
+			snap.Close()
+		}
+	}
+	size := l.size
+	l.unlock()
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
+	defer snap.Close()
 	if noDotLock != nil && warn != nil {
 		warn(noDotLock)
 	}
-	return read(io.NewSectionReader(l.f, 0, l.size))
+	return read(io.NewSectionReader(snap, 0, size))
+}
+
+// sameFiles returns an error unless f and g are handles on one file.
+func sameFiles(f, g *os.File) error {
+	a, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	b, err := g.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", g.Name(), err)
+	}
+	if !os.SameFile(a, b) {
+		return fmt.Errorf("%s was replaced while locked", f.Name())
+	}
+	return nil
 }
 
 // mayNotWrite reports whether err says this user may not make a dot-lock
