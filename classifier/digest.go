@@ -30,13 +30,30 @@ func ParseDigest(s string) (Digest, error) {
 // leaves out what delivery adds or rewrites: trace fields (Received,
 // Return-Path, Delivered-To), mailbox bookkeeping (Status, X-UID ...), spam
 // verdict fields, an mbox From_ line, and CRLF versus LF line ends.
+// A classifier records Tokenizer.Digest, which also leaves out the fields
+// of TokenizerOptions.SkipFields.
 func MessageDigest(raw []byte) Digest {
+	return messageDigest(raw, nil)
+}
+
+// Digest returns the identity under which a classifier with this tokenizer
+// learns a message: MessageDigest of the part of raw the tokenizer reads
+// (MaxBytes), leaving out the fields of SkipFields as well, which delivery
+// adds (a verdict field of a configured name) just like those MessageDigest
+// leaves out.
+func (t *Tokenizer) Digest(raw []byte) Digest {
+	return messageDigest(raw[:min(len(raw), t.opts.MaxBytes)], t.opts.SkipFields)
+}
+
+// messageDigest is MessageDigest, leaving out the fields named in extra
+// (lower-cased) too.
+func messageDigest(raw []byte, extra []string) Digest {
 	raw = skipMboxFromLine(raw)
 	// Every field: a digest must not change with a bound.
 	fields, body, _, _ := parseHeader(nil, raw, nil, 0)
 	h := sha256.New()
 	for _, f := range fields {
-		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) {
+		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || isExtraSkip(f.name, extra) {
 			continue
 		}
 		h.Write(f.name)

@@ -631,7 +631,7 @@ func (c *Classifier) Prepare(r io.Reader, class Class, unlearn bool) (LearnOp, e
 func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp {
 	m := c.tok.TokenizeBytes(raw)
 	op := LearnOp{
-		Digest:  MessageDigest(raw[:min(len(raw), c.tok.opts.MaxBytes)]),
+		Digest:  c.tok.Digest(raw),
 		Class:   class,
 		Unlearn: unlearn,
 		Tokens:  m.Tokens,

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 )
 
-// TokenizerOptions bound the work done on one message. The zero value of a
-// field means its default.
+// TokenizerOptions bound the work done on one message and name the header
+// fields it leaves out. The zero value of a field means its default.
 type TokenizerOptions struct {
 	// MaxBytes is how much of a message is read; the rest is ignored.
 	// Spam signals sit in the headers and the first parts, so a cap costs
@@ -25,6 +27,17 @@ type TokenizerOptions struct {
 	MaxParts int
 	// Dialect selects the tokenizer; default DialectSluice.
 	Dialect Dialect
+	// SkipFields names header fields (in any case) to leave out besides
+	// the built-in list of spam verdicts and mailbox bookkeeping (see
+	// Skips): fields added after the message was classified, such as a
+	// verdict field of a configured name. Left out of the tokens, the
+	// header order token and the digest of a learned message, such a
+	// field cannot teach the classifier its own verdicts when a
+	// delivered message is retrained, nor make the delivered copy
+	// another message than the one learned at SMTP time. The bogofilter
+	// dialect's tokens read every field, as they always did; its digests
+	// leave these out too.
+	SkipFields []string
 }
 
 // Defaults for TokenizerOptions.
@@ -51,7 +64,32 @@ func (o TokenizerOptions) withDefaults() TokenizerOptions {
 	if o.Dialect == "" {
 		o.Dialect = DialectSluice
 	}
+	o.SkipFields = extraSkips(o.SkipFields)
 	return o
+}
+
+// Skips reports whether a header field of that name (in any case) is left
+// out of the tokens and the digest: one of the built-in list, or of
+// SkipFields.
+func (o TokenizerOptions) Skips(name string) bool {
+	return skipHeader(strings.ToLower(name)) ||
+		slices.ContainsFunc(o.SkipFields, func(s string) bool { return strings.EqualFold(s, name) })
+}
+
+// extraSkips returns the names of skip, lower-cased, in a new slice (the
+// caller's stays its own), without those the built-in list leaves out
+// already and without repeats: the check per field (isExtraSkip) then
+// costs nothing in the default configuration. nil if none is left.
+func extraSkips(skip []string) []string {
+	var out []string
+	for _, s := range skip {
+		s = strings.ToLower(s)
+		if s == "" || skipHeader(s) || slices.Contains(out, s) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // Tokenizer turns a message into the set of tokens the classifier scores.

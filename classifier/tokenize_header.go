@@ -181,8 +181,10 @@ const orderFields = 6
 // ("ord:" and the 32-bit FNV-1a hash of the lower-cased names joined by
 // commas, in hex), leaving out the trace fields the relays and the
 // delivery add (Received, Return-Path, Delivered-To) and those skipHeader
-// drops: every mailer and spamware kit writes its fields in an order of
-// its own.
+// and TokenizerOptions.SkipFields drop: every mailer and spamware kit
+// writes its fields in an order of its own. A verdict field added on
+// delivery must not change the order, or the copy in a mailbox would
+// give another token than the message as classified.
 func (w *walker) fieldOrder(fields []field) {
 	const offset, prime = 2166136261, 16777619
 	h := uint32(offset)
@@ -191,7 +193,7 @@ func (w *walker) fieldOrder(fields []field) {
 		if n == orderFields {
 			break
 		}
-		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) {
+		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || isExtraSkip(f.name, w.opts.SkipFields) {
 			continue
 		}
 		if n > 0 {

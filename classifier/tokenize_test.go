@@ -174,6 +174,122 @@ func TestMessageDigest(t *testing.T) {
 	}
 }
 
+// withoutField returns raw without its header fields called name, their
+// continuation lines included: the message as it was before delivery
+// added them.
+func withoutField(raw, name string) string {
+	var b strings.Builder
+	lines := strings.SplitAfter(raw, "\n")
+	drop := false
+	for i, l := range lines {
+		if l == "\n" || l == "\r\n" {
+			// The end of the header: the body stays as it is.
+			b.WriteString(strings.Join(lines[i:], ""))
+			break
+		}
+		if l != "" && l[0] != ' ' && l[0] != '\t' {
+			drop = len(l) > len(name) && strings.EqualFold(l[:len(name)+1], name+":")
+		}
+		if !drop {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// A field named in SkipFields (a verdict field of a configured name, added
+// on delivery) gives no token, does not change the header order token and
+// is not part of the digest: the delivered copy is the message the daemon
+// classified and learned. Without the option, and for MessageDigest, it
+// counts as before.
+func TestSkipFields(t *testing.T) {
+	delivered := string(readFixture(t, "junk-verdict.eml"))
+	plain := withoutField(delivered, "X-Junk-Verdict")
+	if plain == delivered || !strings.Contains(plain, "Status: RO") || !strings.HasSuffix(plain, "allotment afterwards.\n") {
+		t.Fatalf("fixture without the field: %q", plain)
+	}
+	skipping := NewTokenizer(TokenizerOptions{SkipFields: []string{"x-junk-VERDICT"}})
+	plainToks := skipping.TokenizeBytes([]byte(plain)).Tokens
+	if got := skipping.TokenizeBytes([]byte(delivered)).Tokens; !slices.Equal(got, plainToks) {
+		t.Errorf("the skipped field changed the tokens: %q", tokenDiff(got, plainToks))
+	}
+	if slices.Contains(plainToks, "hdr:x-junk-verdict") || !slices.Contains(plainToks, "subj:seedling") {
+		t.Errorf("tokens %q", plainToks)
+	}
+	if d := skipping.Digest([]byte(delivered)); d != skipping.Digest([]byte(plain)) || d != MessageDigest([]byte(plain)) {
+		t.Error("the skipped field changed the digest")
+	}
+	c := New(nil, Params{Limits: TokenizerOptions{SkipFields: []string{"X-Junk-Verdict"}}})
+	op, opPlain := c.PrepareBytes([]byte(delivered), Ham, false), c.PrepareBytes([]byte(plain), Ham, false)
+	if op.Digest != opPlain.Digest || !slices.Equal(op.Tokens, opPlain.Tokens) {
+		t.Error("a learned message's digest or tokens changed with the skipped field")
+	}
+
+	// Not skipped, the field is a token of its own and changes the field
+	// order token; MessageDigest, without options, keeps it.
+	tk := NewTokenizer(TokenizerOptions{})
+	toks := tk.TokenizeBytes([]byte(delivered)).Tokens
+	if !slices.Contains(toks, "hdr:x-junk-verdict") {
+		t.Errorf("tokens without SkipFields %q", toks)
+	}
+	if ordOf(toks) == ordOf(plainToks) {
+		t.Error("the field order token does not see the field")
+	}
+	if MessageDigest([]byte(delivered)) == MessageDigest([]byte(plain)) || tk.Digest([]byte(delivered)) == tk.Digest([]byte(plain)) {
+		t.Error("digest without SkipFields left the field out")
+	}
+
+	// Names the built-in list leaves out already add nothing, so the
+	// default configuration tokenises as before; Skips sees both lists.
+	if o := (TokenizerOptions{SkipFields: []string{"X-Sluice-Bayes", "x-spam-flag", "X-Junk-Verdict", "x-junk-verdict", ""}}).withDefaults(); !slices.Equal(o.SkipFields, []string{"x-junk-verdict"}) {
+		t.Errorf("SkipFields %q", o.SkipFields)
+	}
+	var none TokenizerOptions
+	if !none.Skips("X-Sluice-Bayes") || !none.Skips("X-Spam-Status") || none.Skips("X-Junk-Verdict") || none.Skips("Subject") {
+		t.Error("Skips without SkipFields")
+	}
+	if !(TokenizerOptions{SkipFields: []string{"x-junk-verdict"}}).Skips("X-JUNK-Verdict") {
+		t.Error("Skips ignores SkipFields")
+	}
+
+	// The bogofilter dialect reads every field, as bogofilter does; its
+	// digest leaves the field out as the sluice dialect's does.
+	bogo := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter})
+	bogoSkipping := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter, SkipFields: []string{"X-Junk-Verdict"}})
+	if !slices.Equal(bogo.TokenizeBytes([]byte(delivered)).Tokens, bogoSkipping.TokenizeBytes([]byte(delivered)).Tokens) {
+		t.Error("SkipFields changed the bogofilter dialect's tokens")
+	}
+	if bogoSkipping.Digest([]byte(delivered)) != MessageDigest([]byte(plain)) {
+		t.Error("the bogofilter dialect's digest kept the skipped field")
+	}
+}
+
+// tokenDiff returns the tokens in only one of a and b.
+func tokenDiff(a, b []string) []string {
+	var d []string
+	for _, tok := range a {
+		if !slices.Contains(b, tok) {
+			d = append(d, tok)
+		}
+	}
+	for _, tok := range b {
+		if !slices.Contains(a, tok) {
+			d = append(d, tok)
+		}
+	}
+	return d
+}
+
+// ordOf returns the field order token among toks.
+func ordOf(toks []string) string {
+	for _, tok := range toks {
+		if strings.HasPrefix(tok, "ord:") {
+			return tok
+		}
+	}
+	return ""
+}
+
 func FuzzTokenize(f *testing.F) {
 	dir := filepath.Join("..", "testdata", "classifier")
 	names, _ := filepath.Glob(filepath.Join(dir, "*.eml"))

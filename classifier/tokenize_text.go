@@ -63,12 +63,25 @@ func skipHeader(name string) bool {
 	return strings.HasPrefix(name, "x-spam") || strings.HasPrefix(name, "x-sluice")
 }
 
-// headerTokens tokenises the top-level header fields, and adds the tokens
-// of the header's shape (see shapeTokens).
+// isExtraSkip reports whether a field name (lower-cased) is one of extra,
+// the lower-cased TokenizerOptions.SkipFields: a short list, usually empty,
+// so a plain loop per field is cheaper than any map.
+func isExtraSkip(name []byte, extra []string) bool {
+	for _, s := range extra {
+		if string(name) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// headerTokens tokenises the top-level header fields but those left out
+// (skipHeader, TokenizerOptions.SkipFields), and adds the tokens of the
+// header's shape (see shapeTokens).
 func (w *walker) headerTokens(fields []field) {
 	for _, f := range fields {
 		name := string(f.name)
-		if skipHeader(name) {
+		if skipHeader(name) || isExtraSkip(f.name, w.opts.SkipFields) {
 			continue
 		}
 		if name == "content-type" || name == "content-transfer-encoding" {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -587,7 +588,7 @@ func TestParams(t *testing.T) {
 	}
 	bogo := classifier.BogofilterParams()
 	p, err = options(t, "").Params(classifier.DialectBogofilter)
-	if err != nil || p != bogo {
+	if err != nil || !reflect.DeepEqual(p, bogo) {
 		t.Errorf("bogofilter store: %+v %v", p, err)
 	}
 	p, err = options(t, "spam_cutoff: 0.99\nham_cutoff: 0\nmin_spam: 0\nmin_ham: 3\nmin_dev: 0\nmax_bytes: 64KiB\nmax_tokens: 500").Params(classifier.DialectSluice)
