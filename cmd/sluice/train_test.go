@@ -310,3 +310,54 @@ func TestTrainUnlearnNeedsAStore(t *testing.T) {
 		t.Error("--unlearn created a store")
 	}
 }
+
+// With header.name set to another name than the default, the verdict
+// field of a delivered message is left out as the default one is: the
+// message learned as it was received (as the daemon auto-learns it) and
+// retrained from the mailbox, where it carries the field, is moved, not
+// learned twice; the field is no token; and --unlearn finds it.
+func TestTrainCustomVerdictFieldLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	cfg := filepath.Join(dir, "sluice.yml")
+	conf := "state_dir: " + dir + "\nfilters:\n  - type: bayes\n    options:\n      db: " + db + "\n      header:\n        name: X-Junk-Verdict\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	received, delivered := fixture("retrain", "received.eml"), fixture("retrain", "delivered.eml")
+	raw, err := os.ReadFile(delivered)
+	if err != nil || !strings.Contains(string(raw), "\nX-Junk-Verdict: Spam,") {
+		t.Fatalf("fixture %s: %v", delivered, err)
+	}
+
+	r := runCLI(t, "", "--config", cfg, "train", "--spam", received)
+	if !strings.HasPrefix(r.stdout, "1 message: 1 learned as spam,") || r.code != 0 {
+		t.Fatalf("learn as received: %+v", r)
+	}
+	r = runCLI(t, "", "--config", cfg, "train", "--ham", delivered)
+	if want := "1 message: 0 learned as ham, 0 already learned, 1 moved from spam to ham, 0 errors\n"; r.stdout != want || r.code != 0 {
+		t.Errorf("retrain as delivered: %+v, want %q", r, want)
+	}
+	// The store holds the message as ham only, and the field as no token.
+	r = runCLI(t, "", "--config", cfg, "db", "dump")
+	if r.code != 0 || r.stdout == "" {
+		t.Fatalf("dump: %+v", r)
+	}
+	var bad []string
+	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || f[1] != "0" || f[2] != "1" {
+			bad = append(bad, line)
+		}
+		if strings.Contains(strings.ToLower(f[0]), "junk-verdict") {
+			t.Errorf("the verdict field was learned: %q", line)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d tokens not of one ham message, e.g. %q", len(bad), bad[:min(len(bad), 3)])
+	}
+	r = runCLI(t, "", "--config", cfg, "train", "--ham", "--unlearn", delivered)
+	if want := "1 message: 1 unlearned from ham, 0 not learned as ham, 0 errors\n"; r.stdout != want {
+		t.Errorf("unlearn as delivered: %+v, want %q", r, want)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -424,6 +426,61 @@ func TestAutolearn(t *testing.T) {
 	}
 }
 
+// A verdict field of a configured name is left out as the default one is.
+// A message auto-learned as spam at SMTP time (without the field) and
+// retrained as ham from the mailbox (with it, as the MTA delivered it) is
+// moved, not learned a second time, and the field gives no token: the
+// classifier of "sluice train" (NewClassifier with the same options)
+// tokenises the delivered copy as the daemon did the message it learned.
+func TestCustomHeaderLeftOutWhenRetrained(t *testing.T) {
+	ctx := context.Background()
+	st := trainedStore(t)
+	opts := "header: {name: X-Junk-Verdict}\nspam: {action: tag}\nautolearn: {spam: 0.9}"
+	f := newFilter(t, st, opts, nil)
+	m := spamMessage()
+	v := check(t, f, m)
+	if h := added(v, "X-Junk-Verdict"); !strings.HasSuffix(h, ", autolearn=spam") {
+		t.Fatalf("X-Junk-Verdict %q: not auto-learned", h)
+	}
+	asReceived, err := io.ReadAll(m.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Headers = filters.ApplyEdits(m.Headers, v.Edits)
+	asDelivered, err := io.ReadAll(m.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(asDelivered), "\r\nX-Junk-Verdict: Spam, spamicity=") {
+		t.Fatalf("delivered message without the verdict field:\n%s", asDelivered)
+	}
+
+	c, err := bayes.NewClassifier(ctx, st, options(t, opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Tokenizer()
+	if got, want := tok.TokenizeBytes(asDelivered).Tokens, tok.TokenizeBytes(asReceived).Tokens; !slices.Equal(got, want) {
+		extra := slices.DeleteFunc(slices.Clone(got), func(s string) bool { return slices.Contains(want, s) })
+		t.Errorf("tokens of the delivered copy not in the message as received: %q", extra)
+	}
+	before, _ := st.Stats(ctx)
+	op := c.PrepareBytes(asDelivered, classifier.Ham, false)
+	for _, tok := range op.Tokens {
+		if strings.Contains(tok, "junk-verdict") {
+			t.Errorf("the verdict field is learned as %q", tok)
+		}
+	}
+	out, err := c.Learn(ctx, []classifier.LearnOp{op})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.Stats(ctx)
+	if out[0] != classifier.Moved || after.Spam != before.Spam-1 || after.Ham != before.Ham+1 {
+		t.Errorf("retrained as ham: %v, totals %+v -> %+v", out[0], before.Totals, after.Totals)
+	}
+}
+
 // slowLearnStore answers lookups at once, but its writes outlast any
 // deadline: a Redis store under write load (its write_timeout defaults to
 // 30 s, a filter's timeout to 10 s).
@@ -599,6 +656,26 @@ func TestParams(t *testing.T) {
 	if p.SpamCutoff != 0.99 || p.HamCutoff >= 0 || p.MinSpam >= 0 || p.MinHam != 3 || p.MinDev <= 0 || p.MinDev > 1e-9 ||
 		p.Limits.MaxBytes != 64<<10 || p.Limits.MaxTokens != 500 {
 		t.Errorf("params %+v", p)
+	}
+	// The verdict field is left out of the tokens and digests: a name
+	// the classifier leaves out already adds nothing (the default
+	// configuration tokenises as before), another is added.
+	for _, tc := range []struct {
+		opts string
+		want []string
+	}{
+		{"", nil},
+		{"header: {name: x-sluice-BAYES}", nil},
+		{"header: {name: X-Bogosity}", nil},
+		{"header: {name: X-Spam-Verdict}", nil},
+		{"header: {name: X-Junk-Verdict}", []string{"X-Junk-Verdict"}},
+	} {
+		for _, d := range []classifier.Dialect{classifier.DialectSluice, classifier.DialectBogofilter} {
+			p, err := options(t, tc.opts).Params(d)
+			if err != nil || !slices.Equal(p.Limits.SkipFields, tc.want) {
+				t.Errorf("%q, %s store: skip fields %q, want %q (%v)", tc.opts, d, p.Limits.SkipFields, tc.want, err)
+			}
+		}
 	}
 	// combine: split by default, fisher for a bogofilter store, either
 	// when set, anything else refused.

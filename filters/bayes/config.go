@@ -149,7 +149,8 @@ func (c Config) DBPath(stateDir string) string {
 // Params returns the classifier parameters: those of the config over the
 // defaults of the store's dialect. A store imported from bogofilter
 // scores with bogofilter's parameters unless the config says otherwise,
-// so that verdicts stay what they were before the move.
+// so that verdicts stay what they were before the move. The tokenizer
+// leaves out the verdict field (header.name), whatever its name.
 func (c Config) Params(dialect classifier.Dialect) (classifier.Params, error) {
 	p := classifier.DefaultParams()
 	if dialect == classifier.DialectBogofilter {
@@ -218,10 +219,27 @@ func (c Config) Params(dialect classifier.Dialect) (classifier.Params, error) {
 	}
 	p.Limits.MaxBytes = int(c.MaxBytes)
 	p.Limits.MaxTokens = c.MaxTokens
+	// The verdict field is added on delivery. A delivered message that is
+	// retrained from a mailbox must give the tokens and the digest the
+	// daemon saw at SMTP time, or its verdict is learned as a token and
+	// it is learned a second time instead of moved. The classifier leaves
+	// out the default name already, so by default nothing is added and
+	// the tokens stay what they were.
+	if name := c.headerName(); !p.Limits.Skips(name) {
+		p.Limits.SkipFields = append(p.Limits.SkipFields, name)
+	}
 	if err := p.Validate(); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// headerName is the name of the verdict field: Header.Name or the default.
+func (c Config) headerName() string {
+	if c.Header.Name == "" {
+		return DefaultHeaderName
+	}
+	return c.Header.Name
 }
 
 // settings is a checked Config, ready for use.
@@ -246,7 +264,7 @@ type verdictAction struct {
 // check validates everything but the scoring parameters (which need the
 // store's dialect) and fills in defaults.
 func (c Config) check(stateDir string) (settings, error) {
-	s := settings{db: c.DBPath(stateDir), maxSize: DefaultMaxSize, headerName: c.Header.Name, statsInterval: c.StatsInterval}
+	s := settings{db: c.DBPath(stateDir), maxSize: DefaultMaxSize, headerName: c.headerName(), statsInterval: c.StatsInterval}
 	if c.MaxSize != nil {
 		s.maxSize = int64(*c.MaxSize) // 0: no limit
 	}
@@ -260,9 +278,6 @@ func (c Config) check(stateDir string) (settings, error) {
 		return s, err
 	}
 	s.failUnavail = c.StoreUnavailable == "fail"
-	if s.headerName == "" {
-		s.headerName = DefaultHeaderName
-	}
 	if err := (filters.HeaderEdit{Name: s.headerName}).Validate(); err != nil {
 		return s, fmt.Errorf("header.name: %w", err)
 	}
