@@ -21,20 +21,24 @@ import (
 // message; every loop in it is bounded by the size of the (capped) input or
 // by the part and depth caps.
 type walker struct {
-	opts      TokenizerOptions
-	set       *tokenSet
-	parts     int
-	truncated bool
-	bogo      bool   // DialectBogofilter
-	buf       []byte // scratch for building one token
-	names     []byte // arena of lower-cased header field names
-	html      []byte // scratch for the visible text of an HTML part
-	partBufs  [][]byte
-	fieldBufs [][]field // header fields of the entity at each depth
-	pairs     bool      // the current run of words forms pairs (see pair)
-	prev      []byte    // the previous word of the run, for pairs
-	seen      ngramSeen // scratch for the n-gram features
-	pairBuf   []byte    // scratch for building a pair
+	opts   TokenizerOptions
+	set    *tokenSet
+	parts  int
+	broken int // parts lost to a broken header, in the whole message
+	// partFields counts the part header fields handed to go-message so
+	// far in the message (see capPartHeaders).
+	partFields int
+	truncated  bool
+	bogo       bool   // DialectBogofilter
+	buf        []byte // scratch for building one token
+	names      []byte // arena of lower-cased header field names
+	html       []byte // scratch for the visible text of an HTML part
+	partBufs   [][]byte
+	fieldBufs  [][]field // header fields of the entity at each depth
+	pairs      bool      // the current run of words forms pairs (see pair)
+	prev       []byte    // the previous word of the run, for pairs
+	seen       ngramSeen // scratch for the n-gram features
+	pairBuf    []byte    // scratch for building a pair
 }
 
 func newWalker(opts TokenizerOptions) *walker {
@@ -45,6 +49,8 @@ func newWalker(opts TokenizerOptions) *walker {
 func (w *walker) reset() {
 	w.set.reset()
 	w.parts = 0
+	w.broken = 0
+	w.partFields = 0
 	w.truncated = false
 	w.names = w.names[:0]
 }
@@ -165,6 +171,7 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		w.text(toUTF8(body, ""))
 		return
 	}
+	body = w.capPartHeaders(body, boundary)
 	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
 	n, broken := 0, 0
 	lastErr := ""
@@ -184,7 +191,10 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 			// The body ends without its closing boundary (a message cut
 			// short): every part was read, and the reader says so again
 			// at each call.
-			if strings.HasSuffix(err.Error(), "NextPart: EOF") || err.Error() == lastErr || broken >= w.opts.MaxParts {
+			// Broken parts are bounded per message, not per multipart:
+			// a few hundred multiparts of a few hundred broken parts
+			// each would otherwise all be read.
+			if strings.HasSuffix(err.Error(), "NextPart: EOF") || err.Error() == lastErr || w.broken >= w.opts.MaxParts {
 				break
 			}
 			// A part whose header go-message cannot parse (a line
@@ -192,6 +202,7 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 			// must not hide the parts after it: read on from the next
 			// boundary.
 			broken++
+			w.broken++
 			lastErr = err.Error()
 			continue
 		}
@@ -259,6 +270,93 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	if i := bytes.LastIndexByte(nb, '.'); i >= 0 && len(nb)-i <= 8 {
 		w.add2("ext:", strings.ToLower(string(nb[i+1:])))
 	}
+}
+
+// capPartHeaders returns body with the part headers of this multipart
+// cut down to what the message's budget of part header fields allows
+// (maxHeaderFields for all part headers of the message together; past
+// it, each part keeps at most maxMIMEFieldsPast MIME fields, so that its
+// type and transfer encoding are still read). go-message allocates some
+// 500 bytes for every field it parses, so a megabyte of "a:" lines in
+// part headers would cost 180 MB and 350,000 parsed fields where real
+// parts have a handful of fields each. Boundary delimiter lines are
+// recognised as go-message recognises them (RFC 2046 section 5.1: at
+// the start of a line, "--" and the boundary, optional blanks, then CRLF
+// or LF). body is returned as it is unless a field is dropped; then the
+// message is marked truncated.
+func (w *walker) capPartHeaders(body []byte, boundary string) []byte {
+	dash := "--" + boundary
+	var out []byte // nil until a field is dropped
+	copied := 0    // body[:copied] is accounted for in out
+	pos := 0
+	for pos < len(body) {
+		i := bytes.Index(body[pos:], []byte(dash))
+		if i < 0 {
+			break
+		}
+		i += pos
+		pos = i + len(dash)
+		if i > 0 && body[i-1] != '\n' {
+			continue
+		}
+		j := pos
+		for j < len(body) && (body[j] == ' ' || body[j] == '\t') {
+			j++
+		}
+		if j < len(body) && body[j] == '\r' {
+			j++
+		}
+		if j >= len(body) || body[j] != '\n' {
+			continue
+		}
+		// The part header: fields, each with its continuation lines,
+		// up to an empty line.
+		pos = j + 1
+		mimeKept := 0
+		for pos < len(body) {
+			next := lineAfter(body, pos)
+			line := bytes.TrimSuffix(bytes.TrimSuffix(body[pos:next], []byte("\n")), []byte("\r"))
+			if len(line) == 0 {
+				pos = next
+				break
+			}
+			end := next
+			for end < len(body) && (body[end] == ' ' || body[end] == '\t') {
+				end = lineAfter(body, end)
+			}
+			keep := w.partFields < maxHeaderFields
+			if !keep && mimeKept < maxMIMEFieldsPast {
+				if c := bytes.IndexByte(line, ':'); c > 0 && mimeField(bytes.TrimSpace(line[:c])) {
+					keep = true
+					mimeKept++
+				}
+			}
+			if keep {
+				w.partFields++
+			} else {
+				if out == nil {
+					out = make([]byte, 0, len(body))
+				}
+				out = append(out, body[copied:pos]...)
+				copied = end
+				w.truncated = true
+			}
+			pos = end
+		}
+	}
+	if out == nil {
+		return body
+	}
+	return append(out, body[copied:]...)
+}
+
+// lineAfter returns the index after the line of b that starts at i (after
+// its LF), or len(b).
+func lineAfter(b []byte, i int) int {
+	if e := bytes.IndexByte(b[i:], '\n'); e >= 0 {
+		return i + e + 1
+	}
+	return len(b)
 }
 
 // maxHeaderFields bounds the fields the tokenizer keeps of one header

@@ -1,0 +1,157 @@
+package classifier
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// hostileSize is the size of the messages of BenchmarkTokenizeHostile:
+// the default MaxBytes, where a cost that grows faster than the input
+// shows most.
+const hostileSize = DefaultMaxBytes
+
+// plainWords returns about size bytes of text: words of 2 to 10 letters,
+// sentences, lines of about 70 bytes.
+func plainWords(size int) string {
+	r := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	for b.Len() < size {
+		for range 2 + r.IntN(9) {
+			b.WriteByte(byte('a' + r.IntN(26)))
+		}
+		if r.IntN(12) == 0 {
+			b.WriteString(".\n")
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
+// repeatTo repeats s to about size bytes.
+func repeatTo(s string, size int) string { return strings.Repeat(s, max(size/len(s), 1)) }
+
+// hostileMessages are messages built to cost the tokenizer more than
+// their size says, each next to "normal", plain text of the same size.
+// A case stays here once fixed, so that the benchmark shows its cost
+// against the normal message's.
+func hostileMessages() []struct{ name, raw string } {
+	head := "From: a@example.com\nTo: b@example.net\nSubject: hello there\nMessage-ID: <x@example.com>\n"
+	multipart := head + "Content-Type: multipart/mixed; boundary=b\n\n"
+	return []struct{ name, raw string }{
+		{"normal", head + "\n" + plainWords(hostileSize)},
+		// A part header of 350,000 tiny fields: go-message parses
+		// (and allocates for) every one.
+		{"part-header-fields", multipart + "--b\n" + repeatTo("a:\n", hostileSize) + "\nx\n--b--\n"},
+	}
+}
+
+// BenchmarkTokenizeHostile tokenises messages built to be slow (see
+// hostileMessages); compare each with "normal":
+//
+//	go test ./classifier -run '^$' -bench TokenizeHostile -benchmem -benchtime 10x
+func BenchmarkTokenizeHostile(b *testing.B) {
+	for _, m := range hostileMessages() {
+		raw := []byte(m.raw)
+		b.Run(m.name, func(b *testing.B) {
+			tk := NewTokenizer(TokenizerOptions{MaxBytes: len(raw)})
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				tk.TokenizeBytes(raw)
+			}
+		})
+	}
+}
+
+// countFields returns the number of header fields (lines that do not
+// start with a blank, up to an empty line) after each line "--b" of body.
+func countFields(body []byte) int {
+	n := 0
+	for _, part := range bytes.Split(body, []byte("--b\n"))[1:] {
+		hdr, _, _ := bytes.Cut(part, []byte("\n\n"))
+		for _, l := range bytes.Split(hdr, []byte("\n")) {
+			if len(l) > 0 && l[0] != ' ' && l[0] != '\t' {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// The part headers of a message together hand go-message at most
+// maxHeaderFields fields, plus a few MIME fields per part past them:
+// each parsed field costs some 500 bytes, and a megabyte of tiny fields
+// cost 180 MB and a quarter of a second. The MIME fields after the junk
+// still say how to read the part.
+func TestPartHeaderFieldsBounded(t *testing.T) {
+	junk := strings.Repeat("a:\n", 300_000)
+	raw := "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n" +
+		"--b\n" + junk + "X-Folded: one\n two\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" +
+		"aGlkZGVuYmFzZTY0d29yZCBoZXJl\n--b--\n"
+	tk := NewTokenizer(TokenizerOptions{})
+	m := tk.TokenizeBytes([]byte(raw))
+	if !m.Truncated || !slices.Contains(m.Tokens, "hiddenbase64word") {
+		t.Errorf("truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
+	// About 3 allocations per field parsed; 1,000 fields and the rest of
+	// the message need a few thousand, 300,000 fields a million.
+	if a := testing.AllocsPerRun(3, func() { tk.TokenizeBytes([]byte(raw)) }); a > 10_000 {
+		t.Errorf("%.0f allocations", a)
+	}
+
+	// The budget is for the whole message: many parts of many fields
+	// each are cut too, and each part keeps its first MIME fields.
+	var b strings.Builder
+	for range 200 {
+		b.WriteString("--b\n" + strings.Repeat("x-a: b\n", 20) + "Content-Type: text/plain\n x\n\nbody\n")
+	}
+	body := []byte(b.String() + "--b--\n")
+	w := newWalker(TokenizerOptions{}.withDefaults())
+	out := w.capPartHeaders(body, "b")
+	if got := countFields(out); got != maxHeaderFields+(200-maxHeaderFields/21) {
+		t.Errorf("%d fields kept of %d", got, countFields(body))
+	}
+	if got := bytes.Count(out, []byte("Content-Type: text/plain\n x\n\nbody\n")); got != 200 {
+		t.Errorf("%d parts kept their Content-Type", got)
+	}
+	if !w.truncated {
+		t.Error("not marked truncated")
+	}
+
+	// Up to the budget, a body is left as it is (not even copied), with
+	// CRLF or LF line ends, blanks after the boundary, and lines that
+	// only look like boundaries.
+	body = []byte("preamble\r\n--b \r\n" + strings.Repeat("X-A: b\r\n", maxHeaderFields-2) + "\r\n--bx\r\n--b\nA: b\n")
+	w = newWalker(TokenizerOptions{}.withDefaults())
+	if out := w.capPartHeaders(body, "b"); &out[0] != &body[0] || len(out) != len(body) || w.truncated {
+		t.Errorf("body changed at the bound: %d bytes of %d, truncated %v", len(out), len(body), w.truncated)
+	}
+	if out := w.capPartHeaders([]byte("--b\nA: b\nB: c\n\n"), "b"); countFields(out) != 1 {
+		t.Errorf("past the bound: %q", out)
+	}
+}
+
+// Parts lost to a broken header count against MaxParts for the whole
+// message, not per multipart: otherwise 256 multiparts of 256 broken
+// parts each would all be read.
+func TestBrokenPartsBoundedPerMessage(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Content-Type: multipart/mixed; boundary=top\n\n")
+	for i := range 20 {
+		fmt.Fprintf(&b, "--top\nContent-Type: multipart/mixed; boundary=in%d\n\n", i)
+		for range 50 {
+			fmt.Fprintf(&b, "--in%d\nno colon here\n\nx\n", i)
+		}
+		fmt.Fprintf(&b, "--in%d--\n", i)
+	}
+	b.WriteString("--top--\n")
+	w := newWalker(TokenizerOptions{MaxParts: 100}.withDefaults())
+	w.message([]byte(b.String()), 0, true)
+	if w.broken > 100 {
+		t.Errorf("%d broken parts read, MaxParts 100", w.broken)
+	}
+}
