@@ -47,6 +47,17 @@ func hostileMessages() []struct{ name, raw string } {
 		// A part header of 350,000 tiny fields: go-message parses
 		// (and allocates for) every one.
 		{"part-header-fields", multipart + "--b\n" + repeatTo("a:\n", hostileSize) + "\nx\n--b--\n"},
+		// Multiparts nested MaxDepth deep, each with a broken part, so
+		// that each is read again as text, the text at the bottom.
+		{"nested-broken", func() string {
+			var b strings.Builder
+			b.WriteString(head)
+			for i := range DefaultMaxDepth {
+				fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\nno colon\n\nx\n--b%d\n", i, i, i)
+			}
+			b.WriteString("Content-Type: text/plain\n\n")
+			return b.String() + plainWords(hostileSize-b.Len())
+		}()},
 	}
 }
 
@@ -153,5 +164,28 @@ func TestBrokenPartsBoundedPerMessage(t *testing.T) {
 	w.message([]byte(b.String()), 0, true)
 	if w.broken > 100 {
 		t.Errorf("%d broken parts read, MaxParts 100", w.broken)
+	}
+}
+
+// Broken multiparts nested in broken multiparts are read again as text
+// at each level; all of it together is bounded by MaxBytes, which one
+// level never reaches.
+func TestRereadBounded(t *testing.T) {
+	raw := "Subject: x\n"
+	for i := range 6 {
+		raw += fmt.Sprintf("Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\nno colon\n\nx\n--b%d\n", i, i, i)
+	}
+	raw += "Content-Type: text/plain\n\n" + strings.Repeat("deepword and more words\n", 1000)
+	tk := NewTokenizer(TokenizerOptions{})
+	m := tk.TokenizeBytes([]byte(raw))
+	if m.Truncated || !slices.Contains(m.Tokens, "deepword") || !slices.Contains(m.Tokens, "mime:broken") {
+		t.Errorf("within MaxBytes: truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
+	// With MaxBytes just above the message, the levels read again
+	// stop at it instead of reading it six times.
+	w := newWalker(TokenizerOptions{MaxBytes: len(raw) + 10}.withDefaults())
+	w.message([]byte(raw), 0, true)
+	if w.reread > len(raw)+10 || !w.truncated {
+		t.Errorf("%d bytes read again (MaxBytes %d), truncated %v", w.reread, len(raw)+10, w.truncated)
 	}
 }

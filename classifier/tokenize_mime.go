@@ -28,17 +28,20 @@ type walker struct {
 	// partFields counts the part header fields handed to go-message so
 	// far in the message (see capPartHeaders).
 	partFields int
-	truncated  bool
-	bogo       bool   // DialectBogofilter
-	buf        []byte // scratch for building one token
-	names      []byte // arena of lower-cased header field names
-	html       []byte // scratch for the visible text of an HTML part
-	partBufs   [][]byte
-	fieldBufs  [][]field // header fields of the entity at each depth
-	pairs      bool      // the current run of words forms pairs (see pair)
-	prev       []byte    // the previous word of the run, for pairs
-	seen       ngramSeen // scratch for the n-gram features
-	pairBuf    []byte    // scratch for building a pair
+	// reread counts the bytes of multipart bodies read again as text
+	// (see multipart) in the message.
+	reread    int
+	truncated bool
+	bogo      bool   // DialectBogofilter
+	buf       []byte // scratch for building one token
+	names     []byte // arena of lower-cased header field names
+	html      []byte // scratch for the visible text of an HTML part
+	partBufs  [][]byte
+	fieldBufs [][]field // header fields of the entity at each depth
+	pairs     bool      // the current run of words forms pairs (see pair)
+	prev      []byte    // the previous word of the run, for pairs
+	seen      ngramSeen // scratch for the n-gram features
+	pairBuf   []byte    // scratch for building a pair
 }
 
 func newWalker(opts TokenizerOptions) *walker {
@@ -51,6 +54,7 @@ func (w *walker) reset() {
 	w.parts = 0
 	w.broken = 0
 	w.partFields = 0
+	w.reread = 0
 	w.truncated = false
 	w.names = w.names[:0]
 }
@@ -226,8 +230,24 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		// Nothing parsed, or a part lost to its broken header: what it
 		// said is somewhere in the body, read as text (tokens count
 		// once, so the parts that were read add nothing twice).
-		w.text(toUTF8(body, ""))
+		w.rereadText(body)
 	}
+}
+
+// rereadText tokenises the body of a broken multipart as text. A
+// multipart nested in a broken one is part of its body, so each level
+// of broken multiparts would read the same bytes again, up to MaxDepth
+// times: all the bodies read again in one message together are capped
+// at MaxBytes, which a single one (part of the message) never exceeds.
+func (w *walker) rereadText(body []byte) {
+	if left := w.opts.MaxBytes - w.reread; len(body) > left {
+		// Cut after a whole line: a cut inside a UTF-8 sequence would
+		// make the text invalid and read as windows-1252.
+		body = body[:bytes.LastIndexByte(body[:max(left, 0)], '\n')+1]
+		w.truncated = true
+	}
+	w.reread += len(body)
+	w.text(toUTF8(body, ""))
 }
 
 // fieldsAt returns the (emptied) buffer for the header fields of an
