@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -57,6 +58,16 @@ func hostileMessages() []struct{ name, raw string } {
 			}
 			b.WriteString("Content-Type: text/plain\n\n")
 			return b.String() + plainWords(hostileSize-b.Len())
+		}()},
+		// Multiparts nested past MaxDepth: each level copies the part
+		// it holds.
+		{"nested-deep", func() string {
+			var b strings.Builder
+			b.WriteString(head)
+			for i := 0; b.Len() < hostileSize; i++ {
+				fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i)
+			}
+			return b.String()
 		}()},
 	}
 }
@@ -187,5 +198,44 @@ func TestRereadBounded(t *testing.T) {
 	w.message([]byte(raw), 0, true)
 	if w.reread > len(raw)+10 || !w.truncated {
 		t.Errorf("%d bytes read again (MaxBytes %d), truncated %v", w.reread, len(raw)+10, w.truncated)
+	}
+}
+
+// Each level of nested multiparts copies its part once, not into a
+// buffer grown by doubling from nothing, which allocated four times the
+// part at every level; parts at one depth share the buffer.
+func TestNestedPartsMemory(t *testing.T) {
+	// Few distinct words: the token set stays small, so the copies
+	// are most of what is allocated.
+	text := repeatTo("the quick brown fox jumps over the lazy dog\n", 512<<10)
+	raw := "Subject: x\n"
+	for i := range DefaultMaxDepth {
+		raw += fmt.Sprintf("Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i)
+	}
+	raw += "Content-Type: text/plain\n\n" + text
+	// Three big parts side by side share one buffer.
+	wide := "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n" +
+		strings.Repeat("--b\nContent-Type: text/plain\n\n"+text[:len(text)/3]+"\n", 3) + "--b--\n"
+	for _, tc := range []struct {
+		name   string
+		raw    string
+		copies int // parts of about the message's size copied
+	}{{"nested", raw, DefaultMaxDepth}, {"wide", wide, 1}} {
+		tk := NewTokenizer(TokenizerOptions{})
+		tk.TokenizeBytes([]byte(tc.raw)) // warm the pooled buffers
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := tk.TokenizeBytes([]byte(tc.raw))
+		runtime.ReadMemStats(&after)
+		// Besides the copies: the buffers outgrown on the way to them,
+		// the conversion of the message to bytes, the token set.
+		// Growing by doubling, nested took 33 times its size.
+		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64((tc.copies+6)*len(tc.raw)); got > limit {
+			t.Errorf("%s: %d-byte message allocated %d bytes, want at most %d", tc.name, len(tc.raw), got, limit)
+		}
+		if !slices.Contains(m.Tokens, "lazy") {
+			t.Errorf("%s: %d tokens", tc.name, len(m.Tokens))
+		}
 	}
 }

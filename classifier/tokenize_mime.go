@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"mime"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -57,6 +58,13 @@ func (w *walker) reset() {
 	w.reread = 0
 	w.truncated = false
 	w.names = w.names[:0]
+	// One huge message must not pin its memory for the life of the
+	// process.
+	for i, b := range w.partBufs {
+		if cap(b) > maxPooledArena {
+			w.partBufs[i] = nil
+		}
+	}
 }
 
 // add records one token, respecting the token cap.
@@ -176,7 +184,8 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		return
 	}
 	body = w.capPartHeaders(body, boundary)
-	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
+	rd := bytes.NewReader(body)
+	mr := textproto.NewMultipartReader(rd, boundary)
 	n, broken := 0, 0
 	lastErr := ""
 	for {
@@ -214,7 +223,7 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		// The whole message is already capped in memory, so reading a
 		// part fully is bounded by that cap. Each nesting depth has its
 		// own buffer: the part is done with before the next is read.
-		pb := w.readPart(p, depth)
+		pb := w.readPart(p, depth, rd)
 		n++
 		var pf []field
 		pf, w.names = headerFields(w.fieldsAt(depth+1), p.Header, w.names)
@@ -261,18 +270,47 @@ func (w *walker) fieldsAt(depth int) []field {
 	return w.fieldBufs[depth][:0]
 }
 
-// readPart reads a part into the buffer kept for its depth.
-func (w *walker) readPart(r io.Reader, depth int) []byte {
+// readPart reads a part into the buffer kept for its depth. The buffer
+// stays for the rest of the message (reset drops it if it grew past
+// maxPooledArena), so parts at one depth share one buffer.
+//
+// It grows by doubling up to bigPart; past that, at once to the most the
+// part can still hold: what rd, the reader of the body the part is cut
+// from, has left, and what go-message's reader may have buffered of it.
+// Each level of nested multiparts copies its part, and growing a
+// megabyte by doubling from nothing allocated four times the part at
+// every level.
+func (w *walker) readPart(r io.Reader, depth int, rd *bytes.Reader) []byte {
 	for len(w.partBufs) <= depth {
 		w.partBufs = append(w.partBufs, nil)
 	}
-	b := bytes.NewBuffer(w.partBufs[depth][:0])
-	b.ReadFrom(r) // a read error ends the part; what was read is kept
-	if b.Cap() <= maxPooledArena {
-		w.partBufs[depth] = b.Bytes()
+	buf := w.partBufs[depth][:0]
+	for {
+		if len(buf) == cap(buf) {
+			more := max(cap(buf), 512)
+			if cap(buf) >= bigPart {
+				more = rd.Len() + partReadAhead
+			}
+			buf = slices.Grow(buf, more)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break // io.EOF, or a read error that ends the part; what was read is kept
+		}
 	}
-	return b.Bytes()
+	w.partBufs[depth] = buf
+	return buf
 }
+
+// bigPart is the size past which readPart stops doubling its buffer, and
+// partReadAhead how much of the body go-message reads ahead of a part
+// (the buffer of its multipart reader; were it larger, readPart would
+// only grow its buffer once more).
+const (
+	bigPart       = 64 << 10
+	partReadAhead = 4096
+)
 
 // attachmentName adds the tokens of a non-text part's file name.
 func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
