@@ -59,6 +59,8 @@ func hostileMessages() []struct{ name, raw string } {
 			b.WriteString("Content-Type: text/plain\n\n")
 			return b.String() + plainWords(hostileSize-b.Len())
 		}()},
+		// A subject of 65,000 encoded words.
+		{"encoded-words", "Subject: " + repeatTo("=?koi8-r?q?ab?= ", hostileSize) + "\n\nx\n"},
 		// Multiparts nested past MaxDepth: each level copies the part
 		// it holds.
 		{"nested-deep", func() string {

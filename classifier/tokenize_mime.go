@@ -806,10 +806,20 @@ func charsetEncoding(cs string) encoding.Encoding {
 // gets toUTF8's best effort rather than leaving the whole field undecoded,
 // and the decoding is one call on a few bytes, where charset.Reader set up
 // a streaming decoder and io.Copy a 32 KB buffer for each word.
+//
+// mime hands it the word's bytes in a bytes.Reader, read here into a
+// slice of their size: io.ReadAll starts at 512 bytes, 30 times a short
+// word, and a subject of encoded words allocated 40 times its size.
 func wordCharsetReader(cs string, r io.Reader) (io.Reader, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
+	var b []byte
+	if br, ok := r.(*bytes.Reader); ok {
+		b = make([]byte, br.Len())
+		br.Read(b) // cannot fail: b holds what is left
+	} else {
+		var err error
+		if b, err = io.ReadAll(r); err != nil {
+			return nil, err
+		}
 	}
 	return bytes.NewReader(toUTF8(b, strings.ToLower(cs))), nil
 }
