@@ -73,25 +73,9 @@ func TestArchiveShowWithoutWriteAccessWaitsForWriter(t *testing.T) {
 	good := "From a Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: A\n\nwhole\n\n"
 	head := "From b Thu Jan  1 00:00:00 1970\nX-Sluice-Queue-ID: B\n\nthe first li"
 	rest := "ne\n\n"
-	if err := os.WriteFile(src, []byte(good+head), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// The writer, in the middle of its append, holds flock(2) as sluice
 	// does.
-	w, err := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := syscall.Flock(int(w.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	time.AfterFunc(300*time.Millisecond, func() {
-		_, err := w.WriteString(rest)
-		syscall.Flock(int(w.Fd()), syscall.LOCK_UN)
-		done <- err
-	})
+	done := appendingWriter(t, src, good+head, rest, 0o644)
 	var r cliResult
 	asNobody(t, dir, func() {
 		r = runCLI(t, "", "archive", "show", "--queue-id", "A", "--queue-id", "B", src)

@@ -9,6 +9,32 @@ import (
 	"time"
 )
 
+// appendingWriter writes start to the mbox at path (created with perm)
+// and then, as a writer in the middle of an append, holds flock(2) on it
+// as sluice's archive filter and Dovecot do, for 300 ms, before it
+// writes rest and lets go. The channel gets the error of that last write.
+func appendingWriter(t *testing.T, path, start, rest string, perm os.FileMode) <-chan error {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(start), perm); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := syscall.Flock(int(w.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	time.AfterFunc(300*time.Millisecond, func() {
+		_, err := w.WriteString(rest)
+		syscall.Flock(int(w.Fd()), syscall.LOCK_UN)
+		done <- err
+	})
+	return done
+}
+
 // train and classify read an mbox under the locks its writers take: the
 // half record of a sluice process that died while appending (its
 // dot-lock names it) is cut off, not learned or classified as a message.
@@ -43,23 +69,7 @@ func TestTrainWaitsForAppend(t *testing.T) {
 	// So far only the "From " line: read now, it is an empty message.
 	head := "From b Thu Jan  1 00:00:00 1970\n"
 	rest := "X-Sluice-Queue-ID: B\nSubject: late\n\nthe whole body\n\n"
-	if err := os.WriteFile(src, []byte(good+head), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.OpenFile(src, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := syscall.Flock(int(w.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	time.AfterFunc(300*time.Millisecond, func() {
-		_, err := w.WriteString(rest)
-		syscall.Flock(int(w.Fd()), syscall.LOCK_UN)
-		done <- err
-	})
+	done := appendingWriter(t, src, good+head, rest, 0o600)
 	r := runCLI(t, "", "train", "--db", db, "--spam", src)
 	if err := <-done; err != nil {
 		t.Fatal(err)

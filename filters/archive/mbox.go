@@ -107,27 +107,39 @@ func (a *Appender) retryLock(ctx context.Context, path string, try func(context.
 	}
 }
 
-func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+// openLocked opens the file at path with open and takes the kernel locks
+// on it with lock, without waiting: errLockBusy if someone holds them.
+// While this process waited, the file at path may have been replaced
+// ("sluice archive move" rewrites it, logrotate renames it): the locks
+// must be on the file that is there now, so that is checked after.
+func openLocked(path string, open func() (*os.File, error), lock func(*os.File) error) (*os.File, error) {
+	f, err := open()
 	if err != nil {
 		return nil, err
 	}
-	if err := tryKernelLocks(f); err != nil {
+	if err := lock(f); err != nil {
 		f.Close()
 		if wouldBlock(err) {
 			return nil, fmt.Errorf("lock %s: %w (%w)", path, errLockBusy, err)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	// While this process waited, the file at path may have been replaced
-	// ("sluice archive move" rewrites it, logrotate renames it): the
-	// lock must be on the file that is there now.
 	if same, err := samePath(f, path); err != nil || !same {
 		f.Close()
 		if err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%s was replaced while we waited for its lock: %w", path, errLockBusy)
+	}
+	return f, nil
+}
+
+func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
+	f, err := openLocked(path, func() (*os.File, error) {
+		return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+	}, tryKernelLocks)
+	if err != nil {
+		return nil, err
 	}
 	l := &lockedMbox{f: f, path: path}
 	err = a.holder.tryDotLock(path+lockSuffix, func(rollback int64) (int64, error) {

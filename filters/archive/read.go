@@ -351,25 +351,9 @@ var errDeadWriter = errors.New("ends in the half record of a sluice process that
 // it wait, and a dead sluice writer's one bounds what is read to the
 // length it recorded.
 func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
-	f, err := os.Open(path)
+	f, err := openLocked(path, func() (*os.File, error) { return os.Open(path) }, tryKernelReadLocks)
 	if err != nil {
 		return nil, err
-	}
-	if err := tryKernelReadLocks(f); err != nil {
-		f.Close()
-		if wouldBlock(err) {
-			return nil, fmt.Errorf("lock %s: %w (%w)", path, errLockBusy, err)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	// The file at path may have been replaced while we waited (see
-	// tryLockMbox).
-	if same, err := samePath(f, path); err != nil || !same {
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%s was replaced while we waited for its lock: %w", path, errLockBusy)
 	}
 	fi, err := f.Stat()
 	if err != nil {
