@@ -404,6 +404,17 @@ func TestDocConfigExamples(t *testing.T) {
 // docReloadLists reads the section on SIGHUP of configuration.md: the
 // keys listed after "applies at once" (kind "reload") and after "need a
 // restart" (kind "restart").
+// docListed reports whether key k is in list, itself or under one of its
+// entries (a mapping's keys, a sequence's items).
+func docListed(list map[string]bool, k string) bool {
+	for l := range list {
+		if k == l || strings.HasPrefix(k, l+".") || strings.HasPrefix(k, l+"[]") {
+			return true
+		}
+	}
+	return false
+}
+
 func docReloadLists(t *testing.T, keys map[string]string) map[string]map[string]bool {
 	t.Helper()
 	text := readDoc(t, "docs/configuration.md")
@@ -457,14 +468,7 @@ func docReloadLists(t *testing.T, keys map[string]string) map[string]map[string]
 func TestDocReloadKeys(t *testing.T) {
 	keys := allConfigKeys(t)
 	lists := docReloadLists(t, keys)
-	listed := func(kind, k string) bool {
-		for l := range lists[kind] {
-			if k == l || strings.HasPrefix(k, l+".") || strings.HasPrefix(k, l+"[]") {
-				return true
-			}
-		}
-		return false
-	}
+	listed := func(kind, k string) bool { return docListed(lists[kind], k) }
 	for _, k := range sortedKeys(keys) {
 		if keys[k] == kindMapping {
 			continue
@@ -514,14 +518,7 @@ func TestDocReloadBehaviour(t *testing.T) {
 		"filters[].on_failure":       func(c *config.Config) { c.Filters[0].OnFailure = "tempfail" },
 		"filters[].options":          func(c *config.Config) { c.Filters[0].Options = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} },
 	}
-	listed := func(kind, k string) bool {
-		for l := range lists[kind] {
-			if k == l || strings.HasPrefix(k, l+".") || strings.HasPrefix(k, l+"[]") {
-				return true
-			}
-		}
-		return false
-	}
+	listed := func(kind, k string) bool { return docListed(lists[kind], k) }
 	for _, k := range sortedKeys(keys) {
 		if keys[k] == kindMapping {
 			continue

@@ -12,10 +12,10 @@ import (
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 )
 
-// The sample configuration that `make run` serves is valid, and every
-// filter in it builds with the shipped registry.
-func TestSampleConfig(t *testing.T) {
-	path := filepath.Join("..", "..", "testdata", "sluice.yml")
+// sampleConfig parses the sample configuration that `make run` serves.
+func sampleConfig(t *testing.T) *config.Config {
+	t.Helper()
+	path := filepath.Join(repoRoot, "testdata", "sluice.yml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +24,13 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// The sample configuration that `make run` serves is valid, and every
+// filter in it builds with the shipped registry.
+func TestSampleConfig(t *testing.T) {
+	cfg := sampleConfig(t)
 	if len(cfg.Filters) == 0 {
 		t.Fatal("the sample config has no filters")
 	}
@@ -44,15 +51,7 @@ func TestSampleConfig(t *testing.T) {
 // and git ignores, sets the other keys to their defaults, and runs the
 // filters configuration.md lists, in that order.
 func TestSampleConfigDocs(t *testing.T) {
-	path := filepath.Join(repoRoot, "testdata", "sluice.yml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(path, data, registry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := sampleConfig(t)
 	readme := readDoc(t, "README.md")
 	_, twoCommands, _ := strings.Cut(readme, "\n## Two commands\n")
 	twoCommands, _, _ = strings.Cut(twoCommands, "\n## ")
