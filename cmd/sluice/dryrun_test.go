@@ -215,3 +215,27 @@ filters:
 		t.Errorf("the real pipeline wrote no seen file: %v", err)
 	}
 }
+
+// sluice test reads an mbox under its writers' locks, as train does: the
+// half record a sluice process left when it died while appending is cut
+// off, not replayed as a message.
+func TestDryRunSkipsHalfWrittenRecord(t *testing.T) {
+	cfg := dryRunConfig(t, `filters:
+  - type: script
+    name: rules
+`)
+	src := filepath.Join(t.TempDir(), "archive.mbox")
+	deadWriterMbox(t, src)
+	r := runCLI(t, "", "test", "--config", cfg, "--format", "json", "--rcpt", "ok@lab.example", src)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 1 {
+		t.Fatalf("test of an mbox a dead writer left: exit %d, %d reports, want 0 and 1:\n%s\n%s", r.code, len(lines), r.stdout, r.stderr)
+	}
+	var rep testReport
+	if err := json.Unmarshal([]byte(lines[0]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != "accept" {
+		t.Errorf("report %+v", rep)
+	}
+}
