@@ -3,7 +3,10 @@ package milter
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +67,13 @@ func (c *conn) Read(p []byte) (int, error) {
 	c.extend(c.Conn.SetReadDeadline)
 	n, err := c.Conn.Read(p)
 	c.feed(p[:n])
+	if err != nil && c.interrupted.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		// interrupt's deadline is how the server closes a session on
+		// purpose, when it drains for a shutdown. go-milter logs every
+		// read error but io.EOF, and an "i/o timeout" at every stop reads
+		// like a fault: to go-milter this is the end of its input.
+		err = io.EOF
+	}
 	return n, err
 }
 

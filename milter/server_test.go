@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -626,4 +627,56 @@ func TestUnixListenerCloseRemovesOnlyItsOwnFile(t *testing.T) {
 	if b, err := os.ReadFile(path); err != nil || string(b) != "precious\n" {
 		t.Errorf("Close removed a file that is not its socket: %q, %v", b, err)
 	}
+}
+
+// A session that Shutdown closes between messages ends quietly: go-milter
+// logs every read error other than io.EOF, and the deadline Shutdown uses
+// to end an idle session is not an error worth a log line at each stop.
+func TestShutdownClosesIdleSessionWithoutReadError(t *testing.T) {
+	var goLog lockedBuffer
+	prevOut, prevFlags := log.Writer(), log.Flags()
+	log.SetOutput(&goLog)
+	t.Cleanup(func() { log.SetOutput(prevOut); log.SetFlags(prevFlags) })
+
+	srv := milter.NewServer(milter.Config{Pipeline: pipeline()}, nil, nil)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	idle := dial(t, ln.Addr().String())
+	must(t)(idle.Conn("c", gomilter.FamilyInet, 1, "192.0.2.2"))
+	for srv.Sessions() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	<-served
+	if out := goLog.String(); out != "" {
+		t.Errorf("go-milter logged at shutdown: %q", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the log package's writes from
+// session goroutines while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
