@@ -680,3 +680,47 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// The client in the log line: an MTA reports a client without a verified
+// host name by its address in brackets, which the line shows as Postfix's
+// own log does, unknown[ADDRESS], not as the address twice.
+func TestSummaryClient(t *testing.T) {
+	for _, tc := range []struct{ host, addr, want string }{
+		{"mx.example.net", "192.0.2.1", "mx.example.net[192.0.2.1]"},
+		{"[192.0.2.1]", "192.0.2.1", "unknown[192.0.2.1]"},
+		{"unknown", "192.0.2.1", "unknown[192.0.2.1]"},
+		{"[IPv6:2001:db8::1]", "2001:db8::1", "unknown[2001:db8::1]"},
+		{"[2001:db8::1]", "2001:db8::1", "unknown[2001:db8::1]"},
+		{"[192.0.2.9]", "192.0.2.1", "[192.0.2.9][192.0.2.1]"},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			sums := &summaries{}
+			_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline()}, sums)
+			s := dial(t, addr)
+			family := gomilter.FamilyInet
+			if strings.Contains(tc.addr, ":") {
+				family = gomilter.FamilyInet6
+			}
+			must(t)(s.Conn(tc.host, family, 1, tc.addr))
+			sendMessage(t, s, "a@example.org", "b@example.org", nil, "x\r\n")
+			s.Close()
+			for i := 0; i < 500; i++ {
+				sums.mu.Lock()
+				n := len(sums.sums)
+				sums.mu.Unlock()
+				if n > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			sums.mu.Lock()
+			defer sums.mu.Unlock()
+			if len(sums.sums) != 1 {
+				t.Fatalf("%d message summaries, want 1", len(sums.sums))
+			}
+			if got := sums.sums[0].Client; got != tc.want {
+				t.Errorf("client %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

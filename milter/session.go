@@ -399,10 +399,36 @@ func mergeMacros(dst, src map[string]string) {
 }
 
 func clientString(c *filters.Conn) string {
-	if c.Addr.IsValid() {
-		return fmt.Sprintf("%s[%s]", c.Hostname, c.Addr)
+	if !c.Addr.IsValid() {
+		return c.Hostname
 	}
-	return c.Hostname
+	name := c.Hostname
+	if name == "" || isAddressLiteral(name, c.Addr) {
+		// Postfix and Sendmail name a client whose host name they could
+		// not verify by its address in brackets ("[192.0.2.1]", Sendmail
+		// "[IPv6:2001:db8::1]"). Written as Postfix logs such a client,
+		// the line reads like the MTA's own and not as the address twice.
+		name = "unknown"
+	}
+	return fmt.Sprintf("%s[%s]", name, c.Addr)
+}
+
+// isAddressLiteral reports whether name is addr in brackets, as an MTA
+// reports a client that has no verified host name.
+func isAddressLiteral(name string, addr netip.Addr) bool {
+	inner, ok := strings.CutPrefix(name, "[")
+	if !ok {
+		return false
+	}
+	inner, ok = strings.CutSuffix(inner, "]")
+	if !ok {
+		return false
+	}
+	if len(inner) > 5 && strings.EqualFold(inner[:5], "IPv6:") {
+		inner = inner[5:]
+	}
+	a, err := netip.ParseAddr(inner)
+	return err == nil && a.Unmap() == addr.Unmap()
 }
 
 // logConnection logs a connection-level refusal.
