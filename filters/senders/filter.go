@@ -505,7 +505,6 @@ func Verdict(mt *Match, reject filters.Reply) filters.Verdict {
 		v.Action = filters.Discard
 	case Quarantine:
 		v.Action = filters.Quarantine
-		v.Reason = reason + ": " + r.Reason
 	}
 	return v
 }
