@@ -365,10 +365,24 @@ func mustLevel(s string) config.Level {
 	return l
 }
 
+// addrStrings writes listener addresses as the config and Postfix's
+// smtpd_milters do (inet:, inet6:, unix:), not with Go's network names,
+// so that the start-up line can be pasted into main.cf.
 func addrStrings(as []net.Addr) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
-		out[i] = a.Network() + ":" + a.String()
+		switch a := a.(type) {
+		case *net.TCPAddr:
+			kind := "inet6"
+			if a.IP.To4() != nil {
+				kind = "inet"
+			}
+			out[i] = kind + ":" + a.String()
+		case *net.UnixAddr:
+			out[i] = "unix:" + a.Name
+		default:
+			out[i] = a.Network() + ":" + a.String()
+		}
 	}
 	return out
 }

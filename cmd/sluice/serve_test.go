@@ -744,3 +744,30 @@ func milterSession(t *testing.T, td *testDaemon) *gomilter.ClientSession {
 	s.Helo("h")
 	return s
 }
+
+// The start-up line names the listeners as the config and Postfix's
+// smtpd_milters write them, with the port actually bound, so that it can
+// be pasted into main.cf.
+func TestStartLineListenersInPostfixSyntax(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	td := startDaemon(t, `listen:
+  - address: unix:`+sock+`
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+log:
+  format: json
+`)
+	want := []any{"unix:" + sock, "inet:" + td.info.Milter[1].String()}
+	for _, line := range strings.Split(td.log.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "sluice started" {
+			continue
+		}
+		if got, _ := rec["listen"].([]any); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("listen %v, want %v", rec["listen"], want)
+		}
+		return
+	}
+	t.Fatalf("no start-up line in:\n%s", td.log)
+}
