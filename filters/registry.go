@@ -21,6 +21,13 @@ type Env struct {
 	// asserts it to its own observer interface (e.g. bayes.Observer) and
 	// measures nothing when it is nil or does not implement it.
 	Observer any
+	// CheckOnly says the filter is built only to check its options
+	// ("sluice config check"), never to run: it must create and change
+	// nothing, on disk or elsewhere. That command is often run as root,
+	// and a file it made would be root's, which the daemon's user could
+	// not open. A filter may then return a stand-in that only answers
+	// Name, OwnedFields and Close.
+	CheckOnly bool
 }
 
 // Factory builds a filter from its config section. decode fills a struct

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-mail/sluice/classifier"
 )
 
 // A reader that may read an archive but not take its locks (a group with
@@ -137,5 +139,52 @@ func TestArchiveShowBesideAnotherReader(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("show waited %s for another reader", d)
+	}
+}
+
+// sluice config check creates nothing: run as root (as it often is, after
+// every edit) it used to create a missing token store and its lock file
+// owned by root, which the daemon's user could then not open, so the
+// next start or reload failed. Run as the daemon's user it still finds a
+// store that user could not open or create.
+func TestConfigCheckCreatesNoStore(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sluice.yml")
+	text := "state_dir: " + state + "\nmetrics:\n  listen: \"\"\nfilters:\n  - type: bayes\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func() cliResult { return runCLI(t, "", "--config", cfg, "config", "check") }
+
+	if r := check(); r.code != 0 {
+		t.Fatalf("config check: %+v", r)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("config check left %d files in the state directory: %v", len(entries), entries)
+	}
+
+	// As another user, a store it could not create is an error.
+	var r cliResult
+	asNobody(t, dir, func() { r = check() })
+	if r.code == 0 || !strings.Contains(r.stderr, "bayes.db cannot be created") {
+		t.Errorf("config check as a user who may not write the state directory: %+v", r)
+	}
+	// Nor could it open the one root made.
+	db := filepath.Join(state, "bayes.db")
+	st, err := classifier.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := os.Chmod(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	asNobody(t, dir, func() { r = check() })
+	if r.code == 0 || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("config check as a user who may not open the store: %+v", r)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -215,11 +214,7 @@ exit status is 1.`,
 					return fmt.Errorf("body.temp_dir: %s is not a directory", dir)
 				}
 			}
-			p, err := config.Build(cfg, c.reg, slog.New(slog.DiscardHandler), nil)
-			if err != nil {
-				return err
-			}
-			if err := p.Close(); err != nil {
+			if err := config.Check(cfg, c.reg); err != nil {
 				return err
 			}
 			out, err := cfg.Marshal()

@@ -22,7 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,8 +117,12 @@ func Factory(version string) filters.Factory {
 
 // Open checks cfg, opens the store it names, and returns the filter.
 func Open(env filters.Env, cfg Config, version string) (*Filter, error) {
-	if _, err := cfg.check(env.StateDir); err != nil {
+	s, err := cfg.check(env.StateDir)
+	if err != nil {
 		return nil, err
+	}
+	if env.CheckOnly {
+		return checkOnly(env, cfg, s)
 	}
 	var rt classifier.RedisObserver
 	if so, ok := env.Observer.(StoreObserver); ok {
@@ -131,6 +138,55 @@ func Open(env filters.Env, cfg Config, version string) (*Filter, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// checkOnly checks that the store cfg names could be opened, creating
+// nothing, and returns a stand-in filter that is never run (see
+// filters.Env.CheckOnly). A Redis store is connected to and let go.
+func checkOnly(env filters.Env, cfg Config, s settings) (*Filter, error) {
+	if cfg.Store == StoreRedis {
+		st, err := cfg.OpenStore(env.StateDir, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("db: %w", err)
+		}
+		st.Close()
+	} else if err := checkBoltAccess(s.db); err != nil {
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	return &Filter{name: filterName(env), cfg: cfg, s: s}, nil
+}
+
+// checkBoltAccess checks, leaving nothing behind, that this user may
+// open the bbolt store at path as the daemon does: the store and its lock
+// file read-write where they exist, and a file created in their
+// directory where one is still to be made (a probe, removed at once).
+// Run as the daemon's user, this finds a store the daemon could not open.
+func checkBoltAccess(path string) error {
+	for _, p := range []string{path, path + ".lock"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			dir := filepath.Dir(p)
+			probe, err := os.CreateTemp(dir, ".sluice-check-*")
+			if err != nil {
+				return fmt.Errorf("%s cannot be created: %w", p, err)
+			}
+			probe.Close()
+			os.Remove(probe.Name())
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
 }
 
 // Filter is the Bayes filter. It implements filters.Filter and
@@ -277,6 +333,9 @@ func (f *Filter) Needs() filters.Needs {
 
 // Close stops the store measurements and closes the store.
 func (f *Filter) Close() error {
+	if f.store == nil {
+		return nil // built only to check the options
+	}
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.done

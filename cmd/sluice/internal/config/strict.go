@@ -264,6 +264,22 @@ func itemLine(root *yaml.Node, key string, i int) int {
 // Build creates the pipeline the config describes. Each filter decodes its
 // own options strictly; an error names the file and line of the entry.
 func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Observer) (*filters.Pipeline, error) {
+	return build(c, reg, logger, obs, false)
+}
+
+// Check builds every filter the config describes only to check its
+// options, as "sluice config check" does: filters create and change
+// nothing (filters.Env.CheckOnly), and the pipeline is closed again. The
+// errors are Build's.
+func Check(c *Config, reg filters.Registry) error {
+	p, err := build(c, reg, slog.New(slog.DiscardHandler), nil, true)
+	if err != nil {
+		return err
+	}
+	return p.Close()
+}
+
+func build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Observer, checkOnly bool) (*filters.Pipeline, error) {
 	defPolicy, err := filters.ParseFailurePolicy(c.FilterDefaults.OnFailure)
 	if err != nil {
 		return nil, err
@@ -285,7 +301,7 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 		decode := func(v any) error { return c.DecodeOptions(i, v) }
 		// obs is the daemon's metrics: besides the pipeline's observer it
 		// implements the observers of filter types (see filters.Env).
-		env := filters.Env{Name: name, Logger: logger.With("filter", name), StateDir: c.StateDir, Observer: obs}
+		env := filters.Env{Name: name, Logger: logger.With("filter", name), StateDir: c.StateDir, Observer: obs, CheckOnly: checkOnly}
 		filter, err := reg.Build(f.Type, env, decode)
 		if err != nil {
 			var ce *Error
