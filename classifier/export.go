@@ -325,7 +325,7 @@ func checkDialect(ctx context.Context, s Store, want string) error {
 			return err
 		}
 		if st.Tokens > 0 && wd != DialectSluice {
-			return fmt.Errorf("store has %d tokens of dialect sluice, import is %s", st.Tokens, wd)
+			return fmt.Errorf("store has %d tokens of dialect sluice, import is %s: %w", st.Tokens, wd, ErrDialect)
 		}
 		if wd == DialectSluice {
 			return nil
@@ -337,7 +337,7 @@ func checkDialect(ctx context.Context, s Store, want string) error {
 		return err
 	}
 	if cd != wd {
-		return fmt.Errorf("store dialect is %s, import is %s", cd, wd)
+		return fmt.Errorf("store dialect is %s, import is %s: %w", cd, wd, ErrDialect)
 	}
 	return nil
 }

@@ -180,6 +180,10 @@ var ErrBusy = errors.New("store busy: locked by another process")
 // store.
 var ErrDamaged = errors.New("store file is damaged")
 
+// ErrDialect is returned by an import whose tokens are of another
+// tokenizer dialect than the store's: the two do not mix.
+var ErrDialect = errors.New("the tokens of two dialects do not mix")
+
 // Store keeps token counts. Implementations must be safe for concurrent use
 // by several goroutines. The bbolt store (Open) is the default; a network
 // store (Redis) can implement the same interface and pass the same contract

@@ -342,6 +342,9 @@ reload the daemon after importing into the store it uses.`,
 				} else {
 					s, err = classifier.Import(ctx, st, in)
 				}
+				if errors.Is(err, classifier.ErrDialect) {
+					return fmt.Errorf("import %s: %w; import into a new store (--db NEWFILE) and point the bayes filter's db at it", name, err)
+				}
 				if err != nil {
 					return fmt.Errorf("import %s: %w", name, err)
 				}

@@ -161,8 +161,13 @@ func TestDBImportBogoutil(t *testing.T) {
 	// A sluice export cannot go into a bogofilter store.
 	sl := trainedDB(t)
 	exp := runCLI(t, "", "db", "export", "--db", sl)
-	if r := runCLI(t, exp.stdout, "db", "import", "--db", db, "-"); r.code == 0 {
-		t.Errorf("mixed dialects accepted: %+v", r)
+	if r := runCLI(t, exp.stdout, "db", "import", "--db", db, "-"); r.code == 0 || !strings.Contains(r.stderr, "into a new store (--db NEWFILE)") {
+		t.Errorf("mixed dialects: %+v; want an error that says what to do", r)
+	}
+	// Nor a bogofilter list into a trained sluice store, the store the
+	// configuration names by default.
+	if r := runCLI(t, "", "db", "import", "--db", sl, "--bogoutil", dump); r.code == 0 || !strings.Contains(r.stderr, "into a new store (--db NEWFILE)") {
+		t.Errorf("bogoutil into a sluice store: %+v; want an error that says what to do", r)
 	}
 }
 
