@@ -245,13 +245,16 @@ func TestFilterHeaderFrom(t *testing.T) {
 // Client names: Postfix's "unknown" and bracketed addresses are no names.
 func TestFilterClientName(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules")
-	writeFile(t, rules, "Connect:* REJECT\n")
+	// A pattern that would match any name, and a regular expression
+	// that would match an address in brackets taken for a name.
+	writeFile(t, rules, "Connect:* REJECT\nConnect:/[0-9]+\\./ REJECT\n")
 	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}}, nil, "")
 	for host, want := range map[string]filters.Action{
-		"mx.example":  filters.Reject,
-		"unknown":     filters.Continue,
-		"[192.0.2.7]": filters.Continue,
-		"":            filters.Continue,
+		"mx.example":         filters.Reject,
+		"unknown":            filters.Continue,
+		"[192.0.2.7]":        filters.Continue,
+		"[IPv6:2001:db8::1]": filters.Continue,
+		"":                   filters.Continue,
 	} {
 		if v := check(t, f.Filter, filters.StageMailFrom, message("a@b.example", "h.example", host)); v.Action != want {
 			t.Errorf("client %q: %s, want %s", host, v.Action, want)
