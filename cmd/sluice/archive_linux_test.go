@@ -188,3 +188,36 @@ func TestConfigCheckCreatesNoStore(t *testing.T) {
 		t.Errorf("config check as a user who may not open the store: %+v", r)
 	}
 }
+
+// A user training from a corpus of mboxes they may not write to is warned
+// once a run that the dot-locks could not be taken, not once a mailbox.
+func TestTrainWarnsOnceWithoutDotLocks(t *testing.T) {
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "corpus")
+	if err := os.Mkdir(corpus, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a.mbox", "b.mbox", "c.mbox"} {
+		rec := "From x Thu Jan  1 00:00:00 1970\nSubject: " + name + "\n\nbody of " + name + "\n\n"
+		if err := os.WriteFile(filepath.Join(corpus, name), []byte(rec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var r cliResult
+	asNobody(t, dir, func() {
+		r = runCLI(t, "", "train", "--db", filepath.Join(out, "bayes.db"), "--spam", corpus)
+	})
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "3 messages: 3 learned as spam") {
+		t.Fatalf("train as a user who may not write the corpus: %+v", r)
+	}
+	if n := strings.Count(r.stderr, "without its dot-lock"); n != 1 {
+		t.Errorf("%d warnings for 3 mboxes, want 1:\n%s", n, r.stderr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -144,15 +145,19 @@ error, the others are still learned, and the exit status is then 1.`,
 // the locks its writers take, as archive show reads one, so that a record
 // the archive filter (or a delivery agent) is appending, or the half
 // record of one that died, is not read as a message cut short. The
-// warning names the command.
+// warning names the command, and comes once a run: a user training from
+// a read-only corpus of many mboxes would get it for every one.
 func mboxReader(cmd *cobra.Command, command string, maxBytes int) mailbox.Reader {
 	errw := cmd.ErrOrStderr()
+	var once sync.Once
 	return mailbox.Reader{
 		Stdin:    cmd.InOrStdin(),
 		MaxBytes: maxBytes,
 		Locks:    archive.NewAppender(mboxLockTimeout, nil),
 		Warn: func(path string, err error) {
-			fmt.Fprintf(errw, "sluice %s: warning: reading %s without its dot-lock (%v): a message appended now by a program that takes only the dot-lock may be read cut short\n", command, path, err)
+			once.Do(func() {
+				fmt.Fprintf(errw, "sluice %s: warning: reading %s without its dot-lock (%v): a message appended now by a program that takes only the dot-lock may be read cut short; other mboxes read so are not named\n", command, path, err)
+			})
 		},
 	}
 }
