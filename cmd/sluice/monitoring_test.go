@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -429,5 +430,58 @@ func monitoringSend(t *testing.T, a fmt.Stringer, clientIP, from string, hdrs []
 	}
 	if _, _, err := s.BodyReadFrom(strings.NewReader(body)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A bayes filter that a reload removes takes its store gauges with it:
+// left behind, they would report the size of a store nothing uses until
+// a restart. The filter that stays keeps its gauges.
+func TestBayesReloadDropsGaugesOfRemovedFilter(t *testing.T) {
+	state := t.TempDir()
+	cfg := func(both bool) string {
+		s := fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: bayes
+    options:
+      stats_interval: 100ms
+`, state)
+		if both {
+			s += `  - type: bayes
+    name: bayes-b
+    options:
+      db: b.db
+      stats_interval: 100ms
+      header:
+        name: X-Sluice-Bayes-B
+`
+		}
+		return s
+	}
+	td := startDaemonWith(t, cfg(true))
+	waitFor(t, func() bool {
+		m := td.metrics(t)
+		return dnsblMetric(m, "sluice_bayes_store_tokens", `filter="bayes"`) == 0 &&
+			dnsblMetric(m, "sluice_bayes_store_tokens", `filter="bayes-b"`) == 0
+	})
+	os.WriteFile(td.config, []byte(cfg(false)), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	// No session holds the old configuration: it is closed at once.
+	waitFor(t, func() bool {
+		return dnsblMetric(td.metrics(t), "sluice_bayes_store_tokens", `filter="bayes-b"`) == -1
+	})
+	m := td.metrics(t)
+	for _, name := range []string{"sluice_bayes_store_bytes", "sluice_bayes_store_messages", "sluice_bayes_ngram_messages"} {
+		if v := dnsblMetric(m, name, `filter="bayes-b"`); v != -1 {
+			t.Errorf("%s of the removed filter: %v", name, v)
+		}
+	}
+	if v := dnsblMetric(m, "sluice_bayes_store_tokens", `filter="bayes"`); v != 0 {
+		t.Errorf("the filter kept: sluice_bayes_store_tokens %v, want 0", v)
 	}
 }

@@ -55,6 +55,10 @@ type Observer interface {
 	// messages the n-gram model in use was fitted on (0 and 0 when none
 	// is averaged in).
 	BayesNgram(filter string, spam, ham int)
+	// BayesFilter reports a filter of that name built (on) and closed
+	// (off), so that the gauges of a name no filter has any more can go.
+	// A reload builds the new filter before it closes the old one.
+	BayesFilter(filter string, on bool)
 }
 
 // StoreObserver is told about a network (Redis) store, for metrics. The
@@ -264,6 +268,7 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 		close(f.done)
 		return f, nil
 	}
+	f.obs.BayesFilter(f.name, true)
 	go f.measureStore()
 	return f, nil
 }
@@ -339,6 +344,10 @@ func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.done
+		if f.obs != nil {
+			// After measureStore, the last to report.
+			f.obs.BayesFilter(f.name, false)
+		}
 		if err := f.store.Close(); err != nil {
 			f.closeErr = fmt.Errorf("close store: %w", err)
 		}

@@ -514,6 +514,7 @@ type recorder struct {
 	autolearned map[string]int
 	stores      []classifier.Stats
 	ngram       [][2]int // spam and ham of the model in use, per report
+	events      []string // BayesFilter and BayesStore calls, in order
 }
 
 func (r *recorder) BayesClassified(filter, verdict string, spamicity float64, took time.Duration) {
@@ -541,6 +542,14 @@ func (r *recorder) BayesStore(filter string, st classifier.Stats) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stores = append(r.stores, st)
+	r.events = append(r.events, "store")
+}
+
+// BayesFilter records the filter's start and end among its reports.
+func (r *recorder) BayesFilter(filter string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, fmt.Sprintf("filter %t", on))
 }
 
 func (r *recorder) BayesNgram(filter string, spam, ham int) {
@@ -571,8 +580,7 @@ func TestObserver(t *testing.T) {
 	if fmt.Sprint(obs.classified) != fmt.Sprint(want) {
 		t.Errorf("classified %q, want %q", obs.classified, want)
 	}
-	// Two rounds of reports, each the store's size and then the model's:
-	// the first ran at start, before the messages loaded the model.
+	// Two rounds of reports, each the store's size and then the model's.
 	deadline := time.Now().Add(5 * time.Second)
 	for (obs.storeCount() < 2 || obs.ngramCount() < 2) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -599,6 +607,13 @@ func TestObserver(t *testing.T) {
 	if obs.storeCount() != n {
 		t.Error("store still measured after Close")
 	}
+	// The filter's start comes before its first report and its end after
+	// its last, so that its gauges can go with it.
+	obs.mu.Lock()
+	if ev := obs.events; len(ev) < 3 || ev[0] != "filter true" || ev[len(ev)-1] != "filter false" || slices.Contains(ev[1:len(ev)-1], "filter false") {
+		t.Errorf("reports %q: want the filter on first and off last", ev)
+	}
+	obs.mu.Unlock()
 }
 
 func TestConfigErrors(t *testing.T) {

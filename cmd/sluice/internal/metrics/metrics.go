@@ -81,6 +81,10 @@ type Metrics struct {
 	// same reason as dnsblProbers.
 	senderMu      sync.Mutex
 	senderFilters map[string]int
+	// bayesFilters counts the bayes filters of each name, for the same
+	// reason.
+	bayesMu      sync.Mutex
+	bayesFilters map[string]int
 }
 
 var (
@@ -198,6 +202,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	}, []string{"filter", "zone"})
 	m.dnsblProbers = map[[2]string]int{}
 	m.senderFilters = map[string]int{}
+	m.bayesFilters = map[string]int{}
 	m.dnsblUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_dnsbl_list_up",
 		Help: "1 if the DNS list answered its last health probe (test entry 127.0.0.2 or \"test\") as listed, 0 if not.",
@@ -368,6 +373,30 @@ func (m *Metrics) BayesStore(filter string, st classifier.Stats) {
 func (m *Metrics) BayesNgram(filter string, spam, ham int) {
 	m.bayesNgram.WithLabelValues(filter, "spam").Set(float64(spam))
 	m.bayesNgram.WithLabelValues(filter, "ham").Set(float64(ham))
+}
+
+// BayesFilter implements bayes.Observer. The gauges of a filter name that
+// no bayes filter has any more (removed or renamed by a reload) are
+// deleted: left behind, they would report the size of a store nothing
+// uses, for ever, and an alert on a store that stopped growing would
+// never see the end of it.
+func (m *Metrics) BayesFilter(filter string, on bool) {
+	m.bayesMu.Lock()
+	defer m.bayesMu.Unlock()
+	if on {
+		m.bayesFilters[filter]++
+		return
+	}
+	if m.bayesFilters[filter]--; m.bayesFilters[filter] > 0 {
+		return
+	}
+	delete(m.bayesFilters, filter)
+	l := prometheus.Labels{"filter": filter}
+	m.bayesStoreBytes.DeletePartialMatch(l)
+	m.bayesStoreTokens.DeletePartialMatch(l)
+	m.bayesStoreMessages.DeletePartialMatch(l)
+	m.bayesNgram.DeletePartialMatch(l)
+	m.redisPoolConns.DeletePartialMatch(l)
 }
 
 // BayesStoreUnavailable implements bayes.StoreObserver.
