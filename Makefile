@@ -1,7 +1,7 @@
 # sluice — build, run and test.
 #
 #   make run    build and serve with testdata/sluice.yml (state under ./var)
-#   make test   everything: vet, format check, unit, fuzz and end-to-end tests
+#   make test   everything: vet, format check, unit, end-to-end, soak and fuzz tests
 #   make bench  benchmarks (see docs/benchmarks.md)
 #   make deb    Debian package in bin/ (see docs/install.md)
 
@@ -12,7 +12,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 TESTFLAGS ?= -race -count=1 -timeout 40m
 FUZZTIME ?= 60s
 
-.PHONY: all build run test check unit fuzz bench bench-accuracy deb clean
+.PHONY: all build run test check unit soak fuzz bench bench-accuracy deb clean
 
 all: build
 
@@ -23,7 +23,7 @@ run: build
 	mkdir -p var/lib var/tmp
 	./bin/sluice serve --config testdata/sluice.yml
 
-test: check unit fuzz
+test: check unit soak fuzz
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -32,6 +32,13 @@ check:
 
 unit:
 	$(GO) test $(TESTFLAGS) ./...
+
+# The daemon under concurrent sessions while its configuration is
+# reloaded, sluice train writes to its store and /metrics is scraped
+# (cmd/sluice/soak_test.go): about a minute under -race, so 'unit' skips
+# it and it runs here once.
+soak:
+	SLUICE_SOAK=1 $(GO) test -race -count=1 -timeout 10m -run '^TestSoak$$' ./cmd/sluice
 
 # Bounded fuzzing of the parsers and the milter server; the seed corpora
 # also run in 'unit' as plain tests. Shrinking each new input may take a

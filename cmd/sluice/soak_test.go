@@ -45,7 +45,8 @@ import (
 //
 // It runs a fixed number of sessions (soakSessions). Under -race on a
 // busy 2-core machine that takes 35 to 50 s, mostly classifying, too long
-// for every run of the suite, so it runs only when asked:
+// to run again with every "go test ./...", so it runs only when asked,
+// once per "make test" (make soak):
 //
 //	SLUICE_SOAK=1 go test -race -run '^TestSoak$' ./cmd/sluice
 
