@@ -69,6 +69,19 @@ type summaries struct {
 	sums []milter.Summary
 }
 
+// wait waits, at most 5 s, for a first message summary.
+func (o *summaries) wait() {
+	for range 500 {
+		o.mu.Lock()
+		n := len(o.sums)
+		o.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (o *summaries) SessionOpened() {}
 func (o *summaries) SessionClosed() {}
 func (o *summaries) SessionPanic()  {}
@@ -101,16 +114,7 @@ func TestSessionPanicAtRcptDropsTheRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	// Bounded wait for the summary.
-	for i := 0; i < 500; i++ {
-		sums.mu.Lock()
-		n := len(sums.sums)
-		sums.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sums.wait()
 	sums.mu.Lock()
 	defer sums.mu.Unlock()
 	if len(sums.sums) != 1 {

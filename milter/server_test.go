@@ -704,15 +704,7 @@ func TestSummaryClient(t *testing.T) {
 			must(t)(s.Conn(tc.host, family, 1, tc.addr))
 			sendMessage(t, s, "a@example.org", "b@example.org", nil, "x\r\n")
 			s.Close()
-			for i := 0; i < 500; i++ {
-				sums.mu.Lock()
-				n := len(sums.sums)
-				sums.mu.Unlock()
-				if n > 0 {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			sums.wait()
 			sums.mu.Lock()
 			defer sums.mu.Unlock()
 			if len(sums.sums) != 1 {
