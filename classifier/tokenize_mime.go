@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io"
 	"mime"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -291,7 +290,12 @@ func (w *walker) readPart(r io.Reader, depth int, rd *bytes.Reader) []byte {
 			if cap(buf) >= bigPart {
 				more = rd.Len() + partReadAhead
 			}
-			buf = slices.Grow(buf, more)
+			// A new slice and a copy rather than slices.Grow: built with
+			// the race detector, Grow also allocates a temporary of the
+			// size it grows by.
+			grown := make([]byte, len(buf), len(buf)+more)
+			copy(grown, buf)
+			buf = grown
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
