@@ -451,14 +451,14 @@ filters:
       stats_interval: 100ms
 `, state)
 		if both {
-			s += `  - type: bayes
+			s += fmt.Sprintf(`  - type: bayes
     name: bayes-b
     options:
-      db: b.db
+      db: %s
       stats_interval: 100ms
       header:
         name: X-Sluice-Bayes-B
-`
+`, filepath.Join(state, "b.db"))
 		}
 		return s
 	}
