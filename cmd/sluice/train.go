@@ -141,7 +141,7 @@ error, the others are still learned, and the exit status is then 1.`,
 	return cmd
 }
 
-// mboxReader is how train and classify read their paths: an mbox under
+// mboxReader is how train, classify and test read their paths: an mbox under
 // the locks its writers take, as archive show reads one, so that a record
 // the archive filter (or a delivery agent) is appending, or the half
 // record of one that died, is not read as a message cut short. The
