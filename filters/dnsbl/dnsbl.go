@@ -470,6 +470,10 @@ func (f *Filter) report(j job, ans answer, src source) result {
 		f.obs.DNSBLCacheHit(f.name, j.z.name)
 	}
 	listed, codes, kind, err := classify(j.z, ans)
+	if listed && j.z.listsAll.Load() {
+		listed, kind = false, KindListsAll
+		err = fmt.Errorf("%s listed, but the list answers every name as listed (its health probe found %s listed): ignored", j.qname, notName(j.z))
+	}
 	switch {
 	case kind != "":
 		f.obs.DNSBLLookup(f.name, j.z.name, "error")

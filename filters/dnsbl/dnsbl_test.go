@@ -948,3 +948,46 @@ func TestDefaultServers(t *testing.T) {
 		t.Error("missing resolv.conf: no error")
 	}
 }
+
+// A list that answers the entry no list may have (127.0.0.1) as listed
+// lists every address, as lists shut down on purpose have done: its
+// listings are ignored, and its health is down, until a probe finds the
+// entry gone. Other lists count as usual meanwhile.
+func TestListThatListsEverything(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	for _, z := range []string{"all.test", "bl.test"} {
+		srv.AddA("2.0.0.127."+z, 300, "127.0.0.2")
+	}
+	srv.AddA("1.2.0.192.all.test", 300, "127.0.0.2")
+	srv.AddA("9.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.AddA("1.0.0.127.all.test", 300, "127.0.0.2")
+	srv.AddA("invalid.dall.test", 300, "127.0.1.2")
+	srv.AddA("test.dall.test", 300, "127.0.1.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "all.test"}, ZoneConfig{Zone: "bl.test"},
+		ZoneConfig{Zone: "dall.test", Type: "domain"})
+	cfg.ProbeInterval = dur(100 * time.Millisecond)
+	e := newEnv(t, srv, cfg, nil)
+	waitFor(t, "the first probes", func() bool {
+		return e.obs.get("health all.test down") > 0 && e.obs.get("health dall.test down") > 0 && e.obs.get("health bl.test up") > 0
+	})
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if v.Action == filters.Reject {
+		t.Fatalf("a list that lists everything rejected the client: %+v", v)
+	}
+	if e.obs.get("error all.test lists_all") != 1 {
+		t.Errorf("observer: %s", e.obs)
+	}
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.9")); v.Action != filters.Reject {
+		t.Errorf("a client on the list that works: %+v, want reject", v)
+	}
+	if log := e.logText(); !strings.Contains(log, "list answers every name as listed") {
+		t.Errorf("no warning:\n%s", log)
+	}
+	// The list is mended: its listings count again.
+	srv.Remove("1.0.0.127.all.test")
+	waitFor(t, "all.test up", func() bool { return e.obs.get("health all.test up") > 0 })
+	e.clock.Advance(time.Hour) // past the cached answer
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("after the list was mended: %+v, want reject", v)
+	}
+}

@@ -109,6 +109,15 @@ type testEnv struct {
 	obs   *recorder
 	clock *fakeClock
 	log   *strings.Builder
+	logw  *syncWriter // log's writer: read log through logText while filters run
+}
+
+// logText returns the log so far, safe against the filter's goroutines
+// (the probes) writing to it meanwhile.
+func (e *testEnv) logText() string {
+	e.logw.mu.Lock()
+	defer e.logw.mu.Unlock()
+	return e.log.String()
 }
 
 func dur(d time.Duration) *time.Duration { return &d }
@@ -145,7 +154,8 @@ func newEnv(t *testing.T, srv *dnsbltest.Server, cfg Config, shared *Shared) *te
 		shared = NewShared()
 		shared.now = e.clock.Now
 	}
-	logger := slog.New(slog.NewTextHandler(&syncWriter{b: e.log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.logw = &syncWriter{b: e.log}
+	logger := slog.New(slog.NewTextHandler(e.logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f, err := New(filters.Env{Name: "dnsbl", Logger: logger, Observer: e.obs}, cfg, shared)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -23,6 +23,29 @@ var (
 
 const testDomain = "test"
 
+// Entries no list may have (RFC 5782 section 5): 127.0.0.1 in IPv4
+// lists, ::FFFF:7F00:1 in IPv6 lists and the name "invalid" in domain
+// lists. A list that answers one of them as listed answers everything so:
+// lists have been shut down that way, on purpose, to make their users
+// stop querying them, and a list broken so rejects all mail.
+var (
+	notIPv4 = netip.MustParseAddr("127.0.0.1")
+	notIPv6 = netip.MustParseAddr("::ffff:127.0.0.1")
+)
+
+const notDomain = "invalid"
+
+// notName returns the name of the entry a zone must not have.
+func notName(z *zone) string {
+	switch {
+	case z.kind == domainList:
+		return notDomain + "." + z.name
+	case z.v4:
+		return reverseIP(notIPv4) + "." + z.name
+	}
+	return reverseIP(notIPv6) + "." + z.name
+}
+
 // probeName returns the name of a zone's test entry.
 func probeName(z *zone) string {
 	switch {
@@ -54,8 +77,19 @@ func (f *Filter) probeLoop(ctx context.Context) {
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				ok, err := f.probe(ctx, z)
+				all, known := f.probeAll(ctx, z)
 				if ctx.Err() != nil {
 					return // closing: the failure is ours, not the list's
+				}
+				if known && all != z.listsAll.Swap(all) {
+					if all {
+						f.log.Warn("dnsbl: list answers every name as listed; its listings are ignored until it stops", "zone", z.name, "probe", notName(z))
+					} else {
+						f.log.Info("dnsbl: list no longer answers every name as listed; its listings count again", "zone", z.name)
+					}
+				}
+				if z.listsAll.Load() {
+					ok, err = false, fmt.Errorf("%s is listed: the list answers every name as listed", notName(z))
 				}
 				f.obs.DNSBLHealth(f.name, z.name, ok)
 				mu.Lock()
@@ -99,4 +133,20 @@ func (f *Filter) probe(ctx context.Context, z *zone) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// probeAll queries the entry no list may have (notName), past the cache,
+// and reports whether the list answered it as listed; known is false
+// when the list gave no usable answer, which says nothing either way.
+func (f *Filter) probeAll(ctx context.Context, z *zone) (all, known bool) {
+	ans := f.res.query(ctx, notName(z), dns.TypeA, f.s.maxTTL, 0)
+	if ans.fail != "" {
+		return false, false
+	}
+	for _, a := range ans.addrs {
+		if a.Is4() && loopback8.Contains(a) && !isRefusal(a) {
+			return true, true
+		}
+	}
+	return false, true
 }

@@ -33,6 +33,10 @@ const (
 	// KindBadAnswer: an answer that cannot be a listing (an address
 	// outside 127.0.0.0/8) or does not match the question.
 	KindBadAnswer = "bad_answer"
+	// KindListsAll: a listing from a list whose last health probe found
+	// the entry no list may have (127.0.0.1; see probeAll) listed: such
+	// a list answers every name as listed, and its listings are ignored.
+	KindListsAll = "lists_all"
 )
 
 // ednsSize is the UDP payload size advertised with EDNS0: large enough for
