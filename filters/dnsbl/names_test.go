@@ -21,7 +21,7 @@ func TestReverseIP(t *testing.T) {
 	}
 	// The IPv6 test entry of RFC 5782 section 5 is an IPv4-mapped address
 	// written out in nibbles, not the IPv4 one.
-	if got, want := reverseIP(testIPv6), "2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"; got != want {
+	if got, want := reverseIP(testEntry.v6), "2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"; got != want {
 		t.Errorf("IPv6 test entry %s, want %s", got, want)
 	}
 }

@@ -13,49 +13,42 @@ import (
 // maxProbes bounds the probes in flight at once.
 const maxProbes = 8
 
-// Test entries every list must answer as listed (RFC 5782 section 5):
-// 127.0.0.2 in IPv4 lists, ::FFFF:7F00:2 in IPv6 lists and the name
-// "test" in domain lists.
-var (
-	testIPv4 = netip.MustParseAddr("127.0.0.2")
-	testIPv6 = netip.MustParseAddr("::ffff:127.0.0.2")
-)
+// entry is a name every list of its kind has, or must not have: an
+// address for IP lists, a name for domain lists.
+type entry struct {
+	v4, v6 netip.Addr
+	domain string
+}
 
-const testDomain = "test"
-
-// Entries no list may have (RFC 5782 section 5): 127.0.0.1 in IPv4
-// lists, ::FFFF:7F00:1 in IPv6 lists and the name "invalid" in domain
-// lists. A list that answers one of them as listed answers everything so:
-// lists have been shut down that way, on purpose, to make their users
-// stop querying them, and a list broken so rejects all mail.
-var (
-	notIPv4 = netip.MustParseAddr("127.0.0.1")
-	notIPv6 = netip.MustParseAddr("::ffff:127.0.0.1")
-)
-
-const notDomain = "invalid"
-
-// notName returns the name of the entry a zone must not have.
-func notName(z *zone) string {
+// name returns the name under which zone z holds the entry.
+func (e entry) name(z *zone) string {
 	switch {
 	case z.kind == domainList:
-		return notDomain + "." + z.name
+		return e.domain + "." + z.name
 	case z.v4:
-		return reverseIP(notIPv4) + "." + z.name
+		return reverseIP(e.v4) + "." + z.name
 	}
-	return reverseIP(notIPv6) + "." + z.name
+	return reverseIP(e.v6) + "." + z.name
 }
+
+var (
+	// testEntry is the entry every list must answer as listed (RFC 5782
+	// section 5): 127.0.0.2 in IPv4 lists, ::FFFF:7F00:2 in IPv6 lists and
+	// the name "test" in domain lists.
+	testEntry = entry{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("::ffff:127.0.0.2"), "test"}
+	// notEntry is the entry no list may have (the same section):
+	// 127.0.0.1, ::FFFF:7F00:1, "invalid". A list that answers it as
+	// listed answers everything so: lists have been shut down that way,
+	// on purpose, to make their users stop querying them, and a list
+	// broken so rejects all mail.
+	notEntry = entry{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::ffff:127.0.0.1"), "invalid"}
+)
 
 // probeName returns the name of a zone's test entry.
-func probeName(z *zone) string {
-	switch {
-	case z.kind == domainList:
-		return testDomain + "." + z.name
-	case z.v4:
-		return reverseIP(testIPv4) + "." + z.name
-	}
-	return reverseIP(testIPv6) + "." + z.name
-}
+func probeName(z *zone) string { return testEntry.name(z) }
+
+// notName returns the name of the entry a zone must not have.
+func notName(z *zone) string { return notEntry.name(z) }
 
 // probeLoop probes every list now and then every probe interval, until
 // ctx ends.
