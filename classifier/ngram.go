@@ -109,11 +109,21 @@ type ngramSeen []uint64
 // sequences' first, each in the order it first occurs; nil if there are
 // none.
 func (s *ngramSeen) features(raw []byte, tokens []string) []uint32 {
+	f := s.appendFeatures(make([]uint32, 0, min(len(raw), ngramBytes)+len(tokens)), raw, tokens)
+	if len(f) == 0 {
+		return nil
+	}
+	return f
+}
+
+// appendFeatures appends the features that features returns to f, and
+// returns the extended slice.
+func (s *ngramSeen) appendFeatures(f []uint32, raw []byte, tokens []string) []uint32 {
 	if *s == nil {
 		*s = make(ngramSeen, 1<<ngramBits/64)
 	}
 	bits := *s
-	f := make([]uint32, 0, min(len(raw), ngramBytes)+len(tokens))
+	start := len(f)
 	// win holds the last four bytes, the newest in the top byte: the
 	// little-endian number of the four bytes in message order.
 	var win uint32
@@ -145,11 +155,8 @@ func (s *ngramSeen) features(raw []byte, tokens []string) []uint32 {
 			f = append(f, v)
 		}
 	}
-	for _, v := range f {
+	for _, v := range f[start:] {
 		bits[v/64] = 0
-	}
-	if len(f) == 0 {
-		return nil
 	}
 	return f
 }

@@ -303,26 +303,31 @@ func (c *Classifier) Tokenizer() *Tokenizer { return c.tok }
 // result is the same but for the last bits of a sum of logarithms, and
 // the sort would be a sixth of the work.
 func (c *Classifier) Classify(ctx context.Context, r io.Reader) (Result, error) {
-	m, err := c.tok.tokenizeReader(r, false)
-	if err != nil {
-		return Result{}, err
-	}
-	return c.ClassifyMessage(ctx, m, false)
+	return c.classifyReader(ctx, r, false)
 }
 
 // ClassifyBytes scores a message held in memory (as the milter has it),
 // with clues if explain is set.
-func (c *Classifier) ClassifyBytes(ctx context.Context, raw []byte, explain bool) (Result, error) {
-	return c.ClassifyMessage(ctx, c.tok.tokenize(raw, false), explain)
+func (c *Classifier) ClassifyBytes(ctx context.Context, raw []byte, explain bool) (res Result, err error) {
+	c.tok.withMessage(raw, func(m Message) {
+		res, err = c.ClassifyMessage(ctx, m, explain)
+	})
+	return res, err
 }
 
 // Explain is Classify with Result.Clues filled in.
 func (c *Classifier) Explain(ctx context.Context, r io.Reader) (Result, error) {
-	m, err := c.tok.tokenizeReader(r, false)
+	return c.classifyReader(ctx, r, true)
+}
+
+func (c *Classifier) classifyReader(ctx context.Context, r io.Reader, explain bool) (Result, error) {
+	raw, truncated, err := c.tok.read(r)
 	if err != nil {
 		return Result{}, err
 	}
-	return c.ClassifyMessage(ctx, m, true)
+	res, err := c.ClassifyBytes(ctx, raw, explain)
+	res.Truncated = res.Truncated || truncated
+	return res, err
 }
 
 // ClassifyMessage scores an already tokenised message, with clues if

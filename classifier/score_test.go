@@ -459,3 +459,98 @@ func TestClassifyUnsortedTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyBytesConcurrent checks that ClassifyBytes, which tokenises
+// into scratch slices kept with the pooled walker, gives each of several
+// goroutines its own message's result: the same verdict, score and clues
+// as scoring a tokenised copy of that message on its own.
+func TestClassifyBytesConcurrent(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{IndexAfter: 1, NoSync: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := New(st, Params{MinSpam: -1, MinHam: -1})
+	if _, err := c.Learn(ctx, fixtureOps(t, c, Spam, Ham)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "classifier", "check", "*.eml"))
+	if len(files) < 5 {
+		t.Fatalf("%d check fixtures", len(files))
+	}
+	var raws [][]byte
+	var want []Result
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.ClassifyMessage(ctx, c.tok.TokenizeBytes(raw), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Ngram {
+			t.Fatalf("%s: no n-gram score; the test would not cover the features", f)
+		}
+		raws, want = append(raws, raw), append(want, res)
+	}
+	same := func(got, want Result) bool {
+		if got.Verdict != want.Verdict || got.Used != want.Used || got.Tokens != want.Tokens ||
+			math.Abs(got.LogOdds-want.LogOdds) > 1e-9*max(1, math.Abs(want.LogOdds)) ||
+			len(got.Clues) != len(want.Clues) {
+			return false
+		}
+		g := slices.Sorted(func(yield func(string) bool) {
+			for _, cl := range got.Clues {
+				yield(cl.Token)
+			}
+		})
+		w := slices.Sorted(func(yield func(string) bool) {
+			for _, cl := range want.Clues {
+				yield(cl.Token)
+			}
+		})
+		return slices.Equal(g, w)
+	}
+	const workers, rounds = 4, 20
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			var kept []Result // earlier results must stay intact
+			for r := range rounds {
+				for k := range raws {
+					i := (k + w*3 + r) % len(raws)
+					got, err := c.ClassifyBytes(ctx, raws[i], true)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if !same(got, want[i]) {
+						errs <- fmt.Errorf("worker %d, %s: %v %.6f used %d, want %v %.6f used %d",
+							w, files[i], got.Verdict, got.LogOdds, got.Used, want[i].Verdict, want[i].LogOdds, want[i].Used)
+						return
+					}
+					if r == 0 {
+						kept = append(kept, got)
+					}
+				}
+			}
+			for k, got := range kept {
+				if i := (k + w*3) % len(raws); !same(got, want[i]) {
+					errs <- fmt.Errorf("worker %d, %s: an earlier result changed", w, files[i])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

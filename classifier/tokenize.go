@@ -170,16 +170,39 @@ func (t *Tokenizer) TokenizeBytes(raw []byte) Message {
 // sixth of the time it takes to classify a message; learning, exports and
 // callers of the exported methods get sorted tokens.
 func (t *Tokenizer) tokenize(raw []byte, sorted bool) Message {
+	w := t.acquire()
+	defer t.release(w)
+	return w.tokenize(raw, sorted, false)
+}
+
+// withMessage tokenises raw, tokens unsorted, and calls fn with the
+// result. The Tokens and Features slices are the walker's scratch, valid
+// only until fn returns (the token strings themselves stay valid): a
+// message that is only scored needs them no longer, and reusing them
+// saves allocating and zeroing about 20 kB per message, a few per cent of
+// the time it takes to classify one.
+func (t *Tokenizer) withMessage(raw []byte, fn func(Message)) {
+	w := t.acquire()
+	defer t.release(w)
+	fn(w.tokenize(raw, false, true))
+}
+
+// acquire takes a walker from the pool, or makes one.
+func (t *Tokenizer) acquire() *walker {
+	if w, _ := t.walkers.Get().(*walker); w != nil {
+		return w
+	}
+	return newWalker(t.opts)
+}
+
+// tokenize is Tokenizer.tokenize on w. With scratch set, the returned
+// Tokens and Features slices are w's own (see Tokenizer.withMessage).
+func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	truncated := false
-	if len(raw) > t.opts.MaxBytes {
-		raw = raw[:t.opts.MaxBytes]
+	if len(raw) > w.opts.MaxBytes {
+		raw = raw[:w.opts.MaxBytes]
 		truncated = true
 	}
-	w, _ := t.walkers.Get().(*walker)
-	if w == nil {
-		w = newWalker(t.opts)
-	}
-	defer t.release(w)
 	if body := skipMboxFromLine(raw); len(body) != len(raw) {
 		if w.bogo {
 			// bogofilter reads the From_ line as a header line.
@@ -189,14 +212,23 @@ func (t *Tokenizer) tokenize(raw []byte, sorted bool) Message {
 	}
 	w.message(raw, 0, true)
 	var toks []string
-	if sorted {
+	switch {
+	case sorted:
 		toks = w.set.sorted()
-	} else {
-		toks = w.set.unsorted()
+	case scratch:
+		w.toks = w.set.appendUnsorted(w.toks[:0])
+		toks = w.toks
+	default:
+		toks = w.set.appendUnsorted(make([]string, 0, w.set.len()))
 	}
 	var feats []uint32
 	if !w.bogo {
-		feats = w.seen.features(raw, toks)
+		if scratch {
+			w.feats = w.seen.appendFeatures(w.feats[:0], raw, toks)
+			feats = w.feats
+		} else {
+			feats = w.seen.features(raw, toks)
+		}
 		if feats == nil {
 			feats = []uint32{}
 		}

@@ -41,6 +41,8 @@ type walker struct {
 	pairs     bool      // the current run of words forms pairs (see pair)
 	prev      []byte    // the previous word of the run, for pairs
 	seen      ngramSeen // scratch for the n-gram features
+	toks      []string  // scratch Message.Tokens (see Tokenizer.withMessage)
+	feats     []uint32  // scratch Message.Features
 	pairBuf   []byte    // scratch for building a pair
 }
 
@@ -57,6 +59,14 @@ func (w *walker) reset() {
 	w.reread = 0
 	w.truncated = false
 	w.names = w.names[:0]
+	// The scratch slices hold the last message's token strings; keep
+	// them only while they are small.
+	if cap(w.toks) > maxPooledArena/16 {
+		w.toks = nil
+	}
+	if cap(w.feats) > maxPooledArena/4 {
+		w.feats = nil
+	}
 	// One huge message must not pin its memory for the life of the
 	// process.
 	for i, b := range w.partBufs {

@@ -95,15 +95,14 @@ func (s *tokenSet) grow() {
 	}
 }
 
-// unsorted returns the tokens in the order they were first added, as
-// slices of one string.
-func (s *tokenSet) unsorted() []string {
+// appendUnsorted appends the tokens to dst in the order they were first
+// added, as slices of one string, and returns the extended slice.
+func (s *tokenSet) appendUnsorted(dst []string) []string {
 	all := string(s.arena)
-	out := make([]string, len(s.ents))
-	for i, e := range s.ents {
-		out[i] = all[e.off : e.off+e.n]
+	for _, e := range s.ents {
+		dst = append(dst, all[e.off:e.off+e.n])
 	}
-	return out
+	return dst
 }
 
 // sorted returns the tokens in byte order, as slices of one string.
