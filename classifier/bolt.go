@@ -132,8 +132,18 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	// A first write transaction creates the file and buckets, or checks
-	// the format of an existing file.
+	// A store made before needs no write: a read transaction checks its
+	// format. Writing at every open would rewrite and sync the pages of
+	// the meta bucket, the n-gram model's 4 MB among them, for every
+	// "sluice classify" a procmail recipe runs, and make each such run a
+	// writer that the daemon's readers must make way for. Whatever the
+	// read cannot confirm (no file yet, a bucket missing, an error) is
+	// left to the write transaction, which creates the file and buckets
+	// or reports what is wrong.
+	if s.ready() {
+		go s.poll()
+		return s, nil
+	}
 	err = s.update(context.Background(), func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -157,6 +167,22 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	}
 	go s.poll()
 	return s, nil
+}
+
+// ready reports whether the store file exists with its buckets, in this
+// format version.
+func (s *BoltStore) ready() bool {
+	if _, err := os.Stat(s.path); err != nil {
+		return false
+	}
+	ok := false
+	err := s.view(context.Background(), func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		ok = meta != nil && string(meta.Get(keyVersion)) == formatVersion &&
+			tx.Bucket(bucketTokens) != nil && tx.Bucket(bucketDigests) != nil
+		return nil
+	})
+	return err == nil && ok
 }
 
 // Path returns the file name of the store.

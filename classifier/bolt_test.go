@@ -1,6 +1,7 @@
 package classifier_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/classifier/storetest"
+	bolt "go.etcd.io/bbolt"
 )
 
 func openTestStore(t testing.TB, path string) *classifier.BoltStore {
@@ -255,4 +257,78 @@ func TestBoltStoreLockFileRemoved(t *testing.T) {
 	if _, c, err := daemon.Lookup(ctx, []string{"x"}); err != nil || c[0].Spam != 1 {
 		t.Errorf("the daemon after the write: %+v, %v", c, err)
 	}
+}
+
+// TestOpenExistingStoreWritesNothing checks that opening a store that
+// exists, and classifying with it, writes nothing to the file: every
+// "sluice classify" run from a procmail recipe opens the store, and a
+// write at open rewrote the meta bucket (the n-gram model's megabytes
+// among it) and synced it each time.
+func TestOpenExistingStoreWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s := openTestStore(t, path)
+	c := classifier.New(s, classifier.Params{MinSpam: -1, MinHam: -1})
+	raw := []byte("From: a@example.com\r\nSubject: cheap pills\r\n\r\nbuy cheap pills now\r\n")
+	op, err := c.Prepare(bytes.NewReader(raw), classifier.Spam, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := fileTxID(t, path)
+
+	s = openTestStore(t, path)
+	c = classifier.New(s, classifier.Params{MinSpam: -1, MinHam: -1})
+	if _, err := c.ClassifyBytes(ctx, raw, false); err != nil {
+		t.Fatal(err)
+	}
+	tot, _, err := s.Lookup(ctx, c.Tokenizer().TokenizeBytes(raw).Tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Spam != 1 {
+		t.Fatalf("store read %d spam, want 1", tot.Spam)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := fileTxID(t, path); after != before {
+		t.Errorf("opening and classifying committed transactions %d to %d, want none", before, after)
+	}
+
+	// A file that is not there yet is still created.
+	fresh := filepath.Join(t.TempDir(), "new.db")
+	s = openTestStore(t, fresh)
+	s.Close()
+	if id := fileTxID(t, fresh); id == 0 {
+		t.Errorf("a new store has no committed transaction")
+	}
+}
+
+// fileTxID returns the ID of the last committed transaction of the bbolt
+// file at path.
+func fileTxID(t *testing.T, path string) int {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id int
+	err = db.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
