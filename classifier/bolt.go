@@ -1162,6 +1162,20 @@ func (s *BoltStore) Meta(ctx context.Context, key string) (string, error) {
 	return v, nil
 }
 
+// metaViewer is a store that can show a Meta value in place, for the
+// duration of fn, rather than return a copy.
+type metaViewer interface {
+	viewMeta(ctx context.Context, key string, fn func([]byte) error) error
+}
+
+// viewMeta calls fn with the value of the Meta key in the file (nil if
+// unset), valid only while fn runs.
+func (s *BoltStore) viewMeta(ctx context.Context, key string, fn func([]byte) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
+		return fn(tx.Bucket(bucketMeta).Get(metaKey(key)))
+	})
+}
+
 // SetMeta implements Store.
 func (s *BoltStore) SetMeta(ctx context.Context, key, value string) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {

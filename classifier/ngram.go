@@ -308,32 +308,38 @@ func (m *NgramModel) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes MarshalBinary.
 func (m *NgramModel) UnmarshalBinary(b []byte) error {
-	return m.unmarshal(string(b))
+	return unmarshalModel(m, b)
 }
 
-// unmarshal decodes a model from the string a store's Meta returns,
-// without a copy of its 4 MB as a byte slice.
-func (m *NgramModel) unmarshal(b string) error {
+// unmarshalModel decodes a model from the bytes of MarshalBinary, held as
+// a byte slice (read in place from a bbolt file) or as the string a
+// store's Meta returns, without a 4 MB copy of either.
+func unmarshalModel[T string | []byte](m *NgramModel, b T) error {
+	h := len(ngramMagic) + 12
+	if len(b) < h || string(b[:len(ngramMagic)]) != ngramMagic {
+		return errors.New("ngram model: not a model")
+	}
 	u32 := func(i int) uint32 {
 		return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
-	}
-	h := len(ngramMagic) + 12
-	if len(b) < h || b[:len(ngramMagic)] != ngramMagic {
-		return errors.New("ngram model: not a model")
 	}
 	if bits := u32(len(ngramMagic)); bits != ngramBits || len(b) != h+4<<ngramBits {
 		return fmt.Errorf("ngram model: %d bytes for %d bits, want %d bits", len(b), bits, ngramBits)
 	}
 	m.Spam = int(u32(len(ngramMagic) + 4))
 	m.Ham = int(u32(len(ngramMagic) + 8))
-	m.w = make([]float32, 1<<ngramBits)
-	for i := range m.w {
-		v := math.Float32frombits(u32(h + 4*i))
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+	w := make([]float32, 1<<ngramBits)
+	b = b[h:]
+	for i := range w {
+		// With b re-sliced to exactly 4 bytes, the compiler checks
+		// bounds once per weight rather than once per byte.
+		q := b[4*i : 4*i+4]
+		v := uint32(q[0]) | uint32(q[1])<<8 | uint32(q[2])<<16 | uint32(q[3])<<24
+		if v>>23&0xff == 0xff { // exponent all ones: infinite or NaN
 			return errors.New("ngram model: weight not a number")
 		}
-		m.w[i] = v
+		w[i] = math.Float32frombits(v)
 	}
+	m.w = w
 	return nil
 }
 
@@ -502,13 +508,27 @@ func loadModel(ctx context.Context, s Store, id string, loaded bool, m *NgramMod
 	if newID == "" {
 		return nil, "", nil
 	}
-	blob, err := s.Meta(ctx, MetaModel)
+	m = new(NgramModel)
+	var bad error // the model's own fault, not the store's
+	if v, ok := s.(metaViewer); ok {
+		// Decoded where it lies in the file: a copy would cost a
+		// command-line run that classifies one message a 4 MB
+		// allocation, and the collection it sets off.
+		err = v.viewMeta(ctx, MetaModel, func(b []byte) error {
+			bad = unmarshalModel(m, b)
+			return nil
+		})
+	} else {
+		var blob string
+		if blob, err = s.Meta(ctx, MetaModel); err == nil {
+			bad = unmarshalModel(m, blob)
+		}
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("ngram model: %w", err)
 	}
-	m = new(NgramModel)
-	if err := m.unmarshal(blob); err != nil {
-		return nil, "", err
+	if bad != nil {
+		return nil, "", bad
 	}
 	return m, newID, nil
 }

@@ -189,11 +189,24 @@ func TestFitNgram(t *testing.T) {
 	if c, _ := back.MarshalBinary(); !bytes.Equal(a, c) || back.Spam != m.Spam || back.Ham != m.Ham {
 		t.Error("model changed in a marshal round trip")
 	}
+	// A Redis store's Meta gives the model as a string.
+	var fromString NgramModel
+	if err := unmarshalModel(&fromString, string(a)); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := fromString.MarshalBinary(); !bytes.Equal(a, c) {
+		t.Error("model changed in a round trip through a string")
+	}
 	bad := slices.Clone(a)
 	copy(bad[len(bad)-4:], []byte{0, 0, 0xc0, 0x7f}) // a NaN weight
-	for name, blob := range map[string][]byte{"cut": a[:len(a)-1], "magic": []byte("xxxx" + string(a[4:])), "nan": bad, "empty": nil} {
+	inf := slices.Clone(a)
+	copy(inf[len(inf)-8:], []byte{0, 0, 0x80, 0xff}) // minus infinity
+	for name, blob := range map[string][]byte{"cut": a[:len(a)-1], "magic": []byte("xxxx" + string(a[4:])), "nan": bad, "inf": inf, "empty": nil} {
 		if err := new(NgramModel).UnmarshalBinary(blob); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+		if err := unmarshalModel(new(NgramModel), string(blob)); err == nil {
+			t.Errorf("%s, as a string: no error", name)
 		}
 	}
 }
@@ -447,6 +460,18 @@ func (s *metaCounting) Meta(ctx context.Context, key string) (string, error) {
 		}
 	}
 	return s.BoltStore.Meta(ctx, key)
+}
+
+// viewMeta counts and fails as Meta does: the bbolt store's model is read
+// through it.
+func (s *metaCounting) viewMeta(ctx context.Context, key string, fn func([]byte) error) error {
+	if key == MetaModelID || key == MetaModel {
+		s.reads++
+		if s.fail {
+			return errors.New("store too slow")
+		}
+	}
+	return s.BoltStore.viewMeta(ctx, key, fn)
 }
 
 // A new model that cannot be read is tried again once per interval, not
