@@ -964,3 +964,90 @@ func TestReadLockedDoesNotHoldAppendsOff(t *testing.T) {
 		t.Errorf("after the read the mbox holds %q, want %q", all, want)
 	}
 }
+
+// Readers share the kernel locks, so two of them ("sluice train" and
+// "sluice archive show" on one archive) can reach the same stale dot-lock
+// at once. One must not take the other's lock in the making for a dead
+// writer's and remove it, nor replace the lock the other just made:
+// either made the other's read fail ("rename ...: no such file or
+// directory") or left it without a dot-lock.
+func TestReadersAtAStaleDotLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	if err := os.WriteFile(path, []byte("From a Thu Jan  1 00:00:00 1970\nhello\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	lockPath := path + lockSuffix
+	staleLock := func() {
+		t.Helper()
+		if err := os.WriteFile(lockPath, []byte("12345\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-2 * staleLockAge)
+		if err := os.Chtimes(lockPath, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(a *Appender) error {
+		return a.ReadLocked(context.Background(), path, nil, func(r io.Reader) error {
+			b, err := io.ReadAll(r)
+			if err == nil && !strings.Contains(string(b), "hello") {
+				err = fmt.Errorf("read %q", b)
+			}
+			return err
+		})
+	}
+
+	// Another reader, under its shared kernel locks, with its lock in the
+	// making.
+	staleLock()
+	other, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tryKernelReadLocks(other); err != nil {
+		t.Fatal(err)
+	}
+	h := thisProcess()
+	making, err := h.writeLockTemp(lockPath, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := NewAppender(time.Second, nil)
+	if l, err := reader.tryReadLock(path, true); err == nil {
+		l.unlock()
+	}
+	if _, err := os.Stat(making); err != nil {
+		t.Errorf("the other reader's lock in the making: %v", err)
+	}
+	if b, err := os.ReadFile(lockPath); err != nil || string(b) != "12345\n" {
+		t.Errorf("the stale lock was replaced under the other reader: %q, %v", b, err)
+	}
+	os.Remove(making)
+	other.Close()
+	// With the other reader gone, the stale lock is broken and the mbox
+	// read.
+	if err := read(reader); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lockPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dot-lock after the read: %v", err)
+	}
+
+	// Readers at once, each time at a stale lock.
+	for round := 0; round < 50; round++ {
+		staleLock()
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = read(NewAppender(5*time.Second, nil))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}

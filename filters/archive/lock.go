@@ -144,6 +144,10 @@ const staleLockAge = 1024 * time.Second
 // at once.
 var errLockBusy = errors.New("held by another process")
 
+// errStaleDotLock says a reader found a stale dot-lock, which only the
+// holder of the exclusive kernel locks may break (see tryDotLock).
+var errStaleDotLock = errors.New("stale, and to be broken under a writer's locks")
+
 // tryDotLock makes one attempt at the dot-lock lockPath. The lock is
 // written in full to a temporary file first and then linked to its name,
 // which fails if the name exists: so a lock file never exists without its
@@ -153,10 +157,17 @@ var errLockBusy = errors.New("held by another process")
 // ours with a rename, so the mbox is never without a lock meanwhile;
 // the caller holds the kernel locks, which keep other sluice writers out.
 //
+// That holds for the exclusive kernel locks only. A reader (shared set)
+// gets errStaleDotLock instead: other readers hold the shared locks too
+// and may be at the same stale lock, where each would take the other's
+// lock in the making for a dead writer's and remove it, and their
+// renames would replace each other's lock. The stale lock is then for
+// the holder of the exclusive locks to break (Repair).
+//
 // prepare is called with the length a dead sluice holder recorded (-1 when
 // there is none; then it must not change the file) and returns the length
 // of the mbox to record in our lock.
-func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (int64, error)) error {
+func (h lockHolder) tryDotLock(lockPath string, shared bool, prepare func(rollback int64) (int64, error)) error {
 	n, err := prepare(-1)
 	if err != nil {
 		return err
@@ -179,6 +190,9 @@ func (h lockHolder) tryDotLock(lockPath string, prepare func(rollback int64) (in
 	}
 	if !stale {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, errLockBusy)
+	}
+	if shared {
+		return fmt.Errorf("dot-lock %s: %w", lockPath, errStaleDotLock)
 	}
 	// Lock files in the making exist only while their writer holds the
 	// kernel locks, which we hold now: any other is a dead writer's.

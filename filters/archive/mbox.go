@@ -142,7 +142,7 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		return nil, err
 	}
 	l := &lockedMbox{f: f, path: path}
-	err = a.holder.tryDotLock(path+lockSuffix, func(rollback int64) (int64, error) {
+	err = a.holder.tryDotLock(path+lockSuffix, false, func(rollback int64) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err

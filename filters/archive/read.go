@@ -264,8 +264,9 @@ func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record)
 // have one: flock(2) and fcntl(2) read locks, which keep writers out but
 // not other readers, and the dot-lock, which has no shared form and keeps
 // out writers that take only it (dotlockfile(1), Dovecot with
-// mbox_write_locks = dotlock). A dead sluice writer's half record is cut
-// off first, under the exclusive locks, as the next append would.
+// mbox_write_locks = dotlock). A stale dot-lock, and with a dead sluice
+// writer's the half record it left, is removed first, under the
+// exclusive locks, as the next append would.
 //
 // The dot-lock needs write access to the mbox's directory, which a user
 // who may only read the mbox (a group given read access, a read-only file
@@ -283,9 +284,10 @@ func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error)
 	err := a.retryLock(ctx, path, func(ctx context.Context) error {
 		var err error
 		l, err = a.tryReadLock(path, noDotLock == nil)
-		if errors.Is(err, errDeadWriter) {
-			// Cut the half record off under a writer's locks, then
-			// read under a reader's.
+		if errors.Is(err, errStaleDotLock) {
+			// Break the lock (and cut a dead writer's half record
+			// off) under a writer's locks, then read under a
+			// reader's.
 			if err = a.Repair(ctx, path); err == nil {
 				return fmt.Errorf("%s: %w", path, errLockBusy)
 			}
@@ -341,10 +343,6 @@ func mayNotWrite(err error) bool {
 	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }
 
-// errDeadWriter says the mbox ends in the half record of a sluice process
-// that died while appending, which only a writer's locks allow to cut off.
-var errDeadWriter = errors.New("ends in the half record of a sluice process that died while appending")
-
 // tryReadLock makes one attempt at a reader's locks on the mbox at path
 // (see ReadLocked): the shared kernel locks, then, if dotLock is set, the
 // dot-lock. Without the dot-lock, a dot-lock held by a live process makes
@@ -364,12 +362,9 @@ func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
 	if !dotLock {
 		return a.boundWithoutDotLock(l)
 	}
-	err = a.holder.tryDotLock(path+lockSuffix, func(rollback int64) (int64, error) {
-		if rollback >= 0 && rollback < l.size {
-			return 0, errDeadWriter
-		}
-		return l.size, nil
-	})
+	// A stale dot-lock, which may mark a dead writer's half record, is
+	// errStaleDotLock: prepare sees no rollback.
+	err = a.holder.tryDotLock(path+lockSuffix, true, func(int64) (int64, error) { return l.size, nil })
 	if err != nil {
 		f.Close()
 		return nil, err
