@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -186,6 +187,44 @@ func TestConfigCheckCreatesNoStore(t *testing.T) {
 	asNobody(t, dir, func() { r = check() })
 	if r.code == 0 || !strings.Contains(r.stderr, "permission denied") {
 		t.Errorf("config check as a user who may not open the store: %+v", r)
+	}
+}
+
+// docs/bayes.md quotes what "config check", run as the daemon's user,
+// reports for a store root made with the first "sluice train": it must be
+// what the command prints, which is not the daemon's own error ("open
+// store lock: ..."), since config check opens no store.
+func TestDocConfigCheckOnAStoreOfRoot(t *testing.T) {
+	doc := strings.Join(strings.Fields(readDoc(t, "docs/bayes.md")), " ")
+	m := regexp.MustCompile("`config check` then reports `([^`]+)`").FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/bayes.md: no message quoted for config check on a store root made")
+	}
+	quoted := regexp.MustCompile(strings.ReplaceAll(regexp.QuoteMeta(m[1]), `\.\.\.`, ".*"))
+
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(state, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "sluice.yml")
+	text := "state_dir: " + state + "\nmetrics:\n  listen: \"\"\nfilters:\n  - type: bayes\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The first train, as root.
+	st, err := classifier.Open(filepath.Join(state, "bayes.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var r cliResult
+	asNobody(t, dir, func() { r = runCLI(t, "", "--config", cfg, "config", "check") })
+	if r.code == 0 || !quoted.MatchString(r.stderr) {
+		t.Errorf("config check as the daemon's user: %+v\ndocs/bayes.md says it reports %q", r, m[1])
 	}
 }
 
