@@ -94,6 +94,7 @@ func run() error {
 	rocPath := flag.String("roc", "", "write the ROC curves of sluice and bogofilter to this SVG file")
 	speedOnly := flag.Bool("speed-only", false, "print only throughput, not the test set's accuracy (for speed work, which must not look at test results)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
+	cli := flag.Bool("cli", true, "also time \"sluice classify --list\", one process per round, as bogofilter -b runs")
 	flag.Parse()
 	if *rounds < 1 || *workers < 1 || *repeats < 1 {
 		return errors.New("-rounds, -workers and -repeats must be at least 1")
@@ -205,6 +206,12 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var cliRun *cliRunner
+	if *cli {
+		if cliRun, err = newCLIRunner(dir, dbPath, p); err != nil {
+			return err
+		}
+	}
 	// The first timed round would otherwise read the test files from
 	// disk and every later one (and bogofilter's first) from the page
 	// cache.
@@ -235,6 +242,13 @@ func run() error {
 				ours.coldN = append(ours.coldN, cold)
 			}
 			ours.openMS = append(ours.openMS, 1000*openSecs)
+		}
+		if cliRun != nil {
+			secs, err := cliRun.score(test, first)
+			if err != nil {
+				return err
+			}
+			ours.cliRates = append(ours.cliRates, float64(len(test))/secs)
 		}
 		if bog != nil {
 			res, secs, err := scoreBogofilter(bogDir, test)
@@ -363,6 +377,7 @@ type report struct {
 	rates1, ratesN []float64 // scoring messages per second, per round
 	cold1, coldN   []float64 // the same with the store's open and index build counted
 	openMS         []float64 // milliseconds to open the store and build its index
+	cliRates       []float64 // "sluice classify --list", messages per second, per round
 }
 
 func (r *report) summarise(res []scored) {
@@ -657,6 +672,9 @@ func printSpeed(ours, bog *report, workers int) {
 	}
 	fmt.Printf("sluice: training msgs/s %.0f; open+index %.0f ms; scoring msgs/s, median (min-max): 1 worker %s, %d workers %s; with open+index: %s, %s\n",
 		ours.trainRate, median(ours.openMS), r(ours.rates1), workers, r(ours.ratesN), r(ours.cold1), r(ours.coldN))
+	if len(ours.cliRates) > 0 {
+		fmt.Printf("sluice classify --list: msgs/s %s\n", r(ours.cliRates))
+	}
 	if bog != nil {
 		b := median(bog.rates1)
 		fmt.Printf("bogofilter -b: training msgs/s %.0f; scoring msgs/s %s; sluice/bogofilter: 1 worker %.2fx (%.2fx with open+index), %d workers %.2fx (%.2fx); round by round, 1 worker: %s\n",
@@ -703,6 +721,7 @@ func printReport(ours, bog *report, workers, rounds int) {
 	row(fmt.Sprintf("scoring msgs/s, %d workers", workers), func(r *report) string { return rate(r.ratesN) })
 	row("  1 worker, counting open+index", func(r *report) string { return rate(r.cold1) })
 	row(fmt.Sprintf("  %d workers, counting open+index", workers), func(r *report) string { return rate(r.coldN) })
+	row("  sluice classify --list, 1 process", func(r *report) string { return rate(r.cliRates) })
 	row("store open+index build, ms", func(r *report) string {
 		if len(r.openMS) == 0 {
 			return "-"
@@ -713,7 +732,9 @@ func printReport(ours, bog *report, workers, rounds int) {
 	fmt.Println(" round opens the store, builds its token index and reads its n-gram model first, as")
 	fmt.Println(" a daemon does at start;")
 	fmt.Println(" the plain rows time the scoring after that, the open+index rows include it.")
-	fmt.Println(" bogofilter's time includes its process start and database open.")
+	fmt.Println(" bogofilter's time includes its process start and database open, and so does that of")
+	fmt.Println(" \"sluice classify --list\", which also reads the files as the command does (an mbox")
+	fmt.Println(" under its writers' locks: every corpus file starts with a From_ line).")
 	fmt.Println(" sluice's AUC ranks by Result.LogOdds, its spamicity without rounding to 0 or 1; the")
 	fmt.Println(" reported-spamicity row ranks by Result.Spamicity (float64) and by bogofilter's printed")
 	fmt.Println(" spamicity (6 digits), ties counting half.)")
@@ -749,7 +770,11 @@ func printReport(ours, bog *report, workers, rounds int) {
 		{fmt.Sprintf("%d workers", workers), ours.ratesN},
 		{"1 worker, counting open+index", ours.cold1},
 		{fmt.Sprintf("%d workers, counting open+index", workers), ours.coldN},
+		{"sluice classify --list", ours.cliRates},
 	} {
+		if len(m.rates) == 0 {
+			continue
+		}
 		x := median(m.rates) / b
 		target(fmt.Sprintf("scoring >= %.0fx bogofilter -b, %s", targetSpeedup, m.label),
 			fmt.Sprintf("%.2fx (%.0f vs %.0f msgs/s)", x, median(m.rates), b), x >= targetSpeedup)
