@@ -140,7 +140,12 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	// read cannot confirm (no file yet, a bucket missing, an error) is
 	// left to the write transaction, which creates the file and buckets
 	// or reports what is wrong.
-	if s.ready() {
+	ready, err := s.ready()
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if ready {
 		go s.poll()
 		return s, nil
 	}
@@ -170,10 +175,11 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 }
 
 // ready reports whether the store file exists with its buckets, in this
-// format version.
-func (s *BoltStore) ready() bool {
+// format version. Its only error is a store busy past the lock timeout,
+// which the write transaction would wait out a second time.
+func (s *BoltStore) ready() (bool, error) {
 	if _, err := os.Stat(s.path); err != nil {
-		return false
+		return false, nil
 	}
 	ok := false
 	err := s.view(context.Background(), func(tx *bolt.Tx) error {
@@ -182,7 +188,10 @@ func (s *BoltStore) ready() bool {
 			tx.Bucket(bucketTokens) != nil && tx.Bucket(bucketDigests) != nil
 		return nil
 	})
-	return err == nil && ok
+	if errors.Is(err, ErrBusy) {
+		return false, err
+	}
+	return err == nil && ok, nil
 }
 
 // Path returns the file name of the store.
