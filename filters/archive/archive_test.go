@@ -1051,3 +1051,59 @@ func TestReadersAtAStaleDotLock(t *testing.T) {
 		}
 	}
 }
+
+// RemoveRecords writes the new mbox under a name anyone can predict, in
+// the mbox's directory. Whoever may write there (the daemon's user, when
+// root runs "sluice archive move" on the daemon's archive) can put a
+// symbolic link in its place while the copy is written. The mode and
+// owner of the mbox must go to the file sluice wrote, never through such
+// a link: as root, a chown by name would give the link's target
+// (/etc/shadow, say) to the mbox's owner.
+func TestRemoveRecordsKeepsModeOffSwappedTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	for _, q := range []string{"A", "B"} {
+		if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(q, "b\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(victim, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".x.mbox.sluice-tmp-"+strconv.Itoa(os.Getpid()))
+	swapped := false
+	_, err := f.app.RemoveRecords(context.Background(), path, func(r Record) bool {
+		if !swapped {
+			// The attacker's move, while the new mbox is being written.
+			swapped = true
+			if err := os.Remove(tmp); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(victim, tmp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return headerOf(r.Message, FieldQueueID) == "B"
+	})
+	if !swapped {
+		t.Fatal("the records were not read")
+	}
+	if err == nil {
+		t.Error("RemoveRecords put what replaced its new mbox in place of the mbox")
+	}
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("the mbox is no longer a regular file: %v %v", fi, err)
+	}
+	fi, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("the file the link points to has mode %v, want 0600: the mbox's mode went through the link", fi.Mode().Perm())
+	}
+}

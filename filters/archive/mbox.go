@@ -313,7 +313,7 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		tmp = filepath.Join(dir, "tmp", name)
 		// writeSynced creates the file exclusively: on a name that is
 		// taken, it fails before write is called.
-		n, err = writeSynced(tmp, write)
+		n, err = writeSynced(tmp, write, nil)
 		if !errors.Is(err, fs.ErrExist) || attempt == maildirNameAttempts {
 			break
 		}
@@ -384,7 +384,11 @@ func (a *Appender) linkNew(dir, tmp, name string) (string, error) {
 	return name, nil
 }
 
-func writeSynced(path string, write func(w *bufio.Writer) error) (int64, error) {
+// writeSynced creates path exclusively, fills it with write and syncs it.
+// finish, when not nil, is called on the open file before the sync: what
+// is done to the file there (its mode, its owner) is done to the file
+// written, whatever has been put at path meanwhile.
+func writeSynced(path string, write func(w *bufio.Writer) error, finish func(f *os.File) error) (int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return 0, err
@@ -394,6 +398,9 @@ func writeSynced(path string, write func(w *bufio.Writer) error) (int64, error) 
 	err = write(bw)
 	if err == nil {
 		err = bw.Flush()
+	}
+	if err == nil && finish != nil {
+		err = finish(f)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -442,6 +442,7 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	dropped := 0
+	var written fs.FileInfo
 	_, err = writeSynced(tmp, func(w *bufio.Writer) error {
 		return ReadMbox(io.NewSectionReader(l.f, 0, l.size), func(r Record) error {
 			if drop(r) {
@@ -451,19 +452,34 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 			w.Write(r.Raw)
 			return w.WriteByte('\n')
 		})
+	}, func(f *os.File) error {
+		// Owner and mode go through the open file, not the name: whoever
+		// may write the mbox's directory can put a symbolic link at the
+		// name meanwhile, and as root a chown by name would give the
+		// link's target (/etc/shadow) to the mbox's owner.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			// Keep the owner (the daemon's user) when root runs this.
+			f.Chown(int(st.Uid), int(st.Gid))
+		}
+		if err := f.Chmod(fi.Mode().Perm()); err != nil {
+			return err
+		}
+		var err error
+		written, err = f.Stat()
+		return err
 	})
 	if err == nil && dropped == 0 {
 		os.Remove(tmp)
 		return 0, nil
 	}
 	if err == nil {
-		err = os.Chmod(tmp, fi.Mode().Perm())
+		// Only the file written replaces the mbox, not what was put at
+		// its name since.
+		if now, lerr := os.Lstat(tmp); lerr != nil || !os.SameFile(now, written) {
+			err = fmt.Errorf("%s was replaced while the new mbox was written", tmp)
+		}
 	}
 	if err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			// Keep the owner (the daemon's user) when root runs this.
-			os.Chown(tmp, int(st.Uid), int(st.Gid))
-		}
 		err = os.Rename(tmp, target)
 	}
 	if err == nil {
