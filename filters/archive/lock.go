@@ -220,11 +220,15 @@ func (h lockHolder) writeLockTemp(lockPath string, size int64) (string, error) {
 		return "", err
 	}
 	_, err = f.WriteString(h.dotLockContent(size))
+	if err == nil {
+		// Through the open file, not its name: a reader run as root
+		// ("sluice train" on a user's mbox) makes this file in a
+		// directory its user may write, who can put a symbolic link at
+		// the name, and a chmod by name would change the link's target.
+		err = f.Chmod(0o640)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o640)
 	}
 	if err != nil {
 		os.Remove(f.Name())
