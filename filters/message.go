@@ -183,7 +183,13 @@ func writeFolded(b *bytes.Buffer, v string) {
 // point past the existing fields change nothing, as in the MTAs. The input
 // slice may be modified.
 func ApplyEdits(headers []Header, edits []HeaderEdit) []Header {
-	for _, e := range edits {
+	for k := 0; k < len(edits); k++ {
+		e := edits[k]
+		if n := DeletionRun(edits[k:]); n > 1 {
+			headers = deleteRun(headers, edits[k:k+n])
+			k += n - 1
+			continue
+		}
 		switch e.Kind {
 		case AddHeader:
 			headers = append(headers, Header{Name: e.Name, Value: e.Value})
@@ -210,6 +216,50 @@ func ApplyEdits(headers []Header, edits []HeaderEdit) []Header {
 		}
 	}
 	return headers
+}
+
+// DeletionRun returns how many edits at the start of edits delete fields
+// of one name, each at a lower index than the one before: the order in
+// which filters delete every field of their name a message came with.
+// A sender may send hundreds of thousands of such fields (Postfix limits
+// the size of each field, not their number), and deleting them one at a
+// time, each found from the top, takes time quadratic in their number.
+func DeletionRun(edits []HeaderEdit) int {
+	n := 0
+	for n < len(edits) {
+		e := edits[n]
+		if e.Kind != DeleteHeader || e.Index < 1 ||
+			n > 0 && (e.Index >= edits[n-1].Index || !strings.EqualFold(e.Name, edits[0].Name)) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// deleteRun makes the deletions of a run DeletionRun found in one pass.
+// A deletion changes the index of the fields of its name below it only,
+// so every index in the run counts the fields as they were before it.
+func deleteRun(headers []Header, run []HeaderEdit) []Header {
+	var pos []int // pos[i] is the position of the field of index i+1
+	for i, h := range headers {
+		if strings.EqualFold(h.Name, run[0].Name) {
+			pos = append(pos, i)
+		}
+	}
+	drop := make([]bool, len(headers))
+	for _, e := range run {
+		if e.Index <= len(pos) {
+			drop[pos[e.Index-1]] = true
+		}
+	}
+	out := headers[:0]
+	for i, h := range headers {
+		if !drop[i] {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // nthField returns the position of the n-th (1-based) field named name,

@@ -135,6 +135,11 @@ func TestReplaySendsEditsCountedAlike(t *testing.T) {
 		first:  []filters.HeaderEdit{edit(filters.AddHeader, "X-T", 0, "new"), edit(filters.DeleteHeader, "Date", 1, "")},
 		second: []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 4, ""), edit(filters.ChangeHeader, "X-T", 2, "b2")},
 		want:   []filters.HeaderEdit{edit(filters.ChangeHeader, "X-T", 2, "b2"), edit(filters.DeleteHeader, "Date", 1, "")},
+	}, {
+		name:   "every field of a name deleted, the last first, after one was made",
+		first:  []filters.HeaderEdit{edit(filters.AddHeader, "X-T", 0, "new")},
+		second: []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 4, ""), edit(filters.DeleteHeader, "x-t", 3, ""), edit(filters.DeleteHeader, "X-T", 2, ""), edit(filters.DeleteHeader, "X-T", 1, "")},
+		want:   []filters.HeaderEdit{edit(filters.DeleteHeader, "X-T", 3, ""), edit(filters.DeleteHeader, "X-T", 2, ""), edit(filters.DeleteHeader, "X-T", 1, "")},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,5 +163,59 @@ func TestReplaySendsEditsCountedAlike(t *testing.T) {
 				t.Errorf("the edits sent make\n%v\nthe filters saw\n%v", got, model)
 			}
 		})
+	}
+}
+
+// A sender may send as many fields of a name as the MTA takes (Postfix
+// limits each field, not their number) and sluice's 1 MiB header block
+// holds: over 100000 short ones. When a filter deletes them all,
+// the last first, after a field of that name was made (headerfix splits
+// one out of a field with a bare LF), the edits go through mtaEdits;
+// that must not take time quadratic in their number.
+func TestReplayManyDeletionsAfterAnAdd(t *testing.T) {
+	const n = 120000 // "X-T: f" and a line end, 8 bytes each: under 1 MiB
+	shown := []filters.Header{{Name: "Subject", Value: "s"}}
+	for range n {
+		shown = append(shown, filters.Header{Name: "X-T", Value: "f"})
+	}
+	first := &editsBySubject{name: "first", edits: map[string][]filters.HeaderEdit{"s": {{Kind: filters.AddHeader, Name: "X-T", Value: "split"}}}}
+	var deletes, want []filters.HeaderEdit
+	for i := n + 1; i >= 1; i-- {
+		deletes = append(deletes, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: "X-T", Index: i})
+		if i <= n {
+			want = append(want, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: "X-T", Index: i})
+		}
+	}
+	second := &editsBySubject{name: "second", edits: map[string][]filters.HeaderEdit{"s": deletes}}
+	p := filters.NewPipeline([]filters.Step{{Filter: first}, {Filter: second}}, nil)
+	tx := milter.Transaction{
+		From:    filters.Address{Addr: "a@example.org"},
+		Rcpts:   []filters.Address{{Addr: "b@example.org"}},
+		Headers: shown,
+	}
+	type result struct {
+		res milter.Result
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		res, err := milter.Replay(context.Background(), milter.Config{Pipeline: p}, tx, nil)
+		done <- result{res, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%d deletions still not worked out after 20s", n+1)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("%d deletions took %v", n+1, took)
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !slices.Equal(r.res.Edits, want) {
+		t.Errorf("%d edits sent, want the %d deletions of the fields shown, the last first", len(r.res.Edits), len(want))
 	}
 }
