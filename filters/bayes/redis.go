@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -170,9 +171,23 @@ func (r RedisConfig) Options() (classifier.RedisOptions, error) {
 // readSecret reads a password file; a trailing line end is not part of
 // the password. An empty one is an error: a secret not provisioned yet
 // would otherwise mean no password, and the server's NOAUTH refusal would
-// not name the file.
+// not name the file. So is one every user may read (a file made with
+// "echo ... >" under the usual umask is 0644): with the password, any
+// local user could rewrite the store, and so decide what is spam.
 func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		return "", fmt.Errorf("%s: other users have access to it (mode %04o); make it readable by the daemon's user or group only, e.g. chmod 0640", path, perm)
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,7 @@ package bayes_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,6 +333,28 @@ func TestRedisConfig(t *testing.T) {
 		_, err = (bayes.RedisConfig{Addrs: []string{"a:1"}, SentinelMaster: "m", SentinelPasswordFile: p}).Options()
 		if err == nil || !strings.Contains(err.Error(), "sentinel_password_file") {
 			t.Errorf("sentinel password file %q: %v", content, err)
+		}
+	}
+	// A password every local user can read is no secret: refused, for
+	// the Sentinels' too. Owner and group may read it.
+	for mode, ok := range map[os.FileMode]bool{0o644: false, 0o604: false, 0o606: false, 0o640: true, 0o600: true, 0o440: true} {
+		p := filepath.Join(dir, fmt.Sprintf("pw-%04o", mode))
+		if err := os.WriteFile(p, []byte("s3cret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		o, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordFile: p}).Options()
+		if ok && (err != nil || o.Password != "s3cret") {
+			t.Errorf("password file of mode %04o: %v", mode, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "other users")) {
+			t.Errorf("password file of mode %04o: error %v, want it refused", mode, err)
+		}
+		_, err = (bayes.RedisConfig{Addrs: []string{"a:1"}, SentinelMaster: "m", SentinelPasswordFile: p}).Options()
+		if ok != (err == nil) {
+			t.Errorf("sentinel password file of mode %04o: %v", mode, err)
 		}
 	}
 	t.Setenv("SLUICE_EMPTY_PW", "")
