@@ -207,3 +207,49 @@ func TestMaildirSyncFailureAfterRenameIsNoFailure(t *testing.T) {
 		t.Errorf("no warning about the failed fsync logged: %q", logs.String())
 	}
 }
+
+// An mbox path that is a symbolic link is followed only if root or this
+// user owns the link: whoever may write the archive's directory must not
+// be able to make root's "sluice archive move" append to a file of their
+// choosing. A link of this user's own is followed as before.
+func TestAppendFollowsOnlyTrustedLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a link another user owns")
+	}
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(victim, []byte("ssh-ed25519 AAAA root\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := NewAppender(time.Second, nil)
+	write := func(w *bufio.Writer) error {
+		_, err := w.WriteString("From a@example.com Thu Jan  1 00:00:00 1970\nSubject: x\n\nhello\n\n")
+		return err
+	}
+	evil := filepath.Join(dir, "ham.mbox")
+	if err := os.Symlink(victim, evil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(evil, unprivilegedUID, unprivilegedUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.AppendMbox(context.Background(), evil, write); err == nil {
+		t.Error("appended through a link another user owns")
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "ssh-ed25519 AAAA root\n" {
+		t.Errorf("the link's target: %q, %v", b, err)
+	}
+
+	// root's own link, to a real archive elsewhere, is followed.
+	real := filepath.Join(t.TempDir(), "spam.mbox")
+	own := filepath.Join(dir, "spam.mbox")
+	if err := os.Symlink(real, own); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.AppendMbox(context.Background(), own, write); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(real); err != nil || !strings.Contains(string(b), "hello") {
+		t.Errorf("the archive behind root's link: %q, %v", b, err)
+	}
+}

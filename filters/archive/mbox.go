@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -134,10 +135,45 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 	return f, nil
 }
 
+// openMboxFile opens the mbox at path for appending, creating it if
+// needed. A symbolic link there is followed only if root or this
+// process's user owns it, as Postfix's local(8) does: whoever may write
+// the archive's directory (the daemon's user, if a message it handled
+// got the better of it) could otherwise put a link there to
+// /root/.ssh/authorized_keys, and root's "sluice archive move --to ham"
+// would append a message of the sender's making to it.
+func openMboxFile(path string) (*os.File, error) {
+	const flags = os.O_RDWR | os.O_CREATE | os.O_APPEND
+	f, err := os.OpenFile(path, flags|syscall.O_NOFOLLOW, fileMode)
+	if !errors.Is(err, syscall.ELOOP) {
+		return f, err
+	}
+	link, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := link.Sys().(*syscall.Stat_t)
+	if !ok || link.Mode()&fs.ModeSymlink == 0 {
+		return nil, fmt.Errorf("open %s: %w", path, syscall.ELOOP)
+	}
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", path, st.Uid)
+	}
+	f, err = os.OpenFile(path, flags, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	// The link checked must be the one followed: one put in its place
+	// meanwhile is another link, with another inode.
+	if again, err := os.Lstat(path); err != nil || !os.SameFile(link, again) {
+		f.Close()
+		return nil, fmt.Errorf("open %s: the symbolic link was replaced while it was followed", path)
+	}
+	return f, nil
+}
+
 func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
-	f, err := openLocked(path, func() (*os.File, error) {
-		return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
-	}, tryKernelLocks)
+	f, err := openLocked(path, func() (*os.File, error) { return openMboxFile(path) }, tryKernelLocks)
 	if err != nil {
 		return nil, err
 	}
