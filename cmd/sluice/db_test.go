@@ -2,11 +2,12 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -332,30 +333,68 @@ func TestDBExportReplacesWholeOrNothing(t *testing.T) {
 }
 
 // docs/install.md has the administrator import a bogofilter word list as
-// root and then give the store to the daemon's user: every file the
-// import creates must be in that chown. A lock file left to root (mode
-// 0640) keeps the daemon, which opens it for writing, from the store.
-func TestDocInstallImportChownsEveryStoreFile(t *testing.T) {
+// the daemon's user, reading it from standard input: every file the
+// import creates is then that user's, and no chown by root is needed
+// (one would follow a symbolic link the daemon's user put in a file's
+// place). A lock file left to root (mode 0640) would keep the daemon,
+// which opens it for writing, from the store.
+func TestDocInstallImportAsDaemonUser(t *testing.T) {
 	doc := readDoc(t, "docs/install.md")
-	imp := regexp.MustCompile(`(?m)^\s*sluice db import --db (/var/lib/sluice/)(\S+) --bogoutil \S+$`).FindStringSubmatch(doc)
-	chown := regexp.MustCompile(`(?m)^\s*chown sluice:sluice (.+)$`).FindStringSubmatch(doc)
-	if imp == nil || chown == nil {
-		t.Fatal("docs/install.md has no 'sluice db import --db /var/lib/sluice/...' followed by a chown")
+	imp := regexp.MustCompile(`(?m)^\s*runuser -u sluice -- sluice db import --db /var/lib/sluice/(\S+) --bogoutil - < \S+$`).FindStringSubmatch(doc)
+	if imp == nil {
+		t.Fatal("docs/install.md has no 'runuser -u sluice -- sluice db import --db /var/lib/sluice/... --bogoutil - < FILE'")
 	}
+	if line := regexp.MustCompile(`(?m)^\s*(chown|chmod) .*$`).FindString(doc); line != "" {
+		t.Errorf("docs/install.md still hands files over as root: %q", strings.TrimSpace(line))
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the import as another user")
+	}
+	runuser, err := exec.LookPath("runuser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := redisBuildSluice(t)
+	const nobody = 65534
 	dir := t.TempDir()
-	dump := filepath.Join(t.TempDir(), "wordlist.txt")
-	os.WriteFile(dump, []byte(".MSG_COUNT 20 30 20240101\ncasino 15 0 20240101\n"), 0o644)
-	if r := runCLI(t, "", "db", "import", "--db", filepath.Join(dir, imp[2]), "--bogoutil", dump); r.code != 0 {
-		t.Fatalf("import: %+v", r)
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	owned := strings.Fields(chown[1])
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	// The word list is root's alone: the import reads it on standard
+	// input.
+	dump := filepath.Join(t.TempDir(), "wordlist.txt")
+	if err := os.WriteFile(dump, []byte(".MSG_COUNT 20 30 20240101\ncasino 15 0 20240101\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	cmd := exec.Command(runuser, "-u", "nobody", "--", bin, "db", "import", "--db", filepath.Join(dir, imp[1]), "--bogoutil", "-")
+	cmd.Stdin = in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("import as nobody: %v\n%s", err, out)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(entries) < 2 {
+		t.Fatalf("the import made %d files, want the store and its lock file", len(entries))
+	}
 	for _, e := range entries {
-		if !slices.Contains(owned, imp[1]+e.Name()) {
-			t.Errorf("the import creates %s, which the chown of docs/install.md (%s) leaves to root", imp[1]+e.Name(), chown[1])
+		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody {
+			t.Errorf("the import made %s owned by uid %d, not the daemon's user", e.Name(), st.Uid)
 		}
 	}
 }
