@@ -318,6 +318,26 @@ func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
 	}
 }
 
+// A server that cuts a long UDP answer at the datagram's size sets TC
+// but leaves the record counts of the whole answer, so the datagram does
+// not parse. It is truncated all the same and must be asked for again
+// over TCP, not count as a network failure that loses the listing.
+func TestCutTruncatedAnswerRetriedOverTCP(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 300, "127.0.0.2")
+	srv.SetBehaviour(name, dnsbltest.TruncateCut)
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Attempts = 1
+	e := newEnv(t, srv, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Fatalf("verdict %+v, want reject from the TCP answer; observer: %s", v, e.obs)
+	}
+	if u, c := srv.CountNet(name, dns.TypeA, "udp"), srv.CountNet(name, dns.TypeA, "tcp"); u != 1 || c != 1 {
+		t.Errorf("%d UDP and %d TCP queries, want 1 and 1", u, c)
+	}
+}
+
 func TestTTLExpiry(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	name := "1.2.0.192.bl.test"

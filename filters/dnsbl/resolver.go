@@ -90,10 +90,13 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 	m.RecursionDesired = true
 	m.SetEdns0(ednsSize, false)
 	resp, err := r.exchange(ctx, &r.udp, server, m)
-	if err == nil && resp.Truncated {
+	if resp != nil && resp.Truncated {
 		// The whole answer did not fit a datagram; it must be asked for
 		// again over TCP (RFC 7766 section 5). A partial answer is not
-		// used: its records may be missing the code that matters.
+		// used: its records may be missing the code that matters. A
+		// server that cuts the answer at the datagram's size leaves
+		// counts of records that are not there, so the datagram does
+		// not parse (err is set), but its header says TC all the same.
 		m.Id = dns.Id()
 		resp, err = r.exchange(ctx, &r.tcp, server, m)
 	}
@@ -113,7 +116,8 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 
 // exchange runs one query over one transport within r.timeout. The
 // connection is closed when ctx ends, so a filter being closed does not
-// wait for a dead server.
+// wait for a dead server. With an answer that does not parse, the error
+// comes with what could be read of it, its header at least.
 func (r *resolver) exchange(ctx context.Context, c *dns.Client, server string, m *dns.Msg) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()

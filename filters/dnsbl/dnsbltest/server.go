@@ -38,6 +38,11 @@ const (
 	// over TCP from the records, as a server does whose answer does not
 	// fit a datagram.
 	Truncate
+	// TruncateCut answers over UDP with the whole answer cut a few bytes
+	// short, TC set and the header's record counts left as they were, as
+	// a server does that cuts an answer at the datagram's size (RFC 1035
+	// 4.2.1), and over TCP from the records.
+	TruncateCut
 )
 
 // Query is one query the server received.
@@ -290,6 +295,17 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		m.Rcode = dns.RcodeRefused
 	case b == Truncate && network == "udp":
 		m.Truncated = true
+	case b == TruncateCut && network == "udp":
+		m.Answer = answer
+		m.Truncated = true
+		packed, err := m.Pack()
+		if err != nil || len(packed) < 12+4 {
+			return
+		}
+		// The last record loses its final bytes; the counts still
+		// promise it.
+		w.Write(packed[:len(packed)-3])
+		return
 	case len(answer) > 0:
 		m.Answer = answer
 	default:
