@@ -125,7 +125,15 @@ func parseDomain(d string) Name {
 	}
 	a, err := idnaProfile.ToASCII(d)
 	if err != nil || a == "" {
-		return Name{Domain: strings.ToLower(d), raw: true}
+		// One label that is not valid IDNA ("x-", a joiner out of place)
+		// must not keep the others in Unicode: the rules of an
+		// internationalised parent domain are in punycode, and
+		// "x-.bücher.example" would slip past "bücher.example REJECT".
+		a = asciiLabels(d)
+		if a == "" {
+			return Name{}
+		}
+		return Name{Domain: a, raw: true}
 	}
 	// UTS 46 maps the ideographic and full-width full stops to '.', so
 	// "spam.example。" ends in a dot only now; it names spam.example.
@@ -136,14 +144,36 @@ func parseDomain(d string) Name {
 	return Name{Domain: a}
 }
 
+// fullStops are the characters other than '.' that UTS 46 maps to '.'.
+var fullStops = strings.NewReplacer("\u3002", ".", "\uff0e", ".", "\uff61", ".")
+
+// asciiLabels returns a name that is not valid IDNA as a whole with each
+// label that is valid in its ASCII form, the others lower-cased as
+// written, and no final dots.
+func asciiLabels(d string) string {
+	labels := strings.Split(fullStops.Replace(d), ".")
+	for i, l := range labels {
+		if a, err := idnaProfile.ToASCII(l); err == nil {
+			labels[i] = a
+		} else {
+			labels[i] = strings.ToLower(l)
+		}
+	}
+	return strings.TrimRightFunc(strings.Join(labels, "."), func(r rune) bool { return r == '.' || unicode.IsSpace(r) })
+}
+
 // unicodeForm returns the Unicode form of an internationalised ASCII name,
-// or "" when it has no punycode label or cannot be decoded.
+// or "" when it has no punycode label that can be decoded. A label that
+// is not valid IDNA stays as it is: the others are still decoded, so that
+// a regular expression sees the Unicode form of a parent domain whatever
+// its sub-domain is.
 func unicodeForm(ascii string) string {
 	if !strings.Contains(ascii, "xn--") {
 		return ""
 	}
-	u, err := idnaProfile.ToUnicode(ascii)
-	if err != nil || u == ascii {
+	// On an error ToUnicode still returns every label it could decode.
+	u, _ := idnaProfile.ToUnicode(ascii)
+	if u == "" || u == ascii {
 		return ""
 	}
 	return u

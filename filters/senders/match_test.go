@@ -157,6 +157,27 @@ func TestMatchIDN(t *testing.T) {
 	}
 }
 
+// A sub-domain label that is not valid IDNA (a hyphen at its start or
+// end, "--" in its third and fourth places, a joiner out of place) does
+// not hide an internationalised parent domain from its rules: the valid
+// labels are still compared in punycode, and regular expressions still see
+// the Unicode form.
+func TestMatchIDNInvalidSubdomainLabel(t *testing.T) {
+	rs := compile(t, "bücher.test REJECT\n*.xn--l-7sba6dbr.* DISCARD\n/пример\\.рф$/ QUARANTINE:look-alike\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@x-.bücher.test", 1, nil},
+		{MailFrom, "x@-x.BÜCHER.test", 1, nil},
+		{MailFrom, "x@ab--cd.bücher.test", 1, nil},
+		{HeaderFrom, "x@x\u200c.bücher.test", 1, nil},
+		{MailFrom, "x@x-.bücher。test", 1, nil},
+		{MailFrom, "x@mx-.раураl.com", 2, nil},
+		{MailFrom, "x@mx-.пример.рф", 3, nil},
+	})
+	if n := ParseAddress("x@X-.Bücher.test"); n.Domain != "x-.xn--bcher-kva.test" || !n.raw {
+		t.Errorf("x-.bücher.test compared as %+v, want x-.xn--bcher-kva.test, not valid IDNA", n)
+	}
+}
+
 // The null sender matches only a <> rule, never a domain rule or a
 // pattern, however broad.
 func TestMatchNullSender(t *testing.T) {
