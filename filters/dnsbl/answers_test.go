@@ -2,6 +2,7 @@ package dnsbl
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,28 @@ func TestAnswerThatIsAQuery(t *testing.T) {
 	e := newEnv(t, nil, cfg, nil)
 	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action == filters.Reject {
 		t.Errorf("an echoed query listed the client: %+v", v)
+	}
+}
+
+// A resolver that refuses a client may answer REFUSED without the
+// question (9.9.9.9 does): that is a refusal, counted and logged as one,
+// not a bad answer to another question.
+func TestRefusedWithoutQuestion(t *testing.T) {
+	addr := rawServer(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeRefused)
+		m.Question = nil
+		return m
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Errorf("verdict %+v, want continue", v)
+	}
+	if e.obs.get("error bl.test refused") != 1 || e.obs.get("error bl.test bad_answer") != 0 {
+		t.Errorf("observer: %s, want one error of kind refused", e.obs)
+	}
+	if log := e.logText(); !strings.Contains(log, "kind=refused") || !strings.Contains(log, "REFUSED") {
+		t.Errorf("log: %s", log)
 	}
 }

@@ -108,6 +108,14 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 		// network), with whatever records were added to it: no answer.
 		return answer{fail: KindBadAnswer, err: fmt.Errorf("%s: a query, not an answer", server)}
 	}
+	if len(resp.Question) == 0 && resp.Rcode != dns.RcodeSuccess && resp.Rcode != dns.RcodeNameError {
+		// An error answer may come without the question (9.9.9.9
+		// answers REFUSED so); its ID matched the query's, and an error
+		// lists nobody, so its code is what it says: a resolver that
+		// refuses us is reported as refusing, not as answering
+		// something else.
+		return interpret(resp, name, qtype, server, maxTTL)
+	}
 	if len(resp.Question) != 1 || !strings.EqualFold(strings.TrimSuffix(resp.Question[0].Name, "."), name) || resp.Question[0].Qtype != qtype {
 		return answer{fail: KindBadAnswer, err: fmt.Errorf("%s: answer to another question", server)}
 	}
