@@ -49,7 +49,7 @@ func ParseAddress(s string) Name {
 		return Name{Null: true}
 	}
 	if s[0] == '@' {
-		i := strings.IndexByte(s, ':')
+		i := routeEnd(s)
 		if i < 0 {
 			return Name{}
 		}
@@ -66,6 +66,26 @@ func ParseAddress(s string) Name {
 	n := parseDomain(domain)
 	n.Local = stripBATV(lower(local))
 	return n
+}
+
+// routeEnd returns the index of the colon that ends the source route at
+// the start of s, or -1. A hop may be an address literal, whose IPv6
+// form holds colons of its own ("@[IPv6:2001:db8::1]:user@domain").
+func routeEnd(s string) int {
+	inLiteral := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			inLiteral = true
+		case ']':
+			inLiteral = false
+		case ':':
+			if !inLiteral {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // ParseHost returns the compared form of a host name: a HELO argument or

@@ -213,6 +213,10 @@ func TestMatchNormalisation(t *testing.T) {
 		{MailFrom, "<ceo@partner.example>", 30, nil},
 		{MailFrom, "<@relay.example:ceo@partner.example>", 30, nil},
 		{MailFrom, "@a.example,@b.example:x@spam.example", 20, nil},
+		// A route through an IPv6 address literal: its colons are not
+		// the one that ends the route.
+		{MailFrom, "<@[IPv6:2001:db8::1]:ceo@partner.example>", 30, nil},
+		{MailFrom, "<@a.example,@[IPv6:2001:db8::1]:ceo@partner.example>", 30, nil},
 		// BATV, both orders, and look-alikes that are no BATV tag.
 		{MailFrom, "prvs=1234abcdef=ceo@partner.example", 30, nil},
 		{MailFrom, "prvs=ceo=1234abcdef@partner.example", 30, nil},
