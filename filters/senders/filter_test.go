@@ -262,6 +262,24 @@ func TestFilterClientName(t *testing.T) {
 	}
 }
 
+// A client name in brackets (Sendmail's form for a client without
+// reverse name) matches a rule for that very literal, as docs/senders.md
+// says; "unknown" matches nothing, not even a rule for "unknown".
+func TestFilterClientNameLiteral(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules")
+	writeFile(t, rules, "Connect:[192.0.2.7] REJECT\nConnect:unknown REJECT\n")
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}}, nil, "")
+	for host, want := range map[string]filters.Action{
+		"[192.0.2.7]": filters.Reject,
+		"[192.0.2.8]": filters.Continue,
+		"unknown":     filters.Continue,
+	} {
+		if v := check(t, f.Filter, filters.StageMailFrom, message("a@b.example", "h.example", host)); v.Action != want {
+			t.Errorf("client %q: %s, want %s", host, v.Action, want)
+		}
+	}
+}
+
 // REJECT uses reject_reply; ERROR rules their own reply.
 func TestFilterRejectReply(t *testing.T) {
 	cfg := accessConfig()
