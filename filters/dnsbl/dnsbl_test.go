@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -626,6 +627,24 @@ func TestTrailingDotsDoNotEvadeDomainLists(t *testing.T) {
 		if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
 			t.Errorf("From bob@spammer.example%s: %+v, want reject", dot, v)
 		}
+	}
+}
+
+// A From field net/mail cannot parse is searched for addresses, at most
+// maxFromDomains domains of them. Decoy addresses in the display name must
+// not crowd out the address in angle brackets, which is what mail
+// readers show as the sender.
+func TestBrokenFromDecoysDoNotHideTheAddress(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+	from := "a@1.example b@2.example c@3.example d@4.example e@5.example <bob@spammer.example>"
+	if _, err := mail.ParseAddressList(from); err == nil {
+		t.Fatalf("net/mail parses %q; the test needs a field it refuses", from)
+	}
+	m := message("192.0.2.1", "mx.example", "bob@fine.example", from)
+	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+		t.Errorf("From %q: %+v, want reject", from, v)
 	}
 }
 

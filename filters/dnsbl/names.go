@@ -131,8 +131,8 @@ const maxFromDomains = 5
 // fromDomains returns the distinct domains of the addresses in a From
 // header value, at most maxFromDomains. A value net/mail cannot parse
 // (an unknown charset in the display name, stray syntax) is scanned for
-// anything that looks like an address instead: a spammer's broken From
-// should not escape the check.
+// anything that looks like an address instead, addresses in angle
+// brackets first: a spammer's broken From should not escape the check.
 func fromDomains(value string) []string {
 	value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
 	var addrs []string
@@ -141,6 +141,22 @@ func fromDomains(value string) []string {
 			addrs = append(addrs, a.Address)
 		}
 	} else {
+		// Angle-bracketed addresses first: they are what a mail reader
+		// shows as the sender, and decoy addresses in the display name
+		// must not crowd them out of the maxFromDomains looked up.
+		rest := value
+		for {
+			i := strings.IndexByte(rest, '<')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(rest[i:], '>')
+			if j < 0 {
+				break
+			}
+			addrs = append(addrs, rest[i+1:i+j])
+			rest = rest[i+j+1:]
+		}
 		for _, f := range strings.FieldsFunc(value, func(r rune) bool {
 			return r == ' ' || r == '\t' || r == ',' || r == '<' || r == '>' || r == '"' || r == '(' || r == ')'
 		}) {
