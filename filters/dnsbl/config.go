@@ -475,16 +475,31 @@ func (zc ZoneConfig) check() (*zone, error) {
 	default:
 		return nil, fmt.Errorf("type %q: want ip or domain", zc.Type)
 	}
-	for code, reason := range zc.Codes {
+	// In key order, so that which of two bad keys is reported does not
+	// depend on map order.
+	keys := make([]string, 0, len(zc.Codes))
+	for code := range zc.Codes {
+		keys = append(keys, code)
+	}
+	sort.Strings(keys)
+	given := map[netip.Prefix]string{}
+	for _, code := range keys {
 		p, err := parseCode(code)
 		if err != nil {
 			return nil, fmt.Errorf("codes: %w", err)
 		}
-		z.codes = append(z.codes, codeRule{prefix: p, reason: sanitize(reason, maxReason)})
+		// "127.0.0.2" and "127.0.0.2/32" (or two addresses of one
+		// prefix) are one code: with two reasons, the one a listing
+		// got would change with map order from start to start.
+		if other, ok := given[p]; ok {
+			return nil, fmt.Errorf("codes: %q and %q are both %s, given twice", other, code, p)
+		}
+		given[p] = code
+		z.codes = append(z.codes, codeRule{prefix: p, reason: sanitize(zc.Codes[code], maxReason)})
 	}
-	// The most specific rule decides, so "127.0.0.0/24: generic" and
-	// "127.0.0.2: specific" can be combined; ties in address order keep
-	// it deterministic.
+	// The most specific rule decides, so "127.0.1.0/24: listed domain"
+	// and "127.0.1.2: spam domain" can be combined; ties in address
+	// order keep it deterministic, as no two rules have one prefix.
 	sort.Slice(z.codes, func(i, j int) bool {
 		a, b := z.codes[i].prefix, z.codes[j].prefix
 		if a.Bits() != b.Bits() {

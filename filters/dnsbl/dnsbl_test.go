@@ -931,6 +931,10 @@ func TestConfigErrors(t *testing.T) {
 		{"127.0.0.1 code", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.0/24": "x"} }, "refuse queries"},
 		{"code outside 127/8", func(c *Config) { c.Zones[0].Codes = map[string]string{"10.0.0.2": "x"} }, "inside 127.0.0.0/8"},
 		{"code syntax", func(c *Config) { c.Zones[0].Codes = map[string]string{"two": "x"} }, "want an address"},
+		// One code written twice, with different reasons: which one a
+		// listing gets would depend on map order.
+		{"code twice", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": "SBL", "127.0.0.2/32": "spam"} }, "given twice"},
+		{"prefix twice", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.1.0/24": "a", "127.0.1.7/24": "b"} }, "given twice"},
 		{"action", func(c *Config) { c.Zones[0].Action = "discard" }, "zones[0].action"},
 		{"reply on tag", func(c *Config) { c.Zones[0].Action = "tag"; c.Zones[0].Reply = "550 x" }, "zones[0].reply"},
 		{"reply code", func(c *Config) { c.Zones[0].Reply = "451 4.7.1 later" }, "5xx for reject"},
