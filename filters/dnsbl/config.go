@@ -293,6 +293,12 @@ func (c Config) check() (settings, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Clients are compared in their IPv4 form (see trusted), so
+			// a network written as a dual-stack socket shows them
+			// (::ffff:192.0.2.0/120) must be too, or it matches none.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		s.trusted = append(s.trusted, p.Masked())
 	}
 	switch c.IPStage {

@@ -44,3 +44,26 @@ func TestIPv4MappedClient(t *testing.T) {
 		}
 	}
 }
+
+// A trusted network written in the mapped form (as a dual-stack socket
+// shows an IPv4 client, ::ffff:192.0.2.0/120) trusts the IPv4 clients it
+// names: clients are compared in their IPv4 form, so the network must be
+// too.
+func TestTrustedNetworkInMappedForm(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.AddA("9.2.0.192.bl.test", 300, "127.0.0.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.TrustedNetworks = []string{"::ffff:192.0.2.0/125", "::ffff:192.0.2.9"}
+	e := newEnv(t, srv, cfg, nil)
+	for _, ip := range []string{"192.0.2.1", "::ffff:192.0.2.1", "192.0.2.9"} {
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
+			t.Errorf("client %s in a trusted network: %+v, want continue", ip, v)
+		}
+	}
+	// Outside them: looked up as usual.
+	e.check(t, filters.StageConnect, conn("192.0.2.10"))
+	if q := srv.Queries(); len(q) != 1 || q[0].Name != "10.2.0.192.bl.test" {
+		t.Errorf("queries %v, want only 10.2.0.192.bl.test", q)
+	}
+}
