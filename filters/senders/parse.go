@@ -400,6 +400,11 @@ func parseValue(r *Rule, v string) string {
 	switch {
 	case strings.HasPrefix(strings.ToUpper(v), "ERROR:"):
 		return parseError(r, v[len("ERROR:"):])
+	case bareError(v):
+		// Sendmail's older form of ERROR: ("### any text", optionally
+		// quoted), deprecated there but still read: an access file
+		// that has it must load, and mean what it means to Sendmail.
+		return parseError(r, v)
 	case strings.HasPrefix(upper, "QUARANTINE:"):
 		reason, reason2 := unquoteValue(v[len("QUARANTINE:"):])
 		if reason2 != "" {
@@ -431,6 +436,21 @@ func parseValue(r *Rule, v string) string {
 	}
 	r.Action = a
 	return ""
+}
+
+// bareError reports whether a value is a reply without ERROR:, a
+// three-digit code and its text ("550 Go away" or "\"550 Go away\"").
+func bareError(v string) bool {
+	t := strings.TrimPrefix(v, `"`)
+	if len(t) < 4 || t[3] != ' ' && t[3] != '\t' {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if t[i] < '0' || t[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // unquoteValue returns the text of a value that may be in double quotes;

@@ -138,6 +138,12 @@ func TestParseLineForms(t *testing.T) {
 		{`example.com ERROR:"421 4.7.0 Later"`, "example.com", Tempfail, "421 4.7.0 Later"},
 		{`example.com ERROR:4.7.1:451 Later`, "example.com", Tempfail, "451 4.7.1 Later"},
 		{`example.com ERROR:"550 say \"hi\""`, "example.com", Reject, `550 say "hi"`},
+		// Sendmail's older form of ERROR:, without the prefix: deprecated
+		// there, still in access files and in the comments of
+		// distributions' sendmail.mc.
+		{"FREE.STEALTH.MAILER@ 550 Spam not accepted", "FREE.STEALTH.MAILER@", Reject, "550 Spam not accepted"},
+		{`example.com "550 We don't accept mail from spammers"`, "example.com", Reject, "550 We don't accept mail from spammers"},
+		{"example.com	451 4.7.1 Try later", "example.com", Tempfail, "451 4.7.1 Try later"},
 		{"example.com QUARANTINE:look at it", "example.com", Quarantine, ""},
 		{"example.com OK", "example.com", OK, ""},
 		{"example.com Relay", "example.com", OK, ""},
