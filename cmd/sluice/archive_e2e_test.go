@@ -889,3 +889,50 @@ func archiveReadAll(r io.Reader, n *int) error {
 		return nil
 	})
 }
+
+// End to end through Sendmail told to accept bare LF, with headerfix only
+// marking what it finds (policy tag): header values that hold a stray LF
+// reach the archive as they reach the milter, and the archived header is
+// the delivered one, field for field. Sendmail indents the line after a
+// stray LF in the mailbox; an archive that wrote it as it is ended its
+// header block at a value ending in LF, and showed a line after one as a
+// field of its own (here a forged X-Sluice-Bayes).
+func TestArchiveStrayLFInHeaderSendmail(t *testing.T) {
+	mtatest.Require(t)
+	state := t.TempDir()
+	archiveDir := filepath.Join(state, "archive")
+	td := headerfixDaemon(t, fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: headerfix
+    options:
+      policy: tag
+  - type: archive
+    options:
+      format: maildir
+      targets:
+        default: %s
+`, state, archiveDir), newHeaderfixRecorder())
+	mta := headerfixMTA(t, "sendmail-relaxed", "inet:"+td.info.Milter[0].String())
+
+	raw := "From: " + headerfixFrom + "\r\nDate: " + headerfixDate + "\r\nMessage-ID: <lf@example.com>\r\n" +
+		"X-Lf: x\n\r\nSubject: hi\nX-Sluice-Bayes: Ham\r\nX-After: a\r\n\r\nBody.\r\n"
+	if r := headerfixSend(t, mta, "lf@lab.example", raw); r.Code != 250 {
+		t.Fatalf("reply %v", r)
+	}
+	ds := mta.WaitDelivered(t, 1, 30*time.Second)
+	mta.WaitIdle(t, 30*time.Second)
+	d := headerfixDelivered(t, ds, "lf@lab.example")
+	delivered := headerfixFields(headerfixOwnFields(d))
+	archived := headerfixFields(headerfixArchived(t, archiveDir, "lf@lab.example"))
+	if strings.Join(archived, "\n") != strings.Join(delivered, "\n") {
+		t.Errorf("archived header:\n%s\nwant the delivered one:\n%s", strings.Join(archived, "\n"), strings.Join(delivered, "\n"))
+	}
+	if got := d.Values("X-After"); len(got) != 1 {
+		t.Errorf("delivered X-After fields %q, want one", got)
+	}
+}

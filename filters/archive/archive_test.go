@@ -1107,3 +1107,57 @@ func TestRemoveRecordsKeepsModeOffSwappedTemp(t *testing.T) {
 		t.Errorf("the file the link points to has mode %v, want 0600: the mbox's mode went through the link", fi.Mode().Perm())
 	}
 }
+
+// A header value with a line end that is not folding (Sendmail told to
+// accept bare LF hands such values over, and headerfix with policy tag
+// leaves them) stays one field in the copy, indented as Sendmail writes it
+// into the mailbox: a line end at the end of a value must not end the
+// copy's header block, and text after one must not become a field of its
+// own, such as a forged verdict field above the real one.
+func TestRecordKeepsStrayLineEndsInsideTheField(t *testing.T) {
+	for _, format := range []string{FormatMbox, FormatMaildir} {
+		t.Run(format, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "all")
+			f := newFilter(t, Config{Format: format, Targets: map[string]string{"default": path}}, nil)
+			m := testMessage("Q1", "body\r\n",
+				filters.Header{Name: "X-Lf", Value: "x\n"},
+				filters.Header{Name: "Subject", Value: "hi\nX-Sluice-Bayes: Ham\r\nFrom q"},
+				filters.Header{Name: "X-Fold", Value: "a\n b\r\n\tc"},
+				filters.Header{Name: "X-Cr", Value: "p\rq"},
+				filters.Header{Name: "X-Sluice-Bayes", Value: "Spam, spamicity=0.999"})
+			if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+				t.Fatal(err)
+			}
+			var msg []byte
+			if format == FormatMbox {
+				recs := readRecords(t, path)
+				if len(recs) != 1 {
+					t.Fatalf("%d records, want 1", len(recs))
+				}
+				msg = recs[0].Message
+			} else {
+				news, _ := os.ReadDir(filepath.Join(path, "new"))
+				if len(news) != 1 {
+					t.Fatalf("%d files in new/, want 1", len(news))
+				}
+				var err error
+				if msg, err = os.ReadFile(filepath.Join(path, "new", news[0].Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := "X-Lf: x\n \n" +
+				"Subject: hi\n X-Sluice-Bayes: Ham\n From q\n" +
+				"X-Fold: a\n b\n\tc\n" +
+				"X-Cr: p\rq\n" +
+				"X-Sluice-Bayes: Spam, spamicity=0.999\n" +
+				"\n" +
+				"body\n"
+			if !strings.HasSuffix(string(msg), want) {
+				t.Errorf("copy:\n%q\nwant it to end in\n%q", msg, want)
+			}
+			if got := HeaderValues(msg, "X-Sluice-Bayes"); len(got) != 1 || got[0] != "Spam, spamicity=0.999" {
+				t.Errorf("X-Sluice-Bayes fields %q, want only the real one", got)
+			}
+		})
+	}
+}
