@@ -256,9 +256,11 @@ const (
 
 // ParseMessage splits an RFC 5322 message into header fields and body the
 // way the MTA hands them to a milter: the field name as written; the
-// value without the whitespace after the colon, a folded value with a
-// bare LF before each continuation line (its leading whitespace kept);
-// the body with CRLF line ends and a final line end. A leading mbox
+// value without the one space after the colon (both MTAs drop that space
+// only: a tab, or the spaces after the first, stay, as the byte n-grams
+// of the Bayes filter see them), a folded value with a bare LF before
+// each continuation line (its leading whitespace kept); the body with
+// CRLF line ends and a final line end. A leading mbox
 // "From " line is skipped (a leading "From :" field is not). As in Postfix, a line in the header block that
 // is neither a field nor a continuation ends the header and begins the
 // body.
@@ -267,7 +269,8 @@ const (
 // both drop CRs at the end of a line; Postfix turns any other CR into a
 // space and loses the rest of a line after a NUL, Sendmail keeps a CR
 // (when configured to accept it at all) and drops a NUL. A bare LF ends
-// a line in both. ParseMessage does not add the Date:, From: and
+// a line in both. In the body Postfix treats a CR alike (CRs at the end
+// of a line dropped, any other one a space) and keeps a NUL. ParseMessage does not add the Date:, From: and
 // Message-Id: fields an MTA adds to a message that lacks them.
 func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 	rest := raw
@@ -298,7 +301,35 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 		}
 		rest = after
 	}
+	if mta == Postfix {
+		return headers, postfixBody(rest)
+	}
 	return headers, crlf(rest)
+}
+
+// postfixBody is crlf as Postfix hands a body to a milter (observed with
+// Postfix 3.7.11): the CRs at the end of a line are dropped and any other
+// CR becomes a space.
+func postfixBody(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(b)+len(b)/32+2)
+	for len(b) > 0 {
+		line, after, found := bytes.Cut(b, []byte("\n"))
+		for _, c := range bytes.TrimRight(line, "\r") {
+			if c == '\r' {
+				c = ' '
+			}
+			out = append(out, c)
+		}
+		out = append(out, '\r', '\n')
+		if !found {
+			break
+		}
+		b = after
+	}
+	return out
 }
 
 // headerLine is a line of the header block as mta passes it on.
@@ -315,7 +346,9 @@ func headerLine(line []byte, mta MTA) []byte {
 
 // fieldOf splits "Name: value". The name is printable ASCII without
 // space or colon (RFC 5322 2.2); Postfix also accepts spaces between the
-// name and the colon, which it drops.
+// name and the colon, which it drops. The value loses the one space
+// after the colon, as both MTAs take it off (a milter that does not
+// negotiate SMFIP_HDR_LEADSPC never sees it), and nothing else.
 func fieldOf(line []byte) (name, value string, ok bool) {
 	n, v, found := bytes.Cut(line, []byte(":"))
 	if !found {
@@ -330,7 +363,7 @@ func fieldOf(line []byte) (name, value string, ok bool) {
 			return "", "", false
 		}
 	}
-	return string(n), string(bytes.TrimLeft(v, " \t")), true
+	return string(n), string(bytes.TrimPrefix(v, []byte(" "))), true
 }
 
 // crlf gives every line of b a CRLF end, as SMTP carries it.

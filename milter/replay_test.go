@@ -347,7 +347,10 @@ func TestParseMessage(t *testing.T) {
 		hdrs []filters.Header
 		body string
 	}{
-		{"Subject: a\r\nX-F:  one\r\n\ttwo\r\n  three\r\n\r\nline1\r\nline2", milter.Postfix, h("Subject", "a", "X-F", "one\n\ttwo\n  three"), "line1\r\nline2\r\n"},
+		// Both MTAs take off the one space after the colon, nothing more.
+		{"Subject: a\r\nX-F:  one\r\n\ttwo\r\n  three\r\n\r\nline1\r\nline2", milter.Postfix, h("Subject", "a", "X-F", " one\n\ttwo\n  three"), "line1\r\nline2\r\n"},
+		{"X-T:\tz\r\nX-N:x\r\nX-S :  v\r\nX-E:\r\nX-W: t  \r\n\r\n", milter.Postfix, h("X-T", "\tz", "X-N", "x", "X-S", " v", "X-E", "", "X-W", "t  "), ""},
+		{"X-T:\tz\r\nX-M:    y\r\n\r\n", milter.Sendmail, h("X-T", "\tz", "X-M", "   y"), ""},
 		{"From someone@example.org Mon Jan  1 00:00:00 2024\nSubject: b\n\nx\n\ny\n", milter.Postfix, h("Subject", "b"), "x\r\n\r\ny\r\n"},
 		{"Subject: c\nnot a field\nmore\n", milter.Postfix, h("Subject", "c"), "not a field\r\nmore\r\n"},
 		{"Subject : spaced\nEmpty:\n", milter.Postfix, h("Subject", "spaced", "Empty", ""), ""},
@@ -356,7 +359,10 @@ func TestParseMessage(t *testing.T) {
 		{"", milter.Postfix, nil, ""},
 		// The observations of docs/headerfix.md.
 		{"X-B: p\r q\r\nX-C: p\rX-D: q\r\nX-F: end\r\r\nSubject: x\x00y\r\n\r\nb\rc\r\n", milter.Postfix,
-			h("X-B", "p  q", "X-C", "p X-D: q", "X-F", "end", "Subject", "x"), "b\rc\r\n"},
+			h("X-B", "p  q", "X-C", "p X-D: q", "X-F", "end", "Subject", "x"), "b c\r\n"},
+		// Postfix treats a CR in a body line as in a header line, and
+		// keeps a NUL there.
+		{"S: x\r\n\r\na\r\r\nb\rc\x00d\r\n\r\r\n", milter.Postfix, h("S", "x"), "a\r\nb c\x00d\r\n\r\n"},
 		{"X-B: p\r q\r\nX-F: end\r\r\nSubject: x\x00y\r\n\r\n", milter.Sendmail,
 			h("X-B", "p\r q", "X-F", "end", "Subject", "xy"), ""},
 	}

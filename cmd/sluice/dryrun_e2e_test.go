@@ -105,6 +105,18 @@ filters:
 		"Test disk thursday agenda call notes alert results hotel proposal.\r\n"+
 		"Commit tests agenda tracker answer proposal notes hotel build project thursday.\r\n"), 0o644)
 
+	// Spaces and a tab after a colon, and CRs in body lines: both MTAs
+	// take off only the one space after a colon, and Postfix makes a CR
+	// inside a body line a space and drops those at the end of a line.
+	// The Bayes filter's byte n-grams see every byte of them, so sluice
+	// test must hand the filters the same bytes for the same spamicity.
+	spaced := filepath.Join(t.TempDir(), "spaced.eml")
+	os.WriteFile(spaced, []byte("From: erin@lab.example\r\nTo:   bob@lab.example\r\nSubject:\tmeeting notes\r\n"+
+		"Date: Fri, 8 Sep 2017 13:44:33 -0400\r\nMessage-ID: <spaced@lab.example>\r\n\r\n"+
+		"The notes from\rtoday's meeting are attached\rto the wiki page.\r\r\n"+
+		"Test disk thursday agenda call notes alert results hotel proposal.\r\n"+
+		"Commit tests agenda tracker answer proposal notes hotel build project thursday.\r\n"), 0o644)
+
 	cases := []dryRunCase{
 		{"ham", fixture("check", "ham.eml"), "127.0.0.1", "erin@lab.example", []string{"bob@lab.example"}, "accept", "X-Sluice-Bayes"},
 		{"spam", fixture("check", "spam.eml"), "127.0.0.1", "promo@casino-royal.example", []string{"bob@lab.example"}, "reject", ""},
@@ -121,6 +133,7 @@ filters:
 		{"listed client", filepath.Join(repoRoot, "testdata", "classifier", "base64.eml"), "127.0.0.2", "alice@sender.example", []string{"bob@lab.example"}, "reject", ""},
 		{"watched sender, two recipients", fixture("check", "ham.eml"), "127.0.0.1", "news@watched.example", []string{"bob@lab.example", "dave@lab.example"}, "accept", "X-Sluice-Bayes"},
 		{"merged header field", merged, "127.0.0.1", "erin@lab.example", []string{"bob@lab.example"}, "accept", "Date"},
+		{"spaces after colons, CRs in the body", spaced, "127.0.0.1", "erin@lab.example", []string{"bob@lab.example"}, "accept", "X-Sluice-Bayes"},
 	}
 	delivered := 0
 	for _, tc := range cases {
@@ -323,7 +336,11 @@ func withoutPostfixFields(fs []mtatest.Field, queueID string) []filters.Header {
 		if f.Name == "Received" && strings.Contains(f.Value, "(Postfix) with ESMTP id "+queueID) {
 			continue
 		}
-		out = append(out, filters.Header{Name: f.Name, Value: f.Value})
+		// The value as written, less only the one space after the colon
+		// that the MTAs take off before a milter sees a field: spaces
+		// and tabs the sender put there count.
+		_, value, _ := strings.Cut(f.Raw, ":")
+		out = append(out, filters.Header{Name: f.Name, Value: strings.TrimPrefix(value, " ")})
 	}
 	return out
 }
