@@ -53,10 +53,20 @@ type resolver struct {
 	attempts int
 	udp, tcp dns.Client
 	next     atomic.Uint32
+	// down[i] is when servers[i] may be asked again (Unix nanoseconds)
+	// after it gave no answer at all: until then queries pass it over
+	// while another server is up. Taken in turn regardless, a dead
+	// server among three would cost every query that starts at it a
+	// timeout, and with two dead and two attempts a third of the
+	// lookups would fail, their clients unchecked.
+	down []atomic.Int64
 }
 
+// downFor is how long a server that gave no answer is passed over.
+const downFor = 30 * time.Second
+
 func newResolver(servers []string, timeout time.Duration, attempts int) *resolver {
-	r := &resolver{servers: servers, timeout: timeout, attempts: attempts}
+	r := &resolver{servers: servers, timeout: timeout, attempts: attempts, down: make([]atomic.Int64, len(servers))}
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
 	return r
@@ -67,19 +77,46 @@ func newResolver(servers []string, timeout time.Duration, attempts int) *resolve
 // first answer that is not a failure, or the last failure. TTLs are
 // capped at maxTTL; a failure is cached for failTTL. ctx may cut it short.
 func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL, failTTL time.Duration) answer {
-	start := int(r.next.Add(1) - 1)
+	// In uint32, so that the count wraps round to 0, never to a
+	// negative index.
+	start := int((r.next.Add(1) - 1) % uint32(len(r.servers)))
+	order := r.order(start, time.Now())
 	var last answer
-	for i := 0; i < r.attempts; i++ {
-		server := r.servers[(start+i)%len(r.servers)]
-		last = r.ask(ctx, server, name, qtype, maxTTL)
-		if last.fail == "" || ctx.Err() != nil {
+	for i := range r.attempts {
+		// More attempts than servers ask them again, in the same order.
+		k := order[i%len(order)]
+		last = r.ask(ctx, r.servers[k], name, qtype, maxTTL)
+		if ctx.Err() != nil {
 			break
+		}
+		switch last.fail {
+		case "":
+			r.down[k].Store(0)
+			return last
+		case KindTimeout, KindNetwork:
+			r.down[k].Store(time.Now().Add(downFor).UnixNano())
 		}
 	}
 	if last.fail != "" {
 		last.ttl = failTTL
 	}
 	return last
+}
+
+// order returns the indexes of the servers to ask, from start on in turn,
+// those passed over for now (see down) after the others.
+func (r *resolver) order(start int, now time.Time) []int {
+	up := make([]int, 0, len(r.servers))
+	var down []int
+	for i := range r.servers {
+		k := (start + i) % len(r.servers)
+		if r.down[k].Load() > now.UnixNano() {
+			down = append(down, k)
+		} else {
+			up = append(up, k)
+		}
+	}
+	return append(up, down...)
 }
 
 // ask sends one query to one server, over TCP again if the UDP answer
