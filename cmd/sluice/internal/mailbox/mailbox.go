@@ -108,7 +108,8 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 	if path == Stdin {
 		return ReadCapped(Stdin, stdin, maxBytes, fn)
 	}
-	return files(path, func(file string, inMaildir bool, err error) error {
+	return files(path, func(file string, md *listing, err error) error {
+		inMaildir := md != nil
 		if err != nil {
 			return fn(Message{Name: file, Err: err})
 		}
@@ -116,7 +117,7 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 		if inMaildir && errors.Is(err, fs.ErrNotExist) {
 			// A mail client renamed or deleted the message since its
 			// directory was listed: a live folder is no error.
-			moved, rerr := renamedInMaildir(file)
+			moved, rerr := md.renamed(file)
 			if rerr != nil {
 				return fn(Message{Name: file, Err: rerr})
 			}
@@ -171,19 +172,20 @@ func (r Reader) readLocked(ctx context.Context, file string, fn func(Message) er
 }
 
 // visitFunc is called for every file found, or with the error that kept a
-// file or directory from being listed. inMaildir is set for the files of a
-// maildir's new/ and cur/, which mail clients rename at any time.
-type visitFunc func(file string, inMaildir bool, err error) error
+// file or directory from being listed. md is the listing of a maildir's
+// new/ or cur/ for their files, which mail clients rename at any time, and
+// nil for other files.
+type visitFunc func(file string, md *listing, err error) error
 
 // files calls visit for every file at path, by the rules of the package
 // comment.
 func files(path string, visit visitFunc) error {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return visit(path, false, err)
+		return visit(path, nil, err)
 	}
 	if !fi.IsDir() {
-		return visit(path, false, nil)
+		return visit(path, nil, nil)
 	}
 	if isMaildir(path) {
 		for _, sub := range []string{"new", "cur"} {
@@ -195,7 +197,7 @@ func files(path string, visit visitFunc) error {
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return visit(path, false, err)
+		return visit(path, nil, err)
 	}
 	for _, e := range entries { // ReadDir sorts by name
 		if strings.HasPrefix(e.Name(), ".") {
@@ -205,13 +207,13 @@ func files(path string, visit visitFunc) error {
 		fi, err := os.Stat(p) // follows a symlink to a file
 		switch {
 		case err != nil:
-			err = visit(p, false, err)
+			err = visit(p, nil, err)
 		case fi.IsDir() && e.Type()&fs.ModeSymlink != 0:
 			// Not followed: a link back up would loop.
 		case fi.IsDir():
 			err = files(p, visit)
 		case fi.Mode().IsRegular():
-			err = visit(p, false, nil)
+			err = visit(p, nil, nil)
 		}
 		if err != nil {
 			return err
@@ -224,10 +226,11 @@ func files(path string, visit visitFunc) error {
 // to a file is followed (mairix and mu build maildirs of links); a
 // dangling one is reported.
 func flatFiles(dir string, visit visitFunc) error {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
-		return visit(dir, false, err)
+		return visit(dir, nil, err)
 	}
+	md := &listing{dir: dir}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -238,7 +241,7 @@ func flatFiles(dir string, visit visitFunc) error {
 			// Only links cost a stat: a maildir may hold many files.
 			fi, err := os.Stat(p)
 			if err != nil {
-				if err := visit(p, true, err); err != nil {
+				if err := visit(p, md, err); err != nil {
 					return err
 				}
 				continue
@@ -248,32 +251,68 @@ func flatFiles(dir string, visit visitFunc) error {
 		if !mode.IsRegular() || trashed(p) {
 			continue
 		}
-		if err := visit(p, true, nil); err != nil {
+		if err := visit(p, md, nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// renamedInMaildir returns the name that the maildir message listed as
-// file has now, or "" if it is gone. A reader moves a message from new/ to
-// cur/ once it has seen it, and renames it in cur/ when its flags change;
-// the unique name before the ":" stays. A message that left new/ is not
-// looked for: cur/ is listed after new/ and holds it then.
-func renamedInMaildir(file string) (string, error) {
-	dir, name := filepath.Split(file)
-	if filepath.Base(dir) != "cur" {
+// readDir is os.ReadDir; a test counts the calls.
+var readDir = os.ReadDir
+
+// listing is one listing of a maildir's new/ or cur/, whose files a walk
+// is reading.
+type listing struct {
+	dir string
+	// now is cur/ as read again after the listing, when a listed file was
+	// found gone: each file's name by its unique part (before the ":").
+	// A client that flags or expunges a whole folder while it is read
+	// (marking 20,000 messages read) leaves every file not yet read gone
+	// under its listed name: cur/ is read again once, not once a file,
+	// which took 290 s instead of 7 s for 20,000 messages.
+	now map[string]string
+}
+
+// renamed returns the name that the message listed as file has now, or ""
+// if it is gone. A reader moves a message from new/ to cur/ once it has
+// seen it, and renames it in cur/ when its flags change; the unique name
+// before the ":" stays. A message that left new/ is not looked for: cur/
+// is listed after new/ and holds it then.
+func (l *listing) renamed(file string) (string, error) {
+	if filepath.Base(l.dir) != "cur" {
 		return "", nil
 	}
+	name := filepath.Base(file)
 	uniq, _, _ := strings.Cut(name, ":")
-	entries, err := os.ReadDir(dir)
+	if l.now != nil {
+		now, ok := l.now[uniq]
+		if !ok {
+			// Gone from cur/ already when it was read again, after
+			// the listing: expunged, or moved to another folder.
+			return "", nil
+		}
+		if now != name {
+			p := filepath.Join(l.dir, now)
+			if _, err := os.Lstat(p); err == nil {
+				return p, nil
+			}
+		}
+		// Renamed (again) since cur/ was read again.
+	}
+	entries, err := readDir(l.dir)
 	if err != nil {
 		return "", err
 	}
+	l.now = make(map[string]string, len(entries))
 	for _, e := range entries {
-		if n := e.Name(); n == uniq || strings.HasPrefix(n, uniq+":") {
-			return filepath.Join(dir, n), nil
+		u, _, _ := strings.Cut(e.Name(), ":")
+		if _, dup := l.now[u]; !dup { // the first in name order, as before
+			l.now[u] = e.Name()
 		}
+	}
+	if now, ok := l.now[uniq]; ok {
+		return filepath.Join(l.dir, now), nil
 	}
 	return "", nil
 }
@@ -560,7 +599,7 @@ func TotalSize(paths []string) int64 {
 		if p == Stdin {
 			continue
 		}
-		files(p, func(file string, _ bool, err error) error {
+		files(p, func(file string, _ *listing, err error) error {
 			if fi, serr := os.Stat(file); err == nil && serr == nil {
 				total += fi.Size()
 			}
