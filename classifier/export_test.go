@@ -97,6 +97,80 @@ func TestImportAllOrNothing(t *testing.T) {
 	}
 }
 
+// failAfter is a store whose Add fails after the first n calls: an import
+// stopped between two of its write batches, as a Ctrl-C or a kill does.
+type failAfter struct {
+	classifier.Store
+	n int
+}
+
+func (f *failAfter) Add(ctx context.Context, b classifier.Batch) error {
+	if f.n == 0 {
+		return fmt.Errorf("stopped")
+	}
+	f.n--
+	return f.Store.Add(ctx, b)
+}
+
+// An import stopped after its first write batch leaves part of it in the
+// store; importing the export again would count that part twice (the
+// totals, which come first, doubled), so it is refused. A whole import
+// leaves no mark: importing into that store again adds, as documented.
+func TestImportAfterInterruptedImport(t *testing.T) {
+	ctx := context.Background()
+	const n = 25000 // more than one import batch
+	text := exportOf(t, n)
+
+	st, err := classifier.Open(filepath.Join(t.TempDir(), "dst.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := classifier.Import(ctx, &failAfter{Store: st, n: 1}, strings.NewReader(text)); err == nil {
+		t.Fatal("the stopped import reported no error")
+	}
+	before, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Spam != 1 || before.Tokens == 0 || before.Tokens == n {
+		t.Fatalf("after the first batch: %+v, want part of the import", before)
+	}
+	_, err = classifier.Import(ctx, st, strings.NewReader(text))
+	if err == nil || !strings.Contains(err.Error(), "did not finish") {
+		t.Errorf("import again: error %v, want one saying the first did not finish", err)
+	}
+	_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(".MSG_COUNT 1 1 20240101\nword 1 0 20240101\n"))
+	if err == nil || !strings.Contains(err.Error(), "did not finish") {
+		t.Errorf("import bogoutil: error %v, want one saying the first did not finish", err)
+	}
+	after, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("refused imports changed the store: %+v, was %+v", after, before)
+	}
+
+	whole, err := classifier.Open(filepath.Join(t.TempDir(), "whole.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer whole.Close()
+	for range 2 {
+		if _, err := classifier.Import(ctx, whole, strings.NewReader(text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := whole.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Spam != 2 || s.Ham != 2 || s.Tokens != n {
+		t.Errorf("two whole imports: %+v, want 2 spam, 2 ham, %d tokens", s, n)
+	}
+}
+
 // Exports written before the end line existed (format 1) still import.
 func TestImportFormat1(t *testing.T) {
 	text := "sluice-classifier-export 1\ndialect sluice\ntotals 2 3\nt hello 1 2 20240101\n"
