@@ -193,6 +193,10 @@ type textResult struct{ w io.Writer }
 
 func (t textResult) result(name string, res classifier.Result) error {
 	line := fmt.Sprintf("%s: %s, spamicity=%s", name, res.Verdict, spamicity(res.Spamicity))
+	if res.Truncated {
+		// Scored on its first max_bytes (or max_tokens) only.
+		line += ", truncated"
+	}
 	if res.Reason != "" {
 		line += " (" + res.Reason + ")"
 	}

@@ -296,6 +296,15 @@ func TestClassifyHugeMessageInMbox(t *testing.T) {
 			t.Errorf("message %d of the mbox: %+v, want as the file %+v", i+1, got[i], got[3])
 		}
 	}
+	// The text format says so too, as docs/training.md promises.
+	r = runCLI(t, "", "--config", conf, "classify", "--db", db, hamFile, hugeFile)
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	text := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(text) != 2 || strings.Contains(text[0], "truncated") || !strings.Contains(text[1], ", truncated") {
+		t.Errorf("text output %q: want the huge message, and only it, said to be truncated", r.stdout)
+	}
 }
 
 // A backslash in a TSV path is written \\, so that a file named with a
