@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -349,8 +350,10 @@ func (c Config) check() (settings, error) {
 }
 
 func (sc ScoreConfig) check(s *settings) error {
-	if sc.Threshold < 0 {
-		return fmt.Errorf("threshold %v: must not be negative", sc.Threshold)
+	// YAML reads .nan and .inf as numbers; a threshold of either would
+	// never be reached, and the score would silently never act.
+	if sc.Threshold < 0 || math.IsNaN(sc.Threshold) || math.IsInf(sc.Threshold, 0) {
+		return fmt.Errorf("threshold %v: must be a number, not negative", sc.Threshold)
 	}
 	if sc.Threshold == 0 {
 		if sc.Action != "" || sc.Reply != "" {
@@ -540,8 +543,10 @@ func (zc ZoneConfig) check() (*zone, error) {
 		z.reply, z.text = r, text
 	}
 	if zc.Score != nil {
-		if *zc.Score < 0 {
-			return nil, fmt.Errorf("score %v: must not be negative", *zc.Score)
+		if sc := *zc.Score; sc < 0 || math.IsNaN(sc) || math.IsInf(sc, 0) {
+			// A NaN would make every message's sum NaN, which reaches
+			// no threshold.
+			return nil, fmt.Errorf("score %v: must be a number, not negative", sc)
 		}
 		if z.action != actTag {
 			return nil, errors.New("score: only tag listings add to the score")

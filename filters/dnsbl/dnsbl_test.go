@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"math"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -915,6 +916,9 @@ func TestConfigErrors(t *testing.T) {
 		{"same headers", func(c *Config) { c.Score.Header = "x-sluice-dnsbl" }, "must differ"},
 		{"score action without threshold", func(c *Config) { c.Score.Action = "reject" }, "score.action"},
 		{"score action", func(c *Config) { c.Score = ScoreConfig{Threshold: 1, Action: "discard"} }, "score.action"},
+		{"NaN threshold", func(c *Config) { c.Score = ScoreConfig{Threshold: math.NaN(), Action: "reject"} }, "threshold NaN"},
+		{"infinite threshold", func(c *Config) { c.Score = ScoreConfig{Threshold: math.Inf(1), Action: "reject"} }, "threshold +Inf"},
+		{"NaN score", func(c *Config) { nan := math.NaN(); c.Zones[0].Action = "tag"; c.Zones[0].Score = &nan }, "score NaN"},
 		{"zone name", func(c *Config) { c.Zones[0].Zone = "bl" }, "zones[0].zone"},
 		{"two zones on a line", func(c *Config) { c.Zones[0].Zone = "zen.spamhaus.org, bl.spamcop.net" }, "zones[0].zone"},
 		{"zone with a port", func(c *Config) { c.Zones[0].Zone = "zen.spamhaus.org:53" }, "zones[0].zone"},
