@@ -192,6 +192,15 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 				if s.Oldest != 0 {
 					fmt.Fprintf(w, "last seen: %s to %s\n", dateString(s.Oldest), dateString(s.Newest))
 				}
+				// A store left half imported counts part of a word list:
+				// its verdicts are off, and importing again is refused.
+				began, err := st.Meta(ctx, classifier.MetaImporting)
+				if err != nil {
+					return err
+				}
+				if began != "" {
+					fmt.Fprintf(w, "import:    INCOMPLETE: an import begun %s did not finish; import into a new store\n", began)
+				}
 				return nil
 			})
 		},

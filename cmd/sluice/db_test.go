@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sluice-mail/sluice/classifier"
 )
 
 func statsField(t *testing.T, db, field string) string {
@@ -396,5 +399,27 @@ func TestDocInstallImportAsDaemonUser(t *testing.T) {
 		if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody {
 			t.Errorf("the import made %s owned by uid %d, not the daemon's user", e.Name(), st.Uid)
 		}
+	}
+}
+
+// db stats says when a store holds part of an import that did not
+// finish: its counts are a fragment of the word list, and another import
+// into it is refused.
+func TestDBStatsShowsIncompleteImport(t *testing.T) {
+	db := trainedDB(t)
+	if r := runCLI(t, "", "db", "stats", "--db", db); r.code != 0 || strings.Contains(r.stdout, "import:") {
+		t.Fatalf("stats of a whole store: %+v", r)
+	}
+	st, err := classifier.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an import stopped between two batches leaves.
+	if err := st.SetMeta(context.Background(), classifier.MetaImporting, "2026-12-05T20:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if got := statsField(t, db, "import"); !strings.Contains(got, "INCOMPLETE") || !strings.Contains(got, "2026-12-05T20:00:00Z") {
+		t.Errorf("import line %q, want it to say the import begun 2026-12-05T20:00:00Z is incomplete", got)
 	}
 }
