@@ -249,6 +249,20 @@ func TestMessageModel(t *testing.T) {
 	if string(raw2) != want {
 		t.Error("second Raw differs")
 	}
+
+	// A line end in a value that is not folding (Sendmail hands such
+	// values over) stays inside its field, as in the mailbox: it must
+	// neither end the header block nor start a field of its own.
+	m = &filters.Message{Headers: []filters.Header{
+		{Name: "X-Lf", Value: "x\nX-Sluice-Bayes: Ham"},
+		{Name: "X-End", Value: "y\r\n"},
+		{Name: "Subject", Value: "z"},
+	}}
+	raw, _ = io.ReadAll(m.Raw())
+	want = "X-Lf: x\r\n X-Sluice-Bayes: Ham\r\nX-End: y\r\n \r\nSubject: z\r\n\r\n"
+	if string(raw) != want {
+		t.Errorf("raw with stray line ends:\n%q\nwant\n%q", raw, want)
+	}
 }
 
 func TestBodySpill(t *testing.T) {

@@ -163,7 +163,11 @@ func (m *Message) Raw() io.Reader {
 }
 
 // writeFolded writes a header value with CRLF before each continuation
-// line, whether the value has LF or CRLF there.
+// line, whether the value has LF or CRLF there. A line end that is not
+// folding (Sendmail may hand one over, see archive's indentLines) gets a
+// space after it, as the mailbox has it: written as it is, it would end
+// the header block early, or start a field the message does not have, in
+// what the Bayes filter reads.
 func writeFolded(b *bytes.Buffer, v string) {
 	for {
 		i := strings.IndexByte(v, '\n')
@@ -174,6 +178,9 @@ func writeFolded(b *bytes.Buffer, v string) {
 		b.WriteString(strings.TrimSuffix(v[:i], "\r"))
 		b.WriteString("\r\n")
 		v = v[i+1:]
+		if v == "" || v[0] != ' ' && v[0] != '\t' {
+			b.WriteByte(' ')
+		}
 	}
 }
 
