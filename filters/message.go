@@ -142,44 +142,45 @@ func (m *Message) Header(name string) (string, bool) {
 	return "", false
 }
 
-// Raw returns the message as RFC 5322 text: the header fields with CRLF
-// line ends, a blank line, and the body as received. Folded values keep
-// their folding, with CRLF before each continuation line as on the wire
-// (the MTAs hand a milter a bare LF there). Reading it does not consume
-// the body.
+// Raw returns the message as RFC 5322 text: the header fields as
+// AppendField writes them, a blank line, and the body as received.
+// Reading it does not consume the body.
 func (m *Message) Raw() io.Reader {
-	var hdr bytes.Buffer
+	var hdr []byte
 	for _, h := range m.Headers {
-		hdr.WriteString(h.Name)
-		hdr.WriteString(": ")
-		writeFolded(&hdr, h.Value)
-		hdr.WriteString("\r\n")
+		hdr = AppendField(hdr, h)
 	}
-	hdr.WriteString("\r\n")
+	hdr = append(hdr, "\r\n"...)
 	if m.Body == nil {
-		return &hdr
+		return bytes.NewReader(hdr)
 	}
-	return io.MultiReader(&hdr, m.Body.Reader())
+	return io.MultiReader(bytes.NewReader(hdr), m.Body.Reader())
 }
 
-// writeFolded writes a header value with CRLF before each continuation
-// line, whether the value has LF or CRLF there. A line end that is not
-// folding (Sendmail may hand one over, see archive's indentLines) gets a
-// space after it, as the mailbox has it: written as it is, it would end
-// the header block early, or start a field the message does not have, in
-// what the Bayes filter reads.
-func writeFolded(b *bytes.Buffer, v string) {
+// AppendField appends h to b as a line of RFC 5322 text: "Name: value"
+// and CRLF. A folded value keeps its folding, with CRLF before each
+// continuation line as on the wire (the MTAs hand a milter a bare LF
+// there). A line end in the value that is not folding (Sendmail with bare
+// LF accepted hands such values over) gets a space after it, as the
+// mailbox has it: written as it is, a line end at the end of the value
+// would end the header block early, and one before "Name:" text would
+// start a field the message does not have (a forged X-Sluice-Bayes above
+// the real one), in what the Bayes filter reads and in an archived copy.
+func AppendField(b []byte, h Header) []byte {
+	b = append(b, h.Name...)
+	b = append(b, ": "...)
+	v := h.Value
 	for {
 		i := strings.IndexByte(v, '\n')
 		if i < 0 {
-			b.WriteString(v)
-			return
+			b = append(b, v...)
+			return append(b, "\r\n"...)
 		}
-		b.WriteString(strings.TrimSuffix(v[:i], "\r"))
-		b.WriteString("\r\n")
+		b = append(b, strings.TrimSuffix(v[:i], "\r")...)
+		b = append(b, "\r\n"...)
 		v = v[i+1:]
 		if v == "" || v[0] != ' ' && v[0] != '\t' {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -274,8 +273,12 @@ func headerSafe(s string, noSpace bool) string {
 // writeMessage writes the archive's fields, the message's header fields
 // and its body through lw.
 func writeMessage(ctx context.Context, lw *lineWriter, e envelope, m *filters.Message) error {
+	var field []byte
 	for _, h := range append(archiveFields(e), m.Headers...) {
-		if _, err := fmt.Fprintf(lw, "%s: %s\r\n", h.Name, indentLines(h.Value)); err != nil {
+		// As the Bayes filter reads it: a stray line end in a value
+		// stays inside its field, as in the mailbox.
+		field = filters.AppendField(field[:0], h)
+		if _, err := lw.Write(field); err != nil {
 			return err
 		}
 	}
@@ -288,30 +291,6 @@ func writeMessage(ctx context.Context, lw *lineWriter, e envelope, m *filters.Me
 		}
 	}
 	return lw.finish()
-}
-
-// indentLines returns a header value with a space after every line end
-// (LF or CRLF) that is not followed by a space or tab, so that the value
-// stays one field in the copy. An MTA that hands a milter a stray line end
-// in a value (Sendmail with srv_features G; headerfix with policy tag or
-// reject, or too many repairs to make) writes the field that way into the
-// mailbox too. Written as it is, a line end at the end of the value would
-// end the copy's header block early, turning the fields below it into
-// body, and one before "Name:" text would show a field the mailbox does
-// not have (a forged X-Sluice-Bayes above the real one).
-func indentLines(v string) string {
-	if !strings.Contains(v, "\n") {
-		return v
-	}
-	var b strings.Builder
-	b.Grow(len(v) + 8)
-	for i := 0; i < len(v); i++ {
-		b.WriteByte(v[i])
-		if v[i] == '\n' && (i+1 == len(v) || (v[i+1] != ' ' && v[i+1] != '\t')) {
-			b.WriteByte(' ')
-		}
-	}
-	return b.String()
 }
 
 // ctxReader stops a long copy when the filter's deadline passes: the
