@@ -194,7 +194,7 @@ func ApplyEdits(headers []Header, edits []HeaderEdit) []Header {
 	for k := 0; k < len(edits); k++ {
 		e := edits[k]
 		if n := DeletionRun(edits[k:]); n > 1 {
-			headers = deleteRun(headers, edits[k:k+n])
+			headers = DeleteRun(headers, func(h Header) string { return h.Name }, edits[k:k+n], nil)
 			k += n - 1
 			continue
 		}
@@ -245,26 +245,32 @@ func DeletionRun(edits []HeaderEdit) int {
 	return n
 }
 
-// deleteRun makes the deletions of a run DeletionRun found in one pass.
-// A deletion changes the index of the fields of its name below it only,
-// so every index in the run counts the fields as they were before it.
-func deleteRun(headers []Header, run []HeaderEdit) []Header {
-	var pos []int // pos[i] is the position of the field of index i+1
-	for i, h := range headers {
-		if strings.EqualFold(h.Name, run[0].Name) {
+// DeleteRun makes the deletions of a run DeletionRun found in one pass
+// over fields, whose names nameOf gives, and returns what is left (in
+// fields' memory). removed, if not nil, is called with each field
+// deleted. A deletion changes the index of the fields of its name below
+// it only, so every index in the run counts the fields as they were
+// before it.
+func DeleteRun[T any](fields []T, nameOf func(T) string, run []HeaderEdit, removed func(T)) []T {
+	var pos []int // pos[i] is the place of the field of index i+1
+	for i, f := range fields {
+		if strings.EqualFold(nameOf(f), run[0].Name) {
 			pos = append(pos, i)
 		}
 	}
-	drop := make([]bool, len(headers))
+	drop := make([]bool, len(fields))
 	for _, e := range run {
 		if e.Index <= len(pos) {
 			drop[pos[e.Index-1]] = true
 		}
 	}
-	out := headers[:0]
-	for i, h := range headers {
-		if !drop[i] {
-			out = append(out, h)
+	out := fields[:0]
+	for i, f := range fields {
+		switch {
+		case !drop[i]:
+			out = append(out, f)
+		case removed != nil:
+			removed(f)
 		}
 	}
 	return out

@@ -91,7 +91,11 @@ func mtaEdits(shown []filters.Header, edits []filters.HeaderEdit) []filters.Head
 		if n := filters.DeletionRun(edits[k:]); n > 1 {
 			// As in filters.ApplyEdits: a sender's many fields of a
 			// name a filter deletes, the last first, go in one pass.
-			entries, deleted = deleteEntries(entries, deleted, edits[k:k+n])
+			entries = filters.DeleteRun(entries, func(e *editEntry) string { return e.name }, edits[k:k+n], func(e *editEntry) {
+				if e.nth > 0 { // a field the MTA showed
+					deleted = append(deleted, e)
+				}
+			})
 			k += n - 1
 			continue
 		}
@@ -177,33 +181,6 @@ func mtaEdits(shown []filters.Header, edits []filters.HeaderEdit) []filters.Head
 		}
 	}
 	return out
-}
-
-// deleteEntries makes the deletions of a run filters.DeletionRun found
-// in one pass, adding the shown fields it deletes to deleted. Each index
-// in the run counts the fields as they were before the run.
-func deleteEntries(entries, deleted []*editEntry, run []filters.HeaderEdit) ([]*editEntry, []*editEntry) {
-	var pos []int // pos[i] is the place of the entry of index i+1
-	for i, e := range entries {
-		if strings.EqualFold(e.name, run[0].Name) {
-			pos = append(pos, i)
-		}
-	}
-	drop := make([]bool, len(entries))
-	for _, e := range run {
-		if e.Index <= len(pos) {
-			drop[pos[e.Index-1]] = true
-		}
-	}
-	out := entries[:0]
-	for i, e := range entries {
-		if !drop[i] {
-			out = append(out, e)
-		} else if e.nth > 0 {
-			deleted = append(deleted, e)
-		}
-	}
-	return out, deleted
 }
 
 // nthEntry is nthField (filters.ApplyEdits' rule) over entries.
