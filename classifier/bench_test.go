@@ -84,10 +84,12 @@ func benchClassify(b *testing.B, opts classifier.BoltOptions) {
 	st := storeWithTokensOpts(b, tokens, opts)
 	defer st.Close()
 	storetest.AddNgramModel(b, st, 2000)
+	// The classifier first: it tells the store which tokens its
+	// parameters can count, which the index is built for.
+	c := classifier.New(st, classifier.Params{})
 	if err := st.BuildIndex(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	c := classifier.New(st, classifier.Params{})
 	r := rand.New(rand.NewPCG(3, 4))
 	msgs := make([][]byte, 64)
 	for i := range msgs {

@@ -49,13 +49,16 @@ type BoltOptions struct {
 	// NoSync skips fsync on commit. Only for tests and benchmarks: a
 	// crash can then lose or corrupt the store.
 	NoSync bool
-	// IndexTokens is the largest store, in tokens, of which a process
-	// that classifies many messages keeps an in-memory index (see
-	// tokenIndex): about 27 bytes per token, built by reading the whole
-	// store once, and again after another process writes (this process's
-	// own writes update it). A larger store is read token by token from
-	// the file. Default DefaultIndexTokens (about 55 MB at most); negative
-	// turns the index off.
+	// IndexTokens is the most tokens the in-memory index of a process
+	// that classifies many messages may hold (see tokenIndex): about 27
+	// bytes per token, built by reading the whole store once, and again
+	// after another process writes (this process's own writes update it).
+	// The index holds only the tokens seen in enough messages for the
+	// classifiers on the store to count them (with the default
+	// parameters four; a tenth of the tokens of a typical store). A store
+	// with more such tokens is read token by token from the file.
+	// Default DefaultIndexTokens (about 55 MB at most); negative turns
+	// the index off.
 	IndexTokens int
 	// IndexAfter is how many tokens a process looks up through the file
 	// before it builds the index: a CLI classifying one message reads a
@@ -93,6 +96,10 @@ type BoltStore struct {
 	idxMu    sync.Mutex
 	idxSkip  int          // transaction ID whose store was too large to index; under idxMu
 	lookedUp atomic.Int64 // tokens looked up by this process
+	// idxFloor is the floor of the index to build (see tokenIndex): the
+	// lowest countFloor of the classifiers made on this store, 0 (all
+	// tokens) before the first.
+	idxFloor atomic.Uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -537,6 +544,28 @@ func decodeTotals(b []byte) Totals {
 // from the file in one transaction, in byte order, which walks the B+tree
 // from left to right.
 func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
+	return s.lookup(ctx, tokens, 1)
+}
+
+// useFloor tells the store that a classifier on it counts only tokens seen
+// in at least floor messages (see countFloor), so that its index may leave
+// out the others. The index keeps the lowest floor it has been told: a
+// configuration reload whose parameters count rarer tokens rebuilds it.
+func (s *BoltStore) useFloor(floor uint64) {
+	for {
+		old := s.idxFloor.Load()
+		if old != 0 && old <= floor {
+			return
+		}
+		if s.idxFloor.CompareAndSwap(old, floor) {
+			return
+		}
+	}
+}
+
+// lookup is Lookup for a caller that needs exact counts only of the tokens
+// seen in at least floor messages: the others may read as unseen.
+func (s *BoltStore) lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error) {
 	var tot Totals
 	counts := make([]Counts, len(tokens))
 	s.lookedUp.Add(int64(len(tokens)))
@@ -576,7 +605,7 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 			return nil
 		}
 		tot = idx.totals
-		for _, i := range idx.getAll(tokens, counts) {
+		for _, i := range idx.getAll(tokens, counts, idx.floor > floor) {
 			if err := read(i); err != nil {
 				return err
 			}
@@ -610,7 +639,10 @@ func byteOrder(tokens []string) []int {
 // the file, unless wait is set. The caller holds mu (shared or exclusive),
 // so the handle and the file's identity cannot change meanwhile.
 func (s *BoltStore) index(tx *bolt.Tx, wait bool) (*tokenIndex, error) {
-	valid := func(x *tokenIndex) bool { return x != nil && x.txid == tx.ID() && x.file == s.dbFile }
+	floor := max(s.idxFloor.Load(), 1)
+	valid := func(x *tokenIndex) bool {
+		return x != nil && x.txid == tx.ID() && x.file == s.dbFile && x.floor == floor
+	}
 	if x := s.idx.Load(); valid(x) {
 		return x, nil
 	}
@@ -629,7 +661,7 @@ func (s *BoltStore) index(tx *bolt.Tx, wait bool) (*tokenIndex, error) {
 	if s.idxSkip == tx.ID() {
 		return nil, nil
 	}
-	x, err := buildIndex(tx, s.dbFile, s.opts.IndexTokens)
+	x, err := buildIndex(tx, s.dbFile, s.opts.IndexTokens, floor)
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}

@@ -40,9 +40,19 @@ type fileID struct{ dev, ino uint64 }
 // The index belongs to one version of the file: the bbolt transaction ID it
 // was built at, or patched to by this process's own writes (Learn). Any
 // other write makes the IDs differ and the index is rebuilt.
+//
+// Most tokens of a store were seen in one or two messages, and with the
+// default parameters a token counts in a score only once it has been seen
+// in four (see countFloor): nine in ten tokens of a store trained on a few
+// thousand messages can never change a score. The index leaves out the
+// tokens seen in fewer than floor messages; a lookup for scoring reads
+// them as unseen, which scores the same, and any other lookup reads them
+// from the file. The index is then a tenth of the size, built faster, and
+// small enough for the CPU cache to hold most of it.
 type tokenIndex struct {
 	file   fileID
 	txid   int
+	floor  uint64 // tokens seen in fewer messages are left out
 	seed   maphash.Seed
 	slots  []indexSlot
 	n      int
@@ -67,7 +77,7 @@ func (sl *indexSlot) counts() Counts { return Counts{Spam: sl.spam, Ham: sl.ham,
 func (sl *indexSlot) setCounts(c Counts) { sl.spam, sl.ham, sl.seen = c.Spam, c.Ham, c.LastSeen }
 
 func newTokenIndex(file fileID, txid, expect, limit int) *tokenIndex {
-	x := &tokenIndex{file: file, txid: txid, seed: maphash.MakeSeed(), max: limit, dup: map[uint64]struct{}{}}
+	x := &tokenIndex{file: file, txid: txid, floor: 1, seed: maphash.MakeSeed(), max: limit, dup: map[uint64]struct{}{}}
 	x.slots = make([]indexSlot, tableSize(expect))
 	return x
 }
@@ -127,7 +137,9 @@ func (x *tokenIndex) get(tok string) (Counts, bool) {
 }
 
 // getAll fills counts[i] for each tokens[i] and returns the indexes of the
-// tokens that must be read from the file (see get).
+// tokens that must be read from the file (see get): with missing set,
+// also those of the tokens the index does not hold, which the store may
+// have seen in fewer than floor messages.
 //
 // The table is much larger than the CPU cache, so each token's first slot
 // is a cache miss. Probing token after token would take those misses one
@@ -137,7 +149,7 @@ func (x *tokenIndex) get(tok string) (Counts, bool) {
 // that depend on nothing loaded and so overlap; then the copies are
 // compared, and only a token whose home slot holds another hash probes
 // on, from a line now in cache.
-func (x *tokenIndex) getAll(tokens []string, counts []Counts) []int {
+func (x *tokenIndex) getAll(tokens []string, counts []Counts, missing bool) []int {
 	const batch = 32
 	var ask []int
 	var hashes [batch]uint64
@@ -163,10 +175,14 @@ func (x *tokenIndex) getAll(tokens []string, counts []Counts) []int {
 			case sl.hash() == h:
 				counts[i] = sl.counts()
 			case sl.hashHi == 0 && sl.hashLo == 0:
-				// Not in the store.
+				if missing {
+					ask = append(ask, i)
+				}
 			default:
 				if k, ok := x.find(h); ok {
 					counts[i] = x.slots[k].counts()
+				} else if missing {
+					ask = append(ask, i)
 				}
 			}
 		}
@@ -198,7 +214,9 @@ func (x *tokenIndex) hashBytes(tok []byte) uint64 {
 }
 
 // set records the new counts of a token after this process wrote them
-// (zero counts: the token was deleted).
+// (zero counts: the token was deleted). A token the index holds keeps its
+// slot whatever its counts; one it does not hold comes in once it has
+// been seen in floor messages.
 func (x *tokenIndex) set(tok string, c Counts) bool {
 	h := x.hash(tok)
 	if _, ok := x.dup[h]; ok {
@@ -207,12 +225,15 @@ func (x *tokenIndex) set(tok string, c Counts) bool {
 	if i, found := x.find(h); found {
 		x.slots[i].setCounts(c)
 		return true
-	} else if c == (Counts{}) {
+	} else if seenIn(c) < x.floor {
 		return true
 	} else {
 		return x.place(i, h, c)
 	}
 }
+
+// seenIn is the number of learned messages c says a token was seen in.
+func seenIn(c Counts) uint64 { return uint64(c.Spam) + uint64(c.Ham) }
 
 // place fills the empty slot i, growing the table when it gets too full.
 func (x *tokenIndex) place(i int, h uint64, c Counts) bool {
@@ -240,8 +261,9 @@ func (x *tokenIndex) grow() {
 	}
 }
 
-// buildIndex reads every token of the store in tx. It returns nil if the
-// store has more than limit tokens.
+// buildIndex reads every token of the store in tx and keeps those seen in
+// at least floor messages. It returns nil if the store has more than limit
+// such tokens.
 //
 // Inserting tokens in file order would put each in a random slot: a cache
 // miss per token, most of the build's time. So the tokens are first
@@ -250,16 +272,29 @@ func (x *tokenIndex) grow() {
 // group: each group fills a window of the table that stays in cache. The
 // grouping reads the file twice, once to count the groups and once to put
 // each token in its group, which is cheaper than the misses it saves.
-func buildIndex(tx *bolt.Tx, file fileID, limit int) (*tokenIndex, error) {
+func buildIndex(tx *bolt.Tx, file fileID, limit int, floor uint64) (*tokenIndex, error) {
 	b := tx.Bucket(bucketTokens)
+	floor = max(floor, 1)
 	// The table is sized after the first pass; the seed must be known
 	// before it.
-	x := &tokenIndex{file: file, txid: tx.ID(), seed: maphash.MakeSeed(), max: limit, dup: map[uint64]struct{}{}}
+	x := &tokenIndex{file: file, txid: tx.ID(), floor: floor, seed: maphash.MakeSeed(), max: limit, dup: map[uint64]struct{}{}}
 	x.totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+	keep := func(k, v []byte) (Counts, bool, error) {
+		cnt, err := decodeCounts(v)
+		if err != nil {
+			return Counts{}, false, fmt.Errorf("token %q: %w", k, err)
+		}
+		return cnt, seenIn(cnt) >= floor, nil
+	}
 	var start [257]int
 	c := b.Cursor()
 	n := 0
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if _, ok, err := keep(k, v); err != nil {
+			return nil, err
+		} else if !ok {
+			continue
+		}
 		if n++; n > limit {
 			return nil, nil
 		}
@@ -271,9 +306,11 @@ func buildIndex(tx *bolt.Tx, file fileID, limit int) (*tokenIndex, error) {
 	x.slots = make([]indexSlot, tableSize(n))
 	grouped := make([]indexSlot, start[256])
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		cnt, err := decodeCounts(v)
+		cnt, ok, err := keep(k, v)
 		if err != nil {
-			return nil, fmt.Errorf("token %q: %w", k, err)
+			return nil, err
+		} else if !ok {
+			continue
 		}
 		h := x.hashBytes(k)
 		g := h >> 56

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -165,7 +166,7 @@ func TestTokenIndexGetAll(t *testing.T) {
 		t.Fatal("no token away from its home slot: the test does not cover probing")
 	}
 	counts := make([]Counts, len(tokens))
-	ask := x.getAll(tokens, counts)
+	ask := x.getAll(tokens, counts, false)
 	if len(ask) != 1 || tokens[ask[0]] != "t7" {
 		t.Errorf("tokens to read from the file: %v, want [t7]", ask)
 	}
@@ -203,6 +204,146 @@ func BenchmarkIndexGetAll(b *testing.B) {
 	b.ResetTimer()
 	for n := 0; b.Loop(); n++ {
 		start := (n * perMsg) % (pool - perMsg)
-		x.getAll(toks[start:start+perMsg], counts)
+		x.getAll(toks[start:start+perMsg], counts, false)
+	}
+}
+
+// countFloor is the fewest messages a token must have been seen in to
+// count: below it no split between spam and ham, against any totals,
+// gives a probability Score counts, and at it one does.
+func TestCountFloor(t *testing.T) {
+	if got := countFloor(DefaultParams()); got != 4 {
+		t.Errorf("defaults: floor %d, want 4", got)
+	}
+	if got := countFloor(BogofilterParams()); got != 1 {
+		t.Errorf("bogofilter's parameters: floor %d, want 1", got)
+	}
+	totals := []Totals{{1, 1}, {1, 1000}, {1000, 1}, {37, 5000}, {0, 0}, {4294967295, 1}}
+	for _, robx := range []float64{0.1, 0.45, 0.52, 0.9} {
+		for _, robs := range []float64{0.0178, 0.5, 1, 3} {
+			for _, minDev := range []float64{0.1, 0.375, 0.45, 0.49} {
+				p := Params{RobX: robx, RobS: robs, MinDev: minDev}.withDefaults()
+				floor := countFloor(p)
+				countsAt := func(n uint32) bool {
+					for s := uint32(0); s <= n; s++ {
+						for _, tot := range totals {
+							if significant(p, TokenProb(p, tot, s, n-s)) {
+								return true
+							}
+						}
+					}
+					return false
+				}
+				for n := uint32(1); uint64(n) < floor; n++ {
+					if countsAt(n) {
+						t.Errorf("robx %v robs %v min_dev %v: floor %d, but a token seen in %d messages counts", robx, robs, minDev, floor, n)
+					}
+				}
+				if floor < 1000 && !countsAt(uint32(floor)) {
+					t.Errorf("robx %v robs %v min_dev %v: floor %d, but no token seen in that many counts", robx, robs, minDev, floor)
+				}
+			}
+		}
+	}
+}
+
+// An index that leaves out rare tokens scores exactly as the file does,
+// still gives exact counts to Lookup, takes in a token once this process's
+// learning makes it common enough, and is rebuilt with every token once a
+// classifier that counts rare tokens is made on the store.
+func TestBoltStoreIndexFloor(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := OpenBolt(path, BoltOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	plain, err := OpenBolt(path, BoltOptions{NoSync: true, IndexTokens: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	// "rare" is in one spam, "three" in three, "common" in every message.
+	var ops []LearnOp
+	for i := range 12 {
+		op := LearnOp{Class: Ham, Tokens: []string{"common", "hamword"}, Date: 20240101}
+		if i%2 == 0 {
+			op.Class, op.Tokens = Spam, []string{"common", "spamword"}
+		}
+		if i == 0 {
+			op.Tokens = append(op.Tokens, "rare")
+		}
+		if i < 6 && i%2 == 0 {
+			op.Tokens = append(op.Tokens, "three")
+		}
+		op.Digest[0] = byte(i + 1)
+		ops = append(ops, op)
+	}
+	if _, err := s.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultParams()
+	c := New(s, p)
+	if err := s.BuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x := s.idx.Load()
+	if x == nil || x.floor != 4 {
+		t.Fatalf("index %+v, want one with floor 4", x)
+	}
+	if _, ok := x.find(x.hash("rare")); ok {
+		t.Error("a token seen in one message is in the index")
+	}
+	if _, ok := x.find(x.hash("spamword")); !ok {
+		t.Error("a token seen in six messages is not in the index")
+	}
+	toks := []string{"common", "hamword", "spamword", "rare", "three", "never"}
+	_, exact, err := plain.Lookup(ctx, toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := s.Lookup(ctx, toks); err != nil {
+		t.Fatal(err)
+	} else if !slices.Equal(got, exact) {
+		t.Errorf("Lookup through the index %+v, from the file %+v", got, exact)
+	}
+	msg := Message{Tokens: toks}
+	want := Score(p, Totals{Spam: 6, Ham: 6}, toks, exact, true)
+	got, err := c.ClassifyMessage(ctx, msg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LogOdds != want.LogOdds || got.Used != want.Used || !slices.Equal(got.Clues, want.Clues) {
+		t.Errorf("classified through the index: %+v; from the file: %+v", got, want)
+	}
+
+	// One more spam with "three" makes it common enough to count.
+	op := LearnOp{Class: Spam, Tokens: []string{"three"}, Date: 20240102}
+	op.Digest[0] = 99
+	if _, err := s.Learn(ctx, []LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	if s.idx.Load() != x {
+		t.Fatal("own write rebuilt the index instead of patching it")
+	}
+	if _, ok := x.find(x.hash("three")); !ok {
+		t.Error("a token that reached the floor was not added to the index")
+	}
+	if _, got, err := s.lookup(ctx, []string{"three"}, 4); err != nil || got[0].Spam != 4 {
+		t.Errorf("three: %+v, %v; want 4 spam", got, err)
+	}
+
+	// bogofilter's parameters count a token seen once.
+	bogo := New(s, BogofilterParams())
+	res, err := bogo.ClassifyMessage(ctx, Message{Tokens: []string{"rare"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Clues) != 1 || res.Clues[0].Spam != 1 {
+		t.Errorf("rare token with bogofilter's parameters: clues %+v, want one seen in 1 spam", res.Clues)
+	}
+	if x := s.idx.Load(); x == nil || x.floor != 1 {
+		t.Errorf("index after a classifier with floor 1: %+v", x)
 	}
 }

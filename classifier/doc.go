@@ -102,7 +102,9 @@
 // in-memory index of the token counts, keyed by 64-bit hashes (about 27
 // bytes per token, up to BoltOptions.IndexTokens tokens): a lookup is then
 // a probe of a table instead of a B+tree descent in the file, which is most
-// of the cost of classifying a message. The index belongs to one bbolt
+// of the cost of classifying a message. The index leaves out the tokens
+// seen in too few messages for the classifier's parameters ever to count
+// them, most of a store (see countFloor). It belongs to one bbolt
 // transaction ID of one file: this process's own Learn updates it, any
 // other write makes it stale, and it is rebuilt by reading the store once
 // (about 0.1 s per million tokens).

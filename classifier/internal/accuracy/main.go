@@ -485,10 +485,10 @@ func scoreSluice(path string, test []sample, p classifier.Params, workers int) (
 		return nil, 0, 0, err
 	}
 	defer store.Close()
+	c := classifier.New(store, p)
 	if err := store.BuildIndex(ctx); err != nil {
 		return nil, 0, 0, err
 	}
-	c := classifier.New(store, p)
 	if err := c.LoadModel(ctx); err != nil {
 		return nil, 0, 0, err
 	}
