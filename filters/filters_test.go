@@ -204,6 +204,29 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
+// FromFields gives every From field up to the bound, whatever the case
+// of its name, and no other field.
+func TestFromFields(t *testing.T) {
+	m := &filters.Message{Headers: []filters.Header{
+		{Name: "Subject", Value: "s"},
+		{Name: "From", Value: "a@one.example"},
+		{Name: "Reply-To", Value: "r@x.example"},
+		{Name: "FROM", Value: "b@two.example"},
+	}}
+	if got := strings.Join(m.FromFields(), " "); got != "a@one.example b@two.example" {
+		t.Errorf("FromFields: %q", got)
+	}
+	for i := range filters.MaxFromFields + 5 {
+		m.Headers = append(m.Headers, filters.Header{Name: "from", Value: strconv.Itoa(i)})
+	}
+	if got := m.FromFields(); len(got) != filters.MaxFromFields || got[0] != "a@one.example" {
+		t.Errorf("%d From fields read of %d, want the first %d: %q", len(got), filters.MaxFromFields+7, filters.MaxFromFields, got)
+	}
+	if got := (&filters.Message{}).FromFields(); got != nil {
+		t.Errorf("no From field: %q", got)
+	}
+}
+
 func TestMessageModel(t *testing.T) {
 	m := &filters.Message{
 		Conn: &filters.Conn{Macros: map[string]string{"{client_addr}": "192.0.2.1", "j": "mx"}},

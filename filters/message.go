@@ -142,6 +142,30 @@ func (m *Message) Header(name string) (string, bool) {
 	return "", false
 }
 
+// MaxFromFields bounds the From: fields filters read. RFC 5322 section
+// 3.6 allows one, but a message may come with several, and mail readers
+// differ in which they show; every filter that judges the author reads
+// the same ones (see FromFields), so that none can be passed by hiding
+// the author in a field another filter reads and it does not. The bound
+// keeps a message with thousands of From fields as cheap as a normal one.
+const MaxFromFields = 8
+
+// FromFields returns the values of the message's first MaxFromFields
+// From: fields (the name matched case-insensitively), in arrival order.
+func (m *Message) FromFields() []string {
+	var out []string
+	for _, h := range m.Headers {
+		if !strings.EqualFold(h.Name, "From") {
+			continue
+		}
+		out = append(out, h.Value)
+		if len(out) == MaxFromFields {
+			break
+		}
+	}
+	return out
+}
+
 // Raw returns the message as RFC 5322 text: the header fields as
 // AppendField writes them, a blank line, and the body as received.
 // Reading it does not consume the body.

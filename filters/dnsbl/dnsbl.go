@@ -352,12 +352,11 @@ func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
 			}
 		case targetHeaderFrom:
 			what = "from"
-			// Only the first From field: a message with several is
-			// malformed (RFC 5322 3.6), and the first is what most
-			// mail readers show.
-			if v, ok := m.Header("From"); ok {
-				domains = fromDomains(v)
-			}
+			// Every From field the other filters read, not only the
+			// first: a message with several is malformed (RFC 5322
+			// 3.6), but which one a mail reader shows varies, so a
+			// clean first field must not hide a listed second one.
+			domains = headerFromDomains(m.FromFields())
 		}
 		for _, z := range f.s.zones {
 			if z.kind != domainList || !z.checksTarget(target) {

@@ -3,10 +3,13 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1036,5 +1039,67 @@ func TestListThatListsEverything(t *testing.T) {
 	e.clock.Advance(time.Hour) // past the cached answer
 	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
 		t.Errorf("after the list was mended: %+v, want reject", v)
+	}
+}
+
+// A message with several From fields is malformed (RFC 5322 3.6), but
+// mail readers differ in which they show; the senders filter reads the
+// first filters.MaxFromFields of them, and so must the domain lists, or a
+// clean first field hides a listed second one.
+func TestEveryFromFieldIsChecked(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+	m := message("192.0.2.1", "mx.example", "bob@fine.example", "Alice <alice@clean.example>")
+	m.Headers = append(m.Headers, filters.Header{Name: "from", Value: "Bob <bob@spammer.example>"})
+	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+		t.Errorf("listed domain in the second From field: %+v, want reject", v)
+	}
+
+	// A first field full of addresses must not crowd the second one out
+	// of the domains looked up.
+	var decoys []string
+	for i := range 20 {
+		decoys = append(decoys, fmt.Sprintf("a%d@d%d.example", i, i))
+	}
+	m = message("192.0.2.1", "mx.example", "bob@fine.example", strings.Join(decoys, ", "))
+	m.Headers = append(m.Headers, filters.Header{Name: "From", Value: "bob@spammer.example"})
+	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+		t.Errorf("listed second field after a crowded first: %+v, want reject", v)
+	}
+
+	// Bounded and deduplicated: one domain in many fields is one query,
+	// and fields past the first filters.MaxFromFields are not read.
+	srv2 := dnsbltest.Start(t)
+	e2 := newEnv(t, srv2, baseConfig(srv2, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+	m = message("192.0.2.1", "mx.example", "bob@fine.example", "")
+	for range 20 {
+		m.Headers = append(m.Headers, filters.Header{Name: "From", Value: "x@same.example, y@same.example"})
+	}
+	e2.check(t, filters.StageHeaders, m)
+	if n := len(srv2.Queries()); n != 1 {
+		t.Errorf("one domain in 20 From fields: %d queries, want 1: %v", n, srv2.Queries())
+	}
+	srv3 := dnsbltest.Start(t)
+	e3 := newEnv(t, srv3, baseConfig(srv3, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+	m = message("192.0.2.1", "mx.example", "bob@fine.example", "")
+	for i := range 20 {
+		m.Headers = append(m.Headers, filters.Header{Name: "From", Value: fmt.Sprintf("x@f%d.example, y@g%d.example", i, i)})
+	}
+	e3.check(t, filters.StageHeaders, m)
+	qs := srv3.Queries()
+	if len(qs) != maxFromDomains {
+		t.Errorf("20 From fields of 2 domains each: %d queries, want %d: %v", len(qs), maxFromDomains, qs)
+	}
+	fieldOf := regexp.MustCompile(`^[fg]([0-9]+)\.example\.dbl\.test$`)
+	for _, q := range qs {
+		sm := fieldOf.FindStringSubmatch(q.Name)
+		if sm == nil {
+			t.Errorf("unexpected query %s", q.Name)
+			continue
+		}
+		if i, _ := strconv.Atoi(sm[1]); i >= filters.MaxFromFields {
+			t.Errorf("queried %s, of From field %d, past the first %d", q.Name, i+1, filters.MaxFromFields)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // reverseIP returns the labels under which a DNSxL lists addr: the four
@@ -123,10 +125,12 @@ func addressDomain(addr string) (string, bool) {
 	return normalizeDomain(addr[at+1:])
 }
 
-// maxFromDomains bounds the domains checked in one From field: RFC 5322
-// allows several authors, and a forged header must not fan out into
-// hundreds of queries.
-const maxFromDomains = 5
+// maxFromDomains bounds the From domains looked up per message: RFC 5322
+// allows several authors, and a message may carry several From fields,
+// but a forged header must not fan out into hundreds of queries. It is
+// filters.MaxFromFields, so that each From field read gets at least its
+// first domain looked up.
+const maxFromDomains = filters.MaxFromFields
 
 // fromDomains returns the distinct domains of the addresses in a From
 // header value, at most maxFromDomains. A value net/mail cannot parse
@@ -179,4 +183,39 @@ func fromDomains(value string) []string {
 		}
 	}
 	return out
+}
+
+// headerFromDomains returns the distinct domains of the From field values
+// fields, at most maxFromDomains in all: the first domain of each field,
+// then the second of each, and so on. Taken field by field, a first field
+// crowded with addresses would push the author of the second out of the
+// lookups.
+func headerFromDomains(fields []string) []string {
+	perField := make([][]string, len(fields))
+	for i, v := range fields {
+		perField[i] = fromDomains(v)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for round := 0; ; round++ {
+		more := false
+		for _, domains := range perField {
+			if round >= len(domains) {
+				continue
+			}
+			more = true
+			d := domains[round]
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			out = append(out, d)
+			if len(out) == maxFromDomains {
+				return out
+			}
+		}
+		if !more {
+			return out
+		}
+	}
 }

@@ -86,7 +86,7 @@ func TestFromDomains(t *testing.T) {
 		// the fallback still finds the address.
 		{"=?x-unknown?q?Bank?= <security@phish.example>", "phish.example"},
 		{"undisclosed-recipients:;", ""},
-		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example", "1.example 2.example 3.example 4.example 5.example"},
+		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example, g@7.example, h@8.example, i@9.example", "1.example 2.example 3.example 4.example 5.example 6.example 7.example 8.example"},
 	} {
 		if got := strings.Join(fromDomains(tc.in), " "); got != tc.want {
 			t.Errorf("fromDomains(%q) = %q, want %q", tc.in, got, tc.want)

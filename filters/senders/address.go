@@ -277,12 +277,10 @@ func lower(s string) string {
 	return s
 }
 
-// Limits on what is read of the From: header fields, so that a message
-// with thousands of addresses costs no more than a normal one.
-const (
-	maxFromFields    = 8
-	maxFromAddresses = 16
-)
+// maxFromAddresses bounds the addresses read of one From: field, so that
+// a message with thousands of addresses costs no more than a normal one;
+// filters.MaxFromFields bounds the fields read.
+const maxFromAddresses = 16
 
 // headerAddresses returns the addresses of a From: field value (RFC 5322
 // section 3.6.2 allows a list), at most max of them. A value net/mail

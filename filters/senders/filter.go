@@ -414,15 +414,8 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		if !rs.Uses(HeaderFrom) {
 			return filters.Verdict{}, nil
 		}
-		fields := 0
-		for _, h := range m.Headers {
-			if !strings.EqualFold(h.Name, "From") {
-				continue
-			}
-			if fields++; fields > maxFromFields {
-				break
-			}
-			for _, a := range headerAddresses(h.Value, maxFromAddresses) {
+		for _, v := range m.FromFields() {
+			for _, a := range headerAddresses(v, maxFromAddresses) {
 				ms = append(ms, rs.Match(HeaderFrom, a))
 			}
 		}
