@@ -58,7 +58,28 @@ type cache struct {
 type cacheEntry struct {
 	key     cacheKey
 	ans     answer
-	expires time.Time
+	stored  time.Time // when the answer was cached
+	expires time.Time // stored plus the answer's ttl
+}
+
+// lifetimes are the configured caps of how long answers are cached
+// (max_ttl, failure_ttl). Each lookup brings those of the filter that
+// asks, and an entry counts only while it is younger than them too: the
+// cache outlives configuration reloads (see Shared), and a reload that
+// lowers the caps must shorten the answers cached under the old ones, not
+// leave them for up to the old caps.
+type lifetimes struct {
+	answer  time.Duration // answers, listed or not: max_ttl
+	failure time.Duration // failed queries: failure_ttl
+}
+
+// valid reports whether e may still be used at now under caps.
+func (e *cacheEntry) valid(now time.Time, caps lifetimes) bool {
+	limit := caps.answer
+	if e.ans.fail != "" {
+		limit = caps.failure
+	}
+	return now.Before(e.expires) && now.Before(e.stored.Add(limit))
 }
 
 // flight is a query in progress; done is closed once ans is set.
@@ -117,9 +138,9 @@ func (c *cache) waiting(k cacheKey) int {
 	return 0
 }
 
-// get returns the cached answer for k, if there is one still valid,
-// without waiting for anything.
-func (c *cache) get(k cacheKey) (answer, bool) {
+// get returns the cached answer for k, if there is one still valid under
+// caps, without waiting for anything.
+func (c *cache) get(k cacheKey, caps lifetimes) (answer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[k]
@@ -127,25 +148,25 @@ func (c *cache) get(k cacheKey) (answer, bool) {
 		return answer{}, false
 	}
 	ce := e.Value.(*cacheEntry)
-	if !c.now().Before(ce.expires) {
+	if !ce.valid(c.now(), caps) {
 		return answer{}, false
 	}
 	c.lru.MoveToFront(e)
 	return ce.ans, true
 }
 
-// lookup returns the answer for k: from the cache while its TTL lasts,
-// else from the query already in flight for k, else from fetch, which it
-// runs in a goroutine of its own. fetch must end by itself in bounded
+// lookup returns the answer for k: from the cache while its TTL and caps
+// last, else from the query already in flight for k, else from fetch,
+// which it runs in a goroutine of its own. fetch must end by itself in bounded
 // time (the resolver's timeouts); it does not get ctx, because other
 // lookups may be waiting for its answer after this caller gave up. The
 // answer is cached for its ttl. lookup returns early with ctx's error
 // when ctx ends first.
-func (c *cache) lookup(ctx context.Context, k cacheKey, fetch func() answer) (answer, source, error) {
+func (c *cache) lookup(ctx context.Context, k cacheKey, caps lifetimes, fetch func() answer) (answer, source, error) {
 	c.mu.Lock()
 	if e, ok := c.items[k]; ok {
 		ce := e.Value.(*cacheEntry)
-		if c.now().Before(ce.expires) {
+		if ce.valid(c.now(), caps) {
 			c.lru.MoveToFront(e)
 			c.mu.Unlock()
 			return ce.ans, fromCache, nil
@@ -181,7 +202,8 @@ func (c *cache) run(k cacheKey, f *flight, fetch func() answer) {
 		if e, ok := c.items[k]; ok {
 			c.lru.Remove(e)
 		}
-		c.items[k] = c.lru.PushFront(&cacheEntry{key: k, ans: ans, expires: c.now().Add(ans.ttl)})
+		now := c.now()
+		c.items[k] = c.lru.PushFront(&cacheEntry{key: k, ans: ans, stored: now, expires: now.Add(ans.ttl)})
 		c.evictLocked()
 	}
 	f.ans = ans

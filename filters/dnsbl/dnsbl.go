@@ -421,7 +421,7 @@ func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
 	results := make([]result, len(jobs))
 	var pending []int
 	for i, j := range jobs {
-		if ans, ok := f.cache.get(cacheKey{name: j.qname, qtype: dns.TypeA}); ok {
+		if ans, ok := f.cache.get(cacheKey{name: j.qname, qtype: dns.TypeA}, f.lifetimes()); ok {
 			results[i] = f.report(j, ans, fromCache)
 			continue
 		}
@@ -494,12 +494,18 @@ func (f *Filter) report(j job, ans answer, src source) result {
 // The query itself does not depend on ctx: other lookups may wait for it
 // after this one gave up, and the resolver's timeouts bound it.
 func (f *Filter) lookup(ctx context.Context, z *zone, qname string, qtype uint16) (answer, source, error) {
-	return f.cache.lookup(ctx, cacheKey{name: qname, qtype: qtype}, func() answer {
+	return f.cache.lookup(ctx, cacheKey{name: qname, qtype: qtype}, f.lifetimes(), func() answer {
 		start := time.Now()
 		ans := f.res.query(context.Background(), qname, qtype, f.s.maxTTL, f.s.failureTTL)
 		f.obs.DNSBLQuery(f.name, z.name, time.Since(start))
 		return ans
 	})
+}
+
+// lifetimes returns the caps of the running configuration on how long
+// cached answers may serve.
+func (f *Filter) lifetimes() lifetimes {
+	return lifetimes{answer: f.s.maxTTL, failure: f.s.failureTTL}
 }
 
 // prefetch starts the lookups of jobs whose answers are needed at a later

@@ -817,6 +817,54 @@ func TestCacheSharedAcrossReloads(t *testing.T) {
 	}
 }
 
+// A reload that lowers max_ttl or failure_ttl applies to the answers
+// cached before it: an administrator who lowers them (a list delists
+// faster than its TTL says, a resolver was fixed) must not wait up to
+// the old caps for answers cached under them to go.
+func TestReloadLowersCachedLifetimes(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	listed := "1.2.0.192.bl.test"
+	srv.AddA(listed, 3600, "127.0.0.2")
+	failing := "3.2.0.192.bl.test"
+	srv.SetBehaviour(failing, dnsbltest.ServFail)
+	shared := NewShared()
+	clock := newFakeClock()
+	shared.now = clock.Now
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.FailureTTL = dur(5 * time.Minute)
+	e1 := newEnv(t, srv, cfg, shared)
+	e1.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e1.check(t, filters.StageConnect, conn("192.0.2.3"))
+	e1.f.Close()
+
+	cfg.MaxTTL = 10 * time.Second
+	cfg.FailureTTL = dur(2 * time.Second)
+	e2 := newEnv(t, srv, cfg, shared)
+	if e2.f.cache != e1.f.cache {
+		t.Fatal("the reload started a new cache; the test needs the old one kept")
+	}
+	// Within the new caps the old answers still serve.
+	clock.Advance(time.Second)
+	e2.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e2.check(t, filters.StageConnect, conn("192.0.2.3"))
+	if a, f := srv.Count(listed, dns.TypeA), srv.Count(failing, dns.TypeA); a != 1 || f != 2 {
+		t.Fatalf("1s after the reload: %d and %d queries, want 1 and 2 (the failure is tried at each of 2 attempts)", a, f)
+	}
+	clock.Advance(2 * time.Second)
+	e2.check(t, filters.StageConnect, conn("192.0.2.3"))
+	if n := srv.Count(failing, dns.TypeA); n != 4 {
+		t.Errorf("failure cached under failure_ttl 5m, now 2s, asked 3s later: %d queries, want 4", n)
+	}
+	clock.Advance(8 * time.Second)
+	srv.Remove(listed)
+	if v := e2.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Errorf("listing cached under max_ttl 1h, now 10s, 11s later: %v, want a new query finding it delisted", v.Action)
+	}
+	if n := srv.Count(listed, dns.TypeA); n != 2 {
+		t.Errorf("listing after the new max_ttl: %d queries, want 2", n)
+	}
+}
+
 func TestCacheBounded(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
