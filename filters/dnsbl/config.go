@@ -31,9 +31,9 @@ type Config struct {
 	Attempts int `yaml:"attempts"`
 	// CacheSize bounds the cached answers; default 10000.
 	CacheSize int `yaml:"cache_size"`
-	// MaxTTL caps how long an answer is cached, whatever its TTL;
-	// default 1h.
-	MaxTTL time.Duration `yaml:"max_ttl"`
+	// MaxTTL caps how long an answer is cached, whatever its TTL; nil
+	// means 1h, 0 not at all (as FailureTTL).
+	MaxTTL *time.Duration `yaml:"max_ttl"`
 	// FailureTTL is how long a failed query is remembered (not retried);
 	// nil means 30s, 0 not at all.
 	FailureTTL *time.Duration `yaml:"failure_ttl"`
@@ -228,7 +228,7 @@ func (c Config) check() (settings, error) {
 		timeout:       c.Timeout,
 		attempts:      c.Attempts,
 		cacheSize:     c.CacheSize,
-		maxTTL:        c.MaxTTL,
+		maxTTL:        DefaultMaxTTL,
 		failureTTL:    DefaultFailureTTL,
 		probeInterval: DefaultProbeInterval,
 		skipPrivate:   true,
@@ -259,11 +259,15 @@ func (c Config) check() (settings, error) {
 	case s.cacheSize < 0 || s.cacheSize > maxCacheSize:
 		return s, fmt.Errorf("cache_size %d: must be 1 to %d", s.cacheSize, maxCacheSize)
 	}
-	switch {
-	case s.maxTTL == 0:
-		s.maxTTL = DefaultMaxTTL
-	case s.maxTTL < 0:
-		return s, errors.New("max_ttl: must not be negative")
+	if c.MaxTTL != nil {
+		// 0 caches nothing rather than meaning the default, as
+		// failure_ttl: 0s remembers no failure: both say how long
+		// something is kept, and "0s" read as "an hour" would surprise
+		// whoever wrote it.
+		if *c.MaxTTL < 0 {
+			return s, fmt.Errorf("max_ttl %s: must not be negative (0s caches no answer)", *c.MaxTTL)
+		}
+		s.maxTTL = *c.MaxTTL
 	}
 	if c.FailureTTL != nil {
 		if *c.FailureTTL < 0 || *c.FailureTTL > 5*time.Minute {

@@ -369,13 +369,45 @@ func TestTTLExpiry(t *testing.T) {
 	// max_ttl caps a long TTL.
 	srv.AddA("2.2.0.192.bl.test", 86400, "127.0.0.2")
 	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
-	cfg.MaxTTL = 10 * time.Second
+	cfg.MaxTTL = dur(10 * time.Second)
 	e2 := newEnv(t, srv, cfg, nil)
 	e2.check(t, filters.StageConnect, conn("192.0.2.2"))
 	e2.clock.Advance(11 * time.Second)
 	e2.check(t, filters.StageConnect, conn("192.0.2.2"))
 	if n := srv.Count("2.2.0.192.bl.test", dns.TypeA); n != 2 {
 		t.Errorf("max_ttl 10s: %d queries after 11s, want 2", n)
+	}
+}
+
+// max_ttl: 0s caches no answer, as failure_ttl: 0s remembers no failure:
+// an administrator whose own resolver caches may want every lookup to
+// reach it. It must not mean the default hour.
+func TestMaxTTLZeroCachesNothing(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 3600, "127.0.0.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.MaxTTL = dur(0)
+	e := newEnv(t, srv, cfg, nil)
+	for i := range 3 {
+		if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+			t.Fatalf("check %d: %v, want reject", i+1, v.Action)
+		}
+		if i == 0 {
+			e.clock.Advance(time.Second)
+		}
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeA); n != 3 {
+		t.Errorf("max_ttl 0s: %d queries for 3 checks, want 3", n)
+	}
+	// NXDOMAIN with an SOA is not cached either.
+	for range 2 {
+		e.check(t, filters.StageConnect, conn("192.0.2.9"))
+	}
+	if n := srv.Count("9.2.0.192.bl.test", dns.TypeA); n != 2 {
+		t.Errorf("max_ttl 0s, NXDOMAIN: %d queries for 2 checks, want 2", n)
+	}
+	if n := e.f.cache.len(); n != 0 {
+		t.Errorf("max_ttl 0s: %d answers cached", n)
 	}
 }
 
@@ -837,7 +869,7 @@ func TestReloadLowersCachedLifetimes(t *testing.T) {
 	e1.check(t, filters.StageConnect, conn("192.0.2.3"))
 	e1.f.Close()
 
-	cfg.MaxTTL = 10 * time.Second
+	cfg.MaxTTL = dur(10 * time.Second)
 	cfg.FailureTTL = dur(2 * time.Second)
 	e2 := newEnv(t, srv, cfg, shared)
 	if e2.f.cache != e1.f.cache {
@@ -961,6 +993,7 @@ func TestConfigErrors(t *testing.T) {
 		{"timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout"},
 		{"attempts", func(c *Config) { c.Attempts = 9 }, "attempts 9"},
 		{"failure_ttl", func(c *Config) { c.FailureTTL = dur(time.Hour) }, "failure_ttl"},
+		{"max_ttl", func(c *Config) { c.MaxTTL = dur(-time.Second) }, "max_ttl -1s: must not be negative"},
 		{"trusted", func(c *Config) { c.TrustedNetworks = []string{"nope"} }, "trusted_networks[0]"},
 		{"ip_stage", func(c *Config) { c.IPStage = "rcpt" }, "ip_stage"},
 		{"header", func(c *Config) { c.Header = "X Bad" }, "header:"},
