@@ -45,8 +45,9 @@ const (
 const ednsSize = 1232
 
 // resolver sends queries to the configured servers: UDP first, TCP when
-// the UDP answer is truncated (RFC 7766), each attempt bounded by timeout,
-// attempts spread over the servers in turn.
+// the UDP answer is truncated (RFC 7766), with EDNS unless a server turned
+// out not to implement it, each attempt bounded by timeout, attempts
+// spread over the servers in turn.
 type resolver struct {
 	servers  []string
 	timeout  time.Duration
@@ -60,13 +61,32 @@ type resolver struct {
 	// timeout, and with two dead and two attempts a third of the
 	// lookups would fail, their clients unchecked.
 	down []atomic.Int64
+	// noEDNS[i] is until when servers[i] is asked without EDNS (Unix
+	// nanoseconds), after it answered a query with an OPT record by
+	// FORMERR without one and a query without one by something else: a
+	// server that does not implement EDNS answers so (RFC 6891 section
+	// 7). Section 6.2.2 lets a requestor remember this for a brief time,
+	// which spares every later query the extra round trip.
+	noEDNS []atomic.Int64
 }
 
 // downFor is how long a server that gave no answer is passed over.
 const downFor = 30 * time.Second
 
+// noEDNSFor is how long a server found without EDNS is asked without it.
+// Then EDNS is tried again, so a server upgraded (or a middlebox
+// replaced) is noticed, at the cost of one extra round trip per server
+// and interval.
+const noEDNSFor = 10 * time.Minute
+
 func newResolver(servers []string, timeout time.Duration, attempts int) *resolver {
-	r := &resolver{servers: servers, timeout: timeout, attempts: attempts, down: make([]atomic.Int64, len(servers))}
+	r := &resolver{
+		servers:  servers,
+		timeout:  timeout,
+		attempts: attempts,
+		down:     make([]atomic.Int64, len(servers)),
+		noEDNS:   make([]atomic.Int64, len(servers)),
+	}
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
 	return r
@@ -85,7 +105,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 	for i := range r.attempts {
 		// More attempts than servers ask them again, in the same order.
 		k := order[i%len(order)]
-		last = r.ask(ctx, r.servers[k], name, qtype, maxTTL)
+		last = r.ask(ctx, k, name, qtype, maxTTL)
 		if ctx.Err() != nil {
 			break
 		}
@@ -119,23 +139,25 @@ func (r *resolver) order(start int, now time.Time) []int {
 	return append(up, down...)
 }
 
-// ask sends one query to one server, over TCP again if the UDP answer
-// was truncated, and interprets the answer.
-func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, maxTTL time.Duration) answer {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
-	m.SetEdns0(ednsSize, false)
-	resp, err := r.exchange(ctx, &r.udp, server, m)
-	if resp != nil && resp.Truncated {
-		// The whole answer did not fit a datagram; it must be asked for
-		// again over TCP (RFC 7766 section 5). A partial answer is not
-		// used: its records may be missing the code that matters. A
-		// server that cuts the answer at the datagram's size leaves
-		// counts of records that are not there, so the datagram does
-		// not parse (err is set), but its header says TC all the same.
-		m.Id = dns.Id()
-		resp, err = r.exchange(ctx, &r.tcp, server, m)
+// ask sends one query to servers[k], with EDNS unless the server is known
+// to lack it, once more without EDNS if the server answers as one that
+// lacks it, and interprets the answer.
+func (r *resolver) ask(ctx context.Context, k int, name string, qtype uint16, maxTTL time.Duration) answer {
+	server := r.servers[k]
+	edns := r.noEDNS[k].Load() <= time.Now().UnixNano()
+	resp, err := r.send(ctx, server, name, qtype, edns)
+	if edns && err == nil && resp.Response && resp.Rcode == dns.RcodeFormatError && resp.IsEdns0() == nil {
+		// FORMERR without an OPT record is how a server that does not
+		// implement EDNS answers a query with one (RFC 6891 section 7;
+		// some middleboxes answer so for their server too). With an
+		// OPT record it is a server with EDNS finding fault with ours,
+		// which asking without EDNS would not mend. The server is
+		// remembered only if the plain query fares better, so that one
+		// that answers FORMERR to everything is not.
+		resp, err = r.send(ctx, server, name, qtype, false)
+		if err == nil && resp.Rcode != dns.RcodeFormatError {
+			r.noEDNS[k].Store(time.Now().Add(noEDNSFor).UnixNano())
+		}
 	}
 	if err != nil {
 		return failure(ctx, server, name, err)
@@ -157,6 +179,29 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 		return answer{fail: KindBadAnswer, err: fmt.Errorf("%s: answer to another question", server)}
 	}
 	return interpret(resp, name, qtype, server, maxTTL)
+}
+
+// send sends one query for name and qtype to server, with an OPT record
+// if edns is set, over TCP again if the UDP answer was truncated.
+func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, edns bool) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = true
+	if edns {
+		m.SetEdns0(ednsSize, false)
+	}
+	resp, err := r.exchange(ctx, &r.udp, server, m)
+	if resp != nil && resp.Truncated {
+		// The whole answer did not fit a datagram; it must be asked for
+		// again over TCP (RFC 7766 section 5). A partial answer is not
+		// used: its records may be missing the code that matters. A
+		// server that cuts the answer at the datagram's size leaves
+		// counts of records that are not there, so the datagram does
+		// not parse (err is set), but its header says TC all the same.
+		m.Id = dns.Id()
+		resp, err = r.exchange(ctx, &r.tcp, server, m)
+	}
+	return resp, err
 }
 
 // exchange runs one query over one transport within r.timeout. The

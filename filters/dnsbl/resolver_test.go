@@ -59,3 +59,61 @@ func TestResolverPassesOverDeadServers(t *testing.T) {
 		t.Errorf("order after downFor: %v, want [0 1 2]", got)
 	}
 }
+
+// A server without EDNS answers queries with an OPT record FORMERR (RFC
+// 6891 section 7). It is asked again without one, and then, for a while,
+// without one from the start, so that it costs no extra round trip per
+// lookup. Every lookup failed before.
+func TestResolverFallsBackWithoutEDNS(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.WithoutEDNS()
+	srv.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
+	srv.AddA("2.2.0.192.bl.test", 60, "127.0.0.3")
+	r := newResolver([]string{srv.Addr}, time.Second, 1)
+
+	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	if a.fail != "" || len(a.addrs) != 1 || a.addrs[0].String() != "127.0.0.2" {
+		t.Fatalf("server without EDNS: %+v, want the listing", a)
+	}
+	if got := fmt.Sprint(srv.Queries()); got != "[{1.2.0.192.bl.test 1 udp true} {1.2.0.192.bl.test 1 udp false}]" {
+		t.Errorf("queries %s, want one with EDNS, then one without", got)
+	}
+	a = r.query(context.Background(), "2.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	if a.fail != "" || len(a.addrs) != 1 || a.addrs[0].String() != "127.0.0.3" {
+		t.Fatalf("second lookup: %+v, want the listing", a)
+	}
+	if got := fmt.Sprint(srv.Queries()[2:]); got != "[{2.2.0.192.bl.test 1 udp false}]" {
+		t.Errorf("second lookup: queries %s, want one without EDNS", got)
+	}
+	// Remembered for noEDNSFor, not for ever: a server upgraded since is
+	// asked with EDNS again.
+	until := time.Unix(0, r.noEDNS[0].Load())
+	if d := time.Until(until); d <= noEDNSFor-time.Minute || d > noEDNSFor {
+		t.Errorf("server remembered without EDNS for %s, want %s", d, noEDNSFor)
+	}
+	r.noEDNS[0].Store(time.Now().Add(-time.Second).UnixNano())
+	r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	if got := fmt.Sprint(srv.Queries()[3:]); got != "[{1.2.0.192.bl.test 1 udp true} {1.2.0.192.bl.test 1 udp false}]" {
+		t.Errorf("after noEDNSFor: queries %s, want one with EDNS, then one without", got)
+	}
+}
+
+// A FORMERR that carries an OPT record comes from a server that does
+// implement EDNS and found fault with the query (RFC 6891 section 7):
+// asking again without EDNS is no remedy, and the server is not taken
+// for one without it.
+func TestResolverKeepsEDNSAfterFormerrWithOPT(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
+	srv.SetBehaviour("1.2.0.192.bl.test", dnsbltest.BadEDNS)
+	srv.AddA("2.2.0.192.bl.test", 60, "127.0.0.3")
+	r := newResolver([]string{srv.Addr}, time.Second, 1)
+	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	if a.fail != KindRcode {
+		t.Errorf("FORMERR with OPT: %+v, want a failure of kind %s", a, KindRcode)
+	}
+	r.query(context.Background(), "2.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	if got := fmt.Sprint(srv.Queries()); got != "[{1.2.0.192.bl.test 1 udp true} {2.2.0.192.bl.test 1 udp true}]" {
+		t.Errorf("queries %s, want each once, with EDNS", got)
+	}
+}

@@ -2,8 +2,9 @@
 // blocklist lookups: it answers over UDP and TCP on one 127.0.0.1 port
 // from records the test sets, counts every query it receives, and can be
 // told to misbehave for a name (SERVFAIL, no answer at all, a truncated UDP
-// answer, an answer held back until the test releases it). It is a test
-// helper; import it only from _test.go files.
+// answer, an answer held back until the test releases it), or to be a
+// server without EDNS. It is a test helper; import it only from _test.go
+// files.
 package dnsbltest
 
 import (
@@ -43,6 +44,11 @@ const (
 	// a server does that cuts an answer at the datagram's size (RFC 1035
 	// 4.2.1), and over TCP from the records.
 	TruncateCut
+	// BadEDNS answers a query that carries an OPT record with FORMERR
+	// and an OPT record, as a server that implements EDNS answers a
+	// query whose OPT record it finds malformed (RFC 6891 section 7);
+	// a query without one is answered from the records.
+	BadEDNS
 )
 
 // Query is one query the server received.
@@ -53,6 +59,8 @@ type Query struct {
 	Type uint16
 	// Net is "udp" or "tcp".
 	Net string
+	// EDNS is set when the query carried an OPT record.
+	EDNS bool
 }
 
 // Server is a DNS server on 127.0.0.1 serving records set by the test.
@@ -68,6 +76,7 @@ type Server struct {
 	queries   []Query
 	soaTTL    uint32
 	soaMin    uint32
+	noEDNS    bool
 	udp, tcp  *dns.Server
 	stopped   chan struct{}
 	stopOnce  sync.Once
@@ -213,6 +222,16 @@ func (s *Server) SetNegativeTTL(ttl, minimum uint32) {
 	s.soaTTL, s.soaMin = ttl, minimum
 }
 
+// WithoutEDNS makes the server one that does not implement EDNS: it
+// answers every query that carries an OPT record with FORMERR and no OPT
+// record, as RFC 6891 section 7 requires of such a server, and answers
+// queries without one as usual.
+func (s *Server) WithoutEDNS() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noEDNS = true
+}
+
 // Queries returns every query received so far, in arrival order.
 func (s *Server) Queries() []Query {
 	s.mu.Lock()
@@ -257,11 +276,13 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	q := req.Question[0]
 	name := canonical(q.Name)
+	edns := req.IsEdns0() != nil
 
 	s.mu.Lock()
 	if len(s.queries) < maxQueries {
-		s.queries = append(s.queries, Query{Name: name, Type: q.Qtype, Net: network})
+		s.queries = append(s.queries, Query{Name: name, Type: q.Qtype, Net: network, EDNS: edns})
 	}
+	noEDNS := s.noEDNS
 	b := s.behaviour[name]
 	gate := s.gates[name]
 	var answer, other []dns.RR
@@ -287,6 +308,11 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m.Authoritative = true
 	m.RecursionAvailable = true
 	switch {
+	case edns && noEDNS:
+		m.Rcode = dns.RcodeFormatError
+	case edns && b == BadEDNS:
+		m.Rcode = dns.RcodeFormatError
+		m.SetEdns0(1232, false)
 	case b == Drop:
 		return
 	case b == ServFail:
