@@ -516,6 +516,36 @@ func TestFailedAppendLeavesNothing(t *testing.T) {
 	}
 }
 
+// A failed append cuts back only its own bytes. Another process may have
+// appended during it without the locks (a program that takes only the
+// dot-lock, whose lock was removed by someone who may write the
+// directory): cutting back to the length measured before would take that
+// process's message away.
+func TestFailedAppendSparesAnotherWritersRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	first := "From a Thu Jan  1 00:00:00 1970\nfirst\n\n"
+	if err := os.WriteFile(path, []byte(first), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	other := "From b Thu Jan  1 00:00:00 1970\nappended meanwhile\n\n"
+	app := NewAppender(time.Second, nil)
+	_, err := app.AppendMbox(context.Background(), path, func(w *bufio.Writer) error {
+		o, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		o.WriteString(other)
+		o.Close()
+		return errors.New("disk on fire")
+	})
+	if err == nil {
+		t.Fatal("the failed append succeeded")
+	}
+	if b, _ := os.ReadFile(path); string(b) != first+other {
+		t.Errorf("after the failed append the mbox holds\n%q\nwant\n%q", b, first+other)
+	}
+}
+
 // An mbox that does not end in an empty line (written by something else)
 // gets the missing line ends before the next record.
 func TestSeparatorRepair(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -90,7 +91,8 @@ func thisProcess() lockHolder {
 // how long the mbox was before the append. If the holder dies in the
 // middle of an append, the next sluice writer finds the lock, sees the
 // process is gone, and cuts the mbox back to that length, so a
-// half-written record never stays in the mbox.
+// half-written record never stays in the mbox. The length is believed
+// only from a lock whose maker may write the mbox (trustedLockMaker).
 func (h lockHolder) dotLockContent(size int64) string {
 	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d\n", h.pid, h.start, h.host, size)
 }
@@ -148,31 +150,36 @@ var errLockBusy = errors.New("held by another process")
 // holder of the exclusive kernel locks may break (see tryDotLock).
 var errStaleDotLock = errors.New("stale, and to be broken under a writer's locks")
 
-// tryDotLock makes one attempt at the dot-lock lockPath. The lock is
-// written in full to a temporary file first and then linked to its name,
-// which fails if the name exists: so a lock file never exists without its
-// content, even if the process dies in between (a lock created empty and
-// filled afterwards could be left empty, and then look like another
-// program's). A stale lock (see staleLock) is repaired and replaced by
-// ours with a rename, so the mbox is never without a lock meanwhile;
-// the caller holds the kernel locks, which keep other sluice writers out.
+// tryDotLock makes one attempt at the dot-lock lockPath of the mbox open
+// as mbox. The lock is written in full to a temporary file first and then
+// linked to its name, which fails if the name exists: so a lock file never
+// exists without its content, even if the process dies in between (a lock
+// created empty and filled afterwards could be left empty, and then look
+// like another program's).
 //
-// That holds for the exclusive kernel locks only. A reader (shared set)
-// gets errStaleDotLock instead: other readers hold the shared locks too
-// and may be at the same stale lock, where each would take the other's
-// lock in the making for a dead writer's and remove it, and their
-// renames would replace each other's lock. The stale lock is then for
-// the holder of the exclusive locks to break (Repair).
+// A stale lock (see staleLock) is broken only by the holder of the
+// exclusive kernel locks, which keep other sluice writers out; see
+// breakDotLock for the programs they do not keep out. Our lock then takes
+// its place as any lock is taken, which fails if another program was
+// quicker, and only with every lock held is the mbox cut back to the
+// length a dead sluice writer recorded: never while someone else may be
+// appending.
+//
+// A reader (shared set) gets errStaleDotLock instead: other readers hold
+// the shared locks too and may be at the same stale lock, where each
+// would take the other's lock in the making for a dead writer's and
+// remove it. The stale lock is then for the holder of the exclusive locks
+// to break (Repair).
 //
 // prepare is called with the length a dead sluice holder recorded (-1 when
 // there is none; then it must not change the file) and returns the length
 // of the mbox to record in our lock.
-func (h lockHolder) tryDotLock(lockPath string, shared bool, prepare func(rollback int64) (int64, error)) error {
+func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepare func(rollback int64) (int64, error)) error {
 	n, err := prepare(-1)
 	if err != nil {
 		return err
 	}
-	tmp, err := h.writeLockTemp(lockPath, n)
+	tmp, err := a.holder.writeLockTemp(lockPath, n)
 	if err != nil {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 	}
@@ -184,32 +191,93 @@ func (h lockHolder) tryDotLock(lockPath string, shared bool, prepare func(rollba
 	if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 	}
-	stale, rollback, err := h.staleLock(lockPath)
+	found, err := a.staleLock(lockPath, mbox)
 	if err != nil {
 		return err
 	}
-	if !stale {
+	defer found.release()
+	if !found.stale {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, errLockBusy)
 	}
 	if shared {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, errStaleDotLock)
 	}
+	if a.beforeBreak != nil {
+		a.beforeBreak(lockPath)
+	}
 	// Lock files in the making exist only while their writer holds the
 	// kernel locks, which we hold now: any other is a dead writer's.
 	removeLockTemps(lockPath, tmp)
-	if rollback >= 0 {
-		if n, err = prepare(rollback); err != nil {
+	if found.file != nil {
+		if err := a.breakDotLock(lockPath, found.file); err != nil {
 			return err
 		}
-		os.Remove(tmp)
-		if tmp, err = h.writeLockTemp(lockPath, n); err != nil {
-			return fmt.Errorf("dot-lock %s: %w", lockPath, err)
-		}
 	}
-	if err := os.Rename(tmp, lockPath); err != nil {
-		return fmt.Errorf("replace stale dot-lock %s: %w", lockPath, err)
+	if err := os.Link(tmp, lockPath); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("dot-lock %s: taken by another process after the stale one was broken: %w", lockPath, errLockBusy)
+		}
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	if found.rollback < 0 {
+		return nil
+	}
+	// Every lock is ours: nobody who respects any of them is appending,
+	// so what lies beyond the recorded length is the dead writer's.
+	if n, err = prepare(found.rollback); err == nil {
+		err = a.rewriteDotLock(lockPath, n)
+	}
+	if err != nil {
+		os.Remove(lockPath)
+		return err
 	}
 	return nil
+}
+
+// rewriteDotLock replaces our own dot-lock at lockPath with one recording
+// the length size, with a rename, so the mbox is never without it.
+func (a *Appender) rewriteDotLock(lockPath string, size int64) error {
+	tmp, err := a.holder.writeLockTemp(lockPath, size)
+	if err != nil {
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	if err := os.Rename(tmp, lockPath); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	return nil
+}
+
+// breakDotLock removes the stale dot-lock at lockPath that staleLock
+// judged, found, and no other. Between the judgement and now a program
+// that takes only the dot-lock (dotlockfile(1), Dovecot with
+// mbox_write_locks = dotlock), which the kernel locks do not keep out,
+// may have broken the same lock, made its own and begun to append:
+// removing or replacing that one would let us write, and cut the mbox
+// back, while it appends. So the lock is first moved aside, then looked
+// at; one that is not the lock judged is put back, and we try again
+// later.
+func (a *Appender) breakDotLock(lockPath string, found fs.FileInfo) error {
+	aside := filepath.Join(filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-stale-"+strconv.Itoa(a.holder.pid))
+	if err := os.Rename(lockPath, aside); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed meanwhile: the name is free
+		}
+		return fmt.Errorf("break stale dot-lock %s: %w", lockPath, err)
+	}
+	moved, err := os.Lstat(aside)
+	if err == nil && os.SameFile(moved, found) {
+		os.Remove(aside)
+		return nil
+	}
+	if err := os.Link(aside, lockPath); err != nil {
+		// A third lock took the name at once: the one moved aside is
+		// no longer at its name whatever we do now.
+		a.log.Warn("archive: a dot-lock taken while a stale one was broken could not be put back",
+			"lock", lockPath, "err", err)
+	}
+	os.Remove(aside)
+	return fmt.Errorf("dot-lock %s: replaced by another process while its stale lock was broken: %w", lockPath, errLockBusy)
 }
 
 // writeLockTemp writes our lock content into a new hidden file next to
@@ -237,29 +305,125 @@ func (h lockHolder) writeLockTemp(lockPath string, size int64) (string, error) {
 	return f.Name(), nil
 }
 
-// staleLock reports whether the dot-lock at path may be broken, and the
-// rollback length a sluice lock carries (-1 for other locks). A sluice
-// lock is stale when its process no longer exists on this host; any
-// other lock when it is older than staleLockAge.
-func (h lockHolder) staleLock(path string) (bool, int64, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, -1, nil // gone meanwhile: just try again
+// maxDotLockSize bounds what is read of a dot-lock: ours are one short
+// line, and whoever may write the directory may put anything at the name.
+const maxDotLockSize = 512
+
+// dotLockFound is what staleLock found at a dot-lock's name.
+type dotLockFound struct {
+	// stale is set when the lock may be broken.
+	stale bool
+	// rollback is the length a dead sluice holder recorded, and -1 for
+	// other locks or when its maker is not trusted to have written it
+	// (see trustedLockMaker).
+	rollback int64
+	// file is the lock judged, to be broken only if it is still the
+	// one at the name; nil when none was there.
+	file fs.FileInfo
+	// open is the lock judged, held open until it is broken, so that
+	// its inode number cannot go to a new lock made at its name
+	// meanwhile and pass for it; nil for a symbolic link.
+	open *os.File
+}
+
+// release closes what staleLock opened.
+func (d dotLockFound) release() {
+	if d.open != nil {
+		d.open.Close()
 	}
-	if err != nil {
-		return false, -1, fmt.Errorf("read dot-lock %s: %w", path, err)
+}
+
+// staleLock tells whether the dot-lock at path, of the mbox open as mbox,
+// may be broken. A sluice lock is stale when its process no longer exists
+// on this host; any other lock when it is older than staleLockAge.
+//
+// The name is in a directory that others may write (a mail spool, the
+// archive's directory as the daemon's user when root runs "sluice
+// archive"): the lock is opened without following a symbolic link and
+// without waiting for a writer (a FIFO), only a regular file is read, and
+// only so much of it. A link or other special file is no sluice lock and
+// is judged by its own age. The caller releases what it returns.
+func (a *Appender) staleLock(path string, mbox *os.File) (found dotLockFound, err error) {
+	found.rollback = -1
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		found.file, err = os.Lstat(path)
+	} else if err == nil {
+		found.open = f
+		found.file, err = f.Stat()
 	}
-	if l, ok := parseDotLock(b); ok && l.host == h.host {
-		if alive(l.pid, l.start) {
-			return false, -1, nil
+	defer func() {
+		if err != nil {
+			found.release()
 		}
-		return true, l.size, nil
+	}()
+	if errors.Is(err, fs.ErrNotExist) {
+		found.stale, found.file = true, nil // gone meanwhile: just try again
+		return found, nil
 	}
-	fi, err := os.Stat(path)
 	if err != nil {
-		return errors.Is(err, fs.ErrNotExist), -1, nil
+		return found, fmt.Errorf("read dot-lock %s: %w", path, err)
 	}
-	return time.Since(fi.ModTime()) > staleLockAge, -1, nil
+	var content []byte
+	if f != nil && found.file.Mode().IsRegular() {
+		content, err = io.ReadAll(io.LimitReader(f, maxDotLockSize))
+		if err != nil {
+			return found, fmt.Errorf("read dot-lock %s: %w", path, err)
+		}
+	}
+	if l, ok := parseDotLock(content); ok && l.host == a.holder.host {
+		if alive(l.pid, l.start) {
+			return found, nil
+		}
+		found.stale = true
+		if maker, ok := trustedLockMaker(found.file, mbox); ok {
+			found.rollback = l.size
+		} else {
+			a.log.Warn("archive: a dead sluice process's dot-lock was made by a user who may not write the mbox; the length it records is ignored",
+				"lock", path, "uid", maker)
+		}
+		return found, nil
+	}
+	found.stale = time.Since(found.file.ModTime()) > staleLockAge
+	return found, nil
+}
+
+// trustedLockMaker reports whether the maker (owner) of the dot-lock
+// lock may be trusted with the length it records, which the mbox open as
+// mbox is cut back to: root, this process's user (see trustedOwner), or
+// the mbox's owner. Anyone else who may write the directory, but not the
+// mbox, could otherwise put a forged lock there and have sluice truncate
+// the archive for them. It returns the maker's uid too.
+func trustedLockMaker(lock fs.FileInfo, mbox *os.File) (uint32, bool) {
+	maker, ok := fileOwner(lock)
+	if !ok {
+		return 0, false
+	}
+	if trustedOwner(maker) {
+		return maker, true
+	}
+	fi, err := mbox.Stat()
+	if err != nil {
+		return maker, false
+	}
+	owner, ok := fileOwner(fi)
+	return maker, ok && owner == maker
+}
+
+// fileOwner returns the uid that owns fi's file.
+func fileOwner(fi fs.FileInfo) (uint32, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Uid, true
+}
+
+// trustedOwner reports whether a file uid owns may steer what this
+// process does: root's, or this process's user's. It is the rule
+// Postfix's local(8) applies to a symbolic link at a mailbox's name.
+func trustedOwner(uid uint32) bool {
+	return uid == 0 || int(uid) == os.Geteuid()
 }
 
 // alive reports whether the process pid exists and, when its start time

@@ -35,6 +35,10 @@ type Appender struct {
 	log     *slog.Logger
 	seq     atomic.Uint64 // maildir file names
 	now     func() time.Time
+	// beforeBreak, when set, is called after a stale dot-lock was
+	// judged and before it is broken: tests put a racing process's
+	// doing there.
+	beforeBreak func(lockPath string)
 }
 
 // NewAppender returns an appender that waits at most lockTimeout for an
@@ -75,7 +79,8 @@ func (l *lockedMbox) unlock() {
 //
 // A dot-lock left behind by a sluice process that died in the middle of an
 // append tells how long the mbox was before it: the mbox is cut back to
-// that, removing the half-written record.
+// that, removing the half-written record, if the lock's maker could have
+// written the mbox itself (see trustedLockMaker).
 func (a *Appender) lockMbox(ctx context.Context, path string) (*lockedMbox, error) {
 	var l *lockedMbox
 	err := a.retryLock(ctx, path, func(context.Context) error {
@@ -152,12 +157,12 @@ func openMboxFile(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, ok := link.Sys().(*syscall.Stat_t)
+	uid, ok := fileOwner(link)
 	if !ok || link.Mode()&fs.ModeSymlink == 0 {
 		return nil, fmt.Errorf("open %s: %w", path, syscall.ELOOP)
 	}
-	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", path, st.Uid)
+	if !trustedOwner(uid) {
+		return nil, fmt.Errorf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", path, uid)
 	}
 	f, err = os.OpenFile(path, flags, fileMode)
 	if err != nil {
@@ -178,7 +183,7 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		return nil, err
 	}
 	l := &lockedMbox{f: f, path: path}
-	err = a.holder.tryDotLock(path+lockSuffix, false, func(rollback int64) (int64, error) {
+	err = a.tryDotLock(path+lockSuffix, f, false, func(rollback int64) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err
@@ -288,7 +293,7 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 		err = ctx.Err()
 	}
 	if err != nil {
-		if cerr := cutBack(l.f, l.size); cerr != nil {
+		if cerr := cutBackOwn(l, n); cerr != nil {
 			return 0, fmt.Errorf("archive %s: %w; cutting the partial record back failed too: %v", path, err, cerr)
 		}
 		return 0, fmt.Errorf("archive %s: %w (nothing kept)", path, err)
@@ -296,28 +301,45 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 	return n, nil
 }
 
+// appendLocked writes one record at the end of the locked mbox and syncs
+// it. It returns the bytes it wrote to the file, also when it fails.
 func appendLocked(l *lockedMbox, write func(w *bufio.Writer) error) (int64, error) {
 	sep, err := separator(l.f, l.size)
 	if err != nil {
 		return 0, err
 	}
-	bw := bufio.NewWriterSize(l.f, 64<<10)
+	cw := &countWriter{w: l.f}
+	bw := bufio.NewWriterSize(cw, 64<<10)
 	bw.Write(sep)
 	if err := write(bw); err != nil {
-		return 0, err
+		return cw.n, err
 	}
 	bw.WriteByte('\n')
 	if err := bw.Flush(); err != nil {
-		return 0, err
+		return cw.n, err
 	}
 	if err := l.f.Sync(); err != nil {
-		return 0, fmt.Errorf("fsync: %w", err)
+		return cw.n, fmt.Errorf("fsync: %w", err)
 	}
+	return cw.n, nil
+}
+
+// cutBackOwn takes the written bytes of a failed append back off the
+// locked mbox, but only if they are all that follows the length measured
+// under the locks. Anything more is another writer's, one that took none
+// of our locks or whose dot-lock was removed under it (whoever may write
+// the directory can do that): cutting back to the length measured would
+// take its message with ours, and so the mbox is left as it is.
+func cutBackOwn(l *lockedMbox, written int64) error {
 	fi, err := l.f.Stat()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return fi.Size() - l.size, nil
+	if fi.Size() != l.size+written {
+		return fmt.Errorf("another process appended meanwhile, without the locks; the mbox was left as it is from byte %d on (%d bytes of this record among %d)",
+			l.size, written, fi.Size()-l.size)
+	}
+	return cutBack(l.f, l.size)
 }
 
 // AppendMaildir delivers one message into the maildir dir (creating it

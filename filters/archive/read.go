@@ -364,7 +364,7 @@ func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
 	}
 	// A stale dot-lock, which may mark a dead writer's half record, is
 	// errStaleDotLock: prepare sees no rollback.
-	err = a.holder.tryDotLock(path+lockSuffix, true, func(int64) (int64, error) { return l.size, nil })
+	err = a.tryDotLock(path+lockSuffix, f, true, func(int64) (int64, error) { return l.size, nil })
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -387,17 +387,18 @@ func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
 // writer, which it may not cut off.
 func (a *Appender) boundWithoutDotLock(l *lockedMbox) (*lockedMbox, error) {
 	l.noDotLock = true
-	stale, rollback, err := a.holder.staleLock(l.path + lockSuffix)
+	found, err := a.staleLock(l.path+lockSuffix, l.f)
 	if err != nil {
 		l.f.Close()
 		return nil, err
 	}
-	if !stale {
+	found.release()
+	if !found.stale {
 		l.f.Close()
 		return nil, fmt.Errorf("dot-lock %s%s: %w", l.path, lockSuffix, errLockBusy)
 	}
-	if rollback >= 0 && rollback < l.size {
-		l.size = rollback
+	if found.rollback >= 0 && found.rollback < l.size {
+		l.size = found.rollback
 	}
 	return l, nil
 }
