@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -251,5 +252,48 @@ func TestAppendFollowsOnlyTrustedLinks(t *testing.T) {
 	}
 	if b, err := os.ReadFile(real); err != nil || !strings.Contains(string(b), "hello") {
 		t.Errorf("the archive behind root's link: %q, %v", b, err)
+	}
+}
+
+// Root reads users' mboxes ("sluice archive show", "sluice train" through
+// ReadLocked). A link a user put at an mbox's name must not show root the
+// file it points to; root's own link is followed.
+func TestReadLockedFollowsOnlyTrustedLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a link another user owns")
+	}
+	secret := filepath.Join(t.TempDir(), "shadow")
+	const content = "From root Thu Jan  1 00:00:00 1970\nSubject: root:$6$secret\n\nsecret\n"
+	if err := os.WriteFile(secret, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	app := NewAppender(time.Second, nil)
+	read := func(path string) (string, error) {
+		var got []byte
+		err := app.ReadLocked(context.Background(), path, nil, func(r io.Reader) error {
+			var err error
+			got, err = io.ReadAll(r)
+			return err
+		})
+		return string(got), err
+	}
+	evil := filepath.Join(dir, "spam.mbox")
+	if err := os.Symlink(secret, evil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(evil, unprivilegedUID, unprivilegedUID); err != nil {
+		t.Fatal(err)
+	}
+	var ul *UntrustedLinkError
+	if got, err := read(evil); !errors.As(err, &ul) || got != "" {
+		t.Errorf("read through a link another user owns: %q, %v", got, err)
+	}
+	own := filepath.Join(dir, "ham.mbox")
+	if err := os.Symlink(secret, own); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(own); err != nil || got != content {
+		t.Errorf("read through root's own link: %q, %v", got, err)
 	}
 }

@@ -142,14 +142,24 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 
 // openMboxFile opens the mbox at path for appending, creating it if
 // needed. A symbolic link there is followed only if root or this
-// process's user owns it, as Postfix's local(8) does: whoever may write
-// the archive's directory (the daemon's user, if a message it handled
-// got the better of it) could otherwise put a link there to
+// process's user owns it (see OpenTrustedLink): whoever may write the
+// archive's directory (the daemon's user, if a message it handled got
+// the better of it) could otherwise put a link there to
 // /root/.ssh/authorized_keys, and root's "sluice archive move --to ham"
 // would append a message of the sender's making to it.
 func openMboxFile(path string) (*os.File, error) {
-	const flags = os.O_RDWR | os.O_CREATE | os.O_APPEND
-	f, err := os.OpenFile(path, flags|syscall.O_NOFOLLOW, fileMode)
+	return OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+}
+
+// OpenTrustedLink is os.OpenFile, except that a symbolic link at path (its
+// last component) is followed only if root or this process's user owns
+// it, as Postfix's local(8) does with a mailbox. Whoever owns a link
+// chose its target: followed by root, a link a user put in a folder of
+// theirs would have root read or write a file the user may not
+// (/etc/shadow, /root/.ssh/authorized_keys). Links further up the path
+// are followed.
+func OpenTrustedLink(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
 	if !errors.Is(err, syscall.ELOOP) {
 		return f, err
 	}
@@ -162,9 +172,9 @@ func openMboxFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("open %s: %w", path, syscall.ELOOP)
 	}
 	if !trustedOwner(uid) {
-		return nil, fmt.Errorf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", path, uid)
+		return nil, &UntrustedLinkError{Path: path, UID: uid}
 	}
-	f, err = os.OpenFile(path, flags, fileMode)
+	f, err = os.OpenFile(path, flag, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +185,31 @@ func openMboxFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("open %s: the symbolic link was replaced while it was followed", path)
 	}
 	return f, nil
+}
+
+// TrustedLink reports whether a symbolic link described by link (as
+// os.Lstat returns it) may be followed by the rule of OpenTrustedLink,
+// and returns an *UntrustedLinkError if not.
+func TrustedLink(path string, link fs.FileInfo) error {
+	uid, ok := fileOwner(link)
+	if !ok {
+		return fmt.Errorf("%s: the owner of the symbolic link is unknown: not followed", path)
+	}
+	if !trustedOwner(uid) {
+		return &UntrustedLinkError{Path: path, UID: uid}
+	}
+	return nil
+}
+
+// UntrustedLinkError is a symbolic link not followed because neither
+// root nor this process's user owns it (see OpenTrustedLink).
+type UntrustedLinkError struct {
+	Path string
+	UID  uint32
+}
+
+func (e *UntrustedLinkError) Error() string {
+	return fmt.Sprintf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", e.Path, e.UID)
 }
 
 func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {

@@ -274,7 +274,19 @@ func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record)
 // a dot-lock someone else holds is gone, and without a dead sluice
 // writer's half record; warn is called first with the reason, since a
 // writer that takes only the dot-lock is not kept out.
+//
+// A symbolic link at path is followed only if root or this process's
+// user owns it (see OpenTrustedLink): a user's link in a folder that
+// root reads must not show root the file it points to.
 func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error), read func(r io.Reader) error) error {
+	return a.ReadLockedFile(ctx, path, nil, warn, read)
+}
+
+// ReadLockedFile is ReadLocked for the mbox that the caller has open as
+// want (nil: any), found at path: if path names another file once the
+// locks are held, because a directory of the path was replaced meanwhile
+// (by a link to /etc, say), that is an error, and nothing is read.
+func (a *Appender) ReadLockedFile(ctx context.Context, path string, want *os.File, warn func(error), read func(r io.Reader) error) error {
 	var (
 		l *lockedMbox
 		// noDotLock is why this user may not make the dot-lock, once
@@ -301,9 +313,17 @@ func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error)
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", path, err)
 	}
+	if want != nil {
+		a, aerr := l.f.Stat()
+		b, berr := want.Stat()
+		if aerr != nil || berr != nil || !os.SameFile(a, b) {
+			l.unlock()
+			return fmt.Errorf("archive %s: the path names another file than the one opened before: not read", path)
+		}
+	}
 	// A second handle, without locks: the locks go with l's. While they
 	// are held the path names l's file, which nobody can replace.
-	snap, err := os.Open(path)
+	snap, err := OpenTrustedLink(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err == nil {
 		if err = sameFiles(snap, l.f); err != nil {
 			snap.Close()
@@ -349,7 +369,9 @@ func mayNotWrite(err error) bool {
 // it wait, and a dead sluice writer's one bounds what is read to the
 // length it recorded.
 func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
-	f, err := openLocked(path, func() (*os.File, error) { return os.Open(path) }, tryKernelReadLocks)
+	// Without waiting for a writer, should the name be a FIFO.
+	open := func() (*os.File, error) { return OpenTrustedLink(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) }
+	f, err := openLocked(path, open, tryKernelReadLocks)
 	if err != nil {
 		return nil, err
 	}

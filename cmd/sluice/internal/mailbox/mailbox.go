@@ -17,6 +17,9 @@
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
 //     named, never as part of ~/Maildir;
+//   - a symbolic link (a path given, a directory's entry, a maildir's
+//     cur/ or new/ or message) is followed only if root or this user owns
+//     it, by the rule of archive.OpenTrustedLink; others are reported;
 //   - "-" is standard input, read as a file;
 //   - an mbox file is read under the locks its writers take when the
 //     caller asks for it (see Reader.Locks), as train and classify do.
@@ -37,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/sluice-mail/sluice/filters/archive"
 )
@@ -108,33 +112,32 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 	if path == Stdin {
 		return ReadCapped(Stdin, stdin, maxBytes, fn)
 	}
-	return files(path, func(file string, md *listing, err error) error {
-		inMaildir := md != nil
+	return files(path, func(e entry, err error) error {
 		if err != nil {
-			return fn(Message{Name: file, Err: err})
+			return fn(Message{Name: e.path, Err: err})
 		}
-		f, err := os.Open(file)
-		if inMaildir && errors.Is(err, fs.ErrNotExist) {
+		f, err := e.open()
+		if e.md != nil && errors.Is(err, fs.ErrNotExist) {
 			// A mail client renamed or deleted the message since its
 			// directory was listed: a live folder is no error.
-			moved, rerr := md.renamed(file)
+			moved, rerr := e.md.renamed(e.path)
 			if rerr != nil {
-				return fn(Message{Name: file, Err: rerr})
+				return fn(Message{Name: e.path, Err: rerr})
 			}
 			if moved == "" || trashed(moved) {
 				return nil
 			}
-			file = moved
-			f, err = os.Open(file)
+			e.path, e.name = filepath.Join(e.md.dir, moved), moved
+			f, err = e.open()
 		}
 		if err != nil {
-			return fn(Message{Name: file, Err: err})
+			return fn(Message{Name: e.path, Err: err})
 		}
 		defer f.Close()
-		if r.Locks != nil && !inMaildir && isMboxFile(f) {
-			return r.readLocked(ctx, file, fn)
+		if r.Locks != nil && e.md == nil && isMboxFile(f) {
+			return r.readLocked(ctx, e.path, f, fn)
 		}
-		return ReadCapped(file, f, maxBytes, fn)
+		return ReadCapped(e.path, f, maxBytes, fn)
 	})
 }
 
@@ -151,17 +154,20 @@ func isMboxFile(f *os.File) bool {
 	return string(head[:n]) == "From "
 }
 
-// readLocked reads the mbox file under its writers' locks. An error
-// before the first message (the locks not had in time) is reported as
-// the file's; one after comes from fn, and stops the walk.
-func (r Reader) readLocked(ctx context.Context, file string, fn func(Message) error) error {
+// readLocked reads the mbox file open as f under its writers' locks. An
+// error before the first message (the locks not had in time) is reported
+// as the file's; one after comes from fn, and stops the walk.
+func (r Reader) readLocked(ctx context.Context, file string, f *os.File, fn func(Message) error) error {
 	read := false
 	warn := func(err error) {
 		if r.Warn != nil {
 			r.Warn(file, err)
 		}
 	}
-	err := r.Locks.ReadLocked(ctx, file, warn, func(rd io.Reader) error {
+	// The locks are taken on the file at the path, which must still be
+	// the one opened: the walk opened it through its directory, which
+	// may have been replaced by a link since.
+	err := r.Locks.ReadLockedFile(ctx, file, f, warn, func(rd io.Reader) error {
 		read = true
 		return ReadCapped(file, rd, r.MaxBytes, fn)
 	})
@@ -171,49 +177,133 @@ func (r Reader) readLocked(ctx context.Context, file string, fn func(Message) er
 	return err
 }
 
+// entry is a file found by a walk.
+type entry struct {
+	// path names the file.
+	path string
+	// dir is the directory the file was listed in, open, and name its
+	// name there. The file is opened through dir: a directory on the way
+	// that its owner replaces by a link while the walk runs (to /etc)
+	// leads nowhere else. dir is nil for the path given and for a
+	// symbolic link that is followed, which are opened by path.
+	dir  *os.Root
+	name string
+	// md is the listing of a maildir's new/ or cur/ for their files,
+	// which mail clients rename at any time, and nil for other files.
+	md *listing
+}
+
+// openFlags open a message file for reading. O_NONBLOCK: a FIFO put in
+// the place of a file after the listing must not hold the walk up
+// waiting for a writer; it makes no difference to a regular file.
+const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
+
+// open opens the entry's file; a symbolic link at its name is followed
+// only by the rule of archive.OpenTrustedLink.
+func (e entry) open() (*os.File, error) {
+	if e.dir == nil {
+		return archive.OpenTrustedLink(e.path, openFlags, 0)
+	}
+	// Through the directory, which follows no link out of it.
+	return e.dir.OpenFile(e.name, openFlags, 0)
+}
+
+// stat is os.Stat of the entry's file, by the rules of open.
+func (e entry) stat() (fs.FileInfo, error) {
+	if e.dir == nil {
+		return statTrusted(e.path)
+	}
+	return e.dir.Stat(e.name)
+}
+
 // visitFunc is called for every file found, or with the error that kept a
-// file or directory from being listed. md is the listing of a maildir's
-// new/ or cur/ for their files, which mail clients rename at any time, and
-// nil for other files.
-type visitFunc func(file string, md *listing, err error) error
+// file or directory from being listed.
+type visitFunc func(e entry, err error) error
 
 // files calls visit for every file at path, by the rules of the package
-// comment.
+// comment. Symbolic links, the path given included, are followed only if
+// root or this process's user owns them (archive.OpenTrustedLink): root
+// reading users' folders ("sluice train --ham /home/*/Maildir") must not
+// read, and learn, what a user's link points to.
 func files(path string, visit visitFunc) error {
-	fi, err := os.Stat(path)
+	fi, err := statTrusted(path)
 	if err != nil {
-		return visit(path, nil, err)
+		return visit(entry{path: path}, err)
 	}
 	if !fi.IsDir() {
-		return visit(path, nil, nil)
+		return visit(entry{path: path}, nil)
 	}
-	if isMaildir(path) {
+	dir, err := openRoot(path, fi)
+	if err != nil {
+		return visit(entry{path: path}, err)
+	}
+	defer dir.Close()
+	return walkDir(dir, path, visit)
+}
+
+// statTrusted is os.Stat, except that a symbolic link at path is followed
+// only by the rule of archive.OpenTrustedLink.
+func statTrusted(path string) (fs.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return fi, err
+	}
+	if err := archive.TrustedLink(path, fi); err != nil {
+		return nil, err
+	}
+	return os.Stat(path)
+}
+
+// openRoot opens the directory at path, which was found to be fi, for
+// the files under it to be opened through it; it is an error if path
+// names another directory by now.
+func openRoot(path string, fi fs.FileInfo) (*os.Root, error) {
+	dir, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	now, err := dir.Stat(".")
+	if err != nil || !os.SameFile(fi, now) {
+		dir.Close()
+		return nil, fmt.Errorf("%s was replaced while it was opened", path)
+	}
+	return dir, nil
+}
+
+// walkDir calls visit for every file in the directory dir, found at path.
+func walkDir(dir *os.Root, path string, visit visitFunc) error {
+	if isMaildir(dir) {
 		for _, sub := range []string{"new", "cur"} {
-			if err := flatFiles(filepath.Join(path, sub), visit); err != nil {
+			if err := flatFiles(dir, path, sub, visit); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	entries, err := os.ReadDir(path)
+	entries, err := readDir(path)
 	if err != nil {
-		return visit(path, nil, err)
+		return visit(entry{path: path}, err)
 	}
 	for _, e := range entries { // ReadDir sorts by name
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		p := filepath.Join(path, e.Name())
-		fi, err := os.Stat(p) // follows a symlink to a file
 		switch {
-		case err != nil:
-			err = visit(p, nil, err)
-		case fi.IsDir() && e.Type()&fs.ModeSymlink != 0:
-			// Not followed: a link back up would loop.
-		case fi.IsDir():
-			err = files(p, visit)
-		case fi.Mode().IsRegular():
-			err = visit(p, nil, nil)
+		case e.Type()&fs.ModeSymlink != 0:
+			err = visitLink(dir, e.Name(), p, nil, visit)
+		case e.IsDir():
+			var sub *os.Root
+			// Through dir: a link put in the directory's place
+			// meanwhile leads nowhere outside it.
+			if sub, err = dir.OpenRoot(e.Name()); err != nil {
+				err = visit(entry{path: p}, err)
+				break
+			}
+			err = walkDir(sub, p, visit)
+			sub.Close()
+		case e.Type().IsRegular():
+			err = visit(entry{path: p, dir: dir, name: e.Name()}, nil)
 		}
 		if err != nil {
 			return err
@@ -222,43 +312,80 @@ func files(path string, visit visitFunc) error {
 	return nil
 }
 
-// flatFiles lists the files of a maildir's new/ or cur/. A symbolic link
-// to a file is followed (mairix and mu build maildirs of links); a
-// dangling one is reported.
-func flatFiles(dir string, visit visitFunc) error {
-	entries, err := readDir(dir)
-	if err != nil {
-		return visit(dir, nil, err)
+// visitLink visits the file the symbolic link name in dir (at path p)
+// points to, if its owner may have it followed and it is a regular file.
+// A link to a directory is not followed: a link back up would loop.
+func visitLink(dir *os.Root, name, p string, md *listing, visit visitFunc) error {
+	link, err := dir.Lstat(name)
+	if err == nil && link.Mode()&fs.ModeSymlink != 0 {
+		err = archive.TrustedLink(p, link)
 	}
-	md := &listing{dir: dir}
+	if err != nil {
+		return visit(entry{path: p, md: md}, err)
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return visit(entry{path: p, md: md}, err)
+	case fi.Mode().IsRegular() && (md == nil || !trashed(p)):
+		return visit(entry{path: p, md: md}, nil)
+	}
+	return nil
+}
+
+// flatFiles lists the files of a maildir's new/ or cur/, sub of the
+// maildir dir found at path. A symbolic link to a file is followed by the
+// rule of archive.OpenTrustedLink (mairix and mu build maildirs of links,
+// as the user who reads them); a dangling one is reported.
+func flatFiles(dir *os.Root, path, sub string, visit visitFunc) error {
+	p := filepath.Join(path, sub)
+	fi, err := dir.Lstat(sub)
+	var subDir *os.Root
+	switch {
+	case err != nil:
+	case fi.Mode()&fs.ModeSymlink != 0:
+		if err = archive.TrustedLink(p, fi); err == nil {
+			if fi, err = os.Stat(p); err == nil {
+				subDir, err = openRoot(p, fi)
+			}
+		}
+	default:
+		subDir, err = dir.OpenRoot(sub)
+	}
+	if err != nil {
+		return visit(entry{path: p}, err)
+	}
+	defer subDir.Close()
+	entries, err := readDir(p)
+	if err != nil {
+		return visit(entry{path: p}, err)
+	}
+	md := &listing{dir: p}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		mode := e.Type()
-		if mode&fs.ModeSymlink != 0 {
+		name := filepath.Join(p, e.Name())
+		if e.Type()&fs.ModeSymlink != 0 {
 			// Only links cost a stat: a maildir may hold many files.
-			fi, err := os.Stat(p)
-			if err != nil {
-				if err := visit(p, md, err); err != nil {
-					return err
-				}
-				continue
+			if err := visitLink(subDir, e.Name(), name, md, visit); err != nil {
+				return err
 			}
-			mode = fi.Mode()
-		}
-		if !mode.IsRegular() || trashed(p) {
 			continue
 		}
-		if err := visit(p, md, nil); err != nil {
+		if !e.Type().IsRegular() || trashed(name) {
+			continue
+		}
+		if err := visit(entry{path: name, dir: subDir, name: e.Name(), md: md}, nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// readDir is os.ReadDir; a test counts the calls.
+// readDir is os.ReadDir; a test counts the calls. Only the names it
+// returns are used: the files are opened through the directory's
+// os.Root.
 var readDir = os.ReadDir
 
 // listing is one listing of a maildir's new/ or cur/, whose files a walk
@@ -274,11 +401,12 @@ type listing struct {
 	now map[string]string
 }
 
-// renamed returns the name that the message listed as file has now, or ""
-// if it is gone. A reader moves a message from new/ to cur/ once it has
-// seen it, and renames it in cur/ when its flags change; the unique name
-// before the ":" stays. A message that left new/ is not looked for: cur/
-// is listed after new/ and holds it then.
+// renamed returns the name in the listing's directory that the message
+// listed as file has now, or "" if it is gone. A reader moves a message
+// from new/ to cur/ once it has seen it, and renames it in cur/ when its
+// flags change; the unique name before the ":" stays. A message that
+// left new/ is not looked for: cur/ is listed after new/ and holds it
+// then.
 func (l *listing) renamed(file string) (string, error) {
 	if filepath.Base(l.dir) != "cur" {
 		return "", nil
@@ -293,9 +421,8 @@ func (l *listing) renamed(file string) (string, error) {
 			return "", nil
 		}
 		if now != name {
-			p := filepath.Join(l.dir, now)
-			if _, err := os.Lstat(p); err == nil {
-				return p, nil
+			if _, err := os.Lstat(filepath.Join(l.dir, now)); err == nil {
+				return now, nil
 			}
 		}
 		// Renamed (again) since cur/ was read again.
@@ -312,7 +439,7 @@ func (l *listing) renamed(file string) (string, error) {
 		}
 	}
 	if now, ok := l.now[uniq]; ok {
-		return filepath.Join(l.dir, now), nil
+		return now, nil
 	}
 	return "", nil
 }
@@ -328,10 +455,14 @@ func trashed(file string) bool {
 	return ok && strings.IndexByte(info, 'T') >= 0
 }
 
-func isMaildir(dir string) bool {
+// isMaildir reports whether dir has cur/ and new/: directories, or
+// symbolic links, which flatFiles follows or reports. A maildir whose
+// cur/ is a link that is not followed is still no plain directory, whose
+// tmp/ would be read.
+func isMaildir(dir *os.Root) bool {
 	for _, sub := range []string{"cur", "new"} {
-		fi, err := os.Stat(filepath.Join(dir, sub))
-		if err != nil || !fi.IsDir() {
+		fi, err := dir.Lstat(sub)
+		if err != nil || !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
 			return false
 		}
 	}
@@ -599,8 +730,11 @@ func TotalSize(paths []string) int64 {
 		if p == Stdin {
 			continue
 		}
-		files(p, func(file string, _ *listing, err error) error {
-			if fi, serr := os.Stat(file); err == nil && serr == nil {
+		files(p, func(e entry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if fi, err := e.stat(); err == nil {
 				total += fi.Size()
 			}
 			return nil
