@@ -915,7 +915,7 @@ func TestMaildirNameCollision(t *testing.T) {
 	deliver(newApp(), "two")
 	// Another writer's message in the making under the name the next
 	// appender tries first.
-	taken := filepath.Join(dir, "tmp", newApp().maildirName())
+	taken := filepath.Join(dir, "tmp", newApp().maildirName(false))
 	if err := os.WriteFile(taken, []byte("Subject: other\n\nin the making\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,19 +14,6 @@ import (
 
 	"github.com/sluice-mail/sluice/filters"
 )
-
-// deadSluiceLock returns the content of a dot-lock of a sluice process
-// that no longer exists, on this host, recording the length size.
-func deadSluiceLock(t *testing.T, size int64) string {
-	t.Helper()
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	h := thisProcess()
-	h.pid = dead.Process.Pid
-	return h.dotLockContent(size)
-}
 
 // Whoever may write an archive's directory but not its mbox (a mail
 // spool's group, the daemon's user when the mbox is root's) can put a
@@ -52,7 +38,7 @@ func TestForgedDotLockCutsNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			lock := path + lockSuffix
-			if err := os.WriteFile(lock, []byte(deadSluiceLock(t, 0)), 0o644); err != nil {
+			if err := os.WriteFile(lock, []byte(deadSluiceLockContent(t, 0)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Chown(lock, unprivilegedUID, unprivilegedUID); err != nil {
@@ -146,7 +132,7 @@ func TestStaleDotLockBrokenByAnotherWriterMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	lock := path + lockSuffix
-	if err := os.WriteFile(lock, []byte(deadSluiceLock(t, int64(len(good)))), 0o640); err != nil {
+	if err := os.WriteFile(lock, []byte(deadSluiceLockContent(t, int64(len(good)))), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	foreign := "From carol Thu Jan  1 00:00:00 1970\nSubject: by a dot-lock-only writer\n\nkeep me\n\n"

@@ -155,7 +155,7 @@ var errStaleDotLock = errors.New("stale, and to be broken under a writer's locks
 // linked to its name, which fails if the name exists: so a lock file never
 // exists without its content, even if the process dies in between (a lock
 // created empty and filled afterwards could be left empty, and then look
-// like another program's).
+// like another program's). Without hard links, see placeDotLock.
 //
 // A stale lock (see staleLock) is broken only by the holder of the
 // exclusive kernel locks, which keep other sluice writers out; see
@@ -184,7 +184,7 @@ func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepa
 		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 	}
 	defer func() { os.Remove(tmp) }()
-	err = os.Link(tmp, lockPath)
+	err = a.placeDotLock(tmp, lockPath)
 	if err == nil {
 		return nil
 	}
@@ -213,7 +213,7 @@ func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepa
 			return err
 		}
 	}
-	if err := os.Link(tmp, lockPath); err != nil {
+	if err := a.placeDotLock(tmp, lockPath); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("dot-lock %s: taken by another process after the stale one was broken: %w", lockPath, errLockBusy)
 		}
@@ -226,6 +226,42 @@ func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepa
 	// so what lies beyond the recorded length is the dead writer's.
 	if n, err = prepare(found.rollback); err == nil {
 		err = a.rewriteDotLock(lockPath, n)
+	}
+	if err != nil {
+		os.Remove(lockPath)
+		return err
+	}
+	return nil
+}
+
+// placeDotLock gives the lock file written at tmp the name lockPath,
+// failing with fs.ErrExist if a file has that name. It links tmp there,
+// so that the lock never exists without its content. On a file system
+// without hard links (see linkUnsupported) it creates lockPath with
+// O_EXCL instead, which fails the same way, and copies tmp's content
+// into it: there, a process that dies between the two leaves an empty
+// lock, which is taken for another program's and broken when it is
+// older than staleLockAge.
+func (a *Appender) placeDotLock(tmp, lockPath string) error {
+	err := a.link(tmp, lockPath)
+	if err == nil || !linkUnsupported(err) {
+		return err
+	}
+	a.noLinkLock.Do(func() {
+		a.log.Warn("archive: the file system does not support hard links; dot-locks are created in place with O_EXCL instead",
+			"lock", lockPath, "err", err)
+	})
+	content, err := readDotLockFile(tmp)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		os.Remove(lockPath)
@@ -270,7 +306,7 @@ func (a *Appender) breakDotLock(lockPath string, found fs.FileInfo) error {
 		os.Remove(aside)
 		return nil
 	}
-	if err := os.Link(aside, lockPath); err != nil {
+	if err := a.placeDotLock(aside, lockPath); err != nil {
 		// A third lock took the name at once: the one moved aside is
 		// no longer at its name whatever we do now.
 		a.log.Warn("archive: a dot-lock taken while a stale one was broken could not be put back",
@@ -303,6 +339,25 @@ func (h lockHolder) writeLockTemp(lockPath string, size int64) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
+}
+
+// readDotLockFile returns the content of the dot-lock file at path, a
+// regular file, of which it reads at most maxDotLockSize bytes. One being
+// put back (see breakDotLock) is another process's, and may be anything.
+func readDotLockFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxDotLockSize))
 }
 
 // maxDotLockSize bounds what is read of a dot-lock: ours are one short

@@ -3,6 +3,8 @@ package archive
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,6 +42,12 @@ type Appender struct {
 	// judged and before it is broken: tests put a racing process's
 	// doing there.
 	beforeBreak func(lockPath string)
+	// link is os.Link; tests make it fail as it does on file systems
+	// without hard links.
+	link func(oldname, newname string) error
+	// Each fallback for a file system without hard links is logged
+	// once (see linkUnsupported).
+	noLinkLock, noLinkMaildir sync.Once
 }
 
 // NewAppender returns an appender that waits at most lockTimeout for an
@@ -48,7 +57,7 @@ func NewAppender(lockTimeout time.Duration, log *slog.Logger) *Appender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log, now: time.Now}
+	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log, now: time.Now, link: os.Link}
 }
 
 // lockedMbox is an mbox file with every lock held.
@@ -379,8 +388,9 @@ func cutBackOwn(l *lockedMbox, written int64) error {
 
 // AppendMaildir delivers one message into the maildir dir (creating it
 // with tmp/, new/ and cur/ if needed) the way delivery agents do: written
-// and fsync'd in tmp/, then linked into new/ and removed from tmp/, and
-// new/ fsync'd, so a reader never sees part of a message. write writes
+// and fsync'd in tmp/, then linked into new/ and removed from tmp/ (or,
+// without hard links, renamed there: see renameNew), and new/ fsync'd, so
+// a reader never sees part of a message. write writes
 // the message with LF line ends. It returns the bytes written. Once the
 // message is in new/ it counts as delivered: a failed fsync of new/ is
 // logged, not returned.
@@ -402,7 +412,7 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		err       error
 	)
 	for attempt := 0; ; attempt++ {
-		name = a.maildirName()
+		name = a.maildirName(false)
 		tmp = filepath.Join(dir, "tmp", name)
 		// writeSynced creates the file exclusively: on a name that is
 		// taken, it fails before write is called.
@@ -443,22 +453,38 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 const maildirNameAttempts = 10
 
 // maildirName returns a new file name as maildir(5) describes it: the
-// time, the pid, a sequence number and the host.
-func (a *Appender) maildirName() string {
+// time, the pid, a sequence number and the host. With random set it
+// carries 64 random bits too ("R", as Dovecot writes them), for a name
+// that no other writer can make (see renameNew).
+func (a *Appender) maildirName(random bool) string {
 	now := a.now()
-	return strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
-		"P" + strconv.Itoa(a.holder.pid) + "Q" + strconv.FormatUint(a.seq.Add(1), 10) + "." + maildirHost(a.holder.host)
+	name := strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
+		"P" + strconv.Itoa(a.holder.pid) + "Q" + strconv.FormatUint(a.seq.Add(1), 10)
+	if random {
+		var b [8]byte
+		rand.Read(b[:])
+		name += "R" + hex.EncodeToString(b[:])
+	}
+	return name + "." + maildirHost(a.holder.host)
 }
 
 // linkNew gives the message written at tmp its name in new/ and removes
 // it from tmp/; it returns the name in new/. link(2), as qmail delivers,
 // because rename(2) silently replaces a file of the same name, another
-// message; a taken name is passed over for a new one.
+// message; a taken name is passed over for a new one. On a file system
+// without hard links the message is renamed instead (see renameNew).
 func (a *Appender) linkNew(dir, tmp, name string) (string, error) {
 	for attempt := 0; ; attempt++ {
-		err := os.Link(tmp, filepath.Join(dir, "new", name))
+		err := a.link(tmp, filepath.Join(dir, "new", name))
 		if err == nil {
 			break
+		}
+		if linkUnsupported(err) {
+			a.noLinkMaildir.Do(func() {
+				a.log.Warn("archive: the file system does not support hard links; maildir messages are renamed into new/ under names with random bits instead",
+					"maildir", dir, "err", err)
+			})
+			return a.renameNew(dir, tmp)
 		}
 		if !errors.Is(err, fs.ErrExist) {
 			return "", err
@@ -466,7 +492,7 @@ func (a *Appender) linkNew(dir, tmp, name string) (string, error) {
 		if attempt == maildirNameAttempts {
 			return "", fmt.Errorf("no free name in new/ after %d attempts: %w", attempt+1, err)
 		}
-		name = a.maildirName()
+		name = a.maildirName(false)
 	}
 	if err := os.Remove(tmp); err != nil {
 		// The message is delivered; the leftover in tmp/ is never read
@@ -475,6 +501,46 @@ func (a *Appender) linkNew(dir, tmp, name string) (string, error) {
 			"maildir", dir, "file", name, "err", err)
 	}
 	return name, nil
+}
+
+// renameNew moves the message written at tmp into new/ with rename(2),
+// which the maildir protocol allows where link(2) is not available. A
+// rename replaces a file of the same name, so the name carries 64 random
+// bits besides the time, pid and sequence number that the names of link
+// deliveries have, which two appenders of one process can share (see
+// AppendMaildir): no other writer makes it. A name found taken all the
+// same is passed over.
+func (a *Appender) renameNew(dir, tmp string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		name := a.maildirName(true)
+		target := filepath.Join(dir, "new", name)
+		if _, err := os.Lstat(target); err == nil {
+			if attempt == maildirNameAttempts {
+				return "", fmt.Errorf("no free name in new/ after %d attempts", attempt+1)
+			}
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err := os.Rename(tmp, target); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+}
+
+// linkUnsupported reports whether err, from link(2), says the file system
+// cannot make hard links (some FUSE and network file systems): EPERM,
+// which Linux returns for that (not for a permission denied, which is
+// EACCES); ENOTSUP or EOPNOTSUPP; ENOSYS; or EXDEV, which some of them
+// return although both names are on one mount.
+func linkUnsupported(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EPERM, syscall.ENOTSUP, syscall.EOPNOTSUPP, syscall.ENOSYS, syscall.EXDEV} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeSynced creates path exclusively, fills it with write and syncs it.
