@@ -123,63 +123,70 @@ func TestDotLockFIFONotRead(t *testing.T) {
 // mbox_write_locks = dotlock), which the kernel locks do not keep out. If
 // it breaks the lock, takes its own and appends after sluice judged the
 // old lock stale, sluice must neither replace that program's lock nor cut
-// its message off with the dead writer's half record.
+// its message off with the dead writer's half record, whether the program
+// still holds its lock or is done already.
 func TestStaleDotLockBrokenByAnotherWriterMeanwhile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "spam.mbox")
-	good := "From a Thu Jan  1 00:00:00 1970\nSubject: one\n\none\n\n"
-	if err := os.WriteFile(path, []byte(good), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	lock := path + lockSuffix
-	if err := os.WriteFile(lock, []byte(deadSluiceLockContent(t, int64(len(good)))), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	foreign := "From carol Thu Jan  1 00:00:00 1970\nSubject: by a dot-lock-only writer\n\nkeep me\n\n"
-	app := NewAppender(5*time.Second, nil)
-	raced := false
-	app.beforeBreak = func(lockPath string) {
-		if raced {
-			return
+	for _, done := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "spam.mbox")
+		good := "From a Thu Jan  1 00:00:00 1970\nSubject: one\n\none\n\n"
+		if err := os.WriteFile(path, []byte(good), 0o640); err != nil {
+			t.Fatal(err)
 		}
-		raced = true
-		// The other writer breaks the stale lock, takes its own and
-		// appends; it lets go of its lock a little later.
-		if err := os.Remove(lockPath); err != nil {
-			t.Error(err)
+		lock := path + lockSuffix
+		if err := os.WriteFile(lock, []byte(deadSluiceLockContent(t, int64(len(good)))), 0o640); err != nil {
+			t.Fatal(err)
 		}
-		l, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		foreign := "From carol Thu Jan  1 00:00:00 1970\nSubject: by a dot-lock-only writer\n\nkeep me\n\n"
+		app := NewAppender(5*time.Second, nil)
+		raced := false
+		app.beforeBreak = func(lockPath string) {
+			if raced {
+				return
+			}
+			raced = true
+			// The other writer breaks the stale lock, takes its own
+			// and appends.
+			if err := os.Remove(lockPath); err != nil {
+				t.Error(err)
+			}
+			l, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			l.WriteString("4242\n")
+			l.Close()
+			w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			w.WriteString(foreign)
+			w.Close()
+			if done {
+				os.Remove(lockPath)
+			} else {
+				time.AfterFunc(100*time.Millisecond, func() { os.Remove(lockPath) })
+			}
+		}
+		_, err := app.AppendMbox(context.Background(), path, func(w *bufio.Writer) error {
+			_, err := w.WriteString("From sluice Thu Jan  1 00:00:00 1970\nSubject: ours\n\nours\n")
+			return err
+		})
 		if err != nil {
-			t.Error(err)
-			return
+			t.Fatal(err)
 		}
-		l.WriteString("4242\n")
-		l.Close()
-		w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Error(err)
-			return
+		if !raced {
+			t.Fatal("the stale lock was never judged")
 		}
-		w.WriteString(foreign)
-		w.Close()
-		time.AfterFunc(100*time.Millisecond, func() { os.Remove(lockPath) })
-	}
-	_, err := app.AppendMbox(context.Background(), path, func(w *bufio.Writer) error {
-		_, err := w.WriteString("From sluice Thu Jan  1 00:00:00 1970\nSubject: ours\n\nours\n")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !raced {
-		t.Fatal("the stale lock was never judged")
-	}
-	var subjects []string
-	for _, r := range readRecords(t, path) {
-		subjects = append(subjects, headerOf(r.Message, "Subject"))
-	}
-	want := []string{"one", "by a dot-lock-only writer", "ours"}
-	if strings.Join(subjects, "|") != strings.Join(want, "|") {
-		t.Errorf("records %q, want %q", subjects, want)
+		var subjects []string
+		for _, r := range readRecords(t, path) {
+			subjects = append(subjects, headerOf(r.Message, "Subject"))
+		}
+		want := []string{"one", "by a dot-lock-only writer", "ours"}
+		if strings.Join(subjects, "|") != strings.Join(want, "|") {
+			t.Errorf("other writer done %v: records %q, want %q", done, subjects, want)
+		}
 	}
 }

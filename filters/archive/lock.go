@@ -209,8 +209,14 @@ func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepa
 	// kernel locks, which we hold now: any other is a dead writer's.
 	removeLockTemps(lockPath, tmp)
 	if found.file != nil {
-		if err := a.breakDotLock(lockPath, found.file); err != nil {
+		broken, err := a.breakDotLock(lockPath, found.file)
+		if err != nil {
 			return err
+		}
+		if !broken {
+			// Someone else removed it, and may have appended since:
+			// what it recorded no longer tells what is whose.
+			found.rollback = -1
 		}
 	}
 	if err := a.placeDotLock(tmp, lockPath); err != nil {
@@ -292,19 +298,20 @@ func (a *Appender) rewriteDotLock(lockPath string, size int64) error {
 // removing or replacing that one would let us write, and cut the mbox
 // back, while it appends. So the lock is first moved aside, then looked
 // at; one that is not the lock judged is put back, and we try again
-// later.
-func (a *Appender) breakDotLock(lockPath string, found fs.FileInfo) error {
+// later. It reports whether it removed the lock judged; false, without
+// an error, when the name was free already.
+func (a *Appender) breakDotLock(lockPath string, found fs.FileInfo) (bool, error) {
 	aside := filepath.Join(filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-stale-"+strconv.Itoa(a.holder.pid))
 	if err := os.Rename(lockPath, aside); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed meanwhile: the name is free
+			return false, nil // removed meanwhile: the name is free
 		}
-		return fmt.Errorf("break stale dot-lock %s: %w", lockPath, err)
+		return false, fmt.Errorf("break stale dot-lock %s: %w", lockPath, err)
 	}
 	moved, err := os.Lstat(aside)
 	if err == nil && os.SameFile(moved, found) {
 		os.Remove(aside)
-		return nil
+		return true, nil
 	}
 	if err := a.placeDotLock(aside, lockPath); err != nil {
 		// A third lock took the name at once: the one moved aside is
@@ -313,7 +320,7 @@ func (a *Appender) breakDotLock(lockPath string, found fs.FileInfo) error {
 			"lock", lockPath, "err", err)
 	}
 	os.Remove(aside)
-	return fmt.Errorf("dot-lock %s: replaced by another process while its stale lock was broken: %w", lockPath, errLockBusy)
+	return false, fmt.Errorf("dot-lock %s: replaced by another process while its stale lock was broken: %w", lockPath, errLockBusy)
 }
 
 // writeLockTemp writes our lock content into a new hidden file next to

@@ -233,6 +233,15 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 			return 0, err
 		}
 		size := fi.Size()
+		if rollback >= 0 && size != l.size {
+			// Grown since it was first measured, under the kernel
+			// locks: by a writer that takes only the dot-lock, after
+			// the dead one. Not all beyond rollback is the dead
+			// writer's, and nothing is cut.
+			a.log.Warn("archive: an mbox grew after a dead sluice process's append; its incomplete record is left in place",
+				"path", path)
+			rollback = -1
+		}
 		if rollback >= 0 && rollback < size {
 			if err := cutBack(f, rollback); err != nil {
 				return 0, err
