@@ -256,22 +256,40 @@ type Result struct {
 // Classifier scores and learns messages against a Store. It is safe for
 // concurrent use.
 type Classifier struct {
-	store  Store
-	params Params
-	floor  uint64 // countFloor(params)
-	tok    *Tokenizer
-	model  modelCache
+	store   Store
+	floored floorStore // store, if it is one; nil otherwise
+	params  Params
+	floor   uint64 // countFloor(params)
+	tok     *Tokenizer
+	model   modelCache
+}
+
+// floorStore is a store that keeps token counts in memory and may leave
+// out those of the tokens seen in too few messages for a classifier to
+// count them (see countFloor): the BoltStore's index (tokenIndex), the
+// RedisStore's cache (redisCache). Most tokens of a store are such, so
+// the memory held and the time to fill it shrink about tenfold.
+type floorStore interface {
+	// useFloor tells the store that a classifier on it counts only
+	// tokens seen in at least floor messages. The store keeps the lowest
+	// floor it has been told.
+	useFloor(floor uint64)
+	// lookup is Store.Lookup for a caller that needs exact counts only
+	// of the tokens seen in at least floor messages: the others may read
+	// as unseen. With floor 1 it is Lookup.
+	lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error)
 }
 
 // New returns a Classifier on store. Params are taken with defaults filled
-// in; see Params.Validate to check them first. A BoltStore is told which
-// tokens the parameters can ever count, so that its index leaves out the
-// others (see tokenIndex).
+// in; see Params.Validate to check them first. A store that keeps counts
+// in memory is told which tokens the parameters can ever count, so that
+// it may leave out the others (see floorStore).
 func New(store Store, p Params) *Classifier {
 	p = p.withDefaults()
 	c := &Classifier{store: store, params: p, floor: countFloor(p), tok: NewTokenizer(p.Limits)}
-	if bs, ok := store.(*BoltStore); ok {
-		bs.useFloor(c.floor)
+	if fs, ok := store.(floorStore); ok {
+		c.floored = fs
+		fs.useFloor(c.floor)
 	}
 	return c
 }
@@ -343,8 +361,8 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain boo
 	var tot Totals
 	var counts []Counts
 	var err error
-	if bs, ok := c.store.(*BoltStore); ok {
-		tot, counts, err = bs.lookup(ctx, m.Tokens, c.floor)
+	if c.floored != nil {
+		tot, counts, err = c.floored.lookup(ctx, m.Tokens, c.floor)
 	} else {
 		tot, counts, err = c.store.Lookup(ctx, m.Tokens)
 	}
