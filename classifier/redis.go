@@ -59,8 +59,12 @@ type RedisOptions struct {
 	PoolSize int
 	// CacheTokens is how many token counts the process keeps between
 	// lookups (24 bytes each, rounded up to a power of two), valid until
-	// the store is next written (see redisCache). Default
-	// DefaultRedisCacheTokens; negative turns the cache off.
+	// the store is next written (see redisCache). A store is read into
+	// the cache whole if it has at most this many tokens seen in enough
+	// messages for the classifiers on it to count them (with the
+	// default parameters four; a tenth of the tokens of a typical
+	// store). Default DefaultRedisCacheTokens; negative turns the cache
+	// off.
 	CacheTokens int
 	// Observer, if not nil, is told about every round trip.
 	Observer RedisObserver
@@ -126,6 +130,9 @@ type RedisStore struct {
 	addrString string
 	cache      *redisCache // nil if off
 	loader     redisLoader
+	// floor is the lowest countFloor of the classifiers made on the
+	// store, 0 before the first (see useFloor).
+	floor atomic.Uint64
 	// noLog is set once Redis refused to let this user read the change
 	// log (an ACL without xrange): lookups then stop asking for it and
 	// the cache starts over whenever another host writes, as it would
@@ -375,12 +382,21 @@ func checkVersion(v any) error {
 // Lookup implements Store: one round trip (a MULTI/EXEC when it reads
 // tokens, see fetch) that reads the totals, the store's generation, the
 // change log since the generation of the process's cache, and the counts
-// of the tokens the cache cannot answer (none once the cache holds the
-// whole store), so the counts are one consistent read even while another
+// of the tokens the cache cannot answer (none once the cache holds every
+// token of the store, but those a complete cache leaves out as too rare
+// to count: see redisCache), so the counts are one consistent read even while another
 // sluice trains. Only when the log does not cover the writes since the
 // cache's generation, and the lookup took counts from the cache, does it
 // take a second round trip (see redisCache).
 func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Counts, error) {
+	return s.lookup(ctx, tokens, 1)
+}
+
+// lookup implements floorStore: Lookup, but a token seen in fewer than
+// floor messages may read as unseen. A complete cache that leaves out
+// only such tokens then answers every token, and Redis is asked for the
+// totals, the generation and the change log alone.
+func (s *RedisStore) lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error) {
 	counts := make([]Counts, len(tokens))
 	if s.cache == nil {
 		r, err := s.fetch(ctx, tokens, allIndexes(len(tokens)), counts, "")
@@ -390,7 +406,7 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 		return r.tot, counts, nil
 	}
 	s.startLoad()
-	v := s.cache.get(tokens, counts)
+	v := s.cache.get(tokens, counts, floor)
 	r, err := s.fetch(ctx, tokens, v.ask, counts, v.gen)
 	if errors.Is(err, errLogRefused) {
 		// Every lookup that asked for the log before noLog was set is

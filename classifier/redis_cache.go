@@ -28,9 +28,16 @@ const cacheLoad = 0.75
 //
 // It is in one of two modes:
 //
-//   - complete: it holds every token of the store, as read by a scan of the
-//     whole store (see RedisStore.load), so a token it does not have is
-//     unknown to the store and a lookup asks Redis for no token at all;
+//   - complete: it holds every token of the store seen in at least floor
+//     messages, as read by a scan of the whole store (see RedisStore.load),
+//     so a token it does not have was seen in fewer. A lookup for a
+//     classifier that counts no such token (see countFloor) asks Redis for
+//     no token at all and reads those as unseen, which scores the same;
+//     any other lookup asks Redis for the tokens the cache lacks. With the
+//     default parameters the floor is 4 and the cache holds about a tenth
+//     of the store's tokens; before any classifier is made on the store,
+//     and with parameters that count a token seen once, it is 1 and the
+//     cache holds every token;
 //   - partial: it holds the tokens of recent lookups, known or not, and a
 //     lookup asks Redis for the others. When it is full it starts over.
 //
@@ -57,6 +64,7 @@ type redisCache struct {
 	mu       sync.RWMutex // lookups read the table together
 	gen      string       // generation of the counts; "" none
 	complete bool
+	floor    uint64 // a complete table leaves out tokens seen in fewer messages
 	ver      uint64 // changes whenever the table is replaced or emptied
 	slots    []indexSlot
 	n        int // slots in use
@@ -86,8 +94,11 @@ type cacheView struct {
 }
 
 // get fills counts[i] for every tokens[i] the cache can answer and returns
-// the generation of those counts and the indexes of the others.
-func (c *redisCache) get(tokens []string, counts []Counts) cacheView {
+// the generation of those counts and the indexes of the others. A complete
+// cache answers for a token it lacks (unseen) only to a lookup that needs
+// exact counts just of the tokens seen in at least floor messages, and
+// only if it leaves out no token seen in that many.
+func (c *redisCache) get(tokens []string, counts []Counts, floor uint64) cacheView {
 	v := cacheView{hashes: make([]uint64, len(tokens))}
 	for i, tok := range tokens {
 		v.hashes[i] = c.hash(tok)
@@ -102,7 +113,7 @@ func (c *redisCache) get(tokens []string, counts []Counts) cacheView {
 	for i, h := range v.hashes {
 		if k, ok := c.find(h); ok {
 			counts[i] = c.slots[k].counts()
-		} else if !c.complete {
+		} else if !c.complete || floor < c.floor {
 			v.ask = append(v.ask, i)
 		}
 	}
@@ -132,7 +143,10 @@ func (c *redisCache) find(h uint64) (int, bool) {
 }
 
 // set records the counts of hash h. A partial cache that is full starts
-// over; a complete one that would exceed its maximum becomes partial.
+// over; a complete one that would exceed its maximum becomes partial. A
+// complete cache takes in a token it does not hold only once the token has
+// been seen in floor messages, and keeps the tokens it holds whatever
+// their counts: either way it still holds every token seen in that many.
 func (c *redisCache) set(h uint64, cnt Counts) {
 	if len(c.slots) == 0 {
 		// A partial table starts small and grows up to the maximum.
@@ -141,6 +155,9 @@ func (c *redisCache) set(h uint64, cnt Counts) {
 	i, ok := c.find(h)
 	if ok {
 		c.slots[i].setCounts(cnt)
+		return
+	}
+	if c.complete && seenIn(cnt) < c.floor {
 		return
 	}
 	if c.n >= c.max {
@@ -233,8 +250,12 @@ func (c *redisCache) reset(v cacheView, gen string) (cacheView, bool) {
 // RedisCacheStatus describes a Redis store's cache of token counts (see
 // RedisOptions.CacheTokens).
 type RedisCacheStatus struct {
-	Tokens   int  // token counts held
-	Complete bool // every token of the store is held: lookups ask Redis for none
+	Tokens int // token counts held
+	// Complete: every token of the store seen in at least Floor messages
+	// is held, and a lookup to classify a message asks Redis for none.
+	// Floor is 0 unless Complete.
+	Complete bool
+	Floor    uint64
 	// Loads is the number of loads of the whole store that completed,
 	// LoadTime how long the last one took.
 	Loads    int
@@ -249,6 +270,9 @@ func (s *RedisStore) CacheStatus() RedisCacheStatus {
 	var st RedisCacheStatus
 	s.cache.mu.RLock()
 	st.Tokens, st.Complete = s.cache.n, s.cache.complete
+	if st.Complete {
+		st.Floor = s.cache.floor
+	}
 	s.cache.mu.RUnlock()
 	s.loader.mu.Lock()
 	st.Loads, st.LoadTime = s.loader.loads, s.loader.took
@@ -256,33 +280,47 @@ func (s *RedisStore) CacheStatus() RedisCacheStatus {
 	return st
 }
 
-// install replaces the table by a complete one of generation gen. The
-// next lookup brings it up to date through the change log.
-func (c *redisCache) install(gen string, slots []indexSlot, n int) {
+// install replaces the table by a complete one of generation gen, which
+// holds the tokens seen in at least floor messages. The next lookup brings
+// it up to date through the change log.
+func (c *redisCache) install(gen string, slots []indexSlot, n int, floor uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.slots, c.n, c.gen, c.complete = slots, n, gen, true
+	c.slots, c.n, c.gen, c.complete, c.floor = slots, n, gen, true, floor
 	c.ver++
 }
 
 // tableBuilder fills a complete table during a load, outside the lock.
 type tableBuilder struct {
 	c     *redisCache
+	floor uint64
 	slots []indexSlot
 	n     int
 }
 
-func (c *redisCache) builder(expect int) *tableBuilder {
-	return &tableBuilder{c: c, slots: make([]indexSlot, tableSize(min(expect+expect/4+1024, c.max)))}
+// builder returns a builder of a table of the tokens, of a store of expect
+// tokens, seen in at least floor messages.
+func (c *redisCache) builder(expect int, floor uint64) *tableBuilder {
+	size := expect + expect/4 + 1024
+	if floor > 1 {
+		// How many tokens reach the floor is known only after the
+		// scan; in a typical store a tenth. The table grows if more do.
+		size = expect/4 + 1024
+	}
+	return &tableBuilder{c: c, floor: floor, slots: make([]indexSlot, tableSize(min(size, c.max)))}
 }
 
-// add records a token of the store; false if the cache would exceed its
-// maximum.
+// add records a token of the store, if it was seen in at least floor
+// messages or is held already (a scan may return a token twice, and the
+// newer value counts); false if the cache would exceed its maximum.
 func (b *tableBuilder) add(tok string, cnt Counts) bool {
 	tmp := redisCache{slots: b.slots}
 	h := b.c.hash(tok)
 	i, ok := tmp.find(h)
 	if !ok {
+		if seenIn(cnt) < b.floor {
+			return true
+		}
 		if b.n >= b.c.max {
 			return false
 		}
@@ -308,7 +346,10 @@ const loadTimeout = 5 * time.Minute
 // redisLoader runs the loads of the cache (RedisStore.load) in the
 // background, one at a time and at most once per loadEvery: the first
 // lookup starts one, and so does a lookup after which the cache started
-// over.
+// over. A classifier whose parameters change the floor the cache is to
+// be loaded with (see RedisStore.useFloor) has the next lookup start one
+// at once; the floor only goes down after the first classifier, so that
+// happens a few times at most.
 type redisLoader struct {
 	pending atomic.Bool // a load is wanted
 	ctx     context.Context
@@ -317,8 +358,17 @@ type redisLoader struct {
 	mu      sync.Mutex
 	running bool
 	last    time.Time
+	floor   uint64        // of the last load started
 	loads   int           // completed
 	took    time.Duration // by the last completed
+	// tooBig is the number of tokens in all of a store whose scan found
+	// more tokens at or above the floor tooBigFloor than the cache may
+	// hold. A store of at least as many tokens is not scanned again at
+	// that floor or a higher one: it hardly has fewer such tokens now,
+	// and each scan reads the whole store. A prune, or a lower floor,
+	// tries again. Only the running load uses them.
+	tooBig      int64
+	tooBigFloor uint64
 }
 
 func (l *redisLoader) init() {
@@ -344,19 +394,22 @@ func (s *RedisStore) startLoad() {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.running || l.ctx.Err() != nil || (!l.last.IsZero() && time.Since(l.last) < loadEvery) {
+	floor := s.wantFloor()
+	due := l.last.IsZero() || time.Since(l.last) >= loadEvery || floor != l.floor
+	if l.running || l.ctx.Err() != nil || !due {
 		return
 	}
 	l.pending.Store(false)
 	l.running = true
 	l.last = time.Now()
+	l.floor = floor
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		ctx, cancel := context.WithTimeout(l.ctx, loadTimeout)
 		defer cancel()
 		start := time.Now()
-		err := s.load(ctx)
+		err := s.load(ctx, floor)
 		if err != nil {
 			l.pending.Store(true)
 			slog.Debug("bayes store cache not loaded", "store", s.String(), "err", err)
@@ -374,14 +427,36 @@ func (s *RedisStore) startLoad() {
 // errCacheTooSmall: the store has more tokens than the cache may hold.
 var errCacheTooSmall = errors.New("store larger than the cache (redis cache_tokens)")
 
-// load reads every token of the store into a new table and makes it the
-// cache, complete, at the generation read before the scan. The scan is not
-// a snapshot: tokens written meanwhile may be read old or new. The first
-// lookup after the load applies the change log from that generation on,
-// which gives every token changed since its value at the store's current
-// generation; if the log does not reach back that far, the cache starts
+// wantFloor is the floor of the next load of the cache: the lowest that a
+// classifier on the store asked for, 1 (every token) before the first.
+func (s *RedisStore) wantFloor() uint64 { return max(s.floor.Load(), 1) }
+
+// useFloor implements floorStore: the next load of the cache keeps only the
+// tokens seen in at least floor messages, or in fewer if another
+// classifier on the store counts those. The cache loaded meanwhile still
+// answers every lookup exactly as far as it needs (see redisCache.get).
+func (s *RedisStore) useFloor(floor uint64) {
+	for {
+		old := s.floor.Load()
+		if old != 0 && old <= floor {
+			return
+		}
+		if s.floor.CompareAndSwap(old, floor) {
+			break
+		}
+	}
+	s.loader.pending.Store(true)
+}
+
+// load reads every token of the store seen in at least floor messages into
+// a new table and makes it the cache, complete, at the generation read
+// before the scan. The scan is not a snapshot: tokens written meanwhile may
+// be read old or new. The first lookup after the load applies the change
+// log from that generation on, which gives every token changed since its
+// value at the store's current generation (and takes in those it lifts to
+// the floor); if the log does not reach back that far, the cache starts
 // over and a load is tried again later.
-func (s *RedisStore) load(ctx context.Context) error {
+func (s *RedisStore) load(ctx context.Context, floor uint64) error {
 	var gen *redis.StringCmd
 	var n *redis.IntCmd
 	err := s.call(ctx, "load", false, func(ctx context.Context) error {
@@ -398,10 +473,14 @@ func (s *RedisStore) load(ctx context.Context) error {
 	if gen.Val() == "" {
 		return errors.New("store not written yet")
 	}
-	if int(n.Val()) > s.cache.max {
+	l := &s.loader
+	switch {
+	case floor <= 1 && int(n.Val()) > s.cache.max:
+		return errCacheTooSmall
+	case l.tooBig > 0 && n.Val() >= l.tooBig && floor >= l.tooBigFloor:
 		return errCacheTooSmall
 	}
-	b := s.cache.builder(int(n.Val()))
+	b := s.cache.builder(int(n.Val()), floor)
 	err = s.scanHash(ctx, "load", s.tokens, scanCount, func(tok, val string) error {
 		c, err := parseRedisCounts(val)
 		if err != nil {
@@ -412,9 +491,13 @@ func (s *RedisStore) load(ctx context.Context) error {
 		}
 		return nil
 	})
+	if errors.Is(err, errCacheTooSmall) {
+		l.tooBig, l.tooBigFloor = n.Val(), floor
+	}
 	if err != nil {
 		return err
 	}
-	s.cache.install(gen.Val(), b.slots, b.n)
+	l.tooBig = 0
+	s.cache.install(gen.Val(), b.slots, b.n, floor)
 	return nil
 }
