@@ -58,7 +58,7 @@ type RedisOptions struct {
 	// it wait for a free one, at most Timeout. Default 10 per CPU.
 	PoolSize int
 	// CacheTokens is how many token counts the process keeps between
-	// lookups (24 bytes each, rounded up to a power of two), valid until
+	// lookups (a 20-byte slot each, about 27 bytes a token), valid until
 	// the store is next written (see redisCache). A store is read into
 	// the cache whole if it has at most this many tokens seen in enough
 	// messages for the classifiers on it to count them (with the
