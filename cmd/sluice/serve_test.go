@@ -604,6 +604,14 @@ func TestConfigCheckSharedHeaderField(t *testing.T) {
 	if err := check(bayes + "    options:\n      header:\n        name: X-Sluice-Bayes-2\n"); err != nil {
 		t.Errorf("bayes entries with fields of their own: %v", err)
 	}
+	// headerfix deletes the fields named like its trace field too.
+	headerfix := "state_dir: " + dir + "\nfilters:\n  - type: headerfix\n    options:\n      trace_header: %s\n  - type: bayes\n"
+	if err := check(fmt.Sprintf(headerfix, "X-Sluice-Bayes")); err == nil || !strings.Contains(err.Error(), "X-Sluice-Bayes") {
+		t.Errorf("headerfix trace field named like the bayes field: %v", err)
+	}
+	if err := check(fmt.Sprintf(headerfix, "X-Sluice-Repaired")); err != nil {
+		t.Errorf("headerfix and bayes with fields of their own: %v", err)
+	}
 }
 
 // setMetricsTimeouts shortens the metrics listener's time limits for one

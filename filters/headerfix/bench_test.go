@@ -35,7 +35,7 @@ func BenchmarkRepairPostfixMerged(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := Repair(in, AppendsAtEnd)
-		if len(edits(in, r, invented(in, r, m))) != 2 {
+		if len(edits(in, r, invented(in, r, m), "")) != 2 {
 			b.Fatal("want two edits")
 		}
 	}

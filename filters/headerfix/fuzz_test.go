@@ -140,7 +140,7 @@ func checkRepair(t *testing.T, in []filters.Header, p Placement) {
 		}
 	}
 	drop := invented(in, res, m)
-	es := edits(in, res, drop)
+	es := edits(in, res, drop, "")
 	for _, e := range es {
 		if err := e.Validate(); err != nil {
 			t.Fatalf("invalid edit %+v: %v", e, err)

@@ -18,7 +18,9 @@
 // fix), refuses the message (reject), only marks it (tag) or does nothing
 // (off). Repairs are header edits (see plan.go for why they are changes,
 // adds and deletes only), so the pipeline applies them to the message
-// model too and every later filter sees the repaired header.
+// model too and every later filter sees the repaired header. Fields named
+// like the trace field that the message came with are deleted first,
+// whatever the policy, so that the trace field is always the filter's own.
 //
 // Metrics go through Observer, which the daemon's metrics implement.
 package headerfix
@@ -110,12 +112,16 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 	if stage != filters.StageHeaders || f.s.policy == PolicyOff {
 		return filters.Verdict{}, nil
 	}
-	res := Repair(m.Headers, placementOf(m))
+	// Trace fields the message came with are the sender's: they go,
+	// whatever the repair finds, so that a reader can trust the field to
+	// be ours. The repair looks only at the fields that stay.
+	in, forged := f.withoutTrace(m.Headers)
+	res := Repair(in, placementOf(m))
 	if len(res.Fixes) == 0 {
-		return filters.Verdict{}, nil
+		return filters.Verdict{Edits: forged}, nil
 	}
-	drop := invented(m.Headers, res, m)
-	summary := summarize(res.Fixes, m.Headers, drop)
+	drop := invented(in, res, m)
+	summary := summarize(res.Fixes, in, drop)
 	if f.obs != nil {
 		for _, fx := range res.Fixes {
 			f.obs.HeaderfixFound(f.name, fx.Kind.String())
@@ -135,19 +141,24 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 		r := f.s.reply
 		v = filters.Verdict{Action: f.s.action, Reply: &r, Reason: "headerfix: " + summary}
 	case f.s.policy == PolicyTag:
-		v = filters.Verdict{Reason: "headerfix: found " + summary, Edits: f.trace("not repaired: " + summary)}
+		v = filters.Verdict{Reason: "headerfix: found " + summary, Edits: append(forged, f.trace("not repaired: "+summary)...)}
 	case splits > MaxSplits:
 		action = "too_many"
 		note := fmt.Sprintf("not repaired: %d fields to split off, more than %d", splits, MaxSplits)
-		v = filters.Verdict{Reason: "headerfix: " + note, Edits: f.trace(note)}
+		v = filters.Verdict{Reason: "headerfix: " + note, Edits: append(forged, f.trace(note)...)}
 	default:
-		es := edits(m.Headers, res, drop)
+		// The deletions of forged trace fields do not count towards
+		// MaxEdits: they are made in one pass (see
+		// filters.DeletionRun), and a sender must not be able to stop
+		// a repair by sending many of them.
+		es := edits(in, res, drop, f.s.trace)
 		if len(es) > MaxEdits {
 			action = "too_many"
 			note := fmt.Sprintf("not repaired: %d header edits, more than %d", len(es), MaxEdits)
-			v = filters.Verdict{Reason: "headerfix: " + note, Edits: f.trace(note)}
+			v = filters.Verdict{Reason: "headerfix: " + note, Edits: append(forged, f.trace(note)...)}
 			break
 		}
+		es = append(forged, es...)
 		v = filters.Verdict{Reason: "headerfix: repaired " + summary, Edits: append(es, f.trace(summary)...)}
 	}
 	if f.obs != nil {
@@ -164,6 +175,51 @@ func placementOf(m *filters.Message) Placement {
 		return AppendsAtEnd
 	}
 	return AddsBeforeSameName
+}
+
+// OwnedFields implements filters.FieldOwner: the trace field, whose
+// copies in a message the filter deletes. A filter that adds no trace
+// field, or is off, owns none.
+func (f *Filter) OwnedFields() []string {
+	if f.s.trace == "" || f.s.policy == PolicyOff {
+		return nil
+	}
+	return []string{f.s.trace}
+}
+
+// withoutTrace returns the fields of in that are not named like the trace
+// field, and the edits that delete the others from the message: the last
+// first, so that every index still counts the fields as they came and the
+// pipeline and the milter edge make the deletions in one pass however
+// many there are (see filters.DeletionRun). in is not modified.
+func (f *Filter) withoutTrace(in []filters.Header) ([]filters.Header, []filters.HeaderEdit) {
+	if f.s.trace == "" {
+		return in, nil
+	}
+	var kept []filters.Header
+	n := 0
+	for i, h := range in {
+		if !strings.EqualFold(h.Name, f.s.trace) {
+			if n > 0 {
+				kept = append(kept, h)
+			}
+			continue
+		}
+		if n == 0 {
+			// Copy only once there is something to leave out: most
+			// messages have no trace field.
+			kept = append(make([]filters.Header, 0, len(in)-1), in[:i]...)
+		}
+		n++
+	}
+	if n == 0 {
+		return in, nil
+	}
+	deletes := make([]filters.HeaderEdit, 0, n)
+	for i := n; i >= 1; i-- {
+		deletes = append(deletes, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: f.s.trace, Index: i})
+	}
+	return kept, deletes
 }
 
 // trace returns the edit that adds the trace field, if one is configured.

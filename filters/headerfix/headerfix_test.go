@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -217,10 +218,18 @@ func TestFilterEdits(t *testing.T) {
 			if !reflect.DeepEqual(after, tc.after) {
 				t.Errorf("after the edits:\n got %q\nwant %q", after, tc.after)
 			}
-			// The repaired header needs nothing more.
-			v2, _ := check(t, f, mk(after))
-			if len(v2.Edits) > 0 || v2.Action != filters.Continue {
-				t.Errorf("second pass: %+v", v2)
+			// The repaired header needs nothing more. The trace field of
+			// the first pass cannot be told from a forged one: a second
+			// pass deletes it and adds none.
+			v2, after2 := check(t, f, mk(after))
+			var untraced []filters.Header
+			for _, h := range after {
+				if h.Name != "X-Sluice-Repaired" {
+					untraced = append(untraced, h)
+				}
+			}
+			if v2.Action != filters.Continue || v2.Reason != "" || !reflect.DeepEqual(after2, untraced) {
+				t.Errorf("second pass: %+v, after %q", v2, after2)
 			}
 		})
 	}
@@ -471,6 +480,154 @@ func BenchmarkCheckHugeHeader(b *testing.B) {
 	for b.Loop() {
 		if _, err := f.Check(context.Background(), filters.StageHeaders, postfixMsg(in)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Trace fields a message arrives with are the sender's: they are deleted,
+// all of them and the last first, whether or not the header needs repair,
+// so that a reader (a Sieve rule, a later filter) can trust the field to
+// be sluice's. A trace field hidden behind a stray line end is not let
+// out by the repair either, and a stray character inside a forged field
+// is no repair of a field the message keeps.
+func TestForgedTraceFieldDeleted(t *testing.T) {
+	other := "X-Fixed"
+	empty := ""
+	del := func(name string, i int) filters.HeaderEdit {
+		return filters.HeaderEdit{Kind: filters.DeleteHeader, Name: name, Index: i}
+	}
+	tests := []struct {
+		name  string
+		cfg   headerfix.Config
+		in    []filters.Header
+		edits []filters.HeaderEdit
+		after []filters.Header
+	}{
+		{
+			name:  "clean header",
+			in:    hs("x-sluice-repaired", "split Date/From", "Subject", "x", "X-Sluice-Repaired", "nothing"),
+			edits: []filters.HeaderEdit{del("X-Sluice-Repaired", 2), del("X-Sluice-Repaired", 1)},
+			after: hs("Subject", "x"),
+		},
+		{
+			name: "repaired header",
+			in:   hs("X-Sluice-Repaired", "nothing", "Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				del("X-Sluice-Repaired", 1),
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "From", Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "From", exFrom, "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
+			name: "forged field split off by the repair",
+			in:   hs("Subject", "x\rX-Sluice-Repaired: nothing"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Subject/X-Sluice-Repaired"},
+			},
+			after: hs("Subject", "x", "X-Sluice-Repaired", "split Subject/X-Sluice-Repaired"),
+		},
+		{
+			name:  "stray line end in a forged field",
+			in:    hs("Subject", "x", "X-Sluice-Repaired", "a\rFrom: b"),
+			edits: []filters.HeaderEdit{del("X-Sluice-Repaired", 1)},
+			after: hs("Subject", "x"),
+		},
+		{
+			name:  "trace field of another name",
+			cfg:   headerfix.Config{TraceHeader: &other},
+			in:    hs("X-Fixed", "nothing", "X-Sluice-Repaired", "kept", "Subject", "x"),
+			edits: []filters.HeaderEdit{del("X-Fixed", 1)},
+			after: hs("X-Sluice-Repaired", "kept", "Subject", "x"),
+		},
+		{
+			name:  "no trace field",
+			cfg:   headerfix.Config{TraceHeader: &empty},
+			in:    hs("X-Sluice-Repaired", "kept", "Subject", "x"),
+			after: hs("X-Sluice-Repaired", "kept", "Subject", "x"),
+		},
+		{
+			name: "policy tag",
+			cfg:  headerfix.Config{Policy: "tag"},
+			in:   hs("X-Sluice-Repaired", "nothing", "Subject", "a\rb"),
+			edits: []filters.HeaderEdit{
+				del("X-Sluice-Repaired", 1),
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "not repaired: CR to space in Subject"},
+			},
+			after: hs("Subject", "a\rb", "X-Sluice-Repaired", "not repaired: CR to space in Subject"),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFilter(t, tc.cfg, nil)
+			in := append([]filters.Header(nil), tc.in...)
+			v, after := check(t, f, msg(in))
+			if v.Action != filters.Continue {
+				t.Errorf("action %v, want continue", v.Action)
+			}
+			if !reflect.DeepEqual(v.Edits, tc.edits) {
+				t.Errorf("edits:\n got %+v\nwant %+v", v.Edits, tc.edits)
+			}
+			if !reflect.DeepEqual(after, tc.after) {
+				t.Errorf("after the edits:\n got %q\nwant %q", after, tc.after)
+			}
+			if !reflect.DeepEqual(in, tc.in) {
+				t.Errorf("Check changed the message's header to %q", in)
+			}
+		})
+	}
+
+	// A message that is only marked loses its forged fields too.
+	var b strings.Builder
+	b.WriteString("start")
+	for i := 0; i <= headerfix.MaxSplits; i++ {
+		fmt.Fprintf(&b, "\rX-%d: v", i)
+	}
+	f := newFilter(t, headerfix.Config{}, nil)
+	_, after := check(t, f, msg(hs("X-Sluice-Repaired", "nothing", "X-Many", b.String())))
+	if len(after) != 2 || after[0].Name != "X-Many" || !strings.HasPrefix(after[1].Value, "not repaired:") {
+		t.Errorf("too many splits: after %q", after)
+	}
+}
+
+// A sender may send as many forged trace fields as the milter edge takes
+// (over 100000 in a 1 MiB header). Their deletions form one run that the
+// pipeline and the milter edge carry out in one pass (filters.DeletionRun),
+// and they do not push a repair over MaxEdits.
+func TestManyForgedTraceFields(t *testing.T) {
+	const n = 100000
+	in := hs("Subject", "a\rb")
+	for i := range n {
+		in = append(in, filters.Header{Name: "X-Sluice-Repaired", Value: strconv.Itoa(i)}, filters.Header{Name: "Received", Value: "r"})
+	}
+	f := newFilter(t, headerfix.Config{}, nil)
+	v, after := check(t, f, msg(in))
+	if got := filters.DeletionRun(v.Edits); got != n {
+		t.Errorf("the edits start with a run of %d deletions, want %d", got, n)
+	}
+	if len(after) != n+2 || after[0] != (filters.Header{Name: "Subject", Value: "a b"}) ||
+		after[n+1] != (filters.Header{Name: "X-Sluice-Repaired", Value: "CR to space in Subject"}) {
+		t.Errorf("%d fields after the edits, first %q, last %q", len(after), after[0], after[len(after)-1])
+	}
+}
+
+func TestOwnedFields(t *testing.T) {
+	empty := ""
+	other := "X-Fixed"
+	for _, tc := range []struct {
+		cfg  headerfix.Config
+		want []string
+	}{
+		{headerfix.Config{}, []string{"X-Sluice-Repaired"}},
+		{headerfix.Config{Policy: "reject", TraceHeader: &other}, []string{"X-Fixed"}},
+		{headerfix.Config{TraceHeader: &empty}, nil},
+		{headerfix.Config{Policy: "off"}, nil},
+	} {
+		var fo filters.FieldOwner = newFilter(t, tc.cfg, nil)
+		if got := fo.OwnedFields(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%+v: owns %q, want %q", tc.cfg, got, tc.want)
 		}
 	}
 }

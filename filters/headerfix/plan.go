@@ -111,8 +111,10 @@ func madeUp(name, value string, m *filters.Message) bool {
 }
 
 // edits returns the header edits that turn in into the repaired block,
-// leaving out the fields in drop. See the comment at the top of the file.
-func edits(in []filters.Header, res Result, drop map[int]bool) []filters.HeaderEdit {
+// leaving out the fields in drop and any field split off under the name
+// trace (a forged trace field hidden behind a stray line end). See the
+// comment at the top of the file.
+func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []filters.HeaderEdit {
 	type slot struct {
 		name  string // as written in the message
 		value string
@@ -137,7 +139,7 @@ func edits(in []filters.Header, res Result, drop map[int]bool) []filters.HeaderE
 	}
 	want := map[string][]slot{}
 	for i, f := range res.Fields {
-		if !validName(f.Name) || !f.SplitOff && drop[f.Source] {
+		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && strings.EqualFold(f.Name, trace) {
 			continue
 		}
 		key := strings.ToLower(f.Name)
