@@ -60,10 +60,22 @@ const importBatchBytes = 16 << 20
 // no further import.
 const MetaImporting = "import-incomplete"
 
+// IncompleteImport returns when an import that has not finished began
+// writing to s (the value of MetaImporting), or "" if s holds no part of
+// one. Such an import is still running or was stopped; either way the
+// store's counts are part of a word list, and verdicts on them are off.
+func IncompleteImport(ctx context.Context, s Store) (string, error) {
+	began, err := s.Meta(ctx, MetaImporting)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", MetaImporting, err)
+	}
+	return began, nil
+}
+
 // refuseInterrupted returns an error if s holds part of an import that
 // did not finish.
 func refuseInterrupted(ctx context.Context, s Store) error {
-	began, err := s.Meta(ctx, MetaImporting)
+	began, err := IncompleteImport(ctx, s)
 	if err != nil {
 		return err
 	}

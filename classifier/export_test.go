@@ -151,6 +151,9 @@ func TestImportAfterInterruptedImport(t *testing.T) {
 	if after != before {
 		t.Errorf("refused imports changed the store: %+v, was %+v", after, before)
 	}
+	if began, err := classifier.IncompleteImport(ctx, st); err != nil || began == "" {
+		t.Errorf("IncompleteImport of the stopped import: %q, %v; want the time it began", began, err)
+	}
 
 	whole, err := classifier.Open(filepath.Join(t.TempDir(), "whole.db"))
 	if err != nil {
@@ -168,6 +171,9 @@ func TestImportAfterInterruptedImport(t *testing.T) {
 	}
 	if s.Spam != 2 || s.Ham != 2 || s.Tokens != n {
 		t.Errorf("two whole imports: %+v, want 2 spam, 2 ham, %d tokens", s, n)
+	}
+	if began, err := classifier.IncompleteImport(ctx, whole); err != nil || began != "" {
+		t.Errorf("IncompleteImport of whole imports: %q, %v; want none", began, err)
 	}
 }
 

@@ -108,6 +108,15 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 		return statusError, err
 	}
 	ctx := cmd.Context()
+	// A half-imported store still answers, as the daemon's does; the
+	// exit status stays the verdict, which a procmail recipe reads.
+	msg, err := incompleteImport(ctx, setup, st)
+	if err != nil {
+		return statusError, err
+	}
+	if msg != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: warning: %s; until then verdicts may be off\n", msg)
+	}
 	var (
 		n, failed int
 		last      classifier.Verdict

@@ -207,6 +207,22 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 	}
 }
 
+// incompleteImport says, for a store that holds part of an import that
+// has not finished, what that means and the way out; "" for any other
+// store. The same export imported again into the store would count the
+// part twice, so the way out is a new store.
+func incompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store) (string, error) {
+	began, err := classifier.IncompleteImport(ctx, st)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", setup.db, err)
+	}
+	if began == "" {
+		return "", nil
+	}
+	return fmt.Sprintf("%s holds part of an import begun %s that has not finished (it is still running, or was stopped), so its counts are wrong: "+
+		"import the export again into a new store (sluice db import --db NEWFILE FILE) and point the bayes filter's db at it", setup.db, began), nil
+}
+
 func dateString(d classifier.Date) string {
 	if t := d.Time(); !t.IsZero() {
 		return t.Format(time.DateOnly)

@@ -204,9 +204,12 @@ type Filter struct {
 	// the filter is built is read again for each message (classifier).
 	c     atomic.Pointer[classifier.Classifier]
 	store classifier.Store
-	obs   Observer
-	sobs  StoreObserver
-	log   *slog.Logger
+	// storeName names the store in logs: its file, or its Redis URL
+	// without credentials.
+	storeName string
+	obs       Observer
+	sobs      StoreObserver
+	log       *slog.Logger
 	// lastWarn is when an unreachable store was last logged (UnixNano).
 	lastWarn atomic.Int64
 	lastPool classifier.RedisPoolStats // used by measureStore only
@@ -230,14 +233,15 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 		return nil, err
 	}
 	f := &Filter{
-		name:    filterName(env),
-		version: version,
-		cfg:     cfg,
-		s:       s,
-		store:   st,
-		log:     env.Logger,
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		name:      filterName(env),
+		version:   version,
+		cfg:       cfg,
+		s:         s,
+		store:     st,
+		storeName: cfg.StoreName(env.StateDir),
+		log:       env.Logger,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -260,6 +264,7 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 		if err := c.LoadModel(ctx); err != nil {
 			f.log.Warn("bayes: n-gram model not read, scoring on token counts until it is", "err", err)
 		}
+		f.warnIncompleteImport(ctx)
 		f.c.Store(c)
 	}
 	f.obs, _ = env.Observer.(Observer)
@@ -292,8 +297,28 @@ func (f *Filter) classifier(ctx context.Context) (*classifier.Classifier, error)
 	if err != nil {
 		return nil, err
 	}
-	f.c.CompareAndSwap(nil, c)
+	if f.c.CompareAndSwap(nil, c) {
+		f.warnIncompleteImport(ctx)
+	}
 	return f.c.Load(), nil
+}
+
+// warnIncompleteImport logs a warning if the store holds part of an
+// import that has not finished (see classifier.MetaImporting): its counts
+// are part of a word list, so verdicts are off until the store is
+// replaced. The filter goes on all the same, as it does while the store is
+// unavailable: refusing to start would stop the mail, and the store is
+// marked so while an import into it runs as well.
+func (f *Filter) warnIncompleteImport(ctx context.Context) {
+	began, err := classifier.IncompleteImport(ctx, f.store)
+	if err != nil {
+		f.log.Warn("bayes: could not check the store for an import that did not finish", "db", f.storeName, "err", err)
+		return
+	}
+	if began != "" {
+		f.log.Warn("bayes: the store holds part of an import that has not finished (it is still running, or was stopped); its counts are wrong and verdicts may be off until it is replaced by a whole import (sluice db import --db NEWFILE, then point db at NEWFILE)",
+			"db", f.storeName, "import_began", began)
+	}
 }
 
 // NewClassifier returns a classifier on st with the parameters of cfg

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -790,4 +791,82 @@ func TestAutolearnNotWhenTempfailedBefore(t *testing.T) {
 	if after.Spam != before.Spam {
 		t.Errorf("spam learned %d times over two attempts of one tempfailed message", after.Spam-before.Spam)
 	}
+}
+
+// A store that holds part of an import that has not finished (still
+// running, or stopped) is used all the same: the daemon must keep passing
+// mail. Building the filter (at start and at each reload) logs a warning
+// that says when the import began; a whole store gets none.
+func TestIncompleteImportWarned(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		began string
+	}{
+		{"whole store", ""},
+		{"half imported", "2026-12-05T20:00:00Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := trainedStore(t)
+			if tc.began != "" {
+				if err := st.SetMeta(context.Background(), classifier.MetaImporting, tc.began); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var log strings.Builder
+			env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir()}
+			f, err := bayes.New(env, options(t, "spam: {action: tag}"), "1.2.3", st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			warned := strings.Contains(log.String(), "level=WARN") && strings.Contains(log.String(), "has not finished")
+			if warned != (tc.began != "") || tc.began != "" && !strings.Contains(log.String(), tc.began) {
+				t.Errorf("log:\n%s", log.String())
+			}
+			if v := check(t, f, spamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Spam,") {
+				t.Errorf("verdict %+v, want the message classified as spam", v)
+			}
+		})
+	}
+
+	// A store that could not be read when the filter was built (Redis
+	// down) is checked once it answers.
+	st := trainedStore(t)
+	defer st.Close()
+	if err := st.SetMeta(context.Background(), classifier.MetaImporting, "2026-12-05T20:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	late := &lateStore{Store: nopCloser{st}}
+	var log strings.Builder
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir()}
+	f, err := bayes.New(env, options(t, "spam: {action: tag}"), "1.2.3", late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if strings.Contains(log.String(), "has not finished") {
+		t.Fatalf("warned before the store answered:\n%s", log.String())
+	}
+	late.up.Store(true)
+	if v := check(t, f, spamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Spam,") {
+		t.Errorf("verdict %+v, want the message classified as spam", v)
+	}
+	check(t, f, spamMessage())
+	if n := strings.Count(log.String(), "has not finished"); n != 1 {
+		t.Errorf("%d warnings once the store answered, want 1:\n%s", n, log.String())
+	}
+}
+
+// lateStore is unavailable, as a Redis store that is down, until up is
+// set.
+type lateStore struct {
+	classifier.Store
+	up atomic.Bool
+}
+
+func (s *lateStore) Meta(ctx context.Context, key string) (string, error) {
+	if !s.up.Load() {
+		return "", fmt.Errorf("meta %s: %w", key, classifier.ErrUnavailable)
+	}
+	return s.Store.Meta(ctx, key)
 }

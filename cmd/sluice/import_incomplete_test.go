@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/classifier"
+)
+
+// markIncompleteImport leaves db as an import stopped between two of its
+// batches does: marked (classifier.MetaImporting) with the time it began.
+func markIncompleteImport(t *testing.T, db string) {
+	t.Helper()
+	st, err := classifier.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SetMeta(context.Background(), classifier.MetaImporting, "2026-12-05T20:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Training a store that holds part of an import is refused, learning and
+// unlearning alike, with the way out: the store's counts are wrong, and
+// what is trained into it now would be lost when it is replaced by a
+// whole import. The store is left as it was.
+func TestTrainRefusesIncompleteImport(t *testing.T) {
+	db := trainedDB(t)
+	markIncompleteImport(t, db)
+	before := runCLI(t, "", "db", "stats", "--db", db)
+	msg := fixture("check", "spam.eml")
+	for _, args := range [][]string{
+		{"train", "--db", db, "--ham", msg},
+		{"train", "--db", db, "--spam", "--unlearn", fixture("spam")},
+	} {
+		r := runCLI(t, "", args...)
+		if r.code != 1 {
+			t.Errorf("%v: exit status %d, want 1\n%+v", args, r.code, r)
+		}
+		for _, want := range []string{db, "2026-12-05T20:00:00Z", "has not finished", "sluice db import --db NEWFILE"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%v: stderr %q does not say %q", args, r.stderr, want)
+			}
+		}
+		if r.stdout != "" {
+			t.Errorf("%v: stdout %q, want nothing", args, r.stdout)
+		}
+	}
+	if after := runCLI(t, "", "db", "stats", "--db", db); after.stdout != before.stdout {
+		t.Errorf("the refused training changed the store:\n%s\nwas\n%s", after.stdout, before.stdout)
+	}
+}
+
+// Classifying against such a store still answers, with the verdict's exit
+// status (a procmail recipe must not read a warning as an error), and
+// warns on standard error.
+func TestClassifyWarnsOfIncompleteImport(t *testing.T) {
+	db := trainedDB(t)
+	msg := fixture("check", "spam.eml")
+	whole := runCLI(t, "", "classify", "--db", db, msg)
+	if whole.code != statusSpam || whole.stderr != "" {
+		t.Fatalf("classify on a whole store: %+v", whole)
+	}
+	markIncompleteImport(t, db)
+	r := runCLI(t, "", "classify", "--db", db, msg)
+	if r.code != whole.code || r.stdout != whole.stdout {
+		t.Errorf("classify on a half-imported store: %+v, want the verdict %+v", r, whole)
+	}
+	for _, want := range []string{"sluice classify: warning:", db, "2026-12-05T20:00:00Z", "has not finished", "sluice db import --db NEWFILE"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q does not say %q", r.stderr, want)
+		}
+	}
+}
+
+// The daemon on such a store starts, passes and classifies mail, and logs
+// a warning that names the store: refusing to start would stop the mail,
+// and the mark is also there while an import runs into the live store,
+// which the db commands allow.
+func TestServeWarnsOfIncompleteImport(t *testing.T) {
+	db := trainedDB(t)
+	markIncompleteImport(t, db)
+	cfg := fmt.Sprintf("listen:\n  - address: inet:127.0.0.1:0\nmetrics:\n  listen: \"\"\nstate_dir: %s\nfilters:\n  - type: bayes\n    options:\n      db: %s\n",
+		t.TempDir(), db)
+	td := startDaemonReg(t, cfg, testRegistry())
+	if name, value := td.addedHeader(t); name != "X-Sluice-Bayes" || value == "" {
+		t.Errorf("added field %s: %q, want the verdict", name, value)
+	}
+	if err := td.stop(); err != nil {
+		t.Fatal(err)
+	}
+	log := td.log.String()
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "has not finished") ||
+		!strings.Contains(log, "2026-12-05T20:00:00Z") || !strings.Contains(log, db) {
+		t.Errorf("no warning naming the store and the import:\n%s", log)
+	}
+}
