@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,7 +70,13 @@ archive as ham is thus one command:
 
 On a terminal a progress bar shows on standard error; a summary line goes
 to standard output. Messages that cannot be read are reported on standard
-error, the others are still learned, and the exit status is then 1.`,
+error, the others are still learned, and the exit status is then 1.
+
+Ctrl-C (SIGINT) or SIGTERM stops the run at the next message: the
+messages read so far are learned, the summary line ends in
+"(interrupted)", and the exit status is 130 (143 for SIGTERM). Training
+the same paths again learns the rest. A second Ctrl-C ends the run at
+once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			class := classifier.Spam
 			if ham {
@@ -105,7 +113,12 @@ error, the others are still learned, and the exit status is then 1.`,
 			if isTerminal(cmd.ErrOrStderr()) {
 				t.bar = &progressBar{w: cmd.ErrOrStderr(), total: mailbox.TotalSize(paths), every: progressPeriod, start: time.Now()}
 			}
+			// Ctrl-C (or SIGTERM) ends the reading at the next message
+			// (stop); the store writes go on under ctx, so that a batch
+			// begun is whole and the summary can say what was learned.
 			ctx := cmd.Context()
+			stop, unwatch := stopOnSignal(ctx)
+			defer unwatch()
 			// The classifier reads only the first MaxBytes of a
 			// message: holding more of a huge one would only cost
 			// memory.
@@ -115,16 +128,37 @@ error, the others are still learned, and the exit status is then 1.`,
 				t.clearBar()
 				warn(path, err)
 			}
+			add := func(m mailbox.Message) error {
+				if stop.Err() != nil {
+					return context.Cause(stop)
+				}
+				return t.add(ctx, m)
+			}
 			for _, p := range paths {
-				err := rd.Walk(ctx, p, func(m mailbox.Message) error { return t.add(ctx, m) })
+				err := rd.Walk(stop, p, add)
+				if stop.Err() != nil {
+					// Whatever the walk returned, it was told to stop.
+					break
+				}
 				if err != nil {
 					t.clearBar()
 					return err
 				}
 			}
+			// The messages read are learned, interrupted or not: one
+			// batch at most, and its outcomes belong in the summary.
 			if err := t.flush(ctx); err != nil {
 				t.clearBar()
 				return err
+			}
+			if stop.Err() != nil {
+				// Fitting the model reads every learned message and can
+				// take long; the next run that learns anything, or db
+				// refit, does it.
+				t.clearBar()
+				fmt.Fprintln(cmd.OutOrStdout(), t.summary()+" (interrupted)")
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice train: interrupted: the messages counted above are learned, the rest were not read; %s\n", refitNote(t.changed()))
+				return &exitError{code: interruptStatus(context.Cause(stop))}
 			}
 			if t.changed() {
 				// The n-gram model is fitted on all learned messages at
@@ -156,6 +190,59 @@ error, the others are still learned, and the exit status is then 1.`,
 	cmd.MarkFlagsMutuallyExclusive("spam", "ham")
 	cmd.MarkFlagsOneRequired("spam", "ham")
 	return cmd
+}
+
+// interrupted is the cause of a run stopped by a signal.
+type interrupted struct{ sig os.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// stopOnSignal returns a context that ends at the first SIGINT or SIGTERM,
+// with an interrupted as its cause, and a func that stops watching. Once
+// one came, the signals have their default action again: a second Ctrl-C
+// ends a run that does not stop by itself (one waiting on a pipe that
+// sends nothing) at once.
+func stopOnSignal(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs)
+			cancel(interrupted{sig})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// interruptStatus is the exit status of a run stopped for cause: 128 and
+// the signal's number, as a shell reports a program the signal ended
+// (130 for Ctrl-C), so that a script sees the same as before the signal
+// was caught; 1 for any other end of the run's context.
+func interruptStatus(cause error) int {
+	var i interrupted
+	if errors.As(cause, &i) {
+		if n, ok := i.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+	}
+	return 1
+}
+
+// refitNote tells the admin of an interrupted run whether the n-gram
+// model, which it did not fit again, needs fitting.
+func refitNote(changed bool) string {
+	if !changed {
+		return "nothing was learned"
+	}
+	return "the n-gram model was not fitted again: the next run that learns anything fits it, or run sluice db refit"
 }
 
 // mboxReader is how train, classify and test read their paths: an mbox under
