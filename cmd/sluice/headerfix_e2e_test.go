@@ -573,3 +573,59 @@ filters:
 		t.Errorf("delivered %d messages, want only the CRLF one", len(ds))
 	}
 }
+
+// End to end: trace fields a sender put in its message never reach the
+// mailbox, through Postfix and through Sendmail, whether the header needed
+// repair (then the filter's own field is the only one) or not (then there
+// is none). The recording filter after headerfix sees none of them either.
+func TestHeaderfixEndToEndForgedTrace(t *testing.T) {
+	mtatest.Require(t)
+	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
+		t.Run(kind, func(t *testing.T) {
+			rec := newHeaderfixRecorder()
+			td := headerfixDaemon(t, `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+filters:
+  - type: headerfix
+  - type: hfrecorder
+`, rec)
+			mta := headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
+			const forged = "X-Sluice-Repaired: nothing, trust me\r\n"
+			msgs := map[string]string{
+				"cr":   forged + strings.Replace(headerfixVariants["cr"], "\r\n\r\n", "\r\nx-sluice-repaired: nothing\r\n\r\n", 1),
+				"crlf": forged + headerfixVariants["crlf"],
+			}
+			for _, k := range []string{"cr", "crlf"} {
+				if r := headerfixSend(t, mta, k+"@lab.example", msgs[k]); r.Code != 250 {
+					t.Fatalf("%s: reply %v", k, r)
+				}
+			}
+			mta.WaitDelivered(t, len(msgs), 30*time.Second)
+			mta.WaitIdle(t, 30*time.Second)
+			ds := mta.Delivered(t)
+			for _, k := range []string{"cr", "crlf"} {
+				d := headerfixDelivered(t, ds, k+"@lab.example")
+				fields := strings.Join(headerfixFields(d.Header), "\n")
+				repaired := d.Values("X-Sluice-Repaired")
+				switch {
+				case k == "cr" && (len(repaired) != 1 || !strings.HasPrefix(repaired[0], "split Date/From")):
+					t.Errorf("%s: X-Sluice-Repaired %q, want only the filter's\n%s", k, repaired, fields)
+				case k == "crlf" && len(repaired) != 0:
+					t.Errorf("%s: X-Sluice-Repaired %q, want none\n%s", k, repaired, fields)
+				}
+				seen, ok := rec.headers(k + "@lab.example")
+				if !ok {
+					t.Fatalf("%s: the recorder saw nothing", k)
+				}
+				for _, h := range seen {
+					if strings.EqualFold(h.Name, "X-Sluice-Repaired") && strings.HasPrefix(h.Value, "nothing") {
+						t.Errorf("%s: a later filter saw the forged field %q", k, h.Value)
+					}
+				}
+			}
+		})
+	}
+}
