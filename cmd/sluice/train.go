@@ -151,25 +151,34 @@ once.`,
 				t.clearBar()
 				return err
 			}
-			if stop.Err() != nil {
-				// Fitting the model reads every learned message and can
-				// take long; the next run that learns anything, or db
-				// refit, does it.
-				t.clearBar()
-				fmt.Fprintln(cmd.OutOrStdout(), t.summary()+" (interrupted)")
-				fmt.Fprintf(cmd.ErrOrStderr(), "sluice train: interrupted: the messages counted above are learned, the rest were not read; %s\n", refitNote(t.changed()))
-				return &exitError{code: interruptStatus(context.Cause(stop))}
-			}
-			if t.changed() {
+			readAll := stop.Err() == nil
+			fitted := false
+			if readAll && t.changed() {
 				// The n-gram model is fitted on all learned messages at
 				// once, so that the order of training runs does not
-				// matter (see classifier/ngram.go).
-				if _, err := t.c.Refit(ctx); err != nil {
+				// matter (see classifier/ngram.go). That reads every
+				// learned message and can take long, so a signal stops it
+				// too; the model is stored whole or not at all.
+				_, err := t.c.Refit(stop)
+				switch {
+				case err == nil:
+					fitted = true
+				case stop.Err() == nil:
 					t.clearBar()
 					return err
 				}
 			}
 			t.clearBar()
+			// A signal after the last of the work is no interruption.
+			if !readAll || t.changed() && !fitted {
+				note := "the messages counted above are learned"
+				if !readAll {
+					note += ", the rest were not read"
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), t.summary()+" (interrupted)")
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice train: interrupted: %s; %s\n", note, refitNote(t.changed()))
+				return &exitError{code: interruptStatus(context.Cause(stop))}
+			}
 			if !t.sel.All() && t.read == 0 {
 				return fmt.Errorf("no message with %s in %s", describeSelect(t.sel), strings.Join(paths, ", "))
 			}
