@@ -32,7 +32,7 @@ func benchConfig(srv *dnsbltest.Server) Config {
 		ZoneConfig{Zone: "dbl2.test", Type: "domain", Check: []string{"header_from"}, Action: "tag"},
 	)
 	cfg.Timeout = 2 * time.Second
-	cfg.CacheSize = 1_000_000
+	cfg.CacheSize = ptr(1_000_000)
 	return cfg
 }
 

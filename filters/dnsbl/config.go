@@ -29,8 +29,10 @@ type Config struct {
 	// Attempts is how many times a query is tried (each time at the next
 	// server) before it counts as failed; default 2.
 	Attempts int `yaml:"attempts"`
-	// CacheSize bounds the cached answers; default 10000.
-	CacheSize int `yaml:"cache_size"`
+	// CacheSize bounds the cached answers; nil means 10000, 0 caches
+	// nothing, failed queries included (MaxTTL 0 caches no answer but
+	// still remembers failures).
+	CacheSize *int `yaml:"cache_size"`
 	// MaxTTL caps how long an answer is cached, whatever its TTL; nil
 	// means 1h, 0 not at all (as FailureTTL).
 	MaxTTL *time.Duration `yaml:"max_ttl"`
@@ -227,7 +229,7 @@ func (c Config) check() (settings, error) {
 	s := settings{
 		timeout:       c.Timeout,
 		attempts:      c.Attempts,
-		cacheSize:     c.CacheSize,
+		cacheSize:     DefaultCacheSize,
 		maxTTL:        DefaultMaxTTL,
 		failureTTL:    DefaultFailureTTL,
 		probeInterval: DefaultProbeInterval,
@@ -253,11 +255,15 @@ func (c Config) check() (settings, error) {
 	case s.attempts < 0 || s.attempts > maxAttempts:
 		return s, fmt.Errorf("attempts %d: must be 1 to %d", s.attempts, maxAttempts)
 	}
-	switch {
-	case s.cacheSize == 0:
-		s.cacheSize = DefaultCacheSize
-	case s.cacheSize < 0 || s.cacheSize > maxCacheSize:
-		return s, fmt.Errorf("cache_size %d: must be 1 to %d", s.cacheSize, maxCacheSize)
+	if c.CacheSize != nil {
+		// 0 keeps nothing rather than meaning the default, as max_ttl,
+		// failure_ttl and probe_interval read 0s: someone who writes
+		// "cache_size: 0" means no cache, and silently getting 10000
+		// answers cached would surprise them.
+		if n := *c.CacheSize; n < 0 || n > maxCacheSize {
+			return s, fmt.Errorf("cache_size %d: must be 0 (no cache) to %d", n, maxCacheSize)
+		}
+		s.cacheSize = *c.CacheSize
 	}
 	if c.MaxTTL != nil {
 		// 0 caches nothing rather than meaning the default, as

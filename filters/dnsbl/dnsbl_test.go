@@ -900,7 +900,7 @@ func TestReloadLowersCachedLifetimes(t *testing.T) {
 func TestCacheBounded(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
-	cfg.CacheSize = 2
+	cfg.CacheSize = ptr(2)
 	e := newEnv(t, srv, cfg, nil)
 	for _, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.3"} {
 		e.check(t, filters.StageConnect, conn(ip))
@@ -913,6 +913,53 @@ func TestCacheBounded(t *testing.T) {
 	e.check(t, filters.StageConnect, conn("192.0.2.2"))
 	if a, b := srv.Count("1.2.0.192.bl.test", dns.TypeA), srv.Count("2.2.0.192.bl.test", dns.TypeA); a != 1 || b != 2 {
 		t.Errorf("queries: .1 %d (want 1), .2 %d (want 2)", a, b)
+	}
+}
+
+// cache_size: 0 keeps nothing, as max_ttl: 0s caches no answer: it read
+// as the default, 10000, so whoever wrote it to turn the cache off got it
+// on. A reload to 0 empties the cache the entry had.
+func TestCacheSizeZeroCachesNothing(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	listed := "1.2.0.192.bl.test"
+	srv.AddA(listed, 3600, "127.0.0.2")
+	failing := "3.2.0.192.bl.test"
+	srv.SetBehaviour(failing, dnsbltest.ServFail)
+	shared := NewShared()
+	clock := newFakeClock()
+	shared.now = clock.Now
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Attempts = 1
+	e1 := newEnv(t, srv, cfg, shared)
+	e1.check(t, filters.StageConnect, conn("192.0.2.1"))
+	e1.check(t, filters.StageConnect, conn("192.0.2.9"))
+	if n := e1.f.cache.len(); n != 2 {
+		t.Fatalf("default cache_size: %d answers cached, want 2", n)
+	}
+	e1.f.Close()
+
+	cfg.CacheSize = ptr(0)
+	e := newEnv(t, srv, cfg, shared)
+	if n := e.f.cache.len(); n != 0 {
+		t.Errorf("reloaded with cache_size 0: %d answers still cached", n)
+	}
+	for i := range 3 {
+		if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+			t.Fatalf("check %d: %v, want reject", i+1, v.Action)
+		}
+		e.check(t, filters.StageConnect, conn("192.0.2.3"))
+	}
+	// No failure is remembered either: that is what max_ttl: 0s is for.
+	if a, f := srv.Count(listed, dns.TypeA), srv.Count(failing, dns.TypeA); a != 4 || f != 3 {
+		t.Errorf("cache_size 0: %d and %d queries for 3 checks each, want 4 (one before the reload) and 3", a, f)
+	}
+	if n := e.f.cache.len(); n != 0 {
+		t.Errorf("cache_size 0: %d answers cached", n)
+	}
+
+	cfg.CacheSize = ptr(-1)
+	if _, err := New(filters.Env{}, cfg, nil); err == nil || !strings.Contains(err.Error(), "cache_size -1: must be 0 (no cache) to") {
+		t.Errorf("cache_size -1: error %v, want one naming the key and its range", err)
 	}
 }
 
