@@ -213,11 +213,16 @@ func (c *cache) run(k cacheKey, f *flight, fetch func() answer) {
 
 // Shared holds what dnsbl filters keep across configuration reloads: the
 // answer cache of each filter entry, by name, so that a reload does not
-// throw away answers that are still valid and query every list again.
-// One Shared serves every filter the daemon builds from one registry; it
-// is safe for concurrent use.
+// throw away answers that are still valid and query every list again;
+// and the servers found without EDNS, by address, so that a reload does
+// not cost each of them a FORMERR round trip again. One Shared serves
+// every filter the daemon builds from one registry; it is safe for
+// concurrent use.
 type Shared struct {
 	now func() time.Time
+	// noEDNS is shared by every entry: whether a server implements
+	// EDNS does not depend on who asks it.
+	noEDNS *ednsMemory
 
 	mu     sync.Mutex
 	caches map[string]sharedCache
@@ -230,7 +235,7 @@ type sharedCache struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	return &Shared{now: time.Now, caches: map[string]sharedCache{}}
+	return &Shared{now: time.Now, noEDNS: newEDNSMemory(), caches: map[string]sharedCache{}}
 }
 
 // cache returns the cache of the filter entry name, bounded to size

@@ -101,19 +101,23 @@ var (
 	_ filters.Closer = (*Filter)(nil)
 )
 
-// New checks cfg and returns the filter. Its cache comes from shared
-// (by the filter's name) when shared is not nil, else it has its own. It
-// starts probing the lists' test entries until Close.
+// New checks cfg and returns the filter. Its cache (by the filter's name)
+// and its memory of servers without EDNS come from shared when shared is
+// not nil, else it has its own. It starts probing the lists' test
+// entries until Close.
 func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	s, err := cfg.check()
 	if err != nil {
 		return nil, err
 	}
+	if shared == nil {
+		shared = NewShared()
+	}
 	f := &Filter{
 		name: env.Name,
 		log:  env.Logger,
 		s:    s,
-		res:  newResolver(s.servers, s.timeout, s.attempts),
+		res:  newResolver(s.servers, s.timeout, s.attempts, shared.noEDNS),
 		done: make(chan struct{}),
 	}
 	if f.name == "" {
@@ -125,9 +129,6 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	f.obs, _ = env.Observer.(Observer)
 	if f.obs == nil {
 		f.obs = nopObserver{}
-	}
-	if shared == nil {
-		shared = NewShared()
 	}
 	f.cache = shared.cache(f.name, strings.Join(s.servers, " "), s.cacheSize)
 	f.needs = s.needs()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,13 +62,10 @@ type resolver struct {
 	// timeout, and with two dead and two attempts a third of the
 	// lookups would fail, their clients unchecked.
 	down []atomic.Int64
-	// noEDNS[i] is until when servers[i] is asked without EDNS (Unix
-	// nanoseconds), after it answered a query with an OPT record by
-	// FORMERR without one and a query without one by something else: a
-	// server that does not implement EDNS answers so (RFC 6891 section
-	// 7). Section 6.2.2 lets a requestor remember this for a brief time,
-	// which spares every later query the extra round trip.
-	noEDNS []atomic.Int64
+	// noEDNS remembers the servers found without EDNS. It comes from
+	// the Shared the filter was built from, so that a reload, which
+	// builds a new resolver, does not forget them.
+	noEDNS *ednsMemory
 }
 
 // downFor is how long a server that gave no answer is passed over.
@@ -79,13 +77,19 @@ const downFor = 30 * time.Second
 // and interval.
 const noEDNSFor = 10 * time.Minute
 
-func newResolver(servers []string, timeout time.Duration, attempts int) *resolver {
+// newResolver returns a resolver asking servers. It remembers servers
+// found without EDNS in noEDNS, or in a memory of its own when noEDNS is
+// nil.
+func newResolver(servers []string, timeout time.Duration, attempts int, noEDNS *ednsMemory) *resolver {
+	if noEDNS == nil {
+		noEDNS = newEDNSMemory()
+	}
 	r := &resolver{
 		servers:  servers,
 		timeout:  timeout,
 		attempts: attempts,
 		down:     make([]atomic.Int64, len(servers)),
-		noEDNS:   make([]atomic.Int64, len(servers)),
+		noEDNS:   noEDNS,
 	}
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
@@ -144,7 +148,7 @@ func (r *resolver) order(start int, now time.Time) []int {
 // lacks it, and interprets the answer.
 func (r *resolver) ask(ctx context.Context, k int, name string, qtype uint16, maxTTL time.Duration) answer {
 	server := r.servers[k]
-	edns := r.noEDNS[k].Load() <= time.Now().UnixNano()
+	edns := !r.noEDNS.lacks(server, time.Now())
 	resp, err := r.send(ctx, server, name, qtype, edns)
 	if edns && err == nil && resp.Response && resp.Rcode == dns.RcodeFormatError && resp.IsEdns0() == nil {
 		// FORMERR without an OPT record is how a server that does not
@@ -156,7 +160,7 @@ func (r *resolver) ask(ctx context.Context, k int, name string, qtype uint16, ma
 		// that answers FORMERR to everything is not.
 		resp, err = r.send(ctx, server, name, qtype, false)
 		if err == nil && resp.Rcode != dns.RcodeFormatError {
-			r.noEDNS[k].Store(time.Now().Add(noEDNSFor).UnixNano())
+			r.noEDNS.remember(server, time.Now())
 		}
 	}
 	if err != nil {
@@ -225,6 +229,59 @@ func (r *resolver) exchange(ctx context.Context, c *dns.Client, server string, m
 		return nil, ctx.Err()
 	}
 	return resp, err
+}
+
+// ednsMemory remembers, by server address (host:port), until when a
+// server is asked without EDNS: after it answered a query with an OPT
+// record by FORMERR without one, and a query without one by something
+// else, as a server that does not implement EDNS does (RFC 6891 section
+// 7). Section 6.2.2 lets a requestor remember this for a brief time,
+// which spares every later query the extra round trip. It is safe for
+// concurrent use, and keeps at most maxEDNSMemory servers, so that many
+// reloads with changing server lists cannot make it grow without end.
+type ednsMemory struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxEDNSMemory bounds the servers an ednsMemory keeps. Far more than any
+// configuration lists; forgetting one costs one extra round trip.
+const maxEDNSMemory = 1024
+
+func newEDNSMemory() *ednsMemory {
+	return &ednsMemory{until: map[string]time.Time{}}
+}
+
+// lacks reports whether server is to be asked without EDNS at now.
+func (m *ednsMemory) lacks(server string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return now.Before(m.until[server])
+}
+
+// remember notes that server lacks EDNS, for noEDNSFor from now. When
+// the memory is full, servers whose time is up go first, then the one
+// whose time ends soonest.
+func (m *ednsMemory) remember(server string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.until[server]; !ok && len(m.until) >= maxEDNSMemory {
+		for s, t := range m.until {
+			if !now.Before(t) {
+				delete(m.until, s)
+			}
+		}
+		for len(m.until) >= maxEDNSMemory {
+			first := ""
+			for s, t := range m.until {
+				if first == "" || t.Before(m.until[first]) {
+					first = s
+				}
+			}
+			delete(m.until, first)
+		}
+	}
+	m.until[server] = now.Add(noEDNSFor)
 }
 
 // failure turns a transport error into a failed answer.

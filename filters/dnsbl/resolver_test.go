@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
 )
 
@@ -29,7 +30,7 @@ func TestResolverPassesOverDeadServers(t *testing.T) {
 		t.Cleanup(func() { pc.Close() })
 		dead = append(dead, pc.LocalAddr().String())
 	}
-	r := newResolver([]string{dead[0], dead[1], srv.Addr}, 100*time.Millisecond, 2)
+	r := newResolver([]string{dead[0], dead[1], srv.Addr}, 100*time.Millisecond, 2, nil)
 	failed := 0
 	const lookups = 30
 	for i := range lookups {
@@ -69,7 +70,7 @@ func TestResolverFallsBackWithoutEDNS(t *testing.T) {
 	srv.WithoutEDNS()
 	srv.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
 	srv.AddA("2.2.0.192.bl.test", 60, "127.0.0.3")
-	r := newResolver([]string{srv.Addr}, time.Second, 1)
+	r := newResolver([]string{srv.Addr}, time.Second, 1, nil)
 
 	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
 	if a.fail != "" || len(a.addrs) != 1 || a.addrs[0].String() != "127.0.0.2" {
@@ -87,11 +88,13 @@ func TestResolverFallsBackWithoutEDNS(t *testing.T) {
 	}
 	// Remembered for noEDNSFor, not for ever: a server upgraded since is
 	// asked with EDNS again.
-	until := time.Unix(0, r.noEDNS[0].Load())
+	r.noEDNS.mu.Lock()
+	until := r.noEDNS.until[srv.Addr]
+	r.noEDNS.until[srv.Addr] = time.Now().Add(-time.Second)
+	r.noEDNS.mu.Unlock()
 	if d := time.Until(until); d <= noEDNSFor-time.Minute || d > noEDNSFor {
 		t.Errorf("server remembered without EDNS for %s, want %s", d, noEDNSFor)
 	}
-	r.noEDNS[0].Store(time.Now().Add(-time.Second).UnixNano())
 	r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
 	if got := fmt.Sprint(srv.Queries()[3:]); got != "[{1.2.0.192.bl.test 1 udp true} {1.2.0.192.bl.test 1 udp false}]" {
 		t.Errorf("after noEDNSFor: queries %s, want one with EDNS, then one without", got)
@@ -107,7 +110,7 @@ func TestResolverKeepsEDNSAfterFormerrWithOPT(t *testing.T) {
 	srv.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
 	srv.SetBehaviour("1.2.0.192.bl.test", dnsbltest.BadEDNS)
 	srv.AddA("2.2.0.192.bl.test", 60, "127.0.0.3")
-	r := newResolver([]string{srv.Addr}, time.Second, 1)
+	r := newResolver([]string{srv.Addr}, time.Second, 1, nil)
 	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
 	if a.fail != KindRcode {
 		t.Errorf("FORMERR with OPT: %+v, want a failure of kind %s", a, KindRcode)
@@ -115,5 +118,77 @@ func TestResolverKeepsEDNSAfterFormerrWithOPT(t *testing.T) {
 	r.query(context.Background(), "2.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
 	if got := fmt.Sprint(srv.Queries()); got != "[{1.2.0.192.bl.test 1 udp true} {2.2.0.192.bl.test 1 udp true}]" {
 		t.Errorf("queries %s, want each once, with EDNS", got)
+	}
+}
+
+// A server found without EDNS is remembered across a reload, which builds
+// a new resolver, and by every entry that asks it: the memory lived on
+// the resolver, so after each reload every such server cost a FORMERR
+// round trip again.
+func TestNoEDNSRememberedAcrossReloads(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.WithoutEDNS()
+	for _, ip := range []string{"1", "2", "3"} {
+		srv.AddA(ip+".2.0.192.bl.test", 60, "127.0.0.2")
+	}
+	shared := NewShared()
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	e1 := newEnv(t, srv, cfg, shared)
+	if v := e1.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Fatalf("before the reload: %v, want reject", v.Action)
+	}
+	if got := fmt.Sprint(srv.Queries()); got != "[{1.2.0.192.bl.test 1 udp true} {1.2.0.192.bl.test 1 udp false}]" {
+		t.Fatalf("before the reload: queries %s, want one with EDNS, then one without", got)
+	}
+	e1.f.Close()
+
+	cfg.Zones[0].Reply = "550 5.7.1 Reloaded"
+	e2 := newEnv(t, srv, cfg, shared)
+	if v := e2.check(t, filters.StageConnect, conn("192.0.2.2")); v.Action != filters.Reject {
+		t.Fatalf("after the reload: %v, want reject", v.Action)
+	}
+	if got := fmt.Sprint(srv.Queries()[2:]); got != "[{2.2.0.192.bl.test 1 udp false}]" {
+		t.Errorf("after the reload: queries %s, want one, without EDNS", got)
+	}
+	other, err := New(filters.Env{Name: "other"}, cfg, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if v, err := other.Check(ctx, filters.StageConnect, conn("192.0.2.3")); err != nil || v.Action != filters.Reject {
+		t.Fatalf("another entry: %v, %v; want reject", v.Action, err)
+	}
+	if got := fmt.Sprint(srv.Queries()[3:]); got != "[{3.2.0.192.bl.test 1 udp false}]" {
+		t.Errorf("another entry on the same server: queries %s, want one, without EDNS", got)
+	}
+}
+
+// The memory of servers without EDNS is bounded: servers whose time is up
+// go first, then those whose time ends soonest; the newest is kept.
+func TestEDNSMemoryBounded(t *testing.T) {
+	m := newEDNSMemory()
+	now := time.Now()
+	m.remember("192.0.2.1:53", now.Add(-noEDNSFor)) // time up at now
+	for i := range maxEDNSMemory - 1 {
+		m.remember(fmt.Sprintf("198.51.100.%d:%d", i%250, 1000+i), now.Add(time.Duration(i)*time.Millisecond))
+	}
+	// Later than every server before, as time goes on.
+	later := now.Add(time.Second)
+	m.remember("203.0.113.1:53", later)
+	if !m.lacks("203.0.113.1:53", now) {
+		t.Error("the server remembered last is forgotten")
+	}
+	if _, ok := m.until["192.0.2.1:53"]; ok {
+		t.Error("a server whose time is up is kept while the memory is full")
+	}
+	m.remember("203.0.113.2:53", later)
+	m.remember("203.0.113.3:53", later)
+	if n := len(m.until); n != maxEDNSMemory {
+		t.Errorf("%d servers remembered, bound %d", n, maxEDNSMemory)
+	}
+	if m.lacks("198.51.100.0:1000", now) || !m.lacks(fmt.Sprintf("198.51.100.%d:%d", (maxEDNSMemory-2)%250, 1000+maxEDNSMemory-2), now) {
+		t.Error("the memory did not drop the server whose time ends soonest")
 	}
 }
