@@ -379,22 +379,33 @@ func ttlOf(v uint32) uint32 {
 }
 
 // chain returns the names whose records answer a question for name
-// (no final dot): name itself and the targets of the CNAMEs
-// the resolver followed from it, lower case and fully qualified. The
-// records may come in any order; each round adds at least one name, so
-// there are at most as many rounds as CNAMEs.
+// (no final dot): name itself and the targets of the CNAMEs the resolver
+// followed from it, lower case and fully qualified. The records may come
+// in any order, so the aliases are indexed by owner first and the chain
+// followed through the index: each record is looked at a fixed number of
+// times, and a hostile answer of thousands of CNAMEs in reverse order
+// costs linear work, not a pass over all records per link. A loop ends
+// where it meets a name already reached.
 func chain(rrs []dns.RR, name string) map[string]bool {
-	owners := map[string]bool{strings.ToLower(dns.Fqdn(name)): true}
-	for added := true; added; {
-		added = false
-		for _, rr := range rrs {
-			c, ok := rr.(*dns.CNAME)
-			if !ok || !owners[strings.ToLower(c.Hdr.Name)] {
-				continue
+	var targets map[string][]string
+	for _, rr := range rrs {
+		if c, ok := rr.(*dns.CNAME); ok {
+			if targets == nil {
+				targets = map[string][]string{}
 			}
-			if t := strings.ToLower(c.Target); !owners[t] {
+			owner := strings.ToLower(c.Hdr.Name)
+			targets[owner] = append(targets[owner], strings.ToLower(c.Target))
+		}
+	}
+	start := strings.ToLower(dns.Fqdn(name))
+	owners := map[string]bool{start: true}
+	for todo := []string{start}; len(todo) > 0; {
+		n := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, t := range targets[n] {
+			if !owners[t] {
 				owners[t] = true
-				added = true
+				todo = append(todo, t)
 			}
 		}
 	}

@@ -1,0 +1,139 @@
+package dnsbl
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// tcpAnswerServer runs a DNS server on one 127.0.0.1 port that answers
+// every query over UDP with an empty, truncated reply and over TCP with
+// whatever reply makes of it, compressed: the way to get an answer of up
+// to 64 KiB to the resolver, as a hostile server can.
+func tcpAnswerServer(t *testing.T, reply func(r *dns.Msg) *dns.Msg) string {
+	t.Helper()
+	var pc net.PacketConn
+	var ln net.Listener
+	for range 50 {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		pc = nil
+	}
+	if pc == nil {
+		t.Fatal("no loopback port free for both udp and tcp")
+	}
+	udp := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Truncated = true
+		w.WriteMsg(m)
+	})}
+	tcp := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := reply(r)
+		m.Compress = true
+		w.WriteMsg(m)
+	})}
+	for _, s := range []*dns.Server{udp, tcp} {
+		started := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(started) }
+		go s.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { s.Shutdown() })
+	}
+	return pc.LocalAddr().String()
+}
+
+// cnameChain returns n CNAMEs leading from name (fully qualified) through
+// n other names to the last, in reverse order and in upper case, so that
+// resolving the chain one round at a time takes n rounds over all n
+// records, and lowering a name allocates.
+func cnameChain(name string, n int) (rrs []dns.RR, last string) {
+	owner := name
+	chain := make([]dns.RR, 0, n)
+	for i := range n {
+		target := fmt.Sprintf("C%d.BL.TEST.", i)
+		chain = append(chain, &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 300}, Target: target})
+		owner = target
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		rrs = append(rrs, chain[i])
+	}
+	return rrs, owner
+}
+
+// A hostile answer of thousands of CNAMEs in reverse order made the
+// CNAME chain quadratic work: about a second of CPU for one 64 KiB
+// answer, on every lookup the server answers so (with TTL 0, nothing is
+// cached). The chain is followed in work linear in the records; the
+// listing at its end still counts.
+func TestLongCNAMEChainIsLinearWork(t *testing.T) {
+	const name = "1.2.0.192.bl.test."
+	const n = 2700
+	chain, last := cnameChain("1.2.0.192.BL.TEST.", n)
+	answer := append(chain, &dns.A{Hdr: dns.RR_Header{Name: last, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0}, A: net.IPv4(127, 0, 0, 2)})
+	reply := func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Name == name {
+			m.Answer = answer
+		}
+		return m
+	}
+	probe := reply(new(dns.Msg).SetQuestion(name, dns.TypeA))
+	probe.Compress = true
+	if wire, err := probe.Pack(); err != nil || len(wire) > dns.MaxMsgSize {
+		t.Fatalf("the answer does not fit a TCP message: %d bytes, %v", len(wire), err)
+	}
+	addr := tcpAnswerServer(t, reply)
+	cfg := Config{Servers: []string{addr}, Timeout: 5 * time.Second, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("listed at the end of a chain of %d CNAMEs: %+v, want reject", n, v)
+	}
+
+	allocs := testing.AllocsPerRun(1, func() { interpret(probe, "1.2.0.192.bl.test", dns.TypeA, "server", time.Hour) })
+	if allocs > 10*n {
+		t.Errorf("reading an answer of %d CNAMEs took %.0f allocations, want at most %d", n, allocs, 10*n)
+	}
+}
+
+// CNAMEs that loop end the chain where it meets itself: the records of
+// the names in the loop count, and a loop without records lists nobody.
+func TestCNAMELoop(t *testing.T) {
+	addr := answerServer(t, func(qname string) []dns.RR {
+		switch qname {
+		case "1.2.0.192.bl.test.":
+			return []dns.RR{
+				mustRR(t, "1.2.0.192.bl.test. 300 IN CNAME a.bl.test."),
+				mustRR(t, "a.bl.test. 300 IN CNAME B.bl.test."),
+				mustRR(t, "b.bl.test. 300 IN CNAME 1.2.0.192.bl.test."),
+				mustRR(t, "b.bl.test. 300 IN A 127.0.0.2"),
+			}
+		case "2.2.0.192.bl.test.":
+			return []dns.RR{
+				mustRR(t, "2.2.0.192.bl.test. 300 IN CNAME a.bl.test."),
+				mustRR(t, "a.bl.test. 300 IN CNAME 2.2.0.192.bl.test."),
+			}
+		}
+		return nil
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("listed inside a CNAME loop: %+v, want reject", v)
+	}
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.2")); v.Action != filters.Continue {
+		t.Errorf("a CNAME loop without records: %+v, want continue", v)
+	}
+}
