@@ -11,10 +11,13 @@ import (
 // answer is what a DNS query for one name and type gave, as the cache
 // keeps it.
 type answer struct {
-	// addrs are the A records of an A query.
+	// addrs are the distinct addresses of the A records of an A query,
+	// at most maxAddrs.
 	addrs []netip.Addr
 	// txt is the text of the TXT records of a TXT query, one string per
-	// record (its character-strings joined).
+	// record (its character-strings joined), made fit for a reason by
+	// sanitize; records past the first maxReason bytes are left out, as
+	// a reason shows no more.
 	txt []string
 	// nx is set for a negative answer: NXDOMAIN, or NOERROR without a
 	// record of the type asked for (NODATA).

@@ -3,12 +3,14 @@ package dnsbl
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
 )
 
 // tcpAnswerServer runs a DNS server on one 127.0.0.1 port that answers
@@ -135,5 +137,83 @@ func TestCNAMELoop(t *testing.T) {
 	}
 	if v := e.check(t, filters.StageConnect, conn("192.0.2.2")); v.Action != filters.Continue {
 		t.Errorf("a CNAME loop without records: %+v, want continue", v)
+	}
+}
+
+// A list that answers TXT queries with 60 KiB of text had all of it kept
+// in the cache, for every listed name it was asked about: with the
+// default cache_size, some 600 MB. Only what a reason can show is kept.
+func TestHugeTXTKeepsOnlyTheReason(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 300, "127.0.0.2")
+	for i := range 200 {
+		srv.AddTXT(name, 300, fmt.Sprintf("Listed %d, see https://bl.test/%s", i, strings.Repeat("x", 260)))
+	}
+	srv.SetBehaviour(name, dnsbltest.Truncate)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test", TXT: true}), nil)
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if v.Action != filters.Reject || v.Reply == nil || !strings.Contains(v.Reply.Text, "(Listed 0, see https://bl.test/xxx") {
+		t.Fatalf("verdict %+v, want a reject with the TXT text as reason", v)
+	}
+	if n := srv.CountNet(name, dns.TypeTXT, "tcp"); n != 1 {
+		t.Fatalf("%d TXT queries over TCP, want 1 (the test needs the whole answer read)", n)
+	}
+	ans, ok := e.f.cache.get(cacheKey{name: name, qtype: dns.TypeTXT}, e.f.lifetimes())
+	if !ok {
+		t.Fatal("the TXT answer is not cached")
+	}
+	kept := 0
+	for _, s := range ans.txt {
+		kept += len(s)
+	}
+	if kept > maxReason {
+		t.Errorf("the cached TXT answer keeps %d bytes of text in %d strings, want at most %d", kept, len(ans.txt), maxReason)
+	}
+}
+
+// An A answer is a handful of return codes. One of 1500 distinct
+// addresses was kept whole in the cache (some 100 KB per name) and made
+// as many codes: a header field of tens of kilobytes and a metric series
+// per address. It is no DNSBL answer, and counts as a bad answer; one
+// address given many times is one code.
+func TestManyAddressesAreNoListing(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	many := "1.2.0.192.bl.test"
+	var addrs []string
+	for i := range 1500 {
+		addrs = append(addrs, fmt.Sprintf("127.0.%d.%d", 1+i/250, 2+i%250))
+	}
+	srv.AddA(many, 300, addrs...)
+	srv.SetBehaviour(many, dnsbltest.Truncate)
+	same := "2.2.0.192.bl.test"
+	for range 200 {
+		srv.AddA(same, 300, "127.0.0.2")
+	}
+	srv.SetBehaviour(same, dnsbltest.Truncate)
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Attempts = 1
+	cfg.Timeout = 5 * time.Second
+	e := newEnv(t, srv, cfg, nil)
+
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Errorf("1500 addresses: %v, want continue", v.Action)
+	}
+	if n := srv.CountNet(many, dns.TypeA, "tcp"); n != 1 {
+		t.Fatalf("%d queries over TCP, want 1 (the test needs the whole answer read)", n)
+	}
+	if n := e.obs.get("error bl.test " + KindBadAnswer); n != 1 {
+		t.Errorf("%d bad answers counted, want 1", n)
+	}
+	if ans, ok := e.f.cache.get(cacheKey{name: many, qtype: dns.TypeA}, e.f.lifetimes()); ok && len(ans.addrs) > maxAddrs {
+		t.Errorf("the cache keeps %d addresses of one answer", len(ans.addrs))
+	}
+
+	v := e.check(t, filters.StageConnect, conn("192.0.2.2"))
+	if v.Action != filters.Reject || !strings.Contains(v.Reason, "(127.0.0.2)") {
+		t.Errorf("one address 200 times: %+v, want a reject with the one code", v)
+	}
+	if ans, _ := e.f.cache.get(cacheKey{name: same, qtype: dns.TypeA}, e.f.lifetimes()); len(ans.addrs) != 1 {
+		t.Errorf("one address 200 times: %d addresses cached, want 1", len(ans.addrs))
 	}
 }

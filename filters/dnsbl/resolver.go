@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,14 @@ const (
 // any DNSxL answer with its TXT record, small enough to avoid IP
 // fragmentation (the 2020 DNS flag day value).
 const ednsSize = 1232
+
+// maxAddrs bounds the distinct addresses of an A answer. A list answers
+// a listed name with a handful of return codes (Spamhaus ZEN, which
+// combines several lists, with at most one per list); an answer with
+// more is no DNSBL answer, and keeping it would let one hostile answer
+// hold some 100 KB of the cache, make a header field of tens of
+// kilobytes and a metric series per address.
+const maxAddrs = 32
 
 // resolver sends queries to the configured servers: UDP first, TCP when
 // the UDP answer is truncated (RFC 7766), with EDNS unless a server turned
@@ -315,6 +324,8 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 	}
 	var a answer
 	ttl := uint32(1<<31 - 1)
+	texts := false // some TXT record of the name, its text kept or not
+	kept := 0      // bytes of text in a.txt, separators included
 	if resp.Rcode == dns.RcodeSuccess {
 		owners := chain(resp.Answer, name)
 		for _, rr := range resp.Answer {
@@ -330,18 +341,31 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 				if qtype != dns.TypeA {
 					continue
 				}
-				if ip, ok := netip.AddrFromSlice(v.A); ok {
+				if ip, ok := netip.AddrFromSlice(v.A); ok && !slices.Contains(a.addrs, ip.Unmap()) {
+					if len(a.addrs) == maxAddrs {
+						return answer{fail: KindBadAnswer, err: fmt.Errorf("query %s at %s: more than %d addresses, no DNSBL answer", name, server, maxAddrs)}
+					}
 					a.addrs = append(a.addrs, ip.Unmap())
 				}
 			case *dns.TXT:
 				if qtype != dns.TypeTXT {
 					continue
 				}
-				var b strings.Builder
-				for _, part := range v.Txt {
-					b.WriteString(unescapeTXT(part))
+				texts = true
+				// Only a reason's worth of text is kept (see
+				// answer.txt): a list may answer with 64 KiB of it,
+				// and the cache keeps what is kept here for every
+				// name.
+				if kept < maxReason {
+					var b strings.Builder
+					for _, part := range v.Txt {
+						b.WriteString(unescapeTXT(part))
+					}
+					if text := sanitize(b.String(), maxReason-kept); text != "" {
+						a.txt = append(a.txt, text)
+						kept += len(text) + 1
+					}
 				}
-				a.txt = append(a.txt, b.String())
 			case *dns.CNAME:
 				// The resolver followed an alias; its TTL bounds the
 				// answer's too.
@@ -351,7 +375,7 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 			ttl = min(ttl, ttlOf(h.Ttl))
 		}
 	}
-	if len(a.addrs) == 0 && len(a.txt) == 0 {
+	if len(a.addrs) == 0 && !texts {
 		// NXDOMAIN or NODATA. RFC 2308 section 5: cache it for the
 		// smaller of the SOA record's TTL and its MINIMUM field; without
 		// an SOA, do not cache it at all.
