@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,6 +191,29 @@ type zone struct {
 	// listsAll is set while the health probes find the list answering
 	// the entry no list may have as listed (see probeAll).
 	listsAll atomic.Bool
+
+	labelsMu sync.Mutex
+	labels   map[netip.Addr]bool // codes told apart in metrics so far
+}
+
+// codeLabel returns how the listings metric names return code c: as
+// itself while the list has shown fewer than maxCodeLabels codes, else
+// OtherCode. Each code is a series of the metric, and a list (or whatever
+// answers for it) that made up codes for each name would otherwise make
+// series without end.
+func (z *zone) codeLabel(c netip.Addr) string {
+	z.labelsMu.Lock()
+	defer z.labelsMu.Unlock()
+	if !z.labels[c] {
+		if len(z.labels) >= maxCodeLabels {
+			return OtherCode
+		}
+		if z.labels == nil {
+			z.labels = map[netip.Addr]bool{}
+		}
+		z.labels[c] = true
+	}
+	return c.String()
 }
 
 // checks reports whether a domain list looks up target.

@@ -36,6 +36,15 @@ import (
 	"github.com/sluice-mail/sluice/filters"
 )
 
+// maxCodeLabels bounds the return codes of one list that DNSBLListed
+// tells apart (see zone.codeLabel); OtherCode is what it reports for the
+// others. Lists use a few codes, bitmask lists such as SURBL or URIBL at
+// most one /24's worth.
+const (
+	maxCodeLabels = 256
+	OtherCode     = "other"
+)
+
 // Observer is told what the filter does, for metrics. It must be safe for
 // concurrent use. filter is the filter's name in the pipeline, zone the
 // list's zone.
@@ -44,7 +53,8 @@ type Observer interface {
 	// list, with its result: "listed", "not_listed" or "error".
 	DNSBLLookup(filter, zone, result string)
 	// DNSBLListed reports a listing with one of the return codes that
-	// count, e.g. "127.0.0.2".
+	// count, e.g. "127.0.0.2"; OtherCode for a code past the first 256
+	// the list answered with.
 	DNSBLListed(filter, zone, code string)
 	// DNSBLError reports a lookup (A or TXT) that failed, by kind (see
 	// the Kind constants).
@@ -482,7 +492,7 @@ func (f *Filter) report(j job, ans answer, src source) result {
 	case listed:
 		f.obs.DNSBLLookup(f.name, j.z.name, "listed")
 		for _, c := range codes {
-			f.obs.DNSBLListed(f.name, j.z.name, c.String())
+			f.obs.DNSBLListed(f.name, j.z.name, j.z.codeLabel(c))
 		}
 		r.listed, r.codes = true, codes
 	default:

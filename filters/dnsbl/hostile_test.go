@@ -217,3 +217,47 @@ func TestManyAddressesAreNoListing(t *testing.T) {
 		t.Errorf("one address 200 times: %d addresses cached, want 1", len(ans.addrs))
 	}
 }
+
+// The listings metric has a series per return code. A list answering
+// every name with codes of its own made a new series per listing, without
+// end: some 16 million codes fit in 127.0.0.0/8. The first maxCodeLabels
+// codes of a list are told apart; later ones count as OtherCode.
+func TestReturnCodesInMetricsBounded(t *testing.T) {
+	addr := answerServer(t, func(qname string) []dns.RR {
+		var client int
+		if _, err := fmt.Sscanf(qname, "%d.2.0.192.bl.test.", &client); err != nil {
+			return nil
+		}
+		var rrs []dns.RR
+		for i := range maxAddrs {
+			rrs = append(rrs, mustRR(t, fmt.Sprintf("%s 300 IN A 127.1.%d.%d", qname, client, 2+i)))
+		}
+		return rrs
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	const clients = 20
+	for i := range clients {
+		if v := e.check(t, filters.StageConnect, conn(fmt.Sprintf("192.0.2.%d", 1+i))); v.Action != filters.Reject {
+			t.Fatalf("client %d: %+v, want reject", i+1, v)
+		}
+	}
+	e.obs.mu.Lock()
+	defer e.obs.mu.Unlock()
+	labels, listings := 0, 0
+	for k, n := range e.obs.counts {
+		if strings.HasPrefix(k, "listed bl.test ") {
+			labels++
+			listings += n
+		}
+	}
+	if listings != clients*maxAddrs {
+		t.Errorf("%d listings counted, want %d", listings, clients*maxAddrs)
+	}
+	if labels > maxCodeLabels+1 || e.obs.counts["listed bl.test "+OtherCode] != clients*maxAddrs-maxCodeLabels {
+		t.Errorf("%d distinct codes reported, %d as %s; want at most %d and the rest as %[3]s", labels, e.obs.counts["listed bl.test "+OtherCode], OtherCode, maxCodeLabels)
+	}
+	if e.obs.counts["listed bl.test 127.1.1.2"] != 1 {
+		t.Error("the first code is not reported as itself")
+	}
+}
