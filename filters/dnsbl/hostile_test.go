@@ -261,3 +261,26 @@ func TestReturnCodesInMetricsBounded(t *testing.T) {
 		t.Error("the first code is not reported as itself")
 	}
 }
+
+// RFC 5322 allows comments and blanks inside an address, around the
+// atoms of its domain (CFWS, section 3.4.1; the obsolete forms of section
+// 4.4): a mail reader shows "bob@(x)spammer.example" and "bob @ spammer .
+// example" as bob@spammer.example. net/mail refuses them, and the search
+// of a field it refuses split them into words none of which was an
+// address, so a listed From domain went unchecked.
+func TestCommentsInFromAddressDoNotHideTheDomain(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+	for _, from := range []string{
+		"bob@(comment)spammer.example",
+		"Bob <bob @ spammer.example>",
+		"Bob <bob@ (a (nested) comment) spammer . example>",
+		"bob@spammer\t.example",
+	} {
+		m := message("192.0.2.1", "mx.example", "bob@fine.example", from)
+		if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+			t.Errorf("From %q: %v, want reject", from, v.Action)
+		}
+	}
+}

@@ -139,8 +139,13 @@ const maxFromDomains = filters.MaxFromFields
 // brackets first: a spammer's broken From should not escape the check.
 func fromDomains(value string) []string {
 	value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
+	list, err := mail.ParseAddressList(value)
+	if err != nil {
+		value = withoutCFWS(value)
+		list, err = mail.ParseAddressList(value)
+	}
 	var addrs []string
-	if list, err := mail.ParseAddressList(value); err == nil {
+	if err == nil {
 		for _, a := range list {
 			addrs = append(addrs, a.Address)
 		}
@@ -183,6 +188,81 @@ func fromDomains(value string) []string {
 		}
 	}
 	return out
+}
+
+// withoutCFWS returns value with its comments replaced by a blank and
+// the blanks next to "@" and "." removed, outside quoted strings. RFC
+// 5322 allows both inside an address: comments and folding white space
+// around the atoms of a domain (section 3.4.1), and around its dots in
+// the obsolete syntax (section 4.4). A mail reader shows
+// "bob@(x)spammer.example" and "bob @ spammer . example" as
+// bob@spammer.example; net/mail refuses them, and split into words they
+// hold no address. A "(" never closed is no comment, and stays.
+//
+// Comments nest and may hold quoted pairs (section 3.2.2). They are
+// matched in one pass with a stack, so that a value of many unclosed
+// parentheses costs linear time too.
+func withoutCFWS(value string) string {
+	if !strings.ContainsAny(value, "( \t") {
+		return value
+	}
+	// end[i] is the index of the ")" that closes the "(" at i.
+	end := map[int]int{}
+	var open []int
+	quoted := false
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; {
+		case c == '\\':
+			i++
+		case c == '"' && len(open) == 0:
+			quoted = !quoted
+		case quoted:
+		case c == '(':
+			open = append(open, i)
+		case c == ')' && len(open) > 0:
+			end[open[len(open)-1]] = i
+			open = open[:len(open)-1]
+		}
+	}
+	var b strings.Builder
+	quoted = false
+	blank := false // blanks left out, to be written unless next to "@" or "."
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !quoted {
+			if j, ok := end[i]; ok {
+				i, blank = j, true
+				continue
+			}
+			if c == ' ' || c == '\t' {
+				blank = true
+				continue
+			}
+		}
+		if blank {
+			if prev := lastByte(&b); c != '@' && c != '.' && prev != '@' && prev != '.' {
+				b.WriteByte(' ')
+			}
+			blank = false
+		}
+		b.WriteByte(c)
+		switch {
+		case c == '\\' && i+1 < len(value):
+			i++
+			b.WriteByte(value[i])
+		case c == '"':
+			quoted = !quoted
+		}
+	}
+	return b.String()
+}
+
+// lastByte returns the last byte written to b, 0 if none.
+func lastByte(b *strings.Builder) byte {
+	if s := b.String(); s != "" {
+		return s[len(s)-1]
+	}
+	return 0
 }
 
 // headerFromDomains returns the distinct domains of the From field values

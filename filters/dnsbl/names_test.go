@@ -87,6 +87,15 @@ func TestFromDomains(t *testing.T) {
 		{"=?x-unknown?q?Bank?= <security@phish.example>", "phish.example"},
 		{"undisclosed-recipients:;", ""},
 		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example, g@7.example, h@8.example, i@9.example", "1.example 2.example 3.example 4.example 5.example 6.example 7.example 8.example"},
+		// Comments and blanks inside an address (RFC 5322 3.4.1, 4.4).
+		{"a@(comment)listed.example", "listed.example"},
+		{"a @ listed.example", "listed.example"},
+		{"(a@decoy.example) b@(c)listed.example", "listed.example"},
+		{`"quoted (no comment) @ here" <a@ listed.example>`, "listed.example"},
+		{`Bob <a@(x\) still a comment)listed.example>`, "listed.example"},
+		// A comment never closed is no comment: what follows it stays.
+		{"Bob (the builder <bob@(x)listed.example>", "listed.example"},
+		{"((((( a@listed.example", "listed.example"},
 	} {
 		if got := strings.Join(fromDomains(tc.in), " "); got != tc.want {
 			t.Errorf("fromDomains(%q) = %q, want %q", tc.in, got, tc.want)
@@ -117,4 +126,34 @@ func TestTextHelpers(t *testing.T) {
 	if !strings.Contains(folded, "\n") {
 		t.Errorf("a %d-byte value was not folded", len(long))
 	}
+}
+
+// FuzzFromDomains checks that no From field value makes fromDomains
+// panic or return more than maxFromDomains domains, or a domain that is
+// not in the form lookups need.
+func FuzzFromDomains(f *testing.F) {
+	for _, seed := range []string{
+		"alice@example.org",
+		"Alice <a@one.example>,\r\n Bob <b@two.example>",
+		"=?x-unknown?q?Bank?= <security@phish.example>",
+		"a@(comment)listed.example",
+		"Bob <a@ (x (y) z) listed . example>",
+		"Bob (unclosed <a@listed.example>",
+		`"a\"(b" <c@(d\)e)f.example>`,
+		"((((((",
+		"a@bücher.example (x",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		domains := fromDomains(value)
+		if len(domains) > maxFromDomains {
+			t.Errorf("%d domains, at most %d allowed", len(domains), maxFromDomains)
+		}
+		for _, d := range domains {
+			if n, ok := normalizeDomain(d); !ok || n != d {
+				t.Errorf("domain %q is not in normal form (%q, %v)", d, n, ok)
+			}
+		}
+	})
 }
