@@ -284,3 +284,45 @@ func TestCommentsInFromAddressDoNotHideTheDomain(t *testing.T) {
 		}
 	}
 }
+
+// An answer that does not parse, here one whose record name is a
+// compression pointer to itself (a loop miekg/dns refuses), is a bad
+// answer: it was counted as a network error, which the docs describe as
+// no server reachable, and sent whoever read the metrics looking for a
+// dead resolver. Either way the client is not listed, and at once.
+func TestUnparsableAnswerIsABadAnswer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		wire, err := m.Pack()
+		if err != nil {
+			return
+		}
+		wire[7] = 1 // one answer record:
+		off := len(wire)
+		wire = append(wire, 0xc0|byte(off>>8), byte(off), 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 2)
+		w.Write(wire)
+	})}
+	started := make(chan struct{})
+	s.NotifyStartedFunc = func() { close(started) }
+	go s.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { s.Shutdown() })
+
+	cfg := Config{Servers: []string{pc.LocalAddr().String()}, Timeout: 5 * time.Second, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	start := time.Now()
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Errorf("verdict %+v, want continue", v)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the check took %s, want an answer at once", d)
+	}
+	if n := e.obs.get("error bl.test " + KindBadAnswer); n != 1 {
+		t.Errorf("observer: %s, want one bad answer", e.obs)
+	}
+}

@@ -33,7 +33,8 @@ const (
 	// because it came through a public resolver or over quota.
 	KindListRefused = "list_refused"
 	// KindBadAnswer: an answer that cannot be a listing (an address
-	// outside 127.0.0.0/8) or does not match the question.
+	// outside 127.0.0.0/8, more than maxAddrs addresses), does not match
+	// the question, or does not parse.
 	KindBadAnswer = "bad_answer"
 	// KindListsAll: a listing from a list whose last health probe found
 	// the entry no list may have (127.0.0.1; see probeAll) listed: such
@@ -297,10 +298,15 @@ func (m *ednsMemory) remember(server string, now time.Time) {
 func failure(ctx context.Context, server, name string, err error) answer {
 	kind := KindNetwork
 	var ne net.Error
+	var de *dns.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		kind = KindTimeout
-	case errors.Is(err, dns.ErrId):
+	case errors.As(err, &de):
+		// miekg/dns read something, but no answer to the query: a
+		// message that does not parse (a compression loop, records
+		// overrunning it, fewer bytes than a header) or whose ID is
+		// not the query's. Transport errors are not of this type.
 		kind = KindBadAnswer
 	case ctx.Err() != nil:
 		// The caller gave up (the filter is being closed): report it as
