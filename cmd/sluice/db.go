@@ -223,6 +223,26 @@ func incompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store
 		"import the export again into a new store (sluice db import --db NEWFILE FILE) and point the bayes filter's db at it", setup.db, began), nil
 }
 
+// refuseIncompleteImport returns an error for a command that writes to a
+// store holding part of an import that has not finished: whatever it
+// counts, deletes or fits follows the counts of a fragment of the word
+// list, and is lost when the store is replaced by a whole import, the
+// only repair. what names the command's work ("train"), then what to do
+// once the new store is in place.
+func refuseIncompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store, what, then string) error {
+	msg, err := incompleteImport(ctx, setup, st)
+	if err != nil {
+		return err
+	}
+	if msg == "" {
+		return nil
+	}
+	if then != "" {
+		msg += ", then " + then
+	}
+	return fmt.Errorf("refusing to %s: %s", what, msg)
+}
+
 func dateString(d classifier.Date) string {
 	if t := d.Time(); !t.IsZero() {
 		return t.Format(time.DateOnly)
@@ -298,6 +318,9 @@ it knows.`,
 			}
 			opts.MaxCount = maxCount
 			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+				if err := refuseIncompleteImport(ctx, setup, st, "prune", "prune that"); err != nil {
+					return err
+				}
 				n, err := st.Prune(ctx, opts)
 				if err != nil {
 					return err
@@ -405,6 +428,10 @@ message it classifies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+				// The import fits the new store's model itself.
+				if err := refuseIncompleteImport(ctx, setup, st, "refit the n-gram model", ""); err != nil {
+					return err
+				}
 				cl, err := bayesClassifier(st, setup)
 				if err != nil {
 					return err

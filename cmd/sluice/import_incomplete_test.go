@@ -98,3 +98,37 @@ func TestServeWarnsOfIncompleteImport(t *testing.T) {
 		t.Errorf("no warning naming the store and the import:\n%s", log)
 	}
 }
+
+// Pruning or refitting a store that holds part of an import is refused as
+// training is, with the same way out: the tokens pruned and the model
+// fitted would be chosen by the counts of a fragment of the word list,
+// and the work is lost when the store is replaced. The store is left as
+// it was.
+func TestPruneRefitRefuseIncompleteImport(t *testing.T) {
+	db := trainedDB(t)
+	markIncompleteImport(t, db)
+	before := runCLI(t, "", "db", "stats", "--db", db)
+	for _, tc := range []struct {
+		args    []string
+		refusal string
+	}{
+		{[]string{"db", "prune", "--db", db, "--max-count", "1"}, "refusing to prune: "},
+		{[]string{"db", "refit", "--db", db}, "refusing to refit the n-gram model: "},
+	} {
+		r := runCLI(t, "", tc.args...)
+		if r.code != 1 {
+			t.Errorf("%v: exit status %d, want 1\n%+v", tc.args, r.code, r)
+		}
+		for _, want := range []string{tc.refusal, db, "2026-12-05T20:00:00Z", "has not finished", "sluice db import --db NEWFILE"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%v: stderr %q does not say %q", tc.args, r.stderr, want)
+			}
+		}
+		if r.stdout != "" {
+			t.Errorf("%v: stdout %q, want nothing", tc.args, r.stdout)
+		}
+	}
+	if after := runCLI(t, "", "db", "stats", "--db", db); after.stdout != before.stdout {
+		t.Errorf("a refused command changed the store:\n%s\nwas\n%s", after.stdout, before.stdout)
+	}
+}

@@ -99,11 +99,8 @@ once.`,
 			defer st.Close()
 			// Whatever is learned into a half-imported store is lost when
 			// the store is replaced by a whole import, the only repair.
-			switch msg, err := incompleteImport(cmd.Context(), setup, st); {
-			case err != nil:
+			if err := refuseIncompleteImport(cmd.Context(), setup, st, "train", "train that"); err != nil {
 				return err
-			case msg != "":
-				return fmt.Errorf("refusing to train: %s, then train that", msg)
 			}
 			t := &trainer{class: class, unlearn: unlearn, errw: cmd.ErrOrStderr(),
 				sel: mailbox.Select{MessageIDs: messageIDs, QueueIDs: queueIDs}}
