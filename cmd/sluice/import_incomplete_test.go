@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
 )
@@ -130,5 +131,28 @@ func TestPruneRefitRefuseIncompleteImport(t *testing.T) {
 	}
 	if after := runCLI(t, "", "db", "stats", "--db", db); after.stdout != before.stdout {
 		t.Errorf("a refused command changed the store:\n%s\nwas\n%s", after.stdout, before.stdout)
+	}
+}
+
+// An import stopped while the daemon runs is noticed without a reload: at
+// the next measurement of the store the daemon logs the warning, once,
+// and sluice_bayes_store_import_incomplete turns 1, for an alert.
+func TestServeNoticesIncompleteImportWhileRunning(t *testing.T) {
+	db := trainedDB(t)
+	cfg := fmt.Sprintf("listen:\n  - address: inet:127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\nstate_dir: %s\nfilters:\n  - type: bayes\n    options:\n      db: %s\n      stats_interval: 50ms\n",
+		t.TempDir(), db)
+	td := startDaemonReg(t, cfg, testRegistry())
+	const gauge = "sluice_bayes_store_import_incomplete"
+	waitFor(t, func() bool { return dnsblMetric(td.metrics(t), gauge, `filter="bayes"`) == 0 })
+	markIncompleteImport(t, db)
+	waitFor(t, func() bool { return dnsblMetric(td.metrics(t), gauge, `filter="bayes"`) == 1 })
+	// A few more measurements: still one warning.
+	time.Sleep(200 * time.Millisecond)
+	if err := td.stop(); err != nil {
+		t.Fatal(err)
+	}
+	log := td.log.String()
+	if n := strings.Count(log, "has not finished"); n != 1 || !strings.Contains(log, "2026-12-05T20:00:00Z") || !strings.Contains(log, db) {
+		t.Errorf("%d warnings, want one naming the store and the import:\n%s", n, log)
 	}
 }

@@ -476,7 +476,7 @@ filters:
 		return dnsblMetric(td.metrics(t), "sluice_bayes_store_tokens", `filter="bayes-b"`) == -1
 	})
 	m := td.metrics(t)
-	for _, name := range []string{"sluice_bayes_store_bytes", "sluice_bayes_store_messages", "sluice_bayes_ngram_messages"} {
+	for _, name := range []string{"sluice_bayes_store_bytes", "sluice_bayes_store_messages", "sluice_bayes_ngram_messages", "sluice_bayes_store_import_incomplete"} {
 		if v := dnsblMetric(m, name, `filter="bayes-b"`); v != -1 {
 			t.Errorf("%s of the removed filter: %v", name, v)
 		}

@@ -55,6 +55,10 @@ type Observer interface {
 	// messages the n-gram model in use was fitted on (0 and 0 when none
 	// is averaged in).
 	BayesNgram(filter string, spam, ham int)
+	// BayesImportIncomplete reports, with the store's size, whether the
+	// store holds part of an import that has not finished (see
+	// classifier.MetaImporting).
+	BayesImportIncomplete(filter string, incomplete bool)
 	// BayesFilter reports a filter of that name built (on) and closed
 	// (off), so that the gauges of a name no filter has any more can go.
 	// A reload builds the new filter before it closes the old one.
@@ -213,6 +217,12 @@ type Filter struct {
 	// lastWarn is when an unreachable store was last logged (UnixNano).
 	lastWarn atomic.Int64
 	lastPool classifier.RedisPoolStats // used by measureStore only
+	// importMark is the store's import mark (classifier.MetaImporting)
+	// as last read, nil before it could be read, so that an import
+	// stopped while the filter runs is logged once, not at every
+	// measurement of the store.
+	importMu   sync.Mutex
+	importMark *string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -303,22 +313,42 @@ func (f *Filter) classifier(ctx context.Context) (*classifier.Classifier, error)
 	return f.c.Load(), nil
 }
 
-// warnIncompleteImport logs a warning if the store holds part of an
-// import that has not finished (see classifier.MetaImporting): its counts
-// are part of a word list, so verdicts are off until the store is
-// replaced. The filter goes on all the same, as it does while the store is
+// warnIncompleteImport is checkImport for a filter being built (start and
+// reload) or whose store has just answered for the first time.
+func (f *Filter) warnIncompleteImport(ctx context.Context) {
+	if _, err := f.checkImport(ctx); err != nil {
+		f.log.Warn("bayes: could not check the store for an import that did not finish", "db", f.storeName, "err", err)
+	}
+}
+
+// checkImport reads the store's import mark and reports whether the store
+// holds part of an import that has not finished (see
+// classifier.MetaImporting): its counts are part of a word list, so
+// verdicts are off until the store is replaced. A mark that appears, or
+// changes (another import), is logged as a warning, and one that goes
+// (only a whole import removes it) as news. The first read of a filter
+// logs a mark that is there, so that each start and reload says it again.
+// The filter goes on all the same, as it does while the store is
 // unavailable: refusing to start would stop the mail, and the store is
 // marked so while an import into it runs as well.
-func (f *Filter) warnIncompleteImport(ctx context.Context) {
+func (f *Filter) checkImport(ctx context.Context) (bool, error) {
 	began, err := classifier.IncompleteImport(ctx, f.store)
 	if err != nil {
-		f.log.Warn("bayes: could not check the store for an import that did not finish", "db", f.storeName, "err", err)
-		return
+		return false, err
 	}
-	if began != "" {
+	f.importMu.Lock()
+	defer f.importMu.Unlock()
+	prev := f.importMark
+	f.importMark = &began
+	switch {
+	case prev != nil && *prev == began:
+	case began != "":
 		f.log.Warn("bayes: the store holds part of an import that has not finished (it is still running, or was stopped); its counts are wrong and verdicts may be off until it is replaced by a whole import (sluice db import --db NEWFILE, then point db at NEWFILE)",
 			"db", f.storeName, "import_began", began)
+	case prev != nil:
+		f.log.Info("bayes: the import into the store finished", "db", f.storeName, "import_began", *prev)
 	}
+	return began != "", nil
 }
 
 // NewClassifier returns a classifier on st with the parameters of cfg
@@ -404,12 +434,20 @@ func (f *Filter) measureStore() {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), f.s.statsInterval)
 		st, err := measure(ctx)
-		cancel()
 		if err != nil {
 			f.log.Warn("bayes: measuring the store failed", "err", err)
 		} else {
 			f.obs.BayesStore(f.name, st)
+			// An import into the store may be stopped, or begun, while
+			// the filter runs; start and reload are not the only times
+			// to look. A store that cannot be measured was logged above.
+			if incomplete, err := f.checkImport(ctx); err != nil {
+				f.log.Warn("bayes: could not check the store for an import that did not finish", "db", f.storeName, "err", err)
+			} else {
+				f.obs.BayesImportIncomplete(f.name, incomplete)
+			}
 		}
+		cancel()
 		if c := f.c.Load(); c != nil {
 			if err := c.ModelErr(); err != nil {
 				f.log.Warn("bayes: reading the n-gram model failed; the one read before stays in use", "err", err)

@@ -515,6 +515,7 @@ type recorder struct {
 	autolearned map[string]int
 	stores      []classifier.Stats
 	ngram       [][2]int // spam and ham of the model in use, per report
+	incomplete  []bool   // BayesImportIncomplete reports
 	events      []string // BayesFilter and BayesStore calls, in order
 }
 
@@ -557,6 +558,24 @@ func (r *recorder) BayesNgram(filter string, spam, ham int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ngram = append(r.ngram, [2]int{spam, ham})
+}
+
+func (r *recorder) BayesImportIncomplete(filter string, incomplete bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.incomplete = append(r.incomplete, incomplete)
+}
+
+func (r *recorder) importReports() []bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.incomplete)
+}
+
+func (r *recorder) resetImportReports() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.incomplete = nil
 }
 
 func (r *recorder) ngramCount() int {
@@ -869,4 +888,85 @@ func (s *lateStore) Meta(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("meta %s: %w", key, classifier.ErrUnavailable)
 	}
 	return s.Store.Meta(ctx, key)
+}
+
+// An import stopped while the daemon runs marks the store it uses, and
+// nobody reloads: the filter looks for the mark each time it measures the
+// store, warns once when it appears (not at every measurement), says when
+// it goes, warns again for another import, and reports it for a gauge
+// with every measurement.
+func TestIncompleteImportNoticedWhileRunning(t *testing.T) {
+	st := trainedStore(t)
+	var log lockedBuffer
+	obs := &recorder{}
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir(), Observer: obs}
+	f, err := bayes.New(env, options(t, "{stats_interval: 10ms, spam: {action: tag}}"), "1.2.3", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// waitReports waits for n more reports after the last one that says
+	// incomplete.
+	waitReports := func(incomplete bool, n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			r := obs.importReports()
+			if i := slices.Index(r, incomplete); i >= 0 && len(r)-i > n && !slices.Contains(r[i:], !incomplete) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("no %d reports of incomplete=%t in 5s: %v", n+1, incomplete, obs.importReports())
+	}
+	setMark := func(began string) {
+		t.Helper()
+		obs.resetImportReports()
+		if err := st.SetMeta(context.Background(), classifier.MetaImporting, began); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warnings := func() int { return strings.Count(log.String(), "has not finished") }
+
+	waitReports(false, 2)
+	if n := warnings(); n != 0 {
+		t.Fatalf("%d warnings on a whole store:\n%s", n, log.String())
+	}
+	setMark("2026-12-05T20:00:00Z")
+	waitReports(true, 3)
+	if n := warnings(); n != 1 || !strings.Contains(log.String(), "2026-12-05T20:00:00Z") {
+		t.Errorf("%d warnings over several measurements, want 1 naming the import:\n%s", n, log.String())
+	}
+	if v := check(t, f, spamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Spam,") {
+		t.Errorf("verdict %+v, want the message classified as spam", v)
+	}
+	setMark("")
+	waitReports(false, 2)
+	if !strings.Contains(log.String(), "the import into the store finished") || warnings() != 1 {
+		t.Errorf("the mark went: log\n%s", log.String())
+	}
+	setMark("2026-12-05T21:00:00Z")
+	waitReports(true, 2)
+	if n := warnings(); n != 2 || !strings.Contains(log.String(), "2026-12-05T21:00:00Z") {
+		t.Errorf("%d warnings after a second import, want 2:\n%s", n, log.String())
+	}
+}
+
+// lockedBuffer is a log written by the filter's goroutines and read by
+// the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -61,6 +61,7 @@ func (o *storeObs) BayesSkipped(string)                                    {}
 func (o *storeObs) BayesAutolearned(string, string)                        {}
 func (o *storeObs) BayesNgram(string, int, int)                            {}
 func (o *storeObs) BayesFilter(string, bool)                               {}
+func (o *storeObs) BayesImportIncomplete(string, bool)                     {}
 func (o *storeObs) BayesStore(filter string, st classifier.Stats) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

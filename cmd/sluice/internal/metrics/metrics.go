@@ -46,6 +46,7 @@ type Metrics struct {
 	bayesStoreTokens   *prometheus.GaugeVec
 	bayesStoreMessages *prometheus.GaugeVec
 	bayesNgram         *prometheus.GaugeVec
+	bayesImport        *prometheus.GaugeVec
 
 	bayesUnavailable *prometheus.CounterVec
 	redisRoundTrip   *prometheus.HistogramVec
@@ -178,6 +179,10 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 			Name: "sluice_bayes_ngram_messages",
 			Help: "Messages the n-gram model a bayes filter averages in was fitted on, by filter and class (spam, ham); 0 when it averages in none.",
 		}, []string{"filter", "class"}),
+		bayesImport: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_bayes_store_import_incomplete",
+			Help: "1 while a bayes filter's token store holds part of an import that has not finished (its counts are wrong), else 0, by filter.",
+		}, []string{"filter"}),
 	}
 	m.dnsblLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_dnsbl_lookups_total",
@@ -288,7 +293,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
-		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram,
+		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram, m.bayesImport,
 		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
 		m.archiveMessages, m.archiveBytes, m.archiveErrors, m.archiveDuration,
@@ -375,6 +380,15 @@ func (m *Metrics) BayesNgram(filter string, spam, ham int) {
 	m.bayesNgram.WithLabelValues(filter, "ham").Set(float64(ham))
 }
 
+// BayesImportIncomplete implements bayes.Observer.
+func (m *Metrics) BayesImportIncomplete(filter string, incomplete bool) {
+	v := 0.0
+	if incomplete {
+		v = 1
+	}
+	m.bayesImport.WithLabelValues(filter).Set(v)
+}
+
 // BayesFilter implements bayes.Observer. The gauges of a filter name that
 // no bayes filter has any more (removed or renamed by a reload) are
 // deleted: left behind, they would report the size of a store nothing
@@ -396,6 +410,7 @@ func (m *Metrics) BayesFilter(filter string, on bool) {
 	m.bayesStoreTokens.DeletePartialMatch(l)
 	m.bayesStoreMessages.DeletePartialMatch(l)
 	m.bayesNgram.DeletePartialMatch(l)
+	m.bayesImport.DeletePartialMatch(l)
 	m.redisPoolConns.DeletePartialMatch(l)
 }
 
