@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -50,44 +49,50 @@ const importBatch = 20000
 const importBatchBytes = 16 << 20
 
 // MetaImporting is the Meta key set in a store while an import writes to
-// it (its value the time the import began), and removed once the import
-// is whole. An import is written in batches, one transaction each, so
-// that its memory stays bounded; a run stopped between two (Ctrl-C, a
-// kill, a reboot) leaves part of the import in the store, and importing
-// the same export again would count that part twice: a 97,200-message
-// export stopped after 6 s and imported again gave a store of 75,840 spam
-// and 99,600 ham instead of 37,920 and 49,800. A store so marked takes
-// no further import.
+// it (its value when the import began and which process runs it, see
+// ImportMark), and removed once the import is whole. An import is written
+// in batches, one transaction each, so that its memory stays bounded; a
+// run stopped between two (Ctrl-C, a kill, a reboot) leaves part of the
+// import in the store, and importing the same export again would count
+// that part twice: a 97,200-message export stopped after 6 s and imported
+// again gave a store of 75,840 spam and 99,600 ham instead of 37,920 and
+// 49,800. A store so marked takes no further import.
 const MetaImporting = "import-incomplete"
 
-// IncompleteImport returns when an import that has not finished began
-// writing to s (the value of MetaImporting), or "" if s holds no part of
-// one. Such an import is still running or was stopped; either way the
-// store's counts are part of a word list, and verdicts on them are off.
-func IncompleteImport(ctx context.Context, s Store) (string, error) {
-	began, err := s.Meta(ctx, MetaImporting)
+// IncompleteImport returns the mark (MetaImporting) of an import that
+// has not finished writing to s, with Began "" if s holds no part of one.
+// Such an import is still running or was stopped (see ImportMark.State);
+// either way the store's counts are part of a word list, and verdicts on
+// them are off.
+func IncompleteImport(ctx context.Context, s Store) (ImportMark, error) {
+	v, err := s.Meta(ctx, MetaImporting)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", MetaImporting, err)
+		return ImportMark{}, fmt.Errorf("read %s: %w", MetaImporting, err)
 	}
-	return began, nil
+	return parseImportMark(v), nil
 }
 
 // refuseInterrupted returns an error if s holds part of an import that
-// did not finish.
+// has not finished.
 func refuseInterrupted(ctx context.Context, s Store) error {
-	began, err := IncompleteImport(ctx, s)
+	m, err := IncompleteImport(ctx, s)
 	if err != nil {
 		return err
 	}
-	if began != "" {
-		return fmt.Errorf("the store holds part of an import begun %s that did not finish; importing again would count that part twice: import into a new store", began)
+	if m.Began == "" {
+		return nil
 	}
-	return nil
+	way := "import into a new store"
+	if m.State() == ImportRunning {
+		// Once it is whole, another import adds to it as to any store.
+		way = "wait for it to finish, or import into a new store"
+	}
+	return fmt.Errorf("the store holds part of an import begun %s that has not finished (%s); importing again would count that part twice: %s", m.Began, m.Progress(), way)
 }
 
 // markImporting sets MetaImporting, before an import's first write.
 func markImporting(ctx context.Context, s Store) error {
-	return s.SetMeta(ctx, MetaImporting, time.Now().UTC().Format(time.RFC3339))
+	return s.SetMeta(ctx, MetaImporting, thisImporter())
 }
 
 // exportSource is what Export reads of a store.

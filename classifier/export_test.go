@@ -137,12 +137,12 @@ func TestImportAfterInterruptedImport(t *testing.T) {
 		t.Fatalf("after the first batch: %+v, want part of the import", before)
 	}
 	_, err = classifier.Import(ctx, st, strings.NewReader(text))
-	if err == nil || !strings.Contains(err.Error(), "did not finish") {
-		t.Errorf("import again: error %v, want one saying the first did not finish", err)
+	if err == nil || !strings.Contains(err.Error(), "has not finished") {
+		t.Errorf("import again: error %v, want one saying the first has not finished", err)
 	}
 	_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(".MSG_COUNT 1 1 20240101\nword 1 0 20240101\n"))
-	if err == nil || !strings.Contains(err.Error(), "did not finish") {
-		t.Errorf("import bogoutil: error %v, want one saying the first did not finish", err)
+	if err == nil || !strings.Contains(err.Error(), "has not finished") {
+		t.Errorf("import bogoutil: error %v, want one saying the first has not finished", err)
 	}
 	after, err := st.Stats(ctx)
 	if err != nil {
@@ -151,8 +151,8 @@ func TestImportAfterInterruptedImport(t *testing.T) {
 	if after != before {
 		t.Errorf("refused imports changed the store: %+v, was %+v", after, before)
 	}
-	if began, err := classifier.IncompleteImport(ctx, st); err != nil || began == "" {
-		t.Errorf("IncompleteImport of the stopped import: %q, %v; want the time it began", began, err)
+	if m, err := classifier.IncompleteImport(ctx, st); err != nil || m.Began == "" {
+		t.Errorf("IncompleteImport of the stopped import: %+v, %v; want the time it began", m, err)
 	}
 
 	whole, err := classifier.Open(filepath.Join(t.TempDir(), "whole.db"))
@@ -172,8 +172,8 @@ func TestImportAfterInterruptedImport(t *testing.T) {
 	if s.Spam != 2 || s.Ham != 2 || s.Tokens != n {
 		t.Errorf("two whole imports: %+v, want 2 spam, 2 ham, %d tokens", s, n)
 	}
-	if began, err := classifier.IncompleteImport(ctx, whole); err != nil || began != "" {
-		t.Errorf("IncompleteImport of whole imports: %q, %v; want none", began, err)
+	if m, err := classifier.IncompleteImport(ctx, whole); err != nil || m.Began != "" {
+		t.Errorf("IncompleteImport of whole imports: %+v, %v; want none", m, err)
 	}
 }
 

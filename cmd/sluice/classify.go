@@ -110,7 +110,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	ctx := cmd.Context()
 	// A half-imported store still answers, as the daemon's does; the
 	// exit status stays the verdict, which a procmail recipe reads.
-	msg, err := incompleteImport(ctx, setup, st)
+	msg, _, err := incompleteImport(ctx, setup, st)
 	if err != nil {
 		return statusError, err
 	}

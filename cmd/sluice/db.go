@@ -194,12 +194,15 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 				}
 				// A store left half imported counts part of a word list:
 				// its verdicts are off, and importing again is refused.
-				began, err := st.Meta(ctx, classifier.MetaImporting)
-				if err != nil {
+				im, err := classifier.IncompleteImport(ctx, st)
+				switch {
+				case err != nil:
 					return err
-				}
-				if began != "" {
-					fmt.Fprintf(w, "import:    INCOMPLETE: an import begun %s did not finish; import into a new store\n", began)
+				case im.Began == "":
+				case im.State() == classifier.ImportRunning:
+					fmt.Fprintf(w, "import:    IN PROGRESS: an import begun %s has not finished (%s); its counts are incomplete until it does\n", im.Began, im.Progress())
+				default:
+					fmt.Fprintf(w, "import:    INCOMPLETE: an import begun %s has not finished (%s); import into a new store\n", im.Began, im.Progress())
 				}
 				return nil
 			})
@@ -209,36 +212,44 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 
 // incompleteImport says, for a store that holds part of an import that
 // has not finished, what that means and the way out; "" for any other
-// store. The same export imported again into the store would count the
-// part twice, so the way out is a new store.
-func incompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store) (string, error) {
-	began, err := classifier.IncompleteImport(ctx, st)
+// store. running is set when the import is known to be still running:
+// the way out is then to wait. Otherwise the import may have been
+// stopped, and the same export imported again into the store would count
+// the part twice, so the way out is a new store.
+func incompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store) (msg string, running bool, err error) {
+	m, err := classifier.IncompleteImport(ctx, st)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", setup.db, err)
+		return "", false, fmt.Errorf("%s: %w", setup.db, err)
 	}
-	if began == "" {
-		return "", nil
+	if m.Began == "" {
+		return "", false, nil
 	}
-	return fmt.Sprintf("%s holds part of an import begun %s that has not finished (it is still running, or was stopped), so its counts are wrong: "+
-		"import the export again into a new store (sluice db import --db NEWFILE FILE) and point the bayes filter's db at it", setup.db, began), nil
+	if m.State() == classifier.ImportRunning {
+		return fmt.Sprintf("%s holds part of an import begun %s that has not finished (%s), so its counts are incomplete until it does: wait for it to finish",
+			setup.db, m.Began, m.Progress()), true, nil
+	}
+	return fmt.Sprintf("%s holds part of an import begun %s that has not finished (%s), so its counts are wrong: "+
+		"import the export again into a new store (sluice db import --db NEWFILE FILE) and point the bayes filter's db at it", setup.db, m.Began, m.Progress()), false, nil
 }
 
 // refuseIncompleteImport returns an error for a command that writes to a
 // store holding part of an import that has not finished: whatever it
 // counts, deletes or fits follows the counts of a fragment of the word
-// list, and is lost when the store is replaced by a whole import, the
-// only repair. what names the command's work ("train"), then what to do
-// once the new store is in place.
-func refuseIncompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store, what, then string) error {
-	msg, err := incompleteImport(ctx, setup, st)
-	if err != nil {
+// list, and is lost if the store has to be replaced by a whole import.
+// what names the command's work ("refit the n-gram model"), verb the
+// command to run once the import is done or the new store in place
+// ("prune"), "" if there is no need.
+func refuseIncompleteImport(ctx context.Context, setup bayesSetup, st classifier.Store, what, verb string) error {
+	msg, running, err := incompleteImport(ctx, setup, st)
+	switch {
+	case err != nil:
 		return err
-	}
-	if msg == "" {
+	case msg == "":
 		return nil
-	}
-	if then != "" {
-		msg += ", then " + then
+	case verb != "" && running:
+		msg += ", then " + verb
+	case verb != "":
+		msg += ", then " + verb + " that"
 	}
 	return fmt.Errorf("refusing to %s: %s", what, msg)
 }
@@ -318,7 +329,7 @@ it knows.`,
 			}
 			opts.MaxCount = maxCount
 			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
-				if err := refuseIncompleteImport(ctx, setup, st, "prune", "prune that"); err != nil {
+				if err := refuseIncompleteImport(ctx, setup, st, "prune", "prune"); err != nil {
 					return err
 				}
 				n, err := st.Prune(ctx, opts)
@@ -428,7 +439,8 @@ message it classifies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
-				// The import fits the new store's model itself.
+				// The import fits the model itself, in this store once it
+				// finishes or in the new one.
 				if err := refuseIncompleteImport(ctx, setup, st, "refit the n-gram model", ""); err != nil {
 					return err
 				}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +156,70 @@ func TestServeNoticesIncompleteImportWhileRunning(t *testing.T) {
 	log := td.log.String()
 	if n := strings.Count(log, "has not finished"); n != 1 || !strings.Contains(log, "2026-12-05T20:00:00Z") || !strings.Contains(log, db) {
 		t.Errorf("%d warnings, want one naming the store and the import:\n%s", n, log)
+	}
+}
+
+// An import records who runs it, so db stats and the refusals tell an
+// import still running (wait for it) from one that was interrupted
+// (import into a new store); a mark of an earlier version, the time
+// alone, says it may be either (above).
+func TestIncompleteImportRunningOrInterrupted(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		pid      int
+		stats    []string
+		refusal  []string
+		notAdvis string
+	}{
+		// This process, as the importer: start 0 is a start time
+		// that could not be read, and the pid alone is believed.
+		{"running", os.Getpid(),
+			[]string{"IN PROGRESS", "2026-12-05T20:00:00Z", fmt.Sprintf("still running, as pid %d", os.Getpid())},
+			[]string{"has not finished", fmt.Sprintf("still running, as pid %d", os.Getpid()), "wait for it to finish, then prune"},
+			"NEWFILE"},
+		{"interrupted", gone.Process.Pid,
+			[]string{"INCOMPLETE", "2026-12-05T20:00:00Z", fmt.Sprintf("interrupted: pid %d is gone", gone.Process.Pid), "import into a new store"},
+			[]string{"has not finished", fmt.Sprintf("interrupted: pid %d is gone", gone.Process.Pid), "sluice db import --db NEWFILE", "then prune that"},
+			"wait for it"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := trainedDB(t)
+			st, err := classifier.Open(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mark := fmt.Sprintf("2026-12-05T20:00:00Z pid=%d start=0 host=%s", tc.pid, host)
+			if err := st.SetMeta(context.Background(), classifier.MetaImporting, mark); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			got := statsField(t, db, "import")
+			for _, want := range tc.stats {
+				if !strings.Contains(got, want) {
+					t.Errorf("db stats import line %q does not say %q", got, want)
+				}
+			}
+			r := runCLI(t, "", "db", "prune", "--db", db, "--max-count", "1")
+			if r.code != 1 {
+				t.Errorf("prune: exit status %d, want 1\n%+v", r.code, r)
+			}
+			for _, want := range tc.refusal {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("prune: stderr %q does not say %q", r.stderr, want)
+				}
+			}
+			if strings.Contains(r.stderr, tc.notAdvis) {
+				t.Errorf("prune: stderr %q says %q", r.stderr, tc.notAdvis)
+			}
+		})
 	}
 }

@@ -98,8 +98,9 @@ once.`,
 			}
 			defer st.Close()
 			// Whatever is learned into a half-imported store is lost when
-			// the store is replaced by a whole import, the only repair.
-			if err := refuseIncompleteImport(cmd.Context(), setup, st, "train", "train that"); err != nil {
+			// the store is replaced by a whole import, the only repair of
+			// an import that was stopped.
+			if err := refuseIncompleteImport(cmd.Context(), setup, st, "train", "train"); err != nil {
 				return err
 			}
 			t := &trainer{class: class, unlearn: unlearn, errw: cmd.ErrOrStderr(),

@@ -217,12 +217,12 @@ type Filter struct {
 	// lastWarn is when an unreachable store was last logged (UnixNano).
 	lastWarn atomic.Int64
 	lastPool classifier.RedisPoolStats // used by measureStore only
-	// importMark is the store's import mark (classifier.MetaImporting)
-	// as last read, nil before it could be read, so that an import
-	// stopped while the filter runs is logged once, not at every
-	// measurement of the store.
+	// importSeen is the store's import mark (classifier.MetaImporting)
+	// as last read, and what became of the import then, nil before it
+	// could be read, so that an import stopped while the filter runs is
+	// logged once, not at every measurement of the store.
 	importMu   sync.Mutex
-	importMark *string
+	importSeen *importSeen
 
 	closeOnce sync.Once
 	closeErr  error
@@ -321,34 +321,53 @@ func (f *Filter) warnIncompleteImport(ctx context.Context) {
 	}
 }
 
+// importSeen is what checkImport last read.
+type importSeen struct {
+	mark  classifier.ImportMark
+	state classifier.ImportState
+}
+
 // checkImport reads the store's import mark and reports whether the store
 // holds part of an import that has not finished (see
 // classifier.MetaImporting): its counts are part of a word list, so
-// verdicts are off until the store is replaced. A mark that appears, or
-// changes (another import), is logged as a warning, and one that goes
-// (only a whole import removes it) as news. The first read of a filter
-// logs a mark that is there, so that each start and reload says it again.
-// The filter goes on all the same, as it does while the store is
-// unavailable: refusing to start would stop the mail, and the store is
-// marked so while an import into it runs as well.
+// verdicts are off until the import finishes or, if it was stopped, the
+// store is replaced. A mark that appears, or changes (another import),
+// is logged as a warning, and so is an import whose process is found gone
+// (classifier.ImportMark.State): it will never finish now. A mark that
+// goes (only a whole import removes it) is logged as news. The first read
+// of a filter logs a mark that is there, so that each start and reload
+// says it again. The filter goes on all the same, as it does while the
+// store is unavailable: refusing to start would stop the mail, and the
+// store is marked so while an import into it runs as well.
 func (f *Filter) checkImport(ctx context.Context) (bool, error) {
-	began, err := classifier.IncompleteImport(ctx, f.store)
+	m, err := classifier.IncompleteImport(ctx, f.store)
 	if err != nil {
 		return false, err
 	}
+	now := importSeen{mark: m}
+	if m.Began != "" {
+		now.state = m.State()
+	}
 	f.importMu.Lock()
 	defer f.importMu.Unlock()
-	prev := f.importMark
-	f.importMark = &began
+	prev := f.importSeen
+	f.importSeen = &now
 	switch {
-	case prev != nil && *prev == began:
-	case began != "":
-		f.log.Warn("bayes: the store holds part of an import that has not finished (it is still running, or was stopped); its counts are wrong and verdicts may be off until it is replaced by a whole import (sluice db import --db NEWFILE, then point db at NEWFILE)",
-			"db", f.storeName, "import_began", began)
+	case prev != nil && *prev == now:
+	case m.Began != "":
+		attrs := []any{"db", f.storeName, "import_began", m.Began, "import_state", now.state.String()}
+		if m.PID != 0 {
+			attrs = append(attrs, "import_pid", m.PID, "import_host", m.Host)
+		}
+		way := "its counts are wrong and verdicts may be off until it is replaced by a whole import (sluice db import --db NEWFILE, then point db at NEWFILE)"
+		if now.state == classifier.ImportRunning {
+			way = "verdicts may be off until it finishes"
+		}
+		f.log.Warn("bayes: the store holds part of an import that has not finished ("+m.Progress()+"); "+way, attrs...)
 	case prev != nil:
-		f.log.Info("bayes: the import into the store finished", "db", f.storeName, "import_began", *prev)
+		f.log.Info("bayes: the import into the store finished", "db", f.storeName, "import_began", prev.mark.Began)
 	}
-	return began != "", nil
+	return m.Began != "", nil
 }
 
 // NewClassifier returns a classifier on st with the parameters of cfg

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -969,4 +970,56 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// The mark of an import names its process: while that process runs, the
+// filter says the import is running, and when it dies with the import
+// unfinished, the filter notices at its next measurement and warns again,
+// now that the store will not be whole unless it is replaced.
+func TestIncompleteImportInterruptedWhileRunning(t *testing.T) {
+	importer := exec.Command("sleep", "60")
+	if err := importer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer importer.Process.Kill()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := trainedStore(t)
+	mark := fmt.Sprintf("2026-12-05T20:00:00Z pid=%d start=0 host=%s", importer.Process.Pid, host)
+	if err := st.SetMeta(context.Background(), classifier.MetaImporting, mark); err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	obs := &recorder{}
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir(), Observer: obs}
+	f, err := bayes.New(env, options(t, "stats_interval: 10ms"), "1.2.3", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	waitReports := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(obs.importReports()) < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitReports(3)
+	running := fmt.Sprintf("still running, as pid %d", importer.Process.Pid)
+	if n := strings.Count(log.String(), "has not finished"); n != 1 || !strings.Contains(log.String(), running) {
+		t.Fatalf("%d warnings, want one that the import is %s:\n%s", n, running, log.String())
+	}
+	importer.Process.Kill()
+	importer.Wait()
+	obs.resetImportReports()
+	waitReports(3)
+	interrupted := fmt.Sprintf("interrupted: pid %d is gone", importer.Process.Pid)
+	if n := strings.Count(log.String(), "has not finished"); n != 2 || !strings.Contains(log.String(), interrupted) {
+		t.Errorf("%d warnings, want a second one that the import was %s:\n%s", n, interrupted, log.String())
+	}
+	if r := obs.importReports(); len(r) == 0 || !r[len(r)-1] {
+		t.Errorf("reports %v, want the store still reported incomplete", r)
+	}
 }
