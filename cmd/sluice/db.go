@@ -355,7 +355,12 @@ messages in a text format that "sluice db import" reads back losslessly:
 the way to move a store to another machine or another version of sluice.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st classifier.Store) error {
+			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+				// An export carries no import mark: imported elsewhere,
+				// a fragment of a word list would pass for a whole store.
+				if err := refuseIncompleteImport(ctx, setup, st, "export", "export"); err != nil {
+					return err
+				}
 				if len(args) == 0 || args[0] == "-" {
 					return classifier.Export(ctx, st, cmd.OutOrStdout())
 				}

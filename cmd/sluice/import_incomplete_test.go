@@ -105,8 +105,9 @@ func TestServeWarnsOfIncompleteImport(t *testing.T) {
 // Pruning or refitting a store that holds part of an import is refused as
 // training is, with the same way out: the tokens pruned and the model
 // fitted would be chosen by the counts of a fragment of the word list,
-// and the work is lost when the store is replaced. The store is left as
-// it was.
+// and the work is lost when the store is replaced. Exporting it is
+// refused too: the export carries no mark, and imported elsewhere the
+// fragment would pass for a whole store. The store is left as it was.
 func TestPruneRefitRefuseIncompleteImport(t *testing.T) {
 	db := trainedDB(t)
 	markIncompleteImport(t, db)
@@ -117,6 +118,7 @@ func TestPruneRefitRefuseIncompleteImport(t *testing.T) {
 	}{
 		{[]string{"db", "prune", "--db", db, "--max-count", "1"}, "refusing to prune: "},
 		{[]string{"db", "refit", "--db", db}, "refusing to refit the n-gram model: "},
+		{[]string{"db", "export", "--db", db}, "refusing to export: "},
 	} {
 		r := runCLI(t, "", tc.args...)
 		if r.code != 1 {
