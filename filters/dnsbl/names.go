@@ -1,7 +1,6 @@
 package dnsbl
 
 import (
-	"net/mail"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -133,50 +132,14 @@ func addressDomain(addr string) (string, bool) {
 const maxFromDomains = filters.MaxFromFields
 
 // fromDomains returns the distinct domains of the addresses in a From
-// header value, at most maxFromDomains. A value net/mail cannot parse
-// (an unknown charset in the display name, stray syntax) is scanned for
-// anything that looks like an address instead, addresses in angle
-// brackets first: a spammer's broken From should not escape the check.
+// header value, at most maxFromDomains, read as filters.FromAddresses
+// reads them: a value net/mail refuses (comments inside an address, an
+// unknown charset, stray syntax) is still searched for addresses, so that
+// a spammer's broken From does not escape the check.
 func fromDomains(value string) []string {
-	value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
-	list, err := mail.ParseAddressList(value)
-	if err != nil {
-		value = withoutCFWS(value)
-		list, err = mail.ParseAddressList(value)
-	}
-	var addrs []string
-	if err == nil {
-		for _, a := range list {
-			addrs = append(addrs, a.Address)
-		}
-	} else {
-		// Angle-bracketed addresses first: they are what a mail reader
-		// shows as the sender, and decoy addresses in the display name
-		// must not crowd them out of the maxFromDomains looked up.
-		rest := value
-		for {
-			i := strings.IndexByte(rest, '<')
-			if i < 0 {
-				break
-			}
-			j := strings.IndexByte(rest[i:], '>')
-			if j < 0 {
-				break
-			}
-			addrs = append(addrs, rest[i+1:i+j])
-			rest = rest[i+j+1:]
-		}
-		for _, f := range strings.FieldsFunc(value, func(r rune) bool {
-			return r == ' ' || r == '\t' || r == ',' || r == '<' || r == '>' || r == '"' || r == '(' || r == ')'
-		}) {
-			if strings.Contains(f, "@") {
-				addrs = append(addrs, f)
-			}
-		}
-	}
 	var out []string
 	seen := map[string]bool{}
-	for _, a := range addrs {
+	for a := range filters.FromAddresses(value) {
 		d, ok := addressDomain(a)
 		if !ok || seen[d] {
 			continue
@@ -188,81 +151,6 @@ func fromDomains(value string) []string {
 		}
 	}
 	return out
-}
-
-// withoutCFWS returns value with its comments replaced by a blank and
-// the blanks next to "@" and "." removed, outside quoted strings. RFC
-// 5322 allows both inside an address: comments and folding white space
-// around the atoms of a domain (section 3.4.1), and around its dots in
-// the obsolete syntax (section 4.4). A mail reader shows
-// "bob@(x)spammer.example" and "bob @ spammer . example" as
-// bob@spammer.example; net/mail refuses them, and split into words they
-// hold no address. A "(" never closed is no comment, and stays.
-//
-// Comments nest and may hold quoted pairs (section 3.2.2). They are
-// matched in one pass with a stack, so that a value of many unclosed
-// parentheses costs linear time too.
-func withoutCFWS(value string) string {
-	if !strings.ContainsAny(value, "( \t") {
-		return value
-	}
-	// end[i] is the index of the ")" that closes the "(" at i.
-	end := map[int]int{}
-	var open []int
-	quoted := false
-	for i := 0; i < len(value); i++ {
-		switch c := value[i]; {
-		case c == '\\':
-			i++
-		case c == '"' && len(open) == 0:
-			quoted = !quoted
-		case quoted:
-		case c == '(':
-			open = append(open, i)
-		case c == ')' && len(open) > 0:
-			end[open[len(open)-1]] = i
-			open = open[:len(open)-1]
-		}
-	}
-	var b strings.Builder
-	quoted = false
-	blank := false // blanks left out, to be written unless next to "@" or "."
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		if !quoted {
-			if j, ok := end[i]; ok {
-				i, blank = j, true
-				continue
-			}
-			if c == ' ' || c == '\t' {
-				blank = true
-				continue
-			}
-		}
-		if blank {
-			if prev := lastByte(&b); c != '@' && c != '.' && prev != '@' && prev != '.' {
-				b.WriteByte(' ')
-			}
-			blank = false
-		}
-		b.WriteByte(c)
-		switch {
-		case c == '\\' && i+1 < len(value):
-			i++
-			b.WriteByte(value[i])
-		case c == '"':
-			quoted = !quoted
-		}
-	}
-	return b.String()
-}
-
-// lastByte returns the last byte written to b, 0 if none.
-func lastByte(b *strings.Builder) byte {
-	if s := b.String(); s != "" {
-		return s[len(s)-1]
-	}
-	return 0
 }
 
 // headerFromDomains returns the distinct domains of the From field values

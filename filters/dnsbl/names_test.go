@@ -82,8 +82,8 @@ func TestFromDomains(t *testing.T) {
 		{"alice@example.org", "example.org"},
 		{`"Alice" <alice@Example.org>`, "example.org"},
 		{"Alice <a@one.example>,\r\n Bob <b@two.example>, c@one.example", "one.example two.example"},
-		// An encoded word in an unknown charset: net/mail refuses it,
-		// the fallback still finds the address.
+		// An encoded word in a charset Go does not know does not hide
+		// the address.
 		{"=?x-unknown?q?Bank?= <security@phish.example>", "phish.example"},
 		{"undisclosed-recipients:;", ""},
 		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example, g@7.example, h@8.example, i@9.example", "1.example 2.example 3.example 4.example 5.example 6.example 7.example 8.example"},

@@ -1,0 +1,173 @@
+package filters
+
+import (
+	"io"
+	"iter"
+	"mime"
+	"net/mail"
+	"strings"
+)
+
+// FromAddresses returns the addresses (addr-specs, "local@domain") of a
+// From: field value, in order, as a mail reader finds them: RFC 5322
+// section 3.6.2 allows a list, with display names, groups and encoded
+// words. The caller stops reading when it has enough, so that a value of
+// thousands of addresses costs it no more than it wants to spend.
+//
+// Every filter that judges the author reads the field with this one
+// function, so that no syntax trick hides an address from one filter
+// that another one sees. The value is read in three steps:
+//
+//  1. net/mail's parser, with any charset of an encoded word accepted
+//     (display names do not matter here, and an unknown charset must
+//     not make the field unreadable);
+//  2. if it refuses the value, the parser again on the value without
+//     comments and without the blanks next to "@" and "." (see
+//     WithoutCFWS), which RFC 5322 allows inside an address and net/mail
+//     does not;
+//  3. if it refuses that too, a search of that form for addresses in
+//     angle brackets, then for words holding "@": a forged or broken
+//     field must not be a way around a check. Each address found is
+//     returned once.
+//
+// A local part that was quoted comes unquoted, as net/mail gives it, so
+// it may hold '"', '@' and blanks: the domain is what follows the last
+// '@' that is not inside a quoted string.
+func FromAddresses(value string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
+		p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
+			CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+		}}
+		list, err := p.ParseList(value)
+		if err != nil {
+			value = WithoutCFWS(value)
+			list, err = p.ParseList(value)
+		}
+		if err == nil {
+			for _, a := range list {
+				if !yield(a.Address) {
+					return
+				}
+			}
+			return
+		}
+		seen := map[string]bool{}
+		found := func(a string) bool {
+			if a == "" || seen[a] {
+				return true
+			}
+			seen[a] = true
+			return yield(a)
+		}
+		// Angle-bracketed addresses first: they are what a mail reader
+		// shows as the sender, and decoy addresses in the display name
+		// must not crowd them out of what the caller reads.
+		rest := value
+		for {
+			i := strings.IndexByte(rest, '<')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(rest[i:], '>')
+			if j < 0 {
+				break
+			}
+			if !found(strings.TrimSpace(rest[i+1 : i+j])) {
+				return
+			}
+			rest = rest[i+j+1:]
+		}
+		// Then every word with an "@": an angle-bracketed decoy, say in
+		// a quoted display name, must not hide a bare address after it.
+		for _, w := range strings.FieldsFunc(value, isFromSeparator) {
+			if w = strings.Trim(w, "'"); strings.Contains(w, "@") && !found(w) {
+				return
+			}
+		}
+	}
+}
+
+// isFromSeparator reports whether r ends a word in the search of a
+// broken From: field: blanks, list and group separators, angle brackets,
+// quotes and parentheses. ':' is not one, so that a source route
+// ("@relay:user@domain") stays whole.
+func isFromSeparator(r rune) bool {
+	switch r {
+	case ' ', '\t', ',', ';', '<', '>', '"', '(', ')':
+		return true
+	}
+	return false
+}
+
+// WithoutCFWS returns value with its comments replaced by a blank and
+// the blanks next to "@" and "." removed, outside quoted strings. RFC
+// 5322 allows both inside an address: comments and folding white space
+// around the atoms of a local part and a domain (section 3.4.1), and
+// around their dots in the obsolete syntax (section 4.4). A mail reader
+// shows "bob@(x)spammer.example" and "bob @ spammer . example" as
+// bob@spammer.example; net/mail refuses them, and split into words they
+// hold no address. A "(" never closed is no comment, and stays.
+//
+// Comments nest and may hold quoted pairs (section 3.2.2). They are
+// matched in one pass with a stack before a second pass writes the
+// result, so that a value of many unclosed parentheses costs linear
+// time too.
+func WithoutCFWS(value string) string {
+	if !strings.ContainsAny(value, "( \t") {
+		return value
+	}
+	// end[i] is the index of the ")" that closes the "(" at i.
+	end := map[int]int{}
+	var open []int
+	quoted := false
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; {
+		case c == '\\':
+			i++
+		case c == '"' && len(open) == 0:
+			quoted = !quoted
+		case quoted:
+		case c == '(':
+			open = append(open, i)
+		case c == ')' && len(open) > 0:
+			end[open[len(open)-1]] = i
+			open = open[:len(open)-1]
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(value))
+	var last byte // the last byte written, 0 before the first
+	quoted = false
+	blank := false // blanks left out, to be written unless next to "@" or "."
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !quoted {
+			if j, ok := end[i]; ok {
+				i, blank = j, true
+				continue
+			}
+			if c == ' ' || c == '\t' {
+				blank = true
+				continue
+			}
+		}
+		if blank {
+			if c != '@' && c != '.' && last != '@' && last != '.' && last != 0 {
+				b.WriteByte(' ')
+			}
+			blank = false
+		}
+		b.WriteByte(c)
+		last = c
+		switch {
+		case c == '\\' && i+1 < len(value):
+			i++
+			b.WriteByte(value[i])
+			last = value[i]
+		case c == '"':
+			quoted = !quoted
+		}
+	}
+	return b.String()
+}
