@@ -1,14 +1,13 @@
 package senders
 
 import (
-	"io"
-	"mime"
-	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // Name is an address or a host name in the form rules are compared in.
@@ -282,55 +281,20 @@ func lower(s string) string {
 // filters.MaxFromFields bounds the fields read.
 const maxFromAddresses = 16
 
-// headerAddresses returns the addresses of a From: field value (RFC 5322
-// section 3.6.2 allows a list), at most max of them. A value net/mail
-// cannot parse (a forged or broken field) is scanned for <...> and
-// word@word instead: a malformed field must not be a way around the rules.
+// headerAddresses returns the addresses of a From: field value, at most
+// max of them, read as filters.FromAddresses reads them for every filter
+// that judges the author: display names, groups, several addresses,
+// encoded words, comments and blanks inside an address; a value net/mail
+// cannot parse (a forged or broken field) is searched for <...> and
+// word@word instead: a malformed field must not be a way around the
+// rules.
 func headerAddresses(value string, max int) []string {
-	value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
-		// Display names do not matter here; do not fail on a charset
-		// the standard library does not know.
-		CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-	}}
 	var out []string
-	if list, err := p.ParseList(value); err == nil {
-		for _, a := range list {
-			if len(out) == max {
-				break
-			}
-			out = append(out, a.Address)
-		}
-		return out
-	}
-	// Angle-bracketed addresses first, as a reader's mail client shows
-	// them.
-	rest := value
-	for len(out) < max {
-		i := strings.IndexByte(rest, '<')
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(rest[i:], '>')
-		if j < 0 {
-			break
-		}
-		if a := strings.TrimSpace(rest[i+1 : i+j]); a != "" {
-			out = append(out, a)
-		}
-		rest = rest[i+j+1:]
-	}
-	if len(out) > 0 {
-		return out
-	}
-	for _, w := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == ';' }) {
+	for a := range filters.FromAddresses(value) {
 		if len(out) == max {
 			break
 		}
-		w = strings.Trim(w, `()"'`)
-		if strings.Contains(w, "@") {
-			out = append(out, w)
-		}
+		out = append(out, a)
 	}
 	return out
 }

@@ -222,6 +222,12 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "broken \"quote <x@spam.example>"}, filters.Reject},
 		{[]string{"Sender", "x@spam.example"}, filters.Continue},
 		{[]string{"From", "x@linkedin.biz"}, filters.Continue}, // From: tag: the envelope only
+		// Comments and blanks inside the address, and decoys before it
+		// in a broken field, do not hide a refused domain.
+		{[]string{"From", "bob@(comment)spam.example"}, filters.Reject},
+		{[]string{"From", "Bob <bob@ (a (nested) comment) spam . example>"}, filters.Reject},
+		{[]string{"From", "bob@spam\t.example"}, filters.Reject},
+		{[]string{"From", `"<x@fine.example>" bob@spam.example`}, filters.Reject},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))

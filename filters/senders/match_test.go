@@ -362,6 +362,16 @@ func TestHeaderAddresses(t *testing.T) {
 		{"broken \"quote <a@b.example>", []string{"a@b.example"}},
 		{"no address here", nil},
 		{"(comment) a@b.example (x", []string{"a@b.example"}},
+		// Comments and blanks inside an address (RFC 5322 3.4.1, 4.4),
+		// which mail readers drop and net/mail refuses.
+		{"bob@(x)spam.example", []string{"bob@spam.example"}},
+		{"bob@spam\t.example", []string{"bob@spam.example"}},
+		{"Bob <bob @ spam . example>", []string{"bob@spam.example"}},
+		{"Bob <bob@(x)spam.example>, \"", []string{"bob@spam.example"}},
+		// In a broken field, an angle-bracketed decoy in a comment or a
+		// quoted display name does not hide the address after it.
+		{`(<x@good.example>) bob@spam.example, "`, []string{"bob@spam.example"}},
+		{`"<x@good.example>" bob@spam.example`, []string{"x@good.example", "bob@spam.example"}},
 	}
 	for _, tt := range tests {
 		got := headerAddresses(tt.value, maxFromAddresses)
