@@ -58,10 +58,7 @@ func ParseAddress(s string) Name {
 			return Name{}
 		}
 	}
-	local, domain, ok := splitAddress(s)
-	if !ok {
-		return Name{}
-	}
+	local, domain := splitMailAddress(s)
 	n := parseDomain(domain)
 	n.Local = stripBATV(lower(local))
 	return n
@@ -126,6 +123,64 @@ func splitAddress(s string) (local, domain string, ok bool) {
 		return s, "", true
 	}
 	return s[:i], s[i+1:], true
+}
+
+// splitMailAddress splits an address found in mail at the "@" before
+// its domain: the last "@" outside quoted strings, or the last of all
+// when the quotes do not pair up. Postfix too takes the domain from the
+// last "@", and a mail reader shows the same domain, however the local
+// part before it is written: a quoted part followed by more text
+// ("x"y@spam.example), a quote never closed, or a local part that
+// net/mail gives unquoted, quotes and "@" included (the From: address
+// "\"a\"@x"@spam.example comes as "a"@x@spam.example). A backslash
+// quotes the next character only inside a quoted string (RFC 5322
+// section 3.2.4). A local part that is one quoted string is unquoted.
+func splitMailAddress(s string) (local, domain string) {
+	at := -1
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '@' && !quoted:
+			at = i
+		}
+	}
+	if quoted {
+		at = strings.LastIndexByte(s, '@')
+	}
+	if at < 0 {
+		return unquoteLocal(s), ""
+	}
+	return unquoteLocal(s[:at]), s[at+1:]
+}
+
+// unquoteLocal returns the text of a local part that is one quoted
+// string, and any other local part as it is.
+func unquoteLocal(s string) string {
+	if len(s) < 2 || s[0] != '"' {
+		return s
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			i++
+			if i < len(s) {
+				b.WriteByte(s[i])
+			}
+		case '"':
+			if i != len(s)-1 {
+				return s
+			}
+			return b.String()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return s // never closed
 }
 
 // parseDomain normalises a domain: trailing dots, case, IDN.

@@ -181,6 +181,9 @@ func TestFilterVerdicts(t *testing.T) {
 		{"bob@skip.example", "mx.example", "mx.example", filters.Continue, ""},
 		{"", "mx.example", "mx.example", filters.Reject, "550 5.7.1 We send no mail, so we take no bounces"},
 		{"bob@fine.example", "mx.example", "mx.example", filters.Continue, ""},
+		// Quotes before the last "@" do not hide the domain after it.
+		{`"x"y@spam.example`, "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{`"bob@spam.example`, "mx.example", "mx.example", filters.Reject, DefaultReject},
 		// HELO and client name, from the hosts file and Helo: tags; the
 		// strongest verdict of the stage wins.
 		{"bob@fine.example", "dialup.example", "mx.example", filters.Reject, DefaultReject},
@@ -228,6 +231,10 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "Bob <bob@ (a (nested) comment) spam . example>"}, filters.Reject},
 		{[]string{"From", "bob@spam\t.example"}, filters.Reject},
 		{[]string{"From", `"<x@fine.example>" bob@spam.example`}, filters.Reject},
+		// A quoted local part holding quotes and "@": net/mail gives it
+		// unquoted, and the domain is still the one after the last "@".
+		{[]string{"From", `"\"x@fine.example\"z"@spam.example`}, filters.Reject},
+		{[]string{"From", `Bob <"\"a\"@fine.example"@spam.example>`}, filters.Reject},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))

@@ -336,6 +336,15 @@ func TestParseAddress(t *testing.T) {
 		{"alice@[IPv6:2001:DB8::1]", Name{Local: "alice", Domain: "[ipv6:2001:db8::1]", Literal: true}},
 		{"alice@", Name{Local: "alice"}},
 		{"alice@-Ü.example", Name{Local: "alice", Domain: "-ü.example", raw: true}}, // not valid IDNA: compared as written
+		{`"a@b"`, Name{Local: "a@b"}},
+		// The domain follows the last "@" outside quotes, as the MTA
+		// that delivers a bounce reads it, however the quotes before it
+		// stand; a quote that is never closed does not hide it.
+		{`"x"y@spam.example`, Name{Local: `"x"y`, Domain: "spam.example"}},
+		{`"a"@x@spam.example`, Name{Local: `"a"@x`, Domain: "spam.example"}},
+		{`"x@fine.example"y@spam.example`, Name{Local: `"x@fine.example"y`, Domain: "spam.example"}},
+		{`"abc@spam.example`, Name{Local: `"abc`, Domain: "spam.example"}},
+		{`"a\"b@c"@spam.example`, Name{Local: `a"b@c`, Domain: "spam.example"}},
 	}
 	for _, tt := range tests {
 		if got := ParseAddress(tt.in); got != tt.want {
