@@ -39,7 +39,20 @@ var idnaProfile = idna.New(idna.MapForLookup(), idna.StrictDomainName(false), id
 // appendix C asks), a quoted local part, and a BATV-tagged local part
 // ("prvs=TAG=user", or "prvs=user=TAG" as some senders write it), which is
 // compared as the plain user. "" and "<>" are the null sender.
+//
+// Comments and the blanks next to "@" and "." are dropped first, outside
+// quoted strings (filters.WithoutCFWS): RFC 5321 has none in an envelope
+// address, but an MTA that reads MAIL FROM leniently accepts the RFC 5322
+// forms ("bob@(x)spam.example", "bob @ spam . example") and passes them
+// on as written, and they name spam.example all the same.
 func ParseAddress(s string) Name {
+	return parseAddress(filters.WithoutCFWS(s))
+}
+
+// parseAddress is ParseAddress for an address without comments, as
+// filters.FromAddresses gives them: a local part it unquoted may hold
+// parentheses and blanks, which are text.
+func parseAddress(s string) Name {
 	s = strings.TrimSpace(s)
 	if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
 		s = strings.TrimSpace(s[1 : len(s)-1])

@@ -416,7 +416,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		}
 		for _, v := range m.FromFields() {
 			for _, a := range headerAddresses(v, maxFromAddresses) {
-				ms = append(ms, rs.Match(HeaderFrom, a))
+				ms = append(ms, rs.MatchName(HeaderFrom, parseAddress(a)))
 			}
 		}
 	default:

@@ -184,6 +184,10 @@ func TestFilterVerdicts(t *testing.T) {
 		// Quotes before the last "@" do not hide the domain after it.
 		{`"x"y@spam.example`, "mx.example", "mx.example", filters.Reject, DefaultReject},
 		{`"bob@spam.example`, "mx.example", "mx.example", filters.Reject, DefaultReject},
+		// Comments and blanks inside the envelope address.
+		{"bob@(x)spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob @ spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob@spam .example", "mx.example", "mx.example", filters.Reject, DefaultReject},
 		// HELO and client name, from the hosts file and Helo: tags; the
 		// strongest verdict of the stage wins.
 		{"bob@fine.example", "dialup.example", "mx.example", filters.Reject, DefaultReject},
@@ -252,6 +256,20 @@ func TestFilterHeaderFrom(t *testing.T) {
 	}
 	if n := f.Needs(); !n.Stages.Has(filters.StageMailFrom) || !n.Stages.Has(filters.StageHeaders) || !n.Headers || n.Body {
 		t.Errorf("needs %+v", n)
+	}
+}
+
+// A From: address comes from filters.FromAddresses with its comments
+// gone and its local part unquoted: what is left is not read as a
+// comment a second time, or "a (b)" would compare as "a".
+func TestFilterHeaderFromQuotedText(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "senders")
+	writeFile(t, rules, "\"a (b)\"@x.example REJECT\n")
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}}, nil, "")
+	for _, from := range []string{`Bob <"a (b)"@x.example> (c)`, `"a (b)"@(c)x.example`} {
+		if v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", "From", from)); v.Action != filters.Reject {
+			t.Errorf("From %q: %s, want reject", from, v.Action)
+		}
 	}
 }
 

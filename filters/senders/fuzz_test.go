@@ -43,7 +43,10 @@ func FuzzCompile(f *testing.F) {
 	})
 }
 
-// FuzzParseAddress: parsing is idempotent on the compared form.
+// FuzzParseAddress: parsing is idempotent on the compared form. The
+// compared form is read again as parseAddress reads an address without
+// comments: ParseAddress would take the blanks a garbled domain may keep
+// ("0 \x9a 0" maps to "xn--0  0-w70y") for folding white space.
 func FuzzParseAddress(f *testing.F) {
 	for _, s := range []string{"<>", "Bob@Example.COM.", `"a b"@x.example`, "@r1,@r2:u@d.example", "prvs=u=0123abcdef@x", "u@bücher.test", "u@[192.0.2.1]"} {
 		f.Add(s)
@@ -53,7 +56,7 @@ func FuzzParseAddress(f *testing.F) {
 		if n.Null || n.Local == "" || n.Domain == "" || strings.Contains(n.Domain, "@") || n.raw || n.Literal || strings.ContainsAny(n.Local, "\"\\@ ") || strings.HasPrefix(n.Local, "prvs=") {
 			return
 		}
-		again := ParseAddress(n.Local + "@" + n.Domain)
+		again := parseAddress(n.Local + "@" + n.Domain)
 		if again.Domain != n.Domain {
 			t.Fatalf("%q: domain %q compares as %q the second time", s, n.Domain, again.Domain)
 		}

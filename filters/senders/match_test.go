@@ -345,6 +345,13 @@ func TestParseAddress(t *testing.T) {
 		{`"x@fine.example"y@spam.example`, Name{Local: `"x@fine.example"y`, Domain: "spam.example"}},
 		{`"abc@spam.example`, Name{Local: `"abc`, Domain: "spam.example"}},
 		{`"a\"b@c"@spam.example`, Name{Local: `a"b@c`, Domain: "spam.example"}},
+		// Comments and blanks inside the address, as RFC 5322 allows
+		// and MTAs that read the envelope leniently pass on.
+		{"bob@(x)spam.example", Name{Local: "bob", Domain: "spam.example"}},
+		{"<bob @ spam . example>", Name{Local: "bob", Domain: "spam.example"}},
+		{"bob(c)@spam.example", Name{Local: "bob", Domain: "spam.example"}},
+		{"<bob@spam.example> (c)", Name{Local: "bob", Domain: "spam.example"}},
+		{`"john (doe)"@x.example`, Name{Local: "john (doe)", Domain: "x.example"}},
 	}
 	for _, tt := range tests {
 		if got := ParseAddress(tt.in); got != tt.want {
