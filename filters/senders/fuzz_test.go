@@ -62,3 +62,41 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHeaderFromDomain checks that no display name and no comment
+// inside the address hides the domain of a From: field from the rules:
+// whatever they hold, once quoted and escaped as RFC 5322 asks, the
+// field `"NAME" <bob@(COMMENT)spam.example>` must give an address at
+// spam.example. Inputs with many "@" are left out: they can fill the
+// addresses read of a broken field with decoys, which the bound of
+// maxFromAddresses allows.
+func FuzzHeaderFromDomain(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"Bob", "x"},
+		{"x@good.example", "y@good.example"},
+		{"<x@good.example>", ")("},
+		{`a"b\c`, `\`},
+		{"=?utf-8?q?x?=", "(nested)"},
+		{"\xff", "\xff"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")
+	comment := strings.NewReplacer(`\`, `\\`, "(", `\(`, ")", `\)`, "\r", "", "\n", "")
+	f.Fuzz(func(t *testing.T, name, cmt string) {
+		if strings.Count(name, "@")+strings.Count(cmt, "@") > maxFromAddresses/2 {
+			return
+		}
+		value := `"` + quote.Replace(name) + `" <bob@(` + comment.Replace(cmt) + `)spam.example>`
+		addrs := headerAddresses(value, maxFromAddresses)
+		if len(addrs) > maxFromAddresses {
+			t.Fatalf("%q: %d addresses", value, len(addrs))
+		}
+		for _, a := range addrs {
+			if parseAddress(a).Domain == "spam.example" {
+				return
+			}
+		}
+		t.Fatalf("%q: no address at spam.example in %q", value, addrs)
+	})
+}
