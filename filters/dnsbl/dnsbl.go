@@ -353,7 +353,11 @@ func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
 		switch target {
 		case targetSender:
 			what = "sender"
-			if d, ok := addressDomain(m.From.Addr); ok {
+			// RFC 5321 has no comments in MAIL FROM, but an MTA that
+			// reads it leniently passes on "bob@(x)spammer.example" as
+			// written; it names spammer.example, as the senders filter
+			// reads it too.
+			if d, ok := addressDomain(filters.WithoutCFWS(m.From.Addr)); ok {
 				domains = []string{d}
 			}
 		case targetHelo:

@@ -326,3 +326,23 @@ func TestUnparsableAnswerIsABadAnswer(t *testing.T) {
 		t.Errorf("observer: %s, want one bad answer", e.obs)
 	}
 }
+
+// The envelope sender has no comments in RFC 5321, but an MTA that reads
+// MAIL FROM leniently passes on the RFC 5322 forms as written; the senders
+// filter reads them as the address they name, and so must the lookup.
+func TestCommentsInSenderDoNotHideTheDomain(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender"}}), nil)
+	for _, from := range []string{
+		"bob@(comment)spammer.example",
+		"bob @ spammer.example",
+		"bob@spammer .example",
+		`"x"y@spammer.example`,
+	} {
+		m := message("192.0.2.1", "mx.example", from, "alice@fine.example")
+		if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+			t.Errorf("MAIL FROM %q: %v, want reject", from, v.Action)
+		}
+	}
+}
