@@ -61,13 +61,17 @@ func parseAddress(s string) Name {
 		return Name{Null: true}
 	}
 	if s[0] == '@' {
-		i := routeEnd(s)
-		if i < 0 {
-			return Name{}
-		}
-		s = s[i+1:]
-		if s == "" {
-			// A source route to no address ("<@a:>").
+		// A source route; or, without its colon but with another "@",
+		// a local part that starts with "@": net/mail gives the From:
+		// address "@x"@spam.example unquoted, as @x@spam.example.
+		if i := routeEnd(s); i >= 0 {
+			s = s[i+1:]
+			if s == "" {
+				// A source route to no address ("<@a:>").
+				return Name{}
+			}
+		} else if strings.IndexByte(s[1:], '@') < 0 {
+			// A route that never ends, and no address after it.
 			return Name{}
 		}
 	}

@@ -239,6 +239,9 @@ func TestFilterHeaderFrom(t *testing.T) {
 		// unquoted, and the domain is still the one after the last "@".
 		{[]string{"From", `"\"x@fine.example\"z"@spam.example`}, filters.Reject},
 		{[]string{"From", `Bob <"\"a\"@fine.example"@spam.example>`}, filters.Reject},
+		// Unquoted, a local part may start with "@" and look like a
+		// source route that never ends.
+		{[]string{"From", `"@fine.example"@spam.example`}, filters.Reject},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))

@@ -331,6 +331,7 @@ func TestParseAddress(t *testing.T) {
 		{`"a@b"@example.com`, Name{Local: "a@b", Domain: "example.com"}},
 		{"@relay:alice@example.com", Name{Local: "alice", Domain: "example.com"}},
 		{"@relay-without-colon", Name{}},
+		{"@x@spam.example", Name{Local: "@x", Domain: "spam.example"}}, // "@x"@spam.example unquoted
 		{"@relay:", Name{}}, // a route to no address
 		{"<@a:>", Name{}},
 		{"alice@[IPv6:2001:DB8::1]", Name{Local: "alice", Domain: "[ipv6:2001:db8::1]", Literal: true}},
