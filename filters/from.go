@@ -30,9 +30,10 @@ import (
 //     field must not be a way around a check. Each address found is
 //     returned once.
 //
-// A local part that was quoted comes unquoted, as net/mail gives it, so
-// it may hold '"', '@' and blanks: the domain is what follows the last
-// '@' that is not inside a quoted string.
+// A parsed address comes as net/mail gives it, its local part unquoted:
+// that may hold '"', '@' and blanks, and start with "@", so its domain is
+// what follows its last "@". An address found in a broken field comes
+// as written there, quotes and source route included.
 func FromAddresses(value string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
