@@ -602,7 +602,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	// (Postfix gives mail from local clients without Message-Id and Date
 	// new ones, with the queue id and time, at each attempt).
 	refused := va.action == Tempfail || m.Decided.Action == filters.Tempfail
-	if class := f.autolearnClass(res); class != classifier.None && !refused {
+	if class := f.autolearnClass(res); class != classifier.None && !refused && !f.importIncomplete() {
 		if f.autolearn(ctx, &own, class) {
 			value += ", autolearn=" + class.String()
 		}
@@ -683,6 +683,17 @@ func (f *Filter) deletes(forged []int) []filters.HeaderEdit {
 		edits = append(edits, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: f.s.headerName, Index: forged[i]})
 	}
 	return edits
+}
+
+// importIncomplete reports whether the store held part of an import that
+// has not finished when last checked (checkImport). Nothing is
+// auto-learned into such a store, as "sluice train" refuses it: what is
+// learned would follow the fragment's counts, and be lost when the store
+// is replaced by a whole import.
+func (f *Filter) importIncomplete() bool {
+	f.importMu.Lock()
+	defer f.importMu.Unlock()
+	return f.importSeen != nil && f.importSeen.mark.Began != ""
 }
 
 // autolearnClass says whether res is confident enough to learn from.

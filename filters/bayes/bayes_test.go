@@ -428,6 +428,28 @@ func TestAutolearn(t *testing.T) {
 	}
 }
 
+// Nothing is auto-learned into a store that holds part of an import that
+// has not finished, as train refuses it; the message is still classified
+// and tagged.
+func TestNoAutolearnIntoIncompleteImport(t *testing.T) {
+	ctx := context.Background()
+	st := trainedStore(t)
+	if err := st.SetMeta(ctx, classifier.MetaImporting, "2026-12-05T20:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFilter(t, st, "spam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}", nil)
+	before, _ := st.Stats(ctx)
+	for _, m := range []*filters.Message{spamMessage(), hamMessage()} {
+		h := added(check(t, f, m), "X-Sluice-Bayes")
+		if h == "" || strings.Contains(h, "autolearn") {
+			t.Errorf("header %q: want a verdict and no auto-learning", h)
+		}
+	}
+	if after, _ := st.Stats(ctx); after.Totals != before.Totals {
+		t.Errorf("totals %+v -> %+v: learned into a half-imported store", before.Totals, after.Totals)
+	}
+}
+
 // A verdict field of a configured name is left out as the default one is.
 // A message auto-learned as spam at SMTP time (without the field) and
 // retrained as ham from the mailbox (with it, as the MTA delivered it) is
