@@ -217,15 +217,17 @@ func (c *cache) run(k cacheKey, f *flight, fetch func() answer) {
 // Shared holds what dnsbl filters keep across configuration reloads: the
 // answer cache of each filter entry, by name, so that a reload does not
 // throw away answers that are still valid and query every list again;
-// and the servers found without EDNS, by address, so that a reload does
-// not cost each of them a FORMERR round trip again. One Shared serves
-// every filter the daemon builds from one registry; it is safe for
-// concurrent use.
+// and what the resolvers learnt of their servers, by address: those found
+// without EDNS, so that a reload does not cost each of them a FORMERR
+// round trip again, and those that gave no answer, so that a reload does
+// not cost a timeout per lookup until each is found dead again. One
+// Shared serves every filter the daemon builds from one registry; it is
+// safe for concurrent use.
 type Shared struct {
 	now func() time.Time
-	// noEDNS is shared by every entry: whether a server implements
-	// EDNS does not depend on who asks it.
-	noEDNS *ednsMemory
+	// servers is shared by every entry: whether a server answers or
+	// implements EDNS does not depend on who asks it.
+	servers *serverMemories
 
 	mu     sync.Mutex
 	caches map[string]sharedCache
@@ -238,7 +240,7 @@ type sharedCache struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	return &Shared{now: time.Now, noEDNS: newEDNSMemory(), caches: map[string]sharedCache{}}
+	return &Shared{now: time.Now, servers: newServerMemories(), caches: map[string]sharedCache{}}
 }
 
 // cache returns the cache of the filter entry name, bounded to size

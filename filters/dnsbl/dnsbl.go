@@ -112,8 +112,8 @@ var (
 )
 
 // New checks cfg and returns the filter. Its cache (by the filter's name)
-// and its memory of servers without EDNS come from shared when shared is
-// not nil, else it has its own. It starts probing the lists' test
+// and its memory of dead servers and of servers without EDNS come from
+// shared when shared is not nil, else it has its own. It starts probing the lists' test
 // entries until Close.
 func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	s, err := cfg.check()
@@ -127,7 +127,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		name: env.Name,
 		log:  env.Logger,
 		s:    s,
-		res:  newResolver(s.servers, s.timeout, s.attempts, shared.noEDNS),
+		res:  newResolver(s.servers, s.timeout, s.attempts, shared.servers),
 		done: make(chan struct{}),
 	}
 	if f.name == "" {

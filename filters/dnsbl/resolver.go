@@ -65,17 +65,15 @@ type resolver struct {
 	attempts int
 	udp, tcp dns.Client
 	next     atomic.Uint32
-	// down[i] is when servers[i] may be asked again (Unix nanoseconds)
-	// after it gave no answer at all: until then queries pass it over
-	// while another server is up. Taken in turn regardless, a dead
-	// server among three would cost every query that starts at it a
-	// timeout, and with two dead and two attempts a third of the
-	// lookups would fail, their clients unchecked.
-	down []atomic.Int64
-	// noEDNS remembers the servers found without EDNS. It comes from
-	// the Shared the filter was built from, so that a reload, which
-	// builds a new resolver, does not forget them.
-	noEDNS *ednsMemory
+	// down holds the servers that gave no answer at all, for downFor:
+	// until then queries pass them over while another server is up.
+	// Taken in turn regardless, a dead server among three
+	// would cost every query that starts at it a timeout, and with two
+	// dead and two attempts a third of the lookups would fail, their
+	// clients unchecked.
+	down *serverMemory
+	// noEDNS remembers the servers found without EDNS.
+	noEDNS *serverMemory
 }
 
 // downFor is how long a server that gave no answer is passed over.
@@ -87,19 +85,20 @@ const downFor = 30 * time.Second
 // and interval.
 const noEDNSFor = 10 * time.Minute
 
-// newResolver returns a resolver asking servers. It remembers servers
-// found without EDNS in noEDNS, or in a memory of its own when noEDNS is
-// nil.
-func newResolver(servers []string, timeout time.Duration, attempts int, noEDNS *ednsMemory) *resolver {
-	if noEDNS == nil {
-		noEDNS = newEDNSMemory()
+// newResolver returns a resolver asking servers. What it learns of them
+// (see down and noEDNS) it keeps in mem, which comes from the Shared the
+// filter was built from, so that a reload, which builds a new resolver,
+// does not forget it; or in a memory of its own when mem is nil.
+func newResolver(servers []string, timeout time.Duration, attempts int, mem *serverMemories) *resolver {
+	if mem == nil {
+		mem = newServerMemories()
 	}
 	r := &resolver{
 		servers:  servers,
 		timeout:  timeout,
 		attempts: attempts,
-		down:     make([]atomic.Int64, len(servers)),
-		noEDNS:   noEDNS,
+		down:     mem.down,
+		noEDNS:   mem.noEDNS,
 	}
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
@@ -125,10 +124,10 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		}
 		switch last.fail {
 		case "":
-			r.down[k].Store(0)
+			r.down.forget(r.servers[k])
 			return last
 		case KindTimeout, KindNetwork:
-			r.down[k].Store(time.Now().Add(downFor).UnixNano())
+			r.down.remember(r.servers[k], time.Now())
 		}
 	}
 	if last.fail != "" {
@@ -144,7 +143,7 @@ func (r *resolver) order(start int, now time.Time) []int {
 	var down []int
 	for i := range r.servers {
 		k := (start + i) % len(r.servers)
-		if r.down[k].Load() > now.UnixNano() {
+		if r.down.holds(r.servers[k], now) {
 			down = append(down, k)
 		} else {
 			up = append(up, k)
@@ -158,7 +157,7 @@ func (r *resolver) order(start int, now time.Time) []int {
 // lacks it, and interprets the answer.
 func (r *resolver) ask(ctx context.Context, k int, name string, qtype uint16, maxTTL time.Duration) answer {
 	server := r.servers[k]
-	edns := !r.noEDNS.lacks(server, time.Now())
+	edns := !r.noEDNS.holds(server, time.Now())
 	resp, err := r.send(ctx, server, name, qtype, edns)
 	if edns && err == nil && resp.Response && resp.Rcode == dns.RcodeFormatError && resp.IsEdns0() == nil {
 		// FORMERR without an OPT record is how a server that does not
@@ -241,47 +240,72 @@ func (r *resolver) exchange(ctx context.Context, c *dns.Client, server string, m
 	return resp, err
 }
 
-// ednsMemory remembers, by server address (host:port), until when a
-// server is asked without EDNS: after it answered a query with an OPT
-// record by FORMERR without one, and a query without one by something
-// else, as a server that does not implement EDNS does (RFC 6891 section
-// 7). Section 6.2.2 lets a requestor remember this for a brief time,
-// which spares every later query the extra round trip. It is safe for
-// concurrent use, and keeps at most maxEDNSMemory servers, so that many
-// reloads with changing server lists cannot make it grow without end.
-type ednsMemory struct {
+// serverMemories is what resolvers learn of servers, kept by server
+// address (host:port) so that every resolver asking a server, those of
+// later reloads included, knows it: whether a server answers or
+// implements EDNS does not depend on who asks it.
+type serverMemories struct {
+	// down holds the servers that gave no answer at all, for downFor.
+	down *serverMemory
+	// noEDNS holds the servers found without EDNS, for noEDNSFor: they
+	// answered a query with an OPT record by FORMERR without one, and
+	// a query without one by something else, as a server that does not
+	// implement EDNS does (RFC 6891 section 7). Section 6.2.2 lets a
+	// requestor remember this for a brief time, which spares every later
+	// query the extra round trip.
+	noEDNS *serverMemory
+}
+
+func newServerMemories() *serverMemories {
+	return &serverMemories{down: newServerMemory(downFor), noEDNS: newServerMemory(noEDNSFor)}
+}
+
+// serverMemory remembers servers by address (host:port), each for span
+// from when it was last remembered. It is safe for concurrent use, and
+// keeps at most maxServerMemory servers, so that many reloads with
+// changing server lists cannot make it grow without end.
+type serverMemory struct {
+	span  time.Duration
 	mu    sync.Mutex
 	until map[string]time.Time
 }
 
-// maxEDNSMemory bounds the servers an ednsMemory keeps. Far more than any
-// configuration lists; forgetting one costs one extra round trip.
-const maxEDNSMemory = 1024
+// maxServerMemory bounds the servers a serverMemory keeps. Far more than
+// any configuration lists; forgetting one costs one extra round trip, or
+// one timeout.
+const maxServerMemory = 1024
 
-func newEDNSMemory() *ednsMemory {
-	return &ednsMemory{until: map[string]time.Time{}}
+func newServerMemory(span time.Duration) *serverMemory {
+	return &serverMemory{span: span, until: map[string]time.Time{}}
 }
 
-// lacks reports whether server is to be asked without EDNS at now.
-func (m *ednsMemory) lacks(server string, now time.Time) bool {
+// holds reports whether server is remembered at now.
+func (m *serverMemory) holds(server string, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return now.Before(m.until[server])
 }
 
-// remember notes that server lacks EDNS, for noEDNSFor from now. When
-// the memory is full, servers whose time is up go first, then the one
-// whose time ends soonest.
-func (m *ednsMemory) remember(server string, now time.Time) {
+// forget drops server.
+func (m *serverMemory) forget(server string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.until[server]; !ok && len(m.until) >= maxEDNSMemory {
+	delete(m.until, server)
+}
+
+// remember notes server, for m.span from now. When the memory is full,
+// servers whose time is up go first, then the one whose time ends
+// soonest.
+func (m *serverMemory) remember(server string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.until[server]; !ok && len(m.until) >= maxServerMemory {
 		for s, t := range m.until {
 			if !now.Before(t) {
 				delete(m.until, s)
 			}
 		}
-		for len(m.until) >= maxEDNSMemory {
+		for len(m.until) >= maxServerMemory {
 			first := ""
 			for s, t := range m.until {
 				if first == "" || t.Before(m.until[first]) {
@@ -291,7 +315,7 @@ func (m *ednsMemory) remember(server string, now time.Time) {
 			delete(m.until, first)
 		}
 	}
-	m.until[server] = now.Add(noEDNSFor)
+	m.until[server] = now.Add(m.span)
 }
 
 // failure turns a transport error into a failed answer.

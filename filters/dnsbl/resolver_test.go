@@ -165,19 +165,20 @@ func TestNoEDNSRememberedAcrossReloads(t *testing.T) {
 	}
 }
 
-// The memory of servers without EDNS is bounded: servers whose time is up
-// go first, then those whose time ends soonest; the newest is kept.
-func TestEDNSMemoryBounded(t *testing.T) {
-	m := newEDNSMemory()
+// A memory of servers (those without EDNS, those that gave no answer) is
+// bounded: servers whose time is up go first, then those whose time ends
+// soonest; the newest is kept.
+func TestServerMemoryBounded(t *testing.T) {
+	m := newServerMemory(noEDNSFor)
 	now := time.Now()
 	m.remember("192.0.2.1:53", now.Add(-noEDNSFor)) // time up at now
-	for i := range maxEDNSMemory - 1 {
+	for i := range maxServerMemory - 1 {
 		m.remember(fmt.Sprintf("198.51.100.%d:%d", i%250, 1000+i), now.Add(time.Duration(i)*time.Millisecond))
 	}
 	// Later than every server before, as time goes on.
 	later := now.Add(time.Second)
 	m.remember("203.0.113.1:53", later)
-	if !m.lacks("203.0.113.1:53", now) {
+	if !m.holds("203.0.113.1:53", now) {
 		t.Error("the server remembered last is forgotten")
 	}
 	if _, ok := m.until["192.0.2.1:53"]; ok {
@@ -185,10 +186,52 @@ func TestEDNSMemoryBounded(t *testing.T) {
 	}
 	m.remember("203.0.113.2:53", later)
 	m.remember("203.0.113.3:53", later)
-	if n := len(m.until); n != maxEDNSMemory {
-		t.Errorf("%d servers remembered, bound %d", n, maxEDNSMemory)
+	if n := len(m.until); n != maxServerMemory {
+		t.Errorf("%d servers remembered, bound %d", n, maxServerMemory)
 	}
-	if m.lacks("198.51.100.0:1000", now) || !m.lacks(fmt.Sprintf("198.51.100.%d:%d", (maxEDNSMemory-2)%250, 1000+maxEDNSMemory-2), now) {
+	if m.holds("198.51.100.0:1000", now) || !m.holds(fmt.Sprintf("198.51.100.%d:%d", (maxServerMemory-2)%250, 1000+maxServerMemory-2), now) {
 		t.Error("the memory did not drop the server whose time ends soonest")
+	}
+}
+
+// A server that gave no answer is remembered across a reload, which
+// builds a new resolver: the memory lived on the resolver, so after each
+// reload the first lookup that started at a dead server waited its
+// timeout again. The resolver after the reload starts at the dead server
+// as the one before did, and must pass it over at once.
+func TestDeadServerRememberedAcrossReloads(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
+	srv.AddA("2.2.0.192.bl.test", 60, "127.0.0.2")
+	// Reads queries and never answers.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	const timeout = time.Second
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Servers = []string{pc.LocalAddr().String(), srv.Addr}
+	cfg.Timeout = timeout
+	shared := NewShared()
+
+	e1 := newEnv(t, srv, cfg, shared)
+	start := time.Now()
+	if v := e1.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Fatalf("before the reload: %v, want reject", v.Action)
+	}
+	if took := time.Since(start); took < timeout {
+		t.Fatalf("before the reload the lookup took %s: it did not start at the dead server, so this test proves nothing", took)
+	}
+	e1.f.Close()
+
+	cfg.Zones[0].Reply = "550 5.7.1 Reloaded"
+	e2 := newEnv(t, srv, cfg, shared)
+	start = time.Now()
+	if v := e2.check(t, filters.StageConnect, conn("192.0.2.2")); v.Action != filters.Reject {
+		t.Fatalf("after the reload: %v, want reject", v.Action)
+	}
+	if took := time.Since(start); took >= timeout/2 {
+		t.Errorf("the first lookup after the reload took %s: it waited for the dead server again", took)
 	}
 }
