@@ -227,7 +227,10 @@ type job struct {
 	// "helo", "sender" or "from".
 	what string
 	// item is the address or domain checked, as shown to people.
-	item  string
+	item string
+	// of is the client's address when item is the IPv4 address it
+	// carries (see embeddedIPv4), for the log.
+	of    string
 	qname string
 }
 
@@ -324,16 +327,35 @@ func (f *Filter) checkHeaders(ctx context.Context, m *filters.Message) (filters.
 	return f.tag(ctx, results, edits)
 }
 
-// ipJobs returns the lookups of addr in the ip lists of its family.
+// ipJobs returns the lookups of addr in the ip lists of its family. A
+// client whose IPv6 address carries an IPv4 one (6to4, the well-known
+// translation prefix) is looked up by that IPv4 address in the lists
+// that hold IPv4 addresses, and by its IPv6 address in those that hold
+// IPv6 ones: a list of family any gets both. The IPv4 lookup comes
+// first, so that a list that lists both forms names the IPv4 address in
+// its reply and tag, as a list of IPv4 addresses only would.
 func (f *Filter) ipJobs(addr netip.Addr) []job {
 	if !addr.IsValid() {
 		return nil
 	}
 	addr = addr.Unmap()
 	rev := reverseIP(addr)
+	v4, embedded := embeddedIPv4(addr)
+	var rev4 string
+	if embedded {
+		rev4 = reverseIP(v4)
+	}
 	var jobs []job
 	for _, z := range f.s.zones {
-		if z.kind != ipList || addr.Is4() && !z.v4 || addr.Is6() && !z.v6 {
+		if z.kind != ipList {
+			continue
+		}
+		if embedded && z.v4 {
+			if q, ok := queryName(rev4, z.name); ok {
+				jobs = append(jobs, job{z: z, what: "client", item: v4.String(), of: addr.String(), qname: q})
+			}
+		}
+		if addr.Is4() && !z.v4 || addr.Is6() && !z.v6 {
 			continue
 		}
 		if q, ok := queryName(rev, z.name); ok {
@@ -393,13 +415,27 @@ var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 // trusted reports whether the client is not to be checked: no IP address
 // (local submission), a loopback, private, shared or link-local address
-// (unless skip_private is off), or a trusted network.
+// (unless skip_private is off), or a trusted network. A client whose
+// IPv6 address carries an IPv4 one (see embeddedIPv4) is judged by
+// either: that IPv4 host is the client, or the 6to4 router of its site,
+// so a trusted network of it trusts those clients too, and a private
+// address there is no client a public list can know.
 func (f *Filter) trusted(c *filters.Conn) bool {
 	a := c.Addr
 	if !a.IsValid() {
 		return true
 	}
 	a = a.Unmap()
+	if f.skips(a) {
+		return true
+	}
+	v4, ok := embeddedIPv4(a)
+	return ok && f.skips(v4)
+}
+
+// skips reports whether a client at a is not checked, by its address
+// alone (see trusted).
+func (f *Filter) skips(a netip.Addr) bool {
 	if f.s.skipPrivate && (a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() || cgnat.Contains(a)) {
 		return true
 	}
@@ -682,13 +718,18 @@ func (f *Filter) block(ctx context.Context, jobs []job) (filters.Verdict, error)
 }
 
 // describe says what a listing is, for the log: "client 192.0.2.1 in
+// zen.example (127.0.0.2)", "client 192.0.2.1 (of 2002:c000:201::1) in
 // zen.example (127.0.0.2)".
 func describe(r result) string {
 	codes := make([]string, len(r.codes))
 	for i, c := range r.codes {
 		codes[i] = c.String()
 	}
-	return fmt.Sprintf("%s %s in %s (%s)", r.what, r.item, r.z.name, strings.Join(codes, ","))
+	item := r.item
+	if r.of != "" {
+		item += " (of " + r.of + ")"
+	}
+	return fmt.Sprintf("%s %s in %s (%s)", r.what, item, r.z.name, strings.Join(codes, ","))
 }
 
 // tag turns the tag listings into header fields and the score, and
@@ -698,9 +739,20 @@ func (f *Filter) tag(ctx context.Context, results []result, edits []filters.Head
 	defer cancel()
 	var score float64
 	var zones, all []string
+	client := map[*zone]bool{} // the zones that listed the client
 	for _, r := range results {
 		if !r.listed {
 			continue
+		}
+		if r.what == "client" {
+			// One client, one listing per list, even when the list
+			// holds both the IPv4 address a client's IPv6 address
+			// carries and the IPv6 address (see ipJobs): the first
+			// stands for both.
+			if client[r.z] {
+				continue
+			}
+			client[r.z] = true
 		}
 		score += r.z.score
 		if !contains(zones, r.z.name) {

@@ -10,6 +10,38 @@ import (
 	"github.com/sluice-mail/sluice/filters"
 )
 
+// Prefixes of IPv6 addresses that stand for an IPv4 host. A client that
+// connects from one is that IPv4 host, or a host of its site, and lists
+// of IPv4 addresses list it by that address.
+var (
+	// sixToFour is 6to4 (RFC 3056 section 2): the IPv4 address of the
+	// site's 6to4 router in bits 16 to 47.
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	// nat64 is the well-known prefix of IPv4/IPv6 translation (RFC
+	// 6052 section 2.1), the IPv4 address in the last 32 bits (section
+	// 2.2): an IPv4 client reaching an IPv6-only server through a
+	// translator (RFC 7755) shows so. Network-specific prefixes are
+	// chosen by each network and cannot be told from plain IPv6.
+	nat64 = netip.MustParsePrefix("64:ff9b::/96")
+)
+
+// embeddedIPv4 returns the IPv4 address that an IPv6 address of 6to4 or
+// of the well-known translation prefix carries. IPv4-mapped addresses
+// are not handled here: they are unmapped before, as IPv4 clients.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() || a.Is4In6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	case nat64.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	}
+	return netip.Addr{}, false
+}
+
 // reverseIP returns the labels under which a DNSxL lists addr: the four
 // octets of an IPv4 address in reverse order, "192.0.2.1" giving
 // "1.2.0.192" (RFC 5782 section 2.1), and the 32 nibbles of an IPv6
