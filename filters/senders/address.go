@@ -61,18 +61,18 @@ func parseAddress(s string) Name {
 		return Name{Null: true}
 	}
 	if s[0] == '@' {
-		// A source route; or, without its colon but with another "@",
-		// a local part that starts with "@": net/mail gives the From:
-		// address "@x"@spam.example unquoted, as @x@spam.example.
+		// A source route, which a colon ends (RFC 5321 section 4.1.2).
+		// Without one it is no route: "@x@spam.example" is a local
+		// part that starts with "@" (net/mail gives the From: address
+		// "@x"@spam.example unquoted), and "@spam.example" an address
+		// with an empty local part, which a mail reader shows with
+		// its domain; both compare as addresses at spam.example.
 		if i := routeEnd(s); i >= 0 {
 			s = s[i+1:]
 			if s == "" {
 				// A source route to no address ("<@a:>").
 				return Name{}
 			}
-		} else if strings.IndexByte(s[1:], '@') < 0 {
-			// A route that never ends, and no address after it.
-			return Name{}
 		}
 	}
 	local, domain := splitMailAddress(s)

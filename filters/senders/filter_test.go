@@ -188,6 +188,11 @@ func TestFilterVerdicts(t *testing.T) {
 		{"bob@(x)spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
 		{"bob @ spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
 		{"bob@spam .example", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		// An empty local part leaves the domain; a source route, which
+		// a colon ends, is still ignored.
+		{"@spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"@spam.example:bob@fine.example", "mx.example", "mx.example", filters.Continue, ""},
+		{"@fine.example:bob@spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
 		// HELO and client name, from the hosts file and Helo: tags; the
 		// strongest verdict of the stage wins.
 		{"bob@fine.example", "dialup.example", "mx.example", filters.Reject, DefaultReject},
@@ -242,6 +247,13 @@ func TestFilterHeaderFrom(t *testing.T) {
 		// Unquoted, a local part may start with "@" and look like a
 		// source route that never ends.
 		{[]string{"From", `"@fine.example"@spam.example`}, filters.Reject},
+		// An empty local part leaves the domain, which a mail reader
+		// shows; a source route is still ignored.
+		{[]string{"From", "@spam.example"}, filters.Reject},
+		{[]string{"From", "Bob <@spam.example>"}, filters.Reject},
+		{[]string{"From", "Bob <@Spam.Example.>, alice@fine.example"}, filters.Reject},
+		{[]string{"From", "@fine.example"}, filters.Continue},
+		{[]string{"From", "Bob <@spam.example:bob@fine.example>"}, filters.Continue},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))

@@ -330,7 +330,12 @@ func TestParseAddress(t *testing.T) {
 		{"<alice@example.com.>", Name{Local: "alice", Domain: "example.com"}},
 		{`"a@b"@example.com`, Name{Local: "a@b", Domain: "example.com"}},
 		{"@relay:alice@example.com", Name{Local: "alice", Domain: "example.com"}},
-		{"@relay-without-colon", Name{}},
+		// Without a colon a leading "@" starts no route: the local
+		// part is empty, and the domain still compares.
+		{"@relay-without-colon", Name{Domain: "relay-without-colon"}},
+		{"@Spam.Example.", Name{Domain: "spam.example"}},
+		{"<@spam.example>", Name{Domain: "spam.example"}},
+		{"@", Name{}},
 		{"@x@spam.example", Name{Local: "@x", Domain: "spam.example"}}, // "@x"@spam.example unquoted
 		{"@relay:", Name{}}, // a route to no address
 		{"<@a:>", Name{}},
