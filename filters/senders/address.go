@@ -1,6 +1,7 @@
 package senders
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -348,25 +349,31 @@ func lower(s string) string {
 	return s
 }
 
-// maxFromAddresses bounds the addresses read of one From: field, so that
-// a message with thousands of addresses costs no more than a normal one;
-// filters.MaxFromFields bounds the fields read.
+// maxFromAddresses bounds the different addresses read of one From:
+// field, so that a message with thousands of addresses costs no more
+// than a normal one, and cannot report thousands of new domains to WATCH
+// rules; filters.MaxFromFields bounds the fields read. A field with more
+// is judged by Filter.crowdedVerdict: the bound must not let decoys push
+// the real author out of what is read.
 const maxFromAddresses = 16
 
-// headerAddresses returns the addresses of a From: field value, at most
-// max of them, read as filters.FromAddresses reads them for every filter
-// that judges the author: display names, groups, several addresses,
-// encoded words, comments and blanks inside an address; a value net/mail
-// cannot parse (a forged or broken field) is searched for <...> and
-// word@word instead: a malformed field must not be a way around the
-// rules.
-func headerAddresses(value string, max int) []string {
-	var out []string
+// headerAddresses returns the different addresses of a From: field
+// value, at most max of them, read as filters.FromAddresses reads them
+// for every filter that judges the author: display names, groups,
+// several addresses, encoded words, comments and blanks inside an
+// address; a value net/mail cannot parse (a forged or broken field) is
+// searched for <...>, then for word@word. more reports that the field
+// holds another address beyond those. An address repeated is read once,
+// so that repeating one does not make a field look crowded.
+func headerAddresses(value string, max int) (addrs []string, more bool) {
 	for a := range filters.FromAddresses(value) {
-		if len(out) == max {
-			break
+		if slices.Contains(addrs, a) {
+			continue
 		}
-		out = append(out, a)
+		if len(addrs) == max {
+			return addrs, true
+		}
+		addrs = append(addrs, a)
 	}
-	return out
+	return addrs, false
 }

@@ -395,6 +395,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	rs := f.rules.Load()
 	var buf [4]Match
 	ms := buf[:0]
+	crowded := false // a From field holds more addresses than were read
 	switch stage {
 	case filters.StageMailFrom:
 		if rs.Uses(MailFrom) {
@@ -415,15 +416,55 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 			return filters.Verdict{}, nil
 		}
 		for _, v := range m.FromFields() {
-			for _, a := range headerAddresses(v, maxFromAddresses) {
+			addrs, more := headerAddresses(v, maxFromAddresses)
+			for _, a := range addrs {
 				ms = append(ms, rs.MatchName(HeaderFrom, parseAddress(a)))
 			}
+			crowded = crowded || more
 		}
 	default:
 		return filters.Verdict{}, nil
 	}
 	f.noteWatches(ms, m)
-	return f.verdict(ms, m), nil
+	v := f.verdict(ms, m)
+	if crowded {
+		// A match among the addresses read, at equal strength, says
+		// more than the guess about those not read.
+		if c := f.crowdedVerdict(rs, m); c.Action > v.Action {
+			v = c
+		}
+	}
+	return v, nil
+}
+
+// crowdedVerdict judges a message with a From: field holding more
+// addresses than the filter reads. Any address left unread may be the
+// author a mail reader shows, so the message gets the action of the
+// header_from rule that blocks most, as if one of them matched it; with
+// no such rule the unread addresses could not change the verdict. The
+// reply is the filter's REJECT reply (or the default 4xx one), not the
+// rule's: an ERROR rule's text speaks of its own domain, which this
+// message need not come from.
+func (f *Filter) crowdedVerdict(rs *Rules, m *filters.Message) filters.Verdict {
+	r := rs.strongest(HeaderFrom)
+	if r == nil {
+		return filters.Verdict{}
+	}
+	v := filters.Verdict{
+		Action: r.Action.effect(),
+		Reason: fmt.Sprintf("%s: a From field holds more than %d different addresses; one not read might match %s (%s): %s",
+			HeaderFrom, maxFromAddresses, r.Key, r.Where(), r.Value),
+	}
+	switch v.Action {
+	case filters.Reject:
+		rep := f.s.reject
+		v.Reply = &rep
+	case filters.Tempfail:
+		rep := filters.DefaultReply(filters.Tempfail)
+		v.Reply = &rep
+	}
+	f.log.Debug("senders: From field not read to the end", "queue_id", m.QueueID, "rule", r.String())
+	return v
 }
 
 // noteWatches reports the domains matching WATCH rules for the first
@@ -482,22 +523,13 @@ func Verdict(mt *Match, reject filters.Reply) filters.Verdict {
 		return filters.Verdict{}
 	}
 	reason := fmt.Sprintf("%s %s matches %s (%s): %s", mt.Subject, Describe(mt.Name), r.Key, r.Where(), r.Value)
-	v := filters.Verdict{Reason: reason}
-	switch r.Action {
-	case Reject, Tempfail:
-		v.Action = filters.Reject
-		if r.Action == Tempfail {
-			v.Action = filters.Tempfail
-		}
+	v := filters.Verdict{Action: r.Action.effect(), Reason: reason}
+	if v.Action == filters.Reject || v.Action == filters.Tempfail {
 		rep := reject
 		if r.Reply != nil {
 			rep = *r.Reply
 		}
 		v.Reply = &rep
-	case Discard:
-		v.Action = filters.Discard
-	case Quarantine:
-		v.Action = filters.Quarantine
 	}
 	return v
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/mail"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -271,6 +273,113 @@ func TestFilterHeaderFrom(t *testing.T) {
 	}
 	if n := f.Needs(); !n.Stages.Has(filters.StageMailFrom) || !n.Stages.Has(filters.StageHeaders) || !n.Headers || n.Body {
 		t.Errorf("needs %+v", n)
+	}
+}
+
+// decoys returns n different addresses at fine.example, each written
+// as form writes it, joined by sep.
+func decoys(n int, form, sep string) string {
+	var list []string
+	for i := range n {
+		list = append(list, fmt.Sprintf(form, fmt.Sprintf("d%d@fine.example", i)))
+	}
+	return strings.Join(list, sep)
+}
+
+// Decoys before the real author do not push it out of what is read: a
+// broken field gives its bracketed addresses first, and a field with
+// more different addresses than the filter reads, broken or not, gets
+// the action of the strongest header_from rule (in the access file the
+// ERROR 550 of linkedin-mail.com), with the filter's own reply.
+func TestFilterHeaderFromDecoys(t *testing.T) {
+	f := newTestFilter(t, accessConfig(), nil, "")
+	const read = "header_from x@spam.example matches spam.example"
+	const crowded = "header_from: a From field holds more than 16 different addresses; one not read might match linkedin-mail.com"
+	tests := []struct {
+		name   string
+		from   []string
+		action filters.Action
+		reason string // the start of the verdict's reason
+	}{
+		// Names starting "broken" are values net/mail refuses.
+		{"broken, 20 bare decoys before the bracketed author",
+			[]string{decoys(20, "%s", " ") + ` "Real <x@spam.example>`}, filters.Reject, read},
+		{"broken, 20 bracketed decoys before the bracketed author",
+			[]string{decoys(20, "<%s>", " ") + ` "Real <x@spam.example>`}, filters.Reject, crowded},
+		{"broken, 20 bracketed decoys before a bare author",
+			[]string{decoys(20, "<%s>", " ") + ` x@spam.example "`}, filters.Reject, crowded},
+		{"well-formed, 20 bare decoys before the author",
+			[]string{decoys(20, "%s", ", ") + ", x@spam.example"}, filters.Reject, crowded},
+		{"well-formed, 20 named decoys before the named author",
+			[]string{decoys(20, `"Friend" <%s>`, ", ") + ", Real <x@spam.example>"}, filters.Reject, crowded},
+		{"well-formed, 20 decoys in a group before the author",
+			[]string{"friends: " + decoys(20, "%s", ", ") + ";, x@spam.example"}, filters.Reject, crowded},
+		{"the crowded field is the second From",
+			[]string{"alice@fine.example", decoys(20, "%s", ", ") + ", x@spam.example"}, filters.Reject, crowded},
+		// The author among the first 16 decides, with its own reason.
+		{"the author first, 20 decoys after it",
+			[]string{"x@spam.example, " + decoys(20, "%s", ", ")}, filters.Reject, read},
+		// Too many addresses is itself the outcome: nothing may be
+		// hidden after the 16th.
+		{"20 decoys and nothing else",
+			[]string{decoys(20, "%s", ", ")}, filters.Reject, crowded},
+		{"16 different addresses are all read",
+			[]string{decoys(16, "%s", ", ")}, filters.Continue, ""},
+		{"16 different addresses, then repeats",
+			[]string{decoys(16, "%s", ", ") + ", " + strings.Repeat("d0@fine.example, ", 50) + "d1@fine.example"}, filters.Continue, ""},
+		{"100 repeats of one decoy before the author",
+			[]string{strings.Repeat("d0@fine.example, ", 100) + "x@spam.example"}, filters.Reject, read},
+	}
+	for _, tt := range tests {
+		var hdrs []string
+		for _, v := range tt.from {
+			hdrs = append(hdrs, "From", v)
+		}
+		if _, err := mail.ParseAddressList(tt.from[len(tt.from)-1]); (err != nil) != strings.HasPrefix(tt.name, "broken") {
+			t.Errorf("%s: net/mail says %v", tt.name, err)
+		}
+		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", hdrs...))
+		if v.Action != tt.action || !strings.HasPrefix(v.Reason, tt.reason) {
+			t.Errorf("%s: %s (%s), want %s (%s...)", tt.name, v.Action, v.Reason, tt.action, tt.reason)
+			continue
+		}
+		if tt.reason == crowded && replyOf(v) != DefaultReject {
+			t.Errorf("%s: reply %q, want the filter's %q", tt.name, replyOf(v), DefaultReject)
+		}
+	}
+}
+
+// A crowded From field gets the action of the header_from rule that
+// blocks most, whatever its place in the files, and nothing when no rule
+// that could match a From address blocks: OK and WATCH rules, rules for
+// the envelope only, the null sender's, and a rule hidden by an earlier
+// one with the same key do not count.
+func TestFilterHeaderFromCrowdedFollowsRules(t *testing.T) {
+	crowded := decoys(20, "%s", ", ")
+	for _, tt := range []struct {
+		rules  string
+		action filters.Action
+		reply  string
+	}{
+		{"hold.example QUARANTINE:\"look\"\nbin.example DISCARD\n", filters.Quarantine, ""},
+		{"bin.example DISCARD\n*.hold.* QUARANTINE:\"look\"\n", filters.Quarantine, ""},
+		{"bin.example DISCARD\nslow.example ERROR:\"451 4.7.1 Later\"\n", filters.Tempfail, "451 4.7.1 Service unavailable, try again later"},
+		{"bin.example DISCARD\n/^spam\\./ REJECT\nslow.example ERROR:\"451 4.7.1 Later\"\n", filters.Reject, DefaultReject},
+		{"fine.example OK\nemalsrv.* WATCH\n", filters.Continue, ""},
+		{"From:spam.example REJECT\nFrom:<> REJECT\n", filters.Continue, ""},
+		{"spam.example OK\nspam.example REJECT\nbin.example DISCARD\n", filters.Discard, ""},
+	} {
+		path := filepath.Join(t.TempDir(), "senders")
+		writeFile(t, path, tt.rules)
+		f := newTestFilter(t, Config{Files: []FileConfig{{Path: path}}}, nil, "")
+		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", "From", crowded))
+		if v.Action != tt.action || replyOf(v) != tt.reply {
+			t.Errorf("rules %q: %s %q (%s), want %s %q", tt.rules, v.Action, replyOf(v), v.Reason, tt.action, tt.reply)
+		}
+		// The envelope is one address: never crowded.
+		if v := check(t, f.Filter, filters.StageMailFrom, message("d0@fine.example", "", "")); v.Action != filters.Continue {
+			t.Errorf("rules %q: envelope %s (%s)", tt.rules, v.Action, v.Reason)
+		}
 	}
 }
 

@@ -1,6 +1,9 @@
 package senders
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -396,24 +399,30 @@ func TestHeaderAddresses(t *testing.T) {
 		{`"<x@good.example>" bob@spam.example`, []string{"x@good.example", "bob@spam.example"}},
 	}
 	for _, tt := range tests {
-		got := headerAddresses(tt.value, maxFromAddresses)
-		if len(got) != len(tt.want) {
-			t.Errorf("%q: %q, want %q", tt.value, got, tt.want)
-			continue
-		}
-		for i := range got {
-			if got[i] != tt.want[i] {
-				t.Errorf("%q: %q, want %q", tt.value, got, tt.want)
-				break
-			}
+		got, more := headerAddresses(tt.value, maxFromAddresses)
+		if !slices.Equal(got, tt.want) || more {
+			t.Errorf("%q: %q (more %v), want %q", tt.value, got, more, tt.want)
 		}
 	}
-	var many string
-	for i := 0; i < 100; i++ {
-		many += "a@b.example, "
+	// An address repeated is read once: the one after the repeats is
+	// read, and the field is not taken for a crowded one.
+	repeats := strings.Repeat("a@b.example, ", 100) + "c@d.example"
+	if got, more := headerAddresses(repeats, maxFromAddresses); !slices.Equal(got, []string{"a@b.example", "c@d.example"}) || more {
+		t.Errorf("100 repeats and another: %q (more %v)", got, more)
 	}
-	if got := headerAddresses(many+"c@d.example", maxFromAddresses); len(got) != maxFromAddresses {
-		t.Errorf("%d addresses read from a field with 101, want at most %d", len(got), maxFromAddresses)
+	// Different addresses: as many as the bound, and no more; more
+	// says that the field went on.
+	var list []string
+	for i := range maxFromAddresses + 1 {
+		list = append(list, fmt.Sprintf("a%d@b.example", i))
+	}
+	full := strings.Join(list[:maxFromAddresses], ", ")
+	if got, more := headerAddresses(full, maxFromAddresses); len(got) != maxFromAddresses || more {
+		t.Errorf("%d addresses: read %d (more %v)", maxFromAddresses, len(got), more)
+	}
+	over := strings.Join(list, ", ")
+	if got, more := headerAddresses(over, maxFromAddresses); !slices.Equal(got, list[:maxFromAddresses]) || !more {
+		t.Errorf("%d addresses: read %q (more %v), want the first %d and more", len(list), got, more, maxFromAddresses)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // File is a rules file to load and the subjects its untagged rules apply
@@ -34,8 +36,11 @@ type Rules struct {
 	slots      []slot
 	pats       patternSet
 	uses       Scope
-	notes      []Note
-	stamps     []stamp
+	// blocking is, per subject, the rule that blocks most (index+1, 0
+	// for none); see Rules.strongest.
+	blocking [numSubjects]int32
+	notes    []Note
+	stamps   []stamp
 }
 
 type addrKey struct{ local, domain string }
@@ -154,7 +159,53 @@ func Compile(srcs ...Source) (*Rules, error) {
 		rs.place(s, i)
 	}
 	rs.pats = buildPatterns(rs.rules)
+	rs.findBlocking()
 	return rs, nil
+}
+
+// findBlocking sets rs.blocking from the rules that can decide: the
+// deciding rule of each literal key (not those it hides) and every
+// pattern. The null sender's rules decide for the envelope sender only.
+func (rs *Rules) findBlocking() {
+	consider := func(subj Subject, i int) {
+		r := &rs.rules[i]
+		e := r.Action.effect()
+		if e == filters.Continue || !r.Scope.Has(subj) {
+			return
+		}
+		if cur := rs.blocking[subj]; cur != 0 {
+			ce := rs.rules[cur-1].Action.effect()
+			if e < ce || e == ce && int(cur-1) < i {
+				return
+			}
+		}
+		rs.blocking[subj] = int32(i + 1)
+	}
+	for si := range rs.slots {
+		for subj := Subject(0); subj < numSubjects; subj++ {
+			if d := rs.slots[si].decide[subj]; d != 0 && (int32(si) != rs.null || subj == MailFrom) {
+				consider(subj, int(d-1))
+			}
+		}
+	}
+	for i := range rs.rules {
+		if k := rs.rules[i].kind; k == keyGlob || k == keyRegex {
+			for subj := Subject(0); subj < numSubjects; subj++ {
+				consider(subj, i)
+			}
+		}
+	}
+}
+
+// strongest returns the rule for subj whose action blocks most (reject,
+// then tempfail, quarantine and discard), the first in file order among
+// equals; nil when no rule for subj blocks anything. It is what a name
+// that was not looked up might have matched.
+func (rs *Rules) strongest(subj Subject) *Rule {
+	if i := rs.blocking[subj]; i != 0 {
+		return &rs.rules[i-1]
+	}
+	return nil
 }
 
 // slotOf returns the slot of key in m, creating it.

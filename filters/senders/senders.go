@@ -126,6 +126,22 @@ const (
 
 var actionNames = [...]string{"OK", "SKIP", "REJECT", "TEMPFAIL", "DISCARD", "QUARANTINE", "WATCH"}
 
+// effect returns what a rule of action a wants done with the message:
+// Continue for OK, SKIP and WATCH, which decide nothing for the pipeline.
+func (a Action) effect() filters.Action {
+	switch a {
+	case Reject:
+		return filters.Reject
+	case Tempfail:
+		return filters.Tempfail
+	case Discard:
+		return filters.Discard
+	case Quarantine:
+		return filters.Quarantine
+	}
+	return filters.Continue
+}
+
 // String returns the action's name.
 func (a Action) String() string {
 	if int(a) < len(actionNames) {
