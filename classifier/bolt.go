@@ -551,14 +551,18 @@ func (s *BoltStore) Lookup(ctx context.Context, tokens []string) (Totals, []Coun
 // in at least floor messages (see countFloor), so that its index may leave
 // out the others. The index keeps the lowest floor it has been told: a
 // configuration reload whose parameters count rarer tokens rebuilds it.
-func (s *BoltStore) useFloor(floor uint64) {
+func (s *BoltStore) useFloor(floor uint64) { lowerFloor(&s.idxFloor, floor) }
+
+// lowerFloor sets v, a floor kept by a store (0 before any classifier
+// told one), to floor if that is lower, and reports whether it did.
+func lowerFloor(v *atomic.Uint64, floor uint64) bool {
 	for {
-		old := s.idxFloor.Load()
+		old := v.Load()
 		if old != 0 && old <= floor {
-			return
+			return false
 		}
-		if s.idxFloor.CompareAndSwap(old, floor) {
-			return
+		if v.CompareAndSwap(old, floor) {
+			return true
 		}
 	}
 }

@@ -436,14 +436,8 @@ func (s *RedisStore) wantFloor() uint64 { return max(s.floor.Load(), 1) }
 // classifier on the store counts those. The cache loaded meanwhile still
 // answers every lookup exactly as far as it needs (see redisCache.get).
 func (s *RedisStore) useFloor(floor uint64) {
-	for {
-		old := s.floor.Load()
-		if old != 0 && old <= floor {
-			return
-		}
-		if s.floor.CompareAndSwap(old, floor) {
-			break
-		}
+	if !lowerFloor(&s.floor, floor) {
+		return
 	}
 	s.loader.pending.Store(true)
 }
