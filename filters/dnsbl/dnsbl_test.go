@@ -1231,3 +1231,43 @@ func TestEveryFromFieldIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// Decoy addresses of different domains before the real author, more of
+// them than the domains looked up per message, must not push the
+// author's domain out of the lookups, in a well-formed list or in a
+// field net/mail refuses; and the number of queries stays bounded.
+func TestFromDecoysBeforeTheAuthor(t *testing.T) {
+	decoys := func(n int, form, sep string) string {
+		var list []string
+		for i := range n {
+			list = append(list, fmt.Sprintf(form, fmt.Sprintf("d%d@decoy%d.example", i, i)))
+		}
+		return strings.Join(list, sep)
+	}
+	n := 2 * maxFromDomains
+	for _, tt := range []struct {
+		name, from string
+		broken     bool
+	}{
+		{"well-formed, bare decoys before the author", decoys(n, "%s", ", ") + ", x@spammer.example", false},
+		{"well-formed, named decoys before the named author", decoys(n, `"Friend" <%s>`, ", ") + ", Bank <x@spammer.example>", false},
+		{"well-formed, decoys in a group before the author", "friends: " + decoys(n, "%s", ", ") + ";, x@spammer.example", false},
+		{"broken, bracketed decoys before the bracketed author", decoys(n, "<%s>", " ") + ` "Bank <x@spammer.example>`, true},
+		{"broken, bracketed decoys before a bare author", decoys(n, "<%s>", " ") + ` x@spammer.example "`, true},
+		{"broken, bare decoys before the bracketed author", decoys(n, "%s", " ") + ` "Bank <x@spammer.example>`, true},
+	} {
+		if _, err := mail.ParseAddressList(tt.from); (err != nil) != tt.broken {
+			t.Errorf("%s: net/mail says %v", tt.name, err)
+		}
+		srv := dnsbltest.Start(t)
+		srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+		e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+		m := message("192.0.2.1", "mx.example", "bob@fine.example", tt.from)
+		if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+			t.Errorf("%s: %+v, want reject", tt.name, v)
+		}
+		if q := len(srv.Queries()); q > maxFromDomains {
+			t.Errorf("%s: %d queries, at most %d allowed", tt.name, q, maxFromDomains)
+		}
+	}
+}

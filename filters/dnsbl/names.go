@@ -2,6 +2,7 @@ package dnsbl
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -168,28 +169,45 @@ const maxFromDomains = filters.MaxFromFields
 // reads them: a value net/mail refuses (comments inside an address, an
 // unknown charset, stray syntax) is still searched for addresses, so that
 // a spammer's broken From does not escape the check.
+//
+// The first domain comes first, the last one second, then the others in
+// order. A field of more distinct domains than the bound is read to its
+// end, so that decoys put before the real author do not push it out of
+// the lookups: in a list, and in a broken field whose bracketed
+// addresses filters.FromAddresses gives first, the author a mail reader
+// shows after decoys is the last address. Only domains after the first
+// maxFromDomains-1 and before the last are left out, so hiding the
+// author takes decoys on both sides of it; looking all of them up would
+// let one header fan out into hundreds of queries.
 func fromDomains(value string) []string {
 	var out []string
-	seen := map[string]bool{}
+	last := ""
 	for a := range filters.FromAddresses(value) {
 		d, ok := addressDomain(a)
-		if !ok || seen[d] {
+		if !ok {
 			continue
 		}
-		seen[d] = true
-		out = append(out, d)
-		if len(out) == maxFromDomains {
-			break
+		last = d
+		if len(out) < maxFromDomains-1 && !slices.Contains(out, d) {
+			out = append(out, d)
 		}
+	}
+	// The last domain second: before the others, it is looked up even
+	// when other fields share the bound.
+	if i := slices.Index(out, last); i > 0 {
+		out = slices.Delete(out, i, i+1)
+	}
+	if len(out) > 0 && last != out[0] {
+		out = slices.Insert(out, 1, last)
 	}
 	return out
 }
 
 // headerFromDomains returns the distinct domains of the From field values
 // fields, at most maxFromDomains in all: the first domain of each field,
-// then the second of each, and so on. Taken field by field, a first field
-// crowded with addresses would push the author of the second out of the
-// lookups.
+// then the last of each (see fromDomains), then the second of each, and
+// so on. Taken field by field, a first field crowded with addresses would
+// push the author of the second out of the lookups.
 func headerFromDomains(fields []string) []string {
 	perField := make([][]string, len(fields))
 	for i, v := range fields {

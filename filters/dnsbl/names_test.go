@@ -86,7 +86,12 @@ func TestFromDomains(t *testing.T) {
 		// the address.
 		{"=?x-unknown?q?Bank?= <security@phish.example>", "phish.example"},
 		{"undisclosed-recipients:;", ""},
-		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example, g@7.example, h@8.example, i@9.example", "1.example 2.example 3.example 4.example 5.example 6.example 7.example 8.example"},
+		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example, g@7.example, h@8.example, i@9.example", "1.example 9.example 2.example 3.example 4.example 5.example 6.example 7.example"},
+		// The last domain is read past the bound, and comes second; a
+		// repeat is one domain.
+		{"a@1.example, b@2.example, c@1.example", "1.example 2.example"},
+		{"a@1.example, b@2.example, c@3.example, d@2.example", "1.example 2.example 3.example"},
+		{"a@1.example, b@2.example, c@3.example, d@4.example, e@5.example, f@6.example, g@7.example, h@8.example, i@9.example, j@1.example", "1.example 2.example 3.example 4.example 5.example 6.example 7.example"},
 		// Comments and blanks inside an address (RFC 5322 3.4.1, 4.4).
 		{"a@(comment)listed.example", "listed.example"},
 		{"a @ listed.example", "listed.example"},
