@@ -1018,8 +1018,11 @@ func TestProbes(t *testing.T) {
 			t.Errorf("probed a list with probe: false: %s", q.Name)
 		}
 	}
-	// Close stops the probes.
+	// Close stops the probes. A query sent just before it may still be
+	// on its way through the server's socket when Close returns, so
+	// the count starts once the server has caught up.
 	e.f.Close()
+	time.Sleep(50 * time.Millisecond)
 	n := len(srv.Queries())
 	time.Sleep(200 * time.Millisecond)
 	if m := len(srv.Queries()); m != n {
