@@ -6,8 +6,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/sluice-mail/sluice/filters/process"
 )
 
 // ImportMark is what MetaImporting records of an import that has not
@@ -62,8 +63,8 @@ func (s ImportState) String() string {
 // thisImporter returns the mark of an import this process begins now.
 func thisImporter() string {
 	pid := os.Getpid()
-	start, _ := processStart(pid)
-	return fmt.Sprintf("%s pid=%d start=%d host=%s", time.Now().UTC().Format(time.RFC3339), pid, start, hostName())
+	start, _ := process.Start(pid)
+	return fmt.Sprintf("%s pid=%d start=%d host=%s", time.Now().UTC().Format(time.RFC3339), pid, start, process.Host())
 }
 
 // parseImportMark reads a MetaImporting value.
@@ -104,10 +105,10 @@ func parseImportMark(v string) ImportMark {
 // State tells whether the import's process still runs. Only a process
 // on this host can be looked at.
 func (m ImportMark) State() ImportState {
-	if m.PID == 0 || m.Host != hostName() {
+	if m.PID == 0 || m.Host != process.Host() {
 		return ImportStateUnknown
 	}
-	if processAlive(m.PID, m.Start) {
+	if process.Alive(m.PID, m.Start) {
 		return ImportRunning
 	}
 	return ImportInterrupted
@@ -126,54 +127,4 @@ func (m ImportMark) Progress() string {
 		return fmt.Sprintf("it is still running on %s, as pid %d, or was stopped", m.Host, m.PID)
 	}
 	return "it is still running, or was stopped"
-}
-
-// hostName is this host's name as a mark records it: without white space
-// or control characters, which would split the mark's fields.
-func hostName() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return strings.Map(func(r rune) rune {
-		if r <= ' ' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, host)
-}
-
-// processAlive reports whether process pid exists and, when its start
-// time can be read, started at start. EPERM from kill(2) means it exists
-// under another user (an import run as root, seen by the daemon).
-func processAlive(pid int, start uint64) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	if st, ok := processStart(pid); ok && start != 0 {
-		return st == start
-	}
-	return true
-}
-
-// processStart returns the start time of process pid in clock ticks after
-// boot, field 22 of /proc/PID/stat (proc(5)); false where /proc cannot
-// tell.
-func processStart(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// The command name (field 2) is in parentheses and may hold spaces
-	// and parentheses: count the fields after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(f[19], 10, 64)
-	return v, err == nil
 }

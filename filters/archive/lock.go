@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluice-mail/sluice/filters/process"
 )
 
 // pathLocks serialises the appends of one process to one file: sessions
@@ -73,18 +75,9 @@ type lockHolder struct {
 }
 
 func thisProcess() lockHolder {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
 	pid := os.Getpid()
-	start, _ := processStart(pid)
-	return lockHolder{pid: pid, start: start, host: strings.Map(func(r rune) rune {
-		if r <= ' ' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, host)}
+	start, _ := process.Start(pid)
+	return lockHolder{pid: pid, start: start, host: process.Host()}
 }
 
 // dotLockContent is what sluice writes into a dot-lock: who holds it and
@@ -434,7 +427,7 @@ func (a *Appender) staleLock(path string, mbox *os.File) (found dotLockFound, er
 		}
 	}
 	if l, ok := parseDotLock(content); ok && l.host == a.holder.host {
-		if alive(l.pid, l.start) {
+		if process.Alive(l.pid, l.start) {
 			return found, nil
 		}
 		found.stale = true
@@ -486,40 +479,6 @@ func fileOwner(fi fs.FileInfo) (uint32, bool) {
 // Postfix's local(8) applies to a symbolic link at a mailbox's name.
 func trustedOwner(uid uint32) bool {
 	return uid == 0 || int(uid) == os.Geteuid()
-}
-
-// alive reports whether the process pid exists and, when its start time
-// can be read, started at start.
-func alive(pid int, start uint64) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	if st, ok := processStart(pid); ok && start != 0 {
-		return st == start
-	}
-	return true
-}
-
-// processStart returns the start time of process pid in clock ticks after
-// boot, field 22 of /proc/PID/stat (proc(5)); false where /proc cannot
-// tell.
-func processStart(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// count fields after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(f[19], 10, 64)
-	return v, err == nil
 }
 
 // tryKernelLocks takes flock(2) and a POSIX record lock on the whole file
