@@ -113,28 +113,17 @@ func ParseHost(s string) Name {
 // Without "@" the whole address is the local part.
 func splitAddress(s string) (local, domain string, ok bool) {
 	if s[0] == '"' {
-		var b strings.Builder
-		for i := 1; i < len(s); i++ {
-			switch c := s[i]; c {
-			case '\\':
-				i++
-				if i < len(s) {
-					b.WriteByte(s[i])
-				}
-			case '"':
-				rest := s[i+1:]
-				if rest == "" {
-					return b.String(), "", true
-				}
-				if rest[0] != '@' {
-					return "", "", false
-				}
-				return b.String(), rest[1:], true
-			default:
-				b.WriteByte(c)
-			}
+		text, n, ok := readQuoted(s)
+		switch rest := s[n:]; {
+		case !ok:
+			return "", "", false // unterminated quote
+		case rest == "":
+			return text, "", true
+		case rest[0] != '@':
+			return "", "", false
+		default:
+			return text, rest[1:], true
 		}
-		return "", "", false // unterminated quote
 	}
 	i := strings.LastIndexByte(s, '@')
 	if i < 0 {
@@ -181,6 +170,16 @@ func unquoteLocal(s string) string {
 	if len(s) < 2 || s[0] != '"' {
 		return s
 	}
+	if text, n, ok := readQuoted(s); ok && n == len(s) {
+		return text
+	}
+	return s
+}
+
+// readQuoted reads the quoted string s starts with (s[0] is '"'): its
+// text, with each backslash quoting the next character, and its length
+// with both quotes; false if it is never closed.
+func readQuoted(s string) (text string, n int, ok bool) {
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
 		switch c := s[i]; c {
@@ -190,15 +189,12 @@ func unquoteLocal(s string) string {
 				b.WriteByte(s[i])
 			}
 		case '"':
-			if i != len(s)-1 {
-				return s
-			}
-			return b.String()
+			return b.String(), i + 1, true
 		default:
 			b.WriteByte(c)
 		}
 	}
-	return s // never closed
+	return "", len(s), false
 }
 
 // parseDomain normalises a domain: trailing dots, case, IDN.
