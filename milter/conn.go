@@ -12,12 +12,15 @@ import (
 	"time"
 )
 
-// conn wraps one MTA connection. It does two things go-milter v0.5.0 cannot:
+// conn wraps one MTA connection. It does what go-milter v0.5.0 cannot:
 //
 //   - It reads the packet framing of what go-milter reads, to keep the ESMTP
 //     parameters of MAIL FROM and RCPT TO. go-milter passes handlers only the
 //     address (the first string of SMFIC_MAIL/SMFIC_RCPT); the parameters
 //     follow it as further NUL-terminated strings in the same packet.
+//   - It keeps the client address of SMFIC_CONNECT as written. Sendmail
+//     writes an IPv6 client with its "IPv6:" label (anynet_ntop), which
+//     go-milter's net.ParseIP rejects, so its handler gets no address.
 //   - It tells the server when the session goroutine is done with it: go-milter
 //     closes the connection as the very last step of its session loop, so
 //     Close marks the point after which the session's state may be freed.
@@ -41,6 +44,8 @@ type conn struct {
 	capture  bool
 	buf      []byte
 	lastArgs []string
+	// connectAddr is the address string of the last SMFIC_CONNECT.
+	connectAddr string
 
 	// onWrite runs after each successful write, in the session goroutine.
 	onWrite func()
@@ -97,7 +102,11 @@ func (c *conn) feed(b []byte) {
 		if !c.haveCode {
 			c.haveCode = true
 			c.code = b[0]
-			c.capture = (c.code == 'M' || c.code == 'R') && c.left <= maxCapture
+			c.capture = (c.code == 'M' || c.code == 'R' || c.code == 'C') && c.left <= maxCapture
+			if c.code == 'C' {
+				// A connect too large to keep leaves no stale address.
+				c.connectAddr = ""
+			}
 			b = b[1:]
 			c.left--
 			if c.left == 0 {
@@ -121,7 +130,9 @@ func (c *conn) feed(b []byte) {
 }
 
 func (c *conn) packetDone() {
-	if c.capture {
+	if c.capture && c.code == 'C' {
+		c.connectAddr = connectAddress(c.buf)
+	} else if c.capture {
 		c.lastArgs = esmtpArgs(c.buf)
 	}
 	c.hdrN = 0
@@ -138,6 +149,27 @@ func esmtpArgs(b []byte) []string {
 		}
 	}
 	return args
+}
+
+// connectAddress returns the address string of an SMFIC_CONNECT payload:
+// the host name, NUL, the family, a 2-byte port for '4' and '6', then the
+// address, NUL-terminated. It returns "" for a payload too short to hold
+// one.
+func connectAddress(b []byte) string {
+	_, rest, ok := bytes.Cut(b, []byte{0})
+	if !ok || len(rest) == 0 {
+		return ""
+	}
+	family := rest[0]
+	rest = rest[1:]
+	if family == '4' || family == '6' {
+		if len(rest) < 2 {
+			return ""
+		}
+		rest = rest[2:]
+	}
+	addr, _, _ := bytes.Cut(rest, []byte{0})
+	return string(addr)
 }
 
 // takeArgs returns the ESMTP parameters of the last MAIL/RCPT packet.

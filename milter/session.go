@@ -181,6 +181,8 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	s.conn = filters.Conn{Hostname: host, Family: family, Port: port, Macros: map[string]string{}}
 	if a, ok := netip.AddrFromSlice(addr); ok {
 		s.conn.Addr = a.Unmap()
+	} else if a, ok := labelledIPv6(family, s.c.connectAddr); ok {
+		s.conn.Addr = a
 	}
 	mergeMacros(s.conn.Macros, m.Macros)
 	s.log = s.srv.logger.With("client", clientString(&s.conn))
@@ -396,6 +398,20 @@ func mergeMacros(dst, src map[string]string) {
 	for k, v := range src {
 		dst[k] = v
 	}
+}
+
+// labelledIPv6 parses the address of an IPv6 client as Sendmail writes
+// it in SMFIC_CONNECT, "IPv6:2001:db8::1" (anynet_ntop in Sendmail 8.17;
+// libmilter strips the label before inet_pton).
+func labelledIPv6(family, s string) (netip.Addr, bool) {
+	if family != "tcp6" || len(s) < 5 || !strings.EqualFold(s[:5], "IPv6:") {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s[5:])
+	if err != nil || !a.Is6() {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
 
 func clientString(c *filters.Conn) string {
