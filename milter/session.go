@@ -261,14 +261,16 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 // Header implements gomilter.Milter: fields are kept raw, in order.
 func (s *session) Header(name, value string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guard(&resp, &err)
+	// go-milter also collects every field in the Modifier's map, for the
+	// end of headers, where sluice does not use it: keep only the fields
+	// in the message, so that a large header block is held once. Fields
+	// outside a message are dropped too: go-milter clears its map only on
+	// abort, so a peer sending fields without a message would grow it.
+	clear(m.Headers)
 	if s.msg == nil {
 		return continueReply, nil
 	}
 	s.mergeMessageMacros(m.Macros)
-	// go-milter also collects every field in the Modifier's map, for the
-	// end of headers, where sluice does not use it: keep only the fields
-	// in the message, so that a large header block is held once.
-	clear(m.Headers)
 	if s.addHeaders(filters.Header{Name: name, Value: value}) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
 	}
