@@ -116,7 +116,7 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 	// whatever the repair finds, so that a reader can trust the field to
 	// be ours. The repair looks only at the fields that stay.
 	in, forged := f.withoutTrace(m.Headers)
-	res := Repair(in, placementOf(m))
+	res := repair(in, placementOf(m), f.s.trace)
 	if len(res.Fixes) == 0 {
 		return filters.Verdict{Edits: forged}, nil
 	}

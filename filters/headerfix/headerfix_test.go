@@ -200,6 +200,23 @@ func TestFilterEdits(t *testing.T) {
 			after: hs("Subject", "a b", "X-A", " ", "X-N", "n ", "X-B", "b",
 				"X-Sluice-Repaired", "CR to space in Subject, split X-A/X-B, NUL to space in X-N"),
 		},
+		{
+			// Two forged trace fields behind bare CRs, the second in a
+			// strict field. A split-off trace field is never added, so
+			// with Sendmail the first does not keep the second from
+			// being cut off too: a space there would leave a Date that
+			// is valid up to " X-Sluice-Repaired: ", which the next
+			// pass would split.
+			name: "Sendmail, two trace fields split off",
+			in:   hs("Subject", "a\rX-Sluice-Repaired: x", "Date", exDate+"\rX-Sluice-Repaired: y"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "a"},
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Subject/X-Sluice-Repaired,\n\tsplit Date/X-Sluice-Repaired"},
+			},
+			after: hs("Subject", "a", "Date", exDate,
+				"X-Sluice-Repaired", "split Subject/X-Sluice-Repaired,\n\tsplit Date/X-Sluice-Repaired"),
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,7 +142,18 @@ const (
 // and, where it splits, the whitespace around the cut. It takes time
 // linear in the size of the header.
 func Repair(headers []filters.Header, p Placement) Result {
-	rp := repairer{placement: p, headers: headers}
+	return repair(headers, p, "")
+}
+
+// repair is Repair for a filter whose trace field is named trace: a
+// field of that name split off is never added (the filter drops it, see
+// edits), so with AddsBeforeSameName it may always be split off. Were
+// one such split to keep a second from being made, the second's stray
+// character would become a space, and a strict field could be left
+// valid up to whitespace and the trace field, which the next pass would
+// split: the repair would not be idempotent.
+func repair(headers []filters.Header, p Placement, trace string) Result {
+	rp := repairer{placement: p, headers: headers, trace: trace}
 	rp.r.Fields = make([]Field, 0, len(headers))
 	for i, h := range headers {
 		switch {
@@ -166,6 +177,9 @@ type repairer struct {
 	// names holds the lower-case names of the fields in the header,
 	// split-off ones included; it is made at the first split.
 	names map[string]bool
+	// trace names the fields that are split off but never added; ""
+	// for none.
+	trace string
 }
 
 // maySplit reports whether a field named name may be split off, and
@@ -178,6 +192,9 @@ func (rp *repairer) maySplit(name string) bool {
 				rp.names[strings.ToLower(h.Name)] = true
 			}
 		}
+	}
+	if rp.trace != "" && strings.EqualFold(name, rp.trace) {
+		return true
 	}
 	key := strings.ToLower(name)
 	if rp.placement == AddsBeforeSameName && (rp.names[key] || key == "received") {
