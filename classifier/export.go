@@ -534,7 +534,19 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	// bogoutil -d ends every line with a newline: a last line without
+	// one was cut short, and so may be its counts ("bar 1 23" of
+	// "bar 1 234 20240101" would read as 23 ham and no date).
+	cut := false
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := bufio.ScanLines(data, atEOF)
+		if atEOF && tok != nil && adv == len(data) && data[len(data)-1] != '\n' {
+			cut = true
+		}
+		return adv, tok, err
+	})
 	line := 0
+	lastRecord := 0 // the line of the last non-blank line
 	var b Batch
 	marked := false // MetaImporting is set
 	flush := func() error {
@@ -566,6 +578,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 		if len(f) == 0 {
 			continue
 		}
+		lastRecord = line
 		if len(f) == 3 {
 			// Word lists without timestamps (bogoutil -d of a list
 			// built with timestamps off) have no date column.
@@ -597,6 +610,9 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	}
 	if err := sc.Err(); err != nil {
 		return st, fmt.Errorf("import bogoutil: line %d: %w", line+1, err)
+	}
+	if cut && lastRecord == line {
+		return st, fmt.Errorf("import bogoutil: line %d: the word list is truncated: its last line has no newline", line)
 	}
 	if err := flush(); err != nil {
 		return st, fmt.Errorf("import bogoutil: %w", err)

@@ -526,3 +526,55 @@ func TestExportImportLargestFeatures(t *testing.T) {
 		t.Errorf("over-long line: %v, want an error naming line 4", err)
 	}
 }
+
+// bogoutil -d ends every line, the last one too, with a newline: a list
+// whose last line has none was cut short (an interrupted copy, a full
+// disk), and its last counts may be cut too ("bar 1 23" of "bar 1 234
+// 20240101" reads as 23 ham and no date). It is refused and changes
+// nothing; CRLF line ends, which a transfer in text mode gives, are read.
+func TestImportBogoutilTruncatedLastLine(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, dump string
+		ok         bool
+	}{
+		{"cut in the counts", ".MSG_COUNT 1 1 20240101\nfoo 1 0 20240101\nbar 1 23", false},
+		{"cut in the date", ".MSG_COUNT 1 1 20240101\nfoo 1 0 20240101\nbar 1 234 2024", false},
+		{"cut before the newline", ".MSG_COUNT 1 1 20240101\nfoo 1 0 20240101\nbar 1 234 20240101", false},
+		{"whole", ".MSG_COUNT 1 1 20240101\nfoo 1 0 20240101\nbar 1 234 20240101\n", true},
+		{"whole, CRLF", ".MSG_COUNT 1 1 20240101\r\nfoo 1 0 20240101\r\nbar 1 234 20240101\r\n", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.dump))
+			s, serr := st.Stats(ctx)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			_, c, lerr := st.Lookup(ctx, []string{"bar"})
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if tc.ok {
+				if err != nil || s.Tokens != 2 || c[0] != (classifier.Counts{Spam: 1, Ham: 234, LastSeen: 20240101}) {
+					t.Errorf("error %v, %d tokens, bar %+v", err, s.Tokens, c[0])
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "line 3") {
+				t.Errorf("error %v, want one naming line 3", err)
+			}
+			if s.Tokens != 0 || s.Spam != 0 || s.Ham != 0 {
+				t.Errorf("a refused import changed the store: %+v", s)
+			}
+			if d, _ := st.Meta(ctx, classifier.MetaDialect); d != "" {
+				t.Errorf("a refused import set the dialect to %q", d)
+			}
+		})
+	}
+}
