@@ -611,6 +611,11 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	if err := sc.Err(); err != nil {
 		return st, fmt.Errorf("import bogoutil: line %d: %w", line+1, err)
 	}
+	if lastRecord == 0 {
+		// bogoutil -d writes nothing for a word list it cannot open: an
+		// empty list must not mark the store as bogofilter's.
+		return st, errors.New("import bogoutil: empty word list")
+	}
 	if cut && lastRecord == line {
 		return st, fmt.Errorf("import bogoutil: line %d: the word list is truncated: its last line has no newline", line)
 	}

@@ -578,3 +578,26 @@ func TestImportBogoutilTruncatedLastLine(t *testing.T) {
 		})
 	}
 }
+
+// bogoutil -d of a word list it cannot open writes nothing and fails, so
+// "bogoutil -d WRONGPATH > wordlist.txt" leaves an empty file. Importing
+// it must not mark the store as bogofilter's (which changes how it is
+// tokenised and trained from then on) with nothing in it: an empty or
+// blank list is refused, as an empty export is.
+func TestImportBogoutilEmpty(t *testing.T) {
+	ctx := context.Background()
+	for _, dump := range []string{"", "\n", " \n\n"} {
+		st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(dump))
+		if err == nil || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("%q: error %v, want one saying the list is empty", dump, err)
+		}
+		if d, _ := st.Meta(ctx, classifier.MetaDialect); d != "" {
+			t.Errorf("%q: the import set the dialect to %q", dump, d)
+		}
+		st.Close()
+	}
+}
