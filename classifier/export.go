@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The export format is line-oriented text, one record per line, fields
@@ -444,6 +446,13 @@ func parseTokenLine(s string) (Record, error) {
 	return parseCounts(tok, f)
 }
 
+// maxImportToken bounds a token's length: bbolt's key limit (sluice's
+// own tokens are a few dozen bytes at most). It is checked with the rest
+// of the input, so that a longer token is refused before anything is
+// written rather than by the store when its batch is, which would leave
+// the store marked as holding part of an unfinished import.
+const maxImportToken = bolt.MaxKeySize
+
 // parseCounts parses "SPAM HAM DATE" fields.
 func parseCounts(tok string, f []string) (Record, error) {
 	sp, err1 := strconv.ParseUint(f[0], 10, 32)
@@ -454,6 +463,9 @@ func parseCounts(tok string, f []string) (Record, error) {
 	}
 	if tok == "" {
 		return Record{}, errors.New("empty token")
+	}
+	if len(tok) > maxImportToken {
+		return Record{}, fmt.Errorf("token %.40q... of %d bytes: longer than the %d a store can keep", tok, len(tok), maxImportToken)
 	}
 	return Record{Token: tok, Counts: Counts{Spam: uint32(sp), Ham: uint32(hm), LastSeen: Date(dt)}}, nil
 }

@@ -601,3 +601,54 @@ func TestImportBogoutilEmpty(t *testing.T) {
 		st.Close()
 	}
 }
+
+// A token longer than a bbolt key can be (32 KiB; sluice's own tokens are
+// at most a few dozen bytes) is refused while the input is checked, naming
+// its line, and not when its batch is written: the store is left as it
+// was, without the mark of an unfinished import that would lock it
+// against training and imports.
+func TestImportTokenTooLong(t *testing.T) {
+	ctx := context.Background()
+	long := strings.Repeat("x", 40000)
+	tests := []struct {
+		name, text, line string
+		bogoutil         bool
+	}{
+		{"export", exportHeader() + "dialect sluice\ntotals 1 0\nt a 1 0 20240101\nt " + long + " 1 0 20240101\nend 2 0\n", "line 5:", false},
+		{"bogoutil", ".MSG_COUNT 1 0 20240101\na 1 0 20240101\n" + long + " 1 0 20240101\n", "line 3:", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if tc.bogoutil {
+				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
+			} else {
+				_, err = classifier.Import(ctx, st, strings.NewReader(tc.text))
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.line) {
+				msg := fmt.Sprint(err)
+				if len(msg) > 200 {
+					msg = msg[:200] + "..."
+				}
+				t.Errorf("error %s, want one naming the line of the long token", msg)
+			}
+			if m, err := classifier.IncompleteImport(ctx, st); err != nil || m.Began != "" {
+				t.Errorf("the store is marked as holding part of an import: %+v, %v", m, err)
+			}
+			s, err := st.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Tokens != 0 || s.Spam != 0 {
+				t.Errorf("a refused import changed the store: %+v", s)
+			}
+		})
+	}
+}
+
+// exportHeader is the first line of a current export.
+func exportHeader() string { return "sluice-classifier-export 2\n" }
