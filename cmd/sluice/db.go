@@ -314,13 +314,15 @@ and rare), which is the usual way to shrink a store without losing what
 it knows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if days == 0 && maxCount == 0 {
+			ageSet := cmd.Flags().Changed("older-than")
+			if !ageSet && maxCount == 0 {
 				return errors.New("prune: give --older-than DAYS, --max-count N, or both")
 			}
-			// A negative age must not be dropped (with --max-count, rare
-			// tokens of any age would go), and a day before year 1 is no
-			// Date: it wrapped round to one after every token.
-			if days < 0 || days > maxPruneDays {
+			// An age of zero or less must not be dropped (with --max-count,
+			// rare tokens of any age, those learned today too, would go),
+			// and a day before year 1 is no Date: it wrapped round to one
+			// after every token.
+			if ageSet && (days < 1 || days > maxPruneDays) {
 				return fmt.Errorf("prune: --older-than %d: want 1 to %d days", days, maxPruneDays)
 			}
 			var opts classifier.PruneOptions

@@ -113,10 +113,11 @@ func TestDBPrune(t *testing.T) {
 	if r := runCLI(t, "", "db", "prune", "--db", db, "--older-than", "1", "--max-count", "1"); r.code != 0 || !strings.HasPrefix(r.stdout, "pruned 0 tokens") {
 		t.Errorf("prune old and rare: %+v", r)
 	}
-	// An age that is no day (negative, or further back than the calendar
-	// goes) is an error: ignored, the rare tokens of any age would go, and
-	// a cut-off before year 1 wrapped round to a date after every token.
-	for _, days := range []string{"-5", "99999999", "9223372036854775807"} {
+	// An age that is no day (zero or negative, or further back than the
+	// calendar goes) is an error: ignored, the rare tokens of any age
+	// (those learned today too) would go, and a cut-off before year 1
+	// wrapped round to a date after every token.
+	for _, days := range []string{"0", "-5", "99999999", "9223372036854775807"} {
 		r := runCLI(t, "", "db", "prune", "--db", db, "--older-than", days, "--max-count", "1")
 		if r.code != 1 || !strings.Contains(r.stderr, "--older-than "+days) {
 			t.Errorf("--older-than %s: %+v", days, r)
