@@ -253,12 +253,29 @@ func spoolChecked(r io.Reader, what string, check func(io.Reader) error) (*os.Fi
 // base64.
 const maxExportLine = 4 << 20
 
+// scanLinesNotingCut is bufio.ScanLines that sets *cut when the input
+// ends in a line without its newline.
+func scanLinesNotingCut(cut *bool) bufio.SplitFunc {
+	return func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := bufio.ScanLines(data, atEOF)
+		if atEOF && tok != nil && adv == len(data) && data[len(data)-1] != '\n' {
+			*cut = true
+		}
+		return adv, tok, err
+	}
+}
+
 // importLines reads an export from r and adds it to s; with s nil it
 // only checks r.
 func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxExportLine)
+	// Export ends every line with a newline. An export of format 2 cut
+	// within a line lacks its end line; one of format 1 has none, and a
+	// last line without its newline is all that tells it was cut short.
+	cut := false
+	sc.Split(scanLinesNotingCut(&cut))
 	line := 0
 	needEnd, sawEnd := false, false
 	var b Batch
@@ -357,6 +374,9 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	}
 	if needEnd && !sawEnd {
 		return st, fmt.Errorf("import: the export is truncated: it ends at line %d without its end line", line)
+	}
+	if !needEnd && cut {
+		return st, fmt.Errorf("import: line %d: the export is truncated: its last line has no newline", line)
 	}
 	if err := flush(); err != nil {
 		return st, fmt.Errorf("import: %w", err)
@@ -550,13 +570,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	// one was cut short, and so may be its counts ("bar 1 23" of
 	// "bar 1 234 20240101" would read as 23 ham and no date).
 	cut := false
-	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
-		adv, tok, err := bufio.ScanLines(data, atEOF)
-		if atEOF && tok != nil && adv == len(data) && data[len(data)-1] != '\n' {
-			cut = true
-		}
-		return adv, tok, err
-	})
+	sc.Split(scanLinesNotingCut(&cut))
 	line := 0
 	lastRecord := 0 // the line of the last non-blank line
 	var b Batch

@@ -652,3 +652,24 @@ func TestImportTokenTooLong(t *testing.T) {
 
 // exportHeader is the first line of a current export.
 func exportHeader() string { return "sluice-classifier-export 2\n" }
+
+// A format 1 export has no end line to tell a whole export from a cut
+// one, but sluice ended its every line with a newline: a last line
+// without one was cut short, and its counts may be too ("t hello 1 2
+// 2024" of "t hello 1 2 20240101" reads as a last-seen day of 2024). It
+// is refused and changes nothing.
+func TestImportFormat1TruncatedLastLine(t *testing.T) {
+	head := "sluice-classifier-export 1\ndialect sluice\ntotals 2 3\nt a 1 0 20240101\n"
+	for _, last := range []string{"t hello 1 2 2024", "t hello 1 2", "t hello 1 2 20240101"} {
+		s, err := importInto(t, head+last)
+		if err == nil || !strings.Contains(err.Error(), "line 5") {
+			t.Errorf("%q: error %v, want one naming line 5", last, err)
+		}
+		if s.Tokens != 0 || s.Spam != 0 || s.Ham != 0 {
+			t.Errorf("%q: a refused import changed the store: %+v", last, s)
+		}
+	}
+	if s, err := importInto(t, head+"t hello 1 2 20240101\n"); err != nil || s.Tokens != 2 {
+		t.Errorf("whole: %+v, %v", s, err)
+	}
+}
