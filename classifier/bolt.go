@@ -954,6 +954,10 @@ func addClamp(v uint32, delta int) uint32 {
 	return uint32(n)
 }
 
+// addIsAtomic implements atomicAdder: Add writes a batch in one
+// transaction.
+func (*BoltStore) addIsAtomic() {}
+
 // Add implements Store.
 func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {

@@ -97,6 +97,24 @@ func markImporting(ctx context.Context, s Store) error {
 	return s.SetMeta(ctx, MetaImporting, thisImporter())
 }
 
+// atomicAdder is a store whose Add writes all of a batch or none of it
+// (bbolt: one transaction). A Redis Add runs several scripts, and one that
+// fails may follow others that wrote.
+type atomicAdder interface{ addIsAtomic() }
+
+// unmarkAfterFirstAdd takes the import mark back after the store refused
+// an import's first batch, if the store then holds nothing of the import:
+// a full disk must not leave a trained store marked, refusing train,
+// prune, export and imports, with an import into a new store, which would
+// lose the store's own training, as the only way out. It reports whether
+// the mark went.
+func unmarkAfterFirstAdd(ctx context.Context, s Store) bool {
+	if _, ok := s.(atomicAdder); !ok {
+		return false
+	}
+	return s.SetMeta(ctx, MetaImporting, "") == nil
+}
+
 // exportSource is what Export reads of a store.
 type exportSource interface {
 	Stats(ctx context.Context) (Stats, error)
@@ -198,7 +216,9 @@ type ImportStats struct {
 // unlinked temporary file (in $TMPDIR), as large as the export. Only a
 // failing store, or a run stopped while it writes, can leave an import
 // half done; the error says so, and the store is marked (MetaImporting)
-// so that another import into it is refused.
+// so that another import into it is refused. A bbolt store that refuses
+// the first batch (a full disk) holds nothing of the import and is left
+// unmarked.
 func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import: %w", err)
@@ -281,6 +301,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	var b Batch
 	featureBytes := 0 // of the digests in b
 	marked := false   // MetaImporting is set
+	added := false    // a batch is in the store
 	flush := func() error {
 		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{})) {
 			b, featureBytes = Batch{}, 0
@@ -293,11 +314,14 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 			marked = true
 		}
 		if err := s.Add(ctx, b); err != nil {
-			if st.Tokens+st.Digests > len(b.Records)+len(b.Digests) {
+			if added {
 				err = fmt.Errorf("%w (the store holds part of the import now)", err)
+			} else {
+				unmarkAfterFirstAdd(ctx, s)
 			}
 			return err
 		}
+		added = true
 		b, featureBytes = Batch{}, 0
 		return nil
 	}
@@ -575,6 +599,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	lastRecord := 0 // the line of the last non-blank line
 	var b Batch
 	marked := false // MetaImporting is set
+	added := false  // a batch is in the store
 	flush := func() error {
 		if s == nil {
 			b = Batch{}
@@ -587,11 +612,14 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 			marked = true
 		}
 		if err := s.Add(ctx, b); err != nil {
-			if st.Tokens > len(b.Records) {
+			if added {
 				err = fmt.Errorf("%w (the store holds part of the import now)", err)
+			} else {
+				unmarkAfterFirstAdd(ctx, s)
 			}
 			return err
 		}
+		added = true
 		b = Batch{}
 		return nil
 	}

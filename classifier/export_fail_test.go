@@ -1,0 +1,54 @@
+package classifier
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// diskFull is a bbolt store whose every Add fails, as one does on a full
+// disk once the import mark (a few bytes) has been written: bbolt rolls
+// the batch's transaction back whole.
+type diskFull struct{ *BoltStore }
+
+func (diskFull) Add(context.Context, Batch) error {
+	return errors.New("write: no space left on device")
+}
+
+// An import whose first batch a bbolt store refused wrote nothing of it:
+// the store must not keep the mark of an unfinished import, which would
+// lock a trained store against train, prune, export and imports, and call
+// for an import into a new store, losing the store's own training.
+func TestImportFirstBatchRefusedLeavesNoMark(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		text     string
+		importer func(context.Context, Store, *strings.Reader) error
+	}{
+		{"export", "sluice-classifier-export 2\ndialect sluice\ntotals 1 0\nt a 1 0 20240101\nend 1 0\n",
+			func(ctx context.Context, s Store, r *strings.Reader) error { _, err := Import(ctx, s, r); return err }},
+		{"bogoutil", ".MSG_COUNT 1 0 20240101\na 1 0 20240101\n",
+			func(ctx context.Context, s Store, r *strings.Reader) error {
+				_, err := ImportBogoutil(ctx, s, r)
+				return err
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bs, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bs.Close()
+			if err := tc.importer(ctx, diskFull{bs}, strings.NewReader(tc.text)); err == nil || !strings.Contains(err.Error(), "no space") {
+				t.Fatalf("error %v, want the store's", err)
+			}
+			if m, err := IncompleteImport(ctx, bs); err != nil || m.Began != "" {
+				t.Errorf("the store is marked as holding part of an import: %+v, %v", m, err)
+			}
+		})
+	}
+}
