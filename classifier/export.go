@@ -231,6 +231,13 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 		return ImportStats{}, err
 	}
 	defer spool.Close()
+	// Again: another import may have begun while this one checked its
+	// input, which takes seconds for a large export. Both writing would
+	// count the export twice, and the first to finish would take the
+	// other's mark.
+	if err := refuseInterrupted(ctx, s); err != nil {
+		return ImportStats{}, fmt.Errorf("import: %w", err)
+	}
 	st, err := importLines(ctx, s, spool)
 	if err != nil {
 		return st, err

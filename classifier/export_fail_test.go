@@ -52,3 +52,66 @@ func TestImportFirstBatchRefusedLeavesNoMark(t *testing.T) {
 		})
 	}
 }
+
+// markOnRead marks the store as another import that begins while this
+// one still reads and checks its input.
+type markOnRead struct {
+	r      *strings.Reader
+	st     Store
+	marked bool
+}
+
+func (m *markOnRead) Read(p []byte) (int, error) {
+	if !m.marked {
+		m.marked = true
+		if err := markImporting(context.Background(), m.st); err != nil {
+			return 0, err
+		}
+	}
+	return m.r.Read(p)
+}
+
+// Another import that begins while this one checks its input (a large
+// export takes seconds) must make this one refuse, as it would have had
+// it begun earlier: both writing would count the export twice, and the
+// first to finish would take the other's mark, so that a store still
+// being written looked whole.
+func TestImportRefusedWhenAnotherBeganMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		text     string
+		importer func(context.Context, Store, *markOnRead) error
+	}{
+		{"export", "sluice-classifier-export 2\ndialect sluice\ntotals 1 0\nt a 1 0 20240101\nend 1 0\n",
+			func(ctx context.Context, s Store, r *markOnRead) error { _, err := Import(ctx, s, r); return err }},
+		{"bogoutil", ".MSG_COUNT 1 0 20240101\na 1 0 20240101\n",
+			func(ctx context.Context, s Store, r *markOnRead) error {
+				_, err := ImportBogoutil(ctx, s, r)
+				return err
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bs, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bs.Close()
+			err = tc.importer(ctx, bs, &markOnRead{r: strings.NewReader(tc.text), st: bs})
+			if err == nil || !strings.Contains(err.Error(), "has not finished") {
+				t.Errorf("error %v, want a refusal naming the other import", err)
+			}
+			s, err := bs.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Tokens != 0 || s.Spam != 0 {
+				t.Errorf("the import wrote beside the other: %+v", s)
+			}
+			if m, err := IncompleteImport(ctx, bs); err != nil || m.Began == "" {
+				t.Errorf("the other import's mark is gone: %+v, %v", m, err)
+			}
+		})
+	}
+}
