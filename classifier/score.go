@@ -138,23 +138,17 @@ func (p Params) withDefaults() Params {
 	if p.Ngram == "" {
 		p.Ngram = d.Ngram
 	}
-	switch {
-	case p.HamCutoff == 0:
+	// A negative HamCutoff, MinSpam or MinHam (0, off) stays negative:
+	// the defaults are filled in more than once (New, then Score), and a
+	// 0 left by the first pass would take the default in the next.
+	if p.HamCutoff == 0 {
 		p.HamCutoff = d.HamCutoff
-	case p.HamCutoff < 0:
-		p.HamCutoff = 0
 	}
-	switch {
-	case p.MinSpam == 0:
+	if p.MinSpam == 0 {
 		p.MinSpam = d.MinSpam
-	case p.MinSpam < 0:
-		p.MinSpam = 0
 	}
-	switch {
-	case p.MinHam == 0:
+	if p.MinHam == 0 {
 		p.MinHam = d.MinHam
-	case p.MinHam < 0:
-		p.MinHam = 0
 	}
 	return p
 }
@@ -492,7 +486,7 @@ func (res *Result) decide(p Params) {
 	switch {
 	case res.Spamicity >= p.SpamCutoff:
 		res.Verdict = VerdictSpam
-	case res.Spamicity <= p.HamCutoff:
+	case res.Spamicity <= max(p.HamCutoff, 0): // negative means 0
 		res.Verdict = VerdictHam
 	default:
 		res.Verdict = VerdictUnsure

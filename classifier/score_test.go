@@ -554,3 +554,50 @@ func TestClassifyBytesConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// A minimum turned off (MinSpam, MinHam negative, as BogofilterParams and
+// "min_spam: 0" give) stays off, and so does a HamCutoff of 0 (negative):
+// New fills the defaults in, and Classify's Score fills them in again,
+// which must not take the 0 that the first pass left for "use the default".
+func TestOffMinimumsAndZeroHamCutoffStayOff(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b := Batch{Totals: Totals{Spam: 1, Ham: 1}}
+	for i := range 20 {
+		b.Records = append(b.Records, Record{Token: fmt.Sprintf("casino%d", i), Counts: Counts{Spam: 1, LastSeen: 20240101}})
+	}
+	if err := st.Add(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var msg strings.Builder
+	msg.WriteString("Subject: x\n\n")
+	for i := range 20 {
+		fmt.Fprintf(&msg, "casino%d ", i)
+	}
+	msg.WriteString("\n")
+
+	p := BogofilterParams()
+	p.Limits.Dialect = DialectSluice
+	res, err := New(st, p).ClassifyBytes(ctx, []byte(msg.String()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reason != "" || res.Verdict != VerdictSpam {
+		t.Errorf("bogofilter's parameters with 1 spam and 1 ham learned: %s (%.6f), reason %q; want spam, no minimum", res.Verdict, res.Spamicity, res.Reason)
+	}
+	if got := New(st, p).Params(); got.MinSpam > 0 || got.MinHam > 0 {
+		t.Errorf("Params: min_spam %d, min_ham %d; want off", got.MinSpam, got.MinHam)
+	}
+
+	// HamCutoff negative: only an exact 0 is ham, never the default 0.1.
+	r := Result{Totals: Totals{Spam: 20, Ham: 20}, LogOdds: math.Log(0.05 / 0.95)}
+	p = New(st, Params{HamCutoff: -1}).Params()
+	r.decide(p.withDefaults())
+	if r.Verdict != VerdictUnsure {
+		t.Errorf("ham_cutoff 0, spamicity 0.05: %s, want unsure", r.Verdict)
+	}
+}
