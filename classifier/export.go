@@ -591,6 +591,10 @@ func ImportBogoutil(ctx context.Context, s Store, r io.Reader) (ImportStats, err
 	return st, nil
 }
 
+// bogoEncodingRaw is the value of a bogoutil word list's .ENCODING line
+// (its spam count) when its tokens are raw bytes, not UTF-8 (2).
+const bogoEncodingRaw = 1
+
 // bogoutilLines reads a bogoutil word list from r and adds it to s; with
 // s nil it only checks r.
 func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
@@ -604,6 +608,11 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	sc.Split(scanLinesNotingCut(&cut))
 	line := 0
 	lastRecord := 0 // the line of the last non-blank line
+	// A list of bogofilter --unicode=no keeps non-ASCII words as the
+	// message's raw bytes, which the bogofilter dialect, making UTF-8,
+	// would never match.
+	rawEncoding := false
+	firstNonASCII := 0 // the line of the first token with a byte above 0x7f
 	var b Batch
 	marked := false // MetaImporting is set
 	added := false  // a batch is in the store
@@ -652,7 +661,13 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 		if err != nil {
 			return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
 		}
+		if firstNonASCII == 0 && !isASCII([]byte(rec.Token)) {
+			firstNonASCII = line
+		}
 		switch {
+		case rec.Token == ".ENCODING":
+			rawEncoding = rec.Spam == bogoEncodingRaw
+			continue
 		case rec.Token == ".MSG_COUNT":
 			b.Totals.Spam += rec.Spam
 			b.Totals.Ham += rec.Ham
@@ -679,6 +694,9 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 	}
 	if cut && lastRecord == line {
 		return st, fmt.Errorf("import bogoutil: line %d: the word list is truncated: its last line has no newline", line)
+	}
+	if rawEncoding && firstNonASCII != 0 {
+		return st, fmt.Errorf("import bogoutil: line %d: the word list is not Unicode (.ENCODING %d, bogofilter --unicode=no): its non-ASCII tokens are raw bytes that sluice's UTF-8 tokens would never match; convert a copy with \"bogoutil --unicode=yes -m wordlist.db\" and dump that", firstNonASCII, bogoEncodingRaw)
 	}
 	if err := flush(); err != nil {
 		return st, fmt.Errorf("import bogoutil: %w", err)

@@ -673,3 +673,47 @@ func TestImportFormat1TruncatedLastLine(t *testing.T) {
 		t.Errorf("whole: %+v, %v", s, err)
 	}
 }
+
+// A word list of a bogofilter run with --unicode=no (".ENCODING 1") keeps
+// non-ASCII words as the message's raw bytes ("caf\xe9"), where sluice's
+// bogofilter dialect makes UTF-8 ("café"): those tokens would never match,
+// silently. Such a list is refused, saying how to convert it, unless all
+// its tokens are ASCII; a converted list (bogoutil --unicode=yes -m
+// writes ".ENCODING 2 0", without a date) imports.
+func TestImportBogoutilRawEncoding(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, dump string
+		ok         bool
+	}{
+		{"raw, non-ASCII", ".ENCODING 1 0 20261206\n.MSG_COUNT 1 0 20261206\nbuy 1 0 20261206\ncaf\xe9 1 0 20261206\n", false},
+		{"raw, ASCII only", ".ENCODING 1 0 20261206\n.MSG_COUNT 1 0 20261206\nbuy 1 0 20261206\n", true},
+		{"converted", ".ENCODING 2 0\n.MSG_COUNT 1 0 20261206\nbuy 1 0 20261206\ncaf\u00e9 1 0 20261206\n", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.dump))
+			s, serr := st.Stats(ctx)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			if tc.ok {
+				if err != nil || s.Tokens == 0 {
+					t.Errorf("error %v, %d tokens", err, s.Tokens)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "--unicode=yes") || !strings.Contains(err.Error(), "line 4") {
+				t.Errorf("error %v, want one naming line 4 and the conversion", err)
+			}
+			if s.Tokens != 0 || s.Spam != 0 {
+				t.Errorf("a refused import changed the store: %+v", s)
+			}
+		})
+	}
+}
