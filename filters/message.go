@@ -132,10 +132,10 @@ func (m *Message) snapshot() *Message {
 	return &c
 }
 
-// Header returns the value of the first field named name (case-insensitive).
+// Header returns the value of the first field named name (see SameName).
 func (m *Message) Header(name string) (string, bool) {
 	for _, h := range m.Headers {
-		if strings.EqualFold(h.Name, name) {
+		if SameName(h.Name, name) {
 			return h.Value, true
 		}
 	}
@@ -151,11 +151,11 @@ func (m *Message) Header(name string) (string, bool) {
 const MaxFromFields = 8
 
 // FromFields returns the values of the message's first MaxFromFields
-// From: fields (the name matched case-insensitively), in arrival order.
+// From: fields (the name matched as SameName does), in arrival order.
 func (m *Message) FromFields() []string {
 	var out []string
 	for _, h := range m.Headers {
-		if !strings.EqualFold(h.Name, "From") {
+		if !SameName(h.Name, "From") {
 			continue
 		}
 		out = append(out, h.Value)
@@ -261,7 +261,7 @@ func DeletionRun(edits []HeaderEdit) int {
 	for n < len(edits) {
 		e := edits[n]
 		if e.Kind != DeleteHeader || e.Index < 1 ||
-			n > 0 && (e.Index >= edits[n-1].Index || !strings.EqualFold(e.Name, edits[0].Name)) {
+			n > 0 && (e.Index >= edits[n-1].Index || !SameName(e.Name, edits[0].Name)) {
 			break
 		}
 		n++
@@ -278,7 +278,7 @@ func DeletionRun(edits []HeaderEdit) int {
 func DeleteRun[T any](fields []T, nameOf func(T) string, run []HeaderEdit, removed func(T)) []T {
 	var pos []int // pos[i] is the place of the field of index i+1
 	for i, f := range fields {
-		if strings.EqualFold(nameOf(f), run[0].Name) {
+		if SameName(nameOf(f), run[0].Name) {
 			pos = append(pos, i)
 		}
 	}
@@ -301,10 +301,10 @@ func DeleteRun[T any](fields []T, nameOf func(T) string, run []HeaderEdit, remov
 }
 
 // nthField returns the position of the n-th (1-based) field named name,
-// case-insensitively, or -1.
+// as SameName matches names, or -1.
 func nthField(headers []Header, name string, n int) int {
 	for i, h := range headers {
-		if strings.EqualFold(h.Name, name) {
+		if SameName(h.Name, name) {
 			n--
 			if n == 0 {
 				return i

@@ -189,7 +189,7 @@ const (
 	// place may differ where Sendmail adds default fields of its own.
 	InsertHeader
 	// ChangeHeader replaces the Index-th field named Name (1-based,
-	// counting only fields of that name, case-insensitively).
+	// counting only fields of that name, compared as SameName does).
 	ChangeHeader
 	// DeleteHeader removes the Index-th field named Name (1-based).
 	DeleteHeader

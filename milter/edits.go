@@ -2,7 +2,6 @@ package milter
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -37,7 +36,7 @@ func countsDiffer(edits []filters.HeaderEdit) bool {
 	lowestDeleted := map[string]int{}
 	made := map[string]bool{}
 	for _, e := range edits {
-		key := strings.ToLower(e.Name)
+		key := filters.NameKey(e.Name)
 		switch e.Kind {
 		case filters.AddHeader, filters.InsertHeader:
 			made[key] = true
@@ -80,7 +79,7 @@ func mtaEdits(shown []filters.Header, edits []filters.HeaderEdit) []filters.Head
 	entries := make([]*editEntry, 0, len(shown)+len(edits))
 	seen := map[string]int{}
 	for i, h := range shown {
-		key := strings.ToLower(h.Name)
+		key := filters.NameKey(h.Name)
 		seen[key]++
 		entries = append(entries, &editEntry{name: h.Name, value: h.Value, nth: seen[key], original: h.Value, pos: i})
 	}
@@ -186,7 +185,7 @@ func mtaEdits(shown []filters.Header, edits []filters.HeaderEdit) []filters.Head
 // nthEntry is nthField (filters.ApplyEdits' rule) over entries.
 func nthEntry(entries []*editEntry, name string, n int) int {
 	for i, e := range entries {
-		if strings.EqualFold(e.name, name) {
+		if filters.SameName(e.name, name) {
 			n--
 			if n == 0 {
 				return i

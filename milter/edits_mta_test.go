@@ -2,7 +2,9 @@ package milter_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,4 +235,48 @@ func replayDeletions(t *testing.T, n int) time.Duration {
 		t.Errorf("%d edits sent, want the %d deletions of the fields shown, the last first", len(r.res.Edits), len(want))
 	}
 	return took
+}
+
+// The MTAs count the fields of a name comparing names in ASCII only, so
+// Replay must too: the Kelvin sign (U+212A) in "X-\u212a" is no "K". With
+// Unicode folding, "delete X-K 1, change X-K 1" was sent as a change of
+// X-K 2 (meant for the first X-K, but the second to the MTA) and a
+// deletion of the X-\u212a field the filters never meant.
+func TestReplayCountsNamesInASCII(t *testing.T) {
+	shown := []filters.Header{{Name: "X-\u212a", Value: "kelvin"}, {Name: "X-K", Value: "b"}, {Name: "X-K", Value: "c"}}
+	first := &editsBySubject{name: "first", edits: map[string][]filters.HeaderEdit{"": {
+		{Kind: filters.DeleteHeader, Name: "X-K", Index: 1}}}}
+	second := &editsBySubject{name: "second", edits: map[string][]filters.HeaderEdit{"": {
+		{Kind: filters.ChangeHeader, Name: "X-K", Index: 1, Value: "new"}}}}
+	p := filters.NewPipeline([]filters.Step{{Filter: first}, {Filter: second}}, nil)
+	tx := milter.Transaction{
+		From:    filters.Address{Addr: "a@example.org"},
+		Rcpts:   []filters.Address{{Addr: "b@example.org"}},
+		Headers: slices.Clone(shown),
+	}
+	res, err := milter.Replay(context.Background(), milter.Config{Pipeline: p}, tx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []filters.HeaderEdit{
+		{Kind: filters.ChangeHeader, Name: "X-K", Index: 2, Value: "new"},
+		{Kind: filters.DeleteHeader, Name: "X-K", Index: 1},
+	}
+	if !slices.Equal(res.Edits, want) {
+		t.Errorf("edits sent\n%s\nwant\n%s", asciiEdits(res.Edits), asciiEdits(want))
+	}
+	wantHeader := []filters.Header{{Name: "X-\u212a", Value: "kelvin"}, {Name: "X-K", Value: "new"}}
+	if got := filters.ApplyEdits(slices.Clone(shown), res.Edits); !slices.Equal(got, wantHeader) {
+		t.Errorf("the edits sent make\n%+q\nwant\n%+q", got, wantHeader)
+	}
+}
+
+// asciiEdits shows edits with names in ASCII escapes: "X-\u212a", not a
+// Kelvin sign that looks like K.
+func asciiEdits(edits []filters.HeaderEdit) string {
+	var b strings.Builder
+	for _, e := range edits {
+		fmt.Fprintf(&b, "{%v %+q %d %+q} ", e.Kind, e.Name, e.Index, e.Value)
+	}
+	return b.String()
 }

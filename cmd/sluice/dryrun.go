@@ -303,7 +303,7 @@ func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transacti
 func senderOf(hs []filters.Header) string {
 	for _, name := range []string{"Return-Path", "From"} {
 		for _, h := range hs {
-			if !strings.EqualFold(h.Name, name) {
+			if !filters.SameName(h.Name, name) {
 				continue
 			}
 			v := strings.TrimSpace(strings.ReplaceAll(h.Value, "\n", ""))
@@ -322,7 +322,7 @@ func senderOf(hs []filters.Header) string {
 func recipientsOf(hs []filters.Header) []string {
 	var out []string
 	for _, h := range hs {
-		if !strings.EqualFold(h.Name, "To") && !strings.EqualFold(h.Name, "Cc") {
+		if !filters.SameName(h.Name, "To") && !filters.SameName(h.Name, "Cc") {
 			continue
 		}
 		list, err := mail.ParseAddressList(strings.ReplaceAll(h.Value, "\n", ""))

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // Record is one message of an mbox as it is stored.
@@ -87,7 +89,7 @@ func HeaderValues(msg []byte, name string) []string {
 		}
 		flush()
 		k, v, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(strings.TrimSpace(string(k)), name) {
+		if ok && filters.SameName(strings.TrimSpace(string(k)), name) {
 			current = &strings.Builder{}
 			current.Write(v)
 		}

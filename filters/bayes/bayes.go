@@ -525,7 +525,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		var forged []int
 		n := 0
 		for _, h := range m.Headers {
-			if strings.EqualFold(h.Name, f.s.headerName) {
+			if filters.SameName(h.Name, f.s.headerName) {
 				n++
 				forged = append(forged, n)
 			}
@@ -548,7 +548,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	var forged []int // 1-based indexes among fields of our name
 	n := 0
 	for _, h := range m.Headers {
-		if strings.EqualFold(h.Name, f.s.headerName) {
+		if filters.SameName(h.Name, f.s.headerName) {
 			n++
 			forged = append(forged, n)
 			continue

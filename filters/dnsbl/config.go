@@ -355,7 +355,7 @@ func (c Config) check() (settings, error) {
 	if err := (filters.HeaderEdit{Name: s.scoreHeader}).Validate(); err != nil {
 		return s, fmt.Errorf("score.header: %w", err)
 	}
-	if strings.EqualFold(s.header, s.scoreHeader) {
+	if filters.SameName(s.header, s.scoreHeader) {
 		return s, errors.New("score.header: must differ from header")
 	}
 	if err := c.Score.check(&s); err != nil {

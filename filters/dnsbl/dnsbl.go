@@ -797,7 +797,7 @@ func (f *Filter) removeOwn(hs []filters.Header) []filters.HeaderEdit {
 	for _, name := range []string{f.s.header, f.s.scoreHeader} {
 		n := 0
 		for _, h := range hs {
-			if strings.EqualFold(h.Name, name) {
+			if filters.SameName(h.Name, name) {
 				n++
 			}
 		}

@@ -199,7 +199,7 @@ func (f *Filter) withoutTrace(in []filters.Header) ([]filters.Header, []filters.
 	var kept []filters.Header
 	n := 0
 	for i, h := range in {
-		if !strings.EqualFold(h.Name, f.s.trace) {
+		if !filters.SameName(h.Name, f.s.trace) {
 			if n > 0 {
 				kept = append(kept, h)
 			}

@@ -53,7 +53,7 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 		if !f.SplitOff {
 			continue
 		}
-		switch name := strings.ToLower(f.Name); name {
+		switch name := filters.NameKey(f.Name); name {
 		case "from", "date", "message-id":
 			cand[name] = -1
 		}
@@ -64,7 +64,7 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 	count := map[string]int{}
 	for i, h := range in {
 		for name := range cand {
-			if strings.EqualFold(h.Name, name) {
+			if filters.SameName(h.Name, name) {
 				count[name]++
 				cand[name] = i
 			}
@@ -80,7 +80,7 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 		if !f.SplitOff {
 			continue
 		}
-		i, ok := cand[strings.ToLower(f.Name)]
+		i, ok := cand[filters.NameKey(f.Name)]
 		if !ok || i <= f.Source {
 			continue
 		}
@@ -133,16 +133,16 @@ func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []f
 		if !validName(h.Name) {
 			continue
 		}
-		key := strings.ToLower(h.Name)
+		key := filters.NameKey(h.Name)
 		note(key)
 		have[key] = append(have[key], slot{name: h.Name, value: h.Value, pos: i})
 	}
 	want := map[string][]slot{}
 	for i, f := range res.Fields {
-		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && strings.EqualFold(f.Name, trace) {
+		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && filters.SameName(f.Name, trace) {
 			continue
 		}
-		key := strings.ToLower(f.Name)
+		key := filters.NameKey(f.Name)
 		note(key)
 		want[key] = append(want[key], slot{name: f.Name, value: f.Value, pos: i})
 	}

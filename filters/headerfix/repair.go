@@ -189,14 +189,14 @@ func (rp *repairer) maySplit(name string) bool {
 		rp.names = map[string]bool{}
 		for _, h := range rp.headers {
 			if validName(h.Name) {
-				rp.names[strings.ToLower(h.Name)] = true
+				rp.names[filters.NameKey(h.Name)] = true
 			}
 		}
 	}
-	if rp.trace != "" && strings.EqualFold(name, rp.trace) {
+	if rp.trace != "" && filters.SameName(name, rp.trace) {
 		return true
 	}
-	key := strings.ToLower(name)
+	key := filters.NameKey(name)
 	if rp.placement == AddsBeforeSameName && (rp.names[key] || key == "received") {
 		return false
 	}

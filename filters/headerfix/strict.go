@@ -1,6 +1,10 @@
 package headerfix
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/sluice-mail/sluice/filters"
+)
 
 // Postfix replaces a bare CR in a header line with a space before anyone
 // sees the line (observed with Postfix 3.7, see docs/headerfix.md), so
@@ -35,7 +39,7 @@ var strictFields = []struct {
 // strictPrefix returns the prefix function of a strict field, or nil.
 func strictPrefix(name string) func(string) int {
 	for _, f := range strictFields {
-		if strings.EqualFold(f.name, name) {
+		if filters.SameName(f.name, name) {
 			return f.prefix
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // Delivered is one message as the MTA wrote it into the instance's
@@ -48,23 +50,23 @@ type Field struct {
 // Delivered-To field the delivery agent prepends.
 func (d Delivered) Recipient() string { return d.Get("Delivered-To") }
 
-// Get returns the value of the first field named name (case-insensitive),
+// Get returns the value of the first field named name (filters.SameName),
 // or "" if there is none.
 func (d Delivered) Get(name string) string {
 	for _, f := range d.Header {
-		if strings.EqualFold(f.Name, name) {
+		if filters.SameName(f.Name, name) {
 			return f.Value
 		}
 	}
 	return ""
 }
 
-// Values returns the values of every field named name (case-insensitive),
+// Values returns the values of every field named name (filters.SameName),
 // in order.
 func (d Delivered) Values(name string) []string {
 	var vs []string
 	for _, f := range d.Header {
-		if strings.EqualFold(f.Name, name) {
+		if filters.SameName(f.Name, name) {
 			vs = append(vs, f.Value)
 		}
 	}

@@ -312,7 +312,7 @@ func build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 		}
 		if fo, ok := filter.(filters.FieldOwner); ok {
 			for _, field := range fo.OwnedFields() {
-				key := strings.ToLower(field)
+				key := filters.NameKey(field)
 				if o, dup := owners[key]; dup {
 					if cl, ok := filter.(filters.Closer); ok {
 						cl.Close()
