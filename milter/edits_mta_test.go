@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,4 +280,88 @@ func asciiEdits(edits []filters.HeaderEdit) string {
 		fmt.Fprintf(&b, "{%v %+q %d %+q} ", e.Kind, e.Name, e.Index, e.Value)
 	}
 	return b.String()
+}
+
+// headerRecorder records the header fields each message showed the
+// milter at end of message.
+type headerRecorder struct {
+	mu   sync.Mutex
+	seen [][]filters.Header
+}
+
+func (f *headerRecorder) Name() string { return "recorder" }
+
+func (f *headerRecorder) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), Headers: true}
+}
+
+func (f *headerRecorder) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	f.mu.Lock()
+	f.seen = append(f.seen, slices.Clone(m.Headers))
+	f.mu.Unlock()
+	return filters.Verdict{}, nil
+}
+
+// Neither MTA hands a milter a field whose name has a byte above 0x7f:
+// both end the header block at such a line, which becomes the first line
+// of the body, with every field below it (docs/filters.md says so).
+// ParseMessage, which the dry run uses, must split such a message alike.
+func TestEightBitFieldNameEndsHeader(t *testing.T) {
+	raw := "From: alice@lab.example\r\nTo: bob@lab.example\r\nSubject: eight bit name\r\n" +
+		"X-Sluice-Baye\u017f: Ham\r\nX-Sluice-Bayes: Spam\r\n" +
+		"Message-ID: <eightbit@mtatest.example>\r\n\r\nbody\r\n"
+	wantBody := "X-Sluice-Baye\u017f: Ham\nX-Sluice-Bayes: Spam\nMessage-ID: <eightbit@mtatest.example>\n\nbody\n"
+	for _, name := range []string{"postfix", "sendmail"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rec := &headerRecorder{}
+			p := filters.NewPipeline([]filters.Step{{Filter: rec}}, nil)
+			srv := milter.NewServer(milter.Config{Pipeline: p}, nil, nil)
+			ln, spec := mtatest.MilterListener(t, "unix")
+			go srv.Serve(ln)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+			})
+			var mta *mtatest.MTA
+			parseAs := milter.Postfix
+			if name == "postfix" {
+				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec})
+			} else {
+				mta = mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec})
+				parseAs = milter.Sendmail
+			}
+
+			c := mtatest.DialSMTP(t, mta.Addr())
+			c.Cmd("EHLO client.example")
+			if r := c.Send("alice@lab.example", []string{"bob@lab.example"}, []byte(raw)); r.Code != 250 {
+				t.Fatalf("DATA: %v", r)
+			}
+			c.Quit()
+			d := mta.WaitDelivered(t, 1, 30*time.Second)[0]
+			if string(d.Body) != wantBody {
+				t.Errorf("delivered body %+q, want %+q", d.Body, wantBody)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.seen) != 1 {
+				t.Fatalf("the milter saw %d messages, want 1", len(rec.seen))
+			}
+			for _, h := range rec.seen[0] {
+				if filters.SameName(h.Name, "X-Sluice-Bayes") || strings.ContainsFunc(h.Name, func(r rune) bool { return r >= 0x80 }) {
+					t.Errorf("the milter was shown field %+q", h.Name)
+				}
+			}
+			headers, body := milter.ParseMessage([]byte(raw), parseAs)
+			for _, h := range headers {
+				if !slices.ContainsFunc(rec.seen[0], func(s filters.Header) bool { return s == h }) {
+					t.Errorf("ParseMessage gives field %+q that %s did not show the milter", h, name)
+				}
+			}
+			if want := strings.ReplaceAll(wantBody, "\n", "\r\n"); string(body) != want {
+				t.Errorf("ParseMessage body %+q, want %+q", body, want)
+			}
+		})
+	}
 }
