@@ -223,14 +223,58 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import: %w", err)
 	}
-	spool, err := spoolChecked(r, "import", func(r io.Reader) error {
-		_, err := importLines(ctx, nil, r)
-		return err
-	})
+	in, err := CheckImport(r)
 	if err != nil {
 		return ImportStats{}, err
 	}
-	defer spool.Close()
+	defer in.Close()
+	return in.Into(ctx, s)
+}
+
+// ImportInput is the input of an import, read whole and checked (by
+// CheckImport or CheckBogoutil) and kept in an unlinked temporary file
+// until Close. Checking it before the store is opened lets a caller
+// refuse a damaged input without creating a store that did not exist.
+type ImportInput struct {
+	spool    *os.File
+	bogoutil bool
+}
+
+// CheckImport reads all of r, an export (see Import), and checks it
+// without writing to any store.
+func CheckImport(r io.Reader) (*ImportInput, error) {
+	spool, err := spoolChecked(r, "import", func(r io.Reader) error {
+		_, err := importLines(context.Background(), nil, r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ImportInput{spool: spool}, nil
+}
+
+// CheckBogoutil reads all of r, a bogofilter word list (see
+// ImportBogoutil), and checks it without writing to any store.
+func CheckBogoutil(r io.Reader) (*ImportInput, error) {
+	spool, err := spoolChecked(r, "import bogoutil", func(r io.Reader) error {
+		_, err := bogoutilLines(context.Background(), nil, r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ImportInput{spool: spool, bogoutil: true}, nil
+}
+
+// Close removes the checked input.
+func (in *ImportInput) Close() error { return in.spool.Close() }
+
+// Into adds the checked input to s, as Import or ImportBogoutil does once
+// it has checked its input. It is to be called once.
+func (in *ImportInput) Into(ctx context.Context, s Store) (ImportStats, error) {
+	if in.bogoutil {
+		return in.bogoutilInto(ctx, s)
+	}
 	// Again: another import may have begun while this one checked its
 	// input, which takes seconds for a large export. Both writing would
 	// count the export twice, and the first to finish would take the
@@ -238,7 +282,7 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import: %w", err)
 	}
-	st, err := importLines(ctx, s, spool)
+	st, err := importLines(ctx, s, in.spool)
 	if err != nil {
 		return st, err
 	}
@@ -567,21 +611,22 @@ func parseDigestLine(s string) (DigestClass, error) {
 // a malformed line anywhere changes nothing, and the list can be imported
 // again once fixed without counting anything twice.
 func ImportBogoutil(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
-	spool, err := spoolChecked(r, "import bogoutil", func(r io.Reader) error {
-		_, err := bogoutilLines(ctx, nil, r)
-		return err
-	})
+	in, err := CheckBogoutil(r)
 	if err != nil {
 		return ImportStats{}, err
 	}
-	defer spool.Close()
+	defer in.Close()
+	return in.Into(ctx, s)
+}
+
+func (in *ImportInput) bogoutilInto(ctx context.Context, s Store) (ImportStats, error) {
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
 	}
 	if err := checkDialect(ctx, s, string(DialectBogofilter)); err != nil {
 		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
 	}
-	st, err := bogoutilLines(ctx, s, spool)
+	st, err := bogoutilLines(ctx, s, in.spool)
 	if err != nil {
 		return st, err
 	}

@@ -400,14 +400,23 @@ reload the daemon after importing into the store it uses.`,
 				defer f.Close()
 				in, name = f, args[0]
 			}
+			// The input is checked before the store is opened: a refused
+			// import must not leave an empty store where there was none,
+			// which classify would then use instead of reporting that
+			// there is no store.
+			var checked *classifier.ImportInput
+			var err error
+			if bogoutil {
+				checked, err = classifier.CheckBogoutil(in)
+			} else {
+				checked, err = classifier.CheckImport(in)
+			}
+			if err != nil {
+				return fmt.Errorf("import %s: %w", name, err)
+			}
+			defer checked.Close()
 			return c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
-				var s classifier.ImportStats
-				var err error
-				if bogoutil {
-					s, err = classifier.ImportBogoutil(ctx, st, in)
-				} else {
-					s, err = classifier.Import(ctx, st, in)
-				}
+				s, err := checked.Into(ctx, st)
 				if errors.Is(err, classifier.ErrDialect) {
 					return fmt.Errorf("import %s: %w; import into a new store (--db NEWFILE) and point the bayes filter's db at it", name, err)
 				}

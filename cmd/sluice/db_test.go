@@ -424,3 +424,40 @@ func TestDBStatsShowsIncompleteImport(t *testing.T) {
 		t.Errorf("import line %q, want it to say the import begun 2026-12-05T20:00:00Z is incomplete", got)
 	}
 }
+
+// A refused import into a store that did not exist leaves no file behind
+// (neither the store nor its lock file): classify must go on reporting
+// that there is no store rather than use an empty one. A refused import
+// into a store that existed leaves it there.
+func TestDBImportRefusedCreatesNoStore(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte("sluice-classifier-export 2\ndialect sluice\ntotals 1 0\nt a 1 0 20240101\n"), 0o644)
+	badBogo := filepath.Join(dir, "bad-bogo.txt")
+	os.WriteFile(badBogo, []byte(".MSG_COUNT 1 0 20240101\na 1 0\nb x\n"), 0o644)
+	for _, args := range [][]string{{bad}, {"-"}, {"--bogoutil", badBogo}} {
+		db := filepath.Join(t.TempDir(), "bayes.db")
+		stdin := ""
+		if args[0] == "-" {
+			stdin = "not an export\n"
+		}
+		r := runCLI(t, stdin, append([]string{"db", "import", "--db", db}, args...)...)
+		if r.code == 0 {
+			t.Fatalf("import %v: %+v, want a refusal", args, r)
+		}
+		if names, _ := os.ReadDir(filepath.Dir(db)); len(names) != 0 {
+			t.Errorf("import %v left %v", args, names)
+		}
+		r = runCLI(t, "Subject: hi\n\nhello\n", "classify", "--db", db)
+		if r.code == 0 || !strings.Contains(r.stderr, "no token store at "+db) {
+			t.Errorf("classify after a refused import %v: %+v", args, r)
+		}
+	}
+	db := trainedDB(t)
+	if r := runCLI(t, "", "db", "import", "--db", db, bad); r.code == 0 {
+		t.Fatalf("import into a trained store: %+v, want a refusal", r)
+	}
+	if got := statsField(t, db, "messages"); got != "14 spam, 14 ham" {
+		t.Errorf("the trained store after a refused import: %q", got)
+	}
+}
