@@ -102,14 +102,33 @@ func markImporting(ctx context.Context, s Store) error {
 // fails may follow others that wrote.
 type atomicAdder interface{ addIsAtomic() }
 
+// markFirstAdd marks s before an import's first write (MetaImporting),
+// and sets the dialect the import needs the store to have, if any (see
+// checkDialect): only now, so that an import that writes nothing leaves
+// no empty store marked as another dialect's.
+func markFirstAdd(ctx context.Context, s Store, dialect string) error {
+	if err := markImporting(ctx, s); err != nil {
+		return err
+	}
+	if dialect == "" {
+		return nil
+	}
+	return s.SetMeta(ctx, MetaDialect, dialect)
+}
+
 // unmarkAfterFirstAdd takes the import mark back after the store refused
 // an import's first batch, if the store then holds nothing of the import:
 // a full disk must not leave a trained store marked, refusing train,
 // prune, export and imports, with an import into a new store, which would
-// lose the store's own training, as the only way out. It reports whether
-// the mark went.
-func unmarkAfterFirstAdd(ctx context.Context, s Store) bool {
+// lose the store's own training, as the only way out. The dialect the
+// import set (markFirstAdd) goes first: an empty store left as
+// bogofilter's would tokenise what it learns next as bogofilter does and
+// refuse a sluice export. It reports whether the mark went.
+func unmarkAfterFirstAdd(ctx context.Context, s Store, dialect string) bool {
 	if _, ok := s.(atomicAdder); !ok {
+		return false
+	}
+	if dialect != "" && s.SetMeta(ctx, MetaDialect, "") != nil {
 		return false
 	}
 	return s.SetMeta(ctx, MetaImporting, "") == nil
@@ -257,7 +276,7 @@ func CheckImport(r io.Reader) (*ImportInput, error) {
 // ImportBogoutil), and checks it without writing to any store.
 func CheckBogoutil(r io.Reader) (*ImportInput, error) {
 	spool, err := spoolChecked(r, "import bogoutil", func(r io.Reader) error {
-		_, err := bogoutilLines(context.Background(), nil, r)
+		_, err := bogoutilLines(context.Background(), nil, r, "")
 		return err
 	})
 	if err != nil {
@@ -353,13 +372,14 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	featureBytes := 0 // of the digests in b
 	marked := false   // MetaImporting is set
 	added := false    // a batch is in the store
+	setDialect := ""  // the dialect to set with the first batch
 	flush := func() error {
-		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{})) {
+		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (marked || setDialect == "")) {
 			b, featureBytes = Batch{}, 0
 			return nil
 		}
 		if !marked {
-			if err := markImporting(ctx, s); err != nil {
+			if err := markFirstAdd(ctx, s, setDialect); err != nil {
 				return err
 			}
 			marked = true
@@ -368,7 +388,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 			if added {
 				err = fmt.Errorf("%w (the store holds part of the import now)", err)
 			} else {
-				unmarkAfterFirstAdd(ctx, s)
+				unmarkAfterFirstAdd(ctx, s, setDialect)
 			}
 			return err
 		}
@@ -402,7 +422,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 			if s == nil {
 				_, err = ParseDialect(rest)
 			} else {
-				err = checkDialect(ctx, s, rest)
+				setDialect, err = checkDialect(ctx, s, rest)
 			}
 		case "totals":
 			var t Totals
@@ -472,37 +492,40 @@ func checkEnd(s string, st ImportStats) error {
 }
 
 // checkDialect makes sure counts of one dialect are not mixed into a store
-// of another, and records the dialect in a store that has none yet.
-func checkDialect(ctx context.Context, s Store, want string) error {
+// of another. It returns the dialect to record in a store that has none
+// yet, "" if there is none to record; the import records it with its
+// first write (markFirstAdd), not before, so that an import that writes
+// nothing leaves the store as it was.
+func checkDialect(ctx context.Context, s Store, want string) (string, error) {
 	wd, err := ParseDialect(want)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cur, err := s.Meta(ctx, MetaDialect)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if cur == "" {
 		st, err := s.Stats(ctx)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if st.Tokens > 0 && wd != DialectSluice {
-			return fmt.Errorf("store has %d tokens of dialect sluice, import is %s: %w", st.Tokens, wd, ErrDialect)
+			return "", fmt.Errorf("store has %d tokens of dialect sluice, import is %s: %w", st.Tokens, wd, ErrDialect)
 		}
 		if wd == DialectSluice {
-			return nil
+			return "", nil
 		}
-		return s.SetMeta(ctx, MetaDialect, string(wd))
+		return string(wd), nil
 	}
 	cd, err := ParseDialect(cur)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if cd != wd {
-		return fmt.Errorf("store dialect is %s, import is %s: %w", cd, wd, ErrDialect)
+		return "", fmt.Errorf("store dialect is %s, import is %s: %w", cd, wd, ErrDialect)
 	}
-	return nil
+	return "", nil
 }
 
 func parseTotals(s string) (Totals, error) {
@@ -623,10 +646,11 @@ func (in *ImportInput) bogoutilInto(ctx context.Context, s Store) (ImportStats, 
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
 	}
-	if err := checkDialect(ctx, s, string(DialectBogofilter)); err != nil {
+	setDialect, err := checkDialect(ctx, s, string(DialectBogofilter))
+	if err != nil {
 		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
 	}
-	st, err := bogoutilLines(ctx, s, in.spool)
+	st, err := bogoutilLines(ctx, s, in.spool, setDialect)
 	if err != nil {
 		return st, err
 	}
@@ -641,8 +665,9 @@ func (in *ImportInput) bogoutilInto(ctx context.Context, s Store) (ImportStats, 
 const bogoEncodingRaw = 1
 
 // bogoutilLines reads a bogoutil word list from r and adds it to s; with
-// s nil it only checks r.
-func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
+// s nil it only checks r. setDialect is the dialect to record in s with
+// the first batch (see checkDialect).
+func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string) (ImportStats, error) {
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -667,7 +692,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 			return nil
 		}
 		if !marked {
-			if err := markImporting(ctx, s); err != nil {
+			if err := markFirstAdd(ctx, s, setDialect); err != nil {
 				return err
 			}
 			marked = true
@@ -676,7 +701,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader) (ImportStats, erro
 			if added {
 				err = fmt.Errorf("%w (the store holds part of the import now)", err)
 			} else {
-				unmarkAfterFirstAdd(ctx, s)
+				unmarkAfterFirstAdd(ctx, s, setDialect)
 			}
 			return err
 		}
