@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/filters/bayes"
 )
 
@@ -489,17 +491,20 @@ message it classifies.`,
 // export, often the only backup of a store, as it was, and no half
 // export under its name. A new file is readable by its owner only: an
 // export holds words and addresses of the mail it learned from. A FIFO or
-// a device (/dev/stdout) is written in place.
+// a device (/dev/stdout) is written in place. A symbolic link at path is
+// written through (see exportTarget).
 func exportToFile(path string, export func(io.Writer) error) (err error) {
-	target := path
-	if p, err := filepath.EvalSymlinks(path); err == nil {
-		// Replace the file a link points to, not the link.
-		target = p
+	target, err := exportTarget(path)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", path, err)
 	}
 	perm := os.FileMode(0o600)
-	if fi, err := os.Stat(target); err == nil {
+	// Through path, the links checked: /dev/stdout leads to a link of
+	// /proc whose target ("pipe:[1234]") names no file, but the kernel
+	// follows it.
+	if fi, err := os.Stat(path); err == nil {
 		if !fi.Mode().IsRegular() {
-			f, err := os.OpenFile(target, os.O_WRONLY, 0)
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
 			if err != nil {
 				return err
 			}
@@ -548,4 +553,44 @@ func exportToFile(path string, export func(io.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// maxExportLinks bounds a chain of symbolic links, as the kernel's
+// ELOOP does.
+const maxExportLinks = 40
+
+// exportTarget returns the file an export to path replaces: path, or,
+// for a symbolic link, the file it points to, which need not exist yet
+// (a link to a backup disk made before the first export), so that the
+// link stays a link, as the archive filter appends through one. A link
+// is followed only if root or this user owns it (archive.TrustedLink):
+// root's export must not write a file another user's link chose
+// (/etc/shadow), and is refused instead. Links further up the path are
+// left to the kernel.
+func exportTarget(path string) (string, error) {
+	p := path
+	for range maxExportLinks {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return p, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+		if err := archive.TrustedLink(p, fi); err != nil {
+			return "", err
+		}
+		dest, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(p), dest)
+		}
+		p = dest
+	}
+	return "", fmt.Errorf("more than %d symbolic links: %w", maxExportLinks, syscall.ELOOP)
 }
