@@ -368,6 +368,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	sc.Split(scanLinesNotingCut(&cut))
 	line := 0
 	needEnd, sawEnd := false, false
+	totalsLine := 0 // the line of the totals
 	var b Batch
 	featureBytes := 0 // of the digests in b
 	marked := false   // MetaImporting is set
@@ -425,6 +426,14 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 				setDialect, err = checkDialect(ctx, s, rest)
 			}
 		case "totals":
+			// Export writes one. A second (two exports run together, an
+			// edit) is refused rather than added: what the store would
+			// count is then a guess.
+			if totalsLine != 0 {
+				err = fmt.Errorf("a second totals line (the first is line %d)", totalsLine)
+				break
+			}
+			totalsLine = line
 			var t Totals
 			t, err = parseTotals(rest)
 			b.Totals.Spam += t.Spam
@@ -683,6 +692,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 	// would never match.
 	rawEncoding := false
 	firstNonASCII := 0 // the line of the first token with a byte above 0x7f
+	countLine := 0     // the line of .MSG_COUNT
 	var b Batch
 	marked := false // MetaImporting is set
 	added := false  // a batch is in the store
@@ -739,6 +749,13 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 			rawEncoding = rec.Spam == bogoEncodingRaw
 			continue
 		case rec.Token == ".MSG_COUNT":
+			// bogoutil -d writes one. A second (two lists run together)
+			// is refused rather than added: importing each list in turn
+			// adds them up, and says what each counted.
+			if countLine != 0 {
+				return st, fmt.Errorf("import bogoutil: line %d: a second .MSG_COUNT line (the first is line %d)", line, countLine)
+			}
+			countLine = line
 			b.Totals.Spam += rec.Spam
 			b.Totals.Ham += rec.Ham
 			st.Totals = Totals{Spam: rec.Spam, Ham: rec.Ham}

@@ -717,3 +717,42 @@ func TestImportBogoutilRawEncoding(t *testing.T) {
 		})
 	}
 }
+
+// An export has one totals line, and a bogoutil word list one .MSG_COUNT
+// line. A second one (two files run together, an edit) is refused,
+// naming its line, and changes nothing: summed into the store while only
+// the last was reported, the message counts stored and printed differed.
+func TestImportRepeatedTotals(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, text, line string
+		bogoutil         bool
+	}{
+		{"export", exportHeader() + "dialect sluice\ntotals 1 2\nt a 1 0 20240101\ntotals 3 4\nend 1 0\n", "line 5:", false},
+		{"bogoutil", ".MSG_COUNT 1 2 20240101\na 1 0 20240101\n.MSG_COUNT 3 4 20240101\n", "line 3:", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if tc.bogoutil {
+				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
+			} else {
+				_, err = classifier.Import(ctx, st, strings.NewReader(tc.text))
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.line) || !strings.Contains(err.Error(), "second") {
+				t.Errorf("error %v, want one naming the second line of counts (%s)", err, tc.line)
+			}
+			s, err := st.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Tokens != 0 || s.Spam != 0 || s.Ham != 0 {
+				t.Errorf("a refused import changed the store: %+v", s)
+			}
+		})
+	}
+}
