@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -754,5 +755,70 @@ func TestImportRepeatedTotals(t *testing.T) {
 				t.Errorf("a refused import changed the store: %+v", s)
 			}
 		})
+	}
+}
+
+// A last-seen day must be a day of the calendar, YYYYMMDD, or 0 (not
+// known): "20241399" is refused, naming its line, and changes nothing.
+// Every day an export writes imports, the days of years before 1000
+// (fewer digits) too.
+func TestImportDates(t *testing.T) {
+	ctx := context.Background()
+	bad := []string{"20241399", "20241301", "20240001", "20240100", "20230229", "20240431", "99", "1231", "4294967295"}
+	good := []string{"0", "20240229", "20241231", "10101", "99991231", "5000615"}
+	for _, d := range append(bad, good...) {
+		ok := !slices.Contains(bad, d)
+		for _, bogoutil := range []bool{false, true} {
+			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bogoutil {
+				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(".MSG_COUNT 1 0 20240101\na 1 0 20240101\nb 1 0 "+d+"\n"))
+			} else {
+				_, err = classifier.Import(ctx, st, strings.NewReader(exportHeader()+"dialect sluice\ntotals 1 0\nt a 1 0 20240101\nt b 1 0 "+d+"\nend 2 0\n"))
+			}
+			s, serr := st.Stats(ctx)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			switch {
+			case ok && err != nil:
+				t.Errorf("%s (bogoutil %v): %v", d, bogoutil, err)
+			case !ok && (err == nil || !strings.Contains(err.Error(), "line 3") && !strings.Contains(err.Error(), "line 5")):
+				t.Errorf("%s (bogoutil %v): error %v, want one naming the line", d, bogoutil, err)
+			case !ok && s.Tokens != 0:
+				t.Errorf("%s (bogoutil %v): a refused import changed the store: %+v", d, bogoutil, s)
+			}
+			st.Close()
+		}
+	}
+}
+
+// A store that holds a day that is none (imported by a version that did
+// not check) exports it as 0, not known, so that its export imports.
+func TestExportInvalidDateImports(t *testing.T) {
+	ctx := context.Background()
+	st, err := classifier.Open(filepath.Join(t.TempDir(), "src.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Add(ctx, classifier.Batch{Totals: classifier.Totals{Spam: 1}, Records: []classifier.Record{
+		{Token: "a", Counts: classifier.Counts{Spam: 1, LastSeen: 20241399}},
+		{Token: "b", Counts: classifier.Counts{Spam: 1, LastSeen: 20240101}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := classifier.Export(ctx, st, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\nt a 1 0 0\n") || !strings.Contains(out.String(), "\nt b 1 0 20240101\n") {
+		t.Errorf("export:\n%s", out.String())
+	}
+	if s, err := importInto(t, out.String()); err != nil || s.Tokens != 2 {
+		t.Errorf("import of the export: %+v, %v", s, err)
 	}
 }

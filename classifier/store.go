@@ -49,6 +49,21 @@ func DateOf(t time.Time) Date {
 	return Date(y*10000 + int(m)*100 + d)
 }
 
+// Valid reports whether d is 0 (no day known) or a day of the calendar,
+// YYYYMMDD from year 1 on, as DateOf makes them.
+func (d Date) Valid() bool {
+	if d == 0 {
+		return true
+	}
+	y, m, day := int(d/10000), time.Month(d/100%100), int(d%100)
+	if y < 1 || m < time.January || m > time.December || day < 1 {
+		return false
+	}
+	// time.Date normalises a day past the month's end into the next.
+	_, m2, day2 := time.Date(y, m, day, 0, 0, 0, 0, time.UTC).Date()
+	return m2 == m && day2 == day
+}
+
 // Time returns midnight UTC of the day, or the zero Time for an invalid Date.
 func (d Date) Time() time.Time {
 	if d == 0 {
