@@ -55,7 +55,8 @@ type BoltOptions struct {
 	// after another process writes (this process's own writes update it).
 	// The index holds only the tokens seen in enough messages for the
 	// classifiers on the store to count them (with the default
-	// parameters four; a tenth of the tokens of a typical store). A store
+	// parameters five; less than a tenth of the tokens of a typical
+	// store). A store
 	// with more such tokens is read token by token from the file.
 	// Default DefaultIndexTokens (about 55 MB at most); negative turns
 	// the index off.

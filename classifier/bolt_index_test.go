@@ -212,8 +212,8 @@ func BenchmarkIndexGetAll(b *testing.B) {
 // count: below it no split between spam and ham, against any totals,
 // gives a probability Score counts, and at it one does.
 func TestCountFloor(t *testing.T) {
-	if got := countFloor(DefaultParams()); got != 4 {
-		t.Errorf("defaults: floor %d, want 4", got)
+	if got := countFloor(DefaultParams()); got != 5 {
+		t.Errorf("defaults: floor %d, want 5", got)
 	}
 	if got := countFloor(BogofilterParams()); got != 1 {
 		t.Errorf("bogofilter's parameters: floor %d, want 1", got)
@@ -283,7 +283,8 @@ func TestBoltStoreIndexFloor(t *testing.T) {
 	if _, err := s.Learn(ctx, ops); err != nil {
 		t.Fatal(err)
 	}
-	p := DefaultParams()
+	// Parameters that count a token once it is seen in four messages.
+	p := Params{RobX: 0.45, RobS: 0.5, MinDev: 0.45}
 	c := New(s, p)
 	if err := s.BuildIndex(ctx); err != nil {
 		t.Fatal(err)

@@ -66,8 +66,8 @@
 // n-grams the store keeps with every learned message's digest (Refit),
 // after each training run, so training order does not matter.
 //
-// The defaults (DefaultParams: robx 0.45, robs 0.5, min_dev 0.45, cutoffs
-// 0.95 and 0.1, CombineSplit, the n-gram model on, at least 10 spam and 10
+// The defaults (DefaultParams: robx 0.45, robs 0.2, min_dev 0.48, cutoffs
+// 0.85 and 0.1, CombineSplit, the n-gram model on, at least 10 spam and 10
 // ham learned) were chosen by cross-validation on the training part of the
 // SpamAssassin corpus, false positives first; see DefaultParams. A store
 // imported from bogofilter is best scored with BogofilterParams, which has

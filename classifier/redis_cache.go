@@ -34,8 +34,8 @@ const cacheLoad = 0.75
 //     classifier that counts no such token (see countFloor) asks Redis for
 //     no token at all and reads those as unseen, which scores the same;
 //     any other lookup asks Redis for the tokens the cache lacks. With the
-//     default parameters the floor is 4 and the cache holds about a tenth
-//     of the store's tokens; before any classifier is made on the store,
+//     default parameters the floor is 5 and the cache holds less than a
+//     tenth of the store's tokens; before any classifier is made on the store,
 //     and with parameters that count a token seen once, it is 1 and the
 //     cache holds every token;
 //   - partial: it holds the tokens of recent lookups, known or not, and a

@@ -90,7 +90,8 @@ func TestRedisCacheFloor(t *testing.T) {
 	}
 	const common = 4 // tokens seen in four messages or more
 
-	p := classifier.DefaultParams()
+	// Parameters that count a token once it is seen in four messages.
+	p := classifier.Params{RobX: 0.45, RobS: 0.5, MinDev: 0.45}
 	want := classifier.New(plain, p)
 	toks := []string{"common", "spamword", "hamword", "four", "three", "rare0", "rare7", "pair1", "never"}
 	// same classifies toks with c and with want, on the store without

@@ -152,7 +152,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		bayesSpamicity: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_bayes_spamicity",
 			Help:    "Spamicity of the messages a bayes filter classified, by filter.",
-			Buckets: []float64{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999},
+			Buckets: []float64{0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999},
 		}, []string{"filter"}),
 		bayesDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_bayes_classify_duration_seconds",
