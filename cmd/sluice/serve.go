@@ -109,7 +109,11 @@ type daemon struct {
 	cli    *cli
 	stderr io.Writer
 
-	cfg      *config.Config
+	cfg *config.Config
+	// started is the config the daemon started with: its listeners,
+	// metrics listener and log format stay in force until a restart,
+	// whatever later reloads read.
+	started  *config.Config
 	logger   *slog.Logger
 	level    *slog.LevelVar
 	metrics  *metrics.Metrics
@@ -139,6 +143,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		return err
 	}
 	d.cfg = cfg
+	d.started = cfg
 	d.level = new(slog.LevelVar)
 	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
 	d.logger = newLogger(d.stderr, cfg.Log.Format, d.level)
@@ -275,7 +280,9 @@ func (d *daemon) reload() {
 	}
 	d.srv.SetConfig(d.milterConfig(cfg, pipeline))
 	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
-	for _, change := range restartOnly(d.cfg, cfg) {
+	// Against the start, not the last reload: a change still waiting
+	// for a restart is reported at every reload, and one undone is not.
+	for _, change := range restartOnly(d.started, cfg) {
 		d.logger.Warn("config change needs a restart to take effect", "key", change)
 	}
 	d.cfg = cfg

@@ -779,3 +779,36 @@ log:
 	}
 	t.Fatalf("no start-up line in:\n%s", td.log)
 }
+
+// A change that needs a restart is measured against what the daemon
+// runs, not against the file of the last reload: a second reload with
+// the listen change still in the file warns again (the sockets are still
+// the old ones), and putting the running value back does not warn.
+func TestReloadRestartWarningAgainstRunning(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	moved := strings.Replace(daemonConfig, "inet:127.0.0.1:0", "inet:127.0.0.1:1", 1)
+	reloads := 0
+	reload := func(text string) int {
+		t.Helper()
+		if err := os.WriteFile(td.config, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := strings.Count(td.log.String(), "needs a restart")
+		td.signal(t, syscall.SIGHUP)
+		reloads++
+		waitFor(t, func() bool { return strings.Count(td.log.String(), "config reloaded") == reloads })
+		return strings.Count(td.log.String(), "needs a restart") - before
+	}
+	if n := reload(strings.Replace(moved, "%s", "X-Second", 1)); n != 1 {
+		t.Errorf("reload changing listen: %d restart warnings, want 1", n)
+	}
+	if n := reload(strings.Replace(moved, "%s", "X-Third", 1)); n != 1 {
+		t.Errorf("second reload with listen still changed: %d restart warnings, want 1", n)
+	}
+	if n := reload(strings.Replace(daemonConfig, "%s", "X-Fourth", 1)); n != 0 {
+		t.Errorf("reload back to the running listen: %d restart warnings, want 0", n)
+	}
+	if name, _ := td.addedHeader(t); name != "X-Fourth" {
+		t.Errorf("after the reloads: header %q, want X-Fourth", name)
+	}
+}
