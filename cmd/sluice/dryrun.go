@@ -93,7 +93,8 @@ copy. --archive lets archive filters write their copies for real.
 
 Exit status: 0 delivered (accept), 10 discard, 11 quarantine, 12 tempfail,
 13 reject; with several messages the strongest of them. 1 is an error (a
-broken configuration, a message that could not be read), 2 a usage error.`,
+broken configuration, a message that could not be read, no message found),
+2 a usage error.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tf.fromSet = cmd.Flags().Changed("from")
 			code, err := c.dryRun(cmd, args, tf)
@@ -174,12 +175,14 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 
 	status := testExitAccept
 	failed := false
+	n := 0
 	// Under the locks an mbox's writers take, as train reads it: a test
 	// run over the daemon's archive must not replay the record it is
 	// appending, cut short.
 	rd := mboxReader(cmd, "test", 0)
 	for _, p := range paths {
 		err := rd.Walk(cmd.Context(), p, func(m mailbox.Message) error {
+			n++
 			if m.Err != nil {
 				failed = true
 				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %v\n", m.Name, m.Err)
@@ -211,6 +214,11 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 	}
 	if err := w.Flush(); err != nil {
 		return testExitError, err
+	}
+	if n == 0 {
+		// No verdict to report: the 0 of "delivered" would tell a
+		// script that a message passed.
+		return testExitError, fmt.Errorf("no messages found in %s", strings.Join(paths, ", "))
 	}
 	if failed {
 		return testExitError, nil

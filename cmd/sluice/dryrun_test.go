@@ -239,3 +239,20 @@ func TestDryRunSkipsHalfWrittenRecord(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 }
+
+// A directory or maildir without a message has no verdict to report:
+// exit 0 would read as "delivered" to a script, as it would for classify.
+func TestDryRunNoMessage(t *testing.T) {
+	cfg := dryRunConfig(t, "filters:\n  - type: script\n")
+	empty := t.TempDir()
+	maildir := t.TempDir()
+	for _, sub := range []string{"new", "cur", "tmp"} {
+		os.Mkdir(filepath.Join(maildir, sub), 0o755)
+	}
+	for _, dir := range []string{empty, maildir} {
+		r := runCLI(t, "", "test", "--config", cfg, dir)
+		if r.code != testExitError || !strings.Contains(r.stderr, "no messages found in "+dir) {
+			t.Errorf("test %s: exit %d, stderr %q; want 1 and \"no messages found\"", dir, r.code, r.stderr)
+		}
+	}
+}
