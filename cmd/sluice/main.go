@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -208,10 +209,12 @@ exit status is 1.`,
 				return err
 			}
 			// serve creates a missing body.temp_dir, but one that is not
-			// a directory stops it, and a reload too.
+			// a directory, or lies below a file, stops it, and a reload
+			// too.
 			if dir := cfg.Body.TempDir; dir != "" {
-				if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-					return fmt.Errorf("body.temp_dir: %s is not a directory", dir)
+				fi, err := os.Stat(dir)
+				if err == nil && !fi.IsDir() || errors.Is(err, syscall.ENOTDIR) {
+					return cfg.At("body.temp_dir", fmt.Errorf("%s is not a directory", dir))
 				}
 			}
 			if err := config.Check(cfg, c.reg); err != nil {

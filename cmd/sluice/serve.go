@@ -154,7 +154,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		// Spilled bodies must have somewhere to go before the first big
 		// message arrives, not fail then.
 		if err := os.MkdirAll(cfg.Body.TempDir, 0o700); err != nil {
-			return fmt.Errorf("body.temp_dir: %w", err)
+			return cfg.At("body.temp_dir", err)
 		}
 	}
 	d.promReg = prometheus.NewRegistry()
@@ -267,7 +267,7 @@ func (d *daemon) reload() {
 		cfg, err = d.cli.loadConfig("")
 	}
 	if err == nil {
-		err = checkTempDir(cfg.Body.TempDir)
+		err = checkTempDir(cfg)
 	}
 	var pipeline *filters.Pipeline
 	if err == nil {
@@ -293,7 +293,8 @@ func (d *daemon) reload() {
 // checkTempDir makes sure that body.temp_dir names a directory. A reload
 // does not create it (start does): otherwise every message larger than
 // body.memory_limit would fail under the new configuration.
-func checkTempDir(dir string) error {
+func checkTempDir(cfg *config.Config) error {
+	dir := cfg.Body.TempDir
 	if dir == "" {
 		return nil
 	}
@@ -302,7 +303,7 @@ func checkTempDir(dir string) error {
 		err = fmt.Errorf("%s is not a directory", dir)
 	}
 	if err != nil {
-		return fmt.Errorf("body.temp_dir: %w (a reload does not create it)", err)
+		return cfg.At("body.temp_dir", fmt.Errorf("%w (a reload does not create it)", err))
 	}
 	return nil
 }

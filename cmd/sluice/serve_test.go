@@ -812,3 +812,31 @@ func TestReloadRestartWarningAgainstRunning(t *testing.T) {
 		t.Errorf("after the reloads: header %q, want X-Fourth", name)
 	}
 }
+
+// A body.temp_dir that cannot be a directory is an error naming the file
+// and line, as every other bad value is, in config check and at a reload;
+// and config check refuses a path below a file, which serve cannot
+// create, as it refuses a file.
+func TestTempDirErrorNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, tmp := range []string{file, filepath.Join(file, "sub")} {
+		path := filepath.Join(dir, "sluice.yml")
+		os.WriteFile(path, []byte("log:\n  level: info\nbody:\n  temp_dir: "+tmp+"\n"), 0o644)
+		root := newRootCmd(filtertest.Registry())
+		root.SetOut(io.Discard)
+		root.SetArgs([]string{"config", "check", path})
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), path+":4: body.temp_dir: ") {
+			t.Errorf("config check with body.temp_dir %s: error %v, want one naming %s:4", tmp, err, path)
+		}
+	}
+
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	os.WriteFile(td.config, []byte(strings.Replace(daemonConfig, "%s", "X-Second", 1)+"body:\n  temp_dir: "+file+"\n"), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reload failed") })
+	if !strings.Contains(td.log.String(), td.config+":13: body.temp_dir: ") {
+		t.Errorf("reload error does not name the file and line of body.temp_dir:\n%s", td.log)
+	}
+}

@@ -48,6 +48,23 @@ type Config struct {
 	File string `yaml:"-"`
 }
 
+// At returns err as an Error at key (a dotted path such as
+// "body.temp_dir") with the file and the line of the key, for a value
+// checked outside this package against the file system. The line is
+// looked up in the file again, only on this error path, so that a Config
+// holds nothing but settings and compares equal to another with the same
+// ones; 0 (no line) when the file has changed out of recognition.
+func (c *Config) At(key string, err error) error {
+	line := 0
+	if c.File != "" {
+		var doc yaml.Node
+		if data, rerr := os.ReadFile(c.File); rerr == nil && yaml.Unmarshal(data, &doc) == nil && len(doc.Content) > 0 {
+			line = keyLine(doc.Content[0], key)
+		}
+	}
+	return &Error{File: c.File, Line: line, Key: key, Err: err}
+}
+
 // Listener is one milter socket.
 type Listener struct {
 	// Address is "unix:/path", "inet:host:port" or "inet6:[host]:port".
