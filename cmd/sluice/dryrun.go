@@ -105,7 +105,7 @@ broken configuration, a message that could not be read, no message found),
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&tf.from, "from", "", "envelope sender (MAIL FROM); \"\" is the null sender")
+	f.StringVar(&tf.from, "from", "", "envelope sender (MAIL FROM), with or without <>; \"\" or \"<>\" is the null sender")
 	f.StringArrayVar(&tf.rcpts, "rcpt", nil, "envelope recipient (RCPT TO); repeat for several")
 	f.StringVar(&tf.clientIP, "client-ip", "127.0.0.1", "address of the SMTP client")
 	f.StringVar(&tf.clientName, "client-name", "unknown", "verified host name of the SMTP client; \"unknown\" for none")
@@ -292,7 +292,9 @@ func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transacti
 	if !tf.fromSet {
 		from = senderOf(headers)
 	}
-	tx.From = filters.Address{Addr: from}
+	// The milter library takes the angle brackets off MAIL FROM and
+	// RCPT TO before the filters see them: "<>" is the null sender "".
+	tx.From = filters.Address{Addr: strings.Trim(from, "<>")}
 	rcpts := tf.rcpts
 	if len(rcpts) == 0 {
 		rcpts = recipientsOf(headers)

@@ -256,3 +256,40 @@ func TestDryRunNoMessage(t *testing.T) {
 		}
 	}
 }
+
+// --from takes the sender as SMTP writes it, in angle brackets, as
+// --rcpt does: the daemon never sees the brackets (the milter library
+// takes them off MAIL FROM), so the filters and the archive copy must
+// not either. "<>" is the null sender.
+func TestDryRunFromInAngleBrackets(t *testing.T) {
+	state := t.TempDir()
+	cfg := dryRunConfig(t, "state_dir: "+state+`
+filters:
+  - type: archive
+    options:
+      targets:
+        default: all.mbox
+`)
+	for _, tc := range []struct{ flag, want, fromLine string }{
+		{"<alice@example.org>", "alice@example.org", "From alice@example.org "},
+		{"<>", "", "From MAILER-DAEMON "},
+	} {
+		mbox := filepath.Join(state, "all.mbox")
+		os.Remove(mbox)
+		r := runCLI(t, dryRunMessage("bob@lab.example"), "test", "--config", cfg, "--format", "json", "--archive", "--from", tc.flag)
+		var rep testReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 {
+			t.Fatalf("--from %s: exit %d, %v\n%s%s", tc.flag, r.code, err, r.stdout, r.stderr)
+		}
+		if rep.Envelope.From != tc.want {
+			t.Errorf("--from %s: envelope sender %q, want %q", tc.flag, rep.Envelope.From, tc.want)
+		}
+		copy, err := os.ReadFile(mbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(copy), tc.fromLine) {
+			t.Errorf("--from %s: archive copy does not start with %q:\n%s", tc.flag, tc.fromLine, copy)
+		}
+	}
+}
