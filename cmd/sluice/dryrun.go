@@ -348,7 +348,7 @@ func recipientsOf(hs []filters.Header) []string {
 
 // dryRunRegistry returns reg with the factories of the filters that keep
 // lasting state replaced by ones that leave it alone: a bayes filter
-// does not auto-learn, a senders filter records new domains in a scratch
+// does not auto-learn nor create a missing store, a senders filter records new domains in a scratch
 // copy of its seen file, and an archive filter writes under archiveDir
 // unless writeArchive is set. The filters are otherwise built from their
 // options as the daemon builds them, and decide as they do there.
@@ -361,6 +361,24 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, writeArchi
 				return nil, err
 			}
 			cfg.Autolearn = bayes.AutolearnConfig{}
+			// A bbolt store that does not exist yet is made in the
+			// scratch directory: an empty store scores as the one the
+			// daemon would create, and one created here would belong to
+			// whoever runs the test (root, before the first start) and
+			// could not be opened by the daemon's user. A missing
+			// directory is left for Open to refuse, as the daemon does.
+			if cfg.Store == "" || cfg.Store == bayes.StoreBolt {
+				db := cfg.DBPath(env.StateDir)
+				if _, err := os.Lstat(db); errors.Is(err, fs.ErrNotExist) {
+					if fi, err := os.Stat(filepath.Dir(db)); err == nil && fi.IsDir() {
+						name := env.Name
+						if name == "" {
+							name = "bayes"
+						}
+						cfg.DB = filepath.Join(scratch, "bayes-"+strings.ReplaceAll(name, "/", "_")+".db")
+					}
+				}
+			}
 			return bayes.Open(env, cfg, version)
 		}
 	}

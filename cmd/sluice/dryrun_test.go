@@ -293,3 +293,19 @@ filters:
 		}
 	}
 }
+
+// A dry run before the daemon ever ran does not create the bayes store:
+// made by root (who runs sluice test on a new installation), the store
+// and its lock would belong to root, and the daemon's user could not
+// open them. A missing store scores as an empty one, as in the daemon.
+func TestDryRunCreatesNoBayesStore(t *testing.T) {
+	state := t.TempDir()
+	cfg := dryRunConfig(t, "state_dir: "+state+"\nfilters:\n  - type: bayes\n")
+	r := runCLI(t, dryRunMessage("bob@lab.example"), "test", "--config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "not enough training: 0 spam and 0 ham learned") {
+		t.Errorf("dry run on a missing store: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(state, "*")); len(left) > 0 {
+		t.Errorf("dry run left %v in state_dir", left)
+	}
+}
