@@ -840,3 +840,51 @@ func TestTempDirErrorNamesFileAndLine(t *testing.T) {
 		t.Errorf("reload error does not name the file and line of body.temp_dir:\n%s", td.log)
 	}
 }
+
+// A reload in the middle of a message leaves that message to the
+// pipeline it started with; the next connection gets the new one.
+func TestReloadDuringMessage(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	a := td.info.Milter[0]
+	c := gomilter.NewClientWithOptions(a.Network(), a.String(), gomilter.ClientOptions{
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
+		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, step := range []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) { return s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1") },
+		func() (*gomilter.Action, error) { return s.Helo("h.example") },
+		func() (*gomilter.Action, error) { return s.Mail("a@example.org", nil) },
+		func() (*gomilter.Action, error) { return s.Rcpt("b@lab.example", nil) },
+		func() (*gomilter.Action, error) { return s.HeaderField("Subject", "x") },
+		func() (*gomilter.Action, error) { return s.HeaderEnd() },
+	} {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(td.config, []byte(strings.Replace(daemonConfig, "%s", "X-Second", 1)), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+
+	mods, act, err := s.BodyReadFrom(strings.NewReader("hello\r\n"))
+	if err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("end: %v %v", act, err)
+	}
+	var added []string
+	for _, m := range mods {
+		if m.Code == gomilter.ActAddHeader {
+			added = append(added, m.HeaderName)
+		}
+	}
+	if len(added) != 1 || added[0] != "X-First" {
+		t.Errorf("message in flight during the reload: added %v, want [X-First]", added)
+	}
+	if name, _ := td.addedHeader(t); name != "X-Second" {
+		t.Errorf("connection after the reload: header %q, want X-Second", name)
+	}
+}
