@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -253,8 +254,14 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		return at("log.level", err)
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {
+		host, port, err := splitHostPort(c.Metrics.Listen)
+		if err != nil {
 			return at("metrics.listen", err)
+		}
+		for _, l := range c.Listen {
+			if a, _ := milter.ParseAddress(l.Address); sharesPort(a, host, port) {
+				return at("metrics.listen", fmt.Errorf("%q takes the port of the milter listener %s", c.Metrics.Listen, l.Address))
+			}
 		}
 	}
 	if c.ShutdownTimeout <= 0 {
@@ -349,6 +356,35 @@ func splitHostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: bad port", s)
 	}
 	return host, port, nil
+}
+
+// sharesPort reports whether a TCP listener on host:port could not be
+// bound next to the milter listener a: the same port, and the same
+// address or a wildcard that covers the other's. Port 0 takes any free
+// port and never clashes. Host names are compared as written.
+func sharesPort(a milter.Address, host string, port int) bool {
+	if a.Network != "tcp4" && a.Network != "tcp6" || port == 0 {
+		return false
+	}
+	mhost, mport, err := splitHostPort(a.Addr)
+	if err != nil || mport != port {
+		return false
+	}
+	if mhost == host {
+		return true
+	}
+	m, merr := netip.ParseAddr(mhost)
+	h, herr := netip.ParseAddr(host)
+	switch {
+	case host == "" || herr == nil && h.IsUnspecified():
+		// The metrics listener ("tcp") on a wildcard takes the port on
+		// every address of both families, even written 0.0.0.0.
+		return true
+	case merr == nil && m.IsUnspecified():
+		// A milter listener is tcp4 or tcp6: one family only.
+		return herr == nil && h.Is4() == m.Is4()
+	}
+	return merr == nil && herr == nil && m == h
 }
 
 // Marshal returns the effective config as YAML, defaults filled in.

@@ -239,3 +239,36 @@ func TestAliasBomb(t *testing.T) {
 		t.Fatalf("still checking the options after 10s:\n%s", src.String())
 	}
 }
+
+// metrics.listen on the port of a milter listener cannot be bound at
+// start; it is an error with the file and line, not a pass in config
+// check followed by a failed start. Port 0 (any free port) and other
+// ports do not clash.
+func TestMetricsListenClashesWithMilter(t *testing.T) {
+	for _, tc := range []struct {
+		milter, metrics string
+		clash           bool
+	}{
+		{"inet:127.0.0.1:7357", "127.0.0.1:7357", true},
+		{"inet:0.0.0.0:7357", "127.0.0.1:7357", true},
+		{"inet:127.0.0.1:7357", ":7357", true},
+		{"inet6:[::1]:7357", "[::1]:7357", true},
+		{"inet:127.0.0.1:7357", "127.0.0.1:7358", false},
+		{"inet:127.0.0.1:7357", "127.0.0.2:7357", false},
+		{"inet:127.0.0.1:0", "127.0.0.1:0", false},
+		{"unix:/run/sluice/s.sock", "127.0.0.1:7357", false},
+		{"inet6:[::1]:7357", "0.0.0.0:7357", true},
+		{"inet6:[::]:7357", "127.0.0.1:7357", false},
+		{"inet6:[::]:7357", "[::1]:7357", true},
+		{"inet:0.0.0.0:7357", "[::1]:7357", false},
+	} {
+		src := "listen:\n  - address: " + tc.milter + "\nmetrics:\n  listen: \"" + tc.metrics + "\"\n"
+		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
+		if tc.clash && (err == nil || !strings.HasPrefix(err.Error(), "sluice.yml:4: metrics.listen: ")) {
+			t.Errorf("%s and metrics %s: error %v, want one at sluice.yml:4 metrics.listen", tc.milter, tc.metrics, err)
+		}
+		if !tc.clash && err != nil {
+			t.Errorf("%s and metrics %s: %v", tc.milter, tc.metrics, err)
+		}
+	}
+}
