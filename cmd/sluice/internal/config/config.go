@@ -241,6 +241,12 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: fmt.Errorf("%s is listed twice", a)}
 		}
 		seen[a.String()] = true
+		for _, prev := range c.Listen[:i] {
+			p, _ := milter.ParseAddress(prev.Address)
+			if host, port, err := splitHostPort(a.Addr); err == nil && a.Network == p.Network && sharesPort(p, host, port) {
+				return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: fmt.Errorf("%s takes the port of %s, which covers its address", a, p)}
+			}
+		}
 		if a.Network != "unix" && (l.Mode != 0 || l.Group != "") {
 			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: errors.New("mode and group apply to unix sockets only")}
 		}
@@ -358,10 +364,11 @@ func splitHostPort(s string) (string, int, error) {
 	return host, port, nil
 }
 
-// sharesPort reports whether a TCP listener on host:port could not be
-// bound next to the milter listener a: the same port, and the same
-// address or a wildcard that covers the other's. Port 0 takes any free
-// port and never clashes. Host names are compared as written.
+// sharesPort reports whether a TCP listener on host:port (the metrics
+// listener, or another milter listener of a's family) could not be bound
+// next to the milter listener a: the same port, and the same address or
+// a wildcard that covers the other's. Port 0 takes any free port and
+// never clashes. Host names are compared as written.
 func sharesPort(a milter.Address, host string, port int) bool {
 	if a.Network != "tcp4" && a.Network != "tcp6" || port == 0 {
 		return false
@@ -378,7 +385,9 @@ func sharesPort(a milter.Address, host string, port int) bool {
 	switch {
 	case host == "" || herr == nil && h.IsUnspecified():
 		// The metrics listener ("tcp") on a wildcard takes the port on
-		// every address of both families, even written 0.0.0.0.
+		// every address of both families, even written 0.0.0.0; a
+		// milter listener's wildcard takes it on every address of its
+		// family, the only one it is compared with.
 		return true
 	case merr == nil && m.IsUnspecified():
 		// A milter listener is tcp4 or tcp6: one family only.

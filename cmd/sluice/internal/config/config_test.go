@@ -272,3 +272,29 @@ func TestMetricsListenClashesWithMilter(t *testing.T) {
 		}
 	}
 }
+
+// Two milter listeners that cannot both be bound (the same port on a
+// wildcard and on an address it covers) are refused as a duplicate is,
+// rather than passing config check and stopping serve at start.
+func TestListenersOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b  string
+		clash bool
+	}{
+		{"inet:0.0.0.0:7357", "inet:127.0.0.1:7357", true},
+		{"inet:127.0.0.1:7357", "inet:0.0.0.0:7357", true},
+		{"inet6:[::]:7357", "inet6:[::1]:7357", true},
+		{"inet6:[::]:7357", "inet:0.0.0.0:7357", false},
+		{"inet:0.0.0.0:7357", "inet:127.0.0.1:7359", false},
+		{"inet:0.0.0.0:0", "inet:127.0.0.1:0", false},
+	} {
+		src := "listen:\n  - address: " + tc.a + "\n  - address: " + tc.b + "\n"
+		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
+		if tc.clash && (err == nil || !strings.HasPrefix(err.Error(), "sluice.yml:3: listen[1]: ")) {
+			t.Errorf("%s and %s: error %v, want one at sluice.yml:3 listen[1]", tc.a, tc.b, err)
+		}
+		if !tc.clash && err != nil {
+			t.Errorf("%s and %s: %v", tc.a, tc.b, err)
+		}
+	}
+}
