@@ -250,6 +250,11 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		if a.Network != "unix" && (l.Mode != 0 || l.Group != "") {
 			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: errors.New("mode and group apply to unix sockets only")}
 		}
+		if a.Network == "unix" && l.Mode == 0 {
+			// Filled in here, so that config check prints the mode the
+			// socket gets.
+			c.Listen[i].Mode = defaultSocketMode
+		}
 	}
 	switch c.Log.Format {
 	case "text", "json":
@@ -456,11 +461,18 @@ func ParseSize(s string) (Size, error) {
 // FileMode is a permission mode written in octal, e.g. "0660".
 type FileMode os.FileMode
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// defaultSocketMode is the mode of a unix socket whose listener gives none.
+const defaultSocketMode = 0o660
+
+// UnmarshalYAML implements yaml.Unmarshaler. A mode of 0 is refused: it
+// would let no MTA connect, and it used to mean the default silently.
 func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
 	v, err := strconv.ParseUint(strings.TrimPrefix(n.Value, "0o"), 8, 32)
 	if n.Kind != yaml.ScalarNode || err != nil || v > 0o777 {
 		return fmt.Errorf("line %d: mode %q: want octal permissions such as \"0660\"", n.Line, n.Value)
+	}
+	if v == 0 {
+		return fmt.Errorf("line %d: mode %q would let no one connect; leave mode out for the default \"0660\"", n.Line, n.Value)
 	}
 	*m = FileMode(v)
 	return nil

@@ -117,6 +117,7 @@ func TestParseErrors(t *testing.T) {
 		{"mode on inet", "listen:\n  - address: inet:127.0.0.1:1\n    mode: \"0600\"\n", "bad.yml:2: listen[0]: mode and group"},
 		{"bad mode", "listen:\n  - address: unix:/tmp/x.sock\n    mode: rwx\n", "bad.yml:3: listen[0].mode: mode \"rwx\": want octal"},
 		{"mode too large", "listen:\n  - address: unix:/tmp/x.sock\n    mode: \"01777\"\n", "bad.yml:3: listen[0].mode: mode \"01777\""},
+		{"mode zero", "listen:\n  - address: unix:/tmp/x.sock\n    mode: \"0000\"\n", "bad.yml:3: listen[0].mode: mode \"0000\" would let no one connect"},
 		{"no listeners", "listen: []\n", "bad.yml:1: listen: at least one"},
 		{"empty state_dir", "state_dir: \"\"\n", "bad.yml:1: state_dir: must not be empty"},
 		{"bad size", "body:\n  memory_limit: lots\n", "bad.yml:2: body.memory_limit: bad size \"lots\""},
@@ -296,5 +297,27 @@ func TestListenersOverlap(t *testing.T) {
 		if !tc.clash && err != nil {
 			t.Errorf("%s and %s: %v", tc.a, tc.b, err)
 		}
+	}
+}
+
+// A unix listener without a mode gets 0660, and config check prints it:
+// the printed config says what the socket will be.
+func TestDefaultSocketModePrinted(t *testing.T) {
+	c, err := config.Parse("sluice.yml", []byte("listen:\n  - address: unix:/run/sluice/sluice.sock\n  - address: inet:127.0.0.1:7357\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen[0].Mode != 0o660 || c.Listen[1].Mode != 0 {
+		t.Errorf("modes %04o and %04o, want 0660 for the unix socket and none for inet", c.Listen[0].Mode, c.Listen[1].Mode)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(out), `mode: "0660"`) != 1 {
+		t.Errorf("printed config does not give the unix socket's mode once:\n%s", out)
+	}
+	if _, err := config.Parse("again.yml", out, filtertest.Registry()); err != nil {
+		t.Errorf("re-reading printed config: %v\n%s", err, out)
 	}
 }
