@@ -873,7 +873,7 @@ func latin1(b []byte) []byte {
 func decodeHeaderValue(v []byte) []byte {
 	if bytes.Contains(v, []byte("=?")) {
 		dec := mime.WordDecoder{CharsetReader: wordCharsetReader}
-		if s, err := dec.DecodeHeader(string(unfold(v))); err == nil {
+		if s, err := dec.DecodeHeader(repairBase64Words(string(unfold(v)))); err == nil {
 			v = []byte(s)
 		}
 	}
@@ -881,4 +881,89 @@ func decodeHeaderValue(v []byte) []byte {
 		return latin1(v)
 	}
 	return v
+}
+
+// repairBase64Words rewrites the text of every "B" encoded word of s that
+// base64.StdEncoding, and so mime.WordDecoder, refuses into one it takes:
+// the bytes of the alphabet up to the first "=", an incomplete last
+// quantum of one byte dropped, padding added. Mail clients decode such
+// words (padding left out is what some mailers write, a blank is left
+// where a long word was folded), and an undecoded word yields only its
+// charset name and its base64 text as words. Words are found as
+// mime.WordDecoder finds them; s is returned as it is when no word needs
+// repair.
+func repairBase64Words(s string) string {
+	var out []byte // nil until a word is repaired
+	copied := 0    // s[:copied] is accounted for in out
+	pos := 0
+	for {
+		start := strings.Index(s[pos:], "=?")
+		if start < 0 {
+			break
+		}
+		cur := pos + start + 2
+		i := strings.IndexByte(s[cur:], '?')
+		if i < 0 {
+			break
+		}
+		cur += i + 1
+		if len(s) < cur+len("Q??=") || s[cur+1] != '?' {
+			break
+		}
+		enc := s[cur]
+		cur += 2
+		j := strings.Index(s[cur:], "?=")
+		if j < 0 {
+			break
+		}
+		text := s[cur : cur+j]
+		pos = cur + j + 2
+		if enc != 'b' && enc != 'B' || validBase64(text) {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(s)+4)
+		}
+		out = append(out, s[copied:cur]...)
+		n0 := len(out)
+		for k := 0; k < len(text) && text[k] != '='; k++ {
+			if c := text[k]; isBase64Byte(c) {
+				out = append(out, c)
+			}
+		}
+		if (len(out)-n0)%4 == 1 {
+			out = out[:len(out)-1]
+		}
+		for (len(out)-n0)%4 != 0 {
+			out = append(out, '=')
+		}
+		copied = cur + j
+	}
+	if out == nil {
+		return s
+	}
+	return string(append(out, s[copied:]...))
+}
+
+// validBase64 reports whether base64.StdEncoding decodes text: whole
+// quanta of the alphabet, padding only at the end.
+func validBase64(text string) bool {
+	if len(text)%4 != 0 {
+		return false
+	}
+	for k := 0; k < len(text); k++ {
+		c := text[k]
+		if c == '=' {
+			rest := text[k:]
+			return len(rest) <= 2 && strings.Trim(rest, "=") == ""
+		}
+		if !isBase64Byte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isBase64Byte(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/'
 }

@@ -602,3 +602,29 @@ func TestMboxFromLineOrFromField(t *testing.T) {
 		t.Error("the From field is not part of the digest")
 	}
 }
+
+// Encoded words in base64 that mail clients decode although
+// base64.StdEncoding refuses them: padding left out, a blank where the
+// word was folded, a stray byte after the data. Before, each stayed
+// undecoded and yielded its charset name and base64 text as words.
+func TestEncodedWordsLenientBase64(t *testing.T) {
+	cases := []struct{ subject, want string }{
+		{"=?utf-8?b?Y2hlYXAgcGlsbHM?=", "subj:cheap pills"},                    // "cheap pills", padding left out
+		{"=?utf-8?B?Y2hlYXAgcGlsbA?=", "subj:cheap pill"},                      // two padding bytes left out
+		{"=?utf-8?b?Y2hlYXAg cGlsbHM=?=", "subj:cheap pills"},                  // a blank inside
+		{"=?koi8-r?B?8NLJ18XU?= and =?utf-8?b?0L/QuNC70Lg?=", "subj:and пили"}, // a valid and an unpadded word
+		{"=?utf-8?b?Y2hlYXAgcGlsbHM=.?=", "subj:cheap pills"},                  // junk after the padding
+	}
+	tk := NewTokenizer(TokenizerOptions{})
+	for _, tc := range cases {
+		m := tk.TokenizeBytes([]byte("Subject: " + tc.subject + "\n\nhello\n"))
+		if !slices.Contains(m.Tokens, tc.want) {
+			t.Errorf("%q: missing %q; got %q", tc.subject, tc.want, m.Tokens)
+		}
+		for _, tok := range m.Tokens {
+			if strings.Contains(tok, "utf-8") || strings.Contains(tok, "y2hl") {
+				t.Errorf("%q: undecoded word %q", tc.subject, tok)
+			}
+		}
+	}
+}
