@@ -835,6 +835,9 @@ func wordCharsetReader(cs string, r io.Reader) (io.Reader, error) {
 			return nil, err
 		}
 	}
+	// RFC 2231 section 5 lets an encoded word name a language after
+	// its charset: "=?koi8-r*ru?B?...?=".
+	cs, _, _ = strings.Cut(cs, "*")
 	return bytes.NewReader(toUTF8(b, strings.ToLower(cs))), nil
 }
 

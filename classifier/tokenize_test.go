@@ -628,3 +628,14 @@ func TestEncodedWordsLenientBase64(t *testing.T) {
 		}
 	}
 }
+
+// An encoded word's charset may carry a language (RFC 2231 section 5:
+// "=?koi8-r*ru?B?...?="), which is no part of the charset's name.
+func TestEncodedWordLanguage(t *testing.T) {
+	for _, subject := range []string{"=?koi8-r*ru?B?8NLJ18XU?=", "=?KOI8-R*RU?Q?=F0=D2=C9=D7=C5=D4?="} {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: " + subject + "\n\nhello\n"))
+		if !slices.Contains(m.Tokens, "subj:привет") {
+			t.Errorf("%q: missing %q; got %q", subject, "subj:привет", m.Tokens)
+		}
+	}
+}
