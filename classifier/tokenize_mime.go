@@ -159,7 +159,10 @@ func (w *walker) entity(fields []field, body []byte, depth int) {
 	case ctype == "message/rfc822" || ctype == "message/global":
 		w.message(decodeTransfer(cte, body), depth+1, false)
 	case strings.HasPrefix(ctype, "text/"):
-		cs := strings.ToLower(params["charset"])
+		// Some mailers quote the name in single quotes, or leave
+		// blanks inside the double quotes; mail clients read the
+		// name all the same.
+		cs := strings.ToLower(strings.Trim(params["charset"], " \t'\""))
 		if cs != "" && cs != "us-ascii" && cs != "utf-8" && !w.bogo {
 			w.add2("charset:", cs)
 		}

@@ -639,3 +639,16 @@ func TestEncodedWordLanguage(t *testing.T) {
 		}
 	}
 }
+
+// A charset name in single quotes, or with blanks inside its double
+// quotes, names the charset all the same (as mail clients read it).
+func TestCharsetNameQuoted(t *testing.T) {
+	for _, ct := range []string{`text/plain; charset='koi8-r'`, `text/plain; charset=" KOI8-R "`, `text/plain; charset="'koi8-r'"`} {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Content-Type: " + ct + "\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n"))
+		for _, w := range []string{"привет", "charset:koi8-r"} {
+			if !slices.Contains(m.Tokens, w) {
+				t.Errorf("%q: missing %q; got %q", ct, w, m.Tokens)
+			}
+		}
+	}
+}
