@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
@@ -777,6 +778,9 @@ func toUTF8(b []byte, cs string) []byte {
 	if isASCII(b) && asciiCompatible(cs) {
 		return b
 	}
+	if isUTF7(cs) {
+		return decodeUTF7(b)
+	}
 	enc := charsetEncoding(cs)
 	if enc == nil {
 		// Unknown: best effort.
@@ -972,4 +976,94 @@ func validBase64(text string) bool {
 
 func isBase64Byte(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/'
+}
+
+// isUTF7 reports whether a charset name (lower case) is UTF-7, under the
+// names mail clients know it by. golang.org/x/text has no UTF-7.
+func isUTF7(cs string) bool {
+	switch cs {
+	case "utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return true
+	}
+	return false
+}
+
+// decodeUTF7 decodes UTF-7 (RFC 2152) as mail clients do: "+" starts a
+// run of modified base64 (no padding) holding UTF-16, which ends at the
+// first byte outside the base64 alphabet; a "-" that ends a run is
+// dropped, and "+-" is "+". A lone surrogate and a byte above ASCII are
+// U+FFFD, so the result is valid UTF-8. Linear in len(b).
+func decodeUTF7(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c >= utf8.RuneSelf {
+			out = utf8.AppendRune(out, utf8.RuneError)
+			i++
+			continue
+		}
+		if c != '+' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		i++
+		if i < len(b) && b[i] == '-' {
+			out = append(out, '+')
+			i++
+			continue
+		}
+		var bits uint32 // the decoded bits not yet used, the last n of them
+		n := 0
+		var high rune // a high surrogate waiting for its low one
+		for ; i < len(b) && isBase64Byte(b[i]); i++ {
+			bits = bits<<6 | uint32(base64Value(b[i]))
+			n += 6
+			if n < 16 {
+				continue
+			}
+			n -= 16
+			u := rune(bits >> n & 0xffff)
+			switch {
+			case u >= 0xd800 && u < 0xdc00:
+				if high != 0 {
+					out = utf8.AppendRune(out, utf8.RuneError)
+				}
+				high = u
+				continue
+			case u >= 0xdc00 && u < 0xe000:
+				if high == 0 {
+					u = utf8.RuneError
+				} else {
+					u = utf16.DecodeRune(high, u)
+				}
+			case high != 0:
+				out = utf8.AppendRune(out, utf8.RuneError)
+			}
+			high = 0
+			out = utf8.AppendRune(out, u)
+		}
+		if high != 0 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		}
+		if i < len(b) && b[i] == '-' {
+			i++
+		}
+	}
+	return out
+}
+
+// base64Value returns the value of a byte of the base64 alphabet.
+func base64Value(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c - 'A'
+	case c >= 'a' && c <= 'z':
+		return c - 'a' + 26
+	case c >= '0' && c <= '9':
+		return c - '0' + 52
+	case c == '+':
+		return 62
+	}
+	return 63
 }

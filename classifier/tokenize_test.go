@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func readFixture(t testing.TB, name string) []byte {
@@ -649,6 +650,36 @@ func TestCharsetNameQuoted(t *testing.T) {
 			if !slices.Contains(m.Tokens, w) {
 				t.Errorf("%q: missing %q; got %q", ct, w, m.Tokens)
 			}
+		}
+	}
+}
+
+// UTF-7 (RFC 2152), which golang.org/x/text does not know, is decoded
+// as mail clients decode it; before, its base64 runs were read as words
+// ("caf+AOk-" gave "caf" and "aok").
+func TestUTF7(t *testing.T) {
+	cases := []struct{ raw, want string }{
+		{"Content-Type: text/plain; charset=utf-7\n\nHi Mom -+Jjo--! caf+AOk- na+AO8-ve 1+-1\n", "café naïve"},
+		{"Content-Type: text/plain; charset=UNICODE-1-1-UTF-7\n\ncaf+AOk-\n", "café"},
+		{"Content-Type: text/plain; charset=utf-7\n\n+ZeVnLIqe-\n", "日本"},   // three characters in one run
+		{"Content-Type: text/plain; charset=utf-7\n\n+2D3eAA- +AOk\n", "é"}, // a surrogate pair, a run ended by the line end
+		{"Subject: =?utf-7?Q?caf+AOk-?=\n\nhello\n", "subj:café"},
+	}
+	for _, tc := range cases {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(tc.raw))
+		if !slices.Contains(m.Tokens, tc.want) {
+			t.Errorf("%q: missing %q; got %q", tc.raw, tc.want, m.Tokens)
+		}
+		for _, tok := range m.Tokens {
+			if strings.Contains(tok, "aok") || strings.Contains(tok, "jjo") {
+				t.Errorf("%q: base64 run read as word %q", tc.raw, tok)
+			}
+		}
+	}
+	// Every input decodes to valid UTF-8, without error.
+	for _, in := range []string{"+", "+-", "+A", "+AO", "+2D0-", "+3gA-", "a+/v8-b", "+AOkA6QDp", "\xff+AOk-"} {
+		if out := decodeUTF7([]byte(in)); !utf8.Valid(out) {
+			t.Errorf("decodeUTF7(%q) = %q, not UTF-8", in, out)
 		}
 	}
 }
