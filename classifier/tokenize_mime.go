@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"mime"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -333,9 +334,15 @@ const (
 // attachmentName adds the tokens of a non-text part's file name.
 func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	name := ctParams["name"]
+	if v, ok := rfc2231Charset(headerGet(fields, "content-type"), "name"); ok {
+		name = v
+	}
 	if d := headerGet(fields, "content-disposition"); d != nil {
 		if _, p, err := mime.ParseMediaType(string(unfold(d))); err == nil && p["filename"] != "" {
 			name = p["filename"]
+		}
+		if v, ok := rfc2231Charset(d, "filename"); ok {
+			name = v
 		}
 	}
 	if name == "" {
@@ -346,6 +353,113 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	if i := bytes.LastIndexByte(nb, '.'); i >= 0 && len(nb)-i <= 8 {
 		w.add2("ext:", strings.ToLower(string(nb[i+1:])))
 	}
+}
+
+// rfc2231Charset returns the value of the parameter key of a header
+// field value written in RFC 2231 form (key*=charset'lang'value, or
+// continuations key*0*=, key*1*=, key*2= ...) in a charset other than
+// UTF-8 or ASCII, converted to UTF-8; ok is false for any other value.
+// mime.ParseMediaType decodes only UTF-8 and ASCII and drops the encoded
+// parts of any other, so of "caf%E9.zip" in ISO-8859-1 only ".zip" was
+// left. Parameters are split at ";" outside double quotes; the work is
+// linear in the length of v.
+func rfc2231Charset(v []byte, key string) (_ string, ok bool) {
+	if !bytes.Contains(v, []byte("*")) {
+		return "", false
+	}
+	var single []byte         // key*=
+	parts := map[int][]byte{} // key*N= and key*N*=, the latter marked by a leading '*'
+	for p := range splitParams(unfold(v)) {
+		k, val, found := bytes.Cut(p, []byte("="))
+		if !found {
+			continue
+		}
+		k = bytes.TrimSpace(k)
+		if len(k) <= len(key) || !strings.EqualFold(string(k[:len(key)]), key) || k[len(key)] != '*' {
+			continue
+		}
+		val = bytes.Trim(bytes.TrimSpace(val), `"`)
+		rest := k[len(key)+1:]
+		if len(rest) == 0 {
+			single = val
+			continue
+		}
+		encoded := rest[len(rest)-1] == '*'
+		n, err := strconv.Atoi(string(bytes.TrimSuffix(rest, []byte("*"))))
+		if err != nil || n < 0 || n > len(v) {
+			continue
+		}
+		if encoded {
+			val = append([]byte{'*'}, val...)
+		}
+		if _, dup := parts[n]; !dup {
+			parts[n] = val
+		}
+	}
+	first := single
+	if first == nil {
+		if p := parts[0]; len(p) > 0 && p[0] == '*' {
+			first = p[1:]
+		}
+	}
+	cs, rest, found := bytes.Cut(first, []byte("'"))
+	if !found {
+		return "", false
+	}
+	_, first, found = bytes.Cut(rest, []byte("'"))
+	charset := strings.ToLower(string(cs))
+	if !found || charset == "" || charset == "utf-8" || charset == "us-ascii" {
+		return "", false
+	}
+	raw := percentDecode(nil, first)
+	if single == nil {
+		for n := 1; ; n++ {
+			p, found := parts[n]
+			if !found {
+				break
+			}
+			if len(p) > 0 && p[0] == '*' {
+				raw = percentDecode(raw, p[1:])
+			} else {
+				raw = append(raw, p...)
+			}
+		}
+	}
+	return string(toUTF8(raw, charset)), true
+}
+
+// splitParams yields the parameters of a header field value: the pieces
+// between the ";" outside double quotes, after the first.
+func splitParams(v []byte) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		quoted, start, first := false, 0, true
+		for i := 0; i <= len(v); i++ {
+			if i < len(v) && v[i] == '"' {
+				quoted = !quoted
+			}
+			if i < len(v) && (v[i] != ';' || quoted) {
+				continue
+			}
+			if !first && !yield(v[start:i]) {
+				return
+			}
+			first, start = false, i+1
+		}
+	}
+}
+
+// percentDecode appends s to dst with its "%XX" escapes decoded; a "%"
+// that starts no escape is kept.
+func percentDecode(dst, s []byte) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && unhex(s[i+1]) >= 0 && unhex(s[i+2]) >= 0 {
+			dst = append(dst, byte(unhex(s[i+1])<<4|unhex(s[i+2])))
+			i += 2
+			continue
+		}
+		dst = append(dst, s[i])
+	}
+	return dst
 }
 
 // capPartHeaders returns body with the part headers of this multipart

@@ -683,3 +683,21 @@ func TestUTF7(t *testing.T) {
 		}
 	}
 }
+
+// A file name in RFC 2231 form in a charset other than UTF-8 or ASCII,
+// whole or in continuations: mime.ParseMediaType drops the encoded parts
+// of such a value, so only ".zip" was left of "café.zip".
+func TestRFC2231FileNameCharset(t *testing.T) {
+	cases := []struct{ head, want string }{
+		{"Content-Type: application/octet-stream; name*=iso-8859-1'fr'caf%E9.zip\n", "name:café.zip"},
+		{"Content-Type: application/octet-stream; name*0*=ISO-8859-1''caf%E9; name*1=.zip\n", "name:café.zip"},
+		{"Content-Type: application/octet-stream\nContent-Disposition: attachment;\n filename*0*=koi8-r''%F0%D2%C9; filename*1*=%D7%C5%D4;\n filename*2=\".exe\"\n", "name:привет.exe"},
+		{"Content-Type: application/octet-stream; name*=utf-8''caf%C3%A9.zip\n", "name:café.zip"},
+	}
+	for _, tc := range cases {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(tc.head + "\nxx\n"))
+		if !slices.Contains(m.Tokens, tc.want) {
+			t.Errorf("%q: missing %q; got %q", tc.head, tc.want, m.Tokens)
+		}
+	}
+}
