@@ -917,24 +917,62 @@ func toUTF8(b []byte, cs string) []byte {
 // which turns a whole text into one U+FFFD: the caller's best effort
 // (the bytes read as ASCII, UTF-8 or Latin-1) keeps at least the ASCII
 // words. nil for an unknown charset.
+//
+// ISO-8859-1, under any of its names, is read as windows-1252, as mail
+// clients and browsers read it (the WHATWG encoding standard makes the
+// one label the other): in mail labelled ISO-8859-1 the bytes 0x80 to
+// 0x9F are Windows's letters and punctuation ("Š", "œ", "’"), never C1
+// controls.
 func charsetEncoding(cs string) encoding.Encoding {
 	switch cs {
 	case "ansi_x3.110-1983":
-		return charmap.ISO8859_1
+		return charmap.Windows1252
 	case "x-utf_8j":
 		return unicode.UTF8
 	}
 	if e, err := ianaindex.MIME.Encoding(cs); err == nil && e != nil {
-		return e
+		return latin1AsWindows(e)
 	}
 	if e, err := ianaindex.MIME.Encoding("cs" + cs); err == nil && e != nil {
-		return e
+		return latin1AsWindows(e)
 	}
 	if e, err := htmlindex.Get(cs); err == nil && e != nil && e != encoding.Replacement {
 		return e
 	}
 	return nil
 }
+
+// latin1AsWindows returns windows-1252 for ISO-8859-1, e otherwise (see
+// charsetEncoding).
+func latin1AsWindows(e encoding.Encoding) encoding.Encoding {
+	if e == charmap.ISO8859_1 {
+		return charmap.Windows1252
+	}
+	return e
+}
+
+// c1AsWindows returns s with its C1 controls (U+0080 to U+009F) read as
+// the windows-1252 bytes of the same values. mime.WordDecoder decodes
+// encoded words in ISO-8859-1 itself, without the CharsetReader, so
+// charsetEncoding cannot make them windows-1252 (and no other charset
+// of an encoded word yields C1 controls meant as such). s is returned as
+// it is when it has none.
+func c1AsWindows(s string) string {
+	if !strings.ContainsFunc(s, isC1) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for _, r := range s {
+		if isC1(r) {
+			r = charmap.Windows1252.DecodeByte(byte(r))
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isC1(r rune) bool { return r >= 0x80 && r <= 0x9f }
 
 // wordCharsetReader decodes the text of an RFC 2047 encoded word for
 // mime.WordDecoder. It never fails: an encoded word in an unknown charset
@@ -998,7 +1036,7 @@ func decodeHeaderValue(v []byte) []byte {
 	if bytes.Contains(v, []byte("=?")) {
 		dec := mime.WordDecoder{CharsetReader: wordCharsetReader}
 		if s, err := dec.DecodeHeader(repairBase64Words(string(unfold(v)))); err == nil {
-			v = []byte(s)
+			v = []byte(c1AsWindows(s))
 		}
 	}
 	if !utf8.Valid(v) {

@@ -701,3 +701,28 @@ func TestRFC2231FileNameCharset(t *testing.T) {
 		}
 	}
 }
+
+// Text labelled ISO-8859-1 is read as windows-1252, as mail clients and
+// browsers read it (the WHATWG encoding standard makes the one label the
+// other): the bytes 0x80 to 0x9F are letters and punctuation written by
+// Windows mailers, not the C1 controls of ISO-8859-1, which split words.
+func TestLatin1IsWindows1252(t *testing.T) {
+	cases := []struct{ raw string }{
+		{"Content-Type: text/plain; charset=iso-8859-1\n\n\x8akoda \x9cuvre\n"},
+		{"Content-Type: text/plain; charset=latin1\nContent-Transfer-Encoding: quoted-printable\n\n=8Akoda =9Cuvre\n"},
+		{"Subject: =?iso-8859-1?q?=8Akoda_=9Cuvre?=\n\n\n"},
+		{"Subject: =?ISO-8859-1?B?imtvZGEgnHV2cmU=?=\n\n\n"},
+	}
+	for _, tc := range cases {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(tc.raw))
+		prefix := ""
+		if strings.HasPrefix(tc.raw, "Subject") {
+			prefix = "subj:"
+		}
+		for _, w := range []string{"škoda", "œuvre"} {
+			if !slices.Contains(m.Tokens, prefix+w) {
+				t.Errorf("%q: missing %q; got %q", tc.raw, prefix+w, m.Tokens)
+			}
+		}
+	}
+}
