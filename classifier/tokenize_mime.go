@@ -1032,17 +1032,44 @@ func latin1(b []byte) []byte {
 // decodeHeaderValue decodes RFC 2047 encoded words and makes raw 8-bit
 // header bytes (RFC 6532 UTF-8, or legacy unlabeled 8-bit) valid UTF-8.
 // A plain value is returned as it is.
+//
+// Where the value was valid UTF-8 before decoding, bytes that are not
+// UTF-8 afterwards come from an encoded word labelled UTF-8 (or ASCII)
+// that is not (a mailer's Latin-1 under the wrong label): only those
+// bytes are read as windows-1252, so the other words keep their
+// characters. A raw 8-bit value is one legacy charset throughout and is
+// read as windows-1252 as a whole.
 func decodeHeaderValue(v []byte) []byte {
+	rawValid := true
 	if bytes.Contains(v, []byte("=?")) {
+		rawValid = utf8.Valid(v)
 		dec := mime.WordDecoder{CharsetReader: wordCharsetReader}
 		if s, err := dec.DecodeHeader(repairBase64Words(string(unfold(v)))); err == nil {
 			v = []byte(c1AsWindows(s))
 		}
 	}
 	if !utf8.Valid(v) {
+		if rawValid {
+			return invalidAsWindows(v)
+		}
 		return latin1(v)
 	}
 	return v
+}
+
+// invalidAsWindows returns b with each byte that is not part of a valid
+// UTF-8 sequence read as windows-1252.
+func invalidAsWindows(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			r = charmap.Windows1252.DecodeByte(b[0])
+		}
+		out = utf8.AppendRune(out, r)
+		b = b[n:]
+	}
+	return out
 }
 
 // repairBase64Words rewrites the text of every "B" encoded word of s that

@@ -726,3 +726,20 @@ func TestLatin1IsWindows1252(t *testing.T) {
 		}
 	}
 }
+
+// One encoded word labelled UTF-8 whose bytes are not (a mailer's
+// Latin-1 under the wrong label) is read as windows-1252 by itself; it
+// no longer turns the valid UTF-8 of the other words into mojibake
+// ("café" was "cafã").
+func TestEncodedWordInvalidUTF8(t *testing.T) {
+	for _, subject := range []string{
+		"=?utf-8?q?caf=C3=A9_?= =?utf-8?q?d=E9j=E0?=",
+		"=?utf-8?q?caf=C3=A9_d=E9j=E0?=",
+		"café =?utf-8?q?d=E9j=E0?=",
+	} {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: " + subject + "\n\nhello\n"))
+		if !slices.Contains(m.Tokens, "subj:café déjà") {
+			t.Errorf("%q: missing %q; got %q", subject, "subj:café déjà", m.Tokens)
+		}
+	}
+}
