@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // htmlText tokenises an HTML body: the visible text, plus the hosts of link
@@ -270,6 +271,12 @@ func parseCharRef(d []byte) (rune, bool) {
 	}
 	if v == 0 || v > utf8.MaxRune || v >= 0xd800 && v <= 0xdfff {
 		return utf8.RuneError, true
+	}
+	if v >= 0x80 && v <= 0x9f {
+		// A C1 control is the windows-1252 character of that byte
+		// (HTML's numeric character reference end state), as
+		// Windows tools wrote "&#146;" for "’".
+		return charmap.Windows1252.DecodeByte(byte(v)), true
 	}
 	return rune(v), true
 }

@@ -743,3 +743,16 @@ func TestEncodedWordInvalidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// A numeric character reference to a C1 control (128 to 159) is the
+// windows-1252 character of that byte, as HTML's numeric character
+// reference end state makes it: "&#138;koda" is "Škoda".
+func TestHTMLReferenceC1(t *testing.T) {
+	raw := "Content-Type: text/html\n\n<p>&#138;koda &#x9C;uvre</p>\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range []string{"škoda", "œuvre"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q; got %q", w, m.Tokens)
+		}
+	}
+}
