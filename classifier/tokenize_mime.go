@@ -1040,7 +1040,7 @@ func latin1(b []byte) []byte {
 // characters. A raw 8-bit value is one legacy charset throughout and is
 // read as windows-1252 as a whole.
 func decodeHeaderValue(v []byte) []byte {
-	rawValid := true
+	rawValid := false // known only where it matters
 	if bytes.Contains(v, []byte("=?")) {
 		rawValid = utf8.Valid(v)
 		dec := mime.WordDecoder{CharsetReader: wordCharsetReader}

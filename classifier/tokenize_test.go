@@ -756,3 +756,15 @@ func TestHTMLReferenceC1(t *testing.T) {
 		}
 	}
 }
+
+// A raw 8-bit field value, one legacy charset throughout, is read as
+// windows-1252 as a whole, even where two of its bytes happen to form a
+// UTF-8 sequence ("\xda\xb0" is U+06B0).
+func TestRawHeaderLatin1Whole(t *testing.T) {
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: caf\xe9 \xe0\xda\xb0\xfd\n\nhello\n"))
+	for _, w := range []string{"subj:café àú", "subj:ý"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q; got %q", w, m.Tokens)
+		}
+	}
+}
