@@ -240,6 +240,18 @@ func TestImportBogoutilAllOrNothing(t *testing.T) {
 }
 
 // digestsOf returns what WalkDigests gives for each digest.
+// emptyStore opens a new store in a temporary directory, closed when the
+// test ends.
+func emptyStore(t *testing.T) classifier.Store {
+	t.Helper()
+	st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func digestsOf(t *testing.T, st classifier.Store) map[classifier.Digest]classifier.DigestClass {
 	t.Helper()
 	out := map[classifier.Digest]classifier.DigestClass{}
@@ -417,11 +429,7 @@ func TestImportBogoutilUnicodeSpaceInToken(t *testing.T) {
 		"and 1 0 20261205\ncaf\u00e9\u3000tokyo 1 0 20261205\nwonderful\u00a0offer 1 0 20261205\n" +
 		"tabbed\t2\t1\t20261205\n"
 	ctx := context.Background()
-	st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := emptyStore(t)
 	is, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(dump))
 	if err != nil {
 		t.Fatalf("import: %v", err)
@@ -547,12 +555,8 @@ func TestImportBogoutilTruncatedLastLine(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.dump))
+			st := emptyStore(t)
+			_, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.dump))
 			s, serr := st.Stats(ctx)
 			if serr != nil {
 				t.Fatal(serr)
@@ -620,11 +624,8 @@ func TestImportTokenTooLong(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := emptyStore(t)
+			var err error
 			if tc.bogoutil {
 				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
 			} else {
@@ -693,12 +694,8 @@ func TestImportBogoutilRawEncoding(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.dump))
+			st := emptyStore(t)
+			_, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.dump))
 			s, serr := st.Stats(ctx)
 			if serr != nil {
 				t.Fatal(serr)
@@ -734,11 +731,8 @@ func TestImportRepeatedTotals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := emptyStore(t)
+			var err error
 			if tc.bogoutil {
 				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
 			} else {
