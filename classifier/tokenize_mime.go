@@ -806,20 +806,7 @@ func decodeTransfer(cte string, body []byte) []byte {
 // decodeBase64Lenient decodes base64 ignoring every byte outside the
 // alphabet, and drops an incomplete final quantum instead of failing.
 func decodeBase64Lenient(body []byte) []byte {
-	clean := make([]byte, 0, len(body))
-	for _, c := range body {
-		if c == '=' {
-			// Padding ends the data; anything after it is junk.
-			break
-		}
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
-			clean = append(clean, c)
-		}
-	}
-	// A single trailing character carries less than a byte.
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1]
-	}
+	clean := appendBase64Data(make([]byte, 0, len(body)), body)
 	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
 	n, _ := base64.RawStdEncoding.Decode(out, clean)
 	return out[:n]
@@ -1115,14 +1102,7 @@ func repairBase64Words(s string) string {
 		}
 		out = append(out, s[copied:cur]...)
 		n0 := len(out)
-		for k := 0; k < len(text) && text[k] != '='; k++ {
-			if c := text[k]; isBase64Byte(c) {
-				out = append(out, c)
-			}
-		}
-		if (len(out)-n0)%4 == 1 {
-			out = out[:len(out)-1]
-		}
+		out = appendBase64Data(out, text)
 		for (len(out)-n0)%4 != 0 {
 			out = append(out, '=')
 		}
@@ -1151,6 +1131,23 @@ func validBase64(text string) bool {
 		}
 	}
 	return true
+}
+
+// appendBase64Data appends to dst the bytes of s in the base64 alphabet
+// up to its first "=" (padding ends the data; anything after it is
+// junk), without a lone last character, which carries less than a byte:
+// what a lenient decoder, like a mail client, decodes.
+func appendBase64Data[T string | []byte](dst []byte, s T) []byte {
+	n0 := len(dst)
+	for i := 0; i < len(s) && s[i] != '='; i++ {
+		if isBase64Byte(s[i]) {
+			dst = append(dst, s[i])
+		}
+	}
+	if (len(dst)-n0)%4 == 1 {
+		dst = dst[:len(dst)-1]
+	}
+	return dst
 }
 
 func isBase64Byte(c byte) bool {
