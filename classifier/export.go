@@ -134,6 +134,34 @@ func unmarkAfterFirstAdd(ctx context.Context, s Store, dialect string) bool {
 	return s.SetMeta(ctx, MetaImporting, "") == nil
 }
 
+// importWriter adds an import's batches to a store: it marks the store
+// (markFirstAdd) before the first, and takes the mark back if the store
+// refuses that first batch (unmarkAfterFirstAdd).
+type importWriter struct {
+	s       Store
+	dialect string // the dialect to record with the first batch, if any
+	marked  bool   // MetaImporting is set
+	added   bool   // a batch is in the store
+}
+
+func (w *importWriter) add(ctx context.Context, b Batch) error {
+	if !w.marked {
+		if err := markFirstAdd(ctx, w.s, w.dialect); err != nil {
+			return err
+		}
+		w.marked = true
+	}
+	if err := w.s.Add(ctx, b); err != nil {
+		if w.added {
+			return fmt.Errorf("%w (the store holds part of the import now)", err)
+		}
+		unmarkAfterFirstAdd(ctx, w.s, w.dialect)
+		return err
+	}
+	w.added = true
+	return nil
+}
+
 // exportSource is what Export reads of a store.
 type exportSource interface {
 	Stats(ctx context.Context) (Stats, error)
@@ -378,29 +406,15 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	totalsLine := 0 // the line of the totals
 	var b Batch
 	featureBytes := 0 // of the digests in b
-	marked := false   // MetaImporting is set
-	added := false    // a batch is in the store
-	setDialect := ""  // the dialect to set with the first batch
+	w := importWriter{s: s}
 	flush := func() error {
-		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (marked || setDialect == "")) {
+		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (w.marked || w.dialect == "")) {
 			b, featureBytes = Batch{}, 0
 			return nil
 		}
-		if !marked {
-			if err := markFirstAdd(ctx, s, setDialect); err != nil {
-				return err
-			}
-			marked = true
-		}
-		if err := s.Add(ctx, b); err != nil {
-			if added {
-				err = fmt.Errorf("%w (the store holds part of the import now)", err)
-			} else {
-				unmarkAfterFirstAdd(ctx, s, setDialect)
-			}
+		if err := w.add(ctx, b); err != nil {
 			return err
 		}
-		added = true
 		b, featureBytes = Batch{}, 0
 		return nil
 	}
@@ -430,7 +444,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 			if s == nil {
 				_, err = ParseDialect(rest)
 			} else {
-				setDialect, err = checkDialect(ctx, s, rest)
+				w.dialect, err = checkDialect(ctx, s, rest)
 			}
 		case "totals":
 			// Export writes one. A second (two exports run together, an
@@ -715,28 +729,15 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 	firstNonASCII := 0 // the line of the first token with a byte above 0x7f
 	countLine := 0     // the line of .MSG_COUNT
 	var b Batch
-	marked := false // MetaImporting is set
-	added := false  // a batch is in the store
+	w := importWriter{s: s, dialect: setDialect}
 	flush := func() error {
 		if s == nil {
 			b = Batch{}
 			return nil
 		}
-		if !marked {
-			if err := markFirstAdd(ctx, s, setDialect); err != nil {
-				return err
-			}
-			marked = true
-		}
-		if err := s.Add(ctx, b); err != nil {
-			if added {
-				err = fmt.Errorf("%w (the store holds part of the import now)", err)
-			} else {
-				unmarkAfterFirstAdd(ctx, s, setDialect)
-			}
+		if err := w.add(ctx, b); err != nil {
 			return err
 		}
-		added = true
 		b = Batch{}
 		return nil
 	}
