@@ -27,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -755,14 +754,17 @@ func verdictWord(v classifier.Verdict) string {
 	return "Unsure"
 }
 
-// headerSize is the size of the header block as Message.Raw writes it:
-// "Name: value" and CRLF per field, a bare LF inside a folded value
-// written as CRLF, and the blank line.
+// headerSize is the size of the header block as Message.Raw writes it,
+// the blank line included. It is measured with filters.AppendField
+// itself, so that whatever that adds (CRLF for a bare LF, a space after
+// a line end that is not folding) is counted: the limit is on what the
+// classifier would read.
 func headerSize(hs []filters.Header) int64 {
 	n := int64(2)
+	var field []byte
 	for _, h := range hs {
-		n += int64(len(h.Name) + 2 + len(h.Value) + 2)
-		n += int64(strings.Count(h.Value, "\n") - strings.Count(h.Value, "\r\n"))
+		field = filters.AppendField(field[:0], h)
+		n += int64(len(field))
 	}
 	return n
 }

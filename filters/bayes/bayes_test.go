@@ -1045,3 +1045,26 @@ func TestIncompleteImportInterruptedWhileRunning(t *testing.T) {
 		t.Errorf("reports %v, want the store still reported incomplete", r)
 	}
 }
+
+// max_size bounds the message as the classifier would read it
+// (Message.Raw). A line end inside a field's value that is not folding
+// is read with a space after it (filters.AppendField); counting it
+// without let a message one byte over the limit be classified.
+func TestSizeSkipCountsTheMessageAsRead(t *testing.T) {
+	st := trainedStore(t)
+	m := spamMessage()
+	m.Headers = append(m.Headers, filters.Header{Name: "X-Stray", Value: "a\nb\n"})
+	raw, err := io.ReadAll(m.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFilter(t, nopCloser{st}, fmt.Sprintf("max_size: %d", len(raw)-1), nil)
+	want := fmt.Sprintf("Skipped, size=%d, max_size=%d, queue_id=4Q1SPAM, version=1.2.3", len(raw), len(raw)-1)
+	if got := added(check(t, f, m), "X-Sluice-Bayes"); got != want {
+		t.Errorf("one byte over max_size: header %q, want %q", got, want)
+	}
+	f = newFilter(t, nopCloser{st}, fmt.Sprintf("max_size: %d", len(raw)), nil)
+	if v := check(t, f, m); v.Action != filters.Reject {
+		t.Errorf("exactly max_size: %s, header %q; want it classified", v.Action, added(v, "X-Sluice-Bayes"))
+	}
+}
