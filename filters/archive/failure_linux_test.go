@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // needCapability fails the test under CI, where the runner is expected to
@@ -295,5 +297,37 @@ func TestReadLockedFollowsOnlyTrustedLinks(t *testing.T) {
 	}
 	if got, err := read(own); err != nil || got != content {
 		t.Errorf("read through root's own link: %q, %v", got, err)
+	}
+}
+
+// A FIFO at an mbox's path (whoever may write the archive's directory can
+// make one) takes part of a record into its buffer and then blocks the
+// write for good: past the filter's deadline, with the file's locks held
+// and every later copy to that path waiting behind it. Such a path is no
+// mbox: the copy fails at once, as for a missing permission.
+func TestAppendRefusesAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spam.mbox")
+	if err := syscall.Mkfifo(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}, LockTimeout: time.Second}, nil)
+	// More than a pipe's buffer holds, so that a write into the FIFO
+	// would block.
+	m := testMessage("Q1", strings.Repeat("a line of the body\r\n", 10000))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Check(ctx, filters.StageEOM, m)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("append to a FIFO: %v, want an error saying it is not a regular file", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the append to a FIFO still blocks 8s after the filter's deadline")
 	}
 }

@@ -156,8 +156,26 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 // the better of it) could otherwise put a link there to
 // /root/.ssh/authorized_keys, and root's "sluice archive move --to ham"
 // would append a message of the sender's making to it.
+//
+// Only a regular file is an mbox. A FIFO there (the same people can make
+// one) opens at once for reading and writing, takes the start of a
+// record into its buffer and then blocks the write for good: past the
+// filter's deadline, with the locks held and every later copy to the path
+// waiting behind it. It cannot be cut back either.
 func openMboxFile(path string) (*os.File, error) {
-	return OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("open %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // OpenTrustedLink is os.OpenFile, except that a symbolic link at path (its
