@@ -104,13 +104,15 @@ const maxLine = 78
 // 5322 2.2.3: removing the line breaks) gives back the value exactly. The
 // break is a bare "\n": the milter protocol wants it so, and the MTA
 // writes CRLF (libmilter's smfi_addheader). A word longer than a line
-// stays whole.
+// stays whole. There is no break before an empty word (a trailing space,
+// or one of several): the line after it would hold white space only,
+// obsolete syntax (RFC 5322 4.2) that a generator must not write.
 func fold(name, value string) string {
 	var b strings.Builder
 	col := len(name) + 2
 	for i, word := range strings.Split(value, " ") {
 		switch {
-		case i > 0 && col+1+len(word) > maxLine && col > 1:
+		case i > 0 && word != "" && col+1+len(word) > maxLine && col > 1:
 			b.WriteString("\n ")
 			col = 1
 		case i > 0:

@@ -40,6 +40,29 @@ func TestFold(t *testing.T) {
 	}
 }
 
+// A line of white space alone in a field is obsolete syntax (RFC 5322
+// 4.2), which a generator must not write. A format ending in a space, or
+// two spaces where the line is full, must not put a break before nothing.
+func TestFoldWritesNoBlankLine(t *testing.T) {
+	tests := []struct{ name, value string }{
+		{"X-Sluice-Bayes", "Spam, spamicity=0.999871, queue_id=4ZkQ8m1xYz, version=1.0.0, autolearn=spam "},
+		{"X-A", strings.Repeat("x", 74) + "  y"},
+		{"X-A", strings.Repeat("x", 100) + "   y"},
+		{"X-A", " " + strings.Repeat("x", 100) + " "},
+	}
+	for _, tc := range tests {
+		got := fold(tc.name, tc.value)
+		if unfolded := strings.ReplaceAll(got, "\n", ""); unfolded != tc.value {
+			t.Errorf("unfolding %q gives %q, want %q", got, unfolded, tc.value)
+		}
+		for i, l := range strings.Split(got, "\n") {
+			if i > 0 && strings.TrimLeft(l, " \t") == "" {
+				t.Errorf("%q folded as %q: line %d is white space only", tc.value, got, i)
+			}
+		}
+	}
+}
+
 func TestTemplate(t *testing.T) {
 	tp, err := parseTemplate("{verdict}, x={spamicity} {queue_id}/{version} {")
 	if err != nil {
