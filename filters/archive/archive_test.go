@@ -1191,3 +1191,44 @@ func TestRecordKeepsStrayLineEndsInsideTheField(t *testing.T) {
 		})
 	}
 }
+
+// The queue id that "sluice archive" and "sluice train --queue-id" select
+// by is the first X-Sluice-Queue-ID field of a record. Without a queue id
+// from the MTA the archive wrote none, and a field of that name in the
+// message, the sender's, came first: a sender could have its message
+// picked (moved to ham, trained) for the queue id of another.
+func TestSendersQueueIDFieldSelectsNothing(t *testing.T) {
+	dir := t.TempDir()
+	for _, format := range []string{FormatMbox, FormatMaildir} {
+		path := filepath.Join(dir, "spam."+format)
+		f := newFilter(t, Config{Format: format, Targets: map[string]string{"default": path}}, nil)
+		m := testMessage("", "body\r\n", filters.Header{Name: "Subject", Value: "hi"},
+			filters.Header{Name: FieldQueueID, Value: "4VICTIM"})
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+		var msg []byte
+		if format == FormatMbox {
+			recs := readRecords(t, path)
+			if len(recs) != 1 {
+				t.Fatalf("%s: %d records", format, len(recs))
+			}
+			if id := recs[0].QueueID(); id != "" {
+				t.Errorf("%s: record's queue id %q, want none", format, id)
+			}
+			msg = recs[0].Message
+		} else {
+			files, _ := filepath.Glob(filepath.Join(path, "new", "*"))
+			if len(files) != 1 {
+				t.Fatalf("%s: %d files", format, len(files))
+			}
+			var err error
+			if msg, err = os.ReadFile(files[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v := HeaderValues(msg, FieldQueueID); len(v) == 0 || v[0] != "" {
+			t.Errorf("%s: queue id fields %q, want an empty one first", format, v)
+		}
+	}
+}

@@ -223,10 +223,11 @@ const maxReason = 200
 
 // archiveFields returns the fields the archive puts on top of the header.
 func archiveFields(e envelope) []filters.Header {
-	var hs []filters.Header
-	if e.queueID != "" {
-		hs = append(hs, filters.Header{Name: FieldQueueID, Value: headerSafe(e.queueID, true)})
-	}
+	// The queue id field is written also when the MTA sent no queue id,
+	// empty then: the first field of its name is the one selected by, and
+	// without ours a field of that name in the message, the sender's,
+	// would be first.
+	hs := []filters.Header{{Name: FieldQueueID, Value: headerSafe(e.queueID, true)}}
 	for _, r := range e.to {
 		hs = append(hs, filters.Header{Name: FieldEnvelopeTo, Value: headerSafe(r, true)})
 	}
