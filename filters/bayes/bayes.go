@@ -594,6 +594,13 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	}
 	value := f.s.headerFormat.render(values)
 	va := f.s.actions[res.Verdict]
+	if res.Reason != "" {
+		// Unsure for want of training, not for its score: a new store,
+		// or a db path with a typo, which opens a new empty one. The
+		// unsure action would refuse or drop all mail then; as when
+		// the store is unavailable, the message is only tagged.
+		va = verdictAction{action: Tag}
+	}
 	// A message we tempfail, or an earlier filter of the stage already
 	// tempfailed, is not taken: it comes back, and is learned then.
 	// Learning it now would learn it once per attempt whenever the

@@ -1068,3 +1068,30 @@ func TestSizeSkipCountsTheMessageAsRead(t *testing.T) {
 		t.Errorf("exactly max_size: %s, header %q; want it classified", v.Action, added(v, "X-Sluice-Bayes"))
 	}
 }
+
+// A store that has learned too little (a new installation, or a db path
+// with a typo, which opens a new empty store) makes every message unsure
+// for want of training, not for its score. The unsure action must not
+// then refuse or drop all mail: such messages are only tagged, as the
+// documentation promises and as when the store is unavailable.
+func TestNotEnoughTrainingOnlyTags(t *testing.T) {
+	st, err := classifier.OpenBolt(filepath.Join(t.TempDir(), "empty.db"), classifier.BoltOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"reject", "tempfail", "discard", "quarantine"} {
+		f := newFilter(t, nopCloser{st}, "unsure: {action: "+action+"}", nil)
+		v := check(t, f, spamMessage())
+		if v.Action != filters.Continue || !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Unsure, spamicity=") {
+			t.Errorf("unsure.action %s on an untrained store: %s, header %q; want it only tagged", action, v.Action, added(v, "X-Sluice-Bayes"))
+		}
+		if !strings.Contains(v.Reason, "not enough training") {
+			t.Errorf("unsure.action %s: reason %q does not say why", action, v.Reason)
+		}
+	}
+	// Trained enough, the unsure action applies as configured.
+	f := newFilter(t, nopCloser{trainedStore(t)}, "unsure: {action: reject}\nspam_cutoff: 1\nham_cutoff: 0", nil)
+	if v := check(t, f, spamMessage()); v.Action != filters.Reject {
+		t.Errorf("unsure.action reject on a trained store: %s", v.Action)
+	}
+}
