@@ -220,9 +220,13 @@ func (c Config) TargetPath(stateDir, verdict string, rec Record) (string, error)
 	}
 	action := "accept"
 	if v := HeaderValues(rec.Message, FieldVerdict); len(v) > 0 {
+		// The first "action=" is the archive's: the reason after it is
+		// a filter's text, which may quote the message, "; action=" and
+		// all.
 		for _, part := range strings.Split(v[0], ";") {
 			if a, ok := strings.CutPrefix(strings.TrimSpace(part), "action="); ok {
 				action = a
+				break
 			}
 		}
 	}

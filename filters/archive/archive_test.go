@@ -1232,3 +1232,29 @@ func TestSendersQueueIDFieldSelectsNothing(t *testing.T) {
 		}
 	}
 }
+
+// "sluice archive move --to VERDICT" fills in {action} from the record's
+// X-Sluice-Verdict field. Its reason comes after the action and may hold
+// text from the message (a filter quoting what it matched): an
+// "action=" inside the reason must not choose the file the record goes to.
+func TestTargetPathReadsTheRecordsOwnAction(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Targets: map[string]string{"reject": filepath.Join(dir, "{action}.mbox")}}
+	f := newFilter(t, cfg, nil)
+	m := testMessage("4QID", "body\r\n")
+	m.Decided = filters.Decided{Action: filters.Reject, Filter: "x", Reason: "x: matched \"a; action=accept\""}
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, filepath.Join(dir, "reject.mbox"))
+	if len(recs) != 1 {
+		t.Fatalf("%d records", len(recs))
+	}
+	got, err := cfg.TargetPath(dir, "reject", recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "reject.mbox"); got != want {
+		t.Errorf("target path %s, want %s (verdict field %q)", got, want, HeaderValues(recs[0].Message, FieldVerdict))
+	}
+}
