@@ -331,3 +331,32 @@ func TestAppendRefusesAFIFO(t *testing.T) {
 		t.Fatal("the append to a FIFO still blocks 8s after the filter's deadline")
 	}
 }
+
+// Whoever may write the archive's directory can also put a hard link
+// there, to a file of root's where fs.protected_hardlinks is off, and
+// root's "sluice archive move" would append a message of the sender's
+// making to it (a crontab, say): the rule for symbolic links does not
+// see a hard link. An mbox with more than one name is refused, as
+// Postfix's local(8) refuses such a mailbox.
+func TestAppendRefusesAHardLinkedMbox(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "crontab")
+	if err := os.WriteFile(victim, []byte("# m h dom mon dow command\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(dir, "ham.mbox")
+	if err := os.Link(victim, evil); err != nil {
+		t.Fatal(err)
+	}
+	app := NewAppender(time.Second, nil)
+	_, err := app.AppendMbox(context.Background(), evil, func(w *bufio.Writer) error {
+		_, err := w.WriteString("From a@example.com Thu Jan  1 00:00:00 1970\nSubject: x\n\n* * * * * root sh -c evil\n")
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "hard link") {
+		t.Errorf("append to an mbox with two names: %v, want an error about its hard links", err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "# m h dom mon dow command\n" {
+		t.Errorf("the linked file: %q, %v", b, err)
+	}
+}

@@ -474,6 +474,18 @@ func fileOwner(fi fs.FileInfo) (uint32, bool) {
 	return st.Uid, true
 }
 
+// linkCount returns the number of names (hard links) of fi's file.
+func linkCount(fi fs.FileInfo) (uint64, bool) {
+	if fi == nil {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Nlink), true
+}
+
 // trustedOwner reports whether a file uid owns may steer what this
 // process does: root's, or this process's user's. It is the rule
 // Postfix's local(8) applies to a symbolic link at a mailbox's name.

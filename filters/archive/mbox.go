@@ -162,6 +162,12 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 // record into its buffer and then blocks the write for good: past the
 // filter's deadline, with the locks held and every later copy to the path
 // waiting behind it. It cannot be cut back either.
+//
+// Nor is a file with more than one name: the rule for symbolic links does
+// not see a hard link, which the same people can put there, to a file of
+// root's where fs.protected_hardlinks is off (/etc/crontab), for root's
+// "sluice archive move" to append to. Postfix's local(8) refuses such a
+// mailbox too.
 func openMboxFile(path string) (*os.File, error) {
 	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
 	if err != nil {
@@ -170,6 +176,9 @@ func openMboxFile(path string) (*os.File, error) {
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("open %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if n, ok := linkCount(fi); err == nil && ok && n > 1 {
+		err = fmt.Errorf("open %s: the file has %d hard links, not one: not written", path, n)
 	}
 	if err != nil {
 		f.Close()
