@@ -360,3 +360,48 @@ func TestAppendRefusesAHardLinkedMbox(t *testing.T) {
 		t.Errorf("the linked file: %q, %v", b, err)
 	}
 }
+
+// Root's "sluice archive move --to ham" may be the first to write an
+// archive (a new month's file, one logrotate removed). What it creates
+// in the daemon's archive directory, the mbox and any directory on the
+// way, must be the daemon's, the directory's owner's: left root's, with
+// modes 0640 and 0750, every later copy of the daemon to it fails.
+func TestRootCreatesArchivesForTheDirectorysOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(searchableTempDir(t), "archive")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, unprivilegedUID, unprivilegedUID); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "2026", "03", "ham.mbox")
+	app := NewAppender(time.Second, nil)
+	write := func(w *bufio.Writer) error {
+		_, err := w.WriteString("From a@example.com Thu Jan  1 00:00:00 1970\nSubject: x\n\nhello\n")
+		return err
+	}
+	if _, err := app.AppendMbox(context.Background(), path, write); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "2026"), filepath.Join(dir, "2026", "03"), path} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid, _ := fileOwner(fi); uid != unprivilegedUID || fi.Sys().(*syscall.Stat_t).Gid != unprivilegedUID {
+			t.Errorf("%s: owned by %d:%d, want the directory's owner %d", p, uid, fi.Sys().(*syscall.Stat_t).Gid, unprivilegedUID)
+		}
+	}
+	// The daemon, as that user, appends to it.
+	var err error
+	asUnprivileged(t, func() { _, err = NewAppender(time.Second, nil).AppendMbox(context.Background(), path, write) })
+	if err != nil {
+		t.Errorf("the daemon's user appending after root: %v", err)
+	}
+	if n := len(readRecords(t, path)); n != 2 {
+		t.Errorf("%d records, want 2", n)
+	}
+}

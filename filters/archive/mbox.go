@@ -168,10 +168,25 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 // root's where fs.protected_hardlinks is off (/etc/crontab), for root's
 // "sluice archive move" to append to. Postfix's local(8) refuses such a
 // mailbox too.
+//
+// An mbox that root creates (see adoptDirOwner) goes to the owner of its
+// directory.
 func openMboxFile(path string) (*os.File, error) {
-	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+	// Exclusively first, to know whether the file is new.
+	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, fileMode)
+	created := err == nil
+	if errors.Is(err, fs.ErrExist) {
+		f, err = OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if created && os.Geteuid() == 0 {
+		if err := adoptDirOwner(f, filepath.Dir(path)); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
@@ -324,6 +339,64 @@ func cutBack(f *os.File, size int64) error {
 	return f.Sync()
 }
 
+// mkdirAll is os.MkdirAll with the archive's directory mode, except that
+// a directory root creates goes to the owner of the directory it is made
+// in (see adoptDirOwner).
+func mkdirAll(dir string) error {
+	if os.Geteuid() != 0 {
+		return os.MkdirAll(dir, dirMode)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	err := os.Mkdir(dir, dirMode)
+	if errors.Is(err, fs.ErrExist) {
+		// Made meanwhile by someone else, whose it stays.
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// Through the open directory: whoever owns parent may put something
+	// else at the name meanwhile, and a chown by name would follow a
+	// symbolic link.
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := adoptDirOwner(d, parent); err != nil {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// adoptDirOwner gives f, which root has just created in dir, to the owner
+// and group of dir unless root owns that too. The archive's directory is
+// the daemon's: a file or directory of root's in it (made by root's
+// "sluice archive move", the first to write a new month's archive), with
+// the modes the archive gives (0640, 0750), would keep the daemon from
+// ever writing there. Its owner could make the same file itself.
+func adoptDirOwner(f *os.File, dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
+}
+
 // separator returns what must precede a new record so that its "From "
 // line follows an empty line: nothing for an empty file or one ending in
 // "\n\n", else the missing line ends.
@@ -357,7 +430,7 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	defer unlock()
-	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+	if err := mkdirAll(filepath.Dir(path)); err != nil {
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	l, err := a.lockMbox(ctx, path)
