@@ -65,7 +65,8 @@ var _ filters.Filter = (*Filter)(nil)
 // New checks cfg and returns the filter. It creates no file; directories
 // and archives are created with the first message that goes there. An
 // mbox with a fixed path that a sluice process left with a half-written
-// record (it died while appending) is repaired now.
+// record (it died while appending) is repaired now, unless env.CheckOnly
+// is set.
 func New(env filters.Env, cfg Config) (*Filter, error) {
 	s, err := cfg.check(env.StateDir)
 	if err != nil {
@@ -80,7 +81,9 @@ func New(env filters.Env, cfg Config) (*Filter, error) {
 	}
 	f.obs, _ = env.Observer.(Observer)
 	f.app = NewAppender(s.lockTimeout, f.log)
-	if s.format == FormatMbox {
+	// Not for "sluice config check" (env.CheckOnly), which must change
+	// nothing: the repair is the daemon's to make.
+	if s.format == FormatMbox && !env.CheckOnly {
 		for _, t := range s.targets {
 			if p, ok := t.static(); ok {
 				if err := f.app.Repair(context.Background(), p); err != nil {

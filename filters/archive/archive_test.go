@@ -1258,3 +1258,31 @@ func TestTargetPathReadsTheRecordsOwnAction(t *testing.T) {
 		t.Errorf("target path %s, want %s (verdict field %q)", got, want, HeaderValues(recs[0].Message, FieldVerdict))
 	}
 }
+
+// "sluice config check" builds the filter with CheckOnly set: it must
+// change nothing on disk (filters.Env), and it is often run as root. The
+// repair New makes of an mbox a dead sluice process left half written
+// (cut back, its dot-lock removed) is the daemon's to make.
+func TestCheckOnlyRepairsNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.mbox")
+	good := "From a Thu Jan  1 00:00:00 1970\nSubject: whole\n\nwhole\n\n"
+	mbox := good + "From b Thu Jan  1 00:00:00 1970\nSubject: half\n\nhal"
+	lock := deadSluiceLockContent(t, int64(len(good)))
+	if err := os.WriteFile(path, []byte(mbox), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+lockSuffix, []byte(lock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := filters.Env{Name: "archive", StateDir: dir, CheckOnly: true}
+	if _, err := New(env, Config{Targets: map[string]string{"default": path}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != mbox {
+		t.Errorf("config check changed the mbox to %q", got)
+	}
+	if got, _ := os.ReadFile(path + lockSuffix); string(got) != lock {
+		t.Errorf("config check changed the dot-lock to %q", got)
+	}
+}
