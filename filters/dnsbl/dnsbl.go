@@ -338,7 +338,7 @@ func (f *Filter) ipJobs(addr netip.Addr) []job {
 	if !addr.IsValid() {
 		return nil
 	}
-	addr = addr.Unmap()
+	addr = clientAddr(addr)
 	rev := reverseIP(addr)
 	v4, embedded := embeddedIPv4(addr)
 	var rev4 string
@@ -409,6 +409,15 @@ func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
 	return jobs
 }
 
+// clientAddr returns the client's address as lists and trusted networks
+// know it: an IPv4-mapped address as the IPv4 address, and without an
+// IPv6 zone. The zone only names the interface the client was reached
+// through; netip.Prefix.Contains matches no zoned address, and the zone
+// must not show in replies and header fields.
+func clientAddr(a netip.Addr) netip.Addr {
+	return a.Unmap().WithZone("")
+}
+
 // cgnat is the shared address space of carrier-grade NAT (RFC 6598):
 // like private addresses, never a client a public list can know.
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
@@ -425,7 +434,7 @@ func (f *Filter) trusted(c *filters.Conn) bool {
 	if !a.IsValid() {
 		return true
 	}
-	a = a.Unmap()
+	a = clientAddr(a)
 	if f.skips(a) {
 		return true
 	}

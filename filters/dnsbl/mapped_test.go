@@ -1,6 +1,7 @@
 package dnsbl
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -65,5 +66,42 @@ func TestTrustedNetworkInMappedForm(t *testing.T) {
 	e.check(t, filters.StageConnect, conn("192.0.2.10"))
 	if q := srv.Queries(); len(q) != 1 || q[0].Name != "10.2.0.192.bl.test" {
 		t.Errorf("queries %v, want only 10.2.0.192.bl.test", q)
+	}
+}
+
+// A client address may come with an IPv6 zone ("2001:db8::1%eth0", as
+// Sendmail's textual form of it can carry one). The zone only says which
+// interface the address was reached through: it is the same host, so
+// trusted_networks must trust it, and the zone must not show in the reply
+// or in what is looked up.
+func TestZonedClientAddress(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	const rev = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
+	srv.AddA(rev+".bl.test", 300, "127.0.0.2")
+	srv.AddA("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.9.b.d.0.1.0.0.2.bl.test", 300, "127.0.0.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.TrustedNetworks = []string{"2001:db9::/32"}
+	e := newEnv(t, srv, cfg, nil)
+
+	m := conn("2001:db9::1")
+	m.Conn.Addr = netip.MustParseAddr("2001:db9::1%eth0")
+	if v := e.check(t, filters.StageConnect, m); v.Action != filters.Continue {
+		t.Errorf("zoned client in a trusted network: %+v, want continue", v)
+	}
+	if q := srv.Queries(); len(q) != 0 {
+		t.Errorf("trusted zoned client looked up: %v", q)
+	}
+
+	m = conn("2001:db8::1")
+	m.Conn.Addr = netip.MustParseAddr("2001:db8::1%eth0")
+	v := e.check(t, filters.StageConnect, m)
+	if v.Action != filters.Reject {
+		t.Fatalf("zoned listed client: %+v, want reject", v)
+	}
+	if v.Reply == nil || strings.Contains(v.Reply.Text, "%") || !strings.Contains(v.Reply.Text, "[2001:db8::1]") {
+		t.Errorf("reply %v: want the client without its zone", v.Reply)
+	}
+	if strings.Contains(v.Reason, "%") {
+		t.Errorf("reason %q names the zone", v.Reason)
 	}
 }
