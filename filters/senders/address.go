@@ -1,6 +1,7 @@
 package senders
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"unicode"
@@ -206,7 +207,7 @@ func parseDomain(d string) Name {
 		return Name{}
 	}
 	if d[0] == '[' {
-		return Name{Domain: lower(d), Literal: true}
+		return Name{Domain: canonicalLiteral(d), Literal: true}
 	}
 	if isASCII(d) {
 		return Name{Domain: lower(d)}
@@ -230,6 +231,35 @@ func parseDomain(d string) Name {
 		return Name{}
 	}
 	return Name{Domain: a}
+}
+
+// canonicalLiteral returns an address literal ("[192.0.2.1]",
+// "[IPv6:2001:db8::1]", RFC 5321 section 4.1.3) in the one form rules
+// and names are compared in: lower case, the address as netip writes it,
+// an IPv4-mapped IPv6 address as the IPv4 address it stands for. One
+// host has many spellings ("[IPv6:2001:db8:0::1]", "[IPv6:2001:DB8::1]"),
+// and a sender must not get past a rule by choosing another. A literal
+// that holds no address is only lower-cased.
+func canonicalLiteral(lit string) string {
+	lit = lower(lit)
+	inner, ok := strings.CutPrefix(lit, "[")
+	if !ok {
+		return lit
+	}
+	if inner, ok = strings.CutSuffix(inner, "]"); !ok {
+		return lit
+	}
+	inner, tagged := strings.CutPrefix(inner, "ipv6:")
+	a, err := netip.ParseAddr(inner)
+	if err != nil || a.Zone() != "" || tagged && !a.Is6() {
+		return lit
+	}
+	if a = a.Unmap(); a.Is4() {
+		return "[" + a.String() + "]"
+	}
+	// An IPv6 address written without its tag ("[2001:db8::1]", which
+	// some clients send as HELO) is the same host.
+	return "[ipv6:" + a.String() + "]"
 }
 
 // fullStops are the characters other than '.' that UTS 46 maps to '.'.

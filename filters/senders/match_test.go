@@ -464,3 +464,27 @@ func TestAddressOnLiteral(t *testing.T) {
 		}
 	}
 }
+
+// An address literal names a host by its address, and one address has
+// many spellings: "[IPv6:2001:db8:0::1]" and "[IPv6:2001:0DB8::1]" are
+// the host of "[IPv6:2001:db8::1]", and the IPv4-mapped
+// "[IPv6:::ffff:192.0.2.1]" is 192.0.2.1. A rule on a literal must match
+// every spelling, in the rule as in mail, or another spelling gets past
+// it.
+func TestMatchAddressLiteralSpellings(t *testing.T) {
+	rs := compile(t, "[IPv6:2001:db8::1] REJECT\n[192.0.2.1] DISCARD\nbob@[IPv6:2001:DB8:0:0::9] REJECT\nHelo:[IPv6:2001:0db8::7] REJECT\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@[IPv6:2001:db8::1]", 1, nil},
+		{MailFrom, "x@[IPv6:2001:db8:0::1]", 1, nil},
+		{MailFrom, "x@[ipv6:2001:0DB8:0:0:0:0:0:1]", 1, nil},
+		{HeaderFrom, "x@[IPv6:2001:db8:0000::1]", 1, nil},
+		{MailFrom, "x@[IPv6:2001:db8::2]", 0, nil},
+		{MailFrom, "x@[IPv6:::ffff:192.0.2.1]", 2, nil},
+		{MailFrom, "bob@[IPv6:2001:db8::9]", 3, nil},
+		{MailFrom, "alice@[IPv6:2001:db8::9]", 0, nil},
+		{Helo, "[IPv6:2001:db8::7]", 4, nil},
+		{Helo, "[IPv6:2001:db8:0::7]", 4, nil},
+		// Not an address: compared as written, lower-cased.
+		{Helo, "[IPv6:nonsense]", 0, nil},
+	})
+}

@@ -319,7 +319,7 @@ func normDomainKey(d string) (string, string) {
 		if !strings.HasSuffix(d, "]") {
 			return "", fmt.Sprintf("bad address literal %q", orig)
 		}
-		return lower(d), ""
+		return canonicalLiteral(d), ""
 	}
 	n := parseDomain(d)
 	if n.raw {
