@@ -660,6 +660,9 @@ func (f *Filter) reason(ctx context.Context, r result) string {
 				return text
 			}
 		} else {
+			// Counted as a timeout, as an A lookup cut short is (see
+			// check): a list whose TXT answers all hang must show.
+			f.obs.DNSBLError(f.name, r.z.name, KindTimeout)
 			f.log.Debug("dnsbl: no TXT answer in time; using the code's reason", "zone", r.z.name, "err", err)
 		}
 	}

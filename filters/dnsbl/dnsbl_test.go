@@ -1274,3 +1274,37 @@ func TestFromDecoysBeforeTheAuthor(t *testing.T) {
 		}
 	}
 }
+
+// A TXT lookup that has not answered when the reply must be worded is a
+// failed lookup like any other: docs/metrics.md counts failed TXT lookups
+// in the errors metric, and an A lookup cut short so counts as a timeout.
+// Without it a list whose TXT answers all hang would show no error.
+func TestSlowTXTCountsAsTimeout(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.SetNegativeTTL(0, 0) // "no TXT record" is not cached: it is asked again
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test", TXT: true, Codes: map[string]string{"127.0.0.2": "fallback"}})
+	cfg.Timeout = 30 * time.Second // a held query outlives the filter's limit
+	cfg.Attempts = 1
+	e := newEnv(t, srv, cfg, nil)
+	e.check(t, filters.StageConnect, conn("192.0.2.1")) // the A answer is cached
+	if n := e.obs.get("error bl.test timeout"); n != 0 {
+		t.Fatalf("%d timeouts before any query hung: %s", n, e.obs)
+	}
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	srv.Hold("1.2.0.192.bl.test", gate)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := e.f.Check(ctx, filters.StageConnect, conn("192.0.2.1"))
+	if err != nil || v.Action != filters.Reject || v.Reply == nil || !strings.HasSuffix(v.Reply.Text, "(fallback)") {
+		t.Fatalf("verdict %+v, %v: want reject with the code's reason", v, err)
+	}
+	if n := srv.Count("1.2.0.192.bl.test", dns.TypeTXT); n != 2 {
+		t.Fatalf("%d TXT queries, want 2 (the test did not exercise a held TXT lookup)", n)
+	}
+	if n := e.obs.get("error bl.test timeout"); n != 1 {
+		t.Errorf("errors of kind timeout: %d, want 1; counts: %s", n, e.obs)
+	}
+}
