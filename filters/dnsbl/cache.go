@@ -236,6 +236,7 @@ type Shared struct {
 type sharedCache struct {
 	servers string // the resolver the answers came from
 	c       *cache
+	refs    int // the filters using c that are not closed
 }
 
 // NewShared returns an empty Shared.
@@ -248,14 +249,39 @@ func NewShared() *Shared {
 // servers: answers from other servers may differ (a list that refuses
 // queries through one resolver answers through another), so a changed
 // server list starts afresh.
+//
+// The caches no filter uses any more are dropped here, those of entries
+// a reload removed or renamed: kept, they would add up over reloads. A
+// reload builds its filters before it closes the old ones, so the cache
+// of an entry it keeps is in use while this runs; one released before
+// (all filters of the name closed, then the name built again) is still
+// found, as the name asked for is not dropped.
 func (s *Shared) cache(name, servers string, size int) *cache {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for n, sc := range s.caches {
+		if n != name && sc.refs == 0 {
+			delete(s.caches, n)
+		}
+	}
 	if sc, ok := s.caches[name]; ok && sc.servers == servers {
 		sc.c.setMax(size)
+		sc.refs++
+		s.caches[name] = sc
 		return sc.c
 	}
 	c := newCache(size, s.now)
-	s.caches[name] = sharedCache{servers: servers, c: c}
+	s.caches[name] = sharedCache{servers: servers, c: c, refs: 1}
 	return c
+}
+
+// release tells that a filter of entry name no longer uses its cache c.
+// A cache that another server list replaced is no longer s's to count.
+func (s *Shared) release(name string, c *cache) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc, ok := s.caches[name]; ok && sc.c == c && sc.refs > 0 {
+		sc.refs--
+		s.caches[name] = sc
+	}
 }

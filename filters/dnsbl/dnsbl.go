@@ -91,14 +91,15 @@ func Factory(shared *Shared) filters.Factory {
 // Filter is the DNS blocklist filter. It implements filters.Filter and
 // filters.Closer.
 type Filter struct {
-	name  string
-	log   *slog.Logger
-	obs   Observer
-	s     settings
-	res   *resolver
-	cache *cache
-	needs filters.Needs
-	tags  bool // some list tags
+	name   string
+	log    *slog.Logger
+	obs    Observer
+	s      settings
+	res    *resolver
+	cache  *cache
+	shared *Shared // where cache comes from, told when it is no longer used
+	needs  filters.Needs
+	tags   bool // some list tags
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -124,11 +125,12 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		shared = NewShared()
 	}
 	f := &Filter{
-		name: env.Name,
-		log:  env.Logger,
-		s:    s,
-		res:  newResolver(s.servers, s.timeout, s.attempts, shared.servers),
-		done: make(chan struct{}),
+		name:   env.Name,
+		log:    env.Logger,
+		s:      s,
+		res:    newResolver(s.servers, s.timeout, s.attempts, shared.servers),
+		shared: shared,
+		done:   make(chan struct{}),
 	}
 	if f.name == "" {
 		f.name = "dnsbl"
@@ -204,11 +206,13 @@ func (f *Filter) Needs() filters.Needs { return f.needs }
 // which every entry deletes from the message, tagging or not.
 func (f *Filter) OwnedFields() []string { return []string{f.s.header, f.s.scoreHeader} }
 
-// Close stops the probes. The cache stays with the Shared it came from.
+// Close stops the probes. The cache stays with the Shared it came from,
+// for the next filter of the same name.
 func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		f.cancel()
 		<-f.done
+		f.shared.release(f.name, f.cache)
 		if f.probing {
 			for _, z := range f.s.zones {
 				if z.probe {

@@ -849,6 +849,52 @@ func TestCacheSharedAcrossReloads(t *testing.T) {
 	}
 }
 
+// The cache of an entry that a reload removed or renamed goes once no
+// filter uses it: kept for good, the answers of every entry name a
+// configuration ever had would add up without bound over reloads. The
+// caches of entries still running stay.
+func TestCacheOfRemovedEntryGoes(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	shared := NewShared()
+	build := func(name string) *Filter {
+		t.Helper()
+		f, err := New(filters.Env{Name: name}, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	cached := func(name string) bool {
+		shared.mu.Lock()
+		defer shared.mu.Unlock()
+		_, ok := shared.caches[name]
+		return ok
+	}
+	for i := range 5 {
+		// Each reload renames the entry: the new filter is built before
+		// the old one is closed, as the daemon does.
+		old := build(fmt.Sprintf("dnsbl-%d", i))
+		if _, err := old.Check(context.Background(), filters.StageConnect, conn("192.0.2.1")); err != nil {
+			t.Fatal(err)
+		}
+		next := build(fmt.Sprintf("dnsbl-%d", i+1))
+		if !cached(old.name) {
+			t.Fatalf("the cache of %s went while its filter runs", old.name)
+		}
+		old.Close()
+		next.Close()
+	}
+	build("last")
+	shared.mu.Lock()
+	n := len(shared.caches)
+	shared.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d caches kept after the entries were renamed 6 times, want 1 (that of the running entry)", n)
+	}
+}
+
 // A reload that lowers max_ttl or failure_ttl applies to the answers
 // cached before it: an administrator who lowers them (a list delists
 // faster than its TTL says, a resolver was fixed) must not wait up to
