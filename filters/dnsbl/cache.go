@@ -231,6 +231,10 @@ type Shared struct {
 
 	mu     sync.Mutex
 	caches map[string]sharedCache
+	// labels are the return codes each list of each entry has had told
+	// apart in metrics, by entry name and zone: the metric's series
+	// outlive a reload, so the bound on them must too.
+	labels map[[2]string]*codeLabels
 }
 
 type sharedCache struct {
@@ -241,7 +245,22 @@ type sharedCache struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	return &Shared{now: time.Now, servers: newServerMemories(), caches: map[string]sharedCache{}}
+	return &Shared{now: time.Now, servers: newServerMemories(), caches: map[string]sharedCache{}, labels: map[[2]string]*codeLabels{}}
+}
+
+// codeLabels returns the codes told apart for zone of the filter entry
+// name. They are kept for good: each holds at most maxCodeLabels codes,
+// as the metric holds their series.
+func (s *Shared) codeLabels(name, zone string) *codeLabels {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{name, zone}
+	l := s.labels[k]
+	if l == nil {
+		l = &codeLabels{}
+		s.labels[k] = l
+	}
+	return l
 }
 
 // cache returns the cache of the filter entry name, bounded to size

@@ -192,8 +192,16 @@ type zone struct {
 	// the entry no list may have as listed (see probeAll).
 	listsAll atomic.Bool
 
-	labelsMu sync.Mutex
-	labels   map[netip.Addr]bool // codes told apart in metrics so far
+	// labels are the codes told apart in metrics so far; New puts in
+	// those of the filter's earlier instances (see Shared).
+	labels *codeLabels
+}
+
+// codeLabels are the return codes of one list that the listings metric
+// tells apart. It is safe for concurrent use.
+type codeLabels struct {
+	mu   sync.Mutex
+	seen map[netip.Addr]bool
 }
 
 // codeLabel returns how the listings metric names return code c: as
@@ -202,16 +210,17 @@ type zone struct {
 // answers for it) that made up codes for each name would otherwise make
 // series without end.
 func (z *zone) codeLabel(c netip.Addr) string {
-	z.labelsMu.Lock()
-	defer z.labelsMu.Unlock()
-	if !z.labels[c] {
-		if len(z.labels) >= maxCodeLabels {
+	l := z.labels
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.seen[c] {
+		if len(l.seen) >= maxCodeLabels {
 			return OtherCode
 		}
-		if z.labels == nil {
-			z.labels = map[netip.Addr]bool{}
+		if l.seen == nil {
+			l.seen = map[netip.Addr]bool{}
 		}
-		z.labels[c] = true
+		l.seen[c] = true
 	}
 	return c.String()
 }
@@ -469,7 +478,7 @@ func zoneName(name string) bool {
 }
 
 func (zc ZoneConfig) check() (*zone, error) {
-	z := &zone{score: 1, probe: true}
+	z := &zone{score: 1, probe: true, labels: &codeLabels{}}
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(zc.Zone), "."))
 	if name == "" {
 		return nil, errors.New("zone: missing")

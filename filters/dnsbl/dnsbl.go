@@ -143,6 +143,9 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		f.obs = nopObserver{}
 	}
 	f.cache = shared.cache(f.name, strings.Join(s.servers, " "), s.cacheSize)
+	for _, z := range s.zones {
+		z.labels = shared.codeLabels(f.name, z.name)
+	}
 	f.needs = s.needs()
 	for _, z := range s.zones {
 		f.tags = f.tags || z.action == actTag

@@ -1,6 +1,7 @@
 package dnsbl
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -344,5 +345,51 @@ func TestCommentsInSenderDoNotHideTheDomain(t *testing.T) {
 		if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
 			t.Errorf("MAIL FROM %q: %v, want reject", from, v.Action)
 		}
+	}
+}
+
+// The bound on told-apart return codes holds across reloads too: the
+// metric's series outlive the filter that made them, so a list answering
+// with ever new codes must not get maxCodeLabels more of them with each
+// reload (a configuration manager may reload every hour).
+func TestReturnCodesInMetricsBoundedAcrossReloads(t *testing.T) {
+	addr := answerServer(t, func(qname string) []dns.RR {
+		var client int
+		if _, err := fmt.Sscanf(qname, "%d.2.0.192.bl.test.", &client); err != nil {
+			return nil
+		}
+		var rrs []dns.RR
+		for i := range maxAddrs {
+			rrs = append(rrs, mustRR(t, fmt.Sprintf("%s 300 IN A 127.1.%d.%d", qname, client, 2+i)))
+		}
+		return rrs
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	shared := NewShared()
+	obs := newRecorder()
+	const clients, reloads = 10, 3
+	for r := range reloads {
+		f, err := New(filters.Env{Name: "dnsbl", Observer: obs}, cfg, shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range clients {
+			ip := fmt.Sprintf("192.0.2.%d", 1+r*clients+i)
+			if v, err := f.Check(context.Background(), filters.StageConnect, conn(ip)); err != nil || v.Action != filters.Reject {
+				t.Fatalf("client %s: %+v, %v; want reject", ip, v, err)
+			}
+		}
+		f.Close()
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	labels := 0
+	for k := range obs.counts {
+		if strings.HasPrefix(k, "listed bl.test ") && k != "listed bl.test "+OtherCode {
+			labels++
+		}
+	}
+	if labels != maxCodeLabels {
+		t.Errorf("%d codes told apart after %d reloads, want %d", labels, reloads, maxCodeLabels)
 	}
 }
