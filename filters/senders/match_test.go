@@ -488,3 +488,23 @@ func TestMatchAddressLiteralSpellings(t *testing.T) {
 		{Helo, "[IPv6:nonsense]", 0, nil},
 	})
 }
+
+// A domain in raw 8-bit text that is not UTF-8 (a From: field or an
+// envelope written in Latin-1, against RFC 6532) is shown by mail readers
+// as windows-1252, as the classifier reads such text: "b\xfccher.test" is
+// bücher.test to the person reading it, and a rule on bücher.test must
+// match it. Read as UTF-8, each such byte became U+FFFD, a name no rule
+// can name, and the look-alike got past every rule on the real one.
+func TestMatchEightBitDomain(t *testing.T) {
+	rs := compile(t, "bücher.test REJECT\n/^раураl\\./ DISCARD\n", ScopeOf(MailFrom, HeaderFrom, Helo))
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@b\xfccher.test", 1, nil},
+		{HeaderFrom, "x@B\xdcCHER.test", 1, nil},
+		{MailFrom, "x@mx.b\xfccher.test.", 1, nil},
+		{Helo, "b\xfccher.test", 1, nil},
+		{MailFrom, "x@b\xfbcher.test", 0, nil}, // bûcher.test
+	})
+	if n := ParseAddress("x@b\xfccher.test"); n.Domain != "xn--bcher-kva.test" || n.raw {
+		t.Errorf("b\\xfccher.test compared as %+v, want xn--bcher-kva.test", n)
+	}
+}
