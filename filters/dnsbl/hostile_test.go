@@ -393,3 +393,23 @@ func TestReturnCodesInMetricsBoundedAcrossReloads(t *testing.T) {
 		t.Errorf("%d codes told apart after %d reloads, want %d", labels, reloads, maxCodeLabels)
 	}
 }
+
+// A domain in 8-bit text that is not UTF-8 (a Latin-1 From field, or
+// envelope) is the domain a mail reader shows, reading it as
+// windows-1252: "b\xfccher.example" is bücher.example. Read as UTF-8,
+// each such byte became U+FFFD and the name looked up was one no list
+// holds, so a listed domain so written went unchecked. The senders
+// filter reads it the same way.
+func TestEightBitDomainIsLookedUpAsShown(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("xn--bcher-kva.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender", "header_from"}}), nil)
+	m := message("192.0.2.1", "mx.example", "bob@fine.example", "Bank <bob@b\xfccher.example>")
+	if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+		t.Errorf("From in Latin-1: %v, want reject; queries %v", v.Action, srv.Queries())
+	}
+	m = message("192.0.2.1", "mx.example", "bob@B\xdcCHER.example", "")
+	if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+		t.Errorf("envelope sender in Latin-1: %v, want reject; queries %v", v.Action, srv.Queries())
+	}
+}
