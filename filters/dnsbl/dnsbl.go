@@ -205,8 +205,11 @@ func (f *Filter) Name() string { return f.name }
 // Needs implements filters.Filter.
 func (f *Filter) Needs() filters.Needs { return f.needs }
 
-// OwnedFields implements filters.FieldOwner: the tag and score fields,
-// which every entry deletes from the message, tagging or not.
+// OwnedFields implements filters.FieldOwner: the tag and score fields.
+// An entry with tag lists deletes them from every message it sees (see
+// removeOwn); one without adds and deletes none, but its names are still
+// refused to other filters, so that adding a tag list later does not make
+// it delete another filter's fields.
 func (f *Filter) OwnedFields() []string { return []string{f.s.header, f.s.scoreHeader} }
 
 // Close stops the probes. The cache stays with the Shared it came from,
