@@ -6,6 +6,9 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // FromAddresses returns the addresses (addr-specs, "local@domain") of a
@@ -171,4 +174,21 @@ func WithoutCFWS(value string) string {
 		}
 	}
 	return b.String()
+}
+
+// AsShown returns header text as mail readers show it: unchanged if it is
+// UTF-8, else read as windows-1252 (of which ISO-8859-1's printable
+// characters are a part), as the classifier reads 8-bit header text. A
+// domain written in Latin-1 ("b\xfccher.example") is then the one the
+// reader sees (bücher.example); read as UTF-8 each such byte would be
+// U+FFFD, a name no rule or list holds.
+func AsShown(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	t, err := charmap.Windows1252.NewDecoder().String(s)
+	if err != nil {
+		return s
+	}
+	return t
 }

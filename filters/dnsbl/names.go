@@ -5,10 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/net/idna"
-	"golang.org/x/text/encoding/charmap"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -103,15 +101,9 @@ func normalizeDomain(d string) (string, bool) {
 	if d == "" || strings.HasPrefix(d, "[") {
 		return "", false
 	}
-	if !utf8.ValidString(d) {
-		// 8-bit text that is not UTF-8 (a Latin-1 From field) is the
-		// domain a mail reader shows reading it as windows-1252, as the
-		// senders filter reads it too; as UTF-8 each such byte would be
-		// U+FFFD, a name no list holds.
-		if t, err := charmap.Windows1252.NewDecoder().String(d); err == nil {
-			d = t
-		}
-	}
+	// 8-bit text that is not UTF-8 (a Latin-1 From field) is looked up
+	// as the domain a mail reader shows, as the senders filter reads it.
+	d = filters.AsShown(d)
 	for i := 0; i < len(d); i++ {
 		if d[i] >= 0x80 {
 			a, err := idnaProfile.ToASCII(d)

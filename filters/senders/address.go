@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
-	"golang.org/x/text/encoding/charmap"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -210,9 +209,7 @@ func parseDomain(d string) Name {
 	if d[0] == '[' {
 		return Name{Domain: canonicalLiteral(d), Literal: true}
 	}
-	if !utf8.ValidString(d) {
-		d = asShown(d)
-	}
+	d = filters.AsShown(d)
 	if isASCII(d) {
 		return Name{Domain: lower(d)}
 	}
@@ -264,19 +261,6 @@ func canonicalLiteral(lit string) string {
 	// An IPv6 address written without its tag ("[2001:db8::1]", which
 	// some clients send as HELO) is the same host.
 	return "[ipv6:" + a.String() + "]"
-}
-
-// asShown returns 8-bit text that is not UTF-8 as mail readers show it:
-// read as windows-1252 (of which ISO-8859-1's printable characters are a
-// part), as the classifier reads such header text. A domain so written
-// ("b\xfccher.example") is the one the reader sees (bücher.example), and
-// read as UTF-8 each such byte would be U+FFFD, a name no rule names.
-func asShown(s string) string {
-	t, err := charmap.Windows1252.NewDecoder().String(s)
-	if err != nil {
-		return s
-	}
-	return t
 }
 
 // fullStops are the characters other than '.' that UTS 46 maps to '.'.
