@@ -6,7 +6,10 @@
 //
 //   - a file whose first line starts with "From " is an mbox; a "From "
 //     line after an empty line starts the next message, and one ">" is
-//     taken off ">From ", ">>From " ... lines (mboxrd unquoting);
+//     taken off ">From ", ">>From " ... lines (mboxrd unquoting); after a
+//     first separator with a ctime date, only separators with one count,
+//     and the first line of a git format-patch patch only when the first
+//     separator was one too;
 //   - any other file is one message;
 //   - a directory with cur/ and new/ subdirectories is a maildir: the
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
@@ -48,6 +51,12 @@ import (
 // separatorLine is an mbox separator as delivery agents write it: "From ",
 // the envelope sender, and a ctime(3) date ("Mon Jan  1 00:00:00 2024").
 var separatorLine = regexp.MustCompile(`^From \S+ +[A-Z][a-z]{2} +[A-Z][a-z]{2} +\d{1,2} +\d{1,2}:\d{2}`)
+
+// patchLine is the first line of a patch that git format-patch writes: the
+// commit id (SHA-1 or SHA-256) and a fixed ctime date, which is no
+// delivery's. In a message it is body (a patch pasted, or attached as
+// plain text); only an mbox of patches has it as its separators.
+var patchLine = regexp.MustCompile(`^From [0-9a-f]{40}(?:[0-9a-f]{24})? Mon Sep 17 00:00:00 2001\r?\n?$`)
 
 // Message is one message read from a path.
 type Message struct {
@@ -591,6 +600,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		n       int
 		inMsg   bool
 		strict  bool   // the first separator has a ctime date (see below)
+		patches bool   // the first separator is a patch's (patchLine)
 		blank   = true // the line before was empty (or there was none)
 		// Where the current piece is in its line: at the start, in a
 		// separator line (dropped), or in a line whose start decided
@@ -645,11 +655,15 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 				// A file whose first separator has another date form (some
 				// exporters write one) is split at every "From " line, as
 				// before: its writer's separators are not ours to judge.
+				// A patch's first line separates only patches: in a
+				// message it is a patch in the body (see patchLine).
 				from := blank && bytes.HasPrefix(piece, []byte("From "))
 				if from && !inMsg {
 					strict = separatorLine.Match(piece)
+					patches = patchLine.Match(piece)
 				}
-				inSep = from && (!inMsg || !strict || separatorLine.Match(piece))
+				inSep = from && (!inMsg || !strict ||
+					separatorLine.Match(piece) && (patches || !patchLine.Match(piece)))
 				lineBlank = true
 				if inSep {
 					if err := flush(false); err != nil {

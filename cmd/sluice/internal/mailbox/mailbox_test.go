@@ -107,6 +107,29 @@ func TestUnquotedFromParagraph(t *testing.T) {
 	}
 }
 
+// git format-patch starts each patch with a "From <commit> Mon Sep 17
+// 00:00:00 2001" line, a ctime date: a patch pasted into a message, or
+// attached as plain 7-bit text, puts one after an empty line of the body.
+// Piped by procmail with the message's own From_ line, that must stay one
+// message, or classify has no single verdict and exits 0 (spam) for a
+// ham. An mbox of patches (git format-patch --stdout) still splits.
+func TestPatchInMessage(t *testing.T) {
+	patch := "From 3f2a9c1b4d5e6f708192a3b4c5d6e7f8091a2b3c Mon Sep 17 00:00:00 2001\n" +
+		"From: A <a@example.org>\nSubject: [PATCH] fix\n\n---\n"
+	one := "From a@example.org  Sun Dec  6 01:00:00 2026\nSubject: review\n\nthe patch:\n\n" + patch
+	if got := collect(t, Stdin, one); len(got) != 1 || !strings.HasSuffix(string(got[0].Data), patch) {
+		t.Errorf("got %s", summary(got))
+	}
+	two := one + "\nFrom b@example.org  Sun Dec  6 02:00:00 2026\nSubject: next\n\ny\n"
+	if got := collect(t, Stdin, two); len(got) != 2 || !strings.HasPrefix(string(got[1].Data), "Subject: next") {
+		t.Errorf("got %s", summary(got))
+	}
+	series := patch + "\n" + strings.Replace(patch, "3f2a", "4e3b", 1)
+	if got := collect(t, Stdin, series); len(got) != 2 || !strings.HasPrefix(string(got[1].Data), "From: A") {
+		t.Errorf("got %s", summary(got))
+	}
+}
+
 // An mbox whose separators carry another date form than ctime's (as some
 // exporters write) is split at every "From " line after an empty line.
 func TestMboxOtherDateForm(t *testing.T) {
