@@ -32,6 +32,12 @@ func TestClassifyExitStatus(t *testing.T) {
 	empty := filepath.Join(dir, "empty.eml")
 	os.WriteFile(empty, nil, 0o644)
 	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+	// A ham piped by procmail, with its From_ line, holding a patch as
+	// git format-patch writes it: one message, whose verdict is the
+	// status.
+	ham, _ := os.ReadFile(fixture("check", "ham.eml"))
+	patched := "From ann@example.org  Sun Dec  6 01:00:00 2026\n" + string(ham) +
+		"\nFrom 3f2a9c1b4d5e6f708192a3b4c5d6e7f8091a2b3c Mon Sep 17 00:00:00 2001\nSubject: [PATCH] x\n\n"
 	emptyDir := filepath.Join(dir, "no-mail")
 	os.Mkdir(emptyDir, 0o755)
 	emptyDB := filepath.Join(dir, "empty.db")
@@ -47,6 +53,7 @@ func TestClassifyExitStatus(t *testing.T) {
 		{"spam", "", []string{"classify", "--db", db, fixture("check", "spam.eml")}, 0, `^.*spam\.eml: spam, spamicity=(0\.9\d{5}|1\.000000)\n$`},
 		{"ham", "", []string{"classify", "--db", db, fixture("check", "ham.eml")}, 1, `: ham, spamicity=0\.[0-2]\d{5}\n$`},
 		{"unsure", "", []string{"--config", needMore, "classify", "--db", db, fixture("check", "spam.eml")}, 2, `: unsure, spamicity=\S+ \(not enough training[^)]*1000[^)]*\)\n$`},
+		{"stdin ham with a patch", patched, []string{"classify", "--db", db}, 1, `^-: ham, `},
 		{"stdin spam", string(spam), []string{"classify", "--db", db, "--format", "tsv"}, 0, `^-\t(0\.9\d{5}|1\.000000)\tspam\n$`},
 		{"empty message", "", []string{"classify", "--db", db, "--format", "tsv", empty}, 3, `\tempty\.eml\t-\terror\n$|empty\.eml\t-\terror\n$`},
 		{"missing file", "", []string{"classify", "--db", db, filepath.Join(dir, "nope.eml")}, 3, `nope\.eml: error: `},
