@@ -79,7 +79,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	defer w.Flush()
 	switch format {
 	case "text":
-		out = textResult{w}
+		out = textResult{w: w, explain: explain}
 	case "tsv":
 		if explain {
 			return statusError, fmt.Errorf("--explain needs --format text or json: tsv has exactly three columns")
@@ -198,7 +198,13 @@ func (t tsvResult) failed(name string, _ error) error {
 	return err
 }
 
-type textResult struct{ w io.Writer }
+type textResult struct {
+	w io.Writer
+	// explain shows what decided under each verdict, even when no token
+	// counted (no clues): the n-gram model alone may then have decided,
+	// and an empty explanation says that no token counted.
+	explain bool
+}
 
 func (t textResult) result(name string, res classifier.Result) error {
 	line := fmt.Sprintf("%s: %s, spamicity=%s", name, res.Verdict, spamicity(res.Spamicity))
@@ -212,7 +218,7 @@ func (t textResult) result(name string, res classifier.Result) error {
 	if _, err := fmt.Fprintln(t.w, line); err != nil {
 		return err
 	}
-	if res.Clues == nil {
+	if !t.explain {
 		return nil
 	}
 	fmt.Fprintf(t.w, "  %d tokens, %d used; learned from %d spam and %d ham\n", res.Tokens, res.Used, res.Totals.Spam, res.Totals.Ham)

@@ -202,6 +202,24 @@ func TestClassifyJSONExplain(t *testing.T) {
 	}
 }
 
+// text --explain explains a message none of whose tokens counts too: its
+// verdict then comes from the n-gram model alone, which json --explain
+// shows as a part, and text showed nothing below the verdict line.
+func TestClassifyTextExplainWithoutClues(t *testing.T) {
+	db := trainedDB(t)
+	msg := filepath.Join(t.TempDir(), "unknown.eml")
+	os.WriteFile(msg, []byte("Subject: zqxjv\n\nqwzrtp vbnmkl\n"), 0o644)
+	r := runCLI(t, "", "classify", "--db", db, "--format", "json", "--explain", msg)
+	var l jsonLine
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil || l.Used != 0 || len(l.Clues) != 0 || len(l.Parts) != 1 || l.Parts[0].Name != "ngram" {
+		t.Fatalf("json explain of a message of unknown tokens: %v, %+v", err, r)
+	}
+	r = runCLI(t, "", "classify", "--db", db, "--explain", msg)
+	if !regexp.MustCompile(`(?m)^  \d+ tokens, 0 used; learned from \d+ spam and \d+ ham\n  ngram alone: spamicity=\d\.\d{6}, \d+ used\n  prob +spam +ham  token\n$`).MatchString(r.stdout) {
+		t.Errorf("text explain: %+v", r)
+	}
+}
+
 // damageStore overwrites every page of the bbolt file at db but the two
 // meta pages, as a bad disk or a stray write would: the file still opens,
 // its pages are garbage.
