@@ -11,7 +11,8 @@
 //     and the first line of a git format-patch patch only when the first
 //     separator was one too;
 //   - any other file is one message;
-//   - a directory with cur/ and new/ subdirectories is a maildir: the
+//   - a directory with cur/ and new/ subdirectories, or with tmp/ and
+//     one of them (a copy that dropped an empty one), is a maildir: the
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
 //     progress and is left alone), except those flagged T (marked for
 //     deletion); one renamed or deleted by a mail client while the walk
@@ -281,8 +282,8 @@ func openRoot(path string, fi fs.FileInfo) (*os.Root, error) {
 
 // walkDir calls visit for every file in the directory dir, found at path.
 func walkDir(dir *os.Root, path string, visit visitFunc) error {
-	if isMaildir(dir) {
-		for _, sub := range []string{"new", "cur"} {
+	if subs := maildirSubs(dir); subs != nil {
+		for _, sub := range subs {
 			if err := flatFiles(dir, path, sub, visit); err != nil {
 				return err
 			}
@@ -464,18 +465,31 @@ func trashed(file string) bool {
 	return ok && strings.IndexByte(info, 'T') >= 0
 }
 
-// isMaildir reports whether dir has cur/ and new/: directories, or
-// symbolic links, which flatFiles follows or reports. A maildir whose
-// cur/ is a link that is not followed is still no plain directory, whose
-// tmp/ would be read.
-func isMaildir(dir *os.Root) bool {
-	for _, sub := range []string{"cur", "new"} {
+// maildirSubs returns the subdirectories of dir to read if it is a
+// maildir, new/ then cur/, and nil if it is not. A maildir has cur/ and
+// new/, or tmp/ and one of them: a copy made by a tool that drops empty
+// directories (rsync -m) lacks an empty new/ or cur/, and its tmp/,
+// deliveries in progress, must still not be read. Each may be a
+// directory or a symbolic link, which flatFiles follows or reports: a
+// maildir whose cur/ is a link that is not followed is still no plain
+// directory, whose tmp/ would be read.
+func maildirSubs(dir *os.Root) []string {
+	has := func(sub string) bool {
 		fi, err := dir.Lstat(sub)
-		if err != nil || !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
-			return false
-		}
+		return err == nil && (fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0)
 	}
-	return true
+	newDir, curDir := has("new"), has("cur")
+	if !(newDir && curDir) && !((newDir || curDir) && has("tmp")) {
+		return nil
+	}
+	var subs []string
+	if newDir {
+		subs = append(subs, "new")
+	}
+	if curDir {
+		subs = append(subs, "cur")
+	}
+	return subs
 }
 
 // ErrEmpty is reported for an empty file: there is nothing to classify or

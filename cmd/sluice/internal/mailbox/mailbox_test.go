@@ -249,6 +249,32 @@ func TestMaildirAndDirectories(t *testing.T) {
 	}
 }
 
+// A maildir copied by a tool that drops empty directories (rsync -m)
+// lacks its empty new/ or cur/; its tmp/ still marks it a maildir, whose
+// deliveries in progress are not read.
+func TestMaildirWithoutEmptySubdir(t *testing.T) {
+	for _, kept := range []string{"cur", "new"} {
+		md := filepath.Join(t.TempDir(), "Maildir")
+		write(t, filepath.Join(md, kept, "1700000001.M1.host:2,S"), "Subject: read\n\nx\n")
+		write(t, filepath.Join(md, "tmp", "1700000002.M2.host"), "Subject: in delivery\n\nx\n")
+		got := collect(t, md, "")
+		if len(got) != 1 || got[0].Err != nil || !strings.HasPrefix(string(got[0].Data), "Subject: read") {
+			t.Errorf("maildir with only %s/ and tmp/: %s", kept, summary(got))
+		}
+		if total, want := TotalSize([]string{md}), int64(len("Subject: read\n\nx\n")); total != want {
+			t.Errorf("maildir with only %s/ and tmp/: TotalSize %d, want %d", kept, total, want)
+		}
+	}
+	// A plain directory with a new/ subdirectory (a corpus of new and old
+	// messages) is no maildir: all of it is read.
+	root := t.TempDir()
+	write(t, filepath.Join(root, "new", "a.eml"), "Subject: a\n\nx\n")
+	write(t, filepath.Join(root, "old", "b.eml"), "Subject: b\n\nx\n")
+	if got := collect(t, root, ""); len(got) != 2 {
+		t.Errorf("corpus with new/ and old/: %s", summary(got))
+	}
+}
+
 func TestErrorsAreReportedAndWalkGoesOn(t *testing.T) {
 	root := t.TempDir()
 	write(t, filepath.Join(root, "a.eml"), "Subject: a\n\nx\n")
