@@ -492,9 +492,30 @@ func maildirSubs(dir *os.Root) []string {
 	return subs
 }
 
-// ErrEmpty is reported for an empty file: there is nothing to classify or
-// learn.
+// ErrEmpty is reported for an empty file, or a message of nothing but
+// blank lines: there is nothing to classify or learn.
 var ErrEmpty = errors.New("empty message")
+
+// hasText reports whether p holds anything but white space and line
+// ends, which alone make no message.
+func hasText(p []byte) bool {
+	for _, c := range p {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return true
+		}
+	}
+	return false
+}
+
+// textFinder is an io.Writer that only notes whether what goes through
+// it has text (see hasText): the part of a message past the bound, which
+// is dropped.
+type textFinder struct{ found bool }
+
+func (f *textFinder) Write(p []byte) (int, error) {
+	f.found = f.found || hasText(p)
+	return len(p), nil
+}
 
 // ReadCapped reads one message or an mbox from r, naming messages after
 // name, holding at most maxBytes+1 bytes of each message in memory (0: no
@@ -551,13 +572,21 @@ func readPlain(name string, br *bufio.Reader, maxBytes int) Message {
 	}
 	data := buf.Bytes()
 	if maxBytes <= 0 {
+		if !hasText(data) {
+			return Message{Name: name, Err: ErrEmpty, Size: int64(len(data))}
+		}
 		return Message{Name: name, Data: data, Size: int64(len(data))}
 	}
-	rest, err := io.Copy(io.Discard, br)
+	var restText textFinder
+	rest, err := io.Copy(&restText, br)
 	if err != nil {
 		return Message{Name: name, Err: err}
 	}
-	return Message{Name: name, Data: data, Size: int64(len(data)) + rest, Truncated: rest > 0}
+	size := int64(len(data)) + rest
+	if !hasText(data) && !restText.found {
+		return Message{Name: name, Err: ErrEmpty, Size: size}
+	}
+	return Message{Name: name, Data: data, Size: size, Truncated: rest > 0}
 }
 
 // held is the part of an mbox message kept in memory: all of it up to
@@ -568,10 +597,14 @@ type held struct {
 	limit int
 	total int64
 	tail  []byte // the last 3 bytes at most
+	// text is set once the message has more than white space and line
+	// ends, held or not (see hasText).
+	text bool
 }
 
 func (h *held) write(p []byte) {
 	h.total += int64(len(p))
+	h.text = h.text || hasText(p)
 	h.tail = append(h.tail, p[max(len(p)-3, 0):]...)
 	h.tail = h.tail[max(len(h.tail)-3, 0):]
 	if h.limit > 0 {
@@ -584,6 +617,7 @@ func (h *held) reset() {
 	h.buf.Reset()
 	h.total = 0
 	h.tail = h.tail[:0]
+	h.text = false
 }
 
 // trimmed returns how many bytes of line end at the message's end belong
@@ -644,8 +678,8 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		truncated := length > int64(len(data))
 		n++
 		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size, Truncated: truncated}
-		if len(data) == 0 {
-			m.Data, m.Err = nil, ErrEmpty
+		if !cur.text {
+			m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
 		}
 		cur.reset()
 		size = 0

@@ -275,6 +275,33 @@ func TestMaildirWithoutEmptySubdir(t *testing.T) {
 	}
 }
 
+// A message of nothing but blank lines (a file cut to a line end, a
+// From_ line with nothing after it) is as empty as an empty file: learned,
+// it would count as one more message of its class, and all such messages
+// have the same digest. With a bound, the rest of a long message decides.
+func TestBlankMessageIsEmpty(t *testing.T) {
+	for _, in := range []string{"\n", "\r\n\r\n", " \n\t\n", "From x@y  Mon Jan  1 00:00:00 2024\n\n"} {
+		for _, bound := range []int{0, 1} {
+			got := readInput(t, []byte(in), bound)
+			if len(got) != 1 || !errors.Is(got[0].Err, ErrEmpty) || got[0].Data != nil || got[0].Size != int64(len(in)) {
+				t.Errorf("%q, bound %d: %s", in, bound, summary(got))
+			}
+		}
+	}
+	box := "From x@y  Mon Jan  1 00:00:00 2024\nSubject: a\n\nx\n\n" +
+		"From x@y  Mon Jan  1 00:00:01 2024\n\n\n" +
+		"From x@y  Mon Jan  1 00:00:02 2024\nSubject: c\n\nx\n"
+	if got := readInput(t, []byte(box), 0); len(got) != 3 || got[0].Err != nil || !errors.Is(got[1].Err, ErrEmpty) || got[2].Err != nil {
+		t.Errorf("mbox: %s", summary(got))
+	}
+	// Blank up to the bound, then text: a message, cut short.
+	for _, in := range []string{"\n\n\nSubject: late\n", "From x@y  Mon Jan  1 00:00:00 2024\n\n\n\nSubject: late\n"} {
+		if got := readInput(t, []byte(in), 1); len(got) != 1 || got[0].Err != nil || !got[0].Truncated {
+			t.Errorf("%q: %s", in, summary(got))
+		}
+	}
+}
+
 func TestErrorsAreReportedAndWalkGoesOn(t *testing.T) {
 	root := t.TempDir()
 	write(t, filepath.Join(root, "a.eml"), "Subject: a\n\nx\n")
