@@ -4,7 +4,8 @@
 //
 // Rules, as documented in docs/training.md:
 //
-//   - a file whose first line starts with "From " is an mbox; a "From "
+//   - a file whose first line starts with "From " (and is no header
+//     field, as "From : a@example.org" is) is an mbox; a "From "
 //     line after an empty line starts the next message, and one ">" is
 //     taken off ">From ", ">>From " ... lines (mboxrd unquoting); after a
 //     first separator with a ctime date, only separators with one count,
@@ -538,10 +539,47 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 	if len(head) == 0 {
 		return fn(Message{Name: name, Err: ErrEmpty})
 	}
-	if string(head) != "From " {
+	if string(head) != "From " || isField(firstLine(br)) {
 		return fn(readPlain(name, br, maxBytes))
 	}
 	return readMbox(name, br, maxBytes, fn)
+}
+
+// firstLine returns the first line of what br holds, without reading it:
+// all of it up to the line end, or up to the size of br's buffer.
+func firstLine(br *bufio.Reader) []byte {
+	for {
+		// One more byte than is held: Peek waits for no more than that.
+		b, err := br.Peek(min(br.Buffered()+1, br.Size()))
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return b[:i]
+		}
+		if err != nil || len(b) == br.Size() {
+			return b
+		}
+	}
+}
+
+// isField reports whether line is a header field, as the tokenizer tells
+// one: a name of printable characters, blanks after it allowed, then a
+// colon. "From : a@example.org" is a From field (RFC 822 allowed the
+// blank, and spam still writes it); a separator line never is one, as the
+// text before its first colon holds blanks between words.
+func isField(line []byte) bool {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	name := bytes.TrimRight(line[:i], " \t")
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // readBuffer is the size of the read buffer, and so the longest piece of

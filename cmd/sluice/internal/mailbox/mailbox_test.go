@@ -187,6 +187,22 @@ func TestPlainFileAndStdin(t *testing.T) {
 	}
 }
 
+// A message whose first header field is "From : ..." (a blank before the
+// colon, which RFC 822 allowed and spam still uses) is one message, that
+// field included, as the tokenizer reads it: no mbox whose first line
+// is a separator to drop.
+func TestFromFieldWithBlankFirst(t *testing.T) {
+	msg := "From : a@example.org\nSubject: x\n\nbody\n"
+	path := filepath.Join(t.TempDir(), "msg.eml")
+	write(t, path, msg)
+	for _, p := range []string{path, Stdin} {
+		want := fmt.Sprintf("%s: %q\n", p, msg)
+		if got := summary(collect(t, p, msg)); got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+}
+
 func TestMaildirAndDirectories(t *testing.T) {
 	root := t.TempDir()
 	md := filepath.Join(root, "Maildir")
