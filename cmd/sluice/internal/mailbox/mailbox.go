@@ -804,14 +804,20 @@ func isQuotedFrom(line []byte) bool {
 }
 
 // ReadList reads a list of paths, one per line, as --list takes them.
-// Empty lines are skipped; nothing else is trimmed, since a file name may
-// start or end with a space.
+// Empty lines are skipped, and a CR before a line end and a byte order
+// mark at the start, which Windows editors write, are dropped; nothing
+// else is trimmed, since a file name may start or end with a space.
 func ReadList(r io.Reader) ([]string, error) {
 	var paths []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	first := true
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
+		if first {
+			line = strings.TrimPrefix(line, "\ufeff")
+			first = false
+		}
 		if line != "" {
 			paths = append(paths, line)
 		}

@@ -346,6 +346,12 @@ func TestReadList(t *testing.T) {
 	if err != nil || fmt.Sprintf("%q", got) != `["a.eml" " dir with space /" "last"]` {
 		t.Errorf("%q %v", got, err)
 	}
+	// A list saved by a Windows editor starts with a byte order mark,
+	// which is no part of the first path.
+	got, err = ReadList(strings.NewReader("\ufeffa.eml\r\nb.eml\r\n"))
+	if err != nil || fmt.Sprintf("%q", got) != `["a.eml" "b.eml"]` {
+		t.Errorf("list with a byte order mark: %q %v", got, err)
+	}
 }
 
 // A mail client or IMAP server renames maildir files while a walk reads
