@@ -4,13 +4,13 @@
 //
 // Rules, as documented in docs/training.md:
 //
-//   - a file whose first line starts with "From " (and is no header
-//     field, as "From : a@example.org" is) is an mbox; a "From "
-//     line after an empty line starts the next message, and one ">" is
-//     taken off ">From ", ">>From " ... lines (mboxrd unquoting); after a
-//     first separator with a ctime date, only separators with one count,
-//     and the first line of a git format-patch patch only when the first
-//     separator was one too;
+//   - a file whose first line, after any empty lines, starts with
+//     "From " (and is no header field, as "From : a@example.org" is) is
+//     an mbox; a "From " line after an empty line starts the next
+//     message, and one ">" is taken off ">From ", ">>From " ... lines
+//     (mboxrd unquoting); after a first separator with a ctime date, only
+//     separators with one count, and the first line of a git
+//     format-patch patch only when the first separator was one too;
 //   - any other file is one message;
 //   - a directory with cur/ and new/ subdirectories, or with tmp/ and
 //     one of them (a copy that dropped an empty one), is a maildir: the
@@ -160,9 +160,15 @@ func isMboxFile(f *os.File) bool {
 	if err != nil || !fi.Mode().IsRegular() {
 		return false
 	}
-	head := make([]byte, 5)
-	n, _ := f.ReadAt(head, 0)
-	return string(head[:n]) == "From "
+	// Read as ReadCapped will read it, through a buffer of the same size,
+	// but from the file's start without moving its offset.
+	br := readBuffers.Get().(*bufio.Reader)
+	br.Reset(io.NewSectionReader(f, 0, fi.Size()))
+	defer func() {
+		br.Reset(nil)
+		readBuffers.Put(br)
+	}()
+	return startsMbox(firstTextLine(br))
 }
 
 // readLocked reads the mbox file open as f under its writers' locks. An
@@ -539,25 +545,44 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 	if len(head) == 0 {
 		return fn(Message{Name: name, Err: ErrEmpty})
 	}
-	if string(head) != "From " || isField(firstLine(br)) {
+	// A file may start with empty lines before its first separator, as
+	// one whose writer puts an empty line before each separator; no
+	// message starts with one.
+	if !startsMbox(firstTextLine(br)) {
 		return fn(readPlain(name, br, maxBytes))
 	}
 	return readMbox(name, br, maxBytes, fn)
 }
 
-// firstLine returns the first line of what br holds, without reading it:
-// all of it up to the line end, or up to the size of br's buffer.
-func firstLine(br *bufio.Reader) []byte {
+// firstTextLine returns the first line of what br holds that is not
+// empty, without its line end and without reading it: a line is looked
+// for up to the size of br's buffer.
+func firstTextLine(br *bufio.Reader) []byte {
+	start := 0 // of the line looked at
 	for {
 		// One more byte than is held: Peek waits for no more than that.
 		b, err := br.Peek(min(br.Buffered()+1, br.Size()))
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			return b[:i]
+		for {
+			i := bytes.IndexByte(b[start:], '\n')
+			if i < 0 {
+				break
+			}
+			if line := bytes.TrimSuffix(b[start:start+i], []byte("\r")); len(line) > 0 {
+				return line
+			}
+			start += i + 1
 		}
 		if err != nil || len(b) == br.Size() {
-			return b
+			return b[start:]
 		}
 	}
+}
+
+// startsMbox reports whether line, the first of a file that is not empty
+// (see firstTextLine), makes the file an mbox: it starts with "From "
+// and is no header field.
+func startsMbox(line []byte) bool {
+	return bytes.HasPrefix(line, []byte("From ")) && !isField(line)
 }
 
 // isField reports whether line is a header field, as the tokenizer tells

@@ -203,6 +203,30 @@ func TestFromFieldWithBlankFirst(t *testing.T) {
 	}
 }
 
+// An mbox whose writer puts the empty line before each separator rather
+// than after each message starts with an empty line. It is still an mbox:
+// read as one message, its messages would be learned, or classified, as
+// one. A message cannot start with an empty line (its header comes
+// first), so nothing else is read otherwise.
+func TestMboxAfterEmptyLine(t *testing.T) {
+	box := "\nFrom a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nx\n" +
+		"\nFrom b@example.org Mon Jan  1 10:00:01 2024\nSubject: two\n\ny\n"
+	for _, in := range []string{box, strings.ReplaceAll(box, "\n", "\r\n")} {
+		got := readInput(t, []byte(in), 0)
+		if len(got) != 2 || got[0].Err != nil || got[1].Err != nil ||
+			!strings.HasPrefix(string(got[0].Data), "Subject: one") || !strings.HasPrefix(string(got[1].Data), "Subject: two") {
+			t.Errorf("%q: %s", in, summary(got))
+		}
+		var size int64
+		for _, m := range got {
+			size += m.Size
+		}
+		if size != int64(len(in)) {
+			t.Errorf("%q: sizes add up to %d", in, size)
+		}
+	}
+}
+
 func TestMaildirAndDirectories(t *testing.T) {
 	root := t.TempDir()
 	md := filepath.Join(root, "Maildir")
