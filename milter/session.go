@@ -217,6 +217,12 @@ func (s *session) runConn(stage filters.Stage) gomilter.Response {
 // MailFrom implements gomilter.Milter. It starts a new message.
 func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guard(&resp, &err)
+	if s.msg != nil {
+		// Postfix and Sendmail abort a message they give up on before the
+		// next MAIL FROM; a peer that does not still ended this one, and
+		// it gets its log line as an aborted message does.
+		s.logMessage(filters.Continue, nil, "new message before the end of this one", true)
+	}
 	s.resetMessage()
 	// go-milter collects header fields in a map it clears only on abort;
 	// the Modifier hands us that same map, so empty it per message or a
