@@ -23,7 +23,8 @@ type Conn struct {
 	Port uint16
 	// Helo is the HELO/EHLO argument; empty until the client gave one.
 	Helo string
-	// Macros holds the macros the MTA sent at connect and HELO, merged.
+	// Macros holds the macros the MTA sent at connect and, over them,
+	// those it sent at the latest HELO.
 	Macros map[string]string
 }
 

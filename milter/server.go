@@ -7,7 +7,7 @@
 // go-milter v0.5.0 has traps, seen with Postfix 3.7 and Sendmail 8.17:
 //
 //   - It replaces its macro map at every macro packet, and Postfix sends an
-//     empty one at HELO. The session merges each stage's macros itself.
+//     empty one at HELO. The session keeps each stage's macros itself.
 //   - After a reply whose Continue() is false it builds a new handler, losing
 //     connection and HELO data for the next message of the same SMTP
 //     session. Every reply sluice sends reports Continue() true (the bytes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -28,6 +29,12 @@ type session struct {
 	ref   *configRef
 	c     *conn
 	start time.Time
+	// connectMacros are the macros the MTA sent at connect. The
+	// connection's macros are these and those of the latest HELO, as
+	// libmilter keeps one set per stage and replaces it when the stage
+	// comes again: a client saying HELO over and over, or a peer sending
+	// a new set each time, does not make the connection hold more.
+	connectMacros map[string]string
 
 	// mu guards busy and draining, shared with Server.Shutdown.
 	mu       sync.Mutex
@@ -178,13 +185,14 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	// A new connection on the same milter session (the protocol allows
 	// it) starts clean: the last client's verdicts are not this one's.
 	s.connDone, s.atConnect = filters.Outcome{}, filters.Outcome{}
-	s.conn = filters.Conn{Hostname: host, Family: family, Port: port, Macros: map[string]string{}}
+	s.conn = filters.Conn{Hostname: host, Family: family, Port: port}
 	if a, ok := netip.AddrFromSlice(addr); ok {
 		s.conn.Addr = a.Unmap()
 	} else if a, ok := labelledIPv6(family, s.c.connectAddr); ok {
 		s.conn.Addr = a
 	}
-	mergeMacros(s.conn.Macros, m.Macros)
+	s.connectMacros = maps.Clone(m.Macros)
+	s.conn.Macros = s.connMacros(nil)
 	s.log = s.srv.logger.With("client", clientString(&s.conn))
 	return s.runConn(filters.StageConnect), nil
 }
@@ -193,10 +201,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guardConn(&resp, &err)
 	s.conn.Helo = name
-	if s.conn.Macros == nil {
-		s.conn.Macros = map[string]string{}
-	}
-	mergeMacros(s.conn.Macros, m.Macros)
+	s.conn.Macros = s.connMacros(m.Macros)
 	return s.runConn(filters.StageHelo), nil
 }
 
@@ -389,6 +394,16 @@ func (s *session) resetMessage() {
 	if draining && !s.endPending {
 		s.c.interrupt()
 	}
+}
+
+// connMacros returns a new map of the connection's macros: those of
+// connect, and over them helo, the macros of the latest HELO. A new map
+// rather than the old one cleared, as a Go map keeps its size.
+func (s *session) connMacros(helo map[string]string) map[string]string {
+	m := make(map[string]string, len(s.connectMacros)+len(helo))
+	mergeMacros(m, s.connectMacros)
+	mergeMacros(m, helo)
+	return m
 }
 
 func (s *session) mergeMessageMacros(src map[string]string) {
