@@ -62,6 +62,11 @@ type conn struct {
 	// oversized is set when a header field too large for go-milter was
 	// skipped and the stand-in handed over in its place.
 	oversized bool
+	// macroStage is the stage (the command code) of the last SMFIC_MACRO,
+	// whose macros go-milter hands every callback until the next one;
+	// wantStage is set while that code is still to come.
+	macroStage byte
+	wantStage  bool
 
 	// onWrite runs after each successful write, in the session goroutine.
 	onWrite func()
@@ -215,12 +220,18 @@ func (c *conn) feed(b []byte) {
 				// A connect too large to keep leaves no stale address.
 				c.connectAddr = ""
 			}
+			if c.code == 'D' {
+				c.macroStage, c.wantStage = 0, true
+			}
 			b = b[1:]
 			c.left--
 			if c.left == 0 {
 				c.packetDone()
 			}
 			continue
+		}
+		if c.wantStage {
+			c.macroStage, c.wantStage = b[0], false
 		}
 		k := len(b)
 		if uint32(k) > c.left {
@@ -278,6 +289,18 @@ func connectAddress(b []byte) string {
 	}
 	addr, _, _ := bytes.Cut(rest, []byte{0})
 	return string(addr)
+}
+
+// macrosFor returns macros, what go-milter hands a callback, if the MTA
+// sent them for stage (the callback's command code), else nil. go-milter
+// keeps the macros of the last macro packet until the next one, so a
+// callback of a stage the MTA sends none for gets an earlier stage's, up
+// to those of the previous message's end when no abort came in between.
+func (c *conn) macrosFor(stage byte, macros map[string]string) map[string]string {
+	if c.macroStage != stage {
+		return nil
+	}
+	return macros
 }
 
 // takeArgs returns the ESMTP parameters of the last MAIL/RCPT packet.

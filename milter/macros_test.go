@@ -3,6 +3,7 @@ package milter_test
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	gomilter "github.com/emersion/go-milter"
@@ -41,5 +42,54 @@ func TestHeloMacrosReplaceTheEarlierHelos(t *testing.T) {
 	}
 	if got := rec.msgs[0].Conn.Macros; !maps.Equal(got, want) {
 		t.Errorf("connection macros %v, want %v", got, want)
+	}
+}
+
+// go-milter hands every callback the macros of the last macro packet,
+// whatever stage it was for. When the MTA sends none at a stage (an
+// administrator may configure an empty list), a message that follows
+// another with no abort in between must not take the previous message's
+// end-of-message macros as its own: not its queue id, which names the
+// message in the log, nor any other.
+func TestMessageTakesOnlyItsOwnMacros(t *testing.T) {
+	rec := &recorder{}
+	sums := &summaries{}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(rec)}, sums)
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Helo("client.example"))
+	s.Macros(gomilter.CodeMail, "{mail_addr}", "first@example.org")
+	must(t)(s.Mail("first@example.org", nil))
+	must(t)(s.Rcpt("first@lab.example", nil))
+	must(t)(s.HeaderEnd())
+	s.Macros(gomilter.CodeEOB, "i", "FIRSTQID", "{msg_id}", "<first@example.org>")
+	if _, act, err := s.BodyReadFrom(strings.NewReader("x\r\n")); err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("first message: %v %v", act, err)
+	}
+
+	// The second message: no macros at MAIL, its queue id at RCPT.
+	must(t)(s.Mail("second@example.org", nil))
+	s.Macros(gomilter.CodeRcpt, "i", "SECONDQID")
+	must(t)(s.Rcpt("second@lab.example", nil))
+	must(t)(s.HeaderEnd())
+	if _, act, err := s.BodyReadFrom(strings.NewReader("x\r\n")); err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("second message: %v %v", act, err)
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	sums.mu.Lock()
+	defer sums.mu.Unlock()
+	if len(rec.msgs) != 2 || len(sums.sums) != 2 {
+		t.Fatalf("%d messages seen, %d summaries, want 2", len(rec.msgs), len(sums.sums))
+	}
+	if got := sums.sums[1].QueueID; got != "SECONDQID" {
+		t.Errorf("second message logged with queue id %q, want SECONDQID", got)
+	}
+	if got, want := rec.msgs[1].Macros, map[string]string{"i": "SECONDQID"}; !maps.Equal(got, want) {
+		t.Errorf("second message's macros %v, want %v", got, want)
+	}
+	if got, want := rec.msgs[1].Conn.Macros, map[string]string{}; !maps.Equal(got, want) {
+		t.Errorf("connection macros %v, want none", got)
 	}
 }

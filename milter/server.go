@@ -6,8 +6,11 @@
 //
 // go-milter v0.5.0 has traps, seen with Postfix 3.7 and Sendmail 8.17:
 //
-//   - It replaces its macro map at every macro packet, and Postfix sends an
-//     empty one at HELO. The session keeps each stage's macros itself.
+//   - It replaces its macro map at every macro packet and hands that map to
+//     every callback until the next one, whatever stage it was for; Postfix
+//     sends an empty one at HELO. The session keeps each stage's macros
+//     itself, and takes a callback's only from a packet for its stage
+//     (see conn.macrosFor).
 //   - After a reply whose Continue() is false it builds a new handler, losing
 //     connection and HELO data for the next message of the same SMTP
 //     session. Every reply sluice sends reports Continue() true (the bytes

@@ -191,7 +191,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 	} else if a, ok := labelledIPv6(family, s.c.connectAddr); ok {
 		s.conn.Addr = a
 	}
-	s.connectMacros = maps.Clone(m.Macros)
+	s.connectMacros = maps.Clone(s.c.macrosFor('C', m.Macros))
 	s.conn.Macros = s.connMacros(nil)
 	s.log = s.srv.logger.With("client", clientString(&s.conn))
 	return s.runConn(filters.StageConnect), nil
@@ -201,7 +201,7 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guardConn(&resp, &err)
 	s.conn.Helo = name
-	s.conn.Macros = s.connMacros(m.Macros)
+	s.conn.Macros = s.connMacros(s.c.macrosFor('H', m.Macros))
 	return s.runConn(filters.StageHelo), nil
 }
 
@@ -238,7 +238,7 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Res
 	s.setBusy()
 	s.start = time.Now()
 	s.startMessage(filters.Address{Addr: from, Args: s.c.takeArgs()})
-	s.mergeMessageMacros(m.Macros)
+	s.mergeMessageMacros(s.c.macrosFor('M', m.Macros))
 	if s.out.Final() || s.messageStage(filters.StageMailFrom) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
 	}
@@ -256,7 +256,7 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(m.Macros)
+	s.mergeMessageMacros(s.c.macrosFor('R', m.Macros))
 	res, refused, final := s.rcptStage(filters.Address{Addr: rcpt, Args: s.c.takeArgs()})
 	if refused {
 		a := res.Verdict.Action
@@ -282,7 +282,6 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (resp gomilte
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(m.Macros)
 	if oversized {
 		if s.addOversizedHeader() {
 			return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
@@ -301,7 +300,7 @@ func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (resp go
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(m.Macros)
+	s.mergeMessageMacros(s.c.macrosFor('N', m.Macros))
 	s.completeHeaders()
 	if s.messageStage(filters.StageHeaders) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
@@ -327,7 +326,7 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(m.Macros)
+	s.mergeMessageMacros(s.c.macrosFor('E', m.Macros))
 	action := s.endOfMessage()
 	if filters.Delivers(action) {
 		if err := s.applyEdits(m); err != nil {
