@@ -37,3 +37,26 @@ func TestMailWithoutAbortEndsTheOpenMessage(t *testing.T) {
 		t.Errorf("second summary %+v, want the second message alone, delivered", second)
 	}
 }
+
+// A peer reports a new client on the same milter connection while a
+// message of the last one is still open, with no abort in between. The
+// message ends there, in the log as the last client's, and is not
+// carried into the new connection.
+func TestConnectWithoutAbortEndsTheOpenMessage(t *testing.T) {
+	sums := &summaries{}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline()}, sums)
+	s := dial(t, addr)
+	must(t)(s.Conn("first.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Mail("first@example.org", nil))
+	must(t)(s.Rcpt("first-rcpt@example.org", nil))
+	must(t)(s.Conn("second.example", gomilter.FamilyInet, 4321, "192.0.2.8"))
+
+	sums.mu.Lock()
+	defer sums.mu.Unlock()
+	if len(sums.sums) != 1 {
+		t.Fatalf("%d message summaries after the second connect, want 1 (the first message, aborted)", len(sums.sums))
+	}
+	if got := sums.sums[0]; !got.Aborted || got.From != "first@example.org" || got.Client != "first.example[192.0.2.7]" {
+		t.Errorf("summary %+v, want the first message, aborted, of the first client", got)
+	}
+}
