@@ -28,20 +28,10 @@ import (
 //     a peer that stalls (half a packet sent, a reply never read) would
 //     hold the session, its goroutine and the pipeline of its config for
 //     ever.
-//   - It keeps a header field too large for go-milter from ending the
-//     session. go-milter ends it at any packet over 1 MiB, and the MTA
-//     then applies its own default action (Postfix: tempfail) to a
-//     message whose header block sluice refuses for good. A field that
-//     large is possible when the administrator raises Postfix's
-//     header_size_limit; the wrapper skips it and hands go-milter a
-//     small stand-in field instead, and the session refuses the message
-//     (see takeOversized).
 //
 // go-milter reads the 4-byte length and then the payload straight from the
 // connection, with no buffering of its own, so by the time it dispatches a
-// packet to a handler this wrapper has seen all of it. The wrapper reads
-// each length itself before go-milter does, and never reads past the end
-// of a packet, so that it sees every length first.
+// packet to a handler this wrapper has seen all of it.
 type conn struct {
 	net.Conn
 
@@ -56,12 +46,6 @@ type conn struct {
 	lastArgs []string
 	// connectAddr is the address string of the last SMFIC_CONNECT.
 	connectAddr string
-	// pending is what go-milter reads before anything more is read from
-	// the peer: a packet length read ahead, or a stand-in packet.
-	pending []byte
-	// oversized is set when a header field too large for go-milter was
-	// skipped and the stand-in handed over in its place.
-	oversized bool
 	// macroStage is the stage (the command code) of the last SMFIC_MACRO,
 	// whose macros go-milter hands every callback until the next one;
 	// wantStage is set while that code is still to come.
@@ -88,111 +72,19 @@ func newConn(c net.Conn, timeout time.Duration) *conn {
 // hundred bytes, and go-milter itself refuses packets over 1 MiB.
 const maxCapture = 64 << 10
 
-// maxPacket is the largest packet go-milter v0.5.0 takes (its
-// maxPacketSize: command byte and payload).
-const maxPacket = 1 << 20
-
-// oversizedField is the SMFIC_HEADER packet handed to go-milter in place
-// of a field over maxPacket. The session never takes it for a field: it
-// asks takeOversized first.
-var oversizedField = appendPacketTo(nil, 'L', []byte("X-Sluice-Oversized\x00\x00"))
-
-func appendPacketTo(b []byte, code byte, payload []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)+1))
-	b = append(b, code)
-	return append(b, payload...)
-}
-
 // Read implements net.Conn, watching packet boundaries as data goes by.
 func (c *conn) Read(p []byte) (int, error) {
-	if len(c.pending) == 0 && c.hdrN == 0 {
-		if err := c.nextPacket(); err != nil {
-			return 0, c.readErr(err)
-		}
-	}
-	var n int
-	var err error
-	if len(c.pending) > 0 {
-		n = copy(p, c.pending)
-		c.pending = c.pending[n:]
-	} else {
-		// Within a packet: read no further than its end, so that the
-		// next length is read by nextPacket.
-		if uint64(len(p)) > uint64(c.left) {
-			p = p[:c.left]
-		}
-		c.extend(c.Conn.SetReadDeadline)
-		n, err = c.Conn.Read(p)
-	}
+	c.extend(c.Conn.SetReadDeadline)
+	n, err := c.Conn.Read(p)
 	c.feed(p[:n])
-	return n, c.readErr(err)
-}
-
-func (c *conn) readErr(err error) error {
 	if err != nil && c.interrupted.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 		// interrupt's deadline is how the server closes a session on
 		// purpose, when it drains for a shutdown. go-milter logs every
 		// read error but io.EOF, and an "i/o timeout" at every stop reads
 		// like a fault: to go-milter this is the end of its input.
-		return io.EOF
+		err = io.EOF
 	}
-	return err
-}
-
-// nextPacket reads the length of the next packet into pending. A header
-// field over maxPacket is read and dropped, and oversizedField is pending
-// in its place; any other packet that large goes to go-milter, which ends
-// the session, as no MTA sends one.
-func (c *conn) nextPacket() error {
-	var hdr [5]byte
-	c.extend(c.Conn.SetReadDeadline)
-	if _, err := io.ReadFull(c.Conn, hdr[:4]); err != nil {
-		return err
-	}
-	length := binary.BigEndian.Uint32(hdr[:4])
-	if length <= maxPacket {
-		c.pending = append(c.pending[:0], hdr[:4]...)
-		return nil
-	}
-	if _, err := io.ReadFull(c.Conn, hdr[4:]); err != nil {
-		return err
-	}
-	if hdr[4] != 'L' {
-		c.pending = append(c.pending[:0], hdr[:]...)
-		return nil
-	}
-	if err := c.skip(int64(length) - 1); err != nil {
-		return err
-	}
-	c.oversized = true
-	c.pending = append(c.pending[:0], oversizedField...)
-	return nil
-}
-
-// skip reads and drops n bytes, each read under its own deadline as
-// go-milter's would be.
-func (c *conn) skip(n int64) error {
-	buf := make([]byte, 32<<10)
-	for n > 0 {
-		c.extend(c.Conn.SetReadDeadline)
-		k, err := c.Conn.Read(buf[:min(int64(len(buf)), n)])
-		n -= int64(k)
-		if err != nil && n > 0 {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// takeOversized reports whether the header field just handed to go-milter
-// is the stand-in for one too large, and forgets it.
-func (c *conn) takeOversized() bool {
-	o := c.oversized
-	c.oversized = false
-	return o
+	return n, err
 }
 
 func (c *conn) feed(b []byte) {

@@ -72,14 +72,6 @@ func (f *flow) addHeaders(hs ...filters.Header) bool {
 	return f.out.Final()
 }
 
-// addOversizedHeader counts a header field too large for a milter packet,
-// which the connection skipped (see conn.nextPacket): over the bound by
-// itself, it ends the message as addHeaders does.
-func (f *flow) addOversizedHeader() bool {
-	f.hdrBytes += maxHeaderBytes + 1
-	return f.addHeaders()
-}
-
 // run runs the pipeline at a stage and logs every filter failure with
 // the queue id, so an administrator can find the message it concerned.
 // sofar is the outcome before the stage, which filters see in

@@ -21,9 +21,6 @@
 //     asks the MTA not to send unknown commands or DATA.
 //   - It hands handlers the MAIL/RCPT address only; the ESMTP parameters are
 //     read off the wire by a thin connection wrapper (see conn).
-//   - It ends the session at any packet over 1 MiB. The wrapper skips a
-//     header field that large, so that its message gets sluice's reply to
-//     a header block over the bound and not the MTA's default action.
 package milter
 
 import (

@@ -284,14 +284,7 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (resp gomilte
 	// outside a message are dropped too: go-milter clears its map only on
 	// abort, so a peer sending fields without a message would grow it.
 	clear(m.Headers)
-	oversized := s.c.takeOversized()
 	if s.msg == nil {
-		return continueReply, nil
-	}
-	if oversized {
-		if s.addOversizedHeader() {
-			return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
-		}
 		return continueReply, nil
 	}
 	if s.addHeaders(filters.Header{Name: name, Value: value}) {
