@@ -148,6 +148,7 @@ func (c *conn) packetDone() {
 	}
 	c.hdrN = 0
 	c.capture = false
+	c.wantStage = false
 }
 
 // esmtpArgs returns the strings after the first one in a MAIL/RCPT payload.
