@@ -182,14 +182,14 @@ func (s *session) queueID() string {
 // Connect implements gomilter.Milter.
 func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guardConn(&resp, &err)
-	// A new connection on the same milter session (the protocol allows
-	// it) starts clean: the last client's verdicts are not this one's.
 	if s.msg != nil {
 		// The MTA left a message open, with no abort: it ends here, in
 		// the log as the last client's, not later as the new one's.
 		s.logMessage(filters.Continue, nil, "new connection before the end of this message", true)
 		s.resetMessage()
 	}
+	// A new connection on the same milter session (the protocol allows
+	// it) starts clean: the last client's verdicts are not this one's.
 	s.connDone, s.atConnect = filters.Outcome{}, filters.Outcome{}
 	s.conn = filters.Conn{Hostname: host, Family: family, Port: port}
 	if a, ok := netip.AddrFromSlice(addr); ok {
