@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -184,26 +183,12 @@ func Parse(file string, data []byte, reg filters.Registry) (*Config, error) {
 	cfg := Default()
 	cfg.File = file
 	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(file, err)
+	second, err := decodeDocuments(data, &doc)
+	if err != nil {
+		return nil, syntaxError(file, data, err)
 	}
-	// A "---" starts another document, which the decoding above leaves
-	// unread: its keys would be ignored without a word. Empty documents
-	// (a trailing "---") are harmless. Each Decode consumes input, so the
-	// loop ends at the end of data.
-	for {
-		var next yaml.Node
-		err := dec.Decode(&next)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, yamlError(file, err)
-		}
-		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
-			return nil, &Error{File: file, Line: next.Content[0].Line, Err: errors.New(`a second YAML document ("---"); sluice reads one`)}
-		}
+	if second != nil {
+		return nil, &Error{File: file, Line: second.Line, Err: errors.New(`a second YAML document ("---"); sluice reads one`)}
 	}
 	if doc.Kind == 0 { // empty file: defaults
 		return cfg, cfg.check(reg, nil)

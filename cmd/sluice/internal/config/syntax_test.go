@@ -1,0 +1,58 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/filters/filtertest"
+)
+
+// A broken file is reported at the line that is wrong, the one an
+// administrator has to edit. yaml.v3 gives the line where the construct
+// around the mistake starts (the mapping, the key), for some errors the
+// line before that, and on the first line none at all.
+func TestSyntaxErrorLines(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"tab indenting a key", "log:\n  level: info\n\tformat: text\n", "sluice.yml:3: "},
+		{"tab as the only indentation", "metrics:\n  listen: \"\"\nlog:\n\tlevel: info\n", "sluice.yml:4: "},
+		{"tab in a list", "state_dir: /x\nlisten:\n\t- address: inet:127.0.0.1:1\n", "sluice.yml:3: "},
+		{"unclosed double quote", "log:\n  format: text\n  level: \"info\nstate_dir: /x\n", "sluice.yml:3: "},
+		{"unclosed single quote", "log:\n  format: text\n  level: 'info\n", "sluice.yml:3: "},
+		{"text after a quote", "log:\n  format: text\n  level: \"info\"x\n", "sluice.yml:3: "},
+		{"key indented less", "log:\n  level: info\n format: text\n", "sluice.yml:3: "},
+		{"key indented more", "log:\n  level: info\n   format: text\n", "sluice.yml:3: "},
+		{"section indented less", "metrics:\n  listen: \"\"\nlog:\n    level: info\n  format: text\n", "sluice.yml:5: "},
+		{"list item indented less", "filters:\n  - type: script\n  options:\n    header: X\n", "sluice.yml:3: "},
+		{"unclosed flow list", "state_dir: /x\nlisten: [\n", "sluice.yml:2: "},
+		{"unclosed flow mapping", "state_dir: /x\nlog: {level: info\n", "sluice.yml:2: "},
+		{"two colons on line 1", "a: b: c\n", "sluice.yml:1: "},
+		{"two colons later", "log:\n  level: info\n  format: a: b\n", "sluice.yml:3: "},
+		{"unknown anchor", "log:\n  level: info\n  format: *fmt\n", "sluice.yml:3: "},
+		{"duplicate key", "log:\n  level: info\n  level: debug\n", "sluice.yml:3: mapping key \"level\" already defined at line 2"},
+		{"duplicate section", "log:\n  level: info\nstate_dir: /x\nlog:\n  format: text\n", "sluice.yml:4: mapping key \"log\" already defined at line 1"},
+		{"duplicate key in a filter", "filters:\n  - type: script\n    name: a\n    name: b\n", "sluice.yml:4: mapping key \"name\" already defined at line 3"},
+		// yaml.v3's messages for these two say little about the mistake.
+		{"tab hint", "log:\n\tlevel: info\n", "sluice.yml:2: found character that cannot start any token (a tab: YAML indents with spaces only)"},
+		{"quote hint", "log:\n  level: \"info\n", "sluice.yml:2: found unexpected end of stream (a quote on this line is not closed)"},
+		{"broken second document", "log:\n  level: info\n---\nlog:\n\tlevel: x\n", "sluice.yml:5: "},
+		// The mistakes of type and key, for completeness: these never
+		// went through yaml.v3's syntax errors.
+		{"string for a duration", "log:\n  level: info\nshutdown_timeout: soon\n", "sluice.yml:3: shutdown_timeout: "},
+		{"list for a mapping", "state_dir: /x\nbody:\n  - memory_limit: 1MiB\n", "sluice.yml:3: body: want a mapping"},
+		{"unknown key", "log:\n  level: info\n  formt: text\n", "sluice.yml:3: log.formt: unknown key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("sluice.yml", []byte(tc.src), filtertest.Registry())
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.src)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %q, want prefix %q\n%s", err, tc.want, tc.src)
+			}
+		})
+	}
+}
