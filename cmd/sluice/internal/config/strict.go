@@ -105,7 +105,7 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 			f, ok := fieldByTag(t, k.Value)
 			key := join(path, k.Value)
 			if !ok {
-				return &Error{File: w.file, Line: k.Line, Key: key, Err: fmt.Errorf("unknown key (known: %s)", strings.Join(tagNames(t), ", "))}
+				return &Error{File: w.file, Line: k.Line, Key: key, Err: fmt.Errorf("unknown key%s (known: %s)", didYouMean(k.Value, tagNames(t)), strings.Join(tagNames(t), ", "))}
 			}
 			if err := w.walk(v, f.Type, key); err != nil {
 				return err
@@ -163,6 +163,47 @@ func valueError(err error) error {
 		msg = m[2]
 	}
 	return errors.New(msg)
+}
+
+// didYouMean suggests the known key closest to an unknown one, when it is
+// a typo away (two letters added, dropped, changed or swapped at most).
+func didYouMean(key string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(", did you mean %s?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, counting a
+// swap of neighbouring letters as one edit.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 func join(path, key string) string {

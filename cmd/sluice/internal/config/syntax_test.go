@@ -42,7 +42,9 @@ func TestSyntaxErrorLines(t *testing.T) {
 		// went through yaml.v3's syntax errors.
 		{"string for a duration", "log:\n  level: info\nshutdown_timeout: soon\n", "sluice.yml:3: shutdown_timeout: "},
 		{"list for a mapping", "state_dir: /x\nbody:\n  - memory_limit: 1MiB\n", "sluice.yml:3: body: want a mapping"},
-		{"unknown key", "log:\n  level: info\n  formt: text\n", "sluice.yml:3: log.formt: unknown key"},
+		{"unknown key", "log:\n  level: info\n  formt: text\n", "sluice.yml:3: log.formt: unknown key, did you mean format? (known: format, level)"},
+		{"unknown key swapped", "body:\n  memroy_limit: 1MiB\n", "sluice.yml:2: body.memroy_limit: unknown key, did you mean memory_limit? (known: memory_limit, temp_dir)"},
+		{"unknown key far off", "log:\n  colour: red\n", "sluice.yml:2: log.colour: unknown key (known: format, level)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
