@@ -287,7 +287,8 @@ func TestConfigCheckCommand(t *testing.T) {
 		return out.String(), err
 	}
 	out, err := run("config", "check", good)
-	if err != nil || !strings.Contains(out, "type: script") || !strings.Contains(out, "shutdown_timeout: 30s") {
+	// The filter is printed with the timeout and policy it inherits.
+	if err != nil || !strings.Contains(out, "  - type: script\n    timeout: 10s\n    on_failure: accept\n") || !strings.Contains(out, "shutdown_timeout: 30s") {
 		t.Errorf("good config: %v\n%s", err, out)
 	}
 	_, err = run("--config", bad, "config", "check")

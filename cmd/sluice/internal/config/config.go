@@ -387,11 +387,26 @@ func sharesPort(a milter.Address, host string, port int) bool {
 }
 
 // Marshal returns the effective config as YAML, defaults filled in.
+// Each filter is printed with the timeout and on_failure that apply to
+// it, those of filter_defaults where the entry sets none: an
+// administrator reading the output should not have to work them out.
+// c itself is left as written.
 func (c *Config) Marshal() ([]byte, error) {
+	out := *c
+	out.Filters = make([]Filter, len(c.Filters))
+	for i, f := range c.Filters {
+		if f.Timeout == 0 {
+			f.Timeout = c.FilterDefaults.Timeout
+		}
+		if f.OnFailure == "" {
+			f.OnFailure = c.FilterDefaults.OnFailure
+		}
+		out.Filters[i] = f
+	}
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&out); err != nil {
 		return nil, err
 	}
 	enc.Close()

@@ -321,3 +321,60 @@ func TestDefaultSocketModePrinted(t *testing.T) {
 		t.Errorf("re-reading printed config: %v\n%s", err, out)
 	}
 }
+
+// config check prints each filter's timeout and on_failure as they
+// apply, those of filter_defaults where the entry sets none, so that an
+// administrator sees what every filter gets; the printed config reads
+// back to the same pipeline.
+func TestFilterEffectiveSettingsPrinted(t *testing.T) {
+	src := `filter_defaults:
+  timeout: 3s
+  on_failure: tempfail
+filters:
+  - type: script
+    name: own
+    timeout: 1s
+    on_failure: accept
+  - type: script
+    name: inherits
+  - type: sleep
+    timeout: 0s
+`
+	c, err := config.Parse("s.yml", []byte(src), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  - type: script\n    name: own\n    timeout: 1s\n    on_failure: accept\n",
+		"  - type: script\n    name: inherits\n    timeout: 3s\n    on_failure: tempfail\n",
+		"  - type: sleep\n    timeout: 3s\n    on_failure: tempfail\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("printed config lacks\n%s\nin\n%s", want, out)
+		}
+	}
+	// Printing changes nothing in the config itself.
+	if c.Filters[1].Timeout != 0 || c.Filters[1].OnFailure != "" {
+		t.Errorf("Marshal changed filter %+v", c.Filters[1])
+	}
+	c2, err := config.Parse("again.yml", out, filtertest.Registry())
+	if err != nil {
+		t.Fatalf("re-reading printed config: %v\n%s", err, out)
+	}
+	for _, cfg := range []*config.Config{c, c2} {
+		p, err := config.Build(cfg, filtertest.Registry(), slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := p.Steps()
+		if steps[0].Timeout != time.Second || steps[1].Timeout != 3*time.Second || steps[2].Timeout != 3*time.Second ||
+			steps[0].OnFailure == steps[1].OnFailure || steps[1].OnFailure != steps[2].OnFailure {
+			t.Errorf("steps: %+v", steps)
+		}
+		p.Close()
+	}
+}
