@@ -281,7 +281,13 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 	names := map[string]bool{}
 	for i, f := range c.Filters {
 		fail := func(key string, err error) error {
-			return &Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d]%s", i, key), Err: err}
+			// At the line of the key when the entry has it, so that the
+			// error points at the value to edit.
+			line := f.line
+			if l := entryKeyLine(root, "filters", i, strings.TrimPrefix(key, ".")); l > 0 {
+				line = l
+			}
+			return &Error{File: c.File, Line: line, Key: fmt.Sprintf("filters[%d]%s", i, key), Err: err}
 		}
 		if f.Type == "" {
 			return fail(".type", errors.New("missing"))

@@ -127,6 +127,12 @@ func TestParseErrors(t *testing.T) {
 		{"unknown filter", "filters:\n  - type: nope\n", "bad.yml:2: filters[0].type: unknown filter type"},
 		{"missing type", "filters:\n  - name: x\n", "bad.yml:2: filters[0].type: missing"},
 		{"duplicate name", "filters:\n  - type: script\n  - type: script\n", "bad.yml:3: filters[1].name:"},
+		// An error of an entry's key is at the key's line, not the
+		// entry's first one.
+		{"duplicate name given", "filters:\n  - type: script\n    name: a\n  - type: sleep\n    name: a\n", "bad.yml:5: filters[1].name:"},
+		{"negative filter timeout", "filters:\n  - type: script\n    name: a\n    timeout: -1s\n", "bad.yml:4: filters[0].timeout: must not be negative"},
+		{"bad filter policy", "filters:\n  - type: script\n    name: a\n    on_failure: pray\n", "bad.yml:4: filters[0].on_failure:"},
+		{"unknown filter type after name", "filters:\n  - name: a\n    type: nope\n", "bad.yml:3: filters[0].type: unknown filter type"},
 		{"unknown filter key", "filters:\n  - type: script\n    colour: red\n", "bad.yml:3: filters[0].colour: unknown key"},
 		{"syntax", "listen: [\n", "bad.yml:"},
 		{"second document", "log:\n  level: info\n---\nlog:\n  level: debug\n", "bad.yml:4: a second YAML document"},

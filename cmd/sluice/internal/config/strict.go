@@ -302,6 +302,27 @@ func itemLine(root *yaml.Node, key string, i int) int {
 	return 0
 }
 
+// entryKeyLine finds the line of key in item i of the list under list;
+// 0 if the item has no such key.
+func entryKeyLine(root *yaml.Node, list string, i int, key string) int {
+	if root == nil || root.Kind != yaml.MappingNode {
+		return 0
+	}
+	for j := 0; j+1 < len(root.Content); j += 2 {
+		if root.Content[j].Value == list {
+			items := root.Content[j+1]
+			if items.Kind != yaml.SequenceNode || i >= len(items.Content) {
+				return 0
+			}
+			if item := items.Content[i]; item.Kind == yaml.MappingNode {
+				return keyLine(item, key)
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
 // Build creates the pipeline the config describes. Each filter decodes its
 // own options strictly; an error names the file and line of the entry.
 func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Observer) (*filters.Pipeline, error) {
