@@ -266,6 +266,12 @@ func (d *daemon) reload() {
 	} else {
 		cfg, err = d.cli.loadConfig("")
 	}
+	if err == nil && cfg.Empty() {
+		// The built-in defaults have no filters: a file emptied, or
+		// caught half-written, would pass mail unfiltered, as a file
+		// gone would.
+		err = fmt.Errorf("%s has no settings (empty, or comments only); a reload never falls back to the built-in defaults", cfg.File)
+	}
 	if err == nil {
 		err = checkTempDir(cfg)
 	}

@@ -428,6 +428,26 @@ func TestReloadRefusesMissingTempDir(t *testing.T) {
 	}
 }
 
+// A file emptied (truncated by an editor or a deploy that writes in
+// place, caught half-written by the SIGHUP) means the built-in defaults
+// at start, but at a reload it is refused like a missing file: those
+// defaults have no filters, and applying them would pass mail unfiltered.
+func TestReloadRefusesEmptyFile(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	for i, content := range []string{"", "# all commented out\n#filters:\n"} {
+		os.WriteFile(td.config, []byte(content), 0o644)
+		td.signal(t, syscall.SIGHUP)
+		want := fmt.Sprintf(`sluice_config_reloads_total{result="failed"} %d`, i+1)
+		waitFor(t, func() bool { return strings.Contains(td.metrics(t), want) || strings.Contains(td.log.String(), "config reloaded") })
+		if !strings.Contains(td.log.String(), "sluice.yml has no settings") {
+			t.Errorf("%q: the reload did not fail naming the empty file:\n%s", content, td.log)
+		}
+		if name, _ := td.addedHeader(t); name != "X-First" {
+			t.Errorf("%q: after the reload: header %q, want the running X-First", content, name)
+		}
+	}
+}
+
 // A daemon started on the default config file (no --config) whose file
 // then disappears keeps its configuration at SIGHUP: the defaults a
 // missing default file means at start have no filters, and reloading

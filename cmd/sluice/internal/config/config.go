@@ -46,7 +46,15 @@ type Config struct {
 
 	// File is the path the config was read from; "" for the defaults.
 	File string `yaml:"-"`
+
+	// empty is set when File holds no settings at all.
+	empty bool
 }
+
+// Empty reports whether the file the config was read from holds no
+// settings (it is empty, or comments only), so that the config is the
+// defaults'. A reload refuses such a file, as it does a missing one.
+func (c *Config) Empty() bool { return c.empty }
 
 // At returns err as an Error at key (a dotted path such as
 // "body.temp_dir") with the file and the line of the key, for a value
@@ -190,7 +198,8 @@ func Parse(file string, data []byte, reg filters.Registry) (*Config, error) {
 	if second != nil {
 		return nil, &Error{File: file, Line: second.Line, Err: errors.New(`a second YAML document ("---"); sluice reads one`)}
 	}
-	if doc.Kind == 0 { // empty file: defaults
+	if doc.Kind == 0 || doc.Content[0].Tag == "!!null" { // empty file: defaults
+		cfg.empty = true
 		return cfg, cfg.check(reg, nil)
 	}
 	root := doc.Content[0]
