@@ -384,3 +384,17 @@ filters:
 		p.Close()
 	}
 }
+
+// Values are taken as written: no environment variable is expanded, and
+// a relative path is left for the daemon to resolve against its working
+// directory, as docs/configuration.md says.
+func TestValuesTakenAsWritten(t *testing.T) {
+	t.Setenv("SLUICE_TEST_DIR", "/expanded")
+	c, err := config.Parse("/etc/sluice/sluice.yml", []byte("state_dir: $SLUICE_TEST_DIR/state\nbody:\n  temp_dir: var/tmp\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir != "$SLUICE_TEST_DIR/state" || c.Body.TempDir != "var/tmp" {
+		t.Errorf("state_dir %q, temp_dir %q: want them as written", c.StateDir, c.Body.TempDir)
+	}
+}
