@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -172,6 +173,11 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// MaxFileSize bounds the configuration file. A real one is a few KiB;
+// a mailbox or a log named by mistake would be read whole and decoded
+// into a tree many times its size before the first error.
+const MaxFileSize = 16 << 20
+
 // Load reads and checks the file at path. An empty path returns the
 // defaults. Filter options are checked by building each filter with reg
 // (and closing it again); see Build.
@@ -179,9 +185,17 @@ func Load(path string, reg filters.Registry) (*Config, error) {
 	if path == "" {
 		return Default(), nil
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is larger than %d MiB; is it the configuration file?", path, MaxFileSize>>20)
 	}
 	return Parse(path, data, reg)
 }

@@ -3,6 +3,8 @@ package config_test
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -396,5 +398,28 @@ func TestValuesTakenAsWritten(t *testing.T) {
 	}
 	if c.StateDir != "$SLUICE_TEST_DIR/state" || c.Body.TempDir != "var/tmp" {
 		t.Errorf("state_dir %q, temp_dir %q: want them as written", c.StateDir, c.Body.TempDir)
+	}
+}
+
+// A file far larger than any configuration (a mailbox or a log named by
+// mistake) is refused before it is read whole and decoded, which would
+// take memory many times its size; a directory is an error naming it.
+func TestLoadRefusesHugeFileAndDirectory(t *testing.T) {
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.yml")
+	// Sparse: the test writes no data.
+	if err := os.WriteFile(huge, []byte("log:\n  level: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, config.MaxFileSize+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(huge, filtertest.Registry())
+	if err == nil || !strings.Contains(err.Error(), huge) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("huge file: error %v, want one naming the file and its size", err)
+	}
+	_, err = config.Load(dir, filtertest.Registry())
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("directory: error %v, want one naming it", err)
 	}
 }
