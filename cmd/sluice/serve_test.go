@@ -438,7 +438,9 @@ func TestReloadRefusesEmptyFile(t *testing.T) {
 		os.WriteFile(td.config, []byte(content), 0o644)
 		td.signal(t, syscall.SIGHUP)
 		want := fmt.Sprintf(`sluice_config_reloads_total{result="failed"} %d`, i+1)
-		waitFor(t, func() bool { return strings.Contains(td.metrics(t), want) || strings.Contains(td.log.String(), "config reloaded") })
+		waitFor(t, func() bool {
+			return strings.Contains(td.metrics(t), want) || strings.Contains(td.log.String(), "config reloaded")
+		})
 		if !strings.Contains(td.log.String(), "sluice.yml has no settings") {
 			t.Errorf("%q: the reload did not fail naming the empty file:\n%s", content, td.log)
 		}
