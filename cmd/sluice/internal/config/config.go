@@ -147,8 +147,11 @@ func Default() *Config {
 type Error struct {
 	File string
 	Line int
-	Key  string
-	Err  error
+	// Column, counted in characters from 1, is set for YAML syntax
+	// errors only, where the line alone may not show the mistake.
+	Column int
+	Key    string
+	Err    error
 }
 
 func (e *Error) Error() string {
@@ -159,6 +162,9 @@ func (e *Error) Error() string {
 	}
 	if e.Line > 0 {
 		fmt.Fprintf(&b, "%d:", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, "%d:", e.Column)
+		}
 	}
 	if b.Len() > 0 {
 		b.WriteString(" ")

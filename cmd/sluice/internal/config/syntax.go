@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -39,44 +40,66 @@ func decodeDocuments(data []byte, doc *yaml.Node) (*yaml.Node, error) {
 }
 
 // syntaxBudget bounds the bytes syntaxError decodes again to find the
-// line of an error, so that a huge broken file is not decoded once per
+// place of an error, so that a huge broken file is not decoded once per
 // line; past it, the line yaml.v3 gave stands.
 const syntaxBudget = 64 << 20
 
 // syntaxError turns a yaml.v3 syntax error in data into an Error at the
-// line that has the mistake. yaml.v3 numbers the line where the
-// construct around the mistake starts (the mapping, the quoted string),
-// for parser errors the line before that, and on the first line it gives
-// none: a tab indenting the third line of a section was reported on its
-// second. The mistake is on the first line, from the one yaml.v3 gave
-// on, whose text up to its end fails with the same message: the decoder
-// reads in order, so the lines before it decode (or fail otherwise) and
-// with it the decoder meets the mistake as in the whole file.
+// line and column that have the mistake. yaml.v3 numbers the line where
+// the construct around the mistake starts (the mapping, the quoted
+// string), for parser errors the line before that, and on the first line
+// it gives none: a tab indenting the third line of a section was
+// reported on its second. The mistake is on the first line, from the one
+// yaml.v3 gave on, whose text up to its end fails with the same message:
+// the decoder reads in order, so the lines before it decode (or fail
+// otherwise) and with it the decoder meets the mistake as in the whole
+// file. Its column is found the same way, character by character; an
+// error that needs the end of the line to show has none.
 func syntaxError(file string, data []byte, err error) error {
 	given, msg := splitYAMLError(err)
-	line := given
+	spent := 0
+	fails := func(prefix []byte) bool {
+		var doc yaml.Node
+		spent += len(prefix)
+		_, perr := decodeDocuments(prefix, &doc)
+		if perr == nil {
+			return false
+		}
+		_, m := splitYAMLError(perr)
+		return m == msg
+	}
+	line, col := given, 0
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	end, spent := 0, 0
-	for n := 1; n <= len(lines); n++ {
+	end := 0
+	for n := 1; n <= len(lines) && spent <= syntaxBudget; n++ {
 		end += len(lines[n-1])
-		if n < given {
+		if n < given || !fails(data[:end]) {
 			continue
 		}
-		if spent += end; spent > syntaxBudget {
-			break
+		line = n
+		start := end - len(lines[n-1])
+		text := strings.TrimRight(string(lines[n-1]), "\r\n")
+		if strings.HasPrefix(msg, "did not find expected ','") {
+			// A flow list or mapping not closed: every prefix after
+			// its first item fails so, and the column would point at
+			// that item, not at the missing bracket.
+			text = ""
 		}
-		var doc yaml.Node
-		if _, perr := decodeDocuments(data[:end], &doc); perr != nil {
-			if _, m := splitYAMLError(perr); m == msg {
-				line = n
+		for i, r := range text {
+			if spent > syntaxBudget {
+				break
+			}
+			if fails(data[:start+i+utf8.RuneLen(r)]) {
+				col = utf8.RuneCountInString(text[:i]) + 1
 				break
 			}
 		}
+		break
 	}
 	if line > 0 && line <= len(lines) {
 		msg += hint(string(lines[line-1]), msg)
 	}
-	return &Error{File: file, Line: line, Err: errors.New(msg)}
+	return &Error{File: file, Line: line, Column: col, Err: errors.New(msg)}
 }
 
 // hint explains the messages of yaml.v3 that name the mistake least

@@ -9,35 +9,36 @@ import (
 )
 
 // A broken file is reported at the line that is wrong, the one an
-// administrator has to edit. yaml.v3 gives the line where the construct
+// administrator has to edit, and at the column of the mistake where the
+// line shows it. yaml.v3 gives the line where the construct
 // around the mistake starts (the mapping, the key), for some errors the
 // line before that, and on the first line none at all.
 func TestSyntaxErrorLines(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
-		{"tab indenting a key", "log:\n  level: info\n\tformat: text\n", "sluice.yml:3: "},
-		{"tab as the only indentation", "metrics:\n  listen: \"\"\nlog:\n\tlevel: info\n", "sluice.yml:4: "},
-		{"tab in a list", "state_dir: /x\nlisten:\n\t- address: inet:127.0.0.1:1\n", "sluice.yml:3: "},
-		{"unclosed double quote", "log:\n  format: text\n  level: \"info\nstate_dir: /x\n", "sluice.yml:3: "},
-		{"unclosed single quote", "log:\n  format: text\n  level: 'info\n", "sluice.yml:3: "},
-		{"text after a quote", "log:\n  format: text\n  level: \"info\"x\n", "sluice.yml:3: "},
-		{"key indented less", "log:\n  level: info\n format: text\n", "sluice.yml:3: "},
-		{"key indented more", "log:\n  level: info\n   format: text\n", "sluice.yml:3: "},
-		{"section indented less", "metrics:\n  listen: \"\"\nlog:\n    level: info\n  format: text\n", "sluice.yml:5: "},
-		{"list item indented less", "filters:\n  - type: script\n  options:\n    header: X\n", "sluice.yml:3: "},
-		{"unclosed flow list", "state_dir: /x\nlisten: [\n", "sluice.yml:2: "},
+		{"tab indenting a key", "log:\n  level: info\n\tformat: text\n", "sluice.yml:3:1: "},
+		{"tab as the only indentation", "metrics:\n  listen: \"\"\nlog:\n\tlevel: info\n", "sluice.yml:4:1: "},
+		{"tab in a list", "state_dir: /x\nlisten:\n\t- address: inet:127.0.0.1:1\n", "sluice.yml:3:1: "},
+		{"unclosed double quote", "log:\n  format: text\n  level: \"info\nstate_dir: /x\n", "sluice.yml:3:10: "},
+		{"unclosed single quote", "log:\n  format: text\n  level: 'info\n", "sluice.yml:3:10: "},
+		{"text after a quote", "log:\n  format: text\n  level: \"info\"x\n", "sluice.yml:3:16: "},
+		{"key indented less", "log:\n  level: info\n format: text\n", "sluice.yml:3:2: "},
+		{"key indented more", "log:\n  level: info\n   format: text\n", "sluice.yml:3:10: "},
+		{"section indented less", "metrics:\n  listen: \"\"\nlog:\n    level: info\n  format: text\n", "sluice.yml:5:3: "},
+		{"list item indented less", "filters:\n  - type: script\n  options:\n    header: X\n", "sluice.yml:3:10: "},
+		{"unclosed flow list", "state_dir: /x\nlisten: [\n", "sluice.yml:2:9: "},
 		{"unclosed flow mapping", "state_dir: /x\nlog: {level: info\n", "sluice.yml:2: "},
-		{"two colons on line 1", "a: b: c\n", "sluice.yml:1: "},
-		{"two colons later", "log:\n  level: info\n  format: a: b\n", "sluice.yml:3: "},
-		{"unknown anchor", "log:\n  level: info\n  format: *fmt\n", "sluice.yml:3: "},
+		{"two colons on line 1", "a: b: c\n", "sluice.yml:1:5: "},
+		{"two colons later", "log:\n  level: info\n  format: a: b\n", "sluice.yml:3:12: "},
+		{"unknown anchor", "log:\n  level: info\n  format: *fmt\n", "sluice.yml:3:14: "},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n", "sluice.yml:3: mapping key \"level\" already defined at line 2"},
 		{"duplicate section", "log:\n  level: info\nstate_dir: /x\nlog:\n  format: text\n", "sluice.yml:4: mapping key \"log\" already defined at line 1"},
 		{"duplicate key in a filter", "filters:\n  - type: script\n    name: a\n    name: b\n", "sluice.yml:4: mapping key \"name\" already defined at line 3"},
 		// yaml.v3's messages for these two say little about the mistake.
-		{"tab hint", "log:\n\tlevel: info\n", "sluice.yml:2: found character that cannot start any token (a tab: YAML indents with spaces only)"},
-		{"quote hint", "log:\n  level: \"info\n", "sluice.yml:2: found unexpected end of stream (a quote on this line is not closed)"},
-		{"broken second document", "log:\n  level: info\n---\nlog:\n\tlevel: x\n", "sluice.yml:5: "},
+		{"tab hint", "log:\n\tlevel: info\n", "sluice.yml:2:1: found character that cannot start any token (a tab: YAML indents with spaces only)"},
+		{"quote hint", "log:\n  level: \"info\n", "sluice.yml:2:10: found unexpected end of stream (a quote on this line is not closed)"},
+		{"broken second document", "log:\n  level: info\n---\nlog:\n\tlevel: x\n", "sluice.yml:5:1: "},
 		// The mistakes of type and key, for completeness: these never
 		// went through yaml.v3's syntax errors.
 		{"string for a duration", "log:\n  level: info\nshutdown_timeout: soon\n", "sluice.yml:3: shutdown_timeout: "},
