@@ -98,6 +98,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown nested key", "log:\n  format: text\n  colour: yes\n", "bad.yml:3: log.colour: unknown key"},
 		{"wrong type", "shutdown_timeout: soon\n", "bad.yml:1: shutdown_timeout: \"soon\": want a duration with a unit"},
 		{"duration without unit", "filter_defaults:\n  timeout: 30\n", "bad.yml:2: filter_defaults.timeout: \"30\": want a duration with a unit"},
+		// "d" looks like a unit to an administrator; the error says
+		// which ones there are.
+		{"duration in days", "shutdown_timeout: 1d\n", "bad.yml:1: shutdown_timeout: \"1d\": want a duration with a unit, such as 30s or 1m30s (units: ms, s, m, h)"},
 		{"duration overflow", "shutdown_timeout: 99999999h\n", "bad.yml:1: shutdown_timeout: \"99999999h\": want a duration"},
 		{"duration list", "shutdown_timeout: [1s]\n", "bad.yml:1: shutdown_timeout: want a duration"},
 		{"filter timeout", "filters:\n  - type: script\n    timeout: 5\n", "bad.yml:3: filters[0].timeout: \"5\": want a duration"},

@@ -83,7 +83,7 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		// string into a duration and refuses 0 as an !!int, again
 		// without the key: refuse it here, where the key is known.
 		if _, err := time.ParseDuration(n.Value); err != nil || n.ShortTag() != "!!str" {
-			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a duration with a unit, such as 30s or 1m30s", n.Value)}
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a duration with a unit, such as 30s or 1m30s (units: ms, s, m, h)", n.Value)}
 		}
 		return nil
 	}
