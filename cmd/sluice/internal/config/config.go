@@ -61,8 +61,9 @@ func (c *Config) Empty() bool { return c.empty }
 // "body.temp_dir") with the file and the line of the key, for a value
 // checked outside this package against the file system. The line is
 // looked up in the file again, only on this error path, so that a Config
-// holds nothing but settings and compares equal to another with the same
-// ones; 0 (no line) when the file has changed out of recognition.
+// holds the settings and where they came from (File, Empty), not the
+// file's node tree; 0 (no line) when the file has changed out of
+// recognition.
 func (c *Config) At(key string, err error) error {
 	line := 0
 	if c.File != "" {
