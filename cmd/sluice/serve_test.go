@@ -911,3 +911,19 @@ func TestReloadDuringMessage(t *testing.T) {
 		t.Errorf("connection after the reload: header %q, want X-Second", name)
 	}
 }
+
+// config check names the file, the line and the column of a YAML syntax
+// error, the place an administrator has to edit.
+func TestConfigCheckSyntaxErrorPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	os.WriteFile(path, []byte("log:\n  level: info\n\tformat: text\n"), 0o644)
+	root := newRootCmd(filtertest.Registry())
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"config", "check", path})
+	err := root.Execute()
+	if want := path + ":3:1: found a tab character"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %v, want prefix %q", err, want)
+	}
+}
