@@ -744,7 +744,7 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 		}
 		cmds := make([]*redis.Cmd, len(todo))
 		err := s.call(ctx, op, true, func(ctx context.Context) error {
-			s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			_, perr := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, i := range todo {
 					a := make([]any, 0, 3+len(s.keys)+len(args[i]))
 					a = append(a, "evalsha", sc.Hash(), len(s.keys))
@@ -761,6 +761,12 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 				if e := c.Err(); e != nil && !redis.HasErrorPrefix(e, "NOSCRIPT") {
 					return e
 				}
+			}
+			// A connection that failed before any command went out (its
+			// AUTH or SELECT refused) leaves the commands without error
+			// and without result: only the pipeline's error tells.
+			if perr != nil && !redis.HasErrorPrefix(perr, "NOSCRIPT") {
+				return perr
 			}
 			return nil
 		})

@@ -914,3 +914,34 @@ func TestRedisWithoutLogCommandsConcurrent(t *testing.T) {
 		t.Errorf("%d lookup round trips refused, want 2 or more (the test did not run both lookups at once)", gate.failed)
 	}
 }
+
+// A server that refuses the connection's AUTH answers no script: every
+// write must fail, naming the refusal, and none may report success. An
+// import that reported success with nothing written would be believed.
+func TestRedisWriteAuthRefused(t *testing.T) {
+	srv := redistest.Start(t, "--requirepass", "secret")
+	ctx := context.Background()
+	for _, pw := range []string{"", "wrong"} {
+		st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, Password: pw})
+		want := "WRONGPASS"
+		if pw == "" {
+			want = "NOAUTH"
+		}
+		check := func(what string, err error) {
+			t.Helper()
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("password %q, %s: %v, want an error naming %s", pw, what, err, want)
+			}
+		}
+		_, err := st.Learn(ctx, []classifier.LearnOp{{Class: classifier.Spam, Tokens: []string{"a"}, Date: 20240101}})
+		check("learn", err)
+		err = st.Add(ctx, classifier.Batch{Totals: classifier.Totals{Spam: 1}, Records: []classifier.Record{{Token: "a", Counts: classifier.Counts{Spam: 1}}}})
+		check("add", err)
+		_, err = st.Prune(ctx, classifier.PruneOptions{MaxCount: 1})
+		check("prune", err)
+		check("set meta", st.SetMeta(ctx, classifier.MetaDialect, "sluice"))
+		_, err = st.SetModel(ctx, 1, "model", "id")
+		check("set model", err)
+		st.Close()
+	}
+}
