@@ -523,33 +523,50 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 	if len(idx) == 0 {
 		pipelined = s.rdb.Pipelined
 	}
-	err := s.call(ctx, "lookup", false, func(ctx context.Context) error {
-		_, err := pipelined(ctx, func(p redis.Pipeliner) error {
-			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen", "m:"+MetaModelID)
-			if since != "" && !s.noLog.Load() {
-				// Entry IDs are generations: "GEN-1" is just after
-				// entry "GEN-0".
-				logCmd = p.XRangeN(ctx, s.log, since+"-1", "+", logRead+1)
-			}
-			if len(idx) > 0 {
-				// Read as strings, a missing field as "" (no stored
-				// value is empty): cheaper than HMGet's []any.
-				args := make([]any, 2, 2+len(idx))
-				args[0], args[1] = "hmget", s.tokens
-				for _, i := range idx {
-					args = append(args, tokens[i])
+	read := func(pipelined func(context.Context, func(redis.Pipeliner) error) ([]redis.Cmder, error)) error {
+		return s.call(ctx, "lookup", false, func(ctx context.Context) error {
+			_, err := pipelined(ctx, func(p redis.Pipeliner) error {
+				meta = p.HMGet(ctx, s.meta, "version", "spam", "ham", "gen", "m:"+MetaModelID)
+				if since != "" && !s.noLog.Load() {
+					// Entry IDs are generations: "GEN-1" is just
+					// after entry "GEN-0".
+					logCmd = p.XRangeN(ctx, s.log, since+"-1", "+", logRead+1)
 				}
-				toks = redis.NewStringSliceCmd(ctx, args...)
-				p.Process(ctx, toks)
-			}
-			return nil
+				if len(idx) > 0 {
+					// Read as strings, a missing field as "" (no
+					// stored value is empty): cheaper than HMGet's
+					// []any.
+					args := make([]any, 2, 2+len(idx))
+					args[0], args[1] = "hmget", s.tokens
+					for _, i := range idx {
+						args = append(args, tokens[i])
+					}
+					toks = redis.NewStringSliceCmd(ctx, args...)
+					p.Process(ctx, toks)
+				}
+				return nil
+			})
+			return err
 		})
-		return err
-	})
+	}
+	err := read(pipelined)
+	if err != nil && logCmd != nil && s.logRefused(ctx, err) {
+		return lookupReply{}, fmt.Errorf("lookup: %w: %w", errLogRefused, err)
+	}
+	if redis.HasErrorPrefix(err, "EXECABORT") {
+		// Redis refused a command as it was queued, and go-redis reports
+		// only the abort. At maxmemory (noeviction) Redis refuses every
+		// command queued in a MULTI, reads too, yet classification must
+		// go on then (docs/scaling.md); other refusals (an ACL) name
+		// themselves when sent alone. So the same reads go again in a
+		// plain pipeline. Not one snapshot, but close enough: the totals
+		// and generation are read first, so a token's counts are those
+		// of that generation or a later one, which the change log leads
+		// the cache to anyway (its values are counts, not increments);
+		// and the lookup reads at most one message's training apart.
+		err = read(s.rdb.Pipelined)
+	}
 	if err != nil {
-		if logCmd != nil && s.logRefused(ctx, err) {
-			return lookupReply{}, fmt.Errorf("lookup: %w: %w", errLogRefused, err)
-		}
 		return lookupReply{}, fmt.Errorf("lookup: %w", err)
 	}
 	var r lookupReply

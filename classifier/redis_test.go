@@ -945,3 +945,40 @@ func TestRedisWriteAuthRefused(t *testing.T) {
 		st.Close()
 	}
 }
+
+// With maxmemory reached under noeviction, Redis refuses writes, and
+// docs/scaling.md promises that classification goes on. Redis also
+// refuses every command queued in a MULTI then, reads included, so a
+// lookup must not depend on one.
+func TestRedisLookupOutOfMemory(t *testing.T) {
+	srv := redistest.Start(t, "--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
+	ctx := context.Background()
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "oom", CacheTokens: -1})
+	defer st.Close()
+	var err error
+	learned := 0
+	for i := 0; i < 5000; i++ {
+		op := classifier.LearnOp{Class: classifier.Spam, Date: 20240101}
+		op.Digest[0], op.Digest[1] = byte(i), byte(i>>8)
+		for j := range 200 {
+			op.Tokens = append(op.Tokens, fmt.Sprintf("token-%d-%d-%s", i, j, strings.Repeat("x", 20)))
+		}
+		if _, err = st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+			break
+		}
+		learned++
+	}
+	if err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("learning until maxmemory: %v, want an OOM error", err)
+	}
+	for _, cache := range []int{-1, 0} {
+		st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "oom", CacheTokens: cache})
+		tot, c, err := st.Lookup(ctx, []string{"token-0-0-" + strings.Repeat("x", 20), "unknown"})
+		if err != nil {
+			t.Errorf("cache_tokens %d: lookup at maxmemory: %v", cache, err)
+		} else if tot.Spam != uint32(learned) || c[0].Spam != 1 || c[1] != (classifier.Counts{}) {
+			t.Errorf("cache_tokens %d: lookup at maxmemory: totals %+v, counts %+v; want %d spam, 1 and 0", cache, tot, c, learned)
+		}
+		st.Close()
+	}
+}
