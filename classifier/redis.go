@@ -1037,12 +1037,16 @@ func (s *RedisStore) WalkLearned(ctx context.Context, fn func(DigestClass) error
 // trip: totals, the number of tokens and digests, and Bytes, the memory
 // Redis estimates for the store's keys (MEMORY USAGE, sampled). The Bayes
 // filter measures the store with it every stats_interval.
+//
+// The reads are a plain pipeline, not a MULTI: the numbers need not be of
+// one instant, and at maxmemory (noeviction) Redis refuses every command
+// queued in a MULTI, when an administrator needs the numbers most.
 func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
 	var meta *redis.SliceCmd
 	var ntok, ndig *redis.IntCmd
 	mem := make([]*redis.IntCmd, len(s.keys))
 	err := s.call(ctx, "stats", false, func(ctx context.Context) error {
-		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
 			ntok = p.HLen(ctx, s.tokens)
 			ndig = p.HLen(ctx, s.digests)
@@ -1051,7 +1055,13 @@ func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
 			}
 			return nil
 		})
-		// MEMORY USAGE of a missing key is a nil reply.
+		// MEMORY USAGE of a missing key is a nil reply, which must not
+		// hide the error of another command.
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) {
+				return e
+			}
+		}
 		if errors.Is(err, redis.Nil) {
 			err = nil
 		}

@@ -453,8 +453,10 @@ func (s *RedisStore) useFloor(floor uint64) {
 func (s *RedisStore) load(ctx context.Context, floor uint64) error {
 	var gen *redis.StringCmd
 	var n *redis.IntCmd
+	// A plain pipeline: the number of tokens only sizes the table, and
+	// at maxmemory (noeviction) Redis refuses a MULTI, reads included.
 	err := s.call(ctx, "load", false, func(ctx context.Context) error {
-		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			gen = p.HGet(ctx, s.meta, "gen")
 			n = p.HLen(ctx, s.tokens)
 			return nil

@@ -981,4 +981,22 @@ func TestRedisLookupOutOfMemory(t *testing.T) {
 		}
 		st.Close()
 	}
+	// An administrator's first look (sluice db stats), and the Bayes
+	// filter's store metrics.
+	st2 := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "oom", CacheTokens: -1})
+	defer st2.Close()
+	if size, err := st2.Size(ctx); err != nil || size.Spam != uint32(learned) {
+		t.Errorf("size at maxmemory: %+v, %v; want %d spam", size, err, learned)
+	}
+	if stats, err := st2.Stats(ctx); err != nil || stats.Spam != uint32(learned) || stats.Tokens != 200*learned {
+		t.Errorf("stats at maxmemory: %+v, %v; want %d spam, %d tokens", stats, err, learned, 200*learned)
+	}
+	// The cache loads all the same: the lookups of a daemon started
+	// during the shortage need not each ask Redis for their tokens.
+	st3 := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "oom"})
+	defer st3.Close()
+	if _, _, err := st3.Lookup(ctx, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	waitCache(t, st3, 1)
 }
