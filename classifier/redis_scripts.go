@@ -44,8 +44,18 @@ end
 local function fmt(s, h, d)
   return string.format('%d %d %d', s, h, d)
 end
-local function total(field)
-  return tonumber(redis.call('HGET', KEYS[1], field) or '0') or 0
+-- totals returns the spam and ham totals, or nil if one is not a count
+-- that Go reads back (the scripts write them before they know, so they
+-- must check first).
+local function totals()
+  local t = redis.call('HMGET', KEYS[1], 'spam', 'ham')
+  local out = {}
+  for i = 1, 2 do
+    local x = t[i] or '0'
+    if not string.match(x, '^%d+$') or tonumber(x) > MAX then return nil end
+    out[i] = tonumber(x)
+  end
+  return out[1], out[2]
 end
 -- Commands take at most CHUNK fields at a time: unpack is bounded by the
 -- Lua stack, and one HMGET or HSET of many fields costs far less than a
@@ -122,9 +132,13 @@ end
 //
 // Returns the outcome.
 const luaLearn = luaPrelude + `
-local prev = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') or 0
-if prev < 0 or prev > 2 then
-  return redis.error_reply('corrupt digest entry')
+-- Anything but the two classes is corrupt: taken for "not learned", the
+-- message would be counted again.
+local dv = redis.call('HGET', KEYS[3], ARGV[1])
+local prev = 0
+if dv == '1' then prev = 1
+elseif dv == '2' then prev = 2
+elseif dv then return redis.error_reply('corrupt digest entry')
 end
 local base = 3 + prev * 4
 local outcome = tonumber(ARGV[base])
@@ -133,6 +147,10 @@ local add = tonumber(ARGV[base + 2])
 local record = tonumber(ARGV[base + 3])
 local date = tonumber(ARGV[2])
 if remove ~= 0 or add ~= 0 then
+  local ts, th = totals()
+  if not ts then
+    return redis.error_reply('corrupt message counts')
+  end
   -- The new generation must also follow the log's last entry (an ID that
   -- does not would make XADD fail after the writes). pcall: a user whose
   -- ACL has no stream commands learns without the log (an error reply is
@@ -176,7 +194,6 @@ if remove ~= 0 or add ~= 0 then
   end
   hset(KEYS[2], sets)
   hdel(KEYS[2], dels)
-  local ts, th = total('spam'), total('ham')
   if remove == 1 then ts = clamp(ts - 1) elseif remove == 2 then th = clamp(th - 1) end
   if add == 1 then ts = clamp(ts + 1) elseif add == 2 then th = clamp(th + 1) end
   redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
@@ -226,6 +243,10 @@ return outcome
 //
 // Returns the number of records written.
 const luaAdd = luaPrelude + `
+local ts, th = totals()
+if not ts then
+  return redis.error_reply('corrupt message counts')
+end
 local n = tonumber(ARGV[3])
 local toks = {}
 for i = 0, n - 1 do toks[i + 1] = ARGV[4 + i * 4] end
@@ -280,8 +301,8 @@ hset(KEYS[3], digs)
 hset(KEYS[5], fsets)
 hdel(KEYS[5], fdels)
 if #order > 0 then learned() end
-local ts = clamp(total('spam') + tonumber(ARGV[1]))
-local th = clamp(total('ham') + tonumber(ARGV[2]))
+ts = clamp(ts + tonumber(ARGV[1]))
+th = clamp(th + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'spam', string.format('%d', ts), 'ham', string.format('%d', th))
 bump()
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end

@@ -1000,3 +1000,53 @@ func TestRedisLookupOutOfMemory(t *testing.T) {
 	}
 	waitCache(t, st3, 1)
 }
+
+// A corrupt digest entry or message count fails a learn, and the import
+// too, before anything is written, as a corrupt token does: taken as
+// "not learned" or as 0, they would be overwritten, the message counted
+// twice, and the totals silently reset.
+func TestRedisCorruptDigestOrTotal(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "cdt", CacheTokens: -1})
+	defer st.Close()
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"tok"}, Date: 20240101}
+	op.Digest[0] = 1
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		if v := rdb.HGet(ctx, "{cdt}:tokens", "tok").Val(); v != "1 0 20240101" {
+			t.Errorf("%s: token counts %q, want them unchanged", what, v)
+		}
+	}
+
+	if err := rdb.HSet(ctx, "{cdt}:digests", string(op.Digest[:]), "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := st.Learn(ctx, []classifier.LearnOp{op}); err == nil {
+		t.Errorf("learn over a corrupt digest entry: %v, no error", out)
+	}
+	unchanged("learn over a corrupt digest entry")
+	rdb.HSet(ctx, "{cdt}:digests", string(op.Digest[:]), "1")
+
+	for _, bad := range []string{"zz", "-1", "4294967296", "1e3"} {
+		if err := rdb.HSet(ctx, "{cdt}:meta", "spam", bad).Err(); err != nil {
+			t.Fatal(err)
+		}
+		op2 := op
+		op2.Digest[0] = 2
+		if out, err := st.Learn(ctx, []classifier.LearnOp{op2}); err == nil {
+			t.Errorf("learn over spam total %q: %v, no error", bad, out)
+		}
+		if err := st.Add(ctx, classifier.Batch{Totals: classifier.Totals{Spam: 1}, Records: []classifier.Record{{Token: "tok", Counts: classifier.Counts{Spam: 1}}}}); err == nil {
+			t.Errorf("import over spam total %q: no error", bad)
+		}
+		unchanged(fmt.Sprintf("learn and import over spam total %q", bad))
+		if v := rdb.HGet(ctx, "{cdt}:meta", "spam").Val(); v != bad {
+			t.Errorf("spam total %q became %q", bad, v)
+		}
+	}
+}
