@@ -386,8 +386,10 @@ if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
 return 1
 `
 
-// redisLogLen is about how many learned messages the change log keeps (a
-// few kB each). A cache more than that behind starts over.
+// redisLogLen is about how many learned messages the change log keeps
+// (each with all its tokens: from a few kB to 430 kB for a message of the
+// tokenizer's 20,000 tokens, see docs/scaling.md). A cache more than that
+// behind starts over.
 const redisLogLen = 256
 
 // redisFormatVersion is the layout of the keys; scripts refuse a store of
