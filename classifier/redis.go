@@ -509,6 +509,14 @@ func (r *lookupReply) logCovers(from string) bool {
 // behind starts over.
 const logRead = 64
 
+// logReadChanges is the most token changes a lookup takes from the log
+// entries it read; with more, the cache starts over as well. An entry has
+// every token of its message, up to the tokenizer's 20,000, so 64 entries
+// could hold over a million: over a second of CPU (measured) for every
+// lookup in flight until the cache caught up. Ordinary mail, a few hundred tokens a
+// message, stays well below.
+const logReadChanges = 100_000
+
 // fetch reads, in one MULTI/EXEC, the totals, the store's generation, the
 // change log after generation since (unless since is ""), and the counts
 // of tokens[i] for each i in idx (into counts[i]).
@@ -607,13 +615,15 @@ func (s *RedisStore) fetch(ctx context.Context, tokens []string, idx []int, coun
 
 // parseRedisLog parses the change log entries up to generation gen (later
 // ones, written after the other reads of the transaction cannot be, are
-// ignored). It reports false if it cannot use them: too many, or one it
-// cannot parse (the cache then starts over, which is always safe).
+// ignored). It reports false if it cannot use them: too many, with too
+// many changes, or one it cannot parse (the cache then starts over, which
+// is always safe).
 func parseRedisLog(msgs []redis.XMessage, gen string) ([]logEntry, bool) {
 	if len(msgs) > logRead {
 		return nil, false
 	}
 	var out []logEntry
+	changes := 0
 	for _, m := range msgs {
 		g, ok := strings.CutSuffix(m.ID, "-0")
 		if !ok {
@@ -638,6 +648,9 @@ func parseRedisLog(msgs []redis.XMessage, gen string) ([]logEntry, bool) {
 			}
 			c, err := parseRedisCounts(val)
 			if err != nil {
+				return nil, false
+			}
+			if changes++; changes > logReadChanges {
 				return nil, false
 			}
 			e.toks = append(e.toks, tok)

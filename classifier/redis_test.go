@@ -1050,3 +1050,47 @@ func TestRedisCorruptDigestOrTotal(t *testing.T) {
 		}
 	}
 }
+
+// A few learned messages of the tokenizer's 20,000 tokens each, which a
+// sender whose spam is auto-learned can provide, fill the change log with
+// 200,000 token changes. Another host's next lookup, and every lookup it
+// has in flight meanwhile, would read and apply them all, seconds of CPU
+// each; beyond a budget of changes its cache starts over instead, as it
+// does when it is too many messages behind, and the counts stay right.
+func TestRedisLogTooManyChanges(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "big"})
+	defer st.Close()
+	other := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "big"})
+	defer other.Close()
+	if _, err := st.Learn(ctx, []classifier.LearnOp{{Class: classifier.Ham, Tokens: []string{"first"}, Date: 20240101}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := other.Lookup(ctx, []string{"first"}); err != nil {
+		t.Fatal(err)
+	}
+	waitCache(t, other, 1)
+	const msgs, toks = 10, 20000
+	for i := range msgs {
+		op := classifier.LearnOp{Class: classifier.Spam, Date: 20240102}
+		op.Digest[0] = byte(i + 1)
+		for j := range toks {
+			op.Tokens = append(op.Tokens, fmt.Sprintf("big%02d-%05d", i, j))
+		}
+		op.Tokens = append(op.Tokens, "first")
+		if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tot, c, err := other.Lookup(ctx, []string{"first", "big03-00007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot != (classifier.Totals{Spam: msgs, Ham: 1}) || c[0].Spam != msgs || c[0].Ham != 1 || c[1].Spam != 1 {
+		t.Errorf("after the big messages: totals %+v, counts %+v", tot, c)
+	}
+	if cs := other.CacheStatus(); cs.Complete || cs.Tokens > toks {
+		t.Errorf("the cache took in the log of %d token changes: %+v", msgs*toks, cs)
+	}
+}
