@@ -189,6 +189,7 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 		TLSConfig:        opts.TLS,
 		ClientName:       "sluice",
 		DialTimeout:      opts.Timeout,
+		Dialer:           opts.dial,
 		// One dial attempt per call: while Redis is down a call fails
 		// at once, and the pool's own probe redials in the background.
 		DialerRetries: 1,
@@ -234,6 +235,45 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 	s.loader.init()
 	s.addrString = s.describe()
 	return s, nil
+}
+
+// dial connects to a Redis server or Sentinel, with TLS if configured. It
+// makes the TLS handshake as go-redis's own dialer does, the server's name
+// taken from the address unless set, but says so when the handshake
+// fails: TLS to a port without it waits out the timeout, and "context
+// deadline exceeded" alone reads like a slow network, not a wrong
+// setting.
+func (o RedisOptions) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{
+		Timeout: o.Timeout,
+		// As go-redis's dialer: a peer gone silent is noticed within a
+		// minute even on an idle connection.
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3},
+	}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil || o.TLS == nil {
+		return conn, err
+	}
+	cfg := o.TLS
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(conn, cfg)
+	// Half the timeout: a TLS server answers in one round trip, and the
+	// handshake must fail before the call that waits for the connection
+	// does, or only the call's deadline is reported.
+	hctx, cancel := context.WithTimeout(ctx, o.Timeout/2)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS handshake with %s (does that port speak TLS?): %w", addr, err)
+	}
+	return tc, nil
 }
 
 // redisLog passes go-redis's log lines to the default slog logger, which
