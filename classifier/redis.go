@@ -1152,7 +1152,7 @@ func (s *RedisStore) Stats(ctx context.Context) (Stats, error) {
 	}
 	st.Tokens = len(recs)
 	for _, r := range recs {
-		if r.Spam+r.Ham == 1 {
+		if uint64(r.Spam)+uint64(r.Ham) == 1 {
 			st.Singular++
 		}
 		if r.LastSeen != 0 && (st.Oldest == 0 || r.LastSeen < st.Oldest) {

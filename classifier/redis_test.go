@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -1092,5 +1093,29 @@ func TestRedisLogTooManyChanges(t *testing.T) {
 	}
 	if cs := other.CacheStatus(); cs.Complete || cs.Tokens > toks {
 		t.Errorf("the cache took in the log of %d token changes: %+v", msgs*toks, cs)
+	}
+}
+
+// A token is singular when seen in one message in all; counts near the
+// top of uint32 must not wrap around to look like one, as they do not in
+// the bbolt store.
+func TestRedisStatsSingularNoWrap(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
+	defer st.Close()
+	err := st.Add(ctx, classifier.Batch{Records: []classifier.Record{
+		{Token: "huge", Counts: classifier.Counts{Spam: math.MaxUint32, Ham: 2, LastSeen: 20240101}},
+		{Token: "once", Counts: classifier.Counts{Ham: 1, LastSeen: 20240101}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Tokens != 2 || stats.Singular != 1 {
+		t.Errorf("stats: %d tokens, %d singular; want 2 and 1", stats.Tokens, stats.Singular)
 	}
 }
