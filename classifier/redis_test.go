@@ -1119,3 +1119,62 @@ func TestRedisStatsSingularNoWrap(t *testing.T) {
 		t.Errorf("stats: %d tokens, %d singular; want 2 and 1", stats.Tokens, stats.Singular)
 	}
 }
+
+// Several hosts auto-learn the same messages at the same moment, some as
+// spam and some as ham: each message ends up counted exactly once, in one
+// class, its tokens with it, and exactly one host saw it learned.
+func TestRedisSameMessageSeveralHosts(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	const hosts, msgs = 6, 30
+	stores := make([]*classifier.RedisStore, hosts)
+	for i := range stores {
+		stores[i] = openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "same"})
+		defer stores[i].Close()
+	}
+	var learned [msgs]atomic.Int32
+	var wg sync.WaitGroup
+	for h, st := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range msgs {
+				op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"shared", fmt.Sprint("m", m)}, Date: 20240101}
+				if h%2 == 1 && m%3 == 0 {
+					op.Class = classifier.Ham
+				}
+				op.Digest[0] = byte(m)
+				out, err := st.Learn(ctx, []classifier.LearnOp{op})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if out[0] == classifier.Learned {
+					learned[m].Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for m := range msgs {
+		if n := learned[m].Load(); n != 1 {
+			t.Errorf("message %d learned by %d hosts, want 1", m, n)
+		}
+	}
+	toks := []string{"shared"}
+	for m := range msgs {
+		toks = append(toks, fmt.Sprint("m", m))
+	}
+	tot, c, err := stores[0].Lookup(ctx, toks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Spam+tot.Ham != msgs || c[0].Spam != tot.Spam || c[0].Ham != tot.Ham {
+		t.Errorf("totals %+v, shared %+v: want %d messages in all, as many as shared counts", tot, c[0], msgs)
+	}
+	for m := range msgs {
+		if c[m+1].Spam+c[m+1].Ham != 1 {
+			t.Errorf("message %d counted %+v, want once", m, c[m+1])
+		}
+	}
+}
