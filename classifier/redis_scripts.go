@@ -31,6 +31,12 @@ local v = redis.call('HGET', KEYS[1], 'version')
 if v and v ~= 'FORMAT_VERSION' then
   return redis.error_reply('sluice store format version ' .. v .. ', want FORMAT_VERSION')
 end
+-- No version is a store never written, unless the meta hash alone is gone
+-- (an evicting maxmemory-policy drops whole keys): writing would start
+-- the totals again from 0 under counts that go on, and nothing would say.
+if not v and redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
+  return redis.error_reply('sluice store has tokens or digests but no meta hash (' .. KEYS[1] .. '): evicted? see maxmemory-policy in docs/scaling.md')
+end
 local function parse(val)
   local s, h, d = string.match(val, '^(%d+) (%d+) (%d+)$')
   if not s then return nil end

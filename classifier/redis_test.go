@@ -1178,3 +1178,59 @@ func TestRedisSameMessageSeveralHosts(t *testing.T) {
 		}
 	}
 }
+
+// Under an evicting maxmemory-policy Redis may drop the meta hash alone
+// (docs/scaling.md). The store then looks new, and writing to it would
+// start the totals again from 0 under token counts that go on: every
+// score wrong, and nothing said. Writes refuse instead, naming the cause,
+// and change nothing.
+func TestRedisMetaLost(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "lost", CacheTokens: -1})
+	defer st.Close()
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"tok"}, Date: 20240101}
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, "{lost}:meta").Err(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "meta") {
+			t.Errorf("%s on a store that lost its meta hash: %v, want an error naming it", what, err)
+		}
+	}
+	op.Digest[0] = 1
+	_, err := st.Learn(ctx, []classifier.LearnOp{op})
+	check("learn", err)
+	check("import", st.Add(ctx, classifier.Batch{Records: []classifier.Record{{Token: "tok", Counts: classifier.Counts{Spam: 1}}}}))
+	check("set meta", st.SetMeta(ctx, classifier.MetaDialect, "sluice"))
+	_, err = st.SetModel(ctx, 1, "model", "id")
+	check("set model", err)
+	if n := rdb.Exists(ctx, "{lost}:meta").Val(); n != 0 {
+		t.Error("the meta hash was written again")
+	}
+	if v := rdb.HGet(ctx, "{lost}:tokens", "tok").Val(); v != "1 0 20240101" {
+		t.Errorf("token counts %q, want them unchanged", v)
+	}
+
+	// A new store, and one whose tokens were all pruned, still take writes.
+	fresh := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "fresh", CacheTokens: -1})
+	defer fresh.Close()
+	if err := fresh.SetMeta(ctx, classifier.MetaDialect, "sluice"); err != nil {
+		t.Errorf("set meta on a new store: %v", err)
+	}
+	if _, err := fresh.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Errorf("learn on a new store: %v", err)
+	}
+	if _, err := fresh.Prune(ctx, classifier.PruneOptions{MaxCount: 10}); err != nil {
+		t.Fatal(err)
+	}
+	op.Digest[0] = 2
+	if _, err := fresh.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Errorf("learn on a pruned store: %v", err)
+	}
+}
