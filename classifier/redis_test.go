@@ -1234,3 +1234,53 @@ func TestRedisMetaLost(t *testing.T) {
 		t.Errorf("learn on a pruned store: %v", err)
 	}
 }
+
+// Tokens are whatever bytes a sender puts in a message: the change log's
+// separators, NUL and invalid UTF-8, the names of the meta fields, a token
+// of 200 kB. Each is its own field, reaches another host's cache through
+// the log intact, and touches nothing else.
+func TestRedisHostileTokens(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "hostile"})
+	defer st.Close()
+	other := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "hostile"})
+	defer other.Close()
+	toks := []string{"a:b", "a b", "a\nb", "3:abc 1 1 1\n", "\x00\xff\xfe", "version", "spam", "gen", "m:dialect", "m:" + classifier.MetaModelID, "-0", strings.Repeat("L", 200_000)}
+	if _, err := st.Learn(ctx, []classifier.LearnOp{{Class: classifier.Ham, Tokens: []string{"warm"}, Date: 20240101}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := other.Lookup(ctx, toks); err != nil {
+		t.Fatal(err)
+	}
+	waitCache(t, other, 1)
+	op := classifier.LearnOp{Class: classifier.Spam, Tokens: toks, Date: 20240102}
+	op.Digest[0] = 1
+	if _, err := st.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*classifier.RedisStore{other, st} {
+		tot, c, err := s.Lookup(ctx, toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tot != (classifier.Totals{Spam: 1, Ham: 1}) {
+			t.Errorf("totals %+v, want 1 spam, 1 ham", tot)
+		}
+		for i, cnt := range c {
+			if cnt != (classifier.Counts{Spam: 1, LastSeen: 20240102}) {
+				t.Errorf("token %.20q: %+v", toks[i], cnt)
+			}
+		}
+	}
+	if cs := other.CacheStatus(); !cs.Complete {
+		t.Errorf("the other host's cache started over: %+v", cs)
+	}
+	if d, err := st.Meta(ctx, classifier.MetaDialect); err != nil || d != "" {
+		t.Errorf("dialect %q, %v; want none", d, err)
+	}
+	n := 0
+	if err := st.Walk(ctx, func(classifier.Record) error { n++; return nil }); err != nil || n != len(toks)+1 {
+		t.Errorf("walk: %d tokens, %v; want %d", n, err, len(toks)+1)
+	}
+}
