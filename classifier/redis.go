@@ -553,8 +553,8 @@ const logRead = 64
 // entries it read; with more, the cache starts over as well. An entry has
 // every token of its message, up to the tokenizer's 20,000, so 64 entries
 // could hold over a million: over a second of CPU (measured) for every
-// lookup in flight until the cache caught up. Ordinary mail, a few hundred tokens a
-// message, stays well below.
+// lookup in flight until the cache caught up. Ordinary mail, a few
+// hundred tokens a message, stays well below.
 const logReadChanges = 100_000
 
 // fetch reads, in one MULTI/EXEC, the totals, the store's generation, the
