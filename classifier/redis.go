@@ -1248,14 +1248,16 @@ func (s *RedisStore) SetModel(ctx context.Context, gen uint64, model, id string)
 	return n == 1, nil
 }
 
-// Exists reports whether the store has ever been written (its format
-// version is set): the CLI's read-only commands refuse an empty store at
-// a mistyped address.
+// Exists reports whether the store has ever been written: the CLI's
+// read-only commands refuse an empty store at a mistyped address. The
+// tokens and digests count as well as the meta hash, which an evicting
+// maxmemory-policy may have dropped alone: the administrator must then
+// see what is left, not "no store".
 func (s *RedisStore) Exists(ctx context.Context) (bool, error) {
 	var n int64
 	err := s.call(ctx, "meta", false, func(ctx context.Context) error {
 		var err error
-		n, err = s.rdb.Exists(ctx, s.meta).Result()
+		n, err = s.rdb.Exists(ctx, s.meta, s.tokens, s.digests).Result()
 		return err
 	})
 	if err != nil {

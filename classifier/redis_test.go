@@ -1216,6 +1216,15 @@ func TestRedisMetaLost(t *testing.T) {
 	if v := rdb.HGet(ctx, "{lost}:tokens", "tok").Val(); v != "1 0 20240101" {
 		t.Errorf("token counts %q, want them unchanged", v)
 	}
+	// The CLI's read-only commands still find the store, so that the
+	// administrator sees its tokens (sluice db stats, export), not "no
+	// store" as if the prefix were mistyped.
+	if found, err := st.Exists(ctx); err != nil || !found {
+		t.Errorf("exists: %v, %v; want true", found, err)
+	}
+	if stats, err := st.Stats(ctx); err != nil || stats.Tokens != 1 {
+		t.Errorf("stats: %+v, %v; want 1 token", stats, err)
+	}
 
 	// A new store, and one whose tokens were all pruned, still take writes.
 	fresh := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "fresh", CacheTokens: -1})
