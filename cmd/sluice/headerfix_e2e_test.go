@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -623,6 +624,87 @@ filters:
 				for _, h := range seen {
 					if strings.EqualFold(h.Name, "X-Sluice-Repaired") && strings.HasPrefix(h.Value, "nothing") {
 						t.Errorf("%s: a later filter saw the forged field %q", k, h.Value)
+					}
+				}
+			}
+		})
+	}
+}
+
+// headerfixSpelt returns the values of the fields spelt exactly name
+// (not filters.SameName), in order.
+func headerfixSpelt(fs []mtatest.Field, name string) []string {
+	var vs []string
+	for _, f := range fs {
+		if f.Name == name {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
+}
+
+// End to end, through Postfix and through Sendmail told to accept bare CR
+// and LF: messages that once came out of the repair wrong. want gives,
+// for each field name as spelt, the values the mailbox must have, and the
+// filter after headerfix must have seen the same (with Sendmail, but for
+// fields of the names Sendmail makes up and hides).
+func TestHeaderfixEndToEndEdgeCases(t *testing.T) {
+	mtatest.Require(t)
+	two, three := headerfixDate+" (two)", headerfixDate+" (three)"
+	type edgeCase struct {
+		raw  string
+		want map[string]map[string][]string // MTA kind, spelling, values
+	}
+	cases := map[string]edgeCase{
+		// Fields whose names differ in case only: each keeps its own
+		// spelling with its own value. Postfix merged the first two;
+		// Sendmail keeps the CR, and the CR becomes a space as the
+		// header already has a Date.
+		"case": {
+			raw: "Date: " + headerfixDate + "\rDATE: " + two + "\r\ndate: " + three + "\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"Date": {headerfixDate}, "DATE": {two}, "date": {three}},
+				"sendmail-relaxed": {"Date": {headerfixDate + " DATE: " + two}, "DATE": nil, "date": {three}},
+			},
+		},
+	}
+	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
+		t.Run(kind, func(t *testing.T) {
+			rec := newHeaderfixRecorder()
+			td := headerfixDaemon(t, `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+filters:
+  - type: headerfix
+  - type: hfrecorder
+`, rec)
+			mta := headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
+			names := slices.Sorted(maps.Keys(cases))
+			for _, k := range names {
+				if r := headerfixSend(t, mta, k+"@lab.example", cases[k].raw); r.Code != 250 {
+					t.Fatalf("%s: reply %v", k, r)
+				}
+			}
+			mta.WaitDelivered(t, len(cases), 30*time.Second)
+			mta.WaitIdle(t, 30*time.Second)
+			ds := mta.Delivered(t)
+			for _, k := range names {
+				d := headerfixOwnFields(headerfixDelivered(t, ds, k+"@lab.example"))
+				seen, _ := rec.headers(k + "@lab.example")
+				var seenFields []mtatest.Field
+				for _, h := range seen {
+					seenFields = append(seenFields, mtatest.Field{Name: h.Name, Value: h.Value})
+				}
+				for _, name := range slices.Sorted(maps.Keys(cases[k].want[kind])) {
+					want := cases[k].want[kind][name]
+					if got := headerfixSpelt(d, name); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: mailbox has %s fields %q, want %q\n%s", k, name, got, want, strings.Join(headerfixFields(d), "\n"))
+					}
+					hidden := kind != "postfix" && name == "From"
+					if got := headerfixSpelt(seenFields, name); !hidden && !reflect.DeepEqual(got, want) {
+						t.Errorf("%s: later filter saw %s fields %q, want %q", k, name, got, want)
 					}
 				}
 			}

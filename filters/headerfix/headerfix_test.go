@@ -181,10 +181,13 @@ func TestFilterEdits(t *testing.T) {
 			in:      hs("Subject", "x\rMessage-ID: <abc@example.org>", "Message-Id", pfMsgID, "X-Other", "1"),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x"},
-				{Kind: filters.ChangeHeader, Name: "Message-Id", Index: 1, Value: "<abc@example.org>"},
+				// Spelt differently, the made-up field is replaced rather
+				// than changed: a change cannot respell it in both MTAs.
+				{Kind: filters.DeleteHeader, Name: "Message-Id", Index: 1},
+				{Kind: filters.AddHeader, Name: "Message-ID", Value: "<abc@example.org>"},
 				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Subject/Message-ID, dropped Message-Id added by MTA"},
 			},
-			after: hs("Subject", "x", "Message-Id", "<abc@example.org>", "X-Other", "1",
+			after: hs("Subject", "x", "X-Other", "1", "Message-ID", "<abc@example.org>",
 				"X-Sluice-Repaired", "split Subject/Message-ID, dropped Message-Id added by MTA"),
 		},
 		{
@@ -646,5 +649,76 @@ func TestOwnedFields(t *testing.T) {
 		if got := fo.OwnedFields(); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%+v: owns %q, want %q", tc.cfg, got, tc.want)
 		}
+	}
+}
+
+// Fields whose names differ only in case are counted together by both
+// MTAs, but each keeps the name it was written with. A split in the
+// middle of such fields must not hand a value to a field of another
+// spelling: with Postfix a change writes the edit's name, with Sendmail
+// it keeps the field's, so a change may only ever go to a field of the
+// same spelling.
+func TestCaseVariantNamesKeepTheirValues(t *testing.T) {
+	two, three := exDate+" (two)", exDate+" (three)"
+	tests := []struct {
+		name    string
+		postfix bool
+		in      []filters.Header
+		after   []filters.Header
+	}{
+		{
+			name:    "Postfix, split off in the middle",
+			postfix: true,
+			in:      hs("Date", exDate+" DATE: "+two, "date", three),
+			after:   hs("Date", exDate, "DATE", two, "date", three),
+		},
+		{
+			name:    "Postfix, same value under another spelling",
+			postfix: true,
+			in:      hs("Date", exDate+" DATE: "+two, "date", two),
+			after:   hs("Date", exDate, "DATE", two, "date", two),
+		},
+		{
+			name:  "Sendmail, a spelling of a name the header has is not split off",
+			in:    hs("Subject", "x\rSUBJECT: y", "subject", "z"),
+			after: hs("Subject", "x SUBJECT: y", "subject", "z"),
+		},
+	}
+	f := newFilter(t, headerfix.Config{TraceHeader: new(string)}, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := msg(tc.in)
+			if tc.postfix {
+				m = postfixMsg(tc.in)
+			}
+			v, after := check(t, f, m)
+			// Only the fields of each spelling, in order, matter: where
+			// an added field lands among other names is the MTA's.
+			bySpelling := func(hs []filters.Header) map[string][]string {
+				out := map[string][]string{}
+				for _, h := range hs {
+					out[h.Name] = append(out[h.Name], h.Value)
+				}
+				return out
+			}
+			if got, want := bySpelling(after), bySpelling(tc.after); !reflect.DeepEqual(got, want) {
+				t.Errorf("after %q\nwant %q\nedits %+v", after, tc.after, v.Edits)
+			}
+			for _, e := range v.Edits {
+				if e.Kind != filters.ChangeHeader {
+					continue
+				}
+				// The field the change hits must be spelt as the edit.
+				n := 0
+				for _, h := range tc.in {
+					if filters.SameName(h.Name, e.Name) {
+						n++
+						if n == e.Index && h.Name != e.Name {
+							t.Errorf("edit %+v changes the field spelt %q", e, h.Name)
+						}
+					}
+				}
+			}
+		})
 	}
 }

@@ -151,17 +151,26 @@ func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []f
 	var adds []slot
 	for _, key := range names {
 		h, w := have[key], want[key]
-		for k := 0; k < len(h) && k < len(w); k++ {
+		// Both MTAs count the fields of a name whatever their case, but
+		// a change cannot give a field another spelling the same way in
+		// both: Postfix writes the name of the edit, Sendmail keeps the
+		// field's (observed). So changes go only to fields spelt as the
+		// wanted one; from the first that is not (a field split off
+		// among fields of another spelling), the fields are deleted and
+		// the wanted ones added, in order.
+		same := 0
+		for same < len(h) && same < len(w) && h[same].name == w[same].name {
+			same++
+		}
+		for k := 0; k < same; k++ {
 			if h[k].value != w[k].value {
 				changes = append(changes, filters.HeaderEdit{Kind: filters.ChangeHeader, Name: h[k].name, Index: k + 1, Value: changeValue(w[k].value)})
 			}
 		}
-		for k := len(h); k > len(w); k-- {
+		for k := len(h); k > same; k-- {
 			deletes = append(deletes, filters.HeaderEdit{Kind: filters.DeleteHeader, Name: h[k-1].name, Index: k})
 		}
-		if len(w) > len(h) {
-			adds = append(adds, w[len(h):]...)
-		}
+		adds = append(adds, w[same:]...)
 	}
 	slices.SortFunc(adds, func(a, b slot) int { return a.pos - b.pos })
 	out := append(changes, deletes...)
