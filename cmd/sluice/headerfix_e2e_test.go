@@ -667,6 +667,24 @@ func TestHeaderfixEndToEndEdgeCases(t *testing.T) {
 				"sendmail-relaxed": {"Date": {headerfixDate + " DATE: " + two}, "DATE": nil, "date": {three}},
 			},
 		},
+		// An empty From: behind a bare CR. Sendmail, which drops an
+		// empty From: and makes up its own, must not have that one
+		// filled with nothing; Postfix's made-up From: must not be
+		// emptied. Postfix leaves a Subject of free text alone.
+		"emptyfrom": {
+			raw: "Subject: x\rFrom:  \r\nTo: bob@lab.example\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"Subject": {"x From:  "}, "From": {headerfixSender}},
+				"sendmail-relaxed": {"Subject": {"x"}, "From": {headerfixSender}},
+			},
+		},
+		"datefromempty": {
+			raw: "Date: " + headerfixDate + "\rFrom:\r\nSubject: x\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"Date": {headerfixDate}, "From": {headerfixSender}},
+				"sendmail-relaxed": {"Date": {headerfixDate}, "From": {headerfixSender}},
+			},
+		},
 	}
 	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
 		t.Run(kind, func(t *testing.T) {

@@ -722,3 +722,59 @@ func TestCaseVariantNamesKeepTheirValues(t *testing.T) {
 		})
 	}
 }
+
+// A From:, Date: or Message-ID: field that a stray line end hid and that
+// has nothing in it is not added: Sendmail would fill the field it made up
+// with the empty value, and with Postfix it would take the place of the
+// one Postfix made up. Either way the message would lose the sender's
+// address (or its date or id) for nothing.
+func TestEmptyFieldDoesNotReplaceMadeUpOne(t *testing.T) {
+	pfMsgID := "<20261123142326.343D9988691@postfix.test>"
+	tests := []struct {
+		name    string
+		postfix bool
+		in      []filters.Header
+		after   []filters.Header
+	}{
+		{
+			name:  "Sendmail, empty From",
+			in:    hs("Subject", "x\rFrom:  "),
+			after: hs("Subject", "x"),
+		},
+		{
+			name:  "Sendmail, From folded with nothing in it",
+			in:    hs("Subject", "x\rFrom:\n ", "To", "bob@lab.example"),
+			after: hs("Subject", "x", "To", "bob@lab.example"),
+		},
+		{
+			name:  "Sendmail, empty Date",
+			in:    hs("Subject", "x\rDate:", "From", exFrom),
+			after: hs("Subject", "x", "From", exFrom),
+		},
+		{
+			name:    "Postfix, empty From merged into Date",
+			postfix: true,
+			in:      hs("Date", exDate+" From:", "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org"),
+			after:   hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org"),
+		},
+		{
+			// Any other field split off empty is added as it was sent.
+			name:  "Sendmail, another empty field",
+			in:    hs("Subject", "x\rX-Empty:"),
+			after: hs("Subject", "x", "X-Empty", ""),
+		},
+	}
+	f := newFilter(t, headerfix.Config{TraceHeader: new(string)}, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := msg(tc.in)
+			if tc.postfix {
+				m = postfixMsg(tc.in)
+			}
+			v, after := check(t, f, m)
+			if !reflect.DeepEqual(after, tc.after) {
+				t.Errorf("after %q\nwant %q\nedits %+v", after, tc.after, v.Edits)
+			}
+		})
+	}
+}

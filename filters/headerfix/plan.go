@@ -50,7 +50,7 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 	// thousands of both, and the product would cost seconds.
 	cand := map[string]int{}
 	for _, f := range res.Fields {
-		if !f.SplitOff {
+		if !f.SplitOff || emptyMadeUp(f) {
 			continue
 		}
 		switch name := filters.NameKey(f.Name); name {
@@ -77,7 +77,7 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 	}
 	var out map[int]bool
 	for _, f := range res.Fields {
-		if !f.SplitOff {
+		if !f.SplitOff || emptyMadeUp(f) {
 			continue
 		}
 		i, ok := cand[filters.NameKey(f.Name)]
@@ -90,6 +90,24 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 		out[i] = true
 	}
 	return out
+}
+
+// emptyMadeUp reports whether f is a From:, Date: or Message-ID: field
+// split off with nothing in it. Such a field is not added, and the field
+// of its name that the MTA made up stays: Sendmail, seeing an empty From:
+// on a line of its own, drops it and makes up its own (observed), and an
+// added empty field would fill the one it made up; with Postfix it would
+// take the place of Postfix's. An empty field would cost the message the
+// sender's address, its date or its id, and carries nothing.
+func emptyMadeUp(f Field) bool {
+	if !f.SplitOff || strings.TrimSpace(f.Value) != "" {
+		return false
+	}
+	switch filters.NameKey(f.Name) {
+	case "from", "date", "message-id":
+		return true
+	}
+	return false
 }
 
 // madeUp reports whether value is what the MTA writes into a field it
@@ -111,9 +129,10 @@ func madeUp(name, value string, m *filters.Message) bool {
 }
 
 // edits returns the header edits that turn in into the repaired block,
-// leaving out the fields in drop and any field split off under the name
-// trace (a forged trace field hidden behind a stray line end). See the
-// comment at the top of the file.
+// leaving out the fields in drop, any field split off under the name
+// trace (a forged trace field hidden behind a stray line end) and an empty
+// one of the MTA's (see emptyMadeUp). See the comment at the top of the
+// file.
 func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []filters.HeaderEdit {
 	type slot struct {
 		name  string // as written in the message
@@ -139,7 +158,7 @@ func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []f
 	}
 	want := map[string][]slot{}
 	for i, f := range res.Fields {
-		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && filters.SameName(f.Name, trace) {
+		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && filters.SameName(f.Name, trace) || emptyMadeUp(f) {
 			continue
 		}
 		key := filters.NameKey(f.Name)
