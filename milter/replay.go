@@ -269,9 +269,15 @@ const (
 // both drop CRs at the end of a line; Postfix turns any other CR into a
 // space and loses the rest of a line after a NUL, Sendmail keeps a CR
 // (when configured to accept it at all) and drops a NUL. A bare LF ends
-// a line in both. In the body Postfix treats a CR alike (CRs at the end
-// of a line dropped, any other one a space) and keeps a NUL. ParseMessage does not add the Date:, From: and
-// Message-Id: fields an MTA adds to a message that lacks them.
+// a line in Postfix. Sendmail (configured to accept it) keeps a bare LF
+// in the line, so that only CRLF ends one: ParseMessage does so for
+// Sendmail when the header block holds a CRLF, the message as it went
+// over SMTP. A message whose header lines all end in a bare LF is one
+// stored on disk, which a client sends with CRLF line ends; there a LF
+// ends a line for both MTAs. In the body Postfix treats a CR alike (CRs
+// at the end of a line dropped, any other one a space) and keeps a NUL.
+// ParseMessage does not add the Date:, From: and Message-Id: fields an
+// MTA adds to a message that lacks them.
 func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 	rest := raw
 	if bytes.HasPrefix(rest, []byte("From ")) {
@@ -283,8 +289,12 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 			rest = after
 		}
 	}
+	eol := []byte("\n")
+	if mta == Sendmail && crlfHeader(rest) {
+		eol = []byte("\r\n")
+	}
 	for len(rest) > 0 {
-		line, after, _ := bytes.Cut(rest, []byte("\n"))
+		line, after, _ := bytes.Cut(rest, eol)
 		text := headerLine(line, mta)
 		if len(text) == 0 {
 			// The blank line between header and body.
@@ -305,6 +315,26 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 		return headers, postfixBody(rest)
 	}
 	return headers, crlf(rest)
+}
+
+// crlfHeader reports whether a line of the header block at the start of
+// raw, the blank line after it included, ends in CRLF, lines taken to end
+// at each LF.
+func crlfHeader(raw []byte) bool {
+	for len(raw) > 0 {
+		line, after, found := bytes.Cut(raw, []byte("\n"))
+		if !found {
+			return false
+		}
+		if bytes.HasSuffix(line, []byte("\r")) {
+			return true
+		}
+		if len(line) == 0 {
+			return false
+		}
+		raw = after
+	}
+	return false
 }
 
 // postfixBody is crlf as Postfix hands a body to a milter (observed with

@@ -365,6 +365,14 @@ func TestParseMessage(t *testing.T) {
 		{"S: x\r\n\r\na\r\r\nb\rc\x00d\r\n\r\r\n", milter.Postfix, h("S", "x"), "a\r\nb c\x00d\r\n\r\n"},
 		{"X-B: p\r q\r\nX-F: end\r\r\nSubject: x\x00y\r\n\r\n", milter.Sendmail,
 			h("X-B", "p\r q", "X-F", "end", "Subject", "xy"), ""},
+		// Sendmail keeps a bare LF in a line that ends in CRLF (observed,
+		// see docs/headerfix.md); Postfix ends the line there.
+		{"X-A: a\nX-B: b\r\nX-C: y\nX-D: z\r\nX-E: p\n q\r\nS: x\n\r\n\r\nb\r\n", milter.Sendmail,
+			h("X-A", "a\nX-B: b", "X-C", "y\nX-D: z", "X-E", "p\n q", "S", "x\n"), "b\r\n"},
+		{"Subject: a\nb c\r\nX-Z: z\r\n\r\n", milter.Sendmail, h("Subject", "a\nb c", "X-Z", "z"), ""},
+		{"Subject: a\nb c\r\nX-Z: z\r\n\r\n", milter.Postfix, h("Subject", "a"), "b c\r\nX-Z: z\r\n\r\n"},
+		// A file with LF line ends is as a client sends it, with CRLF.
+		{"Date: d\nFrom: f\n\nb\n", milter.Sendmail, h("Date", "d", "From", "f"), "b\r\n"},
 	}
 	for _, tc := range tests {
 		hdrs, body := milter.ParseMessage([]byte(tc.raw), tc.mta)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -727,5 +728,100 @@ filters:
 				}
 			}
 		})
+	}
+}
+
+// sluice test --mta sendmail predicts what headerfix does to a message
+// file as Sendmail hands it over: the same messages go through real
+// Sendmail (told to accept bare CR and LF) to the daemon, and through the
+// dry run. The trace field the mailbox got must be the one the dry run
+// adds, and the header a later filter saw must be the file's header with
+// the dry run's edits made. A file with LF line ends is a message stored
+// on disk, which a client sends with CRLF line ends: it needs no repair.
+func TestHeaderfixDryRunSendmail(t *testing.T) {
+	mtatest.Require(t)
+	rec := newHeaderfixRecorder()
+	td := headerfixDaemon(t, `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+filters:
+  - type: headerfix
+  - type: hfrecorder
+`, rec)
+	mta := headerfixMTA(t, "sendmail-relaxed", "inet:"+td.info.Milter[0].String())
+	cfg := dryRunConfig(t, "filters:\n  - type: headerfix\n")
+
+	msgs := map[string]string{
+		// A bare LF does not end a line in Sendmail: the text after it
+		// stays in the field, as the milter sees it.
+		"lf":     headerfixVariants["lf"],
+		"first":  "X-A: a\nX-B: b\r\nSubject: s\r\n\r\nBody.\r\n",
+		"chain":  "Subject: x\r\nX-C: y\nX-D: z\nX-E: w\r\n\r\nBody.\r\n",
+		"notaf":  "Subject: a\nb c\r\nX-Z: z\r\n\r\nBody.\r\n",
+		"lfcrlf": "Subject: x\n\r\nX-C: y\r\n\r\nBody.\r\n",
+		"folded": "X-A: p\n q\r\nX-Z: z\r\n\r\nBody.\r\n",
+		"crlf":   headerfixVariants["crlf"],
+		"cr":     headerfixVariants["cr"],
+	}
+	names := slices.Sorted(maps.Keys(msgs))
+	for _, k := range names {
+		if r := headerfixSend(t, mta, k+"@lab.example", msgs[k]); r.Code != 250 {
+			t.Fatalf("%s: reply %v", k, r)
+		}
+	}
+	mta.WaitDelivered(t, len(msgs), 30*time.Second)
+	mta.WaitIdle(t, 30*time.Second)
+	ds := mta.Delivered(t)
+
+	dir := t.TempDir()
+	for _, k := range names {
+		rcpt := k + "@lab.example"
+		file := filepath.Join(dir, k+".eml")
+		if err := os.WriteFile(file, []byte(msgs[k]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cr := runCLI(t, "", "test", "--config", cfg, "--format", "json", "--mta", "sendmail",
+			"--from", headerfixSender, "--rcpt", rcpt, file)
+		var rep testReport
+		if err := json.Unmarshal([]byte(cr.stdout), &rep); err != nil {
+			t.Fatalf("%s: sluice test: exit %d, %v\n%s%s", k, cr.code, err, cr.stdout, cr.stderr)
+		}
+		var predicted []string
+		for _, e := range rep.Edits {
+			if e.Kind == "add" && e.Name == "X-Sluice-Repaired" {
+				predicted = append(predicted, e.Value)
+			}
+		}
+		got := headerfixDelivered(t, ds, rcpt).Values("X-Sluice-Repaired")
+		if !reflect.DeepEqual(predicted, got) {
+			t.Errorf("%s: sluice test predicts X-Sluice-Repaired %q, the mailbox has %q", k, predicted, got)
+		}
+
+		hdrs, _ := milter.ParseMessage([]byte(msgs[k]), milter.Sendmail)
+		want := filters.ApplyEdits(hdrs, dryRunEditsBack(t, rep.Edits))
+		seen, ok := rec.headers(rcpt)
+		if !ok {
+			t.Fatalf("%s: the recorder saw nothing", k)
+		}
+		if !reflect.DeepEqual(seen, want) {
+			t.Errorf("%s: sluice test predicts a later filter sees\n%q\nit saw\n%q", k, want, seen)
+		}
+	}
+
+	// The same messages stored with LF line ends: each bare LF is then a
+	// line end, and what stays is what a client sends of it.
+	lfFile := filepath.Join(dir, "stored.eml")
+	if err := os.WriteFile(lfFile, []byte("Date: "+headerfixDate+"\nFrom: "+headerfixFrom+"\nSubject: s\n\nBody.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cr := runCLI(t, "", "test", "--config", cfg, "--format", "json", "--mta", "sendmail", "--rcpt", "x@lab.example", lfFile)
+	var rep testReport
+	if err := json.Unmarshal([]byte(cr.stdout), &rep); err != nil {
+		t.Fatalf("stored: sluice test: exit %d, %v\n%s%s", cr.code, err, cr.stdout, cr.stderr)
+	}
+	if len(rep.Edits) != 0 {
+		t.Errorf("stored: a file with LF line ends gets edits %+v", rep.Edits)
 	}
 }
