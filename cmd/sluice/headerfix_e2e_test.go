@@ -679,6 +679,25 @@ func TestHeaderfixEndToEndEdgeCases(t *testing.T) {
 				"sendmail-relaxed": {"Subject": {"x"}, "From": {headerfixSender}},
 			},
 		},
+		// Sendmail keeps a slot for each field its configuration can
+		// make up; an added field of that name fills the slot, and a
+		// slot for a field Sendmail does not write (Resent-*: the
+		// message is not being resent) is never written: the field was
+		// lost. With Sendmail such a field is not split off.
+		"resent": {
+			raw: "Subject: x\rResent-From: bob@example.net\r\nTo: bob@lab.example\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"Subject": {"x Resent-From: bob@example.net"}, "Resent-From": nil},
+				"sendmail-relaxed": {"Subject": {"x Resent-From: bob@example.net"}, "Resent-From": nil},
+			},
+		},
+		"fullname": {
+			raw: "Subject: x\rFull-Name: Bob Example\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"Subject": {"x Full-Name: Bob Example"}},
+				"sendmail-relaxed": {"Subject": {"x Full-Name: Bob Example"}},
+			},
+		},
 		"datefromempty": {
 			raw: "Date: " + headerfixDate + "\rFrom:\r\nSubject: x\r\n\r\nBody.\r\n",
 			want: map[string]map[string][]string{

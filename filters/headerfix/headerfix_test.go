@@ -778,3 +778,22 @@ func TestEmptyFieldDoesNotReplaceMadeUpOne(t *testing.T) {
 		})
 	}
 }
+
+// With Sendmail, a field named like one Sendmail can make up, other than
+// From, Date and Message-Id, is not split off: the add would fill a slot
+// Sendmail does not write, and the field would be lost.
+func TestSendmailSlotNamesNotSplitOff(t *testing.T) {
+	f := newFilter(t, headerfix.Config{TraceHeader: new(string)}, nil)
+	for _, name := range []string{"Resent-From", "resent-date", "Resent-Message-Id", "Full-Name", "Return-Path", "Received"} {
+		in := hs("Subject", "x\r"+name+": v")
+		_, after := check(t, f, msg(in))
+		if want := hs("Subject", "x "+name+": v"); !reflect.DeepEqual(after, want) {
+			t.Errorf("%s: after %q, want %q", name, after, want)
+		}
+		// Postfix adds at the end, where the field is written.
+		_, after = check(t, f, postfixMsg(hs("Date", exDate+" "+name+": v")))
+		if want := hs("Date", exDate, name, "v"); !reflect.DeepEqual(after, want) {
+			t.Errorf("%s, Postfix: after %q, want %q", name, after, want)
+		}
+	}
+}

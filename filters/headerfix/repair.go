@@ -132,10 +132,12 @@ const (
 // could address them.
 //
 // With AddsBeforeSameName, a field is not split off when the header
-// already has a field of its name (from the input or split off before)
-// or when it is a Received: field, since the MTA would not put it after
-// the field it came from: the stray character becomes a space instead,
-// and a merged strict field stays as it is.
+// already has a field of its name (from the input or split off before),
+// since the MTA would not put it after the field it came from, nor when
+// it is named like a field Sendmail can make up other than From, Date and
+// Message-Id (see hiddenSlot), since Sendmail would put it above its own
+// Received: or not write it at all: the stray character becomes a space
+// instead, and a merged strict field stays as it is.
 //
 // Repair is idempotent: repairing its output with the same placement
 // changes nothing. It removes nothing but the stray characters it reports
@@ -197,11 +199,28 @@ func (rp *repairer) maySplit(name string) bool {
 		return true
 	}
 	key := filters.NameKey(name)
-	if rp.placement == AddsBeforeSameName && (rp.names[key] || key == "received") {
+	if rp.placement == AddsBeforeSameName && (rp.names[key] || hiddenSlot[key]) {
 		return false
 	}
 	rp.names[key] = true
 	return true
+}
+
+// hiddenSlot holds the names, besides From, Date and Message-Id, of the
+// fields Sendmail's standard configuration can make up (its H lines).
+// Sendmail keeps a slot in the header for each, used or not, and a field
+// a milter adds under such a name goes into the slot: above Sendmail's own
+// for Received:, and for the others into a slot that Sendmail writes only
+// when it would have made the field up (observed: a Resent-From: or
+// Full-Name: added so is not in the delivered message at all). From,
+// Date and Message-Id are written, so they may be split off.
+var hiddenSlot = map[string]bool{
+	"received":          true,
+	"return-path":       true,
+	"resent-date":       true,
+	"resent-from":       true,
+	"resent-message-id": true,
+	"full-name":         true,
 }
 
 // splitStray cuts one field at its stray line ends. The first part keeps
