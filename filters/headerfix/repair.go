@@ -209,10 +209,11 @@ func (rp *repairer) maySplit(name string) bool {
 // hiddenSlot holds the names, besides From, Date and Message-Id, of the
 // fields Sendmail's standard configuration can make up (its H lines).
 // Sendmail keeps a slot in the header for each, used or not, and a field
-// a milter adds under such a name goes into the slot: above Sendmail's own
-// for Received:, and for the others into a slot that Sendmail writes only
-// when it would have made the field up (observed: a Resent-From: or
-// Full-Name: added so is not in the delivered message at all). From,
+// a milter adds under such a name goes into the slot (observed): a
+// Received: above Sendmail's own, a Return-Path: in place of the one
+// Sendmail writes with the envelope sender, and a Resent-*: or
+// Full-Name: into a slot Sendmail writes only when it makes the field
+// up, so that the field is not in the delivered message at all. From,
 // Date and Message-Id are written, so they may be split off.
 var hiddenSlot = map[string]bool{
 	"received":          true,
