@@ -679,6 +679,15 @@ func TestHeaderfixEndToEndEdgeCases(t *testing.T) {
 				"sendmail-relaxed": {"Subject": {"x"}, "From": {headerfixSender}},
 			},
 		},
+		// An empty From: does not keep a real one after it from being
+		// split off.
+		"twofrom": {
+			raw: "Subject: x\rFrom:\r\nX-A: y\rFrom: " + headerfixFrom + "\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"X-A": {"y From: " + headerfixFrom}, "From": {headerfixSender}},
+				"sendmail-relaxed": {"Subject": {"x"}, "X-A": {"y"}, "From": {headerfixFrom}},
+			},
+		},
 		// Sendmail keeps a slot for each field its configuration can
 		// make up; an added field of that name fills the slot, and a
 		// slot for a field Sendmail does not write (Resent-*: the

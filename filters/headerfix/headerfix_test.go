@@ -758,6 +758,18 @@ func TestEmptyFieldDoesNotReplaceMadeUpOne(t *testing.T) {
 			after:   hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org"),
 		},
 		{
+			// The empty From is not added, so it does not keep the real
+			// one, later, from being split off.
+			name:  "Sendmail, empty From before the real one",
+			in:    hs("Subject", "x\rFrom:", "X-A", "y\rFrom: "+exFrom),
+			after: hs("Subject", "x", "X-A", "y", "From", exFrom),
+		},
+		{
+			name:  "Sendmail, empty From with a From in the header",
+			in:    hs("From", exFrom, "Subject", "x\rFrom:\n "),
+			after: hs("From", exFrom, "Subject", "x"),
+		},
+		{
 			// Any other field split off empty is added as it was sent.
 			name:  "Sendmail, another empty field",
 			in:    hs("Subject", "x\rX-Empty:"),

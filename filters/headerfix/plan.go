@@ -100,10 +100,13 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 // take the place of Postfix's. An empty field would cost the message the
 // sender's address, its date or its id, and carries nothing.
 func emptyMadeUp(f Field) bool {
-	if !f.SplitOff || strings.TrimSpace(f.Value) != "" {
-		return false
-	}
-	switch filters.NameKey(f.Name) {
+	return f.SplitOff && strings.TrimSpace(f.Value) == "" && madeUpName(f.Name)
+}
+
+// madeUpName reports whether both MTAs make up a field of this name when
+// a message lacks it.
+func madeUpName(name string) bool {
+	switch filters.NameKey(name) {
 	case "from", "date", "message-id":
 		return true
 	}
