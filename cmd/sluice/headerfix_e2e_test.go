@@ -165,6 +165,19 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 				"nul":  "Subject: x\x00y\r\n\r\nBody.\r\n",
 				"ins1": "A: 1\r\nB: 2\r\n\r\nBody.\r\n",
 				"chg":  "Received: from x by y; " + headerfixDate + "\r\nA: 1\r\n\r\nBody.\r\n",
+				// A From: with nothing in it.
+				"emptyfrom": "From:\r\nSubject: x\r\n\r\nBody.\r\n",
+				// Fields added under the names of Sendmail's made-up ones.
+				"addresent": "Subject: s\r\n\r\nBody.\r\n",
+				"addrpath":  "Subject: s\r\n\r\nBody.\r\n",
+			}
+			rec.edits["addresent@lab.example"] = []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "Resent-From", Value: "bob@example.net"}}
+			rec.edits["addrpath@lab.example"] = []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "Return-Path", Value: "<bob@example.net>"}}
+			if kind == "sendmail-relaxed" {
+				// Only CRLF ends a line: not a bare LF before text that is
+				// no field, nor two of them.
+				msgs["lfnotfield"] = "Subject: a\nb c\r\nX-Z: z\r\n\r\nBody.\r\n"
+				msgs["lflf"] = "Subject: x\n\nX-Q: q\r\n\r\nBody.\r\n"
 			}
 			refused := map[string]string{}
 			if kind == "sendmail" {
@@ -241,6 +254,25 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 				t.Errorf("chg: the milter saw Received fields %q, want only the client's", got)
 			}
 
+			// An empty From: counts as missing for Sendmail, which drops
+			// it and makes up its own; Postfix keeps it and adds none.
+			// An added Resent-From: goes into Sendmail's slot for one,
+			// which it does not write, and an added Return-Path: takes
+			// the place of Sendmail's own.
+			empty := headerfixDelivered(t, ds, "emptyfrom@lab.example")
+			resent := headerfixDelivered(t, ds, "addresent@lab.example")
+			rpath := headerfixDelivered(t, ds, "addrpath@lab.example")
+			if kind == "postfix" {
+				expect("emptyfrom", "milter From", value(seen("emptyfrom"), "From"), []string{""})
+				expect("emptyfrom", "delivered From", empty.Values("From"), []string{""})
+				expect("addresent", "delivered Resent-From", resent.Values("Resent-From"), []string{"bob@example.net"})
+			} else {
+				expect("emptyfrom", "milter From", value(seen("emptyfrom"), "From"), []string(nil))
+				expect("emptyfrom", "delivered From", empty.Values("From"), []string{headerfixSender})
+				expect("addresent", "delivered Resent-From", resent.Values("Resent-From"), []string(nil))
+				expect("addrpath", "delivered Return-Path", rpath.Values("Return-Path"), []string{"<bob@example.net>"})
+			}
+
 			switch kind {
 			case "postfix":
 				// A bare CR becomes a space, in the milter's view and in the
@@ -286,6 +318,10 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 				d = headerfixDelivered(t, ds, "lf@lab.example")
 				expect("lf", "delivered Date", d.Values("Date"), []string{headerfixDate + "\n From: " + headerfixFrom})
 				expect("lf", "delivered From", d.Values("From"), []string{headerfixSender})
+				expect("lfnotfield", "milter Subject", value(seen("lfnotfield"), "Subject"), []string{"a\nb c"})
+				expect("lfnotfield", "delivered Subject", headerfixDelivered(t, ds, "lfnotfield@lab.example").Values("Subject"), []string{"a\n b c"})
+				expect("lflf", "milter Subject", value(seen("lflf"), "Subject"), []string{"x\n\nX-Q: q"})
+				expect("lflf", "delivered Subject", headerfixDelivered(t, ds, "lflf@lab.example").Values("Subject"), []string{"x\n \n X-Q: q"})
 			}
 		})
 	}
