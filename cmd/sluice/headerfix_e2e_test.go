@@ -715,6 +715,16 @@ func TestHeaderfixEndToEndEdgeCases(t *testing.T) {
 				"sendmail-relaxed": {"Subject": {"x"}, "From": {headerfixSender}},
 			},
 		},
+		// The client sent two Date: fields, one behind a bare CR. The
+		// second is the client's, with a field of the client's after
+		// it, not one Postfix made up: it stays.
+		"twodates": {
+			raw: "Message-ID: <two@example.org>\rDate: " + headerfixDate + "\r\nSubject: s\r\nDate: " + two + "\r\nX-Last: 1\r\n\r\nBody.\r\n",
+			want: map[string]map[string][]string{
+				"postfix":          {"Date": {headerfixDate, two}},
+				"sendmail-relaxed": {"Message-ID": {"<two@example.org> Date: " + headerfixDate}, "Date": {two}},
+			},
+		},
 		// An empty From: does not keep a real one after it from being
 		// split off.
 		"twofrom": {

@@ -178,7 +178,7 @@ func TestFilterEdits(t *testing.T) {
 		{
 			name:    "a made-up Message-Id carries the queue id",
 			postfix: true,
-			in:      hs("Subject", "x\rMessage-ID: <abc@example.org>", "Message-Id", pfMsgID, "X-Other", "1"),
+			in:      hs("Subject", "x\rMessage-ID: <abc@example.org>", "X-Other", "1", "Message-Id", pfMsgID),
 			edits: []filters.HeaderEdit{
 				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x"},
 				// Spelt differently, the made-up field is replaced rather
@@ -807,5 +807,24 @@ func TestSendmailSlotNamesNotSplitOff(t *testing.T) {
 		if want := hs("Date", exDate, name, "v"); !reflect.DeepEqual(after, want) {
 			t.Errorf("%s, Postfix: after %q, want %q", name, after, want)
 		}
+	}
+}
+
+// A field Postfix made up stands at the end of the header, after every
+// field the client sent. A client's own field of that name, with fields
+// of the client's after it, is not taken for Postfix's and dropped.
+func TestClientFieldNotTakenForMadeUp(t *testing.T) {
+	d2 := "Sat, 9 Sep 2017 10:00:00 -0400"
+	f := newFilter(t, headerfix.Config{TraceHeader: new(string)}, nil)
+	in := hs("Message-ID", "<a@example.org> Date: "+exDate, "Subject", "s", "Date", d2, "X-Last", "1")
+	v, after := check(t, f, postfixMsg(in))
+	var dates []string
+	for _, h := range after {
+		if filters.SameName(h.Name, "Date") {
+			dates = append(dates, h.Value)
+		}
+	}
+	if want := []string{exDate, d2}; !reflect.DeepEqual(dates, want) {
+		t.Errorf("Date fields %q, want %q; edits %+v", dates, want, v.Edits)
 	}
 }

@@ -38,7 +38,8 @@ import (
 // invented returns the positions of input fields that the MTA made up only
 // because a repaired line end had hidden the original: a field named like
 // one split off, the only one of its name, after the field it was split
-// from, with the value the MTA would have given it. Postfix adds Date:,
+// from and among the fields at the end of the header that only the MTA
+// adds there, with the value the MTA would have given it. Postfix adds Date:,
 // From: and Message-Id: at the end of the header of mail from local
 // clients when they are missing (local_header_rewrite_clients), and shows
 // them to the milter. Sendmail adds the same fields but hides them; see
@@ -70,8 +71,18 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 			}
 		}
 	}
+	// Postfix adds its fields at the end of the header, after every
+	// field of the client's: a field with one of the client's after it
+	// is the client's own, whatever its value (a Date: is any date).
+	// (With always_add_missing_headers, Postfix also adds its
+	// undisclosed_recipients_header there.)
+	tail := len(in)
+	for tail > 0 && (madeUpName(in[tail-1].Name) ||
+		filters.SameName(in[tail-1].Name, "To") && strings.TrimSpace(in[tail-1].Value) == "undisclosed-recipients:;") {
+		tail--
+	}
 	for name, i := range cand {
-		if count[name] != 1 || !madeUp(name, in[i].Value, m) {
+		if count[name] != 1 || i < tail || !madeUp(name, in[i].Value, m) {
 			cand[name] = -1
 		}
 	}
