@@ -84,6 +84,7 @@ func FuzzRepair(f *testing.F) {
 		"Message-ID\x1f<a@b> Date: 8 Sep 2017 13:44 EDT Content-Transfer-Encoding: base64 X: 1",
 		"Date\x1f8 Sep 2017 13:44 EDT DATE: 9 Sep 2017 13:44 EDT\x1edate\x1f10 Sep 2017 13:44 EDT",
 		"Subject\x1fx\rFrom:  \x1eDate\x1f8 Sep 2017 13:44 EDT From:\x1eFrom\x1falice@example.org",
+		"Subject\x1fx\rFrom:\rbob@example.net\x1eX-A\x1fy\rFrom: a@b",
 	} {
 		f.Add(s)
 	}
@@ -163,7 +164,16 @@ func checkRepair(t *testing.T, in []filters.Header, p Placement) {
 	}
 	drop := invented(in, res, m)
 	es := edits(in, res, drop, "")
+	added := map[string]bool{}
 	for _, e := range es {
+		if p == AddsBeforeSameName && e.Kind == filters.AddHeader {
+			// The second would go before the first.
+			if k := strings.ToLower(e.Name); added[k] {
+				t.Fatalf("two adds of %s with placement AddsBeforeSameName", e.Name)
+			} else {
+				added[k] = true
+			}
+		}
 		if err := e.Validate(); err != nil {
 			t.Fatalf("invalid edit %+v: %v", e, err)
 		}

@@ -770,6 +770,13 @@ func TestEmptyFieldDoesNotReplaceMadeUpOne(t *testing.T) {
 			after: hs("From", exFrom, "Subject", "x"),
 		},
 		{
+			// Text after a later stray line end that is no field ends
+			// up in the From: it is not empty, and is added once.
+			name:  "Sendmail, From with text after a stray CR",
+			in:    hs("Subject", "x\rFrom:\rbob@example.net", "X-A", "y\rFrom: "+exFrom),
+			after: hs("Subject", "x", "X-A", "y From: "+exFrom, "From", " bob@example.net"),
+		},
+		{
 			// Any other field split off empty is added as it was sent.
 			name:  "Sendmail, another empty field",
 			in:    hs("Subject", "x\rX-Empty:"),

@@ -259,11 +259,8 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			}
 		}
 		lf := c == '\n' || n == 2
-		// An empty From:, Date: or Message-ID: is split off but never
-		// added (see emptyMadeUp), so it does not take up its name: a
-		// real one after it may still be split off.
 		name, start, ok := fieldAt(v[next:])
-		if ok && (madeUpName(name) && blankToStray(v[next+start:]) || rp.maySplit(name)) {
+		if ok && (emptyAtEnd(name, v[next+start:]) || rp.maySplit(name)) {
 			kind := SplitCR
 			if lf {
 				kind = SplitLF
@@ -294,28 +291,15 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 	return append(parts, cur)
 }
 
-// blankToStray reports whether s holds only blanks and folding up to its
-// first stray line end: the value of a field split off there would be
-// empty.
-func blankToStray(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case ' ', '\t':
-		case '\r', '\n':
-			j := i + 1
-			if c == '\r' && j < len(s) && s[j] == '\n' {
-				j++
-			}
-			if (c == '\n' || j == i+2) && j < len(s) && (s[j] == ' ' || s[j] == '\t') {
-				i = j // folding; the blank after it is blank too
-				continue
-			}
-			return true
-		default:
-			return false
-		}
-	}
-	return true
+// emptyAtEnd reports whether a field named name split off with the value
+// rest, the rest of the field it comes from, is an empty From:, Date: or
+// Message-ID:. Such a field is split off but never added (see
+// emptyMadeUp), so it does not take up its name: a real one after it
+// may still be split off. Only a value with nothing but blanks and line
+// ends to its end is sure to stay empty; whatever a stray line end in
+// it becomes, no field can be split off there.
+func emptyAtEnd(name, rest string) bool {
+	return madeUpName(name) && strings.Trim(rest, " \t\r\n") == ""
 }
 
 // maxLineLen is the longest line RFC 5322 section 2.1.1 allows, without
@@ -344,7 +328,7 @@ func (rp *repairer) splitMerged(idx int, f Field) {
 	r := &rp.r
 	for {
 		first, name, rest, ok := unmerge(f.Name, f.Value)
-		if !ok || !(madeUpName(name) && strings.TrimSpace(rest) == "" || rp.maySplit(name)) {
+		if !ok || !(emptyAtEnd(name, rest) || rp.maySplit(name)) {
 			break
 		}
 		r.Fixes = append(r.Fixes, Fix{Kind: SplitMerged, Field: f.Name, Index: idx, NewField: name})
