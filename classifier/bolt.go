@@ -1240,6 +1240,24 @@ func (s *BoltStore) SetMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// claimMeta implements metaClaimer: the check and the set are one write
+// transaction, which no other process's write overlaps.
+func (s *BoltStore) claimMeta(ctx context.Context, key, value string) (string, error) {
+	var held string
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaKey(key)); v != nil {
+			held = string(v)
+			return nil
+		}
+		return meta.Put(metaKey(key), []byte(value))
+	})
+	if err != nil {
+		return "", fmt.Errorf("set meta %s: %w", key, err)
+	}
+	return held, nil
+}
+
 // SetModel implements Store: the check and both values are one write
 // transaction.
 func (s *BoltStore) SetModel(ctx context.Context, gen uint64, model, id string) (bool, error) {

@@ -84,17 +84,56 @@ func refuseInterrupted(ctx context.Context, s Store) error {
 	if m.Began == "" {
 		return nil
 	}
+	return errImportUnfinished{m}
+}
+
+// errImportUnfinished refuses an import into a store that holds part of
+// another import, which has not finished.
+type errImportUnfinished struct{ m ImportMark }
+
+func (e errImportUnfinished) Error() string {
 	way := "import into a new store"
-	if m.State() == ImportRunning {
+	if e.m.State() == ImportRunning {
 		// Once it is whole, another import adds to it as to any store.
 		way = "wait for it to finish, or import into a new store"
 	}
-	return fmt.Errorf("the store holds part of an import begun %s that has not finished (%s); importing again would count that part twice: %s", m.Began, m.Progress(), way)
+	return fmt.Sprintf("the store holds part of an import begun %s that has not finished (%s); importing again would count that part twice: %s", e.m.Began, e.m.Progress(), way)
 }
 
-// markImporting sets MetaImporting, before an import's first write.
+// metaClaimer is a store that can set a Meta value only where it is
+// unset, in one atomic step (bbolt: one write transaction; Redis: one
+// script).
+type metaClaimer interface {
+	// claimMeta sets key to value if it is unset, and returns "";
+	// otherwise it changes nothing and returns the value the key has.
+	claimMeta(ctx context.Context, key, value string) (held string, err error)
+}
+
+// markImporting sets MetaImporting, before an import's first write,
+// unless another import has set it meanwhile: then it refuses
+// (errImportUnfinished). Every import checks for a mark when it begins,
+// but two that begin at the same instant both find none; were the check
+// and the set apart, both would write, and the store would count the
+// word list twice. So the mark is set only where it is unset, in one
+// atomic step, and of two imports at once exactly one goes on.
 func markImporting(ctx context.Context, s Store) error {
-	return s.SetMeta(ctx, MetaImporting, thisImporter())
+	c, ok := s.(metaClaimer)
+	if !ok {
+		// A store of another kind: check and set apart, the best it
+		// allows.
+		if err := refuseInterrupted(ctx, s); err != nil {
+			return err
+		}
+		return s.SetMeta(ctx, MetaImporting, thisImporter())
+	}
+	held, err := c.claimMeta(ctx, MetaImporting, thisImporter())
+	if err != nil {
+		return err
+	}
+	if held != "" {
+		return errImportUnfinished{parseImportMark(held)}
+	}
+	return nil
 }
 
 // atomicAdder is a store whose Add writes all of a batch or none of it
@@ -486,7 +525,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		}
 		if len(b.Records)+len(b.Digests) >= importBatch || featureBytes >= importBatchBytes {
 			if err := flush(); err != nil {
-				return st, fmt.Errorf("import: line %d: %w", line, err)
+				return st, flushError("import", line, err)
 			}
 		}
 	}
@@ -507,6 +546,16 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		return st, fmt.Errorf("import: %w", err)
 	}
 	return st, nil
+}
+
+// flushError says at which line of the input a batch failed to be
+// written; not when another import's mark kept it from the store, which
+// no line caused.
+func flushError(what string, line int, err error) error {
+	if errors.As(err, new(errImportUnfinished)) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: line %d: %w", what, line, err)
 }
 
 // checkEnd checks the end line "TOKENS DIGESTS" against what was read.
@@ -794,7 +843,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 		st.Tokens++
 		if len(b.Records) >= importBatch {
 			if err := flush(); err != nil {
-				return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
+				return st, flushError("import bogoutil", line, err)
 			}
 		}
 	}

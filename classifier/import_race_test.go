@@ -1,0 +1,151 @@
+package classifier
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/classifier/redistest"
+)
+
+// claimStore is a store whose import mark is set in one atomic step.
+type claimStore interface {
+	Store
+	metaClaimer
+}
+
+// holdAdd holds an import's writes until the other import of a race has
+// returned, or a while has passed: an import of a few lines would
+// otherwise be whole, its mark gone, before the other one looks, and the
+// other would rightly add to the store as to any.
+type holdAdd struct {
+	claimStore
+	other <-chan struct{}
+}
+
+func (h holdAdd) Add(ctx context.Context, b Batch) error {
+	select {
+	case <-h.other:
+	case <-time.After(2 * time.Second):
+	}
+	return h.claimStore.Add(ctx, b)
+}
+
+// raceImports starts two imports of text into one store, each through a
+// handle of its own (as two processes have), at the same instant, and
+// checks that exactly one wrote and the other refused, naming the import
+// that runs. Both pass the early check for an import in progress when
+// they start together; only the mark's check-and-set, one atomic step,
+// tells them apart. The race is run many times: with the check and the
+// set apart, both get through within a few rounds.
+func raceImports(t *testing.T, rounds int, text string, bogoutil bool, open func(round int) claimStore) {
+	t.Helper()
+	ctx := context.Background()
+	want := Totals{Spam: 3, Ham: 2}
+	for round := range rounds {
+		var (
+			stores [2]claimStore
+			inputs [2]*ImportInput
+			errs   [2]error
+			done   = [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+		)
+		for i := range 2 {
+			stores[i] = open(round)
+			var err error
+			if bogoutil {
+				inputs[i], err = CheckBogoutil(strings.NewReader(text))
+			} else {
+				inputs[i], err = CheckImport(strings.NewReader(text))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				defer close(done[i])
+				<-start
+				_, errs[i] = inputs[i].Into(ctx, holdAdd{stores[i], done[1-i]})
+			})
+		}
+		close(start)
+		wg.Wait()
+		s, err := stores[0].Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := IncompleteImport(ctx, stores[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			inputs[i].Close()
+			stores[i].Close()
+		}
+		if (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("round %d: errors %v and %v, want exactly one import to refuse; the store counts %+v", round, errs[0], errs[1], s.Totals)
+		}
+		refusal := errs[0]
+		if refusal == nil {
+			refusal = errs[1]
+		}
+		if msg := refusal.Error(); !strings.Contains(msg, "has not finished (it is still running, as pid") || strings.Contains(msg, "line") {
+			t.Errorf("round %d: refusal %q, want it to name the import that runs, and no line of the input", round, msg)
+		}
+		if s.Totals != want {
+			t.Fatalf("round %d: the store counts %+v, want one import's %+v", round, s.Totals, want)
+		}
+		if m.Began != "" {
+			t.Errorf("round %d: the store is left marked: %+v", round, m)
+		}
+	}
+}
+
+const (
+	raceExport = "sluice-classifier-export 2\ndialect sluice\ntotals 3 2\nt a 1 0 20240101\nt b 0 1 20240101\nend 2 0\n"
+	raceBogo   = ".MSG_COUNT 3 2 20240101\na 1 0 20240101\nb 0 1 20240101\n"
+)
+
+func TestImportsAtOnceBolt(t *testing.T) {
+	for _, bogoutil := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bogoutil=%v", bogoutil), func(t *testing.T) {
+			dir := t.TempDir()
+			text := raceExport
+			if bogoutil {
+				text = raceBogo
+			}
+			raceImports(t, 100, text, bogoutil, func(round int) claimStore {
+				st, err := OpenBolt(filepath.Join(dir, fmt.Sprintf("%d.db", round)), BoltOptions{NoSync: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			})
+		})
+	}
+}
+
+func TestImportsAtOnceRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, bogoutil := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bogoutil=%v", bogoutil), func(t *testing.T) {
+			text := raceExport
+			if bogoutil {
+				text = raceBogo
+			}
+			raceImports(t, 100, text, bogoutil, func(round int) claimStore {
+				st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: fmt.Sprintf("race-%v-%d", bogoutil, round)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st
+			})
+		})
+	}
+}

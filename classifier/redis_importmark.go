@@ -1,0 +1,34 @@
+package classifier
+
+import (
+	"context"
+	"fmt"
+)
+
+// luaClaimMeta sets a store-wide setting only if it is unset (see
+// metaClaimer), and returns the value it has, or "" once it set it.
+//
+// KEYS: meta. ARGV[1] field, ARGV[2] value (not empty).
+const luaClaimMeta = luaPrelude + `
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then return held end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
+return ''
+`
+
+var scriptClaimMeta = newScript(luaClaimMeta)
+
+// claimMeta implements metaClaimer: the check and the set are one script,
+// which no other client's command overlaps.
+func (s *RedisStore) claimMeta(ctx context.Context, key, value string) (string, error) {
+	res, err := s.runScripts(ctx, "meta", scriptClaimMeta, [][]any{{"m:" + key, value}})
+	if err != nil {
+		return "", fmt.Errorf("set meta %s: %w", key, err)
+	}
+	held, ok := res[0].(string)
+	if !ok {
+		return "", fmt.Errorf("set meta %s on %s: unexpected script result %v", key, s, res[0])
+	}
+	return held, nil
+}
