@@ -542,6 +542,12 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	if !needEnd && cut {
 		return st, fmt.Errorf("import: line %d: the export is truncated: its last line has no newline", line)
 	}
+	if totalsLine == 0 {
+		// Every token's probability is its share of the learned spam
+		// and of the learned ham: without the numbers of messages its
+		// counts have nothing to be a share of.
+		return st, errors.New("import: the export has no totals line (the numbers of learned spam and ham messages, which sluice db export always writes): it was cut or edited")
+	}
 	if err := flush(); err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
@@ -715,7 +721,7 @@ func parseDigestLine(s string) (DigestClass, error) {
 
 // ImportBogoutil reads a bogofilter word list as written by "bogoutil -d"
 // (lines "TOKEN SPAMCOUNT HAMCOUNT YYYYMMDD", the message counts on the
-// ".MSG_COUNT" line) and adds it to the store, which must be empty or
+// ".MSG_COUNT" line, which a list with tokens must have) and adds it to the store, which must be empty or
 // already of the bogofilter dialect: bogofilter's tokens differ from this
 // package's own, so the store is marked DialectBogofilter and NewForStore
 // then tokenises as bogofilter does. Other "."-prefixed lines
@@ -857,6 +863,14 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 	}
 	if cut && lastRecord == line {
 		return st, fmt.Errorf("import bogoutil: line %d: the word list is truncated: its last line has no newline", line)
+	}
+	if countLine == 0 && st.Tokens > 0 {
+		// As for an export's totals: the counts of the tokens would have
+		// nothing to be a share of, and each message trained afterwards
+		// would weigh as much as all that bogofilter learned. bogoutil
+		// -d writes the line for any list bogofilter trained; one loaded
+		// with bogoutil -l from a list without it has none.
+		return st, errors.New("import bogoutil: the word list has no .MSG_COUNT line (the numbers of spam and ham messages bogofilter learned, which the tokens' counts are shares of); add one, \".MSG_COUNT SPAM HAM 0\", with those numbers")
 	}
 	if rawEncoding && firstNonASCII != 0 {
 		return st, fmt.Errorf("import bogoutil: line %d: the word list is not Unicode (.ENCODING %d, bogofilter --unicode=no): its non-ASCII tokens are raw bytes that sluice's UTF-8 tokens would never match; convert a copy with \"bogoutil --unicode=yes -m wordlist.db\" and dump that", firstNonASCII, bogoEncodingRaw)

@@ -1,0 +1,58 @@
+package classifier_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mail/sluice/classifier"
+)
+
+// Every token's probability is its share of the learned spam and of the
+// learned ham: a word list imported without the numbers of messages
+// (bogoutil's .MSG_COUNT line, an export's totals line) gives tokens
+// counts with nothing to divide them by, and each message trained after
+// it would be taken for most of the training. bogoutil -d writes the
+// line for a list bogofilter trained, and export always writes totals:
+// an input without it is refused, naming what is missing, and the store
+// is left as it was. A list of the line alone (nothing learned) is fine.
+func TestImportWithoutMessageCounts(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, text, want string
+		bogoutil         bool
+	}{
+		{"bogoutil", ".ENCODING 2 0 20261206\n.WORDLIST_VERSION 20040500 0 20261206\nbar 0 2 20240101\nfoo 1 0 20240101\n", ".MSG_COUNT", true},
+		{"export", exportHeader() + "dialect sluice\nt a 1 0 20240101\nend 1 0\n", "totals", false},
+		{"export format 1", "sluice-classifier-export 1\ndialect sluice\nt a 1 0 20240101\n", "totals", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := emptyStore(t)
+			var err error
+			if tc.bogoutil {
+				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
+			} else {
+				_, err = classifier.Import(ctx, st, strings.NewReader(tc.text))
+			}
+			if err == nil || !strings.Contains(err.Error(), "no "+tc.want+" line") {
+				t.Errorf("error %v, want one saying the input has no %s line", err, tc.want)
+			}
+			s, err := st.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Tokens != 0 {
+				t.Errorf("a refused import changed the store: %+v", s)
+			}
+			if d, _ := st.Meta(ctx, classifier.MetaDialect); d != "" {
+				t.Errorf("a refused import set the dialect to %q", d)
+			}
+		})
+	}
+	// Nothing learned, and so nothing to count: the line alone imports.
+	st := emptyStore(t)
+	if _, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(".MSG_COUNT 0 0 20240101\n")); err != nil {
+		t.Errorf("a list of .MSG_COUNT alone: %v", err)
+	}
+}
