@@ -417,8 +417,21 @@ reload the daemon after importing into the store it uses.`,
 				return fmt.Errorf("import %s: %w", name, err)
 			}
 			defer checked.Close()
-			return c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+			// A store file the import makes must not stay behind if the
+			// import fails before it writes (a full disk): see
+			// classifier.BoltStore.RemoveIfEmpty.
+			setup, err := c.bayesSetup(sf.db)
+			if err != nil {
+				return err
+			}
+			made := setup.cfg.Store != bayes.StoreRedis && !exists(setup.db)
+			lockMade := made && !exists(setup.db+".lock")
+			removed := false
+			err = c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				s, err := checked.Into(ctx, st)
+				if bs, ok := st.(*classifier.BoltStore); ok && err != nil && made {
+					removed, _ = bs.RemoveIfEmpty(ctx)
+				}
 				if errors.Is(err, classifier.ErrDialect) {
 					return fmt.Errorf("import %s: %w; import into a new store (--db NEWFILE) and point the bayes filter's db at it", name, err)
 				}
@@ -438,10 +451,20 @@ reload the daemon after importing into the store it uses.`,
 					s.Tokens, s.Digests, s.Totals.Spam, s.Totals.Ham, setup.db)
 				return nil
 			})
+			if removed && lockMade {
+				os.Remove(setup.db + ".lock")
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&bogoutil, "bogoutil", false, `FILE is a bogofilter word list from "bogoutil -d"`)
 	return cmd
+}
+
+// exists reports whether there is a file (of any kind) at path.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func (c *cli) newDBRefitCmd(sf *storeFlags) *cobra.Command {
