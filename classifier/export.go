@@ -726,7 +726,10 @@ func parseDigestLine(s string) (DigestClass, error) {
 // package's own, so the store is marked DialectBogofilter and NewForStore
 // then tokenises as bogofilter does. Other "."-prefixed lines
 // (.WORDLIST_VERSION, .ENCODING, .ROBX) are bogofilter's bookkeeping and
-// are skipped.
+// are skipped: .ROBX too, the robx "bogoutil -R" stored, which
+// bogofilter scores with when its configuration sets none; the store
+// scores with the robx its configuration gives (BogofilterParams by
+// default).
 //
 // Like Import, it reads and checks all of r (kept meanwhile in an unlinked
 // temporary file) before it writes anything, the dialect mark included:
