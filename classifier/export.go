@@ -34,7 +34,9 @@ import (
 // none, and import as they are. (A sluice of that time refuses a digest
 // line with features, as an unknown class, rather than drop them.) The end
 // line, with the numbers of t and d lines, tells a complete export from
-// one cut short at a line boundary. Importing an export into an empty
+// one cut short at a line boundary. Import wants the dialect line before
+// the records and one totals line, as export writes them. Importing an
+// export into an empty
 // store reproduces the store exactly; importing into a non-empty one adds
 // the counts and sets the digests, with their features.
 const exportHeader = "sluice-classifier-export 2"
@@ -442,7 +444,8 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	sc.Split(scanLinesNotingCut(&cut))
 	line := 0
 	needEnd, sawEnd := false, false
-	totalsLine := 0 // the line of the totals
+	totalsLine := 0  // the line of the totals
+	dialectLine := 0 // the line of the dialect
 	var b Batch
 	featureBytes := 0 // of the digests in b
 	w := importWriter{s: s}
@@ -478,6 +481,21 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		}
 		kind, rest, _ := strings.Cut(text, " ")
 		var err error
+		switch {
+		case kind == "dialect" && dialectLine != 0:
+			err = fmt.Errorf("a second dialect line (the first is line %d)", dialectLine)
+		case kind == "dialect":
+			dialectLine = line
+		case dialectLine == 0 && (kind == "totals" || kind == "t" || kind == "d"):
+			// Export writes the dialect first. Without it, the store
+			// would take the records for its own dialect's, and a
+			// batch of them could be in the store before a late
+			// dialect line showed they are not.
+			err = fmt.Errorf("a %s line before the dialect line", kind)
+		}
+		if err != nil {
+			return st, fmt.Errorf("import: line %d: %w", line, err)
+		}
 		switch kind {
 		case "dialect":
 			if s == nil {
