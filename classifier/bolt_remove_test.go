@@ -27,7 +27,8 @@ func TestRemoveIfEmpty(t *testing.T) {
 			}
 			// What is left when the disk was too full to take the
 			// mark back too.
-			return markFirstAdd(ctx, bs, string(DialectBogofilter))
+			_, err = markFirstAdd(ctx, bs, string(DialectBogofilter))
+			return err
 		}, true},
 		{"counts", func(bs *BoltStore) error {
 			return bs.Add(ctx, Batch{Totals: Totals{Spam: 1}})

@@ -144,17 +144,27 @@ func markImporting(ctx context.Context, s Store) error {
 type atomicAdder interface{ addIsAtomic() }
 
 // markFirstAdd marks s before an import's first write (MetaImporting),
-// and sets the dialect the import needs the store to have, if any (see
-// checkDialect): only now, so that an import that writes nothing leaves
-// no empty store marked as another dialect's.
-func markFirstAdd(ctx context.Context, s Store, dialect string) error {
+// checks again that the store takes the import's dialect (want), and sets
+// it if the store has none yet (see checkDialect): only now, so that an
+// import that writes nothing leaves no empty store marked as another
+// dialect's. The check made when the import began is not enough: another
+// import, of the other dialect, may have written and finished since; once
+// the mark is set, none can begin. It returns the dialect it set, "" if
+// none.
+func markFirstAdd(ctx context.Context, s Store, want string) (string, error) {
 	if err := markImporting(ctx, s); err != nil {
-		return err
+		return "", err
 	}
-	if dialect == "" {
-		return nil
+	set, err := checkDialect(ctx, s, want)
+	if err == nil && set != "" {
+		err = s.SetMeta(ctx, MetaDialect, set)
 	}
-	return s.SetMeta(ctx, MetaDialect, dialect)
+	if err != nil {
+		// Nothing of the import is in the store: the mark goes.
+		s.SetMeta(ctx, MetaImporting, "")
+		return "", err
+	}
+	return set, nil
 }
 
 // unmarkAfterFirstAdd takes the import mark back after the store refused
@@ -179,18 +189,23 @@ func unmarkAfterFirstAdd(ctx context.Context, s Store, dialect string) bool {
 // (markFirstAdd) before the first, and takes the mark back if the store
 // refuses that first batch (unmarkAfterFirstAdd).
 type importWriter struct {
-	s       Store
-	dialect string // the dialect to record with the first batch, if any
-	marked  bool   // MetaImporting is set
-	added   bool   // a batch is in the store
+	s    Store
+	want string // the import's dialect
+	// dialect is the dialect to record with the first batch, if any, as
+	// checkDialect found when the import began; once the store is
+	// marked, the one markFirstAdd set.
+	dialect string
+	marked  bool // MetaImporting is set
+	added   bool // a batch is in the store
 }
 
 func (w *importWriter) add(ctx context.Context, b Batch) error {
 	if !w.marked {
-		if err := markFirstAdd(ctx, w.s, w.dialect); err != nil {
+		set, err := markFirstAdd(ctx, w.s, w.want)
+		if err != nil {
 			return err
 		}
-		w.marked = true
+		w.dialect, w.marked = set, true
 	}
 	if err := w.s.Add(ctx, b); err != nil {
 		if w.added {
@@ -501,6 +516,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 			if s == nil {
 				_, err = ParseDialect(rest)
 			} else {
+				w.want = rest
 				w.dialect, err = checkDialect(ctx, s, rest)
 			}
 		case "totals":
@@ -573,10 +589,10 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 }
 
 // flushError says at which line of the input a batch failed to be
-// written; not when another import's mark kept it from the store, which
-// no line caused.
+// written; not when another import's mark, or the dialect another import
+// gave the store, kept it from the store, which no line caused.
 func flushError(what string, line int, err error) error {
-	if errors.As(err, new(errImportUnfinished)) {
+	if errors.As(err, new(errImportUnfinished)) || errors.Is(err, ErrDialect) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%s: line %d: %w", what, line, err)
@@ -805,7 +821,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 	firstNonASCII := 0 // the line of the first token with a byte above 0x7f
 	countLine := 0     // the line of .MSG_COUNT
 	var b Batch
-	w := importWriter{s: s, dialect: setDialect}
+	w := importWriter{s: s, want: string(DialectBogofilter), dialect: setDialect}
 	flush := func() error {
 		if s == nil {
 			b = Batch{}
