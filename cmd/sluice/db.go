@@ -451,7 +451,9 @@ reload the daemon after importing into the store it uses.`,
 					s.Tokens, s.Digests, s.Totals.Spam, s.Totals.Ham, setup.db)
 				return nil
 			})
-			if removed && lockMade {
+			// The lock file goes with the store: removed above, or never
+			// made whole (a disk too full for its first pages).
+			if err != nil && lockMade && (removed || !exists(setup.db)) {
 				os.Remove(setup.db + ".lock")
 			}
 			return err

@@ -63,3 +63,25 @@ func TestDBImportFailedWriteCreatesNoStore(t *testing.T) {
 		t.Errorf("classify after the failed import: %+v", r)
 	}
 }
+
+// A disk too full for even the new store's first pages: the import fails
+// opening the store, and leaves no file either, the lock file included.
+func TestDBImportFullDiskAtOpenCreatesNothing(t *testing.T) {
+	disk := tinyDisk(t, 8<<10)
+	export := filepath.Join(t.TempDir(), "export.txt")
+	if err := os.WriteFile(export, []byte("sluice-classifier-export 2\ndialect sluice\ntotals 1 0\nt a 1 0 20240101\nend 1 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(disk, "bayes.db")
+	r := runCLI(t, "", "db", "import", "--db", db, export)
+	if r.code == 0 {
+		t.Fatalf("import onto a full disk: %+v, want it to fail", r)
+	}
+	if names, _ := os.ReadDir(disk); len(names) != 0 {
+		var left []string
+		for _, e := range names {
+			left = append(left, e.Name())
+		}
+		t.Errorf("the failed import left %v (%s)", left, r.stderr)
+	}
+}
