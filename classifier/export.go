@@ -218,6 +218,16 @@ func (w *importWriter) add(ctx context.Context, b Batch) error {
 	return nil
 }
 
+// done takes the import's mark away once all of it is in the store. An
+// import that wrote nothing set no mark, and takes none: a mark there is
+// another import's, begun meanwhile and maybe still writing.
+func (w *importWriter) done(ctx context.Context) error {
+	if w.s == nil || !w.marked {
+		return nil
+	}
+	return w.s.SetMeta(ctx, MetaImporting, "")
+}
+
 // exportSource is what Export reads of a store.
 type exportSource interface {
 	Stats(ctx context.Context) (Stats, error)
@@ -392,14 +402,7 @@ func (in *ImportInput) Into(ctx context.Context, s Store) (ImportStats, error) {
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import: %w", err)
 	}
-	st, err := importLines(ctx, s, in.spool)
-	if err != nil {
-		return st, err
-	}
-	if err := s.SetMeta(ctx, MetaImporting, ""); err != nil {
-		return st, fmt.Errorf("import: %w", err)
-	}
-	return st, nil
+	return importLines(ctx, s, in.spool)
 }
 
 // spoolChecked copies r into an unlinked temporary file (in $TMPDIR)
@@ -583,6 +586,9 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 		return st, errors.New("import: the export has no totals line (the numbers of learned spam and ham messages, which sluice db export always writes): it was cut or edited")
 	}
 	if err := flush(); err != nil {
+		return st, fmt.Errorf("import: %w", err)
+	}
+	if err := w.done(ctx); err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
 	return st, nil
@@ -786,14 +792,7 @@ func (in *ImportInput) bogoutilInto(ctx context.Context, s Store) (ImportStats, 
 	if err != nil {
 		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
 	}
-	st, err := bogoutilLines(ctx, s, in.spool, setDialect)
-	if err != nil {
-		return st, err
-	}
-	if err := s.SetMeta(ctx, MetaImporting, ""); err != nil {
-		return st, fmt.Errorf("import bogoutil: %w", err)
-	}
-	return st, nil
+	return bogoutilLines(ctx, s, in.spool, setDialect)
 }
 
 // bogoEncodingRaw is the value of a bogoutil word list's .ENCODING line
@@ -913,6 +912,9 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 		return st, fmt.Errorf("import bogoutil: line %d: the word list is not Unicode (.ENCODING %d, bogofilter --unicode=no): its non-ASCII tokens are raw bytes that sluice's UTF-8 tokens would never match; convert a copy with \"bogoutil --unicode=yes -m wordlist.db\" and dump that", firstNonASCII, bogoEncodingRaw)
 	}
 	if err := flush(); err != nil {
+		return st, fmt.Errorf("import bogoutil: %w", err)
+	}
+	if err := w.done(ctx); err != nil {
 		return st, fmt.Errorf("import bogoutil: %w", err)
 	}
 	return st, nil
