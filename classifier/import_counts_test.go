@@ -1,7 +1,10 @@
 package classifier_test
 
 import (
+	"bytes"
 	"context"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,5 +57,30 @@ func TestImportWithoutMessageCounts(t *testing.T) {
 	st := emptyStore(t)
 	if _, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(".MSG_COUNT 0 0 20240101\n")); err != nil {
 		t.Errorf("a list of .MSG_COUNT alone: %v", err)
+	}
+}
+
+// What bogoutil really writes: a list bogofilter trained dumps with its
+// .MSG_COUNT line, but one loaded with bogoutil -l from a list without
+// it dumps without, and is refused.
+func TestImportBogoutilDumpWithoutMessageCounts(t *testing.T) {
+	needBogofilter(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	load := exec.Command("bogoutil", "-l", filepath.Join(dir, "wordlist.db"))
+	load.Stdin = strings.NewReader("bar 0 2 20240101\nfoo 1 0 20240101\n")
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("bogoutil -l: %v: %s", err, out)
+	}
+	dump, err := exec.Command("bogoutil", "-d", filepath.Join(dir, "wordlist.db")).Output()
+	if err != nil {
+		t.Fatalf("bogoutil -d: %v", err)
+	}
+	if bytes.Contains(dump, []byte(".MSG_COUNT")) {
+		t.Fatalf("bogoutil -d wrote a .MSG_COUNT line for a list loaded without one:\n%s", dump)
+	}
+	st := emptyStore(t)
+	if _, err := classifier.ImportBogoutil(ctx, st, bytes.NewReader(dump)); err == nil || !strings.Contains(err.Error(), "no .MSG_COUNT line") {
+		t.Errorf("import of the dump: %v, want a refusal naming .MSG_COUNT", err)
 	}
 }
