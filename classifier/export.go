@@ -819,6 +819,9 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 	rawEncoding := false
 	firstNonASCII := 0 // the line of the first token with a byte above 0x7f
 	countLine := 0     // the line of .MSG_COUNT
+	// The first token counted in spam, and in ham: a class with no
+	// learned message has none.
+	spamLine, hamLine := 0, 0
 	var b Batch
 	w := importWriter{s: s, want: string(DialectBogofilter), dialect: setDialect}
 	flush := func() error {
@@ -881,6 +884,12 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 		if err := checkDate(rec); err != nil {
 			return st, fmt.Errorf("import bogoutil: line %d: %w", line, err)
 		}
+		if spamLine == 0 && rec.Spam > 0 {
+			spamLine = line
+		}
+		if hamLine == 0 && rec.Ham > 0 {
+			hamLine = line
+		}
 		b.Records = append(b.Records, rec)
 		st.Tokens++
 		if len(b.Records) >= importBatch {
@@ -907,6 +916,18 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 		// -d writes the line for any list bogofilter trained; one loaded
 		// with bogoutil -l from a list without it has none.
 		return st, errors.New("import bogoutil: the word list has no .MSG_COUNT line (the numbers of spam and ham messages bogofilter learned, which the tokens' counts are shares of); add one, \".MSG_COUNT SPAM HAM 0\", with those numbers")
+	}
+	for _, c := range []struct {
+		class string
+		line  int
+		n     uint32
+	}{{"spam", spamLine, st.Totals.Spam}, {"ham", hamLine, st.Totals.Ham}} {
+		// bogofilter counts a token once per message it learns, so
+		// never writes this; counts of a class with no message have
+		// nothing to be a share of.
+		if c.line != 0 && c.n == 0 {
+			return st, fmt.Errorf("import bogoutil: line %d: a token counted in %s, but .MSG_COUNT (line %d) says 0 %s messages were learned", c.line, c.class, countLine, c.class)
+		}
 	}
 	if rawEncoding && firstNonASCII != 0 {
 		return st, fmt.Errorf("import bogoutil: line %d: the word list is not Unicode (.ENCODING %d, bogofilter --unicode=no): its non-ASCII tokens are raw bytes that sluice's UTF-8 tokens would never match; convert a copy with \"bogoutil --unicode=yes -m wordlist.db\" and dump that", firstNonASCII, bogoEncodingRaw)

@@ -425,7 +425,7 @@ func TestImportBadFeatures(t *testing.T) {
 // inside one is part of the token, not a column separator, and such a
 // word list imports whole.
 func TestImportBogoutilUnicodeSpaceInToken(t *testing.T) {
-	dump := ".ENCODING 2 0 20261205\n.MSG_COUNT 1 0 20261205\n.WORDLIST_VERSION 20040500 0 20261205\n" +
+	dump := ".ENCODING 2 0 20261205\n.MSG_COUNT 2 1 20261205\n.WORDLIST_VERSION 20040500 0 20261205\n" +
 		"and 1 0 20261205\ncaf\u00e9\u3000tokyo 1 0 20261205\nwonderful\u00a0offer 1 0 20261205\n" +
 		"tabbed\t2\t1\t20261205\n"
 	ctx := context.Background()

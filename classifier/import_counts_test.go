@@ -84,3 +84,26 @@ func TestImportBogoutilDumpWithoutMessageCounts(t *testing.T) {
 		t.Errorf("import of the dump: %v, want a refusal naming .MSG_COUNT", err)
 	}
 }
+
+// A .MSG_COUNT line that says no message of a class was learned, in a
+// list whose tokens were seen in messages of that class, gives those
+// counts nothing to be a share of either: a token is counted once per
+// learned message, so bogofilter never writes such a list. It is refused.
+func TestImportBogoutilCountsWithoutMessages(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ text, want string }{
+		{".MSG_COUNT 0 0 20240101\nfoo 1 0 20240101\n", "0 spam"},
+		{".MSG_COUNT 3 0 20240101\nfoo 1 0 20240101\nbar 0 2 20240101\n", "0 ham"},
+	} {
+		st := emptyStore(t)
+		if _, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want a refusal naming %s", tc.text, err, tc.want)
+		}
+	}
+	// Spam alone learned, and ham alone: fine.
+	for _, text := range []string{".MSG_COUNT 3 0 20240101\nfoo 1 0 20240101\n", ".MSG_COUNT 0 3 20240101\nfoo 0 1 20240101\n"} {
+		if _, err := classifier.ImportBogoutil(ctx, emptyStore(t), strings.NewReader(text)); err != nil {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
+}
