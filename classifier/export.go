@@ -36,9 +36,9 @@ import (
 // line, with the numbers of t and d lines, tells a complete export from
 // one cut short at a line boundary. Import wants the dialect line before
 // the records and one totals line, as export writes them. Importing an
-// export into an empty
-// store reproduces the store exactly; importing into a non-empty one adds
-// the counts and sets the digests, with their features.
+// export into an empty store reproduces the store exactly; importing into
+// a non-empty one adds the counts and sets the digests, with their
+// features.
 const exportHeader = "sluice-classifier-export 2"
 
 // exportHeaderV1 starts exports of earlier versions, which have no end
@@ -761,15 +761,15 @@ func parseDigestLine(s string) (DigestClass, error) {
 
 // ImportBogoutil reads a bogofilter word list as written by "bogoutil -d"
 // (lines "TOKEN SPAMCOUNT HAMCOUNT YYYYMMDD", the message counts on the
-// ".MSG_COUNT" line, which a list with tokens must have) and adds it to the store, which must be empty or
-// already of the bogofilter dialect: bogofilter's tokens differ from this
-// package's own, so the store is marked DialectBogofilter and NewForStore
-// then tokenises as bogofilter does. Other "."-prefixed lines
-// (.WORDLIST_VERSION, .ENCODING, .ROBX) are bogofilter's bookkeeping and
-// are skipped: .ROBX too, the robx "bogoutil -R" stored, which
-// bogofilter scores with when its configuration sets none; the store
-// scores with the robx its configuration gives (BogofilterParams by
-// default).
+// ".MSG_COUNT" line, which a list with tokens must have) and adds it to
+// the store, which must be empty or already of the bogofilter dialect:
+// bogofilter's tokens differ from this package's own, so the store is
+// marked DialectBogofilter and NewForStore then tokenises as bogofilter
+// does. Other "."-prefixed lines (.WORDLIST_VERSION, .ENCODING, .ROBX)
+// are bogofilter's bookkeeping and are skipped: .ROBX too, the robx
+// "bogoutil -R" stored, which bogofilter scores with when its
+// configuration sets none; the store scores with the robx its
+// configuration gives (BogofilterParams by default).
 //
 // Like Import, it reads and checks all of r (kept meanwhile in an unlinked
 // temporary file) before it writes anything, the dialect mark included:
