@@ -426,11 +426,10 @@ reload the daemon after importing into the store it uses.`,
 			}
 			made := setup.cfg.Store != bayes.StoreRedis && !exists(setup.db)
 			lockMade := made && !exists(setup.db+".lock")
-			removed := false
 			err = c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				s, err := checked.Into(ctx, st)
 				if bs, ok := st.(*classifier.BoltStore); ok && err != nil && made {
-					removed, _ = bs.RemoveIfEmpty(ctx)
+					bs.RemoveIfEmpty(ctx)
 				}
 				if errors.Is(err, classifier.ErrDialect) {
 					return fmt.Errorf("import %s: %w; import into a new store (--db NEWFILE) and point the bayes filter's db at it", name, err)
@@ -453,7 +452,7 @@ reload the daemon after importing into the store it uses.`,
 			})
 			// The lock file goes with the store: removed above, or never
 			// made whole (a disk too full for its first pages).
-			if err != nil && lockMade && (removed || !exists(setup.db)) {
+			if err != nil && lockMade && !exists(setup.db) {
 				os.Remove(setup.db + ".lock")
 			}
 			return err
