@@ -256,6 +256,16 @@ func Export(ctx context.Context, s Store, w io.Writer) error {
 }
 
 func export(ctx context.Context, s exportSource, w io.Writer) error {
+	// Read in the version exported: an import that sets its mark after a
+	// caller's own check must not have its first batches exported as a
+	// whole store, without the mark.
+	mark, err := s.Meta(ctx, MetaImporting)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if m := parseImportMark(mark); m.Began != "" {
+		return fmt.Errorf("export: the store holds part of an import begun %s that has not finished (%s); an export of it would pass for a whole store", m.Began, m.Progress())
+	}
 	bw := bufio.NewWriter(w)
 	st, err := s.Stats(ctx)
 	if err != nil {
