@@ -34,33 +34,45 @@ func tinyDisk(t *testing.T, size int) string {
 // unsure for want of training instead of reporting that there is no
 // store.
 func TestDBImportFailedWriteCreatesNoStore(t *testing.T) {
-	disk := tinyDisk(t, 64<<10)
-	var b strings.Builder
-	b.WriteString("sluice-classifier-export 2\ndialect sluice\ntotals 10 10\n")
-	const n = 30000
+	const n = 30000 // more than fits
+	var export, bogo strings.Builder
+	export.WriteString("sluice-classifier-export 2\ndialect sluice\ntotals 10 10\n")
+	bogo.WriteString(".MSG_COUNT 10 10 20240101\n")
 	for i := range n {
-		fmt.Fprintf(&b, "t token%06d 1 0 20240101\n", i)
+		fmt.Fprintf(&export, "t token%06d 1 0 20240101\n", i)
+		fmt.Fprintf(&bogo, "token%06d 1 0 20240101\n", i)
 	}
-	fmt.Fprintf(&b, "end %d 0\n", n)
-	export := filepath.Join(t.TempDir(), "export.txt")
-	if err := os.WriteFile(export, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(disk, "bayes.db")
-	r := runCLI(t, "", "db", "import", "--db", db, export)
-	if r.code == 0 || !strings.Contains(r.stderr, "no space left") {
-		t.Fatalf("import onto a full disk: %+v, want it to fail for want of space", r)
-	}
-	if names, _ := os.ReadDir(disk); len(names) != 0 {
-		var left []string
-		for _, e := range names {
-			left = append(left, e.Name())
-		}
-		t.Errorf("the failed import left %v", left)
-	}
-	r = runCLI(t, "Subject: hi\n\nhello\n", "classify", "--db", db)
-	if r.code == 0 || !strings.Contains(r.stderr, "no token store at "+db) {
-		t.Errorf("classify after the failed import: %+v", r)
+	fmt.Fprintf(&export, "end %d 0\n", n)
+	for _, tc := range []struct {
+		name, text string
+		flags      []string
+	}{
+		{"export", export.String(), nil},
+		{"bogoutil", bogo.String(), []string{"--bogoutil"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk := tinyDisk(t, 64<<10)
+			in := filepath.Join(t.TempDir(), "in.txt")
+			if err := os.WriteFile(in, []byte(tc.text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(disk, "bayes.db")
+			r := runCLI(t, "", append(append([]string{"db", "import", "--db", db}, tc.flags...), in)...)
+			if r.code == 0 || !strings.Contains(r.stderr, "no space left") {
+				t.Fatalf("import onto a full disk: %+v, want it to fail for want of space", r)
+			}
+			if names, _ := os.ReadDir(disk); len(names) != 0 {
+				var left []string
+				for _, e := range names {
+					left = append(left, e.Name())
+				}
+				t.Errorf("the failed import left %v", left)
+			}
+			r = runCLI(t, "Subject: hi\n\nhello\n", "classify", "--db", db)
+			if r.code == 0 || !strings.Contains(r.stderr, "no token store at "+db) {
+				t.Errorf("classify after the failed import: %+v", r)
+			}
+		})
 	}
 }
 
