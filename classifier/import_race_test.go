@@ -120,7 +120,7 @@ func TestImportsAtOnceBolt(t *testing.T) {
 			if bogoutil {
 				text = raceBogo
 			}
-			raceImports(t, 100, text, bogoutil, func(round int) claimStore {
+			raceImports(t, 50, text, bogoutil, func(round int) claimStore {
 				st, err := OpenBolt(filepath.Join(dir, fmt.Sprintf("%d.db", round)), BoltOptions{NoSync: true})
 				if err != nil {
 					t.Fatal(err)
@@ -139,7 +139,7 @@ func TestImportsAtOnceRedis(t *testing.T) {
 			if bogoutil {
 				text = raceBogo
 			}
-			raceImports(t, 100, text, bogoutil, func(round int) claimStore {
+			raceImports(t, 50, text, bogoutil, func(round int) claimStore {
 				st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: fmt.Sprintf("race-%v-%d", bogoutil, round)})
 				if err != nil {
 					t.Fatal(err)
