@@ -149,3 +149,30 @@ func TestImportsAtOnceRedis(t *testing.T) {
 		})
 	}
 }
+
+// claimMeta sets a value only where there is none, and otherwise returns
+// the one there, in both stores.
+func TestClaimMeta(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	bs, err := OpenBolt(filepath.Join(t.TempDir(), "db"), BoltOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "claim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]claimStore{"bolt": bs, "redis": rs} {
+		if held, err := st.claimMeta(ctx, "k", "first"); err != nil || held != "" {
+			t.Errorf("%s: first claim: %q, %v", name, held, err)
+		}
+		if held, err := st.claimMeta(ctx, "k", "second"); err != nil || held != "first" {
+			t.Errorf("%s: second claim: %q, %v, want the first's value", name, held, err)
+		}
+		if v, err := st.Meta(ctx, "k"); err != nil || v != "first" {
+			t.Errorf("%s: value %q, %v after two claims", name, v, err)
+		}
+		st.Close()
+	}
+}
