@@ -274,7 +274,7 @@ func skipMboxFromLine(raw []byte) []byte {
 	// "From : alice@example.org" is a From field (a blank may precede
 	// the colon); a separator line never is, as the text before its
 	// first colon holds blanks.
-	if isFieldLine(bytes.TrimSuffix(raw[:i], []byte("\r"))) {
+	if IsFieldLine(bytes.TrimSuffix(raw[:i], []byte("\r"))) {
 		return raw
 	}
 	if i == len(raw) {

@@ -624,7 +624,7 @@ func parseHeader(fields []field, raw []byte, names []byte, limit int) (_ []field
 			flush()
 			return fields, raw[pos:], names, dropped
 		}
-		if !isFieldLine(line) {
+		if !IsFieldLine(line) {
 			flush()
 			return fields, raw[pos:], names, dropped
 		}
@@ -660,10 +660,12 @@ func unfold(v []byte) []byte {
 	return bytes.TrimSpace(out)
 }
 
-// isFieldLine reports whether line starts with a field name and a colon
+// IsFieldLine reports whether line starts with a field name and a colon
 // (RFC 5322 section 2.2: printable ASCII except colon; some mailers put
-// spaces before the colon, which is tolerated).
-func isFieldLine(line []byte) bool {
+// spaces before the colon, which is tolerated). The mailbox reader tells
+// a message's first field from an mbox separator with it, so that both
+// read a message alike.
+func IsFieldLine(line []byte) bool {
 	i := bytes.IndexByte(line, ':')
 	if i <= 0 {
 		return false

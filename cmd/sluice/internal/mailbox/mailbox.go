@@ -47,6 +47,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters/archive"
 )
 
@@ -580,31 +581,12 @@ func firstTextLine(br *bufio.Reader) []byte {
 
 // startsMbox reports whether line, the first of a file that is not empty
 // (see firstTextLine), makes the file an mbox: it starts with "From "
-// and is no header field.
+// and is no header field as the tokenizer tells one. "From :
+// a@example.org" is a From field (RFC 822 allowed the blank, and spam
+// still writes it); a separator line never is one, as the text before its
+// first colon holds blanks between words.
 func startsMbox(line []byte) bool {
-	return bytes.HasPrefix(line, []byte("From ")) && !isField(line)
-}
-
-// isField reports whether line is a header field, as the tokenizer tells
-// one: a name of printable characters, blanks after it allowed, then a
-// colon. "From : a@example.org" is a From field (RFC 822 allowed the
-// blank, and spam still writes it); a separator line never is one, as the
-// text before its first colon holds blanks between words.
-func isField(line []byte) bool {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return false
-	}
-	name := bytes.TrimRight(line[:i], " \t")
-	if len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if c <= ' ' || c > '~' {
-			return false
-		}
-	}
-	return true
+	return bytes.HasPrefix(line, []byte("From ")) && !classifier.IsFieldLine(line)
 }
 
 // readBuffer is the size of the read buffer, and so the longest piece of
