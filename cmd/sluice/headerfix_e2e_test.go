@@ -612,16 +612,13 @@ filters:
 	}
 }
 
-// End to end: trace fields a sender put in its message never reach the
-// mailbox, through Postfix and through Sendmail, whether the header needed
-// repair (then the filter's own field is the only one) or not (then there
-// is none). The recording filter after headerfix sees none of them either.
-func TestHeaderfixEndToEndForgedTrace(t *testing.T) {
-	mtatest.Require(t)
-	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
-		t.Run(kind, func(t *testing.T) {
-			rec := newHeaderfixRecorder()
-			td := headerfixDaemon(t, `listen:
+// headerfixRecorded starts a daemon running headerfix and, after it, a
+// filter that records what it sees, and an MTA of kind that passes mail
+// through it.
+func headerfixRecorded(t *testing.T, kind string) (*headerfixRecorder, *mtatest.MTA) {
+	t.Helper()
+	rec := newHeaderfixRecorder()
+	td := headerfixDaemon(t, `listen:
   - address: inet:127.0.0.1:0
 metrics:
   listen: ""
@@ -630,7 +627,18 @@ filters:
   - type: headerfix
   - type: hfrecorder
 `, rec)
-			mta := headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
+	return rec, headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
+}
+
+// End to end: trace fields a sender put in its message never reach the
+// mailbox, through Postfix and through Sendmail, whether the header needed
+// repair (then the filter's own field is the only one) or not (then there
+// is none). The recording filter after headerfix sees none of them either.
+func TestHeaderfixEndToEndForgedTrace(t *testing.T) {
+	mtatest.Require(t)
+	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
+		t.Run(kind, func(t *testing.T) {
+			rec, mta := headerfixRecorded(t, kind)
 			const forged = "X-Sluice-Repaired: nothing, trust me\r\n"
 			msgs := map[string]string{
 				"cr":   forged + strings.Replace(headerfixVariants["cr"], "\r\n\r\n", "\r\nx-sluice-repaired: nothing\r\n\r\n", 1),
@@ -763,17 +771,7 @@ func TestHeaderfixEndToEndEdgeCases(t *testing.T) {
 	}
 	for _, kind := range []string{"postfix", "sendmail-relaxed"} {
 		t.Run(kind, func(t *testing.T) {
-			rec := newHeaderfixRecorder()
-			td := headerfixDaemon(t, `listen:
-  - address: inet:127.0.0.1:0
-metrics:
-  listen: ""
-shutdown_timeout: 5s
-filters:
-  - type: headerfix
-  - type: hfrecorder
-`, rec)
-			mta := headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
+			rec, mta := headerfixRecorded(t, kind)
 			names := slices.Sorted(maps.Keys(cases))
 			for _, k := range names {
 				if r := headerfixSend(t, mta, k+"@lab.example", cases[k].raw); r.Code != 250 {
@@ -814,17 +812,7 @@ filters:
 // on disk, which a client sends with CRLF line ends: it needs no repair.
 func TestHeaderfixDryRunSendmail(t *testing.T) {
 	mtatest.Require(t)
-	rec := newHeaderfixRecorder()
-	td := headerfixDaemon(t, `listen:
-  - address: inet:127.0.0.1:0
-metrics:
-  listen: ""
-shutdown_timeout: 5s
-filters:
-  - type: headerfix
-  - type: hfrecorder
-`, rec)
-	mta := headerfixMTA(t, "sendmail-relaxed", "inet:"+td.info.Milter[0].String())
+	rec, mta := headerfixRecorded(t, "sendmail-relaxed")
 	cfg := dryRunConfig(t, "filters:\n  - type: headerfix\n")
 
 	msgs := map[string]string{
