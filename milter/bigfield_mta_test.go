@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/filters"
-	"github.com/sluice-mail/sluice/milter"
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
@@ -45,14 +44,7 @@ func TestMTAsSendNoFieldOverPacketLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rec := &longestField{}
-			srv := milter.NewServer(milter.Config{Pipeline: pipeline(rec)}, nil, nil)
-			ln, spec := mtatest.MilterListener(t, "unix")
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
+			spec := serveUnix(t, pipeline(rec))
 			var mta *mtatest.MTA
 			if name == "postfix" {
 				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, ExtraConfig: []string{

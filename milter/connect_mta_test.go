@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/filters"
-	"github.com/sluice-mail/sluice/milter"
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
@@ -42,14 +41,7 @@ func TestSendmailIPv6ClientAddress(t *testing.T) {
 	probe.Close()
 
 	rec := &connectRecorder{}
-	srv := milter.NewServer(milter.Config{Pipeline: filters.NewPipeline([]filters.Step{{Filter: rec, Timeout: 5 * time.Second}}, nil)}, nil, nil)
-	ln, spec := mtatest.MilterListener(t, "unix")
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	spec := serveUnix(t, filters.NewPipeline([]filters.Step{{Filter: rec, Timeout: 5 * time.Second}}, nil))
 	mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec, ExtraConfig: []string{
 		"DAEMON_OPTIONS(`Family=inet6, Port=" + strconv.Itoa(port) + ", Addr=::1, Name=MTA6')dnl",
 	}})

@@ -56,20 +56,8 @@ func TestHeaderEditsAfterDeleteLandAlikeInBothMTAs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			p := filters.NewPipeline([]filters.Step{{Filter: first}, {Filter: second}}, nil)
-			srv := milter.NewServer(milter.Config{Pipeline: p}, nil, nil)
-			ln, spec := mtatest.MilterListener(t, "unix")
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
-			var mta *mtatest.MTA
-			if name == "postfix" {
-				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec})
-			} else {
-				mta = mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec})
-			}
+			spec := serveUnix(t, p)
+			mta := startMTA(t, name, spec)
 
 			c := mtatest.DialSMTP(t, mta.Addr())
 			c.Cmd("EHLO client.example")
@@ -316,14 +304,7 @@ func TestEightBitFieldNameEndsHeader(t *testing.T) {
 			t.Parallel()
 			rec := &headerRecorder{}
 			p := filters.NewPipeline([]filters.Step{{Filter: rec}}, nil)
-			srv := milter.NewServer(milter.Config{Pipeline: p}, nil, nil)
-			ln, spec := mtatest.MilterListener(t, "unix")
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
+			spec := serveUnix(t, p)
 			var mta *mtatest.MTA
 			parseAs := milter.Postfix
 			if name == "postfix" {
@@ -364,4 +345,29 @@ func TestEightBitFieldNameEndsHeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveUnix serves p on a new unix socket for an MTA until the test ends,
+// and returns the socket's milter spec.
+func serveUnix(t *testing.T, p *filters.Pipeline) string {
+	t.Helper()
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, nil)
+	ln, spec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return spec
+}
+
+// startMTA starts the MTA named ("postfix" or "sendmail") with its
+// defaults, passing mail through the milter at spec.
+func startMTA(t *testing.T, name, spec string) *mtatest.MTA {
+	t.Helper()
+	if name == "postfix" {
+		return mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec})
+	}
+	return mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec})
 }

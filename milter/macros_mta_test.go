@@ -5,10 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sluice-mail/sluice/filters"
-	"github.com/sluice-mail/sluice/milter"
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
@@ -44,20 +42,8 @@ func TestMTAMacrosPerMessage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rec := &macroReader{}
-			srv := milter.NewServer(milter.Config{Pipeline: pipeline(rec)}, nil, nil)
-			ln, spec := mtatest.MilterListener(t, "unix")
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
-			var mta *mtatest.MTA
-			if name == "postfix" {
-				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec})
-			} else {
-				mta = mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec})
-			}
+			spec := serveUnix(t, pipeline(rec))
+			mta := startMTA(t, name, spec)
 			c := mtatest.DialSMTP(t, mta.Addr())
 			c.Cmd("EHLO client.example")
 			var replies []string
