@@ -113,12 +113,16 @@ type daemon struct {
 	// started is the config the daemon started with: its listeners,
 	// metrics listener and log format stay in force until a restart,
 	// whatever later reloads read.
-	started  *config.Config
-	logger   *slog.Logger
-	level    *slog.LevelVar
-	metrics  *metrics.Metrics
-	promReg  *prometheus.Registry
-	srv      *milter.Server
+	started *config.Config
+	logger  *slog.Logger
+	level   *slog.LevelVar
+	metrics *metrics.Metrics
+	promReg *prometheus.Registry
+	srv     *milter.Server
+	// lns are the milter listeners, closed again at shutdown: Serve
+	// closes only those it has begun to serve, and a stop signal can
+	// come before its goroutine has run, leaving a socket file behind.
+	lns      []net.Listener
 	httpSrv  *http.Server
 	serveErr chan error
 	// stopping is set once shutdown begins: the milter listeners are
@@ -202,6 +206,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 			}
 		}()
 	}
+	d.lns = lns
 	d.serveErr = make(chan error, len(lns))
 	for _, ln := range lns {
 		go func(ln net.Listener) { d.serveErr <- d.srv.Serve(ln) }(ln)
@@ -337,6 +342,11 @@ func (d *daemon) shutdown() error {
 	err := d.srv.Shutdown(ctx)
 	if err != nil {
 		d.logger.Warn("shutdown deadline passed; sessions still in flight were cut off", "err", err)
+	}
+	for _, ln := range d.lns {
+		// Closed already if Serve got to it; a second Close only
+		// returns an error.
+		ln.Close()
 	}
 	if d.httpSrv != nil {
 		hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
