@@ -108,22 +108,16 @@ func Listen(a Address, opts UnixOptions) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(a.Addr), 0o755); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	ln, err := net.Listen("unix", a.Addr)
+	ul, err := listenUnix(a.Addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	ul := ln.(*net.UnixListener)
-	ul.SetUnlinkOnClose(false)
 	fi, err := os.Lstat(a.Addr)
 	if err != nil {
 		ul.Close()
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
 	own := &unixListener{UnixListener: ul, path: a.Addr, file: fi}
-	if err := setSocketAccess(a.Addr, opts); err != nil {
-		own.Close()
-		return nil, fmt.Errorf("listen %s: %w", a, err)
-	}
 	return own, nil
 }
 
@@ -148,6 +142,56 @@ func (l *unixListener) Close() error {
 	})
 	return err
 }
+
+// listenBacklog is the queue of connections not yet accepted; the kernel
+// caps it at net.core.somaxconn, as it does Go's own listeners.
+const listenBacklog = 4096
+
+// listenUnix binds a unix socket at path and gives it its group and mode
+// before it listens. Until listen(2) a connection is refused, as if the
+// daemon were not up yet; net.Listen binds and listens at once, which
+// leaves the umask's mode (often 0755) on a live socket for a moment: the
+// MTA is refused with EACCES then, or a local user let in.
+func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	// FileListener works on a duplicate of the descriptor.
+	defer f.Close()
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	if err := setSocketAccess(path, opts); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	if err := syscall.Listen(fd, listenBacklog); err != nil {
+		os.Remove(path)
+		return nil, os.NewSyscallError("listen", err)
+	}
+	if listeningHook != nil {
+		listeningHook(path)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	return ul, nil
+}
+
+// listeningHook, when set by a test, is called as soon as a unix socket
+// accepts connections.
+var listeningHook func(path string)
 
 func removeStaleSocket(path string) error {
 	fi, err := os.Lstat(path)

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -715,4 +717,46 @@ func TestSummaryClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A unix socket has its configured group and mode from the moment it
+// accepts connections: not the umask's for an instant, in which the MTA
+// may be refused with EACCES, or a local user let in.
+func TestUnixListenerModeBeforeListening(t *testing.T) {
+	a, path := socketAddress(t)
+	// Another group of ours, if we have one, shows a chgrp done late.
+	gid := os.Getgid()
+	if groups, _ := os.Getgroups(); len(groups) > 0 {
+		for _, g := range groups {
+			if g != gid {
+				gid = g
+				break
+			}
+		}
+	}
+	var seen os.FileMode
+	var seenGid int
+	milter.SetListeningHook(func(p string) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Errorf("socket file when listening: %v", err)
+			return
+		}
+		seen = fi.Mode().Perm()
+		seenGid = int(fi.Sys().(*syscall.Stat_t).Gid)
+	})
+	t.Cleanup(func() { milter.SetListeningHook(nil) })
+	ln, err := milter.Listen(a, milter.UnixOptions{Mode: 0o660, Group: strconv.Itoa(gid)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if seen != 0o660 || seenGid != gid {
+		t.Errorf("socket accepted connections with mode %#o, group %d; want %#o, group %d", seen, seenGid, 0o660, gid)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.Close()
 }
