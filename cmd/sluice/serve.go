@@ -170,10 +170,25 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	d.srv = milter.NewServer(d.milterConfig(cfg, pipeline), d.logger, d.metrics)
 
 	var info ready
+	// The metrics listener is opened first: when its port is taken the
+	// start fails before a milter socket has appeared that nobody would
+	// serve.
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			pipeline.Close()
+			return cfg.At("metrics.listen", fmt.Errorf("metrics listener: %w", err))
+		}
+		info.Metrics = metricsLn.Addr()
+	}
 	var lns []net.Listener
 	closeAll := func() {
 		for _, ln := range lns {
 			ln.Close()
+		}
+		if metricsLn != nil {
+			metricsLn.Close()
 		}
 		pipeline.Close()
 	}
@@ -187,13 +202,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		lns = append(lns, ln)
 		info.Milter = append(info.Milter, ln.Addr())
 	}
-	if cfg.Metrics.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-		info.Metrics = ln.Addr()
+	if metricsLn != nil {
 		d.httpSrv = &http.Server{
 			Handler:           d.httpHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -201,7 +210,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 			IdleTimeout:       metricsIdleTimeout,
 		}
 		go func() {
-			if err := d.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := d.httpSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.logger.Error("metrics listener failed", "err", err)
 			}
 		}()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,5 +46,31 @@ func TestServeStopRemovesSocketAtOnce(t *testing.T) {
 		if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("run %d: socket file after stop: %v", i, err)
 		}
+	}
+}
+
+// A metrics port another process holds stops the start with an error that
+// names the setting and its place in the file, and leaves no milter socket
+// behind that nobody serves.
+func TestServeMetricsPortTaken(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	path := filepath.Join(dir, "sluice.yml")
+	cfg := "listen:\n  - address: unix:" + sock + "\nmetrics:\n  listen: " + busy.Addr().String() + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: filtertest.Registry()}, stderr: &syncBuffer{}}
+	err = d.run(context.Background(), make(chan os.Signal), func(ready) { t.Error("daemon started on a taken metrics port") })
+	if err == nil || !strings.Contains(err.Error(), path+":4: metrics.listen: ") || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("start with metrics.listen taken: %v; want an error naming %s:4: metrics.listen", err, path)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("milter socket file after the failed start: %v", err)
 	}
 }
