@@ -36,7 +36,8 @@ Signals:
   SIGHUP           reload the configuration; a broken file is logged and
                    the running configuration stays
   SIGTERM, SIGINT  stop accepting connections, let messages in flight
-                   finish (up to shutdown_timeout), then exit 0`,
+                   finish (up to shutdown_timeout), then exit 0; a second
+                   one cuts the messages still in flight off at once`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sigs := make(chan os.Signal)
@@ -239,10 +240,10 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 				continue
 			}
 			d.logger.Info("stopping", "signal", sig.String(), "deadline", d.cfg.ShutdownTimeout.String())
-			return d.shutdown()
+			return d.shutdown(sigs)
 		case <-ctx.Done():
 			d.logger.Info("stopping", "reason", ctx.Err().Error())
-			return d.shutdown()
+			return d.shutdown(sigs)
 		case err := <-d.serveErr:
 			if errors.Is(err, milter.ErrServerClosed) {
 				continue
@@ -250,7 +251,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 			// A listener died: without it mail is not filtered. Stop and
 			// let the supervisor restart us rather than limp on.
 			d.logger.Error("milter listener failed", "err", err)
-			d.shutdown()
+			d.shutdown(sigs)
 			return fmt.Errorf("milter listener: %w", err)
 		}
 	}
@@ -344,12 +345,33 @@ func restartOnly(old, cur *config.Config) []string {
 	return keys
 }
 
-func (d *daemon) shutdown() error {
+// shutdown stops the daemon, letting messages in flight finish until
+// shutdown_timeout. A second stop signal meanwhile ends the wait at once:
+// whoever sends it wants the daemon gone now. A SIGHUP then is ignored.
+func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 	d.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
+	drained := make(chan struct{})
+	defer close(drained)
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					d.logger.Warn("reload ignored: stopping", "signal", sig.String())
+					continue
+				}
+				d.logger.Warn("second stop signal; cutting off sessions still in flight", "signal", sig.String())
+				cancel()
+				return
+			case <-drained:
+				return
+			}
+		}
+	}()
 	err := d.srv.Shutdown(ctx)
-	if err != nil {
+	if errors.Is(err, context.DeadlineExceeded) {
 		d.logger.Warn("shutdown deadline passed; sessions still in flight were cut off", "err", err)
 	}
 	for _, ln := range d.lns {

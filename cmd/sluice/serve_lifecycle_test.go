@@ -74,3 +74,68 @@ func TestServeMetricsPortTaken(t *testing.T) {
 		t.Errorf("milter socket file after the failed start: %v", err)
 	}
 }
+
+// A second SIGTERM (or SIGINT, as a second Ctrl-C) while messages drain
+// ends the wait at once: the administrator who sends it wants the daemon
+// gone now, not after shutdown_timeout. A SIGHUP while draining changes
+// nothing.
+func TestServeSecondStopSignalCutsDrainShort(t *testing.T) {
+	cfg := `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 60s
+filter_defaults:
+  timeout: 60s
+filters:
+  - type: sleep
+    options:
+      delay: 30s
+`
+	td := startDaemon(t, cfg)
+	// This test stops the daemon itself; if it fails, a stop at cleanup
+	// would wait out shutdown_timeout.
+	td.stopOnce.Do(func() {})
+	s := milterSession(t, td)
+	s.Mail("a@b", nil)
+	s.Rcpt("c@d", nil)
+	s.HeaderEnd()
+	ended := make(chan error, 1)
+	go func() {
+		_, _, err := s.End()
+		ended <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the message is in the filter
+	td.sigs <- syscall.SIGTERM
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), `msg=stopping`) })
+	start := time.Now()
+	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		select {
+		case td.sigs <- sig:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the stopping daemon does not take %s", sig)
+		}
+	}
+	select {
+	case err := <-td.done:
+		if err != nil {
+			t.Fatalf("daemon exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second stop signal did not end the drain")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("daemon took %s after the second stop signal", took)
+	}
+	if strings.Contains(td.log.String(), "config reloaded") {
+		t.Error("a SIGHUP while stopping reloaded the configuration")
+	}
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Error("the message in flight got a reply although it was cut off")
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the session in flight was not cut off")
+	}
+}
