@@ -751,6 +751,9 @@ func TestUnixListenerModeBeforeListening(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	if got := ln.Addr().String(); got != path {
+		t.Errorf("listener address %q, want %q", got, path)
+	}
 	if seen != 0o660 || seenGid != gid {
 		t.Errorf("socket accepted connections with mode %#o, group %d; want %#o, group %d", seen, seenGid, 0o660, gid)
 	}
