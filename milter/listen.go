@@ -153,6 +153,16 @@ const listenBacklog = 4096
 // leaves the umask's mode (often 0755) on a live socket for a moment: the
 // MTA is refused with EACCES then, or a local user let in.
 func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
+	// The group is looked up first (it may read /etc/group or ask NSS):
+	// while the socket is bound but not listening, another instance
+	// starting at the same path would take it for stale.
+	gid := -1
+	if opts.Group != "" {
+		var err error
+		if gid, err = lookupGroup(opts.Group); err != nil {
+			return nil, err
+		}
+	}
 	syscall.ForkLock.RLock()
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err == nil {
@@ -168,7 +178,7 @@ func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
 	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
 		return nil, os.NewSyscallError("bind", err)
 	}
-	if err := setSocketAccess(path, opts); err != nil {
+	if err := setSocketAccess(path, gid, opts); err != nil {
 		os.Remove(path)
 		return nil, err
 	}
@@ -218,12 +228,8 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-func setSocketAccess(path string, opts UnixOptions) error {
-	if opts.Group != "" {
-		gid, err := lookupGroup(opts.Group)
-		if err != nil {
-			return err
-		}
+func setSocketAccess(path string, gid int, opts UnixOptions) error {
+	if gid >= 0 {
 		if err := os.Chown(path, -1, gid); err != nil {
 			return fmt.Errorf("chgrp %s: %w", opts.Group, err)
 		}
