@@ -3,3 +3,7 @@ package milter
 // SetListeningHook sets the function Listen calls as soon as a unix socket
 // accepts connections; nil removes it.
 func SetListeningHook(f func(path string)) { listeningHook = f }
+
+// SetStaleHook sets the function Listen calls when it found the socket
+// file stale, before removing it; nil removes it.
+func SetStaleHook(f func(path string)) { staleHook = f }

@@ -203,6 +203,10 @@ func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
 // accepts connections.
 var listeningHook func(path string)
 
+// staleHook, when set by a test, is called when the socket file at path
+// was found stale, before it is removed.
+var staleHook func(path string)
+
 func removeStaleSocket(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -221,6 +225,16 @@ func removeStaleSocket(path string) error {
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	if staleHook != nil {
+		staleHook(path)
+	}
+	// Only the file probed is stale: another instance starting at the
+	// same moment may have replaced it with its own socket since. That
+	// socket may well get the inode number just freed; its time of
+	// creation tells it apart from a file left by a crash.
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(now, fi) || !now.ModTime().Equal(fi.ModTime()) {
+		return fmt.Errorf("%s was replaced while probed (another instance starting?); not touching it", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)

@@ -763,3 +763,46 @@ func TestUnixListenerModeBeforeListening(t *testing.T) {
 	}
 	c.Close()
 }
+
+// Two daemons starting at once on the same path, with a stale socket file
+// there: the one that finds the file replaced by the other's live socket
+// after its probe fails to start, rather than removing that socket.
+func TestUnixListenerKeepsSocketBoundSinceProbe(t *testing.T) {
+	a, path := socketAddress(t)
+	raw, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetUnlinkOnClose(false)
+	raw.Close() // stale
+	// Left by a crash a while ago.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	var other net.Listener
+	milter.SetStaleHook(func(p string) {
+		// The other daemon removes the stale file and binds.
+		os.Remove(p)
+		var err error
+		if other, err = net.Listen("unix", p); err != nil {
+			t.Errorf("other daemon: %v", err)
+		}
+	})
+	t.Cleanup(func() { milter.SetStaleHook(nil) })
+	ln, err := milter.Listen(a, milter.UnixOptions{})
+	milter.SetStaleHook(nil)
+	if other == nil {
+		t.Fatal("the stale socket was not probed")
+	}
+	defer other.Close()
+	if err == nil {
+		ln.Close()
+		t.Fatal("Listen took over the socket another daemon bound after the probe")
+	}
+	c, derr := net.Dial("unix", path)
+	if derr != nil {
+		t.Fatalf("the other daemon's socket is gone: %v (Listen: %v)", derr, err)
+	}
+	c.Close()
+}
