@@ -807,11 +807,79 @@ func decodeTransfer(cte string, body []byte) []byte {
 
 // decodeBase64Lenient decodes base64 ignoring every byte outside the
 // alphabet, and drops an incomplete final quantum instead of failing.
+//
+// Padding ends a piece of data, not always the body: some mailers join
+// pieces encoded one by one, each with its own padding, and mail clients
+// decode them all. So decoding goes on after a padding when the line on
+// which the next data starts is base64 through to its end. Other text
+// there (a footer that a mailing list appended) is not decoded: it would
+// only yield junk words.
 func decodeBase64Lenient(body []byte) []byte {
-	clean := appendBase64Data(make([]byte, 0, len(body)), body)
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n]
+	out := make([]byte, 0, base64.RawStdEncoding.DecodedLen(len(body)))
+	var clean []byte
+	checked := 0 // body[:checked] is known to go on with base64
+	for pos := 0; pos < len(body); {
+		end := bytes.IndexByte(body[pos:], '=')
+		if end < 0 {
+			end = len(body)
+		} else {
+			end += pos
+		}
+		clean = appendBase64Data(clean[:0], body[pos:end])
+		// The pieces together decode to no more than the body's
+		// alphabet bytes at once would, so out has room.
+		n, _ := base64.RawStdEncoding.Decode(out[len(out):cap(out)], clean)
+		out = out[:len(out)+n]
+		for end < len(body) && body[end] == '=' {
+			end++
+		}
+		pos = nextBase64Data(body, end)
+		if pos < checked {
+			continue
+		}
+		eol := bytes.IndexByte(body[pos:], '\n')
+		if eol < 0 {
+			eol = len(body)
+		} else {
+			eol += pos
+		}
+		if !isBase64Line(bytes.TrimRight(body[pos:eol], " \t\r")) {
+			break
+		}
+		// A line is checked once, however many paddings it holds.
+		checked = eol
+	}
+	return out
+}
+
+// isBase64Line reports whether line is base64 data and padding only.
+func isBase64Line(line []byte) bool {
+	if len(line) == 0 {
+		return false
+	}
+	for _, c := range line {
+		if c != '=' && !isBase64Byte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// nextBase64Data returns where the data after a padding that ends at
+// body[i] starts: on the padding's line, or if that holds nothing more,
+// on the next line that is not blank.
+func nextBase64Data(body []byte, i int) int {
+	j := i
+	for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\r') {
+		j++
+	}
+	if j < len(body) && body[j] != '\n' {
+		return i
+	}
+	for j < len(body) && (body[j] == ' ' || body[j] == '\t' || body[j] == '\r' || body[j] == '\n') {
+		j++
+	}
+	return j
 }
 
 // decodeQP decodes quoted-printable (RFC 2045 section 6.7) leniently: "="

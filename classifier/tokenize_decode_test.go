@@ -1,0 +1,47 @@
+package classifier
+
+import (
+	"slices"
+	"testing"
+)
+
+// A base64 body made of pieces encoded one by one, each with its own
+// padding (as some mailers join encoded pieces, a line or a block each,
+// or in one run that is then wrapped), is decoded piece by piece, as
+// mail clients decode it; before, the first padding ended the data and
+// only the first piece's words were read. What follows the last padding
+// and is not base64 (a footer a list appended) is still not decoded.
+func TestBase64PaddedChunks(t *testing.T) {
+	// "Our cheapest pills. ", "Order onlinepharmacy now. ", "Fast
+	// shipping worldwide" and "Regards, signaturename", each encoded by
+	// itself.
+	const (
+		p1 = "T3VyIGNoZWFwZXN0IHBpbGxzLiA="
+		p2 = "T3JkZXIgb25saW5lcGhhcm1hY3kgbm93LiA="
+		p3 = "RmFzdCBzaGlwcGluZyB3b3JsZHdpZGU="
+		p4 = "UmVnYXJkcywgc2lnbmF0dXJlbmFtZQ=="
+	)
+	cases := map[string]string{
+		"a line each":   p1 + "\n" + p2 + "\r\n" + p3 + "\n",
+		"one line":      p1 + p2 + p3 + "\n",
+		"wrapped":       p1 + p2[:10] + "\n" + p2[10:] + p3 + "\n",
+		"blank between": p1 + "\n\n" + p2 + "\n" + p3 + "\n\n" + p4 + "\n",
+	}
+	for name, body := range cases {
+		raw := "Subject: x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + body
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+		for _, w := range []string{"cheapest", "onlinepharmacy", "shipping"} {
+			if !slices.Contains(m.Tokens, w) {
+				t.Errorf("%s: missing %q; got %q", name, w, m.Tokens)
+			}
+		}
+	}
+
+	// Text after the padding is a footer, not more base64.
+	for _, footer := range []string{"-- \nfooterword list info\n", "Thanks, footerword\n", "_______\nMailing list\n"} {
+		got := string(decodeBase64Lenient([]byte(p1 + "\n" + footer)))
+		if got != "Our cheapest pills. " {
+			t.Errorf("footer %q: decoded %q", footer, got)
+		}
+	}
+}
