@@ -45,3 +45,21 @@ func TestBase64PaddedChunks(t *testing.T) {
 		}
 	}
 }
+
+// An encoded word labelled us-ascii whose bytes are 8-bit is read as
+// an encoded word labelled UTF-8 is: valid UTF-8 as such, other bytes as
+// windows-1252, as mail clients show them. mime.WordDecoder made each
+// such byte U+FFFD, which split the word.
+func TestEncodedWordASCII8Bit(t *testing.T) {
+	for _, subject := range []string{
+		"=?us-ascii?q?caf=E9_d=E9j=E0?=",
+		"=?US-ASCII?B?Y2Fm6SBk6Wrg?=",
+		"=?us-ascii?q?caf=C3=A9_d=C3=A9j=C3=A0?=",
+		"=?us-ascii?q?caf=E9_?= =?utf-8?q?d=C3=A9j=C3=A0?=",
+	} {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: " + subject + "\n\nhello\n"))
+		if !slices.Contains(m.Tokens, "subj:café déjà") {
+			t.Errorf("%q: missing %q; got %q", subject, "subj:café déjà", m.Tokens)
+		}
+	}
+}

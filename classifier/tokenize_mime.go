@@ -1101,7 +1101,7 @@ func decodeHeaderValue(v []byte) []byte {
 	if bytes.Contains(v, []byte("=?")) {
 		rawValid = utf8.Valid(v)
 		dec := mime.WordDecoder{CharsetReader: wordCharsetReader}
-		if s, err := dec.DecodeHeader(repairBase64Words(string(unfold(v)))); err == nil {
+		if s, err := dec.DecodeHeader(repairWords(string(unfold(v)))); err == nil {
 			v = []byte(c1AsWindows(s))
 		}
 	}
@@ -1129,17 +1129,26 @@ func invalidAsWindows(b []byte) []byte {
 	return out
 }
 
-// repairBase64Words rewrites the text of every "B" encoded word of s that
-// base64.StdEncoding, and so mime.WordDecoder, refuses into one it takes:
-// the bytes of the alphabet up to the first "=", an incomplete last
-// quantum of one byte dropped, padding added. Mail clients decode such
-// words (padding left out is what some mailers write, a blank is left
-// where a long word was folded), and an undecoded word yields only its
-// charset name and its base64 text as words. Words are found as
-// mime.WordDecoder finds them; s is returned as it is when no word needs
-// repair.
-func repairBase64Words(s string) string {
-	var out []byte // nil until a word is repaired
+// repairWords rewrites the encoded words of s that mime.WordDecoder
+// would decode otherwise than mail clients do:
+//
+// The text of a "B" word that base64.StdEncoding, and so
+// mime.WordDecoder, refuses becomes one it takes: the bytes of the
+// alphabet up to the first "=", an incomplete last quantum of one byte
+// dropped, padding added. Mail clients decode such words (padding left
+// out is what some mailers write, a blank is left where a long word was
+// folded), and an undecoded word yields only its charset name and its
+// base64 text as words.
+//
+// A word labelled us-ascii is labelled utf-8: its ASCII is the same,
+// and 8-bit bytes, which mime.WordDecoder made U+FFFD each (so "café"
+// lost its letter and split the word), are then read as in a word
+// labelled UTF-8 (see decodeHeaderValue), as mail clients show them.
+//
+// Words are found as mime.WordDecoder finds them; s is returned as it is
+// when no word needs a rewrite.
+func repairWords(s string) string {
+	var out []byte // nil until a word is rewritten
 	copied := 0    // s[:copied] is accounted for in out
 	pos := 0
 	for {
@@ -1147,12 +1156,13 @@ func repairBase64Words(s string) string {
 		if start < 0 {
 			break
 		}
-		cur := pos + start + 2
-		i := strings.IndexByte(s[cur:], '?')
+		label := pos + start + 2 // where the charset starts
+		i := strings.IndexByte(s[label:], '?')
 		if i < 0 {
 			break
 		}
-		cur += i + 1
+		ascii := strings.EqualFold(s[label:label+i], "us-ascii")
+		cur := label + i + 1
 		if len(s) < cur+len("Q??=") || s[cur+1] != '?' {
 			break
 		}
@@ -1164,19 +1174,27 @@ func repairBase64Words(s string) string {
 		}
 		text := s[cur : cur+j]
 		pos = cur + j + 2
-		if enc != 'b' && enc != 'B' || validBase64(text) {
+		repair := (enc == 'b' || enc == 'B') && !validBase64(text)
+		if !ascii && !repair {
 			continue
 		}
 		if out == nil {
 			out = make([]byte, 0, len(s)+4)
 		}
-		out = append(out, s[copied:cur]...)
-		n0 := len(out)
-		out = appendBase64Data(out, text)
-		for (len(out)-n0)%4 != 0 {
-			out = append(out, '=')
+		if ascii {
+			out = append(out, s[copied:label]...)
+			out = append(out, "utf-8"...)
+			copied = label + i
 		}
-		copied = cur + j
+		if repair {
+			out = append(out, s[copied:cur]...)
+			n0 := len(out)
+			out = appendBase64Data(out, text)
+			for (len(out)-n0)%4 != 0 {
+				out = append(out, '=')
+			}
+			copied = cur + j
+		}
 	}
 	if out == nil {
 		return s
