@@ -63,3 +63,45 @@ func TestEncodedWordASCII8Bit(t *testing.T) {
 		}
 	}
 }
+
+// Adjacent encoded words in one charset are decoded together, as mail
+// clients decode them, so a character whose bytes a mailer split
+// between two words is read whole; before, only the label "utf-8"
+// (which mime.WordDecoder copies byte for byte) got this right.
+func TestEncodedWordsSplitCharacter(t *testing.T) {
+	cases := []struct{ subject, want string }{
+		{"=?utf-8?b?0J/R?= =?utf-8?b?gNC40LLQtdGC?=", "subj:привет"},
+		{"=?utf8?b?0J/R?= =?UTF8?b?gNC40LLQtdGC?=", "subj:привет"},
+		{"=?utf8?q?=D0=9F=D1?=\n =?utf8?q?=80=D0=B8=D0=B2=D0=B5=D1=82?=", "subj:привет"},
+		{"=?utf8?q?=D0=9F=D1?= =?utf8?b?gNC40LLQtdGC?=", "subj:привет"},
+		{"=?shift_jis?b?k/qW?= =?shift_jis?b?e4zq?=", "subj:本語"},
+		// A bad byte in a word labelled utf8 is read as windows-1252
+		// by itself, as for the label utf-8, not the whole run.
+		{"=?utf8?q?caf=C3=A9?= =?utf8?q?_d=E9j=E0?=", "subj:café déjà"},
+	}
+	for _, tc := range cases {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: " + tc.subject + "\n\nhello\n"))
+		if !slices.Contains(m.Tokens, tc.want) {
+			t.Errorf("%q: missing %q; got %q", tc.subject, tc.want, m.Tokens)
+		}
+	}
+	// Words in other charsets, or with text between them, are each
+	// decoded by themselves, also after a word that was rewritten.
+	for subject, want := range map[string]string{
+		"=?koi8-r?B?8NLJ18XU?= =?iso-8859-5?B?v+DY0tXi?=":       "subj:приветпривет",
+		"=?utf-8?q?caf=C3=A9?= and =?x-unknown?Q?pills?=":       "subj:café",
+		"=?utf-8?b?Y2hlYXAgcGlsbHM?= and =?koi8-r?B?8NLJ18XU?=": "subj:pills and",
+	} {
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte("Subject: " + subject + "\n\nhello\n"))
+		if !slices.Contains(m.Tokens, want) {
+			t.Errorf("%q: missing %q; got %q", subject, want, m.Tokens)
+		}
+	}
+	// A "Q" word that mime.WordDecoder refuses stays as it is, and so
+	// joins no other.
+	for _, v := range []string{"=?utf-8?q?caf=C3=A9?= =?utf-8?q?bad=ZZ?=", "=?koi8-r?q?=F0?= =?koi8-r?q?\x01?="} {
+		if got := repairWords(v); got != v {
+			t.Errorf("repairWords(%q) = %q", v, got)
+		}
+	}
+}

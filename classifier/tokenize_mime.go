@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -1135,21 +1136,56 @@ func invalidAsWindows(b []byte) []byte {
 // The text of a "B" word that base64.StdEncoding, and so
 // mime.WordDecoder, refuses becomes one it takes: the bytes of the
 // alphabet up to the first "=", an incomplete last quantum of one byte
-// dropped, padding added. Mail clients decode such words (padding left
-// out is what some mailers write, a blank is left where a long word was
-// folded), and an undecoded word yields only its charset name and its
-// base64 text as words.
+// dropped. Mail clients decode such words (padding left out is what some
+// mailers write, a blank is left where a long word was folded), and an
+// undecoded word yields only its charset name and its base64 text as
+// words.
 //
 // A word labelled us-ascii is labelled utf-8: its ASCII is the same,
 // and 8-bit bytes, which mime.WordDecoder made U+FFFD each (so "café"
 // lost its letter and split the word), are then read as in a word
 // labelled UTF-8 (see decodeHeaderValue), as mail clients show them.
+// So is a word labelled utf8, which mime.WordDecoder does not know for
+// UTF-8 and hands to wordCharsetReader, which reads a word (or run of
+// words, see below) with any bad byte as windows-1252 throughout.
 //
-// Words are found as mime.WordDecoder finds them; s is returned as it is
-// when no word needs a rewrite.
+// Adjacent words in one charset (nothing but white space between them,
+// which mime.WordDecoder drops) become one word holding the bytes of
+// all, so that a character a mailer split between two words is decoded
+// whole, as mail clients decode it. mime.WordDecoder converts each word
+// by itself, which got this right only for the label "utf-8", whose
+// bytes it copies as they are.
+//
+// A rewritten word is written in "B" form. Words are found as
+// mime.WordDecoder finds them, and a "Q" word it refuses is left as it
+// is; s is returned as it is when no word needs a rewrite.
 func repairWords(s string) string {
-	var out []byte // nil until a word is rewritten
-	copied := 0    // s[:copied] is accounted for in out
+	// A word, or a run of words decoded together: s[start:end], in the
+	// charset label (us-ascii and utf8 read as utf-8).
+	type word struct {
+		start, end int
+		label      string
+		ok         bool // mime.WordDecoder decodes it, once repaired
+		rewrite    bool // it must be written anew
+		n          int  // words in a run
+	}
+	var out []byte      // nil until a word is rewritten
+	copied := 0         // s[:copied] is accounted for in out
+	var run word        // the current run, if run.n > 0
+	var buf, tmp []byte // the decoded bytes of the run (and word); scratch
+	flush := func(data []byte) {
+		if run.n > 1 || run.rewrite {
+			if out == nil {
+				out = make([]byte, 0, len(s)+len(s)/2)
+			}
+			out = append(out, s[copied:run.start]...)
+			out = append(append(append(out, "=?"...), run.label...), "?B?"...)
+			out = base64.StdEncoding.AppendEncode(out, data)
+			out = append(out, "?="...)
+			copied = run.end
+		}
+		run.n = 0
+	}
 	pos := 0
 	for {
 		start := strings.Index(s[pos:], "=?")
@@ -1161,7 +1197,6 @@ func repairWords(s string) string {
 		if i < 0 {
 			break
 		}
-		ascii := strings.EqualFold(s[label:label+i], "us-ascii")
 		cur := label + i + 1
 		if len(s) < cur+len("Q??=") || s[cur+1] != '?' {
 			break
@@ -1173,33 +1208,64 @@ func repairWords(s string) string {
 			break
 		}
 		text := s[cur : cur+j]
-		pos = cur + j + 2
-		repair := (enc == 'b' || enc == 'B') && !validBase64(text)
-		if !ascii && !repair {
+		w := word{start: pos + start, end: cur + j + 2, label: s[label : label+i], n: 1}
+		pos = w.end
+		// Its bytes go after the run's, in buf[m:].
+		m := len(buf)
+		switch enc {
+		case 'b', 'B':
+			tmp = appendBase64Data(tmp[:0], text)
+			buf = slices.Grow(buf, base64.RawStdEncoding.DecodedLen(len(tmp)))
+			n, _ := base64.RawStdEncoding.Decode(buf[m:cap(buf)], tmp)
+			buf = buf[:m+n]
+			w.ok = true
+			w.rewrite = !validBase64(text)
+		case 'q', 'Q':
+			buf, w.ok = appendQWord(buf, text)
+		}
+		if w.ok && (strings.EqualFold(w.label, "us-ascii") || strings.EqualFold(w.label, "utf8")) {
+			w.label, w.rewrite = "utf-8", true
+		}
+		if run.n > 0 && run.ok && w.ok && strings.EqualFold(run.label, w.label) &&
+			strings.Trim(s[run.end:w.start], " \t\r\n") == "" {
+			run.end, run.n = w.end, run.n+1
 			continue
 		}
-		if out == nil {
-			out = make([]byte, 0, len(s)+4)
-		}
-		if ascii {
-			out = append(out, s[copied:label]...)
-			out = append(out, "utf-8"...)
-			copied = label + i
-		}
-		if repair {
-			out = append(out, s[copied:cur]...)
-			n0 := len(out)
-			out = appendBase64Data(out, text)
-			for (len(out)-n0)%4 != 0 {
-				out = append(out, '=')
-			}
-			copied = cur + j
-		}
+		flush(buf[:m])
+		buf = buf[:copy(buf, buf[m:])]
+		run = w
 	}
+	flush(buf)
 	if out == nil {
 		return s
 	}
 	return string(append(out, s[copied:]...))
+}
+
+// appendQWord appends the bytes of the text of a "Q" encoded word to
+// dst; ok is false, and dst as it was, where mime.WordDecoder refuses
+// the text: an "=" without two hex digits after it, or a byte outside
+// printable ASCII, tab, CR and LF.
+func appendQWord(dst []byte, text string) (_ []byte, ok bool) {
+	n0 := len(dst)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '_':
+			dst = append(dst, ' ')
+		case c == '=':
+			if i+2 >= len(text) || unhex(text[i+1]) < 0 || unhex(text[i+2]) < 0 {
+				return dst[:n0], false
+			}
+			dst = append(dst, byte(unhex(text[i+1])<<4|unhex(text[i+2])))
+			i += 2
+		case c >= ' ' && c <= '~' || c == '\t' || c == '\r' || c == '\n':
+			dst = append(dst, c)
+		default:
+			return dst[:n0], false
+		}
+	}
+	return dst, true
 }
 
 // validBase64 reports whether base64.StdEncoding decodes text: whole
