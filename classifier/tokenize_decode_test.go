@@ -105,3 +105,19 @@ func TestEncodedWordsSplitCharacter(t *testing.T) {
 		}
 	}
 }
+
+// x-user-defined is read as the WHATWG encoding standard reads it (see
+// charsetEncoding): ASCII words are kept, and an 8-bit byte is the
+// private-use character U+F780 plus its value less 0x80, no letter.
+func TestCharsetXUserDefined(t *testing.T) {
+	if got := string(toUTF8([]byte("caf\xe9"), "x-user-defined")); got != "caf\uf7e9" {
+		t.Errorf("toUTF8 = %q", got)
+	}
+	raw := "Content-Type: text/plain; charset=x-user-defined\n\ncheap pills caf\xe9\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range []string{"cheap pills", "charset:x-user-defined", "caf"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q; got %q", w, m.Tokens)
+		}
+	}
+}

@@ -981,6 +981,13 @@ func toUTF8(b []byte, cs string) []byte {
 // one label the other): in mail labelled ISO-8859-1 the bytes 0x80 to
 // 0x9F are Windows's letters and punctuation ("Š", "œ", "’"), never C1
 // controls.
+//
+// x-user-defined is read as the WHATWG encoding standard, browsers and
+// Thunderbird read it: ASCII as such, the bytes 0x80 to 0xFF as U+F780
+// to U+F7FF, private-use characters, which split words, so those bytes
+// yield no words. The older Microsoft programs that wrote the label
+// showed such bytes in a local code page that the label does not name;
+// no one charset guessed for them would be right for most such mail.
 func charsetEncoding(cs string) encoding.Encoding {
 	switch cs {
 	case "ansi_x3.110-1983":
