@@ -113,8 +113,10 @@ func TestDebPackage(t *testing.T) {
 
 	// Install.
 	debLocked(t, "dpkg", "-i", deb)
-	if got := debRun(t, "/usr/bin/sluice", "version"); !strings.HasPrefix(got, "sluice "+debTestVersion+" ") {
-		t.Errorf("sluice version: %q", got)
+	for _, arg := range []string{"version", "--version"} {
+		if got := debRun(t, "/usr/bin/sluice", arg); !strings.HasPrefix(got, "sluice "+debTestVersion+" ") {
+			t.Errorf("sluice %s: %q, want the package's version %s", arg, got, debTestVersion)
+		}
 	}
 	if got := debRun(t, "/usr/bin/sluice", "config", "check", debConfig); !strings.Contains(got, "unix:"+debSocket) {
 		t.Errorf("sluice config check %s:\n%s", debConfig, got)

@@ -136,6 +136,10 @@ built-in defaults when that file does not exist). See docs/configuration.md.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&c.configPath, "config", defaultConfigPath, "configuration file")
+	// "sluice --version" is what administrators and scripts try first.
+	root.Version = version
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.Flags().Bool("version", false, "print the version of sluice")
 	root.AddCommand(c.newServeCmd(), newVersionCmd(), c.newConfigCmd(), c.newTrainCmd(), c.newClassifyCmd(), c.newDBCmd(), c.newArchiveCmd(), c.newSendersCmd(), c.newTestCmd(), newGenManCmd())
 	// Cobra refuses an unknown command at the top level only: "sluice
 	// config chek FILE" printed the help of "config" and exited 0, so a
@@ -174,13 +178,18 @@ func (c *cli) loadConfig(file string) (*config.Config, error) {
 	return cfg, err
 }
 
+// versionLine is what "sluice version" and "sluice --version" print.
+func versionLine() string {
+	return fmt.Sprintf("sluice %s (%s %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of sluice",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "sluice %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 			return nil
 		},
 	}
