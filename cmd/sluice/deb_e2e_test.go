@@ -90,7 +90,7 @@ func TestDebPackage(t *testing.T) {
 	contents := debRun(t, "dpkg-deb", "-c", deb)
 	for _, want := range []string{"./usr/bin/sluice", "./etc/sluice/sluice.yml", "./lib/systemd/system/sluice.service",
 		"./usr/share/man/man8/sluice.8.gz", "./usr/share/man/man8/sluice-serve.8.gz", "./usr/share/man/man8/sluice-test.8.gz",
-		"./usr/share/bash-completion/completions/sluice", "./usr/share/doc/sluice/copyright", "./usr/share/doc/sluice/install.md",
+		"./usr/share/bash-completion/completions/sluice", "./usr/share/doc/sluice/copyright", "./usr/share/doc/sluice/changelog.gz", "./usr/share/doc/sluice/install.md",
 		"./usr/share/doc/sluice/grafana-dashboard.json", "./usr/share/doc/sluice/alerts/sluice.yml", "./usr/share/doc/sluice/alerts/senders.yml"} {
 		if !regexp.MustCompile(`(?m) ` + regexp.QuoteMeta(want) + `$`).MatchString(contents) {
 			t.Errorf("the package lacks %s", want)
@@ -99,6 +99,7 @@ func TestDebPackage(t *testing.T) {
 	if got := debRun(t, "dpkg-deb", "-f", deb, "Depends"); strings.TrimSpace(got) != "adduser" {
 		t.Errorf("Depends: %q, want adduser (the binary is static)", got)
 	}
+	debLintian(t, deb)
 	ctl := t.TempDir()
 	debRun(t, "dpkg-deb", "-e", deb, ctl)
 	if conf, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); strings.TrimSpace(string(conf)) != debConfig {
@@ -132,6 +133,11 @@ func TestDebPackage(t *testing.T) {
 	debCheckDir(t, "/var/spool/postfix/sluice", "sluice", "postfix", 0o750)
 	if page := debRun(t, "sh", "-c", "zcat /usr/share/man/man8/sluice-test.8.gz"); !strings.Contains(page, ".TH \"SLUICE\" \"8\"") || !strings.Contains(page, "sluice-test") {
 		t.Errorf("man page sluice-test(8):\n%.300s", page)
+	}
+	// The changelog dpkg-parsechangelog and lintian read: its entry names
+	// the package's version.
+	if got := debRun(t, "sh", "-c", "zcat /usr/share/doc/sluice/changelog.gz | head -n1"); strings.TrimSpace(got) != "sluice ("+debTestVersion+") unstable; urgency=medium" {
+		t.Errorf("changelog.gz starts with %q", got)
 	}
 	if got := debRun(t, "bash", "-c", "source /usr/share/bash-completion/completions/sluice && complete -p sluice"); !strings.Contains(got, "sluice") {
 		t.Errorf("bash completion: %q", got)
@@ -469,5 +475,34 @@ func appendFile(t *testing.T, path, text string) {
 	defer f.Close()
 	if _, err := f.WriteString(text); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// debLintianAccepted are the lintian tags the package has on purpose.
+var debLintianAccepted = map[string]string{
+	"statically-linked-binary":            "the binary is static: no library dependencies",
+	"bogus-mail-host":                     "the project has no mailing list to name as maintainer",
+	"bogus-mail-host-in-debian-changelog": "the same maintainer, in the changelog",
+}
+
+// debLintian runs lintian on the package where it is installed
+// (testdata/install-deps.sh lintian) and fails on any error or warning
+// not in debLintianAccepted.
+func debLintian(t *testing.T, deb string) {
+	t.Helper()
+	if _, err := exec.LookPath("lintian"); err != nil {
+		t.Log("lintian is not installed; not checking the package with it")
+		return
+	}
+	// lintian exits non-zero when it finds errors: its output decides.
+	out, _ := exec.Command("lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || (f[0] != "E:" && f[0] != "W:") {
+			continue
+		}
+		if _, ok := debLintianAccepted[f[2]]; !ok {
+			t.Errorf("lintian: %s", line)
+		}
 	}
 }

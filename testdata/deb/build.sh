@@ -65,6 +65,16 @@ cp "$root"/docs/alerts/*.yml "$stage/alerts/"
 	echo "License: MIT"
 	sed -e 's/^$/./' -e 's/^/ /' "$root/LICENSE"
 } >"$stage/doc/copyright"
+# Debian Policy 12.7: a native package's changelog, in dpkg's format, as
+# /usr/share/doc/PACKAGE/changelog.gz. One entry for the version built;
+# the changes themselves are in the project's history.
+{
+	echo "sluice ($version) unstable; urgency=medium"
+	echo
+	echo "  * sluice $version."
+	echo
+	echo " -- $(sed -n 's/^maintainer: //p' "$here/nfpm.yaml")  $(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+} | gzip -9n >"$stage/doc/changelog.gz"
 find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 deb="$out/sluice_${version}_${arch}.deb"
