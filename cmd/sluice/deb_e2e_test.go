@@ -171,6 +171,19 @@ func TestDebPackage(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := debParseUnit(t, debUnit)
+	// systemd kills the daemon TimeoutStopSec after SIGTERM: that must
+	// leave the packaged shutdown_timeout for messages in flight.
+	stopAfter, err1 := time.ParseDuration(strings.Join(unit["TimeoutStopSec"], ""))
+	m = regexp.MustCompile(`(?m)^shutdown_timeout: (\S+)$`).FindStringSubmatch(string(conf))
+	if m == nil {
+		t.Fatalf("%s has no shutdown_timeout", debConfig)
+	}
+	if drain, err2 := time.ParseDuration(m[1]); err1 != nil || err2 != nil || stopAfter < drain+5*time.Second {
+		t.Errorf("TimeoutStopSec=%v leaves the daemon no time past shutdown_timeout %s (%v, %v)", unit["TimeoutStopSec"], m[1], err1, err2)
+	}
+	if got := unit["ExecReload"]; len(got) != 1 || !strings.HasSuffix(got[0], "kill -HUP $MAINPID") {
+		t.Errorf("ExecReload=%q, want SIGHUP to the daemon (its reload)", got)
+	}
 	d := debStartDaemon(t, unit, u)
 	fi, err := os.Stat(debSocket)
 	if err != nil {
