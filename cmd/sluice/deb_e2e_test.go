@@ -220,6 +220,20 @@ func TestDebPackage(t *testing.T) {
 		t.Errorf("reinstalling lost the administrator's edit of %s", debConfig)
 	}
 
+	// Postfix installed after sluice: docs/install.md has the
+	// administrator run dpkg-reconfigure, which must put the user in the
+	// group postfix and make the socket directory, as a first install
+	// with Postfix there does. Taken away here as if Postfix came later.
+	debRun(t, "deluser", "--quiet", "sluice", "postfix")
+	if err := os.Remove("/var/spool/postfix/sluice"); err != nil {
+		t.Fatal(err)
+	}
+	debLocked(t, "dpkg-reconfigure", "sluice")
+	if groups := debRun(t, "id", "-nG", "sluice"); !slices.Contains(strings.Fields(groups), "postfix") {
+		t.Errorf("dpkg-reconfigure sluice did not put the user sluice in the group postfix: %q", groups)
+	}
+	debCheckDir(t, "/var/spool/postfix/sluice", "sluice", "postfix", 0o750)
+
 	// Remove: the program goes; configuration, state and user stay.
 	debLocked(t, "dpkg", "-r", "sluice")
 	for _, p := range []string{"/usr/bin/sluice", debUnit} {
