@@ -252,7 +252,24 @@ func TestDebPackage(t *testing.T) {
 	if err := os.WriteFile(admin, []byte("spam.example REJECT\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An administrator's overrides naming the user and group sluice: one
+	// the postinst honours, and the one docs/install.md suggests to keep
+	// the configuration from other users. dpkg refuses to run at all,
+	// for any package, while an override names a group that is gone:
+	// they must not outlive the purge, whatever this test does.
+	overrides := [][]string{{"sluice", "sluice", "0750", "/var/lib/sluice"}, {"root", "sluice", "0640", debConfig}}
+	t.Cleanup(func() {
+		for _, o := range overrides {
+			exec.Command("dpkg-statoverride", "--quiet", "--remove", o[3]).Run()
+		}
+	})
+	for _, o := range overrides {
+		debRun(t, "dpkg-statoverride", append([]string{"--update", "--add"}, o...)...)
+	}
 	debLocked(t, "dpkg", "--purge", "sluice")
+	if list, _ := exec.Command("dpkg-statoverride", "--list").Output(); regexp.MustCompile(`(?m)^\S+ sluice |^sluice `).Match(list) {
+		t.Errorf("overrides naming sluice outlived the purge:\n%s", list)
+	}
 	var left []string
 	for _, p := range append(files, "/var/lib/sluice", "/var/spool/postfix/sluice", "/run/sluice",
 		"/etc/systemd/system/multi-user.target.wants/sluice.service", "/etc/systemd/system/sluice.service",
@@ -274,6 +291,9 @@ func TestDebPackage(t *testing.T) {
 	if entries, _ := os.ReadDir("/etc/sluice"); len(entries) != 1 || entries[0].Name() != "senders" {
 		t.Errorf("/etc/sluice after purge holds %v, want only the administrator's senders file", entries)
 	}
+
+	// The package installs again after a purge (the cleanup purges it).
+	debLocked(t, "dpkg", "-i", deb)
 }
 
 // debRun runs a command and returns its standard output; the test fails
