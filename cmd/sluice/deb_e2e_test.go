@@ -212,12 +212,24 @@ func TestDebPackage(t *testing.T) {
 	}
 	d.stop(t)
 
+	// Enabled at install, as docs/install.md says; an administrator's
+	// "systemctl disable" survives an upgrade. (systemctl answers from
+	// the unit files without a running systemd.)
+	if got := debEnabled(t); got != "enabled" {
+		t.Errorf("after install the unit is %q, want enabled", got)
+	}
+	debRun(t, "systemctl", "disable", "--quiet", "sluice")
+
 	// Reinstall over an edited conffile: the edit stays.
 	edited := "# edited by the administrator\n"
 	appendFile(t, debConfig, edited)
 	debLocked(t, "dpkg", "-i", deb)
 	if b, _ := os.ReadFile(debConfig); !strings.HasSuffix(string(b), edited) {
 		t.Errorf("reinstalling lost the administrator's edit of %s", debConfig)
+	}
+
+	if got := debEnabled(t); got != "disabled" {
+		t.Errorf("after the administrator disabled it and reinstalled, the unit is %q, want disabled", got)
 	}
 
 	// Postfix installed after sluice: docs/install.md has the
@@ -246,6 +258,14 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("dpkg -r removed %s: %v", p, err)
 		}
 	}
+
+	// Installing again after a remove takes back the mask the remove
+	// put on the unit, and keeps the administrator's choice.
+	debLocked(t, "dpkg", "-i", deb)
+	if got := debEnabled(t); got != "disabled" {
+		t.Errorf("after remove and install the unit is %q, want disabled", got)
+	}
+	debLocked(t, "dpkg", "-r", "sluice")
 
 	// Purge: nothing is left but what the administrator made.
 	admin := "/etc/sluice/senders"
@@ -552,4 +572,13 @@ func debLintian(t *testing.T, deb string) {
 			t.Errorf("lintian: %s", line)
 		}
 	}
+}
+
+// debEnabled is what "systemctl is-enabled sluice" says: enabled,
+// disabled, masked...
+func debEnabled(t *testing.T) string {
+	t.Helper()
+	// It exits non-zero for anything but enabled: its output decides.
+	out, _ := exec.Command("systemctl", "is-enabled", "sluice").Output()
+	return strings.TrimSpace(string(out))
 }
