@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -117,6 +118,7 @@ type daemon struct {
 	started *config.Config
 	logger  *slog.Logger
 	level   *slog.LevelVar
+	notify  *notifier
 	metrics *metrics.Metrics
 	promReg *prometheus.Registry
 	srv     *milter.Server
@@ -154,6 +156,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	d.logger = newLogger(d.stderr, cfg.Log.Format, d.level)
 	// go-milter logs through the standard log package; route it to slog.
 	slog.SetDefault(d.logger)
+	d.notify = newNotifier(d.logger)
 
 	if cfg.Body.TempDir != "" {
 		// Spilled bodies must have somewhere to go before the first big
@@ -228,6 +231,10 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		started = append(started, "metrics", info.Metrics.String())
 	}
 	d.logger.Info("sluice started", started...)
+	// Every listener is bound and served: an MTA ordered after the unit
+	// finds the socket.
+	serving := "READY=1\nSTATUS=serving " + strings.Join(addrStrings(info.Milter), " ")
+	d.notify.send(serving)
 	if onReady != nil {
 		onReady(info)
 	}
@@ -236,7 +243,12 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				d.notify.reloading()
 				d.reload()
+				// READY=1 ends the reload for systemd whatever its
+				// outcome: a failed one leaves the daemon serving on
+				// the configuration it had.
+				d.notify.send(serving)
 				continue
 			}
 			d.logger.Info("stopping", "signal", sig.String(), "deadline", d.cfg.ShutdownTimeout.String())
@@ -350,6 +362,7 @@ func restartOnly(old, cur *config.Config) []string {
 // whoever sends it wants the daemon gone now. A SIGHUP then is ignored.
 func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 	d.stopping.Store(true)
+	d.notify.send("STOPPING=1\nSTATUS=stopping: letting messages in flight finish")
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
 	drained := make(chan struct{})
