@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"runtime"
@@ -27,11 +28,18 @@ const defaultConfigPath = "/etc/sluice/sluice.yml"
 func main() {
 	root := newRootCmd(registry())
 	if err := run(root, os.Args[1:]); err != nil {
-		var ee *exitError
-		if !errors.As(err, &ee) || ee.err != nil {
-			fmt.Fprintln(os.Stderr, "sluice:", err)
-		}
+		reportError(os.Stderr, err)
 		os.Exit(exitCode(err))
+	}
+}
+
+// reportError writes the error that ends sluice to w, as "sluice: ...",
+// unless the command has reported it already (an *exitError without an
+// error: classify's verdict, or a daemon that logged its failure).
+func reportError(w io.Writer, err error) {
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.err != nil {
+		fmt.Fprintln(w, "sluice:", err)
 	}
 }
 

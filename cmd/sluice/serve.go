@@ -44,7 +44,17 @@ Signals:
 			sigs := make(chan os.Signal)
 			defer signalNotify(sigs)()
 			d := &daemon{cli: c, stderr: cmd.ErrOrStderr()}
-			return d.run(cmd.Context(), sigs, nil)
+			err := d.run(cmd.Context(), sigs, nil)
+			if err != nil && d.started != nil && d.started.Log.Format == "json" {
+				// The configuration was read and asks for JSON: the error
+				// that ends the daemon is a log record like the others,
+				// which a log shipper parses, not a line of plain text
+				// among them. An error before the configuration is read
+				// has no format to go by and stays plain.
+				d.logger.Error("sluice serve failed", "err", err)
+				return &exitError{code: 1}
+			}
+			return err
 		},
 	}
 }

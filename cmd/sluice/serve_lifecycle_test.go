@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
@@ -138,4 +140,63 @@ filters:
 	case <-time.After(5 * time.Second):
 		t.Error("the session in flight was not cut off")
 	}
+}
+
+// A start that fails after the configuration was read logs its error in
+// the configured format: with log.format json, one JSON record on standard
+// error and nothing else, so that a log shipper parses it. Before the
+// configuration is read there is no format to go by: plain "sluice: ...".
+func TestServeStartErrorInLogFormat(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	serve := func(t *testing.T, cfg string) string {
+		t.Helper()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "sluice.yml")
+		cfg = strings.ReplaceAll(cfg, "SOCK", filepath.Join(dir, "s.sock"))
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		root := newRootCmd(filtertest.Registry())
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		err := run(root, []string{"--config", path, "serve"})
+		if err == nil || exitCode(err) != 1 {
+			t.Fatalf("serve: %v (exit status %d), want a failed start, status 1", err, exitCode(err))
+		}
+		reportError(&out, err)
+		return out.String()
+	}
+	taken := "listen:\n  - address: unix:SOCK\nmetrics:\n  listen: " + busy.Addr().String() + "\n"
+
+	t.Run("json", func(t *testing.T) {
+		out := serve(t, "log:\n  format: json\n"+taken)
+		var rec struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+			Err   string `json:"err"`
+		}
+		if strings.Count(out, "\n") != 1 || json.Unmarshal([]byte(out), &rec) != nil {
+			t.Fatalf("stderr is not one JSON record:\n%s", out)
+		}
+		if rec.Level != "ERROR" || !strings.Contains(rec.Err, "metrics.listen") {
+			t.Errorf("record %+v, want level ERROR and the error naming metrics.listen", rec)
+		}
+	})
+	t.Run("text", func(t *testing.T) {
+		out := serve(t, "log:\n  format: text\n"+taken)
+		if !strings.HasPrefix(out, "sluice: ") || !strings.Contains(out, "metrics.listen") {
+			t.Errorf("stderr %q, want the plain sluice: line", out)
+		}
+	})
+	t.Run("config unread", func(t *testing.T) {
+		out := serve(t, "log:\n  format: json\n  bogus: 1\n")
+		if !strings.HasPrefix(out, "sluice: ") || strings.Contains(out, "{") {
+			t.Errorf("stderr %q, want the plain sluice: line: the configuration was not read", out)
+		}
+	})
 }
