@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -180,6 +181,15 @@ func TestDebPackage(t *testing.T) {
 	}
 	if drain, err2 := time.ParseDuration(m[1]); err1 != nil || err2 != nil || stopAfter < drain+5*time.Second {
 		t.Errorf("TimeoutStopSec=%v leaves the daemon no time past shutdown_timeout %s (%v, %v)", unit["TimeoutStopSec"], m[1], err1, err2)
+	}
+	// systemd orders the MTA after the unit once the daemon says READY=1,
+	// which it sends itself from its main process (NotifyAccess=main,
+	// the default for Type=notify).
+	if got := unit["Type"]; len(got) != 1 || got[0] != "notify" {
+		t.Errorf("Type=%q, want notify: the daemon tells systemd when its socket is up", got)
+	}
+	if got := unit["NotifyAccess"]; len(got) > 1 || len(got) == 1 && got[0] != "main" {
+		t.Errorf("NotifyAccess=%q, want the default (main): only the daemon speaks for itself", got)
 	}
 	if got := unit["ExecReload"]; len(got) != 1 || !strings.HasSuffix(got[0], "kill -HUP $MAINPID") {
 		t.Errorf("ExecReload=%q, want SIGHUP to the daemon (its reload)", got)
@@ -423,9 +433,10 @@ type debDaemon struct {
 // debStartDaemon does what systemd does for the unit's [Service]: it
 // makes RuntimeDirectory and StateDirectory (owned by User, with their
 // modes), runs ExecStart as User and Group with User's supplementary
-// groups and UMask, with a clean environment, and waits until the socket
-// and the metrics listener, whose address the daemon logs, answer. The
-// runtime directory goes when the test ends, as at a stop.
+// groups and UMask, with a clean environment and a NOTIFY_SOCKET, and
+// waits for READY=1, when the socket and the metrics listener, whose
+// address the daemon logs, must answer. The runtime directory goes when
+// the test ends, as at a stop.
 func debStartDaemon(t *testing.T, unit map[string][]string, u *user.User) *debDaemon {
 	t.Helper()
 	if unit["User"][0] != "sluice" || unit["Group"][0] != "sluice" {
@@ -461,7 +472,33 @@ func debStartDaemon(t *testing.T, unit map[string][]string, u *user.User) *debDa
 
 	argv := strings.Fields(unit["ExecStart"][0])
 	cmd := exec.Command("/bin/sh", append([]string{"-c", `umask "$0" && exec "$@"`, unit["UMask"][0]}, argv...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	// systemd's end of NOTIFY_SOCKET (Type=notify), which the daemon, as
+	// user sluice, must be able to write to.
+	ndir, err := os.MkdirTemp("", "sluice-notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ndir) })
+	os.Chmod(ndir, 0o755)
+	nsock := filepath.Join(ndir, "notify")
+	nconn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: nsock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nconn.Close() })
+	os.Chmod(nsock, 0o666)
+	notified := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := nconn.Read(buf)
+			if err != nil {
+				return
+			}
+			notified <- string(buf[:n])
+		}
+	}()
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "NOTIFY_SOCKET=" + nsock}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, Setpgid: true}
 	d := &debDaemon{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
@@ -476,27 +513,39 @@ func debStartDaemon(t *testing.T, unit map[string][]string, u *user.User) *debDa
 			t.Logf("packaged daemon's log:\n%s", d.log.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	// Type=notify: systemd takes the daemon for started at READY=1, and
+	// starts the MTA then. Its socket and metrics must answer at once.
+	timeout := time.After(15 * time.Second)
+	for ready := false; !ready; {
 		select {
 		case err := <-d.done:
 			t.Fatalf("the packaged daemon exited: %v\n%s", err, d.log.String())
-		default:
+		case msg := <-notified:
+			ready = slices.Contains(strings.Split(msg, "\n"), "READY=1")
+		case <-timeout:
+			t.Fatalf("the packaged daemon did not send READY=1:\n%s", d.log.String())
 		}
+	}
+	if _, err := os.Stat(debSocket); err != nil {
+		t.Fatalf("READY=1 before the socket: %v\n%s", err, d.log.String())
+	}
+	// The start line, which names the metrics port, was written before
+	// READY=1 was sent, but the copy of the daemon's output into d.log may
+	// lag behind.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if m := regexp.MustCompile(`msg="sluice started" .* metrics=(\S+)`).FindStringSubmatch(d.log.String()); m != nil {
 			d.metrics = m[1]
-		}
-		if _, err := os.Stat(debSocket); err == nil && d.metrics != "" {
-			if resp, err := http.Get("http://" + d.metrics + "/healthz"); err == nil {
-				resp.Body.Close()
-				break
-			}
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the packaged daemon did not come up:\n%s", d.log.String())
+			t.Fatalf("no start line with the metrics address:\n%s", d.log.String())
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	resp, err := http.Get("http://" + d.metrics + "/healthz")
+	if err != nil {
+		t.Fatalf("READY=1 before the metrics listener: %v", err)
+	}
+	resp.Body.Close()
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if !regexp.MustCompile(`(?m)^Uid:\s+` + u.Uid + `\s`).Match(status) {
 		t.Errorf("the daemon does not run as sluice (%s):\n%s", u.Uid, status)
