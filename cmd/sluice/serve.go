@@ -38,7 +38,10 @@ Signals:
                    the running configuration stays
   SIGTERM, SIGINT  stop accepting connections, let messages in flight
                    finish (up to shutdown_timeout), then exit 0; a second
-                   one cuts the messages still in flight off at once`,
+                   one cuts the messages still in flight off at once
+
+Under systemd (Type=notify) it reports through $NOTIFY_SOCKET when it is
+ready, reloading and stopping.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sigs := make(chan os.Signal)
