@@ -350,3 +350,26 @@ func TestArchiveMoveErrorMessages(t *testing.T) {
 		t.Errorf("move into the same file: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestArchiveMoveEscapesReport: the "moved ..." line shows the Message-ID
+// of a record without a queue id, which the sender wrote; printed as is,
+// terminal escape sequences in it would reach the administrator's
+// terminal (often root's) when the line is shown there.
+func TestArchiveMoveEscapesReport(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "a.mbox"), filepath.Join(dir, "b.mbox")
+	id := "<x\x1b]0;owned\x07\x9b2J@example.org>"
+	if err := os.WriteFile(src, []byte("From a@b Thu Jan  1 00:00:00 2025\nMessage-ID: "+id+"\nSubject: hi\n\nbody\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "archive", "move", "--message-id", id, "--to", dst, src)
+	if r.code != 0 {
+		t.Fatalf("move: %+v", r)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\x07\x9b") || strings.ContainsRune(r.stdout, '\u009b') {
+		t.Errorf("control characters reach the report: %q", r.stdout)
+	}
+	if want := `moved <x\x1b]0;owned\x07\x9b2J@example.org> from ` + src + " to " + dst + "\n"; r.stdout != want {
+		t.Errorf("report %q, want %q", r.stdout, want)
+	}
+}
