@@ -185,13 +185,13 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 			n++
 			if m.Err != nil {
 				failed = true
-				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %v\n", m.Name, m.Err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %s\n", printable(m.Name), oneLine(m.Err.Error()))
 				return report(testReport{Message: m.Name, Error: m.Err.Error()})
 			}
 			tx, err := tf.transaction(conn, m.Data)
 			if err != nil {
 				failed = true
-				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %v\n", m.Name, err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %s\n", printable(m.Name), oneLine(err.Error()))
 				return report(testReport{Message: m.Name, Error: err.Error()})
 			}
 			res, err := milter.Replay(cmd.Context(), mcfg, tx, logger)
@@ -594,9 +594,9 @@ func testEdits(es []filters.HeaderEdit) []testEdit {
 // writeText prints the report for a person.
 func (r testReport) writeText(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("message:  %s\n", r.Message)
+	p("message:  %s\n", printable(r.Message))
 	if r.Error != "" {
-		p("error:    %s\n", r.Error)
+		p("error:    %s\n", oneLine(r.Error))
 		return nil
 	}
 	e := r.Envelope
@@ -607,9 +607,9 @@ func (r testReport) writeText(w io.Writer) error {
 	case e.ClientIP != "":
 		client += " [" + e.ClientIP + "]"
 	}
-	p("client:   %s, HELO %s\n", client, e.Helo)
-	p("from:     <%s>\n", e.From)
-	p("to:       <%s>\n", strings.Join(e.Rcpts, ">, <"))
+	p("client:   %s, HELO %s\n", printable(client), printable(e.Helo))
+	p("from:     <%s>\n", printable(e.From))
+	p("to:       <%s>\n", printable(strings.Join(e.Rcpts, ">, <")))
 	if !r.HeadersSent {
 		p("          (no filter reads the header: the MTA sends no header fields)\n")
 	}
@@ -634,7 +634,7 @@ func (r testReport) writeText(w io.Writer) error {
 		}
 	}
 	for _, rf := range r.Refused {
-		p("refused:  <%s> %s by %s: %s", rf.Rcpt, rf.Action, rf.Filter, rf.Reply)
+		p("refused:  <%s> %s by %s: %s", printable(rf.Rcpt), rf.Action, rf.Filter, printable(rf.Reply))
 		if rf.Reason != "" {
 			p(" -- %s", oneLine(rf.Reason))
 		}
@@ -647,7 +647,7 @@ func (r testReport) writeText(w io.Writer) error {
 		}
 	}
 	for _, a := range r.WouldArchive {
-		p("archive:  would write %s (dry run: not written; --archive writes it)\n", a)
+		p("archive:  would write %s (dry run: not written; --archive writes it)\n", printable(a))
 	}
 	verdict := r.Verdict
 	if r.Filter != "" {
@@ -659,9 +659,9 @@ func (r testReport) writeText(w io.Writer) error {
 	}
 	switch r.Verdict {
 	case "reject", "tempfail":
-		p("reply:    %s\n", r.Reply)
+		p("reply:    %s\n", printable(r.Reply))
 	case "quarantine":
-		p("reply:    250 (accepted, then held by the MTA: %s)\n", r.Quarantine)
+		p("reply:    250 (accepted, then held by the MTA: %s)\n", printable(r.Quarantine))
 	case "discard":
 		p("reply:    250 (accepted, then dropped)\n")
 	default:
@@ -682,7 +682,9 @@ func (e testEdit) text() string {
 	return fmt.Sprintf("delete  %s #%d", e.Name, e.Index)
 }
 
-// oneLine shows folding and stray line breaks of a value visibly.
+// oneLine shows folding and stray line breaks of a value visibly, and
+// escapes the other control characters: values and reasons carry the
+// sender's text to the administrator's terminal.
 var oneLineReplacer = strings.NewReplacer("\r\n", `\r\n`, "\n", `\n`, "\r", `\r`)
 
-func oneLine(s string) string { return oneLineReplacer.Replace(s) }
+func oneLine(s string) string { return printable(oneLineReplacer.Replace(s)) }

@@ -309,3 +309,34 @@ func TestDryRunCreatesNoBayesStore(t *testing.T) {
 		t.Errorf("dry run left %v in state_dir", left)
 	}
 }
+
+// TestDryRunEscapesControlCharacters: the report shows the sender's text
+// (a header address in a reason) and file names of a maildir anyone may
+// have delivered into; terminal escape sequences in them must not reach
+// the administrator's terminal as they are.
+func TestDryRunEscapesControlCharacters(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.WriteFile(rules, []byte("HeaderFrom:example.org QUARANTINE:held\n"), 0o644)
+	cfg := dryRunConfig(t, "state_dir: "+dir+"\nfilters:\n  - type: senders\n    options:\n      files: ["+rules+"]\n")
+	msg := filepath.Join(dir, "m\x1b]0;owned\x07.eml")
+	os.WriteFile(msg, []byte("From: <a\x1b[2J\x9b1m@example.org>\nTo: b@example.org\nSubject: hi\n\nbody\n"), 0o644)
+	r := runCLI(t, "", "test", "--config", cfg, msg)
+	if r.code != 11 {
+		t.Fatalf("exit %d, want 11\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\x07") || strings.Contains(r.stdout, "\x9b") {
+		t.Errorf("control characters reach the report:\n%q", r.stdout)
+	}
+	for _, w := range []string{`m\x1b]0;owned\x07.eml`, `header_from a\x1b[2j`} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("report lacks %q:\n%q", w, r.stdout)
+		}
+	}
+	// A message that cannot be tested names its file on standard error.
+	os.WriteFile(msg, []byte("Subject: no recipient\n\nbody\n"), 0o644)
+	r = runCLI(t, "", "test", "--config", cfg, msg)
+	if r.code != 1 || strings.ContainsAny(r.stdout+r.stderr, "\x1b\x07") || !strings.Contains(r.stderr, `m\x1b]0;owned\x07.eml`) {
+		t.Errorf("exit %d:\n%q\n%q", r.code, r.stdout, r.stderr)
+	}
+}
