@@ -118,7 +118,9 @@ file for that verdict, or a path (anything with a "/").
 
 Each record is appended to its new mbox first, under the same locks the
 daemon takes, and only then removed from the old one, so a failure
-half-way leaves a copy in both rather than in neither. The daemon may
+half-way leaves a copy in both rather than in neither. When an append
+fails, the records appended before it are still removed from the old
+mbox, so that running move again does not copy them twice. The daemon may
 keep archiving meanwhile. Move does not train: pair it with "sluice train"
 (see docs/training.md). The exit status is 1 when no message matched.`,
 		Args: cobra.MinimumNArgs(1),
@@ -228,14 +230,23 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 	if err != nil || len(moves) == 0 {
 		return 0, err
 	}
-	for _, m := range moves {
+	// A failed append (a full disk) stops the move, but the records
+	// appended before it are still removed from src: left in both, they
+	// would be appended a second time when the move is run again.
+	var appendErr error
+	for i, m := range moves {
 		raw := m.rec.Raw
 		if _, err := app.AppendMbox(ctx, m.dest, func(w *bufio.Writer) error {
 			_, err := w.Write(raw)
 			return err
 		}); err != nil {
-			return 0, err
+			appendErr = err
+			moves = moves[:i]
+			break
 		}
+	}
+	if len(moves) == 0 {
+		return 0, appendErr
 	}
 	// A record is identified by its exact bytes: the one appended above.
 	moved := map[string]int{}
@@ -250,11 +261,11 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 		return false
 	})
 	if err != nil {
-		return 0, fmt.Errorf("copied to the new archive, but removing from %s failed: %w", src, err)
+		return 0, errors.Join(appendErr, fmt.Errorf("copied to the new archive, but removing from %s failed: %w", src, err))
 	}
 	if n != len(moves) {
 		// Another process removed some of them meanwhile.
-		return n, fmt.Errorf("copied %d messages, but only %d were still in %s to remove", len(moves), n, src)
+		return n, errors.Join(appendErr, fmt.Errorf("copied %d messages, but only %d were still in %s to remove", len(moves), n, src))
 	}
 	for _, m := range moves {
 		id := m.rec.QueueID()
@@ -265,7 +276,7 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 		// terminal.
 		fmt.Fprintf(out, "moved %s from %s to %s\n", printable(id), printable(src), printable(m.dest))
 	}
-	return n, nil
+	return n, appendErr
 }
 
 // printable returns s with control characters (C0, DEL and C1) and bytes

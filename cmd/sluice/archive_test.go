@@ -373,3 +373,49 @@ func TestArchiveMoveEscapesReport(t *testing.T) {
 		t.Errorf("report %q, want %q", r.stdout, want)
 	}
 }
+
+// TestArchiveMovePartialFailure: when an append fails half-way through a
+// move (a full disk, an unwritable target), the records already appended
+// to their new mbox are still removed from the old one. Left in both, a
+// second "archive move" after the fix would append them once more.
+func TestArchiveMovePartialFailure(t *testing.T) {
+	dir := t.TempDir()
+	src, good := filepath.Join(dir, "a.mbox"), filepath.Join(dir, "good.mbox")
+	// A regular file where a directory should be: the append to bad fails
+	// even for root.
+	blocker := filepath.Join(dir, "blocker")
+	os.WriteFile(blocker, nil, 0o644)
+	bad := filepath.Join(blocker, "bad.mbox")
+	rec := func(q string) string {
+		return "From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: " + q + "\nSubject: " + q + "\n\nbody\n\n"
+	}
+	os.WriteFile(src, []byte(rec("A")+rec("B")+rec("C")), 0o644)
+	dest := map[string]string{"A": good, "B": bad, "C": good}
+	var out bytes.Buffer
+	app := archive.NewAppender(time.Second, nil)
+	sel := mailbox.Select{QueueIDs: []string{"A", "B", "C"}}
+	n, err := moveRecords(context.Background(), &out, app, src, sel, func(r archive.Record) (string, error) { return dest[r.QueueID()], nil })
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("moved %d, error %v", n, err)
+	}
+	if got := countRecords(t, good); strings.Join(got, ",") != "A" {
+		t.Errorf("new mbox: %v", got)
+	}
+	if got := countRecords(t, src); strings.Join(got, ",") != "B,C" {
+		t.Errorf("old mbox keeps %v, want B,C", got)
+	}
+	if n != 1 || out.String() != "moved A from "+src+" to "+good+"\n" {
+		t.Errorf("moved %d, report %q", n, out.String())
+	}
+	// Run again once the target is fixed: each message ends up once.
+	dest["B"] = good
+	if _, err := moveRecords(context.Background(), &out, app, src, sel, func(r archive.Record) (string, error) { return dest[r.QueueID()], nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := countRecords(t, good); strings.Join(got, ",") != "A,B,C" {
+		t.Errorf("new mbox after the second move: %v", got)
+	}
+	if got := countRecords(t, src); len(got) != 0 {
+		t.Errorf("old mbox after the second move: %v", got)
+	}
+}
