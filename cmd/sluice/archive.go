@@ -68,6 +68,9 @@ is 1 when no message matched.`,
 			if err != nil {
 				return err
 			}
+			if err := notDirectories(args); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			if ctx == nil {
 				ctx = context.Background()
@@ -132,6 +135,11 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 			if to == "" {
 				return errors.New("--to is required")
 			}
+			// All of them before the first move: an error half-way
+			// leaves the administrator to find out what was moved.
+			if err := notDirectories(args); err != nil {
+				return err
+			}
 			dest, err := c.archiveDestination(to)
 			if err != nil {
 				return err
@@ -158,6 +166,19 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 	sf.add(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "the verdict (or mbox `PATH`) to move the messages to")
 	return cmd
+}
+
+// notDirectories returns an error naming the first of paths that is a
+// directory: a maildir target of the archive filter, which show and move
+// do not read. Other errors (a missing file) are left to the read, which
+// names them.
+func notDirectories(paths []string) error {
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return fmt.Errorf("%s is a directory, not an mbox: show and move read mbox archives; a maildir holds a file per message (find them with grep -l, move them with mv)", p)
+		}
+	}
+	return nil
 }
 
 // archiveDestination returns how --to picks the mbox for a record.

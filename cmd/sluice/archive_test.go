@@ -419,3 +419,27 @@ func TestArchiveMovePartialFailure(t *testing.T) {
 		t.Errorf("old mbox after the second move: %v", got)
 	}
 }
+
+// TestArchiveMaildirArgument: show and move read mbox files; a maildir
+// given (the archive filter writes those too) is named as such, before
+// anything is moved from the mbox files given with it.
+func TestArchiveMaildirArgument(t *testing.T) {
+	dir := t.TempDir()
+	md := filepath.Join(dir, "spam")
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(md, sub), 0o755)
+	}
+	os.WriteFile(filepath.Join(md, "new", "1.x:2,"), []byte("X-Sluice-Queue-ID: Q1\n\nbody\n"), 0o644)
+	src := filepath.Join(dir, "a.mbox")
+	os.WriteFile(src, []byte("From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q1\n\nbody\n\n"), 0o644)
+	want := md + " is a directory, not an mbox"
+	if r := runCLI(t, "", "archive", "show", "--queue-id", "Q1", md); r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("show: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "archive", "move", "--queue-id", "Q1", "--to", filepath.Join(dir, "b.mbox"), src, md); r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("move: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := countRecords(t, src); strings.Join(got, ",") != "Q1" {
+		t.Errorf("moved from %s before refusing %s: %v left", src, md, got)
+	}
+}
