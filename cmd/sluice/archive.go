@@ -60,8 +60,11 @@ func (c *cli) newArchiveShowCmd() *cobra.Command {
 (the X-Sluice-Queue-ID field the archive writes) or Message-IDs, as they
 are stored: an mbox on standard output, which "sluice classify" and
 "sluice train" read from standard input. It reads under the locks the
-daemon takes to append, so it shows whole records only. The exit status
-is 1 when no message matched.`,
+daemon takes to append, so it shows whole records only. On a terminal,
+control characters other than tab and line end, and bytes that are not
+UTF-8, are shown as escapes (\x1b) instead: a message must not send
+escape sequences to the terminal. The exit status is 1 when no message
+matched.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sel, err := sf.selector()
@@ -76,6 +79,11 @@ is 1 when no message matched.`,
 				ctx = context.Background()
 			}
 			app := archive.NewAppender(mboxLockTimeout, nil)
+			// Piped into classify or train, the records go out byte for
+			// byte; on a terminal (root's, often) the escape sequences
+			// a sender put in a message would be obeyed, so there they
+			// are shown escaped, lines and tabs kept.
+			onTerminal := isTerminal(cmd.OutOrStdout())
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			n := 0
 			for _, path := range args {
@@ -84,7 +92,11 @@ is 1 when no message matched.`,
 						return nil
 					}
 					n++
-					w.Write(r.Raw)
+					if onTerminal {
+						w.WriteString(escapeControls(string(r.Raw), "\t\n"))
+					} else {
+						w.Write(r.Raw)
+					}
 					return w.WriteByte('\n')
 				})
 				if err != nil {
@@ -304,11 +316,17 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 // that are not UTF-8 written as Go escapes, so that text from a message
 // shown on a terminal cannot move the cursor, retitle the window or
 // answer for the user.
-func printable(s string) string {
+func printable(s string) string { return escapeControls(s, "") }
+
+// escapeControls is printable, but keeps the characters of keep as they
+// are.
+func escapeControls(s, keep string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
+		case r < 0x80 && strings.ContainsRune(keep, r):
+			b.WriteByte(s[i])
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r < 0x80 && unicode.IsControl(r):

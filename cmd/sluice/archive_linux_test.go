@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-mail/sluice/classifier"
 )
@@ -258,5 +260,81 @@ func TestTrainWarnsOnceWithoutDotLocks(t *testing.T) {
 	}
 	if n := strings.Count(r.stderr, "without its dot-lock"); n != 1 {
 		t.Errorf("%d warnings for 3 mboxes, want 1:\n%s", n, r.stderr)
+	}
+}
+
+// openPty returns both ends of a new pseudo-terminal: what is written to
+// the second (the terminal) is read from the first.
+func openPty(t *testing.T) (master, term *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Skipf("unlockpt: %v", e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, master.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Skipf("ptsname: %v", e)
+	}
+	term, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open the terminal: %v", err)
+	}
+	t.Cleanup(func() { term.Close() })
+	// Raw: no echo, no line-end translation, so what is read is what
+	// was written.
+	var tio syscall.Termios
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, term.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&tio))); e != 0 {
+		t.Fatal(e)
+	}
+	tio.Oflag &^= syscall.OPOST
+	tio.Lflag &^= syscall.ECHO | syscall.ICANON
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, term.Fd(), syscall.TCSETS, uintptr(unsafe.Pointer(&tio))); e != 0 {
+		t.Fatal(e)
+	}
+	return master, term
+}
+
+// archive show prints records as stored, for a pipe into classify or
+// train; on root's terminal the escape sequences of a hostile message
+// would be obeyed (retitling the window, redefining keys, faking output),
+// so there they are shown escaped.
+func TestArchiveShowOnTerminalEscapes(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "a.mbox")
+	rec := "From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q1\nSubject: \x1b]0;owned\x07hi\x9b2J\tx\n\nbo\rdy\x00\n"
+	os.WriteFile(src, []byte(rec+"\n"), 0o644)
+
+	master, term := openPty(t)
+	root := newRootCmd(testRegistry())
+	root.SetOut(term)
+	root.SetErr(term)
+	root.SetArgs([]string{"archive", "show", "--queue-id", "Q1", src})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	want := "From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q1\nSubject: \\x1b]0;owned\\x07hi\\x9b2J\tx\n\nbo\\x0ddy\\x00\n\n"
+	// With the terminal closed, the master reads what is left, then
+	// fails (EIO).
+	term.Close()
+	var got []byte
+	for {
+		buf := make([]byte, 4096)
+		n, err := master.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	if string(got) != want {
+		t.Errorf("on a terminal:\n%q\nwant\n%q", got, want)
+	}
+
+	// Piped, the record is printed byte for byte.
+	if r := runCLI(t, "", "archive", "show", "--queue-id", "Q1", src); r.stdout != rec+"\n" {
+		t.Errorf("piped:\n%q\nwant\n%q", r.stdout, rec+"\n")
 	}
 }
