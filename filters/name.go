@@ -44,3 +44,31 @@ func lowerASCII(c byte) byte {
 	}
 	return c
 }
+
+// messageFields are the names of fields that belong to the message itself
+// (RFC 5322 section 3.6, MIME, DKIM), keyed by NameKey.
+var messageFields = map[string]bool{
+	"date": true, "from": true, "sender": true, "reply-to": true,
+	"to": true, "cc": true, "bcc": true, "message-id": true,
+	"in-reply-to": true, "references": true, "subject": true,
+	"comments": true, "keywords": true, "return-path": true,
+	"received": true, "mime-version": true, "dkim-signature": true,
+}
+
+// MessageField reports whether name is a field of the message itself
+// rather than one a filter adds: those of RFC 5322 section 3.6 (Resent-
+// ones too), MIME's (MIME-Version, Content-*), DKIM's and ARC's. No
+// filter may own such a name (see FieldOwner): it would delete every
+// message's own field of that name as forged.
+func MessageField(name string) bool {
+	key := NameKey(name)
+	if messageFields[key] {
+		return true
+	}
+	for _, prefix := range []string{"resent-", "content-", "arc-"} {
+		if len(key) > len(prefix) && key[:len(prefix)] == prefix {
+			return true
+		}
+	}
+	return false
+}

@@ -89,3 +89,16 @@ func TestApplyEditsCountsNamesInASCII(t *testing.T) {
 		t.Errorf("Header(X-Sluice-Bayes) = %q, want %q", v, "Spam")
 	}
 }
+
+func TestMessageField(t *testing.T) {
+	for _, name := range []string{"Subject", "FROM", "message-id", "Resent-From", "Content-Type", "content-disposition", "MIME-Version", "DKIM-Signature", "ARC-Seal", "Received", "Return-Path"} {
+		if !filters.MessageField(name) {
+			t.Errorf("%s: not taken for a field of the message", name)
+		}
+	}
+	for _, name := range []string{"X-Sluice-Bayes", "X-Bogosity", "X-Subject", "Content-", "Resent-", "Subjects", "Authentication-Results", "X-Spam-Status", "Su\u017fject"} {
+		if filters.MessageField(name) {
+			t.Errorf("%s: taken for a field of the message", name)
+		}
+	}
+}

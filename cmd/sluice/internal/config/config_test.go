@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
+	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/filtertest"
 )
 
@@ -424,5 +426,49 @@ func TestLoadRefusesHugeFileAndDirectory(t *testing.T) {
 	_, err = config.Load(dir, filtertest.Registry())
 	if err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("directory: error %v, want one naming it", err)
+	}
+}
+
+// owner is a filter that owns the field its options name.
+type owner struct{ field string }
+
+func (o owner) Name() string          { return "owner" }
+func (o owner) Needs() filters.Needs  { return filters.Needs{} }
+func (o owner) OwnedFields() []string { return []string{o.field} }
+func (o owner) Check(context.Context, filters.Stage, *filters.Message) (filters.Verdict, error) {
+	return filters.Verdict{}, nil
+}
+
+// A filter deletes a message's fields of the names it owns as forged, so
+// one set to own Subject (header.name: Subject in the Bayes filter) would
+// strip every message's subject: such a configuration is refused, at the
+// filter's line.
+func TestOwnedMessageFieldRefused(t *testing.T) {
+	reg := filtertest.Registry()
+	reg["owner"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+		var opts struct {
+			Field string `yaml:"field"`
+		}
+		if err := decode(&opts); err != nil {
+			return nil, err
+		}
+		return owner{opts.Field}, nil
+	}
+	for field, want := range map[string]string{
+		"Subject":        "x.yml:2: filters[0] (owner): adds header field Subject, a field of the message itself",
+		"content-type":   "x.yml:2: filters[0] (owner): adds header field content-type, a field of the message itself",
+		"X-Sluice-Bayes": "",
+	} {
+		c, err := config.Parse("x.yml", []byte("filters:\n  - type: owner\n    options:\n      field: "+field+"\n"), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = config.Build(c, reg, slog.New(slog.DiscardHandler), nil)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", field, err)
+		case want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)):
+			t.Errorf("%s: error %v, want prefix %q", field, err, want)
+		}
 	}
 }

@@ -374,6 +374,13 @@ func build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 		}
 		if fo, ok := filter.(filters.FieldOwner); ok {
 			for _, field := range fo.OwnedFields() {
+				if filters.MessageField(field) {
+					if cl, ok := filter.(filters.Closer); ok {
+						cl.Close()
+					}
+					return fail(&Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d] (%s)", i, name),
+						Err: fmt.Errorf("adds header field %s, a field of the message itself: the filter deletes a message's own fields of the names it adds, as forged; give it a name of its own, such as X-%s", field, field)})
+				}
 				key := filters.NameKey(field)
 				if o, dup := owners[key]; dup {
 					if cl, ok := filter.(filters.Closer); ok {
