@@ -129,7 +129,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 			n++
 			if m.Err != nil {
 				failed++
-				fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: %s: %v\n", m.Name, m.Err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: %s: %s\n", printable(m.Name), printable(m.Err.Error()))
 				return out.failed(m.Name, m.Err)
 			}
 			res, err := cl.ClassifyBytes(ctx, m.Data, explain)
@@ -206,8 +206,13 @@ type textResult struct {
 	explain bool
 }
 
+// The text format is for people at a terminal: a file name's control
+// characters (an escape sequence, a line end) and bytes that are not
+// UTF-8 (a C1 control to some terminals) are shown escaped (printable),
+// as tsv and json escape them in their own ways.
+
 func (t textResult) result(name string, res classifier.Result) error {
-	line := fmt.Sprintf("%s: %s, spamicity=%s", name, res.Verdict, spamicity(res.Spamicity))
+	line := fmt.Sprintf("%s: %s, spamicity=%s", printable(name), res.Verdict, spamicity(res.Spamicity))
 	if res.Truncated {
 		// Scored on its first max_bytes (or max_tokens) only.
 		line += ", truncated"
@@ -235,7 +240,7 @@ func (t textResult) result(name string, res classifier.Result) error {
 }
 
 func (t textResult) failed(name string, err error) error {
-	_, werr := fmt.Fprintf(t.w, "%s: error: %v\n", name, err)
+	_, werr := fmt.Fprintf(t.w, "%s: error: %s\n", printable(name), printable(err.Error()))
 	return werr
 }
 

@@ -424,3 +424,35 @@ func TestClassifyMisplacedFlagIsError(t *testing.T) {
 		t.Errorf("sluice --help classify: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// The text format shows a file name's control characters escaped, in a
+// verdict line and in an error line: a name holding an escape sequence
+// must not drive the terminal of whoever classifies the directory.
+func TestClassifyTextEscapesControls(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	ham, err := os.ReadFile(fixture("check", "ham.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "a\x1b]0;owned\x07.eml")
+	if err := os.WriteFile(good, ham, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "b\x1b[2J\x9b.eml")
+	r := runCLI(t, "", "classify", "--db", db, good, missing)
+	if strings.ContainsAny(r.stdout+r.stderr, "\x1b\x07") || strings.Contains(r.stdout+r.stderr, "\x9b") {
+		t.Errorf("control characters reached the output: %q %q", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `a\x1b]0;owned\x07.eml: ham`) {
+		t.Errorf("verdict line not shown escaped: %q", r.stdout)
+	}
+	if !strings.Contains(r.stdout+r.stderr, `b\x1b[2J\x9b.eml`) {
+		t.Errorf("error line not shown escaped: %q %q", r.stdout, r.stderr)
+	}
+	// train's error lines on standard error too.
+	r = runCLI(t, "", "train", "--db", db, "--ham", missing)
+	if strings.Contains(r.stderr, "\x1b") || !strings.Contains(r.stderr, `b\x1b[2J\x9b.eml`) {
+		t.Errorf("train's error line not shown escaped: %q", r.stderr)
+	}
+}

@@ -267,7 +267,7 @@ func mboxReader(cmd *cobra.Command, command string, maxBytes int) mailbox.Reader
 		Locks:    archive.NewAppender(mboxLockTimeout, nil),
 		Warn: func(path string, err error) {
 			once.Do(func() {
-				fmt.Fprintf(errw, "sluice %s: warning: reading %s without its dot-lock (%v): a message appended now by a program that takes only the dot-lock may be read cut short; other mboxes read so are not named\n", command, path, err)
+				fmt.Fprintf(errw, "sluice %s: warning: reading %s without its dot-lock (%v): a message appended now by a program that takes only the dot-lock may be read cut short; other mboxes read so are not named\n", command, printable(path), err)
 			})
 		},
 	}
@@ -345,7 +345,7 @@ func (t *trainer) add(ctx context.Context, m mailbox.Message) error {
 	if m.Err != nil {
 		t.errors++
 		t.clearBar()
-		fmt.Fprintf(t.errw, "sluice train: %s: %v\n", m.Name, m.Err)
+		fmt.Fprintf(t.errw, "sluice train: %s: %s\n", printable(m.Name), printable(m.Err.Error()))
 		return nil
 	}
 	if !t.sel.Match(m.Data) {
