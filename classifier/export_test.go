@@ -625,12 +625,7 @@ func TestImportTokenTooLong(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := emptyStore(t)
-			var err error
-			if tc.bogoutil {
-				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
-			} else {
-				_, err = classifier.Import(ctx, st, strings.NewReader(tc.text))
-			}
+			err := importText(ctx, st, tc.text, tc.bogoutil)
 			if err == nil || !strings.Contains(err.Error(), tc.line) {
 				msg := fmt.Sprint(err)
 				if len(msg) > 200 {
@@ -732,12 +727,7 @@ func TestImportRepeatedTotals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := emptyStore(t)
-			var err error
-			if tc.bogoutil {
-				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
-			} else {
-				_, err = classifier.Import(ctx, st, strings.NewReader(tc.text))
-			}
+			err := importText(ctx, st, tc.text, tc.bogoutil)
 			if err == nil || !strings.Contains(err.Error(), tc.line) || !strings.Contains(err.Error(), "second") {
 				t.Errorf("error %v, want one naming the second line of counts (%s)", err, tc.line)
 			}
@@ -815,4 +805,16 @@ func TestExportInvalidDateImports(t *testing.T) {
 	if s, err := importInto(t, out.String()); err != nil || s.Tokens != 2 {
 		t.Errorf("import of the export: %+v, %v", s, err)
 	}
+}
+
+// importText imports text into st, as a bogoutil list or as an export,
+// and returns the error.
+func importText(ctx context.Context, st classifier.Store, text string, bogoutil bool) error {
+	var err error
+	if bogoutil {
+		_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(text))
+	} else {
+		_, err = classifier.Import(ctx, st, strings.NewReader(text))
+	}
+	return err
 }

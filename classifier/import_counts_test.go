@@ -32,12 +32,7 @@ func TestImportWithoutMessageCounts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := emptyStore(t)
-			var err error
-			if tc.bogoutil {
-				_, err = classifier.ImportBogoutil(ctx, st, strings.NewReader(tc.text))
-			} else {
-				_, err = classifier.Import(ctx, st, strings.NewReader(tc.text))
-			}
+			err := importText(ctx, st, tc.text, tc.bogoutil)
 			if err == nil || !strings.Contains(err.Error(), "no "+tc.want+" line") {
 				t.Errorf("error %v, want one saying the input has no %s line", err, tc.want)
 			}
