@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
@@ -117,32 +120,23 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	if msg != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: warning: %s; until then verdicts may be off\n", msg)
 	}
-	var (
-		n, failed int
-		last      classifier.Verdict
-	)
 	// The classifier reads only the first MaxBytes of a message: holding
 	// more of a huge one would only cost memory.
 	rd := mboxReader(cmd, "classify", cl.Tokenizer().MaxBytes())
-	for _, p := range paths {
-		err := rd.Walk(ctx, p, func(m mailbox.Message) error {
-			n++
-			if m.Err != nil {
-				failed++
-				fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: %s: %s\n", printable(m.Name), printable(m.Err.Error()))
-				return out.failed(m.Name, m.Err)
-			}
-			res, err := cl.ClassifyBytes(ctx, m.Data, explain)
-			if err != nil {
-				// The store failed: every further message would too.
-				return fmt.Errorf("%s: %w", m.Name, err)
-			}
-			last = res.Verdict
-			return out.result(m.Name, res)
-		})
-		if err != nil {
-			return statusError, err
+	report := func(j *classifyJob) error {
+		if j.m.Err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: %s: %s\n", printable(j.m.Name), printable(j.m.Err.Error()))
+			return out.failed(j.m.Name, j.m.Err)
 		}
+		if j.err != nil {
+			// The store failed: every further message would too.
+			return fmt.Errorf("%s: %w", j.m.Name, j.err)
+		}
+		return out.result(j.m.Name, j.res)
+	}
+	n, failed, last, err := classifyAll(ctx, rd, paths, cl, explain, min(runtime.GOMAXPROCS(0), maxClassifyWorkers), report)
+	if err != nil {
+		return statusError, err
 	}
 	if err := w.Flush(); err != nil {
 		return statusError, err
@@ -161,6 +155,103 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 		return statusError, nil
 	}
 	return 0, nil
+}
+
+// maxClassifyWorkers bounds the goroutines classify scores messages on,
+// and so the messages it holds at a time (see classifyAll): past a few
+// cores, reading the files is what takes the time.
+const maxClassifyWorkers = 8
+
+// classifyJob is one message on its way through classifyAll.
+type classifyJob struct {
+	m    mailbox.Message
+	res  classifier.Result
+	err  error         // the classifier's
+	done chan struct{} // closed once res and err are set
+}
+
+// classifyAll classifies the messages at paths on workers goroutines and
+// hands each to report in the order the paths and their messages come in,
+// so that the output is the same whatever the number of workers. It
+// returns how many messages there were, how many could not be read, the
+// last verdict, and the first error of report or of reading the paths,
+// after which it stops.
+//
+// While one file is read (under its mbox locks), the messages read before
+// it are being scored: the two overlap, and a machine with more than one
+// core scores several messages at once. At most a few messages per worker
+// are held at a time, each of at most the tokenizer's MaxBytes.
+func classifyAll(ctx context.Context, rd mailbox.Reader, paths []string, cl *classifier.Classifier, explain bool, workers int,
+	report func(*classifyJob) error) (n, failed int, last classifier.Verdict, err error) {
+	workers = max(workers, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	todo := make(chan *classifyJob, workers)
+	inOrder := make(chan *classifyJob, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range todo {
+				if j.m.Err == nil {
+					j.res, j.err = cl.ClassifyBytes(ctx, j.m.Data, explain)
+				}
+				j.m.Data = nil
+				close(j.done)
+			}
+		})
+	}
+	reported := make(chan error, 1)
+	go func() {
+		var err error
+		for j := range inOrder {
+			<-j.done
+			if err != nil {
+				continue // stopping: the rest is not reported
+			}
+			n++
+			if j.m.Err != nil {
+				failed++
+			} else if j.err == nil {
+				last = j.res.Verdict
+			}
+			if err = report(j); err != nil {
+				cancel()
+			}
+		}
+		reported <- err
+	}()
+	var walkErr error
+	for _, p := range paths {
+		walkErr = rd.Walk(ctx, p, func(m mailbox.Message) error {
+			j := &classifyJob{m: m, done: make(chan struct{})}
+			// Queued in order first: the reporter waits for each in
+			// turn, and a job it holds is sure to be done.
+			select {
+			case inOrder <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case todo <- j:
+			case <-ctx.Done():
+				j.err = ctx.Err()
+				close(j.done)
+				return ctx.Err()
+			}
+			return nil
+		})
+		if walkErr != nil {
+			break
+		}
+	}
+	close(todo)
+	close(inOrder)
+	wg.Wait()
+	// A report's error comes first: it is why the walk was cut short.
+	if err := <-reported; err != nil {
+		return n, failed, last, err
+	}
+	return n, failed, last, walkErr
 }
 
 func verdictExit(v classifier.Verdict) int {

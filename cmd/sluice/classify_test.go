@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
 )
 
 // trainedDB returns a store trained on the fixtures.
@@ -454,5 +460,99 @@ func TestClassifyTextEscapesControls(t *testing.T) {
 	r = runCLI(t, "", "train", "--db", db, "--ham", missing)
 	if strings.Contains(r.stderr, "\x1b") || !strings.Contains(r.stderr, `b\x1b[2J\x9b.eml`) {
 		t.Errorf("train's error line not shown escaped: %q", r.stderr)
+	}
+}
+
+// classifyAll reports messages in the order they come in, whatever the
+// number of workers scoring them, and stops at the first error a report
+// returns, reporting nothing after it.
+func TestClassifyAllKeepsOrder(t *testing.T) {
+	db := trainedDB(t)
+	st, err := classifier.OpenBolt(db, classifier.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cl := classifier.New(st, classifier.DefaultParams())
+	spam, _ := os.ReadFile(fixture("check", "spam.eml"))
+	ham, _ := os.ReadFile(fixture("check", "ham.eml"))
+	dir := t.TempDir()
+	var paths []string
+	for i := range 40 {
+		p := filepath.Join(dir, fmt.Sprintf("%02d.eml", i))
+		switch {
+		case i%7 == 3:
+			os.WriteFile(p, nil, 0o644) // unreadable as a message
+		case i%3 == 0:
+			os.WriteFile(p, spam, 0o644)
+		default:
+			os.WriteFile(p, ham, 0o644)
+		}
+		paths = append(paths, p)
+	}
+	// An mbox of several messages among the files.
+	mbox := filepath.Join(dir, "in.mbox")
+	os.WriteFile(mbox, []byte("From a@b Mon Jan  1 10:00:00 2024\n"+string(spam)+"\nFrom a@b Mon Jan  1 10:00:00 2024\n"+string(ham)+"\n"), 0o644)
+	paths = append(paths[:20], append([]string{mbox}, paths[20:]...)...)
+
+	run := func(workers, stopAt int) ([]string, int, int, error) {
+		var got []string
+		rd := mailbox.Reader{MaxBytes: cl.Tokenizer().MaxBytes()}
+		n, failed, _, err := classifyAll(context.Background(), rd, paths, cl, false, workers, func(j *classifyJob) error {
+			line := filepath.Base(j.m.Name)
+			switch {
+			case j.m.Err != nil:
+				line += " error"
+			case j.err != nil:
+				line += " failed: " + j.err.Error()
+			default:
+				line += fmt.Sprintf(" %s %.6f", j.res.Verdict, j.res.Spamicity)
+			}
+			got = append(got, line)
+			if len(got) == stopAt {
+				return errors.New("stop here")
+			}
+			return nil
+		})
+		return got, n, failed, err
+	}
+	one, n, failed, err := run(1, -1)
+	if err != nil || n != 42 || failed != 6 || len(one) != 42 {
+		t.Fatalf("one worker: %d messages, %d failed, %d reported, %v", n, failed, len(one), err)
+	}
+	// The files in the order given, the mbox's two messages after the
+	// 20th; the empty files are errors and the rest spam or ham.
+	for i, line := range one {
+		k := i
+		if i >= 22 {
+			k = i - 2
+		} else if i >= 20 {
+			continue
+		}
+		want := fmt.Sprintf("%02d.eml ", k)
+		switch {
+		case k%7 == 3:
+			want += "error"
+		case k%3 == 0:
+			want += "spam"
+		default:
+			want += "ham"
+		}
+		if !strings.HasPrefix(line, want) {
+			t.Errorf("line %d: %q, want %q...", i, line, want)
+		}
+	}
+	if !strings.HasPrefix(one[20], "in.mbox#1 spam") || !strings.HasPrefix(one[21], "in.mbox#2 ham") {
+		t.Errorf("mbox lines %q, %q", one[20], one[21])
+	}
+	for _, workers := range []int{2, 4, 8} {
+		got, _, _, err := run(workers, -1)
+		if err != nil || strings.Join(got, "\n") != strings.Join(one, "\n") {
+			t.Errorf("%d workers: %v\n%s\nwant\n%s", workers, err, strings.Join(got, "\n"), strings.Join(one, "\n"))
+		}
+		got, _, _, err = run(workers, 5)
+		if err == nil || err.Error() != "stop here" || strings.Join(got, "\n") != strings.Join(one[:5], "\n") {
+			t.Errorf("%d workers, stopped at the 5th: %v\n%s", workers, err, strings.Join(got, "\n"))
+		}
 	}
 }

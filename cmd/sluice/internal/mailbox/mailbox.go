@@ -68,7 +68,8 @@ type Message struct {
 	Name string
 	// Data is the message without an mbox "From " line, unquoted. Read
 	// with a bound (see ReadCapped), it holds at most that many bytes and
-	// one more.
+	// one more. It is the message's own: fn may keep it after it
+	// returns.
 	Data []byte
 	// Truncated is set when the message is longer than Data: the bound
 	// cut it. The byte past the bound that Data still holds tells a
