@@ -157,29 +157,33 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		go s.poll()
 		return s, nil
 	}
-	err = s.update(context.Background(), func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if v := meta.Get(keyVersion); v != nil && string(v) != formatVersion {
-			return fmt.Errorf("store format version %q, want %q", v, formatVersion)
-		}
-		if err := meta.Put(keyVersion, []byte(formatVersion)); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucketIfNotExists(bucketTokens); err != nil {
-			return err
-		}
-		_, err = tx.CreateBucketIfNotExists(bucketDigests)
-		return err
-	})
+	err = s.update(context.Background(), initTx)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	go s.poll()
 	return s, nil
+}
+
+// initTx makes the buckets of a store and records its format version,
+// leaving what a store made before holds.
+func initTx(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	if v := meta.Get(keyVersion); v != nil && string(v) != formatVersion {
+		return fmt.Errorf("store format version %q, want %q", v, formatVersion)
+	}
+	if err := meta.Put(keyVersion, []byte(formatVersion)); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketTokens); err != nil {
+		return err
+	}
+	_, err = tx.CreateBucketIfNotExists(bucketDigests)
+	return err
 }
 
 // ready reports whether the store file exists with its buckets, in this
@@ -411,6 +415,16 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 	err = s.noPanic(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			txid = tx.ID()
+			if created {
+				// The file was removed since the store was opened (an
+				// rm to start over, a cleanup of the state directory),
+				// and bbolt has just made a bare one at the path: it
+				// gets its buckets first, as at open, or fn and every
+				// later read would find no store in it.
+				if err := initTx(tx); err != nil {
+					return err
+				}
+			}
 			return fn(tx)
 		})
 	})
