@@ -158,8 +158,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if draining {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			if transientAccept(err) {
 				// Out of descriptors or similar: wait and retry rather than
 				// stop serving mail.
 				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
@@ -175,6 +174,31 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 	}
+}
+
+// transientAccept reports whether a failed accept concerns the moment
+// or one connection only, not the listener: out of descriptors (EMFILE,
+// ENFILE), out of memory or socket buffers (ENOBUFS, ENOMEM, as a flood
+// of connections brings about), or a connection that failed while it
+// waited to be accepted, whose error Linux passes on from accept(2) (its
+// man page lists these, to be retried like EAGAIN). Go retries only
+// ECONNABORTED itself.
+func transientAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ENETDOWN, syscall.EPROTO, syscall.ENOPROTOOPT, syscall.EHOSTDOWN,
+		syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH:
+		return true
+	}
+	return false
 }
 
 func (s *Server) startSession(raw net.Conn) bool {
