@@ -324,15 +324,31 @@ func identify(db *bolt.DB) (fileID, error) {
 
 // view runs fn in a read transaction on the shared read-only handle,
 // opening it first if needed.
+//
+// A read that finds the file damaged lets go of the handle, so that the
+// next read opens and maps the file anew. The file may have been written
+// over in place since the handle was opened (cp of a backup onto it),
+// larger than the handle's mapping, which then faults at every read; the
+// handle would otherwise be kept until a writer comes, failing the
+// filter for every message meanwhile. The failed read is not tried
+// again here: fn may have handed on part of what it read.
 func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return errors.New("store closed")
 	}
-	if s.db != nil {
-		defer s.mu.RUnlock()
-		return s.noPanic(func() error { return s.db.View(fn) })
+	if db := s.db; db != nil {
+		err := s.noPanic(func() error { return db.View(fn) })
+		s.mu.RUnlock()
+		if errors.Is(err, ErrDamaged) {
+			s.mu.Lock()
+			if s.db == db {
+				s.closeReaderLocked()
+			}
+			s.mu.Unlock()
+		}
+		return err
 	}
 	s.mu.RUnlock()
 	// No handle: open one and read through it under the exclusive lock,
@@ -347,7 +363,11 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 			return err
 		}
 	}
-	return s.noPanic(func() error { return s.db.View(fn) })
+	err := s.noPanic(func() error { return s.db.View(fn) })
+	if errors.Is(err, ErrDamaged) {
+		s.closeReaderLocked()
+	}
+	return err
 }
 
 // reopenLocked opens the read-only handle, passing through the turnstile

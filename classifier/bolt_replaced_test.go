@@ -2,6 +2,8 @@ package classifier_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -52,5 +54,64 @@ func TestBoltStoreFileRemovedUnderWriter(t *testing.T) {
 	defer other.Close()
 	if _, c, err := other.Lookup(ctx, []string{"new"}); err != nil || c[0].Ham != 1 {
 		t.Errorf("another opener of the new file: %+v, %v", c, err)
+	}
+}
+
+// A store copied over the daemon's in place (cp backup.db bayes.db, which
+// rewrites the file rather than replacing it) may be larger than the
+// file the daemon's read handle mapped: reading it through that handle
+// faults, and is reported as a damaged store. The handle is let go then,
+// so that the next read maps the file as it is now, rather than every
+// read failing until a writer or a restart makes the daemon reopen it.
+func TestBoltStoreCopiedOverInPlace(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bayes.db")
+	daemon := openTestStore(t, path)
+	defer daemon.Close()
+	if _, _, err := daemon.Lookup(ctx, []string{"new"}); err != nil {
+		t.Fatal(err)
+	}
+
+	backup := filepath.Join(dir, "backup.db")
+	other := openTestStore(t, backup)
+	var ops []classifier.LearnOp
+	for i := range 3000 {
+		// Long tokens, so that the file outgrows the daemon's mapping.
+		op := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"new", fmt.Sprintf("tok%d-%0200d", i, i)}}
+		op.Digest[0], op.Digest[1] = byte(i), byte(i>>8)
+		ops = append(ops, op)
+	}
+	if _, err := other.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o660); err != nil {
+		t.Fatal(err)
+	}
+
+	var errs []error
+	for range 3 {
+		tot, c, err := daemon.Lookup(ctx, []string{"new"})
+		if err != nil {
+			if !errors.Is(err, classifier.ErrDamaged) {
+				t.Fatalf("lookup of the file copied over: %v", err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if tot.Spam != 3000 || c[0].Spam != 3000 {
+			t.Errorf("lookup of the file copied over: totals %+v, counts %+v; want 3000 spam", tot, c)
+		}
+		break
+	}
+	if len(errs) > 1 {
+		t.Errorf("%d lookups failed after the file was copied over; want the handle let go after the first: %v", len(errs), errs)
 	}
 }
