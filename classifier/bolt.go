@@ -225,6 +225,12 @@ func (s *BoltStore) poll() {
 		if !s.lockFileHeld() {
 			s.renewLockFile()
 		}
+		if s.movedOver() {
+			s.mu.Lock()
+			s.closeReaderLocked()
+			s.mu.Unlock()
+			continue
+		}
 		s.mu.RLock()
 		if s.db == nil || s.closed {
 			s.mu.RUnlock()
@@ -268,6 +274,26 @@ func (s *BoltStore) lockFileHeld() bool {
 	held, err1 := s.lock.Stat()
 	named, err2 := os.Stat(s.path + ".lock")
 	return err1 != nil || err2 == nil && os.SameFile(held, named)
+}
+
+// movedOver reports whether the read handle is open on a file that is no
+// longer at the store's path, another having been moved there (mv
+// new.db bayes.db after an import into a new file): the next read must
+// open that one. A path that names no file leaves the handle be: with
+// the store removed, what was open is read on until someone writes a
+// new one.
+func (s *BoltStore) movedOver() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil || s.closed {
+		return false
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && (fileID{dev: uint64(st.Dev), ino: st.Ino}) != s.dbFile
 }
 
 // renewLockFile opens the lock file at the path again (creating it) in

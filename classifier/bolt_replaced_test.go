@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
 )
@@ -113,5 +114,54 @@ func TestBoltStoreCopiedOverInPlace(t *testing.T) {
 	}
 	if len(errs) > 1 {
 		t.Errorf("%d lookups failed after the file was copied over; want the handle let go after the first: %v", len(errs), errs)
+	}
+}
+
+// A store moved over the daemon's (mv new.db bayes.db, after an import
+// into a new file) is what the daemon reads from then on: its read
+// handle on the file that was at the path is let go, as when a writer
+// comes. It read the old file until a restart otherwise.
+func TestBoltStoreMovedOver(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bayes.db")
+	daemon := openTestStore(t, path)
+	defer daemon.Close()
+	if _, _, err := daemon.Lookup(ctx, []string{"new"}); err != nil {
+		t.Fatal(err)
+	}
+	next := filepath.Join(dir, "new.db")
+	other := openTestStore(t, next)
+	if _, err := other.Learn(ctx, []classifier.LearnOp{{Class: classifier.Spam, Tokens: []string{"new"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon looks every poll interval (50 ms); this waits for it,
+	// however long a busy machine takes, up to a bound.
+	for i := 0; ; i++ {
+		_, c, err := daemon.Lookup(ctx, []string{"new"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c[0].Spam == 1 {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("the daemon still reads the file moved away: counts %+v", c)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	// The file removed, the one moved away is read on.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, c, err := daemon.Lookup(ctx, []string{"new"}); err != nil || c[0].Spam != 1 {
+		t.Errorf("after the file was removed: counts %+v, %v; want the open file read on", c, err)
 	}
 }
