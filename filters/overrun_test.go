@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,5 +87,78 @@ func TestOverrunFilterReadsItsOwnCopy(t *testing.T) {
 	want := `headers=Subject=old rcpts=1 macro=old conn=old helo=h1 body="hello" err=<nil>`
 	if got != want {
 		t.Errorf("late filter read\n%s\nwant\n%s", got, want)
+	}
+}
+
+// stuck ignores its context and answers only once released: a filter
+// hung where no context reaches (a read of a file on a disk that stopped
+// answering, a lock held by such a read).
+type stuck struct {
+	release chan struct{}
+	mu      sync.Mutex
+	calls   int
+}
+
+func (*stuck) Name() string         { return "stuck" }
+func (*stuck) Needs() filters.Needs { return filters.Needs{Stages: filters.StagesOf(filters.StageEOM)} }
+func (s *stuck) Check(context.Context, filters.Stage, *filters.Message) (filters.Verdict, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	<-s.release
+	return filters.Verdict{}, nil
+}
+
+func (s *stuck) called() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// A filter that hangs past its timeout for every message keeps a
+// goroutine and the message's copy for each, for as long as it hangs:
+// thousands of messages would hold thousands of copies, their bodies
+// among them, until the daemon ran out of memory. Past MaxOverrun calls
+// still running late, the filter is not called any more, and each
+// message gets the failure policy's answer at once, until the late
+// calls end.
+func TestOverrunCallsBounded(t *testing.T) {
+	f := &stuck{release: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(f.release)
+		}
+	}
+	t.Cleanup(release)
+	p := filters.NewPipeline([]filters.Step{{Filter: f, Timeout: time.Nanosecond, OnFailure: filters.FailTempfail}}, nil)
+	before := runtime.NumGoroutine()
+	const messages = 3 * filters.MaxOverrun
+	for i := range messages {
+		res := p.Run(context.Background(), filters.StageEOM, &filters.Message{Headers: []filters.Header{{Name: "Subject", Value: strconv.Itoa(i)}}})
+		if len(res.Decisions) != 1 || res.Decisions[0].Failure != filters.FailureTimeout || res.Verdict.Action != filters.Tempfail {
+			t.Fatalf("message %d: decisions %+v, verdict %+v; want a timeout, tempfailed", i, res.Decisions, res.Verdict)
+		}
+	}
+	if n := f.called(); n > filters.MaxOverrun {
+		t.Errorf("the hung filter was called for %d of %d messages, want at most %d", n, messages, filters.MaxOverrun)
+	}
+	if n := runtime.NumGoroutine() - before; n > filters.MaxOverrun {
+		t.Errorf("%d goroutines more than before the messages, want at most %d", n, filters.MaxOverrun)
+	}
+
+	// Once the late calls end, the filter is called again.
+	release()
+	calls := f.called()
+	for i := 0; ; i++ {
+		p.Run(context.Background(), filters.StageEOM, &filters.Message{})
+		if f.called() > calls {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the filter is not called again after its late calls ended")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

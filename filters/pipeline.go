@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,11 +83,14 @@ type Pipeline struct {
 	// edge consults them at every stage of every message.
 	needs []Needs
 	all   Needs
+	// late counts each step's calls still running past their timeout
+	// (see call).
+	late []atomic.Int64
 }
 
 // NewPipeline returns a pipeline of the given steps. observer may be nil.
 func NewPipeline(steps []Step, observer Observer) *Pipeline {
-	p := &Pipeline{steps: steps, observer: observer, needs: make([]Needs, len(steps))}
+	p := &Pipeline{steps: steps, observer: observer, needs: make([]Needs, len(steps)), late: make([]atomic.Int64, len(steps))}
 	for i, s := range steps {
 		fn := s.Filter.Needs()
 		p.needs[i] = fn
@@ -137,12 +141,12 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 	var res StageResult
 	closed := m.Decided.Settled()
 	for _, final := range []bool{false, true} {
-		for i, s := range p.steps {
+		for i := range p.steps {
 			n := p.needs[i]
 			if !n.Stages.Has(stage) || n.Final != final || (closed && !final) {
 				continue
 			}
-			d := p.runOne(ctx, s, stage, m)
+			d := p.runOne(ctx, i, stage, m)
 			res.Decisions = append(res.Decisions, d)
 			if p.observer != nil {
 				p.observer.FilterDecided(d)
@@ -189,10 +193,11 @@ func Delivers(a Action) bool {
 
 // runOne calls one filter with its timeout, turning errors, panics and
 // timeouts into the step's failure policy.
-func (p *Pipeline) runOne(ctx context.Context, s Step, stage Stage, m *Message) Decision {
+func (p *Pipeline) runOne(ctx context.Context, i int, stage Stage, m *Message) Decision {
+	s := p.steps[i]
 	name := s.Filter.Name()
 	start := time.Now()
-	v, failure, err := call(ctx, s, stage, m)
+	v, failure, err := call(ctx, s, stage, m, &p.late[i])
 	d := Decision{Filter: name, Stage: stage, Verdict: v, Duration: time.Since(start), Failure: failure, Err: err}
 	if failure != "" {
 		d.Verdict = failureVerdict(s.OnFailure, name, failure)
@@ -212,28 +217,64 @@ type callResult struct {
 	stack    []byte
 }
 
+// maxOverrun bounds the calls of one filter still running past their
+// timeout. Each holds a goroutine and its copy of the message, body
+// included, for as long as the filter takes: a filter that hangs where
+// its context does not reach (a read of a disk that stopped answering)
+// would otherwise hold one per message until the daemon ran out of
+// memory. Past the bound the filter is not called, and the message gets
+// the failure policy at once, as it would after the timeout; calls
+// resume as the late ones end. A filter that is merely slow (a store
+// that a training batch holds for a moment) finishes its late calls
+// soon after their timeouts and stays far below it.
+const maxOverrun = 256
+
+// Call states, for a call with a timeout (see call).
+const (
+	callRunning int32 = iota
+	callAnswered
+	callAbandoned
+)
+
 // call runs Check. With a timeout it runs in its own goroutine so that a
 // filter that ignores its context cannot hold the session past the
 // deadline; the goroutine ends whenever Check returns. That goroutine gets
 // its own copy of the message: after a timeout the edge goes on changing
 // m (edits, macros, recipients, freeing the body) while the filter may
-// still read it.
-func call(ctx context.Context, s Step, stage Stage, m *Message) (Verdict, string, error) {
+// still read it. late counts the step's calls abandoned so and still
+// running; with maxOverrun of them, the filter is not called.
+func call(ctx context.Context, s Step, stage Stage, m *Message, late *atomic.Int64) (Verdict, string, error) {
 	if s.Timeout <= 0 {
 		r := protect(ctx, s.Filter, stage, m)
 		return classify(r, false)
+	}
+	if n := late.Load(); n >= maxOverrun {
+		return Verdict{}, FailureTimeout, fmt.Errorf("filter %s at %s: not called: %d calls still running past their timeout of %s", s.Filter.Name(), stage, n, s.Timeout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	done := make(chan callResult, 1)
 	own := m.snapshot()
-	go func() { done <- protect(ctx, s.Filter, stage, own) }()
+	var state atomic.Int32
+	go func() {
+		r := protect(ctx, s.Filter, stage, own)
+		if !state.CompareAndSwap(callRunning, callAnswered) {
+			late.Add(-1)
+		}
+		done <- r
+	}()
 	select {
 	case r := <-done:
 		return classify(r, ctx.Err() != nil)
 	case <-ctx.Done():
-		return Verdict{}, FailureTimeout, fmt.Errorf("filter %s at %s: no answer within %s", s.Filter.Name(), stage, s.Timeout)
 	}
+	late.Add(1)
+	if !state.CompareAndSwap(callRunning, callAbandoned) {
+		// The answer came as the time ran out: take it.
+		late.Add(-1)
+		return classify(<-done, true)
+	}
+	return Verdict{}, FailureTimeout, fmt.Errorf("filter %s at %s: no answer within %s", s.Filter.Name(), stage, s.Timeout)
 }
 
 func classify(r callResult, expired bool) (Verdict, string, error) {

@@ -1,0 +1,4 @@
+package filters
+
+// MaxOverrun is maxOverrun, for the tests.
+const MaxOverrun = maxOverrun
