@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -60,6 +61,16 @@ func (b *Body) Write(p []byte) (int, error) {
 
 func (b *Body) spill() error {
 	f, err := os.CreateTemp(b.dir, "sluice-body-")
+	if errors.Is(err, fs.ErrNotExist) && b.dir != "" {
+		// The directory was removed while the daemon ran (a cleaner of
+		// old files, an rm): made again with the mode it gets at start,
+		// or every large message until a restart would reach the
+		// filters cut short. Only the directory itself: a parent gone
+		// too is more than a cleaner's work.
+		if err = os.Mkdir(b.dir, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+			f, err = os.CreateTemp(b.dir, "sluice-body-")
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("body: create temp file: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,5 +108,36 @@ func TestBodySpillOntoFullDisk(t *testing.T) {
 	}
 	if got, want := w.seen[1], (bodySeen{read: 7}); got != want {
 		t.Errorf("next message: filter saw %+v, want %+v", got, want)
+	}
+}
+
+// The spill directory removed while the daemon runs (a cleaner of old
+// files in /var/tmp, an rm) is made again, mode 0700, by the next body
+// that needs it, as at start: every message larger than the memory limit
+// would otherwise reach the filters with its body cut at the limit, and
+// their failure policy, until a restart.
+func TestBodySpillDirectoryRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spill")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := &bodyWatcher{}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(w), BodyMemoryLimit: 1024, TempDir: dir})
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	big := strings.Repeat("0123456789abcdef\r\n", 1000)
+	if _, act := sendMessage(t, s, "a@example.org", "b@example.org", [][2]string{{"Subject", "hi"}}, big); act.Code != gomilter.ActAccept {
+		t.Fatalf("action %c, want accept", act.Code)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if want := (bodySeen{read: int64(len(big))}); len(w.seen) != 1 || w.seen[0] != want {
+		t.Errorf("filter saw %+v, want %+v", w.seen, want)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("spill directory after the message: %v, %v; want it made again, mode 0700", fi, err)
 	}
 }
