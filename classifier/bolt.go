@@ -385,7 +385,18 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 		return errors.New("store closed")
 	}
 	if s.db == nil {
-		if err := s.reopenLocked(ctx); err != nil {
+		err := s.reopenLocked(ctx)
+		if errors.Is(err, fs.ErrNotExist) {
+			// The file was removed since the store was opened (an rm
+			// to start over, a cleanup of the state directory): made
+			// again, empty, as at open. Every read would fail until a
+			// writer came otherwise, and a daemon learns only what it
+			// could read.
+			if err = s.updateLocked(ctx, initTx, nil); err == nil {
+				err = s.reopenLocked(ctx)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -435,6 +446,11 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 	if s.closed {
 		return errors.New("store closed")
 	}
+	return s.updateLocked(ctx, fn, committed)
+}
+
+// updateLocked is updateThen for a caller that holds mu exclusively.
+func (s *BoltStore) updateLocked(ctx context.Context, fn func(tx *bolt.Tx) error, committed func(fileID, int)) error {
 	s.closeReaderLocked()
 	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
 		return err
