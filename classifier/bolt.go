@@ -280,8 +280,8 @@ func (s *BoltStore) lockFileHeld() bool {
 // longer at the store's path, another having been moved there (mv
 // new.db bayes.db after an import into a new file): the next read must
 // open that one. A path that names no file leaves the handle be: with
-// the store removed, what was open is read on until someone writes a
-// new one.
+// the store removed, what was open is read on for as long as the handle
+// stays (a writer closes it; see view for what the next read does).
 func (s *BoltStore) movedOver() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
