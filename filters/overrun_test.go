@@ -144,8 +144,10 @@ func TestOverrunCallsBounded(t *testing.T) {
 	if n := f.called(); n > filters.MaxOverrun {
 		t.Errorf("the hung filter was called for %d of %d messages, want at most %d", n, messages, filters.MaxOverrun)
 	}
-	if n := runtime.NumGoroutine() - before; n > filters.MaxOverrun {
-		t.Errorf("%d goroutines more than before the messages, want at most %d", n, filters.MaxOverrun)
+	// A few to spare for goroutines of the runtime or the testing
+	// package; without the bound there is one per message.
+	if n := runtime.NumGoroutine() - before; n > filters.MaxOverrun+16 {
+		t.Errorf("%d goroutines more than before the messages, want about %d at most", n, filters.MaxOverrun)
 	}
 
 	// Once the late calls end, the filter is called again.
