@@ -59,13 +59,22 @@ type conn struct {
 	// interrupt has run, so that no later deadline undoes it.
 	timeout     time.Duration
 	interrupted atomic.Bool
+	// firstBy is when the first packet (the MTA's option negotiation)
+	// must have arrived whole; zero once it has. Reads before then do
+	// not move this deadline, so a peer trickling bytes gains nothing.
+	// lateFirst is set when it passed; both are used only by the
+	// session goroutine.
+	firstBy   time.Time
+	lateFirst bool
 
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-func newConn(c net.Conn, timeout time.Duration) *conn {
-	return &conn{Conn: c, timeout: timeout, done: make(chan struct{})}
+// newConn wraps c, whose first packet must arrive whole within first
+// and every later read and write within timeout.
+func newConn(c net.Conn, timeout, first time.Duration) *conn {
+	return &conn{Conn: c, timeout: timeout, firstBy: time.Now().Add(first), done: make(chan struct{})}
 }
 
 // maxCapture bounds what is kept of a MAIL/RCPT packet; real ones are a few
@@ -74,15 +83,29 @@ const maxCapture = 64 << 10
 
 // Read implements net.Conn, watching packet boundaries as data goes by.
 func (c *conn) Read(p []byte) (int, error) {
-	c.extend(c.Conn.SetReadDeadline)
+	first := !c.firstBy.IsZero()
+	if first {
+		// The IO timeout holds here too, when it is the shorter.
+		c.deadline(c.Conn.SetReadDeadline, minTime(c.firstBy, time.Now().Add(c.timeout)))
+	} else {
+		c.extend(c.Conn.SetReadDeadline)
+	}
 	n, err := c.Conn.Read(p)
 	c.feed(p[:n])
-	if err != nil && c.interrupted.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-		// interrupt's deadline is how the server closes a session on
-		// purpose, when it drains for a shutdown. go-milter logs every
-		// read error but io.EOF, and an "i/o timeout" at every stop reads
-		// like a fault: to go-milter this is the end of its input.
-		err = io.EOF
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case c.interrupted.Load():
+			// interrupt's deadline is how the server closes a session
+			// on purpose, when it drains for a shutdown. go-milter logs
+			// every read error but io.EOF, and an "i/o timeout" at every
+			// stop reads like a fault: to go-milter this is the end of
+			// its input.
+			err = io.EOF
+		case first:
+			// The session logs this itself, once, in its own words.
+			c.lateFirst = true
+			err = io.EOF
+		}
 	}
 	return n, err
 }
@@ -141,6 +164,7 @@ func (c *conn) feed(b []byte) {
 }
 
 func (c *conn) packetDone() {
+	c.firstBy = time.Time{}
 	if c.capture && c.code == 'C' {
 		c.connectAddr = connectAddress(c.buf)
 	} else if c.capture {
@@ -235,7 +259,20 @@ func (c *conn) interrupt() {
 // its flag before its deadline, and extend checks the flag after setting
 // its own, so the deadline in the past always wins.
 func (c *conn) extend(set func(time.Time) error) {
-	set(time.Now().Add(c.timeout))
+	c.deadline(set, time.Now().Add(c.timeout))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// deadline sets t with set, unless interrupt has run: then its deadline in
+// the past stays.
+func (c *conn) deadline(set func(time.Time) error, t time.Time) {
+	set(t)
 	if c.interrupted.Load() {
 		set(time.Unix(1, 0))
 	}

@@ -55,6 +55,10 @@ type Config struct {
 	// IOTimeout ends a session when the MTA sends nothing, or takes no
 	// reply, for that long; 0 means DefaultIOTimeout.
 	IOTimeout time.Duration
+	// NegotiationTimeout is how long a new connection has to deliver its
+	// first packet (the MTA's option negotiation) whole; 0 means
+	// DefaultNegotiationTimeout.
+	NegotiationTimeout time.Duration
 }
 
 // DefaultIOTimeout is libmilter's default timeout (smfi_settimeout): longer
@@ -62,6 +66,20 @@ type Config struct {
 // (Postfix's smtpd_timeout, Sendmail's command timeouts), so only a peer
 // that is stuck is cut off.
 const DefaultIOTimeout = 7210 * time.Second
+
+// DefaultNegotiationTimeout bounds the wait for a new connection's first
+// packet. libmilter allows it the full IOTimeout, so a local process that
+// connects and says nothing holds a descriptor, a goroutine and a config
+// for two hours. Both MTAs write the option negotiation packet as soon as
+// connect(2) returns, which is before sluice accepts the connection, so a
+// full accept backlog does not eat into this time; and Postfix gives up
+// itself when connecting and negotiating take longer than
+// milter_connect_timeout (30s by default), Sendmail when the write takes
+// longer than its S= timeout (10s by default). A few seconds would do for
+// a healthy MTA; 30s leaves a host stalled by swapping or a load spike
+// the margin the MTAs themselves allow, and a shorter wait would not stop
+// a deliberate hog anyway, which can negotiate and then idle.
+const DefaultNegotiationTimeout = 30 * time.Second
 
 // Observer is told about sessions and messages, e.g. to count them in
 // metrics. It must be safe for concurrent use.
@@ -212,7 +230,11 @@ func (s *Server) startSession(raw net.Conn) bool {
 	if timeout <= 0 {
 		timeout = DefaultIOTimeout
 	}
-	sess := newSession(s, ref, newConn(raw, timeout))
+	first := ref.cfg.NegotiationTimeout
+	if first <= 0 {
+		first = DefaultNegotiationTimeout
+	}
+	sess := newSession(s, ref, newConn(raw, timeout, first))
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	go func() {

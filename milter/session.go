@@ -61,6 +61,11 @@ func (s *session) serve() {
 	// Serve returns once the session loop has closed the connection.
 	gs.Serve(&oneConnListener{c: s.c})
 	<-s.c.done
+	if s.c.lateFirst {
+		// Not a warning: any local process may connect, and it is the
+		// MTA's mail that matters.
+		s.log.Info("closed a connection that sent no option negotiation in time", "remote", s.c.RemoteAddr().String())
+	}
 	if s.msg != nil {
 		s.logMessage(filters.Continue, nil, "connection lost", true)
 	}
