@@ -134,3 +134,42 @@ func TestIdleAfterNegotiationKept(t *testing.T) {
 		t.Fatalf("connect: %v, want continue", act.Code)
 	}
 }
+
+// With MaxSessions set, a connection beyond it is closed at once (the MTA
+// applies its milter default action to it at once, rather than waiting
+// for a reply), and connections are taken again once one has ended.
+func TestAcceptBeyondMaxSessionsClosed(t *testing.T) {
+	srv, addr := startServer(t, milter.Config{
+		Pipeline:    pipeline(&filtertest.Script{}),
+		MaxSessions: 2,
+	})
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	waitSessions(t, srv, 2)
+
+	over, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if !closedByServer(t, over) {
+		t.Fatal("a connection beyond MaxSessions was kept open")
+	}
+	if n := srv.Sessions(); n != 2 {
+		t.Fatalf("%d sessions open, want 2", n)
+	}
+
+	held[0].Close()
+	waitSessions(t, srv, 1)
+	s := dial(t, addr)
+	if _, err := s.Conn("client.example", gomilter.FamilyInet, 25, "192.0.2.1"); err != nil {
+		t.Fatalf("a connection after one ended was refused: %v", err)
+	}
+}

@@ -59,6 +59,10 @@ type Config struct {
 	// first packet (the MTA's option negotiation) whole; 0 means
 	// DefaultNegotiationTimeout.
 	NegotiationTimeout time.Duration
+	// MaxSessions caps the connections open at once; one arriving beyond
+	// it is closed at once, and the MTA applies its milter default action
+	// to that SMTP session's mail. 0 means no cap.
+	MaxSessions int
 }
 
 // DefaultIOTimeout is libmilter's default timeout (smfi_settimeout): longer
@@ -78,7 +82,8 @@ const DefaultIOTimeout = 7210 * time.Second
 // longer than its S= timeout (10s by default). A few seconds would do for
 // a healthy MTA; 30s leaves a host stalled by swapping or a load spike
 // the margin the MTAs themselves allow, and a shorter wait would not stop
-// a deliberate hog anyway, which can negotiate and then idle.
+// a deliberate hog anyway, which can negotiate and then idle (MaxSessions
+// is the bound for that).
 const DefaultNegotiationTimeout = 30 * time.Second
 
 // Observer is told about sessions and messages, e.g. to count them in
@@ -113,7 +118,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	draining  bool
-	wg        sync.WaitGroup
+	// full is set while connections are refused for MaxSessions, so that
+	// a flood of them logs one line rather than one each.
+	full bool
+	wg   sync.WaitGroup
 }
 
 // NewServer returns a server using cfg for new connections. logger and
@@ -187,7 +195,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if !s.startSession(c) {
+		switch s.startSession(c) {
+		case sessionRefused:
+			c.Close()
+		case serverDraining:
 			c.Close()
 			return ErrServerClosed
 		}
@@ -219,13 +230,33 @@ func transientAccept(err error) bool {
 	return false
 }
 
-func (s *Server) startSession(raw net.Conn) bool {
+// Outcomes of startSession.
+const (
+	sessionStarted = iota
+	sessionRefused
+	serverDraining
+)
+
+func (s *Server) startSession(raw net.Conn) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
-		return false
+		return serverDraining
 	}
 	ref := s.acquire()
+	if limit := ref.cfg.MaxSessions; limit > 0 && len(s.sessions) >= limit {
+		ref.release()
+		if !s.full {
+			s.full = true
+			s.logger.Warn("too many connections, refusing new ones until some end (the MTA applies its milter default action meanwhile)",
+				"max_connections", limit, "remote", raw.RemoteAddr().String())
+		}
+		return sessionRefused
+	}
+	if s.full {
+		s.full = false
+		s.logger.Info("accepting connections again", "connections", len(s.sessions)+1)
+	}
 	timeout := ref.cfg.IOTimeout
 	if timeout <= 0 {
 		timeout = DefaultIOTimeout
@@ -247,7 +278,7 @@ func (s *Server) startSession(raw net.Conn) bool {
 		delete(s.sessions, sess)
 		s.mu.Unlock()
 	}()
-	return true
+	return sessionStarted
 }
 
 // Shutdown stops accepting connections and waits for sessions to finish

@@ -289,6 +289,7 @@ func (d *daemon) milterConfig(cfg *config.Config, p *filters.Pipeline) milter.Co
 		BodyMemoryLimit: int64(cfg.Body.MemoryLimit),
 		TempDir:         cfg.Body.TempDir,
 		OnFailure:       policy,
+		MaxSessions:     cfg.MaxConnections,
 	}
 }
 

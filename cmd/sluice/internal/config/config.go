@@ -36,6 +36,9 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// ShutdownTimeout is how long SIGTERM waits for messages in flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxConnections caps the milter connections open at once; 0 means
+	// no cap.
+	MaxConnections int `yaml:"max_connections"`
 	// StateDir holds state files of filters (stores, seen lists).
 	StateDir string `yaml:"state_dir"`
 	// Body sets how message bodies are held.
@@ -292,6 +295,9 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return at("shutdown_timeout", errors.New("must be positive"))
+	}
+	if c.MaxConnections < 0 {
+		return at("max_connections", errors.New("must not be negative (0 means no limit)"))
 	}
 	if c.StateDir == "" {
 		// Filters join their file names to it: "" would put the token

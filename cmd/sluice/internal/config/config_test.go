@@ -44,6 +44,7 @@ log:
 metrics:
   listen: 127.0.0.1:9999
 shutdown_timeout: 5s
+max_connections: 2000
 body:
   memory_limit: 512KiB
 filter_defaults:
@@ -61,7 +62,7 @@ filters:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen[0].Mode != 0o660 || c.Listen[1].Address != "inet6:[::1]:7357" || c.Body.MemoryLimit != 512<<10 || c.Log.Format != "json" {
+	if c.Listen[0].Mode != 0o660 || c.Listen[1].Address != "inet6:[::1]:7357" || c.Body.MemoryLimit != 512<<10 || c.Log.Format != "json" || c.MaxConnections != 2000 {
 		t.Errorf("parsed: %+v", c)
 	}
 	p, err := config.Build(c, filtertest.Registry(), slog.New(slog.DiscardHandler), nil)
@@ -112,6 +113,8 @@ func TestParseErrors(t *testing.T) {
 		{"duration bare signed zero", "shutdown_timeout: -0\n", "bad.yml:1: shutdown_timeout: \"-0\": want a duration"},
 		{"string for list", "filters: script\n", "bad.yml:1: filters: want a list"},
 		{"bad duration value", "shutdown_timeout: -1s\n", "bad.yml:1: shutdown_timeout: must be positive"},
+		{"negative connection limit", "max_connections: -1\n", "bad.yml:1: max_connections: must not be negative"},
+		{"connection limit not a number", "max_connections: many\n", "bad.yml:1: max_connections:"},
 		{"bad format", "log:\n  format: xml\n", "bad.yml:2: log.format:"},
 		{"bad level", "log:\n  level: loud\n", "bad.yml:2: log.level:"},
 		{"metrics without port", "metrics:\n  listen: localhost\n", "bad.yml:2: metrics.listen:"},
