@@ -122,7 +122,8 @@ type Needs struct {
 // decides what happens instead.
 //
 // Check may be called concurrently for different messages; a filter keeps
-// any per-message state in the Message it is given, not in itself.
+// any per-message state in the Message it is given (see Message.Keep), not
+// in itself.
 type Filter interface {
 	// Name identifies the filter in logs, metrics and replies.
 	Name() string

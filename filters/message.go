@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Conn describes the SMTP client connection. It lives as long as the
@@ -69,6 +70,45 @@ type Message struct {
 	// each filter, so a filter that must know what the others decided (an
 	// archive, see Needs.Final) reads it here. Filters must not change it.
 	Decided Decided
+
+	// kept holds what filters keep about the message from one stage to
+	// the next (see Keep); the copies snapshot makes share it.
+	kept *keptValues
+}
+
+// keptValues is the store behind Message.Keep. A call abandoned at its
+// timeout may still use it while the next stage's call does, hence the
+// lock.
+type keptValues struct {
+	mu   sync.Mutex
+	vals map[any]any
+}
+
+// Keep returns the value a filter keeps under key for this message,
+// making it with mk at the first call for key: later stages of the same
+// message get the same value, whichever copy of the message (see
+// snapshot) each call was given. A filter uses a key of its own, such as
+// a pointer to itself, so that two filters never share a value. This is
+// how a filter judges a message from start to end by one version of
+// something that changes in the background (a rules file reloaded when
+// it changes): it takes the version once, at the first stage that reads
+// it. The value lives as long as the message.
+func (m *Message) Keep(key any, mk func() any) any {
+	if m.kept == nil {
+		m.kept = &keptValues{}
+	}
+	k := m.kept
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if v, ok := k.vals[key]; ok {
+		return v
+	}
+	if k.vals == nil {
+		k.vals = make(map[any]any)
+	}
+	v := mk()
+	k.vals[key] = v
+	return v
 }
 
 // Decided is the outcome of a message so far, as Message.Decided holds it.
@@ -120,6 +160,12 @@ func (m *Message) connMacros() map[string]string {
 // on; sharing m would be a data race, and a map read racing a map write
 // is a fatal error that stops the daemon.
 func (m *Message) snapshot() *Message {
+	if m.kept == nil {
+		// Made here, in the edge's goroutine, so that the copy and m
+		// share it: what a filter keeps in its copy reaches its next
+		// stage.
+		m.kept = &keptValues{}
+	}
 	c := *m
 	c.Rcpts = slices.Clone(m.Rcpts)
 	c.Headers = slices.Clone(m.Headers)
