@@ -392,7 +392,7 @@ func (f *Filter) Close() error {
 // checked with the envelope sender, at MAIL FROM: the reply then refuses
 // the message, not the connection, and the log line names the sender.
 func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Message) (filters.Verdict, error) {
-	rs := f.rules.Load()
+	rs := f.rulesFor(m)
 	var buf [4]Match
 	ms := buf[:0]
 	crowded := false // a From field holds more addresses than were read
@@ -435,6 +435,16 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		}
 	}
 	return v, nil
+}
+
+// rulesFor returns the rules m is judged by: those in force at the
+// first stage the filter saw it. The files are reloaded in the
+// background; without this a message could be checked at MAIL FROM by
+// one version and at the end of its header by the next, a mix of rules
+// that was never in force, as the daemon's own config never changes for
+// a connection already open.
+func (f *Filter) rulesFor(m *filters.Message) *Rules {
+	return m.Keep(f, func() any { return f.rules.Load() }).(*Rules)
 }
 
 // crowdedVerdict judges a message with a From: field holding more

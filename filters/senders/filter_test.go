@@ -613,6 +613,43 @@ func TestFilterReloadOnChange(t *testing.T) {
 	}
 }
 
+// A message is judged by the rules in force at its first stage to the
+// end: a reload between MAIL FROM and the end of the header block does
+// not make its header From judged by other rules than its envelope
+// sender, as a SIGHUP does not change the config of a connection already
+// open. It runs through a pipeline step with a timeout, as in the daemon,
+// where each call gets its own copy of the message.
+func TestFilterReloadMidMessage(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "friend.example OK\n")
+	interval := 100 * time.Millisecond
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}, ReloadInterval: &interval}, nil, "")
+	p := filters.NewPipeline([]filters.Step{{Filter: f.Filter, Timeout: 5 * time.Second}}, nil)
+	run := func(stage filters.Stage, m *filters.Message) filters.Action {
+		t.Helper()
+		d := p.Run(context.Background(), stage, m).Decisions
+		if len(d) != 1 || d[0].Err != nil {
+			t.Fatalf("at %s: %+v", stage, d)
+		}
+		return d[0].Verdict.Action
+	}
+	inFlight := message("a@friend.example", "", "", "From", "<b@friend.example>")
+	if got := run(filters.StageMailFrom, inFlight); got != filters.Continue {
+		t.Fatalf("MAIL FROM under the first rules: %s", got)
+	}
+
+	writeFile(t, rules, "friend.example REJECT\n")
+	waitUntil(t, "the reload", func() bool { return f.Rules().strongest(HeaderFrom) != nil })
+	if got := run(filters.StageHeaders, inFlight); got != filters.Continue {
+		t.Errorf("the header From of a message begun before the reload judged by the new rules: %s", got)
+	}
+	next := message("a@friend.example", "", "", "From", "<b@friend.example>")
+	if got := run(filters.StageMailFrom, next); got != filters.Reject {
+		t.Errorf("a message begun after the reload: %s, want reject", got)
+	}
+}
+
 // With reload_interval 0 only a rebuild (SIGHUP) reads the files again.
 func TestFilterReloadOff(t *testing.T) {
 	dir := t.TempDir()
