@@ -86,6 +86,9 @@ type Pipeline struct {
 	// late counts each step's calls still running past their timeout
 	// (see call).
 	late []atomic.Int64
+	// closing is 1 + the index of the step whose Close is running, 0
+	// when none is.
+	closing atomic.Int64
 }
 
 // NewPipeline returns a pipeline of the given steps. observer may be nil.
@@ -111,14 +114,26 @@ func (p *Pipeline) Needs() Needs { return p.all }
 // Close closes every filter that holds resources, returning the first error.
 func (p *Pipeline) Close() error {
 	var errs []error
-	for _, s := range p.steps {
+	for i, s := range p.steps {
 		if c, ok := s.Filter.(Closer); ok {
+			p.closing.Store(int64(i) + 1)
 			if err := c.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close filter %s: %w", s.Filter.Name(), err))
 			}
 		}
 	}
+	p.closing.Store(0)
 	return errors.Join(errs...)
+}
+
+// Closing returns the name of the filter whose Close is running, "" when
+// none is: the one to name when a Close does not end (a store on a disk
+// that stopped answering).
+func (p *Pipeline) Closing() string {
+	if i := p.closing.Load(); i > 0 {
+		return p.steps[i-1].Filter.Name()
+	}
+	return ""
 }
 
 // StageResult is the pipeline's combined answer at one stage.

@@ -122,6 +122,11 @@ type Server struct {
 	// a flood of them logs one line rather than one each.
 	full bool
 	wg   sync.WaitGroup
+
+	// closing holds the pipelines being closed, each with a channel
+	// closed when its Close returns (see closePipeline).
+	closeMu sync.Mutex
+	closing map[*filters.Pipeline]chan struct{}
 }
 
 // NewServer returns a server using cfg for new connections. logger and
@@ -141,8 +146,9 @@ func NewServer(cfg Config, logger *slog.Logger, observer Observer) *Server {
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+		closing:   make(map[*filters.Pipeline]chan struct{}),
 	}
-	s.current.Store(newConfigRef(cfg, logger))
+	s.current.Store(newConfigRef(cfg, s))
 	return s
 }
 
@@ -150,9 +156,66 @@ func NewServer(cfg Config, logger *slog.Logger, observer Observer) *Server {
 // Connections already open keep theirs; the old pipeline is closed when the
 // last of them ends.
 func (s *Server) SetConfig(cfg Config) {
-	old := s.current.Swap(newConfigRef(cfg, s.logger))
+	old := s.current.Swap(newConfigRef(cfg, s))
 	old.release()
 }
+
+// closePipeline closes p in a goroutine of its own. A filter's Close may
+// hang (a store's file on a disk that stopped answering): run where the
+// last reference went, it would hold a reload, the end of a session, or
+// Shutdown past its deadline and a second stop signal. Shutdown waits
+// for the closes still running until its context ends.
+func (s *Server) closePipeline(p *filters.Pipeline) {
+	done := make(chan struct{})
+	s.closeMu.Lock()
+	s.closing[p] = done
+	s.closeMu.Unlock()
+	go func() {
+		defer close(done)
+		if err := p.Close(); err != nil {
+			s.logger.Error("closing pipeline", "err", err)
+		}
+		s.closeMu.Lock()
+		delete(s.closing, p)
+		s.closeMu.Unlock()
+	}()
+}
+
+// waitClosed waits until the pipelines being closed are, or ctx ends;
+// then it logs the filter each unfinished Close is at and returns
+// ErrCloseUnfinished.
+func (s *Server) waitClosed(ctx context.Context) error {
+	s.closeMu.Lock()
+	pending := make(map[*filters.Pipeline]chan struct{}, len(s.closing))
+	for p, done := range s.closing {
+		pending[p] = done
+	}
+	s.closeMu.Unlock()
+	var stuck []string
+	for p, done := range pending {
+		select {
+		case <-done:
+			continue
+		case <-ctx.Done():
+		}
+		select {
+		case <-done:
+		default:
+			stuck = append(stuck, p.Closing())
+		}
+	}
+	for _, name := range stuck {
+		s.logger.Error("closing a filter did not finish; stopping without it", "filter", name)
+	}
+	if len(stuck) > 0 {
+		return ErrCloseUnfinished
+	}
+	return nil
+}
+
+// ErrCloseUnfinished is returned by Shutdown when the sessions ended but
+// the Close of a filter did not before the context did.
+var ErrCloseUnfinished = errors.New("closing the filters did not finish")
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter server closed")
@@ -306,7 +369,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		s.cancel()
 		s.current.Load().release()
-		return nil
+		return s.waitClosed(ctx)
 	case <-ctx.Done():
 	}
 	s.cancel()
@@ -317,6 +380,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	s.current.Load().release()
+	// ctx has ended: this only logs the closes still running.
+	s.waitClosed(ctx)
 	return ctx.Err()
 }
 
@@ -342,15 +407,15 @@ func (s *Server) acquire() *configRef {
 // closed only when nobody uses it any more. The server's own reference is
 // dropped when the config is replaced or the server shuts down.
 type configRef struct {
-	cfg    Config
-	logger *slog.Logger
-	mu     sync.Mutex
-	refs   int
-	once   sync.Once
+	cfg  Config
+	srv  *Server
+	mu   sync.Mutex
+	refs int
+	once sync.Once
 }
 
-func newConfigRef(cfg Config, logger *slog.Logger) *configRef {
-	return &configRef{cfg: cfg, logger: logger, refs: 1}
+func newConfigRef(cfg Config, srv *Server) *configRef {
+	return &configRef{cfg: cfg, srv: srv, refs: 1}
 }
 
 func (r *configRef) acquire() bool {
@@ -369,11 +434,7 @@ func (r *configRef) release() {
 	last := r.refs == 0
 	r.mu.Unlock()
 	if last {
-		r.once.Do(func() {
-			if err := r.cfg.Pipeline.Close(); err != nil {
-				r.logger.Error("closing pipeline", "err", err)
-			}
-		})
+		r.once.Do(func() { r.srv.closePipeline(r.cfg.Pipeline) })
 	}
 }
 

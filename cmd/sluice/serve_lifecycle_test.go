@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/filtertest"
 )
 
@@ -199,4 +201,78 @@ func TestServeStartErrorInLogFormat(t *testing.T) {
 			t.Errorf("stderr %q, want the plain sluice: line: the configuration was not read", out)
 		}
 	})
+}
+
+// hungCloseFilter is a filter whose Close blocks until release, as the
+// bayes store's does when a read of its file is stuck on a hung disk.
+type hungCloseFilter struct {
+	filtertest.Script
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *hungCloseFilter) Close() error {
+	h.once.Do(func() { close(h.entered) })
+	<-h.release
+	return nil
+}
+
+// hungCloseRegistry is the test registry with type "hungclose", whose
+// filters all share h.
+func hungCloseRegistry(h *hungCloseFilter) filters.Registry {
+	reg := filtertest.Registry()
+	reg["hungclose"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+		h.FilterName = env.Name
+		return h, nil
+	}
+	return reg
+}
+
+// A filter whose Close never returns does not keep the daemon from
+// exiting: a second stop signal ends it at once, and without one the
+// shutdown deadline does; the log names the filter.
+func TestServeStopsWhenCloseHangs(t *testing.T) {
+	for _, how := range []string{"second signal", "deadline"} {
+		t.Run(how, func(t *testing.T) {
+			h := &hungCloseFilter{entered: make(chan struct{}), release: make(chan struct{})}
+			defer close(h.release)
+			timeout := "1h"
+			if how == "deadline" {
+				timeout = "300ms"
+			}
+			td := startDaemonReg(t, `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: `+timeout+`
+filters:
+  - type: hungclose
+    name: stuck-store
+`, hungCloseRegistry(h))
+			// This test stops the daemon itself; a stop at cleanup would
+			// hang with the filter.
+			td.stopOnce.Do(func() {})
+			td.sigs <- syscall.SIGTERM
+			select {
+			case <-h.entered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the daemon did not close the filter")
+			}
+			if how == "second signal" {
+				td.sigs <- syscall.SIGTERM
+			}
+			select {
+			case err := <-td.done:
+				if err != nil {
+					t.Fatalf("daemon exit: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the daemon still runs 10s after %s, waiting for a Close", how)
+			}
+			if !strings.Contains(td.log.String(), "closing a filter did not finish") || !strings.Contains(td.log.String(), "filter=stuck-store") {
+				t.Errorf("the log does not name the filter whose Close hangs:\n%s", td.log)
+			}
+		})
+	}
 }
