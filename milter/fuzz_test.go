@@ -579,6 +579,7 @@ func (o *countingObserver) SessionOpened()             { o.opened.Add(1) }
 func (o *countingObserver) SessionClosed()             { o.closed.Add(1) }
 func (o *countingObserver) MessageDone(milter.Summary) { o.messages.Add(1) }
 func (o *countingObserver) SessionPanic()              { o.panics.Add(1) }
+func (o *countingObserver) ConnectionDropped(string)   {}
 
 // panicWatcher takes the standard logger's output and keeps the first line
 // that reports a panic.

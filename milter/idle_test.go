@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,32 @@ func waitSessions(t *testing.T, srv *milter.Server, n int) {
 	}
 }
 
+// dropCounter counts the connections the server reports dropped, by
+// reason.
+type dropCounter struct {
+	mu      sync.Mutex
+	dropped map[string]int
+}
+
+func (*dropCounter) SessionOpened()             {}
+func (*dropCounter) SessionClosed()             {}
+func (*dropCounter) MessageDone(milter.Summary) {}
+func (*dropCounter) SessionPanic()              {}
+func (d *dropCounter) ConnectionDropped(reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dropped == nil {
+		d.dropped = map[string]int{}
+	}
+	d.dropped[reason]++
+}
+
+func (d *dropCounter) count(reason string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dropped[reason]
+}
+
 // closedByServer reports whether the server hung up on c: c reads EOF (or
 // a reset) before a deadline of its own.
 func closedByServer(t *testing.T, c net.Conn) bool {
@@ -59,10 +86,11 @@ func TestIdleConnectionBeforeNegotiationClosed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, addr := startServer(t, milter.Config{
+			obs := &dropCounter{}
+			srv, addr := startServerObserved(t, milter.Config{
 				Pipeline:           pipeline(&filtertest.Script{}),
 				NegotiationTimeout: 200 * time.Millisecond,
-			})
+			}, obs)
 			c, err := net.Dial("tcp4", addr)
 			if err != nil {
 				t.Fatal(err)
@@ -77,6 +105,9 @@ func TestIdleConnectionBeforeNegotiationClosed(t *testing.T) {
 				t.Fatal("connection still open 10s after connecting (negotiation timeout 200ms)")
 			}
 			waitSessions(t, srv, 0)
+			if n := obs.count(milter.DropNoNegotiation); n != 1 {
+				t.Errorf("%d connections reported dropped for no negotiation, want 1", n)
+			}
 		})
 	}
 }
@@ -139,10 +170,11 @@ func TestIdleAfterNegotiationKept(t *testing.T) {
 // applies its milter default action to it at once, rather than waiting
 // for a reply), and connections are taken again once one has ended.
 func TestAcceptBeyondMaxSessionsClosed(t *testing.T) {
-	srv, addr := startServer(t, milter.Config{
+	obs := &dropCounter{}
+	srv, addr := startServerObserved(t, milter.Config{
 		Pipeline:    pipeline(&filtertest.Script{}),
 		MaxSessions: 2,
-	})
+	}, obs)
 	var held []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp4", addr)
@@ -164,6 +196,9 @@ func TestAcceptBeyondMaxSessionsClosed(t *testing.T) {
 	}
 	if n := srv.Sessions(); n != 2 {
 		t.Fatalf("%d sessions open, want 2", n)
+	}
+	if n := obs.count(milter.DropMaxSessions); n != 1 {
+		t.Errorf("%d connections reported dropped at the limit, want 1", n)
 	}
 
 	held[0].Close()

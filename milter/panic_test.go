@@ -82,9 +82,10 @@ func (o *summaries) wait() {
 	}
 }
 
-func (o *summaries) SessionOpened() {}
-func (o *summaries) SessionClosed() {}
-func (o *summaries) SessionPanic()  {}
+func (o *summaries) SessionOpened()           {}
+func (o *summaries) SessionClosed()           {}
+func (o *summaries) SessionPanic()            {}
+func (o *summaries) ConnectionDropped(string) {}
 func (o *summaries) MessageDone(s milter.Summary) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -94,7 +94,20 @@ type Observer interface {
 	MessageDone(Summary)
 	// SessionPanic counts a panic recovered at the session boundary.
 	SessionPanic()
+	// ConnectionDropped counts a connection closed before it could be
+	// used: reason is DropMaxSessions or DropNoNegotiation.
+	ConnectionDropped(reason string)
 }
+
+// Reasons of Observer.ConnectionDropped.
+const (
+	// DropMaxSessions: MaxSessions connections were open; the connection
+	// was closed as it was accepted, and no session began.
+	DropMaxSessions = "max_connections"
+	// DropNoNegotiation: the first packet did not arrive within
+	// NegotiationTimeout.
+	DropNoNegotiation = "no_negotiation"
+)
 
 type nopObserver struct{}
 
@@ -102,6 +115,8 @@ func (nopObserver) SessionOpened()      {}
 func (nopObserver) SessionClosed()      {}
 func (nopObserver) MessageDone(Summary) {}
 func (nopObserver) SessionPanic()       {}
+
+func (nopObserver) ConnectionDropped(string) {}
 
 // Server accepts milter connections from MTAs.
 type Server struct {
@@ -309,6 +324,7 @@ func (s *Server) startSession(raw net.Conn) int {
 	ref := s.acquire()
 	if limit := ref.cfg.MaxSessions; limit > 0 && len(s.sessions) >= limit {
 		ref.release()
+		s.observer.ConnectionDropped(DropMaxSessions)
 		if !s.full {
 			s.full = true
 			s.logger.Warn("too many connections, refusing new ones until some end (the MTA applies its milter default action meanwhile)",

@@ -65,6 +65,7 @@ func (s *session) serve() {
 		// Not a warning: any local process may connect, and it is the
 		// MTA's mail that matters.
 		s.log.Info("closed a connection that sent no option negotiation in time", "remote", s.c.RemoteAddr().String())
+		s.srv.observer.ConnectionDropped(DropNoNegotiation)
 	}
 	if s.msg != nil {
 		s.logMessage(filters.Continue, nil, "connection lost", true)

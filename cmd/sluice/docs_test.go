@@ -623,6 +623,7 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.SessionOpened()
 	m.SessionClosed()
 	m.SessionPanic()
+	m.ConnectionDropped(milter.DropMaxSessions)
 	m.MessageDone(milter.Summary{Action: filters.Accept, Duration: time.Millisecond})
 	m.FilterDecided(filters.Decision{Filter: "f", Stage: filters.StageEOM, Verdict: filters.Verdict{Action: filters.Continue}, Duration: time.Millisecond, Failure: filters.FailureTimeout})
 	m.Reloaded(false)

@@ -30,6 +30,7 @@ type Metrics struct {
 	sessions         prometheus.Counter
 	sessionsInFlight prometheus.Gauge
 	sessionPanics    prometheus.Counter
+	dropped          *prometheus.CounterVec
 	messages         *prometheus.CounterVec
 	messageDuration  prometheus.Histogram
 	decisions        *prometheus.CounterVec
@@ -115,6 +116,10 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 			Name: "sluice_session_panics_total",
 			Help: "Panics recovered in milter sessions outside filters.",
 		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_connections_dropped_total",
+			Help: "Milter connections closed before they could be used, by reason (max_connections, no_negotiation).",
+		}, []string{"reason"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_messages_total",
 			Help: "Messages by final verdict (accept, reject, tempfail, discard, quarantine, aborted).",
@@ -290,7 +295,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		}
 	}
 	m.messages.WithLabelValues("aborted")
-	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.messages, m.messageDuration,
+	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.dropped, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
 		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram, m.bayesImport,
@@ -314,6 +319,9 @@ func (m *Metrics) SessionClosed() { m.sessionsInFlight.Dec() }
 
 // SessionPanic implements milter.Observer.
 func (m *Metrics) SessionPanic() { m.sessionPanics.Inc() }
+
+// ConnectionDropped implements milter.Observer.
+func (m *Metrics) ConnectionDropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
 
 // MessageDone implements milter.Observer.
 func (m *Metrics) MessageDone(s milter.Summary) {
