@@ -308,6 +308,16 @@ func transientAccept(err error) bool {
 	return false
 }
 
+// remoteAddr returns c's peer address for a log line. net.Conn does not
+// promise one (Go returns nil for a peer address it cannot convert), and
+// a nil one's String would panic in the accept loop.
+func remoteAddr(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
 // Outcomes of startSession.
 const (
 	sessionStarted = iota
@@ -328,7 +338,7 @@ func (s *Server) startSession(raw net.Conn) int {
 		if !s.full {
 			s.full = true
 			s.logger.Warn("too many connections, refusing new ones until some end (the MTA applies its milter default action meanwhile)",
-				"max_connections", limit, "remote", raw.RemoteAddr().String())
+				"max_connections", limit, "remote", remoteAddr(raw))
 		}
 		return sessionRefused
 	}

@@ -64,7 +64,7 @@ func (s *session) serve() {
 	if s.c.lateFirst {
 		// Not a warning: any local process may connect, and it is the
 		// MTA's mail that matters.
-		s.log.Info("closed a connection that sent no option negotiation in time", "remote", s.c.RemoteAddr().String())
+		s.log.Info("closed a connection that sent no option negotiation in time", "remote", remoteAddr(s.c.Conn))
 		s.srv.observer.ConnectionDropped(DropNoNegotiation)
 	}
 	if s.msg != nil {
