@@ -374,7 +374,10 @@ func (s *Server) startSession(raw net.Conn) int {
 // the message they are in, closing each as soon as it is between messages.
 // When ctx ends first, the remaining sessions are cut off (the MTA then
 // applies its milter default action to those messages) and Shutdown
-// returns ctx's error once they are gone.
+// returns ctx's error once they are gone. Then it waits for the filters
+// to be closed, until ctx ends too: a Close still running by then is
+// logged and left behind, and Shutdown returns ErrCloseUnfinished (or
+// ctx's error, when sessions were cut off).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
