@@ -27,7 +27,8 @@ import (
 //   - It bounds each read and write with a deadline. go-milter sets none, so
 //     a peer that stalls (half a packet sent, a reply never read) would
 //     hold the session, its goroutine and the pipeline of its config for
-//     ever.
+//     ever. The first packet has a deadline of its own, fixed at accept
+//     (see DefaultNegotiationTimeout).
 //
 // go-milter reads the 4-byte length and then the payload straight from the
 // connection, with no buffering of its own, so by the time it dispatches a
