@@ -506,6 +506,7 @@ func TestDocReloadBehaviour(t *testing.T) {
 		"log.level":                  func(c *config.Config) { c.Log.Level = "debug" },
 		"metrics.listen":             func(c *config.Config) { c.Metrics.Listen = "127.0.0.1:7359" },
 		"shutdown_timeout":           func(c *config.Config) { c.ShutdownTimeout = time.Second },
+		"max_connections":            func(c *config.Config) { c.MaxConnections = 2000 },
 		"state_dir":                  func(c *config.Config) { c.StateDir = "/srv/sluice" },
 		"body.memory_limit":          func(c *config.Config) { c.Body.MemoryLimit = 0 },
 		"body.temp_dir":              func(c *config.Config) { c.Body.TempDir = "/srv/tmp" },
