@@ -295,6 +295,11 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		}
 	}
 	m.messages.WithLabelValues("aborted")
+	// Both reasons from the start, at 0: an alert on increase() sees the
+	// first drop, which a series born at 1 would hide.
+	for _, r := range []string{milter.DropMaxSessions, milter.DropNoNegotiation} {
+		m.dropped.WithLabelValues(r)
+	}
 	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.dropped, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
