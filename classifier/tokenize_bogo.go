@@ -113,8 +113,12 @@ func bogoMid(c byte) bool {
 	return !strings.ContainsRune(`<>;=():&%$#@+|/\{}^"?*,[]`, rune(c))
 }
 
+// bogoBack reports whether a token may end in c. bogofilter's lexer
+// (lexer_v3.l, TOKENBACK) ends a token in no punctuation but '!': of the
+// punctuation bogoMid lets in, ' ` ~ . _ and - are dropped from the end
+// ("Users' Group" gives "Users"), "now!" stays whole.
 func bogoBack(c byte) bool {
-	return bogoMid(c) && c != '.' && c != '_' && c != '-'
+	return bogoMid(c) && !strings.ContainsRune("'`~._-", rune(c))
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
