@@ -255,7 +255,55 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		// said is somewhere in the body, read as text (tokens count
 		// once, so the parts that were read add nothing twice).
 		w.rereadText(body)
+		return
 	}
+	if w.bogo {
+		// bogofilter's lexer reads the preamble and the epilogue as
+		// body text (observed with bogolexer 1.2.5); Mailman puts its
+		// list footer after the closing boundary of a signed message.
+		pre, epi := outsideParts(body, boundary)
+		w.text(toUTF8(pre, ""))
+		w.text(toUTF8(epi, ""))
+	}
+}
+
+// outsideParts returns the preamble of a multipart body, before its first
+// delimiter line, and its epilogue, after the line of its close
+// delimiter; nil when there is none. Delimiter lines are recognised as
+// in capPartHeaders (RFC 2046 section 5.1), the close delimiter being
+// "--", the boundary and "--".
+func outsideParts(body []byte, boundary string) (pre, epi []byte) {
+	dash := []byte("--" + boundary)
+	first := -1
+	for pos := 0; pos < len(body); pos = lineAfter(body, pos) {
+		if !bytes.HasPrefix(body[pos:], dash) {
+			continue
+		}
+		j := pos + len(dash)
+		closing := bytes.HasPrefix(body[j:], []byte("--"))
+		if closing {
+			j += 2
+		}
+		for j < len(body) && (body[j] == ' ' || body[j] == '\t') {
+			j++
+		}
+		if j < len(body) && body[j] == '\r' {
+			j++
+		}
+		if j < len(body) && body[j] != '\n' {
+			continue
+		}
+		if first < 0 {
+			first = pos
+		}
+		if closing {
+			return body[:first], body[lineAfter(body, pos):]
+		}
+	}
+	if first < 0 {
+		return nil, nil
+	}
+	return body[:first], nil
 }
 
 // rereadText tokenises the body of a broken multipart as text. A

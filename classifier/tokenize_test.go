@@ -171,6 +171,24 @@ func TestBogoWordsTokenEnd(t *testing.T) {
 	}
 }
 
+// TestBogoMultipartOutsideParts checks that the bogofilter dialect reads
+// the text before the first boundary and after the closing one, as
+// bogolexer -p of bogofilter 1.2.5 does: Mailman puts its list footer
+// after the closing boundary of a signed message.
+func TestBogoMultipartOutsideParts(t *testing.T) {
+	raw := "Subject: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"BB\"\n\n" +
+		"preambleword here\n--BBX not a boundary\n--BB\nContent-Type: text/plain\n\npartword\n" +
+		"--BB--\n\nepilogueword there\n"
+	for _, eol := range []string{"\n", "\r\n"} {
+		m := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter}).TokenizeBytes([]byte(strings.ReplaceAll(raw, "\n", eol)))
+		for _, w := range []string{"preambleword", "here", "boundary", "partword", "epilogueword", "there"} {
+			if !slices.Contains(m.Tokens, w) {
+				t.Errorf("eol %q: missing %q in %q", eol, w, m.Tokens)
+			}
+		}
+	}
+}
+
 func TestMessageDigest(t *testing.T) {
 	base := "From: a@example.org\nSubject: hi\n\nbody line\n"
 	same := []string{
