@@ -71,8 +71,14 @@ func (w *walker) bogoHeader(f field, part bool) {
 		}
 		w.bogoWords(v, tag)
 	case "date", "delivery-date", "message-id", "resent-message-id", "in-reply-to", "references", "mime-version":
-		// The value is a date or a unique ID: only the name counts.
+		// The value is a date or a unique ID: only the name counts. But
+		// bogofilter's lexer skips only the field's first line and reads
+		// its continuation lines as any header text (observed with
+		// bogolexer 1.2.5), such as the second id of a References field.
 		w.bogoWords(f.rawName, "head:")
+		if i := bytes.IndexByte(f.value, '\n'); i >= 0 {
+			w.bogoWords(f.value[i+1:], "head:")
+		}
 	default:
 		w.bogoWords(f.rawName, "head:")
 		w.bogoWords(decodeHeaderValue(f.value), "head:")
