@@ -37,12 +37,72 @@ func ParseDialect(s string) (Dialect, error) {
 	return "", fmt.Errorf("unknown tokenizer dialect %q", s)
 }
 
+// bogoDropBoundary returns a header value without its boundary
+// parameters, which bogofilter's lexer takes as MIME boundaries and makes
+// no token of (observed with bogolexer 1.2.5, in any field): "boundary="
+// in any case, not inside a word, then a quoted value up to its closing
+// quote, or an unquoted one with the rest of its line. v is not changed.
+func bogoDropBoundary(v []byte) []byte {
+	const key = "boundary="
+	var out []byte
+	rest := v
+	for {
+		i := indexFoldASCII(rest, key)
+		if i < 0 {
+			break
+		}
+		if i > 0 && bogoMid(rest[i-1]) {
+			out = append(out, rest[:i+len(key)]...)
+			rest = rest[i+len(key):]
+			continue
+		}
+		out = append(out, rest[:i]...)
+		out = append(out, ' ')
+		rest = rest[i+len(key):]
+		if len(rest) > 0 && rest[0] == '"' {
+			if e := bytes.IndexByte(rest[1:], '"'); e >= 0 {
+				rest = rest[e+2:]
+				continue
+			}
+		}
+		if e := bytes.IndexByte(rest, '\n'); e >= 0 {
+			rest = rest[e:]
+		} else {
+			rest = nil
+		}
+	}
+	if out == nil {
+		return v
+	}
+	return append(out, rest...)
+}
+
+// indexFoldASCII is bytes.Index with the ASCII letters of s compared in
+// any case with sep, which is lower-case ASCII.
+func indexFoldASCII(s []byte, sep string) int {
+next:
+	for i := 0; i+len(sep) <= len(s); i++ {
+		for j := 0; j < len(sep); j++ {
+			c := s[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sep[j] {
+				continue next
+			}
+		}
+		return i
+	}
+	return -1
+}
+
 // bogoMaxToken is bogofilter's default max_token_len.
 const bogoMaxToken = 30
 
 // bogoHeader tokenises one header field as bogofilter's lexer does. Fields
 // of MIME part headers are all tagged "mime:".
 func (w *walker) bogoHeader(f field, part bool) {
+	f.value = bogoDropBoundary(f.value)
 	if part {
 		w.bogoWords(f.rawName, "mime:")
 		w.bogoWords(decodeHeaderValue(f.value), "mime:")

@@ -212,6 +212,44 @@ func TestBogoIDFieldContinuations(t *testing.T) {
 	}
 }
 
+// TestBogoBoundaryParameter checks that the bogofilter dialect makes no
+// token of a boundary parameter in a header, as bogolexer -p of
+// bogofilter 1.2.5 does not: "boundary=" (in any case, not inside a
+// word) and a quoted value are skipped, and an unquoted value with the
+// rest of its line. In the body it is text like any other.
+func TestBogoBoundaryParameter(t *testing.T) {
+	for _, tc := range []struct {
+		raw      string
+		want     []string
+		unwanted []string
+	}{{
+		raw: "X-A: foo Boundary=\"aaa qq7\"; x=yyyqq\nX-B: bar BOUNDARY=aaaqq5 trail\n contword\n" +
+			"X-C: xboundary=\"aaaqq6\"\nSubject: x\n\nword1 boundary=\"bodybb\"\n",
+		want:     []string{"head:foo", "head:yyyqq", "head:bar", "head:contword", "head:xboundary", "head:aaaqq6", "word1", "boundary", "bodybb"},
+		unwanted: []string{"head:Boundary", "head:aaa", "head:qq7", "head:BOUNDARY", "head:aaaqq5", "head:trail"},
+	}, {
+		raw: "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"outerbb\"\nSubject: x\n\n" +
+			"--outerbb\nContent-Type: multipart/alternative; boundary=\"innerbb\"; zzparam=keepme\n\n" +
+			"--innerbb\nContent-Type: text/plain\n\nword1 boundary=\"bodybb\"\n--innerbb--\n--outerbb--\n",
+		want:     []string{"head:multipart", "head:mixed", "mime:alternative", "mime:zzparam", "mime:keepme", "word1", "boundary", "bodybb"},
+		unwanted: []string{"head:boundary", "head:outerbb", "mime:boundary", "mime:innerbb"},
+	}} {
+		for _, eol := range []string{"\n", "\r\n"} {
+			m := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter}).TokenizeBytes([]byte(strings.ReplaceAll(tc.raw, "\n", eol)))
+			for _, w := range tc.want {
+				if !slices.Contains(m.Tokens, w) {
+					t.Errorf("eol %q: missing %q in %q", eol, w, m.Tokens)
+				}
+			}
+			for _, w := range tc.unwanted {
+				if slices.Contains(m.Tokens, w) {
+					t.Errorf("eol %q: unexpected %q in %q", eol, w, m.Tokens)
+				}
+			}
+		}
+	}
+}
+
 func TestMessageDigest(t *testing.T) {
 	base := "From: a@example.org\nSubject: hi\n\nbody line\n"
 	same := []string{
