@@ -289,6 +289,11 @@ func (w *walker) bogoHTML(s []byte) {
 			text = append(text, z.Raw()...)
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, _ := z.TagName()
+			// An HTML parser reads the content of <iframe>, <script>,
+			// <textarea> and the like as text up to the end tag;
+			// bogofilter's lexer knows no such elements and reads the
+			// tags in there as tags.
+			z.NextIsNotRawText()
 			switch string(name) {
 			case "a", "img", "font":
 				raw := z.Raw()

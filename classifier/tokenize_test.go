@@ -250,6 +250,23 @@ func TestBogoBoundaryParameter(t *testing.T) {
 	}
 }
 
+// TestBogoHTMLInsideRawTextElements checks that the bogofilter dialect
+// reads tags inside <iframe>, <textarea> and <noscript> as tags, as
+// bogolexer -p of bogofilter 1.2.5 does: an HTML parser takes their
+// content as text, which made words of the attributes of a <script> in
+// an <iframe>.
+func TestBogoHTMLInsideRawTextElements(t *testing.T) {
+	raw := "Content-Type: text/html\nSubject: x\n\n<html><iframe src=\"http://zz.example/ifr\">" +
+		"<script language=\"JavaScript\" src=\"http://zd.example/include/y\">scriptword</script></iframe> visible " +
+		"<textarea>tawords <b>boldword</b></textarea> <noscript>nsword <a href=\"http://ns.example/x\">nslink</a></noscript></html>\n"
+	m := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter}).TokenizeBytes([]byte(raw))
+	got := strings.Join(slices.Sorted(slices.Values(m.Tokens)), " ")
+	want := "boldword head:Content-Type head:html head:text href http ns.example nslink nsword scriptword tawords visible"
+	if got != want {
+		t.Errorf("tokens %q, want %q", got, want)
+	}
+}
+
 func TestMessageDigest(t *testing.T) {
 	base := "From: a@example.org\nSubject: hi\n\nbody line\n"
 	same := []string{
