@@ -136,7 +136,9 @@ func (w *walker) bogoHeader(f field, part bool) {
 		// its continuation lines as any header text (observed with
 		// bogolexer 1.2.5), such as the second id of a References field.
 		w.bogoWords(f.rawName, "head:")
-		if i := bytes.IndexByte(f.value, '\n'); i >= 0 {
+		if f.folded1st {
+			w.bogoWords(f.value, "head:")
+		} else if i := bytes.IndexByte(f.value, '\n'); i >= 0 {
 			w.bogoWords(f.value[i+1:], "head:")
 		}
 	default:

@@ -110,6 +110,10 @@ type field struct {
 	name    []byte // lower-cased
 	rawName []byte // as written, for the bogofilter dialect
 	value   []byte
+	// folded1st is set when the value starts on a continuation line,
+	// the line of the name holding nothing else (bogofilter's lexer
+	// reads such a line as it reads any continuation).
+	folded1st bool
 }
 
 func (f field) is(name string) bool { return string(f.name) == name }
@@ -646,10 +650,16 @@ func parseHeader(fields []field, raw []byte, names []byte, limit int) (_ []field
 		}
 		nn := len(names)
 		names = appendLowerASCII(names, name)
+		v := cur[i+1:]
+		first := v
+		if e := bytes.IndexByte(v, '\n'); e >= 0 {
+			first = v[:e]
+		}
 		fields = append(fields, field{
-			name:    names[nn:len(names):len(names)],
-			value:   bytes.TrimSpace(cur[i+1:]),
-			rawName: name,
+			name:      names[nn:len(names):len(names)],
+			value:     bytes.TrimSpace(v),
+			rawName:   name,
+			folded1st: len(bytes.TrimSpace(first)) == 0 && len(first) < len(v),
 		})
 	}
 	pos := 0

@@ -192,14 +192,15 @@ func TestBogoMultipartOutsideParts(t *testing.T) {
 // TestBogoIDFieldContinuations checks the fields whose value the
 // bogofilter dialect skips (dates and message ids): bogolexer -p of
 // bogofilter 1.2.5 skips only their first line and makes tokens of
-// their continuation lines, such as the second id of a References field.
+// their continuation lines, such as the second id of a References field
+// or an id that starts on the line after the field name.
 func TestBogoIDFieldContinuations(t *testing.T) {
 	raw := "Date: Wed, 21 Aug 2002\n  11:40:46 -0400 datecont\nMessage-Id: <id@skipped.example>\n <abc.def@msgidcont.example>\n" +
 		"References: <first@skipped.example>\n    <9627.1029933001@munnari.OZ.AU>\n" +
-		"In-Reply-To: <x@alsoskipped.example>\nSubject: x\n\nbody\n"
+		"In-Reply-To: <x@alsoskipped.example>\nResent-Message-Id:\n <rmcont@rm.example>\nSubject: x\n\nbody\n"
 	for _, eol := range []string{"\n", "\r\n"} {
 		m := NewTokenizer(TokenizerOptions{Dialect: DialectBogofilter}).TokenizeBytes([]byte(strings.ReplaceAll(raw, "\n", eol)))
-		for _, w := range []string{"head:Date", "head:datecont", "head:Message-Id", "head:abc.def", "head:msgidcont.example", "head:References", "head:munnari.OZ.AU", "head:In-Reply-To"} {
+		for _, w := range []string{"head:Date", "head:datecont", "head:Message-Id", "head:abc.def", "head:msgidcont.example", "head:References", "head:munnari.OZ.AU", "head:In-Reply-To", "head:rmcont", "head:rm.example"} {
 			if !slices.Contains(m.Tokens, w) {
 				t.Errorf("eol %q: missing %q in %q", eol, w, m.Tokens)
 			}
