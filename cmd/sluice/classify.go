@@ -53,7 +53,7 @@ prints one result per message:
 
 Exit status with one message: 0 spam, 1 ham, 2 unsure, 3 error, as
 bogofilter's. With several: 0, or 3 if any message could not be
-classified. With none (an empty directory, mbox or list): 3.`,
+classified. With none (an empty directory, mbox, file or list): 3.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := c.classify(cmd, args, sf, format, explain, list)
 			if err != nil || code != 0 {

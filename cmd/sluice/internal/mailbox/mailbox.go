@@ -147,11 +147,25 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 			return fn(Message{Name: e.path, Err: err})
 		}
 		defer f.Close()
+		if e.md == nil && isEmptyFile(f) {
+			// A mailbox with no message in it, such as an archive
+			// whose last record "sluice archive move" moved away, or
+			// a spool file after delivery: nothing to read, and no
+			// error for a nightly "train --spam ARCHIVE_DIR" to trip
+			// on. A file of blank lines is still reported.
+			return nil
+		}
 		if r.Locks != nil && e.md == nil && isMboxFile(f) {
 			return r.readLocked(ctx, e.path, f, fn)
 		}
 		return ReadCapped(e.path, f, maxBytes, fn)
 	})
+}
+
+// isEmptyFile reports whether f is a regular file of no bytes.
+func isEmptyFile(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }
 
 // isMboxFile reports whether f is a regular file that starts as an mbox

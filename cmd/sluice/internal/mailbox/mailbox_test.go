@@ -187,6 +187,30 @@ func TestPlainFileAndStdin(t *testing.T) {
 	}
 }
 
+// A file of no bytes is a mailbox holding no message, named on its own
+// or met in a directory (an archive emptied by "sluice archive move"); a
+// file of blank lines, standard input with nothing on it, and an empty
+// file in a maildir are still reported as empty messages.
+func TestEmptyFileHoldsNoMessage(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "archive", "spam.mbox"), "")
+	write(t, filepath.Join(dir, "archive", "blank.mbox"), "\n\n")
+	write(t, filepath.Join(dir, "archive", "ham.mbox"), "From a@b Mon Jan  1 10:00:00 2024\nSubject: x\n\nbody\n")
+	write(t, filepath.Join(dir, "Maildir", "new", "1.host"), "")
+	os.MkdirAll(filepath.Join(dir, "Maildir", "cur"), 0o755)
+	if got := collect(t, filepath.Join(dir, "archive", "spam.mbox"), ""); len(got) != 0 {
+		t.Errorf("empty file named: %s", summary(got))
+	}
+	got := collect(t, filepath.Join(dir, "archive"), "")
+	if len(got) != 2 || !errors.Is(got[0].Err, ErrEmpty) || !strings.HasSuffix(got[0].Name, "blank.mbox") ||
+		got[1].Err != nil || !strings.HasSuffix(got[1].Name, "ham.mbox") {
+		t.Errorf("directory: %s", summary(got))
+	}
+	if got := collect(t, filepath.Join(dir, "Maildir"), ""); len(got) != 1 || !errors.Is(got[0].Err, ErrEmpty) {
+		t.Errorf("maildir: %s", summary(got))
+	}
+}
+
 // A message whose first header field is "From : ..." (a blank before the
 // colon, which RFC 822 allowed and spam still uses) is one message, that
 // field included, as the tokenizer reads it: no mbox whose first line
@@ -345,7 +369,7 @@ func TestBlankMessageIsEmpty(t *testing.T) {
 func TestErrorsAreReportedAndWalkGoesOn(t *testing.T) {
 	root := t.TempDir()
 	write(t, filepath.Join(root, "a.eml"), "Subject: a\n\nx\n")
-	write(t, filepath.Join(root, "b.eml"), "")
+	write(t, filepath.Join(root, "b.eml"), "\n") // blank: an empty message
 	write(t, filepath.Join(root, "c.eml"), "Subject: c\n\nx\n")
 	got := collect(t, root, "")
 	if len(got) != 3 || got[0].Err != nil || !errors.Is(got[1].Err, ErrEmpty) || got[2].Err != nil {
