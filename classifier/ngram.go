@@ -186,6 +186,13 @@ func appendDecoded(f []uint32, b []byte) ([]uint32, error) {
 		if n <= 0 {
 			return nil, errors.New("features: bad varint")
 		}
+		// A last byte of 0 after others is a gap written in more bytes
+		// than it needs, which EncodeFeatures never does: refusing it
+		// keeps one encoding for a list of features, so that bytes
+		// that decode are the bytes EncodeFeatures writes for them.
+		if n > 1 && b[n-1] == 0 {
+			return nil, errors.New("features: overlong varint")
+		}
 		b = b[n:]
 		// The gap is checked before it is added: a gap near 2^64 would
 		// wrap prev round to a smaller feature.

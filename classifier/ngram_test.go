@@ -101,6 +101,7 @@ func TestFeaturesEncoding(t *testing.T) {
 		"cut varint":   {0x80},
 		"out of range": EncodeFeatures([]uint32{1 << ngramBits}),
 		"repeated":     {5, 0},
+		"overlong":     {0x85, 0x00},
 		// 5, then a gap of 2^64-3 that would wrap round to 2.
 		"wrapping gap": {5, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 3},
 	} {
