@@ -250,7 +250,7 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 	// host, so the authority is split off by hand.
 	rest, query, _ := strings.Cut(rest, "?")
 	authority, path, _ := strings.Cut(rest, "/")
-	if user, hosts, ok := strings.Cut(authority, "@"); ok {
+	if user, hosts, ok := cutUserinfo(authority); ok {
 		if strings.Contains(user, ":") {
 			return r, fmt.Errorf("%s: no password in the URL, please (anyone can read command lines); use password_file or password_env", redact(s))
 		}
@@ -310,11 +310,27 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 	return r, nil
 }
 
-// redact hides what follows the scheme up to the @ of a URL.
+// cutUserinfo splits a URL's authority at its last @, as net/url does: a
+// password written with an @ in it ("user:p@ss@host") is then all on the
+// user's side, refused and hidden, rather than half taken for a host.
+func cutUserinfo(authority string) (user, hosts string, ok bool) {
+	i := strings.LastIndex(authority, "@")
+	if i < 0 {
+		return "", authority, false
+	}
+	return authority[:i], authority[i+1:], true
+}
+
+// redact hides what follows the scheme up to the last @ of a URL's
+// authority (see cutUserinfo).
 func redact(s string) string {
 	scheme, rest, _ := strings.Cut(s, "://")
-	if _, after, ok := strings.Cut(rest, "@"); ok {
-		return scheme + "://***@" + after
+	end := len(rest)
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		end = i
+	}
+	if _, hosts, ok := cutUserinfo(rest[:end]); ok {
+		return scheme + "://***@" + hosts + rest[end:]
 	}
 	return s
 }

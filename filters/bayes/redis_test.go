@@ -375,6 +375,8 @@ func TestParseRedisURL(t *testing.T) {
 			bayes.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, Username: "sluice", SentinelMaster: "mymaster", PasswordFile: "/etc/pw",
 				TLS: bayes.RedisTLSConfig{Enabled: true, CAFile: "/ca.pem"}}},
 		{"redis://a:7000,b:7000,c:7000/?cluster=true&password_env=RP", bayes.RedisConfig{Addrs: []string{"a:7000", "b:7000", "c:7000"}, Cluster: true, PasswordEnv: "RP"}},
+		// The user ends at the last @, as in net/url.
+		{"redis://ops@example@a:1", bayes.RedisConfig{Addrs: []string{"a:1"}, Username: "ops@example"}},
 	}
 	for _, tc := range good {
 		got, err := bayes.ParseRedisURL(tc.url)
@@ -395,6 +397,8 @@ func TestParseRedisURL(t *testing.T) {
 	for _, bad := range []string{
 		"http://a:1", "redis://", "redis://a:1/x", "redis://a:1?color=red", "redis://user:secret@a:1",
 		"redis://a:1,b:2", "redis://a:1?cluster=maybe", "redis://127.0.0.1:6379x", "redis://127.0.0.1:99999",
+		// A password with an @ in it: all of it hidden, not "ecret@a:1".
+		"redis://user:s@secret@a:1", "redis://user:pa@secret@a:1/0?prefix=x",
 	} {
 		_, err := bayes.ParseRedisURL(bad)
 		if err == nil {
