@@ -2,6 +2,7 @@ package bayes_test
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -80,6 +81,43 @@ func FuzzParseRedisURL(f *testing.F) {
 		if !slices.Equal(g.Addrs, r.Addrs) || g.DB != r.DB || g.KeyPrefix != want || g.Cluster != r.Cluster ||
 			g.SentinelMaster != r.SentinelMaster || g.TLS.Enabled != (r.TLS != bayes.RedisTLSConfig{}) {
 			t.Fatalf("%q: named %q, which reads as %+v", s, name, g)
+		}
+	})
+}
+
+// FuzzParseSize checks sizes of the configuration: a size taken is not
+// negative, and its number of bytes reads back as the same size.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"0", "1048576", "512KiB", "1MiB", " 10 MB ", "3GiB", "7B", "-1", "1.5MiB", "MiB", "", "4611686018427387904", "4503599627370496KiB", "1e3", "+5", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := bayes.ParseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("%q: size %d", s, n)
+		}
+		if g, err := bayes.ParseSize(strconv.FormatInt(int64(n), 10)); err != nil || g != n {
+			t.Fatalf("%q: %d bytes read back as %d, %v", s, n, g, err)
+		}
+	})
+}
+
+// FuzzParseAction checks that only an action's own name is taken, and
+// that it is the name the action prints.
+func FuzzParseAction(f *testing.F) {
+	for _, s := range []string{"tag", "reject", "tempfail", "quarantine", "discard", "Reject", " tag", "", "quarantine\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := bayes.ParseAction(s)
+		if err != nil {
+			return
+		}
+		if a.String() != s {
+			t.Fatalf("%q taken as %s", s, a)
 		}
 	})
 }
