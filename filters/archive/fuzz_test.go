@@ -1,0 +1,180 @@
+package archive
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// FuzzReadMbox checks the reading of an mbox that "sluice archive" and
+// "sluice train" are given, which may be any file: it is records or an
+// error; the records written back one after the other, as RemoveRecords
+// writes them, read as the same records; and the path "sluice archive
+// move" makes of a record's fields stays one file under the target's
+// directory.
+func FuzzReadMbox(f *testing.F) {
+	for _, s := range []string{
+		"From a Thu Jan  1 00:00:00 1970\nSubject: one\n\nbody\n\nFrom b Thu Jan  1 00:00:00 1970\nSubject: two\n\n>From quoted\n>>From twice\n\n",
+		"\n\nFrom a Sat Mar  2 10:11:12 2024\r\nX-Sluice-Queue-ID: 4QID\r\nX-Sluice-Envelope-To: ../../etc/passwd@x\r\nX-Sluice-Verdict: reject; action=reject; reason=\"a; action=../x\"\r\n\r\nbody\r\n\n",
+		"From a Thu Jan  1 00:00:00 1970\nx\n\n\n\nFrom b\n",
+		"From a\nno newline at the end",
+		"From a\nx\n\n\n",
+		"From a\nFrom b\n\nFrom c\n\n",
+		"not an mbox\n",
+		"\r\nFrom a\n",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	dir := "/srv/archive"
+	cfg := Config{Targets: map[string]string{"reject": filepath.Join(dir, "{action}/{rcpt_local}@{rcpt_domain}/{date}.mbox")}}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var recs []Record
+		err := ReadMbox(bytes.NewReader(in), func(r Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil {
+			return
+		}
+		var again bytes.Buffer
+		for i, r := range recs {
+			if !bytes.HasPrefix(r.Raw, []byte(fromLine)) {
+				t.Fatalf("record %d does not start with a From line: %q", i, r.Raw)
+			}
+			if !bytes.HasSuffix(r.Raw, []byte("\n")) && i != len(recs)-1 {
+				t.Fatalf("record %d of %d has no line end: %q", i, len(recs), r.Raw)
+			}
+			again.Write(r.Raw)
+			again.WriteByte('\n')
+
+			path, err := cfg.TargetPath(dir, "reject", r)
+			if err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+			if !strings.HasPrefix(path, dir+"/") || filepath.Clean(path) != path || strings.Count(path, "/") != strings.Count(cfg.Targets["reject"], "/") {
+				t.Fatalf("record %d goes to %q, outside the target's layout", i, path)
+			}
+		}
+		var recs2 []Record
+		if err := ReadMbox(bytes.NewReader(again.Bytes()), func(r Record) error {
+			recs2 = append(recs2, r)
+			return nil
+		}); err != nil {
+			t.Fatalf("the records written back do not read: %v", err)
+		}
+		if len(recs2) != len(recs) {
+			t.Fatalf("%d records written back read as %d", len(recs), len(recs2))
+		}
+		for i := range recs {
+			raw, msg := recs[i].Raw, recs[i].Message
+			if i == len(recs)-1 && !bytes.HasSuffix(raw, []byte("\n")) {
+				// A last line cut short gets its line end written; it is
+				// the message's unless it is the From line.
+				if bytes.IndexByte(raw, '\n') >= 0 {
+					msg = append(msg, '\n')
+				}
+				raw = append(raw, '\n')
+			}
+			if !bytes.Equal(recs2[i].Raw, raw) || !bytes.Equal(recs2[i].Message, msg) {
+				t.Fatalf("record %d written back reads as\n%q\nnot\n%q", i, recs2[i].Raw, raw)
+			}
+		}
+	})
+}
+
+// FuzzArchiveFields checks that the fields the archive writes on top of a
+// copy read back as what was recorded: the queue id that "archive move
+// --queue-id" and "train --queue-id" select by, the recipient and the
+// action that "archive move" files the copy by, whatever the envelope and
+// a filter's reason hold.
+func FuzzArchiveFields(f *testing.F) {
+	f.Add("4QID", "alice@example.org", "bob@lab.example", "bayes", "spam 0.99", uint8(filters.Reject))
+	f.Add("", "", "", "", "", uint8(filters.Continue))
+	f.Add(" 4Q ID\r\n", "a b\x00@x", "../../etc/x@y", "x; action=accept", "matched \"a; action=accept\"\r\n\r\nFrom x", uint8(filters.Quarantine))
+	f.Add("\u00a0q\u2003", "\xff", "bob.lock@x", "f", strings.Repeat("é", 150), uint8(99))
+	at := time.Date(2024, 3, 2, 10, 11, 12, 0, time.Local)
+	dir := "/srv/archive"
+	cfg := Config{Targets: map[string]string{"reject": filepath.Join(dir, "{action}/{rcpt}")}}
+	f.Fuzz(func(t *testing.T, qid, from, rcpt, filter, reason string, action uint8) {
+		a := filters.Action(action % uint8(len(filters.Actions())))
+		e := envelope{from: from, to: []string{rcpt}, queueID: qid, verdict: "reject",
+			decided: filters.Decided{Action: a, Filter: filter, Reason: reason}, at: at}
+		raw := []byte(fromLineFor(e))
+		for _, h := range archiveFields(e) {
+			raw = filters.AppendField(raw, h)
+		}
+		raw = append(raw, "Subject: x\r\n\r\nbody\r\n"...)
+		var recs []Record
+		if err := ReadMbox(bytes.NewReader(raw), func(r Record) error {
+			recs = append(recs, r)
+			return nil
+		}); err != nil || len(recs) != 1 {
+			t.Fatalf("the copy reads as %d records, %v", len(recs), err)
+		}
+		r := recs[0]
+		if got, want := r.QueueID(), strings.TrimSpace(headerSafe(qid, true)); got != want {
+			t.Fatalf("queue id %q reads as %q, want %q", qid, got, want)
+		}
+		if got, ok := r.Time(); !ok || !got.Equal(at) {
+			t.Fatalf("time %v reads as %v, %v", at, got, ok)
+		}
+		path, err := cfg.TargetPath(dir, "reject", r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := filepath.Join(dir, pathSafe(deliveredAction(a)), pathSafe(strings.TrimSpace(headerSafe(rcpt, true))))
+		if strings.HasSuffix(want, lockSuffix) {
+			want = strings.TrimSuffix(want, lockSuffix) + "_lock"
+		}
+		if path != want {
+			t.Fatalf("filed under %q, want %q (verdict field %q)", path, want, HeaderValues(r.Message, FieldVerdict))
+		}
+	})
+}
+
+// FuzzRenderPath checks that no value a sender controls takes a rendered
+// path out of its template's layout: a path template, once taken, renders
+// with any values to a clean path with the template's components, none
+// of them "." or "..", and ends in ".lock" (another mbox's dot-lock) only
+// if the template does.
+func FuzzRenderPath(f *testing.F) {
+	f.Add("/srv/archive/{verdict}/{rcpt}", "..", "a/b", "bob.lock")
+	f.Add("{rcpt_local}{rcpt_domain}", ".", "", "\x00")
+	f.Add("/srv/{year}/{month}/.{day}", ".hidden", "..", "x")
+	f.Add("/srv/{action}.lock", "a", "b", "c")
+	f.Add("/srv/{date}/{rcpt}}", "a", "b", "c")
+	f.Fuzz(func(t *testing.T, tmpl, v1, v2, v3 string) {
+		pt, err := parsePathTemplate(tmpl, "/state")
+		if err != nil {
+			return
+		}
+		values := map[string]string{}
+		for i, p := range Placeholders {
+			values[p] = []string{v1, v2, v3}[i%3]
+		}
+		out := pt.render(values)
+		slashes := 0
+		for _, p := range pt.parts {
+			slashes += strings.Count(p.literal, "/")
+		}
+		if strings.Count(out, "/") != slashes || filepath.Clean(out) != out || !filepath.IsAbs(out) {
+			t.Fatalf("template %q renders to %q", tmpl, out)
+		}
+		for _, c := range strings.Split(out, "/")[1:] {
+			if c == "." || c == ".." || c == "" {
+				t.Fatalf("template %q renders to %q", tmpl, out)
+			}
+		}
+		if strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("template %q renders to %q, with a control character", tmpl, out)
+		}
+		if strings.HasSuffix(out, lockSuffix) && !strings.HasSuffix(pt.parts[len(pt.parts)-1].literal, lockSuffix) {
+			t.Fatalf("template %q renders to %q, a dot-lock's name", tmpl, out)
+		}
+	})
+}
