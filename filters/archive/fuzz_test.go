@@ -178,3 +178,37 @@ func FuzzRenderPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseDotLock checks the reading of a dot-lock, which any program
+// may have written: a lock taken as sluice's names a process and a size
+// it may cut the mbox back to, each said once, and is read back the same
+// from the content sluice writes for it.
+func FuzzParseDotLock(f *testing.F) {
+	f.Add([]byte(lockHolder{pid: 1234, start: 5678, host: "mx1.example.com"}.dotLockContent(4096)))
+	f.Add([]byte("sluice pid=1 start=0 host=h size=0\n"))
+	f.Add([]byte("sluice pid=1 pid=2 host=h size=10\n"))
+	f.Add([]byte("sluice size=1 size=2 host=h pid=3\n"))
+	f.Add([]byte("sluice pid=0 start=0 host=h size=0\n"))
+	f.Add([]byte("sluice pid=1 start=0 host=h size=-1\n"))
+	f.Add([]byte("sluice pid=1 start=0 host= size=0\n"))
+	f.Add([]byte("12345\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, ok := parseDotLock(b)
+		if !ok {
+			return
+		}
+		if l.pid <= 0 || l.size < 0 || strings.ContainsFunc(l.host, func(r rune) bool { return strings.ContainsRune(" \t\n\r\v\f", r) }) {
+			t.Fatalf("%q taken as %+v", b, l)
+		}
+		for _, k := range []string{"pid=", "start=", "host=", "size="} {
+			if n := strings.Count(" "+strings.Join(strings.Fields(string(b)), " "), " "+k); n != 1 {
+				t.Fatalf("%q taken as %+v, with %d %s fields", b, l, n, strings.TrimSuffix(k, "="))
+			}
+		}
+		again := lockHolder{pid: l.pid, start: l.start, host: l.host}.dotLockContent(l.size)
+		if g, ok := parseDotLock([]byte(again)); !ok || g != l {
+			t.Fatalf("%q: %+v written as %q reads as %+v, %v", b, l, again, g, ok)
+		}
+	})
+}

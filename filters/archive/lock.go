@@ -104,9 +104,17 @@ func parseDotLock(b []byte) (sluiceLock, bool) {
 	if len(fields) != 5 || fields[0] != "sluice" {
 		return l, false
 	}
-	seen := 0
+	// Each key once, with its "=", as dotLockContent writes them: a
+	// lock that says "size=" twice and no "start=" is not sluice's, and
+	// its size, which the mbox would be cut back to, is no length a
+	// sluice writer recorded.
+	seen := map[string]bool{}
 	for _, f := range fields[1:] {
-		k, v, _ := strings.Cut(f, "=")
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || seen[k] {
+			return l, false
+		}
+		seen[k] = true
 		var err error
 		switch k {
 		case "pid":
@@ -123,9 +131,8 @@ func parseDotLock(b []byte) (sluiceLock, bool) {
 		if err != nil {
 			return l, false
 		}
-		seen++
 	}
-	return l, seen == 4 && l.pid > 0 && l.size >= 0
+	return l, len(seen) == 4 && l.pid > 0 && l.size >= 0
 }
 
 // staleLockAge is how old a dot-lock that sluice cannot attribute to a
