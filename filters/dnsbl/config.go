@@ -785,7 +785,9 @@ func sanitize(s string, max int) string {
 	}
 	out := b.String()
 	if len(out) > max {
-		out = out[:max]
+		// A cut after a space would leave it at the end, where clean
+		// allows none.
+		out = strings.TrimRight(out[:max], " ")
 	}
 	return out
 }

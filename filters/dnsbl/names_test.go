@@ -118,6 +118,10 @@ func TestTextHelpers(t *testing.T) {
 	if got := sanitize(strings.Repeat("x", 500), 400); len(got) != 400 {
 		t.Errorf("sanitize kept %d bytes, want 400", len(got))
 	}
+	// Cut at a space: none is left at the end.
+	if got := sanitize("long\treason\n\nhere", 5); got != "long" {
+		t.Errorf("sanitize: %q, want \"long\"", got)
+	}
 	long := "zone.example; client=2001:db8::1; code=127.0.0.2,127.0.0.3; score=1; reason=\"" + strings.Repeat("r", 60) + "\""
 	folded := fold("X-Sluice-DNSBL", long)
 	if strings.ReplaceAll(folded, "\n\t", " ") != long {
