@@ -845,7 +845,13 @@ func fold(name, value string) string {
 		if i > 0 {
 			b.WriteByte(';')
 			col++
-			if col+1+len(p) > maxLine {
+			// The part, after its space, and the ';' that ends it
+			// unless it is the last, must fit.
+			need := 1 + len(p)
+			if i < len(parts)-1 {
+				need++
+			}
+			if col+need > maxLine {
 				b.WriteString("\n\t")
 				col = 8
 			} else {

@@ -46,6 +46,37 @@ func FuzzSanitize(f *testing.F) {
 	})
 }
 
+// FuzzFold checks the folding of the field the filter adds: unfolded, it
+// is the value again; it breaks lines only where the value had "; ";
+// and a line is longer than maxLine only when one part alone is.
+func FuzzFold(f *testing.F) {
+	f.Add("X-Sluice-DNSBL", "zen.spamhaus.org=127.0.0.2 (listed); bl.spamcop.net=127.0.0.2 ("+strings.Repeat("why ", 20)+")")
+	f.Add("X", "a; b; ; ;;  ; c")
+	f.Add("", strings.Repeat("x", 200)+"; y")
+	f.Add("X-Long-Name", "")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		if strings.Contains(value, "\n") {
+			return // sanitize keeps line ends out of values
+		}
+		out := fold(name, value)
+		if got := strings.ReplaceAll(out, "\n\t", " "); got != value {
+			t.Fatalf("%q folded as %q unfolds to %q", value, out, got)
+		}
+		if n, m := strings.Count(out, "\n"), strings.Count(value, "; "); n > m {
+			t.Fatalf("%q folded at %d places, it has %d separators", value, n, m)
+		}
+		longest := len(name) + 2
+		for _, p := range strings.Split(value, "; ") {
+			longest = max(longest, len(p)+8+1)
+		}
+		for i, line := range strings.Split(name+": "+out, "\n") {
+			if len(line) > maxLine && len(line) > longest+len(name)+2 {
+				t.Fatalf("%q folded as %q: line %d has %d bytes", value, out, i, len(line))
+			}
+		}
+	})
+}
+
 // FuzzUnescapeTXT checks that a TXT string as miekg/dns unpacks it, in
 // presentation format, is unescaped to the bytes the list sent.
 func FuzzUnescapeTXT(f *testing.F) {
