@@ -112,3 +112,57 @@ func FuzzUnescapeTXT(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCode checks the listing codes of the config: a code taken is
+// a prefix inside 127.0.0.0/8 that holds no refusal code, and its
+// String reads back as the same prefix.
+func FuzzParseCode(f *testing.F) {
+	for _, s := range []string{"127.0.0.2", " 127.0.1.0/24 ", "127.0.0.1", "127.255.255.254", "127.0.0.0/8", "127.255.0.0/16", "10.0.0.2", "::ffff:127.0.0.2", "127.0.0.2/33", "127.000.0.2", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseCode(s)
+		if err != nil {
+			return
+		}
+		if !p.Addr().Is4() || !loopback8.Contains(p.Addr()) || p.Bits() < 8 || p != p.Masked() {
+			t.Fatalf("%q taken as %v", s, p)
+		}
+		if p.Overlaps(refusalRange) || p.Contains(refusalOne) {
+			t.Fatalf("%q taken as %v, which holds a refusal code", s, p)
+		}
+		if g, err := parseCode(p.String()); err != nil || g != p {
+			t.Fatalf("%q: %v reads back as %v, %v", s, p, g, err)
+		}
+	})
+}
+
+// FuzzParseTemplate checks the reply and field templates of the config:
+// a template taken is its source again with its placeholders written back
+// in braces, each one of those allowed.
+func FuzzParseTemplate(f *testing.F) {
+	allowed := []string{"zone", "client", "code", "reason"}
+	for _, s := range []string{"550 5.7.1 {client} listed at {zone}: {reason}", "{zone", "}{zone}", "{}", "{nope}", "{{zone}}", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tmpl, err := parseTemplate(s, allowed)
+		if err != nil {
+			return
+		}
+		var src strings.Builder
+		for _, p := range tmpl {
+			if p.name == "" {
+				src.WriteString(p.lit)
+				continue
+			}
+			if !contains(allowed, p.name) {
+				t.Fatalf("%q: placeholder {%s} taken", s, p.name)
+			}
+			src.WriteString("{" + p.name + "}")
+		}
+		if src.String() != s {
+			t.Fatalf("%q parsed as %+v, which is %q", s, tmpl, src.String())
+		}
+	})
+}
