@@ -34,3 +34,17 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAction checks that only an action's own name is taken, and
+// that it is the name the action prints.
+func FuzzParseAction(f *testing.F) {
+	for _, s := range []string{"continue", "accept", "discard", "quarantine", "tempfail", "reject", "Reject", "reject ", "action(6)", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := filters.ParseAction(s)
+		if err == nil && a.String() != s {
+			t.Fatalf("%q taken as %s", s, a)
+		}
+	})
+}
