@@ -33,6 +33,11 @@ func Start(pid int) (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	return startField(b)
+}
+
+// startField returns field 22 of the contents of a /proc/PID/stat file.
+func startField(b []byte) (uint64, bool) {
 	// The command name (field 2) is in parentheses and may hold spaces
 	// and parentheses: count the fields after the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
