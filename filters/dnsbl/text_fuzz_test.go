@@ -2,6 +2,8 @@ package dnsbl
 
 import (
 	"encoding/hex"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +165,51 @@ func FuzzParseTemplate(f *testing.F) {
 		}
 		if src.String() != s {
 			t.Fatalf("%q parsed as %+v, which is %q", s, tmpl, src.String())
+		}
+	})
+}
+
+// FuzzClassify checks the reading of a list's A records, which a list or
+// a resolver rewriting answers may fill with anything: a listing's codes
+// are sorted, distinct, inside 127.0.0.0/8, answered, and within the
+// zone's codes if it has any; an answer with a refusal code or an address
+// outside 127.0.0.0/8 is an error, never a listing.
+func FuzzClassify(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 2, 127, 0, 0, 2, 127, 0, 0, 10}, true)
+	f.Add([]byte{127, 0, 0, 1}, false)
+	f.Add([]byte{127, 255, 255, 254, 127, 0, 0, 2}, false)
+	f.Add([]byte{10, 0, 0, 2}, true)
+	f.Add([]byte{}, false)
+	f.Fuzz(func(t *testing.T, raw []byte, withCodes bool) {
+		z := &zone{name: "zen.example"}
+		if withCodes {
+			z.codes = []codeRule{{prefix: netip.MustParsePrefix("127.0.0.2/32")}, {prefix: netip.MustParsePrefix("127.0.1.0/24")}}
+		}
+		var ans answer
+		for i := 0; i+4 <= len(raw) && i < 4*16; i += 4 {
+			ans.addrs = append(ans.addrs, netip.AddrFrom4([4]byte(raw[i:i+4])))
+		}
+		listed, codes, kind, err := classify(z, ans)
+		bad := false
+		for _, a := range ans.addrs {
+			bad = bad || isRefusal(a) || !loopback8.Contains(a)
+		}
+		if bad {
+			if err == nil || kind == "" || listed {
+				t.Fatalf("%v: listed %v, kind %q, err %v", ans.addrs, listed, kind, err)
+			}
+			return
+		}
+		if err != nil || listed != (len(codes) > 0) {
+			t.Fatalf("%v: listed %v with %v, %v", ans.addrs, listed, codes, err)
+		}
+		for i, c := range codes {
+			if i > 0 && !codes[i-1].Less(c) {
+				t.Fatalf("%v: codes %v not sorted and distinct", ans.addrs, codes)
+			}
+			if !slices.Contains(ans.addrs, c) || (withCodes && z.rule(c) == nil) {
+				t.Fatalf("%v: code %v not answered or not the zone's", ans.addrs, c)
+			}
 		}
 	})
 }
