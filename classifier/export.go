@@ -765,6 +765,12 @@ func parseDigestLine(s string) (DigestClass, error) {
 		if len(dc.Features) == 0 {
 			return DigestClass{}, fmt.Errorf("digest %s: empty features field", d)
 		}
+		// Checked here as a refit reads them: a blob that does not
+		// decode would make every later refit, and so every "sluice
+		// train", fail on this store.
+		if _, err := DecodeFeatures(dc.Features); err != nil {
+			return DigestClass{}, fmt.Errorf("digest %s: %w", d, err)
+		}
 	}
 	return dc, nil
 }

@@ -289,12 +289,11 @@ func TestExportImportFeatures(t *testing.T) {
 		}
 		ops = append(ops, op)
 	}
-	// One blob of every byte value, whatever the encoder makes.
+	// Features of one, two and three bytes each, at the ends of their
+	// ranges, as no fixture makes them.
 	odd := classifier.LearnOp{Class: classifier.Ham, Tokens: []string{"odd"}, Date: 20240101}
 	odd.Digest[0] = 0xff
-	for b := range 256 {
-		odd.Features = append(odd.Features, byte(b))
-	}
+	odd.Features = classifier.EncodeFeatures([]uint32{0, 1, 127, 128, 255, 16383, 16384, 1<<20 - 1})
 	ops = append(ops, odd)
 	if _, err := c.Learn(ctx, ops); err != nil {
 		t.Fatal(err)
@@ -399,6 +398,10 @@ func TestImportBadFeatures(t *testing.T) {
 		{"missing padding", "d " + d + " spam QUJDRA\n", "features"},
 		{"non-zero padding bits", "d " + d + " spam QUJDRB==\n", "features"},
 		{"empty field", "d " + d + " spam \n", "empty features"},
+		// Base64 of bytes that are no feature list: a varint cut short,
+		// and one written longer than it needs.
+		{"cut-short varint", "d " + d + " spam QUJDgA==\n", "features: bad varint"},
+		{"overlong varint", "d " + d + " spam gAA=\n", "features: overlong varint"},
 		{"four fields", "d " + d + " spam QUJD QUJD\n", "want 2 or 3 fields"},
 	}
 	for _, tc := range tests {
