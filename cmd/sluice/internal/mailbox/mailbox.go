@@ -827,8 +827,10 @@ func isQuotedFrom(line []byte) bool {
 
 // ReadList reads a list of paths, one per line, as --list takes them.
 // Empty lines are skipped, and a CR before a line end and a byte order
-// mark at the start, which Windows editors write, are dropped; nothing
-// else is trimmed, since a file name may start or end with a space.
+// mark at the start, which Windows editors write, are dropped: up to two
+// CRs, as a list converted to CRLF twice has (the line scanner drops one,
+// and then one more goes). Nothing else is trimmed, since a file name may
+// start or end with a space.
 func ReadList(r io.Reader) ([]string, error) {
 	var paths []string
 	sc := bufio.NewScanner(r)
