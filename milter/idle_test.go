@@ -1,11 +1,16 @@
 package milter_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,5 +211,48 @@ func TestAcceptBeyondMaxSessionsClosed(t *testing.T) {
 	s := dial(t, addr)
 	if _, err := s.Conn("client.example", gomilter.FamilyInet, 25, "192.0.2.1"); err != nil {
 		t.Fatalf("a connection after one ended was refused: %v", err)
+	}
+}
+
+// A connection refused at MaxSessions on a unix socket is logged with the
+// peer's process and user, as a unix socket's peer has no address to name
+// it by.
+func TestRefusedUnixPeerNamed(t *testing.T) {
+	var logs lockedBuffer
+	srv := milter.NewServer(milter.Config{Pipeline: pipeline(&filtertest.Script{}), MaxSessions: 1},
+		slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	held, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	waitSessions(t, srv, 1)
+	over, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if !closedByServer(t, over) {
+		t.Fatal("a connection beyond MaxSessions was kept open")
+	}
+	want := fmt.Sprintf(`remote="pid=%d uid=%d"`, os.Getpid(), os.Getuid())
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log does not name the peer (%s):\n%s", want, logs.String())
 	}
 }

@@ -312,6 +312,11 @@ func transientAccept(err error) bool {
 // promise one (Go returns nil for a peer address it cannot convert), and
 // a nil one's String would panic in the accept loop.
 func remoteAddr(c net.Conn) string {
+	if uc, ok := c.(*net.UnixConn); ok {
+		if p := unixPeer(uc); p != "" {
+			return p
+		}
+	}
 	if a := c.RemoteAddr(); a != nil {
 		return a.String()
 	}
