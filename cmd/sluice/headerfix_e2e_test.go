@@ -178,11 +178,23 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 				// no field, nor two of them.
 				msgs["lfnotfield"] = "Subject: a\nb c\r\nX-Z: z\r\n\r\nBody.\r\n"
 				msgs["lflf"] = "Subject: x\n\nX-Q: q\r\n\r\nBody.\r\n"
+				// A bare CR before a space, a LF right before the CRLF, and
+				// a CR right before it.
+				msgs["crsp"] = "Subject: x\r y\r\n\r\nBody.\r\n"
+				msgs["lfcrlf"] = "Subject: x\n\r\n\r\nBody.\r\n"
+				msgs["crcrlf"] = "X-F: end\r\r\n\r\nBody.\r\n"
+			}
+			if kind == "sendmail" {
+				// Refused anywhere in the data, the body too.
+				msgs["bodycr"] = "Subject: s\r\n\r\nBo\rdy.\r\n"
+				msgs["bodylf"] = "Subject: s\r\n\r\nBo\ndy.\r\n"
 			}
 			refused := map[string]string{}
 			if kind == "sendmail" {
 				refused["cr"] = "421 4.5.0 Bare carriage return (CR) not allowed"
 				refused["lf"] = "421 4.5.0 Bare linefeed (LF) not allowed"
+				refused["bodycr"] = refused["cr"]
+				refused["bodylf"] = refused["lf"]
 			}
 			names := slices.Sorted(func(yield func(string) bool) {
 				for k := range msgs {
@@ -322,6 +334,13 @@ func TestHeaderfixMTAObservations(t *testing.T) {
 				expect("lfnotfield", "delivered Subject", headerfixDelivered(t, ds, "lfnotfield@lab.example").Values("Subject"), []string{"a\n b c"})
 				expect("lflf", "milter Subject", value(seen("lflf"), "Subject"), []string{"x\n\nX-Q: q"})
 				expect("lflf", "delivered Subject", headerfixDelivered(t, ds, "lflf@lab.example").Values("Subject"), []string{"x\n \n X-Q: q"})
+				expect("crsp", "milter Subject", value(seen("crsp"), "Subject"), []string{"x\r y"})
+				expect("crsp", "delivered Subject", headerfixDelivered(t, ds, "crsp@lab.example").Values("Subject"), []string{"x\r y"})
+				expect("lfcrlf", "milter Subject", value(seen("lfcrlf"), "Subject"), []string{"x\n"})
+				// A blank continuation line: "Subject: x<LF> <LF>".
+				expect("lfcrlf", "delivered Subject", headerfixDelivered(t, ds, "lfcrlf@lab.example").Values("Subject"), []string{"x\n "})
+				expect("crcrlf", "milter X-F", value(seen("crcrlf"), "X-F"), []string{"end"})
+				expect("crcrlf", "delivered X-F", headerfixDelivered(t, ds, "crcrlf@lab.example").Values("X-F"), []string{"end"})
 			}
 		})
 	}
