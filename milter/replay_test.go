@@ -373,6 +373,11 @@ func TestParseMessage(t *testing.T) {
 		{"Subject: a\nb c\r\nX-Z: z\r\n\r\n", milter.Postfix, h("Subject", "a"), "b c\r\nX-Z: z\r\n\r\n"},
 		// A file with LF line ends is as a client sends it, with CRLF.
 		{"Date: d\nFrom: f\n\nb\n", milter.Sendmail, h("Date", "d", "From", "f"), "b\r\n"},
+		// The blank line that ends the header counts: a CRLF there makes
+		// it a message as it went over SMTP, a bare LF there (before any
+		// CRLF) one stored on disk, whatever the body's line ends.
+		{"Subject: a\nX-B: b\n\r\nx\r\n", milter.Sendmail, h("Subject", "a\nX-B: b\n"), "x\r\n"},
+		{"Subject: a\nX-B: b\n\nx\r\n", milter.Sendmail, h("Subject", "a", "X-B", "b"), "x\r\n"},
 	}
 	for _, tc := range tests {
 		hdrs, body := milter.ParseMessage([]byte(tc.raw), tc.mta)
