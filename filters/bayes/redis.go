@@ -234,9 +234,10 @@ func IsRedisURL(s string) bool {
 //	redis://[USER@]HOST:PORT[,HOST:PORT...][/DB][?KEY=VALUE&...]
 //
 // rediss:// turns TLS on. The keys are those of the redis: section:
-// key_prefix (or prefix), sentinel_master (or sentinel), cluster,
-// password_file, password_env, timeout, write_timeout, pool_size,
-// cache_tokens, tls_ca_file, tls_server_name. A password written in the URL
+// key_prefix (or prefix), sentinel_master (or sentinel),
+// sentinel_password_file, cluster, password_file, password_env, timeout,
+// write_timeout, pool_size, cache_tokens, tls_ca_file, tls_server_name,
+// tls_cert_file, tls_key_file. A password written in the URL
 // (USER:PASSWORD@) is refused: command lines are visible to every user of
 // the machine.
 func ParseRedisURL(s string) (RedisConfig, error) {
@@ -279,6 +280,8 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 			r.KeyPrefix = v
 		case "sentinel", "sentinel_master":
 			r.SentinelMaster = v
+		case "sentinel_password_file":
+			r.SentinelPasswordFile = v
 		case "cluster":
 			r.Cluster, err = strconv.ParseBool(v)
 		case "password_file":
@@ -297,6 +300,10 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 			r.TLS.CAFile = v
 		case "tls_server_name":
 			r.TLS.ServerName = v
+		case "tls_cert_file":
+			r.TLS.CertFile = v
+		case "tls_key_file":
+			r.TLS.KeyFile = v
 		default:
 			err = errors.New("unknown parameter")
 		}

@@ -377,6 +377,11 @@ func TestParseRedisURL(t *testing.T) {
 		{"redis://a:7000,b:7000,c:7000/?cluster=true&password_env=RP", bayes.RedisConfig{Addrs: []string{"a:7000", "b:7000", "c:7000"}, Cluster: true, PasswordEnv: "RP"}},
 		// The user ends at the last @, as in net/url.
 		{"redis://ops@example@a:1", bayes.RedisConfig{Addrs: []string{"a:1"}, Username: "ops@example"}},
+		// Sentinels with a password of their own, and a server that asks
+		// for a client certificate: every redis.* option has its key.
+		{"rediss://a:26379,b:26379?sentinel=m&sentinel_password_file=/etc/spw&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name=r.example",
+			bayes.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, SentinelMaster: "m", SentinelPasswordFile: "/etc/spw",
+				TLS: bayes.RedisTLSConfig{Enabled: true, CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "r.example"}}},
 	}
 	for _, tc := range good {
 		got, err := bayes.ParseRedisURL(tc.url)
@@ -390,7 +395,8 @@ func TestParseRedisURL(t *testing.T) {
 		got.Addrs, tc.want.Addrs = nil, nil
 		if got.Username != tc.want.Username || got.DB != tc.want.DB || got.KeyPrefix != tc.want.KeyPrefix ||
 			got.SentinelMaster != tc.want.SentinelMaster || got.Cluster != tc.want.Cluster || got.PasswordFile != tc.want.PasswordFile ||
-			got.PasswordEnv != tc.want.PasswordEnv || got.Timeout != tc.want.Timeout || got.TLS != tc.want.TLS {
+			got.PasswordEnv != tc.want.PasswordEnv || got.Timeout != tc.want.Timeout || got.TLS != tc.want.TLS ||
+			got.SentinelPasswordFile != tc.want.SentinelPasswordFile {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.url, got, tc.want)
 		}
 	}
