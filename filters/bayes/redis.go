@@ -40,8 +40,9 @@ type RedisConfig struct {
 	KeyPrefix string `yaml:"key_prefix"`
 	// SentinelMaster is the master's name at the Sentinels.
 	SentinelMaster string `yaml:"sentinel_master"`
-	// SentinelPasswordFile holds the Sentinels' password, if they have
-	// one.
+	// SentinelUsername is the Sentinels' ACL user, if not the default
+	// one; SentinelPasswordFile holds their password, if they have one.
+	SentinelUsername     string `yaml:"sentinel_username"`
 	SentinelPasswordFile string `yaml:"sentinel_password_file"`
 	// Cluster selects Redis Cluster.
 	Cluster bool `yaml:"cluster"`
@@ -79,7 +80,7 @@ type RedisTLSConfig struct {
 // set reports whether any key of the section is set.
 func (r RedisConfig) set() bool {
 	return len(r.Addrs) > 0 || r.Username != "" || r.PasswordFile != "" || r.PasswordEnv != "" || r.DB != 0 ||
-		r.KeyPrefix != "" || r.SentinelMaster != "" || r.SentinelPasswordFile != "" || r.Cluster ||
+		r.KeyPrefix != "" || r.SentinelMaster != "" || r.SentinelUsername != "" || r.SentinelPasswordFile != "" || r.Cluster ||
 		r.TLS != (RedisTLSConfig{}) || r.Timeout != 0 || r.WriteTimeout != 0 || r.PoolSize != 0 || r.CacheTokens != 0
 }
 
@@ -101,6 +102,10 @@ func (r RedisConfig) check() error {
 		return errors.New("redis: password_file and password_env exclude each other")
 	case r.Cluster && r.SentinelMaster != "":
 		return errors.New("redis: cluster and sentinel_master exclude each other")
+	case r.SentinelMaster == "" && (r.SentinelUsername != "" || r.SentinelPasswordFile != ""):
+		// Set without Sentinels, they would be ignored, and a server
+		// that wants them would refuse sluice for no reason it names.
+		return errors.New("redis: sentinel_username and sentinel_password_file need sentinel_master")
 	case r.Cluster && r.DB != 0:
 		return fmt.Errorf("redis.db %d: Redis Cluster has only database 0", r.DB)
 	case r.DB < 0:
@@ -128,16 +133,18 @@ func (r RedisConfig) Options() (classifier.RedisOptions, error) {
 		return classifier.RedisOptions{}, err
 	}
 	o := classifier.RedisOptions{
-		Addrs:        r.Addrs,
-		MasterName:   r.SentinelMaster,
-		Cluster:      r.Cluster,
-		Username:     r.Username,
-		DB:           r.DB,
-		KeyPrefix:    r.KeyPrefix,
-		Timeout:      r.Timeout,
-		WriteTimeout: r.WriteTimeout,
-		PoolSize:     r.PoolSize,
-		CacheTokens:  r.CacheTokens,
+		Addrs:      r.Addrs,
+		MasterName: r.SentinelMaster,
+		Cluster:    r.Cluster,
+		Username:   r.Username,
+		DB:         r.DB,
+		// Only the Sentinels are asked with it (see check).
+		SentinelUsername: r.SentinelUsername,
+		KeyPrefix:        r.KeyPrefix,
+		Timeout:          r.Timeout,
+		WriteTimeout:     r.WriteTimeout,
+		PoolSize:         r.PoolSize,
+		CacheTokens:      r.CacheTokens,
 	}
 	var err error
 	switch {
@@ -280,6 +287,8 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 			r.KeyPrefix = v
 		case "sentinel", "sentinel_master":
 			r.SentinelMaster = v
+		case "sentinel_username":
+			r.SentinelUsername = v
 		case "sentinel_password_file":
 			r.SentinelPasswordFile = v
 		case "cluster":

@@ -364,6 +364,17 @@ func TestRedisConfig(t *testing.T) {
 	}
 }
 
+// The Sentinels' user reaches the store options; it needs Sentinels.
+func TestRedisSentinelUsername(t *testing.T) {
+	o, err := (bayes.RedisConfig{Addrs: []string{"a:26379"}, SentinelMaster: "m", SentinelUsername: "watch"}).Options()
+	if err != nil || o.SentinelUsername != "watch" || o.Username != "" {
+		t.Errorf("options %+v, %v; want SentinelUsername watch", o, err)
+	}
+	if _, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, SentinelUsername: "watch"}).Options(); err == nil || !strings.Contains(err.Error(), "sentinel_master") {
+		t.Errorf("sentinel_username without sentinel_master: %v", err)
+	}
+}
+
 func TestParseRedisURL(t *testing.T) {
 	good := []struct {
 		url  string
@@ -379,8 +390,8 @@ func TestParseRedisURL(t *testing.T) {
 		{"redis://ops@example@a:1", bayes.RedisConfig{Addrs: []string{"a:1"}, Username: "ops@example"}},
 		// Sentinels with a password of their own, and a server that asks
 		// for a client certificate: every redis.* option has its key.
-		{"rediss://a:26379,b:26379?sentinel=m&sentinel_password_file=/etc/spw&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name=r.example",
-			bayes.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, SentinelMaster: "m", SentinelPasswordFile: "/etc/spw",
+		{"rediss://a:26379,b:26379?sentinel=m&sentinel_username=watch&sentinel_password_file=/etc/spw&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name=r.example",
+			bayes.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, SentinelMaster: "m", SentinelUsername: "watch", SentinelPasswordFile: "/etc/spw",
 				TLS: bayes.RedisTLSConfig{Enabled: true, CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "r.example"}}},
 	}
 	for _, tc := range good {
@@ -396,7 +407,7 @@ func TestParseRedisURL(t *testing.T) {
 		if got.Username != tc.want.Username || got.DB != tc.want.DB || got.KeyPrefix != tc.want.KeyPrefix ||
 			got.SentinelMaster != tc.want.SentinelMaster || got.Cluster != tc.want.Cluster || got.PasswordFile != tc.want.PasswordFile ||
 			got.PasswordEnv != tc.want.PasswordEnv || got.Timeout != tc.want.Timeout || got.TLS != tc.want.TLS ||
-			got.SentinelPasswordFile != tc.want.SentinelPasswordFile {
+			got.SentinelPasswordFile != tc.want.SentinelPasswordFile || got.SentinelUsername != tc.want.SentinelUsername {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.url, got, tc.want)
 		}
 	}
@@ -405,6 +416,8 @@ func TestParseRedisURL(t *testing.T) {
 		"redis://a:1,b:2", "redis://a:1?cluster=maybe", "redis://127.0.0.1:6379x", "redis://127.0.0.1:99999",
 		// A password with an @ in it: all of it hidden, not "ecret@a:1".
 		"redis://user:s@secret@a:1", "redis://user:pa@secret@a:1/0?prefix=x",
+		// The Sentinels' user or password without Sentinels.
+		"redis://a:1?sentinel_username=watch", "redis://a:1?sentinel_password_file=/etc/spw",
 	} {
 		_, err := bayes.ParseRedisURL(bad)
 		if err == nil {
