@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -68,6 +69,12 @@ type conn struct {
 	firstBy   time.Time
 	lateFirst bool
 
+	// tcp is the socket of a TCP connection, for quickAck; nil for a
+	// unix socket. unanswered is set when a packet that gets no reply (a
+	// macro packet, an abort) ended in the data just read.
+	tcp        syscall.RawConn
+	unanswered bool
+
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -75,7 +82,13 @@ type conn struct {
 // newConn wraps c, whose first packet must arrive whole within first
 // and every later read and write within timeout.
 func newConn(c net.Conn, timeout, first time.Duration) *conn {
-	return &conn{Conn: c, timeout: timeout, firstBy: time.Now().Add(first), done: make(chan struct{})}
+	wc := &conn{Conn: c, timeout: timeout, firstBy: time.Now().Add(first), done: make(chan struct{})}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			wc.tcp = raw
+		}
+	}
+	return wc
 }
 
 // maxCapture bounds what is kept of a MAIL/RCPT packet; real ones are a few
@@ -93,6 +106,11 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.feed(p[:n])
+	if c.unanswered && c.tcp != nil {
+		// Acknowledged now, not with a reply that will not come.
+		quickAck(c.tcp)
+	}
+	c.unanswered = false
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		switch {
 		case c.interrupted.Load():
@@ -166,6 +184,8 @@ func (c *conn) feed(b []byte) {
 
 func (c *conn) packetDone() {
 	c.firstBy = time.Time{}
+	c.unanswered = c.unanswered || c.code == 'D' || c.code == 'A'
+
 	if c.capture && c.code == 'C' {
 		c.connectAddr = connectAddress(c.buf)
 	} else if c.capture {
