@@ -1,7 +1,6 @@
 package milter_test
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -226,17 +225,7 @@ func TestRefusedUnixPeerNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	serveOn(t, srv, ln)
 	held, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,13 @@ func startServerObserved(t *testing.T, cfg milter.Config, obs milter.Observer) (
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveOn(t, srv, ln)
+	return srv, ln.Addr().String()
+}
+
+// serveOn serves ln with srv until the test ends, then shuts srv down.
+func serveOn(t *testing.T, srv *milter.Server, ln net.Listener) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -49,7 +56,6 @@ func startServerObserved(t *testing.T, cfg milter.Config, obs milter.Observer) (
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return srv, ln.Addr().String()
 }
 
 func pipeline(fs ...filters.Filter) *filters.Pipeline {
