@@ -3,6 +3,7 @@ package classifier_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,12 +38,8 @@ func FuzzImport(f *testing.F) {
 	}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		dir := t.TempDir()
-		st := openTestStore(t, filepath.Join(dir, "in.db"))
-		defer st.Close()
-		is, err := classifier.Import(ctx, st, bytes.NewReader(in))
-		if err != nil {
-			checkUntouched(t, st, err)
+		st, is, ok := importFuzzed(t, in, classifier.Import)
+		if !ok {
 			return
 		}
 		first := exportFuzzed(t, st)
@@ -52,7 +49,7 @@ func FuzzImport(f *testing.F) {
 		if n := strings.Count(first, "\nd "); n > is.Digests {
 			t.Fatalf("%d digests exported from an import of %d", n, is.Digests)
 		}
-		again := openTestStore(t, filepath.Join(dir, "again.db"))
+		again := openTestStore(t, filepath.Join(t.TempDir(), "again.db"))
 		defer again.Close()
 		is2, err := classifier.Import(ctx, again, strings.NewReader(first))
 		if err != nil {
@@ -91,12 +88,8 @@ func FuzzImportBogoutil(f *testing.F) {
 	}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		dir := t.TempDir()
-		st := openTestStore(t, filepath.Join(dir, "in.db"))
-		defer st.Close()
-		is, err := classifier.ImportBogoutil(ctx, st, bytes.NewReader(in))
-		if err != nil {
-			checkUntouched(t, st, err)
+		st, is, ok := importFuzzed(t, in, classifier.ImportBogoutil)
+		if !ok {
 			return
 		}
 		if d, err := st.Meta(ctx, classifier.MetaDialect); err != nil || d != string(classifier.DialectBogofilter) {
@@ -106,7 +99,7 @@ func FuzzImportBogoutil(f *testing.F) {
 		if n := strings.Count(first, "\nt "); n > is.Tokens {
 			t.Fatalf("%d tokens exported from an import of %d", n, is.Tokens)
 		}
-		again := openTestStore(t, filepath.Join(dir, "again.db"))
+		again := openTestStore(t, filepath.Join(t.TempDir(), "again.db"))
 		defer again.Close()
 		if _, err := classifier.Import(ctx, again, strings.NewReader(first)); err != nil {
 			t.Fatalf("the export of a bogoutil import does not import: %v\n%s", err, first)
@@ -119,6 +112,21 @@ func FuzzImportBogoutil(f *testing.F) {
 
 // checkUntouched fails t unless st is as empty as it was before an
 // import refused with err: no counts, no digests, no dialect, no mark.
+// importFuzzed imports in into a new store with imp. A refused input
+// must leave the store untouched (checkUntouched), and ok is then false.
+// The store is closed when the test ends.
+func importFuzzed(t *testing.T, in []byte, imp func(context.Context, classifier.Store, io.Reader) (classifier.ImportStats, error)) (*classifier.BoltStore, classifier.ImportStats, bool) {
+	t.Helper()
+	st := openTestStore(t, filepath.Join(t.TempDir(), "in.db"))
+	t.Cleanup(func() { st.Close() })
+	is, err := imp(context.Background(), st, bytes.NewReader(in))
+	if err != nil {
+		checkUntouched(t, st, err)
+		return st, is, false
+	}
+	return st, is, true
+}
+
 func checkUntouched(t *testing.T, st classifier.Store, err error) {
 	t.Helper()
 	ctx := context.Background()
