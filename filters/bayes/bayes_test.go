@@ -382,7 +382,9 @@ func TestIncompleteBodyIsAnError(t *testing.T) {
 	st := trainedStore(t)
 	f := newFilter(t, st, "", nil)
 	m := spamMessage()
-	b := filters.NewBody(0, filepath.Join(t.TempDir(), "missing-dir"))
+	// A spill directory whose parent is gone too: a body makes a
+	// removed spill directory again, but not its parents.
+	b := filters.NewBody(0, filepath.Join(t.TempDir(), "gone", "spill"))
 	b.Write([]byte("spill fails"))
 	if b.Err() == nil {
 		t.Fatal("body did not break")
