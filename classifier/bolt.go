@@ -825,7 +825,7 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 				prev = Class(v[0])
 				prevFeatures = v[1:]
 			}
-			plan := planLearn(prev, op.Class, op.Unlearn)
+			plan := planLearn(prev, op)
 			out[i] = plan.outcome
 			if plan.remove != None {
 				deltas.add(op.Tokens, plan.remove, -1, op.Date)
@@ -994,8 +994,11 @@ type learnPlan struct {
 
 // planLearn decides a learn op from the class the message was learned in
 // before (None if never). Shared by every Store so they agree exactly.
-func planLearn(prev, class Class, unlearn bool) learnPlan {
+func planLearn(prev Class, op LearnOp) learnPlan {
+	class, unlearn := op.Class, op.Unlearn
 	switch {
+	case !unlearn && op.NoMove && prev != None && prev != class:
+		return learnPlan{outcome: NotMoved, record: prev}
 	case unlearn && prev == class:
 		return learnPlan{outcome: Unlearned, remove: class, record: None}
 	case unlearn:

@@ -763,7 +763,7 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		a := make([]any, 0, 15+len(op.Tokens))
 		a = append(a, string(op.Digest[:]), uint32(op.Date))
 		for _, prev := range []Class{None, Spam, Ham} {
-			p := planLearn(prev, op.Class, op.Unlearn)
+			p := planLearn(prev, op)
 			a = append(a, int(p.outcome), int(p.remove), int(p.add), int(p.record))
 		}
 		// Sent as bytes, nil as the empty string the script takes for
@@ -784,7 +784,7 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 	out := make([]Outcome, len(ops))
 	for i, r := range res {
 		n, ok := r.(int64)
-		if !ok || n < int64(Learned) || n > int64(NotLearned) {
+		if !ok || n < int64(Learned) || n > int64(NotMoved) {
 			return nil, fmt.Errorf("learn on %s: unexpected script result %v", s, r)
 		}
 		out[i] = Outcome(n)

@@ -657,19 +657,27 @@ func logAdd(a, b float64) float64 {
 // message again in the same class changes nothing; learning it in the
 // other class moves it.
 func (c *Classifier) Train(ctx context.Context, r io.Reader, class Class) (Outcome, error) {
-	return c.learnOne(ctx, r, class, false)
+	return c.learnOne(ctx, r, class, false, false)
 }
 
 // Untrain removes a message previously learned as class.
 func (c *Classifier) Untrain(ctx context.Context, r io.Reader, class Class) (Outcome, error) {
-	return c.learnOne(ctx, r, class, true)
+	return c.learnOne(ctx, r, class, true, false)
 }
 
-func (c *Classifier) learnOne(ctx context.Context, r io.Reader, class Class, unlearn bool) (Outcome, error) {
+// Autolearn learns a message read from r as class, as Train does, except
+// that a message already learned in the other class stays there (outcome
+// NotMoved): the daemon's own verdict never undoes what a user trained.
+func (c *Classifier) Autolearn(ctx context.Context, r io.Reader, class Class) (Outcome, error) {
+	return c.learnOne(ctx, r, class, false, true)
+}
+
+func (c *Classifier) learnOne(ctx context.Context, r io.Reader, class Class, unlearn, noMove bool) (Outcome, error) {
 	op, err := c.Prepare(r, class, unlearn)
 	if err != nil {
 		return 0, err
 	}
+	op.NoMove = noMove
 	out, err := c.store.Learn(ctx, []LearnOp{op})
 	if err != nil {
 		return 0, err

@@ -95,8 +95,13 @@ type LearnOp struct {
 	Digest  Digest
 	Class   Class // Spam or Ham
 	Unlearn bool
-	Tokens  []string // distinct tokens of the message
-	Date    Date     // recorded as the tokens' last-seen day
+	// NoMove leaves a message learned in the other class where it is
+	// (outcome NotMoved) instead of moving it. Auto-learning sets it: a
+	// copy of a message a user has trained by hand, arriving again,
+	// must not undo that training by the daemon's own verdict.
+	NoMove bool
+	Tokens []string // distinct tokens of the message
+	Date   Date     // recorded as the tokens' last-seen day
 	// Features are the message's encoded n-grams (EncodeFeatures), kept
 	// with its digest while it is learned, for FitNgram; nil if none.
 	Features []byte
@@ -120,6 +125,9 @@ const (
 	// NotLearned: unlearn of a message not learned in this class;
 	// nothing changed.
 	NotLearned
+	// NotMoved: the message was learned in the other class and the op
+	// had NoMove; nothing changed.
+	NotMoved
 )
 
 // String returns the outcome in words.
@@ -135,6 +143,8 @@ func (o Outcome) String() string {
 		return "unlearned"
 	case NotLearned:
 		return "not learned"
+	case NotMoved:
+		return "learned in the other class, not moved"
 	}
 	return "unknown"
 }

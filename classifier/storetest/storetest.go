@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 	}{
 		{"LookupEmpty", testLookupEmpty},
 		{"LearnOutcomes", testLearnOutcomes},
+		{"LearnNoMove", testLearnNoMove},
 		{"BatchSameDigest", testBatchSameDigest},
 		{"BatchClampsEachOp", testBatchClampsEachOp},
 		{"LastSeen", testLastSeen},
@@ -95,6 +96,56 @@ func testLookupEmpty(t *testing.T, s classifier.Store) {
 	tot, c = lookup(t, s)
 	if tot != (classifier.Totals{}) || len(c) != 0 {
 		t.Errorf("no tokens: %+v %+v", tot, c)
+	}
+}
+
+// An op with NoMove learns a new message and leaves one learned in the
+// other class where it is, counts, totals and features included; without
+// NoMove the same op moves it.
+func testLearnNoMove(t *testing.T, s classifier.Store) {
+	toks := []string{"cheap", "pills"}
+	f1, f2 := blob(31, 200), blob(32, 80)
+	op := func(class classifier.Class, noMove bool, f []byte) classifier.LearnOp {
+		return classifier.LearnOp{Digest: digest(1), Class: class, NoMove: noMove, Tokens: toks, Date: 20240102, Features: f}
+	}
+	steps := []struct {
+		name      string
+		op        classifier.LearnOp
+		want      classifier.Outcome
+		spam, ham uint32
+		tot       classifier.Totals
+		rec       classifier.DigestClass
+	}{
+		{"new message", op(classifier.Ham, true, f1), classifier.Learned, 0, 1, classifier.Totals{Ham: 1},
+			classifier.DigestClass{Digest: digest(1), Class: classifier.Ham, Features: f1}},
+		{"same class", op(classifier.Ham, true, f1), classifier.AlreadyLearned, 0, 1, classifier.Totals{Ham: 1},
+			classifier.DigestClass{Digest: digest(1), Class: classifier.Ham, Features: f1}},
+		{"other class", op(classifier.Spam, true, f2), classifier.NotMoved, 0, 1, classifier.Totals{Ham: 1},
+			classifier.DigestClass{Digest: digest(1), Class: classifier.Ham, Features: f1}},
+		{"other class, moved", op(classifier.Spam, false, f2), classifier.Moved, 1, 0, classifier.Totals{Spam: 1},
+			classifier.DigestClass{Digest: digest(1), Class: classifier.Spam, Features: f2}},
+	}
+	for _, st := range steps {
+		out := learn(t, s, st.op)
+		if out[0] != st.want {
+			t.Errorf("%s: outcome %v, want %v", st.name, out[0], st.want)
+		}
+		tot, c := lookup(t, s, toks...)
+		if tot != st.tot {
+			t.Errorf("%s: totals %+v, want %+v", st.name, tot, st.tot)
+		}
+		for i, cnt := range c {
+			if cnt.Spam != st.spam || cnt.Ham != st.ham {
+				t.Errorf("%s: %s counts %d/%d, want %d/%d", st.name, toks[i], cnt.Spam, cnt.Ham, st.spam, st.ham)
+			}
+		}
+		checkDigests(t, s, st.name, map[classifier.Digest]classifier.DigestClass{digest(1): st.rec})
+	}
+	// An unlearn is not changed by NoMove.
+	un := op(classifier.Spam, true, nil)
+	un.Unlearn = true
+	if out := learn(t, s, un); out[0] != classifier.Unlearned {
+		t.Errorf("unlearn with NoMove: outcome %v, want %v", out[0], classifier.Unlearned)
 	}
 }
 

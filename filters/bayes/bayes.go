@@ -728,6 +728,8 @@ func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // autolearn learns the message and reports whether the store changed. A
+// message already learned in the other class is left there: a user
+// trained it so by hand, and the daemon's verdict must not undo that. A
 // failure is logged, not returned: the message was classified, and
 // learning is a bonus. A store slow to write gives up before the
 // filter's deadline (see beforeDeadline): the verdict already reached
@@ -735,7 +737,7 @@ func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classifier.Class) bool {
 	ctx, cancel := beforeDeadline(ctx)
 	defer cancel()
-	out, err := f.c.Load().Train(ctx, m.Raw(), class)
+	out, err := f.c.Load().Autolearn(ctx, m.Raw(), class)
 	if err != nil {
 		f.log.Warn("bayes: auto-learning failed", "queue_id", m.QueueID, "class", class.String(), "err", err)
 		return false
