@@ -282,6 +282,40 @@ func TestPerRecipientCopies(t *testing.T) {
 	}
 }
 
+// A file name made of several long values stays within NAME_MAX (255
+// bytes) with room for the dot-lock and its temporary file: the values
+// are cut and the literal end of the name (".mbox") kept. Before, the
+// copy failed with "file name too long" and on_failure applied to the
+// message, so mail to a long address could be tempfailed again and again.
+func TestLongValuesFitAFileName(t *testing.T) {
+	dir := t.TempDir()
+	f := newFilter(t, Config{Targets: map[string]string{"default": filepath.Join(dir, "{rcpt}-{rcpt_local}-{rcpt_domain}.mbox")}}, nil)
+	local := strings.Repeat("l", 64)
+	domain := strings.Repeat("d", 60) + "." + strings.Repeat("e", 60) + ".example"
+	m := testMessage("Q9", "x\r\n")
+	m.Rcpts = []filters.Address{{Addr: local + "@" + domain}, {Addr: "bob@lab.example"}}
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		if len(e.Name()) > maxName || !strings.HasSuffix(e.Name(), ".mbox") {
+			t.Errorf("file name of %d bytes: %s", len(e.Name()), e.Name())
+		}
+		if recs := readRecords(t, filepath.Join(dir, e.Name())); len(recs) != 1 {
+			t.Errorf("%s: %d records", e.Name(), len(recs))
+		}
+	}
+	if len(names) != 2 || !slices.Contains(names, "bob@lab.example-bob-lab.example.mbox") {
+		t.Errorf("files %q", names)
+	}
+}
+
 // A recipient chooses the name of its copy's mbox: it must not be able
 // to name the dot-lock of another recipient's mbox. Otherwise mail to
 // bob.lock@ (a catch-all takes any local part) creates an mbox where

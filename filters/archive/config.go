@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Config is the filter's options, as written under options: in the
@@ -197,17 +198,40 @@ func (t pathTemplate) static() (string, bool) {
 
 // render fills in the placeholders. Every value is passed through
 // pathSafe, so whatever a sender puts in an address stays inside one
-// path component: no "/", no "." or "..", no control characters.
+// path component: no "/", no "." or "..", no control characters. A
+// component that holds values and comes out longer than maxName is cut
+// (see cutComponent).
 func (t pathTemplate) render(values map[string]string) string {
-	var b strings.Builder
+	var b []byte
+	start := 0 // where the current component starts in b
+	tail := 0  // where the literal text after its last value starts
+	subst := false
 	for _, p := range t.parts {
-		if p.field == "" {
-			b.WriteString(p.literal)
+		if p.field != "" {
+			b = append(b, pathSafe(values[p.field])...)
+			subst, tail = true, len(b)
 			continue
 		}
-		b.WriteString(pathSafe(values[p.field]))
+		lit := p.literal
+		for {
+			i := strings.IndexByte(lit, '/')
+			if i < 0 {
+				b = append(b, lit...)
+				break
+			}
+			b = append(b, lit[:i]...)
+			if subst {
+				b = cutComponent(b, start, tail)
+			}
+			b = append(b, '/')
+			start, tail, subst = len(b), len(b), false
+			lit = lit[i+1:]
+		}
 	}
-	out := b.String()
+	if subst {
+		b = cutComponent(b, start, tail)
+	}
+	out := string(b)
 	// PATH.lock is the dot-lock of the mbox PATH (see lockMbox). A value
 	// must not make a path end in ".lock": a recipient such as
 	// bob.lock@ could otherwise create a file where the archive takes
@@ -219,6 +243,35 @@ func (t pathTemplate) render(values map[string]string) string {
 		out = out[:len(out)-len(lockSuffix)] + "_" + lockSuffix[1:]
 	}
 	return out
+}
+
+// maxName bounds a file or directory name that holds values. NAME_MAX is
+// 255 bytes, and the archive makes two names from an mbox's: its dot-lock,
+// NAME.lock, and the temporary file the lock is made from,
+// .NAME.lock-DIGITS (see writeLockTemp); 200 leaves room for both.
+const maxName = 200
+
+// cutComponent cuts the path component b[start:], which holds values, to
+// maxName bytes if it is longer. The literal text after its last value,
+// b[tail:] (".mbox", say), is kept; the bytes before it are cut, at the
+// start of a UTF-8 sequence if one is near, so that a template's own
+// non-ASCII text is not split. Two long addresses that differ only past the cut share a
+// file, as pathSafe makes some addresses share one.
+func cutComponent(b []byte, start, tail int) []byte {
+	if len(b)-start <= maxName {
+		return b
+	}
+	keep := len(b) - tail
+	cut := max(start+maxName-keep, start)
+	// At most UTFMax-1 bytes back: in text that is not UTF-8 there may be
+	// no start of a sequence to find.
+	for i := cut; i > max(start, cut-utf8.UTFMax); i-- {
+		if utf8.RuneStart(b[i]) {
+			cut = i
+			break
+		}
+	}
+	return append(b[:cut], b[tail:]...)
 }
 
 // lockSuffix is what a dot-lock adds to the path of its mbox.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -140,14 +141,18 @@ func FuzzArchiveFields(f *testing.F) {
 // FuzzRenderPath checks that no value a sender controls takes a rendered
 // path out of its template's layout: a path template, once taken, renders
 // with any values to a clean path with the template's components, none
-// of them "." or "..", and ends in ".lock" (another mbox's dot-lock) only
-// if the template does.
+// of them "." or "..", none longer than maxName unless the template's own
+// text is, and ends in ".lock" (another mbox's dot-lock) only if the
+// template does.
 func FuzzRenderPath(f *testing.F) {
 	f.Add("/srv/archive/{verdict}/{rcpt}", "..", "a/b", "bob.lock")
 	f.Add("{rcpt_local}{rcpt_domain}", ".", "", "\x00")
 	f.Add("/srv/{year}/{month}/.{day}", ".hidden", "..", "x")
 	f.Add("/srv/{action}.lock", "a", "b", "c")
 	f.Add("/srv/{date}/{rcpt}}", "a", "b", "c")
+	f.Add("/srv/{rcpt}-{rcpt_local}-{rcpt_domain}.mbox", strings.Repeat("x", 120), strings.Repeat("y", 90), "\u00e9t\u00e9")
+	f.Add("/srv/{verdict}"+strings.Repeat("\u00e9", 100)+"{rcpt}.mbox", strings.Repeat("x", 100), strings.Repeat("x", 100), strings.Repeat("x", 100))
+	f.Add("/srv/\u00e9{rcpt}\u00e9{rcpt_local}\u00e9{verdict}\u00e9.mbox", strings.Repeat("x", 120), strings.Repeat("y", 90), "z")
 	f.Fuzz(func(t *testing.T, tmpl, v1, v2, v3 string) {
 		pt, err := parsePathTemplate(tmpl, "/state")
 		if err != nil {
@@ -175,6 +180,22 @@ func FuzzRenderPath(f *testing.F) {
 		}
 		if strings.HasSuffix(out, lockSuffix) && !strings.HasSuffix(pt.parts[len(pt.parts)-1].literal, lockSuffix) {
 			t.Fatalf("template %q renders to %q, a dot-lock's name", tmpl, out)
+		}
+		// Values never make a name longer than maxName; only a
+		// template's own long literal text can.
+		short := true
+		for _, p := range pt.parts {
+			for _, seg := range strings.Split(p.literal, "/") {
+				short = short && len(seg) <= 50
+			}
+		}
+		if utf8.ValidString(tmpl) && !utf8.ValidString(out) {
+			t.Fatalf("template %q renders to %q, not UTF-8", tmpl, out)
+		}
+		for _, c := range strings.Split(out, "/") {
+			if short && len(c) > maxName {
+				t.Fatalf("template %q renders to a name of %d bytes: %q", tmpl, len(c), c)
+			}
 		}
 	})
 }
