@@ -352,7 +352,7 @@ func redact(s string) string {
 }
 
 // StoreName is how messages name the store: the bbolt file or the Redis
-// URL (without credentials).
+// URL (without credentials), which reads back as the same store.
 func (c Config) StoreName(stateDir string) string {
 	if c.Store != StoreRedis {
 		return c.DBPath(stateDir)
@@ -365,12 +365,14 @@ func (c Config) StoreName(stateDir string) string {
 	if prefix == "" {
 		prefix = "sluice"
 	}
-	q := "prefix=" + prefix
+	// Escaped, so that the name given back as --db names the same keys
+	// whatever the prefix holds ("&", "%", "#", spaces ...).
+	q := "prefix=" + url.QueryEscape(prefix)
 	if c.Redis.Cluster {
 		q += "&cluster=true"
 	}
 	if c.Redis.SentinelMaster != "" {
-		q += "&sentinel=" + c.Redis.SentinelMaster
+		q += "&sentinel=" + url.QueryEscape(c.Redis.SentinelMaster)
 	}
 	return fmt.Sprintf("%s://%s/%d?%s", scheme, strings.Join(c.Redis.Addrs, ","), c.Redis.DB, q)
 }
