@@ -99,6 +99,24 @@ func testLookupEmpty(t *testing.T, s classifier.Store) {
 	}
 }
 
+// checkLearn checks a learn op's outcome, the totals after it, and that
+// each of toks is counted spam/ham times.
+func checkLearn(t *testing.T, s classifier.Store, step string, out, want classifier.Outcome, toks []string, wantTot classifier.Totals, spam, ham uint32) {
+	t.Helper()
+	if out != want {
+		t.Errorf("%s: outcome %v, want %v", step, out, want)
+	}
+	tot, c := lookup(t, s, toks...)
+	if tot != wantTot {
+		t.Errorf("%s: totals %+v, want %+v", step, tot, wantTot)
+	}
+	for i, cnt := range c {
+		if cnt.Spam != spam || cnt.Ham != ham {
+			t.Errorf("%s: %s counts %d/%d, want %d/%d", step, toks[i], cnt.Spam, cnt.Ham, spam, ham)
+		}
+	}
+}
+
 // An op with NoMove learns a new message and leaves one learned in the
 // other class where it is, counts, totals and features included; without
 // NoMove the same op moves it.
@@ -126,19 +144,7 @@ func testLearnNoMove(t *testing.T, s classifier.Store) {
 			classifier.DigestClass{Digest: digest(1), Class: classifier.Spam, Features: f2}},
 	}
 	for _, st := range steps {
-		out := learn(t, s, st.op)
-		if out[0] != st.want {
-			t.Errorf("%s: outcome %v, want %v", st.name, out[0], st.want)
-		}
-		tot, c := lookup(t, s, toks...)
-		if tot != st.tot {
-			t.Errorf("%s: totals %+v, want %+v", st.name, tot, st.tot)
-		}
-		for i, cnt := range c {
-			if cnt.Spam != st.spam || cnt.Ham != st.ham {
-				t.Errorf("%s: %s counts %d/%d, want %d/%d", st.name, toks[i], cnt.Spam, cnt.Ham, st.spam, st.ham)
-			}
-		}
+		checkLearn(t, s, st.name, learn(t, s, st.op)[0], st.want, toks, st.tot, st.spam, st.ham)
 		checkDigests(t, s, st.name, map[classifier.Digest]classifier.DigestClass{digest(1): st.rec})
 	}
 	// An unlearn is not changed by NoMove.
@@ -172,19 +178,7 @@ func testLearnOutcomes(t *testing.T, s classifier.Store) {
 	}
 	for _, st := range steps {
 		op.Class, op.Unlearn = st.class, st.unlearn
-		out := learn(t, s, op)
-		if out[0] != st.want {
-			t.Errorf("%s: outcome %v, want %v", st.name, out[0], st.want)
-		}
-		tot, c := lookup(t, s, toks...)
-		if tot != st.tot {
-			t.Errorf("%s: totals %+v, want %+v", st.name, tot, st.tot)
-		}
-		for i, cnt := range c {
-			if cnt.Spam != st.spam || cnt.Ham != st.ham {
-				t.Errorf("%s: %s counts %d/%d, want %d/%d", st.name, toks[i], cnt.Spam, cnt.Ham, st.spam, st.ham)
-			}
-		}
+		checkLearn(t, s, st.name, learn(t, s, op)[0], st.want, toks, st.tot, st.spam, st.ham)
 	}
 	// Unlearning deletes tokens whose counts reach zero, learning other
 	// messages leaves them alone.
