@@ -603,16 +603,24 @@ func encodeTotals(t Totals) []byte {
 	return binary.AppendUvarint(b, uint64(t.Ham))
 }
 
-func decodeTotals(b []byte) Totals {
+// decodeTotals reads the message counts; none at all (a new store) is
+// zero. A value that does not decode is an error: read as zero, it would
+// make every message unsure with nothing to show why, and the next
+// training would write its own few messages over the real counts.
+func decodeTotals(b []byte) (Totals, error) {
 	if b == nil {
-		return Totals{}
+		return Totals{}, nil
 	}
-	s, n := binary.Uvarint(b)
-	if n <= 0 {
-		return Totals{}
+	var v [2]uint64
+	for i := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 || x > 1<<32-1 {
+			return Totals{}, errors.New("corrupt message counts")
+		}
+		v[i] = x
+		b = b[n:]
 	}
-	h, _ := binary.Uvarint(b[n:])
-	return Totals{Spam: uint32(s), Ham: uint32(h)}
+	return Totals{Spam: uint32(v[0]), Ham: uint32(v[1])}, nil
 }
 
 // Lookup implements Store. A process that has looked up IndexAfter
@@ -677,7 +685,9 @@ func (s *BoltStore) lookup(ctx context.Context, tokens []string, floor uint64) (
 			return err
 		}
 		if idx == nil {
-			tot = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+			if tot, err = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals)); err != nil {
+				return err
+			}
 			for _, i := range byteOrder(tokens) {
 				if err := read(i); err != nil {
 					return err
@@ -812,7 +822,10 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 		meta := tx.Bucket(bucketMeta)
 		toks := tx.Bucket(bucketTokens)
 		digs := tx.Bucket(bucketDigests)
-		tot := decodeTotals(meta.Get(keyTotals))
+		tot, err := decodeTotals(meta.Get(keyTotals))
+		if err != nil {
+			return err
+		}
 		deltas := tokenDeltas{}
 		learned := false // a digest or its features changed
 		for i, op := range ops {
@@ -864,7 +877,6 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 				return err
 			}
 		}
-		var err error
 		if changed, err = deltas.apply(toks); err != nil {
 			return err
 		}
@@ -1044,7 +1056,10 @@ func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
 		meta := tx.Bucket(bucketMeta)
 		toks := tx.Bucket(bucketTokens)
 		digs := tx.Bucket(bucketDigests)
-		tot := decodeTotals(meta.Get(keyTotals))
+		tot, err := decodeTotals(meta.Get(keyTotals))
+		if err != nil {
+			return err
+		}
 		tot.Spam = addClamp(tot.Spam, int(batch.Totals.Spam))
 		tot.Ham = addClamp(tot.Ham, int(batch.Totals.Ham))
 		if err := meta.Put(keyTotals, encodeTotals(tot)); err != nil {
@@ -1193,7 +1208,10 @@ func (s *BoltStore) Stats(ctx context.Context) (Stats, error) {
 
 func statsTx(tx *bolt.Tx) (Stats, error) {
 	var st Stats
-	st.Totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+	var err error
+	if st.Totals, err = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals)); err != nil {
+		return st, err
+	}
 	st.Digests = tx.Bucket(bucketDigests).Stats().KeyN
 	st.Bytes = tx.Size()
 	c := tx.Bucket(bucketTokens).Cursor()

@@ -278,7 +278,10 @@ func buildIndex(tx *bolt.Tx, file fileID, limit int, floor uint64) (*tokenIndex,
 	// The table is sized after the first pass; the seed must be known
 	// before it.
 	x := &tokenIndex{file: file, txid: tx.ID(), floor: floor, seed: maphash.MakeSeed(), max: limit, dup: map[uint64]struct{}{}}
-	x.totals = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals))
+	var err error
+	if x.totals, err = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals)); err != nil {
+		return nil, err
+	}
 	keep := func(k, v []byte) (Counts, bool, error) {
 		cnt, err := decodeCounts(v)
 		if err != nil {

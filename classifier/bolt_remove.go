@@ -77,7 +77,7 @@ func emptyTx(tx *bolt.Tx) bool {
 		switch {
 		case bytes.Equal(k, keyVersion), bytes.Equal(k, metaKey(MetaDialect)):
 		case bytes.Equal(k, keyTotals):
-			if decodeTotals(v) != (Totals{}) {
+			if tot, err := decodeTotals(v); err != nil || tot != (Totals{}) {
 				return false
 			}
 		case bytes.Equal(k, metaKey(MetaImporting)):
