@@ -52,7 +52,7 @@ func hangGuard(t *testing.T, what string, f func()) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("%s did not return: it blocks on the output", what)
+		t.Fatalf("%s: not done after 10s", what)
 	}
 }
 
@@ -72,11 +72,10 @@ func TestBlockedOutputDropsAndReports(t *testing.T) {
 	const fit, total = 10, 1000
 	w := New(g, fit*lineLen, dropRecord, func(n int) { dropped.Add(int64(n)) })
 
-	if _, err := w.Write([]byte(line(0))); err != nil {
-		t.Fatal(err)
-	}
-	<-g.entered // the writing goroutine holds line 0 and is stuck on it
 	hangGuard(t, "Write to a blocked output", func() {
+		w.Write([]byte(line(0)))
+		// The writing goroutine takes line 0 and is stuck on it.
+		<-g.entered
 		for i := 1; i < total; i++ {
 			if n, err := w.Write([]byte(line(i))); n != lineLen || err != nil {
 				t.Errorf("Write = %d, %v", n, err)
@@ -162,8 +161,10 @@ func TestCloseHungOutput(t *testing.T) {
 	g := newGate()
 	defer close(g.open) // let the writing goroutine end with the test
 	w := New(g, DefaultMaxBytes, dropRecord, nil)
-	w.Write([]byte("sluice stopped\n"))
-	<-g.entered
+	hangGuard(t, "Write to a hung output", func() {
+		w.Write([]byte("sluice stopped\n"))
+		<-g.entered
+	})
 	const timeout = 200 * time.Millisecond
 	start := time.Now()
 	var ok bool
