@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/asynclog"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/metrics"
 	"github.com/sluice-mail/sluice/filters"
@@ -46,16 +48,27 @@ ready, reloading and stopping.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sigs := make(chan os.Signal)
 			defer signalNotify(sigs)()
-			d := &daemon{cli: c, stderr: cmd.ErrOrStderr()}
+			d := &daemon{cli: c, stderr: cmd.ErrOrStderr(), asyncLog: true}
 			err := d.run(cmd.Context(), sigs, nil)
-			if err != nil && d.started != nil && d.started.Log.Format == "json" {
-				// The configuration was read and asks for JSON: the error
-				// that ends the daemon is a log record like the others,
-				// which a log shipper parses, not a line of plain text
-				// among them. An error before the configuration is read
-				// has no format to go by and stays plain.
-				d.logger.Error("sluice serve failed", "err", err)
-				return &exitError{code: 1}
+			if err != nil && d.logQueue != nil {
+				if d.started.Log.Format == "json" {
+					// The configuration was read and asks for JSON: the
+					// error that ends the daemon is a log record like
+					// the others, which a log shipper parses, not a
+					// line of plain text among them. An error before
+					// the configuration is read has no format to go by
+					// and stays plain.
+					d.logger.Error("sluice serve failed", "err", err)
+				} else {
+					// The plain "sluice: ..." line main would write, but
+					// through the queue: after the lines before it, and
+					// without hanging on a stalled standard error.
+					reportError(d.logQueue, err)
+				}
+				err = &exitError{code: 1}
+			}
+			if d.logQueue != nil {
+				d.logQueue.Close(logFlushTimeout)
 			}
 			return err
 		},
@@ -123,6 +136,12 @@ var (
 type daemon struct {
 	cli    *cli
 	stderr io.Writer
+	// asyncLog puts a queue between the logger and stderr, logQueue,
+	// which never blocks the daemon (see package asynclog). `sluice
+	// serve` sets it; the tests that run the daemon in-process read
+	// its log as it is written, and do without.
+	asyncLog bool
+	logQueue *asynclog.Writer
 
 	cfg *config.Config
 	// started is the config the daemon started with: its listeners,
@@ -166,7 +185,14 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	d.started = cfg
 	d.level = new(slog.LevelVar)
 	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
-	d.logger = newLogger(d.stderr, cfg.Log.Format, d.level)
+	d.promReg = prometheus.NewRegistry()
+	d.metrics = metrics.New(d.promReg, version, runtime.Version())
+	logOut := d.stderr
+	if d.asyncLog {
+		d.logQueue = asynclog.New(d.stderr, asynclog.DefaultMaxBytes, droppedRecord(cfg.Log.Format), d.metrics.LogLinesDropped)
+		logOut = d.logQueue
+	}
+	d.logger = newLogger(logOut, cfg.Log.Format, d.level)
 	// go-milter logs through the standard log package; route it to slog.
 	slog.SetDefault(d.logger)
 	d.notify = newNotifier(d.logger)
@@ -178,8 +204,6 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 			return cfg.At("body.temp_dir", err)
 		}
 	}
-	d.promReg = prometheus.NewRegistry()
-	d.metrics = metrics.New(d.promReg, version, runtime.Version())
 	pipeline, err := config.Build(cfg, d.cli.reg, d.logger, d.metrics)
 	if err != nil {
 		return err
@@ -429,6 +453,22 @@ func (d *daemon) httpHandler() http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return mux
+}
+
+// logFlushTimeout bounds the wait for the log queue at exit: the lines
+// of the shutdown ("sluice stopped") reach a working standard error, and
+// a stalled one does not keep the daemon from exiting.
+const logFlushTimeout = 2 * time.Second
+
+// droppedRecord formats the line the log queue writes where it dropped n
+// lines: a WARN record in the configured format, which a log shipper
+// parses like the others, whatever log.level says.
+func droppedRecord(format string) func(n int) []byte {
+	return func(n int) []byte {
+		var b bytes.Buffer
+		newLogger(&b, format, new(slog.LevelVar)).Warn("log lines dropped: standard error did not take them in time", "dropped", n)
+		return b.Bytes()
+	}
 }
 
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {

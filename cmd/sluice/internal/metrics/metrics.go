@@ -30,6 +30,7 @@ type Metrics struct {
 	sessions         prometheus.Counter
 	sessionsInFlight prometheus.Gauge
 	sessionPanics    prometheus.Counter
+	logDropped       prometheus.Counter
 	dropped          *prometheus.CounterVec
 	messages         *prometheus.CounterVec
 	messageDuration  prometheus.Histogram
@@ -115,6 +116,10 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		sessionPanics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_session_panics_total",
 			Help: "Panics recovered in milter sessions outside filters.",
+		}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_log_lines_dropped_total",
+			Help: "Log lines dropped because standard error did not take them as fast as they came.",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_connections_dropped_total",
@@ -300,7 +305,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	for _, r := range []string{milter.DropMaxSessions, milter.DropNoNegotiation} {
 		m.dropped.WithLabelValues(r)
 	}
-	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.dropped, m.messages, m.messageDuration,
+	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.logDropped, m.dropped, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
 		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram, m.bayesImport,
@@ -324,6 +329,10 @@ func (m *Metrics) SessionClosed() { m.sessionsInFlight.Dec() }
 
 // SessionPanic implements milter.Observer.
 func (m *Metrics) SessionPanic() { m.sessionPanics.Inc() }
+
+// LogLinesDropped counts n log lines that sluice serve dropped because its
+// standard error was not read (see package asynclog).
+func (m *Metrics) LogLinesDropped(n int) { m.logDropped.Add(float64(n)) }
 
 // ConnectionDropped implements milter.Observer.
 func (m *Metrics) ConnectionDropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
