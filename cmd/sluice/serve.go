@@ -185,6 +185,8 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	d.started = cfg
 	d.level = new(slog.LevelVar)
 	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
+	// The metrics come before the logger: the log queue counts the lines
+	// it drops in them.
 	d.promReg = prometheus.NewRegistry()
 	d.metrics = metrics.New(d.promReg, version, runtime.Version())
 	logOut := d.stderr
