@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,6 +95,8 @@ type Server struct {
 	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// paused is set between Pause and Resume.
+	paused bool
 }
 
 // freePort returns a loopback port that is free, and whose Cluster bus
@@ -238,6 +241,7 @@ func (s *Server) Pause(t testing.TB) {
 	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	s.paused = true
 }
 
 // Resume continues a paused server.
@@ -246,6 +250,7 @@ func (s *Server) Resume(t testing.TB) {
 	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	s.paused = false
 }
 
 // Client returns a go-redis client for the server, closed at the end of
@@ -255,6 +260,13 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// quick returns a client for one poll: the caller closes it. (Client's
+// clients live until the test ends, too many for a loop.)
+func (s *Server) quick() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 2, DisableIdentity: true,
+		MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
 }
 
 // Info returns the fields of one INFO section ("memory", "stats").
@@ -279,7 +291,8 @@ func ParseInfo(text string) map[string]string {
 	return m
 }
 
-// Cluster is a Redis Cluster of masters without replicas.
+// Cluster is a Redis Cluster: masters only (StartCluster), or masters
+// with one replica each (StartClusterReplicas).
 type Cluster struct {
 	Nodes []*Server
 	// Addrs are the nodes' addresses, the seeds a client needs.
@@ -289,6 +302,27 @@ type Cluster struct {
 // StartCluster starts n (at least 3) cluster-enabled servers and joins
 // them into one cluster with redis-cli, the slots spread evenly.
 func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := startClusterNodes(t, n, 0)
+	c.waitOK(t)
+	return c
+}
+
+// StartClusterReplicas starts 2*masters cluster-enabled servers (masters
+// at least 3) and joins them into a cluster of that many masters, the
+// slots spread evenly, each master with one replica. With the node
+// timeout of 2 s, a replica takes over a few seconds after its master
+// dies (see Kill, MasterOf, WaitFailover). It returns once every node
+// reports cluster_state:ok and every master has its replica online.
+func StartClusterReplicas(t testing.TB, masters int) *Cluster {
+	t.Helper()
+	c := startClusterNodes(t, 2*masters, 1)
+	c.waitOK(t)
+	c.waitReplicas(t, masters)
+	return c
+}
+
+func startClusterNodes(t testing.TB, n, replicas int) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	for range n {
@@ -300,13 +334,19 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	// Every node must agree that the cluster is up before clients start.
+	return c
+}
+
+// waitOK waits, at most 30 s, until every live node agrees that the
+// cluster is up.
+func (c *Cluster) waitOK(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for _, s := range c.Nodes {
+	for _, s := range c.live() {
 		cl := s.Client(t)
 		for {
 			info, err := cl.ClusterInfo(context.Background()).Result()
@@ -314,12 +354,200 @@ func StartCluster(t testing.TB, n int) *Cluster {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("cluster node %s not ready: %v %s", s.Addr, err, info)
+				t.Fatalf("cluster node %s not ready within 30 s: %v %s", s.Addr, err, info)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	return c
+}
+
+// waitReplicas waits, at most 30 s, until there are the given number of
+// masters, each with a replica whose link to it is up and which every
+// node knows as its replica (a failover needs the other masters to know
+// the replica that asks for their votes).
+func (c *Cluster) waitReplicas(t testing.TB, masters int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.replicasReady(t, masters)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster replicas not ready within 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) replicasReady(t testing.TB, masters int) error {
+	ctx := context.Background()
+	var nm int
+	for _, s := range c.Nodes {
+		cl := s.quick()
+		defer cl.Close()
+		info, err := cl.Info(ctx, "replication").Result()
+		if err != nil {
+			return fmt.Errorf("%s: INFO replication: %w", s.Addr, err)
+		}
+		r := ParseInfo(info)
+		switch r["role"] {
+		case "master":
+			nm++
+			if !strings.Contains(r["slave0"], "state=online") {
+				return fmt.Errorf("master %s: no replica online (connected_slaves:%s slave0:%s)", s.Addr, r["connected_slaves"], r["slave0"])
+			}
+		case "slave":
+			if r["master_link_status"] != "up" {
+				return fmt.Errorf("replica %s: link to its master %s", s.Addr, r["master_link_status"])
+			}
+		default:
+			return fmt.Errorf("%s: role %q", s.Addr, r["role"])
+		}
+		nodes, err := cl.ClusterNodes(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("%s: CLUSTER NODES: %w", s.Addr, err)
+		}
+		n := 0
+		for _, line := range strings.Split(nodes, "\n") {
+			// ID ADDR FLAGS MASTER ...; FLAGS like "myself,slave".
+			if f := strings.Fields(line); len(f) > 3 && slices.Contains(strings.Split(f[2], ","), "slave") {
+				n++
+			}
+		}
+		if n != len(c.Nodes)-masters {
+			return fmt.Errorf("%s knows %d replicas, want %d:\n%s", s.Addr, n, len(c.Nodes)-masters, nodes)
+		}
+	}
+	if nm != masters {
+		return fmt.Errorf("%d masters, want %d", nm, masters)
+	}
+	return nil
+}
+
+// live returns the nodes whose process still runs, not paused.
+func (c *Cluster) live() []*Server {
+	var l []*Server
+	for _, s := range c.Nodes {
+		select {
+		case <-s.done:
+		default:
+			if !s.paused {
+				l = append(l, s)
+			}
+		}
+	}
+	return l
+}
+
+// Slot returns the hash slot of key (CLUSTER KEYSLOT on a live node).
+func (c *Cluster) Slot(t testing.TB, key string) int {
+	t.Helper()
+	var err error
+	for _, s := range c.live() {
+		var n int64
+		cl := s.quick()
+		defer cl.Close()
+		n, err = cl.ClusterKeySlot(context.Background(), key).Result()
+		if err == nil {
+			return int(n)
+		}
+	}
+	t.Fatalf("CLUSTER KEYSLOT %s: %v", key, err)
+	return 0
+}
+
+// MasterOf returns the node that serves key's slot as master, as the
+// live node asked first sees it (CLUSTER SLOTS), and the error if none
+// of them knows one. A node that took over a slot may be seen as its
+// master by itself before the others agree.
+func (c *Cluster) MasterOf(t testing.TB, key string) (*Server, error) {
+	t.Helper()
+	slot := c.Slot(t, key)
+	var err error
+	for _, s := range c.live() {
+		var ranges []redis.ClusterSlot
+		cl := s.quick()
+		defer cl.Close()
+		ranges, err = cl.ClusterSlots(context.Background()).Result()
+		if err != nil {
+			continue
+		}
+		for _, r := range ranges {
+			if slot < r.Start || slot > r.End || len(r.Nodes) == 0 {
+				continue
+			}
+			for _, n := range c.Nodes {
+				if n.Addr == r.Nodes[0].Addr {
+					return n, nil
+				}
+			}
+			return nil, fmt.Errorf("slot %d served by %s, not a node of the cluster", slot, r.Nodes[0].Addr)
+		}
+		err = fmt.Errorf("%s: slot %d not served (CLUSTER SLOTS %v)", s.Addr, slot, ranges)
+	}
+	return nil, fmt.Errorf("master of slot %d: %w", slot, err)
+}
+
+// WaitReplicated waits until the replica of master has everything master
+// has (WAIT 1, at most 10 s).
+func (c *Cluster) WaitReplicated(t testing.TB, master *Server) {
+	t.Helper()
+	n, err := master.Client(t).Wait(context.Background(), 1, 10*time.Second).Result()
+	if err != nil || n < 1 {
+		t.Fatalf("WAIT for the replica of %s: %d %v", master.Addr, n, err)
+	}
+}
+
+// WaitFailover waits, polling, until a node other than old serves key's
+// slot as master, says it is a master (INFO replication), and every live
+// node reports cluster_state:ok; it fails the test after timeout. It
+// returns the new master.
+func (c *Cluster) WaitFailover(t testing.TB, key string, old *Server, timeout time.Duration) *Server {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := c.failedOver(t, key, old)
+		if err == nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failover from %s within %v: %v", old.Addr, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// failedOver returns the master of key's slot if it is not old, says it
+// is a master, and the cluster is up; or what is still missing.
+func (c *Cluster) failedOver(t testing.TB, key string, old *Server) (*Server, error) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := c.MasterOf(t, key)
+	if err != nil {
+		return nil, err
+	}
+	if m == old {
+		return nil, fmt.Errorf("slot still served by %s", old.Addr)
+	}
+	mc := m.quick()
+	defer mc.Close()
+	info, err := mc.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil, fmt.Errorf("%s: INFO replication: %w", m.Addr, err)
+	}
+	if ParseInfo(info)["role"] != "master" {
+		return nil, fmt.Errorf("%s serves the slot but is not yet a master", m.Addr)
+	}
+	for _, s := range c.live() {
+		cl := s.quick()
+		defer cl.Close()
+		info, err := cl.ClusterInfo(ctx).Result()
+		if err != nil || !strings.Contains(info, "cluster_state:ok") {
+			return nil, fmt.Errorf("%s: cluster not ok: %v %s", s.Addr, err, info)
+		}
+	}
+	return m, nil
 }
 
 // Sentinel is a Redis master with one replica, watched by one Sentinel
