@@ -346,6 +346,18 @@ func (s *RedisStore) call(ctx context.Context, op string, write bool, fn func(ct
 		s.opts.Observer.RedisRoundTrip(op, time.Since(start), err)
 	}
 	if err != nil {
+		if cc, ok := s.rdb.(*redis.ClusterClient); ok && unavailable(err) {
+			// go-redis reloads a Cluster's slot map when a node answers
+			// MOVED or READONLY, and otherwise only once it is a minute
+			// old (ClusterStateReloadInterval): when the master of the
+			// store's slot dies, nothing answers, and the client would
+			// go on dialing the dead node for up to a minute after its
+			// replica took over. So every failure asks for a reload, in
+			// the background (go-redis runs one at a time, at most one
+			// each 200 ms), and the calls after the replica's promotion
+			// go to it.
+			cc.ReloadState(ctx)
+		}
 		return s.wrap(op, err)
 	}
 	return nil
