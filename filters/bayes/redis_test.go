@@ -87,6 +87,12 @@ func (o *storeObs) snapshot() obsCounts {
 // under prefix, through export and import.
 func redisTrained(t *testing.T, addr, prefix string) {
 	t.Helper()
+	redisTrainedOn(t, classifier.RedisOptions{Addrs: []string{addr}, KeyPrefix: prefix})
+}
+
+// redisTrainedOn is redisTrained on the store opts name.
+func redisTrainedOn(t *testing.T, opts classifier.RedisOptions) {
+	t.Helper()
 	ctx := context.Background()
 	bolt := trainedStore(t)
 	defer bolt.Close()
@@ -94,7 +100,7 @@ func redisTrained(t *testing.T, addr, prefix string) {
 	if err := classifier.Export(ctx, bolt, &buf); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := classifier.OpenRedis(classifier.RedisOptions{Addrs: []string{addr}, KeyPrefix: prefix})
+	rs, err := classifier.OpenRedis(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +171,73 @@ func TestRedisStoreUnavailableTags(t *testing.T) {
 	}
 	if s := obs.snapshot(); s.trips["lookup"] < 8 || s.failed["lookup"] < 6 {
 		t.Errorf("round trips seen: %v, failed %v", s.trips, s.failed)
+	}
+}
+
+// Cluster failover (docs/scaling.md): while the master holding the
+// store's slot is down, messages pass tagged "store unavailable" (and
+// are counted); once its replica has taken over, the same filter
+// classifies them again with the store as it was.
+func TestRedisClusterFailoverFilter(t *testing.T) {
+	cl := redistest.StartClusterReplicas(t, 3)
+	redisTrainedOn(t, classifier.RedisOptions{Addrs: cl.Addrs, Cluster: true, KeyPrefix: "cf"})
+	obs := &storeObs{}
+	env := filters.Env{Name: "bayes", StateDir: t.TempDir(), Observer: obs}
+	conf := "store: redis\nredis:\n  addrs: [" + strings.Join(cl.Addrs, ", ") + "]\n  cluster: true\n  key_prefix: cf\n  timeout: 300ms\n" +
+		"unsure: {action: reject}\n"
+	f, err := bayes.Open(env, options(t, conf), "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v := check(t, f, spamMessage()); v.Action != filters.Reject {
+		t.Fatalf("spam before the failover: %+v", v)
+	}
+	if v := check(t, f, hamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Ham,") {
+		t.Fatalf("ham before the failover: %+v", v)
+	}
+	const key = "{cf}:meta"
+	master, err := cl.MasterOf(t, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.WaitReplicated(t, master)
+	master.Kill(t)
+	killed := time.Now()
+	before := obs.snapshot().unavailable
+	for range 3 {
+		start := time.Now()
+		v := check(t, f, hamMessage())
+		if took := time.Since(start); took > 800*time.Millisecond {
+			t.Errorf("the filter took %v with a 300ms store timeout", took)
+		}
+		want := "Unsure, store unavailable, queue_id=4Q2HAM, version=1.2.3"
+		if v.Action != filters.Continue || added(v, "X-Sluice-Bayes") != want || v.Reason != "bayes: store unavailable" {
+			t.Errorf("in the outage (%v after the kill): verdict %+v, want Continue with %q", time.Since(killed), v, want)
+		}
+	}
+	if n := obs.snapshot().unavailable - before; n != 3 {
+		t.Errorf("%d messages counted unavailable, want 3", n)
+	}
+	cl.WaitFailover(t, key, master, 30*time.Second)
+	promoted := time.Now()
+	for {
+		v := check(t, f, spamMessage())
+		if v.Action == filters.Reject {
+			break
+		}
+		if !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Unsure, store unavailable") {
+			t.Fatalf("spam after the failover: %+v, want store unavailable until rejected", v)
+		}
+		if time.Since(promoted) > 5*time.Second {
+			t.Fatalf("no spam verdict 5 s after the promotion: %+v", v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("promoted %v after the kill; spam rejected again %v after the promotion",
+		promoted.Sub(killed).Round(10*time.Millisecond), time.Since(promoted).Round(10*time.Millisecond))
+	if v := check(t, f, hamMessage()); !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Ham,") {
+		t.Errorf("ham after the failover: %+v", v)
 	}
 }
 
