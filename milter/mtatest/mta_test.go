@@ -509,3 +509,61 @@ func TestConcurrentInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitLocal submits through the instance's own sendmail(1): with
+// NonSMTPDMilters the milter sees the message, after Postfix's simulated
+// connect from localhost; without it the message is delivered unfiltered.
+func TestSubmitLocal(t *testing.T) {
+	for _, withMilter := range []bool{true, false} {
+		t.Run(fmt.Sprintf("non_smtpd_milters=%v", withMilter), func(t *testing.T) {
+			t.Parallel()
+			spec, log := startHeaderMilter(t, "unix")
+			mta := StartPostfix(t, PostfixOptions{Milter: spec, DefaultAction: "tempfail", NonSMTPDMilters: withMilter})
+			raw := []byte("From: Alice <alice@lab.example>\nTo: Bob <bob@lab.example>\nSubject: local\n\n.\nlast line\n")
+			out, err := mta.SubmitLocal(t, "alice@lab.example", []string{"bob@lab.example"}, raw)
+			if err != nil || out != "" {
+				t.Fatalf("sendmail: %v, output %q; want success and no output", err, out)
+			}
+			ds := mta.WaitDelivered(t, 1, deliverTimeout)
+			mta.WaitIdle(t, deliverTimeout)
+			if q := mta.Queued(t); len(q) != 0 {
+				t.Errorf("queued after WaitIdle: %v", q)
+			}
+			d := ds[0]
+			if d.Recipient() != "bob@lab.example" || d.Get("Return-Path") != "<alice@lab.example>" {
+				t.Errorf("delivered to %q with Return-Path %q", d.Recipient(), d.Get("Return-Path"))
+			}
+			if got := d.Get("Received"); !strings.Contains(got, "from userid 0") {
+				t.Errorf("Received: %q, want Postfix's local submission form (from userid 0)", got)
+			}
+			// "-i": the lone dot is a line of the body.
+			if string(d.Body) != ".\nlast line\n" {
+				t.Errorf("body %q", d.Body)
+			}
+			// "by HOST (Postfix, from userid 0)\n\tid QUEUEID; DATE"
+			_, id, _ := strings.Cut(d.Get("Received"), "\tid ")
+			id, _, _ = strings.Cut(id, ";")
+			if withMilter {
+				if got, want := d.Get(headerName), "queue-id="+id; got != want {
+					t.Errorf("%s: %q, want %q", headerName, got, want)
+				}
+				conn, ok := log.first("connect")
+				if !ok {
+					t.Fatal("milter saw no connect")
+				}
+				for k, want := range map[string]string{"{client_addr}": "127.0.0.1", "{client_name}": "localhost", "{client_port}": "0"} {
+					if conn[k] != want {
+						t.Errorf("simulated connect: %s = %q, want %q (macros %v)", k, conn[k], want, conn)
+					}
+				}
+			} else {
+				if got := d.Get(headerName); got != "" {
+					t.Errorf("without non_smtpd_milters the milter added %s: %q", headerName, got)
+				}
+				if n := log.count("connect"); n != 0 {
+					t.Errorf("without non_smtpd_milters the milter saw %d connections", n)
+				}
+			}
+		})
+	}
+}

@@ -19,6 +19,10 @@ type PostfixOptions struct {
 	// milter cannot be reached or fails: "accept", "tempfail" (the default
 	// when empty) or "reject".
 	DefaultAction string
+	// NonSMTPDMilters sets non_smtpd_milters = $smtpd_milters, so that
+	// mail submitted on the host (MTA.SubmitLocal) goes through the milter
+	// too. Unset, such mail is queued without it.
+	NonSMTPDMilters bool
 	// ExtraConfig holds main.cf lines ("name = value"), applied after the
 	// harness's own settings with postconf -e, so they may override them;
 	// e.g. "smtpd_delay_open_until_valid_rcpt = no" or
@@ -41,6 +45,9 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *MTA {
 	}
 	Require(t, "postfix", "swaks")
 	args := []string{"-m", opts.Milter, "-a", action}
+	if opts.NonSMTPDMilters {
+		args = append(args, "-o", "non_smtpd_milters = $smtpd_milters")
+	}
 	for _, line := range opts.ExtraConfig {
 		args = append(args, "-o", line)
 	}

@@ -127,6 +127,9 @@ relay_transport = error:outbound mail disabled in this test instance
 # know about the client; "i" (queue id) is only set at MAIL time when the
 # queue file is already open (smtpd_delay_open_until_valid_rcpt = no).
 smtpd_milters = $milter
+# Mail submitted with this instance's sendmail(1) (postdrop, pickup) goes
+# through no milter unless a test asks for it with
+# -o 'non_smtpd_milters = \$smtpd_milters' (PostfixOptions.NonSMTPDMilters).
 non_smtpd_milters =
 milter_default_action = $action
 milter_protocol = 6
