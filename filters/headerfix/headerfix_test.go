@@ -97,6 +97,52 @@ func TestFilterEdits(t *testing.T) {
 				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
 		},
 		{
+			// Mail submitted with Postfix's sendmail(1) (non_smtpd_milters):
+			// the CR is kept, and the From Postfix made up carries the
+			// submitting user's full name (hfrom_format = standard,
+			// observed in cmd/sluice/nonsmtpd_e2e_test.go). It is the
+			// MTA's all the same and gets the real value: left alone,
+			// the message would have two From fields.
+			name:    "Postfix sendmail(1), bare CR, From with full name",
+			postfix: true,
+			in:      hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", "Alice Example <alice@example.org>"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From, dropped From added by MTA"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", exFrom,
+				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
+		},
+		{
+			// The same with hfrom_format = obsolete and a quoted name.
+			name:    "Postfix sendmail(1), bare CR, From with full name, obsolete form",
+			postfix: true,
+			in:      hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", `alice@example.org ("Example, Alice")`),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From, dropped From added by MTA"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", exFrom,
+				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
+		},
+		{
+			// A From of the sender's own at the end, naming another
+			// address, is not taken for the MTA's.
+			name:    "Postfix, bare CR, the sender's own From at the end",
+			postfix: true,
+			in:      hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", "Alice Example <other@example.org>"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "From", Value: "Alice Example <other@example.org>"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", exFrom, "From", "Alice Example <other@example.org>",
+				"X-Sluice-Repaired", "split Date/From"),
+		},
+		{
 			// Sendmail keeps the CR and hides the From it made up; an
 			// added From replaces that one (see plan.go).
 			name: "Sendmail, bare CR",

@@ -133,7 +133,25 @@ func madeUp(name, value string, m *filters.Message) bool {
 	switch name {
 	case "from":
 		a := m.From.Addr
-		return a != "" && (strings.EqualFold(v, a) || strings.EqualFold(v, "<"+a+">"))
+		if a == "" {
+			return false
+		}
+		if strings.EqualFold(v, a) || strings.EqualFold(v, "<"+a+">") {
+			return true
+		}
+		// Mail submitted with Postfix's sendmail(1) reaches the milter
+		// when non_smtpd_milters is set, and for it cleanup(8) writes the
+		// submitting user's full name (passwd, -F or NAME) into the From
+		// it makes up: "Full Name <sender>" (hfrom_format = standard, the
+		// default) or "sender (Full Name)" (obsolete). Without this, a
+		// From that a bare CR had hidden was added next to that one and
+		// the message left with two From fields (observed with Postfix
+		// 3.7, cmd/sluice/nonsmtpd_e2e_test.go).
+		n := len(a)
+		if len(v) > n+3 && v[len(v)-1] == '>' && strings.EqualFold(v[len(v)-n-3:], " <"+a+">") {
+			return true
+		}
+		return len(v) > n+3 && v[len(v)-1] == ')' && strings.EqualFold(v[:n+2], a+" (")
 	case "message-id":
 		return m.QueueID != "" && strings.Contains(v, m.QueueID) && msgIDPrefix(v) == len(v)
 	case "date":
