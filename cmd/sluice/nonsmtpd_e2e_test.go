@@ -25,7 +25,8 @@ import (
 //   - reject: the message bounces to the envelope sender at once;
 //   - tempfail: the message stays in the maildrop queue and is tried again
 //     (with a new queue id) at each scan of pickup(8);
-//   - discard and quarantine as for SMTP mail.
+//   - discard and quarantine as for SMTP mail;
+//   - sluice down, with milter_default_action = tempfail: as a tempfail.
 
 // nonSMTPDConfig is the daemon's config for these tests: headerfix,
 // senders, dnsbl with its default skip_private, and the script filter.
@@ -278,15 +279,34 @@ func TestNonSMTPDMiltersPostfix(t *testing.T) {
 		t.Errorf("after the second tempfail the maildrop queue holds %s, want %s", got, q)
 	}
 
-	// With sluice's verdict changed (here: a daemon whose pipeline has no
-	// filter, on the same socket), the next scan delivers it.
+	// With sluice stopped, milter_default_action = tempfail does the
+	// same to a new message: it waits in the maildrop queue.
 	if err := td.stop(); err != nil {
 		t.Fatalf("daemon exit: %v", err)
 	}
+	submit("alice@lab.example", "down@lab.example", plain("alice@lab.example", "down@lab.example"))
+	mta.WaitLog(t, "milter-reject: CONNECT from localhost[127.0.0.1]: 4.7.1 Service unavailable - try again later", 20*time.Second)
+	deadline = time.Now().Add(10 * time.Second)
+	for q := mta.Queued(t); len(q) != 2 || !strings.HasPrefix(q[0], "maildrop/") || !strings.HasPrefix(q[1], "maildrop/"); q = mta.Queued(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with sluice down the queue holds %v, want two messages in maildrop/", q)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// With sluice back and its verdict changed (here: a daemon whose
+	// pipeline has no filter, on the same socket), the next scan
+	// delivers both.
 	td2 := startDaemonWith(t, fmt.Sprintf("listen:\n  - address: unix:%s\n    mode: \"0666\"\nmetrics:\n  listen: 127.0.0.1:0\nshutdown_timeout: 5s\nfilters: []\n", sock))
 	mta.KickPickup(t)
-	next("tempfail@lab.example")
+	delivered += 2
+	ds := mta.WaitDelivered(t, delivered, 20*time.Second)
 	mta.WaitIdle(t, 20*time.Second)
+	got := []string{ds[len(ds)-2].Recipient(), ds[len(ds)-1].Recipient()}
+	slices.Sort(got)
+	if want := []string{"down@lab.example", "tempfail@lab.example"}; !slices.Equal(got, want) {
+		t.Errorf("delivered once sluice accepts: %v, want %v", got, want)
+	}
 	if err := td2.stop(); err != nil {
 		t.Fatalf("daemon exit: %v", err)
 	}

@@ -77,6 +77,19 @@
 //	c.Cmd("RSET") // several messages per session are fine
 //	c.Quit()
 //
+// # Mail submitted on the host
+//
+// With Postfix, SubmitLocal submits a message with the instance's own
+// sendmail(1), as a local program would; it goes through the milter only
+// with PostfixOptions.NonSMTPDMilters, after Postfix's simulated connect
+// from localhost[127.0.0.1] (port 0) and HELO localhost. sendmail exits
+// before the milter is asked; a message the milter answers with a
+// temporary failure stays in the maildrop queue (Queued lists it), tried
+// again when KickPickup (or pickup's own timer) has it scanned again:
+//
+//	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, NonSMTPDMilters: true})
+//	out, err := mta.SubmitLocal(t, "alice@lab.example", []string{"bob@lab.example"}, raw)
+//
 // # Checking results
 //
 //	ds := mta.WaitDelivered(t, 1, 10*time.Second) // parsed Maildir files
