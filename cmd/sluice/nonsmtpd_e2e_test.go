@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -278,6 +280,13 @@ func TestNonSMTPDMiltersPostfix(t *testing.T) {
 	if got := nonSMTPDMaildrop(t, mta); got != q {
 		t.Errorf("after the second tempfail the maildrop queue holds %s, want %s", got, q)
 	}
+	// postqueue -p (mailq) lists it under its maildrop queue id.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	mailq, err := exec.CommandContext(ctx, "/usr/sbin/postqueue", "-c", filepath.Join(mta.Dir(), "etc"), "-p").CombinedOutput()
+	cancel()
+	if id := strings.TrimPrefix(q, "maildrop/"); err != nil || !strings.Contains(string(mailq), id) || !strings.Contains(string(mailq), "tempfail@lab.example") {
+		t.Errorf("postqueue -p: %v\n%s\nwant %s to tempfail@lab.example listed", err, mailq, id)
+	}
 
 	// With sluice stopped, milter_default_action = tempfail does the
 	// same to a new message: it waits in the maildrop queue.
@@ -306,6 +315,10 @@ func TestNonSMTPDMiltersPostfix(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"down@lab.example", "tempfail@lab.example"}; !slices.Equal(got, want) {
 		t.Errorf("delivered once sluice accepts: %v, want %v", got, want)
+	}
+	// No bounce or delay warning came meanwhile.
+	if n := len(mta.Delivered(t)); n != delivered {
+		t.Errorf("%d messages delivered, want %d", n, delivered)
 	}
 	if err := td2.stop(); err != nil {
 		t.Fatalf("daemon exit: %v", err)

@@ -551,10 +551,16 @@ func TestSubmitLocal(t *testing.T) {
 				if !ok {
 					t.Fatal("milter saw no connect")
 				}
-				for k, want := range map[string]string{"{client_addr}": "127.0.0.1", "{client_name}": "localhost", "{client_port}": "0"} {
+				for k, want := range map[string]string{"{client_addr}": "127.0.0.1", "{client_name}": "localhost", "{client_port}": "0", "_": "localhost [127.0.0.1]"} {
 					if conn[k] != want {
 						t.Errorf("simulated connect: %s = %q, want %q (macros %v)", k, conn[k], want, conn)
 					}
+				}
+				// At MAIL only i and {mail_addr}: no {mail_host} or
+				// {mail_mailer} as for an SMTP client.
+				mail, _ := log.first("mail")
+				if len(mail) != 2 || mail["i"] != id || mail["{mail_addr}"] != "alice@lab.example" {
+					t.Errorf("macros at MAIL %v, want i=%s and {mail_addr}=alice@lab.example only", mail, id)
 				}
 			} else {
 				if got := d.Get(headerName); got != "" {
