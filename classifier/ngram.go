@@ -118,12 +118,21 @@ func (s *ngramSeen) features(raw []byte, tokens []string) []uint32 {
 
 // appendFeatures appends the features that features returns to f, and
 // returns the extended slice.
+//
+// About half the candidates of a message are new, and a CPU cannot
+// predict which: a branch on it would be mispredicted every other byte,
+// the largest cost of the loop. So every candidate is written at f[k]
+// and k advances by the bit that says whether it was new, with no
+// branch; f has room for every candidate beforehand.
 func (s *ngramSeen) appendFeatures(f []uint32, raw []byte, tokens []string) []uint32 {
 	if *s == nil {
 		*s = make(ngramSeen, 1<<ngramBits/64)
 	}
 	bits := *s
 	start := len(f)
+	f = slices.Grow(f, min(len(raw), ngramBytes)+len(tokens))
+	out := f[:cap(f)]
+	k := start
 	// win holds the last four bytes, the newest in the top byte: the
 	// little-endian number of the four bytes in message order.
 	var win uint32
@@ -143,22 +152,27 @@ func (s *ngramSeen) appendFeatures(f []uint32, raw []byte, tokens []string) []ui
 		// Multiplicative hashing: the top bits of the product mix all
 		// four bytes.
 		v := (win * 0x9E3779B1) >> (32 - ngramBits)
-		if w, m := v/64, uint64(1)<<(v%64); bits[w]&m == 0 {
-			bits[w] |= m
-			f = append(f, v)
-		}
+		k = addFeature(bits, out, k, v)
 	}
 	for _, tok := range tokens {
-		v := wordFeature(tok)
-		if w, m := v/64, uint64(1)<<(v%64); bits[w]&m == 0 {
-			bits[w] |= m
-			f = append(f, v)
-		}
+		k = addFeature(bits, out, k, wordFeature(tok))
 	}
+	f = out[:k]
 	for _, v := range f[start:] {
 		bits[v/64] = 0
 	}
 	return f
+}
+
+// addFeature writes feature v at out[k] and returns k+1 if its bit in
+// bits was clear (a feature not seen before in the message), k if it was
+// set; either way the bit is set. out must have room at k.
+func addFeature(bits ngramSeen, out []uint32, k int, v uint32) int {
+	w := &bits[v/64]
+	old := *w
+	*w = old | 1<<(v%64)
+	out[k] = v
+	return k + int(^old>>(v%64)&1)
 }
 
 // EncodeFeatures packs sorted distinct features as varint gaps.
