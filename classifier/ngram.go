@@ -136,23 +136,32 @@ func (s *ngramSeen) appendFeatures(f []uint32, raw []byte, tokens []string) []ui
 	// win holds the last four bytes, the newest in the top byte: the
 	// little-endian number of the four bytes in message order.
 	var win uint32
-	n := 0
-	for _, b := range raw {
-		if b == '\r' {
-			continue
+	if head := raw[:min(len(raw), ngramBytes)]; bytes.IndexByte(head, '\r') < 0 {
+		// No carriage return to drop (a message with LF line ends,
+		// as most are stored): the first ngramBytes bytes are the
+		// bytes looked at, and the loop needs no test per byte.
+		for i, b := range head {
+			win = win>>8 | uint32(b)<<24
+			if i >= 3 {
+				k = addFeature(bits, out, k, ngramHash(win))
+			}
 		}
-		if n == ngramBytes {
-			break
+	} else {
+		n := 0
+		for _, b := range raw {
+			if b == '\r' {
+				continue
+			}
+			if n == ngramBytes {
+				break
+			}
+			win = win>>8 | uint32(b)<<24
+			n++
+			if n < 4 {
+				continue
+			}
+			k = addFeature(bits, out, k, ngramHash(win))
 		}
-		win = win>>8 | uint32(b)<<24
-		n++
-		if n < 4 {
-			continue
-		}
-		// Multiplicative hashing: the top bits of the product mix all
-		// four bytes.
-		v := (win * 0x9E3779B1) >> (32 - ngramBits)
-		k = addFeature(bits, out, k, v)
 	}
 	for _, tok := range tokens {
 		k = addFeature(bits, out, k, wordFeature(tok))
@@ -163,6 +172,10 @@ func (s *ngramSeen) appendFeatures(f []uint32, raw []byte, tokens []string) []ui
 	}
 	return f
 }
+
+// ngramHash is the feature of the four bytes of win: multiplicative
+// hashing, whose top bits mix all four bytes.
+func ngramHash(win uint32) uint32 { return (win * 0x9E3779B1) >> (32 - ngramBits) }
 
 // addFeature writes feature v at out[k] and returns k+1 if its bit in
 // bits was clear (a feature not seen before in the message), k if it was

@@ -886,3 +886,53 @@ func TestRawHeaderLatin1Whole(t *testing.T) {
 		}
 	}
 }
+
+// indexURLByByte is indexURL as it was first written, looking at every
+// byte: the reference the faster indexURL must agree with.
+func indexURLByByte(s []byte) int {
+	for i := 0; i+4 <= len(s); i++ {
+		c := s[i] | 0x20
+		if c != 'h' && c != 'w' {
+			continue
+		}
+		if c == 'h' && i+7 <= len(s) && s[i+1]|0x20 == 't' && s[i+2]|0x20 == 't' && s[i+3]|0x20 == 'p' {
+			r := s[i+4:]
+			if r[0] == ':' && r[1] == '/' && r[2] == '/' || len(r) >= 4 && (r[0]|0x20) == 's' && r[1] == ':' && r[2] == '/' && r[3] == '/' {
+				return i
+			}
+		}
+		if c == 'w' && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && s[i+3] == '.' && (i == 0 || !isHostByte(s[i-1])) {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexURL finds the same first URL as a scan of every byte, on strings
+// made of the bytes URLs are recognised by (in both cases) and a few
+// others, dense enough that most hold near-misses and several matches.
+func TestIndexURLMatchesByteScan(t *testing.T) {
+	const alphabet = "hHtTpPsSwW:/.x-@ \xc3"
+	r := rand.New(rand.NewPCG(7, 8))
+	var b []byte
+	for n := range 300000 {
+		b = b[:0]
+		for range r.IntN(24) {
+			b = append(b, alphabet[r.IntN(len(alphabet))])
+		}
+		for range n % 3 {
+			// Plant matches, so that they are not rare and some are
+			// next to each other.
+			k := r.IntN(len(b) + 1)
+			b = append(b[:k], append([]byte([]string{"http://", "HTTPS://", "www.", "WwW."}[r.IntN(4)]), b[k:]...)...)
+		}
+		if got, want := indexURL(b), indexURLByByte(b); got != want {
+			t.Fatalf("indexURL(%q) = %d, want %d", b, got, want)
+		}
+	}
+	for _, s := range []string{"", "www.", "xwww.", "-www.x", "http://", "https://", "http:/", "hxxp://www.a", "a https://b http://c", "www.http://", "-www.https://", "wwww.http://"} {
+		if got, want := indexURL([]byte(s)), indexURLByByte([]byte(s)); got != want {
+			t.Errorf("indexURL(%q) = %d, want %d", s, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -180,7 +181,12 @@ func (w *walker) words(s []byte, prefix string) {
 			if start < 0 {
 				start = i
 			}
+			// The rest of an ASCII run of word bytes in a tight loop:
+			// most bytes of a message are such.
 			i++
+			for i < len(s) && asciiClass[s[i]] == classWord {
+				i++
+			}
 			continue
 		case classSep:
 			if start >= 0 {
@@ -295,19 +301,36 @@ func allDigits(s []byte) bool {
 }
 
 // appendLower appends s lower-cased to b.
+//
+// Every word of a message goes through here. b is grown once, and each
+// ASCII byte is stored through a table (asciiLower) rather than appended
+// after a test for upper case, which in mixed-case text the CPU
+// mispredicts often.
 func appendLower(b []byte, s []byte) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	n := len(b)
+	b = slices.Grow(b, len(s))[:n+len(s)]
+	d := b[n:]
+	d = d[:len(s)] // one bounds check for the loop
+	for i, c := range s {
 		if c >= utf8.RuneSelf {
-			return appendLowerUnicode(b, s[i:])
+			return appendLowerUnicode(b[:n+i], s[i:])
 		}
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
+		d[i] = asciiLower[c]
 	}
 	return b
 }
+
+// asciiLower maps each byte to itself, but ASCII upper-case letters to
+// lower case. It is built once and only read.
+var asciiLower = func() (t [256]byte) {
+	for c := range 256 {
+		t[c] = byte(c)
+		if c >= 'A' && c <= 'Z' {
+			t[c] += 'a' - 'A'
+		}
+	}
+	return t
+}()
 
 // appendLowerUnicode appends s lower-cased rune by rune, as strings.ToLower
 // does.
@@ -347,24 +370,51 @@ func (w *walker) urls(s []byte) {
 }
 
 // indexURL returns the index of the next "http://", "https://" or "www." in s
-// (ASCII case-insensitively), or -1.
+// (ASCII case-insensitively), or -1. A "www." counts only where no host
+// byte precedes it.
+//
+// Rather than look at every byte of the text for an h or a w, it finds
+// the bytes every match holds at a fixed place, "://" and '.', with
+// bytes.Index and bytes.IndexByte, which scan many bytes at a time, and
+// checks the bytes before them: the first "://" that ends an "http" or
+// "https" gives the first such match (two "://" are at least three bytes
+// apart, so a later one cannot start an earlier match), and only the dots
+// before it can start an earlier "www.".
 func indexURL(s []byte) int {
-	for i := 0; i+4 <= len(s); i++ {
-		c := s[i] | 0x20
-		if c != 'h' && c != 'w' {
-			continue
+	first := -1 // the first "http://" or "https://"
+	for from := 0; ; {
+		j := bytes.Index(s[from:], []byte("://"))
+		if j < 0 {
+			break
 		}
-		if c == 'h' && i+7 <= len(s) && s[i+1]|0x20 == 't' && s[i+2]|0x20 == 't' && s[i+3]|0x20 == 'p' {
-			r := s[i+4:]
-			if r[0] == ':' && r[1] == '/' && r[2] == '/' || len(r) >= 4 && (r[0]|0x20) == 's' && r[1] == ':' && r[2] == '/' && r[3] == '/' {
-				return i
-			}
+		j += from
+		if j >= 4 && s[j-4]|0x20 == 'h' && s[j-3]|0x20 == 't' && s[j-2]|0x20 == 't' && s[j-1]|0x20 == 'p' {
+			first = j - 4
+			break
 		}
-		if c == 'w' && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && s[i+3] == '.' && (i == 0 || !isHostByte(s[i-1])) {
+		if j >= 5 && s[j-5]|0x20 == 'h' && s[j-4]|0x20 == 't' && s[j-3]|0x20 == 't' && s[j-2]|0x20 == 'p' && s[j-1]|0x20 == 's' {
+			first = j - 5
+			break
+		}
+		from = j + 3
+	}
+	// A "www." before it: its dot is at most at first+2.
+	end := len(s)
+	if first >= 0 {
+		end = first + 3
+	}
+	for from := 3; from < end; {
+		p := bytes.IndexByte(s[from:end], '.')
+		if p < 0 {
+			break
+		}
+		p += from
+		if i := p - 3; s[i]|0x20 == 'w' && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && (i == 0 || !isHostByte(s[i-1])) {
 			return i
 		}
+		from = p + 1
 	}
-	return -1
+	return first
 }
 
 func isHostByte(c byte) bool {
