@@ -655,6 +655,12 @@ func lowerFloor(v *atomic.Uint64, floor uint64) bool {
 // lookup is Lookup for a caller that needs exact counts only of the tokens
 // seen in at least floor messages: the others may read as unseen.
 func (s *BoltStore) lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error) {
+	return s.lookupHashed(ctx, tokens, nil, floor)
+}
+
+// lookupHashed implements floorStore: lookup, with the tokens' hashes
+// (tokenHash) if hashes is not nil.
+func (s *BoltStore) lookupHashed(ctx context.Context, tokens []string, hashes []uint64, floor uint64) (Totals, []Counts, error) {
 	var tot Totals
 	counts := make([]Counts, len(tokens))
 	s.lookedUp.Add(int64(len(tokens)))
@@ -696,7 +702,7 @@ func (s *BoltStore) lookup(ctx context.Context, tokens []string, floor uint64) (
 			return nil
 		}
 		tot = idx.totals
-		for _, i := range idx.getAll(tokens, counts, idx.floor > floor) {
+		for _, i := range idx.getAllHashed(tokens, hashes, counts, idx.floor > floor) {
 			if err := read(i); err != nil {
 				return err
 			}

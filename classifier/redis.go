@@ -449,6 +449,12 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 // only such tokens then answers every token, and Redis is asked for the
 // totals, the generation and the change log alone.
 func (s *RedisStore) lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error) {
+	return s.lookupHashed(ctx, tokens, nil, floor)
+}
+
+// lookupHashed implements floorStore: lookup, with the tokens' hashes
+// (tokenHash) if hashes is not nil.
+func (s *RedisStore) lookupHashed(ctx context.Context, tokens []string, hashes []uint64, floor uint64) (Totals, []Counts, error) {
 	counts := make([]Counts, len(tokens))
 	if s.cache == nil {
 		r, err := s.fetch(ctx, tokens, allIndexes(len(tokens)), counts, "")
@@ -458,7 +464,7 @@ func (s *RedisStore) lookup(ctx context.Context, tokens []string, floor uint64) 
 		return r.tot, counts, nil
 	}
 	s.startLoad()
-	v := s.cache.get(tokens, counts, floor)
+	v := s.cache.get(tokens, hashes, counts, floor)
 	r, err := s.fetch(ctx, tokens, v.ask, counts, v.gen)
 	if errors.Is(err, errLogRefused) {
 		// Every lookup that asked for the log before noLog was set is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"math/bits"
 	"sync"
@@ -58,8 +57,7 @@ const cacheLoad = 0.75
 // Two tokens with the same hash share counts; at 2^-64 per pair that is
 // about once in 10^13 lookups of a million-token store.
 type redisCache struct {
-	seed maphash.Seed
-	max  int // most tokens held
+	max int // most tokens held
 
 	mu       sync.RWMutex // lookups read the table together
 	gen      string       // generation of the counts; "" none
@@ -74,16 +72,13 @@ func newRedisCache(size int) *redisCache {
 	if size <= 0 {
 		return nil
 	}
-	return &redisCache{seed: maphash.MakeSeed(), max: size}
+	return &redisCache{max: size}
 }
 
-func (c *redisCache) hash(tok string) uint64 {
-	h := maphash.String(c.seed, tok)
-	if h == 0 {
-		h = 1 // 0 marks an empty slot
-	}
-	return h
-}
+// hash is the hash of tok in the cache: tokenHash, whose seed the cache
+// shares with the token sets of messages (never 0, which marks an empty
+// slot).
+func (c *redisCache) hash(tok string) uint64 { return tokenHashString(tok) }
 
 // cacheView is what a lookup took from the cache.
 type cacheView struct {
@@ -97,11 +92,16 @@ type cacheView struct {
 // the generation of those counts and the indexes of the others. A complete
 // cache answers for a token it lacks (unseen) only to a lookup that needs
 // exact counts just of the tokens seen in at least floor messages, and
-// only if it leaves out no token seen in that many.
-func (c *redisCache) get(tokens []string, counts []Counts, floor uint64) cacheView {
-	v := cacheView{hashes: make([]uint64, len(tokens))}
-	for i, tok := range tokens {
-		v.hashes[i] = c.hash(tok)
+// only if it leaves out no token seen in that many. hashes are the
+// tokens' hashes (tokenHash) if not nil; the view holds them until the
+// lookup ends.
+func (c *redisCache) get(tokens []string, hashes []uint64, counts []Counts, floor uint64) cacheView {
+	v := cacheView{hashes: hashes}
+	if hashes == nil {
+		v.hashes = make([]uint64, len(tokens))
+		for i, tok := range tokens {
+			v.hashes[i] = c.hash(tok)
+		}
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()

@@ -281,6 +281,9 @@ type floorStore interface {
 	// of the tokens seen in at least floor messages: the others may read
 	// as unseen. With floor 1 it is Lookup.
 	lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error)
+	// lookupHashed is lookup with the tokens' hashes (tokenHash), if
+	// hashes is not nil, for a store that would hash them itself.
+	lookupHashed(ctx context.Context, tokens []string, hashes []uint64, floor uint64) (Totals, []Counts, error)
 }
 
 // New returns a Classifier on store. Params are taken with defaults filled
@@ -365,7 +368,11 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain boo
 	var counts []Counts
 	var err error
 	if c.floored != nil {
-		tot, counts, err = c.floored.lookup(ctx, m.Tokens, c.floor)
+		var hashes []uint64
+		if len(m.hashes) == len(m.Tokens) {
+			hashes = m.hashes
+		}
+		tot, counts, err = c.floored.lookupHashed(ctx, m.Tokens, hashes, c.floor)
 	} else {
 		tot, counts, err = c.store.Lookup(ctx, m.Tokens)
 	}
@@ -421,7 +428,15 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 	var all, hdr, body fisherSum
 	split := p.Combine == CombineSplit
 	var clues []Clue
+	// Most tokens of a message are unseen (or read as unseen, below the
+	// count floor): their probability is RobX, which with any usual
+	// MinDev does not count. Deciding that once saves two divisions and
+	// a comparison per such token.
+	unseenCounts := significant(p, TokenProb(p, tot, 0, 0))
 	for i, cnt := range counts {
+		if cnt.Spam == 0 && cnt.Ham == 0 && !unseenCounts {
+			continue
+		}
 		f := TokenProb(p, tot, cnt.Spam, cnt.Ham)
 		if !significant(p, f) {
 			continue

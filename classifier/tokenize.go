@@ -126,6 +126,10 @@ type Message struct {
 	// particular order, for the sluice dialect only; nil for the
 	// bogofilter dialect.
 	Features []uint32
+	// hashes are the tokenHash of each of Tokens, for a lookup in a
+	// store's in-memory table, when the classifier tokenised the message
+	// for itself (Tokenizer.withMessage); nil otherwise.
+	hashes []uint64
 }
 
 // MaxBytes returns how much of a message the tokenizer looks at, so that a
@@ -218,6 +222,7 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	case scratch:
 		w.toks = w.set.appendUnsorted(w.toks[:0])
 		toks = w.toks
+		w.hashes = w.set.appendHashes(w.hashes[:0])
 	default:
 		toks = w.set.appendUnsorted(make([]string, 0, w.set.len()))
 	}
@@ -233,7 +238,11 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 			feats = []uint32{}
 		}
 	}
-	return Message{Tokens: toks, Truncated: truncated || w.truncated, Features: feats}
+	msg := Message{Tokens: toks, Truncated: truncated || w.truncated, Features: feats}
+	if scratch {
+		msg.hashes = w.hashes
+	}
+	return msg
 }
 
 // release returns a walker to the pool, unless it grew too large to keep.

@@ -45,6 +45,7 @@ type walker struct {
 	prev      []byte    // the previous word of the run, for pairs
 	seen      ngramSeen // scratch for the n-gram features
 	toks      []string  // scratch Message.Tokens (see Tokenizer.withMessage)
+	hashes    []uint64  // scratch Message.hashes
 	feats     []uint32  // scratch Message.Features
 	pairBuf   []byte    // scratch for building a pair
 }
@@ -66,6 +67,9 @@ func (w *walker) reset() {
 	// them only while they are small.
 	if cap(w.toks) > maxPooledArena/16 {
 		w.toks = nil
+	}
+	if cap(w.hashes) > maxPooledArena/8 {
+		w.hashes = nil
 	}
 	if cap(w.feats) > maxPooledArena/4 {
 		w.feats = nil

@@ -13,7 +13,6 @@ import (
 // string per new token and rehash on growth), and the finished set becomes
 // one string that the sorted tokens are slices of.
 type tokenSet struct {
-	seed  maphash.Seed
 	arena []byte
 	ents  []tokenEnt
 	slots []int32  // index+1 into ents; 0 is an empty slot; len is a power of two
@@ -21,14 +20,35 @@ type tokenSet struct {
 	tmp   []uint64 // scratch for radixSort
 }
 
-// tokenEnt is one token: its place in the arena and its hash.
+// tokenSeed seeds the hash of a token (tokenHash) in every table of tokens:
+// a message's token set, and the in-memory counts of a store (tokenIndex,
+// redisCache). One seed for all of them lets a lookup reuse the hashes the
+// tokenizer computed while collecting a message's tokens, rather than hash
+// every token again. It is chosen at random when the process starts, as
+// each table's own seed was: a sender still cannot pick tokens whose
+// hashes collide. It is never written after that.
+var tokenSeed = maphash.MakeSeed()
+
+// tokenHash returns the hash of a token under tokenSeed, never 0: the
+// tables of a store mark an empty slot with 0, so a hash of 0 is taken as
+// 1. maphash.Bytes and maphash.String hash the same bytes alike.
+func tokenHash(tok []byte) uint64 {
+	return max(maphash.Bytes(tokenSeed, tok), 1)
+}
+
+// tokenHashString is tokenHash of a string.
+func tokenHashString(tok string) uint64 {
+	return max(maphash.String(tokenSeed, tok), 1)
+}
+
+// tokenEnt is one token: its place in the arena and its hash (tokenHash).
 type tokenEnt struct {
 	off, n uint32
 	hash   uint64
 }
 
 func newTokenSet() *tokenSet {
-	return &tokenSet{seed: maphash.MakeSeed(), slots: make([]int32, 1024)}
+	return &tokenSet{slots: make([]int32, 1024)}
 }
 
 // reset empties the set, keeping its memory for the next message.
@@ -49,7 +69,7 @@ func (s *tokenSet) has(tok []byte) bool {
 // find returns the slot where tok is or would go, its hash, and whether it
 // is there.
 func (s *tokenSet) find(tok []byte) (int, uint64, bool) {
-	h := maphash.Bytes(s.seed, tok)
+	h := tokenHash(tok)
 	mask := len(s.slots) - 1
 	// Linear probing; the table is at most half full, so the loop ends at
 	// an empty slot within a few steps on average and within len(slots)
@@ -101,6 +121,15 @@ func (s *tokenSet) appendUnsorted(dst []string) []string {
 	all := string(s.arena)
 	for _, e := range s.ents {
 		dst = append(dst, all[e.off:e.off+e.n])
+	}
+	return dst
+}
+
+// appendHashes appends the hashes (tokenHash) of the tokens to dst in the
+// order of appendUnsorted, and returns the extended slice.
+func (s *tokenSet) appendHashes(dst []uint64) []uint64 {
+	for _, e := range s.ents {
+		dst = append(dst, e.hash)
 	}
 	return dst
 }
