@@ -655,14 +655,15 @@ func lowerFloor(v *atomic.Uint64, floor uint64) bool {
 // lookup is Lookup for a caller that needs exact counts only of the tokens
 // seen in at least floor messages: the others may read as unseen.
 func (s *BoltStore) lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error) {
-	return s.lookupHashed(ctx, tokens, nil, floor)
+	return s.lookupHashed(ctx, tokens, nil, nil, floor)
 }
 
 // lookupHashed implements floorStore: lookup, with the tokens' hashes
-// (tokenHash) if hashes is not nil.
-func (s *BoltStore) lookupHashed(ctx context.Context, tokens []string, hashes []uint64, floor uint64) (Totals, []Counts, error) {
+// (tokenHash) if hashes is not nil, and the counts in buf if it is as
+// long as tokens.
+func (s *BoltStore) lookupHashed(ctx context.Context, tokens []string, hashes []uint64, buf []Counts, floor uint64) (Totals, []Counts, error) {
 	var tot Totals
-	counts := make([]Counts, len(tokens))
+	counts := countsBuf(buf, len(tokens))
 	s.lookedUp.Add(int64(len(tokens)))
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		// One cursor and one key buffer for all tokens: Bucket.Get would

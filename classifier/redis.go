@@ -449,13 +449,14 @@ func (s *RedisStore) Lookup(ctx context.Context, tokens []string) (Totals, []Cou
 // only such tokens then answers every token, and Redis is asked for the
 // totals, the generation and the change log alone.
 func (s *RedisStore) lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error) {
-	return s.lookupHashed(ctx, tokens, nil, floor)
+	return s.lookupHashed(ctx, tokens, nil, nil, floor)
 }
 
 // lookupHashed implements floorStore: lookup, with the tokens' hashes
-// (tokenHash) if hashes is not nil.
-func (s *RedisStore) lookupHashed(ctx context.Context, tokens []string, hashes []uint64, floor uint64) (Totals, []Counts, error) {
-	counts := make([]Counts, len(tokens))
+// (tokenHash) if hashes is not nil, and the counts in buf if it is as
+// long as tokens.
+func (s *RedisStore) lookupHashed(ctx context.Context, tokens []string, hashes []uint64, buf []Counts, floor uint64) (Totals, []Counts, error) {
+	counts := countsBuf(buf, len(tokens))
 	if s.cache == nil {
 		r, err := s.fetch(ctx, tokens, allIndexes(len(tokens)), counts, "")
 		if err != nil {

@@ -282,8 +282,10 @@ type floorStore interface {
 	// as unseen. With floor 1 it is Lookup.
 	lookup(ctx context.Context, tokens []string, floor uint64) (Totals, []Counts, error)
 	// lookupHashed is lookup with the tokens' hashes (tokenHash), if
-	// hashes is not nil, for a store that would hash them itself.
-	lookupHashed(ctx context.Context, tokens []string, hashes []uint64, floor uint64) (Totals, []Counts, error)
+	// hashes is not nil, for a store that would hash them itself, and
+	// with the counts returned in buf if it is as long as tokens (its
+	// contents are overwritten), rather than in a new slice.
+	lookupHashed(ctx context.Context, tokens []string, hashes []uint64, buf []Counts, floor uint64) (Totals, []Counts, error)
 }
 
 // New returns a Classifier on store. Params are taken with defaults filled
@@ -372,7 +374,7 @@ func (c *Classifier) ClassifyMessage(ctx context.Context, m Message, explain boo
 		if len(m.hashes) == len(m.Tokens) {
 			hashes = m.hashes
 		}
-		tot, counts, err = c.floored.lookupHashed(ctx, m.Tokens, hashes, c.floor)
+		tot, counts, err = c.floored.lookupHashed(ctx, m.Tokens, hashes, m.counts, c.floor)
 	} else {
 		tot, counts, err = c.store.Lookup(ctx, m.Tokens)
 	}

@@ -79,6 +79,17 @@ type Counts struct {
 	LastSeen  Date
 }
 
+// countsBuf returns buf zeroed if it holds n counts (scratch a caller
+// keeps from message to message, see Message.counts), else a new slice of
+// n zero counts.
+func countsBuf(buf []Counts, n int) []Counts {
+	if len(buf) != n {
+		return make([]Counts, n)
+	}
+	clear(buf)
+	return buf
+}
+
 // Totals are the numbers of learned spam and ham messages.
 type Totals struct {
 	Spam, Ham uint32

@@ -130,6 +130,10 @@ type Message struct {
 	// store's in-memory table, when the classifier tokenised the message
 	// for itself (Tokenizer.withMessage); nil otherwise.
 	hashes []uint64
+	// counts is scratch of len(Tokens) for the counts of a lookup,
+	// when the classifier tokenised the message for itself; nil
+	// otherwise. Its contents mean nothing.
+	counts []Counts
 }
 
 // MaxBytes returns how much of a message the tokenizer looks at, so that a
@@ -241,6 +245,8 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	msg := Message{Tokens: toks, Truncated: truncated || w.truncated, Features: feats}
 	if scratch {
 		msg.hashes = w.hashes
+		w.counts = slices.Grow(w.counts[:0], len(toks))[:len(toks)]
+		msg.counts = w.counts
 	}
 	return msg
 }

@@ -46,6 +46,7 @@ type walker struct {
 	seen      ngramSeen // scratch for the n-gram features
 	toks      []string  // scratch Message.Tokens (see Tokenizer.withMessage)
 	hashes    []uint64  // scratch Message.hashes
+	counts    []Counts  // scratch Message.counts
 	feats     []uint32  // scratch Message.Features
 	pairBuf   []byte    // scratch for building a pair
 }
@@ -70,6 +71,9 @@ func (w *walker) reset() {
 	}
 	if cap(w.hashes) > maxPooledArena/8 {
 		w.hashes = nil
+	}
+	if cap(w.counts) > maxPooledArena/12 {
+		w.counts = nil
 	}
 	if cap(w.feats) > maxPooledArena/4 {
 		w.feats = nil

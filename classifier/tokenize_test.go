@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -497,6 +498,35 @@ func TestDecodeQP(t *testing.T) {
 	for _, tc := range tests {
 		if got := string(decodeQP([]byte(tc.in))); got != tc.want {
 			t.Errorf("decodeQP(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A token set reused after a large message, whose table then stays large
+// and is cleared slot by slot (see tokenSet.reset), is empty each time:
+// no slot of an earlier message is left, and each message's tokens are
+// found and new ones added as in a fresh set.
+func TestTokenSetResetAfterLargeMessage(t *testing.T) {
+	s := newTokenSet()
+	r := rand.New(rand.NewPCG(3, 9))
+	for round, n := range []int{5000, 10, 300, 0, 40, 20000, 7} {
+		var want []string
+		for range 3 * n {
+			b := fmt.Appendf(nil, "t%d", r.IntN(2*n+1))
+			if s.add(b) {
+				want = append(want, string(b))
+			} else if !slices.Contains(want, string(b)) {
+				t.Fatalf("round %d: %q found before it was added", round, b)
+			}
+		}
+		if got := s.appendUnsorted(nil); !slices.Equal(got, want) {
+			t.Fatalf("round %d: %d tokens, want %d", round, len(got), len(want))
+		}
+		s.reset()
+		for i, e := range s.slots {
+			if e != 0 {
+				t.Fatalf("round %d: slot %d of %d left at %d after reset", round, i, len(s.slots), e)
+			}
 		}
 	}
 }

@@ -52,10 +52,27 @@ func newTokenSet() *tokenSet {
 }
 
 // reset empties the set, keeping its memory for the next message.
+//
+// The table keeps the size the largest message so far grew it to, so
+// clearing all of it would cost every later message as much as that one
+// (256 kB at MaxTokens). When few of its slots are in use, those are
+// cleared one by one instead: each token's slot is the first in its probe
+// sequence that holds the token's index.
 func (s *tokenSet) reset() {
+	if 8*len(s.ents) < len(s.slots) {
+		mask := len(s.slots) - 1
+		for k := range s.ents {
+			i := int(s.ents[k].hash) & mask
+			for s.slots[i] != int32(k+1) {
+				i = (i + 1) & mask
+			}
+			s.slots[i] = 0
+		}
+	} else {
+		clear(s.slots)
+	}
 	s.arena = s.arena[:0]
 	s.ents = s.ents[:0]
-	clear(s.slots)
 }
 
 func (s *tokenSet) len() int { return len(s.ents) }
