@@ -502,10 +502,11 @@ func TestDecodeQP(t *testing.T) {
 	}
 }
 
-// A token set reused after a large message, whose table then stays large
-// and is cleared slot by slot (see tokenSet.reset), is empty each time:
-// no slot of an earlier message is left, and each message's tokens are
-// found and new ones added as in a fresh set.
+// A token set reused over messages of very different sizes, whose table
+// starts each message small in the memory of the largest so far (see
+// tokenSet.reset), is empty each time: no slot of an earlier message is
+// left anywhere in that memory, and each message's tokens are found and
+// new ones added as in a fresh set.
 func TestTokenSetResetAfterLargeMessage(t *testing.T) {
 	s := newTokenSet()
 	r := rand.New(rand.NewPCG(3, 9))
@@ -523,9 +524,12 @@ func TestTokenSetResetAfterLargeMessage(t *testing.T) {
 			t.Fatalf("round %d: %d tokens, want %d", round, len(got), len(want))
 		}
 		s.reset()
-		for i, e := range s.slots {
+		if len(s.slots) != minSlots {
+			t.Fatalf("round %d: %d slots after reset, want %d", round, len(s.slots), minSlots)
+		}
+		for i, e := range s.slots[:cap(s.slots)] {
 			if e != 0 {
-				t.Fatalf("round %d: slot %d of %d left at %d after reset", round, i, len(s.slots), e)
+				t.Fatalf("round %d: slot %d of %d left at %d after reset", round, i, cap(s.slots), e)
 			}
 		}
 	}
