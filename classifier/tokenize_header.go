@@ -66,14 +66,17 @@ func firstIPv4(s []byte) (netip.Addr, bool) {
 			i++
 			continue
 		}
-		j := i
+		j, dots := i, 0
 		for j < len(s) && isDigitOrDot(s[j]) {
+			if s[j] == '.' {
+				dots++
+			}
 			j++
 		}
-		// The longest address is 15 bytes; longer runs are no address
-		// and need no string.
-		if j-i <= 15 {
-			if ip, err := netip.ParseAddr(string(s[i:j])); err == nil && ip.Is4() {
+		// An address is 7 to 15 bytes with 3 dots; other runs (times,
+		// dates, version numbers) need not be parsed.
+		if n := j - i; n >= 7 && n <= 15 && dots == 3 {
+			if ip, ok := parseDottedQuad(s[i:j]); ok {
 				return ip, true
 			}
 		}
@@ -83,6 +86,39 @@ func firstIPv4(s []byte) (netip.Addr, bool) {
 }
 
 func isDigitOrDot(c byte) bool { return c >= '0' && c <= '9' || c == '.' }
+
+// parseDottedQuad parses s, a run of digits and dots, as netip.ParseAddr
+// parses an IPv4 address: four fields of one to three digits, each at most
+// 255 and without a leading zero. Unlike netip.ParseAddr of a string made
+// of s, it allocates neither the string nor, for a run that is no
+// address, an error.
+func parseDottedQuad(s []byte) (netip.Addr, bool) {
+	var ip [4]byte
+	field, val, digits := 0, 0, 0
+	for i, c := range s {
+		if c == '.' {
+			if digits == 0 || i == len(s)-1 || field == 3 {
+				return netip.Addr{}, false
+			}
+			ip[field] = byte(val)
+			field, val, digits = field+1, 0, 0
+			continue
+		}
+		if c < '0' || c > '9' || digits == 1 && val == 0 {
+			return netip.Addr{}, false
+		}
+		val = val*10 + int(c-'0')
+		digits++
+		if val > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if field < 3 {
+		return netip.Addr{}, false
+	}
+	ip[3] = byte(val)
+	return netip.AddrFrom4(ip), true
+}
 
 // privateIPv4 reports whether an address is of this host, of a private
 // network or of "this network" (0/8): it names no sender.

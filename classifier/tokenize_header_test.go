@@ -1,6 +1,8 @@
 package classifier
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -130,5 +132,40 @@ func TestDateZone(t *testing.T) {
 		if got := string(dateZone([]byte(in))); got != want {
 			t.Errorf("dateZone(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// parseDottedQuad accepts exactly the runs of digits and dots that
+// netip.ParseAddr reads as an IPv4 address, with the same address:
+// random runs of digits and dots, dense in near-misses (leading zeros,
+// values past 255, empty and extra fields).
+func TestParseDottedQuadAsNetip(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const alphabet = "0123456789..0125"
+	accepted := 0
+	for range 400000 {
+		b := make([]byte, 1+r.IntN(16))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		want, err := netip.ParseAddr(string(b))
+		wantOK := err == nil && want.Is4()
+		got, ok := parseDottedQuad(b)
+		if ok != wantOK || ok && got != want {
+			t.Fatalf("parseDottedQuad(%q) = %v, %v; netip.ParseAddr: %v, %v", b, got, ok, want, err)
+		}
+		if ok {
+			accepted++
+		}
+	}
+	for _, s := range []string{"1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.00", "10.0.0.1"} {
+		want, err := netip.ParseAddr(s)
+		got, ok := parseDottedQuad([]byte(s))
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("parseDottedQuad(%q) = %v, %v; netip.ParseAddr: %v, %v", s, got, ok, want, err)
+		}
+	}
+	if accepted < 100 {
+		t.Errorf("only %d random runs were addresses: the test says little", accepted)
 	}
 }

@@ -249,7 +249,17 @@ func (w *walker) word(tok []byte, prefix string) {
 	if w.pairs && len(w.buf)-len(prefix) >= minPairWordLen {
 		w.pair(prefix, w.buf[len(prefix):])
 	}
-	if at := bytes.IndexByte(tok, '@'); at >= 0 && at+1 < len(tok) {
+	// A loop rather than bytes.IndexByte: the word is at most
+	// maxTokenLen bytes, most a few, and the call cost more than the
+	// search.
+	at := -1
+	for k, c := range tok {
+		if c == '@' {
+			at = k
+			break
+		}
+	}
+	if at >= 0 && at+1 < len(tok) {
 		// The domain of an address recurs where the full address does not.
 		w.buf = appendLower(append(w.buf[:0], prefix...), tok[at+1:])
 		w.add(w.buf)
