@@ -145,7 +145,9 @@ func (w *walker) htmlAttrs(s []byte, j int, end bool) int {
 			val, j = s[j:k], k
 		}
 		if !end && isLinkAttr(key) {
-			w.link(appendHTMLText(nil, val))
+			// Scratch of the walker: link keeps nothing of it.
+			w.linkBuf = appendHTMLText(w.linkBuf[:0], val)
+			w.link(w.linkBuf)
 		}
 	}
 	return j

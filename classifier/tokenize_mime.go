@@ -49,6 +49,7 @@ type walker struct {
 	counts    []Counts  // scratch Message.counts
 	feats     []uint32  // scratch Message.Features
 	pairBuf   []byte    // scratch for building a pair
+	linkBuf   []byte    // scratch for the decoded value of an HTML link attribute
 }
 
 func newWalker(opts TokenizerOptions) *walker {
@@ -74,6 +75,9 @@ func (w *walker) reset() {
 	}
 	if cap(w.counts) > maxPooledArena/12 {
 		w.counts = nil
+	}
+	if cap(w.linkBuf) > maxPooledArena {
+		w.linkBuf = nil
 	}
 	if cap(w.feats) > maxPooledArena/4 {
 		w.feats = nil

@@ -239,7 +239,7 @@ func (w *walker) word(tok []byte, prefix string) {
 	if len(tok) < minTokenLen || len(tok) > maxTokenLen {
 		return
 	}
-	if allDigits(tok) && len(tok) > 4 && ipv4Len(tok) != len(tok) {
+	if len(tok) > 4 && allDigits(tok) && ipv4Len(tok) != len(tok) {
 		// Long numbers are phone numbers, dates, IDs: never seen twice.
 		// IPv4 addresses do recur (relays, link targets).
 		return
