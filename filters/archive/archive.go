@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/sluice-mail/sluice/filters"
 )
 
@@ -190,9 +192,24 @@ func templateValues(verdict, action string, at time.Time) map[string]string {
 }
 
 func setRcpt(values map[string]string, rcpt string) {
-	local, domain, _ := strings.Cut(rcpt, "@")
+	local, domain, ok := strings.Cut(rcpt, "@")
+	// An internationalised domain is one domain in either spelling
+	// (bücher.example, xn--bcher-kva.example): both go into the path as
+	// the A-label, which pathSafe keeps as it is. Written in Unicode it
+	// would otherwise become "b__cher.example", beside the
+	// xn--bcher-kva.example of the same domain. A domain that is not a
+	// valid IDNA name stays as written.
+	if a, err := idnaLookup.ToASCII(domain); err == nil && ok && a != "" {
+		domain = a
+		rcpt = local + "@" + domain
+	}
 	values["rcpt"], values["rcpt_local"], values["rcpt_domain"] = rcpt, local, domain
 }
+
+// idnaLookup maps a domain as for a DNS lookup (UTS 46: case, width,
+// compatibility forms), as the senders and dnsbl filters compare domains,
+// but lets through the underscore and other characters real names carry.
+var idnaLookup = idna.New(idna.MapForLookup(), idna.StrictDomainName(false), idna.Transitional(false))
 
 // TargetPath returns the mbox into which an archive with this config
 // would have written rec had its verdict been verdict: the target's

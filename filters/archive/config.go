@@ -7,7 +7,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Config is the filter's options, as written under options: in the
@@ -285,10 +288,38 @@ const maxComponent = 100
 // ".+-=_@" are kept, every other byte becomes "_", a leading "." becomes
 // "_" (so neither "." nor ".." nor a hidden file can result), and the
 // result is at most maxComponent bytes and never empty.
+//
+// Non-ASCII letters, digits and combining marks (an SMTPUTF8 local part
+// such as "jürgen" or "山田") are kept too, in NFC and lower case:
+// replaced byte by byte, "ü@" and "ö@" both became "__@" and shared one
+// mailbox with each other and with the ASCII "__@". Anything else that is
+// not ASCII (spaces, format and bidi controls, look-alike slashes, bytes
+// that are not UTF-8) still becomes "_", one per byte. The cut at
+// maxComponent bytes never splits a character.
 func pathSafe(s string) string {
+	if !isASCII(s) && utf8.ValidString(s) {
+		s = norm.NFC.String(s)
+	}
 	b := make([]byte, 0, min(len(s), maxComponent))
-	for i := 0; i < len(s) && len(b) < maxComponent; i++ {
+	for i := 0; i < len(s) && len(b) < maxComponent; {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+				r = unicode.ToLower(r)
+				if len(b)+utf8.RuneLen(r) > maxComponent {
+					break
+				}
+				b = utf8.AppendRune(b, r)
+				i += n
+				continue
+			}
+			c = '_'
+			i++
+			b = append(b, c)
+			continue
+		}
+		i++
 		switch {
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
@@ -306,4 +337,13 @@ func pathSafe(s string) string {
 		b[0] = '_'
 	}
 	return string(b)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

@@ -99,25 +99,32 @@ func TestQuoteRoundTrip(t *testing.T) {
 
 func TestPathSafe(t *testing.T) {
 	tests := map[string]string{
-		"bob@lab.example":           "bob@lab.example",
-		"Bob.Smith+tag@Lab.EXAMPLE": "bob.smith+tag@lab.example",
-		"../../etc/passwd":          "_._.._etc_passwd",
-		"..":                        "_.",
-		".":                         "_",
-		".hidden":                   "_hidden",
-		"":                          "_",
-		"a/b":                       "a_b",
-		"a\r\nb\x00c\x7f":           "a__b_c_",
-		"\"john doe\"@x":            "_john_doe_@x",
-		"ü@x":                       "__@x",
-		strings.Repeat("a", 300):    strings.Repeat("a", maxComponent),
+		"bob@lab.example":             "bob@lab.example",
+		"Bob.Smith+tag@Lab.EXAMPLE":   "bob.smith+tag@lab.example",
+		"../../etc/passwd":            "_._.._etc_passwd",
+		"..":                          "_.",
+		".":                           "_",
+		".hidden":                     "_hidden",
+		"":                            "_",
+		"a/b":                         "a_b",
+		"a\r\nb\x00c\x7f":             "a__b_c_",
+		"\"john doe\"@x":              "_john_doe_@x",
+		"ü@x":                         "ü@x", // SMTPUTF8 local parts keep their letters
+		"Ü@x":                         "ü@x",
+		"u\u0308@x":                   "ü@x", // NFC: one name for ü however it is written
+		"山田@x":                        "山田@x",
+		"a\u200eb\u00a0c\u2215d":      "a___b__c___d",          // bidi mark, no-break space, division slash
+		"a\xfcb":                      "a_b",                   // not UTF-8
+		strings.Repeat("ü", 60):       strings.Repeat("ü", 50), // cut between characters
+		strings.Repeat("a", 99) + "ü": strings.Repeat("a", 99),
+		strings.Repeat("a", 300):      strings.Repeat("a", maxComponent),
 	}
 	for in, want := range tests {
 		got := pathSafe(in)
 		if got != want {
 			t.Errorf("pathSafe(%q) = %q, want %q", in, got, want)
 		}
-		if got == "." || got == ".." || strings.ContainsAny(got, "/\x00\r\n") {
+		if got == "." || got == ".." || strings.ContainsAny(got, "/\x00\r\n") || len(got) > maxComponent {
 			t.Errorf("pathSafe(%q) = %q is not a safe component", in, got)
 		}
 	}
@@ -218,5 +225,44 @@ func TestReasonCutOnRuneBoundary(t *testing.T) {
 		if !strings.HasPrefix(reason, got) {
 			t.Errorf("pad %d: reason %q is not a prefix of the original", pad, got)
 		}
+	}
+}
+
+// SMTPUTF8 recipients (RFC 6531) get archive paths of their own: a
+// domain in Unicode and in its A-label is one domain, and distinct
+// UTF-8 local parts are distinct files.
+func TestPathTemplateIntlRecipients(t *testing.T) {
+	tp, err := parsePathTemplate("a/{rcpt_domain}/{rcpt_local}.mbox", "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := func(rcpt string) string {
+		v := map[string]string{}
+		setRcpt(v, rcpt)
+		return tp.render(v)
+	}
+	for rcpt, want := range map[string]string{
+		"ü@bücher.example":         "/s/a/xn--bcher-kva.example/ü.mbox",
+		"Ü@BÜCHER.example":         "/s/a/xn--bcher-kva.example/ü.mbox",
+		"ü@xn--bcher-kva.example":  "/s/a/xn--bcher-kva.example/ü.mbox",
+		"ö@bücher.example":         "/s/a/xn--bcher-kva.example/ö.mbox",
+		"__@xn--bcher-kva.example": "/s/a/xn--bcher-kva.example/__.mbox",
+		"bob@Lab.Example":          "/s/a/lab.example/bob.mbox",
+		"bob@-bad-ü.example":       "/s/a/-bad-ü.example/bob.mbox", // not IDNA: as written, made safe
+		"bob@[192.0.2.1]":          "/s/a/_192.0.2.1_/bob.mbox",
+		"山田@例え.テスト":                "/s/a/xn--r8jz45g.xn--zckzah/山田.mbox",
+	} {
+		if got := path(rcpt); got != want {
+			t.Errorf("%s: path %q, want %q", rcpt, got, want)
+		}
+	}
+	tr, err := parsePathTemplate("{rcpt}.mbox", "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := map[string]string{}
+	setRcpt(v, "Jürgen@Bücher.example")
+	if got, want := tr.render(v), "/s/jürgen@xn--bcher-kva.example.mbox"; got != want {
+		t.Errorf("{rcpt}: %q, want %q", got, want)
 	}
 }
