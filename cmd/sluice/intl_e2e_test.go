@@ -11,6 +11,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
@@ -93,6 +96,12 @@ filters:
 			t.Errorf("MAIL FROM:<%s>: %v, want 550 from the senders rule", sender, r)
 		}
 	}
+	// The WATCH rule has reported exämple.org; the same domain in its
+	// A-label, in upper case, is not new.
+	c.Cmd("RSET")
+	if r := c.Cmd("MAIL FROM:<x@XN--EXMPLE-CUA.org>"); r.Code != 250 {
+		t.Errorf("MAIL FROM in the A-label: %v", r)
+	}
 	c.Quit()
 
 	mta.WaitDelivered(t, 2, 20*time.Second)
@@ -137,6 +146,13 @@ filters:
 	t.Logf("log:\n%s", td.log.String())
 	if !strings.Contains(msgLine, "from="+from) || !strings.Contains(msgLine, "rcpts="+rcpt+","+rcpt2) || !strings.Contains(msgLine, "verdict=accept") {
 		t.Errorf("message log line %q: want from=%s rcpts=%s verdict=accept", msgLine, from, rcpt)
+	}
+
+	// WATCH reports the domain once, in its A-label (the form the seen
+	// file keys it by, whatever spelling the mail used).
+	if n := strings.Count(td.log.String(), "msg=\"new sender domain"); n != 1 ||
+		!strings.Contains(td.log.String(), `msg="new sender domain matching exämple.*: xn--exmple-cua.org"`) {
+		t.Errorf("%d WATCH reports, want 1 for xn--exmple-cua.org", n)
 	}
 
 	// The archive: one file per recipient. Their local parts are kept
@@ -213,4 +229,79 @@ func isASCIIPrintable(s string) bool {
 		}
 	}
 	return true
+}
+
+// The dnsbl domain lists, end to end through Postfix: a UTF-8 envelope
+// sender, From: domain and EHLO name are looked up as A-labels on the
+// test's DNS server, and a listing there is found.
+func TestIntlDNSBLEndToEndPostfix(t *testing.T) {
+	mtatest.Require(t)
+	dnsSrv := dnsbltest.Start(t)
+	dnsSrv.AddA("xn--exmple-cua.org.dbl.test", 300, "127.0.1.2")
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	td := startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+filters:
+  - type: dnsbl
+    options:
+      servers: ["%s"]
+      timeout: 2s
+      skip_private: false
+      zones:
+        - zone: dbl.test
+          type: domain
+          check: [sender, header_from, helo]
+`, sock, dnsSrv.Addr))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+	msg := func(from string) []byte {
+		return []byte("From: " + from + "\r\nTo: ü@lab.example\r\nSubject: Grüße\r\n\r\nHallo.\r\n")
+	}
+	send := func(helo, from, hdrFrom string) mtatest.Reply {
+		c := mtatest.DialSMTP(t, mta.Addr())
+		defer c.Close()
+		if r := c.Cmd("EHLO " + helo); r.Code != 250 {
+			t.Fatalf("EHLO %s: %v", helo, r)
+		}
+		if r := c.Cmd("MAIL FROM:<" + from + "> SMTPUTF8"); r.Code != 250 {
+			return r
+		}
+		if r := c.Cmd("RCPT TO:<ü@lab.example>"); r.Code != 250 {
+			return r
+		}
+		r := c.Data(msg(hdrFrom))
+		c.Quit()
+		return r
+	}
+	if r := send("mx.fine.example", "jösé@exämple.org", "a@fine.example"); r.Code != 554 || !strings.Contains(r.Text, "dbl.test") {
+		t.Errorf("listed envelope sender: %v, want 554 naming dbl.test", r)
+	}
+	if r := send("mx.fine.example", "a@grün.example", "José <jösé@EXÄMPLE.org>"); r.Code != 554 || !strings.Contains(r.Text, "dbl.test") {
+		t.Errorf("listed From: domain: %v, want 554 naming dbl.test", r)
+	}
+	// A HELO name is looked up whole (docs/dnsbl.md), so the listed name.
+	if r := send("Exämple.org", "a@grün.example", "a@grün.example"); r.Code != 554 || !strings.Contains(r.Text, "dbl.test") {
+		t.Errorf("listed HELO name: %v, want 554 naming dbl.test", r)
+	}
+	if r := send("mx.fine.example", "a@grün.example", "a@grün.example"); r.Code != 250 {
+		t.Errorf("unlisted sender: %v, want 250", r)
+	}
+	qs := dnsSrv.Queries()
+	for _, q := range qs {
+		if !isASCIIPrintable(q.Name) || strings.ToLower(q.Name) != q.Name {
+			t.Errorf("query name %q is not a lower-case A-label", q.Name)
+		}
+	}
+	if dnsSrv.Count("xn--grn-ioa.example.dbl.test", dns.TypeA) == 0 {
+		t.Errorf("grün.example not looked up as xn--grn-ioa.example; queries %v", qs)
+	}
+	mta.WaitDelivered(t, 1, 20*time.Second)
+	mta.WaitIdle(t, 20*time.Second)
+	if ds := mta.Delivered(t); len(ds) != 1 || ds[0].Get("Subject") != "Grüße" {
+		t.Errorf("delivered %d messages, want the unlisted one with its UTF-8 Subject", len(ds))
+	}
+	t.Logf("queries: %v\nlog:\n%s", qs, td.log.String())
 }

@@ -413,3 +413,39 @@ func TestEightBitDomainIsLookedUpAsShown(t *testing.T) {
 		t.Errorf("envelope sender in Latin-1: %v, want reject; queries %v", v.Action, srv.Queries())
 	}
 }
+
+// An internationalised sender (SMTPUTF8: UTF-8 in MAIL FROM, in From:
+// and in HELO) is looked up by its A-label, in lower case: DNS names are
+// ASCII, and a list holds the domain only in that form. No query carries
+// the raw UTF-8 bytes.
+func TestUTF8DomainIsLookedUpAsALabel(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("xn--exmple-cua.org.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender", "header_from", "helo"}}), nil)
+	for _, c := range []struct {
+		stage           filters.Stage
+		helo, from, hdr string
+	}{
+		{filters.StageMailFrom, "mx.fine.example", "jösé@exämple.org", ""},
+		{filters.StageMailFrom, "mx.fine.example", "jösé@EXÄMPLE.org", ""},
+		{filters.StageMailFrom, "mx.fine.example", "x@xn--exmple-cua.org", ""},
+		{filters.StageMailFrom, "exämple.org", "x@grün.example", ""},
+		{filters.StageHeaders, "mx.fine.example", "x@grün.example", "José Müller <jösé@Exämple.org>"},
+	} {
+		m := message("192.0.2.1", c.helo, c.from, c.hdr)
+		if v := e.check(t, c.stage, m); v.Action != filters.Reject {
+			t.Errorf("HELO %s, MAIL FROM %s, From %q: %v, want reject; queries %v", c.helo, c.from, c.hdr, v.Action, srv.Queries())
+		}
+	}
+	for _, q := range srv.Queries() {
+		for i := 0; i < len(q.Name); i++ {
+			if c := q.Name[i]; c >= 0x80 || c >= 'A' && c <= 'Z' {
+				t.Errorf("query name %q is not a lower-case A-label", q.Name)
+				break
+			}
+		}
+	}
+	if n := srv.Count("xn--grn-ioa.example.dbl.test", dns.TypeA); n == 0 {
+		t.Errorf("grün.example not looked up as xn--grn-ioa.example; queries %v", srv.Queries())
+	}
+}

@@ -160,6 +160,25 @@ func TestMatchIDN(t *testing.T) {
 	}
 }
 
+// SMTPUTF8 senders (RFC 6531): a rule in the U-label catches the A-label
+// and the other way round, in any case, and an address rule with a UTF-8
+// local part catches that address in either spelling of its domain.
+func TestMatchSMTPUTF8Sender(t *testing.T) {
+	rs := compile(t, "exämple.org REJECT\nxn--mller-kva.example DISCARD\nJÖSÉ@grün.example QUARANTINE:q\nexämple.* WATCH\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "jösé@xn--exmple-cua.org", 1, []int{4}},
+		{MailFrom, "jösé@XN--EXMPLE-CUA.ORG", 1, []int{4}},
+		{HeaderFrom, "jösé@EXÄMPLE.org", 1, []int{4}},
+		{MailFrom, "a@müller.example", 2, nil},
+		{MailFrom, "a@MÜLLER.example", 2, nil},
+		{HeaderFrom, "a@xn--mller-kva.example", 2, nil},
+		{MailFrom, "jösé@xn--grn-ioa.example", 3, nil},
+		{MailFrom, "JÖSÉ@Grün.example", 3, nil},
+		{MailFrom, "jose@grün.example", 0, nil},
+		{MailFrom, "x@example.org", 0, nil},
+	})
+}
+
 // A sub-domain label that is not valid IDNA (a hyphen at its start or
 // end, "--" in its third and fourth places, a joiner out of place) does
 // not hide an internationalised parent domain from its rules: the valid
