@@ -213,6 +213,11 @@ filters:
 	if tr := runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", qid, mbox); tr.code != 0 || !strings.HasPrefix(tr.stdout, "1 message: ") {
 		t.Errorf("train --queue-id: %+v", tr)
 	}
+	// archive move --to VERDICT renders the target for the record's
+	// recipient, which is the file the record is in.
+	if mv := runCLI(t, "", "--config", td.config, "archive", "move", "--queue-id", qid, "--to", "default", mbox); mv.code != 1 || !strings.Contains(mv.stderr, "already in") {
+		t.Errorf("archive move --to default: %+v, want already in", mv)
+	}
 	other := filepath.Join(state, "moved.mbox")
 	if mv := runCLI(t, "", "archive", "move", "--queue-id", qid, "--to", other, mbox); mv.code != 0 {
 		t.Errorf("archive move: %+v", mv)
