@@ -586,16 +586,26 @@ func appendCounts(b []byte, c Counts) []byte {
 }
 
 func decodeCounts(b []byte) (Counts, error) {
-	var v [3]uint64
+	var v [3]uint32
+	if !decodeUint32s(b, v[:]) {
+		return Counts{}, errors.New("corrupt token counts")
+	}
+	return Counts{Spam: v[0], Ham: v[1], LastSeen: Date(v[2])}, nil
+}
+
+// decodeUint32s reads len(v) varints from the start of b into v, and
+// reports whether each was there and fits 32 bits. Bytes after them are
+// not looked at: a later version may append fields.
+func decodeUint32s(b []byte, v []uint32) bool {
 	for i := range v {
 		x, n := binary.Uvarint(b)
 		if n <= 0 || x > 1<<32-1 {
-			return Counts{}, errors.New("corrupt token counts")
+			return false
 		}
-		v[i] = x
+		v[i] = uint32(x)
 		b = b[n:]
 	}
-	return Counts{Spam: uint32(v[0]), Ham: uint32(v[1]), LastSeen: Date(v[2])}, nil
+	return true
 }
 
 func encodeTotals(t Totals) []byte {
@@ -611,16 +621,11 @@ func decodeTotals(b []byte) (Totals, error) {
 	if b == nil {
 		return Totals{}, nil
 	}
-	var v [2]uint64
-	for i := range v {
-		x, n := binary.Uvarint(b)
-		if n <= 0 || x > 1<<32-1 {
-			return Totals{}, errors.New("corrupt message counts")
-		}
-		v[i] = x
-		b = b[n:]
+	var v [2]uint32
+	if !decodeUint32s(b, v[:]) {
+		return Totals{}, errors.New("corrupt message counts")
 	}
-	return Totals{Spam: uint32(v[0]), Ham: uint32(v[1])}, nil
+	return Totals{Spam: v[0], Ham: v[1]}, nil
 }
 
 // Lookup implements Store. A process that has looked up IndexAfter
