@@ -7,9 +7,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/classifier/redistest"
 )
@@ -293,4 +295,144 @@ func newOp(digest *byte, class classifier.Class, toks ...string) classifier.Lear
 	op := classifier.LearnOp{Class: class, Tokens: toks, Date: 20240101}
 	op.Digest[0] = *digest
 	return op
+}
+
+// A planned switchover (SENTINEL FAILOVER) while two hosts learn without
+// pause: Redis replicates asynchronously and the Sentinel does not fence
+// the old master, which goes on acknowledging learns between the
+// replica's promotion and the Sentinel announcing it; those are lost when
+// it becomes a replica. The test pins what sluice guarantees around that:
+// no learn hangs, one that fails (in flight on a connection go-redis
+// closes at the switch) fails as unavailable, the stores follow the
+// switch, no learn counts twice, and learning every message again (as
+// sluice train does) leaves each counted exactly once. How many were
+// lost is logged.
+func TestRedisSentinelSwitchover(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	opts := classifier.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName, KeyPrefix: "switchover",
+		Timeout: 300 * time.Millisecond, WriteTimeout: time.Second}
+	a := openRedisStore(t, opts)
+	defer a.Close()
+	b := openRedisStore(t, opts)
+	defer b.Close()
+	ctx := context.Background()
+	op := func(id uint32) classifier.LearnOp {
+		o := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"x", "w" + strconv.Itoa(int(id>>24))}, Date: 20240101}
+		o.Digest[0], o.Digest[1], o.Digest[2], o.Digest[3] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
+		return o
+	}
+	if _, err := a.Learn(ctx, []classifier.LearnOp{op(0xff << 24)}); err != nil {
+		t.Fatal(err)
+	}
+	sn.WaitReplicated(t)
+
+	var (
+		mu     sync.Mutex
+		acked  = map[uint32]time.Time{}
+		failed []uint32
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w, st := range []classifier.Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint32(0); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := uint32(w)<<24 | i
+				start := time.Now()
+				_, err := st.Learn(ctx, []classifier.LearnOp{op(id)})
+				took := time.Since(start)
+				if err != nil && (!errors.Is(err, classifier.ErrUnavailable) || took > opts.WriteTimeout+200*time.Millisecond) {
+					t.Errorf("learn during the switchover, after %v: %v; want ErrUnavailable within the write timeout", took, err)
+				}
+				mu.Lock()
+				if err == nil {
+					acked[id] = time.Now()
+				} else {
+					failed = append(failed, id)
+				}
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr, Protocol: 2, DisableIdentity: true})
+	defer sc.Close()
+	start := time.Now()
+	if err := sc.Failover(ctx, sn.MasterName).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := start.Add(30 * time.Second)
+	for sn.MasterAddr(t) != sn.Replica.Addr {
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatal("the Sentinel did not switch within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	switched := time.Since(start)
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	// Which acknowledged learns the new master lacks, and when they were
+	// acknowledged; and how many learns it has in all.
+	nc := sn.Replica.Client(t)
+	has := func(id uint32) bool {
+		d := op(id).Digest
+		return nc.HExists(ctx, "{"+opts.KeyPrefix+"}:digests", string(d[:])).Val()
+	}
+	var lost, present int
+	var first, last time.Duration
+	for _, id := range failed {
+		if has(id) {
+			present++
+		}
+	}
+	for id, at := range acked {
+		if has(id) {
+			present++
+			continue
+		}
+		at := at.Sub(start)
+		if lost == 0 || at < first {
+			first = at
+		}
+		last = max(last, at)
+		lost++
+	}
+	t.Logf("switch seen %v after SENTINEL FAILOVER; %d learns acknowledged, %d of them lost (acknowledged %v to %v after it); %d failed",
+		switched.Round(time.Millisecond), len(acked), lost, first.Round(time.Millisecond), last.Round(time.Millisecond), len(failed))
+	tot, _, err := b.Lookup(ctx, []string{"x"})
+	if err != nil || int(tot.Spam) != 1+present {
+		t.Errorf("after the switchover: spam %d, %v; want %d, each learn the new master has once", tot.Spam, err, 1+present)
+	}
+
+	// Everything learned again, in batches: each message counts once.
+	ids := append(slices.Sorted(maps.Keys(acked)), failed...)
+	all := len(ids)
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		ops := make([]classifier.LearnOp, n)
+		for i, id := range ids[:n] {
+			ops[i] = op(id)
+		}
+		if _, err := a.Learn(ctx, ops); err != nil {
+			t.Fatalf("learning again: %v", err)
+		}
+		ids = ids[n:]
+	}
+	for _, st := range []classifier.Store{a, b} {
+		tot, c, err := st.Lookup(ctx, []string{"x", "w0", "w1"})
+		if err != nil || int(tot.Spam) != 1+all || int(c[0].Spam) != 1+all || int(c[1].Spam+c[2].Spam) != all {
+			t.Errorf("after learning again: %+v %+v, %v; want %d spam", tot, c, err, 1+all)
+		}
+	}
 }
