@@ -39,6 +39,7 @@ import (
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/metrics"
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
 	"github.com/sluice-mail/sluice/milter"
 )
@@ -630,7 +631,8 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.FilterDecided(filters.Decision{Filter: "f", Stage: filters.StageEOM, Verdict: filters.Verdict{Action: filters.Continue}, Duration: time.Millisecond, Failure: filters.FailureTimeout})
 	m.Reloaded(false)
 	m.BayesClassified("bayes", "spam", 0.99, time.Millisecond)
-	m.BayesSkipped("bayes")
+	m.BayesSkipped("bayes", bayes.SkipSize)
+	m.BayesSkipped("bayes", bayes.SkipAuthenticated)
 	m.BayesAutolearned("bayes", "spam")
 	m.BayesStore("bayes", classifier.Stats{Tokens: 10, Bytes: 4096})
 	m.BayesStoreUnavailable("bayes")

@@ -340,3 +340,47 @@ func TestDryRunEscapesControlCharacters(t *testing.T) {
 		t.Errorf("exit %d:\n%q\n%q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A dry run with --macro {auth_authen}=USER is mail from a user who
+// authenticated with SMTP AUTH: by default bayes does not classify it, so
+// spam that would be rejected is delivered with the skip header. Without
+// the macro, or with skip_authenticated: false, the same message is
+// rejected. A bad value of the option is a config error with file and
+// line.
+func TestDryRunBayesSkipsAuthenticated(t *testing.T) {
+	state := t.TempDir()
+	trainFixtures(t, filepath.Join(state, "bayes.db"))
+	spam, err := os.ReadFile(fixture("check", "spam.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := dryRunConfig(t, "state_dir: "+state+"\nfilters:\n  - type: bayes\n")
+	args := []string{"test", "--config", cfg, "--rcpt", "bob@lab.example", "--queue-id", "4QAUTH"}
+
+	r := runCLI(t, string(spam), append(args, "--macro", "{auth_authen}=alice")...)
+	for _, w := range []string{"eom      bayes", "add     X-Sluice-Bayes: Skipped, authenticated, queue_id=4QAUTH, version=", "verdict:  accept at eom"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("authenticated: output lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	if r.code != 0 {
+		t.Errorf("authenticated: exit %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = runCLI(t, string(spam), args...)
+	if r.code != 13 || !strings.Contains(r.stdout, "verdict:  reject by bayes at eom") {
+		t.Errorf("not authenticated: exit %d, want 13 (reject)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	off := dryRunConfig(t, "state_dir: "+state+"\nfilters:\n  - type: bayes\n    options:\n      skip_authenticated: false\n")
+	r = runCLI(t, string(spam), "test", "--config", off, "--rcpt", "bob@lab.example", "--macro", "{auth_authen}=alice")
+	if r.code != 13 {
+		t.Errorf("skip_authenticated false: exit %d, want 13 (reject)\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	bad := dryRunConfig(t, "state_dir: "+state+"\nfilters:\n  - type: bayes\n    options:\n      skip_authenticated: sometimes\n")
+	r = runCLI(t, string(spam), "test", "--config", bad, "--rcpt", "bob@lab.example")
+	if want := bad + ":5: filters[0].options.skip_authenticated"; r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("bad skip_authenticated: want an error containing %q, got %+v", want, r)
+	}
+}

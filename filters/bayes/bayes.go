@@ -42,8 +42,10 @@ type Observer interface {
 	// ("spam", "ham" or "unsure"), spamicity, and the time the
 	// classification took.
 	BayesClassified(filter, verdict string, spamicity float64, took time.Duration)
-	// BayesSkipped reports a message not classified because of its size.
-	BayesSkipped(filter string)
+	// BayesSkipped reports a message not classified, and why: SkipSize
+	// (larger than max_size) or SkipAuthenticated (the sender
+	// authenticated, and skip_authenticated is on).
+	BayesSkipped(filter, reason string)
 	// BayesAutolearned reports a message auto-learned as class ("spam"
 	// or "ham").
 	BayesAutolearned(filter, class string)
@@ -63,6 +65,12 @@ type Observer interface {
 	// A reload builds the new filter before it closes the old one.
 	BayesFilter(filter string, on bool)
 }
+
+// Reasons for BayesSkipped.
+const (
+	SkipSize          = "size"
+	SkipAuthenticated = "authenticated"
+)
 
 // StoreObserver is told about a network (Redis) store, for metrics. The
 // daemon's metrics implement it beside Observer. It must be safe for
@@ -534,6 +542,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	default:
 		return filters.Verdict{}, nil
 	}
+	if f.authenticated(m) {
+		return f.skipAuthenticated(m), nil
+	}
 	if m.Body != nil && m.Body.Err() != nil {
 		// Scoring part of a message could pass spam whose payload sits
 		// in the missing part; let the failure policy decide.
@@ -565,7 +576,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	}
 	if f.s.maxSize > 0 && size > f.s.maxSize {
 		if f.obs != nil {
-			f.obs.BayesSkipped(f.name)
+			f.obs.BayesSkipped(f.name, SkipSize)
 		}
 		value := fmt.Sprintf("Skipped, size=%d, max_size=%d, queue_id=%s, version=%s", size, f.s.maxSize, asciiOnly(values["queue_id"]), asciiOnly(f.version))
 		f.log.Debug("bayes: message too large, not classified", "queue_id", m.QueueID, "size", size, "max_size", f.s.maxSize)
@@ -634,6 +645,44 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		return filters.Verdict{Action: filters.Quarantine, Reason: reason, Edits: f.header(forged, value)}, nil
 	}
 	return filters.Verdict{Reason: reason, Edits: f.header(forged, value)}, nil
+}
+
+// authenticated reports whether the sender authenticated with SMTP AUTH
+// and such senders are not classified. The MTA sets {auth_authen} from
+// MAIL FROM on, so it is known at end of message.
+func (f *Filter) authenticated(m *filters.Message) bool {
+	if !f.s.skipAuth {
+		return false
+	}
+	v, _ := m.Macro("auth_authen")
+	return v != ""
+}
+
+// skipAuthenticated is the verdict for a message whose sender
+// authenticated: a user's own outgoing mail, which a store trained on
+// inbound mail has no business judging. It is not looked up, acted on or
+// learned; it gets the skip header, as a message over max_size does, in
+// place of any field of our name it came with. Its body is not read, so
+// a body that could not be stored completely does not matter.
+func (f *Filter) skipAuthenticated(m *filters.Message) filters.Verdict {
+	var forged []int
+	n := 0
+	for _, h := range m.Headers {
+		if filters.SameName(h.Name, f.s.headerName) {
+			n++
+			forged = append(forged, n)
+		}
+	}
+	if f.obs != nil {
+		f.obs.BayesSkipped(f.name, SkipAuthenticated)
+	}
+	queueID := m.QueueID
+	if queueID == "" {
+		queueID = "unknown"
+	}
+	value := fmt.Sprintf("Skipped, authenticated, queue_id=%s, version=%s", asciiOnly(queueID), asciiOnly(f.version))
+	f.log.Debug("bayes: sender authenticated, not classified", "queue_id", m.QueueID)
+	return filters.Verdict{Reason: "bayes: skipped, sender authenticated", Edits: f.header(forged, value)}
 }
 
 // classify scores the message. The store must answer before the pipeline's

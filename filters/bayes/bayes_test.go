@@ -310,7 +310,7 @@ func TestSizeSkip(t *testing.T) {
 	if v.Action != filters.Continue || !regexp.MustCompile(`^Skipped, size=\d+, max_size=200, queue_id=4Q1SPAM, version=1\.2\.3$`).MatchString(got) {
 		t.Errorf("verdict %+v, header %q", v, got)
 	}
-	if obs.skipped != 1 || len(obs.classified) != 0 {
+	if obs.skipped != 1 || len(obs.classified) != 0 || fmt.Sprint(obs.skipReasons) != "[size]" {
 		t.Errorf("observer: %+v", obs)
 	}
 	// max_size: 0 is no limit at all.
@@ -586,6 +586,7 @@ type recorder struct {
 	mu          sync.Mutex
 	classified  []string
 	skipped     int
+	skipReasons []string // BayesSkipped reasons, in order
 	autolearned map[string]int
 	stores      []classifier.Stats
 	ngram       [][2]int // spam and ham of the model in use, per report
@@ -599,10 +600,11 @@ func (r *recorder) BayesClassified(filter, verdict string, spamicity float64, to
 	r.classified = append(r.classified, fmt.Sprintf("%s %s %.2f %t", filter, verdict, spamicity, took > 0))
 }
 
-func (r *recorder) BayesSkipped(filter string) {
+func (r *recorder) BayesSkipped(filter, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.skipped++
+	r.skipReasons = append(r.skipReasons, reason)
 }
 
 func (r *recorder) BayesAutolearned(filter, class string) {
@@ -1144,5 +1146,121 @@ func TestNotEnoughTrainingOnlyTags(t *testing.T) {
 	f := newFilter(t, nopCloser{trainedStore(t)}, "unsure: {action: reject}\nspam_cutoff: 1\nham_cutoff: 0", nil)
 	if v := check(t, f, spamMessage()); v.Action != filters.Reject {
 		t.Errorf("unsure.action reject on a trained store: %s", v.Action)
+	}
+}
+
+// authed returns m as sent by a client that authenticated with SMTP AUTH:
+// the MTA sends {auth_authen} from MAIL FROM on, among the message's
+// macros.
+func authed(m *filters.Message, user string) *filters.Message {
+	m.Macros = map[string]string{"{auth_authen}": user, "{auth_type}": "PLAIN", "i": m.QueueID}
+	return m
+}
+
+// A sender that authenticated (a user's own outgoing mail, through a
+// submission service that shares smtpd_milters) is not classified by
+// default: the store, trained on inbound mail, is not asked, no action is
+// taken even for what it would call spam, and nothing is learned. The
+// message gets the skip header in place of a forged one, and is counted
+// as skipped for that reason.
+func TestSkipAuthenticated(t *testing.T) {
+	ctx := context.Background()
+	st := trainedStore(t)
+	obs := &recorder{}
+	opts := "spam: {action: reject}\nautolearn: {spam: 0.5, ham: 0.5}"
+	f := newFilter(t, nopCloser{st}, opts, obs)
+	before, _ := st.Stats(ctx)
+	m := authed(spamMessage(), "alice")
+	m.Headers = append(m.Headers, filters.Header{Name: "X-Sluice-Bayes", Value: "Ham, forged"})
+	v := check(t, f, m)
+	want := "Skipped, authenticated, queue_id=4Q1SPAM, version=1.2.3"
+	if got := added(v, "X-Sluice-Bayes"); v.Action != filters.Continue || got != want {
+		t.Errorf("authenticated spam: %s, header %q; want continue with %q", v.Action, got, want)
+	}
+	if v.Reason != "bayes: skipped, sender authenticated" {
+		t.Errorf("reason %q", v.Reason)
+	}
+	if len(v.Edits) != 2 || v.Edits[0].Kind != filters.DeleteHeader || v.Edits[0].Index != 1 {
+		t.Errorf("edits %+v: want the forged field deleted, then ours added", v.Edits)
+	}
+	// Ham too: nothing is learned on either side.
+	if got := added(check(t, f, authed(hamMessage(), "alice")), "X-Sluice-Bayes"); !strings.HasPrefix(got, "Skipped, authenticated, queue_id=4Q2HAM,") {
+		t.Errorf("authenticated ham: header %q", got)
+	}
+	after, _ := st.Stats(ctx)
+	if after.Totals != before.Totals {
+		t.Errorf("store totals %+v -> %+v: an authenticated message was learned", before.Totals, after.Totals)
+	}
+	if len(obs.classified) != 0 || len(obs.autolearned) != 0 || fmt.Sprint(obs.skipReasons) != "[authenticated authenticated]" {
+		t.Errorf("observer: classified %q, autolearned %v, skipped %q", obs.classified, obs.autolearned, obs.skipReasons)
+	}
+
+	// The macro set but empty, or absent: the message is classified and
+	// refused as before.
+	for _, m := range []*filters.Message{authed(spamMessage(), ""), spamMessage()} {
+		if v := check(t, f, m); v.Action != filters.Reject {
+			t.Errorf("unauthenticated spam (macros %v): %s, header %q; want reject", m.Macros, v.Action, added(v, "X-Sluice-Bayes"))
+		}
+	}
+	// The macro as a connection macro (as "sluice test --macro" sets it),
+	// without braces: found all the same.
+	m = spamMessage()
+	m.Conn = &filters.Conn{Macros: map[string]string{"auth_authen": "bob"}}
+	if got := added(check(t, f, m), "X-Sluice-Bayes"); !strings.HasPrefix(got, "Skipped, authenticated,") {
+		t.Errorf("connection macro auth_authen: header %q", got)
+	}
+
+	// skip_authenticated: false keeps the old behaviour: classified,
+	// rejected, and learned.
+	obs = &recorder{}
+	f = newFilter(t, nopCloser{st}, opts+"\nskip_authenticated: false", obs)
+	if v := check(t, f, authed(spamMessage(), "alice")); v.Action != filters.Reject {
+		t.Errorf("skip_authenticated false: %s, header %q; want reject", v.Action, added(v, "X-Sluice-Bayes"))
+	}
+	if h := added(check(t, f, authed(hamMessage(), "alice")), "X-Sluice-Bayes"); !strings.HasPrefix(h, "Ham, spamicity=") || !strings.HasSuffix(h, ", autolearn=ham") {
+		t.Errorf("skip_authenticated false, ham: header %q; want it classified and learned", h)
+	}
+	if obs.skipped != 0 || len(obs.classified) != 2 {
+		t.Errorf("skip_authenticated false: observer skipped %d, classified %q", obs.skipped, obs.classified)
+	}
+	// skip_authenticated: true says the default.
+	f = newFilter(t, nopCloser{st}, opts+"\nskip_authenticated: true", nil)
+	if got := added(check(t, f, authed(spamMessage(), "alice")), "X-Sluice-Bayes"); got != want {
+		t.Errorf("skip_authenticated true: header %q", got)
+	}
+}
+
+// A custom header.format is for verdicts: the skip header of an
+// authenticated sender is the fixed one, as for a message over max_size,
+// and an unknown queue id reads "unknown".
+func TestSkipAuthenticatedCustomFormat(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, nopCloser{st}, "header: {name: X-Bogosity, format: '{verdict}, tests=bogofilter, spamicity={spamicity}, version={version}'}\nmax_size: 100", nil)
+	m := authed(spamMessage(), "alice")
+	m.QueueID = ""
+	if got, want := added(check(t, f, m), "X-Bogosity"), "Skipped, authenticated, queue_id=unknown, version=1.2.3"; got != want {
+		t.Errorf("header %q, want %q", got, want)
+	}
+	// The size skip does the same, under the same format.
+	if got := added(check(t, f, spamMessage()), "X-Bogosity"); !strings.HasPrefix(got, "Skipped, size=") {
+		t.Errorf("size skip: header %q", got)
+	}
+}
+
+// The authenticated sender's message is skipped without reading its body,
+// so a body that could not be stored completely is no failure.
+func TestSkipAuthenticatedIncompleteBody(t *testing.T) {
+	st := trainedStore(t)
+	f := newFilter(t, nopCloser{st}, "", nil)
+	m := authed(spamMessage(), "alice")
+	b := filters.NewBody(0, filepath.Join(t.TempDir(), "gone", "spill"))
+	b.Write([]byte("spill fails"))
+	if b.Err() == nil {
+		t.Fatal("body did not break")
+	}
+	m.Body = b
+	v, err := f.Check(context.Background(), filters.StageEOM, m)
+	if err != nil || !strings.HasPrefix(added(v, "X-Sluice-Bayes"), "Skipped, authenticated,") {
+		t.Errorf("verdict %+v, error %v; want the skip", v, err)
 	}
 }

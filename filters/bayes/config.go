@@ -52,6 +52,11 @@ type Config struct {
 	// nil means DefaultMaxSize; 0 means no limit.
 	MaxSize *Size `yaml:"max_size"`
 
+	// SkipAuthenticated: messages whose sender authenticated with SMTP
+	// AUTH (the MTA's {auth_authen} macro is set) are not classified but
+	// tagged as skipped. nil means true.
+	SkipAuthenticated *bool `yaml:"skip_authenticated"`
+
 	// Header is the field added to delivered mail.
 	Header HeaderConfig `yaml:"header"`
 
@@ -246,6 +251,7 @@ func (c Config) headerName() string {
 type settings struct {
 	db            string
 	maxSize       int64 // 0: no limit
+	skipAuth      bool  // skip_authenticated
 	headerName    string
 	headerFormat  template
 	actions       [3]verdictAction // by classifier.Verdict
@@ -268,6 +274,7 @@ func (c Config) check(stateDir string) (settings, error) {
 	if c.MaxSize != nil {
 		s.maxSize = int64(*c.MaxSize) // 0: no limit
 	}
+	s.skipAuth = c.SkipAuthenticated == nil || *c.SkipAuthenticated
 	if s.statsInterval < 0 {
 		return s, errors.New("stats_interval: must not be negative")
 	}

@@ -57,7 +57,7 @@ func (o *storeObs) BayesRedisPool(filter string, st classifier.RedisPoolStats) {
 
 // The bayes.Observer side, so that the filter measures the store.
 func (o *storeObs) BayesClassified(string, string, float64, time.Duration) {}
-func (o *storeObs) BayesSkipped(string)                                    {}
+func (o *storeObs) BayesSkipped(string, string)                            {}
 func (o *storeObs) BayesAutolearned(string, string)                        {}
 func (o *storeObs) BayesNgram(string, int, int)                            {}
 func (o *storeObs) BayesFilter(string, bool)                               {}

@@ -157,7 +157,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		}),
 		bayesMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_bayes_messages_total",
-			Help: "Messages seen by a bayes filter, by filter and verdict (spam, ham, unsure, skipped).",
+			Help: "Messages seen by a bayes filter, by filter and verdict (spam, ham, unsure; skipped: larger than max_size; authenticated: sender authenticated, not classified).",
 		}, []string{"filter", "verdict"}),
 		bayesSpamicity: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_bayes_spamicity",
@@ -378,9 +378,15 @@ func (m *Metrics) BayesClassified(filter, verdict string, spamicity float64, too
 	m.bayesDuration.WithLabelValues(filter).Observe(took.Seconds())
 }
 
-// BayesSkipped implements bayes.Observer.
-func (m *Metrics) BayesSkipped(filter string) {
-	m.bayesMessages.WithLabelValues(filter, "skipped").Inc()
+// BayesSkipped implements bayes.Observer. A message over max_size is
+// counted as verdict "skipped", as it always was; one whose sender
+// authenticated as "authenticated".
+func (m *Metrics) BayesSkipped(filter, reason string) {
+	verdict := "skipped"
+	if reason == bayes.SkipAuthenticated {
+		verdict = "authenticated"
+	}
+	m.bayesMessages.WithLabelValues(filter, verdict).Inc()
 }
 
 // BayesAutolearned implements bayes.Observer.
