@@ -95,6 +95,13 @@ func TestServeLogStall(t *testing.T) {
 	if name, _ := addedHeaderAt(t, addr); name == "" {
 		t.Error("the script filter added no header")
 	}
+	stopAndWait(t, stop, done, "serve did not exit with its standard error blocked")
+}
+
+// stopAndWait stops a daemon serveCLI started and waits (15 s at most)
+// for it to return, without an error.
+func stopAndWait(t *testing.T, stop context.CancelFunc, done <-chan error, hung string) {
+	t.Helper()
 	stop()
 	select {
 	case err := <-done:
@@ -102,7 +109,7 @@ func TestServeLogStall(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not exit with its standard error blocked")
+		t.Fatal(hung)
 	}
 }
 
@@ -113,15 +120,7 @@ func TestServeLogFlushedAtExit(t *testing.T) {
 	close(stderr.open)
 	addr, stop, done := serveCLI(t, stderr)
 	addedHeaderAt(t, addr)
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not exit")
-	}
+	stopAndWait(t, stop, done, "serve did not exit")
 	out := stderr.String()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if !strings.HasSuffix(out, "\n") || !strings.Contains(lines[len(lines)-1], `msg="sluice stopped"`) {

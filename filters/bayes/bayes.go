@@ -529,15 +529,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		// the classification: if that fails, the message may still be
 		// delivered (on_failure accept), and a sender's own verdict must
 		// not reach Sieve rules or the archive's verdict_header then.
-		var forged []int
-		n := 0
-		for _, h := range m.Headers {
-			if filters.SameName(h.Name, f.s.headerName) {
-				n++
-				forged = append(forged, n)
-			}
-		}
-		return filters.Verdict{Edits: f.deletes(forged)}, nil
+		return filters.Verdict{Edits: f.deletes(f.forged(m))}, nil
 	case filters.StageEOM:
 	default:
 		return filters.Verdict{}, nil
@@ -665,14 +657,7 @@ func (f *Filter) authenticated(m *filters.Message) bool {
 // place of any field of our name it came with. Its body is not read, so
 // a body that could not be stored completely does not matter.
 func (f *Filter) skipAuthenticated(m *filters.Message) filters.Verdict {
-	var forged []int
-	n := 0
-	for _, h := range m.Headers {
-		if filters.SameName(h.Name, f.s.headerName) {
-			n++
-			forged = append(forged, n)
-		}
-	}
+	forged := f.forged(m)
 	if f.obs != nil {
 		f.obs.BayesSkipped(f.name, SkipAuthenticated)
 	}
@@ -722,6 +707,21 @@ func (f *Filter) unavailable(queueID string, forged []int, err error) filters.Ve
 
 // maxReplyText keeps a rendered reply inside what filters.Reply allows.
 const maxReplyText = 400
+
+// forged returns the 1-based indexes of the fields of our name the
+// message came with, among those fields: a sender's own verdict, deleted
+// by every result.
+func (f *Filter) forged(m *filters.Message) []int {
+	var forged []int
+	n := 0
+	for _, h := range m.Headers {
+		if filters.SameName(h.Name, f.s.headerName) {
+			n++
+			forged = append(forged, n)
+		}
+	}
+	return forged
+}
 
 // header returns the edits that delete the fields of our name the message
 // came with (see deletes) and add ours.
