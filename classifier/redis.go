@@ -66,6 +66,17 @@ type RedisOptions struct {
 	// store). Default DefaultRedisCacheTokens; negative turns the cache
 	// off.
 	CacheTokens int
+	// WaitReplicas, if at least 1, makes Learn and Add wait, after their
+	// scripts and on the same connection, until that many replicas have
+	// acknowledged the writes (Redis WAIT), at most half the
+	// WriteTimeout; if fewer did, the call fails with ErrUnavailable.
+	// Redis replicates asynchronously: without it, a learn the master
+	// acknowledged just before a failover can be lost without a word.
+	// The writes may still have been applied on the master, which is
+	// harmless: learning the same messages again is a no-op for those
+	// that were. Not with Cluster (WAIT would have to go to the node of
+	// the store's slot on the scripts' connection). Default 0: no wait.
+	WaitReplicas int
 	// Observer, if not nil, is told about every round trip.
 	Observer RedisObserver
 }
@@ -172,6 +183,12 @@ func OpenRedis(opts RedisOptions) (*RedisStore, error) {
 	}
 	if opts.DB < 0 {
 		return nil, fmt.Errorf("redis: db %d: must not be negative", opts.DB)
+	}
+	if opts.WaitReplicas < 0 {
+		return nil, fmt.Errorf("redis: wait_replicas %d: must not be negative", opts.WaitReplicas)
+	}
+	if opts.Cluster && opts.WaitReplicas > 0 {
+		return nil, errors.New("redis: wait_replicas is not supported with Redis Cluster")
 	}
 	if opts.Cluster || opts.MasterName != "" {
 		// Several addresses only make sense for these two.
@@ -381,7 +398,7 @@ func unavailable(err error) bool {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted),
-		errors.As(err, &ne):
+		errors.As(err, &ne), errors.As(err, new(notReplicatedError)):
 		return true
 	}
 	// Server states that pass: loading the dataset after a restart, a
@@ -796,7 +813,7 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		}
 		args[i] = a
 	}
-	res, err := s.runScripts(ctx, "learn", scriptLearn, args)
+	res, err := s.runScripts(ctx, "learn", scriptLearn, args, true)
 	if err != nil {
 		return nil, fmt.Errorf("learn: %w", err)
 	}
@@ -816,7 +833,11 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 // Redis does not have the script (after a restart or a failover, or
 // SCRIPT FLUSH), it is loaded and the runs that were refused are sent
 // again, in their order.
-func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script, args [][]any) ([]any, error) {
+//
+// With replicate and WaitReplicas set, each pipeline ends with a WAIT
+// (see waitReplicas), and the call fails with ErrUnavailable if fewer
+// replicas than asked acknowledged the writes.
+func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script, args [][]any, replicate bool) ([]any, error) {
 	res := make([]any, len(args))
 	todo := make([]int, len(args))
 	for i := range todo {
@@ -832,6 +853,7 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 			}
 		}
 		cmds := make([]*redis.Cmd, len(todo))
+		var wait *redis.IntCmd
 		err := s.call(ctx, op, true, func(ctx context.Context) error {
 			_, perr := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, i := range todo {
@@ -842,6 +864,12 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 					}
 					cmds[j] = redis.NewCmd(ctx, append(a, args[i]...)...)
 					p.Process(ctx, noRetryCmd{cmds[j]})
+				}
+				if replicate && s.opts.WaitReplicas > 0 {
+					// On the scripts' connection: WAIT waits for this
+					// client's writes.
+					wait = redis.NewIntCmd(ctx, "wait", s.opts.WaitReplicas, s.waitTimeout().Milliseconds())
+					p.Process(ctx, wait)
 				}
 				return nil
 			})
@@ -856,6 +884,15 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 			// and without result: only the pipeline's error tells.
 			if perr != nil && !redis.HasErrorPrefix(perr, "NOSCRIPT") {
 				return perr
+			}
+			if wait != nil {
+				n, err := wait.Result()
+				if err != nil {
+					return err
+				}
+				if n < int64(s.opts.WaitReplicas) {
+					return notReplicatedError{got: n, want: s.opts.WaitReplicas, timeout: s.waitTimeout()}
+				}
 			}
 			return nil
 		})
@@ -876,6 +913,28 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 		todo = again
 	}
 	return res, nil
+}
+
+// waitTimeout is how long WAIT waits for the replicas: half the write
+// timeout, which bounds the whole round trip that carries it, so that
+// the scripts have the other half and a replica that does not answer is
+// reported as such, with the connection kept, rather than as the round
+// trip's deadline passing.
+func (s *RedisStore) waitTimeout() time.Duration {
+	return max(s.opts.WriteTimeout/2, time.Millisecond)
+}
+
+// notReplicatedError is a write that fewer replicas than
+// RedisOptions.WaitReplicas acknowledged in time. It counts as Redis
+// unavailable (see unavailable): the caller learns again later.
+type notReplicatedError struct {
+	got     int64
+	want    int
+	timeout time.Duration
+}
+
+func (e notReplicatedError) Error() string {
+	return fmt.Sprintf("only %d of %d replicas acknowledged the write within %v (wait_replicas); it may have been applied on the master, and learning the same messages again is a no-op for those that were", e.got, e.want, e.timeout)
 }
 
 // noRetryCmd keeps go-redis from sending a script again after an error
@@ -946,7 +1005,7 @@ func (s *RedisStore) Add(ctx context.Context, b Batch) error {
 	if len(args) == 0 {
 		args = append(args, chunk(0, 0)) // totals alone
 	}
-	if _, err := s.runScripts(ctx, "add", scriptAdd, args); err != nil {
+	if _, err := s.runScripts(ctx, "add", scriptAdd, args, true); err != nil {
 		return fmt.Errorf("add: %w", err)
 	}
 	return nil
@@ -1217,7 +1276,7 @@ func (s *RedisStore) Prune(ctx context.Context, opts PruneOptions) (int, error) 
 			a = append(a, c)
 		}
 		cands = cands[k:]
-		res, err := s.runScripts(ctx, "prune", scriptPrune, [][]any{a})
+		res, err := s.runScripts(ctx, "prune", scriptPrune, [][]any{a}, false)
 		if err != nil {
 			return n, fmt.Errorf("prune: %w", err)
 		}
@@ -1247,7 +1306,7 @@ func (s *RedisStore) Meta(ctx context.Context, key string) (string, error) {
 
 // SetMeta implements Store.
 func (s *RedisStore) SetMeta(ctx context.Context, key, value string) error {
-	_, err := s.runScripts(ctx, "meta", scriptSetMeta, [][]any{{"m:" + key, value}})
+	_, err := s.runScripts(ctx, "meta", scriptSetMeta, [][]any{{"m:" + key, value}}, false)
 	if err != nil {
 		return fmt.Errorf("set meta %s: %w", key, err)
 	}
@@ -1256,7 +1315,7 @@ func (s *RedisStore) SetMeta(ctx context.Context, key, value string) error {
 
 // SetModel implements Store: the check and both values are one script.
 func (s *RedisStore) SetModel(ctx context.Context, gen uint64, model, id string) (bool, error) {
-	res, err := s.runScripts(ctx, "meta", scriptSetModel, [][]any{{strconv.FormatUint(gen, 10), model, id}})
+	res, err := s.runScripts(ctx, "meta", scriptSetModel, [][]any{{strconv.FormatUint(gen, 10), model, id}}, false)
 	if err != nil {
 		return false, fmt.Errorf("set model: %w", err)
 	}

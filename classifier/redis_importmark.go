@@ -22,7 +22,7 @@ var scriptClaimMeta = newScript(luaClaimMeta)
 // claimMeta implements metaClaimer: the check and the set are one script,
 // which no other client's command overlaps.
 func (s *RedisStore) claimMeta(ctx context.Context, key, value string) (string, error) {
-	res, err := s.runScripts(ctx, "meta", scriptClaimMeta, [][]any{{"m:" + key, value}})
+	res, err := s.runScripts(ctx, "meta", scriptClaimMeta, [][]any{{"m:" + key, value}}, false)
 	if err != nil {
 		return "", fmt.Errorf("set meta %s: %w", key, err)
 	}

@@ -58,6 +58,10 @@ type RedisConfig struct {
 	// CacheTokens is how many token counts each sluice keeps between
 	// lookups; default classifier.DefaultRedisCacheTokens, -1 for none.
 	CacheTokens int `yaml:"cache_tokens"`
+	// WaitReplicas, if at least 1, makes each learn and import batch
+	// fail (store unavailable) unless that many replicas acknowledged
+	// it (Redis WAIT); default 0, not with Cluster.
+	WaitReplicas int `yaml:"wait_replicas"`
 }
 
 // RedisTLSConfig configures TLS to Redis.
@@ -81,7 +85,8 @@ type RedisTLSConfig struct {
 func (r RedisConfig) set() bool {
 	return len(r.Addrs) > 0 || r.Username != "" || r.PasswordFile != "" || r.PasswordEnv != "" || r.DB != 0 ||
 		r.KeyPrefix != "" || r.SentinelMaster != "" || r.SentinelUsername != "" || r.SentinelPasswordFile != "" || r.Cluster ||
-		r.TLS != (RedisTLSConfig{}) || r.Timeout != 0 || r.WriteTimeout != 0 || r.PoolSize != 0 || r.CacheTokens != 0
+		r.TLS != (RedisTLSConfig{}) || r.Timeout != 0 || r.WriteTimeout != 0 || r.PoolSize != 0 || r.CacheTokens != 0 ||
+		r.WaitReplicas != 0
 }
 
 // check validates the section without reading files.
@@ -120,6 +125,13 @@ func (r RedisConfig) check() error {
 		return errors.New("redis.pool_size must not be negative")
 	case r.CacheTokens < -1:
 		return errors.New("redis.cache_tokens: a number of tokens, or -1 for no cache")
+	case r.WaitReplicas < 0:
+		return fmt.Errorf("redis.wait_replicas %d: must not be negative", r.WaitReplicas)
+	case r.Cluster && r.WaitReplicas > 0:
+		// WAIT counts the replicas of the writes of its own connection,
+		// which with Cluster would have to be the one to the node of
+		// the store's slot that the scripts went on.
+		return errors.New("redis.wait_replicas is not supported with cluster: true")
 	case (r.TLS.CertFile == "") != (r.TLS.KeyFile == ""):
 		return errors.New("redis.tls: cert_file and key_file go together")
 	}
@@ -145,6 +157,7 @@ func (r RedisConfig) Options() (classifier.RedisOptions, error) {
 		WriteTimeout:     r.WriteTimeout,
 		PoolSize:         r.PoolSize,
 		CacheTokens:      r.CacheTokens,
+		WaitReplicas:     r.WaitReplicas,
 	}
 	var err error
 	switch {
@@ -243,7 +256,7 @@ func IsRedisURL(s string) bool {
 // rediss:// turns TLS on. The keys are those of the redis: section:
 // key_prefix (or prefix), sentinel_master (or sentinel),
 // sentinel_password_file, cluster, password_file, password_env, timeout,
-// write_timeout, pool_size, cache_tokens, tls_ca_file, tls_server_name,
+// write_timeout, pool_size, cache_tokens, wait_replicas, tls_ca_file, tls_server_name,
 // tls_cert_file, tls_key_file. A password written in the URL
 // (USER:PASSWORD@) is refused: command lines are visible to every user of
 // the machine.
@@ -305,6 +318,8 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 			r.PoolSize, err = strconv.Atoi(v)
 		case "cache_tokens":
 			r.CacheTokens, err = strconv.Atoi(v)
+		case "wait_replicas":
+			r.WaitReplicas, err = strconv.Atoi(v)
 		case "tls_ca_file":
 			r.TLS.CAFile = v
 		case "tls_server_name":

@@ -362,6 +362,12 @@ func TestRedisConfig(t *testing.T) {
 		{"store: redis\nredis: {addrs: [a:7000, b:7000, c:7000], cluster: true, tls: {enabled: true}}", func(o classifier.RedisOptions) bool {
 			return o.Cluster && o.TLS != nil
 		}},
+		{"store: redis\nredis: {addrs: [a:26379], sentinel_master: m, wait_replicas: 1}", func(o classifier.RedisOptions) bool {
+			return o.WaitReplicas == 1 && o.MasterName == "m"
+		}},
+		{"store: redis\nredis: {addrs: [a:6379], wait_replicas: 2}", func(o classifier.RedisOptions) bool {
+			return o.WaitReplicas == 2
+		}},
 	}
 	for _, tc := range good {
 		cfg := options(t, tc.opts)
@@ -380,6 +386,10 @@ func TestRedisConfig(t *testing.T) {
 		{"store: redis\nredis: {addrs: [a:1], cluster: true, db: 2}", "only database 0"},
 		{"store: redis\nredis: {addrs: [a:1], password_file: x, password_env: Y}", "exclude each other"},
 		{"store: redis\nredis: {addrs: [a:1], key_prefix: 'a{b}'}", "key_prefix"},
+		{"store: redis\nredis: {addrs: [a:1], wait_replicas: -1}", "wait_replicas -1: must not be negative"},
+		{"store: redis\nredis: {addrs: [a:7000], cluster: true, wait_replicas: 1}", "wait_replicas is not supported with cluster"},
+		// Set without store: redis, as every other redis key.
+		{"redis: {wait_replicas: 1}", "need store: redis"},
 		{"store: redis\ndb: /x.db\nredis: {addrs: [a:1]}", "store is redis"},
 		{"redis: {addrs: [a:1]}", "need store: redis"},
 		{"store: mysql", `store "mysql"`},
@@ -466,6 +476,8 @@ func TestParseRedisURL(t *testing.T) {
 		{"rediss://a:26379,b:26379?sentinel=m&sentinel_username=watch&sentinel_password_file=/etc/spw&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name=r.example",
 			bayes.RedisConfig{Addrs: []string{"a:26379", "b:26379"}, SentinelMaster: "m", SentinelUsername: "watch", SentinelPasswordFile: "/etc/spw",
 				TLS: bayes.RedisTLSConfig{Enabled: true, CertFile: "/c.pem", KeyFile: "/k.pem", ServerName: "r.example"}}},
+		{"redis://a:26379?sentinel=m&wait_replicas=1", bayes.RedisConfig{Addrs: []string{"a:26379"}, SentinelMaster: "m", WaitReplicas: 1}},
+		{"redis://a:6379?wait_replicas=0", bayes.RedisConfig{Addrs: []string{"a:6379"}}},
 	}
 	for _, tc := range good {
 		got, err := bayes.ParseRedisURL(tc.url)
@@ -480,7 +492,8 @@ func TestParseRedisURL(t *testing.T) {
 		if got.Username != tc.want.Username || got.DB != tc.want.DB || got.KeyPrefix != tc.want.KeyPrefix ||
 			got.SentinelMaster != tc.want.SentinelMaster || got.Cluster != tc.want.Cluster || got.PasswordFile != tc.want.PasswordFile ||
 			got.PasswordEnv != tc.want.PasswordEnv || got.Timeout != tc.want.Timeout || got.TLS != tc.want.TLS ||
-			got.SentinelPasswordFile != tc.want.SentinelPasswordFile || got.SentinelUsername != tc.want.SentinelUsername {
+			got.SentinelPasswordFile != tc.want.SentinelPasswordFile || got.SentinelUsername != tc.want.SentinelUsername ||
+			got.WaitReplicas != tc.want.WaitReplicas {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.url, got, tc.want)
 		}
 	}
@@ -491,6 +504,9 @@ func TestParseRedisURL(t *testing.T) {
 		"redis://user:s@secret@a:1", "redis://user:pa@secret@a:1/0?prefix=x",
 		// The Sentinels' user or password without Sentinels.
 		"redis://a:1?sentinel_username=watch", "redis://a:1?sentinel_password_file=/etc/spw",
+		// wait_replicas: a number of replicas, not with Cluster.
+		"redis://a:1?wait_replicas=-1", "redis://a:1?wait_replicas=x", "redis://a:1?wait_replicas=1.5",
+		"redis://a:1,b:2?cluster=true&wait_replicas=1",
 	} {
 		_, err := bayes.ParseRedisURL(bad)
 		if err == nil {

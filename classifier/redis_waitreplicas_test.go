@@ -1,0 +1,108 @@
+package classifier_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/redistest"
+)
+
+// wait_replicas (RedisOptions.WaitReplicas): with a real Sentinel pair, a
+// learn succeeds while the replica follows; with the replica hung, the
+// learn is reported as failed (ErrUnavailable) within the write timeout,
+// as is an import batch; once the replica answers again, learning the
+// same message again works and counts it once.
+func TestRedisWaitReplicas(t *testing.T) {
+	sn := redistest.StartSentinel(t)
+	// The replica is in sync (its first full sync is done).
+	sn.WaitReplicated(t)
+	const writeTimeout = time.Second // WAIT waits half of it
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName,
+		Timeout: 300 * time.Millisecond, WriteTimeout: writeTimeout, WaitReplicas: 1, CacheTokens: -1})
+	defer st.Close()
+	ctx := context.Background()
+	op := func(d byte, toks ...string) classifier.LearnOp {
+		o := classifier.LearnOp{Class: classifier.Spam, Tokens: toks, Date: 20240101}
+		o.Digest[0] = d
+		return o
+	}
+	check := func(what string, spam uint32, tok string, want uint32) {
+		t.Helper()
+		tot, c, err := st.Lookup(ctx, []string{tok})
+		if err != nil {
+			t.Fatalf("%s: lookup: %v", what, err)
+		}
+		if tot.Spam != spam || c[0].Spam != want {
+			t.Fatalf("%s: %d spam, %s counted %d; want %d and %d", what, tot.Spam, tok, c[0].Spam, spam, want)
+		}
+	}
+
+	out, err := st.Learn(ctx, []classifier.LearnOp{op(1, "a", "b")})
+	if err != nil || out[0] != classifier.Learned {
+		t.Fatalf("learn with the replica up: %v %v", out, err)
+	}
+	check("replica up", 1, "a", 1)
+
+	sn.Replica.Pause(t)
+	paused := true
+	defer func() {
+		if paused {
+			sn.Replica.Resume(t)
+		}
+	}()
+	start := time.Now()
+	out, err = st.Learn(ctx, []classifier.LearnOp{op(2, "a", "c")})
+	took := time.Since(start)
+	if !errors.Is(err, classifier.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+		t.Fatalf("learn with the replica hung: %v %v, want ErrUnavailable (0 of 1 replicas)", out, err)
+	}
+	if took > writeTimeout {
+		t.Errorf("the failed learn took %v, more than the write timeout %v", took, writeTimeout)
+	}
+	// The import path (Add) waits as well.
+	err = st.Add(ctx, classifier.Batch{Records: []classifier.Record{{Token: "imported", Counts: classifier.Counts{Spam: 1}}}})
+	if !errors.Is(err, classifier.ErrUnavailable) {
+		t.Fatalf("add with the replica hung: %v, want ErrUnavailable", err)
+	}
+	// The master did apply the learn: that is what makes learning it
+	// again safe.
+	check("replica hung", 2, "a", 2)
+
+	sn.Replica.Resume(t)
+	paused = false
+	sn.WaitReplicated(t)
+	out, err = st.Learn(ctx, []classifier.LearnOp{op(2, "a", "c")})
+	if err != nil || out[0] != classifier.AlreadyLearned {
+		t.Fatalf("learning the failed message again: %v %v, want AlreadyLearned", out, err)
+	}
+	out, err = st.Learn(ctx, []classifier.LearnOp{op(3, "c")})
+	if err != nil || out[0] != classifier.Learned {
+		t.Fatalf("learn after the replica is back: %v %v", out, err)
+	}
+	check("replica back", 3, "c", 2) // message 2 counted once
+	check("replica back", 3, "a", 2)
+}
+
+// wait_replicas is a number of replicas, and not for Cluster.
+func TestRedisWaitReplicasOptions(t *testing.T) {
+	for _, o := range []classifier.RedisOptions{
+		{Addrs: []string{"127.0.0.1:1"}, WaitReplicas: -1},
+		{Addrs: []string{"127.0.0.1:1"}, Cluster: true, WaitReplicas: 1},
+	} {
+		if st, err := classifier.OpenRedis(o); err == nil || !strings.Contains(err.Error(), "wait_replicas") {
+			if st != nil {
+				st.Close()
+			}
+			t.Errorf("%+v: %v, want a wait_replicas error", o, err)
+		}
+	}
+	st, err := classifier.OpenRedis(classifier.RedisOptions{Addrs: []string{"127.0.0.1:1"}, MasterName: "m", WaitReplicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+}
