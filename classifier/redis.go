@@ -403,8 +403,10 @@ func unavailable(err error) bool {
 	}
 	// Server states that pass: loading the dataset after a restart, a
 	// long script running, no master or a resharding cluster, a replica
-	// that was the master before a failover, too many clients.
-	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "NOREPLICAS", "ERR max number of clients"} {
+	// that was the master before a failover (or a master made a replica
+	// while a write waited for its replicas: UNBLOCKED), too many
+	// clients.
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "UNBLOCKED", "NOREPLICAS", "ERR max number of clients"} {
 		if redis.HasErrorPrefix(err, p) {
 			return true
 		}

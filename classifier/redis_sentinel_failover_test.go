@@ -306,11 +306,17 @@ func newOp(digest *byte, class classifier.Class, toks ...string) classifier.Lear
 // closes at the switch) fails as unavailable, the stores follow the
 // switch, no learn counts twice, and learning every message again (as
 // sluice train does) leaves each counted exactly once. How many were
-// lost is logged.
+// lost is logged. With wait_replicas 1 none may be: a learn the replica
+// did not acknowledge fails instead.
 func TestRedisSentinelSwitchover(t *testing.T) {
+	t.Run("async", func(t *testing.T) { testRedisSentinelSwitchover(t, 0) })
+	t.Run("wait_replicas", func(t *testing.T) { testRedisSentinelSwitchover(t, 1) })
+}
+
+func testRedisSentinelSwitchover(t *testing.T, waitReplicas int) {
 	sn := redistest.StartSentinel(t)
 	opts := classifier.RedisOptions{Addrs: []string{sn.Addr}, MasterName: sn.MasterName, KeyPrefix: "switchover",
-		Timeout: 300 * time.Millisecond, WriteTimeout: time.Second}
+		Timeout: 300 * time.Millisecond, WriteTimeout: time.Second, WaitReplicas: waitReplicas}
 	a := openRedisStore(t, opts)
 	defer a.Close()
 	b := openRedisStore(t, opts)
@@ -321,6 +327,8 @@ func TestRedisSentinelSwitchover(t *testing.T) {
 		o.Digest[0], o.Digest[1], o.Digest[2], o.Digest[3] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
 		return o
 	}
+	// The replica's first sync done, before a learn waits for it.
+	sn.WaitReplicated(t)
 	if _, err := a.Learn(ctx, []classifier.LearnOp{op(0xff << 24)}); err != nil {
 		t.Fatal(err)
 	}
@@ -410,14 +418,21 @@ func TestRedisSentinelSwitchover(t *testing.T) {
 	}
 	t.Logf("switch seen %v after SENTINEL FAILOVER; %d learns acknowledged, %d of them lost (acknowledged %v to %v after it); %d failed",
 		switched.Round(time.Millisecond), len(acked), lost, first.Round(time.Millisecond), last.Round(time.Millisecond), len(failed))
+	if waitReplicas > 0 && lost > 0 {
+		t.Errorf("wait_replicas %d: %d learns reported success and were lost", waitReplicas, lost)
+	}
 	tot, _, err := b.Lookup(ctx, []string{"x"})
 	if err != nil || int(tot.Spam) != 1+present {
 		t.Errorf("after the switchover: spam %d, %v; want %d, each learn the new master has once", tot.Spam, err, 1+present)
 	}
 
 	// Everything learned again, in batches: each message counts once.
+	// With wait_replicas, learns fail until the old master, a replica
+	// now, has synced with the new one; a batch that failed is learned
+	// again.
 	ids := append(slices.Sorted(maps.Keys(acked)), failed...)
 	all := len(ids)
+	deadline = time.Now().Add(30 * time.Second)
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
 		ops := make([]classifier.LearnOp, n)
@@ -425,7 +440,11 @@ func TestRedisSentinelSwitchover(t *testing.T) {
 			ops[i] = op(id)
 		}
 		if _, err := a.Learn(ctx, ops); err != nil {
-			t.Fatalf("learning again: %v", err)
+			if waitReplicas == 0 || !errors.Is(err, classifier.ErrUnavailable) || time.Now().After(deadline) {
+				t.Fatalf("learning again: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		ids = ids[n:]
 	}

@@ -3,6 +3,7 @@ package classifier_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,41 @@ func TestRedisWaitReplicas(t *testing.T) {
 	}
 	check("replica back", 3, "c", 2) // message 2 counted once
 	check("replica back", 3, "a", 2)
+}
+
+// A master made a replica (as a Sentinel does to the old master) while a
+// learn waits for its replicas: Redis answers the WAIT with UNBLOCKED,
+// and the learn fails as unavailable, not as a broken store.
+func TestRedisWaitReplicasDemoted(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	ctx := context.Background()
+	if n, err := master.Client(t).Wait(ctx, 1, 10*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("replica not in sync: %d %v", n, err)
+	}
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{master.Addr},
+		WriteTimeout: 10 * time.Second, WaitReplicas: 1, CacheTokens: -1})
+	defer st.Close()
+	replica.Pause(t)
+	defer replica.Resume(t)
+	done := make(chan error, 1)
+	go func() {
+		o := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"a"}, Date: 20240101}
+		_, err := st.Learn(ctx, []classifier.LearnOp{o})
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the learn is waiting for the replica
+	if err := master.Client(t).ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(replica.Port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, classifier.ErrUnavailable) || !strings.Contains(err.Error(), "UNBLOCKED") {
+			t.Fatalf("learn on a master made a replica: %v, want ErrUnavailable (UNBLOCKED)", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("the learn still waits after its master was made a replica")
+	}
 }
 
 // wait_replicas is a number of replicas, and not for Cluster.
