@@ -837,7 +837,7 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 // again, in their order.
 //
 // With replicate and WaitReplicas set, each pipeline ends with a WAIT
-// (see waitReplicas), and the call fails with ErrUnavailable if fewer
+// (see RedisOptions.WaitReplicas and waitTimeout), and the call fails with ErrUnavailable if fewer
 // replicas than asked acknowledged the writes.
 func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script, args [][]any, replicate bool) ([]any, error) {
 	res := make([]any, len(args))
@@ -936,7 +936,7 @@ type notReplicatedError struct {
 }
 
 func (e notReplicatedError) Error() string {
-	return fmt.Sprintf("only %d of %d replicas acknowledged the write within %v (wait_replicas); it may have been applied on the master, and learning the same messages again is a no-op for those that were", e.got, e.want, e.timeout)
+	return fmt.Sprintf("only %d of %d replicas acknowledged the write within %v (wait_replicas); the master may have applied it", e.got, e.want, e.timeout)
 }
 
 // noRetryCmd keeps go-redis from sending a script again after an error
