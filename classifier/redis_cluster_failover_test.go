@@ -39,10 +39,7 @@ func testRedisClusterFailover(t *testing.T, pause bool) {
 	toks := []string{"x", "y", "z", "unseen"}
 	var digest byte
 	learn := func(st classifier.Store, class classifier.Class, toks ...string) error {
-		digest++
-		op := classifier.LearnOp{Class: class, Tokens: toks, Date: 20240101}
-		op.Digest[0] = digest
-		_, err := st.Learn(ctx, []classifier.LearnOp{op})
+		_, err := st.Learn(ctx, []classifier.LearnOp{newOp(&digest, class, toks...)})
 		return err
 	}
 	for _, m := range []struct {

@@ -74,9 +74,7 @@ func testRedisSentinelFailoverHosts(t *testing.T, pause bool) {
 		return err
 	}
 	learn := func(st classifier.Store, class classifier.Class, toks ...string) error {
-		digest++
-		op := classifier.LearnOp{Class: class, Tokens: toks, Date: 20240101}
-		op.Digest[0] = digest
+		op := newOp(&digest, class, toks...)
 		err := learnOp(st, op)
 		if err != nil {
 			failed = append(failed, op)
@@ -290,6 +288,8 @@ func testRedisSentinelFailoverHosts(t *testing.T, pause bool) {
 	}
 }
 
+// newOp returns a learn op of class with toks and the next digest: each
+// call counts *digest up, so every op is another message.
 func newOp(digest *byte, class classifier.Class, toks ...string) classifier.LearnOp {
 	*digest++
 	op := classifier.LearnOp{Class: class, Tokens: toks, Date: 20240101}
