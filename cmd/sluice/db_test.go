@@ -534,3 +534,52 @@ func TestDBExportThroughSymlink(t *testing.T) {
 		t.Errorf("the export wrote through another user's link")
 	}
 }
+
+// train --no-refit changes the counts but leaves the n-gram model as it
+// was, and says nothing of an interruption; the next fit (db refit, or a
+// train without the flag) catches up.
+func TestTrainNoRefit(t *testing.T) {
+	modelLine := regexp.MustCompile(`^model ([0-9a-f]{24}) fitted on (\d+) spam and (\d+) ham$`)
+	model := func(db string) string {
+		t.Helper()
+		m := modelLine.FindStringSubmatch(statsField(t, db, "ngram"))
+		if m == nil {
+			t.Fatalf("ngram %q", statsField(t, db, "ngram"))
+		}
+		return m[1] + " " + m[2] + "/" + m[3]
+	}
+	db := trainedDB(t)
+	full := model(db)
+	spam := filepath.Join(fixture("spam"), "00.eml")
+	r := runCLI(t, "", "train", "--db", db, "--spam", "--unlearn", "--no-refit", spam)
+	if r.code != 0 || r.stdout != "1 message: 1 unlearned from spam, 0 not learned as spam, 0 errors\n" || r.stderr != "" {
+		t.Fatalf("train --unlearn --no-refit: %+v", r)
+	}
+	if got := statsField(t, db, "messages"); got != "13 spam, 14 ham" {
+		t.Errorf("after unlearning one spam: messages %q", got)
+	}
+	if got := model(db); got != full {
+		t.Errorf("--no-refit changed the model: %s, was %s", got, full)
+	}
+	if r := runCLI(t, "", "db", "refit", "--db", db); r.code != 0 || r.stdout != "n-gram model fitted on 13 spam and 14 ham messages\n" {
+		t.Fatalf("refit: %+v", r)
+	}
+	fitted := model(db)
+	if !strings.HasSuffix(fitted, " 13/14") {
+		t.Errorf("after db refit: model %s, want one fitted on 13/14", fitted)
+	}
+	// Learned back without a fit, then met again by a plain train: that
+	// one fits, and the model is the first one again.
+	if r := runCLI(t, "", "train", "--db", db, "--spam", "--no-refit", spam); r.code != 0 || !strings.HasPrefix(r.stdout, "1 message: 1 learned as spam") {
+		t.Fatalf("train --no-refit: %+v", r)
+	}
+	if got := model(db); got != fitted {
+		t.Errorf("--no-refit changed the model: %s, was %s", got, fitted)
+	}
+	if r := runCLI(t, "", "train", "--db", db, "--spam", spam); r.code != 0 || !strings.HasPrefix(r.stdout, "1 message: 0 learned as spam, 1 already learned") {
+		t.Fatalf("train: %+v", r)
+	}
+	if got := model(db); got != full {
+		t.Errorf("train without --no-refit: model %s, want %s", got, full)
+	}
+}

@@ -39,13 +39,14 @@ func (c *cli) newTrainCmd() *cobra.Command {
 		sf             storeFlags
 		spam, ham      bool
 		unlearn        bool
+		noRefit        bool
 		list           string
 		messageIDs     []string
 		queueIDs       []string
 		progressPeriod = 100 * time.Millisecond
 	)
 	cmd := &cobra.Command{
-		Use:                   "train --db FILE (--spam|--ham) [--unlearn] [--message-id ID]... [--queue-id ID]... [--list LISTFILE] [PATH...]",
+		Use:                   "train --db FILE (--spam|--ham) [--unlearn] [--no-refit] [--message-id ID]... [--queue-id ID]... [--list LISTFILE] [PATH...]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Learn messages as spam or ham",
 		Long: `Train learns the messages at each PATH as spam (--spam) or ham (--ham).
@@ -67,6 +68,12 @@ learned and the exit status is 1. Retraining a message found in the spam
 archive as ham is thus one command:
 
   sluice train --ham --queue-id 4XyZ1n2Kq7z /var/lib/sluice/archive/spam.mbox
+
+A run that changed the store fits the n-gram model again on every
+learned message, which takes seconds on a large store. --no-refit leaves
+the model as it was: for scripts that retrain one message at a time
+(a user moving it to the junk folder), with "sluice db refit" run from
+cron instead.
 
 On a terminal a progress bar shows on standard error; a summary line goes
 to standard output. Messages that cannot be read are reported on standard
@@ -151,7 +158,7 @@ once.`,
 			}
 			readAll := stop.Err() == nil
 			fitted := false
-			if readAll && t.changed() {
+			if readAll && t.changed() && !noRefit {
 				// The n-gram model is fitted on all learned messages at
 				// once, so that the order of training runs does not
 				// matter (see classifier/ngram.go). That reads every
@@ -167,8 +174,9 @@ once.`,
 				}
 			}
 			t.clearBar()
-			// A signal after the last of the work is no interruption.
-			if !readAll || t.changed() && !fitted {
+			// A signal after the last of the work is no interruption;
+			// neither is a fit left out on purpose (--no-refit).
+			if !readAll || t.changed() && !fitted && !noRefit {
 				note := "the messages counted above are learned"
 				if !readAll {
 					note += ", the rest were not read"
@@ -191,6 +199,7 @@ once.`,
 	cmd.Flags().BoolVar(&spam, "spam", false, "learn the messages as spam")
 	cmd.Flags().BoolVar(&ham, "ham", false, "learn the messages as ham")
 	cmd.Flags().BoolVar(&unlearn, "unlearn", false, "remove the messages from the class instead")
+	cmd.Flags().BoolVar(&noRefit, "no-refit", false, "do not fit the n-gram model again (run sluice db refit later)")
 	cmd.Flags().StringVar(&list, "list", "", "read paths from `LISTFILE`, one per line (- for standard input)")
 	cmd.Flags().StringArrayVar(&messageIDs, "message-id", nil, "learn only the messages with this Message-ID (repeatable)")
 	cmd.Flags().StringArrayVar(&queueIDs, "queue-id", nil, "learn only the archived messages with this queue id (repeatable)")
