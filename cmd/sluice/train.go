@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,25 +131,14 @@ once.`,
 			rd := mboxReader(cmd, "train", t.c.Tokenizer().MaxBytes())
 			warn := rd.Warn
 			rd.Warn = func(path string, err error) {
+				t.out.Lock()
+				defer t.out.Unlock()
 				t.clearBar()
 				warn(path, err)
 			}
-			add := func(m mailbox.Message) error {
-				if stop.Err() != nil {
-					return context.Cause(stop)
-				}
-				return t.add(ctx, m)
-			}
-			for _, p := range paths {
-				err := rd.Walk(stop, p, add)
-				if stop.Err() != nil {
-					// Whatever the walk returned, it was told to stop.
-					break
-				}
-				if err != nil {
-					t.clearBar()
-					return err
-				}
+			if err := t.learnAll(ctx, stop, rd, paths, runtime.GOMAXPROCS(0)); err != nil {
+				t.clearBar()
+				return err
 			}
 			// The messages read are learned, interrupted or not: one
 			// batch at most, and its outcomes belong in the summary.
@@ -337,8 +327,11 @@ type trainer struct {
 	c       *classifier.Classifier
 	class   classifier.Class
 	unlearn bool
-	errw    io.Writer
-	bar     *progressBar
+	// out serialises the progress bar and errw: the reading of the
+	// messages warns on its own goroutine.
+	out  sync.Mutex
+	errw io.Writer
+	bar  *progressBar
 	// sel picks the messages to learn; the others are skipped.
 	sel mailbox.Select
 
@@ -349,19 +342,104 @@ type trainer struct {
 	outcomes map[classifier.Outcome]int
 }
 
-func (t *trainer) add(ctx context.Context, m mailbox.Message) error {
-	t.bar.add(m.Size)
-	if m.Err != nil {
-		t.errors++
-		t.clearBar()
-		fmt.Fprintf(t.errw, "sluice train: %s: %s\n", printable(m.Name), printable(m.Err.Error()))
+// trainJob is one message on its way through learnAll.
+type trainJob struct {
+	m     mailbox.Message
+	match bool               // selected (see trainer.sel), and op prepared
+	op    classifier.LearnOp // valid with match
+	done  chan struct{}      // closed once match and op are set
+}
+
+// learnAll reads the messages at paths, prepares them (tokens, digest,
+// features) on workers goroutines and learns them in the order they come
+// in, in batches (see add), so that the outcomes are the same whatever
+// the number of workers. The learning of one batch, which the store does
+// on one core, overlaps with the reading and preparing of the next. It
+// returns the first error of learning or of reading the paths; a stop
+// (a signal) ends the reading at the next message and is no error: what
+// was read is learned but the last, partial batch, which the caller
+// flushes.
+//
+// At most a batch of prepared messages and a few read ones per worker are
+// held at a time.
+func (t *trainer) learnAll(ctx, stop context.Context, rd mailbox.Reader, paths []string, workers int) error {
+	workers = max(workers, 1)
+	// failed ends the walk once learning failed.
+	walk, failed := context.WithCancel(stop)
+	defer failed()
+	todo := make(chan *trainJob, workers)
+	inOrder := make(chan *trainJob, trainBatch)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range todo {
+				if j.m.Err == nil && t.sel.Match(j.m.Data) {
+					j.match = true
+					j.op = t.c.PrepareBytes(j.m.Data, t.class, t.unlearn)
+				}
+				j.m.Data = nil
+				close(j.done)
+			}
+		})
+	}
+	learned := make(chan error, 1)
+	go func() {
+		var err error
+		for j := range inOrder {
+			<-j.done
+			if err == nil {
+				if err = t.add(ctx, j); err != nil {
+					failed()
+				}
+			}
+		}
+		learned <- err
+	}()
+	var walkErr error
+	for _, p := range paths {
+		// The learner and the workers take every job until their
+		// channels close, so the sends block only while they are busy.
+		walkErr = rd.Walk(walk, p, func(m mailbox.Message) error {
+			if walk.Err() != nil {
+				return context.Cause(walk)
+			}
+			j := &trainJob{m: m, done: make(chan struct{})}
+			inOrder <- j
+			todo <- j
+			return nil
+		})
+		if walk.Err() != nil || walkErr != nil {
+			break
+		}
+	}
+	close(todo)
+	close(inOrder)
+	wg.Wait()
+	if err := <-learned; err != nil {
+		return err
+	}
+	if stop.Err() != nil {
+		// Whatever the walk returned, it was told to stop.
 		return nil
 	}
-	if !t.sel.Match(m.Data) {
+	return walkErr
+}
+
+// add counts a prepared message and learns the batch once it is full.
+func (t *trainer) add(ctx context.Context, j *trainJob) error {
+	t.out.Lock()
+	t.bar.add(j.m.Size)
+	if j.m.Err != nil {
+		t.errors++
+		t.clearBar()
+		fmt.Fprintf(t.errw, "sluice train: %s: %s\n", printable(j.m.Name), printable(j.m.Err.Error()))
+	}
+	t.out.Unlock()
+	if !j.match {
 		return nil
 	}
 	t.read++
-	op := t.c.PrepareBytes(m.Data, t.class, t.unlearn)
+	op := j.op
 	t.batch = append(t.batch, op)
 	t.tokens += len(op.Tokens)
 	if len(t.batch) >= trainBatch || t.tokens >= trainBatchTokens {

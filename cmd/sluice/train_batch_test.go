@@ -51,7 +51,7 @@ func TestTrainBatchBoundedByTokens(t *testing.T) {
 		}
 		op := tr.c.PrepareBytes([]byte(body.String()), classifier.Spam, false)
 		most = max(most, len(op.Tokens))
-		if err := tr.add(ctx, mailbox.Message{Name: fmt.Sprint(i), Data: []byte(body.String())}); err != nil {
+		if err := tr.add(ctx, &trainJob{m: mailbox.Message{Name: fmt.Sprint(i)}, match: true, op: op}); err != nil {
 			t.Fatal(err)
 		}
 	}
