@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/sluice-mail/sluice/classifier/redistest"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/sluice-mail/sluice/classifier/redistest"
 )
 
 func TestNgramFeatures(t *testing.T) {
@@ -592,7 +595,7 @@ func testRefitInterleaved(t *testing.T, st Store) {
 		t.Fatal(err)
 	}
 	// The first run reads the learned messages...
-	first, err := readRefit(ctx, st)
+	first, err := readRefit(ctx, st, maxFitMessages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -644,4 +647,85 @@ func fittedOn(m *NgramModel) int {
 		return 0
 	}
 	return m.Spam + m.Ham
+}
+
+// A fit over more learned messages than it may hold takes those of lowest
+// digest, exactly that many, whatever order they were learned in, and
+// checks the features of all of them.
+func TestRefitSample(t *testing.T) {
+	ctx := context.Background()
+	st, c := newBoltClassifier(t, Params{})
+	ops := fixtureOps(t, c, Spam, Ham)
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	var digests []Digest
+	class := map[Digest]bool{}
+	for _, op := range ops {
+		digests = append(digests, op.Digest)
+		class[op.Digest] = op.Class == Spam
+	}
+	slices.SortFunc(digests, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
+	for _, most := range []int{0, 1, 7, len(ops) - 1, len(ops), len(ops) + 5} {
+		r, err := readRefit(ctx, st, most)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Digest
+		for _, e := range r.ex {
+			got = append(got, e.Digest)
+			if e.Spam != class[e.Digest] || len(e.Encoded) == 0 {
+				t.Errorf("most %d: %s read as spam=%v with %d bytes of features", most, e.Digest, e.Spam, len(e.Encoded))
+			}
+		}
+		slices.SortFunc(got, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
+		if want := digests[:min(most, len(digests))]; !slices.Equal(got, want) {
+			t.Errorf("most %d: sampled %d messages %v, want the %d of lowest digest %v", most, len(got), got, len(want), want)
+		}
+	}
+	// The same messages learned in the reverse order: the same sample,
+	// so the same model.
+	st2, c2 := newBoltClassifier(t, Params{})
+	rev := slices.Clone(ops)
+	slices.Reverse(rev)
+	for _, op := range rev {
+		if _, err := c2.Learn(ctx, []LearnOp{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fit := func(s Store) []byte {
+		r, err := readRefit(ctx, s, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := FitNgram(r.ex).MarshalBinary()
+		return b
+	}
+	if !bytes.Equal(fit(st), fit(st2)) {
+		t.Error("learning order changed the model fitted on a sample")
+	}
+	// A message out of the sample with damaged features still fails the
+	// fit: every message is checked.
+	path := st.Path()
+	st.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := digests[len(digests)-1]
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDigests).Put(last[:], digestValue(Spam, []byte{0xff, 0xff, 0xff}))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = OpenBolt(path, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := readRefit(ctx, st, 1); err == nil || !strings.Contains(err.Error(), last.String()) {
+		t.Errorf("damaged features out of the sample: %v, want an error naming %s", err, last)
+	}
 }
