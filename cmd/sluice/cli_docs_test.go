@@ -7,6 +7,8 @@ package main
 // that exist.
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -300,5 +302,54 @@ func TestDocExitStatuses(t *testing.T) {
 	}
 	if r := runCLI(t, "", "test", "--no-such-flag"); r.code != want["usage"] {
 		t.Errorf("sluice test with an unknown flag exits %d, docs/install.md says %d", r.code, want["usage"])
+	}
+}
+
+// TestDocInstallFromSource: the steps of "From source" in docs/install.md
+// work in the order given: the file the build commands write is the one
+// the next step installs as /usr/bin/sluice, and the files it installs
+// from the checkout exist.
+func TestDocInstallFromSource(t *testing.T) {
+	install := readDoc(t, "docs/install.md")
+	_, section, ok := strings.Cut(install, "\n## From source\n")
+	if !ok {
+		t.Fatal(`docs/install.md has no section "From source"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	built := map[string]bool{}
+	var installed []string
+	for _, line := range strings.Split(section, "\n") {
+		words := strings.Fields(line)
+		switch {
+		case len(words) >= 2 && words[0] == "make" && words[1] == "build":
+			built["bin/sluice"] = true // the Makefile's target
+		case len(words) > 0 && (words[0] == "go" || strings.HasPrefix(words[0], "CGO_ENABLED=")) && strings.Contains(line, " build "):
+			for i, w := range words {
+				if w == "-o" && i+1 < len(words) {
+					built[words[i+1]] = true
+				}
+			}
+		case len(words) >= 4 && words[0] == "install" && words[1] == "-m":
+			if src := words[3]; !strings.HasPrefix(src, "/") {
+				installed = append(installed, src)
+			}
+			if words[len(words)-1] == "/usr/bin/sluice" && !built[words[3]] {
+				t.Errorf("docs/install.md installs %s as /usr/bin/sluice, but its build commands write %v", words[3], sortedKeys(built))
+			}
+		}
+	}
+	if len(built) == 0 || len(installed) < 3 {
+		t.Fatalf("found builds %v and installed files %v in docs/install.md, From source; is the pattern broken?", sortedKeys(built), installed)
+	}
+	if !built["bin/sluice"] || len(built) != 1 {
+		t.Errorf("the build commands of docs/install.md, From source, write %v: each should write bin/sluice, which the next step installs", sortedKeys(built))
+	}
+	for _, f := range installed {
+		if f == "bin/sluice" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(repoRoot, f)); err != nil {
+			t.Errorf("docs/install.md, From source, installs %s from the checkout: %v", f, err)
+		}
 	}
 }
