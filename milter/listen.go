@@ -59,7 +59,7 @@ func ParseAddress(s string) (Address, error) {
 	case "inet", "inet6":
 		host, port, err := net.SplitHostPort(rest)
 		if err != nil {
-			return Address{}, fmt.Errorf("listener %q: %w", s, err)
+			return Address{}, fmt.Errorf("listener %q: %s", s, addressForm(kind, rest))
 		}
 		if host == "" {
 			return Address{}, fmt.Errorf("listener %q: host is missing (write e.g. inet:127.0.0.1:7357)", s)
@@ -79,6 +79,25 @@ func ParseAddress(s string) (Address, error) {
 		return Address{Network: network, Addr: net.JoinHostPort(host, port)}, nil
 	}
 	return Address{}, fmt.Errorf("listener %q: unknown kind %q (want unix, inet or inet6)", s, kind)
+}
+
+// addressForm says what is wrong with rest, the part after "inet:" or
+// "inet6:" that net.SplitHostPort refused: Sendmail's PORT@HOST (an
+// administrator who copies the S= of sendmail.mc), or no HOST:PORT at
+// all. net.SplitHostPort's own words ("missing port in address" for
+// inet:7357) would send the reader after the wrong half.
+func addressForm(kind, rest string) string {
+	want := "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357"
+	if kind == "inet6" {
+		want = "want inet6:[HOST]:PORT, e.g. inet6:[::1]:7357"
+	}
+	if port, host, ok := strings.Cut(rest, "@"); ok && port != "" && host != "" && !strings.ContainsAny(port, ":[]") {
+		if kind == "inet6" {
+			host = "[" + strings.Trim(host, "[]") + "]"
+		}
+		return fmt.Sprintf("%s:%s@%s is Sendmail's form; sluice writes it %s:%s:%s", kind, port, strings.Trim(host, "[]"), kind, host, port)
+	}
+	return want
 }
 
 // UnixOptions sets the owner and permissions of a unix socket, so that the

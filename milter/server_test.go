@@ -498,6 +498,28 @@ func TestParseAddress(t *testing.T) {
 	}
 }
 
+// An address without a host, or in Sendmail's S= syntax (which
+// docs/sendmail.md shows next to sluice's), is refused with an error
+// that shows the form sluice wants, not net.SplitHostPort's "missing
+// port in address" for an address that has a port.
+func TestParseAddressErrorShowsTheForm(t *testing.T) {
+	for in, want := range map[string]string{
+		"inet:7357":             "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357",
+		"inet:7357@127.0.0.1":   "Sendmail's form; sluice writes it inet:127.0.0.1:7357",
+		"inet6:7357@::1":        "Sendmail's form; sluice writes it inet6:[::1]:7357",
+		"inet6:::1:7357":        "want inet6:[HOST]:PORT, e.g. inet6:[::1]:7357",
+		"inet:127.0.0.1:7357:1": "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357",
+	} {
+		_, err := milter.ParseAddress(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseAddress(%q) = %v, want an error with %q", in, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "missing port") {
+			t.Errorf("ParseAddress(%q) = %v: the address has a port", in, err)
+		}
+	}
+}
+
 // A discard decided at connect is carried into each message: Postfix does
 // not allow DISCARD as a connect or HELO reply.
 func TestDiscardAtConnectAppliesPerMessage(t *testing.T) {
