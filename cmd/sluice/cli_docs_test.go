@@ -353,3 +353,44 @@ func TestDocInstallFromSource(t *testing.T) {
 		}
 	}
 }
+
+// TestDocHelpNames: the names with an underscore that the help texts use
+// (configuration keys and options such as state_dir, subjects such as
+// mail_from, MTA parameters and macros) are names the docs use too, in a
+// code span: a help text cannot send the reader after an option that has
+// another name.
+func TestDocHelpNames(t *testing.T) {
+	root := newRootCmd(registry())
+	spans := map[string]bool{}
+	for _, f := range docFiles(t) {
+		for _, line := range strings.Split(readDoc(t, f), "\n") {
+			for _, s := range codeSpans(line) {
+				for _, w := range strings.FieldsFunc(s, func(r rune) bool {
+					return !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+				}) {
+					spans[w] = true
+				}
+			}
+		}
+	}
+	snake := regexp.MustCompile(`\b[a-z0-9]+(?:_[a-z0-9]+)+\b`)
+	checked := 0
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		for _, sub := range cmd.Commands() {
+			walk(sub)
+		}
+		text := cmd.Short + "\n" + cmd.Long + "\n" + cmd.Use
+		cmd.LocalFlags().VisitAll(func(f *pflag.Flag) { text += "\n" + f.Usage })
+		for _, name := range snake.FindAllString(text, -1) {
+			checked++
+			if !spans[name] {
+				t.Errorf("the help of %q names %s, which no page of the docs names in a code span", cmd.CommandPath(), name)
+			}
+		}
+	}
+	walk(root)
+	if checked < 5 {
+		t.Fatalf("found only %d names in the help texts; is the pattern broken?", checked)
+	}
+}

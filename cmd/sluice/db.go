@@ -475,9 +475,9 @@ func (c *cli) newDBRefitCmd(sf *storeFlags) *cobra.Command {
 		Long: `Refit fits the n-gram model afresh on the features (byte sequences
 and tokens) of every message the store has learned, and stores it.
 "sluice train" and "sluice db import" do this themselves; refit is for
-messages the daemon learned by itself (auto_learn), which only join the
-model at the next fit. The daemon reads the new model with the next
-message it classifies.`,
+messages the daemon learned by itself (the bayes option autolearn),
+which only join the model at the next fit. The daemon reads the new
+model with the next message it classifies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
