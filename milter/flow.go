@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -229,8 +230,14 @@ func (f *flow) endOfMessage() filters.Action {
 // quarantineReason is the reason the MTA records with a held message.
 func (f *flow) quarantineReason() string {
 	reason := "sluice: " + f.out.Filter
-	if f.out.Reason != "" {
-		reason += ": " + f.out.Reason
+	switch r := f.out.Reason; {
+	case strings.HasPrefix(r, f.out.Filter+": "):
+		// A filter's reason starts with its type ("bayes: spam, ..."),
+		// and an entry is named for its type unless given a name: the
+		// name once is enough.
+		reason = "sluice: " + r
+	case r != "":
+		reason += ": " + r
 	}
 	return sanitizeLine(reason)
 }
