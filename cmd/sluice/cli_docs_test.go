@@ -7,6 +7,7 @@ package main
 // that exist.
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -392,5 +393,37 @@ func TestDocHelpNames(t *testing.T) {
 	walk(root)
 	if checked < 5 {
 		t.Fatalf("found only %d names in the help texts; is the pattern broken?", checked)
+	}
+}
+
+// config check without a file to read says that it checked the built-in
+// defaults, so that an administrator whose file is elsewhere does not
+// take the output for a check of that file.
+func TestConfigCheckOnDefaults(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "sluice.yml")
+	c := &cli{configPath: missing, reg: testRegistry()}
+	cmd := c.newConfigCmd()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs([]string{"check"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "sluice config check: no file at " + missing + ": these are the built-in defaults\n"; errb.String() != want {
+		t.Errorf("stderr %q, want %q", errb.String(), want)
+	}
+	if !strings.Contains(out.String(), "inet:127.0.0.1:7357") {
+		t.Errorf("stdout lacks the default listener:\n%s", out.String())
+	}
+	// A file that is there is checked without a word on standard error.
+	os.WriteFile(missing, []byte("log:\n  level: debug\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if errb.Len() != 0 || !strings.Contains(out.String(), "level: debug") {
+		t.Errorf("with a file: stderr %q, stdout:\n%s", errb.String(), out.String())
 	}
 }

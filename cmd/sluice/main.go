@@ -214,7 +214,9 @@ func (c *cli) newConfigCmd() *cobra.Command {
 		Long: `Check reads the configuration (FILE, else --config), builds every filter
 to check its options, and prints the effective configuration with all
 defaults filled in. Errors name the file, the line and the key, and the
-exit status is 1.`,
+exit status is 1. Without --config or FILE, and with no file at the
+default path, it checks the built-in defaults and says so on standard
+error.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := ""
@@ -224,6 +226,11 @@ exit status is 1.`,
 			cfg, err := c.loadConfig(file)
 			if err != nil {
 				return err
+			}
+			if cfg.File == "" {
+				// Said, so that "check" of a file that is not where
+				// sluice looks is not taken for a check of that file.
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice config check: no file at %s: these are the built-in defaults\n", c.configPath)
 			}
 			// serve creates a missing body.temp_dir, but one that is not
 			// a directory, or lies below a file, stops it, and a reload
