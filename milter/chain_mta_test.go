@@ -1,0 +1,441 @@
+package milter_test
+
+import (
+	"context"
+	"fmt"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/emersion/go-milter"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/milter"
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// chainEvents is what the milters of a chain saw, in the order the MTA
+// showed it to them. Postfix talks to its milters one at a time, so one
+// log shared by both gives the order across them.
+type chainEvents struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (e *chainEvents) add(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.evs = append(e.evs, fmt.Sprintf(format, args...))
+}
+
+func (e *chainEvents) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.evs)
+}
+
+// waitFor waits, at most 10 s, until the log is want, and returns it.
+func (e *chainEvents) waitFor(want []string) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.list()
+		if slices.Equal(got, want) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// peerMilter is another milter in the chain, written with go-milter as
+// a third-party milter would be: it refuses recipients named peerdeny@,
+// rejects a message with a recipient named peerreject@ at end of
+// message, and adds "X-Peer: 1" to the others. It logs recipients, the
+// fields named X-Sluice-* it is shown, its end of message and aborts.
+type peerMilter struct {
+	gomilter.NoOpMilter
+	ev     *chainEvents
+	reject bool
+}
+
+func (p *peerMilter) MailFrom(string, *gomilter.Modifier) (gomilter.Response, error) {
+	p.reject = false
+	return gomilter.RespContinue, nil
+}
+
+func (p *peerMilter) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	p.ev.add("peer rcpt %s", rcpt)
+	switch {
+	case strings.HasPrefix(rcpt, "peerdeny@"):
+		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "550 5.7.1 Peer denies recipient"), nil
+	case strings.HasPrefix(rcpt, "peerreject@"):
+		p.reject = true
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (p *peerMilter) Header(name, value string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	if strings.HasPrefix(name, "X-Sluice-") {
+		p.ev.add("peer header %s: %s", name, value)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (p *peerMilter) Headers(textproto.MIMEHeader, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (p *peerMilter) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	p.ev.add("peer eom")
+	if p.reject {
+		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "550 5.7.1 Peer rejects message"), nil
+	}
+	if err := m.AddHeader("X-Peer", "1"); err != nil {
+		return nil, err
+	}
+	return gomilter.RespAccept, nil
+}
+
+func (p *peerMilter) Abort(*gomilter.Modifier) error {
+	p.ev.add("peer abort")
+	return nil
+}
+
+// chainFilter is sluice's filter in the chain: it refuses recipients
+// named sluicedeny@ at RCPT, rejects a message with a recipient named
+// sluicereject@ at end of message and adds "X-Sluice-Chain: 1" to the
+// others. It logs each recipient and, at end of message, the recipients
+// and the fields named X-Peer it sees.
+type chainFilter struct{ ev *chainEvents }
+
+func (chainFilter) Name() string { return "chain" }
+
+func (chainFilter) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageRcptTo, filters.StageEOM), Headers: true}
+}
+
+func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Message) (filters.Verdict, error) {
+	var rcpts []string
+	for _, r := range m.Rcpts {
+		rcpts = append(rcpts, r.Addr)
+	}
+	if s == filters.StageRcptTo {
+		rcpt := rcpts[len(rcpts)-1]
+		f.ev.add("sluice rcpt %s", rcpt)
+		if strings.HasPrefix(rcpt, "sluicedeny@") {
+			return filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 550, Enhanced: "5.7.1", Text: "Sluice denies recipient"}}, nil
+		}
+		return filters.Verdict{}, nil
+	}
+	var peer []string
+	for _, h := range m.Headers {
+		if h.Name == "X-Peer" {
+			peer = append(peer, h.Name+": "+h.Value)
+		}
+	}
+	f.ev.add("sluice eom %s %q", strings.Join(rcpts, ","), peer)
+	for _, r := range rcpts {
+		if strings.HasPrefix(r, "sluicereject@") {
+			return filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 550, Enhanced: "5.7.1", Text: "Sluice rejects message"}, Reason: "test"}, nil
+		}
+	}
+	return filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Sluice-Chain", Value: "1"}}}, nil
+}
+
+// sluice in a chain with another milter, in both orders (smtpd_milters =
+// sluice, peer and peer, sluice). Observed with Postfix 3.7:
+//
+//   - Postfix asks the milters in turn at each stage, and at end of
+//     message each milter gets the whole message (header, body, end) in
+//     turn, with the header edits of the milters before it applied: the
+//     second one sees the first one's added field, and the added fields
+//     land in milter order.
+//   - A refusal by one milter (of a recipient, of the message) is final:
+//     the milters after it are not asked. They get an abort if they were
+//     inside the message, the milters before it get nothing more.
+//   - So the milter that comes first cannot know what a later one
+//     refuses: for sluice in front, a recipient the peer denied is still
+//     one of the message's recipients, and a message the peer rejected
+//     at end of message ended for sluice as delivered (logged, counted
+//     and archived as accepted). With sluice last, sluice sees only the
+//     recipients and the messages the peer let through.
+func TestPostfixMilterChain(t *testing.T) {
+	ev := &chainEvents{}
+	sums := &summaries{}
+	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+	sluiceLn, sluiceSpec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(sluiceLn)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	peerLn, peerSpec := mtatest.MilterListener(t, "unix")
+	peer := &gomilter.Server{NewMilter: func() gomilter.Milter { return &peerMilter{ev: ev} }, Actions: gomilter.OptAddHeader}
+	// Serve returns when MilterListener's cleanup closes the listener.
+	go peer.Serve(peerLn)
+
+	type message struct {
+		rcpts []string
+		// replies to each RCPT TO, then to the end of DATA
+		replies []string
+	}
+	messages := []message{
+		{[]string{"ok@lab.example", "peerdeny@lab.example", "sluicedeny@lab.example", "peerreject@lab.example"}, []string{
+			"250 2.1.5 Ok", "550 5.7.1 Peer denies recipient", "550 5.7.1 Sluice denies recipient", "250 2.1.5 Ok",
+			"550 5.7.1 Peer rejects message"}},
+		{[]string{"ok2@lab.example"}, []string{"250 2.1.5 Ok", ""}},
+		{[]string{"sluicereject@lab.example"}, []string{"250 2.1.5 Ok", "550 5.7.1 Sluice rejects message"}},
+	}
+	for _, c := range []struct {
+		order   string
+		milters string
+		// events is what the milters see of the three messages;
+		// header the fields the delivered message ends with.
+		events []string
+		header []string
+		// sums is the summary line sluice gives each message it saw.
+		sums []string
+	}{
+		{"sluice,peer", sluiceSpec + ", " + peerSpec,
+			[]string{
+				"sluice rcpt ok@lab.example", "peer rcpt ok@lab.example",
+				"sluice rcpt peerdeny@lab.example", "peer rcpt peerdeny@lab.example",
+				"sluice rcpt sluicedeny@lab.example",
+				"sluice rcpt peerreject@lab.example", "peer rcpt peerreject@lab.example",
+				`sluice eom ok@lab.example,peerdeny@lab.example,peerreject@lab.example []`,
+				"peer header X-Sluice-Chain: 1", "peer eom",
+				"peer abort",
+				"sluice rcpt ok2@lab.example", "peer rcpt ok2@lab.example",
+				`sluice eom ok2@lab.example []`,
+				"peer header X-Sluice-Chain: 1", "peer eom",
+				"peer abort",
+				"sluice rcpt sluicereject@lab.example", "peer rcpt sluicereject@lab.example",
+				`sluice eom sluicereject@lab.example []`,
+				"peer abort",
+				"peer abort",
+			},
+			[]string{"X-Sluice-Chain: 1", "X-Peer: 1"},
+			[]string{
+				// The peer's rejection is lost on sluice: accepted,
+				// with the recipient the peer denied.
+				"accept ok@lab.example,peerdeny@lab.example,peerreject@lab.example",
+				"accept ok2@lab.example",
+				"reject sluicereject@lab.example",
+			}},
+		{"peer,sluice", peerSpec + ", " + sluiceSpec,
+			[]string{
+				"peer rcpt ok@lab.example", "sluice rcpt ok@lab.example",
+				"peer rcpt peerdeny@lab.example",
+				"peer rcpt sluicedeny@lab.example", "sluice rcpt sluicedeny@lab.example",
+				"peer rcpt peerreject@lab.example", "sluice rcpt peerreject@lab.example",
+				"peer eom",
+				"peer abort",
+				"peer rcpt ok2@lab.example", "sluice rcpt ok2@lab.example",
+				"peer eom",
+				`sluice eom ok2@lab.example ["X-Peer: 1"]`,
+				"peer abort",
+				"peer rcpt sluicereject@lab.example", "sluice rcpt sluicereject@lab.example",
+				"peer eom",
+				`sluice eom sluicereject@lab.example ["X-Peer: 1"]`,
+				"peer abort",
+				"peer abort",
+			},
+			[]string{"X-Peer: 1", "X-Sluice-Chain: 1"},
+			[]string{
+				"aborted ok@lab.example,peerreject@lab.example",
+				"accept ok2@lab.example",
+				"reject sluicereject@lab.example",
+			}},
+	} {
+		t.Run(c.order, func(t *testing.T) {
+			ev.mu.Lock()
+			ev.evs = nil
+			ev.mu.Unlock()
+			sums.mu.Lock()
+			sums.sums = nil
+			sums.mu.Unlock()
+			mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{ExtraConfig: []string{"smtpd_milters = " + c.milters}})
+
+			cl := mtatest.DialSMTP(t, mta.Addr())
+			cl.Cmd("EHLO client.example")
+			for i, m := range messages {
+				if r := cl.Cmd("MAIL FROM:<alice@lab.example>"); r.Code != 250 {
+					t.Fatalf("message %d: MAIL FROM: %v", i, r)
+				}
+				var got []string
+				for _, rcpt := range m.rcpts {
+					got = append(got, cl.Cmd("RCPT TO:<"+rcpt+">").String())
+				}
+				r := cl.Data([]byte(fmt.Sprintf("Subject: chain %d\r\n\r\nbody\r\n", i)))
+				if r.QueueID() != "" {
+					got = append(got, "")
+				} else {
+					got = append(got, r.String())
+				}
+				if !slices.Equal(got, m.replies) {
+					t.Errorf("message %d: replies %q, want %q", i, got, m.replies)
+				}
+				cl.Cmd("RSET")
+			}
+			cl.Quit()
+
+			ds := mta.WaitDelivered(t, 1, 20*time.Second)
+			mta.WaitIdle(t, 20*time.Second)
+			if ds = mta.Delivered(t); len(ds) != 1 || ds[0].Recipient() != "ok2@lab.example" {
+				t.Fatalf("delivered %d messages, want the one to ok2@lab.example", len(ds))
+			}
+			var tail []string
+			for _, f := range ds[0].Header {
+				if f.Name == "X-Peer" || f.Name == "X-Sluice-Chain" {
+					tail = append(tail, f.Raw)
+				}
+			}
+			if !slices.Equal(tail, c.header) {
+				t.Errorf("milters' fields in the delivered message: %q, want %q", tail, c.header)
+			}
+			if got := ev.waitFor(c.events); !slices.Equal(got, c.events) {
+				t.Errorf("milters saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(c.events, "\n\t"))
+			}
+			sums.mu.Lock()
+			var got []string
+			for _, s := range sums.sums {
+				verdict := s.Action.String()
+				if s.Aborted {
+					verdict = "aborted"
+				}
+				got = append(got, verdict+" "+strings.Join(s.Rcpts, ","))
+			}
+			sums.mu.Unlock()
+			if !slices.Equal(got, c.sums) {
+				t.Errorf("sluice's summaries\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(c.sums, "\n\t"))
+			}
+		})
+	}
+}
+
+// Recipients and messages Postfix refuses itself, with sluice the only
+// milter. Observed with Postfix 3.7: Postfix runs its own recipient
+// checks (smtpd_recipient_restrictions, smtpd_relay_restrictions, the
+// unknown-user check of smtpd_reject_unlisted_recipient) before it asks
+// the milters, so sluice never sees a recipient Postfix refused, and the
+// message goes on with the others. A message refused after sluice saw
+// its envelope, by smtpd_data_restrictions, smtpd_end_of_data_restrictions,
+// header_checks or message_size_limit, never reaches sluice's end of
+// message: sluice gets an abort, and the message ends as aborted.
+func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
+	ev := &chainEvents{}
+	sums := &summaries{}
+	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+	ln, spec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	// cleanup(8) reads header_checks as user postfix.
+	dir, err := os.MkdirTemp("/tmp", "sl-hc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	checks := filepath.Join(dir, "header_checks")
+	if err := os.WriteFile(checks, []byte("/^Subject: refuse me/ REJECT Header check refuses\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, ExtraConfig: []string{
+		// Only these two users exist: smtpd_reject_unlisted_recipient
+		// (on by default) refuses others at RCPT.
+		"virtual_mailbox_maps = inline:{bob@lab.example=inbox/, carol@lab.example=inbox/}",
+		"smtpd_recipient_restrictions = check_recipient_access inline:{carol@lab.example=REJECT}",
+		"smtpd_data_restrictions = check_sender_access inline:{data@example.org=REJECT}",
+		"smtpd_end_of_data_restrictions = check_sender_access inline:{eod@example.org=REJECT}",
+		"header_checks = regexp:" + checks,
+		"message_size_limit = 4000",
+	}})
+
+	cl := mtatest.DialSMTP(t, mta.Addr())
+	cl.Cmd("EHLO client.example")
+	cl.Cmd("MAIL FROM:<alice@example.org>")
+	for _, rc := range []struct{ rcpt, reply string }{
+		{"bob@lab.example", "250 2.1.5 Ok"},
+		{"nobody@lab.example", "550 5.1.1 <nobody@lab.example>: Recipient address rejected: User unknown in virtual mailbox table"},
+		{"carol@lab.example", "554 5.7.1 <carol@lab.example>: Recipient address rejected: Access denied"},
+		{"bob@foreign.example", "554 5.7.1 <bob@foreign.example>: Relay access denied"},
+		{"dave@discard.example", "250 2.1.5 Ok"},
+	} {
+		if r := cl.Cmd("RCPT TO:<" + rc.rcpt + ">"); r.String() != rc.reply {
+			t.Errorf("RCPT TO:<%s>: %q, want %q", rc.rcpt, r.String(), rc.reply)
+		}
+	}
+	if r := cl.Data([]byte("Subject: several\r\n\r\nbody\r\n")); r.Code != 250 {
+		t.Fatalf("message to several: %v", r)
+	}
+	refused := []struct{ from, subject, body, reply string }{
+		{"data@example.org", "data", "body\r\n", "554 5.7.1 <data@example.org>: Sender address rejected: Access denied"},
+		{"eod@example.org", "eod", "body\r\n", "554 5.7.1 <eod@example.org>: Sender address rejected: Access denied"},
+		{"alice@example.org", "refuse me", "body\r\n", "550 5.7.1 Header check refuses"},
+		{"alice@example.org", "large", strings.Repeat("0123456789abcdef\r\n", 300), "552 5.3.4 Error: message file too big"},
+	}
+	for _, m := range refused {
+		r := cl.Send(m.from, []string{"bob@lab.example"}, []byte("Subject: "+m.subject+"\r\n\r\n"+m.body))
+		if r.String() != m.reply {
+			t.Errorf("%s: %q, want %q", m.subject, r.String(), m.reply)
+		}
+		cl.Cmd("RSET")
+	}
+	cl.Quit()
+	mta.WaitDelivered(t, 1, 20*time.Second)
+	mta.WaitIdle(t, 20*time.Second)
+	if ds := mta.Delivered(t); len(ds) != 1 || ds[0].Recipient() != "bob@lab.example" || ds[0].Get("X-Sluice-Chain") != "1" {
+		t.Errorf("delivered %d messages, want one to bob@lab.example with sluice's field", len(ds))
+	}
+
+	want := []string{
+		"sluice rcpt bob@lab.example", "sluice rcpt dave@discard.example",
+		"sluice eom bob@lab.example,dave@discard.example []",
+		// data, eod, refuse me, large: no end of message.
+		"sluice rcpt bob@lab.example", "sluice rcpt bob@lab.example",
+		"sluice rcpt bob@lab.example", "sluice rcpt bob@lab.example",
+	}
+	if got := ev.waitFor(want); !slices.Equal(got, want) {
+		t.Errorf("sluice saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+	wantSums := []string{
+		"accept alice@example.org bob@lab.example,dave@discard.example",
+		"aborted data@example.org bob@lab.example",
+		"aborted eod@example.org bob@lab.example",
+		"aborted alice@example.org bob@lab.example",
+		"aborted alice@example.org bob@lab.example",
+	}
+	var gotSums []string
+	for range 500 {
+		sums.mu.Lock()
+		gotSums = nil
+		for _, s := range sums.sums {
+			verdict := s.Action.String()
+			if s.Aborted {
+				verdict = "aborted"
+			}
+			gotSums = append(gotSums, verdict+" "+s.From+" "+strings.Join(s.Rcpts, ","))
+		}
+		sums.mu.Unlock()
+		if len(gotSums) >= len(wantSums) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !slices.Equal(gotSums, wantSums) {
+		t.Errorf("sluice's summaries\n\t%s\nwant\n\t%s", strings.Join(gotSums, "\n\t"), strings.Join(wantSums, "\n\t"))
+	}
+}
