@@ -3,8 +3,10 @@ package milter_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/textproto"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -52,18 +54,19 @@ func (e *chainEvents) waitFor(want []string) []string {
 }
 
 // peerMilter is another milter in the chain, written with go-milter as
-// a third-party milter would be: it refuses recipients named peerdeny@,
-// rejects a message with a recipient named peerreject@ at end of
-// message, and adds "X-Peer: 1" to the others. It logs recipients, the
+// a third-party milter would be: it refuses recipients named peerdeny@;
+// at end of message it rejects a message with a recipient named
+// peerreject@, discards one with a peerdiscard@, holds one with a
+// peerhold@ and adds "X-Peer: 1" to the others. It logs recipients, the
 // fields named X-Sluice-* it is shown, its end of message and aborts.
 type peerMilter struct {
 	gomilter.NoOpMilter
-	ev     *chainEvents
-	reject bool
+	ev                    *chainEvents
+	reject, discard, hold bool
 }
 
 func (p *peerMilter) MailFrom(string, *gomilter.Modifier) (gomilter.Response, error) {
-	p.reject = false
+	p.reject, p.discard, p.hold = false, false, false
 	return gomilter.RespContinue, nil
 }
 
@@ -74,6 +77,10 @@ func (p *peerMilter) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Respons
 		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "550 5.7.1 Peer denies recipient"), nil
 	case strings.HasPrefix(rcpt, "peerreject@"):
 		p.reject = true
+	case strings.HasPrefix(rcpt, "peerdiscard@"):
+		p.discard = true
+	case strings.HasPrefix(rcpt, "peerhold@"):
+		p.hold = true
 	}
 	return gomilter.RespContinue, nil
 }
@@ -94,8 +101,16 @@ func (p *peerMilter) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	if p.reject {
 		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "550 5.7.1 Peer rejects message"), nil
 	}
+	if p.discard {
+		return gomilter.RespDiscard, nil
+	}
 	if err := m.AddHeader("X-Peer", "1"); err != nil {
 		return nil, err
+	}
+	if p.hold {
+		if err := m.Quarantine("peer holds"); err != nil {
+			return nil, err
+		}
 	}
 	return gomilter.RespAccept, nil
 }
@@ -139,8 +154,13 @@ func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Messag
 	}
 	f.ev.add("sluice eom %s %q", strings.Join(rcpts, ","), peer)
 	for _, r := range rcpts {
-		if strings.HasPrefix(r, "sluicereject@") {
+		switch local, _, _ := strings.Cut(r, "@"); local {
+		case "sluicereject":
 			return filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 550, Enhanced: "5.7.1", Text: "Sluice rejects message"}, Reason: "test"}, nil
+		case "sluicediscard":
+			return filters.Verdict{Action: filters.Discard, Reason: "test"}, nil
+		case "sluicehold":
+			return filters.Verdict{Action: filters.Quarantine, Reason: "test"}, nil
 		}
 	}
 	return filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Sluice-Chain", Value: "1"}}}, nil
@@ -437,5 +457,175 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 	}
 	if !slices.Equal(gotSums, wantSums) {
 		t.Errorf("sluice's summaries\n\t%s\nwant\n\t%s", strings.Join(gotSums, "\n\t"), strings.Join(wantSums, "\n\t"))
+	}
+}
+
+// A hold (quarantine) or a discard at end of message in a chain of
+// sluice and another milter, in both orders. Observed with Postfix 3.7:
+// a reject, a discard and a hold all end the milters' turn at the end of
+// the message, so the milters after the one that decided are not asked
+// (they get an abort). For a hold this means that a milter after the
+// one that held the message never sees it: not when it is held, and not
+// when an administrator releases it (postsuper -H), as the message is
+// then delivered as it is. Held by a milter before sluice, a message
+// sluice would have rejected waits in the hold queue, unfiltered; held
+// by sluice, a message a later milter would have rejected, signed or
+// tagged waits without that milter's say.
+func TestPostfixMilterChainHoldAndDiscard(t *testing.T) {
+	ev := &chainEvents{}
+	sums := &summaries{}
+	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+	sluiceLn, sluiceSpec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(sluiceLn)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	peerLn, peerSpec := mtatest.MilterListener(t, "unix")
+	peer := &gomilter.Server{NewMilter: func() gomilter.Milter { return &peerMilter{ev: ev} }, Actions: gomilter.OptAddHeader | gomilter.OptQuarantine}
+	go peer.Serve(peerLn)
+
+	type outcome struct {
+		// reply is the client's reply to the end of DATA, less the
+		// queue id; fate is "held", "discarded", "delivered" or
+		// "rejected"; sluice is sluice's verdict in its summary.
+		reply, fate, sluice string
+	}
+	for _, c := range []struct {
+		order   string
+		milters string
+		want    map[string]outcome // by the message's recipients
+	}{
+		{"sluice,peer", sluiceSpec + ", " + peerSpec, map[string]outcome{
+			"sluicehold peerreject":    {"250", "held", "quarantine"},
+			"sluicediscard peerreject": {"250", "discarded", "discard"},
+			"sluicehold peerdiscard":   {"250", "held", "quarantine"},
+			"sluicereject peerhold":    {"550 5.7.1 Sluice rejects message", "rejected", "reject"},
+			"ok peerhold":              {"250", "held", "accept"},
+			"sluicediscard peerhold":   {"250", "discarded", "discard"},
+		}},
+		{"peer,sluice", peerSpec + ", " + sluiceSpec, map[string]outcome{
+			"sluicehold peerreject":    {"550 5.7.1 Peer rejects message", "rejected", "aborted"},
+			"sluicediscard peerreject": {"550 5.7.1 Peer rejects message", "rejected", "aborted"},
+			"sluicehold peerdiscard":   {"250", "discarded", "aborted"},
+			"sluicereject peerhold":    {"250", "held", "aborted"},
+			"ok peerhold":              {"250", "held", "aborted"},
+			"sluicediscard peerhold":   {"250", "held", "aborted"},
+		}},
+	} {
+		t.Run(c.order, func(t *testing.T) {
+			sums.mu.Lock()
+			sums.sums = nil
+			sums.mu.Unlock()
+			mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{ExtraConfig: []string{"smtpd_milters = " + c.milters}})
+			cl := mtatest.DialSMTP(t, mta.Addr())
+			cl.Cmd("EHLO client.example")
+			names := slices.Sorted(maps.Keys(c.want))
+			got := map[string]outcome{}
+			queueIDs := map[string]string{}
+			for _, name := range names {
+				var rcpts []string
+				for _, local := range strings.Fields(name) {
+					rcpts = append(rcpts, local+"@lab.example")
+				}
+				r := cl.Send("alice@lab.example", rcpts, []byte("Subject: "+name+"\r\n\r\nbody\r\n"))
+				o := outcome{reply: r.String(), fate: "rejected"}
+				if id := r.QueueID(); id != "" {
+					o.reply = "250"
+					queueIDs[name] = id
+				}
+				got[name] = o
+				cl.Cmd("RSET")
+			}
+			cl.Quit()
+			mta.WaitIdle(t, 20*time.Second)
+			held := mta.Held(t)
+			delivered := map[string]bool{}
+			for _, d := range mta.Delivered(t) {
+				delivered[d.Get("Subject")] = true
+			}
+			log := mta.Log()
+			for name, id := range queueIDs {
+				o := got[name]
+				switch {
+				case slices.Contains(held, id):
+					o.fate = "held"
+				case strings.Contains(log, id+": milter-discard: END-OF-MESSAGE"):
+					o.fate = "discarded"
+				case delivered[name]:
+					o.fate = "delivered"
+				default:
+					o.fate = "lost"
+				}
+				got[name] = o
+			}
+			// One summary per message, in the order sent; the last one's
+			// may come with the QUIT.
+			for range 500 {
+				sums.mu.Lock()
+				n := len(sums.sums)
+				sums.mu.Unlock()
+				if n >= len(names) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			sums.mu.Lock()
+			for i, s := range sums.sums {
+				if i >= len(names) {
+					break
+				}
+				o := got[names[i]]
+				o.sluice = s.Action.String()
+				if s.Aborted {
+					o.sluice = "aborted"
+				}
+				got[names[i]] = o
+			}
+			sums.mu.Unlock()
+			for _, name := range names {
+				if got[name] != c.want[name] {
+					t.Errorf("message to %s: %+v, want %+v", name, got[name], c.want[name])
+				}
+			}
+
+			// Released, the held message goes out as it was held: the
+			// milters are not asked again.
+			const release = "sluicereject peerhold"
+			id, ok := queueIDs[release]
+			if !ok || got[release].fate != "held" {
+				return
+			}
+			// postsuper -H moves it to the deferred queue; postqueue -i
+			// has it delivered now rather than at the next queue run.
+			for _, argv := range [][]string{{"postsuper", "-H", id}, {"postqueue", "-i", id}} {
+				cmd := exec.Command(argv[0], append([]string{"-c", filepath.Join(mta.Dir(), "etc")}, argv[1:]...)...)
+				cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+				}
+			}
+			mta.WaitIdle(t, 20*time.Second)
+			var released []mtatest.Delivered
+			deadline := time.Now().Add(20 * time.Second)
+			for len(released) == 0 && time.Now().Before(deadline) {
+				for _, d := range mta.Delivered(t) {
+					if d.Get("Subject") == release {
+						released = append(released, d)
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if len(released) == 0 {
+				t.Fatalf("released message %s not delivered", id)
+			}
+			for _, d := range released {
+				if d.Get("X-Peer") != "1" || d.Get("X-Sluice-Chain") != "" {
+					t.Errorf("released message to %s: X-Peer %q, X-Sluice-Chain %q; want the peer's field only", d.Recipient(), d.Get("X-Peer"), d.Get("X-Sluice-Chain"))
+				}
+			}
+		})
 	}
 }
