@@ -57,16 +57,18 @@ func (e *chainEvents) waitFor(want []string) []string {
 // a third-party milter would be: it refuses recipients named peerdeny@;
 // at end of message it rejects a message with a recipient named
 // peerreject@, discards one with a peerdiscard@, holds one with a
-// peerhold@ and adds "X-Peer: 1" to the others. It logs recipients, the
-// fields named X-Sluice-* it is shown, its end of message and aborts.
+// peerhold@ and adds "X-Peer: 1" to the others, and deletes the first
+// X-T field of a message that has one. It logs recipients, the fields
+// named X-Sluice-* and X-T it is shown, its end of message and aborts.
 type peerMilter struct {
 	gomilter.NoOpMilter
 	ev                    *chainEvents
 	reject, discard, hold bool
+	xt                    bool
 }
 
 func (p *peerMilter) MailFrom(string, *gomilter.Modifier) (gomilter.Response, error) {
-	p.reject, p.discard, p.hold = false, false, false
+	p.reject, p.discard, p.hold, p.xt = false, false, false, false
 	return gomilter.RespContinue, nil
 }
 
@@ -86,9 +88,10 @@ func (p *peerMilter) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Respons
 }
 
 func (p *peerMilter) Header(name, value string, _ *gomilter.Modifier) (gomilter.Response, error) {
-	if strings.HasPrefix(name, "X-Sluice-") {
+	if strings.HasPrefix(name, "X-Sluice-") || name == "X-T" {
 		p.ev.add("peer header %s: %s", name, value)
 	}
+	p.xt = p.xt || name == "X-T"
 	return gomilter.RespContinue, nil
 }
 
@@ -107,6 +110,11 @@ func (p *peerMilter) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	if err := m.AddHeader("X-Peer", "1"); err != nil {
 		return nil, err
 	}
+	if p.xt {
+		if err := m.ChangeHeader(1, "X-T", ""); err != nil {
+			return nil, err
+		}
+	}
 	if p.hold {
 		if err := m.Quarantine("peer holds"); err != nil {
 			return nil, err
@@ -124,7 +132,7 @@ func (p *peerMilter) Abort(*gomilter.Modifier) error {
 // named sluicedeny@ at RCPT, rejects a message with a recipient named
 // sluicereject@ at end of message and adds "X-Sluice-Chain: 1" to the
 // others. It logs each recipient and, at end of message, the recipients
-// and the fields named X-Peer it sees.
+// and the fields named X-Peer and X-T it sees.
 type chainFilter struct{ ev *chainEvents }
 
 func (chainFilter) Name() string { return "chain" }
@@ -148,7 +156,7 @@ func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Messag
 	}
 	var peer []string
 	for _, h := range m.Headers {
-		if h.Name == "X-Peer" {
+		if h.Name == "X-Peer" || h.Name == "X-T" {
 			peer = append(peer, h.Name+": "+h.Value)
 		}
 	}
@@ -163,7 +171,13 @@ func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Messag
 			return filters.Verdict{Action: filters.Quarantine, Reason: "test"}, nil
 		}
 	}
-	return filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Sluice-Chain", Value: "1"}}}, nil
+	edits := []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Sluice-Chain", Value: "1"}}
+	if _, ok := m.Header("X-T"); ok {
+		edits = append(edits,
+			filters.HeaderEdit{Kind: filters.ChangeHeader, Name: "X-T", Index: 1, Value: "changed by sluice"},
+			filters.HeaderEdit{Kind: filters.DeleteHeader, Name: "X-T", Index: 2})
+	}
+	return filters.Verdict{Edits: edits}, nil
 }
 
 // sluice in a chain with another milter, in both orders (smtpd_milters =
@@ -172,8 +186,9 @@ func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Messag
 //   - Postfix asks the milters in turn at each stage, and at end of
 //     message each milter gets the whole message (header, body, end) in
 //     turn, with the header edits of the milters before it applied: the
-//     second one sees the first one's added field, and the added fields
-//     land in milter order.
+//     second one sees the first one's added, changed and deleted fields,
+//     its own edits by index count the fields as it saw them, and the
+//     added fields land in milter order.
 //   - A refusal by one milter (of a recipient, of the message) is final:
 //     the milters after it are not asked. They get an abort if they were
 //     inside the message, the milters before it get nothing more.
@@ -228,19 +243,22 @@ func TestPostfixMilterChain(t *testing.T) {
 				"sluice rcpt peerdeny@lab.example", "peer rcpt peerdeny@lab.example",
 				"sluice rcpt sluicedeny@lab.example",
 				"sluice rcpt peerreject@lab.example", "peer rcpt peerreject@lab.example",
-				`sluice eom ok@lab.example,peerdeny@lab.example,peerreject@lab.example []`,
-				"peer header X-Sluice-Chain: 1", "peer eom",
+				`sluice eom ok@lab.example,peerdeny@lab.example,peerreject@lab.example ["X-T: a" "X-T: b" "X-T: c"]`,
+				"peer header X-T: changed by sluice", "peer header X-T: c", "peer header X-Sluice-Chain: 1",
+				"peer eom",
 				"peer abort",
 				"sluice rcpt ok2@lab.example", "peer rcpt ok2@lab.example",
-				`sluice eom ok2@lab.example []`,
-				"peer header X-Sluice-Chain: 1", "peer eom",
+				`sluice eom ok2@lab.example ["X-T: a" "X-T: b" "X-T: c"]`,
+				"peer header X-T: changed by sluice", "peer header X-T: c", "peer header X-Sluice-Chain: 1",
+				"peer eom",
 				"peer abort",
 				"sluice rcpt sluicereject@lab.example", "peer rcpt sluicereject@lab.example",
-				`sluice eom sluicereject@lab.example []`,
+				`sluice eom sluicereject@lab.example ["X-T: a" "X-T: b" "X-T: c"]`,
 				"peer abort",
 				"peer abort",
 			},
-			[]string{"X-Sluice-Chain: 1", "X-Peer: 1"},
+			// The peer deletes the field sluice changed.
+			[]string{"X-T: c", "X-Sluice-Chain: 1", "X-Peer: 1"},
 			[]string{
 				// The peer's rejection is lost on sluice: accepted,
 				// with the recipient the peer denied.
@@ -254,19 +272,24 @@ func TestPostfixMilterChain(t *testing.T) {
 				"peer rcpt peerdeny@lab.example",
 				"peer rcpt sluicedeny@lab.example", "sluice rcpt sluicedeny@lab.example",
 				"peer rcpt peerreject@lab.example", "sluice rcpt peerreject@lab.example",
+				"peer header X-T: a", "peer header X-T: b", "peer header X-T: c",
 				"peer eom",
 				"peer abort",
 				"peer rcpt ok2@lab.example", "sluice rcpt ok2@lab.example",
+				"peer header X-T: a", "peer header X-T: b", "peer header X-T: c",
 				"peer eom",
-				`sluice eom ok2@lab.example ["X-Peer: 1"]`,
+				// sluice is shown the header as the peer left it.
+				`sluice eom ok2@lab.example ["X-T: b" "X-T: c" "X-Peer: 1"]`,
 				"peer abort",
 				"peer rcpt sluicereject@lab.example", "sluice rcpt sluicereject@lab.example",
+				"peer header X-T: a", "peer header X-T: b", "peer header X-T: c",
 				"peer eom",
-				`sluice eom sluicereject@lab.example ["X-Peer: 1"]`,
+				`sluice eom sluicereject@lab.example ["X-T: b" "X-T: c" "X-Peer: 1"]`,
 				"peer abort",
 				"peer abort",
 			},
-			[]string{"X-Peer: 1", "X-Sluice-Chain: 1"},
+			// sluice's change and delete hit the fields it saw.
+			[]string{"X-T: changed by sluice", "X-Peer: 1", "X-Sluice-Chain: 1"},
 			[]string{
 				"aborted ok@lab.example,peerreject@lab.example",
 				"accept ok2@lab.example",
@@ -292,7 +315,7 @@ func TestPostfixMilterChain(t *testing.T) {
 				for _, rcpt := range m.rcpts {
 					got = append(got, cl.Cmd("RCPT TO:<"+rcpt+">").String())
 				}
-				r := cl.Data([]byte(fmt.Sprintf("Subject: chain %d\r\n\r\nbody\r\n", i)))
+				r := cl.Data([]byte(fmt.Sprintf("X-T: a\r\nSubject: chain %d\r\nX-T: b\r\nX-T: c\r\n\r\nbody\r\n", i)))
 				if r.QueueID() != "" {
 					got = append(got, "")
 				} else {
@@ -312,7 +335,7 @@ func TestPostfixMilterChain(t *testing.T) {
 			}
 			var tail []string
 			for _, f := range ds[0].Header {
-				if f.Name == "X-Peer" || f.Name == "X-Sluice-Chain" {
+				if f.Name == "X-Peer" || f.Name == "X-Sluice-Chain" || f.Name == "X-T" {
 					tail = append(tail, f.Raw)
 				}
 			}
@@ -346,8 +369,9 @@ func TestPostfixMilterChain(t *testing.T) {
 // the milters, so sluice never sees a recipient Postfix refused, and the
 // message goes on with the others. A message refused after sluice saw
 // its envelope, by smtpd_data_restrictions, smtpd_end_of_data_restrictions,
-// header_checks or message_size_limit, never reaches sluice's end of
-// message: sluice gets an abort, and the message ends as aborted.
+// header_checks, body_checks or message_size_limit, never reaches
+// sluice's end of message: sluice gets an abort, and the message ends as
+// aborted.
 func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 	ev := &chainEvents{}
 	sums := &summaries{}
@@ -369,8 +393,11 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	checks := filepath.Join(dir, "header_checks")
+	checks, bodyChecks := filepath.Join(dir, "header_checks"), filepath.Join(dir, "body_checks")
 	if err := os.WriteFile(checks, []byte("/^Subject: refuse me/ REJECT Header check refuses\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bodyChecks, []byte("/^refuse this body/ REJECT Body check refuses\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, ExtraConfig: []string{
@@ -381,6 +408,7 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 		"smtpd_data_restrictions = check_sender_access inline:{data@example.org=REJECT}",
 		"smtpd_end_of_data_restrictions = check_sender_access inline:{eod@example.org=REJECT}",
 		"header_checks = regexp:" + checks,
+		"body_checks = regexp:" + bodyChecks,
 		"message_size_limit = 4000",
 	}})
 
@@ -405,6 +433,7 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 		{"data@example.org", "data", "body\r\n", "554 5.7.1 <data@example.org>: Sender address rejected: Access denied"},
 		{"eod@example.org", "eod", "body\r\n", "554 5.7.1 <eod@example.org>: Sender address rejected: Access denied"},
 		{"alice@example.org", "refuse me", "body\r\n", "550 5.7.1 Header check refuses"},
+		{"alice@example.org", "body", "refuse this body\r\n", "550 5.7.1 Body check refuses"},
 		{"alice@example.org", "large", strings.Repeat("0123456789abcdef\r\n", 300), "552 5.3.4 Error: message file too big"},
 	}
 	for _, m := range refused {
@@ -424,9 +453,10 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 	want := []string{
 		"sluice rcpt bob@lab.example", "sluice rcpt dave@discard.example",
 		"sluice eom bob@lab.example,dave@discard.example []",
-		// data, eod, refuse me, large: no end of message.
+		// data, eod, refuse me, body, large: no end of message.
 		"sluice rcpt bob@lab.example", "sluice rcpt bob@lab.example",
 		"sluice rcpt bob@lab.example", "sluice rcpt bob@lab.example",
+		"sluice rcpt bob@lab.example",
 	}
 	if got := ev.waitFor(want); !slices.Equal(got, want) {
 		t.Errorf("sluice saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
@@ -435,6 +465,7 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 		"accept alice@example.org bob@lab.example,dave@discard.example",
 		"aborted data@example.org bob@lab.example",
 		"aborted eod@example.org bob@lab.example",
+		"aborted alice@example.org bob@lab.example",
 		"aborted alice@example.org bob@lab.example",
 		"aborted alice@example.org bob@lab.example",
 	}
