@@ -660,3 +660,88 @@ func TestPostfixMilterChainHoldAndDiscard(t *testing.T) {
 		})
 	}
 }
+
+// rcptEditor is a milter that, at end of message, adds the recipient
+// added@lab.example and removes removed@lab.example, as an alias
+// expander or a quarantine milter might.
+type rcptEditor struct{ gomilter.NoOpMilter }
+
+func (rcptEditor) Headers(textproto.MIMEHeader, *gomilter.Modifier) (gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (rcptEditor) Body(m *gomilter.Modifier) (gomilter.Response, error) {
+	if err := m.AddRecipient("added@lab.example"); err != nil {
+		return nil, err
+	}
+	if err := m.DeleteRecipient("removed@lab.example"); err != nil {
+		return nil, err
+	}
+	return gomilter.RespAccept, nil
+}
+
+// Recipients another milter adds or removes at end of message, in both
+// orders. Observed with Postfix 3.7: the milter protocol shows a milter
+// no recipient edits of the others, so sluice's filters, log line and
+// archive keep the recipients of the SMTP envelope, whichever side of
+// sluice the editing milter is on; the MTA delivers to the edited list.
+func TestPostfixMilterChainRecipientEdits(t *testing.T) {
+	ev := &chainEvents{}
+	sums := &summaries{}
+	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+	sluiceLn, sluiceSpec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(sluiceLn)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	edLn, edSpec := mtatest.MilterListener(t, "unix")
+	ed := &gomilter.Server{NewMilter: func() gomilter.Milter { return rcptEditor{} }, Actions: gomilter.OptAddRcpt | gomilter.OptRemoveRcpt}
+	go ed.Serve(edLn)
+
+	for _, c := range []struct{ order, milters string }{
+		{"sluice,editor", sluiceSpec + ", " + edSpec},
+		{"editor,sluice", edSpec + ", " + sluiceSpec},
+	} {
+		t.Run(c.order, func(t *testing.T) {
+			ev.mu.Lock()
+			ev.evs = nil
+			ev.mu.Unlock()
+			sums.mu.Lock()
+			sums.sums = nil
+			sums.mu.Unlock()
+			mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{ExtraConfig: []string{"smtpd_milters = " + c.milters}})
+			cl := mtatest.DialSMTP(t, mta.Addr())
+			cl.Cmd("EHLO client.example")
+			if r := cl.Send("alice@lab.example", []string{"kept@lab.example", "removed@lab.example"}, []byte("Subject: edits\r\n\r\nbody\r\n")); r.Code != 250 {
+				t.Fatalf("message: %v", r)
+			}
+			cl.Quit()
+			mta.WaitDelivered(t, 2, 20*time.Second)
+			mta.WaitIdle(t, 20*time.Second)
+			var got []string
+			for _, d := range mta.Delivered(t) {
+				got = append(got, d.Recipient())
+			}
+			slices.Sort(got)
+			if want := []string{"added@lab.example", "kept@lab.example"}; !slices.Equal(got, want) {
+				t.Errorf("delivered to %q, want %q", got, want)
+			}
+			want := []string{
+				"sluice rcpt kept@lab.example", "sluice rcpt removed@lab.example",
+				"sluice eom kept@lab.example,removed@lab.example []",
+			}
+			if got := ev.waitFor(want); !slices.Equal(got, want) {
+				t.Errorf("sluice saw\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+			}
+			sums.wait()
+			sums.mu.Lock()
+			defer sums.mu.Unlock()
+			if len(sums.sums) != 1 || !slices.Equal(sums.sums[0].Rcpts, []string{"kept@lab.example", "removed@lab.example"}) {
+				t.Errorf("summaries %+v, want one with the envelope's recipients", sums.sums)
+			}
+		})
+	}
+}
