@@ -367,7 +367,10 @@ func TestPostfixMilterChain(t *testing.T) {
 // checks (smtpd_recipient_restrictions, smtpd_relay_restrictions, the
 // unknown-user check of smtpd_reject_unlisted_recipient) before it asks
 // the milters, so sluice never sees a recipient Postfix refused, and the
-// message goes on with the others. A message refused after sluice saw
+// message goes on with the others; a sender refused by
+// smtpd_sender_restrictions is refused at RCPT TO (smtpd_delay_reject),
+// after sluice saw the MAIL FROM, and the message ends aborted without
+// recipients. A message refused after sluice saw
 // its envelope, by smtpd_data_restrictions, smtpd_end_of_data_restrictions,
 // header_checks, body_checks or message_size_limit, never reaches
 // sluice's end of message: sluice gets an abort, and the message ends as
@@ -405,6 +408,7 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 		// (on by default) refuses others at RCPT.
 		"virtual_mailbox_maps = inline:{bob@lab.example=inbox/, carol@lab.example=inbox/}",
 		"smtpd_recipient_restrictions = check_recipient_access inline:{carol@lab.example=REJECT}",
+		"smtpd_sender_restrictions = check_sender_access inline:{sender@example.org=REJECT}",
 		"smtpd_data_restrictions = check_sender_access inline:{data@example.org=REJECT}",
 		"smtpd_end_of_data_restrictions = check_sender_access inline:{eod@example.org=REJECT}",
 		"header_checks = regexp:" + checks,
@@ -435,6 +439,9 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 		{"alice@example.org", "refuse me", "body\r\n", "550 5.7.1 Header check refuses"},
 		{"alice@example.org", "body", "refuse this body\r\n", "550 5.7.1 Body check refuses"},
 		{"alice@example.org", "large", strings.Repeat("0123456789abcdef\r\n", 300), "552 5.3.4 Error: message file too big"},
+		// smtpd_delay_reject (on by default) refuses the sender at RCPT
+		// TO: the message had its MAIL FROM and no recipient.
+		{"sender@example.org", "sender", "body\r\n", "554 5.7.1 <sender@example.org>: Sender address rejected: Access denied"},
 	}
 	for _, m := range refused {
 		r := cl.Send(m.from, []string{"bob@lab.example"}, []byte("Subject: "+m.subject+"\r\n\r\n"+m.body))
@@ -468,6 +475,7 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 		"aborted alice@example.org bob@lab.example",
 		"aborted alice@example.org bob@lab.example",
 		"aborted alice@example.org bob@lab.example",
+		"aborted sender@example.org ",
 	}
 	var gotSums []string
 	for range 500 {
