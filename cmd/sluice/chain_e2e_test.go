@@ -134,3 +134,60 @@ filters:
 		})
 	}
 }
+
+// headerfix behind another milter that appends a field (a spam scanner's
+// verdict, here a second sluice's tag). Postfix adds the From: it makes
+// up, when a bare CR hid the sender's, at the end of the header, and the
+// milters after the tagging one see the tag after it. headerfix, which
+// splits the sender's From: off the field the CR joined it to, must
+// still take Postfix's From: for the made-up one and replace it, so the
+// message keeps one From:, the sender's. It did not: it took a made-up
+// field for Postfix's only at the very end of the header. The message
+// has no Message-ID of its own, so the one Postfix made up, with the
+// queue id, marks Postfix's fields (see docs/headerfix.md).
+func TestHeaderfixBehindAnotherMilterPostfix(t *testing.T) {
+	mtatest.Require(t)
+	socks := socketDir(t)
+	fixSock, tagSock := filepath.Join(socks, "fix.sock"), filepath.Join(socks, "tag.sock")
+	startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+filters:
+  - type: headerfix
+`, fixSock))
+	startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+filters:
+  - type: script
+    options:
+      header: X-Tag
+`, tagSock))
+	for _, c := range []struct{ name, milters string }{
+		{"headerfix first", "unix:" + fixSock + ", unix:" + tagSock},
+		{"headerfix last", "unix:" + tagSock + ", unix:" + fixSock},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{ExtraConfig: []string{"smtpd_milters = " + c.milters}})
+			if r := headerfixSend(t, mta, "cr@lab.example", headerfixVariants["cr"]); r.Code != 250 {
+				t.Fatalf("reply %v", r)
+			}
+			d := mta.WaitDelivered(t, 1, 20*time.Second)[0]
+			if got := d.Values("From"); !slices.Equal(got, []string{headerfixFrom}) {
+				t.Errorf("From fields %q, want the sender's alone\n%s", got, d.Raw)
+			}
+			if got := d.Values("Date"); !slices.Equal(got, []string{headerfixDate}) {
+				t.Errorf("Date fields %q, want %q", got, headerfixDate)
+			}
+			if d.Get("X-Tag") == "" {
+				t.Errorf("the other milter's field is missing\n%s", d.Raw)
+			}
+		})
+	}
+}

@@ -97,6 +97,39 @@ func TestFilterEdits(t *testing.T) {
 				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
 		},
 		{
+			// The same behind another milter in smtpd_milters that added
+			// a field at the end of the header, after Postfix's own: the
+			// Message-Id with the queue id marks Postfix's block.
+			name:    "Postfix, bare CR, a field of another milter after Postfix's",
+			postfix: true,
+			in: hs("Date", exDate+" From: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", "alice@example.org",
+				"X-Spam-Status", "No"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From, dropped From added by MTA"},
+			},
+			after: hs("Date", exDate, "Subject", "x", "Message-Id", pfMsgID, "From", exFrom, "X-Spam-Status", "No",
+				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
+		},
+		{
+			// A From of the client's before Postfix's block (Postfix made
+			// up only the Message-Id) is the client's own, though it is
+			// the envelope sender: the split-off one is kept beside it.
+			name:    "Postfix, a From of the client's before Postfix's block is kept",
+			postfix: true,
+			in: hs("Date", exDate+" From: "+exFrom, "From", "alice@example.org", "X-Last", "1", "Message-Id", pfMsgID,
+				"X-Spam-Status", "No"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.AddHeader, Name: "From", Value: "alice@example.org"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
+			},
+			after: hs("Date", exDate, "From", exFrom, "X-Last", "1", "Message-Id", pfMsgID, "X-Spam-Status", "No",
+				"From", "alice@example.org", "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
 			// Mail submitted with Postfix's sendmail(1) (non_smtpd_milters):
 			// the CR is kept, and the From Postfix made up carries the
 			// submitting user's full name (hfrom_format = standard,

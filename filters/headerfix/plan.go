@@ -77,12 +77,31 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 	// (With always_add_missing_headers, Postfix also adds its
 	// undisclosed_recipients_header there.)
 	tail := len(in)
-	for tail > 0 && (madeUpName(in[tail-1].Name) ||
-		filters.SameName(in[tail-1].Name, "To") && strings.TrimSpace(in[tail-1].Value) == "undisclosed-recipients:;") {
+	for tail > 0 && mtaAddsAtEnd(in[tail-1]) {
 		tail--
 	}
+	// A milter before sluice in smtpd_milters may have added fields of
+	// its own after Postfix's, at the end of the header (a spam
+	// scanner's verdict), and sluice is shown them. Postfix writes its
+	// fields as one block, Message-Id first: a Message-Id it made up,
+	// which carries this message's queue id as no client's can, marks
+	// the block wherever it stands (observed with Postfix 3.7,
+	// cmd/sluice/chain_e2e_test.go).
+	block, blockEnd := -1, -1
+	for i, h := range in {
+		if filters.SameName(h.Name, "Message-Id") && madeUp("message-id", h.Value, m) {
+			block = i
+		}
+	}
+	if block >= 0 && block < tail {
+		blockEnd = block
+		for blockEnd < len(in) && mtaAddsAtEnd(in[blockEnd]) {
+			blockEnd++
+		}
+	}
 	for name, i := range cand {
-		if count[name] != 1 || i < tail || !madeUp(name, in[i].Value, m) {
+		inBlock := i >= block && i < blockEnd
+		if count[name] != 1 || i < tail && !inBlock || !madeUp(name, in[i].Value, m) {
 			cand[name] = -1
 		}
 	}
@@ -112,6 +131,14 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 // sender's address, its date or its id, and carries nothing.
 func emptyMadeUp(f Field) bool {
 	return f.SplitOff && strings.TrimSpace(f.Value) == "" && madeUpName(f.Name)
+}
+
+// mtaAddsAtEnd reports whether h is a field Postfix may add at the end of
+// the header: a made-up From:, Date: or Message-Id:, or the To: of
+// undisclosed recipients.
+func mtaAddsAtEnd(h filters.Header) bool {
+	return madeUpName(h.Name) ||
+		filters.SameName(h.Name, "To") && strings.TrimSpace(h.Value) == "undisclosed-recipients:;"
 }
 
 // madeUpName reports whether both MTAs make up a field of this name when
