@@ -56,19 +56,20 @@ func (e *chainEvents) waitFor(want []string) []string {
 // peerMilter is another milter in the chain, written with go-milter as
 // a third-party milter would be: it refuses recipients named peerdeny@;
 // at end of message it rejects a message with a recipient named
-// peerreject@, discards one with a peerdiscard@, holds one with a
-// peerhold@ and adds "X-Peer: 1" to the others, and deletes the first
+// peerreject@, defers one with a peertempfail@, discards one with a
+// peerdiscard@, holds one with a peerhold@ and adds "X-Peer: 1" to the
+// others, and deletes the first
 // X-T field of a message that has one. It logs recipients, the fields
 // named X-Sluice-* and X-T it is shown, its end of message and aborts.
 type peerMilter struct {
 	gomilter.NoOpMilter
-	ev                    *chainEvents
-	reject, discard, hold bool
-	xt                    bool
+	ev                              *chainEvents
+	reject, tempfail, discard, hold bool
+	xt                              bool
 }
 
 func (p *peerMilter) MailFrom(string, *gomilter.Modifier) (gomilter.Response, error) {
-	p.reject, p.discard, p.hold, p.xt = false, false, false, false
+	p.reject, p.tempfail, p.discard, p.hold, p.xt = false, false, false, false, false
 	return gomilter.RespContinue, nil
 }
 
@@ -79,6 +80,8 @@ func (p *peerMilter) RcptTo(rcpt string, _ *gomilter.Modifier) (gomilter.Respons
 		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "550 5.7.1 Peer denies recipient"), nil
 	case strings.HasPrefix(rcpt, "peerreject@"):
 		p.reject = true
+	case strings.HasPrefix(rcpt, "peertempfail@"):
+		p.tempfail = true
 	case strings.HasPrefix(rcpt, "peerdiscard@"):
 		p.discard = true
 	case strings.HasPrefix(rcpt, "peerhold@"):
@@ -103,6 +106,9 @@ func (p *peerMilter) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	p.ev.add("peer eom")
 	if p.reject {
 		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "550 5.7.1 Peer rejects message"), nil
+	}
+	if p.tempfail {
+		return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), "451 4.7.1 Peer defers message"), nil
 	}
 	if p.discard {
 		return gomilter.RespDiscard, nil
@@ -499,9 +505,10 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 	}
 }
 
-// A hold (quarantine) or a discard at end of message in a chain of
-// sluice and another milter, in both orders. Observed with Postfix 3.7:
-// a reject, a discard and a hold all end the milters' turn at the end of
+// A hold (quarantine), a discard or a tempfail at end of message in a
+// chain of sluice and another milter, in both orders. Observed with
+// Postfix 3.7: a reject, a tempfail, a discard and a hold all end the
+// milters' turn at the end of
 // the message, so the milters after the one that decided are not asked
 // (they get an abort). For a hold this means that a milter after the
 // one that held the message never sees it: not when it is held, and not
@@ -544,6 +551,7 @@ func TestPostfixMilterChainHoldAndDiscard(t *testing.T) {
 			"sluicereject peerhold":    {"550 5.7.1 Sluice rejects message", "rejected", "reject"},
 			"ok peerhold":              {"250", "held", "accept"},
 			"sluicediscard peerhold":   {"250", "discarded", "discard"},
+			"ok peertempfail":          {"451 4.7.1 Peer defers message", "rejected", "accept"},
 		}},
 		{"peer,sluice", peerSpec + ", " + sluiceSpec, map[string]outcome{
 			"sluicehold peerreject":    {"550 5.7.1 Peer rejects message", "rejected", "aborted"},
@@ -552,6 +560,7 @@ func TestPostfixMilterChainHoldAndDiscard(t *testing.T) {
 			"sluicereject peerhold":    {"250", "held", "aborted"},
 			"ok peerhold":              {"250", "held", "aborted"},
 			"sluicediscard peerhold":   {"250", "held", "aborted"},
+			"ok peertempfail":          {"451 4.7.1 Peer defers message", "rejected", "aborted"},
 		}},
 	} {
 		t.Run(c.order, func(t *testing.T) {
