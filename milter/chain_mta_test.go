@@ -508,9 +508,8 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 // A hold (quarantine), a discard or a tempfail at end of message in a
 // chain of sluice and another milter, in both orders. Observed with
 // Postfix 3.7: a reject, a tempfail, a discard and a hold all end the
-// milters' turn at the end of
-// the message, so the milters after the one that decided are not asked
-// (they get an abort). For a hold this means that a milter after the
+// milters' turn at the end of the message, so the milters after the one
+// that decided are not asked (they get an abort). For a hold this means that a milter after the
 // one that held the message never sees it: not when it is held, and not
 // when an administrator releases it (postsuper -H), as the message is
 // then delivered as it is. Held by a milter before sluice, a message
