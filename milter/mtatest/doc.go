@@ -90,6 +90,12 @@
 //	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, NonSMTPDMilters: true})
 //	out, err := mta.SubmitLocal(t, "alice@lab.example", []string{"bob@lab.example"}, raw)
 //
+// With Sendmail, SubmitLocal runs the instance's mail submission program
+// (etc/submit.cf, FEATURE(msp)), which relays the message over SMTP from
+// 127.0.0.1 to the daemon, and so through the milter, and waits for the
+// answer; a message it could not relay (a temporary failure) stays in
+// spool/clientmqueue, which Queued lists.
+//
 // # Checking results
 //
 //	ds := mta.WaitDelivered(t, 1, 10*time.Second) // parsed Maildir files

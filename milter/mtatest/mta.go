@@ -111,7 +111,9 @@ type queueState struct {
 // in incoming/ active/ deferred/ (hashed) maildrop/ hold/ corrupt/ ...;
 // hold is Postfix's quarantine. Sendmail: qfID (control) and dfID (data)
 // in the queue directory while a message is queued, hfID when quarantined,
-// tfID while being written, QfID when it could not be processed.
+// tfID while being written, QfID when it could not be processed; the same
+// names in clientmqueue/ (listed as "clientmqueue/qfID") for a message the
+// submission program has not relayed to the daemon yet.
 func (m *MTA) queue() (queueState, error) {
 	var q queueState
 	spool := filepath.Join(m.dir, "spool")
@@ -152,6 +154,17 @@ func (m *MTA) queue() (queueState, error) {
 				q.inFlight = append(q.inFlight, name)
 			case "hf":
 				q.held = append(q.held, name[2:])
+			}
+		}
+		// The submission program's queue: a message sendmail(1) could
+		// not relay to the daemon waits there (SubmitLocal).
+		entries, err = os.ReadDir(filepath.Join(spool, "clientmqueue"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return q, fmt.Errorf("list sendmail queue: %w", err)
+		}
+		for _, e := range entries {
+			if name := e.Name(); len(name) > 2 && (name[:2] == "qf" || name[:2] == "tf" || name[:2] == "Qf") {
+				q.inFlight = append(q.inFlight, "clientmqueue/"+name)
 			}
 		}
 	}
