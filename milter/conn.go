@@ -22,6 +22,9 @@ import (
 //   - It keeps the client address of SMFIC_CONNECT as written. Sendmail
 //     writes an IPv6 client with its "IPv6:" label (anynet_ntop), which
 //     go-milter's net.ParseIP rejects, so its handler gets no address.
+//   - It notes a QUIT, which go-milter answers by ending the session without
+//     a callback, so that the session can tell an MTA that ended the
+//     connection from one that was lost.
 //   - It tells the server when the session goroutine is done with it: go-milter
 //     closes the connection as the very last step of its session loop, so
 //     Close marks the point after which the session's state may be freed.
@@ -68,6 +71,9 @@ type conn struct {
 	// session goroutine.
 	firstBy   time.Time
 	lateFirst bool
+	// quit is set once a whole SMFIC_QUIT arrived: the MTA ended the
+	// connection on purpose. Used only by the session goroutine.
+	quit bool
 
 	// tcp is the socket of a TCP connection, for quickAck; nil for a
 	// unix socket. unanswered is set when a packet that gets no reply (a
@@ -185,6 +191,9 @@ func (c *conn) feed(b []byte) {
 func (c *conn) packetDone() {
 	c.firstBy = time.Time{}
 	c.unanswered = c.unanswered || c.code == 'D' || c.code == 'A'
+	if c.code == 'Q' {
+		c.quit = true
+	}
 
 	if c.capture && c.code == 'C' {
 		c.connectAddr = connectAddress(c.buf)

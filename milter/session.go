@@ -68,7 +68,15 @@ func (s *session) serve() {
 		s.srv.observer.ConnectionDropped(DropNoNegotiation)
 	}
 	if s.msg != nil {
-		s.logMessage(filters.Continue, nil, "connection lost", true)
+		reason := "connection lost"
+		if s.c.quit {
+			// Sendmail ends the connection with a QUIT and no abort
+			// when its client quits in the middle of a message, after
+			// MAIL FROM or RCPT TO (observed with 8.17; Postfix aborts
+			// first): the MTA gave the message up, as with an abort.
+			reason = "aborted by MTA"
+		}
+		s.logMessage(filters.Continue, nil, reason, true)
 	}
 	s.resetMessage()
 }

@@ -154,8 +154,9 @@ func TestLocalSubmissionSendmail(t *testing.T) {
 		t.Fatalf("after a tempfail the queue holds %v, want one message in clientmqueue", q)
 	}
 
-	// A bare CR: the daemon refuses it before the end of the header, so
-	// sluice sees the connection end; the message waits beside the other.
+	// A bare CR: the daemon refuses it before the end of the header and
+	// closes its connection to sluice without a QUIT, so sluice logs a
+	// lost connection; the message waits beside the other.
 	submit("alice@lab.example", "cr@lab.example",
 		"Date: Fri, 8 Sep 2017 13:44:33 -0400 (EDT)\rFrom: \"Example Name\" <example@example.com>\nSubject: line ends\n\nBody.\n", 0)
 	mta.WaitLog(t, "reply=421 4.5.0 Bare carriage return (CR) not allowed, stat=Deferred", 10*time.Second)
