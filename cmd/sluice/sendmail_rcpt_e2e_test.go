@@ -20,7 +20,8 @@ import (
 // checks, and sends refused ones only to a milter that negotiated
 // SMFIP_RCPT_REJ, which sluice does not. So the per-recipient archive,
 // the log line and the filters at end of message name only the
-// recipients that get the message.
+// recipients that get the message; the archive names a recipient the
+// client gave twice once.
 func TestRejectedRcptsSendmail(t *testing.T) {
 	mtatest.Require(t)
 	dir := t.TempDir()
@@ -57,6 +58,10 @@ filters:
 		{"nosuchuser@lab.example", "550 5.1.1 <nosuchuser@lab.example>... User unknown"},
 		{"x@remote.example", "550 5.7.1 <x@remote.example>... outbound mail disabled in this test instance"},
 		{"nobody@lab.example", "250 2.1.5 <nobody@lab.example>... Recipient ok"},
+		// The same mailbox again: Sendmail accepts it, shows it to
+		// sluice, and delivers one copy.
+		{"root@lab.example", "250 2.1.5 <root@lab.example>... Recipient ok"},
+		{"root@LAB.example", "250 2.1.5 <root@lab.example>... Recipient ok"},
 	} {
 		if r := c.Cmd("RCPT TO:<" + st.rcpt + ">"); r.String() != st.reply {
 			t.Errorf("RCPT TO:<%s>: %q, want %q", st.rcpt, r.String(), st.reply)
@@ -91,7 +96,8 @@ filters:
 		t.Errorf("delivered to %v, want %v", got, want)
 	}
 
-	// The message line names the two recipients. The second message,
+	// The message line names the recipients as the client gave them,
+	// the archive (below) each mailbox once. The second message,
 	// with no recipient, ends with the client's QUIT, which Sendmail
 	// passes on to sluice as a QUIT without an abort: abandoned by the
 	// MTA, not a lost connection.
@@ -102,7 +108,7 @@ filters:
 		}
 	}
 	if len(lines) != 2 || !strings.Contains(lines[0], " queue_id="+id+" ") ||
-		!strings.Contains(lines[0], " rcpts=root@lab.example,nobody@lab.example verdict=accept ") ||
+		!strings.Contains(lines[0], " rcpts=root@lab.example,nobody@lab.example,root@lab.example,root@LAB.example verdict=accept ") ||
 		!strings.Contains(lines[1], ` rcpts="" verdict=aborted reason="aborted by MTA" `) {
 		t.Errorf("message lines %q, want one for %s to root and nobody, accepted, and one aborted without recipients", lines, id)
 	}

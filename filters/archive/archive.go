@@ -153,10 +153,7 @@ type copySet struct {
 // when the template names the recipient.
 func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at time.Time) []copySet {
 	values := templateValues(verdict, deliveredAction(m.Decided.Action), at)
-	all := make([]string, len(m.Rcpts))
-	for i, r := range m.Rcpts {
-		all[i] = r.Addr
-	}
+	all := uniqueRcpts(m.Rcpts)
 	if !t.perRcpt {
 		return []copySet{{path: t.render(values), rcpts: all}}
 	}
@@ -176,6 +173,33 @@ func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at t
 		out = append(out, copySet{path: p, rcpts: []string{r}})
 	}
 	return out
+}
+
+// uniqueRcpts returns the recipients' addresses, each mailbox once, in
+// its first spelling. A client may name a recipient twice, by the same
+// RCPT TO again or with the domain in another case; the MTA delivers one
+// copy, but may show the milter every RCPT TO it accepted (Sendmail 8.17
+// does, and answers each with 250). Domains compare as the path does
+// (setRcpt); a local part in another case may be another mailbox (RFC
+// 5321 2.4) and is kept.
+func uniqueRcpts(rcpts []filters.Address) []string {
+	all := make([]string, 0, len(rcpts))
+	seen := make(map[string]bool, len(rcpts))
+	for _, r := range rcpts {
+		key := r.Addr
+		if local, domain, ok := strings.Cut(r.Addr, "@"); ok {
+			if a, err := idnaLookup.ToASCII(domain); err == nil && a != "" {
+				domain = a
+			}
+			key = local + "@" + strings.ToLower(domain)
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		all = append(all, r.Addr)
+	}
+	return all
 }
 
 // templateValues returns the values of the path placeholders but the

@@ -1320,3 +1320,43 @@ func TestCheckOnlyRepairsNothing(t *testing.T) {
 		t.Errorf("config check changed the dot-lock to %q", got)
 	}
 }
+
+// A recipient the client named twice (the same RCPT TO again, or the
+// domain in another case) is one mailbox, which the MTA delivers to once
+// (observed with Sendmail 8.17, which still shows the milter every RCPT
+// TO it accepted): the record lists it once, in its first spelling. A
+// local part in another case may be another mailbox (RFC 5321 2.4) and
+// stays.
+func TestDuplicateRecipientsRecordedOnce(t *testing.T) {
+	dir := t.TempDir()
+	f := newFilter(t, Config{Targets: map[string]string{"default": filepath.Join(dir, "all.mbox"), "spam": filepath.Join(dir, "{rcpt}.mbox")}}, nil)
+	rcpts := []filters.Address{{Addr: "bob@lab.example"}, {Addr: "carol@lab.example"}, {Addr: "bob@lab.example"}, {Addr: "bob@LAB.example"}, {Addr: "Bob@lab.example"}}
+	m := testMessage("Q1", "x\r\n")
+	m.Rcpts = rcpts
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, filepath.Join(dir, "all.mbox"))
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	if got, want := HeaderValues(recs[0].Message, FieldEnvelopeTo), []string{"bob@lab.example", "carol@lab.example", "Bob@lab.example"}; !slices.Equal(got, want) {
+		t.Errorf("%s %q, want %q", FieldEnvelopeTo, got, want)
+	}
+
+	// Per recipient: one copy in bob's file, which holds both spellings
+	// of the local part (file names fold case, see
+	// TestPerRecipientCopies).
+	m = testMessage("Q2", "x\r\n", filters.Header{Name: "X-Sluice-Bayes", Value: "Spam"})
+	m.Rcpts = rcpts
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+		t.Fatal(err)
+	}
+	recs = readRecords(t, filepath.Join(dir, "bob@lab.example.mbox"))
+	if len(recs) != 1 {
+		t.Fatalf("bob: %d records, want 1", len(recs))
+	}
+	if got, want := HeaderValues(recs[0].Message, FieldEnvelopeTo), []string{"bob@lab.example", "Bob@lab.example"}; !slices.Equal(got, want) {
+		t.Errorf("bob's copy: %s %q, want %q", FieldEnvelopeTo, got, want)
+	}
+}
