@@ -128,12 +128,12 @@ func checkRepair(t *testing.T, in []filters.Header, p Placement) {
 		}
 	}
 	var kept []filters.Header
-	for _, fd := range repair(untraced, p, trace).Fields {
+	for _, fd := range repair(untraced, p, trace, nil).Fields {
 		if !fd.SplitOff || !strings.EqualFold(fd.Name, trace) {
 			kept = append(kept, fd.Header)
 		}
 	}
-	if again := repair(kept, p, trace); len(again.Fixes) != 0 {
+	if again := repair(kept, p, trace, nil); len(again.Fixes) != 0 {
 		t.Fatalf("placement %d: with trace field %s, second pass over %q: %v", p, trace, kept, again.Fixes)
 	}
 

@@ -116,11 +116,22 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 	// whatever the repair finds, so that a reader can trust the field to
 	// be ours. The repair looks only at the fields that stay.
 	in, forged := f.withoutTrace(m.Headers)
-	res := repair(in, placementOf(m), f.s.trace)
+	p := placementOf(m)
+	var sub map[string]int
+	if p == AddsBeforeSameName {
+		sub = submitted(in, m)
+	}
+	res := repair(in, p, f.s.trace, sub)
 	if len(res.Fixes) == 0 {
 		return filters.Verdict{Edits: forged}, nil
 	}
 	drop := invented(in, res, m)
+	for i := range replaced(res, sub) {
+		if drop == nil {
+			drop = map[int]bool{}
+		}
+		drop[i] = true
+	}
 	summary := summarize(res.Fixes, in, drop)
 	if f.obs != nil {
 		for _, fx := range res.Fixes {

@@ -16,6 +16,10 @@ import (
 const (
 	exDate = "Fri, 8 Sep 2017 13:44:33 -0400 (EDT)"
 	exFrom = `"Example Name" <example@example.com>`
+	// smSubmitReceived and smMsgID are what Sendmail's submission
+	// program writes (observed with 8.17).
+	smSubmitReceived = "(from root@localhost)\n\tby sm.lab.example (8.17.1.9/8.17.1.9/Submit) id 6B6ALdud016065\n\tfor bob@lab.example; Sun, 6 Dec 2026 10:21:39 GMT"
+	smMsgID          = "<202612061021.6B6ALdud016065@sm.lab.example>"
 )
 
 func hs(kv ...string) []filters.Header {
@@ -186,6 +190,50 @@ func TestFilterEdits(t *testing.T) {
 				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From"},
 			},
 			after: hs("Date", exDate, "Subject", "x", "From", exFrom, "X-Sluice-Repaired", "split Date/From"),
+		},
+		{
+			// Mail submitted with Sendmail's sendmail(1): its submission
+			// program, seeing no From, made one up (and a Message-Id)
+			// below its Received:, before relaying the message to the
+			// daemon, which shows them to the milter (observed with
+			// 8.17, cmd/sluice/sendmail_local_e2e_test.go). An added
+			// From would go before that one: the made-up From gets the
+			// real value instead.
+			name: "Sendmail sendmail(1), bare CR",
+			in: hs("Received", smSubmitReceived, "From", "alice@example.org", "Message-Id", smMsgID,
+				"Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "From", Index: 1, Value: exFrom},
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/From, dropped From added by MTA"},
+			},
+			after: hs("Received", smSubmitReceived, "From", exFrom, "Message-Id", smMsgID, "Date", exDate, "Subject", "x",
+				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
+		},
+		{
+			// The same From at the top, but not below a submission
+			// program's Received: the sender's own; the CR becomes a
+			// space rather than a second From.
+			name: "Sendmail, bare CR, the sender's own From on top",
+			in:   hs("Received", "from x by y; "+exDate, "From", "alice@example.org", "Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate + " From: " + exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "CR to space in Date"},
+			},
+			after: hs("Received", "from x by y; "+exDate, "From", "alice@example.org", "Date", exDate+" From: "+exFrom, "Subject", "x",
+				"X-Sluice-Repaired", "CR to space in Date"),
+		},
+		{
+			// Below a submission program's Received:, a From that is not
+			// the envelope sender's is the sender's own.
+			name: "Sendmail sendmail(1), bare CR, another address on top",
+			in:   hs("Received", smSubmitReceived, "From", "bob@example.org", "Date", exDate+"\rFrom: "+exFrom, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate + " From: " + exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "CR to space in Date"},
+			},
+			after: hs("Received", smSubmitReceived, "From", "bob@example.org", "Date", exDate+" From: "+exFrom, "Subject", "x",
+				"X-Sluice-Repaired", "CR to space in Date"),
 		},
 		{
 			name: "Sendmail, bare LF",

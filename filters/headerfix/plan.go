@@ -122,6 +122,70 @@ func invented(in []filters.Header, res Result, m *filters.Message) map[int]bool 
 	return out
 }
 
+// submitted returns the positions, by lower-case name, of the Date:,
+// From: and Message-Id: fields that Sendmail's mail submission program
+// (sendmail(1) on a host with Debian's submit.cf, FEATURE(msp)) made up
+// because the message lacked them: it adds them below its own Received:
+// ("by HOST (8.17.1.9/8.17.1.9/Submit)"), in that order, before relaying
+// the message over SMTP to the daemon, which shows them to the milter
+// (observed with 8.17, cmd/sluice/sendmail_local_e2e_test.go). A bare CR
+// that hid the sender's own From: thus leaves a made-up From: above the
+// broken field, where an added From: would go before it: the filter
+// gives that field the sender's value instead (see replaced). Only a
+// field that is the only one of its name, right below that Received:
+// among the other made-up ones, with the value the submission program
+// writes, counts.
+func submitted(in []filters.Header, m *filters.Message) map[string]int {
+	if len(in) < 2 || !filters.SameName(in[0].Name, "Received") || !strings.Contains(in[0].Value, "/Submit)") {
+		return nil
+	}
+	count := map[string]int{}
+	for _, h := range in {
+		if madeUpName(h.Name) {
+			count[filters.NameKey(h.Name)]++
+		}
+	}
+	var out map[string]int
+	for i := 1; i < len(in) && madeUpName(in[i].Name); i++ {
+		key := filters.NameKey(in[i].Name)
+		v := strings.TrimSpace(in[i].Value)
+		ok := count[key] == 1
+		switch key {
+		case "message-id":
+			// <YYYYMMDDhhmm.QUEUEID@HOST>, with the submission
+			// program's queue id, not the daemon's.
+			ok = ok && msgIDPrefix(v) == len(v)
+		default:
+			ok = ok && madeUp(key, v, m)
+		}
+		if ok {
+			if out == nil {
+				out = map[string]int{}
+			}
+			out[key] = i
+		}
+	}
+	return out
+}
+
+// replaced returns the positions in sub (see submitted) of the fields
+// that a field split off from a field below them replaces.
+func replaced(res Result, sub map[string]int) map[int]bool {
+	var out map[int]bool
+	for _, f := range res.Fields {
+		if !f.SplitOff || emptyMadeUp(f) {
+			continue
+		}
+		if i, ok := sub[filters.NameKey(f.Name)]; ok && i < f.Source {
+			if out == nil {
+				out = map[int]bool{}
+			}
+			out[i] = true
+		}
+	}
+	return out
+}
+
 // emptyMadeUp reports whether f is a From:, Date: or Message-ID: field
 // split off with nothing in it. Such a field is not added, and the field
 // of its name that the MTA made up stays: Sendmail, seeing an empty From:

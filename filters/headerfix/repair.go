@@ -144,7 +144,7 @@ const (
 // and, where it splits, the whitespace around the cut. It takes time
 // linear in the size of the header.
 func Repair(headers []filters.Header, p Placement) Result {
-	return repair(headers, p, "")
+	return repair(headers, p, "", nil)
 }
 
 // repair is Repair for a filter whose trace field is named trace: a
@@ -154,8 +154,19 @@ func Repair(headers []filters.Header, p Placement) Result {
 // character would become a space, and a strict field could be left
 // valid up to whitespace and the trace field, which the next pass would
 // split: the repair would not be idempotent.
-func repair(headers []filters.Header, p Placement, trace string) Result {
+//
+// replace names the fields (by lower-case name) whose only field in the
+// header is one the filter will give the value of a field of that name
+// split off (see submitted): with AddsBeforeSameName such a field may be
+// split off once all the same, as it is not added but changes that one.
+func repair(headers []filters.Header, p Placement, trace string, replace map[string]int) Result {
 	rp := repairer{placement: p, headers: headers, trace: trace}
+	if len(replace) > 0 {
+		rp.replace = make(map[string]bool, len(replace))
+		for k := range replace {
+			rp.replace[k] = true
+		}
+	}
 	rp.r.Fields = make([]Field, 0, len(headers))
 	for i, h := range headers {
 		switch {
@@ -182,6 +193,9 @@ type repairer struct {
 	// trace names the fields that are split off but never added; ""
 	// for none.
 	trace string
+	// replace holds the names that may be split off once although the
+	// header has a field of that name (see repair).
+	replace map[string]bool
 }
 
 // maySplit reports whether a field named name may be split off, and
@@ -199,9 +213,10 @@ func (rp *repairer) maySplit(name string) bool {
 		return true
 	}
 	key := filters.NameKey(name)
-	if rp.placement == AddsBeforeSameName && (rp.names[key] || hiddenSlot[key]) {
+	if rp.placement == AddsBeforeSameName && (rp.names[key] && !rp.replace[key] || hiddenSlot[key]) {
 		return false
 	}
+	delete(rp.replace, key)
 	rp.names[key] = true
 	return true
 }
