@@ -182,10 +182,21 @@ func TestLocalSubmissionSendmail(t *testing.T) {
 	one(d, "Date", "Fri, 8 Sep 2017 13:44:33 -0400 (EDT)")
 	one(d, "Message-ID", "")
 	one(d, "X-Sluice-Repaired", "split Date/From, dropped From added by MTA")
+	// A Message-ID, spelt otherwise than the program's Message-Id: that
+	// one is deleted and the sender's added.
+	if out, err := relaxed.SubmitLocal(t, "alice@lab.example", []string{"cr3@lab.example"}, []byte(
+		"Subject: line ends\rMessage-ID: <m3@example.com>\n\nBody.\n")); err != nil || out != "" {
+		t.Fatalf("sendmail: %v, output %q", err, out)
+	}
+	d = relaxed.WaitDelivered(t, 2, 20*time.Second)[1]
+	one(d, "Message-ID", "<m3@example.com>")
+	one(d, "Subject", "line ends")
+	one(d, "From", "alice@lab.example")
+	one(d, "X-Sluice-Repaired", "split Subject/Message-ID, dropped Message-Id added by MTA")
 
 	m := td.metrics(t)
 	for _, want := range []string{
-		`sluice_messages_total{verdict="accept"} 5`, // ok, ok2, two bounces, cr2
+		`sluice_messages_total{verdict="accept"} 6`, // ok, ok2, two bounces, cr2, cr3
 		`sluice_messages_total{verdict="reject"} 2`,
 		`sluice_messages_total{verdict="tempfail"} 1`,
 		`sluice_messages_total{verdict="discard"} 1`,

@@ -224,6 +224,35 @@ func TestFilterEdits(t *testing.T) {
 				"X-Sluice-Repaired", "CR to space in Date"),
 		},
 		{
+			// A Message-Id hidden behind a CR replaces the program's,
+			// which carries the program's queue id.
+			name: "Sendmail sendmail(1), bare CR before Message-ID",
+			in: hs("Received", smSubmitReceived, "From", "alice@example.org", "Message-Id", smMsgID,
+				"Subject", "x\rMessage-ID: <m1@example.com>"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x"},
+				{Kind: filters.DeleteHeader, Name: "Message-Id", Index: 1},
+				{Kind: filters.AddHeader, Name: "Message-ID", Value: "<m1@example.com>"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Subject/Message-ID, dropped Message-Id added by MTA"},
+			},
+			after: hs("Received", smSubmitReceived, "From", "alice@example.org", "Subject", "x", "Message-ID", "<m1@example.com>",
+				"X-Sluice-Repaired", "split Subject/Message-ID, dropped Message-Id added by MTA"),
+		},
+		{
+			// A Date below the program's From and Message-Id is out of
+			// the order the program writes them in: the sender's own,
+			// not replaced by a second one hidden behind a CR.
+			name: "Sendmail sendmail(1), bare CR, the sender's own Date below the made-up fields",
+			in: hs("Received", smSubmitReceived, "From", "alice@example.org", "Message-Id", smMsgID, "Date", exDate,
+				"Subject", "x\rDate: Sat, 9 Sep 2017 10:00:00 +0000"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Subject", Index: 1, Value: "x Date: Sat, 9 Sep 2017 10:00:00 +0000"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "CR to space in Subject"},
+			},
+			after: hs("Received", smSubmitReceived, "From", "alice@example.org", "Message-Id", smMsgID, "Date", exDate,
+				"Subject", "x Date: Sat, 9 Sep 2017 10:00:00 +0000", "X-Sluice-Repaired", "CR to space in Subject"),
+		},
+		{
 			// Below a submission program's Received:, a From that is not
 			// the envelope sender's is the sender's own.
 			name: "Sendmail sendmail(1), bare CR, another address on top",

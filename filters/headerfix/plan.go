@@ -139,22 +139,35 @@ func submitted(in []filters.Header, m *filters.Message) map[string]int {
 	if len(in) < 2 || !filters.SameName(in[0].Name, "Received") || !strings.Contains(in[0].Value, "/Submit)") {
 		return nil
 	}
+	// "(from USER@localhost) by HOST (.../Submit) id QUEUEID ...".
+	_, id, _ := strings.Cut(in[0].Value, " id ")
+	id, _, _ = strings.Cut(strings.TrimSpace(id), "\n")
+	id = strings.TrimRight(strings.TrimSpace(id), ";")
 	count := map[string]int{}
 	for _, h := range in {
 		if madeUpName(h.Name) {
 			count[filters.NameKey(h.Name)]++
 		}
 	}
+	// The program writes them in the order of its configuration's H
+	// lines: a field out of that order is the sender's, and so is every
+	// field after it.
+	order := map[string]int{"date": 1, "from": 2, "message-id": 3}
 	var out map[string]int
+	last := 0
 	for i := 1; i < len(in) && madeUpName(in[i].Name); i++ {
 		key := filters.NameKey(in[i].Name)
+		if order[key] <= last {
+			break
+		}
+		last = order[key]
 		v := strings.TrimSpace(in[i].Value)
 		ok := count[key] == 1
 		switch key {
 		case "message-id":
-			// <YYYYMMDDhhmm.QUEUEID@HOST>, with the submission
-			// program's queue id, not the daemon's.
-			ok = ok && msgIDPrefix(v) == len(v)
+			// <YYYYMMDDhhmm.QUEUEID@HOST>, with the program's queue
+			// id (in its Received:), not the daemon's.
+			ok = ok && id != "" && strings.Contains(v, "."+id+"@") && msgIDPrefix(v) == len(v)
 		default:
 			ok = ok && madeUp(key, v, m)
 		}
