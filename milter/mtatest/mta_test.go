@@ -573,3 +573,46 @@ func TestSubmitLocal(t *testing.T) {
 		})
 	}
 }
+
+// TestSubmitLocalSendmail submits through the Sendmail instance's
+// submission program: it relays the message over SMTP from 127.0.0.1,
+// so the milter sees it, and sendmail(1) returns once the daemon has
+// answered, leaving nothing in clientmqueue.
+func TestSubmitLocalSendmail(t *testing.T) {
+	spec, log := startHeaderMilter(t, "tcp")
+	mta := StartSendmail(t, SendmailOptions{Milter: spec})
+	raw := []byte("From: Alice <alice@lab.example>\nTo: Bob <bob@lab.example>\nSubject: local\n\n.\nlast line\n")
+	out, err := mta.SubmitLocal(t, "alice@lab.example", []string{"bob@lab.example"}, raw)
+	if err != nil || out != "" {
+		t.Fatalf("sendmail: %v, output %q; want success and no output", err, out)
+	}
+	ds := mta.WaitDelivered(t, 1, deliverTimeout)
+	mta.WaitIdle(t, deliverTimeout)
+	if q := mta.Queued(t); len(q) != 0 {
+		t.Errorf("queued after WaitIdle: %v", q)
+	}
+	d := ds[0]
+	if d.Recipient() != "bob@lab.example" || d.Get("Return-Path") != "<alice@lab.example>" {
+		t.Errorf("delivered to %q with Return-Path %q", d.Recipient(), d.Get("Return-Path"))
+	}
+	// The daemon's Received: names the submission program's host, then
+	// the program's own ("by HOST (8.17.1.9/8.17.1.9/Submit)").
+	rcvd := d.Values("Received")
+	if len(rcvd) != 2 || !strings.HasPrefix(rcvd[0], "from "+mta.Hostname()+" (localhost [127.0.0.1])") || !strings.Contains(rcvd[1], "/Submit) id ") {
+		t.Errorf("Received: %q", rcvd)
+	}
+	// "-i": the lone dot is a line of the body.
+	if string(d.Body) != ".\nlast line\n" {
+		t.Errorf("body %q", d.Body)
+	}
+	if !strings.HasPrefix(d.Get(headerName), "queue-id=") || d.Get(headerName) == "queue-id=" {
+		t.Errorf("%s: %q, want the daemon's queue id", headerName, d.Get(headerName))
+	}
+	conn, ok := log.first("connect")
+	if !ok {
+		t.Fatal("milter saw no connect")
+	}
+	if conn["{client_addr}"] != "127.0.0.1" {
+		t.Errorf("connect macros %v, want {client_addr} 127.0.0.1", conn)
+	}
+}
