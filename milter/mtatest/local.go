@@ -60,18 +60,13 @@ func (m *MTA) SubmitLocal(t testing.TB, from string, rcpts []string, raw []byte,
 		// reads it.
 		env = []string{"MAIL_CONFIG=" + m.configDir()}
 	case "sendmail":
-		root, err := runScript(installTimeout, "mta/sendmail-install.sh")
-		if err != nil {
-			t.Fatalf("%v: %v", m, err)
-		}
 		pid, err := os.ReadFile(filepath.Join(m.dir, "run", "sendmail.pid"))
 		if err != nil {
 			t.Fatalf("%v: %v", m, err)
 		}
 		first, _, _ := strings.Cut(string(pid), "\n")
 		argv = []string{"nsenter", "-t", strings.TrimSpace(first), "-u", "-m", "--",
-			filepath.Join(strings.TrimSpace(root), "usr/libexec/sendmail/sendmail"),
-			"-C", filepath.Join(m.configDir(), "submit.cf")}
+			m.sendmail, "-C", filepath.Join(m.configDir(), "submit.cf")}
 	default:
 		t.Fatalf("%v: SubmitLocal is not implemented for %s", m, m.name)
 	}

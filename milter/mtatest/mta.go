@@ -50,6 +50,7 @@ type MTA struct {
 	dir      string // instance directory
 	addr     string // SMTP host:port
 	hostname string // shown in the greeting and Received: headers
+	sendmail string // Sendmail only: the binary, for SubmitLocal
 }
 
 // Name returns "postfix" or "sendmail".

@@ -3,6 +3,8 @@ package mtatest
 import (
 	"fmt"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -51,7 +53,8 @@ func StartSendmail(t testing.TB, opts SendmailOptions) *MTA {
 		t.Fatalf("StartSendmail: %v", err)
 	}
 	Require(t, sendmailPackages()...)
-	if _, err := runScript(installTimeout, "mta/sendmail-install.sh"); err != nil {
+	root, err := runScript(installTimeout, "mta/sendmail-install.sh")
+	if err != nil {
 		Unavailable(t, "cannot unpack sendmail-bin: %v", err)
 	}
 	args := []string{"-m", spec, "-a", action}
@@ -61,7 +64,9 @@ func StartSendmail(t testing.TB, opts SendmailOptions) *MTA {
 	for _, line := range opts.ExtraConfig {
 		args = append(args, "-o", line)
 	}
-	return start(t, "sendmail", opts.Port, args)
+	m := start(t, "sendmail", opts.Port, args)
+	m.sendmail = filepath.Join(strings.TrimSpace(root), "usr/libexec/sendmail/sendmail")
+	return m
 }
 
 // SendmailMilterSpec converts a milter spec from Postfix syntax
