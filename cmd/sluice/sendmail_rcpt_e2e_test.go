@@ -14,8 +14,9 @@ import (
 
 // TestRejectedRcptsSendmail: recipients Sendmail itself refuses never
 // reach sluice, whether Sendmail refuses them while parsing the address
-// (a rule in ruleset 0, before the milter's turn in the SMTP code) or
-// after looking the user up (User unknown, with the local mailer's F=w).
+// (a rule in ruleset 0, before the milter's turn in the SMTP code), after
+// looking the user up (User unknown, with the local mailer's F=w) or for
+// one too many (confMAX_RCPTS_PER_MESSAGE).
 // Sendmail 8.17 asks the milter about a recipient only after its own
 // checks, and sends refused ones only to a milter that negotiated
 // SMFIP_RCPT_REJ, which sluice does not. So the per-recipient archive,
@@ -41,7 +42,7 @@ filters:
 	// F=w: the local mailer's users must exist (root and nobody do), as
 	// in a stock Sendmail; the harness turns it off by default.
 	mta := mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: "inet:" + td.info.Milter[0].String(),
-		ExtraConfig: []string{"MODIFY_MAILER_FLAGS(`LOCAL', `+w')dnl"}})
+		ExtraConfig: []string{"MODIFY_MAILER_FLAGS(`LOCAL', `+w')dnl", "define(`confMAX_RCPTS_PER_MESSAGE', `4')dnl"}})
 
 	c := mtatest.DialSMTP(t, mta.Addr())
 	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
@@ -62,6 +63,8 @@ filters:
 		// sluice, and delivers one copy.
 		{"root@lab.example", "250 2.1.5 <root@lab.example>... Recipient ok"},
 		{"root@LAB.example", "250 2.1.5 <root@lab.example>... Recipient ok"},
+		// One more than confMAX_RCPTS_PER_MESSAGE allows.
+		{"daemon@lab.example", "452 4.5.3 Too many recipients"},
 	} {
 		if r := c.Cmd("RCPT TO:<" + st.rcpt + ">"); r.String() != st.reply {
 			t.Errorf("RCPT TO:<%s>: %q, want %q", st.rcpt, r.String(), st.reply)
