@@ -42,7 +42,8 @@ filters:
 	// F=w: the local mailer's users must exist (root and nobody do), as
 	// in a stock Sendmail; the harness turns it off by default.
 	mta := mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: "inet:" + td.info.Milter[0].String(),
-		ExtraConfig: []string{"MODIFY_MAILER_FLAGS(`LOCAL', `+w')dnl", "define(`confMAX_RCPTS_PER_MESSAGE', `4')dnl"}})
+		ExtraConfig: []string{"MODIFY_MAILER_FLAGS(`LOCAL', `+w')dnl", "define(`confMAX_RCPTS_PER_MESSAGE', `4')dnl",
+			"define(`confMAX_MESSAGE_SIZE', `2000')dnl"}})
 
 	c := mtatest.DialSMTP(t, mta.Addr())
 	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
@@ -76,6 +77,15 @@ filters:
 	}
 	id := r.QueueID()
 
+	// A message over confMAX_MESSAGE_SIZE: Sendmail refuses it at the end
+	// of the data and aborts it with sluice before the end of message,
+	// so it is neither archived nor logged as accepted.
+	c.Cmd("MAIL FROM:<alice@example.org>")
+	c.Cmd("RCPT TO:<root@lab.example>")
+	if r := c.Data([]byte("Subject: big\r\n\r\n" + strings.Repeat("0123456789012345678901234567890123456789\r\n", 100))); r.String() != "552 5.2.3 Message exceeds maximum fixed size (2000)" {
+		t.Errorf("DATA over the size limit: %q", r.String())
+	}
+
 	// A message whose every recipient Sendmail refused: there is no DATA,
 	// and sluice, which saw none of them, archives nothing.
 	c.Cmd("RSET")
@@ -100,7 +110,8 @@ filters:
 	}
 
 	// The message line names the recipients as the client gave them,
-	// the archive (below) each mailbox once. The second message,
+	// the archive (below) each mailbox once. The second message was
+	// aborted. The third message,
 	// with no recipient, ends with the client's QUIT, which Sendmail
 	// passes on to sluice as a QUIT without an abort: abandoned by the
 	// MTA, not a lost connection.
@@ -110,10 +121,11 @@ filters:
 			lines = append(lines, line)
 		}
 	}
-	if len(lines) != 2 || !strings.Contains(lines[0], " queue_id="+id+" ") ||
+	if len(lines) != 3 || !strings.Contains(lines[0], " queue_id="+id+" ") ||
 		!strings.Contains(lines[0], " rcpts=root@lab.example,nobody@lab.example,root@lab.example,root@LAB.example verdict=accept ") ||
-		!strings.Contains(lines[1], ` rcpts="" verdict=aborted reason="aborted by MTA" `) {
-		t.Errorf("message lines %q, want one for %s to root and nobody, accepted, and one aborted without recipients", lines, id)
+		!strings.Contains(lines[1], ` rcpts=root@lab.example verdict=aborted reason="aborted by MTA" `) ||
+		!strings.Contains(lines[2], ` rcpts="" verdict=aborted reason="aborted by MTA" `) {
+		t.Errorf("message lines %q, want one for %s to root and nobody, accepted, one aborted to root and one aborted without recipients", lines, id)
 	}
 
 	// One archive file per recipient that got the message, each with one
