@@ -169,4 +169,38 @@ filters:
 			t.Errorf("archived body %q, want %q and the separating blank line", abody, lf(body))
 		}
 	}
+
+	// Sendmail without EAI takes other 8-bit charsets as well (Latin-1
+	// here: ö is F6, ü FC, none from 80 to 9F). sluice keeps such
+	// addresses as sent, but they are not UTF-8: the log line escapes
+	// the bytes (\xfc), and the archive writes each as U+FFFD in its
+	// envelope fields and as "_" in a path.
+	c = mtatest.DialSMTP(t, mta.Addr())
+	c.Cmd("EHLO client.example")
+	if r := c.Send("j\xf6s\xe9@ex\xe4mple.org", []string{"\xfc@lab.example"}, []byte("Subject: Gr\xfc\xdfe\r\n\r\nHallo J\xfcrgen\r\n")); r.Code != 250 {
+		t.Fatalf("Latin-1 message: %v", r)
+	}
+	c.Quit()
+	mta.WaitDelivered(t, 3, 20*time.Second)
+	var latin1 []string
+	for _, line := range strings.Split(td.log.String(), "\n") {
+		if !utf8.ValidString(line) || strings.ContainsFunc(line, unicode.IsControl) {
+			t.Errorf("log line not valid UTF-8 text: %q", line)
+		}
+		if strings.Contains(line, `from="j\xf6s\xe9@ex\xe4mple.org" rcpts="\xfc@lab.example" verdict=accept `) {
+			latin1 = append(latin1, line)
+		}
+	}
+	if len(latin1) != 1 {
+		t.Errorf("no message line for the Latin-1 message with its addresses escaped:\n%s", td.log)
+	}
+	data, err := os.ReadFile(filepath.Join(state, "archive/lab.example/_.mbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromLine, rec, _ := strings.Cut(string(data), "\n")
+	fields, _ := archiveSplit([]byte(rec))
+	if !strings.HasPrefix(fromLine, "From j\ufffds\ufffd@ex\ufffdmple.org ") || !slices.Equal(archiveField(fields, "X-Sluice-Envelope-To"), []string{"\ufffd@lab.example"}) {
+		t.Errorf("Latin-1 archive record: From_ line %q, envelope recipients %q", fromLine, archiveField(fields, "X-Sluice-Envelope-To"))
+	}
 }
