@@ -28,6 +28,7 @@ import (
 //   - tempfail: sendmail exits 0 and the message waits in the submission
 //     program's queue (clientmqueue), retried by its queue runner;
 //   - discard: sendmail exits 0 and nothing is delivered;
+//   - quarantine: sendmail exits 0 and the daemon holds the message;
 //   - a bare CR, refused by Debian's Sendmail with 421: the message waits
 //     in clientmqueue too, and sluice logs it as aborted; accepted by a
 //     Sendmail told to, it reaches headerfix with the made-up From:,
@@ -147,6 +148,14 @@ func TestLocalSubmissionSendmail(t *testing.T) {
 		t.Errorf("%d messages delivered, want %d (nothing for discard)", n, delivered)
 	}
 
+	// Quarantine: sendmail succeeds; the daemon holds the message.
+	submit("alice@lab.example", "quarantine@lab.example", "Subject: q\n\nHello.\n", 0)
+	nonSMTPDWaitLog(t, td, 1, "rcpts=quarantine@lab.example verdict=quarantine")
+	mta.WaitIdle(t, 20*time.Second)
+	if held := mta.Held(t); len(held) != 1 {
+		t.Errorf("held %v, want the quarantined message", held)
+	}
+
 	// Tempfail: sendmail succeeds; the message waits in clientmqueue.
 	submit("alice@lab.example", "tempfail@lab.example", "Subject: tf\n\nHello.\n", 0)
 	nonSMTPDWaitLog(t, td, 1, "rcpts=tempfail@lab.example verdict=tempfail")
@@ -200,6 +209,7 @@ func TestLocalSubmissionSendmail(t *testing.T) {
 		`sluice_messages_total{verdict="reject"} 2`,
 		`sluice_messages_total{verdict="tempfail"} 1`,
 		`sluice_messages_total{verdict="discard"} 1`,
+		`sluice_messages_total{verdict="quarantine"} 1`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "sluice_messages_total"))
