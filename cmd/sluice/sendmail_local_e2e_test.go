@@ -202,10 +202,31 @@ func TestLocalSubmissionSendmail(t *testing.T) {
 	one(d, "Subject", "line ends")
 	one(d, "From", "alice@lab.example")
 	one(d, "X-Sluice-Repaired", "split Subject/Message-ID, dropped Message-Id added by MTA")
+	// With the sender's full name (-F; the program drops it when -f names
+	// another user than the caller), the program's From: is "Full Name
+	// <sender>", as the control message without a CR shows; it is
+	// replaced all the same.
+	root := "root@" + relaxed.Hostname()
+	for _, raw := range []string{
+		"Subject: control\n\nBody.\n",
+		"Date: Fri, 8 Sep 2017 13:44:33 -0400 (EDT)\rFrom: \"Example Name\" <example@example.com>\nSubject: line ends\n\nBody.\n",
+	} {
+		if out, err := relaxed.SubmitLocal(t, root, []string{"cr4@lab.example"}, []byte(raw), "-F", "Alice Example"); err != nil || out != "" {
+			t.Fatalf("sendmail -F: %v, output %q", err, out)
+		}
+	}
+	for _, d := range relaxed.WaitDelivered(t, 4, 20*time.Second)[2:] {
+		if d.Get("Subject") == "control" {
+			one(d, "From", "Alice Example <"+root+">")
+			continue
+		}
+		one(d, "From", `"Example Name" <example@example.com>`)
+		one(d, "X-Sluice-Repaired", "split Date/From, dropped From added by MTA")
+	}
 
 	m := td.metrics(t)
 	for _, want := range []string{
-		`sluice_messages_total{verdict="accept"} 6`, // ok, ok2, two bounces, cr2, cr3
+		`sluice_messages_total{verdict="accept"} 8`, // ok, ok2, two bounces, cr2, cr3, two to cr4
 		`sluice_messages_total{verdict="reject"} 2`,
 		`sluice_messages_total{verdict="tempfail"} 1`,
 		`sluice_messages_total{verdict="discard"} 1`,
