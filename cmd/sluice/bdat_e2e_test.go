@@ -156,6 +156,9 @@ filters:
 	if want := []string{"default: chunked", "default: with DATA", "reject: rejected"}; !slices.Equal(archived, want) {
 		t.Errorf("archived %q, want %q", archived, want)
 	}
+	// A line is written as sluice ends the message, which may come after
+	// the MTA is done with it.
+	waitFor(t, func() bool { return strings.Count(td.log.String(), "msg=message") >= 4 })
 	var verdicts []string
 	for _, line := range strings.Split(td.log.String(), "\n") {
 		if _, v, ok := strings.Cut(line, " verdict="); ok && strings.Contains(line, "msg=message") {

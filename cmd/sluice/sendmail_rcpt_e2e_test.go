@@ -115,12 +115,19 @@ filters:
 	// with no recipient, ends with the client's QUIT, which Sendmail
 	// passes on to sluice as a QUIT without an abort: abandoned by the
 	// MTA, not a lost connection.
+	// The last line is written when sluice reads that QUIT, which may
+	// come after Sendmail is idle.
 	var lines []string
-	for _, line := range strings.Split(td.log.String(), "\n") {
-		if strings.Contains(line, "msg=message ") {
-			lines = append(lines, line)
+	messageLines := func() bool {
+		lines = lines[:0]
+		for _, line := range strings.Split(td.log.String(), "\n") {
+			if strings.Contains(line, "msg=message ") {
+				lines = append(lines, line)
+			}
 		}
+		return len(lines) >= 3
 	}
+	waitFor(t, messageLines)
 	if len(lines) != 3 || !strings.Contains(lines[0], " queue_id="+id+" ") ||
 		!strings.Contains(lines[0], " rcpts=root@lab.example,nobody@lab.example,root@lab.example,root@LAB.example verdict=accept ") ||
 		!strings.Contains(lines[1], ` rcpts=root@lab.example verdict=aborted reason="aborted by MTA" `) ||

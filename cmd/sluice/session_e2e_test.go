@@ -154,6 +154,9 @@ filters:
 	}
 
 	// The daemon's message lines: one per message, m4 and m9 aborted.
+	// A line is written as sluice ends the message, which may come after
+	// the MTA is done with it.
+	waitFor(t, func() bool { return strings.Count(td.log.String(), "msg=message") >= 9 })
 	var lines []string
 	for _, line := range strings.Split(td.log.String(), "\n") {
 		if !strings.Contains(line, "msg=message") {
