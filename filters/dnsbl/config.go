@@ -666,8 +666,21 @@ func serverList(list []string, path string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("servers: none configured, and reading %s: %w", path, err)
 		}
+		// resolv.conf(5) gives each nameserver as an IP address, and
+		// the C library passes over one that is not (a host name, an
+		// address with a port); taken as is, it would make every lookup
+		// fail, or need DNS to find the resolver.
+		var bad []string
 		for _, s := range cc.Servers {
-			list = append(list, netJoin(s, cc.Port))
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				bad = append(bad, strconv.Quote(s))
+				continue
+			}
+			list = append(list, netJoin(a.String(), cc.Port))
+		}
+		if len(list) == 0 && len(bad) > 0 {
+			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver by IP address (%s)", path, strings.Join(bad, ", "))
 		}
 		if len(list) == 0 {
 			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver", path)

@@ -1176,6 +1176,30 @@ func TestDefaultServers(t *testing.T) {
 	}
 }
 
+// A resolv.conf nameserver that is no IP address (a host name, an
+// address with a port, which resolv.conf cannot give) is passed over, as
+// the C library passes it over; used as is, it made every lookup fail,
+// or need DNS to find the resolver. A file with none that is an address
+// is an error naming them.
+func TestDefaultServersOnlyAddresses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	conf := "nameserver 127.0.0.1:5353\nnameserver dns.example.org\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver [::1]\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := serverList(nil, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "127.0.0.53:53 [fe80::1%eth0]:53"; strings.Join(got, " ") != want {
+		t.Errorf("servers %v, want %s", got, want)
+	}
+	os.WriteFile(path, []byte("nameserver dns.example.org\n"), 0o644)
+	if _, err := serverList(nil, path); err == nil || !strings.Contains(err.Error(), "dns.example.org") {
+		t.Errorf("resolv.conf naming a host only: %v", err)
+	}
+}
+
 // A list that answers the entry no list may have (127.0.0.1) as listed
 // lists every address, as lists shut down on purpose have done: its
 // listings are ignored, and its health is down, until a probe finds the
