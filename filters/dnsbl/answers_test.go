@@ -29,12 +29,21 @@ func answerServer(t *testing.T, answer func(qname string) []dns.RR) string {
 // whatever reply makes of each query.
 func rawServer(t *testing.T, reply func(r *dns.Msg) *dns.Msg) string {
 	t.Helper()
+	return datagramServer(t, func(r *dns.Msg) []*dns.Msg { return []*dns.Msg{reply(r)} })
+}
+
+// datagramServer runs a DNS server on a 127.0.0.1 UDP port that sends
+// every message replies makes of a query, in order, to its client.
+func datagramServer(t *testing.T, replies func(r *dns.Msg) []*dns.Msg) string {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		w.WriteMsg(reply(r))
+		for _, m := range replies(r) {
+			w.WriteMsg(m)
+		}
 	})}
 	started := make(chan struct{})
 	s.NotifyStartedFunc = func() { close(started) }
@@ -153,5 +162,41 @@ func TestRefusedWithoutQuestion(t *testing.T) {
 	}
 	if log := e.logText(); !strings.Contains(log, "kind=refused") || !strings.Contains(log, "REFUSED") {
 		t.Errorf("log: %s", log)
+	}
+}
+
+// A datagram whose ID is not the query's is no answer to it, whatever
+// it says: the resolver waits on for the answer with the right ID (an
+// off-path forger must guess the ID as well as the port). Here every
+// answer comes after a forged one of another ID that says the opposite.
+func TestAnswerWithAnotherIDIsIgnored(t *testing.T) {
+	addr := datagramServer(t, func(r *dns.Msg) []*dns.Msg {
+		qname := r.Question[0].Name
+		listed := []dns.RR{mustRR(t, qname+" 300 IN A 127.0.0.2")}
+		forged, real := new(dns.Msg), new(dns.Msg)
+		forged.SetReply(r)
+		real.SetReply(r)
+		forged.Id = r.Id ^ 0x5a5a
+		if qname == "1.2.0.192.bl.test." {
+			// Listed; the forger says NXDOMAIN.
+			real.Answer = listed
+			forged.Rcode = dns.RcodeNameError
+		} else {
+			// Not listed; the forger says listed.
+			real.Rcode = dns.RcodeNameError
+			forged.Answer = listed
+		}
+		return []*dns.Msg{forged, real}
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 2 * time.Second, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("listed, after a forged NXDOMAIN: %+v, want reject", v)
+	}
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.2")); v.Action != filters.Continue {
+		t.Errorf("not listed, after a forged listing: %+v, want continue", v)
+	}
+	if e.obs.get("lookup bl.test listed") != 1 || e.obs.get("lookup bl.test not_listed") != 1 || e.obs.get("lookup bl.test error") != 0 {
+		t.Errorf("observer: %s, want one listing, one not listed, no error", e.obs)
 	}
 }
