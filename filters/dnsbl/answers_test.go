@@ -200,3 +200,28 @@ func TestAnswerWithAnotherIDIsIgnored(t *testing.T) {
 		t.Errorf("observer: %s, want one listing, one not listed, no error", e.obs)
 	}
 }
+
+// A server that truncates its answer over UDP but takes no TCP (port 53
+// closed to TCP by a firewall, a common mistake) gives no answer: the
+// lookup fails open, as a network error, and the log says that the
+// answer was truncated and TCP failed, not only "connection refused" of
+// a server that answers every UDP query.
+func TestTruncatedAnswerWithoutTCP(t *testing.T) {
+	addr := rawServer(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Truncated = true
+		return m
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 2 * time.Second, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Errorf("verdict %+v, want continue", v)
+	}
+	if e.obs.get("error bl.test network") != 1 {
+		t.Errorf("observer: %s, want one network error", e.obs)
+	}
+	if log := e.logText(); !strings.Contains(log, "kind=network") || !strings.Contains(log, "truncated") || !strings.Contains(log, "TCP") {
+		t.Errorf("the log does not say the answer was truncated and TCP failed:\n%s", log)
+	}
+}

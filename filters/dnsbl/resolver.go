@@ -213,6 +213,12 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 		// not parse (err is set), but its header says TC all the same.
 		m.Id = dns.Id()
 		resp, err = r.exchange(ctx, &r.tcp, server, m)
+		if err != nil {
+			// Said, so that a server whose TCP port is closed (a
+			// firewall that lets only UDP through) is not taken for
+			// one that gives no answer at all.
+			err = fmt.Errorf("answer truncated over UDP, asked again over TCP: %w", err)
+		}
 	}
 	return resp, err
 }
