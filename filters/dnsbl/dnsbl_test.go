@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/mail"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -130,6 +131,41 @@ func TestRefusalCodeIsAnError(t *testing.T) {
 	}
 	if !strings.Contains(e.log.String(), "refuses the query") {
 		t.Errorf("the refusal is not logged:\n%s", e.log)
+	}
+}
+
+// Every Spamhaus refusal code (typing error in the zone name, public
+// resolver, over quota) is an error, never a listing, also next to a
+// code that counts, and so is an answer with an address outside
+// 127.0.0.0/8 next to one: no client is refused on such an answer.
+func TestRefusalCodesNeverList(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	cases := []struct {
+		ip    string
+		codes []string
+		kind  string
+	}{
+		{"192.0.2.11", []string{"127.255.255.252"}, KindListRefused},
+		{"192.0.2.12", []string{"127.255.255.255"}, KindListRefused},
+		{"192.0.2.13", []string{"127.0.0.2", "127.255.255.254"}, KindListRefused},
+		{"192.0.2.14", []string{"127.0.0.1", "127.0.0.2"}, KindListRefused},
+		{"192.0.2.15", []string{"127.0.0.2", "192.0.2.99"}, KindBadAnswer},
+	}
+	for _, c := range cases {
+		srv.AddA(reverseIP(netip.MustParseAddr(c.ip))+".bl.test", 300, c.codes...)
+	}
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test", Codes: map[string]string{"127.0.0.2": "SBL"}}), nil)
+	for _, c := range cases {
+		before := e.obs.get("error bl.test " + c.kind)
+		if v := e.check(t, filters.StageConnect, conn(c.ip)); v.Action != filters.Continue {
+			t.Errorf("%s answered %v: verdict %+v, want continue", c.ip, c.codes, v)
+		}
+		if e.obs.get("error bl.test "+c.kind) != before+1 {
+			t.Errorf("%s answered %v: observer %s, want one more error of kind %s", c.ip, c.codes, e.obs, c.kind)
+		}
+	}
+	if n := e.obs.get("lookup bl.test listed"); n != 0 {
+		t.Errorf("%d listings, want none: %s", n, e.obs)
 	}
 }
 
