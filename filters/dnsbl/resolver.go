@@ -107,7 +107,9 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 
 // query asks for name (lower case, no final dot) of type qtype. It tries
 // up to r.attempts times, each time at the next server, and returns the
-// first answer that is not a failure, or the last failure. TTLs are
+// first answer that is not a failure, or the last failure. An answer with
+// a refusal code is asked again at the next server not yet asked, as a
+// failure is, and returned when none is left. TTLs are
 // capped at maxTTL; a failure is cached for failTTL. ctx may cut it short.
 func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL, failTTL time.Duration) answer {
 	// In uint32, so that the count wraps round to 0, never to a
@@ -125,6 +127,13 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		switch last.fail {
 		case "":
 			r.down.forget(r.servers[k])
+			if last.refused() && i+1 < r.attempts && i+1 < len(order) {
+				// The list refuses this resolver (a public one,
+				// or one over quota), not the name: another
+				// resolver may be answered, as after REFUSED.
+				// The same one again would be refused again.
+				continue
+			}
 			return last
 		case KindTimeout, KindNetwork:
 			r.down.remember(r.servers[k], time.Now())
@@ -134,6 +143,13 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		last.ttl = failTTL
 	}
 	return last
+}
+
+// refused reports whether a is an A answer with a code by which the list
+// refuses queries that come to it through the resolver asked (see
+// isRefusal): it depends on the resolver, not on the name asked.
+func (a answer) refused() bool {
+	return slices.ContainsFunc(a.addrs, isRefusal)
 }
 
 // order returns the indexes of the servers to ask, from start on in turn,

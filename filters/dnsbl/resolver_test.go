@@ -235,3 +235,63 @@ func TestDeadServerRememberedAcrossReloads(t *testing.T) {
 		t.Errorf("the first lookup after the reload took %s: it waited for the dead server again", took)
 	}
 }
+
+// A list refuses queries that come through a public resolver with a
+// refusal code (Spamhaus 127.255.255.254), and resolv.conf often names
+// one after the local resolver, as a fallback. Queries go to the servers
+// in turn, so every other lookup reached the public one, and the list's
+// refusal ended it: half the listed clients passed. A refusal code is
+// asked again at the next server, as REFUSED is; only when every attempt
+// is refused does the lookup count as refused.
+func TestRefusalCodeAskedAtTheNextServer(t *testing.T) {
+	own := dnsbltest.Start(t)
+	public := dnsbltest.Start(t)
+	cfg := baseConfig(own, ZoneConfig{Zone: "bl.test"})
+	cfg.Servers = []string{public.Addr, own.Addr}
+	cfg.Attempts = 2
+	e := newEnv(t, own, cfg, nil)
+	const clients = 6
+	for i := range clients {
+		name := fmt.Sprintf("%d.2.0.192.bl.test", i+1)
+		own.AddA(name, 300, "127.0.0.2")
+		public.AddA(name, 300, "127.255.255.254")
+	}
+	for i := range clients {
+		ip := fmt.Sprintf("192.0.2.%d", i+1)
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Reject {
+			t.Errorf("%s, listed: %v, want reject", ip, v.Action)
+		}
+	}
+	if n := len(public.Queries()); n == 0 {
+		t.Error("no query reached the public resolver: this test proves nothing")
+	}
+	if e.obs.get("lookup bl.test listed") != clients || e.obs.get("error bl.test list_refused") != 0 {
+		t.Errorf("observer: %s, want %d listings and no refusal", e.obs, clients)
+	}
+
+	// Refused at every server: a refusal, not a listing.
+	name := "99.2.0.192.bl.test"
+	own.AddA(name, 300, "127.255.255.254")
+	public.AddA(name, 300, "127.255.255.254")
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.99")); v.Action != filters.Continue {
+		t.Errorf("refused everywhere: %v, want continue", v.Action)
+	}
+	if n := e.obs.get("error bl.test list_refused"); n != 1 {
+		t.Errorf("observer: %s, want one refusal", e.obs)
+	}
+	if n := own.Count(name, dns.TypeA) + public.Count(name, dns.TypeA); n != 2 {
+		t.Errorf("refused everywhere: %d queries, want 2 (one per server)", n)
+	}
+
+	// With one server, asking it again would be refused again.
+	cfg.Servers = []string{public.Addr}
+	e1 := newEnv(t, public, cfg, nil)
+	name = "98.2.0.192.bl.test"
+	public.AddA(name, 300, "127.255.255.254")
+	if v := e1.check(t, filters.StageConnect, conn("192.0.2.98")); v.Action != filters.Continue {
+		t.Errorf("refused by the only server: %v, want continue", v.Action)
+	}
+	if n := public.Count(name, dns.TypeA); n != 1 {
+		t.Errorf("refused by the only server: %d queries, want 1", n)
+	}
+}
