@@ -22,6 +22,7 @@ package dnsbl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -523,6 +524,13 @@ func (f *Filter) run(ctx context.Context, jobs []job) ([]result, error) {
 // answer lands in the cache for the next message.
 func (f *Filter) check(ctx context.Context, j job) result {
 	ans, src, err := f.lookup(ctx, j.z, j.qname, dns.TypeA)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		// The caller gave up (the daemon stopping cancels the sessions
+		// it no longer waits for): the check fails as a whole (see
+		// run), and the list did not time out.
+		f.log.Debug("dnsbl: lookup abandoned by the caller", "zone", j.z.name, j.what, j.item, "err", err)
+		return result{job: j}
+	}
 	if err != nil {
 		f.obs.DNSBLLookup(f.name, j.z.name, "error")
 		f.obs.DNSBLError(f.name, j.z.name, KindTimeout)
@@ -669,7 +677,7 @@ func (f *Filter) reason(ctx context.Context, r result) string {
 			} else if text := sanitize(strings.Join(ans.txt, " "), maxReason); text != "" {
 				return text
 			}
-		} else {
+		} else if errors.Is(err, context.DeadlineExceeded) {
 			// Counted as a timeout, as an A lookup cut short is (see
 			// check): a list whose TXT answers all hang must show.
 			f.obs.DNSBLError(f.name, r.z.name, KindTimeout)

@@ -244,6 +244,44 @@ func TestContextDeadline(t *testing.T) {
 	}
 }
 
+// A check its caller gives up (the daemon stopping, past its shutdown
+// timeout, cancels every session's context) fails as a whole; the list
+// it was waiting for did not fail, and is not counted or logged as
+// having timed out.
+func TestCancelledCheckIsNoListTimeout(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	name := "1.2.0.192.bl.test"
+	srv.AddA(name, 300, "127.0.0.2")
+	gate := make(chan struct{})
+	defer close(gate)
+	srv.Hold(name, gate)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.f.Check(ctx, filters.StageConnect, conn("192.0.2.1"))
+		errc <- err
+	}()
+	waitFor(t, "the query to reach the server", func() bool { return srv.Count(name, dns.TypeA) == 1 })
+	cancel()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the check did not end when its context was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want the cancellation", err)
+	}
+	if e.obs.get("error bl.test timeout") != 0 || e.obs.get("lookup bl.test error") != 0 {
+		t.Errorf("observer: %s, want no error counted against the list", e.obs)
+	}
+	if log := e.logText(); strings.Contains(log, "level=WARN") {
+		t.Errorf("a warning for a check its caller gave up:\n%s", log)
+	}
+}
+
 // One list that answers "listed" and one whose answers hang past the
 // filter's time limit: the listing still refuses the client, in time for
 // the pipeline, instead of the whole step failing (which on_failure
