@@ -225,3 +225,41 @@ func TestTruncatedAnswerWithoutTCP(t *testing.T) {
 		t.Errorf("the log does not say the answer was truncated and TCP failed:\n%s", log)
 	}
 }
+
+// An answer with the query's ID but another question (another name, or
+// another type) answers something else: no listing, whatever it holds,
+// and an error of kind bad_answer. The question in other letter case is
+// the same question (RFC 4343): its answer counts.
+func TestAnswerToAnotherQuestion(t *testing.T) {
+	addr := rawServer(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := &m.Question[0]
+		switch q.Name {
+		case "1.2.0.192.bl.test.":
+			q.Name = "2.0.0.127.bl.test."
+		case "2.2.0.192.bl.test.":
+			q.Qtype = dns.TypeTXT
+		case "3.2.0.192.bl.test.":
+			q.Name = strings.ToUpper(q.Name)
+		}
+		m.Answer = []dns.RR{mustRR(t, q.Name+" 300 IN A 127.0.0.2")}
+		return m
+	})
+	cfg := Config{Servers: []string{addr}, Timeout: 2 * time.Second, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
+	e := newEnv(t, nil, cfg, nil)
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Continue {
+			t.Errorf("%s, answered for another question: %+v, want continue", ip, v)
+		}
+	}
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.3")); v.Action != filters.Reject {
+		t.Errorf("the question in upper case: %+v, want reject", v)
+	}
+	if e.obs.get("error bl.test bad_answer") != 2 || e.obs.get("lookup bl.test listed") != 1 {
+		t.Errorf("observer: %s, want two bad answers and one listing", e.obs)
+	}
+	if log := e.logText(); !strings.Contains(log, "answer to another question") {
+		t.Errorf("log: %s", log)
+	}
+}
