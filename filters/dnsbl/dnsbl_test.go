@@ -1452,3 +1452,40 @@ func TestSlowTXTCountsAsTimeout(t *testing.T) {
 		t.Errorf("errors of kind timeout: %d, want 1; counts: %s", n, e.obs)
 	}
 }
+
+// A list that combines sub-lists as bits of its code answers a name on
+// two of them with their sum, which keys for the single bits do not
+// contain; a key for the sum does, and so does a list without codes
+// (docs/dnsbl.md, Return codes).
+func TestBitmaskCodes(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("both.test.multi.test", 300, "127.0.0.24")
+	srv.AddA("phish.test.multi.test", 300, "127.0.0.8")
+	singles := map[string]string{"127.0.0.8": "phishing", "127.0.0.16": "malware"}
+	withSum := map[string]string{"127.0.0.8": "phishing", "127.0.0.16": "malware", "127.0.0.24": "phishing and malware"}
+	for _, c := range []struct {
+		codes      map[string]string
+		from       string
+		wantReason string // "" for no listing
+	}{
+		{singles, "a@both.test", ""},
+		{singles, "a@phish.test", "phishing"},
+		{withSum, "a@both.test", "phishing and malware"},
+		{withSum, "a@phish.test", "phishing"},
+		{nil, "a@both.test", "127.0.0.24"},
+	} {
+		cfg := baseConfig(srv, ZoneConfig{Zone: "multi.test", Type: "domain", Check: []string{"sender"}, Codes: c.codes})
+		e := newEnv(t, srv, cfg, nil)
+		v := e.check(t, filters.StageMailFrom, message("192.0.2.1", "", c.from, ""))
+		switch {
+		case c.wantReason == "" && v.Action != filters.Continue:
+			t.Errorf("%s with codes %v: %+v, want continue", c.from, c.codes, v)
+		case c.wantReason != "" && (v.Action != filters.Reject || v.Reply == nil || !strings.Contains(v.Reply.Text, "("+c.wantReason+")")):
+			t.Errorf("%s with codes %v: %+v, want reject for %s", c.from, c.codes, v, c.wantReason)
+		}
+	}
+	cfg := baseConfig(srv, ZoneConfig{Zone: "multi.test", Type: "domain", Codes: map[string]string{"127.0.0.0/24": "listed"}})
+	if _, err := New(filters.Env{}, cfg, nil); err == nil || !strings.Contains(err.Error(), "refuse queries") {
+		t.Errorf("codes with 127.0.0.0/24: %v, want refused", err)
+	}
+}
