@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,6 +240,7 @@ func (z *zone) checksTarget(target string) bool {
 // settings is a checked Config, ready for use.
 type settings struct {
 	servers       []string
+	inOrder       bool // ask servers first to last (resolv.conf), not in turn
 	timeout       time.Duration
 	attempts      int
 	cacheSize     int
@@ -276,6 +279,10 @@ func (c Config) check() (settings, error) {
 	if s.servers, err = serverList(c.Servers, resolvConf); err != nil {
 		return s, err
 	}
+	// resolv.conf(5): the nameservers are asked in the order listed,
+	// unless "options rotate"; a later one is often a fallback that
+	// the lists answer differently.
+	s.inOrder = len(c.Servers) == 0 && !resolvRotates(resolvConf)
 	switch {
 	case s.timeout == 0:
 		s.timeout = DefaultTimeout
@@ -703,6 +710,27 @@ func serverList(list []string, path string) ([]string, error) {
 		out = append(out, netJoin(a.String(), port))
 	}
 	return out, nil
+}
+
+// resolvRotates reports whether the resolv.conf file at path sets
+// "options rotate", which makes the C library spread queries over its
+// nameservers instead of asking them in the order listed. A file that
+// cannot be read sets nothing.
+func resolvRotates(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "options" {
+			continue
+		}
+		if slices.Contains(f[1:], "rotate") {
+			return true
+		}
+	}
+	return false
 }
 
 func netJoin(host, port string) string {

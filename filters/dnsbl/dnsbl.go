@@ -133,6 +133,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		shared: shared,
 		done:   make(chan struct{}),
 	}
+	f.res.inOrder = s.inOrder
 	if f.name == "" {
 		f.name = "dnsbl"
 	}

@@ -58,7 +58,7 @@ const maxAddrs = 32
 // resolver sends queries to the configured servers: UDP first, TCP when
 // the UDP answer is truncated (RFC 7766), with EDNS unless a server turned
 // out not to implement it, each attempt bounded by timeout, attempts
-// spread over the servers in turn.
+// spread over the servers in turn (or first to last, see inOrder).
 type resolver struct {
 	servers  []string
 	timeout  time.Duration
@@ -74,6 +74,11 @@ type resolver struct {
 	down *serverMemory
 	// noEDNS remembers the servers found without EDNS.
 	noEDNS *serverMemory
+	// inOrder makes every query start at the first server, the others
+	// asked only when it fails, as the nameservers of resolv.conf are
+	// (see resolvRotates); otherwise queries start at each server in
+	// turn.
+	inOrder bool
 }
 
 // downFor is how long a server that gave no answer is passed over.
@@ -112,9 +117,12 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 // failure is, and returned when none is left. TTLs are
 // capped at maxTTL; a failure is cached for failTTL. ctx may cut it short.
 func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL, failTTL time.Duration) answer {
-	// In uint32, so that the count wraps round to 0, never to a
-	// negative index.
-	start := int((r.next.Add(1) - 1) % uint32(len(r.servers)))
+	start := 0
+	if !r.inOrder {
+		// In uint32, so that the count wraps round to 0, never to a
+		// negative index.
+		start = int((r.next.Add(1) - 1) % uint32(len(r.servers)))
+	}
 	order := r.order(start, time.Now())
 	var last answer
 	for i := range r.attempts {

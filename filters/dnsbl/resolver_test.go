@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -293,5 +295,78 @@ func TestRefusalCodeAskedAtTheNextServer(t *testing.T) {
 	}
 	if n := public.Count(name, dns.TypeA); n != 1 {
 		t.Errorf("refused by the only server: %d queries, want 1", n)
+	}
+}
+
+// The nameservers of resolv.conf are asked in the order listed, the
+// first first, the others only when it fails, as resolv.conf(5) says and
+// the C library does unless "options rotate" is set: the second is
+// often a fallback (a public resolver) through which the lists answer
+// differently or not at all. Taken in turn, it got half the lookups.
+func TestResolverInOrder(t *testing.T) {
+	own := dnsbltest.Start(t)
+	fallback := dnsbltest.Start(t) // knows no listing
+	r := newResolver([]string{own.Addr, fallback.Addr}, 300*time.Millisecond, 2, nil)
+	r.inOrder = true
+	const lookups = 6
+	for i := range lookups {
+		name := fmt.Sprintf("%d.2.0.192.bl.test", i+1)
+		own.AddA(name, 60, "127.0.0.2")
+		if a := r.query(context.Background(), name, dns.TypeA, time.Hour, time.Minute); len(a.addrs) != 1 {
+			t.Errorf("%s: %+v, want the listing", name, a)
+		}
+	}
+	if n := len(fallback.Queries()); n != 0 {
+		t.Errorf("the fallback got %d queries while the first server answered", n)
+	}
+
+	// The first one failing, the next is asked.
+	own.SetBehaviour("9.2.0.192.bl.test", dnsbltest.ServFail)
+	fallback.AddA("9.2.0.192.bl.test", 60, "127.0.0.2")
+	if a := r.query(context.Background(), "9.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute); len(a.addrs) != 1 {
+		t.Errorf("first server failing: %+v, want the fallback's listing", a)
+	}
+}
+
+func TestResolvConfRotate(t *testing.T) {
+	dir := t.TempDir()
+	for conf, want := range map[string]bool{
+		"nameserver 127.0.0.1\n":                               false,
+		"nameserver 127.0.0.1\noptions rotate\n":               true,
+		"options timeout:1 rotate attempts:2\n":                true,
+		"# options rotate\noptions edns0\n":                    false,
+		"options rotated\nnameserver 127.0.0.1\n":              false,
+		"nameserver 127.0.0.1\n  options   rotate  # spread\n": true,
+	} {
+		path := filepath.Join(dir, "resolv.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := resolvRotates(path); got != want {
+			t.Errorf("%q: rotate %v, want %v", conf, got, want)
+		}
+	}
+}
+
+// Configured servers are asked in turn; without them, those of
+// resolv.conf in its order unless it sets "options rotate".
+func TestServersOrderFromConfig(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	if e.f.res.inOrder {
+		t.Error("configured servers asked in order, want in turn")
+	}
+	if _, err := dns.ClientConfigFromFile(resolvConf); err != nil {
+		t.Skipf("no %s here: %v", resolvConf, err)
+	}
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+	cfg.Servers = nil
+	f, err := New(filters.Env{}, cfg, nil)
+	if err != nil {
+		t.Skipf("%s unusable here: %v", resolvConf, err)
+	}
+	defer f.Close()
+	if want := !resolvRotates(resolvConf); f.res.inOrder != want {
+		t.Errorf("servers of %s: in order %v, want %v", resolvConf, f.res.inOrder, want)
 	}
 }
