@@ -370,3 +370,29 @@ func TestServersOrderFromConfig(t *testing.T) {
 		t.Errorf("servers of %s: in order %v, want %v", resolvConf, f.res.inOrder, want)
 	}
 }
+
+// A resolver on an IPv6 address ("[::1]:53" in servers) is asked over
+// UDP and, for a truncated answer, over TCP, as one on IPv4 is.
+func TestIPv6Server(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	pc.Close()
+	srv := dnsbltest.StartOn(t, "::1")
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.AddA("2.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.SetBehaviour("2.2.0.192.bl.test", dnsbltest.Truncate)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
+	if got := e.f.s.servers; len(got) != 1 || got[0] != srv.Addr || srv.Addr[0] != '[' {
+		t.Fatalf("servers %v from %q", got, srv.Addr)
+	}
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Reject {
+			t.Errorf("%s: %+v, want reject", ip, v)
+		}
+	}
+	if n := srv.CountNet("2.2.0.192.bl.test", dns.TypeA, "tcp"); n != 1 {
+		t.Errorf("the truncated answer was asked %d times over TCP, want 1", n)
+	}
+}

@@ -1,5 +1,5 @@
 // Package dnsbltest runs a real DNS server on loopback for tests of DNS
-// blocklist lookups: it answers over UDP and TCP on one 127.0.0.1 port
+// blocklist lookups: it answers over UDP and TCP on one loopback port
 // from records the test sets, counts every query it receives, and can be
 // told to misbehave for a name (SERVFAIL, no answer at all, a truncated UDP
 // answer, an answer held back until the test releases it), or to be a
@@ -63,8 +63,9 @@ type Query struct {
 	EDNS bool
 }
 
-// Server is a DNS server on 127.0.0.1 serving records set by the test.
-// Its methods are safe for concurrent use.
+// Server is a DNS server on loopback (127.0.0.1 unless StartOn says
+// otherwise) serving records set by the test. Its methods are safe for
+// concurrent use.
 type Server struct {
 	// Addr is the host:port the server answers on, over UDP and TCP.
 	Addr string
@@ -90,6 +91,13 @@ const maxBindTries = 50
 // 3600 until SetNegativeTTL says otherwise.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartOn(t, "127.0.0.1")
+}
+
+// StartOn is Start on a random port of the loopback address host, such
+// as "::1"; Addr is then "[::1]:port".
+func StartOn(t testing.TB, host string) *Server {
+	t.Helper()
 	s := &Server{
 		records:   map[string][]dns.RR{},
 		behaviour: map[string]Behaviour{},
@@ -98,7 +106,7 @@ func Start(t testing.TB) *Server {
 		soaMin:    3600,
 		stopped:   make(chan struct{}),
 	}
-	pc, ln, err := listenPair()
+	pc, ln, err := listenPair(host)
 	if err != nil {
 		t.Fatalf("dnsbltest: %v", err)
 	}
@@ -121,11 +129,11 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// listenPair binds UDP and TCP on the same free loopback port.
-func listenPair() (net.PacketConn, net.Listener, error) {
+// listenPair binds UDP and TCP on the same free port of host.
+func listenPair(host string) (net.PacketConn, net.Listener, error) {
 	var lastErr error
 	for i := 0; i < maxBindTries; i++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen udp: %w", err)
 		}
