@@ -144,7 +144,9 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 			}
 			return last
 		case KindTimeout, KindNetwork:
-			r.down.remember(r.servers[k], time.Now())
+			if !errors.Is(last.err, errTruncated) {
+				r.down.remember(r.servers[k], time.Now())
+			}
 		}
 	}
 	if last.fail != "" {
@@ -218,6 +220,13 @@ func (r *resolver) ask(ctx context.Context, k int, name string, qtype uint16, ma
 	return interpret(resp, name, qtype, server, maxTTL)
 }
 
+// errTruncated marks the failure of a query over TCP that a truncated
+// UDP answer called for. The server answered over UDP, so it is not
+// passed over (see down) for it: it answers the queries whose answers fit
+// a datagram, and a server whose TCP port a firewall closes would
+// otherwise be passed over after each long answer.
+var errTruncated = errors.New("answer truncated over UDP")
+
 // send sends one query for name and qtype to server, with an OPT record
 // if edns is set, over TCP again if the UDP answer was truncated.
 func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, edns bool) (*dns.Msg, error) {
@@ -241,7 +250,7 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 			// Said, so that a server whose TCP port is closed (a
 			// firewall that lets only UDP through) is not taken for
 			// one that gives no answer at all.
-			err = fmt.Errorf("answer truncated over UDP, asked again over TCP: %w", err)
+			err = fmt.Errorf("%w, asked again over TCP: %w", errTruncated, err)
 		}
 	}
 	return resp, err

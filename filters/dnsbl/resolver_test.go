@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -394,5 +395,40 @@ func TestIPv6Server(t *testing.T) {
 	}
 	if n := srv.CountNet("2.2.0.192.bl.test", dns.TypeA, "tcp"); n != 1 {
 		t.Errorf("the truncated answer was asked %d times over TCP, want 1", n)
+	}
+}
+
+// A server that answers over UDP but takes no TCP fails the lookups whose
+// answer it truncates; the next server answers them. It is not passed
+// over for the other lookups: it answers them, and the servers after it
+// (in resolv.conf often a public fallback, which lists answer
+// differently) must not get them all for downFor.
+func TestServerWithoutTCPNotPassedOver(t *testing.T) {
+	big := "1.2.0.192.bl.test."
+	udpOnly := rawServer(t, func(r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Name == big {
+			m.Truncated = true
+			return m
+		}
+		m.Answer = []dns.RR{mustRR(t, r.Question[0].Name+" 300 IN A 127.0.0.2")}
+		return m
+	})
+	next := dnsbltest.Start(t)
+	next.AddA(big, 300, "127.0.0.2")
+	r := newResolver([]string{udpOnly, next.Addr}, time.Second, 2, nil)
+	r.inOrder = true
+	if a := r.query(context.Background(), strings.TrimSuffix(big, "."), dns.TypeA, time.Hour, time.Minute); a.fail != "" || len(a.addrs) != 1 {
+		t.Fatalf("truncated at the first server: %+v, want the next server's listing", a)
+	}
+	if r.down.holds(udpOnly, time.Now()) {
+		t.Error("the server that answered over UDP is passed over")
+	}
+	if a := r.query(context.Background(), "2.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute); a.fail != "" || len(a.addrs) != 1 {
+		t.Errorf("another name: %+v, want the listing", a)
+	}
+	if n := next.Count("2.2.0.192.bl.test", dns.TypeA); n != 0 {
+		t.Errorf("the next server got %d queries for a name the first answers", n)
 	}
 }
