@@ -124,7 +124,9 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		start = int((r.next.Add(1) - 1) % uint32(len(r.servers)))
 	}
 	order := r.order(start, time.Now())
-	var last answer
+	// refusal is the first answer with a refusal code, kept in case the
+	// servers asked after it fail: the list did answer.
+	var last, refusal answer
 	for i := range r.attempts {
 		// More attempts than servers ask them again, in the same order.
 		k := order[i%len(order)]
@@ -140,6 +142,9 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 				// or one over quota), not the name: another
 				// resolver may be answered, as after REFUSED.
 				// The same one again would be refused again.
+				if refusal.addrs == nil {
+					refusal = last
+				}
 				continue
 			}
 			return last
@@ -148,6 +153,9 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 				r.down.remember(r.servers[k], time.Now())
 			}
 		}
+	}
+	if last.fail != "" && refusal.addrs != nil {
+		return refusal
 	}
 	if last.fail != "" {
 		last.ttl = failTTL

@@ -432,3 +432,26 @@ func TestServerWithoutTCPNotPassedOver(t *testing.T) {
 		t.Errorf("the next server got %d queries for a name the first answers", n)
 	}
 }
+
+// A refusal code asked again at the next server that then fails leaves
+// the refusal as the lookup's answer: the list answered, refusing the
+// resolver, and that is what the log and the errors metric must say,
+// not the timeout of a server that gave nothing.
+func TestRefusalKeptWhenTheNextServerFails(t *testing.T) {
+	public := dnsbltest.Start(t)
+	public.AddA("1.2.0.192.bl.test", 60, "127.255.255.254")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	r := newResolver([]string{public.Addr, pc.LocalAddr().String()}, 100*time.Millisecond, 2, nil)
+	r.inOrder = true
+	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	if a.fail != "" || !a.refused() {
+		t.Errorf("answer %+v, want the refusal", a)
+	}
+	if !r.down.holds(pc.LocalAddr().String(), time.Now()) {
+		t.Error("the server that gave no answer is not passed over")
+	}
+}
