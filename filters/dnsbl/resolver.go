@@ -114,7 +114,7 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 // up to r.attempts times, each time at the next server, and returns the
 // first answer that is not a failure, or the last failure. An answer with
 // a refusal code is asked again at the next server not yet asked, as a
-// failure is, and returned when none is left. TTLs are
+// failure is, and returned when none is left or those fail. TTLs are
 // capped at maxTTL; a failure is cached for failTTL. ctx may cut it short.
 func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL, failTTL time.Duration) answer {
 	start := 0
