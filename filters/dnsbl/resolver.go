@@ -74,6 +74,8 @@ type resolver struct {
 	down *serverMemory
 	// noEDNS remembers the servers found without EDNS.
 	noEDNS *serverMemory
+	// answered holds when each server last answered a query.
+	answered *serverMemory
 	// inOrder makes every query start at the first server, the others
 	// asked only when it fails, as the nameservers of resolv.conf are
 	// (see resolvRotates); otherwise queries start at each server in
@@ -104,6 +106,7 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 		attempts: attempts,
 		down:     mem.down,
 		noEDNS:   mem.noEDNS,
+		answered: mem.answered,
 	}
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
@@ -130,9 +133,13 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 	for i := range r.attempts {
 		// More attempts than servers ask them again, in the same order.
 		k := order[i%len(order)]
+		begun := time.Now()
 		last = r.ask(ctx, k, name, qtype, maxTTL)
 		if ctx.Err() != nil {
 			break
+		}
+		if last.fail != KindTimeout && last.fail != KindNetwork {
+			r.answered.remember(r.servers[k], time.Now())
 		}
 		switch last.fail {
 		case "":
@@ -149,7 +156,12 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 			}
 			return last
 		case KindTimeout, KindNetwork:
-			if !errors.Is(last.err, errTruncated) {
+			// A server that answered another query meanwhile is
+			// alive: what timed out is this name, typically a list
+			// whose own servers are dead, which the resolver keeps
+			// trying. Passed over, it would send every lookup to
+			// the next server.
+			if !errors.Is(last.err, errTruncated) && !r.answered.at(r.servers[k]).After(begun) {
 				r.down.remember(r.servers[k], time.Now())
 			}
 		}
@@ -301,10 +313,14 @@ type serverMemories struct {
 	// requestor remember this for a brief time, which spares every later
 	// query the extra round trip.
 	noEDNS *serverMemory
+	// answered holds when each server last gave an answer, of any
+	// kind: a server that answers is not dead, whatever one query's
+	// fate (see resolver.query).
+	answered *serverMemory
 }
 
 func newServerMemories() *serverMemories {
-	return &serverMemories{down: newServerMemory(downFor), noEDNS: newServerMemory(noEDNSFor)}
+	return &serverMemories{down: newServerMemory(downFor), noEDNS: newServerMemory(noEDNSFor), answered: newServerMemory(0)}
 }
 
 // serverMemory remembers servers by address (host:port), each for span
@@ -331,6 +347,18 @@ func (m *serverMemory) holds(server string, now time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return now.Before(m.until[server])
+}
+
+// at returns when server was last remembered; the zero time if it is
+// not.
+func (m *serverMemory) at(server string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.until[server]
+	if !ok {
+		return time.Time{}
+	}
+	return t.Add(-m.span)
 }
 
 // forget drops server.

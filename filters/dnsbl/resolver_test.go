@@ -455,3 +455,41 @@ func TestRefusalKeptWhenTheNextServerFails(t *testing.T) {
 		t.Error("the server that gave no answer is not passed over")
 	}
 }
+
+// A list whose own servers are dead makes the resolver time out on its
+// names only (the resolver keeps trying them), while it answers every
+// other query. Such a timeout must not pass the resolver over: every
+// lookup of the other lists would go to the next server for downFor,
+// in resolv.conf often a public fallback that lists answer "not listed".
+// A server that answered some query while this one waited is not dead.
+func TestTimeoutOfOneNameKeepsTheServer(t *testing.T) {
+	own := dnsbltest.Start(t)
+	fallback := dnsbltest.Start(t) // knows no listing
+	dead := "1.2.0.192.dead.test"
+	own.SetBehaviour(dead, dnsbltest.Drop)
+	own.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
+	own.AddA("2.2.0.192.bl.test", 60, "127.0.0.2")
+	r := newResolver([]string{own.Addr, fallback.Addr}, 2*time.Second, 2, nil)
+	r.inOrder = true
+	done := make(chan answer, 1)
+	go func() { done <- r.query(context.Background(), dead, dns.TypeA, time.Hour, time.Minute) }()
+	waitFor(t, "the query of the dead list to reach the server", func() bool { return own.Count(dead, dns.TypeA) == 1 })
+	// Another lookup, answered while the dead list's waits.
+	if a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute); len(a.addrs) != 1 {
+		t.Fatalf("meanwhile: %+v, want the listing", a)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the query of the dead list did not end")
+	}
+	if r.down.holds(own.Addr, time.Now()) {
+		t.Error("a server that answers is passed over after one name's timeout")
+	}
+	if a := r.query(context.Background(), "2.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute); len(a.addrs) != 1 {
+		t.Errorf("after the timeout: %+v, want the listing", a)
+	}
+	if n := fallback.Count("2.2.0.192.bl.test", dns.TypeA); n != 0 {
+		t.Errorf("the fallback got %d queries for a name the first server answers", n)
+	}
+}
