@@ -312,14 +312,14 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 				if _, err := lw.Write([]byte("Return-Path: <" + headerSafe(m.From.Addr, true) + ">\r\n")); err != nil {
 					return err
 				}
-				return writeMessage(ctx, lw, e, m)
+				return writeMessage(ctx, lw, e, m, false)
 			})
 		} else {
 			n, err = f.app.AppendMbox(ctx, c.path, func(w *bufio.Writer) error {
 				if _, err := w.WriteString(fromLineFor(e)); err != nil {
 					return err
 				}
-				return writeMessage(ctx, newLineWriter(w, true), e, m)
+				return writeMessage(ctx, newLineWriter(w, true), e, m, true)
 			})
 		}
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -272,10 +274,18 @@ func headerSafe(s string, noSpace bool) string {
 }
 
 // writeMessage writes the archive's fields, the message's header fields
-// and its body through lw.
-func writeMessage(ctx context.Context, lw *lineWriter, e envelope, m *filters.Message) error {
+// and its body through lw. With mbox set, a Content-Length field gets the
+// length of the body as the record stores it (see storedLength).
+func writeMessage(ctx context.Context, lw *lineWriter, e envelope, m *filters.Message, mbox bool) error {
+	headers := m.Headers
+	if mbox {
+		var err error
+		if headers, err = withStoredLength(ctx, headers, m.Body); err != nil {
+			return err
+		}
+	}
 	var field []byte
-	for _, h := range append(archiveFields(e), m.Headers...) {
+	for _, h := range append(archiveFields(e), headers...) {
 		// As the Bayes filter reads it: a stray line end in a value
 		// stays inside its field, as in the mailbox.
 		field = filters.AppendField(field[:0], h)
@@ -307,4 +317,55 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// withStoredLength returns headers with the value of every Content-Length
+// field replaced by the length of body as an mbox record stores it, and
+// headers itself when there is no such field.
+//
+// Readers that honour the field (the mboxcl2 convention) take it for the
+// length of the record's body, from the empty line that ends the header
+// to the empty line before the next "From " line: formail -s trusts it
+// outright, mutt and Dovecot when a "From " line (or the end of the file)
+// is where it points. The sender's value counts the body as sent, with
+// CRLF line ends and without mboxrd quoting, or is anything the sender
+// chose: one past the end of the record made formail -s read the records
+// after it as part of this one. mutt rewrites the field the same way
+// when it saves a message to an mbox. The classifier leaves the field
+// out of tokens and digests, so the copy still trains as the message the
+// daemon saw.
+func withStoredLength(ctx context.Context, headers []filters.Header, body *filters.Body) ([]filters.Header, error) {
+	if !slices.ContainsFunc(headers, isContentLength) {
+		return headers, nil
+	}
+	n, err := storedLength(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(headers)
+	for i := range out {
+		if isContentLength(out[i]) {
+			out[i].Value = strconv.FormatInt(n, 10)
+		}
+	}
+	return out, nil
+}
+
+func isContentLength(h filters.Header) bool { return filters.SameName(h.Name, "Content-Length") }
+
+// storedLength returns how many bytes body takes in an mbox record: with
+// LF line ends, quoted, and ending in a line end (see lineWriter). A body
+// starts a line, so it is quoted the same on its own as after the header.
+func storedLength(ctx context.Context, body *filters.Body) (int64, error) {
+	if body == nil {
+		return 0, nil
+	}
+	lw := newLineWriter(bufio.NewWriter(io.Discard), true)
+	if _, err := io.Copy(lw, ctxReader{ctx, body.Reader()}); err != nil {
+		return 0, err
+	}
+	if err := lw.finish(); err != nil {
+		return 0, err
+	}
+	return lw.n, nil
 }
