@@ -33,7 +33,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 		"bare\rFrom x\r\n\r\r\n\r\rFrom y\r\n",
 		"nul\x00byte\r\n\x00\r\n",
 		"8-bit \xe9t\xe9 \xff\xfe\x01\x02\r\nbinary\x1b[31m\r\n",
-		strings.Repeat("L", 1<<20) + "\r\n>>From deep\r\n",
+		strings.Repeat("L", 1<<20) + "\r\n>>From deep\r\n" + strings.Repeat(">", 70000) + "From deeper\r\n",
 		"",
 		"\r\n",
 		"\r\n\r\n\r\n",

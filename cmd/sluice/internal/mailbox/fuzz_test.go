@@ -38,6 +38,7 @@ func FuzzReadCapped(f *testing.F) {
 		"From a@b Thu Jan  1 00:00:00 2026\r\nA: 1\r\n\r\n\r\nFrom a@b Thu Jan  1 00:00:01 2026\r\n\r\n",
 		"From x\nA: 1\n\nFrom y\nB: 2\n\nFrom my point of view\n",
 		"From a@b Thu Jan  1 00:00:00 2026\n" + strings.Repeat("y", readBuffer+10) + "\n\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n",
+		"From a@b Thu Jan  1 00:00:00 2026\n\n" + strings.Repeat(">", readBuffer-3) + "From x\n\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n",
 	} {
 		f.Add([]byte(seed), uint8(3))
 	}

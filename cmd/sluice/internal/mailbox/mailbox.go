@@ -716,6 +716,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		lineStart = true
 		inSep     bool
 		lineBlank bool
+		run       quoteRun
 	)
 	if maxBytes > 0 {
 		cur.limit = maxBytes + 1
@@ -755,6 +756,11 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		piece, err := br.ReadSlice('\n')
 		if len(piece) > 0 {
 			size += int64(len(piece))
+			orig := piece
+			more := errors.Is(err, bufio.ErrBufferFull) // of this line
+			if run.open {
+				piece = run.next(piece, more)
+			}
 			if lineStart {
 				// After the first message, only a line that looks like an
 				// envelope separator (sender, then an asctime date) starts
@@ -780,13 +786,15 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 					inMsg = true
 				} else if isQuotedFrom(piece) {
 					piece = piece[1:]
+				} else if more && piece[0] == '>' {
+					piece = run.start(piece)
 				}
 			}
 			if inMsg && !inSep {
 				cur.write(piece)
 			}
-			lineBlank = lineBlank && len(bytes.TrimRight(piece, "\r\n")) == 0
-			lineStart = piece[len(piece)-1] == '\n'
+			lineBlank = lineBlank && len(bytes.TrimRight(orig, "\r\n")) == 0
+			lineStart = orig[len(orig)-1] == '\n'
 			if lineStart {
 				blank = lineBlank
 			}
@@ -803,6 +811,10 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			return fn(Message{Name: name, Err: fmt.Errorf("mbox after message %d: %w", n, err)})
 		}
 	}
+	if run.open && inMsg {
+		// The input ended within the run: no "From " follows it.
+		cur.write(run.next(nil, false))
+	}
 	if err := flush(true); err != nil {
 		return err
 	}
@@ -813,6 +825,61 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		pending.Name = name
 	}
 	return fn(*pending)
+}
+
+// quoteRun unquotes a line whose start, '>'s and then a part of "From ",
+// is longer than the read buffer: whether it is a quoted "From " line
+// (see isQuotedFrom) is known only once a later piece of it is read. One
+// '>' is left out as soon as the run starts; it is written after all if
+// no "From " follows, which gives the same bytes, since only '>'s of the
+// line have been written by then.
+type quoteRun struct {
+	open  bool
+	carry []byte // a part of "From " that ended a piece, held back
+}
+
+// start takes the first piece of a line that goes on beyond it (more
+// pieces follow) and starts with '>', and returns what to write of it.
+func (q *quoteRun) start(piece []byte) []byte {
+	i := gtPrefix(piece)
+	if !undecided(piece[i:]) {
+		return piece
+	}
+	q.open = true
+	q.carry = append(q.carry[:0], piece[i:]...)
+	return piece[1:i]
+}
+
+// next takes the next piece of a line that start opened, more telling
+// whether the line goes on beyond it, and returns what to write of it.
+func (q *quoteRun) next(piece []byte, more bool) []byte {
+	data := append(q.carry, piece...)
+	q.carry = nil
+	i := gtPrefix(data)
+	if more && undecided(data[i:]) {
+		q.carry = append(q.carry, data[i:]...)
+		return data[:i]
+	}
+	q.open = false
+	if bytes.HasPrefix(data[i:], []byte("From ")) {
+		return data
+	}
+	return append([]byte{'>'}, data...)
+}
+
+// gtPrefix returns how many '>' p starts with.
+func gtPrefix(p []byte) int {
+	i := 0
+	for i < len(p) && p[i] == '>' {
+		i++
+	}
+	return i
+}
+
+// undecided reports whether rest, what follows a line's '>'s so far,
+// could still become "From ": a proper prefix of it, or nothing.
+func undecided(rest []byte) bool {
+	return len(rest) < len("From ") && bytes.HasPrefix([]byte("From "), rest)
 }
 
 // isQuotedFrom reports whether line is ">From ", ">>From " ...: a body
