@@ -13,8 +13,8 @@ import (
 )
 
 // A Content-Length field tells the readers that trust it where a record's
-// body ends: formail -s takes it as given, mutt and Dovecot when a "From "
-// line (or the end of the file) is there. The sender's value counts the
+// body ends: formail -s takes it as given, mutt when a "From " line (or
+// the end of the file) is there. The sender's value counts the
 // body as sent, CRLF and unquoted, or is whatever the sender chose, and a
 // value past the record's end made formail -s take the next records into
 // this one. In the archive the field holds the body's length as stored,

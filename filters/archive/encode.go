@@ -326,8 +326,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // Readers that honour the field (the mboxcl2 convention) take it for the
 // length of the record's body, from the empty line that ends the header
 // to the empty line before the next "From " line: formail -s trusts it
-// outright, mutt and Dovecot when a "From " line (or the end of the file)
-// is where it points. The sender's value counts the body as sent, with
+// outright, mutt (mbox.c) when a "From " line (or the end of the file) is
+// where it points. The sender's value counts the body as sent, with
 // CRLF line ends and without mboxrd quoting, or is anything the sender
 // chose: one past the end of the record made formail -s read the records
 // after it as part of this one. mutt rewrites the field the same way
