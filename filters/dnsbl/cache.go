@@ -28,6 +28,9 @@ type answer struct {
 	err  error
 	// ttl is how long the answer may be cached; 0 means not at all.
 	ttl time.Duration
+	// refusedBy is the server whose answer was a refusal code before
+	// another server gave this one (see resolver.query); "" if none.
+	refusedBy string
 }
 
 // cacheKey names one cached answer.

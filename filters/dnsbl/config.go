@@ -190,6 +190,9 @@ type zone struct {
 	// lastWarn (unix nanoseconds) limits warnings about failed lookups
 	// to one per warnEvery, so a dead list cannot flood the log.
 	lastWarn atomic.Int64
+	// lastRefusedWarn does the same for warnings about a server the
+	// list refuses while another answers (see noteRefused).
+	lastRefusedWarn atomic.Int64
 	// listsAll is set while the health probes find the list answering
 	// the entry no list may have as listed (see probeAll).
 	listsAll atomic.Bool

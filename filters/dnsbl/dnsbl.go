@@ -552,6 +552,9 @@ func (f *Filter) report(j job, ans answer, src source) result {
 		listed, kind = false, KindListsAll
 		err = fmt.Errorf("%s listed, but the list answers every name as listed (its health probe found %s listed): ignored", j.qname, notName(j.z))
 	}
+	if kind == "" && ans.refusedBy != "" && src != fromCache {
+		f.noteRefused(j.z, j, ans.refusedBy)
+	}
 	switch {
 	case kind != "":
 		f.obs.DNSBLLookup(f.name, j.z.name, "error")
@@ -888,6 +891,22 @@ func (f *Filter) warn(z *zone, j job, kind string, err error) {
 	}
 	f.log.Warn("dnsbl: lookup failed; treated as not listed (further failures of this list are logged at debug level for a minute)",
 		"zone", z.name, j.what, j.item, "kind", kind, "err", err)
+}
+
+// noteRefused logs that the list refused the query through server, while
+// another server got an answer: the lookup worked, at the cost of a round
+// trip, but server is most likely a public resolver, through which lists
+// that answer "not listed" rather than refuse miss every listing. Limited
+// as warn is, on a clock of its own.
+func (f *Filter) noteRefused(z *zone, j job, server string) {
+	const msg = "dnsbl: the list refused the query through a server and was asked again through another; keep public resolvers out of servers and resolv.conf"
+	now := time.Now().UnixNano()
+	last := z.lastRefusedWarn.Load()
+	if now-last < int64(warnEvery) || !z.lastRefusedWarn.CompareAndSwap(last, now) {
+		f.log.Debug(msg, "zone", z.name, j.what, j.item, "server", server)
+		return
+	}
+	f.log.Warn(msg+" (logged at debug level for a minute)", "zone", z.name, j.what, j.item, "server", server)
 }
 
 type nopObserver struct{}

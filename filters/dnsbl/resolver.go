@@ -130,6 +130,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 	// refusal is the first answer with a refusal code, kept in case the
 	// servers asked after it fail: the list did answer.
 	var last, refusal answer
+	var refusedBy string // the server that gave refusal
 	for i := range r.attempts {
 		// More attempts than servers ask them again, in the same order.
 		k := order[i%len(order)]
@@ -151,8 +152,12 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 				// The same one again would be refused again.
 				if refusal.addrs == nil {
 					refusal = last
+					refusedBy = r.servers[k]
 				}
 				continue
+			}
+			if refusal.addrs != nil && !last.refused() {
+				last.refusedBy = refusedBy
 			}
 			return last
 		case KindTimeout, KindNetwork:

@@ -493,3 +493,41 @@ func TestTimeoutOfOneNameKeepsTheServer(t *testing.T) {
 		t.Errorf("the fallback got %d queries for a name the first server answers", n)
 	}
 }
+
+// A refusal answered through another server is no failure, but it means
+// a public resolver is among the servers: a warning names it, once a
+// minute, and no error is counted.
+func TestRefusalAnsweredElsewhereIsLogged(t *testing.T) {
+	own := dnsbltest.Start(t)
+	public := dnsbltest.Start(t)
+	cfg := baseConfig(own, ZoneConfig{Zone: "bl.test"})
+	cfg.Servers = []string{public.Addr, own.Addr}
+	cfg.Attempts = 2
+	e := newEnv(t, own, cfg, nil)
+	for i := range 4 {
+		name := fmt.Sprintf("%d.2.0.192.bl.test", i+1)
+		own.AddA(name, 300, "127.0.0.2")
+		public.AddA(name, 300, "127.255.255.254")
+	}
+	for i := range 4 {
+		if v := e.check(t, filters.StageConnect, conn(fmt.Sprintf("192.0.2.%d", i+1))); v.Action != filters.Reject {
+			t.Errorf("192.0.2.%d, listed: %v, want reject", i+1, v.Action)
+		}
+	}
+	if len(public.Queries()) == 0 {
+		t.Fatal("no query reached the public resolver: this test proves nothing")
+	}
+	var warns []string
+	for _, line := range strings.Split(e.logText(), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			warns = append(warns, line)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "the list refused the query through a server and was asked again through another") ||
+		!strings.Contains(warns[0], "server="+public.Addr) || !strings.Contains(warns[0], "zone=bl.test") {
+		t.Errorf("warnings %q, want one naming server=%s", warns, public.Addr)
+	}
+	if e.obs.get("error bl.test list_refused") != 0 {
+		t.Errorf("observer: %s, want no refusal counted", e.obs)
+	}
+}
