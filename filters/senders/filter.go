@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -395,7 +396,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	rs := f.rulesFor(m)
 	var buf [4]Match
 	ms := buf[:0]
-	crowded := false // a From field holds more addresses than were read
+	crowded := "" // why not every From address was read
 	switch stage {
 	case filters.StageMailFrom:
 		if rs.Uses(MailFrom) {
@@ -415,22 +416,28 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		if !rs.Uses(HeaderFrom) {
 			return filters.Verdict{}, nil
 		}
-		for _, v := range m.FromFields() {
+		fields := m.FromFields()
+		for _, v := range fields {
 			addrs, more := headerAddresses(v, maxFromAddresses)
 			for _, a := range addrs {
 				ms = append(ms, rs.MatchName(HeaderFrom, parseAddress(a)))
 			}
-			crowded = crowded || more
+			if more && crowded == "" {
+				crowded = fmt.Sprintf("a From field holds more than %d different addresses", maxFromAddresses)
+			}
+		}
+		if crowded == "" && unreadFromField(m, fields) {
+			crowded = fmt.Sprintf("the message has more than %d different From fields", filters.MaxFromFields)
 		}
 	default:
 		return filters.Verdict{}, nil
 	}
 	f.noteWatches(ms, m)
 	v := f.verdict(ms, m)
-	if crowded {
+	if crowded != "" {
 		// A match among the addresses read, at equal strength, says
 		// more than the guess about those not read.
-		if c := f.crowdedVerdict(rs, m); c.Action > v.Action {
+		if c := f.crowdedVerdict(rs, m, crowded); c.Action > v.Action {
 			v = c
 		}
 	}
@@ -447,23 +454,45 @@ func (f *Filter) rulesFor(m *filters.Message) *Rules {
 	return m.Keep(f, func() any { return f.rules.Load() }).(*Rules)
 }
 
-// crowdedVerdict judges a message with a From: field holding more
-// addresses than the filter reads. Any address left unread may be the
-// author a mail reader shows, so the message gets the action of the
-// header_from rule that blocks most, as if one of them matched it; with
-// no such rule the unread addresses could not change the verdict. The
-// reply is the filter's REJECT reply (or the default 4xx one), not the
-// rule's: an ERROR rule's text speaks of its own domain, which this
+// unreadFromField reports whether the message has a From: field beyond
+// those read (fields, the first filters.MaxFromFields) whose value is
+// not one of theirs. Mail readers differ in which of several From
+// fields they show, some the last, so decoy fields before the real one
+// must not hide it. A field repeated adds nothing, and comparing the
+// values keeps a message of thousands of From fields cheap.
+func unreadFromField(m *filters.Message, fields []string) bool {
+	if len(fields) < filters.MaxFromFields {
+		return false
+	}
+	n := 0
+	for _, h := range m.Headers {
+		if !filters.SameName(h.Name, "From") {
+			continue
+		}
+		if n++; n > filters.MaxFromFields && !slices.Contains(fields, h.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+// crowdedVerdict judges a message with more From: addresses than the
+// filter reads (why says where they are). Any address left unread may
+// be the author a mail reader shows, so the message gets the action of
+// the header_from rule that blocks most, as if one of them matched it;
+// with no such rule the unread addresses could not change the verdict.
+// The reply is the filter's REJECT reply (or the default 4xx one), not
+// the rule's: an ERROR rule's text speaks of its own domain, which this
 // message need not come from.
-func (f *Filter) crowdedVerdict(rs *Rules, m *filters.Message) filters.Verdict {
+func (f *Filter) crowdedVerdict(rs *Rules, m *filters.Message, why string) filters.Verdict {
 	r := rs.strongest(HeaderFrom)
 	if r == nil {
 		return filters.Verdict{}
 	}
 	v := filters.Verdict{
 		Action: r.Action.effect(),
-		Reason: fmt.Sprintf("%s: a From field holds more than %d different addresses; one not read might match %s (%s): %s",
-			HeaderFrom, maxFromAddresses, r.Key, r.Where(), r.Value),
+		Reason: fmt.Sprintf("%s: %s; one not read might match %s (%s): %s",
+			HeaderFrom, why, r.Key, r.Where(), r.Value),
 	}
 	switch v.Action {
 	case filters.Reject:
@@ -473,7 +502,7 @@ func (f *Filter) crowdedVerdict(rs *Rules, m *filters.Message) filters.Verdict {
 		rep := filters.DefaultReply(filters.Tempfail)
 		v.Reply = &rep
 	}
-	f.log.Debug("senders: From field not read to the end", "queue_id", m.QueueID, "rule", r.String())
+	f.log.Debug("senders: From not read to the end", "queue_id", m.QueueID, "rule", r.String())
 	return v
 }
 

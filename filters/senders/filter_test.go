@@ -349,6 +349,48 @@ func TestFilterHeaderFromDecoys(t *testing.T) {
 	}
 }
 
+// Decoy From fields before the real one do not push it out of what is
+// read either: mail readers differ in which of several From fields they
+// show, some the last, so a message with a From field beyond the
+// filters.MaxFromFields read, holding anything those read do not, is
+// judged as a crowded field is. A field repeated with the same value
+// adds nothing.
+func TestFilterHeaderFromDecoyFields(t *testing.T) {
+	f := newTestFilter(t, accessConfig(), nil, "")
+	const crowded = "header_from: the message has more than 8 different From fields; one not read might match linkedin-mail.com"
+	fields := func(n int, last string) []string {
+		var hdrs []string
+		for i := range n {
+			hdrs = append(hdrs, "From", fmt.Sprintf("d%d@fine.example", i))
+		}
+		if last != "" {
+			hdrs = append(hdrs, "From", last)
+		}
+		return hdrs
+	}
+	repeated := fields(filters.MaxFromFields, "")
+	for range 20 {
+		repeated = append(repeated, "From", "d0@fine.example")
+	}
+	for _, tt := range []struct {
+		name    string
+		headers []string
+		action  filters.Action
+		reason  string
+	}{
+		{"the author in the last of 9 From fields", fields(filters.MaxFromFields, "x@spam.example"), filters.Reject, crowded},
+		{"the author in the last of 30 From fields", fields(29, "x@spam.example"), filters.Reject, crowded},
+		{"the author among those read", fields(filters.MaxFromFields-1, "x@spam.example"), filters.Reject, "header_from x@spam.example matches spam.example"},
+		{"as many From fields as are read", fields(filters.MaxFromFields, ""), filters.Continue, ""},
+		{"the fields read, then repeats of one of them", repeated, filters.Continue, ""},
+	} {
+		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))
+		if v.Action != tt.action || !strings.HasPrefix(v.Reason, tt.reason) {
+			t.Errorf("%s: %s (%s), want %s (%s...)", tt.name, v.Action, v.Reason, tt.action, tt.reason)
+		}
+	}
+}
+
 // A crowded From field gets the action of the header_from rule that
 // blocks most, whatever its place in the files, and nothing when no rule
 // that could match a From address blocks: OK and WATCH rules, rules for
