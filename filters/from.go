@@ -29,7 +29,9 @@ import (
 //     WithoutCFWS), which RFC 5322 allows inside an address and net/mail
 //     does not;
 //  3. if it refuses that too, a search of that form for addresses in
-//     angle brackets, then for words holding "@": a forged or broken
+//     angle brackets, then for words holding "@", then the same search
+//     of it with its encoded words decoded, as a mail reader shows
+//     them ("=?utf-8?q?ceo=40bank.example?="): a forged or broken
 //     field must not be a way around a check. Each address found is
 //     returned once.
 //
@@ -39,10 +41,11 @@ import (
 // as written there, quotes and source route included.
 func FromAddresses(value string) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		value = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(value)
-		p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
+		value = lineBreaks.Replace(value)
+		dec := &mime.WordDecoder{
 			CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-		}}
+		}
+		p := mail.AddressParser{WordDecoder: dec}
 		list, err := p.ParseList(value)
 		if err != nil {
 			value = WithoutCFWS(value)
@@ -64,32 +67,53 @@ func FromAddresses(value string) iter.Seq[string] {
 			seen[a] = true
 			return yield(a)
 		}
-		// Angle-bracketed addresses first: they are what a mail reader
-		// shows as the sender, and decoy addresses in the display name
-		// must not crowd them out of what the caller reads.
-		rest := value
-		for {
-			i := strings.IndexByte(rest, '<')
-			if i < 0 {
-				break
-			}
-			j := strings.IndexByte(rest[i:], '>')
-			if j < 0 {
-				break
-			}
-			if !found(strings.TrimSpace(rest[i+1 : i+j])) {
-				return
-			}
-			rest = rest[i+j+1:]
+		if !searchAddresses(value, found) {
+			return
 		}
-		// Then every word with an "@": an angle-bracketed decoy, say in
-		// a quoted display name, must not hide a bare address after it.
-		for _, w := range strings.FieldsFunc(value, isFromSeparator) {
-			if w = strings.Trim(w, "'"); strings.Contains(w, "@") && !found(w) {
-				return
-			}
+		// Then the field with its encoded words decoded. RFC 2047
+		// section 5 allows none in an address, but a mail reader
+		// decodes them wherever they stand and shows the text, so
+		// that "=?utf-8?q?ceo=40bank.example?=", which holds no
+		// address as written, shows as ceo@bank.example.
+		if d, err := dec.DecodeHeader(value); err == nil && d != value {
+			searchAddresses(WithoutCFWS(lineBreaks.Replace(d)), found)
 		}
 	}
+}
+
+// lineBreaks removes the line breaks of a folded field value.
+var lineBreaks = strings.NewReplacer("\r\n", "", "\n", "", "\r", "")
+
+// searchAddresses searches a From: field value that does not parse for
+// addresses and gives each to found, until found returns false; it
+// reports whether found always returned true.
+func searchAddresses(value string, found func(string) bool) bool {
+	// Angle-bracketed addresses first: they are what a mail reader
+	// shows as the sender, and decoy addresses in the display name
+	// must not crowd them out of what the caller reads.
+	rest := value
+	for {
+		i := strings.IndexByte(rest, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '>')
+		if j < 0 {
+			break
+		}
+		if !found(strings.TrimSpace(rest[i+1 : i+j])) {
+			return false
+		}
+		rest = rest[i+j+1:]
+	}
+	// Then every word with an "@": an angle-bracketed decoy, say in a
+	// quoted display name, must not hide a bare address after it.
+	for _, w := range strings.FieldsFunc(value, isFromSeparator) {
+		if w = strings.Trim(w, "'"); strings.Contains(w, "@") && !found(w) {
+			return false
+		}
+	}
+	return true
 }
 
 // isFromSeparator reports whether r ends a word in the search of a

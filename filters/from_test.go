@@ -46,6 +46,19 @@ func TestFromAddresses(t *testing.T) {
 		{"'a@b.example', \"", []string{"a@b.example"}},
 		{"x <@relay.example:bob@bad.example> (", []string{"@relay.example:bob@bad.example"}},
 		{"no address here", nil},
+		// An address written in an encoded word, where RFC 2047 section
+		// 5 allows none: a mail reader decodes it and shows the
+		// address, so a field that holds none otherwise is searched
+		// decoded too.
+		{"=?utf-8?q?ceo=40bad.example?=", []string{"ceo@bad.example"}},
+		{"=?utf-8?b?Y2VvQGJhZC5leGFtcGxl?=", []string{"ceo@bad.example"}},
+		{"=?utf-8?q?Bank_=3Cceo=40bad.example=3E?=", []string{"ceo@bad.example"}},
+		{"Bank <=?utf-8?q?ceo=40bad.example?=>", []string{"=?utf-8?q?ceo=40bad.example?=", "ceo@bad.example"}},
+		{"=?utf-8?q?ceo?= =?utf-8?q?=40bad.example?=", []string{"ceo@bad.example"}},
+		{"=?utf-8?q?ceo=40bad.example=0D=0A?=", []string{"ceo@bad.example"}},
+		// A field that parses is read as it is: an encoded word is
+		// display-name text there.
+		{"=?utf-8?q?ceo=40good.example?= <bob@bad.example>", []string{"bob@bad.example"}},
 	} {
 		got := slices.Collect(filters.FromAddresses(tc.value))
 		if !slices.Equal(got, tc.want) {
@@ -98,6 +111,9 @@ func TestFromAddressesHostile(t *testing.T) {
 		strings.Repeat("<", n),
 		strings.Repeat("<a@b.example>", n/13),
 		strings.Repeat("(a@b.example ", n/13) + "c@d.example",
+		strings.Repeat("=?", n/2),
+		strings.Repeat("=?utf-8?q?", n/10) + "?=",
+		strings.Repeat("=?utf-8?q?a=40b.example?= ", n/26) + "<",
 	} {
 		start := time.Now()
 		for range filters.FromAddresses(v) {
@@ -125,6 +141,9 @@ func FuzzFromAddresses(f *testing.F) {
 		"((((((",
 		"a@bücher.example (x",
 		"friends: a@b.example;",
+		"=?utf-8?q?Bank_=3Cceo=40listed.example=3E?=",
+		"Bank <=?utf-8?b?Y2VvQGxpc3RlZC5leGFtcGxl?=>",
+		"=?utf-8?q?a=0D=0A=40listed.example?=",
 	} {
 		f.Add(seed)
 	}

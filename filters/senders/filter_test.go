@@ -256,6 +256,14 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "Bob <@Spam.Example.>, alice@fine.example"}, filters.Reject},
 		{[]string{"From", "@fine.example"}, filters.Continue},
 		{[]string{"From", "Bob <@spam.example:bob@fine.example>"}, filters.Continue},
+		// An address hidden in an encoded word, which a mail reader
+		// decodes and shows (RFC 2047 allows none there).
+		{[]string{"From", "=?utf-8?q?bob=40spam.example?="}, filters.Reject},
+		{[]string{"From", "=?utf-8?b?UGF5UGFsIDxib2JAc3BhbS5leGFtcGxlPg==?="}, filters.Reject},
+		{[]string{"From", "PayPal <=?utf-8?q?bob=40spam.example?=>"}, filters.Reject},
+		{[]string{"From", "=?utf-8?q?bob=40fine.example?="}, filters.Continue},
+		// In a field that parses, an encoded word is a display name.
+		{[]string{"From", "=?utf-8?q?bob=40spam.example?= <alice@fine.example>"}, filters.Continue},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))
