@@ -37,8 +37,10 @@ import (
 //
 // A parsed address comes as net/mail gives it, its local part unquoted:
 // that may hold '"', '@' and blanks, and start with "@", so its domain is
-// what follows its last "@". An address found in a broken field comes
-// as written there, quotes and source route included.
+// what follows its last "@"; it is followed by the addresses an encoded
+// word in its local part shows (see encodedLocalPart). An address found
+// in a broken field comes as written there, quotes and source route
+// included.
 func FromAddresses(value string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		value = lineBreaks.Replace(value)
@@ -53,7 +55,7 @@ func FromAddresses(value string) iter.Seq[string] {
 		}
 		if err == nil {
 			for _, a := range list {
-				if !yield(a.Address) {
+				if !yield(a.Address) || !encodedLocalPart(a.Address, dec, yield) {
 					return
 				}
 			}
@@ -79,6 +81,28 @@ func FromAddresses(value string) iter.Seq[string] {
 			searchAddresses(WithoutCFWS(lineBreaks.Replace(d)), found)
 		}
 	}
+}
+
+// encodedLocalPart gives to yield the addresses an encoded word in the
+// local part of addr holds, and reports whether yield always returned
+// true. RFC 2047 section 5 allows no encoded word there, but mail
+// readers have decoded them and shown the text, cut at a NUL
+// ("Mailsploit", 2017): the address
+// "=?utf-8?b?Y2VvQGJhbmsuZXhhbXBsZQ==?==?utf-8?q?=00?=@sender.example"
+// is at sender.example and shows as ceo@bank.example. A rule on either
+// domain must see it.
+func encodedLocalPart(addr string, dec *mime.WordDecoder, yield func(string) bool) bool {
+	local := addr[:max(strings.LastIndexByte(addr, '@'), 0)]
+	if !strings.Contains(local, "=?") {
+		return true
+	}
+	d, err := dec.DecodeHeader(local)
+	if err != nil || d == local {
+		return true
+	}
+	return searchAddresses(WithoutCFWS(lineBreaks.Replace(d)), func(a string) bool {
+		return a == "" || yield(a)
+	})
 }
 
 // lineBreaks removes the line breaks of a folded field value.
@@ -118,14 +142,15 @@ func searchAddresses(value string, found func(string) bool) bool {
 
 // isFromSeparator reports whether r ends a word in the search of a
 // broken From: field: blanks, list and group separators, angle brackets,
-// quotes and parentheses. ':' is not one, so that a source route
-// ("@relay:user@domain") stays whole.
+// quotes and parentheses, and control characters, at which a mail
+// reader may stop showing the text (a NUL from an encoded word). ':' is
+// not one, so that a source route ("@relay:user@domain") stays whole.
 func isFromSeparator(r rune) bool {
 	switch r {
-	case ' ', '\t', ',', ';', '<', '>', '"', '(', ')':
+	case ' ', '\t', ',', ';', '<', '>', '"', '(', ')', 0x7f:
 		return true
 	}
-	return false
+	return r < ' '
 }
 
 // WithoutCFWS returns value with its comments replaced by a blank and

@@ -59,6 +59,15 @@ func TestFromAddresses(t *testing.T) {
 		// A field that parses is read as it is: an encoded word is
 		// display-name text there.
 		{"=?utf-8?q?ceo=40good.example?= <bob@bad.example>", []string{"bob@bad.example"}},
+		// An encoded word in a local part ("Mailsploit"): the address is
+		// the one mail goes to, and a mail reader that decodes the
+		// local part shows the address it holds, cut at a NUL; both
+		// are read.
+		{"=?utf-8?b?cG90dXNAYmFkLmV4YW1wbGU=?==?utf-8?Q?=00?=@sender.example",
+			[]string{"=?utf-8?b?cG90dXNAYmFkLmV4YW1wbGU=?==?utf-8?Q?=00?=@sender.example", "potus@bad.example"}},
+		{"Bob <=?utf-8?q?a=40bad.example=0A?=@sender.example>",
+			[]string{"=?utf-8?q?a=40bad.example=0A?=@sender.example", "a@bad.example"}},
+		{"=?utf-8?q?bob?=@sender.example", []string{"=?utf-8?q?bob?=@sender.example"}},
 	} {
 		got := slices.Collect(filters.FromAddresses(tc.value))
 		if !slices.Equal(got, tc.want) {
@@ -144,6 +153,7 @@ func FuzzFromAddresses(f *testing.F) {
 		"=?utf-8?q?Bank_=3Cceo=40listed.example=3E?=",
 		"Bank <=?utf-8?b?Y2VvQGxpc3RlZC5leGFtcGxl?=>",
 		"=?utf-8?q?a=0D=0A=40listed.example?=",
+		"=?utf-8?b?cG90dXNAbGlzdGVkLmV4YW1wbGU=?==?utf-8?Q?=00?=@sender.example",
 	} {
 		f.Add(seed)
 	}

@@ -264,6 +264,12 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "=?utf-8?q?bob=40fine.example?="}, filters.Continue},
 		// In a field that parses, an encoded word is a display name.
 		{[]string{"From", "=?utf-8?q?bob=40spam.example?= <alice@fine.example>"}, filters.Continue},
+		// An encoded word in a local part ("Mailsploit"): some mail
+		// readers show the address it holds, cut at the NUL; the
+		// address's own domain counts as well.
+		{[]string{"From", "=?utf-8?b?Ym9iQHNwYW0uZXhhbXBsZQ==?==?utf-8?Q?=00?=@fine.example"}, filters.Reject},
+		{[]string{"From", "Bob <=?utf-8?q?alice=40fine.example?=@spam.example>"}, filters.Reject},
+		{[]string{"From", "=?utf-8?q?alice=40fine.example=00?=@fine.example"}, filters.Continue},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))
