@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -146,6 +148,30 @@ func (e *ParseError) add(l *LineError) {
 // parseLine parses "KEY VALUE". It returns the rule, or a note saying why
 // the line is skipped, or the reason it is malformed.
 func parseLine(line string, fileScope Scope) (r Rule, note, reason string) {
+	r, note, reason = parseFields(line, fileScope)
+	if reason != "" {
+		// A line pasted from a web page or a word processor may hold
+		// a blank that looks like a space and is none: the reason
+		// alone ("missing action") would puzzle.
+		if b, ok := oddBlank(line); ok {
+			reason += fmt.Sprintf(" (the line holds %U, a blank that is not a space or a tab)", b)
+		}
+	}
+	return r, note, reason
+}
+
+// oddBlank returns the first character of line that shows as a blank,
+// or as nothing, but is neither a space nor a tab.
+func oddBlank(line string) (rune, bool) {
+	for _, c := range line {
+		if c >= utf8.RuneSelf && (unicode.IsSpace(c) || c == '\u200b' || c == '\u2060' || c == '\ufeff') {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+func parseFields(line string, fileScope Scope) (r Rule, note, reason string) {
 	key, value, reason := splitLine(line)
 	if reason != "" {
 		return r, "", reason
@@ -166,6 +192,9 @@ func parseLine(line string, fileScope Scope) (r Rule, note, reason string) {
 		}
 	}
 	if body == "" {
+		if f := strings.Fields(value); len(f) > 1 {
+			return r, "", fmt.Sprintf("missing key after the tag (write it without a blank: %s%s)", key, f[0])
+		}
 		return r, "", "missing key after the tag"
 	}
 	if isIPKey(body) {
@@ -243,7 +272,7 @@ func parseKey(r *Rule, k string) string {
 		r.re = re
 		return ""
 	case k[0] == '/':
-		return fmt.Sprintf("regular expression %q must end with /", k)
+		return fmt.Sprintf("regular expression %q must end with / (a blank ends the key: write \\s for one)", k)
 	case strings.ContainsAny(k, "*?") && !strings.Contains(k, "@"):
 		g, reason := normGlob(k)
 		if reason != "" {

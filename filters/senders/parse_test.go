@@ -214,6 +214,16 @@ func TestParseMalformedLines(t *testing.T) {
 		{"Helo:<> REJECT", "null envelope sender"},
 		{"xn--a.example REJECT", "bad domain"},
 		{strings.Repeat("a", 250) + ".example REJECT", "longer than 253"},
+		// Mistakes whose plain reason would puzzle: a blank that is not
+		// a space or a tab (pasted from a web page or a word
+		// processor), a blank in a regular expression, a blank after
+		// the tag.
+		{"example.com\u00a0REJECT", "missing action after the key (the line holds U+00A0, a blank that is not a space or a tab)"},
+		{"example.com\u3000REJECT", "(the line holds U+3000, a blank that is not a space or a tab)"},
+		{"example.com REJECT\u200b", `unknown action "REJECT\u200b" (want OK, RELAY, SKIP, REJECT, DISCARD, ERROR:"5xx text", QUARANTINE:reason or WATCH) (the line holds U+200B, a blank that is not a space or a tab)`},
+		{"/spam example/ REJECT", `regular expression "/spam" must end with / (a blank ends the key: write \s for one)`},
+		{"From: example.com REJECT", "missing key after the tag (write it without a blank: From:example.com)"},
+		{"From:\texample.com REJECT", "missing key after the tag (write it without a blank: From:example.com)"},
 	}
 	for _, tt := range tests {
 		data := "# first line\n\n" + tt.line + "\n"
