@@ -280,6 +280,24 @@ func TestMatchNormalisation(t *testing.T) {
 	})
 }
 
+// A forwarder's SRS address and a mailing list's VERP address are the
+// forwarder's and the list's: their local part names the original
+// sender, but mail to it goes to their domain, so the envelope rules of
+// that domain apply, not those of the domain named in the local part.
+// A forwarded message from a refused domain is caught by its header
+// From:, which forwarding keeps.
+func TestMatchRewrittenSenders(t *testing.T) {
+	rs := compile(t, "spam.example REJECT\nbob@fwd.example DISCARD\nlists.example OK\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "SRS0=HHH=TT=spam.example=bob@fwd.example", 0, nil},
+		{MailFrom, "SRS1=HHH=relay.example==HHH=TT=spam.example=bob@fwd.example", 0, nil},
+		{MailFrom, "SRS0=HHH=TT=fine.example=x@spam.example", 1, nil},
+		{MailFrom, "bounces+bob=fine.example@mx.spam.example", 1, nil},
+		{MailFrom, "owner-list+bob=spam.example@lists.example", 3, nil},
+		{HeaderFrom, "bob@spam.example", 1, nil},
+	})
+}
+
 // Tags and file scopes decide which subjects a rule is about.
 func TestMatchScopes(t *testing.T) {
 	rs := loadAccess(t)
