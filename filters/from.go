@@ -38,9 +38,8 @@ import (
 // A parsed address comes as net/mail gives it, its local part unquoted:
 // that may hold '"', '@' and blanks, and start with "@", so its domain is
 // what follows its last "@"; it is followed by the addresses an encoded
-// word in its local part shows (see encodedLocalPart). An address found
-// in a broken field comes as written there, quotes and source route
-// included.
+// word in it shows (see encodedWords). An address found in a broken
+// field comes as written there, quotes and source route included.
 func FromAddresses(value string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		value = lineBreaks.Replace(value)
@@ -55,7 +54,7 @@ func FromAddresses(value string) iter.Seq[string] {
 		}
 		if err == nil {
 			for _, a := range list {
-				if !yield(a.Address) || !encodedLocalPart(a.Address, dec, yield) {
+				if !yield(a.Address) || !encodedWords(a.Address, dec, yield) {
 					return
 				}
 			}
@@ -83,26 +82,39 @@ func FromAddresses(value string) iter.Seq[string] {
 	}
 }
 
-// encodedLocalPart gives to yield the addresses an encoded word in the
-// local part of addr holds, and reports whether yield always returned
-// true. RFC 2047 section 5 allows no encoded word there, but mail
-// readers have decoded them and shown the text, cut at a NUL
-// ("Mailsploit", 2017): the address
+// encodedWords gives to yield the addresses that encoded words in addr
+// show, and reports whether yield always returned true. RFC 2047
+// section 5 allows no encoded word in an address, but mail readers have
+// decoded them and shown the text, cut at a NUL ("Mailsploit", 2017):
+// the address
 // "=?utf-8?b?Y2VvQGJhbmsuZXhhbXBsZQ==?==?utf-8?q?=00?=@sender.example"
-// is at sender.example and shows as ceo@bank.example. A rule on either
-// domain must see it.
-func encodedLocalPart(addr string, dec *mime.WordDecoder, yield func(string) bool) bool {
-	local := addr[:max(strings.LastIndexByte(addr, '@'), 0)]
-	if !strings.Contains(local, "=?") {
+// is at sender.example and shows as ceo@bank.example, and
+// "ceo@=?utf-8?q?bank.example?=" as ceo@bank.example. A rule on the
+// domain shown must see it.
+func encodedWords(addr string, dec *mime.WordDecoder, yield func(string) bool) bool {
+	if !strings.Contains(addr, "=?") {
 		return true
 	}
-	d, err := dec.DecodeHeader(local)
-	if err != nil || d == local {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
 		return true
 	}
-	return searchAddresses(WithoutCFWS(lineBreaks.Replace(d)), func(a string) bool {
-		return a == "" || yield(a)
-	})
+	local, domain := addr[:at], addr[at+1:]
+	if d, err := dec.DecodeHeader(local); err == nil && d != local {
+		if !searchAddresses(WithoutCFWS(lineBreaks.Replace(d)), func(a string) bool {
+			return a == "" || yield(a)
+		}) {
+			return false
+		}
+	}
+	if d, err := dec.DecodeHeader(domain); err == nil && d != domain {
+		// The domain as shown ends where a word of a broken field
+		// would.
+		if f := strings.FieldsFunc(lineBreaks.Replace(d), isFromSeparator); len(f) > 0 {
+			return yield(local + "@" + f[0])
+		}
+	}
+	return true
 }
 
 // lineBreaks removes the line breaks of a folded field value.

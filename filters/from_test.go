@@ -68,6 +68,9 @@ func TestFromAddresses(t *testing.T) {
 		{"Bob <=?utf-8?q?a=40bad.example=0A?=@sender.example>",
 			[]string{"=?utf-8?q?a=40bad.example=0A?=@sender.example", "a@bad.example"}},
 		{"=?utf-8?q?bob?=@sender.example", []string{"=?utf-8?q?bob?=@sender.example"}},
+		// And in a domain, which the mail reader shows decoded.
+		{"ceo@=?utf-8?q?bad.example?=", []string{"ceo@=?utf-8?q?bad.example?=", "ceo@bad.example"}},
+		{"Bob <ceo@=?utf-8?q?b=C3=BCcher.example_x?=>", []string{"ceo@=?utf-8?q?b=C3=BCcher.example_x?=", "ceo@bücher.example"}},
 	} {
 		got := slices.Collect(filters.FromAddresses(tc.value))
 		if !slices.Equal(got, tc.want) {

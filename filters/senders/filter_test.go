@@ -270,6 +270,8 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "=?utf-8?b?Ym9iQHNwYW0uZXhhbXBsZQ==?==?utf-8?Q?=00?=@fine.example"}, filters.Reject},
 		{[]string{"From", "Bob <=?utf-8?q?alice=40fine.example?=@spam.example>"}, filters.Reject},
 		{[]string{"From", "=?utf-8?q?alice=40fine.example=00?=@fine.example"}, filters.Continue},
+		{[]string{"From", "Bob <bob@=?utf-8?q?sp=61m.example?=>"}, filters.Reject},
+		{[]string{"From", "bob@=?utf-8?q?fine.example?="}, filters.Continue},
 	}
 	for _, tt := range tests {
 		v := check(t, f.Filter, filters.StageHeaders, message("ok@fine.example", "", "", tt.headers...))
