@@ -108,6 +108,13 @@ const maxLine = 64 << 10
 // malformed lines to perr and skipped ones to notes.
 func parseSource(src Source, rules []Rule, perr *ParseError, notes []Note) ([]Rule, []Note) {
 	data := bytes.TrimPrefix(src.Data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		// No text file holds a NUL; a list of the lines of a hash
+		// table, each wrong in its own way, would hide the mistake.
+		perr.add(&LineError{File: src.Name, Line: bytes.Count(data[:i], []byte("\n")) + 1,
+			Reason: "a NUL byte: a binary file, not a rules file (for Sendmail's access.db give the text file makemap reads, such as /etc/mail/access)"})
+		return rules, notes
+	}
 	if rules == nil {
 		rules = make([]Rule, 0, bytes.Count(data, []byte("\n"))+1)
 	}

@@ -271,6 +271,20 @@ func TestParseErrorListsEveryLine(t *testing.T) {
 	}
 }
 
+// A binary file, such as the access.db makemap builds from the access
+// file, is refused as a whole with one clear reason, not line by line
+// with reasons about the bytes of a hash table.
+func TestParseBinaryFile(t *testing.T) {
+	data := make([]byte, 4096)
+	copy(data, "spam.example REJECT\n")
+	copy(data[2000:], "fine.example\x00OK\nmore\x00\x01 x\n")
+	_, err := Compile(Source{Name: "/etc/mail/access.db", Data: data, Scope: DefaultScope})
+	want := "/etc/mail/access.db:2: a NUL byte: a binary file, not a rules file (for Sendmail's access.db give the text file makemap reads, such as /etc/mail/access)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
 func TestParseLongLine(t *testing.T) {
 	data := "a.example REJECT\n" + strings.Repeat("x", maxLine+10) + " REJECT\n"
 	_, err := Compile(Source{Name: "f", Data: []byte(data), Scope: DefaultScope})
