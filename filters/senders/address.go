@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -79,8 +80,20 @@ func parseAddress(s string) Name {
 	}
 	local, domain := splitMailAddress(s)
 	n := parseDomain(domain)
-	n.Local = stripBATV(lower(local))
+	n.Local = stripBATV(localForm(local))
 	return n
+}
+
+// localForm returns a local part in compared form: lower case, and a
+// UTF-8 one in Unicode normal form C (RFC 6532 section 3.1), so that
+// "jösé" with combining accents is "jösé" with precomposed letters, as
+// a reader sees them and as UTS 46 makes a domain.
+func localForm(s string) string {
+	s = lower(s)
+	if isASCII(s) {
+		return s
+	}
+	return norm.NFC.String(s)
 }
 
 // routeEnd returns the index of the colon that ends the source route at

@@ -179,6 +179,23 @@ func TestMatchSMTPUTF8Sender(t *testing.T) {
 	})
 }
 
+// A UTF-8 local part is compared in Unicode normal form C (RFC 6532
+// section 3.1), as its domain is by UTS 46: "jösé" written with
+// combining accents looks the same to the reader, and must not get
+// past a rule written with the precomposed letters, nor the other way
+// round.
+func TestMatchUTF8LocalPartNormalForm(t *testing.T) {
+	rs := compile(t, "jösé@grün.example REJECT\nzoe\u0301@ DISCARD\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "jo\u0308se\u0301@grün.example", 1, nil},
+		{HeaderFrom, "JO\u0308SE\u0301@GRU\u0308N.example", 1, nil},
+		{MailFrom, "jösé@grün.example", 1, nil},
+		{MailFrom, "zoé@anywhere.example", 2, nil},
+		{HeaderFrom, "ZOE\u0301@anywhere.example", 2, nil},
+		{MailFrom, "jose@grün.example", 0, nil},
+	})
+}
+
 // A sub-domain label that is not valid IDNA (a hyphen at its start or
 // end, "--" in its third and fourth places, a joiner out of place) does
 // not hide an internationalised parent domain from its rules: the valid

@@ -315,7 +315,7 @@ func parseAddressKey(r *Rule, k string) string {
 	if local == "" {
 		return fmt.Sprintf("address %q has no local part (for a whole domain write the domain alone)", k)
 	}
-	local = lower(local)
+	local = localForm(local)
 	plus := false
 	if strings.HasSuffix(local, "+*") && len(local) > 2 {
 		plus, local = true, strings.TrimSuffix(local, "+*")
