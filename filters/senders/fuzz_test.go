@@ -21,6 +21,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add(".example REJECT\n\"q u\"@x.example OK\n", `"q u"@X.Example.`)
 	f.Add("From:<> DISCARD\n*.?* OK\n", "<>")
 	f.Add("bücher.test ERROR:4.7.1:451 later\n", "prvs=1234abcdef=a@BÜCHER.test")
+	f.Add("jo\u0308se\u0301@ REJECT\nexample.com\u00a0REJECT\n", "JÖSÉ@x.example")
+	f.Add("spam.example REJECT\n\x00\x01", "SRS0=HHH=TT=spam.example=bob@fwd.example")
 	f.Fuzz(func(t *testing.T, rules, addr string) {
 		rs, err := Compile(Source{Name: "f", Data: []byte(rules), Scope: ScopeOf(MailFrom, HeaderFrom, Helo, ClientName)})
 		if err != nil {
@@ -48,7 +50,7 @@ func FuzzCompile(f *testing.F) {
 // comments: ParseAddress would take the blanks a garbled domain may keep
 // ("0 \x9a 0" maps to "xn--0  0-w70y") for folding white space.
 func FuzzParseAddress(f *testing.F) {
-	for _, s := range []string{"<>", "Bob@Example.COM.", `"a b"@x.example`, "@r1,@r2:u@d.example", "prvs=u=0123abcdef@x", "u@bücher.test", "u@[192.0.2.1]"} {
+	for _, s := range []string{"<>", "Bob@Example.COM.", `"a b"@x.example`, "@r1,@r2:u@d.example", "prvs=u=0123abcdef@x", "u@bücher.test", "u@[192.0.2.1]", "JO\u0308SE\u0301@x.example", "=?utf-8?q?a=40b.example?=@c.example"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -77,6 +79,7 @@ func FuzzHeaderFromDomain(f *testing.F) {
 		{`a"b\c`, `\`},
 		{"=?utf-8?q?x?=", "(nested)"},
 		{"\xff", "\xff"},
+		{"=?utf-8?q?x=40good.example?=", "=?utf-8?b?eEBnb29kLmV4YW1wbGU=?="},
 	} {
 		f.Add(seed[0], seed[1])
 	}
