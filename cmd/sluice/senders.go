@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/senders"
@@ -118,18 +116,11 @@ func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup,
 		if f.Type != sendersType || only != "" && f.EntryName() != only {
 			continue
 		}
+		// Strictly, as the daemon reads them, so that an error names
+		// the same line of the file and says the same thing.
 		var sc senders.Config
-		if f.Options.Kind != 0 {
-			// Strictly, as the daemon reads them.
-			text, err := yaml.Marshal(&f.Options)
-			if err == nil {
-				dec := yaml.NewDecoder(bytes.NewReader(text))
-				dec.KnownFields(true)
-				err = dec.Decode(&sc)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
-			}
+		if err := cfg.DecodeOptions(i, &sc); err != nil {
+			return nil, err
 		}
 		sf, err := sc.RulesFiles()
 		if err != nil {

@@ -145,6 +145,12 @@ func TestSendersTestCommandErrors(t *testing.T) {
 	os.WriteFile(none, []byte("filters: []\n"), 0o644)
 	typo := filepath.Join(dir, "typo.yml")
 	os.WriteFile(typo, []byte("filters:\n  - type: senders\n    options:\n      files: [/x]\n      watch_al: true\n"), 0o644)
+	// The command reads the options as the daemon does: the line is the
+	// file's, the message the same as "sluice config check" gives.
+	scalar := filepath.Join(dir, "scalar.yml")
+	os.WriteFile(scalar, []byte("filters:\n  - type: senders\n    options:\n      reload_interval: 5s\n      files: /etc/mail/access\n"), 0o644)
+	interval := filepath.Join(dir, "interval.yml")
+	os.WriteFile(interval, []byte("filters:\n  - type: senders\n    options:\n      files: [/x]\n      reload_interval: 5\n"), 0o644)
 	tests := []struct {
 		args []string
 		code int
@@ -154,6 +160,9 @@ func TestSendersTestCommandErrors(t *testing.T) {
 		{[]string{"--config", none, "senders", "test", "x@y.example"}, 1, "has no senders filter; name rules files with --file"},
 		{[]string{"--config", none, "senders", "test", "x@y.example", "--filter", "x"}, 1, `has no senders filter named "x"`},
 		{[]string{"--config", typo, "senders", "test", "x@y.example"}, 1, "watch_al"},
+		{[]string{"--config", typo, "senders", "test", "x@y.example"}, 1, typo + ":5: filters[0].options.watch_al: unknown key"},
+		{[]string{"--config", scalar, "senders", "test", "x@y.example"}, 1, scalar + ":5: filters[0].options.files: want a list"},
+		{[]string{"--config", interval, "senders", "test", "x@y.example"}, 1, interval + `:5: filters[0].options.reload_interval: "5": want a duration with a unit`},
 		{[]string{"senders", "test", "x@y.example", "--match", "helo"}, 1, "--match applies to --file files only"},
 		{[]string{"senders", "test", "x@y.example", "--file", bad, "--match", "envelope"}, 1, `unknown subject "envelope"`},
 		{[]string{"senders", "test", "--file", bad}, 1, "accepts 1 arg"},
