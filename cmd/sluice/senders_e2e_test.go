@@ -341,3 +341,46 @@ func TestSendersReloadDropsSeriesOfRemovedFilter(t *testing.T) {
 		t.Errorf("the filter kept: last_reload_successful = %v, want 1", got)
 	}
 }
+
+// A From: field hidden by a bare CR at the end of the line above, as a
+// mail reader still shows it, is refused when headerfix runs before
+// senders (docs/senders.md, Getting started). Postfix turns the CR into a
+// space and makes up a From: of the envelope sender: the senders filter
+// alone never sees the forged field, which is what the docs warn of.
+func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, sendersE2ERules)
+	raw := []byte("Date: " + headerfixDate + "\rFrom: Support <help@phish.example>\r\nTo: x@lab.example\r\n" +
+		"Subject: hidden\r\nMessage-ID: <hidden@client.example>\r\n\r\nHello.\r\n")
+	for _, tc := range []struct {
+		name      string
+		headerfix bool
+		code      int
+	}{
+		{"headerfix first", true, 550},
+		{"senders alone", false, 250},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(socketDir(t), "sluice.sock")
+			cfg := sendersConfig(sock, state, rules, "")
+			if tc.headerfix {
+				cfg = strings.Replace(cfg, "filters:\n", "filters:\n  - type: headerfix\n", 1)
+			}
+			startDaemonWith(t, cfg)
+			mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+			c := mtatest.DialSMTP(t, mta.Addr())
+			if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+				t.Fatalf("EHLO: %v", r)
+			}
+			r := c.Send("alice@client.example", []string{"x@lab.example"}, raw)
+			if r.Code != tc.code || tc.code == 550 && !strings.Contains(r.Text, "5.7.1 Access denied") {
+				t.Errorf("From hidden by a bare CR: %v, want %d (550: the senders filter's Access denied)", r, tc.code)
+			}
+			c.Quit()
+		})
+	}
+}
