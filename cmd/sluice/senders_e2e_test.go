@@ -384,3 +384,53 @@ func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
 		})
 	}
 }
+
+// Postfix accepts MAIL FROM forms that are not RFC 5321 addresses and
+// delivers the message from an address it makes of them: a comment never
+// closed is dropped (<bob@x (c> is bob@x), and a UUCP path is swapped
+// (swap_bangpath: x!bob is bob@x). The senders filter compares what
+// Postfix delivers from, so a banned domain written so is refused too.
+func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, sendersE2ERules)
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	startDaemonWith(t, sendersConfig(sock, state, rules, ""))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	for _, from := range []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>"} {
+		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
+			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
+		}
+		c.Cmd("RSET")
+	}
+	// The same forms from a domain not banned arrive, from the address
+	// Postfix made of them.
+	want := map[string]string{}
+	for i, from := range []string{"<carol@client.example (x>", "<client.example!dave>"} {
+		rcpt := fmt.Sprintf("rewritten%d@lab.example", i)
+		if r := c.Cmd("MAIL FROM:" + from); r.Code != 250 {
+			t.Fatalf("MAIL FROM:%s: %v", from, r)
+		}
+		if r := c.Cmd("RCPT TO:<" + rcpt + ">"); r.Code != 250 {
+			t.Fatalf("RCPT TO: %v", r)
+		}
+		if r := c.Data(sendersMessage("x@client.example", rcpt, fmt.Sprintf("rewritten%d", i))); r.Code != 250 {
+			t.Fatalf("DATA from %s: %v", from, r)
+		}
+		want[rcpt] = []string{"<carol@client.example>", "<dave@client.example>"}[i]
+	}
+	c.Quit()
+	mta.WaitDelivered(t, len(want), 20*time.Second)
+	for _, d := range mta.Delivered(t) {
+		if rp := d.Get("Return-Path"); rp != want[d.Recipient()] {
+			t.Errorf("%s: Return-Path %q, want %q", d.Recipient(), rp, want[d.Recipient()])
+		}
+	}
+}

@@ -48,18 +48,42 @@ var idnaProfile = idna.New(idna.MapForLookup(), idna.StrictDomainName(false), id
 // address, but an MTA that reads MAIL FROM leniently accepts the RFC 5322
 // forms ("bob@(x)spam.example", "bob @ spam . example") and passes them
 // on as written, and they name spam.example all the same.
+//
+// A comment never closed runs to the end of the address, as Postfix
+// reads MAIL FROM: it accepts "<bob@spam.example (x>" and delivers the
+// message from bob@spam.example. A UUCP path without "@" (site!user) is
+// user@site, as Postfix rewrites it (swap_bangpath).
 func ParseAddress(s string) Name {
-	return parseAddress(filters.WithoutCFWS(s))
+	return parseAddress(cutOpenComment(filters.WithoutCFWS(s)))
+}
+
+// cutOpenComment returns s up to its first "(" outside quoted strings:
+// once filters.WithoutCFWS has removed the comments, one that is left
+// was never closed.
+func cutOpenComment(s string) string {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '(' && !quoted:
+			return s[:i]
+		}
+	}
+	return s
 }
 
 // parseAddress is ParseAddress for an address without comments, as
 // filters.FromAddresses gives them: a local part it unquoted may hold
 // parentheses and blanks, which are text.
 func parseAddress(s string) Name {
+	// The brackets, even one without the other, as go-milter takes
+	// them off the envelope sender: "<bob@spam.example (x>" is cut
+	// before its ">".
 	s = strings.TrimSpace(s)
-	if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
-		s = strings.TrimSpace(s[1 : len(s)-1])
-	}
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
 	if s == "" {
 		return Name{Null: true}
 	}
@@ -79,6 +103,11 @@ func parseAddress(s string) Name {
 		}
 	}
 	local, domain := splitMailAddress(s)
+	if i := strings.IndexByte(s, '!'); i > 0 && i < len(s)-1 && !strings.ContainsAny(s, "@\"") {
+		// A UUCP path, site!user, which Postfix rewrites to user@site
+		// (swap_bangpath, on by default) and delivers from there.
+		local, domain = s[i+1:], s[:i]
+	}
 	n := parseDomain(domain)
 	n.Local = stripBATV(localForm(local))
 	return n

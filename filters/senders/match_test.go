@@ -414,6 +414,20 @@ func TestParseAddress(t *testing.T) {
 		{"<bob @ spam . example>", Name{Local: "bob", Domain: "spam.example"}},
 		{"bob(c)@spam.example", Name{Local: "bob", Domain: "spam.example"}},
 		{"<bob@spam.example> (c)", Name{Local: "bob", Domain: "spam.example"}},
+		// A comment never closed runs to the end, as Postfix reads
+		// MAIL FROM: it accepts <bob@spam.example (x> and delivers
+		// the message from bob@spam.example.
+		{"bob@spam.example (x", Name{Local: "bob", Domain: "spam.example"}},
+		{"bob@spam.example(x", Name{Local: "bob", Domain: "spam.example"}},
+		{"bob@spam.example (x (y) z", Name{Local: "bob", Domain: "spam.example"}},
+		{`"a (b"@spam.example`, Name{Local: "a (b", Domain: "spam.example"}},
+		// A UUCP path without "@" is the address Postfix makes of it
+		// (swap_bangpath): site!user is user@site.
+		{"spam.example!bob", Name{Local: "bob", Domain: "spam.example"}},
+		{"Spam.Example!x.example!bob", Name{Local: "x.example!bob", Domain: "spam.example"}},
+		{"bob!x@fine.example", Name{Local: "bob!x", Domain: "fine.example"}},
+		{"!bob", Name{Local: "!bob"}},
+		{"spam.example!", Name{Local: "spam.example!"}},
 		{`"john (doe)"@x.example`, Name{Local: "john (doe)", Domain: "x.example"}},
 	}
 	for _, tt := range tests {
