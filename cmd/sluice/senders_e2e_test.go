@@ -434,3 +434,38 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 		}
 	}
 }
+
+// Sendmail swaps a UUCP path too (site!user is delivered from
+// user@site), so it is refused by a rule on the site; a comment never
+// closed it refuses itself ("Unbalanced '('").
+func TestSendersEndToEndSendmailRewrittenSender(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, sendersE2ERules)
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	startDaemonWith(t, sendersConfig(sock, state, rules, ""))
+	mta := mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	if r := c.Cmd("MAIL FROM:<banned.example!bob>"); r.Code != 550 || !strings.Contains(r.Text, "Access denied") {
+		t.Errorf("MAIL FROM:<banned.example!bob>: %v, want 550 Access denied", r)
+	}
+	c.Cmd("RSET")
+	if r := c.Cmd("MAIL FROM:<bob@banned.example (x>"); r.Code != 553 || !strings.Contains(r.Text, "Unbalanced '('") {
+		t.Errorf("MAIL FROM:<bob@banned.example (x>: %v, want Sendmail's 553 Unbalanced '('", r)
+	}
+	c.Cmd("RSET")
+	if r := c.Send("client.example!dave", []string{"uucp@lab.example"}, sendersMessage("x@client.example", "uucp@lab.example", "uucp")); r.Code != 250 {
+		t.Fatalf("MAIL FROM:<client.example!dave>: %v", r)
+	}
+	c.Quit()
+	mta.WaitDelivered(t, 1, 30*time.Second)
+	if d := mta.Delivered(t); len(d) != 1 || d[0].Get("Return-Path") != "<dave@client.example>" {
+		t.Errorf("delivered %d messages; want one with Return-Path <dave@client.example>", len(d))
+	}
+}
