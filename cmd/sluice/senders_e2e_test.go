@@ -387,8 +387,10 @@ func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
 
 // Postfix accepts MAIL FROM forms that are not RFC 5321 addresses and
 // delivers the message from an address it makes of them: a comment never
-// closed is dropped (<bob@x (c> is bob@x), and a UUCP path is swapped
-// (swap_bangpath: x!bob is bob@x). The senders filter compares what
+// closed is dropped (<bob@x (c> is bob@x), a UUCP path is swapped
+// (swap_bangpath: x!bob is bob@x), so is bob%x (the percent hack),
+// quotes and backslashes in the domain are dropped, and one quoted
+// string holding an address is that address. The senders filter compares what
 // Postfix delivers from, so a banned domain written so is refused too.
 func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	mtatest.Require(t)
@@ -404,7 +406,8 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
 		t.Fatalf("EHLO: %v", r)
 	}
-	for _, from := range []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>"} {
+	for _, from := range []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
+		"<banned.example!>", "<bob%banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`} {
 		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
 			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
 		}
@@ -413,7 +416,17 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	// The same forms from a domain not banned arrive, from the address
 	// Postfix made of them.
 	want := map[string]string{}
-	for i, from := range []string{"<carol@client.example (x>", "<client.example!dave>"} {
+	forms := []struct{ from, returnPath string }{
+		{"<carol@client.example (x>", "<carol@client.example>"},
+		{"<client.example!dave>", "<dave@client.example>"},
+		{"<client.example!>", `<""@client.example>`},
+		{"<erin%client.example>", "<erin@client.example>"},
+		{`<frank@"client.example">`, "<frank@client.example>"},
+		{`<grace@client.example\ >`, "<grace@client.example>"},
+		{`<"heidi@client.example">`, "<heidi@client.example>"},
+	}
+	for i, form := range forms {
+		from := form.from
 		rcpt := fmt.Sprintf("rewritten%d@lab.example", i)
 		if r := c.Cmd("MAIL FROM:" + from); r.Code != 250 {
 			t.Fatalf("MAIL FROM:%s: %v", from, r)
@@ -424,7 +437,7 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 		if r := c.Data(sendersMessage("x@client.example", rcpt, fmt.Sprintf("rewritten%d", i))); r.Code != 250 {
 			t.Fatalf("DATA from %s: %v", from, r)
 		}
-		want[rcpt] = []string{"<carol@client.example>", "<dave@client.example>"}[i]
+		want[rcpt] = form.returnPath
 	}
 	c.Quit()
 	mta.WaitDelivered(t, len(want), 20*time.Second)

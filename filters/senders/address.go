@@ -102,13 +102,27 @@ func parseAddress(s string) Name {
 			}
 		}
 	}
-	local, domain := splitMailAddress(s)
-	if i := strings.IndexByte(s, '!'); i > 0 && i < len(s)-1 && !strings.ContainsAny(s, "@\"") {
-		// A UUCP path, site!user, which Postfix rewrites to user@site
-		// (swap_bangpath, on by default) and delivers from there.
-		local, domain = s[i+1:], s[:i]
+	if s[0] == '"' {
+		// One quoted string holding a whole address: Postfix takes
+		// MAIL FROM:<"bob@spam.example"> and delivers the message from
+		// bob@spam.example.
+		if text, n, ok := readQuoted(s); ok && n == len(s) && strings.Contains(text, "@") {
+			s = text
+		}
 	}
-	n := parseDomain(domain)
+	local, domain := splitMailAddress(s)
+	if !strings.ContainsAny(s, "@\"") {
+		// Without "@", Postfix makes an address of a UUCP path,
+		// site!user, as user@site (swap_bangpath), and of user%site
+		// as user@site (the percent hack, the last "%" counting), and
+		// delivers the message from it, as Sendmail does the UUCP path.
+		if i := strings.IndexByte(s, '!'); i > 0 {
+			local, domain = s[i+1:], s[:i]
+		} else if i := strings.LastIndexByte(s, '%'); i > 0 && i < len(s)-1 {
+			local, domain = s[:i], s[i+1:]
+		}
+	}
+	n := parseDomain(domainText(domain))
 	n.Local = stripBATV(localForm(local))
 	return n
 }
@@ -123,6 +137,29 @@ func localForm(s string) string {
 		return s
 	}
 	return norm.NFC.String(s)
+}
+
+// domainText returns a domain without the quotes and backslashes that
+// quote its characters: Postfix accepts MAIL FROM:<bob@"spam.example">
+// and <bob@spam.example\ > and delivers the message from
+// bob@spam.example.
+func domainText(d string) string {
+	if !strings.ContainsAny(d, "\"\\") {
+		return d
+	}
+	var b strings.Builder
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; c {
+		case '"':
+		case '\\':
+			if i++; i < len(d) {
+				b.WriteByte(d[i])
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // routeEnd returns the index of the colon that ends the source route at

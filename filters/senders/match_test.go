@@ -399,7 +399,7 @@ func TestParseAddress(t *testing.T) {
 		{"alice@[IPv6:2001:DB8::1]", Name{Local: "alice", Domain: "[ipv6:2001:db8::1]", Literal: true}},
 		{"alice@", Name{Local: "alice"}},
 		{"alice@-Ü.example", Name{Local: "alice", Domain: "-ü.example", raw: true}}, // not valid IDNA: compared as written
-		{`"a@b"`, Name{Local: "a@b"}},
+		{`"a@b"`, Name{Local: "a", Domain: "b"}},                                    // a@b to Postfix
 		// The domain follows the last "@" outside quotes, as the MTA
 		// that delivers a bounce reads it, however the quotes before it
 		// stand; a quote that is never closed does not hide it.
@@ -427,7 +427,19 @@ func TestParseAddress(t *testing.T) {
 		{"Spam.Example!x.example!bob", Name{Local: "x.example!bob", Domain: "spam.example"}},
 		{"bob!x@fine.example", Name{Local: "bob!x", Domain: "fine.example"}},
 		{"!bob", Name{Local: "!bob"}},
-		{"spam.example!", Name{Local: "spam.example!"}},
+		{"spam.example!", Name{Domain: "spam.example"}}, // ""@spam.example to Postfix
+		// More forms Postfix accepts in MAIL FROM and delivers from an
+		// address at spam.example: the percent hack without "@"
+		// (user%domain, the last "%" counting), a quoted domain, a
+		// backslash in the domain, one quoted string holding the
+		// whole address.
+		{"bob%spam.example", Name{Local: "bob", Domain: "spam.example"}},
+		{"bob%x.example%spam.example", Name{Local: "bob%x.example", Domain: "spam.example"}},
+		{`bob@"spam.example"`, Name{Local: "bob", Domain: "spam.example"}},
+		{`bob@spam.example\ `, Name{Local: "bob", Domain: "spam.example"}},
+		{`"bob@spam.example"`, Name{Local: "bob", Domain: "spam.example"}},
+		{`<"Bob@Spam.Example">`, Name{Local: "bob", Domain: "spam.example"}},
+		{`"bob%x"@fine.example`, Name{Local: "bob%x", Domain: "fine.example"}},
 		{`"john (doe)"@x.example`, Name{Local: "john (doe)", Domain: "x.example"}},
 	}
 	for _, tt := range tests {
