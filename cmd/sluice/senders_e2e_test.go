@@ -407,7 +407,8 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 		t.Fatalf("EHLO: %v", r)
 	}
 	for _, from := range []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
-		"<banned.example!>", "<bob%banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`} {
+		"<banned.example!>", "<bob%banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
+		`<"bob"%banned.example>`, "<%banned.example>"} {
 		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
 			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
 		}
@@ -424,6 +425,10 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 		{`<frank@"client.example">`, "<frank@client.example>"},
 		{`<grace@client.example\ >`, "<grace@client.example>"},
 		{`<"heidi@client.example">`, "<heidi@client.example>"},
+		{`<"ivan"%client.example>`, "<ivan@client.example>"},
+		{"<%client.example>", `<""@client.example>`},
+		// A source route to no address is the null sender.
+		{"<@client.example:>", "<>"},
 	}
 	for i, form := range forms {
 		from := form.from

@@ -97,8 +97,9 @@ func parseAddress(s string) Name {
 		if i := routeEnd(s); i >= 0 {
 			s = s[i+1:]
 			if s == "" {
-				// A source route to no address ("<@a:>").
-				return Name{}
+				// A source route to no address ("<@a:>"), which
+				// Postfix takes for the null sender.
+				return Name{Null: true}
 			}
 		}
 	}
@@ -111,15 +112,15 @@ func parseAddress(s string) Name {
 		}
 	}
 	local, domain := splitMailAddress(s)
-	if !strings.ContainsAny(s, "@\"") {
+	if bang, pct, at := unquotedMarks(s); at < 0 {
 		// Without "@", Postfix makes an address of a UUCP path,
 		// site!user, as user@site (swap_bangpath), and of user%site
 		// as user@site (the percent hack, the last "%" counting), and
 		// delivers the message from it, as Sendmail does the UUCP path.
-		if i := strings.IndexByte(s, '!'); i > 0 {
-			local, domain = s[i+1:], s[:i]
-		} else if i := strings.LastIndexByte(s, '%'); i > 0 && i < len(s)-1 {
-			local, domain = s[:i], s[i+1:]
+		if bang > 0 {
+			local, domain = unquoteLocal(s[bang+1:]), s[:bang]
+		} else if pct >= 0 && pct < len(s)-1 {
+			local, domain = unquoteLocal(s[:pct]), s[pct+1:]
 		}
 	}
 	n := parseDomain(domainText(domain))
@@ -137,6 +138,29 @@ func localForm(s string) string {
 		return s
 	}
 	return norm.NFC.String(s)
+}
+
+// unquotedMarks returns the index of the first "!", of the last "%" and
+// of the last "@" of s outside quoted strings, -1 for none.
+func unquotedMarks(s string) (bang, pct, at int) {
+	bang, pct, at = -1, -1, -1
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '!' && bang < 0:
+			bang = i
+		case c == '%':
+			pct = i
+		case c == '@':
+			at = i
+		}
+	}
+	return bang, pct, at
 }
 
 // domainText returns a domain without the quotes and backslashes that

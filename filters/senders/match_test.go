@@ -394,8 +394,8 @@ func TestParseAddress(t *testing.T) {
 		{"<@spam.example>", Name{Domain: "spam.example"}},
 		{"@", Name{}},
 		{"@x@spam.example", Name{Local: "@x", Domain: "spam.example"}}, // "@x"@spam.example unquoted
-		{"@relay:", Name{}}, // a route to no address
-		{"<@a:>", Name{}},
+		{"@relay:", Name{Null: true}},                                  // a route to no address: Postfix takes it for <>
+		{"<@a:>", Name{Null: true}},
 		{"alice@[IPv6:2001:DB8::1]", Name{Local: "alice", Domain: "[ipv6:2001:db8::1]", Literal: true}},
 		{"alice@", Name{Local: "alice"}},
 		{"alice@-Ü.example", Name{Local: "alice", Domain: "-ü.example", raw: true}}, // not valid IDNA: compared as written
@@ -440,6 +440,10 @@ func TestParseAddress(t *testing.T) {
 		{`"bob@spam.example"`, Name{Local: "bob", Domain: "spam.example"}},
 		{`<"Bob@Spam.Example">`, Name{Local: "bob", Domain: "spam.example"}},
 		{`"bob%x"@fine.example`, Name{Local: "bob%x", Domain: "fine.example"}},
+		{`"bob"%spam.example`, Name{Local: "bob", Domain: "spam.example"}},
+		{`"a%b"%spam.example`, Name{Local: "a%b", Domain: "spam.example"}},
+		{"%spam.example", Name{Domain: "spam.example"}}, // ""@spam.example to Postfix
+		{"bob%", Name{Local: "bob%"}},
 		{`"john (doe)"@x.example`, Name{Local: "john (doe)", Domain: "x.example"}},
 	}
 	for _, tt := range tests {
