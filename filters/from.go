@@ -149,6 +149,17 @@ func searchAddresses(value string, found func(string) bool) bool {
 			return false
 		}
 	}
+	// Then the words of the value without its quotes: a quote is a
+	// separator above, and "bob@spam.\"example\"", which RFC 5322
+	// does not allow and a reader may show without its quotes, would
+	// give only bob@spam.
+	if strings.Contains(value, `"`) {
+		for _, w := range strings.FieldsFunc(strings.ReplaceAll(value, `"`, ""), isFromSeparator) {
+			if w = strings.Trim(w, "'"); strings.Contains(w, "@") && !found(w) {
+				return false
+			}
+		}
+	}
 	return true
 }
 

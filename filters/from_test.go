@@ -46,6 +46,11 @@ func TestFromAddresses(t *testing.T) {
 		{"'a@b.example', \"", []string{"a@b.example"}},
 		{"x <@relay.example:bob@bad.example> (", []string{"@relay.example:bob@bad.example"}},
 		{"no address here", nil},
+		// Quotes in a domain, which RFC 5322 does not allow and a mail
+		// reader may show as if they were not there (Postfix delivers
+		// MAIL FROM:<bob@"bad.example"> from bob@bad.example).
+		{`bob@"bad.example"`, []string{"bob@", "bob@bad.example"}},
+		{`Bob <bob@bad."example">`, []string{`bob@bad."example"`, "bob@bad.", "bob@bad.example"}},
 		// An address written in an encoded word, where RFC 2047 section
 		// 5 allows none: a mail reader decodes it and shows the
 		// address, so a field that holds none otherwise is searched

@@ -271,6 +271,9 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "Bob <=?utf-8?q?alice=40fine.example?=@spam.example>"}, filters.Reject},
 		{[]string{"From", "=?utf-8?q?alice=40fine.example=00?=@fine.example"}, filters.Continue},
 		{[]string{"From", "Bob <bob@=?utf-8?q?sp=61m.example?=>"}, filters.Reject},
+		// Quotes in the domain.
+		{[]string{"From", `bob@"spam.example"`}, filters.Reject},
+		{[]string{"From", `bob@spam."example"`}, filters.Reject},
 		{[]string{"From", "bob@=?utf-8?q?fine.example?="}, filters.Continue},
 	}
 	for _, tt := range tests {
