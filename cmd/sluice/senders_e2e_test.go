@@ -454,8 +454,8 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 }
 
 // Sendmail swaps a UUCP path too (site!user is delivered from
-// user@site), so it is refused by a rule on the site; a comment never
-// closed it refuses itself ("Unbalanced '('").
+// user@site), so it is refused by a rule on the site, and drops a final
+// ";"; a comment never closed it refuses itself ("Unbalanced '('").
 func TestSendersEndToEndSendmailRewrittenSender(t *testing.T) {
 	mtatest.Require(t)
 	dir := t.TempDir()
@@ -474,16 +474,28 @@ func TestSendersEndToEndSendmailRewrittenSender(t *testing.T) {
 		t.Errorf("MAIL FROM:<banned.example!bob>: %v, want 550 Access denied", r)
 	}
 	c.Cmd("RSET")
+	// A final ";" Sendmail drops.
+	if r := c.Cmd("MAIL FROM:<bob@banned.example ;>"); r.Code != 550 || !strings.Contains(r.Text, "Access denied") {
+		t.Errorf("MAIL FROM:<bob@banned.example ;>: %v, want 550 Access denied", r)
+	}
+	c.Cmd("RSET")
 	if r := c.Cmd("MAIL FROM:<bob@banned.example (x>"); r.Code != 553 || !strings.Contains(r.Text, "Unbalanced '('") {
 		t.Errorf("MAIL FROM:<bob@banned.example (x>: %v, want Sendmail's 553 Unbalanced '('", r)
 	}
 	c.Cmd("RSET")
+	want := map[string]string{"uucp@lab.example": "<dave@client.example>", "semicolon@lab.example": "<judy@client.example>"}
 	if r := c.Send("client.example!dave", []string{"uucp@lab.example"}, sendersMessage("x@client.example", "uucp@lab.example", "uucp")); r.Code != 250 {
 		t.Fatalf("MAIL FROM:<client.example!dave>: %v", r)
 	}
+	c.Cmd("RSET")
+	if r := c.Send("judy@client.example ;", []string{"semicolon@lab.example"}, sendersMessage("x@client.example", "semicolon@lab.example", "semicolon")); r.Code != 250 {
+		t.Fatalf("MAIL FROM:<judy@client.example ;>: %v", r)
+	}
 	c.Quit()
-	mta.WaitDelivered(t, 1, 30*time.Second)
-	if d := mta.Delivered(t); len(d) != 1 || d[0].Get("Return-Path") != "<dave@client.example>" {
-		t.Errorf("delivered %d messages; want one with Return-Path <dave@client.example>", len(d))
+	mta.WaitDelivered(t, len(want), 30*time.Second)
+	for _, d := range mta.Delivered(t) {
+		if rp := d.Get("Return-Path"); rp != want[d.Recipient()] {
+			t.Errorf("%s: Return-Path %q, want %q", d.Recipient(), rp, want[d.Recipient()])
+		}
 	}
 }

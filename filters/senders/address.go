@@ -123,7 +123,10 @@ func parseAddress(s string) Name {
 			local, domain = unquoteLocal(s[:pct]), s[pct+1:]
 		}
 	}
-	n := parseDomain(domainText(domain))
+	// Sendmail drops a final ";" (MAIL FROM:<bob@spam.example ;>) and
+	// delivers from bob@spam.example.
+	domain = strings.TrimRightFunc(domainText(domain), func(r rune) bool { return r == ';' || r == '.' || unicode.IsSpace(r) })
+	n := parseDomain(domain)
 	n.Local = stripBATV(localForm(local))
 	return n
 }

@@ -443,6 +443,11 @@ func TestParseAddress(t *testing.T) {
 		{`"bob"%spam.example`, Name{Local: "bob", Domain: "spam.example"}},
 		{`"a%b"%spam.example`, Name{Local: "a%b", Domain: "spam.example"}},
 		{"%spam.example", Name{Domain: "spam.example"}}, // ""@spam.example to Postfix
+		// Sendmail drops a final ";" of MAIL FROM:<bob@spam.example ;>
+		// and delivers from bob@spam.example.
+		{"bob@spam.example ;", Name{Local: "bob", Domain: "spam.example"}},
+		{"bob@spam.example.;;", Name{Local: "bob", Domain: "spam.example"}},
+		{"bob@spam.example;(x)", Name{Local: "bob", Domain: "spam.example"}},
 		{"bob%", Name{Local: "bob%"}},
 		{`"john (doe)"@x.example`, Name{Local: "john (doe)", Domain: "x.example"}},
 	}
