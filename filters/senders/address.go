@@ -37,95 +37,30 @@ type Name struct {
 var idnaProfile = idna.New(idna.MapForLookup(), idna.StrictDomainName(false), idna.Transitional(false))
 
 // ParseAddress returns the compared form of an envelope or header
-// address. It accepts angle brackets, a source route (RFC 5321 section
-// 4.1.2: "@relay1,@relay2:user@domain", whose route is ignored as RFC 5321
-// appendix C asks), a quoted local part, and a BATV-tagged local part
-// ("prvs=TAG=user", or "prvs=user=TAG" as some senders write it), which is
+// address, read as filters.EnvelopeAddress reads it: angle brackets, a
+// source route (ignored), a quoted local part or whole address, comments
+// and blanks (a comment never closed running to the end), a UUCP path or
+// the percent hack without "@", a quoted domain and a final ";", all as
+// Postfix and Sendmail deliver the message. A BATV-tagged local part
+// ("prvs=TAG=user", or "prvs=user=TAG" as some senders write it) is
 // compared as the plain user. "" and "<>" are the null sender.
-//
-// Comments and the blanks next to "@" and "." are dropped first, outside
-// quoted strings (filters.WithoutCFWS): RFC 5321 has none in an envelope
-// address, but an MTA that reads MAIL FROM leniently accepts the RFC 5322
-// forms ("bob@(x)spam.example", "bob @ spam . example") and passes them
-// on as written, and they name spam.example all the same.
-//
-// A comment never closed runs to the end of the address, as Postfix
-// reads MAIL FROM: it accepts "<bob@spam.example (x>" and delivers the
-// message from bob@spam.example. A UUCP path without "@" (site!user) is
-// user@site, as Postfix rewrites it (swap_bangpath).
 func ParseAddress(s string) Name {
-	return parseAddress(cutOpenComment(filters.WithoutCFWS(s)))
-}
-
-// cutOpenComment returns s up to its first "(" outside quoted strings:
-// once filters.WithoutCFWS has removed the comments, one that is left
-// was never closed.
-func cutOpenComment(s string) string {
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && quoted:
-			i++
-		case c == '"':
-			quoted = !quoted
-		case c == '(' && !quoted:
-			return s[:i]
-		}
-	}
-	return s
+	return compared(filters.EnvelopeAddress(s))
 }
 
 // parseAddress is ParseAddress for an address without comments, as
 // filters.FromAddresses gives them: a local part it unquoted may hold
 // parentheses and blanks, which are text.
 func parseAddress(s string) Name {
-	// The brackets, even one without the other, as go-milter takes
-	// them off the envelope sender: "<bob@spam.example (x>" is cut
-	// before its ">".
-	s = strings.TrimSpace(s)
-	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
-	if s == "" {
+	return compared(filters.SplitAddress(s))
+}
+
+// compared returns the compared form of an address split by
+// filters.SplitAddress.
+func compared(local, domain string, null bool) Name {
+	if null {
 		return Name{Null: true}
 	}
-	if s[0] == '@' {
-		// A source route, which a colon ends (RFC 5321 section 4.1.2).
-		// Without one it is no route: "@x@spam.example" is a local
-		// part that starts with "@" (net/mail gives the From: address
-		// "@x"@spam.example unquoted), and "@spam.example" an address
-		// with an empty local part, which a mail reader shows with
-		// its domain; both compare as addresses at spam.example.
-		if i := routeEnd(s); i >= 0 {
-			s = s[i+1:]
-			if s == "" {
-				// A source route to no address ("<@a:>"), which
-				// Postfix takes for the null sender.
-				return Name{Null: true}
-			}
-		}
-	}
-	if s[0] == '"' {
-		// One quoted string holding a whole address: Postfix takes
-		// MAIL FROM:<"bob@spam.example"> and delivers the message from
-		// bob@spam.example.
-		if text, n, ok := readQuoted(s); ok && n == len(s) && strings.Contains(text, "@") {
-			s = text
-		}
-	}
-	local, domain := splitMailAddress(s)
-	if bang, pct, at := unquotedMarks(s); at < 0 {
-		// Without "@", Postfix makes an address of a UUCP path,
-		// site!user, as user@site (swap_bangpath), and of user%site
-		// as user@site (the percent hack, the last "%" counting), and
-		// delivers the message from it, as Sendmail does the UUCP path.
-		if bang > 0 {
-			local, domain = unquoteLocal(s[bang+1:]), s[:bang]
-		} else if pct >= 0 && pct < len(s)-1 {
-			local, domain = unquoteLocal(s[:pct]), s[pct+1:]
-		}
-	}
-	// Sendmail drops a final ";" (MAIL FROM:<bob@spam.example ;>) and
-	// delivers from bob@spam.example.
-	domain = strings.TrimRightFunc(domainText(domain), func(r rune) bool { return r == ';' || r == '.' || unicode.IsSpace(r) })
 	n := parseDomain(domain)
 	n.Local = stripBATV(localForm(local))
 	return n
@@ -141,72 +76,6 @@ func localForm(s string) string {
 		return s
 	}
 	return norm.NFC.String(s)
-}
-
-// unquotedMarks returns the index of the first "!", of the last "%" and
-// of the last "@" of s outside quoted strings, -1 for none.
-func unquotedMarks(s string) (bang, pct, at int) {
-	bang, pct, at = -1, -1, -1
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && quoted:
-			i++
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == '!' && bang < 0:
-			bang = i
-		case c == '%':
-			pct = i
-		case c == '@':
-			at = i
-		}
-	}
-	return bang, pct, at
-}
-
-// domainText returns a domain without the quotes and backslashes that
-// quote its characters: Postfix accepts MAIL FROM:<bob@"spam.example">
-// and <bob@spam.example\ > and delivers the message from
-// bob@spam.example.
-func domainText(d string) string {
-	if !strings.ContainsAny(d, "\"\\") {
-		return d
-	}
-	var b strings.Builder
-	for i := 0; i < len(d); i++ {
-		switch c := d[i]; c {
-		case '"':
-		case '\\':
-			if i++; i < len(d) {
-				b.WriteByte(d[i])
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// routeEnd returns the index of the colon that ends the source route at
-// the start of s, or -1. A hop may be an address literal, whose IPv6
-// form holds colons of its own ("@[IPv6:2001:db8::1]:user@domain").
-func routeEnd(s string) int {
-	inLiteral := false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '[':
-			inLiteral = true
-		case ']':
-			inLiteral = false
-		case ':':
-			if !inLiteral {
-				return i
-			}
-		}
-	}
-	return -1
 }
 
 // ParseHost returns the compared form of a host name: a HELO argument or
@@ -237,50 +106,6 @@ func splitAddress(s string) (local, domain string, ok bool) {
 		return s, "", true
 	}
 	return s[:i], s[i+1:], true
-}
-
-// splitMailAddress splits an address found in mail at the "@" before
-// its domain: the last "@" outside quoted strings, or the last of all
-// when the quotes do not pair up. Postfix too takes the domain from the
-// last "@", and a mail reader shows the same domain, however the local
-// part before it is written: a quoted part followed by more text
-// ("x"y@spam.example), a quote never closed, or a local part that
-// net/mail gives unquoted, quotes and "@" included (the From: address
-// "\"a\"@x"@spam.example comes as "a"@x@spam.example). A backslash
-// quotes the next character only inside a quoted string (RFC 5322
-// section 3.2.4). A local part that is one quoted string is unquoted.
-func splitMailAddress(s string) (local, domain string) {
-	at := -1
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\' && quoted:
-			i++
-		case c == '"':
-			quoted = !quoted
-		case c == '@' && !quoted:
-			at = i
-		}
-	}
-	if quoted {
-		at = strings.LastIndexByte(s, '@')
-	}
-	if at < 0 {
-		return unquoteLocal(s), ""
-	}
-	return unquoteLocal(s[:at]), s[at+1:]
-}
-
-// unquoteLocal returns the text of a local part that is one quoted
-// string, and any other local part as it is.
-func unquoteLocal(s string) string {
-	if len(s) < 2 || s[0] != '"' {
-		return s
-	}
-	if text, n, ok := readQuoted(s); ok && n == len(s) {
-		return text
-	}
-	return s
 }
 
 // readQuoted reads the quoted string s starts with (s[0] is '"'): its

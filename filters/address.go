@@ -1,0 +1,248 @@
+package filters
+
+import (
+	"strings"
+	"unicode"
+)
+
+// EnvelopeAddress returns the local part and the domain of an envelope
+// sender (MAIL FROM) as the MTA delivers the message from it, not as the
+// client wrote it; null is set for the null sender. Every filter that
+// judges the envelope sender's domain reads it here, so that a form one
+// of them understands cannot be used to slip past another.
+//
+// Comments and the blanks next to "@" and "." are dropped first, outside
+// quoted strings (WithoutCFWS): RFC 5321 has none in an envelope
+// address, but an MTA that reads MAIL FROM leniently accepts the RFC 5322
+// forms ("bob@(x)spam.example", "bob @ spam . example") and passes them
+// on as written, and they name spam.example all the same. A comment
+// never closed runs to the end of the address, as Postfix reads MAIL
+// FROM: it accepts "<bob@spam.example (x>" and delivers the message from
+// bob@spam.example. The rest is read as SplitAddress reads it.
+func EnvelopeAddress(s string) (local, domain string, null bool) {
+	return SplitAddress(cutOpenComment(WithoutCFWS(s)))
+}
+
+// SplitAddress is EnvelopeAddress for an address without comments, as
+// FromAddresses gives them: a local part it unquoted may hold
+// parentheses and blanks, which are text. It reads:
+//
+//   - the angle brackets, even one without the other;
+//   - a source route (RFC 5321 section 4.1.2:
+//     "@relay1,@relay2:user@domain"), which is ignored as RFC 5321
+//     appendix C asks; a route to no address is the null sender, as
+//     Postfix takes it, and so is "" or "<>";
+//   - one quoted string holding a whole address ("bob@spam.example"),
+//     which Postfix delivers from bob@spam.example;
+//   - the last "@" outside quoted strings (see splitMailAddress), and a
+//     local part that is one quoted string unquoted;
+//   - without "@", a UUCP path site!user as user@site (Postfix's
+//     swap_bangpath, Sendmail does the same) and user%site as user@site
+//     (the percent hack, the last "%" counting);
+//   - a domain without the quotes and backslashes that quote its
+//     characters, and without a final ";" (Sendmail drops it), dots and
+//     blanks.
+//
+// The local part is returned as written otherwise: case, BATV tags and
+// Unicode forms are the caller's to compare, and the domain is neither
+// lower-cased nor checked. A domain literal ("[192.0.2.1]") is returned
+// as it is.
+func SplitAddress(s string) (local, domain string, null bool) {
+	// The brackets, even one without the other, as go-milter takes
+	// them off the envelope sender: "<bob@spam.example (x>" is cut
+	// before its ">".
+	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
+	if s == "" {
+		return "", "", true
+	}
+	if s[0] == '@' {
+		// A source route, which a colon ends (RFC 5321 section 4.1.2).
+		// Without one it is no route: "@x@spam.example" is a local
+		// part that starts with "@" (net/mail gives the From: address
+		// "@x"@spam.example unquoted), and "@spam.example" an address
+		// with an empty local part, which a mail reader shows with
+		// its domain; both are addresses at spam.example.
+		if i := routeEnd(s); i >= 0 {
+			s = s[i+1:]
+			if s == "" {
+				// A source route to no address ("<@a:>"), which
+				// Postfix takes for the null sender.
+				return "", "", true
+			}
+		}
+	}
+	if s[0] == '"' {
+		// One quoted string holding a whole address: Postfix takes
+		// MAIL FROM:<"bob@spam.example"> and delivers the message from
+		// bob@spam.example.
+		if text, n, ok := readQuoted(s); ok && n == len(s) && strings.Contains(text, "@") {
+			s = text
+		}
+	}
+	local, domain = splitMailAddress(s)
+	if bang, pct, at := unquotedMarks(s); at < 0 {
+		// Without "@", Postfix makes an address of a UUCP path,
+		// site!user, as user@site (swap_bangpath), and of user%site
+		// as user@site (the percent hack, the last "%" counting), and
+		// delivers the message from it, as Sendmail does the UUCP path.
+		if bang > 0 {
+			local, domain = unquoteLocal(s[bang+1:]), s[:bang]
+		} else if pct >= 0 && pct < len(s)-1 {
+			local, domain = unquoteLocal(s[:pct]), s[pct+1:]
+		}
+	}
+	// Sendmail drops a final ";" (MAIL FROM:<bob@spam.example ;>) and
+	// delivers from bob@spam.example.
+	domain = strings.TrimRightFunc(domainText(domain), func(r rune) bool { return r == ';' || r == '.' || unicode.IsSpace(r) })
+	return local, domain, false
+}
+
+// cutOpenComment returns s up to its first "(" outside quoted strings:
+// once WithoutCFWS has removed the comments, one that is left was never
+// closed.
+func cutOpenComment(s string) string {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '(' && !quoted:
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// unquotedMarks returns the index of the first "!", of the last "%" and
+// of the last "@" of s outside quoted strings, -1 for none.
+func unquotedMarks(s string) (bang, pct, at int) {
+	bang, pct, at = -1, -1, -1
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '!' && bang < 0:
+			bang = i
+		case c == '%':
+			pct = i
+		case c == '@':
+			at = i
+		}
+	}
+	return bang, pct, at
+}
+
+// domainText returns a domain without the quotes and backslashes that
+// quote its characters: Postfix accepts MAIL FROM:<bob@"spam.example">
+// and <bob@spam.example\ > and delivers the message from
+// bob@spam.example.
+func domainText(d string) string {
+	if !strings.ContainsAny(d, "\"\\") {
+		return d
+	}
+	var b strings.Builder
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; c {
+		case '"':
+		case '\\':
+			if i++; i < len(d) {
+				b.WriteByte(d[i])
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// routeEnd returns the index of the colon that ends the source route at
+// the start of s, or -1. A hop may be an address literal, whose IPv6
+// form holds colons of its own ("@[IPv6:2001:db8::1]:user@domain").
+func routeEnd(s string) int {
+	inLiteral := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			inLiteral = true
+		case ']':
+			inLiteral = false
+		case ':':
+			if !inLiteral {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// splitMailAddress splits an address found in mail at the "@" before
+// its domain: the last "@" outside quoted strings, or the last of all
+// when the quotes do not pair up. Postfix too takes the domain from the
+// last "@", and a mail reader shows the same domain, however the local
+// part before it is written: a quoted part followed by more text
+// ("x"y@spam.example), a quote never closed, or a local part that
+// net/mail gives unquoted, quotes and "@" included (the From: address
+// "\"a\"@x"@spam.example comes as "a"@x@spam.example). A backslash
+// quotes the next character only inside a quoted string (RFC 5322
+// section 3.2.4). A local part that is one quoted string is unquoted.
+func splitMailAddress(s string) (local, domain string) {
+	at := -1
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '@' && !quoted:
+			at = i
+		}
+	}
+	if quoted {
+		at = strings.LastIndexByte(s, '@')
+	}
+	if at < 0 {
+		return unquoteLocal(s), ""
+	}
+	return unquoteLocal(s[:at]), s[at+1:]
+}
+
+// unquoteLocal returns the text of a local part that is one quoted
+// string, and any other local part as it is.
+func unquoteLocal(s string) string {
+	if len(s) < 2 || s[0] != '"' {
+		return s
+	}
+	if text, n, ok := readQuoted(s); ok && n == len(s) {
+		return text
+	}
+	return s
+}
+
+// readQuoted reads the quoted string s starts with (s[0] is '"'): its
+// text, with each backslash quoting the next character, and its length
+// with both quotes; false if it is never closed.
+func readQuoted(s string) (text string, n int, ok bool) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			i++
+			if i < len(s) {
+				b.WriteByte(s[i])
+			}
+		case '"':
+			return b.String(), i + 1, true
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", len(s), false
+}

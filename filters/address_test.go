@@ -1,0 +1,87 @@
+package filters_test
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// The envelope forms Postfix and Sendmail accept in MAIL FROM, and the
+// address they deliver the message from. The local part and the domain
+// are returned as written otherwise: comparing them is the caller's.
+func TestEnvelopeAddress(t *testing.T) {
+	for _, tc := range []struct {
+		in            string
+		local, domain string
+		null          bool
+	}{
+		{"Bob@Spam.Example", "Bob", "Spam.Example", false},
+		{"<bob@spam.example.>", "bob", "spam.example", false},
+		{"", "", "", true},
+		{"<>", "", "", true},
+		{"<@a:>", "", "", true}, // a route to no address: Postfix takes it for <>
+		{"@r1,@[IPv6:2001:db8::1]:bob@spam.example", "bob", "spam.example", false},
+		{"@spam.example", "", "spam.example", false},
+		{`"a@b"@fine.example`, "a@b", "fine.example", false},
+		{"bob@(x)spam.example", "bob", "spam.example", false},
+		{"<bob @ spam . example>", "bob", "spam.example", false},
+		{"<bob@spam.example (x>", "bob", "spam.example", false},
+		{`"a (b"@spam.example`, "a (b", "spam.example", false},
+		{"spam.example!bob", "bob", "spam.example", false},
+		{"bob!x@fine.example", "bob!x", "fine.example", false},
+		{"bob%x.example%spam.example", "bob%x.example", "spam.example", false},
+		{"bob%spam.example@fine.example", "bob%spam.example", "fine.example", false},
+		{`"bob"%spam.example`, "bob", "spam.example", false},
+		{"bob%", "bob%", "", false},
+		{`bob@"spam.example"`, "bob", "spam.example", false},
+		{`bob@spam.example\ `, "bob", "spam.example", false},
+		{`<"Bob@Spam.Example">`, "Bob", "Spam.Example", false},
+		{"bob@spam.example ;", "bob", "spam.example", false},
+		{"bob@[192.0.2.1]", "bob", "[192.0.2.1]", false},
+	} {
+		local, domain, null := filters.EnvelopeAddress(tc.in)
+		if local != tc.local || domain != tc.domain || null != tc.null {
+			t.Errorf("EnvelopeAddress(%q) = %q, %q, %v; want %q, %q, %v", tc.in, local, domain, null, tc.local, tc.domain, tc.null)
+		}
+	}
+	// SplitAddress reads an address FromAddresses gave, whose comments
+	// are gone: a "(" left is text of the local part, not a comment.
+	if local, domain, _ := filters.SplitAddress(`john (doe@x.example`); local != "john (doe" || domain != "x.example" {
+		t.Errorf("SplitAddress: %q, %q; want %q, %q", local, domain, "john (doe", "x.example")
+	}
+}
+
+// FuzzEnvelopeAddress checks that the domain read is one the MTA can
+// deliver from as read: no final ";", dot or blank, and read again the
+// same, so that no second filter reading it differently can be slipped
+// past.
+func FuzzEnvelopeAddress(f *testing.F) {
+	for _, s := range []string{
+		"<>", "Bob@Example.COM.", `"a b"@x.example`, "@r1,@r2:u@d.example",
+		"<bob@spam.example (x>", "spam.example!bob", "bob%x%spam.example",
+		`bob@"spam.example"`, `bob@spam.example\ `, `<"bob@spam.example">`,
+		"bob@spam.example ;", `"a\"b@c"@spam.example`, "@[IPv6:::1]:u@d",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		local, domain, null := filters.EnvelopeAddress(s)
+		if null {
+			if local != "" || domain != "" {
+				t.Fatalf("%q: null sender with %q, %q", s, local, domain)
+			}
+			return
+		}
+		if strings.TrimRightFunc(domain, func(r rune) bool { return r == ';' || r == '.' || unicode.IsSpace(r) }) != domain {
+			t.Fatalf("%q: domain %q ends in a mark the MTA drops", s, domain)
+		}
+		if domain == "" || strings.ContainsAny(domain, "@\"\\()<>!%:, \t") || local == "" || strings.ContainsAny(local, "\"\\@()<>!%:, \t") {
+			return
+		}
+		if _, again, _ := filters.EnvelopeAddress(local + "@" + domain); again != domain {
+			t.Fatalf("%q: domain %q is %q read again", s, domain, again)
+		}
+	})
+}
