@@ -387,11 +387,12 @@ func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
 		switch target {
 		case targetSender:
 			what = "sender"
-			// RFC 5321 has no comments in MAIL FROM, but an MTA that
-			// reads it leniently passes on "bob@(x)spammer.example" as
-			// written; it names spammer.example, as the senders filter
-			// reads it too.
-			if d, ok := addressDomain(filters.WithoutCFWS(m.From.Addr)); ok {
+			// The domain the MTA delivers from, not the text it
+			// accepted: RFC 5321 has no comments in MAIL FROM, but an
+			// MTA that reads it leniently passes on
+			// "bob@(x)spammer.example" as written, and Postfix
+			// delivers "spammer.example!bob" from bob@spammer.example.
+			if d, ok := senderDomain(m.From.Addr); ok {
 				domains = []string{d}
 			}
 		case targetHelo:

@@ -348,6 +348,51 @@ func TestCommentsInSenderDoNotHideTheDomain(t *testing.T) {
 	}
 }
 
+// The forms of MAIL FROM that Postfix or Sendmail accept and deliver
+// from an address at spammer.example are looked up at spammer.example,
+// as the senders filter reads them (filters.EnvelopeAddress): a comment
+// never closed, a UUCP path, the percent hack, a quoted or escaped
+// domain, a whole address in one quoted string, a final ";", a route.
+func TestEnvelopeFormsDoNotHideTheDomain(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender"}}), nil)
+	for _, from := range []string{
+		"<bob@spammer.example (x>",
+		"bob@spammer.example (x",
+		"spammer.example!bob",
+		"<Spammer.Example!x.example!bob>",
+		"bob%spammer.example",
+		"bob%x.example%spammer.example",
+		`"bob"%spammer.example`,
+		`bob@"spammer.example"`,
+		`bob@spammer.example\ `,
+		`"bob@spammer.example"`,
+		`<"Bob@Spammer.Example">`,
+		"bob@spammer.example ;",
+		"bob@spammer.example.;;",
+		"@relay.example:bob@spammer.example",
+	} {
+		m := message("192.0.2.1", "mx.example", from, "alice@fine.example")
+		if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Reject {
+			t.Errorf("MAIL FROM %q: %v, want reject", from, v.Action)
+		}
+	}
+	// Not at spammer.example: a "%" or "!" before an "@" is part of the
+	// local part, and a route to no address is the null sender.
+	for _, from := range []string{
+		"bob%spammer.example@fine.example",
+		"spammer.example!bob@fine.example",
+		`"bob@spammer.example"@fine.example`,
+		"<@spammer.example:>",
+	} {
+		m := message("192.0.2.1", "mx.example", from, "alice@fine.example")
+		if v := e.check(t, filters.StageMailFrom, m); v.Action != filters.Continue {
+			t.Errorf("MAIL FROM %q: %v, want continue", from, v.Action)
+		}
+	}
+}
+
 // The bound on told-apart return codes holds across reloads too: the
 // metric's series outlive the filter that made them, so a list answering
 // with ever new codes must not get maxCodeLabels more of them with each

@@ -148,16 +148,31 @@ func labelsOK(d string) bool {
 	return true
 }
 
+// senderDomain returns the normalized domain of an envelope sender, read
+// as filters.EnvelopeAddress reads it for every filter: as the MTA
+// delivers the message, so that a form Postfix or Sendmail accepts and
+// delivers from a listed domain ("<bob@spammer.example (x>",
+// "spammer.example!bob", "bob%spammer.example", `bob@"spammer.example"`)
+// is looked up at that domain, as the senders filter compares it. False
+// for the null sender, an address without domain, or a domain literal.
+func senderDomain(addr string) (string, bool) {
+	return splitDomain(filters.EnvelopeAddress(addr))
+}
+
 // addressDomain returns the normalized domain of an address such as
-// "alice@Example.ORG"; false for the null sender, an address without
-// domain, or a domain literal.
+// "alice@Example.ORG", read as filters.SplitAddress reads the addresses
+// filters.FromAddresses gives; false for the null sender, an address
+// without domain, or a domain literal.
 func addressDomain(addr string) (string, bool) {
-	addr = strings.Trim(strings.TrimSpace(addr), "<>")
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
+	return splitDomain(filters.SplitAddress(addr))
+}
+
+// splitDomain returns the normalized domain of a split address.
+func splitDomain(_, domain string, null bool) (string, bool) {
+	if null || domain == "" {
 		return "", false
 	}
-	return normalizeDomain(addr[at+1:])
+	return normalizeDomain(domain)
 }
 
 // maxFromDomains bounds the From domains looked up per message: RFC 5322
