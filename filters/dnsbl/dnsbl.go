@@ -403,10 +403,11 @@ func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
 		case targetHeaderFrom:
 			what = "from"
 			// Every From field the other filters read, not only the
-			// first: a message with several is malformed (RFC 5322
-			// 3.6), but which one a mail reader shows varies, so a
-			// clean first field must not hide a listed second one.
-			domains = headerFromDomains(m.FromFields())
+			// first, and the last: a message with several is
+			// malformed (RFC 5322 3.6), but which one a mail reader
+			// shows varies, so a clean first field must not hide a
+			// listed second one, nor decoy fields a listed last one.
+			domains = messageFromDomains(m)
 		}
 		for _, z := range f.s.zones {
 			if z.kind != domainList || !z.checksTarget(target) {

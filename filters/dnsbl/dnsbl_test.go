@@ -1344,7 +1344,8 @@ func TestEveryFromFieldIsChecked(t *testing.T) {
 	}
 
 	// Bounded and deduplicated: one domain in many fields is one query,
-	// and fields past the first filters.MaxFromFields are not read.
+	// and of the fields past the first filters.MaxFromFields only the
+	// last is read (see TestLastFromFieldBeyondTheBound).
 	srv2 := dnsbltest.Start(t)
 	e2 := newEnv(t, srv2, baseConfig(srv2, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
 	m = message("192.0.2.1", "mx.example", "bob@fine.example", "")
@@ -1363,8 +1364,8 @@ func TestEveryFromFieldIsChecked(t *testing.T) {
 	}
 	e3.check(t, filters.StageHeaders, m)
 	qs := srv3.Queries()
-	if len(qs) != maxFromDomains {
-		t.Errorf("20 From fields of 2 domains each: %d queries, want %d: %v", len(qs), maxFromDomains, qs)
+	if len(qs) != maxFromDomains+maxLastFieldDomains {
+		t.Errorf("20 From fields of 2 domains each: %d queries, want %d: %v", len(qs), maxFromDomains+maxLastFieldDomains, qs)
 	}
 	fieldOf := regexp.MustCompile(`^[fg]([0-9]+)\.example\.dbl\.test$`)
 	for _, q := range qs {
@@ -1373,9 +1374,50 @@ func TestEveryFromFieldIsChecked(t *testing.T) {
 			t.Errorf("unexpected query %s", q.Name)
 			continue
 		}
-		if i, _ := strconv.Atoi(sm[1]); i >= filters.MaxFromFields {
-			t.Errorf("queried %s, of From field %d, past the first %d", q.Name, i+1, filters.MaxFromFields)
+		if i, _ := strconv.Atoi(sm[1]); i >= filters.MaxFromFields && i != 19 {
+			t.Errorf("queried %s, of From field %d, past the first %d and not the last", q.Name, i+1, filters.MaxFromFields)
 		}
+	}
+}
+
+// Decoy From fields before the real author's, more of them than
+// filters.MaxFromFields, must not hide it: some mail readers show the
+// last of several From fields, so the last is looked up too, at a bounded
+// cost. A repeat of a field read adds no lookup.
+func TestLastFromFieldBeyondTheBound(t *testing.T) {
+	for _, tt := range []struct {
+		name, author string
+	}{
+		{"bare author", "x@spammer.example"},
+		{"named author after decoys in the field", "d@decoy-a.example, d@decoy-b.example, Bank <x@spammer.example>"},
+		{"author first in the field", "Bank <x@spammer.example>, d@decoy-a.example, d@decoy-b.example"},
+	} {
+		srv := dnsbltest.Start(t)
+		srv.AddA("spammer.example.dbl.test", 300, "127.0.1.2")
+		e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+		m := message("192.0.2.1", "mx.example", "bob@fine.example", "")
+		for i := range 2 * filters.MaxFromFields {
+			m.Headers = append(m.Headers, filters.Header{Name: "From", Value: fmt.Sprintf("d%d@decoy%d.example, e%d@other%d.example", i, i, i, i)})
+		}
+		m.Headers = append(m.Headers, filters.Header{Name: "From", Value: tt.author})
+		if v := e.check(t, filters.StageHeaders, m); v.Action != filters.Reject {
+			t.Errorf("%s: %+v, want reject", tt.name, v)
+		}
+		if q := len(srv.Queries()); q > maxFromDomains+maxLastFieldDomains {
+			t.Errorf("%s: %d queries, at most %d allowed", tt.name, q, maxFromDomains+maxLastFieldDomains)
+		}
+	}
+
+	// The last field repeating one read costs nothing more.
+	srv := dnsbltest.Start(t)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}}), nil)
+	m := message("192.0.2.1", "mx.example", "bob@fine.example", "")
+	for i := range filters.MaxFromFields + 1 {
+		m.Headers = append(m.Headers, filters.Header{Name: "From", Value: fmt.Sprintf("d@decoy%d.example", i%2)})
+	}
+	e.check(t, filters.StageHeaders, m)
+	if q := len(srv.Queries()); q != 2 {
+		t.Errorf("9 From fields of 2 domains: %d queries, want 2: %v", q, srv.Queries())
 	}
 }
 

@@ -175,7 +175,8 @@ func splitDomain(_, domain string, null bool) (string, bool) {
 	return normalizeDomain(domain)
 }
 
-// maxFromDomains bounds the From domains looked up per message: RFC 5322
+// maxFromDomains bounds the domains looked up of the From fields read
+// (messageFromDomains adds at most maxLastFieldDomains): RFC 5322
 // allows several authors, and a message may carry several From fields,
 // but a forged header must not fan out into hundreds of queries. It is
 // filters.MaxFromFields, so that each From field read gets at least its
@@ -217,6 +218,50 @@ func fromDomains(value string) []string {
 	}
 	if len(out) > 0 && last != out[0] {
 		out = slices.Insert(out, 1, last)
+	}
+	return out
+}
+
+// maxLastFieldDomains bounds the domains looked up of the last From
+// field when it is beyond the first filters.MaxFromFields (see
+// messageFromDomains): its first and its last, as fromDomains orders
+// them.
+const maxLastFieldDomains = 2
+
+// messageFromDomains returns the domains of the message's From fields to
+// look up: those of the fields every filter reads (m.FromFields, see
+// headerFromDomains), and, when the message has more From fields than
+// those and the last is not one of them, the first and last domains of
+// the last field. Mail readers differ in which of several From fields
+// they show, some the last, so decoy fields before the author's must not
+// hide it; the senders filter judges such a message by its rules. Only
+// the last is added, and only two of its domains, so that a header of
+// thousands of From fields costs at most maxFromDomains +
+// maxLastFieldDomains queries per list. An author in a field after the
+// first filters.MaxFromFields and before the last is not looked up.
+func messageFromDomains(m *filters.Message) []string {
+	fields := m.FromFields()
+	out := headerFromDomains(fields)
+	if len(fields) < filters.MaxFromFields {
+		return out
+	}
+	last, n := "", 0
+	for _, h := range m.Headers {
+		if filters.SameName(h.Name, "From") {
+			last = h.Value
+			n++
+		}
+	}
+	if n <= filters.MaxFromFields || slices.Contains(fields, last) {
+		return out
+	}
+	for i, d := range fromDomains(last) {
+		if i == maxLastFieldDomains {
+			break
+		}
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
 	}
 	return out
 }
