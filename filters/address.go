@@ -76,7 +76,7 @@ func SplitAddress(s string) (local, domain string, null bool) {
 		// One quoted string holding a whole address: Postfix takes
 		// MAIL FROM:<"bob@spam.example"> and delivers the message from
 		// bob@spam.example.
-		if text, n, ok := readQuoted(s); ok && n == len(s) && strings.Contains(text, "@") {
+		if text, n, ok := ReadQuoted(s); ok && n == len(s) && strings.Contains(text, "@") {
 			s = text
 		}
 	}
@@ -220,16 +220,16 @@ func unquoteLocal(s string) string {
 	if len(s) < 2 || s[0] != '"' {
 		return s
 	}
-	if text, n, ok := readQuoted(s); ok && n == len(s) {
+	if text, n, ok := ReadQuoted(s); ok && n == len(s) {
 		return text
 	}
 	return s
 }
 
-// readQuoted reads the quoted string s starts with (s[0] is '"'): its
+// ReadQuoted reads the quoted string s starts with (s[0] is '"'): its
 // text, with each backslash quoting the next character, and its length
 // with both quotes; false if it is never closed.
-func readQuoted(s string) (text string, n int, ok bool) {
+func ReadQuoted(s string) (text string, n int, ok bool) {
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
 		switch c := s[i]; c {

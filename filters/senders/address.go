@@ -89,7 +89,7 @@ func ParseHost(s string) Name {
 // Without "@" the whole address is the local part.
 func splitAddress(s string) (local, domain string, ok bool) {
 	if s[0] == '"' {
-		text, n, ok := readQuoted(s)
+		text, n, ok := filters.ReadQuoted(s)
 		switch rest := s[n:]; {
 		case !ok:
 			return "", "", false // unterminated quote
@@ -106,27 +106,6 @@ func splitAddress(s string) (local, domain string, ok bool) {
 		return s, "", true
 	}
 	return s[:i], s[i+1:], true
-}
-
-// readQuoted reads the quoted string s starts with (s[0] is '"'): its
-// text, with each backslash quoting the next character, and its length
-// with both quotes; false if it is never closed.
-func readQuoted(s string) (text string, n int, ok bool) {
-	var b strings.Builder
-	for i := 1; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			i++
-			if i < len(s) {
-				b.WriteByte(s[i])
-			}
-		case '"':
-			return b.String(), i + 1, true
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return "", len(s), false
 }
 
 // parseDomain normalises a domain: trailing dots, case, IDN.
