@@ -186,6 +186,25 @@ func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Messag
 	return filters.Verdict{Edits: edits}, nil
 }
 
+// startChainSluice serves sluice's milter with chainFilter on a unix
+// socket until the test ends, and returns what it records and the
+// socket's smtpd_milters spec.
+func startChainSluice(t *testing.T) (*chainEvents, *summaries, string) {
+	t.Helper()
+	ev := &chainEvents{}
+	sums := &summaries{}
+	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+	ln, spec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return ev, sums, spec
+}
+
 // sluice in a chain with another milter, in both orders (smtpd_milters =
 // sluice, peer and peer, sluice). Observed with Postfix 3.7:
 //
@@ -205,17 +224,7 @@ func (f chainFilter) Check(_ context.Context, s filters.Stage, m *filters.Messag
 //     and archived as accepted). With sluice last, sluice sees only the
 //     recipients and the messages the peer let through.
 func TestPostfixMilterChain(t *testing.T) {
-	ev := &chainEvents{}
-	sums := &summaries{}
-	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
-	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
-	sluiceLn, sluiceSpec := mtatest.MilterListener(t, "unix")
-	go srv.Serve(sluiceLn)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ev, sums, sluiceSpec := startChainSluice(t)
 	peerLn, peerSpec := mtatest.MilterListener(t, "unix")
 	peer := &gomilter.Server{NewMilter: func() gomilter.Milter { return &peerMilter{ev: ev} }, Actions: gomilter.OptAddHeader}
 	// Serve returns when MilterListener's cleanup closes the listener.
@@ -382,17 +391,7 @@ func TestPostfixMilterChain(t *testing.T) {
 // sluice's end of message: sluice gets an abort, and the message ends as
 // aborted.
 func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
-	ev := &chainEvents{}
-	sums := &summaries{}
-	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
-	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
-	ln, spec := mtatest.MilterListener(t, "unix")
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ev, sums, spec := startChainSluice(t)
 	// cleanup(8) reads header_checks as user postfix.
 	dir, err := os.MkdirTemp("/tmp", "sl-hc-")
 	if err != nil {
@@ -517,17 +516,7 @@ func TestPostfixOwnRefusalsAbortTheMessage(t *testing.T) {
 // by sluice, a message a later milter would have rejected, signed or
 // tagged waits without that milter's say.
 func TestPostfixMilterChainHoldAndDiscard(t *testing.T) {
-	ev := &chainEvents{}
-	sums := &summaries{}
-	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
-	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
-	sluiceLn, sluiceSpec := mtatest.MilterListener(t, "unix")
-	go srv.Serve(sluiceLn)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ev, sums, sluiceSpec := startChainSluice(t)
 	peerLn, peerSpec := mtatest.MilterListener(t, "unix")
 	peer := &gomilter.Server{NewMilter: func() gomilter.Milter { return &peerMilter{ev: ev} }, Actions: gomilter.OptAddHeader | gomilter.OptQuarantine}
 	go peer.Serve(peerLn)
@@ -702,17 +691,7 @@ func (rcptEditor) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 // archive keep the recipients of the SMTP envelope, whichever side of
 // sluice the editing milter is on; the MTA delivers to the edited list.
 func TestPostfixMilterChainRecipientEdits(t *testing.T) {
-	ev := &chainEvents{}
-	sums := &summaries{}
-	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{ev}, Timeout: 5 * time.Second}}, nil)
-	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
-	sluiceLn, sluiceSpec := mtatest.MilterListener(t, "unix")
-	go srv.Serve(sluiceLn)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ev, sums, sluiceSpec := startChainSluice(t)
 	edLn, edSpec := mtatest.MilterListener(t, "unix")
 	ed := &gomilter.Server{NewMilter: func() gomilter.Milter { return rcptEditor{} }, Actions: gomilter.OptAddRcpt | gomilter.OptRemoveRcpt}
 	go ed.Serve(edLn)
