@@ -293,9 +293,14 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			kind = SpaceLF
 		}
 		r.Fixes = append(r.Fixes, Fix{Kind: kind, Field: cur.Name, Index: idx})
-		if lf && next < len(v) && joinedLen(cur.Name, b.String(), v[next:]) > maxLineLen {
+		if next < len(v) && joinedLen(cur.Name, b.String(), v[next:]) > maxLineLen {
 			// Two lines the MTA writes apart, each within the limit,
-			// must not become one line beyond it: fold instead.
+			// must not become one line beyond it: fold instead. A bare
+			// CR, which Sendmail writes inside one line, too: Sendmail
+			// cuts a header line off after 2,303 bytes when it writes
+			// the message (observed with 8.17), so text a bare CR kept
+			// on one long line would be lost. The fold unfolds to the
+			// same space.
 			b.WriteString("\n ")
 		} else {
 			b.WriteByte(' ')
@@ -325,7 +330,9 @@ const maxLineLen = 998
 // far (done, of the field name) and the rest of the value with a space
 // would make: done's last line, the space, and rest up to its next LF.
 // A bare CR in rest does not end the line: the MTA writes it inside one,
-// and unless a field follows it, it becomes a space that joins the two.
+// and unless a field follows it, it may become a space that joins the
+// two. Counting past it errs towards a fold, which unfolds to the same
+// space.
 func joinedLen(name, done, rest string) int {
 	n := len(done) + len(name) + 2
 	if i := strings.LastIndexByte(done, '\n'); i >= 0 {

@@ -374,8 +374,12 @@ func longestLine(name, v string) int {
 // as the MTA writes them) is not joined into one line of 1,800: it is
 // kept as folding. Short lines are still joined with a space. A bare CR
 // ends no line (the MTA writes it inside one), so a line after the LF
-// reaches to the next LF, past any bare CR.
+// reaches to the next LF, past any bare CR. A stray bare CR folds the
+// same way: Sendmail writes it inside one line and cuts a header line off
+// after 2,303 bytes, so the text after a long run of such lines would be
+// lost.
 func TestStrayLFKeepsLinesShort(t *testing.T) {
+	a, b, c, d := strings.Repeat("a", 300), strings.Repeat("b", 300), strings.Repeat("c", 300), strings.Repeat("d", 300)
 	for _, tc := range []struct{ value, want string }{
 		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
 		{strings.Repeat("a", 900) + "\r\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
@@ -384,6 +388,12 @@ func TestStrayLFKeepsLinesShort(t *testing.T) {
 		// line after the LF runs on past it.
 		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 50) + "\r" + strings.Repeat("c", 900),
 			strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 50) + " " + strings.Repeat("c", 900)},
+		{strings.Repeat("a", 900) + "\r" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
+		{"c\rd", "c d"},
+		// Lines of 300 bytes ended by bare CRs are joined up to the
+		// limit, and folded beyond it.
+		{a + "\r" + b + "\r" + c, a + " " + b + " " + c},
+		{a + "\r" + b + "\r" + c + "\r" + d, a + "\n " + b + " " + c + " " + d},
 	} {
 		for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
 			res := Repair(hs("Subject", tc.value), p)
