@@ -116,16 +116,14 @@ func TestHeaderfixEndToEndHostile(t *testing.T) {
 		// A long Subject in lines ended by bare CRs. Sendmail writes a
 		// header line of at most 2,303 bytes and drops the rest, so the
 		// repair folds where joining the lines would pass RFC 5322's
-		// 998 bytes, counting the rest of the value up to its end (a
-		// bare CR further on may join it too); the folded value unfolds
-		// to longSubject. Postfix
+		// 998 bytes; the folded value unfolds to longSubject. Postfix
 		// has made the CRs spaces and writes the long line whole.
 		"long": {
 			raw: "Subject: " + strings.Join(pieces, "\r") + "\r\nFrom: " + headerfixFrom + "\r\n\r\nBody.\r\n",
 			want: map[string]map[string][]string{
 				"postfix": {"Subject": {longSubject}, "X-Sluice-Repaired": nil},
 				"sendmail-relaxed": {
-					"Subject":           {strings.Join(pieces[:6], "\n ") + " " + strings.Join(pieces[6:], " ")},
+					"Subject":           {strings.Join(pieces[:3], " ") + "\n " + strings.Join(pieces[3:6], " ") + "\n " + strings.Join(pieces[6:], " ")},
 					"X-Sluice-Repaired": {"CR to space in Subject (x7)"},
 				},
 			},

@@ -1,6 +1,7 @@
 package headerfix
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-mail/sluice/filters"
@@ -38,5 +39,15 @@ func BenchmarkRepairPostfixMerged(b *testing.B) {
 		if len(edits(in, r, invented(in, r, m), "")) != 2 {
 			b.Fatal("want two edits")
 		}
+	}
+}
+
+// A 100 KB value in lines of two bytes ended by bare CRs: each CR looks
+// only at the text up to the next line end, so the cost stays linear.
+func BenchmarkRepairManyCR(b *testing.B) {
+	in := hs("Subject", strings.Repeat("ab\r", 100<<10/3))
+	b.ReportAllocs()
+	for b.Loop() {
+		Repair(in, AddsBeforeSameName)
 	}
 }

@@ -246,17 +246,22 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 	var parts []Field
 	cur := Field{Header: filters.Header{Name: h.Name}, Source: idx}
 	var b strings.Builder
+	// line is the length of the line being written, as the MTA writes
+	// it: the first one starts with the name, a colon and a space.
+	line := len(cur.Name) + 2
 	v := h.Value
 	for i := 0; i < len(v); {
 		c := v[i]
 		if c == 0 {
 			b.WriteByte(' ')
+			line++
 			r.Fixes = append(r.Fixes, Fix{Kind: SpaceNUL, Field: cur.Name, Index: idx})
 			i++
 			continue
 		}
 		if c != '\r' && c != '\n' {
 			b.WriteByte(c)
+			line++
 			i++
 			continue
 		}
@@ -269,6 +274,7 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			if next < len(v) && (v[next] == ' ' || v[next] == '\t') {
 				// Folding: keep it as it is.
 				b.WriteString(v[i:next])
+				line = 0
 				i = next
 				continue
 			}
@@ -285,6 +291,7 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			parts = append(parts, cur)
 			b.Reset()
 			cur = Field{Header: filters.Header{Name: name}, Source: idx, SplitOff: true}
+			line = len(name) + 2
 			i = next + start
 			continue
 		}
@@ -293,7 +300,7 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			kind = SpaceLF
 		}
 		r.Fixes = append(r.Fixes, Fix{Kind: kind, Field: cur.Name, Index: idx})
-		if next < len(v) && joinedLen(cur.Name, b.String(), v[next:]) > maxLineLen {
+		if next < len(v) && line+1+pieceLen(v[next:]) > maxLineLen {
 			// Two lines the MTA writes apart, each within the limit,
 			// must not become one line beyond it: fold instead. A bare
 			// CR, which Sendmail writes inside one line, too: Sendmail
@@ -302,8 +309,10 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			// on one long line would be lost. The fold unfolds to the
 			// same space.
 			b.WriteString("\n ")
+			line = 1
 		} else {
 			b.WriteByte(' ')
+			line++
 		}
 		i = next
 	}
@@ -326,22 +335,20 @@ func emptyAtEnd(name, rest string) bool {
 // its CRLF.
 const maxLineLen = 998
 
-// joinedLen is the length of the line that joining the value written so
-// far (done, of the field name) and the rest of the value with a space
-// would make: done's last line, the space, and rest up to its next LF.
-// A bare CR in rest does not end the line: the MTA writes it inside one,
-// and unless a field follows it, it may become a space that joins the
-// two. Counting past it errs towards a fold, which unfolds to the same
-// space.
-func joinedLen(name, done, rest string) int {
-	n := len(done) + len(name) + 2
-	if i := strings.LastIndexByte(done, '\n'); i >= 0 {
-		n = len(done) - i - 1
+// pieceLen is the length of s up to its first CR or LF, the text that a
+// stray line end just before s joins to the line before it; any
+// length beyond maxLineLen counts as maxLineLen+1. The next CR or LF
+// decides for itself whether it ends the line, so each stray character
+// folds only when the line would grow too long, and the scan is bounded:
+// the repair stays linear in the size of the value.
+func pieceLen(s string) int {
+	if len(s) > maxLineLen+1 {
+		s = s[:maxLineLen+1]
 	}
-	if j := strings.IndexByte(rest, '\n'); j >= 0 {
-		rest = strings.TrimSuffix(rest[:j], "\r")
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		return i
 	}
-	return n + 1 + len(rest)
+	return len(s)
 }
 
 // splitMerged appends f to the result, split where a field of strict

@@ -372,28 +372,26 @@ func longestLine(name, v string) int {
 
 // A stray LF between two lines of 900 bytes (each within RFC 5322's 998,
 // as the MTA writes them) is not joined into one line of 1,800: it is
-// kept as folding. Short lines are still joined with a space. A bare CR
-// ends no line (the MTA writes it inside one), so a line after the LF
-// reaches to the next LF, past any bare CR. A stray bare CR folds the
-// same way: Sendmail writes it inside one line and cuts a header line off
-// after 2,303 bytes, so the text after a long run of such lines would be
-// lost.
+// kept as folding. Short lines are still joined with a space, up to the
+// limit. A stray bare CR folds the same way: Sendmail writes it inside
+// one line and cuts a header line off after 2,303 bytes, so the text
+// after a long run of such lines would be lost.
 func TestStrayLFKeepsLinesShort(t *testing.T) {
 	a, b, c, d := strings.Repeat("a", 300), strings.Repeat("b", 300), strings.Repeat("c", 300), strings.Repeat("d", 300)
 	for _, tc := range []struct{ value, want string }{
 		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
 		{strings.Repeat("a", 900) + "\r\n" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
 		{"c\nd", "c d"},
-		// A bare CR that becomes a space does not end the line: the
-		// line after the LF runs on past it.
+		// Each stray character folds only where the line would pass
+		// the limit, the LF and the CR alike.
 		{strings.Repeat("a", 900) + "\n" + strings.Repeat("b", 50) + "\r" + strings.Repeat("c", 900),
-			strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 50) + " " + strings.Repeat("c", 900)},
+			strings.Repeat("a", 900) + " " + strings.Repeat("b", 50) + "\n " + strings.Repeat("c", 900)},
 		{strings.Repeat("a", 900) + "\r" + strings.Repeat("b", 900), strings.Repeat("a", 900) + "\n " + strings.Repeat("b", 900)},
 		{"c\rd", "c d"},
 		// Lines of 300 bytes ended by bare CRs are joined up to the
 		// limit, and folded beyond it.
 		{a + "\r" + b + "\r" + c, a + " " + b + " " + c},
-		{a + "\r" + b + "\r" + c + "\r" + d, a + "\n " + b + " " + c + " " + d},
+		{a + "\r" + b + "\r" + c + "\r" + d, a + " " + b + " " + c + "\n " + d},
 	} {
 		for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
 			res := Repair(hs("Subject", tc.value), p)
@@ -432,5 +430,33 @@ func TestRepairKeepsFoldedContinuation(t *testing.T) {
 	want := hs("Date", exDate+"\n (EDT)", "From", exFrom)
 	if got := res.Headers(); !reflect.DeepEqual(got, want) {
 		t.Errorf("merge after a fold:\n got %q\nwant %q", got, want)
+	}
+}
+
+// A value of 100 KB (Postfix's header_size_limit) in short lines ended
+// by bare CRs: the lines are joined up to the limit and folded there,
+// and the folded value unfolds to the lines joined with spaces.
+func TestStrayCRLongValue(t *testing.T) {
+	const n = 100 << 10 / 3
+	in := strings.Repeat("ab\r", n) + "ab"
+	want := strings.Repeat("ab ", n) + "ab"
+	for _, p := range []Placement{AppendsAtEnd, AddsBeforeSameName} {
+		res := Repair(hs("Subject", in), p)
+		if len(res.Fields) != 1 || len(res.Fixes) != n {
+			t.Fatalf("placement %d: %d fields, %d fixes, want 1 and %d", p, len(res.Fields), len(res.Fixes), n)
+		}
+		got := res.Fields[0].Value
+		if strings.ReplaceAll(got, "\n ", " ") != want {
+			t.Errorf("placement %d: the value does not unfold to the lines joined with spaces", p)
+		}
+		if m := longestLine("Subject", got); m > 998 {
+			t.Errorf("placement %d: a line of %d bytes", p, m)
+		}
+		if folds := strings.Count(got, "\n"); folds > len(want)/990 {
+			t.Errorf("placement %d: %d lines, want them filled up to 998 bytes", p, folds+1)
+		}
+		if again := Repair(hs("Subject", got), p); len(again.Fixes) != 0 {
+			t.Errorf("placement %d: repairing again fixes %d things", p, len(again.Fixes))
+		}
 	}
 }
