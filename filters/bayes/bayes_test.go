@@ -1264,3 +1264,48 @@ func TestSkipAuthenticatedIncompleteBody(t *testing.T) {
 		t.Errorf("verdict %+v, error %v; want the skip", v, err)
 	}
 }
+
+// RFC 5322 2.1.1: a line of a message must not be longer than 998
+// characters. Folding breaks only at spaces, so a header.format with a
+// word (text between spaces, placeholders filled in) too long for one
+// line, or a header.name that leaves no room for one, would make the MTA
+// write a field no folding can bring under the limit; it is refused when
+// the configuration is read. A format just inside the limit is taken, and
+// its longest line is within it.
+func TestHeaderLineLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name, opts, want string // want: "" for accepted, else part of the error
+	}{
+		{"long literal word", "header: {format: '{verdict} " + strings.Repeat("x", 1000) + "'}", "header.format: a word of"},
+		{"long word with placeholders", "header: {format: '{verdict}," + strings.Repeat("x", 900) + "{queue_id}{version}'}", "header.format: a word of"},
+		{"long name", "header: {name: X-" + strings.Repeat("n", 950) + "}", "header.name: 952 characters leave no room"},
+		{"word one over the limit", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")+1) + "'}", "header.format: a word of 983 characters"},
+		{"word at the limit", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")) + "'}", ""},
+		{"default", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := bayes.Open(filters.Env{Name: "bayes", StateDir: dir, Logger: slog.New(slog.DiscardHandler)}, options(t, tc.opts), "1.2.3")
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want it to contain %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			v := check(t, f, hamMessage())
+			if len(v.Edits) != 1 {
+				t.Fatalf("edits %+v", v.Edits)
+			}
+			e := v.Edits[0]
+			for i, l := range strings.Split(e.Name+": "+e.Value, "\n") {
+				if len(l) > 998 {
+					t.Errorf("line %d of the field is %d characters long", i, len(l))
+				}
+			}
+		})
+	}
+}

@@ -296,6 +296,9 @@ func (c Config) check(stateDir string) (settings, error) {
 	if s.headerFormat, err = parseTemplate(format); err != nil {
 		return s, fmt.Errorf("header.format: %w", err)
 	}
+	if err := checkLineLimit(s.headerName, s.headerFormat); err != nil {
+		return s, err
+	}
 	for _, v := range []struct {
 		key     string
 		cfg     VerdictConfig

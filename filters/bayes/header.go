@@ -94,6 +94,58 @@ func asciiOnly(s string) string {
 	return string(b)
 }
 
+// maxLineHard is the longest line a message may have, CRLF not counted
+// (RFC 5322 2.1.1: "MUST be no more than 998 characters").
+const maxLineHard = 998
+
+// placeholderMax is the longest value each placeholder can take: the
+// verdict word, six decimals, and for the queue id and version values
+// that come from outside (the MTA, the build) a bound well above what
+// Postfix, Sendmail and sluice's versions write (about 20 characters).
+var placeholderMax = map[string]int{"verdict": len("Unsure"), "spamicity": len("0.000000"), "queue_id": 64, "version": 64}
+
+// fixedWordMax is the longest word of the fixed values ("Skipped,
+// size=...", "Unsure, store unavailable, ..."): "queue_id=" with the
+// longest queue id and a comma.
+var fixedWordMax = len("queue_id=,") + placeholderMax["queue_id"]
+
+// longestWord is the length of the longest word (text between spaces)
+// the template can render, each placeholder counted at its longest.
+func (t template) longestWord() int {
+	longest, cur := 0, 0
+	for _, p := range t {
+		if p.field != "" {
+			cur += placeholderMax[p.field]
+			longest = max(longest, cur)
+			continue
+		}
+		words := strings.Split(p.literal, " ")
+		for i, w := range words {
+			if i > 0 {
+				cur = 0
+			}
+			cur += len(w)
+			longest = max(longest, cur)
+		}
+	}
+	return longest
+}
+
+// checkLineLimit checks that the field name and every word of the value
+// fit on one line of maxLineHard characters, the first line's "Name: "
+// counted, so that fold never writes a longer line: it breaks only at
+// spaces, and a word too long for a line stays whole.
+func checkLineLimit(name string, format template) error {
+	room := maxLineHard - len(name) - len(": ")
+	if room < fixedWordMax {
+		return fmt.Errorf("header.name: %d characters leave no room on a line of %d (RFC 5322 2.1.1) for the value's words", len(name), maxLineHard)
+	}
+	if n := format.longestWord(); n > room {
+		return fmt.Errorf("header.format: a word of %d characters (placeholders counted at their longest) does not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", n, maxLineHard, name+": ")
+	}
+	return nil
+}
+
 // maxLine is the line length folding aims at: RFC 5322 2.1.1 asks for
 // lines of at most 78 characters.
 const maxLine = 78
