@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1309,3 +1310,63 @@ func TestHeaderLineLimit(t *testing.T) {
 		})
 	}
 }
+
+// autolearn.spam and autolearn.ham are inclusive, as docs/bayes.md says
+// ("at or above", "at or below"): a message whose spamicity is exactly
+// the threshold is learned, and one with a threshold the least step past
+// its spamicity is not, and its header says nothing of it.
+func TestAutolearnAtThreshold(t *testing.T) {
+	spamicity := func(m *filters.Message) float64 {
+		st := trainedStore(t)
+		defer st.Close()
+		res, err := classifier.New(st, classifier.Params{}).Classify(context.Background(), m.Raw())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Spamicity
+	}
+	spamAt, hamAt := spamicity(spamMessage()), spamicity(hamMessage())
+	if spamAt < 0.9 || hamAt > 0.1 {
+		t.Fatalf("fixtures score %v and %v, want clear spam and ham", spamAt, hamAt)
+	}
+	for _, tc := range []struct {
+		name      string
+		m         *filters.Message
+		learnSpam *float64
+		learnHam  *float64
+		learned   bool
+	}{
+		{"spam at autolearn.spam", spamMessage(), &spamAt, nil, true},
+		{"spam just below autolearn.spam", spamMessage(), ptr(math.Nextafter(spamAt, 2)), nil, false},
+		{"ham at autolearn.ham", hamMessage(), nil, &hamAt, true},
+		{"ham just above autolearn.ham", hamMessage(), nil, ptr(math.Nextafter(hamAt, -1)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := trainedStore(t)
+			obs := &recorder{}
+			cfg := options(t, "spam: {action: tag}")
+			cfg.Autolearn = bayes.AutolearnConfig{Spam: tc.learnSpam, Ham: tc.learnHam}
+			env := filters.Env{Name: "bayes", Logger: slog.New(slog.DiscardHandler), StateDir: t.TempDir(), Observer: obs}
+			if tc.learnSpam != nil && *tc.learnSpam > 1 {
+				t.Skipf("spamicity %v leaves no threshold above it", spamAt)
+			}
+			f, err := bayes.New(env, cfg, "1.2.3", st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			before, _ := st.Stats(context.Background())
+			h := added(check(t, f, tc.m), "X-Sluice-Bayes")
+			after, _ := st.Stats(context.Background())
+			learned := after.Spam+after.Ham != before.Spam+before.Ham
+			if learned != tc.learned || strings.Contains(h, ", autolearn=") != tc.learned {
+				t.Errorf("learned %t, header %q; want learned %t", learned, h, tc.learned)
+			}
+			if n := obs.autolearned["spam"] + obs.autolearned["ham"]; (n == 1) != tc.learned {
+				t.Errorf("sluice_bayes_autolearned_total counted %d", n)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
