@@ -166,6 +166,43 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	return s, nil
 }
 
+// CheckBolt reports whether OpenBolt could open the file at path as a
+// store, only reading it: it creates nothing, not even the lock file
+// ("sluice config check" runs it, often as root). A missing or empty file
+// passes (OpenBolt makes the store), and so does a file a writer holds
+// for longer than timeout: bbolt locked it, so it is a store in use. A
+// file that is no bbolt store (bogofilter's wordlist.db, a word list
+// dump) fails, naming the file, as OpenBolt would.
+func CheckBolt(path string, timeout time.Duration) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s := &BoltStore{path: path}
+	db, err := s.openBolt(&bolt.Options{ReadOnly: true, Timeout: timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil
+	}
+	if err == nil {
+		err = s.noPanic(func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				tx.Bucket(bucketMeta)
+				return nil
+			})
+		})
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	return nil
+}
+
 // initTx makes the buckets of a store and records its format version,
 // leaving what a store made before holds.
 func initTx(tx *bolt.Tx) error {

@@ -332,3 +332,54 @@ func fileTxID(t *testing.T, path string) int {
 	}
 	return id
 }
+
+// CheckBolt passes what OpenBolt opens and fails what it refuses, reading
+// the file only. A store a writer holds passes once the timeout is up: it
+// is a store in use, and a check must not wait on it for long. A store
+// cut short fails with an error, not a crash.
+func TestCheckBolt(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "bayes.db")
+	openTestStore(t, store).Close()
+	os.Remove(store + ".lock")
+	raw, err := os.ReadFile(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.db")
+	os.WriteFile(short, raw[:len(raw)/3], 0o600)
+	text := filepath.Join(dir, "wordlist.txt")
+	os.WriteFile(text, []byte("casino 12 0 20240101\n"), 0o600)
+	empty := filepath.Join(dir, "empty.db")
+	os.WriteFile(empty, nil, 0o600)
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{store, true}, {empty, true}, {filepath.Join(dir, "missing.db"), true},
+		{text, false}, {short, false},
+	} {
+		err := classifier.CheckBolt(tc.path, time.Second)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok %t", filepath.Base(tc.path), err, tc.ok)
+		}
+	}
+	for _, p := range []string{store, empty} {
+		if _, err := os.Stat(p + ".lock"); err == nil {
+			t.Errorf("a lock file was made for %s", filepath.Base(p))
+		}
+	}
+
+	db, err := bolt.Open(store, 0o600, nil) // a writer, holding the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	if err := classifier.CheckBolt(store, 100*time.Millisecond); err != nil {
+		t.Errorf("a store a writer holds: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the check waited %s for the writer", d)
+	}
+}

@@ -173,8 +173,9 @@ func checkOnly(env filters.Env, cfg Config, s settings) (*Filter, error) {
 
 // checkBoltAccess checks, leaving nothing behind, that this user may
 // open the bbolt store at path as the daemon does: the store and its lock
-// file read-write where they exist, and a file created in their
-// directory where one is still to be made (a probe, removed at once).
+// file read-write where they exist, the store a bbolt file (see
+// classifier.CheckBolt), and a file created in their directory where one
+// is still to be made (a probe, removed at once).
 // Run as the daemon's user, this finds a store the daemon could not open.
 func checkBoltAccess(path string) error {
 	for _, p := range []string{path, path + ".lock"} {
@@ -201,7 +202,10 @@ func checkBoltAccess(path string) error {
 		}
 		f.Close()
 	}
-	return nil
+	// Writable is not enough: the daemon refuses a file that is no
+	// store (bogofilter's own wordlist.db given as db, say), and so
+	// must the check, or the next start or reload fails after it passed.
+	return classifier.CheckBolt(path, time.Second)
 }
 
 // Filter is the Bayes filter. It implements filters.Filter and

@@ -1370,3 +1370,64 @@ func TestAutolearnAtThreshold(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// sluice config check (Env.CheckOnly) refuses a db that is no token store
+// (bogofilter's wordlist.db, a bogoutil dump, a file cut to nothing but
+// text), as the daemon does when it starts or reloads: a check that
+// passes it let the next start fail, or a reload keep the old
+// configuration. It reads the file only: the file is left as it was and
+// no lock file is made. A store, a store a writer holds, and an empty
+// file (which the daemon makes a store of) pass.
+func TestConfigCheckRefusesWhatTheDaemonRefuses(t *testing.T) {
+	dir := t.TempDir()
+	text := []byte("spam 12 0 20240101\nham 0 7 20240101\n")
+	for _, tc := range []struct {
+		name    string
+		content []byte // nil: a store made by classifier.Open
+		bad     bool
+	}{
+		{"bogoutil dump", text, true},
+		{"zeros", make([]byte, 32768), true},
+		{"store", nil, false},
+		{"empty file", []byte{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".db")
+			if tc.content == nil {
+				st, err := classifier.Open(db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st.Close()
+				os.Remove(db + ".lock")
+			} else if err := os.WriteFile(db, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.ReadFile(db)
+			env := filters.Env{Name: "bayes", StateDir: dir, Logger: slog.New(slog.DiscardHandler)}
+			cfg := options(t, "db: "+db)
+			env.CheckOnly = true
+			_, checkErr := bayes.Open(env, cfg, "1")
+			if after, _ := os.ReadFile(db); string(after) != string(before) {
+				t.Error("config check changed the file")
+			}
+			if _, err := os.Stat(db + ".lock"); err == nil {
+				t.Error("config check made a lock file")
+			}
+			if (checkErr != nil) != tc.bad {
+				t.Fatalf("config check: %v; want an error: %t", checkErr, tc.bad)
+			}
+			env.CheckOnly = false
+			f, openErr := bayes.Open(env, cfg, "1")
+			if openErr == nil {
+				f.Close()
+			}
+			if (openErr != nil) != tc.bad {
+				t.Fatalf("daemon: %v; want an error: %t", openErr, tc.bad)
+			}
+			if tc.bad && !strings.Contains(checkErr.Error(), db) {
+				t.Errorf("config check error %q does not name the file", checkErr)
+			}
+		})
+	}
+}
