@@ -209,3 +209,63 @@ filters:
 		t.Errorf("sluice_bayes_messages_total adds up to %d across the reload, want 3", total)
 	}
 }
+
+// What Postfix makes of a bayes reply text that milters find awkward: a
+// literal "%" (which both MTAs read as an escape, so sluice doubles it),
+// a literal "{", and a template of the longest text allowed (400
+// characters) that a queue id longer than its placeholder pushes past the
+// limit, so that the filter cuts it at 400. The client must get exactly
+// the rendered text, cut so, after the code and enhanced status, and the
+// spam must not be delivered.
+func TestBayesReplyTextThroughPostfix(t *testing.T) {
+	mtatest.Require(t)
+	state := t.TempDir()
+	trainFixtures(t, filepath.Join(state, "bayes.db"))
+	head := "Spam, 100% sure, queue id "
+	tail := " { " + strings.Repeat("x", 400-len(head)-len("{queue_id} { "))
+	tmpl := head + "{queue_id}" + tail
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: bayes
+    on_failure: accept
+    options:
+      spam:
+        action: reject
+        reply: "554 5.7.1 %s"
+`, sock, state, tmpl))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+
+	raw, err := os.ReadFile(fixture("check", "spam.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	r := c.Send("promo@casino-royal.example", []string{"bob@lab.example"}, []byte(strings.ReplaceAll(string(raw), "\n", "\r\n")))
+	c.Quit()
+	m := regexp.MustCompile(`^5\.7\.1 ` + regexp.QuoteMeta(head) + `([0-9A-Za-z]+) `).FindStringSubmatch(r.Text)
+	if r.Code != 554 || m == nil {
+		t.Fatalf("spam: reply %d %q, want 554 with the rendered text", r.Code, r.Text)
+	}
+	want := head + m[1] + tail
+	want = "5.7.1 " + want[:min(len(want), 400)]
+	if r.Text != want {
+		t.Errorf("reply text\n%q\nwant\n%q", r.Text, want)
+	}
+	if len(m[1]) > len("{queue_id}") && len(r.Text) != len("5.7.1 ")+400 {
+		t.Errorf("reply text is %d characters after the enhanced status, want it cut at 400", len(r.Text)-len("5.7.1 "))
+	}
+	mta.WaitIdle(t, 20*time.Second)
+	if ds := mta.Delivered(t); len(ds) != 0 {
+		t.Errorf("%d messages delivered, want none", len(ds))
+	}
+}
