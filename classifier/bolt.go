@@ -172,7 +172,8 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 // passes (OpenBolt makes the store), and so does a file a writer holds
 // for longer than timeout: bbolt locked it, so it is a store in use. A
 // file that is no bbolt store (bogofilter's wordlist.db, a word list
-// dump) fails, naming the file, as OpenBolt would.
+// dump), or a store of another format version, fails, naming the file,
+// as OpenBolt would.
 func CheckBolt(path string, timeout time.Duration) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 {
@@ -188,10 +189,7 @@ func CheckBolt(path string, timeout time.Duration) error {
 	}
 	if err == nil {
 		err = s.noPanic(func() error {
-			return db.View(func(tx *bolt.Tx) error {
-				tx.Bucket(bucketMeta)
-				return nil
-			})
+			return db.View(func(tx *bolt.Tx) error { return checkFormat(tx.Bucket(bucketMeta)) })
 		})
 		if cerr := db.Close(); err == nil {
 			err = cerr
@@ -203,6 +201,18 @@ func CheckBolt(path string, timeout time.Duration) error {
 	return nil
 }
 
+// checkFormat refuses a store of another format version than this
+// sluice's; meta may be nil (a store not made yet).
+func checkFormat(meta *bolt.Bucket) error {
+	if meta == nil {
+		return nil
+	}
+	if v := meta.Get(keyVersion); v != nil && string(v) != formatVersion {
+		return fmt.Errorf("store format version %q, want %q", v, formatVersion)
+	}
+	return nil
+}
+
 // initTx makes the buckets of a store and records its format version,
 // leaving what a store made before holds.
 func initTx(tx *bolt.Tx) error {
@@ -210,8 +220,8 @@ func initTx(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	if v := meta.Get(keyVersion); v != nil && string(v) != formatVersion {
-		return fmt.Errorf("store format version %q, want %q", v, formatVersion)
+	if err := checkFormat(meta); err != nil {
+		return err
 	}
 	if err := meta.Put(keyVersion, []byte(formatVersion)); err != nil {
 		return err

@@ -352,12 +352,26 @@ func TestCheckBolt(t *testing.T) {
 	os.WriteFile(text, []byte("casino 12 0 20240101\n"), 0o600)
 	empty := filepath.Join(dir, "empty.db")
 	os.WriteFile(empty, nil, 0o600)
+	// A store of another format version (a newer sluice's, after a
+	// downgrade), which OpenBolt refuses.
+	other := filepath.Join(dir, "other.db")
+	os.WriteFile(other, raw, 0o600)
+	if db, err := bolt.Open(other, 0o600, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("version"), []byte("99")) })
+		db.Close()
+	}
+	if _, err := classifier.OpenBolt(other, classifier.BoltOptions{}); err == nil {
+		t.Fatal("OpenBolt opened a store of format version 99")
+	}
+	os.Remove(other + ".lock")
 	for _, tc := range []struct {
 		path string
 		ok   bool
 	}{
 		{store, true}, {empty, true}, {filepath.Join(dir, "missing.db"), true},
-		{text, false}, {short, false},
+		{text, false}, {short, false}, {other, false},
 	} {
 		err := classifier.CheckBolt(tc.path, time.Second)
 		if (err == nil) != tc.ok {
