@@ -34,14 +34,26 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// childAppend appends N records tagged TAG to PATH: spec is "PATH|TAG|N".
+// childAppend appends N records tagged TAG to PATH: spec is "PATH|TAG|N",
+// or "PATH|TAG|N|maildir" to deliver them into the maildir PATH as pid 1
+// with a clock read to the second (see
+// TestMaildirConcurrentProcessesSamePid).
 func childAppend(spec string) int {
 	parts := strings.Split(spec, "|")
 	n, _ := strconv.Atoi(parts[2])
-	f, err := New(filters.Env{Name: "child"}, Config{Targets: map[string]string{"default": parts[0]}})
+	cfg := Config{Targets: map[string]string{"default": parts[0]}}
+	maildir := len(parts) > 3 && parts[3] == FormatMaildir
+	if maildir {
+		cfg.Format = FormatMaildir
+	}
+	f, err := New(filters.Env{Name: "child"}, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if maildir {
+		f.app.holder.pid = 1
+		f.app.now = func() time.Time { return time.Now().Truncate(time.Second) }
 	}
 	for i := 0; i < n; i++ {
 		m := testMessage(fmt.Sprintf("%s-%d", parts[1], i), childBody(parts[1], i, "\r\n"))
@@ -977,6 +989,104 @@ func TestMaildirNameCollision(t *testing.T) {
 	}
 	if tmps, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmps) != 1 {
 		t.Errorf("tmp/ holds %d files, want only the other writer's", len(tmps))
+	}
+}
+
+// Two sluice processes in containers that share a maildir volume, each
+// pid 1 under the same host name (host networking), and goroutines of a
+// third, all deliver into one maildir at once: the pid tells none of
+// their file names apart, and with a clock read to the second (the
+// worst case; a real one gives microseconds) most names are another
+// writer's too. Every message is in new/ once and whole, none replaced
+// by another of the same name and no copy failed for want of a free
+// name, tmp/ is left empty, and Python's mailbox.Maildir finds them all.
+func TestMaildirConcurrentProcessesSamePid(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "md")
+	const perWriter = 60
+	var cmds []*exec.Cmd
+	for _, tag := range []string{"p1", "p2"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), appenderEnv+"="+dir+"|"+tag+"|"+strconv.Itoa(perWriter)+"|"+FormatMaildir)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	f := newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"default": dir}}, nil)
+	f.app.holder.pid = 1
+	f.app.now = func() time.Time { return time.Now().Truncate(time.Second) }
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*perWriter)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				tag := fmt.Sprintf("g%d-%d", g, i)
+				if _, err := f.Check(context.Background(), filters.StageEOM, testMessage(tag, childBody(tag, i, "\r\n"))); err != nil {
+					errs <- err
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("child writer: %v", err)
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	if tmps, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(tmps) != 0 {
+		t.Errorf("tmp/ holds %d files (%v), want none", len(tmps), err)
+	}
+	news, err := os.ReadDir(filepath.Join(dir, "new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = 6 * perWriter
+	if len(news) != want {
+		t.Errorf("new/ holds %d files, want %d", len(news), want)
+	}
+	seen := map[string]bool{}
+	for _, e := range news {
+		if !strings.Contains(e.Name(), "P1Q") {
+			t.Errorf("%s: not named by pid 1", e.Name())
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "new", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, msg, _ := strings.Cut(string(b), "\n") // Return-Path
+		qid := headerOf([]byte(msg), FieldQueueID)
+		if seen[qid] {
+			t.Errorf("message %s twice", qid)
+		}
+		seen[qid] = true
+		tag, n, _ := strings.Cut(qid, "-")
+		if strings.HasPrefix(tag, "g") {
+			tag, n = qid, qid[strings.IndexByte(qid, '-')+1:]
+		}
+		i, _ := strconv.Atoi(n)
+		if _, body, _ := strings.Cut(msg, "\n\n"); body != childBody(tag, i, "\n") {
+			t.Errorf("message %s: body of %d bytes is not the one sent", qid, len(body))
+		}
+	}
+	if len(seen) != want {
+		t.Errorf("%d messages found, want %d", len(seen), want)
+	}
+
+	py := needTool(t, "python3", "python3", "to check the maildir with an independent reader")
+	out, err := exec.Command(py, "-c", "import mailbox, sys; print(len(mailbox.Maildir(sys.argv[1], create=False)))", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != strconv.Itoa(want) {
+		t.Errorf("python's mailbox.Maildir finds %s messages, want %d", got, want)
 	}
 }
 

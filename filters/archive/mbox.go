@@ -507,8 +507,8 @@ func cutBackOwn(l *lockedMbox, written int64) error {
 // File names are unique per Appender only (each filter of each pipeline
 // a reload builds has its own, all with this process's pid), and a file
 // name may come back in a container whose sluice is always pid 1: a name
-// already taken in tmp/ or new/ is passed over for the next one, never
-// written over.
+// already taken in tmp/ or new/ is passed over for one with random bits
+// (see maildirName), never written over.
 func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
@@ -521,7 +521,7 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		err       error
 	)
 	for attempt := 0; ; attempt++ {
-		name = a.maildirName(false)
+		name = a.maildirName(attempt > 0)
 		tmp = filepath.Join(dir, "tmp", name)
 		// writeSynced creates the file exclusively: on a name that is
 		// taken, it fails before write is called.
@@ -557,8 +557,12 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 }
 
 // maildirNameAttempts bounds the names tried for one message; each later
-// one has a higher sequence number, so only a broken clock or directory
-// uses them up.
+// one carries 64 random bits, so only a broken directory uses them up.
+// Without them, the next sequence number was tried, which the writers
+// that share this pid and host name (other sluice processes in containers,
+// other appenders of this one) number their messages by too: on a clock
+// that had not moved on, eleven names in a row could be theirs, and the
+// copy failed.
 const maildirNameAttempts = 10
 
 // maildirName returns a new file name as maildir(5) describes it: the
@@ -601,7 +605,7 @@ func (a *Appender) linkNew(dir, tmp, name string) (string, error) {
 		if attempt == maildirNameAttempts {
 			return "", fmt.Errorf("no free name in new/ after %d attempts: %w", attempt+1, err)
 		}
-		name = a.maildirName(false)
+		name = a.maildirName(true)
 	}
 	if err := os.Remove(tmp); err != nil {
 		// The message is delivered; the leftover in tmp/ is never read
