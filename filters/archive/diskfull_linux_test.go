@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,8 +19,16 @@ import (
 // it; it is unmounted when the test ends.
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
+	return mountTmpfsOpts(t, "size="+size)
+}
+
+// mountTmpfsOpts mounts a tmpfs with the mount options opts (size=,
+// nr_inodes=) on a new directory and returns it; it is unmounted when the
+// test ends.
+func mountTmpfsOpts(t *testing.T, opts string) string {
+	t.Helper()
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0755"); err != nil {
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts+",mode=0755"); err != nil {
 		needCapability(t, "mounting a tmpfs", err)
 	}
 	t.Cleanup(func() {
@@ -107,5 +117,96 @@ func TestDiskFull(t *testing.T) {
 		if e.Name() != "spam.mbox" {
 			t.Errorf("left behind in the archive directory: %s", e.Name())
 		}
+	}
+}
+
+// A maildir copy on a full disk fails with the disk's error and leaves
+// nothing behind: no part of it in tmp/ (where no reader looks, but where
+// it would take the space for good) and nothing in new/; the message is
+// not refused by the archive (on_failure decides). Also when not even
+// the file in tmp/ can be made, for want of inodes. Once there is room
+// again, the next copy is delivered.
+func TestMaildirDiskFull(t *testing.T) {
+	mnt := mountTmpfsOpts(t, "size=256k,nr_inodes=64")
+	dir := filepath.Join(mnt, "md")
+	obs := newObserver()
+	f := newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"default": dir}}, obs)
+	ctx := context.Background()
+	files := func(sub string) []string {
+		t.Helper()
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	check := func(when string, wantNew int, wantFailed int) {
+		t.Helper()
+		if tmp := files("tmp"); len(tmp) != 0 {
+			t.Errorf("%s: left in tmp/: %v", when, tmp)
+		}
+		if n := len(files("new")); n != wantNew {
+			t.Errorf("%s: new/ holds %d files, want %d", when, n, wantNew)
+		}
+		if obs.failed["default"] != wantFailed {
+			t.Errorf("%s: failed copies counted %d, want %d", when, obs.failed["default"], wantFailed)
+		}
+	}
+
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("A", "first\r\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	// A message larger than the file system: the write fails half way.
+	big := strings.Repeat("From a line that is not quoted\r\n", 20000)
+	v, err := f.Check(ctx, filters.StageEOM, testMessage("B", big))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("copy of a message larger than the disk: error %v, want ENOSPC", err)
+	}
+	if v.Action != filters.Continue {
+		t.Errorf("the archive's own verdict is %s; a failed copy must leave the outcome to on_failure", v.Action)
+	}
+	check("message larger than the disk", 1, 1)
+
+	// No inode left: the file in tmp/ cannot be created.
+	var fillers []string
+	for i := 0; i < 128; i++ {
+		p := filepath.Join(mnt, "filler"+strconv.Itoa(i))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			break
+		}
+		fillers = append(fillers, p)
+	}
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("C", "small\r\n")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("copy with no inode left: error %v, want ENOSPC", err)
+	}
+	check("no inode left", 1, 2)
+	for _, p := range fillers {
+		os.Remove(p)
+	}
+
+	if _, err := f.Check(ctx, filters.StageEOM, testMessage("D", "From the next one\r\n")); err != nil {
+		t.Fatalf("copy after room was made: %v", err)
+	}
+	check("room made", 2, 2)
+	var qids []string
+	for _, name := range files("new") {
+		b, err := os.ReadFile(filepath.Join(dir, "new", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, msg, _ := strings.Cut(string(b), "\n") // Return-Path
+		qids = append(qids, headerOf([]byte(msg), FieldQueueID))
+		if qid := qids[len(qids)-1]; qid == "D" && !strings.HasSuffix(msg, "\n\nFrom the next one\n") {
+			t.Errorf("copy D is not the message sent: %q", msg)
+		}
+	}
+	slices.Sort(qids)
+	if !slices.Equal(qids, []string{"A", "D"}) {
+		t.Errorf("new/ holds the copies of %v, want A and D", qids)
 	}
 }
