@@ -368,7 +368,7 @@ func TestRecipientCannotNameADotLock(t *testing.T) {
 }
 
 func TestMaildir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "spam")
+	dir := filepath.Join(t.TempDir(), "archive", "spam")
 	f := newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"spam": dir}}, nil)
 	m := testMessage("M1", "From here\r\nbody\r\n", filters.Header{Name: "X-Sluice-Bayes", Value: "Spam"})
 	m.From.Addr = ""
@@ -381,6 +381,19 @@ func TestMaildir(t *testing.T) {
 	tmps, _ := os.ReadDir(filepath.Join(dir, "tmp"))
 	if len(news) != 3 || len(tmps) != 0 {
 		t.Fatalf("new/ %d files, tmp/ %d files", len(news), len(tmps))
+	}
+	// Made as the docs say, as the mbox and its directories are: 0750
+	// and 0640, less what the umask takes (the packaged unit's 0007
+	// takes nothing).
+	for _, d := range []string{filepath.Dir(dir), dir, filepath.Join(dir, "tmp"), filepath.Join(dir, "new"), filepath.Join(dir, "cur")} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != dirMode&^umask() {
+			t.Errorf("%s: %v %v, want mode %o", d, fi.Mode(), err, dirMode&^umask())
+		}
+	}
+	for _, e := range news {
+		if fi, err := os.Stat(filepath.Join(dir, "new", e.Name())); err != nil || fi.Mode().Perm() != fileMode&^umask() {
+			t.Errorf("new/%s: %v %v, want mode %o", e.Name(), fi.Mode(), err, fileMode&^umask())
+		}
 	}
 	got, _ := os.ReadFile(filepath.Join(dir, "new", news[0].Name()))
 	want := "Return-Path: <>\nX-Sluice-Queue-ID: M1\nX-Sluice-Envelope-To: bob@lab.example\nX-Sluice-Envelope-To: carol@lab.example\nX-Sluice-Verdict: spam; action=accept\nX-Sluice-Bayes: Spam\n\nFrom here\nbody\n"
