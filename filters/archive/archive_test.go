@@ -1483,3 +1483,35 @@ func TestDuplicateRecipientsRecordedOnce(t *testing.T) {
 		t.Errorf("bob's copy: %s %q, want %q", FieldEnvelopeTo, got, want)
 	}
 }
+
+// A maildir copy whose deadline (the filter's timeout) has passed before
+// it reached new/ is not delivered: the session has gone on without the
+// filter, and on_failure may have the client retry, which would archive
+// the message twice. The file in tmp/ is removed, whether the deadline
+// stopped the copy of the body or came when the file was written (a
+// message without a body has none to stop).
+func TestMaildirDeadlinePassedDeliversNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body bool
+	}{{"body", true}, {"header only", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "md")
+			f := newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"default": dir}}, nil)
+			m := testMessage("Q1", "body\r\n")
+			if !tc.body {
+				m.Body = nil
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := f.Check(ctx, filters.StageEOM, m); !errors.Is(err, context.Canceled) {
+				t.Errorf("copy after its deadline: error %v, want context.Canceled", err)
+			}
+			for _, sub := range []string{"tmp", "new"} {
+				if files, err := os.ReadDir(filepath.Join(dir, sub)); err != nil || len(files) != 0 {
+					t.Errorf("%s/ holds %d files (%v), want none", sub, len(files), err)
+				}
+			}
+		})
+	}
+}
