@@ -1515,3 +1515,44 @@ func TestMaildirDeadlinePassedDeliversNothing(t *testing.T) {
 		})
 	}
 }
+
+// A maildir file name carries the host name with "/" and ":" written
+// \057 and \072, as maildir(5) asks: a "/" would make a path of the name,
+// and readers take what follows a ":" for the message's flags, so that
+// Python's mailbox.Maildir (and Dovecot, mutt) would key the message by
+// part of its name and read "2,S" in a host name as the flag Seen.
+func TestMaildirNameEscapesHost(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "md")
+	a := NewAppender(time.Second, nil)
+	a.holder.host = "mx/1:2,S"
+	a.now = func() time.Time { return time.Unix(1700000000, 123456000) }
+	if _, err := a.AppendMaildir(context.Background(), dir, func(w *bufio.Writer) error {
+		_, err := w.WriteString("Subject: host\n\nbody\n")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	news, err := os.ReadDir(filepath.Join(dir, "new"))
+	if err != nil || len(news) != 1 {
+		t.Fatalf("new/ holds %d files (%v), want 1", len(news), err)
+	}
+	name := news[0].Name()
+	if want := `1700000000.M123456P` + strconv.Itoa(a.holder.pid) + `Q1.mx\0571\0722,S`; name != want {
+		t.Errorf("file name %q, want %q", name, want)
+	}
+
+	py := needTool(t, "python3", "python3", "to check the maildir with an independent reader")
+	script := `import mailbox, sys
+md = mailbox.Maildir(sys.argv[1], create=False)
+for key in md.keys():
+    msg = md.get_message(key)
+    print(key, repr(msg.get_flags()), msg["Subject"])
+`
+	out, err := exec.Command(py, "-c", script, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), name+" '' host"; got != want {
+		t.Errorf("python's mailbox.Maildir reads %q, want %q", got, want)
+	}
+}
