@@ -1517,7 +1517,8 @@ func TestMaildirDeadlinePassedDeliversNothing(t *testing.T) {
 }
 
 // A maildir file name carries the host name with "/" and ":" written
-// \057 and \072, as maildir(5) asks: a "/" would make a path of the name,
+// \057 and \072, as maildir(5) asks (and "," written \054, see
+// TestMaildirHostEscapesComma): a "/" would make a path of the name,
 // and readers take what follows a ":" for the message's flags, so that
 // Python's mailbox.Maildir (and Dovecot, mutt) would key the message by
 // part of its name and read "2,S" in a host name as the flag Seen.
@@ -1537,7 +1538,7 @@ func TestMaildirNameEscapesHost(t *testing.T) {
 		t.Fatalf("new/ holds %d files (%v), want 1", len(news), err)
 	}
 	name := news[0].Name()
-	if want := `1700000000.M123456P` + strconv.Itoa(a.holder.pid) + `Q1.mx\0571\0722,S`; name != want {
+	if want := `1700000000.M123456P` + strconv.Itoa(a.holder.pid) + `Q1.mx\0571\0722\054S`; name != want {
 		t.Errorf("file name %q, want %q", name, want)
 	}
 
@@ -1554,5 +1555,22 @@ for key in md.keys():
 	}
 	if got, want := strings.TrimSpace(string(out)), name+" '' host"; got != want {
 		t.Errorf("python's mailbox.Maildir reads %q, want %q", got, want)
+	}
+}
+
+// A "," in the host name is written \054, like "/" and ":": readers split
+// a maildir name at commas too, and Dovecot takes ",S=<n>" in a name for
+// the message's size, so a host name "mx,S=5" would have it read five
+// bytes of each message.
+func TestMaildirHostEscapesComma(t *testing.T) {
+	for _, c := range []struct{ host, want string }{
+		{"mx.example.org", "mx.example.org"},
+		{"mx,S=5", `mx\054S=5`},
+		{",,", `\054\054`},
+		{"a/b:c,d", `a\057b\072c\054d`},
+	} {
+		if got := maildirHost(c.host); got != c.want {
+			t.Errorf("maildirHost(%q) = %q, want %q", c.host, got, c.want)
+		}
 	}
 }

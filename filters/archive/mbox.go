@@ -704,7 +704,9 @@ func syncDir(dir string) error {
 }
 
 // maildirHost writes the host name as maildir(5) asks: "/" and ":" would
-// break the file name, so they are written \057 and \072.
+// break the file name, so they are written \057 and \072. A "," is
+// written \054 the same way: some readers split the name at commas too,
+// taking what follows one for an info field (a size, S=, or a flag).
 func maildirHost(h string) string {
 	out := make([]byte, 0, len(h))
 	for i := 0; i < len(h); i++ {
@@ -713,6 +715,8 @@ func maildirHost(h string) string {
 			out = append(out, `\057`...)
 		case ':':
 			out = append(out, `\072`...)
+		case ',':
+			out = append(out, `\054`...)
 		default:
 			out = append(out, h[i])
 		}
