@@ -48,6 +48,9 @@ type Appender struct {
 	// Each fallback for a file system without hard links is logged
 	// once (see linkUnsupported).
 	noLinkLock, noLinkMaildir sync.Once
+	// dirSync fsyncs a directory (syncDir); every directory the
+	// appender syncs goes through it, so that tests can see which.
+	dirSync func(dir string) error
 }
 
 // NewAppender returns an appender that waits at most lockTimeout for an
@@ -57,7 +60,7 @@ func NewAppender(lockTimeout time.Duration, log *slog.Logger) *Appender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log, now: time.Now, link: os.Link}
+	return &Appender{holder: thisProcess(), timeout: lockTimeout, log: log, now: time.Now, link: os.Link, dirSync: syncDir}
 }
 
 // lockedMbox is an mbox file with every lock held.
@@ -170,8 +173,10 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 // mailbox too.
 //
 // An mbox that root creates (see adoptDirOwner) goes to the owner of its
-// directory.
-func openMboxFile(path string) (*os.File, error) {
+// directory. The directory of an mbox it creates is fsync'd: the record
+// is, before the append returns, but a power cut could still lose the
+// file's name, and the record with it.
+func (a *Appender) openMboxFile(path string) (*os.File, error) {
 	// Exclusively first, to know whether the file is new.
 	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, fileMode)
 	created := err == nil
@@ -186,6 +191,14 @@ func openMboxFile(path string) (*os.File, error) {
 			f.Close()
 			os.Remove(path)
 			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
+	if created {
+		// The file stays if this fails: another writer may have opened
+		// it already, and an empty mbox is a valid one.
+		if err := a.dirSync(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open %s: fsync its directory: %w", path, err)
 		}
 	}
 	fi, err := f.Stat()
@@ -264,7 +277,7 @@ func (e *UntrustedLinkError) Error() string {
 }
 
 func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
-	f, err := openLocked(path, func() (*os.File, error) { return openMboxFile(path) }, tryKernelLocks)
+	f, err := openLocked(path, func() (*os.File, error) { return a.openMboxFile(path) }, tryKernelLocks)
 	if err != nil {
 		return nil, err
 	}
@@ -340,24 +353,25 @@ func cutBack(f *os.File, size int64) error {
 }
 
 // mkdirAll is os.MkdirAll with the archive's directory mode, except that
-// a directory root creates goes to the owner of the directory it is made
-// in (see adoptDirOwner).
-func mkdirAll(dir string) error {
-	if os.Geteuid() != 0 {
-		return os.MkdirAll(dir, dirMode)
-	}
+// the parent of each directory it makes is fsync'd, and a directory root
+// creates goes to the owner of the directory it is made in (see
+// adoptDirOwner). A new directory's name is an entry in its parent: until
+// the parent reaches the disk, a power cut may lose the directory and
+// every message already fsync'd in it.
+func (a *Appender) mkdirAll(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return nil
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := mkdirAll(parent); err != nil {
+		if err := a.mkdirAll(parent); err != nil {
 			return err
 		}
 	}
 	err := os.Mkdir(dir, dirMode)
 	if errors.Is(err, fs.ErrExist) {
-		// Made meanwhile by someone else, whose it stays.
+		// Made meanwhile by someone else, who syncs its parent and
+		// whose it stays.
 		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
 			return nil
 		}
@@ -365,6 +379,20 @@ func mkdirAll(dir string) error {
 	if err != nil {
 		return err
 	}
+	if os.Geteuid() == 0 {
+		if err := adoptNewDir(dir, parent); err != nil {
+			return err
+		}
+	}
+	if err := a.dirSync(parent); err != nil {
+		return fmt.Errorf("mkdir %s: fsync %s: %w", dir, parent, err)
+	}
+	return nil
+}
+
+// adoptNewDir gives the directory dir, which root has just made in
+// parent, to the owner of parent (see adoptDirOwner).
+func adoptNewDir(dir, parent string) error {
 	// Through the open directory: whoever owns parent may put something
 	// else at the name meanwhile, and a chown by name would follow a
 	// symbolic link.
@@ -430,7 +458,7 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	defer unlock()
-	if err := mkdirAll(filepath.Dir(path)); err != nil {
+	if err := a.mkdirAll(filepath.Dir(path)); err != nil {
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	l, err := a.lockMbox(ctx, path)
@@ -496,7 +524,8 @@ func cutBackOwn(l *lockedMbox, written int64) error {
 }
 
 // AppendMaildir delivers one message into the maildir dir (creating it
-// with tmp/, new/ and cur/ if needed) the way delivery agents do: written
+// with tmp/, new/ and cur/ if needed, each directory made fsync'd in its
+// parent, see mkdirAll) the way delivery agents do: written
 // and fsync'd in tmp/, then linked into new/ and removed from tmp/ (or,
 // without hard links, renamed there: see renameNew), and new/ fsync'd, so
 // a reader never sees part of a message. write writes
@@ -511,7 +540,7 @@ func cutBackOwn(l *lockedMbox, written int64) error {
 // (see maildirName), never written over.
 func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
+		if err := a.mkdirAll(filepath.Join(dir, sub)); err != nil {
 			return 0, fmt.Errorf("archive %s: %w", dir, err)
 		}
 	}
@@ -545,7 +574,7 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		os.Remove(tmp)
 		return 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
-	if err := syncDir(filepath.Join(dir, "new")); err != nil {
+	if err := a.dirSync(filepath.Join(dir, "new")); err != nil {
 		// The message is in new/ and readers see it: reporting a
 		// failure now would make the caller archive it again (a
 		// tempfail retry). Only a crash before the directory reaches

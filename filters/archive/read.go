@@ -508,7 +508,7 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 		err = os.Rename(tmp, target)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(target))
+		err = a.dirSync(filepath.Dir(target))
 	}
 	if err != nil {
 		os.Remove(tmp)
