@@ -51,6 +51,12 @@ type Appender struct {
 	// dirSync fsyncs a directory (syncDir); every directory the
 	// appender syncs goes through it, so that tests can see which.
 	dirSync func(dir string) error
+	// tmpMu guards tmpCleaned: when each maildir's tmp/ was last
+	// cleaned (see cleanTmp), and tmpPruned: when maildirs not used
+	// for tmpCleanInterval were last forgotten.
+	tmpMu      sync.Mutex
+	tmpCleaned map[string]time.Time
+	tmpPruned  time.Time
 }
 
 // NewAppender returns an appender that waits at most lockTimeout for an
@@ -538,11 +544,19 @@ func cutBackOwn(l *lockedMbox, written int64) error {
 // name may come back in a container whose sluice is always pid 1: a name
 // already taken in tmp/ or new/ is passed over for one with random bits
 // (see maildirName), never written over.
+//
+// Files that deliveries which died left in tmp/ are removed with the
+// first message into a maildir and now and then after (see cleanTmp).
 func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := a.mkdirAll(filepath.Join(dir, sub)); err != nil {
 			return 0, fmt.Errorf("archive %s: %w", dir, err)
 		}
+	}
+	// Before the message is written: leftovers may be what fills the
+	// disk.
+	if a.tmpCleanDue(dir) {
+		a.cleanTmp(dir)
 	}
 	var (
 		name, tmp string
@@ -583,6 +597,137 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 			"maildir", dir, "file", name, "err", err)
 	}
 	return n, nil
+}
+
+// A file in a maildir's tmp/ not modified for tmpMaxAge is the leftover
+// of a delivery that died between writing it and linking it into new/
+// (a crash, a power cut): the maildir convention (qmail, Dovecot) is 36
+// hours, far longer than any delivery takes. A maildir's tmp/ is cleaned
+// with the first message an appender delivers there and then at most
+// every tmpCleanInterval, not with every message: it is a scan of the
+// directory.
+const (
+	tmpMaxAge        = 36 * time.Hour
+	tmpCleanInterval = 8 * time.Hour
+)
+
+// tmpCleanDue reports whether the tmp/ of the maildir dir is to be
+// cleaned now, and if so notes that it is, so that concurrent deliveries
+// leave it to this one.
+func (a *Appender) tmpCleanDue(dir string) bool {
+	a.tmpMu.Lock()
+	defer a.tmpMu.Unlock()
+	now := a.now()
+	if last, ok := a.tmpCleaned[dir]; ok && now.Sub(last) < tmpCleanInterval {
+		return false
+	}
+	if a.tmpCleaned == nil {
+		a.tmpCleaned = map[string]time.Time{}
+	}
+	// A path template with recipients makes a maildir per recipient:
+	// those last cleaned an interval ago or more are due anyway and are
+	// forgotten, at most once an interval, so that the map holds only
+	// the maildirs of the last two intervals.
+	if now.Sub(a.tmpPruned) >= tmpCleanInterval {
+		for d, last := range a.tmpCleaned {
+			if now.Sub(last) >= tmpCleanInterval {
+				delete(a.tmpCleaned, d)
+			}
+		}
+		a.tmpPruned = now
+	}
+	a.tmpCleaned[dir] = now
+	return true
+}
+
+// cleanTmp removes the regular files in the maildir's tmp/ that were not
+// modified for tmpMaxAge, and logs each. Nothing else is touched: not a
+// directory, not a symbolic link (nor what it points to), nor anything
+// outside tmp/, which whoever may write the maildir could otherwise
+// steer root's removals to. A failure is logged; the delivery goes on.
+func (a *Appender) cleanTmp(dir string) {
+	tmp := filepath.Join(dir, "tmp")
+	removed, err := a.removeOldTmp(tmp)
+	for _, r := range removed {
+		a.log.Info("archive: removed a file left in a maildir's tmp/ by a delivery that did not finish",
+			"maildir", dir, "file", r.name, "modified", r.modified)
+	}
+	if err != nil {
+		a.log.Warn("archive: could not clean a maildir's tmp/", "maildir", dir, "err", err)
+	}
+}
+
+type removedTmp struct {
+	name     string
+	modified time.Time
+}
+
+// removeOldTmp does cleanTmp's work in the directory tmp and returns
+// what it removed. A name it cannot judge or remove is passed over and
+// reported in the error, with the others.
+func (a *Appender) removeOldTmp(tmp string) ([]removedTmp, error) {
+	// tmp/ itself must be a directory, not a link to one: opened as an
+	// os.Root, whose operations stay inside it, and checked to be the
+	// directory that was at the name, not a link put there meanwhile.
+	before, err := os.Lstat(tmp)
+	if err != nil {
+		return nil, err
+	}
+	if !before.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (%s)", tmp, before.Mode().Type())
+	}
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if opened, err := root.Stat("."); err != nil || !os.SameFile(before, opened) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s was replaced while it was opened", tmp)
+	}
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", tmp, err)
+	}
+	now := a.now()
+	var (
+		removed []removedTmp
+		errs    []error
+	)
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		// Lstat: a name may have become a link since it was listed.
+		fi, err := root.Lstat(e.Name())
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // delivered or removed meanwhile
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", tmp, err))
+			continue
+		}
+		if !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) < tmpMaxAge {
+			continue
+		}
+		err = root.Remove(e.Name())
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", filepath.Join(tmp, e.Name()), err))
+			continue
+		}
+		removed = append(removed, removedTmp{name: e.Name(), modified: fi.ModTime()})
+	}
+	return removed, errors.Join(errs...)
 }
 
 // maildirNameAttempts bounds the names tried for one message; each later
