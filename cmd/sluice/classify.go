@@ -77,19 +77,23 @@ classified. With none (an empty directory, mbox, file or list): 3.`,
 // classify returns the exit status and, for a failure of the whole
 // command, its error.
 func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format string, explain bool, list string) (int, error) {
-	var out resultWriter
+	// The writer needs the classifier's cutoffs, known once the store is
+	// open; the format is checked before, so that a typo costs no open.
+	var newOut func(classifier.Params) resultWriter
 	w := bufio.NewWriter(cmd.OutOrStdout())
 	defer w.Flush()
 	switch format {
 	case "text":
-		out = textResult{w: w, explain: explain}
+		newOut = func(p classifier.Params) resultWriter { return textResult{w: w, explain: explain, params: p} }
 	case "tsv":
 		if explain {
 			return statusError, fmt.Errorf("--explain needs --format text or json: tsv has exactly three columns")
 		}
-		out = tsvResult{w}
+		newOut = func(p classifier.Params) resultWriter { return tsvResult{w: w, params: p} }
 	case "json":
-		out = jsonResult{json.NewEncoder(w)}
+		// JSON carries the exact float64, which compares with the
+		// cutoffs as the verdict did.
+		newOut = func(classifier.Params) resultWriter { return jsonResult{json.NewEncoder(w)} }
 	default:
 		return statusError, fmt.Errorf("--format %q: want text, tsv or json", format)
 	}
@@ -110,6 +114,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	if err != nil {
 		return statusError, err
 	}
+	out := newOut(cl.Params())
 	ctx := cmd.Context()
 	// A half-imported store still answers, as the daemon's does; the
 	// exit status stays the verdict, which a procmail recipe reads.
@@ -270,6 +275,8 @@ type resultWriter interface {
 	failed(name string, err error) error
 }
 
+// spamicity is the spamicity of a part of a message, which has no
+// verdict of its own, with six decimals.
 func spamicity(f float64) string { return strconv.FormatFloat(f, 'f', 6, 64) }
 
 // tsvField keeps a path on its line and in its column: tabs and line
@@ -277,10 +284,15 @@ func spamicity(f float64) string { return strconv.FormatFloat(f, 'f', 6, 64) }
 // \\, so that "a<TAB>b" and a file named `a\tb` print differently.
 var tsvField = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
 
-type tsvResult struct{ w io.Writer }
+type tsvResult struct {
+	w io.Writer
+	// params are the classifier's: the spamicity is printed on its
+	// verdict's side of their cutoffs (classifier.FormatSpamicity).
+	params classifier.Params
+}
 
 func (t tsvResult) result(name string, res classifier.Result) error {
-	_, err := fmt.Fprintf(t.w, "%s\t%s\t%s\n", tsvField.Replace(name), spamicity(res.Spamicity), res.Verdict)
+	_, err := fmt.Fprintf(t.w, "%s\t%s\t%s\n", tsvField.Replace(name), classifier.FormatSpamicity(res, t.params), res.Verdict)
 	return err
 }
 
@@ -295,6 +307,9 @@ type textResult struct {
 	// counted (no clues): the n-gram model alone may then have decided,
 	// and an empty explanation says that no token counted.
 	explain bool
+	// params are the classifier's: the spamicity is printed on its
+	// verdict's side of their cutoffs (classifier.FormatSpamicity).
+	params classifier.Params
 }
 
 // The text format is for people at a terminal: a file name's control
@@ -303,7 +318,7 @@ type textResult struct {
 // as tsv and json escape them in their own ways.
 
 func (t textResult) result(name string, res classifier.Result) error {
-	line := fmt.Sprintf("%s: %s, spamicity=%s", printable(name), res.Verdict, spamicity(res.Spamicity))
+	line := fmt.Sprintf("%s: %s, spamicity=%s", printable(name), res.Verdict, classifier.FormatSpamicity(res, t.params))
 	if res.Truncated {
 		// Scored on its first max_bytes (or max_tokens) only.
 		line += ", truncated"

@@ -562,3 +562,50 @@ func TestClassifyAllKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// The text and tsv spamicity is on the verdict's side of the cutoffs:
+// with a cutoff set to the six-place value the exact spamicity (as json
+// gives it) rounds to but did not reach, the message is unsure, and a
+// script comparing the printed number with the cutoff must not read it
+// as spam or ham.
+func TestClassifyPrintedSpamicityAgreesWithVerdict(t *testing.T) {
+	db := trainedDB(t)
+	msg := fixture("check", "ham.eml")
+	r := runCLI(t, "", "classify", "--db", db, "--format", "json", msg)
+	var line jsonLine
+	if err := json.Unmarshal([]byte(r.stdout), &line); err != nil || line.Spamicity == nil {
+		t.Fatalf("%+v: %v", r, err)
+	}
+	s := *line.Spamicity
+	rounded := strconv.FormatFloat(s, 'f', 6, 64)
+	v, _ := strconv.ParseFloat(rounded, 64)
+	if v == s || s <= 0 || s >= 1 {
+		t.Fatalf("spamicity %v: the test needs one that six places do not hold", s)
+	}
+	t.Logf("spamicity %v rounds to %s", s, rounded)
+	var opts, want string
+	if v > s {
+		// Rounds up onto the spam cutoff it is below.
+		opts, want = "spam_cutoff: "+rounded+", ham_cutoff: 0", strconv.FormatFloat(v-1e-6, 'f', 6, 64)
+	} else {
+		// Rounds down onto the ham cutoff it is above.
+		opts, want = "spam_cutoff: 1, ham_cutoff: "+rounded, strconv.FormatFloat(v+1e-6, 'f', 6, 64)
+	}
+	conf := filepath.Join(t.TempDir(), "cutoff.yml")
+	if err := os.WriteFile(conf, []byte("filters:\n  - type: bayes\n    options: {"+opts+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "--config", conf, "classify", "--db", db, msg)
+	if w := msg + ": unsure, spamicity=" + want + "\n"; r.code != statusUnsure || r.stdout != w {
+		t.Errorf("cutoffs {%s}: text %+v, want %q", opts, r, w)
+	}
+	r = runCLI(t, "", "--config", conf, "classify", "--db", db, "--format", "tsv", msg)
+	if w := msg + "\t" + want + "\tunsure\n"; r.code != statusUnsure || r.stdout != w {
+		t.Errorf("cutoffs {%s}: tsv %+v, want %q", opts, r, w)
+	}
+	// json keeps the exact value, which compares as the verdict did.
+	r = runCLI(t, "", "--config", conf, "classify", "--db", db, "--format", "json", msg)
+	if err := json.Unmarshal([]byte(r.stdout), &line); err != nil || line.Spamicity == nil || *line.Spamicity != s || line.Verdict != "unsure" {
+		t.Errorf("cutoffs {%s}: json %+v", opts, r)
+	}
+}

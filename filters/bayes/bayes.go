@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -594,7 +593,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		f.obs.BayesClassified(f.name, res.Verdict.String(), res.Spamicity, took)
 	}
 	values["verdict"] = verdictWord(res.Verdict)
-	values["spamicity"] = strconv.FormatFloat(res.Spamicity, 'f', 6, 64)
+	// Printed on the verdict's side of the cutoffs, for rules that
+	// compare the number with them (see classifier.FormatSpamicity).
+	values["spamicity"] = classifier.FormatSpamicity(res, f.c.Load().Params())
 	reason := "bayes: " + res.Verdict.String() + ", spamicity=" + values["spamicity"]
 	if res.Reason != "" {
 		reason += ": " + res.Reason

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,6 +179,61 @@ func TestVerdictsAndActions(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { st.Close() })
+}
+
+// The spamicity in the header, the reply and the reason is on the
+// verdict's side of the cutoffs: with a cutoff set to the six-place value
+// the exact spamicity rounds to (but did not reach), the message is
+// unsure, and a rule comparing the printed number with the cutoff must
+// not read it as spam or ham.
+func TestPrintedSpamicityAgreesWithVerdict(t *testing.T) {
+	st := trainedStore(t)
+	t.Cleanup(func() { st.Close() })
+	probe := newFilter(t, nopCloser{st}, "", nil)
+	res, err := probe.Classifier().Classify(context.Background(), hamMessage().Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Spamicity
+	rounded := strconv.FormatFloat(s, 'f', 6, 64)
+	r, _ := strconv.ParseFloat(rounded, 64)
+	if r == s || s <= 0 || s >= 1 {
+		t.Fatalf("spamicity %v: the test needs one that six places do not hold", s)
+	}
+	t.Logf("spamicity %v rounds to %s", s, rounded)
+	var opts, want string
+	if r > s {
+		// Rounds up onto the spam cutoff it is below.
+		opts = "spam_cutoff: " + rounded + "\nham_cutoff: 0"
+		want = strconv.FormatFloat(r-1e-6, 'f', 6, 64)
+	} else {
+		// Rounds down onto the ham cutoff it is above.
+		opts = "spam_cutoff: 1\nham_cutoff: " + rounded
+		want = strconv.FormatFloat(r+1e-6, 'f', 6, 64)
+	}
+	reply := "550 5.7.1 Unsure (spamicity {spamicity})"
+	for _, tc := range []struct{ name, opts string }{
+		{"tag", opts},
+		{"reject", opts + "\nunsure: {action: reject, reply: \"" + reply + "\"}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFilter(t, nopCloser{st}, tc.opts, nil)
+			v := check(t, f, hamMessage())
+			wantReason := "bayes: unsure, spamicity=" + want
+			if v.Reason != wantReason {
+				t.Errorf("spamicity %v, cutoffs %q: reason %q, want %q", s, opts, v.Reason, wantReason)
+			}
+			if tc.name == "tag" {
+				if h, w := added(v, "X-Sluice-Bayes"), "Unsure, spamicity="+want+", queue_id=4Q2HAM, version=1.2.3"; h != w {
+					t.Errorf("spamicity %v, cutoffs %q: header %q, want %q", s, opts, h, w)
+				}
+				return
+			}
+			if v.Reply == nil || v.Reply.Text != "Unsure (spamicity "+want+")" {
+				t.Errorf("spamicity %v, cutoffs %q: reply %v, want spamicity %s", s, opts, v.Reply, want)
+			}
+		})
+	}
 }
 
 // nopCloser shares one store between filters of a test.

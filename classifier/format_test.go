@@ -1,0 +1,95 @@
+package classifier
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// The printed spamicity is on the verdict's side of the cutoffs: a value
+// that rounds onto or across a cutoff it did not reach (or the other way
+// round) prints as the nearest six-place value that agrees.
+func TestFormatSpamicity(t *testing.T) {
+	def := DefaultParams() // spam 0.85, ham 0.1
+	tests := []struct {
+		name    string
+		s       float64
+		verdict Verdict
+		reason  string
+		p       Params
+		want    string
+	}{
+		{"unsure just below the spam cutoff", 0.8499996, VerdictUnsure, "", def, "0.849999"},
+		{"spam at the cutoff", 0.85, VerdictSpam, "", def, "0.850000"},
+		{"spam just above the cutoff", 0.8500004, VerdictSpam, "", def, "0.850000"},
+		{"unsure well below the cutoff", 0.849, VerdictUnsure, "", def, "0.849000"},
+		{"unsure just above the ham cutoff", 0.1000004, VerdictUnsure, "", def, "0.100001"},
+		{"ham at the cutoff", 0.1, VerdictHam, "", def, "0.100000"},
+		{"ham just below the cutoff", 0.0999996, VerdictHam, "", def, "0.100000"},
+		{"spam cutoff of seven places", 0.8500004, VerdictSpam, "", Params{SpamCutoff: 0.8500004}, "0.850001"},
+		{"unsure below a seven-place spam cutoff", 0.8500003, VerdictUnsure, "", Params{SpamCutoff: 0.8500004}, "0.850000"},
+		{"ham cutoff of seven places", 0.0999996, VerdictHam, "", Params{HamCutoff: 0.0999996}, "0.099999"},
+		{"ham cutoff off: near 0 is unsure", 0.0000004, VerdictUnsure, "", Params{HamCutoff: -1}, "0.000001"},
+		{"ham cutoff off: 0 is ham", 0, VerdictHam, "", Params{HamCutoff: -1}, "0.000000"},
+		{"spam cutoff 1: near 1 is unsure", 0.9999996, VerdictUnsure, "", Params{SpamCutoff: 1}, "0.999999"},
+		{"spam cutoff 1: 1 is spam", 1, VerdictSpam, "", Params{SpamCutoff: 1}, "1.000000"},
+		{"spam is 1", 1, VerdictSpam, "", def, "1.000000"},
+		{"ham is 0", 0, VerdictHam, "", def, "0.000000"},
+		// Unsure for want of training: the score did not decide, and
+		// pulling it below the spam cutoff would misstate it.
+		{"not enough training, spam score", 0.9999996, VerdictUnsure, "not enough training", def, "1.000000"},
+		{"not enough training, ham score", 0.0000004, VerdictUnsure, "not enough training", def, "0.000000"},
+		{"no six-place value between the cutoffs", 0.8499997, VerdictUnsure, "", Params{SpamCutoff: 0.85, HamCutoff: 0.8499995}, "0.850000"},
+		{"NaN", math.NaN(), VerdictUnsure, "", def, "NaN"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Result{Spamicity: tc.s, Verdict: tc.verdict, Reason: tc.reason}
+			if got := FormatSpamicity(res, tc.p); got != tc.want {
+				t.Errorf("FormatSpamicity(%v, %s) = %s, want %s", tc.s, tc.verdict, got, tc.want)
+			}
+		})
+	}
+}
+
+// Around each cutoff, whatever spamicity decide gives: the printed value
+// read back reaches the verdict decide reached, and is the nearest
+// six-place value that does.
+func TestFormatSpamicityAgreesWithDecide(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, p := range []Params{DefaultParams(), BogofilterParams(), {SpamCutoff: 0.9876543, HamCutoff: 0.0123456}, {SpamCutoff: 1, HamCutoff: -1}} {
+		p = p.withDefaults()
+		p.MinSpam, p.MinHam = -1, -1
+		for _, c := range []float64{p.SpamCutoff, max(p.HamCutoff, 0)} {
+			for range 2000 {
+				s := min(max(c+(rng.Float64()-0.5)*4e-6, 0), 1)
+				res := Result{LogOdds: math.Log(s / (1 - s))}
+				res.decide(p)
+				got := FormatSpamicity(res, p)
+				v, err := strconv.ParseFloat(got, 64)
+				if err != nil {
+					t.Fatalf("%q: %v", got, err)
+				}
+				readBack := Result{Spamicity: v}
+				switch {
+				case v >= p.SpamCutoff:
+					readBack.Verdict = VerdictSpam
+				case v <= max(p.HamCutoff, 0):
+					readBack.Verdict = VerdictHam
+				default:
+					readBack.Verdict = VerdictUnsure
+				}
+				if readBack.Verdict != res.Verdict {
+					t.Fatalf("cutoffs %v/%v: spamicity %v is %s, printed %s reads as %s",
+						p.SpamCutoff, p.HamCutoff, res.Spamicity, res.Verdict, got, readBack.Verdict)
+				}
+				// At most a millionth off: the rounded value, or the
+				// next one on the verdict's side.
+				if d := math.Abs(v - res.Spamicity); d > 1.0000001e-6 {
+					t.Fatalf("cutoffs %v/%v: spamicity %v printed %s, %g off", p.SpamCutoff, p.HamCutoff, res.Spamicity, got, d)
+				}
+			}
+		}
+	}
+}
