@@ -32,6 +32,14 @@ var (
 	// absent for 0.
 	keyLearnGen = []byte("learngen")
 	keyModelGen = []byte("modelgen")
+	// The n-gram model (MetaModel, about 4 MB) has a bucket of its own.
+	// In the meta bucket it would share a node with the totals, which
+	// every learn commit changes, and bbolt writes a changed node whole:
+	// 4 MB written per learned message, and no learning at all on a disk
+	// without 4 MB free. Stores written before keep it in the meta
+	// bucket (see modelBlob).
+	bucketModel = []byte("ngram")
+	keyModel    = []byte("model")
 )
 
 const formatVersion = "1"
@@ -881,6 +889,9 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 		meta := tx.Bucket(bucketMeta)
 		toks := tx.Bucket(bucketTokens)
 		digs := tx.Bucket(bucketDigests)
+		if err := moveOldModel(tx); err != nil {
+			return err
+		}
 		tot, err := decodeTotals(meta.Get(keyTotals))
 		if err != nil {
 			return err
@@ -1115,6 +1126,9 @@ func (s *BoltStore) Add(ctx context.Context, batch Batch) error {
 		meta := tx.Bucket(bucketMeta)
 		toks := tx.Bucket(bucketTokens)
 		digs := tx.Bucket(bucketDigests)
+		if err := moveOldModel(tx); err != nil {
+			return err
+		}
 		tot, err := decodeTotals(meta.Get(keyTotals))
 		if err != nil {
 			return err
@@ -1303,7 +1317,7 @@ type boltSnapshot struct{ tx *bolt.Tx }
 func (b boltSnapshot) Stats(context.Context) (Stats, error) { return statsTx(b.tx) }
 
 func (b boltSnapshot) Meta(_ context.Context, key string) (string, error) {
-	return string(b.tx.Bucket(bucketMeta).Get(metaKey(key))), nil
+	return string(metaValue(b.tx, key)), nil
 }
 
 func (b boltSnapshot) Walk(ctx context.Context, fn func(Record) error) error {
@@ -1355,11 +1369,34 @@ func metaKey(key string) []byte { return []byte("m:" + key) }
 // keyModelID is the n-gram model id's key, read by every Lookup.
 var keyModelID = metaKey(MetaModelID)
 
+// metaValue is the Meta value of key in tx, nil if unset: the n-gram
+// model from where it lies (modelBlob), the rest from the meta bucket.
+func metaValue(tx *bolt.Tx, key string) []byte {
+	if key == MetaModel {
+		return modelBlob(tx)
+	}
+	return tx.Bucket(bucketMeta).Get(metaKey(key))
+}
+
+// modelBlob is the stored n-gram model, nil if none. A model in the meta
+// bucket comes first: SetModel, Learn and Add move it from there, so one
+// found there was written since by a sluice from before the model bucket
+// (run after a downgrade), and is the newer one, the one its id names.
+func modelBlob(tx *bolt.Tx) []byte {
+	if v := tx.Bucket(bucketMeta).Get(metaKey(MetaModel)); v != nil {
+		return v
+	}
+	if b := tx.Bucket(bucketModel); b != nil {
+		return b.Get(keyModel)
+	}
+	return nil
+}
+
 // Meta implements Store.
 func (s *BoltStore) Meta(ctx context.Context, key string) (string, error) {
 	var v string
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		v = string(tx.Bucket(bucketMeta).Get(metaKey(key)))
+		v = string(metaValue(tx, key))
 		return nil
 	})
 	if err != nil {
@@ -1378,13 +1415,16 @@ type metaViewer interface {
 // unset), valid only while fn runs.
 func (s *BoltStore) viewMeta(ctx context.Context, key string, fn func([]byte) error) error {
 	return s.view(ctx, func(tx *bolt.Tx) error {
-		return fn(tx.Bucket(bucketMeta).Get(metaKey(key)))
+		return fn(metaValue(tx, key))
 	})
 }
 
 // SetMeta implements Store.
 func (s *BoltStore) SetMeta(ctx context.Context, key, value string) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if key == MetaModel {
+			return putModel(tx, value) // where Meta reads it
+		}
 		if value == "" {
 			return tx.Bucket(bucketMeta).Delete(metaKey(key))
 		}
@@ -1427,15 +1467,16 @@ func (s *BoltStore) SetModel(ctx context.Context, gen uint64, model, id string) 
 		if cur > gen {
 			return nil
 		}
-		for _, kv := range [][2]string{{MetaModel, model}, {MetaModelID, id}} {
-			if kv[1] == "" {
-				err = meta.Delete(metaKey(kv[0]))
-			} else {
-				err = meta.Put(metaKey(kv[0]), []byte(kv[1]))
-			}
-			if err != nil {
-				return err
-			}
+		if err := putModel(tx, model); err != nil {
+			return err
+		}
+		if id == "" {
+			err = meta.Delete(keyModelID)
+		} else {
+			err = meta.Put(keyModelID, []byte(id))
+		}
+		if err != nil {
+			return err
 		}
 		stored = true
 		return meta.Put(keyModelGen, binary.AppendUvarint(nil, gen))
@@ -1444,6 +1485,39 @@ func (s *BoltStore) SetModel(ctx context.Context, gen uint64, model, id string) 
 		return false, fmt.Errorf("set model: %w", err)
 	}
 	return stored, nil
+}
+
+// putModel stores the n-gram model in its bucket, or removes it for "",
+// and removes the copy a store written before keeps in the meta bucket.
+func putModel(tx *bolt.Tx, model string) error {
+	if err := tx.Bucket(bucketMeta).Delete(metaKey(MetaModel)); err != nil {
+		return err
+	}
+	if model == "" {
+		if b := tx.Bucket(bucketModel); b != nil {
+			return b.Delete(keyModel)
+		}
+		return nil
+	}
+	b, err := tx.CreateBucketIfNotExists(bucketModel)
+	if err != nil {
+		return err
+	}
+	return b.Put(keyModel, []byte(model))
+}
+
+// moveOldModel moves the n-gram model of a store written before the model
+// bucket out of the meta bucket, where every commit that changes the
+// totals would write it again (see bucketModel). It is called by the
+// writes that change them, which pay for the move once.
+func moveOldModel(tx *bolt.Tx) error {
+	v := tx.Bucket(bucketMeta).Get(metaKey(MetaModel))
+	if v == nil {
+		return nil
+	}
+	// string(v) copies: v lies in the file's mapping, which a write
+	// transaction may move.
+	return putModel(tx, string(v))
 }
 
 // pruneMatch reports whether a token matches prune criteria: with both

@@ -72,6 +72,11 @@ func emptyTx(tx *bolt.Tx) bool {
 	if k, _ := digs.Cursor().First(); k != nil {
 		return false
 	}
+	if b := tx.Bucket(bucketModel); b != nil {
+		if k, _ := b.Cursor().First(); k != nil {
+			return false
+		}
+	}
 	c := meta.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		switch {
