@@ -34,7 +34,13 @@ const fixtures = "../../testdata/bayes"
 // fixtures of testdata/bayes/ham and testdata/bayes/spam.
 func trainedStore(t testing.TB) *classifier.BoltStore {
 	t.Helper()
-	st, err := classifier.OpenBolt(filepath.Join(t.TempDir(), "bayes.db"), classifier.BoltOptions{NoSync: true})
+	return trainedStoreAt(t, filepath.Join(t.TempDir(), "bayes.db"))
+}
+
+// trainedStoreAt is trainedStore with the store at path.
+func trainedStoreAt(t testing.TB, path string) *classifier.BoltStore {
+	t.Helper()
+	st, err := classifier.OpenBolt(path, classifier.BoltOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,240 @@
+package bayes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/bayes"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory and returns
+// it; it is unmounted when the test ends. Under CI (run as root) failing
+// to is a test failure; elsewhere the test is skipped.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0755"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v", err)
+		}
+		t.Skipf("mount tmpfs: %v (run as root, or with CI=true to make this a failure)", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes the file name in dir until the file system is full,
+// and returns its path.
+func fillDisk(t *testing.T, dir, name string) string {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return f.Name()
+		}
+	}
+}
+
+// numbered makes m another message (for the store's digests) with a
+// number in its subject and queue id, and returns it.
+func numbered(m *filters.Message, n int) *filters.Message {
+	m.QueueID = fmt.Sprintf("%s%d", m.QueueID, n)
+	for i, h := range m.Headers {
+		if h.Name == "Subject" {
+			m.Headers[i].Value = fmt.Sprintf("%s %d", h.Value, n)
+		}
+	}
+	return m
+}
+
+// A bbolt store whose disk fills up while the filter runs: every message
+// still gets its verdict and header in time (classifying only reads);
+// with a little room left, far less than the n-gram model's 4 MB,
+// messages are learned; with none, auto-learning fails with a warning
+// naming the disk's error, is not claimed in the header or counted
+// (sluice_bayes_autolearned_total), and the store keeps what it had; once
+// there is room again auto-learning works again, the messages it failed
+// on included.
+func TestAutolearnOnFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, "16m")
+	db := filepath.Join(dir, "bayes.db")
+	trainedStoreAt(t, db).Close()
+
+	var log lockedBuffer
+	obs := &recorder{}
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir(), Observer: obs}
+	// The store opened as the daemon opens it (fsync on), measured often
+	// so that its stats run beside the messages.
+	f, err := bayes.Open(env, options(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}\nstats_interval: 10ms"), "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+
+	// check runs the filter at end of message as the pipeline would, with
+	// a deadline, and returns the header, which must carry the verdict.
+	check := func(m *filters.Message, want string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		v, err := f.Check(ctx, filters.StageEOM, m)
+		if took := time.Since(start); took > 5*time.Second {
+			return "", fmt.Errorf("message %s took %s", m.QueueID, took)
+		}
+		if err != nil {
+			return "", fmt.Errorf("message %s: %w", m.QueueID, err)
+		}
+		h := added(v, "X-Sluice-Bayes")
+		if v.Action != filters.Continue || !strings.HasPrefix(h, want+", spamicity=") {
+			return h, fmt.Errorf("message %s: action %s, header %q, want %s", m.QueueID, v.Action, h, want)
+		}
+		return h, nil
+	}
+	learned := func(h string) bool { return strings.Contains(h, ", autolearn=") }
+	totals := func() (spam, ham uint32) {
+		st, err := f.Classifier().Store().Stats(context.Background())
+		if err != nil {
+			t.Fatalf("stats of the store: %v", err)
+		}
+		return st.Spam, st.Ham
+	}
+
+	if h, err := check(numbered(spamMessage(), 0), "Spam"); err != nil || !learned(h) {
+		t.Fatalf("before the disk filled: %q, %v", h, err)
+	}
+
+	// Messages keep coming while the disk fills; the ones already learned
+	// need no write of theirs, but still take the store's write path.
+	stop := make(chan struct{})
+	var background sync.WaitGroup
+	var backgroundErr atomic.Value
+	var backgroundN atomic.Int64
+	background.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := check(numbered(spamMessage(), 0), "Spam"); err != nil {
+				backgroundErr.CompareAndSwap(nil, err)
+				return
+			}
+			backgroundN.Add(1)
+		}
+	})
+	stopBackground := sync.OnceFunc(func() {
+		close(stop)
+		background.Wait()
+	})
+	t.Cleanup(stopBackground) // before the filter closes
+
+	// A little room, far less than the store's 4 MB n-gram model: enough
+	// for the pages a message's tokens take, and so for learning again.
+	filler := fillDisk(t, dir, "filler")
+	fi, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, fi.Size()-256<<10); err != nil {
+		t.Fatal(err)
+	}
+	n := 1
+	for ; n <= 20; n++ {
+		if h, err := check(numbered(spamMessage(), n), "Spam"); err != nil || !learned(h) {
+			t.Fatalf("256 KiB free: %q, %v\n%s", h, err, log.String())
+		}
+	}
+
+	// No room at all. bbolt writes into free pages of its file first,
+	// which need no room: a few messages may still be learned before one
+	// fails. The store must count exactly those learned.
+	filler2 := fillDisk(t, dir, "filler2")
+	spam0, ham0 := totals()
+	var failed []*filters.Message
+	learnedSpam, learnedHam := 0, 0
+	for first := n; n < first+60 && len(failed) < 4; n++ {
+		m, want := numbered(spamMessage(), n), "Spam"
+		if n%2 == 0 {
+			m, want = numbered(hamMessage(), n), "Ham"
+		}
+		h, err := check(m, want)
+		if err != nil {
+			t.Fatalf("disk full: %v", err)
+		}
+		switch {
+		case !learned(h):
+			failed = append(failed, m)
+		case want == "Spam":
+			learnedSpam++
+		default:
+			learnedHam++
+		}
+	}
+	if len(failed) == 0 {
+		t.Fatalf("disk full: %d messages auto-learned, none failed; the test did not fill it", learnedSpam+learnedHam)
+	}
+	if !strings.Contains(log.String(), "bayes: auto-learning failed") || !strings.Contains(log.String(), "no space left on device") {
+		t.Errorf("the failed auto-learning is not logged with the disk's error:\n%s", log.String())
+	}
+	if spam, ham := totals(); spam != spam0+uint32(learnedSpam) || ham != ham0+uint32(learnedHam) {
+		t.Errorf("disk full: %d spam and %d ham learned, %d failed, but the store went from %d spam and %d ham to %d and %d",
+			learnedSpam, learnedHam, len(failed), spam0, ham0, spam, ham)
+	}
+	t.Logf("disk full: %d learned, %d failed", learnedSpam+learnedHam, len(failed))
+
+	for _, name := range []string{filler, filler2} {
+		if err := os.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Room again: the messages that failed are learned now (their failed
+	// attempt left no trace of them in the store), and so are new ones.
+	for _, m := range append(failed, numbered(spamMessage(), 100)) {
+		want := "Spam"
+		if strings.HasPrefix(m.QueueID, "4Q2HAM") {
+			want = "Ham"
+		}
+		h, err := check(m, want)
+		if err != nil {
+			t.Fatalf("after room was made: %v", err)
+		}
+		if !learned(h) {
+			t.Errorf("after room was made, message %s not auto-learned: %q\n%s", m.QueueID, h, log.String())
+		}
+	}
+	stopBackground()
+	if err, _ := backgroundErr.Load().(error); err != nil {
+		t.Errorf("a message classified while the disk filled: %v", err)
+	}
+	obs.mu.Lock()
+	counted := obs.autolearned["spam"] + obs.autolearned["ham"]
+	obs.mu.Unlock()
+	if want := 1 + 20 + learnedSpam + learnedHam + len(failed) + 1; counted != want {
+		t.Errorf("auto-learned messages counted %d, want %d", counted, want)
+	}
+	t.Logf("%d messages classified beside them", backgroundN.Load())
+}
