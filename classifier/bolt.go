@@ -1224,6 +1224,45 @@ func (s *BoltStore) WalkLearned(ctx context.Context, fn func(DigestClass) error)
 	return gen, err
 }
 
+// dropChunk bounds the digests of one DropFeatures transaction (bbolt) or
+// script (Redis): a write holds the store for others meanwhile, and a
+// store's first refit after an upgrade may drop millions.
+const dropChunk = 1000
+
+// DropFeatures implements Store, dropChunk digests a transaction, each
+// raising the learn generation if it changed a digest.
+func (s *BoltStore) DropFeatures(ctx context.Context, digests []Digest) (int, error) {
+	n := 0
+	for len(digests) > 0 {
+		chunk := digests[:min(len(digests), dropChunk)]
+		digests = digests[len(chunk):]
+		dropped := 0
+		err := s.update(ctx, func(tx *bolt.Tx) error {
+			digs := tx.Bucket(bucketDigests)
+			dropped = 0
+			for _, d := range chunk {
+				v := digs.Get(d[:])
+				if len(v) <= 1 {
+					continue // not learned, or no features
+				}
+				if err := digs.Put(append([]byte(nil), d[:]...), digestValue(Class(v[0]), nil)); err != nil {
+					return fmt.Errorf("digest %s: %w", d, err)
+				}
+				dropped++
+			}
+			if dropped == 0 {
+				return nil
+			}
+			return bumpLearnGen(tx.Bucket(bucketMeta))
+		})
+		if err != nil {
+			return n, fmt.Errorf("drop features: %w", err)
+		}
+		n += dropped
+	}
+	return n, nil
+}
+
 // bumpLearnGen raises the learn generation by one, in the caller's write
 // transaction.
 func bumpLearnGen(meta *bolt.Bucket) error {
@@ -1285,7 +1324,15 @@ func statsTx(tx *bolt.Tx) (Stats, error) {
 	if st.Totals, err = decodeTotals(tx.Bucket(bucketMeta).Get(keyTotals)); err != nil {
 		return st, err
 	}
-	st.Digests = tx.Bucket(bucketDigests).Stats().KeyN
+	// The cursor reads each entry's header, not its value: the same
+	// pages a count of the bucket's keys would read.
+	dc := tx.Bucket(bucketDigests).Cursor()
+	for k, v := dc.First(); k != nil; k, v = dc.Next() {
+		st.Digests++
+		if len(v) > 1 {
+			st.Features++
+		}
+	}
 	st.Bytes = tx.Size()
 	c := tx.Bucket(bucketTokens).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {

@@ -598,8 +598,19 @@ func StoredModel(ctx context.Context, s Store) (*NgramModel, string, error) {
 // the model of the later read (Store.SetModel, by the learn generation
 // of Store.WalkLearned), and Refit then returns that model: the store's
 // model never goes back to one that misses messages another refit had.
+//
+// Once its model is stored, Refit drops the features of the learned
+// messages beyond the keepFeatureMessages of lowest digest (see there):
+// no fit would use them.
 func Refit(ctx context.Context, s Store) (*NgramModel, error) {
-	r, err := readRefit(ctx, s, maxFitMessages)
+	return refitBounded(ctx, s, maxFitMessages, keepFeatureMessages)
+}
+
+// refitBounded is Refit with the bounds as parameters, so that a test can
+// make them small: it fits on the most learned messages of lowest digest
+// and keeps the features of the keep of lowest digest (at least most).
+func refitBounded(ctx context.Context, s Store, most, keep int) (*NgramModel, error) {
+	r, err := readRefit(ctx, s, most, max(keep, most))
 	if err != nil {
 		return nil, err
 	}
@@ -618,6 +629,52 @@ func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 // hourly refit larger than the last; a regression over 100,000 messages
 // gains next to nothing from more.
 const maxFitMessages = 100_000
+
+// keepFeatureMessages bounds the learned messages whose features the store
+// keeps: a refit drops the features of those above the keepFeatureMessages
+// of lowest digest (their digests stay, so the message is still known as
+// learned, can be moved and unlearned). A fit only ever reads the
+// maxFitMessages of lowest digest, so without the bound a store that
+// auto-learns would grow by about 3.5 kB a message for nothing. The margin
+// over maxFitMessages keeps the sample full when messages of it are
+// unlearned between refits: the messages next in digest order still have
+// their features then, unless more than the margin were unlearned.
+const keepFeatureMessages = maxFitMessages + maxFitMessages/4
+
+// digestHeap keeps the lowest digests offered, at most n: a heap with the
+// highest kept on top, replaced by any lower one. Every digest it does not
+// keep, offered or pushed out, goes to out.
+type digestHeap struct {
+	n    int
+	keep []Digest
+	out  []Digest
+}
+
+func (h *digestHeap) Len() int { return len(h.keep) }
+func (h *digestHeap) Less(i, j int) bool {
+	return bytes.Compare(h.keep[i][:], h.keep[j][:]) > 0
+}
+func (h *digestHeap) Swap(i, j int) { h.keep[i], h.keep[j] = h.keep[j], h.keep[i] }
+func (h *digestHeap) Push(x any)    { h.keep = append(h.keep, x.(Digest)) }
+func (h *digestHeap) Pop() any {
+	d := h.keep[len(h.keep)-1]
+	h.keep = h.keep[:len(h.keep)-1]
+	return d
+}
+
+// add offers d to the heap.
+func (h *digestHeap) add(d Digest) {
+	switch {
+	case len(h.keep) < h.n:
+		heap.Push(h, d)
+	case h.n > 0 && bytes.Compare(d[:], h.keep[0][:]) < 0:
+		h.out = append(h.out, h.keep[0])
+		h.keep[0] = d
+		heap.Fix(h, 0)
+	default:
+		h.out = append(h.out, d)
+	}
+}
 
 // fitSample keeps the learned messages of lowest digest, at most n: a
 // heap with the highest digest kept on top, replaced by any lower one.
@@ -655,14 +712,25 @@ type refit struct {
 	s   Store
 	gen uint64 // the store's learn generation when read
 	ex  []Example
+	// drop are the learned messages with features above the keep of
+	// lowest digest, whose features the refit drops once its model is
+	// stored.
+	drop []Digest
 }
 
 // readRefit reads the features of the learned messages, of the most
-// (at most) of lowest digest (see maxFitMessages). Every message's
-// features are checked, kept or not.
-func readRefit(ctx context.Context, s Store, most int) (*refit, error) {
+// (at most) of lowest digest (see maxFitMessages), and notes the messages
+// with features beyond the keep of lowest digest (see keepFeatureMessages;
+// keep is at least most, or the drop would take features of the sample).
+// Every message's features are checked, kept or not. It holds the sample's
+// features, keep digests, and the digests to drop.
+func readRefit(ctx context.Context, s Store, most, keep int) (*refit, error) {
+	if keep < most {
+		return nil, fmt.Errorf("refit: keeping the features of %d messages, fewer than the %d of the sample", keep, most)
+	}
 	r := &refit{s: s}
 	sample := &fitSample{n: most}
+	kept := &digestHeap{n: keep}
 	var scratch []uint32
 	gen, err := s.WalkLearned(ctx, func(d DigestClass) error {
 		if d.Features == nil {
@@ -673,6 +741,7 @@ func readRefit(ctx context.Context, s Store, most int) (*refit, error) {
 			return fmt.Errorf("digest %s: %w", d.Digest, err)
 		}
 		sample.add(Example{Digest: d.Digest, Spam: d.Class == Spam, Encoded: d.Features})
+		kept.add(d.Digest)
 		return nil
 	})
 	if err != nil {
@@ -680,11 +749,23 @@ func readRefit(ctx context.Context, s Store, most int) (*refit, error) {
 	}
 	r.ex = sample.ex
 	r.gen = gen
+	r.drop = kept.out
+	// In key order: the stores write them faster so.
+	slices.SortFunc(r.drop, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
 	return r, nil
 }
 
 // fitAndStore fits the model on what readRefit read and stores it, unless
 // the store has a model of a later read; it returns the store's model.
+// Once its model is stored, it drops the features readRefit found beyond
+// the bound. A refit whose model was not stored drops nothing: what it
+// read is older than the stored model's read, and messages unlearned in
+// between may have brought some of its drops within the bound.
+//
+// The drop raises the learn generation, past the one the model was
+// stored with; that is harmless: a refit that reads after it fits the
+// same messages (the drop takes none of the sample), so the same model
+// with the same id, which no classifier reads again.
 func (r *refit) fitAndStore(ctx context.Context) (*NgramModel, error) {
 	var m *NgramModel
 	var blob []byte
@@ -703,6 +784,13 @@ func (r *refit) fitAndStore(ctx context.Context) (*NgramModel, error) {
 		m, _, err = StoredModel(ctx, r.s)
 		if err != nil {
 			return nil, fmt.Errorf("refit: %w", err)
+		}
+		return m, nil
+	}
+	if len(r.drop) > 0 {
+		if _, err := r.s.DropFeatures(ctx, r.drop); err != nil {
+			// The model is in; the next refit drops them again.
+			return nil, fmt.Errorf("refit: model stored, but dropping the features of %d learned messages that no fit reads failed: %w", len(r.drop), err)
 		}
 	}
 	return m, nil

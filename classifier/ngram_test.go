@@ -595,7 +595,7 @@ func testRefitInterleaved(t *testing.T, st Store) {
 		t.Fatal(err)
 	}
 	// The first run reads the learned messages...
-	first, err := readRefit(ctx, st, maxFitMessages)
+	first, err := readRefit(ctx, st, maxFitMessages, keepFeatureMessages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,7 +667,7 @@ func TestRefitSample(t *testing.T) {
 	}
 	slices.SortFunc(digests, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
 	for _, most := range []int{0, 1, 7, len(ops) - 1, len(ops), len(ops) + 5} {
-		r, err := readRefit(ctx, st, most)
+		r, err := readRefit(ctx, st, most, most)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -694,7 +694,7 @@ func TestRefitSample(t *testing.T) {
 		}
 	}
 	fit := func(s Store) []byte {
-		r, err := readRefit(ctx, s, 9)
+		r, err := readRefit(ctx, s, 9, 9)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -725,7 +725,158 @@ func TestRefitSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := readRefit(ctx, st, 1); err == nil || !strings.Contains(err.Error(), last.String()) {
+	if _, err := readRefit(ctx, st, 1, 1); err == nil || !strings.Contains(err.Error(), last.String()) {
 		t.Errorf("damaged features out of the sample: %v, want an error naming %s", err, last)
+	}
+}
+
+// A refit drops the features of the learned messages beyond the keep of
+// lowest digest, and of no other: the digests stay learned (learning one
+// again is a no-op, unlearning it works), the model is the one fitted on
+// the sample before the drop, and the next refit fits the same model,
+// with the same id, and drops nothing. With small bounds, most 3 and
+// keep 5, over the fixtures (at least 20 messages), on both stores.
+func TestRefitDropsFeatures(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) {
+		st, _ := newBoltClassifier(t, Params{})
+		testRefitDropsFeatures(t, st)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "dropfeatures"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		testRefitDropsFeatures(t, st)
+	})
+}
+
+func testRefitDropsFeatures(t *testing.T, st Store) {
+	const most, keep = 3, 5
+	ctx := context.Background()
+	c, err := NewForStore(ctx, st, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := fixtureOps(t, c, Spam, Ham)
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	var digests []Digest
+	op := map[Digest]LearnOp{}
+	for _, o := range ops {
+		digests = append(digests, o.Digest)
+		op[o.Digest] = o
+	}
+	slices.SortFunc(digests, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
+
+	// The model of the sample, fitted before anything is dropped.
+	before, err := readRefit(ctx, st, most, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before.drop, digests[keep:]) {
+		t.Errorf("to drop: %v, want the %d above the %d of lowest digest: %v", before.drop, len(digests)-keep, keep, digests[keep:])
+	}
+	wantBlob, _ := FitNgram(before.ex).MarshalBinary()
+
+	m, err := refitBounded(ctx, st, most, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := m.MarshalBinary(); !bytes.Equal(b, wantBlob) {
+		t.Error("the refit that dropped returned another model than the sample's")
+	}
+	_, id, err := StoredModel(ctx, st)
+	if err != nil || id != modelID(wantBlob) {
+		t.Fatalf("stored model id %s, %v; want the sample's, %s", id, err, modelID(wantBlob))
+	}
+	// Exactly the messages above the keep of lowest digest lost their
+	// features; every message is still learned, in its class.
+	gen, err := st.WalkLearned(ctx, func(d DigestClass) error {
+		i := slices.IndexFunc(digests, func(x Digest) bool { return x == d.Digest })
+		switch {
+		case i < 0:
+			t.Errorf("digest %s walked, not learned", d.Digest)
+		case d.Class != op[d.Digest].Class:
+			t.Errorf("digest %s is %v after the drop, want %v", d.Digest, d.Class, op[d.Digest].Class)
+		case i < keep && !bytes.Equal(d.Features, op[d.Digest].Features):
+			t.Errorf("digest %s, %d of lowest digest, has %d bytes of features, want its %d: within the %d kept", d.Digest, i+1, len(d.Features), len(op[d.Digest].Features), keep)
+		case i >= keep && d.Features != nil:
+			t.Errorf("digest %s, %d of lowest digest, still has %d bytes of features: beyond the %d kept", d.Digest, i+1, len(d.Features), keep)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Digests != len(ops) || stats.Features != keep {
+		t.Errorf("stats: %d digests, %d with features; want %d, %d", stats.Digests, stats.Features, len(ops), keep)
+	}
+
+	// The drop raised the learn generation past the model's. The next
+	// refit fits the same model, stores it under the same id (so no
+	// classifier reads it again), and changes nothing else: no refit
+	// after it has anything to do either.
+	m2, err := refitBounded(ctx, st, most, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := m2.MarshalBinary(); !bytes.Equal(b, wantBlob) {
+		t.Error("the refit after the drop fitted another model")
+	}
+	if _, id2, err := StoredModel(ctx, st); err != nil || id2 != id {
+		t.Errorf("stored model id %s after the next refit, %v; want %s, unchanged", id2, err, id)
+	}
+	if g, _ := st.WalkLearned(ctx, func(DigestClass) error { return nil }); g != gen {
+		t.Errorf("the refit after the drop moved the learn generation from %d to %d: it dropped again", gen, g)
+	}
+
+	// A message whose features were dropped is still learned: learning
+	// it again is a no-op (and brings its features back, for the next
+	// refit to drop), unlearning it removes it and its counts.
+	last := op[digests[len(digests)-1]]
+	if out, err := c.Learn(ctx, []LearnOp{last}); err != nil || out[0] != AlreadyLearned {
+		t.Errorf("learn a message without its features again: %v, %v; want already learned", out, err)
+	}
+	un := last
+	un.Unlearn = true
+	if out, err := c.Learn(ctx, []LearnOp{un}); err != nil || out[0] != Unlearned {
+		t.Errorf("unlearn a message without its features: %v, %v; want unlearned", out, err)
+	}
+	// Unlearning a message of the sample: the next of lowest digest
+	// still has its features, and the sample stays full.
+	first := op[digests[0]]
+	first.Unlearn = true
+	if out, err := c.Learn(ctx, []LearnOp{first}); err != nil || out[0] != Unlearned {
+		t.Errorf("unlearn a message of the sample: %v, %v; want unlearned", out, err)
+	}
+	var spam, ham uint32
+	for _, d := range digests[1 : len(digests)-1] {
+		if op[d].Class == Spam {
+			spam++
+		} else {
+			ham++
+		}
+	}
+	stats, err = st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Totals != (Totals{Spam: spam, Ham: ham}) || stats.Digests != len(ops)-2 || stats.Features != keep-1 {
+		t.Errorf("after unlearning two: %+v, %d digests, %d with features; want %d spam %d ham, %d, %d",
+			stats.Totals, stats.Digests, stats.Features, spam, ham, len(ops)-2, keep-1)
+	}
+	m3, err := refitBounded(ctx, st, most, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fittedOn(m3); n != most {
+		t.Errorf("refit after unlearning a message of the sample: fitted on %d, want a full sample of %d", n, most)
 	}
 }

@@ -86,8 +86,8 @@ type RedisOptions struct {
 type RedisObserver interface {
 	// RedisRoundTrip reports one request/reply exchange: op names the
 	// store operation ("lookup", "learn", "add", "scan", "meta",
-	// "stats", "prune", "script_load", "load": the cache reading the
-	// whole store), err is nil if it worked.
+	// "stats", "prune", "drop": DropFeatures, "script_load", "load":
+	// the cache reading the whole store), err is nil if it worked.
 	RedisRoundTrip(op string, took time.Duration, err error)
 }
 
@@ -1166,6 +1166,31 @@ func (s *RedisStore) WalkLearned(ctx context.Context, fn func(DigestClass) error
 	return gen, s.WalkDigests(ctx, fn)
 }
 
+// DropFeatures implements Store: a script per dropChunk digests, each
+// checking that the digest is still learned and has features, deleting
+// them, and raising the learn generation if it deleted any.
+func (s *RedisStore) DropFeatures(ctx context.Context, digests []Digest) (int, error) {
+	n := 0
+	for len(digests) > 0 {
+		chunk := digests[:min(len(digests), dropChunk)]
+		digests = digests[len(chunk):]
+		a := make([]any, len(chunk))
+		for i, d := range chunk {
+			a[i] = string(d[:])
+		}
+		res, err := s.runScripts(ctx, "drop", scriptDrop, [][]any{a}, false)
+		if err != nil {
+			return n, fmt.Errorf("drop features: %w", err)
+		}
+		d, ok := res[0].(int64)
+		if !ok || d < 0 || d > int64(len(chunk)) {
+			return n, fmt.Errorf("drop features on %s: unexpected script result %v", s, res[0])
+		}
+		n += int(d)
+	}
+	return n, nil
+}
+
 // Size returns what Stats does without reading every token, in one round
 // trip: totals, the number of tokens and digests, and Bytes, the memory
 // Redis estimates for the store's keys (MEMORY USAGE, sampled). The Bayes
@@ -1176,13 +1201,14 @@ func (s *RedisStore) WalkLearned(ctx context.Context, fn func(DigestClass) error
 // queued in a MULTI, when an administrator needs the numbers most.
 func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
 	var meta *redis.SliceCmd
-	var ntok, ndig *redis.IntCmd
+	var ntok, ndig, nfeat *redis.IntCmd
 	mem := make([]*redis.IntCmd, len(s.keys))
 	err := s.call(ctx, "stats", false, func(ctx context.Context) error {
 		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			meta = p.HMGet(ctx, s.meta, "version", "spam", "ham")
 			ntok = p.HLen(ctx, s.tokens)
 			ndig = p.HLen(ctx, s.digests)
+			nfeat = p.HLen(ctx, s.features)
 			for i, k := range s.keys {
 				mem[i] = p.MemoryUsage(ctx, k)
 			}
@@ -1213,6 +1239,11 @@ func (s *RedisStore) Size(ctx context.Context) (Stats, error) {
 	}
 	st.Tokens = int(ntok.Val())
 	st.Digests = int(ndig.Val())
+	// The features hash has a field per learned message with features,
+	// and no other: the scripts delete a message's features with its
+	// digest. (Only a sluice older than the features hash, unlearning a
+	// message a newer one learned, leaves its features behind.)
+	st.Features = int(nfeat.Val())
 	for _, m := range mem {
 		st.Bytes += m.Val()
 	}

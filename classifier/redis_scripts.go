@@ -351,6 +351,27 @@ if #doomed > 0 then bump() end
 return #doomed
 `
 
+// luaDropFeatures deletes the features of the given digests that are
+// learned and have features; the digests stay. It raises the learn
+// generation if it deleted any, and leaves the generation of the counts
+// ('gen') alone: no token changed, and the caches need not start over.
+// A store never written has nothing to drop, and stays unwritten.
+//
+// KEYS: meta, tokens, digests, log, features. ARGV: the digests.
+//
+// Returns the number of features deleted.
+const luaDropFeatures = luaPrelude + `
+local gone = {}
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 and redis.call('HEXISTS', KEYS[5], ARGV[i]) == 1 then
+    gone[#gone + 1] = ARGV[i]
+  end
+end
+hdel(KEYS[5], gone)
+if #gone > 0 then learned() end
+return #gone
+`
+
 // luaSetMeta sets (or with an empty value deletes) a store-wide setting.
 // A value may be large and binary (the n-gram model, MetaModel, is about
 // 4 MB of float32s): Lua strings hold any bytes, NULs included, and Redis
@@ -407,6 +428,7 @@ var (
 	scriptLearn    = newScript(luaLearn)
 	scriptAdd      = newScript(luaAdd)
 	scriptPrune    = newScript(luaPrune)
+	scriptDrop     = newScript(luaDropFeatures)
 	scriptSetMeta  = newScript(luaSetMeta)
 	scriptSetModel = newScript(luaSetModel)
 )

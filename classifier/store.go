@@ -165,6 +165,7 @@ type Stats struct {
 	Totals
 	Tokens   int   // distinct tokens
 	Digests  int   // learned messages remembered
+	Features int   // of them, with n-gram features kept (see DropFeatures)
 	Bytes    int64 // size on disk, 0 if not applicable
 	Oldest   Date  // earliest last-seen day of a token, 0 if none
 	Newest   Date  // latest last-seen day of a token, 0 if none
@@ -245,6 +246,14 @@ type Store interface {
 	// the change; it starts at 0. A model fitted on the walk has every
 	// change up to that generation (and may have later ones).
 	WalkLearned(ctx context.Context, fn func(DigestClass) error) (gen uint64, err error)
+	// DropFeatures clears the features of those of digests that are
+	// learned and have features, and returns how many; the digests stay
+	// learned, in their class. It raises the learn generation (see
+	// WalkLearned) in the same atomic write as a change, and only if
+	// something changed. A store may write in several atomic batches:
+	// each is whole, and an error may leave the batches before it
+	// written. Refit drops the features no fit reads with it.
+	DropFeatures(ctx context.Context, digests []Digest) (int, error)
 	// Stats returns the size of the store.
 	Stats(ctx context.Context) (Stats, error)
 	// Prune deletes tokens and returns how many.

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"MetaLarge", testMetaLarge},
 		{"LearnGen", testLearnGen},
 		{"SetModel", testSetModel},
+		{"DropFeatures", testDropFeatures},
 		{"ExportImport", testExportImport},
 		{"Concurrent", testConcurrent},
 	}
@@ -469,6 +470,15 @@ func checkDigests(t *testing.T, s classifier.Store, step string, want map[classi
 	if st.Digests != len(want) {
 		t.Errorf("%s: stats count %d digests, want %d", step, st.Digests, len(want))
 	}
+	withFeatures := 0
+	for _, w := range want {
+		if len(w.Features) > 0 {
+			withFeatures++
+		}
+	}
+	if st.Features != withFeatures {
+		t.Errorf("%s: stats count %d digests with features, want %d", step, st.Features, withFeatures)
+	}
 }
 
 // Features are kept with the learned digest by the rules of the bbolt
@@ -759,6 +769,96 @@ func testSetModel(t *testing.T, s classifier.Store) {
 	if id, err := s.Meta(ctx, classifier.MetaModelID); err != nil || id != "idBig" {
 		t.Errorf("large model: id %q, %v", id, err)
 	}
+}
+
+// DropFeatures clears the features of the digests given that are learned
+// and have some, and nothing else: the digests stay learned in their
+// class, the counts stay, and the learn generation rises with a change
+// and only then. A list longer than a store's batch is dropped whole.
+func testDropFeatures(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	f1, f2 := featureBlob(71, 300), featureBlob(72, 400)
+	toks := []string{"d1", "shared"}
+	learn(t, s,
+		classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: toks, Date: 20240401, Features: f1},
+		classifier.LearnOp{Digest: digest(2), Class: classifier.Ham, Tokens: []string{"d2", "shared"}, Date: 20240401, Features: f2},
+		classifier.LearnOp{Digest: digest(3), Class: classifier.Spam, Tokens: []string{"d3"}, Date: 20240401},
+	)
+	drop := func(step string, digests []classifier.Digest, want int, rises bool) {
+		t.Helper()
+		g0, n0 := learnGen(t, s, step+": before")
+		n, err := s.DropFeatures(ctx, digests)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if n != want {
+			t.Errorf("%s: dropped %d, want %d", step, n, want)
+		}
+		g, n1 := learnGen(t, s, step)
+		switch {
+		case g < g0:
+			t.Errorf("%s: generation went back from %d to %d", step, g0, g)
+		case rises && g == g0:
+			t.Errorf("%s: generation stayed %d: a refit that read before the drop could replace the model of one that read after", step, g)
+		case !rises && g != g0:
+			t.Errorf("%s: generation rose from %d to %d, with nothing dropped", step, g0, g)
+		}
+		if n1 != n0 {
+			t.Errorf("%s: %d digests learned, %d before: a drop must leave the digests", step, n1, n0)
+		}
+	}
+	drop("nothing", nil, 0, false)
+	// Message 3 has no features, message 4 is not learned.
+	drop("drop", []classifier.Digest{digest(4), digest(1), digest(3)}, 1, true)
+	checkDigests(t, s, "after the drop", map[classifier.Digest]classifier.DigestClass{
+		digest(1): {Digest: digest(1), Class: classifier.Spam},
+		digest(2): {Digest: digest(2), Class: classifier.Ham, Features: f2},
+		digest(3): {Digest: digest(3), Class: classifier.Spam},
+	})
+	tot, c := lookup(t, s, "d1", "shared")
+	if tot != (classifier.Totals{Spam: 2, Ham: 1}) || c[0].Spam != 1 || c[1].Spam != 1 || c[1].Ham != 1 {
+		t.Errorf("after the drop: totals %+v, counts %+v: a drop must leave the counts", tot, c)
+	}
+	drop("again", []classifier.Digest{digest(1), digest(3), digest(4)}, 0, false)
+	// The message is still learned: learning it again is a no-op (and
+	// brings its features back), moving and unlearning work.
+	if out := learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: toks, Date: 20240401}); out[0] != classifier.AlreadyLearned {
+		t.Errorf("learn again after the drop: %v, want already learned", out[0])
+	}
+	if out := learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Ham, Tokens: toks, Date: 20240401}); out[0] != classifier.Moved {
+		t.Errorf("move after the drop: %v, want moved", out[0])
+	}
+	if out := learn(t, s, classifier.LearnOp{Digest: digest(1), Class: classifier.Ham, Unlearn: true, Tokens: toks, Date: 20240401}); out[0] != classifier.Unlearned {
+		t.Errorf("unlearn after the drop: %v, want unlearned", out[0])
+	}
+	tot, c = lookup(t, s, "d1", "shared")
+	if tot != (classifier.Totals{Spam: 1, Ham: 1}) || c[0] != (classifier.Counts{}) || c[1].Spam != 0 || c[1].Ham != 1 {
+		t.Errorf("after moving and unlearning: totals %+v, counts %+v", tot, c)
+	}
+	// A drop of an unlearned message's digest changes nothing.
+	drop("unlearned", []classifier.Digest{digest(1)}, 0, false)
+	// More digests than any store writes at once: 2,600, of which every
+	// second one dropped (1,300, over the batches of either store).
+	var digs []classifier.DigestClass
+	var doomed []classifier.Digest
+	want := map[classifier.Digest]classifier.DigestClass{
+		digest(2): {Digest: digest(2), Class: classifier.Ham, Features: f2},
+		digest(3): {Digest: digest(3), Class: classifier.Spam},
+	}
+	for i := range 2600 {
+		d := classifier.DigestClass{Digest: digest(1000 + i), Class: classifier.Class(1 + i%3%2), Features: featureBlob(uint64(1000+i), 8)}
+		digs = append(digs, d)
+		if i%2 == 0 {
+			doomed = append(doomed, d.Digest)
+			d.Features = nil
+		}
+		want[d.Digest] = d
+	}
+	if err := s.Add(ctx, classifier.Batch{Digests: digs}); err != nil {
+		t.Fatal(err)
+	}
+	drop("many", doomed, len(doomed), true)
+	checkDigests(t, s, "after dropping many", want)
 }
 
 func commonPrefix(a, b string) int {
