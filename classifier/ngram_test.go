@@ -880,3 +880,50 @@ func testRefitDropsFeatures(t *testing.T, st Store) {
 		t.Errorf("refit after unlearning a message of the sample: fitted on %d, want a full sample of %d", n, most)
 	}
 }
+
+// A refit whose model is not stored, because a refit that read later
+// stored its own, drops no features: messages unlearned in between may
+// have brought some of what it would drop within the bound the later
+// refit keeps. Most 3, keep 5, over the fixtures.
+func TestRefitNotStoredDropsNothing(t *testing.T) {
+	const most, keep = 3, 5
+	ctx := context.Background()
+	st, c := newBoltClassifier(t, Params{})
+	ops := fixtureOps(t, c, Spam, Ham)
+	if _, err := c.Learn(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ops, func(a, b LearnOp) int { return bytes.Compare(a.Digest[:], b.Digest[:]) })
+	// The first refit reads: it would drop from the 6th of lowest digest on.
+	first, err := readRefit(ctx, st, most, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile two messages of the sample are unlearned, and a second
+	// refit reads, stores its model, and keeps the 6th and 7th.
+	var un []LearnOp
+	for _, op := range ops[:2] {
+		op.Unlearn = true
+		un = append(un, op)
+	}
+	if _, err := c.Learn(ctx, un); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refitBounded(ctx, st, most, keep); err != nil {
+		t.Fatal(err)
+	}
+	// The first refit's model is not stored, and it must not drop.
+	if _, err := first.fitAndStore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[Digest][]byte{}
+	if err := st.WalkDigests(ctx, func(d DigestClass) error { got[d.Digest] = d.Features; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, op := range ops[2:] {
+		kept := i < keep
+		if has := got[op.Digest] != nil; has != kept {
+			t.Errorf("digest %s, %d of lowest digest after the unlearning: features kept %v, want %v", op.Digest, i+1, has, kept)
+		}
+	}
+}
