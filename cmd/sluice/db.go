@@ -181,6 +181,7 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 				fmt.Fprintf(w, "messages:  %d spam, %d ham\n", s.Spam, s.Ham)
 				fmt.Fprintf(w, "tokens:    %d (%d seen in one message only)\n", s.Tokens, s.Singular)
 				fmt.Fprintf(w, "digests:   %d learned messages remembered\n", s.Digests)
+				fmt.Fprintf(w, "features:  %d of them keep their n-gram features\n", s.Features)
 				m, id, err := classifier.StoredModel(ctx, st)
 				switch {
 				case err != nil:

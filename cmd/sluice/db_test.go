@@ -50,6 +50,9 @@ func TestDBStatsDumpExportImport(t *testing.T) {
 	if got := statsField(t, db, "digests"); !strings.HasPrefix(got, "28 ") {
 		t.Errorf("digests: %q", got)
 	}
+	if got := statsField(t, db, "features"); !strings.HasPrefix(got, "28 ") {
+		t.Errorf("features: %q", got)
+	}
 	tokens := tokenCount(t, db)
 
 	dump := runCLI(t, "", "db", "dump", "--db", db)
