@@ -788,8 +788,13 @@ func (r *refit) fitAndStore(ctx context.Context) (*NgramModel, error) {
 		return m, nil
 	}
 	if len(r.drop) > 0 {
-		if _, err := r.s.DropFeatures(ctx, r.drop); err != nil {
-			// The model is in; the next refit drops them again.
+		_, err := r.s.DropFeatures(ctx, r.drop)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			// Stopped (a signal to "sluice train"): the model is in,
+			// and the next refit drops what is left.
+		default:
 			return nil, fmt.Errorf("refit: model stored, but dropping the features of %d learned messages that no fit reads failed: %w", len(r.drop), err)
 		}
 	}

@@ -927,3 +927,41 @@ func TestRefitNotStoredDropsNothing(t *testing.T) {
 		}
 	}
 }
+
+// dropFailStore is a store whose DropFeatures fails, after cancelling the
+// refit's context if cancel is set (a signal to "sluice train").
+type dropFailStore struct {
+	Store
+	cancel context.CancelFunc
+}
+
+func (s dropFailStore) DropFeatures(ctx context.Context, _ []Digest) (int, error) {
+	if s.cancel != nil {
+		s.cancel()
+		return 0, ctx.Err()
+	}
+	return 0, errors.New("store down")
+}
+
+// A drop that fails leaves the model stored and fails the refit, saying
+// so; one stopped by the refit's context (a signal) is no failure: the
+// model is in, and the next refit drops the rest.
+func TestRefitDropFails(t *testing.T) {
+	ctx := context.Background()
+	st, c := newBoltClassifier(t, Params{})
+	if _, err := c.Learn(ctx, fixtureOps(t, c, Spam, Ham)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := refitBounded(ctx, dropFailStore{Store: st}, 3, 5)
+	if err == nil || !strings.Contains(err.Error(), "model stored") || !strings.Contains(err.Error(), "store down") {
+		t.Errorf("refit with a failing drop: %v, %v; want an error saying the model is stored", m, err)
+	}
+	if got, _, err := StoredModel(ctx, st); err != nil || fittedOn(got) != 3 {
+		t.Errorf("stored model of %d messages, %v; want the refit's, of 3", fittedOn(got), err)
+	}
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if m, err := refitBounded(stop, dropFailStore{Store: st, cancel: cancel}, 4, 5); err != nil || fittedOn(m) != 4 {
+		t.Errorf("refit with a drop stopped by its context: model of %d messages, %v; want the model of 4 and no error", fittedOn(m), err)
+	}
+}
