@@ -63,8 +63,9 @@
 // the 4-byte sequences at the start of the raw message, see ngram.go)
 // gives a second opinion, and the spamicity is the mean of the two
 // opinions' probabilities (BlendNgram). The model is fitted afresh from the
-// n-grams the store keeps with every learned message's digest (Refit),
-// after each training run, so training order does not matter.
+// n-grams the store keeps with the learned messages' digests (Refit),
+// after each training run, so training order does not matter; a refit
+// drops the n-grams of the messages no fit would take (DropFeatures).
 //
 // The defaults (DefaultParams: robx 0.45, robs 0.2, min_dev 0.48, cutoffs
 // 0.85 and 0.1, CombineSplit, the n-gram model on, at least 10 spam and 10

@@ -30,10 +30,10 @@ import (
 // A regression depends on the order it sees messages in, and "sluice
 // train --ham DIR; sluice train --spam DIR" would teach it one class after
 // the other. So the store keeps each learned message's set of features
-// (about 3.5 kB) with its digest, and the model is fitted afresh from all of
-// them (Refit) after each training run: the same learned messages give the
-// same model whatever order they came in, and unlearning a message removes
-// it exactly. Even in a fixed order, which order it is still shows in the
+// (about 3.5 kB) with its digest (up to keepFeatureMessages of them, see
+// there), and the model is fitted afresh from them (Refit) after each
+// training run: the same learned messages give the same model whatever
+// order they came in, and unlearning a message removes it exactly. Even in a fixed order, which order it is still shows in the
 // weights; the model is the mean of ngramBags fits in different orders,
 // which is one set of weights again, so scoring costs the same.
 //
