@@ -818,6 +818,26 @@ func testRefitDropsFeatures(t *testing.T, st Store) {
 	if stats.Digests != len(ops) || stats.Features != keep {
 		t.Errorf("stats: %d digests, %d with features; want %d, %d", stats.Digests, stats.Features, len(ops), keep)
 	}
+	// An export moves the digests without features as they are: imported
+	// into a new store, it exports the same.
+	var exp bytes.Buffer
+	if err := Export(ctx, st, &exp); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := newBoltClassifier(t, Params{})
+	if _, err := Import(ctx, moved, bytes.NewReader(exp.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var exp2 bytes.Buffer
+	if err := Export(ctx, moved, &exp2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(exp.Bytes(), exp2.Bytes()) {
+		t.Error("export of the store imported from an export after the drop differs from it")
+	}
+	if ms, err := moved.Stats(ctx); err != nil || ms.Digests != len(ops) || ms.Features != keep {
+		t.Errorf("imported store: %d digests, %d with features, %v; want %d, %d", ms.Digests, ms.Features, err, len(ops), keep)
+	}
 
 	// The drop raised the learn generation past the model's. The next
 	// refit fits the same model, stores it under the same id (so no
