@@ -33,9 +33,10 @@ import (
 // (about 3.5 kB) with its digest (up to keepFeatureMessages of them, see
 // there), and the model is fitted afresh from them (Refit) after each
 // training run: the same learned messages give the same model whatever
-// order they came in, and unlearning a message removes it exactly. Even in a fixed order, which order it is still shows in the
-// weights; the model is the mean of ngramBags fits in different orders,
-// which is one set of weights again, so scoring costs the same.
+// order they came in, and unlearning a message removes it exactly. Even
+// in a fixed order, which order it is still shows in the weights; the
+// model is the mean of ngramBags fits in different orders, which is one
+// set of weights again, so scoring costs the same.
 //
 // The constants were tried on cross-validation over the training part:
 // rates 0.005 and 0.05, 2 and 10 passes, 1,500 and 6,000 bytes, 3- and
@@ -610,7 +611,7 @@ func Refit(ctx context.Context, s Store) (*NgramModel, error) {
 // make them small: it fits on the most learned messages of lowest digest
 // and keeps the features of the keep of lowest digest (at least most).
 func refitBounded(ctx context.Context, s Store, most, keep int) (*NgramModel, error) {
-	r, err := readRefit(ctx, s, most, max(keep, most))
+	r, err := readRefit(ctx, s, most, keep)
 	if err != nil {
 		return nil, err
 	}

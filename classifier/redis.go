@@ -1192,9 +1192,10 @@ func (s *RedisStore) DropFeatures(ctx context.Context, digests []Digest) (int, e
 }
 
 // Size returns what Stats does without reading every token, in one round
-// trip: totals, the number of tokens and digests, and Bytes, the memory
-// Redis estimates for the store's keys (MEMORY USAGE, sampled). The Bayes
-// filter measures the store with it every stats_interval.
+// trip: totals, the number of tokens, digests and features, and Bytes,
+// the memory Redis estimates for the store's keys (MEMORY USAGE,
+// sampled). The Bayes filter measures the store with it every
+// stats_interval.
 //
 // The reads are a plain pipeline, not a MULTI: the numbers need not be of
 // one instant, and at maxmemory (noeviction) Redis refuses every command
