@@ -634,6 +634,7 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.BayesSkipped("bayes", bayes.SkipSize)
 	m.BayesSkipped("bayes", bayes.SkipAuthenticated)
 	m.BayesAutolearned("bayes", "spam")
+	m.BayesAutolearnFailed("bayes", "ham")
 	m.BayesStore("bayes", classifier.Stats{Tokens: 10, Bytes: 4096})
 	m.BayesStoreUnavailable("bayes")
 	m.BayesRedisRoundTrip("bayes", "lookup", time.Millisecond, errors.New("redis down"))

@@ -48,6 +48,12 @@ type Observer interface {
 	// BayesAutolearned reports a message auto-learned as class ("spam"
 	// or "ham").
 	BayesAutolearned(filter, class string)
+	// BayesAutolearnFailed reports a message that should have been
+	// auto-learned as class but could not be: the store failed (a full
+	// disk, Redis down, a write slower than the filter's time). The
+	// failure is only logged otherwise, since the message still gets its
+	// verdict, so this is what an alert can see.
+	BayesAutolearnFailed(filter, class string)
 	// BayesStore reports the size of the store, measured every
 	// stats_interval.
 	BayesStore(filter string, st classifier.Stats)
@@ -794,6 +800,9 @@ func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classi
 	out, err := f.c.Load().Autolearn(ctx, m.Raw(), class)
 	if err != nil {
 		f.log.Warn("bayes: auto-learning failed", "queue_id", m.QueueID, "class", class.String(), "err", err)
+		if f.obs != nil {
+			f.obs.BayesAutolearnFailed(f.name, class.String())
+		}
 		return false
 	}
 	if out != classifier.Learned && out != classifier.Moved {

@@ -651,6 +651,7 @@ type recorder struct {
 	skipped     int
 	skipReasons []string // BayesSkipped reasons, in order
 	autolearned map[string]int
+	learnFailed map[string]int // BayesAutolearnFailed, by class
 	stores      []classifier.Stats
 	ngram       [][2]int // spam and ham of the model in use, per report
 	incomplete  []bool   // BayesImportIncomplete reports
@@ -677,6 +678,15 @@ func (r *recorder) BayesAutolearned(filter, class string) {
 		r.autolearned = map[string]int{}
 	}
 	r.autolearned[class]++
+}
+
+func (r *recorder) BayesAutolearnFailed(filter, class string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.learnFailed == nil {
+		r.learnFailed = map[string]int{}
+	}
+	r.learnFailed[class]++
 }
 
 func (r *recorder) BayesStore(filter string, st classifier.Stats) {

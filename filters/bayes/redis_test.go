@@ -59,6 +59,7 @@ func (o *storeObs) BayesRedisPool(filter string, st classifier.RedisPoolStats) {
 func (o *storeObs) BayesClassified(string, string, float64, time.Duration) {}
 func (o *storeObs) BayesSkipped(string, string)                            {}
 func (o *storeObs) BayesAutolearned(string, string)                        {}
+func (o *storeObs) BayesAutolearnFailed(string, string)                    {}
 func (o *storeObs) BayesNgram(string, int, int)                            {}
 func (o *storeObs) BayesFilter(string, bool)                               {}
 func (o *storeObs) BayesImportIncomplete(string, bool)                     {}

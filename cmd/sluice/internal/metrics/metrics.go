@@ -44,6 +44,7 @@ type Metrics struct {
 	bayesSpamicity     *prometheus.HistogramVec
 	bayesDuration      *prometheus.HistogramVec
 	bayesAutolearned   *prometheus.CounterVec
+	bayesLearnFailures *prometheus.CounterVec
 	bayesStoreBytes    *prometheus.GaugeVec
 	bayesStoreTokens   *prometheus.GaugeVec
 	bayesStoreMessages *prometheus.GaugeVec
@@ -172,6 +173,10 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		bayesAutolearned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_bayes_autolearned_total",
 			Help: "Messages a bayes filter learned by itself, by filter and class (spam, ham).",
+		}, []string{"filter", "class"}),
+		bayesLearnFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_bayes_autolearn_failures_total",
+			Help: "Messages a bayes filter should have learned by itself but could not (the store failed), by filter and class (spam, ham).",
 		}, []string{"filter", "class"}),
 		bayesStoreBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_bayes_store_bytes",
@@ -307,7 +312,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	}
 	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.logDropped, m.dropped, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
-		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned,
+		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned, m.bayesLearnFailures,
 		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram, m.bayesImport,
 		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
 		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
@@ -394,6 +399,11 @@ func (m *Metrics) BayesAutolearned(filter, class string) {
 	m.bayesAutolearned.WithLabelValues(filter, class).Inc()
 }
 
+// BayesAutolearnFailed implements bayes.Observer.
+func (m *Metrics) BayesAutolearnFailed(filter, class string) {
+	m.bayesLearnFailures.WithLabelValues(filter, class).Inc()
+}
+
 // BayesStore implements bayes.Observer.
 func (m *Metrics) BayesStore(filter string, st classifier.Stats) {
 	m.bayesStoreBytes.WithLabelValues(filter).Set(float64(st.Bytes))
@@ -427,6 +437,12 @@ func (m *Metrics) BayesFilter(filter string, on bool) {
 	defer m.bayesMu.Unlock()
 	if on {
 		m.bayesFilters[filter]++
+		// Both classes at 0 from the filter's start: an alert on
+		// increase() sees the first failed auto-learn, which a series
+		// born at 1 would hide. Counters stay when the filter goes.
+		for _, c := range []string{"spam", "ham"} {
+			m.bayesLearnFailures.WithLabelValues(filter, c)
+		}
 		return
 	}
 	if m.bayesFilters[filter]--; m.bayesFilters[filter] > 0 {

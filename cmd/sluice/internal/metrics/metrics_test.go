@@ -40,3 +40,45 @@ func TestBayesSkippedVerdicts(t *testing.T) {
 		t.Errorf("sluice_bayes_messages_total %v, want %v", got, want)
 	}
 }
+
+// A bayes filter's failed auto-learns have a series per class at 0 from
+// the filter's start, so that an alert on increase() sees the first one
+// (docs/metrics.md), and each failure counts once under its class.
+func TestBayesAutolearnFailures(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "test", "go")
+	gather := func() map[string]float64 {
+		t.Helper()
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range fams {
+			if f.GetName() != "sluice_bayes_autolearn_failures_total" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				l := map[string]string{}
+				for _, lp := range s.GetLabel() {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				got[l["filter"]+" "+l["class"]] = s.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	if got := gather(); len(got) != 0 {
+		t.Errorf("series before any filter: %v", got)
+	}
+	m.BayesFilter("bayes", true)
+	if got, want := gather(), map[string]float64{"bayes spam": 0, "bayes ham": 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("at the filter's start: %v, want %v", got, want)
+	}
+	m.BayesAutolearnFailed("bayes", "spam")
+	m.BayesAutolearnFailed("bayes", "spam")
+	m.BayesFilter("bayes", false)
+	if got, want := gather(), map[string]float64{"bayes spam": 2, "bayes ham": 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after two failures and the filter's end: %v, want %v", got, want)
+	}
+}
