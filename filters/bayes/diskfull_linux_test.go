@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,4 +238,73 @@ func TestAutolearnOnFullDisk(t *testing.T) {
 		t.Errorf("auto-learned messages counted %d, want %d", counted, want)
 	}
 	t.Logf("%d messages classified beside them", backgroundN.Load())
+}
+
+// Auto-learns that fail because the disk is full are counted, by class,
+// in BayesAutolearnFailed (sluice_bayes_autolearn_failures_total), once
+// each, and not as learned; those that still fit in the store's free
+// pages are counted as learned and not as failed. Nothing else writes to
+// the store here, so every failure is one of these messages.
+func TestAutolearnFailuresCounted(t *testing.T) {
+	dir := mountTmpfs(t, "16m")
+	db := filepath.Join(dir, "bayes.db")
+	trainedStoreAt(t, db).Close()
+
+	var log lockedBuffer
+	obs := &recorder{}
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir(), Observer: obs}
+	f, err := bayes.Open(env, options(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}"), "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	counts := func() (learned, failed map[string]int) {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return maps.Clone(obs.autolearned), maps.Clone(obs.learnFailed)
+	}
+
+	fillDisk(t, dir, "filler")
+	learned0, failed0 := counts()
+	if len(failed0) != 0 {
+		t.Fatalf("failures counted before any message: %v", failed0)
+	}
+	wantLearned, wantFailed := map[string]int{}, map[string]int{}
+	for n := 0; n < 60 && wantFailed["spam"]+wantFailed["ham"] < 6; n++ {
+		m, class := numbered(spamMessage(), n), "spam"
+		if n%2 == 1 {
+			m, class = numbered(hamMessage(), n), "ham"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v, err := f.Check(ctx, filters.StageEOM, m)
+		cancel()
+		if err != nil {
+			t.Fatalf("message %s: %v", m.QueueID, err)
+		}
+		h := added(v, "X-Sluice-Bayes")
+		switch {
+		case strings.Contains(h, ", autolearn="+class):
+			wantLearned[class]++
+		case strings.HasPrefix(h, strings.ToUpper(class[:1])+class[1:]+", "):
+			wantFailed[class]++
+		default:
+			t.Fatalf("message %s: header %q, want a %s verdict", m.QueueID, h, class)
+		}
+	}
+	if wantFailed["spam"] == 0 || wantFailed["ham"] == 0 {
+		t.Fatalf("disk full: failed %v, learned %v; the test did not fill it", wantFailed, wantLearned)
+	}
+	if got := strings.Count(log.String(), "bayes: auto-learning failed"); got != wantFailed["spam"]+wantFailed["ham"] {
+		t.Errorf("%d failures logged, %v seen in the headers:\n%s", got, wantFailed, log.String())
+	}
+	learned, failed := counts()
+	for _, class := range []string{"spam", "ham"} {
+		if got := failed[class]; got != wantFailed[class] {
+			t.Errorf("failed %s auto-learns counted %d, want %d", class, got, wantFailed[class])
+		}
+		if got := learned[class] - learned0[class]; got != wantLearned[class] {
+			t.Errorf("auto-learned %s counted %d more, want %d (the failures must not count)", class, got, wantLearned[class])
+		}
+	}
+	t.Logf("disk full: learned %v, failed %v", wantLearned, wantFailed)
 }
