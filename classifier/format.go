@@ -22,6 +22,21 @@ import (
 // is only rounded; so is one whose unsure interval holds no six-place
 // value (cutoffs less than a millionth apart).
 func FormatSpamicity(res Result, p Params) string {
+	return FormatSpamicityBeside(res, p, nil, nil)
+}
+
+// FormatSpamicityBeside is FormatSpamicity for a caller that compares the
+// spamicity with thresholds of its own too, and prints it beside what it
+// decided (package bayes: auto-learning, whose "autolearn=spam" must not
+// sit beside 0.998999 with autolearn.spam 0.999, nor its absence beside
+// 0.999000 because 0.9989996 rounded up). The printed value is also on
+// the spamicity's side of each threshold of atLeast, compared as
+// spamicity >= t, and of atMost, compared as spamicity <= t: the nearest
+// six-place value that is. The verdict's cutoffs come first: a threshold
+// that leaves no six-place value on the verdict's side (less than a
+// millionth from a cutoff) is not kept, and nor is one that leaves none
+// on the side of the thresholds before it. Thresholds are in [0,1].
+func FormatSpamicityBeside(res Result, p Params, atLeast, atMost []float64) string {
 	s := res.Spamicity
 	rounded := strconv.FormatFloat(s, 'f', 6, 64)
 	if math.IsNaN(s) {
@@ -36,21 +51,43 @@ func FormatSpamicity(res Result, p Params) string {
 		return rounded
 	}
 	k := int64(math.Round(v * 1e6))
+	// [lo, hi] are the six-place values, in millionths, the printed one
+	// may be; unbounded until a cutoff or threshold bounds them.
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 	switch {
 	case res.Verdict == VerdictSpam && s >= spamCut:
-		k = max(k, firstAtLeast(spamCut))
+		lo = firstAtLeast(spamCut)
 	case res.Verdict == VerdictHam && s <= hamCut:
-		k = min(k, firstAbove(hamCut)-1)
+		hi = firstAbove(hamCut) - 1
 	case res.Verdict == VerdictUnsure && s > hamCut && s < spamCut:
-		lo, hi := firstAbove(hamCut), firstAtLeast(spamCut)-1
-		if lo > hi {
-			return rounded
+		if a, b := firstAbove(hamCut), firstAtLeast(spamCut)-1; a <= b {
+			lo, hi = a, b
 		}
-		k = min(max(k, lo), hi)
-	default:
+	}
+	keep := func(a, b int64) {
+		a, b = max(a, lo), min(b, hi)
+		if a <= b && b >= 0 {
+			lo, hi = a, b
+		}
+	}
+	for _, t := range atLeast {
+		if s >= t {
+			keep(firstAtLeast(t), math.MaxInt64)
+		} else {
+			keep(math.MinInt64, firstAtLeast(t)-1)
+		}
+	}
+	for _, t := range atMost {
+		if s <= t {
+			keep(math.MinInt64, firstAbove(t)-1)
+		} else {
+			keep(firstAbove(t), math.MaxInt64)
+		}
+	}
+	if k >= lo && k <= hi {
 		return rounded
 	}
-	return millionths(k)
+	return millionths(min(max(k, lo), hi))
 }
 
 // millionths formats k/1e6 with six decimals; k is not negative.

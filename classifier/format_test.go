@@ -93,3 +93,40 @@ func TestFormatSpamicityAgreesWithDecide(t *testing.T) {
 		}
 	}
 }
+
+// Thresholds of the caller's own keep the printed value on the
+// spamicity's side of each too, after the verdict's cutoffs; one that
+// leaves no six-place value on the side of those before it is not kept.
+func TestFormatSpamicityBeside(t *testing.T) {
+	def := DefaultParams() // spam 0.85, ham 0.1
+	tests := []struct {
+		name            string
+		s               float64
+		verdict         Verdict
+		atLeast, atMost []float64
+		want            string
+	}{
+		{"below an at-least threshold", 0.9989996, VerdictSpam, []float64{0.999}, nil, "0.998999"},
+		{"at an at-least threshold", 0.999, VerdictSpam, []float64{0.999}, nil, "0.999000"},
+		{"above a seven-place at-least threshold", 0.9999992, VerdictSpam, []float64{0.9999991}, nil, "1.000000"},
+		{"above an at-most threshold", 0.0010004, VerdictHam, nil, []float64{0.001}, "0.001001"},
+		{"at a seven-place at-most threshold", 0.0010006, VerdictHam, nil, []float64{0.0010006}, "0.001000"},
+		{"rounded already on every side", 0.5, VerdictUnsure, []float64{0.4}, []float64{0.6}, "0.500000"},
+		{"the cutoff comes first", 0.8500002, VerdictSpam, []float64{0.8500003}, nil, "0.850000"},
+		{"nor one that leaves nothing beside an earlier one", 0.9989996, VerdictSpam, []float64{0.999, 0.9989995}, nil, "0.998999"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Result{Spamicity: tc.s, Verdict: tc.verdict}
+			if got := FormatSpamicityBeside(res, def, tc.atLeast, tc.atMost); got != tc.want {
+				t.Errorf("FormatSpamicityBeside(%v, %s, %v, %v) = %s, want %s", tc.s, tc.verdict, tc.atLeast, tc.atMost, got, tc.want)
+			}
+		})
+	}
+	// Spam from 0.8500001: no six-place value is spam and below 0.8500002,
+	// and the verdict's side wins.
+	res := Result{Spamicity: 0.85000015, Verdict: VerdictSpam}
+	if got := FormatSpamicityBeside(res, Params{SpamCutoff: 0.8500001}, []float64{0.8500002}, nil); got != "0.850001" {
+		t.Errorf("a threshold less than a millionth above the spam cutoff: printed %s, want 0.850001", got)
+	}
+}

@@ -600,8 +600,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	}
 	values["verdict"] = verdictWord(res.Verdict)
 	// Printed on the verdict's side of the cutoffs, for rules that
-	// compare the number with them (see classifier.FormatSpamicity).
-	values["spamicity"] = classifier.FormatSpamicity(res, f.c.Load().Params())
+	// compare the number with them (see classifier.FormatSpamicity),
+	// and of the autolearn threshold, beside autolearn= or its absence.
+	values["spamicity"] = printSpamicity(res, f.c.Load().Params(), f.s.learnSpam, f.s.learnHam)
 	reason := "bayes: " + res.Verdict.String() + ", spamicity=" + values["spamicity"]
 	if res.Reason != "" {
 		reason += ": " + res.Reason
@@ -773,6 +774,24 @@ func (f *Filter) autolearnClass(res classifier.Result) classifier.Class {
 		return classifier.Ham
 	}
 	return classifier.None
+}
+
+// printSpamicity formats res's spamicity for the header and replies: on
+// the verdict's side of the cutoffs, and on its side of the autolearn
+// threshold that autolearnClass compares it with (learnSpam, 0 for off;
+// learnHam, -1 for off), so that the printed value read back agrees with
+// the decision to learn: "autolearn=spam" never sits beside a value below
+// autolearn.spam, and 0.9989996, not learned with autolearn.spam 0.999,
+// prints 0.998999 rather than 0.999000.
+func printSpamicity(res classifier.Result, p classifier.Params, learnSpam, learnHam float64) string {
+	var atLeast, atMost []float64
+	switch {
+	case learnSpam > 0 && res.Verdict == classifier.VerdictSpam:
+		atLeast = []float64{learnSpam}
+	case learnHam >= 0 && res.Verdict == classifier.VerdictHam:
+		atMost = []float64{learnHam}
+	}
+	return classifier.FormatSpamicityBeside(res, p, atLeast, atMost)
 }
 
 // beforeDeadline returns ctx ending a tenth of the time left (at most

@@ -114,7 +114,7 @@ const (
 // Placeholders are the names a header format or reply text may use, in
 // braces: {verdict} is Spam, Ham or Unsure; {spamicity} the score with six
 // decimals, as bogofilter writes it, on the verdict's side of the cutoffs
-// (classifier.FormatSpamicity); {queue_id} the MTA's queue id
+// and of the autolearn threshold (printSpamicity); {queue_id} the MTA's queue id
 // ("unknown" if the MTA sent none); {version} sluice's version.
 var placeholders = []string{"verdict", "spamicity", "queue_id", "version"}
 
