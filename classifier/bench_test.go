@@ -163,3 +163,46 @@ func BenchmarkBuildIndex(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAutolearnWithModel measures what an auto-learning daemon does
+// per message: one message learned in a write of its own, fsync'd, into a
+// store that holds a fitted n-gram model (about 4 MB), one message after
+// the other. Each such write opens the file, commits and closes it again
+// (see BoltStore.update), which bounds how many messages a day a store
+// can learn one by one.
+func BenchmarkAutolearnWithModel(b *testing.B) {
+	st, err := classifier.OpenBolt(filepath.Join(b.TempDir(), "db"), classifier.BoltOptions{LockTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	c := classifier.New(st, classifier.Params{})
+	r := rand.New(rand.NewPCG(7, 8))
+	ctx := context.Background()
+	ops := make([]classifier.LearnOp, 200)
+	for i := range ops {
+		ops[i] = c.PrepareBytes(benchMessage(r, 5000, 200_000), classifier.Class(1+i%2), false)
+	}
+	if _, err := c.Learn(ctx, ops); err != nil {
+		b.Fatal(err)
+	}
+	m, err := classifier.Refit(ctx, st)
+	if err != nil || m == nil {
+		b.Fatalf("refit: model %v, %v", m, err)
+	}
+	msgs := make([][]byte, 50)
+	for i := range msgs {
+		msgs[i] = benchMessage(r, 5000, 200_000)
+	}
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		op := c.PrepareBytes(msgs[n%len(msgs)], classifier.Class(1+n%2), false)
+		op.Digest[0], op.Digest[1], op.Digest[2] = byte(n), byte(n>>8), byte(n>>16)
+		n++
+		if _, err := c.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
