@@ -11,6 +11,8 @@
 //     (mboxrd unquoting); after a first separator with a ctime date, only
 //     separators with one count, and the first line of a git
 //     format-patch patch only when the first separator was one too;
+//   - a file compressed with gzip, xz, bzip2 or zstd is reported, not
+//     read;
 //   - any other file is one message;
 //   - a directory with cur/ and new/ subdirectories, or with tmp/ and
 //     one of them (a copy that dropped an empty one), is a maildir: the
@@ -561,6 +563,9 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 	if len(head) == 0 {
 		return fn(Message{Name: name, Err: ErrEmpty})
 	}
+	if err := notMail(br); err != nil {
+		return fn(Message{Name: name, Err: err})
+	}
 	// A file may start with empty lines before its first separator, as
 	// one whose writer puts an empty line before each separator; no
 	// message starts with one.
@@ -568,6 +573,54 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 		return fn(readPlain(name, br, maxBytes))
 	}
 	return readMbox(name, br, maxBytes, fn)
+}
+
+// compressed are the magic numbers of the compressors that mbox files are
+// kept under (logrotate's spam.mbox.1.gz, an archived folder). Read as it
+// is, such a file was one message of garbage, learned or scored without a
+// word; it is refused instead, with the way out.
+var compressed = []struct {
+	name  string
+	magic string
+	cat   string // the command that decompresses to standard output
+}{
+	{"gzip", "\x1f\x8b", "zcat"},
+	{"xz", "\xfd7zXZ\x00", "xzcat"},
+	// "BZh", the block size, and the magic of a first block or of the
+	// end of an empty stream: no message starts so.
+	{"bzip2", "BZh?1AY&SY", "bzcat"},
+	{"bzip2", "BZh?\x17rE8P\x90", "bzcat"},
+	{"zstd", "\x28\xb5\x2f\xfd", "zstdcat"},
+}
+
+// notMail returns why the file or input br reads, which the caller has
+// peeked into, is no message nor mbox, or nil.
+func notMail(br *bufio.Reader) error {
+	head, _ := br.Peek(10)
+	for _, c := range compressed {
+		if hasMagic(head, c.magic) {
+			return fmt.Errorf("%s-compressed, not read: decompress it first, or pipe it in (%s FILE | sluice ... -)", c.name, c.cat)
+		}
+	}
+	return nil
+}
+
+// hasMagic reports whether head starts with magic, in which '?' stands
+// for any digit.
+func hasMagic(head []byte, magic string) bool {
+	if len(head) < len(magic) {
+		return false
+	}
+	for i := range len(magic) {
+		if magic[i] == '?' {
+			if head[i] < '1' || head[i] > '9' {
+				return false
+			}
+		} else if head[i] != magic[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // firstTextLine returns the first line of what br holds that is not
