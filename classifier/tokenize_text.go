@@ -54,11 +54,17 @@ func headerPrefix(name string) (string, bool) {
 // skipHeader reports whether a field must not be tokenised at all: verdicts
 // of spam filters (our own and others', which would teach the classifier to
 // agree with itself when a delivered message is retrained) and mailbox
-// bookkeeping added after delivery.
+// bookkeeping added after delivery. The bookkeeping includes the state
+// Thunderbird keeps in its mbox folders (X-Mozilla-*, X-Account-Key) and
+// Dovecot and UW-IMAP in theirs (X-IMAPbase, X-IMAP): it changes when the
+// user reads or tags a message, or mail arrives after it, and the message
+// must stay the one learned.
 func skipHeader(name string) bool {
 	switch name {
 	case "x-sluice-bayes", "x-bogosity", "status", "x-status", "x-keywords", "x-uid",
-		"content-length", "lines", "x-uidl", "delivered-to", "x-original-to":
+		"content-length", "lines", "x-uidl", "delivered-to", "x-original-to",
+		"x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys", "x-account-key",
+		"x-imapbase", "x-imap":
 		return true
 	}
 	return strings.HasPrefix(name, "x-spam") || strings.HasPrefix(name, "x-sluice")
