@@ -10,7 +10,9 @@
 //     message, and one ">" is taken off ">From ", ">>From " ... lines
 //     (mboxrd unquoting); after a first separator with a ctime date, only
 //     separators with one count, and the first line of a git
-//     format-patch patch only when the first separator was one too;
+//     format-patch patch only when the first separator was one too; a
+//     message Thunderbird marked expunged (see thunderbirdExpunged) is
+//     skipped;
 //   - a file compressed with gzip, xz, bzip2 or zstd is reported, not
 //     read;
 //   - any other file is one message;
@@ -770,6 +772,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		inSep     bool
 		lineBlank bool
 		run       quoteRun
+		skipped   bool // the last message ended was not passed on
 	)
 	if maxBytes > 0 {
 		cur.limit = maxBytes + 1
@@ -791,6 +794,16 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		cur.buf = bytes.Buffer{}
 		truncated := length > int64(len(data))
 		n++
+		if thunderbirdExpunged(data) {
+			// Gone from the folder, as far as its mail client
+			// knows (see thunderbirdExpunged). Its bytes count with
+			// the next message's, or the last's, for the progress
+			// bar.
+			cur.reset()
+			skipped = true
+			return nil
+		}
+		skipped = false
 		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size, Truncated: truncated}
 		if !cur.text {
 			m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
@@ -874,10 +887,35 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 	if pending == nil {
 		return nil
 	}
+	if skipped {
+		pending.Size += size
+	}
 	if n == 1 {
 		pending.Name = name
 	}
 	return fn(*pending)
+}
+
+// mozillaExpunged is the Expunged bit of Thunderbird's X-Mozilla-Status
+// field (nsMsgMessageFlags::Expunged).
+const mozillaExpunged = 0x0008
+
+// thunderbirdExpunged reports whether the mbox message data (without its
+// From_ line) is one that Thunderbird deleted, or moved to another folder:
+// it sets the Expunged bit in the X-Mozilla-Status field it writes as a
+// message's first field and leaves the message in the mbox until the
+// folder is compacted. A ham the user moved out of Junk sits there so
+// marked, and must not be learned as spam. The field counts only as the
+// first: one that a sender wrote comes after the trace fields of the
+// delivery, and says nothing about the folder.
+func thunderbirdExpunged(data []byte) bool {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !bytes.EqualFold(name, []byte("X-Mozilla-Status")) {
+		return false
+	}
+	flags, err := strconv.ParseUint(string(bytes.TrimSpace(value)), 16, 16)
+	return err == nil && flags&mozillaExpunged != 0
 }
 
 // quoteRun unquotes a line whose start, '>'s and then a part of "From ",
