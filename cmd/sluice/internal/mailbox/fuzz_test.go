@@ -39,6 +39,7 @@ func FuzzReadCapped(f *testing.F) {
 		"From x\nA: 1\n\nFrom y\nB: 2\n\nFrom my point of view\n",
 		"From a@b Thu Jan  1 00:00:00 2026\n" + strings.Repeat("y", readBuffer+10) + "\n\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n",
 		"From a@b Thu Jan  1 00:00:00 2026\n\n" + strings.Repeat(">", readBuffer-3) + "From x\n\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n",
+		"\x1f\x8b\b\x00\x00\x00",
 	} {
 		f.Add([]byte(seed), uint8(3))
 	}
@@ -46,8 +47,14 @@ func FuzzReadCapped(f *testing.F) {
 		maxBytes := int(bound) + 1
 		whole := readInput(t, data, 0)
 		var size int64
+		unread := false // input that is no mailbox: its bytes are not counted
 		for _, m := range whole {
 			size += m.Size
+			var nr notRead
+			if errors.As(m.Err, &nr) {
+				unread = true
+				continue
+			}
 			if m.Truncated {
 				t.Errorf("%s: truncated without a bound", m.Name)
 			}
@@ -58,7 +65,7 @@ func FuzzReadCapped(f *testing.F) {
 				t.Errorf("%s: %v", m.Name, m.Err)
 			}
 		}
-		if size != int64(len(data)) {
+		if size != int64(len(data)) && !unread {
 			t.Errorf("sizes add up to %d bytes, input is %d", size, len(data))
 		}
 		capped := readInput(t, data, maxBytes)

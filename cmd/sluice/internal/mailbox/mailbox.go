@@ -577,6 +577,12 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 	return readMbox(name, br, maxBytes, fn)
 }
 
+// notRead is the error for input that is read but holds no message:
+// a file of another kind, or text of a mailbox outside its messages.
+type notRead string
+
+func (e notRead) Error() string { return string(e) }
+
 // compressed are the magic numbers of the compressors that mbox files are
 // kept under (logrotate's spam.mbox.1.gz, an archived folder). Read as it
 // is, such a file was one message of garbage, learned or scored without a
@@ -601,7 +607,7 @@ func notMail(br *bufio.Reader) error {
 	head, _ := br.Peek(10)
 	for _, c := range compressed {
 		if hasMagic(head, c.magic) {
-			return fmt.Errorf("%s-compressed, not read: decompress it first, or pipe it in (%s FILE | sluice ... -)", c.name, c.cat)
+			return notRead(fmt.Sprintf("%s-compressed, not read: decompress it first, or pipe it in (%s FILE | sluice ... -)", c.name, c.cat))
 		}
 	}
 	return nil
