@@ -39,6 +39,8 @@ func FuzzReadCapped(f *testing.F) {
 		"From x\nA: 1\n\nFrom y\nB: 2\n\nFrom my point of view\n",
 		"From a@b Thu Jan  1 00:00:00 2026\n" + strings.Repeat("y", readBuffer+10) + "\n\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n",
 		"From a@b Thu Jan  1 00:00:00 2026\n\n" + strings.Repeat(">", readBuffer-3) + "From x\n\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n",
+		"\x01\x01\x01\x01\nA: 1\n\nbody\n\x01\x01\x01\x01\n\x01\x01\x01\x01\r\nFrom a@b Thu Jan  1 00:00:01 2026\nB: 2\n\x01\x01\x01\x01\r\n",
+		"\x01\x01\x01\x01\nA: 1\n\x01\x01\x01\x01\nstray\n\x01\x01\x01\x01",
 		"\x1f\x8b\b\x00\x00\x00",
 	} {
 		f.Add([]byte(seed), uint8(3))

@@ -1,6 +1,7 @@
 // Package mailbox reads the messages that "sluice train" and "sluice
 // classify" are given: single message files, mbox files (mboxrd and
-// mboxo), maildirs, and directories holding any of these, recursively.
+// mboxo), MMDF files, maildirs, and directories holding any of these,
+// recursively.
 //
 // Rules, as documented in docs/training.md:
 //
@@ -13,6 +14,9 @@
 //     format-patch patch only when the first separator was one too; a
 //     message Thunderbird marked expunged (see thunderbirdExpunged) is
 //     skipped;
+//   - a file whose first line, after any empty lines, is "\x01\x01\x01\x01"
+//     is an MMDF mailbox, whose messages lie between such lines (see
+//     readMMDF);
 //   - a file compressed with gzip, xz, bzip2 or zstd is reported, not
 //     read;
 //   - any other file is one message;
@@ -30,7 +34,7 @@
 //     cur/ or new/ or message) is followed only if root or this user owns
 //     it, by the rule of archive.OpenTrustedLink; others are reported;
 //   - "-" is standard input, read as a file;
-//   - an mbox file is read under the locks its writers take when the
+//   - an mbox or MMDF file is read under the locks its writers take when the
 //     caller asks for it (see Reader.Locks), as train and classify do.
 package mailbox
 
@@ -188,7 +192,8 @@ func isMboxFile(f *os.File) bool {
 		br.Reset(nil)
 		readBuffers.Put(br)
 	}()
-	return startsMbox(firstTextLine(br))
+	first := firstTextLine(br)
+	return startsMbox(first) || bytes.Equal(first, mmdfMark)
 }
 
 // readLocked reads the mbox file open as f under its writers' locks. An
@@ -571,7 +576,11 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 	// A file may start with empty lines before its first separator, as
 	// one whose writer puts an empty line before each separator; no
 	// message starts with one.
-	if !startsMbox(firstTextLine(br)) {
+	first := firstTextLine(br)
+	if bytes.Equal(first, mmdfMark) {
+		return readMMDF(name, br, maxBytes, fn)
+	}
+	if !startsMbox(first) {
 		return fn(readPlain(name, br, maxBytes))
 	}
 	return readMbox(name, br, maxBytes, fn)
@@ -922,6 +931,122 @@ func thunderbirdExpunged(data []byte) bool {
 	}
 	flags, err := strconv.ParseUint(string(bytes.TrimSpace(value)), 16, 16)
 	return err == nil && flags&mozillaExpunged != 0
+}
+
+// mmdfMark is the line, four ^A, that an MMDF mailbox (mutt's
+// mbox_type=MMDF, MMDF and SCO delivery agents) writes before and after
+// each message.
+var mmdfMark = []byte("\x01\x01\x01\x01")
+
+// isMMDFSeparator reports whether line, a whole line with its line end,
+// is an MMDF separator.
+func isMMDFSeparator(line []byte) bool {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	return bytes.Equal(bytes.TrimSuffix(line, []byte("\r")), mmdfMark)
+}
+
+// readMMDF splits an MMDF mailbox: each message is what lies between an
+// opening and a closing separator line, whole and as written, since MMDF
+// quotes nothing; a From_ line that opens a message (mutt writes one) is
+// dropped, as an mbox's is. A message whose closing separator is missing
+// (the file ends) is still read. Blank lines between messages are
+// allowed; any other text there belongs to no message and is reported
+// once, after the messages, rather than dropped unseen. Messages are
+// named and bounded as readMbox names and bounds them.
+func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) error) error {
+	var (
+		pending   *Message
+		cur       held
+		size      int64
+		n         int
+		inMsg     bool
+		firstLine bool // the line read is a message's first
+		inFrom    bool // in the From_ line that opened the message
+		lineStart = true
+		stray     bool // text outside the messages
+	)
+	if maxBytes > 0 {
+		cur.limit = maxBytes + 1
+	}
+	cur.buf.Grow(br.Buffered())
+	end := func() error {
+		data := cur.buf.Bytes()
+		cur.buf = bytes.Buffer{}
+		n++
+		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size, Truncated: cur.total > int64(len(data))}
+		if !cur.text {
+			m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
+		}
+		cur.reset()
+		size = 0
+		if pending != nil {
+			if err := fn(*pending); err != nil {
+				return err
+			}
+		}
+		pending = m
+		return nil
+	}
+	for {
+		piece, err := br.ReadSlice('\n')
+		if len(piece) > 0 {
+			size += int64(len(piece))
+			whole := piece[len(piece)-1] == '\n'
+			switch {
+			case lineStart && (whole || errors.Is(err, io.EOF)) && isMMDFSeparator(piece):
+				if inMsg {
+					if err := end(); err != nil {
+						return err
+					}
+				}
+				inMsg = !inMsg
+				firstLine = inMsg
+			case !inMsg:
+				stray = stray || hasText(piece)
+			default:
+				if lineStart && firstLine {
+					inFrom = startsMbox(bytes.TrimRight(piece, "\r\n"))
+				}
+				if !inFrom {
+					cur.write(piece)
+				}
+				if whole {
+					firstLine, inFrom = false, false
+				}
+			}
+			lineStart = whole
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if pending != nil {
+				if err := fn(*pending); err != nil {
+					return err
+				}
+			}
+			return fn(Message{Name: name, Err: fmt.Errorf("MMDF mailbox after message %d: %w", n, err)})
+		}
+	}
+	if inMsg {
+		if err := end(); err != nil {
+			return err
+		}
+	}
+	if pending != nil {
+		// Blank lines after the last message count with it.
+		pending.Size += size
+		if n == 1 {
+			pending.Name = name
+		}
+		if err := fn(*pending); err != nil {
+			return err
+		}
+	}
+	if stray {
+		return fn(Message{Name: name, Err: notRead("MMDF mailbox with text outside its ^A^A^A^A separators: that text was not read")})
+	}
+	return nil
 }
 
 // quoteRun unquotes a line whose start, '>'s and then a part of "From ",
