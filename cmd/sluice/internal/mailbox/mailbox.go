@@ -19,7 +19,9 @@
 //     readMMDF);
 //   - a file compressed with gzip, xz, bzip2 or zstd is reported, not
 //     read;
-//   - any other file is one message;
+//   - any other file is one message, if named; met in a directory, one
+//     whose first line is no header field is reported, not read (see
+//     errNoMail);
 //   - a directory with cur/ and new/ subdirectories, or with tmp/ and
 //     one of them (a copy that dropped an empty one), is a maildir: the
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
@@ -163,6 +165,10 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 			// on. A file of blank lines is still reported.
 			return nil
 		}
+		if e.found && e.md == nil && !isMailFile(f) {
+			// Not learned, nor scored, as a message of garbage.
+			return fn(Message{Name: e.path, Err: errNoMail})
+		}
 		if r.Locks != nil && e.md == nil && isMboxFile(f) {
 			return r.readLocked(ctx, e.path, f, fn)
 		}
@@ -194,6 +200,35 @@ func isMboxFile(f *os.File) bool {
 	}()
 	first := firstTextLine(br)
 	return startsMbox(first) || bytes.Equal(first, mmdfMark)
+}
+
+// errNoMail is reported for a file met in a directory that is no mail:
+// a mail client's or server's index, summary, settings or list of folders
+// kept beside its mailboxes (Thunderbird's Inbox.msf and
+// msgFilterRules.dat, Dovecot's dovecot.list.index and subscriptions in
+// the root of a LAYOUT=fs mail directory), or a token store put there.
+var errNoMail = notRead("not read: no mail message nor mailbox (its first line is no header field); name the file to read it as one message")
+
+// isMailFile reports whether f, met in a directory, may hold mail: its
+// first line that is not empty is a header field, an mbox or MMDF
+// separator, or its start is a compressor's (which ReadCapped reports
+// better). A file that is not regular is left to the reading to judge.
+func isMailFile(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return true
+	}
+	br := readBuffers.Get().(*bufio.Reader)
+	br.Reset(io.NewSectionReader(f, 0, fi.Size()))
+	defer func() {
+		br.Reset(nil)
+		readBuffers.Put(br)
+	}()
+	if notMail(br) != nil {
+		return true
+	}
+	first := firstTextLine(br)
+	return len(first) == 0 || classifier.IsFieldLine(first) || startsMbox(first) || bytes.Equal(first, mmdfMark)
 }
 
 // readLocked reads the mbox file open as f under its writers' locks. An
@@ -233,6 +268,9 @@ type entry struct {
 	// md is the listing of a maildir's new/ or cur/ for their files,
 	// which mail clients rename at any time, and nil for other files.
 	md *listing
+	// found is set for a file met in a directory, not named by the
+	// caller.
+	found bool
 }
 
 // openFlags open a message file for reading. O_NONBLOCK: a FIFO put in
@@ -345,7 +383,7 @@ func walkDir(dir *os.Root, path string, visit visitFunc) error {
 			err = walkDir(sub, p, visit)
 			sub.Close()
 		case e.Type().IsRegular():
-			err = visit(entry{path: p, dir: dir, name: e.Name()}, nil)
+			err = visit(entry{path: p, dir: dir, name: e.Name(), found: true}, nil)
 		}
 		if err != nil {
 			return err
@@ -363,14 +401,14 @@ func visitLink(dir *os.Root, name, p string, md *listing, visit visitFunc) error
 		err = archive.TrustedLink(p, link)
 	}
 	if err != nil {
-		return visit(entry{path: p, md: md}, err)
+		return visit(entry{path: p, md: md, found: true}, err)
 	}
 	fi, err := os.Stat(p)
 	switch {
 	case err != nil:
-		return visit(entry{path: p, md: md}, err)
+		return visit(entry{path: p, md: md, found: true}, err)
 	case fi.Mode().IsRegular() && (md == nil || !trashed(p)):
-		return visit(entry{path: p, md: md}, nil)
+		return visit(entry{path: p, md: md, found: true}, nil)
 	}
 	return nil
 }

@@ -61,3 +61,58 @@ func TestCompressedFileIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A directory of mail folders holds other files too: Thunderbird's
+// summary files (Inbox.msf, Mork text) and msgFilterRules.dat beside its
+// mboxes, Dovecot's index and subscriptions files in the root of a
+// LAYOUT=fs mail directory, the token store itself when it was put there.
+// Read as messages, each was learned as one of garbage. A file met in a
+// directory whose first line is no header field (nor an mbox or MMDF
+// separator) is reported instead; maildir messages and files named on the
+// command line are read as before.
+func TestDirectoryNonMailReported(t *testing.T) {
+	root := t.TempDir()
+	msg := "Return-Path: <a@example.org>\nSubject: fine\n\nbody\n"
+	mbox := "From a@example.org Mon Jan  1 10:00:00 2024\n" + msg
+	files := map[string]string{
+		"Inbox":                 mbox,
+		"Inbox.msf":             "// <!-- <mdb:mork:z v=\"1.4\"/> -->\n< <(a=c)> // (f=iso-8859-1)\n",
+		"Inbox.sbd/Sub":         mbox,
+		"Inbox.sbd/Sub.msf":     "// <!-- <mdb:mork:z v=\"1.4\"/> -->\n",
+		"bayes.db":              "\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\xed\xda\x0c\xed",
+		"dovecot.list.index":    "\x07\x03\x00\x00x\x00\x00\x00",
+		"msg.eml":               msg,
+		"msgFilterRules.dat":    "version=\"9\"\nlogging=\"no\"\n",
+		"new.eml":               "\n\n" + msg, // blank lines first: still a message
+		"subscriptions":         "V\t2\n\nJunk\nSent\n",
+		"Maildir/cur/1.host:2,": "body only, no header: a maildir message all the same\n",
+		"Maildir/new/.keep":     "",
+		"Maildir/tmp/2.host":    "half",
+	}
+	for name, text := range files {
+		write(t, filepath.Join(root, name), text)
+	}
+	got := collect(t, root, "")
+	var read, refused []string
+	for _, m := range got {
+		rel, _ := filepath.Rel(root, m.Name)
+		switch {
+		case m.Err == nil:
+			read = append(read, rel)
+		case strings.Contains(m.Err.Error(), "no mail message"):
+			refused = append(refused, rel)
+		default:
+			t.Errorf("%s: %v", rel, m.Err)
+		}
+	}
+	wantRead := "Inbox Inbox.sbd/Sub Maildir/cur/1.host:2, msg.eml new.eml"
+	wantRefused := "Inbox.msf Inbox.sbd/Sub.msf bayes.db dovecot.list.index msgFilterRules.dat subscriptions"
+	if strings.Join(read, " ") != wantRead || strings.Join(refused, " ") != wantRefused {
+		t.Errorf("read %q\nwant %q\nrefused %q\nwant %q", read, wantRead, refused, wantRefused)
+	}
+	// Named, such a file is read as one message, as documented.
+	named := filepath.Join(root, "msgFilterRules.dat")
+	if got := collect(t, named, ""); len(got) != 1 || got[0].Err != nil {
+		t.Errorf("named: %s", summary(got))
+	}
+}
