@@ -227,7 +227,9 @@ func isMailFile(f *os.File) bool {
 	if notMail(br) != nil {
 		return true
 	}
-	first := firstTextLine(br)
+	// A byte order mark, which Windows tools write before a saved
+	// message, is no reason to refuse it.
+	first := bytes.TrimPrefix(firstTextLine(br), []byte("\ufeff"))
 	return len(first) == 0 || classifier.IsFieldLine(first) || startsMbox(first) || bytes.Equal(first, mmdfMark)
 }
 

@@ -83,7 +83,8 @@ func TestDirectoryNonMailReported(t *testing.T) {
 		"dovecot.list.index":    "\x07\x03\x00\x00x\x00\x00\x00",
 		"msg.eml":               msg,
 		"msgFilterRules.dat":    "version=\"9\"\nlogging=\"no\"\n",
-		"new.eml":               "\n\n" + msg, // blank lines first: still a message
+		"new.eml":               "\n\n" + msg,   // blank lines first: still a message
+		"saved.eml":             "\ufeff" + msg, // a byte order mark first, as Windows tools write
 		"subscriptions":         "V\t2\n\nJunk\nSent\n",
 		"Maildir/cur/1.host:2,": "body only, no header: a maildir message all the same\n",
 		"Maildir/new/.keep":     "",
@@ -105,7 +106,7 @@ func TestDirectoryNonMailReported(t *testing.T) {
 			t.Errorf("%s: %v", rel, m.Err)
 		}
 	}
-	wantRead := "Inbox Inbox.sbd/Sub Maildir/cur/1.host:2, msg.eml new.eml"
+	wantRead := "Inbox Inbox.sbd/Sub Maildir/cur/1.host:2, msg.eml new.eml saved.eml"
 	wantRefused := "Inbox.msf Inbox.sbd/Sub.msf bayes.db dovecot.list.index msgFilterRules.dat subscriptions"
 	if strings.Join(read, " ") != wantRead || strings.Join(refused, " ") != wantRefused {
 		t.Errorf("read %q\nwant %q\nrefused %q\nwant %q", read, wantRead, refused, wantRefused)
