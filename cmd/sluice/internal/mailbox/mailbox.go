@@ -63,7 +63,10 @@ import (
 
 // separatorLine is an mbox separator as delivery agents write it: "From ",
 // the envelope sender, and a ctime(3) date ("Mon Jan  1 00:00:00 2024").
-var separatorLine = regexp.MustCompile(`^From \S+ +[A-Z][a-z]{2} +[A-Z][a-z]{2} +\d{1,2} +\d{1,2}:\d{2}`)
+// The sender may be missing ("From  Mon Jan ..."), as a writer that has
+// none writes it: read as body, the line merged its message into the one
+// before.
+var separatorLine = regexp.MustCompile(`^From (?:\S+)? +[A-Z][a-z]{2} +[A-Z][a-z]{2} +\d{1,2} +\d{1,2}:\d{2}`)
 
 // patchLine is the first line of a patch that git format-patch writes: the
 // commit id (SHA-1 or SHA-256) and a fixed ctime date, which is no

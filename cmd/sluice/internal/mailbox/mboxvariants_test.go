@@ -47,3 +47,18 @@ func TestMboxVariants(t *testing.T) {
 		}
 	}
 }
+
+// Mutt writes a message it has no sender address for (spam without a
+// From field, saved to a junk folder) with an empty sender in its From_
+// line, "From  Wed Dec  6 ...". That line separates as any other: read
+// as body, it merged the message into the one before.
+func TestMboxEmptySender(t *testing.T) {
+	text := "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n\n" +
+		"From  Wed Dec  6 01:00:00 2026\nSubject: no sender\n\nbody\n\n" +
+		"From b@example.org Mon Jan  1 12:00:00 2024\nSubject: three\n\nbody\n"
+	got := collectCapped(t, "box", text, 0)
+	want := "box#1: \"Subject: one\\n\\nbody\\n\"\nbox#2: \"Subject: no sender\\n\\nbody\\n\"\nbox#3: \"Subject: three\\n\\nbody\\n\"\n"
+	if summary(got) != want {
+		t.Errorf("got\n%s\nwant\n%s", summary(got), want)
+	}
+}
