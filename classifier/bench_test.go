@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,4 +207,50 @@ func BenchmarkAutolearnWithModel(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkAutolearnParallel is BenchmarkAutolearnWithModel with about 32
+// goroutines learning at once, as the SMTP sessions of a busy daemon
+// auto-learn: each learns one message per call, synced, and the store
+// may combine calls that arrive while another write runs.
+func BenchmarkAutolearnParallel(b *testing.B) {
+	st, err := classifier.OpenBolt(filepath.Join(b.TempDir(), "db"), classifier.BoltOptions{LockTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	c := classifier.New(st, classifier.Params{})
+	r := rand.New(rand.NewPCG(7, 8))
+	ctx := context.Background()
+	ops := make([]classifier.LearnOp, 200)
+	for i := range ops {
+		ops[i] = c.PrepareBytes(benchMessage(r, 5000, 200_000), classifier.Class(1+i%2), false)
+	}
+	if _, err := c.Learn(ctx, ops); err != nil {
+		b.Fatal(err)
+	}
+	m, err := classifier.Refit(ctx, st)
+	if err != nil || m == nil {
+		b.Fatalf("refit: model %v, %v", m, err)
+	}
+	msgs := make([][]byte, 50)
+	for i := range msgs {
+		msgs[i] = benchMessage(r, 5000, 200_000)
+	}
+	var next atomic.Int64
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := int(next.Add(1) - 1)
+			op := c.PrepareBytes(msgs[n%len(msgs)], classifier.Class(1+n%2), false)
+			op.Digest[0], op.Digest[1], op.Digest[2] = byte(n), byte(n>>8), byte(n>>16)
+			op.NoMove = true
+			if _, err := c.Learn(ctx, []classifier.LearnOp{op}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(next.Load())/b.Elapsed().Seconds(), "msgs/s")
 }

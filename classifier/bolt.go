@@ -110,6 +110,14 @@ type BoltStore struct {
 	// tokens) before the first.
 	idxFloor atomic.Uint64
 
+	// Group commit of Learn (see learnBatch): learnQueue holds the
+	// requests not yet taken into a transaction, under learnMu;
+	// learnTurn, a channel of one slot, is held by the one Learn caller
+	// that writes for the queue.
+	learnMu    sync.Mutex
+	learnQueue []*learnReq
+	learnTurn  chan struct{}
+
 	stop chan struct{}
 	done chan struct{}
 	// modelSeen is the n-gram model id read with the latest lookup.
@@ -142,11 +150,12 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		return nil, fmt.Errorf("open store lock: %w", err)
 	}
 	s := &BoltStore{
-		path: path,
-		opts: opts,
-		lock: lock,
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		path:      path,
+		opts:      opts,
+		lock:      lock,
+		learnTurn: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	// A store made before needs no write: a read transaction checks its
 	// format. Writing at every open would rewrite and sync the pages of
@@ -873,15 +882,15 @@ func (s *BoltStore) patchIndex(file fileID, txid int, changed []Record, tot Tota
 	x.txid = txid
 }
 
-// Learn implements Store. All ops go in one write transaction: a caller
-// training many messages should pass them in batches of a few hundred, so
-// each transaction (and the time other processes wait) stays short.
+// learnTx applies ops in one write transaction, in order, each seeing the
+// writes of those before it, and returns their outcomes. Learn runs it
+// over the ops of one or several callers (see learnBatch).
 //
 // Token changes of the whole batch are summed first and written in key
 // order: bbolt splits nodes only at commit, so inserting thousands of keys
 // in random order into one transaction costs a memmove per insert across
 // an ever larger node.
-func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error) {
+func (s *BoltStore) learnTx(ctx context.Context, ops []LearnOp) ([]Outcome, error) {
 	out := make([]Outcome, len(ops))
 	var changed []Record
 	var newTot Totals
