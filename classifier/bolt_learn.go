@@ -80,7 +80,9 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 			// This call's turn to write for the queue. The queue may
 			// have been taken already (this request with it), or hold
 			// more than one transaction takes: the loop then waits for
-			// its outcome or takes the turn again.
+			// its outcome or takes the turn again. The batch is written
+			// through even if ctx ends meanwhile: the other callers in
+			// it wait for this one.
 			s.learnBatch()
 			<-s.learnTurn
 		case <-ctx.Done():

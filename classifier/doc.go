@@ -92,7 +92,8 @@
 //     between messages, so classifying costs no open;
 //   - every write (Learn, Add, Prune) takes PATH.lock exclusively (the
 //     turnstile), opens the file read-write, commits one transaction, and
-//     closes it again;
+//     closes it again; Learn calls of one process that queue behind a
+//     write share the next (see BoltStore.Learn);
 //   - a process with a read-only handle checks the turnstile every
 //     PollInterval (50 ms) and closes its handle when a writer waits; its
 //     next read passes through the turnstile and reopens once the writer is
