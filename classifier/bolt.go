@@ -117,6 +117,9 @@ type BoltStore struct {
 	learnMu    sync.Mutex
 	learnQueue []*learnReq
 	learnTurn  chan struct{}
+	// learnTxHook, if set, writes a batch instead of learnTx: a test's
+	// way to make the write fail in ways a file cannot.
+	learnTxHook func(context.Context, []LearnOp) ([]Outcome, error)
 
 	stop chan struct{}
 	done chan struct{}

@@ -83,8 +83,7 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 			// its outcome or takes the turn again. The batch is written
 			// through even if ctx ends meanwhile: the other callers in
 			// it wait for this one.
-			s.learnBatch()
-			<-s.learnTurn
+			s.learnBatchTurn()
 		case <-ctx.Done():
 			if s.withdrawLearn(r) {
 				return nil, fmt.Errorf("learn: %w", ctx.Err())
@@ -141,14 +140,37 @@ func (s *BoltStore) takeLearns() []*learnReq {
 	return batch
 }
 
+// learnBatchTurn runs learnBatch for the caller holding the learn turn,
+// and gives the turn back even if learnBatch panics: a daemon recovers a
+// panic at the session's edge and goes on, and every later Learn would
+// otherwise wait for a turn that never comes.
+func (s *BoltStore) learnBatchTurn() {
+	defer func() { <-s.learnTurn }()
+	s.learnBatch()
+}
+
 // learnBatch writes the requests at the head of the queue in one
 // transaction and hands each its outcomes, or the transaction's error.
-// The caller holds the learn turn.
+// The caller holds the learn turn. If the transaction panics, every
+// request in it fails with the panic, which goes on up: their callers
+// must not wait for an answer that never comes.
 func (s *BoltStore) learnBatch() {
 	batch := s.takeLearns()
 	if len(batch) == 0 {
 		return
 	}
+	answered := false
+	defer func() {
+		if answered {
+			return
+		}
+		p := recover()
+		for _, r := range batch {
+			r.out, r.err = nil, fmt.Errorf("learn: panic: %v", p)
+			close(r.done)
+		}
+		panic(p)
+	}()
 	ops := batch[0].ops
 	if len(batch) > 1 {
 		ops = nil
@@ -157,7 +179,11 @@ func (s *BoltStore) learnBatch() {
 		}
 	}
 	ctx, stop := batchContext(batch)
-	out, err := s.learnTx(ctx, ops)
+	learnTx := s.learnTx
+	if s.learnTxHook != nil {
+		learnTx = s.learnTxHook
+	}
+	out, err := learnTx(ctx, ops)
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// The transaction's context was cancelled because every
 		// caller's had ended: their error (mostly a deadline) is the
@@ -165,6 +191,7 @@ func (s *BoltStore) learnBatch() {
 		err = fmt.Errorf("learn: %w", context.Cause(ctx))
 	}
 	stop()
+	answered = true
 	off := 0
 	for _, r := range batch {
 		if err != nil {
