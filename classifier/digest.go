@@ -53,7 +53,7 @@ func messageDigest(raw []byte, extra []string) Digest {
 	fields, body, _, _ := parseHeader(nil, raw, nil, 0)
 	h := sha256.New()
 	for _, f := range fields {
-		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || isExtraSkip(f.name, extra) {
+		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || mailStoreState(string(f.name)) || isExtraSkip(f.name, extra) {
 			continue
 		}
 		h.Write(f.name)
