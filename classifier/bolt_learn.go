@@ -50,8 +50,9 @@ type learnReq struct {
 // time, learns would queue without bound on a busy site. A call with
 // nothing before it writes at once, alone.
 //
-// A call whose ctx ends while it is queued returns the context's error,
-// its ops not applied. Once taken into a transaction it waits for it: its
+// A call whose ctx ends while it is queued behind another write returns
+// the context's error, its ops not applied; one that need not wait
+// writes whatever its ctx. Once taken into a transaction it waits for it: its
 // ops may then be learned, and it returns their outcomes. The transaction
 // gives up waiting for the file only when the contexts of all the calls
 // in it have ended (see batchContext).
@@ -72,6 +73,15 @@ func (s *BoltStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error)
 	s.learnMu.Lock()
 	s.learnQueue = append(s.learnQueue, r)
 	s.learnMu.Unlock()
+	// A call that need not wait writes even if ctx has ended, as a
+	// write before group commit did (the file's lock is tried before
+	// the context is): a training run stopped by Ctrl-C learns the
+	// messages it read. Only waiting is bounded by ctx.
+	select {
+	case s.learnTurn <- struct{}{}:
+		s.learnBatchTurn()
+	default:
+	}
 	for {
 		select {
 		case <-r.done:
@@ -112,9 +122,9 @@ func (s *BoltStore) withdrawLearn(r *learnReq) bool {
 }
 
 // takeLearns takes the requests at the head of the queue that one
-// transaction is to write, within the batch bounds. Requests whose
-// context has ended are failed and dropped on the way, as their callers
-// would withdraw them.
+// transaction is to write, within the batch bounds. A request whose
+// context has ended is taken too: its caller has not withdrawn it (yet),
+// and the turn holder's own request may be one (see Learn).
 func (s *BoltStore) takeLearns() []*learnReq {
 	s.learnMu.Lock()
 	defer s.learnMu.Unlock()
@@ -122,12 +132,6 @@ func (s *BoltStore) takeLearns() []*learnReq {
 	nops, size, i := 0, 0, 0
 	for ; i < len(s.learnQueue); i++ {
 		r := s.learnQueue[i]
-		if err := r.ctx.Err(); err != nil {
-			r.taken = true
-			r.err = fmt.Errorf("learn: %w", err)
-			close(r.done)
-			continue
-		}
 		if len(batch) > 0 && (nops+len(r.ops) > maxLearnBatchOps || size+r.size > maxLearnBatchBytes) {
 			break
 		}

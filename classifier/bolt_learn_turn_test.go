@@ -36,3 +36,19 @@ func TestBoltLearnPanicReleasesTurn(t *testing.T) {
 		t.Fatalf("Learn after a panicked write = %v, %v; want [learned] (the write turn was kept)", out, err)
 	}
 }
+
+// A call that need not wait writes even with its context ended, as writes
+// did before group commit: a training run stopped by Ctrl-C learns the
+// batch it had read (cmd/sluice's TestTrainInterruptedPrintsSummary).
+// Only waiting behind another write is bounded by the context.
+func TestBoltLearnEndedContextNoWait(t *testing.T) {
+	s := openLearnTestStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 20 {
+		out, err := s.Learn(ctx, []LearnOp{testOp(i, Spam, "a")})
+		if err != nil || len(out) != 1 || out[0] != Learned {
+			t.Fatalf("learn %d with an ended context on an idle store = %v, %v; want [learned]", i, out, err)
+		}
+	}
+}
