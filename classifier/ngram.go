@@ -671,69 +671,44 @@ const maxFitMessages = 100_000
 // their features then, unless more than the margin were unlearned.
 const keepFeatureMessages = maxFitMessages + maxFitMessages/4
 
-// digestHeap keeps the lowest digests offered, at most n: a heap with the
-// highest kept on top, replaced by any lower one. Every digest it does not
-// keep, offered or pushed out, goes to out.
-type digestHeap struct {
-	n    int
-	keep []Digest
-	out  []Digest
+// lowestDigests keeps the items of lowest digest offered to it, at most
+// n: a heap with the item of highest digest on top, replaced by any lower
+// one. The fit's sample holds whole messages, the bound on kept features
+// digests alone; digest says where an item's digest is.
+type lowestDigests[T any] struct {
+	n      int
+	items  []T
+	digest func(*T) *Digest
 }
 
-func (h *digestHeap) Len() int { return len(h.keep) }
-func (h *digestHeap) Less(i, j int) bool {
-	return bytes.Compare(h.keep[i][:], h.keep[j][:]) > 0
+func (h *lowestDigests[T]) Len() int { return len(h.items) }
+func (h *lowestDigests[T]) Less(i, j int) bool {
+	return bytes.Compare(h.digest(&h.items[i])[:], h.digest(&h.items[j])[:]) > 0
 }
-func (h *digestHeap) Swap(i, j int) { h.keep[i], h.keep[j] = h.keep[j], h.keep[i] }
-func (h *digestHeap) Push(x any)    { h.keep = append(h.keep, x.(Digest)) }
-func (h *digestHeap) Pop() any {
-	d := h.keep[len(h.keep)-1]
-	h.keep = h.keep[:len(h.keep)-1]
-	return d
+func (h *lowestDigests[T]) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *lowestDigests[T]) Push(x any)    { h.items = append(h.items, x.(T)) }
+func (h *lowestDigests[T]) Pop() any {
+	v := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return v
 }
 
-// add offers d to the heap.
-func (h *digestHeap) add(d Digest) {
+// add offers v, and returns the item it does not keep, v itself or the
+// one v pushed out, and true; or false if it kept every item.
+func (h *lowestDigests[T]) add(v T) (T, bool) {
 	switch {
-	case len(h.keep) < h.n:
-		heap.Push(h, d)
-	case h.n > 0 && bytes.Compare(d[:], h.keep[0][:]) < 0:
-		h.out = append(h.out, h.keep[0])
-		h.keep[0] = d
+	case len(h.items) < h.n:
+		heap.Push(h, v)
+	case h.n > 0 && bytes.Compare(h.digest(&v)[:], h.digest(&h.items[0])[:]) < 0:
+		out := h.items[0]
+		h.items[0] = v
 		heap.Fix(h, 0)
+		return out, true
 	default:
-		h.out = append(h.out, d)
+		return v, true
 	}
-}
-
-// fitSample keeps the learned messages of lowest digest, at most n: a
-// heap with the highest digest kept on top, replaced by any lower one.
-type fitSample struct {
-	n  int
-	ex []Example
-}
-
-func (h *fitSample) Len() int { return len(h.ex) }
-func (h *fitSample) Less(i, j int) bool {
-	return bytes.Compare(h.ex[i].Digest[:], h.ex[j].Digest[:]) > 0
-}
-func (h *fitSample) Swap(i, j int) { h.ex[i], h.ex[j] = h.ex[j], h.ex[i] }
-func (h *fitSample) Push(x any)    { h.ex = append(h.ex, x.(Example)) }
-func (h *fitSample) Pop() any {
-	e := h.ex[len(h.ex)-1]
-	h.ex = h.ex[:len(h.ex)-1]
-	return e
-}
-
-// add offers e to the sample.
-func (h *fitSample) add(e Example) {
-	switch {
-	case len(h.ex) < h.n:
-		heap.Push(h, e)
-	case h.n > 0 && bytes.Compare(e.Digest[:], h.ex[0].Digest[:]) < 0:
-		h.ex[0] = e
-		heap.Fix(h, 0)
-	}
+	var none T
+	return none, false
 }
 
 // refit is a refit between its read of the learned messages and its fit
@@ -759,8 +734,8 @@ func readRefit(ctx context.Context, s Store, most, keep int) (*refit, error) {
 		return nil, fmt.Errorf("refit: keeping the features of %d messages, fewer than the %d of the sample", keep, most)
 	}
 	r := &refit{s: s}
-	sample := &fitSample{n: most}
-	kept := &digestHeap{n: keep}
+	sample := &lowestDigests[Example]{n: most, digest: func(e *Example) *Digest { return &e.Digest }}
+	kept := &lowestDigests[Digest]{n: keep, digest: func(d *Digest) *Digest { return d }}
 	var scratch []uint32
 	gen, err := s.WalkLearned(ctx, func(d DigestClass) error {
 		if d.Features == nil {
@@ -771,15 +746,16 @@ func readRefit(ctx context.Context, s Store, most, keep int) (*refit, error) {
 			return fmt.Errorf("digest %s: %w", d.Digest, err)
 		}
 		sample.add(Example{Digest: d.Digest, Spam: d.Class == Spam, Encoded: d.Features})
-		kept.add(d.Digest)
+		if out, ok := kept.add(d.Digest); ok {
+			r.drop = append(r.drop, out)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("refit: %w", err)
 	}
-	r.ex = sample.ex
+	r.ex = sample.items
 	r.gen = gen
-	r.drop = kept.out
 	// In key order: the stores write them faster so.
 	slices.SortFunc(r.drop, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
 	return r, nil
