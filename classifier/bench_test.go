@@ -166,18 +166,16 @@ func BenchmarkBuildIndex(b *testing.B) {
 	}
 }
 
-// BenchmarkAutolearnWithModel measures what an auto-learning daemon does
-// per message: one message learned in a write of its own, fsync'd, into a
-// store that holds a fitted n-gram model (about 4 MB), one message after
-// the other. Each such write opens the file, commits and closes it again
-// (see BoltStore.update), which bounds how many messages a day a store
-// can learn one by one.
-func BenchmarkAutolearnWithModel(b *testing.B) {
+// autolearnBenchStore returns a classifier on a new synced bbolt store
+// (as the daemon opens it) that has learned 200 messages and holds their
+// fitted n-gram model (about 4 MB), and 50 other messages to learn.
+func autolearnBenchStore(b *testing.B) (*classifier.Classifier, [][]byte) {
+	b.Helper()
 	st, err := classifier.OpenBolt(filepath.Join(b.TempDir(), "db"), classifier.BoltOptions{LockTimeout: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	c := classifier.New(st, classifier.Params{})
 	r := rand.New(rand.NewPCG(7, 8))
 	ctx := context.Background()
@@ -196,6 +194,18 @@ func BenchmarkAutolearnWithModel(b *testing.B) {
 	for i := range msgs {
 		msgs[i] = benchMessage(r, 5000, 200_000)
 	}
+	return c, msgs
+}
+
+// BenchmarkAutolearnWithModel measures what an auto-learning daemon does
+// per message: one message learned in a write of its own, fsync'd, into a
+// store that holds a fitted n-gram model (about 4 MB), one message after
+// the other. Each such write opens the file, commits and closes it again
+// (see BoltStore.update), which bounds how many messages a day a store
+// can learn one by one.
+func BenchmarkAutolearnWithModel(b *testing.B) {
+	c, msgs := autolearnBenchStore(b)
+	ctx := context.Background()
 	n := 0
 	b.ResetTimer()
 	for b.Loop() {
@@ -214,29 +224,8 @@ func BenchmarkAutolearnWithModel(b *testing.B) {
 // auto-learn: each learns one message per call, synced, and the store
 // may combine calls that arrive while another write runs.
 func BenchmarkAutolearnParallel(b *testing.B) {
-	st, err := classifier.OpenBolt(filepath.Join(b.TempDir(), "db"), classifier.BoltOptions{LockTimeout: 5 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	c := classifier.New(st, classifier.Params{})
-	r := rand.New(rand.NewPCG(7, 8))
+	c, msgs := autolearnBenchStore(b)
 	ctx := context.Background()
-	ops := make([]classifier.LearnOp, 200)
-	for i := range ops {
-		ops[i] = c.PrepareBytes(benchMessage(r, 5000, 200_000), classifier.Class(1+i%2), false)
-	}
-	if _, err := c.Learn(ctx, ops); err != nil {
-		b.Fatal(err)
-	}
-	m, err := classifier.Refit(ctx, st)
-	if err != nil || m == nil {
-		b.Fatalf("refit: model %v, %v", m, err)
-	}
-	msgs := make([][]byte, 50)
-	for i := range msgs {
-		msgs[i] = benchMessage(r, 5000, 200_000)
-	}
 	var next atomic.Int64
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
