@@ -52,6 +52,7 @@ bench:
 	testdata/bench/milter-throughput.sh
 	$(GO) test -run '^$$' -bench PeakRSS -benchtime 1x ./cmd/sluice
 	$(GO) test -run '^$$' -bench PostfixEndToEnd -benchtime 5x -timeout 30m ./cmd/sluice
+	$(GO) test -run '^$$' -bench PostfixAutolearn -benchtime 3x -timeout 30m ./cmd/sluice
 	$(GO) test -run '^$$' -bench MTASteps -benchtime 50x ./milter
 	$(GO) test -run '^$$' -bench . ./classifier
 	$(GO) test -run '^$$' -bench Append -benchtime 3000x ./filters/archive

@@ -38,7 +38,7 @@ type cliResult struct {
 
 // runCLI runs sluice with args in-process, stdin as its standard input,
 // and returns its output and exit status as main would set it.
-func runCLI(t *testing.T, stdin string, args ...string) cliResult {
+func runCLI(t testing.TB, stdin string, args ...string) cliResult {
 	t.Helper()
 	root := newRootCmd(testRegistry())
 	var out, errb bytes.Buffer
@@ -58,7 +58,7 @@ func runCLI(t *testing.T, stdin string, args ...string) cliResult {
 }
 
 // trainFixtures trains a new store at db on the fixtures.
-func trainFixtures(t *testing.T, db string) {
+func trainFixtures(t testing.TB, db string) {
 	t.Helper()
 	for _, class := range []string{"spam", "ham"} {
 		r := runCLI(t, "", "train", "--db", db, "--"+class, fixture(class))
