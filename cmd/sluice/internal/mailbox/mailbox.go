@@ -793,6 +793,69 @@ func (h *held) reset() {
 	h.text = false
 }
 
+// take ends the message held: it returns the first length bytes of it,
+// or as many of those as are held, whether some were not held, and
+// whether the message has text; h is then ready for the next message.
+// The bytes returned are the caller's: h gets a new buffer.
+func (h *held) take(length int64) (data []byte, truncated, text bool) {
+	data = h.buf.Bytes()[:min(int64(h.buf.Len()), length)]
+	h.buf = bytes.Buffer{}
+	truncated, text = length > int64(len(data)), h.text
+	h.reset()
+	return data, truncated, text
+}
+
+// oneBehind passes a mailbox's messages on one behind the reading: a
+// message is passed on only once the next one has ended, or the input
+// has, so that a mailbox of one message is named like a plain file.
+type oneBehind struct {
+	name    string // the mailbox's
+	fn      func(Message) error
+	pending *Message
+	n       int // the messages ended, passed on or not (the caller counts)
+}
+
+// hold passes on the message held, if any, and holds in its place
+// message n, of data; a message without text is held as ErrEmpty.
+func (o *oneBehind) hold(data []byte, size int64, truncated, text bool) error {
+	m := &Message{Name: o.name + "#" + strconv.Itoa(o.n), Data: data, Size: size, Truncated: truncated}
+	if !text {
+		m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
+	}
+	if o.pending != nil {
+		if err := o.fn(*o.pending); err != nil {
+			return err
+		}
+	}
+	o.pending = m
+	return nil
+}
+
+// fail passes on the message held, if any, then err, a read error that
+// ends the mailbox (a kind, such as "mbox"), as a Message of its own.
+func (o *oneBehind) fail(kind string, err error) error {
+	if o.pending != nil {
+		if err := o.fn(*o.pending); err != nil {
+			return err
+		}
+	}
+	return o.fn(Message{Name: o.name, Err: fmt.Errorf("%s after message %d: %w", kind, o.n, err)})
+}
+
+// last passes on the message held, if any, at the end of the input, with
+// extra bytes of the input that belong to no other message counted in
+// its size; the only message of the mailbox is named as the mailbox.
+func (o *oneBehind) last(extra int64) error {
+	if o.pending == nil {
+		return nil
+	}
+	o.pending.Size += extra
+	if o.n == 1 {
+		o.pending.Name = o.name
+	}
+	return o.fn(*o.pending)
+}
+
 // trimmed returns how many bytes of line end at the message's end belong
 // to the mbox, not to the message: the empty line before the next "From "
 // line, or at the end of the input one that follows another line end.
@@ -815,10 +878,9 @@ func (h *held) trimmed(last bool) int64 {
 // that a message without line ends cannot be held whole either.
 func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) error) error {
 	var (
-		pending *Message
+		out     = oneBehind{name: name, fn: fn}
 		cur     held
 		size    int64
-		n       int
 		inMsg   bool
 		strict  bool   // the first separator has a ctime date (see below)
 		patches bool   // the first separator is a patch's (patchLine)
@@ -845,36 +907,20 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		}
 		// The trimmed line end is at the end: a message longer than
 		// what is held keeps all of that as its start.
-		length := cur.total - cur.trimmed(last)
-		// The message keeps the buffer's bytes; the next one gets a
-		// new buffer.
-		data := cur.buf.Bytes()[:min(int64(cur.buf.Len()), length)]
-		cur.buf = bytes.Buffer{}
-		truncated := length > int64(len(data))
-		n++
+		data, truncated, text := cur.take(cur.total - cur.trimmed(last))
+		out.n++
 		if thunderbirdExpunged(data) {
 			// Gone from the folder, as far as its mail client
 			// knows (see thunderbirdExpunged). Its bytes count with
 			// the next message's, or the last's, for the progress
 			// bar.
-			cur.reset()
 			skipped = true
 			return nil
 		}
 		skipped = false
-		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size, Truncated: truncated}
-		if !cur.text {
-			m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
-		}
-		cur.reset()
+		err := out.hold(data, size, truncated, text)
 		size = 0
-		if pending != nil {
-			if err := fn(*pending); err != nil {
-				return err
-			}
-		}
-		pending = m
-		return nil
+		return err
 	}
 	for {
 		piece, err := br.ReadSlice('\n')
@@ -927,12 +973,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			break
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if pending != nil {
-				if err := fn(*pending); err != nil {
-					return err
-				}
-			}
-			return fn(Message{Name: name, Err: fmt.Errorf("mbox after message %d: %w", n, err)})
+			return out.fail("mbox", err)
 		}
 	}
 	if run.open && inMsg {
@@ -942,16 +983,11 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 	if err := flush(true); err != nil {
 		return err
 	}
-	if pending == nil {
-		return nil
-	}
+	var extra int64
 	if skipped {
-		pending.Size += size
+		extra = size
 	}
-	if n == 1 {
-		pending.Name = name
-	}
-	return fn(*pending)
+	return out.last(extra)
 }
 
 // mozillaExpunged is the Expunged bit of Thunderbird's X-Mozilla-Status
@@ -998,10 +1034,9 @@ func isMMDFSeparator(line []byte) bool {
 // named and bounded as readMbox names and bounds them.
 func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) error) error {
 	var (
-		pending   *Message
+		out       = oneBehind{name: name, fn: fn}
 		cur       held
 		size      int64
-		n         int
 		inMsg     bool
 		firstLine bool // the line read is a message's first
 		inFrom    bool // in the From_ line that opened the message
@@ -1013,22 +1048,12 @@ func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 	}
 	cur.buf.Grow(br.Buffered())
 	end := func() error {
-		data := cur.buf.Bytes()
-		cur.buf = bytes.Buffer{}
-		n++
-		m := &Message{Name: name + "#" + strconv.Itoa(n), Data: data, Size: size, Truncated: cur.total > int64(len(data))}
-		if !cur.text {
-			m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
-		}
-		cur.reset()
+		// MMDF trims no line end: the message is all that was written.
+		data, truncated, text := cur.take(cur.total)
+		out.n++
+		err := out.hold(data, size, truncated, text)
 		size = 0
-		if pending != nil {
-			if err := fn(*pending); err != nil {
-				return err
-			}
-		}
-		pending = m
-		return nil
+		return err
 	}
 	for {
 		piece, err := br.ReadSlice('\n')
@@ -1063,12 +1088,7 @@ func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			break
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if pending != nil {
-				if err := fn(*pending); err != nil {
-					return err
-				}
-			}
-			return fn(Message{Name: name, Err: fmt.Errorf("MMDF mailbox after message %d: %w", n, err)})
+			return out.fail("MMDF mailbox", err)
 		}
 	}
 	if inMsg {
@@ -1076,15 +1096,9 @@ func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			return err
 		}
 	}
-	if pending != nil {
-		// Blank lines after the last message count with it.
-		pending.Size += size
-		if n == 1 {
-			pending.Name = name
-		}
-		if err := fn(*pending); err != nil {
-			return err
-		}
+	// Blank lines after the last message count with it.
+	if err := out.last(size); err != nil {
+		return err
 	}
 	if stray {
 		return fn(Message{Name: name, Err: notRead("MMDF mailbox with text outside its ^A^A^A^A separators: that text was not read")})
