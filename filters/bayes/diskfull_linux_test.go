@@ -59,6 +59,26 @@ func fillDisk(t *testing.T, dir, name string) string {
 	}
 }
 
+// autolearnOnTmpfs opens the filter, tagging and auto-learning, on a
+// trained bbolt store of its own tmpfs of 16 MB, which the test can then
+// fill; the filter logs to log, reports to obs and has the options extra
+// besides. It returns the filter, closed when the test ends (before the
+// tmpfs is unmounted), and the tmpfs's directory.
+func autolearnOnTmpfs(t *testing.T, log *lockedBuffer, obs *recorder, extra string) (*bayes.Filter, string) {
+	t.Helper()
+	dir := mountTmpfs(t, "16m")
+	db := filepath.Join(dir, "bayes.db")
+	trainedStoreAt(t, db).Close()
+
+	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(log, nil)), StateDir: t.TempDir(), Observer: obs}
+	f, err := bayes.Open(env, options(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}"+extra), "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, dir
+}
+
 // numbered makes m another message (for the store's digests) with a
 // number in its subject and queue id, and returns it.
 func numbered(m *filters.Message, n int) *filters.Message {
@@ -80,20 +100,11 @@ func numbered(m *filters.Message, n int) *filters.Message {
 // there is room again auto-learning works again, the messages it failed
 // on included.
 func TestAutolearnOnFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, "16m")
-	db := filepath.Join(dir, "bayes.db")
-	trainedStoreAt(t, db).Close()
-
 	var log lockedBuffer
 	obs := &recorder{}
-	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir(), Observer: obs}
 	// The store opened as the daemon opens it (fsync on), measured often
 	// so that its stats run beside the messages.
-	f, err := bayes.Open(env, options(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}\nstats_interval: 10ms"), "1.2.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f, dir := autolearnOnTmpfs(t, &log, obs, "\nstats_interval: 10ms")
 
 	// check runs the filter at end of message as the pipeline would, with
 	// a deadline, and returns the header, which must carry the verdict.
@@ -246,18 +257,9 @@ func TestAutolearnOnFullDisk(t *testing.T) {
 // pages are counted as learned and not as failed. Nothing else writes to
 // the store here, so every failure is one of these messages.
 func TestAutolearnFailuresCounted(t *testing.T) {
-	dir := mountTmpfs(t, "16m")
-	db := filepath.Join(dir, "bayes.db")
-	trainedStoreAt(t, db).Close()
-
 	var log lockedBuffer
 	obs := &recorder{}
-	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(&log, nil)), StateDir: t.TempDir(), Observer: obs}
-	f, err := bayes.Open(env, options(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}"), "1.2.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f, dir := autolearnOnTmpfs(t, &log, obs, "")
 	counts := func() (learned, failed map[string]int) {
 		obs.mu.Lock()
 		defer obs.mu.Unlock()
