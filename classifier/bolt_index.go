@@ -42,7 +42,7 @@ type fileID struct{ dev, ino uint64 }
 //
 // Most tokens of a store were seen in one or two messages, and with the
 // default parameters a token counts in a score only once it has been seen
-// in four (see countFloor): nine in ten tokens of a store trained on a few
+// in three (see countFloor): nine in ten tokens of a store trained on a few
 // thousand messages can never change a score. The index leaves out the
 // tokens seen in fewer than floor messages; a lookup for scoring reads
 // them as unseen, which scores the same, and any other lookup reads them

@@ -212,8 +212,8 @@ func BenchmarkIndexGetAll(b *testing.B) {
 // count: below it no split between spam and ham, against any totals,
 // gives a probability Score counts, and at it one does.
 func TestCountFloor(t *testing.T) {
-	if got := countFloor(DefaultParams()); got != 5 {
-		t.Errorf("defaults: floor %d, want 5", got)
+	if got := countFloor(DefaultParams()); got != 3 {
+		t.Errorf("defaults: floor %d, want 3", got)
 	}
 	if got := countFloor(BogofilterParams()); got != 1 {
 		t.Errorf("bogofilter's parameters: floor %d, want 1", got)

@@ -59,16 +59,17 @@
 // of the chi-square tails, so it keeps ordering messages whose spamicity
 // rounds to exactly 0 or 1.
 //
-// Next to the token counts, an n-gram model (a logistic regression over
-// the 4-byte sequences at the start of the raw message, see ngram.go)
+// Next to the token counts, an n-gram model (a linear model over the
+// 4-byte sequences at the start of the raw message, fitted on the
+// modified Huber loss, see ngram.go)
 // gives a second opinion, and the spamicity is the mean of the two
 // opinions' probabilities (BlendNgram). The model is fitted afresh from the
 // n-grams the store keeps with the learned messages' digests (Refit),
 // after each training run, so training order does not matter; a refit
 // drops the n-grams of the messages no fit would take (DropFeatures).
 //
-// The defaults (DefaultParams: robx 0.45, robs 0.2, min_dev 0.48, cutoffs
-// 0.85 and 0.1, CombineSplit, the n-gram model on, at least 10 spam and 10
+// The defaults (DefaultParams: robx 0.45, robs 0.2, min_dev 0.47, cutoffs
+// 0.8 and 0.2, CombineSplit, the n-gram model on, at least 10 spam and 10
 // ham learned) were chosen by cross-validation on the training part of the
 // SpamAssassin corpus, false positives first; see DefaultParams. A store
 // imported from bogofilter is best scored with BogofilterParams, which has

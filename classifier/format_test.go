@@ -11,7 +11,7 @@ import (
 // that rounds onto or across a cutoff it did not reach (or the other way
 // round) prints as the nearest six-place value that agrees.
 func TestFormatSpamicity(t *testing.T) {
-	def := DefaultParams() // spam 0.85, ham 0.1
+	def := Params{SpamCutoff: 0.85, HamCutoff: 0.1}
 	tests := []struct {
 		name    string
 		s       float64
@@ -98,7 +98,7 @@ func TestFormatSpamicityAgreesWithDecide(t *testing.T) {
 // spamicity's side of each too, after the verdict's cutoffs; one that
 // leaves no six-place value on the side of those before it is not kept.
 func TestFormatSpamicityBeside(t *testing.T) {
-	def := DefaultParams() // spam 0.85, ham 0.1
+	def := Params{SpamCutoff: 0.85, HamCutoff: 0.1}
 	tests := []struct {
 		name            string
 		s               float64

@@ -985,3 +985,41 @@ func TestRefitDropFails(t *testing.T) {
 		t.Errorf("refit with a drop stopped by its context: model of %d messages, %v; want the model of 4 and no error", fittedOn(m), err)
 	}
 }
+
+// A model an earlier version fitted on the logistic loss ("ngr1 ") is
+// read and scored at the scale it was fitted for until a refit replaces
+// it; one of this version ("ngr2 ") at ngramScale. Both write back as
+// they were read.
+func TestNgramModelLogisticFormat(t *testing.T) {
+	m := &NgramModel{w: make([]float32, 1<<ngramBits), Spam: 3, Ham: 4}
+	m.w[7], m.w[9] = 0.5, -0.25
+	f := []uint32{7, 9}
+	blob, _ := m.MarshalBinary()
+	if string(blob[:len(ngramMagic)]) != "ngr2 " {
+		t.Fatalf("new model written as %q", blob[:len(ngramMagic)])
+	}
+	old := slices.Clone(blob)
+	copy(old, "ngr1 ")
+	for _, tc := range []struct {
+		blob []byte
+		want float64
+	}{{blob, 3.0 * 0.25}, {old, 2.0 * 0.25}} {
+		var got NgramModel
+		if err := got.UnmarshalBinary(tc.blob); err != nil {
+			t.Fatalf("%q: %v", tc.blob[:5], err)
+		}
+		if lo := got.LogOdds(f); lo != tc.want || got.Spam != 3 || got.Ham != 4 {
+			t.Errorf("%q: log-odds %v, fitted on %d/%d; want %v, 3/4", tc.blob[:5], lo, got.Spam, got.Ham, tc.want)
+		}
+		again, _ := got.MarshalBinary()
+		if !bytes.Equal(again, tc.blob) {
+			t.Errorf("%q: written back as %q", tc.blob[:5], again[:5])
+		}
+	}
+	bad := slices.Clone(blob)
+	copy(bad, "ngr3 ")
+	var got NgramModel
+	if err := got.UnmarshalBinary(bad); err == nil {
+		t.Error("a model of an unknown format was read")
+	}
+}

@@ -50,7 +50,7 @@ filters:
         action: reject
         reply: "554 5.7.1 Spam rejected (spamicity {spamicity}, queue id {queue_id})"
       autolearn:
-        ham: 0.01
+        ham: 0.05
 `, sock, state))
 	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
 

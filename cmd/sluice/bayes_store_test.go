@@ -80,7 +80,7 @@ filters:
     on_failure: tempfail
     options:
       autolearn:
-        ham: 0.01
+        ham: 0.05
 `, state))
 	raw, err := os.ReadFile(fixture("check", "ham.eml"))
 	if err != nil {

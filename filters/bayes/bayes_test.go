@@ -742,10 +742,24 @@ func (r *recorder) storeCount() int {
 func TestObserver(t *testing.T) {
 	st := trainedStore(t)
 	obs := &recorder{}
-	f := newFilter(t, st, "stats_interval: 20ms", obs)
-	check(t, f, spamMessage())
-	check(t, f, hamMessage())
-	want := []string{"bayes spam 1.00 true", "bayes ham 0.00 true"}
+	// Spam tagged, not rejected: its header shows the spamicity too.
+	f := newFilter(t, st, "stats_interval: 20ms\nspam: {action: tag}", obs)
+	// The observer gets each verdict with the spamicity the header
+	// printed (to two places here).
+	var want []string
+	for _, m := range []*filters.Message{spamMessage(), hamMessage()} {
+		hdr := added(check(t, f, m), "X-Sluice-Bayes")
+		verdict, rest, _ := strings.Cut(hdr, ", spamicity=")
+		num, _, _ := strings.Cut(rest, ",")
+		s, err := strconv.ParseFloat(num, 64)
+		if err != nil {
+			t.Fatalf("header %q: no spamicity", hdr)
+		}
+		want = append(want, fmt.Sprintf("bayes %s %.2f true", strings.ToLower(verdict), s))
+	}
+	if want[0][:11] != "bayes spam " || want[1][:10] != "bayes ham " {
+		t.Fatalf("verdicts %q, want spam then ham", want)
+	}
 	if fmt.Sprint(obs.classified) != fmt.Sprint(want) {
 		t.Errorf("classified %q, want %q", obs.classified, want)
 	}

@@ -13,7 +13,7 @@ import (
 // across the threshold it did not reach (or the other way round) prints
 // as the nearest six-place value that agrees with the decision to learn.
 func TestPrintSpamicityAutolearnSide(t *testing.T) {
-	def := classifier.DefaultParams() // spam 0.85, ham 0.1
+	def := classifier.Params{SpamCutoff: 0.85, HamCutoff: 0.1}
 	tests := []struct {
 		name                string
 		s                   float64
