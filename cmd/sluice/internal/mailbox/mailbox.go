@@ -189,20 +189,11 @@ func isEmptyFile(f *os.File) bool {
 // does (see ReadCapped). A pipe or device named on the command line is
 // read as it is: it has no writers to lock out.
 func isMboxFile(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
-	// Read as ReadCapped will read it, through a buffer of the same size,
-	// but from the file's start without moving its offset.
-	br := readBuffers.Get().(*bufio.Reader)
-	br.Reset(io.NewSectionReader(f, 0, fi.Size()))
-	defer func() {
-		br.Reset(nil)
-		readBuffers.Put(br)
-	}()
-	first := firstTextLine(br)
-	return startsMbox(first) || bytes.Equal(first, mmdfMark)
+	mbox, regular := atStart(f, func(br *bufio.Reader) bool {
+		first := firstTextLine(br)
+		return startsMbox(first) || bytes.Equal(first, mmdfMark)
+	})
+	return regular && mbox
 }
 
 // errNoMail is reported for a file met in a directory that is no mail:
@@ -217,9 +208,26 @@ var errNoMail = notRead("not read: no mail message nor mailbox (its first line i
 // separator, or its start is a compressor's (which ReadCapped reports
 // better). A file that is not regular is left to the reading to judge.
 func isMailFile(f *os.File) bool {
+	mail, regular := atStart(f, func(br *bufio.Reader) bool {
+		if notMail(br) != nil {
+			return true
+		}
+		// A byte order mark, which Windows tools write before a saved
+		// message, is no reason to refuse it.
+		first := bytes.TrimPrefix(firstTextLine(br), []byte("\ufeff"))
+		return len(first) == 0 || classifier.IsFieldLine(first) || startsMbox(first) || bytes.Equal(first, mmdfMark)
+	})
+	return !regular || mail
+}
+
+// atStart returns what judge says of the start of f, read as ReadCapped
+// will read it, through a buffer of the same size, but without moving
+// f's offset; and whether f is a regular file (if not, judge is not
+// called).
+func atStart(f *os.File, judge func(*bufio.Reader) bool) (verdict, regular bool) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		return true
+		return false, false
 	}
 	br := readBuffers.Get().(*bufio.Reader)
 	br.Reset(io.NewSectionReader(f, 0, fi.Size()))
@@ -227,13 +235,7 @@ func isMailFile(f *os.File) bool {
 		br.Reset(nil)
 		readBuffers.Put(br)
 	}()
-	if notMail(br) != nil {
-		return true
-	}
-	// A byte order mark, which Windows tools write before a saved
-	// message, is no reason to refuse it.
-	first := bytes.TrimPrefix(firstTextLine(br), []byte("\ufeff"))
-	return len(first) == 0 || classifier.IsFieldLine(first) || startsMbox(first) || bytes.Equal(first, mmdfMark)
+	return judge(br), true
 }
 
 // readLocked reads the mbox file open as f under its writers' locks. An
