@@ -26,7 +26,7 @@ func TestCVMatchesStore(t *testing.T) {
 			train = append(train, sample{rel: class + "/" + filepath.Base(n), path: n, spam: class == "spam", fold: i % 5})
 		}
 	}
-	msgs, err := cvMessages(train, 1)
+	msgs, err := cvMessages(train, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,7 @@ func run() error {
 	rocPath := flag.String("roc", "", "write the ROC curves of sluice and bogofilter to this SVG file")
 	speedOnly := flag.Bool("speed-only", false, "print only throughput, not the test set's accuracy (for speed work, which must not look at test results)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
+	orderSeed := flag.Uint64("order-seed", 0, "with -cv, -diag or -nested: order the n-gram fits' passes by this seed instead of the messages' digests (0), to see how much the figures depend on that order alone")
 	cli := flag.Bool("cli", true, "also time \"sluice classify --list\", one process per round, as bogofilter -b runs")
 	flag.Parse()
 	if *rounds < 1 || *workers < 1 || *repeats < 1 {
@@ -129,7 +130,7 @@ func run() error {
 				return err
 			}
 		}
-		return nestedCV(train, tg)
+		return nestedCV(train, tg, *orderSeed)
 	}
 	p := classifier.DefaultParams()
 	var msgs []cvMessage
@@ -138,7 +139,7 @@ func run() error {
 		if *cv {
 			n = *repeats
 		}
-		if msgs, err = cvMessages(train, n); err != nil {
+		if msgs, err = cvMessages(train, n, *orderSeed); err != nil {
 			return err
 		}
 	}
