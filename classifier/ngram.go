@@ -20,14 +20,14 @@ import (
 // ngramBytes bytes of the raw message (header first, so mostly the
 // header and the start of the body, before any decoding), and over which
 // of the message's tokens occur. Byte sequences see what words do not
-// (header layout, encodings, HTML and punctuation habits), and a
-// regression weighs all of them against each other where counting each on
-// its own cannot: counted naively, the same byte sequences rank worse than
+// (header layout, encodings, HTML and punctuation habits), and a linear
+// model fitted on all of them weighs them against each other where
+// counting each on its own cannot: counted naively, the same byte sequences rank worse than
 // the token counts by a factor of ten. Averaging the two opinions halves
 // the misordered ham-spam pairs of cross-validation on the training part
 // of the SpamAssassin corpus split (see DefaultParams).
 //
-// A regression depends on the order it sees messages in, and "sluice
+// The fit depends on the order it sees messages in, and "sluice
 // train --ham DIR; sluice train --spam DIR" would teach it one class after
 // the other. So the store keeps each learned message's set of features
 // (about 3.5 kB) with its digest (up to keepFeatureMessages of them, see
@@ -698,7 +698,7 @@ func refitBounded(ctx context.Context, s Store, most, keep int) (*NgramModel, er
 // messages. The fit's memory (about 3.5 kB a message, 350 MB at the
 // bound) and time (25 to 28 s on two busy cores at the bound) stop
 // growing there, where a store that auto-learns would otherwise make every
-// hourly refit larger than the last; a regression over 100,000 messages
+// hourly refit larger than the last; a fit over 100,000 messages
 // gains next to nothing from more.
 const maxFitMessages = 100_000
 
