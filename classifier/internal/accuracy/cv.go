@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -86,6 +87,15 @@ type targets struct {
 	// negatives as bogofilter and caps the unsure verdicts, where the
 	// cost trades one against the other.
 	fnFirst bool
+	// margin, in log-odds, is how far inside its side of a cutoff a
+	// message must score for the cutoffs' choice not to count it as
+	// misfiled: a ham within margin below the spam cutoff counts as a
+	// false positive, a spam within margin above the ham cutoff as a
+	// false negative. The cutoffs that just keep every ham of the
+	// training folds out of spam sit at the edge of that sample; new
+	// mail scattered a little further crosses them. Unsure verdicts are
+	// counted at the cutoffs themselves. Zero chooses at the edge.
+	margin float64
 }
 
 // meets reports whether pt meets the targets.
@@ -131,8 +141,15 @@ func crossValidate(train []sample, msgs []cvMessage, tg targets) (classifier.Par
 		fmt.Printf("  (targets from bogofilter's rates on the split's own folds: no false positive, at most %.0f false negatives, at most %.0f unsure; met by the first %d)\n",
 			tg.fnRate*float64(len(msgs)), tg.unsRt*float64(len(msgs)), countFunc(results, tg.meets))
 	}
+	if tg.margin > 0 {
+		fmt.Printf("  (cutoffs chosen %g in log-odds inside: fp and fn below count the ham and spam within that of the cutoffs)\n", tg.margin)
+	}
 	for _, r := range results[:min(5, len(results))] {
 		printPoint(r)
+	}
+	if tg.margin > 0 {
+		fmt.Print("best, counted at its cutoffs:")
+		printPoint(evaluateAt(results[0].p, msgs))
 	}
 	byAUC := slices.Clone(results)
 	slices.SortFunc(byAUC, func(a, b cvPoint) int { return cmp.Compare(b.auc, a.auc) })
@@ -479,9 +496,11 @@ func (d *cvData) messages(keep func(fold int) bool, excl int) []cvMessage {
 // procedures get on the folds they did not see is what to expect of them on
 // new mail (and on the test set).
 //
-// With targets (from bogofilter on the outer folds), a third procedure
-// chooses among the grid points that meet them (see targets.order).
-func nestedCV(train []sample, tg targets, orderSeed uint64) error {
+// With targets (from bogofilter on the outer folds), more procedures
+// choose among the grid points that meet them (see targets.order). With
+// a margin, the targets' procedure and the highest AUC's are judged again
+// with cutoffs chosen that far inside (see targets.margin).
+func nestedCV(train []sample, tg targets, orderSeed uint64, margin float64) error {
 	d, err := newCVData(train, orderSeed)
 	if err != nil {
 		return err
@@ -507,6 +526,18 @@ func nestedCV(train []sample, tg targets, orderSeed uint64) error {
 		}, costFirst}, procedure{"the issue's targets, then fewest false negatives, then cost", func(r []cvPoint) cvPoint {
 			return slices.MinFunc(r, fnFirst.order)
 		}, fnFirst})
+		if margin > 0 {
+			mt := costFirst
+			mt.margin = margin
+			procs = append(procs, procedure{fmt.Sprintf("the issue's targets with cutoffs chosen %g in log-odds inside, then cost", margin), func(r []cvPoint) cvPoint {
+				return slices.MinFunc(r, mt.order)
+			}, mt})
+		}
+	}
+	if margin > 0 {
+		procs = append(procs, procedure{fmt.Sprintf("highest AUC, then cutoffs chosen %g in log-odds inside by fewest false positives and cost", margin), func(r []cvPoint) cvPoint {
+			return slices.MaxFunc(r, func(a, b cvPoint) int { return cmp.Compare(a.auc, b.auc) })
+		}, targets{margin: margin}})
 	}
 	type outcome struct {
 		fp, fn, uns, n int
@@ -616,31 +647,7 @@ func evaluate(p classifier.Params, msgs []cvMessage, tg targets) cvPoint {
 			nSpam++
 		}
 	}
-	best := cvPoint{fp: len(msgs) + 1}
-	for _, sc := range gridSpamCut {
-		for _, hc := range gridHamCut {
-			pt := cvPoint{p: p, spam: nSpam, nTotal: len(msgs)}
-			pt.p.SpamCutoff, pt.p.HamCutoff = sc, hc
-			for _, r := range res {
-				switch {
-				case r.score >= sc:
-					if !r.spam {
-						pt.fp++
-					}
-				case r.score <= hc:
-					if r.spam {
-						pt.fn++
-					}
-				default:
-					pt.uns++
-				}
-			}
-			pt.cost = costFN*pt.fn + costUnsure*pt.uns
-			if tg.order(pt, best) < 0 {
-				best = pt
-			}
-		}
-	}
+	best := chooseCutoffs(p, res, nSpam, tg)
 	best.auc = auc(res, func(s scored) float64 { return s.rank })
 	best.scores = res
 	return best
@@ -757,3 +764,43 @@ func cvBogofilter(train []sample) (targets, error) {
 	n := float64(len(all))
 	return targets{set: true, fnRate: float64(r.fn) / n, unsRt: float64(r.unsure) / 2 / n}, nil
 }
+
+// chooseCutoffs returns the point of the grid's cutoffs that is best for
+// the scores res of parameters p (see targets.order), without its AUC.
+func chooseCutoffs(p classifier.Params, res []scored, nSpam int, tg targets) cvPoint {
+	best := cvPoint{fp: len(res) + 1}
+	for _, sc := range gridSpamCut {
+		for _, hc := range gridHamCut {
+			pt := cvPoint{p: p, spam: nSpam, nTotal: len(res)}
+			pt.p.SpamCutoff, pt.p.HamCutoff = sc, hc
+			// With a margin, the misfiled are counted by log-odds
+			// against cutoffs moved inwards (see targets.margin).
+			spamAt, hamAt := logit(sc)-tg.margin, logit(hc)+tg.margin
+			for _, r := range res {
+				if r.score > hc && r.score < sc {
+					pt.uns++
+				}
+				var fp, fn bool
+				if tg.margin == 0 {
+					fp, fn = r.score >= sc, r.score <= hc
+				} else {
+					fp, fn = r.rank >= spamAt, r.rank <= hamAt
+				}
+				switch {
+				case fp && !r.spam:
+					pt.fp++
+				case fn && r.spam:
+					pt.fn++
+				}
+			}
+			pt.cost = costFN*pt.fn + costUnsure*pt.uns
+			if tg.order(pt, best) < 0 {
+				best = pt
+			}
+		}
+	}
+	return best
+}
+
+// logit is the log-odds of probability p.
+func logit(p float64) float64 { return math.Log(p / (1 - p)) }

@@ -69,3 +69,37 @@ func TestCVMatchesStore(t *testing.T) {
 		t.Errorf("compared %d messages, want %d", compared, len(train))
 	}
 }
+
+// TestChooseCutoffsMargin checks that a margin keeps the chosen spam
+// cutoff that far in log-odds above the highest ham: without it the
+// lowest cutoff above that ham wins.
+func TestChooseCutoffsMargin(t *testing.T) {
+	var res []scored
+	add := func(spam bool, logOdds float64) {
+		res = append(res, scored{spam: spam, score: 1 / (1 + math.Exp(-logOdds)), rank: logOdds})
+	}
+	add(false, 1.2) // 0.769: below 0.8, within 0.5 of it in log-odds
+	add(false, -6)
+	for _, l := range []float64{4, 5, 6} {
+		add(true, l)
+	}
+	p := defaultsFor()
+	for _, c := range []struct {
+		margin, spamCut float64
+		fpCounts        int
+	}{
+		{0, 0.8, 0},
+		{0.5, 0.85, 0}, // logit(0.85)-0.5 = 1.23 > 1.2
+		{1, 0.95, 0},   // logit(0.9)-1 = 1.197 <= 1.2 counts the ham at 0.9
+	} {
+		got := chooseCutoffs(p, res, 3, targets{margin: c.margin})
+		if got.p.SpamCutoff != c.spamCut || got.fp != c.fpCounts || got.fn != 0 {
+			t.Errorf("margin %g: spam cutoff %g, fp %d, fn %d; want %g, %d, 0", c.margin, got.p.SpamCutoff, got.fp, got.fn, c.spamCut, c.fpCounts)
+		}
+		// The ham at 0.769 is above every ham cutoff of the grid: unsure
+		// at every spam cutoff, counted once, with or without a margin.
+		if got.uns != 1 {
+			t.Errorf("margin %g: %d unsure, want 1 (unsure verdicts are counted at the cutoffs themselves)", c.margin, got.uns)
+		}
+	}
+}

@@ -96,6 +96,7 @@ func run() error {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
 	orderSeed := flag.Uint64("order-seed", 0, "with -cv, -diag or -nested: order the n-gram fits' passes by this seed instead of the messages' digests (0), to see how much the figures depend on that order alone")
 	cli := flag.Bool("cli", true, "also time \"sluice classify --list\", one process per round, as bogofilter -b runs")
+	margin := flag.Float64("margin", 0, "with -cv or -nested: choose cutoffs that keep the training folds' ham this far (in log-odds) below the spam cutoff and their spam this far above the ham cutoff (see targets.margin)")
 	flag.Parse()
 	if *rounds < 1 || *workers < 1 || *repeats < 1 {
 		return errors.New("-rounds, -workers and -repeats must be at least 1")
@@ -130,7 +131,7 @@ func run() error {
 				return err
 			}
 		}
-		return nestedCV(train, tg, *orderSeed)
+		return nestedCV(train, tg, *orderSeed, *margin)
 	}
 	p := classifier.DefaultParams()
 	var msgs []cvMessage
@@ -149,6 +150,7 @@ func run() error {
 			return err
 		}
 	}
+	tg.margin = *margin
 	if *cv {
 		if p, err = crossValidate(train, msgs, tg); err != nil {
 			return err
