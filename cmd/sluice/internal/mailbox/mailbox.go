@@ -12,8 +12,9 @@
 //     (mboxrd unquoting); after a first separator with a ctime date, only
 //     separators with one count, and the first line of a git
 //     format-patch patch only when the first separator was one too; a
-//     message Thunderbird marked expunged (see thunderbirdExpunged) is
-//     skipped;
+//     message Thunderbird marked expunged (see thunderbirdExpunged), and
+//     an IMAP server's folder-state message first in the file (see
+//     imapPseudoMessage), are skipped;
 //   - a file whose first line, after any empty lines, is "\x01\x01\x01\x01"
 //     is an MMDF mailbox, whose messages lie between such lines (see
 //     readMMDF);
@@ -911,7 +912,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		// what is held keeps all of that as its start.
 		data, truncated, text := cur.take(cur.total - cur.trimmed(last))
 		out.n++
-		if thunderbirdExpunged(data) {
+		if thunderbirdExpunged(data) || out.n == 1 && imapPseudoMessage(data) {
 			// Gone from the folder, as far as its mail client
 			// knows (see thunderbirdExpunged). Its bytes count with
 			// the next message's, or the last's, for the progress
@@ -1012,6 +1013,40 @@ func thunderbirdExpunged(data []byte) bool {
 	}
 	flags, err := strconv.ParseUint(string(bytes.TrimSpace(value)), 16, 16)
 	return err == nil && flags&mozillaExpunged != 0
+}
+
+// imapPseudoSubject is the Subject of the message that UW-IMAP (and
+// Dovecot, where configured to) writes first in an mbox to keep the
+// folder's IMAP state.
+const imapPseudoSubject = "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA"
+
+// imapPseudoMessage reports whether the mbox message data (without its
+// From_ line), the first of its file, is an IMAP server's folder state
+// rather than mail: its header has an X-IMAP field (UIDVALIDITY and the
+// next UID; a real message of such a folder has X-UID instead) and the
+// pseudo-message's Subject. Both together: a sender would need the
+// message to be the first of the file as well, which is no gain to him.
+func imapPseudoMessage(data []byte) bool {
+	var state, subject bool
+	for len(data) > 0 {
+		var line []byte
+		line, data, _ = bytes.Cut(data, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("X-IMAP")):
+			state = true
+		case bytes.EqualFold(name, []byte("Subject")):
+			subject = string(bytes.TrimSpace(value)) == imapPseudoSubject
+		}
+	}
+	return state && subject
 }
 
 // mmdfMark is the line, four ^A, that an MMDF mailbox (mutt's
