@@ -26,13 +26,7 @@ func TestIMAPPseudoMessageSkipped(t *testing.T) {
 	if summary(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", summary(got), want)
 	}
-	var total int64
-	for _, m := range got {
-		total += m.Size
-	}
-	if n := int64(len(pseudo + real + later)); total != n {
-		t.Errorf("sizes add up to %d, the file has %d bytes", total, n)
-	}
+	checkSizes(t, got, len(pseudo+real+later))
 
 	// The subject alone, or the X-IMAP field alone, is a message.
 	for _, first := range []string{

@@ -45,6 +45,19 @@ func summary(ms []Message) string {
 	return b.String()
 }
 
+// checkSizes checks that the sizes of the messages read add up to the
+// file's bytes, n: the progress bar counts them.
+func checkSizes(t *testing.T, got []Message, n int) {
+	t.Helper()
+	var total int64
+	for _, m := range got {
+		total += m.Size
+	}
+	if total != int64(n) {
+		t.Errorf("sizes add up to %d, the file has %d bytes", total, n)
+	}
+}
+
 const mboxrd = "From alice@example.org Mon Jan  1 10:00:00 2024\n" +
 	"Subject: one\n\n" +
 	"first body\n" +
@@ -73,13 +86,7 @@ func TestMboxrd(t *testing.T) {
 	if summary(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", summary(got), want)
 	}
-	var total int64
-	for _, m := range got {
-		total += m.Size
-	}
-	if total != int64(len(mboxrd)) {
-		t.Errorf("sizes add up to %d, the file has %d bytes", total, len(mboxrd))
-	}
+	checkSizes(t, got, len(mboxrd))
 }
 
 // An mbox of one message is named like a plain file, so that a message

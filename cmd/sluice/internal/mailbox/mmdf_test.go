@@ -26,13 +26,7 @@ func TestMMDF(t *testing.T) {
 	if summary(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", summary(got), want)
 	}
-	var total int64
-	for _, m := range got {
-		total += m.Size
-	}
-	if total != int64(len(text)) {
-		t.Errorf("sizes add up to %d, the file has %d bytes", total, len(text))
-	}
+	checkSizes(t, got, len(text))
 
 	// One message is named as the file; one whose closing separator is
 	// missing (cut short, or written by hand) is still read.
