@@ -33,6 +33,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/big"
 	"os"
 	"os/exec"
@@ -100,6 +101,9 @@ func run() error {
 	flag.Parse()
 	if *rounds < 1 || *workers < 1 || *repeats < 1 {
 		return errors.New("-rounds, -workers and -repeats must be at least 1")
+	}
+	if *margin < 0 || math.IsNaN(*margin) {
+		return errors.New("-margin must be 0 or more")
 	}
 
 	if *data == "" {
