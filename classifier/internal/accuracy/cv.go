@@ -548,6 +548,12 @@ func nestedCV(train []sample, tg targets, orderSeed uint64, margin float64) erro
 	for o := range 5 {
 		inner := d.messages(func(f int) bool { return f != o }, o)
 		outer := d.messages(func(f int) bool { return f == o }, -1)
+		var outerNames []string
+		for _, s := range d.train {
+			if s.fold == o {
+				outerNames = append(outerNames, s.rel)
+			}
+		}
 		grids := map[targets][]cvPoint{}
 		for pi, pr := range procs {
 			if grids[pr.tg] == nil {
@@ -555,6 +561,7 @@ func nestedCV(train []sample, tg targets, orderSeed uint64, margin float64) erro
 			}
 			best := pr.choose(grids[pr.tg])
 			pt := evaluateAt(best.p, outer)
+			printMisfiled(fmt.Sprintf("procedure %d, fold %d", pi+1, o), outerNames, outer, best.p)
 			out := &outs[pi]
 			out.fp += pt.fp
 			out.fn += pt.fn
@@ -577,6 +584,20 @@ func nestedCV(train []sample, tg targets, orderSeed uint64, margin float64) erro
 	}
 	return nil
 }
+
+// printMisfiled lists the messages of msgs (named by names) that p
+// misfiles: training messages, scored on folds their parameters were not
+// chosen on.
+func printMisfiled(what string, names []string, msgs []cvMessage, p classifier.Params) {
+	for k, m := range msgs {
+		r := m.score(p, false)
+		if m.spam && r.Verdict == classifier.VerdictHam || !m.spam && r.Verdict == classifier.VerdictSpam {
+			fmt.Printf("  misfiled (%s): %s spam=%v score=%.4f tokens %.2f\n", what, names[k], m.spam, r.Spamicity, logisticOf(r.TokenLogOdds))
+		}
+	}
+}
+
+func logisticOf(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // countFunc counts the points for which f is true.
 func countFunc(pts []cvPoint, f func(cvPoint) bool) int {
