@@ -713,6 +713,45 @@ func refitBounded(ctx context.Context, s Store, most, keep int) (*NgramModel, er
 // gains next to nothing from more.
 const maxFitMessages = 100_000
 
+// dropSurplusFeatures drops the features of the learned messages beyond
+// the keep of lowest digest, as a refit does once its model is stored,
+// without fitting: for a store that keeps features but is scored without
+// the n-gram model (ngram: off), which would otherwise grow by about 3.5
+// kB a learned message without bound. It returns how many messages lost
+// their features. Only digests are held, 32 bytes for each kept message
+// and for each dropped one.
+//
+// Unlike a refit's drop it is not fenced by a stored model: a message
+// unlearned between the walk and the drop may leave one dropped message
+// within the bound. That costs the sample of a later fit (should the
+// model be turned on) one message, nothing else.
+func dropSurplusFeatures(ctx context.Context, s Store, keep int) (int, error) {
+	kept := &lowestDigests[Digest]{n: keep, digest: func(d *Digest) *Digest { return d }}
+	var drop []Digest
+	_, err := s.WalkLearned(ctx, func(d DigestClass) error {
+		if d.Features == nil {
+			return nil
+		}
+		if out, ok := kept.add(d.Digest); ok {
+			drop = append(drop, out)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dropping features beyond %d learned messages: %w", keep, err)
+	}
+	if len(drop) == 0 {
+		return 0, nil
+	}
+	// In key order: the stores write them faster so.
+	slices.SortFunc(drop, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
+	n, err := s.DropFeatures(ctx, drop)
+	if err != nil {
+		return n, fmt.Errorf("dropping the features of %d learned messages beyond %d: %w", len(drop), keep, err)
+	}
+	return n, nil
+}
+
 // keepFeatureMessages bounds the learned messages whose features the store
 // keeps: a refit drops the features of those above the keepFeatureMessages
 // of lowest digest (their digests stay, so the message is still known as

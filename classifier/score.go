@@ -269,6 +269,10 @@ type Classifier struct {
 	floor   uint64 // countFloor(params)
 	tok     *Tokenizer
 	model   modelCache
+	// keepFeatures bounds the learned messages whose features Refit
+	// keeps with the n-gram model off; 0 means keepFeatureMessages. A
+	// test makes it small.
+	keepFeatures int
 }
 
 // floorStore is a store that keeps token counts in memory and may leave
@@ -782,10 +786,23 @@ func (c *Classifier) NgramOn() bool {
 }
 
 // Refit fits the store's n-gram model afresh on every learned message's
-// features (see Refit), after training. It does nothing, and returns nil,
+// features (see Refit), after training. It fits nothing, and returns nil,
 // when the n-gram model is off or the store is of the bogofilter dialect.
+// With the model off, a store of the sluice dialect still keeps each
+// learned message's features, so that turning the model on needs only a
+// refit; Refit then drops those a fit would never read, as it does after
+// a fit (see dropSurplusFeatures).
 func (c *Classifier) Refit(ctx context.Context) (*NgramModel, error) {
 	if !c.NgramOn() {
+		if c.tok.opts.Dialect != DialectSluice {
+			return nil, nil
+		}
+		_, err := dropSurplusFeatures(ctx, c.store, cmp.Or(c.keepFeatures, keepFeatureMessages))
+		if err != nil && ctx.Err() == nil {
+			return nil, err
+		}
+		// Stopped (a signal to "sluice train"): the next run drops the
+		// rest.
 		return nil, nil
 	}
 	return Refit(ctx, c.store)
