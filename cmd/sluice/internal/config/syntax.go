@@ -85,14 +85,17 @@ func syntaxError(file string, data []byte, err error) error {
 			// that item, not at the missing bracket.
 			text = ""
 		}
-		for i, r := range text {
-			if spent > syntaxBudget {
-				break
-			}
-			if fails(data[:start+i+utf8.RuneLen(r)]) {
+		// By the bytes each character takes in the file: a byte that
+		// is no UTF-8 is one character of one byte (utf8.RuneLen of
+		// the replacement character a range loop gives for it would
+		// be 3, past the end of the line).
+		for i := 0; i < len(text) && spent <= syntaxBudget; {
+			_, size := utf8.DecodeRuneInString(text[i:])
+			if fails(data[:start+i+size]) {
 				col = utf8.RuneCountInString(text[:i]) + 1
 				break
 			}
+			i += size
 		}
 		break
 	}

@@ -39,6 +39,10 @@ func TestSyntaxErrorLines(t *testing.T) {
 		{"tab hint", "log:\n\tlevel: info\n", "sluice.yml:2:1: found character that cannot start any token (a tab: YAML indents with spaces only)"},
 		{"quote hint", "log:\n  level: \"info\n", "sluice.yml:2:10: found unexpected end of stream (a quote on this line is not closed)"},
 		{"broken second document", "log:\n  level: info\n---\nlog:\n\tlevel: x\n", "sluice.yml:5:1: "},
+		// A byte that is no UTF-8 is one column: the search for the
+		// column once sliced the line past its end there, and panicked.
+		{"no UTF-8 at the end of line 1", "000000\x8a", "sluice.yml:1:7: invalid leading UTF-8 octet"},
+		{"no UTF-8 in a value", "log:\n  level: \xe9\"info\n", "sluice.yml:2:"},
 		// The mistakes of type and key, for completeness: these never
 		// went through yaml.v3's syntax errors.
 		{"string for a duration", "log:\n  level: info\nshutdown_timeout: soon\n", "sluice.yml:3: shutdown_timeout: "},
