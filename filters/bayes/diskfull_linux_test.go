@@ -71,7 +71,7 @@ func autolearnOnTmpfs(t *testing.T, log *lockedBuffer, obs *recorder, extra stri
 	trainedStoreAt(t, db).Close()
 
 	env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(log, nil)), StateDir: t.TempDir(), Observer: obs}
-	f, err := bayes.Open(env, options(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}"+extra), "1.2.3")
+	f, err := bayes.Open(env, fixtureOptions(t, "db: "+db+"\nspam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}"+extra), "1.2.3")
 	if err != nil {
 		t.Fatal(err)
 	}
