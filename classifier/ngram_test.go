@@ -562,25 +562,77 @@ func TestLoadModel(t *testing.T) {
 	}
 }
 
+// byDigest returns the digests of ops, sorted, and the op of each.
+func byDigest(ops []LearnOp) ([]Digest, map[Digest]LearnOp) {
+	var digests []Digest
+	op := map[Digest]LearnOp{}
+	for _, o := range ops {
+		digests = append(digests, o.Digest)
+		op[o.Digest] = o
+	}
+	slices.SortFunc(digests, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
+	return digests, op
+}
+
+// checkKeptFeatures checks that exactly the learned messages beyond the
+// keep of lowest digest lost their features, and that every message of
+// ops (digests, sorted, and op by digest) is still learned, in its class;
+// it returns the learn generation of the walk.
+func checkKeptFeatures(t *testing.T, st Store, digests []Digest, op map[Digest]LearnOp, keep int) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	gen, err := st.WalkLearned(ctx, func(d DigestClass) error {
+		i := slices.IndexFunc(digests, func(x Digest) bool { return x == d.Digest })
+		switch {
+		case i < 0:
+			t.Errorf("digest %s walked, not learned", d.Digest)
+		case d.Class != op[d.Digest].Class:
+			t.Errorf("digest %s is %v after the drop, want %v", d.Digest, d.Class, op[d.Digest].Class)
+		case i < keep && !bytes.Equal(d.Features, op[d.Digest].Features):
+			t.Errorf("digest %s, %d of lowest digest, has %d bytes of features, want its %d: within the %d kept", d.Digest, i+1, len(d.Features), len(op[d.Digest].Features), keep)
+		case i >= keep && d.Features != nil:
+			t.Errorf("digest %s, %d of lowest digest, still has %d bytes of features: beyond the %d kept", d.Digest, i+1, len(d.Features), keep)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Digests != len(digests) || stats.Features != keep {
+		t.Errorf("stats: %d digests, %d with features; want %d, %d", stats.Digests, stats.Features, len(digests), keep)
+	}
+	return gen
+}
+
+// onBothStores runs test on a new bbolt store and on a Redis store of
+// a redis-server of its own (keys under prefix).
+func onBothStores(t *testing.T, prefix string, test func(*testing.T, Store)) {
+	t.Run("bolt", func(t *testing.T) {
+		st, _ := newBoltClassifier(t, Params{})
+		test(t, st)
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		test(t, st)
+	})
+}
+
 // Two refits at once (two "sluice train" runs, or one beside the daemon's
 // auto-learning) where the one that read the learned messages first
 // writes its model last: the store must keep the model of the later read,
 // which has the message learned in between, and not go back to one
 // without it until some next refit. On both stores, step by step.
 func TestRefitInterleaved(t *testing.T) {
-	t.Run("bolt", func(t *testing.T) {
-		st, _ := newBoltClassifier(t, Params{})
-		testRefitInterleaved(t, st)
-	})
-	t.Run("redis", func(t *testing.T) {
-		srv := redistest.Start(t)
-		st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "interleaved"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		testRefitInterleaved(t, st)
-	})
+	onBothStores(t, "interleaved", testRefitInterleaved)
 }
 
 func testRefitInterleaved(t *testing.T, st Store) {
@@ -737,19 +789,7 @@ func TestRefitSample(t *testing.T) {
 // with the same id, and drops nothing. With small bounds, most 3 and
 // keep 5, over the fixtures (at least 20 messages), on both stores.
 func TestRefitDropsFeatures(t *testing.T) {
-	t.Run("bolt", func(t *testing.T) {
-		st, _ := newBoltClassifier(t, Params{})
-		testRefitDropsFeatures(t, st)
-	})
-	t.Run("redis", func(t *testing.T) {
-		srv := redistest.Start(t)
-		st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "dropfeatures"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		testRefitDropsFeatures(t, st)
-	})
+	onBothStores(t, "dropfeatures", testRefitDropsFeatures)
 }
 
 func testRefitDropsFeatures(t *testing.T, st Store) {
@@ -763,13 +803,7 @@ func testRefitDropsFeatures(t *testing.T, st Store) {
 	if _, err := c.Learn(ctx, ops); err != nil {
 		t.Fatal(err)
 	}
-	var digests []Digest
-	op := map[Digest]LearnOp{}
-	for _, o := range ops {
-		digests = append(digests, o.Digest)
-		op[o.Digest] = o
-	}
-	slices.SortFunc(digests, func(a, b Digest) int { return bytes.Compare(a[:], b[:]) })
+	digests, op := byDigest(ops)
 
 	// The model of the sample, fitted before anything is dropped.
 	before, err := readRefit(ctx, st, most, keep)
@@ -792,32 +826,7 @@ func testRefitDropsFeatures(t *testing.T, st Store) {
 	if err != nil || id != modelID(wantBlob) {
 		t.Fatalf("stored model id %s, %v; want the sample's, %s", id, err, modelID(wantBlob))
 	}
-	// Exactly the messages above the keep of lowest digest lost their
-	// features; every message is still learned, in its class.
-	gen, err := st.WalkLearned(ctx, func(d DigestClass) error {
-		i := slices.IndexFunc(digests, func(x Digest) bool { return x == d.Digest })
-		switch {
-		case i < 0:
-			t.Errorf("digest %s walked, not learned", d.Digest)
-		case d.Class != op[d.Digest].Class:
-			t.Errorf("digest %s is %v after the drop, want %v", d.Digest, d.Class, op[d.Digest].Class)
-		case i < keep && !bytes.Equal(d.Features, op[d.Digest].Features):
-			t.Errorf("digest %s, %d of lowest digest, has %d bytes of features, want its %d: within the %d kept", d.Digest, i+1, len(d.Features), len(op[d.Digest].Features), keep)
-		case i >= keep && d.Features != nil:
-			t.Errorf("digest %s, %d of lowest digest, still has %d bytes of features: beyond the %d kept", d.Digest, i+1, len(d.Features), keep)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stats, err := st.Stats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stats.Digests != len(ops) || stats.Features != keep {
-		t.Errorf("stats: %d digests, %d with features; want %d, %d", stats.Digests, stats.Features, len(ops), keep)
-	}
+	gen := checkKeptFeatures(t, st, digests, op, keep)
 	// An export moves the digests without features as they are: imported
 	// into a new store, it exports the same.
 	var exp bytes.Buffer
@@ -884,7 +893,7 @@ func testRefitDropsFeatures(t *testing.T, st Store) {
 			ham++
 		}
 	}
-	stats, err = st.Stats(ctx)
+	stats, err := st.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
