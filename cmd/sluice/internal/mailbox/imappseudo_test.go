@@ -38,6 +38,17 @@ func TestIMAPPseudoMessageSkipped(t *testing.T) {
 			t.Errorf("%q first: got %s, want both messages", first, summary(got))
 		}
 	}
+	// An MMDF file (UW-IMAP's mmdf driver keeps the same message).
+	const mark = "\x01\x01\x01\x01\n"
+	mmdf := mark + "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1 2\n\nstate\n" + mark +
+		mark + "Subject: real\n\nreal\n" + mark
+	write(t, path, mmdf)
+	got = collect(t, path, "")
+	if want := path + "#2: \"Subject: real\\n\\nreal\\n\"\n"; summary(got) != want {
+		t.Errorf("MMDF: got\n%s\nwant\n%s", summary(got), want)
+	}
+	checkSizes(t, got, len(mmdf))
+
 	// CRLF line ends.
 	write(t, path, "From MAILER-DAEMON Mon Jan  1 09:00:00 2024\r\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\r\nX-IMAP: 1 2\r\n\r\nstate\r\n\r\n"+real)
 	if got := collect(t, path, ""); len(got) != 1 || got[0].Name != path+"#2" {

@@ -14,7 +14,7 @@
 //     format-patch patch only when the first separator was one too; a
 //     message Thunderbird marked expunged (see thunderbirdExpunged), and
 //     an IMAP server's folder-state message first in the file (see
-//     imapPseudoMessage), are skipped;
+//     imapPseudoMessage), are skipped (the latter in an MMDF file too);
 //   - a file whose first line, after any empty lines, is "\x01\x01\x01\x01"
 //     is an MMDF mailbox, whose messages lie between such lines (see
 //     readMMDF);
@@ -1088,6 +1088,11 @@ func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		// MMDF trims no line end: the message is all that was written.
 		data, truncated, text := cur.take(cur.total)
 		out.n++
+		if out.n == 1 && imapPseudoMessage(data) {
+			// An IMAP server's folder state, as in an mbox: its
+			// bytes count with the next message's.
+			return nil
+		}
 		err := out.hold(data, size, truncated, text)
 		size = 0
 		return err
