@@ -105,10 +105,10 @@ import (
 // message (signatures and list footers) hashed apart from the first
 // 3,000 (0.0049 to 0.0057 and 0.0053 to 0.0059 on orders 1 to 4; the
 // last 1,000 bytes gave 0.0043 and 0.0052 on order 0, which the other
-// orders did not bear out), or a
-// step twice (0.0052 to 0.0056; 0.0052 to 0.0060) or half (0.0054 to
-// 0.0056; 0.0056 to 0.0060) as large for ham as for spam; twice as large
-// for spam ranked worse (0.0053 to 0.0062; 0.0058 to 0.0067).
+// orders did not bear out), or a step twice (0.0052 to 0.0056; 0.0052
+// to 0.0060) or half (0.0054 to 0.0056; 0.0056 to 0.0060) as large for
+// ham as for spam; twice as large for spam ranked worse (0.0053 to
+// 0.0062; 0.0058 to 0.0067).
 const (
 	ngramBytes = 3000    // bytes of the message looked at
 	ngramBits  = 20      // features hash into 1<<ngramBits weights
