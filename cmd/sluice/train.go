@@ -80,8 +80,9 @@ On a terminal a progress bar shows on standard error; a summary line goes
 to standard output. Messages that cannot be read are reported on standard
 error, the others are still learned, and the exit status is then 1.
 
-Ctrl-C (SIGINT) or SIGTERM stops the run at the next message: the
-messages read so far are learned, the summary line ends in
+Ctrl-C (SIGINT) or SIGTERM stops the run at the next message, or in
+the middle of one that is still being read: the messages read so far
+are learned, the summary line ends in
 "(interrupted)", and the exit status is 130 (143 for SIGTERM). Training
 the same paths again learns the rest. A second Ctrl-C ends the run at
 once.`,

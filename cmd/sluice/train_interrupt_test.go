@@ -133,3 +133,50 @@ func TestTrainSIGINTPrintsSummary(t *testing.T) {
 	r := runTrainOn(t, context.Background(), in, db)
 	checkInterrupted(t, r, db, total, 130)
 }
+
+// endlessBody is the body of a message that never ends, as from a pipe
+// that keeps sending. It calls stop once it has given 2 MB (by then the
+// messages before it have been passed on), and fails the test if read
+// long after that.
+type endlessBody struct {
+	t     *testing.T
+	stop  func()
+	read  int
+	after int
+}
+
+func (e *endlessBody) Read(p []byte) (int, error) {
+	if e.stop == nil {
+		e.after += len(p)
+	} else if e.read += len(p); e.read > 2<<20 {
+		e.stop()
+		e.stop = nil
+	}
+	if e.after > 16<<20 {
+		e.t.Errorf("read on for %d bytes after the interruption", e.after)
+		return 0, io.EOF
+	}
+	for i := range p {
+		p[i] = "buy now\n"[i%8]
+	}
+	return len(p), nil
+}
+
+// Interrupted in the middle of a message that never ends, a run stops
+// there too, not only between messages: "sluice train --spam /dev/zero"
+// went on reading after a SIGTERM (and so after timeout(1)'s) until
+// killed.
+func TestTrainInterruptedInEndlessMessage(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bayes.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const before = 10
+	var mbox strings.Builder
+	for i := range before {
+		mbox.WriteString(mboxMessage(i))
+	}
+	mbox.WriteString("From endless@example.org Mon Jan  1 10:00:00 2024\nSubject: endless\n\n")
+	in := io.MultiReader(strings.NewReader(mbox.String()), &endlessBody{t: t, stop: cancel})
+	r := runTrainOn(t, ctx, in, db)
+	checkInterrupted(t, r, db, before+1, 1)
+}

@@ -137,7 +137,7 @@ type Reader struct {
 func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) error {
 	stdin, maxBytes := r.Stdin, r.MaxBytes
 	if path == Stdin {
-		return ReadCapped(Stdin, stdin, maxBytes, fn)
+		return ReadCapped(Stdin, ctxReader{ctx, stdin}, maxBytes, fn)
 	}
 	return files(path, func(e entry, err error) error {
 		if err != nil {
@@ -176,8 +176,25 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 		if r.Locks != nil && e.md == nil && isMboxFile(f) {
 			return r.readLocked(ctx, e.path, f, fn)
 		}
-		return ReadCapped(e.path, f, maxBytes, fn)
+		return ReadCapped(e.path, ctxReader{ctx, f}, maxBytes, fn)
 	})
+}
+
+// ctxReader is r that fails once ctx has ended. The caller of Walk looks
+// at its context between messages, but the rest of a message past
+// MaxBytes is read on to find the next one: a file that never ends (a
+// device such as /dev/zero, a pipe that keeps sending) was read for ever
+// after Ctrl-C or a SIGTERM.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.r.Read(p)
 }
 
 // isEmptyFile reports whether f is a regular file of no bytes.
@@ -254,7 +271,7 @@ func (r Reader) readLocked(ctx context.Context, file string, f *os.File, fn func
 	// may have been replaced by a link since.
 	err := r.Locks.ReadLockedFile(ctx, file, f, warn, func(rd io.Reader) error {
 		read = true
-		return ReadCapped(file, rd, r.MaxBytes, fn)
+		return ReadCapped(file, ctxReader{ctx, rd}, r.MaxBytes, fn)
 	})
 	if err != nil && !read {
 		return fn(Message{Name: file, Err: err})
