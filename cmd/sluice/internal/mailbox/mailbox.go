@@ -1236,26 +1236,41 @@ func isQuotedFrom(line []byte) bool {
 // CRs, as a list converted to CRLF twice has (the line scanner drops one,
 // and then one more goes). Nothing else is trimmed, since a file name may
 // start or end with a space.
+//
+// A line with a NUL byte, which no path holds, or longer than maxListLine
+// ends the reading with an error: what is read is no list but a message,
+// an mbox, a compressed file or a device named by mistake, and a device
+// such as /dev/urandom would otherwise be read into memory without end.
 func ReadList(r io.Reader) ([]string, error) {
 	var paths []string
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	first := true
+	sc.Buffer(make([]byte, 0, 64<<10), maxListLine)
+	n := 0
 	for sc.Scan() {
+		n++
 		line := strings.TrimSuffix(sc.Text(), "\r")
-		if first {
+		if n == 1 {
 			line = strings.TrimPrefix(line, "\ufeff")
-			first = false
+		}
+		if strings.IndexByte(line, 0) >= 0 {
+			return nil, fmt.Errorf("read list: line %d holds a NUL byte, which no path does: not a list of paths, one per line", n)
 		}
 		if line != "" {
 			paths = append(paths, line)
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("read list: line %d is longer than %d bytes, which no path is: not a list of paths, one per line", n+1, maxListLine)
+		}
 		return nil, fmt.Errorf("read list: %w", err)
 	}
 	return paths, nil
 }
+
+// maxListLine bounds a line of a list: far above any path a system opens
+// (4096 bytes on Linux).
+const maxListLine = 64 << 10
 
 // TotalSize returns the bytes the messages at the paths take, for a
 // progress bar; standard input and unreadable paths count 0.

@@ -3,6 +3,7 @@ package mailbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -407,6 +408,42 @@ func TestReadList(t *testing.T) {
 	if err != nil || fmt.Sprintf("%q", got) != `["a.eml" "b.eml"]` {
 		t.Errorf("list with a byte order mark: %q %v", got, err)
 	}
+}
+
+// What holds a NUL byte, or a line longer than any path, is no list: a
+// message or a compressed file named by mistake, or a device, which was
+// read into memory without end ("--list /dev/urandom" took 900 MB in 5
+// seconds).
+func TestReadListRefusesNoList(t *testing.T) {
+	dev := &randomLines{t: t}
+	if got, err := ReadList(dev); err == nil || !strings.Contains(err.Error(), "line 2 holds a NUL byte") {
+		t.Errorf("endless lines with NUL bytes: %d paths, %v", len(got), err)
+	}
+	long := "a.eml\n" + strings.Repeat("x", maxListLine+1) + "\nb.eml\n"
+	if got, err := ReadList(strings.NewReader(long)); err == nil || !strings.Contains(err.Error(), "line 2 is longer than") {
+		t.Errorf("a line longer than any path: %d paths, %v", len(got), err)
+	}
+}
+
+// randomLines is a device of endless lines, a NUL byte in every line
+// after the first. It fails the test if read on for long.
+type randomLines struct {
+	t    *testing.T
+	read int
+}
+
+func (r *randomLines) Read(p []byte) (int, error) {
+	if r.read > 16<<20 {
+		r.t.Error("read on for 16 MB")
+		return 0, io.EOF
+	}
+	line := "first.eml\n"
+	if r.read > 0 {
+		line = "\x8f\x00\x17\n"
+	}
+	n := copy(p, line)
+	r.read += n
+	return n, nil
 }
 
 // A mail client or IMAP server renames maildir files while a walk reads
