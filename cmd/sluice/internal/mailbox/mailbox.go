@@ -1255,9 +1255,13 @@ func ReadList(r io.Reader) ([]string, error) {
 		if strings.IndexByte(line, 0) >= 0 {
 			return nil, fmt.Errorf("read list: line %d holds a NUL byte, which no path does: not a list of paths, one per line", n)
 		}
-		if line != "" {
-			paths = append(paths, line)
+		if line == "" {
+			continue
 		}
+		if len(paths) == 0 && startsMessage(line) {
+			return nil, fmt.Errorf("read list: line %d reads as the start of a message or an mbox, not as a path: name the file as a PATH, without --list", n)
+		}
+		paths = append(paths, line)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -1266,6 +1270,24 @@ func ReadList(r io.Reader) ([]string, error) {
 		return nil, fmt.Errorf("read list: %w", err)
 	}
 	return paths, nil
+}
+
+// startsMessage reports whether the first path of a list is rather the
+// first line of a message ("Return-Path: <...>") or of an mbox ("From
+// sender date"), named with --list by mistake: it has that form, and no
+// file has that name. A maildir file's name has a colon too
+// ("cur/1700000000.M1P2.host:2,S"), but also dots (and mostly a slash)
+// before it, as a field's name has not: such a file renamed since the
+// list was made is reported as one unreadable path, not as no list.
+func startsMessage(line string) bool {
+	b := []byte(line)
+	colon := bytes.IndexByte(b, ':')
+	field := classifier.IsFieldLine(b) && !bytes.ContainsAny(b[:colon], "/.")
+	if !field && !startsMbox(b) {
+		return false
+	}
+	_, err := os.Lstat(line)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // maxListLine bounds a line of a list: far above any path a system opens

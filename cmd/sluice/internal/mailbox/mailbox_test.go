@@ -419,6 +419,30 @@ func TestReadListRefusesNoList(t *testing.T) {
 	if got, err := ReadList(dev); err == nil || !strings.Contains(err.Error(), "line 2 holds a NUL byte") {
 		t.Errorf("endless lines with NUL bytes: %d paths, %v", len(got), err)
 	}
+	// A message or an mbox: its first line is no file's name.
+	for _, text := range []string{
+		"From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n",
+		"\nReturn-Path: <a@example.org>\nSubject: one\n\nbody\n",
+	} {
+		if got, err := ReadList(strings.NewReader(text)); err == nil || !strings.Contains(err.Error(), "reads as the start of a message or an mbox") {
+			t.Errorf("%q: %q, %v", text, got, err)
+		}
+	}
+	// Paths that look like fields, and a file named like a separator,
+	// are paths.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	write(t, filepath.Join(dir, "From a@example.org Mon Jan  1 10:00:00 2024"), "Subject: x\n\ny\n")
+	for _, text := range []string{
+		"cur/1700000000.M1P2.host:2,S\n",
+		"1700000000.M1P2.host:2,S\n",
+		"From a@example.org Mon Jan  1 10:00:00 2024\n",
+		"a.eml\nReturn-Path: <a@example.org>\n",
+	} {
+		if _, err := ReadList(strings.NewReader(text)); err != nil {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
 	long := "a.eml\n" + strings.Repeat("x", maxListLine+1) + "\nb.eml\n"
 	if got, err := ReadList(strings.NewReader(long)); err == nil || !strings.Contains(err.Error(), "line 2 is longer than") {
 		t.Errorf("a line longer than any path: %d paths, %v", len(got), err)
