@@ -447,6 +447,20 @@ func spoolChecked(r io.Reader, what string, check func(io.Reader) error) (*os.Fi
 // base64.
 const maxExportLine = 4 << 20
 
+// maxBogoutilLine bounds a line of a bogoutil word list, far above a token
+// and its counts.
+const maxBogoutilLine = 1 << 20
+
+// tooLong says what a line longer than max bytes means: the input is no
+// file of the kind expected (a message, a compressed file, a device
+// named by mistake), where the scanner said only "token too long".
+func tooLong(err error, max int, kind string) error {
+	if errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("longer than %d bytes, which no line of %s is: not %s", max, kind, kind)
+	}
+	return err
+}
+
 // scanLinesNotingCut is bufio.ScanLines that sets *cut when the input
 // ends in a line without its newline.
 func scanLinesNotingCut(cut *bool) bufio.SplitFunc {
@@ -578,7 +592,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	}
 	if err := sc.Err(); err != nil {
 		// The line that failed was not counted.
-		return st, fmt.Errorf("import: line %d: %w", line+1, err)
+		return st, fmt.Errorf("import: line %d: %w", line+1, tooLong(err, maxExportLine, "an export"))
 	}
 	if line == 0 {
 		return st, errors.New("import: empty input")
@@ -821,7 +835,7 @@ const bogoEncodingRaw = 1
 func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string) (ImportStats, error) {
 	var st ImportStats
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	sc.Buffer(make([]byte, 64*1024), maxBogoutilLine)
 	// bogoutil -d ends every line with a newline: a last line without
 	// one was cut short, and so may be its counts ("bar 1 23" of
 	// "bar 1 234 20240101" would read as 23 ham and no date).
@@ -915,7 +929,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return st, fmt.Errorf("import bogoutil: line %d: %w", line+1, err)
+		return st, fmt.Errorf("import bogoutil: line %d: %w", line+1, tooLong(err, maxBogoutilLine, "a bogoutil word list"))
 	}
 	if lastRecord == 0 {
 		// bogoutil -d writes nothing for a word list it cannot open: an

@@ -650,6 +650,20 @@ func TestImportTokenTooLong(t *testing.T) {
 	}
 }
 
+// A line longer than any line of an export or a word list (a device such
+// as /dev/zero, a compressed file named by mistake) is refused saying so,
+// not with the scanner's "token too long".
+func TestImportLineTooLong(t *testing.T) {
+	ctx := context.Background()
+	for _, bogoutil := range []bool{false, true} {
+		st := emptyStore(t)
+		err := importText(ctx, st, strings.Repeat("\x00", 5<<20), bogoutil)
+		if err == nil || !strings.Contains(err.Error(), "line 1: longer than") || !strings.Contains(err.Error(), "which no line of") {
+			t.Errorf("bogoutil %v: error %v, want one saying line 1 is too long for the format", bogoutil, err)
+		}
+	}
+}
+
 // exportHeader is the first line of a current export.
 func exportHeader() string { return "sluice-classifier-export 2\n" }
 
