@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"runtime/debug"
@@ -148,6 +149,12 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.IndexAfter <= 0 {
 		opts.IndexAfter = DefaultIndexAfter
 	}
+	// Checked before the lock file is made: a mistaken --db (a config
+	// file, /dev/null, a directory, bogofilter's wordlist.db) must not
+	// leave a PATH.lock beside it.
+	if err := checkStoreFile(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	lock, err := openLockFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open store lock: %w", err)
@@ -186,6 +193,44 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	return s, nil
 }
 
+// checkStoreFile refuses a path that names something a store cannot be:
+// not a regular file, or one that does not start as a bbolt file does.
+// A missing or empty file is what OpenBolt makes a store of; a store cut
+// short or of another version is left to bbolt and the format check.
+func checkStoreFile(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return errors.New("is a directory")
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// The first page is a meta page: a 16-byte page header, then the
+	// magic number, in the byte order of the machine that wrote it.
+	var head [20]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil || binary.NativeEndian.Uint32(head[16:]) != boltMagic {
+		return errors.New("not a sluice token store (not a bbolt file; a bogofilter word list is imported with sluice db import)")
+	}
+	return nil
+}
+
+// boltMagic is the magic number of a bbolt file's meta pages.
+const boltMagic = 0xED0CDAED
+
 // CheckBolt reports whether OpenBolt could open the file at path as a
 // store, only reading it: it creates nothing, not even the lock file
 // ("sluice config check" runs it, often as root). A missing or empty file
@@ -195,6 +240,9 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 // dump), or a store of another format version, fails, naming the file,
 // as OpenBolt would.
 func CheckBolt(path string, timeout time.Duration) error {
+	if err := checkStoreFile(path); err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 {
 		return nil
