@@ -257,6 +257,31 @@ func TestDryRunNoMessage(t *testing.T) {
 	}
 }
 
+// A message larger than a test holds in memory is reported as an error
+// and not tested, and the messages after it still are: a device or a
+// disk image named by mistake took all memory ("sluice test /dev/zero"
+// held 400 MB after 3 seconds, and grew on). The big message is a sparse
+// file: no disk is written.
+func TestDryRunRefusesHugeMessage(t *testing.T) {
+	cfg := dryRunConfig(t, "filters:\n  - type: script\n")
+	dir := t.TempDir()
+	big := filepath.Join(dir, "a-big.eml")
+	if err := os.WriteFile(big, []byte(dryRunMessage("ok@lab.example")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, maxTestBytes+1<<20); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "b-small.eml"), []byte(dryRunMessage("ok@lab.example")), 0o644)
+	r := runCLI(t, "", "test", "--config", cfg, dir)
+	if r.code != testExitError || !strings.Contains(r.stderr, "a-big.eml: larger than 256 MiB, more than a test holds in memory: not tested") {
+		t.Errorf("exit %d, stderr %q; want 1 and the big message refused", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "b-small.eml") || !strings.Contains(r.stdout, "verdict:  accept at eom") {
+		t.Errorf("the message after the big one was not tested:\n%s", r.stdout)
+	}
+}
+
 // --from takes the sender as SMTP writes it, in angle brackets, as
 // --rcpt does: the daemon never sees the brackets (the milter library
 // takes them off MAIL FROM), so the filters and the archive copy must
