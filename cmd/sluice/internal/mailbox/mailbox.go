@@ -158,9 +158,14 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 			f, err = e.open()
 		}
 		if err != nil {
-			return fn(Message{Name: e.path, Err: err})
+			m := Message{Name: e.path, Err: err}
+			if fi, err := e.stat(); err == nil {
+				m.Size = fi.Size() // counted by TotalSize
+			}
+			return fn(m)
 		}
 		defer f.Close()
+		fn := fileSized(f, fn)
 		if e.md == nil && isEmptyFile(f) {
 			// A mailbox with no message in it, such as an archive
 			// whose last record "sluice archive move" moved away, or
@@ -178,6 +183,27 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 		}
 		return ReadCapped(e.path, ctxReader{ctx, f}, maxBytes, fn)
 	})
+}
+
+// fileSized returns fn for the messages of the regular file f, with the
+// bytes of f that no message took counted in the error that ended the
+// reading (a file refused at its start, or a read that failed part way):
+// every byte that TotalSize counts is reported once, and a progress bar
+// over it ends at its end. An error that ends the reading is one with no
+// size; one for a message of nothing but white space has its own.
+func fileSized(f *os.File, fn func(Message) error) func(Message) error {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return fn
+	}
+	var read int64
+	return func(m Message) error {
+		if m.Err != nil && m.Size == 0 {
+			m.Size = max(fi.Size()-read, 0)
+		}
+		read += m.Size
+		return fn(m)
+	}
 }
 
 // ctxReader is r that fails once ctx has ended. The caller of Walk looks

@@ -117,3 +117,28 @@ func TestDirectoryNonMailReported(t *testing.T) {
 		t.Errorf("named: %s", summary(got))
 	}
 }
+
+// Files refused (compressed, no mail) still count their bytes in the
+// error reported for them, as an mbox's message of nothing but white
+// space does in its own: the sizes of a walk add up to TotalSize, and
+// "sluice train"'s progress bar ends at 100% rather than short of it.
+func TestRefusedFilesCountTheirBytes(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "a.mbox.gz"), gzipped(t, "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: z\n\nbody\n"))
+	write(t, filepath.Join(root, "b.txt"), "not mail, a note beside the folder\n")
+	write(t, filepath.Join(root, "c.mbox"), "From a@example.org Mon Jan  1 10:00:00 2024\nSubject: one\n\nbody\n\n"+
+		"From b@example.org Mon Jan  1 10:00:00 2024\n \n\n"+
+		"From c@example.org Mon Jan  1 10:00:00 2024\nSubject: three\n\nbody\n")
+	write(t, filepath.Join(root, "d.eml"), "Subject: fine\n\nbody\n")
+	got := collect(t, root, "")
+	errs := 0
+	for _, m := range got {
+		if m.Err != nil {
+			errs++
+		}
+	}
+	if len(got) != 6 || errs != 3 {
+		t.Fatalf("got %d messages, %d errors; want 6 and 3:\n%s", len(got), errs, summary(got))
+	}
+	checkSizes(t, got, int(TotalSize([]string{root})))
+}
