@@ -3,6 +3,7 @@ package senders
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -298,6 +299,30 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load([]File{{Path: path, Scope: DefaultScope}})
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("error %v, want one naming %s", err, path)
+	}
+}
+
+// A rules file above the bound is refused before it is held whole: a
+// device named by mistake (/dev/zero) took all memory at start or reload.
+// A sparse file: no disk is written.
+func TestLoadRefusesHugeFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.rules")
+	if err := os.WriteFile(path, []byte("spam.example REJECT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, maxRulesFile+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load([]File{{Path: path, Scope: DefaultScope}})
+	if err == nil || !strings.Contains(err.Error(), path+": larger than 64 MiB") {
+		t.Errorf("error %.200v, want one saying the file is too large", err)
+	}
+	// At the bound, it is read (and fails on its NUL bytes instead).
+	if err := os.Truncate(path, maxRulesFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load([]File{{Path: path, Scope: DefaultScope}}); err == nil || strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a file at the bound: error %.200v, want a parse error", err)
 	}
 }
 

@@ -77,6 +77,13 @@ func stampOf(path string, fi os.FileInfo, err error) stamp {
 	return st
 }
 
+// maxRulesFile bounds a rules file. 64 MiB is some 2.5 million rules, whose
+// compiled form would take over a gigabyte (about 50 MB per 100,000
+// rules); the bound keeps a device or a huge file named by mistake
+// (/dev/zero, a mail spool) from taking all memory when the daemon starts
+// or reloads, and when "sluice senders test" reads it.
+const maxRulesFile = 64 << 20
+
 // Load reads and compiles the rules files. Malformed lines make it fail
 // with a *ParseError listing them with file and line.
 func Load(files []File) (*Rules, error) {
@@ -90,9 +97,12 @@ func Load(files []File) (*Rules, error) {
 		fi, err := fh.Stat()
 		var data []byte
 		if err == nil {
-			data, err = io.ReadAll(fh)
+			data, err = io.ReadAll(io.LimitReader(fh, maxRulesFile+1))
 		}
 		fh.Close()
+		if err == nil && len(data) > maxRulesFile {
+			err = fmt.Errorf("larger than %d MiB, more than any list of rules needs: not read", maxRulesFile>>20)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rules file %s: %w", f.Path, err)
 		}
