@@ -207,9 +207,14 @@ func readSecret(path string) (string, error) {
 	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
 		return "", fmt.Errorf("%s: other users have access to it (mode %04o); make it readable by the daemon's user or group only, e.g. chmod 0640", path, perm)
 	}
-	b, err := io.ReadAll(f)
+	// Bounded: a file named by mistake (a log, a mail spool) is no
+	// password, and must not be read whole.
+	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
 	if err != nil {
 		return "", err
+	}
+	if len(b) > maxSecret {
+		return "", fmt.Errorf("%s: longer than %d bytes: not a password", path, maxSecret)
 	}
 	s := strings.TrimRight(string(b), "\r\n")
 	if s == "" {
@@ -217,6 +222,9 @@ func readSecret(path string) (string, error) {
 	}
 	return s, nil
 }
+
+// maxSecret bounds a password file, far above any Redis password.
+const maxSecret = 64 << 10
 
 // on reports whether TLS is used: enabled, or any other key set.
 func (c RedisTLSConfig) on() bool { return c != (RedisTLSConfig{}) }

@@ -405,19 +405,21 @@ func TestRedisConfig(t *testing.T) {
 	if _, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordFile: filepath.Join(dir, "missing")}).Options(); err == nil {
 		t.Error("missing password file: no error")
 	}
-	// A password file with nothing in it is not "no password".
-	for name, content := range map[string]string{"empty": "", "newline": "\n", "crlf": "\r\n"} {
+	// A password file with nothing in it is not "no password", and one
+	// of 64 KiB and more (a log or a spool named by mistake) is no
+	// password either.
+	for name, content := range map[string]string{"empty": "", "newline": "\n", "crlf": "\r\n", "huge": strings.Repeat("x", 64<<10+1)} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		o, err := (bayes.RedisConfig{Addrs: []string{"a:1"}, PasswordFile: p}).Options()
 		if err == nil || !strings.Contains(err.Error(), "password_file") {
-			t.Errorf("password file %q: %v, password %q; want a password_file error", content, err, o.Password)
+			t.Errorf("password file %s: %v, password of %d bytes; want a password_file error", name, err, len(o.Password))
 		}
 		_, err = (bayes.RedisConfig{Addrs: []string{"a:1"}, SentinelMaster: "m", SentinelPasswordFile: p}).Options()
 		if err == nil || !strings.Contains(err.Error(), "sentinel_password_file") {
-			t.Errorf("sentinel password file %q: %v", content, err)
+			t.Errorf("sentinel password file %s: %v", name, err)
 		}
 	}
 	// A password every local user can read is no secret: refused, for
