@@ -332,6 +332,14 @@ type Example struct {
 // in orders that only depend on the messages' digests, averaged, so the
 // same messages always give the same model. The fits run in parallel.
 func FitNgram(ex []Example) *NgramModel {
+	m, _ := fitNgram(context.Background(), ex)
+	return m
+}
+
+// fitNgram is FitNgram that stops, with ctx's error and no model, once
+// ctx ends: a fit over a large store takes tens of seconds, and neither a
+// signal to "sluice train" nor a daemon shutting down should wait for it.
+func fitNgram(ctx context.Context, ex []Example) (*NgramModel, error) {
 	ex = slices.Clone(ex)
 	slices.SortFunc(ex, func(a, b Example) int { return bytes.Compare(a.Digest[:], b.Digest[:]) })
 	m := &NgramModel{w: make([]float32, 1<<ngramBits)}
@@ -345,9 +353,12 @@ func FitNgram(ex []Example) *NgramModel {
 	fits := make([]*NgramModel, ngramBags)
 	var wg sync.WaitGroup
 	for i := range fits {
-		wg.Go(func() { fits[i] = fitOrder(slices.Clone(ex), uint64(i+1)) })
+		wg.Go(func() { fits[i] = fitOrder(ctx, slices.Clone(ex), uint64(i+1)) })
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	// Summed in a fixed order: float addition is not associative.
 	for _, fit := range fits {
 		for j, v := range fit.w {
@@ -357,18 +368,24 @@ func FitNgram(ex []Example) *NgramModel {
 	for j := range m.w {
 		m.w[j] /= ngramBags
 	}
-	return m
+	return m, nil
 }
 
 // fitOrder is one fit of ngramEpoch passes over ex, shuffled before each
-// pass by a generator seeded with seed.
-func fitOrder(ex []Example, seed uint64) *NgramModel {
+// pass by a generator seeded with seed. Once ctx ends it returns early,
+// with a model that is no fit: the caller checks ctx.
+func fitOrder(ctx context.Context, ex []Example, seed uint64) *NgramModel {
 	m := &NgramModel{w: make([]float32, 1<<ngramBits)}
 	rng := rand.New(rand.NewPCG(seed, 2))
 	var scratch []uint32
 	for range ngramEpoch {
 		rng.Shuffle(len(ex), func(i, j int) { ex[i], ex[j] = ex[j], ex[i] })
-		for _, e := range ex {
+		for i, e := range ex {
+			// A message takes about a microsecond: a look every 1,024
+			// costs nothing and stops a fit within a millisecond.
+			if i%1024 == 0 && ctx.Err() != nil {
+				return m
+			}
 			f := e.Features
 			if f == nil {
 				// Checked when read (Refit): cannot fail here.
@@ -886,7 +903,10 @@ func (r *refit) fitAndStore(ctx context.Context) (*NgramModel, error) {
 	var blob []byte
 	id := ""
 	if len(r.ex) > 0 {
-		m = FitNgram(r.ex)
+		var err error
+		if m, err = fitNgram(ctx, r.ex); err != nil {
+			return nil, fmt.Errorf("refit: %w", err)
+		}
 		blob, _ = m.MarshalBinary()
 		id = modelID(blob)
 	}

@@ -693,6 +693,34 @@ func testRefitInterleaved(t *testing.T, st Store) {
 	}
 }
 
+// A refit whose context ends after it read the learned messages stops in
+// the fit, with the context's error, and stores no model: a daemon
+// shutting down, or a signal to "sluice train", does not wait out a fit
+// of tens of seconds.
+func TestRefitStopsInFit(t *testing.T) {
+	ctx := context.Background()
+	st, c := newBoltClassifier(t, Params{})
+	if _, err := c.Learn(ctx, fixtureOps(t, c, Spam, Ham)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := readRefit(ctx, st, maxFitMessages, keepFeatureMessages)
+	if err != nil || len(r.ex) == 0 {
+		t.Fatalf("read %d messages, %v", len(r.ex), err)
+	}
+	stop, cancel := context.WithCancel(ctx)
+	cancel()
+	m, err := r.fitAndStore(stop)
+	if !errors.Is(err, context.Canceled) || m != nil {
+		t.Fatalf("fit after the context ended: model %v, error %v; want context.Canceled", m != nil, err)
+	}
+	if got, id, err := StoredModel(ctx, st); err != nil || got != nil || id != "" {
+		t.Errorf("stored model %v, id %q, %v; want none", got != nil, id, err)
+	}
+	if _, err := fitNgram(stop, r.ex); !errors.Is(err, context.Canceled) {
+		t.Errorf("fitNgram: %v, want context.Canceled", err)
+	}
+}
+
 // fittedOn is the number of messages m was fitted on, 0 for no model.
 func fittedOn(m *NgramModel) int {
 	if m == nil {
