@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
@@ -108,6 +109,11 @@ func TestDocBayesOptions(t *testing.T) {
 		if len(spans) == 0 || spans[0] != v {
 			t.Errorf("docs/bayes.md: the default of %s is documented as %q, the code has %q", k, rows[k], v)
 		}
+	}
+	if spans := codeSpans(rows["autolearn.refit"]); len(spans) == 0 {
+		t.Errorf("docs/bayes.md: no default for autolearn.refit")
+	} else if d, err := time.ParseDuration(spans[0]); err != nil || d != bayes.DefaultRefit {
+		t.Errorf("docs/bayes.md: the default of autolearn.refit is documented as %q, the code has %v", spans[0], bayes.DefaultRefit)
 	}
 }
 

@@ -240,10 +240,19 @@ type Filter struct {
 	importMu   sync.Mutex
 	importSeen *importSeen
 
+	// autolearned counts the messages auto-learned since the last
+	// refit began (see refitLoop).
+	autolearned atomic.Int64
+
 	closeOnce sync.Once
 	closeErr  error
 	stop      chan struct{}
-	done      chan struct{}
+	done      chan struct{} // measureStore ended
+	refitDone chan struct{} // refitLoop ended
+	// bg is the context of the filter's own work, the refit; Close
+	// cancels it.
+	bg       context.Context
+	cancelBg context.CancelFunc
 }
 
 var (
@@ -268,7 +277,9 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 		log:       env.Logger,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		refitDone: make(chan struct{}),
 	}
+	f.bg, f.cancelBg = context.WithCancel(context.Background())
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -295,6 +306,11 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 	}
 	f.obs, _ = env.Observer.(Observer)
 	f.sobs, _ = env.Observer.(StoreObserver)
+	if f.s.refit > 0 && st != nil {
+		go f.refitLoop()
+	} else {
+		close(f.refitDone)
+	}
 	if f.obs == nil {
 		close(f.done)
 		return f, nil
@@ -433,7 +449,9 @@ func (f *Filter) Close() error {
 	}
 	f.closeOnce.Do(func() {
 		close(f.stop)
+		f.cancelBg() // a refit under way stops
 		<-f.done
+		<-f.refitDone
 		if f.obs != nil {
 			// After measureStore, the last to report.
 			f.obs.BayesFilter(f.name, false)
@@ -502,6 +520,58 @@ func (f *Filter) measureStore() {
 			case <-t.C:
 				wait = false
 			}
+		}
+	}
+}
+
+// refitLoop fits the n-gram model again every refit interval in which
+// the filter auto-learned a message, so that what the daemon learns
+// reaches the model and not only the token counts ("sluice train" fits
+// the model itself; see classifier.Refit). The fit runs here, beside the
+// mail: it holds every learned message's features while it fits (about
+// 3.5 kB each, of at most 100,000 messages) and keeps the cores busy for
+// about 2 s per 12,000 learned messages. Classifiers take the new model
+// with their next lookup. Several daemons on one Redis store each fit;
+// the store keeps the model of the latest read (Store.SetModel).
+func (f *Filter) refitLoop() {
+	defer close(f.refitDone)
+	t := time.NewTicker(f.s.refit)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		// Taken before the fit reads: a message learned meanwhile
+		// counts towards the next fit, which it may not be in yet.
+		n := f.autolearned.Swap(0)
+		if n == 0 {
+			continue
+		}
+		c := f.c.Load()
+		if c == nil || f.importIncomplete() {
+			// Not yet readable, or an import is half done (which "sluice
+			// db refit" refuses too): the next tick tries again.
+			f.autolearned.Add(n)
+			continue
+		}
+		start := time.Now()
+		m, err := c.Refit(f.bg)
+		switch {
+		case f.bg.Err() != nil:
+			return // Close
+		case err != nil:
+			f.autolearned.Add(n)
+			f.log.Warn("bayes: fitting the n-gram model again failed; the model in use stays, and the next refit interval tries again",
+				"db", f.storeName, "err", err)
+		default:
+			spam, ham := 0, 0
+			if m != nil {
+				spam, ham = m.Spam, m.Ham
+			}
+			f.log.Info("bayes: n-gram model fitted again", "db", f.storeName, "autolearned", n,
+				"model_spam", spam, "model_ham", ham, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 }
@@ -827,6 +897,7 @@ func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classi
 	if out != classifier.Learned && out != classifier.Moved {
 		return false
 	}
+	f.autolearned.Add(1)
 	if f.obs != nil {
 		f.obs.BayesAutolearned(f.name, class.String())
 	}

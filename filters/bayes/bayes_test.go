@@ -511,6 +511,70 @@ func TestAutolearn(t *testing.T) {
 	}
 }
 
+// A filter that auto-learns fits the n-gram model again by itself, once
+// per refit interval in which it learned something, and not at all with
+// refit 0s: without it, what the daemon learns would reach the token
+// counts but never the model.
+func TestAutolearnRefits(t *testing.T) {
+	ctx := context.Background()
+	fitted := func(st classifier.Store) int {
+		t.Helper()
+		m, _, err := classifier.StoredModel(ctx, st)
+		if err != nil || m == nil {
+			t.Fatalf("stored model %v, %v", m, err)
+		}
+		return m.Spam + m.Ham
+	}
+	newAutolearner := func(st classifier.Store, refit string, log *lockedBuffer) *bayes.Filter {
+		env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(log, nil)), StateDir: t.TempDir()}
+		f, err := bayes.New(env, fixtureOptions(t, "spam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1, refit: "+refit+"}"), "1.2.3", st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	st := trainedStore(t)
+	before := fitted(st)
+	var log lockedBuffer
+	f := newAutolearner(nopCloser{st}, "20ms", &log)
+	defer f.Close()
+	if h := added(check(t, f, spamMessage()), "X-Sluice-Bayes"); !strings.HasSuffix(h, ", autolearn=spam") {
+		t.Fatalf("not auto-learned: %q", h)
+	}
+	for i := 0; fitted(st) != before+1; i++ {
+		if i == 1000 {
+			t.Fatalf("the model is still fitted on %d messages 10 s after an auto-learned one (%d before); log:\n%s", fitted(st), before, log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Nothing learned since: no more fits, however many intervals pass.
+	time.Sleep(200 * time.Millisecond)
+	if n := strings.Count(log.String(), "n-gram model fitted again"); n != 1 {
+		t.Errorf("%d refits logged for one auto-learned message, want 1; log:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "autolearned=1") {
+		t.Errorf("the log does not say how many messages the refit brought in:\n%s", log.String())
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// refit: 0s leaves the model to "sluice db refit".
+	st2 := trainedStore(t)
+	before = fitted(st2)
+	var log2 lockedBuffer
+	f = newAutolearner(nopCloser{st2}, "0s", &log2)
+	defer f.Close()
+	if h := added(check(t, f, spamMessage()), "X-Sluice-Bayes"); !strings.HasSuffix(h, ", autolearn=spam") {
+		t.Fatalf("not auto-learned: %q", h)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := fitted(st2); n != before || strings.Contains(log2.String(), "fitted again") {
+		t.Errorf("refit 0s: the model was fitted again (on %d messages, %d before); log:\n%s", n, before, log2.String())
+	}
+}
+
 // Auto-learning never moves a message a user has trained as the other
 // class: a copy arriving again (to another recipient, say) that still
 // scores as spam is tagged, not learned, and the user's training stays.
@@ -841,6 +905,7 @@ func TestConfigErrors(t *testing.T) {
 		{"autolearn: {spam: 1.5}", "autolearn.spam"},
 		{"autolearn: {ham: 1}", "autolearn.ham"},
 		{"stats_interval: -1s", "stats_interval"},
+		{"autolearn: {spam: 0.99, refit: -1m}", "autolearn.refit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.opts, func(t *testing.T) {

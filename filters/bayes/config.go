@@ -100,6 +100,11 @@ type AutolearnConfig struct {
 	// Ham: a message classified ham with at most this spamicity is
 	// learned as ham.
 	Ham *float64 `yaml:"ham"`
+	// Refit is how often the filter fits the n-gram model again while
+	// it auto-learns: at most once per Refit, and only after it learned
+	// something. nil means DefaultRefit; 0 turns it off (a cron job runs
+	// "sluice db refit" instead, or another host does it).
+	Refit *time.Duration `yaml:"refit"`
 }
 
 // Defaults.
@@ -109,6 +114,7 @@ const (
 	DefaultMaxSize      = 10 << 20
 	DefaultDBName       = "bayes.db"
 	defaultStatsEvery   = time.Minute
+	DefaultRefit        = time.Hour
 )
 
 // Placeholders are the names a header format or reply text may use, in
@@ -259,7 +265,8 @@ type settings struct {
 	learnSpam     float64          // 0: off
 	learnHam      float64          // -1: off
 	statsInterval time.Duration
-	failUnavail   bool // store_unavailable: fail
+	refit         time.Duration // 0: off
+	failUnavail   bool          // store_unavailable: fail
 }
 
 type verdictAction struct {
@@ -334,6 +341,15 @@ func (c Config) check(stateDir string) (settings, error) {
 			return s, fmt.Errorf("autolearn.ham %v: must be in [0,1)", *a)
 		}
 		s.learnHam = *a
+	}
+	if s.learnSpam > 0 || s.learnHam >= 0 {
+		s.refit = DefaultRefit
+		if r := c.Autolearn.Refit; r != nil {
+			if *r < 0 {
+				return s, errors.New("autolearn.refit: must not be negative (0s turns it off)")
+			}
+			s.refit = *r
+		}
 	}
 	return s, nil
 }
