@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -558,6 +559,11 @@ func (f *Filter) refitLoop() {
 		}
 		start := time.Now()
 		m, err := c.Refit(f.bg)
+		// The fit's memory (the learned messages' features, up to
+		// 350 MB) is garbage now; hand it back to the system at once
+		// rather than over the minutes the runtime would take, so that
+		// the daemon's size returns to what serving mail needs.
+		debug.FreeOSMemory()
 		switch {
 		case f.bg.Err() != nil:
 			return // Close
