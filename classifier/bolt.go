@@ -1284,6 +1284,22 @@ func (s *BoltStore) WalkLearned(ctx context.Context, fn func(DigestClass) error)
 	return gen, err
 }
 
+// Generations implements generationsReader: the learn generation and the
+// one the stored model was fitted at, in one read.
+func (s *BoltStore) Generations(ctx context.Context) (learn, model uint64, err error) {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if learn, err = decodeGen(meta.Get(keyLearnGen)); err != nil {
+			return fmt.Errorf("learn generation: %w", err)
+		}
+		if model, err = decodeGen(meta.Get(keyModelGen)); err != nil {
+			return fmt.Errorf("model generation: %w", err)
+		}
+		return nil
+	})
+	return learn, model, err
+}
+
 // dropChunk bounds the digests of one DropFeatures transaction (bbolt) or
 // script (Redis): a write holds the store for others meanwhile, and a
 // store's first refit after an upgrade may drop millions.

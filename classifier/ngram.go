@@ -734,6 +734,33 @@ func refitBounded(ctx context.Context, s Store, most, keep int) (*NgramModel, er
 	return r.fitAndStore(ctx)
 }
 
+// generationsReader is a store that reports its learn generation (see
+// Store.WalkLearned) and the one its model was fitted at (see
+// Store.SetModel) in one cheap read. Both stores are.
+type generationsReader interface {
+	Generations(ctx context.Context) (learn, model uint64, err error)
+}
+
+// ModelStale reports whether the store's learned messages changed since
+// its model was fitted (by a read at an earlier learn generation): a
+// refit now would fit other messages. A store that never learned is not
+// stale; one that learned without a fit (sluice train --no-refit, the
+// daemon's auto-learning) is. A refit that dropped features (see
+// keepFeatureMessages) leaves its store stale by that drop, and the next
+// refit, fitting the same model, makes it current. A store that cannot
+// tell is always stale.
+func ModelStale(ctx context.Context, s Store) (bool, error) {
+	g, ok := s.(generationsReader)
+	if !ok {
+		return true, nil
+	}
+	learn, model, err := g.Generations(ctx)
+	if err != nil {
+		return false, err
+	}
+	return learn > model, nil
+}
+
 // maxFitMessages bounds the learned messages a fit holds and passes
 // over: on a store that learned more, the model is fitted on the
 // maxFitMessages of them with the lowest digests. A digest is a SHA-256

@@ -693,6 +693,51 @@ func testRefitInterleaved(t *testing.T, st Store) {
 	}
 }
 
+// ModelStale follows the learned messages against the model, on both
+// stores: a new store is current, a learn makes it stale, a refit current
+// again, and a learn that changes nothing (the message was learned
+// before) leaves it so.
+func TestModelStale(t *testing.T) {
+	onBothStores(t, "stale", func(t *testing.T, st Store) {
+		ctx := context.Background()
+		c, err := NewForStore(ctx, st, Params{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := func(want bool, when string) {
+			t.Helper()
+			got, err := ModelStale(ctx, st)
+			if err != nil || got != want {
+				t.Errorf("%s: stale %v, %v; want %v", when, got, err, want)
+			}
+		}
+		stale(false, "new store")
+		ops := fixtureOps(t, c, Spam, Ham)
+		if _, err := c.Learn(ctx, ops); err != nil {
+			t.Fatal(err)
+		}
+		stale(true, "learned, not fitted")
+		if _, err := Refit(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		stale(false, "fitted")
+		if out, err := c.Learn(ctx, ops[:1]); err != nil || out[0] != AlreadyLearned {
+			t.Fatalf("learn again: %v, %v", out, err)
+		}
+		stale(false, "the same message learned again")
+		un := ops[0]
+		un.Unlearn = true
+		if _, err := c.Learn(ctx, []LearnOp{un}); err != nil {
+			t.Fatal(err)
+		}
+		stale(true, "unlearned")
+		if _, err := Refit(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		stale(false, "fitted again")
+	})
+}
+
 // A refit whose context ends after it read the learned messages stops in
 // the fit, with the context's error, and stores no model: a daemon
 // shutting down, or a signal to "sluice train", does not wait out a fit

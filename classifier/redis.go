@@ -1338,6 +1338,35 @@ func (s *RedisStore) Meta(ctx context.Context, key string) (string, error) {
 	return str, nil
 }
 
+// Generations implements generationsReader: the learn generation
+// ('lgen') and the one the stored model was fitted at ('mgen'), in one
+// round trip.
+func (s *RedisStore) Generations(ctx context.Context) (learn, model uint64, err error) {
+	var v []any
+	err = s.call(ctx, "meta", false, func(ctx context.Context) error {
+		var err error
+		v, err = s.rdb.HMGet(ctx, s.meta, "version", "lgen", "mgen").Result()
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("generations: %w", err)
+	}
+	if err := checkVersion(v[0]); err != nil {
+		return 0, 0, fmt.Errorf("generations on %s: %w", s, err)
+	}
+	var gens [2]uint64
+	for i, x := range v[1:] {
+		str, _ := x.(string)
+		if str == "" {
+			continue // never learned, or no model: 0
+		}
+		if gens[i], err = strconv.ParseUint(str, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("generations on %s: corrupt generation %q", s, str)
+		}
+	}
+	return gens[0], gens[1], nil
+}
+
 // SetMeta implements Store.
 func (s *RedisStore) SetMeta(ctx context.Context, key, value string) error {
 	_, err := s.runScripts(ctx, "meta", scriptSetMeta, [][]any{{"m:" + key, value}}, false)

@@ -110,10 +110,10 @@ func TestDocBayesOptions(t *testing.T) {
 			t.Errorf("docs/bayes.md: the default of %s is documented as %q, the code has %q", k, rows[k], v)
 		}
 	}
-	if spans := codeSpans(rows["autolearn.refit"]); len(spans) == 0 {
-		t.Errorf("docs/bayes.md: no default for autolearn.refit")
+	if spans := codeSpans(rows["refit"]); len(spans) == 0 {
+		t.Errorf("docs/bayes.md: no default for refit")
 	} else if d, err := time.ParseDuration(spans[0]); err != nil || d != bayes.DefaultRefit {
-		t.Errorf("docs/bayes.md: the default of autolearn.refit is documented as %q, the code has %v", spans[0], bayes.DefaultRefit)
+		t.Errorf("docs/bayes.md: the default of refit is documented as %q, the code has %v", spans[0], bayes.DefaultRefit)
 	}
 }
 

@@ -73,8 +73,9 @@ archive as ham is thus one command:
 A run that changed the store fits the n-gram model again on every
 learned message, which takes seconds on a large store. --no-refit leaves
 the model as it was: for scripts that retrain one message at a time
-(a user moving it to the junk folder), with "sluice db refit" run from
-cron instead.
+(a user moving it to the junk folder). The running daemon fits it again
+within its refit interval (hourly by default); where none runs, run
+"sluice db refit" from cron.
 
 On a terminal a progress bar shows on standard error; a summary line goes
 to standard output. Messages that cannot be read are reported on standard
@@ -190,7 +191,7 @@ once.`,
 	cmd.Flags().BoolVar(&spam, "spam", false, "learn the messages as spam")
 	cmd.Flags().BoolVar(&ham, "ham", false, "learn the messages as ham")
 	cmd.Flags().BoolVar(&unlearn, "unlearn", false, "remove the messages from the class instead")
-	cmd.Flags().BoolVar(&noRefit, "no-refit", false, "do not fit the n-gram model again (run sluice db refit later)")
+	cmd.Flags().BoolVar(&noRefit, "no-refit", false, "do not fit the n-gram model again (the daemon or sluice db refit does it later)")
 	cmd.Flags().StringVar(&list, "list", "", "read paths from `LISTFILE`, one per line (- for standard input)")
 	cmd.Flags().StringArrayVar(&messageIDs, "message-id", nil, "learn only the messages with this Message-ID (repeatable)")
 	cmd.Flags().StringArrayVar(&queueIDs, "queue-id", nil, "learn only the archived messages with this queue id (repeatable)")

@@ -241,10 +241,6 @@ type Filter struct {
 	importMu   sync.Mutex
 	importSeen *importSeen
 
-	// autolearned counts the messages auto-learned since the last
-	// refit began (see refitLoop).
-	autolearned atomic.Int64
-
 	closeOnce sync.Once
 	closeErr  error
 	stop      chan struct{}
@@ -525,15 +521,19 @@ func (f *Filter) measureStore() {
 	}
 }
 
-// refitLoop fits the n-gram model again every refit interval in which
-// the filter auto-learned a message, so that what the daemon learns
-// reaches the model and not only the token counts ("sluice train" fits
-// the model itself; see classifier.Refit). The fit runs here, beside the
-// mail: it holds every learned message's features while it fits (about
-// 3.5 kB each, of at most 100,000 messages) and keeps the cores busy for
-// about 2 s per 12,000 learned messages. Classifiers take the new model
-// with their next lookup. Several daemons on one Redis store each fit;
-// the store keeps the model of the latest read (Store.SetModel).
+// refitLoop looks every refit interval whether the learned messages
+// changed since the n-gram model was fitted, and fits it again if they
+// did: what the daemon auto-learns, and what "sluice train --no-refit"
+// learned, reaches the model and not only the token counts, without a
+// cron job ("sluice train" without --no-refit fits the model itself; see
+// classifier.Refit). The look is one read of two numbers. The fit runs
+// here, beside the mail: it holds every learned message's features while
+// it fits (about 3.5 kB each, of at most 100,000 messages) and keeps the
+// cores busy for about 2 s per 12,000 learned messages. Classifiers take
+// the new model with their next lookup. Daemons sharing a Redis store
+// each look; the first to fit makes the model current for the others,
+// and two fitting at once are safe (the store keeps the model of the
+// latest read, see classifier.Store.SetModel).
 func (f *Filter) refitLoop() {
 	defer close(f.refitDone)
 	t := time.NewTicker(f.s.refit)
@@ -544,17 +544,23 @@ func (f *Filter) refitLoop() {
 			return
 		case <-t.C:
 		}
-		// Taken before the fit reads: a message learned meanwhile
-		// counts towards the next fit, which it may not be in yet.
-		n := f.autolearned.Swap(0)
-		if n == 0 {
+		c := f.c.Load()
+		if c == nil || !c.NgramOn() || f.importIncomplete() {
+			// Not yet readable; no model to fit (ngram: off, a store
+			// imported from bogofilter); or an import half done, which
+			// "sluice db refit" refuses too.
 			continue
 		}
-		c := f.c.Load()
-		if c == nil || f.importIncomplete() {
-			// Not yet readable, or an import is half done (which "sluice
-			// db refit" refuses too): the next tick tries again.
-			f.autolearned.Add(n)
+		stale, err := classifier.ModelStale(f.bg, f.store)
+		if f.bg.Err() != nil {
+			return // Close
+		}
+		if err != nil {
+			f.log.Warn("bayes: could not tell whether the n-gram model is current; looking again in one refit interval",
+				"db", f.storeName, "err", err)
+			continue
+		}
+		if !stale {
 			continue
 		}
 		start := time.Now()
@@ -568,7 +574,6 @@ func (f *Filter) refitLoop() {
 		case f.bg.Err() != nil:
 			return // Close
 		case err != nil:
-			f.autolearned.Add(n)
 			f.log.Warn("bayes: fitting the n-gram model again failed; the model in use stays, and the next refit interval tries again",
 				"db", f.storeName, "err", err)
 		default:
@@ -576,8 +581,8 @@ func (f *Filter) refitLoop() {
 			if m != nil {
 				spam, ham = m.Spam, m.Ham
 			}
-			f.log.Info("bayes: n-gram model fitted again", "db", f.storeName, "autolearned", n,
-				"model_spam", spam, "model_ham", ham, "took", time.Since(start).Round(time.Millisecond))
+			f.log.Info("bayes: n-gram model fitted again, the learned messages having changed",
+				"db", f.storeName, "model_spam", spam, "model_ham", ham, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 }
@@ -903,7 +908,6 @@ func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classi
 	if out != classifier.Learned && out != classifier.Moved {
 		return false
 	}
-	f.autolearned.Add(1)
 	if f.obs != nil {
 		f.obs.BayesAutolearned(f.name, class.String())
 	}

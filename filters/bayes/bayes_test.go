@@ -511,11 +511,12 @@ func TestAutolearn(t *testing.T) {
 	}
 }
 
-// A filter that auto-learns fits the n-gram model again by itself, once
-// per refit interval in which it learned something, and not at all with
-// refit 0s: without it, what the daemon learns would reach the token
-// counts but never the model.
-func TestAutolearnRefits(t *testing.T) {
+// The filter fits the n-gram model again by itself, within a refit
+// interval of a change of the learned messages, whoever made it: its own
+// auto-learning, or "sluice train --no-refit" beside it. Nothing changed,
+// nothing is fitted; with refit 0s, nothing ever is. Without it, what the
+// daemon learns would reach the token counts but never the model.
+func TestRefit(t *testing.T) {
 	ctx := context.Background()
 	fitted := func(st classifier.Store) int {
 		t.Helper()
@@ -525,36 +526,53 @@ func TestAutolearnRefits(t *testing.T) {
 		}
 		return m.Spam + m.Ham
 	}
-	newAutolearner := func(st classifier.Store, refit string, log *lockedBuffer) *bayes.Filter {
+	waitFitted := func(st classifier.Store, want int, log *lockedBuffer) {
+		t.Helper()
+		for i := 0; fitted(st) != want; i++ {
+			if i == 1000 {
+				t.Fatalf("the model is still fitted on %d messages after 10 s, want %d; log:\n%s", fitted(st), want, log.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	newFilterLog := func(st classifier.Store, opts string, log *lockedBuffer) *bayes.Filter {
 		env := filters.Env{Name: "bayes", Logger: slog.New(slog.NewTextHandler(log, nil)), StateDir: t.TempDir()}
-		f, err := bayes.New(env, fixtureOptions(t, "spam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1, refit: "+refit+"}"), "1.2.3", st)
+		f, err := bayes.New(env, fixtureOptions(t, "spam: {action: tag}\nautolearn: {spam: 0.9, ham: 0.1}\n"+opts), "1.2.3", st)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.Close() })
 		return f
 	}
+	const refitted = "n-gram model fitted again"
 
 	st := trainedStore(t)
 	before := fitted(st)
 	var log lockedBuffer
-	f := newAutolearner(nopCloser{st}, "20ms", &log)
-	defer f.Close()
+	f := newFilterLog(st, "refit: 20ms", &log)
+	// Nothing learned since the model was fitted: no fit, however many
+	// intervals pass.
+	time.Sleep(200 * time.Millisecond)
+	if n := strings.Count(log.String(), refitted); n != 0 {
+		t.Fatalf("%d refits with nothing learned; log:\n%s", n, log.String())
+	}
+	// Auto-learned.
 	if h := added(check(t, f, spamMessage()), "X-Sluice-Bayes"); !strings.HasSuffix(h, ", autolearn=spam") {
 		t.Fatalf("not auto-learned: %q", h)
 	}
-	for i := 0; fitted(st) != before+1; i++ {
-		if i == 1000 {
-			t.Fatalf("the model is still fitted on %d messages 10 s after an auto-learned one (%d before); log:\n%s", fitted(st), before, log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitFitted(st, before+1, &log)
+	// Learned beside the daemon without a fit, as "sluice train
+	// --no-refit" does.
+	c := classifier.New(st, classifier.Params{})
+	op := c.PrepareBytes([]byte("From: carol@lab.example\r\nSubject: lunch\r\n\r\nLunch at noon on friday?\r\n"), classifier.Ham, false)
+	if out, err := c.Learn(ctx, []classifier.LearnOp{op}); err != nil || out[0] != classifier.Learned {
+		t.Fatalf("learn: %v, %v", out, err)
 	}
-	// Nothing learned since: no more fits, however many intervals pass.
+	waitFitted(st, before+2, &log)
+	// Current again: no more fits.
 	time.Sleep(200 * time.Millisecond)
-	if n := strings.Count(log.String(), "n-gram model fitted again"); n != 1 {
-		t.Errorf("%d refits logged for one auto-learned message, want 1; log:\n%s", n, log.String())
-	}
-	if !strings.Contains(log.String(), "autolearned=1") {
-		t.Errorf("the log does not say how many messages the refit brought in:\n%s", log.String())
+	if n := strings.Count(log.String(), refitted); n != 2 {
+		t.Errorf("%d refits for two changes, want 2; log:\n%s", n, log.String())
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
@@ -564,13 +582,12 @@ func TestAutolearnRefits(t *testing.T) {
 	st2 := trainedStore(t)
 	before = fitted(st2)
 	var log2 lockedBuffer
-	f = newAutolearner(nopCloser{st2}, "0s", &log2)
-	defer f.Close()
+	f = newFilterLog(st2, "refit: 0s", &log2)
 	if h := added(check(t, f, spamMessage()), "X-Sluice-Bayes"); !strings.HasSuffix(h, ", autolearn=spam") {
 		t.Fatalf("not auto-learned: %q", h)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := fitted(st2); n != before || strings.Contains(log2.String(), "fitted again") {
+	if n := fitted(st2); n != before || strings.Contains(log2.String(), refitted) {
 		t.Errorf("refit 0s: the model was fitted again (on %d messages, %d before); log:\n%s", n, before, log2.String())
 	}
 }
@@ -905,7 +922,7 @@ func TestConfigErrors(t *testing.T) {
 		{"autolearn: {spam: 1.5}", "autolearn.spam"},
 		{"autolearn: {ham: 1}", "autolearn.ham"},
 		{"stats_interval: -1s", "stats_interval"},
-		{"autolearn: {spam: 0.99, refit: -1m}", "autolearn.refit"},
+		{"refit: -1m", "refit: must not be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.opts, func(t *testing.T) {

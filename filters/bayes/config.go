@@ -71,6 +71,12 @@ type Config struct {
 	// StatsInterval is how often the store's size is measured for the
 	// metrics; default 1m.
 	StatsInterval time.Duration `yaml:"stats_interval"`
+
+	// Refit is how often the filter looks whether the learned messages
+	// changed since the n-gram model was fitted (auto-learning, "sluice
+	// train --no-refit") and fits it again if so. nil means
+	// DefaultRefit; 0 turns it off ("sluice db refit" from cron).
+	Refit *time.Duration `yaml:"refit"`
 }
 
 // HeaderConfig names and formats the verdict header.
@@ -100,11 +106,6 @@ type AutolearnConfig struct {
 	// Ham: a message classified ham with at most this spamicity is
 	// learned as ham.
 	Ham *float64 `yaml:"ham"`
-	// Refit is how often the filter fits the n-gram model again while
-	// it auto-learns: at most once per Refit, and only after it learned
-	// something. nil means DefaultRefit; 0 turns it off (a cron job runs
-	// "sluice db refit" instead, or another host does it).
-	Refit *time.Duration `yaml:"refit"`
 }
 
 // Defaults.
@@ -342,14 +343,12 @@ func (c Config) check(stateDir string) (settings, error) {
 		}
 		s.learnHam = *a
 	}
-	if s.learnSpam > 0 || s.learnHam >= 0 {
-		s.refit = DefaultRefit
-		if r := c.Autolearn.Refit; r != nil {
-			if *r < 0 {
-				return s, errors.New("autolearn.refit: must not be negative (0s turns it off)")
-			}
-			s.refit = *r
+	s.refit = DefaultRefit
+	if r := c.Refit; r != nil {
+		if *r < 0 {
+			return s, errors.New("refit: must not be negative (0s turns it off)")
 		}
+		s.refit = *r
 	}
 	return s, nil
 }
