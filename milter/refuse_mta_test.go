@@ -99,3 +99,47 @@ func TestRefusalAtHeloAndRcptSeenByClient(t *testing.T) {
 		})
 	}
 }
+
+// eomDigitRefuser refuses every message at end of message with a reply
+// without an enhanced status code whose text starts with a digit, as a
+// DNSBL reply "554 {listed} is blocked" renders.
+type eomDigitRefuser struct{}
+
+func (eomDigitRefuser) Name() string { return "digits" }
+func (eomDigitRefuser) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM)}
+}
+func (eomDigitRefuser) Check(context.Context, filters.Stage, *filters.Message) (filters.Verdict, error) {
+	return filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 554, Text: "192.0.2.1 is blocked"}}, nil
+}
+
+// Postfix refuses a milter reply whose text starts with a digit other
+// than the code's first ("malformed reply") and applies
+// milter_default_action: with accept, the message sluice refused was
+// delivered. Such a text gets the neutral enhanced status code 5.0.0 in
+// front, and both MTAs refuse the message with it.
+func TestReplyTextStartingWithDigit(t *testing.T) {
+	for _, name := range []string{"postfix", "sendmail"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			spec := serveUnix(t, filters.NewPipeline([]filters.Step{{Filter: eomDigitRefuser{}, Timeout: 5 * time.Second}}, nil))
+			var mta *mtatest.MTA
+			if name == "postfix" {
+				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, DefaultAction: "accept"})
+			} else {
+				mta = startMTA(t, name, spec)
+			}
+			cl := mtatest.DialSMTP(t, mta.Addr())
+			cl.Cmd("EHLO client.example")
+			raw := "From: alice@lab.example\r\nTo: bob@lab.example\r\nSubject: digits\r\n\r\nbody\r\n"
+			r := cl.Send("alice@lab.example", []string{"bob@lab.example"}, []byte(raw))
+			cl.Quit()
+			if want := "554 5.0.0 192.0.2.1 is blocked"; r.String() != want {
+				t.Errorf("%s: client got %q, want %q", name, r.String(), want)
+			}
+			if r.Code == 250 {
+				t.Errorf("%s delivered the message sluice refused (%d copies)", name, len(mta.WaitDelivered(t, 1, 10*time.Second)))
+			}
+		})
+	}
+}
