@@ -29,10 +29,19 @@ import (
 // countsDiffer reports whether the MTAs may take an index in edits to
 // mean different fields: a change or delete of a name after a deletion
 // of a field of that name at the same index or above it, or after a
-// field of that name was added or inserted.
-func countsDiffer(edits []filters.HeaderEdit) bool {
-	// lowestDeleted[name] is the lowest index deleted so far; made[name]
-	// marks names a field was made of.
+// field of that name was added or inserted. A change past the last field
+// of a name adds one (filters.ApplyEdits, and both MTAs), so it counts as
+// an addition: Sendmail puts such a field before the first of its name,
+// and a later "change X-T 1" would hit it there. shown are the fields
+// the MTA showed sluice, before any edit.
+func countsDiffer(shown []filters.Header, edits []filters.HeaderEdit) bool {
+	// count[name] is how many fields of the name the model has after
+	// the edits so far; lowestDeleted[name] is the lowest index deleted
+	// so far; made[name] marks names a field was made of.
+	count := map[string]int{}
+	for _, h := range shown {
+		count[filters.NameKey(h.Name)]++
+	}
 	lowestDeleted := map[string]int{}
 	made := map[string]bool{}
 	for _, e := range edits {
@@ -40,12 +49,21 @@ func countsDiffer(edits []filters.HeaderEdit) bool {
 		switch e.Kind {
 		case filters.AddHeader, filters.InsertHeader:
 			made[key] = true
+			count[key]++
 		case filters.ChangeHeader, filters.DeleteHeader:
 			if low, ok := lowestDeleted[key]; made[key] || ok && low <= e.Index {
 				return true
 			}
-			if e.Kind == filters.DeleteHeader || e.Value == "" {
+			removes := e.Kind == filters.DeleteHeader || e.Value == ""
+			switch {
+			case e.Index > count[key] && !removes:
+				made[key] = true
+				count[key]++
+			case removes:
 				lowestDeleted[key] = e.Index
+				if e.Index >= 1 && e.Index <= count[key] {
+					count[key]--
+				}
 			}
 		}
 	}

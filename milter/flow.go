@@ -184,7 +184,7 @@ func (f *flow) completeHeaders() {
 // deliveredEdits returns the header edits to send the MTA for a message
 // it delivers: out.Edits as both MTAs apply them alike (see mtaEdits).
 func (f *flow) deliveredEdits() []filters.HeaderEdit {
-	if !headersSent(f.cfg) || !countsDiffer(f.out.Edits) {
+	if !headersSent(f.cfg) || !countsDiffer(f.shown, f.out.Edits) {
 		// Without the header, which fields the edits address is not
 		// known here: they go as they are.
 		return f.out.Edits
