@@ -427,6 +427,16 @@ func (a *Appender) boundWithoutDotLock(l *lockedMbox) (*lockedMbox, error) {
 	return l, nil
 }
 
+// sameFile returns an error unless the name leads, without a symbolic
+// link, to the file of fi.
+func sameFile(name string, fi fs.FileInfo) error {
+	now, err := os.Lstat(name)
+	if err != nil || !os.SameFile(now, fi) {
+		return fmt.Errorf("the mbox was replaced or moved while it was locked (%s now leads elsewhere); nothing was removed", name)
+	}
+	return nil
+}
+
 // RemoveRecords rewrites the mbox at path without the records for which
 // drop returns true, and returns how many it dropped. It holds the same
 // locks as an append, writes the new mbox next to the old one and renames
@@ -456,6 +466,15 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 	// leave the dropped records in the mbox the link pointed to.
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
+	// Locks do not stop a rename: whoever may write the mbox's
+	// directory can move it away and put a symbolic link at its name
+	// meanwhile (to another archive, or to /etc/shadow when root runs
+	// this), and a logrotate may rename it. The name must still lead to
+	// the file locked and read, or the rename below would replace
+	// another file and leave the records meant to go where they are.
+	if err := sameFile(target, fi); err != nil {
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".sluice-tmp-"+strconv.Itoa(a.holder.pid))
@@ -503,6 +522,10 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 		if now, lerr := os.Lstat(tmp); lerr != nil || !os.SameFile(now, written) {
 			err = fmt.Errorf("%s was replaced while the new mbox was written", tmp)
 		}
+	}
+	if err == nil {
+		// Again, just before: the copy took time.
+		err = sameFile(target, fi)
 	}
 	if err == nil {
 		err = os.Rename(tmp, target)
