@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -304,6 +305,17 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 			rollback = -1
 		}
 		if rollback >= 0 && rollback < size {
+			other, err := messageAfterDeadWriter(f, rollback, size)
+			if err != nil {
+				return 0, err
+			}
+			if other {
+				a.log.Warn("archive: a message follows the incomplete record of a sluice process that died while appending; the record is left in place",
+					"path", path)
+				rollback = -1
+			}
+		}
+		if rollback >= 0 && rollback < size {
 			if err := cutBack(f, rollback); err != nil {
 				return 0, err
 			}
@@ -348,6 +360,45 @@ func samePath(f *os.File, path string) (bool, error) {
 		return false, err
 	}
 	return os.SameFile(a, b), nil
+}
+
+// messageAfterDeadWriter reports whether the bytes of f from rollback to
+// size, the incomplete record of a sluice writer that died while
+// appending, hold a second line that starts with "From ": the record
+// starts with its own and quotes every other line that would (mboxrd),
+// so a second one begins a message that another program appended after
+// it. A program that takes only the kernel locks ignores the dead
+// process's dot-lock; cutting back to rollback would take its message
+// too.
+func messageAfterDeadWriter(f *os.File, rollback, size int64) (bool, error) {
+	lineStart := rollback == 0
+	if rollback > 0 {
+		var prev [1]byte
+		if _, err := f.ReadAt(prev[:], rollback-1); err != nil {
+			return false, err
+		}
+		lineStart = prev[0] == '\n'
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, rollback, size-rollback), 64<<10)
+	froms := 0
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if lineStart && bytes.HasPrefix(chunk, []byte("From ")) {
+			if froms++; froms > 1 {
+				return true, nil
+			}
+		}
+		// A line longer than the buffer comes in pieces; only the
+		// first starts a line.
+		lineStart = len(chunk) > 0 && chunk[len(chunk)-1] == '\n'
+		switch {
+		case err == nil, errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF):
+			return false, nil
+		default:
+			return false, err
+		}
+	}
 }
 
 // cutBack truncates f to size and makes that durable.

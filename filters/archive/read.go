@@ -422,7 +422,14 @@ func (a *Appender) boundWithoutDotLock(l *lockedMbox) (*lockedMbox, error) {
 		return nil, fmt.Errorf("dot-lock %s%s: %w", l.path, lockSuffix, errLockBusy)
 	}
 	if found.rollback >= 0 && found.rollback < l.size {
-		l.size = found.rollback
+		other, err := messageAfterDeadWriter(l.f, found.rollback, l.size)
+		if err != nil {
+			l.f.Close()
+			return nil, err
+		}
+		if !other {
+			l.size = found.rollback
+		}
 	}
 	return l, nil
 }
