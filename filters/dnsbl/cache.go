@@ -82,7 +82,7 @@ type lifetimes struct {
 // valid reports whether e may still be used at now under caps.
 func (e *cacheEntry) valid(now time.Time, caps lifetimes) bool {
 	limit := caps.answer
-	if e.ans.fail != "" {
+	if e.ans.failed() {
 		limit = caps.failure
 	}
 	return now.Before(e.expires) && now.Before(e.stored.Add(limit))

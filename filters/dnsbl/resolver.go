@@ -159,7 +159,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 			if refusal.addrs != nil && !last.refused() {
 				last.refusedBy = refusedBy
 			}
-			return last
+			return boundFailure(last, failTTL)
 		case KindTimeout, KindNetwork:
 			// A server that answered another query meanwhile is
 			// alive: what timed out is this name, typically a list
@@ -172,12 +172,33 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		}
 	}
 	if last.fail != "" && refusal.addrs != nil {
-		return refusal
+		return boundFailure(refusal, failTTL)
 	}
-	if last.fail != "" {
-		last.ttl = failTTL
+	return boundFailure(last, failTTL)
+}
+
+// boundFailure returns a to be cached for failTTL (at most, for an
+// answer) when it counts as a failed lookup (see failed): a refusal
+// code, or an address outside 127.0.0.0/8, says nothing about the name,
+// and kept for its DNS TTL (up to max_ttl, an hour) it would keep a
+// resolver that would answer from being asked for that long, where a
+// timeout is asked again after failure_ttl.
+func boundFailure(a answer, failTTL time.Duration) answer {
+	switch {
+	case a.fail != "":
+		a.ttl = failTTL
+	case a.failed():
+		a.ttl = min(a.ttl, failTTL)
 	}
-	return last
+	return a
+}
+
+// failed reports whether a is a failure or an A answer that classify
+// reads as one: with a refusal code or an address outside 127.0.0.0/8.
+func (a answer) failed() bool {
+	return a.fail != "" || slices.ContainsFunc(a.addrs, func(x netip.Addr) bool {
+		return isRefusal(x) || !x.Is4() || !loopback8.Contains(x)
+	})
 }
 
 // refused reports whether a is an A answer with a code by which the list
