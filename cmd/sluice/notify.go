@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 )
 
 // notifier tells the service manager (systemd's Type=notify) how the
@@ -78,11 +79,19 @@ func (n *notifier) write(state string) error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer c.Close()
+	// A service manager that does not read its socket (stuck, or a
+	// supervisor that never drains it) fills its queue, and a write
+	// would then block for ever: in the main loop, where signals are
+	// handled, it would keep the daemon from reloading and stopping.
+	c.SetWriteDeadline(time.Now().Add(notifyTimeout))
 	if _, err := c.Write([]byte(state)); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
 }
+
+// notifyTimeout bounds a notification's write: systemd reads at once.
+const notifyTimeout = time.Second
 
 // reloading tells the service manager that a reload began. MONOTONIC_USEC
 // is the time it began on CLOCK_MONOTONIC, by which systemd (Type=

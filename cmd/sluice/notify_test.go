@@ -151,3 +151,37 @@ func TestServeNotifySocketGone(t *testing.T) {
 		t.Errorf("%d warnings about the notify socket, want 1 (later ones at debug):\n%s", n, td.log)
 	}
 }
+
+// A service manager that does not read its socket must not stop the
+// daemon from acting on signals. Each reload sends two datagrams; once
+// the receiver's queue (net.unix.max_dgram_qlen) was full, the next write
+// blocked for ever in the main loop: no more reloads, and SIGTERM was not
+// taken (a supervisor's SIGKILL then cuts messages in flight off).
+func TestServeNotifyManagerNotReading(t *testing.T) {
+	listenNotify(t, filepath.Join(t.TempDir(), "notify")) // never read
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	td.stopOnce.Do(func() {}) // the cleanup must not wait on a hung daemon
+	for i := range 12 {
+		select {
+		case td.sigs <- syscall.SIGHUP:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the daemon takes no signal after %d reloads", i)
+		}
+	}
+	select {
+	case td.sigs <- syscall.SIGTERM:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon does not take SIGTERM")
+	}
+	select {
+	case err := <-td.done:
+		if err != nil {
+			t.Fatalf("daemon: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the daemon did not stop after SIGTERM")
+	}
+	if !strings.Contains(td.log.String(), "cannot notify the service manager") {
+		t.Errorf("the failed notifications were not logged:\n%s", td.log)
+	}
+}
