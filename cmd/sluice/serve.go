@@ -103,11 +103,17 @@ func signalNotify(c chan<- os.Signal) (stop func()) {
 			}
 		deliver:
 			for {
+				// A stop replaces a reload not yet taken; a second
+				// stop waits behind the first (it cuts the messages in
+				// flight off), in term.
+				var more <-chan os.Signal
+				if sig == syscall.SIGHUP {
+					more = term
+				}
 				select {
 				case c <- sig:
 					break deliver
-				case t := <-term:
-					// A stop replaces a reload not yet taken.
+				case t := <-more:
 					sig = t
 				case <-done:
 					return

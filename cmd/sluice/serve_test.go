@@ -564,6 +564,41 @@ func TestSIGTERMAfterSIGHUPBurst(t *testing.T) {
 	t.Errorf("signals read: %v; want the stop among the first two", got)
 }
 
+// Two stops that arrive while the daemon is busy (a slow reload, or the
+// start) stay two: the second is the one that cuts the messages in
+// flight off at once. The second used to replace the first, and the
+// daemon drained for its whole shutdown_timeout.
+func TestSecondStopWhileBusyKept(t *testing.T) {
+	guard := make(chan os.Signal, 64)
+	signal.Notify(guard, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(guard)
+	c := make(chan os.Signal) // nobody reads while the stops arrive
+	stop := signalNotify(c)
+	defer stop()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		if err := syscall.Kill(os.Getpid(), sig); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-guard:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%v not delivered", sig)
+		}
+	}
+	var got []os.Signal
+	for len(got) < 2 {
+		select {
+		case sig := <-c:
+			got = append(got, sig)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("stops read: %v; want SIGTERM, then SIGINT", got)
+		}
+	}
+	if got[0] != syscall.SIGTERM || got[1] != syscall.SIGINT {
+		t.Errorf("stops read: %v; want SIGTERM, then SIGINT", got)
+	}
+}
+
 // A mistyped subcommand is an error at every level, not the parent's help
 // and exit 0: "sluice config chek FILE && systemctl reload sluice" must
 // not go ahead. The parent alone still prints its help.
