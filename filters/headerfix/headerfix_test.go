@@ -991,3 +991,52 @@ func TestClientFieldNotTakenForMadeUp(t *testing.T) {
 		t.Errorf("Date fields %q, want %q; edits %+v", dates, want, v.Edits)
 	}
 }
+
+// A repair leaves no continuation line of nothing but blanks: RFC 5322
+// allows one only in its obsolete syntax, which must not be generated,
+// and a reader may take it for the empty line that ends the header.
+// Sendmail (srv_features U) hands these values over with bare CRs, and
+// writes the repaired value line by line as given. The blanks go; the
+// text stays.
+func TestRepairMakesNoBlankContinuationLine(t *testing.T) {
+	long := strings.Repeat("y", 989) // "Subject: " and this: 998 bytes, the limit
+	for _, tc := range []struct{ name, subject, want string }{
+		// A fold whose line holds only a blank before the split.
+		{"split after a folding blank", "Hello\n \rX-Mailer: foo", "Hello"},
+		{"split after a folding blank, CRLF", "Hello\r\n \rX-Mailer: foo", "Hello"},
+		// A line at the limit, then two bare CRs: the first is folded
+		// (joined, the line would pass the limit), the second splits.
+		{"fold right before a split", long + "\r\rX-Mailer: foo", long},
+		{"fold, blank, split", long + "\r \rX-Mailer: foo", long},
+		// A blank line between two folds keeps the text on both sides.
+		{"blank fold between text", "Hello\n \n world\rX-Mailer: foo", "Hello\n world"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFilter(t, headerfix.Config{}, nil)
+			v, after := check(t, f, msg(hs("Subject", tc.subject, "From", exFrom)))
+			for _, e := range v.Edits {
+				if e.Kind == filters.DeleteHeader {
+					continue
+				}
+				lines := strings.Split(strings.ReplaceAll(e.Value, "\r\n", "\n"), "\n")
+				for i, l := range lines[1:] {
+					if strings.Trim(l, " \t") == "" {
+						t.Errorf("%s %s: line %d of the value holds only blanks: %q", e.Kind, e.Name, i+2, e.Value)
+					}
+				}
+			}
+			var subject, mailer string
+			for _, h := range after {
+				switch h.Name {
+				case "Subject":
+					subject = h.Value
+				case "X-Mailer":
+					mailer = h.Value
+				}
+			}
+			if subject != tc.want || mailer != "foo" {
+				t.Errorf("delivered Subject %q, X-Mailer %q; want %q, foo", subject, mailer, tc.want)
+			}
+		})
+	}
+}

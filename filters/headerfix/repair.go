@@ -287,7 +287,7 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 				kind = SplitLF
 			}
 			r.Fixes = append(r.Fixes, Fix{Kind: kind, Field: cur.Name, Index: idx, NewField: name})
-			cur.Value = b.String()
+			cur.Value = dropBlankLines(b.String())
 			parts = append(parts, cur)
 			b.Reset()
 			cur = Field{Header: filters.Header{Name: name}, Source: idx, SplitOff: true}
@@ -316,8 +316,48 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 		}
 		i = next
 	}
-	cur.Value = b.String()
+	cur.Value = dropBlankLines(b.String())
 	return append(parts, cur)
+}
+
+// dropBlankLines removes from a repaired value each continuation line
+// that holds nothing but blanks, with the line break before it. A fold
+// kept right before a stray line end that became a split, or one made
+// to keep a line within the limit with only blanks after it, would
+// leave such a line: RFC 5322 allows it only in its obsolete syntax,
+// which must not be generated, and a reader may take it for the empty
+// line that ends the header. Only blanks go, which unfolding would have
+// made spaces.
+func dropBlankLines(v string) string {
+	first := strings.IndexByte(v, '\n')
+	if first < 0 {
+		return v
+	}
+	end := first
+	if end > 0 && v[end-1] == '\r' {
+		end-- // the CR of a CRLF belongs to the break
+	}
+	var b strings.Builder
+	b.WriteString(v[:end])
+	// rest starts with a line break: LF, or CR LF.
+	for rest := v[end:]; rest != ""; {
+		brk := 1
+		if rest[0] == '\r' && len(rest) > 1 && rest[1] == '\n' {
+			brk = 2
+		}
+		line := rest[brk:]
+		if k := strings.IndexByte(line, '\n'); k >= 0 {
+			line = line[:k]
+			if strings.HasSuffix(line, "\r") {
+				line = line[:len(line)-1]
+			}
+		}
+		if strings.Trim(line, " \t") != "" {
+			b.WriteString(rest[:brk+len(line)])
+		}
+		rest = rest[brk+len(line):]
+	}
+	return b.String()
 }
 
 // emptyAtEnd reports whether a field named name split off with the value
