@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -357,3 +358,50 @@ func TestDuplicateKeys(t *testing.T) {
 	check(MailFrom, "a@tag.example", 5)
 	check(HeaderFrom, "a@tag.example", 4)
 }
+
+// Of identical glob or regex keys, as of literal ones, the first that
+// applies to a subject decides (a tagged one before an untagged one);
+// the others decide nothing: they are noted as having no effect, and do
+// not count as the strongest rule that a crowded From field, one with
+// more addresses than are read, is judged by.
+func TestIdenticalPatternsHidden(t *testing.T) {
+	for _, tc := range []struct {
+		rules      string
+		hidden     int      // line of the rule noted as hidden
+		mail, from RuleKind // what the strongest rule of each subject does
+	}{
+		{"*.spam.example OK\n*.spam.example REJECT\n", 2, "", ""},
+		{"/^spam\\./ OK\n/^spam\\./ REJECT\n", 2, "", ""},
+		{"*.spam.example REJECT\nHeaderFrom:*.spam.example OK\n", 0, "REJECT", ""},
+		{"*.spam.example REJECT\n*.spam.example OK\n", 2, "REJECT", "REJECT"},
+	} {
+		rs, err := Compile(Source{Name: "t", Data: []byte(tc.rules), Scope: ScopeOf(MailFrom, HeaderFrom)})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.rules, err)
+		}
+		var noted []int
+		for _, n := range rs.Notes() {
+			if strings.Contains(n.Text, "is hidden by") {
+				noted = append(noted, n.Line)
+			}
+		}
+		if want := []int{tc.hidden}; tc.hidden == 0 && len(noted) != 0 || tc.hidden != 0 && !slices.Equal(noted, want) {
+			t.Errorf("%q: rules noted as hidden at lines %v, want %d", tc.rules, noted, tc.hidden)
+		}
+		for _, s := range []struct {
+			subj Subject
+			want RuleKind
+		}{{MailFrom, tc.mail}, {HeaderFrom, tc.from}} {
+			got := RuleKind("")
+			if r := rs.strongest(s.subj); r != nil {
+				got = RuleKind(r.Action.String())
+			}
+			if got != s.want {
+				t.Errorf("%q: strongest %s rule %q, want %q", tc.rules, s.subj, got, s.want)
+			}
+		}
+	}
+}
+
+// RuleKind names a rule's action in TestIdenticalPatternsHidden.
+type RuleKind string

@@ -33,9 +33,14 @@ type Rules struct {
 	locals     map[string]int32
 	plusLocals map[string]int32 // user+*@, keyed by user
 	null       int32            // slot of <>, or -1
-	slots      []slot
-	pats       patternSet
-	uses       Scope
+	// patterns maps a glob's or regular expression's kind and text to
+	// its slot, which only serves to tell the rule of each subject that
+	// decides among identical keys (see findBlocking): matching goes by
+	// pats.
+	patterns map[string]int32
+	slots    []slot
+	pats     patternSet
+	uses     Scope
 	// blocking is, per subject, the rule that blocks most (index+1, 0
 	// for none); see Rules.strongest.
 	blocking [numSubjects]int32
@@ -140,6 +145,7 @@ func Compile(srcs ...Source) (*Rules, error) {
 		locals:     map[string]int32{},
 		plusLocals: map[string]int32{},
 		null:       -1,
+		patterns:   map[string]int32{},
 		notes:      notes,
 	}
 	for i := range rs.rules {
@@ -163,8 +169,14 @@ func Compile(srcs ...Source) (*Rules, error) {
 				rs.slots = append(rs.slots, slot{})
 			}
 			s = &rs.slots[rs.null]
+		case keyGlob, keyRegex:
+			// Of identical patterns, the first that applies to a
+			// subject decides, a tagged one before an untagged one,
+			// as buildPatterns ranks them for matching; the others
+			// decide nothing and are noted.
+			s = slotOf(rs, rs.patterns, string(rune('0'+r.kind))+r.norm)
 		default:
-			continue // patterns: below
+			continue
 		}
 		rs.place(s, i)
 	}
@@ -174,8 +186,8 @@ func Compile(srcs ...Source) (*Rules, error) {
 }
 
 // findBlocking sets rs.blocking from the rules that can decide: the
-// deciding rule of each literal key (not those it hides) and every
-// pattern. The null sender's rules decide for the envelope sender only.
+// deciding rule of each key, literal or pattern (not those it hides). The
+// null sender's rules decide for the envelope sender only.
 func (rs *Rules) findBlocking() {
 	consider := func(subj Subject, i int) {
 		r := &rs.rules[i]
@@ -195,13 +207,6 @@ func (rs *Rules) findBlocking() {
 		for subj := Subject(0); subj < numSubjects; subj++ {
 			if d := rs.slots[si].decide[subj]; d != 0 && (int32(si) != rs.null || subj == MailFrom) {
 				consider(subj, int(d-1))
-			}
-		}
-	}
-	for i := range rs.rules {
-		if k := rs.rules[i].kind; k == keyGlob || k == keyRegex {
-			for subj := Subject(0); subj < numSubjects; subj++ {
-				consider(subj, i)
 			}
 		}
 	}
