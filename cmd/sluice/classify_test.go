@@ -12,7 +12,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
@@ -607,5 +609,49 @@ func TestClassifyPrintedSpamicityAgreesWithVerdict(t *testing.T) {
 	r = runCLI(t, "", "--config", conf, "classify", "--db", db, "--format", "json", msg)
 	if err := json.Unmarshal([]byte(r.stdout), &line); err != nil || line.Spamicity == nil || *line.Spamicity != s || line.Verdict != "unsure" {
 		t.Errorf("cutoffs {%s}: json %+v", opts, r)
+	}
+}
+
+// A named pipe given as PATH is read as the message its writer sends,
+// whichever of the two opens first: opened without blocking, the first
+// read found no writer yet and took the pipe for an empty message (exit
+// 3), and left the writer blocked.
+func TestClassifyNamedPipe(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	trainFixtures(t, db)
+	fifo := filepath.Join(dir, "msg.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := mustRead(t, fixture("spam", "00.eml"))
+	for _, writerFirst := range []bool{true, false} {
+		wrote := make(chan error, 1)
+		write := func() {
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for the reader
+			if err == nil {
+				_, err = w.Write(msg)
+				w.Close()
+			}
+			wrote <- err
+		}
+		if writerFirst {
+			go write()
+			time.Sleep(50 * time.Millisecond)
+		} else {
+			time.AfterFunc(50*time.Millisecond, write)
+		}
+		r := runCLI(t, "", "classify", "--db", db, "--format", "tsv", fifo)
+		if r.code != 0 || !strings.HasSuffix(r.stdout, "\tspam\n") {
+			t.Errorf("writer first %v: exit %d, stdout %q, stderr %q; want the spam verdict, exit 0", writerFirst, r.code, r.stdout, r.stderr)
+		}
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Errorf("writer: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the writer is still blocked")
+		}
 	}
 }

@@ -324,19 +324,29 @@ type entry struct {
 	found bool
 }
 
-// openFlags open a message file for reading. O_NONBLOCK: a FIFO put in
-// the place of a file after the listing must not hold the walk up
-// waiting for a writer; it makes no difference to a regular file.
+// openFlags open a message file met in a directory for reading.
+// O_NONBLOCK: a FIFO put in the place of a file after the listing must
+// not hold the walk up waiting for a writer; it makes no difference to a
+// regular file.
 const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
 // open opens the entry's file; a symbolic link at its name is followed
-// only by the rule of archive.OpenTrustedLink.
+// only by the rule of archive.OpenTrustedLink. A file named by the caller
+// is opened without O_NONBLOCK: a named pipe (mkfifo) is read as it is,
+// the open waiting for its writer, where with O_NONBLOCK the first read
+// would find no writer yet and end at once, an empty message, and leave
+// the writer blocked. A run waiting on it stops at a second Ctrl-C, as
+// one waiting on a pipe that sends nothing.
 func (e entry) open() (*os.File, error) {
+	flags := openFlags
+	if !e.found {
+		flags = os.O_RDONLY
+	}
 	if e.dir == nil {
-		return archive.OpenTrustedLink(e.path, openFlags, 0)
+		return archive.OpenTrustedLink(e.path, flags, 0)
 	}
 	// Through the directory, which follows no link out of it.
-	return e.dir.OpenFile(e.name, openFlags, 0)
+	return e.dir.OpenFile(e.name, flags, 0)
 }
 
 // stat is os.Stat of the entry's file, by the rules of open.
