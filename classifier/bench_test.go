@@ -243,3 +243,21 @@ func BenchmarkAutolearnParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(next.Load())/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkTokenizeManyWWW tokenises 1 MiB of text of "www." after
+// "www." with no "://" anywhere: the URL scan looked for a "://" to the
+// end of the text again after each one, in time quadratic in the text
+// (about 1 s for this input, 10 s for "www.:" repeated). Linear, it
+// takes about what plain text of that size does.
+func BenchmarkTokenizeManyWWW(b *testing.B) {
+	for _, unit := range []string{"www.ab ", "www.:"} {
+		msg := []byte("Subject: x\n\n" + strings.Repeat(unit, (1<<20)/len(unit)))
+		tk := classifier.NewTokenizer(classifier.TokenizerOptions{})
+		b.Run(strings.TrimSpace(unit), func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				tk.TokenizeBytes(msg)
+			}
+		})
+	}
+}

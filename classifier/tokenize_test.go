@@ -942,6 +942,56 @@ func indexURLByByte(s []byte) int {
 	return -1
 }
 
+// urlHostsByByte is the hosts eachURLHost gives, found as urls first
+// found them: indexURL (by byte) searched afresh in the rest of the text
+// after each host.
+func urlHostsByByte(s []byte) []string {
+	var hosts []string
+	for {
+		j := indexURLByByte(s)
+		if j < 0 {
+			return hosts
+		}
+		s = s[j:]
+		if k := bytes.Index(s[:min(len(s), 8)], []byte("://")); k >= 0 {
+			s = s[k+3:]
+		}
+		end := 0
+		for end < len(s) && isHostByte(s[end]) {
+			end++
+		}
+		hosts = append(hosts, string(s[:end]))
+		if len(s) == 0 {
+			return hosts
+		}
+		s = s[max(end, 1):]
+	}
+}
+
+// eachURLHost, which keeps where the next "http://" is between URLs
+// rather than search the rest of the text for it again after each, finds
+// the same hosts as that search does.
+func TestEachURLHostMatchesRescan(t *testing.T) {
+	const alphabet = "hHtTpPsSwW:/.x-@ \xc3"
+	r := rand.New(rand.NewPCG(9, 10))
+	var b []byte
+	for n := range 100000 {
+		b = b[:0]
+		for range r.IntN(40) {
+			b = append(b, alphabet[r.IntN(len(alphabet))])
+		}
+		for range n % 5 {
+			k := r.IntN(len(b) + 1)
+			b = append(b[:k], append([]byte([]string{"http://", "HTTPS://", "www.", "WwW.", "www.a.b "}[r.IntN(5)]), b[k:]...)...)
+		}
+		var got []string
+		eachURLHost(b, func(h []byte) { got = append(got, string(h)) })
+		if want := urlHostsByByte(b); !slices.Equal(got, want) {
+			t.Fatalf("hosts of %q: %q, want %q", b, got, want)
+		}
+	}
+}
+
 // indexURL finds the same first URL as a scan of every byte, on strings
 // made of the bytes URLs are recognised by (in both cases) and a few
 // others, dense enough that most hold near-misses and several matches.

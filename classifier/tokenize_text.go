@@ -375,32 +375,57 @@ func appendLowerUnicode(b []byte, s []byte) []byte {
 // urls adds a "url:" token for the host of each URL in s, and one for its
 // last two labels, so links to a spammer's domain count whatever the
 // subdomain or path.
-func (w *walker) urls(s []byte) {
-	for {
-		j := indexURL(s)
+func (w *walker) urls(s []byte) { eachURLHost(s, w.host) }
+
+// eachURLHost calls fn with the host of each URL in s, from left to
+// right: the host bytes after each "http://", "https://" or "www." that
+// indexURL finds, each search starting after the host before.
+func eachURLHost(s []byte, fn func(host []byte)) {
+	var f urlFinder
+	for pos := 0; ; {
+		j := f.next(s, pos)
 		if j < 0 {
 			return
 		}
-		s = s[j:]
-		if k := bytes.Index(s[:min(len(s), 8)], []byte("://")); k >= 0 {
-			s = s[k+3:]
+		p := j
+		if k := bytes.Index(s[p:min(len(s), p+8)], []byte("://")); k >= 0 {
+			p += k + 3
 		}
-		end := 0
+		end := p
 		for end < len(s) && isHostByte(s[end]) {
 			end++
 		}
-		w.host(s[:end])
-		if len(s) == 0 {
+		fn(s[p:end])
+		if p == len(s) {
 			return
 		}
 		// Every round consumes at least one byte, so the loop ends.
-		s = s[max(end, 1):]
+		pos = max(end, p+1)
 	}
 }
 
-// indexURL returns the index of the next "http://", "https://" or "www." in s
-// (ASCII case-insensitively), or -1. A "www." counts only where no host
-// byte precedes it.
+// indexURL returns the index of the first "http://", "https://" or "www."
+// in s (ASCII case-insensitively), or -1. A "www." counts only where no
+// host byte precedes it.
+func indexURL(s []byte) int {
+	var f urlFinder
+	return f.next(s, 0)
+}
+
+// urlFinder finds the URLs of one text from left to right (see next). It
+// keeps where the next "http://" or "https://" is, or that none is left:
+// looked for anew from each URL found, a text of many "www." and no "://"
+// after them was searched to its end once per "www.", in time quadratic
+// in its length (a body of 1 MiB of "www.:" took 10 s).
+type urlFinder struct {
+	looked bool
+	http   int // the next "http://" or "https://" at or after where it was looked for; -1: none
+}
+
+// next returns the index in s of the first URL start at or after pos, as
+// indexURL(s[pos:]) would give it plus pos (the text before pos is not
+// looked at: a "www." at pos counts whatever precedes it), or -1. pos
+// must not decrease from one call to the next.
 //
 // Rather than look at every byte of the text for an h or a w, it finds
 // the bytes every match holds at a fixed place, "://" and '.', with
@@ -409,41 +434,48 @@ func (w *walker) urls(s []byte) {
 // "https" gives the first such match (two "://" are at least three bytes
 // apart, so a later one cannot start an earlier match), and only the dots
 // before it can start an earlier "www.".
-func indexURL(s []byte) int {
-	first := -1 // the first "http://" or "https://"
-	for from := 0; ; {
-		j := bytes.Index(s[from:], []byte("://"))
-		if j < 0 {
-			break
-		}
-		j += from
-		if j >= 4 && s[j-4]|0x20 == 'h' && s[j-3]|0x20 == 't' && s[j-2]|0x20 == 't' && s[j-1]|0x20 == 'p' {
-			first = j - 4
-			break
-		}
-		if j >= 5 && s[j-5]|0x20 == 'h' && s[j-4]|0x20 == 't' && s[j-3]|0x20 == 't' && s[j-2]|0x20 == 'p' && s[j-1]|0x20 == 's' {
-			first = j - 5
-			break
-		}
-		from = j + 3
+func (f *urlFinder) next(s []byte, pos int) int {
+	if !f.looked || f.http >= 0 && f.http < pos {
+		// None looked for yet, or the one found is behind: no other
+		// lies between (it was the first), so look on from pos.
+		f.looked, f.http = true, indexHTTP(s, pos)
 	}
-	// A "www." before it: its dot is at most at first+2.
+	// A "www." before it: its dot is at most at http+2.
 	end := len(s)
-	if first >= 0 {
-		end = first + 3
+	if f.http >= 0 {
+		end = f.http + 3
 	}
-	for from := 3; from < end; {
+	for from := pos + 3; from < end; {
 		p := bytes.IndexByte(s[from:end], '.')
 		if p < 0 {
 			break
 		}
 		p += from
-		if i := p - 3; s[i]|0x20 == 'w' && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && (i == 0 || !isHostByte(s[i-1])) {
+		if i := p - 3; s[i]|0x20 == 'w' && s[i+1]|0x20 == 'w' && s[i+2]|0x20 == 'w' && (i == pos || !isHostByte(s[i-1])) {
 			return i
 		}
 		from = p + 1
 	}
-	return first
+	return f.http
+}
+
+// indexHTTP returns the index of the first "http://" or "https://" that
+// starts at or after pos in s (ASCII case-insensitively), or -1.
+func indexHTTP(s []byte, pos int) int {
+	for from := pos; ; {
+		j := bytes.Index(s[from:], []byte("://"))
+		if j < 0 {
+			return -1
+		}
+		j += from
+		if j-4 >= pos && s[j-4]|0x20 == 'h' && s[j-3]|0x20 == 't' && s[j-2]|0x20 == 't' && s[j-1]|0x20 == 'p' {
+			return j - 4
+		}
+		if j-5 >= pos && s[j-5]|0x20 == 'h' && s[j-4]|0x20 == 't' && s[j-3]|0x20 == 't' && s[j-2]|0x20 == 'p' && s[j-1]|0x20 == 's' {
+			return j - 5
+		}
+		from = j + 3
+	}
 }
 
 func isHostByte(c byte) bool {
