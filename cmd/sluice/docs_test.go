@@ -649,7 +649,7 @@ func sluiceMetrics(t *testing.T) map[string]*registeredMetric {
 	m.DNSBLCacheHit("dnsbl", "zen.example")
 	m.DNSBLQuery("dnsbl", "zen.example", time.Millisecond)
 	m.DNSBLHealth("dnsbl", "zen.example", true)
-	m.HeaderfixFound("headerfix", "split_cr")
+	m.HeaderfixFound("headerfix", "split_cr", 1)
 	m.HeaderfixMessage("headerfix", "fix")
 	m.SenderRulesLoaded("senders", 2, []string{"*.example"})
 	m.SenderRulesReloaded("senders", false)

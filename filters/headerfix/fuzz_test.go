@@ -140,7 +140,7 @@ func checkRepair(t *testing.T, in []filters.Header, p Placement) {
 	reported := 0
 	for _, fx := range res.Fixes {
 		if fx.Kind != SplitMerged {
-			reported++
+			reported += fx.N()
 		}
 		if fx.Kind.IsSplit() && !validName(fx.NewField) {
 			t.Fatalf("split off an invalid name: %+v", fx)

@@ -37,9 +37,10 @@ import (
 // Observer is told what the filter finds, for metrics. It must be safe for
 // concurrent use. filter is the filter's name in the pipeline.
 type Observer interface {
-	// HeaderfixFound reports one repair found in a message, by kind (see
-	// Kind.String), whether or not the policy let the filter make it.
-	HeaderfixFound(filter, kind string)
+	// HeaderfixFound reports n repairs of one kind (see Kind.String)
+	// found in a message, whether or not the policy let the filter make
+	// them.
+	HeaderfixFound(filter, kind string, n int)
 	// HeaderfixMessage reports a message that needed repair and what the
 	// filter did: "fix", "tag", "reject", or "too_many" when it had more
 	// stray line ends than it repairs (see MaxSplits).
@@ -135,7 +136,7 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 	summary := summarize(res.Fixes, in, drop)
 	if f.obs != nil {
 		for _, fx := range res.Fixes {
-			f.obs.HeaderfixFound(f.name, fx.Kind.String())
+			f.obs.HeaderfixFound(f.name, fx.Kind.String(), fx.N())
 		}
 	}
 	splits := 0
@@ -254,27 +255,27 @@ const (
 func summarize(fixes []Fix, in []filters.Header, drop map[int]bool) string {
 	var items []string
 	count := map[string]int{}
-	add := func(s string) {
+	add := func(s string, n int) {
 		if count[s] == 0 {
 			items = append(items, s)
 		}
-		count[s]++
+		count[s] += n
 	}
 	for _, fx := range fixes {
 		switch fx.Kind {
 		case SplitCR, SplitLF, SplitMerged:
-			add("split " + short(fx.Field) + "/" + short(fx.NewField))
+			add("split "+short(fx.Field)+"/"+short(fx.NewField), fx.N())
 		case SpaceCR:
-			add("CR to space in " + short(fx.Field))
+			add("CR to space in "+short(fx.Field), fx.N())
 		case SpaceLF:
-			add("LF to space in " + short(fx.Field))
+			add("LF to space in "+short(fx.Field), fx.N())
 		case SpaceNUL:
-			add("NUL to space in " + short(fx.Field))
+			add("NUL to space in "+short(fx.Field), fx.N())
 		}
 	}
 	for i, h := range in {
 		if drop[i] {
-			add("dropped " + short(h.Name) + " added by MTA")
+			add("dropped "+short(h.Name)+" added by MTA", 1)
 		}
 	}
 	var b strings.Builder

@@ -508,10 +508,10 @@ type countingObserver struct {
 	messages map[string]int
 }
 
-func (o *countingObserver) HeaderfixFound(filter, kind string) {
+func (o *countingObserver) HeaderfixFound(filter, kind string, n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.found[filter+"/"+kind]++
+	o.found[filter+"/"+kind] += n
 }
 
 func (o *countingObserver) HeaderfixMessage(filter, action string) {

@@ -545,8 +545,8 @@ func (m *Metrics) ArchiveFailed(filter, target string) {
 }
 
 // HeaderfixFound implements headerfix.Observer.
-func (m *Metrics) HeaderfixFound(filter, kind string) {
-	m.headerfixRepairs.WithLabelValues(filter, kind).Inc()
+func (m *Metrics) HeaderfixFound(filter, kind string, n int) {
+	m.headerfixRepairs.WithLabelValues(filter, kind).Add(float64(n))
 }
 
 // HeaderfixMessage implements headerfix.Observer.
