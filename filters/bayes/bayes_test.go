@@ -1472,7 +1472,10 @@ func TestHeaderLineLimit(t *testing.T) {
 		{"long word with placeholders", "header: {format: '{verdict}," + strings.Repeat("x", 900) + "{queue_id}{version}'}", "header.format: a word of"},
 		{"long name", "header: {name: X-" + strings.Repeat("n", 950) + "}", "header.name: 952 characters leave no room"},
 		{"word one over the limit", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")+1) + "'}", "header.format: a word of 983 characters"},
-		{"word at the limit", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")) + "'}", ""},
+		{"word at the limit", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")) + " end'}", ""},
+		// The last word gets the comma of ", autolearn=ham".
+		{"last word at the limit", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")) + "'}", "header.format: the last word, of 982 characters"},
+		{"last word at the limit, with its comma", "header: {format: '{verdict} " + strings.Repeat("x", 998-len("X-Sluice-Bayes: ")-1) + "'}", ""},
 		{"default", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1499,6 +1502,29 @@ func TestHeaderLineLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The comma the auto-learning note puts after the format's last word
+// counts: a last word one short of the line limit gives a line at the
+// limit with the note, never one over it.
+func TestHeaderLineLimitWithAutolearn(t *testing.T) {
+	last := strings.Repeat("x", 998-len("X-Sluice-Bayes: ")-1)
+	f := newFilter(t, trainedStore(t), "autolearn: {ham: 0.3}\nheader: {format: '{verdict} "+last+"'}", nil)
+	v := check(t, f, hamMessage())
+	if h := added(v, "X-Sluice-Bayes"); !strings.HasSuffix(h, last+", autolearn=ham") {
+		t.Fatalf("header %q, want the note after the last word", h)
+	}
+	var folded string
+	for _, e := range v.Edits {
+		if e.Kind == filters.AddHeader && e.Name == "X-Sluice-Bayes" {
+			folded = e.Value
+		}
+	}
+	for i, l := range strings.Split("X-Sluice-Bayes: "+folded, "\n") {
+		if len(l) > 998 {
+			t.Errorf("line %d of the field is %d characters long", i, len(l))
+		}
 	}
 }
 

@@ -110,9 +110,10 @@ var placeholderMax = map[string]int{"verdict": len("Unsure"), "spamicity": len("
 var fixedWordMax = len("queue_id=,") + placeholderMax["queue_id"]
 
 // longestWord is the length of the longest word (text between spaces)
-// the template can render, each placeholder counted at its longest.
-func (t template) longestWord() int {
-	longest, cur := 0, 0
+// the template can render, and of its last word, each placeholder counted
+// at its longest.
+func (t template) longestWord() (longest, last int) {
+	cur := 0
 	for _, p := range t {
 		if p.field != "" {
 			cur += placeholderMax[p.field]
@@ -128,7 +129,7 @@ func (t template) longestWord() int {
 			longest = max(longest, cur)
 		}
 	}
-	return longest
+	return longest, cur
 }
 
 // checkLineLimit checks that the field name and every word of the value
@@ -140,8 +141,14 @@ func checkLineLimit(name string, format template) error {
 	if room < fixedWordMax {
 		return fmt.Errorf("header.name: %d characters leave no room on a line of %d (RFC 5322 2.1.1) for the value's words", len(name), maxLineHard)
 	}
-	if n := format.longestWord(); n > room {
+	n, last := format.longestWord()
+	if n > room {
 		return fmt.Errorf("header.format: a word of %d characters (placeholders counted at their longest) does not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", n, maxLineHard, name+": ")
+	}
+	// The auto-learning note is appended as ", autolearn=spam": the
+	// last word gets the comma.
+	if last+len(",") > room {
+		return fmt.Errorf("header.format: the last word, of %d characters (placeholders counted at their longest), and the comma of \", autolearn=...\" after it do not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", last, maxLineHard, name+": ")
 	}
 	return nil
 }
