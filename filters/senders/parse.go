@@ -426,15 +426,30 @@ func normGlob(g string) (string, string) {
 	return g, ""
 }
 
+// upperASCII upper-cases the ASCII letters of s and leaves every other
+// byte as it is. Actions are ASCII words, compared without case as
+// Sendmail compares them; strings.ToUpper would also take "dıscard"
+// (dotless i) for DISCARD, and change the length of the text before the
+// reason of a "QUARANTıNE:" that the reason is then cut from.
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
 // parseValue parses the right-hand side: an action.
 func parseValue(r *Rule, v string) string {
 	word, rest := v, ""
 	if i := strings.IndexAny(v, " \t"); i >= 0 {
 		word, rest = v[:i], strings.TrimSpace(v[i:])
 	}
-	upper := strings.ToUpper(word)
+	upper := upperASCII(word)
 	switch {
-	case strings.HasPrefix(strings.ToUpper(v), "ERROR:"):
+	case strings.HasPrefix(upperASCII(v), "ERROR:"):
 		return parseError(r, v[len("ERROR:"):])
 	case bareError(v):
 		// Sendmail's older form of ERROR: ("### any text", optionally

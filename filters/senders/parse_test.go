@@ -187,6 +187,9 @@ func TestParseMalformedLines(t *testing.T) {
 		{"example.com   ", "missing action"},
 		{"example.com   # REJECT", "missing action"},
 		{"example.com REJEKT", `unknown action "REJEKT"`},
+		// Actions are ASCII words: a dotless i is no i.
+		{"example.com D\u0131SCARD", "unknown action \"D\u0131SCARD\""},
+		{"example.com QUARANT\u0131NE:x", "unknown action \"QUARANT\u0131NE:x\""},
 		{"example.com REJECT please", `unexpected text "please" after REJECT`},
 		{"example.com ERROR:", "want a reply code and text"},
 		{`example.com ERROR:"550`, "unterminated quote"},
