@@ -123,9 +123,13 @@ func normalizeDomain(d string) (string, bool) {
 	if !labelsOK(d) {
 		return "", false
 	}
-	// A name of digits and dots only is an IPv4 address given as a
-	// domain (a bare HELO argument); it is not a domain to look up.
-	if _, err := netip.ParseAddr(d); err == nil {
+	// A name whose last label is digits only is no domain (no top-level
+	// domain is all-numeric, RFC 3696 2): an IPv4 address given as a
+	// domain (a bare HELO argument), written plainly or with zeros in
+	// front ("001.002.003.004", which netip does not parse). Spamhaus's
+	// DBL answers such a query 127.0.1.255, "IP queries prohibited",
+	// which a codes rule for 127.0.1.0/24 would read as a listing.
+	if last := d[strings.LastIndexByte(d, '.')+1:]; strings.Trim(last, "0123456789") == "" {
 		return "", false
 	}
 	return d, true

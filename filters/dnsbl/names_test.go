@@ -49,6 +49,12 @@ func TestDomains(t *testing.T) {
 		{"localhost", "", false},
 		{"[192.0.2.1]", "", false},
 		{"192.0.2.1", "", false},
+		// No top-level domain is all-numeric: an address with zeros in
+		// front, which netip does not parse, is not looked up either
+		// (Spamhaus's DBL answers IP queries with a code of its range).
+		{"001.002.003.004", "", false},
+		{"mail.example.123", "", false},
+		{"1.example", "1.example", true},
 		{"", "", false},
 		{"a..b", "", false},
 		{"bad domain.example", "", false},
