@@ -67,9 +67,9 @@ type Fix struct {
 	NewField string
 	// Repeat is how many more times the same fix was made in the same
 	// part of the field, for the kinds that turn a byte into a space: a
-	// run of a million NUL bytes is one record, not a million (each
-	// one's record and summary took a second and 300 MB for a header of
-	// 1 MiB).
+	// run of a million NUL bytes is one record, not a million (a record
+	// and a summary string each took half a second and 300 MB for a
+	// header of 1 MiB).
 	Repeat int
 }
 
