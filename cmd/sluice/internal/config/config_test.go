@@ -475,3 +475,31 @@ func TestOwnedMessageFieldRefused(t *testing.T) {
 		}
 	}
 }
+
+// A number with a fraction where a whole number belongs is an error with
+// the key and line: yaml.v3 would cut it to its whole part without a
+// word, so that max_connections: 0.5 meant no limit at all and a filter's
+// count of 0.9 its default.
+func TestWholeNumberRefusesFraction(t *testing.T) {
+	for _, src := range []string{"max_connections: 0.5\n", "max_connections: 1e3\n", "max_connections: 2.0\n"} {
+		_, err := config.Parse("f.yml", []byte(src), filtertest.Registry())
+		if err == nil || !strings.Contains(err.Error(), "f.yml:1: max_connections:") || !strings.Contains(err.Error(), "whole number") {
+			t.Errorf("%q: error %v, want a whole number asked for at f.yml:1 max_connections", src, err)
+		}
+	}
+	c, err := config.Parse("f.yml", []byte("max_connections: 0x10\nfilters:\n  - type: script\n    options:\n      count: 7\n      limit: 0.9\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConnections != 16 {
+		t.Errorf("max_connections 0x10 read as %d", c.MaxConnections)
+	}
+	var opts struct {
+		Count int    `yaml:"count"`
+		Limit *uint8 `yaml:"limit"`
+	}
+	err = c.DecodeOptions(0, &opts)
+	if err == nil || !strings.Contains(err.Error(), "f.yml:6: filters[0].options.limit:") || !strings.Contains(err.Error(), "whole number") {
+		t.Errorf("options: error %v (limit %v), want a whole number asked for at f.yml:6 filters[0].options.limit", err, opts.Limit)
+	}
+}

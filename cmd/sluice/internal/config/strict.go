@@ -144,6 +144,11 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("want a single value (%s), not a list or mapping", t.Kind())}
 		}
+		if t.Kind() >= reflect.Int && t.Kind() <= reflect.Uintptr && n.ShortTag() == "!!float" {
+			// yaml.v3 decodes a float into an integer by cutting off
+			// its fraction: max_connections: 0.5 would be 0, no limit.
+			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a whole number written in digits, such as 100", n.Value)}
+		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			return &Error{File: w.file, Line: n.Line, Key: path, Err: valueError(err)}
 		}
