@@ -432,16 +432,25 @@ func sharesPort(a milter.Address, host string, port int) bool {
 // Each filter is printed with the timeout and on_failure that apply to
 // it, those of filter_defaults where the entry sets none: an
 // administrator reading the output should not have to work them out.
-// c itself is left as written.
+// Options are printed with the values their aliases refer to (see
+// expandAliases). c itself is left as written.
 func (c *Config) Marshal() ([]byte, error) {
 	out := *c
 	out.Filters = make([]Filter, len(c.Filters))
+	budget := maxPrintedNodes
 	for i, f := range c.Filters {
 		if f.Timeout == 0 {
 			f.Timeout = c.FilterDefaults.Timeout
 		}
 		if f.OnFailure == "" {
 			f.OnFailure = c.FilterDefaults.OnFailure
+		}
+		if f.Options.Kind != 0 {
+			opts, err := expandAliases(&f.Options, &budget)
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d].options: %w", i, err)
+			}
+			f.Options = *opts
 		}
 		out.Filters[i] = f
 	}
@@ -453,6 +462,41 @@ func (c *Config) Marshal() ([]byte, error) {
 	}
 	enc.Close()
 	return b.Bytes(), nil
+}
+
+// maxPrintedNodes bounds the nodes of the options Marshal prints once
+// their aliases are expanded: nested aliases ("billion laughs") would
+// make a few hundred bytes a tree of a billion nodes. A real
+// configuration has a few hundred.
+const maxPrintedNodes = 1 << 16
+
+// expandAliases returns a copy of n in which each alias is replaced by a
+// copy of the node it refers to, and no node has an anchor. Printed as
+// written, an alias would refer to an anchor that is no longer in the
+// output when it was set on a value Marshal prints from the decoded
+// config (timeout: &t 5s, then delay: *t in options): the printed
+// configuration would not read back ("unknown anchor"), nor show the
+// value the filter gets. budget counts down the nodes made.
+func expandAliases(n *yaml.Node, budget *int) (*yaml.Node, error) {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if *budget--; *budget < 0 {
+		return nil, fmt.Errorf("more than %d values once aliases are expanded", maxPrintedNodes)
+	}
+	cp := *n
+	cp.Anchor = ""
+	if n.Content != nil {
+		cp.Content = make([]*yaml.Node, len(n.Content))
+		for i, item := range n.Content {
+			c, err := expandAliases(item, budget)
+			if err != nil {
+				return nil, err
+			}
+			cp.Content[i] = c
+		}
+	}
+	return &cp, nil
 }
 
 // Size is a byte count written as a number or with a unit: "512KiB",

@@ -503,3 +503,71 @@ func TestWholeNumberRefusesFraction(t *testing.T) {
 		t.Errorf("options: error %v (limit %v), want a whole number asked for at f.yml:6 filters[0].options.limit", err, opts.Limit)
 	}
 }
+
+// The effective configuration that config check prints is YAML that
+// reads back as the same configuration, also when the file shares
+// values through anchors and aliases: the options are printed with the
+// values they refer to, not with an alias whose anchor, on a setting
+// printed as a plain value, is gone from the output.
+func TestMarshalExpandsAliases(t *testing.T) {
+	src := `filters:
+  - type: sleep
+    timeout: &t 5s
+    options: &o
+      delay: *t
+  - type: sleep
+    name: second
+    options: *o
+  - type: script
+    options:
+      header: &h X-Shared
+      reject_text: *h
+`
+	c, err := config.Parse("a.yml", []byte(src), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Check(c, filtertest.Registry()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := config.Parse("printed.yml", out, filtertest.Registry())
+	if err != nil {
+		t.Fatalf("printed config does not read back: %v\n%s", err, out)
+	}
+	var delay struct {
+		Delay time.Duration `yaml:"delay"`
+	}
+	for i := range 2 {
+		if err := again.DecodeOptions(i, &delay); err != nil || delay.Delay != 5*time.Second {
+			t.Errorf("filters[%d].options read back: delay %v, err %v; want 5s\n%s", i, delay.Delay, err, out)
+		}
+	}
+	for _, want := range []string{"      delay: 5s\n", "      header: X-Shared\n      reject_text: X-Shared\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("printed config lacks\n%s\nin\n%s", want, out)
+		}
+	}
+
+	// Nested aliases that expand to a billion values are refused, not
+	// expanded.
+	var bomb strings.Builder
+	bomb.WriteString("filters:\n  - type: script\n    options:\n")
+	for i := range 9 {
+		item := "x"
+		if i > 0 {
+			item = fmt.Sprintf("*l%d", i-1)
+		}
+		fmt.Fprintf(&bomb, "      l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(item+", ", 10), ", "))
+	}
+	c, err = config.Parse("bomb.yml", []byte(bomb.String()), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Marshal(); err == nil || !strings.Contains(err.Error(), "filters[0].options:") {
+		t.Errorf("alias bomb printed: error %v, want one naming filters[0].options", err)
+	}
+}
