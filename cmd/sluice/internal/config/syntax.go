@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -44,6 +45,14 @@ func decodeDocuments(data []byte, doc *yaml.Node) (*yaml.Node, error) {
 // line; past it, the line yaml.v3 gave stands.
 const syntaxBudget = 64 << 20
 
+// syntaxTime bounds the time syntaxError decodes again, as syntaxBudget
+// does the bytes. The bytes alone do not bound the time: yaml.v3 checks
+// every flow list or mapping still open at each token, so that a line
+// nested 10000 deep costs a hundred times more per byte, and 50 KB of it
+// took 80 seconds within the byte budget, holding config check, the
+// start, or a reload and the stop signal behind it.
+const syntaxTime = time.Second
+
 // syntaxError turns a yaml.v3 syntax error in data into an Error at the
 // line and column that have the mistake. yaml.v3 numbers the line where
 // the construct around the mistake starts (the mapping, the quoted
@@ -58,6 +67,8 @@ const syntaxBudget = 64 << 20
 func syntaxError(file string, data []byte, err error) error {
 	given, msg := splitYAMLError(err)
 	spent := 0
+	deadline := time.Now().Add(syntaxTime)
+	within := func() bool { return spent <= syntaxBudget && time.Now().Before(deadline) }
 	fails := func(prefix []byte) bool {
 		var doc yaml.Node
 		spent += len(prefix)
@@ -71,7 +82,7 @@ func syntaxError(file string, data []byte, err error) error {
 	line, col := given, 0
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	end := 0
-	for n := 1; n <= len(lines) && spent <= syntaxBudget; n++ {
+	for n := 1; n <= len(lines) && within(); n++ {
 		end += len(lines[n-1])
 		if n < given || !fails(data[:end]) {
 			continue
@@ -89,7 +100,7 @@ func syntaxError(file string, data []byte, err error) error {
 		// is no UTF-8 is one character of one byte (utf8.RuneLen of
 		// the replacement character a range loop gives for it would
 		// be 3, past the end of the line).
-		for i := 0; i < len(text) && spent <= syntaxBudget; {
+		for i := 0; i < len(text) && within(); {
 			_, size := utf8.DecodeRuneInString(text[i:])
 			if fails(data[:start+i+size]) {
 				col = utf8.RuneCountInString(text[:i]) + 1

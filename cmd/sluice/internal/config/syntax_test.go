@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/filters/filtertest"
@@ -61,5 +62,29 @@ func TestSyntaxErrorLines(t *testing.T) {
 				t.Errorf("error %q, want prefix %q\n%s", err, tc.want, tc.src)
 			}
 		})
+	}
+}
+
+// A broken file nested deep in flow lists is reported within a second or
+// so: yaml.v3 takes longer for each level open at every token, and the
+// search for the place of the mistake, which decodes the file again up to
+// each character of the line, took 80 seconds on these 50 KB, holding
+// config check, the start, or a reload (and a stop signal behind it).
+func TestSyntaxErrorDeepNestingBounded(t *testing.T) {
+	src := "log: " + strings.Repeat("[", 9990) + strings.Repeat("1,", 20000) + "@\n"
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := config.Parse("deep.yml", []byte(src), filtertest.Registry())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.HasPrefix(err.Error(), "deep.yml:1:") || !strings.Contains(err.Error(), "cannot start any token") {
+			t.Errorf("error %v, want yaml.v3's at deep.yml:1", err)
+		}
+		t.Logf("reported after %v", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("still looking for the place of the mistake after 10s")
 	}
 }
