@@ -571,3 +571,33 @@ func TestMarshalExpandsAliases(t *testing.T) {
 		t.Errorf("alias bomb printed: error %v, want one naming filters[0].options", err)
 	}
 }
+
+// An empty key ("": x, or a "?" with no key, as a template whose
+// variable came out empty writes) is an unknown key like any other. It
+// matched the fields that have no key of their own (Config.File, the
+// unexported ones), so the strict check let it through, and yaml.v3
+// dropped it without a word.
+func TestEmptyKeyRefused(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"\"\": /var/lib/other\n", `k.yml:1: "": unknown key`},
+		{"state_dir: /x\n? \n: 7\n", `k.yml:2: "": unknown key`},
+		{"filters:\n  - type: script\n    '': 5s\n", `k.yml:3: filters[0]."": unknown key`},
+	} {
+		_, err := config.Parse("k.yml", []byte(tc.src), filtertest.Registry())
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want prefix %q", tc.src, err, tc.want)
+		}
+	}
+	c, err := config.Parse("k.yml", []byte("filters:\n  - type: script\n    options:\n      \"\": X-Other\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts struct {
+		Header string `yaml:"header"`
+		seen   bool
+	}
+	err = c.DecodeOptions(0, &opts)
+	if want := `k.yml:4: filters[0].options."": unknown key`; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("options: error %v, want prefix %q (seen %v)", err, want, opts.seen)
+	}
+}

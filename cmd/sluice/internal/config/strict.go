@@ -103,7 +103,13 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			f, ok := fieldByTag(t, k.Value)
-			key := join(path, k.Value)
+			name := k.Value
+			if name == "" {
+				// Written "" or as a "?" with no key; shown so, not
+				// as nothing.
+				name = `""`
+			}
+			key := join(path, name)
 			if !ok {
 				return &Error{File: w.file, Line: k.Line, Key: key, Err: fmt.Errorf("unknown key%s (known: %s)", didYouMean(k.Value, tagNames(t)), strings.Join(tagNames(t), ", "))}
 			}
@@ -219,6 +225,12 @@ func join(path, key string) string {
 }
 
 func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	if name == "" {
+		// tagName is "" for the fields that have no key (unexported,
+		// or tagged "-"), which yaml.v3 does not fill in: an empty key
+		// would pass here and then be dropped without a word.
+		return reflect.StructField{}, false
+	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if tagName(f) == name {
