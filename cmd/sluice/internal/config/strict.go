@@ -181,6 +181,13 @@ func valueError(err error) error {
 func didYouMean(key string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
+		// The distance is at least the difference in length. A key
+		// much longer than k is no typo of it, and editDistance would
+		// fill a table of its length times k's: gigabytes for the
+		// megabytes an explicit key ("? ...") may hold.
+		if diff := len(key) - len(k); diff >= bestDist || -diff >= bestDist {
+			continue
+		}
 		if d := editDistance(key, k); d < bestDist {
 			best, bestDist = k, d
 		}
