@@ -621,3 +621,31 @@ func TestLongUnknownKeyCheap(t *testing.T) {
 		t.Errorf("reading a file of 1 MiB with one unknown key allocated %d MiB", alloc>>20)
 	}
 }
+
+// A whole number written with a leading 0 is an error: yaml.v3 reads
+// 0100 as octal, 64, as YAML 1.1 had it, so that max_connections: 0100
+// let in 64 connections, and 09, no octal, as the float 9.
+func TestWholeNumberLeadingZero(t *testing.T) {
+	for _, src := range []string{"max_connections: 0100\n", "max_connections: -0100\n", "max_connections: 09\n", "max_connections: 00\n"} {
+		_, err := config.Parse("z.yml", []byte(src), filtertest.Registry())
+		if err == nil || !strings.HasPrefix(err.Error(), "z.yml:1: max_connections:") || !strings.Contains(err.Error(), "leading 0") {
+			t.Errorf("%q: error %v, want one about the leading 0 at z.yml:1 max_connections", src, err)
+		}
+	}
+	for src, want := range map[string]int{"max_connections: 0\n": 0, "max_connections: 0o100\n": 64, "max_connections: 100\n": 100} {
+		c, err := config.Parse("z.yml", []byte(src), filtertest.Registry())
+		if err != nil || c.MaxConnections != want {
+			t.Errorf("%q: %v, max_connections %v; want %d", src, err, c, want)
+		}
+	}
+	c, err := config.Parse("z.yml", []byte("filters:\n  - type: script\n    options:\n      count: 010\n"), filtertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts struct {
+		Count int `yaml:"count"`
+	}
+	if err := c.DecodeOptions(0, &opts); err == nil || !strings.HasPrefix(err.Error(), "z.yml:4: filters[0].options.count:") {
+		t.Errorf("options: error %v (count %d), want one at z.yml:4 filters[0].options.count", err, opts.Count)
+	}
+}

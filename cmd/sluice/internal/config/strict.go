@@ -150,10 +150,20 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.ScalarNode {
 			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("want a single value (%s), not a list or mapping", t.Kind())}
 		}
-		if t.Kind() >= reflect.Int && t.Kind() <= reflect.Uintptr && n.ShortTag() == "!!float" {
+		if k := t.Kind(); k >= reflect.Int && k <= reflect.Uintptr {
+			tag := n.ShortTag()
+			// yaml.v3 reads a number with a leading 0 as octal, as
+			// YAML 1.1 did (0100 is 64), and one that is no octal
+			// (09) as a float: neither is what a reader of the file
+			// sees. 0o100 says octal.
+			if d := strings.TrimLeft(n.Value, "+-"); (tag == "!!int" || tag == "!!float") && len(d) > 1 && d[0] == '0' && (d[1] >= '0' && d[1] <= '9' || d[1] == '_') {
+				return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: write a whole number without a leading 0 (YAML would read it as octal; write 0o... if that is meant)", n.Value)}
+			}
 			// yaml.v3 decodes a float into an integer by cutting off
 			// its fraction: max_connections: 0.5 would be 0, no limit.
-			return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a whole number written in digits, such as 100", n.Value)}
+			if tag == "!!float" {
+				return &Error{File: w.file, Line: n.Line, Key: path, Err: fmt.Errorf("%q: want a whole number written in digits, such as 100", n.Value)}
+			}
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			return &Error{File: w.file, Line: n.Line, Key: path, Err: valueError(err)}
