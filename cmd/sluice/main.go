@@ -173,6 +173,12 @@ func (c *cli) loadConfig(file string) (*config.Config, error) {
 	if file != "" {
 		path, explicit = file, true
 	}
+	if explicit && path == "" {
+		// "--config $UNSET": config.Load takes "" for the built-in
+		// defaults, which have no filters; serve would pass every
+		// message unfiltered, whatever the default file holds.
+		return nil, fmt.Errorf("--config is empty (a variable not set?): give a file, or leave --config out for %s", defaultConfigPath)
+	}
 	cfg, err := config.Load(path, c.reg)
 	if err != nil && !explicit && errors.Is(err, fs.ErrNotExist) {
 		// A symlink whose target is gone (a configuration on a mount

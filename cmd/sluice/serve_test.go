@@ -962,3 +962,28 @@ func TestConfigCheckSyntaxErrorPlace(t *testing.T) {
 		t.Errorf("error %v, want prefix %q", err, want)
 	}
 }
+
+// --config with an empty value (a variable that is not set, as in
+// "--config $SLUICE_CONFIG") names no file: it is an error, not the
+// built-in defaults, which have no filters and under serve would pass
+// every message unfiltered, whatever /etc/sluice/sluice.yml holds.
+func TestConfigFlagEmptyRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--config", "", "config", "check"},
+		{"--config=", "config", "check"},
+		{"config", "check", "--config", ""},
+	} {
+		root := newRootCmd(filtertest.Registry())
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		err := run(root, args)
+		if err == nil || !strings.Contains(err.Error(), "--config") {
+			t.Errorf("%q: error %v, want one about --config; output:\n%s", args, err, out.String())
+		}
+	}
+	c := &cli{configPath: "", configSet: true, reg: filtertest.Registry()}
+	if cfg, err := c.loadConfig(""); err == nil {
+		t.Errorf("serve with --config \"\": config %+v, want an error", cfg)
+	}
+}
