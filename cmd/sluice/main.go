@@ -227,6 +227,12 @@ error.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := ""
 			if len(args) == 1 {
+				if args[0] == "" {
+					// "config check $NEW" with NEW unset: checking
+					// the --config file instead would pass a file
+					// nobody meant.
+					return errors.New("FILE is empty (a variable not set?): name the file to check, or give no FILE for the --config file")
+				}
 				file = args[0]
 			}
 			cfg, err := c.loadConfig(file)

@@ -987,3 +987,19 @@ func TestConfigFlagEmptyRefused(t *testing.T) {
 		t.Errorf("serve with --config \"\": config %+v, want an error", cfg)
 	}
 }
+
+// config check with an empty FILE ("config check $NEW" with NEW unset)
+// is an error: it checked the default file instead and said nothing of
+// the file meant, so "config check $NEW && install $NEW ..." went on.
+func TestConfigCheckEmptyFileArgRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	os.WriteFile(path, []byte("log:\n  level: info\n"), 0o644)
+	root := newRootCmd(filtertest.Registry())
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err := run(root, []string{"--config", path, "config", "check", ""})
+	if err == nil || !strings.Contains(err.Error(), "FILE") {
+		t.Errorf("error %v, want one about the empty FILE; output:\n%s", err, out.String())
+	}
+}
