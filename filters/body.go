@@ -22,7 +22,10 @@ type Body struct {
 
 	mem  []byte
 	file *os.File
+	// size is the number of bytes stored, in mem or file; lost counts
+	// those written after the body broke, which it could not keep.
 	size int64
+	lost int64
 	err  error
 }
 
@@ -35,8 +38,12 @@ func NewBody(memLimit int64, dir string) *Body {
 // Write appends p to the body. After a failed spill (disk full, no
 // permission) the body is marked broken: Write keeps returning the error
 // and Err reports it, so filters can tell a complete body from a partial one.
+//
+// The bytes a broken body could not keep still count in Size: the message
+// the MTA holds has them, and the log reports its size.
 func (b *Body) Write(p []byte) (int, error) {
 	if b.err != nil {
+		b.lost += int64(len(p))
 		return 0, b.err
 	}
 	if b.file == nil && b.size+int64(len(p)) <= b.memLimit {
@@ -47,6 +54,7 @@ func (b *Body) Write(p []byte) (int, error) {
 	if b.file == nil {
 		if err := b.spill(); err != nil {
 			b.err = err
+			b.lost += int64(len(p))
 			return 0, err
 		}
 	}
@@ -54,6 +62,7 @@ func (b *Body) Write(p []byte) (int, error) {
 	b.size += int64(n)
 	if err != nil {
 		b.err = fmt.Errorf("body: write temp file: %w", err)
+		b.lost += int64(len(p) - n)
 		return n, b.err
 	}
 	return n, nil
@@ -101,8 +110,9 @@ func (b *Body) snapshot() *Body {
 	return &c
 }
 
-// Size returns the number of bytes received.
-func (b *Body) Size() int64 { return b.size }
+// Size returns the number of bytes received, also those a broken body
+// could not keep (see Err); Reader gives only the ones kept.
+func (b *Body) Size() int64 { return b.size + b.lost }
 
 // Spilled reports whether the body went to a temporary file.
 func (b *Body) Spilled() bool { return b.file != nil }
@@ -124,7 +134,7 @@ func (b *Body) Reader() io.Reader {
 // more than once.
 func (b *Body) Close() error {
 	b.mem = nil
-	b.size = 0
+	b.size, b.lost = 0, 0
 	if b.file == nil {
 		return nil
 	}

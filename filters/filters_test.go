@@ -535,3 +535,23 @@ func TestApplyEditsManyDeletions(t *testing.T) {
 		t.Errorf("last field %s: %s, want the added one", h.Name, h.Value)
 	}
 }
+
+// Size counts every byte written, also those a broken body could not
+// keep; the reader gives only what was kept.
+func TestBodySpillFailureSize(t *testing.T) {
+	b := filters.NewBody(4, "/nonexistent/dir/for/sluice")
+	defer b.Close()
+	b.Write([]byte("1234"))
+	b.Write([]byte("56"))
+	b.Write([]byte("789"))
+	if b.Err() == nil {
+		t.Fatal("spill into a missing directory did not fail")
+	}
+	if got := b.Size(); got != 9 {
+		t.Errorf("Size() = %d, want 9, the bytes written", got)
+	}
+	got, _ := io.ReadAll(b.Reader())
+	if string(got) != "1234" {
+		t.Errorf("what was stored before the failure: %q", got)
+	}
+}

@@ -194,15 +194,18 @@ func (f *flow) deliveredEdits() []filters.HeaderEdit {
 
 // bodyChunk stores a piece of the body. An error leaves the body marked
 // incomplete (Body.Err); filters treat it so, and the message itself is
-// in the MTA's hands and not lost.
+// in the MTA's hands and not lost. The error is returned once, when the
+// body breaks; the chunks after it are still written, for the body to
+// count them in its size.
 func (f *flow) bodyChunk(chunk []byte) error {
 	if f.msg.Body == nil {
 		f.msg.Body = filters.NewBody(f.cfg.BodyMemoryLimit, f.cfg.TempDir)
 	}
-	if f.msg.Body.Err() != nil {
+	broken := f.msg.Body.Err() != nil
+	_, err := f.msg.Body.Write(chunk)
+	if broken {
 		return nil
 	}
-	_, err := f.msg.Body.Write(chunk)
 	return err
 }
 

@@ -141,3 +141,32 @@ func TestBodySpillDirectoryRemoved(t *testing.T) {
 		t.Errorf("spill directory after the message: %v, %v; want it made again, mode 0700", fi, err)
 	}
 }
+
+// A body that cannot be stored (the spill directory cannot be made) is
+// still reported with the size the MTA sent in the message's log line
+// ("size", documented as the body bytes received), not with the part
+// kept in memory: a 50 MB message on a full disk must not read as a
+// 1 MiB one when an administrator looks for it.
+func TestBodySpillFailureReportsSizeReceived(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone", "spill") // its parent is missing too: not made again
+	sums := &summaries{}
+	w := &bodyWatcher{}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(w), BodyMemoryLimit: 1024, TempDir: dir}, sums)
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	big := strings.Repeat("0123456789abcdef\r\n", 6000) // 108 kB: two body chunks
+	if _, act := sendMessage(t, s, "a@example.org", "b@example.org", [][2]string{{"Subject", "hi"}}, big); act.Code != gomilter.ActAccept {
+		t.Fatalf("action %c, want accept", act.Code)
+	}
+	sums.wait()
+	sums.mu.Lock()
+	defer sums.mu.Unlock()
+	if len(sums.sums) != 1 || sums.sums[0].BodySize != int64(len(big)) {
+		t.Errorf("summaries %+v, want one with BodySize %d", sums.sums, len(big))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) != 1 || !w.seen[0].broken {
+		t.Errorf("filter saw %+v, want a body marked broken", w.seen)
+	}
+}
