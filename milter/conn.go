@@ -59,6 +59,9 @@ type conn struct {
 
 	// onWrite runs after each successful write, in the session goroutine.
 	onWrite func()
+	// writeErr is the error of the last write that failed; used only by
+	// the session goroutine.
+	writeErr error
 
 	// timeout bounds each read and write; interrupted is set once
 	// interrupt has run, so that no later deadline undoes it.
@@ -261,7 +264,9 @@ func (c *conn) takeArgs() []string {
 func (c *conn) Write(p []byte) (int, error) {
 	c.extend(c.Conn.SetWriteDeadline)
 	n, err := c.Conn.Write(p)
-	if err == nil && c.onWrite != nil {
+	if err != nil {
+		c.writeErr = err
+	} else if c.onWrite != nil {
 		c.onWrite()
 	}
 	return n, err

@@ -42,6 +42,10 @@ type session struct {
 	draining bool
 	// endPending marks that the reply being written ends the message.
 	endPending bool
+	// ending names the message that reply ends, with the verdict the
+	// message line gave, for the log should the reply never reach the
+	// MTA; zero when the reply ends no message.
+	ending struct{ queueID, verdict string }
 }
 
 func newSession(srv *Server, ref *configRef, c *conn) *session {
@@ -78,6 +82,14 @@ func (s *session) serve() {
 		}
 		s.logMessage(filters.Continue, nil, reason, true)
 	}
+	if s.endPending && s.ending.verdict != "" {
+		// The final reply of a message was not written: the MTA gave
+		// up waiting for it (its milter timeout) and closed, or the
+		// session was cut off. The MTA applies its own default action
+		// to the message, whatever the message line above says.
+		s.log.Warn("reply not delivered: the MTA did not get the verdict and applies its milter default action to the message",
+			"queue_id", s.ending.queueID, "verdict", s.ending.verdict, "err", s.c.writeErr)
+	}
 	s.resetMessage()
 }
 
@@ -98,6 +110,7 @@ func (s *session) wrote() {
 		return
 	}
 	s.endPending = false
+	s.ending.queueID, s.ending.verdict = "", ""
 	s.mu.Lock()
 	s.busy = false
 	draining := s.draining
@@ -366,8 +379,10 @@ func (s *session) Abort(m *gomilter.Modifier) error {
 
 // finish ends the message with a final reply and logs it.
 func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomilter.Response {
+	s.ending.queueID, s.ending.verdict = "", ""
 	if s.msg != nil {
 		s.logMessage(a, r, reason, false)
+		s.ending.queueID, s.ending.verdict = s.msg.QueueID, a.String()
 	}
 	s.endPending = true
 	s.resetMessage()
