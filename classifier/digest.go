@@ -30,10 +30,12 @@ func ParseDigest(s string) (Digest, error) {
 // leaves out what delivery adds or rewrites: trace fields (Received,
 // Return-Path, Delivered-To), mailbox bookkeeping (Status, X-UID ...), spam
 // verdict fields, an mbox From_ line, and CRLF versus LF line ends.
-// A classifier records Tokenizer.Digest, which also leaves out the fields
-// of TokenizerOptions.SkipFields.
+// Of a long body only the start counts (see digestBodyBytes), as for a
+// tokenizer of the default MaxBytes. A classifier records
+// Tokenizer.Digest, which also leaves out the fields of
+// TokenizerOptions.SkipFields.
 func MessageDigest(raw []byte) Digest {
-	return messageDigest(raw, nil)
+	return messageDigest(raw, nil, digestBodyBytes(DefaultMaxBytes))
 }
 
 // Digest returns the identity under which a classifier with this tokenizer
@@ -42,12 +44,25 @@ func MessageDigest(raw []byte) Digest {
 // adds (a verdict field of a configured name) just like those MessageDigest
 // leaves out.
 func (t *Tokenizer) Digest(raw []byte) Digest {
-	return messageDigest(raw[:min(len(raw), t.opts.MaxBytes)], t.opts.SkipFields)
+	return messageDigest(raw[:min(len(raw), t.opts.MaxBytes)], t.opts.SkipFields, digestBodyBytes(t.opts.MaxBytes))
 }
 
+// digestBodyBytes is how much of a message's body, its line ends made LF,
+// goes into the digest of a message read up to maxBytes. The copies of a
+// message longer than maxBytes are cut at different places of its body:
+// the daemon's has CRLF line ends, a mailbox's LF and the trace fields of
+// the delivery above the body. Digesting all that each copy holds gave
+// every copy of such a message another digest, and a misfiled 2 MB
+// message was learned in both classes rather than moved. A quarter of
+// maxBytes is held by every copy whose header takes less than half of
+// maxBytes, even with CRLF doubling the body's blank lines; a shorter
+// body counts whole.
+func digestBodyBytes(maxBytes int) int { return max(maxBytes/4, 1) }
+
 // messageDigest is MessageDigest, leaving out the fields named in extra
-// (lower-cased) too.
-func messageDigest(raw []byte, extra []string) Digest {
+// (lower-cased) too, and the body after its first bodyBytes (with LF line
+// ends, and without the line ends at its end).
+func messageDigest(raw []byte, extra []string, bodyBytes int) Digest {
 	raw = skipMboxFromLine(raw)
 	// Every field: a digest must not change with a bound.
 	fields, body, _, _ := parseHeader(nil, raw, nil, 0)
@@ -69,16 +84,28 @@ func messageDigest(raw []byte, extra []string) Digest {
 		h.Write([]byte{'\n'})
 	}
 	h.Write([]byte{'\n'})
+	// The line ends at the end are left out: an mbox takes one off, a
+	// saved file may have one more. Of the body so trimmed, each line
+	// with an LF, only the first bodyBytes count: a copy cut short by
+	// its reader's bound (the end trimmed off it a mere cut of the
+	// body's line end) holds at least that much of the same text.
 	body = bytes.TrimRight(body, "\r\n")
-	for len(body) > 0 {
+	left := bodyBytes
+	for len(body) > 0 && left > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
 			line, body = body[:i], body[i+1:]
 		} else {
 			body = nil
 		}
-		h.Write(bytes.TrimSuffix(line, []byte("\r")))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) >= left {
+			h.Write(line[:left])
+			break
+		}
+		h.Write(line)
 		h.Write([]byte{'\n'})
+		left -= len(line) + 1
 	}
 	var d Digest
 	h.Sum(d[:0])
