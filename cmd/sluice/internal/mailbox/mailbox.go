@@ -37,6 +37,8 @@
 //     cur/ or new/ or message) is followed only if root or this user owns
 //     it, by the rule of archive.OpenTrustedLink; others are reported;
 //   - "-" is standard input, read as a file;
+//   - a UTF-8 byte order mark at the start of a file or of standard input
+//     is left out (see skipByteOrderMark);
 //   - an mbox or MMDF file is read under the locks its writers take when the
 //     caller asks for it (see Reader.Locks), as train and classify do.
 package mailbox
@@ -256,9 +258,7 @@ func isMailFile(f *os.File) bool {
 		if notMail(br) != nil {
 			return true
 		}
-		// A byte order mark, which Windows tools write before a saved
-		// message, is no reason to refuse it.
-		first := bytes.TrimPrefix(firstTextLine(br), []byte("\ufeff"))
+		first := firstTextLine(br)
 		return len(first) == 0 || classifier.IsFieldLine(first) || startsMbox(first) || bytes.Equal(first, mmdfMark)
 	})
 	return !regular || mail
@@ -279,7 +279,46 @@ func atStart(f *os.File, judge func(*bufio.Reader) bool) (verdict, regular bool)
 		br.Reset(nil)
 		readBuffers.Put(br)
 	}()
+	skipByteOrderMark(br)
 	return judge(br), true
+}
+
+// byteOrderMark is the UTF-8 byte order mark, which Windows tools write
+// before a message or mbox they save.
+var byteOrderMark = []byte("\ufeff")
+
+// skipByteOrderMark drops a byte order mark at the start of what br
+// reads, and returns how many bytes it dropped. The mark is no part of a
+// message: kept, it made the first line of the header no header field,
+// and the tokenizer read the whole header as body text; it made an mbox
+// one message, its From_ lines and all; and it made the digest another
+// than that of the same message without it.
+func skipByteOrderMark(br *bufio.Reader) int {
+	head, _ := br.Peek(len(byteOrderMark))
+	if !bytes.Equal(head, byteOrderMark) {
+		return 0
+	}
+	n, _ := br.Discard(len(byteOrderMark))
+	return n
+}
+
+// countSkipped returns fn with skipped bytes of the input, which no
+// message holds, counted in the size of the first message passed on
+// (for progress reports, see Message.Size). A first message with no size
+// is an error that ended the reading, whose caller counts what is left
+// of the input.
+func countSkipped(skipped int, fn func(Message) error) func(Message) error {
+	if skipped == 0 {
+		return fn
+	}
+	first := true
+	return func(m Message) error {
+		if first && m.Size > 0 {
+			m.Size += int64(skipped)
+		}
+		first = false
+		return fn(m)
+	}
 }
 
 // readLocked reads the mbox file open as f under its writers' locks. An
@@ -662,6 +701,7 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 		br.Reset(nil)
 		readBuffers.Put(br)
 	}()
+	fn = countSkipped(skipByteOrderMark(br), fn)
 	head, err := br.Peek(5)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fn(Message{Name: name, Err: err})
