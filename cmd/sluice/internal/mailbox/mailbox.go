@@ -20,8 +20,9 @@
 //     readMMDF);
 //   - a file compressed with gzip, xz, bzip2 or zstd is reported, not
 //     read;
-//   - any other file is one message, if named; met in a directory, one
-//     whose first line is no header field is reported, not read (see
+//   - any other file is one message, if named, without any empty lines
+//     before its header; met in a directory, one whose first line that
+//     is not empty is no header field is reported, not read (see
 //     errNoMail);
 //   - a directory with cur/ and new/ subdirectories, or with tmp/ and
 //     one of them (a copy that dropped an empty one), is a maildir: the
@@ -300,6 +301,26 @@ func skipByteOrderMark(br *bufio.Reader) int {
 	}
 	n, _ := br.Discard(len(byteOrderMark))
 	return n
+}
+
+// skipEmptyLines drops the empty lines (LF or CRLF) at the start of what
+// br reads, and returns how many bytes it dropped.
+func skipEmptyLines(br *bufio.Reader) int {
+	n := 0
+	for {
+		b, _ := br.Peek(2)
+		var end int
+		switch {
+		case len(b) > 0 && b[0] == '\n':
+			end = 1
+		case len(b) == 2 && b[0] == '\r' && b[1] == '\n':
+			end = 2
+		default:
+			return n
+		}
+		d, _ := br.Discard(end)
+		n += d
+	}
 }
 
 // countSkipped returns fn with skipped bytes of the input, which no
@@ -720,6 +741,12 @@ func ReadCapped(name string, r io.Reader, maxBytes int, fn func(Message) error) 
 		return readMMDF(name, br, maxBytes, fn)
 	}
 	if !startsMbox(first) {
+		if classifier.IsFieldLine(first) {
+			// Empty lines before the header are no part of the
+			// message: kept, the first ended its header before it
+			// began, and the tokenizer read the header as body text.
+			fn = countSkipped(skipEmptyLines(br), fn)
+		}
 		return fn(readPlain(name, br, maxBytes))
 	}
 	return readMbox(name, br, maxBytes, fn)
