@@ -28,8 +28,9 @@ func ParseDigest(s string) (Digest, error) {
 // message must get the same digest when it is learned at SMTP time by the
 // daemon and later retrained from a mailbox by the user, so the digest
 // leaves out what delivery adds or rewrites: trace fields (Received,
-// Return-Path, Delivered-To), mailbox bookkeeping (Status, X-UID ...), spam
-// verdict fields, an mbox From_ line, and CRLF versus LF line ends.
+// Return-Path, Delivered-To, Authentication-Results ...), mailbox
+// bookkeeping (Status, X-UID ...), spam verdict fields, an mbox From_
+// line, and CRLF versus LF line ends.
 // Of a long body only the start counts (see digestBodyBytes), as for a
 // tokenizer of the default MaxBytes. A classifier records
 // Tokenizer.Digest, which also leaves out the fields of
@@ -59,6 +60,22 @@ func (t *Tokenizer) Digest(raw []byte) Digest {
 // body counts whole.
 func digestBodyBytes(maxBytes int) int { return max(maxBytes/4, 1) }
 
+// laterTrace reports whether a field (its name lower-cased) is one of the
+// trace fields, other than Received, that a receiving host adds above a
+// message: Authentication-Results (RFC 8601), the ARC set (RFC 8617) and
+// Received-SPF (RFC 7208). A DKIM or DMARC verifier or an ARC sealer
+// listed after sluice in smtpd_milters adds them after the daemon saw
+// the message, so the delivered copy has them and the daemon's has not.
+// They are still tokenised: where sluice sees them, they say something
+// of the message.
+func laterTrace(name string) bool {
+	switch name {
+	case "authentication-results", "arc-authentication-results", "arc-message-signature", "arc-seal", "received-spf":
+		return true
+	}
+	return false
+}
+
 // messageDigest is MessageDigest, leaving out the fields named in extra
 // (lower-cased) too, and the body after its first bodyBytes (with LF line
 // ends, and without the line ends at its end).
@@ -68,7 +85,7 @@ func messageDigest(raw []byte, extra []string, bodyBytes int) Digest {
 	fields, body, _, _ := parseHeader(nil, raw, nil, 0)
 	h := sha256.New()
 	for _, f := range fields {
-		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || mailStoreState(string(f.name)) || isExtraSkip(f.name, extra) {
+		if f.is("received") || f.is("return-path") || laterTrace(string(f.name)) || skipHeader(string(f.name)) || mailStoreState(string(f.name)) || isExtraSkip(f.name, extra) {
 			continue
 		}
 		h.Write(f.name)
