@@ -1119,20 +1119,31 @@ const mozillaExpunged = 0x0008
 
 // thunderbirdExpunged reports whether the mbox message data (without its
 // From_ line) is one that Thunderbird deleted, or moved to another folder:
-// it sets the Expunged bit in the X-Mozilla-Status field it writes as a
-// message's first field and leaves the message in the mbox until the
+// it sets the Expunged bit in the X-Mozilla-Status field it writes at the
+// top of a message and leaves the message in the mbox until the
 // folder is compacted. A ham the user moved out of Junk sits there so
 // marked, and must not be learned as spam. The field counts only as the
-// first: one that a sender wrote comes after the trace fields of the
-// delivery, and says nothing about the folder.
+// first, or after the fields Thunderbird writes before it in a message
+// it fetched by POP (X-Account-Key, the account, and X-UIDL, the
+// message's id on the server): one that a sender wrote comes after the
+// trace fields of the delivery, and says nothing about the folder.
 func thunderbirdExpunged(data []byte) bool {
-	line, _, _ := bytes.Cut(data, []byte("\n"))
-	name, value, ok := bytes.Cut(line, []byte(":"))
-	if !ok || !bytes.EqualFold(name, []byte("X-Mozilla-Status")) {
-		return false
+	for {
+		var line []byte
+		line, data, _ = bytes.Cut(data, []byte("\n"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return false
+		}
+		if bytes.EqualFold(name, []byte("X-Account-Key")) || bytes.EqualFold(name, []byte("X-UIDL")) {
+			continue
+		}
+		if !bytes.EqualFold(name, []byte("X-Mozilla-Status")) {
+			return false
+		}
+		flags, err := strconv.ParseUint(string(bytes.TrimSpace(value)), 16, 16)
+		return err == nil && flags&mozillaExpunged != 0
 	}
-	flags, err := strconv.ParseUint(string(bytes.TrimSpace(value)), 16, 16)
-	return err == nil && flags&mozillaExpunged != 0
 }
 
 // imapPseudoSubject is the Subject of the message that UW-IMAP (and
