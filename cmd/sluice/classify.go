@@ -97,7 +97,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	default:
 		return statusError, fmt.Errorf("--format %q: want text, tsv or json", format)
 	}
-	paths, err := inputPaths(args, list, cmd.InOrStdin())
+	paths, err := inputPaths(args, list, cmd.Flags().Changed("list"), cmd.InOrStdin())
 	if err != nil {
 		return statusError, err
 	}

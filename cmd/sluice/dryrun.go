@@ -127,7 +127,7 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 	if err != nil {
 		return 2, err
 	}
-	paths, err := inputPaths(args, "", cmd.InOrStdin())
+	paths, err := inputPaths(args, "", false, cmd.InOrStdin())
 	if err != nil {
 		return testExitError, err
 	}

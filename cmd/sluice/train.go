@@ -92,7 +92,7 @@ once.`,
 			if ham {
 				class = classifier.Ham
 			}
-			paths, err := inputPaths(args, list, cmd.InOrStdin())
+			paths, err := inputPaths(args, list, cmd.Flags().Changed("list"), cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -286,8 +286,14 @@ func bayesClassifier(st classifier.Store, setup bayesSetup) (*classifier.Classif
 }
 
 // inputPaths returns the PATH arguments and the paths of the list file;
-// standard input when there are none.
-func inputPaths(args []string, list string, stdin io.Reader) ([]string, error) {
+// standard input when there are none. listSet tells that --list was
+// given: an empty name ("--list $NEWFILES" with the variable unset) is
+// an error, not a run on standard input, which in a hook holds a message
+// that would be learned or scored in the list's place.
+func inputPaths(args []string, list string, listSet bool, stdin io.Reader) ([]string, error) {
+	if listSet && list == "" {
+		return nil, errors.New(`--list: empty file name: give LISTFILE, or "-" for standard input`)
+	}
 	var paths []string
 	if list != "" {
 		var r io.Reader = stdin
