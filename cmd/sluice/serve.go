@@ -133,7 +133,12 @@ func signalNotify(c chan<- os.Signal) (stop func()) {
 // reading, or keeps a connection open without asking, must not hold a
 // file descriptor and a goroutine for ever. ReadHeaderTimeout does not
 // cover either: it starts only with the first byte of a request.
+// metricsReadTimeout bounds the whole request, body included: no scrape
+// sends a body, but net/http reads what a client announced before it
+// answers, and without the limit a body announced and never sent holds
+// the connection as long as the client likes.
 var (
+	metricsReadTimeout  = 10 * time.Second
 	metricsWriteTimeout = 30 * time.Second
 	metricsIdleTimeout  = 2 * time.Minute
 )
@@ -254,7 +259,8 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	if metricsLn != nil {
 		d.httpSrv = &http.Server{
 			Handler:           d.httpHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
+			ReadHeaderTimeout: metricsReadTimeout,
+			ReadTimeout:       metricsReadTimeout,
 			WriteTimeout:      metricsWriteTimeout,
 			IdleTimeout:       metricsIdleTimeout,
 		}

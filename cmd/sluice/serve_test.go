@@ -742,6 +742,38 @@ func TestMetricsListenerDropsStalledReader(t *testing.T) {
 	}
 }
 
+// A client that announces a request body and never sends it does not
+// hold the connection and its handler for ever: net/http reads what is
+// left of a body after the handler, to reuse the connection, and
+// without a read time limit that read waits as long as the client does.
+// Enough such connections would use up the daemon's file descriptors,
+// and with them its milter listeners' accepts.
+func TestMetricsListenerDropsStalledBody(t *testing.T) {
+	setMetricsTimeouts(t, 5*time.Second, 5*time.Second)
+	old := metricsReadTimeout
+	metricsReadTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { metricsReadTimeout = old })
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	for _, path := range []string{"/healthz", "/metrics"} {
+		c, err := net.Dial("tcp", td.info.Metrics.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: sluice\r\nContent-Length: 100\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// Past every time limit of the listener (the write and idle
+		// limits 5s, the read limit 300ms); without a read limit the
+		// connection stays open, unanswered, as long as the client.
+		c.SetReadDeadline(time.Now().Add(8 * time.Second))
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Errorf("%s: connection with a body never sent still open after 8s (read limit 300ms): %v; read %q", path, err, got)
+		}
+	}
+}
+
 // /healthz stops answering ok once the daemon stops: its milter listeners
 // are closed then, while messages in flight finish (up to
 // shutdown_timeout), and a supervisor or balancer must not take it for a
