@@ -485,3 +485,43 @@ filters:
 		t.Errorf("the filter kept: sluice_bayes_store_tokens %v, want 0", v)
 	}
 }
+
+// A reload that fails leaves the senders gauges as the configuration in
+// force has them: the filter the failed reload built (with other rules
+// files) reports its rules as it loads them, and is closed again when a
+// later entry fails, but its numbers must not stay behind on
+// sluice_sender_rules as if they were in force.
+func TestSendersFailedReloadKeepsGauges(t *testing.T) {
+	state := t.TempDir()
+	one := filepath.Join(state, "one")
+	two := filepath.Join(state, "two")
+	os.WriteFile(one, []byte("a.example\tREJECT\nb.example\tREJECT\n"), 0o644)
+	os.WriteFile(two, []byte("c.example\tREJECT\nd.example\tREJECT\ne.example\tREJECT\n"), 0o644)
+	cfg := func(files, extra string) string {
+		return fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: senders
+    options:
+      files: [%s]
+%s`, state, files, extra)
+	}
+	td := startDaemonWith(t, cfg(one, ""))
+	rules := func() float64 { return dnsblMetric(td.metrics(t), "sluice_sender_rules", `filter="senders"`) }
+	if got := rules(); got != 2 {
+		t.Fatalf("sluice_sender_rules at start: %v, want 2", got)
+	}
+	// Both files, and a bayes entry whose store cannot be opened (its
+	// db is a directory): the senders filter is built, then the reload
+	// fails.
+	os.WriteFile(td.config, []byte(cfg(one+", "+two, fmt.Sprintf("  - type: bayes\n    options:\n      db: %s\n", state))), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reload failed") })
+	if got := rules(); got != 2 {
+		t.Errorf("sluice_sender_rules after a failed reload: %v, want the 2 rules still in force", got)
+	}
+}

@@ -355,15 +355,21 @@ func (d *daemon) reload() {
 		err = checkTempDir(cfg)
 	}
 	var pipeline *filters.Pipeline
+	// The new filters' reports of what they hold wait until their
+	// configuration is in force: a failed reload must not leave them on
+	// the running filters' series (see metrics.Staged).
+	staged := d.metrics.Stage()
 	if err == nil {
-		pipeline, err = config.Build(cfg, d.cli.reg, d.logger, d.metrics)
+		pipeline, err = config.Build(cfg, d.cli.reg, d.logger, staged)
 	}
 	if err != nil {
+		staged.Discard()
 		d.metrics.Reloaded(false)
 		d.logger.Error("config reload failed; keeping the running configuration", "err", err)
 		return
 	}
 	d.srv.SetConfig(d.milterConfig(cfg, pipeline))
+	staged.Commit()
 	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
 	// Against the start, not the last reload: a change still waiting
 	// for a restart is reported at every reload, and one undone is not.

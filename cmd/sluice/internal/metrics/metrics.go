@@ -100,6 +100,14 @@ var (
 	_ archive.Observer    = (*Metrics)(nil)
 	_ headerfix.Observer  = (*Metrics)(nil)
 	_ senders.Observer    = (*Metrics)(nil)
+
+	_ filters.Observer    = (*Staged)(nil)
+	_ bayes.Observer      = (*Staged)(nil)
+	_ bayes.StoreObserver = (*Staged)(nil)
+	_ dnsbl.Observer      = (*Staged)(nil)
+	_ archive.Observer    = (*Staged)(nil)
+	_ headerfix.Observer  = (*Staged)(nil)
+	_ senders.Observer    = (*Staged)(nil)
 )
 
 // New creates the metrics and registers them, with the Go runtime and

@@ -82,3 +82,55 @@ func TestBayesAutolearnFailures(t *testing.T) {
 		t.Errorf("after two failures and the filter's end: %v, want %v", got, want)
 	}
 }
+
+// The reports of state from the filters a reload builds wait for the
+// reload's outcome: written in order once it is in force, dropped when
+// it failed, so that the running filters' series keep their values.
+func TestStagedReports(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "test", "go")
+	rules := func() float64 {
+		t.Helper()
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "sluice_sender_rules" {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	m.SenderFilter("senders", true)
+	m.SenderRulesLoaded("senders", 2, nil)
+
+	failed := m.Stage()
+	failed.SenderFilter("senders", true)
+	failed.SenderRulesLoaded("senders", 5, nil)
+	if got := rules(); got != 2 {
+		t.Errorf("while a reload builds: %v, want the running filter's 2", got)
+	}
+	failed.Discard()
+	failed.SenderRulesLoaded("senders", 6, nil)
+	failed.SenderFilter("senders", false)
+	if got := rules(); got != 2 {
+		t.Errorf("after a failed reload: %v, want the running filter's 2", got)
+	}
+
+	ok := m.Stage()
+	ok.SenderFilter("senders", true)
+	ok.SenderRulesLoaded("senders", 7, nil)
+	ok.SenderRulesLoaded("senders", 8, nil)
+	if got := rules(); got != 2 {
+		t.Errorf("while a reload builds: %v, want the running filter's 2", got)
+	}
+	ok.Commit()
+	if got := rules(); got != 8 {
+		t.Errorf("after the reload: %v, want the new filter's last report, 8", got)
+	}
+	ok.SenderRulesLoaded("senders", 9, nil)
+	if got := rules(); got != 9 {
+		t.Errorf("a report after the reload: %v, want 9", got)
+	}
+}
