@@ -57,8 +57,8 @@ type Writer struct {
 	done   chan struct{}
 }
 
-// New returns a Writer to out holding at most maxBytes of lines. A line
-// that does not fit is dropped: onDrop (if not nil) is called with 1 for
+// New returns a Writer to out holding at most maxBytes of lines (or one
+// longer line, see Write). A line that does not fit is dropped: onDrop (if not nil) is called with 1 for
 // each, under a lock, so it must be quick (a Prometheus counter). The
 // writing goroutine writes the line dropRecord(n) where n lines went
 // missing, before the lines that came after them; dropRecord should give
@@ -78,11 +78,14 @@ func New(out io.Writer, maxBytes int, dropRecord func(n int) []byte, onDrop func
 
 // Write queues a copy of p and returns at once; it never fails. When p
 // does not fit in the queue, or the Writer is closed, p is dropped and
-// counted.
+// counted. A line longer than the whole queue (a message with thousands
+// of recipients) is queued when no other line is: the output is not
+// behind then, and a drop would report a stall that did not happen. The
+// Writer then holds at most maxBytes plus that one line.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed || w.bytes+len(p) > w.max {
+	if w.closed || (w.bytes > 0 && w.bytes+len(p) > w.max) {
 		if n := len(w.queue); n > 0 && w.queue[n-1].line == nil {
 			w.queue[n-1].dropped++
 		} else {

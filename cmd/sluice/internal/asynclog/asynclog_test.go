@@ -180,3 +180,41 @@ func TestCloseHungOutput(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A line longer than the whole queue is written when nothing else is
+// queued: the output takes lines, so dropping it would report a stall
+// that did not happen (the "log lines dropped" record, and the counter
+// its alert watches) and lose the line for nothing. With the output
+// stalled it is dropped as any line is.
+func TestLongLineWrittenWhenIdle(t *testing.T) {
+	g := newGate()
+	var dropped atomic.Int64
+	w := New(g, 100, dropRecord, func(n int) { dropped.Add(int64(n)) })
+	long := "level=INFO msg=message rcpts=" + strings.Repeat("x", 200) + "\n"
+	close(g.open)
+	w.Write([]byte(long))
+	hangGuard(t, "Close", func() {
+		if !w.Close(5 * time.Second) {
+			t.Error("Close: the queue was not written, with a working output")
+		}
+	})
+	if got := g.String(); got != long {
+		t.Errorf("output %q, want the long line", got)
+	}
+	if n := dropped.Load(); n != 0 {
+		t.Errorf("%d lines counted dropped, with an idle output", n)
+	}
+
+	// Stalled: the writing goroutine holds a line, and a long line finds
+	// the queue in use.
+	g = newGate()
+	defer close(g.open)
+	dropped.Store(0)
+	w = New(g, 100, dropRecord, func(n int) { dropped.Add(int64(n)) })
+	w.Write([]byte("level=INFO msg=first\n"))
+	<-g.entered
+	w.Write([]byte(long))
+	if n := dropped.Load(); n != 1 {
+		t.Errorf("%d lines counted dropped with the output stalled, want the long one", n)
+	}
+}
