@@ -208,6 +208,12 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	d.logger = newLogger(logOut, cfg.Log.Format, d.level)
 	// go-milter logs through the standard log package; route it to slog.
 	slog.SetDefault(d.logger)
+	// Everything that comes that way is trouble: go-milter's lines are
+	// a connection it ends ("Error reading milter command", a failed
+	// write, a callback's error, a command it does not know), net/http's
+	// those of the metrics listener. At slog's default of INFO they were
+	// among the per-message lines, and hidden at log.level warn.
+	slog.SetLogLoggerLevel(slog.LevelWarn)
 	d.notify = newNotifier(d.logger)
 
 	if cfg.Body.TempDir != "" {

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -247,4 +249,33 @@ func counterValue(t *testing.T, d *daemon, name string) float64 {
 	}
 	t.Fatalf("no %s", name)
 	return 0
+}
+
+// What the milter library reports through the standard log package is
+// trouble on an MTA connection (a packet it cannot take, a failed read
+// or write, a callback that failed): it is logged at WARN, and so still
+// shows at log.level warn, not at INFO among the per-message lines.
+func TestServeMilterLibraryLinesAtWarn(t *testing.T) {
+	td := startDaemon(t, strings.Replace(strings.Replace(daemonConfig, "%s", "X-Tag", 1), "level: debug", "level: warn", 1))
+	c, err := net.Dial("tcp", td.info.Milter[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	packet := func(code byte, data []byte) []byte {
+		p := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
+		return append(append(p, code), data...)
+	}
+	// Option negotiation (version 6, no actions, no protocol flags),
+	// then a command code that does not exist.
+	c.Write(packet('O', binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 6), 0), 0)))
+	c.Write(packet('Z', nil))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c) // until the daemon closes the connection
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "Unrecognized command code") })
+	for _, l := range strings.Split(td.log.String(), "\n") {
+		if strings.Contains(l, "Unrecognized command code") && !strings.Contains(l, "level=WARN") {
+			t.Errorf("the milter library's line is not at WARN: %s", l)
+		}
+	}
 }
