@@ -9,9 +9,10 @@
 // its logs. So the slog handler formats each record as before and hands
 // the finished line to a Writer, which queues it in a bounded buffer that
 // one goroutine drains to the real standard error. When the buffer is
-// full, new lines are dropped and counted; once the output takes lines
-// again, a record saying how many were dropped is written where they went
-// missing.
+// full, new lines are dropped and counted, and so are lines the output
+// refuses (standard error a file on a full disk); once the output takes
+// lines again, a record saying how many were dropped is written where
+// they went missing.
 package asynclog
 
 import (
@@ -58,11 +59,14 @@ type Writer struct {
 }
 
 // New returns a Writer to out holding at most maxBytes of lines (or one
-// longer line, see Write). A line that does not fit is dropped: onDrop (if not nil) is called with 1 for
-// each, under a lock, so it must be quick (a Prometheus counter). The
+// longer line, see Write). A line that does not fit is dropped, and so
+// is one that out refuses (a full disk): onDrop (if not nil) is called
+// with 1 for each, under a lock or from the writing goroutine, so it must
+// be quick and safe for concurrent use (a Prometheus counter). The
 // writing goroutine writes the line dropRecord(n) where n lines went
-// missing, before the lines that came after them; dropRecord should give
-// a log record in the daemon's format, ending in a newline.
+// missing, before the lines that came after them, as soon as out takes
+// it; dropRecord should give a log record in the daemon's format, ending
+// in a newline.
 func New(out io.Writer, maxBytes int, dropRecord func(n int) []byte, onDrop func(n int)) *Writer {
 	w := &Writer{
 		out:        out,
@@ -109,6 +113,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 // the queue is empty.
 func (w *Writer) drain() {
 	defer close(w.done)
+	// unreported counts the lines lost and not yet told of in a drop
+	// record: those dropped for want of room, and those the output
+	// refused.
+	unreported := 0
 	for {
 		w.mu.Lock()
 		batch := w.queue
@@ -124,19 +132,41 @@ func (w *Writer) drain() {
 		}
 		for _, e := range batch {
 			if e.line == nil {
-				if w.dropRecord != nil {
-					w.out.Write(w.dropRecord(e.dropped))
-				}
+				unreported += e.dropped
+				unreported = w.report(unreported)
 				continue
 			}
-			// An error cannot be reported anywhere but here: the
-			// line is lost, as a synchronous write would lose it.
-			w.out.Write(e.line)
+			unreported = w.report(unreported)
+			if _, err := w.out.Write(e.line); err != nil {
+				// The output refused the line (standard error a
+				// file on a full disk): it is lost as surely as one
+				// dropped for want of room, and counted and
+				// reported the same way. The error itself cannot be
+				// logged anywhere.
+				unreported++
+				if w.onDrop != nil {
+					w.onDrop(1)
+				}
+			}
 			w.mu.Lock()
 			w.bytes -= len(e.line)
 			w.mu.Unlock()
 		}
 	}
+}
+
+// report writes the record of n lines lost, if n > 0, and returns how
+// many are still to be reported: n again when the output refused the
+// record too, so that the next attempt, before the next line, counts
+// them with any lost meanwhile.
+func (w *Writer) report(n int) int {
+	if n == 0 || w.dropRecord == nil {
+		return 0
+	}
+	if _, err := w.out.Write(w.dropRecord(n)); err != nil {
+		return n
+	}
+	return 0
 }
 
 // Close stops taking lines and waits until those queued are written, or

@@ -3,6 +3,7 @@ package asynclog
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,5 +217,46 @@ func TestLongLineWrittenWhenIdle(t *testing.T) {
 	w.Write([]byte(long))
 	if n := dropped.Load(); n != 1 {
 		t.Errorf("%d lines counted dropped with the output stalled, want the long one", n)
+	}
+}
+
+// A line the output refuses (standard error a file on a full disk:
+// ENOSPC) is lost as surely as one dropped for want of room, and is
+// counted the same way; once the output takes lines again, a record
+// says how many went missing there.
+func TestFailedWritesCounted(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	var dropped atomic.Int64
+	var out bytes.Buffer
+	var fail atomic.Bool
+	fail.Store(true)
+	w := New(writerFunc(func(p []byte) (int, error) {
+		if fail.Load() {
+			return full.Write(p)
+		}
+		return out.Write(p)
+	}), DefaultMaxBytes, dropRecord, func(n int) { dropped.Add(int64(n)) })
+	for i := range 5 {
+		w.Write(fmt.Appendf(nil, "level=INFO msg=line n=%d\n", i))
+	}
+	hangGuard(t, "writing to a full disk", func() {
+		for dropped.Load() < 5 {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	fail.Store(false)
+	w.Write([]byte("level=INFO msg=after\n"))
+	if !w.Close(5 * time.Second) {
+		t.Fatal("Close: the queue was not written, with a working output")
+	}
+	if n := dropped.Load(); n != 5 {
+		t.Errorf("%d lines counted dropped, want the 5 the full disk refused", n)
+	}
+	if got, want := out.String(), string(dropRecord(5))+"level=INFO msg=after\n"; got != want {
+		t.Errorf("output once the disk had room:\n%s\nwant:\n%s", got, want)
 	}
 }
