@@ -66,11 +66,16 @@ func digestBodyBytes(maxBytes int) int { return max(maxBytes/4, 1) }
 // Received-SPF (RFC 7208). A DKIM or DMARC verifier or an ARC sealer
 // listed after sluice in smtpd_milters adds them after the daemon saw
 // the message, so the delivered copy has them and the daemon's has not.
+// So do a virus scanner after sluice (clamav-milter, amavis:
+// X-Virus-Scanned, X-Virus-Status) and the delivery itself: Exim's
+// Envelope-to and Delivery-date (added by its appendfile and maildir
+// transports), Cyrus's X-Sieve.
 // They are still tokenised: where sluice sees them, they say something
 // of the message.
 func laterTrace(name string) bool {
 	switch name {
-	case "authentication-results", "arc-authentication-results", "arc-message-signature", "arc-seal", "received-spf":
+	case "authentication-results", "arc-authentication-results", "arc-message-signature", "arc-seal", "received-spf",
+		"x-virus-scanned", "x-virus-status", "envelope-to", "delivery-date", "x-sieve":
 		return true
 	}
 	return false

@@ -31,3 +31,28 @@ func TestTraceFieldsLeftOutOfDigest(t *testing.T) {
 		t.Error("a field that is no trace field was left out of the digest")
 	}
 }
+
+// Fields that a scanner after sluice or the delivery adds (Exim's
+// Envelope-to and Delivery-date, Cyrus's X-Sieve, X-Virus-Scanned), and
+// the flags Evolution keeps in each message of its mbox folders (which
+// change whenever the user reads or flags the message), are no part of
+// the message the daemon saw: with them in the digest, a nightly
+// retraining of an Evolution folder learned its flagged messages again.
+func TestDeliveryAndClientFieldsLeftOutOfDigest(t *testing.T) {
+	base := "From: a@example.org\nSubject: hi\nMessage-ID: <2@example.org>\n\nbody line\n"
+	want := MessageDigest([]byte(base))
+	for _, extra := range []string{
+		"Envelope-to: b@example.net\nDelivery-date: Sun, 06 Dec 2026 10:00:00 +0000\n",
+		"X-Virus-Scanned: clamav-milter 1.0.7 at mx.example.net\nX-Virus-Status: Clean\n",
+		"X-Sieve: CMU Sieve 3.0\n",
+		"X-Evolution: 00000001-0010\n",
+	} {
+		if got := MessageDigest([]byte(extra + base)); got != want {
+			t.Errorf("with %q the digest %s differs from the message's %s", extra, got, want)
+		}
+	}
+	// A field of a similar name that a sender wrote still counts.
+	if MessageDigest([]byte("X-Evolution-Format: text/plain\n"+base)) == want {
+		t.Error("X-Evolution-Format, a field the sender's client writes, was left out of the digest")
+	}
+}

@@ -66,7 +66,8 @@ func skipHeader(name string) bool {
 
 // mailStoreState reports whether a field is state that a mail client or
 // IMAP server keeps inside a stored message: Thunderbird's in its mbox
-// folders (X-Mozilla-*, X-Account-Key), Dovecot's and UW-IMAP's in theirs
+// folders (X-Mozilla-*, X-Account-Key), Evolution's in its (X-Evolution:
+// the message's number and flags), Dovecot's and UW-IMAP's in theirs
 // (X-IMAPbase, X-IMAP). It changes when the user reads or tags a message,
 // or when mail arrives after it, so it is left out of the digest: the
 // message must stay the one learned, and the one the daemon saw. It is
@@ -77,7 +78,7 @@ func skipHeader(name string) bool {
 func mailStoreState(name string) bool {
 	switch name {
 	case "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys", "x-account-key",
-		"x-imapbase", "x-imap":
+		"x-evolution", "x-imapbase", "x-imap":
 		return true
 	}
 	return false
