@@ -241,6 +241,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 			return cfg.At("metrics.listen", fmt.Errorf("metrics listener: %w", err))
 		}
 		info.Metrics = metricsLn.Addr()
+		metricsLn = newLimitListener(metricsLn, metricsMaxConns)
 	}
 	var lns []net.Listener
 	closeAll := func() {

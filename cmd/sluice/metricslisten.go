@@ -1,0 +1,64 @@
+package main
+
+import (
+	"net"
+	"sync"
+)
+
+// metricsMaxConns bounds the connections the metrics listener serves at
+// once. Prometheus holds one per scraper and a health check one more;
+// the time limits of the listener end each stalled one in time, but not
+// many at once: a client that opens connections faster than they time
+// out would use up the daemon's file descriptors, and with them the
+// milter listeners' accepts, which stalls mail. Past the bound, new
+// connections wait in the kernel's queue (costing the daemon nothing)
+// until one ends.
+var metricsMaxConns = 64
+
+// limitListener is a net.Listener that accepts no more connections while
+// max of those it accepted are still open.
+type limitListener struct {
+	net.Listener
+	slots   chan struct{}
+	closing chan struct{}
+	once    sync.Once
+}
+
+func newLimitListener(ln net.Listener, max int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, max), closing: make(chan struct{})}
+}
+
+// Accept waits for a free slot, then for a connection.
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closing:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, free: func() { <-l.slots }}, nil
+}
+
+// Close closes the listener and ends an Accept waiting for a slot.
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.closing) })
+	return l.Listener.Close()
+}
+
+// limitConn frees its slot when closed, once however often Close is
+// called (net/http may close a connection twice).
+type limitConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.free)
+	return err
+}
