@@ -33,7 +33,8 @@
 //   - any other directory is walked recursively, in name order;
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
-//     named, never as part of ~/Maildir;
+//     named, never as part of ~/Maildir; so are messages an MH reader
+//     removed (see mhRemoved);
 //   - a symbolic link (a path given, a directory's entry, a maildir's
 //     cur/ or new/ or message) is followed only if root or this user owns
 //     it, by the rule of archive.OpenTrustedLink; others are reported;
@@ -486,7 +487,7 @@ func walkDir(dir *os.Root, path string, visit visitFunc) error {
 		return visit(entry{path: path}, err)
 	}
 	for _, e := range entries { // ReadDir sorts by name
-		if strings.HasPrefix(e.Name(), ".") {
+		if strings.HasPrefix(e.Name(), ".") || mhRemoved(e.Name()) {
 			continue
 		}
 		p := filepath.Join(path, e.Name())
@@ -511,6 +512,25 @@ func walkDir(dir *os.Root, path string, visit visitFunc) error {
 		}
 	}
 	return nil
+}
+
+// mhRemoved reports whether a name in a directory is that of a message an
+// MH mail reader removed: nmh's rmm (and MH's before it) does not delete
+// message N of a folder but renames it ",N" (or "#N", by the backup
+// prefix it was built with), and such files stay until a cron job
+// clears them. Walking the folder, they would be learned with the
+// messages the user kept, as a maildir's messages flagged T would be.
+// A file so named is still read when named.
+func mhRemoved(name string) bool {
+	if len(name) < 2 || name[0] != ',' && name[0] != '#' {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // visitLink visits the file the symbolic link name in dir (at path p)
