@@ -36,8 +36,26 @@ func (f *storeFlags) add(cmd *cobra.Command, persistent bool) {
 	if persistent {
 		flags = cmd.PersistentFlags()
 	}
-	flags.StringVar(&f.db, "db", "", "token store `FILE` or redis://HOST:PORT[/DB][?prefix=...] URL (default: the store of the first bayes filter of the config, else <state_dir>/bayes.db)")
+	flags.Var((*dbFlag)(&f.db), "db", "token store `FILE` or redis://HOST:PORT[/DB][?prefix=...] URL (default: the store of the first bayes filter of the config, else <state_dir>/bayes.db)")
 }
+
+// dbFlag is the value of --db. An empty one is refused: "" stands for
+// "not given", the configuration's store, and "--db $NEWDB" with the
+// variable unset would import into, prune or train the store the daemon
+// uses instead of the one meant.
+type dbFlag string
+
+func (d *dbFlag) Set(s string) error {
+	if s == "" {
+		return errors.New("--db is empty (a variable not set?): give a file or a redis:// URL, or leave --db out for the configuration's store")
+	}
+	*d = dbFlag(s)
+	return nil
+}
+
+func (d *dbFlag) String() string { return string(*d) }
+
+func (d *dbFlag) Type() string { return "string" }
 
 // bayesSetup is what the CLI takes from the configuration: the store
 // (a bbolt file or Redis) and the options of the first bayes filter, so

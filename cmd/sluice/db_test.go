@@ -586,3 +586,52 @@ func TestTrainNoRefit(t *testing.T) {
 		t.Errorf("train without --no-refit: model %s, want %s", got, full)
 	}
 }
+
+// An empty --db (a variable not set: --db "$NEWDB") is an error, as an
+// empty --config is: taken for "not given", it named the configuration's
+// store, and an import meant for a new store doubled the counts of the
+// one the daemon uses, a prune pruned it, and training trained it.
+func TestEmptyDBFlagIsAnError(t *testing.T) {
+	state := t.TempDir()
+	db := filepath.Join(state, "bayes.db")
+	trainFixtures(t, db)
+	cfg := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+state+"\nfilters:\n  - type: bayes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(t.TempDir(), "export.txt")
+	if r := runCLI(t, "", "db", "export", "--db", db, export); r.code != 0 {
+		t.Fatalf("export: %+v", r)
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"db", "import", "--db", "", export}, 2},
+		{[]string{"db", "--db", "", "import", export}, 2},
+		{[]string{"db", "prune", "--db", "", "--max-count", "1000"}, 2},
+		{[]string{"db", "refit", "--db", ""}, 2},
+		{[]string{"db", "stats", "--db="}, 2},
+		{[]string{"train", "--db", "", "--ham", fixture("spam")}, 2},
+		{[]string{"classify", "--db", "", fixture("spam", "00.eml")}, statusError},
+	} {
+		r := runCLI(t, "", append([]string{"--config", cfg}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, "--db is empty") {
+			t.Errorf("sluice %q: exit %d, want %d and an error saying --db is empty\n%s%s", tc.args, r.code, tc.code, r.stdout, r.stderr)
+		}
+	}
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(after) {
+		t.Errorf("the configuration's store changed")
+	}
+	if got := statsField(t, db, "messages"); got != "14 spam, 14 ham" {
+		t.Errorf("the configuration's store after the commands: %q, want 14 spam, 14 ham", got)
+	}
+}
