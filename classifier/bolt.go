@@ -1451,38 +1451,87 @@ func (b boltSnapshot) WalkDigests(_ context.Context, fn func(DigestClass) error)
 	return walkDigestsTx(b.tx, fn)
 }
 
-// Prune implements Store.
+// pruneBatch is the most tokens one prune transaction deletes, and
+// pruneScan the most it examines: the lock is held for a fraction of a
+// second at a time, where a whole prune of a store of millions of tokens
+// takes longer than readers wait for it (BoltOptions.LockTimeout).
+const (
+	pruneBatch = 50_000
+	pruneScan  = 500_000
+)
+
+// pruneYield is the pause between two prune transactions. It is longer
+// than the longest wait between a reader's tries at the lock (flockWait's
+// 25 ms), so that a reader that waits gets in before the next batch
+// instead of finding the lock taken again at each try.
+const pruneYield = 30 * time.Millisecond
+
+// Prune implements Store. It deletes in batches of transactions, each
+// whole, resuming after the last key the one before examined; each batch
+// judges the counts it finds, so a token learned again between two
+// batches is judged by its new counts. An error may leave the batches
+// before it done.
 func (s *BoltStore) Prune(ctx context.Context, opts PruneOptions) (int, error) {
 	if opts.Before == 0 && opts.MaxCount == 0 {
 		return 0, nil
 	}
 	n := 0
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTokens)
-		// Collect first: deleting under a bbolt cursor can skip keys.
-		var doomed [][]byte
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			cnt, err := decodeCounts(v)
-			if err != nil {
-				return fmt.Errorf("token %q: %w", k, err)
+	var after []byte // the last key examined; nil before the first batch
+	for {
+		var deleted int
+		var last []byte
+		err := s.update(ctx, func(tx *bolt.Tx) error {
+			deleted, last = 0, nil
+			b := tx.Bucket(bucketTokens)
+			// Collect first: deleting under a bbolt cursor can skip keys.
+			var doomed [][]byte
+			c := b.Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
 			}
-			if pruneMatch(cnt, opts) {
-				doomed = append(doomed, append([]byte(nil), k...))
+			for scanned := 0; k != nil && scanned < pruneScan && len(doomed) < pruneBatch; k, v = c.Next() {
+				scanned++
+				cnt, err := decodeCounts(v)
+				if err != nil {
+					return fmt.Errorf("token %q: %w", k, err)
+				}
+				if pruneMatch(cnt, opts) {
+					doomed = append(doomed, append([]byte(nil), k...))
+				}
+				last = append(last[:0], k...)
 			}
+			if k == nil {
+				// The end of the bucket: this is the last batch.
+				last = nil
+			}
+			for _, k := range doomed {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			deleted = len(doomed)
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("prune: %w", err)
 		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		n += deleted
+		if last == nil {
+			return n, nil
 		}
-		n = len(doomed)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune: %w", err)
+		after = last
+		t := time.NewTimer(pruneYield)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return n, fmt.Errorf("prune: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
-	return n, nil
 }
 
 // metaKey maps a Meta key into the meta bucket, apart from the keys the

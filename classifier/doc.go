@@ -91,7 +91,7 @@
 //
 //   - reads (classification) go through a read-only handle that stays open
 //     between messages, so classifying costs no open;
-//   - every write (Learn, Add, Prune) takes PATH.lock exclusively (the
+//   - every write (Learn, Add, a batch of Prune) takes PATH.lock exclusively (the
 //     turnstile), opens the file read-write, commits one transaction, and
 //     closes it again; Learn calls of one process that queue behind a
 //     write share the next (see BoltStore.Learn);

@@ -256,7 +256,9 @@ type Store interface {
 	DropFeatures(ctx context.Context, digests []Digest) (int, error)
 	// Stats returns the size of the store.
 	Stats(ctx context.Context) (Stats, error)
-	// Prune deletes tokens and returns how many.
+	// Prune deletes tokens and returns how many. A store may delete in
+	// several atomic batches, letting readers in between: each is whole,
+	// and an error may leave the batches before it done.
 	Prune(ctx context.Context, opts PruneOptions) (int, error)
 	// Meta returns a store-wide setting ("" if unset); SetMeta sets it.
 	// The classifier keeps the tokenizer dialect there (MetaDialect).
