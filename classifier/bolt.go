@@ -1265,6 +1265,61 @@ func walkTx(ctx context.Context, tx *bolt.Tx, fn func(Record) error) error {
 	return nil
 }
 
+// walkBatch is how many tokens WalkBatched reads in one read transaction.
+const walkBatch = 10_000
+
+// WalkBatched calls fn for each token in byte order, as Walk does, but
+// reads the store walkBatch tokens at a time, each batch in a read
+// transaction of its own, and calls fn for them after that transaction
+// ended. Walk holds its transaction while fn runs, and a writer (a
+// training, the daemon's auto-learning) cannot get the file until it
+// ends: fn writing to a pipe that is read slowly ("sluice db dump |
+// less") kept every writer out, and failed it after its lock timeout.
+// The tokens are not of one version of the store: a token written
+// between two batches is walked or not as its key falls.
+func (s *BoltStore) WalkBatched(ctx context.Context, fn func(Record) error) error {
+	var after []byte // the last key walked; nil before the first batch
+	for {
+		var recs []Record
+		end := false
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			recs, end = recs[:0], false
+			c := tx.Bucket(bucketTokens).Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(recs) < walkBatch; k, v = c.Next() {
+				cnt, err := decodeCounts(v)
+				if err != nil {
+					return fmt.Errorf("token %q: %w", k, err)
+				}
+				recs = append(recs, Record{Token: string(k), Counts: cnt})
+			}
+			end = k == nil
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if end || len(recs) == 0 {
+			return nil
+		}
+		after = []byte(recs[len(recs)-1].Token)
+	}
+}
+
 // WalkDigests implements Store.
 func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error) error {
 	return s.view(ctx, func(tx *bolt.Tx) error { return walkDigestsTx(tx, fn) })

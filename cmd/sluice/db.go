@@ -298,7 +298,14 @@ is for reading and grepping; to move a store, use export and import.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st classifier.Store) error {
 				w := bufio.NewWriter(cmd.OutOrStdout())
-				err := st.Walk(ctx, func(r classifier.Record) error {
+				// A bbolt store is read a batch at a time, and printed
+				// between reads: a pager left open on the output must
+				// not hold training out (see BoltStore.WalkBatched).
+				walk := st.Walk
+				if bs, ok := st.(*classifier.BoltStore); ok {
+					walk = bs.WalkBatched
+				}
+				err := walk(ctx, func(r classifier.Record) error {
 					_, err := fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", dumpToken(r.Token), r.Spam, r.Ham, r.LastSeen)
 					return err
 				})
