@@ -394,6 +394,13 @@ the way to move a store to another machine or another version of sluice.`,
 				if len(args) == 0 || args[0] == "-" {
 					return classifier.Export(ctx, st, cmd.OutOrStdout())
 				}
+				// FILE is the output, not the store to export: "sluice db
+				// export /var/lib/sluice/bayes.db" would replace the store
+				// (the default one) with its text export, which the
+				// daemon cannot open.
+				if setup.cfg.Store != bayes.StoreRedis && sameFile(args[0], setup.db) {
+					return fmt.Errorf("export %s: that is the store being exported (FILE is where the export goes; the store is --db, or the configuration's): give another file, or none for standard output", args[0])
+				}
 				return exportToFile(args[0], func(w io.Writer) error { return classifier.Export(ctx, st, w) })
 			})
 		},

@@ -635,3 +635,37 @@ func TestEmptyDBFlagIsAnError(t *testing.T) {
 		t.Errorf("the configuration's store after the commands: %q, want 14 spam, 14 ham", got)
 	}
 }
+
+// "sluice db export FILE" names the file to write, not the store to
+// export: given the store itself (as "sluice db export
+// /var/lib/sluice/bayes.db" does with the default store), it replaced the
+// store with its own text export, which the daemon then could not open.
+// That is refused, through a symbolic link too, and the store is left as
+// it was.
+func TestDBExportOntoItsStoreRefused(t *testing.T) {
+	db := trainedDB(t)
+	link := filepath.Join(t.TempDir(), "link.db")
+	if err := os.Symlink(db, link); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{db, link} {
+		r := runCLI(t, "", "db", "export", "--db", db, target)
+		if r.code != 1 || !strings.Contains(r.stderr, "is the store being exported") {
+			t.Errorf("export onto %s: %+v, want exit 1 saying it is the store", target, r)
+		}
+	}
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(after) {
+		t.Errorf("the store changed")
+	}
+	if got := statsField(t, db, "messages"); got != "14 spam, 14 ham" {
+		t.Errorf("the store after the refused exports: %q", got)
+	}
+}
