@@ -160,12 +160,28 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 			}
 			app := archive.NewAppender(mboxLockTimeout, nil)
 			total := 0
+			// A source holding only records already in their destination
+			// is no error by itself: a move over every archive
+			// (archive/*.mbox) reads the destination too, and finds
+			// there what it has just moved. Only a move that moved
+			// nothing says so.
+			var already error
 			for _, src := range args {
 				n, err := moveRecords(ctx, cmd.OutOrStdout(), app, src, sel, dest)
+				var ai *alreadyInError
+				if errors.As(err, &ai) {
+					if already == nil {
+						already = err
+					}
+					continue
+				}
 				if err != nil {
 					return err
 				}
 				total += n
+			}
+			if total == 0 && already != nil {
+				return already
 			}
 			if total == 0 {
 				return fmt.Errorf("no message with %s in %s", describeSelect(sel), strings.Join(args, ", "))
@@ -233,14 +249,25 @@ func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error
 	return nil, fmt.Errorf("--to %s: %s has no archive filter; give a path instead", to, name)
 }
 
+// alreadyInError is moveRecords' error when every record it picked is
+// already in its destination.
+type alreadyInError struct{ src, dest string }
+
+func (e *alreadyInError) Error() string {
+	return fmt.Sprintf("%s: the message is already in %s", e.src, e.dest)
+}
+
 // moveRecords appends the picked records of src to their destinations and
-// then removes them from src. It reports each move on standard output.
+// then removes them from src. It reports each move on standard output. A
+// record whose destination is src stays; when all are such records, the
+// error is an *alreadyInError.
 func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src string, sel mailbox.Select, dest func(archive.Record) (string, error)) (int, error) {
 	type picked struct {
 		rec  archive.Record
 		dest string
 	}
 	var moves []picked
+	var already *alreadyInError
 	// Under the append locks: a record half written by a daemon that died
 	// or is appending now must not be copied.
 	err := app.ReadRecords(ctx, src, func(r archive.Record) error {
@@ -252,14 +279,22 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 			return err
 		}
 		if sameFile(d, src) {
-			// ReadRecords names src.
-			return fmt.Errorf("the message is already in %s", d)
+			if already == nil {
+				already = &alreadyInError{src: src, dest: d}
+			}
+			return nil
 		}
 		moves = append(moves, picked{r, d})
 		return nil
 	})
-	if err != nil || len(moves) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	if len(moves) == 0 {
+		if already != nil {
+			return 0, already
+		}
+		return 0, nil
 	}
 	// A failed append (a full disk) stops the move, but the records
 	// appended before it are still removed from src: left in both, they

@@ -443,3 +443,36 @@ func TestArchiveMaildirArgument(t *testing.T) {
 		t.Errorf("moved from %s before refusing %s: %v left", src, md, got)
 	}
 }
+
+// A move over every archive ("sluice archive move --queue-id Q --to spam
+// archive/*.mbox") reads the destination too. A record it had just moved
+// there, found again when the destination's turn came, failed the
+// command (exit 1, "already in") after a move that worked, depending on
+// whether the destination sorted after the source. Records already in
+// their destination are left there; only a move that finds nothing but
+// such records is an error.
+func TestArchiveMoveOverAllArchives(t *testing.T) {
+	dir := t.TempDir()
+	ham, spam := filepath.Join(dir, "ham.mbox"), filepath.Join(dir, "spam.mbox")
+	if err := os.WriteFile(ham, []byte("From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q1\nSubject: one\n\nbody\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spam, []byte("From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q2\nSubject: two\n\nbody\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "archive", "move", "--queue-id", "Q1", "--queue-id", "Q2", "--to", spam, ham, spam)
+	if r.code != 0 || !strings.Contains(r.stdout, "moved Q1 from "+ham+" to "+spam) {
+		t.Errorf("move over both archives: %+v, want exit 0 and Q1 moved", r)
+	}
+	if got := countRecords(t, spam); strings.Join(got, ",") != "Q2,Q1" {
+		t.Errorf("spam archive after the move: %v, want Q2,Q1", got)
+	}
+	if got := countRecords(t, ham); len(got) != 0 {
+		t.Errorf("ham archive after the move: %v, want none", got)
+	}
+	// Nothing left to move: every record picked is already there.
+	r = runCLI(t, "", "archive", "move", "--queue-id", "Q1", "--to", spam, ham, spam)
+	if r.code != 1 || !strings.Contains(r.stderr, "already in") {
+		t.Errorf("move of a record already in place: %+v, want exit 1 and already in", r)
+	}
+}
