@@ -1010,8 +1010,10 @@ func unhex(c byte) int {
 // pure ASCII in an ASCII-compatible charset is returned as it is, without
 // the cost of a decoder.
 func toUTF8(b []byte, cs string) []byte {
-	switch cs {
-	case "", "us-ascii", "utf-8", "utf8":
+	if cs == "" || cs == "utf-8" || cs == "utf8" || asciiLabel(cs) {
+		// A label of ASCII says nothing of 8-bit bytes under it: read
+		// them as in unlabelled text. The ASCII decoder would make each
+		// U+FFFD, which splits the word it is in.
 		if utf8.Valid(b) {
 			return b
 		}
@@ -1036,6 +1038,20 @@ func toUTF8(b []byte, cs string) []byte {
 		return latin1(b)
 	}
 	return out
+}
+
+// asciiLabel reports whether a charset name (in any case) is one of the
+// names of US-ASCII (RFC 2046 section 4.1.2 and the IANA charset
+// registry), or plain "ascii". glibc calls ASCII "ANSI_X3.4-1968", and
+// programs run in the C locale (cron jobs, scripts) label their mail so.
+func asciiLabel(cs string) bool {
+	for _, n := range []string{"us-ascii", "ascii", "ansi_x3.4-1968", "ansi_x3.4-1986", "iso-ir-6",
+		"iso_646.irv:1991", "iso646-us", "us", "ibm367", "cp367", "csascii"} {
+		if strings.EqualFold(cs, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // charsetEncoding finds the decoder of a MIME charset name (lower case)
@@ -1218,10 +1234,11 @@ func invalidAsWindows(b []byte) []byte {
 // undecoded word yields only its charset name and its base64 text as
 // words.
 //
-// A word labelled us-ascii is labelled utf-8: its ASCII is the same,
-// and 8-bit bytes, which mime.WordDecoder made U+FFFD each (so "café"
-// lost its letter and split the word), are then read as in a word
-// labelled UTF-8 (see decodeHeaderValue), as mail clients show them.
+// A word labelled us-ascii (or another name of ASCII, see asciiLabel)
+// is labelled utf-8: its ASCII is the same, and 8-bit bytes, which
+// mime.WordDecoder made U+FFFD each (so "café" lost its letter and split
+// the word), are then read as in a word labelled UTF-8 (see
+// decodeHeaderValue), as mail clients show them.
 // So is a word labelled utf8, which mime.WordDecoder does not know for
 // UTF-8 and hands to wordCharsetReader, which reads a word (or run of
 // words, see below) with any bad byte as windows-1252 throughout.
@@ -1300,7 +1317,7 @@ func repairWords(s string) string {
 		case 'q', 'Q':
 			buf, w.ok = appendQWord(buf, text)
 		}
-		if w.ok && (strings.EqualFold(w.label, "us-ascii") || strings.EqualFold(w.label, "utf8")) {
+		if w.ok && (asciiLabel(w.label) || strings.EqualFold(w.label, "utf8")) {
 			w.label, w.rewrite = "utf-8", true
 		}
 		if run.n > 0 && run.ok && w.ok && strings.EqualFold(run.label, w.label) &&
