@@ -51,7 +51,14 @@ func (w *walker) htmlTag(s []byte, i int) (int, string) {
 	rest := s[i+1:]
 	switch {
 	case bytes.HasPrefix(rest, []byte("!--")):
-		// A comment runs to "-->"; unterminated, to the end.
+		// A comment runs to "-->"; unterminated, to the end. "<!-->"
+		// and "<!--->" are whole comments (HTML's abrupt closing of
+		// an empty comment): browsers show the text after them.
+		for _, empty := range []string{"!-->", "!--->"} {
+			if bytes.HasPrefix(rest, []byte(empty)) {
+				return i + 1 + len(empty), ""
+			}
+		}
 		if end := bytes.Index(rest[3:], []byte("-->")); end >= 0 {
 			return i + 1 + 3 + end + 3, ""
 		}
