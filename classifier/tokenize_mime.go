@@ -423,8 +423,8 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 // rfc2231Charset returns the value of the parameter key of a header
 // field value written in RFC 2231 form (key*=charset'lang'value, or
 // continuations key*0*=, key*1*=, key*2= ...) in a charset other than
-// UTF-8 or ASCII, converted to UTF-8; ok is false for any other value.
-// mime.ParseMediaType decodes only UTF-8 and ASCII and drops the encoded
+// UTF-8 or ASCII, or with the charset left blank, converted to UTF-8;
+// ok is false for any other value. mime.ParseMediaType decodes only UTF-8 and ASCII and drops the encoded
 // parts of any other, so of "caf%E9.zip" in ISO-8859-1 only ".zip" was
 // left. Parameters are split at ";" outside double quotes; the work is
 // linear in the length of v.
@@ -473,7 +473,10 @@ func rfc2231Charset(v []byte, key string) (_ string, ok bool) {
 	}
 	_, first, found = bytes.Cut(rest, []byte("'"))
 	charset := strings.ToLower(string(cs))
-	if !found || charset == "" || charset == "utf-8" || charset == "us-ascii" {
+	// A blank charset is allowed (RFC 2231 section 4) but dropped by
+	// mime.ParseMediaType with the parameter: it gets toUTF8's best
+	// effort, as unlabelled text does.
+	if !found || charset == "utf-8" || charset == "us-ascii" {
 		return "", false
 	}
 	raw := percentDecode(nil, first)
