@@ -415,6 +415,9 @@ func (w *walker) attachmentName(fields []field, ctParams map[string]string) {
 	}
 	nb := decodeHeaderValue([]byte(name))
 	w.words(nb, "name:")
+	// Windows drops blanks and dots at the end of a file name:
+	// "invoice.exe " and "doc.pdf.scr." are run as programs.
+	nb = bytes.TrimRight(nb, " \t.")
 	if i := bytes.LastIndexByte(nb, '.'); i >= 0 && len(nb)-i <= 8 {
 		w.add2("ext:", strings.ToLower(string(nb[i+1:])))
 	}
