@@ -732,7 +732,13 @@ func TestMetricsListenerDropsStalledReader(t *testing.T) {
 	req := strings.Repeat("GET /metrics HTTP/1.1\r\nHost: sluice\r\n\r\n", n)
 	go io.WriteString(c, req)
 	time.Sleep(time.Second) // the server's writes block, past their limit
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// The server's writes block only once its socket's send buffer is
+	// full (loopback autotunes it to about 4 MB, some 350 answers), and
+	// how long the daemon takes to render that many answers depends on
+	// the machine: 5 s on a loaded one, over 10 s on one slower still.
+	// This bound is for a daemon that never ends the connection; reading
+	// every answer at this client's pace takes several minutes.
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	read, err := io.Copy(io.Discard, c)
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after %d bytes: %v (the daemon still writes to a client that stalled)", read, err)
