@@ -3,6 +3,7 @@ package classifier_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,7 +110,22 @@ func TestRedisWaitReplicasDemoted(t *testing.T) {
 		_, err := st.Learn(ctx, []classifier.LearnOp{o})
 		done <- err
 	}()
-	time.Sleep(500 * time.Millisecond) // the learn is waiting for the replica
+	// The learn must be in its WAIT before the master is demoted: demoted
+	// earlier, the master refuses the learn's script (READONLY) or the
+	// WAIT itself, which is not what this test is about.
+	mc := master.Client(t)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		list, err := mc.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waitBlocked(list) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no client blocked in WAIT after 60 s; clients:\n%s", list)
+		}
+	}
 	if err := master.Client(t).ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(replica.Port)).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +137,21 @@ func TestRedisWaitReplicasDemoted(t *testing.T) {
 	case <-time.After(4 * time.Second):
 		t.Fatal("the learn still waits after its master was made a replica")
 	}
+}
+
+// waitBlocked tells whether a CLIENT LIST reply shows a client blocked in
+// a WAIT command.
+func waitBlocked(clientList string) bool {
+	for _, line := range strings.Split(clientList, "\n") {
+		fields := strings.Fields(line)
+		if slices.Contains(fields, "cmd=wait") && slices.ContainsFunc(fields, func(f string) bool {
+			flags, ok := strings.CutPrefix(f, "flags=")
+			return ok && strings.Contains(flags, "b")
+		}) {
+			return true
+		}
+	}
+	return false
 }
 
 // wait_replicas is a number of replicas, and not for Cluster.
