@@ -17,6 +17,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,8 +94,11 @@ type Server struct {
 	Port int
 	Dir  string
 	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// logPath is the server's log file, where it says whether it could
+	// bind its port.
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
 	// paused is set between Pause and Resume.
 	paused bool
 }
@@ -125,20 +129,39 @@ func freePort(t testing.TB) int {
 // command-line options ("--maxmemory", "10mb").
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return start(t, freePort, extra...)
+}
+
+// start is Start with the port picked by pick.
+func start(t testing.TB, pick func(testing.TB) int, extra ...string) *Server {
+	t.Helper()
 	Require(t)
 	dir, err := os.MkdirTemp("", "sluice-redis-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	port := freePort(t)
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir}
-	s.args = append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--logfile", filepath.Join(dir, "redis.log"),
-	}, extra...)
-	s.start(t)
+	// freePort's port may be taken before redis-server binds it: by a
+	// server another test package starts meanwhile (go test runs packages
+	// in parallel), or as the local port of any connection, the ports
+	// lying partly in the kernel's ephemeral range. Then another is tried.
+	var s *Server
+	for try := 1; ; try++ {
+		port := pick(t)
+		s = &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir, logPath: filepath.Join(dir, "redis.log")}
+		s.args = append([]string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--daemonize", "no",
+			"--logfile", s.logPath,
+		}, extra...)
+		if !s.startOnce(t) {
+			break
+		}
+		if try == startTries {
+			t.Fatalf("redis-server: %d ports in a row were taken between being found free and bound", try)
+		}
+		t.Logf("redis-server: port %d was taken after being found free; trying another", port)
+	}
 	t.Cleanup(func() {
 		s.stop(syscall.SIGKILL)
 		if t.Failed() {
@@ -157,8 +180,35 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// startTries bounds the ports Start tries.
+const startTries = 10
+
+// start starts the server on its port, which must be free.
 func (s *Server) start(t testing.TB) {
 	t.Helper()
+	if s.startOnce(t) {
+		t.Fatalf("redis-server: port %d is taken", s.Port)
+	}
+}
+
+// startOnce starts the process and waits until it answers. It reports
+// whether the process could not bind its port; any other failure ends
+// the test. A server that answers PING on the port is not enough: it may
+// be another process's, holding the port this one could not bind.
+func (s *Server) startOnce(t testing.TB) (portTaken bool) {
+	t.Helper()
+	// A restart appends to the log of the run before.
+	var logFrom int64
+	if fi, err := os.Stat(s.logPath); err == nil {
+		logFrom = fi.Size()
+	}
+	log := func() []byte {
+		b, _ := os.ReadFile(s.logPath)
+		if int64(len(b)) < logFrom {
+			return nil
+		}
+		return b[logFrom:]
+	}
 	s.cmd = exec.Command("redis-server", s.args...)
 	s.cmd.Dir = s.Dir
 	// A test binary that dies (a timeout panic skips the cleanups) takes
@@ -172,7 +222,28 @@ func (s *Server) start(t testing.TB) {
 		cmd.Wait()
 		close(done)
 	}(s.cmd, s.done)
+	// Bounded generously: start-up takes milliseconds, but a loaded
+	// machine may take seconds.
+	deadline := time.Now().Add(60 * time.Second)
+	// Redis logs its running mode (standalone, cluster, sentinel) once it
+	// has bound its port, and exits if it cannot.
+	for !bytes.Contains(log(), []byte("Running mode=")) {
+		select {
+		case <-s.done:
+			l := log()
+			if bytes.Contains(l, []byte("Address already in use")) {
+				return true
+			}
+			t.Fatalf("redis-server on %s exited during start-up; log:\n%s", s.Addr, tail(l, 4000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s not ready after 60 s; log:\n%s", s.Addr, tail(log(), 4000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	waitPing(t, s.Addr, s.done)
+	return false
 }
 
 // waitPing waits until the server at addr answers PING, at most 10 s.
@@ -572,9 +643,11 @@ func StartSentinel(t testing.TB) *Sentinel {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	port := freePort(t)
 	const name = "sluice-master"
-	conf := fmt.Sprintf(`port %d
+	var sn *Server
+	for try := 1; ; try++ {
+		port := freePort(t)
+		conf := fmt.Sprintf(`port %d
 bind 127.0.0.1
 dir %s
 logfile %s
@@ -582,12 +655,20 @@ sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s 1000
 sentinel failover-timeout %s 10000
 `, port, dir, filepath.Join(dir, "sentinel.log"), name, master.Port, name, name)
-	path := filepath.Join(dir, "sentinel.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		path := filepath.Join(dir, "sentinel.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sn = &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir, args: []string{path, "--sentinel"},
+			logPath: filepath.Join(dir, "sentinel.log")}
+		if !sn.startOnce(t) {
+			break
+		}
+		if try == startTries {
+			t.Fatalf("redis sentinel: %d ports in a row were taken between being found free and bound", try)
+		}
+		t.Logf("redis sentinel: port %d was taken after being found free; trying another", port)
 	}
-	sn := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Port: port, Dir: dir, args: []string{path, "--sentinel"}}
-	sn.start(t)
 	t.Cleanup(func() { sn.stop(syscall.SIGKILL) })
 	// The Sentinel knows the master as soon as it has read its config.
 	c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr, Protocol: 2, DisableIdentity: true})
