@@ -955,6 +955,13 @@ func urlHostsByByte(s []byte) []string {
 		s = s[j:]
 		if k := bytes.Index(s[:min(len(s), 8)], []byte("://")); k >= 0 {
 			s = s[k+3:]
+			// Userinfo: the host starts after the last "@" of the
+			// authority.
+			for k := 0; k < len(s) && (isHostByte(s[k]) || strings.IndexByte("@:%_~!$&'()*+,;=", s[k]) >= 0); k++ {
+				if s[k] == '@' {
+					s, k = s[k+1:], -1
+				}
+			}
 		}
 		end := 0
 		for end < len(s) && isHostByte(s[end]) {

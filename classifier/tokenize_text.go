@@ -379,8 +379,9 @@ func appendLowerUnicode(b []byte, s []byte) []byte {
 func (w *walker) urls(s []byte) { eachURLHost(s, w.host) }
 
 // eachURLHost calls fn with the host of each URL in s, from left to
-// right: the host bytes after each "http://", "https://" or "www." that
-// indexURL finds, each search starting after the host before.
+// right: the host bytes after each "http://", "https://" (and its
+// userinfo, see afterUserinfo) or "www." that indexURL finds, each
+// search starting after the host before.
 func eachURLHost(s []byte, fn func(host []byte)) {
 	var f urlFinder
 	for pos := 0; ; {
@@ -391,6 +392,7 @@ func eachURLHost(s []byte, fn func(host []byte)) {
 		p := j
 		if k := bytes.Index(s[p:min(len(s), p+8)], []byte("://")); k >= 0 {
 			p += k + 3
+			p = afterUserinfo(s, p)
 		}
 		end := p
 		for end < len(s) && isHostByte(s[end]) {
@@ -403,6 +405,38 @@ func eachURLHost(s []byte, fn func(host []byte)) {
 		// Every round consumes at least one byte, so the loop ends.
 		pos = max(end, p+1)
 	}
+}
+
+// afterUserinfo returns where the host of the URL authority that starts
+// at s[p] starts: after its last "@" when it has userinfo
+// ("http://user:pass@host/", RFC 3986 section 3.2.1), p otherwise. A
+// browser goes to the host after the "@"; phishing links put a bank's
+// name before it ("http://www.bank.example@evil.example/"), and reading
+// that as the host gave the bank's tokens and none of the real host.
+// The authority ends at the first byte that can be neither userinfo nor
+// host ("/", "?", "#", white space, quotes, angle brackets ...).
+func afterUserinfo(s []byte, p int) int {
+	host := p
+	for k := p; k < len(s) && isAuthorityByte(s[k]); k++ {
+		if s[k] == '@' {
+			host = k + 1
+		}
+	}
+	return host
+}
+
+// isAuthorityByte reports whether c may stand in the authority of a URL:
+// a host byte, "@", or a byte userinfo may hold (unreserved, "%" of a
+// percent-encoding, sub-delims, ":").
+func isAuthorityByte(c byte) bool {
+	if isHostByte(c) {
+		return true
+	}
+	switch c {
+	case '@', ':', '%', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=':
+		return true
+	}
+	return false
 }
 
 // indexURL returns the index of the first "http://", "https://" or "www."
