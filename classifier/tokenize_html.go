@@ -210,10 +210,20 @@ func appendHTMLText(dst, t []byte) []byte {
 		t = t[amp:]
 		n := 1
 		if n < len(t) && t[n] == '#' {
+			// A numeric reference ends where its digits do, ";" or
+			// not, as browsers read it: "V&#105agra" shows "Viagra".
 			n++
-		}
-		for n < len(t) && n < 32 && isASCIILetterDigit(t[n]) {
-			n++
+			hex := n < len(t) && (t[n] == 'x' || t[n] == 'X')
+			if hex {
+				n++
+			}
+			for n < len(t) && n < 32 && (t[n] >= '0' && t[n] <= '9' || hex && isHexLetter(t[n])) {
+				n++
+			}
+		} else {
+			for n < len(t) && n < 32 && isASCIILetterDigit(t[n]) {
+				n++
+			}
 		}
 		if n < len(t) && t[n] == ';' {
 			n++
@@ -293,6 +303,8 @@ func parseCharRef(d []byte) (rune, bool) {
 func isHTMLSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }
+
+func isHexLetter(c byte) bool { return c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
