@@ -215,6 +215,11 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		return
 	}
 	body = w.capPartHeaders(body, boundary)
+	if !w.bogo {
+		// bogofilter has a MIME parser of its own, which the bogofilter
+		// dialect follows as it is.
+		body, boundary = rebound(body, boundary)
+	}
 	rd := bytes.NewReader(body)
 	mr := textproto.NewMultipartReader(rd, boundary)
 	n, broken := 0, 0
@@ -281,6 +286,74 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		w.text(toUTF8(pre, ""))
 		w.text(toUTF8(epi, ""))
 	}
+}
+
+// rebound returns body and boundary as they are, unless a line of body
+// starts with "--" and the boundary but is no delimiter line (RFC 2046
+// section 5.1: "--", the boundary, optional blanks, the line end; the
+// close delimiter has "--" after the boundary), such as "--abc-inner"
+// where the boundary is "abc" and a nested multipart's is "abc-inner".
+// go-message takes "--" and the boundary followed by "-" or a blank for
+// the end of a part, and then fails on the line as no delimiter: every
+// part after it was lost, and the body read as text. In that case the
+// delimiter lines are rewritten with a boundary that occurs nowhere in
+// body, which is returned with the new body.
+func rebound(body []byte, boundary string) ([]byte, string) {
+	dash := []byte("--" + boundary)
+	misread := false
+	eachDashLine(body, dash, func(i int, delim bool) {
+		rest := body[i+len(dash):]
+		if !delim && len(rest) > 0 && (rest[0] == '-' || rest[0] == ' ' || rest[0] == '\t') {
+			misread = true
+		}
+	})
+	if !misread {
+		return body, boundary
+	}
+	// The hash of the body under the process's seed, which no sender
+	// knows, makes a boundary that a body cannot hold but by chance;
+	// one that does is read as before.
+	nb := boundary + "=" + strconv.FormatUint(tokenHash(body), 36)
+	if bytes.Contains(body, []byte("--"+nb)) {
+		return body, boundary
+	}
+	var out []byte
+	copied := 0
+	eachDashLine(body, dash, func(i int, delim bool) {
+		if delim {
+			out = append(out, body[copied:i]...)
+			out = append(append(out, "--"...), nb...)
+			copied = i + len(dash)
+		}
+	})
+	return append(out, body[copied:]...), nb
+}
+
+// eachDashLine calls fn with the index of each line of body that starts
+// with dash ("--" and a boundary), and whether it is a delimiter line.
+func eachDashLine(body, dash []byte, fn func(i int, delim bool)) {
+	for pos := 0; pos < len(body); {
+		i := bytes.Index(body[pos:], dash)
+		if i < 0 {
+			return
+		}
+		i += pos
+		pos = i + len(dash)
+		if i > 0 && body[i-1] != '\n' {
+			continue
+		}
+		fn(i, isDelimiterRest(body[pos:]))
+	}
+}
+
+// isDelimiterRest reports whether rest, what follows "--" and the
+// boundary at the start of a line, makes the line a delimiter line:
+// optionally "--" (the close delimiter), blanks, then CRLF, LF or the
+// end of the body.
+func isDelimiterRest(rest []byte) bool {
+	rest = bytes.TrimPrefix(rest, []byte("--"))
+	rest = bytes.TrimLeft(rest, " \t")
+	return len(rest) == 0 || rest[0] == '\n' || len(rest) >= 2 && rest[0] == '\r' && rest[1] == '\n'
 }
 
 // outsideParts returns the preamble of a multipart body, before its first
