@@ -1139,14 +1139,22 @@ func TestProbes(t *testing.T) {
 		}
 	}
 	// Close stops the probes. A query sent just before it may still be
-	// on its way through the server's socket when Close returns, so
-	// the count starts once the server has caught up.
+	// on its way through the server's socket when Close returns, and a
+	// loaded machine may take a while to hand it over: so the test
+	// waits for a second (ten probe intervals) with no new query, which
+	// never comes while the probes go on.
 	e.f.Close()
-	time.Sleep(50 * time.Millisecond)
-	n := len(srv.Queries())
-	time.Sleep(200 * time.Millisecond)
-	if m := len(srv.Queries()); m != n {
-		t.Errorf("%d probe queries after Close", m-n)
+	const quiet = time.Second
+	deadline := time.Now().Add(30 * time.Second)
+	n, since := len(srv.Queries()), time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			t.Fatalf("probe queries still coming 30s after Close (%d in all)", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if m := len(srv.Queries()); m != n {
+			n, since = m, time.Now()
+		}
 	}
 }
 
