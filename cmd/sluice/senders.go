@@ -41,7 +41,9 @@ the configuration, as the daemon would, and prints for each the rule that
 decides (file:line, key and action), what the filter then does, and the
 WATCH rules that match, with whether the domain is new to them. It reads
 the files as they are now, so it also tests an edit before the daemon
-picks it up. "<>" is the null sender.
+picks it up. "<>" is the null sender. --client-name unknown (Postfix's
+word for a client without a verified reverse name) is not looked up, as
+the daemon does not.
 
 --filter picks one senders filter by name; --file tests rules files
 instead of the configuration's (their untagged rules apply to the
@@ -188,6 +190,13 @@ func (s sendersSetup) test(w io.Writer, address, helo, client string) error {
 		}{senders.ClientName, client})
 	}
 	for _, l := range lookups {
+		if l.subj == senders.ClientName && l.value == "unknown" {
+			// As the filter does: Postfix's word for a client without
+			// a verified reverse name is no name, and a rule for it
+			// never applies.
+			fmt.Fprintf(w, "%s unknown\n  rule    none looked up: Postfix's word for a client without a verified name\n  action  continue\n", l.subj)
+			continue
+		}
 		m := rs.Match(l.subj, l.value)
 		fmt.Fprintf(w, "%s %s\n", l.subj, senders.Describe(m.Name))
 		if m.Rule == nil {

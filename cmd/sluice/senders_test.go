@@ -387,3 +387,23 @@ func TestSendersTestEmptyFile(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// senders test agrees with the filter on Postfix's client name
+// "unknown": the daemon compares it with no rule, so a rule that would
+// match the word (a glob, a regular expression, Connect:unknown) must
+// not be shown as deciding.
+func TestSendersTestClientNameUnknown(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "access")
+	if err := os.WriteFile(rules, []byte("Connect:unknown REJECT\n/^unk/ REJECT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "senders", "test", "a@example.org", "--file", rules, "--match", "client_name", "--client-name", "unknown")
+	if r.code != 0 || !strings.Contains(r.stdout, "client_name unknown\n  rule    none looked up: Postfix's word for a client without a verified name\n  action  continue\n") {
+		t.Errorf("exit %d, stderr %q, output:\n%s", r.code, r.stderr, r.stdout)
+	}
+	// Another name is still looked up.
+	r = runCLI(t, "", "senders", "test", "a@example.org", "--file", rules, "--match", "client_name", "--client-name", "unknown.example")
+	if r.code != 0 || !strings.Contains(r.stdout, "action  reject") {
+		t.Errorf("a real name: exit %d, stderr %q, output:\n%s", r.code, r.stderr, r.stdout)
+	}
+}
