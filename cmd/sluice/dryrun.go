@@ -83,8 +83,9 @@ prints what each filter decided at each stage and why, the header edits,
 and the final verdict with the SMTP reply the client would get.
 
 The envelope comes from the flags; without --from the sender is the
-message's Return-Path or From address, without --rcpt the recipients are
-the addresses in To and Cc.
+message's Return-Path, else its Sender, else the first address of its
+From (the null sender only when it names none), without --rcpt the
+recipients are the addresses in To and Cc.
 
 Nothing is learned and nothing is archived: bayes auto-learning is off, an
 archive filter writes into a scratch directory that is removed (the paths
@@ -320,19 +321,30 @@ func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transacti
 }
 
 // senderOf is the envelope sender a message shows: its Return-Path, else
-// the address of its From.
+// the address of its Sender (which RFC 5322 3.6.2 asks for when From
+// names several authors), else the first address of its From. A field
+// net/mail cannot parse gives the address in its last <...>, if that
+// holds an "@". Only a message naming no sender at all gets the null
+// sender: a From of two authors, or one with a stray character, taken
+// for "<>" would meet the rules for bounces ("<> REJECT") and give a
+// verdict the daemon never gives that message.
 func senderOf(hs []filters.Header) string {
-	for _, name := range []string{"Return-Path", "From"} {
+	for _, name := range []string{"Return-Path", "Sender", "From"} {
 		for _, h := range hs {
 			if !filters.SameName(h.Name, name) {
 				continue
 			}
-			v := strings.TrimSpace(strings.ReplaceAll(h.Value, "\n", ""))
+			v := strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(h.Value, "\r", ""), "\n", ""))
 			if v == "<>" {
 				return ""
 			}
-			if a, err := mail.ParseAddress(v); err == nil {
-				return a.Address
+			if list, err := mail.ParseAddressList(v); err == nil && len(list) > 0 {
+				return list[0].Address
+			}
+			if i := strings.LastIndexByte(v, '<'); i >= 0 {
+				if j := strings.IndexByte(v[i:], '>'); j > 0 && strings.Contains(v[i+1:i+j], "@") {
+					return v[i+1 : i+j]
+				}
 			}
 		}
 	}
