@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -158,6 +159,36 @@ type Error struct {
 	Err    error
 }
 
+// maxErrorKey and maxErrorText bound the key and the message of an
+// Error. Both may quote the file: a key or value of megabytes (a file
+// named by mistake, a pasted blob) made an error line of megabytes in
+// the terminal and in the log of a failed reload. Real keys and messages
+// are far shorter.
+const (
+	maxErrorKey  = 256
+	maxErrorText = 1024
+)
+
+// shorten returns s, or, when it is longer than max bytes, its start and
+// its end with what lies between them replaced by a note of how much was
+// left out. The end stays: a message that quotes a value first ends in
+// what is wrong with it.
+func shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	// Cut where a UTF-8 character starts (within the 3 bytes a
+	// character may continue), not inside one.
+	end, start := max/2, len(s)-max/2
+	for i := 0; i < 3 && !utf8.RuneStart(s[end]); i++ {
+		end--
+	}
+	for i := 0; i < 3 && !utf8.RuneStart(s[start]); i++ {
+		start++
+	}
+	return fmt.Sprintf("%s … (%d bytes left out) … %s", s[:end], start-end, s[start:])
+}
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -174,10 +205,10 @@ func (e *Error) Error() string {
 		b.WriteString(" ")
 	}
 	if e.Key != "" {
-		b.WriteString(e.Key)
+		b.WriteString(shorten(e.Key, maxErrorKey))
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Err.Error())
+	b.WriteString(shorten(e.Err.Error(), maxErrorText))
 	return b.String()
 }
 

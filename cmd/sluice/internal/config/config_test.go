@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/filters"
@@ -647,5 +648,30 @@ func TestWholeNumberLeadingZero(t *testing.T) {
 	}
 	if err := c.DecodeOptions(0, &opts); err == nil || !strings.HasPrefix(err.Error(), "z.yml:4: filters[0].options.count:") {
 		t.Errorf("options: error %v (count %d), want one at z.yml:4 filters[0].options.count", err, opts.Count)
+	}
+}
+
+// An error quotes the key and often the value; one of megabytes (a blob
+// pasted, a file named by mistake) made an error line of megabytes in the
+// terminal and in the log of a failed reload. The line keeps its place,
+// the key's and the value's start, and the end of its message.
+func TestErrorOfHugeKeyOrValueBounded(t *testing.T) {
+	for name, src := range map[string]string{
+		"key":   "? " + strings.Repeat("é", 1<<19) + "\n: 1\n",
+		"value": "shutdown_timeout: \"" + strings.Repeat("x", 1<<20) + "\"\n",
+	} {
+		_, err := config.Parse("h.yml", []byte(src), filtertest.Registry())
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		msg := err.Error()
+		if len(msg) > 2048 || !strings.HasPrefix(msg, "h.yml:1: ") || !strings.Contains(msg, "bytes left out") || !utf8.ValidString(msg) {
+			t.Errorf("%s: error of %d bytes: %.300s", name, len(msg), msg)
+		}
+	}
+	// A short one is whole.
+	_, err := config.Parse("h.yml", []byte("max_connections: 0.5\n"), filtertest.Registry())
+	if err == nil || strings.Contains(err.Error(), "left out") {
+		t.Errorf("short error: %v", err)
 	}
 }
