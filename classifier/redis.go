@@ -404,15 +404,19 @@ func unavailable(err error) bool {
 	// Server states that pass: loading the dataset after a restart, a
 	// long script running, no master or a resharding cluster, a replica
 	// that was the master before a failover (or a master made a replica
-	// while a write waited for its replicas: UNBLOCKED), too many
-	// clients.
-	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "UNBLOCKED", "NOREPLICAS", "ERR max number of clients"} {
+	// while a write waited for its replicas: UNBLOCKED, or before it
+	// asked to: WAIT refused), too many clients.
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "UNBLOCKED", waitOnReplica, "NOREPLICAS", "ERR max number of clients"} {
 		if redis.HasErrorPrefix(err, p) {
 			return true
 		}
 	}
 	return false
 }
+
+// waitOnReplica begins Redis's refusal of a WAIT sent to a replica (after
+// the "ERR " that redis.HasErrorPrefix leaves out).
+const waitOnReplica = "WAIT cannot be used with replica"
 
 // errLogRefused marks a lookup that failed because Redis refuses this user
 // the change log's XRANGE by its ACL (see RedisStore.noLog).
@@ -889,6 +893,14 @@ func (s *RedisStore) runScripts(ctx context.Context, op string, sc *redis.Script
 			}
 			if wait != nil {
 				n, err := wait.Result()
+				if redis.HasErrorPrefix(err, waitOnReplica) {
+					// The master was made a replica (a failover) after
+					// the scripts ran and before the WAIT: the writes
+					// are not confirmed, and the new master may never
+					// have received them. Redis's own text suggests a
+					// writable replica, which is not the case here.
+					return fmt.Errorf("the server was made a replica before its replicas acknowledged the write (wait_replicas); the write may be lost: %w", err)
+				}
 				if err != nil {
 					return err
 				}

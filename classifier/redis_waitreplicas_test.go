@@ -1,11 +1,14 @@
 package classifier_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,4 +175,140 @@ func TestRedisWaitReplicasOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
+}
+
+// waitHolder is a TCP proxy that, once armed, passes on a pipeline up to
+// its WAIT, holds the WAIT until released, and then passes on the rest:
+// the moment between a learn's script and its WAIT, where a failover can
+// demote the master.
+type waitHolder struct {
+	ln      net.Listener
+	target  string
+	armed   atomic.Bool
+	held    atomic.Bool
+	replied chan struct{} // closed once the scripts before a held WAIT answered
+	release chan struct{}
+}
+
+func (p *waitHolder) serve() {
+	wait := []byte("*3\r\n$4\r\nwait\r\n")
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		var holding atomic.Bool
+		go func() {
+			defer s.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					b := buf[:n]
+					if i := bytes.Index(b, wait); i >= 0 && p.armed.CompareAndSwap(true, false) {
+						holding.Store(true)
+						p.held.Store(true)
+						if _, err := s.Write(b[:i]); err != nil {
+							return
+						}
+						<-p.release
+						b = b[i:]
+					}
+					if _, err := s.Write(b); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+					if holding.Swap(false) {
+						close(p.replied)
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// A master made a replica after a learn's script ran and before its WAIT
+// (a failover between the two): Redis refuses the WAIT, and the learn
+// fails as unavailable, not confirmed, as when the WAIT was already
+// waiting (UNBLOCKED) or the script itself was refused (READONLY).
+func TestRedisWaitReplicasDemotedBeforeWait(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	ctx := context.Background()
+	if n, err := master.Client(t).Wait(ctx, 1, 10*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("replica not in sync: %d %v", n, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := &waitHolder{ln: ln, target: master.Addr, replied: make(chan struct{}), release: make(chan struct{})}
+	go p.serve()
+	released := false
+	defer func() {
+		if !released {
+			close(p.release)
+		}
+	}()
+	st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{ln.Addr().String()},
+		WriteTimeout: 10 * time.Second, WaitReplicas: 1, CacheTokens: -1})
+	defer st.Close()
+	op := func(d byte) classifier.LearnOp {
+		o := classifier.LearnOp{Class: classifier.Spam, Tokens: []string{"a"}, Date: 20240101}
+		o.Digest[0] = d
+		return o
+	}
+	// Loads the script: the held pipeline is then the learn's only one.
+	if out, err := st.Learn(ctx, []classifier.LearnOp{op(1)}); err != nil || out[0] != classifier.Learned {
+		t.Fatalf("first learn: %v %v", out, err)
+	}
+	p.armed.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Learn(ctx, []classifier.LearnOp{op(2)})
+		done <- err
+	}()
+	select {
+	case <-p.replied:
+	case err := <-done:
+		t.Fatalf("the learn ended before its WAIT was held (held %v): %v", p.held.Load(), err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the learn's script did not answer within 10 s")
+	}
+	if err := master.Client(t).ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(replica.Port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	close(p.release)
+	released = true
+	select {
+	case err := <-done:
+		if !errors.Is(err, classifier.ErrUnavailable) || !strings.Contains(err.Error(), "WAIT cannot be used with replica") {
+			t.Fatalf("learn whose master was made a replica before its WAIT: %v, want ErrUnavailable (WAIT refused)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the learn still runs 10 s after its WAIT was passed on")
+	}
 }
