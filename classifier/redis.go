@@ -405,8 +405,9 @@ func unavailable(err error) bool {
 	// long script running, no master or a resharding cluster, a replica
 	// that was the master before a failover (or a master made a replica
 	// while a write waited for its replicas: UNBLOCKED, or before it
-	// asked to: WAIT refused), too many clients.
-	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "UNBLOCKED", waitOnReplica, "NOREPLICAS", "ERR max number of clients"} {
+	// asked to: WAIT refused), too many clients. redis.HasErrorPrefix
+	// compares after Redis's "ERR ", so the prefixes leave it out.
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "UNBLOCKED", waitOnReplica, "NOREPLICAS", "max number of clients"} {
 		if redis.HasErrorPrefix(err, p) {
 			return true
 		}
