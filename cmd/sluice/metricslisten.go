@@ -16,7 +16,7 @@ import (
 var metricsMaxConns = 64
 
 // limitListener is a net.Listener that accepts no more connections while
-// max of those it accepted are still open.
+// limit of those it accepted are still open.
 type limitListener struct {
 	net.Listener
 	slots   chan struct{}
@@ -24,8 +24,8 @@ type limitListener struct {
 	once    sync.Once
 }
 
-func newLimitListener(ln net.Listener, max int) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, max), closing: make(chan struct{})}
+func newLimitListener(ln net.Listener, limit int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), closing: make(chan struct{})}
 }
 
 // Accept waits for a free slot, then for a connection.

@@ -169,17 +169,17 @@ const (
 	maxErrorText = 1024
 )
 
-// shorten returns s, or, when it is longer than max bytes, its start and
+// shorten returns s, or, when it is longer than limit bytes, its start and
 // its end with what lies between them replaced by a note of how much was
 // left out. The end stays: a message that quotes a value first ends in
 // what is wrong with it.
-func shorten(s string, max int) string {
-	if len(s) <= max {
+func shorten(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
 	// Cut where a UTF-8 character starts (within the 3 bytes a
 	// character may continue), not inside one.
-	end, start := max/2, len(s)-max/2
+	end, start := limit/2, len(s)-limit/2
 	for i := 0; i < 3 && !utf8.RuneStart(s[end]); i++ {
 		end--
 	}
