@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/sluice-mail/sluice/classifier"
@@ -101,5 +102,37 @@ func TestChooseCutoffsMargin(t *testing.T) {
 		if got.uns != 1 {
 			t.Errorf("margin %g: %d unsure, want 1 (unsure verdicts are counted at the cutoffs themselves)", c.margin, got.uns)
 		}
+	}
+}
+
+// TestTargetsThenAUC checks the order cross-validation chooses by: a grid
+// point whose cutoffs meet the targets wins over one of higher AUC whose
+// cutoffs cannot, and among points that meet them (or among points that
+// do not) the higher AUC wins.
+func TestTargetsThenAUC(t *testing.T) {
+	tg := targets{set: true, fnRate: 0.01, unsRt: 0.03, fnFirst: true}
+	pt := func(uns int, auc float64) cvPoint {
+		return cvPoint{uns: uns, cost: uns, auc: auc, nTotal: 1000}
+	}
+	meetsLow := pt(20, 0.9990)
+	meetsHigh := pt(29, 0.9992)
+	missesHigh := pt(84, 0.9999) // 8.4% unsure: over the cap
+	missesLow := pt(40, 0.9980)
+	if !tg.meets(meetsLow) || !tg.meets(meetsHigh) || tg.meets(missesHigh) || tg.meets(missesLow) {
+		t.Fatal("fixture points do not meet or miss the targets as intended")
+	}
+	got := []cvPoint{missesHigh, meetsLow, missesLow, meetsHigh}
+	slices.SortFunc(got, tg.targetsThenAUC)
+	want := []cvPoint{meetsHigh, meetsLow, missesHigh, missesLow}
+	for i := range want {
+		if got[i].uns != want[i].uns {
+			t.Errorf("position %d: unsure %d, AUC %v; want unsure %d, AUC %v", i, got[i].uns, got[i].auc, want[i].uns, want[i].auc)
+		}
+	}
+	// Without targets (no bogofilter run to set them) the AUC alone
+	// orders, as before.
+	slices.SortFunc(got, targets{}.targetsThenAUC)
+	if got[0].uns != missesHigh.uns {
+		t.Errorf("without targets: first is unsure %d, want the highest AUC (unsure %d)", got[0].uns, missesHigh.uns)
 	}
 }
