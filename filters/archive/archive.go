@@ -179,19 +179,21 @@ func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at t
 // its first spelling. A client may name a recipient twice, by the same
 // RCPT TO again or with the domain in another case; the MTA delivers one
 // copy, but may show the milter every RCPT TO it accepted (Sendmail 8.17
-// does, and answers each with 250). Domains compare as the path does
-// (setRcpt); a local part in another case may be another mailbox (RFC
-// 5321 2.4) and is kept.
+// does, and answers each with 250). Addresses are split as the path
+// splits them (rcptParts), so other spellings of one mailbox (a final
+// dot, quotes around the local part, a source route) count once; a
+// local part in another case may be another mailbox (RFC 5321 2.4) and
+// is kept.
 func uniqueRcpts(rcpts []filters.Address) []string {
 	all := make([]string, 0, len(rcpts))
 	seen := make(map[string]bool, len(rcpts))
 	for _, r := range rcpts {
 		key := r.Addr
-		if local, domain, ok := strings.Cut(r.Addr, "@"); ok {
-			if a, err := idnaLookup.ToASCII(domain); err == nil && a != "" {
-				domain = a
+		if local, domain, ok := rcptParts(r.Addr); ok {
+			key = local
+			if domain != "" {
+				key += "@" + strings.ToLower(domain)
 			}
-			key = local + "@" + strings.ToLower(domain)
 		}
 		if seen[key] {
 			continue
@@ -216,18 +218,47 @@ func templateValues(verdict, action string, at time.Time) map[string]string {
 }
 
 func setRcpt(values map[string]string, rcpt string) {
-	local, domain, ok := strings.Cut(rcpt, "@")
-	// An internationalised domain is one domain in either spelling
-	// (bücher.example, xn--bcher-kva.example): both go into the path as
-	// the A-label, which pathSafe keeps as it is. Written in Unicode it
-	// would otherwise become "b__cher.example", beside the
-	// xn--bcher-kva.example of the same domain. A domain that is not a
-	// valid IDNA name stays as written.
-	if a, err := idnaLookup.ToASCII(domain); err == nil && ok && a != "" {
-		domain = a
+	local, domain, ok := rcptParts(rcpt)
+	switch {
+	case !ok:
+		local, domain = "", ""
+	case domain != "":
 		rcpt = local + "@" + domain
+	default:
+		rcpt = local
 	}
 	values["rcpt"], values["rcpt_local"], values["rcpt_domain"] = rcpt, local, domain
+}
+
+// rcptParts splits a recipient into the mailbox's local part and domain,
+// as every filter reads an address (filters.SplitAddress), so that each
+// spelling of one mailbox gets the same path and one spelling cannot
+// borrow another domain's:
+//
+//   - at the last "@" outside quoted strings: "a@b"@example.com is a
+//     mailbox at example.com (RFC 5321 section 4.1.2 allows "@" in a
+//     quoted local part), not at b"@example.com;
+//   - a local part that is one quoted string unquoted: "bob"@example.com
+//     is bob@example.com;
+//   - a source route dropped (@relay.example:bob@example.com, ignored as
+//     RFC 5321 appendix C asks);
+//   - the domain without final dots (bob@example.com. is delivered to
+//     bob@example.com), and an internationalised domain as its A-label:
+//     bücher.example and xn--bcher-kva.example are one domain, and
+//     written in Unicode it would become "b__cher.example", beside the
+//     xn--bcher-kva.example of the same domain. A domain that is not a
+//     valid IDNA name stays as written.
+//
+// false for an empty recipient, which has no parts.
+func rcptParts(rcpt string) (local, domain string, ok bool) {
+	local, domain, null := filters.SplitAddress(rcpt)
+	if null {
+		return "", "", false
+	}
+	if a, err := idnaLookup.ToASCII(domain); err == nil && a != "" {
+		domain = a
+	}
+	return local, domain, true
 }
 
 // idnaLookup maps a domain as for a DNS lookup (UTS 46: case, width,

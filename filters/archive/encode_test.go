@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -264,5 +265,46 @@ func TestPathTemplateIntlRecipients(t *testing.T) {
 	setRcpt(v, "Jürgen@Bücher.example")
 	if got, want := tr.render(v), "/s/jürgen@xn--bcher-kva.example.mbox"; got != want {
 		t.Errorf("{rcpt}: %q, want %q", got, want)
+	}
+}
+
+// A recipient is split as every filter reads an address: one mailbox
+// in any of its spellings gets one path, and no spelling takes the path
+// of another domain. A final dot, a local part in quotes and a source
+// route (RFC 5321 sections 4.1.2 and appendix C) do not change the
+// mailbox; a quoted local part may hold "@", and the domain follows the
+// last "@" outside the quotes.
+func TestPathRecipientSpellings(t *testing.T) {
+	tp, err := parsePathTemplate("a/{rcpt_domain}/{rcpt_local}.mbox", "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := parsePathTemplate("{rcpt}.mbox", "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ rcpt, split, whole string }{
+		{"bob@lab.example", "/s/a/lab.example/bob.mbox", "/s/bob@lab.example.mbox"},
+		{"bob@lab.example.", "/s/a/lab.example/bob.mbox", "/s/bob@lab.example.mbox"},
+		{"bob@BÜCHER.example.", "/s/a/xn--bcher-kva.example/bob.mbox", "/s/bob@xn--bcher-kva.example.mbox"},
+		{`"bob"@lab.example`, "/s/a/lab.example/bob.mbox", "/s/bob@lab.example.mbox"},
+		{"@relay.example:bob@lab.example", "/s/a/lab.example/bob.mbox", "/s/bob@lab.example.mbox"},
+		{"@a.example,@[IPv6:2001:db8::1]:bob@lab.example", "/s/a/lab.example/bob.mbox", "/s/bob@lab.example.mbox"},
+		{`"x@evil.example"@lab.example`, "/s/a/lab.example/x@evil.example.mbox", "/s/x@evil.example@lab.example.mbox"},
+		{"postmaster@[IPv6:2001:DB8::1]", "/s/a/_ipv6_2001_db8__1_/postmaster.mbox", "/s/postmaster@_ipv6_2001_db8__1_.mbox"},
+		{"postmaster", "/s/a/_/postmaster.mbox", "/s/postmaster.mbox"},
+	} {
+		v := map[string]string{}
+		setRcpt(v, tc.rcpt)
+		if got := tp.render(v); got != tc.split {
+			t.Errorf("%s: path %q, want %q", tc.rcpt, got, tc.split)
+		}
+		if got := tr.render(v); got != tc.whole {
+			t.Errorf("%s: {rcpt} path %q, want %q", tc.rcpt, got, tc.whole)
+		}
+	}
+	got := uniqueRcpts([]filters.Address{{Addr: "bob@lab.example"}, {Addr: "bob@lab.example."}, {Addr: `"bob"@LAB.example`}, {Addr: "@relay.example:bob@lab.example"}, {Addr: `"bob@x"@lab.example`}})
+	if want := []string{"bob@lab.example", `"bob@x"@lab.example`}; !slices.Equal(got, want) {
+		t.Errorf("recipients recorded %q, want %q", got, want)
 	}
 }
