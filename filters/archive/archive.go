@@ -340,7 +340,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		if f.s.format == FormatMaildir {
 			n, err = f.app.AppendMaildir(ctx, c.path, func(w *bufio.Writer) error {
 				lw := newLineWriter(w, false)
-				if _, err := lw.Write([]byte("Return-Path: <" + headerSafe(m.From.Addr, true) + ">\r\n")); err != nil {
+				if _, err := lw.Write([]byte("Return-Path: <" + returnPath(m.From.Addr) + ">\r\n")); err != nil {
 					return err
 				}
 				return writeMessage(ctx, lw, e, m, false)

@@ -1574,3 +1574,52 @@ func TestMaildirHostEscapesComma(t *testing.T) {
 		}
 	}
 }
+
+// The null sender has more spellings than "": a source route to no
+// address (MAIL FROM:<@relay.example:>) is one, which Postfix delivers
+// with "Return-Path: <>" (see the senders end-to-end tests). The copy
+// names the sender the mailbox has: MAILER-DAEMON in the mbox "From "
+// line, <> in the maildir Return-Path; any other sender as sent.
+func TestNullSenderSpellings(t *testing.T) {
+	for _, tc := range []struct{ from, fromLine, returnPath string }{
+		{"", "From MAILER-DAEMON ", "Return-Path: <>\n"},
+		{"<>", "From MAILER-DAEMON ", "Return-Path: <>\n"},
+		{"@relay.example:", "From MAILER-DAEMON ", "Return-Path: <>\n"},
+		{"@a.example,@[IPv6:2001:db8::1]:", "From MAILER-DAEMON ", "Return-Path: <>\n"},
+		{"alice@example.org", "From alice@example.org ", "Return-Path: <alice@example.org>\n"},
+		{"jösé@exämple.org", "From jösé@exämple.org ", "Return-Path: <jösé@exämple.org>\n"},
+	} {
+		dir := t.TempDir()
+		mbox := filepath.Join(dir, "all.mbox")
+		m := testMessage("N1", "x\r\n")
+		m.From.Addr = tc.from
+		f := newFilter(t, Config{Targets: map[string]string{"default": mbox}}, nil)
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+		recs := readRecords(t, mbox)
+		if len(recs) != 1 {
+			t.Fatalf("sender %q: %d mbox records, want 1", tc.from, len(recs))
+		}
+		if got := recs[0].From(); !strings.HasPrefix(got, tc.fromLine) {
+			t.Errorf("sender %q: From line %q, want it to start %q", tc.from, got, tc.fromLine)
+		}
+
+		md := filepath.Join(dir, "md")
+		m = testMessage("N2", "x\r\n")
+		m.From.Addr = tc.from
+		f = newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"default": md}}, nil)
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+		news, _ := os.ReadDir(filepath.Join(md, "new"))
+		if len(news) != 1 {
+			t.Fatalf("sender %q: %d maildir files, want 1", tc.from, len(news))
+		}
+		b, _ := os.ReadFile(filepath.Join(md, "new", news[0].Name()))
+		if !strings.HasPrefix(string(b), tc.returnPath) {
+			line, _, _ := strings.Cut(string(b), "\n")
+			t.Errorf("sender %q: maildir copy starts %q, want %q", tc.from, line, tc.returnPath)
+		}
+	}
+}

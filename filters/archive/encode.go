@@ -212,11 +212,25 @@ const (
 // sender ("MAILER-DAEMON" for the null sender, as local delivery agents
 // write it) and the time in asctime(3) form.
 func fromLineFor(e envelope) string {
-	sender := headerSafe(e.from, true)
+	sender := returnPath(e.from)
 	if sender == "" {
 		sender = "MAILER-DAEMON"
 	}
 	return "From " + sender + " " + e.at.Format("Mon Jan _2 15:04:05 2006") + "\n"
+}
+
+// returnPath returns the envelope sender as the archive records it: as
+// the client sent it, on one line, but "" for every form of the null
+// sender, read as every filter reads the envelope sender
+// (filters.EnvelopeAddress). A source route to no address
+// ("MAIL FROM:<@relay.example:>") is the null sender: Postfix delivers
+// the message with "Return-Path: <>", and the copy must not name a
+// sender the mailbox does not have.
+func returnPath(from string) string {
+	if _, _, null := filters.EnvelopeAddress(from); null {
+		return ""
+	}
+	return headerSafe(from, true)
 }
 
 // maxReason bounds the reason recorded in the verdict field, so the field
