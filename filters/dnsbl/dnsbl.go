@@ -807,6 +807,7 @@ func (f *Filter) tag(ctx context.Context, results []result, edits []filters.Head
 	if len(all) == 0 {
 		return filters.Verdict{Edits: edits}, nil
 	}
+	score = decimalSum(score)
 	edits = append(edits, filters.HeaderEdit{Kind: filters.AddHeader, Name: f.s.scoreHeader, Value: formatScore(score)})
 	reason := fmt.Sprintf("dnsbl: score %s: %s", formatScore(score), strings.Join(all, "; "))
 	v := filters.Verdict{Reason: reason, Edits: edits}
@@ -825,6 +826,21 @@ func (f *Filter) tag(ctx context.Context, results []result, edits []filters.Head
 }
 
 func formatScore(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+
+// decimalSum returns a sum of scores as the sum of the decimal numbers
+// the configuration writes them as. Binary floating point has no 0.1:
+// 0.7 + 0.1 + 0.1 + 0.1 comes to 0.9999999999999999, which reaches no
+// threshold of 1, and the score field would show that number. Rounded to
+// 12 significant digits the sum is the decimal one again: the error of a
+// few hundred additions is far below that, and no score is written with
+// so many digits.
+func decimalSum(sum float64) float64 {
+	rounded, err := strconv.ParseFloat(strconv.FormatFloat(sum, 'g', 12, 64), 64)
+	if err != nil {
+		return sum
+	}
+	return rounded
+}
 
 // removeOwn returns the edits that delete the fields of our names in hs,
 // the last first so that the indexes of the others stay valid.

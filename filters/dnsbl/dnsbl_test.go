@@ -758,6 +758,43 @@ func TestBrokenFromDecoysDoNotHideTheAddress(t *testing.T) {
 	}
 }
 
+// Scores add up as the decimal numbers the configuration writes: in
+// binary floating point 0.7 + 0.1 + 0.1 + 0.1 is 0.9999999999999999 and
+// 0.1 + 0.2 is 0.30000000000000004, so four listings worth 1 together
+// reached no threshold of 1, and the score field showed the binary
+// approximation.
+func TestScoreSumsDecimals(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	for _, z := range []string{"a.test", "b.test", "c.test", "d.test"} {
+		srv.AddA("1.2.0.192."+z, 300, "127.0.0.2")
+	}
+	for _, tc := range []struct {
+		scores    []float64
+		threshold float64
+		want      string
+	}{
+		{[]float64{0.7, 0.1, 0.1, 0.1}, 1, "1"},
+		{[]float64{0.1, 0.2}, 0.3, "0.3"},
+	} {
+		var zones []ZoneConfig
+		for i, sc := range tc.scores {
+			zones = append(zones, ZoneConfig{Zone: string(rune('a'+i)) + ".test", Action: "tag", Score: ptr(sc)})
+		}
+		cfg := baseConfig(srv, zones...)
+		cfg.Score = ScoreConfig{Threshold: tc.threshold, Action: "quarantine"}
+		e := newEnv(t, srv, cfg, nil)
+		m := message("192.0.2.1", "mx.example", "a@example.org", "")
+		v := e.check(t, filters.StageHeaders, m)
+		if v.Action != filters.Quarantine {
+			t.Errorf("scores %v, threshold %v: action %s, want quarantine", tc.scores, tc.threshold, v.Action)
+		}
+		after := filters.ApplyEdits(append([]filters.Header(nil), m.Headers...), v.Edits)
+		if got, _ := (&filters.Message{Headers: after}).Header(DefaultScoreHeader); got != tc.want {
+			t.Errorf("scores %v: %s %q, want %q", tc.scores, DefaultScoreHeader, got, tc.want)
+		}
+	}
+}
+
 func TestScoreThresholdAndForgedHeaders(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	srv.AddA("1.2.0.192.a.test", 300, "127.0.0.2")
