@@ -123,7 +123,13 @@ func parseSource(src Source, rules []Rule, perr *ParseError, notes []Note) ([]Ru
 	n := 0
 	for sc.Scan() {
 		n++
-		line := strings.TrimSpace(sc.Text())
+		// A line that is not UTF-8 (an access file kept in Latin-1) is
+		// read as windows-1252, as mail is (filters.AsShown): its key
+		// then names the domain its writer sees, and no rule carries
+		// bytes that are not UTF-8 into the log, the seen file or the
+		// pattern label of the WATCH counter, which the Prometheus
+		// client refuses with a panic.
+		line := filters.AsShown(strings.TrimSpace(sc.Text()))
 		if line == "" || line[0] == '#' {
 			continue
 		}

@@ -290,6 +290,32 @@ func TestParseBinaryFile(t *testing.T) {
 	}
 }
 
+// A rules file kept in Latin-1, not UTF-8, is read as windows-1252, as
+// mail in 8-bit text is: the key "m\xfcller.example" is müller.example,
+// and its text as written is kept as UTF-8. Kept as the raw bytes, the
+// key of a WATCH rule became the pattern label of its counter, and the
+// Prometheus client panics on a label that is not UTF-8: the daemon died
+// loading the file.
+func TestParseLatin1File(t *testing.T) {
+	data := "m\xfcller.example WATCH\n*.b\xfccher.example WATCH\nj\xf6rg@x.example QUARANTINE:f\xfcr J\xf6rg\n"
+	rs, err := Compile(Source{Name: "f", Data: []byte(data), Scope: DefaultScope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rs.WatchKeys(), []string{"müller.example", "*.bücher.example"}; !slices.Equal(got, want) {
+		t.Errorf("WATCH keys %q, want %q", got, want)
+	}
+	if r := ruleAt(t, rs, 3); r.Key != "jörg@x.example" || r.Reason != "für Jörg" {
+		t.Errorf("line 3: key %q, reason %q, want jörg@x.example, für Jörg", r.Key, r.Reason)
+	}
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@mx.müller.example", 0, []int{1}},
+		{MailFrom, "x@mx.xn--bcher-kva.example", 0, []int{2}},
+		{MailFrom, "jörg@x.example", 3, nil},
+		{MailFrom, "j\xe9rg@x.example", 0, nil},
+	})
+}
+
 func TestParseLongLine(t *testing.T) {
 	data := "a.example REJECT\n" + strings.Repeat("x", maxLine+10) + " REJECT\n"
 	_, err := Compile(Source{Name: "f", Data: []byte(data), Scope: DefaultScope})
