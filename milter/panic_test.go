@@ -1,6 +1,7 @@
 package milter_test
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,5 +169,107 @@ func TestSessionPanicAtConnectionStageKeepsFiltering(t *testing.T) {
 				t.Errorf("message after the panic: action %c %d, want the filter's 550", act.Code, act.SMTPCode)
 			}
 		})
+	}
+}
+
+// abortPanicObserver panics in MessageDone for an aborted message: once
+// when armed, or every time with always set. It counts the panics the
+// server reports.
+type abortPanicObserver struct {
+	summaries
+	armed  atomic.Bool
+	always bool
+	panics atomic.Int32
+}
+
+func (o *abortPanicObserver) SessionPanic() { o.panics.Add(1) }
+func (o *abortPanicObserver) MessageDone(s milter.Summary) {
+	if s.Aborted && (o.always || o.armed.Swap(false)) {
+		panic("observer broke on an aborted message")
+	}
+	o.summaries.MessageDone(s)
+}
+
+// waitPanics waits, at most 5 s, for n panics to be reported.
+func (o *abortPanicObserver) waitPanics(t *testing.T, n int32) {
+	t.Helper()
+	for range 500 {
+		if o.panics.Load() >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d session panics reported, want %d", o.panics.Load(), n)
+}
+
+// A panic while the session handles the MTA's abort of a message is
+// recovered at the session boundary like one in any other callback: it
+// is counted, and the connection goes on with the MTA's next message
+// rather than being closed (which leaves that message to the MTA's
+// milter default action).
+func TestSessionPanicAtAbortIsCountedAndSessionGoesOn(t *testing.T) {
+	obs := &abortPanicObserver{}
+	rec := &recorder{}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(rec)}, obs)
+	s := dial(t, addr)
+	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+	must(t)(s.Helo("h"))
+	must(t)(s.Mail("old@example.org", nil))
+	must(t)(s.Rcpt("old-rcpt@example.org", nil))
+	obs.armed.Store(true)
+	if err := s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	obs.waitPanics(t, 1)
+
+	_, act := sendMessage(t, s, "new@example.org", "new@lab.example", nil, "x\r\n")
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("message after the abort: action %c, want accept", act.Code)
+	}
+	s.Close()
+	obs.wait()
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.sums) != 1 || obs.sums[0].From != "new@example.org" {
+		t.Errorf("message summaries %+v, want only the new message's", obs.sums)
+	}
+	if n := obs.panics.Load(); n != 1 {
+		t.Errorf("%d session panics reported, want 1", n)
+	}
+}
+
+// A panic while the session ends a message the MTA left open when the
+// connection closed (no abort) is recovered and counted too. It runs
+// after go-milter's session loop, which cannot recover it: unrecovered,
+// it would end the whole daemon.
+func TestSessionPanicAtConnectionLossIsCounted(t *testing.T) {
+	obs := &abortPanicObserver{always: true}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(&recorder{})}, obs)
+	m := dialRaw(t, addr)
+	opts := make([]byte, 12)
+	binary.BigEndian.PutUint32(opts[0:], 6)
+	binary.BigEndian.PutUint32(opts[4:], uint32(gomilter.OptAddHeader))
+	binary.BigEndian.PutUint32(opts[8:], 0x1fffff)
+	if code := m.send('O', opts, true); code != 'O' {
+		t.Fatalf("negotiation: reply %c", code)
+	}
+	conn := append([]byte("client.example\x004"), 0, 25)
+	conn = append(conn, "192.0.2.7\x00"...)
+	if code := m.send('C', conn, true); code != 'c' {
+		t.Fatalf("connect: reply %c", code)
+	}
+	if code := m.send('M', []byte("<a@example.org>\x00"), true); code != 'c' {
+		t.Fatalf("MAIL: reply %c", code)
+	}
+	// Closed with the message open: no abort, no QUIT.
+	m.c.Close()
+	obs.waitPanics(t, 1)
+
+	// The server still serves.
+	s := dial(t, addr)
+	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+	_, act := sendMessage(t, s, "a@example.org", "b@example.org", nil, "x\r\n")
+	if act.Code != gomilter.ActAccept {
+		t.Fatalf("message on a new connection: action %c, want accept", act.Code)
 	}
 }

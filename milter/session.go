@@ -65,6 +65,20 @@ func (s *session) serve() {
 	// Serve returns once the session loop has closed the connection.
 	gs.Serve(&oneConnListener{c: s.c})
 	<-s.c.done
+	s.closed()
+}
+
+// closed ends the session's state once go-milter is done with the
+// connection. It runs in the session's own goroutine, outside any
+// callback: a panic here would not be go-milter's to recover and would
+// end the daemon, so it is recovered and counted like one in a callback.
+func (s *session) closed() {
+	defer func() {
+		if p := recover(); p != nil {
+			s.notePanic(p)
+			s.dropMessage()
+		}
+	}()
 	if s.c.lateFirst {
 		// Not a warning: any local process may connect, and it is the
 		// MTA's mail that matters.
@@ -154,6 +168,32 @@ func (s *session) guardRcpt(resp *gomilter.Response, err *error, n int) {
 			s.msg.Rcpts = s.msg.Rcpts[:n]
 		}
 	}
+}
+
+// guardAbort is guard for Abort, which has no reply to give: the panic is
+// logged and counted, and the aborted message is dropped without a second
+// log line, so that the session goes on with the MTA's next message.
+// go-milter would recover it too, but only to write it to the standard
+// logger and close the connection, leaving the panic uncounted and the
+// MTA's next message to its milter default action.
+func (s *session) guardAbort() {
+	if p := recover(); p != nil {
+		s.notePanic(p)
+		s.dropMessage()
+	}
+}
+
+// dropMessage ends the message after a panic, with no log line of its
+// own: the panic's log line names it. The body is released in a recover
+// of its own, as a body that broke once may break again.
+func (s *session) dropMessage() {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic releasing the message after a panic", "panic", fmt.Sprint(p))
+			s.msg = nil
+		}
+	}()
+	s.resetMessage()
 }
 
 // recovered handles a panic recovered in a callback; rcpt tells that the
@@ -370,6 +410,7 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 // Abort implements gomilter.Milter: the MTA gave up on the message (client
 // RSET, disconnect, or another milter's reject).
 func (s *session) Abort(m *gomilter.Modifier) error {
+	defer s.guardAbort()
 	if s.msg != nil {
 		s.logMessage(filters.Continue, nil, "aborted by MTA", true)
 	}
