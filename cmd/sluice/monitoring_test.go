@@ -525,3 +525,51 @@ filters:
 		t.Errorf("sluice_sender_rules after a failed reload: %v, want the 2 rules still in force", got)
 	}
 }
+
+// A reload that fails leaves no series under a filter name that only the
+// rejected configuration had. Its bayes filter was built (creating its
+// auto-learn failure series at 0) and closed again when a later entry
+// failed; left behind, those series would show a filter that never ran
+// on dashboards and in alerts, until a restart.
+func TestFailedReloadLeavesNoSeriesOfItsNewFilters(t *testing.T) {
+	state := t.TempDir()
+	base := fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: bayes
+`, state)
+	td := startDaemonWith(t, base)
+	if v := dnsblMetric(td.metrics(t), "sluice_bayes_autolearn_failures_total", `filter="bayes"`, `class="spam"`); v != 0 {
+		t.Fatalf("running filter's sluice_bayes_autolearn_failures_total %v, want 0", v)
+	}
+	// A new bayes filter, then an entry whose store cannot be opened (its
+	// db is a directory): the reload fails after new-bayes was built.
+	os.WriteFile(td.config, []byte(base+fmt.Sprintf(`  - type: bayes
+    name: new-bayes
+    options:
+      db: %s
+      header:
+        name: X-New-Bayes
+  - type: bayes
+    name: broken
+    options:
+      db: %s
+      header:
+        name: X-Broken-Bayes
+`, filepath.Join(state, "new.db"), state)), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reload failed") })
+	m := td.metrics(t)
+	for _, line := range strings.Split(m, "\n") {
+		if strings.Contains(line, `filter="new-bayes"`) || strings.Contains(line, `filter="broken"`) {
+			t.Errorf("series of a filter of the failed reload: %s", line)
+		}
+	}
+	if v := dnsblMetric(m, "sluice_bayes_autolearn_failures_total", `filter="bayes"`, `class="spam"`); v != 0 {
+		t.Errorf("running filter's sluice_bayes_autolearn_failures_total after the failed reload: %v, want 0", v)
+	}
+}

@@ -227,6 +227,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	if err != nil {
 		return err
 	}
+	d.metrics.InForce(filterNames(cfg))
 	d.srv = milter.NewServer(d.milterConfig(cfg, pipeline), d.logger, d.metrics)
 
 	var info ready
@@ -370,13 +371,17 @@ func (d *daemon) reload() {
 		pipeline, err = config.Build(cfg, d.cli.reg, d.logger, staged)
 	}
 	if err != nil {
-		staged.Discard()
+		var built []string
+		if cfg != nil {
+			built = filterNames(cfg)
+		}
+		staged.Discard(built)
 		d.metrics.Reloaded(false)
 		d.logger.Error("config reload failed; keeping the running configuration", "err", err)
 		return
 	}
 	d.srv.SetConfig(d.milterConfig(cfg, pipeline))
-	staged.Commit()
+	staged.Commit(filterNames(cfg))
 	d.level.Set(slog.Level(mustLevel(cfg.Log.Level)))
 	// Against the start, not the last reload: a change still waiting
 	// for a restart is reported at every reload, and one undone is not.
@@ -386,6 +391,15 @@ func (d *daemon) reload() {
 	d.cfg = cfg
 	d.metrics.Reloaded(true)
 	d.logger.Info("config reloaded", "config", cfg.File, "filters", len(cfg.Filters))
+}
+
+// filterNames returns the names of cfg's filters.
+func filterNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Filters))
+	for i := range cfg.Filters {
+		names[i] = cfg.Filters[i].EntryName()
+	}
+	return names
 }
 
 // checkTempDir makes sure that body.temp_dir names a directory. A reload

@@ -89,6 +89,17 @@ type Metrics struct {
 	// reason.
 	bayesMu      sync.Mutex
 	bayesFilters map[string]int
+
+	// byFilter are the vectors with a filter label, for Staged.Discard.
+	byFilter []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
+	// inForce holds the filter names of every configuration that was in
+	// force since start: their series stay (a removed filter's counters
+	// tell what it did). The filters of a failed reload never served,
+	// and the series of a name only they had are deleted.
+	forceMu sync.Mutex
+	inForce map[string]bool
 }
 
 var (
@@ -318,6 +329,15 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	for _, r := range []string{milter.DropMaxSessions, milter.DropNoNegotiation} {
 		m.dropped.WithLabelValues(r)
 	}
+	m.inForce = map[string]bool{}
+	m.byFilter = append(m.byFilter, m.decisions, m.failures, m.filterDuration,
+		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned, m.bayesLearnFailures,
+		m.bayesStoreBytes, m.bayesStoreTokens, m.bayesStoreMessages, m.bayesNgram, m.bayesImport,
+		m.bayesUnavailable, m.redisRoundTrip, m.redisErrors, m.redisPoolConns, m.redisPoolGets,
+		m.dnsblLookups, m.dnsblListed, m.dnsblErrors, m.dnsblCacheHits, m.dnsblDuration, m.dnsblUp,
+		m.archiveMessages, m.archiveBytes, m.archiveErrors, m.archiveDuration,
+		m.headerfixRepairs, m.headerfixMessages,
+		m.senderNewDomains, m.senderRules, m.senderReloads, m.senderReloadOK)
 	reg.MustRegister(m.sessions, m.sessionsInFlight, m.sessionPanics, m.logDropped, m.dropped, m.messages, m.messageDuration,
 		m.decisions, m.failures, m.filterDuration, m.reloads, m.reloadOK, buildInfo,
 		m.bayesMessages, m.bayesSpamicity, m.bayesDuration, m.bayesAutolearned, m.bayesLearnFailures,
@@ -329,6 +349,32 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 		m.senderNewDomains, m.senderRules, m.senderReloads, m.senderReloadOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// InForce records the filter names of a configuration put in force: at
+// start (a reload's go through Staged.Commit).
+func (m *Metrics) InForce(names []string) {
+	m.forceMu.Lock()
+	defer m.forceMu.Unlock()
+	for _, n := range names {
+		m.inForce[n] = true
+	}
+}
+
+// forget deletes every series of the filter names that no configuration
+// in force had.
+func (m *Metrics) forget(names []string) {
+	m.forceMu.Lock()
+	defer m.forceMu.Unlock()
+	for _, n := range names {
+		if m.inForce[n] {
+			continue
+		}
+		l := prometheus.Labels{"filter": n}
+		for _, v := range m.byFilter {
+			v.DeletePartialMatch(l)
+		}
+	}
 }
 
 // SessionOpened implements milter.Observer.

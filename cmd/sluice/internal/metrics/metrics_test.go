@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -104,6 +105,7 @@ func TestStagedReports(t *testing.T) {
 	}
 	m.SenderFilter("senders", true)
 	m.SenderRulesLoaded("senders", 2, nil)
+	m.InForce([]string{"senders"})
 
 	failed := m.Stage()
 	failed.SenderFilter("senders", true)
@@ -111,7 +113,7 @@ func TestStagedReports(t *testing.T) {
 	if got := rules(); got != 2 {
 		t.Errorf("while a reload builds: %v, want the running filter's 2", got)
 	}
-	failed.Discard()
+	failed.Discard([]string{"senders"})
 	failed.SenderRulesLoaded("senders", 6, nil)
 	failed.SenderFilter("senders", false)
 	if got := rules(); got != 2 {
@@ -125,12 +127,59 @@ func TestStagedReports(t *testing.T) {
 	if got := rules(); got != 2 {
 		t.Errorf("while a reload builds: %v, want the running filter's 2", got)
 	}
-	ok.Commit()
+	ok.Commit([]string{"senders"})
 	if got := rules(); got != 8 {
 		t.Errorf("after the reload: %v, want the new filter's last report, 8", got)
 	}
 	ok.SenderRulesLoaded("senders", 9, nil)
 	if got := rules(); got != 9 {
 		t.Errorf("a report after the reload: %v, want 9", got)
+	}
+}
+
+// A failed reload takes the series of the filter names only it had with
+// it: its filters never served, and what they counted while they were
+// built must not stay for a filter that never ran. The names in force
+// keep theirs, and so does a name a configuration in force once had.
+func TestDiscardDropsSeriesOfFailedReloadsNames(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "test", "go")
+	filtersWithSeries := func() map[string]bool {
+		t.Helper()
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, f := range fams {
+			for _, s := range f.GetMetric() {
+				for _, lp := range s.GetLabel() {
+					if lp.GetName() == "filter" {
+						got[lp.GetValue()] = true
+					}
+				}
+			}
+		}
+		return got
+	}
+	m.BayesFilter("bayes", true)
+	m.BayesClassified("bayes", "ham", 0.1, time.Millisecond)
+	m.ArchiveAppended("gone", "default", 10, time.Millisecond)
+	m.InForce([]string{"bayes", "gone"})
+
+	failed := m.Stage()
+	failed.BayesFilter("bayes", true)
+	failed.BayesFilter("new-bayes", true)
+	failed.BayesRedisRoundTrip("new-bayes", "open", time.Millisecond, nil)
+	failed.DNSBLProbing("new-dnsbl", "bl.example", true)
+	failed.DNSBLQuery("new-dnsbl", "bl.example", time.Millisecond)
+	failed.DNSBLError("new-dnsbl", "bl.example", "timeout")
+	failed.BayesFilter("bayes", false)
+	failed.BayesFilter("new-bayes", false)
+	failed.DNSBLProbing("new-dnsbl", "bl.example", false)
+	failed.Discard([]string{"bayes", "new-bayes", "new-dnsbl", "gone"})
+
+	if got, want := filtersWithSeries(), map[string]bool{"bayes": true, "gone": true}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("filter names with series after a failed reload: %v, want %v", got, want)
 	}
 }

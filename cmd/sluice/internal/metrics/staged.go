@@ -20,8 +20,9 @@ import (
 // So Staged holds back the reports of state until the reload's outcome
 // is known: Commit, once the new configuration is in force, writes them
 // in the order they came and lets later ones through; Discard, when the
-// reload failed, drops them and any that still come. Events (messages,
-// lookups, round trips) and the counts of filters of each name
+// reload failed, drops them and any that still come, and deletes the
+// series of filter names only the failed configuration had. Events
+// (messages, lookups, round trips) and the counts of filters of each name
 // (SenderFilter, BayesFilter, DNSBLProbing) go through at once.
 type Staged struct {
 	*Metrics
@@ -38,8 +39,10 @@ type Staged struct {
 // Stage returns the observer for the filters of a reload.
 func (m *Metrics) Stage() *Staged { return &Staged{Metrics: m} }
 
-// Commit writes the reports held back and lets later ones through.
-func (s *Staged) Commit() {
+// Commit writes the reports held back and lets later ones through. names
+// are the filter names of the configuration now in force (see InForce).
+func (s *Staged) Commit(names []string) {
+	s.Metrics.InForce(names)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.held {
@@ -48,11 +51,19 @@ func (s *Staged) Commit() {
 	s.held, s.done, s.keep = nil, true, true
 }
 
-// Discard drops the reports held back and any that come later.
-func (s *Staged) Discard() {
+// Discard drops the reports held back and any that come later. names
+// are the filter names of the configuration that failed, whose filters
+// must be closed by now. The series of a name that only it had are
+// deleted: its filters came and went without serving, and what they
+// counted as they were built (the auto-learn failure series a bayes
+// filter creates at 0, the round trips of opening a Redis store, the
+// health probes of a DNS list) would otherwise stay for a filter that
+// never ran, until a restart.
+func (s *Staged) Discard(names []string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.held, s.done, s.keep = nil, true, false
+	s.mu.Unlock()
+	s.Metrics.forget(names)
 }
 
 // report writes f's report, holds it until Commit, or drops it after
