@@ -470,17 +470,20 @@ reload the daemon after importing into the store it uses.`,
 				if err != nil {
 					return fmt.Errorf("import %s: %w", name, err)
 				}
+				summary := fmt.Sprintf("imported %d tokens, %d digests, %d spam and %d ham messages into %s",
+					s.Tokens, s.Digests, s.Totals.Spam, s.Totals.Ham, setup.db)
 				if !bogoutil {
-					c, err := bayesClassifier(st, setup)
-					if err != nil {
-						return err
-					}
-					if _, err := c.Refit(ctx); err != nil {
-						return fmt.Errorf("import %s: %w", name, err)
+					if err := refitAfterImport(ctx, st, setup); err != nil {
+						// The import itself is in the store, whole. An error
+						// that reads as a failed import invites running it
+						// again, which would count every record twice.
+						fmt.Fprintln(cmd.OutOrStdout(), summary)
+						return fmt.Errorf("import %s: the import is complete, but the n-gram model was not fitted again: %w; "+
+							"do not import %s again, which would count it twice: once the cause is fixed, run sluice db refit --db %s",
+							name, err, name, setup.db)
 					}
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "imported %d tokens, %d digests, %d spam and %d ham messages into %s\n",
-					s.Tokens, s.Digests, s.Totals.Spam, s.Totals.Ham, setup.db)
+				fmt.Fprintln(cmd.OutOrStdout(), summary)
 				return nil
 			})
 			// The lock file goes with the store: removed above, or never
@@ -493,6 +496,16 @@ reload the daemon after importing into the store it uses.`,
 	}
 	cmd.Flags().BoolVar(&bogoutil, "bogoutil", false, `FILE is a bogofilter word list from "bogoutil -d"`)
 	return cmd
+}
+
+// refitAfterImport fits the n-gram model on the store an import wrote.
+func refitAfterImport(ctx context.Context, st classifier.Store, setup bayesSetup) error {
+	c, err := bayesClassifier(st, setup)
+	if err != nil {
+		return err
+	}
+	_, err = c.Refit(ctx)
+	return err
 }
 
 // exists reports whether there is a file (of any kind) at path.

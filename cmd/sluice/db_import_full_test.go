@@ -97,3 +97,40 @@ func TestDBImportFullDiskAtOpenCreatesNothing(t *testing.T) {
 		t.Errorf("the failed import left %v (%s)", left, r.stderr)
 	}
 }
+
+// An import whose records all went in, but whose fit of the n-gram model
+// afterwards failed (the disk filled up with the model, which is larger
+// than a small store), says that the import is complete, prints its
+// summary, and tells not to import again: the same export imported a
+// second time adds its counts again, so a store would count every
+// message twice. The exit status stays 1, for the fit that failed.
+func TestDBImportRefitFailureSaysImportIsComplete(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "bayes.db")
+	trainFixtures(t, src)
+	export := filepath.Join(t.TempDir(), "bayes.txt")
+	if r := runCLI(t, "", "db", "export", "--db", src, export); r.code != 0 {
+		t.Fatalf("export: %+v", r)
+	}
+	// Room for the store the import writes, not for the model besides.
+	disk := tinyDisk(t, 2<<20)
+	db := filepath.Join(disk, "bayes.db")
+	r := runCLI(t, "", "db", "import", "--db", db, export)
+	if r.code != 1 {
+		t.Fatalf("import whose refit fails: %+v, want exit status 1", r)
+	}
+	if !strings.Contains(r.stderr, "no space left") {
+		t.Fatalf("import did not fail for want of space in the refit: %+v", r)
+	}
+	if want := "imported 2144 tokens, 28 digests, 14 spam and 14 ham messages into " + db + "\n"; r.stdout != want {
+		t.Errorf("standard output %q, want the import's summary %q", r.stdout, want)
+	}
+	for _, want := range []string{"the import is complete", "do not import " + export + " again", "sluice db refit --db " + db} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("standard error %q does not say %q", r.stderr, want)
+		}
+	}
+	stats := runCLI(t, "", "db", "stats", "--db", db)
+	if !strings.Contains(stats.stdout, "messages:  14 spam, 14 ham\n") {
+		t.Errorf("stats after the import: %+v", stats)
+	}
+}
