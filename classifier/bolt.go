@@ -80,6 +80,17 @@ type BoltOptions struct {
 	Logger interface {
 		Warn(msg string, args ...any)
 	}
+	// ReadOnly opens an existing store for reading only, for a process
+	// that may read the store but not write it or its directory ("sluice
+	// classify" run by a mail user, a store on a read-only mount). Nothing
+	// is created or written, and every write fails with ErrReadOnly. The
+	// lock file is opened for reading, which flock needs no more than, so
+	// that writers still get their turn as with a read-write open. Where
+	// there is none, or this process may not read it, the store is read
+	// without it: the file is then opened for each read and closed after
+	// it, so that a writer waits at most one read (bbolt's own lock on the
+	// file keeps the read and a write apart either way).
+	ReadOnly bool
 }
 
 // BoltStore is the embedded Store on a bbolt file. See the package comment
@@ -155,9 +166,12 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if err := checkStoreFile(path); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if opts.ReadOnly {
+		return openBoltReadOnly(path, opts)
+	}
 	lock, err := openLockFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("open store lock: %w", err)
+		return nil, lockFileError(path, err)
 	}
 	s := &BoltStore{
 		path:      path,
@@ -191,6 +205,82 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	}
 	go s.poll()
 	return s, nil
+}
+
+// lockFileError explains a lock file that a read-write open cannot open
+// or create: the message names the file and the way out, as "permission
+// denied" alone does not say that the store itself may be readable.
+func lockFileError(path string, err error) error {
+	return fmt.Errorf("open store %s: lock file: %w: a process that writes the store must be able to write %s.lock "+
+		"(and create it in the store's directory); run it as the store's owner, or only read the store "+
+		"(sluice classify, db stats, db dump and db export need no write access)", path, err, path)
+}
+
+// openBoltReadOnly is OpenBolt for BoltOptions.ReadOnly.
+func openBoltReadOnly(path string, opts BoltOptions) (*BoltStore, error) {
+	if err := checkStoreFile(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	lock, err := openLockFileReadOnly(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: lock file: %w", path, err)
+	}
+	s := &BoltStore{
+		path:      path,
+		opts:      opts,
+		lock:      lock,
+		learnTurn: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	// Nothing may be written to finish the store: one that ready does
+	// not accept is refused, with the reason a read can give.
+	ready, err := s.ready()
+	if err == nil && !ready {
+		err = s.view(context.Background(), func(tx *bolt.Tx) error {
+			if err := checkFormat(tx.Bucket(bucketMeta)); err != nil {
+				return err
+			}
+			return errors.New("it holds no token store yet, and reading it creates none")
+		})
+	}
+	if err != nil {
+		s.closeReaderLocked()
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, fmt.Errorf("open store %s read-only: %w", path, err)
+	}
+	go s.poll()
+	return s, nil
+}
+
+// openLockFileReadOnly opens the lock file of the store at path for
+// reading, creating nothing. It returns nil, and no error, where there is
+// no lock file this process can use (none, one it may not read, or
+// something else than a file at its path): the store is then read
+// without it (see BoltOptions.ReadOnly).
+func openLockFileReadOnly(path string) (*os.File, error) {
+	f, err := os.Open(path + ".lock")
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil
+	}
+	return f, nil
 }
 
 // checkStoreFile refuses a path that names something a store cannot be:
@@ -337,6 +427,11 @@ func (s *BoltStore) poll() {
 			return
 		case <-t.C:
 		}
+		if s.lockless() {
+			// Each read opens and closes the file itself: there is
+			// no handle kept that a writer would wait for.
+			continue
+		}
 		if !s.lockFileHeld() {
 			s.renewLockFile()
 		}
@@ -373,6 +468,24 @@ func (s *BoltStore) poll() {
 // openLockFile opens (creating) the lock file of the store at path.
 func openLockFile(path string) (*os.File, error) {
 	return os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+}
+
+// openLock opens the lock file again as the store was opened: for
+// reading only with ReadOnly, and then nil where there is none this
+// process can use (see openLockFileReadOnly).
+func (s *BoltStore) openLock() (*os.File, error) {
+	if !s.opts.ReadOnly {
+		return openLockFile(s.path)
+	}
+	return openLockFileReadOnly(s.path)
+}
+
+// lockless reports whether the store is read without a lock file (see
+// BoltOptions.ReadOnly).
+func (s *BoltStore) lockless() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lock == nil
 }
 
 // lockFileHeld reports whether the lock file at the store's path is still
@@ -420,7 +533,7 @@ func (s *BoltStore) renewLockFile() {
 	if s.closed {
 		return
 	}
-	lock, err := openLockFile(s.path)
+	lock, err := s.openLock()
 	if err != nil {
 		// Tried again at every poll; said once until it changes.
 		if s.opts.Logger != nil && err.Error() != s.renewErr {
@@ -432,8 +545,10 @@ func (s *BoltStore) renewLockFile() {
 	s.renewErr = ""
 	s.closeReaderLocked()
 	s.lock.Close()
+	// nil for a read-only opener left with no lock file it can read:
+	// it reads without one from now on, as if it had found none.
 	s.lock = lock
-	if s.opts.Logger != nil {
+	if s.opts.Logger != nil && lock != nil {
 		s.opts.Logger.Warn("classifier store: the lock file was removed or replaced; using the one at its path now", "path", s.path+".lock")
 	}
 }
@@ -501,7 +616,7 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 	}
 	if s.db == nil {
 		err := s.reopenLocked(ctx)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) && !s.opts.ReadOnly {
 			// The file was removed since the store was opened (an rm
 			// to start over, a cleanup of the state directory): made
 			// again, empty, as at open. Every read would fail until a
@@ -516,7 +631,9 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 		}
 	}
 	err := s.noPanic(func() error { return s.db.View(fn) })
-	if errors.Is(err, ErrDamaged) {
+	if errors.Is(err, ErrDamaged) || s.lock == nil {
+		// Without a lock file no writer can be seen waiting (see
+		// poll): the handle goes with the read.
 		s.closeReaderLocked()
 	}
 	return err
@@ -525,10 +642,12 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 // reopenLocked opens the read-only handle, passing through the turnstile
 // so a waiting writer goes first. The caller holds mu exclusively.
 func (s *BoltStore) reopenLocked(ctx context.Context) error {
-	if err := flockWait(ctx, s.lock, syscall.LOCK_SH, s.opts.LockTimeout); err != nil {
-		return err
+	if s.lock != nil {
+		if err := flockWait(ctx, s.lock, syscall.LOCK_SH, s.opts.LockTimeout); err != nil {
+			return err
+		}
+		defer funlock(s.lock)
 	}
-	defer funlock(s.lock)
 	db, err := s.openBolt(&bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -566,6 +685,9 @@ func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, 
 
 // updateLocked is updateThen for a caller that holds mu exclusively.
 func (s *BoltStore) updateLocked(ctx context.Context, fn func(tx *bolt.Tx) error, committed func(fileID, int)) error {
+	if s.opts.ReadOnly {
+		return fmt.Errorf("%s: %w", s.path, ErrReadOnly)
+	}
 	s.closeReaderLocked()
 	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
 		return err
@@ -682,6 +804,9 @@ func (s *BoltStore) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
+	if s.lock == nil {
+		return err
+	}
 	if cerr := s.lock.Close(); err == nil {
 		err = cerr
 	}

@@ -30,6 +30,9 @@ func (s *BoltStore) RemoveIfEmpty(ctx context.Context) (bool, error) {
 	if s.closed {
 		return false, errors.New("store closed")
 	}
+	if s.opts.ReadOnly {
+		return false, fmt.Errorf("%s: %w", s.path, ErrReadOnly)
+	}
 	s.closeReaderLocked()
 	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
 		return false, err

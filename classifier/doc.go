@@ -119,5 +119,7 @@
 // daemon over a control socket, would make the CLI depend on a running
 // daemon and on a protocol; the turnstile needs neither, and a daemon that
 // learns (auto-learn) uses the same path. Both processes need write access
-// to PATH and PATH.lock.
+// to PATH and PATH.lock. A process that only reads (BoltOptions.ReadOnly)
+// needs read access alone: it takes PATH.lock for reading, or, with no
+// PATH.lock it may read, opens PATH for each read and closes it after.
 package classifier

@@ -212,6 +212,10 @@ const MetaDialect = "dialect"
 // longer than the store's lock timeout.
 var ErrBusy = errors.New("store busy: locked by another process")
 
+// ErrReadOnly is returned by a write to a store opened for reading only
+// (BoltOptions.ReadOnly).
+var ErrReadOnly = errors.New("store opened read-only")
+
 // ErrDamaged is returned when the store's file is not a valid store: its
 // pages hold garbage. Restore a backup, or import an export into a new
 // store.

@@ -105,7 +105,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	if err != nil {
 		return statusError, err
 	}
-	st, err := setup.openStore(true)
+	st, err := setup.openStore(storeRead)
 	if err != nil {
 		return statusError, err
 	}

@@ -102,10 +102,27 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 	return s, nil
 }
 
-// openStore opens the store. A command that only reads must not create
-// an empty store where the user mistyped a path or a key prefix: existing
-// says so.
-func (s bayesSetup) openStore(existing bool) (classifier.Store, error) {
+// storeAccess is what a command does with the store.
+type storeAccess int
+
+const (
+	// storeWrite: the command writes, creating the store where there is
+	// none (import, train).
+	storeWrite storeAccess = iota
+	// storeWriteExisting: the command writes a store that must exist
+	// (prune, refit, train --unlearn).
+	storeWriteExisting
+	// storeRead: the command only reads a store that must exist, and
+	// opens it read-only, so that a user who may read the store but not
+	// write it, its lock file or its directory can run it.
+	storeRead
+)
+
+// openStore opens the store. A command that does not create the store
+// must not make an empty one where the user mistyped a path or a key
+// prefix: access says what the command does.
+func (s bayesSetup) openStore(access storeAccess) (classifier.Store, error) {
+	existing := access != storeWrite
 	noStore := fmt.Errorf("no token store at %s (train one with sluice train, or give --db)", s.db)
 	if existing && s.cfg.Store != bayes.StoreRedis {
 		fi, err := os.Stat(s.db)
@@ -122,7 +139,13 @@ func (s bayesSetup) openStore(existing bool) (classifier.Store, error) {
 			return nil, noStore
 		}
 	}
-	st, err := s.cfg.OpenStore(s.stateDir, nil, nil)
+	var st classifier.Store
+	var err error
+	if access == storeRead {
+		st, err = s.cfg.OpenStoreReadOnly(s.stateDir)
+	} else {
+		st, err = s.cfg.OpenStore(s.stateDir, nil, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -159,12 +182,12 @@ is safe while the daemon runs. See docs/training.md and docs/scaling.md.`,
 }
 
 // withStore runs fn on the store named by the flags and closes it.
-func (c *cli) withStore(sf *storeFlags, existing bool, fn func(ctx context.Context, setup bayesSetup, st classifier.Store) error) error {
+func (c *cli) withStore(sf *storeFlags, access storeAccess, fn func(ctx context.Context, setup bayesSetup, st classifier.Store) error) error {
 	setup, err := c.bayesSetup(sf.db)
 	if err != nil {
 		return err
 	}
-	st, err := setup.openStore(existing)
+	st, err := setup.openStore(access)
 	if err != nil {
 		return err
 	}
@@ -181,7 +204,7 @@ func (c *cli) newDBStatsCmd(sf *storeFlags) *cobra.Command {
 		Short: "Print the size of the token store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+			return c.withStore(sf, storeRead, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				s, err := st.Stats(ctx)
 				if err != nil {
 					return err
@@ -296,7 +319,7 @@ white space or control characters is written as a Go-quoted string. Dump
 is for reading and grepping; to move a store, use export and import.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, _ bayesSetup, st classifier.Store) error {
+			return c.withStore(sf, storeRead, func(ctx context.Context, _ bayesSetup, st classifier.Store) error {
 				w := bufio.NewWriter(cmd.OutOrStdout())
 				// A bbolt store is read a batch at a time, and printed
 				// between reads: a pager left open on the output must
@@ -358,7 +381,7 @@ it knows.`,
 				opts.Before = classifier.DateOf(time.Now().AddDate(0, 0, -days))
 			}
 			opts.MaxCount = maxCount
-			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+			return c.withStore(sf, storeWriteExisting, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				if err := refuseIncompleteImport(ctx, setup, st, "prune", "prune"); err != nil {
 					return err
 				}
@@ -385,7 +408,7 @@ messages in a text format that "sluice db import" reads back losslessly:
 the way to move a store to another machine or another version of sluice.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+			return c.withStore(sf, storeRead, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				// An export carries no import mark: imported elsewhere,
 				// a fragment of a word list would pass for a whole store.
 				if err := refuseIncompleteImport(ctx, setup, st, "export", "export"); err != nil {
@@ -459,7 +482,7 @@ reload the daemon after importing into the store it uses.`,
 			}
 			made := setup.cfg.Store != bayes.StoreRedis && !exists(setup.db)
 			lockMade := made && !exists(setup.db+".lock")
-			err = c.withStore(sf, false, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+			err = c.withStore(sf, storeWrite, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				s, err := checked.Into(ctx, st)
 				if bs, ok := st.(*classifier.BoltStore); ok && err != nil && made {
 					bs.RemoveIfEmpty(ctx)
@@ -526,7 +549,7 @@ which only join the model at the next fit. The daemon reads the new
 model with the next message it classifies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(sf, true, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
+			return c.withStore(sf, storeWriteExisting, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
 				// The import fits the model itself, in this store once it
 				// finishes or in the new one.
 				if err := refuseIncompleteImport(ctx, setup, st, "refit the n-gram model", ""); err != nil {

@@ -102,7 +102,11 @@ once.`,
 			}
 			// Learning creates a missing store; unlearning from one would
 			// only hide a mistyped path behind "0 unlearned".
-			st, err := setup.openStore(unlearn)
+			access := storeWrite
+			if unlearn {
+				access = storeWriteExisting
+			}
+			st, err := setup.openStore(access)
 			if err != nil {
 				return err
 			}

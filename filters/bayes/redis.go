@@ -400,6 +400,24 @@ func (c Config) StoreName(stateDir string) string {
 	return fmt.Sprintf("%s://%s/%d?%s", scheme, strings.Join(c.Redis.Addrs, ","), c.Redis.DB, q)
 }
 
+// OpenStoreReadOnly opens the store the options name for a command that
+// only reads it: an existing bbolt file, opened so that nothing is
+// created or written (see classifier.BoltOptions.ReadOnly), or Redis,
+// as OpenStore does.
+func (c Config) OpenStoreReadOnly(stateDir string) (classifier.Store, error) {
+	if c.Store == StoreRedis {
+		return c.OpenStore(stateDir, nil, nil)
+	}
+	if c.Store != "" && c.Store != StoreBolt {
+		return nil, fmt.Errorf("store %q: want %s or %s", c.Store, StoreBolt, StoreRedis)
+	}
+	st, err := classifier.OpenBolt(c.DBPath(stateDir), classifier.BoltOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 // OpenStore opens the store the options name: the bbolt file, created if
 // missing, or Redis (which is not contacted yet: see classifier.OpenRedis).
 // obs, if not nil, sees the Redis round trips.

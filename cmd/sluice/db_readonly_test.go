@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// remountReadOnly makes the tmpfs at dir (see tinyDisk) read-only: not
+// even root may then create or write a file there.
+func remountReadOnly(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s read-only: %v: %s", dir, err, out)
+	}
+}
+
+// checkReadOnlyCommands runs the commands that only read the store at db
+// through run and checks that they work; then that train, which writes,
+// fails with an error that names the lock file.
+func checkReadOnlyCommands(t *testing.T, db string, run func(stdin string, args ...string) cliResult) {
+	t.Helper()
+	if r := run("", "db", "stats", "--db", db); r.code != 0 || !strings.Contains(r.stdout, "messages:  14 spam, 14 ham\n") {
+		t.Errorf("db stats: %+v", r)
+	}
+	if r := run("", "db", "dump", "--db", db); r.code != 0 || !strings.Contains(r.stdout, "casino") {
+		t.Errorf("db dump: exit status %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run("", "db", "export", "--db", db, "-"); r.code != 0 || !strings.HasPrefix(r.stdout, "sluice-classifier-export") {
+		t.Errorf("db export: exit status %d, stderr %q", r.code, r.stderr)
+	}
+	msg := "From: a@example.com\nSubject: casino offer\n\ncasino jackpot winner\n"
+	if r := run(msg, "classify", "--db", db); r.code == statusError || !strings.HasPrefix(r.stdout, "-: ") {
+		t.Errorf("classify: %+v", r)
+	}
+	r := run(msg, "train", "--spam", "--db", db)
+	if r.code == 0 || !strings.Contains(r.stderr, db+".lock") {
+		t.Errorf("train on a store it may not write: %+v, want an error naming the lock file", r)
+	}
+}
+
+// The commands that only read the store (classify, db stats, db dump,
+// db export) work on a store they may not write: one on a read-only
+// file system here, which stops root too. They used to open the lock
+// file beside the store read-write, creating it if missing, and failed
+// with "open store lock: ... read-only file system". With the lock file
+// there, they take it for reading, so that writers still get their
+// turn; without it (a store copied without one), they read without it.
+// A command that writes still fails, naming the lock file.
+func TestReadOnlyCommandsOnReadOnlyFilesystem(t *testing.T) {
+	src := trainedDB(t)
+	for _, tc := range []struct {
+		name string
+		lock bool
+	}{
+		{"lock file", true},
+		{"no lock file", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk := tinyDisk(t, 64<<20)
+			db := filepath.Join(disk, "bayes.db")
+			data, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(db, data, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if tc.lock {
+				if err := os.WriteFile(db+".lock", nil, 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			remountReadOnly(t, disk)
+			checkReadOnlyCommands(t, db, func(stdin string, args ...string) cliResult { return runCLI(t, stdin, args...) })
+			names, _ := os.ReadDir(disk)
+			if want := map[bool]int{true: 2, false: 1}[tc.lock]; len(names) != want {
+				t.Errorf("%d files beside the store, want %d", len(names), want)
+			}
+		})
+	}
+}
+
+// A user who may read the store and its lock file, but write neither
+// them nor their directory (the files are root's, mode 0644), can run
+// the commands that only read the store; train fails naming the lock
+// file. Run as nobody, which needs root to switch to.
+func TestReadOnlyCommandsAsUserWhoCannotWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the commands as another user")
+	}
+	runuser, err := exec.LookPath("runuser")
+	if err != nil {
+		t.Skip("no runuser")
+	}
+	bin := redisBuildSluice(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	trainFixtures(t, db)
+	// The binary's directory and the store's are the test's, under one
+	// parent: all readable by nobody, writable by root alone.
+	for _, p := range []string{filepath.Dir(dir), filepath.Dir(bin), dir, bin} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{db, db + ".lock"} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkReadOnlyCommands(t, db, func(stdin string, args ...string) cliResult {
+		cmd := exec.Command(runuser, append([]string{"-u", "nobody", "--", bin}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
+	})
+}
