@@ -187,8 +187,10 @@ func crossValidate(train []sample, msgs []cvMessage, tg targets) (classifier.Par
 		printPoint(r)
 	}
 	d := evaluate(defaultsFor(), msgs, tg)
-	fmt.Print("package defaults: ")
+	fmt.Print("package defaults, cutoffs chosen: ")
 	printPoint(d)
+	fmt.Print("package defaults, their cutoffs: ")
+	printPoint(evaluateAt(defaultsFor(), msgs))
 	chosen := evaluate(results[0].p, msgs, tg)
 	if n := len(train); len(msgs) > n {
 		fmt.Print("(1-AUC)% of each dealing with these parameters (the split's own folds first):")
