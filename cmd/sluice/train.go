@@ -165,8 +165,14 @@ once.`,
 				case err == nil:
 					fitted = true
 				case stop.Err() == nil:
+					// The messages are learned whatever became of the
+					// fit. Training them again would learn nothing new
+					// and so fit nothing: the way to the model is a
+					// refit of its own.
 					t.clearBar()
-					return err
+					fmt.Fprintln(cmd.OutOrStdout(), t.summary())
+					return fmt.Errorf("the messages counted above are learned, but the n-gram model was not fitted again: %w; "+
+						"once the cause is fixed, run sluice db refit --db %s", err, setup.db)
 				}
 			}
 			t.clearBar()
