@@ -83,7 +83,7 @@ func (w *walker) htmlTag(s []byte, i int) (int, string) {
 	if end {
 		j++
 	}
-	j = w.htmlAttrs(s, j, end)
+	j = w.htmlAttrs(s, j, end, string(name) == "meta")
 	switch string(name) {
 	case "script", "style":
 		if !end {
@@ -103,8 +103,65 @@ func (w *walker) htmlTag(s []byte, i int) (int, string) {
 
 // htmlAttrs reads the attributes of a tag from s[j] to the closing ">" and
 // returns the index after it. Link targets (href, src, action, background)
-// of start tags are tokenised.
-func (w *walker) htmlAttrs(s []byte, j int, end bool) int {
+// of start tags are tokenised, and so is the target of a <meta> refresh
+// (meta says the tag is a <meta> start tag).
+func (w *walker) htmlAttrs(s []byte, j int, end, meta bool) int {
+	var refresh bool
+	var content []byte
+	j = w.eachAttr(s, j, func(key, val []byte) {
+		switch {
+		case end:
+		case isLinkAttr(key):
+			// Scratch of the walker: link keeps nothing of it.
+			w.linkBuf = appendHTMLText(w.linkBuf[:0], val)
+			w.link(w.linkBuf)
+		case meta && bytes.EqualFold(key, []byte("http-equiv")):
+			refresh = bytes.EqualFold(bytes.TrimSpace(val), []byte("refresh"))
+		case meta && bytes.EqualFold(key, []byte("content")):
+			content = val
+		}
+	})
+	if refresh {
+		w.refreshTarget(content)
+	}
+	return j
+}
+
+// refreshTarget tokenises the target of a <meta http-equiv="refresh">,
+// whose content is "SECONDS; url=TARGET" (the target may be quoted): a
+// browser goes there by itself, as redirecting spam wants.
+func (w *walker) refreshTarget(content []byte) {
+	w.linkBuf = appendHTMLText(w.linkBuf[:0], content)
+	c := w.linkBuf
+	i := bytes.IndexByte(c, ';')
+	if i < 0 {
+		i = bytes.IndexByte(c, ',')
+	}
+	if i < 0 {
+		return
+	}
+	c = bytes.TrimLeft(c[i+1:], " \t\n\r\f")
+	if len(c) < 4 || !bytes.EqualFold(c[:3], []byte("url")) {
+		return
+	}
+	c = bytes.TrimLeft(c[3:], " \t\n\r\f")
+	if len(c) == 0 || c[0] != '=' {
+		return
+	}
+	c = bytes.TrimSpace(c[1:])
+	if len(c) > 0 && (c[0] == '\'' || c[0] == '"') {
+		if e := bytes.IndexByte(c[1:], c[0]); e >= 0 {
+			c = c[1 : 1+e]
+		} else {
+			c = c[1:]
+		}
+	}
+	w.link(c)
+}
+
+// eachAttr calls fn with the name and raw value of each attribute of a
+// tag from s[j] to the closing ">", and returns the index after it.
+func (w *walker) eachAttr(s []byte, j int, fn func(key, val []byte)) int {
 	for j < len(s) {
 		for j < len(s) && (isHTMLSpace(s[j]) || s[j] == '/') {
 			j++
@@ -151,11 +208,7 @@ func (w *walker) htmlAttrs(s []byte, j int, end bool) int {
 			}
 			val, j = s[j:k], k
 		}
-		if !end && isLinkAttr(key) {
-			// Scratch of the walker: link keeps nothing of it.
-			w.linkBuf = appendHTMLText(w.linkBuf[:0], val)
-			w.link(w.linkBuf)
-		}
+		fn(key, val)
 	}
 	return j
 }
@@ -316,6 +369,16 @@ func (w *walker) link(u []byte) {
 	switch {
 	case len(u) > 7 && bytes.EqualFold(u[:7], []byte("mailto:")):
 		w.words(u[7:], "mailto:")
+	case len(u) > 2 && u[0] == '/' && u[1] == '/':
+		// A network-path reference (RFC 3986 section 4.2), which takes
+		// the page's scheme: "//host/path" goes to host as
+		// "http://host/path" does.
+		p := afterUserinfo(u, 2)
+		end := p
+		for end < len(u) && isHostByte(u[end]) {
+			end++
+		}
+		w.host(u[p:end])
 	default:
 		w.urls(u)
 	}

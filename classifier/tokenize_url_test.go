@@ -29,3 +29,30 @@ func TestURLUserinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestURLWithoutScheme checks that the link targets a browser follows
+// without "http:" give their hosts too: a network-path reference
+// ("//host/path", RFC 3986 section 4.2), which takes the scheme of the
+// page, and the target of a <meta> refresh, which sends the reader on by
+// itself, as redirecting spam does.
+func TestURLWithoutScheme(t *testing.T) {
+	body := "Content-Type: text/html\n\n" +
+		`<a href="//click.tracker.example/r?id=1">offer</a>` +
+		`<img src=" //user@img.cdn.example:8080/p.gif ">` +
+		`<META HTTP-EQUIV="Refresh" CONTENT="0; URL='https://go.redirect.example/x'">` +
+		`<meta http-equiv="refresh" content="3;url=//land.example/">` +
+		`<meta name="description" content="see url= nothing.example here">` +
+		`<p>a // b and //notalink in text</p>`
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{"url:click.tracker.example", "url:tracker.example", "url:img.cdn.example",
+		"url:go.redirect.example", "url:redirect.example", "url:land.example"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, w := range []string{"url:user", "url:nothing.example", "url:notalink"} {
+		if slices.Contains(m.Tokens, w) {
+			t.Errorf("unexpected %q: not a link target", w)
+		}
+	}
+}
