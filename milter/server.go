@@ -262,7 +262,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if draining {
 				return ErrServerClosed
 			}
-			if transientAccept(err) {
+			if TransientAcceptError(err) {
 				// Out of descriptors or similar: wait and retry rather than
 				// stop serving mail.
 				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
@@ -283,14 +283,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// transientAccept reports whether a failed accept concerns the moment
-// or one connection only, not the listener: out of descriptors (EMFILE,
-// ENFILE), out of memory or socket buffers (ENOBUFS, ENOMEM, as a flood
-// of connections brings about), or a connection that failed while it
-// waited to be accepted, whose error Linux passes on from accept(2) (its
-// man page lists these, to be retried like EAGAIN). Go retries only
-// ECONNABORTED itself.
-func transientAccept(err error) bool {
+// TransientAcceptError reports whether a failed accept concerns the
+// moment or one connection only, not the listener: out of descriptors
+// (EMFILE, ENFILE), out of memory or socket buffers (ENOBUFS, ENOMEM, as
+// a flood of connections brings about), or a connection that failed
+// while it waited to be accepted, whose error Linux passes on from
+// accept(2) (its man page lists these, to be retried like EAGAIN). Go
+// retries only ECONNABORTED itself. A listener that gets one should wait
+// and accept again.
+func TransientAcceptError(err error) bool {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true

@@ -3,6 +3,8 @@ package main
 import (
 	"net"
 	"sync"
+
+	"github.com/sluice-mail/sluice/milter"
 )
 
 // metricsMaxConns bounds the connections the metrics listener serves at
@@ -28,7 +30,15 @@ func newLimitListener(ln net.Listener, limit int) *limitListener {
 	return &limitListener{Listener: ln, slots: make(chan struct{}, limit), closing: make(chan struct{})}
 }
 
-// Accept waits for a free slot, then for a connection.
+// Accept waits for a free slot, then for a connection. An error that
+// concerns the moment or one connection only (see
+// milter.TransientAcceptError) is returned as a temporary one, which
+// net/http's Serve waits on and retries, logging it; the others, and
+// only those, end Serve. net/http takes only running out of descriptors
+// for temporary: an accept that failed for want of socket buffers, or
+// for a connection that failed before it was taken, stopped the metrics
+// port for good, and /healthz with it, while the daemon went on serving
+// mail.
 func (l *limitListener) Accept() (net.Conn, error) {
 	select {
 	case l.slots <- struct{}{}:
@@ -38,10 +48,23 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.slots
+		if milter.TransientAcceptError(err) {
+			return nil, temporaryAcceptError{err}
+		}
 		return nil, err
 	}
 	return &limitConn{Conn: c, free: func() { <-l.slots }}, nil
 }
+
+// temporaryAcceptError marks a failed accept as one to retry. net/http
+// asks the error itself, with a type assertion rather than errors.As,
+// whether it is a net.Error whose Temporary is true.
+type temporaryAcceptError struct{ err error }
+
+func (e temporaryAcceptError) Error() string   { return e.err.Error() }
+func (e temporaryAcceptError) Unwrap() error   { return e.err }
+func (e temporaryAcceptError) Timeout() bool   { return false }
+func (e temporaryAcceptError) Temporary() bool { return true }
 
 // Close closes the listener and ends an Accept waiting for a slot.
 func (l *limitListener) Close() error {

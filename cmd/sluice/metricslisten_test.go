@@ -2,11 +2,17 @@ package main
 
 import (
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Connections to the metrics listener past metricsMaxConns are not
@@ -61,5 +67,58 @@ func TestMetricsListenerBoundsConnections(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("healthz not answered 60s after a slot was freed")
+	}
+}
+
+// failingListener is a real listener whose first Accepts fail with the
+// given errors, wrapped as package net wraps them.
+type failingListener struct {
+	net.Listener
+	errs []syscall.Errno
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if len(l.errs) > 0 {
+		errno := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", errno)}
+	}
+	return l.Listener.Accept()
+}
+
+// An accept of the metrics listener that fails for want of memory or
+// socket buffers, or for one connection that failed while it waited, is
+// retried as the milter listeners retry it: net/http retries only what
+// it takes for temporary (out of descriptors), and stopped serving the
+// port for good on the others, so that /healthz and the scrapes failed,
+// and an alert said sluice was down, while it went on filtering mail.
+func TestMetricsListenerSurvivesTransientAcceptErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: ln, errs: []syscall.Errno{syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.ENETUNREACH}}
+	d := &daemon{promReg: prometheus.NewRegistry(), logger: slog.New(slog.DiscardHandler)}
+	srv := &http.Server{Handler: d.httpHandler(), ErrorLog: log.New(io.Discard, "", 0)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(newLimitListener(fl, 4)) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatalf("healthz after the failed accepts: %v", err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(b) != "ok\n" {
+		t.Errorf("healthz after the failed accepts: %d %q", resp.StatusCode, b)
+	}
+	select {
+	case err := <-served:
+		t.Errorf("the metrics server stopped: %v", err)
+	default:
 	}
 }
