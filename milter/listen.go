@@ -107,7 +107,19 @@ type UnixOptions struct {
 	Mode os.FileMode
 	// Group, when set, becomes the socket's group (name or numeric id).
 	Group string
+	// CheckInterval is how often the listener checks that its socket
+	// file is still at its path; 0 means DefaultSocketCheckInterval.
+	CheckInterval time.Duration
 }
+
+// DefaultSocketCheckInterval is how often a unix listener looks for its
+// socket file by default. A socket file removed or replaced while the
+// daemon runs (an rm, a cleaner of old files, a second daemon started on
+// the path once it was free) leaves the listener alive but unreachable:
+// every MTA connection fails and the MTA applies its milter default
+// action to all mail, while nothing in sluice would show it. One lstat(2)
+// every few seconds costs nothing and bounds that time.
+const DefaultSocketCheckInterval = 5 * time.Second
 
 // Listen opens a listener. For a unix socket an existing file at the path
 // is replaced only if it is a socket nobody answers on (left behind by a
@@ -136,7 +148,12 @@ func Listen(a Address, opts UnixOptions) (net.Listener, error) {
 		ul.Close()
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	own := &unixListener{UnixListener: ul, path: a.Addr, file: fi}
+	every := opts.CheckInterval
+	if every <= 0 {
+		every = DefaultSocketCheckInterval
+	}
+	own := &unixListener{UnixListener: ul, path: a.Addr, file: fi, stop: make(chan struct{})}
+	go own.watch(every)
 	return own, nil
 }
 
@@ -145,16 +162,77 @@ func Listen(a Address, opts UnixOptions) (net.Listener, error) {
 // whatever is there by then: after the file was deleted while the daemon
 // ran (a tmp cleaner, an rm), that may be the live socket of the daemon
 // started since, or a file that is not a socket at all.
+//
+// It also watches the path: once its socket file is gone from there,
+// nobody can connect to it any more, and Accept fails with an error
+// saying so (see watch).
 type unixListener struct {
 	*net.UnixListener
 	path string
 	file fs.FileInfo
 	once sync.Once
+	stop chan struct{}
+
+	mu sync.Mutex
+	// lost is set when the socket file was found removed or replaced.
+	lost error
+}
+
+// watch checks every interval that the socket file at the path is still
+// the one bound. When it is not, it records why and closes the socket,
+// so that Accept returns that error: a listener nobody can reach fails
+// as a listener, and the daemon stops for its supervisor to start it
+// again, which makes the socket anew. The bound socket keeps its inode
+// alive, so another file at the path never has the same identity. An
+// lstat that fails otherwise (a directory made unsearchable) says
+// nothing about the socket and is ignored.
+func (l *unixListener) watch(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		fi, err := os.Lstat(l.path)
+		var lost error
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			lost = fmt.Errorf("socket file %s was removed while sluice ran; the MTA can no longer connect to it", l.path)
+		case err == nil && !os.SameFile(fi, l.file):
+			lost = fmt.Errorf("socket file %s was replaced while sluice ran; the MTA can no longer connect to this listener", l.path)
+		}
+		if lost == nil {
+			continue
+		}
+		l.mu.Lock()
+		l.lost = lost
+		l.mu.Unlock()
+		l.UnixListener.Close()
+		return
+	}
+}
+
+// Accept returns the next connection; once watch found the socket file
+// gone, it returns the error that says so.
+func (l *unixListener) Accept() (net.Conn, error) {
+	c, err := l.UnixListener.Accept()
+	if err != nil {
+		l.mu.Lock()
+		lost := l.lost
+		l.mu.Unlock()
+		if lost != nil {
+			return nil, lost
+		}
+	}
+	return c, err
 }
 
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
 	l.once.Do(func() {
+		close(l.stop)
 		if fi, lerr := os.Lstat(l.path); lerr == nil && os.SameFile(fi, l.file) {
 			os.Remove(l.path)
 		}

@@ -143,6 +143,11 @@ var (
 	metricsIdleTimeout  = 2 * time.Minute
 )
 
+// socketCheckInterval is how often a unix listener checks that its
+// socket file is still there (see milter.UnixOptions); 0 means
+// milter.DefaultSocketCheckInterval. Tests shorten it.
+var socketCheckInterval time.Duration
+
 // daemon is a running `sluice serve`.
 type daemon struct {
 	cli    *cli
@@ -256,7 +261,7 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	}
 	for _, l := range cfg.Listen {
 		a, _ := milter.ParseAddress(l.Address) // checked by config
-		ln, err := milter.Listen(a, milter.UnixOptions{Mode: os.FileMode(l.Mode), Group: l.Group})
+		ln, err := milter.Listen(a, milter.UnixOptions{Mode: os.FileMode(l.Mode), Group: l.Group, CheckInterval: socketCheckInterval})
 		if err != nil {
 			closeAll()
 			return err

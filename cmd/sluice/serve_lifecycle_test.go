@@ -276,3 +276,37 @@ filters:
 		})
 	}
 }
+
+// A unix socket file removed while the daemon runs leaves it unreachable
+// on that listener, and the MTA applies its default action to all mail.
+// The daemon notices within socketCheckInterval, says which file is gone,
+// lets the messages in flight finish and exits 1, for its supervisor to
+// start it again with a new socket (the Debian unit has
+// Restart=on-failure), as when a listener fails otherwise. It used to go
+// on in silence, with /healthz saying ok.
+func TestServeSocketFileRemovedStops(t *testing.T) {
+	old := socketCheckInterval
+	socketCheckInterval = 20 * time.Millisecond
+	t.Cleanup(func() { socketCheckInterval = old })
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	td := startDaemon(t, "listen:\n  - address: unix:"+sock+"\n  - address: inet:127.0.0.1:0\nmetrics:\n  listen: \"\"\nshutdown_timeout: 5s\nfilters:\n  - type: script\n    options:\n      header: X-Tag\n")
+	if name, _ := addedHeaderAt(t, td.info.Milter[0]); name != "X-Tag" {
+		t.Fatalf("message through the socket: header %q", name)
+	}
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-td.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("daemon still runs 10s after its socket file was removed\n%s", td.log)
+	}
+	td.stopOnce.Do(func() { td.exitErr = err })
+	if err == nil || !strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("daemon exit error %v, want one saying %s was removed", err, sock)
+	}
+	if log := td.log.String(); !strings.Contains(log, "milter listener failed") || !strings.Contains(log, "sluice stopped") {
+		t.Errorf("log does not say the listener failed and the daemon stopped:\n%s", log)
+	}
+}
