@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,6 +228,9 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		if err := os.MkdirAll(cfg.Body.TempDir, 0o700); err != nil {
 			return cfg.At("body.temp_dir", err)
 		}
+		if err := tempDirWritable(cfg.Body.TempDir); err != nil {
+			return cfg.At("body.temp_dir", err)
+		}
 	}
 	pipeline, err := config.Build(cfg, d.cli.reg, d.logger, d.metrics)
 	if err != nil {
@@ -421,6 +425,32 @@ func checkTempDir(cfg *config.Config) error {
 	}
 	if err != nil {
 		return cfg.At("body.temp_dir", fmt.Errorf("%w (a reload does not create it)", err))
+	}
+	if err := tempDirWritable(dir); err != nil {
+		return cfg.At("body.temp_dir", err)
+	}
+	return nil
+}
+
+// tempDirWritable makes sure that sluice may create files in dir, by
+// creating one and removing it again. A directory that exists but is
+// not sluice's to write (made by root, left read-only by the unit's
+// ProtectSystem) would break the body of every message larger than
+// body.memory_limit, as a directory sluice cannot create would, and
+// that stops the start. Only a refusal counts: a full disk or a lack of
+// descriptors is a matter of the moment, which the spill of each body
+// meets as it comes.
+func tempDirWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".sluice-check-")
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return fmt.Errorf("%s is not writable, so no message body could be spilled there: %w", dir, err)
+		}
+		return nil
+	}
+	f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("%s: removing the file made to check it is writable: %w", dir, err)
 	}
 	return nil
 }
