@@ -194,6 +194,15 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// A write to standard error after its reader went away (a logger
+	// at the end of a pipe that was stopped, a stream journald closed)
+	// would end the process with SIGPIPE, as Go does for a program that
+	// leaves the signal alone: in the middle of its sessions, without a
+	// line to say why, and, SIGPIPE being a clean exit to systemd, not
+	// restarted under Restart=on-failure. Ignored, the write fails with
+	// EPIPE instead, its lines are lost (and counted, see asynclog), and
+	// mail goes on being filtered.
+	signal.Ignore(syscall.SIGPIPE)
 	cfg, err := d.cli.loadConfig("")
 	if err != nil {
 		return err
