@@ -599,10 +599,10 @@ func redisWriteCA(t *testing.T, path string) {
 	}
 }
 
-// The ACL of docs/scaling.md is enough for everything sluice does: the
-// command line trains, classifies, dumps, exports, prunes and reads the
-// stats as that user, and a daemon classifies.
-func TestRedisScalingDocACL(t *testing.T) {
+// scalingDocACL returns the ACL SETUSER command of docs/scaling.md as
+// arguments for Do, with password in place of PASSWORD.
+func scalingDocACL(t *testing.T, password string) []any {
+	t.Helper()
 	var acl string
 	for _, line := range strings.Split(readDoc(t, "docs/scaling.md"), "\n") {
 		if strings.Contains(line, "ACL SETUSER") {
@@ -613,12 +613,20 @@ func TestRedisScalingDocACL(t *testing.T) {
 	if !ok {
 		t.Fatal("docs/scaling.md has no ACL SETUSER line")
 	}
-	const password = "acl-test-pw"
 	args := []any{"ACL", "SETUSER"}
 	for _, f := range strings.Fields(acl) {
 		f = strings.ReplaceAll(strings.Trim(f, "'"), `\|`, "|")
 		args = append(args, strings.ReplaceAll(f, "PASSWORD", password))
 	}
+	return args
+}
+
+// The ACL of docs/scaling.md is enough for everything sluice does: the
+// command line trains, classifies, dumps, exports, prunes and reads the
+// stats as that user, and a daemon classifies.
+func TestRedisScalingDocACL(t *testing.T) {
+	const password = "acl-test-pw"
+	args := scalingDocACL(t, password)
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	if err := srv.Client(t).Do(ctx, args...).Err(); err != nil {
@@ -646,5 +654,42 @@ func TestRedisScalingDocACL(t *testing.T) {
 	raw, _ := os.ReadFile(fixture("check", "spam.eml"))
 	if h := redisMilterHeader(t, td.info.Milter[0], raw); !strings.HasPrefix(h, "Spam,") || !strings.HasSuffix(h, "autolearn=spam") {
 		t.Errorf("daemon as the ACL user (classify and auto-learn): header %q", h)
+	}
+}
+
+// The ACL of docs/scaling.md also lets the user train with
+// redis.wait_replicas, which ends each training round trip with WAIT, and
+// import an export: a store with a replica, trained and imported as that
+// user.
+func TestRedisScalingDocACLWaitReplicas(t *testing.T) {
+	const password = "acl-test-pw"
+	args := scalingDocACL(t, password)
+	master := redistest.Start(t)
+	ctx := context.Background()
+	if err := master.Client(t).Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	deadline := time.Now().Add(30 * time.Second)
+	for replica.Info(t, "replication")["master_link_status"] != "up" {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not connect to its master within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Setenv("SLUICE_TEST_ACL_PW", password)
+	url := "redis://sluice@" + master.Addr + "/0?password_env=SLUICE_TEST_ACL_PW&wait_replicas=1"
+	redisTrainFixtures(t, url)
+
+	// An export imported into an empty store as the same user.
+	export := filepath.Join(t.TempDir(), "export.txt")
+	if r := runCLI(t, "", "db", "export", "--db", url, export); r.code != 0 {
+		t.Fatalf("db export as the ACL user: %+v", r)
+	}
+	if err := master.Client(t).FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, "", "db", "import", "--db", url, export); r.code != 0 {
+		t.Errorf("db import with wait_replicas as the ACL user: %+v", r)
 	}
 }
