@@ -69,7 +69,7 @@
 // drops the n-grams of the messages no fit would take (DropFeatures).
 //
 // The defaults (DefaultParams: robx 0.45, robs 0.2, min_dev 0.47, cutoffs
-// 0.8 and 0.2, CombineSplit, the n-gram model on, at least 10 spam and 10
+// 0.85 and 0.05, CombineSplit, the n-gram model on, at least 10 spam and 10
 // ham learned) were chosen by cross-validation on the training part of the
 // SpamAssassin corpus, false positives first; see DefaultParams. A store
 // imported from bogofilter is best scored with BogofilterParams, which has

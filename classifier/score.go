@@ -28,7 +28,7 @@ type Params struct {
 	// messages of one class only counts once it is in four spam or three
 	// ham, or is as one-sided as that.
 	MinDev float64
-	// SpamCutoff: spamicity at or above it is spam. Default 0.8
+	// SpamCutoff: spamicity at or above it is spam. Default 0.85
 	// (bogofilter: 0.99).
 	SpamCutoff float64
 	// HamCutoff: spamicity at or below it is ham; between the cutoffs is
