@@ -1041,3 +1041,46 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// TestDocAlertTable: the alert table of docs/install.md ("Monitoring")
+// lists every alert of the rule files in docs/alerts/, and no other.
+func TestDocAlertTable(t *testing.T) {
+	rules := map[string]bool{}
+	for _, file := range monitoringRules {
+		for _, r := range monitoringRuleList(t, file) {
+			rules[r.Alert] = true
+		}
+	}
+	if len(rules) < 10 {
+		t.Fatalf("found only %d alerts in docs/alerts/", len(rules))
+	}
+	_, section, ok := strings.Cut(readDoc(t, "docs/install.md"), "\n## Monitoring\n")
+	if !ok {
+		t.Fatal(`docs/install.md has no section "Monitoring"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	table := map[string]bool{}
+	for _, tbl := range mdTables(section) {
+		if tbl.column("Alert") != 0 {
+			continue
+		}
+		for _, r := range tbl.rows {
+			name, ok := onlyCode(r.cell(0))
+			if !ok {
+				t.Errorf("docs/install.md:%d: alert cell %q is not one code span", r.line, r.cell(0))
+				continue
+			}
+			table[name] = true
+		}
+	}
+	for _, a := range sortedKeys(rules) {
+		if !table[a] {
+			t.Errorf("docs/install.md: the alert table does not list %s, which docs/alerts/ has", a)
+		}
+	}
+	for _, a := range sortedKeys(table) {
+		if !rules[a] {
+			t.Errorf("docs/install.md: the alert table lists %s, which no file of docs/alerts/ has", a)
+		}
+	}
+}
