@@ -366,8 +366,16 @@ it knows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ageSet := cmd.Flags().Changed("older-than")
-			if !ageSet && maxCount == 0 {
+			countSet := cmd.Flags().Changed("max-count")
+			if !ageSet && !countSet {
 				return errors.New("prune: give --older-than DAYS, --max-count N, or both")
+			}
+			// No token is seen in fewer than one message, so 0 names no
+			// rare token; taken as no count at all (PruneOptions' zero),
+			// --older-than alone would decide, and every old token would
+			// go, however often seen.
+			if countSet && maxCount == 0 {
+				return errors.New("prune: --max-count 0: want 1 or more (a token is seen in at least one message)")
 			}
 			// An age of zero or less must not be dropped (with --max-count,
 			// rare tokens of any age, those learned today too, would go),

@@ -139,6 +139,45 @@ func TestDBPrune(t *testing.T) {
 	}
 }
 
+// --max-count 0 names no rare token (none is seen in fewer than one
+// message), so it must not pass for no --max-count at all: with
+// --older-than it pruned every old token, however often seen, where
+// docs/training.md promises that both flags delete only the old and rare
+// ones. It is an error, as --older-than 0 is, and prunes nothing.
+func TestDBPruneMaxCountZero(t *testing.T) {
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export.txt")
+	if r := runCLI(t, "", "db", "export", "--db", trainedDB(t), export); r.code != 0 {
+		t.Fatalf("export: %+v", r)
+	}
+	text, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every token last seen years ago, so that --older-than matches all.
+	old := regexp.MustCompile(`(?m) \d{8}$`).ReplaceAll(text, []byte(" 20200101"))
+	if err := os.WriteFile(export, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "old.db")
+	if r := runCLI(t, "", "db", "import", "--db", db, export); r.code != 0 {
+		t.Fatalf("import: %+v", r)
+	}
+	before := tokenCount(t, db)
+	for _, args := range [][]string{
+		{"--older-than", "90", "--max-count", "0"},
+		{"--max-count", "0"},
+	} {
+		r := runCLI(t, "", append([]string{"db", "prune", "--db", db}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "--max-count 0") {
+			t.Errorf("prune %v: %+v, want exit status 1 naming --max-count 0", args, r)
+		}
+		if after := tokenCount(t, db); after != before {
+			t.Fatalf("prune %v deleted %d of %d tokens", args, before-after, before)
+		}
+	}
+}
+
 // A bogofilter word list (bogoutil -d) imports into an empty store, which
 // then tokenises and scores as bogofilter does.
 func TestDBImportBogoutil(t *testing.T) {
