@@ -194,8 +194,8 @@ func TestConfigCheckCreatesNoStore(t *testing.T) {
 
 // docs/bayes.md quotes what "config check", run as the daemon's user,
 // reports for a store root made with the first "sluice train": it must be
-// what the command prints, which is not the daemon's own error ("open
-// store lock: ..."), since config check opens no store.
+// what the command prints, which is not the daemon's own error (see
+// TestDocStoreMadeByRootErrors), since config check opens no store.
 func TestDocConfigCheckOnAStoreOfRoot(t *testing.T) {
 	doc := strings.Join(strings.Fields(readDoc(t, "docs/bayes.md")), " ")
 	m := regexp.MustCompile("`config check` then reports `([^`]+)`").FindStringSubmatch(doc)

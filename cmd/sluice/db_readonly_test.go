@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -112,17 +113,78 @@ func TestReadOnlyCommandsAsUserWhoCannotWrite(t *testing.T) {
 		}
 	}
 	checkReadOnlyCommands(t, db, func(stdin string, args ...string) cliResult {
-		cmd := exec.Command(runuser, append([]string{"-u", "nobody", "--", bin}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
+		return runAsNobody(t, runuser, bin, stdin, args...)
+	})
+}
+
+// runAsNobody runs the sluice binary bin as the user nobody.
+func runAsNobody(t *testing.T, runuser, bin, stdin string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(runuser, append([]string{"-u", "nobody", "--", bin}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// docs/bayes.md, "Getting started", warns that a store the first train
+// made as root with the usual umask (files 0640) cannot be opened by the
+// daemon's user, and quotes what config check and the daemon then say,
+// for the administrator to recognise and grep for. Both quotes are what
+// the commands print, run as nobody on such a store.
+func TestDocStoreMadeByRootErrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the commands as another user")
+	}
+	runuser, err := exec.LookPath("runuser")
+	if err != nil {
+		t.Skip("no runuser")
+	}
+	doc := strings.Join(strings.Fields(readDoc(t, "docs/bayes.md")), " ")
+	m := regexp.MustCompile("`config check` then reports `([^`]+)`, the daemon `([^`]+)`").FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/bayes.md no longer quotes what config check and the daemon say about a store they cannot open")
+	}
+	bin := redisBuildSluice(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	trainFixtures(t, db)
+	for _, p := range []string{filepath.Dir(dir), filepath.Dir(bin), dir, bin} {
+		if err := os.Chmod(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
-	})
+	}
+	// What "sluice train" as root with umask 022 leaves: 0660 less 022.
+	for _, p := range []string{db, db + ".lock"} {
+		if err := os.Chmod(p, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "sluice.yml")
+	text := "listen:\n  - address: inet:127.0.0.1:0\nmetrics:\n  listen: \"\"\nstate_dir: " + dir +
+		"\nbody:\n  temp_dir: " + dir + "\nfilters:\n  - type: bayes\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The quotes elide the path with "...".
+	matches := func(quote, got string) bool {
+		re := regexp.QuoteMeta(quote)
+		re = strings.ReplaceAll(re, regexp.QuoteMeta("..."), ".*")
+		return regexp.MustCompile(re).MatchString(got)
+	}
+	check := runAsNobody(t, runuser, bin, "", "config", "check", cfg)
+	if check.code != 1 || !matches(m[1], check.stderr) {
+		t.Errorf("config check as nobody: %+v; docs/bayes.md quotes %q", check, m[1])
+	}
+	serve := runAsNobody(t, runuser, bin, "", "serve", "--config", cfg)
+	if serve.code != 1 || !matches(m[2], serve.stderr) {
+		t.Errorf("serve as nobody: %+v; docs/bayes.md quotes %q", serve, m[2])
+	}
 }
