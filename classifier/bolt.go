@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -171,6 +172,11 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	}
 	lock, err := openLockFile(path)
 	if err != nil {
+		if dir := filepath.Dir(path); errors.Is(err, fs.ErrNotExist) && !isDir(dir) {
+			// Not a matter of access: the advice of lockFileError
+			// would send the reader after permissions.
+			return nil, fmt.Errorf("open store %s: directory %s does not exist (the store's directory is not created): %w", path, dir, err)
+		}
 		return nil, lockFileError(path, err)
 	}
 	s := &BoltStore{
@@ -214,6 +220,12 @@ func lockFileError(path string, err error) error {
 	return fmt.Errorf("open store %s: lock file: %w: a process that writes the store must be able to write %s.lock "+
 		"(and create it in the store's directory); run it as the store's owner, or only read the store "+
 		"(sluice classify, db stats, db dump and db export need no write access)", path, err, path)
+}
+
+// isDir reports whether path is a directory (following symbolic links).
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // openBoltReadOnly is OpenBolt for BoltOptions.ReadOnly.

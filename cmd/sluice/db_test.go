@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -706,5 +708,38 @@ func TestDBExportOntoItsStoreRefused(t *testing.T) {
 	}
 	if got := statsField(t, db, "messages"); got != "14 spam, 14 ham" {
 		t.Errorf("the store after the refused exports: %q", got)
+	}
+}
+
+// A store whose directory does not exist (a state_dir not made yet, which
+// sluice does not create, or a mistyped --db) is reported as that: the
+// lock file's error used to say that whoever writes the store must be
+// able to write its lock file and should run as the store's owner, and
+// config check named the random probe file it had tried to make there.
+func TestStoreInMissingDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	want := "directory " + missing + " does not exist"
+	misleading := []string{"store's owner", ".sluice-check-"}
+
+	cfg := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+missing+"\nfilters:\n  - type: bayes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"config", "check", cfg},
+		{"train", "--spam", "--db", filepath.Join(missing, "bayes.db"), fixture("spam", "00.eml")},
+	} {
+		r := runCLI(t, "", args...)
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%v: %+v, want exit status 1 and %q", args, r, want)
+		}
+		for _, m := range misleading {
+			if strings.Contains(r.stderr, m) {
+				t.Errorf("%v: the error speaks of %q: %s", args, m, r.stderr)
+			}
+		}
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the directory was made, or: %v", err)
 	}
 }

@@ -190,7 +190,16 @@ func checkBoltAccess(path string) error {
 			dir := filepath.Dir(p)
 			probe, err := os.CreateTemp(dir, ".sluice-check-*")
 			if err != nil {
-				return fmt.Errorf("%s cannot be created: %w", p, err)
+				// The probe's random name is nothing the reader
+				// knows of: name the directory.
+				if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+					return fmt.Errorf("%s cannot be created: directory %s does not exist (sluice does not create it)", p, dir)
+				}
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				return fmt.Errorf("%s cannot be created: directory %s: %w", p, dir, err)
 			}
 			probe.Close()
 			os.Remove(probe.Name())
