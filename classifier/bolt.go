@@ -253,7 +253,7 @@ func openBoltReadOnly(path string, opts BoltOptions) (*BoltStore, error) {
 	ready, err := s.ready()
 	if err == nil && !ready {
 		err = s.view(context.Background(), func(tx *bolt.Tx) error {
-			if err := checkFormat(tx.Bucket(bucketMeta)); err != nil {
+			if err := checkFormat(tx); err != nil {
 				return err
 			}
 			return errors.New("it holds no token store yet, and reading it creates none")
@@ -359,7 +359,7 @@ func CheckBolt(path string, timeout time.Duration) error {
 	}
 	if err == nil {
 		err = s.noPanic(func() error {
-			return db.View(func(tx *bolt.Tx) error { return checkFormat(tx.Bucket(bucketMeta)) })
+			return db.View(func(tx *bolt.Tx) error { return checkFormat(tx) })
 		})
 		if cerr := db.Close(); err == nil {
 			err = cerr
@@ -372,25 +372,48 @@ func CheckBolt(path string, timeout time.Duration) error {
 }
 
 // checkFormat refuses a store of another format version than this
-// sluice's; meta may be nil (a store not made yet).
-func checkFormat(meta *bolt.Bucket) error {
+// sluice's, and a bbolt file that another program wrote. A file with no
+// bucket at all is a store not made yet (bbolt made the file, and the
+// transaction that makes the buckets did not commit).
+func checkFormat(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
+		// Every sluice makes the meta bucket, with the format version
+		// in it, in the transaction that makes the file's first bucket:
+		// buckets without it are another program's (mox keeps its
+		// junk filter and mail index in bbolt files), which a store
+		// opened on the file would write its own buckets into.
+		var other []byte
+		tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			other = name
+			return errStopWalk
+		})
+		if other != nil {
+			return fmt.Errorf("not a sluice token store (a bbolt file of another program, with a bucket %q and no sluice format version)", other)
+		}
 		return nil
 	}
-	if v := meta.Get(keyVersion); v != nil && string(v) != formatVersion {
+	v := meta.Get(keyVersion)
+	if v == nil {
+		return errors.New("not a sluice token store (a bbolt file of another program: its meta bucket holds no sluice format version)")
+	}
+	if string(v) != formatVersion {
 		return fmt.Errorf("store format version %q, want %q", v, formatVersion)
 	}
 	return nil
 }
 
+// errStopWalk ends a bbolt ForEach early.
+var errStopWalk = errors.New("stop")
+
 // initTx makes the buckets of a store and records its format version,
 // leaving what a store made before holds.
 func initTx(tx *bolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
+	if err := checkFormat(tx); err != nil {
 		return err
 	}
-	if err := checkFormat(meta); err != nil {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
 		return err
 	}
 	if err := meta.Put(keyVersion, []byte(formatVersion)); err != nil {
