@@ -373,6 +373,10 @@ type ImportInput struct {
 // CheckImport reads all of r, an export (see Import), and checks it
 // without writing to any store.
 func CheckImport(r io.Reader) (*ImportInput, error) {
+	r, head := peekInput(r)
+	if why := wrongInput(head, false); why != "" {
+		return nil, fmt.Errorf("import: %s", why)
+	}
 	spool, err := spoolChecked(r, "import", func(r io.Reader) error {
 		_, err := importLines(context.Background(), nil, r)
 		return err
@@ -386,6 +390,10 @@ func CheckImport(r io.Reader) (*ImportInput, error) {
 // CheckBogoutil reads all of r, a bogofilter word list (see
 // ImportBogoutil), and checks it without writing to any store.
 func CheckBogoutil(r io.Reader) (*ImportInput, error) {
+	r, head := peekInput(r)
+	if why := wrongInput(head, true); why != "" {
+		return nil, fmt.Errorf("import bogoutil: %s", why)
+	}
 	spool, err := spoolChecked(r, "import bogoutil", func(r io.Reader) error {
 		_, err := bogoutilLines(context.Background(), nil, r, "")
 		return err
