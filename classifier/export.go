@@ -667,8 +667,13 @@ func checkDialect(ctx context.Context, s Store, want string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if st.Tokens > 0 && wd != DialectSluice {
-			return "", fmt.Errorf("store has %d tokens of dialect sluice, import is %s: %w", st.Tokens, wd, ErrDialect)
+		// Learned messages count as much as tokens: a store whose
+		// tokens were all pruned (prune --older-than on a store left
+		// untrained) still holds its message counts, which the
+		// import's would be added to, and the digests (with n-gram
+		// features) of messages its tokenizer read.
+		if (st.Tokens > 0 || st.Spam > 0 || st.Ham > 0 || st.Digests > 0) && wd != DialectSluice {
+			return "", fmt.Errorf("store has %d tokens and %d spam and %d ham messages learned in dialect sluice, import is %s: %w", st.Tokens, st.Spam, st.Ham, wd, ErrDialect)
 		}
 		if wd == DialectSluice {
 			return "", nil
