@@ -519,6 +519,12 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 				needEnd = true
 			case exportHeaderV1:
 			default:
+				if v, ok := strings.CutPrefix(text, "sluice-classifier-export "); ok {
+					// A newer sluice's export (a store moved to a
+					// machine that runs an older one): its records
+					// may mean what this version cannot know.
+					return st, fmt.Errorf("import: line 1: an export of format %.20q, which this sluice does not read (it reads formats 1 and 2): import it with the version of sluice that exported it, or a newer one", v)
+				}
 				return st, fmt.Errorf("import: line 1: not a sluice classifier export (want %q)", exportHeader)
 			}
 			continue

@@ -187,6 +187,21 @@ func TestImportFormat1(t *testing.T) {
 	}
 }
 
+// An export of a format this sluice does not know, as a newer sluice
+// writes it (a store moved to a machine that runs an older one), is
+// refused as what it is: the error used to say it was no sluice export
+// at all, which sent the administrator looking for a damaged file.
+func TestImportNewerFormat(t *testing.T) {
+	text := "sluice-classifier-export 3\ndialect sluice\ntotals 2 3\nt hello 1 2 20240101\nend 1 0\n"
+	_, err := importInto(t, text)
+	if err == nil || !strings.Contains(err.Error(), `an export of format "3", which this sluice does not read`) {
+		t.Errorf("format 3: %v, want an error naming the format", err)
+	}
+	if _, err := importInto(t, "From: someone\n\nhello\n"); err == nil || !strings.Contains(err.Error(), "not a sluice classifier export") {
+		t.Errorf("a message: %v, want not a sluice classifier export", err)
+	}
+}
+
 // A bogoutil word list with a malformed line after the first write batch
 // is refused with the line's number and changes nothing, not even the
 // store's dialect, so that importing the fixed list afterwards counts
