@@ -170,6 +170,10 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.ReadOnly {
 		return openBoltReadOnly(path, opts)
 	}
+	// Another program's bbolt file is only told from a store by reading
+	// it, under the lock: the lock file this open makes for it goes again.
+	_, lerr := os.Lstat(path + ".lock")
+	lockMade := errors.Is(lerr, fs.ErrNotExist)
 	lock, err := openLockFile(path)
 	if err != nil {
 		if dir := filepath.Dir(path); errors.Is(err, fs.ErrNotExist) && !isDir(dir) {
@@ -207,6 +211,9 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	err = s.update(context.Background(), initTx)
 	if err != nil {
 		lock.Close()
+		if lockMade && errors.Is(err, errForeignBbolt) {
+			os.Remove(path + ".lock")
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	go s.poll()
@@ -389,19 +396,23 @@ func checkFormat(tx *bolt.Tx) error {
 			return errStopWalk
 		})
 		if other != nil {
-			return fmt.Errorf("not a sluice token store (a bbolt file of another program, with a bucket %q and no sluice format version)", other)
+			return fmt.Errorf("%w (a bbolt file of another program, with a bucket %q and no sluice format version)", errForeignBbolt, other)
 		}
 		return nil
 	}
 	v := meta.Get(keyVersion)
 	if v == nil {
-		return errors.New("not a sluice token store (a bbolt file of another program: its meta bucket holds no sluice format version)")
+		return fmt.Errorf("%w (a bbolt file of another program: its meta bucket holds no sluice format version)", errForeignBbolt)
 	}
 	if string(v) != formatVersion {
 		return fmt.Errorf("store format version %q, want %q", v, formatVersion)
 	}
 	return nil
 }
+
+// errForeignBbolt is checkFormat's error for a bbolt file that another
+// program wrote.
+var errForeignBbolt = errors.New("not a sluice token store")
 
 // errStopWalk ends a bbolt ForEach early.
 var errStopWalk = errors.New("stop")

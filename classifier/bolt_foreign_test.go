@@ -74,6 +74,11 @@ func TestOpenBoltRefusesForeignBbolt(t *testing.T) {
 		if after := bucketsOf(t, p); !slices.Equal(before, after) {
 			t.Errorf("%s: buckets %q became %q", filepath.Base(p), before, after)
 		}
+		// Nor is a lock file left beside it, as for other files that
+		// are no store.
+		if _, err := os.Stat(p + ".lock"); err == nil {
+			t.Errorf("%s: a lock file was left", filepath.Base(p))
+		}
 	}
 
 	// A bbolt file with no bucket yet (a store whose first transaction
