@@ -167,9 +167,16 @@ func TestDocStoreMadeByRootErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A spill directory nobody may write in, as /tmp is: the store is
+	// what the daemon must fail on, and a directory it cannot spill
+	// bodies into stops it first.
+	spill := t.TempDir()
+	if err := os.Chmod(spill, 0o1777); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(dir, "sluice.yml")
 	text := "listen:\n  - address: inet:127.0.0.1:0\nmetrics:\n  listen: \"\"\nstate_dir: " + dir +
-		"\nbody:\n  temp_dir: " + dir + "\nfilters:\n  - type: bayes\n"
+		"\nbody:\n  temp_dir: " + spill + "\nfilters:\n  - type: bayes\n"
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
