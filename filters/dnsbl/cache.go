@@ -125,6 +125,15 @@ func (c *cache) evictLocked() {
 	}
 }
 
+// clear drops every cached answer. Queries in flight still hand their
+// answers to their waiters.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Init()
+	clear(c.items)
+}
+
 // len returns the number of cached answers, expired ones included until
 // they are looked up or evicted.
 func (c *cache) len() int {
@@ -306,4 +315,18 @@ func (s *Shared) release(name string, c *cache) {
 		sc.refs--
 		s.caches[name] = sc
 	}
+}
+
+// serversChanged tells that the entry name, whose cache is c, now asks
+// servers: what c holds came from other resolvers and is dropped, as a
+// reload that changes the servers drops it (see cache), and a reload that
+// keeps these servers keeps the cache.
+func (s *Shared) serversChanged(name string, c *cache, servers string) {
+	s.mu.Lock()
+	if sc, ok := s.caches[name]; ok && sc.c == c {
+		sc.servers = servers
+		s.caches[name] = sc
+	}
+	s.mu.Unlock()
+	c.clear()
 }

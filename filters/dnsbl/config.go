@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -64,6 +60,13 @@ type Config struct {
 	Score ScoreConfig `yaml:"score"`
 	// Zones are the lists to check, in order.
 	Zones []ZoneConfig `yaml:"zones"`
+
+	// resolvConf is the file the default servers come from; "" means
+	// /etc/resolv.conf. resolvPort, if set, is the port they are asked
+	// on instead of 53, which a resolv.conf cannot change. Tests set
+	// both, to run their servers as nameservers of a file of their own.
+	resolvConf string
+	resolvPort string
 }
 
 // ScoreConfig is what the summed score of a message's tag listings does.
@@ -243,7 +246,9 @@ func (z *zone) checksTarget(target string) bool {
 // settings is a checked Config, ready for use.
 type settings struct {
 	servers       []string
-	inOrder       bool // ask servers first to last (resolv.conf), not in turn
+	inOrder       bool   // ask servers first to last (resolv.conf), not in turn
+	resolvConf    string // the file servers came from, "" when configured
+	resolvPort    string // the port of its servers, "" for 53 (see Config)
 	timeout       time.Duration
 	attempts      int
 	cacheSize     int
@@ -279,13 +284,22 @@ func (c Config) check() (settings, error) {
 		threshold:     c.Score.Threshold,
 	}
 	var err error
-	if s.servers, err = serverList(c.Servers, resolvConf); err != nil {
-		return s, err
+	path := c.resolvConf
+	if path == "" {
+		path = resolvConf
 	}
-	// resolv.conf(5): the nameservers are asked in the order listed,
-	// unless "options rotate"; a later one is often a fallback that
-	// the lists answer differently.
-	s.inOrder = len(c.Servers) == 0 && !resolvRotates(resolvConf)
+	if len(c.Servers) > 0 {
+		if s.servers, err = serverList(c.Servers, ""); err != nil {
+			return s, err
+		}
+	} else {
+		set, err := defaultServers(path, c.resolvPort)
+		if err != nil {
+			return s, err
+		}
+		s.servers, s.inOrder = set.servers, set.inOrder
+		s.resolvConf, s.resolvPort = path, c.resolvPort
+	}
 	switch {
 	case s.timeout == 0:
 		s.timeout = DefaultTimeout
@@ -668,34 +682,12 @@ func parseCode(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// serverList checks the configured servers or reads the default ones from
-// the resolv.conf file at path.
+// serverList checks the configured servers, or reads the default ones
+// from the resolv.conf file at path.
 func serverList(list []string, path string) ([]string, error) {
 	if len(list) == 0 {
-		cc, err := dns.ClientConfigFromFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("servers: none configured, and reading %s: %w", path, err)
-		}
-		// resolv.conf(5) gives each nameserver as an IP address, and
-		// the C library passes over one that is not (a host name, an
-		// address with a port); taken as is, it would make every lookup
-		// fail, or need DNS to find the resolver.
-		var bad []string
-		for _, s := range cc.Servers {
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				bad = append(bad, strconv.Quote(s))
-				continue
-			}
-			list = append(list, netJoin(a.String(), cc.Port))
-		}
-		if len(list) == 0 && len(bad) > 0 {
-			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver by IP address (%s)", path, strings.Join(bad, ", "))
-		}
-		if len(list) == 0 {
-			return nil, fmt.Errorf("servers: none configured, and %s names no nameserver", path)
-		}
-		return list, nil
+		set, err := defaultServers(path, "")
+		return set.servers, err
 	}
 	out := make([]string, 0, len(list))
 	for i, s := range list {
@@ -715,25 +707,14 @@ func serverList(list []string, path string) ([]string, error) {
 	return out, nil
 }
 
-// resolvRotates reports whether the resolv.conf file at path sets
-// "options rotate", which makes the C library spread queries over its
-// nameservers instead of asking them in the order listed. A file that
-// cannot be read sets nothing.
-func resolvRotates(path string) bool {
-	b, err := os.ReadFile(path)
+// defaultServers reads the servers of the resolv.conf file at path, used
+// when none are configured; see readResolvConf for port.
+func defaultServers(path, port string) (serverSet, error) {
+	set, err := readResolvConf(path, port)
 	if err != nil {
-		return false
+		return set, fmt.Errorf("servers: none configured, and %w", err)
 	}
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "options" {
-			continue
-		}
-		if slices.Contains(f[1:], "rotate") {
-			return true
-		}
-	}
-	return false
+	return set, nil
 }
 
 func netJoin(host, port string) string {

@@ -133,7 +133,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		shared: shared,
 		done:   make(chan struct{}),
 	}
-	f.res.inOrder = s.inOrder
+	f.res.use(s.servers, s.inOrder)
 	if f.name == "" {
 		f.name = "dnsbl"
 	}
@@ -145,6 +145,14 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		f.obs = nopObserver{}
 	}
 	f.cache = shared.cache(f.name, strings.Join(s.servers, " "), s.cacheSize)
+	if s.resolvConf != "" {
+		// Set before the probe goroutine starts, which queries at
+		// once: conf is not changed after, only the servers are.
+		f.res.conf = newResolvConfWatch(s.resolvConf, s.resolvPort, f.log, shared.now)
+		f.res.conf.changed = func(servers []string) {
+			shared.serversChanged(f.name, f.cache, strings.Join(servers, " "))
+		}
+	}
 	for _, z := range s.zones {
 		z.labels = shared.codeLabels(f.name, z.name)
 	}

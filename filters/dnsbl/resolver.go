@@ -58,9 +58,12 @@ const maxAddrs = 32
 // resolver sends queries to the configured servers: UDP first, TCP when
 // the UDP answer is truncated (RFC 7766), with EDNS unless a server turned
 // out not to implement it, each attempt bounded by timeout, attempts
-// spread over the servers in turn (or first to last, see inOrder).
+// spread over the servers in turn (or first to last, see serverSet).
 type resolver struct {
-	servers  []string
+	// set is the servers asked, replaced whole when the resolv.conf
+	// they came from changes (see conf), so that a query in progress
+	// keeps the list it started with.
+	set      atomic.Pointer[serverSet]
 	timeout  time.Duration
 	attempts int
 	udp, tcp dns.Client
@@ -76,6 +79,14 @@ type resolver struct {
 	noEDNS *serverMemory
 	// answered holds when each server last answered a query.
 	answered *serverMemory
+	// conf watches the resolv.conf the servers came from; nil when they
+	// are configured.
+	conf *resolvConfWatch
+}
+
+// serverSet is the servers a resolver asks.
+type serverSet struct {
+	servers []string
 	// inOrder makes every query start at the first server, the others
 	// asked only when it fails, as the nameservers of resolv.conf are
 	// (see resolvRotates); otherwise queries start at each server in
@@ -101,16 +112,31 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 		mem = newServerMemories()
 	}
 	r := &resolver{
-		servers:  servers,
 		timeout:  timeout,
 		attempts: attempts,
 		down:     mem.down,
 		noEDNS:   mem.noEDNS,
 		answered: mem.answered,
 	}
+	r.use(servers, false)
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
 	return r
+}
+
+// use makes r ask servers from its next query on, first to last when
+// inOrder is set, else in turn.
+func (r *resolver) use(servers []string, inOrder bool) {
+	r.set.Store(&serverSet{servers: servers, inOrder: inOrder})
+}
+
+// current returns the servers r asks now, those of resolv.conf as it is
+// now when its check is due (see resolvConfWatch).
+func (r *resolver) current() *serverSet {
+	if r.conf != nil {
+		r.conf.check(r)
+	}
+	return r.set.Load()
 }
 
 // query asks for name (lower case, no final dot) of type qtype. It tries
@@ -120,13 +146,15 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 // failure is, and returned when none is left or those fail. TTLs are
 // capped at maxTTL; a failure is cached for failTTL. ctx may cut it short.
 func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL, failTTL time.Duration) answer {
+	set := r.current()
+	servers := set.servers
 	start := 0
-	if !r.inOrder {
+	if !set.inOrder {
 		// In uint32, so that the count wraps round to 0, never to a
 		// negative index.
-		start = int((r.next.Add(1) - 1) % uint32(len(r.servers)))
+		start = int((r.next.Add(1) - 1) % uint32(len(servers)))
 	}
-	order := r.order(start, time.Now())
+	order := r.order(servers, start, time.Now())
 	// refusal is the first answer with a refusal code, kept in case the
 	// servers asked after it fail: the list did answer.
 	var last, refusal answer
@@ -135,16 +163,16 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		// More attempts than servers ask them again, in the same order.
 		k := order[i%len(order)]
 		begun := time.Now()
-		last = r.ask(ctx, k, name, qtype, maxTTL)
+		last = r.ask(ctx, servers[k], name, qtype, maxTTL)
 		if ctx.Err() != nil {
 			break
 		}
 		if last.fail != KindTimeout && last.fail != KindNetwork {
-			r.answered.remember(r.servers[k], time.Now())
+			r.answered.remember(servers[k], time.Now())
 		}
 		switch last.fail {
 		case "":
-			r.down.forget(r.servers[k])
+			r.down.forget(servers[k])
 			if last.refused() && i+1 < r.attempts && i+1 < len(order) {
 				// The list refuses this resolver (a public one,
 				// or one over quota), not the name: another
@@ -152,7 +180,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 				// The same one again would be refused again.
 				if refusal.addrs == nil {
 					refusal = last
-					refusedBy = r.servers[k]
+					refusedBy = servers[k]
 				}
 				continue
 			}
@@ -166,8 +194,8 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 			// whose own servers are dead, which the resolver keeps
 			// trying. Passed over, it would send every lookup to
 			// the next server.
-			if !errors.Is(last.err, errTruncated) && !r.answered.at(r.servers[k]).After(begun) {
-				r.down.remember(r.servers[k], time.Now())
+			if !errors.Is(last.err, errTruncated) && !r.answered.at(servers[k]).After(begun) {
+				r.down.remember(servers[k], time.Now())
 			}
 		}
 	}
@@ -208,14 +236,14 @@ func (a answer) refused() bool {
 	return slices.ContainsFunc(a.addrs, isRefusal)
 }
 
-// order returns the indexes of the servers to ask, from start on in turn,
+// order returns the indexes of servers to ask, from start on in turn,
 // those passed over for now (see down) after the others.
-func (r *resolver) order(start int, now time.Time) []int {
-	up := make([]int, 0, len(r.servers))
+func (r *resolver) order(servers []string, start int, now time.Time) []int {
+	up := make([]int, 0, len(servers))
 	var down []int
-	for i := range r.servers {
-		k := (start + i) % len(r.servers)
-		if r.down.holds(r.servers[k], now) {
+	for i := range servers {
+		k := (start + i) % len(servers)
+		if r.down.holds(servers[k], now) {
 			down = append(down, k)
 		} else {
 			up = append(up, k)
@@ -224,11 +252,10 @@ func (r *resolver) order(start int, now time.Time) []int {
 	return append(up, down...)
 }
 
-// ask sends one query to servers[k], with EDNS unless the server is known
+// ask sends one query to server, with EDNS unless the server is known
 // to lack it, once more without EDNS if the server answers as one that
 // lacks it, and interprets the answer.
-func (r *resolver) ask(ctx context.Context, k int, name string, qtype uint16, maxTTL time.Duration) answer {
-	server := r.servers[k]
+func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, maxTTL time.Duration) answer {
 	edns := !r.noEDNS.holds(server, time.Now())
 	resp, err := r.send(ctx, server, name, qtype, edns)
 	if edns && err == nil && resp.Response && resp.Rcode == dns.RcodeFormatError && resp.IsEdns0() == nil {

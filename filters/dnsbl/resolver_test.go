@@ -59,7 +59,7 @@ func TestResolverPassesOverDeadServers(t *testing.T) {
 
 	// A server passed over is asked again once its time is up: with
 	// every server down, the order is the plain turn.
-	if got := r.order(0, time.Now().Add(downFor+time.Second)); fmt.Sprint(got) != "[0 1 2]" {
+	if got := r.order(r.current().servers, 0, time.Now().Add(downFor+time.Second)); fmt.Sprint(got) != "[0 1 2]" {
 		t.Errorf("order after downFor: %v, want [0 1 2]", got)
 	}
 }
@@ -308,7 +308,7 @@ func TestResolverInOrder(t *testing.T) {
 	own := dnsbltest.Start(t)
 	fallback := dnsbltest.Start(t) // knows no listing
 	r := newResolver([]string{own.Addr, fallback.Addr}, 300*time.Millisecond, 2, nil)
-	r.inOrder = true
+	r.use(r.current().servers, true)
 	const lookups = 6
 	for i := range lookups {
 		name := fmt.Sprintf("%d.2.0.192.bl.test", i+1)
@@ -354,7 +354,7 @@ func TestResolvConfRotate(t *testing.T) {
 func TestServersOrderFromConfig(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test"}), nil)
-	if e.f.res.inOrder {
+	if e.f.res.current().inOrder {
 		t.Error("configured servers asked in order, want in turn")
 	}
 	if _, err := dns.ClientConfigFromFile(resolvConf); err != nil {
@@ -367,8 +367,8 @@ func TestServersOrderFromConfig(t *testing.T) {
 		t.Skipf("%s unusable here: %v", resolvConf, err)
 	}
 	defer f.Close()
-	if want := !resolvRotates(resolvConf); f.res.inOrder != want {
-		t.Errorf("servers of %s: in order %v, want %v", resolvConf, f.res.inOrder, want)
+	if want := !resolvRotates(resolvConf); f.res.current().inOrder != want {
+		t.Errorf("servers of %s: in order %v, want %v", resolvConf, f.res.current().inOrder, want)
 	}
 }
 
@@ -418,7 +418,7 @@ func TestServerWithoutTCPNotPassedOver(t *testing.T) {
 	next := dnsbltest.Start(t)
 	next.AddA(big, 300, "127.0.0.2")
 	r := newResolver([]string{udpOnly, next.Addr}, time.Second, 2, nil)
-	r.inOrder = true
+	r.use(r.current().servers, true)
 	if a := r.query(context.Background(), strings.TrimSuffix(big, "."), dns.TypeA, time.Hour, time.Minute); a.fail != "" || len(a.addrs) != 1 {
 		t.Fatalf("truncated at the first server: %+v, want the next server's listing", a)
 	}
@@ -446,7 +446,7 @@ func TestRefusalKeptWhenTheNextServerFails(t *testing.T) {
 	}
 	t.Cleanup(func() { pc.Close() })
 	r := newResolver([]string{public.Addr, pc.LocalAddr().String()}, 100*time.Millisecond, 2, nil)
-	r.inOrder = true
+	r.use(r.current().servers, true)
 	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
 	if a.fail != "" || !a.refused() {
 		t.Errorf("answer %+v, want the refusal", a)
@@ -470,7 +470,7 @@ func TestTimeoutOfOneNameKeepsTheServer(t *testing.T) {
 	own.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
 	own.AddA("2.2.0.192.bl.test", 60, "127.0.0.2")
 	r := newResolver([]string{own.Addr, fallback.Addr}, 2*time.Second, 2, nil)
-	r.inOrder = true
+	r.use(r.current().servers, true)
 	done := make(chan answer, 1)
 	go func() { done <- r.query(context.Background(), dead, dns.TypeA, time.Hour, time.Minute) }()
 	waitFor(t, "the query of the dead list to reach the server", func() bool { return own.Count(dead, dns.TypeA) == 1 })

@@ -98,6 +98,14 @@ func Start(t testing.TB) *Server {
 // as "::1"; Addr is then "[::1]:port".
 func StartOn(t testing.TB, host string) *Server {
 	t.Helper()
+	return StartAt(t, host, "0")
+}
+
+// StartAt is Start on the given port of the loopback address host ("0"
+// for a random one): for two servers on one port, as the nameservers of
+// a resolv.conf are, which names no port.
+func StartAt(t testing.TB, host, port string) *Server {
+	t.Helper()
 	s := &Server{
 		records:   map[string][]dns.RR{},
 		behaviour: map[string]Behaviour{},
@@ -106,7 +114,7 @@ func StartOn(t testing.TB, host string) *Server {
 		soaMin:    3600,
 		stopped:   make(chan struct{}),
 	}
-	pc, ln, err := listenPair(host)
+	pc, ln, err := listenPair(host, port)
 	if err != nil {
 		t.Fatalf("dnsbltest: %v", err)
 	}
@@ -129,11 +137,12 @@ func StartOn(t testing.TB, host string) *Server {
 	return s
 }
 
-// listenPair binds UDP and TCP on the same free port of host.
-func listenPair(host string) (net.PacketConn, net.Listener, error) {
+// listenPair binds UDP and TCP on the same port of host: port, or a free
+// one when port is "0".
+func listenPair(host, port string) (net.PacketConn, net.Listener, error) {
 	var lastErr error
 	for i := 0; i < maxBindTries; i++ {
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
 		if err != nil {
 			return nil, nil, fmt.Errorf("listen udp: %w", err)
 		}
@@ -143,6 +152,9 @@ func listenPair(host string) (net.PacketConn, net.Listener, error) {
 		}
 		pc.Close()
 		lastErr = err
+		if port != "0" {
+			return nil, nil, fmt.Errorf("listen tcp: %w", err)
+		}
 	}
 	return nil, nil, fmt.Errorf("no loopback port free for both udp and tcp after %d tries: %w", maxBindTries, lastErr)
 }

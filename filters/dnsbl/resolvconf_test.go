@@ -1,0 +1,141 @@
+package dnsbl
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
+)
+
+// writeResolvConf writes text to path and moves its modification time on
+// by a second, so that the change shows whatever the file system's
+// timestamp granularity.
+func writeResolvConf(t *testing.T, path, text string) {
+	t.Helper()
+	var mtime time.Time
+	if fi, err := os.Stat(path); err == nil {
+		mtime = fi.ModTime()
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(path, time.Time{}, mtime.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Without servers configured, the nameservers of resolv.conf are read
+// again when the file changes, looked at every resolvConfInterval at
+// most: a local resolver installed while sluice runs, as docs/dnsbl.md
+// advises, is asked without a reload, as the C library and Go's own
+// resolver ask it. They were read only at start and reload, so the old
+// servers kept getting every query. The change is logged at info level
+// and the cache, which holds the old servers' answers, starts afresh; a
+// file that names no nameserver, or is gone, leaves the servers read
+// before, with one warning.
+func TestResolvConfChangeFollowed(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on loopback: %v", err)
+	}
+	pc.Close()
+	// resolv.conf names no port: the two servers share one, on two
+	// addresses, and the filter asks them on it.
+	old := dnsbltest.Start(t)
+	_, port, err := net.SplitHostPort(old.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := dnsbltest.StartAt(t, "127.0.0.2", port)
+	for _, srv := range []*dnsbltest.Server{old, local} {
+		for _, n := range []string{"1", "2", "3", "4", "5", "6", "7"} {
+			srv.AddA(n+".2.0.192.bl.test", 300, "127.0.0.2")
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	writeResolvConf(t, path, "nameserver 127.0.0.1\n")
+	cfg := baseConfig(old, ZoneConfig{Zone: "bl.test"})
+	cfg.Servers = nil
+	cfg.resolvConf, cfg.resolvPort = path, port
+	e := newEnv(t, old, cfg, nil)
+
+	lookup := func(ip string, want *dnsbltest.Server) {
+		t.Helper()
+		qname := reverseIPv4(ip) + ".bl.test"
+		o, l := old.Count(qname, dns.TypeA), local.Count(qname, dns.TypeA)
+		if v := e.check(t, filters.StageConnect, conn(ip)); v.Action != filters.Reject {
+			t.Errorf("%s: %v, want reject", ip, v.Action)
+		}
+		o, l = old.Count(qname, dns.TypeA)-o, local.Count(qname, dns.TypeA)-l
+		switch {
+		case want == old && (o != 1 || l != 0):
+			t.Errorf("%s: the old server got %d queries, the new one %d; want the old one asked", ip, o, l)
+		case want == local && (o != 0 || l != 1):
+			t.Errorf("%s: the old server got %d queries, the new one %d; want the new one asked", ip, o, l)
+		}
+	}
+
+	lookup("192.0.2.1", old)
+	writeResolvConf(t, path, "# a local cache\nnameserver 127.0.0.2\n")
+	// Not looked at again before the interval is up.
+	e.clock.Advance(resolvConfInterval - time.Second)
+	lookup("192.0.2.2", old)
+	e.clock.Advance(time.Second)
+	lookup("192.0.2.3", local)
+	if log := e.logText(); !strings.Contains(log, `level=INFO msg="dnsbl: the nameservers of resolv.conf changed; asking the new ones"`) ||
+		!strings.Contains(log, "servers=127.0.0.2:"+port) {
+		t.Errorf("the change is not logged at info level with the new servers:\n%s", log)
+	}
+	// The answer the old server gave is not served any more.
+	lookup("192.0.2.1", local)
+
+	// Lookups running while the file changes back, under -race.
+	writeResolvConf(t, path, "nameserver 127.0.0.1\n")
+	e.clock.Advance(resolvConfInterval)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			e.f.res.query(context.Background(), "4.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+		})
+	}
+	wg.Wait()
+	lookup("192.0.2.5", old)
+
+	// A file without nameserver, then none at all: the servers stay.
+	writeResolvConf(t, path, "search example.org\n")
+	e.clock.Advance(resolvConfInterval)
+	lookup("192.0.2.6", old)
+	e.clock.Advance(resolvConfInterval)
+	lookup("192.0.2.7", old)
+	if n := strings.Count(e.logText(), "level=WARN msg=\"dnsbl: resolv.conf changed but cannot be used"); n != 1 {
+		t.Errorf("a file without nameserver warned %d times, want once:\n%s", n, e.logText())
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(resolvConfInterval)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.8")); v.Action != filters.Continue {
+		t.Errorf("192.0.2.8 (listed nowhere): %v, want continue", v.Action)
+	}
+	if n := old.Count("8.2.0.192.bl.test", dns.TypeA); n != 1 {
+		t.Errorf("resolv.conf gone: the old server got %d queries, want 1", n)
+	}
+}
+
+// reverseIPv4 returns the labels of a dotted IPv4 address in reverse.
+func reverseIPv4(ip string) string {
+	p := strings.Split(ip, ".")
+	return p[3] + "." + p[2] + "." + p[1] + "." + p[0]
+}
