@@ -290,10 +290,10 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 			return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: fmt.Errorf("%s is listed twice", a)}
 		}
 		seen[a.String()] = true
-		for _, prev := range c.Listen[:i] {
+		for j, prev := range c.Listen[:i] {
 			p, _ := milter.ParseAddress(prev.Address)
-			if host, port, err := splitHostPort(a.Addr); err == nil && a.Network == p.Network && sharesPort(p, host, port) {
-				return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: fmt.Errorf("%s takes the port of %s, which covers its address", a, p)}
+			if host, port, err := splitHostPort(a.Addr); err == nil && a.Network == p.Network && sharesPort(p, a.Network, host, port) {
+				return &Error{File: c.File, Line: itemLine(root, "listen", i), Key: key, Err: fmt.Errorf("%s takes the port of listen[%d] (%s) on the same address, or one a wildcard covers", a, j, p)}
 			}
 		}
 		if a.Network != "unix" && (l.Mode != 0 || l.Group != "") {
@@ -318,9 +318,9 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		if err != nil {
 			return at("metrics.listen", err)
 		}
-		for _, l := range c.Listen {
-			if a, _ := milter.ParseAddress(l.Address); sharesPort(a, host, port) {
-				return at("metrics.listen", fmt.Errorf("%q takes the port of the milter listener %s", c.Metrics.Listen, l.Address))
+		for i, l := range c.Listen {
+			if a, _ := milter.ParseAddress(l.Address); sharesPort(a, "tcp", host, port) {
+				return at("metrics.listen", fmt.Errorf("%q takes the port of the milter listener listen[%d] (%s)", c.Metrics.Listen, i, l.Address))
 			}
 		}
 	}
@@ -427,12 +427,14 @@ func splitHostPort(s string) (string, int, error) {
 	return host, port, nil
 }
 
-// sharesPort reports whether a TCP listener on host:port (the metrics
-// listener, or another milter listener of a's family) could not be bound
-// next to the milter listener a: the same port, and the same address or
-// a wildcard that covers the other's. Port 0 takes any free port and
-// never clashes. Host names are compared as written.
-func sharesPort(a milter.Address, host string, port int) bool {
+// sharesPort reports whether a TCP listener of network on host:port (the
+// metrics listener, "tcp", or another milter listener of a's family)
+// could not be bound next to the milter listener a: the same port, and
+// the same address or a wildcard that covers the other's. Port 0 takes
+// any free port and never clashes. "localhost" is taken for the loopback
+// address it is bound to (see loopbackFor); other host names are
+// compared as written, as looking them up would need DNS.
+func sharesPort(a milter.Address, network, host string, port int) bool {
 	if a.Network != "tcp4" && a.Network != "tcp6" || port == 0 {
 		return false
 	}
@@ -443,8 +445,8 @@ func sharesPort(a milter.Address, host string, port int) bool {
 	if mhost == host {
 		return true
 	}
-	m, merr := netip.ParseAddr(mhost)
-	h, herr := netip.ParseAddr(host)
+	m, merr := netip.ParseAddr(loopbackFor(mhost, a.Network))
+	h, herr := netip.ParseAddr(loopbackFor(host, network))
 	switch {
 	case host == "" || herr == nil && h.IsUnspecified():
 		// The metrics listener ("tcp") on a wildcard takes the port on
@@ -457,6 +459,22 @@ func sharesPort(a milter.Address, host string, port int) bool {
 		return herr == nil && h.Is4() == m.Is4()
 	}
 	return merr == nil && herr == nil && m == h
+}
+
+// loopbackFor returns the address a listener of network ("tcp4", "tcp6"
+// or "tcp") binds for host when host is "localhost": the loopback address
+// of its family, IPv4 for "tcp", as net.Listen picks the IPv4 address of
+// a name with both. /etc/hosts gives localhost those addresses (RFC 6761
+// section 6.3 has resolvers answer so), so config check need not look
+// it up. Any other host is returned as is.
+func loopbackFor(host, network string) string {
+	if !strings.EqualFold(host, "localhost") {
+		return host
+	}
+	if network == "tcp6" {
+		return "::1"
+	}
+	return "127.0.0.1"
 }
 
 // Marshal returns the effective config as YAML, defaults filled in.

@@ -675,3 +675,57 @@ func TestErrorOfHugeKeyOrValueBounded(t *testing.T) {
 		t.Errorf("short error: %v", err)
 	}
 }
+
+// "localhost" in a milter listener or metrics.listen is the loopback
+// address the listener binds (IPv4 for inet and metrics.listen, IPv6 for
+// inet6): on the port of the other, config check refuses it as it
+// refuses 127.0.0.1, naming both keys. Compared as written, inet:localhost:7357
+// with metrics.listen 127.0.0.1:7357 passed config check and serve then
+// failed to bind.
+func TestListenLocalhostClashes(t *testing.T) {
+	for _, tc := range []struct {
+		milter, metrics string
+		clash           bool
+	}{
+		{"inet:localhost:7357", "127.0.0.1:7357", true},
+		{"inet:LocalHost:7357", "localhost:7357", true},
+		{"inet:127.0.0.1:7357", "localhost:7357", true},
+		{"inet:0.0.0.0:7357", "localhost:7357", true},
+		{"inet:localhost:7357", "0.0.0.0:7357", true},
+		{"inet:localhost:7357", "[::]:7357", true},
+		{"inet6:localhost:7357", "[::1]:7357", true},
+		{"inet6:[::]:7357", "localhost:7357", false},
+		{"inet:localhost:7357", "[::1]:7357", false},
+		{"inet:localhost:7357", "127.0.0.2:7357", false},
+		{"inet:localhost:7357", "localhost:7358", false},
+	} {
+		src := "listen:\n  - address: " + tc.milter + "\nmetrics:\n  listen: \"" + tc.metrics + "\"\n"
+		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
+		if tc.clash && (err == nil || !strings.HasPrefix(err.Error(), "sluice.yml:4: metrics.listen: ") || !strings.Contains(err.Error(), "listen[0] ("+tc.milter+")")) {
+			t.Errorf("%s and metrics %s: error %v, want one at sluice.yml:4 metrics.listen naming listen[0]", tc.milter, tc.metrics, err)
+		}
+		if !tc.clash && err != nil {
+			t.Errorf("%s and metrics %s: %v", tc.milter, tc.metrics, err)
+		}
+	}
+	for _, tc := range []struct {
+		a, b  string
+		clash bool
+	}{
+		{"inet:127.0.0.1:7357", "inet:localhost:7357", true},
+		{"inet:localhost:7357", "inet:0.0.0.0:7357", true},
+		{"inet6:localhost:7357", "inet6:[::1]:7357", true},
+		{"inet6:[::]:7357", "inet6:localhost:7357", true},
+		{"inet:localhost:7357", "inet6:localhost:7357", false},
+		{"inet:localhost:7357", "inet:127.0.0.2:7357", false},
+	} {
+		src := "listen:\n  - address: " + tc.a + "\n  - address: " + tc.b + "\n"
+		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
+		if tc.clash && (err == nil || !strings.HasPrefix(err.Error(), "sluice.yml:3: listen[1]: ") || !strings.Contains(err.Error(), "listen[0]")) {
+			t.Errorf("%s and %s: error %v, want one at sluice.yml:3 listen[1] naming listen[0]", tc.a, tc.b, err)
+		}
+		if !tc.clash && err != nil {
+			t.Errorf("%s and %s: %v", tc.a, tc.b, err)
+		}
+	}
+}
