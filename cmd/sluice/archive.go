@@ -43,7 +43,7 @@ func (s *selectFlags) add(cmd *cobra.Command) {
 func (s *selectFlags) selector() (mailbox.Select, error) {
 	sel := mailbox.Select{MessageIDs: s.messageIDs, QueueIDs: s.queueIDs}
 	if sel.All() {
-		return sel, errors.New("give --queue-id or --message-id")
+		return sel, badUsage(errors.New("give --queue-id or --message-id"))
 	}
 	return sel, nil
 }
@@ -143,7 +143,7 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 				return err
 			}
 			if to == "" {
-				return errors.New("--to is required")
+				return badUsage(errors.New("--to is required"))
 			}
 			// All of them before the first move: an error half-way
 			// leaves the administrator to find out what was moved.

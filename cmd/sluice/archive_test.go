@@ -137,7 +137,7 @@ func TestArchiveShowAndMove(t *testing.T) {
 	if r := runCLI(t, "", "archive", "show", "--queue-id", "Q9", spam); r.code != 1 {
 		t.Errorf("show without a match: %+v", r)
 	}
-	if r := runCLI(t, "", "archive", "show", spam); r.code != 1 || !strings.Contains(r.stderr, "--queue-id or --message-id") {
+	if r := runCLI(t, "", "archive", "show", spam); r.code != statusUsage || !strings.Contains(r.stderr, "--queue-id or --message-id") {
 		t.Errorf("show without selection: %+v", r)
 	}
 

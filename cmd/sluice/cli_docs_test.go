@@ -427,3 +427,47 @@ func TestConfigCheckOnDefaults(t *testing.T) {
 		t.Errorf("with a file: stderr %q, stdout:\n%s", errb.String(), out.String())
 	}
 }
+
+// TestUsageErrorsExitStatus: every usage error exits 2, as README.md
+// says and as an unknown flag did, classify's 3, its status of every
+// error (its 2 means unsure). Cobra's own refusals (flags that exclude
+// or require each other, a wrong number of arguments, an unknown
+// command) and the command lines the commands refuse themselves exited 1,
+// the status of a failure: "train --spam --ham", "senders test" without
+// an address.
+func TestUsageErrorsExitStatus(t *testing.T) {
+	readme := readDoc(t, "README.md")
+	if !strings.Contains(strings.Join(strings.Fields(readme), " "), "and `2` on a usage error") {
+		t.Error("README.md no longer says that a usage error exits 2")
+	}
+	for _, tc := range []struct {
+		want int
+		args []string
+	}{
+		{statusUsage, []string{"train", "--spam", "--ham", "/dev/null"}},
+		{statusUsage, []string{"train", "/dev/null"}},
+		{statusUsage, []string{"train", "--spam", "-", "-"}},
+		{statusUsage, []string{"senders", "test"}},
+		{statusUsage, []string{"senders", "test", "a@example.org", "b@example.org"}},
+		{statusUsage, []string{"senders", "test", "--match", "helo", "a@example.org"}},
+		{statusUsage, []string{"serve", "extra"}},
+		{statusUsage, []string{"config", "check", "a.yml", "b.yml"}},
+		{statusUsage, []string{"config", "check", ""}},
+		{statusUsage, []string{"config", "chek"}},
+		{statusUsage, []string{"no-such-command"}},
+		{statusUsage, []string{"archive", "show", "/dev/null"}},
+		{statusUsage, []string{"archive", "move", "--queue-id", "Q1", "/dev/null"}},
+		{statusUsage, []string{"db", "prune"}},
+		{statusUsage, []string{"--config", "", "test"}},
+		{statusUsage, []string{"test", "-", "-"}},
+		{statusError, []string{"classify", "-", "-"}},
+		{statusError, []string{"classify", "--list", ""}},
+		{statusError, []string{"--config", "", "classify"}},
+		{statusError, []string{"classify", "--no-such-flag"}},
+	} {
+		r := runCLI(t, "", tc.args...)
+		if r.code != tc.want || !strings.Contains(r.stderr, "for usage") {
+			t.Errorf("sluice %q: exit %d, want %d with a pointer to the help; stderr %q", tc.args, r.code, tc.want, r.stderr)
+		}
+	}
+}

@@ -368,21 +368,21 @@ it knows.`,
 			ageSet := cmd.Flags().Changed("older-than")
 			countSet := cmd.Flags().Changed("max-count")
 			if !ageSet && !countSet {
-				return errors.New("prune: give --older-than DAYS, --max-count N, or both")
+				return badUsage(errors.New("prune: give --older-than DAYS, --max-count N, or both"))
 			}
 			// No token is seen in fewer than one message, so 0 names no
 			// rare token; taken as no count at all (PruneOptions' zero),
 			// --older-than alone would decide, and every old token would
 			// go, however often seen.
 			if countSet && maxCount == 0 {
-				return errors.New("prune: --max-count 0: want 1 or more (a token is seen in at least one message)")
+				return badUsage(errors.New("prune: --max-count 0: want 1 or more (a token is seen in at least one message)"))
 			}
 			// An age of zero or less must not be dropped (with --max-count,
 			// rare tokens of any age, those learned today too, would go),
 			// and a day before year 1 is no Date: it wrapped round to one
 			// after every token.
 			if ageSet && (days < 1 || days > maxPruneDays) {
-				return fmt.Errorf("prune: --older-than %d: want 1 to %d days", days, maxPruneDays)
+				return badUsage(fmt.Errorf("prune: --older-than %d: want 1 to %d days", days, maxPruneDays))
 			}
 			var opts classifier.PruneOptions
 			if days > 0 {

@@ -125,7 +125,7 @@ func TestDBPrune(t *testing.T) {
 	// wrapped round to a date after every token.
 	for _, days := range []string{"0", "-5", "99999999", "9223372036854775807"} {
 		r := runCLI(t, "", "db", "prune", "--db", db, "--older-than", days, "--max-count", "1")
-		if r.code != 1 || !strings.Contains(r.stderr, "--older-than "+days) {
+		if r.code != statusUsage || !strings.Contains(r.stderr, "--older-than "+days) {
 			t.Errorf("--older-than %s: %+v", days, r)
 		}
 		if after := tokenCount(t, db); after != before {
@@ -171,8 +171,8 @@ func TestDBPruneMaxCountZero(t *testing.T) {
 		{"--max-count", "0"},
 	} {
 		r := runCLI(t, "", append([]string{"db", "prune", "--db", db}, args...)...)
-		if r.code != 1 || !strings.Contains(r.stderr, "--max-count 0") {
-			t.Errorf("prune %v: %+v, want exit status 1 naming --max-count 0", args, r)
+		if r.code != statusUsage || !strings.Contains(r.stderr, "--max-count 0") {
+			t.Errorf("prune %v: %+v, want exit status %d naming --max-count 0", args, r, statusUsage)
 		}
 		if after := tokenCount(t, db); after != before {
 			t.Fatalf("prune %v deleted %d of %d tokens", args, before-after, before)

@@ -20,8 +20,8 @@ func TestEmptyListNameRefused(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"train", "--db", db, "--spam", "--list", ""}, 1},
-		{[]string{"train", "--db", db, "--spam", "--list="}, 1},
+		{[]string{"train", "--db", db, "--spam", "--list", ""}, statusUsage},
+		{[]string{"train", "--db", db, "--spam", "--list="}, statusUsage},
 		{[]string{"classify", "--db", db, "--list", ""}, 3},
 	} {
 		r := runCLI(t, msg, tc.args...)

@@ -51,6 +51,8 @@ func run(root *cobra.Command, args []string) error {
 		args = []string{}
 	}
 	root.SetArgs(args)
+	started := false
+	noteStart(root, &started)
 	cmd, err := root.ExecuteC()
 	if help, _ := root.Flags().GetBool("help"); help && err == nil {
 		return nil // the help asked for ("sluice --help classify")
@@ -60,7 +62,66 @@ func run(root *cobra.Command, args []string) error {
 			return misplacedClassify(root, args[:i], err)
 		}
 	}
+	var ee *exitError
+	var ue usageErr
+	switch {
+	case err == nil:
+	case errors.As(err, &ue):
+		// The command found its command line wrong, whatever status
+		// it meant to give a failure.
+		return usageError(cmd, err)
+	case !started && !errors.As(err, &ee):
+		// Cobra refused the command line before the command ran: an
+		// unknown command, a wrong number of arguments, flags that
+		// exclude or require each other ("train --spam --ham"). Its
+		// errors are plain ones, which exited 1, the status of a
+		// failure, where a bad flag exits with the usage status.
+		return usageError(cmd, err)
+	}
 	return err
+}
+
+// usageErr marks an error in the command line that a command finds
+// itself (a flag value, flags that go together), for run to give it the
+// usage status.
+type usageErr struct{ err error }
+
+func (e usageErr) Error() string { return e.err.Error() }
+func (e usageErr) Unwrap() error { return e.err }
+
+// badUsage marks err as a usage error (see usageErr).
+func badUsage(err error) error { return usageErr{err: err} }
+
+// noteStart makes every command of the tree under cmd set *started when
+// its RunE begins, so that run tells the errors of the command from
+// cobra's refusals of the command line.
+func noteStart(cmd *cobra.Command, started *bool) {
+	if runE := cmd.RunE; runE != nil {
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			*started = true
+			return runE(cmd, args)
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		noteStart(sub, started)
+	}
+}
+
+// statusUsage is the exit status of a usage error (a bad flag or
+// argument), told apart from 1, an error met doing the work; classify's
+// is statusError instead, as its 2 means unsure (see usageError).
+const statusUsage = 2
+
+// usageError returns err as a usage error of cmd, with the exit status
+// for one and a pointer to the command's help.
+func usageError(cmd *cobra.Command, err error) error {
+	code := statusUsage
+	if cmd.Name() == "classify" && cmd.Parent() != nil && !cmd.Parent().HasParent() {
+		// bogofilter's statuses, which procmail recipes read as
+		// verdicts: every error is 3.
+		code = statusError
+	}
+	return &exitError{code: code, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
 }
 
 // classifyWord is the index of the word classify in args, before any
@@ -136,7 +197,11 @@ pipeline of filters decides whether it is delivered, tagged, held,
 discarded or refused.
 
 Configuration is one YAML file (--config, default ` + defaultConfigPath + `;
-built-in defaults when that file does not exist). See docs/configuration.md.`,
+built-in defaults when that file does not exist). See docs/configuration.md.
+
+Exit status: 0 on success, 1 on an error, 2 on a usage error (an unknown
+command or flag, a wrong number of arguments, flags that go together
+wrongly). classify and test report verdicts instead; see their help.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -158,9 +223,7 @@ built-in defaults when that file does not exist). See docs/configuration.md.`,
 			sub.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 		}
 	}
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &exitError{code: 2, err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
-	})
+	root.SetFlagErrorFunc(usageError)
 	return root
 }
 
@@ -177,7 +240,7 @@ func (c *cli) loadConfig(file string) (*config.Config, error) {
 		// "--config $UNSET": config.Load takes "" for the built-in
 		// defaults, which have no filters; serve would pass every
 		// message unfiltered, whatever the default file holds.
-		return nil, fmt.Errorf("--config is empty (a variable not set?): give a file, or leave --config out for %s", defaultConfigPath)
+		return nil, badUsage(fmt.Errorf("--config is empty (a variable not set?): give a file, or leave --config out for %s", defaultConfigPath))
 	}
 	cfg, err := config.Load(path, c.reg)
 	if err != nil && !explicit && errors.Is(err, fs.ErrNotExist) {
@@ -231,7 +294,7 @@ error.`,
 					// "config check $NEW" with NEW unset: checking
 					// the --config file instead would pass a file
 					// nobody meant.
-					return errors.New("FILE is empty (a variable not set?): name the file to check, or give no FILE for the --config file")
+					return badUsage(errors.New("FILE is empty (a variable not set?): name the file to check, or give no FILE for the --config file"))
 				}
 				file = args[0]
 			}

@@ -50,7 +50,7 @@ instead of the configuration's (their untagged rules apply to the
 subjects of --match, default mail_from,header_from).
 
 Exit status 0, or 1 when the configuration or a rules file cannot be
-read (the error names the file and the line).`,
+read (the error names the file and the line), 2 on a usage error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			setups, err := c.sendersSetups(filter, files, match)
@@ -94,7 +94,7 @@ func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup,
 		fc := make([]senders.FileConfig, len(files))
 		for i, f := range files {
 			if f == "" {
-				return nil, errors.New("--file: empty path")
+				return nil, badUsage(errors.New("--file: empty path"))
 			}
 			fc[i] = senders.FileConfig{Path: f, Match: match}
 		}
@@ -107,7 +107,7 @@ func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup,
 		return []sendersSetup{{files: sf, reject: reject}}, nil
 	}
 	if len(match) > 0 {
-		return nil, fmt.Errorf("--match applies to --file files only")
+		return nil, badUsage(errors.New("--match applies to --file files only"))
 	}
 	cfg, err := c.loadConfig("")
 	if err != nil {

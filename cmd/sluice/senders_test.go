@@ -163,9 +163,9 @@ func TestSendersTestCommandErrors(t *testing.T) {
 		{[]string{"--config", typo, "senders", "test", "x@y.example"}, 1, typo + ":5: filters[0].options.watch_al: unknown key"},
 		{[]string{"--config", scalar, "senders", "test", "x@y.example"}, 1, scalar + ":5: filters[0].options.files: want a list"},
 		{[]string{"--config", interval, "senders", "test", "x@y.example"}, 1, interval + `:5: filters[0].options.reload_interval: "5": want a duration with a unit`},
-		{[]string{"senders", "test", "x@y.example", "--match", "helo"}, 1, "--match applies to --file files only"},
+		{[]string{"senders", "test", "x@y.example", "--match", "helo"}, statusUsage, "--match applies to --file files only"},
 		{[]string{"senders", "test", "x@y.example", "--file", bad, "--match", "envelope"}, 1, `unknown subject "envelope"`},
-		{[]string{"senders", "test", "--file", bad}, 1, "accepts 1 arg"},
+		{[]string{"senders", "test", "--file", bad}, statusUsage, "accepts 1 arg"},
 		{[]string{"senders", "test", "x@y.example", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"senders", "test", "x@y.example", "--file", filepath.Join(dir, "missing")}, 1, "no such file"},
 	}
@@ -383,7 +383,7 @@ func TestSendersTestEmptyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runCLI(t, "", "senders", "test", "a@example.org", "--file", rules, "--file", "")
-	if r.code != 1 || !strings.Contains(r.stderr, "--file: empty path") {
+	if r.code != statusUsage || !strings.Contains(r.stderr, "--file: empty path") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -302,7 +302,7 @@ func bayesClassifier(st classifier.Store, setup bayesSetup) (*classifier.Classif
 // that would be learned or scored in the list's place.
 func inputPaths(args []string, list string, listSet bool, stdin io.Reader) ([]string, error) {
 	if listSet && list == "" {
-		return nil, errors.New(`--list: empty file name: give LISTFILE, or "-" for standard input`)
+		return nil, badUsage(errors.New(`--list: empty file name: give LISTFILE, or "-" for standard input`))
 	}
 	var paths []string
 	if list != "" {
@@ -335,7 +335,7 @@ func inputPaths(args []string, list string, listSet bool, stdin io.Reader) ([]st
 		}
 	}
 	if stdinUses > 1 {
-		return nil, errors.New(`standard input ("-") can be read only once`)
+		return nil, badUsage(errors.New(`standard input ("-") can be read only once`))
 	}
 	return paths, nil
 }
