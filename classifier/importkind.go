@@ -35,6 +35,20 @@ var compressors = []struct{ name, magic, cat string }{
 	{"zstd", "\x28\xb5\x2f\xfd", "zstdcat"},
 }
 
+// Compressed reports whether head, the start of a file, is the start of
+// a file compressed with gzip, xz, bzip2 or zstd, with the compressor's
+// name and the command that decompresses it to standard output: input
+// of sluice's commands (an import, a mailbox) kept compressed by
+// mistake, which read as text would fail on binary garbage.
+func Compressed(head []byte) (name, cat string, ok bool) {
+	for _, c := range compressors {
+		if hasMagic(head, c.magic) {
+			return c.name, c.cat, true
+		}
+	}
+	return "", "", false
+}
+
 // wrongInput says what the start of an import's input (head) shows it
 // to be when that is not what the import reads (bogoutil: a bogoutil
 // word list; else an export): a compressed file, a word list or store
@@ -48,11 +62,8 @@ func wrongInput(head []byte, bogoutil bool) string {
 	if bogoutil {
 		want, cmd = "a bogoutil word list", "sluice db import --bogoutil -"
 	}
-	for _, c := range compressors {
-		if !hasMagic(head, c.magic) {
-			continue
-		}
-		return c.name + "-compressed, not " + want + ": decompress it first, or pipe it in (" + c.cat + " FILE | " + cmd + ")"
+	if name, cat, ok := Compressed(head); ok {
+		return name + "-compressed, not " + want + ": decompress it first, or pipe it in (" + cat + " FILE | " + cmd + ")"
 	}
 	// The databases bogofilter keeps its word list in (Debian builds it
 	// with Berkeley DB, SQLite or Tokyo Cabinet), and a sluice store:

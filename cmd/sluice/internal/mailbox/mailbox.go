@@ -778,52 +778,17 @@ type notRead string
 
 func (e notRead) Error() string { return string(e) }
 
-// compressed are the magic numbers of the compressors that mbox files are
-// kept under (logrotate's spam.mbox.1.gz, an archived folder). Read as it
-// is, such a file was one message of garbage, learned or scored without a
-// word; it is refused instead, with the way out.
-var compressed = []struct {
-	name  string
-	magic string
-	cat   string // the command that decompresses to standard output
-}{
-	{"gzip", "\x1f\x8b", "zcat"},
-	{"xz", "\xfd7zXZ\x00", "xzcat"},
-	// "BZh", the block size, and the magic of a first block or of the
-	// end of an empty stream: no message starts so.
-	{"bzip2", "BZh?1AY&SY", "bzcat"},
-	{"bzip2", "BZh?\x17rE8P\x90", "bzcat"},
-	{"zstd", "\x28\xb5\x2f\xfd", "zstdcat"},
-}
-
 // notMail returns why the file or input br reads, which the caller has
-// peeked into, is no message nor mbox, or nil.
+// peeked into, is no message nor mbox, or nil. A compressed mbox
+// (logrotate's spam.mbox.1.gz, an archived folder), read as it is, was
+// one message of garbage, learned or scored without a word; it is
+// refused instead, with the way out.
 func notMail(br *bufio.Reader) error {
 	head, _ := br.Peek(10)
-	for _, c := range compressed {
-		if hasMagic(head, c.magic) {
-			return notRead(fmt.Sprintf("%s-compressed, not read: decompress it first, or pipe it in (%s FILE | sluice ... -)", c.name, c.cat))
-		}
+	if name, cat, ok := classifier.Compressed(head); ok {
+		return notRead(fmt.Sprintf("%s-compressed, not read: decompress it first, or pipe it in (%s FILE | sluice ... -)", name, cat))
 	}
 	return nil
-}
-
-// hasMagic reports whether head starts with magic, in which '?' stands
-// for any digit.
-func hasMagic(head []byte, magic string) bool {
-	if len(head) < len(magic) {
-		return false
-	}
-	for i := range len(magic) {
-		if magic[i] == '?' {
-			if head[i] < '1' || head[i] > '9' {
-				return false
-			}
-		} else if head[i] != magic[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // firstTextLine returns the first line of what br holds that is not
