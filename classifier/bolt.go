@@ -183,14 +183,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		}
 		return nil, lockFileError(path, err)
 	}
-	s := &BoltStore{
-		path:      path,
-		opts:      opts,
-		lock:      lock,
-		learnTurn: make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-	}
+	s := newBoltStore(path, opts, lock)
 	// A store made before needs no write: a read transaction checks its
 	// format. Writing at every open would rewrite and sync the pages of
 	// the meta bucket, the n-gram model's 4 MB among them, for every
@@ -220,6 +213,19 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	return s, nil
 }
 
+// newBoltStore is a BoltStore of the file at path, its lock file open
+// as lock (nil for none), before the file is opened.
+func newBoltStore(path string, opts BoltOptions, lock *os.File) *BoltStore {
+	return &BoltStore{
+		path:      path,
+		opts:      opts,
+		lock:      lock,
+		learnTurn: make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+}
+
 // lockFileError explains a lock file that a read-write open cannot open
 // or create: the message names the file and the way out, as "permission
 // denied" alone does not say that the store itself may be readable.
@@ -247,14 +253,7 @@ func openBoltReadOnly(path string, opts BoltOptions) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: lock file: %w", path, err)
 	}
-	s := &BoltStore{
-		path:      path,
-		opts:      opts,
-		lock:      lock,
-		learnTurn: make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-	}
+	s := newBoltStore(path, opts, lock)
 	// Nothing may be written to finish the store: one that ready does
 	// not accept is refused, with the reason a read can give.
 	ready, err := s.ready()
