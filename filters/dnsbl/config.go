@@ -571,7 +571,11 @@ func (zc ZoneConfig) check() (*zone, error) {
 			return nil, fmt.Errorf("codes: %q and %q are both %s, given twice", other, code, p)
 		}
 		given[p] = code
-		z.codes = append(z.codes, codeRule{prefix: p, reason: sanitize(zc.Codes[code], maxReason)})
+		reason := zc.Codes[code]
+		if err := checkReason(reason); err != nil {
+			return nil, fmt.Errorf("codes: reason of %q: %w", code, err)
+		}
+		z.codes = append(z.codes, codeRule{prefix: p, reason: reason})
 	}
 	// The most specific rule decides, so "127.0.1.0/24: listed domain"
 	// and "127.0.1.2: spam domain" can be combined; ties in address
@@ -595,6 +599,13 @@ func (zc ZoneConfig) check() (*zone, error) {
 		return nil, fmt.Errorf("action %q: want reject, tempfail or tag", zc.Action)
 	}
 	if z.action == actTag {
+		for _, code := range keys {
+			// The header field quotes the reason (reason="..."), and
+			// tag puts an apostrophe and a slash in their place.
+			if strings.ContainsAny(zc.Codes[code], `"\`) {
+				return nil, fmt.Errorf("codes: reason of %q: '\"' and '\\' cannot be in the quoted reason of the header field", code)
+			}
+		}
 		if zc.Reply != "" {
 			return nil, errors.New("reply: only reject and tempfail send a reply, the action is tag")
 		}
@@ -773,6 +784,26 @@ func (t template) render(values map[string]string) string {
 		}
 	}
 	return b.String()
+}
+
+// checkReason checks a configured reason of a return code: it goes into
+// replies and header fields as it is written, so it must already be what
+// sanitize would make of it. TXT texts are made so at run time; a
+// configured reason that sanitize changed was shown with '?' for each
+// non-ASCII character, or cut, though config check had passed it.
+func checkReason(s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("non-ASCII or control byte 0x%02x at offset %d: a reason must be one line of printable ASCII, as replies and header fields are", c, i)
+		}
+	}
+	if len(s) > maxReason {
+		return fmt.Errorf("%d bytes long, at most %d allowed", len(s), maxReason)
+	}
+	if !clean(s) {
+		return errors.New("leading, trailing or repeated blanks, which replies and header fields would not keep")
+	}
+	return nil
 }
 
 // Bounds of texts that come from the lists themselves.

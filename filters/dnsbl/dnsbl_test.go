@@ -1238,6 +1238,19 @@ func TestConfigErrors(t *testing.T) {
 		// listing gets would depend on map order.
 		{"code twice", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": "SBL", "127.0.0.2/32": "spam"} }, "given twice"},
 		{"prefix twice", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.1.0/24": "a", "127.0.1.7/24": "b"} }, "given twice"},
+		// A reason goes into replies and header fields as it is written
+		// or not at all: it used to be accepted and then shown with "?"
+		// for each non-ASCII character, cut, or with its blanks changed.
+		{"non-ASCII reason", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": "Spam – see https://bl.example"} }, `zones[0].codes: reason of "127.0.0.2": non-ASCII or control byte 0xe2 at offset 5`},
+		{"tab in reason", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": "spam\tsource"} }, `reason of "127.0.0.2": non-ASCII or control byte 0x09 at offset 4`},
+		{"line break in reason", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": "spam\nsource"} }, "byte 0x0a at offset 4"},
+		{"long reason", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": strings.Repeat("x", 201)} }, "201 bytes long, at most 200"},
+		{"reason with a leading blank", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": " spam"} }, "leading, trailing or repeated blanks"},
+		{"reason with repeated blanks", func(c *Config) { c.Zones[0].Codes = map[string]string{"127.0.0.2": "spam  source"} }, "leading, trailing or repeated blanks"},
+		{"quote in a tag reason", func(c *Config) {
+			c.Zones[0].Action = "tag"
+			c.Zones[0].Codes = map[string]string{"127.0.0.2": `"spam" source`}
+		}, `zones[0].codes: reason of "127.0.0.2": '"' and '\' cannot be in the quoted reason of the header field`},
 		{"action", func(c *Config) { c.Zones[0].Action = "discard" }, "zones[0].action"},
 		{"reply on tag", func(c *Config) { c.Zones[0].Action = "tag"; c.Zones[0].Reply = "550 x" }, "zones[0].reply"},
 		{"reply code", func(c *Config) { c.Zones[0].Reply = "451 4.7.1 later" }, "5xx for reject"},
