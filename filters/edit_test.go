@@ -1,6 +1,7 @@
 package filters_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-mail/sluice/filters"
@@ -56,6 +57,36 @@ func TestHeaderEditIndexFitsTheProtocol(t *testing.T) {
 		e := filters.HeaderEdit{Kind: kind, Name: "Subject", Value: "x", Index: 1000}
 		if err := e.Validate(); err != nil {
 			t.Errorf("%s at index 1000: %v", kind, err)
+		}
+	}
+}
+
+// A configured field name must leave room on the field's first line for
+// the first word of its value: the name and that word cannot be folded
+// apart, and RFC 5322 2.1.1 limits a line to 998 characters.
+func TestCheckFieldName(t *testing.T) {
+	name := func(n int) string { return "X-" + strings.Repeat("n", n-2) }
+	tests := []struct {
+		name  string
+		first int
+		want  string // "" for no error
+	}{
+		{"X-Sluice-DNSBL", 190, ""},
+		{name(806), 190, ""}, // 806 + len(": ") + 190 is 998
+		{name(807), 190, "807 characters leave no room on a line of 998"},
+		{name(996), 0, ""},
+		{name(997), 0, "997 characters leave no room"},
+		{"X Bad", 1, "invalid byte 0x20"},
+		{"X-B\u00e4d", 1, "invalid byte 0xc3"},
+		{"", 1, "empty field name"},
+	}
+	for _, tc := range tests {
+		err := filters.CheckFieldName(tc.name, tc.first)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("CheckFieldName(%.20q..., %d): %v", tc.name, tc.first, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("CheckFieldName(%.20q..., %d): %v, want an error containing %q", tc.name, tc.first, err, tc.want)
 		}
 	}
 }

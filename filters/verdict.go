@@ -248,6 +248,27 @@ func (e HeaderEdit) Validate() error {
 	return nil
 }
 
+// MaxLineLength is the longest line a message may have, CRLF not counted
+// (RFC 5322 2.1.1: "MUST be no more than 998 characters").
+const MaxLineLength = 998
+
+// CheckFieldName checks a header field name given in the configuration:
+// a valid name (see HeaderEdit.Validate) that leaves room, on a first
+// line of MaxLineLength after "Name: ", for a first word of the value of
+// up to first characters. Filters fold their values between words only,
+// so the first word always shares its line with the name; a name that
+// leaves no room for it makes a line longer than RFC 5322 allows, which
+// the MTA or a mail reader may cut or refuse.
+func CheckFieldName(name string, first int) error {
+	if err := (HeaderEdit{Name: name}).Validate(); err != nil {
+		return err
+	}
+	if room := MaxLineLength - len(name) - len(": "); first > room {
+		return fmt.Errorf("%d characters leave no room on a line of %d (RFC 5322 2.1.1) for the value's first word of up to %d", len(name), MaxLineLength, first)
+	}
+	return nil
+}
+
 // maxEditIndex keeps an edit's index, and an insert's index plus one (see
 // the milter edge), inside the protocol's 32-bit field and below its sign
 // bit, so that it never wraps around to another position.

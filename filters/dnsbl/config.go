@@ -136,7 +136,15 @@ const (
 	maxTimeout   = 30 * time.Second
 	maxCacheSize = 10_000_000
 	maxZones     = 50
+	// maxZoneName leaves room in a query name for the 64 characters of
+	// a reversed IPv6 address in front of the zone.
+	maxZoneName = maxName - 64
 )
+
+// maxScoreText is the longest score formatScore writes: a float64 in
+// full, up to 17 digits after the 307 zeros of the smallest normal
+// numbers (0.000...22250738585072014), 326 characters.
+const maxScoreText = 326
 
 // resolvConf is where the default servers come from.
 const resolvConf = "/etc/resolv.conf"
@@ -379,13 +387,14 @@ func (c Config) check() (settings, error) {
 	if s.header == "" {
 		s.header = DefaultHeader
 	}
-	if err := (filters.HeaderEdit{Name: s.header}).Validate(); err != nil {
+	// A listing's field starts "zone;", which fold cannot break.
+	if err := filters.CheckFieldName(s.header, maxZoneName+len(";")); err != nil {
 		return s, fmt.Errorf("header: %w", err)
 	}
 	if s.scoreHeader == "" {
 		s.scoreHeader = DefaultScoreHeader
 	}
-	if err := (filters.HeaderEdit{Name: s.scoreHeader}).Validate(); err != nil {
+	if err := filters.CheckFieldName(s.scoreHeader, maxScoreText); err != nil {
 		return s, fmt.Errorf("score.header: %w", err)
 	}
 	if filters.SameName(s.header, s.scoreHeader) {
@@ -507,7 +516,7 @@ func (zc ZoneConfig) check() (*zone, error) {
 	if name == "" {
 		return nil, errors.New("zone: missing")
 	}
-	if !zoneName(name) || len(name) > maxName-64 || !strings.Contains(name, ".") {
+	if !zoneName(name) || len(name) > maxZoneName || !strings.Contains(name, ".") {
 		return nil, fmt.Errorf("zone %q: not a DNS zone name such as zen.spamhaus.org", zc.Zone)
 	}
 	z.name = name

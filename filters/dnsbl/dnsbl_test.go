@@ -1213,6 +1213,11 @@ func TestConfigErrors(t *testing.T) {
 		{"ip_stage", func(c *Config) { c.IPStage = "rcpt" }, "ip_stage"},
 		{"header", func(c *Config) { c.Header = "X Bad" }, "header:"},
 		{"same headers", func(c *Config) { c.Score.Header = "x-sluice-dnsbl" }, "must differ"},
+		// "Name: zone;" cannot be folded, and a line may have at most 998
+		// characters (RFC 5322 2.1.1); the score as many as a float
+		// written out in full.
+		{"header too long for a line", func(c *Config) { c.Header = "X-" + strings.Repeat("n", 805) }, "header: 807 characters leave no room on a line of 998"},
+		{"score.header too long for a line", func(c *Config) { c.Score.Header = "X-" + strings.Repeat("n", 700) }, "score.header: 702 characters leave no room on a line of 998"},
 		{"score action without threshold", func(c *Config) { c.Score.Action = "reject" }, "score.action"},
 		{"score action", func(c *Config) { c.Score = ScoreConfig{Threshold: 1, Action: "discard"} }, "score.action"},
 		{"NaN threshold", func(c *Config) { c.Score = ScoreConfig{Threshold: math.NaN(), Action: "reject"} }, "threshold NaN"},
