@@ -103,8 +103,10 @@ func (c Config) check() (settings, error) {
 	}
 	if c.TraceHeader != nil {
 		s.trace = *c.TraceHeader
-		if s.trace != "" && !validName(s.trace) {
-			return s, fmt.Errorf("trace_header %q: not a valid field name (printable ASCII, no colon or space)", s.trace)
+		if s.trace != "" {
+			if err := filters.CheckFieldName(s.trace, maxTraceFirst); err != nil {
+				return s, fmt.Errorf("trace_header: %w", err)
+			}
 		}
 	}
 	if s.policy == PolicyTag && s.trace == "" {

@@ -249,6 +249,11 @@ const (
 	maxSummaryName  = 40
 )
 
+// maxTraceFirst is the longest first part of a trace value, which fold
+// keeps on the line of the field's name: "not repaired: split A/B (xN),"
+// with both names cut by short and N as long as an int can be written.
+const maxTraceFirst = len("not repaired: split / (x),") + 2*(maxSummaryName+len("...")) + len("-9223372036854775808")
+
 // summarize describes the repairs in words, e.g. "split Date/From, CR to
 // space in Subject". Repeats are counted ("(x3)"), names are shortened,
 // and only the first few kinds of repair are named.

@@ -484,6 +484,10 @@ func TestFilterPolicies(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	empty := ""
 	bad := "X Bad"
+	// The trace value's first part ("not repaired: split A/B (x2),")
+	// cannot be folded away from the name, and a line may have at most
+	// 998 characters (RFC 5322 2.1.1).
+	long := "X-" + strings.Repeat("n", 868)
 	for _, tc := range []struct {
 		cfg  headerfix.Config
 		want string
@@ -493,6 +497,7 @@ func TestConfigErrors(t *testing.T) {
 		{headerfix.Config{Policy: "reject", Reply: "550 5.6.0 caf\u00e9"}, "reply"},
 		{headerfix.Config{Reply: "550 5.6.0 No"}, "only used with policy reject"},
 		{headerfix.Config{TraceHeader: &bad}, "trace_header"},
+		{headerfix.Config{TraceHeader: &long}, "trace_header: 870 characters leave no room on a line of 998"},
 		{headerfix.Config{Policy: "tag", TraceHeader: &empty}, "policy tag needs a trace_header"},
 	} {
 		_, err := headerfix.New(filters.Env{}, tc.cfg)
