@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // Config is the filter's options, as written under options: in the
@@ -76,8 +78,11 @@ func (c Config) check(stateDir string) (settings, error) {
 	if s.verdictHeader == "" {
 		s.verdictHeader = DefaultVerdictHeader
 	}
-	if strings.ContainsAny(s.verdictHeader, ": \t\r\n") {
-		return s, fmt.Errorf("verdict_header %q: not a header field name", s.verdictHeader)
+	// Printable ASCII without blank or colon, as the fields the MTA
+	// passes on: a name with other bytes would match no field, and
+	// every message would be filed as if it had no verdict.
+	if err := (filters.HeaderEdit{Name: s.verdictHeader}).Validate(); err != nil {
+		return s, fmt.Errorf("verdict_header: %w", err)
 	}
 	if s.lockTimeout < 0 {
 		return s, errors.New("lock_timeout: must not be negative")

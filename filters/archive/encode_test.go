@@ -183,16 +183,26 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("defaults: %+v", s)
 	}
 	for name, c := range map[string]Config{
-		"no targets":             {},
-		"bad verdict":            {Targets: map[string]string{"junk": "/a"}},
-		"bad format":             {Format: "mh", Targets: map[string]string{"spam": "/a"}},
-		"bad header":             {VerdictHeader: "X Bad", Targets: map[string]string{"spam": "/a"}},
+		"no targets":  {},
+		"bad verdict": {Targets: map[string]string{"junk": "/a"}},
+		"bad format":  {Format: "mh", Targets: map[string]string{"spam": "/a"}},
+		"bad header":  {VerdictHeader: "X Bad", Targets: map[string]string{"spam": "/a"}},
+		// MTAs take no field with such a name for a header field:
+		// the verdict would never be found, and every message filed
+		// as default.
+		"non-ASCII header":       {VerdictHeader: "X-Sluice-B\u00e4yes", Targets: map[string]string{"spam": "/a"}},
+		"control byte header":    {VerdictHeader: "X-Sluice-\x01Bayes", Targets: map[string]string{"spam": "/a"}},
+		"DEL in header":          {VerdictHeader: "X-Sluice-Bayes\x7f", Targets: map[string]string{"spam": "/a"}},
 		"negative lock":          {LockTimeout: -1, Targets: map[string]string{"spam": "/a"}},
 		"bad template":           {Targets: map[string]string{"spam": "/a/{x}"}},
 		"relative, no state_dir": {Targets: map[string]string{"spam": "a.mbox"}},
 	} {
-		if _, err := c.check(""); err == nil {
+		_, err := c.check("")
+		switch {
+		case err == nil:
 			t.Errorf("%s: accepted", name)
+		case c.VerdictHeader != "" && !strings.HasPrefix(err.Error(), "verdict_header: "):
+			t.Errorf("%s: error %q, want it to name verdict_header", name, err)
 		}
 	}
 }
