@@ -915,6 +915,32 @@ func TestObserver(t *testing.T) {
 	obs.mu.Unlock()
 }
 
+// A reply text is sent as written, its placeholders filled in: one that
+// could come out longer than a reply may be (400 characters) is refused
+// when the configuration is read, counting each placeholder at its
+// longest, rather than cut in the middle of a message. It used to pass
+// config check and lose its end at run time.
+func TestReplyLengthLimit(t *testing.T) {
+	// {queue_id} and {version} count 64 characters, {spamicity} 8.
+	fits := strings.Repeat("x", 400-64-len(" ")) + " {queue_id}"
+	tooLong := strings.Repeat("x", 400-64) + " {queue_id}"
+	dir := t.TempDir()
+	env := filters.Env{Name: "bayes", StateDir: dir}
+	_, err := bayes.Open(env, options(t, "spam: {action: reject, reply: '550 5.7.1 "+tooLong+"'}"), "v")
+	if want := "its text comes to 401 characters with its placeholders at their longest ({queue_id}: 64), at most 400 allowed"; err == nil || !strings.HasPrefix(err.Error(), "spam.reply: ") || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+	_, err = bayes.Open(env, options(t, "unsure: {action: tempfail, reply: '451 4.7.1 {version} {spamicity} "+strings.Repeat("y", 400-64-8-2+1)+"'}"), "v")
+	if want := "its text comes to 401 characters with its placeholders at their longest ({version}: 64, {spamicity}: 8)"; err == nil || !strings.HasPrefix(err.Error(), "unsure.reply: ") || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+	f := newFilter(t, trainedStore(t), "spam: {action: reject, reply: '550 5.7.1 "+fits+"'}", nil)
+	v := check(t, f, spamMessage())
+	if v.Reply == nil || !strings.HasSuffix(v.Reply.Text, " 4Q1SPAM") || len(v.Reply.Text) != 400-64+len("4Q1SPAM") {
+		t.Errorf("reply %v, want the whole text with the queue id", v.Reply)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	tests := []struct{ opts, want string }{
 		{"spam: {action: bounce}", `spam.action: unknown action "bounce"`},

@@ -410,6 +410,12 @@ func (vc VerdictConfig) check(v classifier.Verdict, def Action) (verdictAction, 
 	if va.text, err = parseTemplate(r.Text); err != nil {
 		return va, fmt.Errorf("reply: %w", err)
 	}
+	// Checked with the placeholders filled in, as the reply is sent:
+	// a text that may come out longer than a reply may be would lose
+	// its end at run time.
+	if n, fields := va.text.longest(); n > maxReplyText {
+		return va, fmt.Errorf("reply: %q: its text comes to %d characters with its placeholders at their longest (%s), at most %d allowed", reply, n, strings.Join(fields, ", "), maxReplyText)
+	}
 	va.reply = r
 	return va, nil
 }

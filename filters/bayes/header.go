@@ -109,6 +109,23 @@ var placeholderMax = map[string]int{"verdict": len("Unsure"), "spamicity": len("
 // longest queue id and a comma.
 var fixedWordMax = len("queue_id=,") + placeholderMax["queue_id"]
 
+// longest is the length of the longest text the template can render,
+// each placeholder counted at its longest, and those placeholders with
+// their lengths, for an error: "{queue_id}: 64".
+func (t template) longest() (int, []string) {
+	n := 0
+	var fields []string
+	for _, p := range t {
+		if p.field == "" {
+			n += len(p.literal)
+			continue
+		}
+		n += placeholderMax[p.field]
+		fields = append(fields, fmt.Sprintf("{%s}: %d", p.field, placeholderMax[p.field]))
+	}
+	return n, fields
+}
+
 // longestWord is the length of the longest word (text between spaces)
 // the template can render, and of its last word, each placeholder counted
 // at its longest.
