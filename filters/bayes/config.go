@@ -294,7 +294,9 @@ func (c Config) check(stateDir string) (settings, error) {
 		return s, err
 	}
 	s.failUnavail = c.StoreUnavailable == "fail"
-	if err := (filters.HeaderEdit{Name: s.headerName}).Validate(); err != nil {
+	// The fixed values ("Skipped, ...") have words of up to
+	// fixedWordMax; header.format is checked below.
+	if err := filters.CheckFieldName(s.headerName, fixedWordMax); err != nil {
 		return s, fmt.Errorf("header.name: %w", err)
 	}
 	format := c.Header.Format

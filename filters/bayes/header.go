@@ -3,6 +3,8 @@ package bayes
 import (
 	"fmt"
 	"strings"
+
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // template is a header format or reply text: literal text and {name}
@@ -94,10 +96,6 @@ func asciiOnly(s string) string {
 	return string(b)
 }
 
-// maxLineHard is the longest line a message may have, CRLF not counted
-// (RFC 5322 2.1.1: "MUST be no more than 998 characters").
-const maxLineHard = 998
-
 // placeholderMax is the longest value each placeholder can take: the
 // verdict word, six decimals, and for the queue id and version values
 // that come from outside (the MTA, the build) a bound well above what
@@ -149,23 +147,21 @@ func (t template) longestWord() (longest, last int) {
 	return longest, cur
 }
 
-// checkLineLimit checks that the field name and every word of the value
-// fit on one line of maxLineHard characters, the first line's "Name: "
-// counted, so that fold never writes a longer line: it breaks only at
-// spaces, and a word too long for a line stays whole.
+// checkLineLimit checks that every word of the format fits on one line
+// of filters.MaxLineLength characters, the first line's "Name: " counted,
+// so that fold never writes a longer line: it breaks only at spaces, and
+// a word too long for a line stays whole. The name itself is checked by
+// Config.check, with room for the fixed values' words.
 func checkLineLimit(name string, format template) error {
-	room := maxLineHard - len(name) - len(": ")
-	if room < fixedWordMax {
-		return fmt.Errorf("header.name: %d characters leave no room on a line of %d (RFC 5322 2.1.1) for the value's words", len(name), maxLineHard)
-	}
+	room := filters.MaxLineLength - len(name) - len(": ")
 	n, last := format.longestWord()
 	if n > room {
-		return fmt.Errorf("header.format: a word of %d characters (placeholders counted at their longest) does not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", n, maxLineHard, name+": ")
+		return fmt.Errorf("header.format: a word of %d characters (placeholders counted at their longest) does not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", n, filters.MaxLineLength, name+": ")
 	}
 	// The auto-learning note is appended as ", autolearn=spam": the
 	// last word gets the comma.
 	if last+len(",") > room {
-		return fmt.Errorf("header.format: the last word, of %d characters (placeholders counted at their longest), and the comma of \", autolearn=...\" after it do not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", last, maxLineHard, name+": ")
+		return fmt.Errorf("header.format: the last word, of %d characters (placeholders counted at their longest), and the comma of \", autolearn=...\" after it do not fit on a line of %d after %q (RFC 5322 2.1.1); put spaces in it", last, filters.MaxLineLength, name+": ")
 	}
 	return nil
 }
