@@ -815,6 +815,23 @@ func checkReason(s string) error {
 	return nil
 }
 
+// renderReply renders a reply text: the configured text as it is written
+// (ParseReply made it one line of printable ASCII) with each value made
+// so too, cut to maxReplyText. Only the values are cleaned: the
+// configured text's own blanks must reach the client as written.
+func (t template) renderReply(values map[string]string) string {
+	clean := make(map[string]string, len(values))
+	for k, v := range values {
+		clean[k] = sanitize(v, maxReplyText)
+	}
+	text := t.render(clean)
+	if len(text) > maxReplyText {
+		// ASCII only: a cut splits no character.
+		text = text[:maxReplyText]
+	}
+	return text
+}
+
 // Bounds of texts that come from the lists themselves.
 const (
 	maxReason    = 200 // reason text in headers and replies

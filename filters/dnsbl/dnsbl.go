@@ -750,9 +750,9 @@ func (f *Filter) block(ctx context.Context, jobs []job) (filters.Verdict, error)
 	reason := f.reason(rctx, *best)
 	cancel()
 	reply := best.z.reply
-	reply.Text = sanitize(best.z.text.render(map[string]string{
+	reply.Text = best.z.text.renderReply(map[string]string{
 		"zone": best.z.name, "listed": best.item, "code": best.codes[0].String(), "reason": reason,
-	}), maxReplyText)
+	})
 	action := filters.Reject
 	if best.z.action == actTempfail {
 		action = filters.Tempfail
@@ -823,9 +823,9 @@ func (f *Filter) tag(ctx context.Context, results []result, edits []filters.Head
 		v.Action = f.s.scoreAction
 		if v.Action == filters.Reject || v.Action == filters.Tempfail {
 			reply := f.s.scoreReply
-			reply.Text = sanitize(f.s.scoreText.render(map[string]string{
+			reply.Text = f.s.scoreText.renderReply(map[string]string{
 				"score": formatScore(score), "threshold": formatScore(f.s.threshold), "zones": strings.Join(zones, ", "),
-			}), maxReplyText)
+			})
 			v.Reply = &reply
 		}
 	}

@@ -865,6 +865,29 @@ func TestTXTReasonInReply(t *testing.T) {
 	}
 }
 
+// A configured reply is sent as written, placeholders filled in: its own
+// blanks (two after a full stop, say) used to be squeezed to one, as the
+// whole rendered text went through the cleaning meant for TXT texts.
+func TestReplyKeepsItsText(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	srv.AddA("1.2.0.192.score.test", 300, "127.0.0.2")
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test", Reply: "554 5.7.1 Blocked by {zone}.  See https://bl.test/q/{listed}  ({reason})", Codes: map[string]string{"127.0.0.2": "spam source"}})
+	e := newEnv(t, srv, cfg, nil)
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if want := "Blocked by bl.test.  See https://bl.test/q/192.0.2.1  (spam source)"; v.Reply == nil || v.Reply.Text != want {
+		t.Errorf("reply %v, want text %q", v.Reply, want)
+	}
+
+	cfg = baseConfig(srv, ZoneConfig{Zone: "score.test", Action: "tag"})
+	cfg.Score = ScoreConfig{Threshold: 1, Reply: "554 5.7.1 Score {score}  of {threshold}.  Lists: {zones}"}
+	e = newEnv(t, srv, cfg, nil)
+	v = e.check(t, filters.StageHeaders, message("192.0.2.1", "mx.example", "bob@fine.example", ""))
+	if want := "Score 1  of 1.  Lists: score.test"; v.Reply == nil || v.Reply.Text != want {
+		t.Errorf("score reply %v, want text %q", v.Reply, want)
+	}
+}
+
 // The TXT record only words the reply: a list whose TXT answers hang
 // must not keep the filter past its time limit, which would let a listed
 // client through (on_failure accept) or refuse a clean one (tempfail).
