@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -359,6 +360,9 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		if f.Type == "" {
 			return fail(".type", errors.New("missing"))
 		}
+		if err := checkEntryName(f.Name); err != nil {
+			return fail(".name", err)
+		}
 		name := f.EntryName()
 		if names[name] {
 			return fail(".name", fmt.Errorf("%q is used twice; give each entry its own name", name))
@@ -374,6 +378,25 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		}
 		if _, ok := reg[f.Type]; !ok {
 			return fail(".type", fmt.Errorf("unknown filter type %q (known: %s)", f.Type, strings.Join(reg.Types(), ", ")))
+		}
+	}
+	return nil
+}
+
+// checkEntryName checks a filter entry's name. Besides logs and metrics,
+// it goes into the quarantine reason the MTA records and the archive's
+// verdict field (filter=NAME), which carry it on one line and as one
+// word: a control character came out there as a blank, a blank as "_",
+// and the name no longer matched the one in the log.
+func checkEntryName(name string) error {
+	for _, r := range name {
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Errorf("%q: a control character; the name must be printable, as in logs and quarantine reasons", name)
+		case unicode.IsSpace(r):
+			return fmt.Errorf("%q: a blank; the name is one word, as in filter=NAME of the archive's verdict field", name)
+		case !unicode.IsPrint(r):
+			return fmt.Errorf("%q: a character %U that does not print; the name must be printable, as in logs and quarantine reasons", name, r)
 		}
 	}
 	return nil

@@ -142,6 +142,12 @@ func TestParseErrors(t *testing.T) {
 		// An error of an entry's key is at the key's line, not the
 		// entry's first one.
 		{"duplicate name given", "filters:\n  - type: script\n    name: a\n  - type: sleep\n    name: a\n", "bad.yml:5: filters[1].name:"},
+		// The name goes into the archive's field and the quarantine
+		// reason, which would show a blank or control character as
+		// "_" or a blank.
+		{"blank in filter name", "filters:\n  - type: script\n    name: spam check\n", "bad.yml:3: filters[0].name: \"spam check\": a blank"},
+		{"control character in filter name", "filters:\n  - type: script\n    name: \"spam\\x01\"\n", "bad.yml:3: filters[0].name: \"spam\\x01\": a control character"},
+		{"line break in filter name", "filters:\n  - type: script\n    name: \"spam\\ncheck\"\n", "bad.yml:3: filters[0].name: \"spam\\ncheck\": a control character"},
 		{"negative filter timeout", "filters:\n  - type: script\n    name: a\n    timeout: -1s\n", "bad.yml:4: filters[0].timeout: must not be negative"},
 		{"bad filter policy", "filters:\n  - type: script\n    name: a\n    on_failure: pray\n", "bad.yml:4: filters[0].on_failure:"},
 		{"unknown filter type after name", "filters:\n  - name: a\n    type: nope\n", "bad.yml:3: filters[0].type: unknown filter type"},
