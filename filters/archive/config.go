@@ -184,6 +184,24 @@ func parsePathTemplate(s, stateDir string) (pathTemplate, error) {
 		t.parts = append(t.parts, tmplPart{field: name})
 		rest = rest[i+j+1:]
 	}
+	// cutComponent keeps a name that holds values to maxName bytes by
+	// cutting the values only: a name whose own text is longer would
+	// be one the file system refuses (NAME_MAX, 255 bytes), itself or
+	// with what the mbox's lock files add, and every copy would fail.
+	lit := 0
+	for _, p := range t.parts {
+		if p.field != "" {
+			continue
+		}
+		for k, seg := range strings.Split(p.literal, "/") {
+			if k > 0 {
+				lit = 0
+			}
+			if lit += len(seg); lit > maxName {
+				return t, fmt.Errorf("path %q: a file or directory name of more than %d bytes, placeholders not counted (NAME_MAX is 255, and an mbox's lock files add to its name)", t.raw, maxName)
+			}
+		}
+	}
 	return t, nil
 }
 

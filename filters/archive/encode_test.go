@@ -174,7 +174,7 @@ func TestPathTemplate(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	good := Config{Targets: map[string]string{"spam": "/a/spam.mbox", "reject": "/a/r.mbox"}}
+	good := Config{Targets: map[string]string{"spam": "/a/spam.mbox", "reject": "/a/r.mbox", "ham": "/a/" + strings.Repeat("h", 195) + ".mbox", "unsure": "/a/{rcpt}" + strings.Repeat("u", 200)}}
 	s, err := good.check("")
 	if err != nil {
 		t.Fatal(err)
@@ -190,10 +190,15 @@ func TestConfigCheck(t *testing.T) {
 		// MTAs take no field with such a name for a header field:
 		// the verdict would never be found, and every message filed
 		// as default.
-		"non-ASCII header":       {VerdictHeader: "X-Sluice-B\u00e4yes", Targets: map[string]string{"spam": "/a"}},
-		"control byte header":    {VerdictHeader: "X-Sluice-\x01Bayes", Targets: map[string]string{"spam": "/a"}},
-		"DEL in header":          {VerdictHeader: "X-Sluice-Bayes\x7f", Targets: map[string]string{"spam": "/a"}},
-		"negative lock":          {LockTimeout: -1, Targets: map[string]string{"spam": "/a"}},
+		"non-ASCII header":    {VerdictHeader: "X-Sluice-B\u00e4yes", Targets: map[string]string{"spam": "/a"}},
+		"control byte header": {VerdictHeader: "X-Sluice-\x01Bayes", Targets: map[string]string{"spam": "/a"}},
+		"DEL in header":       {VerdictHeader: "X-Sluice-Bayes\x7f", Targets: map[string]string{"spam": "/a"}},
+		"negative lock":       {LockTimeout: -1, Targets: map[string]string{"spam": "/a"}},
+		// Names the file system refuses (NAME_MAX 255, the mbox's
+		// lock files adding to it): every copy would fail.
+		"long name":              {Targets: map[string]string{"spam": "/a/" + strings.Repeat("s", 240) + ".mbox"}},
+		"long name with values":  {Targets: map[string]string{"spam": "/a/{rcpt}" + strings.Repeat("s", 201)}},
+		"long directory name":    {Format: FormatMaildir, Targets: map[string]string{"spam": "/a/" + strings.Repeat("d", 256) + "/{rcpt}"}},
 		"bad template":           {Targets: map[string]string{"spam": "/a/{x}"}},
 		"relative, no state_dir": {Targets: map[string]string{"spam": "a.mbox"}},
 	} {
