@@ -677,7 +677,7 @@ func marginContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // reason returns why r is listed: the list's TXT record when the zone
 // asks for it and has one, else the configured reasons of its codes, else
-// the codes themselves.
+// the codes themselves; at most maxReason bytes.
 func (f *Filter) reason(ctx context.Context, r result) string {
 	if r.z.txt {
 		ans, src, err := f.lookup(ctx, r.z, r.qname, dns.TypeTXT)
@@ -708,7 +708,10 @@ func (f *Filter) reason(ctx context.Context, r result) string {
 			reasons = append(reasons, reason)
 		}
 	}
-	return strings.Join(reasons, ", ")
+	// Cut to the length of one reason, as a TXT text is: in the header
+	// field the reasons are one part, which fold cannot break, and a
+	// list answers with up to 32 codes.
+	return sanitize(strings.Join(reasons, ", "), maxReason)
 }
 
 func contains(list []string, s string) bool {

@@ -888,6 +888,38 @@ func TestReplyKeepsItsText(t *testing.T) {
 	}
 }
 
+// A listing with several codes gets the reasons of all, in one part of
+// the field that fold cannot break: with long reasons the field had a
+// line longer than the 998 characters RFC 5322 2.1.1 allows. The reasons
+// are cut to the length of one, as a TXT text is.
+func TestManyReasonsFitALine(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	codes := map[string]string{}
+	var answer []string
+	for i := 2; i < 12; i++ {
+		code := fmt.Sprintf("127.0.0.%d", i)
+		codes[code] = fmt.Sprintf("listed for reason %d, see https://bl.test/why/%d/", i, i) + strings.Repeat("x", 150)
+		answer = append(answer, code)
+	}
+	srv.AddA("1.2.0.192.bl.test", 300, answer...)
+	e := newEnv(t, srv, baseConfig(srv, ZoneConfig{Zone: "bl.test", Action: "tag", Codes: codes}), nil)
+	v := e.check(t, filters.StageHeaders, message("192.0.2.1", "mx.example", "bob@fine.example", ""))
+	var field string
+	for _, ed := range v.Edits {
+		if ed.Kind == filters.AddHeader && ed.Name == DefaultHeader {
+			field = ed.Name + ": " + ed.Value
+		}
+	}
+	if !strings.Contains(field, `reason="listed for reason 2, see https://bl.test/why/2/`) {
+		t.Fatalf("field %q, want the first code's reason", field)
+	}
+	for _, line := range strings.Split(field, "\n") {
+		if len(line) > filters.MaxLineLength {
+			t.Errorf("line of %d characters in the field: %.80q...", len(line), line)
+		}
+	}
+}
+
 // The TXT record only words the reply: a list whose TXT answers hang
 // must not keep the filter past its time limit, which would let a listed
 // client through (on_failure accept) or refuse a clean one (tempfail).
