@@ -1495,6 +1495,22 @@ func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error)
 	return s.view(ctx, func(tx *bolt.Tx) error { return walkDigestsTx(tx, fn) })
 }
 
+// learnedDigests implements digestFinder, in one read transaction.
+func (s *BoltStore) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
+	found := make([]bool, len(ds))
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		digs := tx.Bucket(bucketDigests)
+		for i, d := range ds {
+			found[i] = digs.Get(d[:]) != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up digests: %w", err)
+	}
+	return found, nil
+}
+
 // WalkLearned implements Store: the generation and the digests are of one
 // read transaction.
 func (s *BoltStore) WalkLearned(ctx context.Context, fn func(DigestClass) error) (uint64, error) {

@@ -38,7 +38,8 @@ import (
 // the records and one totals line, as export writes them. Importing an
 // export into an empty store reproduces the store exactly; importing into
 // a non-empty one adds the counts and sets the digests, with their
-// features.
+// features, unless the store has learned one of the export's messages
+// already: that import is refused (see refuseLearned).
 const exportHeader = "sluice-classifier-export 2"
 
 // exportHeaderV1 starts exports of earlier versions, which have no end
@@ -179,6 +180,13 @@ func unmarkAfterFirstAdd(ctx context.Context, s Store, dialect string) bool {
 	if _, ok := s.(atomicAdder); !ok {
 		return false
 	}
+	return unmark(ctx, s, dialect)
+}
+
+// unmark takes away the mark of an import that wrote nothing, and the
+// dialect it set (markFirstAdd), if any. It reports whether the mark
+// went.
+func unmark(ctx context.Context, s Store, dialect string) bool {
 	if dialect != "" && s.SetMeta(ctx, MetaDialect, "") != nil {
 		return false
 	}
@@ -186,11 +194,16 @@ func unmarkAfterFirstAdd(ctx context.Context, s Store, dialect string) bool {
 }
 
 // importWriter adds an import's batches to a store: it marks the store
-// (markFirstAdd) before the first, and takes the mark back if the store
-// refuses that first batch (unmarkAfterFirstAdd).
+// (markFirstAdd) before the first, runs check, and takes the mark back if
+// check or the store refuses that first batch (unmarkAfterFirstAdd).
 type importWriter struct {
 	s    Store
 	want string // the import's dialect
+	// check, if not nil, looks at the store once it is marked, before
+	// the first batch is written, and refuses the import with an error.
+	// Under the mark, no other import writes meanwhile: of two imports
+	// of one export at once, the second finds the first's digests.
+	check func(ctx context.Context) error
 	// dialect is the dialect to record with the first batch, if any, as
 	// checkDialect found when the import began; once the store is
 	// marked, the one markFirstAdd set.
@@ -206,6 +219,15 @@ func (w *importWriter) add(ctx context.Context, b Batch) error {
 			return err
 		}
 		w.dialect, w.marked = set, true
+		if w.check != nil {
+			if err := w.check(ctx); err != nil {
+				// Nothing of the import is in the store.
+				if unmark(ctx, w.s, w.dialect) {
+					w.marked = false
+				}
+				return errBeforeWrite{err}
+			}
+		}
 	}
 	if err := w.s.Add(ctx, b); err != nil {
 		if w.added {
@@ -338,7 +360,9 @@ type ImportStats struct {
 }
 
 // Import reads the export format and adds it to the store. The store's
-// dialect must be unset (empty store) or equal to the export's.
+// dialect must be unset (empty store) or equal to the export's, and the
+// store must not have learned any of the export's messages (the digests
+// of both): it would count them twice (see refuseLearned).
 //
 // Import reads and checks all of r before it writes anything, so that a
 // damaged or truncated export changes nothing and can be imported again
@@ -378,7 +402,7 @@ func CheckImport(r io.Reader) (*ImportInput, error) {
 		return nil, fmt.Errorf("import: %s", why)
 	}
 	spool, err := spoolChecked(r, "import", func(r io.Reader) error {
-		_, err := importLines(context.Background(), nil, r)
+		_, err := importLines(context.Background(), nil, r, nil)
 		return err
 	})
 	if err != nil {
@@ -420,7 +444,16 @@ func (in *ImportInput) Into(ctx context.Context, s Store) (ImportStats, error) {
 	if err := refuseInterrupted(ctx, s); err != nil {
 		return ImportStats{}, fmt.Errorf("import: %w", err)
 	}
-	return importLines(ctx, s, in.spool)
+	info, err := in.spool.Stat()
+	if err != nil {
+		return ImportStats{}, fmt.Errorf("import: %w", err)
+	}
+	// The check reads the spool at offsets of its own (ReadAt), while
+	// importLines reads it in turn.
+	digests := io.NewSectionReader(in.spool, 0, info.Size())
+	return importLines(ctx, s, in.spool, func(ctx context.Context) error {
+		return refuseLearned(ctx, s, digests)
+	})
 }
 
 // spoolChecked copies r into an unlinked temporary file (in $TMPDIR)
@@ -482,8 +515,9 @@ func scanLinesNotingCut(cut *bool) bufio.SplitFunc {
 }
 
 // importLines reads an export from r and adds it to s; with s nil it
-// only checks r.
-func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
+// only checks r. check, if not nil, runs before the first write (see
+// importWriter).
+func importLines(ctx context.Context, s Store, r io.Reader, check func(context.Context) error) (ImportStats, error) {
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxExportLine)
@@ -498,7 +532,7 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 	dialectLine := 0 // the line of the dialect
 	var b Batch
 	featureBytes := 0 // of the digests in b
-	w := importWriter{s: s}
+	w := importWriter{s: s, check: check}
 	flush := func() error {
 		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (w.marked || w.dialect == "")) {
 			b, featureBytes = Batch{}, 0
@@ -633,10 +667,11 @@ func importLines(ctx context.Context, s Store, r io.Reader) (ImportStats, error)
 }
 
 // flushError says at which line of the input a batch failed to be
-// written; not when another import's mark, or the dialect another import
-// gave the store, kept it from the store, which no line caused.
+// written; not when another import's mark, the dialect another import
+// gave the store, or the check before the first write kept it from the
+// store, which no line caused.
 func flushError(what string, line int, err error) error {
-	if errors.As(err, new(errImportUnfinished)) || errors.Is(err, ErrDialect) {
+	if errors.As(err, new(errImportUnfinished)) || errors.Is(err, ErrDialect) || errors.As(err, new(errBeforeWrite)) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%s: line %d: %w", what, line, err)

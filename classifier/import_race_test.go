@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -174,5 +175,93 @@ func TestClaimMeta(t *testing.T) {
 			t.Errorf("%s: value %q, %v after two claims", name, v, err)
 		}
 		st.Close()
+	}
+}
+
+// holdClaim holds an import before it marks the store, until release is
+// closed, and says on arrived that it is there.
+type holdClaim struct {
+	claimStore
+	digestFinder
+	arrived chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h holdClaim) claimMeta(ctx context.Context, key, value string) (string, error) {
+	close(h.arrived)
+	<-h.release
+	return h.claimStore.claimMeta(ctx, key, value)
+}
+
+// Two imports of one export begun at once both find the store without
+// its messages when they begin. The look for messages the store learned
+// already is made under the import's mark, before the first write: the
+// import that marks the store second, once the first is whole, finds
+// the first's messages and refuses, where a look made as it began would
+// have let it count the export a second time.
+func TestImportAfterImportBegunAtOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	text := fmt.Sprintf("sluice-classifier-export 2\ndialect sluice\ntotals 1 0\nt a 1 0 20240101\nd %s spam\nend 1 1\n", MessageDigest([]byte("a")))
+	type store interface {
+		claimStore
+		digestFinder
+	}
+	dir := t.TempDir()
+	for name, open := range map[string]func() store{
+		"bolt": func() store {
+			st, err := OpenBolt(filepath.Join(dir, "db"), BoltOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+		"redis": func() store {
+			st, err := OpenRedis(RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "atonce"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			first, second := open(), open()
+			defer first.Close()
+			defer second.Close()
+			var inputs [2]*ImportInput
+			for i := range inputs {
+				var err error
+				if inputs[i], err = CheckImport(strings.NewReader(text)); err != nil {
+					t.Fatal(err)
+				}
+				defer inputs[i].Close()
+			}
+			arrived, release := make(chan struct{}), make(chan struct{})
+			var errSecond error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_, errSecond = inputs[1].Into(ctx, holdClaim{second, second, arrived, release})
+			}()
+			<-arrived
+			if _, err := inputs[0].Into(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			<-done
+			if !errors.As(errSecond, new(errAlreadyLearned)) {
+				t.Errorf("second import: %v, want a refusal for messages learned already", errSecond)
+			}
+			s, err := first.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Spam != 1 || s.Digests != 1 {
+				t.Errorf("the store counts %+v, want one import's 1 spam and 1 digest", s)
+			}
+			if m, err := IncompleteImport(ctx, first); err != nil || m.Began != "" {
+				t.Errorf("the store is left marked: %+v, %v", m, err)
+			}
+		})
 	}
 }

@@ -1,8 +1,12 @@
 package classifier
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -128,3 +132,129 @@ func (m ImportMark) Progress() string {
 	}
 	return "it is still running, or was stopped"
 }
+
+// digestFinder is a store that can tell, in one read, which of several
+// digests it has learned.
+type digestFinder interface {
+	// learnedDigests reports, for each of ds, whether the store has
+	// learned it, in either class.
+	learnedDigests(ctx context.Context, ds []Digest) ([]bool, error)
+}
+
+// walkedDigests answers learnedDigests for a store of another kind, from
+// all its digests, walked once.
+type walkedDigests struct {
+	s   Store
+	set map[Digest]struct{}
+}
+
+func (w *walkedDigests) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
+	if w.set == nil {
+		w.set = map[Digest]struct{}{}
+		err := w.s.WalkDigests(ctx, func(d DigestClass) error {
+			w.set[d.Digest] = struct{}{}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	found := make([]bool, len(ds))
+	for i, d := range ds {
+		_, found[i] = w.set[d]
+	}
+	return found, nil
+}
+
+// digestCheckBatch is how many of an export's digests one read of the
+// store looks up: one bbolt read transaction, one Redis round trip.
+const digestCheckBatch = 2000
+
+// refuseLearned refuses an import (errAlreadyLearned) whose export, r,
+// has a digest line of a message the store has learned already. Import
+// adds the export's token counts and totals and sets its digests: such a
+// message would be counted twice, once in the store and once in the
+// export, while the store keeps one digest for it, and unlearning it
+// later would take away one count of two. That is what importing the
+// same export twice does, or an export of a store that shares learned
+// messages with this one. r has been checked whole (importLines).
+func refuseLearned(ctx context.Context, s Store, r io.Reader) error {
+	find, ok := s.(digestFinder)
+	if !ok {
+		find = &walkedDigests{s: s}
+	}
+	var e errAlreadyLearned
+	batch := make([]Digest, 0, digestCheckBatch)
+	lookup := func() error {
+		found, err := find.learnedDigests(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("look up the export's digests in the store: %w", err)
+		}
+		for i, ok := range found {
+			if !ok {
+				continue
+			}
+			if e.learned == 0 {
+				e.first = batch[i]
+			}
+			e.learned++
+		}
+		batch = batch[:0]
+		return nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), maxExportLine)
+	for sc.Scan() {
+		// "d DIGEST CLASS [FEATURES]": only the digest is read; the
+		// features may be a megabyte, and are not copied.
+		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("d "))
+		if !ok {
+			continue
+		}
+		hex, _, _ := bytes.Cut(rest, []byte(" "))
+		d, err := ParseDigest(string(hex))
+		if err != nil {
+			return fmt.Errorf("digest line: %w", err)
+		}
+		e.digests++
+		batch = append(batch, d)
+		if len(batch) == digestCheckBatch {
+			if err := lookup(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read the export again: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := lookup(); err != nil {
+			return err
+		}
+	}
+	if e.learned > 0 {
+		return e
+	}
+	return nil
+}
+
+// errAlreadyLearned refuses an import of an export of which the store has
+// learned some messages already (see refuseLearned).
+type errAlreadyLearned struct {
+	learned, digests int
+	first            Digest // the first of them in the export
+}
+
+func (e errAlreadyLearned) Error() string {
+	return fmt.Sprintf("the store has already learned %d of the %d messages whose digests the export holds (the first is %s): "+
+		"importing would count their tokens and the message totals a second time, and unlearning one of them later would take the wrong counts; "+
+		"nothing was imported: if this export was imported into this store before, it is in the store already, else import it into a new store",
+		e.learned, e.digests, e.first)
+}
+
+// errBeforeWrite is an error of an import's check of the store before its
+// first write (importWriter.check), which no line of the input caused.
+type errBeforeWrite struct{ err error }
+
+func (e errBeforeWrite) Error() string { return e.err.Error() }
+func (e errBeforeWrite) Unwrap() error { return e.err }

@@ -85,7 +85,8 @@ type RedisOptions struct {
 // It must be safe for concurrent use.
 type RedisObserver interface {
 	// RedisRoundTrip reports one request/reply exchange: op names the
-	// store operation ("lookup", "learn", "add", "scan", "meta",
+	// store operation ("lookup", "learn", "add", "digests": an import
+	// looking for messages the store learned already, "scan", "meta",
 	// "stats", "prune", "drop": DropFeatures, "script_load", "load":
 	// the cache reading the whole store), err is nil if it worked.
 	RedisRoundTrip(op string, took time.Duration, err error)

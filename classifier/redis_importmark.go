@@ -32,3 +32,28 @@ func (s *RedisStore) claimMeta(ctx context.Context, key, value string) (string, 
 	}
 	return held, nil
 }
+
+// learnedDigests implements digestFinder: one HMGET of the digests hash.
+func (s *RedisStore) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
+	fields := make([]string, len(ds))
+	for i, d := range ds {
+		fields[i] = string(d[:])
+	}
+	var v []any
+	err := s.call(ctx, "digests", false, func(ctx context.Context) error {
+		var err error
+		v, err = s.rdb.HMGet(ctx, s.digests, fields...).Result()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up digests: %w", err)
+	}
+	if len(v) != len(ds) {
+		return nil, fmt.Errorf("look up digests on %s: %d values for %d digests", s, len(v), len(ds))
+	}
+	found := make([]bool, len(ds))
+	for i := range v {
+		found[i] = v[i] != nil
+	}
+	return found, nil
+}

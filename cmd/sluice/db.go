@@ -447,7 +447,9 @@ func (c *cli) newDBImportCmd(sf *storeFlags) *cobra.Command {
 counts to the store, creating the store if needed.
 
 Without --bogoutil, FILE is the output of "sluice db export"; imported
-into an empty store it reproduces the exported one exactly.
+into an empty store it reproduces the exported one exactly. An export of
+which the store has learned any message already (the same export
+imported twice) is refused: it would count those messages twice.
 
 With --bogoutil, FILE is a bogofilter word list dumped by
 "bogoutil -d wordlist.db". The store must be empty or already hold an

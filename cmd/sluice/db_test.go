@@ -105,6 +105,28 @@ func TestDBStatsDumpExportImport(t *testing.T) {
 	}
 }
 
+// The same export imported twice, as after an import whose n-gram fit
+// failed though the import was whole: the second is refused, saying why,
+// and the store keeps one count of each message.
+func TestDBImportTwiceRefused(t *testing.T) {
+	src := trainedDB(t)
+	exp := runCLI(t, "", "db", "export", "--db", src)
+	if exp.code != 0 {
+		t.Fatalf("export: %+v", exp)
+	}
+	db := filepath.Join(t.TempDir(), "copy.db")
+	if r := runCLI(t, exp.stdout, "db", "import", "--db", db); r.code != 0 {
+		t.Fatalf("import: %+v", r)
+	}
+	r := runCLI(t, exp.stdout, "db", "import", "--db", db)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "already learned 28 of the 28 messages") || !strings.Contains(r.stderr, "nothing was imported") {
+		t.Errorf("import again: %+v, want exit status 1 naming the 28 messages learned already", r)
+	}
+	if again := runCLI(t, "", "db", "export", "--db", db); again.stdout != exp.stdout {
+		t.Errorf("the refused import changed the store:\n%s", again.stdout[:min(len(again.stdout), 200)])
+	}
+}
+
 func TestDBPrune(t *testing.T) {
 	db := trainedDB(t)
 	before := tokenCount(t, db)
