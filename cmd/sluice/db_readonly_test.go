@@ -96,22 +96,7 @@ func TestReadOnlyCommandsAsUserWhoCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Skip("no runuser")
 	}
-	bin := redisBuildSluice(t)
-	dir := t.TempDir()
-	db := filepath.Join(dir, "bayes.db")
-	trainFixtures(t, db)
-	// The binary's directory and the store's are the test's, under one
-	// parent: all readable by nobody, writable by root alone.
-	for _, p := range []string{filepath.Dir(dir), filepath.Dir(bin), dir, bin} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range []string{db, db + ".lock"} {
-		if err := os.Chmod(p, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin, _, db := rootOwnedStore(t, 0o644)
 	checkReadOnlyCommands(t, db, func(stdin string, args ...string) cliResult {
 		return runAsNobody(t, runuser, bin, stdin, args...)
 	})
@@ -152,21 +137,8 @@ func TestDocStoreMadeByRootErrors(t *testing.T) {
 	if m == nil {
 		t.Fatal("docs/bayes.md no longer quotes what config check and the daemon say about a store they cannot open")
 	}
-	bin := redisBuildSluice(t)
-	dir := t.TempDir()
-	db := filepath.Join(dir, "bayes.db")
-	trainFixtures(t, db)
-	for _, p := range []string{filepath.Dir(dir), filepath.Dir(bin), dir, bin} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// What "sluice train" as root with umask 022 leaves: 0660 less 022.
-	for _, p := range []string{db, db + ".lock"} {
-		if err := os.Chmod(p, 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin, dir, _ := rootOwnedStore(t, 0o640)
 	// A spill directory nobody may write in, as /tmp is: the store is
 	// what the daemon must fail on, and a directory it cannot spill
 	// bodies into stops it first.
@@ -194,4 +166,28 @@ func TestDocStoreMadeByRootErrors(t *testing.T) {
 	if serve.code != 1 || !matches(m[2], serve.stderr) {
 		t.Errorf("serve as nobody: %+v; docs/bayes.md quotes %q", serve, m[2])
 	}
+}
+
+// rootOwnedStore builds the binary and trains a store on the fixtures in
+// a directory of its own, as root, and returns the binary, the directory
+// and the store. The binary's directory and the store's are the test's,
+// under one parent: all readable by nobody, writable by root alone; the
+// store and its lock file get mode.
+func rootOwnedStore(t *testing.T, mode os.FileMode) (bin, dir, db string) {
+	t.Helper()
+	bin = redisBuildSluice(t)
+	dir = t.TempDir()
+	db = filepath.Join(dir, "bayes.db")
+	trainFixtures(t, db)
+	for _, p := range []string{filepath.Dir(dir), filepath.Dir(bin), dir, bin} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{db, db + ".lock"} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bin, dir, db
 }
