@@ -2,7 +2,6 @@ package milter_test
 
 import (
 	"net"
-	"os"
 	"syscall"
 	"testing"
 
@@ -11,24 +10,8 @@ import (
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/filtertest"
 	"github.com/sluice-mail/sluice/milter"
+	"github.com/sluice-mail/sluice/milter/mtatest"
 )
-
-// failingListener is a real listener whose first Accepts fail with the
-// errors accept(2) gives under memory pressure or for a connection that
-// failed while it waited in the queue, wrapped as package net wraps them.
-type failingListener struct {
-	net.Listener
-	errs []syscall.Errno
-}
-
-func (l *failingListener) Accept() (net.Conn, error) {
-	if len(l.errs) > 0 {
-		errno := l.errs[0]
-		l.errs = l.errs[1:]
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", errno)}
-	}
-	return l.Listener.Accept()
-}
 
 // An accept that fails for want of memory or socket buffers (a flood of
 // connections), or for a connection that failed before it was taken,
@@ -44,7 +27,7 @@ func TestAcceptErrorsOfTheMomentKeepServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &failingListener{Listener: ln, errs: []syscall.Errno{syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.ENETUNREACH}}
+	fl := &mtatest.FailingListener{Listener: ln, Errs: []syscall.Errno{syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.ENETUNREACH}}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(fl) }()
 	t.Cleanup(func() {

@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
 // Connections to the metrics listener past metricsMaxConns are not
@@ -70,22 +71,6 @@ func TestMetricsListenerBoundsConnections(t *testing.T) {
 	}
 }
 
-// failingListener is a real listener whose first Accepts fail with the
-// given errors, wrapped as package net wraps them.
-type failingListener struct {
-	net.Listener
-	errs []syscall.Errno
-}
-
-func (l *failingListener) Accept() (net.Conn, error) {
-	if len(l.errs) > 0 {
-		errno := l.errs[0]
-		l.errs = l.errs[1:]
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", errno)}
-	}
-	return l.Listener.Accept()
-}
-
 // An accept of the metrics listener that fails for want of memory or
 // socket buffers, or for one connection that failed while it waited, is
 // retried as the milter listeners retry it: net/http retries only what
@@ -97,7 +82,7 @@ func TestMetricsListenerSurvivesTransientAcceptErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &failingListener{Listener: ln, errs: []syscall.Errno{syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.ENETUNREACH}}
+	fl := &mtatest.FailingListener{Listener: ln, Errs: []syscall.Errno{syscall.ENOBUFS, syscall.ENOMEM, syscall.EPROTO, syscall.ENETUNREACH}}
 	d := &daemon{promReg: prometheus.NewRegistry(), logger: slog.New(slog.DiscardHandler)}
 	srv := &http.Server{Handler: d.httpHandler(), ErrorLog: log.New(io.Discard, "", 0)}
 	served := make(chan error, 1)

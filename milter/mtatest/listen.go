@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -73,4 +74,24 @@ func DeadMilter(t testing.TB, network string) string {
 	}
 	t.Fatalf("dead milter: network %q is not unix or tcp", network)
 	return ""
+}
+
+// FailingListener is a real listener whose first Accepts fail with Errs,
+// in order, wrapped as package net wraps the errors of accept(2): for
+// tests of a server that must go on serving after an accept error of the
+// moment (no memory or socket buffers, a connection that failed while
+// it waited in the queue).
+type FailingListener struct {
+	net.Listener
+	Errs []syscall.Errno
+}
+
+// Accept fails with the next of Errs, and once they are used up accepts.
+func (l *FailingListener) Accept() (net.Conn, error) {
+	if len(l.Errs) > 0 {
+		errno := l.Errs[0]
+		l.Errs = l.Errs[1:]
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", errno)}
+	}
+	return l.Listener.Accept()
 }
