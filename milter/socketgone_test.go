@@ -24,10 +24,14 @@ func TestUnixListenerSocketFileGoneEndsServe(t *testing.T) {
 	}{
 		{"removed", os.Remove, "was removed"},
 		{"replaced", func(path string) error {
-			if err := os.Remove(path); err != nil {
+			// Renamed over the socket in one step: removed and then
+			// written, the watch may look in between and find the
+			// socket removed, which it also is.
+			tmp := path + ".new"
+			if err := os.WriteFile(tmp, []byte("precious\n"), 0o600); err != nil {
 				return err
 			}
-			return os.WriteFile(path, []byte("precious\n"), 0o600)
+			return os.Rename(tmp, path)
 		}, "was replaced"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
