@@ -450,6 +450,7 @@ func TestUsageErrorsExitStatus(t *testing.T) {
 		{statusUsage, []string{"senders", "test"}},
 		{statusUsage, []string{"senders", "test", "a@example.org", "b@example.org"}},
 		{statusUsage, []string{"senders", "test", "--match", "helo", "a@example.org"}},
+		{statusUsage, []string{"senders", "test", "--file", "/dev/null", "--match", "envelope", "a@example.org"}},
 		{statusUsage, []string{"serve", "extra"}},
 		{statusUsage, []string{"config", "check", "a.yml", "b.yml"}},
 		{statusUsage, []string{"config", "check", ""}},

@@ -91,6 +91,13 @@ type sendersSetup struct {
 // one of --file files.
 func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup, error) {
 	if len(files) > 0 {
+		// A subject --match does not know is a mistake in the command
+		// line, like a flag that does not exist: a usage error.
+		for _, m := range match {
+			if _, err := senders.ParseSubject(m); err != nil {
+				return nil, badUsage(fmt.Errorf("--match: %w", err))
+			}
+		}
 		fc := make([]senders.FileConfig, len(files))
 		for i, f := range files {
 			if f == "" {
@@ -100,8 +107,7 @@ func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup,
 		}
 		sf, err := senders.Config{Files: fc}.RulesFiles()
 		if err != nil {
-			// What is left to go wrong here is the file or --match.
-			return nil, fmt.Errorf("--file, --match: %w", err)
+			return nil, fmt.Errorf("--file: %w", err)
 		}
 		reject, _ := senders.Config{}.Reject()
 		return []sendersSetup{{files: sf, reject: reject}}, nil

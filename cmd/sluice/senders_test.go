@@ -164,7 +164,7 @@ func TestSendersTestCommandErrors(t *testing.T) {
 		{[]string{"--config", scalar, "senders", "test", "x@y.example"}, 1, scalar + ":5: filters[0].options.files: want a list"},
 		{[]string{"--config", interval, "senders", "test", "x@y.example"}, 1, interval + `:5: filters[0].options.reload_interval: "5": want a duration with a unit`},
 		{[]string{"senders", "test", "x@y.example", "--match", "helo"}, statusUsage, "--match applies to --file files only"},
-		{[]string{"senders", "test", "x@y.example", "--file", bad, "--match", "envelope"}, 1, `unknown subject "envelope"`},
+		{[]string{"senders", "test", "x@y.example", "--file", bad, "--match", "envelope"}, statusUsage, `--match: unknown subject "envelope"`},
 		{[]string{"senders", "test", "--file", bad}, statusUsage, "accepts 1 arg"},
 		{[]string{"senders", "test", "x@y.example", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"senders", "test", "x@y.example", "--file", filepath.Join(dir, "missing")}, 1, "no such file"},
