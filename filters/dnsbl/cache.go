@@ -59,6 +59,9 @@ type cache struct {
 	lru      *list.List // of *cacheEntry, most recently used first
 	items    map[cacheKey]*list.Element
 	inflight map[cacheKey]*flight
+	// gen counts the clears: a query started before the latest one
+	// asked other servers, and its answer is not cached (see clear).
+	gen uint64
 }
 
 type cacheEntry struct {
@@ -93,6 +96,7 @@ type flight struct {
 	done    chan struct{}
 	ans     answer
 	waiters int
+	gen     uint64 // the cache's gen when the query started
 }
 
 func newCache(max int, now func() time.Time) *cache {
@@ -125,13 +129,19 @@ func (c *cache) evictLocked() {
 	}
 }
 
-// clear drops every cached answer. Queries in flight still hand their
-// answers to their waiters.
+// clear drops every cached answer, for answers of other servers. Queries
+// in flight still hand their answers to the lookups waiting for them, but
+// those answers are not cached, and a later lookup of the same name asks
+// anew: they come from the servers asked before, and would otherwise be
+// served for their TTL (a failure of a resolver taken away for
+// failure_ttl) as the new servers' answers.
 func (c *cache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lru.Init()
 	clear(c.items)
+	c.inflight = map[cacheKey]*flight{}
+	c.gen++
 }
 
 // len returns the number of cached answers, expired ones included until
@@ -193,7 +203,7 @@ func (c *cache) lookup(ctx context.Context, k cacheKey, caps lifetimes, fetch fu
 	f := c.inflight[k]
 	if f == nil {
 		src = fromNetwork
-		f = &flight{done: make(chan struct{})}
+		f = &flight{done: make(chan struct{}), gen: c.gen}
 		c.inflight[k] = f
 		go c.run(k, f, fetch)
 	}
@@ -212,8 +222,10 @@ func (c *cache) lookup(ctx context.Context, k cacheKey, caps lifetimes, fetch fu
 func (c *cache) run(k cacheKey, f *flight, fetch func() answer) {
 	ans := fetch()
 	c.mu.Lock()
-	delete(c.inflight, k)
-	if ans.ttl > 0 && c.max > 0 {
+	if c.inflight[k] == f {
+		delete(c.inflight, k)
+	}
+	if ans.ttl > 0 && c.max > 0 && f.gen == c.gen {
 		if e, ok := c.items[k]; ok {
 			c.lru.Remove(e)
 		}

@@ -139,3 +139,66 @@ func reverseIPv4(ip string) string {
 	p := strings.Split(ip, ".")
 	return p[3] + "." + p[2] + "." + p[1] + "." + p[0]
 }
+
+// A query in flight to the old nameservers when resolv.conf changes ends
+// after the cache was emptied for the new ones: its answer is handed to
+// the lookups that waited for it, but not cached, or the old servers'
+// answer (a listing, a refusal, a timeout of a resolver taken away) would
+// be served for its TTL as if the new servers had given it.
+func TestResolvConfChangeCachesNoAnswerOfTheOldServers(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on loopback: %v", err)
+	}
+	pc.Close()
+	old := dnsbltest.Start(t)
+	_, port, err := net.SplitHostPort(old.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := dnsbltest.StartAt(t, "127.0.0.2", port)
+	// Only the old server lists 192.0.2.9; both list 192.0.2.3.
+	old.AddA("9.2.0.192.bl.test", 300, "127.0.0.2")
+	old.AddA("3.2.0.192.bl.test", 300, "127.0.0.2")
+	local.AddA("3.2.0.192.bl.test", 300, "127.0.0.2")
+	gate := make(chan struct{})
+	old.Hold("9.2.0.192.bl.test", gate)
+
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	writeResolvConf(t, path, "nameserver 127.0.0.1\n")
+	cfg := baseConfig(old, ZoneConfig{Zone: "bl.test"})
+	cfg.Servers = nil
+	cfg.Timeout = 5 * time.Second // the gate, not a timeout, ends the held query
+	cfg.resolvConf, cfg.resolvPort = path, port
+	e := newEnv(t, old, cfg, nil)
+
+	held := make(chan filters.Verdict, 1)
+	go func() {
+		v, _ := e.f.Check(context.Background(), filters.StageConnect, conn("192.0.2.9"))
+		held <- v
+	}()
+	waitFor(t, "the query to the old server", func() bool { return old.Count("9.2.0.192.bl.test", dns.TypeA) == 1 })
+
+	// The file changes; the next lookup switches to the new server and
+	// empties the cache, while the old server still holds its answer.
+	writeResolvConf(t, path, "nameserver 127.0.0.2\n")
+	e.clock.Advance(resolvConfInterval)
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.3")); v.Action != filters.Reject {
+		t.Fatalf("192.0.2.3: %v, want reject", v.Action)
+	}
+	if n := local.Count("3.2.0.192.bl.test", dns.TypeA); n != 1 {
+		t.Fatalf("the new server got %d queries for 192.0.2.3, want 1", n)
+	}
+	close(gate)
+	if v := <-held; v.Action != filters.Reject {
+		t.Errorf("the lookup that waited for the old server: %v, want its reject", v.Action)
+	}
+
+	// The new server does not list 192.0.2.9, and is asked.
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.9")); v.Action != filters.Continue {
+		t.Errorf("192.0.2.9 after the change: %v, want continue (the old server's listing was cached)", v.Action)
+	}
+	if n := local.Count("9.2.0.192.bl.test", dns.TypeA); n != 1 {
+		t.Errorf("the new server got %d queries for 192.0.2.9, want 1", n)
+	}
+}
