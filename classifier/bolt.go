@@ -282,7 +282,10 @@ func openBoltReadOnly(path string, opts BoltOptions) (*BoltStore, error) {
 // something else than a file at its path): the store is then read
 // without it (see BoltOptions.ReadOnly).
 func openLockFileReadOnly(path string) (*os.File, error) {
-	f, err := os.Open(path + ".lock")
+	// Without O_NONBLOCK, opening a FIFO at the path for reading would
+	// wait for a writer to open it, for ever; with it, the open returns
+	// and the FIFO is passed over below as no regular file.
+	f, err := os.OpenFile(path+".lock", os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return nil, nil
 	}

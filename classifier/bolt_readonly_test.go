@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,5 +106,51 @@ func TestBoltStoreReadOnlyCreatesNothing(t *testing.T) {
 	}
 	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
 		t.Errorf("the empty file after a read-only open: %v, %v", fi, err)
+	}
+}
+
+// A FIFO where the lock file should be (left by a mistaken mkfifo, or a
+// test of something else) is no lock file: a read-only open reads the
+// store without one, rather than wait for ever for a writer to open the
+// FIFO, as opening it for reading would.
+func TestBoltStoreReadOnlyLockFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	st, err := classifier.OpenBolt(path, classifier.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path + ".lock"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path+".lock", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type opened struct {
+		st  *classifier.BoltStore
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		st, err := classifier.OpenBolt(path, classifier.BoltOptions{ReadOnly: true})
+		done <- opened{st, err}
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			t.Fatalf("read-only open beside a FIFO lock: %v", o.err)
+		}
+		if _, err := o.st.Stats(context.Background()); err != nil {
+			t.Errorf("stats: %v", err)
+		}
+		o.st.Close()
+	case <-time.After(30 * time.Second):
+		// Unblock the open so that the test ends: a writer on the FIFO.
+		if f, err := os.OpenFile(path+".lock", os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("read-only open of a store whose lock file is a FIFO hangs")
 	}
 }
