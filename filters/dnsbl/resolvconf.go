@@ -156,17 +156,6 @@ func readResolvConf(path, port string) (serverSet, error) {
 	return serverSet{servers: list, inOrder: !rotates(b)}, nil
 }
 
-// resolvRotates reports whether the resolv.conf file at path sets
-// "options rotate" (see rotates). A file that cannot be read sets
-// nothing.
-func resolvRotates(path string) bool {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	return rotates(b)
-}
-
 // rotates reports whether the resolv.conf text b sets "options rotate",
 // which makes the C library spread queries over its nameservers instead
 // of asking them in the order listed.

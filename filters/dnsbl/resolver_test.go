@@ -531,3 +531,14 @@ func TestRefusalAnsweredElsewhereIsLogged(t *testing.T) {
 		t.Errorf("observer: %s, want no refusal counted", e.obs)
 	}
 }
+
+// resolvRotates reports whether the resolv.conf file at path sets
+// "options rotate" (see rotates). A file that cannot be read sets
+// nothing.
+func resolvRotates(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	return rotates(b)
+}
