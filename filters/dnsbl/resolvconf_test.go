@@ -52,12 +52,11 @@ func TestResolvConfChangeFollowed(t *testing.T) {
 	pc.Close()
 	// resolv.conf names no port: the two servers share one, on two
 	// addresses, and the filter asks them on it.
-	old := dnsbltest.Start(t)
+	old, local := dnsbltest.StartPair(t, "127.0.0.1", "127.0.0.2")
 	_, port, err := net.SplitHostPort(old.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := dnsbltest.StartAt(t, "127.0.0.2", port)
 	for _, srv := range []*dnsbltest.Server{old, local} {
 		for _, n := range []string{"1", "2", "3", "4", "5", "6", "7"} {
 			srv.AddA(n+".2.0.192.bl.test", 300, "127.0.0.2")
@@ -151,12 +150,11 @@ func TestResolvConfChangeCachesNoAnswerOfTheOldServers(t *testing.T) {
 		t.Skipf("no 127.0.0.2 on loopback: %v", err)
 	}
 	pc.Close()
-	old := dnsbltest.Start(t)
+	old, local := dnsbltest.StartPair(t, "127.0.0.1", "127.0.0.2")
 	_, port, err := net.SplitHostPort(old.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := dnsbltest.StartAt(t, "127.0.0.2", port)
 	// Only the old server lists 192.0.2.9; both list 192.0.2.3.
 	old.AddA("9.2.0.192.bl.test", 300, "127.0.0.2")
 	old.AddA("3.2.0.192.bl.test", 300, "127.0.0.2")

@@ -14,6 +14,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,9 +103,66 @@ func StartOn(t testing.TB, host string) *Server {
 }
 
 // StartAt is Start on the given port of the loopback address host ("0"
-// for a random one): for two servers on one port, as the nameservers of
-// a resolv.conf are, which names no port.
+// for a random one). For two servers on one port, as the nameservers of
+// a resolv.conf are, which names no port, use StartPair: it tries another
+// port when the first one is taken on the second address.
 func StartAt(t testing.TB, host, port string) *Server {
+	t.Helper()
+	pc, ln, err := listenPair(host, port)
+	if err != nil {
+		t.Fatalf("dnsbltest: %v", err)
+	}
+	return startServing(t, pc, ln)
+}
+
+// pairTries bounds the ports StartPair tries.
+const pairTries = 10
+
+// StartPair starts two servers on one random port, the first on
+// loopback address hostA and the second on hostB, such as "127.0.0.1"
+// and "127.0.0.2". A port free on hostA may be taken on hostB, by any
+// other program or test package binding it meanwhile; then another port
+// is tried, pairTries times at most.
+func StartPair(t testing.TB, hostA, hostB string) (*Server, *Server) {
+	t.Helper()
+	return startPair(t, hostA, hostB, func() string { return "0" })
+}
+
+// startPair is StartPair with the port for hostA picked by pick ("0"
+// for a random one).
+func startPair(t testing.TB, hostA, hostB string, pick func() string) (*Server, *Server) {
+	t.Helper()
+	for try := 1; ; try++ {
+		port := pick()
+		pcA, lnA, err := listenPair(hostA, port)
+		if err != nil {
+			if !errors.Is(err, syscall.EADDRINUSE) || try == pairTries {
+				t.Fatalf("dnsbltest: %s: %v", hostA, err)
+			}
+			t.Logf("dnsbltest: port %s is taken on %s; trying another", port, hostA)
+			continue
+		}
+		_, port, err = net.SplitHostPort(pcA.LocalAddr().String())
+		if err != nil {
+			t.Fatalf("dnsbltest: %v", err)
+		}
+		pcB, lnB, err := listenPair(hostB, port)
+		if err != nil {
+			pcA.Close()
+			lnA.Close()
+			if !errors.Is(err, syscall.EADDRINUSE) || try == pairTries {
+				t.Fatalf("dnsbltest: %s port %s: %v", hostB, port, err)
+			}
+			t.Logf("dnsbltest: port %s is free on %s but taken on %s; trying another", port, hostA, hostB)
+			continue
+		}
+		return startServing(t, pcA, lnA), startServing(t, pcB, lnB)
+	}
+}
+
+// startServing starts a server answering on pc and ln, and registers a cleanup
+// that stops it.
+func startServing(t testing.TB, pc net.PacketConn, ln net.Listener) *Server {
 	t.Helper()
 	s := &Server{
 		records:   map[string][]dns.RR{},
@@ -113,10 +171,6 @@ func StartAt(t testing.TB, host, port string) *Server {
 		soaTTL:    3600,
 		soaMin:    3600,
 		stopped:   make(chan struct{}),
-	}
-	pc, ln, err := listenPair(host, port)
-	if err != nil {
-		t.Fatalf("dnsbltest: %v", err)
 	}
 	s.Addr = pc.LocalAddr().String()
 	s.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serve)}
