@@ -387,8 +387,15 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 // it goes into the quarantine reason the MTA records and the archive's
 // verdict field (filter=NAME), which carry it on one line and as one
 // word: a control character came out there as a blank, a blank as "_",
-// and the name no longer matched the one in the log.
+// and the name no longer matched the one in the log. Its length is
+// bounded too: on the archive's verdict field, after the verdict and
+// action and before a reason of up to 400 octets (200, each may be
+// escaped), a name of maxEntryName characters, 4 octets each at most,
+// keeps the line well within the 998 octets RFC 5322 2.1.1 allows.
 func checkEntryName(name string) error {
+	if n := utf8.RuneCountInString(name); n > maxEntryName {
+		return fmt.Errorf("a name of %d characters; at most %d, as the name goes into header fields, metric labels and log lines", n, maxEntryName)
+	}
 	for _, r := range name {
 		switch {
 		case unicode.IsControl(r):
@@ -401,6 +408,9 @@ func checkEntryName(name string) error {
 	}
 	return nil
 }
+
+// maxEntryName bounds a filter entry's name, in characters.
+const maxEntryName = 64
 
 // EntryName is the filter's name in this pipeline.
 func (f *Filter) EntryName() string {

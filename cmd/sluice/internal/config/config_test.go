@@ -148,6 +148,10 @@ func TestParseErrors(t *testing.T) {
 		{"blank in filter name", "filters:\n  - type: script\n    name: spam check\n", "bad.yml:3: filters[0].name: \"spam check\": a blank"},
 		{"control character in filter name", "filters:\n  - type: script\n    name: \"spam\\x01\"\n", "bad.yml:3: filters[0].name: \"spam\\x01\": a control character"},
 		{"line break in filter name", "filters:\n  - type: script\n    name: \"spam\\ncheck\"\n", "bad.yml:3: filters[0].name: \"spam\\ncheck\": a control character"},
+		// A name long enough would make those lines longer than the 998
+		// octets a header line may have (RFC 5322 2.1.1).
+		{"filter name too long", "filters:\n  - type: script\n    name: " + strings.Repeat("n", 65) + "\n", "bad.yml:3: filters[0].name: a name of 65 characters; at most 64"},
+		{"filter name far too long", "filters:\n  - type: script\n    name: " + strings.Repeat("n", 800) + "\n", "bad.yml:3: filters[0].name: a name of 800 characters; at most 64"},
 		{"negative filter timeout", "filters:\n  - type: script\n    name: a\n    timeout: -1s\n", "bad.yml:4: filters[0].timeout: must not be negative"},
 		{"bad filter policy", "filters:\n  - type: script\n    name: a\n    on_failure: pray\n", "bad.yml:4: filters[0].on_failure:"},
 		{"unknown filter type after name", "filters:\n  - name: a\n    type: nope\n", "bad.yml:3: filters[0].type: unknown filter type"},
@@ -171,6 +175,20 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q, want prefix %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A name of 64 characters, the most there may be, is taken, also when
+// they are not ASCII.
+func TestFilterNameAtLimit(t *testing.T) {
+	for _, name := range []string{strings.Repeat("n", 64), strings.Repeat("é", 63) + "n"} {
+		c, err := config.Parse("ok.yml", []byte("filters:\n  - type: script\n    name: "+name+"\n"), filtertest.Registry())
+		if err != nil {
+			t.Fatalf("name of %d characters: %v", len([]rune(name)), err)
+		}
+		if got := c.Filters[0].EntryName(); got != name {
+			t.Errorf("name %q, want %q", got, name)
+		}
 	}
 }
 
