@@ -7,3 +7,7 @@ func SetListeningHook(f func(path string)) { listeningHook = f }
 // SetStaleHook sets the function Listen calls when it found the socket
 // file stale, before removing it; nil removes it.
 func SetStaleHook(f func(path string)) { staleHook = f }
+
+// SetReleaseHook sets the function s's sessions call as they release a
+// message, before its body is closed; set it before Serve.
+func (s *Server) SetReleaseHook(f func()) { s.releaseHook = f }

@@ -1,7 +1,9 @@
 package milter_test
 
 import (
+	"context"
 	"encoding/binary"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,5 +273,50 @@ func TestSessionPanicAtConnectionLossIsCounted(t *testing.T) {
 	_, act := sendMessage(t, s, "a@example.org", "b@example.org", nil, "x\r\n")
 	if act.Code != gomilter.ActAccept {
 		t.Fatalf("message on a new connection: action %c, want accept", act.Code)
+	}
+}
+
+// A panic while a message is released, in the cleanup after another
+// panic (here: the release panics on the abort, and again when the
+// recovered panic drops the message), must not leave the session marked
+// inside a message: a graceful shutdown would then wait for the MTA's
+// next message or its own deadline instead of closing the idle session.
+func TestPanicReleasingMessageLeavesSessionIdle(t *testing.T) {
+	srv := milter.NewServer(milter.Config{Pipeline: pipeline()}, nil, nil)
+	var left atomic.Int32
+	twice := make(chan struct{})
+	srv.SetReleaseHook(func() {
+		if n := left.Add(-1); n >= 0 {
+			if n == 0 {
+				close(twice)
+			}
+			panic("body release broke")
+		}
+	})
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, srv, ln)
+	s := dial(t, ln.Addr().String())
+	must(t)(s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1"))
+	must(t)(s.Helo("h"))
+	must(t)(s.Mail("a@example.org", nil))
+	must(t)(s.Rcpt("b@example.org", nil))
+	left.Store(2)
+	if err := s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-twice:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the abort did not release the message")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown after %v: %v; the session stayed marked inside the dropped message", time.Since(start).Round(time.Millisecond), err)
 	}
 }

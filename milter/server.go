@@ -142,6 +142,10 @@ type Server struct {
 	// closed when its Close returns (see closePipeline).
 	closeMu sync.Mutex
 	closing map[*filters.Pipeline]chan struct{}
+
+	// releaseHook, when set by a test before Serve, runs as a session
+	// releases a message, just before its body is closed.
+	releaseHook func()
 }
 
 // NewServer returns a server using cfg for new connections. logger and

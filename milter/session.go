@@ -456,10 +456,25 @@ func (s *session) applyEdits(m *gomilter.Modifier) error {
 	return nil
 }
 
+// resetMessage releases the message and marks the session as between
+// messages. The mark is cleared in a defer: a release that panics (it is
+// recovered by guardAbort, closed or dropMessage) must not leave the
+// session marked busy, or a graceful shutdown would wait for the MTA's
+// next message or its deadline rather than closing an idle session.
 func (s *session) resetMessage() {
+	defer s.leaveMessage()
+	if s.srv.releaseHook != nil {
+		s.srv.releaseHook()
+	}
 	if err := s.clearMessage(); err != nil {
 		s.log.Warn("releasing message body", "err", err)
 	}
+}
+
+// leaveMessage marks the session as between messages, unless a final
+// reply is still to be written (wrote clears the mark then), and closes
+// it if a shutdown waits for that.
+func (s *session) leaveMessage() {
 	s.mu.Lock()
 	if !s.endPending {
 		s.busy = false
