@@ -204,6 +204,36 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
+// A first word of digits and dots that starts like an enhanced status
+// code but is not a whole one is a mistyped code: taken as text, it went
+// out as "550 5.0.0 5.7 text". It is refused, naming the code; a first
+// word that is an ordinary number, an address or a word stays text.
+func TestParseReplyMistypedEnhanced(t *testing.T) {
+	for _, bad := range []string{"550 5.7 text", "550 5. text", "451 4.7.1. text", "550 5.7.1.2 text", "550 5..1 text", "550 5.7.1000 text", "550 4.7 text", "550 5.7"} {
+		_, err := filters.ParseReply(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+			continue
+		}
+		code := strings.Fields(bad)[1]
+		if !strings.Contains(err.Error(), "enhanced status \""+code+"\"") {
+			t.Errorf("%q: error %q does not name %q", bad, err, code)
+		}
+	}
+	for in, text := range map[string]string{
+		"550 3 strikes":                   "3 strikes",
+		"554 192.0.2.1 is blocked":        "192.0.2.1 is blocked",
+		"451 Try 4.5 later":               "Try 4.5 later",
+		"550 5.7.1 5.7 is not a code":     "5.7 is not a code",
+		"550 10.5 percent over the limit": "10.5 percent over the limit",
+	} {
+		r, err := filters.ParseReply(in)
+		if err != nil || r.Text != text {
+			t.Errorf("%q: %+v %v, want text %q", in, r, err, text)
+		}
+	}
+}
+
 // FromFields gives every From field up to the bound, whatever the case
 // of its name, and no other field.
 func TestFromFields(t *testing.T) {

@@ -165,7 +165,10 @@ func ParseReply(s string) (Reply, error) {
 	}
 	r := Reply{Code: n}
 	rest = strings.TrimSpace(rest)
-	if first, after, _ := strings.Cut(rest, " "); strings.Count(first, ".") == 2 && first[0] >= '0' && first[0] <= '9' {
+	if first, after, _ := strings.Cut(rest, " "); (strings.Count(first, ".") == 2 && first[0] >= '0' && first[0] <= '9') || attemptedEnhanced(first) {
+		// A mistyped code ("5.7") is kept as the code, so that Validate
+		// refuses it by name rather than the client getting it as text
+		// after the default code ("550 5.0.0 5.7 text").
 		r.Enhanced = first
 		rest = strings.TrimSpace(after)
 	}
@@ -174,6 +177,22 @@ func ParseReply(s string) (Reply, error) {
 		return Reply{}, fmt.Errorf("reply %q: %w", s, err)
 	}
 	return r, nil
+}
+
+// attemptedEnhanced reports whether the first word of a reply's text is
+// meant as an enhanced status code: digits and dots, with a dot right
+// after a first single digit, as a code's class is. A number ("3",
+// "10.5") or an address ("192.0.2.1") starting the text is not.
+func attemptedEnhanced(w string) bool {
+	if len(w) < 2 || w[0] < '0' || w[0] > '9' || w[1] != '.' {
+		return false
+	}
+	for i := 2; i < len(w); i++ {
+		if w[i] != '.' && (w[i] < '0' || w[i] > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // EditKind says what a HeaderEdit does.
