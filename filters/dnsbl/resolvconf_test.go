@@ -45,18 +45,7 @@ func writeResolvConf(t *testing.T, path, text string) {
 // file that names no nameserver, or is gone, leaves the servers read
 // before, with one warning.
 func TestResolvConfChangeFollowed(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Skipf("no 127.0.0.2 on loopback: %v", err)
-	}
-	pc.Close()
-	// resolv.conf names no port: the two servers share one, on two
-	// addresses, and the filter asks them on it.
-	old, local := dnsbltest.StartPair(t, "127.0.0.1", "127.0.0.2")
-	_, port, err := net.SplitHostPort(old.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, local, port := serverPair(t)
 	for _, srv := range []*dnsbltest.Server{old, local} {
 		for _, n := range []string{"1", "2", "3", "4", "5", "6", "7"} {
 			srv.AddA(n+".2.0.192.bl.test", 300, "127.0.0.2")
@@ -145,16 +134,7 @@ func reverseIPv4(ip string) string {
 // answer (a listing, a refusal, a timeout of a resolver taken away) would
 // be served for its TTL as if the new servers had given it.
 func TestResolvConfChangeCachesNoAnswerOfTheOldServers(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
-	if err != nil {
-		t.Skipf("no 127.0.0.2 on loopback: %v", err)
-	}
-	pc.Close()
-	old, local := dnsbltest.StartPair(t, "127.0.0.1", "127.0.0.2")
-	_, port, err := net.SplitHostPort(old.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, local, port := serverPair(t)
 	// Only the old server lists 192.0.2.9; both list 192.0.2.3.
 	old.AddA("9.2.0.192.bl.test", 300, "127.0.0.2")
 	old.AddA("3.2.0.192.bl.test", 300, "127.0.0.2")
@@ -199,4 +179,23 @@ func TestResolvConfChangeCachesNoAnswerOfTheOldServers(t *testing.T) {
 	if n := local.Count("9.2.0.192.bl.test", dns.TypeA); n != 1 {
 		t.Errorf("the new server got %d queries for 192.0.2.9, want 1", n)
 	}
+}
+
+// serverPair starts two DNS servers on one port, on 127.0.0.1 (the old
+// nameserver of the tests) and 127.0.0.2 (the local resolver installed
+// meanwhile), and returns them with the port: resolv.conf names no port,
+// so the filter asks both on the same one.
+func serverPair(t *testing.T) (old, local *dnsbltest.Server, port string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on loopback: %v", err)
+	}
+	pc.Close()
+	old, local = dnsbltest.StartPair(t, "127.0.0.1", "127.0.0.2")
+	_, port, err = net.SplitHostPort(old.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old, local, port
 }
