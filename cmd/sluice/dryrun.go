@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,7 +91,8 @@ recipients are the addresses in To and Cc.
 Nothing is learned and nothing is archived: bayes auto-learning is off, an
 archive filter writes into a scratch directory that is removed (the paths
 it would have used are shown), a senders filter's seen list is a scratch
-copy. --archive lets archive filters write their copies for real.
+copy. --archive lets archive filters write their copies for real, and
+shows the path of each copy written.
 
 Exit status: 0 delivered (accept), 10 discard, 11 quarantine, 12 tempfail,
 13 reject; with several messages the strongest of them. 1 is an error (a
@@ -142,7 +144,11 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 	}
 	defer os.RemoveAll(scratch)
 	archiveDir := filepath.Join(scratch, "archive")
-	reg := dryRunRegistry(c.reg, scratch, archiveDir, tf.archive)
+	var written *archiveWrites
+	if tf.archive {
+		written = &archiveWrites{}
+	}
+	reg := dryRunRegistry(c.reg, scratch, archiveDir, written)
 	// Filters log what the daemon would log; only their warnings and
 	// errors matter here, and they must not mix with the report.
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -203,7 +209,9 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 			r := newTestReport(m.Name, tx, res)
-			if !tf.archive {
+			if written != nil {
+				r.Archived = written.take()
+			} else {
 				r.WouldArchive, err = scratchCopies(archiveDir)
 				if err != nil {
 					return err
@@ -372,10 +380,11 @@ func recipientsOf(hs []filters.Header) []string {
 // dryRunRegistry returns reg with the factories of the filters that keep
 // lasting state replaced by ones that leave it alone: a bayes filter
 // does not auto-learn nor create a missing store, a senders filter records new domains in a scratch
-// copy of its seen file, and an archive filter writes under archiveDir
-// unless writeArchive is set. The filters are otherwise built from their
+// copy of its seen file, and an archive filter writes under archiveDir,
+// or, with written set (--archive), where the daemon would and tells
+// written each copy. The filters are otherwise built from their
 // options as the daemon builds them, and decide as they do there.
-func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, writeArchive bool) filters.Registry {
+func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *archiveWrites) filters.Registry {
 	out := maps.Clone(reg)
 	if _, ok := reg["bayes"]; ok {
 		out["bayes"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
@@ -426,7 +435,17 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, writeArchi
 			return senders.New(env, cfg, nil)
 		}
 	}
-	if _, ok := reg["archive"]; ok && !writeArchive {
+	if _, ok := reg["archive"]; ok && written != nil {
+		out["archive"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+			var cfg archive.Config
+			if err := decode(&cfg); err != nil {
+				return nil, err
+			}
+			env.Observer = written
+			return archive.New(env, cfg)
+		}
+	}
+	if _, ok := reg["archive"]; ok && written == nil {
 		out["archive"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
 			var cfg archive.Config
 			if err := decode(&cfg); err != nil {
@@ -466,6 +485,29 @@ func copyIfExists(src, dst string) error {
 		return fmt.Errorf("scratch copy of %s: %w", src, err)
 	}
 	return nil
+}
+
+// archiveWrites collects the paths of the copies that archive filters
+// write for real (sluice test --archive), so that the report can show the
+// administrator where to find them.
+type archiveWrites struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (a *archiveWrites) ArchiveCopyWritten(filter, target, path string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.paths = append(a.paths, path)
+}
+
+// take returns the paths written since the last call, for one message.
+func (a *archiveWrites) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.paths
+	a.paths = nil
+	return p
 }
 
 // scratchCopies lists the archive copies written under dir during one
@@ -520,6 +562,9 @@ type testReport struct {
 	HeadersSent  bool     `json:"headers_sent"`
 	BodySent     bool     `json:"body_sent"`
 	WouldArchive []string `json:"would_archive,omitempty"`
+	// Archived: the copies --archive wrote (an mbox, or the message's
+	// file in a maildir's new/).
+	Archived []string `json:"archived,omitempty"`
 }
 
 type testEnvelope struct {
@@ -671,6 +716,9 @@ func (r testReport) writeText(w io.Writer) error {
 	}
 	for _, a := range r.WouldArchive {
 		p("archive:  would write %s (dry run: not written; --archive writes it)\n", printable(a))
+	}
+	for _, a := range r.Archived {
+		p("archive:  wrote %s\n", printable(a))
 	}
 	verdict := r.Verdict
 	if r.Filter != "" {

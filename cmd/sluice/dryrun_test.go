@@ -409,3 +409,62 @@ func TestDryRunBayesSkipsAuthenticated(t *testing.T) {
 		t.Errorf("bad skip_authenticated: want an error containing %q, got %+v", want, r)
 	}
 }
+
+// With --archive the copies are written for real, and the report names
+// each one, in text and in JSON, so that the administrator can find the
+// copy just made: the mbox, or the message's file in the maildir.
+func TestDryRunArchiveReportsCopiesWritten(t *testing.T) {
+	for _, format := range []string{"mbox", "maildir"} {
+		dir := t.TempDir()
+		cfg := dryRunConfig(t, `state_dir: `+dir+`
+filters:
+  - type: archive
+    options:
+      format: `+format+`
+      targets:
+        default: copies/all
+`)
+		wantHolds := func(how, path, subject string) {
+			t.Helper()
+			if !strings.HasPrefix(path, filepath.Join(dir, "copies", "all")) {
+				t.Errorf("%s %s: reported %q, not under the target", format, how, path)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s %s: reported copy: %v", format, how, err)
+				return
+			}
+			if !strings.Contains(string(data), "Subject: "+subject) {
+				t.Errorf("%s %s: %s does not hold the message:\n%s", format, how, path, data)
+			}
+		}
+
+		msg := strings.Replace(dryRunMessage("bob@lab.example"), "Subject: test", "Subject: text run", 1)
+		r := runCLI(t, msg, "test", "--config", cfg, "--archive")
+		if r.code != 0 {
+			t.Fatalf("%s text: exit %d\n%s%s", format, r.code, r.stdout, r.stderr)
+		}
+		m := regexp.MustCompile(`(?m)^archive:  wrote (.+)$`).FindAllStringSubmatch(r.stdout, -1)
+		if len(m) != 1 {
+			t.Fatalf("%s text: want one \"archive:  wrote\" line:\n%s", format, r.stdout)
+		}
+		wantHolds("text", m[0][1], "text run")
+
+		msg = strings.Replace(dryRunMessage("bob@lab.example"), "Subject: test", "Subject: json run", 1)
+		r = runCLI(t, msg, "test", "--config", cfg, "--archive", "--format", "json")
+		if r.code != 0 {
+			t.Fatalf("%s json: exit %d\n%s%s", format, r.code, r.stdout, r.stderr)
+		}
+		var rep struct {
+			Archived     []string `json:"archived"`
+			WouldArchive []string `json:"would_archive"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("%s json: %v\n%s", format, err, r.stdout)
+		}
+		if len(rep.Archived) != 1 || len(rep.WouldArchive) != 0 {
+			t.Fatalf("%s json: archived %q, would_archive %q", format, rep.Archived, rep.WouldArchive)
+		}
+		wantHolds("json", rep.Archived[0], "json run")
+	}
+}

@@ -43,6 +43,14 @@ type Observer interface {
 	ArchiveFailed(filter, target string)
 }
 
+// CopyObserver is told where each copy went: the mbox file, or the
+// message's file in the maildir's new/. The filter asserts env.Observer
+// to it apart from Observer; "sluice test --archive" uses it to show the
+// administrator the copies it wrote.
+type CopyObserver interface {
+	ArchiveCopyWritten(filter, target, path string)
+}
+
 // Factory is the filters.Factory for type "archive".
 func Factory(env filters.Env, decode func(v any) error) (filters.Filter, error) {
 	var cfg Config
@@ -58,6 +66,7 @@ type Filter struct {
 	s    settings
 	app  *Appender
 	obs  Observer
+	cobs CopyObserver
 	log  *slog.Logger
 	now  func() time.Time
 }
@@ -82,6 +91,7 @@ func New(env filters.Env, cfg Config) (*Filter, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	f.obs, _ = env.Observer.(Observer)
+	f.cobs, _ = env.Observer.(CopyObserver)
 	f.app = NewAppender(s.lockTimeout, f.log)
 	// Not for "sluice config check" (env.CheckOnly), which must change
 	// nothing: the repair is the daemon's to make.
@@ -337,8 +347,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		start := time.Now()
 		var n int64
 		var err error
+		written := c.path
 		if f.s.format == FormatMaildir {
-			n, err = f.app.AppendMaildir(ctx, c.path, func(w *bufio.Writer) error {
+			written, n, err = f.app.appendMaildir(ctx, c.path, func(w *bufio.Writer) error {
 				lw := newLineWriter(w, false)
 				if _, err := lw.Write([]byte("Return-Path: <" + returnPath(m.From.Addr) + ">\r\n")); err != nil {
 					return err
@@ -363,7 +374,10 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		if f.obs != nil {
 			f.obs.ArchiveAppended(f.name, verdict, n, time.Since(start))
 		}
-		f.log.Debug("archive: copy written", "queue_id", m.QueueID, "target", verdict, "path", c.path, "bytes", n)
+		if f.cobs != nil {
+			f.cobs.ArchiveCopyWritten(f.name, verdict, written)
+		}
+		f.log.Debug("archive: copy written", "queue_id", m.QueueID, "target", verdict, "path", written, "bytes", n)
 	}
 	return filters.Verdict{}, errors.Join(errs...)
 }

@@ -599,9 +599,16 @@ func cutBackOwn(l *lockedMbox, written int64) error {
 // Files that deliveries which died left in tmp/ are removed with the
 // first message into a maildir and now and then after (see cleanTmp).
 func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (int64, error) {
+	_, n, err := a.appendMaildir(ctx, dir, write)
+	return n, err
+}
+
+// appendMaildir is AppendMaildir, and also returns the path of the file
+// it delivered into new/, for the filter to tell a CopyObserver.
+func (a *Appender) appendMaildir(ctx context.Context, dir string, write func(w *bufio.Writer) error) (string, int64, error) {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := a.mkdirAll(filepath.Join(dir, sub)); err != nil {
-			return 0, fmt.Errorf("archive %s: %w", dir, err)
+			return "", 0, fmt.Errorf("archive %s: %w", dir, err)
 		}
 	}
 	// Before the message is written: leftovers may be what fills the
@@ -628,16 +635,16 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		if !errors.Is(err, fs.ErrExist) {
 			os.Remove(tmp)
 		}
-		return 0, fmt.Errorf("archive %s: %w", dir, err)
+		return "", 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	if err := ctx.Err(); err != nil {
 		os.Remove(tmp)
-		return 0, fmt.Errorf("archive %s: %w", dir, err)
+		return "", 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	name, err = a.linkNew(dir, tmp, name)
 	if err != nil {
 		os.Remove(tmp)
-		return 0, fmt.Errorf("archive %s: %w", dir, err)
+		return "", 0, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	if err := a.dirSync(filepath.Join(dir, "new")); err != nil {
 		// The message is in new/ and readers see it: reporting a
@@ -647,7 +654,7 @@ func (a *Appender) AppendMaildir(ctx context.Context, dir string, write func(w *
 		a.log.Warn("archive: message delivered to maildir, but its directory could not be fsync'd",
 			"maildir", dir, "file", name, "err", err)
 	}
-	return n, nil
+	return filepath.Join(dir, "new", name), n, nil
 }
 
 // A file in a maildir's tmp/ not modified for tmpMaxAge is the leftover
