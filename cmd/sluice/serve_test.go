@@ -1001,6 +1001,29 @@ func TestConfigCheckSyntaxErrorPlace(t *testing.T) {
 	}
 }
 
+// A filter's error about one of its options names the option's line:
+// with the entry's line, a zone listed several lines further down left
+// the administrator to search the block for it.
+func TestConfigCheckOptionErrorLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	os.WriteFile(path, []byte(`filters:
+  - type: dnsbl
+    options:
+      timeout: 2s
+      attempts: 2
+      zones:
+        - zone: zen.example.org
+          type: ip
+        - zone: "bad zone!"
+          type: ip
+`), 0o644)
+	r := runCLI(t, "", "config", "check", path)
+	want := "sluice: " + path + `:9: filters[0] (dnsbl): zones[1].zone "bad zone!": not a DNS zone name`
+	if r.code != 1 || !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("config check: %+v, want status 1 and stderr starting %q", r, want)
+	}
+}
+
 // --config with an empty value (a variable that is not set, as in
 // "--config $SLUICE_CONFIG") names no file: it is an error, not the
 // built-in defaults, which have no filters and under serve would pass

@@ -2,12 +2,14 @@ package config_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -750,6 +752,71 @@ func TestListenLocalhostClashes(t *testing.T) {
 		}
 		if !tc.clash && err != nil {
 			t.Errorf("%s and %s: %v", tc.a, tc.b, err)
+		}
+	}
+}
+
+// A filter checks its options after decoding them and its error names the
+// option by its key path, without a line. The error points at that
+// option's line, not at the entry's, which in a long options block was
+// lines away from the value at fault. An error that names no option the
+// file gives keeps the entry's line.
+func TestFilterOptionErrorLine(t *testing.T) {
+	reg := filtertest.Registry()
+	reg["picky"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
+		var opts struct {
+			Header  string            `yaml:"header"`
+			Timeout string            `yaml:"timeout"`
+			Targets map[string]string `yaml:"targets"`
+			Zones   []struct {
+				Zone  string   `yaml:"zone"`
+				Codes []string `yaml:"codes"`
+			} `yaml:"zones"`
+			Fail string `yaml:"fail"`
+		}
+		if err := decode(&opts); err != nil {
+			return nil, err
+		}
+		return nil, errors.New(opts.Fail)
+	}
+	const src = `filters:
+  - type: script
+  - type: picky
+    name: checker
+    options:
+      header: X-Checked
+      timeout: 5s
+      targets:
+        spam: /var/mail/spam
+        ham: /var/mail/ham
+      zones:
+        - zone: a.example
+        - zone: b.example
+          codes:
+            - 127.0.0.2
+            - 127.0.0.3
+`
+	for _, tc := range []struct{ fail, want string }{
+		{"timeout 5s: must be below 1s", "p.yml:7: filters[1] (checker): timeout 5s: must be below 1s"},
+		{"header: not a field name", "p.yml:6: filters[1] (checker): header: not a field name"},
+		{"targets.ham: not writable", "p.yml:10: filters[1] (checker): targets.ham: not writable"},
+		{`zones[1].zone "b.example": listed twice`, `p.yml:13: filters[1] (checker): zones[1].zone "b.example": listed twice`},
+		{"zones[1].codes[1]: bad code", "p.yml:16: filters[1] (checker): zones[1].codes[1]: bad code"},
+		// The key path as far as the file gives it.
+		{"zones[1].action: set a threshold", "p.yml:13: filters[1] (checker): zones[1].action: set a threshold"},
+		{"zones[5].zone: missing", "p.yml:11: filters[1] (checker): zones[5].zone: missing"},
+		// No option of the file: the entry's line.
+		{"reply: missing", "p.yml:3: filters[1] (checker): reply: missing"},
+		{"header and timeout must not be equal", "p.yml:3: filters[1] (checker): header and timeout must not be equal"},
+		{"/etc/rules:7: bad rule", "p.yml:3: filters[1] (checker): /etc/rules:7: bad rule"},
+	} {
+		c, err := config.Parse("p.yml", []byte(src+"      fail: "+strconv.Quote(tc.fail)+"\n"), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = config.Build(c, reg, slog.New(slog.DiscardHandler), nil)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: error %v, want %q", tc.fail, err, tc.want)
 		}
 	}
 }

@@ -357,8 +357,71 @@ func entryKeyLine(root *yaml.Node, list string, i int, key string) int {
 	return 0
 }
 
+// optionPath is the key path a filter's error starts with: "header",
+// "targets.spam", "zones[2].codes".
+var optionPath = regexp.MustCompile(`^[a-z0-9_]+(?:\[[0-9]+\])*(?:\.[a-z0-9_]+(?:\[[0-9]+\])*)*$`)
+
+// optionLine finds the line of the option a filter's error names, 0 if it
+// names none the options give. Filters check their options after decoding
+// them and know no lines; their errors start with the key path, alone or
+// followed by the bad value, before the first ": " ("reply: ...",
+// "zones[1].zone \"x\": ..."). A long options block made the entry's line
+// a poor pointer to the value at fault. A message with no ": " names no
+// single option ("max_bytes and max_tokens must not be negative") and
+// keeps the entry's line.
+func optionLine(opts *yaml.Node, msg string) int {
+	head, _, ok := strings.Cut(msg, ": ")
+	if !ok {
+		return 0
+	}
+	path, _, _ := strings.Cut(head, " ")
+	if !optionPath.MatchString(path) {
+		return 0
+	}
+	n, line := opts, 0
+	for _, part := range strings.Split(path, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		next, keyLine := mappingValue(n, key)
+		if next == nil {
+			return line
+		}
+		n, line = next, keyLine
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			rest = strings.TrimPrefix(after, "[")
+			i, err := strconv.Atoi(idx)
+			for n.Kind == yaml.AliasNode {
+				n = n.Alias
+			}
+			if err != nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+				return line
+			}
+			n, line = n.Content[i], n.Content[i].Line
+		}
+	}
+	return line
+}
+
+// mappingValue returns the value of key in the mapping n and the line of
+// the key; nil if n is no mapping or has no such key.
+func mappingValue(n *yaml.Node, key string) (*yaml.Node, int) {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, 0
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1], n.Content[i].Line
+		}
+	}
+	return nil, 0
+}
+
 // Build creates the pipeline the config describes. Each filter decodes its
-// own options strictly; an error names the file and line of the entry.
+// own options strictly; an error names the file and the line of the
+// option it is about, or of the entry when it names no option.
 func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Observer) (*filters.Pipeline, error) {
 	return build(c, reg, logger, obs, false)
 }
@@ -404,7 +467,11 @@ func build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 			if errors.As(err, &ce) {
 				return fail(err)
 			}
-			return fail(&Error{File: c.File, Line: f.line, Key: fmt.Sprintf("filters[%d] (%s)", i, name), Err: err})
+			line := f.line
+			if l := optionLine(&f.Options, err.Error()); l > 0 {
+				line = l
+			}
+			return fail(&Error{File: c.File, Line: line, Key: fmt.Sprintf("filters[%d] (%s)", i, name), Err: err})
 		}
 		if fo, ok := filter.(filters.FieldOwner); ok {
 			for _, field := range fo.OwnedFields() {
