@@ -2,7 +2,6 @@ package milter_test
 
 import (
 	"context"
-	"encoding/binary"
 	"net"
 	"strings"
 	"sync"
@@ -248,21 +247,7 @@ func TestSessionPanicAtConnectionLossIsCounted(t *testing.T) {
 	obs := &abortPanicObserver{always: true}
 	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(&recorder{})}, obs)
 	m := dialRaw(t, addr)
-	opts := make([]byte, 12)
-	binary.BigEndian.PutUint32(opts[0:], 6)
-	binary.BigEndian.PutUint32(opts[4:], uint32(gomilter.OptAddHeader))
-	binary.BigEndian.PutUint32(opts[8:], 0x1fffff)
-	if code := m.send('O', opts, true); code != 'O' {
-		t.Fatalf("negotiation: reply %c", code)
-	}
-	conn := append([]byte("client.example\x004"), 0, 25)
-	conn = append(conn, "192.0.2.7\x00"...)
-	if code := m.send('C', conn, true); code != 'c' {
-		t.Fatalf("connect: reply %c", code)
-	}
-	if code := m.send('M', []byte("<a@example.org>\x00"), true); code != 'c' {
-		t.Fatalf("MAIL: reply %c", code)
-	}
+	m.startMessage(gomilter.OptAddHeader)
 	// Closed with the message open: no abort, no QUIT.
 	m.c.Close()
 	obs.waitPanics(t, 1)

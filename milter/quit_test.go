@@ -55,6 +55,29 @@ func (m *rawMTA) send(code byte, data []byte, reply bool) byte {
 	return body[0]
 }
 
+// startMessage negotiates protocol version 6 with the actions given and
+// every protocol step, and sends the connection of client.example
+// (192.0.2.7) and MAIL FROM:<a@example.org>, each of which must be
+// answered with continue.
+func (m *rawMTA) startMessage(actions gomilter.OptAction) {
+	m.t.Helper()
+	opts := make([]byte, 12)
+	binary.BigEndian.PutUint32(opts[0:], 6)
+	binary.BigEndian.PutUint32(opts[4:], uint32(actions))
+	binary.BigEndian.PutUint32(opts[8:], 0x1fffff)
+	if code := m.send('O', opts, true); code != 'O' {
+		m.t.Fatalf("negotiation: reply %c", code)
+	}
+	conn := append([]byte("client.example\x004"), 0, 25)
+	conn = append(conn, "192.0.2.7\x00"...)
+	if code := m.send('C', conn, true); code != 'c' {
+		m.t.Fatalf("connect: reply %c", code)
+	}
+	if code := m.send('M', []byte("<a@example.org>\x00"), true); code != 'c' {
+		m.t.Fatalf("MAIL: reply %c", code)
+	}
+}
+
 // When the SMTP client quits in the middle of a message, Sendmail ends
 // the milter connection with a QUIT and no abort (observed with 8.17;
 // Postfix aborts first). The message was abandoned by the MTA, and the
@@ -74,21 +97,7 @@ func TestQuitInMessageIsAbortedByMTA(t *testing.T) {
 			sums := &summaries{}
 			_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline()}, sums)
 			m := dialRaw(t, addr)
-			opts := make([]byte, 12)
-			binary.BigEndian.PutUint32(opts[0:], 6)
-			binary.BigEndian.PutUint32(opts[4:], uint32(gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine))
-			binary.BigEndian.PutUint32(opts[8:], 0x1fffff)
-			if code := m.send('O', opts, true); code != 'O' {
-				t.Fatalf("negotiation: reply %c", code)
-			}
-			conn := append([]byte("client.example\x004"), 0, 25)
-			conn = append(conn, "192.0.2.7\x00"...)
-			if code := m.send('C', conn, true); code != 'c' {
-				t.Fatalf("connect: reply %c", code)
-			}
-			if code := m.send('M', []byte("<a@example.org>\x00"), true); code != 'c' {
-				t.Fatalf("MAIL: reply %c", code)
-			}
+			m.startMessage(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine)
 			if code := m.send('R', []byte("<b@example.org>\x00"), true); code != 'c' {
 				t.Fatalf("RCPT: reply %c", code)
 			}
