@@ -89,7 +89,7 @@ type serverSet struct {
 	servers []string
 	// inOrder makes every query start at the first server, the others
 	// asked only when it fails, as the nameservers of resolv.conf are
-	// (see resolvRotates); otherwise queries start at each server in
+	// (see rotates); otherwise queries start at each server in
 	// turn.
 	inOrder bool
 }
