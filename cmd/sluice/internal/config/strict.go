@@ -298,63 +298,41 @@ func yamlError(file string, err error) error {
 	return &Error{File: file, Line: line, Err: errors.New(m[2])}
 }
 
-// keyLine finds the line of a dotted key in the document; 0 if absent.
+// keyLine finds the line of a dotted key in the document; 0 if absent
+// (the line of the deepest part present if only its start is).
 func keyLine(root *yaml.Node, key string) int {
-	n := root
-	line := 0
+	n, line := root, 0
 	for _, part := range strings.Split(key, ".") {
-		if n == nil || n.Kind != yaml.MappingNode {
+		next, l := mappingValue(n, part)
+		if next == nil {
 			return line
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == part {
-				line = n.Content[i].Line
-				next = n.Content[i+1]
-				break
-			}
-		}
-		n = next
+		n, line = next, l
 	}
 	return line
 }
 
-// itemLine finds the line of item i of the list under key.
+// itemLine finds the line of item i of the list under key: the key's
+// line if there is no such item, 0 if there is no such key.
 func itemLine(root *yaml.Node, key string, i int) int {
-	if root == nil || root.Kind != yaml.MappingNode {
+	list, line := mappingValue(root, key)
+	if list == nil {
 		return 0
 	}
-	for j := 0; j+1 < len(root.Content); j += 2 {
-		if root.Content[j].Value == key {
-			list := root.Content[j+1]
-			if list.Kind == yaml.SequenceNode && i < len(list.Content) {
-				return list.Content[i].Line
-			}
-			return root.Content[j].Line
-		}
+	if list.Kind == yaml.SequenceNode && i < len(list.Content) {
+		return list.Content[i].Line
 	}
-	return 0
+	return line
 }
 
 // entryKeyLine finds the line of key in item i of the list under list;
 // 0 if the item has no such key.
 func entryKeyLine(root *yaml.Node, list string, i int, key string) int {
-	if root == nil || root.Kind != yaml.MappingNode {
+	items, _ := mappingValue(root, list)
+	if items == nil || items.Kind != yaml.SequenceNode || i >= len(items.Content) {
 		return 0
 	}
-	for j := 0; j+1 < len(root.Content); j += 2 {
-		if root.Content[j].Value == list {
-			items := root.Content[j+1]
-			if items.Kind != yaml.SequenceNode || i >= len(items.Content) {
-				return 0
-			}
-			if item := items.Content[i]; item.Kind == yaml.MappingNode {
-				return keyLine(item, key)
-			}
-			return 0
-		}
-	}
-	return 0
+	return keyLine(items.Content[i], key)
 }
 
 // optionPath is the key path a filter's error starts with: "header",
@@ -405,6 +383,9 @@ func optionLine(opts *yaml.Node, msg string) int {
 // mappingValue returns the value of key in the mapping n and the line of
 // the key; nil if n is no mapping or has no such key.
 func mappingValue(n *yaml.Node, key string) (*yaml.Node, int) {
+	if n == nil {
+		return nil, 0
+	}
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
