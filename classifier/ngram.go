@@ -521,6 +521,15 @@ func modelID(blob []byte) string {
 // log-odds means a message is only as sure as the less sure of two
 // agreeing opinions allows: one model's extreme score cannot carry a ham
 // far past the spam cutoff on its own.
+//
+// A combination learned from the data ranked no better: a logistic
+// regression over the four opinions (the Fisher log-odds of all tokens,
+// of the header tokens and of the body tokens, and the model's), fitted on
+// four folds' out-of-fold scores and judged on the fifth, over the five
+// dealings of the training part, gave (1-AUC)% 0.0062 on their
+// probabilities (better on three dealings, worse on one), 0.0087 on their
+// log-odds and 0.0067 on the two opinions this function averages, against
+// 0.0064 for this mean.
 func blendNgram(a, b float64) float64 {
 	// ln p = -ln(1+e^-x); ln(1-p) = -ln(1+e^x).
 	lnP := logAdd(-softplus(-a), -softplus(-b))
