@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -221,14 +222,11 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		logOut = d.logQueue
 	}
 	d.logger = newLogger(logOut, cfg.Log.Format, d.level)
-	// go-milter logs through the standard log package; route it to slog.
 	slog.SetDefault(d.logger)
-	// Everything that comes that way is trouble: go-milter's lines are
-	// a connection it ends ("Error reading milter command", a failed
-	// write, a callback's error, a command it does not know), net/http's
-	// those of the metrics listener. At slog's default of INFO they were
-	// among the per-message lines, and hidden at log.level warn.
-	slog.SetLogLoggerLevel(slog.LevelWarn)
+	// go-milter logs through the standard log package; route it to slog.
+	// This replaces the writer slog.SetDefault gave the log package.
+	log.SetOutput(libraryLog{logger: d.logger, panicked: d.metrics.SessionPanic})
+	log.SetFlags(0)
 	d.notify = newNotifier(d.logger)
 
 	if cfg.Body.TempDir != "" {
@@ -592,4 +590,36 @@ func addrStrings(as []net.Addr) []string {
 		}
 	}
 	return out
+}
+
+// libraryLog takes what libraries write through the standard log package:
+// go-milter's lines, net/http's if a server without its own ErrorLog has
+// any. Everything that comes that way is trouble (a connection go-milter
+// ends: "Error reading milter command", a failed write, a callback's
+// error, a command it does not know), so it comes at WARN: at slog's
+// default of INFO it was among the per-message lines, and hidden at
+// log.level warn.
+//
+// A panic go-milter recovered itself, outside the session's callbacks
+// (which recover and count their own), ended the MTA's connection as a
+// session panic does, and the MTA applied its default action to the
+// message: it is counted with them and comes at ERROR.
+type libraryLog struct {
+	logger   *slog.Logger
+	panicked func()
+}
+
+// goMilterPanic starts go-milter 0.5's line for a panic it recovered.
+const goMilterPanic = "panic handling command: "
+
+func (w libraryLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if strings.HasPrefix(msg, goMilterPanic) {
+		w.panicked()
+		w.logger.Error("panic in the milter library, connection ended; the MTA applies its milter default action",
+			"panic", strings.TrimPrefix(msg, goMilterPanic))
+		return len(p), nil
+	}
+	w.logger.Warn(msg)
+	return len(p), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -277,5 +278,38 @@ func TestServeMilterLibraryLinesAtWarn(t *testing.T) {
 		if strings.Contains(l, "Unrecognized command code") && !strings.Contains(l, "level=WARN") {
 			t.Errorf("the milter library's line is not at WARN: %s", l)
 		}
+	}
+}
+
+// A panic go-milter recovers itself (in its packet handling, outside the
+// session's callbacks) ends the MTA connection as a session panic does:
+// it is counted in sluice_session_panics_total and logged at ERROR, not
+// left as a WARN line nothing alerts on. go-milter reports it through
+// the standard log package with this text; the test writes the same.
+func TestServeMilterLibraryPanicCounted(t *testing.T) {
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	if v := unlabelledMetric(t, td.metrics(t), "sluice_session_panics_total"); v != 0 {
+		t.Fatalf("sluice_session_panics_total %v before any panic", v)
+	}
+	log.Printf("panic handling command: runtime error: index out of range [3] with length 2\ngoroutine 7 [running]:\n...")
+	log.Printf("Error reading milter command: read unix s.sock->: i/o timeout")
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "Error reading milter command") })
+	if v := unlabelledMetric(t, td.metrics(t), "sluice_session_panics_total"); v != 1 {
+		t.Errorf("sluice_session_panics_total %v after one panic in the milter library, want 1", v)
+	}
+	var panicLine bool
+	for _, l := range strings.Split(td.log.String(), "\n") {
+		switch {
+		case strings.Contains(l, "index out of range"):
+			panicLine = true
+			if !strings.Contains(l, "level=ERROR") {
+				t.Errorf("the milter library's panic is not at ERROR: %s", l)
+			}
+		case strings.Contains(l, "Error reading milter command") && !strings.Contains(l, "level=WARN"):
+			t.Errorf("the milter library's line is not at WARN: %s", l)
+		}
+	}
+	if !panicLine {
+		t.Errorf("no log line with the panic:\n%s", td.log)
 	}
 }
