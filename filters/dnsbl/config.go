@@ -28,6 +28,10 @@ type Config struct {
 	// Attempts is how many times a query is tried (each time at the next
 	// server) before it counts as failed; default 2.
 	Attempts int `yaml:"attempts"`
+	// Transport is how queries reach the servers: "udp" (default: over
+	// UDP, a truncated answer asked again over TCP) or "tcp" (every
+	// query over TCP), for servers reachable over TCP only.
+	Transport string `yaml:"transport"`
 	// CacheSize bounds the cached answers; nil means 10000, 0 caches
 	// nothing, failed queries included (MaxTTL 0 caches no answer but
 	// still remembers failures).
@@ -259,6 +263,7 @@ type settings struct {
 	resolvPort    string // the port of its servers, "" for 53 (see Config)
 	timeout       time.Duration
 	attempts      int
+	tcpOnly       bool // transport: tcp
 	cacheSize     int
 	maxTTL        time.Duration
 	failureTTL    time.Duration
@@ -319,6 +324,13 @@ func (c Config) check() (settings, error) {
 		s.attempts = DefaultAttempts
 	case s.attempts < 0 || s.attempts > maxAttempts:
 		return s, fmt.Errorf("attempts %d: must be 1 to %d", s.attempts, maxAttempts)
+	}
+	switch c.Transport {
+	case "", "udp":
+	case "tcp":
+		s.tcpOnly = true
+	default:
+		return s, fmt.Errorf("transport %q: want udp or tcp", c.Transport)
 	}
 	if c.CacheSize != nil {
 		// 0 keeps nothing rather than meaning the default, as max_ttl,

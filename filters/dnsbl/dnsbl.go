@@ -134,6 +134,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		done:   make(chan struct{}),
 	}
 	f.res.use(s.servers, s.inOrder)
+	f.res.tcpOnly = s.tcpOnly
 	if f.name == "" {
 		f.name = "dnsbl"
 	}

@@ -41,6 +41,7 @@ func TestDocOptions(t *testing.T) {
 	want := map[string]string{
 		"timeout":            DefaultTimeout.String(),
 		"attempts":           strconv.Itoa(DefaultAttempts),
+		"transport":          "udp",
 		"cache_size":         strconv.Itoa(DefaultCacheSize),
 		"max_ttl":            "1h",
 		"failure_ttl":        "30s",

@@ -56,9 +56,10 @@ const ednsSize = 1232
 const maxAddrs = 32
 
 // resolver sends queries to the configured servers: UDP first, TCP when
-// the UDP answer is truncated (RFC 7766), with EDNS unless a server turned
-// out not to implement it, each attempt bounded by timeout, attempts
-// spread over the servers in turn (or first to last, see serverSet).
+// the UDP answer is truncated (RFC 7766), or TCP only (see tcpOnly), with
+// EDNS unless a server turned out not to implement it, each attempt
+// bounded by timeout, attempts spread over the servers in turn (or first
+// to last, see serverSet).
 type resolver struct {
 	// set is the servers asked, replaced whole when the resolv.conf
 	// they came from changes (see conf), so that a query in progress
@@ -67,7 +68,12 @@ type resolver struct {
 	timeout  time.Duration
 	attempts int
 	udp, tcp dns.Client
-	next     atomic.Uint32
+	// tcpOnly sends every query over TCP (transport: tcp), for servers
+	// reachable over TCP only: a forwarder into DNS over TLS, or a
+	// firewall that drops UDP, where each query over UDP would cost its
+	// timeout. Set before the first query, not changed after.
+	tcpOnly bool
+	next    atomic.Uint32
 	// down holds the servers that gave no answer at all, for downFor:
 	// until then queries pass them over while another server is up.
 	// Taken in turn regardless, a dead server among three
@@ -301,13 +307,19 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 var errTruncated = errors.New("answer truncated over UDP")
 
 // send sends one query for name and qtype to server, with an OPT record
-// if edns is set, over TCP again if the UDP answer was truncated.
+// if edns is set, over TCP again if the UDP answer was truncated, or over
+// TCP only when r is told so.
 func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, edns bool) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
 	if edns {
 		m.SetEdns0(ednsSize, false)
+	}
+	if r.tcpOnly {
+		// A TCP message may be 64 KiB long (RFC 1035 section 4.2.2),
+		// so the answer is whole and there is nothing to ask again.
+		return r.exchange(ctx, &r.tcp, server, m)
 	}
 	resp, err := r.exchange(ctx, &r.udp, server, m)
 	if resp != nil && resp.Truncated {
