@@ -808,7 +808,7 @@ func TestDocMetricValues(t *testing.T) {
 	}
 	values["sluice_filter_decisions_total"] = append(stages, actions...)
 	values["sluice_filter_failures_total"] = append(values["sluice_filter_failures_total"], filters.FailureError, filters.FailurePanic, filters.FailureTimeout)
-	values["sluice_dnsbl_errors_total"] = []string{dnsbl.KindTimeout, dnsbl.KindNetwork, dnsbl.KindServfail, dnsbl.KindRefused, dnsbl.KindRcode, dnsbl.KindListRefused, dnsbl.KindBadAnswer, dnsbl.KindListsAll}
+	values["sluice_dnsbl_errors_total"] = []string{dnsbl.KindTimeout, dnsbl.KindNetwork, dnsbl.KindServfail, dnsbl.KindRefused, dnsbl.KindRcode, dnsbl.KindListRefused, dnsbl.KindBadAnswer, dnsbl.KindBusy, dnsbl.KindListsAll}
 	if len(values) < 10 {
 		t.Fatalf("found label values for only %d metrics: %v", len(values), values)
 	}

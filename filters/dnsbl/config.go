@@ -32,6 +32,9 @@ type Config struct {
 	// UDP, a truncated answer asked again over TCP) or "tcp" (every
 	// query over TCP), for servers reachable over TCP only.
 	Transport string `yaml:"transport"`
+	// MaxInFlight bounds the queries of lookups in flight at once;
+	// default 256.
+	MaxInFlight int `yaml:"max_in_flight"`
 	// CacheSize bounds the cached answers; nil means 10000, 0 caches
 	// nothing, failed queries included (MaxTTL 0 caches no answer but
 	// still remembers failures).
@@ -119,6 +122,7 @@ type ZoneConfig struct {
 const (
 	DefaultTimeout         = 2 * time.Second
 	DefaultAttempts        = 2
+	DefaultMaxInFlight     = 256
 	DefaultCacheSize       = 10000
 	DefaultMaxTTL          = time.Hour
 	DefaultFailureTTL      = 30 * time.Second
@@ -137,6 +141,7 @@ const (
 // minutes or the cache eat the memory.
 const (
 	maxAttempts  = 5
+	maxInFlight  = 10_000
 	maxTimeout   = 30 * time.Second
 	maxCacheSize = 10_000_000
 	maxZones     = 50
@@ -264,6 +269,7 @@ type settings struct {
 	timeout       time.Duration
 	attempts      int
 	tcpOnly       bool // transport: tcp
+	maxInFlight   int
 	cacheSize     int
 	maxTTL        time.Duration
 	failureTTL    time.Duration
@@ -286,6 +292,7 @@ func (c Config) check() (settings, error) {
 	s := settings{
 		timeout:       c.Timeout,
 		attempts:      c.Attempts,
+		maxInFlight:   c.MaxInFlight,
 		cacheSize:     DefaultCacheSize,
 		maxTTL:        DefaultMaxTTL,
 		failureTTL:    DefaultFailureTTL,
@@ -324,6 +331,12 @@ func (c Config) check() (settings, error) {
 		s.attempts = DefaultAttempts
 	case s.attempts < 0 || s.attempts > maxAttempts:
 		return s, fmt.Errorf("attempts %d: must be 1 to %d", s.attempts, maxAttempts)
+	}
+	switch {
+	case s.maxInFlight == 0:
+		s.maxInFlight = DefaultMaxInFlight
+	case s.maxInFlight < 0 || s.maxInFlight > maxInFlight:
+		return s, fmt.Errorf("max_in_flight %d: must be 1 to %d", s.maxInFlight, maxInFlight)
 	}
 	switch c.Transport {
 	case "", "udp":

@@ -14,7 +14,9 @@
 // logs and counts the failure instead. Answers are cached for their TTL
 // (negative ones for the SOA minimum, RFC 2308), in a bounded LRU shared
 // by every session and kept across configuration reloads (see Shared);
-// concurrent lookups of one name make one query.
+// concurrent lookups of one name make one query, and the queries in
+// flight at once are bounded (max_in_flight), so that a flood of clients
+// cannot open a socket per lookup.
 //
 // Metrics go through Observer, which the daemon's metrics implement; this
 // package does not know Prometheus.
@@ -135,6 +137,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	}
 	f.res.use(s.servers, s.inOrder)
 	f.res.tcpOnly = s.tcpOnly
+	f.res.slots = make(chan struct{}, s.maxInFlight)
 	if f.name == "" {
 		f.name = "dnsbl"
 	}
@@ -585,9 +588,17 @@ func (f *Filter) report(j job, ans answer, src source) result {
 
 // lookup returns the answer for qname from the cache or the resolvers.
 // The query itself does not depend on ctx: other lookups may wait for it
-// after this one gave up, and the resolver's timeouts bound it.
+// after this one gave up, and the resolver's timeouts (and the wait for
+// a slot, see resolver.slot) bound it.
 func (f *Filter) lookup(ctx context.Context, z *zone, qname string, qtype uint16) (answer, source, error) {
 	return f.cache.lookup(ctx, cacheKey{name: qname, qtype: qtype}, f.lifetimes(), func() answer {
+		release, err := f.res.slot()
+		if err != nil {
+			// Not cached (no ttl): the name and the servers are not
+			// at fault, and the next lookup of it asks again.
+			return answer{fail: KindBusy, err: fmt.Errorf("query %s: %w", qname, err)}
+		}
+		defer release()
 		start := time.Now()
 		ans := f.res.query(context.Background(), qname, qtype, f.s.maxTTL, f.s.failureTTL)
 		f.obs.DNSBLQuery(f.name, z.name, time.Since(start))

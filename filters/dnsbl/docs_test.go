@@ -42,6 +42,7 @@ func TestDocOptions(t *testing.T) {
 		"timeout":            DefaultTimeout.String(),
 		"attempts":           strconv.Itoa(DefaultAttempts),
 		"transport":          "udp",
+		"max_in_flight":      strconv.Itoa(DefaultMaxInFlight),
 		"cache_size":         strconv.Itoa(DefaultCacheSize),
 		"max_ttl":            "1h",
 		"failure_ttl":        "30s",

@@ -36,6 +36,9 @@ const (
 	// outside 127.0.0.0/8, more than maxAddrs addresses), does not match
 	// the question, or does not parse.
 	KindBadAnswer = "bad_answer"
+	// KindBusy: the query was not sent, as max_in_flight queries were
+	// in flight and none ended within the timeout (see resolver.slot).
+	KindBusy = "busy"
 	// KindListsAll: a listing from a list whose last health probe found
 	// the entry no list may have (127.0.0.1; see probeAll) listed: such
 	// a list answers every name as listed, and its listings are ignored.
@@ -73,7 +76,10 @@ type resolver struct {
 	// firewall that drops UDP, where each query over UDP would cost its
 	// timeout. Set before the first query, not changed after.
 	tcpOnly bool
-	next    atomic.Uint32
+	// slots bounds the lookups' queries in flight at once (see slot);
+	// nil bounds none.
+	slots chan struct{}
+	next  atomic.Uint32
 	// down holds the servers that gave no answer at all, for downFor:
 	// until then queries pass them over while another server is up.
 	// Taken in turn regardless, a dead server among three
@@ -144,6 +150,38 @@ func (r *resolver) current() *serverSet {
 	}
 	return r.set.Load()
 }
+
+// slot waits for one of r's slots, at most r.timeout, and returns the
+// function that gives it back. A query of a lookup holds one from its
+// first attempt to its last, which use one socket at a time, so that a
+// flood of clients with distinct addresses (or senders with distinct
+// domains), each missing the cache, cannot open a socket per lookup: the
+// daemon would run out of file descriptors, and then fail to accept MTA
+// connections too, while the burst of queries swamps the resolver. The
+// wait is bounded as an attempt is: a lookup that gets no slot fails as
+// one that gets no answer does. The health probes take none: at most
+// maxProbes run at once, and a probe failed for want of a slot would
+// report a list down that is not.
+func (r *resolver) slot() (release func(), err error) {
+	if r.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return r.release, nil
+	default:
+	}
+	t := time.NewTimer(r.timeout)
+	defer t.Stop()
+	select {
+	case r.slots <- struct{}{}:
+		return r.release, nil
+	case <-t.C:
+		return nil, fmt.Errorf("%d queries in flight already (max_in_flight), none ended within %s", cap(r.slots), r.timeout)
+	}
+}
+
+func (r *resolver) release() { <-r.slots }
 
 // query asks for name (lower case, no final dot) of type qtype. It tries
 // up to r.attempts times, each time at the next server, and returns the
