@@ -33,6 +33,9 @@ import (
 //     hold the session, its goroutine and the pipeline of its config for
 //     ever. The first packet has a deadline of its own, fixed at accept
 //     (see DefaultNegotiationTimeout).
+//   - It fails the write of a message's final reply over TCP when the MTA
+//     has already closed the connection, as the write itself fails over a
+//     unix socket, so that the session can say the verdict was lost.
 //
 // go-milter reads the 4-byte length and then the payload straight from the
 // connection, with no buffering of its own, so by the time it dispatches a
@@ -59,6 +62,9 @@ type conn struct {
 
 	// onWrite runs after each successful write, in the session goroutine.
 	onWrite func()
+	// verdictNext, when set, tells Write that the packet it writes
+	// carries the final reply of a message; run in the session goroutine.
+	verdictNext func() bool
 	// writeErr is the error of the last write that failed; used only by
 	// the session goroutine.
 	writeErr error
@@ -260,10 +266,27 @@ func (c *conn) takeArgs() []string {
 	return a
 }
 
+// errClosedByMTA is the write error of a final reply that went out after
+// the MTA had closed the connection.
+var errClosedByMTA = errors.New("the MTA had closed the connection before the reply")
+
 // Write implements net.Conn.
 func (c *conn) Write(p []byte) (int, error) {
 	c.extend(c.Conn.SetWriteDeadline)
+	// Over TCP a write into a connection the peer has closed succeeds:
+	// the kernel queues the bytes and the peer's reset comes after. The
+	// MTA closes when its milter timeout runs out before the verdict, so
+	// for the packet that carries one, look first whether it is still
+	// there; one system call per message. (Over a unix socket the write
+	// itself fails.)
+	closed := c.tcp != nil && c.verdictNext != nil && c.verdictNext() && peerClosed(c.tcp)
 	n, err := c.Conn.Write(p)
+	if err == nil && closed {
+		// The bytes went out all the same, which costs nothing, but the
+		// MTA stopped waiting for them and applies its default action:
+		// the reply counts as not delivered, and the session ends.
+		err = &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errClosedByMTA}
+	}
 	if err != nil {
 		c.writeErr = err
 	} else if c.onWrite != nil {

@@ -44,13 +44,19 @@ func (m *rawMTA) send(code byte, data []byte, reply bool) byte {
 	if !reply {
 		return 0
 	}
+	return m.read("reply to " + string(rune(code)))
+}
+
+// read reads one reply and returns its code; what names it in a failure.
+func (m *rawMTA) read(what string) byte {
+	m.t.Helper()
 	var hdr [4]byte
 	if _, err := io.ReadFull(m.c, hdr[:]); err != nil {
-		m.t.Fatalf("reply to %c: %v", code, err)
+		m.t.Fatalf("%s: %v", what, err)
 	}
 	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
 	if _, err := io.ReadFull(m.c, body); err != nil || len(body) == 0 {
-		m.t.Fatalf("reply to %c: %v", code, err)
+		m.t.Fatalf("%s: %v", what, err)
 	}
 	return body[0]
 }

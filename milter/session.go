@@ -51,6 +51,7 @@ type session struct {
 func newSession(srv *Server, ref *configRef, c *conn) *session {
 	s := &session{flow: flow{cfg: ref.cfg, ctx: srv.ctx, log: srv.logger}, srv: srv, ref: ref, c: c}
 	c.onWrite = s.wrote
+	c.verdictNext = func() bool { return s.endPending && s.ending.verdict != "" }
 	return s
 }
 
@@ -97,9 +98,9 @@ func (s *session) closed() {
 		s.logMessage(filters.Continue, nil, reason, true)
 	}
 	if s.endPending && s.ending.verdict != "" {
-		// The final reply of a message was not written: the MTA gave
-		// up waiting for it (its milter timeout) and closed, or the
-		// session was cut off. The MTA applies its own default action
+		// The final reply of a message was not written, or written
+		// after the MTA had closed: the MTA gave up waiting for it (its
+		// milter timeout), or the session was cut off. The MTA applies its own default action
 		// to the message, whatever the message line above says.
 		s.log.Warn("reply not delivered: the MTA did not get the verdict and applies its milter default action to the message",
 			"queue_id", s.ending.queueID, "verdict", s.ending.verdict, "err", s.c.writeErr)

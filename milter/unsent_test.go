@@ -70,3 +70,104 @@ func TestFinalReplyNotDeliveredLogged(t *testing.T) {
 		}
 	}
 }
+
+// startServerLogged serves cfg on a TCP port on loopback and returns its
+// address and what it logs.
+func startServerLogged(t *testing.T, cfg milter.Config) (string, *syncLog) {
+	t.Helper()
+	logs := &syncLog{}
+	srv := milter.NewServer(cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, srv, ln)
+	return ln.Addr().String(), logs
+}
+
+// Over TCP the reply written after the MTA closed does not fail: the
+// kernel queues it and the MTA's reset comes later. Postfix and Sendmail
+// close the milter connection without a QUIT when their timeout runs out
+// at end of message, so the warning must come all the same, as it does
+// over a unix socket.
+func TestFinalReplyNotDeliveredLoggedTCP(t *testing.T) {
+	slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 300 * time.Millisecond,
+		Verdict: filters.Verdict{Action: filters.Reject}}
+	addr, logs := startServerLogged(t, milter.Config{Pipeline: pipeline(slow)})
+
+	m := dialRaw(t, addr)
+	m.startMessage(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine)
+	m.send('D', macros('R', "i", "4XQ2LOST"), false)
+	if code := m.send('R', []byte("<b@example.org>\x00"), true); code != 'c' {
+		t.Fatalf("RCPT: reply %c", code)
+	}
+	m.send('E', nil, false)
+	// The MTA's timeout runs out before the filter answers.
+	time.Sleep(50 * time.Millisecond)
+	m.c.Close()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "reply not delivered") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "reply not delivered") {
+			line = l
+		}
+	}
+	for _, want := range []string{"level=WARN", "queue_id=4XQ2LOST", "verdict=reject", "closed the connection before the reply"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("no warning with %s that the reply did not reach the MTA; log:\n%s", want, logs)
+			break
+		}
+	}
+}
+
+// The look for a closed connection before the final reply must not take
+// the MTA's next packet from the stream or hold the reply when there is
+// nothing to read: an MTA that waits gets its verdict, the session goes
+// on with the next message, and nothing is logged as not delivered.
+func TestFinalReplyDeliveredTCPNoWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// ahead is sent after the end of message, before the reply is read.
+		ahead bool
+	}{
+		{"quiet", false},
+		{"packet ahead", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 200 * time.Millisecond,
+				Verdict: filters.Verdict{Action: filters.Reject}}
+			addr, logs := startServerLogged(t, milter.Config{Pipeline: pipeline(slow)})
+
+			m := dialRaw(t, addr)
+			m.startMessage(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine)
+			m.send('D', macros('R', "i", "4XQ3KEPT"), false)
+			if code := m.send('R', []byte("<b@example.org>\x00"), true); code != 'c' {
+				t.Fatalf("RCPT: reply %c", code)
+			}
+			if !tc.ahead {
+				if code := m.send('E', nil, true); code != 'y' {
+					t.Fatalf("end of message: reply %c, want y (reject)", code)
+				}
+			} else {
+				m.send('E', nil, false)
+				// The macros of the next MAIL FROM, already there to be
+				// read while the filter works.
+				time.Sleep(50 * time.Millisecond)
+				m.send('D', macros('M', "{mail_addr}", "c@example.org"), false)
+				if code := m.read("end of message"); code != 'y' {
+					t.Fatalf("end of message: reply %c, want y (reject)", code)
+				}
+			}
+			if code := m.send('M', []byte("<c@example.org>\x00"), true); code != 'c' {
+				t.Fatalf("next MAIL: reply %c", code)
+			}
+			if strings.Contains(logs.String(), "reply not delivered") {
+				t.Errorf("a reply the MTA read was logged as not delivered; log:\n%s", logs)
+			}
+		})
+	}
+}
