@@ -30,7 +30,9 @@ type Config struct {
 	Attempts int `yaml:"attempts"`
 	// Transport is how queries reach the servers: "udp" (default: over
 	// UDP, a truncated answer asked again over TCP) or "tcp" (every
-	// query over TCP), for servers reachable over TCP only.
+	// query over TCP), for servers reachable over TCP only. Unset, it
+	// is "tcp" when the servers come from a resolv.conf that sets
+	// "options use-vc", as the C library reads that file.
 	Transport string `yaml:"transport"`
 	// MaxInFlight bounds the queries of lookups in flight at once;
 	// default 256.
@@ -264,11 +266,13 @@ func (z *zone) checksTarget(target string) bool {
 type settings struct {
 	servers       []string
 	inOrder       bool   // ask servers first to last (resolv.conf), not in turn
+	useVC         bool   // resolv.conf sets "options use-vc"
 	resolvConf    string // the file servers came from, "" when configured
 	resolvPort    string // the port of its servers, "" for 53 (see Config)
 	timeout       time.Duration
 	attempts      int
 	tcpOnly       bool // transport: tcp
+	udpFirst      bool // transport: udp, set in so many words
 	maxInFlight   int
 	cacheSize     int
 	maxTTL        time.Duration
@@ -317,7 +321,7 @@ func (c Config) check() (settings, error) {
 		if err != nil {
 			return s, err
 		}
-		s.servers, s.inOrder = set.servers, set.inOrder
+		s.servers, s.inOrder, s.useVC = set.servers, set.inOrder, set.tcp
 		s.resolvConf, s.resolvPort = path, c.resolvPort
 	}
 	switch {
@@ -339,7 +343,9 @@ func (c Config) check() (settings, error) {
 		return s, fmt.Errorf("max_in_flight %d: must be 1 to %d", s.maxInFlight, maxInFlight)
 	}
 	switch c.Transport {
-	case "", "udp":
+	case "":
+	case "udp":
+		s.udpFirst = true
 	case "tcp":
 		s.tcpOnly = true
 	default:

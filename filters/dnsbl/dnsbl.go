@@ -135,8 +135,8 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		shared: shared,
 		done:   make(chan struct{}),
 	}
-	f.res.use(s.servers, s.inOrder)
-	f.res.tcpOnly = s.tcpOnly
+	f.res.use(serverSet{servers: s.servers, inOrder: s.inOrder, tcp: s.useVC})
+	f.res.tcpOnly, f.res.udpFirst = s.tcpOnly, s.udpFirst
 	f.res.slots = make(chan struct{}, s.maxInFlight)
 	if f.name == "" {
 		f.name = "dnsbl"

@@ -97,12 +97,12 @@ func (w *resolvConfWatch) check(r *resolver) {
 	w.seen = fi
 	w.failure = ""
 	old := r.set.Load()
-	if slices.Equal(old.servers, set.servers) && old.inOrder == set.inOrder {
+	if slices.Equal(old.servers, set.servers) && old.inOrder == set.inOrder && old.tcp == set.tcp {
 		return
 	}
-	r.use(set.servers, set.inOrder)
+	r.use(set)
 	w.log.Info("dnsbl: the nameservers of resolv.conf changed; asking the new ones", "file", w.path,
-		"servers", strings.Join(set.servers, " "), "in_order", set.inOrder, "was", strings.Join(old.servers, " "))
+		"servers", strings.Join(set.servers, " "), "in_order", set.inOrder, "use_vc", set.tcp, "was", strings.Join(old.servers, " "))
 	if w.changed != nil {
 		w.changed(set.servers)
 	}
@@ -153,21 +153,30 @@ func readResolvConf(path, port string) (serverSet, error) {
 	// resolv.conf(5): the nameservers are asked in the order listed,
 	// unless "options rotate"; a later one is often a fallback that the
 	// lists answer differently.
-	return serverSet{servers: list, inOrder: !rotates(b)}, nil
+	rotate, useVC := resolvOptions(b)
+	return serverSet{servers: list, inOrder: !rotate, tcp: useVC}, nil
 }
 
-// rotates reports whether the resolv.conf text b sets "options rotate",
-// which makes the C library spread queries over its nameservers instead
-// of asking them in the order listed.
-func rotates(b []byte) bool {
+// resolvOptions reads the options of the resolv.conf text b that change
+// how the servers are asked. rotate: "options rotate" makes the C library
+// spread queries over its nameservers instead of asking them in the order
+// listed. useVC: "options use-vc" makes it send every query over TCP, for
+// a resolver that only TCP reaches (Go's resolver takes "usevc" and "tcp"
+// for it too, and so does sluice).
+func resolvOptions(b []byte) (rotate, useVC bool) {
 	for line := range strings.Lines(string(b)) {
 		f := strings.Fields(line)
 		if len(f) == 0 || f[0] != "options" {
 			continue
 		}
-		if slices.Contains(f[1:], "rotate") {
-			return true
+		for _, o := range f[1:] {
+			switch o {
+			case "rotate":
+				rotate = true
+			case "use-vc", "usevc", "tcp":
+				useVC = true
+			}
 		}
 	}
-	return false
+	return rotate, useVC
 }

@@ -76,6 +76,9 @@ type resolver struct {
 	// firewall that drops UDP, where each query over UDP would cost its
 	// timeout. Set before the first query, not changed after.
 	tcpOnly bool
+	// udpFirst is transport: udp set in so many words, which keeps UDP
+	// whatever resolv.conf says (see serverSet.tcp).
+	udpFirst bool
 	// slots bounds the lookups' queries in flight at once (see slot);
 	// nil bounds none.
 	slots chan struct{}
@@ -104,6 +107,10 @@ type serverSet struct {
 	// (see rotates); otherwise queries start at each server in
 	// turn.
 	inOrder bool
+	// tcp sends every query over TCP: the resolv.conf the servers came
+	// from sets "options use-vc" (see resolvOptions), unless the
+	// configuration says transport: udp.
+	tcp bool
 }
 
 // downFor is how long a server that gave no answer is passed over.
@@ -130,7 +137,7 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 		noEDNS:   mem.noEDNS,
 		answered: mem.answered,
 	}
-	r.use(servers, false)
+	r.use(serverSet{servers: servers})
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
 	r.tcp = dns.Client{Net: "tcp", Timeout: timeout}
 	return r
@@ -138,8 +145,8 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 
 // use makes r ask servers from its next query on, first to last when
 // inOrder is set, else in turn.
-func (r *resolver) use(servers []string, inOrder bool) {
-	r.set.Store(&serverSet{servers: servers, inOrder: inOrder})
+func (r *resolver) use(set serverSet) {
+	r.set.Store(&set)
 }
 
 // current returns the servers r asks now, those of resolv.conf as it is
@@ -354,7 +361,7 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 	if edns {
 		m.SetEdns0(ednsSize, false)
 	}
-	if r.tcpOnly {
+	if r.tcpOnly || (!r.udpFirst && r.set.Load().tcp) {
 		// A TCP message may be 64 KiB long (RFC 1035 section 4.2.2),
 		// so the answer is whole and there is nothing to ask again.
 		return r.exchange(ctx, &r.tcp, server, m)

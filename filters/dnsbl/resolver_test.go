@@ -308,7 +308,7 @@ func TestResolverInOrder(t *testing.T) {
 	own := dnsbltest.Start(t)
 	fallback := dnsbltest.Start(t) // knows no listing
 	r := newResolver([]string{own.Addr, fallback.Addr}, 300*time.Millisecond, 2, nil)
-	r.use(r.current().servers, true)
+	r.use(serverSet{servers: r.current().servers, inOrder: true})
 	const lookups = 6
 	for i := range lookups {
 		name := fmt.Sprintf("%d.2.0.192.bl.test", i+1)
@@ -418,7 +418,7 @@ func TestServerWithoutTCPNotPassedOver(t *testing.T) {
 	next := dnsbltest.Start(t)
 	next.AddA(big, 300, "127.0.0.2")
 	r := newResolver([]string{udpOnly, next.Addr}, time.Second, 2, nil)
-	r.use(r.current().servers, true)
+	r.use(serverSet{servers: r.current().servers, inOrder: true})
 	if a := r.query(context.Background(), strings.TrimSuffix(big, "."), dns.TypeA, time.Hour, time.Minute); a.fail != "" || len(a.addrs) != 1 {
 		t.Fatalf("truncated at the first server: %+v, want the next server's listing", a)
 	}
@@ -446,7 +446,7 @@ func TestRefusalKeptWhenTheNextServerFails(t *testing.T) {
 	}
 	t.Cleanup(func() { pc.Close() })
 	r := newResolver([]string{public.Addr, pc.LocalAddr().String()}, 100*time.Millisecond, 2, nil)
-	r.use(r.current().servers, true)
+	r.use(serverSet{servers: r.current().servers, inOrder: true})
 	a := r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
 	if a.fail != "" || !a.refused() {
 		t.Errorf("answer %+v, want the refusal", a)
@@ -470,7 +470,7 @@ func TestTimeoutOfOneNameKeepsTheServer(t *testing.T) {
 	own.AddA("1.2.0.192.bl.test", 60, "127.0.0.2")
 	own.AddA("2.2.0.192.bl.test", 60, "127.0.0.2")
 	r := newResolver([]string{own.Addr, fallback.Addr}, 2*time.Second, 2, nil)
-	r.use(r.current().servers, true)
+	r.use(serverSet{servers: r.current().servers, inOrder: true})
 	done := make(chan answer, 1)
 	go func() { done <- r.query(context.Background(), dead, dns.TypeA, time.Hour, time.Minute) }()
 	waitFor(t, "the query of the dead list to reach the server", func() bool { return own.Count(dead, dns.TypeA) == 1 })
@@ -533,12 +533,13 @@ func TestRefusalAnsweredElsewhereIsLogged(t *testing.T) {
 }
 
 // resolvRotates reports whether the resolv.conf file at path sets
-// "options rotate" (see rotates). A file that cannot be read sets
+// "options rotate" (see resolvOptions). A file that cannot be read sets
 // nothing.
 func resolvRotates(path string) bool {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return false
 	}
-	return rotates(b)
+	rotate, _ := resolvOptions(b)
+	return rotate
 }

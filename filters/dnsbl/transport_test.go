@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,5 +146,44 @@ func TestTransportTCPPassesOverDeadServer(t *testing.T) {
 	}
 	if !r.down.holds(ln.Addr().String(), time.Now()) {
 		t.Errorf("the dead server %s is not passed over", ln.Addr())
+	}
+}
+
+// With no servers set, the servers come from resolv.conf, and so does
+// TCP: "options use-vc" (glibc; "usevc" and "tcp" as Go's resolver reads
+// it too) sends every query over TCP, as the C library and Go's own
+// resolver send theirs. A TCP-only resolver named there was asked over UDP
+// and every lookup failed. An explicit transport: udp stays UDP.
+func TestTransportFromResolvConfUseVC(t *testing.T) {
+	addr, _ := tcpOnlyServer(t, "1.2.0.192.bl.test")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, options, transport string
+		action                   filters.Action
+	}{
+		{"no option", "", "", filters.Continue},
+		{"use-vc", "options edns0 use-vc\n", "", filters.Reject},
+		{"usevc", "options usevc\n", "", filters.Reject},
+		{"tcp", "options tcp\n", "", filters.Reject},
+		{"use-vc, transport udp", "options use-vc\n", "udp", filters.Continue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "resolv.conf")
+			writeResolvConf(t, path, "nameserver 127.0.0.1\n"+tc.options)
+			cfg := Config{
+				Timeout:       300 * time.Millisecond,
+				Transport:     tc.transport,
+				ProbeInterval: dur(0),
+				Zones:         []ZoneConfig{{Zone: "bl.test"}},
+			}
+			cfg.resolvConf, cfg.resolvPort = path, port
+			e := newEnv(t, nil, cfg, nil)
+			if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != tc.action {
+				t.Errorf("listed client: %v, want %v (observer: %s)", v.Action, tc.action, e.obs)
+			}
+		})
 	}
 }
