@@ -1,6 +1,7 @@
 package milter_test
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -53,22 +54,7 @@ func TestFinalReplyNotDeliveredLogged(t *testing.T) {
 	}
 	s.Close()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "reply not delivered") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	var line string
-	for _, l := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(l, "reply not delivered") {
-			line = l
-		}
-	}
-	for _, want := range []string{"level=WARN", "queue_id=4XQ1LOST", "verdict=reject", "broken pipe"} {
-		if !strings.Contains(line, want) {
-			t.Errorf("no warning with %s that the reply did not reach the MTA; log:\n%s", want, logs)
-			break
-		}
-	}
+	wantNotDelivered(t, logs, "4XQ1LOST", "broken pipe")
 }
 
 // startServerLogged serves cfg on a TCP port on loopback and returns its
@@ -106,6 +92,14 @@ func TestFinalReplyNotDeliveredLoggedTCP(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	m.c.Close()
 
+	wantNotDelivered(t, logs, "4XQ2LOST", "closed the connection before the reply")
+}
+
+// wantNotDelivered waits (5 s at most) for the warning that the final
+// reply of queue id did not reach the MTA, and checks it says so at WARN,
+// with the verdict and why (because).
+func wantNotDelivered(t *testing.T, logs fmt.Stringer, queueID, because string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "reply not delivered") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -116,7 +110,7 @@ func TestFinalReplyNotDeliveredLoggedTCP(t *testing.T) {
 			line = l
 		}
 	}
-	for _, want := range []string{"level=WARN", "queue_id=4XQ2LOST", "verdict=reject", "closed the connection before the reply"} {
+	for _, want := range []string{"level=WARN", "queue_id=" + queueID, "verdict=reject", because} {
 		if !strings.Contains(line, want) {
 			t.Errorf("no warning with %s that the reply did not reach the MTA; log:\n%s", want, logs)
 			break

@@ -45,11 +45,7 @@ func datagramServer(t *testing.T, replies func(r *dns.Msg) []*dns.Msg) string {
 			w.WriteMsg(m)
 		}
 	})}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go s.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { s.Shutdown() })
+	serveDNS(t, s)
 	return pc.LocalAddr().String()
 }
 
@@ -262,4 +258,15 @@ func TestAnswerToAnotherQuestion(t *testing.T) {
 	if log := e.logText(); !strings.Contains(log, "answer to another question") {
 		t.Errorf("log: %s", log)
 	}
+}
+
+// serveDNS starts s, which has its listener or packet conn, waits until
+// it serves, and shuts it down when the test ends.
+func serveDNS(t *testing.T, s *dns.Server) {
+	t.Helper()
+	started := make(chan struct{})
+	s.NotifyStartedFunc = func() { close(started) }
+	go s.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { s.Shutdown() })
 }

@@ -48,11 +48,7 @@ func tcpAnswerServer(t *testing.T, reply func(r *dns.Msg) *dns.Msg) string {
 		w.WriteMsg(m)
 	})}
 	for _, s := range []*dns.Server{udp, tcp} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { s.Shutdown() })
+		serveDNS(t, s)
 	}
 	return pc.LocalAddr().String()
 }
@@ -308,11 +304,7 @@ func TestUnparsableAnswerIsABadAnswer(t *testing.T) {
 		wire = append(wire, 0xc0|byte(off>>8), byte(off), 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 2)
 		w.Write(wire)
 	})}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go s.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { s.Shutdown() })
+	serveDNS(t, s)
 
 	cfg := Config{Servers: []string{pc.LocalAddr().String()}, Timeout: 5 * time.Second, Attempts: 1, ProbeInterval: dur(0), Zones: []ZoneConfig{{Zone: "bl.test"}}}
 	e := newEnv(t, nil, cfg, nil)

@@ -54,11 +54,7 @@ func startHoldingServer(t *testing.T) *holdingServer {
 		h.mu.Unlock()
 		w.WriteMsg(m)
 	})}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go s.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { s.Shutdown() })
+	serveDNS(t, s)
 	t.Cleanup(func() { close(h.stop) }) // first: the held answers go
 	return h
 }

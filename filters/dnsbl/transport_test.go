@@ -39,11 +39,7 @@ func tcpOnlyServer(t *testing.T, listed ...string) (addr string, queries *atomic
 		}
 		w.WriteMsg(m)
 	})}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go s.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { s.Shutdown() })
+	serveDNS(t, s)
 	return ln.Addr().String(), queries
 }
 
