@@ -232,7 +232,7 @@ func newBoltStore(path string, opts BoltOptions, lock *os.File) *BoltStore {
 func lockFileError(path string, err error) error {
 	return fmt.Errorf("open store %s: lock file: %w: a process that writes the store must be able to write %s.lock "+
 		"(and create it in the store's directory); run it as the store's owner, or only read the store "+
-		"(sluice classify, db stats, db dump and db export need no write access)", path, err, path)
+		"(sluice classify, test, db stats, db dump and db export need no write access)", path, err, path)
 }
 
 // isDir reports whether path is a directory (following symbolic links).
@@ -247,6 +247,11 @@ func openBoltReadOnly(path string, opts BoltOptions) (*BoltStore, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	if _, err := os.Stat(path); err != nil {
+		if dir := filepath.Dir(path); errors.Is(err, fs.ErrNotExist) && !isDir(dir) {
+			// Said as OpenBolt says it: a state_dir not made yet,
+			// or a mistyped path, not a store missing from it.
+			return nil, fmt.Errorf("open store %s: directory %s does not exist (the store's directory is not created): %w", path, dir, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	lock, err := openLockFileReadOnly(path)

@@ -750,6 +750,7 @@ func TestStoreInMissingDirectory(t *testing.T) {
 	for _, args := range [][]string{
 		{"config", "check", cfg},
 		{"train", "--spam", "--db", filepath.Join(missing, "bayes.db"), fixture("spam", "00.eml")},
+		{"test", "--config", cfg, "--rcpt", "bob@lab.example", fixture("spam", "00.eml")},
 	} {
 		r := runCLI(t, "", args...)
 		if r.code != 1 || !strings.Contains(r.stderr, want) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
 	"github.com/sluice-mail/sluice/filters"
@@ -88,11 +89,15 @@ message's Return-Path, else its Sender, else the first address of its
 From (the null sender only when it names none), without --rcpt the
 recipients are the addresses in To and Cc.
 
-Nothing is learned and nothing is archived: bayes auto-learning is off, an
-archive filter writes into a scratch directory that is removed (the paths
-it would have used are shown), a senders filter's seen list is a scratch
-copy. --archive lets archive filters write their copies for real, and
-shows the path of each copy written.
+Nothing is learned and nothing is archived: a bayes filter opens its
+store read-only (a user who may only read it can run the test, and the
+writers' lock is left to the daemon and sluice train), fits no n-gram
+model and learns nothing; what auto-learning would learn is shown, and
+the header lacks the daemon's autolearn note. An archive filter writes
+into a scratch directory that is removed (the paths it would have used
+are shown), a senders filter's seen list is a scratch copy. --archive
+lets archive filters write their copies for real, and shows the path of
+each copy written.
 
 Exit status: 0 delivered (accept), 10 discard, 11 quarantine, 12 tempfail,
 13 reject; with several messages the strongest of them. 1 is an error (a
@@ -148,7 +153,8 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 	if tf.archive {
 		written = &archiveWrites{}
 	}
-	reg := dryRunRegistry(c.reg, scratch, archiveDir, written)
+	learned := &autolearnWouldLearn{}
+	reg := dryRunRegistry(c.reg, scratch, archiveDir, written, learned)
 	// Filters log what the daemon would log; only their warnings and
 	// errors matter here, and they must not mix with the report.
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -209,6 +215,7 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 			r := newTestReport(m.Name, tx, res)
+			r.WouldAutolearn = learned.take()
 			if written != nil {
 				r.Archived = written.take()
 			} else {
@@ -379,12 +386,14 @@ func recipientsOf(hs []filters.Header) []string {
 
 // dryRunRegistry returns reg with the factories of the filters that keep
 // lasting state replaced by ones that leave it alone: a bayes filter
-// does not auto-learn nor create a missing store, a senders filter records new domains in a scratch
+// opens its store read-only, does not auto-learn (it tells learned
+// what it would learn), fit its n-gram model again nor create a missing
+// store, a senders filter records new domains in a scratch
 // copy of its seen file, and an archive filter writes under archiveDir,
 // or, with written set (--archive), where the daemon would and tells
 // written each copy. The filters are otherwise built from their
 // options as the daemon builds them, and decide as they do there.
-func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *archiveWrites) filters.Registry {
+func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *archiveWrites, learned *autolearnWouldLearn) filters.Registry {
 	out := maps.Clone(reg)
 	if _, ok := reg["bayes"]; ok {
 		out["bayes"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
@@ -392,26 +401,20 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *a
 			if err := decode(&cfg); err != nil {
 				return nil, err
 			}
-			cfg.Autolearn = bayes.AutolearnConfig{}
-			// A bbolt store that does not exist yet is made in the
-			// scratch directory: an empty store scores as the one the
-			// daemon would create, and one created here would belong to
-			// whoever runs the test (root, before the first start) and
-			// could not be opened by the daemon's user. A missing
-			// directory is left for Open to refuse, as the daemon does.
 			if cfg.Store == "" || cfg.Store == bayes.StoreBolt {
-				db := cfg.DBPath(env.StateDir)
-				if _, err := os.Lstat(db); errors.Is(err, fs.ErrNotExist) {
-					if fi, err := os.Stat(filepath.Dir(db)); err == nil && fi.IsDir() {
-						name := env.Name
-						if name == "" {
-							name = "bayes"
-						}
-						cfg.DB = filepath.Join(scratch, "bayes-"+strings.ReplaceAll(name, "/", "_")+".db")
-					}
+				db, err := dryRunBoltStore(cfg.DBPath(env.StateDir), scratch, env.Name)
+				if err != nil {
+					return nil, err
 				}
+				cfg.DB = db
 			}
-			return bayes.Open(env, cfg, version)
+			env.Observer = learned
+			// Read-only: a test run by a user who may only read the
+			// store, or on a store on a read-only file system, works,
+			// and it creates nothing beside the store (no lock file
+			// owned by whoever runs it) and never takes the writers'
+			// lock that the daemon and sluice train wait for.
+			return bayes.OpenReadOnly(env, cfg, version)
 		}
 	}
 	if _, ok := reg["senders"]; ok {
@@ -470,6 +473,65 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *a
 		}
 	}
 	return out
+}
+
+// dryRunBoltStore returns the bbolt store a dry run reads in place of the
+// one at db: db itself where it holds a store, else an empty store made
+// in the scratch directory. A store that does not exist yet, or an empty
+// file (made with install or touch for its owner and mode), is one the
+// daemon would make or fill in as an empty store, which scores as this
+// one does; made here, it would belong to whoever runs the test (root,
+// before the first start) and could not be opened by the daemon's user,
+// and a read-only open could not read it at all. A missing directory is
+// left for the open to refuse, as the daemon does.
+func dryRunBoltStore(db, scratch, name string) (string, error) {
+	fi, err := os.Lstat(db)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err == nil && fi.Mode().Type() == fs.ModeSymlink {
+		fi, err = os.Stat(db)
+	}
+	empty := err == nil && fi.Mode().IsRegular() && fi.Size() == 0
+	if !missing && !empty {
+		return db, nil
+	}
+	if fi, err := os.Stat(filepath.Dir(db)); err != nil || !fi.IsDir() {
+		return db, nil
+	}
+	if name == "" {
+		name = "bayes"
+	}
+	path := filepath.Join(scratch, "bayes-"+strings.ReplaceAll(name, "/", "_")+".db")
+	st, err := classifier.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("empty store in the scratch directory: %w", err)
+	}
+	if err := st.Close(); err != nil {
+		return "", fmt.Errorf("empty store in the scratch directory: %w", err)
+	}
+	return path, nil
+}
+
+// autolearnWouldLearn collects what bayes filters would have auto-learned
+// (see bayes.WouldLearnObserver), so that the report can say so: the dry
+// run learns nothing, and the header lacks the daemon's autolearn= note.
+type autolearnWouldLearn struct {
+	mu      sync.Mutex
+	learned []testAutolearn
+}
+
+func (a *autolearnWouldLearn) BayesWouldAutolearn(filter, class string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.learned = append(a.learned, testAutolearn{Filter: filter, Class: class})
+}
+
+// take returns what was collected since the last call, for one message.
+func (a *autolearnWouldLearn) take() []testAutolearn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.learned
+	a.learned = nil
+	return l
 }
 
 // copyIfExists copies the file at src to dst; a missing src is no error.
@@ -562,6 +624,9 @@ type testReport struct {
 	HeadersSent  bool     `json:"headers_sent"`
 	BodySent     bool     `json:"body_sent"`
 	WouldArchive []string `json:"would_archive,omitempty"`
+	// WouldAutolearn: what bayes filters would have auto-learned (the
+	// dry run learns nothing).
+	WouldAutolearn []testAutolearn `json:"would_autolearn,omitempty"`
 	// Archived: the copies --archive wrote (an mbox, or the message's
 	// file in a maildir's new/).
 	Archived []string `json:"archived,omitempty"`
@@ -589,6 +654,12 @@ type testDecision struct {
 	DurationMS float64    `json:"duration_ms"`
 	Failure    string     `json:"failure,omitempty"`
 	Error      string     `json:"error,omitempty"`
+}
+
+type testAutolearn struct {
+	Filter string `json:"filter"`
+	// Class is spam or ham.
+	Class string `json:"class"`
 }
 
 type testEdit struct {
@@ -719,6 +790,9 @@ func (r testReport) writeText(w io.Writer) error {
 	}
 	for _, a := range r.Archived {
 		p("archive:  wrote %s\n", printable(a))
+	}
+	for _, a := range r.WouldAutolearn {
+		p("autolearn: %s would learn it as %s (dry run: not learned, so the header has no autolearn note)\n", printable(a.Filter), a.Class)
 	}
 	verdict := r.Verdict
 	if r.Filter != "" {

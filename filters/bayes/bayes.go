@@ -161,6 +161,41 @@ func Open(env filters.Env, cfg Config, version string) (*Filter, error) {
 	return f, nil
 }
 
+// OpenReadOnly is Open for a filter that writes nothing, for "sluice
+// test": the store is opened read-only (see Config.OpenStoreReadOnly; a
+// bbolt store must exist), the n-gram model is never fitted again, and no
+// message is auto-learned. A message that auto-learning would learn is
+// told to env.Observer, if it is a WouldLearnObserver, and its header
+// lacks the autolearn= note; the autolearn thresholds still place the
+// printed spamicity as the daemon prints it (see printSpamicity). A user
+// who may only read the store, a store on a read-only file system, and a
+// daemon writing the store meanwhile are all fine with it: nothing is
+// created, not even the lock file, and the writers' lock is never taken.
+func OpenReadOnly(env filters.Env, cfg Config, version string) (*Filter, error) {
+	if _, err := cfg.check(env.StateDir); err != nil {
+		return nil, err
+	}
+	st, err := cfg.OpenStoreReadOnly(env.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("db: %w", err)
+	}
+	f, err := newFilter(env, cfg, version, st, true)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// WouldLearnObserver is told, by a filter built with OpenReadOnly, of each
+// message that auto-learning would have learned, and as which class
+// ("spam" or "ham"): the daemon would have tried to learn it, and noted
+// it in the header had the store changed (a message learned before is
+// not learned again).
+type WouldLearnObserver interface {
+	BayesWouldAutolearn(filter, class string)
+}
+
 // checkOnly checks that the store cfg names could be opened, creating
 // nothing, and returns a stand-in filter that is never run (see
 // filters.Env.CheckOnly). A Redis store is connected to and let go.
@@ -259,6 +294,10 @@ type Filter struct {
 	// cancels it.
 	bg       context.Context
 	cancelBg context.CancelFunc
+	// readOnly: built by OpenReadOnly, the filter writes nothing; would
+	// hears what it would have auto-learned (nil: nobody listens).
+	readOnly bool
+	would    WouldLearnObserver
 }
 
 var (
@@ -269,6 +308,12 @@ var (
 // New returns a filter on an open store, which it takes over: Close closes
 // it. cfg.DB is not used.
 func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Filter, error) {
+	return newFilter(env, cfg, version, st, false)
+}
+
+// newFilter is New; with readOnly the filter never writes the store (see
+// OpenReadOnly).
+func newFilter(env filters.Env, cfg Config, version string, st classifier.Store, readOnly bool) (*Filter, error) {
 	s, err := cfg.check(env.StateDir)
 	if err != nil {
 		return nil, err
@@ -284,6 +329,7 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		refitDone: make(chan struct{}),
+		readOnly:  readOnly,
 	}
 	f.bg, f.cancelBg = context.WithCancel(context.Background())
 	if f.log == nil {
@@ -312,7 +358,10 @@ func New(env filters.Env, cfg Config, version string, st classifier.Store) (*Fil
 	}
 	f.obs, _ = env.Observer.(Observer)
 	f.sobs, _ = env.Observer.(StoreObserver)
-	if f.s.refit > 0 && st != nil {
+	f.would, _ = env.Observer.(WouldLearnObserver)
+	// A fit writes the model into the store: a filter that writes
+	// nothing leaves it to the daemon or "sluice db refit".
+	if f.s.refit > 0 && st != nil && !readOnly {
 		go f.refitLoop()
 	} else {
 		close(f.refitDone)
@@ -714,7 +763,12 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	// new ones, with the queue id and time, at each attempt).
 	refused := va.action == Tempfail || m.Decided.Action == filters.Tempfail
 	if class := f.autolearnClass(res); class != classifier.None && !refused && !f.importIncomplete() {
-		if f.autolearn(ctx, &own, class) {
+		switch {
+		case f.readOnly:
+			if f.would != nil {
+				f.would.BayesWouldAutolearn(f.name, class.String())
+			}
+		case f.autolearn(ctx, &own, class):
 			value += ", autolearn=" + class.String()
 		}
 	}
