@@ -1875,6 +1875,21 @@ func (s *BoltStore) claimMeta(ctx context.Context, key, value string) (string, e
 	return held, nil
 }
 
+// finishImport implements importFinisher: one write transaction.
+func (s *BoltStore) finishImport(ctx context.Context, key, value string) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(metaKey(key), []byte(value)); err != nil {
+			return err
+		}
+		return meta.Delete(metaKey(MetaImporting))
+	})
+	if err != nil {
+		return fmt.Errorf("finish import: %w", err)
+	}
+	return nil
+}
+
 // SetModel implements Store: the check and both values are one write
 // transaction.
 func (s *BoltStore) SetModel(ctx context.Context, gen uint64, model, id string) (bool, error) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,7 +40,8 @@ import (
 // export into an empty store reproduces the store exactly; importing into
 // a non-empty one adds the counts and sets the digests, with their
 // features, unless the store has learned one of the export's messages
-// already: that import is refused (see refuseLearned).
+// already (see refuseLearned), or records the same export as imported
+// (see refuseImported): that import is refused.
 const exportHeader = "sluice-classifier-export 2"
 
 // exportHeaderV1 starts exports of earlier versions, which have no end
@@ -208,8 +210,11 @@ type importWriter struct {
 	// checkDialect found when the import began; once the store is
 	// marked, the one markFirstAdd set.
 	dialect string
-	marked  bool // MetaImporting is set
-	added   bool // a batch is in the store
+	// fingerprint is the input's (importFingerprint), recorded in the
+	// store as the mark goes, once the whole import is in it.
+	fingerprint string
+	marked      bool // MetaImporting is set
+	added       bool // a batch is in the store
 }
 
 func (w *importWriter) add(ctx context.Context, b Batch) error {
@@ -240,14 +245,21 @@ func (w *importWriter) add(ctx context.Context, b Batch) error {
 	return nil
 }
 
-// done takes the import's mark away once all of it is in the store. An
-// import that wrote nothing set no mark, and takes none: a mark there is
-// another import's, begun meanwhile and maybe still writing.
+// done takes the import's mark away once all of it is in the store, and
+// records the input's fingerprint in the same step, so that the same
+// input is refused next time (see refuseImported): a store holds either
+// the mark, which refuses any import, or the whole import and its
+// fingerprint. An import that wrote nothing set no mark, and takes none:
+// a mark there is another import's, begun meanwhile and maybe still
+// writing; nor does it record its fingerprint, having added nothing.
 func (w *importWriter) done(ctx context.Context) error {
 	if w.s == nil || !w.marked {
 		return nil
 	}
-	return w.s.SetMeta(ctx, MetaImporting, "")
+	if w.fingerprint == "" {
+		return w.s.SetMeta(ctx, MetaImporting, "")
+	}
+	return finishImport(ctx, w.s, MetaImportedPrefix+w.fingerprint, time.Now().UTC().Format(time.RFC3339))
 }
 
 // exportSource is what Export reads of a store.
@@ -362,7 +374,9 @@ type ImportStats struct {
 // Import reads the export format and adds it to the store. The store's
 // dialect must be unset (empty store) or equal to the export's, and the
 // store must not have learned any of the export's messages (the digests
-// of both): it would count them twice (see refuseLearned).
+// of both): it would count them twice (see refuseLearned); nor may it
+// record the export as imported (its fingerprint, see refuseImported),
+// which tells an export without digests imported before.
 //
 // Import reads and checks all of r before it writes anything, so that a
 // damaged or truncated export changes nothing and can be imported again
@@ -390,8 +404,15 @@ func Import(ctx context.Context, s Store, r io.Reader) (ImportStats, error) {
 // until Close. Checking it before the store is opened lets a caller
 // refuse a damaged input without creating a store that did not exist.
 type ImportInput struct {
-	spool    *os.File
-	bogoutil bool
+	// Again imports the input into a store that records it as imported
+	// already (its fingerprint, see MetaImportedPrefix), counting it a
+	// second time, rather than refusing it (ErrAlreadyImported). It does
+	// not let an export whose learned messages the store has in.
+	Again bool
+
+	spool       *os.File
+	bogoutil    bool
+	fingerprint string
 }
 
 // CheckImport reads all of r, an export (see Import), and checks it
@@ -401,14 +422,20 @@ func CheckImport(r io.Reader) (*ImportInput, error) {
 	if why := wrongInput(head, false); why != "" {
 		return nil, fmt.Errorf("import: %s", why)
 	}
+	var fp string
 	spool, err := spoolChecked(r, "import", func(r io.Reader) error {
-		_, err := importLines(context.Background(), nil, r, nil)
+		var err error
+		fp, err = importFingerprintOf(r, func(r io.Reader, f *importFingerprint) (Dialect, Totals, error) {
+			d := DialectSluice
+			st, err := importLines(context.Background(), importWriter{}, r, f, &d)
+			return d, st.Totals, err
+		})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &ImportInput{spool: spool}, nil
+	return &ImportInput{spool: spool, fingerprint: fp}, nil
 }
 
 // CheckBogoutil reads all of r, a bogofilter word list (see
@@ -418,14 +445,44 @@ func CheckBogoutil(r io.Reader) (*ImportInput, error) {
 	if why := wrongInput(head, true); why != "" {
 		return nil, fmt.Errorf("import bogoutil: %s", why)
 	}
+	var fp string
 	spool, err := spoolChecked(r, "import bogoutil", func(r io.Reader) error {
-		_, err := bogoutilLines(context.Background(), nil, r, "")
+		var err error
+		fp, err = importFingerprintOf(r, func(r io.Reader, f *importFingerprint) (Dialect, Totals, error) {
+			st, err := bogoutilLines(context.Background(), importWriter{}, r, f)
+			return DialectBogofilter, st.Totals, err
+		})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &ImportInput{spool: spool, bogoutil: true}, nil
+	return &ImportInput{spool: spool, bogoutil: true, fingerprint: fp}, nil
+}
+
+// importFingerprintOf runs check, an import's check of all of r, which
+// adds each record it reads to a fingerprint and returns the input's
+// dialect and totals, and returns the fingerprint.
+func importFingerprintOf(r io.Reader, check func(io.Reader, *importFingerprint) (Dialect, Totals, error)) (string, error) {
+	var f importFingerprint
+	d, t, err := check(r, &f)
+	if err != nil {
+		return "", err
+	}
+	return f.sum(d, t), nil
+}
+
+// refuseImported refuses the import if the store records the input as
+// imported already, unless in.Again.
+func (in *ImportInput) refuseImported(ctx context.Context, s Store) error {
+	if in.Again {
+		return nil
+	}
+	what := "export"
+	if in.bogoutil {
+		what = "word list"
+	}
+	return refuseImported(ctx, s, in.fingerprint, what)
 }
 
 // Close removes the checked input.
@@ -451,9 +508,15 @@ func (in *ImportInput) Into(ctx context.Context, s Store) (ImportStats, error) {
 	// The check reads the spool at offsets of its own (ReadAt), while
 	// importLines reads it in turn.
 	digests := io.NewSectionReader(in.spool, 0, info.Size())
-	return importLines(ctx, s, in.spool, func(ctx context.Context) error {
-		return refuseLearned(ctx, s, digests)
-	})
+	w := importWriter{s: s, fingerprint: in.fingerprint, check: func(ctx context.Context) error {
+		// The digests first: an export of messages the store has is
+		// refused, --again or not, and says which.
+		if err := refuseLearned(ctx, s, digests); err != nil {
+			return err
+		}
+		return in.refuseImported(ctx, s)
+	}}
+	return importLines(ctx, w, in.spool, nil, nil)
 }
 
 // spoolChecked copies r into an unlinked temporary file (in $TMPDIR)
@@ -514,10 +577,12 @@ func scanLinesNotingCut(cut *bool) bufio.SplitFunc {
 	}
 }
 
-// importLines reads an export from r and adds it to s; with s nil it
-// only checks r. check, if not nil, runs before the first write (see
-// importWriter).
-func importLines(ctx context.Context, s Store, r io.Reader, check func(context.Context) error) (ImportStats, error) {
+// importLines reads an export from r and adds it to w.s (with its check,
+// fingerprint and the rest of w set, see importWriter); with w.s nil it
+// only checks r, adds each record to fp (if not nil) and sets *dialect
+// (if not nil) to the export's dialect.
+func importLines(ctx context.Context, w importWriter, r io.Reader, fp *importFingerprint, dialect *Dialect) (ImportStats, error) {
+	s := w.s
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxExportLine)
@@ -532,7 +597,6 @@ func importLines(ctx context.Context, s Store, r io.Reader, check func(context.C
 	dialectLine := 0 // the line of the dialect
 	var b Batch
 	featureBytes := 0 // of the digests in b
-	w := importWriter{s: s, check: check}
 	flush := func() error {
 		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (w.marked || w.dialect == "")) {
 			b, featureBytes = Batch{}, 0
@@ -589,7 +653,11 @@ func importLines(ctx context.Context, s Store, r io.Reader, check func(context.C
 		switch kind {
 		case "dialect":
 			if s == nil {
-				_, err = ParseDialect(rest)
+				var d Dialect
+				d, err = ParseDialect(rest)
+				if dialect != nil {
+					*dialect = d
+				}
 			} else {
 				w.want = rest
 				w.dialect, err = checkDialect(ctx, s, rest)
@@ -611,11 +679,13 @@ func importLines(ctx context.Context, s Store, r io.Reader, check func(context.C
 		case "t":
 			var rec Record
 			rec, err = parseTokenLine(rest)
+			fp.token(rec)
 			b.Records = append(b.Records, rec)
 			st.Tokens++
 		case "d":
 			var dc DigestClass
 			dc, err = parseDigestLine(rest)
+			fp.digest(dc)
 			if s == nil {
 				// Checking only: the features need not be kept.
 				dc.Features = nil
@@ -849,7 +919,8 @@ func parseDigestLine(s string) (DigestClass, error) {
 // the store, which must be empty or already of the bogofilter dialect:
 // bogofilter's tokens differ from this package's own, so the store is
 // marked DialectBogofilter and NewForStore then tokenises as bogofilter
-// does. Other "."-prefixed lines (.WORDLIST_VERSION, .ENCODING, .ROBX)
+// does. A list the store records as imported (its fingerprint, see
+// refuseImported) is refused. Other "."-prefixed lines (.WORDLIST_VERSION, .ENCODING, .ROBX)
 // are bogofilter's bookkeeping and are skipped: .ROBX too, the robx
 // "bogoutil -R" stored, which bogofilter scores with when its
 // configuration sets none; the store scores with the robx its
@@ -876,17 +947,22 @@ func (in *ImportInput) bogoutilInto(ctx context.Context, s Store) (ImportStats, 
 	if err != nil {
 		return ImportStats{}, fmt.Errorf("import bogoutil: %w", err)
 	}
-	return bogoutilLines(ctx, s, in.spool, setDialect)
+	w := importWriter{s: s, want: string(DialectBogofilter), dialect: setDialect, fingerprint: in.fingerprint, check: func(ctx context.Context) error {
+		return in.refuseImported(ctx, s)
+	}}
+	return bogoutilLines(ctx, w, in.spool, nil)
 }
 
 // bogoEncodingRaw is the value of a bogoutil word list's .ENCODING line
 // (its spam count) when its tokens are raw bytes, not UTF-8 (2).
 const bogoEncodingRaw = 1
 
-// bogoutilLines reads a bogoutil word list from r and adds it to s; with
-// s nil it only checks r. setDialect is the dialect to record in s with
-// the first batch (see checkDialect).
-func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string) (ImportStats, error) {
+// bogoutilLines reads a bogoutil word list from r and adds it to w.s
+// (w.dialect is the dialect to record with the first batch, see
+// checkDialect); with w.s nil it only checks r, and adds each record to
+// fp, if not nil.
+func bogoutilLines(ctx context.Context, w importWriter, r io.Reader, fp *importFingerprint) (ImportStats, error) {
+	s := w.s
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxBogoutilLine)
@@ -907,7 +983,6 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 	// learned message has none.
 	spamLine, hamLine := 0, 0
 	var b Batch
-	w := importWriter{s: s, want: string(DialectBogofilter), dialect: setDialect}
 	flush := func() error {
 		if s == nil {
 			b = Batch{}
@@ -974,6 +1049,7 @@ func bogoutilLines(ctx context.Context, s Store, r io.Reader, setDialect string)
 		if hamLine == 0 && rec.Ham > 0 {
 			hamLine = line
 		}
+		fp.token(rec)
 		b.Records = append(b.Records, rec)
 		st.Tokens++
 		if len(b.Records) >= importBatch {

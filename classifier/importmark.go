@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"strconv"
 	"strings"
@@ -258,3 +262,123 @@ type errBeforeWrite struct{ err error }
 
 func (e errBeforeWrite) Error() string { return e.err.Error() }
 func (e errBeforeWrite) Unwrap() error { return e.err }
+
+// MetaImportedPrefix starts the Meta keys that record the inputs
+// imported into a store: MetaImportedPrefix + the input's fingerprint
+// (see importFingerprint), with the time of the import, RFC 3339 (UTC),
+// as value. A bogofilter word list, or an export of a store that holds
+// only such lists, has no digests of learned messages, which would let
+// refuseLearned see that the store has it already: importing it a second
+// time (a migration script run again, a cron job) counted every token
+// and message twice, and nothing said so. Its fingerprint does.
+const MetaImportedPrefix = "imported:"
+
+// ErrAlreadyImported is the error of an import of an input whose
+// fingerprint the store records: the same input imported before.
+var ErrAlreadyImported = errors.New("importing it again would count every token and message of it a second time; nothing was imported")
+
+// importFingerprint sums up what an import adds to a store: its dialect,
+// its message totals, and its token and digest records, each token with
+// its counts and last-seen day, each digest with its class and features.
+// It is a sum of what the records are, not of the input's bytes: blank
+// lines, a CR before each newline, the export's header and end line, and
+// bogofilter's bookkeeping lines (.ROBX, .WORDLIST_VERSION, .ENCODING),
+// none of which the store keeps, do not count, nor does the order of the
+// records, which differs between two exports of one Redis store (a Redis
+// walk follows no order). So a bogofilter word list and the export of a
+// store that holds nothing but that list have one fingerprint.
+type importFingerprint struct {
+	tokens, digests sum256
+	buf             []byte
+}
+
+// sum256 is a 256-bit number, kept as four 64-bit words, least
+// significant first. Adding the hash of each record to it gives the same
+// sum in any order; a record twice adds twice, where an XOR would cancel.
+type sum256 [4]uint64
+
+func (s *sum256) add(h [sha256.Size]byte) {
+	var carry uint64
+	for i := range s {
+		s[i], carry = bits.Add64(s[i], binary.BigEndian.Uint64(h[8*i:]), carry)
+	}
+}
+
+func (s *sum256) appendTo(b []byte) []byte {
+	for _, w := range s {
+		b = binary.BigEndian.AppendUint64(b, w)
+	}
+	return b
+}
+
+// token adds a token record. One with no count adds nothing to a store
+// (Add keeps no token without counts), and nothing to the fingerprint.
+func (f *importFingerprint) token(r Record) {
+	if f == nil || (r.Spam == 0 && r.Ham == 0) {
+		return
+	}
+	b := binary.AppendUvarint(f.buf[:0], uint64(len(r.Token)))
+	b = append(b, r.Token...)
+	b = binary.BigEndian.AppendUint32(b, r.Spam)
+	b = binary.BigEndian.AppendUint32(b, r.Ham)
+	b = binary.BigEndian.AppendUint32(b, uint32(r.LastSeen))
+	f.tokens.add(sha256.Sum256(b))
+	f.buf = b
+}
+
+// digest adds a digest record.
+func (f *importFingerprint) digest(d DigestClass) {
+	if f == nil {
+		return
+	}
+	b := append(f.buf[:0], d.Digest[:]...)
+	b = append(b, byte(d.Class))
+	b = append(b, d.Features...)
+	f.digests.add(sha256.Sum256(b))
+	f.buf = b
+}
+
+// sum returns the fingerprint, in hex, of the records added and of the
+// input's dialect and totals.
+func (f *importFingerprint) sum(dialect Dialect, t Totals) string {
+	b := fmt.Appendf(nil, "sluice-import-fingerprint 1\ndialect %s\ntotals %d %d\n", dialect, t.Spam, t.Ham)
+	b = f.tokens.appendTo(b)
+	b = f.digests.appendTo(b)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// refuseImported refuses (ErrAlreadyImported) an import of an input of
+// fingerprint fp that the store records as imported. Digest-less input
+// gives refuseLearned nothing to compare: this is what tells it.
+func refuseImported(ctx context.Context, s Store, fp string, what string) error {
+	when, err := s.Meta(ctx, MetaImportedPrefix+fp)
+	if err != nil {
+		return fmt.Errorf("look up the %s's fingerprint in the store: %w", what, err)
+	}
+	if when == "" {
+		return nil
+	}
+	return fmt.Errorf("this %s (fingerprint %.16s...) was imported into the store already, at %s: %w", what, fp, when, ErrAlreadyImported)
+}
+
+// importFinisher is a store that can take an import's mark away
+// (MetaImporting) and set another Meta value, the import's fingerprint,
+// in one atomic step (bbolt: one write transaction; Redis: one script).
+type importFinisher interface {
+	finishImport(ctx context.Context, key, value string) error
+}
+
+// finishImport records key (the fingerprint of an import now whole in
+// s) and takes the import's mark away, at once where the store can. Where
+// it cannot, the fingerprint goes first: an import stopped between the
+// two leaves the mark, which refuses everything a fingerprint would.
+func finishImport(ctx context.Context, s Store, key, value string) error {
+	if f, ok := s.(importFinisher); ok {
+		return f.finishImport(ctx, key, value)
+	}
+	if err := s.SetMeta(ctx, key, value); err != nil {
+		return err
+	}
+	return s.SetMeta(ctx, MetaImporting, "")
+}

@@ -33,6 +33,29 @@ func (s *RedisStore) claimMeta(ctx context.Context, key, value string) (string, 
 	return held, nil
 }
 
+// luaFinishImport sets a store-wide setting (an import's fingerprint)
+// and deletes another (the import's mark, see importFinisher).
+//
+// KEYS: meta. ARGV[1] field to set, ARGV[2] its value (not empty),
+// ARGV[3] field to delete.
+const luaFinishImport = luaPrelude + `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], ARGV[3])
+if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
+return 1
+`
+
+var scriptFinishImport = newScript(luaFinishImport)
+
+// finishImport implements importFinisher: one script.
+func (s *RedisStore) finishImport(ctx context.Context, key, value string) error {
+	_, err := s.runScripts(ctx, "meta", scriptFinishImport, [][]any{{"m:" + key, value, "m:" + MetaImporting}}, false)
+	if err != nil {
+		return fmt.Errorf("finish import: %w", err)
+	}
+	return nil
+}
+
 // learnedDigests implements digestFinder: one HMGET of the digests hash.
 func (s *RedisStore) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
 	fields := make([]string, len(ds))

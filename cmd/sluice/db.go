@@ -439,9 +439,9 @@ the way to move a store to another machine or another version of sluice.`,
 }
 
 func (c *cli) newDBImportCmd(sf *storeFlags) *cobra.Command {
-	var bogoutil bool
+	var bogoutil, again bool
 	cmd := &cobra.Command{
-		Use:   "import [--bogoutil] [FILE]",
+		Use:   "import [--bogoutil] [--again] [FILE]",
 		Short: "Add an export or a bogofilter word list to the store",
 		Long: `Import reads FILE (standard input without FILE, or with "-") and adds its
 counts to the store, creating the store if needed.
@@ -450,6 +450,12 @@ Without --bogoutil, FILE is the output of "sluice db export"; imported
 into an empty store it reproduces the exported one exactly. An export of
 which the store has learned any message already (the same export
 imported twice) is refused: it would count those messages twice.
+
+The store records each input it imports (a fingerprint of its tokens,
+counts and message totals), and refuses the same input a second time:
+a bogofilter word list, or an export of a store that only imported one,
+holds no messages to compare, and would be counted twice. --again
+imports such an input once more on purpose.
 
 With --bogoutil, FILE is a bogofilter word list dumped by
 "bogoutil -d wordlist.db". The store must be empty or already hold an
@@ -483,6 +489,7 @@ reload the daemon after importing into the store it uses.`,
 				return fmt.Errorf("import %s: %w", name, err)
 			}
 			defer checked.Close()
+			checked.Again = again
 			// A store file the import makes must not stay behind if the
 			// import fails before it writes (a full disk): see
 			// classifier.BoltStore.RemoveIfEmpty.
@@ -496,6 +503,9 @@ reload the daemon after importing into the store it uses.`,
 				s, err := checked.Into(ctx, st)
 				if bs, ok := st.(*classifier.BoltStore); ok && err != nil && made {
 					bs.RemoveIfEmpty(ctx)
+				}
+				if errors.Is(err, classifier.ErrAlreadyImported) {
+					return fmt.Errorf("import %s: %w; to count it a second time on purpose, import it with --again", name, err)
 				}
 				if errors.Is(err, classifier.ErrDialect) {
 					return fmt.Errorf("import %s: %w; import into a new store (--db NEWFILE) and point the bayes filter's db at it", name, err)
@@ -528,6 +538,7 @@ reload the daemon after importing into the store it uses.`,
 		},
 	}
 	cmd.Flags().BoolVar(&bogoutil, "bogoutil", false, `FILE is a bogofilter word list from "bogoutil -d"`)
+	cmd.Flags().BoolVar(&again, "again", false, "import FILE even if the store records it as imported already, counting it a second time")
 	return cmd
 }
 

@@ -243,6 +243,58 @@ func TestDBImportBogoutil(t *testing.T) {
 	}
 }
 
+// The same bogofilter word list imported twice, as a migration script
+// run again does, counted every token and message twice: a word list has
+// no digests of learned messages to show the store has it. The second
+// import is refused, with exit status 1, saying when the first was and
+// what to do, and changes nothing; so is the export of a store that holds
+// only such a list, imported twice into another. A later dump imports,
+// and --again imports the same list on purpose.
+func TestDBImportBogoutilTwiceRefused(t *testing.T) {
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "wordlist.txt")
+	later := filepath.Join(dir, "wordlist-later.txt")
+	os.WriteFile(dump, []byte(".MSG_COUNT 20 30 20240101\ncasino 15 0 20240101\nmeeting 0 25 20240101\n"), 0o644)
+	os.WriteFile(later, []byte(".MSG_COUNT 21 30 20240102\ncasino 16 0 20240102\nmeeting 0 25 20240101\n"), 0o644)
+	db := filepath.Join(dir, "bogo.db")
+	if r := runCLI(t, "", "db", "import", "--db", db, "--bogoutil", dump); r.code != 0 {
+		t.Fatalf("import: %+v", r)
+	}
+	refused := func(db string, stdin string, args ...string) {
+		t.Helper()
+		before := runCLI(t, "", "db", "export", "--db", db).stdout
+		r := runCLI(t, stdin, append([]string{"db", "import", "--db", db}, args...)...)
+		if r.code != 1 || r.stdout != "" || !regexp.MustCompile(`was imported into the store already, at 20\d\d-\d\d-\d\dT`).MatchString(r.stderr) ||
+			!strings.Contains(r.stderr, "nothing was imported") || !strings.Contains(r.stderr, "import it with --again") {
+			t.Errorf("import %v again: %+v, want exit status 1 saying when it was imported and what to do", args, r)
+		}
+		if after := runCLI(t, "", "db", "export", "--db", db).stdout; after != before {
+			t.Errorf("the refused import changed the store:\n%s", after)
+		}
+	}
+	refused(db, "", "--bogoutil", dump)
+	if got := statsField(t, db, "messages"); got != "20 spam, 30 ham" {
+		t.Errorf("spam after the refused import: %q, want 20", got)
+	}
+
+	exp := runCLI(t, "", "db", "export", "--db", db)
+	moved := filepath.Join(dir, "moved.db")
+	if r := runCLI(t, exp.stdout, "db", "import", "--db", moved); r.code != 0 {
+		t.Fatalf("import of the export: %+v", r)
+	}
+	refused(moved, exp.stdout)
+
+	if r := runCLI(t, "", "db", "import", "--db", db, "--bogoutil", later); r.code != 0 || !strings.HasPrefix(r.stdout, "imported 2 tokens, 0 digests, 21 spam and 30 ham messages") {
+		t.Errorf("a later dump: %+v", r)
+	}
+	if r := runCLI(t, "", "db", "import", "--db", db, "--bogoutil", "--again", dump); r.code != 0 {
+		t.Errorf("--again: %+v", r)
+	}
+	if got := statsField(t, db, "messages"); got != "61 spam, 90 ham" {
+		t.Errorf("spam after a later dump and --again: %q, want 61", got)
+	}
+}
+
 // The n-gram model: fitted by train, by import and by db refit, the same
 // whatever the order of training, shown by db stats and used by classify;
 // off in the configuration, neither fitted nor used.
