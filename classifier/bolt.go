@@ -19,6 +19,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sluice-mail/sluice/internal/trustedlink"
 )
 
 // Bucket and key names of the bbolt file. The format version is checked on
@@ -170,6 +172,16 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 	if opts.ReadOnly {
 		return openBoltReadOnly(path, opts)
 	}
+	// Root's "sluice train" writes the store in state_dir, which the
+	// daemon's user may write: a symbolic link that user put in the
+	// store's place must not have root create or write the file it
+	// points to. Checked here, before the lock file is made; the open
+	// itself (openBolt) follows only such a link too.
+	if link, err := os.Lstat(path); err == nil && link.Mode()&fs.ModeSymlink != 0 {
+		if err := trustedlink.Check(path, link); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
 	// Another program's bbolt file is only told from a store by reading
 	// it, under the lock: the lock file this open makes for it goes again.
 	_, lerr := os.Lstat(path + ".lock")
@@ -230,6 +242,10 @@ func newBoltStore(path string, opts BoltOptions, lock *os.File) *BoltStore {
 // or create: the message names the file and the way out, as "permission
 // denied" alone does not say that the store itself may be readable.
 func lockFileError(path string, err error) error {
+	if _, ok := errors.AsType[*trustedlink.UntrustedError](err); ok {
+		// Not a matter of access either: the advice would mislead.
+		return fmt.Errorf("open store %s: lock file: %w", path, err)
+	}
 	return fmt.Errorf("open store %s: lock file: %w: a process that writes the store must be able to write %s.lock "+
 		"(and create it in the store's directory); run it as the store's owner, or only read the store "+
 		"(sluice classify, test, db stats, db dump and db export need no write access)", path, err, path)
@@ -518,9 +534,11 @@ func (s *BoltStore) poll() {
 	}
 }
 
-// openLockFile opens (creating) the lock file of the store at path.
+// openLockFile opens (creating) the lock file of the store at path. A
+// symbolic link there is followed only if root or this process's user
+// owns it, as the store's own (see OpenBolt).
 func openLockFile(path string) (*os.File, error) {
-	return os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
+	return trustedlink.Open(path+".lock", os.O_RDWR|os.O_CREATE, 0o660)
 }
 
 // openLock opens the lock file again as the store was opened: for
@@ -803,7 +821,12 @@ func (s *BoltStore) openBolt(o *bolt.Options) (*bolt.DB, error) {
 	var f *os.File
 	o.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
 		var err error
-		f, err = os.OpenFile(name, flag, perm)
+		if s.opts.ReadOnly {
+			// Writes nothing: a link is followed as before.
+			f, err = os.OpenFile(name, flag, perm)
+		} else {
+			f, err = trustedlink.Open(name, flag, perm)
+		}
 		return f, err
 	}
 	var db *bolt.DB

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/filters/process"
+	"github.com/sluice-mail/sluice/internal/trustedlink"
 )
 
 // pathLocks serialises the appends of one process to one file: sessions
@@ -473,13 +474,7 @@ func trustedLockMaker(lock fs.FileInfo, mbox *os.File) (uint32, bool) {
 }
 
 // fileOwner returns the uid that owns fi's file.
-func fileOwner(fi fs.FileInfo) (uint32, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
-	}
-	return st.Uid, true
-}
+func fileOwner(fi fs.FileInfo) (uint32, bool) { return trustedlink.Owner(fi) }
 
 // linkCount returns the number of names (hard links) of fi's file.
 func linkCount(fi fs.FileInfo) (uint64, bool) {
@@ -496,9 +491,7 @@ func linkCount(fi fs.FileInfo) (uint64, bool) {
 // trustedOwner reports whether a file uid owns may steer what this
 // process does: root's, or this process's user's. It is the rule
 // Postfix's local(8) applies to a symbolic link at a mailbox's name.
-func trustedOwner(uid uint32) bool {
-	return uid == 0 || int(uid) == os.Geteuid()
-}
+func trustedOwner(uid uint32) bool { return trustedlink.TrustedOwner(uid) }
 
 // tryKernelLocks takes flock(2) and a POSIX record lock on the whole file
 // without waiting. flock is what other sluice processes use; the record

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sluice-mail/sluice/internal/trustedlink"
 )
 
 // Modes of what the archive creates. Archived mail is as private as a
@@ -224,64 +226,25 @@ func (a *Appender) openMboxFile(path string) (*os.File, error) {
 
 // OpenTrustedLink is os.OpenFile, except that a symbolic link at path (its
 // last component) is followed only if root or this process's user owns
-// it, as Postfix's local(8) does with a mailbox. Whoever owns a link
-// chose its target: followed by root, a link a user put in a folder of
-// theirs would have root read or write a file the user may not
-// (/etc/shadow, /root/.ssh/authorized_keys). Links further up the path
-// are followed.
+// it, as Postfix's local(8) does with a mailbox (see trustedlink.Open).
+// Whoever owns a link chose its target: followed by root, a link a user
+// put in a folder of theirs would have root read or write a file the user
+// may not (/etc/shadow, /root/.ssh/authorized_keys). Links further up the
+// path are followed.
 func OpenTrustedLink(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
-	if !errors.Is(err, syscall.ELOOP) {
-		return f, err
-	}
-	link, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	uid, ok := fileOwner(link)
-	if !ok || link.Mode()&fs.ModeSymlink == 0 {
-		return nil, fmt.Errorf("open %s: %w", path, syscall.ELOOP)
-	}
-	if !trustedOwner(uid) {
-		return nil, &UntrustedLinkError{Path: path, UID: uid}
-	}
-	f, err = os.OpenFile(path, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	// The link checked must be the one followed: one put in its place
-	// meanwhile is another link, with another inode.
-	if again, err := os.Lstat(path); err != nil || !os.SameFile(link, again) {
-		f.Close()
-		return nil, fmt.Errorf("open %s: the symbolic link was replaced while it was followed", path)
-	}
-	return f, nil
+	return trustedlink.Open(path, flag, perm)
 }
 
 // TrustedLink reports whether a symbolic link described by link (as
 // os.Lstat returns it) may be followed by the rule of OpenTrustedLink,
 // and returns an *UntrustedLinkError if not.
 func TrustedLink(path string, link fs.FileInfo) error {
-	uid, ok := fileOwner(link)
-	if !ok {
-		return fmt.Errorf("%s: the owner of the symbolic link is unknown: not followed", path)
-	}
-	if !trustedOwner(uid) {
-		return &UntrustedLinkError{Path: path, UID: uid}
-	}
-	return nil
+	return trustedlink.Check(path, link)
 }
 
 // UntrustedLinkError is a symbolic link not followed because neither
 // root nor this process's user owns it (see OpenTrustedLink).
-type UntrustedLinkError struct {
-	Path string
-	UID  uint32
-}
-
-func (e *UntrustedLinkError) Error() string {
-	return fmt.Sprintf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", e.Path, e.UID)
-}
+type UntrustedLinkError = trustedlink.UntrustedError
 
 func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 	f, err := openLocked(path, func() (*os.File, error) { return a.openMboxFile(path) }, tryKernelLocks)

@@ -1,0 +1,90 @@
+// Package trustedlink opens files whose last path component may be a
+// symbolic link made by someone else, following the link only if root or
+// this process's user owns it, as Postfix's local(8) does with a mailbox.
+//
+// Whoever owns a link chose its target. sluice's state directory and
+// archive belong to the daemon's user, and root runs "sluice train" and
+// "sluice archive" over them and over users' mail folders: a link one of
+// those users put there, followed by root, would have root read, create
+// or write a file the user may not (/etc/shadow, /etc/nologin,
+// /root/.ssh/authorized_keys).
+package trustedlink
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// Open is os.OpenFile, except that a symbolic link at path (its last
+// component) is followed only if root or this process's user owns it.
+// Links further up the path are followed.
+func Open(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
+	if !errors.Is(err, syscall.ELOOP) {
+		return f, err
+	}
+	link, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if link.Mode()&fs.ModeSymlink == 0 {
+		return nil, fmt.Errorf("open %s: %w", path, syscall.ELOOP)
+	}
+	if err := Check(path, link); err != nil {
+		return nil, err
+	}
+	f, err = os.OpenFile(path, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	// The link checked must be the one followed: one put in its place
+	// meanwhile is another link, with another inode.
+	if again, err := os.Lstat(path); err != nil || !os.SameFile(link, again) {
+		f.Close()
+		return nil, fmt.Errorf("open %s: the symbolic link was replaced while it was followed", path)
+	}
+	return f, nil
+}
+
+// Check reports whether a symbolic link described by link (as os.Lstat
+// returns it) may be followed by the rule of Open, and returns an
+// *UntrustedError if not.
+func Check(path string, link fs.FileInfo) error {
+	uid, ok := Owner(link)
+	if !ok {
+		return fmt.Errorf("%s: the owner of the symbolic link is unknown: not followed", path)
+	}
+	if !TrustedOwner(uid) {
+		return &UntrustedError{Path: path, UID: uid}
+	}
+	return nil
+}
+
+// UntrustedError is a symbolic link not followed because neither root
+// nor this process's user owns it.
+type UntrustedError struct {
+	Path string
+	UID  uint32
+}
+
+func (e *UntrustedError) Error() string {
+	return fmt.Sprintf("open %s: a symbolic link owned by uid %d, neither root nor this user: not followed", e.Path, e.UID)
+}
+
+// Owner returns the uid that owns fi's file.
+func Owner(fi fs.FileInfo) (uint32, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Uid, true
+}
+
+// TrustedOwner reports whether a file uid owns may steer what this
+// process does: root's, or this process's user's.
+func TrustedOwner(uid uint32) bool {
+	return uid == 0 || int(uid) == os.Geteuid()
+}
