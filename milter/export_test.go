@@ -4,6 +4,10 @@ package milter
 // accepts connections; nil removes it.
 func SetListeningHook(f func(path string)) { listeningHook = f }
 
+// SetBoundHook sets the function Listen calls as soon as a unix socket is
+// bound, before it gets its group and mode; nil removes it.
+func SetBoundHook(f func(path string)) { boundHook = f }
+
 // SetStaleHook sets the function Listen calls when it found the socket
 // file stale, before removing it; nil removes it.
 func SetStaleHook(f func(path string)) { staleHook = f }

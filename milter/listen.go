@@ -275,6 +275,9 @@ func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
 	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
 		return nil, os.NewSyscallError("bind", err)
 	}
+	if boundHook != nil {
+		boundHook(path)
+	}
 	if err := setSocketAccess(path, gid, opts); err != nil {
 		os.Remove(path)
 		return nil, err
@@ -299,6 +302,10 @@ func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
 // listeningHook, when set by a test, is called as soon as a unix socket
 // accepts connections.
 var listeningHook func(path string)
+
+// boundHook, when set by a test, is called as soon as a unix socket is
+// bound, before it gets its group and mode.
+var boundHook func(path string)
 
 // staleHook, when set by a test, is called when the socket file at path
 // was found stale, before it is removed.
@@ -340,19 +347,11 @@ func removeStaleSocket(path string) error {
 }
 
 func setSocketAccess(path string, gid int, opts UnixOptions) error {
-	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err != nil {
-			return fmt.Errorf("chgrp %s: %w", opts.Group, err)
-		}
-	}
 	mode := opts.Mode
 	if mode == 0 {
 		mode = 0o660
 	}
-	if err := os.Chmod(path, mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	return nil
+	return socketFileAccess(path, gid, opts.Group, mode)
 }
 
 func lookupGroup(g string) (int, error) {
