@@ -269,6 +269,66 @@ func IsRedisURL(s string) bool {
 // (USER:PASSWORD@) is refused: command lines are visible to every user of
 // the machine.
 func ParseRedisURL(s string) (RedisConfig, error) {
+	r, err := parseRedisURL(s)
+	if err != nil {
+		if hosts, ok := looseUserinfo(s); ok {
+			// The refusal the URL earned, not what its password's
+			// "/" or "?" made of the rest, which quoted the password.
+			return RedisConfig{}, fmt.Errorf("%s://***@%s: no password in the URL, please (anyone can read command lines); use password_file or password_env", s[:strings.Index(s, "://")], hosts)
+		}
+	}
+	return r, err
+}
+
+// looseUserinfo finds a password in a URL that parseRedisURL refused,
+// written as a person writes one rather than as RFC 3986 has it: with a
+// "/" or "?" in it not percent-encoded, "redis://user:pa/ss@host:6379"
+// (base64 passwords hold "/" often), which by the letter is the host
+// "user:pa" and the database "ss@host:6379". It reports the text after
+// the userinfo when some "@" is followed by a list of HOST:PORT and
+// preceded by a ":" after the scheme, and is either before the query
+// (no database holds an "@") or after a text before the query that is no
+// list of HOST:PORT ("user:pa?ss@host:6379"). Only refused URLs are
+// looked at, so a query value with an "@" in it ("prefix=x@y:2") costs
+// nothing, and a refused one is not taken for a password after a valid
+// host.
+func looseUserinfo(s string) (string, bool) {
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return "", false
+	}
+	query := strings.IndexByte(rest, '?')
+	head := rest
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		head = rest[:i]
+	}
+	for i := strings.LastIndex(rest, "@"); i >= 0; i = strings.LastIndex(rest[:i], "@") {
+		after := rest[i+1:]
+		hosts, _, _ := strings.Cut(after, "?")
+		hosts, _, _ = strings.Cut(hosts, "/")
+		beforeQuery := query < 0 || i < query
+		if strings.Contains(rest[:i], ":") && hostPorts(hosts) && (beforeQuery || !hostPorts(head)) {
+			return after, true
+		}
+	}
+	return "", false
+}
+
+// hostPorts reports whether s is a comma-separated list of HOST:PORT.
+func hostPorts(s string) bool {
+	for _, a := range strings.Split(s, ",") {
+		host, port, err := net.SplitHostPort(a)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	return true
+}
+
+// parseRedisURL is ParseRedisURL without the search for a password
+// written with delimiters in it.
+func parseRedisURL(s string) (RedisConfig, error) {
 	var r RedisConfig
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "redis" && scheme != "rediss") {

@@ -524,6 +524,45 @@ func TestParseRedisURL(t *testing.T) {
 	}
 }
 
+// A password holds a "/" or "?" as often as not (base64 makes them), and a
+// person writes it into the URL as it is, not percent-encoded. Read by
+// the letter of RFC 3986 such a URL has no password: its host is
+// "user:pa", and the rest a database or a parameter. It is refused all
+// the same, but as a password in the URL, and without showing it. A URL
+// whose query holds an "@" still reads as before.
+func TestParseRedisURLPasswordWithDelimiters(t *testing.T) {
+	for _, s := range []string{
+		"redis://user:pa/secret@a:1",
+		"redis://user:pa?secret@a:1",
+		"redis://user:12/secret@a:1",
+		"redis://user:pa/secret@a:1/0?prefix=x",
+		"rediss://sluice:k9/secret+Q=@a:1,b:2?cluster=true",
+		"redis://user:pa?secret@[::1]:6379/2",
+	} {
+		_, err := bayes.ParseRedisURL(s)
+		if err == nil {
+			t.Errorf("%s: no error", s)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows the password: %v", s, err)
+		}
+		if !strings.Contains(err.Error(), "no password in the URL") {
+			t.Errorf("%s: error %q, want it to say that a password is in the URL", s, err)
+		}
+	}
+	r, err := bayes.ParseRedisURL("redis://a:1/0?prefix=x@y:2")
+	if err != nil || r.KeyPrefix != "x@y:2" || r.Addrs[0] != "a:1" {
+		t.Errorf("a prefix with an @: %+v, %v", r, err)
+	}
+	if _, err := bayes.ParseRedisURL("redis://a:1/0?prefix=x@y&timeout=bad"); err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a bad timeout beside a prefix with an @: %v, want the timeout named", err)
+	}
+	if _, err := bayes.ParseRedisURL("redis://[::1]:6379/x?prefix=a@b:1"); err == nil || !strings.Contains(err.Error(), "database") {
+		t.Errorf("a bad database beside a prefix with an @: %v, want the database named", err)
+	}
+}
+
 // A session that ends while Redis hangs is not counted as an outage: the
 // filter returns the error and tags nothing.
 func TestRedisAbortedSessionNotUnavailable(t *testing.T) {
