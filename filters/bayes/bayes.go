@@ -33,6 +33,7 @@ import (
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
+	"github.com/sluice-mail/sluice/internal/trustedlink"
 )
 
 // Observer is told what the filter does, for metrics. It must be safe for
@@ -220,6 +221,13 @@ func checkOnly(env filters.Env, cfg Config, s settings) (*Filter, error) {
 // Run as the daemon's user, this finds a store the daemon could not open.
 func checkBoltAccess(path string) error {
 	for _, p := range []string{path, path + ".lock"} {
+		// The daemon follows a symbolic link there only if root or
+		// its user owns it (see classifier.OpenBolt).
+		if link, err := os.Lstat(p); err == nil && link.Mode()&fs.ModeSymlink != 0 {
+			if err := trustedlink.Check(p, link); err != nil {
+				return err
+			}
+		}
 		fi, err := os.Stat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			dir := filepath.Dir(p)

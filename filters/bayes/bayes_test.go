@@ -1691,3 +1691,41 @@ func TestConfigCheckRefusesWhatTheDaemonRefuses(t *testing.T) {
 		})
 	}
 }
+
+// The daemon does not follow a symbolic link at the store's path or at
+// its lock file that neither root nor its own user owns (see
+// classifier.OpenBolt), so sluice config check, run as the daemon's
+// user, must not pass one either: the next start or reload would fail
+// after the check said the configuration was fine. It names the link,
+// and creates nothing where it points.
+func TestConfigCheckRefusesOtherUsersLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a link owned by another user needs root to make")
+	}
+	for _, suffix := range []string{"", ".lock"} {
+		t.Run("link at db"+suffix, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "bayes.db")
+			target := filepath.Join(dir, "victim")
+			if err := os.Symlink(target, db+suffix); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(db+suffix, 1000, 1000); err != nil {
+				t.Fatal(err)
+			}
+			env := filters.Env{Name: "bayes", StateDir: dir, Logger: slog.New(slog.DiscardHandler), CheckOnly: true}
+			_, err := bayes.Open(env, options(t, "db: "+db), "1")
+			if err == nil || !strings.Contains(err.Error(), "neither root nor this user") {
+				t.Errorf("config check: %v, want a refusal of the other user's link", err)
+			}
+			env.CheckOnly = false
+			if f, err := bayes.Open(env, options(t, "db: "+db), "1"); err == nil {
+				f.Close()
+				t.Errorf("the daemon opened the store through the other user's link")
+			}
+			if _, err := os.Lstat(target); err == nil {
+				t.Errorf("the link's target was created")
+			}
+		})
+	}
+}
