@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -555,11 +556,46 @@ func droppedRecord(format string) func(n int) []byte {
 }
 
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: boundLogValue}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// maxLogValue bounds each value of a log line. A sender controls some of
+// them (a reason that quotes a 50 KB From field, the rcpts of a message
+// to hundreds of recipients), and journald cuts a line longer than its
+// LineMax (48 KiB by default) into entries of their own, the next
+// starting with whatever follows the cut: text of the sender's choosing
+// could so stand in the log as a line of sluice's. A dozen such values
+// still fit in one entry; real values are far shorter.
+const maxLogValue = 8192
+
+// boundLogValue cuts a string or error value longer than maxLogValue,
+// at the start of a character, and says how many bytes it left out.
+func boundLogValue(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch v := a.Value; {
+	case v.Kind() == slog.KindString:
+		s = v.String()
+	case v.Kind() == slog.KindAny:
+		err, ok := v.Any().(error)
+		if !ok {
+			return a
+		}
+		s = err.Error()
+	default:
+		return a
+	}
+	if len(s) <= maxLogValue {
+		return a
+	}
+	cut := maxLogValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return slog.String(a.Key, fmt.Sprintf("%s...(%d bytes more)", s[:cut], len(s)-cut))
 }
 
 func mustLevel(s string) config.Level {
