@@ -20,7 +20,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/sluice-mail/sluice/internal/trustedlink"
+	"github.com/sluice-mail/sluice/filters/trustedlink"
 )
 
 // Bucket and key names of the bbolt file. The format version is checked on

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/filters/process"
-	"github.com/sluice-mail/sluice/internal/trustedlink"
+	"github.com/sluice-mail/sluice/filters/trustedlink"
 )
 
 // pathLocks serialises the appends of one process to one file: sessions

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-mail/sluice/internal/trustedlink"
+	"github.com/sluice-mail/sluice/filters/trustedlink"
 )
 
 // Modes of what the archive creates. Archived mail is as private as a

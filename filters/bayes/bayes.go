@@ -33,7 +33,7 @@ import (
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
-	"github.com/sluice-mail/sluice/internal/trustedlink"
+	"github.com/sluice-mail/sluice/filters/trustedlink"
 )
 
 // Observer is told what the filter does, for metrics. It must be safe for
