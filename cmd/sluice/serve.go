@@ -568,8 +568,10 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 // to hundreds of recipients), and journald cuts a line longer than its
 // LineMax (48 KiB by default) into entries of their own, the next
 // starting with whatever follows the cut: text of the sender's choosing
-// could so stand in the log as a line of sluice's. A dozen such values
-// still fit in one entry; real values are far shorter.
+// could so stand in the log as a line of sluice's. The values of a line
+// that a sender can make long (rcpts, reason, from, helo; the MTA bounds
+// the last two by its SMTP line length) still fit one entry together at
+// this size; real values are far shorter.
 const maxLogValue = 8192
 
 // boundLogValue cuts a string or error value longer than maxLogValue,
