@@ -93,8 +93,13 @@ type ScoreConfig struct {
 
 // ZoneConfig is one list.
 type ZoneConfig struct {
-	// Zone is the list's DNS zone, e.g. "zen.spamhaus.org".
+	// Zone is the list's DNS zone, e.g. "zen.spamhaus.org". It is used
+	// for queries only: it may hold an access key (Spamhaus DQS).
 	Zone string `yaml:"zone"`
+	// Name is what replies, header fields, logs and metrics call the
+	// list. Default: the zone, without the key of a Spamhaus DQS zone
+	// (see displayName).
+	Name string `yaml:"name"`
 	// Type is "ip" (default: the client address is looked up) or
 	// "domain" (domains are looked up, see Check).
 	Type string `yaml:"type"`
@@ -197,7 +202,13 @@ type codeRule struct {
 
 // zone is a checked ZoneConfig.
 type zone struct {
-	name   string // lower case, no final dot
+	// zone is the zone queried, lower case, no final dot. It is never
+	// shown: it may hold an access key, which a reply or a header field
+	// would give to every client refused or every recipient.
+	zone string
+	// name is what replies, header fields, logs and metrics call the
+	// list (see displayName).
+	name   string
 	kind   zoneKind
 	v4, v6 bool     // ip lists: families looked up
 	checks []string // domain lists: targets, in order
@@ -440,17 +451,29 @@ func (c Config) check() (settings, error) {
 	if len(c.Zones) > maxZones {
 		return s, fmt.Errorf("zones: %d lists, at most %d allowed", len(c.Zones), maxZones)
 	}
-	seen := map[string]bool{}
+	// The zones and the names of one type, by the index of the list
+	// that has them. Metrics, the health of a list and the codes told
+	// apart are kept by name, and a reply or header field is read by
+	// it: two lists of one name would count as one, and the reader
+	// could not tell which listed.
+	type kindKey struct {
+		kind zoneKind
+		s    string
+	}
+	zones, names := map[kindKey]int{}, map[kindKey]int{}
 	for i, zc := range c.Zones {
 		z, err := zc.check()
 		if err != nil {
 			return s, fmt.Errorf("zones[%d].%w", i, err)
 		}
-		key := fmt.Sprint(z.kind, z.name)
-		if seen[key] {
-			return s, fmt.Errorf("zones[%d].zone: %s is listed twice", i, z.name)
+		if _, dup := zones[kindKey{z.kind, z.zone}]; dup {
+			return s, fmt.Errorf("zones[%d].zone: %s is listed twice", i, z.zone)
 		}
-		seen[key] = true
+		zones[kindKey{z.kind, z.zone}] = i
+		if j, dup := names[kindKey{z.kind, z.name}]; dup {
+			return s, fmt.Errorf("zones[%d].name: %s is the name of zones[%d] too (a name is the zone unless set, without the key of a Spamhaus DQS zone); give each list a name of its own", i, z.name, j)
+		}
+		names[kindKey{z.kind, z.name}] = i
 		s.zones = append(s.zones, z)
 	}
 	return s, nil
@@ -550,7 +573,15 @@ func (zc ZoneConfig) check() (*zone, error) {
 	if !zoneName(name) || len(name) > maxZoneName || !strings.Contains(name, ".") {
 		return nil, fmt.Errorf("zone %q: not a DNS zone name such as zen.spamhaus.org", zc.Zone)
 	}
-	z.name = name
+	z.zone = name
+	z.name = displayName(name)
+	if zc.Name != "" {
+		shown := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(zc.Name), "."))
+		if shown == "" || !zoneName(shown) || len(shown) > maxZoneName {
+			return nil, fmt.Errorf("name %q: not a name such as zen or zen.dq.spamhaus.net: letters, digits, hyphens and underscores in labels separated by dots, at most %d characters", zc.Name, maxZoneName)
+		}
+		z.name = shown
+	}
 	switch zc.Type {
 	case "", "ip":
 		z.kind = ipList
@@ -676,6 +707,48 @@ func (zc ZoneConfig) check() (*zone, error) {
 		z.probe = *zc.Probe
 	}
 	return z, nil
+}
+
+// dqsSuffixes are the parents of Spamhaus's Data Query Service zones,
+// which are named <key>.<list>.dq.spamhaus.net (or .com): the first label
+// is the customer's access key.
+var dqsSuffixes = []string{".dq.spamhaus.net", ".dq.spamhaus.com"}
+
+// displayName returns the name a list of zone is shown by when its
+// configuration gives none: the zone itself, but a Spamhaus DQS zone
+// without its key label, so that a default reply does not give the key
+// to every client it refuses, nor a header field to every recipient.
+func displayName(zone string) string {
+	for _, suffix := range dqsSuffixes {
+		list, ok := strings.CutSuffix(zone, suffix)
+		if !ok {
+			continue
+		}
+		// <key>.<list>: a zone with no label before the list's
+		// (zen.dq.spamhaus.net) holds no key.
+		if _, rest, ok := strings.Cut(list, "."); ok {
+			return rest + suffix
+		}
+	}
+	return zone
+}
+
+// hide returns s with the zone replaced by the list's name: the texts of
+// failed lookups and the probes' query names hold the zone, and go to
+// the log, which must not show a key the zone holds either.
+func (z *zone) hide(s string) string {
+	if z.zone == z.name {
+		return s
+	}
+	return strings.ReplaceAll(s, z.zone, z.name)
+}
+
+// hideErr is hide of err's text, for the log.
+func (z *zone) hideErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return z.hide(err.Error())
 }
 
 func defaultReply(k zoneKind, a zoneAction) string {

@@ -50,7 +50,8 @@ const (
 
 // Observer is told what the filter does, for metrics. It must be safe for
 // concurrent use. filter is the filter's name in the pipeline, zone the
-// list's zone.
+// list's name (zones[].name): the zone queried may hold an access key,
+// which metrics must not show.
 type Observer interface {
 	// DNSBLLookup reports one check of an address or domain against a
 	// list, with its result: "listed", "not_listed" or "error".
@@ -375,14 +376,14 @@ func (f *Filter) ipJobs(addr netip.Addr) []job {
 			continue
 		}
 		if embedded && z.v4 {
-			if q, ok := queryName(rev4, z.name); ok {
+			if q, ok := queryName(rev4, z.zone); ok {
 				jobs = append(jobs, job{z: z, what: "client", item: v4.String(), of: addr.String(), qname: q})
 			}
 		}
 		if addr.Is4() && !z.v4 || addr.Is6() && !z.v6 {
 			continue
 		}
-		if q, ok := queryName(rev, z.name); ok {
+		if q, ok := queryName(rev, z.zone); ok {
 			jobs = append(jobs, job{z: z, what: "client", item: addr.String(), qname: q})
 		}
 	}
@@ -426,7 +427,7 @@ func (f *Filter) domainJobs(m *filters.Message, targets ...string) []job {
 				continue
 			}
 			for _, d := range domains {
-				if q, ok := queryName(d, z.name); ok {
+				if q, ok := queryName(d, z.zone); ok {
 					jobs = append(jobs, job{z: z, what: what, item: d, qname: q})
 				}
 			}
@@ -543,7 +544,7 @@ func (f *Filter) check(ctx context.Context, j job) result {
 		// The caller gave up (the daemon stopping cancels the sessions
 		// it no longer waits for): the check fails as a whole (see
 		// run), and the list did not time out.
-		f.log.Debug("dnsbl: lookup abandoned by the caller", "zone", j.z.name, j.what, j.item, "err", err)
+		f.log.Debug("dnsbl: lookup abandoned by the caller", "zone", j.z.name, j.what, j.item, "err", j.z.hideErr(err))
 		return result{job: j}
 	}
 	if err != nil {
@@ -699,15 +700,17 @@ func (f *Filter) reason(ctx context.Context, r result) string {
 			}
 			if ans.fail != "" {
 				f.obs.DNSBLError(f.name, r.z.name, ans.fail)
-				f.log.Debug("dnsbl: TXT lookup failed; using the code's reason", "zone", r.z.name, "kind", ans.fail, "err", ans.err)
-			} else if text := sanitize(strings.Join(ans.txt, " "), maxReason); text != "" {
+				f.log.Debug("dnsbl: TXT lookup failed; using the code's reason", "zone", r.z.name, "kind", ans.fail, "err", r.z.hideErr(ans.err))
+			} else if text := sanitize(r.z.hide(strings.Join(ans.txt, " ")), maxReason); text != "" {
+				// hide: a list may word its text with the name asked,
+				// and so with the zone and its key.
 				return text
 			}
 		} else if errors.Is(err, context.DeadlineExceeded) {
 			// Counted as a timeout, as an A lookup cut short is (see
 			// check): a list whose TXT answers all hang must show.
 			f.obs.DNSBLError(f.name, r.z.name, KindTimeout)
-			f.log.Debug("dnsbl: no TXT answer in time; using the code's reason", "zone", r.z.name, "err", err)
+			f.log.Debug("dnsbl: no TXT answer in time; using the code's reason", "zone", r.z.name, "err", r.z.hideErr(err))
 		}
 	}
 	var reasons []string
@@ -924,14 +927,16 @@ func fold(name, value string) string {
 const warnEvery = time.Minute
 
 func (f *Filter) warn(z *zone, j job, kind string, err error) {
+	// The error names the query, and so the zone.
+	text := z.hideErr(err)
 	now := time.Now().UnixNano()
 	last := z.lastWarn.Load()
 	if now-last < int64(warnEvery) || !z.lastWarn.CompareAndSwap(last, now) {
-		f.log.Debug("dnsbl: lookup failed; treated as not listed", "zone", z.name, j.what, j.item, "kind", kind, "err", err)
+		f.log.Debug("dnsbl: lookup failed; treated as not listed", "zone", z.name, j.what, j.item, "kind", kind, "err", text)
 		return
 	}
 	f.log.Warn("dnsbl: lookup failed; treated as not listed (further failures of this list are logged at debug level for a minute)",
-		"zone", z.name, j.what, j.item, "kind", kind, "err", err)
+		"zone", z.name, j.what, j.item, "kind", kind, "err", text)
 }
 
 // noteRefused logs that the list refused the query through server, while

@@ -24,11 +24,11 @@ type entry struct {
 func (e entry) name(z *zone) string {
 	switch {
 	case z.kind == domainList:
-		return e.domain + "." + z.name
+		return e.domain + "." + z.zone
 	case z.v4:
-		return reverseIP(e.v4) + "." + z.name
+		return reverseIP(e.v4) + "." + z.zone
 	}
-	return reverseIP(e.v6) + "." + z.name
+	return reverseIP(e.v6) + "." + z.zone
 }
 
 var (
@@ -76,7 +76,7 @@ func (f *Filter) probeLoop(ctx context.Context) {
 				}
 				if known && all != z.listsAll.Swap(all) {
 					if all {
-						f.log.Warn("dnsbl: list answers every name as listed; its listings are ignored until it stops", "zone", z.name, "probe", notName(z))
+						f.log.Warn("dnsbl: list answers every name as listed; its listings are ignored until it stops", "zone", z.name, "probe", z.hide(notName(z)))
 					} else {
 						f.log.Info("dnsbl: list no longer answers every name as listed; its listings count again", "zone", z.name)
 					}
@@ -91,7 +91,7 @@ func (f *Filter) probeLoop(ctx context.Context) {
 				mu.Unlock()
 				switch {
 				case !ok && (was || !seen):
-					f.log.Warn("dnsbl: list fails its health probe; its lookups may all fail or miss", "zone", z.name, "probe", probeName(z), "err", err)
+					f.log.Warn("dnsbl: list fails its health probe; its lookups may all fail or miss", "zone", z.name, "probe", z.hide(probeName(z)), "err", z.hideErr(err))
 				case ok && seen && !was:
 					f.log.Info("dnsbl: list passes its health probe again", "zone", z.name)
 				}
