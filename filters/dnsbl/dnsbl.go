@@ -172,7 +172,10 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	for _, z := range s.zones {
 		probing = probing || z.probe
 	}
-	if s.probeInterval > 0 && probing {
+	// A filter built only to check its options ("sluice config check")
+	// is closed at once: probing would send every list queries for
+	// nothing.
+	if s.probeInterval > 0 && probing && !env.CheckOnly {
 		f.probing = true
 		for _, z := range s.zones {
 			if z.probe {
