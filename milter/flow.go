@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/filters"
 )
@@ -242,7 +243,29 @@ func (f *flow) quarantineReason() string {
 	case r != "":
 		reason += ": " + r
 	}
-	return sanitizeLine(reason)
+	return cutReason(sanitizeLine(reason), maxQuarantineReason)
+}
+
+// maxQuarantineReason bounds the reason sent with a quarantine. A filter's
+// reason may quote what the sender wrote (a senders rule names the From
+// field it matched, which may be 100 kB long), and the MTA keeps the
+// reason with the held message and logs it: Sendmail takes no milter
+// packet longer than its MilterMaxDataSize (64 kB by default) and fails
+// the message for one (its default action), and neither MTA's log or
+// queue tools are made for lines that long.
+const maxQuarantineReason = 1000
+
+// cutReason cuts s to at most n bytes, at the start of a character,
+// ending in "..." when it cut.
+func cutReason(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // clearMessage forgets the message, releasing its body. The returned
