@@ -206,6 +206,10 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		start = int((r.next.Add(1) - 1) % uint32(len(servers)))
 	}
 	order := r.order(servers, start, time.Now())
+	// The transport is the one of the servers asked: a resolv.conf
+	// changed meanwhile (see conf) must not send the rest of this query
+	// to its servers over the transport of the new file.
+	tcp := r.overTCP(set)
 	// refusal is the first answer with a refusal code, kept in case the
 	// servers asked after it fail: the list did answer.
 	var last, refusal answer
@@ -214,7 +218,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16, maxTTL,
 		// More attempts than servers ask them again, in the same order.
 		k := order[i%len(order)]
 		begun := time.Now()
-		last = r.ask(ctx, servers[k], name, qtype, maxTTL)
+		last = r.ask(ctx, servers[k], name, qtype, maxTTL, tcp)
 		if ctx.Err() != nil {
 			break
 		}
@@ -303,12 +307,19 @@ func (r *resolver) order(servers []string, start int, now time.Time) []int {
 	return append(up, down...)
 }
 
-// ask sends one query to server, with EDNS unless the server is known
-// to lack it, once more without EDNS if the server answers as one that
-// lacks it, and interprets the answer.
-func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, maxTTL time.Duration) answer {
+// overTCP reports whether the queries to the servers of set go over TCP
+// only: transport: tcp, or "options use-vc" in the resolv.conf they came
+// from, unless the configuration says transport: udp.
+func (r *resolver) overTCP(set *serverSet) bool {
+	return r.tcpOnly || (!r.udpFirst && set.tcp)
+}
+
+// ask sends one query to server, over TCP only if tcp is set, with EDNS
+// unless the server is known to lack it, once more without EDNS if the
+// server answers as one that lacks it, and interprets the answer.
+func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, maxTTL time.Duration, tcp bool) answer {
 	edns := !r.noEDNS.holds(server, time.Now())
-	resp, err := r.send(ctx, server, name, qtype, edns)
+	resp, err := r.send(ctx, server, name, qtype, edns, tcp)
 	if edns && err == nil && resp.Response && resp.Rcode == dns.RcodeFormatError && resp.IsEdns0() == nil {
 		// FORMERR without an OPT record is how a server that does not
 		// implement EDNS answers a query with one (RFC 6891 section 7;
@@ -317,7 +328,7 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 		// which asking without EDNS would not mend. The server is
 		// remembered only if the plain query fares better, so that one
 		// that answers FORMERR to everything is not.
-		resp, err = r.send(ctx, server, name, qtype, false)
+		resp, err = r.send(ctx, server, name, qtype, false, tcp)
 		if err == nil && resp.Rcode != dns.RcodeFormatError {
 			r.noEDNS.remember(server, time.Now())
 		}
@@ -353,15 +364,15 @@ var errTruncated = errors.New("answer truncated over UDP")
 
 // send sends one query for name and qtype to server, with an OPT record
 // if edns is set, over TCP again if the UDP answer was truncated, or over
-// TCP only when r is told so.
-func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, edns bool) (*dns.Msg, error) {
+// TCP only if tcp is set (see overTCP).
+func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, edns, tcp bool) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
 	if edns {
 		m.SetEdns0(ednsSize, false)
 	}
-	if r.tcpOnly || (!r.udpFirst && r.set.Load().tcp) {
+	if tcp {
 		// A TCP message may be 64 KiB long (RFC 1035 section 4.2.2),
 		// so the answer is whole and there is nothing to ask again.
 		return r.exchange(ctx, &r.tcp, server, m)

@@ -183,3 +183,65 @@ func TestTransportFromResolvConfUseVC(t *testing.T) {
 		})
 	}
 }
+
+// A query keeps the transport of the servers it began with, as it keeps
+// the servers: when resolv.conf loses "options use-vc" (and names other
+// servers) while a query waits on its first server, the rest of that
+// query went to its old servers over UDP, which a TCP-only resolver does
+// not answer, and the lookup failed.
+func TestTransportKeptWhileResolvConfChanges(t *testing.T) {
+	live, _ := tcpOnlyServer(t, "1.2.0.192.bl.test")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 1)
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never answered
+			mu.Unlock()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	r := newResolver(nil, time.Second, 2, nil)
+	// As read from a resolv.conf with "options use-vc".
+	r.use(serverSet{servers: []string{ln.Addr().String(), live}, inOrder: true, tcp: true})
+	got := make(chan answer, 1)
+	go func() {
+		got <- r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
+	}()
+	select {
+	case <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first server got no connection")
+	}
+	// What resolvConfWatch.check does on a changed file, while the query
+	// waits on the first server.
+	r.use(serverSet{servers: []string{"127.0.0.1:1"}, inOrder: true})
+	select {
+	case a := <-got:
+		if a.fail != "" || len(a.addrs) != 1 || a.addrs[0].String() != "127.0.0.2" {
+			t.Errorf("query begun over TCP: %+v (%v), want the listing from the second server, over TCP", a, a.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the query did not end")
+	}
+}
