@@ -74,9 +74,33 @@ func TestMonitoringAlertRules(t *testing.T) {
 	}
 }
 
+// sluice_session_panics_total counts two kinds of panic, each with its
+// own log line and outcome (see libraryLog): one in sluice's session
+// code, whose message got on_failure, and one the milter library
+// recovered, whose connection was closed so that the MTA applied its
+// milter default action. The alert on it must send the reader to both
+// lines, not only to the first.
+func TestMonitoringSessionPanicsAlertNamesBothLines(t *testing.T) {
+	var desc string
+	for _, r := range monitoringRuleList(t, monitoringRules[0]) {
+		if r.Alert == "SluiceSessionPanics" {
+			desc = r.Annotations["description"]
+		}
+	}
+	if desc == "" {
+		t.Fatal("no alert SluiceSessionPanics with a description in docs/alerts/sluice.yml")
+	}
+	for _, want := range []string{`"panic in milter session"`, `"panic in the milter library"`, "filter_defaults.on_failure", "milter default action"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("SluiceSessionPanics does not say %s: %s", want, desc)
+		}
+	}
+}
+
 type monitoringRule struct {
-	Alert string `yaml:"alert"`
-	Expr  string `yaml:"expr"`
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 func monitoringRuleList(t *testing.T, file string) []monitoringRule {
