@@ -288,10 +288,11 @@ func (s *Shared) codeLabels(name, zone string) *codeLabels {
 }
 
 // cache returns the cache of the filter entry name, bounded to size
-// answers. The cache survives as long as the entry keeps its name and its
-// servers: answers from other servers may differ (a list that refuses
-// queries through one resolver answers through another), so a changed
-// server list starts afresh.
+// answers. The cache survives as long as the entry keeps its name and
+// servers, the source of its answers (see resolver.answerSource): answers
+// from other servers may differ (a list that refuses queries through one
+// resolver answers through another), and failures over another transport
+// too, so a changed server list, or transport, starts afresh.
 //
 // The caches no filter uses any more are dropped here, those of entries
 // a reload removed or renamed: kept, they would add up over reloads. A

@@ -136,7 +136,8 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		shared: shared,
 		done:   make(chan struct{}),
 	}
-	f.res.use(serverSet{servers: s.servers, inOrder: s.inOrder, tcp: s.useVC})
+	set := serverSet{servers: s.servers, inOrder: s.inOrder, tcp: s.useVC}
+	f.res.use(set)
 	f.res.tcpOnly, f.res.udpFirst = s.tcpOnly, s.udpFirst
 	f.res.slots = make(chan struct{}, s.maxInFlight)
 	if f.name == "" {
@@ -149,13 +150,13 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	if f.obs == nil {
 		f.obs = nopObserver{}
 	}
-	f.cache = shared.cache(f.name, strings.Join(s.servers, " "), s.cacheSize)
+	f.cache = shared.cache(f.name, f.res.answerSource(&set), s.cacheSize)
 	if s.resolvConf != "" {
 		// Set before the probe goroutine starts, which queries at
 		// once: conf is not changed after, only the servers are.
 		f.res.conf = newResolvConfWatch(s.resolvConf, s.resolvPort, f.log, shared.now)
-		f.res.conf.changed = func(servers []string) {
-			shared.serversChanged(f.name, f.cache, strings.Join(servers, " "))
+		f.res.conf.changed = func(set *serverSet) {
+			shared.serversChanged(f.name, f.cache, f.res.answerSource(set))
 		}
 	}
 	for _, z := range s.zones {

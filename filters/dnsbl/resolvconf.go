@@ -32,7 +32,7 @@ type resolvConfWatch struct {
 	now  func() time.Time
 	// changed, if set, is told the new servers once the resolver asks
 	// them.
-	changed func(servers []string)
+	changed func(set *serverSet)
 
 	// next is when the next look at the file is due, in Unix
 	// nanoseconds: read without a lock, so that lookups in between
@@ -104,7 +104,7 @@ func (w *resolvConfWatch) check(r *resolver) {
 	w.log.Info("dnsbl: the nameservers of resolv.conf changed; asking the new ones", "file", w.path,
 		"servers", strings.Join(set.servers, " "), "in_order", set.inOrder, "use_vc", set.tcp, "was", strings.Join(old.servers, " "))
 	if w.changed != nil {
-		w.changed(set.servers)
+		w.changed(&set)
 	}
 }
 

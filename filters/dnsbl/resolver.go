@@ -314,6 +314,20 @@ func (r *resolver) overTCP(set *serverSet) bool {
 	return r.tcpOnly || (!r.udpFirst && set.tcp)
 }
 
+// answerSource names where the answers to queries to the servers of set
+// come from, for the shared cache (see Shared.cache): the servers, and
+// whether they are asked over TCP only. A failure depends on the
+// transport (a resolver that only TCP reaches fails every query over
+// UDP), so failures cached over one must not be served once queries go
+// over the other.
+func (r *resolver) answerSource(set *serverSet) string {
+	src := strings.Join(set.servers, " ")
+	if r.overTCP(set) {
+		src += " over tcp"
+	}
+	return src
+}
+
 // ask sends one query to server, over TCP only if tcp is set, with EDNS
 // unless the server is known to lack it, once more without EDNS if the
 // server answers as one that lacks it, and interprets the answer.

@@ -245,3 +245,30 @@ func TestTransportKeptWhileResolvConfChanges(t *testing.T) {
 		t.Fatal("the query did not end")
 	}
 }
+
+// A reload that changes the transport starts the entry's cache afresh,
+// as one that changes servers does, and as a change of "options use-vc"
+// in resolv.conf does: the failures cached over the transport that
+// does not reach the resolver (every lookup, before the fix in the
+// configuration) were served for failure_ttl after the reload that set
+// transport: tcp, and listed clients kept getting through.
+func TestTransportChangeStartsCacheAfresh(t *testing.T) {
+	addr, _ := tcpOnlyServer(t, "1.2.0.192.bl.test")
+	cfg := Config{
+		Servers:       []string{addr},
+		Timeout:       300 * time.Millisecond,
+		ProbeInterval: dur(0),
+		Zones:         []ZoneConfig{{Zone: "bl.test"}},
+	}
+	shared := NewShared()
+	before := newEnv(t, nil, cfg, shared)
+	if v := before.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Continue {
+		t.Fatalf("over UDP: %v, want continue (the lookup fails)", v.Action)
+	}
+	cfg.Transport = "tcp"
+	after := newEnv(t, nil, cfg, shared)
+	before.f.Close()
+	if v := after.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("after the reload to transport: tcp: %v, want reject (observer: %s)", v.Action, after.obs)
+	}
+}
