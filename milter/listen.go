@@ -368,3 +368,18 @@ func lookupGroup(g string) (int, error) {
 	}
 	return id, nil
 }
+
+// chgrpChmodPath sets the group (gid, unless negative; group names it for
+// errors) and mode of the socket at path, once the caller has made sure
+// path still names it.
+func chgrpChmodPath(path string, gid int, group string, mode os.FileMode) error {
+	if gid >= 0 {
+		if err := os.Lchown(path, -1, gid); err != nil {
+			return fmt.Errorf("chgrp %s: %w", group, err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	return nil
+}

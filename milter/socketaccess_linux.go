@@ -70,13 +70,5 @@ func socketFileAccessByPath(path string, st *syscall.Stat_t, gid int, group stri
 	if now.Dev != st.Dev || now.Ino != st.Ino {
 		return fmt.Errorf("%s was replaced after it was bound; not touching it", path)
 	}
-	if gid >= 0 {
-		if err := os.Lchown(path, -1, gid); err != nil {
-			return fmt.Errorf("chgrp %s: %w", group, err)
-		}
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	return nil
+	return chgrpChmodPath(path, gid, group, mode)
 }

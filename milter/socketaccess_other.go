@@ -23,13 +23,5 @@ func socketFileAccess(path string, gid int, group string, mode os.FileMode) erro
 	if fi.Mode()&fs.ModeSocket == 0 {
 		return fmt.Errorf("%s was replaced by something else than a socket after it was bound; not touching it", path)
 	}
-	if gid >= 0 {
-		if err := os.Lchown(path, -1, gid); err != nil {
-			return fmt.Errorf("chgrp %s: %w", group, err)
-		}
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	return nil
+	return chgrpChmodPath(path, gid, group, mode)
 }
