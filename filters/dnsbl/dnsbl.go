@@ -231,12 +231,14 @@ func (f *Filter) Needs() filters.Needs { return f.needs }
 // it delete another filter's fields.
 func (f *Filter) OwnedFields() []string { return []string{f.s.header, f.s.scoreHeader} }
 
-// Close stops the probes. The cache stays with the Shared it came from,
-// for the next filter of the same name.
+// Close stops the probes and closes the TCP connections kept idle. The
+// cache stays with the Shared it came from, for the next filter of the
+// same name.
 func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		f.cancel()
 		<-f.done
+		f.res.close()
 		f.shared.release(f.name, f.cache)
 		if f.probing {
 			for _, z := range f.s.zones {

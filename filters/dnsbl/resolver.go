@@ -82,6 +82,8 @@ type resolver struct {
 	// slots bounds the lookups' queries in flight at once (see slot);
 	// nil bounds none.
 	slots chan struct{}
+	// conns keeps TCP connections for the next query to their server.
+	conns *tcpConns
 	next  atomic.Uint32
 	// down holds the servers that gave no answer at all, for downFor:
 	// until then queries pass them over while another server is up.
@@ -136,6 +138,7 @@ func newResolver(servers []string, timeout time.Duration, attempts int, mem *ser
 		down:     mem.down,
 		noEDNS:   mem.noEDNS,
 		answered: mem.answered,
+		conns:    newTCPConns(tcpIdleFor),
 	}
 	r.use(serverSet{servers: servers})
 	r.udp = dns.Client{Net: "udp", Timeout: timeout}
@@ -189,6 +192,10 @@ func (r *resolver) slot() (release func(), err error) {
 }
 
 func (r *resolver) release() { <-r.slots }
+
+// close closes the TCP connections r keeps idle. A query still in
+// progress closes its own once answered.
+func (r *resolver) close() { r.conns.close() }
 
 // query asks for name (lower case, no final dot) of type qtype. It tries
 // up to r.attempts times, each time at the next server, and returns the
@@ -389,7 +396,7 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 	if tcp {
 		// A TCP message may be 64 KiB long (RFC 1035 section 4.2.2),
 		// so the answer is whole and there is nothing to ask again.
-		return r.exchange(ctx, &r.tcp, server, m)
+		return r.exchangeTCP(ctx, server, m)
 	}
 	resp, err := r.exchange(ctx, &r.udp, server, m)
 	if resp != nil && resp.Truncated {
@@ -400,7 +407,7 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 		// counts of records that are not there, so the datagram does
 		// not parse (err is set), but its header says TC all the same.
 		m.Id = dns.Id()
-		resp, err = r.exchange(ctx, &r.tcp, server, m)
+		resp, err = r.exchangeTCP(ctx, server, m)
 		if err != nil {
 			// Said, so that a server whose TCP port is closed (a
 			// firewall that lets only UDP through) is not taken for
@@ -411,9 +418,8 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 	return resp, err
 }
 
-// exchange runs one query over one transport within r.timeout. The
-// connection is closed when ctx ends, so a filter being closed does not
-// wait for a dead server. With an answer that does not parse, the error
+// exchange runs one query over one transport within r.timeout, on a
+// connection of its own. With an answer that does not parse, the error
 // comes with what could be read of it, its header at least.
 func (r *resolver) exchange(ctx context.Context, c *dns.Client, server string, m *dns.Msg) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
@@ -423,15 +429,60 @@ func (r *resolver) exchange(ctx context.Context, c *dns.Client, server string, m
 		return nil, err
 	}
 	defer co.Close()
+	resp, _, err := r.roundTrip(ctx, c, co, m)
+	return resp, err
+}
+
+// exchangeTCP runs one query over TCP within r.timeout, on a connection
+// kept from an earlier query to server if there is one (see tcpConns),
+// and keeps the connection after a clean answer. A kept connection the
+// server had closed meanwhile, as servers close idle ones, is no fault
+// of the server: the query is sent again at once, on a new connection,
+// within the same attempt, so that it is neither a failed attempt nor
+// a reason to pass the server over.
+func (r *resolver) exchangeTCP(ctx context.Context, server string, m *dns.Msg) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if co := r.conns.get(server); co != nil {
+		resp, reusable, err := r.roundTrip(ctx, &r.tcp, co, m)
+		if reusable {
+			r.conns.put(server, co)
+			return resp, err
+		}
+		co.Close()
+		if ctx.Err() != nil || !closedByServer(err) {
+			return resp, err
+		}
+		r.conns.drop(server)
+	}
+	co, err := r.tcp.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	resp, reusable, err := r.roundTrip(ctx, &r.tcp, co, m)
+	if reusable {
+		r.conns.put(server, co)
+	} else {
+		co.Close()
+	}
+	return resp, err
+}
+
+// roundTrip sends m on co and reads the answer, until ctx ends: co is
+// closed then, so a filter being closed does not wait for a dead
+// server. reusable reports a clean answer on a connection still open,
+// which may carry another query; co is to be closed otherwise.
+func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m *dns.Msg) (resp *dns.Msg, reusable bool, err error) {
 	stop := context.AfterFunc(ctx, func() { co.Close() })
-	defer stop()
-	resp, _, err := c.ExchangeWithConnContext(ctx, m, co)
+	resp, _, err = c.ExchangeWithConnContext(ctx, m, co)
+	// stop reports false when ctx ended and co is closed, or about to.
+	open := stop()
 	if err != nil && ctx.Err() != nil {
 		// Closing the connection on expiry shows as "use of closed
 		// connection"; report the expiry instead.
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
-	return resp, err
+	return resp, err == nil && open, err
 }
 
 // serverMemories is what resolvers learn of servers, kept by server
