@@ -1526,13 +1526,21 @@ func (s *BoltStore) WalkDigests(ctx context.Context, fn func(DigestClass) error)
 	return s.view(ctx, func(tx *bolt.Tx) error { return walkDigestsTx(tx, fn) })
 }
 
-// learnedDigests implements digestFinder, in one read transaction.
-func (s *BoltStore) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
-	found := make([]bool, len(ds))
+// learnedDigests implements digestFinder, in one read transaction. A
+// digest's value starts with its class (see digestValue).
+func (s *BoltStore) learnedDigests(ctx context.Context, ds []Digest) ([]Class, error) {
+	found := make([]Class, len(ds))
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		digs := tx.Bucket(bucketDigests)
 		for i, d := range ds {
-			found[i] = digs.Get(d[:]) != nil
+			v := digs.Get(d[:])
+			if v == nil {
+				continue
+			}
+			if len(v) < 1 || (Class(v[0]) != Spam && Class(v[0]) != Ham) {
+				return fmt.Errorf("corrupt digest entry %x", d[:])
+			}
+			found[i] = Class(v[0])
 		}
 		return nil
 	})

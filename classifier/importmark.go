@@ -138,34 +138,35 @@ func (m ImportMark) Progress() string {
 }
 
 // digestFinder is a store that can tell, in one read, which of several
-// digests it has learned.
+// digests it has learned, and in which class.
 type digestFinder interface {
-	// learnedDigests reports, for each of ds, whether the store has
-	// learned it, in either class.
-	learnedDigests(ctx context.Context, ds []Digest) ([]bool, error)
+	// learnedDigests returns, for each of ds, the class the store has
+	// learned it in, None for a digest it has not learned.
+	learnedDigests(ctx context.Context, ds []Digest) ([]Class, error)
 }
 
 // walkedDigests answers learnedDigests for a store of another kind, from
 // all its digests, walked once.
 type walkedDigests struct {
 	s   Store
-	set map[Digest]struct{}
+	set map[Digest]Class
 }
 
-func (w *walkedDigests) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
+func (w *walkedDigests) learnedDigests(ctx context.Context, ds []Digest) ([]Class, error) {
 	if w.set == nil {
-		w.set = map[Digest]struct{}{}
+		set := map[Digest]Class{}
 		err := w.s.WalkDigests(ctx, func(d DigestClass) error {
-			w.set[d.Digest] = struct{}{}
+			set[d.Digest] = d.Class
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
+		w.set = set
 	}
-	found := make([]bool, len(ds))
+	found := make([]Class, len(ds))
 	for i, d := range ds {
-		_, found[i] = w.set[d]
+		found[i] = w.set[d]
 	}
 	return found, nil
 }
@@ -194,8 +195,8 @@ func refuseLearned(ctx context.Context, s Store, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("look up the export's digests in the store: %w", err)
 		}
-		for i, ok := range found {
-			if !ok {
+		for i, class := range found {
+			if class == None {
 				continue
 			}
 			if e.learned == 0 {

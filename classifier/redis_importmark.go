@@ -56,8 +56,9 @@ func (s *RedisStore) finishImport(ctx context.Context, key, value string) error 
 	return nil
 }
 
-// learnedDigests implements digestFinder: one HMGET of the digests hash.
-func (s *RedisStore) learnedDigests(ctx context.Context, ds []Digest) ([]bool, error) {
+// learnedDigests implements digestFinder: one HMGET of the digests hash,
+// whose values are "1" (spam) and "2" (ham).
+func (s *RedisStore) learnedDigests(ctx context.Context, ds []Digest) ([]Class, error) {
 	fields := make([]string, len(ds))
 	for i, d := range ds {
 		fields[i] = string(d[:])
@@ -74,9 +75,17 @@ func (s *RedisStore) learnedDigests(ctx context.Context, ds []Digest) ([]bool, e
 	if len(v) != len(ds) {
 		return nil, fmt.Errorf("look up digests on %s: %d values for %d digests", s, len(v), len(ds))
 	}
-	found := make([]bool, len(ds))
+	found := make([]Class, len(ds))
 	for i := range v {
-		found[i] = v[i] != nil
+		switch v[i] {
+		case nil:
+		case "1":
+			found[i] = Spam
+		case "2":
+			found[i] = Ham
+		default:
+			return nil, fmt.Errorf("look up digests on %s: corrupt digest entry %x", s, ds[i][:])
+		}
 	}
 	return found, nil
 }

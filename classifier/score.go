@@ -711,6 +711,29 @@ func (c *Classifier) Autolearn(ctx context.Context, r io.Reader, class Class) (O
 	return c.learnOne(ctx, r, class, false, true)
 }
 
+// LearnedAs returns the class the store has learned the message read
+// from r in, None if it has not learned it. The message is known by the
+// digest Train and Autolearn record for it (see Tokenizer.Digest), so
+// this tells without writing what they would do: Autolearn changes
+// nothing for a message learned in either class (AlreadyLearned,
+// NotMoved). A store that cannot look digests up itself has them all
+// walked.
+func (c *Classifier) LearnedAs(ctx context.Context, r io.Reader) (Class, error) {
+	raw, _, err := c.tok.read(r)
+	if err != nil {
+		return None, err
+	}
+	find, ok := c.store.(digestFinder)
+	if !ok {
+		find = &walkedDigests{s: c.store}
+	}
+	found, err := find.learnedDigests(ctx, []Digest{c.tok.Digest(raw)})
+	if err != nil {
+		return None, err
+	}
+	return found[0], nil
+}
+
 func (c *Classifier) learnOne(ctx context.Context, r io.Reader, class Class, unlearn, noMove bool) (Outcome, error) {
 	op, err := c.Prepare(r, class, unlearn)
 	if err != nil {

@@ -93,7 +93,9 @@ Nothing is learned and nothing is archived: a bayes filter opens its
 store read-only (a user who may only read it can run the test, and the
 writers' lock is left to the daemon and sluice train), fits no n-gram
 model and learns nothing; what auto-learning would learn is shown, and
-the header lacks the daemon's autolearn note. An archive filter writes
+the header lacks the daemon's autolearn note. A message the store has
+learned already is shown as such: the daemon would not learn it again,
+nor move one learned in the other class. An archive filter writes
 into a scratch directory that is removed (the paths it would have used
 are shown), a senders filter's seen list is a scratch copy. --archive
 lets archive filters write their copies for real, and shows the path of
@@ -519,10 +521,10 @@ type autolearnWouldLearn struct {
 	learned []testAutolearn
 }
 
-func (a *autolearnWouldLearn) BayesWouldAutolearn(filter, class string) {
+func (a *autolearnWouldLearn) BayesWouldAutolearn(filter, class, learnedAs string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.learned = append(a.learned, testAutolearn{Filter: filter, Class: class})
+	a.learned = append(a.learned, testAutolearn{Filter: filter, Class: class, LearnedAs: learnedAs})
 }
 
 // take returns what was collected since the last call, for one message.
@@ -625,7 +627,7 @@ type testReport struct {
 	BodySent     bool     `json:"body_sent"`
 	WouldArchive []string `json:"would_archive,omitempty"`
 	// WouldAutolearn: what bayes filters would have auto-learned (the
-	// dry run learns nothing).
+	// dry run learns nothing), and whether the store has it already.
 	WouldAutolearn []testAutolearn `json:"would_autolearn,omitempty"`
 	// Archived: the copies --archive wrote (an mbox, or the message's
 	// file in a maildir's new/).
@@ -660,6 +662,10 @@ type testAutolearn struct {
 	Filter string `json:"filter"`
 	// Class is spam or ham.
 	Class string `json:"class"`
+	// LearnedAs is the class the store has learned the message in
+	// already, spam or ham: then the daemon changes nothing (it never
+	// moves a message to the other class). Empty if it has not.
+	LearnedAs string `json:"learned_as,omitempty"`
 }
 
 type testEdit struct {
@@ -792,7 +798,7 @@ func (r testReport) writeText(w io.Writer) error {
 		p("archive:  wrote %s\n", printable(a))
 	}
 	for _, a := range r.WouldAutolearn {
-		p("autolearn: %s would learn it as %s (dry run: not learned, so the header has no autolearn note)\n", printable(a.Filter), a.Class)
+		p("autolearn: %s\n", a.text())
 	}
 	verdict := r.Verdict
 	if r.Filter != "" {
@@ -813,6 +819,19 @@ func (r testReport) writeText(w io.Writer) error {
 		p("reply:    250 (delivered)\n")
 	}
 	return nil
+}
+
+// text says what the daemon's auto-learning does with the message.
+func (a testAutolearn) text() string {
+	name := printable(a.Filter)
+	switch a.LearnedAs {
+	case "":
+		return fmt.Sprintf("%s would learn it as %s (dry run: not learned, so the header has no autolearn note)", name, a.Class)
+	case a.Class:
+		return fmt.Sprintf("%s already learned it as %s: nothing to learn (the daemon adds no autolearn note either)", name, a.Class)
+	}
+	return fmt.Sprintf("%s already learned it as %s: not moved to %s, auto-learning never moves a message (the daemon adds no autolearn note either)",
+		name, a.LearnedAs, a.Class)
 }
 
 func (e testEdit) text() string {

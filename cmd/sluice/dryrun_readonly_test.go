@@ -405,3 +405,159 @@ func TestDryRunReadOnlyRedis(t *testing.T) {
 		t.Errorf("sluice test changed or made the Redis keys %v", changed)
 	}
 }
+
+// learnedBeforeMessages writes into dir the messages of
+// TestDryRunAutolearnLearnedBefore and returns their paths: the spam
+// and ham fixtures, and the spam fixture under another subject, a
+// message no store has learned.
+func learnedBeforeMessages(t *testing.T, dir string) (spam, ham, unknown string) {
+	t.Helper()
+	copyTo := func(src, dst string, edit func(string) string) string {
+		data, err := os.ReadFile(fixture("check", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, dst)
+		if err := os.WriteFile(p, []byte(edit(string(data))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	same := func(s string) string { return s }
+	spam = copyTo("spam.eml", "spam.eml", same)
+	ham = copyTo("ham.eml", "ham.eml", same)
+	unknown = copyTo("spam.eml", "unknown.eml", func(s string) string {
+		return strings.Replace(s, "Subject: Congratulations, you are selected", "Subject: Never learned", 1)
+	})
+	return spam, ham, unknown
+}
+
+// learnedBeforeConfig writes a configuration whose bayes filter reads
+// the store that store (YAML of the filter's options, a line each)
+// names, and auto-learns both sides, and returns its path. The ham
+// cutoff is raised: the fixture store, of 14 messages of each class,
+// finds the ham fixture unsure once it has learned it as spam.
+func learnedBeforeConfig(t *testing.T, store string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	text := `filters:
+  - type: bayes
+    options:
+      ` + strings.ReplaceAll(store, "\n", "\n      ") + `
+      ham_cutoff: 0.4
+      autolearn:
+        spam: 0.5
+        ham: 0.5
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// sluice test says what the daemon's auto-learning would do with a
+// message the store has learned already: nothing. A message learned as
+// spam is not learned again, and one learned as spam that now scores as
+// ham stays spam (auto-learning never moves a message); only a message
+// the store does not know would be learned. The store is looked up
+// under the digest the daemon records, and only read. sluice test used
+// to report every message past an autolearn threshold as one it would
+// learn, whatever the store held.
+func TestDryRunAutolearnLearnedBefore(t *testing.T) {
+	want := []testAutolearn{
+		{Filter: "bayes", Class: "spam", LearnedAs: "spam"},
+		{Filter: "bayes", Class: "ham", LearnedAs: "spam"},
+		{Filter: "bayes", Class: "spam"},
+	}
+	wantText := []string{
+		"autolearn: bayes already learned it as spam: nothing to learn (the daemon adds no autolearn note either)\n",
+		"autolearn: bayes already learned it as spam: not moved to ham, auto-learning never moves a message (the daemon adds no autolearn note either)\n",
+		"autolearn: bayes would learn it as spam (dry run: not learned, so the header has no autolearn note)\n",
+	}
+	// check runs sluice test on msgs with cfg, in JSON and in text, and
+	// checks what each report says of auto-learning against want.
+	check := func(t *testing.T, cfg string, msgs []string) {
+		t.Helper()
+		r := runCLI(t, "", append([]string{"test", "--config", cfg, "--format", "json", "--rcpt", "bob@lab.example"}, msgs...)...)
+		if r.code != testExitReject {
+			t.Fatalf("sluice test: exit %d, want %d\n%s%s", r.code, testExitReject, r.stdout, r.stderr)
+		}
+		var got [][]testAutolearn
+		for line := range strings.Lines(r.stdout) {
+			var rep testReport
+			if err := json.Unmarshal([]byte(line), &rep); err != nil {
+				t.Fatalf("report %q: %v", line, err)
+			}
+			got = append(got, rep.WouldAutolearn)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d reports, want %d:\n%s", len(got), len(want), r.stdout)
+		}
+		for i := range want {
+			if !reflect.DeepEqual(got[i], []testAutolearn{want[i]}) {
+				t.Errorf("%s: would_autolearn %+v, want %+v", filepath.Base(msgs[i]), got[i], want[i])
+			}
+		}
+		for i, msg := range msgs {
+			r := runCLI(t, "", "test", "--config", cfg, "--rcpt", "bob@lab.example", msg)
+			if !strings.Contains(r.stdout, "\n"+wantText[i]) {
+				t.Errorf("%s: text report lacks %q:\n%s%s", filepath.Base(msg), wantText[i], r.stdout, r.stderr)
+			}
+		}
+	}
+
+	t.Run("bolt", func(t *testing.T) {
+		dir := t.TempDir()
+		db := readOnlyTestStore(t, dir, true)
+		spam, ham, unknown := learnedBeforeMessages(t, t.TempDir())
+		for _, m := range []string{spam, ham} {
+			if r := runCLI(t, "", "train", "--db", db, "--spam", "--no-refit", m); r.code != 0 {
+				t.Fatalf("train: %+v", r)
+			}
+		}
+		cfg := learnedBeforeConfig(t, "db: "+db)
+		before := dirFiles(t, dir)
+		check(t, cfg, []string{spam, ham, unknown})
+		if changed := changedFiles(before, dirFiles(t, dir)); len(changed) > 0 {
+			t.Errorf("sluice test changed or made %v beside the store", changed)
+		}
+	})
+
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		url := redisURL(srv, "learnedbefore")
+		redisTrainFixtures(t, url)
+		spam, ham, unknown := learnedBeforeMessages(t, t.TempDir())
+		for _, m := range []string{spam, ham} {
+			if r := runCLI(t, "", "train", "--db", url, "--spam", "--no-refit", m); r.code != 0 {
+				t.Fatalf("train: %+v", r)
+			}
+		}
+		cfg := learnedBeforeConfig(t, "store: redis\nredis: {addrs: ["+srv.Addr+"], key_prefix: learnedbefore}")
+		rdb := srv.Client(t)
+		ctx := context.Background()
+		// What sluice test could write: the counts and totals, the
+		// learned messages, the change log.
+		snapshot := func() string {
+			var b strings.Builder
+			for _, k := range []string{"{learnedbefore}:meta", "{learnedbefore}:tokens", "{learnedbefore}:digests", "{learnedbefore}:features"} {
+				v, err := rdb.HGetAll(ctx, k).Result()
+				if err != nil || (k != "{learnedbefore}:features" && len(v) == 0) {
+					t.Fatalf("read %s: %d fields, %v", k, len(v), err)
+				}
+				fmt.Fprintf(&b, "%s=%v\n", k, v)
+			}
+			n, err := rdb.XLen(ctx, "{learnedbefore}:log").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "log=%d\n", n)
+			return b.String()
+		}
+		before := snapshot()
+		check(t, cfg, []string{spam, ham, unknown})
+		if snapshot() != before {
+			t.Error("sluice test changed the Redis store")
+		}
+	})
+}

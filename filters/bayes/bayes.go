@@ -165,9 +165,10 @@ func Open(env filters.Env, cfg Config, version string) (*Filter, error) {
 // OpenReadOnly is Open for a filter that writes nothing, for "sluice
 // test": the store is opened read-only (see Config.OpenStoreReadOnly; a
 // bbolt store must exist), the n-gram model is never fitted again, and no
-// message is auto-learned. A message that auto-learning would learn is
-// told to env.Observer, if it is a WouldLearnObserver, and its header
-// lacks the autolearn= note; the autolearn thresholds still place the
+// message is auto-learned. A message that auto-learning would try to
+// learn is told to env.Observer, if it is a WouldLearnObserver, with the
+// class the store holds it in already, and its header lacks the
+// autolearn= note; the autolearn thresholds still place the
 // printed spamicity as the daemon prints it (see printSpamicity). A user
 // who may only read the store, a store on a read-only file system, and a
 // daemon writing the store meanwhile are all fine with it: nothing is
@@ -189,12 +190,16 @@ func OpenReadOnly(env filters.Env, cfg Config, version string) (*Filter, error) 
 }
 
 // WouldLearnObserver is told, by a filter built with OpenReadOnly, of each
-// message that auto-learning would have learned, and as which class
-// ("spam" or "ham"): the daemon would have tried to learn it, and noted
-// it in the header had the store changed (a message learned before is
-// not learned again).
+// message that auto-learning would try to learn, and as which class
+// ("spam" or "ham"). learnedAs is the class the store has learned the
+// message in already ("spam" or "ham"), "" if it has not: only then would
+// the daemon learn it, and note that in the header. A message learned in
+// the same class is not learned again, and one learned in the other
+// class stays there (auto-learning never moves a message; see
+// classifier.Classifier.Autolearn). learnedAs is "" too when the store
+// could not be asked, which is logged as a warning.
 type WouldLearnObserver interface {
-	BayesWouldAutolearn(filter, class string)
+	BayesWouldAutolearn(filter, class, learnedAs string)
 }
 
 // checkOnly checks that the store cfg names could be opened, creating
@@ -774,7 +779,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		switch {
 		case f.readOnly:
 			if f.would != nil {
-				f.would.BayesWouldAutolearn(f.name, class.String())
+				f.would.BayesWouldAutolearn(f.name, class.String(), f.learnedAs(ctx, &own))
 			}
 		case f.autolearn(ctx, &own, class):
 			value += ", autolearn=" + class.String()
@@ -983,6 +988,26 @@ func (f *Filter) autolearn(ctx context.Context, m *filters.Message, class classi
 		f.obs.BayesAutolearned(f.name, class.String())
 	}
 	return true
+}
+
+// learnedAs returns the class the store has learned the message in
+// ("spam" or "ham"), "" if none, for a filter that does not learn it (see
+// WouldLearnObserver): the daemon's Autolearn of it would change nothing
+// then. The message is the one autolearn would learn, and its digest is
+// looked up as Autolearn computes it. A store that cannot be asked is
+// logged and taken for one without the message.
+func (f *Filter) learnedAs(ctx context.Context, m *filters.Message) string {
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
+	class, err := f.c.Load().LearnedAs(ctx, m.Raw())
+	if err != nil {
+		f.log.Warn("bayes: could not tell whether the message was learned before", "queue_id", m.QueueID, "err", err)
+		return ""
+	}
+	if class == classifier.None {
+		return ""
+	}
+	return class.String()
 }
 
 // verdictWord is the verdict as the header writes it, capitalised as
