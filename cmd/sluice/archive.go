@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-mail/sluice/cmd/sluice/internal/config"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
 	"github.com/sluice-mail/sluice/filters/archive"
 )
@@ -76,7 +78,10 @@ matched.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			app := archive.NewAppender(mboxLockTimeout, nil)
+			app, err := c.archiveAppender(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			// Piped into classify or train, the records go out byte for
 			// byte; on a terminal (root's, often) the escape sequences
 			// a sender put in a message would be obeyed, so there they
@@ -158,7 +163,10 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			app := archive.NewAppender(mboxLockTimeout, nil)
+			app, err := c.archiveAppender(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			total := 0
 			// A source holding only records already in their destination
 			// is no error by itself: a move over every archive
@@ -207,22 +215,54 @@ func notDirectories(paths []string) error {
 	return nil
 }
 
-// archiveDestination returns how --to picks the mbox for a record.
-func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error), error) {
-	if strings.Contains(to, "/") {
-		return func(archive.Record) (string, error) { return to, nil }, nil
-	}
+// archiveAppender returns the appender show and move read and write
+// with: below the top directories of the configuration's archive filters
+// (see archive.Appender.SetRoots), a directory that is a symbolic link
+// is followed only if root or the user running the command owns it. The
+// daemon's user owns those directories, and a link it put there would
+// have root's move create or append to a file where the link points
+// (/etc, /root), or root's show print one from there.
+//
+// A user other than root who may read the archive but not the
+// configuration (a group given read access to the archive) still gets
+// show, with a warning: the links such a user follows lead only where
+// that user may go anyway.
+func (c *cli) archiveAppender(warn io.Writer) (*archive.Appender, error) {
+	app := archive.NewAppender(mboxLockTimeout, nil)
 	cfg, err := c.loadConfig("")
+	if err != nil && errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+		fmt.Fprintf(warn, "sluice: warning: the configuration cannot be read (%v): symbolic links among the archive's directories are followed whoever owns them\n", err)
+		return app, nil
+	}
 	if err != nil {
 		return nil, err
 	}
+	configs, err := archiveConfigs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var roots []string
+	for _, ac := range configs {
+		r, err := ac.Roots(cfg.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: the archive filter: %w", cfg.File, err)
+		}
+		roots = append(roots, r...)
+	}
+	app.SetRoots(roots...)
+	return app, nil
+}
+
+// archiveConfigs returns the options of the configuration's archive
+// filters, in their order, read strictly as the daemon reads them.
+func archiveConfigs(cfg *config.Config) ([]archive.Config, error) {
+	var out []archive.Config
 	for i, f := range cfg.Filters {
 		if f.Type != archiveType {
 			continue
 		}
 		var ac archive.Config
 		if f.Options.Kind != 0 {
-			// Strictly, as the daemon reads them.
 			text, err := yaml.Marshal(&f.Options)
 			if err == nil {
 				dec := yaml.NewDecoder(bytes.NewReader(text))
@@ -233,6 +273,25 @@ func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error
 				return nil, fmt.Errorf("%s: filters[%d].options: %w", cfg.File, i, err)
 			}
 		}
+		out = append(out, ac)
+	}
+	return out, nil
+}
+
+// archiveDestination returns how --to picks the mbox for a record.
+func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error), error) {
+	if strings.Contains(to, "/") {
+		return func(archive.Record) (string, error) { return to, nil }, nil
+	}
+	cfg, err := c.loadConfig("")
+	if err != nil {
+		return nil, err
+	}
+	configs, err := archiveConfigs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, ac := range configs {
 		stateDir := cfg.StateDir
 		return func(r archive.Record) (string, error) {
 			p, err := ac.TargetPath(stateDir, to, r)

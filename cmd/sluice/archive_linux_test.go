@@ -338,3 +338,86 @@ func TestArchiveShowOnTerminalEscapes(t *testing.T) {
 		t.Errorf("piped:\n%q\nwant\n%q", r.stdout, rec+"\n")
 	}
 }
+
+// The archive's directories below its top directory belong to the
+// daemon's user, who could replace archive/lab.example with a link to
+// /etc or /root. Root's "archive move --to VERDICT" must not create or
+// append to the recipient's mbox where such a link leads, nor "archive
+// show" and "archive move" read or rewrite an mbox from there; a link
+// that root owns is followed.
+func TestArchiveMoveRefusesUntrustedDirectoryLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a link another user owns")
+	}
+	const nobody = 65534
+	dir := t.TempDir()
+	top := filepath.Join(dir, "archive")
+	cfg := filepath.Join(dir, "sluice.yml")
+	if err := os.WriteFile(cfg, []byte("state_dir: "+dir+"\nfilters:\n  - type: archive\n    options:\n      targets:\n        spam: archive/{rcpt_domain}/spam.mbox\n        ham: archive/{rcpt_domain}/ham.mbox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(top, "spam.example"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(top, "spam.example", "spam.mbox")
+	rec := "From a@example.org Thu Jan  1 00:00:00 2026\nX-Sluice-Queue-ID: Q1\nX-Sluice-Envelope-To: bob@lab.example\nX-Sluice-Verdict: spam; action=accept\nSubject: hi\n\nbody\n\n"
+	if err := os.WriteFile(src, []byte(rec), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	victim := t.TempDir()
+	link := filepath.Join(top, "lab.example")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+
+	r := runCLI(t, "", "--config", cfg, "archive", "move", "--queue-id", "Q1", "--to", "ham", src)
+	if r.code != 1 || !strings.Contains(r.stderr, link+": a symbolic link owned by uid 65534") {
+		t.Errorf("move into a directory behind another user's link: %+v; want an error naming %s", r, link)
+	}
+	if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+		t.Errorf("created at the link's target: %v", ents)
+	}
+	if got := string(mustRead(t, src)); got != rec {
+		t.Errorf("the source after a refused move: %q", got)
+	}
+
+	// An mbox behind such a link is neither shown nor moved from.
+	secret := filepath.Join(victim, "spam.mbox")
+	if err := os.WriteFile(secret, []byte(strings.Replace(rec, "body", "secret", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	behind := filepath.Join(link, "spam.mbox")
+	r = runCLI(t, "", "--config", cfg, "archive", "show", "--queue-id", "Q1", behind)
+	if r.code != 1 || strings.Contains(r.stdout, "secret") || !strings.Contains(r.stderr, link+": a symbolic link owned by uid 65534") {
+		t.Errorf("show behind another user's link: %+v", r)
+	}
+	// Named relative to the working directory, it is judged the same.
+	t.Chdir(dir)
+	r = runCLI(t, "", "--config", cfg, "archive", "show", "--queue-id", "Q1", filepath.Join("archive", "lab.example", "spam.mbox"))
+	if r.code != 1 || strings.Contains(r.stdout, "secret") {
+		t.Errorf("show behind another user's link, by a relative path: %+v", r)
+	}
+	r = runCLI(t, "", "--config", cfg, "archive", "move", "--queue-id", "Q1", "--to", filepath.Join(dir, "out.mbox"), behind)
+	if r.code != 1 || !strings.Contains(r.stderr, link+": a symbolic link owned by uid 65534") {
+		t.Errorf("move from behind another user's link: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.mbox")); err == nil {
+		t.Error("a record behind another user's link was copied")
+	}
+	os.Remove(secret)
+
+	// root's own link, to an archive on another disk, is followed.
+	if err := os.Lchown(link, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "--config", cfg, "archive", "move", "--queue-id", "Q1", "--to", "ham", src)
+	if r.code != 0 {
+		t.Fatalf("move through root's own link: %+v", r)
+	}
+	if got := string(mustRead(t, filepath.Join(victim, "ham.mbox"))); got != rec {
+		t.Errorf("the mbox behind root's link: %q", got)
+	}
+}

@@ -93,6 +93,7 @@ func New(env filters.Env, cfg Config) (*Filter, error) {
 	f.obs, _ = env.Observer.(Observer)
 	f.cobs, _ = env.Observer.(CopyObserver)
 	f.app = NewAppender(s.lockTimeout, f.log)
+	f.app.SetRoots(s.roots()...)
 	// Not for "sluice config check" (env.CheckOnly), which must change
 	// nothing: the repair is the daemon's to make.
 	if s.format == FormatMbox && !env.CheckOnly {

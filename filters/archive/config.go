@@ -3,7 +3,9 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -212,6 +214,40 @@ func isPlaceholder(name string) bool {
 		}
 	}
 	return false
+}
+
+// root returns the directory of the template's path before its first
+// placeholder: the part the administrator wrote, taken as given (see
+// Appender.SetRoots). For a path without placeholders it is the mbox's
+// (or maildir's) parent.
+func (t pathTemplate) root() string {
+	if p, ok := t.static(); ok {
+		return filepath.Dir(p)
+	}
+	// The path is absolute and clean, so it starts with a literal "/".
+	lit := t.parts[0].literal
+	if i := strings.LastIndexByte(lit, '/'); i > 0 {
+		return lit[:i]
+	}
+	return "/"
+}
+
+// Roots returns the archive's top directories, one per target (see
+// Appender.SetRoots), with relative paths taken relative to stateDir.
+func (c Config) Roots(stateDir string) ([]string, error) {
+	s, err := c.check(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return s.roots(), nil
+}
+
+func (s settings) roots() []string {
+	var out []string
+	for _, v := range slices.Sorted(maps.Keys(s.targets)) {
+		out = append(out, s.targets[v].root())
+	}
+	return out
 }
 
 // static returns the path when the template has no placeholders.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -60,6 +61,63 @@ type Appender struct {
 	tmpMu      sync.Mutex
 	tmpCleaned map[string]time.Time
 	tmpPruned  time.Time
+	// roots are the archive's top directories (see SetRoots).
+	roots []string
+}
+
+// SetRoots names the archive's top directories: the directories of the
+// targets' paths before their first placeholder (see Config.Roots), which
+// the administrator wrote and which are taken as given. Below one of
+// them, every directory of a path the appender reads or writes that is a
+// symbolic link is followed only if root or this process's user owns it
+// (see trustedlink.WalkDirs), and no directory is created through any
+// other: those directories are the daemon's user's, and a link it put
+// there would steer root's "sluice archive move" into a directory of its
+// choosing. A path below none of them is taken as given but for its last
+// component (see OpenTrustedLink). It must be called before the appender
+// is used.
+func (a *Appender) SetRoots(roots ...string) {
+	a.roots = nil
+	for _, r := range roots {
+		if abs, err := filepath.Abs(r); err == nil {
+			a.roots = append(a.roots, abs)
+		}
+	}
+}
+
+// rootOf returns the deepest of the appender's roots that dir is in (or
+// is), and dir made absolute (a command's argument may be relative to
+// the working directory), or false if it is in none. The comparison is
+// of the names as written: a path that reaches the archive by another
+// spelling (through a link above the root) is taken as given.
+func (a *Appender) rootOf(dir string) (root, abs string, ok bool) {
+	if len(a.roots) == 0 {
+		return "", "", false
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", false
+	}
+	for _, r := range a.roots {
+		rel, err := filepath.Rel(r, abs)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		if !ok || len(r) > len(root) {
+			root, ok = r, true
+		}
+	}
+	return root, abs, ok
+}
+
+// checkDirs returns an error if a directory of path below its root is a
+// symbolic link not to be followed (see SetRoots).
+func (a *Appender) checkDirs(path string) error {
+	root, dir, ok := a.rootOf(filepath.Dir(path))
+	if !ok {
+		return nil
+	}
+	return trustedlink.WalkDirs(root, dir, nil)
 }
 
 // NewAppender returns an appender that waits at most lockTimeout for an
@@ -378,20 +436,44 @@ func cutBack(f *os.File, size int64) error {
 // adoptDirOwner). A new directory's name is an entry in its parent: until
 // the parent reaches the disk, a power cut may lose the directory and
 // every message already fsync'd in it.
+//
+// Below one of the appender's roots (see SetRoots), the directories are
+// walked and made one at a time, and none is made, or followed, through
+// a symbolic link not to be followed.
 func (a *Appender) mkdirAll(dir string) error {
+	if root, abs, ok := a.rootOf(dir); ok {
+		if err := a.mkdirAllAbove(root); err != nil {
+			return err
+		}
+		return trustedlink.WalkDirs(root, abs, a.mkdirOne)
+	}
+	return a.mkdirAllAbove(dir)
+}
+
+// mkdirAllAbove is mkdirAll for a path taken as given: links anywhere in
+// it are followed.
+func (a *Appender) mkdirAllAbove(dir string) error {
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return nil
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := a.mkdirAll(parent); err != nil {
+		if err := a.mkdirAllAbove(parent); err != nil {
 			return err
 		}
 	}
+	return a.mkdirOne(dir)
+}
+
+// mkdirOne makes the directory dir, whose parent exists, and syncs the
+// parent; a directory found at the name (made meanwhile by someone else,
+// who syncs its parent and whose it stays) is no error.
+func (a *Appender) mkdirOne(dir string) error {
+	parent := filepath.Dir(dir)
 	err := os.Mkdir(dir, dirMode)
 	if errors.Is(err, fs.ErrExist) {
 		// Made meanwhile by someone else, who syncs its parent and
-		// whose it stays.
+		// whose it stays. (Below a root, WalkDirs judges what it is.)
 		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
 			return nil
 		}

@@ -203,6 +203,9 @@ func isQuotedFrom(line []byte) bool {
 // still names it and the length to go back to). It does nothing when the
 // file or such a lock does not exist.
 func (a *Appender) Repair(ctx context.Context, path string) error {
+	if err := a.checkDirs(path); err != nil {
+		return err
+	}
 	if _, err := os.Stat(path + lockSuffix); err != nil {
 		return nil
 	}
@@ -227,6 +230,9 @@ func (a *Appender) Repair(ctx context.Context, path string) error {
 // Repair): fn sees whole records only, never an append in progress or
 // one cut short by a crash.
 func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record) error) error {
+	if err := a.checkDirs(path); err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("archive %s: %w", path, err)
 	}
@@ -279,7 +285,9 @@ func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record)
 //
 // A symbolic link at path is followed only if root or this process's
 // user owns it (see OpenTrustedLink): a user's link in a folder that
-// root reads must not show root the file it points to.
+// root reads must not show root the file it points to. The same goes for
+// the directories of path below one of the appender's roots (see
+// SetRoots).
 func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error), read func(r io.Reader) error) error {
 	return a.ReadLockedFile(ctx, path, nil, warn, read)
 }
@@ -289,6 +297,9 @@ func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error)
 // locks are held, because a directory of the path was replaced meanwhile
 // (by a link to /etc, say), that is an error, and nothing is read.
 func (a *Appender) ReadLockedFile(ctx context.Context, path string, want *os.File, warn func(error), read func(r io.Reader) error) error {
+	if err := a.checkDirs(path); err != nil {
+		return fmt.Errorf("archive %s: %w", path, err)
+	}
 	var (
 		l *lockedMbox
 		// noDotLock is why this user may not make the dot-lock, once
@@ -451,6 +462,9 @@ func sameFile(name string, fi fs.FileInfo) error {
 // that were waiting for the lock notice the file was replaced and append
 // to the new one.
 func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Record) bool) (int, error) {
+	if err := a.checkDirs(path); err != nil {
+		return 0, fmt.Errorf("archive %s: %w", path, err)
+	}
 	if _, err := os.Stat(path); err != nil {
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}

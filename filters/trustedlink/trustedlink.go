@@ -15,12 +15,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 )
 
 // Open is os.OpenFile, except that a symbolic link at path (its last
 // component) is followed only if root or this process's user owns it.
-// Links further up the path are followed.
+// Links further up the path are followed; WalkDirs judges those below a
+// directory given as trusted.
 func Open(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
 	if !errors.Is(err, syscall.ELOOP) {
@@ -87,4 +90,68 @@ func Owner(fi fs.FileInfo) (uint32, bool) {
 // process does: root's, or this process's user's.
 func TrustedOwner(uid uint32) bool {
 	return uid == 0 || int(uid) == os.Geteuid()
+}
+
+// WalkDirs checks the directories of dir below root: each component of
+// dir after root, dir itself included, that is a symbolic link is
+// followed only if root or this process's user owns it (see Check), and
+// must lead to a directory. root itself, and the directories above it,
+// are taken as given: the administrator named them. The archive's
+// directories below root belong to the daemon's user, who could replace
+// archive/example.com with a link to /etc, and root's "sluice archive
+// move" would then create or append to a file there.
+//
+// A component that does not exist is passed to create, which makes it
+// (the walk then judges what is at the name, as made by create or by
+// someone else meanwhile); with create nil the walk stops there, since
+// nothing below it exists to be opened either.
+//
+// dir must be root or lexically below it.
+//
+// The walk checks names; it does not open them. Whoever may write one of
+// the directories can still put a link in place of a component after it
+// was checked and before the caller opens the path through it. That
+// needs the race to be won at the moment root runs a command, and the
+// callers narrow it further by checking that the file they opened is
+// still the one at the path; closing it for good would need every open
+// below root to go through openat(2) with O_NOFOLLOW, one component at a
+// time.
+func WalkDirs(root, dir string, create func(dir string) error) error {
+	root, dir = filepath.Clean(root), filepath.Clean(dir)
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s is not below %s", dir, root)
+	}
+	if rel == "." {
+		return nil
+	}
+	cur := root
+	for _, name := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, name)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			if create == nil {
+				return nil
+			}
+			if err := create(cur); err != nil {
+				return err
+			}
+			fi, err = os.Lstat(cur)
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if err := Check(cur, fi); err != nil {
+				return err
+			}
+			if fi, err = os.Stat(cur); err != nil {
+				return err
+			}
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: not a directory (%s)", cur, fi.Mode().Type())
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -50,5 +51,81 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := os.Lstat(target); err == nil {
 		t.Errorf("the target %s of another user's link was created", target)
+	}
+}
+
+// WalkDirs follows a directory link below the root that this user owns,
+// refuses one another user owns (naming it) without creating anything
+// where it leads, takes the root as given, and makes missing directories
+// with create.
+func TestWalkDirs(t *testing.T) {
+	root := t.TempDir()
+	elsewhere := t.TempDir()
+	own := filepath.Join(root, "own")
+	if err := os.Symlink(elsewhere, own); err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	mkdir := func(dir string) error {
+		made = append(made, dir)
+		return os.Mkdir(dir, 0o750)
+	}
+	if err := WalkDirs(root, filepath.Join(own, "a", "b"), mkdir); err != nil {
+		t.Fatalf("through this user's link: %v", err)
+	}
+	if want := []string{filepath.Join(own, "a"), filepath.Join(own, "a", "b")}; strings.Join(made, ",") != strings.Join(want, ",") {
+		t.Errorf("made %v, want %v", made, want)
+	}
+	if fi, err := os.Stat(filepath.Join(elsewhere, "a", "b")); err != nil || !fi.IsDir() {
+		t.Errorf("the directories behind the link: %v", err)
+	}
+	// Without create, a missing directory ends the walk.
+	if err := WalkDirs(root, filepath.Join(root, "missing", "x"), nil); err != nil {
+		t.Errorf("missing directory without create: %v", err)
+	}
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WalkDirs(root, filepath.Join(file, "x"), nil); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a file as a directory: %v", err)
+	}
+	if err := WalkDirs(root, filepath.Dir(root), nil); err == nil {
+		t.Error("a directory above the root was walked")
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("a link owned by another user needs root to make")
+	}
+	// The root itself may be anyone's link: the administrator named it.
+	top := filepath.Join(t.TempDir(), "top")
+	if err := os.Symlink(root, top); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(top, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	victim := t.TempDir()
+	other := filepath.Join(root, "other")
+	if err := os.Symlink(victim, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(other, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	made = nil
+	err := WalkDirs(top, filepath.Join(top, "other", "a"), mkdir)
+	var ue *UntrustedError
+	if !errors.As(err, &ue) || ue.UID != 1000 || ue.Path != filepath.Join(top, "other") {
+		t.Fatalf("another user's directory link: %v, want an *UntrustedError naming %s", err, filepath.Join(top, "other"))
+	}
+	if len(made) != 0 {
+		t.Errorf("made %v through another user's link", made)
+	}
+	if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+		t.Errorf("created at the link's target: %v", ents)
+	}
+	if err := WalkDirs(top, filepath.Join(top, "own", "a"), nil); err != nil {
+		t.Errorf("this user's link below a root reached through another's: %v", err)
 	}
 }
