@@ -285,10 +285,10 @@ func ParseRedisURL(s string) (RedisConfig, error) {
 // "/" or "?" in it not percent-encoded, "redis://user:pa/ss@host:6379"
 // (base64 passwords hold "/" often), which by the letter is the host
 // "user:pa" and the database "ss@host:6379". It reports the text after
-// the userinfo when some "@" is followed by a list of HOST:PORT and
+// the userinfo when some "@" is followed by a list of HOST[:PORT] and
 // preceded by a ":" after the scheme, and is either before the query
 // (no database holds an "@") or after a text before the query that is no
-// list of HOST:PORT ("user:pa?ss@host:6379"). Only refused URLs are
+// list of HOST[:PORT] ("user:pa?ss@host:6379"). Only refused URLs are
 // looked at, so a query value with an "@" in it ("prefix=x@y:2") costs
 // nothing, and a refused one is not taken for a password after a valid
 // host.
@@ -307,19 +307,35 @@ func looseUserinfo(s string) (string, bool) {
 		hosts, _, _ := strings.Cut(after, "?")
 		hosts, _, _ = strings.Cut(hosts, "/")
 		beforeQuery := query < 0 || i < query
-		if strings.Contains(rest[:i], ":") && hostPorts(hosts) && (beforeQuery || !hostPorts(head)) {
+		if strings.Contains(rest[:i], ":") && hostList(hosts) && (beforeQuery || !hostList(head)) {
 			return after, true
 		}
 	}
 	return "", false
 }
 
-// hostPorts reports whether s is a comma-separated list of HOST:PORT.
-func hostPorts(s string) bool {
+// hostList reports whether s is a comma-separated list of HOST:PORT, or
+// of HOST with the port left out: a URL whose port was forgotten is
+// refused for that too, and the password in it must be hidden all the
+// same ("redis://user:pa/ss@host" would otherwise quote the database
+// "ss@host").
+func hostList(s string) bool {
 	for _, a := range strings.Split(s, ",") {
+		if a == "" {
+			return false
+		}
 		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			// No port: a name or address, with no ":" outside the
+			// brackets of an IPv6 address.
+			bare := strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
+			if strings.Contains(a, ":") && (bare == a || net.ParseIP(bare) == nil) {
+				return false
+			}
+			continue
+		}
 		n, perr := strconv.Atoi(port)
-		if err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
+		if perr != nil || host == "" || n < 1 || n > 65535 {
 			return false
 		}
 	}

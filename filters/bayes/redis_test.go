@@ -538,6 +538,11 @@ func TestParseRedisURLPasswordWithDelimiters(t *testing.T) {
 		"redis://user:pa/secret@a:1/0?prefix=x",
 		"rediss://sluice:k9/secret+Q=@a:1,b:2?cluster=true",
 		"redis://user:pa?secret@[::1]:6379/2",
+		// The port forgotten as well: refused for that too, but
+		// the password is no less in the URL.
+		"redis://user:pa/secret@a",
+		"redis://user:pa/secret@a/0",
+		"redis://user:pa?secret@a,b:2",
 	} {
 		_, err := bayes.ParseRedisURL(s)
 		if err == nil {
