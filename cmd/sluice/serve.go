@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -574,8 +575,11 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 // this size; real values are far shorter.
 const maxLogValue = 8192
 
-// boundLogValue cuts a string or error value longer than maxLogValue,
-// at the start of a character, and says how many bytes it left out.
+// boundLogValue cuts a string or error value that would be written
+// longer than maxLogValue, at the start of a character, and says how
+// many bytes it left out. What counts is the length as written, escapes
+// included (see escapedLen): a value of quotes or control characters is
+// written two to six times as long as it is.
 func boundLogValue(_ []string, a slog.Attr) slog.Attr {
 	var s string
 	switch v := a.Value; {
@@ -590,14 +594,42 @@ func boundLogValue(_ []string, a slog.Attr) slog.Attr {
 	default:
 		return a
 	}
-	if len(s) <= maxLogValue {
+	if len(s) <= maxLogValue/maxEscape {
+		// Within the bound however it is escaped.
 		return a
 	}
-	cut := maxLogValue
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	written, cut := 0, 0
+	for cut < len(s) {
+		r, size := utf8.DecodeRuneInString(s[cut:])
+		if written += escapedLen(r, size); written > maxLogValue {
+			break
+		}
+		cut += size
+	}
+	if cut == len(s) {
+		return a
 	}
 	return slog.String(a.Key, fmt.Sprintf("%s...(%d bytes more)", s[:cut], len(s)-cut))
+}
+
+// maxEscape is the most bytes escapedLen gives a byte of a value.
+const maxEscape = 10
+
+// escapedLen bounds the bytes the text or the JSON handler writes for r,
+// a character of size bytes of a value (utf8.RuneError of size 1 for a
+// byte that is no UTF-8).
+func escapedLen(r rune, size int) int {
+	switch {
+	case r == utf8.RuneError && size == 1:
+		return 6 // \ufffd in JSON, \x80 in text
+	case r == '"' || r == '\\':
+		return 2
+	case r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029':
+		return 6 // \u0001 in JSON, \x01 in text
+	case !unicode.IsPrint(r):
+		return maxEscape // \U000e0001 in text
+	}
+	return size
 }
 
 func mustLevel(s string) config.Level {

@@ -51,3 +51,33 @@ func TestLogValuesBounded(t *testing.T) {
 		})
 	}
 }
+
+// The bound holds for the line as written, not only for the value's own
+// bytes: a handler writes a control character or a byte that is no
+// UTF-8 as an escape of up to six bytes (\u0001, \ufffd in JSON; \x01 in
+// text), and a header From of such bytes, quoted by a reason, would make
+// one value of 8 KiB fill journald's 48 KiB on its own.
+func TestLogValuesBoundedEscaped(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		for name, unit := range map[string]string{
+			"control": "\x01", "not utf-8": "\x80", "quote": `"`, "line end": "\n", "unprintable": "\u2028",
+		} {
+			t.Run(format+"/"+name, func(t *testing.T) {
+				var b bytes.Buffer
+				long := strings.Repeat(unit, 60000)
+				newLogger(&b, format, new(slog.LevelVar)).Info("message",
+					"from", long, "rcpts", long, "reason", "header_from "+long, "helo", long)
+				line := b.String()
+				if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+					t.Fatalf("not one line: %d line ends", strings.Count(line, "\n"))
+				}
+				if len(line) > 48<<10 {
+					t.Errorf("line of %d bytes, longer than journald's 48 KiB LineMax", len(line))
+				}
+				if !strings.Contains(line, "bytes more)") || !strings.Contains(line, "header_from") {
+					t.Errorf("no value says it was cut, or the start of one is missing: %.200q", line)
+				}
+			})
+		}
+	}
+}
