@@ -55,6 +55,12 @@ func TestDQSKeyNotShown(t *testing.T) {
 		defer e.obs.mu.Unlock()
 		return len(e.obs.health) == 3
 	})
+	// A probe reports the list's health before it logs the failure:
+	// the log is read below only once it holds all three lines, which
+	// must show no key either.
+	waitFor(t, "the log lines of the three failed probes", func() bool {
+		return strings.Count(e.logText(), "fails its health probe") == 3
+	})
 
 	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
 	if v.Action != filters.Reject || v.Reply == nil {
