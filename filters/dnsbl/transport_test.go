@@ -101,34 +101,9 @@ func TestTransportTCP(t *testing.T) {
 // that meets it a timeout, and is asked no more while the other answers.
 func TestTransportTCPPassesOverDeadServer(t *testing.T) {
 	live, _ := tcpOnlyServer(t, "1.2.0.192.bl.test")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var accepted atomic.Int32
-	var mu sync.Mutex
-	var held []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	r := newResolver([]string{ln.Addr().String(), live}, 100*time.Millisecond, 2, nil)
+	dead := silentTCPServer(t, func() { accepted.Add(1) })
+	r := newResolver([]string{dead, live}, 100*time.Millisecond, 2, nil)
 	r.tcpOnly = true
 	const lookups = 10
 	for i := range lookups {
@@ -140,8 +115,8 @@ func TestTransportTCPPassesOverDeadServer(t *testing.T) {
 	if n := accepted.Load(); n != 1 {
 		t.Errorf("the dead server got %d connections in %d lookups, want 1", n, lookups)
 	}
-	if !r.down.holds(ln.Addr().String(), time.Now()) {
-		t.Errorf("the dead server %s is not passed over", ln.Addr())
+	if !r.down.holds(dead, time.Now()) {
+		t.Errorf("the dead server %s is not passed over", dead)
 	}
 }
 
@@ -191,39 +166,16 @@ func TestTransportFromResolvConfUseVC(t *testing.T) {
 // not answer, and the lookup failed.
 func TestTransportKeptWhileResolvConfChanges(t *testing.T) {
 	live, _ := tcpOnlyServer(t, "1.2.0.192.bl.test")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	accepted := make(chan struct{}, 1)
-	var mu sync.Mutex
-	var held []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
+	dead := silentTCPServer(t, func() {
+		select {
+		case accepted <- struct{}{}:
+		default:
 		}
 	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // never answered
-			mu.Unlock()
-			select {
-			case accepted <- struct{}{}:
-			default:
-			}
-		}
-	}()
 	r := newResolver(nil, time.Second, 2, nil)
 	// As read from a resolv.conf with "options use-vc".
-	r.use(serverSet{servers: []string{ln.Addr().String(), live}, inOrder: true, tcp: true})
+	r.use(serverSet{servers: []string{dead, live}, inOrder: true, tcp: true})
 	got := make(chan answer, 1)
 	go func() {
 		got <- r.query(context.Background(), "1.2.0.192.bl.test", dns.TypeA, time.Hour, time.Minute)
@@ -271,4 +223,38 @@ func TestTransportChangeStartsCacheAfresh(t *testing.T) {
 	if v := after.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
 		t.Errorf("after the reload to transport: tcp: %v, want reject (observer: %s)", v.Action, after.obs)
 	}
+}
+
+// silentTCPServer listens on a 127.0.0.1 TCP port, accepts connections
+// and never answers on them, calling onAccept for each, and returns its
+// address. The connections are closed when the test ends.
+func silentTCPServer(t *testing.T, onAccept func()) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never answered
+			mu.Unlock()
+			onAccept()
+		}
+	}()
+	return ln.Addr().String()
 }
