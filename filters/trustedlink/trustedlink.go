@@ -20,37 +20,10 @@ import (
 	"syscall"
 )
 
-// Open is os.OpenFile, except that a symbolic link at path (its last
-// component) is followed only if root or this process's user owns it.
-// Links further up the path are followed; WalkDirs judges those below a
-// directory given as trusted.
-func Open(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
-	if !errors.Is(err, syscall.ELOOP) {
-		return f, err
-	}
-	link, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	if link.Mode()&fs.ModeSymlink == 0 {
-		return nil, fmt.Errorf("open %s: %w", path, syscall.ELOOP)
-	}
-	if err := Check(path, link); err != nil {
-		return nil, err
-	}
-	f, err = os.OpenFile(path, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	// The link checked must be the one followed: one put in its place
-	// meanwhile is another link, with another inode.
-	if again, err := os.Lstat(path); err != nil || !os.SameFile(link, again) {
-		f.Close()
-		return nil, fmt.Errorf("open %s: the symbolic link was replaced while it was followed", path)
-	}
-	return f, nil
-}
+// checkedHook, if set, is called by Open once it has judged the symbolic
+// link at path trusted and before it opens what the link names. Set only
+// by tests, to replace the link in that instant.
+var checkedHook func(path string)
 
 // Check reports whether a symbolic link described by link (as os.Lstat
 // returns it) may be followed by the rule of Open, and returns an
@@ -60,6 +33,12 @@ func Check(path string, link fs.FileInfo) error {
 	if !ok {
 		return fmt.Errorf("%s: the owner of the symbolic link is unknown: not followed", path)
 	}
+	return checkOwner(path, uid)
+}
+
+// checkOwner returns an *UntrustedError unless uid, the owner of the
+// symbolic link at path, is trusted (see TrustedOwner).
+func checkOwner(path string, uid uint32) error {
 	if !TrustedOwner(uid) {
 		return &UntrustedError{Path: path, UID: uid}
 	}

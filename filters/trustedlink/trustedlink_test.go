@@ -129,3 +129,86 @@ func TestWalkDirs(t *testing.T) {
 		t.Errorf("this user's link below a root reached through another's: %v", err)
 	}
 }
+
+// Open takes a relative target from the link's directory, follows a
+// target that is itself a trusted link, creates a missing target with
+// O_CREATE, and opens the file the link it judged names even when
+// another user's link is put in its place right after the judgement:
+// the file that link names is neither created nor opened.
+func TestOpenLinkReplacedAfterCheck(t *testing.T) {
+	dir := t.TempDir()
+	trusted := filepath.Join(dir, "trusted")
+	if err := os.WriteFile(trusted, []byte("trusted\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	box := filepath.Join(dir, "box")
+	if err := os.Symlink("trusted", box); err != nil {
+		t.Fatal(err)
+	}
+	chain := filepath.Join(dir, "chain")
+	if err := os.Symlink("box", chain); err != nil {
+		t.Fatal(err)
+	}
+	sameAs := func(f *os.File, path string) bool {
+		t.Helper()
+		defer f.Close()
+		got, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return os.SameFile(got, want)
+	}
+	for _, path := range []string{box, chain} {
+		f, err := Open(path, os.O_RDONLY, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if !sameAs(f, trusted) {
+			t.Errorf("%s: did not open %s", path, trusted)
+		}
+	}
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink("new", dangling); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(dangling, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatalf("a link to a missing file, with O_CREATE: %v", err)
+	}
+	if !sameAs(f, filepath.Join(dir, "new")) {
+		t.Errorf("%s: did not create and open its target", dangling)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("a link owned by another user needs root to make")
+	}
+	victim := filepath.Join(t.TempDir(), "nologin")
+	evil := filepath.Join(dir, "evil")
+	if err := os.Symlink(victim, evil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(evil, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	// Whoever may write dir renames its own link over the judged one.
+	checkedHook = func(path string) {
+		if err := os.Rename(evil, path); err != nil {
+			t.Errorf("replacing the link: %v", err)
+		}
+	}
+	defer func() { checkedHook = nil }()
+	f, err = Open(box, os.O_RDWR|os.O_CREATE, 0o600)
+	if _, serr := os.Lstat(victim); serr == nil {
+		t.Errorf("%s, named by the link put in place of the judged one, was created", victim)
+	}
+	if err != nil {
+		t.Fatalf("a link replaced after it was judged: %v", err)
+	}
+	if !sameAs(f, trusted) {
+		t.Errorf("did not open %s, named by the link judged", trusted)
+	}
+}
