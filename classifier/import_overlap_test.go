@@ -58,6 +58,34 @@ func exportBytes(t *testing.T, st classifier.Store) []byte {
 // the messages the store learned by walking its digests.
 type noDigestLookup struct{ classifier.Store }
 
+// storeKind opens a new, empty store of one kind for a test.
+type storeKind struct {
+	name string
+	open func(t *testing.T) classifier.Store
+}
+
+// digestStoreKinds are the stores the digest lookups are tried on:
+// bbolt, Redis on srv (keys under prefix, "" for the default), and bbolt
+// without a lookup of its own ("walked"), whose digests are walked and
+// whose import is finished in two steps, as another kind of store's
+// would be. The caller closes what it opens.
+func digestStoreKinds(srv *redistest.Server, prefix string) []storeKind {
+	bolt := func(t *testing.T) classifier.Store {
+		st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	return []storeKind{
+		{"bolt", bolt},
+		{"redis", func(t *testing.T) classifier.Store {
+			return openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: prefix})
+		}},
+		{"walked", func(t *testing.T) classifier.Store { return noDigestLookup{bolt(t)} }},
+	}
+}
+
 // Import adds an export's token counts and message totals to the store
 // and sets its digests. A message the store has learned already would be
 // counted twice while the store keeps one digest for it: the same export
@@ -69,24 +97,7 @@ type noDigestLookup struct{ classifier.Store }
 // the store is left as it was. An export of other messages still adds.
 func TestImportOverlap(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	bolt := func(t *testing.T) classifier.Store {
-		st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	stores := []struct {
-		name string
-		open func(t *testing.T) classifier.Store
-	}{
-		{"bolt", bolt},
-		{"redis", func(t *testing.T) classifier.Store {
-			return openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
-		}},
-		{"walked", func(t *testing.T) classifier.Store { return noDigestLookup{bolt(t)} }},
-	}
+	stores := digestStoreKinds(redistest.Start(t), "")
 	for _, sc := range stores {
 		t.Run(sc.name, func(t *testing.T) {
 			exportOfRange := func(from, to int) []byte {

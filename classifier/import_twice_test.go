@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,28 +37,17 @@ const (
 // list are the same input. Pruning keeps the record.
 func TestImportTwiceRefused(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	bolt := func(t *testing.T) classifier.Store {
-		st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	stores := []struct {
-		name string
-		open func(t *testing.T) classifier.Store
-	}{
-		{"bolt", bolt},
-		{"redis", func(t *testing.T) classifier.Store {
-			st := openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}})
+	// "walked" stands for a store of another kind, which records the
+	// fingerprint and takes the mark away in two steps. Each store this
+	// test opens is closed when its subtest ends.
+	stores := digestStoreKinds(redistest.Start(t), "")
+	for i, sc := range stores {
+		open := sc.open
+		stores[i].open = func(t *testing.T) classifier.Store {
+			st := open(t)
 			t.Cleanup(func() { st.Close() })
 			return st
-		}},
-		// A store of another kind, which records the fingerprint and
-		// takes the mark away in two steps.
-		{"other", func(t *testing.T) classifier.Store { return noDigestLookup{bolt(t)} }},
+		}
 	}
 	bogoutil := func(st classifier.Store, text string, again bool) error {
 		in, err := classifier.CheckBogoutil(strings.NewReader(text))

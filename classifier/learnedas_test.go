@@ -2,7 +2,6 @@ package classifier_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,27 +16,10 @@ import (
 // field above it) is the message the daemon learned with CRLF.
 func TestLearnedAs(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	bolt := func(t *testing.T) classifier.Store {
-		st, err := classifier.Open(filepath.Join(t.TempDir(), "db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
 	spam := "From: a@example.org\r\nSubject: prize\r\n\r\nclaim your prize\r\n"
 	ham := "From: b@example.org\r\nSubject: notes\r\n\r\nthe meeting notes\r\n"
 	delivered := "Received: from mx by mailbox\n" + strings.ReplaceAll(spam, "\r\n", "\n")
-	for _, sc := range []struct {
-		name string
-		open func(t *testing.T) classifier.Store
-	}{
-		{"bolt", bolt},
-		{"redis", func(t *testing.T) classifier.Store {
-			return openRedisStore(t, classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "learnedas"})
-		}},
-		{"walked", func(t *testing.T) classifier.Store { return noDigestLookup{bolt(t)} }},
-	} {
+	for _, sc := range digestStoreKinds(redistest.Start(t), "learnedas") {
 		t.Run(sc.name, func(t *testing.T) {
 			st := sc.open(t)
 			defer st.Close()
