@@ -41,6 +41,7 @@ import (
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/bayes"
 	"github.com/sluice-mail/sluice/filters/dnsbl"
+	"github.com/sluice-mail/sluice/filters/headerfix"
 	"github.com/sluice-mail/sluice/milter"
 )
 
@@ -798,17 +799,11 @@ func TestDocMetricValues(t *testing.T) {
 			values[name] = append(values[name], strings.Split(m[1], ", ")...)
 		}
 	}
-	var stages []string
-	for st := filters.Stage(0); !strings.HasPrefix(st.String(), "stage("); st++ {
-		stages = append(stages, st.String())
-	}
-	var actions []string
-	for _, a := range filters.Actions() {
-		actions = append(actions, a.String())
-	}
-	values["sluice_filter_decisions_total"] = append(stages, actions...)
-	values["sluice_filter_failures_total"] = append(values["sluice_filter_failures_total"], filters.FailureError, filters.FailurePanic, filters.FailureTimeout)
-	values["sluice_dnsbl_errors_total"] = []string{dnsbl.KindTimeout, dnsbl.KindNetwork, dnsbl.KindServfail, dnsbl.KindRefused, dnsbl.KindRcode, dnsbl.KindListRefused, dnsbl.KindBadAnswer, dnsbl.KindBusy, dnsbl.KindListsAll}
+	code := codeLabelValues(t)
+	decisions := code["sluice_filter_decisions_total"]
+	values["sluice_filter_decisions_total"] = append(decisions["stage"], decisions["verdict"]...)
+	values["sluice_filter_failures_total"] = append(values["sluice_filter_failures_total"], code["sluice_filter_failures_total"]["kind"]...)
+	values["sluice_dnsbl_errors_total"] = code["sluice_dnsbl_errors_total"]["kind"]
 	if len(values) < 10 {
 		t.Fatalf("found label values for only %d metrics: %v", len(values), values)
 	}
@@ -885,6 +880,114 @@ func TestDocMetricsAtStart(t *testing.T) {
 	}
 	for _, name := range sortedKeys(got) {
 		t.Errorf("%s has series at start-up (%v), which docs/metrics.md does not say", name, got[name])
+	}
+}
+
+// codeLabelValues returns the values the code gives the labels of the
+// metrics that have a fixed set of them, by metric and label: those of
+// the series a fresh metrics.New has from start-up, and those the
+// pipeline, the dnsbl and the headerfix filters define.
+func codeLabelValues(t *testing.T) map[string]map[string][]string {
+	t.Helper()
+	out := map[string]map[string][]string{}
+	add := func(metric, label string, values ...string) {
+		if out[metric] == nil {
+			out[metric] = map[string][]string{}
+		}
+		for _, v := range values {
+			if !slices.Contains(out[metric][label], v) {
+				out[metric][label] = append(out[metric][label], v)
+			}
+		}
+	}
+	reg := prometheus.NewRegistry()
+	metrics.New(reg, "test", runtime.Version())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		if !strings.HasPrefix(fam.GetName(), "sluice_") || fam.GetName() == "sluice_build_info" {
+			continue
+		}
+		for _, s := range fam.GetMetric() {
+			for _, lp := range s.GetLabel() {
+				add(fam.GetName(), lp.GetName(), lp.GetValue())
+			}
+		}
+	}
+	for st := filters.Stage(0); !strings.HasPrefix(st.String(), "stage("); st++ {
+		add("sluice_filter_decisions_total", "stage", st.String())
+		add("sluice_filter_duration_seconds", "stage", st.String())
+	}
+	for _, a := range filters.Actions() {
+		add("sluice_filter_decisions_total", "verdict", a.String())
+	}
+	add("sluice_filter_failures_total", "kind", filters.FailureError, filters.FailurePanic, filters.FailureTimeout)
+	add("sluice_dnsbl_errors_total", "kind", dnsbl.KindTimeout, dnsbl.KindNetwork, dnsbl.KindServfail, dnsbl.KindRefused, dnsbl.KindRcode, dnsbl.KindListRefused, dnsbl.KindBadAnswer, dnsbl.KindBusy, dnsbl.KindListsAll)
+	for _, k := range headerfix.Kinds() {
+		add("sluice_headerfix_repairs_total", "kind", k.String())
+	}
+	if len(out["sluice_messages_total"]["verdict"]) < 5 || len(out["sluice_dnsbl_errors_total"]["kind"]) < 5 {
+		t.Fatalf("found too few label values: %v", out)
+	}
+	return out
+}
+
+var groupedBy = regexp.MustCompile(`\bby\s*\(([^)]*)\)`)
+
+// TestDocMonitoringLabelValues: a dashboard panel or an alert rule that
+// groups by a label and lists that label's values in its description
+// ("by list and kind: timeout, network, ...") lists all of them, so that
+// the text does not leave out series the panel shows or the alert
+// fires on.
+func TestDocMonitoringLabelValues(t *testing.T) {
+	values := codeLabelValues(t)
+	type described struct{ where, text, expr string }
+	var all []described
+	for _, p := range loadDashboard(t).Panels {
+		for _, tg := range p.Targets {
+			all = append(all, described{"docs/grafana-dashboard.json, panel " + p.Title, p.Description, tg.Expr})
+		}
+	}
+	for _, file := range monitoringRules {
+		for _, r := range monitoringRuleList(t, file) {
+			all = append(all, described{filepath.Base(file) + ", alert " + r.Alert, r.Annotations["summary"] + " " + r.Annotations["description"], r.Expr})
+		}
+	}
+	checked := 0
+	for _, d := range all {
+		var labels []string
+		for _, m := range groupedBy.FindAllStringSubmatch(d.expr, -1) {
+			for _, l := range strings.Split(m[1], ",") {
+				labels = append(labels, strings.TrimSpace(l))
+			}
+		}
+		for _, metric := range regexp.MustCompile(`\bsluice_[a-z0-9_]+`).FindAllString(d.expr, -1) {
+			metric = strings.TrimSuffix(strings.TrimSuffix(metric, "_bucket"), "_count")
+			for _, label := range labels {
+				vs := values[metric][label]
+				// "by kind: ..." introduces the list of values.
+				if len(vs) == 0 || !regexp.MustCompile(`\b`+regexp.QuoteMeta(label)+`:`).MatchString(d.text) {
+					continue
+				}
+				var named, missing []string
+				for _, v := range vs {
+					if regexp.MustCompile(`(^|[^a-z_])` + regexp.QuoteMeta(v) + `($|[^a-z_])`).MatchString(d.text) {
+						named = append(named, v)
+					} else {
+						missing = append(missing, v)
+					}
+				}
+				checked++
+				if len(missing) > 0 {
+					t.Errorf("%s: the description lists the values %v of %s of %s, but not %v: %q", d.where, named, label, metric, missing, d.text)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no description lists the values of a label it groups by; is the pattern broken?")
 	}
 }
 
