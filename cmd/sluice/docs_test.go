@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -1077,6 +1078,43 @@ func TestDocLinks(t *testing.T) {
 	}
 	if links == 0 {
 		t.Fatal("no links found in README.md and docs/; is the link pattern broken?")
+	}
+}
+
+// TestDocLinksInPackage: the Debian package installs the documentation in
+// /usr/share/doc/sluice (testdata/deb/build.sh), and every relative link
+// of the pages it installs points at a file it installs too.
+func TestDocLinksInPackage(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("bash", filepath.Join(repoRoot, "testdata/deb/build.sh"), "--docs-only", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build.sh --docs-only: %v\n%s", err, out)
+	}
+	pages, err := filepath.Glob(filepath.Join(dir, "*.md"))
+	if err != nil || len(pages) < 5 {
+		t.Fatalf("staged pages: %v, %v", pages, err)
+	}
+	links := 0
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(stripCode(string(text)), "\n") {
+			for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
+				path, _, _ := strings.Cut(m[1], "#")
+				if path == "" || strings.Contains(path, "://") || strings.HasPrefix(path, "mailto:") {
+					continue
+				}
+				links++
+				if _, err := os.Stat(filepath.Join(dir, path)); err != nil {
+					t.Errorf("%s:%d: link %q: the package does not install %s", filepath.Base(page), i+1, m[1], path)
+				}
+			}
+		}
+	}
+	if links == 0 {
+		t.Fatal("no links found in the staged pages; is the link pattern broken?")
 	}
 }
 

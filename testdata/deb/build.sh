@@ -13,9 +13,27 @@ set -euo pipefail
 # (2.46 and later need modules it refuses).
 NFPM_VERSION=v2.45.2
 
-[ $# -ge 1 ] || { echo "usage: $0 OUTDIR [VERSION]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+
+# stage_docs DOCDIR ALERTDIR copies the documentation pages and what
+# they link to into DOCDIR, and the alert rules into ALERTDIR; the package
+# installs them in /usr/share/doc/sluice and its alerts/ (nfpm.yaml).
+stage_docs() {
+	mkdir -p "$1" "$2"
+	cp "$root"/docs/*.md "$root"/docs/*.svg "$root/docs/grafana-dashboard.json" "$1/"
+	cp "$root"/docs/alerts/*.yml "$2/"
+}
+
+# "build.sh --docs-only DIR" stages the documentation alone, for the test
+# that checks its links.
+if [ "${1:-}" = --docs-only ]; then
+	[ $# -eq 2 ] || { echo "usage: $0 --docs-only DIR" >&2; exit 2; }
+	stage_docs "$2" "$2/alerts"
+	exit 0
+fi
+
+[ $# -ge 1 ] || { echo "usage: $0 OUTDIR [VERSION]" >&2; exit 2; }
 mkdir -p "$1"
 out=$(cd "$1" && pwd)
 GO=${GO:-go}
@@ -43,7 +61,7 @@ trap 'rm -rf "$stage"' EXIT
 # up in /etc/group.
 (cd "$root" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w -X main.version=$version" -o "$stage/sluice" ./cmd/sluice)
 
-mkdir -p "$stage/man" "$stage/completion" "$stage/doc"
+mkdir -p "$stage/man" "$stage/completion"
 "$stage/sluice" gen-man "$stage/man"
 gzip -9n "$stage"/man/*.8
 "$stage/sluice" completion bash >"$stage/completion/sluice.bash"
@@ -51,9 +69,7 @@ gzip -9n "$stage"/man/*.8
 "$stage/sluice" completion fish >"$stage/completion/sluice.fish"
 
 cp "$here/nfpm.yaml" "$here/sluice.yml" "$here/sluice.service" "$here/postinst" "$here/prerm" "$here/postrm" "$stage/"
-cp "$root"/docs/*.md "$root/docs/grafana-dashboard.json" "$stage/doc/"
-mkdir -p "$stage/alerts"
-cp "$root"/docs/alerts/*.yml "$stage/alerts/"
+stage_docs "$stage/doc" "$stage/alerts"
 # Debian Policy 12.5: the licence, as /usr/share/doc/PACKAGE/copyright.
 {
 	echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
