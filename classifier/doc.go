@@ -21,8 +21,10 @@
 // # Tokens
 //
 // The tokenizer walks every MIME part (go-message's multipart reader),
-// decodes quoted-printable and base64, converts charsets to UTF-8 (unknown
-// ones best effort: valid UTF-8 kept, else read as windows-1252), turns HTML
+// decodes quoted-printable and base64, converts charsets to UTF-8 (by
+// their registered names, and by the labels Microsoft's programs wrote,
+// such as "win-1251", "cp932" and "CHINESEBIG5"; unknown ones best effort:
+// valid UTF-8 kept, else read as windows-1252), turns HTML
 // into its visible text plus the hosts of links and images ("url:host"),
 // tags words of selected header fields ("subj:", "from:", "to:", "rcvd:",
 // ...; of Message-ID only the domain), adds tokens of the header's shape

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -118,6 +119,66 @@ func TestCharsetXUserDefined(t *testing.T) {
 	for _, w := range []string{"cheap pills", "charset:x-user-defined", "caf"} {
 		if !slices.Contains(m.Tokens, w) {
 			t.Errorf("missing %q; got %q", w, m.Tokens)
+		}
+	}
+}
+
+// Labels that mail programs wrote but no registry lists: Microsoft's code
+// page numbers ("cp932", "win-1251") and the names of Windows's font
+// charset constants ("CHINESEBIG5", "RUSSIAN_CHARSET"). Each must decode
+// as the code page it names, not as windows-1252 guesswork.
+func TestCharsetMicrosoftLabels(t *testing.T) {
+	cases := []struct {
+		label string
+		in    string // bytes in that code page
+		want  string
+	}{
+		{"cp932", "\x93\xfa\x96\x7b", "日本"},
+		{"CP-932", "\x93\xfa\x96\x7b", "日本"},
+		{"shiftjis_charset", "\x93\xfa\x96\x7b", "日本"},
+		{"cp949", "\xc7\xd1\xb1\xb9", "한국"},
+		{"hangeul_charset", "\xc7\xd1\xb1\xb9", "한국"},
+		{"hangul_charset", "\xc7\xd1\xb1\xb9", "한국"},
+		{"chinesebig5", "\xa4\xa4\xa4\xe5", "中文"},
+		{"chinesebig5_charset", "\xa4\xa4\xa4\xe5", "中文"},
+		{"gb2312_charset", "\xd6\xd0\xce\xc4", "中文"},
+		{"win-1251", "\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"},
+		{"win1251", "\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"},
+		{"cp-1251", "\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"},
+		{"russian_charset", "\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"},
+		{"win-1250", "\xb9\xe1k", "ąák"},
+		{"easteurope_charset", "\xb9\xe1k", "ąák"},
+		{"win-1252", "caf\xe9 \x93x\x94", "café “x”"},
+		{"ansi_charset", "caf\xe9", "café"},
+		{"greek_charset", "\xe1\xe2", "αβ"},
+		{"turkish_charset", "\xfe\xf0", "şğ"},
+		{"hebrew_charset", "\xf9\xec", "של"},
+		{"arabic_charset", "\xd3\xe1", "سل"},
+		{"baltic_charset", "\xe0\xfe", "ąž"},
+		{"vietnamese_charset", "\xc3", "Ă"},
+		{"cp874", "\xa1\xd2", "กา"},
+		{"thai_charset", "\xa1\xd2", "กา"},
+		{"mac_charset", "caf\x8e", "café"},
+	}
+	for _, c := range cases {
+		got := string(toUTF8([]byte(c.in), strings.ToLower(c.label)))
+		if got != c.want {
+			t.Errorf("%s: toUTF8(%q) = %q, want %q", c.label, c.in, got, c.want)
+		}
+	}
+	// Through the tokenizer, with the label as a mail program wrote it.
+	raw := "Content-Type: text/plain; charset=\"WIN-1251\"\n\n\xcf\xf0\xe8\xe2\xe5\xf2 \xec\xe8\xf0\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range []string{"привет", "мир", "charset:win-1251"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q; got %q", w, m.Tokens)
+		}
+	}
+	// DEFAULT_CHARSET names no code page (the sender's own), and
+	// "win-9999" none that exists: both stay best effort.
+	for _, label := range []string{"default_charset", "win-9999", "cp-"} {
+		if e := charsetEncoding(label); e != nil {
+			t.Errorf("charsetEncoding(%q) = %v, want none", label, e)
 		}
 	}
 }

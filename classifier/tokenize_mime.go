@@ -1160,6 +1160,9 @@ func charsetEncoding(cs string) encoding.Encoding {
 	case "x-utf_8j":
 		return unicode.UTF8
 	}
+	if name, ok := microsoftLabel(cs); ok {
+		cs = name
+	}
 	if e, err := ianaindex.MIME.Encoding(cs); err == nil && e != nil {
 		return latin1AsWindows(e)
 	}
@@ -1170,6 +1173,60 @@ func charsetEncoding(cs string) encoding.Encoding {
 		return e
 	}
 	return nil
+}
+
+// windowsCharsets maps the names of Windows's font charset constants
+// (ANSI_CHARSET, RUSSIAN_CHARSET, ...), which Outlook Express and other
+// programs of its time wrote as MIME charset labels, with and without the
+// "_charset" suffix, to the code page each stands for. DEFAULT_CHARSET
+// (the sender's own code page) and JOHAB_CHARSET (no decoder) are left
+// out, and so read as unknown labels.
+var windowsCharsets = map[string]string{
+	"ansi":        "windows-1252",
+	"easteurope":  "windows-1250",
+	"russian":     "windows-1251",
+	"greek":       "windows-1253",
+	"turkish":     "windows-1254",
+	"hebrew":      "windows-1255",
+	"arabic":      "windows-1256",
+	"baltic":      "windows-1257",
+	"vietnamese":  "windows-1258",
+	"thai":        "windows-874",
+	"shiftjis":    "shift_jis",
+	"hangeul":     "euc-kr",
+	"hangul":      "euc-kr",
+	"gb2312":      "gbk",
+	"chinesebig5": "big5",
+	"mac":         "macintosh",
+}
+
+// microsoftLabel returns the registered name for a charset label that
+// Microsoft's programs wrote and no registry lists: a Windows font charset
+// name (see windowsCharsets), or a code page number with a prefix the
+// registries do not know ("win-1251", "win1251", "cp-1251", "cp932",
+// "cp949", "cp874"). The WHATWG encoding standard reads the labels of
+// EUC-KR and Shift_JIS as code pages 949 and 932, Microsoft's supersets,
+// so those are the decoders of "cp949" and "cp932".
+func microsoftLabel(cs string) (string, bool) {
+	if name, ok := windowsCharsets[strings.TrimSuffix(cs, "_charset")]; ok {
+		return name, true
+	}
+	var num string
+	for _, p := range []string{"win-", "win", "cp-", "cp"} {
+		if rest, ok := strings.CutPrefix(cs, p); ok {
+			num = rest
+			break
+		}
+	}
+	switch num {
+	case "1250", "1251", "1252", "1253", "1254", "1255", "1256", "1257", "1258", "874":
+		return "windows-" + num, true
+	case "932":
+		return "shift_jis", true
+	case "949":
+		return "euc-kr", true
+	}
+	return "", false
 }
 
 // latin1AsWindows returns windows-1252 for ISO-8859-1, e otherwise (see
