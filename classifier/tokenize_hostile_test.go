@@ -61,6 +61,10 @@ func hostileMessages() []struct{ name, raw string } {
 		}()},
 		// A subject of 65,000 encoded words.
 		{"encoded-words", "Subject: " + repeatTo("=?koi8-r?q?ab?= ", hostileSize) + "\n\nx\n"},
+		// Links to hosts in Unicode, each converted to its ASCII form.
+		{"unicode-hosts", head + "\n" + repeatTo("see http://bücher.example/ and http://пример.рф/x\n", hostileSize)},
+		// One "host" of a megabyte of letters, too long to convert.
+		{"unicode-host-long", head + "\nhttp://" + repeatTo("ü", hostileSize) + "\n"},
 		// Multiparts nested past MaxDepth: each level copies the part
 		// it holds.
 		{"nested-deep", func() string {

@@ -374,12 +374,8 @@ func (w *walker) link(u []byte) {
 		// the page's scheme: "//host/path" goes to host as
 		// "http://host/path" does.
 		p := afterUserinfo(u, 2)
-		end := p
-		for end < len(u) && isHostByte(u[end]) {
-			end++
-		}
-		w.host(u[p:end])
+		w.host(u[p:hostEnd(u, p, false)])
 	default:
-		w.urls(u)
+		w.linkURLs(u)
 	}
 }

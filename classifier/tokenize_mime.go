@@ -50,6 +50,7 @@ type walker struct {
 	feats     []uint32  // scratch Message.Features
 	pairBuf   []byte    // scratch for building a pair
 	linkBuf   []byte    // scratch for the decoded value of an HTML link attribute
+	hostBuf   []byte    // scratch for the ASCII form of a non-ASCII host (see asciiHost)
 }
 
 func newWalker(opts TokenizerOptions) *walker {

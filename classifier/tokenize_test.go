@@ -956,8 +956,8 @@ func urlHostsByByte(s []byte) []string {
 		if k := bytes.Index(s[:min(len(s), 8)], []byte("://")); k >= 0 {
 			s = s[k+3:]
 			// Userinfo: the host starts after the last "@" of the
-			// authority.
-			for k := 0; k < len(s) && (isHostByte(s[k]) || strings.IndexByte("@:%_~!$&'()*+,;=", s[k]) >= 0); k++ {
+			// authority, which may hold non-ASCII bytes.
+			for k := 0; k < len(s) && (isHostByte(s[k]) || s[k] >= 0x80 || strings.IndexByte("@:%_~!$&'()*+,;=", s[k]) >= 0); k++ {
 				if s[k] == '@' {
 					s, k = s[k+1:], -1
 				}
@@ -1000,7 +1000,7 @@ func TestIndexURLMatchesByteScan(t *testing.T) {
 			t.Fatalf("indexURL(%q) = %d, want %d", b, got, want)
 		}
 		var hosts []string
-		eachURLHost(b, func(h []byte) { hosts = append(hosts, string(h)) })
+		eachURLHost(b, true, func(h []byte) { hosts = append(hosts, string(h)) })
 		if want := urlHostsByByte(b); !slices.Equal(hosts, want) {
 			t.Fatalf("hosts of %q: %q, want %q", b, hosts, want)
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // Token length bounds, in bytes. Shorter words are mostly noise ("a", "of");
@@ -373,16 +375,20 @@ func appendLowerUnicode(b []byte, s []byte) []byte {
 	return b
 }
 
-// urls adds a "url:" token for the host of each URL in s, and one for its
-// last two labels, so links to a spammer's domain count whatever the
-// subdomain or path.
-func (w *walker) urls(s []byte) { eachURLHost(s, w.host) }
+// urls adds a "url:" token for the host of each URL in the text s, and
+// one for its last two labels, so links to a spammer's domain count
+// whatever the subdomain or path.
+func (w *walker) urls(s []byte) { eachURLHost(s, true, w.host) }
+
+// linkURLs adds the tokens of the URLs in a link target (an attribute
+// value), as urls does for text.
+func (w *walker) linkURLs(s []byte) { eachURLHost(s, false, w.host) }
 
 // eachURLHost calls fn with the host of each URL in s, from left to
-// right: the host bytes after each "http://", "https://" (and its
-// userinfo, see afterUserinfo) or "www." that indexURL finds, each
-// search starting after the host before.
-func eachURLHost(s []byte, fn func(host []byte)) {
+// right: the host (see hostEnd; text says whether s is text) after each
+// "http://", "https://" (and its userinfo, see afterUserinfo) or "www."
+// that indexURL finds, each search starting after the host before.
+func eachURLHost(s []byte, text bool, fn func(host []byte)) {
 	var f urlFinder
 	for pos := 0; ; {
 		j := f.next(s, pos)
@@ -394,10 +400,7 @@ func eachURLHost(s []byte, fn func(host []byte)) {
 			p += k + 3
 			p = afterUserinfo(s, p)
 		}
-		end := p
-		for end < len(s) && isHostByte(s[end]) {
-			end++
-		}
+		end := hostEnd(s, p, text)
 		fn(s[p:end])
 		if p == len(s) {
 			return
@@ -427,9 +430,11 @@ func afterUserinfo(s []byte, p int) int {
 
 // isAuthorityByte reports whether c may stand in the authority of a URL:
 // a host byte, "@", or a byte userinfo may hold (unreserved, "%" of a
-// percent-encoding, sub-delims, ":").
+// percent-encoding, sub-delims, ":"), or a byte of a non-ASCII character,
+// which a browser takes in a user name (percent-encoding it) as in a host
+// ("http://bänk.example@evil.example/" goes to evil.example).
 func isAuthorityByte(c byte) bool {
-	if isHostByte(c) {
+	if isHostByte(c) || c >= utf8.RuneSelf {
 		return true
 	}
 	switch c {
@@ -517,9 +522,107 @@ func isHostByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.'
 }
 
+// hostEnd returns the index after the host that starts at s[p]: ASCII
+// letters, digits, hyphens and dots, and the letters, digits and marks of
+// other scripts, which a browser takes in an internationalised domain
+// name (RFC 5890) and looks up in their ASCII form (see asciiHost).
+//
+// In text (text set; a link target is cut out by its markup already),
+// the host must also end where the text goes on without a space, as
+// Chinese and Japanese do. Where its last label starts in ASCII and goes
+// on in another script ("访问www.example.com获取"), the host ends where
+// the ASCII does: no top-level domain mixes the two. A last label in such
+// a script after a dot ("www.example.edu.去查询") is the next sentence,
+// not a top-level domain (".中国" exists, but is seldom seen in links).
+func hostEnd(s []byte, p int, text bool) int {
+	end := p
+	nonASCII := false
+	for end < len(s) {
+		c := s[end]
+		if isHostByte(c) {
+			end++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			break
+		}
+		r, n := utf8.DecodeRune(s[end:])
+		if r == utf8.RuneError || !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
+			break
+		}
+		nonASCII = true
+		end += n
+	}
+	if !nonASCII || !text {
+		return end
+	}
+	dot := bytes.LastIndexByte(s[p:end], '.')
+	if dot < 0 {
+		return end
+	}
+	dot += p
+	label := dot + 1
+	if label == end {
+		return end
+	}
+	if s[label] < utf8.RuneSelf {
+		for k := label; k < end; k++ {
+			if s[k] >= utf8.RuneSelf {
+				return k
+			}
+		}
+		return end
+	}
+	if r, _ := utf8.DecodeRune(s[label:]); isCJK(r) && dot > p && s[dot-1] < utf8.RuneSelf {
+		return dot
+	}
+	return end
+}
+
+// maxUnicodeHost bounds, in bytes, the non-ASCII hosts that asciiHost
+// converts: a DNS name is at most 253 bytes in ASCII form, and each
+// character takes at least one of them and at most four bytes of UTF-8.
+// A longer "host" can be no name, and is dropped as a long ASCII one is,
+// without converting a hostile megabyte.
+const maxUnicodeHost = 4 * 253
+
+// linkIDNA maps a link host to its ASCII form as browsers do (the WHATWG
+// URL standard's "domain to ASCII": UTS #46 nontransitional mapping, the
+// bidi and joiner rules, but not the hyphen rules, nor STD3's, which
+// ASCII hosts are not held to either: "ab--c.bücher.example" is looked
+// up as "ab--c.xn--bcher-kva.example" is).
+var linkIDNA = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.CheckJoiners(true),
+	idna.CheckHyphens(false), idna.StrictDomainName(false), idna.Transitional(false))
+
+// asciiHost returns the ASCII form of a host holding non-ASCII
+// characters, as a browser looks it up (see linkIDNA: lower case,
+// full-width letters as ASCII, labels in punycode with "xn--"), so that a
+// host gives the same tokens whether a link wrote it in Unicode or in
+// ASCII. A host the rules refuse (a label that breaks the bidi rule,
+// starts with a mark ...) is still a link: its text lower-cased is
+// returned. nil for a host too long to be a DNS name. The result is in
+// the walker's scratch hostBuf.
+func (w *walker) asciiHost(h []byte) []byte {
+	if len(h) > maxUnicodeHost {
+		return nil
+	}
+	a, err := linkIDNA.ToASCII(string(h))
+	if err != nil {
+		w.hostBuf = appendLower(w.hostBuf[:0], h)
+	} else {
+		w.hostBuf = append(w.hostBuf[:0], a...)
+	}
+	return bytes.Trim(w.hostBuf, ".-")
+}
+
 // host adds the tokens of a URL host.
 func (w *walker) host(h []byte) {
 	h = bytes.Trim(h, ".-")
+	if !isASCII(h) {
+		if h = w.asciiHost(h); h == nil {
+			return
+		}
+	}
 	if len(h) < 3 || len(h) > 253 {
 		return
 	}

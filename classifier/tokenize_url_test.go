@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +55,89 @@ func TestURLWithoutScheme(t *testing.T) {
 		if slices.Contains(m.Tokens, w) {
 			t.Errorf("unexpected %q: not a link target", w)
 		}
+	}
+}
+
+// TestURLUnicodeHost checks that a link host written in Unicode (an
+// internationalised domain name, RFC 5890) gives the same url: tokens as
+// the same host written in its ASCII form ("xn--" labels), wherever a
+// link is read: an href, an image source, a network-path reference, a
+// <meta> refresh, plain text. Before, the host ended at its first
+// non-ASCII letter, so "http://bücher.example/" gave no url: token at all
+// and a sender could hide every link host by writing it in Unicode. In
+// text, a host still ends where Chinese text goes on after it without a
+// space.
+func TestURLUnicodeHost(t *testing.T) {
+	body := "Content-Type: text/html; charset=utf-8\n\n" +
+		`<a href="http://bücher.example/x">x</a>` +
+		`<a href="http://XN--BCHER-KVA.example/y">y</a>` +
+		`<a href="https://BÜCHER.Example/z">z</a>` +
+		`<img src="//münchen.example/p.gif">` +
+		`<meta http-equiv="refresh" content="0; url=http://пример.рф/go">` +
+		`<a href="http://bänk.example@evil-ünicode.example/login">bank</a>` +
+		`<a href="http://ｅｘａｍｐｌｅ.com/">fullwidth</a>` +
+		`<a href="http://Aא.Example/">mixed direction</a>` +
+		`<a href="http://AB--C.bücher.example/">hyphens</a>` +
+		"<a href=\"http://\u0301abc.example/\">a leading mark</a>" +
+		"<p>visit http://www.例え.jp/page or https://fuß.example.\n" +
+		"请访问http://www.plain-cjk.example获取更多信息，请看www.cjk-dot.example.去查询</p>" +
+		`<a href="http://shop.中国/">a top-level domain in Chinese</a>`
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{
+		"url:xn--bcher-kva.example",
+		"url:xn--mnchen-3ya.example",
+		"url:xn--e1afmkfd.xn--p1ai",
+		"url:xn--evil-nicode-xhb.example",
+		"url:example.com",
+		"url:www.xn--r8jz45g.jp", "url:xn--r8jz45g.jp",
+		"url:xn--fu-hia.example",
+		// As browsers, and as for ASCII hosts, "--" in a label is
+		// allowed.
+		"url:ab--c.xn--bcher-kva.example",
+		// A host the IDNA rules refuse (a Hebrew letter in a Latin
+		// label breaks the bidi rule; a label must not start with a
+		// combining mark) is still a link: its text, lower-cased.
+		"url:aא.example", "url:\u0301abc.example",
+		// Text that goes on right after a host, without a space, as
+		// Chinese does, is not taken for part of its top-level
+		// domain.
+		"url:www.plain-cjk.example", "url:plain-cjk.example",
+		"url:www.cjk-dot.example", "url:cjk-dot.example",
+		// In a link target, nothing runs on after the host.
+		"url:shop.xn--fiqs8s",
+	} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, tok := range m.Tokens {
+		// The Unicode forms, the user name before the "@", and a host
+		// cut at its first non-ASCII letter ("url:b", "url:m" are too
+		// short to be tokens; "url:bänk..." is the user name).
+		if strings.HasPrefix(tok, "url:") && (strings.ContainsAny(tok, "üäßпр例ｅ") || strings.Contains(tok, "bnk") ||
+			strings.Contains(tok, "example.xn--")) {
+			t.Errorf("unexpected %q", tok)
+		}
+	}
+}
+
+// TestURLUnicodeHostBounded checks that a hostile "host" of a megabyte
+// of non-ASCII letters gives no url: token (no DNS name is that long)
+// and costs no conversion: the allocations of the message stay those of
+// an ASCII host of the same size.
+func TestURLUnicodeHostBounded(t *testing.T) {
+	tk := NewTokenizer(TokenizerOptions{})
+	long := []byte("Subject: x\n\nhttp://" + strings.Repeat("ü", 500_000) + ".example/ and http://" + strings.Repeat("ü", 300) + "/\n")
+	ascii := []byte("Subject: x\n\nhttp://" + strings.Repeat("uu", 500_000) + ".example/ and http://" + strings.Repeat("uu", 300) + "/\n")
+	for _, tok := range tk.TokenizeBytes(long).Tokens {
+		if strings.HasPrefix(tok, "url:") {
+			t.Errorf("unexpected %q", tok)
+		}
+	}
+	tk.TokenizeBytes(ascii)
+	a := testing.AllocsPerRun(3, func() { tk.TokenizeBytes(long) })
+	b := testing.AllocsPerRun(3, func() { tk.TokenizeBytes(ascii) })
+	if a > b+5 {
+		t.Errorf("%.0f allocations for a long Unicode host, %.0f for an ASCII one", a, b)
 	}
 }
