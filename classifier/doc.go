@@ -21,15 +21,18 @@
 // # Tokens
 //
 // The tokenizer walks every MIME part (go-message's multipart reader),
-// decodes quoted-printable and base64, converts charsets to UTF-8 (by
-// their registered names, and by the labels Microsoft's programs wrote,
-// such as "win-1251", "cp932" and "CHINESEBIG5"; unknown ones best effort:
-// valid UTF-8 kept, else read as windows-1252), turns HTML
-// into its visible text plus the hosts of links and images ("url:host", as
-// for URLs in text; a host written in Unicode in the ASCII form a browser
-// looks up, "url:xn--bcher-kva.example" for "bücher.example"), tags words
-// of selected header fields ("subj:", "from:", "to:", "rcvd:", ...; of
-// Message-ID only the domain), adds tokens of the header's shape
+// decodes quoted-printable and base64 (also a multipart body that declares
+// one, which RFC 2045 does not allow and spam does to hide its parts, if
+// its parts cannot be read as they stand: "mime:encoded"), converts
+// charsets to UTF-8 (by their registered names, and by the labels
+// Microsoft's programs wrote, such as "win-1251", "cp932" and
+// "CHINESEBIG5"; unknown ones best effort: valid UTF-8 kept, else read as
+// windows-1252), turns HTML into its visible text plus the hosts of
+// links and images ("url:host", as for URLs in text; a host written in
+// Unicode in the ASCII form a browser looks up, "url:xn--bcher-kva.example"
+// for "bücher.example"), tags words of selected header fields ("subj:",
+// "from:", "to:", "rcvd:", ...; of Message-ID only the domain), adds
+// tokens of the header's shape
 // (the networks of the oldest public address of the Received chain,
 // "rnet:"; the shape and zone of the Date, "date:"; a fingerprint of the
 // order of the first fields, "ord:"), and for binary parts keeps only type

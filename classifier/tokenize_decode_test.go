@@ -1,7 +1,9 @@
 package classifier
 
 import (
+	"encoding/base64"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -180,5 +182,132 @@ func TestCharsetMicrosoftLabels(t *testing.T) {
 		if e := charsetEncoding(label); e != nil {
 			t.Errorf("charsetEncoding(%q) = %v, want none", label, e)
 		}
+	}
+}
+
+// encodedMultipart returns a message whose top-level multipart body,
+// holding the given parts, is in the transfer encoding cte ("base64" or
+// "quoted-printable", which RFC 2045 section 6.4 does not allow for a
+// multipart).
+func encodedMultipart(cte, boundary string, parts ...string) string {
+	var body strings.Builder
+	for _, p := range parts {
+		body.WriteString("--" + boundary + "\n" + p + "\n")
+	}
+	body.WriteString("--" + boundary + "--\n")
+	enc := body.String()
+	switch cte {
+	case "base64":
+		b64 := base64.StdEncoding.EncodeToString([]byte(enc))
+		var lines strings.Builder
+		for len(b64) > 76 {
+			lines.WriteString(b64[:76] + "\n")
+			b64 = b64[76:]
+		}
+		enc = lines.String() + b64 + "\n"
+	case "quoted-printable":
+		// A quoted-printable encoder may write any byte as "=XX":
+		// the hyphens of the delimiter lines are hidden so.
+		enc = strings.ReplaceAll(strings.ReplaceAll(enc, "=", "=3D"), "--", "=2D=2D")
+	}
+	return "Subject: x\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=" + boundary +
+		"\nContent-Transfer-Encoding: " + cte + "\n\n" + enc
+}
+
+// A multipart body in base64 or quoted-printable (which RFC 2045 does
+// not allow, and spam uses to hide its text from filters; some mail
+// clients decode it) is decoded before it is split into parts, marked
+// "mime:encoded". Before, its parts were never read: the body was
+// "mime:broken" and read as text, one long base64 word.
+func TestMultipartTransferEncoded(t *testing.T) {
+	plain := "Content-Type: text/plain\n\ncheap viagra pills"
+	html := "Content-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n<a href=3D\"http://pills.example/\">order</a>"
+	for _, cte := range []string{"base64", "quoted-printable"} {
+		raw := encodedMultipart(cte, "b", plain, html)
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+		for _, w := range []string{"cheap viagra", "pills", "order", "url:pills.example", "ctype:text/plain",
+			"ctype:text/html", "mime:encoded", "cte:" + cte} {
+			if !slices.Contains(m.Tokens, w) {
+				t.Errorf("%s: missing %q; got %q", cte, w, m.Tokens)
+			}
+		}
+		if slices.Contains(m.Tokens, "mime:broken") || m.Truncated {
+			t.Errorf("%s: broken or truncated: %q", cte, m.Tokens)
+		}
+	}
+
+	// Nested: a part of a multipart is an encoded multipart, whose
+	// part is one again.
+	inner := encodedMultipart("base64", "in", "Content-Type: text/plain\n\ndeepinnerword")
+	inner = inner[strings.Index(inner, "Content-Type:"):]
+	middle := encodedMultipart("quoted-printable", "mid", inner)
+	middle = middle[strings.Index(middle, "Content-Type:"):]
+	raw := "Subject: x\nContent-Type: multipart/mixed; boundary=top\n\n--top\n" + middle + "\n--top--\n"
+	if m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw)); !slices.Contains(m.Tokens, "deepinnerword") {
+		t.Errorf("nested: missing %q; got %q", "deepinnerword", m.Tokens)
+	}
+}
+
+// A multipart labelled base64 or quoted-printable whose parts can be
+// read as they are (the mailer declared an encoding it did not apply) is
+// read as before, not decoded: decoding it as quoted-printable would
+// join a base64 part's padded last line ("...=") to the delimiter line
+// after it and lose the parts after it.
+func TestMultipartTransferMislabelled(t *testing.T) {
+	body := "--b\nContent-Type: text/plain\n\nplainpartword here\n" +
+		"--b\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" +
+		base64.StdEncoding.EncodeToString([]byte("paddedpartword a")) + "\n" +
+		"--b\nContent-Type: text/plain\n\nlastpartword\n--b--\n"
+	for _, cte := range []string{"base64", "quoted-printable", "7bit"} {
+		raw := "Subject: x\nContent-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: " + cte + "\n\n" + body
+		m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+		for _, w := range []string{"plainpartword", "paddedpartword", "lastpartword"} {
+			if !slices.Contains(m.Tokens, w) {
+				t.Errorf("%s: missing %q; got %q", cte, w, m.Tokens)
+			}
+		}
+		for _, w := range []string{"mime:encoded", "mime:broken"} {
+			if slices.Contains(m.Tokens, w) {
+				t.Errorf("%s: unexpected %q", cte, w)
+			}
+		}
+	}
+}
+
+// The decoded multipart bodies of a message are bounded as the parts
+// are: MaxParts and MaxDepth hold on the decoded parts, and all the
+// bodies decoded in one message together are at most MaxBytes, so
+// multiparts encoded inside encoded multiparts are not decoded level
+// after level past it.
+func TestMultipartTransferEncodedBounded(t *testing.T) {
+	parts := make([]string, 300)
+	for i := range parts {
+		parts[i] = "Content-Type: text/plain\n\nword" + strconv.Itoa(i)
+	}
+	raw := encodedMultipart("base64", "b", parts...)
+	m := NewTokenizer(TokenizerOptions{MaxParts: 50}).TokenizeBytes([]byte(raw))
+	if !m.Truncated || !slices.Contains(m.Tokens, "word10") || slices.Contains(m.Tokens, "word60") {
+		t.Errorf("MaxParts 50: truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
+
+	// Each level a quoted-printable multipart of the next, the text at
+	// the bottom.
+	level := "Content-Type: text/plain\n\n" + strings.Repeat("deepword and more words\n", 2000)
+	for i := range 6 {
+		level = encodedMultipart("quoted-printable", "b"+strconv.Itoa(i), level)
+		level = level[strings.Index(level, "Content-Type:"):]
+	}
+	raw = "Subject: x\n" + level
+	m = NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	if m.Truncated || !slices.Contains(m.Tokens, "deepword") || !slices.Contains(m.Tokens, "mime:encoded") {
+		t.Errorf("within the bounds: truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
+	if m := NewTokenizer(TokenizerOptions{MaxDepth: 3}).TokenizeBytes([]byte(raw)); !m.Truncated || slices.Contains(m.Tokens, "deepword") {
+		t.Errorf("MaxDepth 3: truncated %v, tokens %q", m.Truncated, m.Tokens)
+	}
+	w := newWalker(TokenizerOptions{MaxBytes: len(raw) + 10}.withDefaults())
+	w.message([]byte(raw), 0, true)
+	if w.decoded > len(raw)+10 || !w.truncated {
+		t.Errorf("%d bytes of multipart bodies decoded (MaxBytes %d), truncated %v", w.decoded, len(raw)+10, w.truncated)
 	}
 }

@@ -65,6 +65,17 @@ func hostileMessages() []struct{ name, raw string } {
 		{"unicode-hosts", head + "\n" + repeatTo("see http://bücher.example/ and http://пример.рф/x\n", hostileSize)},
 		// One "host" of a megabyte of letters, too long to convert.
 		{"unicode-host-long", head + "\nhttp://" + repeatTo("ü", hostileSize) + "\n"},
+		// Quoted-printable multiparts nested MaxDepth deep, each hiding
+		// the delimiter lines of the next: each level is decoded
+		// before it is split (see encodedMultipart).
+		{"encoded-nested", func() string {
+			level := "Content-Type: text/plain\n\n" + plainWords(hostileSize*9/10)
+			for i := range DefaultMaxDepth - 1 {
+				level = encodedMultipart("quoted-printable", fmt.Sprint("b", i), level)
+				level = level[strings.Index(level, "Content-Type:"):]
+			}
+			return head + level
+		}()},
 		// Multiparts nested past MaxDepth: each level copies the part
 		// it holds.
 		{"nested-deep", func() string {

@@ -33,7 +33,10 @@ type walker struct {
 	partFields int
 	// reread counts the bytes of multipart bodies read again as text
 	// (see multipart) in the message.
-	reread    int
+	reread int
+	// decoded counts the bytes of multipart bodies decoded (see
+	// encodedMultipart) in the message.
+	decoded   int
 	truncated bool
 	bogo      bool   // DialectBogofilter
 	buf       []byte // scratch for building one token
@@ -64,6 +67,7 @@ func (w *walker) reset() {
 	w.broken = 0
 	w.partFields = 0
 	w.reread = 0
+	w.decoded = 0
 	w.truncated = false
 	w.names = w.names[:0]
 	// The scratch slices hold the last message's token strings; keep
@@ -175,6 +179,10 @@ func (w *walker) entity(fields []field, body []byte, depth int) {
 	}
 	switch {
 	case strings.HasPrefix(ctype, "multipart/"):
+		if !w.bogo {
+			// bogofilter's MIME parser is followed as it is.
+			body = w.encodedMultipart(cte, body, params["boundary"])
+		}
 		w.multipart(body, params["boundary"], depth)
 	case ctype == "message/rfc822" || ctype == "message/global":
 		w.message(decodeTransfer(cte, body), depth+1, false)
@@ -287,6 +295,59 @@ func (w *walker) multipart(body []byte, boundary string, depth int) {
 		w.text(toUTF8(pre, ""))
 		w.text(toUTF8(epi, ""))
 	}
+}
+
+// encodedMultipart returns the body of a multipart entity decoded when
+// it declares the transfer encoding cte as base64 or quoted-printable,
+// which RFC 2045 section 6.4 does not allow for a multipart, and that
+// encoding hides its parts: no delimiter line of the boundary is in the
+// body as it stands, and one is once it is decoded. Spam encodes its
+// multipart so to keep its text from filters that split the body as it
+// is, and some mail clients decode it. The decoding is marked with the
+// token "mime:encoded". A body whose parts can be read as they stand (a
+// mailer that declared an encoding it did not apply) is returned as it
+// is: decoding that as quoted-printable would join a base64 part's
+// padded last line to the delimiter line after it, and lose the parts
+// after it.
+//
+// The decoded body is no larger than the body, and is walked under the
+// same part, depth and token caps. All the bodies decoded in one message
+// together are at most MaxBytes (multiparts encoded inside encoded
+// multiparts are each decoded again at each level): past that, a body
+// is read as it stands, and the message is marked truncated.
+func (w *walker) encodedMultipart(cte string, body []byte, boundary string) []byte {
+	if cte != "base64" && cte != "quoted-printable" || boundary == "" || hasDelimiterLine(body, boundary) {
+		return body
+	}
+	if w.decoded+len(body) > w.opts.MaxBytes {
+		w.truncated = true
+		return body
+	}
+	w.decoded += len(body)
+	dec := decodeTransfer(cte, body)
+	if !hasDelimiterLine(dec, boundary) {
+		return body
+	}
+	w.add2("mime:", "encoded")
+	return dec
+}
+
+// hasDelimiterLine reports whether body holds a delimiter line of the
+// boundary (see isDelimiterRest).
+func hasDelimiterLine(body []byte, boundary string) bool {
+	dash := []byte("--" + boundary)
+	for pos := 0; pos < len(body); {
+		i := bytes.Index(body[pos:], dash)
+		if i < 0 {
+			return false
+		}
+		i += pos
+		pos = i + len(dash)
+		if (i == 0 || body[i-1] == '\n') && isDelimiterRest(body[pos:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // rebound returns body and boundary as they are, unless a line of body
