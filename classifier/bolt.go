@@ -1723,6 +1723,10 @@ func (b boltSnapshot) Meta(_ context.Context, key string) (string, error) {
 	return string(metaValue(b.tx, key)), nil
 }
 
+func (b boltSnapshot) WalkMeta(_ context.Context, prefix string, fn func(key, value string) error) error {
+	return walkMetaTx(b.tx, prefix, fn)
+}
+
 func (b boltSnapshot) Walk(ctx context.Context, fn func(Record) error) error {
 	return walkTx(ctx, b.tx, fn)
 }
@@ -1857,6 +1861,28 @@ func (s *BoltStore) Meta(ctx context.Context, key string) (string, error) {
 	return v, nil
 }
 
+// WalkMeta implements Store, in one read transaction. The n-gram model,
+// which Meta reads from a bucket of its own, is not walked.
+func (s *BoltStore) WalkMeta(ctx context.Context, prefix string, fn func(key, value string) error) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error { return walkMetaTx(tx, prefix, fn) })
+	if err != nil {
+		return fmt.Errorf("walk meta %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// walkMetaTx calls fn for each Meta key in tx that starts with prefix.
+func walkMetaTx(tx *bolt.Tx, prefix string, fn func(key, value string) error) error {
+	from := metaKey(prefix)
+	c := tx.Bucket(bucketMeta).Cursor()
+	for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, from); k, v = c.Next() {
+		if err := fn(string(k[len("m:"):]), string(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // metaViewer is a store that can show a Meta value in place, for the
 // duration of fn, rather than return a copy.
 type metaViewer interface {
@@ -1907,10 +1933,18 @@ func (s *BoltStore) claimMeta(ctx context.Context, key, value string) (string, e
 }
 
 // finishImport implements importFinisher: one write transaction.
-func (s *BoltStore) finishImport(ctx context.Context, key, value string) error {
+func (s *BoltStore) finishImport(ctx context.Context, own metaEntry, carried []metaEntry) error {
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		if err := meta.Put(metaKey(key), []byte(value)); err != nil {
+		for _, c := range carried {
+			if meta.Get(metaKey(c.key)) != nil {
+				continue
+			}
+			if err := meta.Put(metaKey(c.key), []byte(c.value)); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put(metaKey(own.key), []byte(own.value)); err != nil {
 			return err
 		}
 		return meta.Delete(metaKey(MetaImporting))

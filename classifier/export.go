@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,12 +20,13 @@ import (
 // The export format is line-oriented text, one record per line, fields
 // separated by one space:
 //
-//	sluice-classifier-export 2
+//	sluice-classifier-export 3
 //	dialect sluice
 //	totals SPAM HAM
 //	t TOKEN SPAM HAM LASTSEEN
 //	d DIGEST spam|ham [FEATURES]
-//	end TOKENS DIGESTS
+//	f FINGERPRINT IMPORTED
+//	end TOKENS DIGESTS FINGERPRINTS
 //
 // TOKEN is written as is unless it contains a space, a control character,
 // invalid UTF-8, or starts with a double quote; then it is a Go-quoted
@@ -33,20 +35,37 @@ import (
 // base64 with padding (RFC 4648, section 4), present only if the store has
 // features for the digest; exports written before the n-gram model have
 // none, and import as they are. (A sluice of that time refuses a digest
-// line with features, as an unknown class, rather than drop them.) The end
-// line, with the numbers of t and d lines, tells a complete export from
-// one cut short at a line boundary. Import wants the dialect line before
-// the records and one totals line, as export writes them. Importing an
-// export into an empty store reproduces the store exactly; importing into
-// a non-empty one adds the counts and sets the digests, with their
-// features, unless the store has learned one of the export's messages
-// already (see refuseLearned), or records the same export as imported
-// (see refuseImported): that import is refused.
-const exportHeader = "sluice-classifier-export 2"
+// line with features, as an unknown class, rather than drop them.) An f
+// line is the store's record of an input imported into it (its
+// fingerprint, see MetaImportedPrefix, and when, RFC 3339), which an
+// import of the export records in its store too (see ImportInput.Into).
+// The end line, with the numbers of t, d and f lines, tells a complete
+// export from one cut short at a line boundary. Import wants the dialect
+// line before the records and one totals line, as export writes them.
+// Importing an export into an empty store reproduces the store exactly
+// (its export is the same text); importing into a non-empty one adds the
+// counts and sets the digests, with their features, unless the store has
+// learned one of the export's messages already (see refuseLearned), or
+// records the same export as imported (see refuseImported): that import
+// is refused.
+//
+// Format 3 added the f lines, and the third number of the end line. A
+// sluice that reads formats 1 and 2 only refuses a format 3 export as of
+// a newer format, whether it has f lines or not, and says to import it
+// with a newer sluice. It must not take the counts without the records:
+// the store it made would take the word lists the exported store
+// imported once more, and count them twice. (Such a sluice refuses an f
+// line in a format 2 export too, as an unknown record; but the header
+// says why.)
+const exportHeader = "sluice-classifier-export 3"
 
-// exportHeaderV1 starts exports of earlier versions, which have no end
-// line; they are still read, without the check for completeness.
-const exportHeaderV1 = "sluice-classifier-export 1"
+// exportHeaderV2 and exportHeaderV1 start exports of earlier versions,
+// which are still read: format 2 has no f lines, format 1 no end line
+// either, and is read without the check for completeness.
+const (
+	exportHeaderV2 = "sluice-classifier-export 2"
+	exportHeaderV1 = "sluice-classifier-export 1"
+)
 
 // importBatch is how many records one import transaction writes.
 const importBatch = 20000
@@ -213,8 +232,12 @@ type importWriter struct {
 	// fingerprint is the input's (importFingerprint), recorded in the
 	// store as the mark goes, once the whole import is in it.
 	fingerprint string
-	marked      bool // MetaImporting is set
-	added       bool // a batch is in the store
+	// carried are the records of imports an export holds (its f
+	// lines), recorded with fingerprint where the store has none of
+	// the same key (see ImportInput.Into).
+	carried []metaEntry
+	marked  bool // MetaImporting is set
+	added   bool // a batch is in the store
 }
 
 func (w *importWriter) add(ctx context.Context, b Batch) error {
@@ -246,10 +269,10 @@ func (w *importWriter) add(ctx context.Context, b Batch) error {
 }
 
 // done takes the import's mark away once all of it is in the store, and
-// records the input's fingerprint in the same step, so that the same
-// input is refused next time (see refuseImported): a store holds either
-// the mark, which refuses any import, or the whole import and its
-// fingerprint. An import that wrote nothing set no mark, and takes none:
+// records the input's fingerprint in the same step, with those an export
+// carries, so that the same input is refused next time (see
+// refuseImported): a store holds either the mark, which refuses any
+// import, or the whole import and its fingerprints. An import that wrote nothing set no mark, and takes none:
 // a mark there is another import's, begun meanwhile and maybe still
 // writing; nor does it record its fingerprint, having added nothing.
 func (w *importWriter) done(ctx context.Context) error {
@@ -259,13 +282,15 @@ func (w *importWriter) done(ctx context.Context) error {
 	if w.fingerprint == "" {
 		return w.s.SetMeta(ctx, MetaImporting, "")
 	}
-	return finishImport(ctx, w.s, MetaImportedPrefix+w.fingerprint, time.Now().UTC().Format(time.RFC3339))
+	own := metaEntry{MetaImportedPrefix + w.fingerprint, time.Now().UTC().Format(time.RFC3339)}
+	return finishImport(ctx, w.s, own, w.carried)
 }
 
 // exportSource is what Export reads of a store.
 type exportSource interface {
 	Stats(ctx context.Context) (Stats, error)
 	Meta(ctx context.Context, key string) (string, error)
+	WalkMeta(ctx context.Context, prefix string, fn func(key, value string) error) error
 	Walk(ctx context.Context, fn func(Record) error) error
 	WalkDigests(ctx context.Context, fn func(DigestClass) error) error
 }
@@ -315,6 +340,9 @@ func export(ctx context.Context, s exportSource, w io.Writer) error {
 	}
 	fmt.Fprintf(bw, "%s\ndialect %s\ntotals %d %d\n", exportHeader, dialect, st.Spam, st.Ham)
 	var tokens, digests int
+	// The fingerprint an import of this export will have: of the
+	// records as written.
+	var fp importFingerprint
 	err = s.Walk(ctx, func(r Record) error {
 		tokens++
 		day := r.LastSeen
@@ -324,6 +352,7 @@ func export(ctx context.Context, s exportSource, w io.Writer) error {
 			// is what it means.
 			day = 0
 		}
+		fp.token(Record{Token: r.Token, Counts: Counts{Spam: r.Spam, Ham: r.Ham, LastSeen: day}})
 		_, err := fmt.Fprintf(bw, "t %s %d %d %d\n", quoteToken(r.Token), r.Spam, r.Ham, day)
 		return err
 	})
@@ -333,6 +362,7 @@ func export(ctx context.Context, s exportSource, w io.Writer) error {
 	var line []byte
 	err = s.WalkDigests(ctx, func(d DigestClass) error {
 		digests++
+		fp.digest(d)
 		line = fmt.Appendf(line[:0], "d %s %s", d.Digest, d.Class)
 		if len(d.Features) > 0 {
 			line = append(line, ' ')
@@ -345,7 +375,27 @@ func export(ctx context.Context, s exportSource, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("export digests: %w", err)
 	}
-	fmt.Fprintf(bw, "end %d %d\n", tokens, digests)
+	own := fp.sum(dialect, Totals{Spam: st.Spam, Ham: st.Ham})
+	fingerprints := 0
+	err = s.WalkMeta(ctx, MetaImportedPrefix, func(key, when string) error {
+		f := strings.TrimPrefix(key, MetaImportedPrefix)
+		if err := checkFingerprint(f, when); err != nil {
+			return fmt.Errorf("the store's record of an import, %q: %w", key, err)
+		}
+		if f == own {
+			// The export's own fingerprint, which an import of it
+			// records anyway: a store made from an export of a store
+			// made from it exports the same bytes.
+			return nil
+		}
+		fingerprints++
+		_, err := fmt.Fprintf(bw, "f %s %s\n", f, when)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("export import fingerprints: %w", err)
+	}
+	fmt.Fprintf(bw, "end %d %d %d\n", tokens, digests, fingerprints)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -369,6 +419,9 @@ type ImportStats struct {
 	Tokens  int
 	Digests int
 	Totals  Totals
+	// Fingerprints is the number of an export's records of inputs the
+	// exported store imported (f lines), which the import records too.
+	Fingerprints int
 }
 
 // Import reads the export format and adds it to the store. The store's
@@ -508,6 +561,28 @@ func (in *ImportInput) Into(ctx context.Context, s Store) (ImportStats, error) {
 	// The check reads the spool at offsets of its own (ReadAt), while
 	// importLines reads it in turn.
 	digests := io.NewSectionReader(in.spool, 0, info.Size())
+	// The records of imports an export carries (its f lines: the
+	// imports into the exported store, see Export) are recorded in s
+	// with the export's own fingerprint, as the import finishes
+	// (importWriter.carried), keeping the time s records where it has
+	// one of them already: the store made from an export then refuses
+	// the word lists the exported store imported, as that store does,
+	// and passes the records on in its own exports. Without them, a word
+	// list imported into store A, exported to a new store B, and
+	// imported into B again, counted twice in B.
+	//
+	// They refuse nothing themselves. Whether an export may be imported
+	// is decided by what it adds, as before: by its digests, if s has
+	// learned one of its messages (refuseLearned), and by its own
+	// fingerprint, the sum of its records, if s records that
+	// (refuseImported). A carried record tells where some of the
+	// exported store's counts came from, not that this export is an
+	// input s has taken: a store that records one shares that input with
+	// the exported store, as two stores seeded from one bogofilter list
+	// and trained apart do, and adding one to the other counts the
+	// shared list twice whichever way it is done. That is a merge,
+	// decided by whoever runs it; --again is for counting one input a
+	// second time, and is not made the way to do it.
 	w := importWriter{s: s, fingerprint: in.fingerprint, check: func(ctx context.Context) error {
 		// The digests first: an export of messages the store has is
 		// refused, --again or not, and says which.
@@ -586,19 +661,23 @@ func importLines(ctx context.Context, w importWriter, r io.Reader, fp *importFin
 	var st ImportStats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxExportLine)
-	// Export ends every line with a newline. An export of format 2 cut
-	// within a line lacks its end line; one of format 1 has none, and a
-	// last line without its newline is all that tells it was cut short.
+	// Export ends every line with a newline. An export of format 2 or 3
+	// cut within a line lacks its end line; one of format 1 has none, and
+	// a last line without its newline is all that tells it was cut short.
 	cut := false
 	sc.Split(scanLinesNotingCut(&cut))
 	line := 0
+	format := 0
 	needEnd, sawEnd := false, false
-	totalsLine := 0  // the line of the totals
-	dialectLine := 0 // the line of the dialect
+	fingerprintLines := map[string]int{} // the line of each f line's fingerprint
+	totalsLine := 0                      // the line of the totals
+	dialectLine := 0                     // the line of the dialect
 	var b Batch
 	featureBytes := 0 // of the digests in b
 	flush := func() error {
-		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (w.marked || w.dialect == "")) {
+		// An export with nothing to add but import records still marks
+		// the store, which takes the records as the mark goes.
+		if s == nil || (len(b.Records) == 0 && len(b.Digests) == 0 && b.Totals == (Totals{}) && (w.marked || (w.dialect == "" && len(w.carried) == 0))) {
 			b, featureBytes = Batch{}, 0
 			return nil
 		}
@@ -614,14 +693,17 @@ func importLines(ctx context.Context, w importWriter, r io.Reader, fp *importFin
 		if line == 1 {
 			switch text {
 			case exportHeader:
-				needEnd = true
+				format, needEnd = 3, true
+			case exportHeaderV2:
+				format, needEnd = 2, true
 			case exportHeaderV1:
+				format = 1
 			default:
 				if v, ok := strings.CutPrefix(text, "sluice-classifier-export "); ok {
 					// A newer sluice's export (a store moved to a
 					// machine that runs an older one): its records
 					// may mean what this version cannot know.
-					return st, fmt.Errorf("import: line 1: an export of format %.20q, which this sluice does not read (it reads formats 1 and 2): import it with the version of sluice that exported it, or a newer one", v)
+					return st, fmt.Errorf("import: line 1: an export of format %.20q, which this sluice does not read (it reads formats 1 to 3): import it with the version of sluice that exported it, or a newer one", v)
 				}
 				return st, fmt.Errorf("import: line 1: not a sluice classifier export (want %q)", exportHeader)
 			}
@@ -693,9 +775,28 @@ func importLines(ctx context.Context, w importWriter, r io.Reader, fp *importFin
 			b.Digests = append(b.Digests, dc)
 			featureBytes += len(dc.Features)
 			st.Digests++
+		case "f":
+			if format < 3 {
+				err = fmt.Errorf("an import fingerprint line in an export of format %d, which has none", format)
+				break
+			}
+			var f, when string
+			f, when, err = parseFingerprintLine(rest)
+			if err != nil {
+				break
+			}
+			if first, ok := fingerprintLines[f]; ok {
+				err = fmt.Errorf("a second line for fingerprint %s (the first is line %d)", f, first)
+				break
+			}
+			fingerprintLines[f] = line
+			st.Fingerprints++
+			if s != nil {
+				w.carried = append(w.carried, metaEntry{MetaImportedPrefix + f, when})
+			}
 		case "end":
 			sawEnd = true
-			err = checkEnd(rest, st)
+			err = checkEnd(rest, st, format)
 		default:
 			err = fmt.Errorf("unknown record %q", kind)
 		}
@@ -747,16 +848,32 @@ func flushError(what string, line int, err error) error {
 	return fmt.Errorf("%s: line %d: %w", what, line, err)
 }
 
-// checkEnd checks the end line "TOKENS DIGESTS" against what was read.
-func checkEnd(s string, st ImportStats) error {
-	var tokens, digests int
-	if n, err := fmt.Sscanf(s, "%d %d", &tokens, &digests); n != 2 || err != nil || strings.Count(s, " ") != 1 {
-		return fmt.Errorf("end line %q: want two numbers", s)
+// checkEnd checks the end line, "TOKENS DIGESTS" (format 2) or "TOKENS
+// DIGESTS FINGERPRINTS" (format 3), against what was read.
+func checkEnd(s string, st ImportStats, format int) error {
+	read := []int{st.Tokens, st.Digests}
+	if format >= 3 {
+		read = append(read, st.Fingerprints)
 	}
-	if tokens != st.Tokens || digests != st.Digests {
-		return fmt.Errorf("end line says %d tokens and %d digests, the export has %d and %d", tokens, digests, st.Tokens, st.Digests)
+	f := strings.Split(s, " ")
+	if len(f) != len(read) {
+		return fmt.Errorf("end line %q: want %d numbers", s, len(read))
 	}
-	return nil
+	says := make([]int, len(f))
+	for i, v := range f {
+		n, err := strconv.ParseUint(v, 10, 63)
+		if err != nil {
+			return fmt.Errorf("end line %q: want %d numbers", s, len(read))
+		}
+		says[i] = int(n)
+	}
+	switch {
+	case slices.Equal(says, read):
+		return nil
+	case format >= 3:
+		return fmt.Errorf("end line says %d tokens, %d digests and %d import fingerprints, the export has %d, %d and %d", says[0], says[1], says[2], read[0], read[1], read[2])
+	}
+	return fmt.Errorf("end line says %d tokens and %d digests, the export has %d and %d", says[0], says[1], read[0], read[1])
 }
 
 // checkDialect makes sure counts of one dialect are not mixed into a store

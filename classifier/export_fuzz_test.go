@@ -18,7 +18,17 @@ import (
 func FuzzImport(f *testing.F) {
 	d1 := classifier.MessageDigest([]byte("a")).String()
 	d2 := classifier.MessageDigest([]byte("b")).String()
+	fp1 := strings.Repeat("0123456789abcdef", 4)
+	fp2 := strings.Repeat("fedcba9876543210", 4)
 	for _, s := range []string{
+		"sluice-classifier-export 3\ndialect bogofilter\ntotals 3 5\nt cash 3 0 20261201\nd " + d1 + " spam\nf " + fp1 + " 2026-12-07T03:55:18Z\nf " + fp2 + " 2026-12-07T04:00:00Z\nend 1 1 2\n",
+		"sluice-classifier-export 3\ndialect sluice\ntotals 0 0\nf " + fp1 + " 2026-12-07T03:55:18Z\nend 0 0 1\n",
+		"sluice-classifier-export 3\ndialect sluice\ntotals 1 1\nt a 1 0 0\nend 1 0 0\n",
+		"sluice-classifier-export 3\ndialect sluice\ntotals 1 1\nf " + fp1 + " 2026-12-07T03:55:18+01:00\nf " + fp1 + " 2026-12-07T03:55:18Z\nend 0 0 2\n",
+		"sluice-classifier-export 3\ndialect sluice\ntotals 1 1\nf " + strings.ToUpper(fp2) + " 2026-12-07T03:55:18Z\nend 0 0 1\n",
+		"sluice-classifier-export 3\ndialect sluice\ntotals 1 1\nf " + fp2 + "\nend 0 0 1\n",
+		"sluice-classifier-export 3\ndialect sluice\ntotals 1 1\nt a 1 0 0\nend 1 0\n",
+		"sluice-classifier-export 2\ndialect sluice\ntotals 1 1\nf " + fp2 + " 2026-12-07T03:55:18Z\nend 0 0\n",
 		"sluice-classifier-export 2\ndialect sluice\ntotals 1 1\nt tok 1 0 20240101\nd " + d1 + " spam\nd " + d2 + " ham QUJDRA==\nend 1 2\n",
 		"sluice-classifier-export 2\ndialect bogofilter\ntotals 3 4\nt subj:free 2 1 0\nt \"two words\" 1 1 20241231\nend 2 0\n",
 		"sluice-classifier-export 2\ndialect sluice\ntotals 0 0\nend 0 0\n",
@@ -48,6 +58,10 @@ func FuzzImport(f *testing.F) {
 		}
 		if n := strings.Count(first, "\nd "); n > is.Digests {
 			t.Fatalf("%d digests exported from an import of %d", n, is.Digests)
+		}
+		// The records the export carried, and the import's own.
+		if n := strings.Count(first, "\nf "); n > is.Fingerprints+1 {
+			t.Fatalf("%d import records exported from an import of %d", n, is.Fingerprints)
 		}
 		again := openTestStore(t, filepath.Join(t.TempDir(), "again.db"))
 		defer again.Close()
@@ -146,6 +160,10 @@ func checkUntouched(t *testing.T, st classifier.Store, err error) {
 	n := 0
 	if werr := st.WalkDigests(ctx, func(classifier.DigestClass) error { n++; return nil }); werr != nil || n != 0 {
 		t.Fatalf("a refused import (%v) left %d digests, %v", err, n, werr)
+	}
+	n = 0
+	if werr := st.WalkMeta(ctx, classifier.MetaImportedPrefix, func(string, string) error { n++; return nil }); werr != nil || n != 0 {
+		t.Fatalf("a refused import (%v) left %d records of imports, %v", err, n, werr)
 	}
 }
 

@@ -82,7 +82,7 @@ func TestImportAllOrNothing(t *testing.T) {
 		{"truncated after tokens", strings.Join(lines[:n/2], ""), "truncated"},
 		{"truncated before the end line", strings.Join(lines[:len(lines)-2], ""), "truncated"},
 		{"bad line late", strings.Join(lines[:n], "") + "t broken\n" + strings.Join(lines[n:], ""), "missing counts"},
-		{"end line with other counts", strings.Replace(text, fmt.Sprintf("\nend %d 2\n", n), fmt.Sprintf("\nend %d 2\n", n+1), 1), "end line"},
+		{"end line with other counts", strings.Replace(text, fmt.Sprintf("\nend %d 2 0\n", n), fmt.Sprintf("\nend %d 2 0\n", n+1), 1), "end line"},
 		{"line after the end line", text + "t extra 1 0 0\n", "after the end line"},
 	}
 	for _, tc := range tests {
@@ -198,10 +198,10 @@ func TestImportFormat1(t *testing.T) {
 // refused as what it is: the error used to say it was no sluice export
 // at all, which sent the administrator looking for a damaged file.
 func TestImportNewerFormat(t *testing.T) {
-	text := "sluice-classifier-export 3\ndialect sluice\ntotals 2 3\nt hello 1 2 20240101\nend 1 0\n"
+	text := "sluice-classifier-export 4\ndialect sluice\ntotals 2 3\nt hello 1 2 20240101\nend 1 0 0\n"
 	_, err := importInto(t, text)
-	if err == nil || !strings.Contains(err.Error(), `an export of format "3", which this sluice does not read`) {
-		t.Errorf("format 3: %v, want an error naming the format", err)
+	if err == nil || !strings.Contains(err.Error(), `an export of format "4", which this sluice does not read`) {
+		t.Errorf("format 4: %v, want an error naming the format", err)
 	}
 	if _, err := importInto(t, "From: someone\n\nhello\n"); err == nil || !strings.Contains(err.Error(), "not a sluice classifier export") {
 		t.Errorf("a message: %v, want not a sluice classifier export", err)

@@ -363,22 +363,67 @@ func refuseImported(ctx context.Context, s Store, fp string, what string) error 
 	return fmt.Errorf("this %s (fingerprint %.16s...) was imported into the store already, at %s: %w", what, fp, when, ErrAlreadyImported)
 }
 
-// importFinisher is a store that can take an import's mark away
-// (MetaImporting) and set another Meta value, the import's fingerprint,
-// in one atomic step (bbolt: one write transaction; Redis: one script).
-type importFinisher interface {
-	finishImport(ctx context.Context, key, value string) error
+// metaEntry is a store-wide setting, key and value.
+type metaEntry struct{ key, value string }
+
+// checkFingerprint checks a record of an import, as an export writes
+// it: a fingerprint (64 hex digits, lower case, as importFingerprint.sum
+// writes them) and when it was imported (RFC 3339).
+func checkFingerprint(f, when string) error {
+	if len(f) != 2*sha256.Size || strings.Trim(f, "0123456789abcdef") != "" {
+		return fmt.Errorf("fingerprint %.80q: want %d hex digits, lower case", f, 2*sha256.Size)
+	}
+	if _, err := time.Parse(time.RFC3339, when); err != nil || strings.ContainsAny(when, " \t") {
+		return fmt.Errorf("fingerprint %.16s...: import time %.80q: want an RFC 3339 time", f, when)
+	}
+	return nil
 }
 
-// finishImport records key (the fingerprint of an import now whole in
-// s) and takes the import's mark away, at once where the store can. Where
-// it cannot, the fingerprint goes first: an import stopped between the
-// two leaves the mark, which refuses everything a fingerprint would.
-func finishImport(ctx context.Context, s Store, key, value string) error {
-	if f, ok := s.(importFinisher); ok {
-		return f.finishImport(ctx, key, value)
+// parseFingerprintLine parses "FINGERPRINT IMPORTED".
+func parseFingerprintLine(s string) (fingerprint, when string, err error) {
+	f := strings.Split(s, " ")
+	if len(f) != 2 {
+		return "", "", fmt.Errorf("import fingerprint line: want a fingerprint and the time it was imported, got %d fields", len(f))
 	}
-	if err := s.SetMeta(ctx, key, value); err != nil {
+	if err := checkFingerprint(f[0], f[1]); err != nil {
+		return "", "", err
+	}
+	return f[0], f[1], nil
+}
+
+// importFinisher is a store that can take an import's mark away
+// (MetaImporting) and set other Meta values, the import's fingerprint and
+// those the import carries, in one atomic step (bbolt: one write
+// transaction; Redis: one script).
+type importFinisher interface {
+	// finishImport sets own, sets each of carried whose key is unset,
+	// and deletes MetaImporting.
+	finishImport(ctx context.Context, own metaEntry, carried []metaEntry) error
+}
+
+// finishImport records own (the fingerprint of an import now whole in s)
+// and carried (the records of imports an export carries, where s has
+// none of the same fingerprint; see ImportInput.Into), and takes the
+// import's mark away, at once where the store can. Where it cannot, the
+// fingerprints go first: an import stopped between the steps leaves the
+// mark, which refuses everything a fingerprint would.
+func finishImport(ctx context.Context, s Store, own metaEntry, carried []metaEntry) error {
+	if f, ok := s.(importFinisher); ok {
+		return f.finishImport(ctx, own, carried)
+	}
+	for _, c := range carried {
+		v, err := s.Meta(ctx, c.key)
+		if err != nil {
+			return err
+		}
+		if v != "" {
+			continue
+		}
+		if err := s.SetMeta(ctx, c.key, c.value); err != nil {
+			return err
+		}
+	}
+	if err := s.SetMeta(ctx, own.key, own.value); err != nil {
 		return err
 	}
 	return s.SetMeta(ctx, MetaImporting, "")

@@ -1040,12 +1040,18 @@ const (
 // once, possibly twice when Redis resizes the hash meanwhile; fields added
 // or removed during the scan may or may not be seen.
 func (s *RedisStore) scanHash(ctx context.Context, op, key string, count int64, fn func(field, value string) error) error {
+	return s.scanHashMatch(ctx, op, key, "", count, fn)
+}
+
+// scanHashMatch is scanHash of the fields that match the glob pattern
+// match (all of them if "").
+func (s *RedisStore) scanHashMatch(ctx context.Context, op, key, match string, count int64, fn func(field, value string) error) error {
 	var cursor uint64
 	for {
 		var kv []string
 		err := s.call(ctx, op, false, func(ctx context.Context) error {
 			var err error
-			kv, cursor, err = s.rdb.HScan(ctx, key, cursor, "", count).Result()
+			kv, cursor, err = s.rdb.HScan(ctx, key, cursor, match, count).Result()
 			return err
 		})
 		if err != nil {
@@ -1379,6 +1385,44 @@ func (s *RedisStore) Generations(ctx context.Context) (learn, model uint64, err 
 		}
 	}
 	return gens[0], gens[1], nil
+}
+
+// WalkMeta implements Store. The matching fields are read into memory
+// and sorted first; the meta hash's other fields (the n-gram model, which
+// may be megabytes) stay on the server, left out by the scan's pattern.
+func (s *RedisStore) WalkMeta(ctx context.Context, prefix string, fn func(key, value string) error) error {
+	type kv struct{ key, value string }
+	var found []kv
+	err := s.scanHashMatch(ctx, "meta", s.meta, globQuote("m:"+prefix)+"*", scanCount, func(k, v string) error {
+		found = append(found, kv{strings.TrimPrefix(k, "m:"), v})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("walk meta %s: %w", prefix, err)
+	}
+	slices.SortFunc(found, func(a, b kv) int { return strings.Compare(a.key, b.key) })
+	// A scan may return a field twice (see scanHash).
+	found = slices.CompactFunc(found, func(a, b kv) bool { return a.key == b.key })
+	for _, e := range found {
+		if err := fn(e.key, e.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// globQuote escapes the characters special to a Redis glob pattern, so
+// that s matches itself only.
+func globQuote(s string) string {
+	var b strings.Builder
+	for i := range len(s) {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // SetMeta implements Store.

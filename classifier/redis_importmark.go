@@ -33,12 +33,17 @@ func (s *RedisStore) claimMeta(ctx context.Context, key, value string) (string, 
 	return held, nil
 }
 
-// luaFinishImport sets a store-wide setting (an import's fingerprint)
-// and deletes another (the import's mark, see importFinisher).
+// luaFinishImport sets a store-wide setting (an import's fingerprint),
+// sets others where they are unset (the records of imports the import
+// carries), and deletes another (the import's mark, see importFinisher).
 //
 // KEYS: meta. ARGV[1] field to set, ARGV[2] its value (not empty),
-// ARGV[3] field to delete.
+// ARGV[3] field to delete, then a field to set where unset and its value
+// (not empty) for each carried record.
 const luaFinishImport = luaPrelude + `
+for i = 4, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[1], ARGV[3])
 if not v then redis.call('HSET', KEYS[1], 'version', 'FORMAT_VERSION') end
@@ -48,8 +53,12 @@ return 1
 var scriptFinishImport = newScript(luaFinishImport)
 
 // finishImport implements importFinisher: one script.
-func (s *RedisStore) finishImport(ctx context.Context, key, value string) error {
-	_, err := s.runScripts(ctx, "meta", scriptFinishImport, [][]any{{"m:" + key, value, "m:" + MetaImporting}}, false)
+func (s *RedisStore) finishImport(ctx context.Context, own metaEntry, carried []metaEntry) error {
+	args := []any{"m:" + own.key, own.value, "m:" + MetaImporting}
+	for _, c := range carried {
+		args = append(args, "m:"+c.key, c.value)
+	}
+	_, err := s.runScripts(ctx, "meta", scriptFinishImport, [][]any{args}, false)
 	if err != nil {
 		return fmt.Errorf("finish import: %w", err)
 	}

@@ -269,6 +269,11 @@ type Store interface {
 	// The n-gram model is read with Meta but written with SetModel.
 	Meta(ctx context.Context, key string) (string, error)
 	SetMeta(ctx context.Context, key, value string) error
+	// WalkMeta calls fn for each store-wide setting whose key starts
+	// with prefix, in byte order of the key, and stops at the first
+	// error fn returns. An export reads the fingerprints of the inputs
+	// imported into the store with it (MetaImportedPrefix).
+	WalkMeta(ctx context.Context, prefix string, fn func(key, value string) error) error
 	// SetModel writes the n-gram model and its id (the Meta values of
 	// MetaModel and MetaModelID; both "" to remove the model) in one
 	// atomic write, as fitted on a WalkLearned of generation gen, and

@@ -12,6 +12,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -40,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"FeaturesAdd", testFeaturesAdd},
 		{"Meta", testMeta},
 		{"MetaLarge", testMetaLarge},
+		{"WalkMeta", testWalkMeta},
 		{"LearnGen", testLearnGen},
 		{"SetModel", testSetModel},
 		{"DropFeatures", testDropFeatures},
@@ -390,6 +392,51 @@ func testMeta(t *testing.T, s classifier.Store) {
 	}
 	if v, err := s.Meta(ctx, "k"); err != nil || v != "" {
 		t.Errorf("cleared meta: %q, %v", v, err)
+	}
+}
+
+// testWalkMeta: the keys with the prefix, in byte order, none other;
+// glob and pattern characters in a key are themselves.
+func testWalkMeta(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	set := map[string]string{
+		"imported:b": "2", "imported:a": "1", "imported:*": "star", "imported:[x]": "brackets",
+		"imported": "not under the prefix", "importe:d": "other", "x:imported:c": "other", "dialect": "sluice",
+	}
+	for k, v := range set {
+		if err := s.SetMeta(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walk := func(prefix string) []string {
+		t.Helper()
+		var got []string
+		err := s.WalkMeta(ctx, prefix, func(k, v string) error {
+			got = append(got, k+"="+v)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("walk meta %q: %v", prefix, err)
+		}
+		return got
+	}
+	if got, want := walk("imported:"), []string{"imported:*=star", "imported:[x]=brackets", "imported:a=1", "imported:b=2"}; !slices.Equal(got, want) {
+		t.Errorf("walk meta: %q, want %q", got, want)
+	}
+	if got, want := walk("imported:["), []string{"imported:[x]=brackets"}; !slices.Equal(got, want) {
+		t.Errorf("walk meta of a glob character: %q, want %q", got, want)
+	}
+	if err := s.SetMeta(ctx, "imported:a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := walk("imported:a"); len(got) != 0 {
+		t.Errorf("walk meta after the key was cleared: %q", got)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err := s.WalkMeta(ctx, "imported:", func(string, string) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("walk meta stopped by fn: %d calls, %v", n, err)
 	}
 }
 

@@ -413,7 +413,10 @@ func (c *cli) newDBExportCmd(sf *storeFlags) *cobra.Command {
 		Short: "Write the whole store as text (standard output without FILE)",
 		Long: `Export writes every token, the message counts and the digests of learned
 messages in a text format that "sluice db import" reads back losslessly:
-the way to move a store to another machine or another version of sluice.`,
+the way to move a store to another machine or a later version of sluice.
+It holds the store's records of the inputs imported into it, which an
+import of the export records too, so that the new store refuses those
+inputs as the old one does.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(sf, storeRead, func(ctx context.Context, setup bayesSetup, st classifier.Store) error {
@@ -454,8 +457,9 @@ imported twice) is refused: it would count those messages twice.
 The store records each input it imports (a fingerprint of its tokens,
 counts and message totals), and refuses the same input a second time:
 a bogofilter word list, or an export of a store that only imported one,
-holds no messages to compare, and would be counted twice. --again
-imports such an input once more on purpose.
+holds no messages to compare, and would be counted twice. An export
+carries the records of the exported store, which the store takes over.
+--again imports such an input once more on purpose.
 
 With --bogoutil, FILE is a bogofilter word list dumped by
 "bogoutil -d wordlist.db". The store must be empty or already hold an

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/classifier/redistest"
 )
 
 func statsField(t *testing.T, db, field string) string {
@@ -292,6 +293,52 @@ func TestDBImportBogoutilTwiceRefused(t *testing.T) {
 	}
 	if got := statsField(t, db, "messages"); got != "61 spam, 90 ham" {
 		t.Errorf("spam after a later dump and --again: %q, want 61", got)
+	}
+}
+
+// A word list imported into a store with another list, the store
+// exported and the export imported into a new store: the same word list
+// imported into the new store counted twice there (the new store knew
+// only the export's fingerprint, of both lists together). The export now
+// carries the records of the store's imports, and the list is refused in
+// the new store as in the first, on bbolt and on Redis; the export of the
+// new store is the export it was made from.
+func TestDBImportBogoutilTwiceRefusedAfterExport(t *testing.T) {
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "wordlist.txt")
+	other := filepath.Join(dir, "other.txt")
+	os.WriteFile(dump, []byte(".MSG_COUNT 20 30 20240101\ncasino 15 0 20240101\nmeeting 0 25 20240101\n"), 0o644)
+	os.WriteFile(other, []byte(".MSG_COUNT 5 2 20240301\ncasino 4 0 20240301\nlunch 0 2 20240301\n"), 0o644)
+	srv := redistest.Start(t)
+	for _, tc := range []struct{ name, first, moved string }{
+		{"bolt", filepath.Join(dir, "first.db"), filepath.Join(dir, "moved.db")},
+		{"redis", redisURL(srv, "first"), redisURL(srv, "moved")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, list := range []string{dump, other} {
+				if r := runCLI(t, "", "db", "import", "--db", tc.first, "--bogoutil", list); r.code != 0 {
+					t.Fatalf("import %s: %+v", list, r)
+				}
+			}
+			exp := runCLI(t, "", "db", "export", "--db", tc.first)
+			if exp.code != 0 {
+				t.Fatalf("export: %+v", exp)
+			}
+			if r := runCLI(t, exp.stdout, "db", "import", "--db", tc.moved); r.code != 0 {
+				t.Fatalf("import of the export: %+v", r)
+			}
+			r := runCLI(t, "", "db", "import", "--db", tc.moved, "--bogoutil", dump)
+			if r.code != 1 || r.stdout != "" || !regexp.MustCompile(`this word list \(fingerprint [0-9a-f]{16}\.\.\.\) was imported into the store already, at 20\d\d-\d\d-\d\dT`).MatchString(r.stderr) ||
+				!strings.Contains(r.stderr, "import it with --again") {
+				t.Errorf("the list into the store made from the export: %+v, want exit status 1 saying it was imported", r)
+			}
+			if got := statsField(t, tc.moved, "messages"); got != "25 spam, 32 ham" {
+				t.Errorf("messages after the refused import: %q, want 25 spam, 32 ham", got)
+			}
+			if again := runCLI(t, "", "db", "export", "--db", tc.moved); again.stdout != exp.stdout {
+				t.Errorf("the export of the store made from the export:\n%s\nwant\n%s", again.stdout, exp.stdout)
+			}
+		})
 	}
 }
 
