@@ -571,25 +571,28 @@ func (in *ImportInput) Into(ctx context.Context, s Store) (ImportStats, error) {
 	// list imported into store A, exported to a new store B, and
 	// imported into B again, counted twice in B.
 	//
-	// They refuse nothing themselves. Whether an export may be imported
-	// is decided by what it adds, as before: by its digests, if s has
-	// learned one of its messages (refuseLearned), and by its own
-	// fingerprint, the sum of its records, if s records that
-	// (refuseImported). A carried record tells where some of the
-	// exported store's counts came from, not that this export is an
-	// input s has taken: a store that records one shares that input with
-	// the exported store, as two stores seeded from one bogofilter list
-	// and trained apart do, and adding one to the other counts the
-	// shared list twice whichever way it is done. That is a merge,
-	// decided by whoever runs it; --again is for counting one input a
-	// second time, and is not made the way to do it.
+	// A carried record that s has too refuses the import, unless Again,
+	// as the export's own fingerprint does: the export's counts hold
+	// that input, and s holds it already, so adding them counts it a
+	// second time. So it is with a store that imported a list and then
+	// an export of a store that holds the list and more, and with two
+	// stores seeded from one bogofilter list and trained apart, merged:
+	// whichever way that is done, the shared list counts twice, which
+	// whoever merges them must choose (--again), not find out later.
+	carried := io.NewSectionReader(in.spool, 0, info.Size())
 	w := importWriter{s: s, fingerprint: in.fingerprint, check: func(ctx context.Context) error {
 		// The digests first: an export of messages the store has is
 		// refused, --again or not, and says which.
 		if err := refuseLearned(ctx, s, digests); err != nil {
 			return err
 		}
-		return in.refuseImported(ctx, s)
+		if err := in.refuseImported(ctx, s); err != nil {
+			return err
+		}
+		if in.Again {
+			return nil
+		}
+		return refuseCarried(ctx, s, carried)
 	}}
 	return importLines(ctx, w, in.spool, nil, nil)
 }

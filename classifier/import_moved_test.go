@@ -35,8 +35,9 @@ func importRecords(t *testing.T, st classifier.Store) map[string]string {
 // the list as A does, and passes the records on in its own exports. A
 // is here a store with a word list and other counts: a second list, or
 // learned messages. Export, import and export again still give the same
-// bytes; a record B has already keeps B's time, and refuses nothing by
-// itself (the export's digests and own fingerprint decide).
+// bytes. A store that imported the list itself refuses the export, which
+// would count the list a second time; with --again it takes it, and keeps
+// its own time of the list.
 func TestImportTwiceRefusedAfterExport(t *testing.T) {
 	ctx := context.Background()
 	stores := digestStoreKinds(redistest.Start(t), "")
@@ -119,9 +120,11 @@ func TestImportTwiceRefusedAfterExport(t *testing.T) {
 					}
 					refused(further, "the list two moves on", func() error { return bogoutil(further, twiceDump) })
 
-					// A store that imported the list itself takes the
-					// export (what it adds is not an input the store has
-					// taken) and keeps its own time of the list.
+					// A store that imported the list itself refuses the
+					// export, which holds the list's counts too, naming
+					// the record they share, and is left as it was; with
+					// Again it takes the export and keeps its own time of
+					// the list.
 					own := sc.open(t)
 					if err := bogoutil(own, twiceDump); err != nil {
 						t.Fatal(err)
@@ -130,14 +133,31 @@ func TestImportTwiceRefusedAfterExport(t *testing.T) {
 					if len(listRecords) != 1 {
 						t.Fatalf("records of one import: %v", listRecords)
 					}
+					var listFP string
 					for k := range listRecords {
+						listFP = strings.TrimPrefix(k, classifier.MetaImportedPrefix)
 						listRecords[k] = "2001-02-03T04:05:06Z"
 						if err := own.SetMeta(ctx, k, listRecords[k]); err != nil {
 							t.Fatal(err)
 						}
 					}
-					if err := export(own, exp); err != nil {
-						t.Errorf("an export holding a record the store has: %v, want it imported", err)
+					before := exportBytes(t, own)
+					err = export(own, exp)
+					if !errors.Is(err, classifier.ErrAlreadyImported) || !strings.Contains(err.Error(), listFP[:16]) || !strings.Contains(err.Error(), "2001-02-03T04:05:06Z") {
+						t.Errorf("an export holding a record the store has: %v, want it refused, naming %.16s", err, listFP)
+					}
+					if after := exportBytes(t, own); !bytes.Equal(after, before) {
+						t.Errorf("the refused export changed the store:\n%s\nwas\n%s", after, before)
+					}
+					in, err := classifier.CheckImport(bytes.NewReader(exp))
+					if err != nil {
+						t.Fatal(err)
+					}
+					in.Again = true
+					_, err = in.Into(ctx, own)
+					in.Close()
+					if err != nil {
+						t.Errorf("the export with Again: %v, want it imported", err)
 					}
 					got := importRecords(t, own)
 					for k, v := range listRecords {

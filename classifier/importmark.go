@@ -363,6 +363,36 @@ func refuseImported(ctx context.Context, s Store, fp string, what string) error 
 	return fmt.Errorf("this %s (fingerprint %.16s...) was imported into the store already, at %s: %w", what, fp, when, ErrAlreadyImported)
 }
 
+// refuseCarried refuses an export (read from r) that carries a record of
+// an import (an f line, see Export) that s records too: the export's
+// counts hold an input that s has taken already. The first such record
+// is named.
+func refuseCarried(ctx context.Context, s Store, r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), maxExportLine)
+	for sc.Scan() {
+		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("f "))
+		if !ok {
+			continue
+		}
+		fp, _, err := parseFingerprintLine(string(rest))
+		if err != nil {
+			return fmt.Errorf("import fingerprint line: %w", err)
+		}
+		when, err := s.Meta(ctx, MetaImportedPrefix+fp)
+		if err != nil {
+			return fmt.Errorf("look up the export's records of imports in the store: %w", err)
+		}
+		if when != "" {
+			return fmt.Errorf("this export holds the counts of an input (fingerprint %.16s...) that was imported into the store already, at %s: %w", fp, when, ErrAlreadyImported)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read the export's records of imports: %w", err)
+	}
+	return nil
+}
+
 // metaEntry is a store-wide setting, key and value.
 type metaEntry struct{ key, value string }
 
