@@ -38,9 +38,13 @@
 // order of the first fields, "ord:"), and for binary parts keeps only type
 // and file name. Words of three bytes or more in the body and the subject
 // also form pairs with the previous such word ("click here", "subj:cheap
-// meds"); shorter words are skipped without breaking the chain. Broken
-// MIME yields what can be read; work per message is bounded
-// (TokenizerOptions). Each distinct token counts once per message.
+// meds"); shorter words are skipped without breaking the chain. Runs of
+// scripts written without spaces between words become overlapping pairs:
+// of characters for CJK (Han, kana, Hangul), of clusters (a character
+// with the vowel signs and tone marks on it) for Thai, Lao, Khmer,
+// Myanmar and the Tai scripts. Broken MIME yields what can be read; work
+// per message is bounded (TokenizerOptions). Each distinct token counts
+// once per message.
 //
 // The tokenizer keeps its scratch memory between messages (tokens go into
 // one byte arena behind an open-addressing table), so a message costs a

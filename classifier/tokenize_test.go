@@ -420,6 +420,9 @@ func FuzzTokenize(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	for _, m := range unspacedMessages {
+		f.Add([]byte(m))
+	}
 	sluice := NewTokenizer(TokenizerOptions{MaxBytes: 1 << 16, MaxTokens: 2000})
 	bogo := NewTokenizer(TokenizerOptions{MaxBytes: 1 << 16, MaxTokens: 2000, Dialect: DialectBogofilter})
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -176,8 +176,8 @@ func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
 
-// isCJK reports whether r belongs to a script written without spaces between
-// words; such runs are tokenised as overlapping character pairs.
+// isCJK reports whether r belongs to a CJK script, written without spaces
+// between words; such runs are tokenised as overlapping character pairs.
 func isCJK(r rune) bool {
 	if r < 0x2e80 {
 		// Below the CJK radicals block: Latin, Greek, Cyrillic, Arabic ...
@@ -189,6 +189,110 @@ func isCJK(r rune) bool {
 		return true
 	}
 	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hangul, r)
+}
+
+// isUnspaced reports whether r is a letter, digit or combining mark of a
+// script of South-East Asia written without spaces between words: Thai,
+// Lao, Myanmar, Khmer, Tai Le, New Tai Lue, Tai Tham, Tai Viet (the living
+// scripts of line-break class SA, UAX #14). Read as words, the text from
+// one space to the next would be one "word", most often longer than
+// maxTokenLen and dropped; its runs are tokenised as overlapping pairs of
+// clusters instead (see clusterPairs). Tibetan is not among them: its
+// tsheg separates syllables as a space would.
+func isUnspaced(r rune) bool {
+	if r < 0x0e00 {
+		// Latin, Greek, Cyrillic, Arabic, Hebrew, the Indic scripts ...
+		return false
+	}
+	switch {
+	case r <= 0x0eff: // Thai, Lao
+	case r >= 0x1000 && r <= 0x109f: // Myanmar
+	case r >= 0x1780 && r <= 0x17ff: // Khmer
+	case r >= 0x1950 && r <= 0x19ff: // Tai Le, New Tai Lue, Khmer Symbols
+	case r >= 0x1a20 && r <= 0x1aaf: // Tai Tham
+	case r >= 0xa9e0 && r <= 0xa9ff: // Myanmar Extended-B
+	case r >= 0xaa60 && r <= 0xaadf: // Myanmar Extended-A, Tai Viet
+	default:
+		return false
+	}
+	// Punctuation and symbols of these blocks (Thai ฯ and ๚, Khmer ។,
+	// Myanmar ။, currency signs) separate, as elsewhere.
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || isClusterMark(r)
+}
+
+// isClusterMark reports whether r belongs to the cluster of the character
+// before it: a combining mark (Mn, Mc: the vowel signs and tone marks of
+// these scripts), or Thai or Lao vowel sign AM, which Unicode classes as
+// a letter but UAX #29 as a spacing mark.
+func isClusterMark(r rune) bool {
+	return r == 0x0e33 || r == 0x0eb3 || unicode.In(r, unicode.Mn, unicode.Mc)
+}
+
+// isStacker reports whether r writes the consonant after it below the one
+// before it: Khmer coeng, Myanmar virama (the stacking one; U+103A asat is
+// a visible mark) and Tai Tham sakot. The consonant so written belongs to
+// the cluster before it.
+func isStacker(r rune) bool {
+	return r == 0x17d2 || r == 0x1039 || r == 0x1a60
+}
+
+// clusterEnd returns where the cluster whose base character ends at byte
+// offset i of s ends: after the marks that follow the base (isClusterMark)
+// and the consonants stacked under it (isStacker).
+func clusterEnd(s []byte, i int) int {
+	for i < len(s) && s[i] >= utf8.RuneSelf {
+		r, n := utf8.DecodeRune(s[i:])
+		if !isClusterMark(r) {
+			break
+		}
+		i += n
+		if isStacker(r) {
+			if r2, n2 := utf8.DecodeRune(s[i:]); n2 > 0 && unicode.IsLetter(r2) && isUnspaced(r2) {
+				i += n2
+			}
+		}
+	}
+	return i
+}
+
+// clusterPairs tokenises the run of unspaced text (isUnspaced) that starts
+// at byte offset i of s, and returns where it ends. Each cluster, a base
+// character with its marks (clusterEnd), forms a pair with the next one,
+// the last one of the run stands alone, as CJK characters do (cjkPair):
+// with no dictionary of words, pairs of clusters recur where words do, and
+// a vowel sign or tone mark is never cut from its consonant. Marks with no
+// base before them (at the start of the run) start no token. A pair longer
+// than maxTokenLen bytes (a base under a pile of marks) is left out.
+func (w *walker) clusterPairs(s []byte, i int, prefix string) int {
+	prev, prevEnd := -1, -1
+	for i < len(s) {
+		r, n := utf8.DecodeRune(s[i:])
+		if !isUnspaced(r) {
+			break
+		}
+		if isClusterMark(r) {
+			i += n
+			continue
+		}
+		end := clusterEnd(s, i+n)
+		if prev >= 0 {
+			w.clusterToken(s[prev:end], prefix)
+		}
+		prev, prevEnd, i = i, end, end
+	}
+	if prev >= 0 {
+		w.clusterToken(s[prev:prevEnd], prefix)
+	}
+	return i
+}
+
+// clusterToken adds tok, one or two clusters, with the prefix.
+func (w *walker) clusterToken(tok []byte, prefix string) {
+	if len(tok) > maxTokenLen {
+		return
+	}
+	w.buf = append(append(w.buf[:0], prefix...), tok...)
+	w.add(w.buf)
 }
 
 // words splits s into word tokens with the given prefix. ASCII bytes are
@@ -220,7 +324,8 @@ func (w *walker) words(s []byte, prefix string) {
 		}
 		r, n := utf8.DecodeRune(s[i:])
 		cjk := isCJK(r)
-		if !cjk && r != utf8.RuneError && isWordRune(r) {
+		unspaced := !cjk && isUnspaced(r)
+		if !cjk && !unspaced && r != utf8.RuneError && isWordRune(r) {
 			if start < 0 {
 				start = i
 			}
@@ -230,6 +335,10 @@ func (w *walker) words(s []byte, prefix string) {
 		if start >= 0 {
 			w.word(s[start:i], prefix)
 			start = -1
+		}
+		if unspaced {
+			i = w.clusterPairs(s, i, prefix)
+			continue
 		}
 		if cjk {
 			w.cjkPair(s, i, n, prefix)
