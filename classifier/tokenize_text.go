@@ -168,12 +168,15 @@ var asciiClass = func() (t [256]uint8) {
 // isWordRune reports whether r can be part of a word. Besides letters and
 // digits, a few punctuation marks join words: apostrophes (don't), hyphens
 // (e-mail), dots (hosts, numbers), @ (addresses), $ (prices) and _.
+// Combining marks belong to the letter before them, spacing ones (Mc)
+// too: most vowel signs of the Indic scripts are such, and a word split
+// at each ("भारत" as "भ" and "रत") gives fragments that match nothing.
 func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
 			r == '\'' || r == '-' || r == '.' || r == '@' || r == '$' || r == '_'
 	}
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
 }
 
 // isCJK reports whether r belongs to a CJK script, written without spaces

@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"encoding/base64"
 	"slices"
 	"strings"
 	"testing"
@@ -176,4 +177,26 @@ func FuzzTokenizeUnspaced(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The Indic scripts write spaces between words, but many of their vowel
+// signs are spacing marks (Mc), which the word scanner took for
+// separators: "भारत" was read as "भ" and "रत", "हिन्दी" as "ह" and "न्द",
+// fragments that match nothing a Hindi, Bengali or Tamil message says.
+// Each word is now one token.
+func TestTokenizeIndicWords(t *testing.T) {
+	raw := "Subject: =?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte("भारत ऑफर")) + "?=\n" +
+		"Content-Type: text/plain; charset=utf-8\n\n" +
+		"हिन्दी में सस्ता लोन। বাংলা ভাষা। தமிழ் மொழி। ಕನ್ನಡ భాష\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range []string{"subj:भारत", "subj:ऑफर", "हिन्दी", "में", "सस्ता", "लोन", "বাংলা", "ভাষা", "தமிழ்", "மொழி", "ಕನ್ನಡ", "భాష", "हिन्दी में", "में सस्ता"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q; got %q", w, m.Tokens)
+		}
+	}
+	for _, frag := range []string{"subj:भ", "subj:रत", "ह", "न्द"} {
+		if slices.Contains(m.Tokens, frag) {
+			t.Errorf("fragment %q among the tokens %q", frag, m.Tokens)
+		}
+	}
 }
