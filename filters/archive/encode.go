@@ -27,11 +27,17 @@ type lineWriter struct {
 	w     *bufio.Writer
 	quote bool
 
-	atStart bool   // at the start of a line
-	head    []byte // start of the line held back: '>'s and a prefix of "From "
-	cr      bool   // a CR was the last byte seen
-	last    byte   // last byte written
-	n       int64  // bytes written
+	atStart bool // at the start of a line
+	// The start of the line held back: gt '>'s, then the first from
+	// bytes of "From ". Counts, not the bytes: a sender's line may start
+	// with a run of '>' megabytes long, and a run that was held as bytes
+	// and counted again for each '>' that joined it took time quadratic
+	// in its length.
+	gt   int64
+	from int
+	cr   bool  // a CR was the last byte seen
+	last byte  // last byte written
+	n    int64 // bytes written
 }
 
 func newLineWriter(w *bufio.Writer, quote bool) *lineWriter {
@@ -75,30 +81,36 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 		}
 		if l.atStart && l.quote {
 			c := p[0]
-			if len(l.head) == 0 && c != '>' && c != 'F' {
+			if l.gt == 0 && l.from == 0 && c != '>' && c != 'F' {
 				// The common case: the line cannot be a "From " line.
 				l.atStart = false
-			} else if l.matchesNext(c) {
-				l.head = append(l.head, c)
+			} else if l.from == 0 && c == '>' {
+				// The run of '>' goes on: take all of it in this write.
+				i := 1
+				for i < len(p) && p[i] == '>' {
+					i++
+				}
+				l.gt += int64(i)
+				p = p[i:]
+				continue
+			} else if l.from < len(fromLine) && c == fromLine[l.from] {
+				l.from++
 				p = p[1:]
-				if l.headComplete() {
-					if err := l.putByte('>'); err != nil {
+				if l.from == len(fromLine) {
+					// A "From " line: one '>' more than it had.
+					l.gt++
+					if err := l.flushHead(); err != nil {
 						return 0, err
 					}
-					if err := l.put(l.head); err != nil {
-						return 0, err
-					}
-					l.head = l.head[:0]
 					l.atStart = false
 				}
 				continue
 			}
 			// Not a "From " line: write what was held back, then go on
 			// with c as ordinary text.
-			if err := l.put(l.head); err != nil {
+			if err := l.flushHead(); err != nil {
 				return 0, err
 			}
-			l.head = l.head[:0]
 		}
 		l.atStart = false
 		i := indexCRLF(p)
@@ -143,22 +155,22 @@ func (l *lineWriter) newline() error {
 	return l.putByte('\n')
 }
 
-// matchesNext reports whether c extends the held-back start of line
-// towards ">*From ".
-func (l *lineWriter) matchesNext(c byte) bool {
-	gt := 0
-	for gt < len(l.head) && l.head[gt] == '>' {
-		gt++
-	}
-	k := len(l.head) - gt // bytes of "From " matched so far
-	if k == 0 && c == '>' {
-		return true
-	}
-	return k < len(fromLine) && c == fromLine[k]
-}
+// gtRun is written for a run of '>' held back, as many times as it takes.
+var gtRun = bytes.Repeat([]byte{'>'}, 256)
 
-func (l *lineWriter) headComplete() bool {
-	return bytes.HasSuffix(l.head, []byte(fromLine))
+// flushHead writes the start of the line held back: its '>'s, then what
+// it matched of "From ".
+func (l *lineWriter) flushHead() error {
+	for l.gt > 0 {
+		k := min(l.gt, int64(len(gtRun)))
+		if err := l.put(gtRun[:k]); err != nil {
+			return err
+		}
+		l.gt -= k
+	}
+	err := l.put([]byte(fromLine[:l.from]))
+	l.from = 0
+	return err
 }
 
 func indexCRLF(p []byte) int {
@@ -179,10 +191,9 @@ func (l *lineWriter) finish() error {
 			return err
 		}
 	}
-	if err := l.put(l.head); err != nil {
+	if err := l.flushHead(); err != nil {
 		return err
 	}
-	l.head = l.head[:0]
 	if l.last != '\n' {
 		return l.newline()
 	}

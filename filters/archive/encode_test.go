@@ -3,10 +3,14 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/filters"
@@ -321,5 +325,52 @@ func TestPathRecipientSpellings(t *testing.T) {
 	got := uniqueRcpts([]filters.Address{{Addr: "bob@lab.example"}, {Addr: "bob@lab.example."}, {Addr: `"bob"@LAB.example`}, {Addr: "@relay.example:bob@lab.example"}, {Addr: `"bob@x"@lab.example`}})
 	if want := []string{"bob@lab.example", `"bob@x"@lab.example`}; !slices.Equal(got, want) {
 		t.Errorf("recipients recorded %q, want %q", got, want)
+	}
+}
+
+// A line that starts with a long run of '>' is quoted in time linear in
+// its length. The run was held back and counted again for every '>' that
+// joined it, so a 1 MB run took minutes of CPU inside one write, with the
+// mbox's locks held and every other copy to it waiting: any sender could
+// put such a line in a message. The copy must be written well within the
+// filter's default timeout (10 s) and read back as sent.
+func TestLongQuoteRunIsLinear(t *testing.T) {
+	run := strings.Repeat(">", 1<<20)
+	body := run + "From x\r\n" + run + "x\r\n" + run
+	path := filepath.Join(t.TempDir(), "a.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	m := testMessage("RUN", body)
+	// Also measured for the Content-Length field, by the same writer.
+	m.Headers = append(m.Headers, filters.Header{Name: "Content-Length", Value: "1"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Check(ctx, filters.StageEOM, m)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("copy with a 1 MB run of '>': %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("copy with a 1 MB run of '>' still running after 30 s")
+	}
+	recs := readRecords(t, path)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	_, got, _ := bytes.Cut(recs[0].Message, []byte("\n\n"))
+	want := strings.ReplaceAll(body, "\r\n", "\n") + "\n"
+	if string(got) != want {
+		t.Errorf("body read back differs: %d bytes, want %d", len(got), len(want))
+	}
+	stored := recs[0].Raw[bytes.Index(recs[0].Raw, []byte("\n\n"))+2:]
+	if !bytes.HasPrefix(stored, []byte(">"+run+"From x\n"+run+"x\n"+run+"\n")) {
+		t.Error("the stored body is not the quoted body")
+	}
+	if cl := HeaderValues(recs[0].Message, "Content-Length"); len(cl) != 1 || cl[0] != strconv.Itoa(len(stored)) {
+		t.Errorf("Content-Length %v, want %d", cl, len(stored))
 	}
 }
