@@ -103,7 +103,11 @@ matched.`,
 					return w.WriteByte('\n')
 				})
 				if err != nil {
-					return err
+					// What is buffered is whole records: out with them,
+					// or the output ends inside a record, and a "sluice
+					// train" it is piped into learns the part as a
+					// message.
+					return errors.Join(err, w.Flush())
 				}
 			}
 			if err := w.Flush(); err != nil {

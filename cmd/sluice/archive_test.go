@@ -476,3 +476,38 @@ func TestArchiveMoveOverAllArchives(t *testing.T) {
 		t.Errorf("move of a record already in place: %+v, want exit 1 and already in", r)
 	}
 }
+
+// An error in a later MBOX (missing, unreadable, no mbox) stops show, but
+// what it printed before is whole records: piped into "sluice train", a
+// record cut where the output buffer happened to end would be learned as
+// a message. It printed the records of the earlier files up to the last
+// full buffer, and the last of them cut short.
+func TestArchiveShowErrorPrintsWholeRecords(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.mbox")
+	var mbox strings.Builder
+	args := []string{"archive", "show"}
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&mbox, "From a@b Thu Jan  1 00:00:00 2025\nX-Sluice-Queue-ID: Q%d\nSubject: %d\n\n%s\n", i, i, strings.Repeat("0123456789\n", 100))
+		args = append(args, "--queue-id", fmt.Sprintf("Q%d", i))
+	}
+	if err := os.WriteFile(src, []byte(mbox.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.mbox")
+	r := runCLI(t, "", append(args, src, missing)...)
+	if r.code != 1 || !strings.Contains(r.stderr, missing) {
+		t.Fatalf("show with a missing MBOX: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var got []string
+	if err := archive.ReadMbox(strings.NewReader(r.stdout), func(rec archive.Record) error {
+		got = append(got, string(rec.Raw)+"\n")
+		return nil
+	}); err != nil {
+		t.Fatalf("the output is no mbox: %v", err)
+	}
+	if r.stdout != mbox.String() || len(got) != 10 {
+		t.Errorf("show printed %d bytes in %d records before the error, want the %d bytes of all 10 whole; output ends %q",
+			len(r.stdout), len(got), mbox.Len(), r.stdout[max(0, len(r.stdout)-40):])
+	}
+}
