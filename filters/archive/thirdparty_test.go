@@ -150,3 +150,81 @@ func testAppendsWithOtherWriters(t *testing.T, only string) {
 		t.Errorf("formail -s splits the mbox into %d messages, want %d", n, len(recs))
 	}
 }
+
+// mutt, a reader that shares no code with the others, splits the archive
+// into the messages sluice wrote, each one byte for byte as stored: the
+// "From " line (sender, asctime date) is one mutt's is_from() accepts, a
+// rewritten Content-Length field points where mutt checks for the next
+// "From " line, and the blank line between records is no part of a
+// message. mutt does not take a '>' off a quoted "From " line (it reads
+// mboxo, as Python's mailbox module and formail do): what it pipes on is
+// the record as stored, quoting and all.
+func TestMuttReadsTheArchive(t *testing.T) {
+	mutt := needTool(t, "mutt", "mutt", "to read the mbox as mutt does")
+	script := needTool(t, "script", "bsdutils", "to give mutt a terminal")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.mbox")
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	cl := filters.Header{Name: "Content-Length", Value: "5"}
+	msgs := []*filters.Message{
+		testMessage("M0", "Hello\r\nFrom the start\r\n>From quoted\r\n>>From twice\r\nend without a line end"),
+		testMessage("M1", "trailing empty lines\r\n\r\n\r\n"),
+		testMessage("M2", ""),
+		testMessage("M3", "From x\r\n\r\nFrom y\r\nlast\r\n", filters.Header{Name: "Subject", Value: "sender's Content-Length"}, cl),
+		testMessage("M4", strings.Repeat(">", 5000)+"From a run\r\n"),
+	}
+	msgs[2].From = filters.Address{Addr: ""}
+	msgs[3].From = filters.Address{Addr: "\"john doe\"@example.org"}
+	for _, m := range msgs {
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := readRecords(t, path)
+	if len(recs) != len(msgs) {
+		t.Fatalf("ReadMbox reads %d records, want %d", len(recs), len(msgs))
+	}
+
+	out := filepath.Join(dir, "out")
+	const sep = "=MUTT-SEP=\n"
+	rc := filepath.Join(dir, "muttrc")
+	// With folder set, mutt does not ask whether to create ~/Mail, a
+	// question that would take the keys pushed below.
+	if err := os.WriteFile(rc, []byte(`set folder=`+dir+`
+set wait_key=no
+set pipe_decode=no
+set pipe_split=yes
+set pipe_sep="=MUTT-SEP=\n"
+set sort=mailbox-order
+set quit=yes
+push "<tag-pattern>~A<enter><tag-prefix><pipe-message>cat >> `+out+`<enter><quit>"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "-qc", mutt+" -n -F "+rc+" -R -f "+path, "/dev/null")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "TERM=xterm", "MAIL="+path)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mutt: %v\n%q", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("mutt piped nothing: %v", err)
+	}
+	got := strings.SplitAfter(string(b), sep)
+	if got[len(got)-1] == "" {
+		got = got[:len(got)-1]
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("mutt reads %d messages, want %d:\n%q", len(got), len(recs), b)
+	}
+	for i, r := range recs {
+		if want := string(r.Raw) + sep; got[i] != want {
+			t.Errorf("message %d as mutt reads it:\n%.300q\nwant the record as stored:\n%.300q", i, got[i], want)
+		}
+	}
+	if !strings.Contains(got[0], "\n>From the start\n>>From quoted\n>>>From twice\n") {
+		t.Errorf("mutt's copy of message 0 does not keep the quoting: %q", got[0])
+	}
+}
