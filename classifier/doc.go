@@ -29,8 +29,9 @@
 // "CHINESEBIG5"; unknown ones best effort: valid UTF-8 kept, else read as
 // windows-1252), turns HTML into its visible text plus the hosts of
 // links and images ("url:host", as for URLs in text; a host written in
-// Unicode in the ASCII form a browser looks up, "url:xn--bcher-kva.example"
-// for "bücher.example"), tags words of selected header fields ("subj:",
+// Unicode or with percent-encodings in the ASCII form a browser looks up,
+// "url:xn--bcher-kva.example" for "bücher.example", "url:evil.example"
+// for "%65vil.example"), tags words of selected header fields ("subj:",
 // "from:", "to:", "rcvd:", ...; of Message-ID only the domain), adds
 // tokens of the header's shape
 // (the networks of the oldest public address of the Received chain,

@@ -54,6 +54,7 @@ type walker struct {
 	pairBuf   []byte    // scratch for building a pair
 	linkBuf   []byte    // scratch for the decoded value of an HTML link attribute
 	hostBuf   []byte    // scratch for the ASCII form of a non-ASCII host (see asciiHost)
+	pctBuf    []byte    // scratch for a host with percent-encodings decoded (see unescapeHost)
 }
 
 func newWalker(opts TokenizerOptions) *walker {

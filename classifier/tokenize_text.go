@@ -655,6 +655,12 @@ func hostEnd(s []byte, p int, text bool) int {
 			end++
 			continue
 		}
+		if c == '%' && end+2 < len(s) && unhex(s[end+1]) >= 0 && unhex(s[end+2]) >= 0 {
+			// A percent-encoding, which a browser decodes (see
+			// unescapeHost).
+			end += 3
+			continue
+		}
 		if c < utf8.RuneSelf {
 			break
 		}
@@ -727,8 +733,40 @@ func (w *walker) asciiHost(h []byte) []byte {
 	return bytes.Trim(w.hostBuf, ".-")
 }
 
+// unescapeHost returns a host with percent-encodings (hostEnd takes them
+// in a host) decoded, as a browser decodes them before it looks the host
+// up: "http://%65vil.example/" goes to evil.example. nil if the decoded
+// host holds an ASCII byte no host may ("/", "@", a space, a "%" of a
+// second encoding), which makes the URL no link a browser follows, or if
+// it is too long to be a name even in UTF-8 (see maxUnicodeHost), which
+// keeps a hostile megabyte from being decoded.
+func (w *walker) unescapeHost(h []byte) []byte {
+	if len(h) > 3*maxUnicodeHost {
+		return nil
+	}
+	out := w.pctBuf[:0]
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c == '%' && i+2 < len(h) && unhex(h[i+1]) >= 0 && unhex(h[i+2]) >= 0 {
+			c = byte(unhex(h[i+1])<<4 | unhex(h[i+2]))
+			i += 2
+			if c < utf8.RuneSelf && !isHostByte(c) {
+				return nil
+			}
+		}
+		out = append(out, c)
+	}
+	w.pctBuf = out
+	return out
+}
+
 // host adds the tokens of a URL host.
 func (w *walker) host(h []byte) {
+	if bytes.IndexByte(h, '%') >= 0 {
+		if h = w.unescapeHost(h); h == nil {
+			return
+		}
+	}
 	h = bytes.Trim(h, ".-")
 	if !isASCII(h) {
 		if h = w.asciiHost(h); h == nil {

@@ -141,3 +141,59 @@ func TestURLUnicodeHostBounded(t *testing.T) {
 		t.Errorf("%.0f allocations for a long Unicode host, %.0f for an ASCII one", a, b)
 	}
 }
+
+// TestURLPercentEncodedHost checks that a link host written with
+// percent-encodings, which browsers decode before they look the host up
+// ("http://%65vil.example/" goes to evil.example), gives the tokens of
+// the host it stands for. Before, the host ended at its first "%", so a
+// sender could hide every link host so. A decoded host with a byte no
+// host may hold ("/", "@", a space, a second "%") is no link a browser
+// follows, and gives no url: token; nor does a hostile megabyte of
+// percent-encodings cost a decoding.
+func TestURLPercentEncodedHost(t *testing.T) {
+	body := "Content-Type: text/html; charset=utf-8\n\n" +
+		`<a href="http://%65vil.example/x">x</a>` +
+		`<a href="https://www.%53%50%41%4D%4d.example/y">y</a>` +
+		`<img src="//%62%61%64.example/p.gif">` +
+		`<a href="http://b%C3%BCcher.example/">utf-8 encoded</a>` +
+		`<a href="http://user%40x@%6fk.example/">userinfo</a>` +
+		`<a href="http://bad%2fhost.example/">slash</a>` +
+		`<a href="http://double%2565.example/">double</a>` +
+		"<p>visit http://%74ext.example/page</p>"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{
+		"url:evil.example",
+		"url:www.spamm.example", "url:spamm.example",
+		"url:bad.example",
+		"url:xn--bcher-kva.example",
+		"url:ok.example",
+		"url:text.example",
+	} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, tok := range m.Tokens {
+		if strings.HasPrefix(tok, "url:") && strings.ContainsAny(tok, "%/ ") {
+			t.Errorf("unexpected %q", tok)
+		}
+		if tok == "url:host.example" || tok == "url:double" || strings.HasPrefix(tok, "url:bad/") {
+			t.Errorf("unexpected %q", tok)
+		}
+	}
+
+	tk := NewTokenizer(TokenizerOptions{})
+	long := []byte("Subject: x\n\nhttp://" + strings.Repeat("%41", 300_000) + ".example/\n")
+	ascii := []byte("Subject: x\n\nhttp://" + strings.Repeat("aaa", 300_000) + ".example/\n")
+	for _, tok := range tk.TokenizeBytes(long).Tokens {
+		if strings.HasPrefix(tok, "url:") {
+			t.Errorf("unexpected %q", tok)
+		}
+	}
+	tk.TokenizeBytes(ascii)
+	a := testing.AllocsPerRun(3, func() { tk.TokenizeBytes(long) })
+	b := testing.AllocsPerRun(3, func() { tk.TokenizeBytes(ascii) })
+	if a > b+5 {
+		t.Errorf("%.0f allocations for a long percent-encoded host, %.0f for an ASCII one", a, b)
+	}
+}
