@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sluice-mail/sluice/filters"
 )
 
 // Dovecot, the IMAP server an administrator may point at the archive to
@@ -32,26 +30,7 @@ func TestDovecotReadsTheArchive(t *testing.T) {
 	imap := needTool(t, "/usr/lib/dovecot/imap", "dovecot-imapd", "to read the mbox as Dovecot does")
 	dir := searchableTempDir(t)
 	path := filepath.Join(t.TempDir(), "a.mbox")
-	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
-	msgs := []*filters.Message{
-		testMessage("D0", "Hello\r\nFrom the start\r\n>From quoted\r\n>>From twice\r\nend without a line end"),
-		testMessage("D1", "trailing empty lines\r\n\r\n\r\n"),
-		testMessage("D2", ""),
-		testMessage("D3", "From x\r\n\r\nFrom y\r\nlast\r\n", filters.Header{Name: "Subject", Value: "sender's Content-Length"},
-			filters.Header{Name: "Content-Length", Value: "5"}),
-		testMessage("D4", strings.Repeat(">", 5000)+"From a run\r\n"),
-	}
-	msgs[2].From = filters.Address{Addr: ""}
-	msgs[3].From = filters.Address{Addr: "\"john doe\"@example.org"}
-	for _, m := range msgs {
-		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	recs := readRecords(t, path)
-	if len(recs) != len(msgs) {
-		t.Fatalf("ReadMbox reads %d records, want %d", len(recs), len(msgs))
-	}
+	recs := archiveReaderCases(t, path, "D")
 
 	home := filepath.Join(dir, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {

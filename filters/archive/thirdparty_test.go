@@ -151,6 +151,37 @@ func testAppendsWithOtherWriters(t *testing.T, only string) {
 	}
 }
 
+// archiveReaderCases archives, into the mbox at path, the messages that
+// the tests of other readers read back: "From " lines in the body,
+// quoted once and twice, no final line end, trailing blank lines, an
+// empty body, a sender's own Content-Length field, an empty and a quoted
+// sender, a long run of '>' before "From". It returns the records as
+// stored. The queue IDs start with prefix.
+func archiveReaderCases(t *testing.T, path, prefix string) []Record {
+	t.Helper()
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	msgs := []*filters.Message{
+		testMessage(prefix+"0", "Hello\r\nFrom the start\r\n>From quoted\r\n>>From twice\r\nend without a line end"),
+		testMessage(prefix+"1", "trailing empty lines\r\n\r\n\r\n"),
+		testMessage(prefix+"2", ""),
+		testMessage(prefix+"3", "From x\r\n\r\nFrom y\r\nlast\r\n", filters.Header{Name: "Subject", Value: "sender's Content-Length"},
+			filters.Header{Name: "Content-Length", Value: "5"}),
+		testMessage(prefix+"4", strings.Repeat(">", 5000)+"From a run\r\n"),
+	}
+	msgs[2].From = filters.Address{Addr: ""}
+	msgs[3].From = filters.Address{Addr: "\"john doe\"@example.org"}
+	for _, m := range msgs {
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := readRecords(t, path)
+	if len(recs) != len(msgs) {
+		t.Fatalf("ReadMbox reads %d records, want %d", len(recs), len(msgs))
+	}
+	return recs
+}
+
 // mutt, a reader that shares no code with the others, splits the archive
 // into the messages sluice wrote, each one byte for byte as stored: the
 // "From " line (sender, asctime date) is one mutt's is_from() accepts, a
@@ -164,26 +195,7 @@ func TestMuttReadsTheArchive(t *testing.T) {
 	script := needTool(t, "script", "bsdutils", "to give mutt a terminal")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.mbox")
-	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
-	cl := filters.Header{Name: "Content-Length", Value: "5"}
-	msgs := []*filters.Message{
-		testMessage("M0", "Hello\r\nFrom the start\r\n>From quoted\r\n>>From twice\r\nend without a line end"),
-		testMessage("M1", "trailing empty lines\r\n\r\n\r\n"),
-		testMessage("M2", ""),
-		testMessage("M3", "From x\r\n\r\nFrom y\r\nlast\r\n", filters.Header{Name: "Subject", Value: "sender's Content-Length"}, cl),
-		testMessage("M4", strings.Repeat(">", 5000)+"From a run\r\n"),
-	}
-	msgs[2].From = filters.Address{Addr: ""}
-	msgs[3].From = filters.Address{Addr: "\"john doe\"@example.org"}
-	for _, m := range msgs {
-		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	recs := readRecords(t, path)
-	if len(recs) != len(msgs) {
-		t.Fatalf("ReadMbox reads %d records, want %d", len(recs), len(msgs))
-	}
+	recs := archiveReaderCases(t, path, "M")
 
 	out := filepath.Join(dir, "out")
 	const sep = "=MUTT-SEP=\n"
