@@ -568,7 +568,20 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	defer l.unlock()
-	n, err := appendLocked(l, write)
+	cw := &countWriter{w: l.f}
+	returned := false
+	defer func() {
+		if !returned {
+			// write panicked (the pipeline recovers it and fails the
+			// filter): its partial record goes as a failed one does,
+			// while the locks are still held, and the panic goes on
+			// (an error cutting back is lost with it: the panic says
+			// more).
+			cutBackOwn(l, cw.n)
+		}
+	}()
+	n, err := appendLocked(l, cw, write)
+	returned = true
 	if err == nil {
 		// The filter's time ran out during the flush or fsync: the
 		// pipeline has gone on without this copy (and a tempfail brings
@@ -584,14 +597,14 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 	return n, nil
 }
 
-// appendLocked writes one record at the end of the locked mbox and syncs
-// it. It returns the bytes it wrote to the file, also when it fails.
-func appendLocked(l *lockedMbox, write func(w *bufio.Writer) error) (int64, error) {
+// appendLocked writes one record at the end of the locked mbox, through
+// cw, which counts the bytes written to it, and syncs it. It returns the
+// bytes it wrote to the file, also when it fails.
+func appendLocked(l *lockedMbox, cw *countWriter, write func(w *bufio.Writer) error) (int64, error) {
 	sep, err := separator(l.f, l.size)
 	if err != nil {
 		return 0, err
 	}
-	cw := &countWriter{w: l.f}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	bw.Write(sep)
 	if err := write(bw); err != nil {
