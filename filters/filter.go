@@ -111,6 +111,14 @@ type Needs struct {
 	// sends the message). It reads the outcome in Message.Decided. Its
 	// verdict counts by precedence like any other.
 	Final bool
+	// First marks a filter that repairs the message for the others, such
+	// as headerfix: at each of its stages it runs before every other
+	// filter whatever their configured order, so that they all judge the
+	// repaired message. A filter that deletes the fields of its names a
+	// message came with (see FieldOwner) then also sees those a repair
+	// brought to light, which it would miss running before the repair.
+	// Final wins over First.
+	First bool
 }
 
 // Filter is one step of the pipeline.

@@ -2,6 +2,7 @@ package filters_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/sluice-mail/sluice/filters"
@@ -131,5 +132,37 @@ func TestOutcomeDecided(t *testing.T) {
 	o.Add(filters.StageResult{Verdict: filters.Verdict{Action: filters.Accept}, Filter: "a"})
 	if o.Decided().Action != filters.Quarantine {
 		t.Error("a weaker action replaced a stronger one")
+	}
+}
+
+// repairer is a filter that repairs the message for the others
+// (Needs.First), as headerfix does.
+type repairer struct {
+	order *[]string
+}
+
+func (*repairer) Name() string { return "repairer" }
+func (*repairer) Needs() filters.Needs {
+	return filters.Needs{Stages: filters.StagesOf(filters.StageEOM), First: true}
+}
+func (r *repairer) Check(context.Context, filters.Stage, *filters.Message) (filters.Verdict, error) {
+	*r.order = append(*r.order, "repairer")
+	return filters.Verdict{}, nil
+}
+
+// A filter that repairs the message runs before every other filter of
+// its stage, wherever it is listed, also before one that rejects; the
+// final filters still run last.
+func TestFirstFilterRunsBeforeTheOthers(t *testing.T) {
+	var order []string
+	steps := []filters.Step{
+		{Filter: &recorder{order: &order}},
+		{Filter: ordered{fixed("f0", filters.Continue, "x"), &order}},
+		{Filter: ordered{fixed("f1", filters.Reject, "x"), &order}},
+		{Filter: &repairer{order: &order}},
+	}
+	filters.NewPipeline(steps, nil).Run(context.Background(), filters.StageEOM, &filters.Message{})
+	if want := []string{"repairer", "f0", "f1", "recorder"}; !slices.Equal(order, want) {
+		t.Errorf("ran %v, want %v", order, want)
 	}
 }

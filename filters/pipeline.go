@@ -101,6 +101,7 @@ func NewPipeline(steps []Step, observer Observer) *Pipeline {
 		p.all.Headers = p.all.Headers || fn.Headers
 		p.all.Body = p.all.Body || fn.Body
 		p.all.Final = p.all.Final || fn.Final
+		p.all.First = p.all.First || fn.First
 	}
 	return p
 }
@@ -149,16 +150,18 @@ type StageResult struct {
 
 // Run asks every filter that wants stage about m, in configured order, and
 // combines the answers by precedence. A Reject ends the stage early: no
-// later filter can override it. Final filters (see Needs.Final) run after
-// the others, also after a Reject; when m.Decided is already settled on
-// entry, only they run. m.Decided is updated after each filter.
+// later filter can override it. Filters that repair the message (see
+// Needs.First) run before the others, and final filters (see Needs.Final)
+// after the others, also after a Reject; when m.Decided is already
+// settled on entry, only final filters run. m.Decided is updated after
+// each filter.
 func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult {
 	var res StageResult
 	closed := m.Decided.Settled()
-	for _, final := range []bool{false, true} {
+	for _, pass := range []runPass{passFirst, passMiddle, passFinal} {
 		for i := range p.steps {
 			n := p.needs[i]
-			if !n.Stages.Has(stage) || n.Final != final || (closed && !final) {
+			if !n.Stages.Has(stage) || passOf(n) != pass || (closed && pass != passFinal) {
 				continue
 			}
 			d := p.runOne(ctx, i, stage, m)
@@ -198,6 +201,27 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 		res.Verdict.Edits = edits
 	}
 	return res
+}
+
+// runPass is one pass of Run over the steps: the filters that repair the
+// message, then the others, then the final ones.
+type runPass uint8
+
+const (
+	passFirst runPass = iota
+	passMiddle
+	passFinal
+)
+
+// passOf returns the pass in which a filter with needs n runs.
+func passOf(n Needs) runPass {
+	switch {
+	case n.Final:
+		return passFinal
+	case n.First:
+		return passFirst
+	}
+	return passMiddle
 }
 
 // Delivers reports whether a message with this action reaches its

@@ -98,14 +98,18 @@ func New(env filters.Env, cfg Config) (*Filter, error) {
 func (f *Filter) Name() string { return f.name }
 
 // Needs implements filters.Filter: the header fields, at the end of the
-// header block, so that filters after it at that stage and at end of
-// message read the repaired header, and so that a reject comes before the
-// body is sent. Policy off asks for nothing.
+// header block, so that a reject comes before the body is sent; first at
+// that stage, whatever the filter's place in the list, so that every
+// other filter reads the repaired header. A filter that deletes the
+// fields of its names a message came with (dnsbl) must see those a
+// repair splits off: run before the repair, it would let a sender's own
+// verdict, hidden behind a bare CR, through as a field. Policy off asks
+// for nothing.
 func (f *Filter) Needs() filters.Needs {
 	if f.s.policy == PolicyOff {
 		return filters.Needs{}
 	}
-	return filters.Needs{Stages: filters.StagesOf(filters.StageHeaders), Headers: true}
+	return filters.Needs{Stages: filters.StagesOf(filters.StageHeaders), Headers: true, First: true}
 }
 
 // Check implements filters.Filter.
