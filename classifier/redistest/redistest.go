@@ -623,6 +623,11 @@ func (c *Cluster) failedOver(t testing.TB, key string, old *Server) (*Server, er
 
 // Sentinel is a Redis master with one replica, watched by one Sentinel
 // that promotes the replica when the master has been down for a second.
+// Its failover timeout is 30 s. With 10 s, on a machine loaded by other
+// jobs, the Sentinel once made the promoted replica a replica again of
+// the old master 13 s after the promotion, once that was back: a
+// failover given up, as a Sentinel does when the failover timeout passes
+// before it sees the promoted replica report itself master.
 type Sentinel struct {
 	Master  *Server
 	Replica *Server
@@ -653,7 +658,7 @@ dir %s
 logfile %s
 sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s 1000
-sentinel failover-timeout %s 10000
+sentinel failover-timeout %s 30000
 `, port, dir, filepath.Join(dir, "sentinel.log"), name, master.Port, name, name)
 		path := filepath.Join(dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
@@ -669,7 +674,17 @@ sentinel failover-timeout %s 10000
 		}
 		t.Logf("redis sentinel: port %d was taken after being found free; trying another", port)
 	}
-	t.Cleanup(func() { sn.stop(syscall.SIGKILL) })
+	t.Cleanup(func() {
+		sn.stop(syscall.SIGKILL)
+		if t.Failed() {
+			// What the Sentinel decided and when (+sdown, +switch-master,
+			// a failover it gave up on, +convert-to-slave) is in its
+			// log alone.
+			if b, err := os.ReadFile(sn.logPath); err == nil {
+				t.Logf("redis sentinel %s log:\n%s", sn.Addr, tail(b, 8000))
+			}
+		}
+	})
 	// The Sentinel knows the master as soon as it has read its config.
 	c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr, Protocol: 2, DisableIdentity: true})
 	defer c.Close()
