@@ -483,3 +483,49 @@ func TestUsageErrorsExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestDocTrainExitStatuses: the exit statuses docs/training.md gives for
+// sluice train are those a script sees, case by case.
+func TestDocTrainExitStatuses(t *testing.T) {
+	text := strings.Join(strings.Fields(readDoc(t, "docs/training.md")), " ")
+	_, para, ok := strings.Cut(text, "A message that cannot be read (missing file, blank file) is reported on standard error as `sluice train: PATH: reason`;")
+	if !ok {
+		t.Fatal("docs/training.md no longer says what sluice train does with a message that cannot be read")
+	}
+	_, para, ok = strings.Cut(para, " It is 0 when ")
+	if !ok {
+		t.Fatal("docs/training.md no longer lists the exit statuses of sluice train")
+	}
+	para, _, _ = strings.Cut(para, ". ")
+	docs := map[int]string{}
+	for _, part := range strings.Split(para, "; ") {
+		code, what, ok := strings.Cut(part, " for ")
+		if n, err := strconv.Atoi(code); ok && err == nil {
+			docs[n] = what
+		}
+	}
+	dir := t.TempDir()
+	msg := filepath.Join(dir, "msg.eml")
+	if err := os.WriteFile(msg, []byte("From: a@example.org\nSubject: hello\n\nhello there\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.db")
+	for _, c := range []struct {
+		args   []string
+		status int
+		phrase string // in what the docs give for status
+	}{
+		{[]string{"--spam", "--no-such-flag", msg}, 2, "an unknown flag"},
+		{[]string{msg}, 2, "neither or both of `--spam` and `--ham`"},
+		{[]string{"--spam", "--ham", msg}, 2, "neither or both of `--spam` and `--ham`"},
+		{[]string{"--spam", "--unlearn", msg}, 1, "the store cannot be opened"},
+	} {
+		r := runCLI(t, "", append([]string{"train", "--db", missing}, c.args...)...)
+		if r.code != c.status {
+			t.Errorf("train %v: exit %d, want %d; stderr %q", c.args, r.code, c.status, r.stderr)
+		}
+		if !strings.Contains(docs[c.status], c.phrase) {
+			t.Errorf("train %v exits %d, but docs/training.md gives %d for %q, not for %s", c.args, c.status, c.status, docs[c.status], c.phrase)
+		}
+	}
+}
