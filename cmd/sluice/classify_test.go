@@ -471,6 +471,49 @@ func TestClassifyTextEscapesControls(t *testing.T) {
 	}
 }
 
+// The error that ends a run of classify or train, which main writes as
+// "sluice: ...", shows a path's control characters escaped too: an empty
+// folder, a list or a store named with an escape sequence must not drive
+// the terminal through it.
+func TestFinalErrorEscapesControls(t *testing.T) {
+	db := trainedDB(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "new\x1b]0;owned\x07")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nolist := filepath.Join(dir, "list\x1b[2J\x9b")
+	nodb := filepath.Join(dir, "store\x1b[2J.db")
+	msg := fixture("check", "ham.eml")
+	for _, args := range [][]string{
+		{"classify", "--db", db, empty},
+		{"classify", "--db", db, "--list", nolist},
+		{"classify", "--db", nodb, msg},
+		{"train", "--db", db, "--spam", "--list", nolist},
+		{"train", "--db", nodb, "--spam", "--unlearn", msg},
+	} {
+		root := newRootCmd(testRegistry())
+		var out, errb strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&errb)
+		root.SetIn(strings.NewReader(""))
+		err := run(root, args)
+		if err == nil {
+			t.Errorf("%q: no error", args)
+			continue
+		}
+		var got strings.Builder
+		reportError(&got, err)
+		line := got.String()
+		if strings.ContainsAny(line, "\x1b\x07") || strings.Contains(line, "\x9b") {
+			t.Errorf("%q: control characters reached standard error: %q", args, line)
+		}
+		if !strings.Contains(line, `\x1b`) {
+			t.Errorf("%q: the path is not shown escaped: %q", args, line)
+		}
+	}
+}
+
 // classifyAll reports messages in the order they come in, whatever the
 // number of workers scoring them, and stops at the first error a report
 // returns, reporting nothing after it.

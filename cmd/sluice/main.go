@@ -35,11 +35,15 @@ func main() {
 
 // reportError writes the error that ends sluice to w, as "sluice: ...",
 // unless the command has reported it already (an *exitError without an
-// error: classify's verdict, or a daemon that logged its failure).
+// error: classify's verdict, or a daemon that logged its failure). The
+// error may name a path as given (an empty folder, a list, a store), and
+// is shown as the per-message error lines are (printable), so that a
+// file name cannot drive the terminal; its line breaks and tabs (the
+// usage hint below a usage error) stay.
 func reportError(w io.Writer, err error) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.err != nil {
-		fmt.Fprintln(w, "sluice:", err)
+		fmt.Fprintln(w, "sluice:", escapeControls(err.Error(), "\n\t"))
 	}
 }
 
