@@ -29,7 +29,9 @@
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
 //     progress and is left alone), except those flagged T (marked for
 //     deletion); one renamed or deleted by a mail client while the walk
-//     runs is read under its new name, or skipped;
+//     runs is read under its new name, or skipped, and each message
+//     (by its unique name) is read once, even if moved from new/ to cur/
+//     after it was read;
 //   - any other directory is walked recursively, in name order;
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
@@ -147,6 +149,10 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 		if err != nil {
 			return fn(Message{Name: e.path, Err: err})
 		}
+		if e.md != nil && e.md.read[uniqueName(e.path)] {
+			// Read already under another name (see listing.read).
+			return nil
+		}
 		f, err := e.open()
 		if e.md != nil && errors.Is(err, fs.ErrNotExist) {
 			// A mail client renamed or deleted the message since its
@@ -160,6 +166,17 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 			}
 			e.path, e.name = filepath.Join(e.md.dir, moved), moved
 			f, err = e.open()
+		}
+		if e.md != nil {
+			uniq := uniqueName(e.path)
+			if e.md.read[uniq] {
+				// Renamed to a name of the listing that was read.
+				if err == nil {
+					f.Close()
+				}
+				return nil
+			}
+			e.md.read[uniq] = true
 		}
 		if err != nil {
 			m := Message{Name: e.path, Err: err}
@@ -475,8 +492,9 @@ func openRoot(path string, fi fs.FileInfo) (*os.Root, error) {
 // walkDir calls visit for every file in the directory dir, found at path.
 func walkDir(dir *os.Root, path string, visit visitFunc) error {
 	if subs := maildirSubs(dir); subs != nil {
+		read := map[string]bool{} // see listing.read
 		for _, sub := range subs {
-			if err := flatFiles(dir, path, sub, visit); err != nil {
+			if err := flatFiles(dir, path, sub, read, visit); err != nil {
 				return err
 			}
 		}
@@ -558,7 +576,7 @@ func visitLink(dir *os.Root, name, p string, md *listing, visit visitFunc) error
 // maildir dir found at path. A symbolic link to a file is followed by the
 // rule of archive.OpenTrustedLink (mairix and mu build maildirs of links,
 // as the user who reads them); a dangling one is reported.
-func flatFiles(dir *os.Root, path, sub string, visit visitFunc) error {
+func flatFiles(dir *os.Root, path, sub string, read map[string]bool, visit visitFunc) error {
 	p := filepath.Join(path, sub)
 	fi, err := dir.Lstat(sub)
 	var subDir *os.Root
@@ -581,7 +599,7 @@ func flatFiles(dir *os.Root, path, sub string, visit visitFunc) error {
 	if err != nil {
 		return visit(entry{path: p}, err)
 	}
-	md := &listing{dir: p}
+	md := &listing{dir: p, read: read}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -620,6 +638,21 @@ type listing struct {
 	// under its listed name: cur/ is read again once, not once a file,
 	// which took 290 s instead of 7 s for 20,000 messages.
 	now map[string]string
+	// read holds the unique names of the maildir's messages read (or
+	// reported) so far, in new/ and cur/ both: a message the client
+	// moves from new/ to cur/ after it was read there is listed again
+	// in cur/, and a directory listed while its files are renamed may
+	// list one under its old and its new name (readdir(3) leaves that
+	// open). Either was read twice: two verdicts, one message counted
+	// twice by train.
+	read map[string]bool
+}
+
+// uniqueName is the unique name of the maildir message file: its name
+// before the ":" of its flags, which a rename keeps.
+func uniqueName(file string) string {
+	uniq, _, _ := strings.Cut(filepath.Base(file), ":")
+	return uniq
 }
 
 // renamed returns the name in the listing's directory that the message
@@ -633,7 +666,7 @@ func (l *listing) renamed(file string) (string, error) {
 		return "", nil
 	}
 	name := filepath.Base(file)
-	uniq, _, _ := strings.Cut(name, ":")
+	uniq := uniqueName(name)
 	if l.now != nil {
 		now, ok := l.now[uniq]
 		if !ok {
