@@ -153,7 +153,7 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 		if len(paths) == 0 {
 			return statusError, fmt.Errorf("no messages: --list %s names no path", list)
 		}
-		return statusError, fmt.Errorf("no messages found in %s", strings.Join(paths, ", "))
+		return statusError, noMessagesError(paths)
 	case n == 1 && failed == 0:
 		return verdictExit(last), nil
 	case failed > 0:
@@ -406,4 +406,15 @@ func pathBase64(name string) string {
 		return ""
 	}
 	return base64.StdEncoding.EncodeToString([]byte(name))
+}
+
+// noMessagesError says that none of paths held a message. It names them
+// all when they are few, and else how many there were and the first few:
+// a --list of thousands of empty directories is no one line's worth.
+func noMessagesError(paths []string) error {
+	const named = 3
+	if len(paths) <= named {
+		return fmt.Errorf("no messages found in %s", strings.Join(paths, ", "))
+	}
+	return fmt.Errorf("no messages found in the %d paths given (%s and %d more)", len(paths), strings.Join(paths[:named], ", "), len(paths)-named)
 }

@@ -698,3 +698,35 @@ func TestClassifyNamedPipe(t *testing.T) {
 		}
 	}
 }
+
+// A --list of many paths that hold no message (empty directories, empty
+// mboxes) ends in one short error line that says how many there were and
+// names a few, not a line of every path: a list of thousands made a
+// line of hundreds of kilobytes.
+func TestClassifyNoMessagesInManyPaths(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bayes.db")
+	trainFixtures(t, db)
+	dir := t.TempDir()
+	var list strings.Builder
+	for i := range 500 {
+		p := filepath.Join(dir, fmt.Sprintf("empty-directory-with-a-long-name-%03d", i))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		list.WriteString(p + "\n")
+	}
+	listFile := filepath.Join(dir, "list")
+	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "classify", "--db", db, "--list", listFile)
+	if r.code != 3 || !strings.Contains(r.stderr, "no messages found in the 500 paths given") ||
+		!strings.Contains(r.stderr, "empty-directory-with-a-long-name-000") || len(r.stderr) > 500 {
+		t.Errorf("exit %d, stderr (%d bytes) %.600q; want 3 and one short line", r.code, len(r.stderr), r.stderr)
+	}
+	// A few paths are all named, as before.
+	r = runCLI(t, "", "classify", "--db", db, filepath.Join(dir, "empty-directory-with-a-long-name-001"))
+	if r.code != 3 || !strings.Contains(r.stderr, "no messages found in "+filepath.Join(dir, "empty-directory-with-a-long-name-001")) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -239,7 +239,7 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 	if n == 0 {
 		// No verdict to report: the 0 of "delivered" would tell a
 		// script that a message passed.
-		return testExitError, fmt.Errorf("no messages found in %s", strings.Join(paths, ", "))
+		return testExitError, noMessagesError(paths)
 	}
 	if failed {
 		return testExitError, nil
