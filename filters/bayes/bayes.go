@@ -698,11 +698,6 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	if f.authenticated(m) {
 		return f.skipAuthenticated(m), nil
 	}
-	if m.Body != nil && m.Body.Err() != nil {
-		// Scoring part of a message could pass spam whose payload sits
-		// in the missing part; let the failure policy decide.
-		return filters.Verdict{}, fmt.Errorf("message body incomplete: %w", m.Body.Err())
-	}
 	// The message as the MTA will deliver it, without any verdict field
 	// of our name it came with: a sender must not be able to pass off
 	// its own verdict, and it is replaced below.
@@ -734,6 +729,15 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		value := fmt.Sprintf("Skipped, size=%d, max_size=%d, queue_id=%s, version=%s", size, f.s.maxSize, asciiOnly(values["queue_id"]), asciiOnly(f.version))
 		f.log.Debug("bayes: message too large, not classified", "queue_id", m.QueueID, "size", size, "max_size", f.s.maxSize)
 		return filters.Verdict{Reason: "bayes: skipped, message larger than max_size", Edits: f.header(forged, value)}, nil
+	}
+	// Checked after the size: a message too large is not read, and a
+	// body that could not be stored completely (the spill directory's
+	// disk full, which hits large messages first) does not matter to it;
+	// its size counts the bytes lost.
+	if m.Body != nil && m.Body.Err() != nil {
+		// Scoring part of a message could pass spam whose payload sits
+		// in the missing part; let the failure policy decide.
+		return filters.Verdict{}, fmt.Errorf("message body incomplete: %w", m.Body.Err())
 	}
 
 	start := time.Now()

@@ -401,6 +401,43 @@ func TestSizeSkip(t *testing.T) {
 	}
 }
 
+// A message larger than max_size is not read, so a body that could not be
+// stored completely (the spill directory's disk full, which hits large
+// messages first) does not matter to it: it is skipped as too large, not
+// failed for on_failure to refuse. The lost bytes count in its size.
+func TestSizeSkipIncompleteBody(t *testing.T) {
+	st := trainedStore(t)
+	obs := &recorder{}
+	f := newFilter(t, st, "max_size: 200", obs)
+	m := spamMessage()
+	b := filters.NewBody(0, filepath.Join(t.TempDir(), "gone", "spill"))
+	b.Write([]byte(strings.Repeat("x", 500)))
+	if b.Err() == nil {
+		t.Fatal("body did not break")
+	}
+	m.Body = b
+	v, err := f.Check(context.Background(), filters.StageEOM, m)
+	if err != nil {
+		t.Fatalf("Check: %v; want the message skipped as too large", err)
+	}
+	if got := added(v, "X-Sluice-Bayes"); v.Action != filters.Continue || !regexp.MustCompile(`^Skipped, size=\d+, max_size=200, queue_id=4Q1SPAM, version=1\.2\.3$`).MatchString(got) {
+		t.Errorf("verdict %+v, header %q; want the size skip", v, got)
+	}
+	if fmt.Sprint(obs.skipReasons) != "[size]" {
+		t.Errorf("observer: %+v", obs)
+	}
+	// Within max_size the broken body is still a failure: the part
+	// missing may hold what makes the message spam.
+	m = spamMessage()
+	b = filters.NewBody(0, filepath.Join(t.TempDir(), "gone", "spill"))
+	b.Write([]byte("x"))
+	m.Body = b
+	f = newFilter(t, nopCloser{st}, "max_size: 100000", nil)
+	if _, err := f.Check(context.Background(), filters.StageEOM, m); err == nil {
+		t.Error("an incomplete body within max_size was classified; want a failure")
+	}
+}
+
 // An empty store knows nothing: every message is unsure, with the reason,
 // and an unsure message is only tagged.
 func TestNotEnoughTraining(t *testing.T) {
