@@ -111,6 +111,10 @@ type BoltStore struct {
 	db     *bolt.DB // read-only handle, nil while closed
 	dbFile fileID   // the file behind db
 	closed bool
+	// opened is set once OpenBolt has made or found the store: a store
+	// file a write creates after that was removed while the store was
+	// open, which is worth a warning.
+	opened bool
 
 	// The in-memory index of the token counts. Readers load it under mu
 	// (shared) and use it if it matches their transaction; it is built
@@ -210,6 +214,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	if ready {
+		s.opened = true
 		go s.poll()
 		return s, nil
 	}
@@ -221,6 +226,7 @@ func OpenBolt(path string, opts BoltOptions) (*BoltStore, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	s.opened = true
 	go s.poll()
 	return s, nil
 }
@@ -798,6 +804,11 @@ func (s *BoltStore) updateLocked(ctx context.Context, fn func(tx *bolt.Tx) error
 			return fn(tx)
 		})
 	})
+	if err == nil && created && s.opened && s.opts.Logger != nil {
+		// Every message is unsure for want of training from now on;
+		// without this line only the verdicts would say so.
+		s.opts.Logger.Warn("classifier store: the store file was removed while open; made a new empty store in its place", "path", s.path)
+	}
 	if err == nil && committed != nil {
 		if id, ierr := identify(db); ierr == nil {
 			committed(id, txid)
