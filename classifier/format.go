@@ -58,7 +58,10 @@ func FormatSpamicityBeside(res Result, p Params, atLeast, atMost []float64) stri
 	case res.Verdict == VerdictSpam && s >= spamCut:
 		lo = firstAtLeast(spamCut)
 	case res.Verdict == VerdictHam && s <= hamCut:
-		hi = firstAbove(hamCut) - 1
+		// Below the spam cutoff too, which decide tests first: with
+		// the cutoffs equal (no unsure verdict), the ham cutoff itself
+		// reads as spam.
+		hi = min(firstAbove(hamCut), firstAtLeast(spamCut)) - 1
 	case res.Verdict == VerdictUnsure && s > hamCut && s < spamCut:
 		if a, b := firstAbove(hamCut), firstAtLeast(spamCut)-1; a <= b {
 			lo, hi = a, b

@@ -42,6 +42,11 @@ func TestFormatSpamicity(t *testing.T) {
 		{"not enough training, ham score", 0.0000004, VerdictUnsure, "not enough training", def, "0.000000"},
 		{"no six-place value between the cutoffs", 0.8499997, VerdictUnsure, "", Params{SpamCutoff: 0.85, HamCutoff: 0.8499995}, "0.850000"},
 		{"NaN", math.NaN(), VerdictUnsure, "", def, "NaN"},
+		// Equal cutoffs (allowed: no unsure verdict at all): a ham just
+		// below them must not print as the cutoff, which reads as spam.
+		{"equal cutoffs: ham just below", 0.4999996, VerdictHam, "", Params{SpamCutoff: 0.5, HamCutoff: 0.5}, "0.499999"},
+		{"equal cutoffs: spam at them", 0.5, VerdictSpam, "", Params{SpamCutoff: 0.5, HamCutoff: 0.5}, "0.500000"},
+		{"equal seven-place cutoffs: ham just below", 0.8500003, VerdictHam, "", Params{SpamCutoff: 0.8500004, HamCutoff: 0.8500004}, "0.850000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +63,8 @@ func TestFormatSpamicity(t *testing.T) {
 // six-place value that does.
 func TestFormatSpamicityAgreesWithDecide(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, p := range []Params{DefaultParams(), BogofilterParams(), {SpamCutoff: 0.9876543, HamCutoff: 0.0123456}, {SpamCutoff: 1, HamCutoff: -1}} {
+	for _, p := range []Params{DefaultParams(), BogofilterParams(), {SpamCutoff: 0.9876543, HamCutoff: 0.0123456}, {SpamCutoff: 1, HamCutoff: -1},
+		{SpamCutoff: 0.5, HamCutoff: 0.5}, {SpamCutoff: 0.9876543, HamCutoff: 0.9876543}} {
 		p = p.withDefaults()
 		p.MinSpam, p.MinHam = -1, -1
 		for _, c := range []float64{p.SpamCutoff, max(p.HamCutoff, 0)} {
