@@ -176,18 +176,25 @@ func (p Params) withDefaults() Params {
 	return p
 }
 
-// Validate reports parameters out of range.
+// Validate reports parameters out of range. Each range is written as what
+// is allowed, so that NaN (which YAML reads from ".nan", and which no
+// comparison holds for) is out of every range: a NaN robx, robs or
+// min_dev would leave every token out of the score, a NaN cutoff every
+// message off its verdict. An infinite robs makes every token's
+// probability NaN.
 func (p Params) Validate() error {
 	p = p.withDefaults()
 	switch {
-	case p.RobX <= 0 || p.RobX >= 1:
+	case !(p.RobX > 0 && p.RobX < 1):
 		return fmt.Errorf("robx %v: must be in (0,1)", p.RobX)
-	case p.RobS <= 0:
-		return fmt.Errorf("robs %v: must be > 0", p.RobS)
-	case p.MinDev < 0 || p.MinDev >= 0.5:
+	case !(p.RobS > 0) || math.IsInf(p.RobS, 1):
+		return fmt.Errorf("robs %v: must be > 0 and finite", p.RobS)
+	case !(p.MinDev >= 0 && p.MinDev < 0.5):
 		return fmt.Errorf("min_dev %v: must be in [0,0.5)", p.MinDev)
-	case p.SpamCutoff <= 0 || p.SpamCutoff > 1:
+	case !(p.SpamCutoff > 0 && p.SpamCutoff <= 1):
 		return fmt.Errorf("spam_cutoff %v: must be in (0,1]", p.SpamCutoff)
+	case math.IsNaN(p.HamCutoff):
+		return fmt.Errorf("ham_cutoff %v: must be in [0,spam_cutoff]", p.HamCutoff)
 	case p.HamCutoff > p.SpamCutoff:
 		return fmt.Errorf("ham_cutoff %v above spam_cutoff %v", p.HamCutoff, p.SpamCutoff)
 	case p.Combine != CombineSplit && p.Combine != CombineFisher:

@@ -1020,6 +1020,36 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// YAML reads .nan and .inf as numbers. A range check written as "refuse
+// what is below or above" lets NaN through, as no comparison with it
+// holds: robx, robs .inf, min_dev or a cutoff of NaN made every message
+// unsure (or never spam, or never ham) without a word, and an autolearn
+// threshold of NaN turned auto-learning off. Each is refused as out of
+// range, as docs/bayes.md says every option is.
+func TestConfigRefusesNaNAndInf(t *testing.T) {
+	for _, tc := range []struct{ opts, want string }{
+		{"robx: .nan", "robx NaN"},
+		{"robs: .nan", "robs NaN"},
+		{"robs: .inf", "robs +Inf"},
+		{"min_dev: .nan", "min_dev NaN"},
+		{"spam_cutoff: .nan", "spam_cutoff NaN"},
+		{"ham_cutoff: .nan", "ham_cutoff NaN"},
+		{"autolearn: {spam: .nan}", "autolearn.spam NaN"},
+		{"autolearn: {ham: .nan}", "autolearn.ham NaN"},
+	} {
+		t.Run(tc.opts, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := bayes.Open(filters.Env{Name: "bayes", StateDir: dir}, options(t, tc.opts), "v")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, bayes.DefaultDBName)); err == nil {
+				t.Error("store created for a bad config")
+			}
+		})
+	}
+}
+
 func TestParams(t *testing.T) {
 	def := classifier.DefaultParams()
 	p, err := options(t, "").Params(classifier.DialectSluice)

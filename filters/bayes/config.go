@@ -175,7 +175,7 @@ func (c Config) Params(dialect classifier.Dialect) (classifier.Params, error) {
 		if v == nil {
 			return nil
 		}
-		if *v <= 0 {
+		if !(*v > 0) { // NaN too
 			return fmt.Errorf("%s %v: must be above 0", name, *v)
 		}
 		*dst = *v
@@ -334,13 +334,16 @@ func (c Config) check(stateDir string) (settings, error) {
 	}
 	s.learnHam = -1
 	if a := c.Autolearn.Spam; a != nil {
-		if *a <= 0 || *a > 1 {
+		// Written as the range allowed, so that NaN (YAML's .nan),
+		// which no comparison holds for, is out of it rather than a
+		// threshold that silently learns nothing.
+		if !(*a > 0 && *a <= 1) {
 			return s, fmt.Errorf("autolearn.spam %v: must be in (0,1]", *a)
 		}
 		s.learnSpam = *a
 	}
 	if a := c.Autolearn.Ham; a != nil {
-		if *a < 0 || *a >= 1 {
+		if !(*a >= 0 && *a < 1) {
 			return s, fmt.Errorf("autolearn.ham %v: must be in [0,1)", *a)
 		}
 		s.learnHam = *a
