@@ -40,15 +40,7 @@ func importRecords(t *testing.T, st classifier.Store) map[string]string {
 // its own time of the list.
 func TestImportTwiceRefusedAfterExport(t *testing.T) {
 	ctx := context.Background()
-	stores := digestStoreKinds(redistest.Start(t), "")
-	for i, sc := range stores {
-		open := sc.open
-		stores[i].open = func(t *testing.T) classifier.Store {
-			st := open(t)
-			t.Cleanup(func() { st.Close() })
-			return st
-		}
-	}
+	stores := closedStoreKinds(redistest.Start(t), "")
 	bogoutil := func(st classifier.Store, text string) error {
 		_, err := classifier.ImportBogoutil(ctx, st, strings.NewReader(text))
 		return err

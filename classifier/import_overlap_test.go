@@ -86,6 +86,21 @@ func digestStoreKinds(srv *redistest.Server, prefix string) []storeKind {
 	}
 }
 
+// closedStoreKinds are digestStoreKinds whose stores are closed when the
+// test that opened them ends.
+func closedStoreKinds(srv *redistest.Server, prefix string) []storeKind {
+	stores := digestStoreKinds(srv, prefix)
+	for i, sc := range stores {
+		open := sc.open
+		stores[i].open = func(t *testing.T) classifier.Store {
+			st := open(t)
+			t.Cleanup(func() { st.Close() })
+			return st
+		}
+	}
+	return stores
+}
+
 // Import adds an export's token counts and message totals to the store
 // and sets its digests. A message the store has learned already would be
 // counted twice while the store keeps one digest for it: the same export

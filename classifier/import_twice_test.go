@@ -40,15 +40,7 @@ func TestImportTwiceRefused(t *testing.T) {
 	// "walked" stands for a store of another kind, which records the
 	// fingerprint and takes the mark away in two steps. Each store this
 	// test opens is closed when its subtest ends.
-	stores := digestStoreKinds(redistest.Start(t), "")
-	for i, sc := range stores {
-		open := sc.open
-		stores[i].open = func(t *testing.T) classifier.Store {
-			st := open(t)
-			t.Cleanup(func() { st.Close() })
-			return st
-		}
-	}
+	stores := closedStoreKinds(redistest.Start(t), "")
 	bogoutil := func(st classifier.Store, text string, again bool) error {
 		in, err := classifier.CheckBogoutil(strings.NewReader(text))
 		if err != nil {
