@@ -779,7 +779,7 @@ func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp
 		Date:    DateOf(time.Now()),
 	}
 	if m.Features != nil {
-		slices.Sort(m.Features)
+		sortFeatures(m.Features)
 		op.Features = EncodeFeatures(m.Features)
 	}
 	return op
