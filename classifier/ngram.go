@@ -353,6 +353,36 @@ func appendDecoded(f []uint32, b []byte) ([]uint32, error) {
 	return f, nil
 }
 
+// appendValidFeatures unpacks EncodeFeatures onto f, as appendDecoded
+// does, from bytes that appendDecoded accepts; it checks nothing. A fit
+// unpacks every message's features on each of its passes, and the checks,
+// with a branch on the length of each gap that the CPU cannot predict
+// (about as many gaps take one byte as two), took half the time of the
+// fit. Here every byte takes the same steps: it adds its seven bits to the
+// gap read so far, and, if it is the gap's last (no continuation bit),
+// the gap is added to the feature before, written out, and the next gap
+// starts. Every byte's feature is written, but the count advances only at
+// the last byte of a gap, so that the next one writes over the rest.
+func appendValidFeatures(f []uint32, b []byte) []uint32 {
+	n0 := len(f)
+	f = slices.Grow(f, len(b)) // a feature takes one byte at least
+	out := f[:n0+len(b)]
+	k := n0
+	var gap, shift, prev uint32
+	for _, c := range b {
+		x := uint32(c)
+		last := 1 - x>>7 // 1 on a gap's last byte, else 0
+		keep := last - 1 // all ones within a gap, 0 after its last byte
+		gap |= (x & 0x7f) << shift
+		prev += gap &^ keep
+		out[k] = prev
+		k += int(last)
+		gap &= keep
+		shift = (shift + 7) & keep
+	}
+	return out[:k]
+}
+
 // NgramModel is a fitted n-gram model.
 type NgramModel struct {
 	w         []float32
@@ -425,7 +455,7 @@ func fitOrder(ctx context.Context, ex []Example, seed uint64) *NgramModel {
 	m := &NgramModel{w: make([]float32, 1<<ngramBits)}
 	rng := rand.New(rand.NewPCG(seed, 2))
 	var scratch []uint32
-	for range ngramEpoch {
+	for pass := range ngramEpoch {
 		rng.Shuffle(len(ex), func(i, j int) { ex[i], ex[j] = ex[j], ex[i] })
 		for i, e := range ex {
 			// A message takes about a microsecond: a look every 1,024
@@ -434,9 +464,22 @@ func fitOrder(ctx context.Context, ex []Example, seed uint64) *NgramModel {
 				return m
 			}
 			f := e.Features
-			if f == nil {
-				// Checked when read (Refit): cannot fail here.
-				scratch, _ = appendDecoded(scratch[:0], e.Encoded)
+			switch {
+			case f != nil:
+			case pass == 0:
+				// The first pass checks the encoded features (Refit
+				// has, but FitNgram's caller may not have), so that
+				// the others can unpack them without checks (see
+				// appendValidFeatures). Bytes that do not decode
+				// stand for no features, in every pass, as they did
+				// when every pass checked them; ex is this fit's own.
+				var err error
+				if scratch, err = appendDecoded(scratch[:0], e.Encoded); err != nil {
+					ex[i].Encoded = nil
+				}
+				f = scratch
+			default:
+				scratch = appendValidFeatures(scratch[:0], e.Encoded)
 				f = scratch
 			}
 			d := float32(ngramRate * huberStep(e.Spam, m.dot(f)))
