@@ -440,7 +440,9 @@ func auc(res []scored, key func(scored) float64) float64 {
 
 // trainSluice trains a new bbolt store on the training set, preparing
 // messages on workers goroutines and learning them in batches, as "sluice
-// train" does, and returns the seconds it took, file reads included.
+// train" does, and returns the seconds it took, file reads included. As
+// there, the next batch is prepared while the store learns the one before
+// (on one core): the batches are learned in order all the same.
 func trainSluice(path string, train []sample, p classifier.Params, workers int) (float64, error) {
 	store, err := classifier.OpenBolt(path, classifier.BoltOptions{})
 	if err != nil {
@@ -451,6 +453,17 @@ func trainSluice(path string, train []sample, p classifier.Params, workers int) 
 	ctx := context.Background()
 	start := time.Now()
 	const batch = 500
+	batches := make(chan []classifier.LearnOp, 1)
+	learned := make(chan error, 1)
+	go func() {
+		var err error
+		for ops := range batches {
+			if err == nil {
+				_, err = c.Learn(ctx, ops)
+			}
+		}
+		learned <- err
+	}()
 	for i := 0; i < len(train); i += batch {
 		chunk := train[i:min(i+batch, len(train))]
 		ops := make([]classifier.LearnOp, len(chunk))
@@ -467,11 +480,15 @@ func trainSluice(path string, train []sample, p classifier.Params, workers int) 
 			return err
 		})
 		if err != nil {
+			close(batches)
+			<-learned
 			return 0, err
 		}
-		if _, err := c.Learn(ctx, ops); err != nil {
-			return 0, err
-		}
+		batches <- ops
+	}
+	close(batches)
+	if err := <-learned; err != nil {
+		return 0, err
 	}
 	if _, err := c.Refit(ctx); err != nil {
 		return 0, err
