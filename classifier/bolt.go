@@ -1168,7 +1168,14 @@ func (s *BoltStore) learnTx(ctx context.Context, ops []LearnOp) ([]Outcome, erro
 		if err != nil {
 			return err
 		}
-		deltas := tokenDeltas{}
+		// Sized for the batch's tokens (the distinct ones are fewer),
+		// up to a bound, so that the map is not rehashed again and
+		// again as it grows.
+		n := 0
+		for _, op := range ops {
+			n += len(op.Tokens)
+		}
+		deltas := newTokenDeltas(min(n, 1<<18))
 		learned := false // a digest or its features changed
 		for i, op := range ops {
 			if op.Class != Spam && op.Class != Ham {
@@ -1257,18 +1264,35 @@ func inTurn(v uint32, sum, low int) uint32 {
 	return addClamp(v, sum+max(0, -low-int(v)))
 }
 
-type tokenDeltas map[string]*tokenDelta
+// tokenDeltas sums the changes of a learn batch by token. The deltas are
+// held in one slice, in the order their tokens first came, and the map
+// gives each token's place in it, rather than one allocation for each of
+// the tens of thousands of tokens of a batch, which the collector would
+// then have to scan.
+type tokenDeltas struct {
+	at   map[string]int
+	list []tokenDelta
+	toks []string // list[i] is the delta of toks[i]
+}
 
-func (d tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
+// newTokenDeltas returns tokenDeltas for about n tokens.
+func newTokenDeltas(n int) *tokenDeltas {
+	return &tokenDeltas{at: make(map[string]int, n), list: make([]tokenDelta, 0, n), toks: make([]string, 0, n)}
+}
+
+func (d *tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
 	for _, tok := range tokens {
 		if tok == "" || len(tok) > bolt.MaxKeySize {
 			continue
 		}
-		td := d[tok]
-		if td == nil {
-			td = &tokenDelta{}
-			d[tok] = td
+		i, ok := d.at[tok]
+		if !ok {
+			i = len(d.list)
+			d.at[tok] = i
+			d.list = append(d.list, tokenDelta{})
+			d.toks = append(d.toks, tok)
 		}
+		td := &d.list[i]
 		if c == Spam {
 			td.spam += delta
 			td.spamLow = min(td.spamLow, td.spam)
@@ -1284,16 +1308,16 @@ func (d tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
 // tokens it changed. A token whose counts both drop to zero is deleted
 // (and returned with zero counts); a decrement of an unknown token is
 // ignored.
-func (d tokenDeltas) apply(b *bolt.Bucket) ([]Record, error) {
+func (d *tokenDeltas) apply(b *bolt.Bucket) ([]Record, error) {
 	type entry struct {
 		tok string
 		td  *tokenDelta
 	}
-	keys := make([]entry, 0, len(d))
+	keys := make([]entry, len(d.list))
 	size := 0
-	for k, td := range d {
-		keys = append(keys, entry{k, td})
-		size += len(k)
+	for i, tok := range d.toks {
+		keys[i] = entry{tok, &d.list[i]}
+		size += len(tok)
 	}
 	slices.SortFunc(keys, func(a, b entry) int { return strings.Compare(a.tok, b.tok) })
 	changed := make([]Record, 0, len(keys))
