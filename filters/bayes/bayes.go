@@ -726,7 +726,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		if f.obs != nil {
 			f.obs.BayesSkipped(f.name, SkipSize)
 		}
-		value := fmt.Sprintf("Skipped, size=%d, max_size=%d, queue_id=%s, version=%s", size, f.s.maxSize, asciiOnly(values["queue_id"]), asciiOnly(f.version))
+		value := fmt.Sprintf("Skipped, size=%d, max_size=%d, queue_id=%s, version=%s", size, f.s.maxSize, placeholderValue("queue_id", values["queue_id"]), placeholderValue("version", f.version))
 		f.log.Debug("bayes: message too large, not classified", "queue_id", m.QueueID, "size", size, "max_size", f.s.maxSize)
 		return filters.Verdict{Reason: "bayes: skipped, message larger than max_size", Edits: f.header(forged, value)}, nil
 	}
@@ -838,7 +838,7 @@ func (f *Filter) skipAuthenticated(m *filters.Message) filters.Verdict {
 	if queueID == "" {
 		queueID = "unknown"
 	}
-	value := fmt.Sprintf("Skipped, authenticated, queue_id=%s, version=%s", asciiOnly(queueID), asciiOnly(f.version))
+	value := fmt.Sprintf("Skipped, authenticated, queue_id=%s, version=%s", placeholderValue("queue_id", queueID), placeholderValue("version", f.version))
 	f.log.Debug("bayes: sender authenticated, not classified", "queue_id", m.QueueID)
 	return filters.Verdict{Reason: "bayes: skipped, sender authenticated", Edits: f.header(forged, value)}
 }
@@ -874,7 +874,7 @@ func (f *Filter) unavailable(queueID string, forged []int, err error) filters.Ve
 	if queueID == "" {
 		queueID = "unknown"
 	}
-	value := fmt.Sprintf("Unsure, store unavailable, queue_id=%s, version=%s", asciiOnly(queueID), asciiOnly(f.version))
+	value := fmt.Sprintf("Unsure, store unavailable, queue_id=%s, version=%s", placeholderValue("queue_id", queueID), placeholderValue("version", f.version))
 	return filters.Verdict{Reason: "bayes: store unavailable", Edits: f.header(forged, value)}
 }
 

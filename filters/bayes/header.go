@@ -59,8 +59,7 @@ func isPlaceholder(name string) bool {
 	return false
 }
 
-// render expands the template. Values are made printable ASCII first: a
-// header or reply line carries nothing else (RFC 5322 2.2, RFC 5321 4.2).
+// render expands the template, each value as placeholderValue gives it.
 func (t template) render(values map[string]string) string {
 	var b strings.Builder
 	for _, p := range t {
@@ -68,9 +67,24 @@ func (t template) render(values map[string]string) string {
 			b.WriteString(p.literal)
 			continue
 		}
-		b.WriteString(asciiOnly(values[p.field]))
+		b.WriteString(placeholderValue(p.field, values[p.field]))
 	}
 	return b.String()
+}
+
+// placeholderValue returns the value of a placeholder as the header and
+// the reply carry it: printable ASCII, as a header or reply line carries
+// nothing else (RFC 5322 2.2, RFC 5321 4.2), and cut to placeholderMax.
+// The configuration was checked with each value at that length, so that
+// no line of the header goes over RFC 5322's 998 characters; a queue id
+// from the MTA or a version from the build longer than that would
+// otherwise undo the check.
+func placeholderValue(field, s string) string {
+	s = asciiOnly(s)
+	if n, ok := placeholderMax[field]; ok && len(s) > n {
+		s = s[:n]
+	}
+	return s
 }
 
 func printableASCII(s string) error {
