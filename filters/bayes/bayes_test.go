@@ -994,6 +994,8 @@ func TestConfigErrors(t *testing.T) {
 		{"header: {format: '{verdict}, spamicity={spamicity'}", "header.format: unclosed placeholder \"{spamicity\""},
 		{"spam: {action: reject, reply: '550 5.7.1 Spam (score {spamicity)'}", "spam.reply: unclosed placeholder"},
 		{"header: {format: \"Spam\\u00e9\"}", "header.format: byte 0xc3"},
+		{"header:\n  format: |\n    {verdict} {spamicity}\n", "header.format: ends with a line break, which a header value cannot carry; a YAML block scalar (| or >) keeps its last one: write |- or >-"},
+		{"header:\n  format: |\n    {verdict}\n    {spamicity}\n", "header.format: byte 0x0a at offset 9"},
 		{"header: {name: 'X-Bad: name'}", "header.name:"},
 		{"robx: 1.5", "robx"},
 		{"robs: 0", "robs 0: must be above 0"},

@@ -305,6 +305,11 @@ func (c Config) check(stateDir string) (settings, error) {
 	}
 	var err error
 	if s.headerFormat, err = parseTemplate(format); err != nil {
+		if strings.HasSuffix(format, "\n") && printableASCII(strings.TrimRight(format, "\n")) == nil {
+			// The one mistake behind most of these: a YAML block
+			// scalar keeps its last line break unless told not to.
+			return s, fmt.Errorf("header.format: ends with a line break, which a header value cannot carry; a YAML block scalar (| or >) keeps its last one: write |- or >-")
+		}
 		return s, fmt.Errorf("header.format: %w", err)
 	}
 	if err := checkLineLimit(s.headerName, s.headerFormat); err != nil {
