@@ -77,7 +77,7 @@ func stampOf(path string, fi os.FileInfo, err error) stamp {
 	st := stamp{path: path, size: fi.Size(), mtime: fi.ModTime()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		st.ino = sys.Ino
-		st.ctime = sys.Ctim.Nano()
+		st.ctime = ctimeOf(sys)
 	}
 	return st
 }
