@@ -64,7 +64,8 @@ func corpusSplit(b *testing.B) (train, test []corpusMessage) {
 }
 
 // trainAll learns the messages into st in batches of 200, as sluice train
-// does.
+// did before its token bound came to end most of its batches; both stores
+// get the same ones.
 func trainAll(b *testing.B, st classifier.Store, ops []classifier.LearnOp) {
 	b.Helper()
 	for i := 0; i < len(ops); i += 200 {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -347,6 +349,36 @@ func TestRedisTrainKilledMidway(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("state_dir: "+t.TempDir()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	st, err := classifier.OpenRedis(classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "kill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The messages tokenised as sluice train does, and the counts of
+	// learned messages at which its batches end (see trainer.add).
+	c, err := bayes.NewClassifier(context.Background(), st, bayes.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []classifier.LearnOp
+	raw, _ := os.ReadFile(mbox)
+	for _, m := range bytes.Split(raw, []byte("\nFrom sender"))[0:] {
+		if !bytes.HasPrefix(m, []byte("From sender")) {
+			m = append([]byte("From sender"), m...)
+		}
+		_, msg, _ := bytes.Cut(m, []byte("\n"))
+		ops = append(ops, c.PrepareBytes(msg, classifier.Spam, false))
+	}
+	batchEnd := map[int]bool{}
+	inBatch, tokens := 0, 0
+	for i, op := range ops {
+		inBatch++
+		tokens += len(op.Tokens)
+		if inBatch >= trainBatch || tokens >= trainBatchTokens {
+			batchEnd[i+1] = true
+			inBatch, tokens = 0, 0
+		}
+	}
 	cmd := exec.Command(redisBuildSluice(t), "--config", cfg, "train", "--db", url, "--spam", mbox)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -360,10 +392,10 @@ func TestRedisTrainKilledMidway(t *testing.T) {
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		// Kill it while Redis works through a batch (200 messages, one
-		// pipeline of scripts): the count is then between multiples.
+		// Kill it while Redis works through a batch (one pipeline of
+		// scripts, one a message): the count is then no batch's end.
 		v, _ := rdb.HGet(ctx, "{kill}:meta", "spam").Int()
-		if v >= 500 && v%200 != 0 {
+		if v >= 500 && !batchEnd[v] {
 			break
 		}
 		select {
@@ -381,11 +413,6 @@ func TestRedisTrainKilledMidway(t *testing.T) {
 		t.Fatalf("train process: %v, want killed\n%s", err, stderr.String())
 	}
 
-	st, err := classifier.OpenRedis(classifier.RedisOptions{Addrs: []string{srv.Addr}, KeyPrefix: "kill"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	learned := map[classifier.Digest]bool{}
 	if err := st.WalkDigests(ctx, func(d classifier.DigestClass) error { learned[d.Digest] = true; return nil }); err != nil {
 		t.Fatal(err)
@@ -401,20 +428,10 @@ func TestRedisTrainKilledMidway(t *testing.T) {
 		t.Fatalf("%d of %d messages learned: the kill did not land mid-way", len(learned), total)
 	}
 	// What the store must hold: the tokens of exactly the learned
-	// messages, tokenised as sluice train does.
-	c, err := bayes.NewClassifier(ctx, st, bayes.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// messages.
 	want := map[string]uint32{}
 	seen := 0
-	raw, _ := os.ReadFile(mbox)
-	for _, m := range bytes.Split(raw, []byte("\nFrom sender"))[0:] {
-		if !bytes.HasPrefix(m, []byte("From sender")) {
-			m = append([]byte("From sender"), m...)
-		}
-		_, msg, _ := bytes.Cut(m, []byte("\n"))
-		op := c.PrepareBytes(msg, classifier.Spam, false)
+	for _, op := range ops {
 		if !learned[op.Digest] {
 			continue
 		}
@@ -440,7 +457,7 @@ func TestRedisTrainKilledMidway(t *testing.T) {
 	if got != len(want) {
 		t.Errorf("%d tokens in the store, %d in the learned messages", got, len(want))
 	}
-	t.Logf("killed after %d of %d messages (%d into a batch of 200); store consistent: %d tokens", len(learned), total, len(learned)%200, got)
+	t.Logf("killed after %d of %d messages (batches end at %v); store consistent: %d tokens", len(learned), total, slices.Sorted(maps.Keys(batchEnd)), got)
 }
 
 // Moving a store with the command line: bbolt -> export -> import into
