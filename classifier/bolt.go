@@ -111,6 +111,9 @@ type BoltStore struct {
 	db     *bolt.DB // read-only handle, nil while closed
 	dbFile fileID   // the file behind db
 	closed bool
+	// wrote is when this process last let go of the turnstile after a
+	// write, under mu (see writerYield).
+	wrote time.Time
 	// opened is set once OpenBolt has made or found the store: a store
 	// file a write creates after that was removed while the store was
 	// open, which is worth a warning.
@@ -766,10 +769,20 @@ func (s *BoltStore) updateLocked(ctx context.Context, fn func(tx *bolt.Tx) error
 		return fmt.Errorf("%s: %w", s.path, ErrReadOnly)
 	}
 	s.closeReaderLocked()
+	if wait := writerYield - time.Since(s.wrote); wait > 0 {
+		// Not cut short by ctx: a write with its context ended still
+		// goes ahead when the lock is free (a training run stopped
+		// with Ctrl-C learns the batch it has read), and the pause is
+		// a few milliseconds.
+		time.Sleep(wait)
+	}
 	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
 		return err
 	}
-	defer funlock(s.lock)
+	defer func() {
+		funlock(s.lock)
+		s.wrote = time.Now()
+	}()
 	_, serr := os.Stat(s.path)
 	created := errors.Is(serr, fs.ErrNotExist)
 	db, err := s.openBolt(&bolt.Options{Timeout: s.opts.LockTimeout, NoSync: s.opts.NoSync})
@@ -1779,11 +1792,16 @@ const (
 	pruneScan  = 500_000
 )
 
-// pruneYield is the pause between two prune transactions. It is longer
-// than the longest wait between a reader's tries at the lock (flockWait's
-// 25 ms), so that a reader that waits gets in before the next batch
-// instead of finding the lock taken again at each try.
-const pruneYield = 30 * time.Millisecond
+// writerYield is the least time between two writes of a process: the
+// time from letting go of the turnstile to asking for it again. flock(2)
+// keeps no queue, and readers of other processes (the daemon's messages)
+// ask for it every flockPollMax at most; a writer of batch after batch
+// (sluice train, db import, db prune) that asked again at once would take
+// it again each time, and a reader would wait its whole lock timeout and
+// fail, for as long as the writer ran. So that it gets in between two
+// batches, writerYield is longer than flockPollMax. It costs a run of
+// train some 10 ms a batch of a few hundred messages.
+const writerYield = 2 * flockPollMax
 
 // Prune implements Store. It deletes in batches of transactions, each
 // whole, resuming after the last key the one before examined; each batch
@@ -1842,14 +1860,9 @@ func (s *BoltStore) Prune(ctx context.Context, opts PruneOptions) (int, error) {
 		if last == nil {
 			return n, nil
 		}
+		// The next batch's write waits writerYield first, so that
+		// waiting readers go before it.
 		after = last
-		t := time.NewTimer(pruneYield)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return n, fmt.Errorf("prune: %w", ctx.Err())
-		case <-t.C:
-		}
 	}
 }
 

@@ -9,11 +9,17 @@ import (
 	"time"
 )
 
+// flockPollMax is the longest interval between two of flockWait's tries.
+// A writer leaves the lock free at least this long between two writes
+// (writerYield), so that every waiting process gets a try meanwhile.
+const flockPollMax = 5 * time.Millisecond
+
 // flockWait takes a flock(2) lock on f, polling with LOCK_NB until ctx is
 // done or timeout passes, so that a stuck process costs a bounded wait and
 // an error rather than a hung daemon. The poll interval grows from 1 ms to
-// 25 ms: locks here are held for milliseconds, so short polls keep the
-// added latency small without spinning.
+// flockPollMax: locks here are held for milliseconds, so short polls keep
+// the added latency small, and a try every 5 ms costs nothing worth
+// counting.
 func flockWait(ctx context.Context, f *os.File, how int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	wait := time.Millisecond
@@ -35,7 +41,7 @@ func flockWait(ctx context.Context, f *os.File, how int, timeout time.Duration) 
 			return ctx.Err()
 		case <-t.C:
 		}
-		wait = min(wait*2, 25*time.Millisecond)
+		wait = min(wait*2, flockPollMax)
 	}
 }
 
