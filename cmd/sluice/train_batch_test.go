@@ -52,26 +52,7 @@ func TestTrainBatchFilledToTokens(t *testing.T) {
 			}
 			defer bolt.Close()
 			st := &learnSizes{Store: bolt}
-			tr := &trainer{c: classifier.New(st, classifier.DefaultParams()), class: classifier.Ham, errw: io.Discard}
-			most := 0
-			for i := range tc.msgs {
-				var body strings.Builder
-				fmt.Fprintf(&body, "Subject: ordinary %d\n\n", i)
-				for j := range tc.perMessage {
-					fmt.Fprintf(&body, "%s ", word(i*tc.perMessage+j))
-				}
-				op := tr.c.PrepareBytes([]byte(body.String()), classifier.Ham, false)
-				most = max(most, len(op.Tokens))
-				if err := tr.add(ctx, &trainJob{m: mailbox.Message{Name: fmt.Sprint(i)}, match: true, op: op}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := tr.flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if tr.outcomes[classifier.Learned] != tc.msgs {
-				t.Fatalf("learned %d of %d messages", tr.outcomes[classifier.Learned], tc.msgs)
-			}
+			most := trainWords(ctx, t, st, classifier.Ham, tc.msgs, tc.perMessage)
 			if len(st.msgs) < 3 {
 				t.Fatalf("%d messages of up to %d tokens learned in %d batch(es) of %v messages, want 3 at least", tc.msgs, most, len(st.msgs), st.msgs)
 			}
@@ -101,17 +82,33 @@ func TestTrainBatchBoundedByTokens(t *testing.T) {
 	}
 	defer bolt.Close()
 	st := &learnSizes{Store: bolt}
-	tr := &trainer{c: classifier.New(st, classifier.DefaultParams()), class: classifier.Spam, errw: io.Discard}
 	const perMessage = 5000
 	msgs := trainBatchTokens/perMessage + 10 // more than a batch's tokens, fewer than trainBatch messages
+	most := trainWords(ctx, t, st, classifier.Spam, msgs, perMessage)
+	if len(st.tokens) < 2 {
+		t.Errorf("%d messages of about %d tokens learned in %d batch(es) of %v tokens, want batches of at most %d", msgs, most, len(st.tokens), st.tokens, trainBatchTokens+most)
+	}
+	for _, n := range st.tokens {
+		if n > trainBatchTokens+most {
+			t.Errorf("a batch of %d tokens, want at most %d", n, trainBatchTokens+most)
+		}
+	}
+}
+
+// trainWords learns msgs messages of class into st through the trainer's
+// batching, as sluice train does, each with perMessage words of its own,
+// checks that all were learned, and returns the most tokens a message had.
+func trainWords(ctx context.Context, t *testing.T, st classifier.Store, class classifier.Class, msgs, perMessage int) int {
+	t.Helper()
+	tr := &trainer{c: classifier.New(st, classifier.DefaultParams()), class: class, errw: io.Discard}
 	most := 0
 	for i := range msgs {
 		var body strings.Builder
-		fmt.Fprintf(&body, "Subject: wide %d\n\n", i)
+		fmt.Fprintf(&body, "Subject: message %d\n\n", i)
 		for j := range perMessage {
 			fmt.Fprintf(&body, "%s ", word(i*perMessage+j))
 		}
-		op := tr.c.PrepareBytes([]byte(body.String()), classifier.Spam, false)
+		op := tr.c.PrepareBytes([]byte(body.String()), class, false)
 		most = max(most, len(op.Tokens))
 		if err := tr.add(ctx, &trainJob{m: mailbox.Message{Name: fmt.Sprint(i)}, match: true, op: op}); err != nil {
 			t.Fatal(err)
@@ -123,14 +120,7 @@ func TestTrainBatchBoundedByTokens(t *testing.T) {
 	if tr.outcomes[classifier.Learned] != msgs {
 		t.Fatalf("learned %d of %d messages", tr.outcomes[classifier.Learned], msgs)
 	}
-	if len(st.tokens) < 2 {
-		t.Errorf("%d messages of about %d tokens learned in %d batch(es) of %v tokens, want batches of at most %d", msgs, most, len(st.tokens), st.tokens, trainBatchTokens+most)
-	}
-	for _, n := range st.tokens {
-		if n > trainBatchTokens+most {
-			t.Errorf("a batch of %d tokens, want at most %d", n, trainBatchTokens+most)
-		}
-	}
+	return most
 }
 
 // word is a distinct lower-case word for each n.
