@@ -111,9 +111,12 @@ type BoltStore struct {
 	db     *bolt.DB // read-only handle, nil while closed
 	dbFile fileID   // the file behind db
 	closed bool
-	// wrote is when this process last let go of the turnstile after a
-	// write, under mu (see writerYield).
-	wrote time.Time
+	// born is when the store was made, and wrote how long after it
+	// this process last let go of the turnstile after a write (see
+	// writerYield): a monotonic time that writers read before they take
+	// mu.
+	born  time.Time
+	wrote atomic.Int64
 	// opened is set once OpenBolt has made or found the store: a store
 	// file a write creates after that was removed while the store was
 	// open, which is worth a warning.
@@ -241,6 +244,7 @@ func newBoltStore(path string, opts BoltOptions, lock *os.File) *BoltStore {
 		path:      path,
 		opts:      opts,
 		lock:      lock,
+		born:      time.Now(),
 		learnTurn: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -755,6 +759,17 @@ func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) erro
 // the file's identity and the transaction ID, still holding mu
 // exclusively (no reader runs).
 func (s *BoltStore) updateThen(ctx context.Context, fn func(tx *bolt.Tx) error, committed func(fileID, int)) error {
+	// Before mu, so that this process's own readers are not held up
+	// meanwhile. Not cut short by ctx: a write with its context ended
+	// still goes ahead when the lock is free (a training run stopped with
+	// Ctrl-C learns the batch it has read), and the pause is a few
+	// milliseconds.
+	if wrote := s.wrote.Load(); wrote != 0 {
+		since := time.Since(s.born) - time.Duration(wrote)
+		if wait := writerYield - since; wait > 0 && since >= 0 {
+			time.Sleep(wait)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -769,19 +784,12 @@ func (s *BoltStore) updateLocked(ctx context.Context, fn func(tx *bolt.Tx) error
 		return fmt.Errorf("%s: %w", s.path, ErrReadOnly)
 	}
 	s.closeReaderLocked()
-	if wait := writerYield - time.Since(s.wrote); wait > 0 {
-		// Not cut short by ctx: a write with its context ended still
-		// goes ahead when the lock is free (a training run stopped
-		// with Ctrl-C learns the batch it has read), and the pause is
-		// a few milliseconds.
-		time.Sleep(wait)
-	}
 	if err := flockWait(ctx, s.lock, syscall.LOCK_EX, s.opts.LockTimeout); err != nil {
 		return err
 	}
 	defer func() {
 		funlock(s.lock)
-		s.wrote = time.Now()
+		s.wrote.Store(int64(time.Since(s.born)))
 	}()
 	_, serr := os.Stat(s.path)
 	created := errors.Is(serr, fs.ErrNotExist)
