@@ -328,6 +328,28 @@ func TestPathRecipientSpellings(t *testing.T) {
 	}
 }
 
+// checkWithin runs f's end-of-message check of m with a context that ends
+// after deadline, and returns its error; it fails the test if the check
+// has not returned after wait, which a check that blocks past its
+// context does not.
+func checkWithin(t *testing.T, f *Filter, m *filters.Message, deadline, wait time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Check(ctx, filters.StageEOM, m)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(wait):
+		t.Fatalf("the check still runs %v after it began, %v after its deadline", wait, wait-deadline)
+		return nil
+	}
+}
+
 // A line that starts with a long run of '>' is quoted in time linear in
 // its length. The run was held back and counted again for every '>' that
 // joined it, so a 1 MB run took minutes of CPU inside one write, with the
@@ -342,20 +364,8 @@ func TestLongQuoteRunIsLinear(t *testing.T) {
 	m := testMessage("RUN", body)
 	// Also measured for the Content-Length field, by the same writer.
 	m.Headers = append(m.Headers, filters.Header{Name: "Content-Length", Value: "1"})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := f.Check(ctx, filters.StageEOM, m)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("copy with a 1 MB run of '>': %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("copy with a 1 MB run of '>' still running after 30 s")
+	if err := checkWithin(t, f, m, 10*time.Second, 30*time.Second); err != nil {
+		t.Fatalf("copy with a 1 MB run of '>': %v", err)
 	}
 	recs := readRecords(t, path)
 	if len(recs) != 1 {
