@@ -232,11 +232,15 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	}
 	var feats []uint32
 	if !w.bogo {
+		view := ngramView(w.viewBuf[:0], raw, w.opts.SkipFields)
+		if len(view) > 0 && len(raw) > 0 && &view[0] != &raw[0] {
+			w.viewBuf = view
+		}
 		if scratch {
-			w.feats = w.seen.appendFeatures(w.feats[:0], raw, toks)
+			w.feats = w.seen.appendFeatures(w.feats[:0], view, toks)
 			feats = w.feats
 		} else {
-			feats = w.seen.features(raw, toks)
+			feats = w.seen.features(view, toks)
 		}
 		if feats == nil {
 			feats = []uint32{}

@@ -51,6 +51,7 @@ type walker struct {
 	hashes    []uint64  // scratch Message.hashes
 	counts    []Counts  // scratch Message.counts
 	feats     []uint32  // scratch Message.Features
+	viewBuf   []byte    // scratch for the bytes of the n-gram features (ngramView)
 	pairBuf   []byte    // scratch for building a pair
 	linkBuf   []byte    // scratch for the decoded value of an HTML link attribute
 	hostBuf   []byte    // scratch for the ASCII form of a non-ASCII host (see asciiHost)
