@@ -64,7 +64,7 @@ bench:
 	$(GO) test -run '^$$' -bench MTASteps -benchtime 50x ./milter
 	$(GO) test -run '^$$' -bench . ./classifier
 	$(GO) test -run '^$$' -bench Append -benchtime 3000x ./filters/archive
-	SLUICE_CORPUS=1 $(GO) test -count=1 -run '^TestCorpusThroughPostfix$$' -timeout 20m ./cmd/sluice
+	SLUICE_CORPUS=1 $(GO) test -count=1 -run '^TestCorpusThrough' -timeout 40m ./cmd/sluice
 
 # Accuracy and speed against bogofilter on the SpamAssassin corpus
 # (downloaded once into testdata/cache/).
