@@ -68,7 +68,11 @@ func serveCLI(t *testing.T, stderr *stderrWriter) (net.Addr, context.CancelFunc,
 	go func() { done <- run(root, []string{"--config", path, "serve"}) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket file is there from bind(2), a moment before
+		// listen(2): until then a client is refused. So wait until one
+		// gets through.
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
 		select {
