@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters/archive"
 	"github.com/sluice-mail/sluice/filters/dnsbl/dnsbltest"
 	"github.com/sluice-mail/sluice/milter/mtatest"
@@ -38,24 +39,7 @@ import (
 func TestCorpusThroughPostfix(t *testing.T) {
 	paths, msgs := corpusMessages(t)
 	sock := filepath.Join(socketDir(t), "sluice.sock")
-	// The store learns every other message, so that the verdicts of the
-	// rest are not all certain.
-	train := func(db string) {
-		for _, class := range []string{"ham", "spam"} {
-			var list strings.Builder
-			for i := 0; i < len(paths); i += 2 {
-				if strings.HasPrefix(filepath.Base(filepath.Dir(paths[i])), "spam-") == (class == "spam") {
-					list.WriteString(paths[i] + "\n")
-				}
-			}
-			r := runCLI(t, list.String(), "train", "--db", db, "--"+class, "--list", "-")
-			t.Logf("train %s: %s", class, strings.TrimSpace(r.stdout))
-			if r.code != 0 {
-				t.Fatalf("train %s: %+v", class, r)
-			}
-		}
-	}
-	_, state := corpusDaemon(t, fmt.Sprintf("address: unix:%s\n    mode: \"0666\"", sock), train)
+	_, state := corpusDaemon(t, fmt.Sprintf("address: unix:%s\n    mode: \"0666\"", sock), trainHalf(t, paths, msgs), "")
 	// Postfix itself must not change what it is given, so that every
 	// difference is sluice's: no header rewriting for local clients (it
 	// would qualify bare addresses and add Date and Message-ID) and no
@@ -91,8 +75,9 @@ func TestCorpusThroughPostfix(t *testing.T) {
 		}
 	}
 	// The archive's copy of a message classifies as the daemon classified
-	// the message (docs/archive.md: the X-Sluice-* fields give no
-	// tokens), so that training it later teaches what the daemon saw.
+	// the message (docs/archive.md: the X-Sluice-* fields give neither
+	// tokens nor n-gram bytes), so that training it later teaches what
+	// the daemon saw.
 	// (A mailbox copy also has the fields the MTA adds when it delivers,
 	// which the daemon never sees; those do count.)
 	daemon := map[string]string{}
@@ -169,7 +154,7 @@ func TestCorpusThroughPostfix(t *testing.T) {
 // fields), so the instance without the milter says what to expect.
 func TestCorpusThroughSendmail(t *testing.T) {
 	paths, msgs := corpusMessages(t)
-	td, state := corpusDaemon(t, "address: inet:127.0.0.1:0", func(db string) { trainFixtures(t, db) })
+	td, state := corpusDaemon(t, "address: inet:127.0.0.1:0", func(db string) { trainFixtures(t, db) }, "")
 	with := mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: "inet:" + td.info.Milter[0].String(), DefaultAction: "tempfail"})
 	without := mtatest.StartSendmail(t, mtatest.SendmailOptions{})
 	var codes, plainCodes []int
@@ -234,6 +219,115 @@ func TestCorpusThroughSendmail(t *testing.T) {
 	}
 }
 
+// TestCorpusAutolearnThroughPostfix has the daemon auto-learn the corpus
+// through Postfix and checks that the copies a user later trains are
+// recognised as the messages it learned, by the digest that leaves out
+// what delivery and the archive add: a delivered copy of a message it
+// learned as ham, trained as ham, is already learned; the archive's spam
+// file trained as ham moves exactly the messages learned as spam.
+func TestCorpusAutolearnThroughPostfix(t *testing.T) {
+	paths, msgs := corpusMessages(t)
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	_, state := corpusDaemon(t, fmt.Sprintf("address: unix:%s\n    mode: \"0666\"", sock), trainHalf(t, paths, msgs),
+		"      autolearn:\n        spam: 0.99\n        ham: 0.01")
+	db := filepath.Join(state, "bayes.db")
+	// The store learned the messages as sent: Postfix must not rewrite
+	// the header (as it does for local clients by default: it qualifies
+	// addresses and re-folds address lists), or the daemon sees other
+	// messages than those (21 of the 3,023).
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{
+		Milter:        "unix:" + sock,
+		DefaultAction: "tempfail",
+		ExtraConfig:   []string{"local_header_rewrite_clients ="},
+	})
+	for i, code := range sendCorpus(t, mta, msgs) {
+		if code != 250 {
+			t.Fatalf("%s: reply %d", paths[i], code)
+		}
+	}
+	corpusDelivered(t, mta, len(msgs), true)
+
+	const (
+		none = iota
+		ham
+		spam
+	)
+	// What the store holds of each message, by its digest (the corpus
+	// has copies of some messages in more than one group): learned by
+	// trainHalf, ham first, or auto-learned (the header says so).
+	learned := map[classifier.Digest]int{}
+	digest := func(i int) classifier.Digest { return classifier.MessageDigest(postfixDelivers(msgs[i])) }
+	for _, class := range []int{ham, spam} {
+		for i := 0; i < len(msgs); i += 2 {
+			if corpusSpam(paths[i]) == (class == spam) {
+				learned[digest(i)] = class
+			}
+		}
+	}
+	var hamCopies strings.Builder
+	auto := map[int]int{}
+	for _, d := range mta.Delivered(t) {
+		var i int
+		fmt.Sscanf(d.Recipient(), "m%05d@lab.example", &i)
+		v := d.Get("X-Sluice-Bayes")
+		if strings.Contains(v, "autolearn=") && learned[digest(i)] != none {
+			t.Errorf("message %d, learned before, was auto-learned again: %s", i, v)
+		}
+		switch {
+		case strings.Contains(v, "autolearn=ham"):
+			learned[digest(i)] = ham
+			hamCopies.WriteString(d.File + "\n")
+			auto[ham]++
+		case strings.Contains(v, "autolearn=spam"):
+			learned[digest(i)] = spam
+			auto[spam]++
+		}
+	}
+	t.Logf("auto-learned: %d ham, %d spam", auto[ham], auto[spam])
+	if auto[ham] < len(msgs)/4 || auto[spam] < len(msgs)/20 {
+		t.Fatalf("auto-learned %d ham, %d spam: too few to tell", auto[ham], auto[spam])
+	}
+
+	// The delivered copies of the messages learned as ham, as a user
+	// would train them from the mailbox: all already learned.
+	r := runCLI(t, hamCopies.String(), "train", "--db", db, "--ham", "--list", "-")
+	want := fmt.Sprintf("%d messages: 0 learned as ham, %d already learned, 0 moved from spam to ham, 0 errors", auto[ham], auto[ham])
+	if r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+		t.Errorf("training the auto-learned ham's delivered copies: %+v, want %q", r, want)
+	}
+
+	// The archive's spam file trained as ham: the messages learned as
+	// spam move, those learned as ham are already learned, the rest are
+	// learned, each the first time the file holds it.
+	var n, moved, already int
+	f, err := os.Open(filepath.Join(state, "archive", "spam.mbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = archive.ReadMbox(f, func(r archive.Record) error {
+		var i int
+		fmt.Sscanf(strings.Join(archive.HeaderValues(r.Message, "X-Sluice-Envelope-To"), ","), "m%05d@lab.example", &i)
+		n++
+		switch learned[digest(i)] {
+		case spam:
+			moved++
+		case ham:
+			already++
+		}
+		learned[digest(i)] = ham
+		return nil
+	})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "train", "--db", db, "--ham", filepath.Join(state, "archive", "spam.mbox"))
+	want = fmt.Sprintf("%d messages: %d learned as ham, %d already learned, %d moved from spam to ham, 0 errors", n, n-moved-already, already, moved)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+		t.Errorf("training the archived spam as ham: %+v, want %q", r, want)
+	}
+}
+
 // corpusMessages fetches the corpus (testdata/corpus) and returns its
 // messages' paths and the messages as a client sends them.
 func corpusMessages(t *testing.T) (paths []string, msgs [][]byte) {
@@ -266,12 +360,49 @@ func corpusMessages(t *testing.T) (paths []string, msgs [][]byte) {
 	return paths, msgs
 }
 
+// trainHalf returns a function that trains a store on every other corpus
+// message (those of even index), so that the verdicts of the rest are
+// not all certain. It trains each as Postfix hands it to the daemon
+// (postfixDelivers), not the corpus file: read as an mbox of one message
+// (it starts with a From_ line), a file gives its ">From " lines back
+// without the ">", and Postfix makes its bare CRs spaces, so 29 of them
+// would be other messages than the daemon sees.
+func trainHalf(t *testing.T, paths []string, msgs [][]byte) func(db string) {
+	return func(db string) {
+		dir := t.TempDir()
+		for _, class := range []string{"ham", "spam"} {
+			var list strings.Builder
+			for i := 0; i < len(paths); i += 2 {
+				if corpusSpam(paths[i]) != (class == "spam") {
+					continue
+				}
+				name := filepath.Join(dir, strconv.Itoa(i)+".eml")
+				if err := os.WriteFile(name, postfixDelivers(msgs[i]), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				list.WriteString(name + "\n")
+			}
+			r := runCLI(t, list.String(), "train", "--db", db, "--"+class, "--list", "-")
+			t.Logf("train %s: %s", class, strings.TrimSpace(r.stdout))
+			if r.code != 0 {
+				t.Fatalf("train %s: %+v", class, r)
+			}
+		}
+	}
+}
+
+// corpusSpam reports whether a corpus message is in a spam group.
+func corpusSpam(path string) bool {
+	return strings.HasPrefix(filepath.Base(filepath.Dir(path)), "spam-")
+}
+
 // corpusDaemon starts the daemon with every shipped filter on listen (a
 // listen entry's YAML) and returns it and its state directory, where the
 // archive goes and the Bayes store bayes.db, which train makes. The DNSBL
 // and the senders file list nothing the corpus holds; bodies over 64 KiB
-// are spilled to disk.
-func corpusDaemon(t *testing.T, listen string, train func(db string)) (*testDaemon, string) {
+// are spilled to disk. bayes is added to the Bayes filter's options
+// (YAML at their indentation).
+func corpusDaemon(t *testing.T, listen string, train func(db string), bayes string) (*testDaemon, string) {
 	t.Helper()
 	state := t.TempDir()
 	train(filepath.Join(state, "bayes.db"))
@@ -305,6 +436,7 @@ filters:
     options:
       spam:
         action: tag
+%s
   - type: archive
     timeout: 60s
     options:
@@ -312,7 +444,7 @@ filters:
         spam: archive/spam.mbox
         ham: archive/ham.mbox
         unsure: archive/unsure.mbox
-`, listen, state, dnsSrv.Addr, rules))
+`, listen, state, dnsSrv.Addr, rules, bayes))
 	return td, state
 }
 
