@@ -214,7 +214,8 @@ func ngramView(buf, raw []byte, extra []string) []byte {
 			continue
 		}
 		if copied {
-			out = append(out, raw[pos:end]...)
+			// No more of a long line than the window still takes.
+			out = append(out, raw[pos:min(end, pos+window-len(out))]...)
 		}
 		pos = end
 	}

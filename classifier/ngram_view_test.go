@@ -75,6 +75,12 @@ func TestNgramViewLongHeader(t *testing.T) {
 	if !slices.Equal(NgramFeatures([]byte(withDelivered)), NgramFeatures([]byte(long))) {
 		t.Error("a left-out field changed a long header's features")
 	}
+	// One field line longer than the window, after a field to leave out:
+	// the view is the window's worth of it.
+	huge := "Subject: " + strings.Repeat("w", 10*ngramBytes) + "\n\nbody\n"
+	if v := ngramView(nil, []byte("X-Sluice-Bayes: Ham\n"+huge), nil); string(v) != huge[:2*ngramBytes] {
+		t.Errorf("view of a long line: %d bytes, want the first %d", len(v), 2*ngramBytes)
+	}
 	beyond := long[:4*ngramBytes/2+10] + "\nX-Sluice-Bayes: Spam\n" + long[4*ngramBytes/2+10:]
 	if !slices.Equal(NgramFeatures([]byte(beyond)), NgramFeatures([]byte(long))) {
 		t.Error("a field beyond the window changed the features")
