@@ -267,8 +267,10 @@ func TestCorpusAutolearnThroughPostfix(t *testing.T) {
 	var hamCopies strings.Builder
 	auto := map[int]int{}
 	for _, d := range mta.Delivered(t) {
-		var i int
-		fmt.Sscanf(d.Recipient(), "m%05d@lab.example", &i)
+		i, ok := corpusIndex(d.Recipient(), len(msgs))
+		if !ok {
+			t.Fatalf("delivery to %q", d.Recipient())
+		}
 		v := d.Get("X-Sluice-Bayes")
 		if strings.Contains(v, "autolearn=") && learned[digest(i)] != none {
 			t.Errorf("message %d, learned before, was auto-learned again: %s", i, v)
@@ -305,8 +307,11 @@ func TestCorpusAutolearnThroughPostfix(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = archive.ReadMbox(f, func(r archive.Record) error {
-		var i int
-		fmt.Sscanf(strings.Join(archive.HeaderValues(r.Message, "X-Sluice-Envelope-To"), ","), "m%05d@lab.example", &i)
+		rcpt := strings.Join(archive.HeaderValues(r.Message, "X-Sluice-Envelope-To"), ",")
+		i, ok := corpusIndex(rcpt, len(msgs))
+		if !ok {
+			return fmt.Errorf("archived copy for %q", rcpt)
+		}
 		n++
 		switch learned[digest(i)] {
 		case spam:
@@ -515,8 +520,8 @@ func corpusDelivered(t *testing.T, mta *mtatest.MTA, n int, viaSluice bool) [][]
 	mta.WaitIdle(t, time.Minute)
 	var out [][]byte
 	for _, d := range mta.Delivered(t) {
-		var i int
-		if _, err := fmt.Sscanf(d.Recipient(), "m%05d@lab.example", &i); err != nil || i < 0 || i >= 1e5 {
+		i, ok := corpusIndex(d.Recipient(), 1e5)
+		if !ok {
 			t.Fatalf("%s: delivery to %q", mta, d.Recipient())
 		}
 		if i >= len(out) {
@@ -559,11 +564,11 @@ func checkCorpusArchive(t *testing.T, state string, paths []string, delivered []
 			archived++
 			perMbox[name]++
 			rcpts := archive.HeaderValues(r.Message, "X-Sluice-Envelope-To")
-			var i int
 			if len(rcpts) != 1 {
 				return fmt.Errorf("record %d of %s.mbox: envelope recipients %q", archived, name, rcpts)
 			}
-			if _, err := fmt.Sscanf(rcpts[0], "m%05d@lab.example", &i); err != nil || i < 0 || i >= len(delivered) || delivered[i] == nil {
+			i, ok := corpusIndex(rcpts[0], len(delivered))
+			if !ok || delivered[i] == nil {
 				return fmt.Errorf("record %d of %s.mbox: recipient %q of no delivered message", archived, name, rcpts[0])
 			}
 			want := want(i)
@@ -594,6 +599,16 @@ func checkCorpusArchive(t *testing.T, state string, paths []string, delivered []
 }
 
 func corpusRcpt(i int) string { return fmt.Sprintf("m%05d@lab.example", i) }
+
+// corpusIndex returns the index of the message corpusRcpt gave rcpt, if
+// it is one of n.
+func corpusIndex(rcpt string, n int) (int, bool) {
+	var i int
+	if _, err := fmt.Sscanf(rcpt, "m%05d@lab.example", &i); err != nil || rcpt != corpusRcpt(i) || i < 0 || i >= n {
+		return 0, false
+	}
+	return i, true
+}
 
 // corpusMessage makes a corpus file into what a client sends: without the
 // mbox "From " line the corpus keeps in front of each message, which no
