@@ -111,6 +111,61 @@ func benchClassify(b *testing.B, opts classifier.BoltOptions) {
 	}
 }
 
+// BenchmarkClassifyOneShot is what "sluice classify FILE" does in each
+// run, apart from starting the process: open the store of a million
+// tokens and a fitted n-gram model read-only, classify one ~5 KB message
+// reading every token from the file, close. "decoded" reads the whole
+// model into memory first, as a daemon does; "in-place" reads the
+// weights of the message's features where the file holds them
+// (UseModelInPlace), as the command does.
+func BenchmarkClassifyOneShot(b *testing.B) {
+	const tokens = 1_000_000
+	st := storeWithTokens(b, tokens)
+	storetest.AddNgramModel(b, st, 2000)
+	path := st.Path()
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	msgs := make([][]byte, 64)
+	for i := range msgs {
+		msgs[i] = benchMessage(r, 5000, tokens)
+	}
+	ctx := context.Background()
+	for _, inPlace := range []bool{false, true} {
+		name := "decoded"
+		if inPlace {
+			name = "in-place"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				st, err := classifier.OpenBolt(path, classifier.BoltOptions{ReadOnly: true, LockTimeout: 5 * time.Second})
+				if err != nil {
+					b.Fatal(err)
+				}
+				c, err := classifier.NewForStore(ctx, st, classifier.Params{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if inPlace {
+					c.UseModelInPlace()
+				}
+				res, err := c.ClassifyBytes(ctx, msgs[i%len(msgs)], false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Used == 0 || !res.Ngram {
+					b.Fatalf("no token of the message was found in the store, or no n-gram model (%v)", res.Ngram)
+				}
+				if err := st.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkTrain measures training throughput: tokenising and learning
 // messages in batches of 200 (sluice train's batches until the token
 // bound came to end them, kept so that results stay comparable), into a

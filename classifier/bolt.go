@@ -1945,6 +1945,14 @@ type metaViewer interface {
 	viewMeta(ctx context.Context, key string, fn func([]byte) error) error
 }
 
+// viewModel implements modelViewer: the model and its id from one read
+// transaction, in the file's mapping.
+func (s *BoltStore) viewModel(ctx context.Context, fn func(id, model []byte) error) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
+		return fn(tx.Bucket(bucketMeta).Get(keyModelID), modelBlob(tx))
+	})
+}
+
 // viewMeta calls fn with the value of the Meta key in the file (nil if
 // unset), valid only while fn runs.
 func (s *BoltStore) viewMeta(ctx context.Context, key string, fn func([]byte) error) error {

@@ -642,40 +642,94 @@ func (m *NgramModel) UnmarshalBinary(b []byte) error {
 // a byte slice (read in place from a bbolt file) or as the string a
 // store's Meta returns, without a 4 MB copy of either.
 func unmarshalModel[T string | []byte](m *NgramModel, b T) error {
-	h := len(ngramMagic) + 12
-	if len(b) < h {
-		return errors.New("ngram model: not a model")
+	h, err := parseModel(b)
+	if err != nil {
+		return err
 	}
-	switch string(b[:len(ngramMagic)]) {
-	case ngramMagic:
-		m.logistic = false
-	case logisticMagic:
-		m.logistic = true
-	default:
-		return errors.New("ngram model: not a model")
-	}
-	u32 := func(i int) uint32 {
-		return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
-	}
-	if bits := u32(len(ngramMagic)); bits != ngramBits || len(b) != h+4<<ngramBits {
-		return fmt.Errorf("ngram model: %d bytes for %d bits, want %d bits", len(b), bits, ngramBits)
-	}
-	m.Spam = int(u32(len(ngramMagic) + 4))
-	m.Ham = int(u32(len(ngramMagic) + 8))
+	m.Spam, m.Ham, m.logistic = h.spam, h.ham, h.logistic
 	w := make([]float32, 1<<ngramBits)
-	b = b[h:]
+	b = b[modelHeader:]
 	for i := range w {
 		// With b re-sliced to exactly 4 bytes, the compiler checks
 		// bounds once per weight rather than once per byte.
 		q := b[4*i : 4*i+4]
 		v := uint32(q[0]) | uint32(q[1])<<8 | uint32(q[2])<<16 | uint32(q[3])<<24
-		if v>>23&0xff == 0xff { // exponent all ones: infinite or NaN
-			return errors.New("ngram model: weight not a number")
+		if !finiteWeight(v) {
+			return errNotNumber
 		}
 		w[i] = math.Float32frombits(v)
 	}
 	m.w = w
 	return nil
+}
+
+// modelHeader is the length of an encoded model's header: its magic, the
+// bits of its hash, and the spam and ham it was fitted on. The weights
+// follow, 4 bytes each, little-endian.
+const modelHeader = len(ngramMagic) + 12
+
+var errNotNumber = errors.New("ngram model: weight not a number")
+
+// modelInfo is what an encoded model's header says.
+type modelInfo struct {
+	spam, ham int
+	logistic  bool
+}
+
+// parseModel reads the header of an encoded model and checks that the
+// weights it announces follow, no more and no fewer.
+func parseModel[T string | []byte](b T) (modelInfo, error) {
+	if len(b) < modelHeader {
+		return modelInfo{}, errors.New("ngram model: not a model")
+	}
+	var h modelInfo
+	switch string(b[:len(ngramMagic)]) {
+	case ngramMagic:
+	case logisticMagic:
+		h.logistic = true
+	default:
+		return modelInfo{}, errors.New("ngram model: not a model")
+	}
+	u32 := func(i int) uint32 {
+		return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
+	}
+	if bits := u32(len(ngramMagic)); bits != ngramBits || len(b) != modelHeader+4<<ngramBits {
+		return modelInfo{}, fmt.Errorf("ngram model: %d bytes for %d bits, want %d bits", len(b), bits, ngramBits)
+	}
+	h.spam = int(u32(len(ngramMagic) + 4))
+	h.ham = int(u32(len(ngramMagic) + 8))
+	return h, nil
+}
+
+// finiteWeight reports whether the bits of a float32 are a number: an
+// exponent of all ones is an infinity or NaN, which a fit never makes.
+func finiteWeight(v uint32) bool { return v>>23&0xff != 0xff }
+
+// checkWeights checks every weight of an encoded model, header included
+// in b, as unmarshalModel does.
+func checkWeights(b []byte) error {
+	b = b[modelHeader:]
+	for i := 0; i+4 <= len(b); i += 4 {
+		if !finiteWeight(binary.LittleEndian.Uint32(b[i:])) {
+			return errNotNumber
+		}
+	}
+	return nil
+}
+
+// encodedLogOdds is LogOdds of the model encoded in b, read where it lies:
+// the same sum in the same order, so the same float64.
+func encodedLogOdds(h modelInfo, b []byte, f []uint32) float64 {
+	b = b[modelHeader:]
+	s := 0.0
+	for _, j := range f {
+		i := 4 * int(j&(1<<ngramBits-1))
+		s += float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i : i+4])))
+	}
+	if h.logistic {
+		return logisticScale * s
+	}
+	return ngramScale * s
 }
 
 // NgramUsable reports whether a model fitted on spam and ham messages
@@ -766,6 +820,65 @@ func (m *modelSeen) get() (string, bool) {
 	return m.id, m.ok
 }
 
+// modelViewer is a store that can show its n-gram model where it keeps
+// it (a BoltStore: in its file's mapping), for a classifier that reads
+// the model in place (UseModelInPlace).
+type modelViewer interface {
+	// viewModel calls fn with the model's id and encoded model as one
+	// read has them, nil if unset, valid only while fn runs.
+	viewModel(ctx context.Context, fn func(id, model []byte) error) error
+}
+
+// inPlace returns the log-odds of the store's current model for features
+// f, read where the store keeps it, and whether a usable model gave them.
+// The first time a model's id is seen, the model is checked whole, as
+// unmarshalModel checks it when decoding: in place or decoded, a damaged
+// model is refused, whichever weights a message reaches. A failed read
+// is kept for err and the message goes without the model, as one does
+// that get finds none for.
+func (c *modelCache) inPlace(ctx context.Context, s modelViewer, p Params, f []uint32) (float64, bool) {
+	var lo float64
+	usable := false
+	var bad error // the model's own fault, not the store's
+	err := s.viewModel(ctx, func(id, b []byte) error {
+		if len(id) == 0 {
+			return nil // no model, whatever bytes there may be (see loadModel)
+		}
+		h, err := parseModel(b)
+		if err != nil {
+			bad = err
+			return nil
+		}
+		c.mu.Lock()
+		sound := c.soundID == string(id)
+		c.mu.Unlock()
+		if !sound {
+			if bad = checkWeights(b); bad != nil {
+				return nil
+			}
+			c.mu.Lock()
+			c.soundID = string(id)
+			c.mu.Unlock()
+		}
+		if NgramUsable(p, h.spam, h.ham) {
+			lo, usable = encodedLogOdds(h, b, f), true
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("ngram model: %w", err)
+	} else {
+		err = bad
+	}
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
+	if err != nil {
+		return 0, false
+	}
+	return lo, usable
+}
+
 // modelCache holds a classifier's copy of the store's n-gram model.
 type modelCache struct {
 	mu      sync.Mutex
@@ -776,6 +889,8 @@ type modelCache struct {
 	id      string
 	m       *NgramModel
 	lastErr error
+	// soundID is the id of the latest model that inPlace found whole.
+	soundID string
 }
 
 // get returns the store's current model, nil if it has none. When the

@@ -114,6 +114,9 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	if err != nil {
 		return statusError, err
 	}
+	// One message from a procmail recipe would otherwise spend most of
+	// its run copying the whole n-gram model out of the store.
+	cl.UseModelInPlace()
 	out := newOut(cl.Params())
 	ctx := cmd.Context()
 	// A half-imported store still answers, as the daemon's does; the
