@@ -89,3 +89,58 @@ func (c *cliRunner) score(test []sample, want []scored) (float64, error) {
 	}
 	return secs, nil
 }
+
+// perMessage times one "sluice classify FILE" process per message over
+// test, as a procmail recipe runs it (and as bogofilter-milter runs
+// bogofilter), and returns the seconds. Each exit status must be the
+// verdict of the in-process run (want, in the order of test).
+func (c *cliRunner) perMessage(test []sample, want []scored) (float64, error) {
+	return timeEach(test, want, func(s sample) *exec.Cmd {
+		return exec.Command(c.bin, "classify", "--config", c.config, "--db", c.db, s.path)
+	})
+}
+
+// bogofilterPerMessage is perMessage for bogofilter; want is its bulk
+// run's.
+func bogofilterPerMessage(dir string, test []sample, want []scored) (float64, error) {
+	return timeEach(test, want, func(s sample) *exec.Cmd {
+		return exec.Command("bogofilter", "-d", dir, "-I", s.path)
+	})
+}
+
+// timeEach runs the command of each sample in turn and returns the
+// seconds they took in all. Both programs give the verdict as the exit
+// status: 0 spam, 1 ham, 2 unsure, 3 error.
+func timeEach(test []sample, want []scored, command func(sample) *exec.Cmd) (float64, error) {
+	var secs float64
+	for i, s := range test {
+		cmd := command(s)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		start := time.Now()
+		err := cmd.Run()
+		secs += time.Since(start).Seconds()
+		status := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			status = ee.ExitCode()
+		} else if err != nil {
+			return 0, fmt.Errorf("%s: %w", cmd.Path, err)
+		}
+		var got classifier.Verdict
+		switch status {
+		case 0:
+			got = classifier.VerdictSpam
+		case 1:
+			got = classifier.VerdictHam
+		case 2:
+			got = classifier.VerdictUnsure
+		default:
+			return 0, fmt.Errorf("%s %s: exit status %d\n%s", filepath.Base(cmd.Path), s.path, status, stderr.String())
+		}
+		if got != want[i].verdict {
+			return 0, fmt.Errorf("%s %s: %s, in bulk %s", filepath.Base(cmd.Path), s.path, got, want[i].verdict)
+		}
+	}
+	return secs, nil
+}

@@ -97,10 +97,14 @@ func run() error {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the scoring rounds to this file")
 	orderSeed := flag.Uint64("order-seed", 0, "with -cv, -diag or -nested: order the n-gram fits' passes by this seed instead of the messages' digests (0), to see how much the figures depend on that order alone")
 	cli := flag.Bool("cli", true, "also time \"sluice classify --list\", one process per round, as bogofilter -b runs")
+	perMessage := flag.Int("per-message", 100, "also time one process per message, sluice classify and bogofilter, over this many test messages per round (0: not)")
 	margin := flag.Float64("margin", 0, "with -cv or -nested: choose cutoffs that keep the training folds' ham this far (in log-odds) below the spam cutoff and their spam this far above the ham cutoff (see targets.margin)")
 	flag.Parse()
 	if *rounds < 1 || *workers < 1 || *repeats < 1 {
 		return errors.New("-rounds, -workers and -repeats must be at least 1")
+	}
+	if *perMessage < 0 {
+		return errors.New("-per-message must be 0 or more")
 	}
 	if *margin < 0 || math.IsNaN(*margin) {
 		return errors.New("-margin must be 0 or more")
@@ -268,6 +272,22 @@ func run() error {
 			}
 			bog.rates1 = append(bog.rates1, float64(len(test))/secs)
 		}
+		// The same messages every round, spam and ham as the split
+		// has them.
+		if each := test[:min(*perMessage, len(test))]; cliRun != nil && len(each) > 0 {
+			secs, err := cliRun.perMessage(each, first)
+			if err != nil {
+				return err
+			}
+			ours.perMsgRates = append(ours.perMsgRates, float64(len(each))/secs)
+			if bog != nil {
+				secs, err := bogofilterPerMessage(bogDir, each, bogFirst)
+				if err != nil {
+					return err
+				}
+				bog.perMsgRates = append(bog.perMsgRates, float64(len(each))/secs)
+			}
+		}
 	}
 	ours.summarise(first)
 	if *speedOnly {
@@ -385,6 +405,7 @@ type report struct {
 	cold1, coldN   []float64 // the same with the store's open and index build counted
 	openMS         []float64 // milliseconds to open the store and build its index
 	cliRates       []float64 // "sluice classify --list", messages per second, per round
+	perMsgRates    []float64 // one process per message, messages per second, per round
 }
 
 func (r *report) summarise(res []scored) {
@@ -699,6 +720,13 @@ func printSpeed(ours, bog *report, workers int) {
 	if len(ours.cliRates) > 0 {
 		fmt.Printf("sluice classify --list: msgs/s %s\n", r(ours.cliRates))
 	}
+	if len(ours.perMsgRates) > 0 {
+		fmt.Printf("sluice classify, one process per message: msgs/s %s\n", r(ours.perMsgRates))
+	}
+	if bog != nil && len(bog.perMsgRates) > 0 {
+		fmt.Printf("bogofilter, one process per message: msgs/s %s; sluice/bogofilter %.2fx; round by round: %s\n",
+			r(bog.perMsgRates), median(ours.perMsgRates)/median(bog.perMsgRates), roundRatios(ours.perMsgRates, bog.perMsgRates))
+	}
 	if bog != nil {
 		b := median(bog.rates1)
 		fmt.Printf("bogofilter -b: training msgs/s %.0f; scoring msgs/s %s; sluice/bogofilter: 1 worker %.2fx (%.2fx with open+index), %d workers %.2fx (%.2fx); round by round, 1 worker: %s\n",
@@ -746,6 +774,7 @@ func printReport(ours, bog *report, workers, rounds int) {
 	row("  1 worker, counting open+index", func(r *report) string { return rate(r.cold1) })
 	row(fmt.Sprintf("  %d workers, counting open+index", workers), func(r *report) string { return rate(r.coldN) })
 	row("  sluice classify --list, 1 process", func(r *report) string { return rate(r.cliRates) })
+	row("one process per message", func(r *report) string { return rate(r.perMsgRates) })
 	row("store open+index build, ms", func(r *report) string {
 		if len(r.openMS) == 0 {
 			return "-"
@@ -759,6 +788,9 @@ func printReport(ours, bog *report, workers, rounds int) {
 	fmt.Println(" bogofilter's time includes its process start and database open, and so does that of")
 	fmt.Println(" \"sluice classify --list\", which also reads the files as the command does (an mbox")
 	fmt.Println(" under its writers' locks: every corpus file starts with a From_ line).")
+	fmt.Println(" \"one process per message\" runs \"sluice classify FILE\" and \"bogofilter -I FILE\" once")
+	fmt.Println(" per message over the first test files, as a procmail recipe or bogofilter-milter does:")
+	fmt.Println(" each pays its process start and store open every time.")
 	fmt.Println(" sluice's AUC ranks by Result.LogOdds, its spamicity without rounding to 0 or 1; the")
 	fmt.Println(" reported-spamicity row ranks by Result.Spamicity (float64) and by bogofilter's printed")
 	fmt.Println(" spamicity (6 digits), ties counting half.)")
@@ -785,6 +817,10 @@ func printReport(ours, bog *report, workers, rounds int) {
 	}
 	target(fmt.Sprintf("false negatives <= bogofilter's (%d)", bog.fn), strconv.Itoa(ours.fn), ours.fn <= bog.fn)
 	fmt.Printf("(side by side per round, sluice with 1 worker / bogofilter: %s)\n", roundRatios(ours.rates1, bog.rates1))
+	if len(ours.perMsgRates) > 0 {
+		fmt.Printf("(one process per message, sluice / bogofilter, not a target of the issue: %.2fx; per round %s)\n",
+			median(ours.perMsgRates)/median(bog.perMsgRates), roundRatios(ours.perMsgRates, bog.perMsgRates))
+	}
 	b := median(bog.rates1)
 	for _, m := range []struct {
 		label string
