@@ -31,7 +31,9 @@
 // links and images ("url:host", as for URLs in text; a host written in
 // Unicode or with percent-encodings in the ASCII form a browser looks up,
 // "url:xn--bcher-kva.example" for "bücher.example", "url:evil.example"
-// for "%65vil.example"), tags words of selected header fields ("subj:",
+// for "%65vil.example", "url:spamsite.com" for "spamsite。com": the full
+// stops of Chinese and Japanese are label dots there, in text only
+// before a Latin letter or digit), tags words of selected header fields ("subj:",
 // "from:", "to:", "rcvd:", ...; of Message-ID only the domain), adds
 // tokens of the header's shape
 // (the networks of the oldest public address of the Received chain,

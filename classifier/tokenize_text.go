@@ -665,7 +665,14 @@ func hostEnd(s []byte, p int, text bool) int {
 			break
 		}
 		r, n := utf8.DecodeRune(s[end:])
-		if r == utf8.RuneError || !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
+		if c := hostPunct(r); c != 0 {
+			// In text such a stop ends a sentence as often as it
+			// parts labels: it is a dot only before a Latin letter or
+			// digit ("spamsite。com"), not before the next sentence.
+			if c == '.' && text && !latinNext(s[end+n:]) {
+				break
+			}
+		} else if r == utf8.RuneError || !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
 			break
 		}
 		nonASCII = true
@@ -674,12 +681,12 @@ func hostEnd(s []byte, p int, text bool) int {
 	if !nonASCII || !text {
 		return end
 	}
-	dot := bytes.LastIndexByte(s[p:end], '.')
+	dot, size := lastHostDot(s[p:end])
 	if dot < 0 {
 		return end
 	}
 	dot += p
-	label := dot + 1
+	label := dot + size
 	if label == end {
 		return end
 	}
@@ -695,6 +702,74 @@ func hostEnd(s []byte, p int, text bool) int {
 		return dot
 	}
 	return end
+}
+
+// hostPunct returns the ASCII byte a browser reads the non-ASCII
+// punctuation r as in a host, 0 if none: the full stops of Chinese and
+// Japanese text (U+3002, and the full-width U+FF0E and half-width U+FF61
+// forms) are label dots, and the full-width hyphen U+FF0D a hyphen
+// (UTS #46 maps them so). "http://spamsite。com/" goes to spamsite.com.
+func hostPunct(r rune) byte {
+	switch r {
+	case '\u3002', '\uff0e', '\uff61':
+		return '.'
+	case '\uff0d':
+		return '-'
+	}
+	return 0
+}
+
+// latinNext reports whether s starts with a Latin letter or digit, ASCII
+// or full-width (which a browser reads as ASCII in a host).
+func latinNext(s []byte) bool {
+	if len(s) > 0 && s[0] < utf8.RuneSelf {
+		return isHostByte(s[0]) && s[0] != '.' && s[0] != '-'
+	}
+	r, _ := utf8.DecodeRune(s)
+	return r >= '\uff10' && r <= '\uff19' || r >= '\uff21' && r <= '\uff3a' || r >= '\uff41' && r <= '\uff5a'
+}
+
+// lastHostDot returns the index and length in bytes of the last label
+// dot of h, ASCII or one of the stops hostPunct reads as a dot; -1 if
+// there is none.
+func lastHostDot(h []byte) (int, int) {
+	for i := len(h); i > 0; {
+		r, n := utf8.DecodeLastRune(h[:i])
+		i -= n
+		if r == '.' || r >= utf8.RuneSelf && hostPunct(r) == '.' {
+			return i, n
+		}
+	}
+	return -1, 0
+}
+
+// trimHost returns h without the dots and hyphens at its ends, ASCII or
+// those hostPunct reads so: a host that ends a sentence ("see
+// www.example.com." or "www.example.com。") is the same host.
+func trimHost(h []byte) []byte {
+	for len(h) > 0 {
+		if c := h[0]; c == '.' || c == '-' {
+			h = h[1:]
+			continue
+		}
+		r, n := utf8.DecodeRune(h)
+		if r < utf8.RuneSelf || hostPunct(r) == 0 {
+			break
+		}
+		h = h[n:]
+	}
+	for len(h) > 0 {
+		if c := h[len(h)-1]; c == '.' || c == '-' {
+			h = h[:len(h)-1]
+			continue
+		}
+		r, n := utf8.DecodeLastRune(h)
+		if r < utf8.RuneSelf || hostPunct(r) == 0 {
+			break
+		}
+		h = h[:len(h)-n]
+	}
+	return h
 }
 
 // maxUnicodeHost bounds, in bytes, the non-ASCII hosts that asciiHost
@@ -726,11 +801,27 @@ func (w *walker) asciiHost(h []byte) []byte {
 	}
 	a, err := linkIDNA.ToASCII(string(h))
 	if err != nil {
-		w.hostBuf = appendLower(w.hostBuf[:0], h)
+		w.hostBuf = appendLowerHost(w.hostBuf[:0], h)
 	} else {
 		w.hostBuf = append(w.hostBuf[:0], a...)
 	}
 	return bytes.Trim(w.hostBuf, ".-")
+}
+
+// appendLowerHost appends host h lower-cased, with the punctuation that
+// hostPunct maps written as its ASCII byte: the text of a host that the
+// IDNA rules refuse still gives the labels a browser would read.
+func appendLowerHost(b []byte, h []byte) []byte {
+	for len(h) > 0 {
+		r, n := utf8.DecodeRune(h)
+		h = h[n:]
+		if c := hostPunct(r); c != 0 {
+			b = append(b, c)
+		} else {
+			b = utf8.AppendRune(b, unicode.ToLower(r))
+		}
+	}
+	return b
 }
 
 // unescapeHost returns a host with percent-encodings (hostEnd takes them
@@ -767,7 +858,7 @@ func (w *walker) host(h []byte) {
 			return
 		}
 	}
-	h = bytes.Trim(h, ".-")
+	h = trimHost(h)
 	if !isASCII(h) {
 		if h = w.asciiHost(h); h == nil {
 			return

@@ -208,3 +208,60 @@ func TestURLPercentEncodedHost(t *testing.T) {
 	ascii := []byte("Subject: x\n\nhttp://" + strings.Repeat("aaa", 300_000) + ".example/\n")
 	checkHostBounded(t, "a long percent-encoded host", long, ascii)
 }
+
+// TestURLIdeographicDots checks that a link host written with the full
+// stops of Chinese and Japanese text (U+3002 "。", the full-width U+FF0E
+// "．" and the half-width U+FF61 "｡") between its labels gives the tokens
+// of the same host written with ASCII dots: a browser maps them to "."
+// (UTS #46) and goes to that host, so spam that writes its links so
+// hid their hosts, whose url: tokens stopped at the first such dot
+// ("url:spamsite" for "http://spamsite。com/"). In text, where Chinese
+// ends a sentence with "。", such a stop is a dot only before a Latin
+// letter or digit: a host followed by Chinese sentences still ends at
+// the first, and an internationalised name with the stop before a
+// Chinese label ("例子。中国") is read as such only in a link target.
+func TestURLIdeographicDots(t *testing.T) {
+	body := "Content-Type: text/html; charset=utf-8\n\n" +
+		"<a href=\"http://click\u3002spam-a\u3002example/x\">a</a>" +
+		"<a href=\"https://spam-b\uff0eexample/\">b</a>" +
+		"<img src=\"//img\uff61spam-c\uff61example/p.gif\">" +
+		"<a href=\"http://\uff53\uff50\uff41\uff4d\uff0d\uff44\uff0e\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45/\">d</a>" +
+		"<p>visit http://spam-e\u3002example/now or www.spam-f\u3002example\u3002\n" +
+		"\u8bf7\u8bbf\u95eehttp://www.spam-g.example\u3002\u8c22\u8c22 " +
+		"http://spam-h\u3002example\u3002\u8c22\u8c22 " +
+		"\u8bbf\u95eewww.spam-j.example\u3002\u8c22\u8c22\u4f60\u3002\u518d\u89c1 " +
+		"www.spam-k.edu.\u53bb\u67e5\u8be2\u3002 end\u3002</p>" +
+		"<a href=\"http://\u4f8b\u5b50\u3002\u4e2d\u56fd/\">l</a>" +
+		// The IDNA rules refuse it (a Hebrew letter in a Latin label);
+		// its text, lower-cased, still has the dots.
+		"<a href=\"http://Spam-I\u05d0\u3002Example/\">i</a>"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{
+		"url:click.spam-a.example", "url:spam-a.example",
+		"url:spam-b.example",
+		"url:img.spam-c.example", "url:spam-c.example",
+		"url:spam-d.example",
+		"url:spam-e.example",
+		"url:www.spam-f.example", "url:spam-f.example",
+		"url:www.spam-g.example", "url:spam-g.example",
+		"url:spam-h.example",
+		"url:www.spam-j.example", "url:spam-j.example",
+		"url:www.spam-k.edu", "url:spam-k.edu",
+		"url:xn--fsqu00a.xn--fiqs8s",
+		"url:spam-i\u05d0.example",
+	} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, tok := range m.Tokens {
+		// A host cut at the first stop, or one that ran on into the
+		// Chinese text after it.
+		if strings.HasPrefix(tok, "url:") && (strings.ContainsAny(tok, "\u3002\uff0e\uff61\u8c22\u518d") ||
+			strings.Contains(tok, ".xn--") && tok != "url:xn--fsqu00a.xn--fiqs8s" ||
+			slices.Contains([]string{"url:click", "url:spam-b", "url:img", "url:spam-e", "url:spam-h"}, tok) ||
+			strings.Contains(tok, "example.xn--")) {
+			t.Errorf("unexpected %q", tok)
+		}
+	}
+}
