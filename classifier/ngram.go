@@ -837,9 +837,15 @@ type modelViewer interface {
 // is kept for err and the message goes without the model, as one does
 // that get finds none for.
 func (c *modelCache) inPlace(ctx context.Context, s modelViewer, p Params, f []uint32) (float64, bool) {
+	// c.mu is not taken inside the store's read: get holds it while it
+	// reads the store, and the other order could deadlock with it.
+	c.mu.Lock()
+	sound := c.soundID
+	c.mu.Unlock()
 	var lo float64
 	usable := false
-	var bad error // the model's own fault, not the store's
+	var bad error    // the model's own fault, not the store's
+	var whole string // the id of a model checked whole by this read
 	err := s.viewModel(ctx, func(id, b []byte) error {
 		if len(id) == 0 {
 			return nil // no model, whatever bytes there may be (see loadModel)
@@ -849,16 +855,11 @@ func (c *modelCache) inPlace(ctx context.Context, s modelViewer, p Params, f []u
 			bad = err
 			return nil
 		}
-		c.mu.Lock()
-		sound := c.soundID == string(id)
-		c.mu.Unlock()
-		if !sound {
+		if string(id) != sound {
 			if bad = checkWeights(b); bad != nil {
 				return nil
 			}
-			c.mu.Lock()
-			c.soundID = string(id)
-			c.mu.Unlock()
+			whole = string(id)
 		}
 		if NgramUsable(p, h.spam, h.ham) {
 			lo, usable = encodedLogOdds(h, b, f), true
@@ -871,6 +872,9 @@ func (c *modelCache) inPlace(ctx context.Context, s modelViewer, p Params, f []u
 		err = bad
 	}
 	c.mu.Lock()
+	if whole != "" {
+		c.soundID = whole
+	}
 	c.lastErr = err
 	c.mu.Unlock()
 	if err != nil {

@@ -552,11 +552,20 @@ func BenchmarkNgram(b *testing.B) {
 }
 
 // Classifying on several goroutines while the model is refitted: no
-// race (go test -race), no error, and the model always averaged in.
+// race (go test -race), no error, and the model always averaged in,
+// whether decoded or read in place.
 func TestNgramConcurrentRefit(t *testing.T) {
+	t.Run("decoded", func(t *testing.T) { testNgramConcurrentRefit(t, false) })
+	t.Run("in-place", func(t *testing.T) { testNgramConcurrentRefit(t, true) })
+}
+
+func testNgramConcurrentRefit(t *testing.T, inPlace bool) {
 	ctx := context.Background()
 	_, c := newBoltClassifier(t, Params{})
 	c.model.every = -1
+	if inPlace {
+		c.UseModelInPlace()
+	}
 	ops := fixtureOps(t, c, Spam, Ham)
 	if _, err := c.Learn(ctx, ops); err != nil {
 		t.Fatal(err)
