@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -728,5 +729,28 @@ func TestClassifyNoMessagesInManyPaths(t *testing.T) {
 	r = runCLI(t, "", "classify", "--db", db, filepath.Join(dir, "empty-directory-with-a-long-name-001"))
 	if r.code != 3 || !strings.Contains(r.stderr, "no messages found in "+filepath.Join(dir, "empty-directory-with-a-long-name-001")) {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// One message classified by the command reads the weights of the n-gram
+// model that it needs where the store holds them, rather than copying
+// the whole 4 MB model into memory first, which was most of the work
+// of a run for one message (see UseModelInPlace).
+func TestClassifyReadsModelInPlace(t *testing.T) {
+	db := trainedDB(t)
+	msg := filepath.Join(fixture("spam"), "01.eml")
+	if r := runCLI(t, "", "classify", "--db", db, "--format", "json", "--explain", msg); r.code != 0 || !strings.Contains(r.stdout, `"ngram"`) {
+		t.Fatalf("classify: %+v: want spam, with the n-gram model", r)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := runCLI(t, "", "classify", "--db", db, msg)
+	runtime.ReadMemStats(&after)
+	if r.code != 0 {
+		t.Fatalf("classify: %+v", r)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n >= 4<<20 {
+		t.Errorf("one message allocated %d bytes: the model was copied", n)
 	}
 }
