@@ -17,8 +17,9 @@ type TokenizerOptions struct {
 	// little accuracy and keeps a 50 MB attachment from costing 50 MB of work.
 	// Default 1 MiB.
 	MaxBytes int
-	// MaxTokens caps the number of distinct tokens taken from a message.
-	// Default 20000.
+	// MaxTokens caps the number of distinct tokens taken from a message,
+	// but for up to a tenth as many more tokens of link hosts and of the
+	// MIME structure taken past it (see walker.add). Default 20000.
 	MaxTokens int
 	// MaxDepth caps MIME nesting (multipart inside message/rfc822 inside
 	// multipart ...). Default 8.

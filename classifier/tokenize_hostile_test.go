@@ -262,3 +262,44 @@ func TestNestedPartsMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenCapKeepsLinks checks that filler text that fills the token cap
+// does not hide what comes after it: a 96 KB text part of 12,000
+// distinct made-up words, then an HTML part with the spammer's link. The
+// cap stops the words, but the link's hosts and the later part's type
+// still count, up to a tenth of the cap more, and no further.
+func TestTokenCapKeepsLinks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@b.example\nSubject: hi\nMIME-Version: 1.0\n" +
+		"Content-Type: multipart/alternative; boundary=BB\n\n--BB\nContent-Type: text/plain\n\n")
+	for i := range 12000 {
+		fmt.Fprintf(&b, "w%dq ", i*7919%100003)
+		if i%12 == 0 {
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n--BB\nContent-Type: text/html; charset=iso-8859-1\n\n" +
+		"<p>more filler words</p><a href=\"http://spam-site.example/buy\">buy</a>\n")
+	// Then more hosts than the reserve holds.
+	for i := range 3000 {
+		fmt.Fprintf(&b, "<img src=\"http://h%d.example/x.gif\">\n", i)
+	}
+	b.WriteString("--BB--\n")
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(b.String()))
+	if !m.Truncated {
+		t.Error("not truncated")
+	}
+	for _, w := range []string{"url:spam-site.example", "ctype:text/html", "charset:iso-8859-1", "url:h0.example"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q after the cap", w)
+		}
+	}
+	for _, w := range []string{"filler", "more filler", "buy"} {
+		if slices.Contains(m.Tokens, w) {
+			t.Errorf("%q: a word past the cap was taken", w)
+		}
+	}
+	if want := DefaultMaxTokens + DefaultMaxTokens/10; len(m.Tokens) != want {
+		t.Errorf("%d tokens, want the cap and its reserve, %d", len(m.Tokens), want)
+	}
+}

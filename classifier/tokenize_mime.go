@@ -38,6 +38,7 @@ type walker struct {
 	// encodedMultipart) in the message.
 	decoded   int
 	truncated bool
+	pastCap   int    // tokens taken past the token cap (see add)
 	bogo      bool   // DialectBogofilter
 	buf       []byte // scratch for building one token
 	names     []byte // arena of lower-cased header field names
@@ -71,6 +72,7 @@ func (w *walker) reset() {
 	w.reread = 0
 	w.decoded = 0
 	w.truncated = false
+	w.pastCap = 0
 	w.names = w.names[:0]
 	// The scratch slices hold the last message's token strings; keep
 	// them only while they are small.
@@ -98,15 +100,40 @@ func (w *walker) reset() {
 	}
 }
 
-// add records one token, respecting the token cap.
+// add records one token, respecting the token cap. Past the cap, the
+// tokens of link hosts and of the MIME structure (see afterCap) are still
+// taken, up to a tenth of the cap more: filler text of made-up words
+// that fills the cap (96 kB of it reach the default) must not hide the
+// links and parts that follow it, which are what a spam is for.
 func (w *walker) add(tok []byte) {
 	if w.set.len() >= w.opts.MaxTokens {
-		if !w.set.has(tok) {
-			w.truncated = true
+		if w.set.has(tok) {
+			return
 		}
+		if w.pastCap < w.opts.MaxTokens/10 && afterCap(tok) {
+			w.pastCap++
+			w.set.add(tok)
+			return
+		}
+		w.truncated = true
 		return
 	}
 	w.set.add(tok)
+}
+
+// afterCap reports whether tok is taken past the token cap: a link's host
+// or address, or the type, encoding, charset, file name or breakage of a
+// MIME part.
+func afterCap(tok []byte) bool {
+	i := bytes.IndexByte(tok, ':')
+	if i < 0 {
+		return false
+	}
+	switch string(tok[:i+1]) {
+	case "url:", "mailto:", "ctype:", "cte:", "charset:", "mime:", "name:", "ext:":
+		return true
+	}
+	return false
 }
 
 // add2 records the token prefix+s. A value longer than maxTokenLen (a
