@@ -39,7 +39,9 @@
 // (the networks of the oldest public address of the Received chain,
 // "rnet:"; the shape and zone of the Date, "date:"; a fingerprint of the
 // order of the first fields, "ord:"), and for binary parts keeps only type
-// and file name. Words of three bytes or more in the body and the subject
+// and file name. Characters that show as nothing (the zero-width space,
+// the soft hyphen ...) are left out of the words they stand in. Words of
+// three bytes or more in the body and the subject
 // also form pairs with the previous such word ("click here", "subj:cheap
 // meds"); shorter words are skipped without breaking the chain. Runs of
 // scripts written without spaces between words become overlapping pairs:

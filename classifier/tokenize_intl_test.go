@@ -35,3 +35,34 @@ func TestTokenizeRawUTF8Header(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizeInvisibleCharacters checks that the invisible format
+// characters a reader never sees (zero-width space, zero-width joiner and
+// non-joiner, word joiner, soft hyphen, byte order mark, direction marks)
+// do not split a word: "vi\u200bagra" reads "viagra", and spam writes it
+// so to slip words past filters that split there. Between words they
+// change nothing either.
+func TestTokenizeInvisibleCharacters(t *testing.T) {
+	body := "Subject: cheap vi\u00adagra\nContent-Type: text/html; charset=utf-8\n\n" +
+		"<p>buy vi\u200bagra now, \u200bvia\u200cgra\u200d, ci&#8203;al&shy;is and " +
+		"le\u2060vi\ufefftra\u200e \u200fpills\u202e\u202c</p>"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{"subj:viagra", "subj:cheap viagra", "viagra", "buy viagra", "viagra now",
+		"cialis", "levitra", "levitra pills", "pills"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, w := range []string{"vi", "agra", "gra", "via", "cial", "tra", "subj:agra"} {
+		if slices.Contains(m.Tokens, w) {
+			t.Errorf("%q: a word split at an invisible character", w)
+		}
+	}
+	for _, tok := range m.Tokens {
+		for _, r := range tok {
+			if r == '\u200b' || r == '\u00ad' || r == '\ufeff' || r == '\u200d' || r == '\u2060' || r == '\u202e' {
+				t.Errorf("%q keeps an invisible character", tok)
+			}
+		}
+	}
+}

@@ -41,6 +41,7 @@ type walker struct {
 	pastCap   int    // tokens taken past the token cap (see add)
 	bogo      bool   // DialectBogofilter
 	buf       []byte // scratch for building one token
+	visBuf    []byte // scratch for a word without its invisible characters
 	names     []byte // arena of lower-cased header field names
 	html      []byte // scratch for the visible text of an HTML part
 	partBufs  [][]byte

@@ -304,6 +304,7 @@ func (w *walker) words(s []byte, prefix string) {
 	w.prev = w.prev[:0]
 	w.pairs = prefix == "" || prefix == "subj:"
 	start := -1
+	hidden := false // the word holds an invisible character
 	for i := 0; i < len(s); {
 		switch asciiClass[s[i]] {
 		case classWord:
@@ -319,13 +320,20 @@ func (w *walker) words(s []byte, prefix string) {
 			continue
 		case classSep:
 			if start >= 0 {
-				w.word(s[start:i], prefix)
-				start = -1
+				w.endWord(s[start:i], hidden, prefix)
+				start, hidden = -1, false
 			}
 			i++
 			continue
 		}
 		r, n := utf8.DecodeRune(s[i:])
+		if isInvisible(r) {
+			// Shown as nothing: within a word the reader sees the
+			// word whole, and it is taken so (see appendVisible).
+			hidden = hidden || start >= 0
+			i += n
+			continue
+		}
 		cjk := isCJK(r)
 		unspaced := !cjk && isUnspaced(r)
 		if !cjk && !unspaced && r != utf8.RuneError && isWordRune(r) {
@@ -336,8 +344,8 @@ func (w *walker) words(s []byte, prefix string) {
 			continue
 		}
 		if start >= 0 {
-			w.word(s[start:i], prefix)
-			start = -1
+			w.endWord(s[start:i], hidden, prefix)
+			start, hidden = -1, false
 		}
 		if unspaced {
 			i = w.clusterPairs(s, i, prefix)
@@ -349,8 +357,48 @@ func (w *walker) words(s []byte, prefix string) {
 		i += n
 	}
 	if start >= 0 {
-		w.word(s[start:], prefix)
+		w.endWord(s[start:], hidden, prefix)
 	}
+}
+
+// endWord adds a word that words found, without its invisible characters
+// if hidden says it has some.
+func (w *walker) endWord(word []byte, hidden bool, prefix string) {
+	if hidden {
+		w.visBuf = appendVisible(w.visBuf[:0], word)
+		word = w.visBuf
+	}
+	w.word(word, prefix)
+}
+
+// isInvisible reports whether r is a format character that shows as
+// nothing and parts no words: the soft hyphen, the zero-width space,
+// non-joiner and joiner, the direction marks and embeddings, the word
+// joiner and invisible operators, the direction isolates, and the byte
+// order mark (the zero-width no-break space). Spam puts them inside
+// words ("vi\u200bagra") that readers see whole, so that a filter
+// splitting there reads two fragments of no weight.
+func isInvisible(r rune) bool {
+	switch {
+	case r == '\u00ad', r == '\u180e', r == '\ufeff':
+		return true
+	case r >= '\u200b' && r <= '\u200f', r >= '\u202a' && r <= '\u202e',
+		r >= '\u2060' && r <= '\u2064', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
+}
+
+// appendVisible appends word to b without its invisible characters.
+func appendVisible(b, word []byte) []byte {
+	for len(word) > 0 {
+		r, n := utf8.DecodeRune(word)
+		if !isInvisible(r) {
+			b = append(b, word[:n]...)
+		}
+		word = word[n:]
+	}
+	return b
 }
 
 // cjkPair adds the pair of CJK characters starting at byte offset i of s
