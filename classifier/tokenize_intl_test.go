@@ -66,3 +66,35 @@ func TestTokenizeInvisibleCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizeLookAlikeLetters checks that a Latin word with Cyrillic or
+// Greek letters that look like Latin ones written in it ("pаypal" with a
+// Cyrillic "а") is read as the Latin word its reader sees: phishing and
+// spam write brand names and trigger words so. Words wholly in Cyrillic
+// or Greek, or with letters that look like no Latin one, stay as they
+// are.
+func TestTokenizeLookAlikeLetters(t *testing.T) {
+	body := "Subject: Your \u0420\u0430yPal \u0430ccount\nContent-Type: text/plain; charset=utf-8\n\n" +
+		"Verify your p\u0430yp\u0430l \u0430ccount: \u041dello fr\u03bfm \u0399nternet b\u0430nking, caf\u0435 na\u00efve " +
+		"\u0441\u043e\u0440 \u043f\u0440\u0438\u0432\u0435\u0442 \u03ba\u03b1\u03bb\u03b7\u03bc\u03ad\u03c1\u03b1 iPhone\u0436 " +
+		"\u0441\u0430\u0444\u0435\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{"subj:paypal", "subj:account", "subj:paypal account", "paypal", "account",
+		"paypal account", "hello", "from", "internet", "banking", "cafe", "naïve",
+		// Wholly Cyrillic or Greek: words of their own languages,
+		// even "сор", whose letters all look Latin.
+		"\u0441\u043e\u0440", "\u043f\u0440\u0438\u0432\u0435\u0442", "\u03ba\u03b1\u03bb\u03b7\u03bc\u03ad\u03c1\u03b1",
+		"\u0441\u0430\u0444\u0435",
+		// A letter that looks like no Latin one: left as written.
+		"iphone\u0436",
+	} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, w := range []string{"p\u0430yp\u0430l", "\u0430ccount", "\u043dello", "fr\u03bfm", "caf\u0435", "cop", "iphone"} {
+		if slices.Contains(m.Tokens, w) {
+			t.Errorf("unexpected %q", w)
+		}
+	}
+}

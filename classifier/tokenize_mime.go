@@ -42,6 +42,7 @@ type walker struct {
 	bogo      bool   // DialectBogofilter
 	buf       []byte // scratch for building one token
 	visBuf    []byte // scratch for a word without its invisible characters
+	latinBuf  []byte // scratch for a word with its look-alikes made Latin
 	names     []byte // arena of lower-cased header field names
 	html      []byte // scratch for the visible text of an HTML part
 	partBufs  [][]byte

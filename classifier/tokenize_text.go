@@ -371,6 +371,60 @@ func (w *walker) endWord(word []byte, hidden bool, prefix string) {
 	w.word(word, prefix)
 }
 
+// latinLookAlike maps the Cyrillic and Greek letters that look like a
+// Latin letter, in a sans-serif mail font, to that letter (lower case).
+// Letters that look only like a small capital (Cyrillic "н", "т") are
+// left out: no reader takes them for Latin.
+var latinLookAlike = map[rune]byte{
+	// Cyrillic.
+	'а': 'a', 'е': 'e', 'і': 'i', 'ј': 'j', 'о': 'o', 'р': 'p', 'с': 'c', 'у': 'y',
+	'х': 'x', 'ѕ': 's', 'ԁ': 'd', 'һ': 'h', 'ԛ': 'q', 'ԝ': 'w', 'ӏ': 'l',
+	'А': 'a', 'В': 'b', 'Е': 'e', 'І': 'i', 'Ј': 'j', 'К': 'k', 'М': 'm', 'Н': 'h',
+	'О': 'o', 'Р': 'p', 'С': 'c', 'Т': 't', 'У': 'y', 'Х': 'x', 'Ѕ': 's', 'Ԁ': 'd',
+	'Ԛ': 'q', 'Ԝ': 'w',
+	// Greek.
+	'ο': 'o', 'ν': 'v', 'ρ': 'p', 'ι': 'i', 'κ': 'k', 'υ': 'u', 'χ': 'x', 'α': 'a',
+	'Α': 'a', 'Β': 'b', 'Ε': 'e', 'Ζ': 'z', 'Η': 'h', 'Ι': 'i', 'Κ': 'k', 'Μ': 'm',
+	'Ν': 'n', 'Ο': 'o', 'Ρ': 'p', 'Τ': 't', 'Υ': 'y', 'Χ': 'x',
+}
+
+// lookAlikeWord reports whether word is a Latin word with Cyrillic or
+// Greek look-alikes written into it ("pаypal" with a Cyrillic "а"): it
+// has a Latin letter and a look-alike, and no other letter of any other
+// script. A word wholly in Cyrillic or Greek is a word of those
+// languages, even one whose letters all look Latin (Russian "сор").
+func lookAlikeWord(word []byte) bool {
+	latin, alike := false, false
+	for _, r := range string(word) {
+		switch {
+		case r < utf8.RuneSelf:
+			latin = latin || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		case latinLookAlike[r] != 0:
+			alike = true
+		case unicode.IsLetter(r) && !unicode.Is(unicode.Latin, r):
+			return false
+		case unicode.Is(unicode.Latin, r):
+			latin = true
+		}
+	}
+	return latin && alike
+}
+
+// appendLatinLookAlikes appends word to b with its look-alike letters
+// (see latinLookAlike) written as the Latin letters they look like.
+func appendLatinLookAlikes(b, word []byte) []byte {
+	for len(word) > 0 {
+		r, n := utf8.DecodeRune(word)
+		if c := latinLookAlike[r]; c != 0 {
+			b = append(b, c)
+		} else {
+			b = append(b, word[:n]...)
+		}
+		word = word[n:]
+	}
+	return b
+}
+
 // isInvisible reports whether r is a format character that shows as
 // nothing and parts no words: the soft hyphen, the zero-width space,
 // non-joiner and joiner, the direction marks and embeddings, the word
@@ -420,6 +474,10 @@ func (w *walker) word(tok []byte, prefix string) {
 	tok = trimJoiners(tok)
 	if len(tok) < minTokenLen || len(tok) > maxTokenLen {
 		return
+	}
+	if !isASCII(tok) && lookAlikeWord(tok) {
+		w.latinBuf = appendLatinLookAlikes(w.latinBuf[:0], tok)
+		tok = w.latinBuf
 	}
 	if len(tok) > 4 && allDigits(tok) && ipv4Len(tok) != len(tok) {
 		// Long numbers are phone numbers, dates, IDs: never seen twice.
