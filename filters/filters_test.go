@@ -382,7 +382,7 @@ func TestParseAction(t *testing.T) {
 
 func TestApplyEdits(t *testing.T) {
 	base := func() []filters.Header {
-		return []filters.Header{{"Received", "r1"}, {"From", "a"}, {"received", "r2"}, {"Subject", "s"}}
+		return []filters.Header{{Name: "Received", Value: "r1"}, {Name: "From", Value: "a"}, {Name: "received", Value: "r2"}, {Name: "Subject", Value: "s"}}
 	}
 	tests := []struct {
 		name  string

@@ -38,10 +38,23 @@ type Address struct {
 }
 
 // Header is one header field as the MTA delivered it: the name with its
-// original case and the raw value (folding kept, nothing decoded).
+// original case and the raw value (folding kept, nothing decoded), less
+// the one space after the colon that both MTAs take off before a milter
+// sees it.
 type Header struct {
 	Name  string
 	Value string
+	// NoSpace says that the field had no space after its colon
+	// ("Name:value", or "Name:" empty), which the MTA tells when the
+	// milter asks it to keep the space (SMFIP_HDR_LEADSPC). Without it
+	// the field would be written back with a space it never had.
+	NoSpace bool
+}
+
+// String returns the field as one line of text, without its line end:
+// for logs and test failures.
+func (h Header) String() string {
+	return strings.TrimSuffix(string(AppendField(nil, h)), "\r\n")
 }
 
 // Message is what the filters see of one message. The milter edge fills it
@@ -229,7 +242,7 @@ func (m *Message) Raw() io.Reader {
 }
 
 // AppendField appends h to b as a line of RFC 5322 text: "Name: value"
-// and CRLF. A folded value keeps its folding, with CRLF before each
+// ("Name:value" for a field with NoSpace) and CRLF. A folded value keeps its folding, with CRLF before each
 // continuation line as on the wire (the MTAs hand a milter a bare LF
 // there). A line end in the value that is not folding (Sendmail with bare
 // LF accepted hands such values over) gets a space after it, as the
@@ -239,7 +252,11 @@ func (m *Message) Raw() io.Reader {
 // the real one), in what the Bayes filter reads and in an archived copy.
 func AppendField(b []byte, h Header) []byte {
 	b = append(b, h.Name...)
-	b = append(b, ": "...)
+	if h.NoSpace {
+		b = append(b, ':')
+	} else {
+		b = append(b, ": "...)
+	}
 	v := h.Value
 	for {
 		i := strings.IndexByte(v, '\n')
@@ -291,7 +308,9 @@ func ApplyEdits(headers []Header, edits []HeaderEdit) []Header {
 				headers = append(headers[:i], headers[i+1:]...)
 				continue
 			}
-			headers[i].Value = e.Value
+			// The value a filter gives goes out with a space before
+			// it (see Header.NoSpace), whatever the field had.
+			headers[i] = Header{Name: headers[i].Name, Value: e.Value}
 		}
 	}
 	return headers

@@ -53,8 +53,8 @@ func TestSameName(t *testing.T) {
 func TestApplyEditsCountsNamesInASCII(t *testing.T) {
 	base := func() []filters.Header {
 		return []filters.Header{
-			{"X-Sluice-Baye\u017f", "long"}, {"X-Sluice-Bayes", "Spam"},
-			{"X-\u212a", "kelvin"}, {"X-K", "k1"}, {"x-k", "k2"}, {"X-Sluice-Bayes", "Ham"},
+			{Name: "X-Sluice-Baye\u017f", Value: "long"}, {Name: "X-Sluice-Bayes", Value: "Spam"},
+			{Name: "X-\u212a", Value: "kelvin"}, {Name: "X-K", Value: "k1"}, {Name: "x-k", Value: "k2"}, {Name: "X-Sluice-Bayes", Value: "Ham"},
 		}
 	}
 	del := func(name string, i int) filters.HeaderEdit {

@@ -36,6 +36,12 @@ import (
 //   - It fails the write of a message's final reply over TCP when the MTA
 //     has already closed the connection, as the write itself fails over a
 //     unix socket, so that the session can say the verdict was lost.
+//   - It asks for header values with their leading space (SMFIP_HDR_LEADSPC)
+//     only of an MTA that offers it. go-milter answers the MTA's option
+//     negotiation with the server's options whatever the MTA offered, and
+//     an MTA that does not know one refuses the milter; so the wrapper
+//     reads the offer and takes the bit out of the answer when it is not
+//     there, and leadSpace says which it was.
 //
 // go-milter reads the 4-byte length and then the payload straight from the
 // connection, with no buffering of its own, so by the time it dispatches a
@@ -83,6 +89,14 @@ type conn struct {
 	// quit is set once a whole SMFIC_QUIT arrived: the MTA ended the
 	// connection on purpose. Used only by the session goroutine.
 	quit bool
+
+	// offered is the protocol mask of the MTA's option negotiation
+	// (SMFIP_*), once it arrived; answered is set once sluice's answer
+	// went out, and leadSpace if it kept SMFIP_HDR_LEADSPC. Used only by
+	// the session goroutine.
+	offered   uint32
+	answered  bool
+	leadSpace bool
 
 	// tcp is the socket of a TCP connection, for quickAck; nil for a
 	// unix socket. unanswered is set when a packet that gets no reply (a
@@ -164,7 +178,7 @@ func (c *conn) feed(b []byte) {
 		if !c.haveCode {
 			c.haveCode = true
 			c.code = b[0]
-			c.capture = (c.code == 'M' || c.code == 'R' || c.code == 'C') && c.left <= maxCapture
+			c.capture = (c.code == 'M' || c.code == 'R' || c.code == 'C' || c.code == 'O') && c.left <= maxCapture
 			if c.code == 'C' {
 				// A connect too large to keep leaves no stale address.
 				c.connectAddr = ""
@@ -204,9 +218,15 @@ func (c *conn) packetDone() {
 		c.quit = true
 	}
 
-	if c.capture && c.code == 'C' {
+	switch {
+	case c.capture && c.code == 'O':
+		// Version, actions and protocol steps, 4 bytes each.
+		if len(c.buf) >= 12 {
+			c.offered = binary.BigEndian.Uint32(c.buf[8:12])
+		}
+	case c.capture && c.code == 'C':
 		c.connectAddr = connectAddress(c.buf)
-	} else if c.capture {
+	case c.capture:
 		c.lastArgs = esmtpArgs(c.buf)
 	}
 	c.hdrN = 0
@@ -270,8 +290,34 @@ func (c *conn) takeArgs() []string {
 // the MTA had closed the connection.
 var errClosedByMTA = errors.New("the MTA had closed the connection before the reply")
 
+// optLeadSpace is SMFIP_HDR_LEADSPC.
+const optLeadSpace = 1 << 20
+
+// answer adjusts sluice's answer to the option negotiation, the first
+// packet it writes (go-milter writes each packet whole): the header
+// values' leading space is asked for only if the MTA offered it. It
+// returns p itself, or a copy with the bit taken out.
+func (c *conn) answer(p []byte) []byte {
+	if c.answered || len(p) < 17 || p[4] != 'O' {
+		return p
+	}
+	c.answered = true
+	proto := binary.BigEndian.Uint32(p[13:17])
+	if proto&optLeadSpace == 0 {
+		return p
+	}
+	if c.offered&optLeadSpace != 0 {
+		c.leadSpace = true
+		return p
+	}
+	q := bytes.Clone(p)
+	binary.BigEndian.PutUint32(q[13:17], proto&^optLeadSpace)
+	return q
+}
+
 // Write implements net.Conn.
 func (c *conn) Write(p []byte) (int, error) {
+	p = c.answer(p)
 	c.extend(c.Conn.SetWriteDeadline)
 	// Over TCP a write into a connection the peer has closed succeeds:
 	// the kernel queues the bytes and the peer's reset comes after. The

@@ -258,7 +258,8 @@ const (
 // way the MTA hands them to a milter: the field name as written; the
 // value without the one space after the colon (both MTAs drop that space
 // only: a tab, or the spaces after the first, stay, as the byte n-grams
-// of the Bayes filter see them), a folded value with a bare LF before
+// of the Bayes filter see them), and a field that had no such space
+// marked (filters.Header.NoSpace), as both tell it; a folded value with a bare LF before
 // each continuation line (its leading whitespace kept); the body with
 // CRLF line ends and a final line end. A leading mbox
 // "From " line is skipped (a leading "From :" field is not). As in Postfix, a line in the header block that
@@ -305,7 +306,9 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 			h := &headers[len(headers)-1]
 			h.Value += "\n" + string(text)
 		} else if name, value, ok := fieldOf(text); ok {
-			headers = append(headers, filters.Header{Name: name, Value: value})
+			// Both MTAs tell a field without a space after its colon
+			// (sluice asks for SMFIP_HDR_LEADSPC).
+			headers = append(headers, filters.Header{Name: name, Value: value, NoSpace: !spaced(text)})
 		} else {
 			break
 		}
@@ -394,6 +397,12 @@ func fieldOf(line []byte) (name, value string, ok bool) {
 		}
 	}
 	return string(n), string(bytes.TrimPrefix(v, []byte(" "))), true
+}
+
+// spaced reports whether the field line has a space after its colon.
+func spaced(line []byte) bool {
+	_, v, _ := bytes.Cut(line, []byte(":"))
+	return len(v) > 0 && v[0] == ' '
 }
 
 // crlf gives every line of b a CRLF end, as SMTP carries it.

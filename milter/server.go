@@ -485,7 +485,10 @@ func options(cfg Config) (gomilter.OptAction, gomilter.OptProtocol) {
 	// go-milter's own client refuses actions beyond 0x3f; these are all
 	// sluice uses.
 	actions := gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine
-	proto := gomilter.OptNoUnknown | gomilter.OptNoData
+	// The header values' leading space, so that a field written without
+	// one ("Name:value") is known as such (see filters.Header.NoSpace);
+	// asked only of an MTA that offers it (see conn.answer).
+	proto := gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptHeaderLeadingSpace
 	if !headersSent(cfg) {
 		proto |= gomilter.OptNoHeaders
 	}

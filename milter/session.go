@@ -355,7 +355,17 @@ func (s *session) Header(name, value string, m *gomilter.Modifier) (resp gomilte
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	if s.addHeaders(filters.Header{Name: name, Value: value}) {
+	h := filters.Header{Name: name, Value: value}
+	if s.c.leadSpace {
+		// The MTA kept the space after the colon: take it off, as
+		// without SMFIP_HDR_LEADSPC, and note a field that had none.
+		if v, ok := strings.CutPrefix(value, " "); ok {
+			h.Value = v
+		} else {
+			h.NoSpace = true
+		}
+	}
+	if s.addHeaders(h) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
 	}
 	return continueReply, nil
@@ -434,6 +444,11 @@ func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomi
 func (s *session) applyEdits(m *gomilter.Modifier) error {
 	for _, e := range s.deliveredEdits() {
 		value := e.Value
+		if s.c.leadSpace && value != "" {
+			// The MTA adds no space after the colon of what it is
+			// given either. An empty value deletes, and stays empty.
+			value = " " + value
+		}
 		var err error
 		switch e.Kind {
 		case filters.AddHeader:

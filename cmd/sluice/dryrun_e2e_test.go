@@ -341,10 +341,12 @@ func withoutPostfixFields(fs []mtatest.Field, queueID string) []filters.Header {
 			continue
 		}
 		// The value as written, less only the one space after the colon
-		// that the MTAs take off before a milter sees a field: spaces
-		// and tabs the sender put there count.
+		// that the MTAs take off before a milter sees a field (and tell
+		// when there was none): spaces and tabs the sender put there
+		// count.
 		_, value, _ := strings.Cut(f.Raw, ":")
-		out = append(out, filters.Header{Name: f.Name, Value: strings.TrimPrefix(value, " ")})
+		v, spaced := strings.CutPrefix(value, " ")
+		out = append(out, filters.Header{Name: f.Name, Value: v, NoSpace: !spaced})
 	}
 	return out
 }
@@ -352,7 +354,7 @@ func withoutPostfixFields(fs []mtatest.Field, queueID string) []filters.Header {
 func fieldList(hs []filters.Header) string {
 	var b strings.Builder
 	for _, h := range hs {
-		fmt.Fprintf(&b, "  %s: %q\n", h.Name, h.Value)
+		fmt.Fprintf(&b, "  %q\n", h.String())
 	}
 	return b.String()
 }
