@@ -242,9 +242,9 @@ func (m *Message) Raw() io.Reader {
 }
 
 // AppendField appends h to b as a line of RFC 5322 text: "Name: value"
-// ("Name:value" for a field with NoSpace) and CRLF. A folded value keeps its folding, with CRLF before each
-// continuation line as on the wire (the MTAs hand a milter a bare LF
-// there). A line end in the value that is not folding (Sendmail with bare
+// ("Name:value" for a field with NoSpace) and CRLF. A folded value keeps
+// its folding, with CRLF before each continuation line as on the wire
+// (the MTAs hand a milter a bare LF there). A line end in the value that is not folding (Sendmail with bare
 // LF accepted hands such values over) gets a space after it, as the
 // mailbox has it: written as it is, a line end at the end of the value
 // would end the header block early, and one before "Name:" text would

@@ -444,9 +444,10 @@ func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomi
 func (s *session) applyEdits(m *gomilter.Modifier) error {
 	for _, e := range s.deliveredEdits() {
 		value := e.Value
-		if s.c.leadSpace && value != "" {
+		if s.c.leadSpace && (value != "" || e.Kind == filters.AddHeader || e.Kind == filters.InsertHeader) {
 			// The MTA adds no space after the colon of what it is
-			// given either. An empty value deletes, and stays empty.
+			// given either. An empty value of a change deletes, and
+			// stays empty.
 			value = " " + value
 		}
 		var err error

@@ -39,6 +39,7 @@ func (k *rawKeeper) Check(_ context.Context, _ filters.Stage, m *filters.Message
 		{Kind: filters.InsertHeader, Name: "X-Inserted", Index: 0, Value: "inserted"},
 		{Kind: filters.ChangeHeader, Name: "X-Changed", Index: 1, Value: "changed"},
 		{Kind: filters.AddHeader, Name: "X-Folded", Value: "one\n\ttwo"},
+		{Kind: filters.AddHeader, Name: "X-Empty-Added", Value: ""},
 	}}, nil
 }
 
@@ -80,7 +81,7 @@ func TestHeaderSpacingAsWrittenThroughBothMTAs(t *testing.T) {
 				}
 			}
 			delivered := bytes.ReplaceAll(d.Raw, []byte("\r\n"), []byte("\n"))
-			for _, f := range append(sent[:4:4], "X-W: w", "X-Added: added", "X-Inserted: inserted", "X-Changed: changed", "X-Folded: one\n\ttwo") {
+			for _, f := range append(sent[:4:4], "X-W: w", "X-Added: added", "X-Inserted: inserted", "X-Changed: changed", "X-Folded: one\n\ttwo", "X-Empty-Added: ") {
 				if !bytes.Contains(delivered, []byte("\n"+f+"\n")) {
 					t.Errorf("%s delivered no line %q in\n%s", name, f, delivered)
 				}
