@@ -15,13 +15,7 @@ import (
 // costs a one-message "sluice classify" more than the rest of its work.
 func TestModelInPlace(t *testing.T) {
 	ctx := context.Background()
-	st, trainer := newBoltClassifier(t, Params{})
-	if _, err := trainer.Learn(ctx, fixtureOps(t, trainer, Spam, Ham)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := trainer.Refit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, _ := fittedBoltClassifier(t)
 	decoded, err := NewForStore(ctx, st, Params{})
 	if err != nil {
 		t.Fatal(err)
@@ -148,13 +142,7 @@ func TestModelInPlaceFollowsStore(t *testing.T) {
 // "sluice classify" and the daemon must not disagree over a damaged store.
 func TestModelInPlaceRefusesBadModel(t *testing.T) {
 	ctx := context.Background()
-	st, trainer := newBoltClassifier(t, Params{})
-	if _, err := trainer.Learn(ctx, fixtureOps(t, trainer, Spam, Ham)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := trainer.Refit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st, _ := fittedBoltClassifier(t)
 	msg := readFixture(t, "html.eml")
 	tokenOnly, err := NewForStore(ctx, st, Params{Ngram: NgramOff})
 	if err != nil {
@@ -195,4 +183,20 @@ func TestModelInPlaceRefusesBadModel(t *testing.T) {
 			t.Errorf("in place %v: ngram %v, log-odds %v (tokens alone %v), %v, model error %v", inPlace, got.Ngram, got.LogOdds, want.LogOdds, err, c.ModelErr())
 		}
 	}
+}
+
+// fittedBoltClassifier returns a new bbolt store that has learned the
+// fixtures and fitted its n-gram model, and the classifier that trained
+// it.
+func fittedBoltClassifier(t *testing.T) (*BoltStore, *Classifier) {
+	t.Helper()
+	ctx := context.Background()
+	st, trainer := newBoltClassifier(t, Params{})
+	if _, err := trainer.Learn(ctx, fixtureOps(t, trainer, Spam, Ham)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainer.Refit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st, trainer
 }

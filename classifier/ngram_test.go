@@ -689,13 +689,7 @@ func TestNgramModelReadRetries(t *testing.T) {
 // it held; a failed read is reported and the messages go on without it.
 func TestLoadModel(t *testing.T) {
 	ctx := context.Background()
-	bs, trainer := newBoltClassifier(t, Params{})
-	if _, err := trainer.Learn(ctx, fixtureOps(t, trainer, Spam, Ham)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := trainer.Refit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bs, _ := fittedBoltClassifier(t)
 	st := &metaCounting{BoltStore: bs}
 	c, err := NewForStore(ctx, st, Params{})
 	if err != nil {
