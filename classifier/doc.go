@@ -40,9 +40,11 @@
 // "rnet:"; the shape and zone of the Date, "date:"; a fingerprint of the
 // order of the first fields, "ord:"), and for binary parts keeps only type
 // and file name. Characters that show as nothing (the zero-width space,
-// the soft hyphen ...) are left out of the words they stand in, and the
-// Cyrillic and Greek look-alikes written into a Latin word ("pаypal")
-// are read as the Latin letters they look like. Words of
+// the soft hyphen ...) are left out of the words they stand in, words
+// are read in normalization form NFKC (full-width and mathematical
+// letters as plain ones), and the Cyrillic and Greek look-alikes written
+// into a Latin word ("pаypal") are read as the Latin letters they look
+// like. Words of
 // three bytes or more in the body and the subject
 // also form pairs with the previous such word ("click here", "subj:cheap
 // meds"); shorter words are skipped without breaking the chain. Runs of

@@ -98,3 +98,30 @@ func TestTokenizeLookAlikeLetters(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizeCompatibilityForms checks that a word written with the
+// compatibility forms of letters (full-width "ｖｉａｇｒａ", the
+// mathematical bold and sans-serif letters of "𝐕𝐢𝐚𝐠𝐫𝐚", ligatures
+// such as "ﬁ") gives the token of the plain word, as its reader reads
+// it (Unicode normalization form NFKC): spam writes subjects and sender
+// names so to slip words past filters. A letter with its accent written
+// apart ("e" and U+0301) and the same letter precomposed ("é") give one
+// token too.
+func TestTokenizeCompatibilityForms(t *testing.T) {
+	body := "Subject: \U0001d415\U0001d422\U0001d41a\U0001d420\U0001d42b\U0001d41a now\n" +
+		"Content-Type: text/plain; charset=utf-8\n\n" +
+		"buy \uff56\uff49\uff41\uff47\uff52\uff41 \U0001d5cf\U0001d5ee\U0001d5f9\U0001d5f6\U0001d5f1 \ufb01nance caf\u00e9 cafe\u0301\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{"subj:viagra", "subj:viagra now", "viagra", "buy viagra", "valid", "finance", "caf\u00e9", "caf\u00e9 caf\u00e9"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, tok := range m.Tokens {
+		for _, r := range tok {
+			if r >= 0xff00 && r <= 0xffef || r >= 0x1d400 && r <= 0x1d7ff || r == 0xfb01 || r == 0x0301 {
+				t.Errorf("%q keeps a compatibility form or a separate accent", tok)
+			}
+		}
+	}
+}

@@ -43,6 +43,7 @@ type walker struct {
 	buf       []byte // scratch for building one token
 	visBuf    []byte // scratch for a word without its invisible characters
 	latinBuf  []byte // scratch for a word with its look-alikes made Latin
+	nfkcBuf   []byte // scratch for a word in normalization form NFKC
 	names     []byte // arena of lower-cased header field names
 	html      []byte // scratch for the visible text of an HTML part
 	partBufs  [][]byte

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Token length bounds, in bytes. Shorter words are mostly noise ("a", "of");
@@ -475,9 +476,21 @@ func (w *walker) word(tok []byte, prefix string) {
 	if len(tok) < minTokenLen || len(tok) > maxTokenLen {
 		return
 	}
-	if !isASCII(tok) && lookAlikeWord(tok) {
-		w.latinBuf = appendLatinLookAlikes(w.latinBuf[:0], tok)
-		tok = w.latinBuf
+	if !isASCII(tok) {
+		if !norm.NFKC.IsNormal(tok) {
+			// As the reader reads it: full-width and mathematical
+			// letters as plain ones, ligatures as their letters, an
+			// accent written apart on its letter.
+			w.nfkcBuf = norm.NFKC.Append(w.nfkcBuf[:0], tok...)
+			tok = w.nfkcBuf
+			if len(tok) > maxTokenLen {
+				return
+			}
+		}
+		if lookAlikeWord(tok) {
+			w.latinBuf = appendLatinLookAlikes(w.latinBuf[:0], tok)
+			tok = w.latinBuf
+		}
 	}
 	if len(tok) > 4 && allDigits(tok) && ipv4Len(tok) != len(tok) {
 		// Long numbers are phone numbers, dates, IDs: never seen twice.
