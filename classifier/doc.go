@@ -42,7 +42,7 @@
 // and file name. Characters that show as nothing (the zero-width space,
 // the soft hyphen ...) are left out of the words they stand in, words
 // are read in normalization form NFKC (full-width and mathematical
-// letters as plain ones), and the Cyrillic and Greek look-alikes written
+// letters as plain ones, and circled and squared ones too), and the Cyrillic and Greek look-alikes written
 // into a Latin word ("pаypal") are read as the Latin letters they look
 // like. Words of
 // three bytes or more in the body and the subject

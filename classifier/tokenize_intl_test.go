@@ -125,3 +125,27 @@ func TestTokenizeCompatibilityForms(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenizeEnclosedLetters checks that a word written in circled or
+// squared letters ("ⓥⓘⓐⓖⓡⓐ", "🅵🆁🅴🅴"), which spam uses in subjects
+// and sender names, gives the token of the plain word; those letters
+// used to be no word runes at all, and the word gave no token. Flags
+// (pairs of regional indicator letters) stay emoji, no word.
+func TestTokenizeEnclosedLetters(t *testing.T) {
+	body := "Subject: \u24e5\u24d8\u24d0\u24d6\u24e1\u24d0 now\nContent-Type: text/plain; charset=utf-8\n\n" +
+		"get it \U0001f175\U0001f181\U0001f174\U0001f174 \U0001f13f\U0001f141\U0001f138\U0001f132\U0001f134 " +
+		"\U0001f15c\U0001f154\U0001f15d\U0001f162 \u24b6\u24c1\u24c1 \U0001f1e9\U0001f1ea flag\n"
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
+	for _, w := range []string{"subj:viagra", "subj:viagra now", "free", "get free", "free price", "price", "mens", "all"} {
+		if !slices.Contains(m.Tokens, w) {
+			t.Errorf("missing %q in %q", w, m.Tokens)
+		}
+	}
+	for _, tok := range m.Tokens {
+		for _, r := range tok {
+			if r >= 0x2460 && r <= 0x24ff || r >= 0x1f100 && r <= 0x1f1ff {
+				t.Errorf("%q keeps an enclosed letter or a regional indicator", tok)
+			}
+		}
+	}
+}

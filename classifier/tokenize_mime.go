@@ -36,30 +36,31 @@ type walker struct {
 	reread int
 	// decoded counts the bytes of multipart bodies decoded (see
 	// encodedMultipart) in the message.
-	decoded   int
-	truncated bool
-	pastCap   int    // tokens taken past the token cap (see add)
-	bogo      bool   // DialectBogofilter
-	buf       []byte // scratch for building one token
-	visBuf    []byte // scratch for a word without its invisible characters
-	latinBuf  []byte // scratch for a word with its look-alikes made Latin
-	nfkcBuf   []byte // scratch for a word in normalization form NFKC
-	names     []byte // arena of lower-cased header field names
-	html      []byte // scratch for the visible text of an HTML part
-	partBufs  [][]byte
-	fieldBufs [][]field // header fields of the entity at each depth
-	pairs     bool      // the current run of words forms pairs (see pair)
-	prev      []byte    // the previous word of the run, for pairs
-	seen      ngramSeen // scratch for the n-gram features
-	toks      []string  // scratch Message.Tokens (see Tokenizer.withMessage)
-	hashes    []uint64  // scratch Message.hashes
-	counts    []Counts  // scratch Message.counts
-	feats     []uint32  // scratch Message.Features
-	viewBuf   []byte    // scratch for the bytes of the n-gram features (ngramView)
-	pairBuf   []byte    // scratch for building a pair
-	linkBuf   []byte    // scratch for the decoded value of an HTML link attribute
-	hostBuf   []byte    // scratch for the ASCII form of a non-ASCII host (see asciiHost)
-	pctBuf    []byte    // scratch for a host with percent-encodings decoded (see unescapeHost)
+	decoded     int
+	truncated   bool
+	pastCap     int    // tokens taken past the token cap (see add)
+	bogo        bool   // DialectBogofilter
+	buf         []byte // scratch for building one token
+	visBuf      []byte // scratch for a word without its invisible characters
+	latinBuf    []byte // scratch for a word with its look-alikes made Latin
+	nfkcBuf     []byte // scratch for a word in normalization form NFKC
+	enclosedBuf []byte // scratch for a word with its enclosed letters made plain
+	names       []byte // arena of lower-cased header field names
+	html        []byte // scratch for the visible text of an HTML part
+	partBufs    [][]byte
+	fieldBufs   [][]field // header fields of the entity at each depth
+	pairs       bool      // the current run of words forms pairs (see pair)
+	prev        []byte    // the previous word of the run, for pairs
+	seen        ngramSeen // scratch for the n-gram features
+	toks        []string  // scratch Message.Tokens (see Tokenizer.withMessage)
+	hashes      []uint64  // scratch Message.hashes
+	counts      []Counts  // scratch Message.counts
+	feats       []uint32  // scratch Message.Features
+	viewBuf     []byte    // scratch for the bytes of the n-gram features (ngramView)
+	pairBuf     []byte    // scratch for building a pair
+	linkBuf     []byte    // scratch for the decoded value of an HTML link attribute
+	hostBuf     []byte    // scratch for the ASCII form of a non-ASCII host (see asciiHost)
+	pctBuf      []byte    // scratch for a host with percent-encodings decoded (see unescapeHost)
 }
 
 func newWalker(opts TokenizerOptions) *walker {

@@ -177,7 +177,30 @@ func isWordRune(r rune) bool {
 		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
 			r == '\'' || r == '-' || r == '.' || r == '@' || r == '$' || r == '_'
 	}
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || enclosedLetter(r) != 0
+}
+
+// enclosedLetter returns the Latin letter (lower case) that r writes in
+// a circle or a square, plain or negative ("ⓥ", "🅵"), 0 for any other
+// rune. Unicode files them as symbols, not letters, so a word written in
+// them was no word; spam writes subjects and sender names so. Regional
+// indicators, which flags are made of, are not among them.
+func enclosedLetter(r rune) byte {
+	switch {
+	case r < 0x24b6:
+		return 0
+	case r <= 0x24cf: // circled capital letters
+		return byte('a' + r - 0x24b6)
+	case r <= 0x24e9: // circled small letters
+		return byte('a' + r - 0x24d0)
+	case r >= 0x1f130 && r <= 0x1f149: // squared capital letters
+		return byte('a' + r - 0x1f130)
+	case r >= 0x1f150 && r <= 0x1f169: // negative circled capital letters
+		return byte('a' + r - 0x1f150)
+	case r >= 0x1f170 && r <= 0x1f189: // negative squared capital letters
+		return byte('a' + r - 0x1f170)
+	}
+	return 0
 }
 
 // isCJK reports whether r belongs to a CJK script, written without spaces
@@ -372,6 +395,32 @@ func (w *walker) endWord(word []byte, hidden bool, prefix string) {
 	w.word(word, prefix)
 }
 
+// hasEnclosedLetter reports whether word holds an enclosed letter (see
+// enclosedLetter).
+func hasEnclosedLetter(word []byte) bool {
+	for _, r := range string(word) {
+		if r >= 0x24b6 && enclosedLetter(r) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendEnclosedLetters appends word to b with its enclosed letters
+// written as the plain letters.
+func appendEnclosedLetters(b, word []byte) []byte {
+	for len(word) > 0 {
+		r, n := utf8.DecodeRune(word)
+		if c := enclosedLetter(r); c != 0 {
+			b = append(b, c)
+		} else {
+			b = append(b, word[:n]...)
+		}
+		word = word[n:]
+	}
+	return b
+}
+
 // latinLookAlike maps the Cyrillic and Greek letters that look like a
 // Latin letter, in a sans-serif mail font, to that letter (lower case).
 // Letters that look only like a small capital (Cyrillic "н", "т") are
@@ -477,6 +526,10 @@ func (w *walker) word(tok []byte, prefix string) {
 		return
 	}
 	if !isASCII(tok) {
+		if hasEnclosedLetter(tok) {
+			w.enclosedBuf = appendEnclosedLetters(w.enclosedBuf[:0], tok)
+			tok = w.enclosedBuf
+		}
 		if !norm.NFKC.IsNormal(tok) {
 			// As the reader reads it: full-width and mathematical
 			// letters as plain ones, ligatures as their letters, an
