@@ -46,23 +46,13 @@ func TestTokenizeInvisibleCharacters(t *testing.T) {
 	body := "Subject: cheap vi\u00adagra\nContent-Type: text/html; charset=utf-8\n\n" +
 		"<p>buy vi\u200bagra now, \u200bvia\u200cgra\u200d, ci&#8203;al&shy;is and " +
 		"le\u2060vi\ufefftra\u200e \u200fpills\u202e\u202c</p>"
-	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
-	for _, w := range []string{"subj:viagra", "subj:cheap viagra", "viagra", "buy viagra", "viagra now",
-		"cialis", "levitra", "levitra pills", "pills"} {
-		if !slices.Contains(m.Tokens, w) {
-			t.Errorf("missing %q in %q", w, m.Tokens)
-		}
-	}
+	m := checkNormalTokens(t, body, []string{"subj:viagra", "subj:cheap viagra", "viagra", "buy viagra", "viagra now",
+		"cialis", "levitra", "levitra pills", "pills"}, "an invisible character", func(r rune) bool {
+		return r == '\u200b' || r == '\u00ad' || r == '\ufeff' || r == '\u200d' || r == '\u2060' || r == '\u202e'
+	})
 	for _, w := range []string{"vi", "agra", "gra", "via", "cial", "tra", "subj:agra"} {
 		if slices.Contains(m.Tokens, w) {
 			t.Errorf("%q: a word split at an invisible character", w)
-		}
-	}
-	for _, tok := range m.Tokens {
-		for _, r := range tok {
-			if r == '\u200b' || r == '\u00ad' || r == '\ufeff' || r == '\u200d' || r == '\u2060' || r == '\u202e' {
-				t.Errorf("%q keeps an invisible character", tok)
-			}
 		}
 	}
 }
@@ -111,19 +101,10 @@ func TestTokenizeCompatibilityForms(t *testing.T) {
 	body := "Subject: \U0001d415\U0001d422\U0001d41a\U0001d420\U0001d42b\U0001d41a now\n" +
 		"Content-Type: text/plain; charset=utf-8\n\n" +
 		"buy \uff56\uff49\uff41\uff47\uff52\uff41 \U0001d5cf\U0001d5ee\U0001d5f9\U0001d5f6\U0001d5f1 \ufb01nance caf\u00e9 cafe\u0301\n"
-	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
-	for _, w := range []string{"subj:viagra", "subj:viagra now", "viagra", "buy viagra", "valid", "finance", "caf\u00e9", "caf\u00e9 caf\u00e9"} {
-		if !slices.Contains(m.Tokens, w) {
-			t.Errorf("missing %q in %q", w, m.Tokens)
-		}
-	}
-	for _, tok := range m.Tokens {
-		for _, r := range tok {
-			if r >= 0xff00 && r <= 0xffef || r >= 0x1d400 && r <= 0x1d7ff || r == 0xfb01 || r == 0x0301 {
-				t.Errorf("%q keeps a compatibility form or a separate accent", tok)
-			}
-		}
-	}
+	checkNormalTokens(t, body, []string{"subj:viagra", "subj:viagra now", "viagra", "buy viagra", "valid", "finance", "caf\u00e9", "caf\u00e9 caf\u00e9"},
+		"a compatibility form or a separate accent", func(r rune) bool {
+			return r >= 0xff00 && r <= 0xffef || r >= 0x1d400 && r <= 0x1d7ff || r == 0xfb01 || r == 0x0301
+		})
 }
 
 // TestTokenizeEnclosedLetters checks that a word written in circled or
@@ -135,17 +116,27 @@ func TestTokenizeEnclosedLetters(t *testing.T) {
 	body := "Subject: \u24e5\u24d8\u24d0\u24d6\u24e1\u24d0 now\nContent-Type: text/plain; charset=utf-8\n\n" +
 		"get it \U0001f175\U0001f181\U0001f174\U0001f174 \U0001f13f\U0001f141\U0001f138\U0001f132\U0001f134 " +
 		"\U0001f15c\U0001f154\U0001f15d\U0001f162 \u24b6\u24c1\u24c1 \U0001f1e9\U0001f1ea flag\n"
-	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(body))
-	for _, w := range []string{"subj:viagra", "subj:viagra now", "free", "get free", "free price", "price", "mens", "all"} {
+	checkNormalTokens(t, body, []string{"subj:viagra", "subj:viagra now", "free", "get free", "free price", "price", "mens", "all"},
+		"an enclosed letter or a regional indicator", func(r rune) bool {
+			return r >= 0x2460 && r <= 0x24ff || r >= 0x1f100 && r <= 0x1f1ff
+		})
+}
+
+// checkNormalTokens tokenises raw and checks that every token of want is
+// there and that no token holds a rune that bad reports (what, in the
+// message of a failure); it returns the message's tokens.
+func checkNormalTokens(t *testing.T, raw string, want []string, what string, bad func(rune) bool) Message {
+	t.Helper()
+	m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+	for _, w := range want {
 		if !slices.Contains(m.Tokens, w) {
 			t.Errorf("missing %q in %q", w, m.Tokens)
 		}
 	}
 	for _, tok := range m.Tokens {
-		for _, r := range tok {
-			if r >= 0x2460 && r <= 0x24ff || r >= 0x1f100 && r <= 0x1f1ff {
-				t.Errorf("%q keeps an enclosed letter or a regional indicator", tok)
-			}
+		if strings.ContainsFunc(tok, bad) {
+			t.Errorf("%q keeps %s", tok, what)
 		}
 	}
+	return m
 }
