@@ -174,7 +174,9 @@ func (f *Filter) copies(t pathTemplate, verdict string, m *filters.Message, at t
 	var out []copySet
 	index := map[string]int{}
 	for _, r := range all {
-		setRcpt(values, r)
+		// The path is made of the recipient as the copy records it, so
+		// that "sluice archive move" finds it again from the record.
+		setRcpt(values, headerSafe(r, true))
 		p := t.render(values)
 		if i, ok := index[p]; ok {
 			out[i].rcpts = append(out[i].rcpts, r)

@@ -128,12 +128,15 @@ func FuzzArchiveFields(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := filepath.Join(dir, pathSafe(deliveredAction(a)), pathSafe(strings.TrimSpace(headerSafe(rcpt, true))))
-		if strings.HasSuffix(want, lockSuffix) {
-			want = strings.TrimSuffix(want, lockSuffix) + "_lock"
+		// The path the copy was written to.
+		tmpl, err := parsePathTemplate(cfg.Targets["reject"], dir)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if path != want {
-			t.Fatalf("filed under %q, want %q (verdict field %q)", path, want, HeaderValues(r.Message, FieldVerdict))
+		m := &filters.Message{Rcpts: []filters.Address{{Addr: rcpt}}, Decided: e.decided}
+		if want := (&Filter{}).copies(tmpl, "reject", m, at)[0].path; path != want {
+			t.Fatalf("filed under %q, written to %q (verdict field %q, recipient field %q)", path, want,
+				HeaderValues(r.Message, FieldVerdict), HeaderValues(r.Message, FieldEnvelopeTo))
 		}
 	})
 }
