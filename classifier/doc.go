@@ -44,7 +44,9 @@
 // are read in normalization form NFKC (full-width and mathematical
 // letters as plain ones, and circled and squared ones too), and the Cyrillic and Greek look-alikes written
 // into a Latin word ("pаypal") are read as the Latin letters they look
-// like. Words of
+// like. The text of an inline HTML element that its style or the hidden
+// attribute hides is read apart, so that it neither splits nor joins the
+// visible words around it. Words of
 // three bytes or more in the body and the subject
 // also form pairs with the previous such word ("click here", "subj:cheap
 // meds"); shorter words are skipped without breaking the chain. Runs of

@@ -19,35 +19,82 @@ import (
 // processing instructions are dropped. A "<" that starts no tag is text.
 // Every loop advances through s, so the work is linear in its length.
 func (w *walker) htmlText(s []byte) {
-	text := w.html[:0]
+	text, hidden := w.html[:0], w.htmlHidden[:0]
+	// hiding is the inline element whose content is hidden, "" outside
+	// one; depth counts the elements of its name open inside it.
+	var hiding string
+	depth := 0
 	for i := 0; i < len(s); {
 		lt := bytes.IndexByte(s[i:], '<')
 		if lt < 0 {
-			text = appendHTMLText(text, s[i:])
+			lt = len(s) - i
+		}
+		if hiding == "" {
+			text = appendHTMLText(text, s[i:i+lt])
+		} else {
+			hidden = appendHTMLText(hidden, s[i:i+lt])
+		}
+		i += lt
+		if i == len(s) {
 			break
 		}
-		text = appendHTMLText(text, s[i:i+lt])
-		i += lt
-		next, tagText := w.htmlTag(s, i)
-		if next == i {
+		next, tag := w.htmlTag(s, i)
+		switch {
+		case next == i:
 			// Not markup: the "<" is text.
-			text = append(text, '<')
+			if hiding == "" {
+				text = append(text, '<')
+			} else {
+				hidden = append(hidden, '<')
+			}
 			i++
 			continue
+		case hiding == "" && tag.hides && !tag.end && tag.inline != "":
+			hiding, depth = tag.inline, 1
+			hidden = append(hidden, ' ')
+		case hiding == "":
+			text = append(text, tag.sep...)
+		case tag.inline == hiding && tag.end:
+			depth--
+			if depth == 0 {
+				hiding = ""
+				hidden = append(hidden, ' ')
+			}
+		case tag.inline == hiding:
+			depth++
+		default:
+			hidden = append(hidden, tag.sep...)
 		}
-		text = append(text, tagText...)
 		i = next
+	}
+	w.text(text)
+	if len(hidden) > 0 {
+		w.text(hidden)
 	}
 	if cap(text) <= maxPooledArena {
 		w.html = text
 	}
-	w.text(text)
+	if cap(hidden) <= maxPooledArena {
+		w.htmlHidden = hidden
+	}
+}
+
+// htmlTag describes the markup htmlTag read.
+type htmlTag struct {
+	// sep is what the markup adds to the text: a space for a tag that
+	// separates words, nothing for the others.
+	sep string
+	// inline is the name of an inline formatting element (see
+	// inlineElement), "" for other markup.
+	inline string
+	// end says the tag is an end tag; hides, that its attributes hide
+	// the element's content (see hidesContent).
+	end, hides bool
 }
 
 // htmlTag reads the markup that starts at s[i] == '<' and returns the
-// index after it (i if it is not markup) and what it adds to the text: a
-// space for a tag that separates words, nothing for the others.
-func (w *walker) htmlTag(s []byte, i int) (int, string) {
+// index after it (i if it is not markup) and what it is.
+func (w *walker) htmlTag(s []byte, i int) (int, htmlTag) {
 	rest := s[i+1:]
 	switch {
 	case bytes.HasPrefix(rest, []byte("!--")):
@@ -56,15 +103,15 @@ func (w *walker) htmlTag(s []byte, i int) (int, string) {
 		// an empty comment): browsers show the text after them.
 		for _, empty := range []string{"!-->", "!--->"} {
 			if bytes.HasPrefix(rest, []byte(empty)) {
-				return i + 1 + len(empty), ""
+				return i + 1 + len(empty), htmlTag{}
 			}
 		}
 		if end := bytes.Index(rest[3:], []byte("-->")); end >= 0 {
-			return i + 1 + 3 + end + 3, ""
+			return i + 1 + 3 + end + 3, htmlTag{}
 		}
-		return len(s), ""
+		return len(s), htmlTag{}
 	case len(rest) > 0 && (rest[0] == '!' || rest[0] == '?'):
-		return skipPast(s, i+1, '>'), ""
+		return skipPast(s, i+1, '>'), htmlTag{}
 	}
 	end := len(rest) > 0 && rest[0] == '/'
 	if end {
@@ -75,7 +122,7 @@ func (w *walker) htmlTag(s []byte, i int) (int, string) {
 		n++
 	}
 	if n == 0 || !isASCIILetter(rest[0]) {
-		return i, ""
+		return i, htmlTag{}
 	}
 	var nameBuf [32]byte
 	name := appendLowerASCII(nameBuf[:0], rest[:n])
@@ -83,38 +130,64 @@ func (w *walker) htmlTag(s []byte, i int) (int, string) {
 	if end {
 		j++
 	}
-	j = w.htmlAttrs(s, j, end, string(name) == "meta")
-	switch string(name) {
-	case "script", "style":
+	j, hides := w.htmlAttrs(s, j, end, string(name) == "meta")
+	if string(name) == "script" || string(name) == "style" {
 		if !end {
 			// Raw text up to the end tag, which is not text a reader
 			// sees, and may hold "<" that starts nothing.
 			j = skipRawText(s, j, string(name))
 		}
-		return j, " "
-	case "b", "i", "u", "em", "strong", "font", "span", "a", "small", "big", "sub", "sup":
+		return j, htmlTag{sep: " "}
+	}
+	if inline := inlineElement(name); inline != "" {
 		// Inline formatting does not separate words: spammers write
 		// "V<b></b>iagra" to split a word for filters that would see
 		// two.
-		return j, ""
+		return j, htmlTag{inline: inline, end: end, hides: hides}
 	}
-	return j, " "
+	return j, htmlTag{sep: " "}
+}
+
+// inlineElements are the elements of inline formatting, which do not
+// separate words.
+var inlineElements = [...]string{"b", "i", "u", "em", "strong", "font", "span", "a", "small", "big", "sub", "sup"}
+
+// inlineElement returns the name of the inline formatting element name
+// (lower-case), or "" if it is none.
+func inlineElement(name []byte) string {
+	for _, e := range inlineElements {
+		if string(name) == e {
+			return e
+		}
+	}
+	return ""
 }
 
 // htmlAttrs reads the attributes of a tag from s[j] to the closing ">" and
-// returns the index after it. Link targets (href, src, action, background)
-// of start tags are tokenised, and so is the target of a <meta> refresh
-// (meta says the tag is a <meta> start tag).
-func (w *walker) htmlAttrs(s []byte, j int, end, meta bool) int {
-	var refresh bool
+// returns the index after it and whether the attributes hide the
+// element's content (the hidden attribute, or a style that hidesContent).
+// Link targets (href, src, action, background) of start tags are
+// tokenised, and so is the target of a <meta> refresh (meta says the tag
+// is a <meta> start tag).
+func (w *walker) htmlAttrs(s []byte, j int, end, meta bool) (int, bool) {
+	var refresh, hides, styled bool
 	var content []byte
 	j = w.eachAttr(s, j, func(key, val []byte) {
 		switch {
 		case end:
+		case val == nil:
+			// An attribute without a value.
+			hides = hides || bytes.EqualFold(key, []byte("hidden"))
 		case isLinkAttr(key):
 			// Scratch of the walker: link keeps nothing of it.
 			w.linkBuf = appendHTMLText(w.linkBuf[:0], val)
 			w.link(w.linkBuf)
+		case bytes.EqualFold(key, []byte("style")):
+			// A browser takes an attribute's first value.
+			if !styled {
+				styled = true
+				hides = hides || hidesContent(val)
+			}
 		case meta && bytes.EqualFold(key, []byte("http-equiv")):
 			refresh = bytes.EqualFold(bytes.TrimSpace(val), []byte("refresh"))
 		case meta && bytes.EqualFold(key, []byte("content")):
@@ -124,7 +197,71 @@ func (w *walker) htmlAttrs(s []byte, j int, end, meta bool) int {
 	if refresh {
 		w.refreshTarget(content)
 	}
-	return j
+	return j, hides
+}
+
+// hidesContent reports whether an inline style hides the content of its
+// element from the reader: display:none, visibility:hidden or collapse,
+// a font size of zero or an opacity of zero. Of a property declared more
+// than once, the last declaration counts, as in CSS (the difference
+// between "!important" and not is not weighed). A hidden element's
+// children could show again with a style of their own (visibility, font
+// size); that is rare in mail and not followed.
+func hidesContent(style []byte) bool {
+	var display, visibility, fontSize, opacity bool
+	for len(style) > 0 {
+		decl := style
+		if k := bytes.IndexByte(style, ';'); k >= 0 {
+			decl, style = style[:k], style[k+1:]
+		} else {
+			style = nil
+		}
+		colon := bytes.IndexByte(decl, ':')
+		if colon < 0 {
+			continue
+		}
+		prop := bytes.TrimSpace(decl[:colon])
+		val := bytes.TrimSpace(decl[colon+1:])
+		if k := bytes.IndexByte(val, '!'); k >= 0 {
+			val = bytes.TrimSpace(val[:k])
+		}
+		switch {
+		case bytes.EqualFold(prop, []byte("display")):
+			display = bytes.EqualFold(val, []byte("none"))
+		case bytes.EqualFold(prop, []byte("visibility")):
+			visibility = bytes.EqualFold(val, []byte("hidden")) || bytes.EqualFold(val, []byte("collapse"))
+		case bytes.EqualFold(prop, []byte("font-size")):
+			fontSize = isZeroLength(val)
+		case bytes.EqualFold(prop, []byte("opacity")):
+			opacity = isZeroLength(val)
+		}
+	}
+	return display || visibility || fontSize || opacity
+}
+
+// isZeroLength reports whether a CSS value is a zero number with an
+// optional unit: "0", "0px", "0.0em", "0%".
+func isZeroLength(val []byte) bool {
+	digits := 0
+	k := 0
+	for ; k < len(val) && (val[k] >= '0' && val[k] <= '9' || val[k] == '.'); k++ {
+		switch {
+		case val[k] == '.':
+		case val[k] != '0':
+			return false
+		default:
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	for _, c := range val[k:] {
+		if !isASCIILetter(c) && c != '%' {
+			return false
+		}
+	}
+	return true
 }
 
 // refreshTarget tokenises the target of a <meta http-equiv="refresh">,
@@ -160,7 +297,8 @@ func (w *walker) refreshTarget(content []byte) {
 }
 
 // eachAttr calls fn with the name and raw value of each attribute of a
-// tag from s[j] to the closing ">", and returns the index after it.
+// tag from s[j] to the closing ">" (a nil value for an attribute without
+// one, an empty one for ""), and returns the index after it.
 func (w *walker) eachAttr(s []byte, j int, fn func(key, val []byte)) int {
 	for j < len(s) {
 		for j < len(s) && (isHTMLSpace(s[j]) || s[j] == '/') {
@@ -185,7 +323,10 @@ func (w *walker) eachAttr(s []byte, j int, fn func(key, val []byte)) int {
 			j++
 		}
 		if j >= len(s) || s[j] != '=' {
-			continue // an attribute without a value
+			if len(key) > 0 {
+				fn(key, nil) // an attribute without a value
+			}
+			continue
 		}
 		j++
 		for j < len(s) && isHTMLSpace(s[j]) {

@@ -47,6 +47,7 @@ type walker struct {
 	enclosedBuf []byte // scratch for a word with its enclosed letters made plain
 	names       []byte // arena of lower-cased header field names
 	html        []byte // scratch for the visible text of an HTML part
+	htmlHidden  []byte // scratch for the text hidden inside an HTML part (see htmlText)
 	partBufs    [][]byte
 	fieldBufs   [][]field // header fields of the entity at each depth
 	pairs       bool      // the current run of words forms pairs (see pair)
