@@ -90,13 +90,13 @@ type conn struct {
 	// connection on purpose. Used only by the session goroutine.
 	quit bool
 
-	// offered is the protocol mask of the MTA's option negotiation
-	// (SMFIP_*), once it arrived; answered is set once sluice's answer
-	// went out, and leadSpace if it kept SMFIP_HDR_LEADSPC. Used only by
-	// the session goroutine.
-	offered   uint32
-	answered  bool
-	leadSpace bool
+	// offered is the protocol mask of the MTA's last option negotiation
+	// (SMFIP_*); negotiating is set when one arrived whole and sluice's
+	// answer is the next thing written, and leadSpace is set if that
+	// answer kept SMFIP_HDR_LEADSPC. Used only by the session goroutine.
+	offered     uint32
+	negotiating bool
+	leadSpace   bool
 
 	// tcp is the socket of a TCP connection, for quickAck; nil for a
 	// unix socket. unanswered is set when a packet that gets no reply (a
@@ -219,11 +219,13 @@ func (c *conn) packetDone() {
 	}
 
 	switch {
-	case c.capture && c.code == 'O':
+	case c.code == 'O':
 		// Version, actions and protocol steps, 4 bytes each.
-		if len(c.buf) >= 12 {
+		c.offered = 0
+		if c.capture && len(c.buf) >= 12 {
 			c.offered = binary.BigEndian.Uint32(c.buf[8:12])
 		}
+		c.negotiating = true
 	case c.capture && c.code == 'C':
 		c.connectAddr = connectAddress(c.buf)
 	case c.capture:
@@ -293,21 +295,24 @@ var errClosedByMTA = errors.New("the MTA had closed the connection before the re
 // optLeadSpace is SMFIP_HDR_LEADSPC.
 const optLeadSpace = 1 << 20
 
-// answer adjusts sluice's answer to the option negotiation, the first
-// packet it writes (go-milter writes each packet whole): the header
-// values' leading space is asked for only if the MTA offered it. It
-// returns p itself, or a copy with the bit taken out.
+// answer adjusts sluice's answer to an option negotiation, the first
+// packet written after the MTA's negotiation arrived whole (go-milter
+// writes a packet that small in one piece): the header values' leading
+// space is asked for only if the MTA offered it. Nothing else written is
+// looked at: go-milter writes a packet over 4 kB in several pieces, and a
+// piece of a long header value may look like an answer. It returns p
+// itself, or a copy with the bit taken out.
 func (c *conn) answer(p []byte) []byte {
-	if c.answered || len(p) < 17 || p[4] != 'O' {
+	if !c.negotiating {
 		return p
 	}
-	c.answered = true
+	c.negotiating = false
+	if len(p) < 17 || p[4] != 'O' {
+		return p
+	}
 	proto := binary.BigEndian.Uint32(p[13:17])
-	if proto&optLeadSpace == 0 {
-		return p
-	}
-	if c.offered&optLeadSpace != 0 {
-		c.leadSpace = true
+	c.leadSpace = proto&optLeadSpace != 0 && c.offered&optLeadSpace != 0
+	if proto&optLeadSpace == 0 || c.leadSpace {
 		return p
 	}
 	q := bytes.Clone(p)

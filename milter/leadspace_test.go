@@ -10,8 +10,8 @@ import (
 // The values' leading space (SMFIP_HDR_LEADSPC) is asked for only of an
 // MTA that offers it: an MTA that does not know it (Sendmail before 8.14)
 // refuses a milter that asks. The answer is changed in a copy, never in
-// the caller's buffer, and only the first packet, the answer to the
-// option negotiation, is looked at.
+// the caller's buffer, and only the packet written right after a
+// negotiation arrived, the answer to it, is looked at.
 func TestAnswerAsksLeadingSpaceOnlyIfOffered(t *testing.T) {
 	packet := func(code byte, version, actions, proto uint32) []byte {
 		p := binary.BigEndian.AppendUint32(nil, 13)
@@ -57,5 +57,24 @@ func TestAnswerAsksLeadingSpaceOnlyIfOffered(t *testing.T) {
 				t.Error("a packet after the answer was changed")
 			}
 		})
+	}
+
+	// Without a negotiation nothing written is an answer, though a piece
+	// of a long header value may look like one; a second negotiation is
+	// answered by its own offer.
+	a, b := net.Pipe()
+	defer b.Close()
+	c := newConn(a, time.Second, time.Second)
+	looksAlike := packet('O', 2, 0x31, ours)
+	if got := c.answer(looksAlike); &got[0] != &looksAlike[0] {
+		t.Error("a packet written before any negotiation was changed")
+	}
+	for _, offer := range []uint32{0x1fffff, 0, 0x1fffff} {
+		c.feed(packet('O', 6, 0x1ff, offer))
+		got := c.answer(packet('O', 2, 0x31, ours))
+		want := offer&optLeadSpace != 0
+		if proto := binary.BigEndian.Uint32(got[13:17]); (proto&optLeadSpace != 0) != want || c.leadSpace != want {
+			t.Errorf("offer %#x answered %#x, leadSpace %v", offer, proto, c.leadSpace)
+		}
 	}
 }
