@@ -75,7 +75,9 @@ type Message struct {
 	Headers []Header
 	// Body is the message body; nil when no filter asked for it.
 	Body *Body
-	// Macros holds the macros the MTA sent since MAIL FROM, merged.
+	// Macros holds the macros the MTA sent at MAIL FROM, at the latest
+	// RCPT TO, at the end of the header and at the end of the message,
+	// merged.
 	Macros map[string]string
 	// Decided is the outcome so far: the strongest verdict of the filters
 	// that have run, at earlier stages and earlier in this one. The milter

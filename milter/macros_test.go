@@ -93,3 +93,58 @@ func TestMessageTakesOnlyItsOwnMacros(t *testing.T) {
 		t.Errorf("connection macros %v, want none", got)
 	}
 }
+
+// The message's macros are those of its latest MAIL, RCPT, end of header
+// and end of message sets: each RCPT's set replaces the previous RCPT's,
+// as libmilter keeps one set per stage. A peer sending a different set
+// with each of many recipients does not make one message hold them all
+// (200 sets of 64 kB held 12.8 MB), and a recipient's macro does not
+// linger for the next recipient's checks.
+func TestRecipientMacrosReplaceTheEarlierRecipients(t *testing.T) {
+	rec := &recorder{}
+	_, addr := startServer(t, milter.Config{Pipeline: pipeline(rec)})
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Helo("client.example"))
+	s.Macros(gomilter.CodeMail, "{mail_addr}", "a@example.org", "{auth_authen}", "ann")
+	must(t)(s.Mail("a@example.org", nil))
+	const rcpts, perRcpt = 200, 16
+	val := strings.Repeat("v", 4000)
+	for i := range rcpts {
+		kv := []string{"{rcpt_addr}", fmt.Sprintf("r%d@lab.example", i), "i", "4QID"}
+		for j := range perRcpt {
+			kv = append(kv, fmt.Sprintf("{x%d_%d}", i, j), val)
+		}
+		s.Macros(gomilter.CodeRcpt, kv...)
+		must(t)(s.Rcpt(fmt.Sprintf("r%d@lab.example", i), nil))
+	}
+	s.Macros(gomilter.CodeEOB, "{msg_id}", "<m@example.org>")
+	if _, act, err := s.BodyReadFrom(strings.NewReader("x\r\n")); err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("end of message: %v %v", act, err)
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.msgs) != 1 {
+		t.Fatalf("%d messages seen, want 1", len(rec.msgs))
+	}
+	got := rec.msgs[0].Macros
+	want := map[string]string{
+		"{mail_addr}": "a@example.org", "{auth_authen}": "ann",
+		"{rcpt_addr}": fmt.Sprintf("r%d@lab.example", rcpts-1), "i": "4QID",
+		"{msg_id}": "<m@example.org>",
+	}
+	for j := range perRcpt {
+		want[fmt.Sprintf("{x%d_%d}", rcpts-1, j)] = val
+	}
+	if !maps.Equal(got, want) {
+		size := 0
+		for k, v := range got {
+			size += len(k) + len(v)
+		}
+		t.Errorf("the message holds %d macros (%d bytes), want the %d of MAIL, the last RCPT and end of message", len(got), size, len(want))
+	}
+	if q := rec.msgs[0].QueueID; q != "4QID" {
+		t.Errorf("queue id %q", q)
+	}
+}

@@ -35,6 +35,12 @@ type session struct {
 	// comes again: a client saying HELO over and over, or a peer sending
 	// a new set each time, does not make the connection hold more.
 	connectMacros map[string]string
+	// stageMacros are the current message's macros of MAIL, RCPT, end
+	// of header and end of message (messageStages), one set per stage,
+	// each replaced when the stage comes again, as libmilter does: the
+	// message's macros are these merged, so a peer sending a new set with
+	// each of many recipients does not make the message hold them all.
+	stageMacros [len(messageStages)]map[string]string
 
 	// mu guards busy and draining, shared with Server.Shutdown.
 	mu       sync.Mutex
@@ -312,7 +318,8 @@ func (s *session) MailFrom(from string, m *gomilter.Modifier) (resp gomilter.Res
 	s.setBusy()
 	s.start = time.Now()
 	s.startMessage(filters.Address{Addr: from, Args: s.c.takeArgs()})
-	s.mergeMessageMacros(s.c.macrosFor('M', m.Macros))
+	s.stageMacros = [len(messageStages)]map[string]string{}
+	s.setMessageMacros('M', s.c.macrosFor('M', m.Macros))
 	if s.out.Final() || s.messageStage(filters.StageMailFrom) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
 	}
@@ -330,7 +337,7 @@ func (s *session) RcptTo(rcpt string, m *gomilter.Modifier) (resp gomilter.Respo
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(s.c.macrosFor('R', m.Macros))
+	s.setMessageMacros('R', s.c.macrosFor('R', m.Macros))
 	res, refused, final := s.rcptStage(filters.Address{Addr: rcpt, Args: s.c.takeArgs()})
 	if refused {
 		a := res.Verdict.Action
@@ -377,7 +384,7 @@ func (s *session) Headers(_ textproto.MIMEHeader, m *gomilter.Modifier) (resp go
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(s.c.macrosFor('N', m.Macros))
+	s.setMessageMacros('N', s.c.macrosFor('N', m.Macros))
 	s.completeHeaders()
 	if s.messageStage(filters.StageHeaders) {
 		return s.finish(s.out.Action, s.out.Reply, s.out.Reason), nil
@@ -403,7 +410,7 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	if s.msg == nil {
 		return continueReply, nil
 	}
-	s.mergeMessageMacros(s.c.macrosFor('E', m.Macros))
+	s.setMessageMacros('E', s.c.macrosFor('E', m.Macros))
 	action := s.endOfMessage()
 	if filters.Delivers(action) {
 		if err := s.applyEdits(m); err != nil {
@@ -513,8 +520,24 @@ func (s *session) connMacros(helo map[string]string) map[string]string {
 	return m
 }
 
-func (s *session) mergeMessageMacros(src map[string]string) {
-	mergeMacros(s.msg.Macros, src)
+// messageStages are the command codes of the message stages whose macros
+// the message keeps (see stageMacros), in the order they come.
+const messageStages = "MRNE"
+
+// setMessageMacros takes src, the macros the MTA sent for stage (a code of
+// messageStages), as that stage's set; nil, none sent, keeps the stage's
+// earlier set.
+func (s *session) setMessageMacros(stage byte, src map[string]string) {
+	if src == nil {
+		return
+	}
+	k := strings.IndexByte(messageStages, stage)
+	s.stageMacros[k] = maps.Clone(src)
+	all := make(map[string]string)
+	for _, set := range s.stageMacros {
+		mergeMacros(all, set)
+	}
+	s.msg.Macros = all
 	// Postfix sends the queue id from RCPT on, Sendmail from MAIL and drops
 	// it by end of message: keep the first one seen.
 	if s.msg.QueueID == "" {
