@@ -85,6 +85,7 @@ func FuzzRepair(f *testing.F) {
 		"Date\x1f8 Sep 2017 13:44 EDT DATE: 9 Sep 2017 13:44 EDT\x1edate\x1f10 Sep 2017 13:44 EDT",
 		"Subject\x1fx\rFrom:  \x1eDate\x1f8 Sep 2017 13:44 EDT From:\x1eFrom\x1falice@example.org",
 		"Subject\x1fx\rFrom:\rbob@example.net\x1eX-A\x1fy\rFrom: a@b",
+		"Subject\x1fhi\rthere\x1eX-Folded\x1ffirst\n \n second",
 	} {
 		f.Add(s)
 	}
@@ -108,6 +109,17 @@ func checkRepair(t *testing.T, in []filters.Header, p Placement) {
 	again := Repair(out, p)
 	if len(again.Fixes) != 0 || !reflect.DeepEqual(again.Headers(), out) {
 		t.Fatalf("placement %d: second pass changed %q: %v", p, out, again.Fixes)
+	}
+	// A field with no fix reported stays byte for byte as it was (the
+	// docs promise it), whatever was repaired in other fields.
+	fixed := map[int]bool{}
+	for _, fx := range res.Fixes {
+		fixed[fx.Index] = true
+	}
+	for _, fd := range res.Fields {
+		if !fixed[fd.Source] && fd.Header != in[fd.Source] {
+			t.Fatalf("placement %d: field %d %q, with no fix reported, became %q", p, fd.Source, in[fd.Source], fd.Header)
+		}
 	}
 	// Nothing but stray line ends, NULs and whitespace removed or added,
 	// and every stray one reported.

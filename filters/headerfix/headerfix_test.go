@@ -1045,3 +1045,37 @@ func TestRepairMakesNoBlankContinuationLine(t *testing.T) {
 		})
 	}
 }
+
+// A field with nothing to repair stays byte for byte as it is when another
+// field of the message is repaired (docs/headerfix.md, "What is never
+// touched"): a validly folded field with a continuation line of blanks
+// alone (RFC 5322's obsolete folding, which both MTAs pass on) was
+// changed with the repair of a bare CR elsewhere, breaking a DKIM
+// signature with simple header canonicalization over it.
+func TestUnrepairedFieldKeptWhenAnotherIsRepaired(t *testing.T) {
+	folded := "first part\n \n second part"
+	for _, postfix := range []bool{false, true} {
+		in := hs("Subject", "hi\rthere", "X-Folded", folded, "From", exFrom)
+		m := msg(in)
+		if postfix {
+			m = postfixMsg(in)
+		}
+		f := newFilter(t, headerfix.Config{}, nil)
+		v, after := check(t, f, m)
+		repaired := false
+		for _, e := range v.Edits {
+			if filters.SameName(e.Name, "X-Folded") {
+				t.Errorf("postfix=%v: edit %+v of X-Folded, a field without a stray character", postfix, e)
+			}
+			repaired = repaired || filters.SameName(e.Name, "Subject")
+		}
+		if !repaired {
+			t.Errorf("postfix=%v: the Subject was not repaired: %+v", postfix, v.Edits)
+		}
+		for _, h := range after {
+			if h.Name == "X-Folded" && h.Value != folded {
+				t.Errorf("postfix=%v: X-Folded delivered as %q, want %q", postfix, h.Value, folded)
+			}
+		}
+	}
+}

@@ -260,6 +260,7 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 	line := len(cur.Name) + 2
 	v := h.Value
 	var spaces spaceFixes
+	fixes := len(r.Fixes)
 	for i := 0; i < len(v); {
 		c := v[i]
 		if c == 0 {
@@ -326,6 +327,12 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 			line++
 		}
 		i = next
+	}
+	if len(parts) == 0 && len(r.Fixes) == fixes {
+		// Nothing stray: only folding, kept as it is, and a line of
+		// blanks in it stays too. Only a repaired field is tidied.
+		cur.Value = b.String()
+		return append(parts, cur)
 	}
 	cur.Value = dropBlankLines(b.String())
 	return append(parts, cur)
