@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/filtertest"
@@ -1665,6 +1666,23 @@ func TestNullSenderSpellings(t *testing.T) {
 		if !strings.HasPrefix(string(b), tc.returnPath) {
 			line, _, _ := strings.Cut(string(b), "\n")
 			t.Errorf("sender %q: maildir copy starts %q, want %q", tc.from, line, tc.returnPath)
+		}
+	}
+}
+
+// A value cut to keep a long file name within maxName is cut before a
+// character, also when the template's text after it leaves room for
+// fewer bytes of the value than a character has.
+func TestCutComponentKeepsCharacters(t *testing.T) {
+	for _, n := range []int{188, 189, 190, 191, 192, 193, 194, 195} {
+		tmpl := "/srv/a/{rcpt_local}" + strings.Repeat("x", n) + ".mbox"
+		tp, err := parsePathTemplate(tmpl, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(tp.render(map[string]string{"rcpt_local": "übü"}))
+		if !utf8.ValidString(name) || len(name) > maxName || !strings.HasSuffix(name, ".mbox") {
+			t.Errorf("literal of %d bytes: file name %.12q... of %d bytes", n+5, name, len(name))
 		}
 	}
 }

@@ -325,9 +325,10 @@ func cutComponent(b []byte, start, tail int) []byte {
 	}
 	keep := len(b) - tail
 	cut := max(start+maxName-keep, start)
-	// At most UTFMax-1 bytes back: in text that is not UTF-8 there may be
-	// no start of a sequence to find.
-	for i := cut; i > max(start, cut-utf8.UTFMax); i-- {
+	// At most UTFMax-1 bytes back, and not before the value's first
+	// byte: in text that is not UTF-8 there may be no start of a
+	// sequence to find.
+	for i := cut; i >= max(start, cut-utf8.UTFMax+1); i-- {
 		if utf8.RuneStart(b[i]) {
 			cut = i
 			break
