@@ -216,11 +216,15 @@ const orderFields = 6
 // fieldOrder adds a fingerprint of the order of the first header fields
 // ("ord:" and the 32-bit FNV-1a hash of the lower-cased names joined by
 // commas, in hex), leaving out the trace fields the relays and the
-// delivery add (Received, Return-Path, Delivered-To) and those skipHeader
-// and TokenizerOptions.SkipFields drop: every mailer and spamware kit
-// writes its fields in an order of its own. A verdict field added on
-// delivery must not change the order, or the copy in a mailbox would
-// give another token than the message as classified.
+// delivery add (Received, Return-Path, Delivered-To), those skipHeader
+// and TokenizerOptions.SkipFields drop, and, as the message's digest
+// does, the fields later milters and the delivery put on top
+// (laterTrace) and a mail client's state (mailStoreState): every mailer
+// and spamware kit writes its fields in an order of its own. A field
+// added after the daemon classified the message must not change the
+// order, or the copy in a mailbox would give another token than the
+// message as classified, and unlearning the copy would leave the
+// daemon's token counted.
 func (w *walker) fieldOrder(fields []field) {
 	const offset, prime = 2166136261, 16777619
 	h := uint32(offset)
@@ -229,7 +233,8 @@ func (w *walker) fieldOrder(fields []field) {
 		if n == orderFields {
 			break
 		}
-		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || isExtraSkip(f.name, w.opts.SkipFields) {
+		if f.is("received") || f.is("return-path") || skipHeader(string(f.name)) || laterTrace(string(f.name)) ||
+			mailStoreState(string(f.name)) || isExtraSkip(f.name, w.opts.SkipFields) {
 			continue
 		}
 		if n > 0 {

@@ -169,3 +169,29 @@ func TestParseDottedQuadAsNetip(t *testing.T) {
 		t.Errorf("only %d random runs were addresses: the test says little", accepted)
 	}
 }
+
+// The order fingerprint of a message's copy in a mailbox is that of the
+// message the daemon classified: the fields a later milter or the
+// delivery puts on top (Authentication-Results, ARC, Received-SPF, virus
+// scanners' marks, Envelope-to, Delivery-date, X-Sieve) and a mail
+// client's state fields (Thunderbird's X-Mozilla-Status, Dovecot's
+// X-UID) are not part of it, as they are not part of the message's
+// digest. Otherwise moving the copy from spam to ham left the daemon's
+// "ord:" count in spam for good, and scored the copy by another token.
+func TestFieldOrderOfMailboxCopy(t *testing.T) {
+	smtp := "From: Prize Team <win@example.net>\r\nTo: ann@example.org\r\nSubject: claim your prize\r\n" +
+		"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <p1@example.net>\r\nMIME-Version: 1.0\r\n\r\nbody\r\n"
+	want := shapeOf(t, smtp)
+	for _, top := range []string{
+		"Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=example.net\r\n",
+		"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=example.org; s=a; b=x\r\nReceived-SPF: pass\r\n",
+		"X-Virus-Scanned: clamav\r\nX-Virus-Status: Clean\r\n",
+		"Envelope-to: ann@example.org\r\nDelivery-date: Mon, 1 Jan 2024 10:00:01 +0000\r\nX-Sieve: CMU Sieve 2.3\r\n",
+		"X-Mozilla-Status: 0001\r\nX-Mozilla-Status2: 00000000\r\n",
+		"Return-Path: <win@example.net>\r\nDelivered-To: ann@example.org\r\nX-UID: 7\r\nStatus: RO\r\n",
+	} {
+		if got := shapeOf(t, top+smtp); !slices.Equal(got, want) {
+			t.Errorf("with %q on top: %q, want %q as without", top, got, want)
+		}
+	}
+}
