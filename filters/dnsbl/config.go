@@ -219,6 +219,9 @@ type zone struct {
 	txt    bool
 	score  float64
 	probe  bool
+	// index is the list's place in the configuration's zones, which
+	// decides between refusing lists of equal action (see block).
+	index int
 
 	// lastWarn (unix nanoseconds) limits warnings about failed lookups
 	// to one per warnEvery, so a dead list cannot flood the log.
@@ -474,6 +477,7 @@ func (c Config) check() (settings, error) {
 			return s, fmt.Errorf("zones[%d].name: %s is the name of zones[%d] too (a name is the zone unless set, without the key of a Spamhaus DQS zone); give each list a name of its own", i, z.name, j)
 		}
 		names[kindKey{z.kind, z.name}] = i
+		z.index = i
 		s.zones = append(s.zones, z)
 	}
 	return s, nil

@@ -763,7 +763,10 @@ func (f *Filter) block(ctx context.Context, jobs []job) (filters.Verdict, error)
 			continue
 		}
 		all = append(all, describe(*r))
-		if best == nil || r.z.action < best.z.action {
+		// The results come in the order of the lookups, target by
+		// target (the client's address first), not in the lists'
+		// order.
+		if best == nil || r.z.action < best.z.action || r.z.action == best.z.action && r.z.index < best.z.index {
 			best = r
 		}
 	}

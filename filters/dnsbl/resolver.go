@@ -474,7 +474,11 @@ func (r *resolver) exchangeTCP(ctx context.Context, server string, m *dns.Msg) (
 // which may carry another query; co is to be closed otherwise.
 func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m *dns.Msg) (resp *dns.Msg, reusable bool, err error) {
 	stop := context.AfterFunc(ctx, func() { co.Close() })
-	resp, _, err = c.ExchangeWithConnContext(ctx, m, co)
+	if c.Net == "udp" {
+		resp, err = exchangeUDP(ctx, co, m)
+	} else {
+		resp, _, err = c.ExchangeWithConnContext(ctx, m, co)
+	}
 	// stop reports false when ctx ended and co is closed, or about to.
 	open := stop()
 	if err != nil && ctx.Err() != nil {
@@ -483,6 +487,45 @@ func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m
 		return nil, false, ctx.Err()
 	}
 	return resp, err == nil && open, err
+}
+
+// exchangeUDP sends m on the datagram connection co and reads datagrams
+// until one carries m's ID, or ctx ends. A datagram with another ID is no
+// answer to m (an answer to an earlier query that timed out, or a
+// forgery) and is passed over whether it parses or not: miekg/dns passes
+// over only those that parse, and a datagram that does not ended its
+// exchange, so a forger who knew the query's port but not its ID could
+// make a listed client's lookup fail, and the client pass. Only the
+// datagram with m's ID is parsed; when it does not parse, what could be
+// read of it (its header at least) comes with the error, as from
+// miekg/dns.
+func exchangeUDP(ctx context.Context, co *dns.Conn, m *dns.Msg) (*dns.Msg, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		co.SetDeadline(deadline)
+	}
+	if err := co.WriteMsg(m); err != nil {
+		return nil, err
+	}
+	size := dns.MinMsgSize
+	if opt := m.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+		size = int(opt.UDPSize())
+	}
+	buf := make([]byte, size)
+	// Bounded by ctx: its end closes co, and the read fails.
+	for {
+		n, err := co.Conn.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < 2 || uint16(buf[0])<<8|uint16(buf[1]) != m.Id {
+			continue
+		}
+		resp := new(dns.Msg)
+		if err := resp.Unpack(buf[:n]); err != nil {
+			return resp, err
+		}
+		return resp, nil
+	}
 }
 
 // serverMemories is what resolvers learn of servers, kept by server
@@ -679,7 +722,14 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 			}
 		}
 	}
-	a.ttl = min(time.Duration(ttl)*time.Second, maxTTL)
+	a.ttl = time.Duration(ttl) * time.Second
+	if !a.failed() {
+		// A failed answer (a refusal code, an address outside
+		// 127.0.0.0/8) is kept for failure_ttl at most instead, max_ttl
+		// or not (see boundFailure): with max_ttl 0 it is still
+		// remembered, as the failures of the transport are.
+		a.ttl = min(a.ttl, maxTTL)
+	}
 	return a
 }
 
