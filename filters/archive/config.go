@@ -354,7 +354,8 @@ const maxComponent = 100
 // replaced byte by byte, "ü@" and "ö@" both became "__@" and shared one
 // mailbox with each other and with the ASCII "__@". Anything else that is
 // not ASCII (spaces, format and bidi controls, look-alike slashes, bytes
-// that are not UTF-8) still becomes "_", one per byte. The cut at
+// that are not UTF-8) still becomes "_", one per byte, but for U+FFFD,
+// one "_" as for the byte it stands for. The cut at
 // maxComponent bytes never splits a character.
 func pathSafe(s string) string {
 	if !isASCII(s) && utf8.ValidString(s) {
@@ -375,7 +376,15 @@ func pathSafe(s string) string {
 				continue
 			}
 			c = '_'
-			i++
+			if r == utf8.RuneError {
+				// A byte that is not UTF-8, or U+FFFD, as which the
+				// archive's fields record such a byte: one "_"
+				// either way, so that a copy's recipient field gives
+				// the path the copy was written to.
+				i += n
+			} else {
+				i++
+			}
 			b = append(b, c)
 			continue
 		}

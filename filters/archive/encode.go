@@ -287,24 +287,17 @@ func deliveredAction(a filters.Action) string {
 	return a.String()
 }
 
-// headerSafe keeps a value the archive writes on one line, and valid
-// UTF-8: control characters (and, with noSpace, spaces) and bytes that
-// are not UTF-8 become "_". A byte becomes one "_", as a path made of the
-// value does (pathSafe), so that a copy's recipient field gives the path
-// the copy was written to ("sluice archive move").
+// headerSafe keeps a value the archive writes on one line: control
+// characters (and, with noSpace, spaces) become "_", and bytes that are
+// not UTF-8 U+FFFD (which a path makes one "_", as it makes the byte:
+// see pathSafe).
 func headerSafe(s string, noSpace bool) string {
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1, r < 0x20, r == 0x7f, noSpace && r == ' ':
-			b = append(b, '_')
-		default:
-			b = append(b, s[i:i+n]...)
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (noSpace && r == ' ') {
+			return '_'
 		}
-		i += n
-	}
-	return string(b)
+		return r
+	}, s)
 }
 
 // writeMessage writes the archive's fields, the message's header fields
