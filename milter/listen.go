@@ -136,7 +136,7 @@ func Listen(a Address, opts UnixOptions) (net.Listener, error) {
 	if err := removeStaleSocket(a.Addr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(a.Addr), 0o755); err != nil {
+	if err := mkdirSearchable(filepath.Dir(a.Addr)); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
 	ul, err := listenUnix(a.Addr, opts)
@@ -382,4 +382,30 @@ func chgrpChmodPath(path string, gid int, group string, mode os.FileMode) error 
 		return fmt.Errorf("chmod: %w", err)
 	}
 	return nil
+}
+
+// mkdirSearchable creates the missing directories of dir with mode 0755,
+// whatever the umask: the MTA's user (postfix, smmsp) must be able to
+// search them to reach the socket, and the packaged unit's UMask=0007
+// would make them 0750, owned by sluice, and the MTA fail to connect
+// while sluice runs fine. Directories that exist are left as they are.
+func mkdirSearchable(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirSearchable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile, by another
+		}
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }

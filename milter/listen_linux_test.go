@@ -62,3 +62,40 @@ func TestUnixListenerSocketReplacedByLink(t *testing.T) {
 		t.Errorf("the link's target got group %d, want it left at %d", got, os.Getgid())
 	}
 }
+
+// The directories sluice creates for a unix socket get mode 0755 whatever
+// the umask (the packaged unit's is 0007), as the docs say: the MTA's
+// user must be able to search them to reach the socket. One that exists
+// is left as it is.
+func TestUnixSocketDirectoriesSearchable(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	base := t.TempDir()
+	kept := filepath.Join(base, "kept")
+	if err := os.Mkdir(kept, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(base, "run", "sluice", "milter.sock"), filepath.Join(kept, "new", "milter.sock")} {
+		a, err := milter.ParseAddress("unix:" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := milter.Listen(a, milter.UnixOptions{Mode: 0o666})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+	}
+	for dir, want := range map[string]os.FileMode{
+		filepath.Join(base, "run"): 0o755, filepath.Join(base, "run", "sluice"): 0o755,
+		filepath.Join(kept, "new"): 0o755, kept: 0o700,
+	} {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %04o, want %04o", dir, got, want)
+		}
+	}
+}
