@@ -466,7 +466,8 @@ func splitHostPort(s string) (string, int, error) {
 // the same address or a wildcard that covers the other's. Port 0 takes
 // any free port and never clashes. "localhost" is taken for the loopback
 // address it is bound to (see loopbackFor); other host names are
-// compared as written, as looking them up would need DNS.
+// compared with each other as written, as looking them up would need
+// DNS, and a wildcard of the family they are bound in covers them.
 func sharesPort(a milter.Address, network, host string, port int) bool {
 	if a.Network != "tcp4" && a.Network != "tcp6" || port == 0 {
 		return false
@@ -478,8 +479,12 @@ func sharesPort(a milter.Address, network, host string, port int) bool {
 	if mhost == host {
 		return true
 	}
+	// An IPv4 address written as IPv6 (::ffff:127.0.0.1) is bound as
+	// the IPv4 one.
 	m, merr := netip.ParseAddr(loopbackFor(mhost, a.Network))
+	m = m.Unmap()
 	h, herr := netip.ParseAddr(loopbackFor(host, network))
+	h = h.Unmap()
 	switch {
 	case host == "" || herr == nil && h.IsUnspecified():
 		// The metrics listener ("tcp") on a wildcard takes the port on
@@ -487,9 +492,16 @@ func sharesPort(a milter.Address, network, host string, port int) bool {
 		// milter listener's wildcard takes it on every address of its
 		// family, the only one it is compared with.
 		return true
+	case merr == nil && m.IsUnspecified() && herr != nil:
+		// A host name: another milter listener, of a's family, binds
+		// one of its addresses of that family, which the wildcard
+		// covers; the metrics listener binds its IPv4 address if it
+		// has one, as net.Listen does, so an IPv4 wildcard covers it.
+		// (The other way round, the first case above says the same.)
+		return network == a.Network || network == "tcp" && m.Is4()
 	case merr == nil && m.IsUnspecified():
 		// A milter listener is tcp4 or tcp6: one family only.
-		return herr == nil && h.Is4() == m.Is4()
+		return h.Is4() == m.Is4()
 	}
 	return merr == nil && herr == nil && m == h
 }

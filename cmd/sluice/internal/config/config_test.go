@@ -306,6 +306,11 @@ func TestMetricsListenClashesWithMilter(t *testing.T) {
 		{"inet6:[::]:7357", "127.0.0.1:7357", false},
 		{"inet6:[::]:7357", "[::1]:7357", true},
 		{"inet:0.0.0.0:7357", "[::1]:7357", false},
+		// A host name, either way round: the metrics listener binds
+		// its IPv4 address, which an IPv4 wildcard covers.
+		{"inet:mx.example:7357", "0.0.0.0:7357", true},
+		{"inet:0.0.0.0:7357", "mx.example:7357", true},
+		{"inet:[::ffff:127.0.0.1]:7357", "127.0.0.1:7357", true},
 	} {
 		src := "listen:\n  - address: " + tc.milter + "\nmetrics:\n  listen: \"" + tc.metrics + "\"\n"
 		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
@@ -332,6 +337,13 @@ func TestListenersOverlap(t *testing.T) {
 		{"inet6:[::]:7357", "inet:0.0.0.0:7357", false},
 		{"inet:0.0.0.0:7357", "inet:127.0.0.1:7359", false},
 		{"inet:0.0.0.0:0", "inet:127.0.0.1:0", false},
+		// A host name is bound on an address of its family, which that
+		// family's wildcard covers, whichever comes first.
+		{"inet:mx.example:7357", "inet:0.0.0.0:7357", true},
+		{"inet:0.0.0.0:7357", "inet:mx.example:7357", true},
+		{"inet6:[::]:7357", "inet6:mx.example:7357", true},
+		{"inet6:[::]:7357", "inet:mx.example:7357", false},
+		{"inet:127.0.0.1:7357", "inet:[::ffff:127.0.0.1]:7357", true},
 	} {
 		src := "listen:\n  - address: " + tc.a + "\n  - address: " + tc.b + "\n"
 		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
