@@ -375,7 +375,7 @@ func (d *daemon) reload() {
 		// The built-in defaults have no filters: a file emptied, or
 		// caught half-written, would pass mail unfiltered, as a file
 		// gone would.
-		err = fmt.Errorf("%s has no settings (empty, or comments only); a reload never falls back to the built-in defaults", cfg.File)
+		err = fmt.Errorf("%s has no settings (empty, comments only, or {}); a reload never falls back to the built-in defaults", cfg.File)
 	}
 	if err == nil {
 		err = checkTempDir(cfg)

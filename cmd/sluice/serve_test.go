@@ -429,12 +429,13 @@ func TestReloadRefusesMissingTempDir(t *testing.T) {
 }
 
 // A file emptied (truncated by an editor or a deploy that writes in
-// place, caught half-written by the SIGHUP) means the built-in defaults
-// at start, but at a reload it is refused like a missing file: those
+// place, caught half-written by the SIGHUP, or rendered by a template
+// from an empty dict as "{}") means the built-in defaults at start, but
+// at a reload it is refused like a missing file: those
 // defaults have no filters, and applying them would pass mail unfiltered.
 func TestReloadRefusesEmptyFile(t *testing.T) {
 	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
-	for i, content := range []string{"", "# all commented out\n#filters:\n"} {
+	for i, content := range []string{"", "# all commented out\n#filters:\n", "{}\n", "# rendered from an empty dict\n{ }\n"} {
 		os.WriteFile(td.config, []byte(content), 0o644)
 		td.signal(t, syscall.SIGHUP)
 		want := fmt.Sprintf(`sluice_config_reloads_total{result="failed"} %d`, i+1)

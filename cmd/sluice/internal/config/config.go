@@ -58,8 +58,8 @@ type Config struct {
 }
 
 // Empty reports whether the file the config was read from holds no
-// settings (it is empty, or comments only), so that the config is the
-// defaults'. A reload refuses such a file, as it does a missing one.
+// settings (it is empty, comments only, or an empty mapping "{}"), so
+// that the config is the defaults'. A reload refuses such a file, as it does a missing one.
 func (c *Config) Empty() bool { return c.empty }
 
 // At returns err as an Error at key (a dotted path such as
@@ -259,6 +259,11 @@ func Parse(file string, data []byte, reg filters.Registry) (*Config, error) {
 		return cfg, cfg.check(reg, nil)
 	}
 	root := doc.Content[0]
+	if root.Kind == yaml.MappingNode && len(root.Content) == 0 {
+		// "{}", as a template writes an empty dict: no settings either.
+		cfg.empty = true
+		return cfg, cfg.check(reg, nil)
+	}
 	if err := checkKeys(file, root, reflect.TypeOf(*cfg), ""); err != nil {
 		return nil, err
 	}

@@ -33,6 +33,17 @@ func TestDefaultsWithoutFile(t *testing.T) {
 	if err != nil || c2.Listen[0].Address != c.Listen[0].Address {
 		t.Errorf("empty file: %+v %v", c2, err)
 	}
+	// So do comments alone and an empty mapping, and each is marked
+	// empty, for a reload to refuse.
+	for _, src := range []string{"", "# x\n", "{}\n", "# x\n{ }\n"} {
+		c3, err := config.Parse("empty.yml", []byte(src), filtertest.Registry())
+		if err != nil || !c3.Empty() || c3.Listen[0].Address != c.Listen[0].Address {
+			t.Errorf("%q: empty %v, %v", src, c3 != nil && c3.Empty(), err)
+		}
+	}
+	if c4, err := config.Parse("x.yml", []byte("log:\n  level: debug\n"), filtertest.Registry()); err != nil || c4.Empty() {
+		t.Errorf("a file with a setting: empty %v, %v", c4 != nil && c4.Empty(), err)
+	}
 }
 
 func TestParseGood(t *testing.T) {
