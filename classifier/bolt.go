@@ -385,33 +385,53 @@ const boltMagic = 0xED0CDAED
 // dump), or a store of another format version, fails, naming the file,
 // as OpenBolt would.
 func CheckBolt(path string, timeout time.Duration) error {
+	_, _, err := CheckBoltDialect(path, timeout)
+	return err
+}
+
+// CheckBoltDialect is CheckBolt, and also returns the tokenizer dialect of
+// the store (MetaDialect), by which its scoring parameters' defaults go:
+// DialectSluice for a store still to be made. known is false when a
+// writer held the file past timeout and nothing was read.
+func CheckBoltDialect(path string, timeout time.Duration) (d Dialect, known bool, err error) {
 	if err := checkStoreFile(path); err != nil {
-		return fmt.Errorf("open store %s: %w", path, err)
+		return "", false, fmt.Errorf("open store %s: %w", path, err)
 	}
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0 {
-		return nil
+		return DialectSluice, true, nil
 	}
 	if err != nil {
-		return err
+		return "", false, err
 	}
 	s := &BoltStore{path: path}
 	db, err := s.openBolt(&bolt.Options{ReadOnly: true, Timeout: timeout})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil
+		return "", false, nil
 	}
 	if err == nil {
 		err = s.noPanic(func() error {
-			return db.View(func(tx *bolt.Tx) error { return checkFormat(tx) })
+			return db.View(func(tx *bolt.Tx) error {
+				if err := checkFormat(tx); err != nil {
+					return err
+				}
+				d = DialectSluice
+				if tx.Bucket(bucketMeta) == nil {
+					return nil // a bare bbolt file, made a store by OpenBolt
+				}
+				var derr error
+				d, derr = ParseDialect(string(metaValue(tx, MetaDialect)))
+				return derr
+			})
 		})
 		if cerr := db.Close(); err == nil {
 			err = cerr
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", path, err)
+		return "", false, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return nil
+	return d, true, nil
 }
 
 // checkFormat refuses a store of another format version than this

@@ -205,15 +205,38 @@ type WouldLearnObserver interface {
 // checkOnly checks that the store cfg names could be opened, creating
 // nothing, and returns a stand-in filter that is never run (see
 // filters.Env.CheckOnly). A Redis store is connected to and let go.
+//
+// The scoring parameters are checked against the store's dialect, as the
+// daemon checks them (see NewClassifier), where it can be read: a store
+// imported from bogofilter scores with bogofilter's cutoffs.
 func checkOnly(env filters.Env, cfg Config, s settings) (*Filter, error) {
+	dialect, known := classifier.DialectSluice, false
 	if cfg.Store == StoreRedis {
 		st, err := cfg.OpenStore(env.StateDir, nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("db: %w", err)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, err := st.Meta(ctx, classifier.MetaDialect)
+		cancel()
 		st.Close()
-	} else if err := checkBoltAccess(s.db); err != nil {
-		return nil, fmt.Errorf("db: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("db: read store dialect: %w", err)
+		}
+		if dialect, err = classifier.ParseDialect(d); err != nil {
+			return nil, fmt.Errorf("db: store dialect: %w", err)
+		}
+		known = true
+	} else {
+		var err error
+		if dialect, known, err = checkBoltAccess(s.db); err != nil {
+			return nil, fmt.Errorf("db: %w", err)
+		}
+	}
+	if known {
+		if _, err := cfg.Params(dialect); err != nil {
+			return nil, err
+		}
 	}
 	return &Filter{name: filterName(env), cfg: cfg, s: s}, nil
 }
@@ -224,13 +247,15 @@ func checkOnly(env filters.Env, cfg Config, s settings) (*Filter, error) {
 // classifier.CheckBolt), and a file created in their directory where one
 // is still to be made (a probe, removed at once).
 // Run as the daemon's user, this finds a store the daemon could not open.
-func checkBoltAccess(path string) error {
+// It returns the store's dialect, if known (see
+// classifier.CheckBoltDialect).
+func checkBoltAccess(path string) (classifier.Dialect, bool, error) {
 	for _, p := range []string{path, path + ".lock"} {
 		// The daemon follows a symbolic link there only if root or
 		// its user owns it (see classifier.OpenBolt).
 		if link, err := os.Lstat(p); err == nil && link.Mode()&fs.ModeSymlink != 0 {
 			if err := trustedlink.Check(p, link); err != nil {
-				return err
+				return "", false, err
 			}
 		}
 		fi, err := os.Stat(p)
@@ -241,34 +266,34 @@ func checkBoltAccess(path string) error {
 				// The probe's random name is nothing the reader
 				// knows of: name the directory.
 				if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-					return fmt.Errorf("%s cannot be created: directory %s does not exist (sluice does not create it)", p, dir)
+					return "", false, fmt.Errorf("%s cannot be created: directory %s does not exist (sluice does not create it)", p, dir)
 				}
 				var pe *fs.PathError
 				if errors.As(err, &pe) {
 					err = pe.Err
 				}
-				return fmt.Errorf("%s cannot be created: directory %s: %w", p, dir, err)
+				return "", false, fmt.Errorf("%s cannot be created: directory %s: %w", p, dir, err)
 			}
 			probe.Close()
 			os.Remove(probe.Name())
 			continue
 		}
 		if err != nil {
-			return err
+			return "", false, err
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", p)
+			return "", false, fmt.Errorf("%s is not a regular file", p)
 		}
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
-			return err
+			return "", false, err
 		}
 		f.Close()
 	}
 	// Writable is not enough: the daemon refuses a file that is no
 	// store (bogofilter's own wordlist.db given as db, say), and so
 	// must the check, or the next start or reload fails after it passed.
-	return classifier.CheckBolt(path, time.Second)
+	return classifier.CheckBoltDialect(path, time.Second)
 }
 
 // Filter is the Bayes filter. It implements filters.Filter and

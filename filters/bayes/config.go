@@ -331,11 +331,15 @@ func (c Config) check(stateDir string) (settings, error) {
 		}
 		s.actions[v.verdict] = va
 	}
-	// The scoring parameters are checked again against the store's
-	// dialect when it is open; checking them now keeps a bad value from
-	// creating a store file first.
+	// The scoring parameters are checked against the store's dialect
+	// when it is open, whose defaults the options change (a store
+	// imported from bogofilter has cutoffs 0.99 and 0.45); checking them
+	// now keeps a bad value from creating a store file first, so a value
+	// that neither dialect takes is refused here.
 	if _, err := c.Params(classifier.DialectSluice); err != nil {
-		return s, err
+		if _, berr := c.Params(classifier.DialectBogofilter); berr != nil {
+			return s, err
+		}
 	}
 	s.learnHam = -1
 	if a := c.Autolearn.Spam; a != nil {
