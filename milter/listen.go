@@ -356,6 +356,12 @@ func setSocketAccess(path string, gid int, opts UnixOptions) error {
 
 func lookupGroup(g string) (int, error) {
 	if id, err := strconv.Atoi(g); err == nil {
+		// chown(2) reads -1 (and its unsigned form) as "leave the
+		// group", which would leave the socket's group silently as it
+		// was.
+		if id < 0 || id >= 1<<32-1 {
+			return 0, fmt.Errorf("group %q: not a group id", g)
+		}
 		return id, nil
 	}
 	grp, err := user.LookupGroup(g)

@@ -99,3 +99,22 @@ func TestUnixSocketDirectoriesSearchable(t *testing.T) {
 		}
 	}
 }
+
+// A numeric group that chown(2) reads as "leave the group" (-1, or its
+// unsigned form) is refused, rather than leaving the socket's group
+// silently as it was.
+func TestUnixSocketGroupIDChecked(t *testing.T) {
+	for _, g := range []string{"-1", "4294967295", "-7"} {
+		a, err := milter.ParseAddress("unix:" + filepath.Join(t.TempDir(), "s.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := milter.Listen(a, milter.UnixOptions{Mode: 0o660, Group: g})
+		if err == nil {
+			ln.Close()
+			t.Errorf("group %q taken", g)
+		} else if !strings.Contains(err.Error(), "not a group id") {
+			t.Errorf("group %q: %v", g, err)
+		}
+	}
+}
