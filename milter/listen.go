@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // Address is a listener address in Postfix's milter syntax, so that what an
@@ -55,6 +56,11 @@ func ParseAddress(s string) (Address, error) {
 		if len(rest) > 107 {
 			return Address{}, fmt.Errorf("listener %q: socket path longer than 107 bytes", s)
 		}
+		if strings.HasSuffix(rest, "/") {
+			// The path of a directory: the same text in the MTA's
+			// milter setting would never reach the socket.
+			return Address{}, fmt.Errorf("listener %q: socket path ends in \"/\"", s)
+		}
 		return Address{Network: "unix", Addr: filepath.Clean(rest)}, nil
 	case "inet", "inet6":
 		host, port, err := net.SplitHostPort(rest)
@@ -63,6 +69,11 @@ func ParseAddress(s string) (Address, error) {
 		}
 		if host == "" {
 			return Address{}, fmt.Errorf("listener %q: host is missing (write e.g. inet:127.0.0.1:7357)", s)
+		}
+		if strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			// "inet: 127.0.0.1:7357" passed here and failed only at
+			// start, looking up the host " 127.0.0.1".
+			return Address{}, fmt.Errorf("listener %q: host %q has a blank or control character", s, host)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			return Address{}, fmt.Errorf("listener %q: bad port %q", s, port)

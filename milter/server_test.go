@@ -491,7 +491,10 @@ func TestParseAddress(t *testing.T) {
 			t.Errorf("%s: %v %v", in, a, err)
 		}
 	}
-	for _, bad := range []string{"", "/run/x.sock", "unix:relative.sock", "inet:7357", "inet::7357", "inet:127.0.0.1:99999", "inet6:127.0.0.1:25", "inet:[::1]:25", "tcp:127.0.0.1:1"} {
+	for _, bad := range []string{"", "/run/x.sock", "unix:relative.sock", "inet:7357", "inet::7357", "inet:127.0.0.1:99999", "inet6:127.0.0.1:25", "inet:[::1]:25", "tcp:127.0.0.1:1",
+		// A blank after the colon, which lookup would fail on only at
+		// start; a socket path naming a directory.
+		"inet: 127.0.0.1:7357", "inet:127.0.0.1 :7357", "inet6:[ ::1]:7357", "unix:/run/sluice/", "unix:/run/sluice/s.sock/"} {
 		if _, err := milter.ParseAddress(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
