@@ -80,6 +80,9 @@ type editEntry struct {
 	// among the fields shown, for nth > 0.
 	original string
 	pos      int
+	// noSpace is the shown field's filters.Header.NoSpace: a change,
+	// even to the value it has, gives it the space it lacks.
+	noSpace bool
 	// changedAs is the name of the last edit that changed the field.
 	changedAs string
 	// inserted marks a field an InsertHeader made (else AddHeader, or a
@@ -99,7 +102,7 @@ func mtaEdits(shown []filters.Header, edits []filters.HeaderEdit) []filters.Head
 	for i, h := range shown {
 		key := filters.NameKey(h.Name)
 		seen[key]++
-		entries = append(entries, &editEntry{name: h.Name, value: h.Value, nth: seen[key], original: h.Value, pos: i})
+		entries = append(entries, &editEntry{name: h.Name, value: h.Value, nth: seen[key], original: h.Value, pos: i, noSpace: h.NoSpace})
 	}
 	var made []*editEntry    // fields the edits made, in order
 	var deleted []*editEntry // shown fields the edits deleted
@@ -154,7 +157,7 @@ func mtaEdits(shown []filters.Header, edits []filters.HeaderEdit) []filters.Head
 
 	var out []filters.HeaderEdit
 	for _, n := range entries {
-		if n.nth > 0 && n.changedAs != "" && n.value != n.original {
+		if n.nth > 0 && n.changedAs != "" && (n.value != n.original || n.noSpace) {
 			out = append(out, filters.HeaderEdit{Kind: filters.ChangeHeader, Name: n.changedAs, Index: n.nth, Value: n.value})
 		}
 	}

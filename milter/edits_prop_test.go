@@ -155,3 +155,30 @@ func TestSentEditsLeaveTheModelInBothCounts(t *testing.T) {
 		t.Error("the filters' edits sent as they are never went wrong in Sendmail's count: the check tells nothing apart")
 	}
 }
+
+// A field the MTA showed without a space after its colon, which a filter
+// changes to the value it has, on the reordered path (mtaEdits): the
+// model writes it with the space the edit's value goes out with, so the
+// change must go to the MTA too, or the delivered field and the model
+// (the archive's copy) differ by that space.
+func TestSameValueChangeOfUnspacedField(t *testing.T) {
+	shown := []filters.Header{{Name: "X-T", Value: "a", NoSpace: true}, {Name: "X-T", Value: "b"}}
+	edits := []filters.HeaderEdit{
+		{Kind: filters.AddHeader, Name: "X-T", Value: "c"},
+		{Kind: filters.ChangeHeader, Name: "X-T", Index: 1, Value: "a"},
+	}
+	if !countsDiffer(shown, edits) {
+		t.Fatal("not the reordered path")
+	}
+	render := func(hs []filters.Header) string {
+		var b []byte
+		for _, h := range hs {
+			b = filters.AppendField(b, h)
+		}
+		return string(b)
+	}
+	want := render(filters.ApplyEdits(shown, edits))
+	if got := render(filters.ApplyEdits(shown, mtaEdits(shown, edits))); got != want {
+		t.Errorf("the MTA's edits give\n%q\nthe model\n%q", got, want)
+	}
+}
