@@ -86,4 +86,3 @@ func TestConfigCheckJudgesCutoffsByTheStore(t *testing.T) {
 		})
 	}
 }
-
