@@ -13,39 +13,37 @@ import (
 
 // docs/dnsbl.md: "When several refusing lists list a client at the same
 // stage, reject wins over tempfail, and among equals the first list in
-// configuration order provides the reply."
+// configuration order provides the reply", whatever order the lookups
+// ran in (the client's address, then the sender, then the HELO name).
 func TestFirstListInConfigOrderProvidesReply(t *testing.T) {
-	srv := dnsbltest.Start(t)
-	srv.AddA("bad-helo.example.helo.test", 300, "127.0.0.2")
-	srv.AddA("spammer.example.sender.test", 300, "127.0.0.2")
-	cfg := baseConfig(srv,
-		// First in configuration order.
-		ZoneConfig{Zone: "helo.test", Type: "domain", Check: []string{"helo"}, Reply: "554 5.7.1 helo list {listed}"},
-		ZoneConfig{Zone: "sender.test", Type: "domain", Check: []string{"sender"}, Reply: "554 5.7.1 sender list {listed}"},
-	)
-	e := newEnv(t, srv, cfg, nil)
-	m := message("192.0.2.1", "bad-helo.example", "bob@spammer.example", "")
-	v := e.check(t, filters.StageMailFrom, m)
-	if want := "554 5.7.1 helo list bad-helo.example"; v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != want {
-		t.Errorf("got %v reply %v, want reply of the first list in configuration order %q", v.Action, v.Reply, want)
-	}
-}
-
-// The same with ip_stage: mail: a domain list configured before an ip list.
-func TestFirstListInConfigOrderProvidesReplyIPAtMail(t *testing.T) {
-	srv := dnsbltest.Start(t)
-	srv.AddA("1.2.0.192.ip.test", 300, "127.0.0.2")
-	srv.AddA("spammer.example.sender.test", 300, "127.0.0.2")
-	cfg := baseConfig(srv,
-		ZoneConfig{Zone: "sender.test", Type: "domain", Check: []string{"sender"}, Reply: "554 5.7.1 sender list {listed}"},
-		ZoneConfig{Zone: "ip.test", Reply: "554 5.7.1 ip list {listed}"},
-	)
-	cfg.IPStage = "mail"
-	e := newEnv(t, srv, cfg, nil)
-	m := message("192.0.2.1", "mx.example", "bob@spammer.example", "")
-	v := e.check(t, filters.StageMailFrom, m)
-	if want := "554 5.7.1 sender list spammer.example"; v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != want {
-		t.Errorf("got %v reply %v, want reply of the first list in configuration order %q", v.Action, v.Reply, want)
+	for _, tc := range []struct {
+		name    string
+		zones   []ZoneConfig
+		ipStage string
+		want    string
+	}{
+		{"helo list before sender list", []ZoneConfig{
+			{Zone: "helo.test", Type: "domain", Check: []string{"helo"}, Reply: "554 5.7.1 helo list {listed}"},
+			{Zone: "sender.test", Type: "domain", Check: []string{"sender"}, Reply: "554 5.7.1 sender list {listed}"},
+		}, "", "554 5.7.1 helo list bad-helo.example"},
+		{"domain list before ip list, ip_stage mail", []ZoneConfig{
+			{Zone: "sender.test", Type: "domain", Check: []string{"sender"}, Reply: "554 5.7.1 sender list {listed}"},
+			{Zone: "ip.test", Reply: "554 5.7.1 ip list {listed}"},
+		}, "mail", "554 5.7.1 sender list spammer.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := dnsbltest.Start(t)
+			srv.AddA("bad-helo.example.helo.test", 300, "127.0.0.2")
+			srv.AddA("spammer.example.sender.test", 300, "127.0.0.2")
+			srv.AddA("1.2.0.192.ip.test", 300, "127.0.0.2")
+			cfg := baseConfig(srv, tc.zones...)
+			cfg.IPStage = tc.ipStage
+			e := newEnv(t, srv, cfg, nil)
+			v := e.check(t, filters.StageMailFrom, message("192.0.2.1", "bad-helo.example", "bob@spammer.example", ""))
+			if v.Action != filters.Reject || v.Reply == nil || v.Reply.String() != tc.want {
+				t.Errorf("got %v reply %v, want the first list's in configuration order, %q", v.Action, v.Reply, tc.want)
+			}
+		})
 	}
 }
 
