@@ -17,6 +17,11 @@ import (
 // its character references decoded; the content of <script> and <style>
 // is skipped; comments, declarations (<!DOCTYPE>, <![CDATA[...]]>) and
 // processing instructions are dropped. A "<" that starts no tag is text.
+// The content of an inline element whose attributes hide it (see
+// hidesContent) is read apart, after the visible text, so that it
+// neither splits nor joins the visible words around it ("pay<span
+// style=font-size:0>x</span>pal" reads "paypal"); a hidden preview line
+// is still text its reader sees in the inbox list.
 // Every loop advances through s, so the work is linear in its length.
 func (w *walker) htmlText(s []byte) {
 	text, hidden := w.html[:0], w.htmlHidden[:0]
