@@ -474,11 +474,7 @@ func (r *resolver) exchangeTCP(ctx context.Context, server string, m *dns.Msg) (
 // which may carry another query; co is to be closed otherwise.
 func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m *dns.Msg) (resp *dns.Msg, reusable bool, err error) {
 	stop := context.AfterFunc(ctx, func() { co.Close() })
-	if c.Net == "udp" {
-		resp, err = exchangeUDP(ctx, co, m)
-	} else {
-		resp, _, err = c.ExchangeWithConnContext(ctx, m, co)
-	}
+	resp, err = exchangeOn(ctx, co, m, c.Net != "udp")
 	// stop reports false when ctx ended and co is closed, or about to.
 	open := stop()
 	if err != nil && ctx.Err() != nil {
@@ -489,17 +485,21 @@ func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m
 	return resp, err == nil && open, err
 }
 
-// exchangeUDP sends m on the datagram connection co and reads datagrams
-// until one carries m's ID, or ctx ends. A datagram with another ID is no
-// answer to m (an answer to an earlier query that timed out, or a
-// forgery) and is passed over whether it parses or not: miekg/dns passes
-// over only those that parse, and a datagram that does not ended its
-// exchange, so a forger who knew the query's port but not its ID could
-// make a listed client's lookup fail, and the client pass. Only the
-// datagram with m's ID is parsed; when it does not parse, what could be
-// read of it (its header at least) comes with the error, as from
-// miekg/dns.
-func exchangeUDP(ctx context.Context, co *dns.Conn, m *dns.Msg) (*dns.Msg, error) {
+// exchangeOn sends m on co, a datagram connection or a TCP one if tcp is
+// set, and reads messages until one carries m's ID, or ctx ends. A
+// message with another ID is no answer to m and is passed over whether
+// it parses or not. In a datagram it is an answer to an earlier query
+// that timed out, or a forgery: miekg/dns passes over only those that
+// parse, and a datagram that does not ended its exchange, so a forger
+// who knew the query's port but not its ID could make a listed client's
+// lookup fail, and the client pass. On a TCP connection kept for reuse
+// it is what the server sent after the answer to the connection's last
+// query (a copy of that answer): miekg/dns failed the query with it, and
+// so every query that met such a connection (RFC 7766 section 7 has
+// answers matched to queries by ID). Only the message with m's ID is
+// parsed; when it does not parse, what could be read of it (its header
+// at least) comes with the error, as from miekg/dns.
+func exchangeOn(ctx context.Context, co *dns.Conn, m *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		co.SetDeadline(deadline)
 	}
@@ -510,10 +510,15 @@ func exchangeUDP(ctx context.Context, co *dns.Conn, m *dns.Msg) (*dns.Msg, error
 	if opt := m.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
 		size = int(opt.UDPSize())
 	}
+	if tcp {
+		size = dns.MaxMsgSize
+	}
 	buf := make([]byte, size)
 	// Bounded by ctx: its end closes co, and the read fails.
 	for {
-		n, err := co.Conn.Read(buf)
+		// One datagram, or one message of the TCP stream without its
+		// length.
+		n, err := co.Read(buf)
 		if err != nil {
 			return nil, err
 		}

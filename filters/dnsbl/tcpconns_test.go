@@ -17,26 +17,35 @@ import (
 )
 
 // connServer is a DNS server on a 127.0.0.1 TCP port that answers every
-// query with NXDOMAIN, several queries per connection, and counts the
-// connections it accepts, those that ended and those the client closed.
+// query with NXDOMAIN (or as listed, see lists), several queries per
+// connection, and counts the connections it accepts, those that ended
+// and those the client closed.
 type connServer struct {
 	addr string
 	// closeAfterAnswer closes each connection once it has answered one
-	// query; idleFor, when set, closes one idle that long. Set before
-	// the first query.
+	// query; idleFor, when set, closes one idle that long. lists answers
+	// every name with 127.0.0.2 instead of NXDOMAIN; duplicate sends
+	// every answer twice. Set before start.
 	closeAfterAnswer bool
 	idleFor          time.Duration
+	lists, duplicate bool
 
 	accepted, queries, ended, closedByClient atomic.Int32
 }
 
 func startConnServer(t *testing.T, closeAfterAnswer bool, idleFor time.Duration) *connServer {
 	t.Helper()
+	return (&connServer{closeAfterAnswer: closeAfterAnswer, idleFor: idleFor}).start(t)
+}
+
+// start starts s and registers a cleanup that stops it.
+func (s *connServer) start(t *testing.T) *connServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &connServer{addr: ln.Addr().String(), closeAfterAnswer: closeAfterAnswer, idleFor: idleFor}
+	s.addr = ln.Addr().String()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var open []net.Conn
@@ -83,9 +92,18 @@ func (s *connServer) serve(c net.Conn) {
 		s.queries.Add(1)
 		m := new(dns.Msg)
 		m.SetReply(q)
-		m.Rcode = dns.RcodeNameError
+		if s.lists && len(q.Question) == 1 {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 2)}}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
 		if err := co.WriteMsg(m); err != nil || s.closeAfterAnswer {
 			return
+		}
+		if s.duplicate {
+			if err := co.WriteMsg(m); err != nil {
+				return
+			}
 		}
 	}
 }
@@ -123,6 +141,31 @@ func TestTransportTCPReusesConnection(t *testing.T) {
 	}
 	if n := s.queries.Load(); n != lookups {
 		t.Errorf("the server got %d queries, want %d", n, lookups)
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("%d lookups over %d connections, want 1", lookups, n)
+	}
+}
+
+// A server that sends an answer twice (a bug of its own, or of a proxy
+// between) left the copy on the connection kept for the next query, which
+// read it as its answer: another ID, so the attempt failed as bad_answer,
+// and with its attempts used up the next client, listed, was let in. A
+// message with another ID is no answer to the query on a kept connection
+// either (RFC 7766 section 7 has clients match answers by ID), as it is
+// none in a datagram (see exchangeOn): it is passed over, and the answer
+// read after it. Each lookup is answered, over the one connection.
+func TestTransportTCPStaleAnswerPassedOver(t *testing.T) {
+	s := (&connServer{lists: true, duplicate: true}).start(t)
+	e := tcpEnv(t, s)
+	const lookups = 5
+	for i := range lookups {
+		if v := e.check(t, filters.StageConnect, conn(fmt.Sprintf("192.0.2.%d", i+1))); v.Action != filters.Reject {
+			t.Errorf("lookup %d, listed, after a stale answer on the kept connection: %v, want reject", i, v.Action)
+		}
+	}
+	if n := e.obs.get("lookup bl.test listed"); n != lookups || strings.Contains(e.obs.String(), "error") {
+		t.Errorf("%d listed lookups of %d, want all, no error (observer: %s)", n, lookups, e.obs)
 	}
 	if n := s.accepted.Load(); n != 1 {
 		t.Errorf("%d lookups over %d connections, want 1", lookups, n)
