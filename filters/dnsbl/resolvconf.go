@@ -116,9 +116,14 @@ func (w *resolvConfWatch) fail(err error) {
 	}
 }
 
-// readResolvConf returns the nameservers of the resolv.conf file at path,
-// and whether they are asked in the order listed. They are asked on port
-// 53, or on port if it is not "".
+// maxNameservers is how many nameservers of a resolv.conf the C library
+// asks: MAXNS, resolv.conf(5).
+const maxNameservers = 3
+
+// readResolvConf returns the nameservers of the resolv.conf file at path
+// (the first maxNameservers that are IP addresses), and whether they are
+// asked in the order listed. They are asked on port 53, or on port if it
+// is not "".
 func readResolvConf(path, port string) (serverSet, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -143,6 +148,13 @@ func readResolvConf(path, port string) (serverSet, error) {
 			continue
 		}
 		list = append(list, netJoin(a.String(), port))
+		if len(list) == maxNameservers {
+			// The C library asks no more (nor does Go's resolver):
+			// those after are servers no other program on the host
+			// asks, and a file that lists them says they may not be
+			// (NetworkManager writes such a note).
+			break
+		}
 	}
 	if len(list) == 0 && len(bad) > 0 {
 		return serverSet{}, fmt.Errorf("%s names no nameserver by IP address (%s)", path, strings.Join(bad, ", "))

@@ -199,3 +199,55 @@ func serverPair(t *testing.T) (old, local *dnsbltest.Server, port string) {
 	}
 	return old, local, port
 }
+
+// The nameservers of resolv.conf are read as the C library reads them: of
+// those that are IP addresses, the first three (MAXNS, resolv.conf(5);
+// Go's own resolver takes three too). Every one was taken, so a file that
+// lists more, as NetworkManager writes one with a note that "the libc
+// resolver may not support more than 3 nameservers", had sluice ask
+// servers no other program on the host asks: in turn with "options
+// rotate", and first of all once the first three were passed over as
+// dead. What follows an address on its line, the options sluice does not
+// use (timeout, attempts, ndots) and comment lines change nothing, and an
+// address with a zone (fe80::1%eth0) is asked through its interface.
+func TestReadResolvConfAsTheCLibrary(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		want       string
+		inOrder    bool
+	}{
+		{
+			"more than three",
+			"# NOTE: the libc resolver may not support more than 3 nameservers.\n" +
+				"nameserver 127.0.0.53\nnameserver 192.0.2.1\nnameserver 192.0.2.2\nnameserver 8.8.8.8\nnameserver 1.1.1.1\n",
+			"127.0.0.53:53 192.0.2.1:53 192.0.2.2:53", true,
+		},
+		{
+			"three that are addresses",
+			"nameserver dns.example.org\nnameserver 127.0.0.53\nnameserver 127.0.0.1:5353\nnameserver ::1\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n",
+			"127.0.0.53:53 [::1]:53 192.0.2.1:53", true,
+		},
+		{
+			"options and comments",
+			"; a comment\nnameserver 127.0.0.53 # the local cache\noptions timeout:1 attempts:5 ndots:3 rotate\nsearch example.org\nnameserver 192.0.2.1\t; the next\n",
+			"127.0.0.53:53 192.0.2.1:53", false,
+		},
+		{
+			"scoped",
+			"nameserver fe80::1%eth0\nnameserver 127.0.0.53\n",
+			"[fe80::1%eth0]:53 127.0.0.53:53", true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "resolv.conf")
+			writeResolvConf(t, path, tc.conf)
+			set, err := readResolvConf(path, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(set.servers, " "); got != tc.want || set.inOrder != tc.inOrder {
+				t.Errorf("servers %s, in order %v; want %s, %v", got, set.inOrder, tc.want, tc.inOrder)
+			}
+		})
+	}
+}
