@@ -104,6 +104,9 @@ type Filter struct {
 	shared *Shared // where cache comes from, told when it is no longer used
 	needs  filters.Needs
 	tags   bool // some list tags
+	// ahead bounds the lookups started ahead (see prefetch) in flight at
+	// once to half of max_in_flight; nil starts none ahead.
+	ahead chan struct{}
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -140,6 +143,9 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	f.res.use(set)
 	f.res.tcpOnly, f.res.udpFirst = s.tcpOnly, s.udpFirst
 	f.res.slots = make(chan struct{}, s.maxInFlight)
+	if s.maxInFlight >= 2 {
+		f.ahead = make(chan struct{}, s.maxInFlight/2)
+	}
 	if f.name == "" {
 		f.name = "dnsbl"
 	}
@@ -277,6 +283,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	if m.Conn == nil {
 		return filters.Verdict{}, nil
 	}
+	ctx = withCutoff(ctx)
 	switch stage {
 	case filters.StageConnect:
 		if f.s.ipAtMail || f.trusted(m.Conn) {
@@ -599,18 +606,23 @@ func (f *Filter) report(j job, ans answer, src source) result {
 // a slot, see resolver.slot) bound it.
 func (f *Filter) lookup(ctx context.Context, z *zone, qname string, qtype uint16) (answer, source, error) {
 	return f.cache.lookup(ctx, cacheKey{name: qname, qtype: qtype}, f.lifetimes(), func() answer {
-		release, err := f.res.slot()
-		if err != nil {
-			// Not cached (no ttl): the name and the servers are not
-			// at fault, and the next lookup of it asks again.
-			return answer{fail: KindBusy, err: fmt.Errorf("query %s: %w", qname, err)}
-		}
-		defer release()
-		start := time.Now()
-		ans := f.res.query(context.Background(), qname, qtype, f.s.maxTTL, f.s.failureTTL)
-		f.obs.DNSBLQuery(f.name, z.name, time.Since(start))
-		return ans
+		return f.fetch(z, qname, qtype)
 	})
+}
+
+// fetch queries the resolvers for qname, in one of their slots.
+func (f *Filter) fetch(z *zone, qname string, qtype uint16) answer {
+	release, err := f.res.slot()
+	if err != nil {
+		// Not cached (no ttl): the name and the servers are not at
+		// fault, and the next lookup of it asks again.
+		return answer{fail: KindBusy, err: fmt.Errorf("query %s: %w", qname, err)}
+	}
+	defer release()
+	start := time.Now()
+	ans := f.res.query(context.Background(), qname, qtype, f.s.maxTTL, f.s.failureTTL)
+	f.obs.DNSBLQuery(f.name, z.name, time.Since(start))
+	return ans
 }
 
 // lifetimes returns the caps of the running configuration on how long
@@ -622,13 +634,40 @@ func (f *Filter) lifetimes() lifetimes {
 // prefetch starts the lookups of jobs whose answers are needed at a later
 // stage, without waiting for them, so that their time overlaps with the
 // rest of the SMTP transaction.
+//
+// Nothing paces them as the client's wait for a verdict paces the others:
+// one connection sending MAIL FROM after MAIL FROM, each with a sender
+// domain of its own, would start a query for each, and with a list slow
+// to answer take every slot of max_in_flight, so that the lookups that
+// decide (those of refusing lists, of every client) fail as busy and
+// let listed clients in. So the queries started ahead hold at most half
+// the slots (see ahead); a lookup that finds that half in flight is not
+// started ahead, but made when its answer is needed.
 func (f *Filter) prefetch(jobs []job) {
+	ctx, cancel := context.WithCancel(context.Background())
+	// A cancelled context returns at once; the query goes on and its
+	// answer lands in the cache.
+	cancel()
 	for _, j := range jobs {
-		ctx, cancel := context.WithCancel(context.Background())
-		// A cancelled context returns at once; the query goes on and
-		// its answer lands in the cache.
-		cancel()
-		f.lookup(ctx, j.z, j.qname, dns.TypeA)
+		k := cacheKey{name: j.qname, qtype: dns.TypeA}
+		if _, ok := f.cache.get(k, f.lifetimes()); ok {
+			continue
+		}
+		select {
+		case f.ahead <- struct{}{}:
+		default:
+			continue
+		}
+		// The query is this lookup's own (fromNetwork) and gives its
+		// place back when it ends, or it is none (an answer cached or
+		// in flight meanwhile) and gives it back now.
+		_, src, _ := f.cache.lookup(ctx, k, f.lifetimes(), func() answer {
+			defer func() { <-f.ahead }()
+			return f.fetch(j.z, j.qname, dns.TypeA)
+		})
+		if src != fromNetwork {
+			<-f.ahead
+		}
 	}
 }
 
@@ -684,14 +723,36 @@ func (z *zone) rule(a netip.Addr) *codeRule {
 // field. A list whose answers hang must not keep the filter past its time
 // limit, where the pipeline would go on without its verdict. They get the
 // time left but a share kept for answering (a quarter, at most a
-// second); without a deadline the resolver's timeouts bound them.
+// second); without a deadline the resolver's timeouts bound them. The
+// share is that of the time left when Check started (see withCutoff):
+// taken anew at each step, it shrank with each, and the steps at the end
+// of the header block (the From lookups, the tag lookups, the reasons)
+// left the filter a sixteenth of its time or less.
 func marginContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if cutoff, ok := ctx.Value(cutoffKey{}).(time.Time); ok {
+		return context.WithDeadline(ctx, cutoff)
+	}
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
 	}
 	margin := min(time.Until(dl)/4, time.Second)
 	return context.WithDeadline(ctx, dl.Add(-margin))
+}
+
+// cutoffKey keys the time by which the lookups of one Check end.
+type cutoffKey struct{}
+
+// withCutoff returns ctx noting when the lookups of the Check it starts
+// end (see marginContext): all but a quarter of the time left, at most a
+// second kept. Without a deadline it returns ctx.
+func withCutoff(ctx context.Context) context.Context {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx
+	}
+	margin := min(time.Until(dl)/4, time.Second)
+	return context.WithValue(ctx, cutoffKey{}, dl.Add(-margin))
 }
 
 // reason returns why r is listed: the list's TXT record when the zone

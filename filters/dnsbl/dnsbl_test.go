@@ -351,6 +351,50 @@ func TestForgedFieldsDeletedWhenLookupsHang(t *testing.T) {
 	}
 }
 
+// The share of the filter's time kept for answering (a quarter, at most
+// 1 s) is kept once per call, from the time left when the call starts.
+// At the end of the header block the lookups of the From domain in the
+// refusing lists, then those of the tag lists, each kept a quarter of the
+// time left when they started: with both hanging the filter answered
+// with a sixteenth of its time left (125 ms of 2 s), and on a loaded
+// machine past its limit, where it fails as a whole, on_failure applies
+// and the forged fields go out (TestForgedFieldsDeletedWhenLookupsHang
+// failed so under load).
+func TestTimeKeptOnceWhenLookupsHang(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	srv.Hold("spam.example.dbl.test", gate)
+	srv.Hold("1.2.0.192.tag.test", gate)
+	cfg := baseConfig(srv,
+		ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"header_from"}},
+		ZoneConfig{Zone: "tag.test", Action: "tag"},
+	)
+	cfg.Timeout = 30 * time.Second
+	cfg.Attempts = 1
+	e := newEnv(t, srv, cfg, nil)
+
+	const limit = 2 * time.Second
+	m := message("192.0.2.1", "mx.example", "a@example.org", "<b@spam.example>")
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	v, err := e.f.Check(ctx, filters.StageHeaders, m)
+	left := time.Until(deadline)
+	if err != nil || v.Action != filters.Continue {
+		t.Fatalf("%v, %v; want continue, no error", v.Action, err)
+	}
+	// A quarter is kept: 500 ms. Half of it is room for a slow machine.
+	if kept := limit / 4; left < kept/2 {
+		t.Errorf("answered with %s of %s left, want about %s", left.Round(time.Millisecond), limit, kept)
+	}
+	// The tag lookup, started when the time for lookups was up, is sent
+	// all the same, its answer for the next message.
+	waitFor(t, "both held queries (the test exercises both held lookups)", func() bool {
+		return srv.Count("spam.example.dbl.test", dns.TypeA) == 1 && srv.Count("1.2.0.192.tag.test", dns.TypeA) == 1
+	})
+}
+
 func TestServfailFailsOpen(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	srv.SetBehaviour("1.2.0.192.bl.test", dnsbltest.ServFail)

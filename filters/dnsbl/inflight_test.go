@@ -211,3 +211,59 @@ func TestMaxInFlightOption(t *testing.T) {
 		}
 	}
 }
+
+// Lookups of tag lists are started ahead, at connect and MAIL FROM,
+// without holding the client up, so nothing paced them: one connection
+// sending MAIL FROM after MAIL FROM (RSET between), each with a sender
+// domain of its own, put a query in flight for each, and with a tag list
+// slow to answer took every max_in_flight slot. The lookups of refusing
+// lists, those of every other client, then found no slot, failed as
+// busy, and let listed clients in. Lookups started ahead take at most
+// half the slots, and only free ones; those that find none are made when
+// their answers are needed, at the end of the header block.
+func TestLookupsAheadLeaveSlotsForDecisions(t *testing.T) {
+	const bound = 4
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	cfg := baseConfig(srv,
+		ZoneConfig{Zone: "bl.test"},
+		ZoneConfig{Zone: "dbl.test", Type: "domain", Check: []string{"sender"}, Action: "tag"},
+	)
+	// The held queries keep their slots for timeout × attempts, longer
+	// than a lookup waits for one (timeout).
+	cfg.Timeout = time.Second
+	cfg.Attempts = 2
+	cfg.MaxInFlight = bound
+	e := newEnv(t, srv, cfg, nil)
+
+	// One connection, 2×bound transactions, each with a new sender
+	// domain the tag list is slow to answer.
+	for i := range 2 * bound {
+		domain := fmt.Sprintf("d%d.example", i)
+		srv.Hold(domain+".dbl.test", gate)
+		if v := e.check(t, filters.StageMailFrom, message("203.0.113.9", "mx.example", "a@"+domain, "")); v.Action != filters.Continue {
+			t.Fatalf("MAIL FROM %d: %v, want continue", i, v.Action)
+		}
+	}
+	ahead := func() int {
+		n := 0
+		for i := range 2 * bound {
+			n += min(srv.Count(fmt.Sprintf("d%d.example.dbl.test", i), dns.TypeA), 1)
+		}
+		return n
+	}
+	waitFor(t, "the lookups started ahead to reach the server", func() bool { return ahead() >= bound/2 })
+
+	// Another client, listed in the refusing list.
+	if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+		t.Errorf("listed client while the lookups started ahead hang: %v, want reject (observer: %s)", v.Action, e.obs)
+	}
+	if n := e.obs.get("error bl.test " + KindBusy); n != 0 {
+		t.Errorf("%d busy errors of the refusing list, want 0", n)
+	}
+	if n := ahead(); n > bound/2 {
+		t.Errorf("%d lookups started ahead, want at most %d (half of max_in_flight)", n, bound/2)
+	}
+}
