@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,6 +154,11 @@ keep archiving meanwhile. Move does not train: pair it with "sluice train"
 			}
 			if to == "" {
 				return badUsage(errors.New("--to is required"))
+			}
+			if !strings.Contains(to, "/") && !slices.Contains(archive.Verdicts, to) {
+				// Checked before anything is read: found only when a
+				// record matched, it exited as a failure to move.
+				return badUsage(fmt.Errorf("--to %s: neither a verdict (%s) nor an mbox path (with a /)", to, strings.Join(archive.Verdicts, ", ")))
 			}
 			// All of them before the first move: an error half-way
 			// leaves the administrator to find out what was moved.

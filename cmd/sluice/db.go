@@ -91,7 +91,7 @@ func (c *cli) bayesSetup(dbFlag string) (bayesSetup, error) {
 	case bayes.IsRedisURL(dbFlag):
 		r, err := bayes.ParseRedisURL(dbFlag)
 		if err != nil {
-			return bayesSetup{}, fmt.Errorf("--db: %w", err)
+			return bayesSetup{}, badUsage(fmt.Errorf("--db: %w", err))
 		}
 		s.cfg.Store, s.cfg.Redis, s.cfg.DB = bayes.StoreRedis, r, ""
 	case dbFlag != "":
