@@ -175,9 +175,9 @@ once.`,
 					fitted = true
 				case stop.Err() == nil:
 					// The messages are learned whatever became of the
-					// fit. Training them again would learn nothing new
-					// and so fit nothing: the way to the model is a
-					// refit of its own.
+					// fit. Training them again would fit too (see
+					// changed), but only after reading them all again:
+					// the short way to the model is a refit of its own.
 					t.clearBar()
 					fmt.Fprintln(cmd.OutOrStdout(), t.summary())
 					return fmt.Errorf("the messages counted above are learned, but the n-gram model was not fitted again: %w; "+
