@@ -803,7 +803,10 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	// attempts differ, as they do where the MTA adds fields of its own
 	// (Postfix gives mail from local clients without Message-Id and Date
 	// new ones, with the queue id and time, at each attempt).
-	refused := va.action == Tempfail || m.Decided.Action == filters.Tempfail
+	// Nor is one classified after the filter's deadline: the pipeline
+	// has stopped waiting and given it on_failure (a tempfail, perhaps),
+	// and the store would write the learn whatever its context.
+	refused := va.action == Tempfail || m.Decided.Action == filters.Tempfail || ctx.Err() != nil
 	if class := f.autolearnClass(res); class != classifier.None && !refused && !f.importIncomplete() {
 		switch {
 		case f.readOnly:
