@@ -578,11 +578,17 @@ func (f *Filter) measureStore() {
 		measure = sz.Size
 	}
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), f.s.statsInterval)
+		// Under bg, which Close cancels: a measurement of a store that
+		// does not answer must not hold Close until the interval ends.
+		ctx, cancel := context.WithTimeout(f.bg, f.s.statsInterval)
 		st, err := measure(ctx)
-		if err != nil {
+		switch {
+		case f.bg.Err() != nil:
+			cancel()
+			return // Close
+		case err != nil:
 			f.log.Warn("bayes: measuring the store failed", "err", err)
-		} else {
+		default:
 			f.obs.BayesStore(f.name, st)
 			// An import into the store may be stopped, or begun, while
 			// the filter runs; start and reload are not the only times
@@ -613,6 +619,13 @@ func (f *Filter) measureStore() {
 			case <-t.C:
 				wait = false
 			}
+		}
+		// A tick that came during a slow measurement is as ready as
+		// the stop: Close comes first.
+		select {
+		case <-f.stop:
+			return
+		default:
 		}
 	}
 }
