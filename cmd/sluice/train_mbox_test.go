@@ -78,3 +78,36 @@ func TestTrainWaitsForAppend(t *testing.T) {
 		t.Errorf("train during an append: %+v; want both records, whole", r)
 	}
 }
+
+// An mbox named by a relative path ("cd ~/mail; sluice train --spam
+// spam.mbox") is read under its locks as one named by an absolute path:
+// the stale dot-lock of a dead sluice writer is broken, and its half
+// record cut off, on the first run. Breaking it took the lock file in the
+// making, "./.spam.mbox.lock-NNN", for a dead writer's (removeLockTemps
+// compared it with ".spam.mbox.lock-NNN"), so the run failed with "link
+// ...: no such file or directory" after the stale lock, and the length
+// it recorded, were gone: the next run learned the half record.
+func TestTrainRelativeMboxAfterDeadWriter(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	t.Chdir(dir)
+	good := deadWriterMbox(t, "spam.mbox")
+	for run := 1; run <= 2; run++ {
+		r := runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", "A", "--queue-id", "B", "spam.mbox")
+		want := "1 message: 1 learned as spam"
+		if run == 2 {
+			want = "1 message: 0 learned as spam, 1 already learned"
+		}
+		if r.code != 0 || !strings.HasPrefix(r.stdout, want) || r.stderr != "" {
+			t.Errorf("train run %d: %+v; want record A only", run, r)
+		}
+	}
+	if b, err := os.ReadFile("spam.mbox"); err != nil || string(b) != good {
+		t.Errorf("the mbox after train: %q, %v; want record A only", b, err)
+	}
+	deadWriterMbox(t, "other.mbox")
+	r := runCLI(t, "", "classify", "--db", db, "--format", "tsv", "other.mbox")
+	if r.stderr != "" || !strings.HasPrefix(r.stdout, "other.mbox\t") || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("classify: %+v; want record A only", r)
+	}
+}

@@ -562,8 +562,10 @@ func removeLockTemps(lockPath, keep string) {
 		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" {
 			continue
 		}
-		if p := filepath.Join(dir, e.Name()); p != keep {
-			os.Remove(p)
+		// By name: keep is os.CreateTemp's, "./.spam.lock-123" for a
+		// relative lockPath, which Join would make ".spam.lock-123".
+		if e.Name() != filepath.Base(keep) {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }
