@@ -615,7 +615,9 @@ func flatFiles(dir *os.Root, path, sub string, read map[string]bool, visit visit
 		if !e.Type().IsRegular() || trashed(name) {
 			continue
 		}
-		if err := visit(entry{path: name, dir: subDir, name: e.Name(), md: md}, nil); err != nil {
+		// found: a FIFO put in its place after the listing must not
+		// hold the walk up (see openFlags).
+		if err := visit(entry{path: name, dir: subDir, name: e.Name(), md: md, found: true}, nil); err != nil {
 			return err
 		}
 	}
