@@ -415,9 +415,15 @@ func pathBase64(name string) string {
 // all when they are few, and else how many there were and the first few:
 // a --list of thousands of empty directories is no one line's worth.
 func noMessagesError(paths []string) error {
+	return fmt.Errorf("no messages found in %s", namePaths(paths))
+}
+
+// namePaths names paths in an error line: all of them when they are few,
+// else how many there were and the first few.
+func namePaths(paths []string) string {
 	const named = 3
 	if len(paths) <= named {
-		return fmt.Errorf("no messages found in %s", strings.Join(paths, ", "))
+		return strings.Join(paths, ", ")
 	}
-	return fmt.Errorf("no messages found in the %d paths given (%s and %d more)", len(paths), strings.Join(paths[:named], ", "), len(paths)-named)
+	return fmt.Sprintf("the %d paths given (%s and %d more)", len(paths), strings.Join(paths[:named], ", "), len(paths)-named)
 }

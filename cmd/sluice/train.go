@@ -197,7 +197,7 @@ once.`,
 				return &exitError{code: interruptStatus(context.Cause(stop))}
 			}
 			if !t.sel.All() && t.read == 0 {
-				return fmt.Errorf("no message with %s in %s", describeSelect(t.sel), strings.Join(paths, ", "))
+				return fmt.Errorf("no message with %s in %s", describeSelect(t.sel), namePaths(paths))
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), t.summary())
 			if t.errors > 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -359,5 +360,37 @@ func TestTrainCustomVerdictFieldLeftOut(t *testing.T) {
 	r = runCLI(t, "", "--config", cfg, "train", "--ham", "--unlearn", delivered)
 	if want := "1 message: 1 unlearned from ham, 0 not learned as ham, 0 errors\n"; r.stdout != want {
 		t.Errorf("unlearn as delivered: %+v, want %q", r, want)
+	}
+}
+
+// train --queue-id over a --list of many paths, none holding the message,
+// ends in one short error line that says how many paths there were and
+// names a few, as classify's "no messages found" does: a list of
+// thousands made a line of hundreds of kilobytes.
+func TestTrainNoMatchInManyPaths(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "bayes.db")
+	var list strings.Builder
+	for i := range 500 {
+		p := filepath.Join(dir, fmt.Sprintf("empty-directory-with-a-long-name-%03d", i))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		list.WriteString(p + "\n")
+	}
+	listFile := filepath.Join(dir, "list")
+	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", "4XyZ1n2Kq7z", "--list", listFile)
+	if r.code != 1 || !strings.Contains(r.stderr, "no message with queue id 4XyZ1n2Kq7z in the 500 paths given") ||
+		!strings.Contains(r.stderr, "empty-directory-with-a-long-name-000") || len(r.stderr) > 500 {
+		t.Errorf("exit %d, stderr (%d bytes) %.600q; want 1 and one short line", r.code, len(r.stderr), r.stderr)
+	}
+	// A few paths are all named, as before.
+	one := filepath.Join(dir, "empty-directory-with-a-long-name-001")
+	r = runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", "4XyZ1n2Kq7z", one)
+	if r.code != 1 || !strings.Contains(r.stderr, "no message with queue id 4XyZ1n2Kq7z in "+one+"\n") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
