@@ -19,8 +19,20 @@ import (
 // never closed runs to the end of the address, as Postfix reads MAIL
 // FROM: it accepts "<bob@spam.example (x>" and delivers the message from
 // bob@spam.example. The rest is read as SplitAddress reads it.
+//
+// Postfix reads the address as an RFC 822 address list and takes its one
+// address: empty elements of the list, commas and semicolons before or
+// after the address, are dropped. It accepts MAIL FROM:<bob@spam.example,>
+// and <;bob@spam.example> and delivers from bob@spam.example, and <,>
+// from the null sender; they are read so here.
 func EnvelopeAddress(s string) (local, domain string, null bool) {
-	return SplitAddress(cutOpenComment(WithoutCFWS(s)))
+	return splitAddress(cutOpenComment(WithoutCFWS(s)), true)
+}
+
+// trimList removes from the ends of an envelope address the commas,
+// semicolons and blanks that Postfix drops as empty list elements.
+func trimList(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return r == ',' || r == ';' || unicode.IsSpace(r) })
 }
 
 // SplitAddress is EnvelopeAddress for an address without comments, as
@@ -48,11 +60,20 @@ func EnvelopeAddress(s string) (local, domain string, null bool) {
 // lower-cased nor checked. A domain literal ("[192.0.2.1]") is returned
 // as it is.
 func SplitAddress(s string) (local, domain string, null bool) {
+	return splitAddress(s, false)
+}
+
+// splitAddress is SplitAddress; envelope says that s is an envelope
+// sender, whose empty list elements are dropped (see EnvelopeAddress).
+func splitAddress(s string, envelope bool) (local, domain string, null bool) {
 	// The brackets, even one without the other, as go-milter takes
 	// them off the envelope sender: "<bob@spam.example (x>" is cut
 	// before its ">".
 	s = strings.TrimSpace(s)
 	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
+	if envelope {
+		s = trimList(s)
+	}
 	if s == "" {
 		return "", "", true
 	}
@@ -65,6 +86,9 @@ func SplitAddress(s string) (local, domain string, null bool) {
 		// its domain; both are addresses at spam.example.
 		if i := routeEnd(s); i >= 0 {
 			s = s[i+1:]
+			if envelope {
+				s = trimList(s)
+			}
 			if s == "" {
 				// A source route to no address ("<@a:>"), which
 				// Postfix takes for the null sender.

@@ -40,6 +40,24 @@ func TestEnvelopeAddress(t *testing.T) {
 		{`<"Bob@Spam.Example">`, "Bob", "Spam.Example", false},
 		{"bob@spam.example ;", "bob", "spam.example", false},
 		{"bob@[192.0.2.1]", "bob", "[192.0.2.1]", false},
+		// Postfix reads MAIL FROM as an RFC 822 address list and takes
+		// its one address: empty list elements, commas and semicolons
+		// before or after it, are dropped (observed with Postfix 3.7:
+		// <bob@x,> is delivered from bob@x, <,> from <>).
+		{"<bob@spam.example,>", "bob", "spam.example", false},
+		{"<bob@spam.example ,>", "bob", "spam.example", false},
+		{"<bob@spam.example,,>", "bob", "spam.example", false},
+		{"<bob@spam.example.,>", "bob", "spam.example", false},
+		{"<bob@spam.example;,>", "bob", "spam.example", false},
+		{"<bob@spam.example,;>", "bob", "spam.example", false},
+		{"<bob@[192.0.2.1],>", "bob", "[192.0.2.1]", false},
+		{"<bob%spam.example,>", "bob", "spam.example", false},
+		{"<,bob@spam.example>", "bob", "spam.example", false},
+		{"<, bob@spam.example>", "bob", "spam.example", false},
+		{"<;bob@spam.example>", "bob", "spam.example", false},
+		{`<,"john doe"@spam.example>`, "john doe", "spam.example", false},
+		{"<@a:,bob@spam.example>", "bob", "spam.example", false},
+		{"<,>", "", "", true},
 	} {
 		local, domain, null := filters.EnvelopeAddress(tc.in)
 		if local != tc.local || domain != tc.domain || null != tc.null {

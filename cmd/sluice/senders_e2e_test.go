@@ -390,7 +390,8 @@ func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
 // closed is dropped (<bob@x (c> is bob@x), a UUCP path is swapped
 // (swap_bangpath: x!bob is bob@x), so is bob%x (the percent hack),
 // quotes and backslashes in the domain are dropped, and one quoted
-// string holding an address is that address. The senders filter compares what
+// string holding an address is that address, and commas and semicolons
+// around the address are dropped. The senders filter compares what
 // Postfix delivers from, so a banned domain written so is refused too.
 func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	mtatest.Require(t)
@@ -408,7 +409,7 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	}
 	for _, from := range []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
 		"<banned.example!>", "<bob%banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
-		`<"bob"%banned.example>`, "<%banned.example>"} {
+		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>"} {
 		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
 			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
 		}
@@ -429,6 +430,11 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 		{"<%client.example>", `<""@client.example>`},
 		// A source route to no address is the null sender.
 		{"<@client.example:>", "<>"},
+		// Commas and semicolons around the address are empty elements
+		// of an address list to Postfix.
+		{"<kate@client.example,>", "<kate@client.example>"},
+		{"<;,liam@client.example>", "<liam@client.example>"},
+		{"<,>", "<>"},
 	}
 	for i, form := range forms {
 		from := form.from

@@ -195,6 +195,16 @@ func TestFilterVerdicts(t *testing.T) {
 		{"@spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
 		{"@spam.example:bob@fine.example", "mx.example", "mx.example", filters.Continue, ""},
 		{"@fine.example:bob@spam.example", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		// Commas and semicolons around the address, which Postfix
+		// drops as empty elements of an address list: it delivers
+		// <bob@spam.example,> from bob@spam.example and <,> from <>.
+		{"bob@spam.example,", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob@spam.example ,", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob@spam.example;,", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{"bob%spam.example,", "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{",newsletter+x@shop.example", "mx.example", "mx.example", filters.Discard, ""},
+		{`,"john doe"@quoted.example`, "mx.example", "mx.example", filters.Reject, DefaultReject},
+		{",", "mx.example", "mx.example", filters.Reject, "550 5.7.1 We send no mail, so we take no bounces"},
 		// HELO and client name, from the hosts file and Helo: tags; the
 		// strongest verdict of the stage wins.
 		{"bob@fine.example", "dialup.example", "mx.example", filters.Reject, DefaultReject},
