@@ -1202,6 +1202,14 @@ func (s *BoltStore) learnTx(ctx context.Context, ops []LearnOp) ([]Outcome, erro
 		meta := tx.Bucket(bucketMeta)
 		toks := tx.Bucket(bucketTokens)
 		digs := tx.Bucket(bucketDigests)
+		// An import checked the store for its messages before its
+		// first write, under its mark: a message learned after that
+		// check would be counted again by the import. Checked in this
+		// transaction, so that no import marks the store in between.
+		if v := meta.Get(metaKey(MetaImporting)); v != nil {
+			m := parseImportMark(string(v))
+			return fmt.Errorf("the store holds part of an import begun %s that has not finished (%s): learning now could count a message of the import twice", m.Began, m.Progress())
+		}
 		if err := moveOldModel(tx); err != nil {
 			return err
 		}
