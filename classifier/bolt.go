@@ -1295,22 +1295,38 @@ func digestValue(c Class, features []byte) []byte {
 	return append([]byte{byte(c)}, features...)
 }
 
-// tokenDelta is the summed change of one token over a learn batch, and the
-// lowest each running sum went (0 or below): each op's change is clamped
-// at zero in turn, as Learn promises and the Redis script does, and the
-// sum alone cannot tell "-1 then +1" on a count of 0 (which ends at 1)
-// from "+1 then -1" (which ends at 0).
+// tokenDelta is the change of one token over a learn batch: each op's
+// change is clamped to what a count holds (0 to 2^32-1) in turn, as Learn
+// promises and the Redis script does. The sum alone cannot tell "-1 then
+// +1" on a count of 0 (which ends at 1) from "+1 then -1" (which ends at
+// 0), nor "+1 then -1" on the largest count (one below it) from "-1 then
+// +1" (the largest).
 type tokenDelta struct {
-	spam, ham       int
-	spamLow, hamLow int
-	date            Date
+	spam, ham inTurn
+	date      Date
 }
 
-// inTurn returns v after changes summing to sum, whose running sum was at
-// lowest low, each clamped at zero: the clamp adds back what the lowest
-// point went below zero.
-func inTurn(v uint32, sum, low int) uint32 {
-	return addClamp(v, sum+max(0, -low-int(v)))
+// inTurn is a run of changes of a count, each clamped in turn. A change
+// clamped, then another, is one change clamped to a narrower range: the
+// run takes v to min(max(v+sum, lo), hi).
+type inTurn struct {
+	sum    int64
+	lo, hi uint32
+}
+
+// noChange is the run of no change.
+var noChange = inTurn{lo: 0, hi: 1<<32 - 1}
+
+// add appends a change of delta to the run.
+func (c *inTurn) add(delta int) {
+	c.sum += int64(delta)
+	c.lo = addClamp(c.lo, delta)
+	c.hi = addClamp(c.hi, delta)
+}
+
+// of returns v after the run.
+func (c inTurn) of(v uint32) uint32 {
+	return uint32(min(max(int64(v)+c.sum, int64(c.lo)), int64(c.hi)))
 }
 
 // tokenDeltas sums the changes of a learn batch by token. The deltas are
@@ -1338,16 +1354,14 @@ func (d *tokenDeltas) add(tokens []string, c Class, delta int, day Date) {
 		if !ok {
 			i = len(d.list)
 			d.at[tok] = i
-			d.list = append(d.list, tokenDelta{})
+			d.list = append(d.list, tokenDelta{spam: noChange, ham: noChange})
 			d.toks = append(d.toks, tok)
 		}
 		td := &d.list[i]
 		if c == Spam {
-			td.spam += delta
-			td.spamLow = min(td.spamLow, td.spam)
+			td.spam.add(delta)
 		} else {
-			td.ham += delta
-			td.hamLow = min(td.hamLow, td.ham)
+			td.ham.add(delta)
 		}
 		td.date = max(td.date, day)
 	}
@@ -1387,12 +1401,12 @@ func (d *tokenDeltas) apply(b *bolt.Bucket) ([]Record, error) {
 			if cur, err = decodeCounts(v); err != nil {
 				return nil, fmt.Errorf("token %q: %w", tok, err)
 			}
-		} else if inTurn(0, td.spam, td.spamLow) == 0 && inTurn(0, td.ham, td.hamLow) == 0 {
+		} else if td.spam.of(0) == 0 && td.ham.of(0) == 0 {
 			arena = arena[:n0]
 			continue
 		}
-		cur.Spam = inTurn(cur.Spam, td.spam, td.spamLow)
-		cur.Ham = inTurn(cur.Ham, td.ham, td.hamLow)
+		cur.Spam = td.spam.of(cur.Spam)
+		cur.Ham = td.ham.of(cur.Ham)
 		cur.LastSeen = max(cur.LastSeen, td.date)
 		var err error
 		if cur.Spam == 0 && cur.Ham == 0 {

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"LearnNoMove", testLearnNoMove},
 		{"BatchSameDigest", testBatchSameDigest},
 		{"BatchClampsEachOp", testBatchClampsEachOp},
+		{"BatchClampsEachOpAtMax", testBatchClampsEachOpAtMax},
 		{"LastSeen", testLastSeen},
 		{"AddWalkStats", testAddWalkStats},
 		{"Prune", testPrune},
@@ -262,6 +263,36 @@ func testBatchClampsEachOp(t *testing.T, s classifier.Store) {
 		if got := cnt[i]; got.Spam != want.Spam || got.Ham != want.Ham {
 			t.Errorf("token %d: %+v, want spam %d ham %d", i, got, want.Spam, want.Ham)
 		}
+	}
+}
+
+// A batch's ops are clamped one after the other at the top of a count
+// too: a token at the largest count (an import of a huge word list) stays
+// there when a message is learned, and a batch that learns the message
+// and unlearns it again leaves the token one below, as the two ops in
+// separate batches do. The summed change, 0, left it at the top.
+func testBatchClampsEachOpAtMax(t *testing.T, s classifier.Store) {
+	const top = 1<<32 - 1
+	err := s.Add(context.Background(), classifier.Batch{Records: []classifier.Record{
+		{Token: "x", Counts: classifier.Counts{Spam: top, Ham: top, LastSeen: 20240101}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spam := classifier.LearnOp{Digest: digest(1), Class: classifier.Spam, Tokens: []string{"x"}, Date: 20240102}
+	unspam := spam
+	unspam.Unlearn = true
+	ham := classifier.LearnOp{Digest: digest(2), Class: classifier.Ham, Tokens: []string{"x"}, Date: 20240102}
+	unham := ham
+	unham.Unlearn = true
+	out := learn(t, s, spam, unspam, ham, unham)
+	want := []classifier.Outcome{classifier.Learned, classifier.Unlearned, classifier.Learned, classifier.Unlearned}
+	if !slices.Equal(out, want) {
+		t.Errorf("outcomes %v, want %v", out, want)
+	}
+	_, cnt := lookup(t, s, "x")
+	if cnt[0].Spam != top-1 || cnt[0].Ham != top-1 {
+		t.Errorf("counts %+v, want spam and ham %d, as in separate batches", cnt[0], uint32(top-1))
 	}
 }
 
