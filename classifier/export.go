@@ -362,6 +362,19 @@ func export(ctx context.Context, s exportSource, w io.Writer) error {
 	var line []byte
 	err = s.WalkDigests(ctx, func(d DigestClass) error {
 		digests++
+		// Import refuses what it could not learn or read: a digest of
+		// no class (a damaged store) fails the export rather than make
+		// one that does not import; features that do not decode (Add
+		// takes them as they are), which no refit can read, are
+		// exported as none, the message still learned.
+		if d.Class != Spam && d.Class != Ham {
+			return fmt.Errorf("corrupt digest entry %s: class %d", d.Digest, d.Class)
+		}
+		if len(d.Features) > 0 {
+			if _, err := DecodeFeatures(d.Features); err != nil {
+				d.Features = nil
+			}
+		}
 		fp.digest(d)
 		line = fmt.Appendf(line[:0], "d %s %s", d.Digest, d.Class)
 		if len(d.Features) > 0 {
