@@ -524,7 +524,7 @@ func (f *Filter) noteWatches(ms []Match, m *filters.Message) {
 }
 
 func (f *Filter) noteNew(r *Rule, mt *Match, m *filters.Message) {
-	if !f.seen.add(r.Key, mt.Name.Domain, time.Now()) {
+	if !f.seen.addWithin(r.Key, mt.Name.Domain, time.Now(), f.s.limit) {
 		return
 	}
 	f.log.Info(fmt.Sprintf("new sender domain matching %s: %s", r.Key, mt.Name.Domain),

@@ -140,7 +140,7 @@ type seenStore struct {
 
 	mu      sync.Mutex
 	list    *SeenList
-	limit   int
+	limit   int // the seen_limit of the filter that opened the file, for add
 	dirty   bool
 	refs    int
 	lastErr string
@@ -160,9 +160,11 @@ func (sh *Shared) openSeen(path string, limit int, log *slog.Logger) (*seenStore
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s, ok := sh.seen[abs]; ok {
+		// limit stays the first filter's: each filter adds within its
+		// own (see addWithin), and a reload that fails after building
+		// a filter on the file must not change the running one's.
 		s.mu.Lock()
 		s.refs++
-		s.limit = limit
 		s.mu.Unlock()
 		return s, nil
 	}
@@ -183,8 +185,15 @@ func (sh *Shared) openSeen(path string, limit int, log *slog.Logger) (*seenStore
 // add records that domain matched pattern and reports whether that is
 // new.
 func (s *seenStore) add(pattern, domain string, now time.Time) bool {
+	return s.addWithin(pattern, domain, now, s.limit)
+}
+
+// addWithin is add for a filter whose seen_limit is limit. The filters of
+// the running configuration and of a reload share the file, each with
+// its own limit.
+func (s *seenStore) addWithin(pattern, domain string, now time.Time, limit int) bool {
 	s.mu.Lock()
-	isNew := s.list.add(seenKey{pattern, domain}, now, s.limit)
+	isNew := s.list.add(seenKey{pattern, domain}, now, limit)
 	if isNew {
 		s.dirty = true
 	}
