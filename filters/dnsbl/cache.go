@@ -265,6 +265,14 @@ type sharedCache struct {
 	servers string // the resolver the answers came from
 	c       *cache
 	refs    int // the filters using c that are not closed
+	// size is c's bound, the cache_size of sizedBy, the filter built
+	// last on c; prevSize and prevBy are those before it. A filter that
+	// is closed while it is still the last built (a reload that failed
+	// after building it) gives the bound back (see release).
+	size     int
+	sizedBy  *Filter
+	prevSize int
+	prevBy   *Filter
 }
 
 // NewShared returns an empty Shared.
@@ -300,7 +308,7 @@ func (s *Shared) codeLabels(name, zone string) *codeLabels {
 // of an entry it keeps is in use while this runs; one released before
 // (all filters of the name closed, then the name built again) is still
 // found, as the name asked for is not dropped.
-func (s *Shared) cache(name, servers string, size int) *cache {
+func (s *Shared) cache(name, servers string, size int, f *Filter) *cache {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for n, sc := range s.caches {
@@ -310,22 +318,35 @@ func (s *Shared) cache(name, servers string, size int) *cache {
 	}
 	if sc, ok := s.caches[name]; ok && sc.servers == servers {
 		sc.c.setMax(size)
+		sc.prevSize, sc.prevBy = sc.size, sc.sizedBy
+		sc.size, sc.sizedBy = size, f
 		sc.refs++
 		s.caches[name] = sc
 		return sc.c
 	}
 	c := newCache(size, s.now)
-	s.caches[name] = sharedCache{servers: servers, c: c, refs: 1}
+	s.caches[name] = sharedCache{servers: servers, c: c, refs: 1, size: size, sizedBy: f}
 	return c
 }
 
-// release tells that a filter of entry name no longer uses its cache c.
-// A cache that another server list replaced is no longer s's to count.
-func (s *Shared) release(name string, c *cache) {
+// release tells that f, a filter of entry name, no longer uses its cache
+// c. A cache that another server list replaced is no longer s's to count.
+// When f is still the filter built last on c, it was built by a reload
+// that failed (or the daemon stops): the filter built before it, which
+// goes on, gets its own bound back, not the one of a configuration that
+// never came into force.
+func (s *Shared) release(name string, c *cache, f *Filter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sc, ok := s.caches[name]; ok && sc.c == c && sc.refs > 0 {
 		sc.refs--
+		if sc.sizedBy == f && sc.prevBy != nil {
+			if sc.prevSize != sc.size {
+				c.setMax(sc.prevSize)
+			}
+			sc.size, sc.sizedBy = sc.prevSize, sc.prevBy
+			sc.prevBy = nil
+		}
 		s.caches[name] = sc
 	}
 }

@@ -156,7 +156,7 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	if f.obs == nil {
 		f.obs = nopObserver{}
 	}
-	f.cache = shared.cache(f.name, f.res.answerSource(&set), s.cacheSize)
+	f.cache = shared.cache(f.name, f.res.answerSource(&set), s.cacheSize, f)
 	if s.resolvConf != "" {
 		// Set before the probe goroutine starts, which queries at
 		// once: conf is not changed after, only the servers are.
@@ -245,7 +245,7 @@ func (f *Filter) Close() error {
 		f.cancel()
 		<-f.done
 		f.res.close()
-		f.shared.release(f.name, f.cache)
+		f.shared.release(f.name, f.cache, f)
 		if f.probing {
 			for _, z := range f.s.zones {
 				if z.probe {
