@@ -24,7 +24,13 @@ import (
 // address: empty elements of the list, commas and semicolons before or
 // after the address, are dropped. It accepts MAIL FROM:<bob@spam.example,>
 // and <;bob@spam.example> and delivers from bob@spam.example, and <,>
-// from the null sender; they are read so here.
+// from the null sender; they are read so here. So is a group, an RFC 822
+// "name:address;" (see groupMember): Postfix delivers
+// MAIL FROM:<x:bob@spam.example;> from bob@spam.example, and <x:;> from
+// the null sender. (Sendmail delivers the former from
+// x:bob@spam.example, at the same domain; an address rule on
+// bob@spam.example refuses it too, which mail worth having does not
+// miss: no MTA or mail client writes a group in MAIL FROM.)
 func EnvelopeAddress(s string) (local, domain string, null bool) {
 	return splitAddress(cutOpenComment(WithoutCFWS(s)), true)
 }
@@ -72,6 +78,12 @@ func splitAddress(s string, envelope bool) (local, domain string, null bool) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
 	if envelope {
+		if member, ok := groupMember(s); ok {
+			// The member may have brackets of its own:
+			// <x:<bob@spam.example>;>.
+			s = strings.TrimSpace(trimList(member))
+			s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
+		}
 		s = trimList(s)
 	}
 	if s == "" {
@@ -120,6 +132,46 @@ func splitAddress(s string, envelope bool) (local, domain string, null bool) {
 	// delivers from bob@spam.example.
 	domain = strings.TrimRightFunc(domainText(domain), func(r rune) bool { return r == ';' || r == '.' || unicode.IsSpace(r) })
 	return local, domain, false
+}
+
+// groupMember returns the address of the group that the envelope sender
+// s is, and whether it is one: an RFC 822 group, "name:address;", ends
+// in a ";" outside quoted strings (which only commas, semicolons and
+// blanks, empty list elements, may follow). Its address is what follows the last
+// colon outside quoted strings and address literals, as Postfix reads
+// it: it delivers <x:y:bob@x;> and <x:@relay:bob@x;> from bob@x, and
+// <x:bob@x:;> from the null sender. A backslash quotes the next
+// character, outside quoted strings too (<x\:bob@x;> is "x:bob"@x to
+// Postfix). Without the ";" the colon is part of the local part: Postfix
+// delivers <x:bob@x> from "x:bob"@x, and a source route is read by
+// splitAddress.
+func groupMember(s string) (string, bool) {
+	s = strings.TrimRightFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	colon := -1
+	group := false
+	quoted, literal := false, false
+	for i := 0; i < len(s); i++ {
+		group = false
+		switch c := s[i]; {
+		case c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '[':
+			literal = true
+		case c == ']':
+			literal = false
+		case c == ':' && !literal:
+			colon = i
+		case c == ';':
+			group = true
+		}
+	}
+	if !group || colon < 0 {
+		return s, false
+	}
+	return s[colon+1:], true
 }
 
 // cutOpenComment returns s up to its first "(" outside quoted strings:

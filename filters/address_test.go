@@ -58,6 +58,45 @@ func TestEnvelopeAddress(t *testing.T) {
 		{`<,"john doe"@spam.example>`, "john doe", "spam.example", false},
 		{"<@a:,bob@spam.example>", "bob", "spam.example", false},
 		{"<,>", "", "", true},
+		// A group, "name:address;", is its address to Postfix: it
+		// delivers MAIL FROM:<x:bob@x;> from bob@x (observed with
+		// Postfix 3.7, see TestSendersEndToEndPostfixGroupSender), the
+		// member being what follows the last colon outside quotes and
+		// literals, and an empty group is the null sender. Without the
+		// ";" the colon is part of the local part ("x:bob"@x).
+		{"<x:bob@spam.example;>", "bob", "spam.example", false},
+		{"<x: bob@spam.example ;>", "bob", "spam.example", false},
+		{"<x y:bob@spam.example;>", "bob", "spam.example", false},
+		{"<x.y.z:bob@spam.example;>", "bob", "spam.example", false},
+		{`<"x":bob@spam.example;>`, "bob", "spam.example", false},
+		{"<x(c):bob@spam.example;>", "bob", "spam.example", false},
+		{"<:bob@spam.example;>", "bob", "spam.example", false},
+		{`<x:"bob"@spam.example;>`, "bob", "spam.example", false},
+		{`<x:"a;b"@spam.example;>`, "a;b", "spam.example", false},
+		{"<x:bob@spam.example;;>", "bob", "spam.example", false},
+		{"<;x:bob@spam.example;,>", "bob", "spam.example", false},
+		{"<x:,bob@spam.example,;>", "bob", "spam.example", false},
+		{"<x:bob@spam.example.;>", "bob", "spam.example", false},
+		{"<x:@a.example:bob@spam.example;>", "bob", "spam.example", false},
+		{"<@a.example:x:bob@spam.example;>", "bob", "spam.example", false},
+		{"<x:y:bob@spam.example;>", "bob", "spam.example", false},
+		{"<bob:x@spam.example;>", "x", "spam.example", false},
+		{"<x:<bob@spam.example>;>", "bob", "spam.example", false},
+		{"<x:spam.example!bob;>", "bob", "spam.example", false},
+		{"<x:bob%spam.example;>", "bob", "spam.example", false},
+		{"<x:bob@[IPv6:2001:db8::1];>", "bob", "[IPv6:2001:db8::1]", false},
+		{"<x:bob;>", "bob", "", false},
+		{"<x:;>", "", "", true},
+		{"<x:;,>", "", "", true},
+		{"<x:y:;>", "", "", true},
+		{"<x:@a.example:;>", "", "", true},
+		{"<x:bob@spam.example:;>", "", "", true},
+		{"<x:bob@spam.example>", "x:bob", "spam.example", false},
+		{"<bob:x@spam.example>", "bob:x", "spam.example", false},
+		{`<"x:bob"@spam.example;>`, "x:bob", "spam.example", false},
+		{`<x\:bob@spam.example;>`, `x\:bob`, "spam.example", false},
+		{"<x:bob@spam.example (c;>", "x:bob", "spam.example", false},
+		{`<"x:bob@spam.example;>`, `"x:bob`, "spam.example", false},
 	} {
 		local, domain, null := filters.EnvelopeAddress(tc.in)
 		if local != tc.local || domain != tc.domain || null != tc.null {

@@ -459,6 +459,71 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	}
 }
 
+// Postfix reads MAIL FROM as an RFC 822 address list, in which
+// "name:address;" is a group: it delivers MAIL FROM:<x:bob@x;> from
+// bob@x, the member being what follows the last colon, and an empty
+// group from the null sender; without the ";" the colon is part of the
+// local part ("x:bob"@x). A rule on an address, not only one on its
+// domain, refuses it written as a group.
+func TestSendersEndToEndPostfixGroupSender(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, sendersE2ERules+"mallory@client.example\tREJECT\n")
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	startDaemonWith(t, sendersConfig(sock, state, rules, ""))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	for _, from := range []string{"<mallory@client.example>", "<x:mallory@client.example;>", "<x: mallory@client.example ;>",
+		"<x y:mallory@client.example;>", `<"x":mallory@client.example;>`, "<x:mallory@client.example;,>", "<;x:mallory@client.example;>",
+		"<x:@relay.example:mallory@client.example;>", "<x:y:mallory@client.example;>", "<bob:mallory@client.example;>",
+		"<x:<mallory@client.example>;>", "<x:client.example!mallory;>", "<x:<bob@banned.example>;>", "<x:banned.example!bob;>"} {
+		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
+			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
+		}
+		c.Cmd("RSET")
+	}
+	// What Postfix delivers from, for forms not refused.
+	want := map[string]string{}
+	forms := []struct{ from, returnPath string }{
+		{"<x:kate@client.example;>", "<kate@client.example>"},
+		{"<x:@relay.example:liam@client.example;>", "<liam@client.example>"},
+		{"<x:;>", "<>"},
+		{"<x:mallory@client.example:;>", "<>"},
+		// No group without the ";": the colon is the local part's, and
+		// "x:mallory" is another address than mallory.
+		{"<x:mallory@client.example>", `<"x:mallory"@client.example>`},
+		{`<x\:mallory@client.example;>`, `<"x:mallory"@client.example>`},
+		{`<"x:mallory"@client.example;>`, `<"x:mallory"@client.example>`},
+	}
+	for i, form := range forms {
+		from := form.from
+		rcpt := fmt.Sprintf("group%d@lab.example", i)
+		if r := c.Cmd("MAIL FROM:" + from); r.Code != 250 {
+			t.Fatalf("MAIL FROM:%s: %v", from, r)
+		}
+		if r := c.Cmd("RCPT TO:<" + rcpt + ">"); r.Code != 250 {
+			t.Fatalf("RCPT TO: %v", r)
+		}
+		if r := c.Data(sendersMessage("x@client.example", rcpt, fmt.Sprintf("group%d", i))); r.Code != 250 {
+			t.Fatalf("DATA from %s: %v", from, r)
+		}
+		want[rcpt] = form.returnPath
+	}
+	c.Quit()
+	mta.WaitDelivered(t, len(want), 20*time.Second)
+	for _, d := range mta.Delivered(t) {
+		if rp := d.Get("Return-Path"); rp != want[d.Recipient()] {
+			t.Errorf("%s: Return-Path %q, want %q", d.Recipient(), rp, want[d.Recipient()])
+		}
+	}
+}
+
 // Sendmail swaps a UUCP path too (site!user is delivered from
 // user@site), so it is refused by a rule on the site, and drops a final
 // ";"; a comment never closed it refuses itself ("Unbalanced '('").
