@@ -25,13 +25,15 @@
 //     is not empty is no header field is reported, not read (see
 //     errNoMail);
 //   - a directory with cur/ and new/ subdirectories, or with tmp/ and
-//     one of them (a copy that dropped an empty one), is a maildir: the
+//     one of them, or with cur/ holding files with maildir names (a
+//     copy that dropped empty ones, see maildirSubs), is a maildir: the
 //     files of new/ and cur/ are its messages (tmp/ holds deliveries in
 //     progress and is left alone), except those flagged T (marked for
 //     deletion); one renamed or deleted by a mail client while the walk
 //     runs is read under its new name, or skipped, and each message
 //     (by its unique name) is read once, even if moved from new/ to cur/
-//     after it was read;
+//     after it was read; a directory named cur that holds files with
+//     maildir names is read as a maildir's cur/;
 //   - any other directory is walked recursively, in name order;
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
@@ -500,6 +502,11 @@ func walkDir(dir *os.Root, path string, visit visitFunc) error {
 		}
 		return nil
 	}
+	// A maildir's cur/ named by itself (~/Maildir/.Junk/cur) is read as
+	// the maildir would read it.
+	if filepath.Base(path) == "cur" && maildirNames(dir, ".") {
+		return flatList(dir, path, map[string]bool{}, visit)
+	}
 	entries, err := readDir(path)
 	if err != nil {
 		return visit(entry{path: path}, err)
@@ -595,6 +602,12 @@ func flatFiles(dir *os.Root, path, sub string, read map[string]bool, visit visit
 		return visit(entry{path: p}, err)
 	}
 	defer subDir.Close()
+	return flatList(subDir, p, read, visit)
+}
+
+// flatList lists the files of subDir, a maildir's new/ or cur/ found at
+// p, for flatFiles.
+func flatList(subDir *os.Root, p string, read map[string]bool, visit visitFunc) error {
 	entries, err := readDir(p)
 	if err != nil {
 		return visit(entry{path: p}, err)
@@ -715,7 +728,12 @@ func trashed(file string) bool {
 // maildir, new/ then cur/, and nil if it is not. A maildir has cur/ and
 // new/, or tmp/ and one of them: a copy made by a tool that drops empty
 // directories (rsync -m) lacks an empty new/ or cur/, and its tmp/,
-// deliveries in progress, must still not be read. Each may be a
+// deliveries in progress, must still not be read. Such a copy has
+// mostly lost its tmp/ too, which is empty but while a message is being
+// delivered: a directory with cur/ alone is a maildir as well if cur/
+// holds files with maildir names (see maildirNames), which a directory
+// of .eml files does not; new/ alone (a corpus of new and old mail)
+// marks none, and its files carry no flags to heed. Each may be a
 // directory or a symbolic link, which flatFiles follows or reports: a
 // maildir whose cur/ is a link that is not followed is still no plain
 // directory, whose tmp/ would be read.
@@ -725,7 +743,7 @@ func maildirSubs(dir *os.Root) []string {
 		return err == nil && (fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0)
 	}
 	newDir, curDir := has("new"), has("cur")
-	if !(newDir && curDir) && !((newDir || curDir) && has("tmp")) {
+	if !(newDir && curDir) && !((newDir || curDir) && has("tmp")) && !(curDir && maildirNames(dir, "cur")) {
 		return nil
 	}
 	var subs []string
@@ -1447,4 +1465,27 @@ func TotalSize(paths []string) int64 {
 		})
 	}
 	return total
+}
+
+// maildirNames reports whether the directory sub of dir holds a file
+// named as a maildir's cur/ names its messages: with the info after
+// ":2," (flags such as S and T), which no mail client or server gives a
+// file elsewhere. It reads the directory only up to the first such name.
+func maildirNames(dir *os.Root, sub string) bool {
+	f, err := dir.Open(sub)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(256)
+		for _, n := range names {
+			if !strings.HasPrefix(n, ".") && strings.Contains(n, ":2,") {
+				return true
+			}
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
