@@ -115,11 +115,25 @@ once.`,
 			if unlearn {
 				access = storeWriteExisting
 			}
+			// A store the run makes must not stay behind if it learns
+			// nothing (a mistyped PATH, a --queue-id that matches no
+			// message): classify would answer unsure from it instead of
+			// reporting that there is no store. See db import.
+			made := !unlearn && setup.cfg.Store != bayes.StoreRedis && !exists(setup.db)
+			lockMade := made && !exists(setup.db+".lock")
 			st, err := setup.openStore(access)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() {
+				if bs, ok := st.(*classifier.BoltStore); ok && made {
+					bs.RemoveIfEmpty(context.Background())
+				}
+				st.Close()
+				if lockMade && !exists(setup.db) {
+					os.Remove(setup.db + ".lock")
+				}
+			}()
 			// Whatever is learned into a half-imported store is lost when
 			// the store is replaced by a whole import, the only repair of
 			// an import that was stopped.

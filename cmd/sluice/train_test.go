@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/filtertest"
 )
@@ -392,5 +393,52 @@ func TestTrainNoMatchInManyPaths(t *testing.T) {
 	r = runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", "4XyZ1n2Kq7z", one)
 	if r.code != 1 || !strings.Contains(r.stderr, "no message with queue id 4XyZ1n2Kq7z in "+one+"\n") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// A train that learns nothing into a store it would create (a mistyped
+// PATH, a --queue-id that matches no message) leaves no store behind, as
+// a failed db import does not: classify would take the empty store for
+// one that wants training and answer unsure, hiding the mistake, instead
+// of reporting that there is no store. A store that was there before the
+// run stays, empty or not, and so does its lock file: the daemon made
+// it, as docs/training.md advises, for train to write into.
+func TestTrainLearningNothingCreatesNoStore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"missing path", []string{"--spam", filepath.Join(t.TempDir(), "Maildir", ".Junkk")}},
+		{"no queue id matches", []string{"--spam", "--queue-id", "4XyZ1n2Kq7z", fixture("spam")}},
+		{"empty directory", []string{"--ham", t.TempDir()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "new.db")
+			r := runCLI(t, "", append([]string{"train", "--db", db}, tc.args...)...)
+			if strings.Contains(r.stdout, "1 learned") {
+				t.Fatalf("train learned something: %+v", r)
+			}
+			if names, _ := os.ReadDir(dir); len(names) != 0 {
+				t.Errorf("train that learned nothing left %v in the store's directory", names)
+			}
+			r = runCLI(t, "", "classify", "--db", db, fixture("check", "spam.eml"))
+			if r.code != 3 || !strings.Contains(r.stderr, "no token store at "+db) {
+				t.Errorf("classify after it: %+v, want status 3 and \"no token store\"", r)
+			}
+
+			// A store made before the run, by the daemon, stays.
+			st, err := classifier.OpenBolt(db, classifier.BoltOptions{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			runCLI(t, "", append([]string{"train", "--db", db}, tc.args...)...)
+			for _, p := range []string{db, db + ".lock"} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("the store made before the run: %v", err)
+				}
+			}
+		})
 	}
 }
