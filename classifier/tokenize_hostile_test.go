@@ -76,6 +76,18 @@ func hostileMessages() []struct{ name, raw string } {
 			}
 			return head + level
 		}()},
+		// Words not in NFKC, each normalised.
+		{"unnormalized-words", head + "\n" + repeatTo("\u00aa \ufb01 ", hostileSize)},
+		// A Content-Type of RFC 2231 parameters, each a map in
+		// mime.ParseMediaType.
+		{"media-type-params", func() string {
+			var b strings.Builder
+			b.WriteString(head + "Content-Type: text/plain")
+			for i := 0; b.Len() < hostileSize; i++ {
+				fmt.Fprintf(&b, ";\n p%d*0=x", i)
+			}
+			return b.String() + "\n\nx\n"
+		}()},
 		// Multiparts nested past MaxDepth: each level copies the part
 		// it holds.
 		{"nested-deep", func() string {

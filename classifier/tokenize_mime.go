@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/unicode/norm"
 )
 
 // walker collects the tokens of one message. Tokenizer keeps finished
@@ -31,6 +32,10 @@ type walker struct {
 	// partFields counts the part header fields handed to go-message so
 	// far in the message (see capPartHeaders).
 	partFields int
+	// params counts the Content-Type and Content-Disposition parameters
+	// parsed so far in the message past each field's first few (see
+	// capParams).
+	params int
 	// reread counts the bytes of multipart bodies read again as text
 	// (see multipart) in the message.
 	reread int
@@ -38,16 +43,17 @@ type walker struct {
 	// encodedMultipart) in the message.
 	decoded     int
 	truncated   bool
-	pastCap     int    // tokens taken past the token cap (see add)
-	bogo        bool   // DialectBogofilter
-	buf         []byte // scratch for building one token
-	visBuf      []byte // scratch for a word without its invisible characters
-	latinBuf    []byte // scratch for a word with its look-alikes made Latin
-	nfkcBuf     []byte // scratch for a word in normalization form NFKC
-	enclosedBuf []byte // scratch for a word with its enclosed letters made plain
-	names       []byte // arena of lower-cased header field names
-	html        []byte // scratch for the visible text of an HTML part
-	htmlHidden  []byte // scratch for the text hidden inside an HTML part (see htmlText)
+	pastCap     int       // tokens taken past the token cap (see add)
+	bogo        bool      // DialectBogofilter
+	buf         []byte    // scratch for building one token
+	visBuf      []byte    // scratch for a word without its invisible characters
+	latinBuf    []byte    // scratch for a word with its look-alikes made Latin
+	nfkcBuf     []byte    // scratch for a word in normalization form NFKC
+	nfkcIter    norm.Iter // the normaliser of nfkc, its buffers kept
+	enclosedBuf []byte    // scratch for a word with its enclosed letters made plain
+	names       []byte    // arena of lower-cased header field names
+	html        []byte    // scratch for the visible text of an HTML part
+	htmlHidden  []byte    // scratch for the text hidden inside an HTML part (see htmlText)
 	partBufs    [][]byte
 	fieldBufs   [][]field // header fields of the entity at each depth
 	pairs       bool      // the current run of words forms pairs (see pair)
@@ -74,6 +80,7 @@ func (w *walker) reset() {
 	w.parts = 0
 	w.broken = 0
 	w.partFields = 0
+	w.params = 0
 	w.reread = 0
 	w.decoded = 0
 	w.truncated = false
@@ -203,6 +210,7 @@ func (w *walker) entity(fields []field, body []byte, depth int) {
 		w.truncated = true
 		return
 	}
+	w.capMIMEParams(fields)
 	ctype, params := contentType(fields)
 	cte := lowerASCII(bytes.TrimSpace(headerGet(fields, "content-transfer-encoding")))
 	if !w.bogo {
@@ -780,6 +788,102 @@ func (w *walker) capPartHeaders(body []byte, boundary string) []byte {
 	return append(out, body[copied:]...)
 }
 
+// capMIMEParams cuts the parameters of the fields of an entity whose
+// parameters are parsed, the first Content-Type and Content-Disposition
+// (see headerGet), to what the message's budget allows (see capParams).
+func (w *walker) capMIMEParams(fields []field) {
+	ct, cd := false, false
+	for i := range fields {
+		f := &fields[i]
+		switch {
+		case !ct && f.is("content-type"):
+			ct = true
+		case !cd && f.is("content-disposition"):
+			cd = true
+		default:
+			continue
+		}
+		f.value = w.capParams(f.value)
+	}
+}
+
+// capParams returns a Content-Type or Content-Disposition value with its
+// parameters cut to what the message's budget allows: each value keeps
+// its first maxParamsFree parameters, and more while the message's
+// parameters past those number at most maxParams; past that, a value
+// keeps at most maxMIMEFieldsPast parameters named boundary, charset,
+// name or filename, which say how to read the part. mime.ParseMediaType
+// allocates a map of some 550 bytes for each parameter of RFC 2231 form
+// ("p*0=x"), and a Content-Type of a megabyte of them cost 85 MB and
+// 850,000 allocations; real fields have a handful, a long file name in
+// RFC 2231 pieces a few dozen. Parameters are split at ";" outside
+// quoted strings (a backslash escapes the byte after it), as
+// mime.ParseMediaType splits them. v is returned as it is unless a
+// parameter is dropped; then the message is marked truncated.
+func (w *walker) capParams(v []byte) []byte {
+	var out []byte // nil until a parameter is dropped
+	copied := 0    // v[:copied] is accounted for in out
+	n, past := 0, 0
+	start := -1 // the ";" that starts the current parameter; -1 in the type
+	quoted := false
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) {
+			switch c := v[i]; {
+			case quoted && c == '\\':
+				i++
+				continue
+			case c == '"':
+				quoted = !quoted
+				continue
+			case c != ';' || quoted:
+				continue
+			}
+		}
+		// v[start:i] is a parameter, its ";" included. An empty one
+		// ("; ;", which some spam repeats by the hundred) costs the
+		// parser nothing and is neither counted nor dropped.
+		if start >= 0 && len(bytes.TrimSpace(v[start+1:i])) > 0 {
+			keep := n < maxParamsFree
+			if !keep && w.params < maxParams {
+				keep = true
+				w.params++
+			}
+			if !keep && past < maxMIMEFieldsPast && readingParam(v[start+1:i]) {
+				keep = true
+				past++
+			}
+			n++
+			if !keep {
+				if out == nil {
+					out = make([]byte, 0, len(v))
+				}
+				out = append(out, v[copied:start]...)
+				copied = i
+				w.truncated = true
+			}
+		}
+		start = i
+	}
+	if out == nil {
+		return v
+	}
+	return append(out, v[copied:]...)
+}
+
+// readingParam reports whether a parameter ("name=value", blanks
+// around) is one that says how to read a part: boundary, charset, name
+// or filename, in any case, and not in RFC 2231 form.
+func readingParam(p []byte) bool {
+	name, _, _ := bytes.Cut(p, []byte("="))
+	name = bytes.TrimSpace(name)
+	for _, s := range []string{"boundary", "charset", "name", "filename"} {
+		if bytes.EqualFold(name, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 // lineAfter returns the index after the line of b that starts at i (after
 // its LF), or len(b).
 func lineAfter(b []byte, i int) int {
@@ -796,6 +900,14 @@ func lineAfter(b []byte, i int) int {
 const (
 	maxHeaderFields   = 1000
 	maxMIMEFieldsPast = 16
+)
+
+// maxParams bounds the parameters of the Content-Type and
+// Content-Disposition fields of a message parsed past the first
+// maxParamsFree of each field, all fields together (see capParams).
+const (
+	maxParams     = 1000
+	maxParamsFree = 16
 )
 
 // mimeField reports whether a field name is one that says how to read

@@ -530,15 +530,11 @@ func (w *walker) word(tok []byte, prefix string) {
 			w.enclosedBuf = appendEnclosedLetters(w.enclosedBuf[:0], tok)
 			tok = w.enclosedBuf
 		}
-		if !norm.NFKC.IsNormal(tok) {
-			// As the reader reads it: full-width and mathematical
-			// letters as plain ones, ligatures as their letters, an
-			// accent written apart on its letter.
-			w.nfkcBuf = norm.NFKC.Append(w.nfkcBuf[:0], tok...)
-			tok = w.nfkcBuf
-			if len(tok) > maxTokenLen {
-				return
-			}
+		// As the reader reads it: full-width and mathematical
+		// letters as plain ones, ligatures as their letters, an
+		// accent written apart on its letter.
+		if tok = w.nfkc(tok); len(tok) > maxTokenLen {
+			return
 		}
 		if lookAlikeWord(tok) {
 			w.latinBuf = appendLatinLookAlikes(w.latinBuf[:0], tok)
@@ -570,6 +566,28 @@ func (w *walker) word(tok []byte, prefix string) {
 		w.buf = appendLower(append(w.buf[:0], prefix...), tok[at+1:])
 		w.add(w.buf)
 	}
+}
+
+// nfkc returns word in normalization form NFKC: word itself if it is in
+// that form already, else the form in the walker's scratch nfkcBuf.
+//
+// norm.NFKC.IsNormal and norm.NFKC.Append each put a reorder buffer of
+// some 600 bytes on the heap, for every word not in the form: a megabyte
+// of "ª " or of ligatures, 350,000 such words, allocated 400 MB. The
+// walker's norm.Iter keeps its buffer from word to word, and gives the
+// bytes Append gives.
+func (w *walker) nfkc(word []byte) []byte {
+	if norm.NFKC.QuickSpan(word) == len(word) {
+		return word
+	}
+	it := &w.nfkcIter
+	it.Init(norm.NFKC, word)
+	out := w.nfkcBuf[:0]
+	for !it.Done() {
+		out = append(out, it.Next()...)
+	}
+	w.nfkcBuf = out
+	return out
 }
 
 // minPairWordLen is the shortest word, in bytes, that forms pairs. Shorter
