@@ -11,6 +11,8 @@
 # (no-service-starts.sh). Must run as root; prints nothing on success unless
 # something was installed.
 set -euo pipefail
+# shellcheck source=mta/common.sh
+. "$(dirname "$0")/mta/common.sh" # apt_update
 [ $# -gt 0 ] || exit 0
 missing=()
 for p in "$@"; do
@@ -29,7 +31,7 @@ apt=(apt-get -q -o DPkg::Lock::Timeout=300)
 marker=/tmp/sluice-apt-updated
 updated=no
 if [ ! -f "$marker" ]; then
-  "${apt[@]}" update >/dev/null
+  apt_update
   touch "$marker"
   updated=yes
 fi
@@ -43,7 +45,7 @@ echo "install-deps.sh: installing ${missing[*]}" >&2
 if ! "$nostart" "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; then
   [ "$updated" = no ] || exit 1
   echo "install-deps.sh: install failed; updating the package lists and trying again" >&2
-  "${apt[@]}" update >/dev/null
+  apt_update
   touch "$marker"
   "$nostart" "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -129,3 +129,30 @@ purge_dir() {
   [ -f "$1/$MTA_MARKER" ] || die "refusing to delete $1: no $MTA_MARKER marker"
   rm -rf -- "$1"
 }
+
+# apt_update: apt-get update, waiting up to 5 minutes for another apt
+# (apt-daily on a fresh machine, say) to let go of the package lists.
+# DPkg::Lock::Timeout covers only dpkg's lock: update fails at once with
+# "Could not get lock .../lists/lock" while another update runs.
+apt_update() {
+  local i err
+  for ((i = 0; ; i++)); do
+    if err=$(apt-get -q update 2>&1 >/dev/null); then
+      return 0
+    fi
+    case $err in
+      *'Could not get lock'*) ;;
+      *)
+        printf '%s\n' "$err" >&2
+        return 1
+        ;;
+    esac
+    if [ "$i" -ge 60 ]; then
+      printf '%s\n' "$err" >&2
+      echo "$(basename "$0"): apt's package lists stayed locked for 5 minutes" >&2
+      return 1
+    fi
+    [ "$i" -gt 0 ] || echo "$(basename "$0"): another apt holds the package lists; waiting" >&2
+    sleep 5
+  done
+}

@@ -37,7 +37,7 @@ if [ ! -x "$bin" ]; then
       cd "$tmp"
       if ! apt-get download -q "sendmail-bin=$version" >/dev/null 2>&1; then
         # The same marker as install-deps.sh: one update per boot.
-        apt-get -q -o DPkg::Lock::Timeout=300 update >/dev/null
+        apt_update
         touch /tmp/sluice-apt-updated
         apt-get download -q "sendmail-bin=$version" >/dev/null
       fi
