@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -216,14 +217,20 @@ func (m *MTA) Held(t testing.TB) []string {
 // milter sees no session before the test's own.
 func start(t testing.TB, name string, port int, args []string) *MTA {
 	t.Helper()
+	sweepOnce.Do(func() { sweepStale(t) })
+	owner, err := processIdentity(os.Getpid())
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
 	dir, err := os.MkdirTemp("/tmp", "sl-"+name[:2]+"-")
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	m := &MTA{name: name, dir: dir}
 	// The marker lets the down script delete the directory even if the up
-	// script fails before writing it.
-	if err := os.WriteFile(filepath.Join(dir, instanceMarker), nil, 0o644); err != nil {
+	// script fails before writing it. It names this test process, so that
+	// a later run can tell the instance of one that is gone (sweepStale).
+	if err := os.WriteFile(filepath.Join(dir, instanceMarker), []byte(owner+"\n"), 0o644); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	t.Cleanup(func() { m.stop(t) })
@@ -262,12 +269,70 @@ func (m *MTA) stop(t testing.TB) {
 	keep := os.Getenv(keepEnv) == "1"
 	if keep {
 		t.Logf("%v: keeping %s (%s=1)", m, m.dir, keepEnv)
+		// A marker without an owner: sweepStale leaves the directory be.
+		os.WriteFile(filepath.Join(m.dir, instanceMarker), nil, 0o644)
 	} else {
 		args = append(args, "-P")
 	}
 	if _, err := runScript(stopTimeout, "mta/"+m.name+"-down.sh", args...); err != nil {
 		t.Errorf("stop %v: %v", m, err)
 	}
+}
+
+// sweepOnce runs sweepStale before the first instance a test process
+// starts.
+var sweepOnce sync.Once
+
+// sweepStale stops and deletes the instances of test processes that are
+// gone. A test binary that is interrupted (Ctrl-C, a -timeout panic,
+// SIGKILL) runs no cleanups, and its MTA daemons, reparented to init,
+// would run on with their directories under /tmp. Instances of test
+// processes still running (go test runs packages in parallel), kept ones
+// (SLUICE_MTATEST_KEEP) and those whose marker names no owner are left be.
+func sweepStale(t testing.TB) {
+	for _, name := range []string{"postfix", "sendmail"} {
+		dirs, _ := filepath.Glob("/tmp/sl-" + name[:2] + "-*")
+		for _, dir := range dirs {
+			b, err := os.ReadFile(filepath.Join(dir, instanceMarker))
+			if err != nil {
+				continue
+			}
+			owner := strings.TrimSpace(string(b))
+			pid, _, ok := strings.Cut(owner, " ")
+			if !ok {
+				continue
+			}
+			n, err := strconv.Atoi(pid)
+			if err != nil {
+				continue
+			}
+			if id, err := processIdentity(n); err == nil && id == owner {
+				continue
+			}
+			if _, err := runScript(stopTimeout, "mta/"+name+"-down.sh", "-d", dir, "-P"); err != nil {
+				t.Logf("remove %s instance %s of a test process that is gone: %v", name, dir, err)
+				continue
+			}
+			t.Logf("removed %s instance %s of a test process that is gone", name, dir)
+		}
+	}
+}
+
+// processIdentity returns "PID STARTTIME" for a running process: its pid
+// and its start time (field 22 of /proc/PID/stat), which tells it from a
+// later process that reuses the pid.
+func processIdentity(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
+	}
+	// Field 2, the command name in parentheses, may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 20 {
+		return "", fmt.Errorf("parse /proc/%d/stat: %q", pid, b)
+	}
+	return fmt.Sprintf("%d %s", pid, f[19]), nil
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
