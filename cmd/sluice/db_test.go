@@ -520,10 +520,7 @@ func TestDocInstallImportAsDaemonUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the import as another user")
 	}
-	runuser, err := exec.LookPath("runuser")
-	if err != nil {
-		t.Fatal(err)
-	}
+	runuser := lookRunuser(t)
 	bin := redisBuildSluice(t)
 	const nobody = 65534
 	dir := t.TempDir()

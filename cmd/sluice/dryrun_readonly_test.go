@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -291,10 +290,7 @@ func TestDryRunReadOnlyAsUserWhoCannotWrite(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the commands as another user")
 	}
-	runuser, err := exec.LookPath("runuser")
-	if err != nil {
-		t.Skip("no runuser")
-	}
+	runuser := lookRunuser(t)
 	bin, dir, db := rootOwnedStore(t, 0o644)
 	msgs := readOnlyTestMessages(t, dir)
 	cfg := readOnlyTestConfig(t, dir, db)
