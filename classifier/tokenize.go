@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // TokenizerOptions bound the work done on one message and name the header
@@ -209,7 +210,7 @@ func (t *Tokenizer) acquire() *walker {
 func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	truncated := false
 	if len(raw) > w.opts.MaxBytes {
-		raw = raw[:w.opts.MaxBytes]
+		raw = cutAtCharacter(raw, w.opts.MaxBytes)
 		truncated = true
 	}
 	if body := skipMboxFromLine(raw); len(body) != len(raw) {
@@ -256,6 +257,32 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	return msg
 }
 
+// cutAtCharacter returns raw cut to at most n bytes, at the start of the
+// UTF-8 sequence that the n-th byte is in if the cut would split one. Cut
+// inside a character, the text of the part the cut fell in was no valid
+// UTF-8 and was read as windows-1252 as a whole: every word of a long
+// 8-bit UTF-8 part came out as mojibake. Bytes that are no UTF-8 are cut
+// where they fall. (Text in quoted-printable or base64 may still end
+// inside a character: the cut is in its encoding.)
+func cutAtCharacter(raw []byte, n int) []byte {
+	head := raw[:n]
+	// Back over the continuation bytes before the cut to the first byte
+	// of their sequence; keep it only if the sequence is whole.
+	for k := 1; k <= utf8.UTFMax && k <= n; k++ {
+		c := head[n-k]
+		if c < 0x80 {
+			break
+		}
+		if c >= 0xC0 {
+			if !utf8.FullRune(head[n-k:]) {
+				return head[:n-k]
+			}
+			break
+		}
+	}
+	return head
+}
+
 // release returns a walker to the pool, unless it grew too large to keep.
 func (t *Tokenizer) release(w *walker) {
 	if cap(w.set.arena) > maxPooledArena {
@@ -265,7 +292,11 @@ func (t *Tokenizer) release(w *walker) {
 	t.walkers.Put(w)
 }
 
-// readCapped reads up to max bytes from r and reports whether more followed.
+// readCapped reads up to max+1 bytes from r and reports whether more than
+// max were there. The byte past max is kept: tokenize and Digest look at
+// the first max themselves, and the tokenizer then cuts a longer message
+// as it cuts one held in memory (see cutAtCharacter), so that a message
+// read from a file gets the tokens the daemon gives it.
 // The rest of r is not read: the caller owns r and decides whether to drain it.
 func readCapped(r io.Reader, max int) ([]byte, bool, error) {
 	var b bytes.Buffer
@@ -273,11 +304,7 @@ func readCapped(r io.Reader, max int) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	buf := b.Bytes()
-	if n > int64(max) {
-		return buf[:max], true, nil
-	}
-	return buf, false, nil
+	return b.Bytes(), n > int64(max), nil
 }
 
 // skipMboxFromLine drops a leading mbox "From " separator line: message files
