@@ -1207,8 +1207,7 @@ func (s *BoltStore) learnTx(ctx context.Context, ops []LearnOp) ([]Outcome, erro
 		// check would be counted again by the import. Checked in this
 		// transaction, so that no import marks the store in between.
 		if v := meta.Get(metaKey(MetaImporting)); v != nil {
-			m := parseImportMark(string(v))
-			return fmt.Errorf("the store holds part of an import begun %s that has not finished (%s): learning now could count a message of the import twice", m.Began, m.Progress())
+			return errLearnDuringImport{parseImportMark(string(v))}
 		}
 		if err := moveOldModel(tx); err != nil {
 			return err

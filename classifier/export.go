@@ -124,6 +124,20 @@ func (e errImportUnfinished) Error() string {
 	return fmt.Sprintf("the store holds part of an import begun %s that has not finished (%s); importing again would count that part twice: %s", e.m.Began, e.m.Progress(), way)
 }
 
+// errLearnDuringImport refuses a learn (any LearnOp: learning,
+// unlearning, moving) into a store that holds part of an import that has
+// not finished. The import checked the store for its messages once,
+// under its mark, before its first write: a message learned after that
+// check would be counted again by the import, under the same digest.
+// Each store checks the mark where it would learn, atomically with the
+// learning (bbolt: its write transaction; Redis: its learn script), so
+// that no import marks the store in between.
+type errLearnDuringImport struct{ m ImportMark }
+
+func (e errLearnDuringImport) Error() string {
+	return fmt.Sprintf("the store holds part of an import begun %s that has not finished (%s): learning now could count a message of the import twice", e.m.Began, e.m.Progress())
+}
+
 // metaClaimer is a store that can set a Meta value only where it is
 // unset, in one atomic step (bbolt: one write transaction; Redis: one
 // script).

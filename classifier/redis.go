@@ -822,6 +822,11 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		args[i] = a
 	}
 	res, err := s.runScripts(ctx, "learn", scriptLearn, args, true)
+	if m, ok := importUnfinished(err); ok {
+		// The same error as the bbolt store's, which does not name
+		// Redis: nothing is wrong with the server.
+		return nil, fmt.Errorf("learn: %w", errLearnDuringImport{m})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("learn: %w", err)
 	}
@@ -834,6 +839,25 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		out[i] = Outcome(n)
 	}
 	return out, nil
+}
+
+// importUnfinished reports whether err is the learn script's refusal of
+// a store marked by an import that has not finished, and returns the mark
+// it found (see luaLearn). The script refuses every op of a pipeline, and
+// runScripts returns the first.
+func importUnfinished(err error) (ImportMark, bool) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return ImportMark{}, false
+	}
+	// Redis may put "ERR " before an error reply without a code of its
+	// own (KVRocks does for every one).
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	mark, ok := strings.CutPrefix(msg, redisImportUnfinished+" ")
+	if !ok {
+		return ImportMark{}, false
+	}
+	return parseImportMark(mark), true
 }
 
 // runScripts runs script once per argument list, all in one pipeline,

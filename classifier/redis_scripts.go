@@ -136,8 +136,23 @@ end
 // HAM LASTSEEN\n" per token ("0 0 0" for a token now gone). The stream
 // keeps about LOG_LEN entries.
 //
+// A store marked by an import that has not finished (the meta field of
+// MetaImporting, see markImporting) learns nothing: the script returns the
+// error reply "SLUICEIMPORTING MARK" (redisImportUnfinished, then the
+// mark's value) before it writes, for every op, as the bbolt store's
+// learn transaction does
+// (see errLearnDuringImport). The import checked the store for its
+// messages before its first write; a message learned after would be
+// counted again by the import. Read in the script, which no other
+// client's command overlaps, no import marks the store between the check
+// and the writes. The mark is in the meta hash, KEYS[1]: no other key.
+//
 // Returns the outcome.
 const luaLearn = luaPrelude + `
+local mark = redis.call('HGET', KEYS[1], 'm:IMPORTING_KEY')
+if mark then
+  return redis.error_reply('IMPORT_UNFINISHED_ERR ' .. mark)
+end
 -- Anything but the two classes is corrupt: taken for "not learned", the
 -- message would be counted again.
 local dv = redis.call('HGET', KEYS[3], ARGV[1])
@@ -419,6 +434,11 @@ return 1
 // behind starts over.
 const redisLogLen = 256
 
+// redisImportUnfinished begins the error reply of a learn script that
+// found the store marked by an import that has not finished; the mark
+// follows, after a space (see luaLearn and RedisStore.Learn).
+const redisImportUnfinished = "SLUICEIMPORTING"
+
 // redisFormatVersion is the layout of the keys; scripts refuse a store of
 // another version.
 const redisFormatVersion = "1"
@@ -438,5 +458,7 @@ func newScript(src string) *redis.Script {
 	src = strings.ReplaceAll(src, "OUTCOME_ALREADY_LEARNED", strconv.Itoa(int(AlreadyLearned)))
 	src = strings.ReplaceAll(src, "MODEL_BLOB_KEY", MetaModel)
 	src = strings.ReplaceAll(src, "MODEL_ID_KEY", MetaModelID)
+	src = strings.ReplaceAll(src, "IMPORTING_KEY", MetaImporting)
+	src = strings.ReplaceAll(src, "IMPORT_UNFINISHED_ERR", redisImportUnfinished)
 	return redis.NewScript(strings.ReplaceAll(src, "FORMAT_VERSION", redisFormatVersion))
 }
