@@ -124,3 +124,48 @@ func TestMaildirNewSyncedAfterDelivery(t *testing.T) {
 		})
 	}
 }
+
+// An mbox path may be a symbolic link to an archive kept on another disk
+// (see OpenTrustedLink). When the file it points to does not exist yet
+// (the first copy, or the next one after the file there was rotated
+// away), the append creates it through the link, in the directory of
+// the link's target: that directory holds the new name, and must be
+// fsync'd before the copy counts as made, as for an mbox created at its
+// own path.
+func TestMboxCreatedThroughALinkIsDurable(t *testing.T) {
+	root := t.TempDir()
+	disk2 := t.TempDir()
+	path := filepath.Join(root, "spam.mbox")
+	target := filepath.Join(disk2, "spam.mbox")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	a := NewAppender(time.Second, nil)
+	synced := recordDirSyncs(a)
+	ctx := context.Background()
+	if _, err := a.AppendMbox(ctx, path, writeTestMessage); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Fatalf("the link's target: %v", err)
+	}
+	if got, want := synced(), []string{disk2}; !slices.Equal(got, want) {
+		t.Errorf("new mbox created through a link: synced %q, want %q", got, want)
+	}
+	if _, err := a.AppendMbox(ctx, path, writeTestMessage); err != nil {
+		t.Fatal(err)
+	}
+	if got := synced(); len(got) != 0 {
+		t.Errorf("append through a link to an existing mbox: synced %q, want none", got)
+	}
+	// Rotated away: the next copy creates the file again.
+	if err := os.Rename(target, target+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AppendMbox(ctx, path, writeTestMessage); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := synced(), []string{disk2}; !slices.Equal(got, want) {
+		t.Errorf("mbox created again through a link after rotation: synced %q, want %q", got, want)
+	}
+}

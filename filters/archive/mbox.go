@@ -246,24 +246,43 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 func (a *Appender) openMboxFile(path string) (*os.File, error) {
 	// Exclusively first, to know whether the file is new.
 	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, fileMode)
-	created := err == nil
+	created, exclusive, dir := err == nil, err == nil, filepath.Dir(path)
 	if errors.Is(err, fs.ErrExist) {
-		f, err = OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+		f, err = OpenTrustedLink(path, os.O_RDWR|os.O_APPEND, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			// O_EXCL does not follow a symbolic link: the name is a link
+			// to a file that does not exist (yet), which is created
+			// through it, in the directory of the link's target (or the
+			// file was removed meanwhile and is created again). That
+			// directory holds the new name, and is synced and adopted
+			// as the mbox's own would be; another writer that created
+			// the file in the meantime makes this only a sync too many.
+			f, err = OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, fileMode)
+			if err == nil {
+				created = true
+				if dir, err = createdDir(f, path); err != nil {
+					f.Close()
+					return nil, err
+				}
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if created && os.Geteuid() == 0 {
-		if err := adoptDirOwner(f, filepath.Dir(path)); err != nil {
+		if err := adoptDirOwner(f, dir); err != nil {
 			f.Close()
-			os.Remove(path)
+			if exclusive {
+				os.Remove(path)
+			}
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
 	}
 	if created {
 		// The file stays if this fails: another writer may have opened
 		// it already, and an empty mbox is a valid one.
-		if err := a.dirSync(filepath.Dir(path)); err != nil {
+		if err := a.dirSync(dir); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("open %s: fsync its directory: %w", path, err)
 		}
