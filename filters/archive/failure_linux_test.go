@@ -391,3 +391,85 @@ func TestRootCreatesArchivesForTheDirectorysOwner(t *testing.T) {
 		t.Errorf("%d records, want 2", n)
 	}
 }
+
+// Root's own symbolic link at an mbox's name (an archive kept on another
+// disk) is followed; when the file it points to does not exist yet, root
+// (its "sluice archive move") creates it there, and that file too must
+// go to the owner of the directory it is made in, the daemon's user, or
+// the daemon's later copies to it fail.
+func TestRootCreatesAnMboxThroughALinkForTheDirectorysOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	base := searchableTempDir(t)
+	dir := filepath.Join(base, "archive")
+	disk2 := filepath.Join(base, "disk2")
+	for _, d := range []string{dir, disk2} {
+		if err := os.Mkdir(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, unprivilegedUID, unprivilegedUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "ham.mbox")
+	target := filepath.Join(disk2, "ham.mbox")
+	if err := os.Symlink(target, path); err != nil { // root's link
+		t.Fatal(err)
+	}
+	write := func(w *bufio.Writer) error {
+		_, err := w.WriteString("From a@example.com Thu Jan  1 00:00:00 1970\nSubject: x\n\nhello\n")
+		return err
+	}
+	if _, err := NewAppender(time.Second, nil).AppendMbox(context.Background(), path, write); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, _ := fileOwner(fi); uid != unprivilegedUID || fi.Sys().(*syscall.Stat_t).Gid != unprivilegedUID {
+		t.Errorf("%s: owned by %d:%d, want the directory's owner %d", target, uid, fi.Sys().(*syscall.Stat_t).Gid, unprivilegedUID)
+	}
+	// The daemon, as that user, appends to it.
+	asUnprivileged(t, func() { _, err = NewAppender(time.Second, nil).AppendMbox(context.Background(), path, write) })
+	if err != nil {
+		t.Errorf("the daemon's user appending after root: %v", err)
+	}
+	if n := len(readRecords(t, target)); n != 2 {
+		t.Errorf("%d records, want 2", n)
+	}
+}
+
+// What root writes into the daemon's archive goes to the directory's
+// owner (see adoptDirOwner), maildir copies too: "sluice test --archive"
+// run as root writes real copies into the daemon's maildir, and a file
+// of root's there, mode 0640 and root's group, is one that the daemon's
+// user (a nightly "sluice train" over the archive, a reader of the
+// maildir) cannot read.
+func TestRootDeliversMaildirCopiesForTheDirectorysOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := filepath.Join(searchableTempDir(t), "archive")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, unprivilegedUID, unprivilegedUID); err != nil {
+		t.Fatal(err)
+	}
+	md := filepath.Join(dir, "spam")
+	file, _, err := NewAppender(time.Second, nil).appendMaildir(context.Background(), md, writeTestMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{md, filepath.Join(md, "new"), file} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid, _ := fileOwner(fi); uid != unprivilegedUID || fi.Sys().(*syscall.Stat_t).Gid != unprivilegedUID {
+			t.Errorf("%s: owned by %d:%d, want the directory's owner %d", p, uid, fi.Sys().(*syscall.Stat_t).Gid, unprivilegedUID)
+		}
+	}
+}

@@ -301,6 +301,22 @@ func (a *Appender) openMboxFile(path string) (*os.File, error) {
 	return f, nil
 }
 
+// createdDir returns the directory in which f, the mbox just created at
+// path, has its name: path's own, or, through a symbolic link at path,
+// the directory of the file it leads to, checked to be f.
+func createdDir(f *os.File, path string) (string, error) {
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", path, err)
+	}
+	a, aerr := f.Stat()
+	b, berr := os.Stat(resolved)
+	if aerr != nil || berr != nil || !os.SameFile(a, b) {
+		return "", fmt.Errorf("open %s: the symbolic link was replaced while it was followed", path)
+	}
+	return filepath.Dir(resolved), nil
+}
+
 // OpenTrustedLink is os.OpenFile, except that a symbolic link at path (its
 // last component) is followed only if root or this process's user owns
 // it, as Postfix's local(8) does with a mailbox (see trustedlink.Open).
@@ -697,13 +713,19 @@ func (a *Appender) appendMaildir(ctx context.Context, dir string, write func(w *
 		name, tmp string
 		n         int64
 		err       error
+		finish    func(f *os.File) error
 	)
+	if os.Geteuid() == 0 {
+		// A copy root writes ("sluice test --archive") goes to the
+		// maildir's owner, as an mbox does (see adoptDirOwner).
+		finish = func(f *os.File) error { return adoptDirOwner(f, filepath.Join(dir, "tmp")) }
+	}
 	for attempt := 0; ; attempt++ {
 		name = a.maildirName(attempt > 0)
 		tmp = filepath.Join(dir, "tmp", name)
 		// writeSynced creates the file exclusively: on a name that is
 		// taken, it fails before write is called.
-		n, err = writeSynced(tmp, write, nil)
+		n, err = writeSynced(tmp, write, finish)
 		if !errors.Is(err, fs.ErrExist) || attempt == maildirNameAttempts {
 			break
 		}
