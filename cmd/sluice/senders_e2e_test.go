@@ -394,69 +394,29 @@ func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
 // around the address are dropped. The senders filter compares what
 // Postfix delivers from, so a banned domain written so is refused too.
 func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
-	mtatest.Require(t)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	os.Mkdir(state, 0o755)
-	rules := filepath.Join(dir, "senders")
-	sendersWriteFile(t, rules, sendersE2ERules)
-	sock := filepath.Join(socketDir(t), "sluice.sock")
-	startDaemonWith(t, sendersConfig(sock, state, rules, ""))
-	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
-	c := mtatest.DialSMTP(t, mta.Addr())
-	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
-		t.Fatalf("EHLO: %v", r)
-	}
-	for _, from := range []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
+	postfixSenderForms(t, "", []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
 		"<banned.example!>", "<bob%banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
-		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>"} {
-		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
-			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
-		}
-		c.Cmd("RSET")
-	}
-	// The same forms from a domain not banned arrive, from the address
-	// Postfix made of them.
-	want := map[string]string{}
-	forms := []struct{ from, returnPath string }{
-		{"<carol@client.example (x>", "<carol@client.example>"},
-		{"<client.example!dave>", "<dave@client.example>"},
-		{"<client.example!>", `<""@client.example>`},
-		{"<erin%client.example>", "<erin@client.example>"},
-		{`<frank@"client.example">`, "<frank@client.example>"},
-		{`<grace@client.example\ >`, "<grace@client.example>"},
-		{`<"heidi@client.example">`, "<heidi@client.example>"},
-		{`<"ivan"%client.example>`, "<ivan@client.example>"},
-		{"<%client.example>", `<""@client.example>`},
-		// A source route to no address is the null sender.
-		{"<@client.example:>", "<>"},
-		// Commas and semicolons around the address are empty elements
-		// of an address list to Postfix.
-		{"<kate@client.example,>", "<kate@client.example>"},
-		{"<;,liam@client.example>", "<liam@client.example>"},
-		{"<,>", "<>"},
-	}
-	for i, form := range forms {
-		from := form.from
-		rcpt := fmt.Sprintf("rewritten%d@lab.example", i)
-		if r := c.Cmd("MAIL FROM:" + from); r.Code != 250 {
-			t.Fatalf("MAIL FROM:%s: %v", from, r)
-		}
-		if r := c.Cmd("RCPT TO:<" + rcpt + ">"); r.Code != 250 {
-			t.Fatalf("RCPT TO: %v", r)
-		}
-		if r := c.Data(sendersMessage("x@client.example", rcpt, fmt.Sprintf("rewritten%d", i))); r.Code != 250 {
-			t.Fatalf("DATA from %s: %v", from, r)
-		}
-		want[rcpt] = form.returnPath
-	}
-	c.Quit()
-	mta.WaitDelivered(t, len(want), 20*time.Second)
-	for _, d := range mta.Delivered(t) {
-		if rp := d.Get("Return-Path"); rp != want[d.Recipient()] {
-			t.Errorf("%s: Return-Path %q, want %q", d.Recipient(), rp, want[d.Recipient()])
-		}
-	}
+		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>"},
+		// The same forms from a domain not banned arrive, from the
+		// address Postfix made of them.
+		[]senderForm{
+			{"<carol@client.example (x>", "<carol@client.example>"},
+			{"<client.example!dave>", "<dave@client.example>"},
+			{"<client.example!>", `<""@client.example>`},
+			{"<erin%client.example>", "<erin@client.example>"},
+			{`<frank@"client.example">`, "<frank@client.example>"},
+			{`<grace@client.example\ >`, "<grace@client.example>"},
+			{`<"heidi@client.example">`, "<heidi@client.example>"},
+			{`<"ivan"%client.example>`, "<ivan@client.example>"},
+			{"<%client.example>", `<""@client.example>`},
+			// A source route to no address is the null sender.
+			{"<@client.example:>", "<>"},
+			// Commas and semicolons around the address are empty
+			// elements of an address list to Postfix.
+			{"<kate@client.example,>", "<kate@client.example>"},
+			{"<;,liam@client.example>", "<liam@client.example>"},
+			{"<,>", "<>"},
+		})
 }
 
 // Postfix reads MAIL FROM as an RFC 822 address list, in which
@@ -466,12 +426,39 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 // local part ("x:bob"@x). A rule on an address, not only one on its
 // domain, refuses it written as a group.
 func TestSendersEndToEndPostfixGroupSender(t *testing.T) {
+	postfixSenderForms(t, "mallory@client.example\tREJECT\n", []string{"<mallory@client.example>", "<x:mallory@client.example;>", "<x: mallory@client.example ;>",
+		"<x y:mallory@client.example;>", `<"x":mallory@client.example;>`, "<x:mallory@client.example;,>", "<;x:mallory@client.example;>",
+		"<x:@relay.example:mallory@client.example;>", "<x:y:mallory@client.example;>", "<bob:mallory@client.example;>",
+		"<x:<mallory@client.example>;>", "<x:client.example!mallory;>", "<x:<bob@banned.example>;>", "<x:banned.example!bob;>"},
+		[]senderForm{
+			{"<x:kate@client.example;>", "<kate@client.example>"},
+			{"<x:@relay.example:liam@client.example;>", "<liam@client.example>"},
+			{"<x:;>", "<>"},
+			{"<x:mallory@client.example:;>", "<>"},
+			// No group without the ";": the colon is the local part's,
+			// and "x:mallory" is another address than mallory.
+			{"<x:mallory@client.example>", `<"x:mallory"@client.example>`},
+			{`<x\:mallory@client.example;>`, `<"x:mallory"@client.example>`},
+			{`<"x:mallory"@client.example;>`, `<"x:mallory"@client.example>`},
+		})
+}
+
+// senderForm is a MAIL FROM form and the Return-Path Postfix delivers
+// the message with.
+type senderForm struct{ from, returnPath string }
+
+// postfixSenderForms runs a daemon with the senders filter on
+// sendersE2ERules and extraRules behind a private Postfix, and checks
+// that each of refused is refused at MAIL FROM and each of delivered
+// arrives with its Return-Path.
+func postfixSenderForms(t *testing.T, extraRules string, refused []string, delivered []senderForm) {
+	t.Helper()
 	mtatest.Require(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	os.Mkdir(state, 0o755)
 	rules := filepath.Join(dir, "senders")
-	sendersWriteFile(t, rules, sendersE2ERules+"mallory@client.example\tREJECT\n")
+	sendersWriteFile(t, rules, sendersE2ERules+extraRules)
 	sock := filepath.Join(socketDir(t), "sluice.sock")
 	startDaemonWith(t, sendersConfig(sock, state, rules, ""))
 	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
@@ -479,39 +466,23 @@ func TestSendersEndToEndPostfixGroupSender(t *testing.T) {
 	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
 		t.Fatalf("EHLO: %v", r)
 	}
-	for _, from := range []string{"<mallory@client.example>", "<x:mallory@client.example;>", "<x: mallory@client.example ;>",
-		"<x y:mallory@client.example;>", `<"x":mallory@client.example;>`, "<x:mallory@client.example;,>", "<;x:mallory@client.example;>",
-		"<x:@relay.example:mallory@client.example;>", "<x:y:mallory@client.example;>", "<bob:mallory@client.example;>",
-		"<x:<mallory@client.example>;>", "<x:client.example!mallory;>", "<x:<bob@banned.example>;>", "<x:banned.example!bob;>"} {
+	for _, from := range refused {
 		if r := c.Cmd("MAIL FROM:" + from); r.Code != 550 || !strings.Contains(r.Text, "5.7.1 Access denied") {
 			t.Errorf("MAIL FROM:%s: %v, want 550 Access denied", from, r)
 		}
 		c.Cmd("RSET")
 	}
-	// What Postfix delivers from, for forms not refused.
 	want := map[string]string{}
-	forms := []struct{ from, returnPath string }{
-		{"<x:kate@client.example;>", "<kate@client.example>"},
-		{"<x:@relay.example:liam@client.example;>", "<liam@client.example>"},
-		{"<x:;>", "<>"},
-		{"<x:mallory@client.example:;>", "<>"},
-		// No group without the ";": the colon is the local part's, and
-		// "x:mallory" is another address than mallory.
-		{"<x:mallory@client.example>", `<"x:mallory"@client.example>`},
-		{`<x\:mallory@client.example;>`, `<"x:mallory"@client.example>`},
-		{`<"x:mallory"@client.example;>`, `<"x:mallory"@client.example>`},
-	}
-	for i, form := range forms {
-		from := form.from
-		rcpt := fmt.Sprintf("group%d@lab.example", i)
-		if r := c.Cmd("MAIL FROM:" + from); r.Code != 250 {
-			t.Fatalf("MAIL FROM:%s: %v", from, r)
+	for i, form := range delivered {
+		rcpt := fmt.Sprintf("form%d@lab.example", i)
+		if r := c.Cmd("MAIL FROM:" + form.from); r.Code != 250 {
+			t.Fatalf("MAIL FROM:%s: %v", form.from, r)
 		}
 		if r := c.Cmd("RCPT TO:<" + rcpt + ">"); r.Code != 250 {
 			t.Fatalf("RCPT TO: %v", r)
 		}
-		if r := c.Data(sendersMessage("x@client.example", rcpt, fmt.Sprintf("group%d", i))); r.Code != 250 {
-			t.Fatalf("DATA from %s: %v", from, r)
+		if r := c.Data(sendersMessage("x@client.example", rcpt, fmt.Sprintf("form%d", i))); r.Code != 250 {
+			t.Fatalf("DATA from %s: %v", form.from, r)
 		}
 		want[rcpt] = form.returnPath
 	}
