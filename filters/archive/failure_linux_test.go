@@ -372,15 +372,7 @@ func TestRootCreatesArchivesForTheDirectorysOwner(t *testing.T) {
 	if _, err := app.AppendMbox(context.Background(), path, write); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{filepath.Join(dir, "2026"), filepath.Join(dir, "2026", "03"), path} {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if uid, _ := fileOwner(fi); uid != unprivilegedUID || fi.Sys().(*syscall.Stat_t).Gid != unprivilegedUID {
-			t.Errorf("%s: owned by %d:%d, want the directory's owner %d", p, uid, fi.Sys().(*syscall.Stat_t).Gid, unprivilegedUID)
-		}
-	}
+	wantUnprivilegedOwner(t, filepath.Join(dir, "2026"), filepath.Join(dir, "2026", "03"), path)
 	// The daemon, as that user, appends to it.
 	var err error
 	asUnprivileged(t, func() { _, err = NewAppender(time.Second, nil).AppendMbox(context.Background(), path, write) })
@@ -424,13 +416,8 @@ func TestRootCreatesAnMboxThroughALinkForTheDirectorysOwner(t *testing.T) {
 	if _, err := NewAppender(time.Second, nil).AppendMbox(context.Background(), path, write); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Lstat(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if uid, _ := fileOwner(fi); uid != unprivilegedUID || fi.Sys().(*syscall.Stat_t).Gid != unprivilegedUID {
-		t.Errorf("%s: owned by %d:%d, want the directory's owner %d", target, uid, fi.Sys().(*syscall.Stat_t).Gid, unprivilegedUID)
-	}
+	wantUnprivilegedOwner(t, target)
+	var err error
 	// The daemon, as that user, appends to it.
 	asUnprivileged(t, func() { _, err = NewAppender(time.Second, nil).AppendMbox(context.Background(), path, write) })
 	if err != nil {
@@ -463,7 +450,15 @@ func TestRootDeliversMaildirCopiesForTheDirectorysOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{md, filepath.Join(md, "new"), file} {
+	wantUnprivilegedOwner(t, md, filepath.Join(md, "new"), file)
+}
+
+// wantUnprivilegedOwner checks that each of paths (not followed if a
+// link) is owned by unprivilegedUID and its group, the owner of the
+// directory root wrote them in.
+func wantUnprivilegedOwner(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
 		fi, err := os.Lstat(p)
 		if err != nil {
 			t.Fatal(err)
