@@ -150,7 +150,7 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 		return testExitError, fmt.Errorf("scratch directory: %w", err)
 	}
 	defer os.RemoveAll(scratch)
-	archiveDir := filepath.Join(scratch, "archive")
+	archiveDir := &archiveScratch{dir: filepath.Join(scratch, "archive")}
 	var written *archiveWrites
 	if tf.archive {
 		written = &archiveWrites{}
@@ -221,7 +221,7 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 			if written != nil {
 				r.Archived = written.take()
 			} else {
-				r.WouldArchive, err = scratchCopies(archiveDir)
+				r.WouldArchive, err = archiveDir.copies()
 				if err != nil {
 					return err
 				}
@@ -395,7 +395,7 @@ func recipientsOf(hs []filters.Header) []string {
 // or, with written set (--archive), where the daemon would and tells
 // written each copy. The filters are otherwise built from their
 // options as the daemon builds them, and decide as they do there.
-func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *archiveWrites, learned *autolearnWouldLearn) filters.Registry {
+func dryRunRegistry(reg filters.Registry, scratch string, archiveDir *archiveScratch, written *archiveWrites, learned *autolearnWouldLearn) filters.Registry {
 	out := maps.Clone(reg)
 	if _, ok := reg["bayes"]; ok {
 		out["bayes"] = func(env filters.Env, decode func(any) error) (filters.Filter, error) {
@@ -425,6 +425,22 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *a
 			if err := decode(&cfg); err != nil {
 				return nil, err
 			}
+			// Built once as the daemon builds it, on its own seen file
+			// (only read: nothing is added, so Close writes nothing), so
+			// that a configuration the daemon refuses (a seen_file in a
+			// missing directory, a name that is no file name) is refused
+			// here too, not run on the scratch copy.
+			check := env
+			check.Observer = nil
+			check.Logger = slog.New(slog.DiscardHandler)
+			real, err := senders.New(check, cfg, nil)
+			if err != nil {
+				return nil, err
+			}
+			real.Close()
+			// One message needs no watching of the rules files.
+			var never time.Duration
+			cfg.ReloadInterval = &never
 			name := env.Name
 			if name == "" {
 				name = "senders"
@@ -434,9 +450,6 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *a
 				return nil, err
 			}
 			cfg.SeenFile = seen
-			// One message needs no watching of the rules files.
-			var never time.Duration
-			cfg.ReloadInterval = &never
 			return senders.New(env, cfg, nil)
 		}
 	}
@@ -456,6 +469,15 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *a
 			if err := decode(&cfg); err != nil {
 				return nil, err
 			}
+			// The daemon's targets checked as the daemon checks them
+			// (CheckOnly: nothing repaired), so that one it refuses
+			// (the root directory) is refused here too.
+			check := env
+			check.CheckOnly = true
+			check.Observer = nil
+			if _, err := archive.New(check, cfg); err != nil {
+				return nil, err
+			}
 			// Every target moves below archiveDir, where its path
 			// minus that prefix is the one the daemon would use (a
 			// relative state_dir taken from the current directory).
@@ -468,13 +490,69 @@ func dryRunRegistry(reg filters.Registry, scratch, archiveDir string, written *a
 					}
 					t = abs
 				}
-				targets[k] = filepath.Join(archiveDir, t)
+				targets[k] = filepath.Join(archiveDir.dir, t)
+				if err := archiveDir.mirrorObstacle(t, targets[k], cfg.Format); err != nil {
+					return nil, err
+				}
 			}
 			cfg.Targets = targets
 			return archive.New(env, cfg)
 		}
 	}
 	return out
+}
+
+// archiveScratch is the scratch directory archive filters write into
+// without --archive, and what in it stands for things in the way of the
+// daemon's copies (see mirrorObstacle).
+type archiveScratch struct {
+	dir string
+	mu  sync.Mutex
+	// obstacles maps the scratch path of each obstacle to whether it is
+	// a directory.
+	obstacles map[string]bool
+}
+
+// mirrorObstacle puts at scratch, the scratch path of the archive target
+// real (made absolute), what at real fails the daemon's copy: a directory
+// where an mbox goes, a file where a maildir goes. The copy in the
+// scratch directory then fails as the daemon's does, and the report shows
+// the failure and the verdict on_failure gives, not a copy the daemon
+// cannot write. A target with placeholders is left alone: its path
+// depends on the message.
+func (a *archiveScratch) mirrorObstacle(real, scratch, format string) error {
+	if strings.ContainsRune(real, '{') {
+		return nil
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		// Missing: the archive makes it, here as there.
+		return nil
+	}
+	maildir := format == archive.FormatMaildir
+	if fi.IsDir() == maildir {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.obstacles == nil {
+		a.obstacles = map[string]bool{}
+	}
+	a.obstacles[scratch] = fi.IsDir()
+	return a.makeObstacle(scratch, fi.IsDir())
+}
+
+func (a *archiveScratch) makeObstacle(p string, dir bool) error {
+	var err error
+	if dir {
+		err = os.MkdirAll(p, 0o700)
+	} else if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+		err = os.WriteFile(p, nil, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("archive scratch directory: %w", err)
+	}
+	return nil
 }
 
 // dryRunBoltStore returns the bbolt store a dry run reads in place of the
@@ -574,10 +652,14 @@ func (a *archiveWrites) take() []string {
 	return p
 }
 
-// scratchCopies lists the archive copies written under dir during one
-// message, as the paths the daemon would have written (an mbox file, or a
-// maildir for a file in its new/ or cur/), and empties dir for the next.
-func scratchCopies(dir string) ([]string, error) {
+// copies lists the archive copies written under the scratch directory
+// during one message, as the paths the daemon would have written (an mbox
+// file, or a maildir for a file in its new/ or cur/), and empties it for
+// the next, but for the obstacles, made again.
+func (a *archiveScratch) copies() ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dir := a.dir
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) && p == dir {
@@ -585,6 +667,9 @@ func scratchCopies(dir string) ([]string, error) {
 		}
 		if err != nil || d.IsDir() || strings.HasSuffix(p, ".lock") {
 			return err
+		}
+		if _, ok := a.obstacles[p]; ok {
+			return nil
 		}
 		real := strings.TrimPrefix(p, dir)
 		if parent := filepath.Base(filepath.Dir(real)); parent == "new" || parent == "cur" {
@@ -600,6 +685,11 @@ func scratchCopies(dir string) ([]string, error) {
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("archive scratch directory: %w", err)
+	}
+	for p, isDir := range a.obstacles {
+		if err := a.makeObstacle(p, isDir); err != nil {
+			return nil, err
+		}
 	}
 	return paths, nil
 }
