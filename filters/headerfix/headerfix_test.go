@@ -253,6 +253,23 @@ func TestFilterEdits(t *testing.T) {
 				"Subject", "x Date: Sat, 9 Sep 2017 10:00:00 +0000", "X-Sluice-Repaired", "CR to space in Subject"),
 		},
 		{
+			// A From hidden behind a CR in a field above the made-up
+			// From (a sender can write the program's Received: itself)
+			// does not replace it: only a From split off below it does
+			// (see replaced). Split off all the same, it was added, and
+			// Sendmail puts an added From before the one there: the CR
+			// becomes a space, as for any name the header has.
+			name: "Sendmail sendmail(1), bare CR above the made-up From",
+			in: hs("Received", smSubmitReceived, "Date", exDate+"\rFrom: "+exFrom, "From", "alice@example.org",
+				"Message-Id", smMsgID, "Subject", "x"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate + " From: " + exFrom},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "CR to space in Date"},
+			},
+			after: hs("Received", smSubmitReceived, "Date", exDate+" From: "+exFrom, "From", "alice@example.org",
+				"Message-Id", smMsgID, "Subject", "x", "X-Sluice-Repaired", "CR to space in Date"),
+		},
+		{
 			// Below a submission program's Received:, a From that is not
 			// the envelope sender's is the sender's own.
 			name: "Sendmail sendmail(1), bare CR, another address on top",
@@ -1077,5 +1094,53 @@ func TestUnrepairedFieldKeptWhenAnotherIsRepaired(t *testing.T) {
 				t.Errorf("postfix=%v: X-Folded delivered as %q, want %q", postfix, h.Value, folded)
 			}
 		}
+	}
+}
+
+// The same holds for a field split off where Postfix had turned a bare CR
+// into a space: a continuation line of blanks alone, which the client
+// sent inside the broken line, does not go into the field the repair
+// adds. Sent with the CR kept (Sendmail, srv_features U), the same bytes
+// lose that line; through Postfix they kept it, and the added field ended
+// the header for a reader that takes such a line for the empty one, the
+// trace field added after it with it.
+func TestMergedSplitMakesNoBlankContinuationLine(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		postfix bool
+		date    string
+	}{
+		{"Sendmail, bare CR", false, exDate + "\rX-Mailer: foo\n \n bar"},
+		{"Postfix, CR made a space", true, exDate + " X-Mailer: foo\n \n bar"},
+		{"Postfix, CR made a space, blank line at the end", true, exDate + " X-Mailer: foo\n bar\n \t"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := hs("Date", tc.date, "From", exFrom, "Subject", "x")
+			m := msg(in)
+			if tc.postfix {
+				m = postfixMsg(in)
+			}
+			v, after := check(t, newFilter(t, headerfix.Config{}, nil), m)
+			for _, e := range v.Edits {
+				lines := strings.Split(strings.ReplaceAll(e.Value, "\r\n", "\n"), "\n")
+				for i, l := range lines[1:] {
+					if strings.Trim(l, " \t") == "" {
+						t.Errorf("%s %s: line %d of the value holds only blanks: %q", e.Kind, e.Name, i+2, e.Value)
+					}
+				}
+			}
+			var date, mailer string
+			for _, h := range after {
+				switch h.Name {
+				case "Date":
+					date = h.Value
+				case "X-Mailer":
+					mailer = h.Value
+				}
+			}
+			if date != exDate || mailer != "foo\n bar" {
+				t.Errorf("delivered Date %q, X-Mailer %q; want %q, %q", date, mailer, exDate, "foo\n bar")
+			}
+		})
 	}
 }

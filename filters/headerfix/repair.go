@@ -166,14 +166,16 @@ func Repair(headers []filters.Header, p Placement) Result {
 //
 // replace names the fields (by lower-case name) whose only field in the
 // header is one the filter will give the value of a field of that name
-// split off (see submitted): with AddsBeforeSameName such a field may be
-// split off once all the same, as it is not added but changes that one.
+// split off (see submitted), with its position: with AddsBeforeSameName
+// such a field may be split off once all the same from a field below
+// that one, as it is not added but changes that one (see replaced). Split
+// off from a field above it, it would be added, before that one.
 func repair(headers []filters.Header, p Placement, trace string, replace map[string]int) Result {
 	rp := repairer{placement: p, headers: headers, trace: trace}
 	if len(replace) > 0 {
-		rp.replace = make(map[string]bool, len(replace))
-		for k := range replace {
-			rp.replace[k] = true
+		rp.replace = make(map[string]int, len(replace))
+		for k, i := range replace {
+			rp.replace[k] = i
 		}
 	}
 	rp.r.Fields = make([]Field, 0, len(headers))
@@ -203,13 +205,14 @@ type repairer struct {
 	// for none.
 	trace string
 	// replace holds the names that may be split off once although the
-	// header has a field of that name (see repair).
-	replace map[string]bool
+	// header has a field of that name, from a field below the position
+	// given (see repair).
+	replace map[string]int
 }
 
-// maySplit reports whether a field named name may be split off, and
-// records the name if so.
-func (rp *repairer) maySplit(name string) bool {
+// maySplit reports whether a field named name may be split off from the
+// input field at idx, and records the name if so.
+func (rp *repairer) maySplit(idx int, name string) bool {
 	if rp.names == nil {
 		rp.names = map[string]bool{}
 		for _, h := range rp.headers {
@@ -222,7 +225,9 @@ func (rp *repairer) maySplit(name string) bool {
 		return true
 	}
 	key := filters.NameKey(name)
-	if rp.placement == AddsBeforeSameName && (rp.names[key] && !rp.replace[key] || hiddenSlot[key]) {
+	pos, replace := rp.replace[key]
+	replace = replace && pos < idx
+	if rp.placement == AddsBeforeSameName && (rp.names[key] && !replace || hiddenSlot[key]) {
 		return false
 	}
 	delete(rp.replace, key)
@@ -292,7 +297,7 @@ func (rp *repairer) splitStray(idx int, h filters.Header) []Field {
 		}
 		lf := c == '\n' || n == 2
 		name, start, ok := fieldAt(v[next:])
-		if ok && (emptyAtEnd(name, v[next+start:]) || rp.maySplit(name)) {
+		if ok && (emptyAtEnd(name, v[next+start:]) || rp.maySplit(idx, name)) {
 			kind := SplitCR
 			if lf {
 				kind = SplitLF
@@ -437,13 +442,16 @@ func (rp *repairer) splitMerged(idx int, f Field) {
 	r := &rp.r
 	for {
 		first, name, rest, ok := unmerge(f.Name, f.Value)
-		if !ok || !(emptyAtEnd(name, rest) || rp.maySplit(name)) {
+		if !ok || !(emptyAtEnd(name, rest) || rp.maySplit(idx, name)) {
 			break
 		}
 		r.Fixes = append(r.Fixes, Fix{Kind: SplitMerged, Field: f.Name, Index: idx, NewField: name})
-		f.Value = first
+		// A field repaired so is tidied as one with a stray line end
+		// (see dropBlankLines): the part split off must not carry a
+		// line of blanks the client sent into the field it adds.
+		f.Value = dropBlankLines(first)
 		r.Fields = append(r.Fields, f)
-		f = Field{Header: filters.Header{Name: name, Value: rest}, Source: idx, SplitOff: true}
+		f = Field{Header: filters.Header{Name: name, Value: dropBlankLines(rest)}, Source: idx, SplitOff: true}
 	}
 	r.Fields = append(r.Fields, f)
 }
