@@ -621,6 +621,43 @@ func TestPanickedAppendLeavesNothing(t *testing.T) {
 	}
 }
 
+// A panic while a maildir copy is written (a bug in the writer) leaves
+// neither the partial file in tmp/ (where only the 36-hour clean-up
+// would find it) nor its descriptor open: one leaked per panic, in a
+// daemon that recovers the panic and goes on.
+func TestPanickedMaildirCopyLeavesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spam")
+	app := NewAppender(time.Second, nil)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	before := fds()
+	for range 3 {
+		func() {
+			defer func() {
+				if r := recover(); r != "writer bug" {
+					t.Errorf("recovered %v, want the writer's panic passed on", r)
+				}
+			}()
+			app.appendMaildir(context.Background(), dir, func(w *bufio.Writer) error {
+				w.Write(bytes.Repeat([]byte("partial\n"), 20000))
+				w.Flush()
+				panic("writer bug")
+			})
+		}()
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(ents) != 0 {
+		t.Errorf("tmp/ after the panics: %d files, %v; want none", len(ents), err)
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d file descriptors before the panics, %d after", before, after)
+	}
+}
+
 // A failed append cuts back only its own bytes. Another process may have
 // appended during it without the locks (a program that takes only the
 // dot-lock, whose lock was removed by someone who may write the

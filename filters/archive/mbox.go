@@ -996,6 +996,16 @@ func writeSynced(path string, write func(w *bufio.Writer) error, finish func(f *
 	if err != nil {
 		return 0, err
 	}
+	returned := false
+	defer func() {
+		if !returned {
+			// write or finish panicked (a bug; the pipeline recovers
+			// it and fails the filter): the half-written file goes,
+			// and its descriptor with it, while the panic goes on.
+			f.Close()
+			os.Remove(path)
+		}
+	}()
 	cw := &countWriter{w: f}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	err = write(bw)
@@ -1005,6 +1015,7 @@ func writeSynced(path string, write func(w *bufio.Writer) error, finish func(f *
 	if err == nil && finish != nil {
 		err = finish(f)
 	}
+	returned = true
 	if err == nil {
 		err = f.Sync()
 	}
