@@ -708,18 +708,7 @@ func TestClassifyNoMessagesInManyPaths(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "bayes.db")
 	trainFixtures(t, db)
 	dir := t.TempDir()
-	var list strings.Builder
-	for i := range 500 {
-		p := filepath.Join(dir, fmt.Sprintf("empty-directory-with-a-long-name-%03d", i))
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		list.WriteString(p + "\n")
-	}
-	listFile := filepath.Join(dir, "list")
-	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	listFile := emptyDirsList(t, dir, 500)
 	r := runCLI(t, "", "classify", "--db", db, "--list", listFile)
 	if r.code != 3 || !strings.Contains(r.stderr, "no messages found in the 500 paths given") ||
 		!strings.Contains(r.stderr, "empty-directory-with-a-long-name-000") || len(r.stderr) > 500 {
@@ -753,4 +742,23 @@ func TestClassifyReadsModelInPlace(t *testing.T) {
 	if n := after.TotalAlloc - before.TotalAlloc; n >= 4<<20 {
 		t.Errorf("one message allocated %d bytes: the model was copied", n)
 	}
+}
+
+// emptyDirsList makes n empty directories with long names in dir and
+// returns a --list file naming them, one per line.
+func emptyDirsList(t *testing.T, dir string, n int) string {
+	t.Helper()
+	var list strings.Builder
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("empty-directory-with-a-long-name-%03d", i))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		list.WriteString(p + "\n")
+	}
+	listFile := filepath.Join(dir, "list")
+	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return listFile
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -371,18 +370,7 @@ func TestTrainCustomVerdictFieldLeftOut(t *testing.T) {
 func TestTrainNoMatchInManyPaths(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "bayes.db")
-	var list strings.Builder
-	for i := range 500 {
-		p := filepath.Join(dir, fmt.Sprintf("empty-directory-with-a-long-name-%03d", i))
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		list.WriteString(p + "\n")
-	}
-	listFile := filepath.Join(dir, "list")
-	if err := os.WriteFile(listFile, []byte(list.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	listFile := emptyDirsList(t, dir, 500)
 	r := runCLI(t, "", "train", "--db", db, "--spam", "--queue-id", "4XyZ1n2Kq7z", "--list", listFile)
 	if r.code != 1 || !strings.Contains(r.stderr, "no message with queue id 4XyZ1n2Kq7z in the 500 paths given") ||
 		!strings.Contains(r.stderr, "empty-directory-with-a-long-name-000") || len(r.stderr) > 500 {
