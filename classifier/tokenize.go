@@ -262,8 +262,8 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 // inside a character, the text of the part the cut fell in was no valid
 // UTF-8 and was read as windows-1252 as a whole: every word of a long
 // 8-bit UTF-8 part came out as mojibake. Bytes that are no UTF-8 are cut
-// where they fall. (Text in quoted-printable or base64 may still end
-// inside a character: the cut is in its encoding.)
+// where they fall. (Text in quoted-printable or base64 is cut in its
+// encoding: toUTF8 drops the incomplete character its decoding ends in.)
 func cutAtCharacter(raw []byte, n int) []byte {
 	head := raw[:n]
 	// Back over the continuation bytes before the cut to the first byte

@@ -2,6 +2,8 @@ package classifier
 
 import (
 	"bytes"
+	"encoding/base64"
+	"mime/quotedprintable"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +71,65 @@ func TestCutAtCharacter(t *testing.T) {
 	} {
 		if got := string(cutAtCharacter([]byte(tc.raw), tc.n)); got != tc.want {
 			t.Errorf("cutAtCharacter(%q, %d) = %q, want %q", tc.raw, tc.n, got, tc.want)
+		}
+	}
+}
+
+// Text in base64 or quoted-printable that is cut inside a character (at
+// max_bytes, or by a sender whose message was cut short) is UTF-8 but for
+// its last, incomplete character: it is read as UTF-8, not as
+// windows-1252 throughout.
+func TestEncodedTextCutInsideCharacterKeepsText(t *testing.T) {
+	text := strings.Repeat("привет мир\n", 300)
+	for _, tc := range []struct {
+		name, cte, body string
+	}{
+		// A line of text is 20 bytes: 3003 bytes end on the first byte
+		// of its "р".
+		{"base64", "base64", base64.StdEncoding.EncodeToString([]byte(text))[:4*1001]},
+		{"quoted-printable", "quoted-printable", qpCutInsideLastR(text)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := "Subject: x\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n" +
+				"Content-Transfer-Encoding: " + tc.cte + "\n\n" + tc.body
+			m := NewTokenizer(TokenizerOptions{}).TokenizeBytes([]byte(raw))
+			if !slices.Contains(m.Tokens, "привет") || !slices.Contains(m.Tokens, "мир") {
+				t.Errorf("tokens %q; want привет and мир", m.Tokens)
+			}
+		})
+	}
+}
+
+// qpCutInsideLastR encodes s as quoted-printable and cuts the encoding
+// between the two bytes of its last "р" (=D1=80).
+func qpCutInsideLastR(s string) string {
+	var b bytes.Buffer
+	w := quotedprintable.NewWriter(&b)
+	w.Write([]byte(s))
+	w.Close()
+	enc := strings.ReplaceAll(b.String(), "\r\n", "\n")
+	return enc[:strings.LastIndex(enc, "=80")]
+}
+
+func TestCutIncompleteRune(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"ab\xd1", "ab", true},
+		{"ab\xe2\x82", "ab", true},
+		{"ab\xf0\x9f\x98", "ab", true},
+		{"\xd1", "", true},
+		{"ab\xe2\x82\xac", "ab\xe2\x82\xac", false}, // whole
+		{"ab\x80", "ab\x80", false},                 // a continuation byte alone
+		{"a\xffb\xd1", "a\xffb\xd1", false},         // invalid before the tail
+		{"ab\xd1A", "ab\xd1A", false},               // not at the end
+		{"ab\xc0", "ab\xc0", false},                 // never a start
+	} {
+		got, ok := cutIncompleteRune([]byte(tc.in))
+		if string(got) != tc.want || ok != tc.ok {
+			t.Errorf("cutIncompleteRune(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

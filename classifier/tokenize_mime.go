@@ -1301,10 +1301,7 @@ func toUTF8(b []byte, cs string) []byte {
 		// A label of ASCII says nothing of 8-bit bytes under it: read
 		// them as in unlabelled text. The ASCII decoder would make each
 		// U+FFFD, which splits the word it is in.
-		if utf8.Valid(b) {
-			return b
-		}
-		return latin1(b)
+		return utf8OrLatin1(b)
 	}
 	if isASCII(b) && asciiCompatible(cs) {
 		return b
@@ -1315,16 +1312,52 @@ func toUTF8(b []byte, cs string) []byte {
 	enc := charsetEncoding(cs)
 	if enc == nil {
 		// Unknown: best effort.
-		if utf8.Valid(b) {
-			return b
-		}
-		return latin1(b)
+		return utf8OrLatin1(b)
 	}
 	out, err := enc.NewDecoder().Bytes(b)
 	if err != nil && len(out) == 0 {
 		return latin1(b)
 	}
 	return out
+}
+
+// utf8OrLatin1 returns b if it is UTF-8, and b read as windows-1252
+// otherwise. Text that is UTF-8 but for an incomplete last character is
+// UTF-8 cut short, not 8-bit text in another charset: base64 or
+// quoted-printable cut at max_bytes, or by a sender's mailer, ends so.
+// Its last character is dropped, so that its words are not all read as
+// windows-1252.
+func utf8OrLatin1(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	if head, ok := cutIncompleteRune(b); ok {
+		return head
+	}
+	return latin1(b)
+}
+
+// cutIncompleteRune returns b without its last bytes if they begin a
+// UTF-8 sequence that b ends before it is complete and the bytes before
+// them are valid UTF-8.
+func cutIncompleteRune(b []byte) ([]byte, bool) {
+	// An incomplete sequence is at most UTFMax-1 bytes long.
+	for k := 1; k < utf8.UTFMax && k <= len(b); k++ {
+		c := b[len(b)-k]
+		if c < 0x80 {
+			return b, false
+		}
+		if utf8.RuneStart(c) {
+			// FullRune is false only for the valid start of a
+			// sequence that b cuts short.
+			head := b[:len(b)-k]
+			if !utf8.FullRune(b[len(b)-k:]) && utf8.Valid(head) {
+				return head, true
+			}
+			return b, false
+		}
+	}
+	return b, false
 }
 
 // asciiLabel reports whether a charset name (in any case) is one of the
