@@ -358,29 +358,53 @@ func senderOf(hs []filters.Header) string {
 			if list, err := mail.ParseAddressList(v); err == nil && len(list) > 0 {
 				return list[0].Address
 			}
-			if i := strings.LastIndexByte(v, '<'); i >= 0 {
-				if j := strings.IndexByte(v[i:], '>'); j > 0 && strings.Contains(v[i+1:i+j], "@") {
-					return v[i+1 : i+j]
-				}
+			if addr, ok := lastAngleAddress(v); ok {
+				return addr
 			}
 		}
 	}
 	return ""
 }
 
+// lastAngleAddress returns what the last <...> of v holds, if that holds
+// an "@": the address of a mailbox net/mail cannot parse.
+func lastAngleAddress(v string) (string, bool) {
+	i := strings.LastIndexByte(v, '<')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.IndexByte(v[i:], '>')
+	if j <= 0 || !strings.Contains(v[i+1:i+j], "@") {
+		return "", false
+	}
+	return v[i+1 : i+j], true
+}
+
 // recipientsOf lists the addresses of a message's To and Cc fields.
+// Addresses net/mail cannot parse are read as senderOf reads them.
 func recipientsOf(hs []filters.Header) []string {
 	var out []string
 	for _, h := range hs {
 		if !filters.SameName(h.Name, "To") && !filters.SameName(h.Name, "Cc") {
 			continue
 		}
-		list, err := mail.ParseAddressList(strings.ReplaceAll(h.Value, "\n", ""))
-		if err != nil {
+		v := strings.ReplaceAll(strings.ReplaceAll(h.Value, "\r", ""), "\n", "")
+		if list, err := mail.ParseAddressList(v); err == nil {
+			for _, a := range list {
+				out = append(out, a.Address)
+			}
 			continue
 		}
-		for _, a := range list {
-			out = append(out, a.Address)
+		// One address net/mail cannot parse would cost the field all
+		// its others: read each piece between commas on its own, as
+		// senderOf reads a sender. (A comma quoted in a display name
+		// splits that name, whose address then stands alone.)
+		for _, piece := range strings.Split(v, ",") {
+			if a, err := mail.ParseAddress(piece); err == nil {
+				out = append(out, a.Address)
+			} else if addr, ok := lastAngleAddress(piece); ok {
+				out = append(out, addr)
+			}
 		}
 	}
 	return out

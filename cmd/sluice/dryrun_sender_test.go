@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/sluice-mail/sluice/filters"
@@ -26,6 +27,26 @@ func TestDryRunSenderOf(t *testing.T) {
 	} {
 		if got := senderOf(tc.fields); got != tc.want {
 			t.Errorf("%v: sender %q, want %q", tc.fields, got, tc.want)
+		}
+	}
+}
+
+// Without --rcpt, sluice test takes the recipients from To and Cc. One
+// address net/mail cannot parse cost every other address of its field.
+func TestDryRunRecipientsOf(t *testing.T) {
+	for _, tc := range []struct {
+		fields []filters.Header
+		want   []string
+	}{
+		{[]filters.Header{{Name: "To", Value: "Alice <alice@example.org>, bob@example.org"}}, []string{"alice@example.org", "bob@example.org"}},
+		{[]filters.Header{{Name: "To", Value: "alice@example.org"}, {Name: "Cc", Value: "carol@example.org"}}, []string{"alice@example.org", "carol@example.org"}},
+		{[]filters.Header{{Name: "To", Value: "Alice (the [boss] <alice@example.org>, bob@example.org"}}, []string{"alice@example.org", "bob@example.org"}},
+		{[]filters.Header{{Name: "To", Value: "\"Smith, Bob <bob@example.org>, carol@example.org"}}, []string{"bob@example.org", "carol@example.org"}},
+		{[]filters.Header{{Name: "To", Value: "undisclosed-recipients:;"}}, nil},
+		{[]filters.Header{{Name: "To", Value: "nobody at all"}}, nil},
+	} {
+		if got := recipientsOf(tc.fields); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: recipients %q, want %q", tc.fields, got, tc.want)
 		}
 	}
 }
