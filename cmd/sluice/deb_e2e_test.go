@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -395,25 +394,7 @@ func debGroupName(t *testing.T, gid uint32) string {
 // in order (a key may be given several times).
 func debParseUnit(t *testing.T, path string) map[string][]string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	keys := map[string][]string{}
-	section := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
-		case strings.HasPrefix(line, "["):
-			section = line
-		case section == "[Service]":
-			k, v, _ := strings.Cut(line, "=")
-			keys[k] = append(keys[k], v)
-		}
-	}
+	keys := unitSection(t, path, "[Service]")
 	for _, k := range []string{"User", "Group", "ExecStart", "RuntimeDirectory", "StateDirectory", "UMask"} {
 		if len(keys[k]) != 1 {
 			t.Fatalf("%s: [Service] %s = %q, want one value", path, k, keys[k])
