@@ -15,7 +15,9 @@ import (
 // untouched (observed with Sendmail 8.17.1.9: "delete X-T 1, change X-T
 // 1" brought the deleted field back with the new value). An add of a
 // name the header has shifts Sendmail's count too, as Sendmail puts the
-// new field before the first field of that name.
+// new field before the first field of that name. (The session sends an
+// add of a name the MTA showed as an insert at the end instead, see
+// applyEdits; the rules here do not count on it.)
 //
 // Most edit lists are not affected: a filter deletes the last field of a
 // name first, and filters rarely touch a name another one touched. Those

@@ -449,6 +449,13 @@ func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomi
 }
 
 func (s *session) applyEdits(m *gomilter.Modifier) error {
+	// present holds the names of the fields the MTA's header has: those
+	// it showed sluice (deleted ones too: Sendmail keeps them in its
+	// list) and those the edits sent so far made.
+	present := map[string]bool{}
+	for _, h := range s.shown {
+		present[filters.NameKey(h.Name)] = true
+	}
 	for _, e := range s.deliveredEdits() {
 		value := e.Value
 		if s.c.leadSpace && (value != "" || e.Kind == filters.AddHeader || e.Kind == filters.InsertHeader) {
@@ -457,10 +464,27 @@ func (s *session) applyEdits(m *gomilter.Modifier) error {
 			// stays empty.
 			value = " " + value
 		}
+		key := filters.NameKey(e.Name)
 		var err error
 		switch e.Kind {
 		case filters.AddHeader:
-			err = m.AddHeader(e.Name, value)
+			if !present[key] {
+				err = m.AddHeader(e.Name, value)
+				break
+			}
+			// Sendmail 8.17 puts a field added with SMFIR_ADDHEADER
+			// before the first field of its name, a deleted one
+			// included (observed): the bayes filter's verdict took
+			// the place of the one the sender forged, and the dnsbl
+			// filter's tag fields came out last first. Both MTAs put
+			// a field inserted past the last one at the end of the
+			// header, in the order sent (observed with Postfix 3.7,
+			// also at milter_protocol 2, and Sendmail 8.17), where
+			// an add goes in the model and in the archived copy. A
+			// name the header lacks stays an add: Sendmail puts it
+			// into the field of that name it made up, if any (a
+			// From: headerfix brings back, see docs/headerfix.md).
+			err = m.InsertHeader(insertAtEnd, e.Name, value)
 		case filters.InsertHeader:
 			// Postfix 3.7 and Sendmail 8.17 count their own Received:
 			// field, which milters never see, as index 0 (observed; see
@@ -476,9 +500,18 @@ func (s *session) applyEdits(m *gomilter.Modifier) error {
 		if err != nil {
 			return fmt.Errorf("%s header %s: %w", e.Kind, e.Name, err)
 		}
+		if e.Kind == filters.AddHeader || e.Kind == filters.InsertHeader || e.Kind == filters.ChangeHeader && e.Value != "" {
+			// A change past the last field of its name adds one.
+			present[key] = true
+		}
 	}
 	return nil
 }
+
+// insertAtEnd is an insert index past every field a header can have:
+// the largest the protocol's 32-bit field holds below its sign bit, as
+// Sendmail reads it into an int.
+const insertAtEnd = 1<<31 - 1
 
 // resetMessage releases the message and marks the session as between
 // messages. The mark is cleared in a defer: a release that panics (it is
