@@ -238,6 +238,21 @@ func domainText(d string) string {
 	return b.String()
 }
 
+// WithoutRoute returns the envelope address s, without its angle
+// brackets, less a source route at its start ("@relay1,@relay2:"), which
+// RFC 5321 appendix C asks a receiver to ignore: Postfix 3.7 and
+// Sendmail 8.17 deliver MAIL FROM:<@relay.example:alice@example.org>
+// from alice@example.org (observed). Anything else is returned as it is.
+func WithoutRoute(s string) string {
+	if !strings.HasPrefix(s, "@") {
+		return s
+	}
+	if i := routeEnd(s); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
 // routeEnd returns the index of the colon that ends the source route at
 // the start of s, or -1. A hop may be an address literal, whose IPv6
 // form holds colons of its own ("@[IPv6:2001:db8::1]:user@domain").

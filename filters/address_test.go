@@ -110,6 +110,23 @@ func TestEnvelopeAddress(t *testing.T) {
 	}
 }
 
+// A source route goes, also one through an IPv6 literal with colons of
+// its own; an address that merely starts with "@" stays as it is.
+func TestWithoutRoute(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice@example.org", "alice@example.org"},
+		{"@relay.example:alice@example.org", "alice@example.org"},
+		{"@a.example,@[IPv6:2001:db8::1]:bob@example.org", "bob@example.org"},
+		{"@relay.example:", ""},
+		{"@x@example.org", "@x@example.org"},
+		{"", ""},
+	} {
+		if got := filters.WithoutRoute(tc.in); got != tc.want {
+			t.Errorf("WithoutRoute(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 // FuzzEnvelopeAddress checks that the domain read is one the MTA can
 // deliver from as read: no final ";", dot or blank, and read again the
 // same, so that no second filter reading it differently can be slipped

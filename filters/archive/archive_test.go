@@ -1662,13 +1662,19 @@ func TestMaildirHostEscapesComma(t *testing.T) {
 // address (MAIL FROM:<@relay.example:>) is one, which Postfix delivers
 // with "Return-Path: <>" (see the senders end-to-end tests). The copy
 // names the sender the mailbox has: MAILER-DAEMON in the mbox "From "
-// line, <> in the maildir Return-Path; any other sender as sent.
+// line, <> in the maildir Return-Path; any other sender as sent, less a
+// source route before it, which Postfix 3.7 and Sendmail 8.17 drop
+// (RFC 5321 appendix C): MAIL FROM:<@relay.example:alice@example.org>
+// is delivered with "Return-Path: <alice@example.org>" (observed).
 func TestNullSenderSpellings(t *testing.T) {
 	for _, tc := range []struct{ from, fromLine, returnPath string }{
 		{"", "From MAILER-DAEMON ", "Return-Path: <>\n"},
 		{"<>", "From MAILER-DAEMON ", "Return-Path: <>\n"},
 		{"@relay.example:", "From MAILER-DAEMON ", "Return-Path: <>\n"},
 		{"@a.example,@[IPv6:2001:db8::1]:", "From MAILER-DAEMON ", "Return-Path: <>\n"},
+		{"@relay.example:alice@example.org", "From alice@example.org ", "Return-Path: <alice@example.org>\n"},
+		{"@a.example,@[IPv6:2001:db8::1]:bob@example.org", "From bob@example.org ", "Return-Path: <bob@example.org>\n"},
+		{"@x@example.org", "From @x@example.org ", "Return-Path: <@x@example.org>\n"},
 		{"alice@example.org", "From alice@example.org ", "Return-Path: <alice@example.org>\n"},
 		{"jösé@exämple.org", "From jösé@exämple.org ", "Return-Path: <jösé@exämple.org>\n"},
 	} {

@@ -233,15 +233,17 @@ func fromLineFor(e envelope) string {
 // returnPath returns the envelope sender as the archive records it: as
 // the client sent it, on one line, but "" for every form of the null
 // sender, read as every filter reads the envelope sender
-// (filters.EnvelopeAddress). A source route to no address
-// ("MAIL FROM:<@relay.example:>") is the null sender: Postfix delivers
-// the message with "Return-Path: <>", and the copy must not name a
-// sender the mailbox does not have.
+// (filters.EnvelopeAddress), and without a source route. The copy must
+// not name a sender the mailbox does not have: a source route to no
+// address ("MAIL FROM:<@relay.example:>") is the null sender, which
+// Postfix delivers with "Return-Path: <>", and both MTAs deliver
+// MAIL FROM:<@relay.example:alice@example.org> with "Return-Path:
+// <alice@example.org>".
 func returnPath(from string) string {
 	if _, _, null := filters.EnvelopeAddress(from); null {
 		return ""
 	}
-	return headerSafe(from, true)
+	return headerSafe(filters.WithoutRoute(from), true)
 }
 
 // maxReason bounds the reason recorded in the verdict field, so the field
