@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,6 +166,21 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	return 0, nil
 }
 
+// classifierInput returns what c reads of m: the message, and before it,
+// in a store imported from bogofilter, the mbox From_ line it was read
+// under. bogofilter reads that line as a header line (of each message of
+// an mbox it learns with -M, and of a message file cut out of one, or
+// piped by procmail, with -B), so its word list holds the tokens of the
+// From_ lines of what it learned, and the bogofilter dialect makes them
+// as it does; without them, a message scored other than bogofilter
+// scored it. The digest leaves the line out either way.
+func classifierInput(m mailbox.Message, c *classifier.Classifier) []byte {
+	if len(m.From) == 0 || c.Params().Limits.Dialect != classifier.DialectBogofilter {
+		return m.Data
+	}
+	return append(slices.Clip(m.From), m.Data...)
+}
+
 // maxClassifyWorkers bounds the goroutines classify scores messages on,
 // and so the messages it holds at a time (see classifyAll): past a few
 // cores, reading the files is what takes the time.
@@ -201,9 +217,9 @@ func classifyAll(ctx context.Context, rd mailbox.Reader, paths []string, cl *cla
 		wg.Go(func() {
 			for j := range todo {
 				if j.m.Err == nil {
-					j.res, j.err = cl.ClassifyBytes(ctx, j.m.Data, explain)
+					j.res, j.err = cl.ClassifyBytes(ctx, classifierInput(j.m, cl), explain)
 				}
-				j.m.Data = nil
+				j.m.Data, j.m.From = nil, nil
 				close(j.done)
 			}
 		})

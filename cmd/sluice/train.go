@@ -416,9 +416,9 @@ func (t *trainer) learnAll(ctx, stop context.Context, rd mailbox.Reader, paths [
 			for j := range todo {
 				if j.m.Err == nil && t.sel.Match(j.m.Data) {
 					j.match = true
-					j.op = t.c.PrepareBytes(j.m.Data, t.class, t.unlearn)
+					j.op = t.c.PrepareBytes(classifierInput(j.m, t.c), t.class, t.unlearn)
 				}
-				j.m.Data = nil
+				j.m.Data, j.m.From = nil, nil
 				close(j.done)
 			}
 		})

@@ -93,6 +93,12 @@ type Message struct {
 	// one more. It is the message's own: fn may keep it after it
 	// returns.
 	Data []byte
+	// From is the mbox "From " line the message was read under, with
+	// its line end (at most maxFromLine bytes of it), or nil: a message
+	// of a plain file, a maildir or an MMDF file has none. It is no part
+	// of the message, but bogofilter reads it as a header line, and a
+	// word list imported from bogofilter holds its tokens.
+	From []byte
 	// Truncated is set when the message is longer than Data: the bound
 	// cut it. The byte past the bound that Data still holds tells a
 	// consumer bounded the same way that the message was longer.
@@ -977,11 +983,12 @@ type oneBehind struct {
 }
 
 // hold passes on the message held, if any, and holds in its place
-// message n, of data; a message without text is held as ErrEmpty.
-func (o *oneBehind) hold(data []byte, size int64, truncated, text bool) error {
-	m := &Message{Name: o.name + "#" + strconv.Itoa(o.n), Data: data, Size: size, Truncated: truncated}
+// message n, of data, read under the mbox From_ line from (nil for
+// none); a message without text is held as ErrEmpty.
+func (o *oneBehind) hold(data, from []byte, size int64, truncated, text bool) error {
+	m := &Message{Name: o.name + "#" + strconv.Itoa(o.n), Data: data, From: from, Size: size, Truncated: truncated}
 	if !text {
-		m.Data, m.Err, m.Truncated = nil, ErrEmpty, false
+		m.Data, m.From, m.Err, m.Truncated = nil, nil, ErrEmpty, false
 	}
 	if o.pending != nil {
 		if err := o.fn(*o.pending); err != nil {
@@ -1053,7 +1060,8 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		inSep     bool
 		lineBlank bool
 		run       quoteRun
-		skipped   bool // the last message ended was not passed on
+		skipped   bool   // the last message ended was not passed on
+		sepLine   []byte // the separator line of the current message
 	)
 	if maxBytes > 0 {
 		cur.limit = maxBytes + 1
@@ -1079,7 +1087,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			return nil
 		}
 		skipped = false
-		err := out.hold(data, size, truncated, text)
+		err := out.hold(data, endLine(sepLine), size, truncated, text)
 		size = 0
 		return err
 	}
@@ -1115,6 +1123,7 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 						return err
 					}
 					inMsg = true
+					sepLine = nil
 				} else if isQuotedFrom(piece) {
 					piece = piece[1:]
 				} else if more && piece[0] == '>' {
@@ -1123,6 +1132,9 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			}
 			if inMsg && !inSep {
 				cur.write(piece)
+			}
+			if inSep {
+				sepLine = append(sepLine, piece[:min(len(piece), max(maxFromLine-len(sepLine), 0))]...)
 			}
 			lineBlank = lineBlank && len(bytes.TrimRight(orig, "\r\n")) == 0
 			lineStart = orig[len(orig)-1] == '\n'
@@ -1149,6 +1161,23 @@ func readMbox(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 		extra = size
 	}
 	return out.last(extra)
+}
+
+// maxFromLine bounds the part of an mbox From_ line kept with its
+// message (Message.From): a separator is a sender and a date, and a line
+// of megabytes that starts with "From " is no separator a reader needs
+// whole.
+const maxFromLine = 1024
+
+// endLine returns line with a line end, which a From_ line cut at
+// maxFromLine, or one that ends the input, lacks: the line is read
+// before the message's first header line, which must stay a line of its
+// own.
+func endLine(line []byte) []byte {
+	if len(line) == 0 || line[len(line)-1] == '\n' {
+		return line
+	}
+	return append(line, '\n')
 }
 
 // mozillaExpunged is the Expunged bit of Thunderbird's X-Mozilla-Status
@@ -1262,7 +1291,7 @@ func readMMDF(name string, br *bufio.Reader, maxBytes int, fn func(Message) erro
 			// bytes count with the next message's.
 			return nil
 		}
-		err := out.hold(data, size, truncated, text)
+		err := out.hold(data, nil, size, truncated, text)
 		size = 0
 		return err
 	}
