@@ -13,12 +13,27 @@ import (
 // file of another kind given by mistake.
 const importHead = 512
 
+// byteOrderMark is UTF-8's byte order mark, which Windows editors write
+// at the start of a text file they save.
+const byteOrderMark = "\ufeff"
+
 // peekInput wraps r so that its start can be looked at, and returns the
 // wrapped reader with up to importHead bytes of that start. A read error
 // stays with the reader and is met again by whoever reads it.
+//
+// A byte order mark at the start is left out, of the head and of what
+// the reader reads: a word list edited on Windows (the .MSG_COUNT line an
+// administrator adds to a list without one) starts with one, and read as
+// part of the first line it made a token of ".ENCODING", whose check of
+// a raw list it so escaped, or hid ".MSG_COUNT". Like a CR before each
+// line end, it changes no record, nor the input's fingerprint.
 func peekInput(r io.Reader) (*bufio.Reader, []byte) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	head, _ := br.Peek(importHead)
+	if bytes.HasPrefix(head, []byte(byteOrderMark)) {
+		br.Discard(len(byteOrderMark))
+		head, _ = br.Peek(importHead)
+	}
 	return br, head
 }
 
