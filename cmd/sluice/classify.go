@@ -54,7 +54,9 @@ prints one result per message:
 
 Exit status with one message: 0 spam, 1 ham, 2 unsure, 3 error, as
 bogofilter's. With several: 0, or 3 if any message could not be
-classified. With none (an empty directory, mbox, file or list): 3.`,
+classified, or if they came on standard input alone (where a piped
+message is expected). With none (an empty directory, mbox, file or
+list): 3.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := c.classify(cmd, args, sf, format, explain, list)
 			if err != nil || code != 0 {
@@ -161,6 +163,16 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	case n == 1 && failed == 0:
 		return verdictExit(last), nil
 	case failed > 0:
+		return statusError, nil
+	case list == "" && len(paths) == 1 && paths[0] == mailbox.Stdin:
+		// Standard input alone is how procmail pipes one message, and
+		// Postfix's local(8) hands a mailbox_command the message with
+		// a From_ line but its body's "From " lines unquoted: a body
+		// that holds what reads as an mbox separator (a pasted or
+		// attached mbox) comes out as several messages. The 0 of
+		// several, read as one message's verdict, is spam: a recipe
+		// filed such a ham to Junk. No single verdict is an error.
+		fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: standard input held %d messages (an mbox, or one message with an unquoted \"From \" line in its body): exit status %d, not a verdict\n", n, statusError)
 		return statusError, nil
 	}
 	return 0, nil
