@@ -514,7 +514,15 @@ func Score(p Params, tot Totals, tokens []string, counts []Counts, explain bool)
 		// With one part empty the other is the whole message and the
 		// mean would only repeat it.
 		hl, bl := hdr.logOdds(), body.logOdds()
-		res.LogOdds = (res.LogOdds + (hl+bl)/2) / 2
+		parts := (hl + bl) / 2
+		if math.IsNaN(parts) {
+			// Each part certain of its own side (-Inf and +Inf): a
+			// token of probability exactly 0 in one and exactly 1 in
+			// the other, as a robs*robx that rounds to 0 makes them.
+			// They cancel, as they do in the whole message's test.
+			parts = 0
+		}
+		res.LogOdds = (res.LogOdds + parts) / 2
 		if explain {
 			res.Parts = []Part{{"header", hdr.n, logistic(hl)}, {"body", body.n, logistic(bl)}}
 		}
