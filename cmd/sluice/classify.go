@@ -152,6 +152,15 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 	if err := w.Flush(); err != nil {
 		return statusError, err
 	}
+	// A model the store holds but that could not be used (damaged, or
+	// unreadable) leaves the scores to the token counts alone, as in the
+	// daemon, which logs why. Said here too, or the verdicts differ from
+	// those in the daemon's header without a word; the exit status stays
+	// the verdict, as with a half-imported store.
+	if err := cl.ModelErr(); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "sluice classify: warning: %s: n-gram model not used (%s): the messages were scored on the token counts alone\n",
+			printable(setup.db), printable(err.Error()))
+	}
 	switch {
 	case n == 0:
 		// No verdict to report; a script expecting one message must
@@ -389,16 +398,28 @@ type jsonLine struct {
 	// PathBase64 is the path's bytes when they are not UTF-8 (a Latin-1
 	// file name): JSON strings cannot hold them, and path has U+FFFD in
 	// their place.
-	PathBase64 string     `json:"path_base64,omitempty"`
-	Verdict    string     `json:"verdict"` // spam, ham, unsure or error
-	Spamicity  *float64   `json:"spamicity,omitempty"`
-	Reason     string     `json:"reason,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	Tokens     int        `json:"tokens,omitempty"`
-	Used       int        `json:"used,omitempty"`
-	Truncated  bool       `json:"truncated,omitempty"`
-	Clues      []jsonClue `json:"clues,omitempty"`
-	Parts      []jsonPart `json:"parts,omitempty"`
+	PathBase64 string   `json:"path_base64,omitempty"`
+	Verdict    string   `json:"verdict"` // spam, ham or unsure; error in a jsonFailure
+	Spamicity  *float64 `json:"spamicity,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	// Tokens and Used are in every result's line, 0 too (a message of
+	// new words only has no token that counts), as the documented line
+	// shows them: a script reads them without a check. A message that
+	// could not be read has neither (jsonFailure).
+	Tokens    int        `json:"tokens"`
+	Used      int        `json:"used"`
+	Truncated bool       `json:"truncated,omitempty"`
+	Clues     []jsonClue `json:"clues,omitempty"`
+	Parts     []jsonPart `json:"parts,omitempty"`
+}
+
+// jsonFailure is the line of --format json of a message that could not
+// be read: no spamicity, no counts.
+type jsonFailure struct {
+	Path       string `json:"path"`
+	PathBase64 string `json:"path_base64,omitempty"` // as in jsonLine
+	Verdict    string `json:"verdict"`               // error
+	Error      string `json:"error"`
 }
 
 type jsonPart struct {
@@ -428,7 +449,7 @@ func (j jsonResult) result(name string, res classifier.Result) error {
 }
 
 func (j jsonResult) failed(name string, err error) error {
-	return j.enc.Encode(jsonLine{Path: name, PathBase64: pathBase64(name), Verdict: "error", Error: err.Error()})
+	return j.enc.Encode(jsonFailure{Path: name, PathBase64: pathBase64(name), Verdict: "error", Error: err.Error()})
 }
 
 // pathBase64 is name in base64 when it is not UTF-8, else "".
