@@ -585,3 +585,26 @@ func TestBodySpillFailureSize(t *testing.T) {
 		t.Errorf("what was stored before the failure: %q", got)
 	}
 }
+
+// Both MTAs send a macro under the name the administrator wrote in their
+// macro lists, and take "{i}" for "i" there (observed with Postfix 3.7 and
+// Sendmail 8.17: milter_rcpt_macros = {i} sends "{i}"). A filter asking
+// for a one-letter macro finds it in either spelling, as it does a longer
+// one.
+func TestMacroOneLetterNameInBraces(t *testing.T) {
+	m := &filters.Message{
+		Conn:   &filters.Conn{Macros: map[string]string{"{v}": "Postfix 3.7.11"}},
+		Macros: map[string]string{"i": "ABC123"},
+	}
+	for _, c := range []struct{ name, want string }{
+		{"v", "Postfix 3.7.11"}, {"{v}", "Postfix 3.7.11"},
+		{"i", "ABC123"}, {"{i}", "ABC123"},
+	} {
+		if v, ok := m.Macro(c.name); !ok || v != c.want {
+			t.Errorf("macro %s: %q %v, want %q", c.name, v, ok, c.want)
+		}
+	}
+	if v, ok := m.Macro(""); ok {
+		t.Errorf("macro with an empty name found: %q", v)
+	}
+}

@@ -141,13 +141,16 @@ type Decided struct {
 func (d Decided) Settled() bool { return d.Action != Continue && d.Action != Quarantine }
 
 // Macro returns the value of an MTA macro, looking at message macros first
-// and connection macros second. Names may be given with or without braces:
-// "client_addr" finds "{client_addr}".
+// and connection macros second. Names may be given with or without braces,
+// one-letter names too: "client_addr" finds "{client_addr}", and "i" finds
+// "{i}". Both MTAs send a macro under the name written in their macro
+// lists, and take "{i}" there for "i" (observed with Postfix 3.7 and
+// Sendmail 8.17), so an administrator may have written either.
 func (m *Message) Macro(name string) (string, bool) {
 	alt := name
-	if strings.HasPrefix(name, "{") && strings.HasSuffix(name, "}") {
+	if len(name) > 2 && strings.HasPrefix(name, "{") && strings.HasSuffix(name, "}") {
 		alt = name[1 : len(name)-1]
-	} else if len(name) > 1 {
+	} else if name != "" {
 		alt = "{" + name + "}"
 	}
 	for _, macros := range []map[string]string{m.Macros, m.connMacros()} {

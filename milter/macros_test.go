@@ -148,3 +148,39 @@ func TestRecipientMacrosReplaceTheEarlierRecipients(t *testing.T) {
 		t.Errorf("queue id %q", q)
 	}
 }
+
+// An administrator may write the queue id macro as "{i}" in the MTA's
+// lists (milter_rcpt_macros, confMILTER_MACROS_ENVFROM); both MTAs then
+// send it under that name (observed with Postfix 3.7 and Sendmail 8.17).
+// It is the queue id all the same, for the log line and the filters.
+func TestQueueIDMacroInBraces(t *testing.T) {
+	rec := &recorder{}
+	sums := &summaries{}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(rec)}, sums)
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Helo("client.example"))
+	s.Macros(gomilter.CodeMail, "{auth_authen}", "ann")
+	must(t)(s.Mail("a@example.org", nil))
+	s.Macros(gomilter.CodeRcpt, "{i}", "4QID", "{rcpt_addr}", "b@lab.example")
+	must(t)(s.Rcpt("b@lab.example", nil))
+	must(t)(s.HeaderEnd())
+	if _, act, err := s.BodyReadFrom(strings.NewReader("x\r\n")); err != nil || act.Code != gomilter.ActAccept {
+		t.Fatalf("end of message: %v %v", act, err)
+	}
+	sums.wait()
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	sums.mu.Lock()
+	defer sums.mu.Unlock()
+	if len(rec.msgs) != 1 || len(sums.sums) != 1 {
+		t.Fatalf("%d messages seen, %d summaries, want 1", len(rec.msgs), len(sums.sums))
+	}
+	if q := rec.msgs[0].QueueID; q != "4QID" {
+		t.Errorf("filters saw queue id %q, want 4QID", q)
+	}
+	if q := sums.sums[0].QueueID; q != "4QID" {
+		t.Errorf("message logged with queue id %q, want 4QID", q)
+	}
+}

@@ -116,3 +116,53 @@ func TestPostfixAbortedMessageQueueID(t *testing.T) {
 		})
 	}
 }
+
+// Both MTAs send a macro under the name written in their macro lists and
+// take "{i}" there for "i": with the queue id listed as "{i}", it comes
+// as "{i}" (observed with Postfix 3.7 and Sendmail 8.17), and sluice's
+// line for the message has it all the same.
+func TestQueueIDMacroInBracesFromMTAs(t *testing.T) {
+	queuedAs := regexp.MustCompile(`^250 (?:2\.0\.0 Ok: queued as ([0-9A-F]+)|2\.0\.0 ([0-9A-Za-z]+) Message accepted)`)
+	for _, name := range []string{"postfix", "sendmail"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sums := &summaries{}
+			p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{&chainEvents{}}, Timeout: 5 * time.Second}}, nil)
+			srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+			ln, spec := mtatest.MilterListener(t, "unix")
+			go srv.Serve(ln)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+			})
+			var mta *mtatest.MTA
+			if name == "postfix" {
+				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, ExtraConfig: []string{
+					"milter_rcpt_macros = {i} {rcpt_addr}",
+					"milter_end_of_header_macros = {i}",
+					"milter_end_of_data_macros = {i}",
+				}})
+			} else {
+				mta = mtatest.StartSendmail(t, mtatest.SendmailOptions{Milter: spec, ExtraConfig: []string{
+					"define(`confMILTER_MACROS_ENVFROM', ``{i}, {auth_type}, {auth_authen}, {auth_ssf}, {auth_author}, {mail_mailer}, {mail_host}, {mail_addr}'')dnl",
+				}})
+			}
+			cl := mtatest.DialSMTP(t, mta.Addr())
+			cl.Cmd("EHLO client.example")
+			r := cl.Send("alice@lab.example", []string{"bob@lab.example"}, []byte("Subject: braces\r\n\r\nbody\r\n"))
+			cl.Quit()
+			m := queuedAs.FindStringSubmatch(r.String())
+			if m == nil {
+				t.Fatalf("%s: %v, want the message queued", name, r)
+			}
+			id := m[1] + m[2]
+			sums.wait()
+			sums.mu.Lock()
+			defer sums.mu.Unlock()
+			if len(sums.sums) != 1 || sums.sums[0].QueueID != id {
+				t.Errorf("%s: summaries %+v, want one with queue id %s", name, sums.sums, id)
+			}
+		})
+	}
+}

@@ -574,10 +574,19 @@ func (s *session) setMessageMacros(stage byte, src map[string]string) {
 	// Postfix sends the queue id from RCPT on, Sendmail from MAIL and drops
 	// it by end of message: keep the first one seen.
 	if s.msg.QueueID == "" {
-		if id := src["i"]; id != "" {
-			s.msg.QueueID = id
-		}
+		s.msg.QueueID = queueIDMacro(src)
 	}
+}
+
+// queueIDMacro returns the queue id among a stage's macros, "" if none.
+// Both MTAs send a macro under the name written in their macro lists and
+// take "{i}" there for "i" (observed with Postfix 3.7 and Sendmail 8.17),
+// so the queue id may come under either name.
+func queueIDMacro(src map[string]string) string {
+	if id := src["i"]; id != "" {
+		return id
+	}
+	return src["{i}"]
 }
 
 func mergeMacros(dst, src map[string]string) {
