@@ -89,14 +89,27 @@ func FromAddresses(value string) iter.Seq[string] {
 // the address
 // "=?utf-8?b?Y2VvQGJhbmsuZXhhbXBsZQ==?==?utf-8?q?=00?=@sender.example"
 // is at sender.example and shows as ceo@bank.example, and
-// "ceo@=?utf-8?q?bank.example?=" as ceo@bank.example. A rule on the
-// domain shown must see it.
+// "ceo@=?utf-8?q?bank.example?=" as ceo@bank.example; so does
+// "=?utf-8?q?ceo@bank.example?=", an address (at "bank.example?=") whose
+// "@" is inside the encoded word. A rule on the domain shown must see it.
 func encodedWords(addr string, dec *mime.WordDecoder, yield func(string) bool) bool {
 	if !strings.Contains(addr, "=?") {
 		return true
 	}
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
+		return true
+	}
+	if inEncodedWord(addr, at) {
+		// The "@" is part of an encoded word, as Q encoding lets it
+		// stand ("=?utf-8?q?ceo@bad.example?="): split there, neither
+		// half is a whole word, and neither decodes. The reader shows
+		// what the whole address decodes to.
+		if d, err := dec.DecodeHeader(addr); err == nil && d != addr {
+			return searchAddresses(WithoutCFWS(lineBreaks.Replace(d)), func(a string) bool {
+				return a == "" || yield(a)
+			})
+		}
 		return true
 	}
 	local, domain := addr[:at], addr[at+1:]
@@ -115,6 +128,49 @@ func encodedWords(addr string, dec *mime.WordDecoder, yield func(string) bool) b
 		}
 	}
 	return true
+}
+
+// inEncodedWord reports whether the byte at i of s lies inside an encoded
+// word ("=?charset?encoding?text?="), found as mime.WordDecoder finds
+// them: from each "=?" to the first "?=" after its charset and encoding.
+func inEncodedWord(s string, i int) bool {
+	for pos := 0; pos < len(s); {
+		k := strings.Index(s[pos:], "=?")
+		if k < 0 {
+			return false
+		}
+		start := pos + k
+		end := encodedWordEnd(s, start)
+		if end < 0 {
+			pos = start + len("=?")
+			continue
+		}
+		if start < i && i < end {
+			return true
+		}
+		pos = end
+	}
+	return false
+}
+
+// encodedWordEnd returns the index after the encoded word that starts
+// at start in s (s[start:] begins with "=?"), or -1 when none does.
+func encodedWordEnd(s string, start int) int {
+	cur := start + len("=?")
+	q := strings.IndexByte(s[cur:], '?')
+	if q < 0 {
+		return -1
+	}
+	cur += q + 1 // after the charset and its "?"
+	if cur+2 > len(s) || s[cur+1] != '?' {
+		return -1
+	}
+	cur += 2 // after the encoding and its "?"
+	e := strings.Index(s[cur:], "?=")
+	if e < 0 {
+		return -1
+	}
+	return cur + e + len("?=")
 }
 
 // lineBreaks removes the line breaks of a folded field value.

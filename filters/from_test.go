@@ -180,3 +180,31 @@ func FuzzFromAddresses(f *testing.F) {
 		}
 	})
 }
+
+// An encoded word that holds the address's "@" itself, in Q encoding
+// where "@" may stand as it is ("=?utf-8?q?ceo@bad.example?="): the value
+// parses as one address, whose local part and domain are each half an
+// encoded word, and a mail reader that decodes encoded words in an
+// address shows the address the word holds, as it does with "=40"
+// (see TestFromAddresses). Both are read.
+func TestFromAddressesEncodedWordAroundAt(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  []string
+	}{
+		{"=?utf-8?q?ceo@bad.example?=", []string{"=?utf-8?q?ceo@bad.example?=", "ceo@bad.example"}},
+		{"Bank <=?utf-8?q?ceo@bad.example?=>", []string{"=?utf-8?q?ceo@bad.example?=", "ceo@bad.example"}},
+		{"=?utf-8?q?ceo@?=bad.example", []string{"=?utf-8?q?ceo@?=bad.example", "ceo@bad.example"}},
+		{"ceo=?utf-8?q?@bad?=.example", []string{"ceo=?utf-8?q?@bad?=.example", "ceo@bad.example"}},
+		{"=?utf-8?q?x?==?utf-8?q?ceo@bad.example?=", []string{"=?utf-8?q?x?==?utf-8?q?ceo@bad.example?=", "xceo@bad.example"}},
+		// An "@" outside every encoded word is read as before.
+		{"=?utf-8?q?bob?=@sender.example", []string{"=?utf-8?q?bob?=@sender.example"}},
+		// Not an encoded word: no "?=" after the "@".
+		{"=?utf-8?q?ceo@bad.example", []string{"=?utf-8?q?ceo@bad.example"}},
+	} {
+		got := slices.Collect(filters.FromAddresses(tc.value))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("FromAddresses(%q) = %q, want %q", tc.value, got, tc.want)
+		}
+	}
+}

@@ -272,6 +272,11 @@ func TestFilterHeaderFrom(t *testing.T) {
 		{[]string{"From", "=?utf-8?b?UGF5UGFsIDxib2JAc3BhbS5leGFtcGxlPg==?="}, filters.Reject},
 		{[]string{"From", "PayPal <=?utf-8?q?bob=40spam.example?=>"}, filters.Reject},
 		{[]string{"From", "=?utf-8?q?bob=40fine.example?="}, filters.Continue},
+		// The "@" itself in the encoded word, as Q encoding lets it
+		// stand: the field parses as an address at "spam.example?=".
+		{[]string{"From", "=?utf-8?q?bob@spam.example?="}, filters.Reject},
+		{[]string{"From", "PayPal <=?utf-8?q?bob@spam.example?=>"}, filters.Reject},
+		{[]string{"From", "=?utf-8?q?bob@fine.example?="}, filters.Continue},
 		// In a field that parses, an encoded word is a display name.
 		{[]string{"From", "=?utf-8?q?bob=40spam.example?= <alice@fine.example>"}, filters.Continue},
 		// An encoded word in a local part ("Mailsploit"): some mail
