@@ -411,12 +411,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.waitClosed(ctx)
 	case <-ctx.Done():
 	}
-	s.cancel()
+	// Cut the sessions off before the filters' context ends: a filter
+	// stopped in the middle of a message fails, and its failure policy
+	// (accept, by default) would otherwise reach the MTA as the
+	// message's verdict, before the cut, for mail no filter judged.
+	// Cut off first, that reply cannot be written, and the MTA applies
+	// its milter default action to the message, as it does to every
+	// message cut off.
 	s.mu.Lock()
 	for sess := range s.sessions {
 		sess.c.interrupt()
 	}
 	s.mu.Unlock()
+	s.cancel()
 	<-done
 	s.current.Load().release()
 	// ctx has ended: this only logs the closes still running.
