@@ -21,7 +21,12 @@ import (
 //
 //	unix:/run/sluice/sluice.sock
 //	inet:127.0.0.1:7357
-//	inet6:[::1]:7357
+//	inet:[::1]:7357
+//
+// inet6:[::1]:7357 is taken too, but Postfix does not take it: it knows
+// the kinds inet, unix and local only (3.7 logs "invalid transport name:
+// inet6 in Milter service" and applies milter_default_action to every
+// message).
 type Address struct {
 	// Network is "unix", "tcp4" or "tcp6".
 	Network string
@@ -29,13 +34,18 @@ type Address struct {
 	Addr string
 }
 
-// String returns the address in Postfix syntax.
+// String returns the address in Postfix syntax, an IPv6 address in
+// brackets after inet:. Only a host name bound as IPv6 (inet6:NAME:PORT)
+// has no Postfix spelling, and keeps inet6:, so that it reads back as
+// what it is.
 func (a Address) String() string {
 	switch a.Network {
 	case "unix":
 		return "unix:" + a.Addr
 	case "tcp6":
-		return "inet6:" + a.Addr
+		if host, _, err := net.SplitHostPort(a.Addr); err != nil || net.ParseIP(host) == nil {
+			return "inet6:" + a.Addr
+		}
 	}
 	return "inet:" + a.Addr
 }
@@ -46,7 +56,7 @@ func (a Address) String() string {
 func ParseAddress(s string) (Address, error) {
 	kind, rest, ok := strings.Cut(s, ":")
 	if !ok {
-		return Address{}, fmt.Errorf("listener %q: want unix:/path, inet:host:port or inet6:[host]:port", s)
+		return Address{}, fmt.Errorf("listener %q: want unix:/path, inet:host:port or inet:[host]:port for IPv6", s)
 	}
 	switch kind {
 	case "unix", "local":
@@ -60,6 +70,13 @@ func ParseAddress(s string) (Address, error) {
 			// The path of a directory: the same text in the MTA's
 			// milter setting would never reach the socket.
 			return Address{}, fmt.Errorf("listener %q: socket path ends in \"/\"", s)
+		}
+		if strings.ContainsFunc(rest, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			// Postfix splits smtpd_milters at blanks and commas (3.7
+			// took unix:/tmp/my milter/s.sock for unix:/tmp/my and a
+			// second milter), Sendmail its S= at commas: the socket
+			// would be served, and no MTA reach it.
+			return Address{}, fmt.Errorf("listener %q: socket path has a blank, comma or control character; an MTA's milter setting could not name it", s)
 		}
 		return Address{Network: "unix", Addr: filepath.Clean(rest)}, nil
 	case "inet", "inet6":
@@ -79,13 +96,18 @@ func ParseAddress(s string) (Address, error) {
 			return Address{}, fmt.Errorf("listener %q: bad port %q", s, port)
 		}
 		network := "tcp4"
-		if kind == "inet6" {
+		ip := net.ParseIP(host)
+		switch {
+		case kind == "inet6":
 			network = "tcp6"
-			if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+			if ip != nil && ip.To4() != nil {
 				return Address{}, fmt.Errorf("listener %q: inet6 needs an IPv6 host", s)
 			}
-		} else if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-			return Address{}, fmt.Errorf("listener %q: inet needs an IPv4 host (use inet6:[%s]:%s)", s, host, port)
+		case ip != nil && ip.To4() == nil:
+			// inet:[::1]:7357, as Postfix writes an IPv6 milter
+			// address: it has no inet6: kind. net.SplitHostPort
+			// takes an IPv6 address in brackets only.
+			network = "tcp6"
 		}
 		return Address{Network: network, Addr: net.JoinHostPort(host, port)}, nil
 	}
@@ -98,12 +120,13 @@ func ParseAddress(s string) (Address, error) {
 // all. net.SplitHostPort's own words ("missing port in address" for
 // inet:7357) would send the reader after the wrong half.
 func addressForm(kind, rest string) string {
-	want := "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357"
+	want := "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357 (inet:[::1]:7357 for IPv6)"
 	if kind == "inet6" {
 		want = "want inet6:[HOST]:PORT, e.g. inet6:[::1]:7357"
 	}
 	if port, host, ok := strings.Cut(rest, "@"); ok && port != "" && host != "" && !strings.ContainsAny(port, ":[]") {
-		if kind == "inet6" {
+		if kind == "inet6" || strings.Contains(host, ":") {
+			// An IPv6 address goes in brackets, after inet: too.
 			host = "[" + strings.Trim(host, "[]") + "]"
 		}
 		return fmt.Sprintf("%s:%s@%s is Sendmail's form; sluice writes it %s:%s:%s", kind, port, strings.Trim(host, "[]"), kind, host, port)

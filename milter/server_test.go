@@ -482,7 +482,8 @@ func TestParseAddress(t *testing.T) {
 	good := map[string]string{
 		"unix:/run/sluice/sluice.sock": "unix:/run/sluice/sluice.sock",
 		"inet:127.0.0.1:7357":          "inet:127.0.0.1:7357",
-		"inet6:[::1]:7357":             "inet6:[::1]:7357",
+		"inet6:[::1]:7357":             "inet:[::1]:7357",
+		"inet:[::1]:7357":              "inet:[::1]:7357",
 		"inet:localhost:7357":          "inet:localhost:7357",
 	}
 	for in, want := range good {
@@ -491,13 +492,71 @@ func TestParseAddress(t *testing.T) {
 			t.Errorf("%s: %v %v", in, a, err)
 		}
 	}
-	for _, bad := range []string{"", "/run/x.sock", "unix:relative.sock", "inet:7357", "inet::7357", "inet:127.0.0.1:99999", "inet6:127.0.0.1:25", "inet:[::1]:25", "tcp:127.0.0.1:1",
+	for _, bad := range []string{"", "/run/x.sock", "unix:relative.sock", "inet:7357", "inet::7357", "inet:127.0.0.1:99999", "inet6:127.0.0.1:25", "inet:::1:25", "tcp:127.0.0.1:1",
 		// A blank after the colon, which lookup would fail on only at
 		// start; a socket path naming a directory.
 		"inet: 127.0.0.1:7357", "inet:127.0.0.1 :7357", "inet6:[ ::1]:7357", "unix:/run/sluice/", "unix:/run/sluice/s.sock/"} {
 		if _, err := milter.ParseAddress(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Postfix knows no inet6: kind (3.7 logs "invalid transport name: inet6
+// in Milter service" and applies milter_default_action to every message);
+// it writes an IPv6 address in brackets after inet:. sluice takes that
+// text, binds it as IPv6, and writes it back so, for main.cf.
+func TestParseAddressPostfixIPv6(t *testing.T) {
+	for in, want := range map[string]milter.Address{
+		"inet:[::1]:7357":              {Network: "tcp6", Addr: "[::1]:7357"},
+		"inet:[::]:7357":               {Network: "tcp6", Addr: "[::]:7357"},
+		"inet:[2001:db8::25]:7357":     {Network: "tcp6", Addr: "[2001:db8::25]:7357"},
+		"inet6:[::1]:7357":             {Network: "tcp6", Addr: "[::1]:7357"},
+		"inet:[127.0.0.1]:7357":        {Network: "tcp4", Addr: "127.0.0.1:7357"},
+		"inet:[::ffff:127.0.0.1]:7357": {Network: "tcp4", Addr: "[::ffff:127.0.0.1]:7357"},
+	} {
+		a, err := milter.ParseAddress(in)
+		if err != nil || a != want {
+			t.Errorf("ParseAddress(%q) = %s %s, %v; want %s %s", in, a.Network, a.Addr, err, want.Network, want.Addr)
+		}
+	}
+	for in, want := range map[string]string{
+		"inet:[::1]:7357":       "inet:[::1]:7357",
+		"inet6:[::1]:7357":      "inet:[::1]:7357",
+		"inet6:localhost:7357":  "inet6:localhost:7357", // no Postfix spelling binds a name as IPv6 only
+		"inet:[127.0.0.1]:7357": "inet:127.0.0.1:7357",
+	} {
+		a, err := milter.ParseAddress(in)
+		if err != nil || a.String() != want {
+			t.Errorf("ParseAddress(%q).String() = %q, %v; want %q", in, a.String(), err, want)
+		}
+		if b, err := milter.ParseAddress(a.String()); err != nil || b != a {
+			t.Errorf("%q does not read back as %s %s: %s %s, %v", a.String(), a.Network, a.Addr, b.Network, b.Addr, err)
+		}
+	}
+}
+
+// A socket path with a blank, a comma or a control character is refused:
+// Postfix splits smtpd_milters at blanks and commas (3.7 took
+// "unix:/tmp/my milter/s.sock" for the milters "unix:/tmp/my" and
+// "milter/s.sock", and applied milter_default_action to every message),
+// Sendmail its S= equates at commas, so no MTA could name the socket,
+// which sluice bound and served all the same.
+func TestParseAddressUnixPathMTAsCannotName(t *testing.T) {
+	for _, bad := range []string{
+		"unix:/run/my milter/sluice.sock",
+		"unix:/run/sluice/sluice.sock ",
+		"unix:/run/sluice/a,b.sock",
+		"unix:/run/sluice/sluice\tx.sock",
+		"unix:/run/sluice/sluice\n.sock",
+		"local:/run/sluice/sluice.sock\u00a0",
+	} {
+		if a, err := milter.ParseAddress(bad); err == nil || !strings.Contains(err.Error(), "could not name it") {
+			t.Errorf("ParseAddress(%q) = %s %q, %v; want an error saying the MTA could not name it", bad, a.Network, a.Addr, err)
+		}
+	}
+	if _, err := milter.ParseAddress("unix:/run/sluice-1/sluice_2.sock"); err != nil {
+		t.Errorf("a plain path: %v", err)
 	}
 }
 
@@ -510,6 +569,8 @@ func TestParseAddressErrorShowsTheForm(t *testing.T) {
 		"inet:7357":             "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357",
 		"inet:7357@127.0.0.1":   "Sendmail's form; sluice writes it inet:127.0.0.1:7357",
 		"inet6:7357@::1":        "Sendmail's form; sluice writes it inet6:[::1]:7357",
+		"inet:7357@::1":         "Sendmail's form; sluice writes it inet:[::1]:7357",
+		"inet:::1:7357":         "inet:[::1]:7357 for IPv6",
 		"inet6:::1:7357":        "want inet6:[HOST]:PORT, e.g. inet6:[::1]:7357",
 		"inet:127.0.0.1:7357:1": "want inet:HOST:PORT, e.g. inet:127.0.0.1:7357",
 	} {

@@ -641,18 +641,16 @@ func mustLevel(s string) config.Level {
 }
 
 // addrStrings writes listener addresses as the config and Postfix's
-// smtpd_milters do (inet:, inet6:, unix:), not with Go's network names,
-// so that the start-up line can be pasted into main.cf.
+// smtpd_milters do (inet:, unix:), not with Go's network names, so that
+// the start-up line can be pasted into main.cf. An IPv6 address is
+// written in brackets after inet: (inet:[::1]:7357): Postfix knows no
+// inet6: kind, and refuses the milter so written.
 func addrStrings(as []net.Addr) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
 		switch a := a.(type) {
 		case *net.TCPAddr:
-			kind := "inet6"
-			if a.IP.To4() != nil {
-				kind = "inet"
-			}
-			out[i] = kind + ":" + a.String()
+			out[i] = "inet:" + a.String()
 		case *net.UnixAddr:
 			out[i] = "unix:" + a.Name
 		default:
