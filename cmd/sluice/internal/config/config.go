@@ -82,7 +82,8 @@ func (c *Config) At(key string, err error) error {
 
 // Listener is one milter socket.
 type Listener struct {
-	// Address is "unix:/path", "inet:host:port" or "inet6:[host]:port".
+	// Address is "unix:/path", "inet:host:port" or "inet:[host]:port"
+	// for IPv6 ("inet6:[host]:port" too, which Postfix does not take).
 	Address string `yaml:"address"`
 	// Mode is the unix socket's permission bits, octal (default "0660").
 	Mode FileMode `yaml:"mode,omitempty"`
@@ -342,6 +343,15 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		// systemd), a new empty store there scoring every message unsure.
 		return at("state_dir", errors.New("must not be empty"))
 	}
+	for _, p := range []struct{ key, path string }{{"state_dir", c.StateDir}, {"body.temp_dir", c.Body.TempDir}} {
+		if strings.HasPrefix(p.path, "~") {
+			// No shell expands it: "~/spool" is a relative path, and
+			// the start made a directory named "~" in the directory
+			// sluice was started in, for spilled bodies or, through an
+			// archive filter, the state.
+			return at(p.key, fmt.Errorf("%q: ~ is not expanded to a home directory; write the absolute path", p.path))
+		}
+	}
 	if c.Body.MemoryLimit < 0 {
 		return at("body.memory_limit", errors.New("must not be negative"))
 	}
@@ -457,6 +467,12 @@ func splitHostPort(s string) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", 0, fmt.Errorf("%q: want host:port ([::1]:port for IPv6)", s)
+	}
+	if strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		// net.Listen would look the host up blank and all, and fail
+		// only at start ("lookup 127.0.0.1 : no such host"), as
+		// milter.ParseAddress says of a milter listener.
+		return "", 0, fmt.Errorf("%q: host %q has a blank or control character", s, host)
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil || port < 0 || port > 65535 {

@@ -261,6 +261,21 @@ func TestMetricsListenForms(t *testing.T) {
 	}
 }
 
+// A host with a blank or a control character in metrics.listen is
+// refused by config check, as it is in a milter listener: it passed, and
+// the start failed on looking the host up ("lookup 127.0.0.1 : no such
+// host"); after a reload, which leaves the metrics listener as it is, at
+// the next restart, with the milter down with it.
+func TestMetricsListenBlankRefused(t *testing.T) {
+	for _, v := range []string{"127.0.0.1 :7358", " 127.0.0.1:7358", "127.0.0.1\t:7358", "[ ::1]:7358", "local\u0000host:7358"} {
+		src := "log:\n  level: info\nmetrics:\n  listen: " + strconv.Quote(v) + "\n"
+		_, err := config.Parse("x.yml", []byte(src), filtertest.Registry())
+		if err == nil || !strings.HasPrefix(err.Error(), "x.yml:4: metrics.listen: ") || !strings.Contains(err.Error(), "blank or control character") {
+			t.Errorf("metrics.listen %q: %v, want an error at x.yml:4 metrics.listen about the blank", v, err)
+		}
+	}
+}
+
 // A node that aliases repeat is checked once, not once per alias: nested
 // aliases ("billion laughs") in a few hundred bytes would otherwise keep
 // the strict key walk going for hours, ahead of yaml.v3's own limit on
@@ -364,6 +379,37 @@ func TestListenersOverlap(t *testing.T) {
 		if !tc.clash && err != nil {
 			t.Errorf("%s and %s: %v", tc.a, tc.b, err)
 		}
+	}
+}
+
+// An IPv6 listener is written as Postfix writes it in smtpd_milters,
+// inet:[::1]:7357 (Postfix has no inet6: kind), and is the same socket
+// as sluice's inet6:[::1]:7357, and the IPv6 wildcard's port.
+func TestListenIPv6PostfixForm(t *testing.T) {
+	for _, tc := range []struct {
+		a, b  string
+		clash bool
+	}{
+		{"inet:[::1]:7357", "inet6:[::1]:7357", true},
+		{"inet6:[::1]:7357", "inet:[::1]:7357", true},
+		{"inet:[::]:7357", "inet:[::1]:7357", true},
+		{"inet:[::]:7357", "inet:0.0.0.0:7357", false},
+		{"inet:[::1]:7357", "inet:127.0.0.1:7357", false},
+		{"inet:[::1]:7357", "inet:[::1]:7358", false},
+	} {
+		src := "listen:\n  - address: " + tc.a + "\n  - address: " + tc.b + "\nmetrics:\n  listen: \"\"\n"
+		_, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry())
+		if tc.clash && (err == nil || !strings.HasPrefix(err.Error(), "sluice.yml:3: listen[1]: ")) {
+			t.Errorf("%s and %s: error %v, want one at sluice.yml:3 listen[1]", tc.a, tc.b, err)
+		}
+		if !tc.clash && err != nil {
+			t.Errorf("%s and %s: %v", tc.a, tc.b, err)
+		}
+	}
+	// The metrics listener on the same address and port clashes with it.
+	src := "listen:\n  - address: inet:[::1]:7357\nmetrics:\n  listen: \"[::1]:7357\"\n"
+	if _, err := config.Parse("sluice.yml", []byte(src), filtertest.Registry()); err == nil || !strings.Contains(err.Error(), "metrics.listen") {
+		t.Errorf("metrics.listen on the port of inet:[::1]:7357: %v, want an error naming metrics.listen", err)
 	}
 }
 
