@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +15,7 @@ import (
 // for the message's Subject, and keeps the header it was shown.
 type orderRecorder struct {
 	edits map[string][]filters.HeaderEdit
-	mu    sync.Mutex
-	seen  map[string][]filters.Header
+	shown headersBySubject
 }
 
 func (*orderRecorder) Name() string { return "order-recorder" }
@@ -27,10 +25,7 @@ func (*orderRecorder) Needs() filters.Needs {
 }
 
 func (f *orderRecorder) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
-	subject, _ := m.Header("Subject")
-	f.mu.Lock()
-	f.seen[subject] = slices.Clone(m.Headers)
-	f.mu.Unlock()
+	subject := f.shown.record(m)
 	return filters.Verdict{Edits: f.edits[subject]}, nil
 }
 
@@ -43,7 +38,7 @@ func (f *orderRecorder) Check(_ context.Context, _ filters.Stage, m *filters.Mes
 // included, so the verdict field took the forged one's place near the
 // top and a second tag field went above the first.
 func TestAddedFieldsLandAtTheEndInBothMTAs(t *testing.T) {
-	rec := &orderRecorder{seen: map[string][]filters.Header{}, edits: map[string][]filters.HeaderEdit{
+	rec := &orderRecorder{edits: map[string][]filters.HeaderEdit{
 		"forged": {
 			{Kind: filters.DeleteHeader, Name: "X-Verdict", Index: 1},
 			{Kind: filters.AddHeader, Name: "X-Verdict", Value: "ours"},
@@ -75,9 +70,7 @@ func TestAddedFieldsLandAtTheEndInBothMTAs(t *testing.T) {
 			c.Quit()
 			for _, d := range mta.WaitDelivered(t, len(subjects), 30*time.Second) {
 				subject := d.Get("Subject")
-				rec.mu.Lock()
-				seen := rec.seen[subject]
-				rec.mu.Unlock()
+				seen := rec.shown.of(subject)
 				var want []string
 				for _, h := range filters.ApplyEdits(slices.Clone(seen), rec.edits[subject]) {
 					want = append(want, h.Name+": "+h.Value)

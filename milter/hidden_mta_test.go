@@ -21,8 +21,33 @@ import (
 // first, and adds one of its own, as the bayes and dnsbl filters do with
 // their verdict fields; "change NAME" changes the first field of the name.
 type indexEditor struct {
+	shown headersBySubject
+}
+
+// headersBySubject keeps the header a filter was shown, by the message's
+// Subject, for tests that compare it with the delivered one.
+type headersBySubject struct {
 	mu   sync.Mutex
 	seen map[string][]filters.Header
+}
+
+// record keeps m's header and returns its Subject.
+func (h *headersBySubject) record(m *filters.Message) string {
+	subject, _ := m.Header("Subject")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[string][]filters.Header{}
+	}
+	h.seen[subject] = slices.Clone(m.Headers)
+	return subject
+}
+
+// of returns the header kept for subject.
+func (h *headersBySubject) of(subject string) []filters.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen[subject]
 }
 
 func (*indexEditor) Name() string { return "index-editor" }
@@ -31,10 +56,7 @@ func (*indexEditor) Needs() filters.Needs {
 }
 
 func (e *indexEditor) Check(_ context.Context, _ filters.Stage, m *filters.Message) (filters.Verdict, error) {
-	subject, _ := m.Header("Subject")
-	e.mu.Lock()
-	e.seen[subject] = slices.Clone(m.Headers)
-	e.mu.Unlock()
+	subject := e.shown.record(m)
 	verb, name, _ := strings.Cut(subject, " ")
 	var edits []filters.HeaderEdit
 	switch verb {
@@ -80,7 +102,7 @@ func TestEditIndexesCountWhatTheMTAShows(t *testing.T) {
 	for _, name := range []string{"postfix", "sendmail"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ed := &indexEditor{seen: map[string][]filters.Header{}}
+			ed := &indexEditor{}
 			spec := serveUnix(t, filters.NewPipeline([]filters.Step{{Filter: ed}}, nil))
 			mta := startMTA(t, name, spec)
 			send := func(raw string) {
@@ -114,9 +136,7 @@ func TestEditIndexesCountWhatTheMTAShows(t *testing.T) {
 					send(raw + "\r\nbody\r\n")
 					d := mta.WaitDelivered(t, 1, 30*time.Second)[0]
 					mta.ClearDelivered(t)
-					ed.mu.Lock()
-					seen := ed.seen[subject]
-					ed.mu.Unlock()
+					seen := ed.shown.of(subject)
 					after := filters.ApplyEdits(slices.Clone(seen), []filters.HeaderEdit{{Kind: filters.ChangeHeader, Name: field, Index: 1, Value: "changed"}})
 					var want []string
 					for _, h := range after {

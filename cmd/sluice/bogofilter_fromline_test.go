@@ -40,6 +40,24 @@ func fromLineMbox(t *testing.T, path, sender string, n int) {
 	}
 }
 
+// fromLineSetup installs bogofilter if need be and returns a scratch
+// directory, an empty directory for bogofilter's word list in it, and a
+// spam and a ham mbox of 15 messages each that differ only in their
+// From_ lines (see fromLineMbox).
+func fromLineSetup(t *testing.T) (dir, bdir, spam, ham string) {
+	t.Helper()
+	needBogofilter(t)
+	dir = t.TempDir()
+	bdir = filepath.Join(dir, "bogofilter")
+	if err := os.Mkdir(bdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spam, ham = filepath.Join(dir, "spam.mbox"), filepath.Join(dir, "ham.mbox")
+	fromLineMbox(t, spam, "bounce@zzpromo.example", 15)
+	fromLineMbox(t, ham, "owner@yyproject.example", 15)
+	return dir, bdir, spam, ham
+}
+
 // bogofilterLearn has bogofilter learn the mbox as spam ("-s") or ham
 // ("-n") into the word list in dir.
 func bogofilterLearn(t *testing.T, dir, class, mbox string) {
@@ -105,15 +123,7 @@ func bogofilterScore(t *testing.T, dir, path string) (string, float64) {
 // store imported from that list, must score it as bogofilter does, as
 // docs/bayes.md promises the scripts that ran bogofilter.
 func TestClassifyBogofilterFromLine(t *testing.T) {
-	needBogofilter(t)
-	dir := t.TempDir()
-	bdir := filepath.Join(dir, "bogofilter")
-	if err := os.Mkdir(bdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	spam, ham := filepath.Join(dir, "spam.mbox"), filepath.Join(dir, "ham.mbox")
-	fromLineMbox(t, spam, "bounce@zzpromo.example", 15)
-	fromLineMbox(t, ham, "owner@yyproject.example", 15)
+	dir, bdir, spam, ham := fromLineSetup(t)
 	bogofilterLearn(t, bdir, "-s", spam)
 	bogofilterLearn(t, bdir, "-n", ham)
 	db := filepath.Join(dir, "bayes.db")
@@ -149,15 +159,7 @@ func TestClassifyBogofilterFromLine(t *testing.T) {
 // TestClassifyBogofilterFromLine), grow with sluice's training as they
 // did with bogofilter's.
 func TestTrainBogofilterFromLine(t *testing.T) {
-	needBogofilter(t)
-	dir := t.TempDir()
-	bdir := filepath.Join(dir, "bogofilter")
-	if err := os.Mkdir(bdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	spam, ham := filepath.Join(dir, "spam.mbox"), filepath.Join(dir, "ham.mbox")
-	fromLineMbox(t, spam, "bounce@zzpromo.example", 15)
-	fromLineMbox(t, ham, "owner@yyproject.example", 15)
+	dir, bdir, spam, ham := fromLineSetup(t)
 	bogofilterLearn(t, bdir, "-s", spam)
 	db := filepath.Join(dir, "bayes.db")
 	importBogofilter(t, bdir, db)
