@@ -114,8 +114,11 @@ func TestMaxInFlight(t *testing.T) {
 		t.Errorf("with %d lookups waiting the server holds %d queries, at most %d at once, %d received; want %d", clients, now, peak, total, bound)
 	}
 
-	// One more, whose time runs out while it waits for a slot.
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	// One more, whose time runs out while it waits for a slot. The
+	// filter keeps a quarter of the time for its answer: 2s keep half a
+	// second, which a loaded machine running this under -race needs (a
+	// 400ms context kept 100ms, and a CI run overran it once).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	v, err := e.f.Check(ctx, filters.StageConnect, conn("192.0.2.100"))
 	cancel()
 	if err != nil || v.Action != filters.Continue {
