@@ -25,16 +25,7 @@ import (
 // abandoned with RSET) is logged with an empty queue id. With
 // smtpd_delay_open_until_valid_rcpt = no, i comes with MAIL FROM.
 func TestPostfixAbortedMessageQueueID(t *testing.T) {
-	sums := &summaries{}
-	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{&chainEvents{}}, Timeout: 5 * time.Second}}, nil)
-	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
-	ln, spec := mtatest.MilterListener(t, "unix")
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	sums, spec := serveChainObserved(t)
 	clientLine := regexp.MustCompile(`: ([0-9A-F]+): client=unknown\[127\.0\.0\.1\]`)
 
 	type abandon struct {
@@ -126,16 +117,7 @@ func TestQueueIDMacroInBracesFromMTAs(t *testing.T) {
 	for _, name := range []string{"postfix", "sendmail"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			sums := &summaries{}
-			p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{&chainEvents{}}, Timeout: 5 * time.Second}}, nil)
-			srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
-			ln, spec := mtatest.MilterListener(t, "unix")
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-			})
+			sums, spec := serveChainObserved(t)
 			var mta *mtatest.MTA
 			if name == "postfix" {
 				mta = mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: spec, ExtraConfig: []string{
@@ -165,4 +147,22 @@ func TestQueueIDMacroInBracesFromMTAs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveChainObserved serves a pipeline of one chainFilter on a unix
+// socket an MTA can reach, until the test ends, and returns the
+// summaries of its messages and the socket's milter spec.
+func serveChainObserved(t *testing.T) (*summaries, string) {
+	t.Helper()
+	sums := &summaries{}
+	p := filters.NewPipeline([]filters.Step{{Filter: chainFilter{&chainEvents{}}, Timeout: 5 * time.Second}}, nil)
+	srv := milter.NewServer(milter.Config{Pipeline: p}, nil, sums)
+	ln, spec := mtatest.MilterListener(t, "unix")
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return sums, spec
 }
