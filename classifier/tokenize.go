@@ -266,21 +266,29 @@ func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 // encoding: toUTF8 drops the incomplete character its decoding ends in.)
 func cutAtCharacter(raw []byte, n int) []byte {
 	head := raw[:n]
-	// Back over the continuation bytes before the cut to the first byte
-	// of their sequence; keep it only if the sequence is whole.
-	for k := 1; k <= utf8.UTFMax && k <= n; k++ {
-		c := head[n-k]
-		if c < 0x80 {
-			break
+	return head[:n-incompleteTail(head)]
+}
+
+// incompleteTail returns how many bytes at the end of b begin a UTF-8
+// sequence that b ends before it is complete, 0 if none do.
+func incompleteTail(b []byte) int {
+	// Back over the continuation bytes at the end to the first byte of
+	// their sequence. An incomplete sequence is at most UTFMax-1 long.
+	for k := 1; k < utf8.UTFMax && k <= len(b); k++ {
+		c := b[len(b)-k]
+		if c < utf8.RuneSelf {
+			return 0
 		}
-		if c >= 0xC0 {
-			if !utf8.FullRune(head[n-k:]) {
-				return head[:n-k]
+		if utf8.RuneStart(c) {
+			// FullRune is false only for the valid start of a
+			// sequence that b cuts short.
+			if !utf8.FullRune(b[len(b)-k:]) {
+				return k
 			}
-			break
+			return 0
 		}
 	}
-	return head
+	return 0
 }
 
 // release returns a walker to the pool, unless it grew too large to keep.

@@ -1341,21 +1341,8 @@ func utf8OrLatin1(b []byte) []byte {
 // UTF-8 sequence that b ends before it is complete and the bytes before
 // them are valid UTF-8.
 func cutIncompleteRune(b []byte) ([]byte, bool) {
-	// An incomplete sequence is at most UTFMax-1 bytes long.
-	for k := 1; k < utf8.UTFMax && k <= len(b); k++ {
-		c := b[len(b)-k]
-		if c < 0x80 {
-			return b, false
-		}
-		if utf8.RuneStart(c) {
-			// FullRune is false only for the valid start of a
-			// sequence that b cuts short.
-			head := b[:len(b)-k]
-			if !utf8.FullRune(b[len(b)-k:]) && utf8.Valid(head) {
-				return head, true
-			}
-			return b, false
-		}
+	if k := incompleteTail(b); k > 0 && utf8.Valid(b[:len(b)-k]) {
+		return b[:len(b)-k], true
 	}
 	return b, false
 }
