@@ -136,7 +136,7 @@ func TestFilterEdits(t *testing.T) {
 		{
 			// Mail submitted with Postfix's sendmail(1) (non_smtpd_milters):
 			// the CR is kept, and the From Postfix made up carries the
-			// submitting user's full name (hfrom_format = standard,
+			// submitting user's full name (header_from_format = standard,
 			// observed in cmd/sluice/nonsmtpd_e2e_test.go). It is the
 			// MTA's all the same and gets the real value: left alone,
 			// the message would have two From fields.
@@ -152,7 +152,7 @@ func TestFilterEdits(t *testing.T) {
 				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
 		},
 		{
-			// The same with hfrom_format = obsolete and a quoted name.
+			// The same with header_from_format = obsolete and a quoted name.
 			name:    "Postfix sendmail(1), bare CR, From with full name, obsolete form",
 			postfix: true,
 			in:      hs("Date", exDate+"\rFrom: "+exFrom, "Subject", "x", "Message-Id", pfMsgID, "From", `alice@example.org ("Example, Alice")`),

@@ -246,7 +246,7 @@ func madeUp(name, value string, m *filters.Message) bool {
 		// Mail submitted with Postfix's sendmail(1) reaches the milter
 		// when non_smtpd_milters is set, and for it cleanup(8) writes the
 		// submitting user's full name (passwd, -F or NAME) into the From
-		// it makes up: "Full Name <sender>" (hfrom_format = standard, the
+		// it makes up: "Full Name <sender>" (header_from_format = standard, the
 		// default) or "sender (Full Name)" (obsolete). Without this, a
 		// From that a bare CR had hidden was added next to that one and
 		// the message left with two From fields (observed with Postfix
