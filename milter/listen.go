@@ -71,6 +71,12 @@ func ParseAddress(s string) (Address, error) {
 			// milter setting would never reach the socket.
 			return Address{}, fmt.Errorf("listener %q: socket path ends in \"/\"", s)
 		}
+		if last := rest[strings.LastIndex(rest, "/")+1:]; last == "." || last == ".." {
+			// Cleaned, "/run/sluice/." would put the socket in the
+			// directory's place; the MTA, resolving the text as
+			// written, would look in the directory.
+			return Address{}, fmt.Errorf("listener %q: socket path names a directory (its last element is %q)", s, last)
+		}
 		if strings.ContainsFunc(rest, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
 			// Postfix splits smtpd_milters at blanks and commas (3.7
 			// took unix:/tmp/my milter/s.sock for unix:/tmp/my and a

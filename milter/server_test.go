@@ -560,6 +560,32 @@ func TestParseAddressUnixPathMTAsCannotName(t *testing.T) {
 	}
 }
 
+// A socket path whose last element is "." or ".." names a directory, as
+// one ending in "/" does: cleaned, it would serve a socket in the
+// directory's place (or fail at start), while the MTA, resolving the
+// text as written, could never reach it.
+func TestParseAddressUnixPathNamingADirectory(t *testing.T) {
+	for _, bad := range []string{
+		"unix:/run/sluice/.",
+		"unix:/run/sluice/..",
+		"local:/run/sluice/sluice.sock/..",
+		"unix:/.",
+	} {
+		if a, err := milter.ParseAddress(bad); err == nil || !strings.Contains(err.Error(), "names a directory") {
+			t.Errorf("ParseAddress(%q) = %s %q, %v; want an error saying it names a directory", bad, a.Network, a.Addr, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"unix:/run/sluice/./sluice.sock": "/run/sluice/sluice.sock",
+		"unix:/run/sluice/.sock":         "/run/sluice/.sock",
+		"unix:/run/sluice/..sock":        "/run/sluice/..sock",
+	} {
+		if a, err := milter.ParseAddress(in); err != nil || a.Addr != want {
+			t.Errorf("ParseAddress(%q) = %q, %v; want %q", in, a.Addr, err, want)
+		}
+	}
+}
+
 // An address without a host, or in Sendmail's S= syntax (which
 // docs/sendmail.md shows next to sluice's), is refused with an error
 // that shows the form sluice wants, not net.SplitHostPort's "missing
