@@ -310,7 +310,7 @@ func TransientAcceptError(err error) bool {
 		syscall.EHOSTUNREACH, syscall.EOPNOTSUPP, syscall.ENETUNREACH:
 		return true
 	}
-	return false
+	return transientAcceptErrno(errno)
 }
 
 // remoteAddr returns c's peer address for a log line. net.Conn does not
