@@ -141,6 +141,9 @@ func parsePathTemplate(s, stateDir string) (pathTemplate, error) {
 	if s == "" {
 		return t, errors.New("empty path")
 	}
+	if err := filters.CheckPath(s); err != nil {
+		return t, err
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] == 0x7f {
 			return t, fmt.Errorf("path %q has a control character", s)

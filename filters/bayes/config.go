@@ -290,6 +290,9 @@ func (c Config) check(stateDir string) (settings, error) {
 	if s.statsInterval == 0 {
 		s.statsInterval = defaultStatsEvery
 	}
+	if err := filters.CheckPath(c.DB); err != nil {
+		return s, fmt.Errorf("db: %w", err)
+	}
 	if err := c.checkStore(); err != nil {
 		return s, err
 	}

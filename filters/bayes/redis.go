@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-mail/sluice/classifier"
+	"github.com/sluice-mail/sluice/filters"
 )
 
 // Store kinds, the values of the store option.
@@ -93,6 +94,17 @@ func (r RedisConfig) set() bool {
 func (r RedisConfig) check() error {
 	if len(r.Addrs) == 0 {
 		return errors.New("redis.addrs: at least one host:port needed with store: redis")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"redis.password_file", r.PasswordFile},
+		{"redis.sentinel_password_file", r.SentinelPasswordFile},
+		{"redis.tls.ca_file", r.TLS.CAFile},
+		{"redis.tls.cert_file", r.TLS.CertFile},
+		{"redis.tls.key_file", r.TLS.KeyFile},
+	} {
+		if err := filters.CheckPath(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
 	}
 	for _, a := range r.Addrs {
 		_, port, err := net.SplitHostPort(a)

@@ -129,6 +129,9 @@ func (c Config) RulesFiles() ([]File, error) {
 		if fc.Path == "" {
 			return nil, fmt.Errorf("files[%d]: path is empty", i)
 		}
+		if err := filters.CheckPath(fc.Path); err != nil {
+			return nil, fmt.Errorf("files[%d]: %w", i, err)
+		}
 		sc := DefaultScope
 		if len(fc.Match) > 0 {
 			sc = 0
@@ -181,6 +184,9 @@ func (c Config) check(stateDir, name string) (settings, error) {
 	}
 	if c.SeenFile == "" && strings.ContainsAny(name, `/\`) {
 		return s, fmt.Errorf("seen_file: the filter name %q cannot be a file name; set seen_file", name)
+	}
+	if err := filters.CheckPath(c.SeenFile); err != nil {
+		return s, fmt.Errorf("seen_file: %w", err)
 	}
 	s.seenPath = c.SeenPath(stateDir, name)
 	if c.SeenLimit < 0 {

@@ -344,12 +344,11 @@ func (c *Config) check(reg filters.Registry, root *yaml.Node) error {
 		return at("state_dir", errors.New("must not be empty"))
 	}
 	for _, p := range []struct{ key, path string }{{"state_dir", c.StateDir}, {"body.temp_dir", c.Body.TempDir}} {
-		if strings.HasPrefix(p.path, "~") {
-			// No shell expands it: "~/spool" is a relative path, and
-			// the start made a directory named "~" in the directory
-			// sluice was started in, for spilled bodies or, through an
-			// archive filter, the state.
-			return at(p.key, fmt.Errorf("%q: ~ is not expanded to a home directory; write the absolute path", p.path))
+		// "~/spool" made a directory named "~" in the directory sluice
+		// was started in, for spilled bodies or, through an archive
+		// filter, the state.
+		if err := filters.CheckPath(p.path); err != nil {
+			return at(p.key, err)
 		}
 	}
 	if c.Body.MemoryLimit < 0 {
