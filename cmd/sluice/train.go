@@ -166,14 +166,12 @@ once.`,
 				warn(path, err)
 			}
 			if err := t.learnAll(ctx, stop, rd, paths, runtime.GOMAXPROCS(0)); err != nil {
-				t.clearBar()
-				return err
+				return t.failed(cmd.OutOrStdout(), err)
 			}
 			// The messages read are learned, interrupted or not: one
 			// batch at most, and its outcomes belong in the summary.
 			if err := t.flush(ctx); err != nil {
-				t.clearBar()
-				return err
+				return t.failed(cmd.OutOrStdout(), err)
 			}
 			readAll := stop.Err() == nil
 			fitted := false
@@ -506,6 +504,25 @@ func (t *trainer) flush(ctx context.Context) error {
 	t.batch = t.batch[:0]
 	t.tokens = 0
 	return nil
+}
+
+// failed ends a run that err stopped part way: a batch that could not
+// be written (a full disk), or a path that could not be read. The
+// batches written before it stay in the store, each having been one
+// transaction: the summary counts those, to w, so that the administrator
+// knows what the store holds, and the error says that the rest were not
+// learned and that the n-gram model was not fitted again. A run that
+// wrote nothing fails with err alone.
+func (t *trainer) failed(w io.Writer, err error) error {
+	t.clearBar()
+	if len(t.outcomes) == 0 {
+		return err
+	}
+	// The failed batch, or the one still being gathered, is not in the
+	// store: the summary counts only what is.
+	t.read -= len(t.batch)
+	fmt.Fprintln(w, t.summary())
+	return fmt.Errorf("%w; the messages counted above are learned, the rest were not; %s", err, refitNote(t.changed()))
 }
 
 // changed reports whether any message was learned, moved or unlearned,
