@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters/archive"
+	"github.com/sluice-mail/sluice/milter/mtatest"
+)
+
+// The archived header against the delivered one, field by field, through
+// each MTA (docs/archive.md, "Fields that differ from the mailbox"). The
+// archive writes the header the MTA showed its milters. Postfix drops
+// Return-Path, Bcc, Resent-Bcc and Content-Length (message_drop_headers)
+// before its milters see the header, and shows them the fields it makes
+// up, so the archived header is the delivered one without the fields of
+// the delivery itself. Sendmail 8.17 shows its milters the header as the
+// client sent it, and changes it only when it writes the message out: it
+// drops the client's Return-Path, Bcc, Resent-Bcc, Content-Length and
+// Full-Name (and an empty From:, which the milter is not even shown),
+// adds the Date, From, Message-Id and Resent-* fields it makes up, which
+// the milter never sees, and writes address fields anew.
+func TestArchiveHeaderAgainstMailbox(t *testing.T) {
+	mtatest.Require(t)
+	const made = "*" // a value the MTA makes up: a date, a message id, its Received
+	messages := []struct {
+		rcpt, raw string
+	}{
+		// The fields Sendmail drops or replaces at delivery.
+		{"fields@lab.example", "Return-Path: <forged@example.net>\r\nFrom: Alice <alice@example.org>\r\n" +
+			"To: fields@lab.example\r\nDate: " + headerfixDate + "\r\nMessage-ID: <fields@example.org>\r\nSubject: fields\r\n" +
+			"Bcc: Hidden <hidden@lab.example>\r\nContent-Length: 999\r\nFull-Name: Forged Name\r\nApparently-To: app@lab.example\r\n" +
+			"\r\nBody.\r\n"},
+		// A Resent- field makes both MTAs add the Resent-Date, Resent-From
+		// and Resent-Message-Id the message lacks; Sendmail puts the
+		// Full-Name into its Resent-From.
+		{"resent@lab.example", "From: Alice <alice@example.org>\r\nTo: resent@lab.example\r\nDate: " + headerfixDate + "\r\n" +
+			"Message-ID: <resent@example.org>\r\nSubject: resent\r\nResent-To: resent@lab.example\r\nResent-Bcc: rhidden@lab.example\r\n" +
+			"Full-Name: Forged Name\r\n\r\nBody.\r\n"},
+		// An empty From:, no Date: and no Message-ID:, and address lists
+		// spaced and folded as Sendmail would not.
+		{"bare@lab.example", "From:\r\nSubject: bare\r\n" +
+			"To: Aaaaaaaaaa Bbbbbbbbbb <bare@lab.example>, Cccccccccc Dddddddddd <c@lab.example>, Eeeeeeeeee <e@lab.example>\r\n" +
+			"Cc: x@lab.example,\r\n  y@lab.example,   z@lab.example\r\n\r\nBody.\r\n"},
+	}
+	longTo := "Aaaaaaaaaa Bbbbbbbbbb <bare@lab.example>, Cccccccccc Dddddddddd <c@lab.example>, Eeeeeeeeee <e@lab.example>"
+	sentCc := "x@lab.example,\n  y@lab.example,   z@lab.example"
+	cases := []struct {
+		mta string
+		// archived is the mbox copy's header below the archive's own
+		// X-Sluice- fields; the maildir copy has Return-Path: <sender>
+		// above them and the sender's Content-Length value.
+		archived map[string][]string
+		// delivered is the header of the mailbox copy.
+		delivered map[string][]string
+	}{
+		{
+			mta: "postfix",
+			archived: map[string][]string{
+				"fields@lab.example": {"From: Alice <alice@example.org>", "To: fields@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <fields@example.org>", "Subject: fields", "Full-Name: Forged Name", "Apparently-To: app@lab.example"},
+				"resent@lab.example": {"From: Alice <alice@example.org>", "To: resent@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <resent@example.org>", "Subject: resent", "Resent-To: resent@lab.example",
+					"Full-Name: Forged Name", "Resent-Message-Id: " + made, "Resent-Date: " + made, "Resent-From: alice@example.org"},
+				"bare@lab.example": {"From: ", "Subject: bare", "To: " + longTo, "Cc: " + sentCc,
+					"Message-Id: " + made, "Date: " + made},
+			},
+			delivered: map[string][]string{
+				"fields@lab.example": {"Return-Path: <alice@example.org>", "X-Original-To: fields@lab.example",
+					"Delivered-To: fields@lab.example", "Received: " + made,
+					"From: Alice <alice@example.org>", "To: fields@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <fields@example.org>", "Subject: fields", "Full-Name: Forged Name", "Apparently-To: app@lab.example"},
+				"resent@lab.example": {"Return-Path: <alice@example.org>", "X-Original-To: resent@lab.example",
+					"Delivered-To: resent@lab.example", "Received: " + made,
+					"From: Alice <alice@example.org>", "To: resent@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <resent@example.org>", "Subject: resent", "Resent-To: resent@lab.example",
+					"Full-Name: Forged Name", "Resent-Message-Id: " + made, "Resent-Date: " + made, "Resent-From: alice@example.org"},
+				"bare@lab.example": {"Return-Path: <alice@example.org>", "X-Original-To: bare@lab.example",
+					"Delivered-To: bare@lab.example", "Received: " + made,
+					"From: ", "Subject: bare", "To: " + longTo, "Cc: " + sentCc, "Message-Id: " + made, "Date: " + made},
+			},
+		},
+		{
+			mta: "sendmail",
+			archived: map[string][]string{
+				"fields@lab.example": {"Return-Path: <forged@example.net>", "From: Alice <alice@example.org>",
+					"To: fields@lab.example", "Date: " + headerfixDate, "Message-ID: <fields@example.org>", "Subject: fields",
+					"Bcc: Hidden <hidden@lab.example>", "Content-Length: 6", "Full-Name: Forged Name", "Apparently-To: app@lab.example"},
+				"resent@lab.example": {"From: Alice <alice@example.org>", "To: resent@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <resent@example.org>", "Subject: resent", "Resent-To: resent@lab.example",
+					"Resent-Bcc: rhidden@lab.example", "Full-Name: Forged Name"},
+				"bare@lab.example": {"Subject: bare", "To: " + longTo, "Cc: " + sentCc},
+			},
+			delivered: map[string][]string{
+				// The first field is the test's delivery program's.
+				"fields@lab.example": {"Delivered-To: fields@lab.example", "Return-Path: <alice@example.org>", "Received: " + made,
+					"From: Alice <alice@example.org>", "To: fields@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <fields@example.org>", "Subject: fields", "Apparently-To: app@lab.example"},
+				"resent@lab.example": {"Delivered-To: resent@lab.example", "Return-Path: <alice@example.org>", "Received: " + made,
+					"Resent-Date: " + made, "Resent-From: Forged Name <alice@example.org>", "Resent-Message-Id: " + made,
+					"From: Alice <alice@example.org>", "To: resent@lab.example", "Date: " + headerfixDate,
+					"Message-ID: <resent@example.org>", "Subject: resent", "Resent-To: resent@lab.example"},
+				"bare@lab.example": {"Delivered-To: bare@lab.example", "Return-Path: <alice@example.org>", "Received: " + made,
+					"Date: " + made, "From: alice@example.org", "Message-Id: " + made, "Subject: bare",
+					"To: Aaaaaaaaaa Bbbbbbbbbb <bare@lab.example>,\n        Cccccccccc Dddddddddd <c@lab.example>, Eeeeeeeeee <e@lab.example>",
+					"Cc: x@lab.example, y@lab.example, z@lab.example"},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mta, func(t *testing.T) {
+			state := t.TempDir()
+			mbox, maildir := filepath.Join(state, "all.mbox"), filepath.Join(state, "maildir")
+			td := startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+filters:
+  - type: archive
+    options:
+      targets:
+        default: %s
+  - type: archive
+    name: maildir
+    options:
+      format: maildir
+      targets:
+        default: %s
+`, mbox, maildir))
+			mta := headerfixMTA(t, tc.mta, "inet:"+td.info.Milter[0].String())
+			for _, m := range messages {
+				if r := headerfixSend(t, mta, m.rcpt, m.raw); r.Code != 250 {
+					t.Fatalf("%s: %v", m.rcpt, r)
+				}
+			}
+			ds := mta.WaitDelivered(t, len(messages), 30*time.Second)
+			mta.WaitIdle(t, 30*time.Second)
+			mboxCopies := archiveFieldsMbox(t, mbox)
+			maildirCopies := archiveFieldsMaildir(t, maildir)
+			if len(mboxCopies) != len(messages) || len(maildirCopies) != len(messages) {
+				t.Fatalf("copies for %d recipients in the mbox and %d in the maildir, want %d each", len(mboxCopies), len(maildirCopies), len(messages))
+			}
+			for _, m := range messages {
+				archiveFieldsExpect(t, m.rcpt+" delivered", headerfixDelivered(t, ds, m.rcpt).Header, tc.delivered[m.rcpt])
+				archiveFieldsExpect(t, m.rcpt+" mbox copy", mboxCopies[m.rcpt], tc.archived[m.rcpt])
+				// The maildir copy starts with the archive's Return-Path
+				// and keeps the sender's Content-Length (see Format).
+				want := []string{"Return-Path: <" + headerfixSender + ">"}
+				for _, f := range tc.archived[m.rcpt] {
+					if strings.HasPrefix(f, "Content-Length: ") {
+						f = "Content-Length: 999"
+					}
+					want = append(want, f)
+				}
+				archiveFieldsExpect(t, m.rcpt+" maildir copy", maildirCopies[m.rcpt], want)
+			}
+		})
+	}
+}
+
+// archiveFieldsExpect compares a header with the "Name: value" lines want,
+// in order; a value "*" stands for any value.
+func archiveFieldsExpect(t *testing.T, what string, got []mtatest.Field, want []string) {
+	t.Helper()
+	lines := headerfixFields(got)
+	ok := len(lines) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		name, value, _ := strings.Cut(want[i], ": ")
+		gotName, gotValue, _ := strings.Cut(lines[i], ": ")
+		ok = gotName == name && (value == "*" || gotValue == value)
+	}
+	if !ok {
+		t.Errorf("%s: header\n  %s\nwant\n  %s", what, strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// archiveFieldsOwn returns the copy's header below the archive's
+// X-Sluice-Queue-ID, X-Sluice-Envelope-To and X-Sluice-Verdict fields,
+// and the copy's recipient.
+func archiveFieldsOwn(t *testing.T, raw []byte) (string, []mtatest.Field) {
+	t.Helper()
+	d := mtatest.ParseDelivered(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")))
+	rcpts := d.Values(archive.FieldEnvelopeTo)
+	if len(rcpts) != 1 {
+		t.Fatalf("archived copy with recipients %q:\n%s", rcpts, raw)
+	}
+	var own []mtatest.Field
+	for _, f := range d.Header {
+		switch f.Name {
+		case archive.FieldQueueID, archive.FieldEnvelopeTo, archive.FieldVerdict:
+			continue
+		}
+		own = append(own, f)
+	}
+	return rcpts[0], own
+}
+
+// archiveFieldsMbox returns the header of each copy in the mbox, by
+// recipient.
+func archiveFieldsMbox(t *testing.T, path string) map[string][]mtatest.Field {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := map[string][]mtatest.Field{}
+	err = archive.ReadMbox(bytes.NewReader(raw), func(r archive.Record) error {
+		rcpt, own := archiveFieldsOwn(t, r.Message)
+		if _, dup := copies[rcpt]; dup {
+			t.Errorf("%s: two copies for %s", path, rcpt)
+		}
+		copies[rcpt] = own
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return copies
+}
+
+// archiveFieldsMaildir returns the header of each copy in the maildir, by
+// recipient.
+func archiveFieldsMaildir(t *testing.T, dir string) map[string][]mtatest.Field {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := map[string][]mtatest.Field{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcpt, own := archiveFieldsOwn(t, raw)
+		if _, dup := copies[rcpt]; dup {
+			t.Errorf("%s: two copies for %s", dir, rcpt)
+		}
+		copies[rcpt] = own
+	}
+	return copies
+}
