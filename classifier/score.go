@@ -579,8 +579,10 @@ func (res *Result) decide(p Params) {
 	}
 	if tot := res.Totals; int(tot.Spam) < p.MinSpam || int(tot.Ham) < p.MinHam {
 		res.Verdict = VerdictUnsure
+		// A minimum that is off is negative here (see withDefaults);
+		// the reader wrote it as 0, and needs that many.
 		res.Reason = fmt.Sprintf("not enough training: %d spam and %d ham learned, need %d and %d",
-			tot.Spam, tot.Ham, p.MinSpam, p.MinHam)
+			tot.Spam, tot.Ham, max(p.MinSpam, 0), max(p.MinHam, 0))
 	}
 }
 

@@ -455,6 +455,22 @@ func TestNotEnoughTraining(t *testing.T) {
 	}
 }
 
+// A minimum turned off (min_spam: 0) is no minimum of -1: the reason of
+// an unsure verdict for want of training names what the store must learn,
+// as the configuration says it, and never a negative count.
+func TestNotEnoughTrainingReasonWithMinimumOff(t *testing.T) {
+	f := newFilter(t, trainedStore(t), "{min_spam: 0, min_ham: 100}", nil)
+	v := check(t, f, spamMessage())
+	if want := "not enough training: 14 spam and 14 ham learned, need 0 and 100"; !strings.HasSuffix(v.Reason, ": "+want) {
+		t.Errorf("reason %q, want it to end in %q", v.Reason, want)
+	}
+	f = newFilter(t, trainedStore(t), "{min_spam: 100, min_ham: 0}", nil)
+	v = check(t, f, spamMessage())
+	if want := "not enough training: 14 spam and 14 ham learned, need 100 and 0"; !strings.HasSuffix(v.Reason, ": "+want) {
+		t.Errorf("reason %q, want it to end in %q", v.Reason, want)
+	}
+}
+
 // failingStore fails every lookup, as a store on a broken disk would.
 type failingStore struct{ classifier.Store }
 
