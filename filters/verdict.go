@@ -146,8 +146,26 @@ func validateEnhanced(s string, class int) error {
 	return nil
 }
 
-// String formats the reply as the client sees it, e.g.
-// "550 5.7.1 Sender banned".
+// Sent returns the reply as sluice sends it to the MTA, and so as the
+// client gets it: a text that starts with a digit and has no enhanced
+// status code gets the code of its class that says nothing more (X.0.0,
+// RFC 3463) in front. Postfix reads a digit right after the reply code as
+// the start of an enhanced status code, and refuses a reply whose digit
+// there differs from the code's first as malformed and applies
+// milter_default_action instead, so that with accept the message of "554
+// 192.0.2.1 is blocked" (a DNSBL reply with the listed address first, a
+// spamicity, "550 3 strikes") would be delivered. Sendmail gives every
+// reply without one that code. The log and "sluice test" show this reply,
+// the one the MTA's log and the sender's bounce quote.
+func (r Reply) Sent() Reply {
+	if r.Enhanced == "" && r.Text != "" && r.Text[0] >= '0' && r.Text[0] <= '9' {
+		r.Enhanced = strconv.Itoa(r.Code/100) + ".0.0"
+	}
+	return r
+}
+
+// String formats the reply as written, e.g. "550 5.7.1 Sender banned";
+// r.Sent().String() is what the client gets.
 func (r Reply) String() string {
 	if r.Enhanced == "" {
 		return fmt.Sprintf("%d %s", r.Code, r.Text)

@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"strconv"
 	"strings"
 
 	gomilter "github.com/emersion/go-milter"
@@ -41,22 +40,13 @@ func reply(a filters.Action, r *filters.Reply) gomilter.Response {
 }
 
 // replyCodeData encodes an SMFIR_REPLYCODE payload: "550 5.7.1 text" and a
-// NUL. Both MTAs pass the text through a printf-like expansion (libmilter's
+// NUL, the reply as filters.Reply.Sent gives it (a text that starts with a
+// digit gets an enhanced status code, which Postfix needs there). Both
+// MTAs pass the text through a printf-like expansion (libmilter's
 // smfi_setreply documents it; Postfix mirrors it), so a literal % is
 // written as %%.
-//
-// Postfix reads a digit right after the code as the start of an enhanced
-// status code, and refuses a reply whose digit there differs from the
-// code's first: "554 192.0.2.1 is blocked" (a DNSBL reply with the
-// listed address first, "550 3 strikes") is a "malformed reply", a milter
-// configuration error, and Postfix applies milter_default_action instead:
-// with accept, the message refused is delivered. So a text that starts
-// with a digit gets the enhanced code of its class that says nothing more
-// (X.0.0, RFC 3463) in front, as Sendmail gives every reply without one.
 func replyCodeData(r filters.Reply) []byte {
-	if r.Enhanced == "" && r.Text != "" && r.Text[0] >= '0' && r.Text[0] <= '9' {
-		r.Enhanced = strconv.Itoa(r.Code/100) + ".0.0"
-	}
+	r = r.Sent()
 	text := strings.ReplaceAll(sanitizeLine(r.Text), "%", "%%")
 	s := r.String()
 	s = s[:len(s)-len(r.Text)] + text

@@ -737,7 +737,9 @@ func replyString(a filters.Action, r *filters.Reply) string {
 		d := filters.DefaultReply(a)
 		r = &d
 	}
-	return r.String()
+	// As the MTA gets it, so that the line matches the MTA's log and
+	// the sender's bounce.
+	return r.Sent().String()
 }
 
 // sanitizeLine makes s safe for a one-line protocol field.

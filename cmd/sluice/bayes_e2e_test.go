@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -262,5 +263,67 @@ filters:
 	mta.WaitIdle(t, 20*time.Second)
 	if ds := mta.Delivered(t); len(ds) != 0 {
 		t.Errorf("%d messages delivered, want none", len(ds))
+	}
+}
+
+// A reply whose text starts with a digit and has no enhanced status code
+// ("554 {spamicity} is over the line") reaches the client with 5.0.0 in
+// front, which Postfix needs there (see filters.Reply.Sent). The
+// daemon's log line and sluice test must name the reply the client got,
+// the one the MTA's log and the sender's bounce quote, so that a
+// postmaster searching for it finds it.
+func TestBayesReplyStartingWithDigitAsTheClientGetsIt(t *testing.T) {
+	mtatest.Require(t)
+	state := t.TempDir()
+	trainFixtures(t, filepath.Join(state, "bayes.db"))
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	td := startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: unix:%s
+    mode: "0666"
+metrics:
+  listen: ""
+shutdown_timeout: 5s
+state_dir: %s
+filters:
+  - type: bayes
+    on_failure: accept
+    options:
+      spam:
+        action: reject
+        reply: "554 {spamicity} is over the spam cutoff"
+`, sock, state))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+
+	raw, err := os.ReadFile(fixture("check", "spam.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mtatest.DialSMTP(t, mta.Addr())
+	if r := c.Cmd("EHLO client.example"); r.Code != 250 {
+		t.Fatalf("EHLO: %v", r)
+	}
+	r := c.Send("promo@casino-royal.example", []string{"bob@lab.example"}, toCRLF(raw))
+	c.Quit()
+	got := fmt.Sprintf("%d %s", r.Code, r.Text)
+	if !regexp.MustCompile(`^554 5\.0\.0 [01]\.\d{6} is over the spam cutoff$`).MatchString(got) {
+		t.Fatalf("the client got %q, want 554 5.0.0 and the rendered text", got)
+	}
+	daemon := dryRunDaemonLine(t, td, 0)
+	if daemon.fields["reply"] != got {
+		t.Errorf("the daemon logs reply=%q, the client got %q", daemon.fields["reply"], got)
+	}
+	cr := runCLI(t, "", "test", "--config", td.config, "--format", "json", "--from", "promo@casino-royal.example",
+		"--rcpt", "bob@lab.example", fixture("check", "spam.eml"))
+	var rep testReport
+	if err := json.Unmarshal([]byte(cr.stdout), &rep); err != nil {
+		t.Fatalf("sluice test: exit %d, %v\n%s%s", cr.code, err, cr.stdout, cr.stderr)
+	}
+	if rep.Reply != got {
+		t.Errorf("sluice test says reply %q, the client got %q", rep.Reply, got)
+	}
+	for _, d := range rep.Decisions {
+		if d.Action == "reject" && d.Reply != got {
+			t.Errorf("sluice test says %s's reply is %q, the client got %q", d.Filter, d.Reply, got)
+		}
 	}
 }

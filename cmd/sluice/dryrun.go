@@ -814,7 +814,7 @@ func newTestReport(name string, tx milter.Transaction, res milter.Result) testRe
 		r.Envelope.Rcpts = append(r.Envelope.Rcpts, a.Addr)
 	}
 	if res.Reply != nil {
-		r.Reply = res.Reply.String()
+		r.Reply = res.Reply.Sent().String()
 	}
 	for _, d := range res.Decisions {
 		td := testDecision{Filter: d.Filter, Stage: d.Stage.String(), Action: d.Verdict.Action.String(), Reason: d.Verdict.Reason,
@@ -827,12 +827,12 @@ func newTestReport(name string, tx milter.Transaction, res milter.Result) testRe
 			if d.Verdict.Reply != nil {
 				reply = *d.Verdict.Reply
 			}
-			td.Reply = reply.String()
+			td.Reply = reply.Sent().String()
 		}
 		r.Decisions = append(r.Decisions, td)
 	}
 	for _, rf := range res.Refused {
-		r.Refused = append(r.Refused, testRefuse{Rcpt: rf.Rcpt, Action: rf.Action.String(), Reply: rf.Reply.String(), Filter: rf.Filter, Reason: rf.Reason})
+		r.Refused = append(r.Refused, testRefuse{Rcpt: rf.Rcpt, Action: rf.Action.String(), Reply: rf.Reply.Sent().String(), Filter: rf.Filter, Reason: rf.Reason})
 	}
 	r.Edits = testEdits(res.Edits)
 	return r

@@ -227,7 +227,7 @@ func sendersAction(m *senders.Match, reject filters.Reply) string {
 	v := senders.Verdict(m, reject)
 	switch v.Action {
 	case filters.Reject, filters.Tempfail:
-		return v.Action.String() + ": " + v.Reply.String()
+		return v.Action.String() + ": " + v.Reply.Sent().String()
 	case filters.Quarantine:
 		return "quarantine: " + m.Rule.Reason
 	case filters.Discard:
