@@ -59,3 +59,50 @@ func TestRepeatedHeloReplacesEarlierVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// A client says EHLO in the middle of a transaction, which ends it (RFC
+// 5321 4.1.4). Postfix reports the new HELO to the milter first and
+// aborts the message after it (observed with Postfix 3.7; Sendmail aborts
+// first). The message's line is about the message as it was: its HELO and
+// its filters' decisions, not those of the HELO that ended it, which
+// belong to the connection's next message.
+func TestHeloInMessageLeavesTheMessageItsOwnHelo(t *testing.T) {
+	sums := &summaries{}
+	_, addr := startServerObserved(t, milter.Config{Pipeline: pipeline(heloTagger{})}, sums)
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Helo("bad.example"))
+	must(t)(s.Mail("a@example.org", nil))
+	must(t)(s.Rcpt("b@example.org", nil))
+	must(t)(s.Helo("good.example"))
+	if err := s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	mods, act := sendMessage(t, s, "c@example.org", "d@example.org", [][2]string{{"Subject", "hi"}}, "body\r\n")
+	if act.Code != gomilter.ActAccept || len(mods) != 1 || mods[0].HeaderValue != "good.example" {
+		t.Fatalf("next message: action %c, modifications %+v, want accept with X-Helo good.example only", act.Code, mods)
+	}
+
+	sums.mu.Lock()
+	defer sums.mu.Unlock()
+	if len(sums.sums) != 2 {
+		t.Fatalf("%d message summaries, want 2", len(sums.sums))
+	}
+	first, second := sums.sums[0], sums.sums[1]
+	helo := func(sum milter.Summary) []string {
+		var got []string
+		for _, d := range sum.Decisions {
+			if d.Stage == filters.StageHelo {
+				got = append(got, d.Verdict.Action.String())
+			}
+		}
+		return got
+	}
+	if !first.Aborted || first.From != "a@example.org" || first.Helo != "bad.example" || strings.Join(helo(first), ",") != "quarantine" {
+		t.Errorf("interrupted message: aborted=%v from %q helo %q helo decisions %v, want aborted, a@example.org, bad.example, [quarantine]",
+			first.Aborted, first.From, first.Helo, helo(first))
+	}
+	if second.Aborted || second.Helo != "good.example" || strings.Join(helo(second), ",") != "continue" {
+		t.Errorf("next message: aborted=%v helo %q helo decisions %v, want delivered, good.example, [continue]", second.Aborted, second.Helo, helo(second))
+	}
+}

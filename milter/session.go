@@ -280,6 +280,15 @@ func (s *session) Connect(host, family string, port uint16, addr net.IP, m *gomi
 // Helo implements gomilter.Milter.
 func (s *session) Helo(name string, m *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.guardConn(&resp, &err)
+	if s.msg != nil {
+		// HELO or EHLO in the middle of a transaction ends it (RFC 5321
+		// 4.1.4). Postfix reports the new HELO before it aborts the
+		// message (observed with Postfix 3.7; Sendmail aborts first):
+		// the message ends here, logged with the HELO and connection
+		// verdicts it had, not with those of the HELO that ended it.
+		s.logMessage(filters.Continue, nil, "aborted by MTA", true)
+		s.resetMessage()
+	}
 	s.conn.Helo = name
 	s.conn.Macros = s.connMacros(s.c.macrosFor('H', m.Macros))
 	return s.runConn(filters.StageHelo), nil
