@@ -422,16 +422,32 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 	s.setMessageMacros('E', s.c.macrosFor('E', m.Macros))
 	action := s.endOfMessage()
 	if filters.Delivers(action) {
-		if err := s.applyEdits(m); err != nil {
+		if err := s.sendDelivery(m, action); err != nil {
+			// The edits and the quarantine go before the final reply,
+			// so they are what fails when the MTA stopped waiting (its
+			// milter timeout closed the connection). The message was
+			// decided all the same: it ends with its verdict, and the
+			// session's end warns that the MTA never got it, as for a
+			// reply that could not be written.
+			s.finish(action, s.out.Reply, s.out.Reason)
 			return nil, err
-		}
-		if action == filters.Quarantine {
-			if err := m.Quarantine(s.quarantineReason()); err != nil {
-				return nil, fmt.Errorf("quarantine: %w", err)
-			}
 		}
 	}
 	return s.finish(action, s.out.Reply, s.out.Reason), nil
+}
+
+// sendDelivery writes what comes before the final reply of a message
+// the MTA delivers: the header edits, and the quarantine of a held one.
+func (s *session) sendDelivery(m *gomilter.Modifier, action filters.Action) error {
+	if err := s.applyEdits(m); err != nil {
+		return err
+	}
+	if action == filters.Quarantine {
+		if err := m.Quarantine(s.quarantineReason()); err != nil {
+			return fmt.Errorf("quarantine: %w", err)
+		}
+	}
+	return nil
 }
 
 // Abort implements gomilter.Milter: the MTA gave up on the message (client

@@ -19,14 +19,25 @@ import (
 // it. The warning names the message by the queue id the MTA gave it,
 // over a unix socket, where sluice's write fails, and over TCP, where the
 // write succeeds and sluice sees that the MTA closed (observed with
-// Postfix 3.7 and Sendmail 8.17: both close without a QUIT).
+// Postfix 3.7 and Sendmail 8.17: both close without a QUIT). A message
+// the filters let through with a header edit is no different: over a
+// unix socket it is the edit, written before the reply, whose write
+// fails.
 func TestMTATimeoutReplyNotDelivered(t *testing.T) {
-	for _, tc := range []struct{ mta, network string }{
-		{"postfix", "unix"}, {"sendmail", "unix"}, {"postfix", "tcp"}, {"sendmail", "tcp"},
+	reject := filters.Verdict{Action: filters.Reject}
+	tag := filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Tag", Value: "checked"}}}
+	for _, tc := range []struct {
+		mta, network string
+		verdict      filters.Verdict
+		want         string
+	}{
+		{"postfix", "unix", reject, "reject"}, {"sendmail", "unix", reject, "reject"},
+		{"postfix", "tcp", reject, "reject"}, {"sendmail", "tcp", reject, "reject"},
+		{"postfix", "unix", tag, "accept"}, {"sendmail", "unix", tag, "accept"},
 	} {
-		t.Run(tc.mta+"/"+tc.network, func(t *testing.T) {
+		t.Run(tc.mta+"/"+tc.network+"/"+tc.want, func(t *testing.T) {
 			slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 4 * time.Second,
-				Verdict: filters.Verdict{Action: filters.Reject}}
+				Verdict: tc.verdict}
 			p := filters.NewPipeline([]filters.Step{{Filter: slow, Timeout: 10 * time.Second}}, nil)
 			logs := &syncLog{}
 			srv := milter.NewServer(milter.Config{Pipeline: p}, slog.New(slog.NewTextHandler(logs, nil)), nil)
@@ -48,7 +59,7 @@ func TestMTATimeoutReplyNotDelivered(t *testing.T) {
 			if qid == "" {
 				t.Fatalf("reply %v, want the message queued by the MTA's default action (accept)", r)
 			}
-			want := "queue_id=" + qid + " verdict=reject"
+			want := "queue_id=" + qid + " verdict=" + tc.want
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
 				for _, l := range strings.Split(logs.String(), "\n") {

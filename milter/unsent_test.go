@@ -57,6 +57,64 @@ func TestFinalReplyNotDeliveredLogged(t *testing.T) {
 	wantNotDelivered(t, logs, "4XQ1LOST", "broken pipe")
 }
 
+// A delivered message gets its header edits (a verdict header, a tag)
+// and a held one its quarantine before the final reply, and those are
+// the first packets written after the MTA gave up waiting: over a unix
+// socket their write fails. The message was still decided: its line
+// gives the filters' verdict, and the warning that the MTA never got it
+// follows, as for a refused message, rather than a line that says the
+// MTA abandoned the message and no warning at all.
+func TestFinalReplyNotDeliveredWithEditsLogged(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		verdict filters.Verdict
+		want    string
+	}{
+		{"edits", filters.Verdict{Edits: []filters.HeaderEdit{{Kind: filters.AddHeader, Name: "X-Tag", Value: "checked"}}}, "accept"},
+		{"quarantine", filters.Verdict{Action: filters.Quarantine, Reason: "held"}, "quarantine"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 300 * time.Millisecond,
+				Verdict: tc.verdict}
+			logs := &syncLog{}
+			sums := &summaries{}
+			srv := milter.NewServer(milter.Config{Pipeline: pipeline(slow)}, slog.New(slog.NewTextHandler(logs, nil)), sums)
+			sock := filepath.Join(t.TempDir(), "s.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveOn(t, srv, ln)
+
+			// The client stands for an MTA whose timeout is shorter than
+			// the filter's answer.
+			c := gomilter.NewClientWithOptions("unix", sock, gomilter.ClientOptions{
+				ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second,
+				ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+			})
+			s, err := c.Session()
+			if err != nil {
+				t.Fatal(err)
+			}
+			must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+			must(t)(s.Mail("a@example.org", nil))
+			s.Macros(gomilter.CodeRcpt, "i", "4XQ5LOST")
+			must(t)(s.Rcpt("b@example.org", nil))
+			if _, _, err := s.End(); err == nil {
+				t.Fatal("the reply came in time; the test needs it late")
+			}
+			s.Close()
+
+			wantVerdictNotDelivered(t, logs, "4XQ5LOST", tc.want, "broken pipe")
+			sums.mu.Lock()
+			defer sums.mu.Unlock()
+			if len(sums.sums) != 1 || sums.sums[0].Aborted || sums.sums[0].Action.String() != tc.want {
+				t.Errorf("message summaries %+v, want one, %s, not aborted", sums.sums, tc.want)
+			}
+		})
+	}
+}
+
 // startServerLogged serves cfg on a TCP port on loopback and returns its
 // address and what it logs.
 func startServerLogged(t *testing.T, cfg milter.Config) (string, *syncLog) {
@@ -96,9 +154,16 @@ func TestFinalReplyNotDeliveredLoggedTCP(t *testing.T) {
 }
 
 // wantNotDelivered waits (5 s at most) for the warning that the final
-// reply of queue id did not reach the MTA, and checks it says so at WARN,
-// with the verdict and why (because).
+// reply (a reject) of queue id did not reach the MTA, and checks it says
+// so at WARN, with the verdict and why (because).
 func wantNotDelivered(t *testing.T, logs fmt.Stringer, queueID, because string) {
+	t.Helper()
+	wantVerdictNotDelivered(t, logs, queueID, "reject", because)
+}
+
+// wantVerdictNotDelivered is wantNotDelivered for a final reply with the
+// given verdict.
+func wantVerdictNotDelivered(t *testing.T, logs fmt.Stringer, queueID, verdict, because string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "reply not delivered") && time.Now().Before(deadline) {
@@ -110,7 +175,7 @@ func wantNotDelivered(t *testing.T, logs fmt.Stringer, queueID, because string) 
 			line = l
 		}
 	}
-	for _, want := range []string{"level=WARN", "queue_id=" + queueID, "verdict=reject", because} {
+	for _, want := range []string{"level=WARN", "queue_id=" + queueID, "verdict=" + verdict, because} {
 		if !strings.Contains(line, want) {
 			t.Errorf("no warning with %s that the reply did not reach the MTA; log:\n%s", want, logs)
 			break
