@@ -1209,6 +1209,11 @@ func (s *BoltStore) learnTx(ctx context.Context, ops []LearnOp) ([]Outcome, erro
 		if v := meta.Get(metaKey(MetaImporting)); v != nil {
 			return errLearnDuringImport{parseImportMark(string(v))}
 		}
+		// Checked in this transaction too, so that no import sets the
+		// dialect between the check and the writes.
+		if err := checkLearnDialect(string(meta.Get(metaKey(MetaDialect))), ops); err != nil {
+			return err
+		}
 		if err := moveOldModel(tx); err != nil {
 			return err
 		}

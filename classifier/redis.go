@@ -804,7 +804,7 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		if op.Class != Spam && op.Class != Ham {
 			return nil, fmt.Errorf("learn: bad class %v", op.Class)
 		}
-		a := make([]any, 0, 15+len(op.Tokens))
+		a := make([]any, 0, 16+len(op.Tokens))
 		a = append(a, string(op.Digest[:]), uint32(op.Date))
 		for _, prev := range []Class{None, Spam, Ham} {
 			p := planLearn(prev, op)
@@ -812,7 +812,7 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		}
 		// Sent as bytes, nil as the empty string the script takes for
 		// "no features".
-		a = append(a, op.Features)
+		a = append(a, op.Features, string(op.Dialect))
 		for _, tok := range op.Tokens {
 			// As the bbolt store: the empty token is never counted.
 			if tok != "" {
@@ -826,6 +826,9 @@ func (s *RedisStore) Learn(ctx context.Context, ops []LearnOp) ([]Outcome, error
 		// The same error as the bbolt store's, which does not name
 		// Redis: nothing is wrong with the server.
 		return nil, fmt.Errorf("learn: %w", errLearnDuringImport{m})
+	}
+	if d, ok := learnDialectRefused(err); ok {
+		return nil, fmt.Errorf("learn: %w", errLearnDialect{store: d, op: opsDialect(ops)})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("learn: %w", err)
@@ -858,6 +861,29 @@ func importUnfinished(err error) (ImportMark, bool) {
 		return ImportMark{}, false
 	}
 	return parseImportMark(mark), true
+}
+
+// learnDialectRefused reports whether err is the learn script's refusal
+// of an op of another dialect than the store's, and returns the store's
+// dialect (see luaLearn).
+func learnDialectRefused(err error) (Dialect, bool) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return "", false
+	}
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	d, ok := strings.CutPrefix(msg, redisLearnDialect+" ")
+	return Dialect(d), ok
+}
+
+// opsDialect is the dialect of the first op that names one.
+func opsDialect(ops []LearnOp) Dialect {
+	for _, op := range ops {
+		if op.Dialect != "" {
+			return op.Dialect
+		}
+	}
+	return ""
 }
 
 // runScripts runs script once per argument list, all in one pipeline,

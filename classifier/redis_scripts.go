@@ -118,7 +118,8 @@ end
 // plan for each class the message may have been learned in before (none,
 // spam, ham): outcome, class to remove, class to add, class recorded
 // afterwards; ARGV[15] the message's encoded n-gram features ("" if none);
-// ARGV[16..] the tokens. The plans come from planLearn, so the script
+// ARGV[16] the tokenizer dialect of the tokens ("" if not checked);
+// ARGV[17..] the tokens. The plans come from planLearn, so the script
 // cannot disagree with the bbolt store on what an op does.
 //
 // The features go in the features hash, under the digest, with the same
@@ -147,11 +148,23 @@ end
 // client's command overlaps, no import marks the store between the check
 // and the writes. The mark is in the meta hash, KEYS[1]: no other key.
 //
+// A store whose dialect (MetaDialect, in the meta hash) is not the op's
+// learns nothing either: the script returns the error reply
+// "SLUICEDIALECT DIALECT" (redisLearnDialect, then the store's dialect),
+// as the bbolt store refuses such an op (see errLearnDialect).
+//
 // Returns the outcome.
 const luaLearn = luaPrelude + `
 local mark = redis.call('HGET', KEYS[1], 'm:IMPORTING_KEY')
 if mark then
   return redis.error_reply('IMPORT_UNFINISHED_ERR ' .. mark)
+end
+if ARGV[16] ~= '' then
+  local dialect = redis.call('HGET', KEYS[1], 'm:DIALECT_KEY')
+  if not dialect or dialect == '' then dialect = 'DIALECT_SLUICE' end
+  if dialect ~= ARGV[16] then
+    return redis.error_reply('LEARN_DIALECT_ERR ' .. dialect)
+  end
 end
 -- Anything but the two classes is corrupt: taken for "not learned", the
 -- message would be counted again.
@@ -184,7 +197,7 @@ if remove ~= 0 or add ~= 0 then
   end
   local changes = {}
   local toks = {}
-  for i = 16, #ARGV do toks[#toks + 1] = ARGV[i] end
+  for i = 17, #ARGV do toks[#toks + 1] = ARGV[i] end
   -- Read and check every token first: nothing is written if one is corrupt.
   local vals = hmget(KEYS[2], toks)
   local sets, dels = {}, {}
@@ -439,6 +452,11 @@ const redisLogLen = 256
 // follows, after a space (see luaLearn and RedisStore.Learn).
 const redisImportUnfinished = "SLUICEIMPORTING"
 
+// redisLearnDialect begins the error reply of a learn script that
+// refused an op of another dialect than the store's; the store's dialect
+// follows, after a space (see luaLearn and RedisStore.Learn).
+const redisLearnDialect = "SLUICEDIALECT"
+
 // redisFormatVersion is the layout of the keys; scripts refuse a store of
 // another version.
 const redisFormatVersion = "1"
@@ -460,5 +478,8 @@ func newScript(src string) *redis.Script {
 	src = strings.ReplaceAll(src, "MODEL_ID_KEY", MetaModelID)
 	src = strings.ReplaceAll(src, "IMPORTING_KEY", MetaImporting)
 	src = strings.ReplaceAll(src, "IMPORT_UNFINISHED_ERR", redisImportUnfinished)
+	src = strings.ReplaceAll(src, "LEARN_DIALECT_ERR", redisLearnDialect)
+	src = strings.ReplaceAll(src, "DIALECT_KEY", MetaDialect)
+	src = strings.ReplaceAll(src, "DIALECT_SLUICE", string(DialectSluice))
 	return redis.NewScript(strings.ReplaceAll(src, "FORMAT_VERSION", redisFormatVersion))
 }

@@ -814,6 +814,7 @@ func (c *Classifier) PrepareBytes(raw []byte, class Class, unlearn bool) LearnOp
 		Unlearn: unlearn,
 		Tokens:  m.Tokens,
 		Date:    DateOf(time.Now()),
+		Dialect: c.tok.opts.Dialect,
 	}
 	if m.Features != nil {
 		sortFeatures(m.Features)

@@ -116,6 +116,12 @@ type LearnOp struct {
 	// Features are the message's encoded n-grams (EncodeFeatures), kept
 	// with its digest while it is learned, for FitNgram; nil if none.
 	Features []byte
+	// Dialect is the tokenizer dialect that made Tokens. The store
+	// refuses the op (ErrDialect) when it holds the other dialect's
+	// counts: a store imported from bogofilter, or moved into place,
+	// after the learner read its dialect would otherwise take tokens
+	// that mean nothing to it. Empty: not checked.
+	Dialect Dialect
 }
 
 // Outcome says what a LearnOp did.
@@ -221,9 +227,39 @@ var ErrReadOnly = errors.New("store opened read-only")
 // store.
 var ErrDamaged = errors.New("store file is damaged")
 
-// ErrDialect is returned by an import whose tokens are of another
-// tokenizer dialect than the store's: the two do not mix.
+// ErrDialect is returned by an import or a learn whose tokens are of
+// another tokenizer dialect than the store's: the two do not mix.
 var ErrDialect = errors.New("the tokens of two dialects do not mix")
+
+// errLearnDialect refuses a learn whose tokens were made in another
+// dialect than the one of the store's counts: the learner read the
+// store's dialect when it opened it, and an import of a bogofilter word
+// list into the (then empty) store, or another store moved into its
+// place, changed it since.
+type errLearnDialect struct{ store, op Dialect }
+
+func (e errLearnDialect) Error() string {
+	return fmt.Sprintf("the store holds %s tokens, but these messages were read as the %s tokenizer reads them "+
+		"(the store was imported into or replaced after it was opened); nothing of them was learned: "+
+		"open the store again (run the command again, or reload the daemon)", e.store, e.op)
+}
+
+func (e errLearnDialect) Unwrap() error { return ErrDialect }
+
+// checkLearnDialect returns errLearnDialect for the first op whose
+// dialect is not the store's, stored as the MetaDialect value has it.
+func checkLearnDialect(stored string, ops []LearnOp) error {
+	d, err := ParseDialect(stored)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, op := range ops {
+		if op.Dialect != "" && op.Dialect != d {
+			return errLearnDialect{store: d, op: op.Dialect}
+		}
+	}
+	return nil
+}
 
 // Store keeps token counts. Implementations must be safe for concurrent use
 // by several goroutines. The bbolt store (Open) is the default; a network

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) classifier.Store) {
 		{"LookupEmpty", testLookupEmpty},
 		{"LearnOutcomes", testLearnOutcomes},
 		{"LearnNoMove", testLearnNoMove},
+		{"LearnDialect", testLearnDialect},
 		{"BatchSameDigest", testBatchSameDigest},
 		{"BatchClampsEachOp", testBatchClampsEachOp},
 		{"BatchClampsEachOpAtMax", testBatchClampsEachOpAtMax},
@@ -118,6 +119,41 @@ func checkLearn(t *testing.T, s classifier.Store, step string, out, want classif
 		if cnt.Spam != spam || cnt.Ham != ham {
 			t.Errorf("%s: %s counts %d/%d, want %d/%d", step, toks[i], cnt.Spam, cnt.Ham, spam, ham)
 		}
+	}
+}
+
+// A store whose dialect changed after the learner read it (a bogofilter
+// word list imported into it while it was empty) refuses the learner's
+// ops, of the other dialect, and changes nothing: their tokens mean
+// nothing to the store's tokenizer. Ops of its dialect, and ops that
+// name none, are learned.
+func testLearnDialect(t *testing.T, s classifier.Store) {
+	ctx := context.Background()
+	toks := []string{"cheap", "pills"}
+	op := func(n int, d classifier.Dialect) classifier.LearnOp {
+		return classifier.LearnOp{Digest: digest(n), Class: classifier.Spam, Tokens: toks, Date: 20240101, Dialect: d}
+	}
+	out := learn(t, s, op(1, classifier.DialectSluice))
+	checkLearn(t, s, "sluice op, sluice store", out[0], classifier.Learned, toks, classifier.Totals{Spam: 1}, 1, 0)
+	if err := s.SetMeta(ctx, classifier.MetaDialect, string(classifier.DialectBogofilter)); err != nil {
+		t.Fatal(err)
+	}
+	for _, ops := range [][]classifier.LearnOp{
+		{op(2, classifier.DialectSluice)},
+		{op(3, classifier.DialectSluice), op(4, classifier.DialectSluice)},
+		{{Digest: digest(1), Class: classifier.Spam, Unlearn: true, Tokens: toks, Dialect: classifier.DialectSluice}},
+	} {
+		if _, err := s.Learn(ctx, ops); !errors.Is(err, classifier.ErrDialect) {
+			t.Errorf("learn of sluice tokens into a bogofilter store: error %v, want ErrDialect", err)
+		}
+		tot, c := lookup(t, s, toks...)
+		if tot != (classifier.Totals{Spam: 1}) || c[0].Spam != 1 || c[1].Spam != 1 {
+			t.Fatalf("after a refused learn: totals %+v, counts %+v; want those of the first message alone", tot, c)
+		}
+	}
+	out = learn(t, s, op(5, classifier.DialectBogofilter), op(6, ""))
+	if out[0] != classifier.Learned || out[1] != classifier.Learned {
+		t.Errorf("ops of the store's dialect, or of none: outcomes %v, want learned", out)
 	}
 }
 
