@@ -183,7 +183,8 @@ func (s *Server) SetConfig(cfg Config) {
 // hang (a store's file on a disk that stopped answering): run where the
 // last reference went, it would hold a reload, the end of a session, or
 // Shutdown past its deadline and a second stop signal. Shutdown waits
-// for the closes still running until its context ends.
+// for the closes still running until its context ends (ShutdownGrace
+// until its closing context does).
 func (s *Server) closePipeline(p *filters.Pipeline) {
 	done := make(chan struct{})
 	s.closeMu.Lock()
@@ -389,6 +390,16 @@ func (s *Server) startSession(raw net.Conn) int {
 // logged and left behind, and Shutdown returns ErrCloseUnfinished (or
 // ctx's error, when sessions were cut off).
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.ShutdownGrace(ctx, ctx)
+}
+
+// ShutdownGrace is Shutdown, except that once ctx has ended and the
+// sessions still in flight were cut off, it waits for the filters to be
+// closed until closing ends, not ctx. Their closes begin only as the last
+// of those sessions goes: waited for until ctx, which has ended, each one
+// (a store closed, a seen file written back) would be left behind and
+// reported as not finished at once, however quick it was.
+func (s *Server) ShutdownGrace(ctx, closing context.Context) error {
 	s.mu.Lock()
 	s.draining = true
 	for ln := range s.listeners {
@@ -426,8 +437,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	<-done
 	s.current.Load().release()
-	// ctx has ended: this only logs the closes still running.
-	s.waitClosed(ctx)
+	s.waitClosed(closing)
 	return ctx.Err()
 }
 

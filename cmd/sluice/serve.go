@@ -486,7 +486,11 @@ func restartOnly(old, cur *config.Config) []string {
 func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 	d.stopping.Store(true)
 	d.notify.send("STOPPING=1\nSTATUS=stopping: letting messages in flight finish")
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	// now ends with a second stop signal; ctx with it or at the
+	// deadline.
+	now, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
+	ctx, cancel := context.WithTimeout(now, d.cfg.ShutdownTimeout)
 	defer cancel()
 	drained := make(chan struct{})
 	defer close(drained)
@@ -499,14 +503,20 @@ func (d *daemon) shutdown(sigs <-chan os.Signal) error {
 					continue
 				}
 				d.logger.Warn("second stop signal; cutting off sessions still in flight", "signal", sig.String())
-				cancel()
+				stopNow()
 				return
 			case <-drained:
 				return
 			}
 		}
 	}()
-	err := d.srv.Shutdown(ctx)
+	// Sessions cut off at the deadline leave the filters' closes (a
+	// store closed, a seen file written back) no time of their own:
+	// they get closeGrace past it, which a second stop signal ends at
+	// once.
+	closing, closingCancel := context.WithTimeout(now, d.cfg.ShutdownTimeout+closeGrace)
+	defer closingCancel()
+	err := d.srv.ShutdownGrace(ctx, closing)
 	if errors.Is(err, context.DeadlineExceeded) {
 		d.logger.Warn("shutdown deadline passed; sessions still in flight were cut off", "err", err)
 	}
@@ -539,6 +549,12 @@ func (d *daemon) httpHandler() http.Handler {
 	})
 	return mux
 }
+
+// closeGrace is how long the filters' closes may take once the sessions
+// still in flight at the shutdown deadline are cut off. Within the
+// packaged unit's TimeoutStopSec (45s) with the default shutdown_timeout
+// (30s), after which systemd kills the daemon.
+const closeGrace = 5 * time.Second
 
 // logFlushTimeout bounds the wait for the log queue at exit: the lines
 // of the shutdown ("sluice stopped") reach a working standard error, and

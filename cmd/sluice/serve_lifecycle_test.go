@@ -310,3 +310,84 @@ func TestServeSocketFileRemovedStops(t *testing.T) {
 		t.Errorf("log does not say the listener failed and the daemon stopped:\n%s", log)
 	}
 }
+
+// Sessions still in flight at the shutdown deadline are cut off, and the
+// filters are closed after them: a close that takes a moment (a store
+// written back, a seen file saved) is waited for, not abandoned the
+// instant it begins with an error saying it did not finish. A second
+// stop signal still ends that wait at once.
+func TestServeDeadlineCutLetsFiltersClose(t *testing.T) {
+	for _, how := range []string{"close in time", "second signal"} {
+		t.Run(how, func(t *testing.T) {
+			h := &hungCloseFilter{entered: make(chan struct{}), release: make(chan struct{})}
+			var releaseOnce sync.Once
+			release := func() { releaseOnce.Do(func() { close(h.release) }) }
+			defer release()
+			td := startDaemonReg(t, `listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: ""
+shutdown_timeout: 300ms
+filter_defaults:
+  timeout: 60s
+filters:
+  - type: sleep
+    options:
+      delay: 30s
+  - type: hungclose
+    name: slow-store
+`, hungCloseRegistry(h))
+			// This test stops the daemon itself.
+			td.stopOnce.Do(func() {})
+			s := milterSession(t, td)
+			s.Mail("a@b", nil)
+			s.Rcpt("c@d", nil)
+			s.HeaderEnd()
+			go s.End()
+			time.Sleep(100 * time.Millisecond) // the message is in the sleep filter
+			td.sigs <- syscall.SIGTERM
+			select {
+			case <-h.entered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the daemon did not close the filters")
+			}
+			closed := make(chan struct{})
+			if how == "close in time" {
+				// The store takes a moment to be written back.
+				go func() {
+					time.Sleep(200 * time.Millisecond)
+					close(closed)
+					release()
+				}()
+			} else {
+				td.sigs <- syscall.SIGTERM
+			}
+			select {
+			case err := <-td.done:
+				if err != nil {
+					t.Fatalf("daemon exit: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the daemon still runs 10s after the deadline (%s)", how)
+			}
+			log := td.log.String()
+			if !strings.Contains(log, "shutdown deadline passed") {
+				t.Fatalf("the message in flight was not cut off at the deadline:\n%s", log)
+			}
+			if how == "second signal" {
+				if !strings.Contains(log, "closing a filter did not finish") || !strings.Contains(log, "filter=slow-store") {
+					t.Errorf("after a second stop signal the log does not name the filter left behind:\n%s", log)
+				}
+				return
+			}
+			select {
+			case <-closed:
+			default:
+				t.Error("the daemon exited before the filter's Close returned")
+			}
+			if strings.Contains(log, "closing a filter did not finish") {
+				t.Errorf("a Close that took 200ms is logged as not finished:\n%s", log)
+			}
+		})
+	}
+}
