@@ -282,21 +282,31 @@ const (
 // m (edits, macros, recipients, freeing the body) while the filter may
 // still read it. late counts the step's calls abandoned so and still
 // running; with maxOverrun of them, the filter is not called.
+//
+// A ctx that ends (the daemon cutting its sessions off as it stops) is
+// not the filter's timeout: the call, or one that has not begun, fails
+// as cut off, with ctx's cause, never as "no answer within" a time
+// limit that had not run out. A filter after the cut is not called: the
+// message it would judge gets no verdict, and it must not act on it (an
+// archive keeping a copy of mail never delivered).
 func call(ctx context.Context, s Step, stage Stage, m *Message, late *atomic.Int64) (Verdict, string, error) {
+	if ctx.Err() != nil {
+		return Verdict{}, FailureError, fmt.Errorf("filter %s at %s: not called: %w", s.Filter.Name(), stage, context.Cause(ctx))
+	}
 	if s.Timeout <= 0 {
 		r := protect(ctx, s.Filter, stage, m)
-		return classify(r, false)
+		return cutOff(ctx, s, stage, r, false)
 	}
 	if n := late.Load(); n >= maxOverrun {
 		return Verdict{}, FailureTimeout, fmt.Errorf("filter %s at %s: not called: %d calls still running past their timeout of %s", s.Filter.Name(), stage, n, s.Timeout)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	done := make(chan callResult, 1)
 	own := m.snapshot()
 	var state atomic.Int32
 	go func() {
-		r := protect(ctx, s.Filter, stage, own)
+		r := protect(cctx, s.Filter, stage, own)
 		if !state.CompareAndSwap(callRunning, callAnswered) {
 			late.Add(-1)
 		}
@@ -304,16 +314,29 @@ func call(ctx context.Context, s Step, stage Stage, m *Message, late *atomic.Int
 	}()
 	select {
 	case r := <-done:
-		return classify(r, ctx.Err() != nil)
-	case <-ctx.Done():
+		return cutOff(ctx, s, stage, r, cctx.Err() != nil)
+	case <-cctx.Done():
 	}
 	late.Add(1)
 	if !state.CompareAndSwap(callRunning, callAbandoned) {
 		// The answer came as the time ran out: take it.
 		late.Add(-1)
-		return classify(<-done, true)
+		return cutOff(ctx, s, stage, <-done, true)
+	}
+	if ctx.Err() != nil {
+		return Verdict{}, FailureError, fmt.Errorf("filter %s at %s: cut off unanswered: %w", s.Filter.Name(), stage, context.Cause(ctx))
 	}
 	return Verdict{}, FailureTimeout, fmt.Errorf("filter %s at %s: no answer within %s", s.Filter.Name(), stage, s.Timeout)
+}
+
+// cutOff is classify for the answer r of a call under ctx: an error that
+// came because ctx ended (not the call's own timeout) says that the call
+// was cut off, and why.
+func cutOff(ctx context.Context, s Step, stage Stage, r callResult, expired bool) (Verdict, string, error) {
+	if r.panicked == nil && r.err != nil && ctx.Err() != nil {
+		return Verdict{}, FailureError, fmt.Errorf("filter %s at %s: cut off: %w (%w)", s.Filter.Name(), stage, context.Cause(ctx), r.err)
+	}
+	return classify(r, expired)
 }
 
 func classify(r callResult, expired bool) (Verdict, string, error) {

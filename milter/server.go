@@ -124,10 +124,10 @@ type Server struct {
 	observer Observer
 	current  atomic.Pointer[configRef]
 
-	// ctx is cancelled when Shutdown gives up waiting; sessions pass it to
-	// filters so that their work stops too.
+	// ctx is cancelled, with ErrStopping, when Shutdown gives up
+	// waiting; sessions pass it to filters so that their work stops too.
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -157,7 +157,7 @@ func NewServer(cfg Config, logger *slog.Logger, observer Observer) *Server {
 	if observer == nil {
 		observer = nopObserver{}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Server{
 		logger:    logger,
 		observer:  observer,
@@ -236,6 +236,11 @@ func (s *Server) waitClosed(ctx context.Context) error {
 // ErrCloseUnfinished is returned by Shutdown when the sessions ended but
 // the Close of a filter did not before the context did.
 var ErrCloseUnfinished = errors.New("closing the filters did not finish")
+
+// ErrStopping is the cause of the context filters get, once Shutdown
+// has cut the sessions still in flight off: a filter call that ends so
+// failed because the daemon stops, not because of the filter.
+var ErrStopping = errors.New("sluice is stopping: the session was cut off")
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("milter server closed")
@@ -417,7 +422,7 @@ func (s *Server) ShutdownGrace(ctx, closing context.Context) error {
 	}()
 	select {
 	case <-done:
-		s.cancel()
+		s.cancel(ErrStopping)
 		s.current.Load().release()
 		return s.waitClosed(ctx)
 	case <-ctx.Done():
@@ -434,7 +439,7 @@ func (s *Server) ShutdownGrace(ctx, closing context.Context) error {
 		sess.c.interrupt()
 	}
 	s.mu.Unlock()
-	s.cancel()
+	s.cancel(ErrStopping)
 	<-done
 	s.current.Load().release()
 	s.waitClosed(closing)
