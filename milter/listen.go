@@ -296,7 +296,7 @@ func listenUnix(path string, opts UnixOptions) (*net.UnixListener, error) {
 	gid := -1
 	if opts.Group != "" {
 		var err error
-		if gid, err = lookupGroup(opts.Group); err != nil {
+		if gid, err = LookupGroup(opts.Group); err != nil {
 			return nil, err
 		}
 	}
@@ -394,7 +394,10 @@ func setSocketAccess(path string, gid int, opts UnixOptions) error {
 	return socketFileAccess(path, gid, opts.Group, mode)
 }
 
-func lookupGroup(g string) (int, error) {
+// LookupGroup returns the id of the group g, a name or a number, that a
+// unix listener's socket is to get (UnixOptions.Group). Listen looks it
+// up; a configuration can be checked with it before.
+func LookupGroup(g string) (int, error) {
 	if id, err := strconv.Atoi(g); err == nil {
 		// chown(2) reads -1 (and its unsigned form) as "leave the
 		// group", which would leave the socket's group silently as it

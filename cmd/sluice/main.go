@@ -320,6 +320,9 @@ error.`,
 					return cfg.At("body.temp_dir", fmt.Errorf("%s is not a directory", dir))
 				}
 			}
+			if err := cfg.CheckGroups(); err != nil {
+				return err
+			}
 			if err := config.Check(cfg, c.reg); err != nil {
 				return err
 			}

@@ -380,6 +380,11 @@ func (d *daemon) reload() {
 	if err == nil {
 		err = checkTempDir(cfg)
 	}
+	if err == nil {
+		// The listeners are bound at start only, but a file the next
+		// start would refuse must not pass for good.
+		err = cfg.CheckGroups()
+	}
 	var pipeline *filters.Pipeline
 	// The new filters' reports of what they hold wait until their
 	// configuration is in force: a failed reload must not leave them on

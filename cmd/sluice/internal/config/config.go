@@ -80,6 +80,29 @@ func (c *Config) At(key string, err error) error {
 	return &Error{File: c.File, Line: line, Key: key, Err: err}
 }
 
+// CheckGroups looks up the group of each unix listener that names one,
+// as the start does before it binds the socket. A group unknown to this
+// host stops the start; a reload or "sluice config check" that took it
+// would leave the daemon unable to start again at its next restart.
+func (c *Config) CheckGroups() error {
+	for i, l := range c.Listen {
+		if l.Group == "" {
+			continue
+		}
+		if _, err := milter.LookupGroup(l.Group); err != nil {
+			line := 0
+			if c.File != "" {
+				var doc yaml.Node
+				if data, rerr := os.ReadFile(c.File); rerr == nil && yaml.Unmarshal(data, &doc) == nil && len(doc.Content) > 0 {
+					line = entryKeyLine(doc.Content[0], "listen", i, "group")
+				}
+			}
+			return &Error{File: c.File, Line: line, Key: fmt.Sprintf("listen[%d].group", i), Err: fmt.Errorf("%w (sluice serve would not start)", err)}
+		}
+	}
+	return nil
+}
+
 // Listener is one milter socket.
 type Listener struct {
 	// Address is "unix:/path", "inet:host:port" or "inet:[host]:port"
