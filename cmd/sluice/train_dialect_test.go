@@ -59,3 +59,28 @@ func TestTrainRefusesStoreImportedSinceItOpened(t *testing.T) {
 		t.Errorf("after training again the store holds %s, want 55 spam, 15 ham", got)
 	}
 }
+
+// A word list keeps no record of which messages made its counts, so a
+// message bogofilter learned before the import cannot be moved or
+// unlearned by sluice, as docs/bayes.md says: --unlearn finds nothing
+// to take away, and retrained as the other class it is only added there
+// (bogofilter -Ns would also take it from ham).
+func TestTrainCannotMoveWhatBogofilterLearned(t *testing.T) {
+	dir, bdir, spam, ham := fromLineSetup(t)
+	bogofilterLearn(t, bdir, "-s", spam)
+	bogofilterLearn(t, bdir, "-n", ham)
+	db := filepath.Join(dir, "bayes.db")
+	importBogofilter(t, bdir, db)
+
+	r := runCLI(t, "", "train", "--ham", "--unlearn", "--no-refit", "--db", db, ham)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "15 messages: 0 unlearned from ham, 15 not learned as ham") {
+		t.Errorf("train --ham --unlearn on the ham bogofilter learned: %+v", r)
+	}
+	r = runCLI(t, "", "train", "--spam", "--no-refit", "--db", db, ham)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "15 messages: 15 learned as spam, 0 already learned, 0 moved from ham to spam") {
+		t.Errorf("train --spam on the ham bogofilter learned: %+v", r)
+	}
+	if got := statsField(t, db, "messages"); got != "30 spam, 15 ham" {
+		t.Errorf("the store holds %s, want 30 spam and bogofilter's 15 ham kept", got)
+	}
+}
