@@ -87,7 +87,11 @@ and the final verdict with the SMTP reply the client would get.
 The envelope comes from the flags; without --from the sender is the
 message's Return-Path, else its Sender, else the first address of its
 From (the null sender only when it names none), without --rcpt the
-recipients are the addresses in To and Cc.
+recipients are the addresses in To and Cc. A copy written by an archive
+filter is tested with the envelope it records (the sender of the mbox
+"From " line or of the maildir copy's Return-Path, the recipients of
+X-Sluice-Envelope-To, the queue id of X-Sluice-Queue-ID), without the
+fields the archive put on top.
 
 Nothing is learned and nothing is archived: a bayes filter opens its
 store read-only (a user who may only read it can run the test, and the
@@ -206,7 +210,7 @@ func (c *cli) dryRun(cmd *cobra.Command, args []string, tf testFlags) (int, erro
 				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %s\n", printable(m.Name), oneLine(m.Err.Error()))
 				return report(testReport{Message: m.Name, Error: m.Err.Error()})
 			}
-			tx, err := tf.transaction(conn, m.Data)
+			tx, err := tf.transaction(conn, m.Data, m.From)
 			if err != nil {
 				failed = true
 				fmt.Fprintf(cmd.ErrOrStderr(), "sluice test: %s: %s\n", printable(m.Name), oneLine(err.Error()))
@@ -308,23 +312,41 @@ func (tf testFlags) conn() (filters.Conn, error) {
 }
 
 // transaction is the SMTP transaction of one message: the envelope from
-// the flags or, failing them, from the message's header.
-func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transaction, error) {
+// the flags or, failing them, from the message: the envelope an archive
+// copy records, else the message's header. fromLine is the mbox "From "
+// line the message was read under, or nil.
+func (tf testFlags) transaction(conn filters.Conn, raw, fromLine []byte) (milter.Transaction, error) {
 	mta := milter.Postfix
 	if tf.mta == "sendmail" {
 		mta = milter.Sendmail
 	}
 	headers, body := milter.ParseMessage(raw, mta)
+	copied, isCopy := readArchiveCopy(headers, fromLine)
+	if isCopy {
+		// The fields the archive put on top are no part of the message
+		// the daemon saw: its filters must not see them either.
+		headers = headers[copied.top:]
+	}
 	tx := milter.Transaction{Conn: conn, QueueID: tf.queueID, Headers: headers, Body: strings.NewReader(string(body))}
+	if tx.QueueID == "" && isCopy {
+		tx.QueueID = copied.queueID
+	}
 	tx.Conn.Macros = maps.Clone(conn.Macros)
 	from := tf.from
-	if !tf.fromSet {
+	switch {
+	case tf.fromSet:
+	case isCopy:
+		from = copied.from
+	default:
 		from = senderOf(headers)
 	}
 	// The milter library takes the angle brackets off MAIL FROM and
 	// RCPT TO before the filters see them: "<>" is the null sender "".
 	tx.From = filters.Address{Addr: strings.Trim(from, "<>")}
 	rcpts := tf.rcpts
+	if len(rcpts) == 0 && isCopy {
+		rcpts = copied.rcpts
+	}
 	if len(rcpts) == 0 {
 		rcpts = recipientsOf(headers)
 	}
@@ -335,6 +357,58 @@ func (tf testFlags) transaction(conn filters.Conn, raw []byte) (milter.Transacti
 		tx.Rcpts = append(tx.Rcpts, filters.Address{Addr: strings.Trim(r, "<>")})
 	}
 	return tx, nil
+}
+
+// archiveCopy is what a copy the archive filter wrote records besides
+// the message the daemon saw (see docs/archive.md): its envelope, and how
+// many fields at the top of the header are the archive's own.
+type archiveCopy struct {
+	top     int
+	from    string
+	rcpts   []string
+	queueID string
+}
+
+// readArchiveCopy recognises a copy written by the archive filter: an
+// mbox record whose header starts with the archive's X-Sluice-Queue-ID,
+// or a maildir file whose header starts with the archive's Return-Path
+// and then that field, followed by an X-Sluice-Envelope-To per recipient
+// and the X-Sluice-Verdict. Its envelope is the one the archive recorded:
+// the sender in the "From " line (in a maildir copy, the Return-Path on
+// top) and the recipients in X-Sluice-Envelope-To. The header fields of
+// the message itself name other addresses: Postfix drops a Return-Path
+// the client wrote, Sendmail keeps a forged one, and From, To and Cc are
+// the author's (a mailing list, a bounce, a Bcc recipient).
+func readArchiveCopy(hs []filters.Header, fromLine []byte) (archiveCopy, bool) {
+	var c archiveCopy
+	i := 0
+	if fromLine == nil {
+		if len(hs) == 0 || !filters.SameName(hs[0].Name, "Return-Path") {
+			return c, false
+		}
+		c.from = strings.Trim(strings.TrimSpace(hs[0].Value), "<>")
+		i = 1
+	} else {
+		line := strings.TrimRight(string(fromLine), "\r\n")
+		sender, _, _ := strings.Cut(strings.TrimPrefix(line, "From "), " ")
+		// The archive writes the null sender as local delivery agents
+		// do.
+		if sender != "MAILER-DAEMON" {
+			c.from = sender
+		}
+	}
+	if i >= len(hs) || !filters.SameName(hs[i].Name, archive.FieldQueueID) {
+		return c, false
+	}
+	c.queueID = strings.TrimSpace(hs[i].Value)
+	for i++; i < len(hs) && filters.SameName(hs[i].Name, archive.FieldEnvelopeTo); i++ {
+		c.rcpts = append(c.rcpts, strings.TrimSpace(hs[i].Value))
+	}
+	if i >= len(hs) || !filters.SameName(hs[i].Name, archive.FieldVerdict) {
+		return c, false
+	}
+	c.top = i + 1
+	return c, true
 }
 
 // senderOf is the envelope sender a message shows: its Return-Path, else

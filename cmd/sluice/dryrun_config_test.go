@@ -98,7 +98,7 @@ filters:
 		}
 		tf := testFlags{clientIP: "127.0.0.1", clientName: "unknown", mta: "postfix"}
 		conn, _ := tf.conn()
-		tx, err := tf.transaction(conn, []byte(dryRunMessage("bob@lab.example")))
+		tx, err := tf.transaction(conn, []byte(dryRunMessage("bob@lab.example")), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -196,7 +196,7 @@ filters:
 	}
 	tf := testFlags{from: "news@watched.example", fromSet: true, rcpts: []string{"bob@lab.example"}, clientIP: "127.0.0.1", clientName: "localhost", mta: "postfix"}
 	conn, _ := tf.conn()
-	tx, err := tf.transaction(conn, ham)
+	tx, err := tf.transaction(conn, ham, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
