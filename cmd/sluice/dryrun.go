@@ -614,6 +614,7 @@ func dryRunRegistry(reg filters.Registry, scratch string, archiveDir *archiveScr
 				}
 			}
 			cfg.Targets = targets
+			env.Observer = scratchCopies{scratch: archiveDir, maildir: cfg.Format == archive.FormatMaildir}
 			return archive.New(env, cfg)
 		}
 	}
@@ -629,6 +630,9 @@ type archiveScratch struct {
 	// obstacles maps the scratch path of each obstacle to whether it is
 	// a directory.
 	obstacles map[string]bool
+	// written lists the paths of the copies made since copies was last
+	// called, as the daemon would have written them.
+	written []string
 }
 
 // mirrorObstacle puts at scratch, the scratch path of the archive target
@@ -770,37 +774,38 @@ func (a *archiveWrites) take() []string {
 	return p
 }
 
-// copies lists the archive copies written under the scratch directory
-// during one message, as the paths the daemon would have written (an mbox
-// file, or a maildir for a file in its new/ or cur/), and empties it for
-// the next, but for the obstacles, made again.
+// scratchCopies is told of each copy that an archive filter writes into
+// the scratch directory, and records the path the daemon would have
+// written: the mbox file, or the maildir (as a directory, with a final
+// "/") for the message's file in its new/. The filter's format says
+// which: a directory named new or cur may as well hold an mbox.
+type scratchCopies struct {
+	scratch *archiveScratch
+	maildir bool
+}
+
+func (s scratchCopies) ArchiveCopyWritten(filter, target, path string) {
+	real := strings.TrimPrefix(path, s.scratch.dir)
+	if s.maildir {
+		real = filepath.Dir(filepath.Dir(real)) + string(filepath.Separator)
+	}
+	a := s.scratch
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Contains(a.written, real) {
+		a.written = append(a.written, real)
+	}
+}
+
+// copies returns the paths the archive copies written under the scratch
+// directory during one message would have had (see scratchCopies), and
+// empties it for the next, but for the obstacles, made again.
 func (a *archiveScratch) copies() ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	dir := a.dir
-	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == dir {
-			return fs.SkipAll
-		}
-		if err != nil || d.IsDir() || strings.HasSuffix(p, ".lock") {
-			return err
-		}
-		if _, ok := a.obstacles[p]; ok {
-			return nil
-		}
-		real := strings.TrimPrefix(p, dir)
-		if parent := filepath.Base(filepath.Dir(real)); parent == "new" || parent == "cur" {
-			real = filepath.Dir(filepath.Dir(real)) + "/ (maildir)"
-		}
-		if !slices.Contains(paths, real) {
-			paths = append(paths, real)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("archive scratch directory: %w", err)
-	}
+	paths := a.written
+	a.written = nil
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("archive scratch directory: %w", err)
 	}
@@ -1000,6 +1005,9 @@ func (r testReport) writeText(w io.Writer) error {
 		}
 	}
 	for _, a := range r.WouldArchive {
+		if strings.HasSuffix(a, string(filepath.Separator)) {
+			a += " (maildir)"
+		}
 		p("archive:  would write %s (dry run: not written; --archive writes it)\n", printable(a))
 	}
 	for _, a := range r.Archived {
