@@ -835,9 +835,11 @@ type testReport struct {
 	Refused    []testRefuse `json:"refused_rcpts,omitempty"`
 	Edits      []testEdit   `json:"edits,omitempty"`
 	// HeadersSent and BodySent: whether the MTA hands them over with
-	// this pipeline (only when a filter reads them).
-	HeadersSent  bool     `json:"headers_sent"`
-	BodySent     bool     `json:"body_sent"`
+	// this pipeline (only when a filter reads them). Set for a message
+	// tested, even when false; a report of a message that could not be
+	// tested has neither, as it says nothing of the pipeline.
+	HeadersSent  *bool    `json:"headers_sent,omitempty"`
+	BodySent     *bool    `json:"body_sent,omitempty"`
 	WouldArchive []string `json:"would_archive,omitempty"`
 	// WouldAutolearn: what bayes filters would have auto-learned (the
 	// dry run learns nothing), and whether the store has it already.
@@ -904,7 +906,7 @@ func newTestReport(name string, tx milter.Transaction, res milter.Result) testRe
 		Envelope: &testEnvelope{ClientName: tx.Conn.Hostname, Helo: tx.Conn.Helo, From: tx.From.Addr,
 			QueueID: tx.QueueID, Macros: tx.Conn.Macros},
 		Verdict: res.Action.String(), Stage: res.Stage.String(), Filter: res.Filter, Reason: res.Reason,
-		Quarantine: res.Quarantine, HeadersSent: res.HeadersSent, BodySent: res.BodySent,
+		Quarantine: res.Quarantine, HeadersSent: &res.HeadersSent, BodySent: &res.BodySent,
 	}
 	if tx.Conn.Addr.IsValid() {
 		r.Envelope.ClientIP = tx.Conn.Addr.String()
@@ -968,7 +970,7 @@ func (r testReport) writeText(w io.Writer) error {
 	p("client:   %s, HELO %s\n", printable(client), printable(e.Helo))
 	p("from:     <%s>\n", printable(e.From))
 	p("to:       <%s>\n", printable(strings.Join(e.Rcpts, ">, <")))
-	if !r.HeadersSent {
+	if r.HeadersSent != nil && !*r.HeadersSent {
 		p("          (no filter reads the header: the MTA sends no header fields)\n")
 	}
 	p("filters:\n")

@@ -83,7 +83,8 @@ func TestDryRunVerdicts(t *testing.T) {
 	}
 	if rep.Verdict != "accept" || rep.Envelope.From != "alice@example.org" || strings.Join(rep.Envelope.Rcpts, ",") != "ok@lab.example" ||
 		rep.Envelope.QueueID != "QID1" || len(rep.Edits) != 1 || rep.Edits[0].Name != "X-Sluice-Test" || len(rep.Decisions) != 1 ||
-		rep.Decisions[0].Filter != "rules" || rep.Decisions[0].Stage != "eom" || rep.HeadersSent || rep.BodySent {
+		rep.Decisions[0].Filter != "rules" || rep.Decisions[0].Stage != "eom" ||
+		rep.HeadersSent == nil || *rep.HeadersSent || rep.BodySent == nil || *rep.BodySent {
 		t.Errorf("JSON report %+v", rep)
 	}
 
