@@ -24,36 +24,7 @@ import (
 // it, or the log tells an administrator that a message was refused
 // which the MTA delivered (milter_default_action = accept) or deferred.
 func TestFinalReplyNotDeliveredLogged(t *testing.T) {
-	slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 300 * time.Millisecond,
-		Verdict: filters.Verdict{Action: filters.Reject}}
-	logs := &syncLog{}
-	srv := milter.NewServer(milter.Config{Pipeline: pipeline(slow)}, slog.New(slog.NewTextHandler(logs, nil)), nil)
-	sock := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveOn(t, srv, ln)
-
-	// The client stands for an MTA whose timeout is shorter than the
-	// filter's answer.
-	c := gomilter.NewClientWithOptions("unix", sock, gomilter.ClientOptions{
-		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second,
-		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-	})
-	s, err := c.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
-	must(t)(s.Mail("a@example.org", nil))
-	s.Macros(gomilter.CodeRcpt, "i", "4XQ1LOST")
-	must(t)(s.Rcpt("b@example.org", nil))
-	if _, _, err := s.End(); err == nil {
-		t.Fatal("the reply came in time; the test needs it late")
-	}
-	s.Close()
-
+	logs, _ := sendToLateMTA(t, filters.Verdict{Action: filters.Reject}, "4XQ1LOST")
 	wantNotDelivered(t, logs, "4XQ1LOST", "broken pipe")
 }
 
@@ -74,37 +45,7 @@ func TestFinalReplyNotDeliveredWithEditsLogged(t *testing.T) {
 		{"quarantine", filters.Verdict{Action: filters.Quarantine, Reason: "held"}, "quarantine"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 300 * time.Millisecond,
-				Verdict: tc.verdict}
-			logs := &syncLog{}
-			sums := &summaries{}
-			srv := milter.NewServer(milter.Config{Pipeline: pipeline(slow)}, slog.New(slog.NewTextHandler(logs, nil)), sums)
-			sock := filepath.Join(t.TempDir(), "s.sock")
-			ln, err := net.Listen("unix", sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			serveOn(t, srv, ln)
-
-			// The client stands for an MTA whose timeout is shorter than
-			// the filter's answer.
-			c := gomilter.NewClientWithOptions("unix", sock, gomilter.ClientOptions{
-				ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second,
-				ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-			})
-			s, err := c.Session()
-			if err != nil {
-				t.Fatal(err)
-			}
-			must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
-			must(t)(s.Mail("a@example.org", nil))
-			s.Macros(gomilter.CodeRcpt, "i", "4XQ5LOST")
-			must(t)(s.Rcpt("b@example.org", nil))
-			if _, _, err := s.End(); err == nil {
-				t.Fatal("the reply came in time; the test needs it late")
-			}
-			s.Close()
-
+			logs, sums := sendToLateMTA(t, tc.verdict, "4XQ5LOST")
 			wantVerdictNotDelivered(t, logs, "4XQ5LOST", tc.want, "broken pipe")
 			sums.mu.Lock()
 			defer sums.mu.Unlock()
@@ -229,4 +170,41 @@ func TestFinalReplyDeliveredTCPNoWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendToLateMTA serves a pipeline whose one filter answers v at the end
+// of the message after 300 ms, to a client that stands for an MTA whose
+// timeout (100 ms) is shorter: it gives up and closes the connection
+// before sluice writes what comes after the verdict. It returns the
+// server's log and message summaries.
+func sendToLateMTA(t *testing.T, v filters.Verdict, queueID string) (*syncLog, *summaries) {
+	t.Helper()
+	slow := &filtertest.Fixed{FilterName: "slow", At: filters.StagesOf(filters.StageEOM), Delay: 300 * time.Millisecond, Verdict: v}
+	logs := &syncLog{}
+	sums := &summaries{}
+	srv := milter.NewServer(milter.Config{Pipeline: pipeline(slow)}, slog.New(slog.NewTextHandler(logs, nil)), sums)
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOn(t, srv, ln)
+
+	c := gomilter.NewClientWithOptions("unix", sock, gomilter.ClientOptions{
+		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second,
+		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+	})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	must(t)(s.Mail("a@example.org", nil))
+	s.Macros(gomilter.CodeRcpt, "i", queueID)
+	must(t)(s.Rcpt("b@example.org", nil))
+	if _, _, err := s.End(); err == nil {
+		t.Fatal("the reply came in time; the test needs it late")
+	}
+	s.Close()
+	return logs, sums
 }
