@@ -45,8 +45,14 @@ unit:
 # reloaded, sluice train writes to its store and /metrics is scraped
 # (cmd/sluice/soak_test.go): about a minute under -race, so 'unit' skips
 # it and it runs here once.
+#
+# Then mail under load through a real Postfix with every filter, reloads
+# and training (cmd/sluice/load_e2e_test.go), checked against the
+# deliveries, archives, log and metrics: under a minute without -race,
+# several under it, so it runs here without.
 soak:
 	SLUICE_SOAK=1 $(GO) test -race -count=1 -timeout 10m -run '^TestSoak$$' ./cmd/sluice
+	SLUICE_LOAD=1 $(GO) test -count=1 -timeout 15m -run '^TestLoadPostfix' ./cmd/sluice
 
 # Bounded fuzzing of the parsers and the milter server; the seed corpora
 # also run in 'unit' as plain tests. Shrinking each new input may take a
