@@ -108,7 +108,8 @@ each copy written.
 Exit status: 0 delivered (accept), 10 discard, 11 quarantine, 12 tempfail,
 13 reject; with several messages the strongest of them. 1 is an error (a
 broken configuration, a message that could not be read or larger than 256
-MiB, no message found), 2 a usage error.`,
+MiB, a message without a recipient and no --rcpt, no message found), 2 a
+usage error.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tf.fromSet = cmd.Flags().Changed("from")
 			code, err := c.dryRun(cmd, args, tf)
