@@ -19,6 +19,9 @@ type answer struct {
 	// sanitize; records past the first maxReason bytes are left out, as
 	// a reason shows no more.
 	txt []string
+	// txtCut is set when the text of the last string of txt was cut to
+	// fit: it may end in the first part of a name (see zone.hide).
+	txtCut bool
 	// nx is set for a negative answer: NXDOMAIN, or NOERROR without a
 	// record of the type asked for (NODATA).
 	nx bool

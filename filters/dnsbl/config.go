@@ -740,11 +740,61 @@ func displayName(zone string) string {
 // hide returns s with the zone replaced by the list's name: the texts of
 // failed lookups and the probes' query names hold the zone, and go to
 // the log, which must not show a key the zone holds either.
+//
+// The zone is found in any case: DNS names are case-insensitive (RFC
+// 4343), and a list's TXT text may write the name asked in capitals, or
+// as a resolver that randomises the case of its queries asked it.
 func (z *zone) hide(s string) string {
 	if z.zone == z.name {
 		return s
 	}
-	return strings.ReplaceAll(s, z.zone, z.name)
+	// asciiLower keeps every byte where it is, so an index into lower
+	// is one into s.
+	lower := asciiLower(s)
+	var b strings.Builder
+	for {
+		i := strings.Index(lower, z.zone)
+		if i < 0 {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteString(z.name)
+		s, lower = s[i+len(z.zone):], lower[i+len(z.zone):]
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// trimZoneStart returns s without the start of the zone (not the whole
+// zone, which hide replaces) it ends in, if it does: a text cut to a
+// reason's length inside the zone ends so, and hide, finding no zone
+// whole there, would leave the key in it.
+func (z *zone) trimZoneStart(s string) string {
+	if z.zone == z.name {
+		return s
+	}
+	lower := asciiLower(s)
+	for n := min(len(z.zone)-1, len(s)); n > 0; n-- {
+		if strings.HasSuffix(lower, z.zone[:n]) {
+			return s[:len(s)-n]
+		}
+	}
+	return s
+}
+
+// asciiLower returns s with ASCII capitals in lower case and every other
+// byte as it is.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // hideErr is hide of err's text, for the log.
@@ -949,11 +999,20 @@ const (
 // sanitize makes s one line of printable ASCII of at most max bytes:
 // TXT records may hold anything, and replies and header fields may not.
 func sanitize(s string, max int) string {
+	out, _ := sanitizeCut(s, max)
+	return out
+}
+
+// sanitizeCut is sanitize, and reports whether text was cut off at max
+// bytes: the end of such a text may be part of a longer word, such as
+// the first labels of a zone that hide would have replaced whole.
+func sanitizeCut(s string, max int) (string, bool) {
 	if len(s) <= max && clean(s) {
-		return s
+		return s, false
 	}
 	var b strings.Builder
 	space := false
+	cut := false
 	for _, r := range s {
 		switch {
 		case r == '\t' || r == '\r' || r == '\n' || r == ' ':
@@ -964,22 +1023,25 @@ func sanitize(s string, max int) string {
 		case r > 0x7e:
 			r = '?'
 		}
+		if b.Len() >= max {
+			// A character is left that would have been kept.
+			cut = true
+			break
+		}
 		if space {
 			b.WriteByte(' ')
 			space = false
 		}
 		b.WriteRune(r)
-		if b.Len() >= max {
-			break
-		}
 	}
 	out := b.String()
 	if len(out) > max {
 		// A cut after a space would leave it at the end, where clean
 		// allows none.
 		out = strings.TrimRight(out[:max], " ")
+		cut = true
 	}
-	return out
+	return out, cut
 }
 
 // clean reports whether s is already what sanitize makes of it: printable

@@ -768,10 +768,18 @@ func (f *Filter) reason(ctx context.Context, r result) string {
 			if ans.fail != "" {
 				f.obs.DNSBLError(f.name, r.z.name, ans.fail)
 				f.log.Debug("dnsbl: TXT lookup failed; using the code's reason", "zone", r.z.name, "kind", ans.fail, "err", r.z.hideErr(ans.err))
-			} else if text := sanitize(r.z.hide(strings.Join(ans.txt, " ")), maxReason); text != "" {
+			} else {
 				// hide: a list may word its text with the name asked,
-				// and so with the zone and its key.
-				return text
+				// and so with the zone and its key; cut to a reason's
+				// length, the text may end inside the zone, which hide
+				// then does not find whole.
+				text := strings.Join(ans.txt, " ")
+				if ans.txtCut {
+					text = r.z.trimZoneStart(text)
+				}
+				if text = sanitize(r.z.hide(text), maxReason); text != "" {
+					return text
+				}
 			}
 		} else if errors.Is(err, context.DeadlineExceeded) {
 			// Counted as a timeout, as an A lookup cut short is (see

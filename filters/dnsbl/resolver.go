@@ -700,8 +700,10 @@ func interpret(resp *dns.Msg, name string, qtype uint16, server string, maxTTL t
 					for _, part := range v.Txt {
 						b.WriteString(unescapeTXT(part))
 					}
-					if text := sanitize(b.String(), maxReason-kept); text != "" {
+					text, cut := sanitizeCut(b.String(), maxReason-kept)
+					if text != "" {
 						a.txt = append(a.txt, text)
+						a.txtCut = cut
 						kept += len(text) + 1
 					}
 				}
