@@ -160,6 +160,32 @@ func TestMatchIDN(t *testing.T) {
 	}
 }
 
+// Among globs the one with more literal characters wins, counted as the
+// name reads: an internationalised label counts its letters, not those
+// of its punycode form, whichever form the glob is written in.
+// "mail.*.example" (13 literal characters) decides before "*.ü.example"
+// (10) and "*.xn--tda.example" (ü again).
+func TestMatchGlobRankIDN(t *testing.T) {
+	for _, src := range []string{
+		"*.ü.example REJECT\nmail.*.example OK\n",
+		"*.xn--tda.example REJECT\nmail.*.example OK\n",
+		"mail.*.example OK\n*.ü.example REJECT\n",
+	} {
+		rs := compile(t, src, DefaultScope)
+		ok := 2
+		if strings.HasPrefix(src, "mail") {
+			ok = 1
+		}
+		t.Run(strings.ReplaceAll(src, "\n", "; "), func(t *testing.T) {
+			checkMatches(t, rs, []matchCase{
+				{MailFrom, "x@mail.ü.example", ok, nil},
+				{MailFrom, "x@mail.xn--tda.example", ok, nil},
+				{MailFrom, "x@www.ü.example", 3 - ok, nil},
+			})
+		})
+	}
+}
+
 // SMTPUTF8 senders (RFC 6531): a rule in the U-label catches the A-label
 // and the other way round, in any case, and an address rule with a UTF-8
 // local part catches that address in either spelling of its domain.

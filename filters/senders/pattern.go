@@ -68,9 +68,22 @@ func globMatch(p, name string) bool {
 }
 
 // globLiteral counts the literal characters of a glob: the more, the more
-// specific the glob.
+// specific the glob. A label kept in punycode counts the letters it
+// stands for, as the administrator reads the name: "ü" is one
+// character, not the seven of "xn--tda", or "*.ü.example" would rank
+// before "mail.*.example", whose literal text is longer, and decide
+// for mail.ü.example instead of it.
 func globLiteral(g string) int {
-	return len(g) - strings.Count(g, "*") - strings.Count(g, "?")
+	n := strings.Count(g, ".")
+	for _, l := range strings.Split(g, ".") {
+		if strings.HasPrefix(l, "xn--") && !strings.ContainsAny(l, "*?") {
+			if u, err := idnaProfile.ToUnicode(l); err == nil {
+				l = u
+			}
+		}
+		n += utf8.RuneCountInString(l) - strings.Count(l, "*") - strings.Count(l, "?")
+	}
+	return n
 }
 
 // globFactor returns the longest literal run of a glob, "" if none.
@@ -424,6 +437,7 @@ func buildPatterns(rules []Rule) patternSet {
 	// tagged ones first: "a tagged rule beats an untagged one with the
 	// same key" holds for patterns as for literal keys.
 	first := map[string]int{}
+	lits := map[int]int{} // rule index -> literal characters of its glob
 	var idx []int
 	for i := range rules {
 		r := &rules[i]
@@ -434,6 +448,9 @@ func buildPatterns(rules []Rule) patternSet {
 		if _, ok := first[k]; !ok {
 			first[k] = i
 		}
+		if r.kind == keyGlob {
+			lits[i] = globLiteral(r.norm)
+		}
 		idx = append(idx, i)
 	}
 	rank := func(i int) (int, int, int, int) {
@@ -442,7 +459,7 @@ func buildPatterns(rules []Rule) patternSet {
 		if r.kind == keyRegex {
 			kindRank = 1
 		} else {
-			lit = -globLiteral(r.norm)
+			lit = -lits[i]
 		}
 		tagged := 1
 		if r.Tagged {
