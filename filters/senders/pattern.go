@@ -30,7 +30,10 @@ func compileRegex(expr string) (*regexp.Regexp, error) {
 }
 
 // globMatch reports whether name matches the glob p, where * matches any
-// run of characters, dots included, and ? any one character.
+// run of characters, dots included, and ? any one character. Names are
+// ASCII but for a label that is not valid IDNA, which keeps its UTF-8
+// letters ("-é.example", see parseDomain): ? takes one of those whole,
+// as the administrator reads it, not one byte of it.
 func globMatch(p, name string) bool {
 	px, nx := 0, 0
 	star, mark := -1, 0
@@ -42,8 +45,9 @@ func globMatch(p, name string) bool {
 				px++
 				continue
 			case '?':
+				_, w := utf8.DecodeRuneInString(name[nx:])
 				px++
-				nx++
+				nx += w
 				continue
 			default:
 				if c == name[nx] {

@@ -9,6 +9,18 @@ import (
 	"testing"
 )
 
+// A glob on a name that is not valid IDNA, whose labels keep their
+// letters: "?" is one of them, as docs/senders.md says.
+func TestMatchGlobQuestionMarkNonASCII(t *testing.T) {
+	rs := compile(t, "-?.example REJECT\nab--???.example REJECT\n", DefaultScope)
+	checkMatches(t, rs, []matchCase{
+		{MailFrom, "x@-é.example", 1, nil},
+		{MailFrom, "x@-éé.example", 0, nil},
+		{MailFrom, "x@ab--déf.example", 2, nil},
+		{MailFrom, "x@ab--dé.example", 0, nil},
+	})
+}
+
 func TestGlobMatch(t *testing.T) {
 	tests := []struct {
 		glob, name string
@@ -33,6 +45,11 @@ func TestGlobMatch(t *testing.T) {
 		{"*ab", "aab", true},
 		{"*aab", "aaab", true},
 		{"a*a*a*a*b", strings.Repeat("a", 40), false},
+		// A label that is not valid IDNA keeps its UTF-8 letters: ?
+		// takes one whole.
+		{"-?.example", "-é.example", true},
+		{"-??.example", "-é.example", false},
+		{"*-?.example", "x-é.example", true},
 	}
 	for _, tt := range tests {
 		if got := globMatch(tt.glob, tt.name); got != tt.want {
