@@ -34,12 +34,15 @@ func (c *cli) newSendersTestCmd() *cobra.Command {
 		Use:                   "test ADDRESS [--helo NAME] [--client-name NAME] [--filter NAME] [--file FILE... [--match SUBJECTS]]",
 		DisableFlagsInUseLine: true,
 		Short:                 "Show which sender rule matches, and what it does",
-		Long: `test looks ADDRESS up as the envelope sender (mail_from) and as the
-address of a From: header field (header_from), and the names given with
---helo and --client-name, in the rules files of each senders filter of
-the configuration, as the daemon would, and prints for each the rule that
-decides (file:line, key and action), what the filter then does, and the
-WATCH rules that match, with whether the domain is new to them. It reads
+		Long: `test looks ADDRESS up, in the rules files of each senders filter of
+the configuration, as the daemon would: as the envelope sender
+(mail_from) and as the value of a From: header field (header_from),
+read as the filter reads one (a display name may come with it, as in a
+From: line copied from a message, and each address of a list is looked
+up), with the names given with --helo and --client-name. It prints for
+each the rule that decides (file:line, key and action), what the filter
+then does, and the WATCH rules that match, with whether the domain is
+new to them. It reads
 the files as they are now, so it also tests an edit before the daemon
 picks it up. "<>" is the null sender. --client-name unknown (Postfix's
 word for a client without a verified reverse name) is not looked up, as
@@ -173,44 +176,57 @@ func (s sendersSetup) test(w io.Writer, address, helo, client string) error {
 		fmt.Fprintf(w, "filter %s: ", s.name)
 	}
 	fmt.Fprintf(w, "%d rules from %s\n", rs.Len(), strings.Join(paths, ", "))
-	lookups := []struct {
-		subj  senders.Subject
-		value string
-	}{{senders.MailFrom, address}}
-	if n := senders.ParseAddress(address); !n.Null {
-		lookups = append(lookups, struct {
-			subj  senders.Subject
-			value string
-		}{senders.HeaderFrom, address})
+	// Each lookup as the filter makes it: the address as the envelope
+	// sender, and as the value of a From: field, which the filter reads
+	// as a mail reader does (a display name, several addresses), not as
+	// an envelope address: "bob%spam.example" is one at spam.example,
+	// but no From: address at all.
+	type lookup struct {
+		m senders.Match
+		// none says why nothing was looked up.
+		none string
+	}
+	env := rs.Match(senders.MailFrom, address)
+	lookups := []lookup{{m: env}}
+	if !env.Name.Null {
+		names, _ := senders.FromFieldNames(address)
+		for _, n := range names {
+			lookups = append(lookups, lookup{m: rs.MatchName(senders.HeaderFrom, n)})
+		}
+		if len(names) == 0 {
+			lookups = append(lookups, lookup{
+				m:    senders.Match{Subject: senders.HeaderFrom, Name: senders.Name{Local: address}},
+				none: "a From: field of this text holds no address",
+			})
+		}
 	}
 	if helo != "" {
-		lookups = append(lookups, struct {
-			subj  senders.Subject
-			value string
-		}{senders.Helo, helo})
+		lookups = append(lookups, lookup{m: rs.Match(senders.Helo, helo)})
 	}
-	if client != "" {
-		lookups = append(lookups, struct {
-			subj  senders.Subject
-			value string
-		}{senders.ClientName, client})
+	if client == "unknown" {
+		// As the filter does: Postfix's word for a client without a
+		// verified reverse name is no name, and a rule for it never
+		// applies.
+		lookups = append(lookups, lookup{
+			m:    senders.Match{Subject: senders.ClientName, Name: senders.Name{Domain: client}},
+			none: "Postfix's word for a client without a verified name",
+		})
+	} else if client != "" {
+		lookups = append(lookups, lookup{m: rs.Match(senders.ClientName, client)})
 	}
 	for _, l := range lookups {
-		if l.subj == senders.ClientName && l.value == "unknown" {
-			// As the filter does: Postfix's word for a client without
-			// a verified reverse name is no name, and a rule for it
-			// never applies.
-			fmt.Fprintf(w, "%s unknown\n  rule    none looked up: Postfix's word for a client without a verified name\n  action  continue\n", l.subj)
+		m := &l.m
+		fmt.Fprintf(w, "%s %s\n", m.Subject, senders.Describe(m.Name))
+		if l.none != "" {
+			fmt.Fprintf(w, "  rule    none looked up: %s\n  action  continue\n", l.none)
 			continue
 		}
-		m := rs.Match(l.subj, l.value)
-		fmt.Fprintf(w, "%s %s\n", l.subj, senders.Describe(m.Name))
 		if m.Rule == nil {
 			fmt.Fprintln(w, "  rule    none matches")
 		} else {
 			fmt.Fprintf(w, "  rule    %s\n", m.Rule)
 		}
-		fmt.Fprintf(w, "  action  %s\n", sendersAction(&m, s.reject))
+		fmt.Fprintf(w, "  action  %s\n", sendersAction(m, s.reject))
 		watch := m.Watch
 		if s.watchAll && m.Rule != nil {
 			watch = append(watch, m.Rule)

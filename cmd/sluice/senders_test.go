@@ -407,3 +407,53 @@ func TestSendersTestClientNameUnknown(t *testing.T) {
 		t.Errorf("a real name: exit %d, stderr %q, output:\n%s", r.code, r.stderr, r.stdout)
 	}
 }
+
+// The header_from lookup reads ADDRESS as the filter reads a From:
+// field, not as an envelope sender: the two differ for a display name,
+// which a pasted From: line has, and for the envelope forms Postfix
+// rewrites ("bob%spam.example"), which no mail reader shows as an
+// address. Its verdict must be the filter's.
+func TestSendersTestHeaderFromAsTheFilterReadsIt(t *testing.T) {
+	tests := []struct {
+		value, want string
+	}{
+		{"CEO <ceo@partner.example>", `header_from ceo@partner.example
+  rule    ../../testdata/senders/access:30: ceo@partner.example OK
+  action  continue (OK: less specific rules do not apply)
+`},
+		{"bob%spam.example", `header_from bob%spam.example
+  rule    none looked up: a From: field of this text holds no address
+  action  continue
+`},
+		{"a@nothing.example, bob@spam.example", `header_from a@nothing.example
+  rule    none matches
+  action  continue
+header_from bob@spam.example
+  rule    ../../testdata/senders/access:20: spam.example REJECT		# the whole zone
+  action  reject: 550 5.7.1 Access denied
+`},
+	}
+	rs, err := senders.Load([]senders.File{{Path: sendersAccess, Scope: senders.DefaultScope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		r := runCLI(t, "", "senders", "test", tt.value, "--file", sendersAccess)
+		_, got, _ := strings.Cut(r.stdout, "\nheader_from ")
+		got = "header_from " + got
+		if r.code != 0 || got != tt.want {
+			t.Errorf("%q: exit %d, stderr %q, header_from lookups:\n%s\nwant:\n%s", tt.value, r.code, r.stderr, got, tt.want)
+		}
+		// The filter's own reading of a From: field with this value.
+		names, _ := senders.FromFieldNames(tt.value)
+		blocks := false
+		for _, n := range names {
+			if m := rs.MatchName(senders.HeaderFrom, n); m.Rule != nil && m.Rule.Action == senders.Reject {
+				blocks = true
+			}
+		}
+		if blocks != strings.Contains(tt.want, "action  reject") {
+			t.Errorf("%q: the filter rejects: %v; the command says:\n%s", tt.value, blocks, got)
+		}
+	}
+}

@@ -314,3 +314,19 @@ func headerAddresses(value string, max int) (addrs []string, more bool) {
 	}
 	return addrs, false
 }
+
+// FromFieldNames returns the compared forms of the addresses of a From:
+// field value, read as the filter reads the field at the end of the
+// header (see headerAddresses), at most the filter's bound of them; more
+// reports that the field holds another address beyond those. A value
+// that is an address in an envelope form only ("bob%spam.example")
+// holds none, and a display name does not hide the address after it:
+// "sluice senders test" shows what the filter does with the field.
+func FromFieldNames(value string) (names []Name, more bool) {
+	addrs, more := headerAddresses(value, maxFromAddresses)
+	names = make([]Name, len(addrs))
+	for i, a := range addrs {
+		names[i] = parseAddress(a)
+	}
+	return names, more
+}

@@ -424,9 +424,9 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		}
 		fields := m.FromFields()
 		for _, v := range fields {
-			addrs, more := headerAddresses(v, maxFromAddresses)
-			for _, a := range addrs {
-				ms = append(ms, rs.MatchName(HeaderFrom, parseAddress(a)))
+			names, more := FromFieldNames(v)
+			for _, n := range names {
+				ms = append(ms, rs.MatchName(HeaderFrom, n))
 			}
 			if more && crowded == "" {
 				crowded = fmt.Sprintf("a From field holds more than %d different addresses", maxFromAddresses)
