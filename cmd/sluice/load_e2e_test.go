@@ -131,39 +131,13 @@ func loadSend(c *mtatest.Client, from string, to []string, raw []byte) (mtatest.
 //
 //	SLUICE_LOAD=1 go test -run '^TestLoadPostfix' ./cmd/sluice
 func TestLoadPostfixEndToEnd(t *testing.T) {
-	mtatest.Require(t)
-	if os.Getenv("SLUICE_LOAD") == "" {
-		t.Skip("set SLUICE_LOAD=1")
-	}
-	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
-	if err := os.MkdirAll(filepath.Join(stateDir, "tmp"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(stateDir, "bayes.db")
-	trainFixtures(t, db)
-	rules := filepath.Join(dir, "access")
-	if err := os.WriteFile(rules, []byte("blocked.example\tREJECT\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dnsSrv := dnsbltest.Start(t)
-	dnsSrv.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
-	dnsSrv.AddA("5.0.0.127.bl.test", 300, "127.0.0.2")
-	bodies := soakBodies(t)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	milterAddr := ln.Addr().String()
-	ln.Close()
+	le := newLoadEnv(t)
+	stateDir, db, rules, dnsSrv, bodies, milterAddr := le.stateDir, le.db, le.rules, le.dns, le.bodies, le.milterAddr
 	config := func(v string) string { return loadConfig(v, "10s", milterAddr, stateDir, rules, dnsSrv.Addr) }
 
 	goroutines, fds := runtime.NumGoroutine(), openFDs()
 	td := startDaemonWith(t, config("A"))
-	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + milterAddr, DefaultAction: "tempfail",
-		ExtraConfig: []string{"smtpd_client_connection_count_limit = 0", "smtpd_client_message_rate_limit = 0",
-			"milter_command_timeout = 60s", "milter_content_timeout = 120s"}})
+	mta := startLoadPostfix(t, milterAddr)
 
 	startGoroutines, startFDs := runtime.NumGoroutine(), openFDs()
 	done := make(chan struct{})
@@ -747,35 +721,10 @@ func loadSession(t *testing.T, addr string, s int, bodies [][]byte) []loadSent {
 // mail Postfix took (250) must be exactly the mail the daemon logged as
 // accepted and archived, nothing else archived.
 func TestLoadPostfixShutdown(t *testing.T) {
-	mtatest.Require(t)
-	if os.Getenv("SLUICE_LOAD") == "" {
-		t.Skip("set SLUICE_LOAD=1")
-	}
-	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
-	if err := os.MkdirAll(filepath.Join(stateDir, "tmp"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(stateDir, "bayes.db")
-	trainFixtures(t, db)
-	rules := filepath.Join(dir, "access")
-	if err := os.WriteFile(rules, []byte("blocked.example\tREJECT\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dnsSrv := dnsbltest.Start(t)
-	dnsSrv.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
-	dnsSrv.AddA("5.0.0.127.bl.test", 300, "127.0.0.2")
-	bodies := soakBodies(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	milterAddr := ln.Addr().String()
-	ln.Close()
-	td := startDaemonWith(t, loadConfig("A", "1s", milterAddr, stateDir, rules, dnsSrv.Addr))
-	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + milterAddr, DefaultAction: "tempfail",
-		ExtraConfig: []string{"smtpd_client_connection_count_limit = 0", "smtpd_client_message_rate_limit = 0",
-			"milter_command_timeout = 60s", "milter_content_timeout = 120s"}})
+	le := newLoadEnv(t)
+	stateDir, bodies, milterAddr := le.stateDir, le.bodies, le.milterAddr
+	td := startDaemonWith(t, loadConfig("A", "1s", milterAddr, stateDir, le.rules, le.dns.Addr))
+	mta := startLoadPostfix(t, milterAddr)
 
 	sent := make([][]loadSent, loadSessions)
 	next := make(chan int)
@@ -856,4 +805,54 @@ func TestLoadPostfixShutdown(t *testing.T) {
 	if len(lines) != len(accepted) {
 		t.Errorf("%d accept lines in the log, Postfix took %d", len(lines), len(accepted))
 	}
+}
+
+// loadEnv is what both load tests start from: a state directory with a
+// store trained on the fixtures, a senders rules file, a DNS list on
+// loopback listing two test clients, the message bodies, and a free
+// port for the milter (fixed, so that it survives reloads).
+type loadEnv struct {
+	stateDir, db, rules string
+	dns                 *dnsbltest.Server
+	bodies              [][]byte
+	milterAddr          string
+}
+
+// newLoadEnv skips unless SLUICE_LOAD is set, and prepares a loadEnv.
+func newLoadEnv(t *testing.T) loadEnv {
+	t.Helper()
+	if os.Getenv("SLUICE_LOAD") == "" {
+		t.Skip("set SLUICE_LOAD=1 (make test does, in its soak step)")
+	}
+	mtatest.Require(t)
+	dir := t.TempDir()
+	le := loadEnv{stateDir: filepath.Join(dir, "state"), rules: filepath.Join(dir, "access")}
+	if err := os.MkdirAll(filepath.Join(le.stateDir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	le.db = filepath.Join(le.stateDir, "bayes.db")
+	trainFixtures(t, le.db)
+	if err := os.WriteFile(le.rules, []byte("blocked.example\tREJECT\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	le.dns = dnsbltest.Start(t)
+	le.dns.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
+	le.dns.AddA("5.0.0.127.bl.test", 300, "127.0.0.2")
+	le.bodies = soakBodies(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	le.milterAddr = ln.Addr().String()
+	ln.Close()
+	return le
+}
+
+// startLoadPostfix starts a Postfix that hands mail to the milter at
+// addr, with no limits of its own on the load's clients.
+func startLoadPostfix(t *testing.T, addr string) *mtatest.MTA {
+	t.Helper()
+	return mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "inet:" + addr, DefaultAction: "tempfail",
+		ExtraConfig: []string{"smtpd_client_connection_count_limit = 0", "smtpd_client_message_rate_limit = 0",
+			"milter_command_timeout = 60s", "milter_content_timeout = 120s"}})
 }
