@@ -71,6 +71,33 @@ func TestDurableCreation(t *testing.T) {
 			t.Errorf("new mbox in an existing directory: synced %q, want %q", got, want)
 		}
 	})
+	// Another writer (a second daemon, or a filter of the same one
+	// under another path's lock) may have created the mbox and not yet
+	// synced its directory when this append finds it, empty, and
+	// acknowledges its copy: the name has to be made durable by
+	// whoever writes the first record into it, as that writer does
+	// its own only after its sync.
+	t.Run("mbox created by another", func(t *testing.T) {
+		root := t.TempDir()
+		a := NewAppender(time.Second, nil)
+		synced := recordDirSyncs(a)
+		path := filepath.Join(root, "spam.mbox")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.AppendMbox(ctx, path, writeTestMessage); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := synced(), []string{root}; !slices.Equal(got, want) {
+			t.Errorf("first record into an empty mbox another made: synced %q, want %q", got, want)
+		}
+		if _, err := a.AppendMbox(ctx, path, writeTestMessage); err != nil {
+			t.Fatal(err)
+		}
+		if got := synced(); len(got) != 0 {
+			t.Errorf("second record: synced %q, want none", got)
+		}
+	})
 	t.Run("maildir", func(t *testing.T) {
 		root := t.TempDir()
 		a := NewAppender(time.Second, nil)

@@ -135,6 +135,9 @@ type lockedMbox struct {
 	f    *os.File
 	path string
 	size int64 // length before the append
+	// dirSynced is set when this open created the file and fsync'd the
+	// directory that holds its name (see openMboxFile).
+	dirSynced bool
 	// noDotLock is set for a reader that could not make the dot-lock
 	// (see tryReadLock): the one at path+lockSuffix is not ours.
 	noDotLock bool
@@ -243,9 +246,12 @@ func openLocked(path string, open func() (*os.File, error), lock func(*os.File) 
 // directory. The directory of an mbox it creates is fsync'd: the record
 // is, before the append returns, but a power cut could still lose the
 // file's name, and the record with it.
-func (a *Appender) openMboxFile(path string) (*os.File, error) {
+//
+// created reports whether this open made the file (and synced its
+// directory).
+func (a *Appender) openMboxFile(path string) (f *os.File, created bool, err error) {
 	// Exclusively first, to know whether the file is new.
-	f, err := OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, fileMode)
+	f, err = OpenTrustedLink(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, fileMode)
 	created, exclusive, dir := err == nil, err == nil, filepath.Dir(path)
 	if errors.Is(err, fs.ErrExist) {
 		f, err = OpenTrustedLink(path, os.O_RDWR|os.O_APPEND, 0)
@@ -262,13 +268,13 @@ func (a *Appender) openMboxFile(path string) (*os.File, error) {
 				created = true
 				if dir, err = createdDir(f, path); err != nil {
 					f.Close()
-					return nil, err
+					return nil, false, err
 				}
 			}
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if created && os.Geteuid() == 0 {
 		if err := adoptDirOwner(f, dir); err != nil {
@@ -276,7 +282,7 @@ func (a *Appender) openMboxFile(path string) (*os.File, error) {
 			if exclusive {
 				os.Remove(path)
 			}
-			return nil, fmt.Errorf("open %s: %w", path, err)
+			return nil, false, fmt.Errorf("open %s: %w", path, err)
 		}
 	}
 	if created {
@@ -284,7 +290,7 @@ func (a *Appender) openMboxFile(path string) (*os.File, error) {
 		// it already, and an empty mbox is a valid one.
 		if err := a.dirSync(dir); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("open %s: fsync its directory: %w", path, err)
+			return nil, false, fmt.Errorf("open %s: fsync its directory: %w", path, err)
 		}
 	}
 	fi, err := f.Stat()
@@ -296,9 +302,9 @@ func (a *Appender) openMboxFile(path string) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, false, err
 	}
-	return f, nil
+	return f, created, nil
 }
 
 // createdDir returns the directory in which f, the mbox just created at
@@ -340,11 +346,16 @@ func TrustedLink(path string, link fs.FileInfo) error {
 type UntrustedLinkError = trustedlink.UntrustedError
 
 func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
-	f, err := openLocked(path, func() (*os.File, error) { return a.openMboxFile(path) }, tryKernelLocks)
+	var created bool
+	f, err := openLocked(path, func() (*os.File, error) {
+		f, c, err := a.openMboxFile(path)
+		created = c
+		return f, err
+	}, tryKernelLocks)
 	if err != nil {
 		return nil, err
 	}
-	l := &lockedMbox{f: f, path: path}
+	l := &lockedMbox{f: f, path: path, dirSynced: created}
 	err = a.tryDotLock(path+lockSuffix, f, false, func(rollback int64) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
@@ -603,6 +614,19 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
 	defer l.unlock()
+	if l.size == 0 && !l.dirSynced {
+		// Another writer may have created the file and not yet fsync'd
+		// its directory (each does that before its first record, so a
+		// record in the file means it has): a power cut could then lose
+		// the name with the record this append acknowledges.
+		dir, err := createdDir(l.f, path)
+		if err == nil {
+			err = a.dirSync(dir)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("archive %s: fsync the directory of the empty mbox: %w", path, err)
+		}
+	}
 	cw := &countWriter{w: l.f}
 	returned := false
 	defer func() {
