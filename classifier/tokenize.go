@@ -160,9 +160,10 @@ func (t *Tokenizer) tokenizeReader(r io.Reader, sorted bool) (Message, error) {
 	return msg, nil
 }
 
-// read reads at most MaxBytes of a message.
+// read reads at most MaxBytes of a message, and of an mbox From_ line
+// before it (see walker.tokenize, which makes the exact cut).
 func (t *Tokenizer) read(r io.Reader) ([]byte, bool, error) {
-	raw, truncated, err := readCapped(r, t.opts.MaxBytes)
+	raw, truncated, err := readCapped(r, t.opts.MaxBytes+maxMboxFromLine)
 	if err != nil {
 		return nil, false, fmt.Errorf("read message: %w", err)
 	}
@@ -209,8 +210,13 @@ func (t *Tokenizer) acquire() *walker {
 // Tokens and Features slices are w's own (see Tokenizer.withMessage).
 func (w *walker) tokenize(raw []byte, sorted, scratch bool) Message {
 	truncated := false
-	if len(raw) > w.opts.MaxBytes {
-		raw = cutAtCharacter(raw, w.opts.MaxBytes)
+	// The cap counts the message, not an mbox From_ line before it: the
+	// command classifies a message file with that line in a store
+	// imported from bogofilter (see classifierInput in cmd/sluice), the
+	// daemon the same message without it, and both must read as much of
+	// the message.
+	if limit := w.opts.MaxBytes + mboxFromLineLen(raw); len(raw) > limit {
+		raw = cutAtCharacter(raw, limit)
 		truncated = true
 	}
 	if body := skipMboxFromLine(raw); len(body) != len(raw) {
@@ -313,6 +319,22 @@ func readCapped(r io.Reader, max int) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	return b.Bytes(), n > int64(max), nil
+}
+
+// maxMboxFromLine bounds the mbox From_ line mboxFromLineLen looks for,
+// so that finding it costs little on a message of one long line; a real
+// one holds an address and a date.
+const maxMboxFromLine = 1024
+
+// mboxFromLineLen returns the length of the mbox From_ line (with its
+// line end) raw starts with, 0 if none or if it is longer than
+// maxMboxFromLine.
+func mboxFromLineLen(raw []byte) int {
+	head := raw[:min(len(raw), maxMboxFromLine)]
+	if len(head) < len(raw) && bytes.IndexByte(head, '\n') < 0 {
+		return 0
+	}
+	return len(head) - len(skipMboxFromLine(head))
 }
 
 // skipMboxFromLine drops a leading mbox "From " separator line: message files

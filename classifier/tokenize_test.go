@@ -759,6 +759,37 @@ func TestMboxFromLineOrFromField(t *testing.T) {
 	}
 }
 
+// The cap on a message's bytes counts the message, not the mbox From_
+// line before it: in a store imported from bogofilter, the command
+// classifies a message file with its From_ line (bogofilter reads it), and
+// the daemon the same message without one. A message just under the cap
+// is read whole by both.
+func TestMaxBytesLeavesOutTheFromLine(t *testing.T) {
+	const limit = 400
+	from := "From alice@example.org Mon Jan  1 10:00:00 2024\n"
+	head := "Subject: capped\n\n"
+	body := strings.Repeat("filler ", (limit-len(head)-len("x\nlastword\n"))/7)
+	msg := head + body + strings.Repeat("x", limit-len(head)-len(body)-len("\nlastword\n")) + "\nlastword\n"
+	if len(msg) != limit {
+		t.Fatalf("message of %d bytes, want %d", len(msg), limit)
+	}
+	for _, d := range []Dialect{DialectSluice, DialectBogofilter} {
+		tk := NewTokenizer(TokenizerOptions{MaxBytes: limit, Dialect: d})
+		daemon := tk.TokenizeBytes([]byte(msg))
+		file := tk.TokenizeBytes([]byte(from + msg))
+		if daemon.Truncated || !slices.Contains(daemon.Tokens, "lastword") {
+			t.Fatalf("%s: the message alone: truncated %v, tokens %q", d, daemon.Truncated, daemon.Tokens)
+		}
+		if file.Truncated || !slices.Contains(file.Tokens, "lastword") {
+			t.Errorf("%s: with its From_ line: truncated %v, tokens %q", d, file.Truncated, file.Tokens)
+		}
+		over := tk.TokenizeBytes([]byte(from + msg + "overword\n"))
+		if !over.Truncated || slices.Contains(over.Tokens, "overword") {
+			t.Errorf("%s: a message over the cap, with its From_ line: truncated %v, tokens %q", d, over.Truncated, over.Tokens)
+		}
+	}
+}
+
 // Encoded words in base64 that mail clients decode although
 // base64.StdEncoding refuses them: padding left out, a blank where the
 // word was folded, a stray byte after the data. Before, each stayed
