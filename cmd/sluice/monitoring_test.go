@@ -66,10 +66,27 @@ func TestMonitoringAlertRules(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"SluiceDown", "SluiceFilterFailing", "SluiceDNSBLListDown", "SluiceDNSBLListRefusing",
+	for _, want := range []string{"SluiceDown", "SluiceRestarting", "SluiceFilterFailing", "SluiceDNSBLListDown", "SluiceDNSBLListRefusing",
 		"SluiceBayesStoreUnavailable", "SluiceArchiveFailing", "SluiceNewSenderDomain"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s in docs/alerts/", want)
+		}
+	}
+	// The table of docs/install.md names every alert, and no other.
+	guide, err := os.ReadFile(filepath.Join(repoRoot, "docs", "install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(Sluice[A-Za-z]+)` \\|").FindAllStringSubmatch(string(guide), -1) {
+		listed[m[1]] = true
+		if !alerts[m[1]] {
+			t.Errorf("docs/install.md lists alert %s, which docs/alerts/ does not have", m[1])
+		}
+	}
+	for a := range alerts {
+		if !listed[a] {
+			t.Errorf("alert %s is missing from the table in docs/install.md", a)
 		}
 	}
 }
