@@ -293,6 +293,54 @@ func TestSendersEndToEndReload(t *testing.T) {
 	mta.AssertNothingDelivered(t, 5*time.Second)
 }
 
+// A SIGHUP that comes while a rules file is rewritten in place
+// ("generate-rules > senders": the shell has emptied it, the program
+// has not written yet) keeps the rules in force for the new
+// connections; the finished file is read once it is complete.
+func TestSendersEndToEndReloadWhileWritten(t *testing.T) {
+	mtatest.Require(t)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "senders")
+	sendersWriteFile(t, rules, "spam.example REJECT\n")
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	td := startDaemonWith(t, sendersConfig(sock, dir, rules, "      reload_interval: 100ms\n"))
+	mta := mtatest.StartPostfix(t, mtatest.PostfixOptions{Milter: "unix:" + sock, DefaultAction: "tempfail"})
+	mailFrom := func(from string) mtatest.Reply {
+		t.Helper()
+		c := mtatest.DialSMTP(t, mta.Addr())
+		defer c.Quit()
+		c.Cmd("EHLO client.example")
+		return c.Cmd("MAIL FROM:<" + from + ">")
+	}
+	countLog := func(s string) int { return strings.Count(td.log.String(), s) }
+
+	out, err := os.OpenFile(rules, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return countLog("config reloaded") == 1 })
+	if r := mailFrom("x@spam.example"); r.Code != 550 {
+		t.Errorf("after a SIGHUP while the file is empty: %v, want the rule in force (550)", r)
+	}
+	if !strings.Contains(td.log.String(), "the rules in force stay") {
+		t.Errorf("the rules kept are not logged:\n%s", td.log.String())
+	}
+
+	if _, err := out.WriteString("spam.example REJECT\nnew.example REJECT\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return countLog("senders: rules reloaded") == 1 })
+	if r := mailFrom("x@new.example"); r.Code != 550 {
+		t.Errorf("the finished file: %v, want 550", r)
+	}
+	mta.AssertNothingDelivered(t, 5*time.Second)
+}
+
 // sendersWriteFile replaces path by a complete new file, as editors and
 // configuration managers do.
 func sendersWriteFile(t *testing.T, path, text string) {

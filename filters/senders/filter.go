@@ -240,6 +240,10 @@ type Filter struct {
 	obs   Observer
 	seen  *seenStore
 	rules atomic.Pointer[Rules]
+	// shared holds the rules in force under key, the files' filesKey,
+	// for the filter a reload builds next.
+	shared *Shared
+	key    string
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -266,7 +270,22 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if shared == nil {
+		shared = NewShared()
+	}
+	key := filesKey(s.files)
 	rs, err := Load(s.files)
+	if prev := shared.inForce(key); prev != nil && s.interval > 0 {
+		// A reload (SIGHUP) while a file is written in place: as when
+		// the change check sees it, the rules in force stay until the
+		// file stops changing, and the file watcher then reads it. Half
+		// a line may not parse, which must not fail the reload either.
+		if now := prev.current(); !sameStamps(now, prev.stamps) && anyUnfinished(now) {
+			log.Warn("senders: a rules file is empty or ends in the middle of a line, as while it is being written; the rules in force stay until it stays the same",
+				"files", strings.Join(prev.Files(), ","), "wait", time.Duration(unfinishedChecks)*s.interval)
+			rs, err = prev, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -281,14 +300,12 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 			return nil, fmt.Errorf("seen_file %s (where WATCH rules remember the domains they saw): %w", s.seenPath, err)
 		}
 	}
-	if shared == nil {
-		shared = NewShared()
-	}
 	seen, err := shared.openSeen(s.seenPath, s.limit, log)
 	if err != nil {
 		return nil, err
 	}
-	f := &Filter{name: name, s: s, log: log, seen: seen, stop: make(chan struct{}), done: make(chan struct{})}
+	shared.holdRules(key, rs)
+	f := &Filter{name: name, s: s, log: log, seen: seen, shared: shared, key: key, stop: make(chan struct{}), done: make(chan struct{})}
 	f.obs, _ = env.Observer.(Observer)
 	f.rules.Store(rs)
 	f.logLoaded(rs, "senders: rules loaded")
@@ -328,13 +345,17 @@ func (f *Filter) Rules() *Rules { return f.rules.Load() }
 
 // watchFiles reloads the rules when a file changes. A changed file is
 // read once it stayed the same for one interval, so that a file being
-// written in place is not read half-way. A file that cannot be used is
-// reported once per change; the rules in force stay.
+// written in place is not read half-way; one that looks unfinished
+// (empty, or its last line without end) once it stayed the same for
+// unfinishedChecks intervals, as its writer may pause for longer than
+// one. A file that cannot be used is reported once per change; the rules
+// in force stay.
 func (f *Filter) watchFiles() {
 	defer close(f.done)
 	t := time.NewTicker(f.s.interval)
 	defer t.Stop()
 	var failed, pending []stamp
+	stable := 0 // checks that found the files as pending
 	for {
 		select {
 		case <-f.stop:
@@ -348,10 +369,17 @@ func (f *Filter) watchFiles() {
 			continue
 		}
 		if !sameStamps(now, pending) {
-			pending = now
+			pending, stable = now, 0
 			continue
 		}
-		pending = nil
+		if stable++; stable < unfinishedChecks && anyUnfinished(now) {
+			if stable == 1 {
+				f.log.Info("senders: a rules file changed and is empty or ends in the middle of a line, as while it is being written; it is read once it stays the same",
+					"files", strings.Join(cur.Files(), ","), "wait", time.Duration(unfinishedChecks)*f.s.interval)
+			}
+			continue
+		}
+		pending, stable = nil, 0
 		rs, err := Load(f.s.files)
 		if err != nil {
 			failed = now
@@ -363,6 +391,7 @@ func (f *Filter) watchFiles() {
 		}
 		failed = nil
 		f.rules.Store(rs)
+		f.shared.setRules(f.key, rs)
 		f.logLoaded(rs, "senders: rules reloaded")
 		if f.obs != nil {
 			f.obs.SenderRulesReloaded(f.name, true)
@@ -386,6 +415,7 @@ func (f *Filter) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.done
+		f.shared.releaseRules(f.key)
 		f.seen.release()
 		if f.obs != nil {
 			// After the file watcher, the last to report.

@@ -100,8 +100,7 @@ type testFilter struct {
 }
 
 // writeFile replaces path by a complete new file, as a careful
-// administrator does (a file written in place is covered by the filter
-// waiting until it stays the same, which a test cannot time).
+// administrator does (a file written in place: writeInPlace).
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -686,6 +685,133 @@ func TestFilterReloadOnChange(t *testing.T) {
 	waitUntil(t, "the report of the missing file", func() bool { return strings.Count(f.log.String(), "cannot be used") == 2 })
 	if verdict("x@spam.example") != filters.Continue || f.Rules().Len() != 1 {
 		t.Error("a deleted file changed the rules in force")
+	}
+}
+
+// writeInPlace rewrites path as "generate-rules > path" does: the shell
+// empties the file, then the program writes its output in steps, with
+// a pause of several check intervals before each.
+func writeInPlace(t *testing.T, path string, pause time.Duration, steps ...string) {
+	t.Helper()
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for _, step := range steps {
+		time.Sleep(pause)
+		if _, err := out.WriteString(step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A file rewritten in place by a slow writer is not read while it is
+// empty or ends in the middle of a line, though it stays so for several
+// intervals: the blocks in force stay until the file is complete. A file
+// emptied on purpose takes effect once it stays empty.
+func TestFilterReloadWrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "spam.example REJECT\nham.example DISCARD\n")
+	interval := 100 * time.Millisecond
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}, ReloadInterval: &interval}, nil, "")
+	verdict := func(from string) filters.Action {
+		return check(t, f.Filter, filters.StageMailFrom, message(from, "", "")).Action
+	}
+	var mu sync.Mutex
+	var lifted []string
+	// Checked by the writer after each pause, while the file is
+	// empty or half-written.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 3; i++ {
+			time.Sleep(5 * interval)
+			if verdict("x@spam.example") != filters.Reject || verdict("x@ham.example") != filters.Discard {
+				mu.Lock()
+				lifted = append(lifted, fmt.Sprintf("after %d pauses: %d rules in force", i+1, f.Rules().Len()))
+				mu.Unlock()
+			}
+		}
+	}()
+	// Pauses of 5 intervals: the checks see the file empty while the
+	// program prepares its output (the empty first step), then cut in a
+	// line, each time for longer than one interval.
+	writeInPlace(t, rules, 5*interval, "", "spam.example REJECT\nham.exa", "mple DISCARD\nnew.example REJECT\n")
+	<-done
+	mu.Lock()
+	if len(lifted) > 0 {
+		t.Errorf("the rules of a file being written were put in force: %s", strings.Join(lifted, "; "))
+	}
+	mu.Unlock()
+	waitUntil(t, "the finished file", func() bool { return f.Rules().Len() == 3 })
+	if verdict("x@new.example") != filters.Reject || verdict("x@ham.example") != filters.Discard {
+		t.Error("the finished file is not in force")
+	}
+	if got := f.obs.reloadResults(); len(got) != 1 || !got[0] {
+		t.Errorf("reload results %v, want one good reload", got)
+	}
+	if !strings.Contains(f.log.String(), "ends in the middle of a line") {
+		t.Errorf("the wait is not logged:\n%s", f.log)
+	}
+
+	// Emptied on purpose: in force once it stays so.
+	if err := os.Truncate(rules, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the emptied file", func() bool { return f.Rules().Len() == 0 })
+	if verdict("x@spam.example") != filters.Continue {
+		t.Error("the emptied file is not in force")
+	}
+}
+
+// A reload (SIGHUP) that comes while a file is being written in place
+// builds the new filter with the rules in force, not half of the file;
+// its file watcher takes the file once it is complete.
+func TestFilterRebuildWhileWritten(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	writeFile(t, rules, "spam.example REJECT\nham.example DISCARD\n")
+	interval := 100 * time.Millisecond
+	cfg := Config{Files: []FileConfig{{Path: rules}}, ReloadInterval: &interval}
+	shared, state := NewShared(), t.TempDir()
+	f := newTestFilter(t, cfg, shared, state)
+
+	out, err := os.OpenFile(rules, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for _, step := range []string{"", "spam.example REJECT\nham.exa"} {
+		if _, err := out.WriteString(step); err != nil {
+			t.Fatal(err)
+		}
+		f2 := newTestFilter(t, cfg, shared, state)
+		for from, want := range map[string]filters.Action{"x@spam.example": filters.Reject, "x@ham.example": filters.Discard} {
+			if got := check(t, f2.Filter, filters.StageMailFrom, message(from, "", "")).Action; got != want {
+				t.Errorf("built on the file holding %q: %s gets %s, want %s", step, from, got, want)
+			}
+		}
+		if !strings.Contains(f2.log.String(), "the rules in force stay") {
+			t.Errorf("the rules kept are not logged:\n%s", f2.log)
+		}
+		// The running filter is closed once the new one is built.
+		f.Close()
+		f = f2
+	}
+	if _, err := out.WriteString("mple DISCARD\nnew.example REJECT\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the finished file", func() bool { return f.Rules().Len() == 3 })
+	if got := check(t, f.Filter, filters.StageMailFrom, message("x@new.example", "", "")).Action; got != filters.Reject {
+		t.Errorf("the finished file is not in force: x@new.example gets %s", got)
 	}
 }
 

@@ -222,6 +222,10 @@ func parseFields(line string, fileScope Scope) (r Rule, note, reason string) {
 	if r.kind == keyNull && !r.Scope.Has(MailFrom) {
 		return r, "", "<> is the null envelope sender: it needs the From: tag or a file that matches mail_from"
 	}
+	if r.kind == keyNull && r.Action == Watch {
+		// It would be accepted and never heard of again.
+		return r, "", "<> WATCH never reports anything: WATCH reports new domains, and the null sender has none"
+	}
 	return r, "", ""
 }
 

@@ -217,6 +217,8 @@ func TestParseMalformedLines(t *testing.T) {
 		{`"unterminated@example.com REJECT`, "unterminated quote"},
 		{`"a"b@example.com REJECT`, "bad address"},
 		{"Helo:<> REJECT", "null envelope sender"},
+		{"<> WATCH", "<> WATCH never reports anything: WATCH reports new domains, and the null sender has none"},
+		{"From:<> watch # bounces", "<> WATCH never reports anything"},
 		{"xn--a.example REJECT", "bad domain"},
 		{strings.Repeat("a", 250) + ".example REJECT", "longer than 253"},
 		// Mistakes whose plain reason would puzzle: a blank that is not

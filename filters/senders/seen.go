@@ -121,16 +121,21 @@ func (l *SeenList) marshal() []byte {
 }
 
 // Shared is the state that filters built by one factory share across
-// reloads: the open seen files. A reload builds a new filter while the
-// old one finishes its sessions; both must agree on which domains are
-// new, or a domain would be reported twice.
+// reloads: the open seen files, and the rules in force for each list of
+// rules files. A reload builds a new filter while the old one finishes
+// its sessions; both must agree on which domains are new, or a domain
+// would be reported twice, and the new one keeps the rules in force
+// while a rules file is still being written (see New).
 type Shared struct {
-	mu   sync.Mutex
-	seen map[string]*seenStore
+	mu    sync.Mutex
+	seen  map[string]*seenStore
+	rules map[string]*rulesInForce
 }
 
 // NewShared returns an empty Shared.
-func NewShared() *Shared { return &Shared{seen: map[string]*seenStore{}} }
+func NewShared() *Shared {
+	return &Shared{seen: map[string]*seenStore{}, rules: map[string]*rulesInForce{}}
+}
 
 // seenStore is an open seen file, shared by the filters that use it.
 type seenStore struct {
