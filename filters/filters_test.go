@@ -204,6 +204,24 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
+// A reply template's text is checked as ParseReply checks a reply's,
+// but for its length, which the filter checks on what it renders.
+func TestParseReplyTemplate(t *testing.T) {
+	long := strings.Repeat("x", 400) + " {queue_id}"
+	r, err := filters.ParseReplyTemplate("550 5.7.1 " + long)
+	if err != nil || r.Code != 550 || r.Enhanced != "5.7.1" || r.Text != long {
+		t.Errorf("%+v %v", r, err)
+	}
+	if _, err := filters.ParseReply("550 5.7.1 " + long); err == nil {
+		t.Errorf("ParseReply accepted a text of %d bytes", len(long))
+	}
+	for _, bad := range []string{"", "abc text", "550 4.7.1 mismatch", "550 5.7.1", "250 ok", "550 5.7 text", "550 5.7.1 line\r\nbreak"} {
+		if _, err := filters.ParseReplyTemplate(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
 // A first word of digits and dots that starts like an enhanced status
 // code but is not a whole one is a mistyped code: taken as text, it went
 // out as "550 5.0.0 5.7 text". It is refused, naming the code; a first

@@ -100,6 +100,17 @@ const maxReplyText = 400
 
 // Validate checks that r can be sent to an SMTP client as it is.
 func (r Reply) Validate() error {
+	if err := r.validate(); err != nil {
+		return err
+	}
+	if len(r.Text) > maxReplyText {
+		return fmt.Errorf("reply text is %d bytes long, at most %d allowed", len(r.Text), maxReplyText)
+	}
+	return nil
+}
+
+// validate is Validate without the bound on the text's length.
+func (r Reply) validate() error {
 	if r.Code < 400 || r.Code > 599 {
 		return fmt.Errorf("reply code %d: must be 4xx or 5xx", r.Code)
 	}
@@ -110,9 +121,6 @@ func (r Reply) Validate() error {
 	}
 	if r.Text == "" {
 		return fmt.Errorf("reply text is empty")
-	}
-	if len(r.Text) > maxReplyText {
-		return fmt.Errorf("reply text is %d bytes long, at most %d allowed", len(r.Text), maxReplyText)
 	}
 	for i := 0; i < len(r.Text); i++ {
 		c := r.Text[i]
@@ -176,6 +184,22 @@ func (r Reply) String() string {
 // ParseReply parses a reply written as in the config file:
 // "550 5.7.1 Some text" or "451 Some text".
 func ParseReply(s string) (Reply, error) {
+	r, err := ParseReplyTemplate(s)
+	if err != nil {
+		return Reply{}, err
+	}
+	if err := r.Validate(); err != nil {
+		return Reply{}, fmt.Errorf("reply %q: %w", s, err)
+	}
+	return r, nil
+}
+
+// ParseReplyTemplate is ParseReply for a reply whose text has
+// placeholders that the filter fills in when it sends the reply: the
+// text's length is not checked, as the text as written is not what is
+// sent. The caller checks the text it can render against the 400 bytes
+// that Validate allows.
+func ParseReplyTemplate(s string) (Reply, error) {
 	code, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
 	n, err := strconv.Atoi(code)
 	if err != nil || len(code) != 3 {
@@ -191,7 +215,7 @@ func ParseReply(s string) (Reply, error) {
 		rest = strings.TrimSpace(after)
 	}
 	r.Text = rest
-	if err := r.Validate(); err != nil {
+	if err := r.validate(); err != nil {
 		return Reply{}, fmt.Errorf("reply %q: %w", s, err)
 	}
 	return r, nil

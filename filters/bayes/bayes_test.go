@@ -994,6 +994,34 @@ func TestReplyLengthLimit(t *testing.T) {
 	}
 }
 
+// The limit is on the text as sent, not as written: a text over 400
+// characters as written whose placeholders render shorter than their
+// names ({verdict} at most 6 characters, {spamicity} 8) fits, and is
+// sent whole. Such a text used to be refused when the configuration was
+// read, as if its placeholders were sent as written.
+func TestReplyLengthAsRendered(t *testing.T) {
+	text := strings.Repeat("x", 400-len(" Unsure 0.000000")) + " {verdict} {spamicity}"
+	if len(text) <= 400 {
+		t.Fatalf("text of %d characters: want one over 400 as written", len(text))
+	}
+	f := newFilter(t, trainedStore(t), "spam: {action: reject, reply: '550 5.7.1 "+text+"'}", nil)
+	v := check(t, f, spamMessage())
+	want := regexp.MustCompile(`^x{384} Spam [01]\.[0-9]{6}$`)
+	if v.Reply == nil || !want.MatchString(v.Reply.Text) {
+		t.Errorf("reply %v, want the whole text with verdict and spamicity", v.Reply)
+	}
+	// One character more could come to 401 with an unsure verdict.
+	_, err := bayes.Open(filters.Env{Name: "bayes", StateDir: t.TempDir()}, options(t, "spam: {action: reject, reply: '550 5.7.1 x"+text+"'}"), "v")
+	if want := "its text comes to 401 characters with its placeholders at their longest ({verdict}: 6, {spamicity}: 8), at most 400 allowed"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+	// A text without placeholders is counted as it is written.
+	_, err = bayes.Open(filters.Env{Name: "bayes", StateDir: t.TempDir()}, options(t, "spam: {action: reject, reply: '550 5.7.1 "+strings.Repeat("x", 401)+"'}"), "v")
+	if want := "its text is 401 characters long, at most 400 allowed"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	tests := []struct{ opts, want string }{
 		{"spam: {action: bounce}", `spam.action: unknown action "bounce"`},

@@ -417,7 +417,10 @@ func (vc VerdictConfig) check(v classifier.Verdict, def Action) (verdictAction, 
 		}
 		return va, nil
 	}
-	r, err := filters.ParseReply(reply)
+	// Its text's length is checked below, on what it renders to: the
+	// text as written counts "{spamicity}" as 11 characters, where 8
+	// are sent.
+	r, err := filters.ParseReplyTemplate(reply)
 	if err != nil {
 		return va, fmt.Errorf("reply: %w", err)
 	}
@@ -430,7 +433,9 @@ func (vc VerdictConfig) check(v classifier.Verdict, def Action) (verdictAction, 
 	// Checked with the placeholders filled in, as the reply is sent:
 	// a text that may come out longer than a reply may be would lose
 	// its end at run time.
-	if n, fields := va.text.longest(); n > maxReplyText {
+	if n, fields := va.text.longest(); n > maxReplyText && len(fields) == 0 {
+		return va, fmt.Errorf("reply: %q: its text is %d characters long, at most %d allowed", reply, n, maxReplyText)
+	} else if n > maxReplyText {
 		return va, fmt.Errorf("reply: %q: its text comes to %d characters with its placeholders at their longest (%s), at most %d allowed", reply, n, strings.Join(fields, ", "), maxReplyText)
 	}
 	va.reply = r

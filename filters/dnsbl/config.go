@@ -531,9 +531,14 @@ var (
 )
 
 // parseReply parses a reply with placeholders in its text and checks that
-// its code fits the action (5xx for reject, 4xx for tempfail).
+// its code fits the action (5xx for reject, 4xx for tempfail). The values
+// have no bound of their own (a TXT text, a list of zones) and the text
+// is cut to maxReplyText when it is sent (renderReply), so what must fit
+// is the reply's own text, without its placeholders: one longer would be
+// cut in every reply. The placeholders' names are not sent, and not
+// counted.
 func parseReply(s string, reject bool, names []string) (filters.Reply, template, error) {
-	r, err := filters.ParseReply(s)
+	r, err := filters.ParseReplyTemplate(s)
 	if err != nil {
 		return r, nil, err
 	}
@@ -547,6 +552,9 @@ func parseReply(s string, reject bool, names []string) (filters.Reply, template,
 	t, err := parseTemplate(r.Text, names)
 	if err != nil {
 		return r, nil, fmt.Errorf("%q: %w", s, err)
+	}
+	if n := t.ownLen(); n > maxReplyText {
+		return r, nil, fmt.Errorf("%q: its text without the placeholders is %d bytes long, at most %d allowed", s, n, maxReplyText)
 	}
 	return r, t, nil
 }
@@ -939,6 +947,15 @@ func parseTemplate(s string, allowed []string) (template, error) {
 		s = s[i+j+1:]
 	}
 	return t, nil
+}
+
+// ownLen is the length of the template's literal text.
+func (t template) ownLen() int {
+	n := 0
+	for _, p := range t {
+		n += len(p.lit)
+	}
+	return n
 }
 
 func (t template) render(values map[string]string) string {

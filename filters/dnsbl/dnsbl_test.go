@@ -932,6 +932,32 @@ func TestReplyKeepsItsText(t *testing.T) {
 	}
 }
 
+// A reply's length is checked on what is sent: its own text, as the
+// values put in are cut to fit when the reply is sent. A text over 400
+// bytes as written, with the placeholders' names, used to be refused
+// although its own text fits; one whose own text does not fit is.
+func TestReplyLengthAsSent(t *testing.T) {
+	srv := dnsbltest.Start(t)
+	srv.AddA("1.2.0.192.bl.test", 300, "127.0.0.2")
+	own := strings.Repeat("x", 390)
+	reply := "554 5.7.1 " + own + " {zone} {listed}"
+	cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test", Reply: reply, Codes: map[string]string{"127.0.0.2": "spam source"}})
+	e := newEnv(t, srv, cfg, nil)
+	v := e.check(t, filters.StageConnect, conn("192.0.2.1"))
+	if want := own + " bl.test 1"; v.Reply == nil || v.Reply.Text != want {
+		t.Errorf("reply %v, want text %q", v.Reply, want)
+	}
+
+	cfg = baseConfig(srv, ZoneConfig{Zone: "bl.test", Reply: "554 5.7.1 " + strings.Repeat("x", 401) + " {zone}"})
+	f, err := New(filters.Env{}, cfg, nil)
+	if want := "its text without the placeholders is 402 bytes long, at most 400 allowed"; err == nil || !strings.Contains(err.Error(), want) {
+		if err == nil {
+			f.Close()
+		}
+		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+}
+
 // A listing with several codes gets the reasons of all, in one part of
 // the field that fold cannot break: with long reasons the field had a
 // line longer than the 998 characters RFC 5322 2.1.1 allows. The reasons
