@@ -94,12 +94,15 @@ func (s *session) closed() {
 	}
 	if s.msg != nil {
 		reason := "connection lost"
-		if s.c.quit {
+		switch {
+		case s.c.quit:
 			// Sendmail ends the connection with a QUIT and no abort
 			// when its client quits in the middle of a message, after
 			// MAIL FROM or RCPT TO (observed with 8.17; Postfix aborts
 			// first): the MTA gave the message up, as with an abort.
 			reason = "aborted by MTA"
+		case s.c.interrupted.Load():
+			reason = reasonCutOff
 		}
 		s.logMessage(filters.Continue, nil, reason, true)
 	}
@@ -464,7 +467,17 @@ func (s *session) Abort(m *gomilter.Modifier) error {
 // finish ends the message with a final reply and logs it.
 func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomilter.Response {
 	s.ending.queueID, s.ending.verdict = "", ""
-	if s.msg != nil {
+	switch {
+	case s.msg == nil:
+	case s.c.interrupted.Load():
+		// A shutdown cut the session off before the reply (its time
+		// ran out, perhaps with the filters still at work, whose
+		// failure policy made this verdict): the reply cannot be
+		// written, and the MTA applies its milter default action. The
+		// message got no verdict from sluice, as one cut off between
+		// the MTA's packets.
+		s.logMessage(filters.Continue, nil, reasonCutOff, true)
+	default:
 		s.logMessage(a, r, reason, false)
 		s.ending.queueID, s.ending.verdict = s.msg.QueueID, a.String()
 	}
@@ -472,6 +485,10 @@ func (s *session) finish(a filters.Action, r *filters.Reply, reason string) gomi
 	s.resetMessage()
 	return reply(a, r)
 }
+
+// reasonCutOff is the reason of a message whose session a shutdown cut
+// off before sluice's verdict reached the MTA.
+const reasonCutOff = "cut off: sluice is stopping"
 
 func (s *session) applyEdits(m *gomilter.Modifier) error {
 	// present holds the names of the fields the MTA's header has: those

@@ -374,6 +374,11 @@ filters:
 			if !strings.Contains(log, "shutdown deadline passed") {
 				t.Fatalf("the message in flight was not cut off at the deadline:\n%s", log)
 			}
+			// The MTA got no verdict for the message: its line says so,
+			// not the accept of the sleep filter's failure policy.
+			if line := messageLine(log); !strings.Contains(line, "verdict=aborted") || !strings.Contains(line, `reason="cut off: sluice is stopping"`) {
+				t.Errorf("message line %q, want it aborted, cut off", line)
+			}
 			if how == "second signal" {
 				if !strings.Contains(log, "closing a filter did not finish") || !strings.Contains(log, "filter=slow-store") {
 					t.Errorf("after a second stop signal the log does not name the filter left behind:\n%s", log)
@@ -390,4 +395,15 @@ filters:
 			}
 		})
 	}
+}
+
+// messageLine returns the last message line of log, "" if none.
+func messageLine(log string) string {
+	var line string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "msg=message ") {
+			line = l
+		}
+	}
+	return line
 }
