@@ -30,7 +30,10 @@ import (
 // the null sender. (Sendmail delivers the former from
 // x:bob@spam.example, at the same domain; an address rule on
 // bob@spam.example refuses it too, which mail worth having does not
-// miss: no MTA or mail client writes a group in MAIL FROM.)
+// miss: no MTA or mail client writes a group in MAIL FROM.) A name
+// before the address in angle brackets is dropped (see routeAddr):
+// both MTAs deliver MAIL FROM:<"Joe" <bob@spam.example>> from
+// bob@spam.example.
 func EnvelopeAddress(s string) (local, domain string, null bool) {
 	return splitAddress(cutOpenComment(WithoutCFWS(s)), true)
 }
@@ -72,6 +75,13 @@ func SplitAddress(s string) (local, domain string, null bool) {
 // splitAddress is SplitAddress; envelope says that s is an envelope
 // sender, whose empty list elements are dropped (see EnvelopeAddress).
 func splitAddress(s string, envelope bool) (local, domain string, null bool) {
+	local, domain, null = splitRaw(s, envelope)
+	return unquoteLocal(local), domain, null
+}
+
+// splitRaw is splitAddress with the local part as written: quoted
+// strings and backslashes left in.
+func splitRaw(s string, envelope bool) (local, domain string, null bool) {
 	// The brackets, even one without the other, as go-milter takes
 	// them off the envelope sender: "<bob@spam.example (x>" is cut
 	// before its ">".
@@ -84,7 +94,7 @@ func splitAddress(s string, envelope bool) (local, domain string, null bool) {
 			s = strings.TrimSpace(trimList(member))
 			s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">"))
 		}
-		s = trimList(s)
+		s = trimList(routeAddr(s))
 	}
 	if s == "" {
 		return "", "", true
@@ -122,10 +132,12 @@ func splitAddress(s string, envelope bool) (local, domain string, null bool) {
 		// site!user, as user@site (swap_bangpath), and of user%site
 		// as user@site (the percent hack, the last "%" counting), and
 		// delivers the message from it, as Sendmail does the UUCP path.
+		// Blanks around the "!" or "%" are no part of either: Postfix
+		// delivers <bob % x> from bob@x.
 		if bang > 0 {
-			local, domain = unquoteLocal(s[bang+1:]), s[:bang]
+			local, domain = strings.TrimSpace(s[bang+1:]), strings.TrimSpace(s[:bang])
 		} else if pct >= 0 && pct < len(s)-1 {
-			local, domain = unquoteLocal(s[:pct]), s[pct+1:]
+			local, domain = strings.TrimSpace(s[:pct]), strings.TrimSpace(s[pct+1:])
 		}
 	}
 	// Sendmail drops a final ";" (MAIL FROM:<bob@spam.example ;>) and
@@ -172,6 +184,119 @@ func groupMember(s string) (string, bool) {
 		return s, false
 	}
 	return s[colon+1:], true
+}
+
+// routeAddr returns the address of an RFC 822 mailbox written with a
+// phrase, "name <address>": what follows the first "<" outside quoted
+// strings, up to the next ">" if there is one (go-milter takes the
+// final ">" off with the envelope's). Postfix reads MAIL FROM so: it
+// delivers MAIL FROM:<"Joe" <joe@example.com>> from joe@example.com
+// (observed with 3.7). Any other s is returned as it is.
+func routeAddr(s string) string {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == '<' && !quoted:
+			if i == 0 {
+				return s
+			}
+			addr := s[i+1:]
+			if j := strings.IndexByte(addr, '>'); j >= 0 {
+				addr = addr[:j]
+			}
+			return strings.TrimSpace(addr)
+		}
+	}
+	return s
+}
+
+// DeliveredSender returns the envelope sender s written as Postfix
+// writes the address it delivers the message from, in the Return-Path
+// field and the mbox From_ line of a mailbox: "" for the null sender,
+// else the address EnvelopeAddress reads, its local part without
+// quotes and backslashes and quoted anew only where RFC 5322 needs it
+// (see quoteLocal). So MAIL FROM:<"Joe" <joe@example.com>>,
+// <x:joe@example.com;>, <joe@example.com (Joe)>, <"joe"@example.com>
+// and <example.com!joe> are delivered, and returned, as
+// joe@example.com, and <"john smith"@example.com> as it is (observed
+// with Postfix 3.7). An address without a domain is returned without
+// one: Postfix adds its $myorigin, which is not known here.
+func DeliveredSender(s string) string {
+	local, domain, null := splitRaw(cutOpenComment(WithoutCFWS(s)), true)
+	if null {
+		return ""
+	}
+	local = quoteLocal(localText(local))
+	if domain == "" {
+		return local
+	}
+	return local + "@" + domain
+}
+
+// localText returns a local part as Postfix keeps it: without the quotes
+// of its quoted strings and the blanks outside them, and with each
+// backslash replaced by the character it quotes, inside quoted strings
+// or not (Postfix delivers MAIL FROM:<x\:bob@x> and <"a" . "b"@x> from
+// "x:bob"@x and a.b@x).
+func localText(s string) string {
+	if !strings.ContainsAny(s, "\"\\ \t") {
+		return s
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			quoted = !quoted
+		case (c == ' ' || c == '\t') && !quoted:
+		case c == '\\':
+			if i++; i < len(s) {
+				b.WriteByte(s[i])
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// quoteLocal returns a local part as an address writes it: as it is
+// when it is a dot-atom (RFC 5322 section 3.4.1), else as a quoted
+// string, with a backslash before each quote and backslash. Postfix
+// quotes so: "john smith", ".a", "a..b", "x:bob" and an empty local part
+// are quoted, and characters past ASCII are left alone (SMTPUTF8).
+func quoteLocal(s string) string {
+	if isDotAtom(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// isDotAtom tells whether s is atoms joined by single dots; a byte past
+// ASCII counts as atom text.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f || strings.IndexByte(`()<>@,;:\"[]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // cutOpenComment returns s up to its first "(" outside quoted strings:
@@ -282,7 +407,7 @@ func routeEnd(s string) int {
 // net/mail gives unquoted, quotes and "@" included (the From: address
 // "\"a\"@x"@spam.example comes as "a"@x@spam.example). A backslash
 // quotes the next character only inside a quoted string (RFC 5322
-// section 3.2.4). A local part that is one quoted string is unquoted.
+// section 3.2.4). The local part is returned as written.
 func splitMailAddress(s string) (local, domain string) {
 	at := -1
 	quoted := false
@@ -300,9 +425,9 @@ func splitMailAddress(s string) (local, domain string) {
 		at = strings.LastIndexByte(s, '@')
 	}
 	if at < 0 {
-		return unquoteLocal(s), ""
+		return s, ""
 	}
-	return unquoteLocal(s[:at]), s[at+1:]
+	return s[:at], s[at+1:]
 }
 
 // unquoteLocal returns the text of a local part that is one quoted

@@ -96,6 +96,15 @@ func TestEnvelopeAddress(t *testing.T) {
 		{`<"x:bob"@spam.example;>`, "x:bob", "spam.example", false},
 		{`<x\:bob@spam.example;>`, `x\:bob`, "spam.example", false},
 		{"<x:bob@spam.example (c;>", "x:bob", "spam.example", false},
+		// A phrase before the address in angle brackets is an RFC 822
+		// mailbox to Postfix, which delivers MAIL FROM:<"Joe"
+		// <joe@x>> from joe@x (observed with 3.7); go-milter takes
+		// the final ">" off with the envelope's.
+		{`"Joe" <bob@spam.example`, "bob", "spam.example", false},
+		{`<"Joe" <bob@spam.example>>`, "bob", "spam.example", false},
+		{"Joe <bob@spam.example", "bob", "spam.example", false},
+		{`"Joe <x@fine.example>" <bob@spam.example`, "bob", "spam.example", false},
+		{`x:"Joe" <bob@spam.example>;`, "bob", "spam.example", false},
 		{`<"x:bob@spam.example;>`, `"x:bob`, "spam.example", false},
 	} {
 		local, domain, null := filters.EnvelopeAddress(tc.in)
@@ -108,6 +117,74 @@ func TestEnvelopeAddress(t *testing.T) {
 	if local, domain, _ := filters.SplitAddress(`john (doe@x.example`); local != "john (doe" || domain != "x.example" {
 		t.Errorf("SplitAddress: %q, %q; want %q, %q", local, domain, "john (doe", "x.example")
 	}
+}
+
+// The sender as Postfix 3.7 delivers the message from it, in its
+// Return-Path (observed; TestArchiveSenderAgainstMailbox in cmd/sluice
+// checks the same forms against a real mailbox).
+func TestDeliveredSender(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"joe@example.com", "joe@example.com"},
+		{"Joe@Example.COM.", "Joe@Example.COM"},
+		{"", ""},
+		{"<>", ""},
+		{"@relay.example:", ""},
+		{"x:;", ""},
+		{"@relay.example:joe@example.com", "joe@example.com"},
+		{`"Joe" <joe@example.com`, "joe@example.com"},
+		{`"John Smith" <"john smith"@example.com`, `"john smith"@example.com`},
+		{"Joe:joe@example.com;", "joe@example.com"},
+		{"joe@example.com (Joe)", "joe@example.com"},
+		{"joe@example.com (Joe", "joe@example.com"},
+		{";,joe@example.com", "joe@example.com"},
+		{`"joe"@example.com`, "joe@example.com"},
+		{`"joe@example.com"`, "joe@example.com"},
+		{"example.com!joe", "joe@example.com"},
+		{"joe%example.com", "joe@example.com"},
+		{`joe@"example.com"`, "joe@example.com"},
+		{"client.example!", `""@client.example`},
+		{`"john smith"@example.com`, `"john smith"@example.com`},
+		{`x:"john smith"@example.com;`, `"john smith"@example.com`},
+		{`"a\"b"@example.com`, `"a\"b"@example.com`},
+		{`"a\\b"@example.com`, `"a\\b"@example.com`},
+		{".a@example.com", `".a"@example.com`},
+		{"a.@example.com", `"a."@example.com`},
+		{"a..b@example.com", `"a..b"@example.com`},
+		{"@x@example.com", `"@x"@example.com`},
+		{"x:joe@example.com", `"x:joe"@example.com`},
+		{`x\:joe@example.com`, `"x:joe"@example.com`},
+		{"jösé@exämple.org", "jösé@exämple.org"},
+		{"bob@[192.0.2.1]", "bob@[192.0.2.1]"},
+		// Postfix adds its $myorigin to an address without a domain.
+		{"bob", "bob"},
+	} {
+		if got := filters.DeliveredSender(tc.in); got != tc.want {
+			t.Errorf("DeliveredSender(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzDeliveredSender checks that DeliveredSender names the sender
+// EnvelopeAddress reads, which every filter judged: the null sender for
+// the null sender, and an address at the same domain otherwise.
+func FuzzDeliveredSender(f *testing.F) {
+	for _, s := range []string{
+		"<>", `"Joe" <joe@example.com`, "Joe:joe@example.com;", "joe@example.com (Joe)",
+		`"john smith"@example.com`, `"a\"b"@example.com`, "@x@example.com", `x\:joe@example.com`,
+		"client.example!", ".a@example.com", "joe % example.com",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := filters.DeliveredSender(s)
+		_, domain, null := filters.EnvelopeAddress(s)
+		if null != (out == "") {
+			t.Fatalf("DeliveredSender(%q) = %q, EnvelopeAddress reads the null sender: %v", s, out, null)
+		}
+		if domain != "" && !strings.HasSuffix(out, "@"+domain) {
+			t.Fatalf("DeliveredSender(%q) = %q, EnvelopeAddress reads the domain %q", s, out, domain)
+		}
+	})
 }
 
 // A source route goes, also one through an IPv6 literal with colons of

@@ -443,7 +443,7 @@ func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
 // Postfix delivers from, so a banned domain written so is refused too.
 func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	postfixSenderForms(t, "", []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
-		"<banned.example!>", "<bob%banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
+		"<banned.example!>", "<bob%banned.example>", "<bob % banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
 		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>"},
 		// The same forms from a domain not banned arrive, from the
 		// address Postfix made of them.
@@ -472,12 +472,13 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 // bob@x, the member being what follows the last colon, and an empty
 // group from the null sender; without the ";" the colon is part of the
 // local part ("x:bob"@x). A rule on an address, not only one on its
-// domain, refuses it written as a group.
+// domain, refuses it written as a group, or with a name before it in
+// angle brackets (<"x" <bob@x>>, which Postfix delivers from bob@x).
 func TestSendersEndToEndPostfixGroupSender(t *testing.T) {
 	postfixSenderForms(t, "mallory@client.example\tREJECT\n", []string{"<mallory@client.example>", "<x:mallory@client.example;>", "<x: mallory@client.example ;>",
 		"<x y:mallory@client.example;>", `<"x":mallory@client.example;>`, "<x:mallory@client.example;,>", "<;x:mallory@client.example;>",
 		"<x:@relay.example:mallory@client.example;>", "<x:y:mallory@client.example;>", "<bob:mallory@client.example;>",
-		"<x:<mallory@client.example>;>", "<x:client.example!mallory;>", "<x:<bob@banned.example>;>", "<x:banned.example!bob;>"},
+		"<x:<mallory@client.example>;>", `<"x" <mallory@client.example>>`, "<x <mallory@client.example>>", "<x:client.example!mallory;>", "<x:<bob@banned.example>;>", "<x:banned.example!bob;>"},
 		[]senderForm{
 			{"<x:kate@client.example;>", "<kate@client.example>"},
 			{"<x:@relay.example:liam@client.example;>", "<liam@client.example>"},

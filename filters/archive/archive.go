@@ -346,7 +346,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 	at := f.now()
 	var errs []error
 	for _, c := range f.copies(f.s.targets[verdict], verdict, m, at) {
-		e := envelope{from: m.From.Addr, to: c.rcpts, queueID: m.QueueID, verdict: verdict, decided: m.Decided, at: at}
+		e := envelope{from: m.From.Addr, postfix: behindPostfix(m), to: c.rcpts, queueID: m.QueueID, verdict: verdict, decided: m.Decided, at: at}
 		start := time.Now()
 		var n int64
 		var err error
@@ -354,7 +354,7 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		if f.s.format == FormatMaildir {
 			written, n, err = f.app.appendMaildir(ctx, c.path, func(w *bufio.Writer) error {
 				lw := newLineWriter(w, false)
-				if _, err := lw.Write([]byte("Return-Path: <" + returnPath(m.From.Addr) + ">\r\n")); err != nil {
+				if _, err := lw.Write([]byte(returnPathField(e))); err != nil {
 					return err
 				}
 				return writeMessage(ctx, lw, e, m, false)
@@ -383,4 +383,12 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		f.log.Debug("archive: copy written", "queue_id", m.QueueID, "target", verdict, "path", written, "bytes", n)
 	}
 	return filters.Verdict{}, errors.Join(errs...)
+}
+
+// behindPostfix tells whether the message came through Postfix, which
+// sends its name and version in macro v by default (milter_macro_v, in
+// milter_connect_macros), as headerfix tells the MTAs apart.
+func behindPostfix(m *filters.Message) bool {
+	v, _ := m.Macro("v")
+	return strings.HasPrefix(v, "Postfix")
 }

@@ -1729,3 +1729,76 @@ func TestCutComponentKeepsCharacters(t *testing.T) {
 		}
 	}
 }
+
+// Behind Postfix, the sender is recorded as Postfix delivers the
+// message from it (see TestArchiveSenderAgainstMailbox in cmd/sluice,
+// which compares with a real mailbox): without a phrase, group, comment
+// or list commas around the address, and with the quotes a local part
+// needs. Behind another MTA it is recorded as written, as Sendmail
+// delivers most forms. The maildir Return-Path keeps a quoted local
+// part's blank, as the mailbox's does with both MTAs; the mbox From_
+// line writes it "_", since readers take the sender for one word. A CR
+// or LF, which no MTA passes in MAIL FROM but a milter peer may send,
+// never starts a line of its own.
+func TestSenderAsDelivered(t *testing.T) {
+	postfix := &filters.Conn{Macros: map[string]string{"v": "Postfix 3.7.11"}}
+	for _, tc := range []struct {
+		conn                       *filters.Conn
+		from, fromLine, returnPath string
+	}{
+		{postfix, `"Joe" <joe@example.com`, "From joe@example.com ", "Return-Path: <joe@example.com>\n"},
+		{postfix, "Joe:joe@example.com;", "From joe@example.com ", "Return-Path: <joe@example.com>\n"},
+		{postfix, "joe@example.com (Joe)", "From joe@example.com ", "Return-Path: <joe@example.com>\n"},
+		{postfix, "joe@example.com,", "From joe@example.com ", "Return-Path: <joe@example.com>\n"},
+		{postfix, `"joe"@example.com`, "From joe@example.com ", "Return-Path: <joe@example.com>\n"},
+		{postfix, "example.com!joe", "From joe@example.com ", "Return-Path: <joe@example.com>\n"},
+		{postfix, "@x@example.org", `From "@x"@example.org `, `Return-Path: <"@x"@example.org>` + "\n"},
+		{postfix, `"john smith"@example.com`, `From "john_smith"@example.com `, `Return-Path: <"john smith"@example.com>` + "\n"},
+		{postfix, `x:"john smith"@example.com;`, `From "john_smith"@example.com `, `Return-Path: <"john smith"@example.com>` + "\n"},
+		{postfix, `"a\"b"@example.com`, `From "a\"b"@example.com `, `Return-Path: <"a\"b"@example.com>` + "\n"},
+		{postfix, "\"a\r\nX-Injected: 1\"@example.com", `From "a__X-Injected:_1"@example.com `, `Return-Path: <"a__X-Injected: 1"@example.com>` + "\n"},
+		{postfix, "a\nX-Injected: 1@example.com", `From "a_X-Injected:1"@example.com `, `Return-Path: <"a_X-Injected:1"@example.com>` + "\n"},
+		{nil, `"john smith"@example.com`, `From "john_smith"@example.com `, `Return-Path: <"john smith"@example.com>` + "\n"},
+		{nil, `"joe"@example.com`, `From "joe"@example.com `, `Return-Path: <"joe"@example.com>` + "\n"},
+		{nil, "\"a\r\nX-Injected: 1\"@example.com", `From "a__X-Injected:_1"@example.com `, `Return-Path: <"a__X-Injected: 1"@example.com>` + "\n"},
+	} {
+		what := fmt.Sprintf("sender %q, behind Postfix %v", tc.from, tc.conn != nil)
+		dir := t.TempDir()
+		mbox := filepath.Join(dir, "all.mbox")
+		m := testMessage("S1", "x\r\n")
+		m.From.Addr = tc.from
+		m.Conn = tc.conn
+		f := newFilter(t, Config{Targets: map[string]string{"default": mbox}}, nil)
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+		recs := readRecords(t, mbox)
+		if len(recs) != 1 {
+			t.Fatalf("%s: %d mbox records, want 1", what, len(recs))
+		}
+		if got := recs[0].From(); !strings.HasPrefix(got, tc.fromLine) {
+			t.Errorf("%s: From line %q, want it to start %q", what, got, tc.fromLine)
+		}
+
+		md := filepath.Join(dir, "md")
+		m = testMessage("S2", "x\r\n")
+		m.From.Addr = tc.from
+		m.Conn = tc.conn
+		f = newFilter(t, Config{Format: FormatMaildir, Targets: map[string]string{"default": md}}, nil)
+		if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
+			t.Fatal(err)
+		}
+		news, _ := os.ReadDir(filepath.Join(md, "new"))
+		if len(news) != 1 {
+			t.Fatalf("%s: %d maildir files, want 1", what, len(news))
+		}
+		b, _ := os.ReadFile(filepath.Join(md, "new", news[0].Name()))
+		if !strings.HasPrefix(string(b), tc.returnPath) {
+			line, _, _ := strings.Cut(string(b), "\n")
+			t.Errorf("%s: maildir copy starts %q, want %q", what, line, tc.returnPath)
+		}
+		if strings.Contains(string(b)+string(recs[0].Raw), "\nX-Injected") {
+			t.Errorf("%s: a header line of the sender's making in the copy", what)
+		}
+	}
+}

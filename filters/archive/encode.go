@@ -203,6 +203,7 @@ func (l *lineWriter) finish() error {
 // envelope is what the archive records about a message besides its text.
 type envelope struct {
 	from    string
+	postfix bool // the MTA is Postfix (see behindPostfix)
 	to      []string
 	queueID string
 	verdict string
@@ -221,29 +222,53 @@ const (
 
 // fromLineFor returns the mbox separator line: "From ", the envelope
 // sender ("MAILER-DAEMON" for the null sender, as local delivery agents
-// write it) and the time in asctime(3) form.
+// write it) and the time in asctime(3) form. A blank in the sender (a
+// quoted local part: "john smith"@example.com) is written "_": readers
+// take the sender for the one word after "From " (see separatorLine in
+// the mailbox reader), and a record whose line has two would be read as
+// part of the record before it.
 func fromLineFor(e envelope) string {
-	sender := returnPath(e.from)
+	sender := headerSafe(returnPath(e.from, e.postfix), true)
 	if sender == "" {
 		sender = "MAILER-DAEMON"
 	}
 	return "From " + sender + " " + e.at.Format("Mon Jan _2 15:04:05 2006") + "\n"
 }
 
+// returnPathField returns the Return-Path field a maildir copy starts
+// with, as a mailbox's does: the sender, the blanks of a quoted local
+// part included (both MTAs deliver MAIL FROM:<"john smith"@example.com>
+// with "Return-Path: <"john smith"@example.com>"), on one line.
+func returnPathField(e envelope) string {
+	return "Return-Path: <" + headerSafe(returnPath(e.from, e.postfix), false) + ">\r\n"
+}
+
 // returnPath returns the envelope sender as the archive records it: as
-// the client sent it, on one line, but "" for every form of the null
-// sender, read as every filter reads the envelope sender
-// (filters.EnvelopeAddress), and without a source route. The copy must
-// not name a sender the mailbox does not have: a source route to no
-// address ("MAIL FROM:<@relay.example:>") is the null sender, which
-// Postfix delivers with "Return-Path: <>", and both MTAs deliver
-// MAIL FROM:<@relay.example:alice@example.org> with "Return-Path:
-// <alice@example.org>".
-func returnPath(from string) string {
+// the MTA delivers the message from it, so that the copy names the
+// sender the mailbox has, and "" for every form of the null sender
+// (a source route to no address, "MAIL FROM:<@relay.example:>", is one,
+// which Postfix delivers with "Return-Path: <>"). The caller makes the
+// result safe to write (headerSafe).
+//
+// Postfix shows its milters the sender as the client wrote it, and
+// delivers from the address it reads in it (filters.DeliveredSender):
+// Postfix 3.7 delivers MAIL FROM:<x:alice@example.org;>,
+// <"Alice" <alice@example.org>>, <alice@example.org (Alice)>,
+// <alice@example.org,> and <"alice"@example.org> with
+// "Return-Path: <alice@example.org>" (observed). Sendmail 8.17 delivers
+// most forms as written (<"alice"@example.org>, <x:alice@example.org>),
+// so behind another MTA the sender is recorded as written, less a
+// source route, which both MTAs drop (RFC 5321 appendix C):
+// MAIL FROM:<@relay.example:alice@example.org> is delivered with
+// "Return-Path: <alice@example.org>".
+func returnPath(from string, postfix bool) string {
+	if postfix {
+		return filters.DeliveredSender(from)
+	}
 	if _, _, null := filters.EnvelopeAddress(from); null {
 		return ""
 	}
-	return headerSafe(filters.WithoutRoute(from), true)
+	return filters.WithoutRoute(from)
 }
 
 // maxReason bounds the reason recorded in the verdict field, so the field
