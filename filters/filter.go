@@ -158,3 +158,14 @@ type FieldOwner interface {
 type Closer interface {
 	Close() error
 }
+
+// Retirer is implemented by filters that do work of their own besides
+// Check, such as probing a service and reporting its health in a gauge
+// that the filter of the same name in the next configuration reports
+// too. Retire is called when a reload has replaced the pipeline
+// that holds the filter, while connections opened before the reload may
+// still use it: the filter stops that work then, which its successor now
+// does, and goes on answering Check until Close.
+type Retirer interface {
+	Retire()
+}

@@ -127,6 +127,16 @@ func (p *Pipeline) Close() error {
 	return errors.Join(errs...)
 }
 
+// Retire tells the filters that implement Retirer that a reload has
+// replaced the pipeline (see Retirer).
+func (p *Pipeline) Retire() {
+	for _, s := range p.steps {
+		if r, ok := s.Filter.(Retirer); ok {
+			r.Retire()
+		}
+	}
+}
+
 // Closing returns the name of the filter whose Close is running, "" when
 // none is: the one to name when a Close does not end (a store on a disk
 // that stopped answering).

@@ -172,10 +172,12 @@ func NewServer(cfg Config, logger *slog.Logger, observer Observer) *Server {
 }
 
 // SetConfig makes cfg the config of connections that arrive from now on.
-// Connections already open keep theirs; the old pipeline is closed when the
-// last of them ends.
+// Connections already open keep theirs; the old pipeline is retired at
+// once (see filters.Retirer), so that only cfg's filters do their own
+// work from now on, and closed when the last of them ends.
 func (s *Server) SetConfig(cfg Config) {
 	old := s.current.Swap(newConfigRef(cfg, s))
+	old.cfg.Pipeline.Retire()
 	old.release()
 }
 

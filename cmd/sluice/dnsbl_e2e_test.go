@@ -298,10 +298,10 @@ func TestDNSBLDocExamples(t *testing.T) {
 }
 
 // A list whose zone a reload removes, or renames (a typo put right),
-// loses its sluice_dnsbl_list_up series once the old configuration is
-// closed: the series of a zone no longer used would report the list down
-// for ever, and SluiceDNSBLListDown fire until a restart. The lists that
-// stay keep theirs.
+// loses its sluice_dnsbl_list_up series with the reload: the series of
+// a zone no longer used would report the list down for ever, and
+// SluiceDNSBLListDown fire until a restart. The lists that stay keep
+// theirs.
 func TestDNSBLReloadDropsHealthOfRemovedZone(t *testing.T) {
 	dnsSrv := dnsbltest.Start(t)
 	dnsSrv.AddA("2.0.0.127.bl.test", 300, "127.0.0.2")
@@ -340,5 +340,89 @@ filters:
 	}
 	if v := dnsblMetric(m, "sluice_dnsbl_list_up", `zone="bl.test"`); v != 1 {
 		t.Errorf("the zone kept has sluice_dnsbl_list_up %v, want 1", v)
+	}
+}
+
+// A reload hands the health probes of a list over to the new
+// configuration at once, even while a milter connection opened before it
+// still uses the old one: the old filter, still answering that
+// connection's lookups, probes no more, so it cannot overwrite what the
+// new one finds in sluice_dnsbl_list_up. Here both configurations name
+// the list "bl", the old one at zone old.test, whose test entry is gone,
+// the new one at new.test, which answers; the old filter went on
+// probing old.test and setting the series to 0 until the connection
+// ended.
+func TestDNSBLReloadStopsProbesOfTheOldFilter(t *testing.T) {
+	dnsSrv := dnsbltest.Start(t)
+	const oldProbe, newProbe = "2.0.0.127.old.test", "2.0.0.127.new.test"
+	dnsSrv.AddA(newProbe, 300, "127.0.0.2")
+	dnsSrv.AddA("1.2.0.192.old.test", 300, "127.0.0.2")
+	cfg := func(zone string) string {
+		return fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+filters:
+  - type: dnsbl
+    options:
+      servers: ["%s"]
+      probe_interval: 100ms
+      ip_stage: mail
+      zones:
+        - zone: %s
+          name: bl
+          reply: "554 5.7.1 blocked by %s"
+`, dnsSrv.Addr, zone, zone)
+	}
+	td := startDaemonWith(t, cfg("old.test"))
+	up := func() float64 { return dnsblMetric(td.metrics(t), "sluice_dnsbl_list_up", `zone="bl"`) }
+	// The old filter probes, and finds its list down.
+	waitFor(t, func() bool { return up() == 0 })
+
+	a := td.info.Milter[0]
+	c := gomilter.NewClientWithOptions(a.Network(), a.String(), gomilter.ClientOptions{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Conn("client.example", gomilter.FamilyInet, 25, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+
+	os.WriteFile(td.config, []byte(cfg("new.test")), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	// A probe of the old filter that was under way at the reload has
+	// reached the server once the new filter has probed again.
+	newBase := dnsSrv.Count(newProbe, dns.TypeA)
+	waitFor(t, func() bool { return dnsSrv.Count(newProbe, dns.TypeA) > newBase })
+	oldBase := dnsSrv.Count(oldProbe, dns.TypeA)
+	// Three more rounds of the new filter, in which the old one, had it
+	// gone on, would have probed as often; the series says what the new
+	// one found all along.
+	var seen []float64
+	waitFor(t, func() bool {
+		if v := up(); len(seen) == 0 || seen[len(seen)-1] != v {
+			seen = append(seen, v)
+		}
+		return dnsSrv.Count(newProbe, dns.TypeA) >= newBase+4
+	})
+	if n := dnsSrv.Count(oldProbe, dns.TypeA) - oldBase; n != 0 {
+		t.Errorf("the replaced filter probed %s %d times after the reload, want 0", oldProbe, n)
+	}
+	if len(seen) != 1 || seen[0] != 1 {
+		t.Errorf("sluice_dnsbl_list_up{zone=\"bl\"} went %v after the reload, want 1 throughout (the new configuration's list answers)", seen)
+	}
+
+	// The connection opened before the reload is still served by the
+	// old filter: its client is looked up in old.test.
+	act, err := s.Mail("alice@example.org", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%d %s", act.SMTPCode, act.SMTPText); got != "554 5.7.1 blocked by old.test" {
+		t.Errorf("MAIL FROM on the connection opened before the reload: %q, want the old filter's reply", got)
 	}
 }

@@ -213,3 +213,41 @@ func fuzzAnswerSeeds() []*dns.Msg {
 		msg(dns.RcodeSuccess, []dns.RR{a(q, "127.255.255.254", 300)}),
 	}
 }
+
+// FuzzEndsEarly checks the test by which a UDP answer that does not parse
+// is asked for again over TCP (see endsEarly): a whole message never
+// ends early, and one cut anywhere after its header so that it no longer
+// parses always does. The messages are packed anew, compressed, so that
+// their names point back only, as a server writes them.
+func FuzzEndsEarly(f *testing.F) {
+	for _, m := range fuzzAnswerSeeds() {
+		wire, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(wire, uint16(len(wire)-3))
+		f.Add(wire, uint16(20))
+	}
+	f.Fuzz(func(t *testing.T, wire []byte, cut uint16) {
+		endsEarly(wire) // whatever the bytes, no panic
+		var m dns.Msg
+		if m.Unpack(wire) != nil {
+			return
+		}
+		m.Compress = true
+		whole, err := m.Pack()
+		if err != nil || new(dns.Msg).Unpack(whole) != nil {
+			return
+		}
+		if endsEarly(whole) {
+			t.Fatalf("a whole message ends early:\n%v", &m)
+		}
+		if len(whole) <= 12 {
+			return
+		}
+		k := 12 + int(cut)%(len(whole)-12)
+		if new(dns.Msg).Unpack(whole[:k]) != nil && !endsEarly(whole[:k]) {
+			t.Fatalf("cut at %d of %d bytes, not found to end early:\n%v", k, len(whole), &m)
+		}
+	})
+}

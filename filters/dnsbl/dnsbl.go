@@ -72,10 +72,10 @@ type Observer interface {
 	// up is true when the list answered it as listed.
 	DNSBLHealth(filter, zone string, up bool)
 	// DNSBLProbing reports that a filter starts probing a list (on, from
-	// New) or has stopped (off, from Close, after its last DNSBLHealth).
-	// A reload builds the new filter before it closes the old one, so a
-	// list that nothing probes any more is one the configuration dropped,
-	// and its health is no longer worth reporting.
+	// New) or has stopped (off, from Retire or Close, after its last
+	// DNSBLHealth). A reload builds the new filter before it retires the
+	// old one, so a list that nothing probes any more is one the
+	// configuration dropped, and its health is no longer worth reporting.
 	DNSBLProbing(filter, zone string, on bool)
 }
 
@@ -92,8 +92,8 @@ func Factory(shared *Shared) filters.Factory {
 	}
 }
 
-// Filter is the DNS blocklist filter. It implements filters.Filter and
-// filters.Closer.
+// Filter is the DNS blocklist filter. It implements filters.Filter,
+// filters.Retirer and filters.Closer.
 type Filter struct {
 	name   string
 	log    *slog.Logger
@@ -108,21 +108,23 @@ type Filter struct {
 	// once to half of max_in_flight; nil starts none ahead.
 	ahead chan struct{}
 
-	cancel    context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
-	probing   bool // the probe loop runs, told to obs by DNSBLProbing
+	cancel     context.CancelFunc
+	done       chan struct{}
+	retireOnce sync.Once
+	closeOnce  sync.Once
+	probing    bool // the probe loop runs, told to obs by DNSBLProbing
 }
 
 var (
-	_ filters.Filter = (*Filter)(nil)
-	_ filters.Closer = (*Filter)(nil)
+	_ filters.Filter  = (*Filter)(nil)
+	_ filters.Retirer = (*Filter)(nil)
+	_ filters.Closer  = (*Filter)(nil)
 )
 
 // New checks cfg and returns the filter. Its cache (by the filter's name)
 // and its memory of dead servers and of servers without EDNS come from
 // shared when shared is not nil, else it has its own. It starts probing the lists' test
-// entries until Close.
+// entries until Retire or Close.
 func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	s, err := cfg.check()
 	if err != nil {
@@ -237,15 +239,20 @@ func (f *Filter) Needs() filters.Needs { return f.needs }
 // it delete another filter's fields.
 func (f *Filter) OwnedFields() []string { return []string{f.s.header, f.s.scoreHeader} }
 
-// Close stops the probes and closes the TCP connections kept idle. The
-// cache stays with the Shared it came from, for the next filter of the
-// same name.
-func (f *Filter) Close() error {
-	f.closeOnce.Do(func() {
+// Retire stops the probes, when a reload has replaced the filter: the
+// filter of the new configuration probes the lists now, under the same
+// names and so into the same health series, and this one, still probing
+// its own idea of the lists (another zone, other servers) for as long as
+// a connection opened before the reload lasts, would overwrite what the
+// new one found. Lookups go on until Close; their protection against a
+// list that answers every name as listed (see probeAll) keeps what the
+// last probe found.
+func (f *Filter) Retire() {
+	f.retireOnce.Do(func() {
+		// The probes' queries end with ctx (see resolver.roundTrip):
+		// done comes at once, after the last DNSBLHealth.
 		f.cancel()
 		<-f.done
-		f.res.close()
-		f.shared.release(f.name, f.cache, f)
 		if f.probing {
 			for _, z := range f.s.zones {
 				if z.probe {
@@ -253,6 +260,17 @@ func (f *Filter) Close() error {
 				}
 			}
 		}
+	})
+}
+
+// Close stops the probes (see Retire) and closes the TCP connections
+// kept idle. The cache stays with the Shared it came from, for the next
+// filter of the same name.
+func (f *Filter) Close() error {
+	f.closeOnce.Do(func() {
+		f.Retire()
+		f.res.close()
+		f.shared.release(f.name, f.cache, f)
 	})
 	return nil
 }

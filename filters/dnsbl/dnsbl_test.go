@@ -461,6 +461,40 @@ func TestCutTruncatedAnswerRetriedOverTCP(t *testing.T) {
 	}
 }
 
+// A UDP answer that did not come whole though its TC bit is clear is
+// asked for again over TCP, as a truncated one is: one longer than the
+// 1232 bytes the query advertised (the read keeps only those, so it did
+// not parse and counted as a bad answer, the listing lost), and one that
+// a server or middlebox cut inside a record.
+func TestCutAnswerWithoutTCRetriedOverTCP(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    dnsbltest.Behaviour
+	}{
+		{"longer than advertised", dnsbltest.Oversize},
+		{"cut inside a record", dnsbltest.CutWithoutTC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := dnsbltest.Start(t)
+			name := "1.2.0.192.bl.test"
+			srv.AddA(name, 300, "127.0.0.2")
+			srv.SetBehaviour(name, tc.b)
+			cfg := baseConfig(srv, ZoneConfig{Zone: "bl.test"})
+			cfg.Attempts = 1
+			e := newEnv(t, srv, cfg, nil)
+			if v := e.check(t, filters.StageConnect, conn("192.0.2.1")); v.Action != filters.Reject {
+				t.Fatalf("verdict %+v, want reject from the TCP answer; observer: %s", v, e.obs)
+			}
+			if u, c := srv.CountNet(name, dns.TypeA, "udp"), srv.CountNet(name, dns.TypeA, "tcp"); u != 1 || c != 1 {
+				t.Errorf("%d UDP and %d TCP queries, want 1 and 1", u, c)
+			}
+			if n := e.obs.get("error bl.test " + KindBadAnswer); n != 0 {
+				t.Errorf("observer: %s, want no bad answer", e.obs)
+			}
+		})
+	}
+}
+
 func TestTTLExpiry(t *testing.T) {
 	srv := dnsbltest.Start(t)
 	name := "1.2.0.192.bl.test"

@@ -2,6 +2,7 @@ package dnsbl
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -383,9 +384,20 @@ func (r *resolver) ask(ctx context.Context, server, name string, qtype uint16, m
 // otherwise be passed over after each long answer.
 var errTruncated = errors.New("answer truncated over UDP")
 
+// errCut marks a UDP answer that did not come whole although its TC bit
+// is not set: longer than the payload size the query advertised (the
+// most the requestor takes, RFC 6891 section 6.2.3; a longer answer is
+// to be cut and marked, as RFC 1035 section 4.2.1 has it for 512 bytes),
+// which the read cuts, or ending inside a record that its header
+// promises, as a server or middlebox leaves it that cuts answers at a
+// size without marking them (see exchangeOn). Like a truncated answer it
+// is asked for again over TCP: read as a bad answer, it lost the listing
+// it carried.
+var errCut = errors.New("answer cut short over UDP")
+
 // send sends one query for name and qtype to server, with an OPT record
-// if edns is set, over TCP again if the UDP answer was truncated, or over
-// TCP only if tcp is set (see overTCP).
+// if edns is set, over TCP again if the UDP answer was truncated or cut
+// short (see errCut), or over TCP only if tcp is set (see overTCP).
 func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, edns, tcp bool) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
@@ -399,7 +411,7 @@ func (r *resolver) send(ctx context.Context, server, name string, qtype uint16, 
 		return r.exchangeTCP(ctx, server, m)
 	}
 	resp, err := r.exchange(ctx, &r.udp, server, m)
-	if resp != nil && resp.Truncated {
+	if resp != nil && resp.Truncated || errors.Is(err, errCut) {
 		// The whole answer did not fit a datagram; it must be asked for
 		// again over TCP (RFC 7766 section 5). A partial answer is not
 		// used: its records may be missing the code that matters. A
@@ -498,7 +510,9 @@ func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m
 // so every query that met such a connection (RFC 7766 section 7 has
 // answers matched to queries by ID). Only the message with m's ID is
 // parsed; when it does not parse, what could be read of it (its header
-// at least) comes with the error, as from miekg/dns.
+// at least) comes with the error, as from miekg/dns. A datagram longer
+// than the payload size m advertised, or one that ends inside a record,
+// fails with errCut.
 func exchangeOn(ctx context.Context, co *dns.Conn, m *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		co.SetDeadline(deadline)
@@ -510,10 +524,13 @@ func exchangeOn(ctx context.Context, co *dns.Conn, m *dns.Msg, tcp bool) (*dns.M
 	if opt := m.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
 		size = int(opt.UDPSize())
 	}
+	// A datagram longer than the buffer is cut to it without a word
+	// (recvfrom(2) drops the rest): one byte more than the size
+	// advertised shows that the server sent more.
+	buf := make([]byte, size+1)
 	if tcp {
-		size = dns.MaxMsgSize
+		buf = make([]byte, dns.MaxMsgSize)
 	}
-	buf := make([]byte, size)
 	// Bounded by ctx: its end closes co, and the read fails.
 	for {
 		// One datagram, or one message of the TCP stream without its
@@ -525,12 +542,57 @@ func exchangeOn(ctx context.Context, co *dns.Conn, m *dns.Msg, tcp bool) (*dns.M
 		if n < 2 || uint16(buf[0])<<8|uint16(buf[1]) != m.Id {
 			continue
 		}
+		if !tcp && n > size {
+			return nil, fmt.Errorf("%w: more than the %d bytes asked for, without TC", errCut, size)
+		}
 		resp := new(dns.Msg)
 		if err := resp.Unpack(buf[:n]); err != nil {
+			if !tcp && endsEarly(buf[:n]) {
+				return resp, fmt.Errorf("%w: %w", errCut, err)
+			}
 			return resp, err
 		}
 		return resp, nil
 	}
+}
+
+// endsEarly reports whether msg, a message that did not parse, ends
+// before the records its header counts do: a name, a record's fixed
+// fields or its data running past its end, as in a message cut at some
+// size. Only the names and lengths are read: a fault in the records
+// themselves (a compression loop, data that does not fit its type) is
+// none of this, and TCP would bring it again. A message shorter than a
+// header says nothing, whatever cut it.
+func endsEarly(msg []byte) bool {
+	const headerLen = 12
+	if len(msg) < headerLen {
+		return false
+	}
+	count := func(i int) int { return int(binary.BigEndian.Uint16(msg[4+2*i:])) }
+	questions := count(0)
+	records := questions + count(1) + count(2) + count(3)
+	// Each round moves off on by 5 bytes at least (a name, a type and
+	// a class), so it ends within len(msg)/5 rounds.
+	off := headerLen
+	for i := range records {
+		_, next, err := dns.UnpackDomainName(msg, off)
+		if err != nil {
+			// ErrBuf: the name runs past the end.
+			return errors.Is(err, dns.ErrBuf)
+		}
+		off = next + 4 // type and class
+		if i >= questions {
+			// TTL and RDLENGTH, then the data.
+			if off+6 > len(msg) {
+				return true
+			}
+			off += 6 + int(binary.BigEndian.Uint16(msg[off+4:]))
+		}
+		if off > len(msg) {
+			return true
+		}
+	}
+	return false
 }
 
 // serverMemories is what resolvers learn of servers, kept by server

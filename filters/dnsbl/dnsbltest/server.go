@@ -45,6 +45,16 @@ const (
 	// a server does that cuts an answer at the datagram's size (RFC 1035
 	// 4.2.1), and over TCP from the records.
 	TruncateCut
+	// Oversize answers over UDP with the whole answer and, in its
+	// additional section, TXT records of another name that take it
+	// past the payload size the query advertised (512 bytes without
+	// EDNS), TC not set, as a server does that ignores that size; over
+	// TCP from the records.
+	Oversize
+	// CutWithoutTC answers over UDP as TruncateCut does but without
+	// setting TC, as a server or middlebox does that cuts answers
+	// without marking them; over TCP from the records.
+	CutWithoutTC
 	// BadEDNS answers a query that carries an OPT record with FORMERR
 	// and an OPT record, as a server that implements EDNS answers a
 	// query whose OPT record it finds malformed (RFC 6891 section 7);
@@ -395,9 +405,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		m.Rcode = dns.RcodeRefused
 	case b == Truncate && network == "udp":
 		m.Truncated = true
-	case b == TruncateCut && network == "udp":
+	case (b == TruncateCut || b == CutWithoutTC) && network == "udp":
 		m.Answer = answer
-		m.Truncated = true
+		m.Truncated = b == TruncateCut
 		packed, err := m.Pack()
 		if err != nil || len(packed) < 12+4 {
 			return
@@ -405,6 +415,23 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		// The last record loses its final bytes; the counts still
 		// promise it.
 		w.Write(packed[:len(packed)-3])
+		return
+	case b == Oversize && network == "udp":
+		m.Answer = answer
+		size := dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+			size = int(opt.UDPSize())
+		}
+		// Bounded: each record adds some 270 bytes, and size is at
+		// most 64 KiB.
+		for m.Len() <= size {
+			m.Extra = append(m.Extra, &dns.TXT{Hdr: header("pad.dnsbltest", dns.TypeTXT, 300), Txt: []string{strings.Repeat("x", 255)}})
+		}
+		packed, err := m.Pack()
+		if err != nil {
+			return
+		}
+		w.Write(packed)
 		return
 	case len(answer) > 0:
 		m.Answer = answer
