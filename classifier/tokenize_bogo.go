@@ -21,8 +21,8 @@ const (
 	// closely enough that a word list imported from bogofilter
 	// (ImportBogoutil) classifies as it did there: case is kept, header
 	// words are tagged head:, subj:, from:, to:, rtrn:, rcvd:, tokens
-	// start with a letter and are 3 to 30 bytes long, IPv4 addresses and
-	// dollar amounts are kept whole.
+	// start with a letter and are 3 to 30 bytes long, the tag counted,
+	// IPv4 addresses and dollar amounts are kept whole.
 	DialectBogofilter Dialect = "bogofilter"
 )
 
@@ -105,7 +105,7 @@ func (w *walker) bogoHeader(f field, part bool) {
 	f.value = bogoDropBoundary(f.value)
 	if part {
 		w.bogoWords(f.rawName, "mime:")
-		w.bogoWords(decodeHeaderValue(f.value), "mime:")
+		w.bogoWords(bogoDropQueueIDs(decodeHeaderValue(f.value)), "mime:")
 		return
 	}
 	switch name := string(f.name); name {
@@ -125,41 +125,75 @@ func (w *walker) bogoHeader(f field, part bool) {
 		case "received":
 			tag = "rcvd:"
 		}
-		v := decodeHeaderValue(f.value)
-		if name == "received" {
-			v = dropReceivedIDs(v)
-		}
-		w.bogoWords(v, tag)
-	case "date", "delivery-date", "message-id", "resent-message-id", "in-reply-to", "references", "mime-version":
+		w.bogoWords(bogoDropQueueIDs(decodeHeaderValue(f.value)), tag)
+	case "date", "delivery-date", "message-id", "resent-message-id", "in-reply-to", "references":
 		// The value is a date or a unique ID: only the name counts. But
 		// bogofilter's lexer skips only the field's first line and reads
 		// its continuation lines as any header text (observed with
 		// bogolexer 1.2.5), such as the second id of a References field.
+		// MIME-Version is not one of these: bogolexer 1.2.5 makes
+		// tokens of its comment ("Apple Message framework v482").
 		w.bogoWords(f.rawName, "head:")
 		if f.folded1st {
-			w.bogoWords(f.value, "head:")
+			w.bogoWords(bogoDropQueueIDs(f.value), "head:")
 		} else if i := bytes.IndexByte(f.value, '\n'); i >= 0 {
-			w.bogoWords(f.value[i+1:], "head:")
+			w.bogoWords(bogoDropQueueIDs(f.value[i+1:]), "head:")
 		}
 	default:
 		w.bogoWords(f.rawName, "head:")
-		w.bogoWords(decodeHeaderValue(f.value), "head:")
+		w.bogoWords(bogoDropQueueIDs(decodeHeaderValue(f.value)), "head:")
 	}
 }
 
-// dropReceivedIDs removes the "id XXX" queue IDs of a Received field: they
-// never repeat (bogofilter drops them too).
-func dropReceivedIDs(v []byte) []byte {
-	fs := bytes.Fields(v)
-	out := fs[:0]
-	for i := 0; i < len(fs); i++ {
-		if string(fs[i]) == "id" && i+1 < len(fs) {
-			i++
+// bogoDropQueueIDs returns a header value without its "id XXX" queue IDs,
+// which never repeat. bogofilter's lexer drops them in any header field,
+// not only in Received (an "X-MIME-Autoconverted: ... id gB37qp826485"
+// gives no token of the id): "id" in any case after a blank (or at the
+// start of the value, which follows the blank after the colon), white
+// space, then an optional '<', letters, digits, '.' and '-', and an
+// optional '>'; the rest of an "id <q@host>" is text. v is not changed.
+func bogoDropQueueIDs(v []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(v); i++ {
+		// The "id" starts at p: after the blank at i, or at the start.
+		p := i + 1
+		if v[i] != ' ' && v[i] != '\t' {
+			if i > 0 {
+				continue
+			}
+			p = 0
+		}
+		if p+2 >= len(v) || v[p]|0x20 != 'i' || v[p+1]|0x20 != 'd' || !isHeaderSpace(v[p+2]) {
 			continue
 		}
-		out = append(out, fs[i])
+		j := p + 2
+		for j < len(v) && isHeaderSpace(v[j]) {
+			j++
+		}
+		if j < len(v) && v[j] == '<' {
+			j++
+		}
+		for j < len(v) && (isAlnumASCII(v[j]) || v[j] == '.' || v[j] == '-') {
+			j++
+		}
+		if j < len(v) && v[j] == '>' {
+			j++
+		}
+		out = append(append(out, v[last:i]...), ' ')
+		last = j
+		i = j - 1
 	}
-	return bytes.Join(out, []byte(" "))
+	if out == nil {
+		return v
+	}
+	return append(out, v[last:]...)
+}
+
+func isHeaderSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func isAlnumASCII(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c)
 }
 
 // Byte classes of bogofilter's token grammar (in the C locale, where bytes
@@ -191,8 +225,24 @@ func bogoBack(c byte) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// bogoWords splits s into bogofilter tokens with the given tag.
+// bogoWords splits s into bogofilter tokens with the given tag. A tag
+// means s is header text (bogoHeader tags every field, the body has no
+// tag), where the lexer also rewrites VERP addresses (see verpLen).
 func (w *walker) bogoWords(s []byte, tag string) {
+	w.bogoScan(s, tag, true)
+}
+
+// bogoDiscarded adds the tokens bogofilter's lexer makes of text it
+// otherwise discards, the inside of an HTML tag other than <a>, <img> and
+// <font> or of a comment: its rules for IPv4 addresses and dollar amounts
+// apply in every state, so an IP address link in a <form action=...>
+// counts (observed with bogolexer 1.2.5), while words are dropped.
+func (w *walker) bogoDiscarded(s []byte) {
+	w.bogoScan(s, "", false)
+}
+
+// bogoScan is bogoWords, adding words only if words is set.
+func (w *walker) bogoScan(s []byte, tag string, words bool) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -210,7 +260,7 @@ func (w *walker) bogoWords(s []byte, tag string) {
 			w.bogoAdd(tag, s[i:j])
 			i = j
 		case isDigit(c):
-			if n := ipv4Len(s[i:]); n > 0 {
+			if n := bogoIPv4Len(s[i:]); n > 0 {
 				w.bogoAdd(tag, s[i:i+n])
 				i += n
 				continue
@@ -219,6 +269,17 @@ func (w *walker) bogoWords(s []byte, tag string) {
 			// that matches nothing would.
 			i++
 		case bogoFront(c):
+			if tag != "" {
+				if n := verpLen(s[i:]); n > 0 {
+					w.bogoAdd(tag, verpToken(s[i:i+n]))
+					i += n
+					continue
+				}
+				if n := fileNameParamLen(s[i:]); n > 0 {
+					i += n
+					continue
+				}
+			}
 			j := i + 1
 			for j < len(s) && bogoMid(s[j]) {
 				j++
@@ -229,7 +290,9 @@ func (w *walker) bogoWords(s []byte, tag string) {
 				k--
 			}
 			if k-i >= 3 && bogoBack(s[k-1]) {
-				w.bogoAdd(tag, s[i:k])
+				if words {
+					w.bogoAdd(tag, s[i:k])
+				}
 				i = k
 				continue
 			}
@@ -240,8 +303,122 @@ func (w *walker) bogoWords(s []byte, tag string) {
 	}
 }
 
+// verpLen returns the length of the part before the '=' of a VERP
+// address at the start of s, as bogofilter's lexer finds one in header
+// text: a list's bounce address that carries a message number and the
+// subscriber's address ("sentto-2242572-52726-1030016790-zzzz=
+// spamassassin.taint.org@returns.groups.yahoo.com"). Its grammar
+// (lexer_v3.l, VERP) is word '-' id '-' word '=' word '@' word, where a
+// word is as in bogoScan but of any length and the id is of ASCII letters,
+// digits, '#' and '-' with a digit inside (not first or last). 0 if there
+// is none, or if the part before the '=' is longer than maxVerpLen.
+func verpLen(s []byte) int {
+	if len(s) == 0 || !bogoFront(s[0]) {
+		return 0
+	}
+	e := 0
+	for e < len(s) && e <= maxVerpLen && (bogoMid(s[e]) || s[e] == '#') {
+		e++
+	}
+	if e > maxVerpLen {
+		return 0
+	}
+	// After the '=': a word, '@' and the start of a word.
+	j := e + 1
+	if e == len(s) || s[e] != '=' || j >= len(s) || !bogoFront(s[j]) {
+		return 0
+	}
+	k := j + 1
+	for k < len(s) && bogoMid(s[k]) {
+		k++
+	}
+	if k+1 >= len(s) || s[k] != '@' || k > j+1 && !bogoBack(s[k-1]) || !bogoFront(s[k+1]) {
+		return 0
+	}
+	// Before it: the first word ends at the dash x, the last starts
+	// after the dash y, and the id between them lies in one run of id
+	// bytes. The words hold no '#'. The widest pair of a run is the
+	// best: its id has the most places for the digit inside.
+	p := s[:e]
+	firstHash, lastHash := bytes.IndexByte(p, '#'), bytes.LastIndexByte(p, '#')
+	if firstHash < 0 {
+		firstHash = len(p)
+	}
+	lastWordOK := bogoBack(p[len(p)-1])
+	for a := 0; a < len(p); {
+		if !verpIDByte(p[a]) {
+			a++
+			continue
+		}
+		b := a
+		for b < len(p) && verpIDByte(p[b]) {
+			b++
+		}
+		x, y := -1, -1
+		for i := a; i < b; i++ {
+			if p[i] != '-' {
+				continue
+			}
+			if x < 0 && i >= 1 && i <= firstHash && (i == 1 || bogoBack(p[i-1])) {
+				x = i
+			}
+			if i > lastHash && i+1 < len(p) && bogoFront(p[i+1]) && (lastWordOK || i+2 == len(p)) {
+				y = i
+			}
+		}
+		if x >= 0 && y-x >= 4 {
+			for d := x + 2; d <= y-2; d++ {
+				if isDigit(p[d]) {
+					return e
+				}
+			}
+		}
+		a = b
+	}
+	return 0
+}
+
+// fileNameParamLen returns the length of a "name=" or "filename=" (in any
+// case) at the start of s, with the '"' after it if there is one, or 0.
+// bogofilter's lexer makes no token of these names of a file parameter
+// in header text (observed with bogolexer 1.2.5), as it makes none of
+// boundary parameters (see bogoDropBoundary); the file's name is text.
+func fileNameParamLen(s []byte) int {
+	n := 0
+	for _, key := range []string{"filename=", "name="} {
+		if len(s) >= len(key) && indexFoldASCII(s[:len(key)], key) == 0 {
+			n = len(key)
+			break
+		}
+	}
+	if n > 0 && n < len(s) && s[n] == '"' {
+		n++
+	}
+	return n
+}
+
+// maxVerpLen bounds the part before the '=' that verpLen looks at. Real
+// ones are well under 100 bytes; the bound keeps a header of "a#a#a#..."
+// from costing a scan of the rest of it at every word (a '#' ends a word
+// but not the part before the '='), which bogofilter's lexer does not
+// bound.
+const maxVerpLen = 256
+
+func verpIDByte(c byte) bool { return isAlnumASCII(c) || c == '#' || c == '-' }
+
+// verpToken returns the token bogofilter makes of the part of a VERP
+// address before the '=': all from its first dash to its last becomes
+// "-#", so that "sentto-2242572-52726-1030016790-zzzz" is "sentto-#-zzzz"
+// in every message of the list.
+func verpToken(p []byte) []byte {
+	first, last := bytes.IndexByte(p, '-'), bytes.LastIndexByte(p, '-')
+	out := make([]byte, 0, first+2+len(p)-last)
+	out = append(append(out, p[:first]...), "-#"...)
+	return append(out, p[last:]...)
+}
+
 func (w *walker) bogoAdd(tag string, tok []byte) {
-	if len(tok) > bogoMaxToken {
+	if len(tag)+len(tok) > bogoMaxToken {
 		return
 	}
 	w.buf = append(append(w.buf[:0], tag...), tok...)
@@ -270,6 +447,87 @@ func ipv4Len(s []byte) int {
 		}
 	}
 	return i
+}
+
+// bogoText tokenises plain text as bogofilter's lexer does. A "<!DOCTYPE
+// HTML PUBLIC ...>" in it (in any case) makes the lexer read the rest as
+// HTML (lexer_v3.l; observed with bogolexer 1.2.5): a mailer that sends
+// an HTML page as text/plain. The declaration runs to the last '>' on its
+// line.
+func (w *walker) bogoText(s []byte) {
+	d := indexFoldASCII(s, "<!doctype html public ")
+	end := len(s)
+	if d >= 0 {
+		if n := bytes.IndexByte(s[d:], '\n'); n >= 0 {
+			end = d + n
+		}
+	}
+	if d < 0 || bytes.IndexByte(s[d:end], '>') < 0 {
+		w.bogoPlain(s)
+		return
+	}
+	w.bogoPlain(s[:d])
+	w.bogoHTML(s[d+bytes.LastIndexByte(s[d:end], '>')+1:])
+}
+
+// bogoPlain tokenises plain text without a DOCTYPE (see bogoText). The
+// lexer skips the words of an inline PGP signature (lexer_v3.l, PGP_BODY; observed
+// with bogolexer 1.2.5): after a line "-----BEGIN PGP SIGNATURE-----"
+// (in any case), its armour header lines up to the first empty line are
+// text, the rest is not, but for IP addresses and dollar amounts (see
+// bogoDiscarded), up to a line "-----END PGP SIGNATURE-----", which is
+// text again. Without that line the rest of s is signature.
+func (w *walker) bogoPlain(s []byte) {
+	const (
+		text = iota
+		armourHeader
+		signature
+	)
+	state := text
+	start := 0 // where the text not yet tokenised starts
+	for i := 0; i < len(s); {
+		end, next := len(s), len(s)
+		if n := bytes.IndexByte(s[i:], '\n'); n >= 0 {
+			end, next = i+n, i+n+1
+		}
+		line := bytes.TrimSuffix(s[i:end], []byte("\r"))
+		switch {
+		case bytes.EqualFold(line, []byte("-----BEGIN PGP SIGNATURE-----")):
+			if state == signature {
+				w.bogoDiscarded(s[start:i])
+				start = i
+			}
+			state = armourHeader
+		case state == armourHeader && len(line) == 0:
+			w.bogoWords(s[start:i], "")
+			start = i
+			state = signature
+		case state != text && bytes.EqualFold(line, []byte("-----END PGP SIGNATURE-----")):
+			if state == signature {
+				w.bogoDiscarded(s[start:i])
+				start = i
+			}
+			state = text
+		}
+		i = next
+	}
+	if state == signature {
+		w.bogoDiscarded(s[start:])
+	} else {
+		w.bogoWords(s[start:], "")
+	}
+}
+
+// bogoIPv4Len is ipv4Len as bogofilter's lexer matches an address: the
+// longest start of s that is one, so that "9.0.1.3108" (a version number)
+// gives "9.0.1.31" (observed with bogolexer 1.2.5).
+func bogoIPv4Len(s []byte) int {
+	for n := min(len(s), len("255.255.255.255")); n >= len("0.0.0.0"); n-- {
+		if ipv4Len(s[:n]) == n {
+			return n
+		}
+	}
+	return 0
 }
 
 // bogoHTML tokenises HTML as bogofilter does: visible text, plus the inside
@@ -306,7 +564,12 @@ func (w *walker) bogoHTML(s []byte) {
 				"center", "dd", "dt", "iframe", "input", "select", "td", "textarea", "th",
 				"div", "blockquote", "pre", "dir", "dl", "fieldset", "legend", "form", "menu", "ol", "ul":
 				text = append(text, ' ')
+				w.bogoDiscarded(z.Raw())
+			default:
+				w.bogoDiscarded(z.Raw())
 			}
+		case html.EndTagToken, html.CommentToken, html.DoctypeToken:
+			w.bogoDiscarded(z.Raw())
 		}
 	}
 }

@@ -1045,9 +1045,15 @@ func IsFieldLine(line []byte) bool {
 func headerFields(out []field, h textproto.Header, names []byte) ([]field, []byte) {
 	fs := h.Fields()
 	for fs.Next() {
-		k := fs.Key()
+		// The name as written, not the canonical form Key returns
+		// ("Content-type", "X-MIME-Autoconverted"): the bogofilter
+		// dialect's tokens keep its case, as bogofilter does.
 		n0 := len(names)
-		names = append(names, k...)
+		if line, err := fs.Raw(); err == nil && bytes.IndexByte(line, ':') > 0 {
+			names = append(names, bytes.TrimRight(line[:bytes.IndexByte(line, ':')], " \t")...)
+		} else {
+			names = append(names, fs.Key()...)
+		}
 		raw := names[n0:len(names):len(names)]
 		n1 := len(names)
 		names = appendLowerASCII(names, raw)

@@ -138,7 +138,7 @@ func (w *walker) headerTokens(fields []field) {
 // text tokenises plain text: its words and the hosts of the URLs in it.
 func (w *walker) text(s []byte) {
 	if w.bogo {
-		w.bogoWords(s, "")
+		w.bogoText(s)
 		return
 	}
 	w.words(s, "")
