@@ -270,6 +270,9 @@ func Load(path string, reg filters.Registry) (*Config, error) {
 func Parse(file string, data []byte, reg filters.Registry) (*Config, error) {
 	cfg := Default()
 	cfg.File = file
+	if err := misplacedBOM(file, data); err != nil {
+		return nil, err
+	}
 	var doc yaml.Node
 	second, err := decodeDocuments(data, &doc)
 	if err != nil {

@@ -40,6 +40,34 @@ func decodeDocuments(data []byte, doc *yaml.Node) (*yaml.Node, error) {
 	}
 }
 
+// bom is the UTF-8 byte order mark, U+FEFF.
+const bom = "\uFEFF"
+
+// misplacedBOM returns an error at the first byte order mark of data that
+// does not start it. One at the start is accepted, as YAML allows; one
+// further on is what two files joined give when the second was saved
+// with one (by an editor on Windows), and yaml.v3 reads it as part of the
+// text: the key after it was reported as unknown, with the mark invisible
+// in the message.
+func misplacedBOM(file string, data []byte) error {
+	start := 0
+	if bytes.HasPrefix(data, []byte(bom)) {
+		start = len(bom)
+	}
+	i := bytes.Index(data[start:], []byte(bom))
+	if i < 0 {
+		return nil
+	}
+	i += start
+	lineStart := bytes.LastIndexByte(data[:i], '\n') + 1
+	return &Error{
+		File:   file,
+		Line:   bytes.Count(data[:i], []byte("\n")) + 1,
+		Column: utf8.RuneCount(data[lineStart:i]) + 1,
+		Err:    errors.New("a byte order mark (U+FEFF) in the middle of the file (two files joined, the second saved with one?); only the start of the file may have one: remove it"),
+	}
+}
+
 // syntaxBudget bounds the bytes syntaxError decodes again to find the
 // place of an error, so that a huge broken file is not decoded once per
 // line; past it, the line yaml.v3 gave stands.

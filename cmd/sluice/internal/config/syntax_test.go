@@ -88,3 +88,32 @@ func TestSyntaxErrorDeepNestingBounded(t *testing.T) {
 		t.Fatal("still looking for the place of the mistake after 10s")
 	}
 }
+
+// A byte order mark past the start of the file (two files joined, the
+// second saved with one) is reported as what it is, at its line: yaml.v3
+// reads it as text, and the key after it was an "unknown key" whose
+// name looked right. One at the very start is accepted.
+func TestByteOrderMark(t *testing.T) {
+	const second = "shutdown_timeout: 10s\n"
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"files joined", "log:\n  level: info\n\uFEFF" + second, "sluice.yml:3:1: a byte order mark (U+FEFF) in the middle of the file"},
+		{"both files with one", "\uFEFFlog:\n  level: info\n\uFEFF" + second, "sluice.yml:3:1: a byte order mark (U+FEFF) in the middle of the file"},
+		{"within a line", "log:\n  level: \uFEFFinfo\n", "sluice.yml:2:10: a byte order mark (U+FEFF) in the middle of the file"},
+		{"at the start only", "\uFEFFlog:\n  level: debug\n" + second, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse("sluice.yml", []byte(tc.src), filtertest.Registry())
+			if tc.want == "" {
+				if err != nil || c.Log.Level != "debug" || c.ShutdownTimeout != 10*time.Second {
+					t.Fatalf("Parse: %v, %+v; want the file read", err, c)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %v, want prefix %q", err, tc.want)
+			}
+		})
+	}
+}
