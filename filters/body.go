@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 // Body holds a message body as it streams in from the MTA: in memory up to
@@ -69,17 +70,12 @@ func (b *Body) Write(p []byte) (int, error) {
 }
 
 func (b *Body) spill() error {
-	f, err := os.CreateTemp(b.dir, "sluice-body-")
-	if errors.Is(err, fs.ErrNotExist) && b.dir != "" {
-		// The directory was removed while the daemon ran (a cleaner of
-		// old files, an rm): made again with the mode it gets at start,
-		// or every large message until a restart would reach the
-		// filters cut short. Only the directory itself: a parent gone
-		// too is more than a cleaner's work.
-		if err = os.Mkdir(b.dir, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
-			f, err = os.CreateTemp(b.dir, "sluice-body-")
+	if b.dir != "" {
+		if err := prepareBodyDir(b.dir); err != nil {
+			return fmt.Errorf("body: %w", err)
 		}
 	}
+	f, err := os.CreateTemp(b.dir, "sluice-body-")
 	if err != nil {
 		return fmt.Errorf("body: create temp file: %w", err)
 	}
@@ -95,6 +91,69 @@ func (b *Body) spill() error {
 	}
 	b.file = f
 	b.mem = nil
+	return nil
+}
+
+// prepareBodyDir checks dir before a body is spilled there, as the start
+// does (see CheckBodyDir), each time: a directory removed while the
+// daemon ran (a cleaner of old files, an rm) may have been made again by
+// another user meanwhile, in /tmp by anyone. One still missing is made
+// again with the mode it gets at start, or every large message until a
+// restart would reach the filters cut short, and checked once made: it
+// may be another user's that appeared since. Only the directory itself:
+// a parent gone too is more than a cleaner's work.
+func prepareBodyDir(dir string) error {
+	err := CheckBodyDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.Mkdir(dir, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+			err = CheckBodyDir(dir)
+		}
+	}
+	return err
+}
+
+// CheckBodyDir makes sure that dir is a directory that no other local
+// user controls: owned, and if it is a symbolic link the link too, by
+// the user sluice runs as or by root, and not writable by every user
+// unless sticky (as /tmp is). Whoever controls the directory could
+// replace or remove what sluice writes there, or send it elsewhere
+// through a link. Its error wraps fs.ErrNotExist when dir is missing.
+func CheckBodyDir(dir string) error {
+	link, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	fi := link
+	if link.Mode()&fs.ModeSymlink != 0 {
+		if err := ownedBySluiceOrRoot(dir, link, "a symbolic link"); err != nil {
+			return err
+		}
+		if fi, err = os.Stat(dir); err != nil {
+			return err
+		}
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := ownedBySluiceOrRoot(dir, fi, "the directory"); err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return fmt.Errorf("%s is writable by every user and not sticky: refusing to write message bodies there (chmod o-w or +t)", dir)
+	}
+	return nil
+}
+
+// ownedBySluiceOrRoot returns an error unless fi, what names dir (the
+// directory, or a link to it), is owned by the effective user or root.
+func ownedBySluiceOrRoot(dir string, fi fs.FileInfo, what string) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
+		return fmt.Errorf("%s: %s is owned by uid %d, not by sluice's user (uid %d) or root: refusing to write message bodies where another user controls them", dir, what, st.Uid, euid)
+	}
 	return nil
 }
 

@@ -142,6 +142,48 @@ func TestBodySpillDirectoryRemoved(t *testing.T) {
 	}
 }
 
+// The spill directory removed while the daemon runs and made again by
+// another local user before the next large message (in /tmp anyone may)
+// is not written in: the body breaks there, the error says whose the
+// directory is, and the message is not lost (the MTA holds it whole) nor
+// passed off as filtered whole: the filters see the body marked
+// incomplete, and their failure policy decides.
+func TestBodySpillDirectoryTakenOver(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spill")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := &bodyWatcher{}
+	addr, logs := startServerLogged(t, milter.Config{Pipeline: pipeline(w), BodyMemoryLimit: 1024, TempDir: dir})
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chown: %v", err)
+		}
+		t.Skipf("chown (needs root): %v", err)
+	}
+	s := dial(t, addr)
+	must(t)(s.Conn("client.example", gomilter.FamilyInet, 4321, "192.0.2.7"))
+	big := strings.Repeat("0123456789abcdef\r\n", 1000)
+	mods, act := sendMessage(t, s, "a@example.org", "b@example.org", [][2]string{{"Subject", "hi"}}, big)
+	if act.Code != gomilter.ActAccept || len(mods) != 1 {
+		t.Fatalf("action %c, modifications %+v; want the filter's verdict", act.Code, mods)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) != 1 || !w.seen[0].broken || w.seen[0].read >= int64(len(big)) {
+		t.Errorf("filter saw %+v, want a partial body marked broken", w.seen)
+	}
+	if l := logs.String(); !strings.Contains(l, "storing message body") || !strings.Contains(l, "owned by uid 65534") {
+		t.Errorf("log does not say why the body was not spilled:\n%s", l)
+	}
+}
+
 // A body that cannot be stored (the spill directory cannot be made) is
 // still reported with the size the MTA sent in the message's log line
 // ("size", documented as the body bytes received), not with the part

@@ -135,9 +135,11 @@ func TestDocStoreMadeByRootErrors(t *testing.T) {
 	bin, dir, _ := rootOwnedStore(t, 0o640)
 	// A spill directory nobody may write in, as /tmp is: the store is
 	// what the daemon must fail on, and a directory it cannot spill
-	// bodies into stops it first.
+	// bodies into stops it first. Sticky as /tmp is (os.Chmod takes the
+	// bit as os.ModeSticky, not as the 01000 of chmod(1)): one that
+	// every user may write without it is refused.
 	spill := t.TempDir()
-	if err := os.Chmod(spill, 0o1777); err != nil {
+	if err := os.Chmod(spill, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "sluice.yml")

@@ -237,6 +237,11 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		if err := os.MkdirAll(cfg.Body.TempDir, 0o700); err != nil {
 			return cfg.At("body.temp_dir", err)
 		}
+		// Before anything is written in it: one that was there already
+		// may be another user's (made in /tmp before sluice started).
+		if err := filters.CheckBodyDir(cfg.Body.TempDir); err != nil {
+			return cfg.At("body.temp_dir", err)
+		}
 		if err := tempDirWritable(cfg.Body.TempDir); err != nil {
 			return cfg.At("body.temp_dir", err)
 		}
@@ -425,9 +430,10 @@ func filterNames(cfg *config.Config) []string {
 	return names
 }
 
-// checkTempDir makes sure that body.temp_dir names a directory. A reload
-// does not create it (start does): otherwise every message larger than
-// body.memory_limit would fail under the new configuration.
+// checkTempDir makes sure that body.temp_dir names a directory that no
+// other user controls (see filters.CheckBodyDir) and sluice may write. A
+// reload does not create it (start does): otherwise every message larger
+// than body.memory_limit would fail under the new configuration.
 func checkTempDir(cfg *config.Config) error {
 	dir := cfg.Body.TempDir
 	if dir == "" {
@@ -439,6 +445,9 @@ func checkTempDir(cfg *config.Config) error {
 	}
 	if err != nil {
 		return cfg.At("body.temp_dir", fmt.Errorf("%w (a reload does not create it)", err))
+	}
+	if err := filters.CheckBodyDir(dir); err != nil {
+		return cfg.At("body.temp_dir", err)
 	}
 	if err := tempDirWritable(dir); err != nil {
 		return cfg.At("body.temp_dir", err)

@@ -85,3 +85,50 @@ func TestTempDirNotWritable(t *testing.T) {
 		t.Errorf("after the failed reload: header %q, want the running X-First", name)
 	}
 }
+
+// A body.temp_dir that another local user owns (made in /tmp before
+// sluice started, after a reboot emptied it) stops the start, and fails
+// a reload, naming the key and the owner: that user could replace or
+// remove the bodies sluice spills there.
+func TestTempDirOtherUser(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spill")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chown: %v", err)
+		}
+		t.Skipf("chown (needs root): %v", err)
+	}
+
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	cfg := strings.Replace(daemonConfig, "%s", "X-Tag", 1) + "body:\n  temp_dir: " + dir + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: filtertest.Registry()}, stderr: &syncBuffer{}}
+	done := make(chan error, 1)
+	sigs := make(chan os.Signal, 1)
+	go func() { done <- d.run(context.Background(), sigs, func(ready) { sigs <- syscall.SIGTERM }) }()
+	const want = "is owned by uid 65534"
+	select {
+	case err := <-done:
+		if at := fmt.Sprintf("%s:13: body.temp_dir: ", path); err == nil || !strings.Contains(err.Error(), at) || !strings.Contains(err.Error(), want) {
+			t.Errorf("start with another user's body.temp_dir: %v, want an error naming %s and saying %q", err, at, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not return")
+	}
+
+	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
+	os.WriteFile(td.config, []byte(strings.Replace(daemonConfig, "%s", "X-Second", 1)+"body:\n  temp_dir: "+dir+"\n"), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reload failed") })
+	if l := td.log.String(); !strings.Contains(l, td.config+":13: body.temp_dir: ") || !strings.Contains(l, want) {
+		t.Errorf("reload error does not name the file and line of body.temp_dir and the owner:\n%s", l)
+	}
+	if name, _ := td.addedHeader(t); name != "X-First" {
+		t.Errorf("after the failed reload: header %q, want the running X-First", name)
+	}
+}
