@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -91,15 +92,24 @@ matched.`,
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			n := 0
 			for _, path := range args {
-				err := readArchiveLocked(ctx, app, path, cmd.ErrOrStderr(), func(r archive.Record) error {
-					if !sel.Match(r.Message) {
+				err := readArchiveLocked(ctx, app, path, cmd.ErrOrStderr(), func(r archive.RecordAt) error {
+					if !sel.Match(r.Head.Message) {
 						return nil
 					}
 					n++
+					// From the file to the output: a 50 MB message is
+					// not held in memory to be shown.
+					var out io.Writer = w
+					var esc *escapeWriter
 					if onTerminal {
-						w.WriteString(escapeControls(string(r.Raw), "\t\n"))
-					} else {
-						w.Write(r.Raw)
+						esc = &escapeWriter{w: w, keep: "\t\n"}
+						out = esc
+					}
+					if _, err := io.Copy(out, r.Raw()); err != nil {
+						return err
+					}
+					if esc != nil {
+						esc.Flush()
 					}
 					return w.WriteByte('\n')
 				})
@@ -329,68 +339,87 @@ func (e *alreadyInError) Error() string {
 // moveRecords appends the picked records of src to their destinations and
 // then removes them from src. It reports each move on standard output. A
 // record whose destination is src stays; when all are such records, the
-// error is an *alreadyInError.
+// error is an *alreadyInError. Records are copied from file to file, not
+// held in memory: the archive may hold 50 MB messages.
 func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src string, sel mailbox.Select, dest func(archive.Record) (string, error)) (int, error) {
 	type picked struct {
-		rec  archive.Record
+		rec  archive.RecordAt
 		dest string
 	}
-	var moves []picked
-	var already *alreadyInError
-	// Under the append locks: a record half written by a daemon that died
-	// or is appending now must not be copied.
-	err := app.ReadRecords(ctx, src, func(r archive.Record) error {
-		if !sel.Match(r.Message) {
-			return nil
+	var (
+		moves []picked
+		// appendErr is the append that stopped the copying.
+		appendErr error
+		noDotLock error
+	)
+	// Whole records only, as under the append locks: a record half
+	// written by a daemon that died or is appending now must not be
+	// copied. The records are read from the file as it was then; the
+	// daemon may append meanwhile, and an append adds only beyond it.
+	err := app.ReadLockedAt(ctx, src, func(err error) { noDotLock = err }, func(r *io.SectionReader) error {
+		if noDotLock != nil {
+			// Without the dot-lock the records could not be removed
+			// after they were copied.
+			return fmt.Errorf("archive %s: %w", src, noDotLock)
 		}
-		d, err := dest(r)
-		if err != nil {
-			return err
-		}
-		if sameFile(d, src) {
-			if already == nil {
-				already = &alreadyInError{src: src, dest: d}
+		var already *alreadyInError
+		err := archive.ScanMbox(r, r.Size(), func(rec archive.RecordAt) error {
+			if !sel.Match(rec.Head.Message) {
+				return nil
 			}
+			d, err := dest(rec.Head)
+			if err != nil {
+				return err
+			}
+			if sameFile(d, src) {
+				if already == nil {
+					already = &alreadyInError{src: src, dest: d}
+				}
+				return nil
+			}
+			moves = append(moves, picked{rec, d})
 			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
 		}
-		moves = append(moves, picked{r, d})
+		if len(moves) == 0 && already != nil {
+			return already
+		}
+		// A failed append (a full disk) stops the move, but the records
+		// appended before it are still removed from src: left in both,
+		// they would be appended a second time when the move is run
+		// again.
+		for i, m := range moves {
+			if _, err := app.AppendMbox(ctx, m.dest, func(w *bufio.Writer) error {
+				return copyRecord(w, m.rec)
+			}); err != nil {
+				appendErr = err
+				moves = moves[:i]
+				break
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
 	if len(moves) == 0 {
-		if already != nil {
-			return 0, already
-		}
-		return 0, nil
-	}
-	// A failed append (a full disk) stops the move, but the records
-	// appended before it are still removed from src: left in both, they
-	// would be appended a second time when the move is run again.
-	var appendErr error
-	for i, m := range moves {
-		raw := m.rec.Raw
-		if _, err := app.AppendMbox(ctx, m.dest, func(w *bufio.Writer) error {
-			_, err := w.Write(raw)
-			return err
-		}); err != nil {
-			appendErr = err
-			moves = moves[:i]
-			break
-		}
-	}
-	if len(moves) == 0 {
 		return 0, appendErr
 	}
-	// A record is identified by its exact bytes: the one appended above.
-	moved := map[string]int{}
-	for _, m := range moves {
-		moved[string(m.rec.Raw)]++
+	// A record is identified by its exact bytes, the ones appended above,
+	// through their length and SHA-256.
+	type identity struct {
+		size int64
+		sum  [sha256.Size]byte
 	}
-	n, err := app.RemoveRecords(ctx, src, func(r archive.Record) bool {
-		if moved[string(r.Raw)] > 0 {
-			moved[string(r.Raw)]--
+	moved := map[identity]int{}
+	for _, m := range moves {
+		moved[identity{m.rec.Size, m.rec.Sum}]++
+	}
+	n, err := app.RemoveRecords(ctx, src, func(r archive.RecordAt) bool {
+		if id := (identity{r.Size, r.Sum}); moved[id] > 0 {
+			moved[id]--
 			return true
 		}
 		return false
@@ -403,15 +432,30 @@ func moveRecords(ctx context.Context, out io.Writer, app *archive.Appender, src 
 		return n, errors.Join(appendErr, fmt.Errorf("copied %d messages, but only %d were still in %s to remove", len(moves), n, src))
 	}
 	for _, m := range moves {
-		id := m.rec.QueueID()
+		id := m.rec.Head.QueueID()
 		if id == "" {
-			id = strings.Join(archive.HeaderValues(m.rec.Message, "Message-ID"), " ")
+			id = strings.Join(archive.HeaderValues(m.rec.Head.Message, "Message-ID"), " ")
 		}
 		// The id is the sender's text, shown on the administrator's
 		// terminal.
 		fmt.Fprintf(out, "moved %s from %s to %s\n", printable(id), printable(src), printable(m.dest))
 	}
 	return n, appendErr
+}
+
+// copyRecord writes the bytes of rec to w, and fails, for the append to
+// be cut back, if they are not the ones read when rec was found: a
+// program that rewrites an mbox in place (an IMAP server expunging) may
+// have changed them since.
+func copyRecord(w io.Writer, rec archive.RecordAt) error {
+	sum := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, sum), rec.Raw()); err != nil {
+		return err
+	}
+	if [sha256.Size]byte(sum.Sum(nil)) != rec.Sum {
+		return errors.New("the record changed in the old mbox while it was copied")
+	}
+	return nil
 }
 
 func sameFile(a, b string) bool {
@@ -425,18 +469,18 @@ func sameFile(a, b string) bool {
 // holder, which the error then names.
 const mboxLockTimeout = 30 * time.Second
 
-// readArchiveLocked reads the records of the mbox at path under the locks
+// readArchiveLocked finds the records of the mbox at path under the locks
 // a reader takes (see archive.Appender.ReadLocked), so that neither a
 // record the daemon is appending nor the half record of a daemon that
 // died while appending is read: printed, it would be trained on as a
 // whole message. A user who may only read the archive cannot make its
 // dot-lock, and is told that a writer that takes only the dot-lock is not
 // kept out.
-func readArchiveLocked(ctx context.Context, app *archive.Appender, path string, warn io.Writer, fn func(archive.Record) error) error {
-	return app.ReadLocked(ctx, path, func(err error) {
+func readArchiveLocked(ctx context.Context, app *archive.Appender, path string, warn io.Writer, fn func(archive.RecordAt) error) error {
+	return app.ReadLockedAt(ctx, path, func(err error) {
 		fmt.Fprintf(warn, "sluice: warning: reading %s without its dot-lock (%v): a record appended now by a program that takes only the dot-lock may show cut short\n", path, err)
-	}, func(r io.Reader) error {
-		if err := archive.ReadMbox(r, fn); err != nil {
+	}, func(r *io.SectionReader) error {
+		if err := archive.ScanMbox(r, r.Size(), fn); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		return nil

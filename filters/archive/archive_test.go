@@ -840,7 +840,7 @@ func TestRemoveRecords(t *testing.T) {
 		}
 	}
 	before := readRecords(t, path)
-	n, err := f.app.RemoveRecords(context.Background(), path, func(r Record) bool { return headerOf(r.Message, FieldQueueID) == "B" })
+	n, err := f.app.RemoveRecords(context.Background(), path, func(r RecordAt) bool { return headerOf(r.Head.Message, FieldQueueID) == "B" })
 	if err != nil || n != 2 {
 		t.Fatalf("removed %d, %v", n, err)
 	}
@@ -848,7 +848,7 @@ func TestRemoveRecords(t *testing.T) {
 	if len(after) != 2 || !bytes.Equal(after[0].Raw, before[0].Raw) || !bytes.Equal(after[1].Raw, before[2].Raw) {
 		t.Errorf("after removal: %q", after)
 	}
-	if n, err := f.app.RemoveRecords(context.Background(), path, func(Record) bool { return false }); n != 0 || err != nil {
+	if n, err := f.app.RemoveRecords(context.Background(), path, func(RecordAt) bool { return false }); n != 0 || err != nil {
 		t.Errorf("removing nothing: %d %v", n, err)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
@@ -874,7 +874,7 @@ func TestRemoveRecordsAfterKilledRemoval(t *testing.T) {
 	if err := os.WriteFile(leftover, []byte("From half a copy"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n, err := f.app.RemoveRecords(context.Background(), path, func(r Record) bool { return headerOf(r.Message, FieldQueueID) == "B" })
+	n, err := f.app.RemoveRecords(context.Background(), path, func(r RecordAt) bool { return headerOf(r.Head.Message, FieldQueueID) == "B" })
 	if err != nil || n != 1 {
 		t.Fatalf("removed %d, %v", n, err)
 	}
@@ -903,7 +903,7 @@ func TestRemoveRecordsThroughSymlink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := f.app.RemoveRecords(context.Background(), link, func(r Record) bool { return headerOf(r.Message, FieldQueueID) == "B" })
+	n, err := f.app.RemoveRecords(context.Background(), link, func(r RecordAt) bool { return headerOf(r.Head.Message, FieldQueueID) == "B" })
 	if err != nil || n != 1 {
 		t.Fatalf("removed %d, %v", n, err)
 	}
@@ -1347,7 +1347,7 @@ func TestRemoveRecordsKeepsModeOffSwappedTemp(t *testing.T) {
 	}
 	tmp := filepath.Join(dir, ".x.mbox.sluice-tmp-"+strconv.Itoa(os.Getpid()))
 	swapped := false
-	_, err := f.app.RemoveRecords(context.Background(), path, func(r Record) bool {
+	_, err := f.app.RemoveRecords(context.Background(), path, func(r RecordAt) bool {
 		if !swapped {
 			// The attacker's move, while the new mbox is being written.
 			swapped = true
@@ -1358,7 +1358,7 @@ func TestRemoveRecordsKeepsModeOffSwappedTemp(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		return headerOf(r.Message, FieldQueueID) == "B"
+		return headerOf(r.Head.Message, FieldQueueID) == "B"
 	})
 	if !swapped {
 		t.Fatal("the records were not read")

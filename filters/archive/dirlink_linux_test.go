@@ -114,7 +114,7 @@ func TestReadAndRemoveFollowOnlyTrustedDirectoryLinks(t *testing.T) {
 	}); !errors.As(err, &ul) || len(read) != 0 {
 		t.Errorf("ReadLocked through another user's directory link: %v", err)
 	}
-	if n, err := app.RemoveRecords(context.Background(), path, func(Record) bool { return true }); !errors.As(err, &ul) || n != 0 {
+	if n, err := app.RemoveRecords(context.Background(), path, func(RecordAt) bool { return true }); !errors.As(err, &ul) || n != 0 {
 		t.Errorf("RemoveRecords through another user's directory link: %d, %v", n, err)
 	}
 	if b, err := os.ReadFile(secret); err != nil || string(b) != content {

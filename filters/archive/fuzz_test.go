@@ -2,7 +2,10 @@ package archive
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,19 @@ import (
 	"github.com/sluice-mail/sluice/filters"
 )
 
+// mboxSeeds are the seed inputs of FuzzReadMbox and FuzzScanMbox.
+var mboxSeeds = []string{
+	"From a Thu Jan  1 00:00:00 1970\nSubject: one\n\nbody\n\nFrom b Thu Jan  1 00:00:00 1970\nSubject: two\n\n>From quoted\n>>From twice\n\n",
+	"\n\nFrom a Sat Mar  2 10:11:12 2024\r\nX-Sluice-Queue-ID: 4QID\r\nX-Sluice-Envelope-To: ../../etc/passwd@x\r\nX-Sluice-Verdict: reject; action=reject; reason=\"a; action=../x\"\r\n\r\nbody\r\n\n",
+	"From a Thu Jan  1 00:00:00 1970\nx\n\n\n\nFrom b\n",
+	"From a\nno newline at the end",
+	"From a\nx\n\n\n",
+	"From a\nFrom b\n\nFrom c\n\n",
+	"not an mbox\n",
+	"\r\nFrom a\n",
+	"",
+}
+
 // FuzzReadMbox checks the reading of an mbox that "sluice archive" and
 // "sluice train" are given, which may be any file: it is records or an
 // error; the records written back one after the other, as RemoveRecords
@@ -18,17 +34,7 @@ import (
 // move" makes of a record's fields stays one file under the target's
 // directory.
 func FuzzReadMbox(f *testing.F) {
-	for _, s := range []string{
-		"From a Thu Jan  1 00:00:00 1970\nSubject: one\n\nbody\n\nFrom b Thu Jan  1 00:00:00 1970\nSubject: two\n\n>From quoted\n>>From twice\n\n",
-		"\n\nFrom a Sat Mar  2 10:11:12 2024\r\nX-Sluice-Queue-ID: 4QID\r\nX-Sluice-Envelope-To: ../../etc/passwd@x\r\nX-Sluice-Verdict: reject; action=reject; reason=\"a; action=../x\"\r\n\r\nbody\r\n\n",
-		"From a Thu Jan  1 00:00:00 1970\nx\n\n\n\nFrom b\n",
-		"From a\nno newline at the end",
-		"From a\nx\n\n\n",
-		"From a\nFrom b\n\nFrom c\n\n",
-		"not an mbox\n",
-		"\r\nFrom a\n",
-		"",
-	} {
+	for _, s := range mboxSeeds {
 		f.Add([]byte(s))
 	}
 	dir := "/srv/archive"
@@ -233,6 +239,55 @@ func FuzzParseDotLock(f *testing.F) {
 		again := lockHolder{pid: l.pid, start: l.start, host: l.host}.dotLockContent(l.size)
 		if g, ok := parseDotLock([]byte(again)); !ok || g != l {
 			t.Fatalf("%q: %+v written as %q reads as %+v, %v", b, l, again, g, ok)
+		}
+	})
+}
+
+// FuzzScanMbox checks that ScanMbox finds the records ReadMbox reads,
+// through a buffer small enough that lines come in pieces: each where
+// ReadMbox's bytes are, with their SHA-256, and a head that starts the
+// record and has its header fields and "From " line.
+func FuzzScanMbox(f *testing.F) {
+	for _, s := range mboxSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte("From a\n" + strings.Repeat("X-Long: "+strings.Repeat("y", 40)+"\n", 3) + "\n" + strings.Repeat("z", 50) + "\n\nFrom " + strings.Repeat("b", 30) + "\nSubject: s\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var want []Record
+		werr := ReadMbox(bytes.NewReader(in), func(r Record) error {
+			want = append(want, r)
+			return nil
+		})
+		var got []RecordAt
+		gerr := scanMboxAt(bytes.NewReader(in), int64(len(in)), 16, func(r RecordAt) error {
+			got = append(got, r)
+			return nil
+		})
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("ReadMbox: %v; ScanMbox: %v", werr, gerr)
+		}
+		if werr != nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("ScanMbox found %d records, ReadMbox %d", len(got), len(want))
+		}
+		for i, r := range got {
+			raw, err := io.ReadAll(r.Raw())
+			if err != nil || !bytes.Equal(raw, want[i].Raw) {
+				t.Fatalf("record %d: %q, %v; ReadMbox read %q", i, raw, err, want[i].Raw)
+			}
+			if r.Sum != sha256.Sum256(raw) {
+				t.Errorf("record %d: wrong SHA-256", i)
+			}
+			if !bytes.HasPrefix(raw, r.Head.Raw) || r.Head.From() != want[i].From() {
+				t.Errorf("record %d: head %q is not the start of %q", i, r.Head.Raw, raw)
+			}
+			for _, name := range []string{"Subject", "X-Long", FieldQueueID} {
+				if g, w := HeaderValues(r.Head.Message, name), HeaderValues(want[i].Message, name); !slices.Equal(g, w) {
+					t.Errorf("record %d: %s in the head %q, in the record %q", i, name, g, w)
+				}
+			}
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -104,36 +105,127 @@ func HeaderValues(msg []byte, name string) []string {
 // message. Empty lines before the first "From " line are skipped; any
 // other input before it is not an mbox: it is an error.
 func ReadMbox(r io.Reader, fn func(Record) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	var cur []byte
+	return scanMbox(r, mboxBuffer, func(line []byte, _ bool) {
+		cur = append(cur, line...)
+	}, func(int64, int64) error {
+		rec := Record{Raw: cur, Message: unquote(cur)}
+		cur = nil
+		return fn(rec)
+	})
+}
+
+// RecordAt is a record of an mbox that ScanMbox found: its start in
+// memory, the whole of it left where it lies, so that a 50 MB message is
+// not held in memory to be shown, copied or left out.
+type RecordAt struct {
+	// Head is the start of the record: the "From " line and the header
+	// block with the empty line that ends it (all of the record if it
+	// has none). Its Message has the header fields, for HeaderValues,
+	// QueueID and Config.TargetPath, and its From and Time are the
+	// record's.
+	Head Record
+	// Offset and Size locate the whole record, Record.Raw as ReadMbox
+	// gives it, in the mbox.
+	Offset, Size int64
+	// Sum is the SHA-256 of the whole record: with Size, what tells it
+	// from another record without holding either.
+	Sum [sha256.Size]byte
+
+	src io.ReaderAt
+}
+
+// Raw returns a reader over the whole record as stored, what Record.Raw
+// holds. It reads the mbox ScanMbox was given.
+func (r RecordAt) Raw() *io.SectionReader {
+	return io.NewSectionReader(r.src, r.Offset, r.Size)
+}
+
+// ScanMbox calls fn for each record of the first size bytes of the mbox
+// r, in order, as ReadMbox does, but with each record's header only in
+// memory; fn reads the rest from r through RecordAt.Raw when it needs it.
+func ScanMbox(r io.ReaderAt, size int64, fn func(RecordAt) error) error {
+	return scanMboxAt(r, size, mboxBuffer, fn)
+}
+
+// scanMboxAt is ScanMbox reading through a buffer of bufSize bytes.
+func scanMboxAt(r io.ReaderAt, size int64, bufSize int, fn func(RecordAt) error) error {
 	var (
-		cur   []byte
+		head   []byte
+		inHead = true
+		sum    = sha256.New()
+	)
+	return scanMbox(io.NewSectionReader(r, 0, size), bufSize, func(line []byte, startsLine bool) {
+		sum.Write(line)
+		if !inHead {
+			return
+		}
+		head = append(head, line...)
+		// The empty line that ends the header block, as HeaderValues
+		// finds it.
+		if startsLine && (string(line) == "\n" || string(line) == "\r\n") {
+			inHead = false
+		}
+	}, func(offset, n int64) error {
+		rec := RecordAt{Head: Record{Raw: head, Message: unquote(head)}, Offset: offset, Size: n, src: r}
+		sum.Sum(rec.Sum[:0])
+		sum.Reset()
+		head, inHead = nil, true
+		return fn(rec)
+	})
+}
+
+// mboxBuffer is the size of the buffer an mbox is read through; a longer
+// line is read in pieces.
+const mboxBuffer = 64 << 10
+
+// scanMbox splits the mbox read from r into records, as ReadMbox
+// describes. It calls add with the bytes of each record in order, a line
+// or, for a line longer than bufSize, a piece of one at a time
+// (startsLine tells which), valid until add returns; and end at the end
+// of each record, with the offset of the record in r and its length.
+func scanMbox(r io.Reader, bufSize int, add func(line []byte, startsLine bool), end func(offset, n int64) error) error {
+	br := bufio.NewReaderSize(r, bufSize)
+	var (
 		inRec bool
 		blank = true
 		// pendingBlank: an empty line was read and held back; it is
 		// part of the message unless a "From " line follows.
 		pendingBlank bool
-		n            int
+		// midLine: the last piece read did not end its line.
+		midLine bool
+		n       int
+		// pos is the offset of what is read next; start and size
+		// locate the current record.
+		pos, start, size int64
 	)
+	put := func(line []byte, startsLine bool) {
+		add(line, startsLine)
+		size += int64(len(line))
+	}
 	emit := func() error {
 		if !inRec {
 			return nil
 		}
 		n++
-		rec := Record{Raw: cur, Message: unquote(cur)}
-		cur = nil
-		return fn(rec)
+		return end(start, size)
 	}
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			switch {
+			case midLine:
+				// The rest of a line begun in an earlier piece: of the
+				// record, or an error already returned.
+				put(line, false)
 			case blank && bytes.HasPrefix(line, []byte(fromLine)):
 				pendingBlank = false
 				if err := emit(); err != nil {
 					return err
 				}
 				inRec = true
-				cur = append(cur, line...)
+				start, size = pos, 0
+				put(line, true)
 			case !inRec && bytes.Equal(line, []byte("\n")):
 				// Empty lines before the first record are no message:
 				// an mbox emptied with "echo > FILE" holds one, and the
@@ -142,21 +234,25 @@ func ReadMbox(r io.Reader, fn func(Record) error) error {
 				return fmt.Errorf("mbox: line %q before the first \"From \" line", truncate(line, 40))
 			default:
 				if pendingBlank {
-					cur = append(cur, '\n')
+					put([]byte("\n"), true)
 					pendingBlank = false
 				}
 				if bytes.Equal(line, []byte("\n")) {
 					pendingBlank = true
 				} else {
-					cur = append(cur, line...)
+					put(line, true)
 				}
 			}
-			blank = bytes.Equal(line, []byte("\n"))
+			if !midLine {
+				blank = bytes.Equal(line, []byte("\n"))
+			}
+			midLine = line[len(line)-1] != '\n'
+			pos += int64(len(line))
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return fmt.Errorf("mbox after record %d: %w", n, err)
 		}
 	}
@@ -289,7 +385,13 @@ func (a *Appender) ReadRecords(ctx context.Context, path string, fn func(Record)
 // the directories of path below one of the appender's roots (see
 // SetRoots).
 func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error), read func(r io.Reader) error) error {
-	return a.ReadLockedFile(ctx, path, nil, warn, read)
+	return a.readLocked(ctx, path, nil, warn, func(r *io.SectionReader) error { return read(r) })
+}
+
+// ReadLockedAt is ReadLocked for a reader that reads the mbox out of
+// order (ScanMbox, and the records it finds, read again to copy them).
+func (a *Appender) ReadLockedAt(ctx context.Context, path string, warn func(error), read func(r *io.SectionReader) error) error {
+	return a.readLocked(ctx, path, nil, warn, read)
 }
 
 // ReadLockedFile is ReadLocked for the mbox that the caller has open as
@@ -297,6 +399,12 @@ func (a *Appender) ReadLocked(ctx context.Context, path string, warn func(error)
 // locks are held, because a directory of the path was replaced meanwhile
 // (by a link to /etc, say), that is an error, and nothing is read.
 func (a *Appender) ReadLockedFile(ctx context.Context, path string, want *os.File, warn func(error), read func(r io.Reader) error) error {
+	return a.readLocked(ctx, path, want, warn, func(r *io.SectionReader) error { return read(r) })
+}
+
+// readLocked is ReadLockedFile, giving read the mbox's bytes as an
+// io.SectionReader.
+func (a *Appender) readLocked(ctx context.Context, path string, want *os.File, warn func(error), read func(r *io.SectionReader) error) error {
 	if err := a.checkDirs(path); err != nil {
 		return fmt.Errorf("archive %s: %w", path, err)
 	}
@@ -456,12 +564,13 @@ func sameFile(name string, fi fs.FileInfo) error {
 }
 
 // RemoveRecords rewrites the mbox at path without the records for which
-// drop returns true, and returns how many it dropped. It holds the same
+// drop returns true, and returns how many it dropped; a record kept is
+// copied from the old file, not held in memory. It holds the same
 // locks as an append, writes the new mbox next to the old one and renames
 // it into place, so a crash leaves either the old or the new file. Writers
 // that were waiting for the lock notice the file was replaced and append
 // to the new one.
-func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Record) bool) (int, error) {
+func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(RecordAt) bool) (int, error) {
 	if err := a.checkDirs(path); err != nil {
 		return 0, fmt.Errorf("archive %s: %w", path, err)
 	}
@@ -509,12 +618,16 @@ func (a *Appender) RemoveRecords(ctx context.Context, path string, drop func(Rec
 	dropped := 0
 	var written fs.FileInfo
 	_, err = writeSynced(tmp, func(w *bufio.Writer) error {
-		return ReadMbox(io.NewSectionReader(l.f, 0, l.size), func(r Record) error {
+		// Record by record from the file: a 50 MB message kept is
+		// copied, not held.
+		return ScanMbox(l.f, l.size, func(r RecordAt) error {
 			if drop(r) {
 				dropped++
 				return nil
 			}
-			w.Write(r.Raw)
+			if _, err := io.Copy(w, r.Raw()); err != nil {
+				return err
+			}
 			return w.WriteByte('\n')
 		})
 	}, func(f *os.File) error {

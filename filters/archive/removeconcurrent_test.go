@@ -76,7 +76,7 @@ func TestRemoveRecordsWhileOthersAppend(t *testing.T) {
 		for i := 0; i < removed; i++ {
 			time.Sleep(10 * time.Millisecond)
 			qid := fmt.Sprintf("r-%d", i)
-			n, err := mover.RemoveRecords(ctx, path, func(r Record) bool { return r.QueueID() == qid })
+			n, err := mover.RemoveRecords(ctx, path, func(r RecordAt) bool { return r.Head.QueueID() == qid })
 			if err != nil || n != 1 {
 				errs <- fmt.Errorf("removing %s: %d records, %v", qid, n, err)
 			}

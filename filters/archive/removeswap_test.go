@@ -46,7 +46,7 @@ func TestRemoveRecordsRefusesSwappedName(t *testing.T) {
 		}
 		return err
 	}
-	n, err := a.RemoveRecords(context.Background(), spam, func(r Record) bool { return r.QueueID() == "B" })
+	n, err := a.RemoveRecords(context.Background(), spam, func(r RecordAt) bool { return r.Head.QueueID() == "B" })
 	if !swapped {
 		t.Fatal("the name was not swapped: the test did not run")
 	}
