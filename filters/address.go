@@ -191,7 +191,10 @@ func groupMember(s string) (string, bool) {
 // strings, up to the next ">" if there is one (go-milter takes the
 // final ">" off with the envelope's). Postfix reads MAIL FROM so: it
 // delivers MAIL FROM:<"Joe" <joe@example.com>> from joe@example.com
-// (observed with 3.7). Any other s is returned as it is.
+// (observed with 3.7). An empty "<>" with text after it is part of the
+// phrase, and the address is read in that text: Postfix delivers
+// <x<>bob@x> and <x <> y <> <bob@x>> from bob@x, and <x <>> from the
+// null sender. Any other s is returned as it is.
 func routeAddr(s string) string {
 	quoted := false
 	for i := 0; i < len(s); i++ {
@@ -205,10 +208,18 @@ func routeAddr(s string) string {
 				return s
 			}
 			addr := s[i+1:]
-			if j := strings.IndexByte(addr, '>'); j >= 0 {
-				addr = addr[:j]
+			j := strings.IndexByte(addr, '>')
+			if j < 0 {
+				return strings.TrimSpace(addr)
 			}
-			return strings.TrimSpace(addr)
+			rest := strings.TrimSpace(addr[j+1:])
+			if addr = strings.TrimSpace(addr[:j]); addr != "" || rest == "" {
+				return addr
+			}
+			// An empty "<>" before more text: read on from the
+			// text, as from the start, its own brackets taken off.
+			s = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(rest, "<"), ">"))
+			i, quoted = -1, false
 		}
 	}
 	return s

@@ -105,6 +105,12 @@ func TestEnvelopeAddress(t *testing.T) {
 		{"Joe <bob@spam.example", "bob", "spam.example", false},
 		{`"Joe <x@fine.example>" <bob@spam.example`, "bob", "spam.example", false},
 		{`x:"Joe" <bob@spam.example>;`, "bob", "spam.example", false},
+		// An empty "<>" before more text is part of the name: Postfix
+		// delivers MAIL FROM:<x<>bob@spam.example> from bob@spam.example.
+		{"x<>bob@spam.example", "bob", "spam.example", false},
+		{"x <> y <> <bob@spam.example", "bob", "spam.example", false},
+		{"x:y<>bob@spam.example;", "bob", "spam.example", false},
+		{`"x" <>bob@spam.example (c)`, "bob", "spam.example", false},
 		{`<"x:bob@spam.example;>`, `"x:bob`, "spam.example", false},
 	} {
 		local, domain, null := filters.EnvelopeAddress(tc.in)
@@ -134,6 +140,8 @@ func TestDeliveredSender(t *testing.T) {
 		{`"Joe" <joe@example.com`, "joe@example.com"},
 		{`"John Smith" <"john smith"@example.com`, `"john smith"@example.com`},
 		{"Joe:joe@example.com;", "joe@example.com"},
+		{"x<>joe@example.com", "joe@example.com"},
+		{"x <> y <> <joe@example.com", "joe@example.com"},
 		{"joe@example.com (Joe)", "joe@example.com"},
 		{"joe@example.com (Joe", "joe@example.com"},
 		{";,joe@example.com", "joe@example.com"},

@@ -444,7 +444,8 @@ func TestSendersEndToEndFromHiddenByBareCR(t *testing.T) {
 func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	postfixSenderForms(t, "", []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
 		"<banned.example!>", "<bob%banned.example>", "<bob % banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
-		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>"},
+		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>",
+		"<x<>bob@banned.example>", "<x <> y <> <bob@banned.example>>", "<x:y<>bob@banned.example;>"},
 		// The same forms from a domain not banned arrive, from the
 		// address Postfix made of them.
 		[]senderForm{
@@ -464,6 +465,8 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 			{"<kate@client.example,>", "<kate@client.example>"},
 			{"<;,liam@client.example>", "<liam@client.example>"},
 			{"<,>", "<>"},
+			// An empty "<>" before the address is part of a name.
+			{"<x<>mike@client.example>", "<mike@client.example>"},
 		})
 }
 
