@@ -205,15 +205,16 @@ func bogoFront(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-func bogoMid(c byte) bool {
-	if c >= 0x80 {
-		return true
+func bogoMid(c byte) bool { return bogoMidBytes[c] }
+
+// bogoMidBytes holds bogoMid for each byte: it is asked for every byte of
+// header text, several times over (see verpLen).
+var bogoMidBytes = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x80 || c > ' ' && c != 0x7f && !strings.ContainsRune(`<>;=():&%$#@+|/\{}^"?*,[]`, rune(c))
 	}
-	if c <= ' ' || c == 0x7f {
-		return false
-	}
-	return !strings.ContainsRune(`<>;=():&%$#@+|/\{}^"?*,[]`, rune(c))
-}
+	return t
+}()
 
 // bogoBack reports whether a token may end in c. bogofilter's lexer
 // (lexer_v3.l, TOKENBACK) ends a token in no punctuation but '!': of the
@@ -270,10 +271,14 @@ func (w *walker) bogoScan(s []byte, tag string, words bool) {
 			i++
 		case bogoFront(c):
 			if tag != "" {
-				if n := verpLen(s[i:]); n > 0 {
-					w.bogoAdd(tag, verpToken(s[i:i+n]))
-					i += n
-					continue
+				if w.verpWork < maxVerpWork {
+					n, work := verpLen(s[i:])
+					w.verpWork += work
+					if n > 0 {
+						w.bogoAdd(tag, verpToken(s[i:i+n]))
+						i += n
+						continue
+					}
 				}
 				if n := fileNameParamLen(s[i:]); n > 0 {
 					i += n
@@ -312,28 +317,31 @@ func (w *walker) bogoScan(s []byte, tag string, words bool) {
 // word is as in bogoScan but of any length and the id is of ASCII letters,
 // digits, '#' and '-' with a digit inside (not first or last). 0 if there
 // is none, or if the part before the '=' is longer than maxVerpLen.
-func verpLen(s []byte) int {
+// work is about how many bytes it looked at (see maxVerpWork).
+func verpLen(s []byte) (n, work int) {
 	if len(s) == 0 || !bogoFront(s[0]) {
-		return 0
+		return 0, 1
 	}
 	e := 0
 	for e < len(s) && e <= maxVerpLen && (bogoMid(s[e]) || s[e] == '#') {
 		e++
 	}
 	if e > maxVerpLen {
-		return 0
+		return 0, e
 	}
 	// After the '=': a word, '@' and the start of a word.
 	j := e + 1
 	if e == len(s) || s[e] != '=' || j >= len(s) || !bogoFront(s[j]) {
-		return 0
+		return 0, j
 	}
 	k := j + 1
 	for k < len(s) && bogoMid(s[k]) {
 		k++
 	}
+	// The part before the '=' is looked at twice more below.
+	work = k + 2*e
 	if k+1 >= len(s) || s[k] != '@' || k > j+1 && !bogoBack(s[k-1]) || !bogoFront(s[k+1]) {
-		return 0
+		return 0, work
 	}
 	// Before it: the first word ends at the dash x, the last starts
 	// after the dash y, and the id between them lies in one run of id
@@ -369,13 +377,13 @@ func verpLen(s []byte) int {
 		if x >= 0 && y-x >= 4 {
 			for d := x + 2; d <= y-2; d++ {
 				if isDigit(p[d]) {
-					return e
+					return e, work
 				}
 			}
 		}
 		a = b
 	}
-	return 0
+	return 0, work
 }
 
 // fileNameParamLen returns the length of a "name=" or "filename=" (in any
@@ -403,6 +411,17 @@ func fileNameParamLen(s []byte) int {
 // but not the part before the '='), which bogofilter's lexer does not
 // bound.
 const maxVerpLen = 256
+
+// maxVerpWork bounds the bytes verpLen looks at in one message, all
+// header fields together. Each start of a word in header text may be the
+// start of a VERP address, and verpLen looks at up to maxVerpLen bytes
+// and then at the word after the '=' from each: a header of
+// "a#a#a#...", or of such runs before an '=' and a long word, cost a
+// second a megabyte. A real header is looked at a few times over; past
+// the bound, which only a header built for it reaches, the rest of the
+// message's header text is read without VERP addresses, where
+// bogofilter's lexer would find one.
+const maxVerpWork = 1 << 20
 
 func verpIDByte(c byte) bool { return isAlnumASCII(c) || c == '#' || c == '-' }
 

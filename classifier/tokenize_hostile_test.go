@@ -315,3 +315,32 @@ func TestTokenCapKeepsLinks(t *testing.T) {
 		t.Errorf("%d tokens, want the cap and its reserve, %d", len(m.Tokens), want)
 	}
 }
+
+// BenchmarkTokenizeHostileBogo is BenchmarkTokenizeHostile for the
+// bogofilter dialect, whose header text is also searched for VERP
+// addresses at every word (see verpLen); compare each with "normal":
+//
+//	go test ./classifier -run '^$' -bench TokenizeHostileBogo -benchmem -benchtime 10x
+func BenchmarkTokenizeHostileBogo(b *testing.B) {
+	head := "From: a@example.com\nTo: b@example.net\nSubject: hello there\n"
+	for _, m := range []struct{ name, raw string }{
+		{"normal", head + "\n" + plainWords(hostileSize)},
+		// A field of one-letter words between '#', each the start of
+		// a VERP address that never comes.
+		{"verp-hashes", head + "X-Junk: " + repeatTo("a#", hostileSize) + "\n\nx\n"},
+		// The same before an '=', a long word and '@': each start
+		// within reach of the '=' looks at all of it.
+		{"verp-long-after", head + "X-Junk: " + repeatTo(strings.Repeat("a#", 127)+"="+strings.Repeat("b", 4000)+"@c ", hostileSize) + "\n\nx\n"},
+		// Dashes and digits, so that every start has an id to check.
+		{"verp-ids", head + "X-Junk: " + repeatTo(strings.Repeat("a-1-", 60)+"b=c@d ", hostileSize) + "\n\nx\n"},
+	} {
+		raw := []byte(m.raw)
+		b.Run(m.name, func(b *testing.B) {
+			tk := NewTokenizer(TokenizerOptions{MaxBytes: len(raw), Dialect: DialectBogofilter})
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				tk.TokenizeBytes(raw)
+			}
+		})
+	}
+}

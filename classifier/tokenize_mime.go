@@ -44,6 +44,7 @@ type walker struct {
 	decoded     int
 	truncated   bool
 	pastCap     int       // tokens taken past the token cap (see add)
+	verpWork    int       // bytes verpLen looked at in the message (see maxVerpWork)
 	bogo        bool      // DialectBogofilter
 	buf         []byte    // scratch for building one token
 	visBuf      []byte    // scratch for a word without its invisible characters
@@ -85,6 +86,7 @@ func (w *walker) reset() {
 	w.decoded = 0
 	w.truncated = false
 	w.pastCap = 0
+	w.verpWork = 0
 	w.names = w.names[:0]
 	// The scratch slices hold the last message's token strings; keep
 	// them only while they are small.
