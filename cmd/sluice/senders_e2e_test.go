@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	gomilter "github.com/emersion/go-milter"
+
 	"github.com/sluice-mail/sluice/milter/mtatest"
 )
 
@@ -387,6 +389,75 @@ func TestSendersReloadDropsSeriesOfRemovedFilter(t *testing.T) {
 	}
 	if got := sendersMetric(t, td, `sluice_sender_rules_last_reload_successful{filter="senders"}`); got != 1 {
 		t.Errorf("the filter kept: last_reload_successful = %v, want 1", got)
+	}
+}
+
+// A reload that gives the senders filter other rules files leaves the
+// old filter reloading its own files for the connections opened before
+// the reload (they take an edit for their next message), but its
+// reloads are not reported under the filter name the new configuration
+// owns: an edit of a file it no longer reads must not change
+// sluice_sender_rules, and a broken one must not fire
+// SluiceSenderRulesBroken.
+func TestSendersReloadOldFilterReportsNothing(t *testing.T) {
+	dir := t.TempDir()
+	oldRules := filepath.Join(dir, "old.rules")
+	newRules := filepath.Join(dir, "new.rules")
+	sendersWriteFile(t, oldRules, "spam.example REJECT\n")
+	sendersWriteFile(t, newRules, "b1.example REJECT\nb2.example REJECT\nb3.example REJECT\n")
+	sock := filepath.Join(socketDir(t), "sluice.sock")
+	td := startDaemonWith(t, sendersConfig(sock, dir, oldRules, "      reload_interval: 100ms\n"))
+
+	a := td.info.Milter[0]
+	c := gomilter.NewClientWithOptions(a.Network(), a.String(), gomilter.ClientOptions{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Conn("client.example", gomilter.FamilyInet, 25, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+
+	os.WriteFile(td.config, []byte(sendersConfig(sock, dir, newRules, "      reload_interval: 100ms\n")), 0o644)
+	td.signal(t, syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "config reloaded") })
+	waitFor(t, func() bool { return sendersMetric(t, td, `sluice_sender_rules{filter="senders"}`) == 3 })
+
+	// An edit of the old file: the old filter reloads it.
+	sendersWriteFile(t, oldRules, "spam.example REJECT\nlate.example REJECT\n")
+	reloaded := regexp.MustCompile(`rules reloaded.* rules=2 files=\S*old\.rules`)
+	waitFor(t, func() bool { return reloaded.MatchString(td.log.String()) })
+	want := map[string]float64{
+		`sluice_sender_rules{filter="senders"}`:                               3,
+		`sluice_sender_rules_last_reload_successful{filter="senders"}`:        1,
+		`sluice_sender_rules_reloads_total{filter="senders",result="ok"}`:     0,
+		`sluice_sender_rules_reloads_total{filter="senders",result="failed"}`: 0,
+	}
+	for series, v := range want {
+		if got := sendersMetric(t, td, series); got != v {
+			t.Errorf("after an edit of a file only the replaced filter reads: %s = %v, want %v (the new configuration's)", series, got, v)
+		}
+	}
+	// The connection opened before the reload has the edit.
+	act, err := s.Mail("someone@late.example", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if act.SMTPCode != 550 {
+		t.Errorf("MAIL FROM late.example on the connection opened before the reload: %d %s, want 550 (the old filter's edited rules)", act.SMTPCode, act.SMTPText)
+	}
+
+	// A broken edit of the old file.
+	sendersWriteFile(t, oldRules, "spam.example REJECT\nbroken.example NOPE\n")
+	waitFor(t, func() bool { return strings.Contains(td.log.String(), "old.rules:2: unknown action") })
+	for series, v := range want {
+		if got := sendersMetric(t, td, series); got != v {
+			t.Errorf("after a broken edit of a file only the replaced filter reads: %s = %v, want %v (the new configuration's)", series, got, v)
+		}
+	}
+	if strings.Contains(td.log.String(), "a rules file changed but cannot be used") {
+		t.Error("the replaced filter logged its broken file in the words of the running configuration's filter (SluiceSenderRulesBroken tells to grep for them)")
 	}
 }
 

@@ -231,8 +231,8 @@ func Factory() filters.Factory {
 	}
 }
 
-// Filter is the senders filter. It implements filters.Filter and
-// filters.Closer.
+// Filter is the senders filter. It implements filters.Filter,
+// filters.Retirer and filters.Closer.
 type Filter struct {
 	name  string
 	s     settings
@@ -245,14 +245,22 @@ type Filter struct {
 	shared *Shared
 	key    string
 
+	// reportMu orders the file watcher's reports with Retire: once
+	// Retire returned, the watcher reports nothing more.
+	reportMu sync.Mutex
+	// retired is set by Retire: a reload replaced the filter (see
+	// Retire).
+	retired bool
+
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
 }
 
 var (
-	_ filters.Filter = (*Filter)(nil)
-	_ filters.Closer = (*Filter)(nil)
+	_ filters.Filter  = (*Filter)(nil)
+	_ filters.Closer  = (*Filter)(nil)
+	_ filters.Retirer = (*Filter)(nil)
 )
 
 // New loads the rules files of cfg and returns the filter. shared may be
@@ -321,22 +329,34 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 	return f, nil
 }
 
-// maxLoggedNotes bounds the skipped lines logged one by one.
+// maxLoggedNotes bounds the rules without effect, and apart from them
+// the skipped lines, logged one by one.
 const maxLoggedNotes = 10
 
+// logLoaded logs rules put in force, with the rules that have no effect
+// (warnings) and the lines skipped. Each has its own bound: a Sendmail
+// access file may hold hundreds of IP address and To: lines, which must
+// not crowd out the warnings.
 func (f *Filter) logLoaded(rs *Rules, msg string) {
 	notes := rs.Notes()
 	f.log.Info(msg, "rules", rs.Len(), "files", strings.Join(rs.Files(), ","), "skipped_lines", len(notes))
-	for i, n := range notes {
-		if i == maxLoggedNotes {
-			f.log.Debug("senders: more skipped lines not shown", "count", len(notes)-i)
-			break
-		}
-		if strings.Contains(n.Text, "hidden by") {
-			f.log.Warn("senders: rule has no effect", "line", n.String())
+	warned, skipped := 0, 0
+	for _, n := range notes {
+		if n.NoEffect {
+			if warned++; warned <= maxLoggedNotes {
+				f.log.Warn("senders: rule has no effect", "line", n.String())
+			}
 			continue
 		}
-		f.log.Debug("senders: line skipped", "line", n.String())
+		if skipped++; skipped <= maxLoggedNotes {
+			f.log.Debug("senders: line skipped", "line", n.String())
+		}
+	}
+	if warned > maxLoggedNotes {
+		f.log.Warn("senders: more rules without effect not shown", "count", warned-maxLoggedNotes)
+	}
+	if skipped > maxLoggedNotes {
+		f.log.Debug("senders: more skipped lines not shown", "count", skipped-maxLoggedNotes)
 	}
 }
 
@@ -373,7 +393,7 @@ func (f *Filter) watchFiles() {
 			continue
 		}
 		if stable++; stable < unfinishedChecks && anyUnfinished(now) {
-			if stable == 1 {
+			if stable == 1 && !f.isRetired() {
 				f.log.Info("senders: a rules file changed and is empty or ends in the middle of a line, as while it is being written; it is read once it stays the same",
 					"files", strings.Join(cur.Files(), ","), "wait", time.Duration(unfinishedChecks)*f.s.interval)
 			}
@@ -383,21 +403,66 @@ func (f *Filter) watchFiles() {
 		rs, err := Load(f.s.files)
 		if err != nil {
 			failed = now
-			f.log.Error("senders: a rules file changed but cannot be used; the rules in force stay", "err", err)
-			if f.obs != nil {
-				f.obs.SenderRulesReloaded(f.name, false)
-			}
+			f.reloaded(nil, err)
 			continue
 		}
 		failed = nil
 		f.rules.Store(rs)
 		f.shared.setRules(f.key, rs)
-		f.logLoaded(rs, "senders: rules reloaded")
-		if f.obs != nil {
-			f.obs.SenderRulesReloaded(f.name, true)
-			f.obs.SenderRulesLoaded(f.name, rs.Len(), rs.WatchKeys())
-		}
+		f.reloaded(rs, nil)
 	}
+}
+
+// reloaded reports the reload of a changed file: rs put in force, or err
+// why the rules in force stay. A filter a reload replaced (see Retire)
+// reloads for the connections opened before it, but its filter name is
+// the new configuration's now, whose filter reports its own files: this
+// one says what it did at debug level, in words of its own, and tells
+// the observer nothing.
+func (f *Filter) reloaded(rs *Rules, err error) {
+	f.reportMu.Lock()
+	defer f.reportMu.Unlock()
+	if f.retired {
+		if err != nil {
+			f.log.Debug("senders: replaced by a reload: a changed rules file cannot be used; the connections opened before the reload keep the rules they had", "err", err)
+			return
+		}
+		f.log.Debug("senders: replaced by a reload: rules reloaded for the connections opened before the reload",
+			"rules", rs.Len(), "files", strings.Join(rs.Files(), ","))
+		return
+	}
+	if err != nil {
+		f.log.Error("senders: a rules file changed but cannot be used; the rules in force stay", "err", err)
+		if f.obs != nil {
+			f.obs.SenderRulesReloaded(f.name, false)
+		}
+		return
+	}
+	f.logLoaded(rs, "senders: rules reloaded")
+	if f.obs != nil {
+		f.obs.SenderRulesReloaded(f.name, true)
+		f.obs.SenderRulesLoaded(f.name, rs.Len(), rs.WatchKeys())
+	}
+}
+
+// Retire implements filters.Retirer. The filter goes on reloading its
+// files, as the connections opened before the reload take the new rules
+// for their next message (docs/senders.md), but stops reporting the
+// reloads: the filter of the same name in the new configuration reports
+// into the same series, from its own files, and a failure of a file it
+// may no longer read would set sluice_sender_rules_last_reload_successful
+// to 0 (or a success back to 1) for a configuration that is not the one
+// in force.
+func (f *Filter) Retire() {
+	f.reportMu.Lock()
+	f.retired = true
+	f.reportMu.Unlock()
+}
+
+func (f *Filter) isRetired() bool {
+	f.reportMu.Lock()
+	defer f.reportMu.Unlock()
+	return f.retired
 }
 
 // Name implements filters.Filter.

@@ -961,3 +961,106 @@ func TestFileConfigDuplicateKey(t *testing.T) {
 		}
 	}
 }
+
+// Rules that can never match (a key with @ for host names only, and
+// Postfix's "unknown" as a client name) load, as Sendmail loads them,
+// and are warned of with their file and line, before the many lines a
+// Sendmail access file skips can crowd them out of the log; the rest of
+// the file is in force.
+func TestFilterWarnsOfRulesThatNeverMatch(t *testing.T) {
+	dir := t.TempDir()
+	access := filepath.Join(dir, "access")
+	hosts := filepath.Join(dir, "hosts")
+	var b strings.Builder
+	for i := 1; i <= 12; i++ {
+		fmt.Fprintf(&b, "192.0.2.%d REJECT\n", i) // skipped: IP address entries
+	}
+	b.WriteString(`Helo:bob@example.com REJECT
+Connect:abuse@ REJECT
+Helo:x+*@ DISCARD
+Connect:unknown REJECT
+spam.example REJECT
+Helo:dialup.example REJECT
+Helo:unknown REJECT
+Connect:unknown.example REJECT
+bob@example.com REJECT
+`)
+	writeFile(t, access, b.String())
+	writeFile(t, hosts, "alice@ REJECT\ndynamic.example REJECT\n")
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: access}, {Path: hosts, Match: []string{"helo", "client_name"}}}}, nil, "")
+
+	hostOnly := "never matches: a key with @ is compared with mail addresses only, and this rule applies to host names only"
+	want := []string{
+		access + ":13: Helo:bob@example.com " + hostOnly + " (helo)",
+		access + ":14: Connect:abuse@ " + hostOnly + " (client_name)",
+		access + ":15: Helo:x+*@ " + hostOnly + " (helo)",
+		access + ":16: Connect:unknown never matches: \"unknown\" is Postfix's word for a client without a verified reverse name, which sluice does not compare as a name (Postfix's reject_unknown_client_hostname refuses such clients)",
+		hosts + ":1: alice@ " + hostOnly + " (helo,client_name)",
+	}
+	var got []string
+	for _, n := range f.Rules().Notes() {
+		if strings.Contains(n.Text, "never matches") {
+			got = append(got, n.String())
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rules without effect:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	log := f.log.String()
+	if n := strings.Count(log, `level=WARN msg="senders: rule has no effect"`); n != len(want) {
+		t.Errorf("%d warnings logged, want %d:\n%s", n, len(want), log)
+	}
+	for _, w := range want {
+		if line, _, _ := strings.Cut(w, " never"); !strings.Contains(log, `level=WARN msg="senders: rule has no effect" line="`+line+` never matches: `) {
+			t.Errorf("no warning for %s in the log:\n%s", line, log)
+		}
+	}
+
+	// The rest of the file is in force; the rules warned of do not match
+	// even the text of their key.
+	if got := f.Rules().Len(); got != 11 {
+		t.Errorf("%d rules in force, want 11", got)
+	}
+	for _, tc := range []struct {
+		from, helo, host string
+		want             filters.Action
+	}{
+		{"a@spam.example", "h.example", "mx.example", filters.Reject},
+		{"bob@example.com", "h.example", "mx.example", filters.Reject},
+		{"a@fine.example", "dialup.example", "mx.example", filters.Reject},
+		{"a@fine.example", "unknown", "mx.example", filters.Reject},
+		{"a@fine.example", "h.example", "unknown.example", filters.Reject},
+		{"a@fine.example", "h.example", "dynamic.example", filters.Reject},
+		{"a@fine.example", "bob@example.com", "mx.example", filters.Continue},
+		{"a@fine.example", "h.example", "abuse@mx.example", filters.Continue},
+		{"a@fine.example", "x+y@", "unknown", filters.Continue},
+	} {
+		if v := check(t, f.Filter, filters.StageMailFrom, message(tc.from, tc.helo, tc.host)); v.Action != tc.want {
+			t.Errorf("from %s helo %s client %s: %s (%s), want %s", tc.from, tc.helo, tc.host, v.Action, v.Reason, tc.want)
+		}
+	}
+}
+
+// A rule without effect is warned of however many lines a Sendmail
+// access file skips before it (IP address and To: entries, by the
+// hundred in some); the skipped lines are logged at debug up to a bound.
+func TestFilterWarningsNotCrowdedOutBySkippedLines(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "access")
+	var b strings.Builder
+	for i := 1; i <= 2*maxLoggedNotes; i++ {
+		fmt.Fprintf(&b, "To:user%d@example.com RELAY\n", i)
+	}
+	b.WriteString("dup.example REJECT\ndup.example OK\n")
+	writeFile(t, rules, b.String())
+	f := newTestFilter(t, Config{Files: []FileConfig{{Path: rules}}}, nil, "")
+	log := f.log.String()
+	if want := fmt.Sprintf(`level=WARN msg="senders: rule has no effect" line="%s:%d: dup.example is hidden by`, rules, 2*maxLoggedNotes+2); !strings.Contains(log, want) {
+		t.Errorf("log without %q:\n%s", want, log)
+	}
+	if n := strings.Count(log, `msg="senders: line skipped"`); n != maxLoggedNotes {
+		t.Errorf("%d skipped lines logged, want %d", n, maxLoggedNotes)
+	}
+	if want := fmt.Sprintf(`msg="senders: more skipped lines not shown" count=%d`, maxLoggedNotes); !strings.Contains(log, want) {
+		t.Errorf("log without %q:\n%s", want, log)
+	}
+}

@@ -46,11 +46,16 @@ func (e *ParseError) Error() string {
 }
 
 // Note is a line that is read but not used: a Sendmail entry for another
-// purpose, or an entry hidden by an earlier one with the same key.
+// purpose, an entry hidden by an earlier one with the same key, or a rule
+// that can never match.
 type Note struct {
 	File string
 	Line int
 	Text string
+	// NoEffect marks a rule written to act that never does (hidden, or
+	// never compared): the filter warns of it. Other notes are lines
+	// skipped on purpose, such as Sendmail's To: entries.
+	NoEffect bool
 }
 
 func (n Note) String() string { return fmt.Sprintf("%s:%d: %s", n.File, n.Line, n.Text) }
@@ -227,6 +232,22 @@ func parseFields(line string, fileScope Scope) (r Rule, note, reason string) {
 		return r, "", "<> WATCH never reports anything: WATCH reports new domains, and the null sender has none"
 	}
 	return r, "", ""
+}
+
+// neverMatches says why a rule can never match, "" when it may. Such a
+// rule is not refused: Sendmail loads it, and an access file Sendmail
+// takes must not stop sluice; the filter warns of it instead.
+func neverMatches(r *Rule) string {
+	hostNames := ScopeOf(Helo, ClientName)
+	switch {
+	case r.Scope&^hostNames == 0 && (r.kind == keyAddress || r.kind == keyPlusAddress || r.kind == keyLocal || r.kind == keyPlusLocal):
+		// MatchName compares these keys with addresses only.
+		return fmt.Sprintf("%s never matches: a key with @ is compared with mail addresses only, and this rule applies to host names only (%s)", r.Key, r.Scope)
+	case r.Scope == ScopeOf(ClientName) && r.kind == keyDomain && r.norm == "unknown":
+		// Check does not look the client name "unknown" up.
+		return fmt.Sprintf(`%s never matches: "unknown" is Postfix's word for a client without a verified reverse name, which sluice does not compare as a name (Postfix's reject_unknown_client_hostname refuses such clients)`, r.Key)
+	}
+	return ""
 }
 
 // splitLine splits a line at the first blank outside a quoted local part.

@@ -151,6 +151,9 @@ func Compile(srcs ...Source) (*Rules, error) {
 	for i := range rs.rules {
 		r := &rs.rules[i]
 		rs.uses |= r.Scope
+		if why := neverMatches(r); why != "" {
+			rs.notes = append(rs.notes, Note{File: r.File, Line: r.Line, Text: why, NoEffect: true})
+		}
 		var s *slot
 		switch r.kind {
 		case keyAddress:
@@ -278,7 +281,7 @@ func (rs *Rules) place(s *slot, i int) {
 		by = &rs.rules[cur-1]
 	}
 	if !used && by != nil {
-		rs.notes = append(rs.notes, Note{File: r.File, Line: r.Line,
+		rs.notes = append(rs.notes, Note{File: r.File, Line: r.Line, NoEffect: true,
 			Text: fmt.Sprintf("%s is hidden by %s:%d, which has the same key; the first one counts", r.Key, by.File, by.Line)})
 	}
 }
@@ -308,8 +311,8 @@ func (rs *Rules) WatchKeys() []string {
 }
 
 // Notes returns the lines that were read but are not used: Sendmail
-// entries about other things than senders, and entries hidden by an
-// earlier one with the same key.
+// entries about other things than senders, entries hidden by an earlier
+// one with the same key, and rules that can never match.
 func (rs *Rules) Notes() []Note { return rs.notes }
 
 // Files returns the paths the rules were loaded from.
