@@ -288,9 +288,9 @@ func New(env filters.Env, cfg Config, shared *Shared) (*Filter, error) {
 		// the change check sees it, the rules in force stay until the
 		// file stops changing, and the file watcher then reads it. Half
 		// a line may not parse, which must not fail the reload either.
-		if now := prev.current(); !sameStamps(now, prev.stamps) && anyUnfinished(now) {
+		if writing := unfinished(prev.current(), prev.stamps); len(writing) > 0 {
 			log.Warn("senders: a rules file is empty or ends in the middle of a line, as while it is being written; the rules in force stay until it stays the same",
-				"files", strings.Join(prev.Files(), ","), "wait", time.Duration(unfinishedChecks)*s.interval)
+				"files", strings.Join(writing, ","), "wait", time.Duration(unfinishedChecks)*s.interval)
 			rs, err = prev, nil
 		}
 	}
@@ -392,12 +392,14 @@ func (f *Filter) watchFiles() {
 			pending, stable = now, 0
 			continue
 		}
-		if stable++; stable < unfinishedChecks && anyUnfinished(now) {
-			if stable == 1 && !f.isRetired() {
-				f.log.Info("senders: a rules file changed and is empty or ends in the middle of a line, as while it is being written; it is read once it stays the same",
-					"files", strings.Join(cur.Files(), ","), "wait", time.Duration(unfinishedChecks)*f.s.interval)
+		if stable++; stable < unfinishedChecks {
+			if writing := unfinished(now, cur.stamps); len(writing) > 0 {
+				if stable == 1 && !f.isRetired() {
+					f.log.Info("senders: a rules file changed and is empty or ends in the middle of a line, as while it is being written; it is read once it stays the same",
+						"files", strings.Join(writing, ","), "wait", time.Duration(unfinishedChecks)*f.s.interval)
+				}
+				continue
 			}
-			continue
 		}
 		pending, stable = nil, 0
 		rs, err := Load(f.s.files)

@@ -815,6 +815,93 @@ func TestFilterRebuildWhileWritten(t *testing.T) {
 	}
 }
 
+// Only a file that changed is taken for one being written: a second
+// rules file that stays empty (a local file kept for later) or whose
+// last line has no line end, untouched, neither holds back a complete
+// edit of the first at a reload (SIGHUP) nor makes the change check wait
+// the long wait for it.
+func TestFilterUnchangedFileLooksUnfinished(t *testing.T) {
+	for name, other := range map[string]string{"empty": "", "no final newline": "ham.example DISCARD"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			rules, local := filepath.Join(dir, "rules"), filepath.Join(dir, "local")
+			writeFile(t, rules, "spam.example REJECT\n")
+			writeFile(t, local, other)
+			interval := 100 * time.Millisecond
+			cfg := Config{Files: []FileConfig{{Path: rules}, {Path: local}}, ReloadInterval: &interval}
+			shared, state := NewShared(), t.TempDir()
+			f := newTestFilter(t, cfg, shared, state)
+
+			// A reload right after a complete edit of the first file.
+			writeFile(t, rules, "spam.example REJECT\nnew.example REJECT\n")
+			f2 := newTestFilter(t, cfg, shared, state)
+			if got := check(t, f2.Filter, filters.StageMailFrom, message("x@new.example", "", "")).Action; got != filters.Reject {
+				t.Errorf("after a reload, x@new.example gets %s, want reject:\n%s", got, f2.log)
+			}
+			f.Close()
+
+			// The change check, after another complete edit.
+			writeFile(t, rules, "spam.example REJECT\nnew.example REJECT\nmore.example REJECT\n")
+			waitUntil(t, "the reload", func() bool {
+				return check(t, f2.Filter, filters.StageMailFrom, message("x@more.example", "", "")).Action == filters.Reject
+			})
+			if log := f2.log.String(); strings.Contains(log, "ends in the middle of a line") {
+				t.Errorf("an untouched %s file was taken for one being written:\n%s", name, log)
+			}
+		})
+	}
+}
+
+// A filter that a reload replaced goes on reloading its files for the
+// connections opened before the reload, but reports nothing more: the
+// filter of the same name in the new configuration reports into the same
+// series. A file the new configuration dropped, then deleted, must not
+// count a failed reload for the name (its alert would fire, and stay on
+// until the new filter's next reload); an edit of a file both read is
+// counted once.
+func TestFilterRetiredReportsNothing(t *testing.T) {
+	dir := t.TempDir()
+	old, kept := filepath.Join(dir, "old"), filepath.Join(dir, "kept")
+	writeFile(t, old, "spam.example REJECT\n")
+	writeFile(t, kept, "ham.example DISCARD\n")
+	interval := 100 * time.Millisecond
+	obs, state := &recorder{}, t.TempDir()
+	build := func(log *logBuffer, files ...string) *Filter {
+		cfg := Config{ReloadInterval: &interval}
+		for _, p := range files {
+			cfg.Files = append(cfg.Files, FileConfig{Path: p})
+		}
+		// At debug level: a retired filter logs what it does there.
+		logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		env := filters.Env{Name: "senders", Logger: logger, StateDir: state, Observer: obs}
+		f, err := New(env, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	oldLog, newLog := &logBuffer{}, &logBuffer{}
+	f := build(oldLog, old, kept)
+	f2 := build(newLog, kept)
+	// As the milter server does when it swaps the configuration.
+	filters.NewPipeline([]filters.Step{{Filter: f}}, nil).Retire()
+
+	if err := os.Remove(old); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the replaced filter to find the file gone", func() bool { return strings.Contains(oldLog.String(), "cannot be used") })
+	writeFile(t, kept, "ham.example DISCARD\nnew.example REJECT\n")
+	waitUntil(t, "the new filter's reload", func() bool { return f2.Rules().Len() == 2 })
+	if got := obs.reloadResults(); len(got) != 1 || !got[0] {
+		t.Errorf("reload results %v, want the new filter's one good reload", got)
+	}
+	// The replaced filter still serves its connections with its rules.
+	if got := check(t, f, filters.StageMailFrom, message("x@spam.example", "", "")).Action; got != filters.Reject {
+		t.Errorf("the replaced filter lost its rules: x@spam.example gets %s", got)
+	}
+}
+
 // A message is judged by the rules in force at its first stage to the
 // end: a reload between MAIL FROM and the end of the header block does
 // not make its header From judged by other rules than its envelope

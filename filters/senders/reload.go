@@ -41,14 +41,21 @@ func looksUnfinished(st stamp) bool {
 	return last[0] != '\n'
 }
 
-// anyUnfinished reports whether one of the files looks unfinished.
-func anyUnfinished(stamps []stamp) bool {
-	for _, st := range stamps {
+// unfinished returns the files of now that changed since before and
+// look unfinished. A file left as it was is not being written, whatever
+// it looks like: an empty file kept for later, or one whose last line
+// never had an end, must not hold back the edit of another.
+func unfinished(now, before []stamp) []string {
+	var out []string
+	for i, st := range now {
+		if i < len(before) && sameStamps(now[i:i+1], before[i:i+1]) {
+			continue
+		}
 		if looksUnfinished(st) {
-			return true
+			out = append(out, st.path)
 		}
 	}
-	return false
+	return out
 }
 
 // rulesInForce are the rules last put in force from one list of rules
