@@ -468,7 +468,7 @@ func TestCutTruncatedAnswerRetriedOverTCP(t *testing.T) {
 // asked for again over TCP, as a truncated one is: one longer than the
 // 1232 bytes the query advertised (the read keeps only those, so it did
 // not parse and counted as a bad answer, the listing lost), and one that
-// a server or middlebox cut inside a record.
+// a server or middlebox cut inside a record or between two.
 func TestCutAnswerWithoutTCRetriedOverTCP(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -476,6 +476,10 @@ func TestCutAnswerWithoutTCRetriedOverTCP(t *testing.T) {
 	}{
 		{"longer than advertised", dnsbltest.Oversize},
 		{"cut inside a record", dnsbltest.CutWithoutTC},
+		// miekg/dns reads the records that are there and no more: the
+		// answer parses, and without the listing it carried it lists
+		// nothing.
+		{"cut between records", dnsbltest.CutAtRecord},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := dnsbltest.Start(t)

@@ -511,8 +511,9 @@ func (r *resolver) roundTrip(ctx context.Context, c *dns.Client, co *dns.Conn, m
 // answers matched to queries by ID). Only the message with m's ID is
 // parsed; when it does not parse, what could be read of it (its header
 // at least) comes with the error, as from miekg/dns. A datagram longer
-// than the payload size m advertised, or one that ends inside a record,
-// fails with errCut.
+// than the payload size m advertised, or one that ends before the
+// records its header counts do (inside one, or between two), fails with
+// errCut.
 func exchangeOn(ctx context.Context, co *dns.Conn, m *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if deadline, ok := ctx.Deadline(); ok {
 		co.SetDeadline(deadline)
@@ -552,17 +553,24 @@ func exchangeOn(ctx context.Context, co *dns.Conn, m *dns.Msg, tcp bool) (*dns.M
 			}
 			return resp, err
 		}
+		if !tcp && endsEarly(buf[:n]) {
+			// Cut between two records: miekg/dns reads the records
+			// that are there and passes over the counts that promise
+			// more, so the answer parses, without the listing it may
+			// have carried.
+			return resp, fmt.Errorf("%w: its header counts records that are not there", errCut)
+		}
 		return resp, nil
 	}
 }
 
-// endsEarly reports whether msg, a message that did not parse, ends
-// before the records its header counts do: a name, a record's fixed
-// fields or its data running past its end, as in a message cut at some
-// size. Only the names and lengths are read: a fault in the records
-// themselves (a compression loop, data that does not fit its type) is
-// none of this, and TCP would bring it again. A message shorter than a
-// header says nothing, whatever cut it.
+// endsEarly reports whether msg ends before the records its header
+// counts do: a name, a record's fixed fields or its data running past
+// its end, or no more bytes where a record should begin, as in a
+// message cut at some size. Only the names and lengths are read: a
+// fault in the records themselves (a compression loop, data that does
+// not fit its type) is none of this, and TCP would bring it again. A
+// message shorter than a header says nothing, whatever cut it.
 func endsEarly(msg []byte) bool {
 	const headerLen = 12
 	if len(msg) < headerLen {

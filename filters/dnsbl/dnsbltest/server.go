@@ -60,6 +60,12 @@ const (
 	// query whose OPT record it finds malformed (RFC 6891 section 7);
 	// a query without one is answered from the records.
 	BadEDNS
+	// CutAtRecord answers over UDP with the header and question of the
+	// answer and none of its records, TC not set and the header's
+	// record counts left as they were, as a server or middlebox does
+	// whose cut without a mark falls between two records; over TCP
+	// from the records.
+	CutAtRecord
 )
 
 // Query is one query the server received.
@@ -415,6 +421,22 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		// The last record loses its final bytes; the counts still
 		// promise it.
 		w.Write(packed[:len(packed)-3])
+		return
+	case b == CutAtRecord && network == "udp":
+		m.Answer = answer
+		packed, err := m.Pack()
+		if err != nil {
+			return
+		}
+		// The question alone packs to the same bytes as the start of
+		// the whole message, where the first record begins.
+		q := m.Copy()
+		q.Answer, q.Ns, q.Extra = nil, nil, nil
+		head, err := q.Pack()
+		if err != nil || len(head) > len(packed) {
+			return
+		}
+		w.Write(packed[:len(head)])
 		return
 	case b == Oversize && network == "udp":
 		m.Answer = answer
