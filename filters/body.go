@@ -70,10 +70,14 @@ func (b *Body) Write(p []byte) (int, error) {
 }
 
 func (b *Body) spill() error {
-	if b.dir != "" {
-		if err := prepareBodyDir(b.dir); err != nil {
+	if b.dir == "" {
+		// The system's, $TMPDIR or /tmp, which sluice does not make:
+		// checked as a directory named in the configuration is.
+		if err := CheckBodyDir(os.TempDir()); err != nil {
 			return fmt.Errorf("body: %w", err)
 		}
+	} else if err := prepareBodyDir(b.dir); err != nil {
+		return fmt.Errorf("body: %w", err)
 	}
 	f, err := os.CreateTemp(b.dir, "sluice-body-")
 	if err != nil {

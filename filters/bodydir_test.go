@@ -100,6 +100,30 @@ func TestBodySpillDirectoryOwner(t *testing.T) {
 	}
 }
 
+// With body.temp_dir empty, bodies go to the system's temporary
+// directory, $TMPDIR or /tmp: one that $TMPDIR names and another user
+// controls is refused as a named one is. /tmp itself (root's, sticky)
+// takes the spill.
+func TestBodySpillSystemTempDirOwner(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tmp")
+	mkdir(t, dir, 0o700)
+	chownOrSkip(t, dir, nobody)
+	t.Setenv("TMPDIR", dir)
+	b := filters.NewBody(4, "")
+	defer b.Close()
+	b.Write([]byte("1234"))
+	if _, err := b.Write([]byte("5678")); err == nil || b.Spilled() || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Fatalf("spill into $TMPDIR %s, another user's: %v, spilled %v; want it refused", dir, err, b.Spilled())
+	}
+	t.Setenv("TMPDIR", "/tmp")
+	b2 := filters.NewBody(4, "")
+	defer b2.Close()
+	b2.Write([]byte("1234"))
+	if _, err := b2.Write([]byte("5678")); err != nil || !b2.Spilled() {
+		t.Fatalf("spill into /tmp: %v, spilled %v; want it taken", err, b2.Spilled())
+	}
+}
+
 func mkdir(t *testing.T, dir string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Mkdir(dir, 0o700); err != nil {

@@ -245,6 +245,8 @@ func (d *daemon) run(ctx context.Context, sigs <-chan os.Signal, onReady func(re
 		if err := tempDirWritable(cfg.Body.TempDir); err != nil {
 			return cfg.At("body.temp_dir", err)
 		}
+	} else if err := checkSystemTempDir(); err != nil {
+		return cfg.At("body.temp_dir", err)
 	}
 	pipeline, err := config.Build(cfg, d.cli.reg, d.logger, d.metrics)
 	if err != nil {
@@ -437,6 +439,9 @@ func filterNames(cfg *config.Config) []string {
 func checkTempDir(cfg *config.Config) error {
 	dir := cfg.Body.TempDir
 	if dir == "" {
+		if err := checkSystemTempDir(); err != nil {
+			return cfg.At("body.temp_dir", err)
+		}
 		return nil
 	}
 	fi, err := os.Stat(dir)
@@ -451,6 +456,16 @@ func checkTempDir(cfg *config.Config) error {
 	}
 	if err := tempDirWritable(dir); err != nil {
 		return cfg.At("body.temp_dir", err)
+	}
+	return nil
+}
+
+// checkSystemTempDir checks the directory bodies go to when
+// body.temp_dir is empty, $TMPDIR or /tmp, as filters.CheckBodyDir
+// checks a named one (sluice does not make it).
+func checkSystemTempDir() error {
+	if err := filters.CheckBodyDir(os.TempDir()); err != nil {
+		return fmt.Errorf("empty, so bodies go to $TMPDIR or /tmp: %w", err)
 	}
 	return nil
 }

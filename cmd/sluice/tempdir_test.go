@@ -132,3 +132,36 @@ func TestTempDirOtherUser(t *testing.T) {
 		t.Errorf("after the failed reload: header %q, want the running X-First", name)
 	}
 }
+
+// With body.temp_dir empty, bodies go to $TMPDIR or /tmp: a $TMPDIR that
+// another local user controls stops the start, as a temp_dir named in
+// the file does.
+func TestTempDirSystemOtherUser(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chown: %v", err)
+		}
+		t.Skipf("chown (needs root): %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "sluice.yml")
+	if err := os.WriteFile(path, []byte(strings.Replace(daemonConfig, "%s", "X-Tag", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", dir)
+	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: filtertest.Registry()}, stderr: &syncBuffer{}}
+	done := make(chan error, 1)
+	sigs := make(chan os.Signal, 1)
+	go func() { done <- d.run(context.Background(), sigs, func(ready) { sigs <- syscall.SIGTERM }) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "body.temp_dir") || !strings.Contains(err.Error(), "is owned by uid 65534") {
+			t.Errorf("start with $TMPDIR another user's: %v, want an error on body.temp_dir saying who owns it", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not return")
+	}
+}
