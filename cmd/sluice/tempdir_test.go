@@ -91,34 +91,12 @@ func TestTempDirNotWritable(t *testing.T) {
 // a reload, naming the key and the owner: that user could replace or
 // remove the bodies sluice spills there.
 func TestTempDirOtherUser(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "spill")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chown: %v", err)
-		}
-		t.Skipf("chown (needs root): %v", err)
-	}
-
+	dir := otherUsersDir(t)
 	path := filepath.Join(t.TempDir(), "sluice.yml")
-	cfg := strings.Replace(daemonConfig, "%s", "X-Tag", 1) + "body:\n  temp_dir: " + dir + "\n"
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: filtertest.Registry()}, stderr: &syncBuffer{}}
-	done := make(chan error, 1)
-	sigs := make(chan os.Signal, 1)
-	go func() { done <- d.run(context.Background(), sigs, func(ready) { sigs <- syscall.SIGTERM }) }()
+	err := startError(t, path, strings.Replace(daemonConfig, "%s", "X-Tag", 1)+"body:\n  temp_dir: "+dir+"\n")
 	const want = "is owned by uid 65534"
-	select {
-	case err := <-done:
-		if at := fmt.Sprintf("%s:13: body.temp_dir: ", path); err == nil || !strings.Contains(err.Error(), at) || !strings.Contains(err.Error(), want) {
-			t.Errorf("start with another user's body.temp_dir: %v, want an error naming %s and saying %q", err, at, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not return")
+	if at := fmt.Sprintf("%s:13: body.temp_dir: ", path); err == nil || !strings.Contains(err.Error(), at) || !strings.Contains(err.Error(), want) {
+		t.Errorf("start with another user's body.temp_dir: %v, want an error naming %s and saying %q", err, at, want)
 	}
 
 	td := startDaemon(t, strings.Replace(daemonConfig, "%s", "X-First", 1))
@@ -137,7 +115,19 @@ func TestTempDirOtherUser(t *testing.T) {
 // another local user controls stops the start, as a temp_dir named in
 // the file does.
 func TestTempDirSystemOtherUser(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "tmp")
+	dir := otherUsersDir(t)
+	t.Setenv("TMPDIR", dir)
+	err := startError(t, filepath.Join(t.TempDir(), "sluice.yml"), strings.Replace(daemonConfig, "%s", "X-Tag", 1))
+	if err == nil || !strings.Contains(err.Error(), "body.temp_dir") || !strings.Contains(err.Error(), "is owned by uid 65534") {
+		t.Errorf("start with $TMPDIR another user's: %v, want an error on body.temp_dir saying who owns it", err)
+	}
+}
+
+// otherUsersDir returns a new directory that uid 65534 owns, as another
+// local user's would be.
+func otherUsersDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "other")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -147,21 +137,25 @@ func TestTempDirSystemOtherUser(t *testing.T) {
 		}
 		t.Skipf("chown (needs root): %v", err)
 	}
-	path := filepath.Join(t.TempDir(), "sluice.yml")
-	if err := os.WriteFile(path, []byte(strings.Replace(daemonConfig, "%s", "X-Tag", 1)), 0o644); err != nil {
+	return dir
+}
+
+// startError writes cfg to path and starts a daemon on it, stopping it
+// once ready; it returns what the start returned.
+func startError(t *testing.T, path, cfg string) error {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("TMPDIR", dir)
 	d := &daemon{cli: &cli{configPath: path, configSet: true, reg: filtertest.Registry()}, stderr: &syncBuffer{}}
 	done := make(chan error, 1)
 	sigs := make(chan os.Signal, 1)
 	go func() { done <- d.run(context.Background(), sigs, func(ready) { sigs <- syscall.SIGTERM }) }()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "body.temp_dir") || !strings.Contains(err.Error(), "is owned by uid 65534") {
-			t.Errorf("start with $TMPDIR another user's: %v, want an error on body.temp_dir saying who owns it", err)
-		}
+		return err
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not return")
+		return nil
 	}
 }
