@@ -114,26 +114,7 @@ func TestArchiveHeaderAgainstMailbox(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.mta, func(t *testing.T) {
-			state := t.TempDir()
-			mbox, maildir := filepath.Join(state, "all.mbox"), filepath.Join(state, "maildir")
-			td := startDaemonWith(t, fmt.Sprintf(`listen:
-  - address: inet:127.0.0.1:0
-metrics:
-  listen: 127.0.0.1:0
-shutdown_timeout: 5s
-filters:
-  - type: archive
-    options:
-      targets:
-        default: %s
-  - type: archive
-    name: maildir
-    options:
-      format: maildir
-      targets:
-        default: %s
-`, mbox, maildir))
-			mta := headerfixMTA(t, tc.mta, "inet:"+td.info.Milter[0].String())
+			mbox, maildir, mta := archivingMTA(t, tc.mta)
 			for _, m := range messages {
 				if r := headerfixSend(t, mta, m.rcpt, m.raw); r.Code != 250 {
 					t.Fatalf("%s: %v", m.rcpt, r)
@@ -323,26 +304,7 @@ func TestArchiveSenderAgainstMailbox(t *testing.T) {
 // each copy's sender with the delivered Return-Path.
 func archiveSenderForms(t *testing.T, kind string, forms []string) {
 	t.Helper()
-	state := t.TempDir()
-	mbox, maildir := filepath.Join(state, "all.mbox"), filepath.Join(state, "maildir")
-	td := startDaemonWith(t, fmt.Sprintf(`listen:
-  - address: inet:127.0.0.1:0
-metrics:
-  listen: 127.0.0.1:0
-shutdown_timeout: 5s
-filters:
-  - type: archive
-    options:
-      targets:
-        default: %s
-  - type: archive
-    name: maildir
-    options:
-      format: maildir
-      targets:
-        default: %s
-`, mbox, maildir))
-	mta := headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
+	mbox, maildir, mta := archivingMTA(t, kind)
 	sent := map[string]string{} // MAIL FROM by recipient
 	for i, from := range forms {
 		rcpt := fmt.Sprintf("sender%d@lab.example", i)
@@ -396,4 +358,31 @@ filters:
 			t.Errorf("MAIL FROM:%s: mbox From line %q, the mailbox's Return-Path is %s", sent[rcpt], got, delivered)
 		}
 	}
+}
+
+// archivingMTA starts a daemon that archives every message into an mbox
+// and a maildir, and an MTA of kind in front of it; it returns the
+// paths of both archives and the MTA.
+func archivingMTA(t *testing.T, kind string) (mbox, maildir string, mta *mtatest.MTA) {
+	t.Helper()
+	state := t.TempDir()
+	mbox, maildir = filepath.Join(state, "all.mbox"), filepath.Join(state, "maildir")
+	td := startDaemonWith(t, fmt.Sprintf(`listen:
+  - address: inet:127.0.0.1:0
+metrics:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+filters:
+  - type: archive
+    options:
+      targets:
+        default: %s
+  - type: archive
+    name: maildir
+    options:
+      format: maildir
+      targets:
+        default: %s
+`, mbox, maildir))
+	return mbox, maildir, headerfixMTA(t, kind, "inet:"+td.info.Milter[0].String())
 }
