@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -323,7 +324,12 @@ error.`,
 			if err := cfg.CheckGroups(); err != nil {
 				return err
 			}
-			if err := config.Check(cfg, c.reg); err != nil {
+			// The filters' warnings (a senders rule that can never
+			// take effect), which the daemon would log: not errors, so
+			// the exit status stays 0, but the check is where an
+			// administrator who edited a file should see them.
+			warn := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			if err := config.Check(cfg, c.reg, warn); err != nil {
 				return err
 			}
 			out, err := cfg.Marshal()

@@ -624,7 +624,7 @@ func TestMarshalExpandsAliases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := config.Check(c, filtertest.Registry()); err != nil {
+	if err := config.Check(c, filtertest.Registry(), nil); err != nil {
 		t.Fatal(err)
 	}
 	out, err := c.Marshal()

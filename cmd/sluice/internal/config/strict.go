@@ -410,9 +410,13 @@ func Build(c *Config, reg filters.Registry, logger *slog.Logger, obs filters.Obs
 // Check builds every filter the config describes only to check its
 // options, as "sluice config check" does: filters create and change
 // nothing (filters.Env.CheckOnly), and the pipeline is closed again. The
-// errors are Build's.
-func Check(c *Config, reg filters.Registry) error {
-	p, err := build(c, reg, slog.New(slog.DiscardHandler), nil, true)
+// errors are Build's; what the filters log as they are built goes to
+// logger (nil for nowhere).
+func Check(c *Config, reg filters.Registry, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p, err := build(c, reg, logger, nil, true)
 	if err != nil {
 		return err
 	}
