@@ -46,7 +46,9 @@ new to them. It reads
 the files as they are now, so it also tests an edit before the daemon
 picks it up. "<>" is the null sender. --client-name unknown (Postfix's
 word for a client without a verified reverse name) is not looked up, as
-the daemon does not.
+the daemon does not. The rules that never take effect (hidden by an
+earlier rule with the same key, or never compared), which the daemon
+warns of, are named on standard error.
 
 --filter picks one senders filter by name; --file tests rules files
 instead of the configuration's (their untagged rules apply to the
@@ -65,7 +67,7 @@ read (the error names the file and the line), 2 on a usage error.`,
 				if i > 0 {
 					fmt.Fprintln(w)
 				}
-				if err := s.test(w, args[0], helo, client); err != nil {
+				if err := s.test(w, cmd.ErrOrStderr(), args[0], helo, client); err != nil {
 					w.Flush()
 					return err
 				}
@@ -156,11 +158,22 @@ func (c *cli) sendersSetups(only string, files, match []string) ([]sendersSetup,
 	return out, nil
 }
 
-// test prints the lookups of one filter.
-func (s sendersSetup) test(w io.Writer, address, helo, client string) error {
+// test prints the lookups of one filter on w, and on warn the rules
+// that never take effect.
+func (s sendersSetup) test(w, warn io.Writer, address, helo, client string) error {
 	rs, err := senders.Load(s.files)
 	if err != nil {
 		return err
+	}
+	// The rules the daemon warns of as it loads them: a rule hidden by an
+	// earlier one is what an administrator testing a fresh edit most
+	// needs to hear of, since the lookups below show only the earlier
+	// rule deciding. All of them, unlike the daemon's log: this is where
+	// one goes through the file. Not on w, which scripts may read.
+	for _, n := range rs.Notes() {
+		if n.NoEffect {
+			fmt.Fprintf(warn, "sluice senders test: warning: rule has no effect: %s\n", n)
+		}
 	}
 	var seen *senders.SeenList
 	if s.seen != "" {
