@@ -203,3 +203,51 @@ func TestHeaderfixEndToEndHostile(t *testing.T) {
 		})
 	}
 }
+
+// End to end through Postfix: a field Postfix removes from a message as it
+// comes in (message_drop_headers: Return-Path:, Content-Length:, Bcc:,
+// Resent-Bcc:) stays out of the mailbox when a bare CR hid it behind a
+// Date:. Cut out of the Date: and added, it would be the only such field
+// the client could get past Postfix: a second Return-Path: below the one
+// the delivery agent writes, a Content-Length: an mbox reader takes for
+// the end of the message.
+func TestHeaderfixEndToEndDroppedOnArrival(t *testing.T) {
+	mtatest.Require(t)
+	rec, mta := headerfixRecorded(t, "postfix")
+	fields := map[string]string{
+		"rp":   "Return-Path: <evil@example.net>",
+		"cl":   "Content-Length: 5",
+		"bcc":  "Bcc: secret@example.net",
+		"rbcc": "Resent-Bcc: other@example.net",
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	for _, k := range names {
+		raw := "Date: " + headerfixDate + "\r" + fields[k] + "\r\nFrom: " + headerfixFrom + "\r\nSubject: s\r\n\r\nBody.\r\n"
+		if r := headerfixSend(t, mta, k+"@lab.example", raw); r.Code != 250 {
+			t.Fatalf("%s: reply %v", k, r)
+		}
+	}
+	mta.WaitDelivered(t, len(fields), 60*time.Second)
+	mta.WaitIdle(t, 30*time.Second)
+	ds := mta.Delivered(t)
+	for _, k := range names {
+		d := headerfixDelivered(t, ds, k+"@lab.example")
+		name, _, _ := strings.Cut(fields[k], ":")
+		want := []string(nil)
+		if name == "Return-Path" {
+			want = []string{"<" + headerfixSender + ">"} // the delivery agent's own
+		}
+		if got := d.Values(name); !slices.Equal(got, want) {
+			t.Errorf("%s: mailbox has %s fields %q, want %q\n%s", k, name, got, want, d.Raw)
+		}
+		if got := d.Values("Date"); !slices.Equal(got, []string{headerfixDate}) {
+			t.Errorf("%s: mailbox has Date fields %q", k, got)
+		}
+		seen, _ := rec.headers(k + "@lab.example")
+		for _, h := range seen {
+			if strings.EqualFold(h.Name, name) {
+				t.Errorf("%s: later filter saw %s: %s", k, h.Name, h.Value)
+			}
+		}
+	}
+}

@@ -36,7 +36,7 @@ func BenchmarkRepairPostfixMerged(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := Repair(in, AppendsAtEnd)
-		if len(edits(in, r, invented(in, r, m), "")) != 2 {
+		if len(edits(in, r, invented(in, r, m), "", AppendsAtEnd)) != 2 {
 			b.Fatal("want two edits")
 		}
 	}

@@ -167,7 +167,7 @@ func (f *Filter) Check(_ context.Context, stage filters.Stage, m *filters.Messag
 		// MaxEdits: they are made in one pass (see
 		// filters.DeletionRun), and a sender must not be able to stop
 		// a repair by sending many of them.
-		es := edits(in, res, drop, f.s.trace)
+		es := edits(in, res, drop, f.s.trace, p)
 		if len(es) > MaxEdits {
 			action = "too_many"
 			note := fmt.Sprintf("not repaired: %d header edits, more than %d", len(es), MaxEdits)

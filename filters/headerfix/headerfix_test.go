@@ -117,6 +117,40 @@ func TestFilterEdits(t *testing.T) {
 				"X-Sluice-Repaired", "split Date/From, dropped From added by MTA"),
 		},
 		{
+			// Postfix removes Return-Path:, Content-Length:, Bcc: and
+			// Resent-Bcc: from a message as it comes in
+			// (message_drop_headers), but not from a line a bare CR
+			// joined to the one before: such a field is cut out and not
+			// added, as Postfix would have removed it on a line of its own.
+			name:    "Postfix, fields Postfix drops on arrival are not added",
+			postfix: true,
+			in: hs("Date", exDate+" Return-Path: <evil@example.net>", "From", exFrom,
+				"Message-ID", "<a@b> Content-Length: 5", "References", "<c@d> Bcc: secret@example.net",
+				"In-Reply-To", "<c@d> RESENT-BCC: other@example.net"),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.ChangeHeader, Name: "Message-ID", Index: 1, Value: "<a@b>"},
+				{Kind: filters.ChangeHeader, Name: "References", Index: 1, Value: "<c@d>"},
+				{Kind: filters.ChangeHeader, Name: "In-Reply-To", Index: 1, Value: "<c@d>"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/Return-Path, split Message-ID/Content-Length,\n\tsplit References/Bcc, split In-Reply-To/RESENT-BCC"},
+			},
+			after: hs("Date", exDate, "From", exFrom, "Message-ID", "<a@b>", "References", "<c@d>", "In-Reply-To", "<c@d>",
+				"X-Sluice-Repaired", "split Date/Return-Path, split Message-ID/Content-Length,\n\tsplit References/Bcc, split In-Reply-To/RESENT-BCC"),
+		},
+		{
+			// With Sendmail the milter sees such fields on a line of their
+			// own, and Sendmail decides at delivery: a split-off one is
+			// added as any other.
+			name: "Sendmail, a field Postfix drops on arrival is added",
+			in:   hs("Date", exDate+"\rContent-Length: 5", "From", exFrom),
+			edits: []filters.HeaderEdit{
+				{Kind: filters.ChangeHeader, Name: "Date", Index: 1, Value: exDate},
+				{Kind: filters.AddHeader, Name: "Content-Length", Value: "5"},
+				{Kind: filters.AddHeader, Name: "X-Sluice-Repaired", Value: "split Date/Content-Length"},
+			},
+			after: hs("Date", exDate, "From", exFrom, "Content-Length", "5", "X-Sluice-Repaired", "split Date/Content-Length"),
+		},
+		{
 			// A From of the client's before Postfix's block (Postfix made
 			// up only the Message-Id) is the client's own, though it is
 			// the envelope sender: the split-off one is kept beside it.
@@ -987,9 +1021,15 @@ func TestSendmailSlotNamesNotSplitOff(t *testing.T) {
 		if want := hs("Subject", "x "+name+": v"); !reflect.DeepEqual(after, want) {
 			t.Errorf("%s: after %q, want %q", name, after, want)
 		}
-		// Postfix adds at the end, where the field is written.
+		// Postfix adds at the end, where the field is written; but a
+		// Return-Path: it removes from a message as it comes in, so
+		// that one is cut out and not added.
 		_, after = check(t, f, postfixMsg(hs("Date", exDate+" "+name+": v")))
-		if want := hs("Date", exDate, name, "v"); !reflect.DeepEqual(after, want) {
+		want := hs("Date", exDate, name, "v")
+		if name == "Return-Path" {
+			want = hs("Date", exDate)
+		}
+		if !reflect.DeepEqual(after, want) {
 			t.Errorf("%s, Postfix: after %q, want %q", name, after, want)
 		}
 	}

@@ -264,12 +264,36 @@ func madeUp(name, value string, m *filters.Message) bool {
 	return false
 }
 
+// droppedOnArrival holds the names of the fields Postfix removes from a
+// message as it comes in, before its milters see the header: the default
+// of message_drop_headers (postconf(5); observed with Postfix 3.7). A
+// Return-Path: the client wrote would stand beside the one the delivery
+// agent writes, and a Content-Length: would tell an mbox reader where
+// the message ends. Postfix never lets them through on a line of their
+// own, and a milter's add bypasses that rule.
+var droppedOnArrival = map[string]bool{
+	"bcc":            true,
+	"content-length": true,
+	"resent-bcc":     true,
+	"return-path":    true,
+}
+
+// dropsOnArrival reports whether f is a field split off under a name
+// that Postfix removes from a message as it comes in (droppedOnArrival):
+// such a field is not added, as Postfix would have removed it had the
+// client ended the line before it in CRLF. With Sendmail the milter sees
+// such fields and Sendmail decides at delivery, so they are added as any
+// other.
+func dropsOnArrival(f Field, p Placement) bool {
+	return p == AppendsAtEnd && f.SplitOff && droppedOnArrival[filters.NameKey(f.Name)]
+}
+
 // edits returns the header edits that turn in into the repaired block,
 // leaving out the fields in drop, any field split off under the name
-// trace (a forged trace field hidden behind a stray line end) and an empty
-// one of the MTA's (see emptyMadeUp). See the comment at the top of the
-// file.
-func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []filters.HeaderEdit {
+// trace (a forged trace field hidden behind a stray line end), an empty
+// one of the MTA's (see emptyMadeUp) and one the MTA removes on arrival
+// (see dropsOnArrival). See the comment at the top of the file.
+func edits(in []filters.Header, res Result, drop map[int]bool, trace string, p Placement) []filters.HeaderEdit {
 	type slot struct {
 		name  string // as written in the message
 		value string
@@ -294,7 +318,7 @@ func edits(in []filters.Header, res Result, drop map[int]bool, trace string) []f
 	}
 	want := map[string][]slot{}
 	for i, f := range res.Fields {
-		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && filters.SameName(f.Name, trace) || emptyMadeUp(f) {
+		if !validName(f.Name) || !f.SplitOff && drop[f.Source] || trace != "" && filters.SameName(f.Name, trace) || emptyMadeUp(f) || dropsOnArrival(f, p) {
 			continue
 		}
 		key := filters.NameKey(f.Name)
