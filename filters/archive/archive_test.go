@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(appenderEnv); spec != "" {
 		os.Exit(childAppend(spec))
 	}
+	if path := os.Getenv(stallEnv); path != "" {
+		os.Exit(childStall(path))
+	}
 	os.Exit(m.Run())
 }
 
@@ -739,12 +742,13 @@ func TestDeadWriterRolledBack(t *testing.T) {
 	for _, via := range []string{"append", "new"} {
 		path := filepath.Join(t.TempDir(), "x.mbox")
 		good := "From a Thu Jan  1 00:00:00 1970\nSubject: whole\n\nwhole\n\n"
-		os.WriteFile(path, []byte(good+"From b Thu Jan  1 00:00:00 1970\nSubject: half\n\nhal"), 0o600)
+		half := "From b Thu Jan  1 00:00:00 1970\nSubject: half\n\nhal"
+		os.WriteFile(path, []byte(good+half), 0o600)
 		h := thisProcess()
 		h.pid = dead.Process.Pid
-		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)))), 0o600)
+		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)), recordHead([]byte(half)))), 0o600)
 		// The lock it was about to take next time, never linked.
-		os.WriteFile(filepath.Join(filepath.Dir(path), ".x.mbox.lock-123"), []byte(h.dotLockContent(0)), 0o600)
+		os.WriteFile(filepath.Join(filepath.Dir(path), ".x.mbox.lock-123"), []byte(h.dotLockContent(0, noHead)), 0o600)
 		f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
 		if via == "new" {
 			got, _ := os.ReadFile(path)
@@ -791,7 +795,9 @@ func TestForeignDotLock(t *testing.T) {
 
 	h := thisProcess()
 	h.start++ // same pid, another start: a previous life of this daemon
-	os.WriteFile(path+".lock", []byte(h.dotLockContent(0)), 0o600)
+	// It wrote the record of L2, after length 0.
+	l2, _ := os.ReadFile(path)
+	os.WriteFile(path+".lock", []byte(h.dotLockContent(0, recordHead(l2))), 0o600)
 	if _, err := f2.Check(context.Background(), filters.StageEOM, testMessage("L3", "x\r\n")); err != nil {
 		t.Fatalf("stale lock of an earlier process with our pid: %v", err)
 	}
@@ -1003,13 +1009,13 @@ func TestStaleLockCleanupSparesOtherMboxes(t *testing.T) {
 	dir := t.TempDir()
 	h := thisProcess()
 	h.pid = dead.Process.Pid
-	if err := os.WriteFile(filepath.Join(dir, "spam")+".lock", []byte(h.dotLockContent(0)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "spam")+".lock", []byte(h.dotLockContent(0, noHead)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadTemp := filepath.Join(dir, ".spam.lock-4242")     // the dead writer's
 	other := filepath.Join(dir, ".spam.lock-x.lock-4242") // DIR/spam.lock-x's, not yet linked
 	for _, p := range []string{deadTemp, other} {
-		if err := os.WriteFile(p, []byte(thisProcess().dotLockContent(0)), 0o640); err != nil {
+		if err := os.WriteFile(p, []byte(thisProcess().dotLockContent(0, noHead)), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1278,7 +1284,7 @@ func TestReadersAtAStaleDotLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := thisProcess()
-	making, err := h.writeLockTemp(lockPath, 0)
+	making, err := h.writeLockTemp(lockPath, 0, noHead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestDeadWriterRollbackSparesLaterMessage(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.mbox")
 		h := thisProcess()
 		h.pid = dead.Process.Pid
-		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)))), 0o600)
+		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)), recordHead([]byte(half)))), 0o600)
 		// The other program: a POSIX write lock, append, unlock.
 		if err := os.WriteFile(path, []byte(good+half), 0o600); err != nil {
 			t.Fatal(err)

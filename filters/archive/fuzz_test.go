@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
@@ -214,7 +215,10 @@ func FuzzRenderPath(f *testing.F) {
 // it may cut the mbox back to, each said once, and is read back the same
 // from the content sluice writes for it.
 func FuzzParseDotLock(f *testing.F) {
-	f.Add([]byte(lockHolder{pid: 1234, start: 5678, host: "mx1.example.com"}.dotLockContent(4096)))
+	f.Add([]byte(lockHolder{pid: 1234, start: 5678, host: "mx1.example.com"}.dotLockContent(4096, noHead)))
+	f.Add([]byte(lockHolder{pid: 1234, start: 5678, host: "mx1.example.com"}.dotLockContent(4096, recordHead([]byte("From a\n")))))
+	f.Add([]byte("sluice pid=1 start=0 host=h head=- head=-\n"))
+	f.Add([]byte("sluice pid=1 start=0 host=h head=-\n"))
 	f.Add([]byte("sluice pid=1 start=0 host=h size=0\n"))
 	f.Add([]byte("sluice pid=1 pid=2 host=h size=10\n"))
 	f.Add([]byte("sluice size=1 size=2 host=h pid=3\n"))
@@ -236,7 +240,14 @@ func FuzzParseDotLock(f *testing.F) {
 				t.Fatalf("%q taken as %+v, with %d %s fields", b, l, n, strings.TrimSuffix(k, "="))
 			}
 		}
-		again := lockHolder{pid: l.pid, start: l.start, host: l.host}.dotLockContent(l.size)
+		if n := strings.Count(" "+strings.Join(strings.Fields(string(b)), " "), " head="); n > 1 {
+			t.Fatalf("%q taken as %+v, with %d head fields", b, l, n)
+		}
+		again := lockHolder{pid: l.pid, start: l.start, host: l.host}.dotLockContent(l.size, l.head)
+		if l.head == "" {
+			// An earlier sluice's lock, without the head.
+			again = fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d\n", l.pid, l.start, l.host, l.size)
+		}
 		if g, ok := parseDotLock([]byte(again)); !ok || g != l {
 			t.Fatalf("%q: %+v written as %q reads as %+v, %v", b, l, again, g, ok)
 		}

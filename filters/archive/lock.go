@@ -2,6 +2,8 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,14 +83,54 @@ func thisProcess() lockHolder {
 	return lockHolder{pid: pid, start: start, host: process.Host()}
 }
 
-// dotLockContent is what sluice writes into a dot-lock: who holds it and
-// how long the mbox was before the append. If the holder dies in the
-// middle of an append, the next sluice writer finds the lock, sees the
-// process is gone, and cuts the mbox back to that length, so a
-// half-written record never stays in the mbox. The length is believed
-// only from a lock whose maker may write the mbox (trustedLockMaker).
-func (h lockHolder) dotLockContent(size int64) string {
-	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d\n", h.pid, h.start, h.host, size)
+// dotLockContent is what sluice writes into a dot-lock: who holds it,
+// how long the mbox was before the append, and what the holder has
+// begun to write after that length (see recordHead), or noHead. If the
+// holder dies in the middle of an append, the next sluice writer finds
+// the lock, sees the process is gone, and cuts the mbox back to that
+// length, so a half-written record never stays in the mbox; but only if
+// what follows the length starts as the lock says. The length is
+// believed only from a lock whose maker may write the mbox
+// (trustedLockMaker).
+func (h lockHolder) dotLockContent(size int64, head string) string {
+	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d head=%s\n", h.pid, h.start, h.host, size, head)
+}
+
+// noHead is the head of a dot-lock whose holder has written nothing
+// into the mbox: every lock starts so, and a reader's stays so. A holder
+// that dies then leaves a lock that records the mbox's length and none
+// of the bytes after it: whatever a program that ignores the dot-lock
+// appends after its death is that program's, not a half record.
+const noHead = "-"
+
+// headLen bounds the bytes of the start of a record that recordHead
+// identifies: the separator, the "From " line and the first fields,
+// the queue id among them.
+const headLen = 1024
+
+// recordHead identifies the bytes an append writes first, p: how many of
+// them it judges (at most headLen) and their SHA-256, cut to 128 bits.
+// A writer records it in its dot-lock before the bytes reach the mbox,
+// so that whoever finds the lock of a dead writer can tell its half
+// record from another program's message appended after its death.
+func recordHead(p []byte) string {
+	k := min(len(p), headLen)
+	sum := sha256.Sum256(p[:k])
+	return strconv.Itoa(k) + ":" + hex.EncodeToString(sum[:16])
+}
+
+// headBytes returns how many bytes a head that recordHead made judges,
+// and false for anything else.
+func headBytes(head string) (int, bool) {
+	k, sum, ok := strings.Cut(head, ":")
+	n, err := strconv.Atoi(k)
+	if !ok || err != nil || n <= 0 || n > headLen || len(sum) != 32 {
+		return 0, false
+	}
+	if _, err := hex.DecodeString(sum); err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // sluiceLock is a parsed sluice dot-lock.
@@ -97,12 +139,16 @@ type sluiceLock struct {
 	start uint64
 	host  string
 	size  int64
+	// head is what the holder began to write after size (see
+	// recordHead), noHead, or "" for a lock of a sluice that did not
+	// record it.
+	head string
 }
 
 func parseDotLock(b []byte) (sluiceLock, bool) {
 	var l sluiceLock
 	fields := strings.Fields(string(b))
-	if len(fields) != 5 || fields[0] != "sluice" {
+	if (len(fields) != 5 && len(fields) != 6) || fields[0] != "sluice" {
 		return l, false
 	}
 	// Each key once, with its "=", as dotLockContent writes them: a
@@ -126,6 +172,11 @@ func parseDotLock(b []byte) (sluiceLock, bool) {
 			l.host = v
 		case "size":
 			l.size, err = strconv.ParseInt(v, 10, 64)
+		case "head":
+			l.head = v
+			if _, ok := headBytes(v); !ok && v != noHead {
+				err = errors.New("bad head")
+			}
 		default:
 			return l, false
 		}
@@ -133,7 +184,9 @@ func parseDotLock(b []byte) (sluiceLock, bool) {
 			return l, false
 		}
 	}
-	return l, len(seen) == 4 && l.pid > 0 && l.size >= 0
+	// The head is new: a lock of an earlier sluice has none.
+	ok := seen["pid"] && seen["start"] && seen["host"] && seen["size"]
+	return l, ok && l.pid > 0 && l.size >= 0
 }
 
 // staleLockAge is how old a dot-lock that sluice cannot attribute to a
@@ -173,14 +226,15 @@ var errStaleDotLock = errors.New("stale, and to be broken under a writer's locks
 // to break (Repair).
 //
 // prepare is called with the length a dead sluice holder recorded (-1 when
-// there is none; then it must not change the file) and returns the length
-// of the mbox to record in our lock.
-func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepare func(rollback int64) (int64, error)) error {
-	n, err := prepare(-1)
+// there is none; then it must not change the file) and the head of what
+// it wrote after it (see sluiceLock), and returns the length of the mbox
+// to record in our lock.
+func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepare func(rollback int64, head string) (int64, error)) error {
+	n, err := prepare(-1, "")
 	if err != nil {
 		return err
 	}
-	tmp, err := a.holder.writeLockTemp(lockPath, n)
+	tmp, err := a.holder.writeLockTemp(lockPath, n, noHead)
 	if err != nil {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 	}
@@ -231,8 +285,8 @@ func (a *Appender) tryDotLock(lockPath string, mbox *os.File, shared bool, prepa
 	}
 	// Every lock is ours: nobody who respects any of them is appending,
 	// so what lies beyond the recorded length is the dead writer's.
-	if n, err = prepare(found.rollback); err == nil {
-		err = a.rewriteDotLock(lockPath, n)
+	if n, err = prepare(found.rollback, found.head); err == nil {
+		err = a.rewriteDotLock(lockPath, n, noHead)
 	}
 	if err != nil {
 		os.Remove(lockPath)
@@ -278,9 +332,10 @@ func (a *Appender) placeDotLock(tmp, lockPath string) error {
 }
 
 // rewriteDotLock replaces our own dot-lock at lockPath with one recording
-// the length size, with a rename, so the mbox is never without it.
-func (a *Appender) rewriteDotLock(lockPath string, size int64) error {
-	tmp, err := a.holder.writeLockTemp(lockPath, size)
+// the length size and head, with a rename, so the mbox is never without
+// it.
+func (a *Appender) rewriteDotLock(lockPath string, size int64, head string) error {
+	tmp, err := a.holder.writeLockTemp(lockPath, size, head)
 	if err != nil {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 	}
@@ -326,12 +381,12 @@ func (a *Appender) breakDotLock(lockPath string, found fs.FileInfo) (bool, error
 
 // writeLockTemp writes our lock content into a new hidden file next to
 // lockPath and returns its name.
-func (h lockHolder) writeLockTemp(lockPath string, size int64) (string, error) {
+func (h lockHolder) writeLockTemp(lockPath string, size int64, head string) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(lockPath), "."+filepath.Base(lockPath)+"-")
 	if err != nil {
 		return "", err
 	}
-	_, err = f.WriteString(h.dotLockContent(size))
+	_, err = f.WriteString(h.dotLockContent(size, head))
 	if err == nil {
 		// Through the open file, not its name: a reader run as root
 		// ("sluice train" on a user's mbox) makes this file in a
@@ -378,8 +433,10 @@ type dotLockFound struct {
 	stale bool
 	// rollback is the length a dead sluice holder recorded, and -1 for
 	// other locks or when its maker is not trusted to have written it
-	// (see trustedLockMaker).
+	// (see trustedLockMaker); head is what it recorded of the bytes it
+	// wrote after that length (see sluiceLock).
 	rollback int64
+	head     string
 	// file is the lock judged, to be broken only if it is still the
 	// one at the name; nil when none was there.
 	file fs.FileInfo
@@ -440,7 +497,7 @@ func (a *Appender) staleLock(path string, mbox *os.File) (found dotLockFound, er
 		}
 		found.stale = true
 		if maker, ok := trustedLockMaker(found.file, mbox); ok {
-			found.rollback = l.size
+			found.rollback, found.head = l.size, l.head
 		} else {
 			a.log.Warn("archive: a dead sluice process's dot-lock was made by a user who may not write the mbox; the length it records is ignored",
 				"lock", path, "uid", maker)

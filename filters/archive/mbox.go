@@ -356,7 +356,7 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 		return nil, err
 	}
 	l := &lockedMbox{f: f, path: path, dirSynced: created}
-	err = a.tryDotLock(path+lockSuffix, f, false, func(rollback int64) (int64, error) {
+	err = a.tryDotLock(path+lockSuffix, f, false, func(rollback int64, head string) (int64, error) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err
@@ -372,12 +372,12 @@ func (a *Appender) tryLockMbox(path string) (*lockedMbox, error) {
 			rollback = -1
 		}
 		if rollback >= 0 && rollback < size {
-			other, err := messageAfterDeadWriter(f, rollback, size)
+			other, err := messageAfterDeadWriter(f, rollback, size, head)
 			if err != nil {
 				return 0, err
 			}
 			if other {
-				a.log.Warn("archive: a message follows the incomplete record of a sluice process that died while appending; the record is left in place",
+				a.log.Warn("archive: what follows the length a sluice process that died while appending recorded is not only its incomplete record; it is left in place",
 					"path", path)
 				rollback = -1
 			}
@@ -430,14 +430,36 @@ func samePath(f *os.File, path string) (bool, error) {
 }
 
 // messageAfterDeadWriter reports whether the bytes of f from rollback to
-// size, the incomplete record of a sluice writer that died while
-// appending, hold a second line that starts with "From ": the record
-// starts with its own and quotes every other line that would (mboxrd),
-// so a second one begins a message that another program appended after
-// it. A program that takes only the kernel locks ignores the dead
-// process's dot-lock; cutting back to rollback would take its message
-// too.
-func messageAfterDeadWriter(f *os.File, rollback, size int64) (bool, error) {
+// size, after the length a sluice process that died holding the mbox's
+// dot-lock recorded, hold anything but the incomplete record it was
+// appending. A program that takes only the kernel locks ignores the dead
+// process's dot-lock, and may have appended a message since; cutting
+// back to rollback would take that message too.
+//
+// head is what the dead process recorded of the first bytes it wrote
+// (see sluiceLock). With noHead it had written none: all of it is
+// another program's. Otherwise the bytes must start as it recorded (a
+// lock of an earlier sluice, head "", did not record them). And the
+// record starts with its own "From " line and quotes every other line
+// that would (mboxrd), so a second one begins another program's message.
+func messageAfterDeadWriter(f *os.File, rollback, size int64, head string) (bool, error) {
+	switch head {
+	case noHead:
+		return true, nil
+	case "":
+	default:
+		n, ok := headBytes(head)
+		if !ok || size-rollback < int64(n) {
+			return true, nil
+		}
+		start := make([]byte, n)
+		if _, err := f.ReadAt(start, rollback); err != nil {
+			return false, err
+		}
+		if recordHead(start) != head {
+			return true, nil
+		}
+	}
 	lineStart := rollback == 0
 	if rollback > 0 {
 		var prev [1]byte
@@ -627,7 +649,13 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 			return 0, fmt.Errorf("archive %s: fsync the directory of the empty mbox: %w", path, err)
 		}
 	}
-	cw := &countWriter{w: l.f}
+	// The dot-lock says what the append writes first before any of it
+	// reaches the file: if this process dies now, the next writer must
+	// not take a message that another program appends after its death
+	// for a half record of this one (see messageAfterDeadWriter).
+	cw := &countWriter{w: &headWriter{f: l.f, mark: func(p []byte) error {
+		return a.rewriteDotLock(path+lockSuffix, l.size, recordHead(p))
+	}}}
 	returned := false
 	defer func() {
 		if !returned {
@@ -1047,6 +1075,24 @@ func writeSynced(path string, write func(w *bufio.Writer) error, finish func(f *
 		err = cerr
 	}
 	return cw.n, err
+}
+
+// headWriter writes to f, calling mark with the first bytes before they
+// are written.
+type headWriter struct {
+	f      *os.File
+	mark   func(p []byte) error
+	marked bool
+}
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	if !h.marked && len(p) > 0 {
+		if err := h.mark(p); err != nil {
+			return 0, err
+		}
+		h.marked = true
+	}
+	return h.f.Write(p)
 }
 
 type countWriter struct {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -131,13 +132,15 @@ func TestDotLockWithoutHardLinks(t *testing.T) {
 }
 
 // deadSluiceLockContent returns the content of a dot-lock of a sluice
-// process that does not exist, on this host, recording the length size.
+// process that does not exist, on this host, recording the length size,
+// as a sluice that did not record the head of what it wrote made them
+// (see sluiceLock): judged by the lines after size alone.
 func deadSluiceLockContent(t *testing.T, size int64) string {
 	t.Helper()
 	h := thisProcess()
 	// Far above pid_max on Linux (2^22) and elsewhere: no such process.
 	h.pid = 1<<30 - 1
-	return h.dotLockContent(size)
+	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d\n", h.pid, h.start, h.host, size)
 }
 
 // Without hard links a maildir message is renamed from tmp/ into new/.

@@ -507,7 +507,7 @@ func (a *Appender) tryReadLock(path string, dotLock bool) (*lockedMbox, error) {
 	}
 	// A stale dot-lock, which may mark a dead writer's half record, is
 	// errStaleDotLock: prepare sees no rollback.
-	err = a.tryDotLock(path+lockSuffix, f, true, func(int64) (int64, error) { return l.size, nil })
+	err = a.tryDotLock(path+lockSuffix, f, true, func(int64, string) (int64, error) { return l.size, nil })
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -541,7 +541,7 @@ func (a *Appender) boundWithoutDotLock(l *lockedMbox) (*lockedMbox, error) {
 		return nil, fmt.Errorf("dot-lock %s%s: %w", l.path, lockSuffix, errLockBusy)
 	}
 	if found.rollback >= 0 && found.rollback < l.size {
-		other, err := messageAfterDeadWriter(l.f, found.rollback, l.size)
+		other, err := messageAfterDeadWriter(l.f, found.rollback, l.size, found.head)
 		if err != nil {
 			l.f.Close()
 			return nil, err

@@ -1,0 +1,146 @@
+package archive
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-mail/sluice/filters"
+)
+
+// stallEnv makes the test binary a sluice writer that takes an mbox's
+// locks and then stops before the first byte of its record reaches the
+// file (see childStall).
+const stallEnv = "SLUICE_ARCHIVE_TEST_STALL"
+
+// childStall takes the locks of the mbox at path for an append, says so
+// on standard output and waits to be killed: a daemon killed (the OOM
+// killer, a stop timeout) while it formats a record, before its first
+// write, leaves its dot-lock and nothing of the record. With spec
+// "PATH|partial" it first writes more of a record than the write buffer
+// holds, so that part of it is in the file.
+func childStall(spec string) int {
+	path, mode, _ := strings.Cut(spec, "|")
+	_, err := NewAppender(time.Second, nil).AppendMbox(context.Background(), path, func(w *bufio.Writer) error {
+		if mode == "partial" {
+			w.WriteString("From dead Thu Jan  1 00:00:00 1970\nSubject: half\n\n")
+			w.WriteString(strings.Repeat("half a record\n", 10000))
+			w.Flush()
+		}
+		fmt.Println("locked")
+		select {}
+	})
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// A sluice writer killed after it took the locks but before it wrote a
+// byte leaves a dot-lock that records the mbox's length, and no record.
+// A program that takes only the kernel locks then appends a whole
+// message. That message is no half record of the dead writer: the next
+// append, and a reader that may not make the dot-lock, must keep it.
+func TestDeadWriterThatWroteNothingSparesLaterMessage(t *testing.T) {
+	good := "From a Thu Jan  1 00:00:00 1970\nSubject: whole\n\nwhole\n\n"
+	other := "From other@example.org Thu Jan  1 00:00:01 1970\nSubject: fcntl-only writer\n\nkeep me\n\n"
+	setUp := func() string {
+		path := filepath.Join(t.TempDir(), "x.mbox")
+		killWriter(t, path, good, "")
+
+		// The other program: a POSIX write lock, append, unlock.
+		w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+		if err := syscall.FcntlFlock(w.Fd(), syscall.F_SETLKW, &lk); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteString(other); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
+	path := setUp()
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	if _, err := f.Check(context.Background(), filters.StageEOM, testMessage("N", "new\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(got), good+other) || !strings.Contains(string(got[len(good+other):]), "X-Sluice-Queue-ID: N") {
+		t.Errorf("writer: the message appended after the dead writer's lock was cut off, or the new one not appended:\n%q", got)
+	}
+
+	// A reader without the dot-lock reads it too.
+	path = setUp()
+	l, err := NewAppender(time.Second, nil).tryReadLock(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, l.size)
+	l.f.ReadAt(b, 0)
+	l.unlock()
+	if !strings.Contains(string(b), "keep me") {
+		t.Errorf("reader: stopped before the message appended after the dead writer's lock:\n%q", b)
+	}
+}
+
+// killWriter writes content to the mbox at path, then runs a sluice
+// writer on it (see childStall, mode "" or "partial") and kills it while
+// it holds the locks.
+func killWriter(t *testing.T, path, content, mode string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := path
+	if mode != "" {
+		spec += "|" + mode
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), stallEnv+"="+spec)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	child.Process.Kill()
+	child.Wait()
+	if line != "locked\n" {
+		t.Fatalf("the writer did not take the locks: %q, %v", line, err)
+	}
+	if _, err := os.Stat(path + ".lock"); err != nil {
+		t.Fatalf("the killed writer left no dot-lock: %v", err)
+	}
+}
+
+// A sluice writer killed with part of its record written leaves a lock
+// that names that part: the next append cuts it off.
+func TestDeadWritersPartialRecordCutOff(t *testing.T) {
+	good := "From a Thu Jan  1 00:00:00 1970\nSubject: whole\n\nwhole\n\n"
+	path := filepath.Join(t.TempDir(), "x.mbox")
+	killWriter(t, path, good, "partial")
+	if fi, err := os.Stat(path); err != nil || fi.Size() <= int64(len(good)) {
+		t.Fatalf("the killed writer wrote nothing: %v", err)
+	}
+	f := newFilter(t, Config{Targets: map[string]string{"default": path}}, nil)
+	if _, err := f.Check(context.Background(), filters.StageEOM, testMessage("N", "new\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(got), good+"From ") || strings.Contains(string(got), "half") || !strings.Contains(string(got), "X-Sluice-Queue-ID: N") {
+		t.Errorf("the dead writer's partial record was not cut off, or the new one not appended:\n%.300q", got)
+	}
+}
