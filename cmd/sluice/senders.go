@@ -172,7 +172,7 @@ func (s sendersSetup) test(w, warn io.Writer, address, helo, client string) erro
 	// one goes through the file. Not on w, which scripts may read.
 	for _, n := range rs.Notes() {
 		if n.NoEffect {
-			fmt.Fprintf(warn, "sluice senders test: warning: rule has no effect: %s\n", n)
+			fmt.Fprintf(warn, "sluice: warning: rule has no effect: %s\n", n)
 		}
 	}
 	var seen *senders.SeenList
