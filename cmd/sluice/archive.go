@@ -154,7 +154,9 @@ daemon takes, and only then removed from the old one, so a failure
 half-way leaves a copy in both rather than in neither. When an append
 fails, the records appended before it are still removed from the old
 mbox, so that running move again does not copy them twice. The daemon may
-keep archiving meanwhile. Move does not train: pair it with "sluice train"
+keep archiving meanwhile, but its copies into an mbox that move is
+rewriting wait for the rewrite (about 4 s per GB), and fail after the
+filter's lock_timeout (see docs/archive.md). Move does not train: pair it with "sluice train"
 (see docs/training.md). The exit status is 1 when no message matched.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
