@@ -207,7 +207,12 @@ func (p *Pipeline) Run(ctx context.Context, stage Stage, m *Message) StageResult
 	}
 	edits := res.Verdict.Edits
 	res.Verdict.Edits = nil
-	if Delivers(res.Verdict.Action) {
+	// m.Decided is the outcome with this stage's verdicts: a message an
+	// earlier stage quarantined stays held, and delivered once released,
+	// when a filter of this stage discards it, so the stage's edits
+	// (the Bayes verdict of the discarding filter among them) still
+	// reach the MTA.
+	if Delivers(res.Verdict.Action) || Delivers(m.Decided.Action) {
 		res.Verdict.Edits = edits
 	}
 	return res

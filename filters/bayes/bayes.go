@@ -846,7 +846,12 @@ func (f *Filter) Check(ctx context.Context, stage filters.Stage, m *filters.Mess
 		}
 		return filters.Verdict{Action: a, Reply: &r, Reason: reason}, nil
 	case Discard:
-		return filters.Verdict{Action: filters.Discard, Reason: reason}, nil
+		// The header goes with a discard too: the edits of a discarded
+		// message are dropped, but a filter that quarantines it wins
+		// over the discard (docs/filters.md), and the held message,
+		// once released, is delivered with the verdict the filing rules
+		// and the archive read.
+		return filters.Verdict{Action: filters.Discard, Reason: reason, Edits: f.header(forged, value)}, nil
 	case Quarantine:
 		return filters.Verdict{Action: filters.Quarantine, Reason: reason, Edits: f.header(forged, value)}, nil
 	}

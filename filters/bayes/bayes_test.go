@@ -176,7 +176,9 @@ func TestVerdictsAndActions(t *testing.T) {
 		{"spam tag", "spam: {action: tag}", spamMessage(), filters.Continue, "", hdrSpam, false},
 		{"spam tempfail", "spam: {action: tempfail}", spamMessage(), filters.Tempfail, "451 4.7.1 Message classified as spam, try again later", nil, true},
 		{"spam quarantine keeps the header", "spam: {action: quarantine}", spamMessage(), filters.Quarantine, "", hdrSpam, false},
-		{"spam discard", "spam: {action: discard}", spamMessage(), filters.Discard, "", nil, true},
+		// The header goes with a discard, to be sent should another
+		// filter hold the message (TestDiscardedSpamHeldElsewhereIsTagged).
+		{"spam discard", "spam: {action: discard}", spamMessage(), filters.Discard, "", hdrSpam, false},
 		{"reply template", `spam: {action: reject, reply: "554 5.7.1 Spam (spamicity {spamicity}, queue id {queue_id})"}`,
 			spamMessage(), filters.Reject, "", nil, true},
 		{"ham reject is possible", "ham: {action: reject}", hamMessage(), filters.Reject, "550 5.7.1 Message classified as ham", nil, true},
