@@ -68,6 +68,13 @@ type conn struct {
 
 	// onWrite runs after each successful write, in the session goroutine.
 	onWrite func()
+	// onWait, when set, runs in the session goroutine as Read is about
+	// to wait for data from the MTA; boundary says that no byte of the
+	// next packet has been read, so the reply to every packet before it
+	// was written. It reports whether the session ends there instead
+	// (see session.waitRead); onWaited runs once the read returns.
+	onWait   func(boundary bool) bool
+	onWaited func()
 	// verdictNext, when set, tells Write that the packet it writes
 	// carries the final reply of a message; run in the session goroutine.
 	verdictNext func() bool
@@ -126,6 +133,14 @@ const maxCapture = 64 << 10
 
 // Read implements net.Conn, watching packet boundaries as data goes by.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.onWait != nil {
+		if c.onWait(c.hdrN == 0) {
+			// To go-milter the end of its input, between two
+			// packets: it ends the session without a log line.
+			return 0, io.EOF
+		}
+		defer c.onWaited()
+	}
 	first := !c.firstBy.IsZero()
 	if first {
 		// The IO timeout holds here too, when it is the shorter.

@@ -782,6 +782,57 @@ func TestShutdownClosesIdleSessionWithoutReadError(t *testing.T) {
 	}
 }
 
+// A session that Shutdown finds in the middle of a connection stage (a
+// blocklist lookup at connect) is between messages, and closes: but only
+// once its reply is written. Cut off before, the MTA never got the
+// verdict the filters reached (a listed client's reject), and applied
+// its milter default action instead (with accept, the client went on
+// unfiltered), and go-milter logged the failed write ("Error writing
+// packet: ... i/o timeout"), a WARN at every stop of a busy daemon.
+func TestShutdownLetsConnectionStageReply(t *testing.T) {
+	var goLog lockedBuffer
+	prevOut, prevFlags := log.Writer(), log.Flags()
+	log.SetOutput(&goLog)
+	t.Cleanup(func() { log.SetOutput(prevOut); log.SetFlags(prevFlags) })
+
+	listed := &filtertest.Fixed{FilterName: "dnsbl", At: filters.StagesOf(filters.StageConnect), Delay: 300 * time.Millisecond,
+		Verdict: filters.Verdict{Action: filters.Reject, Reply: &filters.Reply{Code: 554, Enhanced: "5.7.1", Text: "Listed"}}}
+	srv := milter.NewServer(milter.Config{Pipeline: pipeline(listed)}, nil, nil)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	s := dial(t, ln.Addr().String())
+	type answer struct {
+		act *gomilter.Action
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		act, err := s.Conn("mx.example.net", gomilter.FamilyInet, 1, "192.0.2.2")
+		got <- answer{act, err}
+	}()
+	for listed.Calls() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	<-served
+	a := <-got
+	if a.err != nil || a.act.Code != gomilter.ActReplyCode || a.act.SMTPCode != 554 {
+		t.Errorf("connect: action %+v, error %v; want the filter's 554 reject", a.act, a.err)
+	}
+	if out := goLog.String(); out != "" {
+		t.Errorf("go-milter logged at shutdown: %q", out)
+	}
+}
+
 // lockedBuffer is a bytes.Buffer safe for the log package's writes from
 // session goroutines while the test reads it.
 type lockedBuffer struct {

@@ -42,10 +42,13 @@ type session struct {
 	// each of many recipients does not make the message hold them all.
 	stageMacros [len(messageStages)]map[string]string
 
-	// mu guards busy and draining, shared with Server.Shutdown.
+	// mu guards busy, draining and waiting, shared with Server.Shutdown.
 	mu       sync.Mutex
 	busy     bool // inside a message
 	draining bool
+	// waiting is set while the session waits for data from the MTA,
+	// outside any callback: a reply it owes the MTA was written.
+	waiting bool
 	// endPending marks that the reply being written ends the message.
 	endPending bool
 	// ending names the message that reply ends, with the verdict the
@@ -57,6 +60,8 @@ type session struct {
 func newSession(srv *Server, ref *configRef, c *conn) *session {
 	s := &session{flow: flow{cfg: ref.cfg, ctx: srv.ctx, log: srv.logger}, srv: srv, ref: ref, c: c}
 	c.onWrite = s.wrote
+	c.onWait = s.waitRead
+	c.onWaited = s.readDone
 	c.verdictNext = func() bool { return s.endPending && s.ending.verdict != "" }
 	return s
 }
@@ -117,18 +122,48 @@ func (s *session) closed() {
 	s.resetMessage()
 }
 
-// drain asks the session to close as soon as it is between messages.
+// drain asks the session to close as soon as it is between messages and
+// has written the reply to the MTA's last packet. One waiting for the
+// MTA is closed at once; one in a callback (a connection stage whose
+// filters are still at work, which is between messages too) closes as it
+// next waits (see waitRead), its reply written: cut off before, the MTA
+// would not get the verdict the filters reached, and go-milter would log
+// the failed write.
 func (s *session) drain() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.draining = true
-	busy := s.busy
-	s.mu.Unlock()
-	if !busy {
+	if s.waiting && !s.busy {
+		// Under mu, so that the session cannot leave its wait for a
+		// callback between the look and the interrupt.
 		s.c.interrupt()
 	}
 }
 
-// wrote runs after each packet written to the MTA.
+// waitRead runs as the session is about to wait for data from the MTA,
+// and reports whether it ends instead: when a shutdown drains it and it
+// is between messages, at a packet boundary (boundary), so that every
+// reply the MTA asked for was written and no packet is cut in two.
+func (s *session) waitRead(boundary bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if boundary && s.draining && !s.busy {
+		return true
+	}
+	s.waiting = true
+	return false
+}
+
+// readDone runs when a wait for data from the MTA has ended.
+func (s *session) readDone() {
+	s.mu.Lock()
+	s.waiting = false
+	s.mu.Unlock()
+}
+
+// wrote runs after each packet written to the MTA. Once the final reply
+// of a message is out the session is between messages: a draining one
+// ends as it next waits for the MTA (see waitRead).
 func (s *session) wrote() {
 	if !s.endPending {
 		return
@@ -137,11 +172,7 @@ func (s *session) wrote() {
 	s.ending.queueID, s.ending.verdict = "", ""
 	s.mu.Lock()
 	s.busy = false
-	draining := s.draining
 	s.mu.Unlock()
-	if draining {
-		s.c.interrupt()
-	}
 }
 
 func (s *session) setBusy() {
@@ -571,18 +602,16 @@ func (s *session) resetMessage() {
 }
 
 // leaveMessage marks the session as between messages, unless a final
-// reply is still to be written (wrote clears the mark then), and closes
-// it if a shutdown waits for that.
+// reply is still to be written (wrote clears the mark then). A session
+// a shutdown waits for ends as it next waits for the MTA (see waitRead),
+// after the reply of the callback it runs in: an abort has none, a HELO
+// in the middle of a message does.
 func (s *session) leaveMessage() {
 	s.mu.Lock()
 	if !s.endPending {
 		s.busy = false
 	}
-	draining := s.draining && !s.busy
 	s.mu.Unlock()
-	if draining && !s.endPending {
-		s.c.interrupt()
-	}
 }
 
 // connMacros returns a new map of the connection's macros: those of
