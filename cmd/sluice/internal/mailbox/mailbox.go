@@ -38,7 +38,8 @@
 //   - entries whose name starts with "." are skipped inside directories,
 //     so that a Maildir++ folder such as ~/Maildir/.Spam is only read when
 //     named, never as part of ~/Maildir; so are messages an MH reader
-//     removed (see mhRemoved);
+//     removed (see mhRemoved), and a mailbox's dot-lock beside it (see
+//     dotLockOfListed);
 //   - a symbolic link (a path given, a directory's entry, a maildir's
 //     cur/ or new/ or message) is followed only if root or this user owns
 //     it, by the rule of archive.OpenTrustedLink; others are reported;
@@ -61,6 +62,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -518,7 +520,7 @@ func walkDir(dir *os.Root, path string, visit visitFunc) error {
 		return visit(entry{path: path}, err)
 	}
 	for _, e := range entries { // ReadDir sorts by name
-		if strings.HasPrefix(e.Name(), ".") || mhRemoved(e.Name()) {
+		if strings.HasPrefix(e.Name(), ".") || mhRemoved(e.Name()) || dotLockOfListed(entries, e.Name()) {
 			continue
 		}
 		p := filepath.Join(path, e.Name())
@@ -563,6 +565,32 @@ func mhRemoved(name string) bool {
 	}
 	return true
 }
+
+// dotLockOfListed reports whether name, in a directory listed as
+// entries (sorted by name, as os.ReadDir returns them), is the dot-lock
+// of a mailbox beside it: "spam.mbox.lock" next to "spam.mbox". It holds
+// no mail (sluice's archive filter writes "sluice pid=... size=...", other
+// programs a pid or nothing), and it comes and goes: it exists while a
+// message is appended to the mailbox, and stays after a daemon that died
+// appending until the next append or read breaks it, which reading the
+// mailbox just before it in the walk may do. Read, it was an error either
+// way ("not read: no mail message", or "no such file"), and a nightly
+// "sluice train --spam" over the archive directory failed whenever the
+// daemon was appending as the directory was listed. The archive filter
+// never names a mailbox so (a target ending in ".lock" ends in "_lock").
+func dotLockOfListed(entries []fs.DirEntry, name string) bool {
+	mbox, ok := strings.CutSuffix(name, lockSuffix)
+	if !ok || mbox == "" {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(entries, mbox, func(e fs.DirEntry, target string) int {
+		return strings.Compare(e.Name(), target)
+	})
+	return found
+}
+
+// lockSuffix ends the name of an mbox's dot-lock (see archive.Appender).
+const lockSuffix = ".lock"
 
 // visitLink visits the file the symbolic link name in dir (at path p)
 // points to, if its owner may have it followed and it is a regular file.
