@@ -188,6 +188,16 @@ func (r Reader) Walk(ctx context.Context, path string, fn func(Message) error) e
 			}
 			e.md.read[uniq] = true
 		}
+		if err != nil && e.found && e.md == nil && e.dir != nil && errors.Is(err, fs.ErrNotExist) {
+			// Removed or renamed since its directory was listed, as a
+			// maildir's message is above: a live folder is no error.
+			// An MH reader removes message N by renaming it ",N"
+			// (see mhRemoved) and refiles it by a link and an unlink,
+			// and the walk of a large folder takes long enough that a
+			// user's rmm or refile meanwhile failed a nightly train.
+			// The file is gone: there is nothing to learn or score.
+			return nil
+		}
 		if err != nil {
 			m := Message{Name: e.path, Err: err}
 			if fi, err := e.stat(); err == nil {
