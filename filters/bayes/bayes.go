@@ -95,6 +95,17 @@ type StoreObserver interface {
 	BayesRedisPool(filter string, st classifier.RedisPoolStats)
 }
 
+// PoolObserver is told, beside StoreObserver, when a filter's connection
+// pool (a Redis store's) opens and closes, so that the pool's gauges can
+// go once no filter of that name has a pool: a reload may keep the
+// filter's name and move it from Redis to a bbolt file. It must be safe
+// for concurrent use.
+type PoolObserver interface {
+	// BayesRedisPoolOpen reports the pool of a filter of that name
+	// opened (open) or closed. A closed pool reports nothing more.
+	BayesRedisPoolOpen(filter string, open bool)
+}
+
 // roundTrips passes a store's round trips to a StoreObserver under the
 // filter's name.
 type roundTrips struct {
@@ -312,7 +323,10 @@ type Filter struct {
 	storeName string
 	obs       Observer
 	sobs      StoreObserver
-	log       *slog.Logger
+	// pobs hears of the store's pool opened and closed; nil when the
+	// store has none.
+	pobs PoolObserver
+	log  *slog.Logger
 	// lastWarn is when an unreachable store was last logged (UnixNano).
 	lastWarn atomic.Int64
 	lastPool classifier.RedisPoolStats // used by measureStore only
@@ -397,6 +411,11 @@ func newFilter(env filters.Env, cfg Config, version string, st classifier.Store,
 	f.obs, _ = env.Observer.(Observer)
 	f.sobs, _ = env.Observer.(StoreObserver)
 	f.would, _ = env.Observer.(WouldLearnObserver)
+	if _, ok := st.(poolStatser); ok {
+		if f.pobs, _ = env.Observer.(PoolObserver); f.pobs != nil {
+			f.pobs.BayesRedisPoolOpen(f.name, true)
+		}
+	}
 	// A fit writes the model into the store: a filter that writes
 	// nothing leaves it to the daemon or "sluice db refit".
 	if f.s.refit > 0 && st != nil && !readOnly {
@@ -545,8 +564,11 @@ func (f *Filter) Close() error {
 		f.cancelBg() // a refit under way stops
 		<-f.done
 		<-f.refitDone
+		// After measureStore, the last to report.
+		if f.pobs != nil {
+			f.pobs.BayesRedisPoolOpen(f.name, false)
+		}
 		if f.obs != nil {
-			// After measureStore, the last to report.
 			f.obs.BayesFilter(f.name, false)
 		}
 		if err := f.store.Close(); err != nil {

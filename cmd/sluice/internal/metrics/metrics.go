@@ -89,6 +89,9 @@ type Metrics struct {
 	// reason.
 	bayesMu      sync.Mutex
 	bayesFilters map[string]int
+	// bayesPools counts the open Redis connection pools of the bayes
+	// filters of each name: a reload may keep the name and leave Redis.
+	bayesPools map[string]int
 
 	// byFilter are the vectors with a filter label, for Staged.Discard.
 	byFilter []interface {
@@ -242,6 +245,7 @@ func New(reg prometheus.Registerer, version, goVersion string) *Metrics {
 	m.dnsblProbers = map[[2]string]int{}
 	m.senderFilters = map[string]int{}
 	m.bayesFilters = map[string]int{}
+	m.bayesPools = map[string]int{}
 	m.dnsblUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sluice_dnsbl_list_up",
 		Help: "1 if the DNS list answered its last health probe (test entry 127.0.0.2 or \"test\") as listed, 0 if not.",
@@ -510,6 +514,25 @@ func (m *Metrics) BayesFilter(filter string, on bool) {
 	m.bayesNgram.DeletePartialMatch(l)
 	m.bayesImport.DeletePartialMatch(l)
 	m.redisPoolConns.DeletePartialMatch(l)
+}
+
+// BayesRedisPoolOpen implements bayes.PoolObserver. The pool gauges of a
+// filter name go when its last pool closes: a reload that moves the
+// filter from Redis to a bbolt file under the same name keeps the name
+// (BayesFilter) but leaves no pool, and the gauges would otherwise report
+// the closed pool's last connections until a restart.
+func (m *Metrics) BayesRedisPoolOpen(filter string, open bool) {
+	m.bayesMu.Lock()
+	defer m.bayesMu.Unlock()
+	if open {
+		m.bayesPools[filter]++
+		return
+	}
+	if m.bayesPools[filter]--; m.bayesPools[filter] > 0 {
+		return
+	}
+	delete(m.bayesPools, filter)
+	m.redisPoolConns.DeletePartialMatch(prometheus.Labels{"filter": filter})
 }
 
 // BayesStoreUnavailable implements bayes.StoreObserver.
