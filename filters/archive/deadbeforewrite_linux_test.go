@@ -144,3 +144,39 @@ func TestDeadWritersPartialRecordCutOff(t *testing.T) {
 		t.Errorf("the dead writer's partial record was not cut off, or the new one not appended:\n%.300q", got)
 	}
 }
+
+// markDotLock overwrites our own lock in place, keeping its length, and
+// refuses a lock at the name that is not the one we made: another
+// process's content is never overwritten.
+func TestMarkDotLockInPlace(t *testing.T) {
+	a := NewAppender(time.Second, nil)
+	lock := filepath.Join(t.TempDir(), "x.mbox.lock")
+	was := a.holder.dotLockContent(42, noHead)
+	if err := os.WriteFile(lock, []byte(was), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(lock)
+	head := recordHead([]byte("From a Thu Jan  1 00:00:00 1970\n"))
+	if err := a.markDotLock(lock, 42, head); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(lock)
+	after, _ := os.Stat(lock)
+	l, ok := parseDotLock(got)
+	if !ok || l.head != head || l.size != 42 || len(got) != len(was) || !os.SameFile(before, after) {
+		t.Errorf("marked lock %q (parsed %v %+v), want the same file, as long as %q, with head %s", got, ok, l, was, head)
+	}
+
+	other := []byte("12345\n")
+	for _, content := range [][]byte{other, []byte(a.holder.dotLockContent(41, noHead))} {
+		if err := os.WriteFile(lock, content, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.markDotLock(lock, 42, head); err == nil {
+			t.Errorf("marked the lock %q, which is not ours", content)
+		}
+		if got, _ := os.ReadFile(lock); string(got) != string(content) {
+			t.Errorf("a lock not ours was changed: %q, want %q", got, content)
+		}
+	}
+}

@@ -92,9 +92,17 @@ func thisProcess() lockHolder {
 // what follows the length starts as the lock says. The length is
 // believed only from a lock whose maker may write the mbox
 // (trustedLockMaker).
+//
+// The head is padded to headWidth, so that marking what an append
+// writes first (markDotLock) overwrites the lock's bytes in place,
+// without the new file and rename a rewrite costs on every append.
 func (h lockHolder) dotLockContent(size int64, head string) string {
-	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d head=%s\n", h.pid, h.start, h.host, size, head)
+	return fmt.Sprintf("sluice pid=%d start=%d host=%s size=%d head=%-*s\n", h.pid, h.start, h.host, size, headWidth, head)
 }
+
+// headWidth is the longest head recordHead makes: "1024:" and 32 hex
+// digits.
+const headWidth = 4 + 1 + 32
 
 // noHead is the head of a dot-lock whose holder has written nothing
 // into the mbox: every lock starts so, and a reader's stays so. A holder
@@ -341,6 +349,35 @@ func (a *Appender) rewriteDotLock(lockPath string, size int64, head string) erro
 	}
 	if err := os.Rename(tmp, lockPath); err != nil {
 		os.Remove(tmp)
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	return nil
+}
+
+// markDotLock records in our own dot-lock at lockPath, which records the
+// length size and noHead, what the append is about to write first,
+// head: in place, the content keeping its length (see dotLockContent).
+// The lock at the name must still be ours, as we wrote it; a process
+// that dies while the bytes are overwritten leaves a lock that is read
+// whole either way or, torn, not read as sluice's (its length is not
+// believed, and the mbox is not cut back).
+func (a *Appender) markDotLock(lockPath string, size int64, head string) error {
+	f, err := os.OpenFile(lockPath, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	defer f.Close()
+	was := a.holder.dotLockContent(size, noHead)
+	now := a.holder.dotLockContent(size, head)
+	buf := make([]byte, len(was)+1)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
+	}
+	if string(buf[:n]) != was || len(now) != len(was) {
+		return fmt.Errorf("dot-lock %s: no longer the lock this process made", lockPath)
+	}
+	if _, err := f.WriteAt([]byte(now), 0); err != nil {
 		return fmt.Errorf("dot-lock %s: %w", lockPath, err)
 	}
 	return nil

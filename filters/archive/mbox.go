@@ -654,7 +654,7 @@ func (a *Appender) AppendMbox(ctx context.Context, path string, write func(w *bu
 	// not take a message that another program appends after its death
 	// for a half record of this one (see messageAfterDeadWriter).
 	cw := &countWriter{w: &headWriter{f: l.f, mark: func(p []byte) error {
-		return a.rewriteDotLock(path+lockSuffix, l.size, recordHead(p))
+		return a.markDotLock(path+lockSuffix, l.size, recordHead(p))
 	}}}
 	returned := false
 	defer func() {
