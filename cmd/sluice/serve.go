@@ -385,7 +385,7 @@ func (d *daemon) reload() {
 		err = fmt.Errorf("%s has no settings (empty, comments only, or {}); a reload never falls back to the built-in defaults", cfg.File)
 	}
 	if err == nil {
-		err = checkTempDir(cfg)
+		err = checkTempDir(cfg, d.cfg)
 	}
 	if err == nil {
 		// The listeners are bound at start only, but a file the next
@@ -434,9 +434,12 @@ func filterNames(cfg *config.Config) []string {
 
 // checkTempDir makes sure that body.temp_dir names a directory that no
 // other user controls (see filters.CheckBodyDir) and sluice may write. A
-// reload does not create it (start does): otherwise every message larger
-// than body.memory_limit would fail under the new configuration.
-func checkTempDir(cfg *config.Config) error {
+// reload does not create a new one (start does): a path mistyped in an
+// edit must fail the reload, not make a directory. The one running names
+// is another matter: removed meanwhile (a cleaner of old files), the next
+// body spilled makes it again, and so does the reload, mode 0700 as at
+// start, or it would be refused for a setting nobody changed.
+func checkTempDir(cfg, running *config.Config) error {
 	dir := cfg.Body.TempDir
 	if dir == "" {
 		if err := checkSystemTempDir(); err != nil {
@@ -445,6 +448,13 @@ func checkTempDir(cfg *config.Config) error {
 		return nil
 	}
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) && dir == running.Body.TempDir {
+		// Only the directory itself, as a spill makes it: a parent gone
+		// too is more than a cleaner's work.
+		if err = os.Mkdir(dir, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+			fi, err = os.Stat(dir)
+		}
+	}
 	if err == nil && !fi.IsDir() {
 		err = fmt.Errorf("%s is not a directory", dir)
 	}
