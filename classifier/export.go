@@ -155,6 +155,7 @@ type metaClaimer interface {
 // word list twice. So the mark is set only where it is unset, in one
 // atomic step, and of two imports at once exactly one goes on.
 func markImporting(ctx context.Context, s Store) error {
+	mine := thisImporter()
 	c, ok := s.(metaClaimer)
 	if !ok {
 		// A store of another kind: check and set apart, the best it
@@ -162,16 +163,39 @@ func markImporting(ctx context.Context, s Store) error {
 		if err := refuseInterrupted(ctx, s); err != nil {
 			return err
 		}
-		return s.SetMeta(ctx, MetaImporting, thisImporter())
+		if err := s.SetMeta(ctx, MetaImporting, mine); err != nil {
+			dropLostMark(ctx, s, mine)
+			return err
+		}
+		return nil
 	}
-	held, err := c.claimMeta(ctx, MetaImporting, thisImporter())
+	held, err := c.claimMeta(ctx, MetaImporting, mine)
 	if err != nil {
+		dropLostMark(ctx, s, mine)
 		return err
 	}
 	if held != "" {
 		return errImportUnfinished{parseImportMark(held)}
 	}
 	return nil
+}
+
+// dropLostMark takes away the mark mine if a write of it that failed
+// set it all the same: a Redis reply lost after the script ran (a
+// connection cut, a read timeout, a server killed after it wrote). The
+// import then fails before it has written anything, and its mark must
+// not stay: the store would refuse train, prune, export and imports, and
+// the daemons sharing it would learn nothing, for an import of which
+// nothing is in it. A mark of another value is another import's, and
+// stays. If the store cannot be read now either, the mark stays too:
+// the store says so (sluice db stats), and nothing was imported. Not cut
+// short by ctx: a context that ended while the mark's reply was awaited
+// is one way to lose the reply.
+func dropLostMark(ctx context.Context, s Store, mine string) {
+	ctx = context.WithoutCancel(ctx)
+	if held, err := s.Meta(ctx, MetaImporting); err == nil && held == mine {
+		s.SetMeta(ctx, MetaImporting, "")
+	}
 }
 
 // atomicAdder is a store whose Add writes all of a batch or none of it
