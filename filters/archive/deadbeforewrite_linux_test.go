@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,19 +52,7 @@ func TestDeadWriterThatWroteNothingSparesLaterMessage(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.mbox")
 		killWriter(t, path, good, "")
 
-		// The other program: a POSIX write lock, append, unlock.
-		w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		lk := syscall.Flock_t{Type: syscall.F_WRLCK}
-		if err := syscall.FcntlFlock(w.Fd(), syscall.F_SETLKW, &lk); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.WriteString(other); err != nil {
-			t.Fatal(err)
-		}
+		appendFcntlOnly(t, path, other)
 		return path
 	}
 

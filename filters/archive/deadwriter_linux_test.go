@@ -32,22 +32,10 @@ func TestDeadWriterRollbackSparesLaterMessage(t *testing.T) {
 		h := thisProcess()
 		h.pid = dead.Process.Pid
 		os.WriteFile(path+".lock", []byte(h.dotLockContent(int64(len(good)), recordHead([]byte(half)))), 0o600)
-		// The other program: a POSIX write lock, append, unlock.
 		if err := os.WriteFile(path, []byte(good+half), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		lk := syscall.Flock_t{Type: syscall.F_WRLCK}
-		if err := syscall.FcntlFlock(w.Fd(), syscall.F_SETLKW, &lk); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.WriteString(other); err != nil {
-			t.Fatal(err)
-		}
+		appendFcntlOnly(t, path, other)
 		return path
 	}
 
@@ -74,5 +62,24 @@ func TestDeadWriterRollbackSparesLaterMessage(t *testing.T) {
 	l.unlock()
 	if !strings.Contains(read, "keep me") {
 		t.Errorf("reader: stopped before the message after the dead writer's half record:\n%q", read)
+	}
+}
+
+// appendFcntlOnly appends text to the mbox at path as a program that
+// takes only the POSIX write lock does (mutt without dot-locking, a
+// script): lock, append, unlock; it ignores any dot-lock.
+func appendFcntlOnly(t *testing.T, path, text string) {
+	t.Helper()
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(w.Fd(), syscall.F_SETLKW, &lk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString(text); err != nil {
+		t.Fatal(err)
 	}
 }
