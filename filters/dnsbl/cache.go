@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -100,6 +101,9 @@ type flight struct {
 	ans     answer
 	waiters int
 	gen     uint64 // the cache's gen when the query started
+	// dropped is set when dropZone dropped the answers of the zone of
+	// the name asked: this query's answer is not cached either.
+	dropped bool
 }
 
 func newCache(max int, now func() time.Time) *cache {
@@ -145,6 +149,33 @@ func (c *cache) clear() {
 	clear(c.items)
 	c.inflight = map[cacheKey]*flight{}
 	c.gen++
+}
+
+// dropZone drops the cached answers of the names under zone (lower case,
+// no final dot), of every type, for a list whose health probe found it
+// mended after it answered every name as listed (see probeLoop): what it
+// answered meanwhile was cached for its TTL, up to max_ttl, while its
+// listings were ignored, and served after the mend it would refuse
+// every client looked up during the breakage. The queries in flight for
+// such names still hand their answers to the lookups waiting for them,
+// but those answers are not cached, and a later lookup asks anew. The
+// answers of other lists stay.
+func (c *cache) dropZone(zone string) {
+	suffix := "." + zone
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.items {
+		if strings.HasSuffix(k.name, suffix) {
+			c.lru.Remove(e)
+			delete(c.items, k)
+		}
+	}
+	for k, f := range c.inflight {
+		if strings.HasSuffix(k.name, suffix) {
+			f.dropped = true
+			delete(c.inflight, k)
+		}
+	}
 }
 
 // len returns the number of cached answers, expired ones included until
@@ -228,7 +259,7 @@ func (c *cache) run(k cacheKey, f *flight, fetch func() answer) {
 	if c.inflight[k] == f {
 		delete(c.inflight, k)
 	}
-	if ans.ttl > 0 && c.max > 0 && f.gen == c.gen {
+	if ans.ttl > 0 && c.max > 0 && f.gen == c.gen && !f.dropped {
 		if e, ok := c.items[k]; ok {
 			c.lru.Remove(e)
 		}

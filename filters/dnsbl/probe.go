@@ -78,6 +78,9 @@ func (f *Filter) probeLoop(ctx context.Context) {
 					if all {
 						f.log.Warn("dnsbl: list answers every name as listed; its listings are ignored until it stops", "zone", z.name, "probe", z.hide(notName(z)))
 					} else {
+						// The answers it gave while broken are
+						// no listings either, cached or not.
+						f.cache.dropZone(z.zone)
 						f.log.Info("dnsbl: list no longer answers every name as listed; its listings count again", "zone", z.name)
 					}
 				}
