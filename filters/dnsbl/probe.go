@@ -85,7 +85,7 @@ func (f *Filter) probeLoop(ctx context.Context) {
 					}
 				}
 				if z.listsAll.Load() {
-					ok, err = false, fmt.Errorf("%s is listed: the list answers every name as listed", notName(z))
+					ok, err = false, fmt.Errorf("%s: %s is listed: the list answers every name as listed", KindListsAll, notName(z))
 				}
 				f.obs.DNSBLHealth(f.name, z.name, ok)
 				mu.Lock()
@@ -120,12 +120,15 @@ func (f *Filter) probe(ctx context.Context, z *zone) (bool, error) {
 	if ans.nx {
 		return false, fmt.Errorf("%s is not listed: the list is empty, gone, or the zone name is wrong", name)
 	}
+	// An answer that is no listing starts with its kind too, as a failure
+	// does above: it is the kind the errors metric counts for the list's
+	// lookups, and what the log is searched for.
 	for _, a := range ans.addrs {
 		if isRefusal(a) {
-			return false, fmt.Errorf("%s answered %s: the list refuses our queries (public resolver or over quota?)", name, a)
+			return false, fmt.Errorf("%s: %s answered %s: the list refuses our queries (public resolver or over quota?)", KindListRefused, name, a)
 		}
 		if !a.Is4() || !loopback8.Contains(a) {
-			return false, fmt.Errorf("%s answered %s, outside 127.0.0.0/8", name, a)
+			return false, fmt.Errorf("%s: %s answered %s, outside 127.0.0.0/8", KindBadAnswer, name, a)
 		}
 	}
 	return true, nil
