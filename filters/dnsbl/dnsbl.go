@@ -368,6 +368,11 @@ func (f *Filter) checkHeaders(ctx context.Context, m *filters.Message) (filters.
 		return filters.Verdict{Edits: edits}, nil
 	}
 	block, tag := f.split(f.domainJobs(m, targetHeaderFrom))
+	// The From domains' tag lookups start now, as those of the earlier
+	// stages did: made after the refusing lists' lookups, they waited
+	// for the slowest of those, and when it did not answer in time they
+	// were left no time at all, their listings lost.
+	f.prefetch(tag)
 	v, err := f.block(ctx, block)
 	if err != nil || v.Action != filters.Continue || !f.tags {
 		return v, err
