@@ -900,8 +900,7 @@ func describe(r result) string {
 func (f *Filter) tag(ctx context.Context, results []result, edits []filters.HeaderEdit) (filters.Verdict, error) {
 	ctx, cancel := marginContext(ctx)
 	defer cancel()
-	var score float64
-	var zones, all []string
+	var shown []result
 	client := map[*zone]bool{} // the zones that listed the client
 	for _, r := range results {
 		if !r.listed {
@@ -917,16 +916,31 @@ func (f *Filter) tag(ctx context.Context, results []result, edits []filters.Head
 			}
 			client[r.z] = true
 		}
+		shown = append(shown, r)
+	}
+	// The reasons' TXT lookups run at once, as the lists' lookups do:
+	// one after the other, a list whose TXT answer is slow used up the
+	// time of those after it, which then had none, lost their texts and
+	// were counted as timing out.
+	reasons := make([]string, len(shown))
+	var wg sync.WaitGroup
+	for i, r := range shown {
+		wg.Go(func() { reasons[i] = f.reason(ctx, r) })
+	}
+	wg.Wait()
+	var score float64
+	var zones, all []string
+	for i, r := range shown {
 		score += r.z.score
 		if !contains(zones, r.z.name) {
 			zones = append(zones, r.z.name)
 		}
 		all = append(all, describe(r))
 		codes := make([]string, len(r.codes))
-		for i, c := range r.codes {
-			codes[i] = c.String()
+		for k, c := range r.codes {
+			codes[k] = c.String()
 		}
-		reason := strings.NewReplacer(`"`, "'", `\`, "/").Replace(f.reason(ctx, r))
+		reason := strings.NewReplacer(`"`, "'", `\`, "/").Replace(reasons[i])
 		value := fmt.Sprintf("%s; %s=%s; code=%s; score=%s; reason=\"%s\"",
 			r.z.name, r.what, r.item, strings.Join(codes, ","), formatScore(r.z.score), reason)
 		edits = append(edits, filters.HeaderEdit{Kind: filters.AddHeader, Name: f.s.header, Value: fold(f.s.header, value)})
