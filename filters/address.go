@@ -18,7 +18,10 @@ import (
 // on as written, and they name spam.example all the same. A comment
 // never closed runs to the end of the address, as Postfix reads MAIL
 // FROM: it accepts "<bob@spam.example (x>" and delivers the message from
-// bob@spam.example. The rest is read as SplitAddress reads it.
+// bob@spam.example. The rest is read as SplitAddress reads it, but for
+// the local part, which is read as Postfix delivers the message, its
+// quoted words and backslash-quoted characters unquoted (see
+// envelopeLocal).
 //
 // Postfix reads the address as an RFC 822 address list and takes its one
 // address: empty elements of the list, commas and semicolons before or
@@ -76,7 +79,51 @@ func SplitAddress(s string) (local, domain string, null bool) {
 // sender, whose empty list elements are dropped (see EnvelopeAddress).
 func splitAddress(s string, envelope bool) (local, domain string, null bool) {
 	local, domain, null = splitRaw(s, envelope)
+	if envelope {
+		return envelopeLocal(local), domain, null
+	}
 	return unquoteLocal(local), domain, null
+}
+
+// envelopeLocal returns the local part of an envelope sender as Postfix
+// delivers from it: its words, atoms and quoted strings between dots,
+// without the quotes, and without the backslash of each quoted
+// character, inside quotes or outside. RFC 5321 has neither a backslash
+// outside a quoted string nor a local part that mixes quoted strings and
+// dots, but Postfix accepts MAIL FROM:<\mallory@x>, <m\allory@x> and
+// <"mal"."lory"@x> and delivers the message from mallory@x and
+// mal.lory@x (observed with 3.7): a rule on that address must see it
+// so. A local part that is one quoted string ("a b") is unquoted as
+// before. One that is not made of such words (a quote never closed, or
+// one in the middle of a word, "x"y, which Postfix refuses) is left as
+// SplitAddress leaves it.
+func envelopeLocal(s string) string {
+	if !strings.ContainsAny(s, `"\`) {
+		return s
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			// A quoted string is a whole word: it starts the local
+			// part or follows a dot, and ends it or precedes one.
+			if !quoted && i > 0 && s[i-1] != '.' || quoted && i+1 < len(s) && s[i+1] != '.' {
+				return unquoteLocal(s)
+			}
+			quoted = !quoted
+			continue
+		case c == '\\' && i+1 < len(s):
+			i++
+			c = s[i]
+		}
+		b.WriteByte(c)
+	}
+	if quoted {
+		return unquoteLocal(s)
+	}
+	return b.String()
 }
 
 // splitRaw is splitAddress with the local part as written: quoted

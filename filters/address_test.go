@@ -94,7 +94,7 @@ func TestEnvelopeAddress(t *testing.T) {
 		{"<x:bob@spam.example>", "x:bob", "spam.example", false},
 		{"<bob:x@spam.example>", "bob:x", "spam.example", false},
 		{`<"x:bob"@spam.example;>`, "x:bob", "spam.example", false},
-		{`<x\:bob@spam.example;>`, `x\:bob`, "spam.example", false},
+		{`<x\:bob@spam.example;>`, "x:bob", "spam.example", false}, // Postfix delivers from "x:bob"@spam.example
 		{"<x:bob@spam.example (c;>", "x:bob", "spam.example", false},
 		// A phrase before the address in angle brackets is an RFC 822
 		// mailbox to Postfix, which delivers MAIL FROM:<"Joe"

@@ -623,3 +623,37 @@ func TestMatchEightBitDomain(t *testing.T) {
 		t.Errorf("b\\xfccher.test compared as %+v, want xn--bcher-kva.test", n)
 	}
 }
+
+// Postfix delivers MAIL FROM:<\mallory@client.example> and
+// <m\allory@client.example> from mallory@client.example, and
+// <"john"."doe"@client.example> from john.doe@client.example: the quotes
+// and the backslashes that quote a character go. Address and local-part
+// rules see the address Postfix delivers from.
+func TestMatchQuotingInLocalPart(t *testing.T) {
+	rs, err := Compile(Source{Name: "f", Data: []byte("mallory@client.example REJECT\njohn.doe@client.example REJECT\nabuse@ DISCARD\n\"a\\\\b\"@client.example QUARANTINE:odd\n"), Scope: DefaultScope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ from, key string }{
+		{`<\mallory@client.example>`, "mallory@client.example"},
+		{`<m\allory@client.example>`, "mallory@client.example"},
+		{`<Mallor\Y@Client.Example>`, "mallory@client.example"},
+		{`<client.example!m\allory>`, "mallory@client.example"},
+		{`<m\allory%client.example>`, "mallory@client.example"},
+		{`<"john"."doe"@client.example>`, "john.doe@client.example"},
+		{`<john."doe"@client.example>`, "john.doe@client.example"},
+		{`<"john".doe@client.example>`, "john.doe@client.example"},
+		{`<ab\use@x.example>`, "abuse@"},
+		{`<"ab"."use"@x.example>`, ""},
+		{`<"a\\b"@client.example>`, `"a\\b"@client.example`},
+	} {
+		m := rs.Match(MailFrom, tt.from)
+		got := ""
+		if m.Rule != nil {
+			got = m.Rule.Key
+		}
+		if got != tt.key {
+			t.Errorf("MAIL FROM:%s (compared as %s): rule %q, want %q", tt.from, Describe(m.Name), got, tt.key)
+		}
+	}
+}
