@@ -571,7 +571,11 @@ func parseError(r *Rule, v string) string {
 	if reason != "" {
 		return "ERROR: " + reason
 	}
-	text = strings.TrimSpace(text)
+	// Sendmail reads the value as words: a tab between the code and
+	// the text, as in a file aligned with tabs, is a blank like a
+	// space, and the client gets a space (bareError takes "550<TAB>text"
+	// for a reply too).
+	text = strings.TrimSpace(strings.ReplaceAll(text, "\t", " "))
 	dsn := ""
 	if first, rest, ok := strings.Cut(text, ":"); ok && strings.Count(first, ".") == 2 && !strings.ContainsAny(first, " \t") {
 		dsn, text = first, rest

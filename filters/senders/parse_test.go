@@ -436,3 +436,33 @@ func TestIdenticalPatternsHidden(t *testing.T) {
 
 // RuleKind names a rule's action in TestIdenticalPatternsHidden.
 type RuleKind string
+
+// A tab between the reply code and its text is a blank as a space is:
+// Sendmail reads the value of an access entry as words, and an access
+// file aligned with tabs ("spam.example<TAB>550<TAB>Go away") must load
+// and send the reply it gives, not stop sluice with "want a reply code
+// and text".
+func TestParseErrorReplyTab(t *testing.T) {
+	tests := []struct {
+		line   string
+		action Action
+		reply  string
+	}{
+		{"example.com\t550\tSpam not accepted", Reject, "550 Spam not accepted"},
+		{"example.com\t\"550\tSpam not accepted\"", Reject, "550 Spam not accepted"},
+		{"example.com\tERROR:550\tSpam not accepted", Reject, "550 Spam not accepted"},
+		{"example.com\tERROR:\"451\t4.7.1\tTry later\"", Tempfail, "451 4.7.1 Try later"},
+		{"example.com\tERROR:5.7.1:550\tGo\taway", Reject, "550 5.7.1 Go away"},
+	}
+	for _, tt := range tests {
+		rs, err := Compile(Source{Name: "f", Data: []byte(tt.line + "\n"), Scope: DefaultScope})
+		if err != nil {
+			t.Errorf("%q: %v", tt.line, err)
+			continue
+		}
+		r := rs.rules[0]
+		if r.Action != tt.action || r.Reply == nil || r.Reply.Sent().String() != tt.reply {
+			t.Errorf("%q: got action %s reply %v, want %s %q", tt.line, r.Action, r.Reply, tt.action, tt.reply)
+		}
+	}
+}
