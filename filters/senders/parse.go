@@ -113,6 +113,14 @@ const maxLine = 64 << 10
 // malformed lines to perr and skipped ones to notes.
 func parseSource(src Source, rules []Rule, perr *ParseError, notes []Note) ([]Rule, []Note) {
 	data := bytes.TrimPrefix(src.Data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	if looksUTF16(data) {
+		// Text to whoever saved it (Windows Notepad's "Unicode",
+		// PowerShell 5's ">"): "a binary file" would send them
+		// looking for the wrong mistake.
+		perr.add(&LineError{File: src.Name, Line: 1,
+			Reason: "UTF-16 text, not UTF-8: save the file as UTF-8 (in PowerShell: Out-File -Encoding utf8)"})
+		return rules, notes
+	}
 	if i := bytes.IndexByte(data, 0); i >= 0 {
 		// No text file holds a NUL; a list of the lines of a hash
 		// table, each wrong in its own way, would hide the mistake.
@@ -153,6 +161,28 @@ func parseSource(src Source, rules []Rule, perr *ParseError, notes []Note) ([]Ru
 		perr.add(&LineError{File: src.Name, Line: n + 1, Reason: fmt.Sprintf("line longer than %d bytes", maxLine)})
 	}
 	return rules, notes
+}
+
+// looksUTF16 reports whether data is UTF-16 text: it starts with a
+// UTF-16 byte order mark, or its first characters are ASCII with a NUL
+// byte before or after each, as UTF-16 writes them. A binary file, such
+// as Sendmail's access.db, starts otherwise (a Berkeley DB file with
+// pairs of NULs).
+func looksUTF16(data []byte) bool {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return true
+	}
+	n := min(len(data), 64) &^ 1
+	if n < 4 {
+		return false
+	}
+	text := func(c byte) bool { return c == '\t' || c == '\n' || c == '\r' || c >= ' ' && c <= '~' }
+	le, be := true, true
+	for i := 0; i < n; i += 2 {
+		le = le && text(data[i]) && data[i+1] == 0
+		be = be && data[i] == 0 && text(data[i+1])
+	}
+	return le || be
 }
 
 func (e *ParseError) add(l *LineError) {

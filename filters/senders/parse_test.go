@@ -292,6 +292,27 @@ func TestParseBinaryFile(t *testing.T) {
 	}
 }
 
+// A rules file saved as UTF-16 (Windows Notepad's "Unicode", the output
+// of PowerShell 5's ">") is text to whoever wrote it: the error says
+// what it is and what to do, instead of calling it a binary file such as
+// access.db.
+func TestParseUTF16File(t *testing.T) {
+	text := "spam.example REJECT\r\n"
+	le := []byte{0xff, 0xfe}
+	be := []byte{0xfe, 0xff}
+	for _, c := range text {
+		le = append(le, byte(c), 0)
+		be = append(be, 0, byte(c))
+	}
+	for name, data := range map[string][]byte{"le": le, "be": be, "le-no-bom": le[2:], "be-no-bom": be[2:]} {
+		_, err := Compile(Source{Name: "/etc/sluice/senders", Data: data, Scope: DefaultScope})
+		want := "/etc/sluice/senders:1: UTF-16 text, not UTF-8: save the file as UTF-8 (in PowerShell: Out-File -Encoding utf8)"
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", name, err, want)
+		}
+	}
+}
+
 // A rules file kept in Latin-1, not UTF-8, is read as windows-1252, as
 // mail in 8-bit text is: the key "m\xfcller.example" is müller.example,
 // and its text as written is kept as UTF-8. Kept as the raw bytes, the
