@@ -359,12 +359,16 @@ func isDotAtom(s string) bool {
 
 // cutOpenComment returns s up to its first "(" outside quoted strings:
 // once WithoutCFWS has removed the comments, one that is left was never
-// closed.
+// closed. A backslash quotes the next character outside quoted strings
+// too, as WithoutCFWS and Postfix read it: "\(" opens no comment, and
+// Postfix delivers MAIL FROM:<bob\(x@spam.example> from
+// "bob(x"@spam.example (observed with 3.7). Cut there, the address
+// would lose its domain and pass every rule on spam.example.
 func cutOpenComment(s string) string {
 	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c == '\\' && quoted:
+		case c == '\\':
 			i++
 		case c == '"':
 			quoted = !quoted

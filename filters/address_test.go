@@ -28,6 +28,13 @@ func TestEnvelopeAddress(t *testing.T) {
 		{"bob@(x)spam.example", "bob", "spam.example", false},
 		{"<bob @ spam . example>", "bob", "spam.example", false},
 		{"<bob@spam.example (x>", "bob", "spam.example", false},
+		// A backslash quotes a "(" outside quoted strings too: no
+		// comment opens there, and Postfix delivers
+		// <bob\(x@spam.example> from "bob(x"@spam.example (observed
+		// with 3.7, see TestSendersEndToEndPostfixRewrittenSender): the
+		// local part unquoted, as Postfix delivers it.
+		{`<bob\(x@spam.example>`, `bob(x`, "spam.example", false},
+		{`<bob\((x)@spam.example>`, `bob(`, "spam.example", false},
 		{`"a (b"@spam.example`, "a (b", "spam.example", false},
 		{"spam.example!bob", "bob", "spam.example", false},
 		{"bob!x@fine.example", "bob!x", "fine.example", false},
@@ -161,6 +168,7 @@ func TestDeliveredSender(t *testing.T) {
 		{"@x@example.com", `"@x"@example.com`},
 		{"x:joe@example.com", `"x:joe"@example.com`},
 		{`x\:joe@example.com`, `"x:joe"@example.com`},
+		{`joe\(x@example.com`, `"joe(x"@example.com`},
 		{"jösé@exämple.org", "jösé@exämple.org"},
 		{"bob@[192.0.2.1]", "bob@[192.0.2.1]"},
 		// Postfix adds its $myorigin to an address without a domain.

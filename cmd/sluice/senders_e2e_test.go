@@ -516,7 +516,7 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 	postfixSenderForms(t, "", []string{"<bob@banned.example (x>", "<bob@mx.banned.example(x>", "<banned.example!bob>", "<mx.banned.example!relay.example!bob>",
 		"<banned.example!>", "<bob%banned.example>", "<bob % banned.example>", `<bob@"banned.example">`, `<bob@banned.example\ >`, `<"bob@banned.example">`,
 		`<"bob"%banned.example>`, "<%banned.example>", "<bob@banned.example,>", "<bob@banned.example ;,>", "<bob%banned.example,>",
-		"<x<>bob@banned.example>", "<x <> y <> <bob@banned.example>>", "<x:y<>bob@banned.example;>"},
+		"<x<>bob@banned.example>", "<x <> y <> <bob@banned.example>>", "<x:y<>bob@banned.example;>", `<bob\(x@banned.example>`},
 		// The same forms from a domain not banned arrive, from the
 		// address Postfix made of them.
 		[]senderForm{
@@ -538,6 +538,8 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 			{"<,>", "<>"},
 			// An empty "<>" before the address is part of a name.
 			{"<x<>mike@client.example>", "<mike@client.example>"},
+			// A backslash quotes a "(": no comment opens there.
+			{`<nina\(x@client.example>`, `<"nina(x"@client.example>`},
 		})
 }
 
