@@ -168,8 +168,14 @@ func splitRaw(s string, envelope bool) (local, domain string, null bool) {
 	if s[0] == '"' {
 		// One quoted string holding a whole address: Postfix takes
 		// MAIL FROM:<"bob@spam.example"> and delivers the message from
-		// bob@spam.example.
-		if text, n, ok := ReadQuoted(s); ok && n == len(s) && strings.Contains(text, "@") {
+		// bob@spam.example. Postfix unquotes the string and quotes
+		// anew only what needs it, so a text that needs no quotes
+		// (a dot-atom) is read as if written bare, the UUCP path and
+		// the percent hack below included: it delivers
+		// <"bob%spam.example"> and <"spam.example!bob"> from
+		// bob@spam.example, and <"bob % spam.example"> from the
+		// quoted local part as it is (observed with 3.7).
+		if text, n, ok := ReadQuoted(s); ok && n == len(s) && (strings.Contains(text, "@") || isDotAtom(text)) {
 			s = text
 		}
 	}

@@ -45,6 +45,17 @@ func TestEnvelopeAddress(t *testing.T) {
 		{`bob@"spam.example"`, "bob", "spam.example", false},
 		{`bob@spam.example\ `, "bob", "spam.example", false},
 		{`<"Bob@Spam.Example">`, "Bob", "Spam.Example", false},
+		// Postfix unquotes one quoted string and quotes anew only what
+		// needs it: a dot-atom is read as if written bare, the percent
+		// hack and the UUCP path included (observed with 3.7, see
+		// TestSendersEndToEndPostfixRewrittenSender).
+		{`<"bob%spam.example">`, "bob", "spam.example", false},
+		{`<"spam.example!bob">`, "bob", "spam.example", false},
+		{`<"bob\%spam.example">`, "bob", "spam.example", false},
+		{`<"bob%x.example%spam.example">`, "bob%x.example", "spam.example", false},
+		{`<x:"bob%spam.example";>`, "bob", "spam.example", false},
+		{`<"bob % spam.example">`, "bob % spam.example", "", false},
+		{`<"bob(x)%spam.example">`, "bob(x)%spam.example", "", false},
 		{"bob@spam.example ;", "bob", "spam.example", false},
 		{"bob@[192.0.2.1]", "bob", "[192.0.2.1]", false},
 		// Postfix reads MAIL FROM as an RFC 822 address list and takes
@@ -154,6 +165,11 @@ func TestDeliveredSender(t *testing.T) {
 		{";,joe@example.com", "joe@example.com"},
 		{`"joe"@example.com`, "joe@example.com"},
 		{`"joe@example.com"`, "joe@example.com"},
+		{`"joe%example.com"`, "joe@example.com"},
+		{`"example.com!x.example!joe"`, "x.example!joe@example.com"},
+		{`"example.com!"`, `""@example.com`},
+		{`"joe % example.com"`, `"joe % example.com"`},
+		{`"joe(x)%example.com"`, `"joe(x)%example.com"`},
 		{"example.com!joe", "joe@example.com"},
 		{"joe%example.com", "joe@example.com"},
 		{`joe@"example.com"`, "joe@example.com"},

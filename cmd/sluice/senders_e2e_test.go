@@ -543,6 +543,19 @@ func TestSendersEndToEndPostfixRewrittenSender(t *testing.T) {
 		})
 }
 
+// Postfix unquotes MAIL FROM's one quoted string and quotes anew only
+// what needs it: a dot-atom in quotes is read as if written bare, the
+// percent hack and the UUCP path included, and <"bob%x"> is delivered
+// from bob@x. A rule on the domain refuses it so written too.
+func TestSendersEndToEndPostfixQuotedSender(t *testing.T) {
+	postfixSenderForms(t, "", []string{`<"bob%banned.example">`, `<"banned.example!bob">`, `<"bob\%banned.example">`, `<x:"bob%banned.example";>`},
+		[]senderForm{
+			{`<"judy%client.example">`, "<judy@client.example>"},
+			{`<"client.example!x.example!judy">`, "<x.example!judy@client.example>"},
+			{`<"client.example!">`, `<""@client.example>`},
+		})
+}
+
 // Postfix reads MAIL FROM as an RFC 822 address list, in which
 // "name:address;" is a group: it delivers MAIL FROM:<x:bob@x;> from
 // bob@x, the member being what follows the last colon, and an empty
