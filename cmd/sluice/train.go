@@ -165,6 +165,15 @@ once.`,
 				t.clearBar()
 				warn(path, err)
 			}
+			if len(t.sel.QueueIDs) > 0 {
+				if err := oneMessagePerQueueID(stop, rd, paths, t.sel, t.c); err != nil {
+					if stop.Err() != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), "sluice train: interrupted before anything was learned")
+						return &exitError{code: interruptStatus(context.Cause(stop))}
+					}
+					return err
+				}
+			}
 			if err := t.learnAll(ctx, stop, rd, paths, runtime.GOMAXPROCS(0)); err != nil {
 				return t.failed(cmd.OutOrStdout(), err)
 			}
@@ -387,6 +396,68 @@ type trainJob struct {
 	match bool               // selected (see trainer.sel), and op prepared
 	op    classifier.LearnOp // valid with match
 	done  chan struct{}      // closed once match and op are set
+}
+
+// oneMessagePerQueueID checks, before anything is learned, that each
+// queue id of sel picks one message in paths. Postfix's short queue ids
+// (its default, enable_long_queue_ids = no) are made of the microseconds
+// and the queue file's inode number, and are given again once both come
+// round: an archive kept for months holds several messages under one id,
+// and learning all that the id picks would learn an unrelated message,
+// often a spam as ham. The copies of one message, one per recipient with
+// a {rcpt} template, have its digest and count as one. Standard input
+// cannot be read twice and is left out of the check.
+func oneMessagePerQueueID(ctx context.Context, rd mailbox.Reader, paths []string, sel mailbox.Select, c *classifier.Classifier) error {
+	type first struct {
+		name   string
+		digest classifier.Digest
+	}
+	seen := map[string]first{}
+	var errs []error
+	// Warnings about reading (an archive read without its dot-lock) come
+	// from the run that learns, once.
+	rd.Warn = nil
+	for _, p := range paths {
+		if p == mailbox.Stdin {
+			continue
+		}
+		err := rd.Walk(ctx, p, func(m mailbox.Message) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if m.Err != nil {
+				// Reported by the run that learns.
+				return nil
+			}
+			qid := sel.QueueID(m.Data)
+			if qid == "" {
+				return nil
+			}
+			d := c.Tokenizer().Digest(classifierInput(m, c))
+			f, ok := seen[qid]
+			if !ok {
+				seen[qid] = first{name: m.Name, digest: d}
+				return nil
+			}
+			if f.digest != d && f.name != "" {
+				errs = append(errs, fmt.Errorf("queue id %s picks different messages: %s and %s "+
+					"(Postfix gives a short queue id again after a while); pick the one meant with --message-id, "+
+					"or see it with sluice archive show --queue-id %s",
+					printable(qid), printable(f.name), printable(m.Name), printable(qid)))
+				// One error per id is enough to tell.
+				seen[qid] = first{digest: f.digest}
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() != nil {
+			return err
+		}
+		// Other errors of reading p are the learning run's to report.
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("nothing learned: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 // learnAll reads the messages at paths, prepares them (tokens, digest,

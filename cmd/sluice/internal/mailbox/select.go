@@ -35,17 +35,26 @@ func (s Select) Match(data []byte) bool {
 			}
 		}
 	}
-	if len(s.QueueIDs) > 0 {
-		if v := archive.HeaderValues(data, archive.FieldQueueID); len(v) > 0 {
-			qid := strings.TrimSpace(v[0])
-			for _, want := range s.QueueIDs {
-				if qid != "" && qid == strings.TrimSpace(want) {
-					return true
-				}
-			}
+	return s.QueueID(data) != ""
+}
+
+// QueueID returns the queue id by which s picks the message data: its
+// first X-Sluice-Queue-ID field, if that is one of s.QueueIDs; else "".
+func (s Select) QueueID(data []byte) string {
+	if len(s.QueueIDs) == 0 {
+		return ""
+	}
+	v := archive.HeaderValues(data, archive.FieldQueueID)
+	if len(v) == 0 {
+		return ""
+	}
+	qid := strings.TrimSpace(v[0])
+	for _, want := range s.QueueIDs {
+		if qid != "" && qid == strings.TrimSpace(want) {
+			return qid
 		}
 	}
-	return false
+	return ""
 }
 
 // normalizeMessageID drops white space (a folded field) and the angle
