@@ -195,6 +195,11 @@ filter's lock_timeout (see docs/archive.md). Move does not train: pair it with "
 			// (archive/*.mbox) reads the destination too, and finds
 			// there what it has just moved. Only a move that moved
 			// nothing says so.
+			// Its warning of a read without the dot-lock is left to the
+			// move, which fails without it.
+			if err := oneRecordPerQueueID(ctx, app, args, sel, io.Discard); err != nil {
+				return err
+			}
 			var already error
 			for _, src := range args {
 				n, err := moveRecords(ctx, cmd.OutOrStdout(), app, src, sel, dest)
@@ -328,6 +333,61 @@ func (c *cli) archiveDestination(to string) (func(archive.Record) (string, error
 		name = "the built-in configuration"
 	}
 	return nil, fmt.Errorf("--to %s: %s has no archive filter; give a path instead", to, name)
+}
+
+// oneRecordPerQueueID checks, before anything is moved, that each queue
+// id of sel picks one message in the mboxes at paths. Postfix's short
+// queue ids (its default, enable_long_queue_ids = no) are made of the
+// microseconds and the queue file's inode number, and are given again
+// once both come round: an archive kept for months holds several
+// messages under one id, and moving all that the id picks would file an
+// unrelated message (an old spam) with the other verdict's. The copies
+// of one message, one per recipient with a {rcpt} template, have the
+// same "From " line (its sender and the time it was archived) and
+// Message-ID, and count as one.
+func oneRecordPerQueueID(ctx context.Context, app *archive.Appender, paths []string, sel mailbox.Select, warn io.Writer) error {
+	if len(sel.QueueIDs) == 0 {
+		return nil
+	}
+	type first struct{ name, identity string }
+	seen := map[string]first{}
+	var errs []error
+	for _, path := range paths {
+		n := 0
+		err := readArchiveLocked(ctx, app, path, warn, func(r archive.RecordAt) error {
+			n++
+			qid := strings.TrimSpace(r.Head.QueueID())
+			picked := false
+			for _, want := range sel.QueueIDs {
+				picked = picked || qid != "" && qid == strings.TrimSpace(want)
+			}
+			if !picked {
+				return nil
+			}
+			name := fmt.Sprintf("%s#%d", path, n)
+			identity := r.Head.From() + "\n" + strings.Join(archive.HeaderValues(r.Head.Message, "Message-ID"), " ")
+			f, ok := seen[qid]
+			switch {
+			case !ok:
+				seen[qid] = first{name: name, identity: identity}
+			case f.identity != identity && f.name != "":
+				errs = append(errs, fmt.Errorf("queue id %s picks different messages: %s and %s "+
+					"(Postfix gives a short queue id again after a while); pick the one meant with --message-id, "+
+					"or see them with sluice archive show --queue-id %s",
+					printable(qid), printable(f.name), printable(name), printable(qid)))
+				// One error per id is enough to tell.
+				seen[qid] = first{identity: f.identity}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("nothing moved: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 // alreadyInError is moveRecords' error when every record it picked is
