@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sluice-mail/sluice/classifier"
 	"github.com/sluice-mail/sluice/cmd/sluice/internal/mailbox"
+	"github.com/sluice-mail/sluice/filters/archive"
 )
 
 // Exit statuses of classify, bogofilter's, so that procmail recipes
@@ -195,11 +197,34 @@ func (c *cli) classify(cmd *cobra.Command, args []string, sf storeFlags, format 
 // From_ lines of what it learned, and the bogofilter dialect makes them
 // as it does; without them, a message scored other than bogofilter
 // scored it. The digest leaves the line out either way.
+//
+// The Return-Path line that the archive filter writes at the top of a
+// maildir copy is left out (see withoutArchiveReturnPath).
 func classifierInput(m mailbox.Message, c *classifier.Classifier) []byte {
+	m.Data = withoutArchiveReturnPath(m.Data)
 	if len(m.From) == 0 || c.Params().Limits.Dialect != classifier.DialectBogofilter {
 		return m.Data
 	}
 	return append(slices.Clip(m.From), m.Data...)
+}
+
+// withoutArchiveReturnPath returns data without the Return-Path line
+// that the archive filter writes at the top of a maildir copy, where an
+// mbox copy has its "From " line, to keep the envelope sender. The daemon
+// never saw that field (Postfix drops Return-Path before its milters see
+// the header; Sendmail writes its own only as it delivers), so it is no
+// part of the message the daemon classified and learned. The tokenizer
+// reads a Return-Path, and "sluice train" from a maildir archive learned
+// the sender's tokens with each message, or took them from the other
+// class's counts when it moved one the daemon had learned. The archive's
+// copy is told by the X-Sluice-Queue-ID on the next line; a delivered
+// copy has the delivery's Delivered-To or Received there.
+func withoutArchiveReturnPath(data []byte) []byte {
+	line, rest, ok := bytes.Cut(data, []byte("\n"))
+	if !ok || !bytes.HasPrefix(line, []byte("Return-Path: <")) || !bytes.HasPrefix(rest, []byte(archive.FieldQueueID+":")) {
+		return data
+	}
+	return rest
 }
 
 // maxClassifyWorkers bounds the goroutines classify scores messages on,
