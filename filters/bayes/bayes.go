@@ -337,6 +337,12 @@ type Filter struct {
 	importMu   sync.Mutex
 	importSeen *importSeen
 
+	// retireMu orders Retire against the reports of the store's state
+	// (size, tokens, import mark, n-gram model): once Retire returned,
+	// none comes from this filter.
+	retireMu sync.Mutex
+	retired  bool
+
 	closeOnce sync.Once
 	closeErr  error
 	stop      chan struct{}
@@ -600,37 +606,11 @@ func (f *Filter) measureStore() {
 		measure = sz.Size
 	}
 	for {
-		// Under bg, which Close cancels: a measurement of a store that
-		// does not answer must not hold Close until the interval ends.
-		ctx, cancel := context.WithTimeout(f.bg, f.s.statsInterval)
-		st, err := measure(ctx)
-		switch {
-		case f.bg.Err() != nil:
-			cancel()
+		// A retired filter's store is no longer the one its name stands
+		// for (see Retire): it measures nothing more, and only its
+		// pool's counters, which add up, are still reported.
+		if !f.isRetired() && !f.measureOnce(measure) {
 			return // Close
-		case err != nil:
-			f.log.Warn("bayes: measuring the store failed", "err", err)
-		default:
-			f.obs.BayesStore(f.name, st)
-			// An import into the store may be stopped, or begun, while
-			// the filter runs; start and reload are not the only times
-			// to look. A store that cannot be measured was logged above.
-			if incomplete, err := f.checkImport(ctx); err != nil {
-				f.log.Warn("bayes: could not check the store for an import that did not finish", "db", f.storeName, "err", err)
-			} else {
-				f.obs.BayesImportIncomplete(f.name, incomplete)
-			}
-		}
-		cancel()
-		if c := f.c.Load(); c != nil {
-			if err := c.ModelErr(); err != nil {
-				f.log.Warn("bayes: reading the n-gram model failed; the one read before stays in use", "err", err)
-			}
-			spam, ham := 0, 0
-			if m := c.Model(); m != nil {
-				spam, ham = m.Spam, m.Ham
-			}
-			f.obs.BayesNgram(f.name, spam, ham)
 		}
 		for wait := true; wait; {
 			select {
@@ -649,6 +629,72 @@ func (f *Filter) measureStore() {
 			return
 		default:
 		}
+	}
+}
+
+// measureOnce measures the store and reports its state: size, import
+// mark and n-gram model. It returns false when Close stopped it.
+func (f *Filter) measureOnce(measure func(context.Context) (classifier.Stats, error)) bool {
+	// Under bg, which Close cancels: a measurement of a store that
+	// does not answer must not hold Close until the interval ends.
+	ctx, cancel := context.WithTimeout(f.bg, f.s.statsInterval)
+	st, err := measure(ctx)
+	switch {
+	case f.bg.Err() != nil:
+		cancel()
+		return false // Close
+	case err != nil:
+		f.log.Warn("bayes: measuring the store failed", "err", err)
+	default:
+		f.reportState(func() { f.obs.BayesStore(f.name, st) })
+		// An import into the store may be stopped, or begun, while
+		// the filter runs; start and reload are not the only times
+		// to look. A store that cannot be measured was logged above.
+		if incomplete, err := f.checkImport(ctx); err != nil {
+			f.log.Warn("bayes: could not check the store for an import that did not finish", "db", f.storeName, "err", err)
+		} else {
+			f.reportState(func() { f.obs.BayesImportIncomplete(f.name, incomplete) })
+		}
+	}
+	cancel()
+	if c := f.c.Load(); c != nil {
+		if err := c.ModelErr(); err != nil {
+			f.log.Warn("bayes: reading the n-gram model failed; the one read before stays in use", "err", err)
+		}
+		spam, ham := 0, 0
+		if m := c.Model(); m != nil {
+			spam, ham = m.Spam, m.Ham
+		}
+		f.reportState(func() { f.obs.BayesNgram(f.name, spam, ham) })
+	}
+	return true
+}
+
+// Retire implements filters.Retirer. A reload built the filter of the
+// new configuration under the same name, and that filter now reports the
+// state of its store (which a reload may have changed: another file, or
+// Redis instead of a file) into the same series; this one, serving the
+// connections opened before the reload until Close, would overwrite it
+// with its own store's at each measurement. So it stops measuring.
+func (f *Filter) Retire() {
+	f.retireMu.Lock()
+	defer f.retireMu.Unlock()
+	f.retired = true
+}
+
+func (f *Filter) isRetired() bool {
+	f.retireMu.Lock()
+	defer f.retireMu.Unlock()
+	return f.retired
+}
+
+// reportState runs report, a report of the store's state, unless the
+// filter is retired: under retireMu, so that none comes after Retire.
+func (f *Filter) reportState(report func()) {
+	f.retireMu.Lock()
+	defer f.retireMu.Unlock()
+	if !f.retired {
+		report()
 	}
 }
 
