@@ -278,7 +278,9 @@ const (
 // ends a line for both MTAs. In the body Postfix treats a CR alike (CRs
 // at the end of a line dropped, any other one a space) and keeps a NUL.
 // ParseMessage does not add the Date:, From: and Message-Id: fields an
-// MTA adds to a message that lacks them.
+// MTA adds to a message that lacks them. For Postfix it cuts a header
+// field longer than Postfix keeps of one (see postfixFieldLimit), as
+// Postfix does before its milters see the field.
 func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 	rest := raw
 	if bytes.HasPrefix(rest, []byte("From ")) {
@@ -294,6 +296,7 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 	if mta == Sendmail && crlfHeader(rest) {
 		eol = []byte("\r\n")
 	}
+	var field postfixField
 	for len(rest) > 0 {
 		line, after, _ := bytes.Cut(rest, eol)
 		text := headerLine(line, mta)
@@ -304,8 +307,17 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 		}
 		if (text[0] == ' ' || text[0] == '\t') && len(headers) > 0 {
 			h := &headers[len(headers)-1]
-			h.Value += "\n" + string(text)
+			if mta == Postfix {
+				text = field.next(text)
+			}
+			if text != nil {
+				h.Value += "\n" + string(text)
+			}
 		} else if name, value, ok := fieldOf(text); ok {
+			if mta == Postfix {
+				field = postfixField{}
+				name, value, _ = fieldOf(field.next(text))
+			}
 			// Both MTAs tell a field without a space after its colon
 			// (sluice asks for SMFIP_HDR_LEADSPC).
 			headers = append(headers, filters.Header{Name: name, Value: value, NoSpace: !spaced(text)})
@@ -318,6 +330,51 @@ func ParseMessage(raw []byte, mta MTA) (headers []filters.Header, body []byte) {
 		return headers, postfixBody(rest)
 	}
 	return headers, crlf(rest)
+}
+
+// postfixFieldLimit is the most bytes of one header field that Postfix
+// keeps (observed with Postfix 3.7.11, the same with header_size_limit
+// at its default of 102400 and at 4 MiB): the field as it stores it, its
+// name and colon and every line without its line end, with one LF
+// between lines. What is past it the milters never see, and Postfix
+// delivers the field so cut.
+const postfixFieldLimit = 60000
+
+// postfixRecordLen is the length of the records Postfix splits a longer
+// line into (line_length_limit, 2048 by default). A continuation line
+// whose first record does not fit in a field is dropped whole, with the
+// rest of the field; a line whose first record fits is cut at the limit
+// (observed with Postfix 3.7.11).
+const postfixRecordLen = 2048
+
+// postfixField tracks the size of the field being read, to cut it where
+// Postfix cuts it.
+type postfixField struct {
+	size int
+	cut  bool
+}
+
+// next returns what Postfix keeps of the next line of the field (its
+// first line, then each continuation line): the line, a cut part of it,
+// or nil when the line is dropped.
+func (f *postfixField) next(line []byte) []byte {
+	if f.cut {
+		return nil
+	}
+	sep := 0
+	if f.size > 0 {
+		sep = 1 // the LF before a continuation line
+	}
+	if f.size+sep+min(len(line), postfixRecordLen) > postfixFieldLimit {
+		f.cut = true
+		return nil
+	}
+	if room := postfixFieldLimit - f.size - sep; len(line) > room {
+		line = line[:room]
+		f.cut = true
+	}
+	f.size += sep + len(line)
+	return line
 }
 
 // crlfHeader reports whether a line of the header block at the start of
