@@ -808,9 +808,10 @@ func (a *Appender) appendMaildir(ctx context.Context, dir string, write func(w *
 	return filepath.Join(dir, "new", name), n, nil
 }
 
-// A file in a maildir's tmp/ not modified for tmpMaxAge is the leftover
-// of a delivery that died between writing it and linking it into new/
-// (a crash, a power cut): the maildir convention (qmail, Dovecot) is 36
+// A file in a maildir's tmp/ neither modified nor changed for tmpMaxAge
+// (see leftOver) is the leftover of a delivery that died between writing
+// it and linking it into new/ (a crash, a power cut): the maildir
+// convention (qmail, Dovecot) is 36
 // hours, far longer than any delivery takes. A maildir's tmp/ is cleaned
 // with the first message an appender delivers there and then at most
 // every tmpCleanInterval, not with every message: it is a scan of the
@@ -849,8 +850,9 @@ func (a *Appender) tmpCleanDue(dir string) bool {
 	return true
 }
 
-// cleanTmp removes the regular files in the maildir's tmp/ that were not
-// modified for tmpMaxAge, and logs each. Nothing else is touched: not a
+// cleanTmp removes the regular files in the maildir's tmp/ that were
+// neither modified nor changed for tmpMaxAge (see leftOver), and logs
+// each. Nothing else is touched: not a
 // directory, not a symbolic link (nor what it points to), nor anything
 // outside tmp/, which whoever may write the maildir could otherwise
 // steer root's removals to. A failure is logged; the delivery goes on.
@@ -923,7 +925,7 @@ func (a *Appender) removeOldTmp(tmp string) ([]removedTmp, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", tmp, err))
 			continue
 		}
-		if !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) < tmpMaxAge {
+		if !fi.Mode().IsRegular() || !leftOver(fi, now) {
 			continue
 		}
 		err = root.Remove(e.Name())
@@ -937,6 +939,24 @@ func (a *Appender) removeOldTmp(tmp string) ([]removedTmp, error) {
 		removed = append(removed, removedTmp{name: e.Name(), modified: fi.ModTime()})
 	}
 	return removed, errors.Join(errs...)
+}
+
+// leftOver reports whether the file fi in tmp/ has been neither modified
+// nor changed for tmpMaxAge before now. The modification time alone is
+// not enough: a writer may set it back on a file it has just written
+// (Dovecot dates a message appended over IMAP with its INTERNALDATE by
+// utime(2) in tmp/ and renames it out only when the transaction
+// commits), while utime(2) cannot set back the inode change time, which
+// is what Dovecot's own cleaning of tmp/ goes by.
+func leftOver(fi fs.FileInfo, now time.Time) bool {
+	if now.Sub(fi.ModTime()) < tmpMaxAge {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	return now.Sub(changeTime(st)) >= tmpMaxAge
 }
 
 // maildirNameAttempts bounds the names tried for one message; each later

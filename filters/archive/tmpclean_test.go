@@ -168,3 +168,34 @@ func TestMaildirTmpCleanupForgetsOldMaildirs(t *testing.T) {
 		t.Errorf("the appender remembers %v, want only c", a.tmpCleaned)
 	}
 }
+
+// A file in tmp/ whose modification time was set back is not a
+// leftover: Dovecot saves a message appended with an IMAP INTERNALDATE
+// (a client moving old mail into the archive folder, dsync) into tmp/,
+// sets its modification time to that date, and renames it into cur/
+// only when the transaction commits; its maildir compression procedure
+// does the same. The file's inode change time, which utime(2) cannot set
+// back, says it is new: Dovecot's own cleaning goes by it.
+func TestMaildirTmpCleanupKeepsFileDatedBack(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "md")
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	saving := filepath.Join(tmp, "1700000000.M1P2Q3.imap")
+	if err := os.WriteFile(saving, []byte("Subject: old mail being appended\n\nhi\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	received := time.Now().Add(-365 * 24 * time.Hour)
+	if err := os.Chtimes(saving, received, received); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	a := NewAppender(time.Second, slog.New(slog.NewTextHandler(logs, nil)))
+	if _, err := a.AppendMaildir(context.Background(), dir, writeTestMessage); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(saving); err != nil {
+		t.Errorf("a file just written into tmp/, dated back a year, was removed: %v\n%s", err, logs.String())
+	}
+}
