@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,31 +10,6 @@ import (
 	"github.com/sluice-mail/sluice/filters"
 	"github.com/sluice-mail/sluice/filters/archive"
 )
-
-// archiveWithID archives the message file name with the given queue id
-// and recipients, as the daemon does.
-func archiveWithID(t *testing.T, f *archive.Filter, name, queueID string, rcpts ...string) {
-	t.Helper()
-	raw := strings.ReplaceAll(string(mustRead(t, name)), "\n", "\r\n")
-	hdr, body, _ := strings.Cut(raw, "\r\n\r\n")
-	m := &filters.Message{QueueID: queueID, From: filters.Address{Addr: "sender@example.org"}, Body: filters.NewBody(1<<20, "")}
-	for _, r := range rcpts {
-		m.Rcpts = append(m.Rcpts, filters.Address{Addr: r})
-	}
-	for _, line := range strings.Split(hdr, "\r\n") {
-		if line[0] == ' ' || line[0] == '\t' {
-			m.Headers[len(m.Headers)-1].Value += "\r\n" + line
-			continue
-		}
-		k, v, _ := strings.Cut(line, ":")
-		m.Headers = append(m.Headers, filters.Header{Name: k, Value: strings.TrimPrefix(v, " ")})
-	}
-	m.Headers = append(m.Headers, filters.Header{Name: "X-Sluice-Bayes", Value: "Spam, spamicity=0.99"})
-	m.Body.Write([]byte(body))
-	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // Postfix's short queue ids (its default, enable_long_queue_ids = no)
 // come again, so an archive kept for months holds several messages under
@@ -51,8 +25,8 @@ func TestArchiveMoveQueueIDReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	const qid = "3F2A81C0E4B"
-	archiveWithID(t, f, fixture("spam", "00.eml"), qid, "bob@lab.example")
-	archiveWithID(t, f, fixture("ham", "00.eml"), qid, "bob@lab.example", "carol@lab.example")
+	archiveAs(t, f, fixture("spam", "00.eml"), qid, "Spam", "bob@lab.example")
+	archiveAs(t, f, fixture("ham", "00.eml"), qid, "Spam", "bob@lab.example", "carol@lab.example")
 	cfg := filepath.Join(dir, "sluice.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir: %s\nfilters:\n  - type: archive\n    options:\n      targets:\n"+
 		"        spam: \"{rcpt_local}-spam.mbox\"\n        ham: \"{rcpt_local}-ham.mbox\"\n", dir)), 0o644); err != nil {

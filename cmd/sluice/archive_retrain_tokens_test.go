@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -38,7 +37,7 @@ func TestArchiveRetrainMovesWhatWasLearned(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					archiveOne(t, f, msg, "4ZkQ8m1xYz", "Spam", "bob@lab.example")
+					archiveAs(t, f, msg, "4ZkQ8m1xYz", "Spam", "bob@lab.example")
 					r = runCLI(t, "", "train", "--db", db, "--no-refit", "--ham", "--queue-id", "4ZkQ8m1xYz", filepath.Join(state, "spam"))
 				} else {
 					r = runCLI(t, "", "train", "--db", db, "--no-refit", "--ham", msg)
@@ -68,29 +67,5 @@ func TestArchiveRetrainMovesWhatWasLearned(t *testing.T) {
 					format, strings.Join(extra, "\n"))
 			}
 		})
-	}
-}
-
-// archiveOne archives the message file name with the given queue id,
-// recipient and verdict, as the daemon does: CRLF line ends, and the
-// verdict field the bayes filter adds.
-func archiveOne(t *testing.T, f *archive.Filter, name, queueID, verdict, rcpt string) {
-	t.Helper()
-	raw := strings.ReplaceAll(string(mustRead(t, name)), "\n", "\r\n")
-	hdr, body, _ := strings.Cut(raw, "\r\n\r\n")
-	m := &filters.Message{QueueID: queueID, From: filters.Address{Addr: "sender@example.org"},
-		Rcpts: []filters.Address{{Addr: rcpt}}, Body: filters.NewBody(1<<20, "")}
-	for _, line := range strings.Split(hdr, "\r\n") {
-		if line[0] == ' ' || line[0] == '\t' {
-			m.Headers[len(m.Headers)-1].Value += "\r\n" + line
-			continue
-		}
-		k, v, _ := strings.Cut(line, ":")
-		m.Headers = append(m.Headers, filters.Header{Name: k, Value: strings.TrimPrefix(v, " ")})
-	}
-	m.Headers = append(m.Headers, filters.Header{Name: "X-Sluice-Bayes", Value: verdict + ", spamicity=0.99"})
-	m.Body.Write([]byte(body))
-	if _, err := f.Check(context.Background(), filters.StageEOM, m); err != nil {
-		t.Fatal(err)
 	}
 }
